@@ -1,0 +1,233 @@
+"""The index database: connection settings, schema and migrations.
+
+The index is a rebuildable cache of the disk.  It is plain SQLite (sqlite-utils and
+Datasette can read it); paths are BLOB keys (see ``store.paths``).  Readers open it
+read-only; exactly one writer at a time holds ``store.lock.WriterLock``.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import sqlite_utils
+from sqlite_utils.migrations import Migrations
+
+BUSY_TIMEOUT_MS = 10_000
+"""How long a statement waits for a lock before SQLITE_BUSY: long enough to ride out a
+writer's batch, short enough that a wedged writer is reported."""
+
+migrations = Migrations("artlens")
+
+
+@migrations()
+def m001_initial(db: sqlite_utils.Database) -> None:
+    db.executescript(
+        """
+        CREATE TABLE roots (
+            id INTEGER PRIMARY KEY,
+            path BLOB NOT NULL UNIQUE,          -- absolute path, raw bytes
+            display TEXT NOT NULL,              -- printable form of path
+            dev INTEGER, ino INTEGER,           -- identity, to notice a recreated root
+            watch_mode TEXT NOT NULL DEFAULT 'none',  -- none | inotify | polling
+            watch_health TEXT,                  -- last health report of the watcher
+            added_at REAL NOT NULL,
+            last_full_scan REAL
+        );
+        CREATE TABLE runs (
+            id INTEGER PRIMARY KEY,
+            root_id INTEGER NOT NULL REFERENCES roots(id),
+            path BLOB NOT NULL,                 -- folder relative to the root
+            name TEXT NOT NULL,
+            framework TEXT NOT NULL,            -- mlflow, wandb, lightning, hf-trainer, ...
+            experiment TEXT,
+            started REAL,
+            last_write REAL,
+            status TEXT NOT NULL DEFAULT 'unknown',  -- live, finished, failed, unknown
+            params TEXT NOT NULL DEFAULT '{}',  -- JSON, flattened dotted keys
+            metrics TEXT NOT NULL DEFAULT '{}', -- JSON {name: {last, best, step, n}}
+            meta TEXT NOT NULL DEFAULT '{}',    -- JSON: git commit, run id, warnings
+            size_bytes INTEGER NOT NULL DEFAULT 0,
+            n_artifacts INTEGER NOT NULL DEFAULT 0,
+            updated_at REAL NOT NULL,
+            UNIQUE (root_id, path)
+        );
+        CREATE TABLE dirs (
+            root_id INTEGER NOT NULL REFERENCES roots(id),
+            path BLOB NOT NULL,
+            parent BLOB NOT NULL,
+            mtime_ns INTEGER,
+            PRIMARY KEY (root_id, path)
+        ) WITHOUT ROWID;
+        CREATE INDEX dirs_parent ON dirs (root_id, parent);
+        CREATE TABLE artifacts (
+            id INTEGER PRIMARY KEY,
+            root_id INTEGER NOT NULL REFERENCES roots(id),
+            run_id INTEGER REFERENCES runs(id),
+            path BLOB NOT NULL,                 -- relative to the root
+            parent BLOB NOT NULL,               -- folder key, for lazy trees
+            name TEXT NOT NULL,                 -- printable basename
+            kind TEXT NOT NULL,                 -- checkpoint, model, data, config, ...
+            ftype TEXT NOT NULL DEFAULT 'file', -- file | symlink
+            link_target TEXT,                   -- printable target of a symlink
+            size INTEGER NOT NULL,
+            mtime_ns INTEGER NOT NULL,
+            inode INTEGER NOT NULL,
+            dev INTEGER NOT NULL,
+            hash TEXT,                          -- xxh3-128 hex, NULL until hashed
+            hash_state TEXT NOT NULL DEFAULT 'pending',  -- pending, done, skipped, error
+            verdict TEXT,                       -- safe, unknown, dangerous, corrupt (model files)
+            verdict_reason TEXT,
+            first_seen REAL NOT NULL,
+            last_seen REAL NOT NULL,
+            UNIQUE (root_id, path)
+        );
+        CREATE INDEX artifacts_parent ON artifacts (root_id, parent);
+        CREATE INDEX artifacts_run ON artifacts (run_id);
+        CREATE INDEX artifacts_hash ON artifacts (hash) WHERE hash IS NOT NULL;
+        CREATE INDEX artifacts_pending ON artifacts (hash_state) WHERE hash_state = 'pending';
+        CREATE TABLE hash_cache (
+            dev INTEGER NOT NULL,
+            inode INTEGER NOT NULL,
+            size INTEGER NOT NULL,
+            mtime_ns INTEGER NOT NULL,
+            hash TEXT NOT NULL,
+            PRIMARY KEY (dev, inode, size, mtime_ns)
+        ) WITHOUT ROWID;
+        CREATE TABLE artifact_history (
+            id INTEGER PRIMARY KEY,
+            root_id INTEGER NOT NULL,
+            path BLOB NOT NULL,
+            hash TEXT,
+            size INTEGER NOT NULL,
+            mtime_ns INTEGER NOT NULL,
+            seen_at REAL NOT NULL
+        );
+        CREATE INDEX artifact_history_path ON artifact_history (root_id, path);
+        CREATE TABLE events (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            ts REAL NOT NULL,
+            kind TEXT NOT NULL,   -- added, changed, removed, run_*, scan, health
+            root_id INTEGER,
+            run_id INTEGER,
+            path BLOB
+        );
+        CREATE TABLE retention_actions (
+            id INTEGER PRIMARY KEY,
+            ts REAL NOT NULL,
+            root_id INTEGER NOT NULL,
+            path BLOB NOT NULL,
+            size INTEGER NOT NULL,
+            action TEXT NOT NULL,    -- trash, restore, purge
+            policy TEXT,
+            reason TEXT,
+            trash_path BLOB
+        );
+        CREATE TABLE meta (
+            key TEXT PRIMARY KEY,
+            value TEXT
+        );
+        """
+    )
+
+
+def _configure(conn: sqlite3.Connection, *, readonly: bool) -> None:
+    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    if not readonly:
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = NORMAL")
+    conn.execute("PRAGMA foreign_keys = OFF")
+    conn.execute("PRAGMA temp_store = MEMORY")
+    conn.execute("PRAGMA cache_size = -32768")
+
+
+def open_db(path: Path | str, *, readonly: bool = False) -> sqlite_utils.Database:
+    """Open the index.
+
+    A writer (``readonly=False``) creates the file and applies pending migrations; the
+    caller must hold the writer lock.  A reader opens with ``mode=ro`` and never writes.
+    """
+    path = Path(path)
+    if readonly:
+        if not path.exists():
+            raise FileNotFoundError(f"no index at {path}")
+        uri = f"file:{path}?mode=ro"
+        conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
+        _configure(conn, readonly=True)
+        return sqlite_utils.Database(conn)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+    _configure(conn, readonly=False)
+    db = sqlite_utils.Database(conn)
+    migrate(db)
+    return db
+
+
+def migrate(db: sqlite_utils.Database) -> None:
+    """Bring the schema up to date; each migration is one transaction, never a drop."""
+    migrations.apply(db)
+
+
+def schema_version(db: sqlite_utils.Database) -> int:
+    """How many migrations the index has applied."""
+    return len(migrations.applied(db))
+
+
+@contextmanager
+def write_transaction(db: sqlite_utils.Database) -> Iterator[sqlite3.Connection]:
+    """One ``BEGIN IMMEDIATE`` transaction: takes the write lock up front, so a reader
+    that became a writer halfway never hits SQLITE_BUSY."""
+    conn = db.conn
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    else:
+        conn.execute("COMMIT")
+
+
+def data_version(db: sqlite_utils.Database) -> int:
+    """Changes whenever another connection commits: a cheap "did anything change?"."""
+    row = db.conn.execute("PRAGMA data_version").fetchone()
+    return int(row[0])
+
+
+def last_event_id(db: sqlite_utils.Database) -> int:
+    row = db.conn.execute("SELECT coalesce(max(id), 0) FROM events").fetchone()
+    return int(row[0])
+
+
+NETWORK_FILESYSTEMS = frozenset(
+    {"nfs", "nfs4", "cifs", "smbfs", "smb3", "lustre", "gpfs", "fuse.sshfs", "beegfs", "ceph"}
+    | {"glusterfs", "fuse.glusterfs", "9p", "afs", "fuse.s3fs", "fuse.gcsfuse"}
+)
+
+
+def filesystem_type(path: Path) -> str | None:
+    """The type of the filesystem holding ``path`` (longest matching mount point)."""
+    target = os.path.realpath(path)
+    best, best_type = "", None
+    try:
+        with open("/proc/mounts", encoding="utf-8", errors="replace") as mounts:
+            for line in mounts:
+                parts = line.split()
+                if len(parts) < 3:
+                    continue
+                mount_point = parts[1].replace("\\040", " ")
+                inside = target == mount_point or target.startswith(mount_point.rstrip("/") + "/")
+                if inside and len(mount_point) >= len(best):
+                    best, best_type = mount_point, parts[2]
+    except OSError:
+        return None
+    return best_type
+
+
+def is_network_fs(path: Path) -> str | None:
+    """The filesystem type when ``path`` lies on a network filesystem, else None."""
+    fs_type = filesystem_type(path)
+    return fs_type if fs_type in NETWORK_FILESYSTEMS else None

@@ -1,0 +1,227 @@
+"""What kind of artifact a file is: by name first, by magic bytes where names lie.
+
+The scanner classifies by name only (no open per file, so a cold index stays close to the
+cost of a bare walk); the hasher, which reads the file anyway, refines the kind from the
+first bytes with ``refine``.
+"""
+
+from __future__ import annotations
+
+import re
+
+KINDS = (
+    "checkpoint",
+    "model",
+    "data",
+    "config",
+    "metrics",
+    "log",
+    "image",
+    "code",
+    "env",
+    "doc",
+    "other",
+)
+
+_BY_NAME: dict[str, str] = {
+    "requirements.txt": "env",
+    "conda.yaml": "env",
+    "conda.yml": "env",
+    "environment.yml": "env",
+    "environment.yaml": "env",
+    "python_env.yaml": "env",
+    "pipfile": "env",
+    "pipfile.lock": "env",
+    "poetry.lock": "env",
+    "uv.lock": "env",
+    "wandb-metadata.json": "env",
+    "dockerfile": "code",
+    "makefile": "code",
+    "mlmodel": "config",
+    "meta.yaml": "config",
+    "hparams.yaml": "config",
+    "config.json": "config",
+    "generation_config.json": "config",
+    "tokenizer_config.json": "config",
+    "special_tokens_map.json": "config",
+    "tokenizer.json": "config",
+    "training_args.bin": "config",
+    "trainer_state.json": "metrics",
+    "wandb-summary.json": "metrics",
+    "metrics.csv": "metrics",
+    "metrics.json": "metrics",
+    "all_results.json": "metrics",
+    "train_results.json": "metrics",
+    "eval_results.json": "metrics",
+    "test_results.json": "metrics",
+    "output.log": "log",
+    "debug.log": "log",
+    "debug-internal.log": "log",
+    "readme": "doc",
+    "license": "doc",
+    "optimizer.pt": "checkpoint",
+    "scheduler.pt": "checkpoint",
+    "scaler.pt": "checkpoint",
+    "rng_state.pth": "checkpoint",
+    "last.ckpt": "checkpoint",
+}
+
+_BY_EXT: dict[str, str] = {
+    ".ckpt": "checkpoint",
+    ".safetensors": "model",
+    ".pt": "model",
+    ".pth": "model",
+    ".pkl": "model",
+    ".pickle": "model",
+    ".joblib": "model",
+    ".onnx": "model",
+    ".h5": "model",
+    ".keras": "model",
+    ".gguf": "model",
+    ".ggml": "model",
+    ".tflite": "model",
+    ".pb": "model",
+    ".mar": "model",
+    ".msgpack": "model",
+    ".engine": "model",
+    ".parquet": "data",
+    ".pq": "data",
+    ".arrow": "data",
+    ".feather": "data",
+    ".npy": "data",
+    ".npz": "data",
+    ".tfrecord": "data",
+    ".tfrecords": "data",
+    ".hdf5": "data",
+    ".csv": "data",
+    ".tsv": "data",
+    ".jsonl": "data",
+    ".ndjson": "data",
+    ".avro": "data",
+    ".lmdb": "data",
+    ".tar": "data",
+    ".gz": "data",
+    ".zst": "data",
+    ".zip": "data",
+    ".yaml": "config",
+    ".yml": "config",
+    ".toml": "config",
+    ".ini": "config",
+    ".cfg": "config",
+    ".conf": "config",
+    ".log": "log",
+    ".out": "log",
+    ".err": "log",
+    ".png": "image",
+    ".jpg": "image",
+    ".jpeg": "image",
+    ".gif": "image",
+    ".bmp": "image",
+    ".webp": "image",
+    ".tif": "image",
+    ".tiff": "image",
+    ".svg": "image",
+    ".py": "code",
+    ".ipynb": "code",
+    ".sh": "code",
+    ".c": "code",
+    ".cc": "code",
+    ".cpp": "code",
+    ".cu": "code",
+    ".h": "code",
+    ".js": "code",
+    ".ts": "code",
+    ".rs": "code",
+    ".go": "code",
+    ".r": "code",
+    ".jl": "code",
+    ".md": "doc",
+    ".rst": "doc",
+    ".txt": "doc",
+    ".pdf": "doc",
+    ".html": "doc",
+    ".json": "other",
+    ".wandb": "metrics",
+}
+
+_CHECKPOINT_NAME = re.compile(
+    r"(^|[/_\-.=])(epoch|step|iter|ckpt|checkpoint)[=_\-]?\d+|^checkpoint[-_]\d+$", re.I
+)
+_CHECKPOINT_DIR = re.compile(r"(^|/)(checkpoint[-_]\d+|checkpoints?|ckpts?)(/|$)", re.I)
+_WEIGHT_KINDS = frozenset({"model", "checkpoint"})
+_REQUIREMENTS = re.compile(r"^requirements([-_.][\w.-]*)?\.(txt|in)$", re.I)
+_METRIC_NAME = re.compile(r"(^|[_\-.])(metrics?|results?|scores?|history)([_\-.]|$)", re.I)
+_CONFIG_NAME = re.compile(r"(^|[_\-.])(config|hparams|params|args|settings)([_\-.]|$)", re.I)
+
+
+def classify(relpath: str) -> str:
+    """The kind of a file from its root-relative path alone."""
+    slash = relpath.rfind("/")
+    name = relpath[slash + 1 :]
+    lower = name.lower()
+    kind = _BY_NAME.get(lower)
+    if kind is not None:
+        return kind
+    if lower.startswith("events.out.tfevents"):
+        return "metrics"
+    if _REQUIREMENTS.match(lower):
+        return "env"
+    dot = lower.rfind(".")
+    ext = lower[dot:] if dot > 0 else ""
+    kind = _BY_EXT.get(ext, "other")
+    folder = relpath[:slash] if slash >= 0 else ""
+    if kind in _WEIGHT_KINDS or ext == ".bin":
+        if kind == "checkpoint" or _CHECKPOINT_NAME.search(lower) or _CHECKPOINT_DIR.search(folder):
+            return "checkpoint"
+        return "model"
+    if kind in ("data", "other") and ext in (".csv", ".tsv", ".json", ".jsonl"):
+        if _METRIC_NAME.search(lower) or "/metrics/" in f"/{folder}/" or "/plots/" in f"/{folder}/":
+            return "metrics"
+        if ext == ".json" and _CONFIG_NAME.search(lower):
+            return "config"
+        if ext == ".json":
+            return "other"
+    if kind == "other" and not ext:
+        wrapped = f"/{folder}/"
+        if "/metrics/" in wrapped:
+            return "metrics"
+        if "/params/" in wrapped or "/tags/" in wrapped:
+            return "config"
+    return kind
+
+
+_MAGIC: tuple[tuple[bytes, str], ...] = (
+    (b"\x89PNG\r\n\x1a\n", "image"),
+    (b"\xff\xd8\xff", "image"),
+    (b"GIF8", "image"),
+    (b"\x89HDF\r\n\x1a\n", "model"),
+    (b"GGUF", "model"),
+    (b"\x93NUMPY", "data"),
+    (b"PAR1", "data"),
+    (b"ARROW1", "data"),
+    (b"%PDF", "doc"),
+)
+
+
+def refine(kind: str, relpath: str, head: bytes) -> str:
+    """Correct a name-based kind with the file's first bytes, where the extension lies."""
+    for magic, magic_kind in _MAGIC:
+        if head.startswith(magic):
+            if magic_kind == "model" and kind == "checkpoint":
+                return kind
+            return magic_kind if kind in ("other", "doc", "data", "model") else kind
+    if kind in ("other", "data", "doc") and _looks_like_weights(head):
+        return "checkpoint" if _CHECKPOINT_DIR.search(relpath) else "model"
+    return kind
+
+
+def _looks_like_weights(head: bytes) -> bool:
+    """A pickle (protocol 2+), a torch zip, or a safetensors header."""
+    if len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5:
+        return True
+    if head.startswith(b"PK\x03\x04") and (b"data.pkl" in head[:512] or b"/data/" in head[:512]):
+        return True
+    if len(head) >= 10 and head[8:10] == b'{"':
+        length = int.from_bytes(head[:8], "little")
+        return 2 <= length < 100_000_000
+    return False

@@ -1,0 +1,111 @@
+"""One writer per index, enforced with an advisory lock file.
+
+``flock`` is released by the kernel when the holder dies (even by SIGKILL), so a crash
+never leaves a stale lock.  The holder writes who it is into the lock file, so a second
+writer can say exactly which process holds the index.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import socket
+import sys
+import time
+from pathlib import Path
+from types import TracebackType
+
+
+class WriterBusyError(RuntimeError):
+    """Another process is the index's writer."""
+
+
+def lock_path(db_path: Path) -> Path:
+    return db_path.with_name(db_path.name + ".lock")
+
+
+class WriterLock:
+    """Exclusive, non-blocking writer lock on an index database."""
+
+    def __init__(self, db_path: Path | str, role: str = "writer") -> None:
+        self.db_path = Path(db_path)
+        self.role = role
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        path = lock_path(self.db_path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _read_holder(fd)
+            os.close(fd)
+            raise WriterBusyError(
+                f"the index {self.db_path} is already being written by {holder}"
+            ) from None
+        info = {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "role": self.role,
+            "cmd": " ".join(os.path.basename(a) if i == 0 else a for i, a in enumerate(sys.argv)),
+            "since": time.time(),
+        }
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps(info).encode(), 0)
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.ftruncate(self._fd, 0)
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+    @property
+    def held(self) -> bool:
+        return self._fd is not None
+
+    def __enter__(self) -> WriterLock:
+        self.acquire()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.release()
+
+
+def _read_holder(fd: int) -> str:
+    try:
+        info = json.loads(os.pread(fd, 4096, 0) or b"{}")
+    except (OSError, ValueError):
+        info = {}
+    if not info:
+        return "another process"
+    since = time.strftime("%Y-%m-%d %H:%M", time.localtime(float(info.get("since", 0))))
+    return (
+        f"pid {info.get('pid')} on {info.get('host')} ({info.get('role')}: "
+        f"{info.get('cmd')}) since {since}"
+    )
+
+
+def holder(db_path: Path | str) -> str | None:
+    """Who holds the writer lock, or None when nobody does."""
+    path = lock_path(Path(db_path))
+    if not path.exists():
+        return None
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return _read_holder(fd)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)

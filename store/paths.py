@@ -1,0 +1,73 @@
+"""Lossless path keys.
+
+Python code passes relative paths around as ``str`` decoded with ``surrogateescape``
+(what ``os.fsdecode`` gives), so names that are not valid UTF-8 survive.  A surrogate
+cannot be stored in a SQLite TEXT column, so the index keys paths as BLOBs of the raw
+bytes.  ``key``/``unkey`` convert between the two; ``display`` makes a name safe to show.
+"""
+
+from __future__ import annotations
+
+import os
+
+ROOT_KEY = b""
+"""The key of a root's own folder."""
+
+
+def key(rel: str | bytes) -> bytes:
+    """The BLOB key of a root-relative POSIX path ('' for the root itself)."""
+    if isinstance(rel, bytes):
+        return rel
+    return os.fsencode(rel)
+
+
+def unkey(blob: bytes | str) -> str:
+    """The ``surrogateescape`` str of a key, usable with ``os`` functions."""
+    if isinstance(blob, str):
+        return blob
+    return os.fsdecode(bytes(blob))
+
+
+def parent_key(k: bytes) -> bytes:
+    """The key of the folder holding ``k`` (b'' for top-level entries)."""
+    cut = k.rfind(b"/")
+    return b"" if cut < 0 else k[:cut]
+
+
+def name_of(k: bytes) -> bytes:
+    """The last component of a key."""
+    return k[k.rfind(b"/") + 1 :]
+
+
+def join_key(parent: bytes, name: bytes) -> bytes:
+    return name if not parent else parent + b"/" + name
+
+
+def under(k: bytes, folder: bytes) -> bool:
+    """True when ``k`` is ``folder`` itself or lies below it."""
+    return not folder or k == folder or k.startswith(folder + b"/")
+
+
+def prefix_range(folder: bytes) -> tuple[bytes, bytes]:
+    """BLOB bounds (lo, hi) such that every key strictly below ``folder`` has lo <= key < hi.
+
+    Lets SQLite answer "everything under this folder" with an index range scan.
+    """
+    if not folder:
+        return b"", b"\xff" * 8 + b"\xff"
+    return folder + b"/", folder + b"0"  # '0' is the byte after '/'
+
+
+def display(name: str | bytes) -> str:
+    """A printable, single-line rendering of a file name or path.
+
+    Invalid UTF-8 bytes become ``\\xNN`` and control characters become visible escapes,
+    so the result never drives a terminal.  Markup escaping is the UI's job.
+    """
+    from store.safetext import visible
+
+    if isinstance(name, bytes):
+        text = name.decode("utf-8", "backslashreplace")
+    else:
+        text = name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return visible(text)

@@ -1,0 +1,324 @@
+"""The read side of the index, shared by the CLI and the TUI.
+
+Every function takes a (usually read-only) database and returns small typed rows.  Paths
+stay BLOB keys inside rows; ``display`` fields are safe to print.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlite_utils
+
+from store import paths
+from store.errors import ArtlensError
+
+_RUN_COLUMNS = (
+    "runs.id, runs.root_id, roots.path, runs.path, runs.name, runs.framework, runs.experiment,"
+    " runs.started, runs.last_write, runs.status, runs.params, runs.metrics, runs.meta,"
+    " runs.size_bytes, runs.n_artifacts"
+)
+
+
+def iso(ts: float | None) -> str | None:
+    """A unix time as ISO 8601 in UTC (the --json convention), None stays None."""
+    if ts is None:
+        return None
+    return dt.datetime.fromtimestamp(ts, dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _json(text: str | None) -> dict[str, Any]:
+    try:
+        value = json.loads(text or "{}")
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+@dataclass
+class RunRow:
+    id: int
+    root_id: int
+    root: bytes
+    path: bytes
+    name: str
+    framework: str
+    experiment: str | None
+    started: float | None
+    last_write: float | None
+    status: str
+    params: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, dict[str, Any]] = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)
+    size_bytes: int = 0
+    n_artifacts: int = 0
+
+    @property
+    def abs_path(self) -> bytes:
+        return self.root + b"/" + self.path if self.path else self.root
+
+    @property
+    def display_path(self) -> str:
+        return paths.display(self.abs_path)
+
+    def to_json(self) -> dict[str, Any]:
+        """The stable --json shape (documented in README)."""
+        return {
+            "id": self.id,
+            "name": self.name,
+            "path": self.display_path,
+            "root": paths.display(self.root),
+            "framework": self.framework,
+            "experiment": self.experiment,
+            "status": self.status,
+            "started": iso(self.started),
+            "last_write": iso(self.last_write),
+            "size_bytes": self.size_bytes,
+            "n_artifacts": self.n_artifacts,
+            "params": self.params,
+            "metrics": self.metrics,
+            "warnings": self.meta.get("warnings", []),
+        }
+
+
+def _run_from(row: tuple[Any, ...]) -> RunRow:
+    return RunRow(
+        id=row[0],
+        root_id=row[1],
+        root=bytes(row[2]),
+        path=bytes(row[3]),
+        name=row[4],
+        framework=row[5],
+        experiment=row[6],
+        started=row[7],
+        last_write=row[8],
+        status=row[9],
+        params=_json(row[10]),
+        metrics=_json(row[11]),
+        meta=_json(row[12]),
+        size_bytes=row[13],
+        n_artifacts=row[14],
+    )
+
+
+def list_runs(db: sqlite_utils.Database, *, root_id: int | None = None) -> list[RunRow]:
+    sql = f"SELECT {_RUN_COLUMNS} FROM runs JOIN roots ON roots.id = runs.root_id"
+    args: list[Any] = []
+    if root_id is not None:
+        sql += " WHERE runs.root_id = ?"
+        args.append(root_id)
+    sql += " ORDER BY coalesce(runs.started, runs.last_write, 0) DESC, runs.id"
+    return [_run_from(r) for r in db.conn.execute(sql, args)]
+
+
+def get_run(db: sqlite_utils.Database, run_id: int) -> RunRow | None:
+    row = db.conn.execute(
+        f"SELECT {_RUN_COLUMNS} FROM runs JOIN roots ON roots.id = runs.root_id WHERE runs.id = ?",
+        [run_id],
+    ).fetchone()
+    return _run_from(row) if row else None
+
+
+def resolve_run(db: sqlite_utils.Database, ref: str) -> RunRow:
+    """A run by id, name, framework id, or path (absolute, or relative to a root or cwd)."""
+    runs = list_runs(db)
+    if ref.isdigit():
+        for run in runs:
+            if run.id == int(ref):
+                return run
+    target = os.fsencode(os.path.abspath(ref)) if os.path.exists(ref) else None
+    matches = [
+        r
+        for r in runs
+        if ref in (r.name, r.meta.get("run_key"))
+        or (target is not None and r.abs_path == target)
+        or r.path == os.fsencode(ref).rstrip(b"/")
+    ]
+    if not matches and target is not None:
+        matches = [r for r in runs if paths.under(target, r.abs_path)]
+        matches.sort(key=lambda r: len(r.abs_path), reverse=True)
+        matches = matches[:1]
+    if not matches:
+        raise ArtlensError(f"no run matches {paths.display(ref)!r} (see `artlens runs`)")
+    if len(matches) > 1:
+        options = ", ".join(f"{m.id} ({paths.display(m.path)})" for m in matches[:5])
+        raise ArtlensError(f"{paths.display(ref)!r} matches {len(matches)} runs: {options}")
+    return matches[0]
+
+
+@dataclass
+class ArtifactRow:
+    id: int
+    root_id: int
+    run_id: int | None
+    path: bytes
+    name: str
+    kind: str
+    ftype: str
+    link_target: str | None
+    size: int
+    mtime: float
+    hash: str | None
+    hash_state: str
+    verdict: str | None
+    verdict_reason: str | None
+
+    def to_json(self, root: bytes) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "path": paths.display(root + b"/" + self.path),
+            "relpath": paths.display(self.path),
+            "run_id": self.run_id,
+            "kind": self.kind,
+            "type": self.ftype,
+            "link_target": self.link_target,
+            "size_bytes": self.size,
+            "mtime": iso(self.mtime),
+            "hash": self.hash,
+            "hash_state": self.hash_state,
+            "verdict": self.verdict,
+            "verdict_reason": self.verdict_reason,
+        }
+
+
+_ART_COLUMNS = (
+    "id, root_id, run_id, path, name, kind, ftype, link_target, size, mtime_ns, hash,"
+    " hash_state, verdict, verdict_reason"
+)
+
+
+def _artifact_from(row: tuple[Any, ...]) -> ArtifactRow:
+    return ArtifactRow(
+        row[0],
+        row[1],
+        row[2],
+        bytes(row[3]),
+        row[4],
+        row[5],
+        row[6],
+        row[7],
+        row[8],
+        row[9] / 1e9,
+        row[10],
+        row[11],
+        row[12],
+        row[13],
+    )
+
+
+def list_artifacts(
+    db: sqlite_utils.Database,
+    *,
+    run_id: int | None = None,
+    root_id: int | None = None,
+    limit: int | None = None,
+    offset: int = 0,
+) -> list[ArtifactRow]:
+    sql = f"SELECT {_ART_COLUMNS} FROM artifacts"
+    where, args = [], []
+    if run_id is not None:
+        where.append("run_id = ?")
+        args.append(run_id)
+    if root_id is not None:
+        where.append("root_id = ?")
+        args.append(root_id)
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    sql += " ORDER BY root_id, path"
+    if limit is not None:
+        sql += " LIMIT ? OFFSET ?"
+        args += [limit, offset]
+    return [_artifact_from(r) for r in db.conn.execute(sql, args)]
+
+
+@dataclass
+class FolderEntry:
+    """A child of a folder in the artifact tree: a subfolder (with totals) or a file."""
+
+    key: bytes
+    name: str
+    is_dir: bool
+    size: int
+    count: int
+    mtime: float | None
+    kind: str | None = None
+    artifact: ArtifactRow | None = None
+
+
+def folder_total(db: sqlite_utils.Database, root_id: int, folder: bytes) -> tuple[int, int]:
+    """(bytes, files) below a folder: an index range scan, no disk access."""
+    lo, hi = paths.prefix_range(folder)
+    row = db.conn.execute(
+        "SELECT coalesce(sum(size), 0), count(*) FROM artifacts"
+        " WHERE root_id = ? AND path >= ? AND path < ?",
+        [root_id, lo, hi],
+    ).fetchone()
+    return int(row[0]), int(row[1])
+
+
+def children(
+    db: sqlite_utils.Database, root_id: int, folder: bytes, *, limit: int = 5000
+) -> list[FolderEntry]:
+    """Folders first (with totals), then files, each sorted by name."""
+    entries: list[FolderEntry] = []
+    for key, mtime_ns in db.conn.execute(
+        "SELECT path, mtime_ns FROM dirs WHERE root_id = ? AND parent = ? AND path != ?"
+        " ORDER BY path LIMIT ?",
+        [root_id, folder, folder, limit],
+    ):
+        key = bytes(key)
+        size, count = folder_total(db, root_id, key)
+        entries.append(
+            FolderEntry(
+                key,
+                paths.display(paths.name_of(key)),
+                True,
+                size,
+                count,
+                (mtime_ns or 0) / 1e9,
+            )
+        )
+    for row in db.conn.execute(
+        f"SELECT {_ART_COLUMNS} FROM artifacts WHERE root_id = ? AND parent = ?"
+        " ORDER BY path LIMIT ?",
+        [root_id, folder, limit],
+    ):
+        art = _artifact_from(row)
+        entries.append(
+            FolderEntry(art.path, art.name, False, art.size, 1, art.mtime, art.kind, art)
+        )
+    return entries
+
+
+def roots(db: sqlite_utils.Database) -> list[tuple[int, bytes, str | None]]:
+    """(id, path, watch health) of every root."""
+    return [
+        (r[0], bytes(r[1]), r[2])
+        for r in db.conn.execute("SELECT id, path, watch_health FROM roots ORDER BY id")
+    ]
+
+
+@dataclass(frozen=True)
+class Event:
+    id: int
+    ts: float
+    kind: str
+    root_id: int | None
+    run_id: int | None
+    path: bytes | None
+
+
+def events_since(db: sqlite_utils.Database, after: int, *, limit: int = 5000) -> list[Event]:
+    """The change feed: events with id > ``after``, oldest first."""
+    return [
+        Event(r[0], r[1], r[2], r[3], r[4], bytes(r[5]) if r[5] is not None else None)
+        for r in db.conn.execute(
+            "SELECT id, ts, kind, root_id, run_id, path FROM events WHERE id > ?"
+            " ORDER BY id LIMIT ?",
+            [after, limit],
+        )
+    ]

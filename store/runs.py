@@ -1,0 +1,354 @@
+"""Keeping the ``runs`` table in step with the disk.
+
+Detection (which folders are runs, of which framework) is pure and lives in
+``store.frameworks``; this module maps it onto the index: run rows, which run each
+artifact belongs to (the longest run path above it), and the run summaries (params,
+metrics, status, size) re-read only for runs whose files changed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sqlite3
+import time
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import sqlite_utils
+
+from store import paths
+
+if TYPE_CHECKING:
+    from store.frameworks import RunInfo, RunSpec
+
+LIVE_SECONDS = 120.0
+"""A run written to within this window counts as live unless its framework says it ended."""
+
+Listing = Mapping[bytes, tuple[list[bytes], list[bytes]]]
+
+_MARKER_NAMES = frozenset(
+    {
+        "meta.yaml",
+        "hparams.yaml",
+        "metrics.csv",
+        "trainer_state.json",
+        "wandb-summary.json",
+        "wandb-metadata.json",
+        "config.yaml",
+        "overrides.yaml",
+        "mlflow.db",
+        "metrics.json",
+        "params.yaml",
+        "dvc.yaml",
+        ".artlens.toml",
+    }
+)
+_MARKER_PATTERN = re.compile(rb"^(events\.out\.tfevents\..*|run-.*\.wandb|.*\.zip)$")
+
+
+def is_marker(name: bytes) -> bool:
+    """True for file names whose arrival or removal can change which runs exist."""
+    return os.fsdecode(name) in _MARKER_NAMES or bool(_MARKER_PATTERN.match(name))
+
+
+def status_of(framework_status: str, last_write: float | None, now: float) -> str:
+    """live, finished, failed or unknown, from the framework's word and recent writes."""
+    recent = last_write is not None and now - last_write < LIVE_SECONDS
+    if framework_status == "finished":
+        return "finished"
+    if framework_status in ("failed", "killed"):
+        return "failed"
+    return "live" if recent else "unknown"
+
+
+class RunSync:
+    """The runs of one root, as the writer keeps them."""
+
+    def __init__(
+        self,
+        db: sqlite_utils.Database,
+        root: Path,
+        root_id: int,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.db = db
+        self.root = root
+        self.root_id = root_id
+        self.clock = clock
+        self._specs: dict[bytes, RunSpec] = {}
+        self._owner: dict[bytes, bytes] = {}
+        """folder key (run path or extra path) -> run path key"""
+        self._ids: dict[bytes, int] = {}
+        self._folder_cache: dict[bytes, bytes | None] = {}
+        self._dirty: set[int] = set()
+        self._new: set[bytes] = set()
+        self._removed: list[tuple[int, bytes]] = []
+        self._load_ids()
+
+    def _load_ids(self) -> None:
+        self._ids = {
+            bytes(path): int(run_id)
+            for run_id, path in self.db.conn.execute(
+                "SELECT id, path FROM runs WHERE root_id = ?", [self.root_id]
+            )
+        }
+
+    # -- detection -----------------------------------------------------------------------
+
+    def prepare(self, listing: Listing | Callable[[], Listing], *, structural: bool) -> None:
+        """Decide the set of runs: re-detect on structural change, else keep the index's."""
+        if structural or not self._ids:
+            listing_now = listing() if callable(listing) else listing
+            self._set_specs(self._detect(listing_now))
+        else:
+            self._set_specs(self._specs_from_index())
+
+    def _detect(self, listing: Listing) -> list[RunSpec]:
+        from store.frameworks import DirListing, detect_runs
+
+        converted = {
+            os.fsdecode(folder): DirListing(
+                frozenset(os.fsdecode(d) for d in dirs), frozenset(os.fsdecode(f) for f in files)
+            )
+            for folder, (dirs, files) in listing.items()
+        }
+        return detect_runs(self.root, converted)
+
+    def _specs_from_index(self) -> list[RunSpec]:
+        from store.frameworks import RunSpec
+
+        specs = []
+        for path, framework, name, experiment, meta in self.db.conn.execute(
+            "SELECT path, framework, name, experiment, meta FROM runs WHERE root_id = ?",
+            [self.root_id],
+        ):
+            info = _loads(meta)
+            extra = info.get("extra_paths") or []
+            specs.append(
+                RunSpec(
+                    path=os.fsdecode(bytes(path)),
+                    framework=framework,
+                    name=name,
+                    experiment=experiment,
+                    extra_paths=tuple(str(p) for p in extra) if isinstance(extra, list) else (),
+                    run_key=_str_or_none(info.get("run_key")),
+                )
+            )
+        return specs
+
+    def _set_specs(self, specs: Iterable[RunSpec]) -> None:
+        self._specs = {}
+        self._owner = {}
+        for spec in specs:
+            key = paths.key(spec.path)
+            self._specs[key] = spec
+            self._owner[key] = key
+            for extra in spec.extra_paths:
+                self._owner.setdefault(paths.key(extra), key)
+        self._folder_cache = {}
+
+    def run_path_for(self, key: bytes) -> bytes | None:
+        """The run path owning an artifact key (longest owning folder above it)."""
+        owner = self._owner.get(key)
+        if owner is not None:
+            return owner
+        return self._run_path_of_folder(paths.parent_key(key)) if key else None
+
+    def _run_path_of_folder(self, folder: bytes) -> bytes | None:
+        cache = self._folder_cache
+        if folder in cache:
+            return cache[folder]
+        owner = self._owner.get(folder)
+        if owner is None and folder:
+            owner = self._run_path_of_folder(paths.parent_key(folder))
+        cache[folder] = owner
+        return owner
+
+    def run_for(self, key: bytes) -> int | None:
+        """The run id owning an artifact key, once ``upsert`` has assigned ids."""
+        run_path = self.run_path_for(key)
+        return None if run_path is None else self._ids.get(run_path)
+
+    # -- writing -------------------------------------------------------------------------
+
+    def upsert(self, conn: sqlite3.Connection, now: float) -> None:
+        """Create rows for new runs and drop rows of runs that no longer exist."""
+        existing = dict(self._ids)
+        self._new = set()
+        for key, spec in self._specs.items():
+            meta = {"extra_paths": list(spec.extra_paths), "run_key": spec.run_key}
+            if key in existing:
+                conn.execute(
+                    "UPDATE runs SET framework = ?, name = ?, experiment = ?,"
+                    " meta = json_patch(meta, ?) WHERE id = ? AND (framework != ? OR name != ?"
+                    " OR coalesce(experiment, '') != coalesce(?, ''))",
+                    [
+                        spec.framework,
+                        spec.name,
+                        spec.experiment,
+                        json.dumps(meta),
+                        existing[key],
+                        spec.framework,
+                        spec.name,
+                        spec.experiment,
+                    ],
+                )
+                continue
+            cur = conn.execute(
+                "INSERT INTO runs (root_id, path, name, framework, experiment, meta, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [
+                    self.root_id,
+                    key,
+                    spec.name,
+                    spec.framework,
+                    spec.experiment,
+                    json.dumps(meta),
+                    now,
+                ],
+            )
+            run_id = int(cur.lastrowid or 0)
+            self._ids[key] = run_id
+            self._new.add(key)
+            self._dirty.add(run_id)
+        self._removed = [(rid, key) for key, rid in existing.items() if key not in self._specs]
+        for rid, key in self._removed:
+            conn.execute("UPDATE artifacts SET run_id = NULL WHERE run_id = ?", [rid])
+            conn.execute("DELETE FROM runs WHERE id = ?", [rid])
+            del self._ids[key]
+
+    def reassign_all(self, conn: sqlite3.Connection) -> None:
+        """Point every artifact of the root at its run (after the set of runs changed)."""
+        updates = []
+        for art_id, key, run_id in conn.execute(
+            "SELECT id, path, run_id FROM artifacts WHERE root_id = ?", [self.root_id]
+        ):
+            want = self.run_for(bytes(key))
+            if want != run_id:
+                updates.append((want, art_id))
+                self._dirty.update(r for r in (want, run_id) if r is not None)
+        conn.executemany("UPDATE artifacts SET run_id = ? WHERE id = ?", updates)
+
+    def mark_dirty(self, run_ids: Iterable[int | None]) -> None:
+        self._dirty.update(r for r in run_ids if r is not None)
+
+    def refresh(self, conn: sqlite3.Connection, now: float) -> int:
+        """Re-read the summaries of dirty runs and refresh every run's totals.
+
+        Returns how many runs changed (including added and removed ones).
+        """
+        changed = 0
+        dirty = self._dirty & set(self._ids.values())
+        by_id = {rid: key for key, rid in self._ids.items()}
+        totals = {
+            run_id: (size or 0, count, (last_ns or 0) / 1e9, (first_ns or 0) / 1e9)
+            for run_id, size, count, last_ns, first_ns in conn.execute(
+                "SELECT run_id, sum(size), count(*), max(mtime_ns), min(mtime_ns) FROM artifacts"
+                " WHERE root_id = ? AND run_id IS NOT NULL GROUP BY run_id",
+                [self.root_id],
+            )
+        }
+        current = {
+            row[0]: row[1:]
+            for row in conn.execute(
+                "SELECT id, size_bytes, n_artifacts, last_write, status FROM runs"
+                " WHERE root_id = ?",
+                [self.root_id],
+            )
+        }
+        events: list[tuple[object, ...]] = []
+        for run_id in dirty:
+            key = by_id[run_id]
+            info = self._read(self._specs[key])
+            size, count, last_write, first_write = totals.get(run_id, (0, 0, None, None))
+            status = status_of(info.status, last_write, now)
+            meta = dict(info.meta)
+            meta["extra_paths"] = list(self._specs[key].extra_paths)
+            meta["run_key"] = self._specs[key].run_key
+            conn.execute(
+                "UPDATE runs SET started = ?, last_write = ?, status = ?, params = ?, metrics = ?,"
+                " meta = ?, size_bytes = ?, n_artifacts = ?, updated_at = ? WHERE id = ?",
+                [
+                    info.started if info.started is not None else first_write,
+                    last_write,
+                    status,
+                    json.dumps(info.params, default=str),
+                    json.dumps(
+                        {name: vars(m) for name, m in info.metrics.items()},
+                        default=str,
+                    ),
+                    json.dumps(meta, default=str),
+                    size,
+                    count,
+                    now,
+                    run_id,
+                ],
+            )
+            kind = "run_added" if key in self._new else "run_changed"
+            events.append((now, kind, self.root_id, run_id, key))
+            changed += 1
+        for run_id, (size, count, last_write, _first) in totals.items():
+            if run_id in dirty or run_id not in current:
+                continue
+            old_size, old_count, old_last, _status = current[run_id]
+            if (size, count) != (old_size, old_count) or (old_last or 0) < last_write:
+                conn.execute(
+                    "UPDATE runs SET size_bytes = ?, n_artifacts = ?, last_write = ?,"
+                    " updated_at = ? WHERE id = ?",
+                    [size, count, last_write, now, run_id],
+                )
+                events.append((now, "run_changed", self.root_id, run_id, by_id[run_id]))
+                changed += 1
+        for rid, key in self._removed:
+            events.append((now, "run_removed", self.root_id, rid, key))
+            changed += 1
+        conn.executemany(
+            "INSERT INTO events (ts, kind, root_id, run_id, path) VALUES (?, ?, ?, ?, ?)", events
+        )
+        self._dirty.clear()
+        self._new.clear()
+        self._removed = []
+        return changed
+
+    def refresh_status(self, conn: sqlite3.Connection, now: float) -> int:
+        """Turn 'live' runs that went quiet back into what their framework says."""
+        stale = conn.execute(
+            "SELECT id FROM runs WHERE root_id = ? AND status = 'live' AND last_write < ?",
+            [self.root_id, now - LIVE_SECONDS],
+        ).fetchall()
+        self.mark_dirty(r[0] for r in stale)
+        return len(stale)
+
+    def count(self) -> int:
+        return len(self._ids)
+
+    def _read(self, spec: RunSpec) -> RunInfo:
+        from store.frameworks import RunInfo, read_run
+
+        try:
+            return read_run(self.root, spec)
+        except Exception as exc:  # a parser bug must not stop the index
+            return RunInfo(
+                params={},
+                metrics={},
+                started=None,
+                ended=None,
+                status="unknown",
+                meta={"warnings": [f"could not read run: {type(exc).__name__}: {exc}"[:300]]},
+            )
+
+
+def _loads(text: str | None) -> dict[str, object]:
+    try:
+        value = json.loads(text or "{}")
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _str_or_none(value: object) -> str | None:
+    return value if isinstance(value, str) else None

@@ -1,0 +1,44 @@
+"""Make untrusted text safe to show.
+
+File names, file contents, metric names and params can hold escape sequences
+(``\\x1b[2J``, OSC 52 clipboard writes) and other control characters.  ``visible`` turns
+every one of them into a printable escape, so nothing read from disk drives the terminal.
+Markup is a separate concern: the UI renders these strings as plain ``Text``.
+"""
+
+from __future__ import annotations
+
+import re
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+_CONTROL_OR_NEWLINE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+_NAMED = {"\n": "\\n", "\t": "\\t", "\r": "\\r", "\x1b": "\\e"}
+
+
+def _escape(match: re.Match[str]) -> str:
+    ch = match.group(0)
+    named = _NAMED.get(ch)
+    if named is not None:
+        return named
+    code = ord(ch)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def visible(text: str, *, keep_newlines: bool = False) -> str:
+    """``text`` with control characters (and newlines unless kept) as visible escapes.
+
+    Lone surrogates (from undecodable bytes) become ``\\xNN`` as well.
+    """
+    if not text.isprintable() or "\x1b" in text:
+        pattern = _CONTROL if keep_newlines else _CONTROL_OR_NEWLINE
+        text = pattern.sub(_escape, text)
+        if any("\udc80" <= ch <= "\udcff" for ch in text):
+            text = "".join(
+                f"\\x{ord(ch) - 0xDC00:02x}" if "\udc80" <= ch <= "\udcff" else ch for ch in text
+            )
+    return text
+
+
+def decode(data: bytes) -> str:
+    """Decode bytes read from an artifact: UTF-8, invalid bytes as ``\\xNN``."""
+    return data.decode("utf-8", "backslashreplace")

@@ -1,0 +1,757 @@
+"""Scanning: bring the index in line with the disk, for a whole root or one subtree.
+
+The walk never follows symlinks (they are recorded as links), skips FIFOs, sockets and
+devices, and survives folders that vanish or cannot be read: each problem is counted,
+never raised.  An unchanged file is recognised by (inode, size, mtime_ns) and costs no
+write at all, so a warm rescan is about the price of the walk.  Hashing is separate
+(``Indexer.hash_pending``) so a cold index is not held up by reading every byte.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import sqlite_utils
+
+from store import paths
+from store.db import write_transaction
+from store.hashing import Identity, hash_file
+from store.kinds import classify, refine
+from store.runs import Listing, RunSync, is_marker
+
+IGNORED_DIR_NAMES = frozenset({b".artlens-trash", b".git", b"__pycache__"})
+"""Folders that are never artifacts: our own trash, VCS internals, bytecode caches."""
+
+EVENT_FLOOD = 2000
+"""Above this many changes in one pass, one 'scan' event replaces per-file events, so the
+change feed stays small and the UI reloads the affected root once."""
+
+QUIET_SECONDS = 2.0
+"""A file written more recently than this is still being written: do not hash it yet."""
+
+SAMPLES_PER_WARNING = 5
+
+ProgressFn = Callable[[int, int], None]
+"""progress(done, total): total is 0 while unknown (during the walk)."""
+
+
+@dataclass
+class ScanReport:
+    """What a scan found and changed."""
+
+    root: str
+    files: int = 0
+    dirs: int = 0
+    added: int = 0
+    changed: int = 0
+    removed: int = 0
+    unchanged: int = 0
+    runs: int = 0
+    runs_changed: int = 0
+    seconds: float = 0.0
+    warnings: Counter[str] = field(default_factory=Counter)
+    samples: dict[str, list[str]] = field(default_factory=dict)
+
+    def warn(self, what: str, rel: bytes) -> None:
+        self.warnings[what] += 1
+        bucket = self.samples.setdefault(what, [])
+        if len(bucket) < SAMPLES_PER_WARNING:
+            bucket.append(paths.display(rel) or ".")
+
+    @property
+    def warning_count(self) -> int:
+        return sum(self.warnings.values())
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "root": self.root,
+            "files": self.files,
+            "dirs": self.dirs,
+            "added": self.added,
+            "changed": self.changed,
+            "removed": self.removed,
+            "unchanged": self.unchanged,
+            "runs": self.runs,
+            "runs_changed": self.runs_changed,
+            "seconds": round(self.seconds, 3),
+            "warnings": dict(self.warnings),
+            "warning_samples": self.samples,
+        }
+
+
+@dataclass
+class _Entry:
+    """One file or symlink as the walk saw it."""
+
+    path: bytes
+    parent: bytes
+    ftype: str
+    size: int
+    mtime_ns: int
+    inode: int
+    dev: int
+    link_target: str | None = None
+
+
+@dataclass
+class _Walk:
+    entries: list[_Entry] = field(default_factory=list)
+    dirs: dict[bytes, tuple[bytes, int]] = field(default_factory=dict)
+    """folder key -> (parent key, mtime_ns)"""
+    listing: dict[bytes, tuple[list[bytes], list[bytes]]] = field(default_factory=dict)
+    """folder key -> (subfolder names, file names)"""
+    unreadable: list[bytes] = field(default_factory=list)
+
+
+class Indexer:
+    """Keeps one root's rows in the index equal to the disk.  Only the writer uses it."""
+
+    def __init__(
+        self,
+        db: sqlite_utils.Database,
+        root: Path | str,
+        *,
+        ignore_paths: Iterable[Path] = (),
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.db = db
+        self.root = Path(os.path.abspath(root))
+        self.root_b = os.fsencode(self.root)
+        self.clock = clock
+        self._ignore_abs = {os.fsencode(os.path.abspath(p)) for p in ignore_paths}
+        self.root_id = self._register_root()
+        self.runs = RunSync(db, self.root, self.root_id, clock=clock)
+
+    # -- roots ---------------------------------------------------------------------------
+
+    def _register_root(self) -> int:
+        row = self.db.conn.execute("SELECT id FROM roots WHERE path = ?", [self.root_b]).fetchone()
+        if row:
+            return int(row[0])
+        with write_transaction(self.db) as conn:
+            cur = conn.execute(
+                "INSERT INTO roots (path, display, added_at) VALUES (?, ?, ?)",
+                [self.root_b, paths.display(self.root_b), self.clock()],
+            )
+            return int(cur.lastrowid or 0)
+
+    def root_identity(self) -> tuple[int, int] | None:
+        try:
+            st = os.stat(self.root_b)
+        except OSError:
+            return None
+        return st.st_dev, st.st_ino
+
+    # -- the walk ------------------------------------------------------------------------
+
+    def _abs(self, rel: bytes) -> bytes:
+        return self.root_b + b"/" + rel if rel else self.root_b
+
+    def _walk(
+        self,
+        start: bytes,
+        report: ScanReport,
+        progress: ProgressFn | None,
+        descend: Callable[[bytes], bool] | None = None,
+    ) -> _Walk:
+        """Walk ``start``; ``descend(child)`` False lists a subfolder without entering it."""
+        walk = _Walk()
+        seen_dirs: set[tuple[int, int]] = set()
+        try:
+            st = os.lstat(self._abs(start))
+        except OSError:
+            report.warn("vanished", start)
+            return walk
+        if not stat.S_ISDIR(st.st_mode):
+            return walk
+        seen_dirs.add((st.st_dev, st.st_ino))
+        walk.dirs[start] = (paths.parent_key(start), st.st_mtime_ns)
+        stack = [start]
+        while stack:
+            rel = stack.pop()
+            subdirs: list[bytes] = []
+            files: list[bytes] = []
+            try:
+                scanner = os.scandir(self._abs(rel))
+            except FileNotFoundError:
+                report.warn("vanished", rel)
+                continue
+            except PermissionError:
+                report.warn("unreadable folder", rel)
+                walk.unreadable.append(rel)
+                continue
+            except OSError as exc:
+                report.warn(_os_reason(exc), rel)
+                walk.unreadable.append(rel)
+                continue
+            with scanner:
+                for entry in self._entries(scanner, rel, report):
+                    name = entry.name
+                    child = rel + b"/" + name if rel else name
+                    try:
+                        est = entry.stat(follow_symlinks=False)
+                    except FileNotFoundError:
+                        report.warn("vanished", child)
+                        continue
+                    except OSError as exc:
+                        report.warn(_os_reason(exc), child)
+                        continue
+                    mode = est.st_mode
+                    if stat.S_ISREG(mode):
+                        walk.entries.append(
+                            _Entry(
+                                child,
+                                rel,
+                                "file",
+                                est.st_size,
+                                est.st_mtime_ns,
+                                est.st_ino,
+                                est.st_dev,
+                            )
+                        )
+                        files.append(name)
+                    elif stat.S_ISDIR(mode):
+                        if name in IGNORED_DIR_NAMES or self._abs(child) in self._ignore_abs:
+                            continue
+                        ident = (est.st_dev, est.st_ino)
+                        if ident in seen_dirs:
+                            report.warn("folder loop", child)
+                            continue
+                        seen_dirs.add(ident)
+                        walk.dirs[child] = (rel, est.st_mtime_ns)
+                        subdirs.append(name)
+                        if descend is None or descend(child):
+                            stack.append(child)
+                    elif stat.S_ISLNK(mode):
+                        try:
+                            target = os.readlink(entry.path)
+                        except OSError:
+                            target = b""
+                        walk.entries.append(
+                            _Entry(
+                                child,
+                                rel,
+                                "symlink",
+                                est.st_size,
+                                est.st_mtime_ns,
+                                est.st_ino,
+                                est.st_dev,
+                                paths.display(target),
+                            )
+                        )
+                        files.append(name)
+                    else:
+                        report.warn(_special_kind(mode), child)
+            walk.listing[rel] = (subdirs, files)
+            if progress is not None and len(walk.listing) % 256 == 0:
+                progress(len(walk.entries), 0)
+        return walk
+
+    def _entries(
+        self, scanner: Iterator[os.DirEntry[bytes]], rel: bytes, report: ScanReport
+    ) -> Iterator[os.DirEntry[bytes]]:
+        """The folder's entries, surviving an error halfway through the listing."""
+        try:
+            for entry in scanner:
+                if self._ignore_abs and entry.path in self._ignore_abs:
+                    continue
+                yield entry
+        except OSError as exc:
+            report.warn(_os_reason(exc), rel)
+
+    # -- scanning ------------------------------------------------------------------------
+
+    def scan(self, subtree: str | bytes = "", progress: ProgressFn | None = None) -> ScanReport:
+        """Reconcile the index with the disk under ``subtree`` ('' = the whole root)."""
+        started = time.perf_counter()
+        start = paths.key(subtree)
+        report = ScanReport(root=paths.display(self.root_b))
+        walk = self._walk(start, report, progress)
+        existing = self._existing_artifacts(start)
+        existing_dirs = self._existing_dirs(start)
+        self._reconcile(
+            walk,
+            existing,
+            existing_dirs,
+            report,
+            listing=lambda: self._listing_for_detection(start, walk),
+            event_path=start,
+            full=not start,
+        )
+        report.seconds = time.perf_counter() - started
+        return report
+
+    def scan_folders(self, folders: Iterable[str | bytes]) -> ScanReport:
+        """Shallow rescan of some folders in one transaction: what the watcher calls.
+
+        Each folder's direct entries are compared with the index; a new subfolder is
+        walked whole and a vanished one is removed whole, existing subfolders are left
+        alone.  A folder that is gone is removed with everything below it.
+        """
+        started = time.perf_counter()
+        report = ScanReport(root=paths.display(self.root_b))
+        walk = _Walk()
+        existing: dict[bytes, tuple[object, ...]] = {}
+        existing_dirs: dict[bytes, int] = {}
+        conn = self.db.conn
+        for folder in sorted({paths.key(f) for f in folders}):
+            if folder in walk.dirs and folder in walk.listing:
+                continue  # already walked as part of a new parent
+            known = {
+                bytes(k): m
+                for k, m in conn.execute(
+                    "SELECT path, mtime_ns FROM dirs WHERE root_id = ? AND parent = ?"
+                    " AND path != ?",
+                    [self.root_id, folder, folder],
+                )
+            }
+            sub = self._walk(folder, report, None, descend=lambda child, k=known: child not in k)  # type: ignore[misc]
+            walk.entries.extend(sub.entries)
+            walk.dirs.update(sub.dirs)
+            walk.listing.update(sub.listing)
+            walk.unreadable.extend(sub.unreadable)
+            existing.update(self._existing_artifacts(folder, shallow=True))
+            existing_dirs.update(self._existing_dirs(folder, shallow=True))
+            gone = [folder] if folder not in sub.dirs else []
+            gone += [k for k in known if k not in sub.dirs]
+            fresh = [k for k in sub.dirs if k != folder and k not in known]
+            for k in gone + fresh:
+                existing.update(self._existing_artifacts(k))
+                existing_dirs.update(self._existing_dirs(k))
+        self._reconcile(
+            walk,
+            existing,
+            existing_dirs,
+            report,
+            listing=self._listing_from_index,
+            event_path=b"",
+            full=False,
+            detect_after_write=True,
+        )
+        report.seconds = time.perf_counter() - started
+        return report
+
+    def _reconcile(
+        self,
+        walk: _Walk,
+        existing: dict[bytes, tuple[object, ...]],
+        existing_dirs: dict[bytes, int],
+        report: ScanReport,
+        *,
+        listing: Callable[[], Listing],
+        event_path: bytes,
+        full: bool,
+        detect_after_write: bool = False,
+    ) -> None:
+        """Diff a walk against the index rows it covers, and write the difference."""
+        report.files = len(walk.entries)
+        report.dirs = len(walk.dirs)
+        had_rows = bool(existing)
+        protected = walk.unreadable
+        now = self.clock()
+
+        added: list[_Entry] = []
+        changed: list[tuple[int, _Entry, tuple[object, ...]]] = []
+        for entry in walk.entries:
+            old = existing.pop(entry.path, None)
+            if old is None:
+                added.append(entry)
+            elif (old[1], old[2], old[3], old[4], old[5]) == (
+                entry.inode,
+                entry.size,
+                entry.mtime_ns,
+                entry.dev,
+                entry.ftype,
+            ):
+                report.unchanged += 1
+            else:
+                changed.append((int(old[0]), entry, old))  # type: ignore[call-overload]
+        removed = [
+            (row[0], key, row[6], row[7], row[2], row[3])
+            for key, row in existing.items()
+            if not any(paths.under(key, p) for p in protected)
+        ]
+        dirs_added = [(k, v) for k, v in walk.dirs.items() if k not in existing_dirs]
+        dirs_changed = [
+            (k, v) for k, v in walk.dirs.items() if k in existing_dirs and existing_dirs[k] != v[1]
+        ]
+        dirs_removed = [
+            k
+            for k in existing_dirs
+            if k not in walk.dirs and not any(paths.under(k, p) for p in protected)
+        ]
+        structural = bool(
+            dirs_added
+            or dirs_removed
+            or any(is_marker(paths.name_of(e.path)) for e in added)
+            or any(is_marker(paths.name_of(r[1])) for r in removed)  # type: ignore[arg-type]
+        )
+        self.runs.prepare(listing, structural=structural and not detect_after_write)
+
+        report.added, report.changed, report.removed = len(added), len(changed), len(removed)
+        cache = self._hash_cache_lookup(added + [c[1] for c in changed])
+        with write_transaction(self.db) as conn:
+            self.runs.upsert(conn, now)
+            self._write_dirs(dirs_added, dirs_changed, dirs_removed)
+            self._write_artifacts(added, changed, removed, cache, now)
+            if structural and detect_after_write:
+                self.runs.prepare(listing, structural=True)
+                self.runs.upsert(conn, now)
+            if had_rows and structural:
+                self.runs.reassign_all(conn)
+            report.runs_changed = self.runs.refresh(conn, now)
+            self._write_events(event_path, added, changed, removed, now)
+            if full:
+                conn.execute(
+                    "UPDATE roots SET last_full_scan = ?, dev = ?, ino = ? WHERE id = ?",
+                    [now, *(self.root_identity() or (None, None)), self.root_id],
+                )
+        report.runs = self.runs.count()
+
+    def _existing_artifacts(
+        self, start: bytes, *, shallow: bool = False
+    ) -> dict[bytes, tuple[object, ...]]:
+        sql = (
+            "SELECT path, id, inode, size, mtime_ns, dev, ftype, run_id, hash, kind "
+            "FROM artifacts WHERE root_id = ?"
+        )
+        args: list[object] = [self.root_id]
+        if shallow:
+            sql += " AND parent = ?"
+            args.append(start)
+        elif start:
+            lo, hi = paths.prefix_range(start)
+            sql += " AND ((path >= ? AND path < ?) OR path = ?)"
+            args += [lo, hi, start]
+        return {bytes(row[0]): row[1:] for row in self.db.conn.execute(sql, args)}
+
+    def _existing_dirs(self, start: bytes, *, shallow: bool = False) -> dict[bytes, int]:
+        sql = "SELECT path, mtime_ns FROM dirs WHERE root_id = ?"
+        args: list[object] = [self.root_id]
+        if shallow:
+            sql += " AND (parent = ? OR path = ?)"
+            args += [start, start]
+        elif start:
+            lo, hi = paths.prefix_range(start)
+            sql += " AND ((path >= ? AND path < ?) OR path = ?)"
+            args += [lo, hi, start]
+        return {bytes(row[0]): row[1] for row in self.db.conn.execute(sql, args)}
+
+    def _listing_for_detection(
+        self, start: bytes, walk: _Walk
+    ) -> dict[bytes, tuple[list[bytes], list[bytes]]]:
+        """Every folder's entries under the root: the walk's, plus the index's outside it."""
+        if not start:
+            return walk.listing
+        listing: dict[bytes, tuple[list[bytes], list[bytes]]] = {}
+        lo, hi = paths.prefix_range(start)
+        for path, parent in self.db.conn.execute(
+            "SELECT path, parent FROM dirs WHERE root_id = ? AND NOT (path >= ? AND path < ?)"
+            " AND path != ?",
+            [self.root_id, lo, hi, start],
+        ):
+            listing.setdefault(bytes(path), ([], []))
+            if path:
+                listing.setdefault(bytes(parent), ([], []))[0].append(paths.name_of(bytes(path)))
+        for path, parent in self.db.conn.execute(
+            "SELECT path, parent FROM artifacts WHERE root_id = ? AND NOT (path >= ? AND path < ?)",
+            [self.root_id, lo, hi],
+        ):
+            listing.setdefault(bytes(parent), ([], []))[1].append(paths.name_of(bytes(path)))
+        if start in listing or start in walk.listing:
+            parent = paths.parent_key(start)
+            siblings = listing.setdefault(parent, ([], []))[0]
+            name = paths.name_of(start)
+            if start in walk.listing and name not in siblings:
+                siblings.append(name)
+        listing.update(walk.listing)
+        return listing
+
+    def _listing_from_index(self) -> Listing:
+        """Every folder's entries as the index has them (inside the current transaction)."""
+        listing: dict[bytes, tuple[list[bytes], list[bytes]]] = {b"": ([], [])}
+        for path, parent in self.db.conn.execute(
+            "SELECT path, parent FROM dirs WHERE root_id = ? AND path != ''", [self.root_id]
+        ):
+            listing.setdefault(bytes(path), ([], []))
+            listing.setdefault(bytes(parent), ([], []))[0].append(paths.name_of(bytes(path)))
+        for path, parent in self.db.conn.execute(
+            "SELECT path, parent FROM artifacts WHERE root_id = ?", [self.root_id]
+        ):
+            listing.setdefault(bytes(parent), ([], []))[1].append(paths.name_of(bytes(path)))
+        return listing
+
+    def _hash_cache_lookup(self, entries: Sequence[_Entry]) -> dict[tuple[int, int, int, int], str]:
+        regular = [e for e in entries if e.ftype == "file"]
+        if not regular:
+            return {}
+        count = self.db.conn.execute("SELECT count(*) FROM hash_cache").fetchone()[0]
+        if not count:
+            return {}
+        if len(regular) * 4 > count:
+            return {
+                (d, i, s, m): h
+                for d, i, s, m, h in self.db.conn.execute(
+                    "SELECT dev, inode, size, mtime_ns, hash FROM hash_cache"
+                )
+            }
+        found: dict[tuple[int, int, int, int], str] = {}
+        for e in regular:
+            row = self.db.conn.execute(
+                "SELECT hash FROM hash_cache WHERE dev=? AND inode=? AND size=? AND mtime_ns=?",
+                [e.dev, e.inode, e.size, e.mtime_ns],
+            ).fetchone()
+            if row:
+                found[(e.dev, e.inode, e.size, e.mtime_ns)] = row[0]
+        return found
+
+    def _write_dirs(
+        self,
+        added: list[tuple[bytes, tuple[bytes, int]]],
+        changed: list[tuple[bytes, tuple[bytes, int]]],
+        removed: list[bytes],
+    ) -> None:
+        c = self.db.conn
+        c.executemany(
+            "INSERT OR REPLACE INTO dirs (root_id, path, parent, mtime_ns) VALUES (?, ?, ?, ?)",
+            [(self.root_id, k, p, m) for k, (p, m) in added + changed],
+        )
+        c.executemany(
+            "DELETE FROM dirs WHERE root_id = ? AND path = ?", [(self.root_id, k) for k in removed]
+        )
+
+    def _write_artifacts(
+        self,
+        added: list[_Entry],
+        changed: list[tuple[int, _Entry, tuple[object, ...]]],
+        removed: list[tuple[object, ...]],
+        cache: dict[tuple[int, int, int, int], str],
+        now: float,
+    ) -> None:
+        c = self.db.conn
+        run_for = self.runs.run_for
+        rows = []
+        for e in added:
+            digest = cache.get((e.dev, e.inode, e.size, e.mtime_ns))
+            state = "done" if digest else ("pending" if e.ftype == "file" else "skipped")
+            rows.append(
+                (
+                    self.root_id,
+                    run_for(e.path),
+                    e.path,
+                    e.parent,
+                    paths.display(paths.name_of(e.path)),
+                    classify(os.fsdecode(e.path)),
+                    e.ftype,
+                    e.link_target,
+                    e.size,
+                    e.mtime_ns,
+                    e.inode,
+                    e.dev,
+                    digest,
+                    state,
+                    now,
+                    now,
+                )
+            )
+        c.executemany(
+            "INSERT INTO artifacts (root_id, run_id, path, parent, name, kind, ftype, link_target,"
+            " size, mtime_ns, inode, dev, hash, hash_state, first_seen, last_seen)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            rows,
+        )
+        history = []
+        updates = []
+        for art_id, e, old in changed:
+            _, _, old_size, old_mtime, _, _, _, old_hash, old_kind = old
+            if old_hash is not None:
+                history.append((self.root_id, e.path, old_hash, old_size, old_mtime, now))
+            digest = cache.get((e.dev, e.inode, e.size, e.mtime_ns))
+            state = "done" if digest else ("pending" if e.ftype == "file" else "skipped")
+            kind = classify(os.fsdecode(e.path))
+            updates.append(
+                (
+                    run_for(e.path),
+                    kind if kind != "other" else old_kind,
+                    e.ftype,
+                    e.link_target,
+                    e.size,
+                    e.mtime_ns,
+                    e.inode,
+                    e.dev,
+                    digest,
+                    state,
+                    now,
+                    art_id,
+                )
+            )
+        c.executemany(
+            "UPDATE artifacts SET run_id=?, kind=?, ftype=?, link_target=?, size=?, mtime_ns=?,"
+            " inode=?, dev=?, hash=?, hash_state=?, verdict=NULL, verdict_reason=NULL,"
+            " last_seen=? WHERE id=?",
+            updates,
+        )
+        c.executemany(
+            "INSERT INTO artifact_history (root_id, path, hash, size, mtime_ns, seen_at)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            history
+            + [
+                (self.root_id, key, h, size, mtime, now)
+                for _, key, _, h, size, mtime in removed
+                if h is not None
+            ],
+        )
+        c.executemany("DELETE FROM artifacts WHERE id = ?", [(r[0],) for r in removed])
+        self.runs.mark_dirty(
+            [run_for(e.path) for e in added]
+            + [run_for(e.path) for _, e, _ in changed]
+            + [r[2] for r in removed]  # type: ignore[misc]
+        )
+
+    def _write_events(
+        self,
+        start: bytes,
+        added: list[_Entry],
+        changed: list[tuple[int, _Entry, tuple[object, ...]]],
+        removed: list[tuple[object, ...]],
+        now: float,
+    ) -> None:
+        c = self.db.conn
+        total = len(added) + len(changed) + len(removed)
+        if total > EVENT_FLOOD:
+            c.execute(
+                "INSERT INTO events (ts, kind, root_id, path) VALUES (?, 'scan', ?, ?)",
+                [now, self.root_id, start],
+            )
+            return
+        run_for = self.runs.run_for
+        c.executemany(
+            "INSERT INTO events (ts, kind, root_id, run_id, path) VALUES (?, ?, ?, ?, ?)",
+            [(now, "added", self.root_id, run_for(e.path), e.path) for e in added]
+            + [(now, "changed", self.root_id, run_for(e.path), e.path) for _, e, _ in changed]
+            + [(now, "removed", self.root_id, r[2], r[1]) for r in removed],
+        )
+
+    # -- hashing -------------------------------------------------------------------------
+
+    def hash_pending(
+        self,
+        *,
+        limit: int | None = None,
+        should_stop: Callable[[], bool] | None = None,
+        progress: ProgressFn | None = None,
+        batch: int = 256,
+        max_bytes: int | None = None,
+    ) -> int:
+        """Hash files still 'pending', smallest first, in batches of short transactions.
+
+        Files written in the last ``QUIET_SECONDS`` are left pending for a later pass.
+        Returns how many rows were settled.
+        """
+        total = self.db.conn.execute(
+            "SELECT count(*) FROM artifacts WHERE root_id = ? AND hash_state = 'pending'",
+            [self.root_id],
+        ).fetchone()[0]
+        if limit is not None:
+            total = min(total, limit)
+        done = 0
+        last_id = -1
+        last_size = -1
+        while done < total:
+            if should_stop is not None and should_stop():
+                break
+            rows = self.db.conn.execute(
+                "SELECT id, path, kind, dev, inode, size, mtime_ns FROM artifacts"
+                " WHERE root_id = ? AND hash_state = 'pending' AND (size, id) > (?, ?)"
+                " ORDER BY size, id LIMIT ?",
+                [self.root_id, last_size, last_id, min(batch, total - done)],
+            ).fetchall()
+            if not rows:
+                break
+            results = []
+            for art_id, key, kind, dev, inode, size, mtime_ns in rows:
+                last_id, last_size = art_id, size
+                identity = Identity(dev, inode, size, mtime_ns)
+                results.append((*self._hash_one(bytes(key), kind, identity, max_bytes), art_id))
+            settled = [r for r in results if r[1] != "pending"]
+            with write_transaction(self.db) as c:
+                c.executemany(
+                    "UPDATE artifacts SET hash = ?, hash_state = ?, kind = ?, verdict = ?,"
+                    " verdict_reason = ? WHERE id = ?",
+                    settled,
+                )
+                c.executemany(
+                    "INSERT OR REPLACE INTO hash_cache (dev, inode, size, mtime_ns, hash)"
+                    " SELECT dev, inode, size, mtime_ns, hash FROM artifacts WHERE id = ?",
+                    [(r[-1],) for r in settled if r[0] is not None],
+                )
+            done += len(rows)
+            if progress is not None:
+                progress(done, total)
+        return done
+
+    def _hash_one(
+        self, key: bytes, kind: str, expect: Identity, max_bytes: int | None
+    ) -> tuple[str | None, str, str, str | None, str | None]:
+        """(hash, hash_state, kind, verdict, verdict_reason) for one file."""
+        if self.clock() - expect.mtime_ns / 1e9 < QUIET_SECONDS:
+            return (None, "pending", kind, None, None)
+        result = hash_file(self._abs(key), expect=expect, max_bytes=max_bytes)
+        if result.error == "changed":
+            return (None, "pending", kind, None, None)
+        refined = refine(kind, os.fsdecode(key), result.head) if result.head else kind
+        verdict, reason = _verdict_for(self._abs(key), refined, result.head)
+        if result.digest is None:
+            state = "skipped" if result.error == "too large" else "error"
+            return (None, state, refined, verdict, reason or result.error)
+        return (result.digest, "done", refined, verdict, reason)
+
+
+def _verdict_for(path: bytes, kind: str, head: bytes) -> tuple[str | None, str | None]:
+    """The safety verdict of a model file, from static inspection (never unpickled)."""
+    if kind not in ("model", "checkpoint", "data", "other", "config"):
+        return None, None
+    from store.inspect import inspect_file, is_model_candidate
+
+    name = os.fsdecode(paths.name_of(path))
+    if not is_model_candidate(name) and not _looks_pickled(head):
+        return None, None
+    try:
+        found = inspect_file(os.fsdecode(path))
+    except Exception as exc:  # inspection must never take the indexer down
+        return "unknown", f"inspection failed: {type(exc).__name__}"
+    if found.verdict == "n/a":
+        return None, None
+    reason = "; ".join(found.reasons[:3]) or found.integrity
+    return found.verdict, reason
+
+
+def _looks_pickled(head: bytes) -> bool:
+    return len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5
+
+
+def _os_reason(exc: OSError) -> str:
+    import errno
+
+    return {
+        errno.EACCES: "unreadable folder",
+        errno.EPERM: "unreadable folder",
+        errno.ELOOP: "symlink loop",
+        errno.ENOENT: "vanished",
+        errno.ENOTDIR: "vanished",
+        errno.EIO: "I/O error",
+    }.get(exc.errno or 0, "error")
+
+
+def _special_kind(mode: int) -> str:
+    if stat.S_ISFIFO(mode):
+        return "skipped FIFO"
+    if stat.S_ISSOCK(mode):
+        return "skipped socket"
+    return "skipped device"
