@@ -1,0 +1,100 @@
+"""What every CLI command shares: the --db option, opening the index, one-line errors."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sqlite3
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+import sqlite_utils
+
+from store.errors import ArtlensError
+from store.locate import ENV_DB, resolve_db
+from store.lock import WriterBusyError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+EXIT_ERROR = 2
+
+
+def db_option(func: F) -> F:
+    return click.option(
+        "--db",
+        "db_path",
+        type=click.Path(dir_okay=False, path_type=Path),
+        envvar=ENV_DB,
+        help=f"Index database (default: per-user cache, keyed by the roots; env {ENV_DB}).",
+    )(func)
+
+
+def json_option(func: F) -> F:
+    return click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")(func)
+
+
+def fail(message: str) -> None:
+    """Print one line to stderr and exit with status 2."""
+    click.echo(f"artlens: error: {message}", err=True)
+    sys.exit(EXIT_ERROR)
+
+
+def one_line(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return " ".join(text.split())[:500]
+
+
+def friendly(func: F) -> F:
+    """Turn expected failures into one line on stderr and exit code 2, never a traceback."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except (ArtlensError, WriterBusyError) as exc:
+            fail(one_line(exc))
+        except sqlite3.DatabaseError as exc:
+            fail(f"index database: {one_line(exc)}")
+        except OSError as exc:
+            where = f" ({exc.filename})" if exc.filename else ""
+            fail(f"{exc.strerror or one_line(exc)}{where}")
+        except KeyboardInterrupt:
+            click.echo("artlens: interrupted", err=True)
+            sys.exit(130)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def need_db(db_path: Path | None, roots: Sequence[Path] = ()) -> Path:
+    path = resolve_db(db_path, roots)
+    if path is None or not path.exists():
+        raise ArtlensError(
+            "no index yet: run `artlens index ROOT` (or `artlens demo` to try it out)"
+            if path is None
+            else f"no index at {path}: run `artlens index ROOT --db {path}`"
+        )
+    return path
+
+
+@contextmanager
+def reader(db_path: Path | None, roots: Sequence[Path] = ()) -> Iterator[sqlite_utils.Database]:
+    """A read-only connection to the index, closed afterwards."""
+    from store.db import open_db
+
+    db = open_db(need_db(db_path, roots), readonly=True)
+    try:
+        yield db
+    finally:
+        db.close()
+
+
+def emit_json(value: object) -> None:
+    click.echo(json.dumps(value, indent=2, ensure_ascii=False, default=str))
+
+
+def is_terminal() -> bool:
+    return sys.stdout.isatty()

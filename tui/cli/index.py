@@ -1,0 +1,205 @@
+"""Headless index commands: ``index``, ``runs``, ``ls``."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
+from pathlib import Path
+from typing import Any
+
+import click
+
+from store import paths
+from store.db import is_network_fs, open_db
+from store.errors import ArtlensError
+from store.locate import remember, resolve_db
+from store.lock import WriterLock
+from store.query import list_artifacts, list_runs, resolve_run
+from store.scan import Indexer, ScanReport
+from tui.cli.common import db_option, emit_json, friendly, is_terminal, json_option, reader
+from tui.format import human_age, human_size, metric_value
+
+
+def index_roots(
+    roots: list[Path],
+    db_path: Path,
+    *,
+    hash_files: bool = True,
+    progress: bool = False,
+    ignore: list[Path] | None = None,
+) -> list[ScanReport]:
+    """Scan (and hash) every root into ``db_path`` as its single writer."""
+    for root in roots:
+        if not root.is_dir():
+            raise ArtlensError(f"not a folder: {paths.display(str(root))}")
+    fs_type = is_network_fs(db_path.parent)
+    if fs_type:
+        click.echo(
+            f"artlens: warning: the index {db_path} is on a network filesystem ({fs_type}); "
+            "SQLite locks badly there: prefer a local --db",
+            err=True,
+        )
+    reports = []
+    with WriterLock(db_path, role="index"):
+        db = open_db(db_path)
+        try:
+            for root in roots:
+                indexer = Indexer(db, root, ignore_paths=[db_path.parent])
+                with _progress(progress, f"indexing {paths.display(str(root))}") as update:
+                    report = indexer.scan(progress=update)
+                if hash_files:
+                    with _progress(progress, "hashing") as update:
+                        indexer.hash_pending(progress=update)
+                reports.append(report)
+        finally:
+            db.close()
+    remember(db_path, roots)
+    return reports
+
+
+def _progress(
+    enabled: bool, label: str
+) -> AbstractContextManager[Callable[[int, int], None] | None]:
+    if not enabled:
+        return nullcontext(None)
+    from tui.cli.progress import rich_progress
+
+    return rich_progress(label)
+
+
+def _summary(report: ScanReport) -> str:
+    line = (
+        f"{report.root}: {report.files} files, {report.runs} runs "
+        f"(+{report.added} ~{report.changed} -{report.removed}) in {report.seconds:.2f}s"
+    )
+    if report.warnings:
+        parts = ", ".join(f"{n} {what}" for what, n in sorted(report.warnings.items()))
+        line += f"; skipped {report.warning_count}: {parts}"
+    return line
+
+
+@click.command("index")
+@click.argument("roots", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--no-hash", is_flag=True, help="Index names and sizes only; hash later.")
+@db_option
+@json_option
+@friendly
+def index_cmd(roots: tuple[Path, ...], no_hash: bool, db_path: Path | None, as_json: bool) -> None:
+    """Scan ROOTS into the index (incremental: unchanged files cost no work)."""
+    target = resolve_db(db_path, roots)
+    assert target is not None
+    reports = index_roots(
+        list(roots), target, hash_files=not no_hash, progress=is_terminal() and not as_json
+    )
+    if as_json:
+        emit_json({"db": str(target), "roots": [r.to_json() for r in reports]})
+        return
+    for report in reports:
+        click.echo(_summary(report))
+        for what, samples in sorted(report.samples.items()):
+            click.echo(f"  {what}: {', '.join(samples)}")
+    click.echo(f"index: {target}")
+
+
+def _key_metrics(metrics: dict[str, dict[str, Any]], limit: int = 2) -> str:
+    preferred = sorted(
+        metrics,
+        key=lambda n: (0 if "loss" in n.lower() else 1 if "acc" in n.lower() else 2, n),
+    )
+    return " ".join(
+        f"{name}={metric_value(metrics[name].get('last'))}" for name in preferred[:limit]
+    )
+
+
+@click.command("runs")
+@db_option
+@json_option
+@click.option("--csv", "as_csv", is_flag=True, help="CSV with params and metrics flattened.")
+@friendly
+def runs_cmd(db_path: Path | None, as_json: bool, as_csv: bool) -> None:
+    """List the runs in the index."""
+    with reader(db_path) as db:
+        runs = list_runs(db)
+    if as_json:
+        emit_json([r.to_json() for r in runs])
+        return
+    if as_csv:
+        _runs_csv(runs)
+        return
+    if not runs:
+        click.echo("no runs found")
+        return
+    if is_terminal():
+        from tui.cli.tables import print_runs
+
+        print_runs(runs)
+        return
+    for r in runs:
+        click.echo(
+            "\t".join(
+                [
+                    str(r.id),
+                    r.name,
+                    r.framework,
+                    r.status,
+                    human_age(r.last_write),
+                    human_size(r.size_bytes),
+                    str(r.n_artifacts),
+                    _key_metrics(r.metrics),
+                    r.display_path,
+                ]
+            )
+        )
+
+
+def _runs_csv(runs: list[Any]) -> None:
+    param_keys = sorted({k for r in runs for k in r.params})
+    metric_keys = sorted({k for r in runs for k in r.metrics})
+    writer = csv.writer(sys.stdout)
+    writer.writerow(
+        ["id", "name", "framework", "experiment", "status", "path", "size_bytes", "n_artifacts"]
+        + [f"param.{k}" for k in param_keys]
+        + [f"metric.{k}.last" for k in metric_keys]
+        + [f"metric.{k}.best" for k in metric_keys]
+    )
+    for r in runs:
+        writer.writerow(
+            [r.id, r.name, r.framework, r.experiment or "", r.status, r.display_path]
+            + [r.size_bytes, r.n_artifacts]
+            + [_cell(r.params.get(k)) for k in param_keys]
+            + [_cell(r.metrics.get(k, {}).get("last")) for k in metric_keys]
+            + [_cell(r.metrics.get(k, {}).get("best")) for k in metric_keys]
+        )
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, (dict, list)):
+        return json.dumps(value)
+    return str(value)
+
+
+@click.command("ls")
+@click.argument("run", required=False)
+@db_option
+@json_option
+@friendly
+def ls_cmd(run: str | None, db_path: Path | None, as_json: bool) -> None:
+    """List the artifacts of RUN (name, id or path), or every artifact."""
+    with reader(db_path) as db:
+        root_paths = {r[0]: bytes(r[1]) for r in db.conn.execute("SELECT id, path FROM roots")}
+        run_id = resolve_run(db, run).id if run else None
+        artifacts = list_artifacts(db, run_id=run_id)
+    if as_json:
+        emit_json([a.to_json(root_paths[a.root_id]) for a in artifacts])
+        return
+    for a in artifacts:
+        flag = f"\t{a.verdict}" if a.verdict in ("dangerous", "corrupt") else ""
+        click.echo(f"{a.kind:<10}\t{human_size(a.size):>7}\t{paths.display(a.path)}{flag}")
+
+
+COMMANDS = [index_cmd, runs_cmd, ls_cmd]

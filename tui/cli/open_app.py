@@ -1,0 +1,96 @@
+"""Commands that open the explorer: ``artlens [ROOT...]`` and ``artlens demo [DIR]``."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import click
+
+from store.errors import ArtlensError
+from store.locate import cache_dir, resolve_db
+from tui.cli.common import db_option, friendly, is_terminal
+from tui.cli.index import index_roots
+
+
+def _launch(db_path: Path, roots: list[Path], *, watch: bool) -> None:
+    from tui.app import run_app
+
+    run_app(db_path, roots, watch=watch)
+
+
+@click.command("open")
+@click.argument("roots", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--no-watch", is_flag=True, help="Do not start a watcher when none runs.")
+@db_option
+@friendly
+def open_cmd(roots: tuple[Path, ...], no_watch: bool, db_path: Path | None) -> None:
+    """Open the explorer on ROOTS (indexing them first when new), or on the last index."""
+    target = resolve_db(db_path, roots)
+    if target is None:
+        raise ArtlensError(
+            "nothing to show yet: run `artlens ROOT` on a training output folder, "
+            "or `artlens demo` to try it on a generated tree"
+        )
+    if roots:
+        index_roots(list(roots), target, progress=is_terminal(), hash_files=False)
+    elif not target.exists():
+        raise ArtlensError(f"no index at {target}: run `artlens ROOT` first")
+    _launch(target, list(roots), watch=not no_watch)
+
+
+@click.command("demo")
+@click.argument("dest", required=False, type=click.Path(file_okay=False, path_type=Path))
+@click.option("--no-open", is_flag=True, help="Write and index the demo tree, then exit.")
+@click.option(
+    "--live/--no-live", default=True, help="Keep a simulated training run writing (default on)."
+)
+@click.option("--duration", default=180.0, show_default=True, help="Seconds the live run writes.")
+@db_option
+@friendly
+def demo_cmd(
+    dest: Path | None, no_open: bool, live: bool, duration: float, db_path: Path | None
+) -> None:
+    """Write a realistic demo tree to DEST (default: the cache folder) and open it."""
+    import shutil
+
+    from store.demo import simulate_training, write_demo
+
+    dest = dest or cache_dir() / "demo"
+    if dest.exists() and any(dest.iterdir()):
+        if not (dest / ".artlens-demo").exists():
+            raise ArtlensError(f"{dest} is not empty and not an artlens demo: choose another DIR")
+        shutil.rmtree(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    info = write_demo(dest)
+    (dest / ".artlens-demo").write_text("written by `artlens demo`; safe to delete\n")
+    target = resolve_db(db_path, [dest])
+    assert target is not None
+    if target.exists():
+        for suffix in ("", "-wal", "-shm"):
+            Path(str(target) + suffix).unlink(missing_ok=True)
+    reports = index_roots([dest], target, progress=is_terminal())
+    if no_open:
+        click.echo(f"demo written to {dest}: {reports[0].files} files, {reports[0].runs} runs")
+        click.echo(f"index: {target}")
+        return
+    stop = threading.Event()
+    writer = None
+    if live:
+        writer = threading.Thread(
+            target=simulate_training,
+            args=(info.live_run,),
+            kwargs={"duration": duration, "stop": stop},
+            name="artlens-demo-writer",
+            daemon=True,
+        )
+        writer.start()
+    try:
+        _launch(target, [dest], watch=True)
+    finally:
+        stop.set()
+        if writer is not None:
+            writer.join(timeout=5)
+
+
+COMMANDS = [open_cmd, demo_cmd]

@@ -1,0 +1,36 @@
+"""Rich tables for the CLI on a terminal.  Every string from data is a ``Text``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from store.query import RunRow
+from store.safetext import visible
+from tui.format import human_age, human_size, metric_value
+
+STATUS_STYLE = {"live": "bold green", "finished": "blue", "failed": "red", "unknown": "dim"}
+
+
+def print_runs(runs: Sequence[RunRow]) -> None:
+    table = Table(box=None, header_style="bold")
+    for column in ("id", "name", "framework", "status", "last write", "size", "files", "metrics"):
+        table.add_column(column, overflow="fold")
+    for r in runs:
+        metrics = " ".join(
+            f"{visible(k)}={metric_value(v.get('last'))}" for k, v in list(r.metrics.items())[:2]
+        )
+        table.add_row(
+            str(r.id),
+            Text(visible(r.name)),
+            Text(r.framework),
+            Text(r.status, style=STATUS_STYLE.get(r.status, "")),
+            human_age(r.last_write),
+            human_size(r.size_bytes),
+            str(r.n_artifacts),
+            Text(metrics),
+        )
+    Console().print(table)
