@@ -1,0 +1,92 @@
+"""Shared fixtures: a hostile tree with every pathology the indexer must survive."""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+HOSTILE_NAMES = [
+    "lr[0.1].yaml",
+    "[bold]x.txt",
+    "exp[bold]name.json",
+    "red\x1b[31mtext.log",
+    "new\nline.txt",
+    "osc\x1b]52;c;aGVsbG8=\x07.txt",
+]
+
+
+def make_hostile_tree(root: Path) -> Path:
+    """Write a small tree holding every case of reliability.md's failure list."""
+    run = root / "run-a"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "checkpoints" / "epoch=1-step=10.ckpt").write_bytes(b"\x80\x04K\x01." * 10)
+    (run / "metrics.json").write_text('{"loss": 0.5, "acc": ')  # truncated JSON
+    (run / "metrics.csv").write_text("step,loss\n1,0.5\n2\n3,0.3,extra\n")  # ragged CSV
+    for name in HOSTILE_NAMES:
+        (run / name).write_text("hostile name\n")
+    (run / "ckpt[").mkdir()
+    (run / "ckpt[" / "]evil").write_text("the path reads ckpt[/]evil: a markup closing tag\n")
+    os.mkfifo(run / "pipe")
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.bind(str(run / "sock"))
+    (run / "outside").symlink_to("/etc")
+    (run / "loop-a").symlink_to("loop-b")
+    (run / "loop-b").symlink_to("loop-a")
+    (run / "dangling.ckpt").symlink_to("missing.ckpt")
+    (run / "dirlink").symlink_to(run)  # a link back to its own folder: must not be followed
+    with open(os.fsencode(run) + b"/caf\xe9-\xff.txt", "wb") as f:
+        f.write(b"not utf-8 name\n")
+    sparse = run / "sparse.bin"
+    with open(sparse, "wb") as f:
+        f.truncate(1 << 34)  # 16 GiB apparent size, no blocks
+    (root / "run-b" / "deep" / "er").mkdir(parents=True)
+    (root / "run-b" / "deep" / "er" / "model.safetensors").write_bytes(b"\x00" * 8)
+    (root / "run-b" / "requirements.txt").write_text("torch==2.3\n")
+    return root
+
+
+@pytest.fixture
+def hostile_tree(tmp_path: Path) -> Path:
+    return make_hostile_tree(tmp_path / "root")
+
+
+@pytest.fixture
+def isolated_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """Keep indexes, the registry and user state out of the real home folder."""
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("ARTLENS_CACHE", str(cache))
+    monkeypatch.setenv("ARTLENS_STATE", str(tmp_path / "state.db"))
+    monkeypatch.delenv("ARTLENS_DB", raising=False)
+    yield cache
+
+
+def ground_truth(root: Path) -> dict[bytes, int]:
+    """The convergence oracle: every file and symlink under root with its size, walked with
+    os.scandir + lstat, never following links, skipping what the indexer ignores."""
+    found: dict[bytes, int] = {}
+    base = os.fsencode(root)
+    stack = [b""]
+    while stack:
+        rel = stack.pop()
+        try:
+            entries = list(os.scandir(base + b"/" + rel if rel else base))
+        except OSError:
+            continue
+        for entry in entries:
+            child = rel + b"/" + entry.name if rel else entry.name
+            try:
+                st = entry.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            import stat as stat_mod
+
+            if stat_mod.S_ISDIR(st.st_mode):
+                if entry.name not in (b".artlens-trash", b".git", b"__pycache__"):
+                    stack.append(child)
+            elif stat_mod.S_ISREG(st.st_mode) or stat_mod.S_ISLNK(st.st_mode):
+                found[child] = st.st_size
+    return found

@@ -1,0 +1,266 @@
+"""The scanner against real trees: hostile names, special files, incremental rescans."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+import sqlite_utils
+
+from store import paths
+from store.db import open_db
+from store.scan import Indexer
+from tests.conftest import HOSTILE_NAMES, ground_truth
+
+DROP_ROOT = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+
+
+def index_rows(db: sqlite_utils.Database) -> dict[bytes, int]:
+    return {bytes(p): s for p, s in db.execute("SELECT path, size FROM artifacts")}
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> sqlite_utils.Database:
+    database = open_db(tmp_path / "index.db")
+    yield database
+    database.close()
+
+
+def test_hostile_tree_indexes_completely_with_counted_warnings(
+    hostile_tree: Path, db: sqlite_utils.Database
+) -> None:
+    report = Indexer(db, hostile_tree).scan()
+    assert index_rows(db) == ground_truth(hostile_tree)
+    assert report.warnings["skipped FIFO"] == 1
+    assert report.warnings["skipped socket"] == 1
+    names = {row[0] for row in db.execute("SELECT name FROM artifacts")}
+    assert "caf\\xe9-\\xff.txt" in names
+    assert "red\\e[31mtext.log" in names
+    assert "new\\nline.txt" in names
+    assert all("\x1b" not in n and "\n" not in n for n in names)
+    for hostile in HOSTILE_NAMES:
+        assert paths.key(f"run-a/{hostile}") in index_rows(db)
+
+
+def test_symlinks_are_recorded_not_followed(hostile_tree: Path, db: sqlite_utils.Database) -> None:
+    Indexer(db, hostile_tree).scan()
+    links = {
+        bytes(p): (t, target)
+        for p, t, target in db.execute("SELECT path, ftype, link_target FROM artifacts")
+        if t == "symlink"
+    }
+    assert links[b"run-a/outside"] == ("symlink", "/etc")
+    assert links[b"run-a/dangling.ckpt"][1] == "missing.ckpt"
+    assert b"run-a/dirlink" in links
+    # nothing from /etc or through the self-link made it in
+    assert not any(
+        p.startswith(b"run-a/outside/") or p.startswith(b"run-a/dirlink/") for p in index_rows(db)
+    )
+
+
+def test_warm_rescan_writes_nothing(hostile_tree: Path, db: sqlite_utils.Database) -> None:
+    indexer = Indexer(db, hostile_tree)
+    indexer.scan()
+    indexer.hash_pending()
+    before_changes = db.execute("SELECT total_changes()").fetchone()[0]
+    events_before = db.execute("SELECT count(*) FROM events").fetchone()[0]
+    report = indexer.scan()
+    assert report.added == report.changed == report.removed == 0
+    assert report.unchanged == report.files
+    assert db.execute("SELECT count(*) FROM events").fetchone()[0] == events_before
+    # only the roots row (last_full_scan) was touched
+    assert db.execute("SELECT total_changes()").fetchone()[0] - before_changes <= 1
+
+
+def test_incremental_changes_converge(tmp_path: Path, db: sqlite_utils.Database) -> None:
+    root = tmp_path / "root"
+    (root / "exp" / "run1").mkdir(parents=True)
+    log = root / "exp" / "run1" / "train.log"
+    log.write_text("epoch 1\n")
+    (root / "exp" / "run1" / "old.pt").write_bytes(b"x" * 100)
+    indexer = Indexer(db, root)
+    indexer.scan()
+    with log.open("a") as f:
+        f.write("epoch 2\n")
+    (root / "exp" / "run1" / "old.pt").unlink()
+    (root / "exp" / "run2" / "a" / "b").mkdir(parents=True)
+    (root / "exp" / "run2" / "a" / "b" / "x.bin").write_bytes(b"y")
+    report = indexer.scan()
+    assert (report.added, report.changed, report.removed) == (1, 1, 1)
+    assert index_rows(db) == ground_truth(root)
+    kinds = dict(db.execute("SELECT kind, count(*) FROM events GROUP BY kind").fetchall())
+    assert kinds["removed"] == 1 and kinds["changed"] == 1
+
+
+def test_scan_folders_handles_new_and_vanished_subtrees(
+    tmp_path: Path, db: sqlite_utils.Database
+) -> None:
+    root = tmp_path / "root"
+    (root / "r" / "old" / "deep").mkdir(parents=True)
+    (root / "r" / "old" / "deep" / "f.txt").write_text("1")
+    (root / "r" / "keep.txt").write_text("k")
+    indexer = Indexer(db, root)
+    indexer.scan()
+    shutil.rmtree(root / "r" / "old")
+    (root / "r" / "new" / "a" / "b").mkdir(parents=True)
+    (root / "r" / "new" / "a" / "b" / "g.txt").write_text("2")
+    (root / "r" / "keep.txt").write_text("changed")
+    report = indexer.scan_folders([b"r"])
+    assert index_rows(db) == ground_truth(root)
+    assert (report.added, report.changed, report.removed) == (1, 1, 1)
+    dirs = {bytes(p) for (p,) in db.execute("SELECT path FROM dirs")}
+    assert b"r/old" not in dirs and b"r/old/deep" not in dirs and b"r/new/a/b" in dirs
+
+
+def test_scan_folders_on_a_removed_folder(tmp_path: Path, db: sqlite_utils.Database) -> None:
+    root = tmp_path / "root"
+    (root / "gone" / "x").mkdir(parents=True)
+    (root / "gone" / "x" / "a.txt").write_text("a")
+    indexer = Indexer(db, root)
+    indexer.scan()
+    shutil.rmtree(root / "gone")
+    indexer.scan_folders([b"gone", b"gone/x"])
+    assert index_rows(db) == {}
+
+
+def test_renamed_file_reuses_its_hash(tmp_path: Path, db: sqlite_utils.Database) -> None:
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "model.pt").write_bytes(os.urandom(4096))
+    old = time.time() - 60
+    os.utime(root / "model.pt", (old, old))
+    indexer = Indexer(db, root)
+    indexer.scan()
+    assert indexer.hash_pending() == 1
+    digest = db.execute("SELECT hash FROM artifacts").fetchone()[0]
+    (root / "model.pt").rename(root / "renamed.pt")
+    indexer.scan()
+    row = db.execute("SELECT hash, hash_state FROM artifacts").fetchone()
+    assert row == (digest, "done")
+
+
+def test_overwritten_file_keeps_its_history(tmp_path: Path, db: sqlite_utils.Database) -> None:
+    root = tmp_path / "root"
+    root.mkdir()
+    target = root / "last.ckpt"
+    indexer = Indexer(db, root)
+    hashes = []
+    for version in range(3):
+        target.write_bytes(f"version {version}".encode() * 100)
+        old = time.time() - 60 + version
+        os.utime(target, (old, old))
+        indexer.scan()
+        indexer.hash_pending()
+        hashes.append(db.execute("SELECT hash FROM artifacts").fetchone()[0])
+    history = [h for (h,) in db.execute("SELECT hash FROM artifact_history ORDER BY id")]
+    assert history == hashes[:2]
+    assert len(set(hashes)) == 3
+
+
+def test_recent_files_stay_pending_until_quiet(tmp_path: Path, db: sqlite_utils.Database) -> None:
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "writing.log").write_text("still going")
+    indexer = Indexer(db, root)
+    indexer.scan()
+    indexer.hash_pending()
+    assert db.execute("SELECT hash_state FROM artifacts").fetchone()[0] == "pending"
+    later = Indexer(db, root, clock=lambda: time.time() + 10)
+    later.hash_pending()
+    assert db.execute("SELECT hash_state FROM artifacts").fetchone()[0] == "done"
+
+
+def test_sparse_huge_file_is_not_read_beyond_the_cap(
+    hostile_tree: Path, db: sqlite_utils.Database
+) -> None:
+    indexer = Indexer(db, hostile_tree, clock=lambda: time.time() + 10)
+    indexer.scan()
+    indexer.hash_pending(max_bytes=1 << 30)
+    state = db.execute(
+        "SELECT hash_state, size FROM artifacts WHERE path = ?", [b"run-a/sparse.bin"]
+    ).fetchone()
+    assert state == ("skipped", 1 << 34)
+
+
+def test_vanishing_entries_mid_scan_are_counted(
+    tmp_path: Path, db: sqlite_utils.Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = tmp_path / "root"
+    (root / "a").mkdir(parents=True)
+    (root / "a" / "f.txt").write_text("x")
+    (root / "b").mkdir()
+    real_scandir = os.scandir
+
+    def flaky_scandir(path: bytes) -> object:
+        if path.endswith(b"/b"):
+            raise FileNotFoundError(2, "No such file or directory", path)
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", flaky_scandir)
+    report = Indexer(db, root).scan()
+    assert report.warnings["vanished"] == 1
+    assert index_rows(db) == {b"a/f.txt": 1}
+
+
+@pytest.mark.skipif(shutil.which("setpriv") is None, reason="needs setpriv to drop root")
+def test_unreadable_folder_is_skipped_and_its_rows_are_kept() -> None:
+    # pytest's tmp_path sits below a 0700 folder the unprivileged user cannot enter
+    tmp_path = Path(tempfile.mkdtemp(prefix="artlens-perm-"))
+    tmp_path.chmod(0o755)
+    try:
+        _check_unreadable_folder(tmp_path)
+    finally:
+        shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+def _check_unreadable_folder(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    (root / "open").mkdir(parents=True)
+    (root / "open" / "a.txt").write_text("a")
+    (root / "closed").mkdir()
+    (root / "closed" / "secret.txt").write_text("s")
+    db_path = tmp_path / "db" / "index.db"
+    db = open_db(db_path)
+    Indexer(db, root).scan()
+    db.close()
+    (root / "closed").chmod(0o000)
+    for p in (tmp_path, root, root / "open", db_path.parent):
+        p.chmod(0o777)
+    for f in db_path.parent.iterdir():
+        f.chmod(0o666)
+    script = (
+        "import json, sys; from store.db import open_db; from store.scan import Indexer;"
+        f"r = Indexer(open_db({str(db_path)!r}), {str(root)!r}).scan();"
+        "print(json.dumps(r.to_json()['warnings']))"
+    )
+    try:
+        out = subprocess.run(
+            [
+                "setpriv",
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                sys.executable,
+                "-c",
+                script,
+            ],
+            capture_output=True,
+            text=True,
+            cwd=Path(__file__).resolve().parent.parent,
+            timeout=60,
+        )
+    finally:
+        (root / "closed").chmod(0o755)
+    assert out.returncode == 0, out.stderr
+    assert '"unreadable folder": 1' in out.stdout
+    db = open_db(db_path, readonly=True)
+    try:
+        assert b"closed/secret.txt" in index_rows(db)  # unknown is not deleted
+    finally:
+        db.close()
