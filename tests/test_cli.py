@@ -1,0 +1,205 @@
+"""The headless CLI: index, runs, ls, one-line errors and exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from store.lock import WriterLock
+from tui.cli import main
+
+pytestmark = pytest.mark.usefixtures("isolated_cache")
+
+
+def make_runs(root: Path) -> Path:
+    for name, loss in (("alpha", 0.5), ("beta", 0.25)):
+        run = root / "lightning_logs" / f"version_{0 if name == 'alpha' else 1}"
+        (run / "checkpoints").mkdir(parents=True)
+        (run / "hparams.yaml").write_text(
+            f"lr: 0.001\nname: {name}\nbetas: !!python/tuple [0.9, 0.99]\n"
+        )
+        (run / "metrics.csv").write_text(f"epoch,step,train_loss\n0,10,0.9\n1,20,{loss}\n")
+        (run / "checkpoints" / "epoch=1-step=20.ckpt").write_bytes(b"PK\x05\x06" + b"\0" * 18)
+    return root
+
+
+def test_index_then_runs_json(tmp_path: Path) -> None:
+    root = make_runs(tmp_path / "root")
+    db = tmp_path / "i.db"
+    runner = CliRunner()
+    result = runner.invoke(main, ["index", str(root), "--db", str(db)])
+    assert result.exit_code == 0, result.output
+    assert "2 runs" in result.output
+    result = runner.invoke(main, ["runs", "--json", "--db", str(db)])
+    assert result.exit_code == 0, result.output
+    runs = json.loads(result.output)
+    assert {r["name"] for r in runs} == {"version_0", "version_1"}
+    for run in runs:
+        assert {
+            "name",
+            "path",
+            "framework",
+            "status",
+            "started",
+            "last_write",
+            "size_bytes",
+            "n_artifacts",
+            "params",
+            "metrics",
+        } <= run.keys()
+        assert run["framework"] == "lightning"
+        assert run["params"]["lr"] == 0.001
+        assert run["params"]["betas"] == [0.9, 0.99]
+    last = {r["name"]: r["metrics"]["train_loss"]["last"] for r in runs}
+    assert last == {"version_0": 0.5, "version_1": 0.25}
+
+
+def test_ls_json_and_run_reference(tmp_path: Path) -> None:
+    root = make_runs(tmp_path / "root")
+    db = tmp_path / "i.db"
+    runner = CliRunner()
+    assert runner.invoke(main, ["index", str(root), "--db", str(db)]).exit_code == 0
+    result = runner.invoke(main, ["ls", "version_1", "--json", "--db", str(db)])
+    assert result.exit_code == 0, result.output
+    rel = {a["relpath"] for a in json.loads(result.output)}
+    assert rel == {
+        "lightning_logs/version_1/hparams.yaml",
+        "lightning_logs/version_1/metrics.csv",
+        "lightning_logs/version_1/checkpoints/epoch=1-step=20.ckpt",
+    }
+    by_path = runner.invoke(
+        main, ["ls", str(root / "lightning_logs" / "version_1"), "--db", str(db)]
+    )
+    assert by_path.exit_code == 0 and "epoch=1-step=20.ckpt" in by_path.output
+
+
+def test_runs_csv_flattens_params_and_metrics(tmp_path: Path) -> None:
+    root = make_runs(tmp_path / "root")
+    db = tmp_path / "i.db"
+    runner = CliRunner()
+    runner.invoke(main, ["index", str(root), "--db", str(db)])
+    result = runner.invoke(main, ["runs", "--csv", "--db", str(db)])
+    header, *rows = result.output.strip().splitlines()
+    assert "param.lr" in header.split(",") and "metric.train_loss.last" in header.split(",")
+    assert len(rows) == 2
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["runs"], "no index yet"),
+        (["index", "/nonexistent/folder"], "not a folder"),
+        (["ls", "nope", "--db", "{tmp}/missing.db"], "no index at"),
+    ],
+)
+def test_errors_are_one_line_with_exit_2(tmp_path: Path, args: list[str], message: str) -> None:
+    args = [a.replace("{tmp}", str(tmp_path)) for a in args]
+    result = subprocess.run(
+        [sys.executable, "-m", "tui.cli", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "ARTLENS_CACHE": str(tmp_path / "c")},
+        cwd=tmp_path,
+    )
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0] and "Traceback" not in result.stderr
+
+
+def test_unknown_run_is_one_line(tmp_path: Path) -> None:
+    root = make_runs(tmp_path / "root")
+    db = tmp_path / "i.db"
+    runner = CliRunner()
+    runner.invoke(main, ["index", str(root), "--db", str(db)])
+    result = runner.invoke(main, ["ls", "no-such-run", "--db", str(db)])
+    assert result.exit_code == 2
+    assert "no run matches 'no-such-run'" in result.output
+
+
+def test_second_writer_is_refused_naming_the_holder(tmp_path: Path) -> None:
+    root = make_runs(tmp_path / "root")
+    db = tmp_path / "i.db"
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from store.lock import WriterLock;"
+            f"l = WriterLock({str(db)!r}, role='watch'); l.acquire(); print('held', flush=True);"
+            "time.sleep(30)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        result = CliRunner().invoke(main, ["index", str(root), "--db", str(db)])
+        assert result.exit_code == 2
+        assert f"pid {holder.pid}" in result.output and "watch" in result.output
+    finally:
+        holder.kill()
+        holder.wait()
+    # the kernel released the lock with the process, even though it was killed
+    with WriterLock(db):
+        pass
+
+
+def test_sigkilled_writer_leaves_no_stale_lock(tmp_path: Path) -> None:
+    db = tmp_path / "i.db"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            f"from store.lock import WriterLock; WriterLock({str(db)!r}).acquire();"
+            "import time; print('x', flush=True); time.sleep(60)",
+        ],
+        stdout=subprocess.PIPE,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    assert proc.stdout is not None and proc.stdout.readline()
+    proc.kill()
+    proc.wait()
+    deadline = time.time() + 5
+    lock = WriterLock(db)
+    while True:
+        try:
+            lock.acquire()
+            break
+        except RuntimeError:
+            assert time.time() < deadline
+            time.sleep(0.05)
+    lock.release()
+
+
+def test_store_never_imports_textual_or_rich() -> None:
+    code = (
+        "import sys, store, store.db, store.scan, store.query, store.runs, store.lock,"
+        " store.locate, store.kinds, store.hashing, store.frameworks;"
+        "bad = [m for m in ('textual', 'rich') if m in sys.modules]; print(bad)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
+
+
+def test_headless_cli_does_not_import_textual() -> None:
+    code = "import sys, tui.cli; print('textual' in sys.modules)"
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    assert out.stdout.strip() == "False", out.stderr
