@@ -1,0 +1,151 @@
+"""Readers shared by several frameworks: wide metric CSVs, TensorBoard folders, JSON results."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from pathlib import Path
+
+from store.frameworks import _io
+from store.frameworks._metrics import add_point
+from store.frameworks.flatten import flatten
+from store.frameworks.model import Loaded
+
+STEP_COLUMNS = ("step", "global_step", "_step", "iteration", "iter")
+INDEX_COLUMNS = frozenset({*STEP_COLUMNS, "epoch", "timestamp", "time", "wall_time", "created_at"})
+
+
+def read_wide_csv(root: Path, rel: str, out: Loaded) -> bool:
+    """A CSV with a header and one column per metric (Lightning ``metrics.csv`` and kin).
+
+    Empty cells are skipped (Lightning leaves most cells of a row empty); the step comes
+    from a step column, else the row number.  Returns False when the file was not read.
+    """
+    try:
+        data, cut = _io.read_bytes(root, rel, _io.LARGE)
+    except _io.ReadError as exc:
+        out.warn(str(exc))
+        return False
+    if cut:
+        out.warn(f"{rel}: larger than {_io.LARGE} bytes, only the start was read")
+        data = data[: data.rfind(b"\n") + 1]
+    text = data.decode("utf-8", "replace")
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        header = next(reader)
+    except (StopIteration, csv.Error):
+        out.warn(f"{rel}: empty or unreadable CSV")
+        return False
+    names = [h.strip() for h in header]
+    lower = [n.lower() for n in names]
+    step_col = next((lower.index(c) for c in STEP_COLUMNS if c in lower), None)
+    ragged = bad = 0
+    row_no = 0
+    try:
+        for row_no, row in enumerate(reader):
+            if not row:
+                continue
+            if len(row) != len(names):
+                ragged += 1
+            step = (
+                _io.to_int(row[step_col]) if step_col is not None and step_col < len(row) else None
+            )
+            if step is None:
+                step = row_no
+            for col, cell in enumerate(row[: len(names)]):
+                if col == step_col or lower[col] in INDEX_COLUMNS or not cell.strip():
+                    continue
+                value = _io.to_float(cell)
+                if value is None:
+                    bad += 1
+                    continue
+                add_point(out.series, names[col], step, value)
+    except csv.Error as exc:
+        out.warn(f"{rel}: CSV error at row {row_no + 2}: {exc}")
+    if ragged:
+        out.warn(f"{rel}: {ragged} row(s) with a different number of fields than the header")
+    if bad:
+        out.warn(f"{rel}: {bad} non-numeric cell(s) skipped")
+    return True
+
+
+def read_tensorboard(root: Path, folder: str, out: Loaded) -> None:
+    """Scalars of the ``events.out.tfevents.*`` files directly in one folder."""
+    try:
+        from store.frameworks.tfevents import read_scalars_dir
+    except ImportError:
+        out.warn(f"{folder}: TensorBoard reader not available")
+        return
+    full = _io.abspath(root, folder)
+    real = os.path.realpath(full)
+    root_real = os.path.realpath(root)
+    if real != root_real and not real.startswith(root_real.rstrip(os.sep) + os.sep):
+        out.warn(f"{folder}: symlink leads out of the root")
+        return
+    try:
+        scalars = read_scalars_dir(real)
+    except Exception as exc:  # a foreign reader must not break the run
+        out.warn(f"{folder}: unreadable event files ({type(exc).__name__}: {exc})")
+        return
+    for message in scalars.warnings:
+        out.warn(f"{folder}: {message}")
+    for tag, points in scalars.series.items():
+        name = _io.display_name(str(tag))
+        for step, wall, value in points:
+            add_point(out.series, name, int(step), float(value))
+            if out.started is None or wall < out.started:
+                out.started = float(wall)
+            if out.ended is None or wall > out.ended:
+                out.ended = float(wall)
+
+
+def event_files(root: Path, folder: str) -> list[str]:
+    _, files = _io.list_dir(root, folder)
+    return [f for f in files if f.startswith("events.out.tfevents.")]
+
+
+def read_json_finals(
+    root: Path, rel: str, out: Loaded, step: int | None = None, *, sep: str = "/"
+) -> bool:
+    """Numeric leaves of a JSON results file as final metric values."""
+    try:
+        data = _io.read_json(root, rel)
+    except _io.ReadError as exc:
+        if not _missing(exc):
+            out.warn(str(exc))
+        return False
+    if not isinstance(data, dict):
+        out.warn(f"{rel}: not a JSON object")
+        return False
+    flat = flatten(data, sep=sep)
+    if step is None:
+        step = _io.to_int(flat.get("step"))
+    for name, value in flat.items():
+        if name in INDEX_COLUMNS or isinstance(value, (str, list)) or value is None:
+            continue
+        number = _io.to_float(value)
+        if number is not None:
+            out.finals[name] = (step, number)
+    return True
+
+
+def read_params(root: Path, rel: str, out: Loaded, prefix: str = "") -> bool:
+    """A YAML or JSON config file, flattened into ``out.params``."""
+    try:
+        data = _io.read_json(root, rel) if rel.endswith(".json") else _io.read_yaml(root, rel)
+    except _io.ReadError as exc:
+        if not _missing(exc):
+            out.warn(str(exc))
+        return False
+    if isinstance(data, dict):
+        flat = flatten(data)
+        for key, value in flat.items():
+            out.params.setdefault(f"{prefix}{key}", value)
+    elif data is not None:
+        out.warn(f"{rel}: not a mapping")
+    return True
+
+
+def _missing(exc: _io.ReadError) -> bool:
+    return os.strerror(2) in str(exc)

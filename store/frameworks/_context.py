@@ -1,0 +1,40 @@
+"""Shared, precomputed views of the scanner's listing for the detectors."""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+from store.frameworks._io import basename
+from store.frameworks.model import DirListing
+
+_EMPTY = DirListing(frozenset(), frozenset())
+
+
+class DetectContext:
+    """The root, its folder listing, and lookups every detector needs."""
+
+    def __init__(self, root: Path, listing: Mapping[str, DirListing]) -> None:
+        self.root = root
+        self.listing = listing
+        self.paths: list[str] = sorted(listing)
+        self.by_name: dict[str, list[str]] = {}
+        for rel in self.paths:
+            if rel:
+                self.by_name.setdefault(basename(rel), []).append(rel)
+
+    def entry(self, rel: str) -> DirListing:
+        return self.listing.get(rel, _EMPTY)
+
+    def below(self, rel: str) -> Iterator[str]:
+        """Every listed folder strictly below ``rel``."""
+        if not rel:
+            yield from (p for p in self.paths if p)
+            return
+        prefix = rel + "/"
+        start = bisect.bisect_left(self.paths, prefix)
+        for path in self.paths[start:]:
+            if not path.startswith(prefix):
+                break
+            yield path

@@ -1,0 +1,216 @@
+"""Bounded, symlink-aware reads of files under a root.
+
+Artifacts are untrusted: a name may be a FIFO (open would hang), a symlink out of the
+root, or a sparse file of terabytes.  Every reader goes through ``read_bytes``, which only
+opens regular files that resolve inside the root and never reads more than a cap.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import stat
+from pathlib import Path
+
+from store.yamlsafe import YamlError, load_yaml
+
+SMALL = 4 * 1024 * 1024
+"""Cap for configs and JSON documents."""
+LARGE = 64 * 1024 * 1024
+"""Cap for metric logs (CSV, MLflow metric files, TSV)."""
+
+
+class ReadError(OSError):
+    """A file could not be read safely; the message is one line."""
+
+
+def join(rel: str, *names: str) -> str:
+    """Join root-relative POSIX parts ('' is the root)."""
+    parts = [p for p in (rel, *names) if p]
+    return "/".join(parts)
+
+
+def parent(rel: str) -> str:
+    return rel.rsplit("/", 1)[0] if "/" in rel else ""
+
+
+def basename(rel: str) -> str:
+    return rel.rsplit("/", 1)[-1]
+
+
+def abspath(root: Path, rel: str) -> str:
+    return os.path.join(os.fspath(root), rel) if rel else os.fspath(root)
+
+
+def _inside(root_real: str, path_real: str) -> bool:
+    return path_real == root_real or path_real.startswith(root_real.rstrip(os.sep) + os.sep)
+
+
+def regular_file(root: Path, rel: str) -> str:
+    """The real absolute path of ``rel`` if it is (or links, inside the root, to) a regular file."""
+    try:
+        real = os.path.realpath(abspath(root, rel))
+        if not _inside(os.path.realpath(root), real):
+            raise ReadError(f"{rel}: symlink leads out of the root")
+        st = os.lstat(real)
+    except ReadError:
+        raise
+    except (OSError, ValueError) as exc:
+        raise ReadError(f"{rel}: {getattr(exc, 'strerror', None) or type(exc).__name__}") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise ReadError(f"{rel}: not a regular file")
+    return real
+
+
+def read_bytes(root: Path, rel: str, cap: int = SMALL) -> tuple[bytes, bool]:
+    """At most ``cap`` bytes of a regular file under the root, and whether it was cut short."""
+    full = regular_file(root, rel)
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0)
+    try:
+        fd = os.open(full, flags)
+    except OSError as exc:
+        raise ReadError(f"{rel}: {exc.strerror or type(exc).__name__}") from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ReadError(f"{rel}: not a regular file")
+        chunks: list[bytes] = []
+        left = cap + 1
+        while left > 0:
+            chunk = os.read(fd, min(left, 1 << 20))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            left -= len(chunk)
+    except OSError as exc:
+        raise ReadError(f"{rel}: {exc.strerror or type(exc).__name__}") from None
+    finally:
+        os.close(fd)
+    data = b"".join(chunks)
+    return (data[:cap], True) if len(data) > cap else (data, False)
+
+
+def read_text(root: Path, rel: str, cap: int = SMALL) -> tuple[str, bool]:
+    """Text of a file, invalid UTF-8 replaced; see ``read_bytes``."""
+    data, cut = read_bytes(root, rel, cap)
+    return data.decode("utf-8", "replace"), cut
+
+
+def read_json(root: Path, rel: str, cap: int = SMALL) -> object:
+    """A JSON document; ``ReadError`` on unreadable, truncated or malformed content."""
+    data, cut = read_bytes(root, rel, cap)
+    if cut:
+        raise ReadError(f"{rel}: larger than {cap} bytes, not parsed")
+    try:
+        return json.loads(data.decode("utf-8", "replace"))
+    except (ValueError, RecursionError) as exc:
+        raise ReadError(f"{rel}: invalid JSON ({_first_line(exc)})") from None
+
+
+def read_yaml(root: Path, rel: str, cap: int = SMALL) -> object:
+    """A YAML document (Python tags become plain data); ``ReadError`` on any problem."""
+    data, cut = read_bytes(root, rel, cap)
+    if cut:
+        raise ReadError(f"{rel}: larger than {cap} bytes, not parsed")
+    try:
+        return load_yaml(data)
+    except YamlError as exc:
+        raise ReadError(f"{rel}: {exc}") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:160]
+
+
+def display_name(name: str) -> str:
+    """A file-system name as text: undecodable bytes become ``\\xNN`` (JSON/SQLite safe)."""
+    return os.fsencode(name).decode("utf-8", "backslashreplace")
+
+
+def to_float(value: object) -> float | None:
+    """A metric value as float (numbers and numeric strings), else None."""
+    if isinstance(value, bool):
+        return float(value)
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value.strip())
+        except ValueError:
+            return None
+    return None
+
+
+def to_int(value: object) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str):
+        try:
+            return int(value.strip())
+        except ValueError:
+            f = to_float(value)
+            return int(f) if f is not None and f.is_integer() else None
+    return None
+
+
+def list_dir(root: Path, rel: str) -> tuple[list[str], list[str]]:
+    """(sub-folders, files) of a folder under the root; symlinked folders are not entered."""
+    dirs: list[str] = []
+    files: list[str] = []
+    try:
+        with os.scandir(abspath(root, rel)) as entries:
+            for entry in entries:
+                if len(dirs) + len(files) >= 100_000:
+                    break
+                try:
+                    if entry.is_dir(follow_symlinks=False):
+                        dirs.append(entry.name)
+                    elif entry.is_file(follow_symlinks=False) or entry.is_symlink():
+                        files.append(entry.name)
+                except OSError:
+                    continue
+    except OSError:
+        pass
+    return sorted(dirs), sorted(files)
+
+
+def walk_files(root: Path, rel: str, limit: int = 20_000) -> list[str]:
+    """Every file below a folder, as paths relative to that folder ('a/b' for nested keys)."""
+    out: list[str] = []
+    stack = [""]
+    while stack and len(out) < limit:
+        sub = stack.pop()
+        dirs, files = list_dir(root, join(rel, sub))
+        out.extend(join(sub, f) for f in files)
+        stack.extend(join(sub, d) for d in reversed(dirs))
+    return sorted(out[:limit])
+
+
+_NUM_SPLIT = re.compile(r"(\d+)")
+
+
+def natural_key(name: str) -> tuple[object, ...]:
+    """Sort key that orders ``checkpoint-900`` before ``checkpoint-1000``."""
+    return tuple(
+        (0, int(part), "") if part.isdigit() else (1, 0, part)
+        for part in _NUM_SPLIT.split(name)
+        if part
+    )
+
+
+def param_value(text: str) -> object:
+    """A string param as int or float when it is exactly a number, else the stripped text."""
+    stripped = text.strip()
+    try:
+        return int(stripped)
+    except ValueError:
+        pass
+    try:
+        value = float(stripped)
+    except ValueError:
+        return text
+    return value if value == value and value not in (float("inf"), float("-inf")) else text

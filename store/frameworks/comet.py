@@ -1,0 +1,140 @@
+"""Comet ``OfflineExperiment`` archives.
+
+Each run is one ``<offline_directory>/<experiment_key>.zip`` (default directory
+``.cometml-runs``) holding ``experiment.json`` (offline_id, project_name, workspace,
+start_time/stop_time in ms, tags) and ``messages.json``, one JSON message per line whose
+payload carries ``metric`` {metricName, metricValue, step}, ``param`` {paramName,
+paramValue} or ``log_other`` {key, val}.  The run's ``path`` is the archive itself.
+Reads are bounded: members are decompressed up to a cap whatever the header claims.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import zipfile
+from pathlib import Path
+
+from store.frameworks import _io
+from store.frameworks._context import DetectContext
+from store.frameworks._metrics import add_point
+from store.frameworks.model import Loaded, RunSpec
+
+FRAMEWORK = "comet"
+DEFAULT_DIR = ".cometml-runs"
+_KEY_ZIP = re.compile(r"^([0-9a-f]{32})(-[A-Za-z0-9]+)?\.zip$")
+_MESSAGES_CAP = 64 * 1024 * 1024
+
+
+def detect(ctx: DetectContext) -> list[RunSpec]:
+    specs = []
+    for rel in ctx.paths:
+        in_default = _io.basename(rel) == DEFAULT_DIR
+        for name in sorted(ctx.entry(rel).files):
+            match = _KEY_ZIP.match(name)
+            if match is None and not (in_default and name.endswith(".zip")):
+                continue
+            key = match.group(1) if match else name[: -len(".zip")]
+            specs.append(
+                RunSpec(
+                    path=_io.join(rel, name),
+                    framework=FRAMEWORK,
+                    name=_io.display_name(key),
+                    experiment=None,
+                    run_key=_io.display_name(key),
+                )
+            )
+    return specs
+
+
+def _member(archive: zipfile.ZipFile, name: str, cap: int) -> tuple[bytes, bool] | None:
+    try:
+        info = archive.getinfo(name)
+    except KeyError:
+        return None
+    with archive.open(info) as handle:
+        data = handle.read(cap + 1)
+    return (data[:cap], True) if len(data) > cap else (data, False)
+
+
+def load(root: Path, spec: RunSpec) -> Loaded:
+    out = Loaded()
+    out.meta["run_id"] = spec.run_key
+    try:
+        real = _io.regular_file(root, spec.path)
+        with zipfile.ZipFile(real) as archive:
+            experiment = _member(archive, "experiment.json", 1024 * 1024)
+            messages = _member(archive, "messages.json", _MESSAGES_CAP)
+    except (_io.ReadError, OSError, zipfile.BadZipFile, RuntimeError, ValueError, EOFError) as exc:
+        out.warn(f"{spec.path}: unreadable Comet archive ({' '.join(str(exc).split())[:160]})")
+        return out
+    if experiment is None:
+        out.warn(f"{spec.path}: no experiment.json in the archive")
+    else:
+        _apply_experiment(experiment[0], spec, out)
+    if messages is not None:
+        if messages[1]:
+            out.warn(f"{spec.path}: messages.json larger than {_MESSAGES_CAP} bytes, cut")
+        _apply_messages(messages[0], spec, out)
+    return out
+
+
+def _apply_experiment(data: bytes, spec: RunSpec, out: Loaded) -> None:
+    try:
+        info = json.loads(data.decode("utf-8", "replace").splitlines()[0] if data else "")
+    except (ValueError, IndexError):
+        out.warn(f"{spec.path}: experiment.json is not valid JSON")
+        return
+    if not isinstance(info, dict):
+        return
+    for src, key in (
+        ("project_name", "project"),
+        ("workspace", "workspace"),
+        ("offline_id", "run_id"),
+    ):
+        if info.get(src):
+            out.meta[key] = str(info[src])
+    if isinstance(info.get("tags"), list):
+        out.meta["tags"] = [str(t) for t in info["tags"]][:100]
+    start, stop = _io.to_float(info.get("start_time")), _io.to_float(info.get("stop_time"))
+    out.started = start / 1000.0 if start is not None else None
+    out.ended = stop / 1000.0 if stop is not None else None
+    if out.ended is not None:
+        out.status = "finished"
+
+
+def _apply_messages(data: bytes, spec: RunSpec, out: Loaded) -> None:
+    bad = 0
+    counters: dict[str, int] = {}
+    for line in data.splitlines():
+        if not line.strip():
+            continue
+        try:
+            message = json.loads(line)
+        except ValueError:
+            bad += 1
+            continue
+        payload = message.get("payload") if isinstance(message, dict) else None
+        if not isinstance(payload, dict):
+            continue
+        metric, param, other = payload.get("metric"), payload.get("param"), payload.get("log_other")
+        if isinstance(metric, dict) and metric.get("metricName") is not None:
+            name = str(metric["metricName"])
+            value = _io.to_float(metric.get("metricValue"))
+            step = _io.to_int(metric.get("step"))
+            if step is None:
+                step = counters.get(name, 0)
+            counters[name] = step + 1
+            if value is not None:
+                add_point(out.series, name, step, value)
+        if isinstance(param, dict) and param.get("paramName") is not None:
+            out.params[str(param["paramName"])] = _io.param_value(str(param.get("paramValue")))
+        if isinstance(other, dict) and other.get("key") is not None:
+            if str(other["key"]) == "Name":
+                out.meta["name"] = str(other.get("val"))
+            else:
+                others = out.meta.setdefault("log_other", {})
+                if isinstance(others, dict) and len(others) < 200:
+                    others[str(other["key"])] = str(other.get("val"))[:1000]
+    if bad:
+        out.warn(f"{spec.path}: {bad} malformed message line(s) skipped")

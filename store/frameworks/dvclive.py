@@ -1,0 +1,91 @@
+"""DVCLive folders (``dvclive/`` by default).
+
+``metrics.json`` holds the latest values (nested by ``/`` in metric names), ``params.yaml``
+the logged params, ``plots/metrics/<name>.tsv`` one series per metric (``step`` and the
+value; newer versions add ``timestamp``).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+from store.frameworks import _common, _io
+from store.frameworks._context import DetectContext
+from store.frameworks._metrics import add_point
+from store.frameworks.model import Loaded, RunSpec
+
+FRAMEWORK = "dvclive"
+
+
+def detect(ctx: DetectContext) -> list[RunSpec]:
+    specs = []
+    for rel in ctx.paths:
+        entry = ctx.entry(rel)
+        named = _io.basename(rel) == "dvclive"
+        has_plots = "metrics" in ctx.entry(_io.join(rel, "plots")).dirs
+        if not (
+            (named and entry.files & {"metrics.json", "params.yaml"})
+            or ("metrics.json" in entry.files and has_plots)
+        ):
+            continue
+        parent = _io.parent(rel)
+        owner = _io.basename(parent) if parent else ctx.root.name
+        specs.append(
+            RunSpec(
+                path=rel,
+                framework=FRAMEWORK,
+                name=_io.display_name(owner if named else _io.basename(rel) or owner),
+                experiment=None,
+            )
+        )
+    return specs
+
+
+def load(root: Path, spec: RunSpec) -> Loaded:
+    out = Loaded()
+    _common.read_params(root, _io.join(spec.path, "params.yaml"), out)
+    _common.read_json_finals(root, _io.join(spec.path, "metrics.json"), out)
+    plots = _io.join(spec.path, "plots", "metrics")
+    for name in _io.walk_files(root, plots, 5000):
+        if name.endswith(".tsv"):
+            _read_tsv(root, _io.join(plots, name), _io.display_name(name[: -len(".tsv")]), out)
+    return out
+
+
+def _read_tsv(root: Path, rel: str, name: str, out: Loaded) -> None:
+    try:
+        data, cut = _io.read_bytes(root, rel, _io.LARGE)
+    except _io.ReadError as exc:
+        out.warn(str(exc))
+        return
+    if cut:
+        out.warn(f"{rel}: larger than {_io.LARGE} bytes, only the start was read")
+    rows = csv.reader(io.StringIO(data.decode("utf-8", "replace"), newline=""), delimiter="\t")
+    try:
+        header = [h.strip().lower() for h in next(rows)]
+    except (StopIteration, csv.Error):
+        out.warn(f"{rel}: empty TSV")
+        return
+    step_col = header.index("step") if "step" in header else None
+    short = name.rsplit("/", 1)[-1].lower()
+    value_col = header.index(short) if short in header else len(header) - 1
+    bad = 0
+    try:
+        for index, row in enumerate(rows):
+            if len(row) <= value_col:
+                bad += bool(row)
+                continue
+            step = (
+                _io.to_int(row[step_col]) if step_col is not None and step_col < len(row) else index
+            )
+            value = _io.to_float(row[value_col])
+            if value is None or step is None:
+                bad += 1
+                continue
+            add_point(out.series, name, step, value)
+    except csv.Error as exc:
+        out.warn(f"{rel}: {exc}")
+    if bad:
+        out.warn(f"{rel}: {bad} malformed row(s) skipped")

@@ -1,0 +1,179 @@
+"""Hugging Face Trainer output folders.
+
+An output dir holds ``checkpoint-N/`` folders (each with ``trainer_state.json``: the
+``log_history``, ``best_metric``, ``best_model_checkpoint``, ``global_step``), the final
+``config.json`` / ``model.safetensors``, ``*_results.json`` and ``runs/<date>_<host>/``
+TensorBoard logs, which belong to this run.  ``training_args.bin`` is a pickle and is never
+loaded.  Checkpoints sort numerically (``checkpoint-900`` before ``checkpoint-1000``).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from store.frameworks import _common, _io
+from store.frameworks._context import DetectContext
+from store.frameworks.model import Loaded, RunSpec
+
+FRAMEWORK = "hf-trainer"
+CHECKPOINT_DIR = re.compile(r"^checkpoint-(\d+)$")
+_RESULTS = ("all_results.json", "train_results.json", "eval_results.json", "test_results.json")
+_TOP_MARKERS = frozenset({"trainer_state.json", "training_args.bin", *_RESULTS})
+
+
+def detect(ctx: DetectContext) -> list[RunSpec]:
+    specs = []
+    for rel in ctx.paths:
+        entry = ctx.entry(rel)
+        has_ckpt = any(
+            CHECKPOINT_DIR.match(d) and _is_hf_checkpoint(ctx, _io.join(rel, d)) for d in entry.dirs
+        )
+        if not has_ckpt and not entry.files & _TOP_MARKERS:
+            continue
+        if CHECKPOINT_DIR.match(_io.basename(rel)):
+            continue  # a checkpoint folder belongs to its output dir
+        name = _io.display_name(_io.basename(rel)) if rel else _io.display_name(ctx.root.name)
+        parent = _io.parent(rel)
+        specs.append(
+            RunSpec(
+                path=rel,
+                framework=FRAMEWORK,
+                name=name,
+                experiment=_io.display_name(_io.basename(parent)) if parent else None,
+            )
+        )
+    return specs
+
+
+def _is_hf_checkpoint(ctx: DetectContext, rel: str) -> bool:
+    files = ctx.entry(rel).files
+    return bool(files & {"trainer_state.json", "training_args.bin", "optimizer.pt", "scheduler.pt"})
+
+
+def checkpoints(root: Path, folder: str) -> list[str]:
+    """``checkpoint-N`` sub-folders in numeric order."""
+    dirs, _ = _io.list_dir(root, folder)
+    found = [d for d in dirs if CHECKPOINT_DIR.match(d)]
+    return sorted(found, key=lambda d: int(d.split("-", 1)[1]))
+
+
+def load(root: Path, spec: RunSpec) -> Loaded:
+    out = Loaded()
+    ckpts = checkpoints(root, spec.path)
+    if ckpts:
+        out.meta["checkpoints"] = ckpts
+    candidates = [_io.join(spec.path, c, "trainer_state.json") for c in reversed(ckpts)]
+    state, state_rel = _best_state(
+        root, [_io.join(spec.path, "trainer_state.json"), *candidates], out
+    )
+    global_step = _io.to_int(state.get("global_step")) if state else None
+    if state:
+        out.meta["trainer_state"] = state_rel
+        _apply_state(state, out)
+    for name in _RESULTS:
+        _common.read_json_finals(root, _io.join(spec.path, name), out, global_step, sep=".")
+    _common.read_params(root, _io.join(spec.path, "config.json"), out, prefix="model.")
+    _merge_tensorboard(root, spec.path, out)
+    return out
+
+
+def _trainer_name(tag: str) -> str:
+    """Undo TensorBoardCallback renames: ``eval/loss`` -> ``eval_loss``, ``train/x`` -> ``x``."""
+    for prefix in ("eval", "test"):
+        if tag.startswith(prefix + "/"):
+            return f"{prefix}_{tag[len(prefix) + 1 :]}"
+    return tag[len("train/") :] if tag.startswith("train/") else tag
+
+
+def _merge_tensorboard(root: Path, folder: str, out: Loaded) -> None:
+    """Fill in from ``runs/*`` what the newest trainer_state misses (steps after the last save)."""
+    runs_dir = _io.join(folder, "runs")
+    tb = Loaded()
+    for sub in _io.list_dir(root, runs_dir)[0]:
+        _common.read_tensorboard(root, _io.join(runs_dir, sub), tb)
+    for message in tb.warnings:
+        out.warn(message)
+    for tag, points in tb.series.items():
+        name = _trainer_name(tag)
+        known = out.series.get(name)
+        if not known:
+            out.series[name] = list(points)
+            continue
+        last_step = max(step for step, _ in known)
+        known.extend(p for p in points if p[0] > last_step)
+    if out.started is None:
+        out.started = tb.started
+    if out.ended is None:
+        out.ended = tb.ended
+
+
+def _best_state(
+    root: Path, rels: list[str], out: Loaded
+) -> tuple[dict[str, object] | None, str | None]:
+    """The trainer_state.json with the highest global_step (top-level wins ties)."""
+    best: dict[str, object] | None = None
+    best_rel: str | None = None
+    checkpoint_read = False
+    for index, rel in enumerate(rels):
+        if checkpoint_read:
+            break  # the top-level state and the newest readable checkpoint are enough
+        try:
+            data = _io.read_json(root, rel, 64 * 1024 * 1024)
+        except _io.ReadError as exc:
+            if "No such file" not in str(exc):
+                out.warn(str(exc))
+            continue
+        if not isinstance(data, dict):
+            out.warn(f"{rel}: not a JSON object")
+            continue
+        checkpoint_read = index > 0
+        step = _io.to_int(data.get("global_step")) or 0
+        if best is None or step > (_io.to_int(best.get("global_step")) or 0):
+            best, best_rel = data, rel
+    return best, best_rel
+
+
+def _apply_state(state: dict[str, object], out: Loaded) -> None:
+    from store.frameworks._metrics import add_point
+
+    for key in (
+        "best_metric",
+        "best_model_checkpoint",
+        "global_step",
+        "max_steps",
+        "epoch",
+        "num_train_epochs",
+        "best_global_step",
+    ):
+        if state.get(key) is not None:
+            out.meta[key] = state[key]
+    for key in (
+        "train_batch_size",
+        "num_train_epochs",
+        "max_steps",
+        "logging_steps",
+        "eval_steps",
+        "save_steps",
+    ):
+        value = state.get(key)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            out.params[f"trainer.{key}"] = value
+    history = state.get("log_history")
+    if isinstance(history, list):
+        for entry in history:
+            if not isinstance(entry, dict):
+                continue
+            step = _io.to_int(entry.get("step"))
+            if step is None:
+                continue
+            for name, value in entry.items():
+                if name in ("step", "epoch") or isinstance(value, (bool, str)):
+                    continue
+                number = _io.to_float(value)
+                if number is not None:
+                    add_point(out.series, str(name), step, number)
+    global_step = _io.to_int(state.get("global_step"))
+    max_steps = _io.to_int(state.get("max_steps"))
+    if global_step and max_steps and global_step >= max_steps:
+        out.status = "finished"

@@ -1,0 +1,122 @@
+"""Hydra job folders: any folder holding ``.hydra/config.yaml``.
+
+``outputs/YYYY-MM-DD/HH-MM-SS/`` for single runs, ``multirun/YYYY-MM-DD/HH-MM-SS/<N>/`` for
+sweep jobs.  ``config.yaml`` is the composed config (the params), ``overrides.yaml`` the
+command-line overrides, ``hydra.yaml`` the job name.  Nesting rule: a Hydra folder stays a
+run of its own even when a more specific run (``lightning_logs/version_0``, a W&B run) sits
+inside it; files go to the innermost run.  When the Hydra folder *is* another framework's
+run folder (an HF output dir), the other framework wins and Hydra's config is merged into
+its params (see ``merge_into``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import re
+from pathlib import Path
+
+from store.frameworks import _common, _io
+from store.frameworks._context import DetectContext
+from store.frameworks.model import Loaded, RunSpec
+
+FRAMEWORK = "hydra"
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_TIME = re.compile(r"^\d{2}-\d{2}-\d{2}$")
+
+
+def is_hydra_dir(ctx: DetectContext, rel: str) -> bool:
+    return (
+        "config.yaml" in ctx.entry(_io.join(rel, ".hydra")).files
+        and ".hydra" in ctx.entry(rel).dirs
+    )
+
+
+def detect(ctx: DetectContext) -> list[RunSpec]:
+    specs = []
+    for rel in ctx.paths:
+        if not is_hydra_dir(ctx, rel):
+            continue
+        specs.append(
+            RunSpec(
+                path=rel,
+                framework=FRAMEWORK,
+                name=_run_name(ctx, rel),
+                experiment=_job_name(ctx.root, rel),
+            )
+        )
+    return specs
+
+
+def _run_name(ctx: DetectContext, rel: str) -> str:
+    """``2024-01-02/10-11-12`` for a run, ``2024-01-02/10-11-12/3`` for a sweep job."""
+    parts = rel.split("/") if rel else [ctx.root.name]
+    for index in range(len(parts) - 1):
+        if _DATE.match(parts[index]) and _TIME.match(parts[index + 1]):
+            return "/".join(_io.display_name(p) for p in parts[index:])
+    return _io.display_name(parts[-1])
+
+
+def _job_name(root: Path, rel: str) -> str | None:
+    try:
+        data = _io.read_yaml(root, _io.join(rel, ".hydra", "hydra.yaml"), 512 * 1024)
+    except _io.ReadError:
+        return None
+    hydra = data.get("hydra") if isinstance(data, dict) else None
+    job = hydra.get("job") if isinstance(hydra, dict) else None
+    name = job.get("name") if isinstance(job, dict) else None
+    return str(name) if name is not None else None
+
+
+def merge_into(root: Path, folder: str, out: Loaded) -> None:
+    """Add a Hydra folder's config (params the framework lacks) and overrides to ``out``."""
+    _common.read_params(root, _io.join(folder, ".hydra", "config.yaml"), out)
+    try:
+        overrides = _io.read_yaml(root, _io.join(folder, ".hydra", "overrides.yaml"))
+    except _io.ReadError as exc:
+        if "No such file" not in str(exc):
+            out.warn(str(exc))
+        overrides = None
+    if isinstance(overrides, list):
+        out.meta["overrides"] = [str(o) for o in overrides][:500]
+    try:
+        data = _io.read_yaml(root, _io.join(folder, ".hydra", "hydra.yaml"))
+    except _io.ReadError as exc:
+        if "No such file" not in str(exc):
+            out.warn(str(exc))
+        return
+    hydra = data.get("hydra") if isinstance(data, dict) else None
+    if not isinstance(hydra, dict):
+        return
+    job = hydra.get("job") if isinstance(hydra.get("job"), dict) else {}
+    runtime = hydra.get("runtime") if isinstance(hydra.get("runtime"), dict) else {}
+    assert isinstance(job, dict) and isinstance(runtime, dict)
+    for key, value in (
+        ("hydra_job", job.get("name")),
+        ("hydra_job_id", job.get("id")),
+        ("hydra_job_num", job.get("num")),
+        ("hydra_mode", hydra.get("mode")),
+        ("hydra_version", runtime.get("version")),
+        ("cwd", runtime.get("cwd")),
+    ):
+        if value is not None:
+            out.meta[key] = str(value)
+
+
+def load(root: Path, spec: RunSpec) -> Loaded:
+    out = Loaded()
+    merge_into(root, spec.path, out)
+    _, files = _io.list_dir(root, spec.path)
+    for name in ("metrics.json", "results.json", "result.json", "eval_results.json"):
+        if name in files:
+            _common.read_json_finals(root, _io.join(spec.path, name), out)
+    for name in ("metrics.csv", "log.csv", "history.csv", "progress.csv"):
+        if name in files:
+            _common.read_wide_csv(root, _io.join(spec.path, name), out)
+    parts = spec.name.split("/")
+    if len(parts) >= 2 and _DATE.match(parts[0]) and _TIME.match(parts[1]):
+        with contextlib.suppress(ValueError):
+            out.started = _dt.datetime.strptime(
+                f"{parts[0]} {parts[1]}", "%Y-%m-%d %H-%M-%S"
+            ).timestamp()
+    return out

@@ -1,0 +1,397 @@
+"""MLflow runs: the file store (``mlruns/``) and the SQLite backend (``mlflow.db``).
+
+File store: ``<exp_id>/meta.yaml`` names the experiment, ``<exp_id>/<run_id>/meta.yaml``
+holds run_name, status (1..5 = RUNNING, SCHEDULED, FINISHED, FAILED, KILLED) and times in
+ms; ``params/<key>`` files hold the value, ``metrics/<key>`` lines ``timestamp value step``
+(keys with ``/`` are nested folders), ``tags/<key>``.  MLflow 3 logged models live in
+``<exp_id>/models/m-<id>/`` and join their source run as extra paths.  ``.trash`` is skipped.
+
+SQLite: opened read-only (``mode=ro``: ``immutable=1`` would be unsafe while MLflow
+writes).  A run's folder is where its ``artifact_uri`` lands under the root; a run with no
+such folder gets the unique pseudo path ``<db folder>/mlflow.db#<run_id>``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sqlite3
+import urllib.parse
+from collections.abc import Iterator
+from contextlib import closing
+from pathlib import Path
+
+from store.frameworks import _io
+from store.frameworks._context import DetectContext
+from store.frameworks._metrics import add_point
+from store.frameworks.model import Loaded, RunSpec
+
+FRAMEWORK = "mlflow"
+DB_NAME = "mlflow.db"
+PSEUDO = "#"
+_STATUS_CODES = {1: "running", 2: "unknown", 3: "finished", 4: "failed", 5: "killed"}
+_STATUS_WORDS = {
+    "RUNNING": "running",
+    "SCHEDULED": "unknown",
+    "FINISHED": "finished",
+    "FAILED": "failed",
+    "KILLED": "killed",
+}
+_MODEL_DIR = re.compile(r"^m-[0-9a-f]+$")
+_MAX_DB_RUNS = 20_000
+_MAX_DB_METRIC_ROWS = 2_000_000
+
+
+def _yaml_dict(root: Path, rel: str) -> dict[str, object] | None:
+    try:
+        data = _io.read_yaml(root, rel, 256 * 1024)
+    except _io.ReadError:
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _is_run_dir(ctx: DetectContext, rel: str) -> bool:
+    entry = ctx.entry(rel)
+    return "meta.yaml" in entry.files and bool(entry.dirs & {"metrics", "params", "tags"})
+
+
+def detect(ctx: DetectContext) -> list[RunSpec]:
+    """File-store runs by their folder shape, SQLite runs from each ``mlflow.db``."""
+    specs: dict[str, RunSpec] = {}
+    exp_names: dict[str, str | None] = {}
+    models: list[tuple[str, str]] = []  # (model folder, experiment folder)
+    for rel in ctx.paths:
+        if ".trash" in rel.split("/"):
+            continue
+        base = _io.basename(rel)
+        if _MODEL_DIR.match(base) and _io.basename(_io.parent(rel)) == "models":
+            if "meta.yaml" in ctx.entry(rel).files:
+                models.append((rel, _io.parent(_io.parent(rel))))
+            continue
+        if not rel or not _is_run_dir(ctx, rel):
+            continue
+        exp_dir = _io.parent(rel)
+        if exp_dir not in exp_names:
+            exp_meta = _yaml_dict(ctx.root, _io.join(exp_dir, "meta.yaml"))
+            name = exp_meta.get("name") if exp_meta else None
+            exp_names[exp_dir] = str(name) if name is not None else None
+        meta = _yaml_dict(ctx.root, _io.join(rel, "meta.yaml")) or {}
+        run_id = str(meta.get("run_id") or meta.get("run_uuid") or base)
+        run_name = meta.get("run_name")
+        specs[rel] = RunSpec(
+            path=rel,
+            framework=FRAMEWORK,
+            name=str(run_name) if run_name else _io.display_name(base),
+            experiment=exp_names[exp_dir],
+            run_key=run_id,
+        )
+    by_key = {(spec.run_key, _io.parent(spec.path)): spec for spec in specs.values()}
+    for model_rel, exp_dir in models:
+        meta = _yaml_dict(ctx.root, _io.join(model_rel, "meta.yaml")) or {}
+        source = meta.get("source_run_id")
+        spec = by_key.get((str(source), exp_dir)) if source else None
+        if spec is not None:
+            spec = _with_extra(spec, model_rel)
+            specs[spec.path] = spec
+            by_key[(spec.run_key, exp_dir)] = spec
+    for rel in ctx.paths:
+        if DB_NAME in ctx.entry(rel).files:
+            for spec in _detect_db(ctx, rel):
+                if spec.path not in specs and not any(
+                    s.run_key == spec.run_key for s in specs.values()
+                ):
+                    specs[spec.path] = spec
+    return list(specs.values())
+
+
+def _with_extra(spec: RunSpec, extra: str) -> RunSpec:
+    return RunSpec(
+        spec.path,
+        spec.framework,
+        spec.name,
+        spec.experiment,
+        (*spec.extra_paths, extra),
+        spec.run_key,
+    )
+
+
+# --- SQLite backend ---------------------------------------------------------------------
+
+
+def connect(root: Path, db_rel: str) -> sqlite3.Connection:
+    """A read-only connection to an MLflow database under the root (``ReadError`` if not)."""
+    real = _io.regular_file(root, db_rel)
+    uri = "file:" + urllib.parse.quote(os.fsencode(real)) + "?mode=ro"
+    try:
+        conn = sqlite3.connect(uri, uri=True, timeout=1.0)
+        conn.execute("PRAGMA query_only = 1")
+        conn.execute("SELECT run_uuid, status, artifact_uri FROM runs LIMIT 1").fetchall()
+    except sqlite3.Error as exc:
+        raise _io.ReadError(f"{db_rel}: not a readable MLflow database ({exc})") from None
+    return conn
+
+
+def _detect_db(ctx: DetectContext, folder: str) -> Iterator[RunSpec]:
+    db_rel = _io.join(folder, DB_NAME)
+    try:
+        conn = connect(ctx.root, db_rel)
+    except _io.ReadError:
+        return
+    with closing(conn):
+        try:
+            experiments = {
+                str(eid): str(name)
+                for eid, name in conn.execute("SELECT experiment_id, name FROM experiments")
+            }
+            rows = conn.execute(
+                "SELECT run_uuid, name, experiment_id, artifact_uri FROM runs "
+                "ORDER BY start_time LIMIT ?",
+                (_MAX_DB_RUNS,),
+            ).fetchall()
+            model_rows = _logged_models(conn)
+        except sqlite3.Error:
+            return
+    models: dict[str, list[str]] = {}
+    for run_id, location in model_rows:
+        model_rel = _map_uri(ctx, folder, str(location), None, None)
+        if model_rel is not None:
+            models.setdefault(str(run_id), []).append(model_rel)
+    for run_id, name, exp_id, artifact_uri in rows:
+        run_id = str(run_id)
+        path = _map_uri(ctx, folder, str(artifact_uri or ""), run_id, str(exp_id))
+        yield RunSpec(
+            path=path if path is not None else f"{db_rel}{PSEUDO}{run_id}",
+            framework=FRAMEWORK,
+            name=str(name) if name else run_id,
+            experiment=experiments.get(str(exp_id)),
+            extra_paths=tuple(models.get(run_id, ())),
+            run_key=run_id,
+        )
+
+
+def _logged_models(conn: sqlite3.Connection) -> list[tuple[object, object]]:
+    try:
+        return conn.execute(
+            "SELECT source_run_id, artifact_location FROM logged_models "
+            "WHERE source_run_id IS NOT NULL LIMIT ?",
+            (_MAX_DB_RUNS,),
+        ).fetchall()
+    except sqlite3.Error:
+        return []
+
+
+def _map_uri(
+    ctx: DetectContext, db_folder: str, uri: str, run_id: str | None, exp_id: str | None
+) -> str | None:
+    """The root-relative folder an artifact URI points at (without ``/artifacts``)."""
+    candidates: list[str] = []
+    if uri.startswith("mlflow-artifacts:"):
+        tail = urllib.parse.unquote(urllib.parse.urlparse(uri).path).lstrip("/")
+        candidates.append(_io.join(db_folder, "mlartifacts", tail))
+    elif uri.startswith("file:") or "://" not in uri:
+        local = (
+            urllib.parse.unquote(urllib.parse.urlparse(uri).path)
+            if uri.startswith("file:")
+            else uri
+        )
+        if os.path.isabs(local):
+            rel = _relative_to_root(ctx.root, local)
+            if rel is not None:
+                candidates.append(rel)
+        elif local:
+            candidates.append(os.path.normpath(_io.join(db_folder, local)).replace(os.sep, "/"))
+    for cand in candidates:
+        cand = cand.rstrip("/")
+        folder = _io.parent(cand) if _io.basename(cand) == "artifacts" else cand
+        if folder in ctx.listing:
+            return folder
+    if run_id:  # the root may have moved since the run: find <exp_id>/<run_id> by name
+        for rel in ctx.by_name.get(run_id, ()):
+            if exp_id is None or _io.basename(_io.parent(rel)) == exp_id:
+                return rel
+    return None
+
+
+def _relative_to_root(root: Path, path: str) -> str | None:
+    root_abs = os.path.abspath(root)
+    for base in (root_abs, os.path.realpath(root)):
+        if path == base:
+            return ""
+        if path.startswith(base.rstrip("/") + "/"):
+            return os.path.normpath(path[len(base) :].lstrip("/"))
+    return None
+
+
+# --- reading ------------------------------------------------------------------------------
+
+
+def load(root: Path, spec: RunSpec) -> Loaded:
+    out = Loaded()
+    if spec.run_key:
+        out.meta["run_id"] = spec.run_key
+    meta_rel = _io.join(spec.path, "meta.yaml")
+    if PSEUDO not in spec.path and _exists(root, meta_rel):
+        _load_file_store(root, spec, out)
+        return out
+    db_rel = _find_db(root, spec)
+    if db_rel is None:
+        out.warn(f"{spec.path}: no meta.yaml and no {DB_NAME} found for run {spec.run_key}")
+        return out
+    _load_db(root, db_rel, spec, out)
+    return out
+
+
+def _exists(root: Path, rel: str) -> bool:
+    try:
+        _io.regular_file(root, rel)
+    except _io.ReadError:
+        return False
+    return True
+
+
+def _find_db(root: Path, spec: RunSpec) -> str | None:
+    if PSEUDO in spec.path:
+        return spec.path.split(PSEUDO, 1)[0]
+    folder = spec.path
+    while True:
+        if _exists(root, _io.join(folder, DB_NAME)):
+            return _io.join(folder, DB_NAME)
+        if not folder:
+            return None
+        folder = _io.parent(folder)
+
+
+def _load_file_store(root: Path, spec: RunSpec, out: Loaded) -> None:
+    try:
+        meta = _io.read_yaml(root, _io.join(spec.path, "meta.yaml"), 256 * 1024)
+    except _io.ReadError as exc:
+        out.warn(str(exc))
+        meta = {}
+    if not isinstance(meta, dict):
+        out.warn(f"{spec.path}/meta.yaml: not a mapping")
+        meta = {}
+    status = meta.get("status")
+    out.status = _STATUS_CODES.get(status, "unknown") if isinstance(status, int) else "unknown"
+    out.started = _ms(meta.get("start_time"))
+    out.ended = _ms(meta.get("end_time"))
+    for key in ("user_id", "lifecycle_stage", "experiment_id", "artifact_uri"):
+        if meta.get(key) is not None:
+            out.meta[key] = str(meta[key])
+    for name, value in _read_kv_dir(root, _io.join(spec.path, "params"), out).items():
+        out.params[name] = _io.param_value(value)
+    tags = _read_kv_dir(root, _io.join(spec.path, "tags"), out)
+    _apply_tags(tags, out)
+    metrics_dir = _io.join(spec.path, "metrics")
+    for name in _io.walk_files(root, metrics_dir):
+        _read_metric_file(root, _io.join(metrics_dir, name), _io.display_name(name), out)
+
+
+def _read_kv_dir(root: Path, folder: str, out: Loaded) -> dict[str, str]:
+    values: dict[str, str] = {}
+    for name in _io.walk_files(root, folder, 10_000):
+        try:
+            text, cut = _io.read_text(root, _io.join(folder, name), 64 * 1024)
+        except _io.ReadError as exc:
+            out.warn(str(exc))
+            continue
+        if cut:
+            out.warn(f"{folder}/{name}: value longer than 64 KiB, truncated")
+        values[_io.display_name(name)] = text
+    return values
+
+
+def _apply_tags(tags: dict[str, str], out: Loaded) -> None:
+    wanted = {
+        "mlflow.source.git.commit": "git_commit",
+        "mlflow.source.git.repoURL": "git_remote",
+        "mlflow.source.git.branch": "git_branch",
+        "mlflow.source.name": "source",
+        "mlflow.user": "user",
+        "mlflow.runName": "run_name",
+        "mlflow.parentRunId": "parent_run_id",
+    }
+    for tag, key in wanted.items():
+        if tag in tags:
+            out.meta[key] = tags[tag].strip()
+    user_tags = {k: v for k, v in tags.items() if not k.startswith("mlflow.")}
+    if user_tags:
+        out.meta["tags"] = dict(list(user_tags.items())[:200])
+
+
+def _read_metric_file(root: Path, rel: str, name: str, out: Loaded) -> None:
+    try:
+        data, cut = _io.read_bytes(root, rel, _io.LARGE)
+    except _io.ReadError as exc:
+        out.warn(str(exc))
+        return
+    if cut:
+        out.warn(f"{rel}: larger than {_io.LARGE} bytes, only the start was read")
+    bad = 0
+    for index, line in enumerate(data.splitlines()):
+        parts = line.split()
+        if not parts:
+            continue
+        try:
+            timestamp = int(parts[0])
+            value = float(parts[1])
+            step = int(parts[2]) if len(parts) > 2 else index
+        except (ValueError, IndexError):
+            bad += 1
+            continue
+        del timestamp
+        add_point(out.series, name, step, value)
+    if bad:
+        out.warn(f"{rel}: {bad} malformed line(s) skipped")
+
+
+def _ms(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value) / 1000.0
+
+
+def _load_db(root: Path, db_rel: str, spec: RunSpec, out: Loaded) -> None:
+    out.meta["backend"] = db_rel
+    try:
+        conn = connect(root, db_rel)
+    except _io.ReadError as exc:
+        out.warn(str(exc))
+        return
+    with closing(conn):
+        try:
+            row = conn.execute(
+                "SELECT status, start_time, end_time, artifact_uri, user_id, lifecycle_stage "
+                "FROM runs WHERE run_uuid = ?",
+                (spec.run_key,),
+            ).fetchone()
+            if row is None:
+                out.warn(f"{db_rel}: run {spec.run_key} not found")
+                return
+            status, start, end, artifact_uri, user, stage = row
+            out.status = _STATUS_WORDS.get(str(status), "unknown")
+            out.started, out.ended = _ms(start), _ms(end)
+            out.meta.update(artifact_uri=str(artifact_uri), user_id=str(user))
+            out.meta["lifecycle_stage"] = str(stage)
+            for key, value in conn.execute(
+                "SELECT key, value FROM params WHERE run_uuid = ? LIMIT 10000", (spec.run_key,)
+            ):
+                out.params[str(key)] = _io.param_value(str(value))
+            tags = {
+                str(k): str(v)
+                for k, v in conn.execute(
+                    "SELECT key, value FROM tags WHERE run_uuid = ? LIMIT 10000",
+                    (spec.run_key,),
+                )
+            }
+            _apply_tags(tags, out)
+            for key, value, step, is_nan in conn.execute(
+                "SELECT key, value, step, is_nan FROM metrics WHERE run_uuid = ? "
+                "ORDER BY key, step, timestamp LIMIT ?",
+                (spec.run_key, _MAX_DB_METRIC_ROWS),
+            ):
+                number = _io.to_float(value)
+                if number is None or is_nan:
+                    number = float("nan")
+                add_point(out.series, str(key), int(step or 0), number)
+        except (sqlite3.Error, ValueError, TypeError) as exc:
+            out.warn(f"{db_rel}: {' '.join(str(exc).split())}")

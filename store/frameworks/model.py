@@ -1,0 +1,81 @@
+"""The data types shared by run detection and the per-framework readers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+STATUSES = ("running", "finished", "failed", "killed", "unknown")
+
+
+@dataclass(frozen=True)
+class DirListing:
+    """The entries of one folder, as the scanner saw them."""
+
+    dirs: frozenset[str]
+    files: frozenset[str]  # regular files and symlinks
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One training run found under a root.
+
+    ``path`` is root-relative POSIX ('' = the root).  It is unique per root; for a Comet
+    offline run it names the ``.zip`` archive, and for an MLflow SQLite run without an
+    artifact folder under the root it is ``<db folder>/mlflow.db#<run_id>`` (no such folder).
+    """
+
+    path: str
+    framework: str
+    name: str
+    experiment: str | None
+    extra_paths: tuple[str, ...] = ()
+    run_key: str | None = None
+
+
+@dataclass
+class MetricSummary:
+    """The headline numbers of one metric series."""
+
+    last: float | None
+    last_step: int | None
+    best: float | None
+    best_step: int | None
+    n: int
+    direction: str | None  # 'min' | 'max' | None
+
+
+@dataclass
+class RunInfo:
+    """What a run's own files say about it."""
+
+    params: dict[str, object]
+    metrics: dict[str, MetricSummary]
+    started: float | None
+    ended: float | None
+    status: str
+    meta: dict[str, object]
+
+
+Series = dict[str, list[tuple[int, float]]]
+
+
+@dataclass
+class Loaded:
+    """A reader's raw result: full series plus metrics known only by their final value."""
+
+    params: dict[str, object] = field(default_factory=dict)
+    series: Series = field(default_factory=dict)
+    finals: dict[str, tuple[int | None, float]] = field(default_factory=dict)
+    started: float | None = None
+    ended: float | None = None
+    status: str = "unknown"
+    meta: dict[str, object] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+    def warn(self, message: str) -> None:
+        """Record a one-line problem (newlines folded, length capped)."""
+        line = " ".join(message.split())
+        if len(line) > 300:
+            line = line[:297] + "..."
+        if line not in self.warnings and len(self.warnings) < 100:
+            self.warnings.append(line)

@@ -1,0 +1,111 @@
+"""Neptune 1.x offline runs: ``.neptune/offline/<container folder>/``.
+
+The client queues operations on disk as JSON lines in ``data-<n>.log`` files:
+``{"obj": {"type": "AssignFloat", "path": ["parameters", "lr"], "value": 0.1}, "version": 7}``
+and, for series, ``{"type": "LogFloats", "path": [...], "values": [{"value", "step", "ts"}]}``.
+Replaying the Assign*/Log* operations gives params (``sys/*`` goes to meta) and metrics.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from store.frameworks import _io
+from store.frameworks._context import DetectContext
+from store.frameworks._metrics import add_point
+from store.frameworks.model import Loaded, RunSpec
+
+FRAMEWORK = "neptune"
+
+
+def detect(ctx: DetectContext) -> list[RunSpec]:
+    specs = []
+    for rel in ctx.paths:
+        parts = rel.split("/")
+        if len(parts) < 3 or parts[-3] != ".neptune" or parts[-2] != "offline":
+            continue
+        files = ctx.entry(rel).files
+        if not any(f.startswith("data-") and f.endswith(".log") for f in files):
+            continue
+        folder = parts[-1]
+        container = folder.split("__")[1] if folder.count("__") >= 1 else folder
+        specs.append(
+            RunSpec(
+                path=rel,
+                framework=FRAMEWORK,
+                name=_io.display_name(container),
+                experiment=None,
+                run_key=_io.display_name(container),
+            )
+        )
+    return specs
+
+
+def load(root: Path, spec: RunSpec) -> Loaded:
+    out = Loaded()
+    out.meta["run_id"] = spec.run_key
+    _, files = _io.list_dir(root, spec.path)
+    logs = sorted(
+        (f for f in files if f.startswith("data-") and f.endswith(".log")), key=_io.natural_key
+    )
+    for name in logs:
+        _replay(root, _io.join(spec.path, name), out)
+    return out
+
+
+def _replay(root: Path, rel: str, out: Loaded) -> None:
+    try:
+        data, cut = _io.read_bytes(root, rel, _io.LARGE)
+    except _io.ReadError as exc:
+        out.warn(str(exc))
+        return
+    if cut:
+        out.warn(f"{rel}: larger than {_io.LARGE} bytes, only the start was read")
+    bad = 0
+    for line in data.splitlines():
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError:
+            bad += 1
+            continue
+        op = record.get("obj") if isinstance(record, dict) else None
+        if isinstance(op, dict):
+            _apply(op, out)
+    if bad:
+        out.warn(f"{rel}: {bad} malformed line(s) skipped")
+
+
+def _apply(op: dict[str, object], out: Loaded) -> None:
+    kind, path = op.get("type"), op.get("path")
+    if not isinstance(kind, str) or not isinstance(path, list) or not path:
+        return
+    key = "/".join(str(p) for p in path)
+    if kind.startswith("Assign"):
+        value = op.get("value")
+        if isinstance(value, (dict, list)):
+            return
+        if key.startswith("sys/"):
+            out.meta[key] = value if isinstance(value, (int, float, str)) else str(value)
+            if key == "sys/name":
+                out.meta["name"] = str(value)
+        else:
+            out.params[key.replace("/", ".")] = (
+                value if isinstance(value, (int, float, str, bool)) or value is None else str(value)
+            )
+    elif kind in ("LogFloats", "LogSeries") and isinstance(op.get("values"), list):
+        for item in op["values"]:  # type: ignore[attr-defined]
+            if not isinstance(item, dict):
+                continue
+            value = _io.to_float(item.get("value"))
+            step = _io.to_int(item.get("step"))
+            if step is None:
+                step = len(out.series.get(key, ()))
+            if value is not None:
+                add_point(out.series, key, step, value)
+            stamp = _io.to_float(item.get("ts"))
+            if stamp is not None:
+                out.started = stamp if out.started is None else min(out.started, stamp)
+                out.ended = stamp if out.ended is None else max(out.ended, stamp)

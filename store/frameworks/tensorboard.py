@@ -1,0 +1,35 @@
+"""Bare TensorBoard log folders: any folder holding ``events.out.tfevents.*`` files that
+is not part of another detected run (Lightning versions, HF ``runs/``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from store.frameworks import _common, _io
+from store.frameworks._context import DetectContext
+from store.frameworks.model import Loaded, RunSpec
+
+FRAMEWORK = "tensorboard"
+
+
+def detect(ctx: DetectContext) -> list[RunSpec]:
+    specs = []
+    for rel in ctx.paths:
+        if not any(f.startswith("events.out.tfevents.") for f in ctx.entry(rel).files):
+            continue
+        parent = _io.parent(rel)
+        specs.append(
+            RunSpec(
+                path=rel,
+                framework=FRAMEWORK,
+                name=_io.display_name(_io.basename(rel) if rel else ctx.root.name),
+                experiment=_io.display_name(_io.basename(parent)) if parent else None,
+            )
+        )
+    return specs
+
+
+def load(root: Path, spec: RunSpec) -> Loaded:
+    out = Loaded()
+    _common.read_tensorboard(root, spec.path, out)
+    return out

@@ -1,0 +1,432 @@
+"""Read scalar series from TensorBoard event files without TensorFlow or protobuf.
+
+An event file is a TFRecord stream: ``uint64 length``, ``uint32 masked crc32c(length)``,
+``data``, ``uint32 masked crc32c(data)``, each ``data`` an ``Event`` protobuf.  Scalars
+arrive two ways: the old ``Summary.Value.simple_value`` (float32) and the newer
+tensor path (``Summary.Value.tensor``, a 0-d ``TensorProto``, with the ``scalars``
+plugin named in metadata, often only on the tag's first event).
+
+Event files are untrusted and may still be being written: reads are capped, a bad
+CRC skips the record (reported), a truncated tail stops cleanly, and nothing raises
+out of the public functions.  The small protobuf wire reader here is shared with
+``wandb_records``.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import struct
+from collections.abc import Iterator
+
+from store.safetext import decode
+
+DEFAULT_MAX_BYTES = 64 * 1024 * 1024
+MAX_FILES = 256
+MAX_WARNINGS = 50
+_MAX_RECORD = 256 * 1024 * 1024
+
+Series = dict[str, list[tuple[int, float, float]]]
+
+
+class Scalars(dict[str, list[tuple[int, float, float]]]):
+    """Scalar series by tag, each ``[(step, wall_time, value), ...]``, plus what went wrong.
+
+    A dict (so callers can use it as the plain mapping) carrying a ``warnings`` list.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.warnings: list[str] = []
+
+    @property
+    def series(self) -> Series:
+        return self
+
+    def warn(self, message: str) -> None:
+        if len(self.warnings) < MAX_WARNINGS:
+            self.warnings.append(message)
+        elif len(self.warnings) == MAX_WARNINGS:
+            self.warnings.append("further warnings suppressed")
+
+
+class ProtoError(ValueError):
+    """Malformed protobuf wire data."""
+
+
+# --- checksums -----------------------------------------------------------------------------
+
+
+def _crc32c_table() -> list[int]:
+    table = []
+    for byte in range(256):
+        crc = byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ 0x82F63B78 if crc & 1 else crc >> 1
+        table.append(crc)
+    return table
+
+
+_CRC32C_TABLE = _crc32c_table()
+
+
+def crc32c(data: bytes, crc: int = 0) -> int:
+    """CRC-32C (Castagnoli), as TFRecord uses; pure Python, so callers cap the input."""
+    table = _CRC32C_TABLE
+    crc ^= 0xFFFFFFFF
+    for byte in data:
+        crc = table[(crc ^ byte) & 0xFF] ^ (crc >> 8)
+    return crc ^ 0xFFFFFFFF
+
+
+def masked_crc32c(data: bytes) -> int:
+    crc = crc32c(data)
+    return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
+
+
+# --- bounded file reading ------------------------------------------------------------------
+
+
+def read_capped(path: str | os.PathLike[str], max_bytes: int) -> tuple[bytes, int]:
+    """Up to ``max_bytes`` of a regular file and its full size; OSError otherwise.
+
+    ``lstat`` first so FIFOs, devices and symlinks are never opened; ``O_NOFOLLOW`` and an
+    ``fstat`` recheck close the race where the path is swapped after the check.
+    """
+    info = os.lstat(path)
+    if not stat.S_ISREG(info.st_mode):
+        raise OSError(f"not a regular file: {os.fsdecode(path)}")
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    fd = os.open(path, flags)
+    try:
+        opened = os.fstat(fd)
+        if not stat.S_ISREG(opened.st_mode):
+            raise OSError(f"not a regular file: {os.fsdecode(path)}")
+        chunks = []
+        remaining = max(0, max_bytes)
+        while remaining > 0:
+            chunk = os.read(fd, min(remaining, 1024 * 1024))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            remaining -= len(chunk)
+        return b"".join(chunks), opened.st_size
+    finally:
+        os.close(fd)
+
+
+# --- protobuf wire format ------------------------------------------------------------------
+
+WireValue = int | bytes
+
+
+def read_varint(data: bytes, pos: int) -> tuple[int, int]:
+    result = 0
+    shift = 0
+    while True:
+        if pos >= len(data):
+            raise ProtoError("truncated varint")
+        byte = data[pos]
+        pos += 1
+        result |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return result, pos
+        shift += 7
+        if shift >= 70:
+            raise ProtoError("varint too long")
+
+
+def iter_fields(data: bytes) -> Iterator[tuple[int, int, WireValue]]:
+    """``(field_number, wire_type, value)`` per field: varints as int, the rest as bytes."""
+    pos = 0
+    end = len(data)
+    while pos < end:
+        key, pos = read_varint(data, pos)
+        number, wire = key >> 3, key & 7
+        if number == 0:
+            raise ProtoError("field number 0")
+        if wire == 0:
+            value, pos = read_varint(data, pos)
+            yield number, wire, value
+            continue
+        if wire == 1:
+            size = 8
+        elif wire == 5:
+            size = 4
+        elif wire == 2:
+            size, pos = read_varint(data, pos)
+        else:
+            raise ProtoError(f"unsupported wire type {wire}")
+        if pos + size > end:
+            raise ProtoError("truncated field")
+        yield number, wire, data[pos : pos + size]
+        pos += size
+
+
+def as_int64(value: int) -> int:
+    """A varint read as a signed int64 (negative numbers take ten bytes)."""
+    value &= 0xFFFFFFFFFFFFFFFF
+    return value - (1 << 64) if value >= 1 << 63 else value
+
+
+def as_sint64(value: int) -> int:
+    """A zigzag-encoded varint (``sint64``)."""
+    return (value >> 1) ^ -(value & 1)
+
+
+def as_double(value: WireValue) -> float | None:
+    if isinstance(value, bytes) and len(value) == 8:
+        return float(struct.unpack("<d", value)[0])
+    return None
+
+
+def as_float(value: WireValue) -> float | None:
+    if isinstance(value, bytes) and len(value) == 4:
+        return float(struct.unpack("<f", value)[0])
+    return None
+
+
+def as_text(value: WireValue) -> str:
+    return decode(value) if isinstance(value, bytes) else str(value)
+
+
+# --- TFRecord framing ----------------------------------------------------------------------
+
+
+def iter_records(data: bytes, result: Scalars, *, label: str, verify: bool) -> Iterator[bytes]:
+    """Payloads of the TFRecords in ``data``; a bad CRC skips one record, a cut tail stops."""
+    pos = 0
+    end = len(data)
+    while pos < end:
+        if end - pos < 12:
+            result.warn(f"{label}: truncated record header at byte {pos}")
+            return
+        header = data[pos : pos + 8]
+        (length,) = struct.unpack("<Q", header)
+        (length_crc,) = struct.unpack("<I", data[pos + 8 : pos + 12])
+        if verify and masked_crc32c(header) != length_crc:
+            # Without a trustworthy length the rest of the stream cannot be framed.
+            result.warn(f"{label}: bad length checksum at byte {pos}; stopped")
+            return
+        if length > _MAX_RECORD:
+            result.warn(f"{label}: record of {length} bytes at byte {pos}; stopped")
+            return
+        start = pos + 12
+        stop = start + length
+        if stop + 4 > end:
+            result.warn(f"{label}: truncated record at byte {pos}")
+            return
+        payload = data[start:stop]
+        (data_crc,) = struct.unpack("<I", data[stop : stop + 4])
+        pos = stop + 4
+        if verify and masked_crc32c(payload) != data_crc:
+            result.warn(f"{label}: bad data checksum in record at byte {start - 12}; skipped")
+            continue
+        yield payload
+
+
+# --- Event / Summary decoding --------------------------------------------------------------
+
+_DT_FLOAT, _DT_DOUBLE, _DT_INT32, _DT_INT64, _DT_BOOL, _DT_HALF = 1, 2, 3, 9, 10, 19
+_CONTENT_FORMATS = {
+    _DT_FLOAT: "<f",
+    _DT_DOUBLE: "<d",
+    _DT_INT32: "<i",
+    _DT_INT64: "<q",
+    _DT_BOOL: "<?",
+    _DT_HALF: "<e",
+}
+
+
+def _packed(value: WireValue, fmt: str) -> list[float]:
+    """Values of a repeated fixed-width field, packed (bytes) or one unpacked element."""
+    if not isinstance(value, bytes):
+        return []
+    size = struct.calcsize(fmt)
+    usable = len(value) - len(value) % size
+    return [float(x[0]) for x in struct.iter_unpack(fmt, value[:usable])]
+
+
+def _packed_varints(value: WireValue) -> list[int]:
+    if isinstance(value, int):
+        return [value]
+    out = []
+    pos = 0
+    while pos < len(value):
+        number, pos = read_varint(value, pos)
+        out.append(number)
+    return out
+
+
+def tensor_scalar(data: bytes) -> float | None:
+    """The value of a one-element numeric ``TensorProto``; None for anything else."""
+    dtype = 0
+    dims = 0
+    content = b""
+    values: list[float] = []
+    for number, _, value in iter_fields(data):
+        if number == 1 and isinstance(value, int):
+            dtype = value
+        elif number == 2 and isinstance(value, bytes):
+            for dim_number, _, dim in iter_fields(value):
+                if dim_number == 2 and isinstance(dim, bytes):
+                    size = next((v for n, _, v in iter_fields(dim) if n == 1), 1)
+                    dims += 0 if size == 1 else 1
+        elif number == 4 and isinstance(value, bytes):
+            content = value
+        elif number == 5:
+            values += _packed(value, "<f")
+        elif number == 6:
+            values += _packed(value, "<d")
+        elif number in (7, 10, 11):  # int_val, int64_val, bool_val
+            values += [float(as_int64(v)) for v in _packed_varints(value)]
+        elif number == 13:  # half_val: half bit patterns in int32s
+            halves = _packed_varints(value)
+            values += [float(struct.unpack("<e", struct.pack("<H", h & 0xFFFF))[0]) for h in halves]
+    if dtype not in _CONTENT_FORMATS or dims:
+        return None
+    if content:
+        values = _packed(content, _CONTENT_FORMATS[dtype])
+    return values[0] if len(values) == 1 else None
+
+
+def _plugin_name(metadata: bytes) -> str:
+    for number, _, value in iter_fields(metadata):
+        if number == 1 and isinstance(value, bytes):
+            for sub_number, _, sub in iter_fields(value):
+                if sub_number == 1:
+                    return as_text(sub)
+    return ""
+
+
+def _summary_values(summary: bytes, plugins: dict[str, str]) -> Iterator[tuple[str, float]]:
+    for number, _, value in iter_fields(summary):
+        if number != 1 or not isinstance(value, bytes):
+            continue
+        tag = ""
+        simple: float | None = None
+        tensor: bytes | None = None
+        plugin: str | None = None
+        for sub_number, _, sub in iter_fields(value):
+            if sub_number == 1:
+                tag = as_text(sub)
+            elif sub_number == 2:
+                simple = as_float(sub)
+            elif sub_number == 8 and isinstance(sub, bytes):
+                tensor = sub
+            elif sub_number == 9 and isinstance(sub, bytes):
+                plugin = _plugin_name(sub)
+        if plugin is not None:
+            plugins.setdefault(tag, plugin)
+        if simple is not None:
+            yield tag, simple
+        elif tensor is not None and plugins.get(tag, "scalars") in ("scalars", ""):
+            scalar = tensor_scalar(tensor)
+            if scalar is not None:
+                yield tag, scalar
+
+
+def _decode_events(
+    data: bytes, result: Scalars, plugins: dict[str, str], *, label: str, verify: bool
+) -> None:
+    for payload in iter_records(data, result, label=label, verify=verify):
+        wall_time = 0.0
+        step = 0
+        summary: bytes | None = None
+        try:
+            for number, _, value in iter_fields(payload):
+                if number == 1:
+                    wall_time = as_double(value) or 0.0
+                elif number == 2 and isinstance(value, int):
+                    step = as_int64(value)
+                elif number == 5 and isinstance(value, bytes):
+                    summary = value
+            if summary is not None:
+                for tag, scalar in _summary_values(summary, plugins):
+                    result.setdefault(tag, []).append((step, wall_time, scalar))
+        except (ProtoError, struct.error) as exc:
+            result.warn(f"{label}: undecodable event skipped ({exc})")
+
+
+# --- public API ----------------------------------------------------------------------------
+
+
+def read_scalars(
+    path: str | os.PathLike[str], *, max_bytes: int = DEFAULT_MAX_BYTES, verify: bool = True
+) -> Scalars:
+    """Scalar series of one event file, in file order; never raises.
+
+    Reads at most ``max_bytes`` (a warning says when the file is longer).  ``verify``
+    checks every CRC; it costs about a second per 10 MB in pure Python.
+    """
+    result = Scalars()
+    _read_into(path, result, {}, max_bytes=max_bytes, verify=verify)
+    return result
+
+
+def _read_into(
+    path: str | os.PathLike[str],
+    result: Scalars,
+    plugins: dict[str, str],
+    *,
+    max_bytes: int,
+    verify: bool,
+) -> None:
+    label = os.path.basename(os.fsdecode(path))
+    try:
+        data, size = read_capped(path, max_bytes)
+    except OSError as exc:
+        result.warn(f"{label}: cannot read ({exc.strerror or exc})")
+        return
+    if size > len(data):
+        result.warn(f"{label}: read the first {len(data)} of {size} bytes")
+    _decode_events(data, result, plugins, label=label, verify=verify)
+
+
+def is_event_file(name: str) -> bool:
+    return "tfevents" in name and not name.endswith((".tmp", ".lock"))
+
+
+def read_scalars_dir(
+    folder: str | os.PathLike[str],
+    *,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    max_files: int = MAX_FILES,
+    verify: bool = True,
+) -> Scalars:
+    """All event files directly in ``folder`` (not below), merged; never raises.
+
+    Files are read in name order (their names start with the creation time) and
+    ``max_bytes`` is the budget for the whole folder.  Each tag's points are then
+    sorted by step, then wall time, so a resumed run's files interleave correctly.
+    """
+    result = Scalars()
+    try:
+        with os.scandir(folder) as entries:
+            names = sorted(
+                entry.name
+                for entry in entries
+                if is_event_file(entry.name) and entry.is_file(follow_symlinks=False)
+            )
+    except OSError as exc:
+        result.warn(f"{os.fsdecode(folder)}: cannot list ({exc.strerror or exc})")
+        return result
+    if len(names) > max_files:
+        result.warn(f"{len(names)} event files; read the first {max_files}")
+        names = names[:max_files]
+    budget = max_bytes
+    plugins: dict[str, str] = {}
+    for name in names:
+        if budget <= 0:
+            result.warn(f"byte budget spent; skipped {name} and later files")
+            break
+        path = os.path.join(folder, name)
+        try:
+            size = os.lstat(path).st_size
+        except OSError:
+            size = 0
+        _read_into(path, result, plugins, max_bytes=budget, verify=verify)
+        budget -= size
+    for points in result.values():
+        points.sort(key=lambda point: (point[0], point[1]))
+    return result

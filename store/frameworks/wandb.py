@@ -1,0 +1,220 @@
+"""Weights & Biases local run folders.
+
+``wandb/run-YYYYMMDD_HHMMSS-<id>/`` (``offline-run-...`` when offline) holds
+``files/config.yaml`` (``{key: {value: ...}}`` plus ``_wandb``), ``files/wandb-summary.json``,
+``files/wandb-metadata.json`` (git, host, startedAt) and ``run-<id>.wandb``, the binary
+record log.  Recent offline runs write only the ``.wandb`` file, so config and summary fall
+back to the binary reader (``store.frameworks.wandb_records``); the history (every logged
+step) only ever lives there.  ``latest-run`` is a symlink, not a run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from store.frameworks import _io
+from store.frameworks._context import DetectContext
+from store.frameworks._metrics import add_point
+from store.frameworks.flatten import flatten
+from store.frameworks.model import Loaded, RunSpec
+
+FRAMEWORK = "wandb"
+RUN_DIR = re.compile(r"^(offline-)?run-(\d{8}_\d{6})-([A-Za-z0-9]+)$")
+
+
+def detect(ctx: DetectContext) -> list[RunSpec]:
+    specs = []
+    for rel in ctx.paths:
+        match = RUN_DIR.match(_io.basename(rel) if rel else ctx.root.name)
+        if match is None:
+            continue
+        entry = ctx.entry(rel)
+        run_id = match.group(3)
+        if "files" not in entry.dirs and f"run-{run_id}.wandb" not in entry.files:
+            continue
+        specs.append(
+            RunSpec(path=rel, framework=FRAMEWORK, name=run_id, experiment=None, run_key=run_id)
+        )
+    return specs
+
+
+def _binary(root: Path, spec: RunSpec, out: Loaded) -> Any:
+    run_id = spec.run_key
+    rel = _io.join(spec.path, f"run-{run_id}.wandb")
+    try:
+        real = _io.regular_file(root, rel)
+    except _io.ReadError:
+        return None
+    try:
+        from store.frameworks.wandb_records import read_wandb_file
+    except ImportError:
+        out.warn(f"{rel}: W&B binary reader not available")
+        return None
+    try:
+        return read_wandb_file(Path(real))
+    except Exception as exc:  # a foreign reader must not break the run
+        out.warn(f"{rel}: unreadable W&B record log ({type(exc).__name__}: {exc})")
+        return None
+
+
+def load(root: Path, spec: RunSpec) -> Loaded:
+    out = Loaded()
+    out.meta["run_id"] = spec.run_key
+    files = _io.join(spec.path, "files")
+    config = _read_optional(root, _io.join(files, "config.yaml"), out, yaml=True)
+    summary = _read_optional(root, _io.join(files, "wandb-summary.json"), out, yaml=False)
+    metadata = _read_optional(root, _io.join(files, "wandb-metadata.json"), out, yaml=False)
+    records = _binary(root, spec, out)
+    if records is not None:
+        rec_meta = getattr(records, "meta", None) or {}
+        if config is None:
+            config = getattr(records, "config", None)
+        if summary is None:
+            summary = getattr(records, "summary", None)
+        _apply_record_meta(rec_meta, out)
+        for message in getattr(records, "warnings", None) or []:
+            out.warn(f"{spec.path}: {message}")
+        for row in getattr(records, "history", None) or []:
+            _history_row(row, out)
+    history_rel = _io.join(files, "wandb-history.jsonl")  # written by wandb < 0.10
+    if not out.series:
+        _read_history_jsonl(root, history_rel, out)
+    if isinstance(config, dict):
+        out.params = flatten(_config_values(config))
+    if isinstance(summary, dict):
+        step = _io.to_int(summary.get("_step"))
+        for name, value in flatten(summary).items():
+            number = _io.to_float(value) if not isinstance(value, str) else None
+            if number is not None and not name.startswith("_"):
+                out.finals[name] = (step, number)
+        runtime = summary.get("_runtime")
+        stamp = _io.to_float(summary.get("_timestamp"))
+        if stamp is not None:
+            out.ended = stamp
+        if out.started is None and stamp is not None and isinstance(runtime, (int, float)):
+            out.started = stamp - float(runtime)
+    if isinstance(metadata, dict):
+        _apply_metadata(metadata, out)
+    if out.started is None and (match := RUN_DIR.match(_io.basename(spec.path) or root.name)):
+        with contextlib.suppress(ValueError):
+            out.started = _dt.datetime.strptime(match.group(2), "%Y%m%d_%H%M%S").timestamp()
+    return out
+
+
+def _read_optional(root: Path, rel: str, out: Loaded, *, yaml: bool) -> object:
+    try:
+        return _io.read_yaml(root, rel) if yaml else _io.read_json(root, rel)
+    except _io.ReadError as exc:
+        if "No such file" not in str(exc):
+            out.warn(str(exc))
+        return None
+
+
+def _config_values(config: dict[str, object]) -> dict[str, object]:
+    """Unwrap ``{key: {desc, value}}`` and drop W&B's own keys."""
+    plain: dict[str, object] = {}
+    for key, item in config.items():
+        if key in ("wandb_version", "_wandb"):
+            continue
+        if isinstance(item, dict) and "value" in item and set(item) <= {"value", "desc"}:
+            plain[str(key)] = item["value"]
+        else:
+            plain[str(key)] = item
+    return plain
+
+
+def _history_row(row: object, out: Loaded) -> None:
+    if not isinstance(row, dict):
+        return
+    step = _io.to_int(row.get("_step"))
+    if step is None:
+        step = max((len(p) for p in out.series.values()), default=0)
+    for name, value in flatten(row).items():
+        if name.startswith("_") or isinstance(value, str):
+            continue
+        number = _io.to_float(value)
+        if number is not None:
+            add_point(out.series, name, step, number)
+    stamp = _io.to_float(row.get("_timestamp"))
+    if stamp is not None and (out.ended is None or stamp > out.ended):
+        out.ended = stamp
+
+
+def _read_history_jsonl(root: Path, rel: str, out: Loaded) -> None:
+    try:
+        data, cut = _io.read_bytes(root, rel, _io.LARGE)
+    except _io.ReadError:
+        return
+    if cut:
+        out.warn(f"{rel}: larger than {_io.LARGE} bytes, only the start was read")
+    bad = 0
+    for line in data.splitlines():
+        if not line.strip():
+            continue
+        try:
+            _history_row(json.loads(line), out)
+        except ValueError:
+            bad += 1
+    if bad:
+        out.warn(f"{rel}: {bad} malformed line(s) skipped")
+
+
+def _apply_record_meta(meta: object, out: Loaded) -> None:
+    if not isinstance(meta, dict):
+        return
+    for src, key in (
+        ("display_name", "name"),
+        ("name", "name"),
+        ("project", "project"),
+        ("entity", "entity"),
+        ("run_id", "run_id"),
+        ("git_commit", "git_commit"),
+        ("git_remote", "git_remote"),
+        ("host", "host"),
+        ("exit_code", "exit_code"),
+    ):
+        value = meta.get(src)
+        if value is not None and value != "":
+            out.meta.setdefault(key, value if isinstance(value, (int, float)) else str(value))
+    exit_code = meta.get("exit_code")
+    if isinstance(exit_code, int) and not isinstance(exit_code, bool):
+        out.status = "finished" if exit_code == 0 else "failed"
+    started = _io.to_float(meta.get("start_time") or meta.get("started"))
+    if started is not None:
+        out.started = started
+
+
+def _apply_metadata(metadata: dict[str, object], out: Loaded) -> None:
+    git = metadata.get("git")
+    if isinstance(git, dict):
+        if git.get("commit"):
+            out.meta["git_commit"] = str(git["commit"])
+        if git.get("remote"):
+            out.meta["git_remote"] = str(git["remote"])
+    for src, key in (
+        ("host", "host"),
+        ("python", "python"),
+        ("program", "program"),
+        ("os", "os"),
+        ("username", "user"),
+        ("gpu", "gpu"),
+    ):
+        if metadata.get(src) is not None:
+            out.meta.setdefault(key, str(metadata[src]))
+    args = metadata.get("args")
+    if isinstance(args, list):
+        out.meta["args"] = [str(a) for a in args][:200]
+    started = metadata.get("startedAt")
+    if isinstance(started, str):
+        try:
+            stamp = _dt.datetime.fromisoformat(started.replace("Z", "+00:00"))
+            if stamp.tzinfo is None:
+                stamp = stamp.replace(tzinfo=_dt.timezone.utc)
+            out.started = stamp.timestamp()
+        except ValueError:
+            out.warn(f"wandb-metadata.json: bad startedAt {started[:40]!r}")

@@ -1,0 +1,165 @@
+"""Run detection and metadata against real outputs of the libraries themselves.
+
+The fixtures and their ground truth (``EXPECTED.json``, what each library reported through
+its own API) are made by ``tests/fixtures/make_frameworks.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from store.frameworks import DirListing, RunInfo, RunSpec, detect_runs, read_run
+from store.frameworks._io import param_value
+from store.frameworks.flatten import flatten
+
+ROOT = Path(__file__).parent / "fixtures" / "frameworks"
+EXPECTED_FILE = ROOT / "EXPECTED.json"
+
+pytestmark = pytest.mark.skipif(not EXPECTED_FILE.exists(), reason="real fixtures not generated")
+
+
+def listing_of(root: Path) -> dict[str, DirListing]:
+    out: dict[str, DirListing] = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        rel = os.path.relpath(dirpath, root)
+        rel = "" if rel == "." else rel.replace(os.sep, "/")
+        links = [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]
+        dirnames[:] = [d for d in dirnames if d not in links]
+        out[rel] = DirListing(frozenset(dirnames), frozenset(filenames + links))
+    return out
+
+
+@pytest.fixture(scope="module")
+def expected() -> dict[str, list[dict[str, Any]]]:
+    data: dict[str, list[dict[str, Any]]] = json.loads(EXPECTED_FILE.read_text())
+    return data
+
+
+@pytest.fixture(scope="module")
+def runs() -> dict[str, RunSpec]:
+    return {spec.path: spec for spec in detect_runs(ROOT, listing_of(ROOT))}
+
+
+def info_of(runs: dict[str, RunSpec], path: str, framework: str) -> RunInfo:
+    spec = runs[path]
+    assert spec.framework == framework
+    info = read_run(ROOT, spec)
+    assert info.meta["warnings"] == []
+    return info
+
+
+def by_key(runs: dict[str, RunSpec], key: str) -> RunSpec:
+    found = [s for s in runs.values() if s.run_key == key]
+    assert len(found) == 1
+    return found[0]
+
+
+def assert_last(info: RunInfo, name: str, value: float, step: int | None = None) -> None:
+    summary = info.metrics[name]
+    assert summary.last == pytest.approx(value, rel=1e-6)
+    if step is not None:
+        assert summary.last_step == step
+
+
+def test_every_fixture_run_is_detected_once(
+    expected: dict[str, list[dict[str, Any]]], runs: dict[str, RunSpec]
+) -> None:
+    paths = [e["path"] for group in expected.values() for e in group if "path" in e]
+    for path in paths:
+        assert path in runs, path
+    frameworks = {s.framework for s in runs.values()}
+    assert "generic" not in frameworks or all(
+        s.framework != "generic" or not s.path.startswith(("mlflow", "wandb", "hydra"))
+        for s in runs.values()
+    )
+
+
+def test_mlflow(expected: dict[str, list[dict[str, Any]]], runs: dict[str, RunSpec]) -> None:
+    for group in ("mlflow_file", "mlflow_sqlite"):
+        for want in expected.get(group, []):
+            spec = by_key(runs, want["run_id"])
+            assert spec.framework == "mlflow" and spec.name == want["name"]
+            if want.get("model_id"):
+                assert any(p.endswith("/models/" + want["model_id"]) for p in spec.extra_paths)
+            info = read_run(ROOT, spec)
+            assert info.meta["warnings"] == []
+            assert info.params == {k: param_value(v) for k, v in want["params"].items()}
+            assert info.status == want["status"].lower()
+            assert info.meta["tags"] == want["tags"]
+            for name, point in want["metrics"].items():
+                assert_last(info, name, point["value"], point["step"])
+
+
+def test_lightning(expected: dict[str, list[dict[str, Any]]], runs: dict[str, RunSpec]) -> None:
+    for want in expected.get("lightning", []):
+        info = info_of(runs, want["path"], "lightning")
+        assert info.params == flatten(want["hparams"])
+        for name, value in want["metrics"].items():
+            assert_last(info, name, value)
+        names = [Path(p).name for p in want["top_k"]]
+        checkpoints = info.meta["checkpoints"]
+        assert isinstance(checkpoints, list) and set(names) <= set(checkpoints)
+
+
+def test_hf_trainer(expected: dict[str, list[dict[str, Any]]], runs: dict[str, RunSpec]) -> None:
+    for want in expected.get("hf_trainer", []):
+        info = info_of(runs, want["path"], "hf-trainer")
+        assert info.meta["checkpoints"] == want["checkpoints"]
+        assert info.meta["global_step"] == want["global_step"]
+        assert info.meta["best_metric"] == want["best_metric"]
+        for name, point in want["metrics"].items():
+            assert_last(info, name, point["value"], point["step"])
+        tb = [p for p in runs if p.startswith(want["path"] + "/")]
+        assert tb == []  # runs/ TensorBoard logs belong to the trainer run
+
+
+def test_hydra(expected: dict[str, list[dict[str, Any]]], runs: dict[str, RunSpec]) -> None:
+    for want in expected.get("hydra", []):
+        info = info_of(runs, want["path"], "hydra")
+        assert info.params == flatten(want["config"])
+        assert info.meta["overrides"] == [
+            line[2:] for line in want["overrides_yaml"].splitlines() if line.startswith("- ")
+        ]
+        assert (len(runs[want["path"]].name.split("/")) == 3) == want["multirun"]
+
+
+def test_dvclive(expected: dict[str, list[dict[str, Any]]], runs: dict[str, RunSpec]) -> None:
+    for want in expected.get("dvclive", []):
+        info = info_of(runs, want["path"], "dvclive")
+        assert info.params == flatten(want["params"])
+        for name, point in want["metrics"].items():
+            assert_last(info, name, point["value"], point["step"])
+
+
+def test_tensorboard(expected: dict[str, list[dict[str, Any]]], runs: dict[str, RunSpec]) -> None:
+    for want in expected.get("tensorboard", []):
+        info = info_of(runs, want["path"], "tensorboard")
+        for name, point in want["scalars"].items():
+            assert_last(info, name, point["value"], point["step"])
+        assert info.started is not None and info.ended is not None
+
+
+def test_wandb(expected: dict[str, list[dict[str, Any]]], runs: dict[str, RunSpec]) -> None:
+    pytest.importorskip("store.frameworks.wandb_records")
+    for want in expected.get("wandb", []):
+        spec = runs[want["path"]]
+        assert spec.framework == "wandb" and spec.run_key == want["run_id"]
+        info = read_run(ROOT, spec)
+        assert info.meta["warnings"] == []
+        assert info.params == flatten(want["config"])
+        assert info.meta.get("name") == want["name"]
+        assert info.meta.get("project") == want["project"]
+        assert info.status == ("finished" if want["exit_code"] == 0 else "failed")
+        last = want["history_last"]
+        for name, value in flatten(last).items():
+            if not name.startswith("_") and isinstance(value, (int, float)):
+                assert_last(info, name, value, last["_step"])
+        assert info.metrics["loss"].n == want["history_rows"]
+        for name, value in flatten(want["summary"]).items():
+            assert isinstance(value, (int, float))
+            assert_last(info, name, value)
