@@ -168,6 +168,13 @@ class RunSync:
         cache[folder] = owner
         return owner
 
+    def run_of_entry(self, key: bytes, parent: bytes) -> int | None:
+        """``run_for`` when the caller already knows the parent folder (the hot path)."""
+        owner = self._owner.get(key)
+        if owner is None:
+            owner = self._run_path_of_folder(parent)
+        return None if owner is None else self._ids.get(owner)
+
     def run_for(self, key: bytes) -> int | None:
         """The run id owning an artifact key, once ``upsert`` has assigned ids."""
         run_path = self.run_path_for(key)

@@ -171,6 +171,7 @@ class Indexer:
         if not stat.S_ISDIR(st.st_mode):
             return walk
         seen_dirs.add((st.st_dev, st.st_ino))
+        ignore = self._ignore_abs
         walk.dirs[start] = (paths.parent_key(start), st.st_mtime_ns)
         stack = [start]
         while stack:
@@ -191,8 +192,10 @@ class Indexer:
                 walk.unreadable.append(rel)
                 continue
             with scanner:
-                for entry in self._entries(scanner, rel, report):
+                for entry in _entries(scanner, rel, report):
                     name = entry.name
+                    if ignore and entry.path in ignore:
+                        continue
                     child = rel + b"/" + name if rel else name
                     try:
                         est = entry.stat(follow_symlinks=False)
@@ -217,7 +220,7 @@ class Indexer:
                         )
                         files.append(name)
                     elif stat.S_ISDIR(mode):
-                        if name in IGNORED_DIR_NAMES or self._abs(child) in self._ignore_abs:
+                        if name in IGNORED_DIR_NAMES:
                             continue
                         ident = (est.st_dev, est.st_ino)
                         if ident in seen_dirs:
@@ -252,18 +255,6 @@ class Indexer:
             if progress is not None and len(walk.listing) % 256 == 0:
                 progress(len(walk.entries), 0)
         return walk
-
-    def _entries(
-        self, scanner: Iterator[os.DirEntry[bytes]], rel: bytes, report: ScanReport
-    ) -> Iterator[os.DirEntry[bytes]]:
-        """The folder's entries, surviving an error halfway through the listing."""
-        try:
-            for entry in scanner:
-                if self._ignore_abs and entry.path in self._ignore_abs:
-                    continue
-                yield entry
-        except OSError as exc:
-            report.warn(_os_reason(exc), rel)
 
     # -- scanning ------------------------------------------------------------------------
 
@@ -362,7 +353,7 @@ class Indexer:
             old = existing.pop(entry.path, None)
             if old is None:
                 added.append(entry)
-            elif (old[1], old[2], old[3], old[4], old[5]) == (
+            elif (old[2], old[3], old[4], old[5], old[6]) == (
                 entry.inode,
                 entry.size,
                 entry.mtime_ns,
@@ -371,9 +362,9 @@ class Indexer:
             ):
                 report.unchanged += 1
             else:
-                changed.append((int(old[0]), entry, old))  # type: ignore[call-overload]
+                changed.append((int(old[1]), entry, old))  # type: ignore[call-overload]
         removed = [
-            (row[0], key, row[6], row[7], row[2], row[3])
+            (row[1], key, row[7], row[8], row[3], row[4])
             for key, row in existing.items()
             if not any(paths.under(key, p) for p in protected)
         ]
@@ -429,7 +420,7 @@ class Indexer:
             lo, hi = paths.prefix_range(start)
             sql += " AND ((path >= ? AND path < ?) OR path = ?)"
             args += [lo, hi, start]
-        return {bytes(row[0]): row[1:] for row in self.db.conn.execute(sql, args)}
+        return {row[0]: row for row in self.db.conn.execute(sql, args)}
 
     def _existing_dirs(self, start: bytes, *, shallow: bool = False) -> dict[bytes, int]:
         sql = "SELECT path, mtime_ns FROM dirs WHERE root_id = ?"
@@ -441,7 +432,7 @@ class Indexer:
             lo, hi = paths.prefix_range(start)
             sql += " AND ((path >= ? AND path < ?) OR path = ?)"
             args += [lo, hi, start]
-        return {bytes(row[0]): row[1] for row in self.db.conn.execute(sql, args)}
+        return dict(self.db.conn.execute(sql, args).fetchall())
 
     def _listing_for_detection(
         self, start: bytes, walk: _Walk
@@ -535,15 +526,18 @@ class Indexer:
         now: float,
     ) -> None:
         c = self.db.conn
-        run_for = self.runs.run_for
+        run_of = self.runs.run_of_entry
+        dirty: set[int | None] = set()
         rows = []
         for e in added:
+            run_id = run_of(e.path, e.parent)
+            dirty.add(run_id)
             digest = cache.get((e.dev, e.inode, e.size, e.mtime_ns))
             state = "done" if digest else ("pending" if e.ftype == "file" else "skipped")
             rows.append(
                 (
                     self.root_id,
-                    run_for(e.path),
+                    run_id,
                     e.path,
                     e.parent,
                     paths.display(paths.name_of(e.path)),
@@ -569,15 +563,17 @@ class Indexer:
         history = []
         updates = []
         for art_id, e, old in changed:
-            _, _, old_size, old_mtime, _, _, _, old_hash, old_kind = old
+            old_size, old_mtime, old_hash, old_kind = old[3], old[4], old[8], old[9]
             if old_hash is not None:
                 history.append((self.root_id, e.path, old_hash, old_size, old_mtime, now))
             digest = cache.get((e.dev, e.inode, e.size, e.mtime_ns))
             state = "done" if digest else ("pending" if e.ftype == "file" else "skipped")
             kind = classify(os.fsdecode(e.path))
+            run_id = run_of(e.path, e.parent)
+            dirty.update((run_id, old[7]))  # type: ignore[arg-type]
             updates.append(
                 (
-                    run_for(e.path),
+                    run_id,
                     kind if kind != "other" else old_kind,
                     e.ftype,
                     e.link_target,
@@ -608,11 +604,8 @@ class Indexer:
             ],
         )
         c.executemany("DELETE FROM artifacts WHERE id = ?", [(r[0],) for r in removed])
-        self.runs.mark_dirty(
-            [run_for(e.path) for e in added]
-            + [run_for(e.path) for _, e, _ in changed]
-            + [r[2] for r in removed]  # type: ignore[misc]
-        )
+        dirty.update(r[2] for r in removed)  # type: ignore[misc]
+        self.runs.mark_dirty(dirty)
 
     def _write_events(
         self,
@@ -711,6 +704,16 @@ class Indexer:
             state = "skipped" if result.error == "too large" else "error"
             return (None, state, refined, verdict, reason or result.error)
         return (result.digest, "done", refined, verdict, reason)
+
+
+def _entries(
+    scanner: Iterator[os.DirEntry[bytes]], rel: bytes, report: ScanReport
+) -> Iterator[os.DirEntry[bytes]]:
+    """A folder's entries, surviving an error halfway through the listing."""
+    try:
+        yield from scanner
+    except OSError as exc:
+        report.warn(_os_reason(exc), rel)
 
 
 def _verdict_for(path: bytes, kind: str, head: bytes) -> tuple[str | None, str | None]:

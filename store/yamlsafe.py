@@ -20,7 +20,7 @@ class YamlError(ValueError):
     """Malformed YAML; the message is one line."""
 
 
-class _PlainLoader(yaml.SafeLoader):  # type: ignore[misc,unused-ignore]
+class _PlainLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
     """SafeLoader that maps unknown tags to lists, dicts and ``<tag>`` strings."""
 
 

@@ -667,3 +667,28 @@ def test_mlflow_db_locked_by_writer_warns(tmp_path: Path) -> None:
         writer.close()
     assert any("mlflow.db" in w for w in warnings_of(info))
     assert read_run(tmp_path, spec).params == {"lr": 0.001}  # fine once the writer is done
+
+
+def test_mlflow_experiment_with_tags_is_not_a_run(tmp_path: Path) -> None:
+    """MLflow keeps experiment tags in <exp>/tags/; the experiment must not own its runs."""
+    exp = tmp_path / "mlruns" / "123"
+    (exp / "tags").mkdir(parents=True)
+    (exp / "tags" / "mlflow.note.content").write_text("notes")
+    (exp / "meta.yaml").write_text("experiment_id: '123'\nname: exp\nlifecycle_stage: active\n")
+    for run_id in ("aaa", "bbb"):
+        run = exp / run_id
+        (run / "metrics").mkdir(parents=True)
+        (run / "tags").mkdir()
+        (run / "meta.yaml").write_text(f"run_id: {run_id}\nrun_name: r-{run_id}\nstatus: 3\n")
+        (run / "metrics" / "loss").write_text("1700000000000 0.5 1\n")
+    from store.frameworks import DirListing, detect_runs
+
+    listing = {}
+    for folder, dirs, files in os.walk(tmp_path):
+        rel = os.path.relpath(folder, tmp_path)
+        listing["" if rel == "." else rel] = DirListing(frozenset(dirs), frozenset(files))
+    specs = detect_runs(tmp_path, listing)
+    assert sorted((s.path, s.name, s.experiment) for s in specs) == [
+        ("mlruns/123/aaa", "r-aaa", "exp"),
+        ("mlruns/123/bbb", "r-bbb", "exp"),
+    ]

@@ -51,8 +51,21 @@ def _yaml_dict(root: Path, rel: str) -> dict[str, object] | None:
 
 
 def _is_run_dir(ctx: DetectContext, rel: str) -> bool:
+    """A run folder: meta.yaml beside metrics/params/artifacts, or beside tags/ alone.
+
+    An experiment folder also holds meta.yaml and tags/ (experiment tags such as
+    mlflow.note.content), but its subfolders are runs with a meta.yaml of their own.
+    """
     entry = ctx.entry(rel)
-    return "meta.yaml" in entry.files and bool(entry.dirs & {"metrics", "params", "tags"})
+    if "meta.yaml" not in entry.files:
+        return False
+    if entry.dirs & {"metrics", "params", "artifacts"}:
+        return True
+    if "tags" not in entry.dirs:
+        return False
+    return not any(
+        "meta.yaml" in ctx.entry(_io.join(rel, d)).files for d in entry.dirs if d != "tags"
+    )
 
 
 def detect(ctx: DetectContext) -> list[RunSpec]:

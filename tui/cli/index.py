@@ -23,6 +23,11 @@ from tui.cli.common import db_option, emit_json, friendly, is_terminal, json_opt
 from tui.format import human_age, human_size, metric_value
 
 
+def index_files(db_path: Path) -> list[Path]:
+    """The index's own files, which a root that holds them must not index."""
+    return [db_path.with_name(db_path.name + suffix) for suffix in ("", "-wal", "-shm", ".lock")]
+
+
 def index_roots(
     roots: list[Path],
     db_path: Path,
@@ -47,7 +52,7 @@ def index_roots(
         db = open_db(db_path)
         try:
             for root in roots:
-                indexer = Indexer(db, root, ignore_paths=[db_path.parent])
+                indexer = Indexer(db, root, ignore_paths=index_files(db_path))
                 with _progress(progress, f"indexing {paths.display(str(root))}") as update:
                     report = indexer.scan(progress=update)
                 if hash_files:
