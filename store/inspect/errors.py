@@ -1,0 +1,15 @@
+"""The one error type the inspectors raise, so callers catch one thing."""
+
+from __future__ import annotations
+
+
+class InspectError(Exception):
+    """A model file could not be read as the format it claims; the message is one line.
+
+    ``truncated`` is True when the evidence says the file was cut short (half-written or
+    partially copied) rather than malformed.
+    """
+
+    def __init__(self, message: str, *, truncated: bool = False) -> None:
+        super().__init__(" ".join(message.split()))
+        self.truncated = truncated

@@ -1,0 +1,664 @@
+"""Walk pickle opcodes without executing them and judge what loading would import.
+
+A pickle is a program: GLOBAL/STACK_GLOBAL/INST import any callable and REDUCE/NEWOBJ/
+OBJ/BUILD call it.  This walker decodes opcodes with ``pickletools.genops`` and keeps a
+symbolic stack and memo, so STACK_GLOBAL names built from memoized strings resolve, nested
+``pickle.loads(b"...")`` payloads are scanned too, and joblib's raw array bytes that sit
+between pickle opcodes are skipped rather than misread.  Nothing is ever unpickled.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import pickletools
+from collections import Counter
+from collections.abc import Generator
+from dataclasses import dataclass, field
+from typing import IO, Any, cast
+
+from store.inspect.policy import NESTED_LOADERS, classify
+
+SCAN_LIMIT = 64 * 1024 * 1024
+OP_LIMIT = 5_000_000
+SKIP_LIMIT = 1 << 40
+MAX_DEPTH = 4
+MAX_TENSORS = 100_000
+
+
+class _Mark:
+    __slots__ = ()
+
+
+class _Unknown:
+    __slots__ = ()
+
+
+MARK = _Mark()
+UNKNOWN = _Unknown()
+
+
+@dataclass(frozen=True)
+class Global:
+    module: str
+    name: str
+
+    @property
+    def dotted(self) -> str:
+        return f"{self.module}.{self.name}"
+
+
+@dataclass(eq=False)
+class Call:
+    """The symbolic result of calling ``func`` with ``args`` (never actually called)."""
+
+    func: object
+    args: object
+    state: object = None
+    items: dict[Any, object] = field(default_factory=dict)
+
+
+@dataclass(eq=False)
+class Persistent:
+    pid: object
+
+
+class _Capped(Exception):
+    pass
+
+
+class _Source:
+    """A read-only stream that stops after ``limit`` opcode bytes and can skip raw data."""
+
+    def __init__(self, stream: IO[bytes], limit: int, base: int = 0) -> None:
+        self._stream = stream
+        self._limit = limit
+        self._pos = base
+        self.consumed = 0
+        self.skipped = 0
+        self._seekable = stream.seekable()
+        self._pending = b""
+
+    def _take(self, data: bytes) -> bytes:
+        self._pos += len(data)
+        self.consumed += len(data)
+        if self.consumed > self._limit:
+            raise _Capped
+        return data
+
+    def read(self, size: int = -1) -> bytes:
+        """Up to ``size`` bytes, fetched in chunks so a hostile length allocates nothing."""
+        remaining = self._limit - self.consumed + 1
+        size = remaining if size < 0 else min(size, remaining)
+        head, self._pending = self._pending[:size], self._pending[size:]
+        chunks = [head]
+        want = size - len(head)
+        while want > 0:
+            chunk = self._stream.read(min(want, 1 << 20))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            want -= len(chunk)
+        return self._take(b"".join(chunks))
+
+    def readline(self, size: int = -1) -> bytes:
+        cap = min(self._limit - self.consumed + 1, 1 << 20)
+        if self._pending:
+            head, self._pending = self._pending, b""
+            if b"\n" in head:
+                line, _, rest = head.partition(b"\n")
+                self._pending = rest
+                return self._take(line + b"\n")
+            return self._take(head + self._stream.readline(cap))
+        return self._take(self._stream.readline(cap))
+
+    def tell(self) -> int:
+        return self._pos
+
+    def at_eof(self) -> bool:
+        if not self._pending:
+            self._pending = self._stream.read(1)
+        return not self._pending
+
+    def skip(self, count: int) -> bool:
+        """Skip ``count`` raw bytes; False when the stream ends first."""
+        if self._pending:
+            self._pending = b""
+            self._pos += 1
+            count -= 1
+        self.skipped += count
+        if self.skipped > SKIP_LIMIT:
+            raise _Capped
+        if self._seekable:
+            here = self._stream.tell()
+            end = self._stream.seek(0, io.SEEK_END)
+            self._stream.seek(min(here + count, end))
+            self._pos += min(count, end - here)
+            return here + count <= end
+        while count > 0:
+            chunk = self._stream.read(min(count, 1 << 20))
+            if not chunk:
+                return False
+            self._pos += len(chunk)
+            count -= len(chunk)
+        return True
+
+
+@dataclass
+class PickleScan:
+    """What a pickle stream imports and calls, and how far the walk got."""
+
+    imports: dict[str, str] = field(default_factory=dict)
+    reasons: list[str] = field(default_factory=list)
+    calls: Counter[str] = field(default_factory=Counter)
+    protocol: int | None = None
+    pickles: int = 0
+    opcodes: int = 0
+    error: str | None = None
+    truncated: bool = False
+    capped: bool = False
+    nested: int = 0
+    tensors: dict[str, tuple[str, tuple[int, ...]]] = field(default_factory=dict)
+    arrays: list[tuple[str, tuple[int, ...]]] = field(default_factory=list)
+    top_keys: list[str] = field(default_factory=list)
+    storages: int = 0
+    storage_keys: set[str] = field(default_factory=set)
+    storage_sizes: dict[str, tuple[str, int]] = field(default_factory=dict)
+    end_offset: int = 0
+    objects: list[object] = field(default_factory=list)
+    bytes_scanned: int = 0
+
+    @property
+    def dangerous(self) -> list[str]:
+        return [name for name, verdict in self.imports.items() if verdict == "dangerous"]
+
+    @property
+    def unknown(self) -> list[str]:
+        return [name for name, verdict in self.imports.items() if verdict == "unknown"]
+
+    @property
+    def verdict(self) -> str:
+        if self.dangerous or any(r.startswith("dangerous:") for r in self.reasons):
+            return "dangerous"
+        if self.error is not None:
+            return "corrupt"
+        if self.unknown or self.capped or any(r.startswith("unknown:") for r in self.reasons):
+            return "unknown"
+        return "safe"
+
+    def note_import(self, dotted: str, verdict: str) -> None:
+        if dotted not in self.imports:
+            self.imports[dotted] = verdict
+            if verdict != "safe":
+                self.reasons.append(f"{verdict}: imports {dotted}")
+
+
+def _itemsize(dtype: object) -> tuple[str, int | None]:
+    """(dtype string, bytes per element) of a symbolic ``numpy.dtype(...)`` call."""
+    if not isinstance(dtype, Call) or not isinstance(dtype.args, tuple) or not dtype.args:
+        return "?", None
+    code = dtype.args[0]
+    if not isinstance(code, str):
+        return "?", None
+    state = dtype.state
+    if isinstance(state, tuple) and len(state) > 5:
+        elsize = state[5]
+        if isinstance(elsize, int) and elsize > 0 and code[:1] not in "O":
+            return code, elsize
+    kind, digits = code[:1], code[1:]
+    if kind == "O":
+        return code, 0
+    if not digits.isdigit():
+        return code, None
+    return code, int(digits) * (4 if kind == "U" else 1)
+
+
+_TORCH_DTYPES = {
+    "Float": "F32", "Double": "F64", "Half": "F16", "BFloat16": "BF16", "Long": "I64",
+    "Int": "I32", "Short": "I16", "Char": "I8", "Byte": "U8", "Bool": "BOOL",
+    "ComplexFloat": "C64", "ComplexDouble": "C128",
+}  # fmt: skip
+
+
+def _storage_dtype(value: object) -> str:
+    """Safetensors-style dtype name of a torch storage persistent id."""
+    if isinstance(value, Persistent) and isinstance(value.pid, tuple) and len(value.pid) > 1:
+        kind = value.pid[1]
+        if isinstance(kind, Global):
+            short = kind.name.removesuffix("Storage") or kind.name
+            return _TORCH_DTYPES.get(short, short)
+        if isinstance(kind, str):
+            return kind
+    return "?"
+
+
+_REBUILD = {
+    "torch._utils._rebuild_tensor",
+    "torch._utils._rebuild_tensor_v2",
+    "torch._utils._rebuild_tensor_v3",
+}
+
+
+def _tensor_of(value: object) -> tuple[str, tuple[int, ...]] | None:
+    if not isinstance(value, Call) or not isinstance(value.func, Global):
+        return None
+    args = value.args if isinstance(value.args, tuple) else ()
+    name = value.func.dotted
+    if name == "torch._utils._rebuild_parameter" and args:
+        return _tensor_of(args[0])
+    if name in _REBUILD and len(args) >= 3:
+        size = args[2]
+        if isinstance(size, tuple) and all(isinstance(d, int) for d in size):
+            return _storage_dtype(args[0]), tuple(size)
+    return None
+
+
+def _entries(value: object) -> list[tuple[object, object]]:
+    if isinstance(value, dict):
+        return list(value.items())
+    if isinstance(value, Call):
+        return list(value.items.items())
+    return []
+
+
+class _Walker:
+    def __init__(self, result: PickleScan, depth: int) -> None:
+        self.result = result
+        self.depth = depth
+
+    def run(self, source: _Source, max_pickles: int | None) -> None:
+        result = self.result
+        while max_pickles is None or result.pickles < max_pickles:
+            if source.at_eof():
+                if result.pickles == 0:
+                    result.error = "empty pickle stream"
+                    result.truncated = True
+                return
+            start = source.tell()
+            try:
+                obj = self.one(source)
+            except _Capped:
+                result.capped = True
+                result.reasons.append(f"unknown: scan stopped after {SCAN_LIMIT} bytes")
+                return
+            except _Truncated as exc:
+                if result.pickles == 0:
+                    result.error, result.truncated = str(exc), True
+                else:
+                    result.reasons.append(f"unknown: trailing data at offset {start}: {exc}")
+                return
+            except (ValueError, KeyError, IndexError, TypeError, UnicodeDecodeError) as exc:
+                message = " ".join(str(exc).split())[:200] or type(exc).__name__
+                if result.pickles == 0:
+                    result.error = message
+                else:
+                    result.reasons.append(
+                        f"unknown: trailing data at offset {start} is not a complete pickle"
+                    )
+                return
+            result.pickles += 1
+            result.end_offset = source.tell()
+            if len(result.objects) < 8:
+                result.objects.append(obj)
+
+    def one(self, source: _Source) -> object:
+        """Walk one pickle up to STOP and return its symbolic result."""
+        stack: list[object] = []
+        memo: dict[int, object] = {}
+        result = self.result
+        while True:
+            restart = False
+            ops = cast(
+                "Generator[tuple[Any, Any, int | None], None, None]",
+                pickletools.genops(cast(IO[bytes], source)),
+            )
+            try:
+                for opcode, arg, pos in ops:
+                    result.opcodes += 1
+                    if result.opcodes > OP_LIMIT:
+                        raise _Capped
+                    name = opcode.name
+                    if name == "STOP":
+                        if len(stack) != 1:
+                            result.reasons.append(
+                                f"unknown: {len(stack)} items on the stack at STOP (offset {pos});"
+                                " no pickler writes this"
+                            )
+                        return stack.pop() if stack else UNKNOWN
+                    wrapper = self.step(name, arg, pos, stack, memo)
+                    if wrapper is not None:
+                        self.skip_array(source, wrapper)
+                        restart = True
+                        break
+            except ValueError as exc:
+                text = str(exc)
+                if "exhausted" in text or "but only" in text or "no newline" in text:
+                    raise _Truncated(f"pickle cut short: {text}") from None
+                raise
+            finally:
+                ops.close()
+            if not restart:
+                raise _Truncated("pickle ended without STOP")
+
+    def skip_array(self, source: _Source, wrapper: Call) -> None:
+        """Skip the raw bytes joblib writes after a NumpyArrayWrapper's BUILD."""
+        state = wrapper.state if isinstance(wrapper.state, dict) else {}
+        code, size = _itemsize(state.get("dtype"))
+        shape = state.get("shape")
+        if not isinstance(shape, tuple) or not all(isinstance(d, int) for d in shape):
+            raise ValueError("joblib array wrapper without a readable shape")
+        self.result.arrays.append((code, tuple(shape)))
+        if size == 0:  # object array: a nested pickle follows, and joblib loads it
+            self.result.nested += 1
+            self.result.reasons.append("object array: nested pickle scanned")
+            inner = _Walker(self.result, self.depth + 1)
+            inner.one(source)
+            return
+        if size is None:
+            raise ValueError(f"joblib array with unreadable dtype {code!r}")
+        if state.get("numpy_array_alignment_bytes") is not None:
+            pad = source.read(1)
+            if not pad:
+                raise _Truncated("joblib array padding missing")
+            source.skip(pad[0]) if pad[0] else None
+        if not source.skip(math.prod(shape) * size):
+            raise _Truncated(f"joblib array data cut short ({code} {tuple(shape)})")
+
+    def step(
+        self, name: str, arg: Any, pos: int | None, stack: list[object], memo: dict[int, object]
+    ) -> Call | None:
+        """Apply one opcode symbolically; returns a joblib wrapper whose data follows."""
+        result = self.result
+
+        def pop() -> object:
+            # The real unpickler keeps marks on a separate stack: only POP may pop one.
+            if not stack or (stack[-1] is MARK and name != "POP"):
+                raise ValueError(f"stack underflow at {name} (offset {pos})")
+            return stack.pop()
+
+        def target(allowed: tuple[type, ...]) -> object:
+            """The object an APPEND/SETITEM/ADDITEMS/BUILD acts on, checked like load() does."""
+            if not stack or stack[-1] is MARK:
+                raise ValueError(f"{name} with nothing to act on (offset {pos})")
+            found = stack[-1]
+            if isinstance(found, (*_SCALARS, *allowed)) and not isinstance(found, allowed):
+                raise ValueError(f"{name} on a {type(found).__name__} (offset {pos})")
+            return found
+
+        def pop_mark() -> list[object]:
+            for index in range(len(stack) - 1, -1, -1):
+                if stack[index] is MARK:
+                    items = stack[index + 1 :]
+                    del stack[index:]
+                    return items
+            raise ValueError(f"{name} without MARK (offset {pos})")
+
+        if name in _PUSH_ARG:
+            stack.append(arg)
+        elif name in _PUSH_CONST:
+            stack.append(_PUSH_CONST[name])
+        elif name == "EMPTY_LIST":
+            stack.append([])
+        elif name == "EMPTY_DICT":
+            stack.append({})
+        elif name == "EMPTY_SET":
+            stack.append(set())
+        elif name == "MARK":
+            stack.append(MARK)
+        elif name in ("LIST", "TUPLE", "FROZENSET"):
+            items = pop_mark()
+            stack.append(tuple(items) if name != "LIST" else items)
+        elif name in ("TUPLE1", "TUPLE2", "TUPLE3"):
+            count = int(name[-1])
+            items = [pop() for _ in range(count)][::-1]
+            stack.append(tuple(items))
+        elif name == "DICT":
+            items = pop_mark()
+            stack.append(_pairs_to_dict(items))
+        elif name in ("APPEND", "APPENDS"):
+            values = [pop()] if name == "APPEND" else pop_mark()
+            into = target((list,))
+            if isinstance(into, list):
+                into.extend(values)
+        elif name in ("SETITEM", "SETITEMS"):
+            if name == "SETITEM":
+                value = pop()
+                items = [pop(), value]
+            else:
+                items = pop_mark()
+            into = target((dict, list))
+            mapping = into.items if isinstance(into, Call) else into
+            if isinstance(mapping, dict):
+                mapping.update(_pairs_to_dict(items))
+        elif name == "ADDITEMS":
+            pop_mark()
+            target((set,))
+        elif name == "POP":
+            pop()
+        elif name == "POP_MARK":
+            pop_mark()
+        elif name == "DUP":
+            if not stack or stack[-1] is MARK:
+                raise ValueError(f"DUP with nothing to copy (offset {pos})")
+            stack.append(stack[-1])
+        elif name in ("PUT", "BINPUT", "LONG_BINPUT"):
+            if int(arg) in memo:
+                result.reasons.append(f"unknown: memo key {arg} redefined (offset {pos})")
+            if not stack or stack[-1] is MARK:
+                raise ValueError(f"{name} with nothing to store (offset {pos})")
+            memo[int(arg)] = stack[-1]
+        elif name == "MEMOIZE":
+            if not stack or stack[-1] is MARK:
+                raise ValueError(f"MEMOIZE with nothing to store (offset {pos})")
+            memo[len(memo)] = stack[-1]
+        elif name in ("GET", "BINGET", "LONG_BINGET"):
+            if int(arg) not in memo:
+                raise ValueError(f"memo key {arg} missing (offset {pos})")
+            stack.append(memo[int(arg)])
+        elif name in ("GLOBAL", "INST"):
+            module, _, attr = str(arg).partition(" ")
+            glob = self.import_(module, attr)
+            if name == "INST":
+                args = tuple(pop_mark())
+                stack.append(self.call(glob, args, name))
+            else:
+                stack.append(glob)
+        elif name == "STACK_GLOBAL":
+            top, below = pop(), pop()
+            if isinstance(below, str) and isinstance(top, str):
+                stack.append(self.import_(below, top))
+            else:
+                result.reasons.append(
+                    f"dangerous: STACK_GLOBAL at offset {pos} names a computed value, "
+                    "so what it imports cannot be known without running the pickle"
+                )
+                stack.append(UNKNOWN)
+        elif name == "OBJ":
+            items = pop_mark()
+            if not items:
+                raise ValueError(f"OBJ without a class (offset {pos})")
+            stack.append(self.call(items[0], tuple(items[1:]), name))
+        elif name == "REDUCE":
+            reduce_args = pop()
+            func = pop()
+            stack.append(self.call(func, reduce_args, name))
+        elif name in ("NEWOBJ", "NEWOBJ_EX"):
+            if name == "NEWOBJ_EX":
+                pop()
+            new_args = pop()
+            cls = pop()
+            stack.append(self.call(cls, new_args, name))
+        elif name == "BUILD":
+            state = pop()
+            result.calls["BUILD"] += 1
+            built = target(())
+            if isinstance(built, Call):
+                built.state = state
+                if _is_joblib_wrapper(built):
+                    return built
+        elif name == "PERSID":
+            result.storages += 1
+            stack.append(Persistent(arg))
+        elif name == "BINPERSID":
+            pid = pop()
+            result.storages += 1
+            if isinstance(pid, tuple) and len(pid) > 2 and pid[0] == "storage":
+                result.storage_keys.add(str(pid[2]))
+                if len(pid) > 4 and isinstance(pid[4], int):
+                    dtype = _storage_dtype(Persistent(pid))
+                    result.storage_sizes[str(pid[2])] = (dtype, pid[4])
+            stack.append(Persistent(pid))
+        elif name in ("EXT1", "EXT2", "EXT4"):
+            result.reasons.append(f"unknown: extension-registry import {arg} (offset {pos})")
+            stack.append(UNKNOWN)
+        elif name == "PROTO":
+            if result.protocol is None:
+                result.protocol = int(arg)
+        elif name == "NEXT_BUFFER":
+            stack.append(UNKNOWN)
+        elif name in ("FRAME", "READONLY_BUFFER"):
+            pass
+        else:  # pragma: no cover - genops only yields known opcodes
+            raise ValueError(f"unhandled opcode {name}")
+        return None
+
+    def import_(self, module: str, attr: str) -> Global:
+        self.result.note_import(f"{module}.{attr}", classify(module, attr))
+        return Global(module, attr)
+
+    def call(self, func: object, args: object, opcode: str) -> object:
+        result = self.result
+        result.calls[opcode] += 1
+        if isinstance(func, Global) and func.dotted == "_codecs.encode":
+            # How protocols 0-2 spell bytes; evaluated so nested pickles can be scanned.
+            encoded = _codecs_encode(args)
+            if encoded is not None:
+                return encoded
+        if (
+            isinstance(func, Global)
+            and func.dotted in NESTED_LOADERS
+            and isinstance(args, tuple)
+            and args
+            and isinstance(args[0], (bytes, bytearray))
+        ):
+            result.nested += 1
+            result.reasons.append(f"dangerous: nested pickle passed to {func.dotted}")
+            if self.depth < MAX_DEPTH:
+                inner = _Walker(result, self.depth + 1)
+                inner.run(_Source(io.BytesIO(bytes(args[0])), SCAN_LIMIT), None)
+        return Call(func, args)
+
+
+class _Truncated(Exception):
+    pass
+
+
+_PUSH_ARG = frozenset(
+    [
+        "INT",
+        "BININT",
+        "BININT1",
+        "BININT2",
+        "LONG",
+        "LONG1",
+        "LONG4",
+        "STRING",
+        "BINSTRING",
+        "SHORT_BINSTRING",
+        "BINBYTES",
+        "SHORT_BINBYTES",
+        "BINBYTES8",
+        "BYTEARRAY8",
+        "UNICODE",
+        "SHORT_BINUNICODE",
+        "BINUNICODE",
+        "BINUNICODE8",
+        "FLOAT",
+        "BINFLOAT",
+    ]
+)
+_SCALARS = (int, float, str, bytes, bytearray, type(None), tuple, list, dict, set, _Mark)
+_PUSH_CONST: dict[str, object] = {
+    "NONE": None,
+    "NEWTRUE": True,
+    "NEWFALSE": False,
+    "EMPTY_TUPLE": (),
+}
+
+
+def _codecs_encode(args: object) -> bytes | None:
+    if not (isinstance(args, tuple) and len(args) == 2 and isinstance(args[0], str)):
+        return None
+    if args[1] not in ("latin1", "latin-1", "iso-8859-1", "ascii", "utf-8", "utf8"):
+        return None
+    try:
+        return args[0].encode(args[1])
+    except UnicodeEncodeError:
+        return None
+
+
+def _pairs_to_dict(items: list[object]) -> dict[Any, object]:
+    mapping: dict[Any, object] = {}
+    for index in range(0, len(items) - 1, 2):
+        key = items[index]
+        try:
+            hash(key)
+        except TypeError:
+            continue
+        mapping[key] = items[index + 1]
+    return mapping
+
+
+def _is_joblib_wrapper(value: Call) -> bool:
+    func = value.func
+    if isinstance(func, Global) and func.dotted == "copyreg._reconstructor":
+        args = value.args
+        func = args[0] if isinstance(args, tuple) and args else None
+    return isinstance(func, Global) and func.dotted == "joblib.numpy_pickle.NumpyArrayWrapper"
+
+
+def _collect(result: PickleScan, value: object, prefix: str, depth: int) -> None:
+    if len(result.tensors) >= MAX_TENSORS or depth > 6:
+        return
+    tensor = _tensor_of(value)
+    if tensor is not None:
+        result.tensors[prefix or "<tensor>"] = tensor
+        return
+    for key, item in _entries(value):
+        if isinstance(key, (str, int)):
+            _collect(result, item, f"{prefix}.{key}" if prefix else str(key), depth + 1)
+
+
+def scan_stream(
+    stream: IO[bytes],
+    *,
+    limit: int = SCAN_LIMIT,
+    max_pickles: int | None = None,
+    base: int = 0,
+    main_index: int = 0,
+) -> PickleScan:
+    """Scan the pickle(s) in ``stream`` from its current position; never raises for bad data.
+
+    ``main_index`` picks which of several concatenated pickles holds the payload whose
+    top-level keys are reported (the 4th in a legacy torch file).
+    """
+    result = PickleScan()
+    source = _Source(stream, limit, base)
+    try:
+        _Walker(result, 0).run(source, max_pickles)
+    except RecursionError:
+        result.error = "pickle nests too deeply to scan"
+    result.bytes_scanned = source.consumed
+    main = result.objects[main_index : main_index + 1] if main_index < len(result.objects) else []
+    for obj in main or result.objects[:1]:
+        result.top_keys = [str(k) for k, _ in _entries(obj) if isinstance(k, (str, int))][:50]
+    for obj in result.objects:
+        _collect(result, obj, "", 0)
+    return result
+
+
+def scan_bytes(
+    data: bytes, *, limit: int = SCAN_LIMIT, max_pickles: int | None = None
+) -> PickleScan:
+    """Scan pickle(s) held in memory."""
+    return scan_stream(io.BytesIO(data), limit=limit, max_pickles=max_pickles)
