@@ -1,0 +1,210 @@
+"""Byte-level and image diffs: sizes, xxh3-128 hashes, first differing offset, pixels.
+
+Both files are read together in bounded chunks, so two multi-gigabyte blobs cost two
+chunks of memory and one pass.  Image dimensions come from the file headers (PNG IHDR,
+GIF, JPEG SOF) so they work without Pillow; the share of differing pixels needs Pillow.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import struct
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import xxhash
+
+from store.diff._io import DiffError, RegularFile
+
+CHUNK = 1 << 20
+IMAGE_HEAD = 65536
+MAX_IMAGE_BYTES = 64 * 1024 * 1024
+MAX_IMAGE_PIXELS = 50_000_000
+
+
+@dataclass
+class BinaryDiff:
+    size_old: int
+    size_new: int
+    hash_old: str | None
+    hash_new: str | None
+    equal: bool
+    first_difference: int | None
+    """Offset of the first differing byte (the shorter length if one is a prefix)."""
+    notes: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _first_mismatch(a: bytes, b: bytes) -> int:
+    """Offset of the first differing byte of two unequal chunks (binary search on slices)."""
+    limit = min(len(a), len(b))
+    lo, hi = 0, limit
+    if a[:limit] == b[:limit]:
+        return limit
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if a[lo:mid] == b[lo:mid]:
+            lo = mid
+        else:
+            hi = mid
+    return lo
+
+
+def diff_binary(
+    path_a: str | os.PathLike[str],
+    path_b: str | os.PathLike[str],
+    *,
+    max_bytes: int | None = None,
+) -> BinaryDiff:
+    """Compare two files byte by byte; hashes cover at most ``max_bytes`` when given."""
+    notes: list[str] = []
+    with RegularFile(path_a) as old, RegularFile(path_b) as new:
+        limit = max(old.size, new.size)
+        if max_bytes is not None and limit > max_bytes:
+            limit = max_bytes
+            notes.append(f"only the first {max_bytes} bytes were compared; hashes omitted")
+        hash_a, hash_b = xxhash.xxh3_128(), xxhash.xxh3_128()
+        first: int | None = None
+        offset = 0
+        while offset < limit:
+            chunk_a = old.read_at(offset, min(CHUNK, limit - offset))
+            chunk_b = new.read_at(offset, min(CHUNK, limit - offset))
+            if not chunk_a and not chunk_b:
+                break
+            hash_a.update(chunk_a)
+            hash_b.update(chunk_b)
+            if first is None and chunk_a != chunk_b:
+                first = offset + _first_mismatch(chunk_a, chunk_b)
+            offset += max(len(chunk_a), len(chunk_b))
+        complete = limit == max(old.size, new.size)
+        equal = first is None and old.size == new.size and complete
+        if first is None and old.size != new.size and complete:
+            first = min(old.size, new.size)
+        return BinaryDiff(
+            size_old=old.size,
+            size_new=new.size,
+            hash_old=hash_a.hexdigest() if complete else None,
+            hash_new=hash_b.hexdigest() if complete else None,
+            equal=equal,
+            first_difference=first,
+            notes=notes,
+        )
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    format: str
+    width: int | None
+    height: int | None
+    mode: str | None
+
+
+@dataclass
+class ImageDiff:
+    old: ImageInfo
+    new: ImageInfo
+    equal: bool
+    """Byte-identical files."""
+    differing_pixels: float | None
+    """Share (0..1) of pixels that differ, when Pillow is importable and sizes match."""
+    notes: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+_PNG_MODES = {0: "L", 2: "RGB", 3: "P", 4: "LA", 6: "RGBA"}
+_JPEG_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
+
+
+def image_info(head: bytes) -> ImageInfo | None:
+    """Format, size and mode from the first bytes of a PNG, GIF or JPEG; None otherwise."""
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        if len(head) >= 26 and head[12:16] == b"IHDR":
+            width, height = struct.unpack(">II", head[16:24])
+            bits, color = head[24], head[25]
+            mode = _PNG_MODES.get(color)
+            if mode == "L" and bits == 1:
+                mode = "1"
+            elif mode == "L" and bits == 16:
+                mode = "I;16"
+            return ImageInfo("PNG", width, height, mode)
+        return ImageInfo("PNG", None, None, None)
+    if head[:6] in (b"GIF87a", b"GIF89a"):
+        if len(head) >= 10:
+            width, height = struct.unpack("<HH", head[6:10])
+            return ImageInfo("GIF", width, height, "P")
+        return ImageInfo("GIF", None, None, None)
+    if head.startswith(b"\xff\xd8"):
+        return _jpeg_info(head)
+    return None
+
+
+def _jpeg_info(head: bytes) -> ImageInfo:
+    pos = 2
+    while pos + 4 <= len(head):
+        if head[pos] != 0xFF:
+            break
+        marker = head[pos + 1]
+        if marker == 0xFF:
+            pos += 1
+            continue
+        length = struct.unpack(">H", head[pos + 2 : pos + 4])[0]
+        if marker in _JPEG_SOF and pos + 9 < len(head):
+            height, width = struct.unpack(">HH", head[pos + 5 : pos + 9])
+            components = head[pos + 9]
+            mode = {1: "L", 3: "RGB", 4: "CMYK"}.get(components)
+            return ImageInfo("JPEG", width, height, mode)
+        pos += 2 + length
+    return ImageInfo("JPEG", None, None, None)
+
+
+def _pixel_share(data_a: bytes, data_b: bytes) -> float | None:
+    try:
+        from PIL import Image, ImageChops
+    except ImportError:
+        return None
+    Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
+    try:
+        with Image.open(io.BytesIO(data_a)) as img_a, Image.open(io.BytesIO(data_b)) as img_b:
+            if img_a.size != img_b.size:
+                return None
+            a, b = img_a.convert("RGBA"), img_b.convert("RGBA")
+            difference = ImageChops.difference(a, b).convert("L").point(lambda v: 255 if v else 0)
+            histogram = difference.histogram()
+            total = a.size[0] * a.size[1]
+            return histogram[255] / total if total else 0.0
+    except Exception:
+        return None
+
+
+def diff_images(path_a: str | os.PathLike[str], path_b: str | os.PathLike[str]) -> ImageDiff:
+    """Dimensions, mode and (with Pillow) share of differing pixels of two images."""
+    infos: list[ImageInfo] = []
+    datas: list[bytes] = []
+    notes: list[str] = []
+    for path in (path_a, path_b):
+        with RegularFile(path) as handle:
+            head = handle.read_at(0, IMAGE_HEAD)
+            info = image_info(head) or ImageInfo("unknown", None, None, None)
+            infos.append(info)
+            if handle.size <= MAX_IMAGE_BYTES:
+                datas.append(head + handle.read_at(len(head), handle.size - len(head)))
+            else:
+                notes.append(f"{os.fsdecode(os.path.basename(path))} too large to compare pixels")
+                datas.append(b"")
+    equal = bool(datas[0]) and datas[0] == datas[1]
+    share: float | None = 0.0 if equal else None
+    if not equal and datas[0] and datas[1]:
+        share = _pixel_share(datas[0], datas[1])
+        if share is None and (infos[0].width, infos[0].height) == (infos[1].width, infos[1].height):
+            notes.append("pixel comparison needs Pillow")
+    if not datas[0] or not datas[1]:
+        equal = diff_binary(path_a, path_b).equal
+    return ImageDiff(infos[0], infos[1], equal, share, notes)
+
+
+__all__ = ["BinaryDiff", "DiffError", "ImageDiff", "ImageInfo", "diff_binary", "diff_images"]

@@ -1,0 +1,220 @@
+"""CSV/TSV diffs that understand metric logs: rows keyed by step/epoch, numeric deltas.
+
+Training loops append one row per step or epoch, so rows are matched by such a key column
+when one is obvious (else by position), and the last row of each numeric column is
+summarised because that is usually the number someone comparing two runs wants.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from store.diff._io import read_capped
+
+MAX_TABLE_BYTES = 64 * 1024 * 1024
+MAX_CELLS = 10_000
+KEY_NAMES = ("step", "global_step", "_step", "epoch", "iteration", "iter", "trainer/global_step")
+DELIMITERS = ",\t;|"
+
+
+@dataclass(frozen=True)
+class CellChange:
+    row: str
+    """The key value (or 0-based row index as text) of the row."""
+    column: str
+    old: str
+    new: str
+    delta: float | None
+
+
+@dataclass(frozen=True)
+class LastValue:
+    column: str
+    old: float | None
+    new: float | None
+    delta: float | None
+    percent: float | None
+
+
+@dataclass
+class TableDiff:
+    columns_added: list[str]
+    columns_removed: list[str]
+    key_column: str | None
+    rows_old: int
+    rows_new: int
+    rows_added: list[str]
+    rows_removed: list[str]
+    rows_changed: int
+    cells: list[CellChange]
+    last_values: list[LastValue]
+    equal: bool
+    warnings: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Table:
+    header: list[str]
+    rows: list[list[str]]
+    warnings: list[str]
+
+
+def _sniff(sample: str, name: str) -> str:
+    try:
+        return csv.Sniffer().sniff(sample, delimiters=DELIMITERS).delimiter
+    except csv.Error:
+        return "\t" if name.lower().endswith((".tsv", ".tab")) else ","
+
+
+def parse_table(data: bytes, name: str = "") -> Table:
+    """Header and rows; ragged rows are padded or cut to the header, with a warning."""
+    text = data.decode("utf-8", "backslashreplace")
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    delimiter = _sniff(text[:65536], name)
+    warnings: list[str] = []
+    rows: list[list[str]] = []
+    try:
+        for row in csv.reader(io.StringIO(text, newline=""), delimiter=delimiter):
+            rows.append(row)
+    except csv.Error as exc:
+        warnings.append(f"{name or 'table'}: CSV error after row {len(rows)}: {exc}")
+    rows = [row for row in rows if row]
+    if not rows:
+        return Table([], [], warnings)
+    header = rows[0]
+    width = len(header)
+    ragged = 0
+    body: list[list[str]] = []
+    for row in rows[1:]:
+        if len(row) != width:
+            ragged += 1
+            row = (row + [""] * width)[:width]
+        body.append(row)
+    if ragged:
+        warnings.append(f"{name or 'table'}: {ragged} rows do not have {width} columns")
+    return Table(header, body, warnings)
+
+
+def _number(text: str) -> float | None:
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value
+
+
+def _unique_column(table: Table, index: int) -> bool:
+    values = [row[index] for row in table.rows]
+    return all(values) and len(set(values)) == len(values)
+
+
+def _key_column(old: Table, new: Table, shared: list[str]) -> str | None:
+    candidates = [name for name in shared if name.strip().lower() in KEY_NAMES]
+    if shared and shared[0] == old.header[0] == new.header[0]:
+        candidates.append(shared[0])
+    for name in candidates:
+        if _unique_column(old, old.header.index(name)) and _unique_column(
+            new, new.header.index(name)
+        ):
+            return name
+    return None
+
+
+def _last_number(table: Table, index: int) -> float | None:
+    for row in reversed(table.rows):
+        value = _number(row[index])
+        if value is not None and not math.isnan(value):
+            return value
+    return None
+
+
+def diff_tables(old: Table, new: Table) -> TableDiff:
+    """Compare two parsed tables (see ``parse_table``)."""
+    warnings = old.warnings + new.warnings
+    for table, side in ((old, "old"), (new, "new")):
+        if len(set(table.header)) != len(table.header):
+            warnings.append(f"{side} table repeats column names; the first of each is used")
+    old_cols = {name: i for i, name in reversed(list(enumerate(old.header)))}
+    new_cols = {name: i for i, name in reversed(list(enumerate(new.header)))}
+    shared = [name for name in old_cols if name in new_cols]
+    key = _key_column(old, new, shared)
+    if key is not None:
+        old_rows = {row[old_cols[key]]: row for row in old.rows}
+        new_rows = {row[new_cols[key]]: row for row in new.rows}
+    else:
+        old_rows = {str(i): row for i, row in enumerate(old.rows)}
+        new_rows = {str(i): row for i, row in enumerate(new.rows)}
+    cells: list[CellChange] = []
+    rows_changed = 0
+    for row_key, old_row in old_rows.items():
+        new_row = new_rows.get(row_key)
+        if new_row is None:
+            continue
+        changed = False
+        for name in shared:
+            before, after = old_row[old_cols[name]], new_row[new_cols[name]]
+            if before == after:
+                continue
+            a, b = _number(before), _number(after)
+            if a is not None and b is not None and (a == b or (math.isnan(a) and math.isnan(b))):
+                continue
+            changed = True
+            if len(cells) < MAX_CELLS:
+                delta = b - a if a is not None and b is not None else None
+                cells.append(CellChange(row_key, name, before, after, delta))
+        rows_changed += changed
+    if rows_changed and len(cells) >= MAX_CELLS:
+        warnings.append(f"only the first {MAX_CELLS} changed cells are listed")
+    last_values: list[LastValue] = []
+    for name in shared:
+        if name == key:
+            continue
+        a, b = _last_number(old, old_cols[name]), _last_number(new, new_cols[name])
+        if a is None and b is None:
+            continue
+        delta = b - a if a is not None and b is not None else None
+        percent = delta / abs(a) * 100 if delta is not None and a else None
+        last_values.append(LastValue(name, a, b, delta, percent))
+    added_cols = [name for name in new_cols if name not in old_cols]
+    removed_cols = [name for name in old_cols if name not in new_cols]
+    rows_added = [k for k in new_rows if k not in old_rows]
+    rows_removed = [k for k in old_rows if k not in new_rows]
+    equal = not (added_cols or removed_cols or rows_added or rows_removed or rows_changed)
+    return TableDiff(
+        columns_added=added_cols,
+        columns_removed=removed_cols,
+        key_column=key,
+        rows_old=len(old.rows),
+        rows_new=len(new.rows),
+        rows_added=rows_added,
+        rows_removed=rows_removed,
+        rows_changed=rows_changed,
+        cells=cells,
+        last_values=last_values,
+        equal=equal and old.header == new.header,
+        warnings=warnings,
+    )
+
+
+def diff_csv(path_a: str | os.PathLike[str], path_b: str | os.PathLike[str]) -> TableDiff:
+    """Diff two CSV/TSV files (delimiter sniffed); raises ``DiffError`` if unreadable."""
+    tables: list[Table] = []
+    for path in (path_a, path_b):
+        data, capped = read_capped(path, MAX_TABLE_BYTES)
+        name = os.path.basename(os.fsdecode(path))
+        if capped:
+            data = data[: data.rfind(b"\n") + 1]
+        table = parse_table(data, name)
+        if capped:
+            table.warnings.append(f"{name}: only the first {MAX_TABLE_BYTES} bytes were read")
+        tables.append(table)
+    return diff_tables(tables[0], tables[1])

@@ -1,0 +1,283 @@
+"""Structured, table, safetensors, model, image, binary and dispatch diffs on real files."""
+
+from __future__ import annotations
+
+import json
+import math
+import pickle
+import struct
+import zlib
+from pathlib import Path
+
+import pytest
+
+from store.diff import (
+    DiffError,
+    diff_binary,
+    diff_csv,
+    diff_files,
+    diff_images,
+    diff_model_files,
+    diff_safetensors,
+    diff_structured,
+    diff_structured_files,
+)
+from store.diff.tensors import TensorChange
+
+# --- structured ---------------------------------------------------------------------
+
+
+def test_reordered_yaml_is_equal(tmp_path: Path) -> None:
+    (tmp_path / "a.yaml").write_text("model:\n  layers: 4\n  dims: [1, 2]\nlr: 0.1\n")
+    (tmp_path / "b.yaml").write_text("lr: 0.1   # comment\nmodel: {dims: [1,2], layers: 4}\n")
+    result = diff_structured_files(tmp_path / "a.yaml", tmp_path / "b.yaml")
+    assert result.equal and result.changes == []
+    assert diff_files(tmp_path / "a.yaml", tmp_path / "b.yaml").equal
+
+
+def test_structured_changes_by_path() -> None:
+    old = {"opt": {"lr": 0.1, "betas": [0.9, 0.99]}, "seed": 1, "name": "x", "gone": 1}
+    new = {"opt": {"lr": 0.2, "betas": [0.9, 0.999, 1]}, "seed": "1", "name": "x", "new": 2}
+    got = {(c.path, c.kind, repr(c.old), repr(c.new)) for c in diff_structured(old, new)}
+    assert got == {
+        ("opt.lr", "changed", "0.1", "0.2"),
+        ("opt.betas[1]", "changed", "0.99", "0.999"),
+        ("opt.betas[2]", "added", "None", "1"),
+        ("seed", "type_changed", "1", "'1'"),
+        ("gone", "removed", "1", "None"),
+        ("new", "added", "None", "2"),
+    }
+    dotted = diff_structured({"a.b": 1}, {"a.b": 2})
+    assert dotted[0].path == '["a.b"]'
+    assert diff_structured({"x": math.nan}, {"x": math.nan}) == []
+
+
+def test_yaml_python_tags_are_data_not_code(tmp_path: Path) -> None:
+    (tmp_path / "a.yaml").write_text("size: !!python/tuple [1, 2]\n")
+    (tmp_path / "b.yaml").write_text("size: !!python/tuple [1, 3]\nf: !!python/name:os.system ''\n")
+    result = diff_structured_files(tmp_path / "a.yaml", tmp_path / "b.yaml")
+    paths = {change.path for change in result.changes}
+    assert "size[1]" in paths and "f" in paths
+
+
+def test_json_and_toml(tmp_path: Path) -> None:
+    (tmp_path / "a.json").write_text('{"a": 1, "b": [1, 2]}')
+    (tmp_path / "b.json").write_text('{\n  "b": [1, 2],\n  "a": 1\n}\n')
+    assert diff_structured_files(tmp_path / "a.json", tmp_path / "b.json").equal
+    (tmp_path / "a.toml").write_text("[train]\nlr = 0.1\nsteps = 10\n")
+    (tmp_path / "b.toml").write_text("[train]\nsteps = 20\nlr = 0.1\n")
+    changes = diff_structured_files(tmp_path / "a.toml", tmp_path / "b.toml").changes
+    assert [(c.path, c.old, c.new) for c in changes] == [("train.steps", 10, 20)]
+    (tmp_path / "c.yaml").write_text("b: [1, 2]\na: 1\n")
+    mixed = diff_structured_files(tmp_path / "a.json", tmp_path / "c.yaml")
+    assert mixed.equal and mixed.format == "json/yaml"
+
+
+def test_broken_json_is_an_error_and_falls_back_to_text(tmp_path: Path) -> None:
+    (tmp_path / "a.json").write_text('{"a": 1, "b": [1, 2]}\n')
+    (tmp_path / "b.json").write_text('{"a": 1, "b": [1, \n')
+    with pytest.raises(DiffError, match="invalid json"):
+        diff_structured_files(tmp_path / "a.json", tmp_path / "b.json")
+    result = diff_files(tmp_path / "a.json", tmp_path / "b.json")
+    assert result.kind == "text" and not result.equal
+    assert any("structured diff failed" in note for note in result.notes)
+
+
+# --- tables -------------------------------------------------------------------------
+
+
+def test_csv_keyed_by_step_with_ragged_rows(tmp_path: Path) -> None:
+    (tmp_path / "a.csv").write_text("step,loss,acc\n1,0.5,0.1\n2,0.4,0.2\n3,0.3\n")
+    (tmp_path / "b.tsv").write_text(
+        "step\tloss\tacc\tlr\n1\t0.5\t0.1\t1\n2\t0.35\t0.2\t1\n4\t0.2\t0.5\t1\n"
+    )
+    result = diff_csv(tmp_path / "a.csv", tmp_path / "b.tsv")
+    assert result.key_column == "step"
+    assert result.columns_added == ["lr"] and result.columns_removed == []
+    assert result.rows_added == ["4"] and result.rows_removed == ["3"]
+    assert [(c.row, c.column) for c in result.cells] == [("2", "loss")]
+    assert result.cells[0].delta == pytest.approx(-0.05)
+    last = {v.column: v for v in result.last_values}
+    assert last["loss"].old == 0.3 and last["loss"].new == 0.2
+    assert last["acc"].old == 0.2  # the ragged row has no acc, so the last numeric one counts
+    assert any("do not have 3 columns" in w for w in result.warnings)
+    assert not result.equal
+
+
+def test_csv_without_key_matches_by_index(tmp_path: Path) -> None:
+    (tmp_path / "a.csv").write_text("name;score\nx;1\nx;2\n")
+    (tmp_path / "b.csv").write_text("name;score\nx;1\nx;5\n")
+    result = diff_csv(tmp_path / "a.csv", tmp_path / "b.csv")
+    assert result.key_column is None
+    assert [(c.row, c.column, c.delta) for c in result.cells] == [("1", "score", 3.0)]
+    (tmp_path / "c.csv").write_text("name;score\nx;1.0\nx;2\n")
+    by_value = diff_csv(tmp_path / "a.csv", tmp_path / "c.csv")
+    assert by_value.equal and by_value.cells == []  # 1 and 1.0 are the same number
+
+
+# --- safetensors --------------------------------------------------------------------
+
+
+def write_safetensors(
+    path: Path,
+    tensors: dict[str, tuple[str, list[int], bytes]],
+    metadata: dict[str, str] | None = None,
+) -> None:
+    header: dict[str, object] = {}
+    data = b""
+    for name, (dtype, shape, payload) in tensors.items():
+        header[name] = {
+            "dtype": dtype,
+            "shape": shape,
+            "data_offsets": [len(data), len(data) + len(payload)],
+        }
+        data += payload
+    if metadata:
+        header["__metadata__"] = metadata
+    raw = json.dumps(header).encode()
+    raw += b" " * (-len(raw) % 8)
+    path.write_bytes(struct.pack("<Q", len(raw)) + raw + data)
+
+
+def f32(*values: float) -> bytes:
+    return struct.pack(f"<{len(values)}f", *values)
+
+
+def by_name(changes: list[TensorChange]) -> dict[str, TensorChange]:
+    return {change.name: change for change in changes}
+
+
+def test_safetensors_diff(tmp_path: Path) -> None:
+    write_safetensors(
+        tmp_path / "a.safetensors",
+        {
+            "w": ("F32", [2, 2], f32(1, 2, 3, 4)),
+            "same": ("F32", [2], f32(1, 1)),
+            "half": ("F16", [2], struct.pack("<2e", 1, 2)),
+            "brain": ("BF16", [2], bytes([0x80, 0x3F, 0x00, 0x40])),  # 1.0, 2.0
+            "ids": ("I64", [2], struct.pack("<2q", 5, 7)),
+            "gone": ("I32", [1], struct.pack("<i", 5)),
+            "cast": ("F32", [1], f32(1)),
+            "grow": ("F32", [1], f32(1)),
+        },
+        {"step": "1"},
+    )
+    write_safetensors(
+        tmp_path / "b.safetensors",
+        {
+            "w": ("F32", [2, 2], f32(1, 2, 3, 8)),
+            "same": ("F32", [2], f32(1, 1)),
+            "half": ("F16", [2], struct.pack("<2e", 1, 2.5)),
+            "brain": ("BF16", [2], bytes([0x80, 0x3F, 0x80, 0x40])),  # 1.0, 4.0
+            "ids": ("I64", [2], struct.pack("<2q", 5, 4)),
+            "fresh": ("I32", [1], struct.pack("<i", 5)),
+            "cast": ("F16", [1], struct.pack("<e", 1)),
+            "grow": ("F32", [2], f32(1, 2)),
+        },
+        {"step": "2"},
+    )
+    result = diff_safetensors(tmp_path / "a.safetensors", tmp_path / "b.safetensors")
+    changes = by_name(result.tensors)
+    assert {name: c.status for name, c in changes.items()} == {
+        "w": "values_changed", "same": "unchanged", "half": "values_changed",
+        "brain": "values_changed", "ids": "values_changed", "gone": "removed",
+        "fresh": "added", "cast": "dtype_changed", "grow": "shape_changed",
+    }  # fmt: skip
+    w = changes["w"]
+    assert w.max_abs_diff == 4.0 and w.changed_elements == 1
+    assert w.rel_l2 == pytest.approx(4 / math.sqrt(1 + 4 + 9 + 16))
+    assert changes["half"].max_abs_diff == 0.5
+    assert changes["brain"].max_abs_diff == 2.0
+    assert changes["brain"].rel_l2 == pytest.approx(2 / math.sqrt(5))
+    assert changes["ids"].max_abs_diff == 3.0
+    assert [(m.path, m.old, m.new) for m in result.metadata] == [("step", "1", "2")]
+    assert not result.equal
+    assert diff_safetensors(tmp_path / "a.safetensors", tmp_path / "a.safetensors").equal
+    assert diff_files(tmp_path / "a.safetensors", tmp_path / "b.safetensors").kind == "tensors"
+
+
+def test_safetensors_truncated_is_an_error(tmp_path: Path) -> None:
+    write_safetensors(tmp_path / "a.safetensors", {"w": ("F32", [4], f32(1, 2, 3, 4))})
+    data = (tmp_path / "a.safetensors").read_bytes()
+    (tmp_path / "b.safetensors").write_bytes(data[:-3])
+    with pytest.raises(DiffError):
+        diff_safetensors(tmp_path / "a.safetensors", tmp_path / "b.safetensors")
+    fallback = diff_files(tmp_path / "a.safetensors", tmp_path / "b.safetensors")
+    assert fallback.kind == "binary" and not fallback.equal and fallback.notes
+
+
+# --- binary, images, models ---------------------------------------------------------
+
+
+def test_binary_first_difference_across_chunks(tmp_path: Path) -> None:
+    base = bytes(range(256)) * 8192  # 2 MiB, two read chunks
+    changed = bytearray(base)
+    changed[1_500_000] ^= 0xFF
+    (tmp_path / "a.bin").write_bytes(base)
+    (tmp_path / "b.bin").write_bytes(bytes(changed))
+    (tmp_path / "c.bin").write_bytes(base + b"tail")
+    result = diff_binary(tmp_path / "a.bin", tmp_path / "b.bin")
+    assert result.first_difference == 1_500_000 and not result.equal
+    assert result.hash_old != result.hash_new
+    prefix = diff_binary(tmp_path / "a.bin", tmp_path / "c.bin")
+    assert prefix.first_difference == len(base) and prefix.size_new == len(base) + 4
+    same = diff_binary(tmp_path / "a.bin", tmp_path / "a.bin")
+    assert same.equal and same.first_difference is None and same.hash_old == same.hash_new
+
+
+def png(width: int, height: int, pixel: bytes) -> bytes:
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+        )
+
+    rows = b"".join(b"\x00" + pixel * width for _ in range(height))
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
+    )
+
+
+def test_image_dimensions_without_pillow(tmp_path: Path) -> None:
+    (tmp_path / "a.png").write_bytes(png(3, 2, b"\x00\x00\x00"))
+    (tmp_path / "b.png").write_bytes(png(4, 5, b"\xff\x00\x00"))
+    result = diff_images(tmp_path / "a.png", tmp_path / "b.png")
+    assert (result.old.width, result.old.height, result.old.mode) == (3, 2, "RGB")
+    assert (result.new.width, result.new.height) == (4, 5)
+    assert not result.equal
+    assert diff_files(tmp_path / "a.png", tmp_path / "a.png").equal
+    assert diff_files(tmp_path / "a.png", tmp_path / "b.png").kind == "image"
+
+
+def test_model_diff_reports_new_dangerous_import(tmp_path: Path) -> None:
+    (tmp_path / "a.pkl").write_bytes(pickle.dumps({"weights": [1, 2, 3]}))
+    # os.system via GLOBAL + REDUCE, written by hand: never loaded by anyone
+    (tmp_path / "b.pkl").write_bytes(b"\x80\x04cos\nsystem\n\x8c\x02ls\x85R.")
+    result = diff_model_files(tmp_path / "a.pkl", tmp_path / "b.pkl")
+    assert result.verdict_old == "safe" and result.verdict_new == "dangerous"
+    assert any("os" in name and "system" in name for name in result.imports_added)
+    assert result.imports_removed == [] and not result.equal
+    assert diff_files(tmp_path / "a.pkl", tmp_path / "a.pkl").equal
+
+
+def test_diff_files_never_raises_on_bad_paths(tmp_path: Path) -> None:
+    (tmp_path / "a.txt").write_text("x\n")
+    result = diff_files(tmp_path / "a.txt", tmp_path / "missing.txt")
+    assert result.error is not None and not result.equal
+    (tmp_path / "b.txt").write_text("y\n")
+    text = diff_files(tmp_path / "a.txt", tmp_path / "b.txt")
+    assert text.kind == "text" and text.result is not None and not text.equal
+    (tmp_path / "blob").write_bytes(b"\x00\x01\x02")
+    (tmp_path / "blob2").write_bytes(b"\x00\x01\x03")
+    assert diff_files(tmp_path / "blob", tmp_path / "blob2").kind == "binary"
+
+
+def test_csv_with_oversized_field_keeps_rows_before_it(tmp_path: Path) -> None:
+    (tmp_path / "a.csv").write_text("epoch,loss\n1,0.5\n2,0.4\n")
+    (tmp_path / "b.csv").write_text('epoch,loss\n1,0.5\n2,"' + "x" * 200_000 + '"\n')
+    result = diff_csv(tmp_path / "a.csv", tmp_path / "b.csv")
+    assert result.rows_new == 1 and result.rows_removed == ["2"]
+    assert any("CSV error" in warning for warning in result.warnings)

@@ -1,0 +1,161 @@
+"""Run diffs over plain data: params, metrics with direction, env packages, artifacts."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from store.diff import (
+    DiffError,
+    MetricSummary,
+    RunSide,
+    diff_runs,
+    metric_direction,
+    parse_conda_env,
+    parse_requirements,
+)
+
+
+def test_params_metrics_env() -> None:
+    old = RunSide(
+        params={"optim.lr": 0.1, "model.layers": 4, "seed": 1, "sched": {"k": 1}},
+        metrics={
+            "val/loss": {"last": 0.5, "best": 0.4, "direction": None},
+            "val/acc": MetricSummary(0.8, 0.85),
+            "custom": {"last": 2, "best": 2, "direction": "max"},
+            "throughput_only_old": {"last": 10},
+        },
+        env={"torch": "2.1.0", "numpy": "1.26.0"},
+    )
+    new = RunSide(
+        params={"optim.lr": 0.05, "model.layers": 4, "dropout": 0.1, "sched": {"k": 2}},
+        metrics={
+            "val/loss": {"last": 0.4},
+            "val/acc": MetricSummary(0.75, 0.9),
+            "custom": {"last": 2},
+        },
+        env={"torch": "2.2.0", "pandas": "2.0"},
+    )
+    result = diff_runs(old, new)
+    assert {(c.path, c.kind) for c in result.params} == {
+        ("optim.lr", "changed"),
+        ("seed", "removed"),
+        ("dropout", "added"),
+        ("sched.k", "changed"),
+    }
+    metrics = {m.name: m for m in result.metrics}
+    assert metrics["val/loss"].better == "new" and metrics["val/loss"].direction == "min"
+    assert metrics["val/loss"].delta == pytest.approx(-0.1)
+    assert metrics["val/loss"].percent == pytest.approx(-20.0)
+    assert metrics["val/acc"].better == "old" and metrics["val/acc"].direction == "max"
+    assert metrics["custom"].better == "same"
+    assert (
+        metrics["throughput_only_old"].new is None and metrics["throughput_only_old"].delta is None
+    )
+    assert {(p.name, p.kind, p.old, p.new) for p in result.env} == {
+        ("torch", "changed", "2.1.0", "2.2.0"),
+        ("numpy", "removed", "1.26.0", None),
+        ("pandas", "added", None, "2.0"),
+    }
+    assert not result.equal
+    assert diff_runs(old, old).equal
+
+
+def test_metric_direction_from_names() -> None:
+    assert metric_direction("train/loss") == "min"
+    assert metric_direction("val_accuracy") == "max"
+    assert metric_direction("eval/f1") == "max"
+    assert metric_direction("lr") is None
+
+
+def test_artifacts_added_removed_changed_moved() -> None:
+    old = RunSide(
+        artifacts=[
+            ("model.pt", 100, "h1"),
+            ("config.yaml", 10, "h2"),
+            ("logs/old.txt", 5, "h3"),
+            ("gone.bin", 7, "h4"),
+            ("nohash.bin", 9, None),
+        ]
+    )
+    new = RunSide(
+        artifacts=[
+            ("model.pt", 100, "h1"),
+            ("config.yaml", 11, "h2b"),
+            ("logs/renamed.txt", 5, "h3"),
+            ("fresh.bin", 8, "h5"),
+            ("nohash.bin", 9, "h6"),
+        ]
+    )
+    result = diff_runs(old, new).artifacts
+    assert result.unchanged == ["model.pt"]
+    assert [c.path for c in result.changed] == ["config.yaml"]
+    assert [(m.old_path, m.new_path) for m in result.moved] == [
+        ("logs/old.txt", "logs/renamed.txt")
+    ]
+    assert [c.path for c in result.removed] == ["gone.bin"]
+    assert [c.path for c in result.added] == ["fresh.bin"]
+    assert result.unverified == ["nohash.bin"]
+
+
+def test_ten_thousand_artifacts_per_side_is_fast() -> None:
+    old = [(f"ckpt/{i:05d}.pt", i, f"hash{i}") for i in range(10_000)]
+    new = [(f"ckpt/{i:05d}.pt", i, f"hash{i}") for i in range(2_000, 10_000)]
+    new += [(f"moved/{i:05d}.pt", i, f"hash{i}") for i in range(1_000)]
+    new += [(f"new/{i:05d}.pt", i, f"fresh{i}") for i in range(1_000)]
+    new[0] = ("ckpt/02000.pt", 1, "different")
+    started = time.perf_counter()
+    result = diff_runs(RunSide(artifacts=old), RunSide(artifacts=new)).artifacts
+    elapsed = time.perf_counter() - started
+    assert len(result.moved) == 1_000 and len(result.added) == 1_000
+    assert len(result.removed) == 1_000 and len(result.changed) == 1
+    assert len(result.unchanged) == 7_999
+    assert elapsed < 0.3
+
+
+def test_parse_requirements() -> None:
+    text = (
+        "# pinned\n"
+        "torch==2.1.0\n"
+        'numpy>=1.24 ; python_version > "3.8"\n'
+        "-r other.txt\n"
+        "--index-url https://example.org\n"
+        "Foo_Bar[extra]==1.0  # why\n"
+        "git+https://github.com/x/y.git\n"
+        "pkg @ https://example.org/pkg.whl\n"
+        "long==1.0 \\\n"
+        "    --hash=sha256:abc\n"
+    )
+    assert parse_requirements(text) == {
+        "torch": "2.1.0",
+        "numpy": ">=1.24",
+        "foo-bar": "1.0",
+        "pkg": "@ https://example.org/pkg.whl",
+        "long": "1.0",
+    }
+
+
+def test_parse_conda_env() -> None:
+    text = (
+        "name: train\n"
+        "channels: [conda-forge]\n"
+        "dependencies:\n"
+        "  - python=3.11.5\n"
+        "  - numpy=1.26.0=py311h64a7726_0\n"
+        "  - conda-forge::scipy>=1.11\n"
+        "  - cudatoolkit\n"
+        "  - pip:\n"
+        "    - torch==2.1.0\n"
+    )
+    assert parse_conda_env(text) == {
+        "python": "3.11.5",
+        "numpy": "1.26.0",
+        "scipy": ">=1.11",
+        "cudatoolkit": "",
+        "torch": "2.1.0",
+    }
+    with pytest.raises(DiffError):
+        parse_conda_env("dependencies: [unclosed\n")
+    with pytest.raises(DiffError):
+        parse_conda_env("- just\n- a list\n")
