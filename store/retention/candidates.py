@@ -1,0 +1,455 @@
+"""Which files of a run are checkpoints, in which order, with which metric value.
+
+A unit is what retention keeps or removes as a whole: a ``checkpoint-N/`` folder (HF
+Trainer), a ``.ckpt`` file, or a file whose name carries an epoch or step
+(``epoch=3-step=400.ckpt``, ``model_epoch_5.pt``, ``step_1000.safetensors``).  Order comes
+from the number in the name, never from sorting names (``checkpoint-100`` > ``checkpoint-20``),
+with mtime as the tie-break; ``last.ckpt`` is the newest by definition.  Configs, metrics and
+logs outside such units are never candidates.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import stat
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from store.paths import unkey
+
+CANDIDATE_KINDS = ("checkpoint", "model")
+MAX_TRAINER_STATE_BYTES = 64 << 20
+"""trainer_state.json grows with log_history; beyond this it is not read."""
+
+_CKPT_DIR = re.compile(r"^checkpoint[-_](\d+)$")
+_NUMBERS = re.compile(r"([a-z]+)[=_\-]?(\d+)")
+"""A word and the number after it, on the lower-cased name (letter runs, so 'unit5' is no
+'it 5'); only the words below count."""
+_LAST = re.compile(r"^last(?:-v\d+)?\.ckpt$", re.I)
+_STEP_WORDS = frozenset({"step", "iter", "iteration", "it", "ckpt", "checkpoint"})
+_EPOCH_WORDS = frozenset({"epoch", "ep"})
+
+
+@dataclass(slots=True)
+class Member:
+    """One file (or link) inside a checkpoint folder, as the index saw it."""
+
+    path: str
+    """Root-relative."""
+    size: int
+    mtime_ns: int
+    inode: int
+    ftype: str
+    hash: str | None
+
+
+@dataclass(slots=True)
+class Candidate:
+    """One unit that retention may keep or remove."""
+
+    root: str
+    run_id: int
+    run_path: str
+    framework: str
+    live: bool
+    path: str
+    """Root-relative path of the file or checkpoint folder."""
+    is_dir: bool
+    size: int
+    mtime_ns: int
+    inode: int
+    ftype: str
+    hash: str | None
+    step: int | None = None
+    epoch: int | None = None
+    is_last: bool = False
+    metric: float | None = None
+    metric_source: str | None = None
+    trainer_best: bool = False
+    members: list[Member] = field(default_factory=list)
+    keep: bool = True
+    """The planner's decision (True until a plan says otherwise)."""
+    reasons: list[str] = field(default_factory=list)
+    """Every rule that kept it, or why it goes."""
+    expires: float | None = None
+    """When ``keep_within`` stops protecting it (epoch seconds), if that rule applies."""
+
+    @property
+    def name(self) -> str:
+        return self.path[self.path.rfind("/") + 1 :]
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    run_id: int
+    root: str
+    path: str
+    framework: str
+    live: bool
+    metrics: str
+    """The run's metric summaries as the index keeps them (JSON text)."""
+
+
+def parse_numbers(name: str) -> tuple[int | None, int | None]:
+    """(step, epoch) from a checkpoint's file or folder name; None where absent."""
+    folder = _CKPT_DIR.match(name)
+    if folder:
+        return int(folder.group(1)), None
+    step, epoch, _ = _numbers_of(_NUMBERS.findall(name.lower()))
+    return step, epoch
+
+
+def is_checkpoint_name(name: str) -> bool:
+    """A file that is a checkpoint by its name: ``.ckpt`` or an epoch/step number."""
+    lower = name.lower()
+    return lower.endswith(".ckpt") or _numbers_of(_NUMBERS.findall(lower))[2]
+
+
+_VALUE = r"([-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?)"
+
+
+def metric_from_name(name: str, metric: str) -> float | None:
+    """``val_loss=0.213`` inside a file name (Lightning's ``filename`` templates)."""
+    return _name_metric_reader(metric)(name)
+
+
+def _aliases(metric: str) -> list[str]:
+    names = [metric, metric.replace("/", "_"), metric.replace("/", "-")]
+    if metric.startswith("val_"):
+        names.append("eval_" + metric[4:])
+    elif metric.startswith("eval_"):
+        names.append("val_" + metric[5:])
+    elif not metric.startswith(("train", "test")):
+        names.append("eval_" + metric)
+    return list(dict.fromkeys(names))
+
+
+def sort_key_factory(units: list[Candidate]) -> Any:
+    """How to order one run's units oldest first: by step if all have one, else by epoch if
+    all have one, else by mtime; ``last.ckpt`` always last."""
+    numbered = [u for u in units if not u.is_last]
+    if numbered and all(u.step is not None for u in numbered):
+        return lambda u: (u.is_last, u.step if u.step is not None else -1, u.mtime_ns)
+    if numbered and all(u.epoch is not None for u in numbered):
+        return lambda u: (u.is_last, u.epoch if u.epoch is not None else -1, u.mtime_ns)
+    return lambda u: (u.is_last, u.mtime_ns, u.step or u.epoch or -1)
+
+
+def order_units(units: list[Candidate]) -> list[Candidate]:
+    """The units of one run, oldest first."""
+    return sorted(units, key=sort_key_factory(units))
+
+
+def load_runs(db: sqlite_utils.Database, root_id: int, root: str) -> dict[int, RunInfo]:
+    rows = db.conn.execute(
+        "SELECT id, path, framework, status, metrics FROM runs WHERE root_id = ?", (root_id,)
+    )
+    return {
+        run_id: RunInfo(run_id, root, unkey(bytes(path)), framework, status == "live", metrics)
+        for run_id, path, framework, status, metrics in rows
+    }
+
+
+_IN_CKPT_FOLDER = (
+    "(CAST(parent AS TEXT) GLOB 'checkpoint[-_][0-9]*' "
+    "OR CAST(parent AS TEXT) GLOB '*/checkpoint[-_][0-9]*')"
+)
+"""Rows inside some ``checkpoint-N`` folder (SQLite filters; Python confirms the component)."""
+
+
+def _decode(blob: bytes) -> str:
+    return blob.decode("utf-8", "surrogateescape")
+
+
+def candidates_for_root(
+    db: sqlite_utils.Database,
+    root_id: int,
+    root: str,
+    *,
+    metric: str | Callable[[RunInfo], str | None] | None = None,
+    runs: dict[int, RunInfo] | None = None,
+) -> dict[int, list[Candidate]]:
+    """Every run's checkpoint units under one root, oldest first, metrics attached.
+
+    ``metric`` is one name for all runs, or a function giving each run's own.  Checkpoint
+    folders arrive aggregated by SQLite (size, newest mtime); their files are listed by
+    ``attach_members`` only for the folders a plan removes.
+    """
+    runs = runs if runs is not None else load_runs(db, root_id, root)
+    by_run: dict[int, dict[str, Candidate]] = {}
+    conn = db.conn
+    folder_rows = conn.execute(
+        f"SELECT run_id, parent, sum(size), max(mtime_ns) FROM artifacts "
+        f"WHERE root_id = ? AND run_id IS NOT NULL AND {_IN_CKPT_FOLDER} GROUP BY run_id, parent",
+        (root_id,),
+    ).fetchall()
+    loose_parents: list[bytes] = []
+    for run_id, parent_blob, size, mtime_ns in folder_rows:
+        run = runs.get(run_id)
+        if run is None:
+            continue
+        parent = _decode(parent_blob)
+        prefix_len = len(run.path) + 1 if run.path else 0
+        folder_end = _checkpoint_folder_end(parent[prefix_len:] + "/")
+        if folder_end < 0:
+            loose_parents.append(parent_blob)
+            continue
+        unit_path = parent[: prefix_len + folder_end]
+        units = by_run.get(run_id)
+        if units is None:
+            units = by_run[run_id] = {}
+        unit = units.get(unit_path)
+        if unit is None:
+            units[unit_path] = Candidate(
+                root,
+                run_id,
+                run.path,
+                run.framework,
+                run.live,
+                unit_path,
+                True,
+                int(size),
+                int(mtime_ns),
+                0,
+                "dir",
+                None,
+            )
+        else:
+            unit.size += int(size)
+            unit.mtime_ns = max(unit.mtime_ns, int(mtime_ns))
+    file_rows = conn.execute(
+        f"SELECT run_id, path, size, mtime_ns, inode, ftype, hash FROM artifacts "
+        f"WHERE root_id = ? AND run_id IS NOT NULL AND kind IN ('checkpoint', 'model') "
+        f"AND NOT {_IN_CKPT_FOLDER}",
+        (root_id,),
+    ).fetchall()
+    if loose_parents:
+        marks = ",".join("?" * len(loose_parents))
+        file_rows += conn.execute(
+            f"SELECT run_id, path, size, mtime_ns, inode, ftype, hash FROM artifacts "
+            f"WHERE root_id = ? AND kind IN ('checkpoint', 'model') AND parent IN ({marks})",
+            (root_id, *loose_parents),
+        ).fetchall()
+    numbers = _NUMBERS.findall
+    for run_id, path_blob, size, mtime_ns, inode, ftype, digest in file_rows:
+        run = runs.get(run_id)
+        if run is None:
+            continue
+        path = _decode(path_blob)
+        name = path[path.rfind("/") + 1 :]
+        lower = name.lower()
+        step, epoch, numbered = _numbers_of(numbers(lower))
+        is_last = False
+        if not numbered:
+            if not lower.endswith(".ckpt"):
+                continue
+            is_last = _LAST.match(name) is not None
+        units = by_run.get(run_id)
+        if units is None:
+            units = by_run[run_id] = {}
+        unit = units[path] = Candidate(
+            root,
+            run_id,
+            run.path,
+            run.framework,
+            run.live,
+            path,
+            False,
+            size,
+            mtime_ns,
+            inode,
+            ftype,
+            digest,
+        )
+        unit.is_last = is_last
+        unit.step, unit.epoch = step, epoch
+    ordered: dict[int, list[Candidate]] = {}
+    for run_id, units in by_run.items():
+        run_metric = metric(runs[run_id]) if callable(metric) else metric
+        from_name = _name_metric_reader(run_metric) if run_metric else None
+        for unit in units.values():
+            if unit.is_dir:
+                unit.step, unit.epoch = parse_numbers(unit.name)
+            if from_name is not None:
+                value = from_name(unit.name)
+                if value is not None:
+                    unit.metric, unit.metric_source = value, "file name"
+        run_units = order_units(list(units.values()))
+        _attach_trainer_state(runs[run_id], run_units, run_metric)
+        if run_metric is not None:
+            _attach_run_metrics(runs[run_id], run_units, run_metric)
+        ordered[run_id] = run_units
+    return ordered
+
+
+def attach_members(db: sqlite_utils.Database, root_id: int, units: list[Candidate]) -> None:
+    """List the files of each checkpoint folder unit (what apply will compare against)."""
+    folders = {u.path: u for u in units if u.is_dir}
+    if not folders:
+        return
+    rows = db.conn.execute(
+        f"SELECT path, size, mtime_ns, inode, ftype, hash FROM artifacts "
+        f"WHERE root_id = ? AND {_IN_CKPT_FOLDER}",
+        (root_id,),
+    )
+    for path_blob, size, mtime_ns, inode, ftype, digest in rows:
+        path = _decode(path_blob)
+        cut = path.find("/")
+        while cut >= 0:
+            unit = folders.get(path[:cut])
+            if unit is not None:
+                unit.members.append(Member(path, size, mtime_ns, inode, ftype, digest))
+                break
+            cut = path.find("/", cut + 1)
+
+
+def _numbers_of(found: list[tuple[str, str]]) -> tuple[int | None, int | None, bool]:
+    """(step, epoch, any checkpoint number at all) from ``_NUMBERS`` matches."""
+    step: int | None = None
+    epoch: int | None = None
+    for word, number in found:
+        if word in _STEP_WORDS:
+            if step is None:
+                step = int(number)
+        elif word in _EPOCH_WORDS and epoch is None:
+            epoch = int(number)
+    return step, epoch, step is not None or epoch is not None
+
+
+_NAME_READERS: dict[str, Callable[[str], float | None]] = {}
+
+
+def _name_metric_reader(metric: str) -> Callable[[str], float | None]:
+    """A fast ``metric_from_name`` for one metric: one compiled pattern, a substring test."""
+    reader = _NAME_READERS.get(metric)
+    if reader is not None:
+        return reader
+    aliases = _aliases(metric)
+    pattern = re.compile(
+        r"(?:^|[-_/ ])(?:" + "|".join(re.escape(a) for a in aliases) + r")[=_]?" + _VALUE
+    )
+
+    def read(name: str) -> float | None:
+        if not any(alias in name for alias in aliases):
+            return None
+        match = pattern.search(name)
+        if match is None:
+            return None
+        value = float(match.group(1).rstrip("."))
+        return value if math.isfinite(value) else None
+
+    _NAME_READERS[metric] = read
+    return read
+
+
+def _checkpoint_folder_end(inner: str) -> int:
+    """Where the first ``checkpoint-N`` folder component of ``inner`` ends, or -1."""
+    if "checkpoint" not in inner:
+        return -1
+    start = 0
+    while True:
+        cut = inner.find("/", start)
+        if cut < 0:
+            return -1
+        if _CKPT_DIR.match(inner[start:cut]):
+            return cut
+        start = cut + 1
+
+
+def _attach_trainer_state(run: RunInfo, units: list[Candidate], metric: str | None) -> None:
+    """HF Trainer: metric values from ``log_history`` and the ``best_model_checkpoint``."""
+    folders = [u for u in units if u.is_dir]
+    if not folders:
+        return
+    newest = folders[-1]
+    sources = [os.path.join(run.root, newest.path, "trainer_state.json")]
+    sources.append(os.path.join(run.root, run.path, "trainer_state.json"))
+    state: dict[str, Any] | None = None
+    for source in sources:
+        loaded = read_json_capped(source)
+        if isinstance(loaded, dict) and (
+            state is None or _int(loaded.get("global_step")) > _int(state.get("global_step"))
+        ):
+            state = loaded
+    if state is None:
+        return
+    best = state.get("best_model_checkpoint")
+    if isinstance(best, str) and best:
+        best_name = best.rstrip("/").rsplit("/", 1)[-1]
+        for unit in folders:
+            if unit.name == best_name:
+                unit.trainer_best = True
+    history = state.get("log_history")
+    if metric is None or not isinstance(history, list):
+        return
+    names = _aliases(metric)
+    at_step: dict[int, float] = {}
+    for entry in history:
+        if not isinstance(entry, dict):
+            continue
+        step = entry.get("step")
+        if not isinstance(step, int):
+            continue
+        for name in names:
+            value = entry.get(name)
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                if math.isfinite(value):
+                    at_step[step] = float(value)
+                break
+    for unit in folders:
+        if unit.metric is None and unit.step is not None and unit.step in at_step:
+            unit.metric, unit.metric_source = at_step[unit.step], "trainer_state.json"
+
+
+def _attach_run_metrics(run: RunInfo, units: list[Candidate], metric: str) -> None:
+    """The run's own metric summary, when its step is a checkpoint's step."""
+    if not any(u.metric is None for u in units):
+        return
+    try:
+        summaries = json.loads(run.metrics)
+    except (ValueError, TypeError):
+        return
+    if not isinstance(summaries, dict):
+        return
+    for name in _aliases(metric):
+        summary = summaries.get(name)
+        if not isinstance(summary, dict):
+            continue
+        step, value = summary.get("step"), summary.get("last")
+        if not isinstance(step, int) or not isinstance(value, (int, float)):
+            continue
+        if isinstance(value, bool) or not math.isfinite(value):
+            continue
+        for unit in units:
+            if unit.metric is None and unit.step == step:
+                unit.metric, unit.metric_source = float(value), "run metrics"
+        return
+
+
+def _int(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else -1
+
+
+def read_json_capped(path: str | Path, limit: int = MAX_TRAINER_STATE_BYTES) -> Any:
+    """A small JSON file, or None: never a FIFO or link, never more than ``limit`` bytes."""
+    try:
+        st = os.lstat(path)
+        if not stat.S_ISREG(st.st_mode) or st.st_size > limit:
+            return None
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        try:
+            data = os.read(fd, limit + 1)
+        finally:
+            os.close(fd)
+        if len(data) > limit:
+            return None
+        return json.loads(data.decode("utf-8", "replace"))
+    except (OSError, ValueError, RecursionError):
+        return None

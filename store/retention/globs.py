@@ -1,0 +1,77 @@
+"""Globs over root-relative POSIX paths, with ``**`` crossing folders.
+
+``fnmatch`` lets ``*`` cross ``/`` and has no ``**``; pins like ``**/final/**`` and
+``runs/baseline-*`` need both behaviours, so globs compile to one regular expression.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+
+def glob_to_regex(pattern: str) -> str:
+    """The regular expression (without anchors) a glob stands for."""
+    out: list[str] = []
+    i, n = 0, len(pattern)
+    while i < n:
+        ch = pattern[i]
+        if ch == "*":
+            if pattern.startswith("**", i):
+                i += 2
+                if i < n and pattern[i] == "/":
+                    out.append("(?:.*/)?")
+                    i += 1
+                else:
+                    out.append(".*")
+                continue
+            out.append("[^/]*")
+        elif ch == "?":
+            out.append("[^/]")
+        elif ch == "[":
+            end = pattern.find("]", i + 2 if pattern[i + 1 : i + 2] in ("!", "]") else i + 1)
+            if end < 0:
+                out.append(re.escape(ch))
+            else:
+                body = pattern[i + 1 : end]
+                if body.startswith("!"):
+                    body = "^" + body[1:]
+                out.append("[" + body.replace("\\", "\\\\") + "]")
+                i = end
+        else:
+            out.append(re.escape(ch))
+        i += 1
+    return "".join(out)
+
+
+@dataclass(frozen=True)
+class GlobSet:
+    """Several globs as one compiled expression."""
+
+    patterns: tuple[str, ...]
+    regex: re.Pattern[str]
+
+    def matches(self, relpath: str) -> bool:
+        return self.regex.fullmatch(relpath) is not None
+
+    def matches_path_or_parent(self, relpath: str) -> bool:
+        """True when the path or any folder holding it matches (a pinned run pins its files)."""
+        if self.regex.fullmatch(relpath) is not None:
+            return True
+        cut = relpath.rfind("/")
+        while cut > 0:
+            relpath = relpath[:cut]
+            if self.regex.fullmatch(relpath) is not None:
+                return True
+            cut = relpath.rfind("/")
+        return False
+
+
+def compile_globs(patterns: Iterable[str]) -> GlobSet | None:
+    """One matcher for all ``patterns``, or None when there are none."""
+    kept = tuple(p.strip("/") for p in patterns if p.strip("/"))
+    if not kept:
+        return None
+    regex = re.compile("|".join(f"(?:{glob_to_regex(p)})" for p in kept), re.DOTALL)
+    return GlobSet(kept, regex)

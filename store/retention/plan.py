@@ -1,0 +1,506 @@
+"""The retention plan: for every checkpoint, keep or remove, and every reason why.
+
+Planning never touches the files.  A plan is saved as JSON with each removal's identity
+(size, mtime_ns, inode, hash), so ``apply`` acts on exactly what was previewed and skips
+anything that changed since.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import platformdirs
+import sqlite_utils
+
+from store.paths import key
+from store.retention.candidates import (
+    Candidate,
+    Member,
+    RunInfo,
+    attach_members,
+    candidates_for_root,
+    load_runs,
+)
+from store.retention.globs import GlobSet, compile_globs
+from store.retention.policy import KeepRules, Policy, format_age
+
+PLAN_VERSION = 1
+
+PINNED = "pinned"
+LIVE_NEWEST = "live run's newest"
+TRAINER_BEST = "trainer's best_model_checkpoint"
+OVER_BUDGET = "over budget"
+NO_RULE = "no retention rule applies"
+
+
+class PlanError(Exception):
+    """A plan that cannot be made, saved or loaded; the message is one line."""
+
+
+class PinSource(Protocol):
+    """Anything that lists pins per root (``store.userstate.UserState`` does)."""
+
+    def pin_entries(self, root: Path | str) -> Iterable[Any]: ...
+
+
+@dataclass(slots=True)
+class RunTotals:
+    root: str
+    run_path: str
+    kept: int = 0
+    removed: int = 0
+    bytes_kept: int = 0
+    bytes_removed: int = 0
+
+
+@dataclass(slots=True)
+class RootTotals:
+    root: str
+    policy: str
+    kept: int = 0
+    removed: int = 0
+    bytes_kept: int = 0
+    bytes_removed: int = 0
+    total_bytes: int = 0
+    """Everything the index holds under the root, checkpoints or not."""
+    budget: int | None = None
+    over_budget_after: int = 0
+    """Bytes still over the budget after the plan (everything left is protected)."""
+
+
+@dataclass(slots=True)
+class FsTotals:
+    dev: int
+    roots: list[str]
+    free_now: int | None
+    free_after_purge: int | None
+    """Moving to the trash frees nothing; this is after ``purge`` of these items."""
+    bytes_freed: int = 0
+
+
+@dataclass
+class Plan:
+    id: str
+    created: float
+    now: float
+    items: list[Candidate]
+    runs: list[RunTotals] = field(default_factory=list)
+    roots: list[RootTotals] = field(default_factory=list)
+    filesystems: list[FsTotals] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    path: Path | None = None
+    """Where the plan was saved, once saved."""
+
+    @property
+    def removals(self) -> list[Candidate]:
+        return [item for item in self.items if not item.keep]
+
+    @property
+    def bytes_freed(self) -> int:
+        return sum(item.size for item in self.items if not item.keep)
+
+    def save(self, path: Path | str | None = None) -> Path:
+        """Write the plan (removals with their identities, and the totals) as JSON."""
+        target = Path(path) if path is not None else default_plan_dir() / f"{self.id}.json"
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            root_index: dict[str, int] = {}
+            rows = []
+            for item in self.items:
+                if item.keep:
+                    continue
+                index = root_index.setdefault(item.root, len(root_index))
+                rows.append(
+                    [
+                        index,
+                        item.run_id,
+                        item.run_path,
+                        item.path,
+                        item.is_dir,
+                        item.size,
+                        item.mtime_ns,
+                        item.inode,
+                        item.ftype,
+                        item.hash,
+                        item.reasons,
+                        [
+                            [m.path, m.size, m.mtime_ns, m.inode, m.ftype, m.hash]
+                            for m in item.members
+                        ],
+                    ]
+                )
+            payload = {
+                "version": PLAN_VERSION,
+                "id": self.id,
+                "created": self.created,
+                "now": self.now,
+                "kept": sum(1 for item in self.items if item.keep),
+                "item_roots": list(root_index),
+                "item_columns": list(_ITEM_COLUMNS),
+                "removals": rows,
+                "runs": [_fields(r) for r in self.runs],
+                "roots": [_fields(r) for r in self.roots],
+                "filesystems": [_fields(f) for f in self.filesystems],
+                "warnings": self.warnings,
+            }
+            data = json.dumps(payload, separators=(",", ":")).encode("utf-8", "surrogatepass")
+        finally:
+            if collecting:
+                gc.enable()
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = target.with_name(target.name + ".tmp")
+            with open(tmp, "wb") as out:
+                out.write(data)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(tmp, target)
+        except OSError as exc:
+            raise PlanError(f"cannot save plan to {target}: {exc.strerror or exc}") from None
+        self.path = target
+        return target
+
+
+_ITEM_COLUMNS = (
+    "root",
+    "run_id",
+    "run_path",
+    "path",
+    "is_dir",
+    "size",
+    "mtime_ns",
+    "inode",
+    "ftype",
+    "hash",
+    "reasons",
+    "members",
+)
+
+
+def _fields(obj: Any) -> dict[str, Any]:
+    return {name: getattr(obj, name) for name in obj.__slots__}
+
+
+def default_plan_dir() -> Path:
+    return Path(platformdirs.user_state_dir("artlens")) / "plans"
+
+
+def load_plan(path: Path | str) -> Plan:
+    """A saved plan, holding its removals only (what ``apply`` needs)."""
+    try:
+        with open(path, "rb") as src:
+            data = json.loads(src.read(1 << 30).decode("utf-8", "surrogatepass"))
+        if not isinstance(data, dict) or data.get("version") != PLAN_VERSION:
+            raise ValueError("not an artlens plan of this version")
+        roots = [str(r) for r in data["item_roots"]]
+        items = []
+        for row in data["removals"]:
+            root, run_id, run_path, rel, is_dir, size, mtime_ns, inode, ftype, digest = row[:10]
+            members = [
+                Member(str(p), int(sz), int(m), int(i), str(f), h) for p, sz, m, i, f, h in row[11]
+            ]
+            items.append(
+                Candidate(
+                    roots[root],
+                    int(run_id),
+                    str(run_path),
+                    "",
+                    False,
+                    str(rel),
+                    bool(is_dir),
+                    int(size),
+                    int(mtime_ns),
+                    int(inode),
+                    str(ftype),
+                    digest,
+                    members=members,
+                    keep=False,
+                    reasons=[str(r) for r in row[10]],
+                )
+            )
+        plan = Plan(
+            str(data["id"]),
+            float(data["created"]),
+            float(data["now"]),
+            items,
+            runs=[RunTotals(**r) for r in data["runs"]],
+            roots=[RootTotals(**r) for r in data["roots"]],
+            filesystems=[FsTotals(**f) for f in data["filesystems"]],
+            warnings=[str(w) for w in data["warnings"]],
+            path=Path(path),
+        )
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise PlanError(f"cannot load plan {path}: {exc}") from None
+    return plan
+
+
+class Pins:
+    """Pinned paths and globs of one root: a pinned run pins all its checkpoints."""
+
+    def __init__(self, exact: Iterable[str], globs: Iterable[str]) -> None:
+        self.exact = frozenset(p.strip("/") for p in exact)
+        self.globs: GlobSet | None = compile_globs(globs)
+        self._folders: dict[str, bool] = {}
+
+    def __bool__(self) -> bool:
+        return bool(self.exact) or self.globs is not None
+
+    def covers(self, relpath: str) -> bool:
+        """True when the path, or a folder holding it, is pinned."""
+        cut = relpath.rfind("/")
+        return self._matches(relpath) or (cut > 0 and self._folder_pinned(relpath[:cut]))
+
+    def _folder_pinned(self, folder: str) -> bool:
+        known = self._folders.get(folder)
+        if known is None:
+            cut = folder.rfind("/")
+            known = self._matches(folder) or (cut > 0 and self._folder_pinned(folder[:cut]))
+            self._folders[folder] = known
+        return known
+
+    def _matches(self, relpath: str) -> bool:
+        return relpath in self.exact or (
+            self.globs is not None and self.globs.regex.fullmatch(relpath) is not None
+        )
+
+
+def _pins_for(
+    root: str, pins: PinSource | Mapping[str, Iterable[str]] | None, policy: Policy
+) -> Pins:
+    exact: list[str] = []
+    globs: list[str] = list(policy.pin)
+    if pins is None:
+        pass
+    elif isinstance(pins, Mapping):
+        exact.extend(pins.get(root, ()))
+    else:
+        for entry in pins.pin_entries(root):
+            (globs if getattr(entry, "is_glob", False) else exact).append(str(entry.path))
+    return Pins(exact, globs)
+
+
+def decide_run(
+    units: list[Candidate],
+    rules: KeepRules,
+    *,
+    now: float,
+    pinned: Callable[[Candidate], bool],
+    protect_live_newest: bool = True,
+    budget_set: bool = False,
+) -> list[Candidate]:
+    """Decide one run's units (oldest first) in place; return those left for the budget.
+
+    Keep rules are a union.  Units no rule keeps are removed when the run has a keep rule;
+    with only a budget they wait for the root's budget pass; with neither they stay.
+    """
+    has_rules = rules.any_rule()
+    count = len(units)
+    if rules.keep_last:
+        reason = f"latest {rules.keep_last}"
+        for unit in units[max(0, count - rules.keep_last) :]:
+            unit.reasons.append(reason)
+    if rules.keep_best and rules.metric:
+        scored = [u for u in units if u.metric is not None]
+        sign = 1.0 if rules.mode != "max" else -1.0
+        # Ties go to the newer unit: it saw more training for the same score.
+        order = sorted(range(len(scored)), key=lambda i: (sign * (scored[i].metric or 0.0), -i))
+        for index in order[: rules.keep_best]:
+            unit = scored[index]
+            unit.reasons.append(f"best {rules.metric} {unit.metric:.6g}")
+    if rules.keep_within is not None:
+        horizon_ns = (now - rules.keep_within) * 1e9
+        reason = f"younger than {format_age(rules.keep_within)}"
+        for unit in units:
+            if unit.mtime_ns > horizon_ns:
+                unit.reasons.append(reason)
+                unit.expires = unit.mtime_ns / 1e9 + rules.keep_within
+    if protect_live_newest and count and units[-1].live:
+        units[-1].reasons.append(LIVE_NEWEST)
+    pool: list[Candidate] = []
+    for unit in units:
+        if unit.trainer_best:
+            unit.reasons.append(TRAINER_BEST)
+        if pinned(unit):
+            unit.reasons.insert(0, PINNED)
+        if unit.reasons:
+            unit.keep = True
+        elif has_rules:
+            unit.keep = False
+            unit.reasons.append("kept by no rule")
+        elif budget_set:
+            unit.keep = True
+            pool.append(unit)
+        else:
+            unit.keep = True
+            unit.reasons.append(NO_RULE)
+    return pool
+
+
+def apply_budget(pool: list[Candidate], budget: int, total_after_rules: int) -> int:
+    """Remove the oldest unprotected units until the root fits; return bytes still over."""
+    over = total_after_rules - budget
+    for unit in sorted(pool, key=lambda u: u.mtime_ns):
+        if over <= 0:
+            unit.reasons.append("within budget")
+            continue
+        unit.keep = False
+        unit.reasons.append(OVER_BUDGET)
+        over -= unit.size
+    return max(0, over)
+
+
+def make_plan(
+    db: sqlite_utils.Database,
+    roots: Iterable[Path | str],
+    policy: Policy | Mapping[str, Policy] | Callable[[str], Policy],
+    now: float | None = None,
+    pins: PinSource | Mapping[str, Iterable[str]] | None = None,
+) -> Plan:
+    """Decide every checkpoint under ``roots`` (absolute paths of indexed roots).
+
+    ``policy`` is one policy for all roots, a mapping by root path, or a function of it.
+    """
+    now = time.time() if now is None else now
+    conn = db.conn
+    own_transaction = not conn.in_transaction
+    if own_transaction:
+        conn.execute("BEGIN")  # one snapshot: folders and their files agree
+    collecting = gc.isenabled()
+    gc.disable()  # a million small objects would trigger collections that find nothing
+    try:
+        return _make_plan(db, roots, policy, now, pins)
+    finally:
+        if collecting:
+            gc.enable()
+        if own_transaction and conn.in_transaction:
+            conn.execute("COMMIT")
+
+
+def _make_plan(
+    db: sqlite_utils.Database,
+    roots: Iterable[Path | str],
+    policy: Policy | Mapping[str, Policy] | Callable[[str], Policy],
+    now: float,
+    pins: PinSource | Mapping[str, Iterable[str]] | None,
+) -> Plan:
+    plan = Plan(
+        f"{time.strftime('%Y%m%d-%H%M%S', time.gmtime(now))}-{uuid.uuid4().hex[:8]}",
+        time.time(),
+        now,
+        [],
+    )
+    fs_by_dev: dict[int, FsTotals] = {}
+    for root_arg in roots:
+        root = os.path.abspath(os.fspath(root_arg))
+        root_policy = _policy_for(policy, root)
+        row = db.conn.execute("SELECT id FROM roots WHERE path = ?", (key(root),)).fetchone()
+        if row is None:
+            plan.warnings.append(f"not indexed: {root}")
+            continue
+        root_id = int(row[0])
+        runs = load_runs(db, root_id, root)
+        by_run = candidates_for_root(db, root_id, root, runs=runs, metric=_run_metric(root_policy))
+        root_pins = _pins_for(root, pins, root_policy)
+        pinned = _pinned_check(root_pins)
+        totals = RootTotals(root, root_policy.describe(), budget=root_policy.budget)
+        pool: list[Candidate] = []
+        for run_id, units in by_run.items():
+            run = runs[run_id]
+            rules = root_policy.for_run(run.path, run.framework)
+            pool.extend(
+                decide_run(
+                    units,
+                    rules,
+                    now=now,
+                    pinned=pinned,
+                    protect_live_newest=root_policy.protect_live_newest,
+                    budget_set=root_policy.budget is not None,
+                )
+            )
+            if rules.keep_best and not any(u.metric is not None for u in units):
+                plan.warnings.append(
+                    f"{run.path or '.'}: no {rules.metric} value for any checkpoint "
+                    "(keep_best idle)"
+                )
+        total_row = db.conn.execute(
+            "SELECT coalesce(sum(size), 0) FROM artifacts WHERE root_id = ?", (root_id,)
+        ).fetchone()
+        totals.total_bytes = int(total_row[0])
+        if root_policy.budget is not None:
+            removed_by_rules = sum(u.size for units in by_run.values() for u in units if not u.keep)
+            totals.over_budget_after = apply_budget(
+                pool, root_policy.budget, totals.total_bytes - removed_by_rules
+            )
+            if totals.over_budget_after:
+                plan.warnings.append(
+                    f"{root}: still {totals.over_budget_after} bytes over budget; "
+                    "everything left is protected"
+                )
+        for run_id, units in by_run.items():
+            run_totals = RunTotals(root, runs[run_id].path)
+            for unit in units:
+                if unit.keep:
+                    run_totals.kept += 1
+                    run_totals.bytes_kept += unit.size
+                else:
+                    run_totals.removed += 1
+                    run_totals.bytes_removed += unit.size
+            plan.runs.append(run_totals)
+            plan.items.extend(units)
+            totals.kept += run_totals.kept
+            totals.removed += run_totals.removed
+            totals.bytes_kept += run_totals.bytes_kept
+            totals.bytes_removed += run_totals.bytes_removed
+        attach_members(db, root_id, [u for u in plan.items if u.root == root and not u.keep])
+        plan.roots.append(totals)
+        _account_fs(fs_by_dev, root, totals.bytes_removed)
+    plan.filesystems = list(fs_by_dev.values())
+    return plan
+
+
+def _policy_for(
+    policy: Policy | Mapping[str, Policy] | Callable[[str], Policy], root: str
+) -> Policy:
+    if isinstance(policy, Policy):
+        return policy
+    if isinstance(policy, Mapping):
+        return policy.get(root, Policy())
+    return policy(root)
+
+
+def _run_metric(policy: Policy) -> Callable[[RunInfo], str | None]:
+    def metric(run: RunInfo) -> str | None:
+        return policy.for_run(run.path, run.framework).metric
+
+    return metric
+
+
+def _pinned_check(pins: Pins) -> Callable[[Candidate], bool]:
+    if not pins:
+        return lambda unit: False
+    return lambda unit: pins.covers(unit.path)
+
+
+def _account_fs(fs_by_dev: dict[int, FsTotals], root: str, freed: int) -> None:
+    try:
+        dev = os.stat(root).st_dev
+        vfs = os.statvfs(root)
+        free: int | None = vfs.f_bavail * vfs.f_frsize
+    except OSError:
+        dev, free = -1, None
+    fs = fs_by_dev.get(dev)
+    if fs is None:
+        fs = fs_by_dev[dev] = FsTotals(dev, [], free, free)
+    fs.roots.append(root)
+    fs.bytes_freed += freed
+    if fs.free_now is not None:
+        fs.free_after_purge = fs.free_now + fs.bytes_freed

@@ -1,0 +1,106 @@
+"""Where the bytes are: sizes per root, experiment and run (largest first, like ncdu), and
+duplicate files by content hash with what removing the extra copies would free."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import sqlite_utils
+
+from store.paths import key, unkey
+
+
+@dataclass
+class UsageRow:
+    label: str
+    """Root path, experiment name or run path (printable via ``store.paths.display``)."""
+    size: int
+    files: int
+
+
+@dataclass
+class RootUsage:
+    root: str
+    size: int
+    files: int
+    outside_runs: int
+    """Bytes in artifacts no run owns."""
+    experiments: list[UsageRow] = field(default_factory=list)
+    runs: list[UsageRow] = field(default_factory=list)
+
+
+@dataclass
+class DuplicateGroup:
+    hash: str
+    size: int
+    copies: list[tuple[str, str]]
+    """(root, relative path) of every copy."""
+
+    @property
+    def reclaimable(self) -> int:
+        """What deleting all but one copy would free (hard links aside)."""
+        return self.size * (len(self.copies) - 1)
+
+
+def _root_ids(db: sqlite_utils.Database, roots: Iterable[str] | None) -> list[tuple[int, str]]:
+    rows = db.conn.execute("SELECT id, path FROM roots ORDER BY path").fetchall()
+    found = [(int(root_id), unkey(bytes(path))) for root_id, path in rows]
+    if roots is None:
+        return found
+    wanted = {bytes(key(r)) for r in roots}
+    return [(root_id, path) for root_id, path in found if bytes(key(path)) in wanted]
+
+
+def disk_usage(db: sqlite_utils.Database, roots: Iterable[str] | None = None) -> list[RootUsage]:
+    """Sizes from the index per root, per experiment and per run, largest first."""
+    result: list[RootUsage] = []
+    for root_id, root in _root_ids(db, roots):
+        size, files = db.conn.execute(
+            "SELECT coalesce(sum(size), 0), count(*) FROM artifacts WHERE root_id = ?", (root_id,)
+        ).fetchone()
+        outside = db.conn.execute(
+            "SELECT coalesce(sum(size), 0) FROM artifacts WHERE root_id = ? AND run_id IS NULL",
+            (root_id,),
+        ).fetchone()[0]
+        per_run = db.conn.execute(
+            "SELECT r.path, r.experiment, coalesce(sum(a.size), 0), count(a.id) FROM runs r "
+            "LEFT JOIN artifacts a ON a.run_id = r.id WHERE r.root_id = ? GROUP BY r.id",
+            (root_id,),
+        ).fetchall()
+        usage = RootUsage(root, int(size), int(files), int(outside))
+        experiments: dict[str, UsageRow] = {}
+        for path, experiment, run_size, run_files in per_run:
+            usage.runs.append(UsageRow(unkey(bytes(path)) or ".", int(run_size), int(run_files)))
+            label = experiment or "(no experiment)"
+            row = experiments.setdefault(label, UsageRow(label, 0, 0))
+            row.size += int(run_size)
+            row.files += int(run_files)
+        usage.runs.sort(key=lambda r: (-r.size, r.label))
+        usage.experiments = sorted(experiments.values(), key=lambda r: (-r.size, r.label))
+        result.append(usage)
+    result.sort(key=lambda u: (-u.size, u.root))
+    return result
+
+
+def duplicates(
+    db: sqlite_utils.Database, roots: Iterable[str] | None = None, *, min_size: int = 1
+) -> list[DuplicateGroup]:
+    """Files with the same content hash (e.g. one checkpoint copied into many runs),
+    most reclaimable first.  Only hashed files count; symlinks are not copies."""
+    ids = dict(_root_ids(db, roots))
+    if not ids:
+        return []
+    marks = ",".join("?" * len(ids))
+    rows = db.conn.execute(
+        f"SELECT hash, size, root_id, path FROM artifacts WHERE hash IN ("
+        f"  SELECT hash FROM artifacts WHERE hash IS NOT NULL AND ftype = 'file' AND size >= ? "
+        f"  AND root_id IN ({marks}) GROUP BY hash HAVING count(*) > 1) "
+        f"AND ftype = 'file' AND root_id IN ({marks}) ORDER BY hash, root_id, path",
+        (min_size, *ids, *ids),
+    ).fetchall()
+    groups: dict[str, DuplicateGroup] = {}
+    for digest, size, root_id, path in rows:
+        group = groups.setdefault(digest, DuplicateGroup(digest, int(size), []))
+        group.copies.append((ids[root_id], unkey(bytes(path))))
+    return sorted(groups.values(), key=lambda g: (-g.reclaimable, g.hash))

@@ -1,0 +1,144 @@
+"""Benchmark: planning retention over an index of 1,000,000 artifacts (target: under 2 s).
+
+Builds a synthetic index (10,000 runs of 100 artifacts: Lightning ``epoch=..-val_loss=..``
+files, HF ``checkpoint-N/`` folders, generic ``step_N.pt``, plus configs, logs and images)
+in two mixes, then times ``make_plan`` with every rule on (keep_last, keep_best by metric,
+keep_within, pins, budget) and the saving of the plan.
+Run: ``python tests/bench/bench_retention.py [N_ARTIFACTS] [typical|worst ...]``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from store.db import open_db
+from store.retention.plan import make_plan
+from store.retention.policy import from_flags
+
+PER_RUN = 100
+
+
+def _run_files(framework: str, mix: str) -> list[tuple[str, str]]:
+    """One run's artifacts (path inside the run, kind)."""
+    worst = mix == "worst"
+    files: list[tuple[str, str]] = []
+    if framework == "lightning":
+        for e in range(90 if worst else 5):
+            name = f"epoch={e}-step={e * 100}-val_loss={1 / (e + 1):.4f}.ckpt"
+            files.append((f"checkpoints/{name}", "checkpoint"))
+        files += [(f"media/img{i}.png", "image") for i in range(0 if worst else 60)]
+    elif framework == "hf-trainer":
+        for c in range(15 if worst else 10):
+            for name, kind in (
+                ("model.safetensors", "checkpoint"),
+                ("optimizer.pt", "checkpoint"),
+                ("scheduler.pt", "checkpoint"),
+                ("rng_state.pth", "checkpoint"),
+                ("config.json", "config"),
+                ("trainer_state.json", "metrics"),
+                ("training_args.bin", "config"),
+                ("generation_config.json", "config"),
+            )[: 6 if worst else 8]:
+                files.append((f"checkpoint-{(c + 1) * 500}/{name}", kind))
+    else:
+        files += [(f"step_{s * 1000}.pt", "model") for s in range(50 if worst else 10)]
+        files += [(f"plots/fig{s}.png", "image") for s in range(40)]
+    files += [(f"logs/log{i}.txt", "log") for i in range(PER_RUN - len(files))]
+    return files
+
+
+def build(db_path: Path, root: str, total: int, mix: str) -> None:
+    """``mix='typical'``: checkpoints are a minority of files, as on real servers;
+    ``mix='worst'``: nine in ten files are checkpoints (every one a unit to decide)."""
+    db = open_db(db_path)
+    conn = db.conn
+    conn.execute("PRAGMA synchronous = OFF")
+    now = time.time()
+    runs, rows = [], []
+    for run_id in range(1, total // PER_RUN + 1):
+        style = run_id % 10
+        path = f"exp{run_id % 50}/run{run_id}"
+        framework = "lightning" if style < 4 else "hf-trainer" if style < 7 else "generic"
+        runs.append((run_id, path.encode(), framework, "live" if run_id % 97 == 0 else "finished"))
+        for i, (rel, kind) in enumerate(_run_files(framework, mix)):
+            full = f"{path}/{rel}".encode()
+            rows.append(
+                (
+                    run_id,
+                    full,
+                    full.rsplit(b"/", 1)[0],
+                    kind,
+                    1_000_000 + i,
+                    int((now - 30 * 86400 + i * 600) * 1e9),
+                    run_id * PER_RUN + i,
+                )
+            )
+    with conn:
+        conn.execute(
+            "INSERT INTO roots (id, path, display, added_at) VALUES (1, ?, ?, 0)",
+            (os.fsencode(root), root),
+        )
+        conn.executemany(
+            "INSERT INTO runs (id, root_id, path, name, framework, status, updated_at) "
+            "VALUES (?, 1, ?, 'r', ?, ?, 0)",
+            runs,
+        )
+        conn.executemany(
+            "INSERT INTO artifacts (root_id, run_id, path, parent, name, kind, size, mtime_ns, "
+            "inode, dev, first_seen, last_seen) VALUES (1, ?, ?, ?, 'n', ?, ?, ?, ?, 1, 0, 0)",
+            rows,
+        )
+    conn.close()
+
+
+def measure(total: int, mix: str) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        root = os.path.join(tmp, "root")
+        os.mkdir(root)
+        db_path = Path(tmp) / "index.db"
+        started = time.perf_counter()
+        build(db_path, root, total, mix)
+        print(f"[{mix}] built {total:,} artifacts in {time.perf_counter() - started:.1f}s")
+        db = open_db(db_path, readonly=True)
+        policy = from_flags(
+            keep_last=3,
+            keep_best=1,
+            metric="val_loss",
+            older_than="7d",
+            keep_within_budget="500G",
+            pin=("**/final/**", "exp1/*"),
+        )
+        best = float("inf")
+        for _ in range(3):
+            started = time.perf_counter()
+            plan = make_plan(db, [root], policy, time.time())
+            best = min(best, time.perf_counter() - started)
+        started = time.perf_counter()
+        plan.save(Path(tmp) / "plan.json")
+        saved = time.perf_counter() - started
+        print(
+            f"[{mix}] {len(plan.items):,} checkpoint units, {len(plan.removals):,} removals, "
+            f"{plan.bytes_freed / 1e9:.1f} GB freed"
+        )
+        print(
+            f"[{mix}] make_plan over {total:,} artifacts: {best:.2f}s (best of 3; target < 2 s); "
+            f"saving the plan: {saved:.2f}s"
+        )
+        db.conn.close()
+
+
+def main() -> None:
+    total = int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000
+    mixes = sys.argv[2:] or ["typical", "worst"]
+    for mix in mixes:
+        measure(total, mix)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,486 @@
+"""Retention policies, candidates and the plan, on real trees and a real index."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from test_retention_support import index_tree, new_db, write
+
+from store.retention.candidates import (
+    Candidate,
+    candidates_for_root,
+    metric_from_name,
+    order_units,
+    parse_numbers,
+)
+from store.retention.plan import Plan, decide_run, load_plan, make_plan
+from store.retention.policy import (
+    KeepRules,
+    Policy,
+    PolicyError,
+    from_flags,
+    load_policy,
+    load_policy_file,
+    parse_age,
+    parse_size,
+)
+from store.retention.usage import disk_usage, duplicates
+from store.userstate import UserState
+
+DAY = 86400.0
+
+
+# --- policy ----------------------------------------------------------------------------------
+
+
+def test_sizes_and_ages() -> None:
+    assert parse_size("500G") == 500 * 1024**3
+    assert parse_size("1.5TiB") == int(1.5 * 1024**4)
+    assert parse_size("200MB") == 200 * 1000**2
+    assert parse_age("7d") == 7 * DAY
+    assert parse_age("12h") == 12 * 3600
+    assert parse_age("2w") == 14 * DAY
+    assert parse_age("1d12h") == 1.5 * DAY
+    for bad in ("five", "-3G", "7 parsecs"):
+        with pytest.raises(ValueError):
+            parse_size(bad)
+    for bad in ("7x", "d7", "", "7d-2h"):
+        with pytest.raises(ValueError):
+            parse_age(bad)
+
+
+def test_policy_file_parses_every_key(tmp_path: Path) -> None:
+    (tmp_path / ".artlens.toml").write_text(
+        """
+[retention]
+keep_last = 3
+keep_best = 1
+metric = "val_loss"
+keep_within = "7d"
+budget = "500G"
+pin = ["**/final/**", "runs/baseline-*"]
+
+[[retention.rule]]
+match = "lightning_logs/**"
+keep_last = 1
+
+[[retention.rule]]
+framework = "hf-trainer"
+metric = "eval_accuracy"
+"""
+    )
+    policy = load_policy(tmp_path, user_config=tmp_path / "absent.toml")
+    assert policy.rules == KeepRules(3, 1, "val_loss", "min", 7 * DAY)
+    assert policy.budget == 500 * 1024**3
+    assert policy.protect_live_newest is True
+    assert policy.for_run("lightning_logs/version_0", "lightning").keep_last == 1
+    assert policy.for_run("other/run", "lightning").keep_last == 3
+    hf = policy.for_run("out", "hf-trainer")
+    assert (hf.metric, hf.mode, hf.keep_last) == ("eval_accuracy", "max", 3)
+
+
+@pytest.mark.parametrize(
+    ("body", "line", "needle"),
+    [
+        ("[retention]\nkeep_last = 3\nkeep_lats = 2\n", 3, "unknown key 'keep_lats'"),
+        ("[retention]\n\nkeep_last = -1\n", 3, "must not be negative"),
+        ('[retention]\nkeep_last = 1\nbudget = "lots"\n', 3, "not a size"),
+        ('[retention]\nkeep_within = "7 fortnights"\n', 2, "not an age"),
+        ('[retention]\nkeep_best = 1\nmetric = "zork"\n', 3, "add mode"),
+        ("[retention]\nkeep_last = 3\nkeep_last = 4\n", 3, ""),
+        ("[retention]\nkeep_last = [\n", 2, ""),
+        (
+            '[retention]\nkeep_last = 2\n[[retention.rule]]\nmatch = "a/**"\nkeep_bets = 1\n',
+            5,
+            "unknown key 'keep_bets'",
+        ),
+    ],
+)
+def test_invalid_policy_is_one_line_with_the_line(
+    tmp_path: Path, body: str, line: int, needle: str
+) -> None:
+    path = tmp_path / ".artlens.toml"
+    path.write_text(body)
+    with pytest.raises(PolicyError) as caught:
+        load_policy_file(path)
+    message = str(caught.value)
+    assert "\n" not in message
+    assert str(path) in message
+    assert f"line {line}" in message or f"{path}:{line}:" in message
+    assert needle in message
+
+
+def test_user_config_per_root(tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    root.mkdir()
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'[retention]\nkeep_last = 5\n\n[root."{root}"]\nkeep_last = 2\n'
+        '[root."/elsewhere"]\nkeep_last = 9\n'
+    )
+    assert load_policy(root, user_config=config).rules.keep_last == 2
+    other = tmp_path / "other"
+    other.mkdir()
+    assert load_policy(other, user_config=config).rules.keep_last == 5
+    (root / ".artlens.toml").write_text("[retention]\nkeep_last = 7\n")
+    assert load_policy(root, user_config=config).rules.keep_last == 7
+
+
+def test_flags_build_the_same_policy(tmp_path: Path) -> None:
+    flags = from_flags(
+        keep_last=3, keep_best=1, metric="val_acc", older_than="2w", keep_within_budget="1T"
+    )
+    assert flags.rules == KeepRules(3, 1, "val_acc", "max", 14 * DAY)
+    assert flags.budget == 1024**4
+    with pytest.raises(PolicyError, match="keep_best needs metric"):
+        from_flags(keep_best=2)
+    assert not Policy().removes_anything()
+
+
+# --- candidates ------------------------------------------------------------------------------
+
+
+def test_numbers_from_names() -> None:
+    assert parse_numbers("checkpoint-100") == (100, None)
+    assert parse_numbers("epoch=3-step=400.ckpt") == (400, 3)
+    assert parse_numbers("model_epoch_5.pt") == (None, 5)
+    assert parse_numbers("step_1000.safetensors") == (1000, None)
+    assert parse_numbers("best.ckpt") == (None, None)
+    assert metric_from_name("epoch=3-val_loss=0.213.ckpt", "val_loss") == pytest.approx(0.213)
+    assert metric_from_name("epoch=3-val_loss=2e-3.ckpt", "val_loss") == pytest.approx(0.002)
+    assert metric_from_name("epoch=3.ckpt", "val_loss") is None
+
+
+def _unit(path: str, mtime: int, **kw: object) -> Candidate:
+    unit = Candidate("/r", 1, "run", "generic", False, path, False, 1, mtime, 1, "file", None)
+    for name, value in kw.items():
+        setattr(unit, name, value)
+    return unit
+
+
+def test_checkpoint_100_is_newer_than_checkpoint_20(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    for step in (20, 100, 3):
+        # mtimes deliberately disagree with the steps: the number decides.
+        write(
+            root / "out" / f"checkpoint-{step}" / "model.safetensors",
+            b"w" * step,
+            age=1000.0 + step,
+        )
+    db = new_db(tmp_path)
+    root_id = index_tree(db, root, {"out": ("hf-trainer", "finished")})
+    (units,) = candidates_for_root(db, root_id, str(root)).values()
+    assert [u.path for u in units] == [
+        "out/checkpoint-3",
+        "out/checkpoint-20",
+        "out/checkpoint-100",
+    ]
+    assert all(u.is_dir for u in units)
+    assert units[-1].size == 100
+    db.conn.close()
+
+
+def test_last_ckpt_is_newest_and_ties_break_by_mtime() -> None:
+    units = [
+        _unit("run/last.ckpt", 1, is_last=True),
+        _unit("run/epoch=2.ckpt", 5, epoch=2),
+        _unit("run/b-epoch=1.ckpt", 9, epoch=1),
+        _unit("run/a-epoch=1.ckpt", 7, epoch=1),
+    ]
+    assert [u.name for u in order_units(units)] == [
+        "a-epoch=1.ckpt",
+        "b-epoch=1.ckpt",
+        "epoch=2.ckpt",
+        "last.ckpt",
+    ]
+
+
+def test_configs_and_logs_are_never_candidates(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    write(root / "run" / "config.yaml")
+    write(root / "run" / "metrics.csv")
+    write(root / "run" / "train.log")
+    write(root / "run" / "model.safetensors")  # the final model: no number, not a checkpoint
+    write(root / "run" / "step_10.pt")
+    db = new_db(tmp_path)
+    root_id = index_tree(db, root, {"run": ("generic", "finished")})
+    (units,) = candidates_for_root(db, root_id, str(root)).values()
+    assert [u.path for u in units] == ["run/step_10.pt"]
+    db.conn.close()
+
+
+def test_trainer_state_gives_metrics_and_best(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    losses = {100: 0.9, 200: 0.4, 300: 0.6, 400: 0.7}
+    for step in losses:
+        write(root / "out" / f"checkpoint-{step}" / "model.safetensors", b"w")
+    state = {
+        "global_step": 400,
+        "best_model_checkpoint": "/cluster/job/out/checkpoint-100",
+        "log_history": [{"step": s, "eval_loss": v} for s, v in losses.items()],
+    }
+    write(root / "out" / "checkpoint-400" / "trainer_state.json", json.dumps(state).encode())
+    db = new_db(tmp_path)
+    root_id = index_tree(db, root, {"out": ("hf-trainer", "finished")})
+    (units,) = candidates_for_root(db, root_id, str(root), metric="val_loss").values()
+    assert [u.metric for u in units] == [0.9, 0.4, 0.6, 0.7]
+    assert [u.trainer_best for u in units] == [True, False, False, False]
+    plan = make_plan(
+        db, [root], from_flags(keep_last=1, keep_best=1, metric="val_loss"), time.time()
+    )
+    kept = {u.path.rsplit("/", 1)[-1]: u.reasons for u in plan.items if u.keep}
+    assert kept == {
+        "checkpoint-100": ["trainer's best_model_checkpoint"],
+        "checkpoint-200": ["best val_loss 0.4"],
+        "checkpoint-400": ["latest 1"],
+    }
+    db.conn.close()
+
+
+# --- the plan --------------------------------------------------------------------------------
+
+
+def _lightning_tree(tmp_path: Path, status: str = "finished") -> tuple[Path, Path]:
+    root = tmp_path / "root"
+    ckpts = root / "lightning_logs" / "version_0" / "checkpoints"
+    losses = [0.10, 0.50, 0.40, 0.30, 0.35]  # the oldest is the best
+    for epoch, loss in enumerate(losses):
+        write(
+            ckpts / f"epoch={epoch}-val_loss={loss:.2f}.ckpt",
+            b"c" * (epoch + 1),
+            age=(10 - epoch) * DAY,
+        )
+    write(root / "lightning_logs" / "version_0" / "hparams.yaml", b"lr: 1")
+    return root, ckpts
+
+
+def test_best_by_metric_that_is_also_the_oldest_is_kept(tmp_path: Path) -> None:
+    root, _ = _lightning_tree(tmp_path)
+    db = new_db(tmp_path)
+    index_tree(db, root, {"lightning_logs/version_0": ("lightning", "finished")})
+    policy = from_flags(keep_last=2, keep_best=1, metric="val_loss")
+    plan = make_plan(db, [root], policy, time.time())
+    decisions = {u.name: (u.keep, u.reasons) for u in plan.items}
+    assert decisions["epoch=0-val_loss=0.10.ckpt"] == (True, ["best val_loss 0.1"])
+    assert decisions["epoch=4-val_loss=0.35.ckpt"] == (True, ["latest 2"])
+    assert decisions["epoch=3-val_loss=0.30.ckpt"] == (True, ["latest 2"])
+    assert decisions["epoch=1-val_loss=0.50.ckpt"][0] is False
+    assert decisions["epoch=2-val_loss=0.40.ckpt"][0] is False
+    assert plan.bytes_freed == 2 + 3
+    assert plan.runs[0].removed == 2 and plan.roots[0].removed == 2
+    db.conn.close()
+
+
+def test_live_runs_newest_checkpoint_is_kept(tmp_path: Path) -> None:
+    root, _ = _lightning_tree(tmp_path)
+    db = new_db(tmp_path)
+    index_tree(db, root, {"lightning_logs/version_0": ("lightning", "live")})
+    plan = make_plan(db, [root], from_flags(older_than="1d"), time.time())
+    newest = plan.items[-1]
+    assert newest.name.startswith("epoch=4")
+    assert newest.keep and newest.reasons == ["live run's newest"]
+    assert sum(not u.keep for u in plan.items) == 4
+    db.conn.close()
+
+
+def test_pins_from_userstate_and_policy_globs(tmp_path: Path) -> None:
+    root, _ = _lightning_tree(tmp_path)
+    write(root / "runs" / "baseline-1" / "step_1.pt", age=30 * DAY)
+    write(root / "runs" / "other" / "final" / "step_2.pt", age=30 * DAY)
+    write(root / "runs" / "other" / "step_3.pt", age=30 * DAY)
+    db = new_db(tmp_path)
+    index_tree(
+        db,
+        root,
+        {
+            "lightning_logs/version_0": ("lightning", "finished"),
+            "runs/baseline-1": ("generic", "finished"),
+            "runs/other": ("generic", "finished"),
+        },
+    )
+    with UserState(tmp_path / "state.db") as state:
+        state.pin(root, "lightning_logs/version_0/checkpoints/epoch=1-val_loss=0.50.ckpt")
+        policy = from_flags(keep_last=0, older_than="1h", pin=("**/final/**", "runs/baseline-*"))
+        plan = make_plan(db, [root], policy, time.time(), state)
+    kept = sorted(u.path for u in plan.items if u.keep)
+    assert kept == [
+        "lightning_logs/version_0/checkpoints/epoch=1-val_loss=0.50.ckpt",
+        "runs/baseline-1/step_1.pt",
+        "runs/other/final/step_2.pt",
+    ]
+    assert all(u.reasons == ["pinned"] for u in plan.items if u.keep)
+    db.conn.close()
+
+
+def test_budget_removes_oldest_unprotected_until_under(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    for step in range(1, 6):
+        write(root / "run" / f"step_{step}.pt", b"z" * 100, age=(10 - step) * DAY)
+    write(root / "run" / "notes.txt", b"n" * 50)
+    db = new_db(tmp_path)
+    index_tree(db, root, {"run": ("generic", "finished")})
+    plan = make_plan(db, [root], from_flags(keep_within_budget="300"), time.time())
+    removed = [u.name for u in plan.items if not u.keep]
+    assert removed == ["step_1.pt", "step_2.pt", "step_3.pt"]  # 550 -> 250 bytes
+    assert all(u.reasons == ["over budget"] for u in plan.items if not u.keep)
+    assert plan.roots[0].total_bytes == 550 and plan.roots[0].over_budget_after == 0
+    fs = plan.filesystems[0]
+    assert fs.free_now is not None and fs.free_after_purge == fs.free_now + 300
+    db.conn.close()
+
+
+def test_expiry_counts_down_and_plan_round_trips(tmp_path: Path) -> None:
+    root, _ = _lightning_tree(tmp_path)
+    db = new_db(tmp_path)
+    index_tree(db, root, {"lightning_logs/version_0": ("lightning", "finished")})
+    now = time.time()
+    plan = make_plan(db, [root], from_flags(older_than="7d"), now)
+    young = [u for u in plan.items if u.keep]
+    assert [u.name[:7] for u in young] == ["epoch=4"]  # 6 days old
+    assert young[0].expires == pytest.approx(young[0].mtime_ns / 1e9 + 7 * DAY)
+    expires = young[0].expires
+    assert expires is not None and 0 < expires - now < 2 * DAY
+    saved = load_plan(plan.save(tmp_path / "plan.json"))
+    assert saved.id == plan.id
+    assert [(u.path, u.size, u.mtime_ns, u.inode) for u in saved.removals] == [
+        (u.path, u.size, u.mtime_ns, u.inode) for u in plan.removals
+    ]
+    db.conn.close()
+
+
+def test_no_rule_removes_nothing(tmp_path: Path) -> None:
+    root, _ = _lightning_tree(tmp_path)
+    db = new_db(tmp_path)
+    index_tree(db, root, {"lightning_logs/version_0": ("lightning", "finished")})
+    plan = make_plan(db, [root], Policy(), time.time())
+    assert plan.items and all(u.keep for u in plan.items)
+    db.conn.close()
+
+
+def test_usage_and_duplicates(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    write(root / "a" / "w.pt", b"same" * 10)
+    write(root / "b" / "w.pt", b"same" * 10)
+    write(root / "b" / "big.pt", b"x" * 100)
+    db = new_db(tmp_path)
+    root_id = index_tree(db, root, {"a": ("generic", "finished"), "b": ("generic", "finished")})
+    for path in ("a/w.pt", "b/w.pt"):
+        db.conn.execute(
+            "UPDATE artifacts SET hash = 'h1' WHERE root_id = ? AND path = ?",
+            (root_id, path.encode()),
+        )
+    (usage,) = disk_usage(db)
+    assert [(r.label, r.size) for r in usage.runs] == [("b", 140), ("a", 40)]
+    (group,) = duplicates(db)
+    assert group.copies == [(os.path.abspath(root), "a/w.pt"), (os.path.abspath(root), "b/w.pt")]
+    assert group.reclaimable == 40
+    db.conn.close()
+
+
+# --- properties of the planner ---------------------------------------------------------------
+
+_metric_values = st.one_of(st.none(), st.floats(-10, 10, allow_nan=False))
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    metrics=st.lists(_metric_values, min_size=0, max_size=12),
+    keep_last=st.one_of(st.none(), st.integers(0, 5)),
+    keep_best=st.one_of(st.none(), st.integers(0, 3)),
+    mode=st.sampled_from(["min", "max"]),
+    within=st.one_of(st.none(), st.floats(0, 20 * DAY)),
+    pinned_mask=st.integers(0, 2**12 - 1),
+    live=st.booleans(),
+)
+def test_planner_properties(
+    metrics: list[float | None],
+    keep_last: int | None,
+    keep_best: int | None,
+    mode: str,
+    within: float | None,
+    pinned_mask: int,
+    live: bool,
+) -> None:
+    now = 1_800_000_000.0
+    units = [
+        _unit(f"run/step_{i}.pt", int((now - (20 - i) * DAY) * 1e9), step=i, metric=m, live=live)
+        for i, m in enumerate(metrics)
+    ]
+    rules = KeepRules(
+        keep_last,
+        keep_best,
+        "val_loss" if keep_best is not None else None,
+        ("min" if mode == "min" else "max") if keep_best is not None else None,
+        within,
+    )
+    pinned_paths = {u.path for i, u in enumerate(units) if pinned_mask >> i & 1}
+    pool = decide_run(units, rules, now=now, pinned=lambda u: u.path in pinned_paths)
+    assert pool == []
+    # Exactly one decision per candidate, each with a reason.
+    assert all(isinstance(u.keep, bool) and u.reasons for u in units)
+    if keep_last:
+        assert all(u.keep for u in units[-keep_last:])
+    if keep_best:
+        scored = [u for u in units if u.metric is not None]
+        best = sorted(u.metric for u in scored if u.metric is not None)
+        if mode == "max":
+            best.reverse()
+        cutoff = best[:keep_best]
+        for u in scored:
+            if (
+                u.metric is not None
+                and cutoff
+                and (u.metric < cutoff[-1] if mode == "min" else u.metric > cutoff[-1])
+            ):
+                assert u.keep
+    assert all(u.keep for u in units if u.path in pinned_paths)
+    if live and units:
+        assert units[-1].keep
+    if not rules.any_rule():
+        assert all(u.keep for u in units)
+
+
+def test_plan_over_many_artifacts_is_fast(tmp_path: Path) -> None:
+    """A smaller cousin of tests/bench/bench_retention.py, to catch accidental O(n^2)."""
+    db = new_db(tmp_path)
+    root = tmp_path / "root"
+    root.mkdir()
+    now = time.time()
+    with db.conn:
+        db.conn.execute(
+            "INSERT INTO roots (id, path, display, added_at) VALUES (1, ?, 'r', 0)",
+            (os.fsencode(os.path.abspath(root)),),
+        )
+        db.conn.executemany(
+            "INSERT INTO runs (id, root_id, path, name, framework, updated_at) "
+            "VALUES (?, 1, ?, 'r', 'lightning', 0)",
+            [(r, f"run{r}".encode()) for r in range(200)],
+        )
+        db.conn.executemany(
+            "INSERT INTO artifacts (root_id, run_id, path, parent, name, kind, size, mtime_ns, "
+            "inode, dev, first_seen, last_seen) VALUES (1, ?, ?, ?, 'n', 'checkpoint', 10, ?, "
+            "?, 1, 0, 0)",
+            [
+                (
+                    r,
+                    f"run{r}/epoch={e}.ckpt".encode(),
+                    f"run{r}".encode(),
+                    int((now - e) * 1e9),
+                    r * 1000 + e,
+                )
+                for r in range(200)
+                for e in range(100)
+            ],
+        )
+    started = time.perf_counter()
+    plan: Plan = make_plan(db, [root], from_flags(keep_last=3), now)
+    elapsed = time.perf_counter() - started
+    assert len(plan.items) == 20_000 and len(plan.removals) == 200 * 97
+    assert elapsed < 2.0
+    db.conn.close()

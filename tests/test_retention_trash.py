@@ -1,0 +1,496 @@
+"""Apply, restore, purge and recover on real files: nothing is lost, ever."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlite_utils
+from test_retention_support import index_tree, new_db, snapshot, write
+
+from store.retention import trash as trash_mod
+from store.retention.candidates import Candidate
+from store.retention.plan import Plan, load_plan, make_plan
+from store.retention.policy import from_flags
+from store.retention.trash import (
+    TRASH_DIR,
+    TrashError,
+    apply_plan,
+    list_trash,
+    purge,
+    read_manifest,
+    recover,
+    restore,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+RUN = "run"
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Iterator[sqlite_utils.Database]:
+    database = new_db(tmp_path)
+    yield database
+    database.conn.close()
+
+
+def _steps(root: Path, n: int, *, size: int = 64, run: str = RUN) -> None:
+    for step in range(1, n + 1):
+        write(root / run / f"step_{step}.pt", os.urandom(size), age=3600.0 + (n - step))
+
+
+def _plan(
+    db: sqlite_utils.Database,
+    root: Path,
+    keep_last: int = 1,
+    runs: dict[str, tuple[str, str]] | None = None,
+) -> Plan:
+    index_tree(db, root, runs or {RUN: ("generic", "finished")})
+    return make_plan(db, [root], from_flags(keep_last=keep_last), time.time())
+
+
+def _rows(db: sqlite_utils.Database, sql: str) -> list[tuple[object, ...]]:
+    return [tuple(r) for r in db.conn.execute(sql).fetchall()]
+
+
+def test_apply_then_restore_is_byte_identical(tmp_path: Path, db: sqlite_utils.Database) -> None:
+    root = tmp_path / "root"
+    _steps(root, 4)
+    write(root / RUN / "checkpoint-0" / "model.safetensors", os.urandom(300), age=7200.0)
+    write(root / RUN / "checkpoint-0" / "trainer_state.json", b"{}", age=7200.0)
+    before = snapshot(root)
+    plan = _plan(db, root, keep_last=1)
+    assert {u.path for u in plan.removals} == {
+        "run/checkpoint-0",
+        "run/step_1.pt",
+        "run/step_2.pt",
+        "run/step_3.pt",
+    }
+    seen: list[tuple[int, int, str]] = []
+    report = apply_plan(
+        plan, db, progress=lambda d, t, p: seen.append((d, t, p)), policy="keep_last=1"
+    )
+    assert len(report.done) == 4 and not report.skipped
+    assert [s[:2] for s in seen] == [(1, 4), (2, 4), (3, 4), (4, 4)]
+    assert not (root / RUN / "step_1.pt").exists() and not (root / RUN / "checkpoint-0").exists()
+    entries = list_trash(root)
+    assert sorted(e.path for e in entries) == sorted(u.path for u in plan.removals)
+    for entry in entries:
+        assert entry.state == "trashed"
+        assert (root / entry.trash_path).exists()
+        assert entry.trash_path.startswith(f"{TRASH_DIR}/")
+    # The index follows: rows gone, one action per item, one event per removed row.
+    left = {bytes(r[0]) for r in db.conn.execute("SELECT path FROM artifacts").fetchall()}
+    assert left == {b"run/step_4.pt"}
+    assert len(_rows(db, "SELECT * FROM retention_actions WHERE action = 'trash'")) == 4
+    assert len(_rows(db, "SELECT * FROM events WHERE kind = 'removed'")) == 5
+    assert plan.bytes_freed == report.bytes_done
+
+    back = restore(root, "all", db)
+    assert len(back.done) == 4 and not back.skipped
+    after = snapshot(root)
+    assert {k: v for k, v in after.items() if not k.startswith(TRASH_DIR)} == before
+    assert len(_rows(db, "SELECT * FROM artifacts")) == 6
+    assert len(_rows(db, "SELECT * FROM events WHERE kind = 'added'")) == 5
+    assert list_trash(root) == []
+
+
+def test_restore_refuses_an_occupied_path(tmp_path: Path, db: sqlite_utils.Database) -> None:
+    root = tmp_path / "root"
+    _steps(root, 2)
+    apply_plan(_plan(db, root), db)
+    write(root / RUN / "step_1.pt", b"a new file took the name")
+    (entry,) = list_trash(root)
+    report = restore(root, [entry.id], db)
+    assert not report.done
+    assert report.skipped[0].reason == "something now occupies the original path"
+    assert (root / RUN / "step_1.pt").read_bytes() == b"a new file took the name"
+    assert list_trash(root)[0].state == "trashed"
+
+
+def test_purge_deletes_only_old_entries(tmp_path: Path, db: sqlite_utils.Database) -> None:
+    root = tmp_path / "root"
+    _steps(root, 3)
+    apply_plan(_plan(db, root), db)
+    assert purge(root, older_than=3600, db=db).done == []
+    report = purge(root, older_than=3600, db=db, now=time.time() + 7200)
+    assert len(report.done) == 2
+    assert list_trash(root) == []
+    assert {e.state for e in list_trash(root, include_gone=True)} == {"purged"}
+    assert [p.name for p in (root / TRASH_DIR).iterdir()] == ["manifest.jsonl"]
+    assert len(_rows(db, "SELECT * FROM retention_actions WHERE action = 'purge'")) == 2
+
+
+def test_symlink_out_of_the_root_moves_the_link_not_the_target(
+    tmp_path: Path, db: sqlite_utils.Database
+) -> None:
+    root = tmp_path / "root"
+    outside = write(tmp_path / "outside" / "precious.ckpt", b"do not touch")
+    _steps(root, 2)
+    os.symlink(outside, root / RUN / "step_0.ckpt")
+    past = time.time() - 90000
+    os.utime(root / RUN / "step_0.ckpt", (past, past), follow_symlinks=False)
+    plan = _plan(db, root, keep_last=1)
+    assert "run/step_0.ckpt" in {u.path for u in plan.removals}
+    report = apply_plan(plan, db)
+    assert not report.skipped
+    assert outside.read_bytes() == b"do not touch"
+    (link_entry,) = [e for e in list_trash(root) if e.path == "run/step_0.ckpt"]
+    assert os.readlink(root / link_entry.trash_path) == str(outside)
+
+
+def test_a_path_through_a_symlinked_folder_is_refused(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    outside = write(tmp_path / "outside" / "step_1.pt", b"keep me")
+    (root / RUN).mkdir(parents=True)
+    os.symlink(tmp_path / "outside", root / RUN / "ckpts")
+    st = os.lstat(outside)
+    item = Candidate(
+        str(root),
+        1,
+        RUN,
+        "generic",
+        False,
+        "run/ckpts/step_1.pt",
+        False,
+        st.st_size,
+        st.st_mtime_ns,
+        st.st_ino,
+        "file",
+        None,
+        keep=False,
+    )
+    report = apply_plan(Plan("p-1", 0, 0, [item]), None)
+    assert "symlink" in report.skipped[0].reason
+    assert outside.read_bytes() == b"keep me"
+
+
+def test_changed_after_the_plan_is_skipped(tmp_path: Path, db: sqlite_utils.Database) -> None:
+    root = tmp_path / "root"
+    _steps(root, 4)
+    write(root / RUN / "checkpoint-0" / "model.bin", b"w" * 10, age=9000.0)
+    plan = _plan(db, root)
+    write(root / RUN / "step_1.pt", b"rewritten", age=3000.0)  # same age class, new content
+    write(root / RUN / "checkpoint-0" / "extra.bin", b"new", age=9000.0)
+    report = apply_plan(plan, db)
+    skipped = {s.path: s.reason for s in report.skipped}
+    assert skipped["run/step_1.pt"].startswith("changed since the plan")
+    assert "new file" in skipped["run/checkpoint-0"]
+    assert (root / RUN / "step_1.pt").read_bytes() == b"rewritten"
+    assert {d.path for d in report.done} == {"run/step_2.pt", "run/step_3.pt"}
+
+
+def test_a_file_being_appended_to_is_skipped(tmp_path: Path, db: sqlite_utils.Database) -> None:
+    root = tmp_path / "root"
+    _steps(root, 3)
+    growing = write(root / RUN / "step_0.pt", b"partial", age=None)  # written just now
+    old = time.time() - 7200
+    os.utime(growing, (old, old))
+    plan = _plan(db, root)
+    with open(growing, "ab") as out:  # the trainer keeps appending after the preview
+        out.write(b" more")
+    # and one written a moment ago, unchanged since the plan: still too fresh to touch
+    fresh_plan_root = tmp_path / "root2"
+    write(fresh_plan_root / RUN / "step_1.pt", b"a", age=7200.0)
+    write(fresh_plan_root / RUN / "step_2.pt", b"b", age=1.0)
+    write(fresh_plan_root / RUN / "step_3.pt", b"c", age=0.0)
+    index_tree(db, fresh_plan_root, {RUN: ("generic", "finished")})
+    fresh = make_plan(db, [fresh_plan_root], from_flags(keep_last=1), time.time())
+    report = apply_plan(plan, db)
+    assert {s.path: s.reason[:13] for s in report.skipped} == {"run/step_0.pt": "changed since"}
+    report = apply_plan(fresh, db)
+    assert [s.reason[:13] for s in report.skipped] == ["being written"]
+    assert (fresh_plan_root / RUN / "step_2.pt").exists()
+
+
+def test_pinned_items_are_not_touched(tmp_path: Path, db: sqlite_utils.Database) -> None:
+    root = tmp_path / "root"
+    _steps(root, 3)
+    index_tree(db, root, {RUN: ("generic", "finished")})
+    plan = make_plan(
+        db, [root], from_flags(keep_last=1), time.time(), {str(root): {"run/step_1.pt"}}
+    )
+    apply_plan(plan, db)
+    assert (root / RUN / "step_1.pt").exists() and not (root / RUN / "step_2.pt").exists()
+
+
+def test_read_only_file_in_a_writable_folder_moves(
+    tmp_path: Path, db: sqlite_utils.Database
+) -> None:
+    root = tmp_path / "root"
+    _steps(root, 2)
+    (root / RUN / "step_1.pt").chmod(0o444)
+    report = apply_plan(_plan(db, root), db)
+    assert [d.path for d in report.done] == ["run/step_1.pt"]
+
+
+def test_cross_device_move_copies_verifies_then_removes(
+    tmp_path: Path, db: sqlite_utils.Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A mount inside the root makes rename fail with EXDEV (injected: CI has no mounts)."""
+    root = tmp_path / "root"
+    _steps(root, 2)
+    write(root / RUN / "checkpoint-1" / "model.bin", os.urandom(1000), age=99999.0)
+    before = snapshot(root)
+    plan = _plan(db, root)
+    real_rename = os.rename
+
+    def rename(src: str, dst: str) -> None:
+        if not str(src).endswith(trash_mod.PARTIAL_SUFFIX) and TRASH_DIR in str(dst):
+            raise OSError(errno.EXDEV, "Invalid cross-device link")
+        real_rename(src, dst)
+
+    monkeypatch.setattr(os, "rename", rename)
+    report = apply_plan(plan, db)
+    assert len(report.done) == 2
+    assert {e.method for e in list_trash(root)} == {"copy"}
+    monkeypatch.setattr(os, "rename", real_rename)
+    restore(root, "all", db)
+    assert {k: v for k, v in snapshot(root).items() if not k.startswith(TRASH_DIR)} == before
+
+
+def test_unwritable_root_skips_everything_with_a_reason(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    _steps(root, 2)
+    (root / TRASH_DIR).write_text("a file squatting the trash name")
+    db = new_db(tmp_path)
+    report = apply_plan(_plan(db, root), db)
+    assert not report.done and "cannot open the trash" in report.skipped[0].reason
+    assert (root / RUN / "step_1.pt").exists()
+    with pytest.raises(TrashError):
+        restore(root, "all")
+    db.conn.close()
+
+
+def _setpriv() -> str:
+    found = shutil.which("setpriv")
+    if found is None:
+        pytest.skip("setpriv is missing: permission tests would pass vacuously as root")
+    return found
+
+
+def test_read_only_folder_is_skipped_not_deleted() -> None:
+    """As an unprivileged user (CI runs as root, where chmod stops nothing)."""
+    setpriv = _setpriv()
+    base = Path(tempfile.mkdtemp(prefix="artlens-ro-"))
+    try:
+        base.chmod(0o755)
+        root = base / "root"
+        _steps(root, 3)
+        write(root / "rw" / "step_1.pt", b"movable", age=9000.0)
+        write(root / "rw" / "step_2.pt", b"newest", age=10.0)
+        db = open_db_for(base)
+        index_tree(db, root, {RUN: ("generic", "finished"), "rw": ("generic", "finished")})
+        plan = make_plan(db, [root], from_flags(keep_last=1), time.time())
+        db.conn.close()
+        plan_path = plan.save(base / "plan.json")
+        subprocess.run(["chown", "-R", "65534:65534", str(base)], check=True)
+        (root / RUN).chmod(0o555)
+        script = (
+            "import json, sys\n"
+            "from store.retention.plan import load_plan\n"
+            "from store.retention.trash import apply_plan\n"
+            "r = apply_plan(load_plan(sys.argv[1]), None)\n"
+            "print(json.dumps({'done': [d.path for d in r.done],"
+            " 'skipped': [[s.path, s.reason] for s in r.skipped]}))\n"
+        )
+        out = subprocess.run(
+            [
+                setpriv,
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                sys.executable,
+                "-c",
+                script,
+                str(plan_path),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=REPO,
+            env={**os.environ, "PYTHONPATH": str(REPO), "HOME": str(base)},
+        )
+        assert out.returncode == 0, out.stderr
+        result = json.loads(out.stdout)
+        assert result["done"] == ["rw/step_1.pt"]
+        assert sorted(p for p, _ in result["skipped"]) == ["run/step_1.pt", "run/step_2.pt"]
+        assert all("permission denied" in reason for _, reason in result["skipped"])
+        assert (root / RUN / "step_1.pt").exists() and (root / RUN / "step_2.pt").exists()
+        states = sorted(e.state for e in read_manifest(str(root)).values())
+        assert states == ["dropped", "dropped", "trashed"]
+    finally:
+        (base / "root" / RUN).chmod(0o755)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def open_db_for(base: Path) -> sqlite_utils.Database:
+    from store.db import open_db
+
+    return open_db(base / "index.db")
+
+
+_KILL_SCRIPT = """
+import sys
+from store.db import open_db
+from store.retention.plan import load_plan
+from store.retention.trash import apply_plan
+db = open_db(sys.argv[1])
+apply_plan(load_plan(sys.argv[2]), db, settle_seconds=0)
+print("finished")
+"""
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 4])
+def test_sigkill_during_apply_loses_nothing(tmp_path: Path, seed: int) -> None:
+    root = tmp_path / "root"
+    _steps(root, 250, size=256)
+    for n in range(1, 6):
+        write(root / RUN / f"checkpoint-{n}" / "model.bin", os.urandom(128), age=99999.0 - n)
+        write(root / RUN / f"checkpoint-{n}" / "opt.pt", os.urandom(64), age=99999.0 - n)
+    before = snapshot(root)
+    db = new_db(tmp_path)
+    plan = _plan(db, root)
+    db.conn.close()
+    plan_path = plan.save(tmp_path / "plan.json")
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _KILL_SCRIPT, str(tmp_path / "index.db"), str(plan_path)],
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    manifest = root / TRASH_DIR / "manifest.jsonl"
+    # A random moment: after some number of manifest lines (an intent or a done) appeared.
+    kill_after = random.Random(seed).randrange(1, 2 * len(plan.removals) - 20)
+    deadline = time.time() + 60
+    while time.time() < deadline and proc.poll() is None:
+        try:
+            if manifest.read_bytes().count(b"\n") >= kill_after:
+                break
+        except FileNotFoundError:
+            pass
+        time.sleep(0.001)
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait(timeout=30) == -signal.SIGKILL  # killed mid-apply, not finished
+    proc.stdout.close()  # type: ignore[union-attr]
+    proc.stderr.close()  # type: ignore[union-attr]
+
+    db = new_db(tmp_path)
+    recover(root, db)
+    assert db.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    entries = read_manifest(str(root))
+    assert all(e.state in ("trashed", "dropped") for e in entries.values())
+    trashed = {e.path: e for e in entries.values() if e.state == "trashed"}
+    after = snapshot(root)
+    in_index = {
+        os.fsdecode(bytes(r[0])) for r in db.conn.execute("SELECT path FROM artifacts").fetchall()
+    }
+    for rel, digest in before.items():
+        unit = rel if rel.startswith(f"{RUN}/step_") else rel.rsplit("/", 1)[0]
+        if unit in trashed:
+            moved = f"{trashed[unit].trash_path}{rel[len(unit) :]}"
+            assert after.get(moved) == digest, rel
+            assert rel not in after and rel not in in_index
+        else:
+            assert after.get(rel) == digest, rel
+            assert rel in in_index
+    actions = db.conn.execute("SELECT count(*) FROM retention_actions").fetchone()[0]
+    assert actions == len(trashed)
+    db.conn.close()
+
+
+def test_recover_settles_both_halves_of_an_interrupted_move(
+    tmp_path: Path, db: sqlite_utils.Database
+) -> None:
+    """The two crash windows, made deterministic: intent written but nothing moved, and
+    moved but neither indexed nor marked done."""
+    root = tmp_path / "root"
+    _steps(root, 3)
+    plan = _plan(db, root)
+    apply_plan(Plan("p-0", 0, 0, []), db)  # creates the trash and manifest
+    manifest = root / TRASH_DIR / "manifest.jsonl"
+    moved_rel = f"{TRASH_DIR}/b1/run/step_2.pt"
+    (root / TRASH_DIR / "b1" / RUN).mkdir(parents=True)
+    os.rename(root / RUN / "step_2.pt", root / moved_rel)
+    with open(manifest, "a") as out:
+        for n, trash_rel in ((1, f"{TRASH_DIR}/b1/run/step_1.pt"), (2, moved_rel)):
+            out.write(
+                json.dumps(
+                    {
+                        "op": "intent",
+                        "id": f"i{n}",
+                        "batch": "b1",
+                        "ts": 1.0,
+                        "path": f"run/step_{n}.pt",
+                        "trash": trash_rel,
+                        "is_dir": False,
+                        "size": 64,
+                    }
+                )
+                + "\n"
+            )
+        out.write('{"op": "done", "id": "i')  # a torn line from the kill
+    settled = {e.id: e.state for e in recover(root, db)}
+    assert settled == {"i1": "dropped", "i2": "trashed"}
+    assert (root / RUN / "step_1.pt").exists()
+    paths = {bytes(r[0]) for r in db.conn.execute("SELECT path FROM artifacts").fetchall()}
+    assert paths == {b"run/step_1.pt", b"run/step_3.pt"}
+    assert recover(root, db) == []  # idempotent
+    assert len(plan.removals) == 2
+
+
+def test_with_the_real_scanner_plan_apply_rescan_restore(
+    tmp_path: Path, db: sqlite_utils.Database
+) -> None:
+    scan = pytest.importorskip("store.scan")
+    root = tmp_path / "root"
+    version = root / "lightning_logs" / "version_0"
+    write(version / "hparams.yaml", b"lr: 0.1\n")
+    write(version / "metrics.csv", b"epoch,step,val_loss\n0,10,0.5\n1,20,0.4\n")
+    for epoch, loss in enumerate([0.2, 0.5, 0.4, 0.3]):
+        write(
+            version / "checkpoints" / f"epoch={epoch}-val_loss={loss}.ckpt",
+            os.urandom(99),
+            age=9000.0 - epoch,
+        )
+    hf = root / "hf-out"
+    for step in (20, 100, 300):
+        write(hf / f"checkpoint-{step}" / "model.safetensors", os.urandom(50), age=8000.0 - step)
+        write(
+            hf / f"checkpoint-{step}" / "trainer_state.json",
+            json.dumps({"global_step": step, "log_history": []}).encode(),
+            age=8000.0 - step,
+        )
+    before = snapshot(root)
+    scan.Indexer(db, root).scan()
+    policy = from_flags(keep_last=1, keep_best=1, metric="val_loss")
+    plan = make_plan(db, [root], policy, time.time())
+    removed = sorted(u.path for u in plan.removals)
+    assert removed == [
+        "hf-out/checkpoint-100",
+        "hf-out/checkpoint-20",
+        "lightning_logs/version_0/checkpoints/epoch=1-val_loss=0.5.ckpt",
+        "lightning_logs/version_0/checkpoints/epoch=2-val_loss=0.4.ckpt",
+    ]
+    saved = load_plan(plan.save(tmp_path / "plan.json"))
+    report = apply_plan(saved, db)
+    assert sorted(d.path for d in report.done) == removed
+    rescan = scan.Indexer(db, root).scan()
+    assert rescan.added == 0 and rescan.removed == 0  # the index already followed the trash
+    restore(root, "all", db)
+    scan.Indexer(db, root).scan()
+    assert {k: v for k, v in snapshot(root).items() if not k.startswith(TRASH_DIR)} == before
+    again = make_plan(db, [root], policy, time.time())
+    assert sorted(u.path for u in again.removals) == removed
