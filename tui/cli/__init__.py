@@ -27,9 +27,9 @@ def main() -> None:
 
 
 def _register() -> None:
-    from tui.cli import index, open_app
+    from tui.cli import index, open_app, watch
 
-    for module in (index, open_app):
+    for module in (index, open_app, watch):
         for command in module.COMMANDS:
             main.add_command(command)
 

@@ -1,0 +1,728 @@
+"""The live watcher: the index's single writer while training jobs write.
+
+Events are a latency hint, the reconcile scan is the truth.  The watcher reconciles every
+root on start, then turns inotify events into folder batches (one ``scan_folders``
+transaction per batch), and reconciles again periodically and on every sign of loss:
+a reported queue overflow, a dead emitter, a root whose identity changed, a canary that
+stopped arriving.  Where events cannot be had (watch limit, network filesystem,
+``poll=``) it polls with its own reconcile scan instead of watchdog's polling observer.
+Hashing runs in a second, low-priority thread with its own connection, never inside a
+write transaction.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import functools
+import json
+import logging
+import os
+import shutil
+import tempfile
+import threading
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+from watchdog.events import (
+    DirCreatedEvent,
+    DirDeletedEvent,
+    DirMovedEvent,
+    FileClosedEvent,
+    FileCreatedEvent,
+    FileDeletedEvent,
+    FileModifiedEvent,
+    FileMovedEvent,
+    FileSystemEvent,
+    FileSystemEventHandler,
+)
+from watchdog.observers import Observer
+from watchdog.observers.api import BaseObserver, ObservedWatch
+
+from store import paths
+from store.db import is_network_fs, open_db, write_transaction
+from store.errors import ArtlensError
+from store.lock import WriterLock
+from store.scan import IGNORED_DIR_NAMES, Indexer, ScanReport
+
+log = logging.getLogger("artlens.watch")
+
+warnings.filterwarnings("ignore", message="Callback with id", category=RuntimeWarning)
+"""watchdog warns when ``mkdir -p`` makes it re-add a watch it already has: harmless."""
+
+EVENT_FILTER: list[type[FileSystemEvent]] = [
+    FileCreatedEvent,
+    FileDeletedEvent,
+    FileMovedEvent,
+    FileModifiedEvent,
+    FileClosedEvent,
+    DirCreatedEvent,
+    DirDeletedEvent,
+    DirMovedEvent,
+]
+"""Only changes: watchdog's default subscription also reports opens and reads, and loops
+at 100% of a core on trees of more than ~4,000 folders."""
+
+WATCH_LIMIT_HINT = (
+    "raise the inotify watch limit with `sudo sysctl fs.inotify.max_user_watches=524288`"
+)
+
+DEFAULT_POLL_SECONDS = 30.0
+"""Polling interval when events cannot be had and no interval was given."""
+
+POLL_DUTY = 0.1
+"""A polled root is rescanned at most this share of the time (a 3 s scan: every 30 s)."""
+
+TICK_SECONDS = 0.5
+"""How often the worker looks after roots when no events arrive."""
+
+IDENTITY_EVERY = 1.0
+STATUS_EVERY = 15.0
+"""How often runs that went quiet are turned from live to finished/unknown."""
+
+HEALTH_WRITE_EVERY = 30.0
+CANARY_TIMEOUT = 5.0
+MAX_FOLDERS_PER_BATCH = 2000
+"""More folders than this in one batch: one reconcile of the root is cheaper."""
+
+RETRY_SECONDS = 5.0
+HASH_BATCH = 16
+HASH_IDLE_WAIT = 30.0
+HASH_PENDING_WAIT = 2.5
+STOP_JOIN_SECONDS = 10.0
+
+
+class WatchError(ArtlensError):
+    """The watcher cannot run (no root to watch, already started, ...)."""
+
+
+@dataclass(frozen=True)
+class BatchReport:
+    """What one batch, poll or reconcile did to one root (for the CLI's one-line log)."""
+
+    root: str
+    kind: str
+    """batch, reconcile or poll"""
+    events: int
+    folders: int
+    added: int
+    changed: int
+    removed: int
+    seconds: float
+    reason: str = ""
+
+
+@dataclass
+class _Root:
+    """The watcher's state for one root."""
+
+    number: int
+    path: Path
+    path_b: bytes
+    display: str
+    indexer: Indexer
+    mode: str = "inotify"
+    watch: ObservedWatch | None = None
+    identity: tuple[int, int] | None = None
+    poll_interval: float | None = None
+    next_poll: float = 0.0
+    last_event: float | None = None
+    last_batch: float | None = None
+    last_reconcile: float | None = None
+    last_reconcile_mono: float = 0.0
+    problems: dict[str, str] = field(default_factory=dict)
+    """problem kind -> message; kinds clear themselves when the cause goes away"""
+    rescan_reason: str | None = None
+    events: int = 0
+    batches: int = 0
+    errors: int = 0
+
+
+class _Handler(FileSystemEventHandler):
+    """Maps every event to (root, folder) and returns: nothing slow on the dispatch thread."""
+
+    def __init__(self, watcher: Watcher) -> None:
+        self._watcher = watcher
+
+    def dispatch(self, event: FileSystemEvent) -> None:
+        note = self._watcher._note
+        note(event.src_path, event.is_directory)
+        dest = getattr(event, "dest_path", "")
+        if dest:
+            note(dest, event.is_directory)
+
+
+class _CanaryHandler(FileSystemEventHandler):
+    def __init__(self, seen: Callable[[], None]) -> None:
+        self._seen = seen
+
+    def dispatch(self, event: FileSystemEvent) -> None:
+        self._seen()
+
+
+class _OverflowLog(logging.Handler):
+    """watchdog reports a kernel queue overflow only as a log line: listen for it."""
+
+    def __init__(self, on_overflow: Callable[[bytes | None], None]) -> None:
+        super().__init__(logging.WARNING)
+        self._on_overflow = on_overflow
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = str(record.msg)
+        if "overflow" not in message.lower():
+            return
+        where = record.args[0] if isinstance(record.args, tuple) and record.args else None
+        self._on_overflow(where if isinstance(where, bytes) else None)
+
+
+_OVERFLOW_LOGGERS = ("watchdog.observers.inotify_c", "watchdog.observers.inotify")
+
+
+class Watcher:
+    """Keeps the index of ``roots`` current while files change; the index's only writer.
+
+    ``poll`` forces polling every ``poll`` seconds; ``window`` is how long events are
+    coalesced; ``reconcile_every`` how often every root is fully rescanned anyway;
+    ``canary_every`` how often the observer is proved alive.
+    """
+
+    def __init__(
+        self,
+        db_path: Path | str,
+        roots: Sequence[Path | str],
+        *,
+        poll: float | None = None,
+        window: float = 0.1,
+        reconcile_every: float = 300.0,
+        canary_every: float = 30.0,
+        on_batch: Callable[[BatchReport], None] | None = None,
+        hash_files: bool = True,
+        fallback_poll: float = DEFAULT_POLL_SECONDS,
+    ) -> None:
+        if not roots:
+            raise WatchError("nothing to watch: give at least one root folder")
+        self.db_path = Path(db_path)
+        self.root_paths = [Path(os.path.abspath(r)) for r in dict.fromkeys(roots)]
+        self.poll = poll
+        self.window = window
+        self.max_wait = max(0.5, window * 5)
+        self.reconcile_every = reconcile_every
+        self.canary_every = canary_every
+        self.on_batch = on_batch
+        self.hash_files = hash_files
+        self.fallback_poll = fallback_poll
+        from store.watch.batch import FolderBatcher
+
+        self._batcher = FolderBatcher(window, self.max_wait)
+        self._lock = WriterLock(self.db_path, role="watch")
+        self._db: sqlite_utils.Database | None = None
+        self._roots: list[_Root] = []
+        self._by_prefix: list[tuple[bytes, _Root]] = []
+        self._state = threading.Lock()
+        self._stopping = threading.Event()
+        self._hash_wake = threading.Event()
+        self._worker: threading.Thread | None = None
+        self._hasher: threading.Thread | None = None
+        self._observer: BaseObserver | None = None
+        self._handler = _Handler(self)
+        self._canary_dir: str | None = None
+        self._canary_sent = 0.0
+        self._canary_seen = 0.0
+        self._canary_due = 0.0
+        self._overflow_log = _OverflowLog(self._overflowed)
+        self._ignored = {
+            os.fsencode(self.db_path.with_name(self.db_path.name + suffix).absolute())
+            for suffix in ("", "-wal", "-shm", "-journal", ".lock")
+        }
+        self._started = False
+
+    # -- lifetime ------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Take the writer lock, reconcile every root, then follow events.
+
+        Raises ``WriterBusyError`` (naming the holder) when another writer runs, and
+        ``WatchError`` when a root is not a folder.
+        """
+        if self._started:
+            raise WatchError("the watcher is already running")
+        for path in self.root_paths:
+            if not path.is_dir():
+                raise WatchError(f"not a folder: {paths.display(str(path))}")
+        self._lock.acquire()
+        self._stopping.clear()
+        try:
+            self._db = open_db(self.db_path)
+            ignore = [Path(os.fsdecode(p)) for p in self._ignored]
+            self._roots = [
+                _Root(
+                    number,
+                    path,
+                    os.fsencode(path),
+                    paths.display(str(path)),
+                    Indexer(self._db, path, ignore_paths=ignore),
+                )
+                for number, path in enumerate(self.root_paths)
+            ]
+            self._by_prefix = sorted(
+                ((r.path_b, r) for r in self._roots), key=lambda item: -len(item[0])
+            )
+            for logger_name in _OVERFLOW_LOGGERS:
+                logging.getLogger(logger_name).addHandler(self._overflow_log)
+            self._start_observer()
+            for root in self._roots:
+                self._choose_mode(root)
+            for root in self._roots:
+                self._reconcile(root, "start")
+            for root in self._roots:
+                if root.mode == "inotify":
+                    self._check_watch_coverage(root)
+                self._write_health(root)
+        except BaseException:
+            self._teardown()
+            raise
+        self._started = True
+        self._worker = threading.Thread(target=self._run, name="artlens-watch", daemon=True)
+        self._worker.start()
+        if self.hash_files:
+            self._hasher = threading.Thread(
+                target=self._hash_loop, name="artlens-watch-hash", daemon=True
+            )
+            self._hasher.start()
+
+    def stop(self) -> None:
+        """Stop promptly: the current batch finishes, threads are joined, the lock freed."""
+        self._stopping.set()
+        self._batcher.close()
+        self._hash_wake.set()
+        if self._worker is not None:
+            self._worker.join(STOP_JOIN_SECONDS)
+            self._worker = None
+        if self._hasher is not None:
+            self._hasher.join(STOP_JOIN_SECONDS)
+            self._hasher = None
+        if self._started and self._db is not None:
+            for root in self._roots:
+                root.mode = "none"
+                root.problems.pop("stale", None)
+                self._safe_write_health(root)
+        self._teardown()
+        self._started = False
+
+    def __enter__(self) -> Watcher:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _teardown(self) -> None:
+        for logger_name in _OVERFLOW_LOGGERS:
+            logging.getLogger(logger_name).removeHandler(self._overflow_log)
+        self._stop_observer()
+        if self._canary_dir is not None:
+            shutil.rmtree(self._canary_dir, ignore_errors=True)
+            self._canary_dir = None
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+        self._lock.release()
+
+    # -- health --------------------------------------------------------------------------
+
+    def health(self) -> dict[str, dict[str, Any]]:
+        """Per root (by display path): mode, last event/batch/reconcile, problems."""
+        with self._state:
+            return {r.display: self._health_of(r) for r in self._roots}
+
+    def _health_of(self, root: _Root) -> dict[str, Any]:
+        return {
+            "root": root.display,
+            "mode": root.mode,
+            "poll_interval": root.poll_interval,
+            "last_event": root.last_event,
+            "last_batch": root.last_batch,
+            "last_reconcile": root.last_reconcile,
+            "events": root.events,
+            "batches": root.batches,
+            "errors": root.errors,
+            "problems": list(root.problems.values()),
+            "pid": os.getpid(),
+        }
+
+    def _problem(self, root: _Root, kind: str, message: str | None) -> None:
+        """Set (or clear, with None) one problem; a new one is logged once."""
+        with self._state:
+            old = root.problems.get(kind)
+            if message is None:
+                root.problems.pop(kind, None)
+            else:
+                root.problems[kind] = message
+        if message is not None and message != old:
+            log.warning("%s: %s", root.display, message)
+        if message != old:
+            self._safe_write_health(root)
+
+    def _write_health(self, root: _Root) -> None:
+        if self._db is None:
+            return
+        with self._state:
+            health = json.dumps(self._health_of(root), default=str)
+            mode = root.mode
+        with write_transaction(self._db) as conn:
+            conn.execute(
+                "UPDATE roots SET watch_mode = ?, watch_health = ? WHERE id = ?",
+                [mode, health, root.indexer.root_id],
+            )
+
+    def _safe_write_health(self, root: _Root) -> None:
+        try:
+            self._write_health(root)
+        except Exception as exc:  # health is advisory: never let it stop the watcher
+            log.debug("could not record health of %s: %s", root.display, exc)
+
+    # -- the observer --------------------------------------------------------------------
+
+    def _start_observer(self) -> None:
+        observer = Observer()
+        observer.start()
+        self._observer = observer
+        self._canary_dir = tempfile.mkdtemp(prefix="artlens-canary-")
+        try:
+            observer.schedule(
+                _CanaryHandler(self._canary_arrived),
+                self._canary_dir,
+                recursive=False,
+                event_filter=[FileCreatedEvent, FileModifiedEvent, FileClosedEvent],
+            )
+        except OSError as exc:
+            log.warning("canary not watched: %s", exc)
+        self._canary_seen = self._canary_sent = 0.0
+        self._canary_due = time.monotonic() + self.canary_every
+
+    def _stop_observer(self) -> None:
+        observer, self._observer = self._observer, None
+        if observer is not None:
+            observer.stop()
+            observer.join(STOP_JOIN_SECONDS)
+        for root in self._roots:
+            root.watch = None
+
+    def _restart_observer(self, reason: str) -> None:
+        """Replace a wedged observer, re-watch every root and reconcile them."""
+        log.warning("restarting the file observer: %s", reason)
+        self._stop_observer()
+        if self._canary_dir is not None:
+            shutil.rmtree(self._canary_dir, ignore_errors=True)
+        self._start_observer()
+        for root in self._roots:
+            if root.mode == "inotify":
+                self._schedule(root)
+                root.rescan_reason = reason
+
+    def _choose_mode(self, root: _Root) -> None:
+        if self.poll is not None:
+            self._use_polling(root, None, self.poll)
+            return
+        fs_type = is_network_fs(root.path)
+        if fs_type:
+            self._use_polling(
+                root,
+                f"on a network filesystem ({fs_type}): events from other machines are not "
+                "reported, polling instead",
+                self.fallback_poll,
+            )
+            return
+        self._schedule(root)
+
+    def _use_polling(self, root: _Root, why: str | None, interval: float) -> None:
+        if root.watch is not None and self._observer is not None:
+            with contextlib.suppress(KeyError, OSError):
+                self._observer.unschedule(root.watch)
+            root.watch = None
+        with self._state:
+            root.mode = "polling"
+            root.poll_interval = interval
+            root.next_poll = time.monotonic() + interval
+        if why:
+            self._problem(root, "polling", why)
+
+    def _schedule(self, root: _Root) -> bool:
+        """Watch ``root`` recursively; on a watch limit fall back to polling."""
+        assert self._observer is not None
+        if root.watch is not None:
+            with contextlib.suppress(KeyError, OSError):
+                self._observer.unschedule(root.watch)
+            root.watch = None
+        root.identity = root.indexer.root_identity()
+        try:
+            root.watch = self._observer.schedule(
+                self._handler, str(root.path), recursive=True, event_filter=EVENT_FILTER
+            )
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EMFILE):
+                self._use_polling(
+                    root,
+                    f"inotify limit reached ({exc.strerror}): polling instead; " + WATCH_LIMIT_HINT,
+                    self.poll or self.fallback_poll,
+                )
+                return False
+            self._problem(root, "unwatched", f"cannot watch: {exc.strerror or exc}")
+            return False
+        self._problem(root, "unwatched", None)
+        return True
+
+    def _emitter_alive(self, root: _Root) -> bool:
+        observer = self._observer
+        if observer is None or root.watch is None:
+            return False
+        return any(e.watch == root.watch and e.is_alive() for e in list(observer.emitters))
+
+    def _watched_folders(self, root: _Root) -> int | None:
+        """How many folders watchdog really watches under ``root`` (its internals; None if
+        unreachable).  watchdog silently skips subfolders it could not watch."""
+        observer = self._observer
+        if observer is None or root.watch is None:
+            return None
+        for emitter in list(observer.emitters):
+            if emitter.watch == root.watch:
+                group = getattr(emitter, "_inotify", None)
+                watched = getattr(group, "_active_callbacks_by_path", None)
+                return len(watched) if isinstance(watched, dict) else None
+        return None
+
+    def _check_watch_coverage(self, root: _Root) -> None:
+        """Watches missing on indexed folders mean the watch limit ran out mid-tree."""
+        watched = self._watched_folders(root)
+        if watched is None or self._db is None:
+            return
+        indexed = self._db.conn.execute(
+            "SELECT count(*) FROM dirs WHERE root_id = ?", [root.indexer.root_id]
+        ).fetchone()[0]
+        missing = indexed - watched
+        if missing > max(10, indexed // 100):
+            self._use_polling(
+                root,
+                f"only {watched} of {indexed} folders could be watched (inotify watch limit): "
+                "polling instead; " + WATCH_LIMIT_HINT,
+                self.poll or self.fallback_poll,
+            )
+
+    # -- events (dispatch thread) -------------------------------------------------------
+
+    def _note(self, path: str | bytes, is_directory: bool) -> None:
+        """One event path: map it to its root and folder, and queue the folder."""
+        abs_b = path if isinstance(path, bytes) else os.fsencode(path)
+        if abs_b in self._ignored:
+            return
+        for prefix, root in self._by_prefix:
+            if abs_b == prefix:
+                root.rescan_reason = root.rescan_reason or "root changed"
+                self._batcher.wake()
+                return
+            if abs_b.startswith(prefix) and abs_b[len(prefix) : len(prefix) + 1] == b"/":
+                rel = abs_b[len(prefix) + 1 :]
+                if any(part in IGNORED_DIR_NAMES for part in rel.split(b"/")):
+                    return
+                root.last_event = time.time()
+                root.events += 1
+                self._batcher.add(root.number, paths.parent_key(rel))
+                return
+
+    def _canary_arrived(self) -> None:
+        self._canary_seen = time.monotonic()
+
+    def _overflowed(self, where: bytes | None) -> None:
+        for root in self._roots:
+            if root.mode == "inotify" and (where is None or paths.under(where, root.path_b)):
+                root.rescan_reason = "inotify queue overflow: events were lost"
+        self._batcher.wake()
+
+    # -- the worker ----------------------------------------------------------------------
+
+    def _run(self) -> None:
+        next_identity = next_status = next_health = time.monotonic()
+        while not self._stopping.is_set():
+            batch, events = self._batcher.take(TICK_SECONDS)
+            if self._stopping.is_set():
+                break
+            if batch:
+                self._apply(batch, events)
+            now = time.monotonic()
+            if now >= next_identity:
+                next_identity = now + IDENTITY_EVERY
+                self._check_roots()
+                self._check_canary(now)
+            for root in self._roots:
+                self._due_scans(root, now)
+            if now >= next_status:
+                next_status = now + STATUS_EVERY
+                self._refresh_status()
+            if now >= next_health:
+                next_health = now + HEALTH_WRITE_EVERY
+                for root in self._roots:
+                    self._safe_write_health(root)
+
+    def _apply(self, batch: dict[int, set[bytes]], events: int) -> None:
+        for number, folders in batch.items():
+            root = self._roots[number]
+            if root.rescan_reason is not None or root.mode != "inotify":
+                continue  # a reconcile of the whole root is due anyway
+            if len(folders) > MAX_FOLDERS_PER_BATCH:
+                self._reconcile(root, f"{len(folders)} folders changed at once")
+                continue
+            scan = functools.partial(root.indexer.scan_folders, folders)
+            self._run_scan(root, "batch", scan, events, len(folders))
+
+    def _run_scan(
+        self,
+        root: _Root,
+        kind: str,
+        scan: Callable[[], ScanReport],
+        events: int = 0,
+        folders: int = 0,
+        reason: str = "",
+    ) -> bool:
+        """Run one scan transaction; an error is recorded, retried later, never raised."""
+        try:
+            report = scan()
+        except Exception as exc:
+            root.errors += 1
+            root.rescan_reason = f"after an error: {type(exc).__name__}"
+            self._problem(root, "error", f"index update failed, retrying: {exc}"[:300])
+            self._stopping.wait(RETRY_SECONDS)
+            return False
+        if "error" in root.problems:
+            self._problem(root, "error", None)
+        with self._state:
+            root.last_batch = time.time()
+            root.batches += 1
+        if report.added or report.changed or report.removed or report.runs_changed:
+            self._hash_wake.set()
+        if self.on_batch is not None and (
+            kind != "batch" or report.added or report.changed or report.removed
+        ):
+            self.on_batch(
+                BatchReport(
+                    root.display,
+                    kind,
+                    events,
+                    folders,
+                    report.added,
+                    report.changed,
+                    report.removed,
+                    report.seconds,
+                    reason,
+                )
+            )
+        return True
+
+    def _reconcile(self, root: _Root, reason: str, kind: str = "reconcile") -> None:
+        if root.indexer.root_identity() is None:
+            return  # a vanished root keeps its rows until it comes back (or is removed)
+        root.rescan_reason = None
+        if self._run_scan(root, kind, root.indexer.scan, reason=reason):
+            with self._state:
+                root.last_reconcile = time.time()
+                root.last_reconcile_mono = time.monotonic()
+
+    def _due_scans(self, root: _Root, now: float) -> None:
+        if root.rescan_reason is not None:
+            self._reconcile(root, root.rescan_reason)
+        elif root.mode == "polling" and now >= root.next_poll:
+            started = time.monotonic()
+            self._reconcile(root, "poll", kind="poll")
+            spent = time.monotonic() - started
+            interval = max(root.poll_interval or DEFAULT_POLL_SECONDS, spent / POLL_DUTY)
+            root.next_poll = time.monotonic() + interval
+        elif now - root.last_reconcile_mono >= self.reconcile_every:
+            self._reconcile(root, "periodic")
+
+    def _check_roots(self) -> None:
+        """A root deleted and recreated, or an emitter that died, leaves inotify blind."""
+        for root in self._roots:
+            identity = root.indexer.root_identity()
+            if identity is None:
+                self._problem(root, "missing", "the root folder is missing; index kept as is")
+                root.identity = None
+                continue
+            if "missing" in root.problems:
+                self._problem(root, "missing", None)
+            if root.mode != "inotify":
+                continue
+            if identity != root.identity or not self._emitter_alive(root):
+                why = "root replaced" if identity != root.identity else "watch lost"
+                if self._schedule(root):
+                    root.rescan_reason = why
+                    log.info("%s: %s: watching again", root.display, why)
+                if root.mode == "polling":
+                    root.rescan_reason = why
+
+    def _check_canary(self, now: float) -> None:
+        """Prove the observer thread still delivers events (from a private folder)."""
+        if self._canary_dir is None or not any(r.mode == "inotify" for r in self._roots):
+            return
+        if self._observer is None or not self._observer.is_alive():
+            self._restart_observer("the observer thread died")
+            return
+        if self._canary_sent and self._canary_seen < self._canary_sent:
+            if now - self._canary_sent > CANARY_TIMEOUT:
+                self._canary_sent = 0.0
+                self._restart_observer("the observer stopped delivering events")
+            return
+        if now >= self._canary_due:
+            self._canary_due = now + self.canary_every
+            self._canary_sent = now
+            try:
+                with open(os.path.join(self._canary_dir, "beat"), "wb") as f:
+                    f.write(b"%f" % now)
+            except OSError as exc:
+                log.debug("canary write failed: %s", exc)
+                self._canary_sent = 0.0
+
+    def _refresh_status(self) -> None:
+        """Runs that went quiet for LIVE_SECONDS stop showing as live."""
+        if self._db is None:
+            return
+        now = time.time()
+        for root in self._roots:
+            runs = root.indexer.runs
+            try:
+                if runs.refresh_status(self._db.conn, now):
+                    with write_transaction(self._db) as conn:
+                        runs.refresh(conn, now)
+            except Exception as exc:
+                log.warning("%s: run status refresh failed: %s", root.display, exc)
+
+    # -- hashing -------------------------------------------------------------------------
+
+    def _hash_loop(self) -> None:
+        """Hash pending files in small batches, at low priority, with its own connection."""
+        with contextlib.suppress(OSError, AttributeError):
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+        db = open_db(self.db_path)
+        try:
+            ignore = [Path(os.fsdecode(p)) for p in self._ignored]
+            indexers = [Indexer(db, r.path, ignore_paths=ignore) for r in self._roots]
+            while not self._stopping.is_set():
+                pending = 0
+                for indexer in indexers:
+                    try:
+                        indexer.hash_pending(batch=HASH_BATCH, should_stop=self._stopping.is_set)
+                        pending += db.conn.execute(
+                            "SELECT count(*) FROM artifacts WHERE root_id = ?"
+                            " AND hash_state = 'pending'",
+                            [indexer.root_id],
+                        ).fetchone()[0]
+                    except Exception as exc:
+                        log.warning("hashing failed, retrying later: %s", exc)
+                        pending += 1
+                self._hash_wake.wait(HASH_PENDING_WAIT if pending else HASH_IDLE_WAIT)
+                self._hash_wake.clear()
+        finally:
+            db.close()

@@ -1,0 +1,406 @@
+"""The live watcher against real observers, real files and a real SQLite index.
+
+Every scenario ends with the convergence oracle: a fresh walk of the disk equals the index.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import logging
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+import watchdog.observers.inotify_c as inotify_c
+
+import store.runs
+import store.watch.watcher as watcher_module
+from store.db import open_db
+from store.lock import WriterBusyError
+from store.scan import Indexer
+from store.watch import FolderBatcher, Watcher
+from tests.conftest import ground_truth
+
+pytestmark = pytest.mark.filterwarnings("ignore:Callback with id:RuntimeWarning")
+
+RUNNER = "import sys; from tui.cli.watch import watch_cmd; watch_cmd(sys.argv[1:])"
+REPO = Path(__file__).resolve().parent.parent
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 10.0, what: str = "") -> None:
+    """Poll ``condition`` until true; fail with ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout}s waiting for {what or condition}")
+        time.sleep(0.02)
+
+
+def index_rows(db_path: Path) -> dict[bytes, int]:
+    db = open_db(db_path, readonly=True)
+    try:
+        return {bytes(p): s for p, s in db.execute("SELECT path, size FROM artifacts")}
+    finally:
+        db.close()
+
+
+def converged(root: Path, db_path: Path) -> Callable[[], bool]:
+    return lambda: index_rows(db_path) == ground_truth(root)
+
+
+@pytest.fixture(autouse=True)
+def no_leaked_threads() -> Iterator[None]:
+    before = set(threading.enumerate())
+    yield
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        extra = [t for t in threading.enumerate() if t not in before and t.is_alive()]
+        if not extra:
+            return
+        time.sleep(0.02)
+    pytest.fail(f"threads left running: {[t.name for t in extra]}")
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    path = tmp_path / "root"
+    (path / "run1").mkdir(parents=True)
+    (path / "run1" / "config.yaml").write_text("lr: 0.1\n")
+    return path
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "cache" / "index.db"
+
+
+@contextmanager
+def watching(db_path: Path, *roots: Path, **options: object) -> Iterator[Watcher]:
+    watcher = Watcher(db_path, list(roots), **options)  # type: ignore[arg-type]
+    watcher.start()
+    try:
+        yield watcher
+    finally:
+        watcher.stop()
+
+
+def health_of(watcher: Watcher) -> dict[str, object]:
+    return next(iter(watcher.health().values()))
+
+
+# -- the batcher -----------------------------------------------------------------------
+
+
+def test_batcher_coalesces_until_quiet_and_caps_the_wait() -> None:
+    batcher = FolderBatcher(window=0.05, max_wait=0.3)
+    for folder in (b"a", b"a", b"b"):
+        batcher.add(0, folder)
+    batch, events = batcher.take(timeout=1.0)
+    assert batch == {0: {b"a", b"b"}} and events == 3
+
+    stop = threading.Event()
+
+    def keep_writing() -> None:
+        while not stop.is_set():
+            batcher.add(1, b"busy")
+            time.sleep(0.01)
+
+    writer = threading.Thread(target=keep_writing)
+    writer.start()
+    started = time.monotonic()
+    try:
+        batch, _ = batcher.take(timeout=5.0)
+    finally:
+        stop.set()
+        writer.join()
+    assert batch == {1: {b"busy"}}
+    assert time.monotonic() - started < 1.0, "a continuous writer must not starve the batch"
+    assert batcher.take(timeout=0.05) in (({}, 0), ({1: {b"busy"}}, 1))
+
+
+# -- events ----------------------------------------------------------------------------
+
+
+def test_start_reconciles_then_new_append_and_delete_follow(root: Path, db_path: Path) -> None:
+    (root / "before.txt").write_text("already there\n")
+    with watching(db_path, root) as watcher:
+        assert index_rows(db_path) == ground_truth(root), "start must reconcile first"
+        log = root / "run1" / "train.log"
+        log.write_text("step 1\n")
+        wait_for(lambda: index_rows(db_path).get(b"run1/train.log") == 7, what="new file")
+        with open(log, "a") as f:
+            f.write("step 2\n")
+        wait_for(lambda: index_rows(db_path).get(b"run1/train.log") == 14, what="append")
+        log.unlink()
+        wait_for(lambda: b"run1/train.log" not in index_rows(db_path), what="delete")
+        assert health_of(watcher)["mode"] == "inotify"
+        assert health_of(watcher)["problems"] == []
+
+
+def test_atomic_save_lands_under_the_final_name(root: Path, db_path: Path) -> None:
+    with watching(db_path, root):
+        tmp = root / "run1" / "last.ckpt.tmp"
+        tmp.write_bytes(b"\x00" * 100)
+        os.replace(tmp, root / "run1" / "last.ckpt")
+        wait_for(converged(root, db_path), what="rename")
+        assert b"run1/last.ckpt.tmp" not in index_rows(db_path)
+        tmp.write_bytes(b"\x00" * 200)
+        os.replace(tmp, root / "run1" / "last.ckpt")
+        wait_for(lambda: index_rows(db_path).get(b"run1/last.ckpt") == 200, what="overwrite")
+
+
+def test_run_folders_moved_and_removed_whole(root: Path, db_path: Path) -> None:
+    with watching(db_path, root):
+        ckpts = root / "run1" / "checkpoints"
+        ckpts.mkdir()
+        for step in range(5):
+            (ckpts / f"checkpoint-{step}.pt").write_bytes(b"w" * step)
+        wait_for(converged(root, db_path), what="checkpoints written")
+        (root / "archive").mkdir()
+        os.rename(root / "run1", root / "archive" / "run1")
+        wait_for(converged(root, db_path), what="folder moved")
+        assert b"archive/run1/checkpoints/checkpoint-4.pt" in index_rows(db_path)
+        for step in range(3):
+            (root / "archive" / "run1" / "checkpoints" / f"checkpoint-{step}.pt").unlink()
+        wait_for(converged(root, db_path), what="old checkpoints deleted")
+        shutil.rmtree(root / "archive")
+        wait_for(converged(root, db_path), what="folder removed")
+        assert not any(k.startswith(b"archive") for k in index_rows(db_path))
+
+
+def test_mkdir_p_and_touch_is_seen_in_full(root: Path, db_path: Path) -> None:
+    with watching(db_path, root):
+        deep = root / "a" / "b" / "c"
+        deep.mkdir(parents=True)
+        (deep / "x").touch()
+        for i in range(20):
+            nested = root / "many" / f"d{i}" / "e" / "f"
+            nested.mkdir(parents=True)
+            (nested / "metrics.json").write_text("{}")
+        wait_for(converged(root, db_path), what="mkdir -p burst")
+        assert b"a/b/c/x" in index_rows(db_path)
+
+
+def test_burst_of_2000_files_converges(root: Path, db_path: Path) -> None:
+    with watching(db_path, root):
+        for folder in range(20):
+            target = root / "burst" / f"f{folder:02d}"
+            target.mkdir(parents=True)
+            for i in range(100):
+                (target / f"{i}.bin").write_bytes(b"x" * (i % 7))
+        wait_for(converged(root, db_path), timeout=20, what="2,000-file burst")
+        assert len(index_rows(db_path)) == 2001
+
+
+def test_our_own_files_inside_a_root_are_ignored(root: Path) -> None:
+    db_inside = root / "index.db"
+    with watching(db_inside, root) as watcher:
+        (root / "run1" / "a.txt").write_text("a")
+        wait_for(lambda: b"run1/a.txt" in index_rows(db_inside), what="a.txt")
+        settled = health_of(watcher)["batches"]
+        time.sleep(1.0)  # a watcher reacting to its own writes would keep batching
+        assert health_of(watcher)["batches"] == settled
+        own = {b"index.db", b"index.db-wal", b"index.db-shm", b"index.db.lock"}
+        assert not own & set(index_rows(db_inside))
+
+
+# -- losing events, and finding out ------------------------------------------------------
+
+
+def test_root_deleted_and_recreated_converges(root: Path, db_path: Path) -> None:
+    with watching(db_path, root) as watcher:
+        shutil.rmtree(root)
+        wait_for(
+            lambda: any("missing" in p for p in health_of(watcher)["problems"]),  # type: ignore[attr-defined]
+            what="missing root reported",
+        )
+        (root / "fresh").mkdir(parents=True)
+        (root / "fresh" / "model.safetensors").write_bytes(b"\x00" * 16)
+        wait_for(converged(root, db_path), what="recreated root")
+        (root / "fresh" / "after.txt").write_text("events flow again")
+        wait_for(converged(root, db_path), what="events after recreation")
+        assert health_of(watcher)["problems"] == []
+
+
+def test_reported_overflow_triggers_a_full_reconcile(root: Path, db_path: Path) -> None:
+    (root / "run1" / "lost.txt").write_text("the event for this row will be 'lost'")
+    with watching(db_path, root):
+        raw = sqlite3.connect(db_path)
+        with raw:
+            raw.execute("DELETE FROM artifacts WHERE path = ?", [b"run1/lost.txt"])
+        raw.close()
+        assert b"run1/lost.txt" not in index_rows(db_path)
+        # what watchdog 7.1 does on IN_Q_OVERFLOW: it only logs
+        logging.getLogger("watchdog.observers.inotify_c").warning(
+            "Inotify queue overflowed; filesystem events were lost"
+        )
+        wait_for(converged(root, db_path), what="reconcile after overflow")
+
+
+def _fail_watches(monkeypatch: pytest.MonkeyPatch, under: Path, allow: int) -> None:
+    """The kernel's answer when fs.inotify.max_user_watches is used up (after ``allow``)."""
+    real = inotify_c.inotify_add_watch
+    prefix = os.fsencode(under)
+    calls = [0]
+
+    def add_watch(fd: int, path: bytes, mask: int) -> int:
+        if path.startswith(prefix):
+            calls[0] += 1
+            if calls[0] > allow:
+                ctypes.set_errno(errno.ENOSPC)
+                return -1
+        return int(real(fd, path, mask))
+
+    monkeypatch.setattr(inotify_c, "inotify_add_watch", add_watch)
+
+
+@pytest.mark.parametrize("allow", [0, 3])
+def test_watch_limit_falls_back_to_polling(
+    root: Path, db_path: Path, monkeypatch: pytest.MonkeyPatch, allow: int
+) -> None:
+    for i in range(30):
+        (root / "deep" / f"d{i}").mkdir(parents=True)
+    _fail_watches(monkeypatch, root, allow)
+    with watching(db_path, root, fallback_poll=0.3) as watcher:
+        health = health_of(watcher)
+        assert health["mode"] == "polling"
+        assert any("max_user_watches" in p for p in health["problems"])  # type: ignore[attr-defined]
+        (root / "deep" / "d7" / "new.txt").write_text("seen by the poll")
+        wait_for(converged(root, db_path), what="polled change")
+    db = open_db(db_path, readonly=True)
+    assert db.execute("SELECT watch_mode FROM roots").fetchone()[0] == "none"
+    db.close()
+
+
+def test_poll_mode_records_mode_and_health(root: Path, db_path: Path) -> None:
+    with watching(db_path, root, poll=0.2) as watcher:
+        db = open_db(db_path, readonly=True)
+        mode, health = db.execute("SELECT watch_mode, watch_health FROM roots").fetchone()
+        db.close()
+        assert mode == "polling" and '"polling"' in health
+        (root / "run1" / "metrics.csv").write_text("step,loss\n1,0.5\n")
+        wait_for(converged(root, db_path), what="polled file")
+        assert health_of(watcher)["poll_interval"] == 0.2
+
+
+def test_runs_turn_from_live_when_quiet(
+    root: Path, db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(store.runs, "LIVE_SECONDS", 1.0)
+    monkeypatch.setattr(watcher_module, "STATUS_EVERY", 0.3)
+    version = root / "lightning_logs" / "version_0"
+    version.mkdir(parents=True)
+    (version / "hparams.yaml").write_text("lr: 0.1\n")
+
+    def statuses() -> set[str]:
+        db = open_db(db_path, readonly=True)
+        try:
+            return {s for (s,) in db.execute("SELECT status FROM runs")}
+        finally:
+            db.close()
+
+    with watching(db_path, root):
+        (version / "metrics.csv").write_text("step,loss\n1,0.5\n")
+        wait_for(lambda: "live" in statuses(), what="a live run")
+        wait_for(lambda: "live" not in statuses(), timeout=10, what="run no longer live")
+
+
+# -- one writer, many readers, crashes ---------------------------------------------------
+
+
+def test_second_writer_is_refused_naming_the_holder(root: Path, db_path: Path) -> None:
+    with watching(db_path, root):
+        with pytest.raises(WriterBusyError, match=f"pid {os.getpid()}"):
+            Watcher(db_path, [root]).start()
+        result = subprocess.run(
+            [sys.executable, "-c", RUNNER, str(root), "--db", str(db_path), "-q"],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert result.returncode == 2
+        assert "is already being written by pid" in result.stderr
+        assert "Traceback" not in result.stderr
+
+
+def test_readers_never_see_database_is_locked(root: Path, db_path: Path) -> None:
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def read_loop() -> None:
+        db = open_db(db_path, readonly=True)
+        try:
+            while not stop.is_set():
+                db.execute("SELECT count(*), sum(size) FROM artifacts").fetchone()
+                db.execute("SELECT * FROM runs").fetchall()
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            db.close()
+
+    with watching(db_path, root):
+        readers = [threading.Thread(target=read_loop) for _ in range(2)]
+        for reader in readers:
+            reader.start()
+        try:
+            for i in range(600):
+                (root / "run1" / f"f{i % 40}" if i % 3 == 0 else root / "run1").mkdir(exist_ok=True)
+                (root / "run1" / f"{i}.txt").write_text(str(i))
+            wait_for(converged(root, db_path), what="writes under reader load")
+        finally:
+            stop.set()
+            for reader in readers:
+                reader.join()
+    assert errors == []
+
+
+def test_sigkill_mid_batch_then_restart_equals_a_fresh_scan(
+    root: Path, db_path: Path, tmp_path: Path
+) -> None:
+    child = subprocess.Popen(
+        [sys.executable, "-c", RUNNER, str(root), "--db", str(db_path), "--reconcile", "3600"],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert child.stdout is not None
+        lines = [child.stdout.readline() for _ in range(2)]
+        assert any(line.startswith("watching") for line in lines), lines
+        for i in range(1500):
+            folder = root / "storm" / f"f{i // 100}"
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / f"{i}.bin").write_bytes(b"z" * (i % 11))
+            if i == 1000:
+                child.send_signal(signal.SIGKILL)
+    finally:
+        child.kill()
+        child.wait(timeout=10)
+        for stream in (child.stdout, child.stderr):
+            if stream is not None:
+                stream.close()
+    assert child.returncode == -signal.SIGKILL
+    with watching(db_path, root):
+        db = open_db(db_path, readonly=True)
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        db.close()
+        assert index_rows(db_path) == ground_truth(root)
+    fresh = open_db(tmp_path / "fresh.db")
+    try:
+        Indexer(fresh, root).scan()
+        fresh_rows = {bytes(p): s for p, s in fresh.execute("SELECT path, size FROM artifacts")}
+    finally:
+        fresh.close()
+    assert index_rows(db_path) == fresh_rows
