@@ -1,0 +1,531 @@
+"""Bounded, safe reading of one artifact for the preview pane.
+
+``preview_file`` never follows a symlink, never opens anything ``lstat`` did not show to be a
+regular file (FIFOs would hang), reads at most ``limit`` bytes (head and tail of big files),
+never unpickles, and never raises for bad input: problems come back as ``notes``.  Text is
+returned with control characters turned into visible escapes, so nothing read from disk can
+drive the terminal.  Rendering (colours, tables, half-block pictures) is the UI's job.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import stat
+import struct
+import zlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from store.safetext import decode, visible
+
+MAX_READ = 256 * 1024
+"""Bytes a preview may read from a file (head plus tail when the file is bigger)."""
+MAX_IMAGE_FILE = 4 * 1024 * 1024
+"""PNG files above this size are described, not decoded (the whole stream is needed)."""
+MAX_IMAGE_PIXELS = 1_500_000
+"""Decoding is pure Python: bigger pictures would keep a worker busy for seconds."""
+IMAGE_BOX = 160
+"""Decoded pictures are shrunk to fit this many pixels a side: more than a terminal shows."""
+TABLE_HEAD_ROWS = 40
+TABLE_TAIL_ROWS = 10
+HEX_BYTES = 256
+LOG_SUFFIXES = frozenset({".log", ".out", ".err", ".jsonl"})
+_LEXERS = {
+    ".py": "python", ".pyi": "python", ".json": "json", ".jsonl": "json", ".yaml": "yaml",
+    ".yml": "yaml", ".toml": "toml", ".ini": "ini", ".cfg": "ini", ".sh": "bash",
+    ".bash": "bash", ".md": "markdown", ".rst": "rst", ".txt": "text", ".log": "text",
+    ".csv": "text", ".tsv": "text", ".xml": "xml", ".html": "html", ".js": "javascript",
+    ".ts": "typescript", ".rs": "rust", ".go": "go", ".c": "c", ".h": "c", ".cpp": "cpp",
+    ".java": "java", ".sql": "sql", ".r": "r", ".jl": "julia", ".ipynb": "json",
+    ".dockerfile": "docker", ".proto": "protobuf", ".lua": "lua",
+}  # fmt: skip
+_NAMED_LEXERS = {"Dockerfile": "docker", "Makefile": "make", "MLmodel": "yaml", "meta.yaml": "yaml"}
+_STRUCTURED = {".json": "json", ".yaml": "yaml", ".yml": "yaml", ".toml": "toml", ".ipynb": "json"}
+_PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@dataclass(frozen=True)
+class ImageData:
+    """A decoded picture, already shrunk: ``rows`` hold ``width`` RGB triples each."""
+
+    width: int
+    height: int
+    rows: tuple[bytes, ...]
+    source_size: tuple[int, int]
+
+
+@dataclass(frozen=True)
+class Preview:
+    """What the preview pane shows for one file.
+
+    ``kind`` is one of: text, structured, table, image, model, binary, empty, special, error.
+    """
+
+    kind: str
+    size: int = 0
+    text: str = ""
+    tail_text: str = ""
+    """The end of a big file, shown after a "skipped" marker (empty when the head is all)."""
+    lexer: str | None = None
+    from_end: bool = False
+    head_bytes: int = 0
+    tail_bytes: int = 0
+    skipped_bytes: int = 0
+    rows: tuple[tuple[str, ...], ...] = ()
+    header: tuple[str, ...] = ()
+    rows_omitted: int | None = None
+    """Rows between the head and tail rows shown (None when unknown: big file)."""
+    tail_rows: tuple[tuple[str, ...], ...] = ()
+    image: ImageData | None = None
+    inspection: Any = None
+    """A ``store.inspect.Inspection`` for model files."""
+    hex_head: str = ""
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+
+def lexer_for(name: str) -> str:
+    """A Pygments lexer name picked from the file name ("text" when unknown)."""
+    if name in _NAMED_LEXERS:
+        return _NAMED_LEXERS[name]
+    return _LEXERS.get(os.path.splitext(name)[1].lower(), "text")
+
+
+def _note_os(exc: OSError) -> str:
+    reason = exc.strerror or type(exc).__name__
+    return f"cannot read: {visible(reason)}"
+
+
+def _open_regular(path: bytes) -> tuple[int, int] | str:
+    """(fd, size) of a regular file opened without following links, or why not."""
+    try:
+        st = os.lstat(path)
+    except OSError as exc:
+        return _note_os(exc)
+    if not stat.S_ISREG(st.st_mode):
+        return _describe_special(path, st.st_mode)
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        return _note_os(exc)
+    try:
+        again = os.fstat(fd)
+    except OSError as exc:
+        os.close(fd)
+        return _note_os(exc)
+    if not stat.S_ISREG(again.st_mode):
+        os.close(fd)
+        return "changed into something that is not a regular file while opening"
+    return fd, again.st_size
+
+
+def _describe_special(path: bytes, mode: int) -> str:
+    if stat.S_ISLNK(mode):
+        try:
+            target = os.readlink(path)
+        except OSError:
+            return "symbolic link (target unreadable); not followed"
+        return f"symbolic link to {visible(decode(target))}; not followed"
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    if stat.S_ISFIFO(mode):
+        return "a named pipe (FIFO): not read, reading could hang"
+    if stat.S_ISSOCK(mode):
+        return "a socket: not read"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device: not read"
+    return "not a regular file: not read"
+
+
+def _pread(fd: int, size: int, offset: int) -> bytes:
+    chunks: list[bytes] = []
+    while size > 0:
+        chunk = os.pread(fd, size, offset)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size -= len(chunk)
+        offset += len(chunk)
+    return b"".join(chunks)
+
+
+@dataclass
+class _Read:
+    head: bytes
+    tail: bytes
+    size: int
+
+    @property
+    def whole(self) -> bool:
+        return not self.tail and len(self.head) >= self.size
+
+    @property
+    def skipped(self) -> int:
+        return max(0, self.size - len(self.head) - len(self.tail))
+
+
+def _read_bounded(fd: int, size: int, limit: int, *, tail_only: bool = False) -> _Read:
+    if size <= limit:
+        data = _pread(fd, limit + 1, 0)
+        return _Read(data[:limit], b"", max(size, len(data)))
+    if tail_only:
+        return _Read(b"", _pread(fd, limit, size - limit), size)
+    half = limit // 2
+    return _Read(_pread(fd, half, 0), _pread(fd, half, size - half), size)
+
+
+def _looks_binary(data: bytes) -> bool:
+    sample = data[:8192]
+    if b"\x00" in sample:
+        return True
+    if not sample:
+        return False
+    try:
+        sample.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        # A multi-byte character cut at the sample's end is still text.
+        if exc.start < len(sample) - 4:
+            return True
+    return False
+
+
+def hex_dump(data: bytes, *, width: int = 16) -> str:
+    """Offset, hex bytes and printable ASCII, one line per ``width`` bytes."""
+    lines = []
+    for offset in range(0, len(data), width):
+        chunk = data[offset : offset + width]
+        hexes = " ".join(f"{b:02x}" for b in chunk)
+        text = "".join(chr(b) if 0x20 <= b < 0x7F else "." for b in chunk)
+        lines.append(f"{offset:08x}  {hexes:<{width * 3 - 1}}  {text}")
+    return "\n".join(lines)
+
+
+def _text_of(data: bytes, *, cut_start: bool = False) -> str:
+    if cut_start:
+        cut = data.find(b"\n")
+        if 0 <= cut < 4096:
+            data = data[cut + 1 :]
+    return visible(decode(data), keep_newlines=True)
+
+
+def _pretty(data: bytes, fmt: str) -> str:
+    """Readable text of a JSON/YAML/TOML document; raises ValueError when it does not parse.
+
+    JSON is re-indented (it is often written on one line); YAML and TOML are shown as
+    written, comments included, once they are known to parse.
+    """
+    text = data.decode("utf-8", "replace")
+    if fmt == "json":
+        value = json.loads(text)
+        return json.dumps(value, indent=2, ensure_ascii=False, default=str)
+    if fmt == "yaml":
+        from store.yamlsafe import YamlError, load_yaml
+
+        try:
+            load_yaml(text)
+        except YamlError as exc:
+            raise ValueError(str(exc)) from exc
+        return text
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib
+    try:
+        tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(str(exc)) from exc
+    return text
+
+
+def _table(read: _Read, delimiter: str) -> Preview:
+    def parse(data: bytes) -> list[list[str]]:
+        text = data.decode("utf-8", "replace")
+        try:
+            return [row for row in csv.reader(io.StringIO(text), delimiter=delimiter) if row]
+        except csv.Error:
+            return [line.split(delimiter) for line in text.splitlines() if line]
+
+    def clean(rows: list[list[str]]) -> list[tuple[str, ...]]:
+        return [tuple(visible(cell)[:200] for cell in row[:50]) for row in rows]
+
+    notes: list[str] = []
+    if read.whole:
+        rows = parse(read.head)
+        if not rows:
+            return Preview("empty", size=read.size, notes=("no rows",))
+        header, body = clean(rows[:1])[0], clean(rows[1:])
+        head = body[:TABLE_HEAD_ROWS]
+        tail_start = max(TABLE_HEAD_ROWS, len(body) - TABLE_TAIL_ROWS)
+        tail = body[tail_start:]
+        omitted: int | None = max(0, tail_start - TABLE_HEAD_ROWS)
+        notes.append(f"{len(body)} rows")
+    else:
+        head_rows = parse(read.head[: read.head.rfind(b"\n") + 1] or read.head)
+        header_cells = clean(head_rows[:1])
+        header = header_cells[0] if header_cells else ()
+        head = clean(head_rows[1 : TABLE_HEAD_ROWS + 1])
+        tail_text = read.tail[read.tail.find(b"\n") + 1 :]
+        tail = clean(parse(tail_text)[-TABLE_TAIL_ROWS:])
+        omitted = None
+    if any(len(r) != len(header) for r in (*head, *tail)):
+        notes.append("ragged rows: some rows have a different number of fields than the header")
+    return Preview(
+        "table",
+        size=read.size,
+        header=header,
+        rows=tuple(head),
+        tail_rows=tuple(tail),
+        rows_omitted=omitted,
+        head_bytes=len(read.head),
+        tail_bytes=len(read.tail),
+        skipped_bytes=read.skipped,
+        notes=tuple(notes),
+    )
+
+
+class ImageError(ValueError):
+    """A picture that cannot be decoded; the message is one line."""
+
+
+def png_size(head: bytes) -> tuple[int, int] | None:
+    """(width, height) from a PNG's IHDR, None when ``head`` is not a PNG."""
+    if len(head) < 24 or not head.startswith(_PNG_MAGIC) or head[12:16] != b"IHDR":
+        return None
+    width, height = struct.unpack(">II", head[16:24])
+    return int(width), int(height)
+
+
+def decode_png(data: bytes, *, box: int = IMAGE_BOX) -> ImageData:
+    """Decode a non-interlaced PNG (any colour type, 1-16 bits) and shrink it to ``box``.
+
+    Pure Python (zlib + the five row filters): Pillow is not a dependency.
+    """
+    if not data.startswith(_PNG_MAGIC):
+        raise ImageError("not a PNG file")
+    pos = 8
+    ihdr: tuple[int, ...] | None = None
+    palette = b""
+    idat: list[bytes] = []
+    while pos + 8 <= len(data):
+        (length,) = struct.unpack(">I", data[pos : pos + 4])
+        ctype = data[pos + 4 : pos + 8]
+        body = data[pos + 8 : pos + 8 + length]
+        if len(body) < length:
+            raise ImageError("truncated PNG (a chunk runs past the end of the file)")
+        pos += 12 + length
+        if ctype == b"IHDR":
+            if length != 13:
+                raise ImageError("bad PNG header")
+            ihdr = struct.unpack(">IIBBBBB", body)
+        elif ctype == b"PLTE":
+            palette = body
+        elif ctype == b"IDAT":
+            idat.append(body)
+        elif ctype == b"IEND":
+            break
+    if ihdr is None:
+        raise ImageError("PNG without a header chunk")
+    width, height, depth, colour, _comp, _filter, interlace = ihdr
+    if width == 0 or height == 0:
+        raise ImageError("PNG with no pixels")
+    if width * height > MAX_IMAGE_PIXELS:
+        raise ImageError(f"{width}x{height} is too large to decode for a preview")
+    if interlace:
+        raise ImageError("interlaced PNG: not decoded in the preview")
+    channels = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}.get(colour)
+    if channels is None or depth not in (1, 2, 4, 8, 16):
+        raise ImageError("unsupported PNG colour type or bit depth")
+    bits = channels * depth
+    stride = (width * bits + 7) // 8
+    bpp = max(1, bits // 8)
+    expected = (stride + 1) * height
+    decomp = zlib.decompressobj()
+    try:
+        raw = decomp.decompress(b"".join(idat), expected + 1)
+    except zlib.error as exc:
+        raise ImageError(f"corrupt PNG data: {exc}") from exc
+    if len(raw) < expected:
+        raise ImageError("truncated PNG data")
+    step = max(1, -(-max(width, height) // box))
+    out_w, out_h = -(-width // step), -(-height // step)
+    prev = bytearray(stride)
+    rows: list[bytes] = []
+    for y in range(height):
+        start = y * (stride + 1)
+        ftype = raw[start]
+        line = bytearray(raw[start + 1 : start + 1 + stride])
+        _unfilter(ftype, line, prev, bpp)
+        if y % step == 0:
+            rows.append(_to_rgb(line, width, step, depth, colour, channels, palette))
+        prev = line
+    return ImageData(out_w, out_h, tuple(rows[:out_h]), (width, height))
+
+
+def _unfilter(ftype: int, line: bytearray, prev: bytearray, bpp: int) -> None:
+    n = len(line)
+    if ftype == 0:
+        return
+    if ftype == 1:
+        for i in range(bpp, n):
+            line[i] = (line[i] + line[i - bpp]) & 0xFF
+    elif ftype == 2:
+        for i in range(n):
+            line[i] = (line[i] + prev[i]) & 0xFF
+    elif ftype == 3:
+        for i in range(n):
+            left = line[i - bpp] if i >= bpp else 0
+            line[i] = (line[i] + ((left + prev[i]) >> 1)) & 0xFF
+    elif ftype == 4:
+        for i in range(n):
+            a = line[i - bpp] if i >= bpp else 0
+            b = prev[i]
+            c = prev[i - bpp] if i >= bpp else 0
+            p = a + b - c
+            pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+            pred = a if pa <= pb and pa <= pc else (b if pb <= pc else c)
+            line[i] = (line[i] + pred) & 0xFF
+    else:
+        raise ImageError(f"bad PNG row filter {ftype}")
+
+
+def _to_rgb(
+    line: bytearray, width: int, step: int, depth: int, colour: int, channels: int, palette: bytes
+) -> bytes:
+    out = bytearray()
+    for x in range(0, width, step):
+        if depth < 8:
+            per_byte = 8 // depth
+            byte = line[x // per_byte]
+            shift = 8 - depth * (x % per_byte + 1)
+            value = (byte >> shift) & ((1 << depth) - 1)
+            if colour == 3:
+                out += palette[value * 3 : value * 3 + 3].ljust(3, b"\0")
+            else:
+                grey = value * 255 // ((1 << depth) - 1)
+                out += bytes((grey, grey, grey))
+            continue
+        width_bytes = depth // 8
+        base = x * channels * width_bytes
+        samples = [line[base + c * width_bytes] for c in range(channels)]
+        if colour == 3:
+            idx = samples[0]
+            out += palette[idx * 3 : idx * 3 + 3].ljust(3, b"\0")
+        elif colour in (0, 4):
+            grey = samples[0] * samples[1] // 255 if colour == 4 else samples[0]
+            out += bytes((grey, grey, grey))
+        elif colour == 2:
+            out += bytes(samples[:3])
+        else:
+            alpha = samples[3]
+            out += bytes(s * alpha // 255 for s in samples[:3])
+    return bytes(out)
+
+
+def _image(fd: int, size: int, name: str) -> Preview:
+    head = _pread(fd, 64, 0)
+    dims = png_size(head)
+    if dims is None:
+        return Preview(
+            "binary",
+            size=size,
+            hex_head=hex_dump(head[:HEX_BYTES]),
+            notes=("picture format not decoded in the preview (PNG only)",),
+        )
+    if size > MAX_IMAGE_FILE:
+        return Preview(
+            "binary",
+            size=size,
+            hex_head=hex_dump(head),
+            notes=(f"PNG {dims[0]}x{dims[1]}: file too large to decode for a preview",),
+        )
+    data = _pread(fd, size, 0)
+    try:
+        image = decode_png(data)
+    except ImageError as exc:
+        return Preview("binary", size=size, hex_head=hex_dump(head), notes=(str(exc),))
+    return Preview("image", size=size, image=image, notes=(f"PNG {dims[0]}x{dims[1]}",))
+
+
+def preview_file(path: str | bytes | os.PathLike[str], *, limit: int = MAX_READ) -> Preview:
+    """Describe the file at ``path`` for the preview pane, reading at most about ``limit``."""
+    raw = os.fsencode(path)
+    name = os.fsdecode(os.path.basename(raw))
+    opened = _open_regular(raw)
+    if isinstance(opened, str):
+        kind = "error" if opened.startswith(("cannot", "changed")) else "special"
+        return Preview(kind, notes=(opened,))
+    fd, size = opened
+    try:
+        return _preview_open(fd, size, raw, name, limit)
+    except OSError as exc:
+        return Preview("error", size=size, notes=(_note_os(exc),))
+    except (ValueError, RecursionError, MemoryError) as exc:
+        message = " ".join(str(exc).split())[:200]
+        return Preview("error", size=size, notes=(f"cannot preview: {visible(message)}",))
+    finally:
+        os.close(fd)
+
+
+def _preview_open(fd: int, size: int, raw: bytes, name: str, limit: int) -> Preview:
+    if size == 0:
+        return Preview("empty", notes=("empty file",))
+    suffix = os.path.splitext(name)[1].lower()
+    from store.inspect import inspect_file, is_model_candidate
+
+    if is_model_candidate(name):
+        head = _pread(fd, HEX_BYTES, 0)
+        inspection = inspect_file(os.fsdecode(raw))
+        return Preview("model", size=size, inspection=inspection, hex_head=hex_dump(head))
+    if suffix in (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp"):
+        return _image(fd, size, name)
+    from_end = suffix in LOG_SUFFIXES
+    read = _read_bounded(fd, size, limit, tail_only=from_end)
+    if _looks_binary(read.head or read.tail):
+        head = read.head[:HEX_BYTES] if read.head else _pread(fd, HEX_BYTES, 0)
+        return Preview("binary", size=size, hex_head=hex_dump(head))
+    if suffix in (".csv", ".tsv"):
+        return _table(read, "\t" if suffix == ".tsv" else ",")
+    fmt = _STRUCTURED.get(suffix)
+    if fmt is None and name in _NAMED_LEXERS and _NAMED_LEXERS[name] == "yaml":
+        fmt = "yaml"
+    notes: list[str] = []
+    if fmt is not None and read.whole:
+        try:
+            pretty = _pretty(read.head, fmt)
+        except (ValueError, RecursionError) as exc:
+            message = " ".join(str(exc).split())[:160]
+            notes.append(f"invalid {fmt.upper()} (written mid-way?): {visible(message)}")
+        else:
+            return Preview(
+                "structured",
+                size=size,
+                text=visible(pretty, keep_newlines=True),
+                lexer=fmt,
+                head_bytes=len(read.head),
+            )
+    if from_end:
+        return Preview(
+            "text",
+            size=size,
+            text=_text_of(read.tail, cut_start=True) if read.tail else _text_of(read.head),
+            lexer=lexer_for(name),
+            from_end=True,
+            head_bytes=len(read.head),
+            tail_bytes=len(read.tail),
+            skipped_bytes=read.skipped,
+            notes=tuple(notes),
+        )
+    return Preview(
+        "text",
+        size=size,
+        text=_text_of(read.head),
+        tail_text=_text_of(read.tail, cut_start=True) if read.tail else "",
+        lexer=lexer_for(name),
+        head_bytes=len(read.head),
+        tail_bytes=len(read.tail),
+        skipped_bytes=read.skipped,
+        notes=tuple(notes),
+    )

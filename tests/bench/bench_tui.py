@@ -1,0 +1,235 @@
+"""Explorer benchmark on a big index: 1,000,000 artifacts in 5,000 runs (rows only, no files).
+
+    cd /work/main && /work/venv/bin/python tests/bench/bench_tui.py [--artifacts N --runs M]
+
+Prints: time to interactive of the explorer vs a bare Textual app with the same widgets,
+time spent on the UI thread to open the largest run's tree (and its 100,000-file folder),
+and peak memory.  Targets: tree under 100 ms on the UI thread, peak under 250 MB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import resource
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from textual.app import App, ComposeResult
+from textual.containers import Horizontal, VerticalScroll
+from textual.widgets import DataTable, Footer, Tree
+
+from store.db import open_db, write_transaction
+from store.lock import WriterLock
+from store.views import largest_run
+from tui.app import ArtlensApp
+from tui.messages import ChildrenLoaded
+from tui.screens.explorer import ExplorerScreen
+from tui.widgets.artifact_tree import ArtifactTree
+
+NOW = 1_780_000_000.0
+BIG_FOLDER = 100_000
+"""Files in one folder of the largest run: the worst case for opening a tree node."""
+
+
+def generate(db_path: Path, n_artifacts: int, n_runs: int) -> None:
+    """Rows straight into a fresh index: one root, runs, their folders and files."""
+    with WriterLock(db_path):
+        db = open_db(db_path)
+        conn = db.conn
+        with write_transaction(db):
+            conn.execute(
+                "INSERT INTO roots (id, path, display, added_at) VALUES (1, ?, '/bench', ?)",
+                [b"/bench", NOW],
+            )
+            conn.executemany(
+                "INSERT INTO runs (id, root_id, path, name, framework, started, last_write,"
+                " status, metrics, size_bytes, n_artifacts, updated_at)"
+                " VALUES (?, 1, ?, ?, 'lightning', ?, ?, 'finished', ?, 0, 0, ?)",
+                (
+                    (
+                        i + 1,
+                        f"runs/run-{i:05d}".encode(),
+                        f"run-{i:05d}",
+                        NOW - i * 60,
+                        NOW - i * 30,
+                        json.dumps(
+                            {"train_loss": {"last": 1.0 / (i + 1)}, "val_acc": {"last": i / n_runs}}
+                        ),
+                        NOW,
+                    )
+                    for i in range(n_runs)
+                ),
+            )
+            dirs: list[tuple[bytes, bytes]] = [(b"runs", b"")]
+            for i in range(n_runs):
+                run = f"runs/run-{i:05d}".encode()
+                dirs += [(run, b"runs"), (run + b"/checkpoints", run), (run + b"/logs", run)]
+            conn.executemany(
+                "INSERT INTO dirs (root_id, path, parent, mtime_ns) VALUES (1, ?, ?, 0)", dirs
+            )
+            per_run = max(1, (n_artifacts - BIG_FOLDER) // max(1, n_runs - 1))
+            big = n_runs // 2  # not the first row, so opening it is measured
+
+            def rows() -> Iterator[tuple[Any, ...]]:
+                made = 0
+                for i in range(n_runs):
+                    run = f"runs/run-{i:05d}".encode()
+                    count = BIG_FOLDER if i == big else per_run
+                    for j in range(count):
+                        if made >= n_artifacts:
+                            return
+                        folder = run + (b"/checkpoints" if i == big or j % 3 else b"/logs")
+                        name = f"step-{j:06d}.ckpt"
+                        made += 1
+                        yield (
+                            made,
+                            i + 1,
+                            folder + b"/" + name.encode(),
+                            folder,
+                            name,
+                            1000 + j,
+                            int((NOW - j) * 1e9),
+                            made,
+                            NOW,
+                            NOW,
+                        )
+
+            conn.executemany(
+                "INSERT INTO artifacts (id, root_id, run_id, path, parent, name, kind, size,"
+                " mtime_ns, inode, dev, first_seen, last_seen)"
+                " VALUES (?, 1, ?, ?, ?, ?, 'checkpoint', ?, ?, ?, 0, ?, ?)",
+                rows(),
+            )
+            conn.execute(
+                "UPDATE runs SET n_artifacts = (SELECT count(*) FROM artifacts"
+                " WHERE run_id = runs.id), size_bytes = (SELECT coalesce(sum(size), 0)"
+                " FROM artifacts WHERE run_id = runs.id)"
+            )
+        conn.close()
+
+
+class BareApp(App[None]):
+    """The same widgets, no data: the floor for time to interactive."""
+
+    def compose(self) -> ComposeResult:
+        yield DataTable()
+        with Horizontal():
+            yield Tree("root")
+            yield VerticalScroll()
+        yield Footer()
+
+
+async def bare_tti() -> float:
+    start = time.perf_counter()
+    app = BareApp()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        return time.perf_counter() - start
+
+
+async def settle(pilot: Any) -> None:
+    for _ in range(3):
+        await pilot.pause()
+        await pilot.app.workers.wait_for_complete()
+    await pilot.pause()
+
+
+async def explorer_run(db_path: Path) -> dict[str, float]:
+    ui_times: list[float] = []
+    original = ArtifactTree.on_children_loaded
+    original_expand = ArtifactTree.on_tree_node_expanded
+    expand_times: list[float] = []
+
+    def timed_expand(self: ArtifactTree, event: Any) -> None:
+        began = time.perf_counter()
+        original_expand(self, event)
+        expand_times.append(time.perf_counter() - began)
+
+    def timed(self: ArtifactTree, message: ChildrenLoaded) -> None:
+        began = time.perf_counter()
+        original(self, message)
+        ui_times.append(time.perf_counter() - began)
+
+    ArtifactTree.on_children_loaded = timed  # type: ignore[method-assign]
+    ArtifactTree.on_tree_node_expanded = timed_expand  # type: ignore[method-assign]
+    start = time.perf_counter()
+    app = ArtlensApp(db_path, [], watch=False, clock=lambda: NOW)
+    try:
+        async with app.run_test(size=(120, 40)) as pilot:
+            screen = app.screen
+            while not (isinstance(screen, ExplorerScreen) and screen.table.row_count):
+                await pilot.pause(0.005)
+                screen = app.screen
+            tti = time.perf_counter() - start
+            await settle(pilot)
+            db = open_db(db_path, readonly=True)
+            big = largest_run(db)
+            db.conn.close()
+            assert big is not None
+            ui_times.clear()
+            began = time.perf_counter()
+            screen.jump_to_run(big)
+            show_run = time.perf_counter() - began
+            await settle(pilot)
+            root_page = max(ui_times, default=0.0)
+            ui_times.clear()
+            tree = screen.file_tree
+            await pilot.press("2")
+            tree.jump_to("checkpoints")
+            expand_times.clear()
+            await pilot.press("l")
+            expand_key = max(expand_times, default=0.0)
+            await settle(pilot)
+            big_page = max(ui_times, default=0.0)
+            shown = len(tree.cursor_node.children) if tree.cursor_node else 0
+            return {
+                "tti": tti,
+                "show_run": show_run,
+                "root_page": root_page,
+                "expand_key": expand_key,
+                "big_page": big_page,
+                "big_children": float(shown),
+            }
+    finally:
+        ArtifactTree.on_children_loaded = original  # type: ignore[method-assign]
+        ArtifactTree.on_tree_node_expanded = original_expand  # type: ignore[method-assign]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--artifacts", type=int, default=1_000_000)
+    parser.add_argument("--runs", type=int, default=5_000)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="artlens-bench-tui-") as tmp:
+        db_path = Path(tmp) / "index.db"
+        began = time.perf_counter()
+        generate(db_path, args.artifacts, args.runs)
+        seconds, megabytes = time.perf_counter() - began, db_path.stat().st_size / 1e6
+        print(f"generated {args.artifacts:,} artifacts in {args.runs:,} runs "
+              f"in {seconds:.1f}s ({megabytes:.0f} MB)")  # fmt: skip
+        bare = asyncio.run(bare_tti())
+        ours = asyncio.run(explorer_run(db_path))
+        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(f"time to interactive: bare Textual app {bare * 1000:.0f} ms, "
+              f"artlens (first rows shown) {ours['tti'] * 1000:.0f} ms")  # fmt: skip
+        ui_ms = max(ours["show_run"], ours["root_page"], ours["expand_key"], ours["big_page"])
+        print(f"UI thread to open the largest run: show_run {ours['show_run'] * 1000:.1f} ms, "
+              f"first page {ours['root_page'] * 1000:.1f} ms; its {BIG_FOLDER:,}-file folder: "
+              f"expand handler {ours['expand_key'] * 1000:.1f} ms, "
+              f"page {ours['big_page'] * 1000:.1f} ms "
+              f"({ours['big_children']:.0f} nodes shown) -> max {ui_ms * 1000:.1f} ms "
+              f"({'ok' if ui_ms < 0.1 else 'OVER'} < 100 ms)")  # fmt: skip
+        print(f"peak memory (whole process, incl. generation): {peak_mb:.0f} MB "
+              f"({'ok' if peak_mb < 250 else 'OVER'} < 250 MB)")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,424 @@
+"""The explorer under ``App.run_test``: a real index of the demo tree, a fixed clock."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import os
+import shutil
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from textual.coordinate import Coordinate
+from textual.pilot import Pilot
+from textual.widgets import Input
+
+from store import query
+from store.db import open_db
+from store.demo import write_demo
+from store.lock import WriterLock
+from store.scan import Indexer
+from tui.app import ArtlensApp
+from tui.screens.explorer import ExplorerScreen
+from tui.screens.help import HelpScreen
+from tui.widgets.runs_table import key_metric
+
+NOW = 1_780_000_000.0
+HOSTILE = ["[link=x]y.txt", "lr[0.1].yaml", "exp[bold]x.json", "red\x1b[31mred.log"]
+
+
+def sync(test: Callable[..., Awaitable[None]]) -> Callable[..., None]:
+    """Run an async test on a fresh event loop (no asyncio plugin is installed)."""
+
+    @functools.wraps(test)
+    def run(*args: object, **kwargs: object) -> None:
+        asyncio.run(test(*args, **kwargs))  # type: ignore[arg-type]
+
+    return run
+
+
+@dataclass
+class Demo:
+    root: Path
+    db_path: Path
+
+
+def build_demo(base: Path) -> Demo:
+    """The demo tree plus hostile names, indexed (we are the writer while building it)."""
+    root = base / "tree"
+    write_demo(root, now=NOW, seed=0)
+    quick = root / "experiments" / "quick-test"
+    for name in HOSTILE:
+        (quick / name).write_text("hostile \x1b]52;c;aGk=\x07 content [bold]x\n")
+    (quick / "ckpt[").mkdir()
+    (quick / "ckpt[" / "]evil").write_text("reads as ckpt[/]evil: a closing tag\n")
+    with open(os.fsencode(quick) + b"/bad-\xff.txt", "wb") as out:
+        out.write(b"invalid utf-8 name\n")
+    # Old enough not to look live to the fixed clock, so pictures are the same every run.
+    for path in [*quick.iterdir(), quick / "ckpt[" / "]evil", quick / "ckpt[", quick]:
+        os.utime(path, (NOW - 7200, NOW - 7200), follow_symlinks=False)
+    db_path = base / "index.db"
+    with WriterLock(db_path):
+        db = open_db(db_path)
+        indexer = Indexer(db, root, clock=lambda: NOW)
+        indexer.scan()
+        indexer.hash_pending()
+        db.conn.close()
+    return Demo(root, db_path)
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Demo:
+    return build_demo(tmp_path_factory.mktemp("tui"))
+
+
+@pytest.fixture
+def fresh_demo(tmp_path: Path) -> Iterator[Demo]:
+    yield build_demo(tmp_path)
+
+
+def make_app(demo: Demo) -> ArtlensApp:
+    return ArtlensApp(demo.db_path, [demo.root], watch=False, clock=lambda: NOW)
+
+
+async def settle(pilot: Pilot[None], rounds: int = 3) -> None:
+    """Let workers finish and their messages land (no sleeping on a guess)."""
+    for _ in range(rounds):
+        await pilot.pause()
+        await pilot.app.workers.wait_for_complete()
+    await pilot.pause()
+
+
+def explorer(app: ArtlensApp) -> ExplorerScreen:
+    screen = app.screen
+    assert isinstance(screen, ExplorerScreen)
+    return screen
+
+
+def focused(app: ArtlensApp) -> object:
+    """The focused widget, typed loosely so checks after key presses are not narrowed away."""
+    return app.focused
+
+
+def current_screen(app: ArtlensApp) -> object:
+    return app.screen
+
+
+def all_runs(demo: Demo) -> list[query.RunRow]:
+    db = open_db(demo.db_path, readonly=True)
+    try:
+        return query.list_runs(db)
+    finally:
+        db.conn.close()
+
+
+def table_ids(screen: ExplorerScreen) -> list[int]:
+    table = screen.table
+    return [
+        int(table.coordinate_to_cell_key(Coordinate(i, 0))[0].value or 0)
+        for i in range(table.row_count)
+    ]
+
+
+async def open_file(pilot: Pilot[None], screen: ExplorerScreen, run_name: str, rel: str) -> None:
+    """Put the runs cursor on ``run_name`` and walk the tree down to ``rel`` by type-ahead."""
+    run = next(r for r in screen.runs.values() if r.name == run_name)
+    screen.jump_to_run(run.id)
+    await settle(pilot)
+    await pilot.press("2")
+    for part in rel.split("/"):
+        screen.file_tree._typed = ""
+        assert screen.file_tree.jump_to(part.lower()), part
+        await pilot.press("l")
+        await settle(pilot)
+
+
+@sync
+async def test_runs_listed_with_metrics(demo: Demo) -> None:
+    runs = all_runs(demo)
+    app = make_app(demo)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        screen = explorer(app)
+        assert sorted(table_ids(screen)) == sorted(r.id for r in runs)
+        # Sorted by start time, newest first, by default.
+        starts = [screen.runs[i].started or 0 for i in table_ids(screen)]
+        assert starts == sorted(starts, reverse=True)
+        lightning = next(r for r in runs if r.framework == "lightning" and r.metrics)
+        picked = key_metric(lightning, "val_loss")
+        assert picked is not None and "val" in picked[0]
+        row = screen.table.get_row(str(lightning.id))
+        assert str(row[9]) != "-"
+
+
+@sync
+async def test_pane_cycling_and_number_keys(demo: Demo) -> None:
+    app = make_app(demo)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        screen = explorer(app)
+        assert focused(app) is screen.table
+        await pilot.press("tab")
+        assert focused(app) is screen.file_tree
+        await pilot.press("tab")
+        assert focused(app) is screen.preview_pane
+        await pilot.press("tab")
+        assert focused(app) is screen.table
+        await pilot.press("shift+tab")
+        assert focused(app) is screen.preview_pane
+        await pilot.press("2")
+        assert focused(app) is screen.file_tree
+        await pilot.press("1")
+        assert focused(app) is screen.table
+
+
+@sync
+async def test_cursor_keys_move_and_select_run(demo: Demo) -> None:
+    app = make_app(demo)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        screen = explorer(app)
+        first = screen.table.current_run_id
+        await pilot.press("j")
+        await settle(pilot)
+        second = screen.table.current_run_id
+        assert second != first
+        assert screen.file_tree.run_id == second
+        await pilot.press("k")
+        assert screen.table.current_run_id == first
+        await pilot.press("down", "up", "G")
+        assert screen.table.cursor_row == screen.table.row_count - 1
+
+
+@sync
+async def test_filter_narrows_and_escape_restores(demo: Demo) -> None:
+    runs = all_runs(demo)
+    app = make_app(demo)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        screen = explorer(app)
+        await pilot.press("slash", *"lightning")
+        await settle(pilot)
+        expected = {r.id for r in runs if "lightning" in f"{r.name} {r.framework}".lower()}
+        assert set(table_ids(screen)) == expected
+        assert screen.query_one("#filter", Input).has_class("-shown")
+        await pilot.press("enter")
+        assert focused(app) is screen.table
+        await pilot.press("escape")
+        await settle(pilot)
+        assert len(table_ids(screen)) == len(runs)
+        await pilot.press("slash", *"zzzz-no-such-run")
+        await settle(pilot)
+        assert screen.table.row_count == 0
+        assert "no runs match" in str(screen.file_tree.root.label)
+        await pilot.press("escape")
+        await settle(pilot)
+        assert screen.table.row_count == len(runs)
+
+
+@sync
+async def test_experiment_root_and_group_keys(demo: Demo) -> None:
+    runs = all_runs(demo)
+    app = make_app(demo)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        screen = explorer(app)
+        first_exp = screen.experiments()[0]
+        await pilot.press("e")
+        await settle(pilot)
+        assert screen.filter_text == f"exp:{first_exp}"
+        expected = {r.id for r in runs if (r.experiment or "").lower() == first_exp}
+        assert set(table_ids(screen)) == expected
+        for _ in screen.experiments():
+            await pilot.press("e")
+        await settle(pilot)
+        assert screen.filter_text == ""
+        await pilot.press("R")
+        assert screen.filter_text.startswith("root:")
+        assert screen.table.row_count == len(runs)
+        await pilot.press("R", "b")
+        await settle(pilot)
+        assert screen.group == "experiment"
+        experiments = [screen.runs[i].experiment or "" for i in table_ids(screen)]
+        keys = [(e == "", e.lower()) for e in experiments]
+        assert keys == sorted(keys)
+
+
+@sync
+async def test_sort_cycle_and_reverse(demo: Demo) -> None:
+    app = make_app(demo)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        screen = explorer(app)
+        while screen.sort_column != "name":
+            await pilot.press("s")
+        await settle(pilot)
+        names = [screen.runs[i].name.lower() for i in table_ids(screen)]
+        assert names == sorted(names) and not screen.sort_reverse
+        await pilot.press("S")
+        await settle(pilot)
+        names = [screen.runs[i].name.lower() for i in table_ids(screen)]
+        assert names == sorted(names, reverse=True)
+        await pilot.press("s")
+        assert screen.sort_column == "framework"
+
+
+@sync
+async def test_space_marks_runs(demo: Demo) -> None:
+    app = make_app(demo)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        screen = explorer(app)
+        run_id = screen.table.current_run_id
+        assert run_id is not None
+        await pilot.press("space")
+        assert screen.marked == {run_id}
+        assert str(screen.table.get_row(str(run_id))[0]) == "✓"
+        await pilot.press("j", "space")
+        assert len(screen.marked) == 2
+        await pilot.press("space")
+        assert screen.marked == {run_id}
+
+
+@sync
+async def test_tree_expands_lazily_and_previews_csv(demo: Demo) -> None:
+    app = make_app(demo)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        screen = explorer(app)
+        await open_file(pilot, screen, "version_0", "metrics.csv")
+        text = screen.preview_pane.plain_text()
+        assert "train_loss" in text and "val_loss" in text
+        assert "rows" in text
+
+
+@sync
+async def test_preview_safetensors_and_dangerous_pickle(demo: Demo) -> None:
+    app = make_app(demo)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        screen = explorer(app)
+        await open_file(pilot, screen, "experiments", "untrusted/model.pkl")
+        text = screen.preview_pane.plain_text()
+        assert "DANGEROUS" in text
+        label = screen.file_tree.cursor_node.label  # type: ignore[union-attr]
+        assert str(label).startswith("! ")
+        hf = next(r for r in screen.runs.values() if r.framework == "hf-trainer")
+        db = open_db(demo.db_path, readonly=True)
+        good = next(
+            a
+            for a in query.list_artifacts(db, run_id=hf.id)
+            if a.name.endswith(".safetensors") and a.verdict == "safe"
+        )
+        db.conn.close()
+        rel = good.path[len(hf.path) + 1 :].decode()
+        await open_file(pilot, screen, hf.name, rel)
+        text = screen.preview_pane.plain_text()
+        assert "safetensors" in text and "SAFE" in text
+
+
+@sync
+async def test_hostile_names_render_as_text(demo: Demo) -> None:
+    app = make_app(demo)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        screen = explorer(app)
+        await open_file(pilot, screen, "experiments", "quick-test")
+        labels = [str(node.label) for node in screen.file_tree.cursor_node.children]  # type: ignore[union-attr]
+        joined = "\n".join(labels)
+        for name in (
+            "ckpt[/",
+            "[link=x]y.txt",
+            "lr[0.1].yaml",
+            "exp[bold]x.json",
+            "red\\e[31mred.log",
+        ):
+            assert name in joined
+        assert "bad-\\xff.txt" in joined
+        assert "\x1b" not in joined
+        screen.file_tree._typed = ""
+        assert screen.file_tree.jump_to("[link")
+        await settle(pilot)
+        text = screen.preview_pane.plain_text()
+        assert "\x1b" not in text and "\\e]52" in text and "[bold]x" in text
+        svg = app.export_screenshot()
+        assert "\x1b" not in svg
+
+
+@sync
+async def test_help_palette_theme_zoom_quit(demo: Demo) -> None:
+    app = make_app(demo)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        screen = explorer(app)
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        assert any(row[2] == "runs.sort" for row in app.screen.rows)
+        await pilot.press("escape")
+        assert current_screen(app) is screen
+        dark = app.current_theme.dark
+        await pilot.press("t")
+        assert app.current_theme.dark is not dark
+        await pilot.press("t")
+        assert app.current_theme.dark is dark
+        await pilot.press("z")
+        assert screen.maximized is not None
+        await pilot.press("z")
+        assert screen.maximized is None
+        target = next(r for r in screen.runs.values() if r.name == "version_1")
+        await pilot.press("ctrl+p")
+        await pilot.pause()
+        await pilot.press(*"run: version_1")
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        await settle(pilot)
+        assert current_screen(app) is screen
+        assert screen.table.current_run_id == target.id
+        await pilot.press("ctrl+r")
+        await settle(pilot)
+        await pilot.press("q")
+        await pilot.pause()
+        assert not app.is_running
+
+
+@sync
+async def test_type_ahead_in_tree(demo: Demo) -> None:
+    app = make_app(demo)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        screen = explorer(app)
+        run = next(r for r in screen.runs.values() if r.name == "experiments")
+        screen.jump_to_run(run.id)
+        await settle(pilot)
+        await pilot.press("2", *"unt")
+        node = screen.file_tree.cursor_node
+        assert node is not None and node.data is not None
+        assert node.data.key.endswith(b"untrusted")
+
+
+@sync
+async def test_live_update_keeps_cursor(fresh_demo: Demo) -> None:
+    app = make_app(fresh_demo)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        screen = explorer(app)
+        await pilot.press("j", "j", "j")
+        await settle(pilot)
+        before = screen.table.current_run_id
+        count = screen.table.row_count
+        new_run = fresh_demo.root / "lightning_logs" / "version_9"
+        shutil.copytree(fresh_demo.root / "lightning_logs" / "version_0", new_run)
+        with WriterLock(fresh_demo.db_path):
+            db = open_db(fresh_demo.db_path)
+            Indexer(db, fresh_demo.root, clock=lambda: NOW).scan()
+            db.conn.close()
+        for _ in range(50):
+            await pilot.pause(0.1)
+            if screen.table.row_count > count:
+                break
+        await settle(pilot)
+        assert screen.table.row_count == count + 1
+        assert any(r.name == "version_9" for r in screen.runs.values())
+        assert screen.table.current_run_id == before

@@ -1,0 +1,162 @@
+"""The artlens explorer: wiring only (bindings, screens, the worker error sink, the watcher).
+
+Layout lives in ``app.tcss``; panes live in ``tui.widgets``; the main screen and its
+workers in ``tui.screens.explorer``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, ClassVar
+
+from textual.app import App
+from textual.binding import Binding, BindingType
+from textual.worker import Worker, WorkerState
+
+from store.views import ReaderPool
+from tui.commands import ExplorerCommands
+from tui.screens.explorer import ExplorerScreen
+from tui.screens.help import HelpScreen
+from tui.widgets.status import StatusLine
+
+DARK_THEME = "textual-dark"
+LIGHT_THEME = "textual-light"
+
+
+class ArtlensApp(App[None]):
+    """Runs, their files and a preview of one file, following the index live."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "artlens"
+    COMMANDS: ClassVar[set[Any]] = {ExplorerCommands}
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("q", "quit", "Quit", id="app.quit", tooltip="Quit artlens"),
+        Binding("question_mark", "help", "Help", id="app.help", tooltip="List every key"),
+        Binding("t", "toggle_theme", "Theme", show=False, id="app.theme"),
+    ]
+
+    def __init__(
+        self,
+        db_path: Path | str,
+        roots: list[Path] | None = None,
+        *,
+        watch: bool = False,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        super().__init__()
+        self.db_path = Path(db_path)
+        self.roots = list(roots or [])
+        self.watch_enabled = watch
+        self.clock = clock
+        self.pool = ReaderPool(self.db_path)
+        self.watcher: Any = None
+        self.watch_state: tuple[str, bool] = ("not watching", False)
+        """What the status line says about the watcher, and whether that is healthy."""
+        self.theme = DARK_THEME
+
+    def on_mount(self) -> None:
+        self.push_screen(ExplorerScreen(self.db_path, self.pool, clock=self.clock))
+        if self.watch_enabled:
+            self.call_after_refresh(self._start_watcher)
+        else:
+            self._watch_status("not watching (read only)", ok=False)
+
+    def _watch_status(self, text: str, *, ok: bool) -> None:
+        self.watch_state = (text, ok)
+        for screen in self.screen_stack:
+            for status in screen.query(StatusLine):
+                status.change(watcher=text, watcher_ok=ok)
+
+    def _start_watcher(self) -> None:
+        """Watch in-process unless another process is already the index's writer."""
+        from store.lock import holder
+
+        busy = holder(self.db_path)
+        if busy is not None:
+            self._watch_status(f"watched by {busy}", ok=True)
+            return
+        try:
+            from store.watch import Watcher
+        except ImportError:
+            self._watch_status("no watcher (store.watch not available)", ok=False)
+            return
+        self._watch_status("starting watcher…", ok=False)
+        self.run_worker(
+            lambda: self._run_watcher(Watcher), thread=True, group="watcher", exit_on_error=False
+        )
+
+    def _run_watcher(self, watcher_class: Any) -> None:
+        roots = self.roots or self._index_roots()
+        watcher = watcher_class(self.db_path, roots)
+        watcher.start()
+        self.watcher = watcher
+        self.call_from_thread(self._watch_status, "watching", ok=True)
+
+    def _index_roots(self) -> list[Path]:
+        import os
+
+        from store import query
+
+        with self.pool.connection() as db:
+            return [Path(os.fsdecode(path)) for _, path, _ in query.roots(db)]
+
+    def on_unmount(self) -> None:
+        if self.watcher is not None:
+            try:
+                self.watcher.stop()
+            finally:
+                self.watcher = None
+        self.pool.close()
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """The one place worker failures become a message for the user."""
+        if event.state != WorkerState.ERROR:
+            return
+        error = event.worker.error
+        text = " ".join(str(error).split())[:200] or type(error).__name__
+        if event.worker.group == "watcher":
+            self._watch_status(f"watcher failed: {text}", ok=False)
+        self.notify(text, title="error", severity="error", markup=False, timeout=8)
+
+    def action_toggle_theme(self) -> None:
+        self.theme = LIGHT_THEME if self.current_theme.dark else DARK_THEME
+
+    def action_help(self) -> None:
+        if isinstance(self.screen, HelpScreen):
+            return
+        self.push_screen(HelpScreen(self.binding_rows()))
+
+    def binding_rows(self) -> list[tuple[str, str, str]]:
+        """(keys, description, id) for every binding of the app, the screen and the panes."""
+        from textual.widgets import DataTable, Tree
+
+        from tui.widgets.artifact_tree import ArtifactTree
+        from tui.widgets.runs_table import RunsTable
+
+        rows: list[tuple[str, str, str]] = [("ctrl+p", "Command palette", "app.command_palette")]
+        sources: list[type[Any]] = [
+            ArtlensApp,
+            ExplorerScreen,
+            RunsTable,
+            ArtifactTree,
+            DataTable,
+            Tree,
+        ]
+        seen: set[str] = set()
+        for source in sources:
+            for binding in source.BINDINGS:
+                if not isinstance(binding, Binding):
+                    continue
+                key = binding.key.replace("question_mark", "?").replace("slash", "/")
+                if key in seen or not binding.description:
+                    continue
+                seen.add(key)
+                rows.append((key, binding.description, binding.id or ""))
+        return rows
+
+
+def run_app(db_path: Path, roots: list[Path], *, watch: bool) -> None:
+    """Open the explorer on the index at ``db_path`` (the CLI's entry point)."""
+    ArtlensApp(db_path, roots, watch=watch).run()

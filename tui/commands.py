@@ -1,0 +1,66 @@
+"""The command palette: every action plus "run: <name>" jumps, built from current state.
+
+Titles are namespaced (``view: …``, ``sort: …``, ``run: …``) so a few typed letters find
+them.  Run names are data: they go through ``Text`` and the fuzzy matcher, never markup.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+from typing import Protocol
+
+from rich.text import Text
+from textual.command import DiscoveryHit, Hit, Hits, Provider
+from textual.content import Content
+from textual.fuzzy import Matcher
+
+PaletteEntry = tuple[str, Callable[[], object], str]
+"""(title, callback, help text)."""
+
+
+def highlight(matcher: Matcher, title: str) -> Content:
+    """Like ``Matcher.highlight`` but without parsing ``title`` as markup (run names are data)."""
+    content = Content(title)
+    _score, offsets = matcher.fuzzy_search.match(matcher.query, title)
+    for offset in offsets:
+        if not title[offset].isspace():
+            content = content.stylize(matcher.match_style, offset, offset + 1)
+    return content
+
+
+class HasPaletteEntries(Protocol):
+    def palette_entries(self) -> list[PaletteEntry]: ...
+
+
+class ExplorerCommands(Provider):
+    """Entries come from the screen's ``palette_entries()`` each time the palette opens."""
+
+    def _entries(self) -> list[PaletteEntry]:
+        screen = self.screen
+        source = getattr(screen, "palette_entries", None)
+        if source is None:
+            # The palette is itself a screen: ask the explorer beneath it.
+            for candidate in reversed(self.app.screen_stack):
+                source = getattr(candidate, "palette_entries", None)
+                if source is not None:
+                    break
+        return list(source()) if source is not None else []
+
+    async def discover(self) -> Hits:
+        for title, callback, help_text in self._entries():
+            if not title.startswith("run: "):
+                yield DiscoveryHit(Text(title), callback, text=title, help=help_text)
+
+    async def search(self, query: str) -> Hits:
+        matcher = self.matcher(query)
+        for title, callback, help_text in self._entries():
+            score = matcher.match(title)
+            if score > 0:
+                yield Hit(
+                    score,
+                    highlight(matcher, title),
+                    partial(callback),
+                    text=title,
+                    help=help_text,
+                )

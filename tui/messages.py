@@ -1,0 +1,66 @@
+"""Messages that carry worker results to the UI thread.
+
+Workers never touch widgets: they post one of these, and the handler on the UI thread
+owns the state change.  Payloads are immutable (tuples, frozen rows); the message objects
+themselves are dataclasses because Textual mutates a message while dispatching it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rich.console import RenderableType
+from textual.message import Message
+
+from store.query import ArtifactRow, RunRow
+from store.views import ChildPage, IndexCounts
+
+
+@dataclass
+class RunsLoaded(Message):
+    """The whole run list (first load): replaces an older one still in the queue."""
+
+    runs: tuple[RunRow, ...]
+    counts: IndexCounts
+    roots: tuple[tuple[int, bytes], ...] = ()
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, RunsLoaded)
+
+
+@dataclass
+class IndexChanged(Message):
+    """A delta read from the change feed: never replaces another (deltas add up)."""
+
+    updated: tuple[RunRow, ...]
+    removed: tuple[int, ...]
+    changed_paths: frozenset[tuple[int, bytes]]
+    """(root id, key) of every file or folder the events touched, and their parents."""
+    counts: IndexCounts
+    last_event: int
+    rescanned_roots: frozenset[int] = frozenset()
+    """Roots with a 'scan' event: their runs were all re-read (absent ones are gone)."""
+    full: bool = False
+    """Too many events to follow one by one: ``updated`` is every run in the index."""
+    roots: tuple[tuple[int, bytes], ...] = ()
+
+
+@dataclass
+class ChildrenLoaded(Message):
+    """One page of a tree folder, answering request number ``request`` of tree ``generation``."""
+
+    generation: int
+    request: int
+    page: ChildPage
+    refresh: bool = False
+
+
+@dataclass
+class PreviewReady(Message):
+    """Rendered sections of a preview, for the request numbered ``token``."""
+
+    token: int
+    key: bytes
+    sections: tuple[RenderableType, ...]
+    artifact: ArtifactRow | None = None
+    scroll_end: bool = False

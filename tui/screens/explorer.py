@@ -1,0 +1,606 @@
+"""The main screen: runs, the selected run's files, and the selected file's preview.
+
+Threading rule: every database and disk read runs in a thread worker of a named group
+(exclusive where a newer request makes an older one pointless); workers never touch
+widgets, they post a message from ``tui.messages``; the handlers here own the state.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widget import Widget
+from textual.widgets import DataTable, Footer, Input, Tree
+from textual.worker import get_current_worker
+
+from store import paths, query
+from store.db import data_version, open_db
+from store.views import ChildPage, ReaderPool, children_page, counts
+from tui.commands import PaletteEntry
+from tui.messages import IndexChanged, PreviewReady, RunsLoaded
+from tui.widgets.artifact_tree import ArtifactTree, NodeInfo
+from tui.widgets.preview import (
+    PreviewPane,
+    folder_sections,
+    render_preview,
+    symlink_sections,
+)
+from tui.widgets.runs_table import COLUMNS, SORT_KEYS, RunsTable, matches, order_runs
+from tui.widgets.status import StatusLine
+
+if TYPE_CHECKING:
+    import sqlite_utils
+
+    from store.query import ArtifactRow, RunRow
+
+POLL_SECONDS = 0.4
+"""How often the read connection is asked whether another connection committed."""
+AGE_REFRESH_SECONDS = 30.0
+"""Ages ("5m") in the table drift; re-render changed cells this often."""
+MAX_TABLE_ROWS = 1000
+"""Rows the runs table holds; beyond this the filter narrows (the index may hold more)."""
+MAX_EVENTS = 20_000
+"""Beyond this many pending events, reread every run instead of following them one by one."""
+GROUPS: tuple[str | None, ...] = (None, "experiment", "root")
+PANES = ("runs", "tree", "preview")
+
+
+class RunsPane(Vertical):
+    """The filter box over the runs table; zooms as one piece."""
+
+    ALLOW_MAXIMIZE = True
+
+
+class ExplorerScreen(Screen[None]):
+    """Runs on top, files bottom-left, preview bottom-right (stacked when narrow)."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("tab", "cycle_pane(1)", "Next pane", show=False, id="pane.next"),
+        Binding("shift+tab", "cycle_pane(-1)", "Previous pane", show=False, id="pane.previous"),
+        Binding("1", "focus_pane('runs')", "Runs pane", show=False, id="pane.runs"),
+        Binding("2", "focus_pane('tree')", "Files pane", show=False, id="pane.tree"),
+        Binding("3", "focus_pane('preview')", "Preview pane", show=False, id="pane.preview"),
+        Binding("slash", "filter", "Filter", id="runs.filter", tooltip="Filter runs"),
+        Binding("s", "sort_next", "Sort", id="runs.sort", tooltip="Sort by the next column"),
+        Binding("S", "sort_reverse", "Reverse", show=False, id="runs.sort_reverse"),
+        Binding("space", "mark", "Mark", id="runs.mark", tooltip="Mark the run (for diffs)"),
+        Binding("e", "cycle_experiment", "Experiment", show=False, id="runs.experiment"),
+        Binding("R", "cycle_root", "Root filter", show=False, id="runs.root"),
+        Binding("b", "cycle_group", "Group by", show=False, id="runs.group"),
+        Binding("z", "zoom", "Zoom", id="pane.zoom", tooltip="Maximize or restore the pane"),
+        Binding("ctrl+r", "reload", "Reload", show=False, id="app.reload"),
+        Binding("escape", "escape", "Back", show=False, id="app.escape"),
+    ]
+
+    def __init__(
+        self,
+        db_path: Path,
+        pool: ReaderPool,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        super().__init__()
+        self.db_path = db_path
+        self.pool = pool
+        self.clock = clock
+        self.runs: dict[int, RunRow] = {}
+        self.root_paths: dict[int, bytes] = {}
+        self.marked: set[int] = set()
+        self.filter_text = ""
+        self.sort_column = "started"
+        self.sort_reverse = True
+        self.group: str | None = None
+        self.last_event = 0
+        self.loaded = False
+        self._poll_db: sqlite_utils.Database | None = None
+        self._data_version = -1
+        self._preview_token = 0
+        self._preview_key: tuple[int, bytes] | None = None
+        self._preview_node: NodeInfo | None = None
+        self._pinned: set[int] = set()
+        """Runs jumped to from the palette: shown even past MAX_TABLE_ROWS."""
+
+    # -- layout --------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        yield StatusLine(id="status")
+        with RunsPane(id="runs-pane"):
+            box = Input(
+                placeholder="filter: words · exp:NAME · root:PATH · fw:NAME (esc clears)",
+                id="filter",
+            )
+            box.cursor_blink = False  # steadier over SSH, and stable screenshots
+            yield box
+            yield RunsTable(id="runs", clock=self.clock)
+        with Horizontal(id="lower"):
+            yield ArtifactTree(self._load_page, id="tree", clock=self.clock)
+            yield PreviewPane(id="preview")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#runs-pane").border_title = "Runs"
+        self.query_one(ArtifactTree).border_title = "Files"
+        self.query_one(PreviewPane).border_title = "Preview"
+        watcher, healthy = getattr(self.app, "watch_state", ("not watching", False))
+        self.query_one(StatusLine).change(
+            index=paths.display(str(self.db_path)), watcher=watcher, watcher_ok=healthy
+        )
+        self.query_one(RunsTable).focus()
+        self._load_runs()
+        self.set_interval(POLL_SECONDS, self._poll, name="poll data_version")
+        self.set_interval(AGE_REFRESH_SECONDS, self._sync_table, name="refresh ages")
+
+    def on_resize(self) -> None:
+        self.set_class(self.size.width < 70, "-narrow")
+        self.set_class(self.size.height < 20, "-short")
+
+    def on_unmount(self) -> None:
+        if self._poll_db is not None:
+            self._poll_db.conn.close()
+            self._poll_db = None
+
+    @property
+    def table(self) -> RunsTable:
+        return self.query_one(RunsTable)
+
+    @property
+    def file_tree(self) -> ArtifactTree:
+        return self.query_one(ArtifactTree)
+
+    @property
+    def preview_pane(self) -> PreviewPane:
+        return self.query_one(PreviewPane)
+
+    # -- loading runs --------------------------------------------------------------------
+
+    @work(thread=True, exclusive=True, group="runs", exit_on_error=False)
+    def _load_runs(self) -> None:
+        with self.pool.connection() as db:
+            totals = counts(db)
+            runs = query.list_runs(db)
+            roots = tuple((rid, path) for rid, path, _ in query.roots(db))
+        self.post_message(RunsLoaded(tuple(runs), totals, roots))
+
+    def on_runs_loaded(self, message: RunsLoaded) -> None:
+        self.runs = {run.id: run for run in message.runs}
+        self.root_paths.update(message.roots)
+        self.last_event = max(self.last_event, message.counts.last_event)
+        self.marked &= set(self.runs)
+        self.loaded = True
+        self.query_one(StatusLine).change(counts=message.counts)
+        self._sync_table()
+        self._follow_cursor()
+
+    def _visible_order(self) -> list[int]:
+        shown = [
+            r for r in self.runs.values() if not self.filter_text or matches(r, self.filter_text)
+        ]
+        order = order_runs(shown, self.sort_column, reverse=self.sort_reverse, group=self.group)
+        if len(order) <= MAX_TABLE_ROWS:
+            return order
+        # Past the cap, still show what the user asked for: marked runs and a jump target.
+        kept = order[:MAX_TABLE_ROWS]
+        wanted = (self.marked | self._pinned) - set(kept)
+        return kept + [run_id for run_id in order[MAX_TABLE_ROWS:] if run_id in wanted]
+
+    def _sync_table(self) -> None:
+        if not self.loaded:
+            return
+        order = self._visible_order()
+        self.table.sync(self.runs, order, self.marked)
+        label = next(c.label for c in COLUMNS if c.key == self.sort_column)
+        arrow = "↓" if self.sort_reverse else "↑"
+        group = f", grouped by {self.group}" if self.group else ""
+        self.query_one(StatusLine).change(
+            shown=len(order),
+            marked=len(self.marked),
+            filter=self.filter_text,
+            sort=f"{label} {arrow}{group}",
+        )
+        if not order:
+            self.file_tree.show_nothing("no runs match" if self.runs else "no runs indexed yet")
+            self.preview_pane.show_message("")
+
+    # -- live updates --------------------------------------------------------------------
+
+    def _poll(self) -> None:
+        """Cheap on the UI thread: one PRAGMA on an idle connection."""
+        try:
+            if self._poll_db is None:
+                self._poll_db = open_db(self.db_path, readonly=True)
+            version = data_version(self._poll_db)
+        except Exception as exc:  # the index vanished or is locked: say so, keep polling
+            self.query_one(StatusLine).change(watcher=f"index unreadable: {exc}")
+            self._poll_db = None
+            return
+        if version != self._data_version:
+            first = self._data_version == -1
+            self._data_version = version
+            if not first and self.loaded:
+                self._read_changes(self.last_event)
+
+    @work(thread=True, exclusive=True, group="changes", exit_on_error=False)
+    def _read_changes(self, after: int) -> None:
+        worker = get_current_worker()
+        with self.pool.connection() as db:
+            events: list[query.Event] = []
+            while True:
+                batch = query.events_since(db, after, limit=5000)
+                events += batch
+                if batch:
+                    after = batch[-1].id
+                if len(batch) < 5000 or len(events) > MAX_EVENTS:
+                    break
+            if not events:
+                return
+            changed_paths: set[tuple[int, bytes]] = set()
+            run_ids: set[int] = set()
+            removed: set[int] = set()
+            rescanned: set[int] = set()
+            for event in events:
+                if event.kind == "run_removed" and event.run_id is not None:
+                    removed.add(event.run_id)
+                    run_ids.discard(event.run_id)
+                elif event.run_id is not None:
+                    run_ids.add(event.run_id)
+                    removed.discard(event.run_id)
+                if event.kind == "scan" and event.root_id is not None:
+                    rescanned.add(event.root_id)
+                if event.path is not None and event.root_id is not None:
+                    changed_paths.add((event.root_id, event.path))
+                    changed_paths.add((event.root_id, paths.parent_key(event.path)))
+            full = len(events) > MAX_EVENTS
+            updated: list[RunRow] = []
+            if full:
+                updated = query.list_runs(db)
+            else:
+                for root_id in rescanned:
+                    updated += query.list_runs(db, root_id=root_id)
+                seen = {r.id for r in updated}
+                for run_id in sorted(run_ids - seen):
+                    row = query.get_run(db, run_id)
+                    if row is None:
+                        removed.add(run_id)
+                    else:
+                        updated.append(row)
+            totals = counts(db)
+            roots = tuple((rid, path) for rid, path, _ in query.roots(db))
+        if worker.is_cancelled:
+            return
+        self.post_message(
+            IndexChanged(
+                tuple(updated),
+                tuple(sorted(removed)),
+                frozenset(changed_paths),
+                totals,
+                events[-1].id,
+                frozenset(rescanned),
+                full,
+                roots,
+            )
+        )
+
+    def on_index_changed(self, message: IndexChanged) -> None:
+        if message.last_event <= self.last_event:
+            return
+        self.last_event = message.last_event
+        self.root_paths.update(message.roots)
+        fresh = {run.id for run in message.updated}
+        if message.full:
+            gone = set(self.runs) - fresh
+        else:
+            gone = set(message.removed)
+            gone |= {
+                rid
+                for rid, run in self.runs.items()
+                if run.root_id in message.rescanned_roots and rid not in fresh
+            }
+        for run_id in gone:
+            self.runs.pop(run_id, None)
+            self.marked.discard(run_id)
+        for run in message.updated:
+            self.runs[run.id] = run
+        self.query_one(StatusLine).change(counts=message.counts)
+        self._sync_table()
+        tree = self.file_tree
+        if tree.run_id is not None and tree.run_id in gone:
+            self._follow_cursor()
+        elif tree.root_id is not None:
+            if tree.root_id in message.rescanned_roots or message.full:
+                tree.refresh_folders({n.data.key for n in tree._open_folders(tree.root) if n.data})
+            else:
+                tree.refresh_folders({k for r, k in message.changed_paths if r == tree.root_id})
+        if self._preview_key is not None and (
+            self._preview_key in message.changed_paths
+            or self._preview_key[0] in message.rescanned_roots
+        ):
+            self._refresh_preview()
+
+    # -- runs -> tree -> preview ---------------------------------------------------------
+
+    @on(DataTable.RowHighlighted, "#runs")
+    def _run_highlighted(self) -> None:
+        self._follow_cursor()
+
+    @on(DataTable.RowSelected, "#runs")
+    def _run_selected(self) -> None:
+        self.file_tree.focus()
+
+    def _follow_cursor(self) -> None:
+        run_id = self.table.current_run_id
+        run = self.runs.get(run_id) if run_id is not None else None
+        tree = self.file_tree
+        if run is None:
+            if not self.table.row_count:
+                tree.show_nothing("no runs match" if self.runs else "no runs indexed yet")
+            return
+        if tree.run_id == run.id:
+            return
+        label = Text(no_wrap=True, overflow="ellipsis")
+        label.append(run.name, style="bold")
+        label.append(f"  {paths.display(run.path) or '.'} · {run.framework}", style="dim")
+        tree.show_run(run.id, run.root_id, run.path, label)
+        self._preview_key = None
+        self.preview_pane.show_message("select a file to preview it")
+
+    def _load_page(self, root_id: int, folder: bytes, offset: int, limit: int) -> ChildPage:
+        """Called on a tree worker thread."""
+        with self.pool.connection() as db:
+            return children_page(db, root_id, folder, offset=offset, limit=limit)
+
+    @on(Tree.NodeHighlighted, "#tree")
+    def _node_highlighted(self, event: Tree.NodeHighlighted[NodeInfo]) -> None:
+        info = event.node.data
+        self._preview_node = info
+        if info is None or info.more_offset is not None or self.file_tree.root_id is None:
+            return
+        root_id = self.file_tree.root_id
+        now = self.clock()
+        entry = info.entry
+        if info.is_dir:
+            self._preview_key = None
+            name = entry.name if entry else paths.display(paths.name_of(info.key)) or "."
+            self.preview_pane.show(folder_sections(entry, name, now))
+            return
+        if entry is None or entry.artifact is None:
+            return
+        self._preview_key = (root_id, info.key)
+        if entry.artifact.ftype == "symlink":
+            self.preview_pane.show(symlink_sections(entry.artifact, entry.name, now))
+            return
+        self._request_preview(root_id, entry.artifact, entry.name)
+
+    def _refresh_preview(self) -> None:
+        info = self._preview_node
+        if info is None or info.entry is None or info.entry.artifact is None:
+            return
+        if self.file_tree.root_id is None:
+            return
+        self._request_preview(self.file_tree.root_id, info.entry.artifact, info.entry.name, True)
+
+    def _request_preview(
+        self, root_id: int, artifact: ArtifactRow, name: str, reread: bool = False
+    ) -> None:
+        root = self.root_paths.get(root_id)
+        if root is None:
+            return
+        self._preview_token += 1
+        width = self.preview_pane.size.width or 60
+        dark = self.app.current_theme.dark
+        self._preview_worker(
+            self._preview_token, root_id, root, artifact, name, width, dark, reread
+        )
+
+    @work(thread=True, exclusive=True, group="preview", exit_on_error=False)
+    def _preview_worker(
+        self,
+        token: int,
+        root_id: int,
+        root: bytes,
+        artifact: ArtifactRow,
+        name: str,
+        width: int,
+        dark: bool,
+        reread: bool,
+    ) -> None:
+        from store.preview import preview_file
+        from store.views import artifact_at
+
+        if reread:
+            with self.pool.connection() as db:
+                artifact = artifact_at(db, root_id, artifact.path) or artifact
+        full = os.path.join(root, artifact.path)
+        result = preview_file(full)
+        sections = render_preview(
+            result, name=name, artifact=artifact, now=self.clock(), width=width, dark=dark
+        )
+        if get_current_worker().is_cancelled:
+            return
+        self.post_message(
+            PreviewReady(token, artifact.path, sections, artifact, scroll_end=result.from_end)
+        )
+
+    def on_preview_ready(self, message: PreviewReady) -> None:
+        if message.token == self._preview_token:
+            self.preview_pane.show(message.sections, scroll_end=message.scroll_end)
+
+    # -- actions -------------------------------------------------------------------------
+
+    def _pane(self, name: str) -> Widget:
+        return {"runs": self.table, "tree": self.file_tree, "preview": self.preview_pane}[name]
+
+    def _current_pane(self) -> int:
+        focused = self.focused
+        for index, name in enumerate(PANES):
+            pane = self._pane(name)
+            if focused is pane or (focused is not None and pane in focused.ancestors):
+                return index
+        return 0
+
+    def action_cycle_pane(self, step: int) -> None:
+        if self.maximized is not None:
+            self.minimize()
+        index = (self._current_pane() + step) % len(PANES)
+        self._pane(PANES[index]).focus()
+
+    def action_focus_pane(self, name: str) -> None:
+        if self.maximized is not None:
+            self.minimize()
+        self._pane(name).focus()
+
+    def action_filter(self) -> None:
+        box = self.query_one("#filter", Input)
+        box.add_class("-shown")
+        box.focus()
+
+    @on(Input.Changed, "#filter")
+    def _filter_changed(self, event: Input.Changed) -> None:
+        # Never write back to the box here: queued Changed events would ping-pong.
+        if event.value.strip() != self.filter_text:
+            self._apply_filter(event.value)
+
+    @on(Input.Submitted, "#filter")
+    def _filter_submitted(self) -> None:
+        box = self.query_one("#filter", Input)
+        if not box.value:
+            box.remove_class("-shown")
+        self.table.focus()
+
+    def set_filter(self, text: str) -> None:
+        """Show only runs matching ``text`` (see ``runs_table.matches``)."""
+        box = self.query_one("#filter", Input)
+        with box.prevent(Input.Changed):
+            box.value = text
+        box.set_class(bool(text) or box.has_focus, "-shown")
+        self._apply_filter(text)
+
+    def _apply_filter(self, text: str) -> None:
+        self.filter_text = text.strip()
+        self._sync_table()
+        self._follow_cursor()
+
+    def action_escape(self) -> None:
+        box = self.query_one("#filter", Input)
+        if box.has_focus or self.filter_text:
+            self.set_filter("")
+            box.remove_class("-shown")
+            self.table.focus()
+        elif self.maximized is not None:
+            self.minimize()
+
+    def set_sort(self, column: str, *, reverse: bool | None = None) -> None:
+        if column not in SORT_KEYS:
+            return
+        if reverse is None:
+            reverse = column in ("started", "last_write", "size", "artifacts", "acc")
+        self.sort_column, self.sort_reverse = column, reverse
+        self._sync_table()
+
+    def action_sort_next(self) -> None:
+        index = (SORT_KEYS.index(self.sort_column) + 1) % len(SORT_KEYS)
+        self.set_sort(SORT_KEYS[index])
+
+    def action_sort_reverse(self) -> None:
+        self.set_sort(self.sort_column, reverse=not self.sort_reverse)
+
+    def action_cycle_group(self) -> None:
+        self.group = GROUPS[(GROUPS.index(self.group) + 1) % len(GROUPS)]
+        self._sync_table()
+
+    def _cycle_field(self, prefix: str, values: list[str]) -> None:
+        words = self.filter_text.split()
+        current = next((w[len(prefix) :] for w in words if w.startswith(prefix)), None)
+        rest = [w for w in words if not w.startswith(prefix)]
+        options = [None, *values]
+        position = options.index(current) if current in options else 0
+        chosen = options[(position + 1) % len(options)]
+        if chosen is not None:
+            rest.append(prefix + chosen)
+        self.set_filter(" ".join(rest))
+        self.table.focus()
+
+    def experiments(self) -> list[str]:
+        names = {r.experiment.lower() for r in self.runs.values() if r.experiment}
+        return sorted(n for n in names if " " not in n)
+
+    def action_cycle_experiment(self) -> None:
+        self._cycle_field("exp:", self.experiments())
+
+    def action_cycle_root(self) -> None:
+        roots = sorted({paths.display(p).lower() for p in self.root_paths.values()})
+        self._cycle_field("root:", [r for r in roots if " " not in r])
+
+    def action_mark(self) -> None:
+        run_id = self.table.current_run_id
+        if run_id is None:
+            return
+        if run_id in self.marked:
+            self.marked.discard(run_id)
+        else:
+            self.marked.add(run_id)
+        self.table.set_mark(run_id, run_id in self.marked)
+        self.query_one(StatusLine).change(marked=len(self.marked))
+
+    def action_zoom(self) -> None:
+        if self.maximized is not None:
+            self.minimize()
+            return
+        pane = self._pane(PANES[self._current_pane()])
+        target = self.query_one("#runs-pane") if pane is self.table else pane
+        self.maximize(target, container=False)
+
+    def action_reload(self) -> None:
+        self._load_runs()
+
+    def jump_to_run(self, run_id: int) -> None:
+        """Put the cursor on a run, clearing the filter if it hides it."""
+        if str(run_id) not in self.table.rows:
+            self._pinned = {run_id}
+            self.set_filter("")
+        if str(run_id) in self.table.rows:
+            self.table.move_cursor(row=self.table.get_row_index(str(run_id)))
+            self.table.focus()
+
+    def palette_entries(self) -> list[PaletteEntry]:
+        """Every action, namespaced, then one "run: <name>" entry per run."""
+        entries: list[PaletteEntry] = [
+            ("view: runs", partial(self.action_focus_pane, "runs"), "Focus the runs pane"),
+            ("view: files", partial(self.action_focus_pane, "tree"), "Focus the file tree"),
+            ("view: preview", partial(self.action_focus_pane, "preview"), "Focus the preview"),
+            ("view: zoom pane", self.action_zoom, "Maximize or restore the focused pane"),
+            ("view: toggle theme", self.app.action_toggle_theme, "Switch light and dark"),  # type: ignore[attr-defined]
+            ("view: help", self.app.action_help, "List every key"),  # type: ignore[attr-defined]
+            ("filter: runs…", self.action_filter, "Filter runs by name, params, experiment"),
+            ("filter: clear", partial(self.set_filter, ""), "Show every run"),
+            ("group: cycle (none, experiment, root)", self.action_cycle_group, "Group runs"),
+            ("sort: reverse", self.action_sort_reverse, "Reverse the sort order"),
+            ("index: reload runs", self.action_reload, "Reread every run from the index"),
+            ("runs: mark / unmark", self.action_mark, "Mark the run under the cursor"),
+        ]
+        for column in COLUMNS:
+            if column.sortable:
+                entries.append((f"sort: by {column.label}", partial(self.set_sort, column.key), ""))
+        for experiment in self.experiments():
+            entries.append(
+                (
+                    f"filter: experiment {experiment}",
+                    partial(self.set_filter, f"exp:{experiment}"),
+                    "",
+                )
+            )
+        runs = sorted(self.runs.values(), key=lambda r: (r.name.lower(), r.id))
+        for run in runs[:2000]:
+            title = f"run: {run.name} ({run.framework})"
+            entries.append((title, partial(self.jump_to_run, run.id), paths.display(run.path)))
+        return entries

@@ -1,0 +1,50 @@
+"""The `?` screen: every binding of the explorer, with the id to remap it."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Static
+
+INTRO = (
+    "Panes: Runs (top), Files (left), Preview (right).  tab / shift+tab move between them.\n"
+    "In the file tree, type the start of a name to jump to it.  Bindings can be remapped by id."
+)
+
+
+class HelpScreen(ModalScreen[None]):
+    """Lists (key, what it does, binding id) for the screen underneath."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape,q,question_mark", "dismiss", "Close", id="help.close"),
+        Binding("j,down", "scroll_down", "Down", show=False, id="help.down"),
+        Binding("k,up", "scroll_up", "Up", show=False, id="help.up"),
+    ]
+
+    def __init__(self, rows: list[tuple[str, str, str]]) -> None:
+        super().__init__()
+        self.rows = rows
+
+    def compose(self) -> ComposeResult:
+        text = Text()
+        text.append("artlens keys\n\n", style="bold")
+        text.append(INTRO + "\n\n", style="dim")
+        width = max((len(k) for k, _, _ in self.rows), default=4) + 2
+        for key, description, binding_id in self.rows:
+            text.append(key.ljust(width), style="bold")
+            text.append(description.ljust(34))
+            text.append(binding_id + "\n", style="dim")
+        text.append("\nescape, q or ? closes this screen.", style="dim")
+        with VerticalScroll(id="help-body"):
+            yield Static(text, markup=False)
+
+    def action_scroll_down(self) -> None:
+        self.query_one("#help-body", VerticalScroll).scroll_down()
+
+    def action_scroll_up(self) -> None:
+        self.query_one("#help-body", VerticalScroll).scroll_up()

@@ -1,0 +1,294 @@
+"""The artifact tree: one run's files, loaded a page at a time when a folder opens.
+
+Pages are read in thread workers (``load_page`` is called off the UI thread) and come back
+as ``ChildrenLoaded`` messages, so a folder with 100,000 files opens at once: the first page
+shows, and a "… N more" node loads the next one.  Labels are ``Text`` (never markup).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from rich.text import Text
+from textual import events, work
+from textual.binding import Binding, BindingType
+from textual.widgets import Tree
+from textual.widgets.tree import TreeNode
+
+from store import paths
+from store.query import FolderEntry
+from store.views import PAGE_SIZE, ChildPage
+from tui.format import human_age, human_size
+from tui.messages import ChildrenLoaded
+
+TYPE_AHEAD_SECONDS = 1.0
+"""Keys typed within this long of each other extend the jump-to-name prefix."""
+FLAGGED = frozenset({"dangerous", "corrupt"})
+
+PageLoader = Callable[[int, bytes, int, int], ChildPage]
+"""(root id, folder key, offset, limit) -> page; runs on a worker thread."""
+
+
+@dataclass
+class NodeInfo:
+    """What a tree node stands for: a folder, a file, or the "… N more" placeholder."""
+
+    key: bytes
+    is_dir: bool
+    entry: FolderEntry | None = None
+    loaded: bool = False
+    more_offset: int | None = None
+
+
+def entry_label(entry: FolderEntry, now: float) -> Text:
+    """Name, then size, kind and age, dim; a red "!" when a model file is unsafe or broken."""
+    label = Text(no_wrap=True, overflow="ellipsis")
+    art = entry.artifact
+    if art is not None and art.verdict in FLAGGED:
+        label.append("! ", style="bold red")
+    if entry.is_dir:
+        label.append(entry.name + "/", style="bold")
+        label.append(f"  {human_size(entry.size)} · {entry.count} files", style="dim")
+        return label
+    label.append(entry.name)
+    if art is not None and art.ftype == "symlink":
+        label.append(f" → {paths.display(art.link_target or '?')}", style="dim italic")
+    label.append(f"  {human_size(entry.size)}", style="dim")
+    if entry.kind and entry.kind != "other":
+        label.append(f" · {entry.kind}", style="dim")
+    label.append(f" · {human_age(entry.mtime, now)}", style="dim")
+    return label
+
+
+class ArtifactTree(Tree[NodeInfo]):
+    """A lazy tree of one run's folder."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("j", "cursor_down", "Down", show=False, id="tree.down"),
+        Binding("k", "cursor_up", "Up", show=False, id="tree.up"),
+        Binding("l", "open_node", "Open", show=False, id="tree.open"),
+        Binding("h", "close_node", "Close", show=False, id="tree.close"),
+    ]
+
+    def __init__(
+        self, load_page: PageLoader, *, clock: Callable[[], float] = time.time, **kwargs: Any
+    ) -> None:
+        super().__init__(Text("no run selected", style="dim"), **kwargs)
+        self.load_page = load_page
+        self.clock = clock
+        self.root_id: int | None = None
+        self.run_id: int | None = None
+        self.generation = 0
+        self._pending: dict[int, TreeNode[NodeInfo]] = {}
+        self._requests = 0
+        self._typed = ""
+        self._typed_at = 0.0
+        self.show_root = True
+        self.guide_depth = 2
+
+    # -- showing a run -------------------------------------------------------------------
+
+    def show_run(self, run_id: int | None, root_id: int, folder: bytes, label: Text) -> None:
+        """Replace the tree with the run at ``folder`` and start loading its first page."""
+        self.generation += 1
+        self.workers.cancel_group(self, "tree")
+        self.run_id, self.root_id = run_id, root_id
+        self._pending.clear()
+        self.clear()
+        self.root.set_label(label)
+        self.root.data = NodeInfo(folder, True)
+        self.root.allow_expand = True
+        self.root.expand()
+        self._request(self.root, 0, refresh=False)
+
+    def show_nothing(self, message: str) -> None:
+        self.generation += 1
+        self.run_id = self.root_id = None
+        self._pending.clear()
+        self.clear()
+        self.root.set_label(Text(message, style="dim"))
+        self.root.data = None
+
+    # -- loading -------------------------------------------------------------------------
+
+    def _request(self, node: TreeNode[NodeInfo], offset: int, *, refresh: bool) -> None:
+        info = node.data
+        if info is None or self.root_id is None:
+            return
+        folder = info.key
+        if info.more_offset is not None and node.parent is not None:
+            parent_info = node.parent.data
+            folder = parent_info.key if parent_info is not None else folder
+        limit = PAGE_SIZE
+        if refresh:
+            limit = max(PAGE_SIZE, sum(1 for c in node.children if c.data and c.data.entry))
+        # Node ids are not usable here: Tree.clear() reuses them while keeping stale entries.
+        self._requests += 1
+        self._pending[self._requests] = node
+        self._load(self.generation, self._requests, self.root_id, folder, offset, limit, refresh)
+
+    @work(thread=True, group="tree", exit_on_error=False)
+    def _load(
+        self,
+        generation: int,
+        request: int,
+        root_id: int,
+        folder: bytes,
+        offset: int,
+        limit: int,
+        refresh: bool,
+    ) -> None:
+        page = self.load_page(root_id, folder, offset, limit)
+        self.post_message(ChildrenLoaded(generation, request, page, refresh))
+
+    def on_tree_node_expanded(self, event: Tree.NodeExpanded[NodeInfo]) -> None:
+        info = event.node.data
+        if info is not None and info.is_dir and not info.loaded and event.node is not self.root:
+            info.loaded = True
+            self._request(event.node, 0, refresh=False)
+
+    def on_tree_node_selected(self, event: Tree.NodeSelected[NodeInfo]) -> None:
+        info = event.node.data
+        if info is not None and info.more_offset is not None and event.node.parent is not None:
+            event.node.set_label(Text("loading…", style="dim italic"))
+            self._request(event.node, info.more_offset, refresh=False)
+
+    def on_children_loaded(self, message: ChildrenLoaded) -> None:
+        message.stop()
+        if message.generation != self.generation:
+            return
+        node = self._pending.pop(message.request, None)
+        if node is None or not self._attached(node):
+            return
+        info = node.data
+        if info is not None and info.more_offset is not None and node.parent is not None:
+            parent = node.parent
+            node.remove()
+            self._append(parent, message.page)
+            return
+        if info is not None:
+            info.loaded = True
+        if message.refresh:
+            self._reconcile(node, message.page)
+        else:
+            node.remove_children()
+            self._append(node, message.page)
+
+    def _attached(self, node: TreeNode[NodeInfo]) -> bool:
+        while node.parent is not None:
+            if node not in node.parent.children:
+                return False
+            node = node.parent
+        return node is self.root
+
+    def _append(self, node: TreeNode[NodeInfo], page: ChildPage) -> None:
+        now = self.clock()
+        for entry in page.entries:
+            node.add(
+                entry_label(entry, now),
+                NodeInfo(entry.key, entry.is_dir, entry),
+                allow_expand=entry.is_dir,
+            )
+        self._place_more(node, page)
+
+    def _place_more(self, node: TreeNode[NodeInfo], page: ChildPage) -> None:
+        for child in list(node.children):
+            if child.data is not None and child.data.more_offset is not None:
+                child.remove()
+        shown = page.offset + len(page.entries)
+        if shown < page.total:
+            node.add_leaf(
+                Text(f"… {page.total - shown} more (enter to load)", style="dim italic"),
+                NodeInfo(b"", False, None, more_offset=shown),
+            )
+
+    def _reconcile(self, node: TreeNode[NodeInfo], page: ChildPage) -> None:
+        """Bring loaded children up to date by key: update labels, add new, drop gone."""
+        now = self.clock()
+        wanted = {e.key for e in page.entries}
+        for child in list(node.children):
+            data = child.data
+            if data is not None and data.more_offset is None and data.key not in wanted:
+                child.remove()
+        for index, entry in enumerate(page.entries):
+            children = [c for c in node.children if c.data and c.data.more_offset is None]
+            current = children[index] if index < len(children) else None
+            label = entry_label(entry, now)
+            if current is not None and current.data is not None and current.data.key == entry.key:
+                current.data.entry = entry
+                if current.label != label:
+                    current.set_label(label)
+                    if current is self.cursor_node and entry.is_dir:
+                        # The preview shows this folder's totals: let it redraw them.
+                        self.post_message(Tree.NodeHighlighted(current))
+                if current.data.is_dir and current.data.loaded and current.is_expanded:
+                    self._request(current, 0, refresh=True)
+                continue
+            data = NodeInfo(entry.key, entry.is_dir, entry)
+            if current is not None:
+                node.add(label, data, before=current, allow_expand=entry.is_dir)
+            else:
+                node.add(label, data, allow_expand=entry.is_dir)
+        self._place_more(node, page)
+
+    def refresh_folders(self, keys: set[bytes]) -> None:
+        """Reload the loaded, open folders whose key is in ``keys`` (after index events)."""
+        for node in self._open_folders(self.root):
+            if node.data is not None and node.data.key in keys:
+                self._request(node, 0, refresh=True)
+
+    def _open_folders(self, node: TreeNode[NodeInfo]) -> list[TreeNode[NodeInfo]]:
+        found: list[TreeNode[NodeInfo]] = []
+        if node.data is not None and node.data.is_dir and node.data.loaded:
+            found.append(node)
+            for child in node.children:
+                found.extend(self._open_folders(child))
+        return found
+
+    # -- keys ----------------------------------------------------------------------------
+
+    def action_open_node(self) -> None:
+        node = self.cursor_node
+        if node is not None and node.allow_expand:
+            node.expand()
+
+    def action_close_node(self) -> None:
+        node = self.cursor_node
+        if node is None:
+            return
+        if node.is_expanded:
+            node.collapse()
+        elif node.parent is not None:
+            self.move_cursor(node.parent)
+
+    def on_key(self, event: events.Key) -> None:
+        """Type-ahead: printable keys that are not bindings jump to the next matching name."""
+        char = event.character
+        if not char or not char.isprintable() or char == " ":
+            return
+        now = time.monotonic()
+        active = bool(self._typed) and now - self._typed_at < TYPE_AHEAD_SECONDS
+        if not active and event.key in self.screen.active_bindings:
+            return
+        self._typed = (self._typed if active else "") + char.lower()
+        self._typed_at = now
+        event.stop()
+        event.prevent_default()
+        self.jump_to(self._typed)
+
+    def jump_to(self, prefix: str) -> bool:
+        """Move the cursor to the first visible node after it whose name starts with ``prefix``."""
+        start = max(self.cursor_line, 0)
+        count = self.last_line + 1
+        for step in range(count):
+            line = (start + step) % count if len(prefix) > 1 else (start + 1 + step) % count
+            node = self.get_node_at_line(line)
+            if node is None or node.data is None or node.data.entry is None:
+                continue
+            if node.data.entry.name.lower().startswith(prefix):
+                self.move_cursor(node)
+                return True
+        return False

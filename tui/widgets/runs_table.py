@@ -1,0 +1,248 @@
+"""The runs pane: a DataTable kept equal to the index by row key (never cleared and refilled).
+
+The table holds only the rows that pass the filter.  Ordering is computed here in Python
+(``order_runs``) and applied with ``DataTable.sort`` through the run id every cell carries,
+so sorting never compares rendered text.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from rich.text import Text
+from textual.binding import Binding, BindingType
+from textual.widgets import DataTable
+
+from store.query import RunRow
+from tui.format import human_age, human_size, metric_value
+
+
+class Cell(Text):
+    """A table cell that remembers which run it belongs to (for sorting by key)."""
+
+    run_id: int = 0
+
+
+@dataclass(frozen=True)
+class Column:
+    key: str
+    label: str
+    sortable: bool = True
+    numeric: bool = False
+
+
+COLUMNS: tuple[Column, ...] = (
+    Column("mark", " ", sortable=False),
+    Column("name", "name"),
+    Column("framework", "framework"),
+    Column("status", "status"),
+    Column("started", "started", numeric=True),
+    Column("last_write", "last write", numeric=True),
+    Column("size", "size", numeric=True),
+    Column("artifacts", "files", numeric=True),
+    Column("loss", "loss", numeric=True),
+    Column("val_loss", "val loss", numeric=True),
+    Column("acc", "acc", numeric=True),
+    Column("experiment", "experiment"),
+)
+SORT_KEYS: tuple[str, ...] = tuple(c.key for c in COLUMNS if c.sortable)
+_VAL = re.compile(r"(^|[^a-z])(val|valid|validation|eval|test|dev)([^a-z]|$)", re.IGNORECASE)
+_ACC = re.compile(r"acc|f1|auc|score|precision|recall|bleu|rouge|map", re.IGNORECASE)
+_STATUS_STYLE = {"live": "bold green", "failed": "bold red", "finished": "", "unknown": "dim"}
+
+
+def _last(metric: dict[str, Any]) -> float | None:
+    value = metric.get("last")
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def key_metric(run: RunRow, which: str) -> tuple[str, float] | None:
+    """(metric name, last value) for "loss" (training), "val_loss" or "acc", by name pattern."""
+    best: tuple[int, str, float] | None = None
+    for name, metric in run.metrics.items():
+        if not isinstance(metric, dict):
+            continue
+        value = _last(metric)
+        if value is None:
+            continue
+        is_val = bool(_VAL.search(name.replace("/", " ").replace("_", " ")))
+        lower = name.lower()
+        if which == "loss":
+            if "loss" not in lower or is_val:
+                continue
+            rank = 0 if lower in ("loss", "train_loss", "train/loss") else 1
+        elif which == "val_loss":
+            if "loss" not in lower or not is_val:
+                continue
+            rank = 0 if lower.startswith(("val", "eval")) else 1
+        else:
+            if not _ACC.search(lower):
+                continue
+            rank = (0 if is_val else 2) + (0 if "acc" in lower else 1)
+        if best is None or (rank, name) < best[:2]:
+            best = (rank, name, value)
+    return (best[1], best[2]) if best else None
+
+
+def sort_value(run: RunRow, column: str) -> Any:
+    """The value a column sorts by (None sorts last either way)."""
+    if column == "name":
+        return run.name.lower()
+    if column == "framework":
+        return run.framework
+    if column == "status":
+        return {"live": 0, "failed": 1, "unknown": 2, "finished": 3}.get(run.status, 4)
+    if column == "started":
+        return run.started
+    if column == "last_write":
+        return run.last_write
+    if column == "size":
+        return run.size_bytes
+    if column == "artifacts":
+        return run.n_artifacts
+    if column == "experiment":
+        return (run.experiment or "").lower() or None
+    if column in ("loss", "val_loss", "acc"):
+        picked = key_metric(run, column)
+        return picked[1] if picked else None
+    raise KeyError(column)
+
+
+def order_runs(
+    runs: Iterable[RunRow], column: str, *, reverse: bool, group: str | None = None
+) -> list[int]:
+    """Run ids in display order: by ``column`` (missing values last), grouped if asked."""
+    items = list(runs)
+    present = [r for r in items if sort_value(r, column) is not None]
+    missing = [r for r in items if sort_value(r, column) is None]
+    present.sort(key=lambda r: (sort_value(r, column), r.id), reverse=reverse)
+    missing.sort(key=lambda r: r.id)
+    ordered = present + missing
+    if group == "experiment":
+        ordered.sort(key=lambda r: (r.experiment is None, (r.experiment or "").lower()))
+    elif group == "root":
+        ordered.sort(key=lambda r: r.root)
+    return [r.id for r in ordered]
+
+
+def haystack(run: RunRow) -> str:
+    """What the filter matches against: name, framework, experiment, path and params."""
+    params = " ".join(f"{k}={v}" for k, v in list(run.params.items())[:200])
+    return f"{run.name} {run.framework} {run.experiment or ''} {run.display_path} {params}".lower()
+
+
+def matches(run: RunRow, query: str) -> bool:
+    """Every word of ``query`` must match: ``exp:NAME``/``root:PATH``/``fw:NAME`` narrow by
+    field; other words match as substrings, or as a fuzzy subsequence of the name."""
+    text = haystack(run)
+    for word in query.lower().split():
+        field, _, value = word.partition(":")
+        if value and field in ("exp", "experiment"):
+            if value != (run.experiment or "").lower():
+                return False
+        elif value and field == "root":
+            if value not in run.display_path.lower():
+                return False
+        elif value and field in ("fw", "framework"):
+            if not run.framework.lower().startswith(value):
+                return False
+        elif word not in text and not _subsequence(word, run.name.lower()):
+            return False
+    return True
+
+
+def _subsequence(needle: str, hay: str) -> bool:
+    it = iter(hay)
+    return all(ch in it for ch in needle)
+
+
+def run_cells(run: RunRow, *, marked: bool, now: float) -> dict[str, Cell]:
+    """The cells of one run's row, as plain ``Text`` (names are never parsed as markup)."""
+
+    def cell(text: str, style: str = "", justify: str | None = None) -> Cell:
+        value = Cell(text, style=style, justify=justify, no_wrap=True, overflow="ellipsis")  # type: ignore[arg-type]
+        value.run_id = run.id
+        return value
+
+    def metric(which: str) -> Cell:
+        picked = key_metric(run, which)
+        return cell(metric_value(picked[1]) if picked else "-", "", "right")
+
+    status = f"● {run.status}" if run.status == "live" else run.status
+    return {
+        "mark": cell("✓" if marked else " ", "bold"),
+        "name": cell(run.name[:60]),
+        "framework": cell(run.framework),
+        "status": cell(status, _STATUS_STYLE.get(run.status, "")),
+        "started": cell(human_age(run.started, now), "", "right"),
+        "last_write": cell(human_age(run.last_write, now), "", "right"),
+        "size": cell(human_size(run.size_bytes), "", "right"),
+        "artifacts": cell(str(run.n_artifacts), "", "right"),
+        "loss": metric("loss"),
+        "val_loss": metric("val_loss"),
+        "acc": metric("acc"),
+        "experiment": cell((run.experiment or "-")[:40], "" if run.experiment else "dim"),
+    }
+
+
+class RunsTable(DataTable[Cell]):
+    """Runs, one row per run id; keys are ``str(run.id)``."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("j", "cursor_down", "Down", show=False, id="runs.down"),
+        Binding("k", "cursor_up", "Up", show=False, id="runs.up"),
+        Binding("g", "scroll_top", "Top", show=False, id="runs.top"),
+        Binding("G", "scroll_bottom", "Bottom", show=False, id="runs.bottom"),
+    ]
+
+    def __init__(self, *, clock: Callable[[], float] = time.time, **kwargs: Any) -> None:
+        super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
+        self.clock = clock
+        for column in COLUMNS:
+            self.add_column(Text(column.label, no_wrap=True), key=column.key)
+
+    @property
+    def current_run_id(self) -> int | None:
+        """The run under the cursor, if any."""
+        if not self.row_count:
+            return None
+        try:
+            row_key, _ = self.coordinate_to_cell_key(self.cursor_coordinate)
+        except Exception:  # the cursor can be past the last row for a moment
+            return None
+        return int(row_key.value) if row_key.value is not None else None
+
+    def sync(self, runs: dict[int, RunRow], order: list[int], marked: set[int]) -> None:
+        """Make the rows equal ``order`` (ids into ``runs``), by key, keeping the cursor."""
+        keep = self.current_run_id
+        now = self.clock()
+        wanted = set(order)
+        present = {int(k.value) for k in self.rows if k.value is not None}
+        with self.app.batch_update():
+            for run_id in present - wanted:
+                self.remove_row(str(run_id))
+            for run_id in order:
+                cells = run_cells(runs[run_id], marked=run_id in marked, now=now)
+                if run_id in present:
+                    row = self.get_row(str(run_id))
+                    for column, value in zip(COLUMNS, row, strict=False):
+                        new = cells[column.key]
+                        if new != value:
+                            self.update_cell(str(run_id), column.key, new, update_width=True)
+                else:
+                    self.add_row(*(cells[c.key] for c in COLUMNS), key=str(run_id))
+            position = {run_id: i for i, run_id in enumerate(order)}
+            if self.row_count:
+                self.sort("mark", key=lambda cell: position.get(cell.run_id, 0))
+            if keep is not None and keep in wanted:
+                self.move_cursor(row=self.get_row_index(str(keep)), scroll=False)
+
+    def set_mark(self, run_id: int, marked: bool) -> None:
+        if str(run_id) in self.rows:
+            cell = Cell("✓" if marked else " ", style="bold")
+            cell.run_id = run_id
+            self.update_cell(str(run_id), "mark", cell)

@@ -1,0 +1,59 @@
+"""The one-line status bar: index path, watcher health, counts, filter and sort."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+from rich.text import Text
+from textual.widgets import Static
+
+from store.views import IndexCounts
+from tui.format import human_size
+
+
+@dataclass(frozen=True)
+class StatusInfo:
+    index: str = ""
+    watcher: str = "off"
+    watcher_ok: bool = False
+    counts: IndexCounts | None = None
+    shown: int = 0
+    marked: int = 0
+    filter: str = ""
+    sort: str = ""
+
+
+class StatusLine(Static):
+    """Rebuilt from a ``StatusInfo`` as plain ``Text`` (the index path may hold anything)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__("", markup=False, **kwargs)
+        self.info = StatusInfo()
+
+    def change(self, **changes: Any) -> None:
+        self.info = replace(self.info, **changes)
+        self.update(self.render_info())
+
+    def render_info(self) -> Text:
+        info = self.info
+        text = Text(no_wrap=True, overflow="ellipsis")
+        text.append("artlens ", style="bold")
+        text.append("● " if info.watcher_ok else "○ ", style="green" if info.watcher_ok else "dim")
+        text.append(info.watcher)
+        if info.counts is not None:
+            counts = info.counts
+            text.append(
+                f" │ {info.shown}/{counts.runs} runs · {counts.artifacts} files · "
+                f"{human_size(counts.bytes)}"
+            )
+        if info.marked:
+            text.append(f" │ {info.marked} marked", style="bold")
+        if info.filter:
+            text.append(" │ filter: ")
+            text.append(info.filter, style="bold")
+        if info.sort:
+            text.append(f" │ sort: {info.sort}")
+        text.append(" │ ")
+        text.append(info.index, style="dim")
+        return text
