@@ -1,0 +1,180 @@
+"""Regenerate screenshots/*.svg and *.png of every pane from the demo data.
+
+    cd /work/main && /work/venv/bin/python scripts/screenshots.py [--size 120x40]
+
+SVGs come from ``App.save_screenshot`` under ``run_test`` (a fixed clock, so ages and
+hashes are stable).  PNGs are converted from the SVGs with ``rsvg-convert`` (Debian:
+``apt-get install librsvg2-bin``), or with ``cairosvg`` when that is importable; without
+either, only SVGs are written and the script says so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from textual.pilot import Pilot
+
+from store.db import open_db
+from store.demo import write_demo
+from store.lock import WriterLock
+from store.scan import Indexer
+from tui.app import ArtlensApp
+from tui.screens.explorer import ExplorerScreen
+
+NOW = 1_780_000_000.0
+OUT = Path(__file__).resolve().parent.parent / "screenshots"
+Scene = Callable[[Pilot[Any], ExplorerScreen], Awaitable[None]]
+
+
+def build(base: Path) -> tuple[Path, Path]:
+    root, db_path = base / "demo", base / "index.db"
+    write_demo(root, now=NOW, seed=0)
+    with WriterLock(db_path):
+        db = open_db(db_path)
+        indexer = Indexer(db, root, clock=lambda: NOW)
+        indexer.scan()
+        indexer.hash_pending()
+        db.conn.close()
+    return root, db_path
+
+
+async def settle(pilot: Pilot[Any]) -> None:
+    for _ in range(3):
+        await pilot.pause()
+        await pilot.app.workers.wait_for_complete()
+    await pilot.pause()
+
+
+async def open_path(pilot: Pilot[Any], screen: ExplorerScreen, run: str, rel: str) -> None:
+    run_id = next(r.id for r in screen.runs.values() if r.name == run)
+    screen.jump_to_run(run_id)
+    await settle(pilot)
+    await pilot.press("2")
+    for part in rel.split("/"):
+        screen.file_tree._typed = ""
+        screen.file_tree.jump_to(part.lower())
+        await pilot.press("l")
+        await settle(pilot)
+
+
+async def runs(pilot: Pilot[Any], screen: ExplorerScreen) -> None:
+    await pilot.press("j")
+
+
+async def tree(pilot: Pilot[Any], screen: ExplorerScreen) -> None:
+    await open_path(pilot, screen, "experiments", "untrusted")
+    screen.file_tree.jump_to("quick-test")
+    await pilot.press("l")
+    await settle(pilot)
+
+
+async def preview_csv(pilot: Pilot[Any], screen: ExplorerScreen) -> None:
+    await open_path(pilot, screen, "version_0", "metrics.csv")
+
+
+async def preview_model(pilot: Pilot[Any], screen: ExplorerScreen) -> None:
+    await open_path(pilot, screen, "experiments", "untrusted/model.pkl")
+
+
+async def preview_image(pilot: Pilot[Any], screen: ExplorerScreen) -> None:
+    await open_path(pilot, screen, "experiments", "quick-test/loss.png")
+
+
+async def preview_yaml(pilot: Pilot[Any], screen: ExplorerScreen) -> None:
+    await open_path(pilot, screen, "version_0", "hparams.yaml")
+
+
+async def filtered(pilot: Pilot[Any], screen: ExplorerScreen) -> None:
+    await pilot.press("slash", *"lightning")
+    await settle(pilot)
+
+
+async def help_screen(pilot: Pilot[Any], screen: ExplorerScreen) -> None:
+    await pilot.press("question_mark")
+
+
+async def palette(pilot: Pilot[Any], screen: ExplorerScreen) -> None:
+    await pilot.press("ctrl+p")
+    await pilot.pause()
+    await pilot.press(*"run: ver")
+    await pilot.pause(0.5)
+
+
+async def light(pilot: Pilot[Any], screen: ExplorerScreen) -> None:
+    await open_path(pilot, screen, "version_0", "hparams.yaml")
+    await pilot.press("t")
+
+
+SCENES: dict[str, Scene] = {
+    "runs": runs,
+    "tree": tree,
+    "preview-csv": preview_csv,
+    "preview-model": preview_model,
+    "preview-image": preview_image,
+    "preview-yaml": preview_yaml,
+    "filter": filtered,
+    "help": help_screen,
+    "palette": palette,
+    "light": light,
+}
+
+
+async def shoot(db_path: Path, root: Path, name: str, scene: Scene, size: tuple[int, int]) -> Path:
+    app = ArtlensApp(db_path, [root], watch=False, clock=lambda: NOW)
+    async with app.run_test(size=size) as pilot:
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, ExplorerScreen)
+        await scene(pilot, screen)
+        await settle(pilot)
+        path = OUT / f"{name}.svg"
+        app.save_screenshot(filename=path.name, path=str(OUT))
+    return path
+
+
+def to_png(svg: Path) -> str | None:
+    """Convert one SVG; returns the tool used, or None when no converter is available."""
+    png = svg.with_suffix(".png")
+    if shutil.which("rsvg-convert"):
+        subprocess.run(["rsvg-convert", "-o", str(png), str(svg)], check=True)
+        return "rsvg-convert"
+    try:
+        import cairosvg
+    except ImportError:
+        return None
+    cairosvg.svg2png(url=str(svg), write_to=str(png))
+    return "cairosvg"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", default="120x40", help="terminal size, COLSxROWS")
+    parser.add_argument("--small", action="store_true", help="also shoot runs/tree at 80x24")
+    args = parser.parse_args()
+    cols, rows = (int(v) for v in args.size.split("x"))
+    OUT.mkdir(exist_ok=True)
+    os.environ.setdefault("TZ", "UTC")
+    with tempfile.TemporaryDirectory(prefix="artlens-shots-") as tmp:
+        root, db_path = build(Path(tmp))
+        shots = [(name, scene, (cols, rows)) for name, scene in SCENES.items()]
+        if args.small:
+            shots += [(f"{n}-80x24", SCENES[n], (80, 24)) for n in ("runs", "tree", "preview-csv")]
+        for name, scene, size in shots:
+            svg = asyncio.run(shoot(db_path, root, name, scene, size))
+            tool = to_png(svg)
+            print(f"{svg.relative_to(OUT.parent)}" + (f" + png ({tool})" if tool else " (no png)"))
+
+
+if __name__ == "__main__":
+    main()
