@@ -16,6 +16,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import sqlite_utils
 
@@ -363,7 +364,7 @@ class Indexer:
                 report.unchanged += 1
             else:
                 changed.append((int(old[1]), entry, old))  # type: ignore[call-overload]
-        removed = [
+        removed: list[tuple[Any, ...]] = [
             (row[1], key, row[7], row[8], row[3], row[4])
             for key, row in existing.items()
             if not any(paths.under(key, p) for p in protected)
@@ -381,7 +382,7 @@ class Indexer:
             dirs_added
             or dirs_removed
             or any(is_marker(paths.name_of(e.path)) for e in added)
-            or any(is_marker(paths.name_of(r[1])) for r in removed)  # type: ignore[arg-type]
+            or any(is_marker(paths.name_of(r[1])) for r in removed)
         )
         self.runs.prepare(listing, structural=structural and not detect_after_write)
 

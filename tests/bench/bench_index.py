@@ -22,8 +22,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from store.db import open_db  # noqa: E402
-from store.scan import Indexer  # noqa: E402
+from store.db import open_db
+from store.scan import Indexer
 
 
 def make_tree(root: Path, files: int, runs: int) -> None:
@@ -89,7 +89,8 @@ def measure(files: int, runs: int) -> None:
         warm = time.perf_counter() - t
         assert report.added == report.changed == report.removed == 0
         print(
-            f"warm rescan: {warm:.3f}s  = {warm / walk:.2f}x the walk  peak RSS {max_rss_mb():.0f} MB"
+            f"warm rescan: {warm:.3f}s  = {warm / walk:.2f}x the walk  "
+            f"peak RSS {max_rss_mb():.0f} MB"
         )
         db.close()
     finally:
