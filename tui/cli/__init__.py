@@ -26,10 +26,19 @@ def main() -> None:
     """
 
 
-def _register() -> None:
-    from tui.cli import index, open_app, watch
+COMMAND_MODULES = (
+    "index",
+    "open_app",
+    "watch",
+)
+"""Modules of tui.cli whose COMMANDS join the group (one per line, in help order)."""
 
-    for module in (index, open_app, watch):
+
+def _register() -> None:
+    import importlib
+
+    for name in COMMAND_MODULES:
+        module = importlib.import_module(f"tui.cli.{name}")
         for command in module.COMMANDS:
             main.add_command(command)
 
