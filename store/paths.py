@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 
+from store.safetext import visible
+
 ROOT_KEY = b""
 """The key of a root's own folder."""
 
@@ -64,9 +66,10 @@ def display(name: str | bytes) -> str:
     Invalid UTF-8 bytes become ``\\xNN`` and control characters become visible escapes,
     so the result never drives a terminal.  Markup escaping is the UI's job.
     """
-    from store.safetext import visible
-
     if isinstance(name, bytes):
+        if name.isascii():
+            text = name.decode("ascii")
+            return text if text.isprintable() else visible(text)
         text = name.decode("utf-8", "backslashreplace")
     else:
         text = name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")

@@ -240,6 +240,9 @@ class RunSync:
                 self._dirty.update(r for r in (want, run_id) if r is not None)
         conn.executemany("UPDATE artifacts SET run_id = ? WHERE id = ?", updates)
 
+    def has_dirty(self) -> bool:
+        return bool(self._dirty or self._new or self._removed)
+
     def mark_dirty(self, run_ids: Iterable[int | None]) -> None:
         self._dirty.update(r for r in run_ids if r is not None)
 

@@ -16,7 +16,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlite_utils
 
@@ -86,23 +86,35 @@ class ScanReport:
         }
 
 
-@dataclass
-class _Entry:
-    """One file or symlink as the walk saw it."""
+class _Entry(NamedTuple):
+    """One file or symlink as the walk saw it.
+
+    Shaped like the index's identity columns, so a walk and the index compare as two sets
+    of tuples: the difference is computed in C, and unchanged files cost no Python work.
+    """
 
     path: bytes
-    parent: bytes
-    ftype: str
+    inode: int
     size: int
     mtime_ns: int
-    inode: int
     dev: int
-    link_target: str | None = None
+    ftype: str
+
+    @property
+    def parent(self) -> bytes:
+        return paths.parent_key(self.path)
+
+
+_IDENTITY = "path, inode, size, mtime_ns, dev, ftype"
+_OLD_ROW = "path, id, run_id, hash, kind, size, mtime_ns"
 
 
 @dataclass
 class _Walk:
-    entries: list[_Entry] = field(default_factory=list)
+    entries: list[tuple[bytes, int, int, int, int, str]] = field(default_factory=list)
+    """(path, inode, size, mtime_ns, dev, ftype): the shape of an ``_Entry``"""
+    links: dict[bytes, str] = field(default_factory=dict)
+    """symlink key -> printable target"""
     dirs: dict[bytes, tuple[bytes, int]] = field(default_factory=dict)
     """folder key -> (parent key, mtime_ns)"""
     listing: dict[bytes, tuple[list[bytes], list[bytes]]] = field(default_factory=dict)
@@ -175,6 +187,7 @@ class Indexer:
         ignore = self._ignore_abs
         walk.dirs[start] = (paths.parent_key(start), st.st_mtime_ns)
         stack = [start]
+        append = walk.entries.append
         while stack:
             rel = stack.pop()
             subdirs: list[bytes] = []
@@ -208,16 +221,8 @@ class Indexer:
                         continue
                     mode = est.st_mode
                     if stat.S_ISREG(mode):
-                        walk.entries.append(
-                            _Entry(
-                                child,
-                                rel,
-                                "file",
-                                est.st_size,
-                                est.st_mtime_ns,
-                                est.st_ino,
-                                est.st_dev,
-                            )
+                        append(
+                            (child, est.st_ino, est.st_size, est.st_mtime_ns, est.st_dev, "file")
                         )
                         files.append(name)
                     elif stat.S_ISDIR(mode):
@@ -237,18 +242,10 @@ class Indexer:
                             target = os.readlink(entry.path)
                         except OSError:
                             target = b""
-                        walk.entries.append(
-                            _Entry(
-                                child,
-                                rel,
-                                "symlink",
-                                est.st_size,
-                                est.st_mtime_ns,
-                                est.st_ino,
-                                est.st_dev,
-                                paths.display(target),
-                            )
+                        append(
+                            (child, est.st_ino, est.st_size, est.st_mtime_ns, est.st_dev, "symlink")
                         )
+                        walk.links[child] = paths.display(target)
                         files.append(name)
                     else:
                         report.warn(_special_kind(mode), child)
@@ -289,7 +286,7 @@ class Indexer:
         started = time.perf_counter()
         report = ScanReport(root=paths.display(self.root_b))
         walk = _Walk()
-        existing: dict[bytes, tuple[object, ...]] = {}
+        existing: set[tuple[Any, ...]] = set()
         existing_dirs: dict[bytes, int] = {}
         conn = self.db.conn
         for folder in sorted({paths.key(f) for f in folders}):
@@ -305,16 +302,17 @@ class Indexer:
             }
             sub = self._walk(folder, report, None, descend=lambda child, k=known: child not in k)  # type: ignore[misc]
             walk.entries.extend(sub.entries)
+            walk.links.update(sub.links)
             walk.dirs.update(sub.dirs)
             walk.listing.update(sub.listing)
             walk.unreadable.extend(sub.unreadable)
-            existing.update(self._existing_artifacts(folder, shallow=True))
+            existing |= self._existing_artifacts(folder, shallow=True)
             existing_dirs.update(self._existing_dirs(folder, shallow=True))
             gone = [folder] if folder not in sub.dirs else []
             gone += [k for k in known if k not in sub.dirs]
             fresh = [k for k in sub.dirs if k != folder and k not in known]
             for k in gone + fresh:
-                existing.update(self._existing_artifacts(k))
+                existing |= self._existing_artifacts(k)
                 existing_dirs.update(self._existing_dirs(k))
         self._reconcile(
             walk,
@@ -332,7 +330,7 @@ class Indexer:
     def _reconcile(
         self,
         walk: _Walk,
-        existing: dict[bytes, tuple[object, ...]],
+        existing: set[tuple[Any, ...]],
         existing_dirs: dict[bytes, int],
         report: ScanReport,
         *,
@@ -348,26 +346,23 @@ class Indexer:
         protected = walk.unreadable
         now = self.clock()
 
-        added: list[_Entry] = []
-        changed: list[tuple[int, _Entry, tuple[object, ...]]] = []
-        for entry in walk.entries:
-            old = existing.pop(entry.path, None)
-            if old is None:
-                added.append(entry)
-            elif (old[2], old[3], old[4], old[5], old[6]) == (
-                entry.inode,
-                entry.size,
-                entry.mtime_ns,
-                entry.dev,
-                entry.ftype,
-            ):
-                report.unchanged += 1
-            else:
-                changed.append((int(old[1]), entry, old))  # type: ignore[call-overload]
+        walked = set(walk.entries)
+        fresh = walked - existing
+        stale_paths = {row[0] for row in existing - walked}
+        report.unchanged = len(walked) - len(fresh)
+        changed_paths = stale_paths.intersection(t[0] for t in fresh)
+        old_rows = self._old_rows(stale_paths)
+        fresh_entries = [_Entry._make(t) for t in fresh]
+        added = [e for e in fresh_entries if e.path not in changed_paths]
+        changed = [
+            (old_rows[e.path][1], e, old_rows[e.path])
+            for e in fresh_entries
+            if e.path in changed_paths
+        ]
         removed: list[tuple[Any, ...]] = [
-            (row[1], key, row[7], row[8], row[3], row[4])
-            for key, row in existing.items()
-            if not any(paths.under(key, p) for p in protected)
+            (row[1], key, row[2], row[3], row[5], row[6])
+            for key, row in old_rows.items()
+            if key not in changed_paths and not any(paths.under(key, p) for p in protected)
         ]
         dirs_added = [(k, v) for k, v in walk.dirs.items() if k not in existing_dirs]
         dirs_changed = [
@@ -391,13 +386,14 @@ class Indexer:
         with write_transaction(self.db) as conn:
             self.runs.upsert(conn, now)
             self._write_dirs(dirs_added, dirs_changed, dirs_removed)
-            self._write_artifacts(added, changed, removed, cache, now)
+            self._write_artifacts(added, changed, removed, cache, walk.links, now)
             if structural and detect_after_write:
                 self.runs.prepare(listing, structural=True)
                 self.runs.upsert(conn, now)
             if had_rows and structural:
                 self.runs.reassign_all(conn)
-            report.runs_changed = self.runs.refresh(conn, now)
+            if added or changed or removed or self.runs.has_dirty():
+                report.runs_changed = self.runs.refresh(conn, now)
             self._write_events(event_path, added, changed, removed, now)
             if full:
                 conn.execute(
@@ -406,13 +402,9 @@ class Indexer:
                 )
         report.runs = self.runs.count()
 
-    def _existing_artifacts(
-        self, start: bytes, *, shallow: bool = False
-    ) -> dict[bytes, tuple[object, ...]]:
-        sql = (
-            "SELECT path, id, inode, size, mtime_ns, dev, ftype, run_id, hash, kind "
-            "FROM artifacts WHERE root_id = ?"
-        )
+    def _existing_artifacts(self, start: bytes, *, shallow: bool = False) -> set[tuple[Any, ...]]:
+        """The identity tuples of the rows under ``start`` (or directly in it)."""
+        sql = f"SELECT {_IDENTITY} FROM artifacts WHERE root_id = ?"
         args: list[object] = [self.root_id]
         if shallow:
             sql += " AND parent = ?"
@@ -421,7 +413,31 @@ class Indexer:
             lo, hi = paths.prefix_range(start)
             sql += " AND ((path >= ? AND path < ?) OR path = ?)"
             args += [lo, hi, start]
-        return {row[0]: row for row in self.db.conn.execute(sql, args)}
+        return set(self.db.conn.execute(sql, args))
+
+    def _old_rows(self, keys: set[bytes]) -> dict[bytes, tuple[Any, ...]]:
+        """What the index holds for rows that changed or went: (path, id, run_id, hash,
+        kind, size, mtime_ns)."""
+        if not keys:
+            return {}
+        conn = self.db.conn
+        if len(keys) > 256:
+            return {
+                row[0]: row
+                for row in conn.execute(
+                    f"SELECT {_OLD_ROW} FROM artifacts WHERE root_id = ?", [self.root_id]
+                )
+                if row[0] in keys
+            }
+        found = {}
+        for key in keys:
+            row = conn.execute(
+                f"SELECT {_OLD_ROW} FROM artifacts WHERE root_id = ? AND path = ?",
+                [self.root_id, key],
+            ).fetchone()
+            if row is not None:
+                found[key] = row
+        return found
 
     def _existing_dirs(self, start: bytes, *, shallow: bool = False) -> dict[bytes, int]:
         sql = "SELECT path, mtime_ns FROM dirs WHERE root_id = ?"
@@ -524,12 +540,14 @@ class Indexer:
         changed: list[tuple[int, _Entry, tuple[object, ...]]],
         removed: list[tuple[object, ...]],
         cache: dict[tuple[int, int, int, int], str],
+        links: dict[bytes, str],
         now: float,
     ) -> None:
         c = self.db.conn
         run_of = self.runs.run_of_entry
         dirty: set[int | None] = set()
         rows = []
+        added.sort()  # in key order, the B-tree indexes grow at their ends
         for e in added:
             run_id = run_of(e.path, e.parent)
             dirty.add(run_id)
@@ -544,7 +562,7 @@ class Indexer:
                     paths.display(paths.name_of(e.path)),
                     classify(os.fsdecode(e.path)),
                     e.ftype,
-                    e.link_target,
+                    links.get(e.path),
                     e.size,
                     e.mtime_ns,
                     e.inode,
@@ -564,20 +582,20 @@ class Indexer:
         history = []
         updates = []
         for art_id, e, old in changed:
-            old_size, old_mtime, old_hash, old_kind = old[3], old[4], old[8], old[9]
+            old_hash, old_kind, old_size, old_mtime = old[3], old[4], old[5], old[6]
             if old_hash is not None:
                 history.append((self.root_id, e.path, old_hash, old_size, old_mtime, now))
             digest = cache.get((e.dev, e.inode, e.size, e.mtime_ns))
             state = "done" if digest else ("pending" if e.ftype == "file" else "skipped")
             kind = classify(os.fsdecode(e.path))
             run_id = run_of(e.path, e.parent)
-            dirty.update((run_id, old[7]))  # type: ignore[arg-type]
+            dirty.update((run_id, old[2]))  # type: ignore[arg-type]
             updates.append(
                 (
                     run_id,
                     kind if kind != "other" else old_kind,
                     e.ftype,
-                    e.link_target,
+                    links.get(e.path),
                     e.size,
                     e.mtime_ns,
                     e.inode,
