@@ -692,3 +692,26 @@ def test_mlflow_experiment_with_tags_is_not_a_run(tmp_path: Path) -> None:
         ("mlruns/123/aaa", "r-aaa", "exp"),
         ("mlruns/123/bbb", "r-bbb", "exp"),
     ]
+
+
+def test_mlflow_sqlite_logged_model_found_after_the_root_moved(tmp_path: Path) -> None:
+    """mlflow.db stores absolute artifact URIs; a copied root must still link its models."""
+    src = Path(__file__).parent / "fixtures" / "frameworks" / "mlflow-sqlite"
+    if not src.exists():
+        pytest.skip("real MLflow fixtures not present")
+    import shutil
+
+    moved = tmp_path / "elsewhere" / "mlflow-sqlite"
+    shutil.copytree(src, moved, symlinks=True)
+    from store.frameworks import DirListing, detect_runs
+
+    listing = {}
+    for folder, dirs, files in os.walk(moved):
+        rel = os.path.relpath(folder, moved)
+        listing["" if rel == "." else rel] = DirListing(frozenset(dirs), frozenset(files))
+    specs = detect_runs(moved, listing)
+    assert specs, "no runs found in the moved MLflow root"
+    models = [p for s in specs for p in s.extra_paths if "/models/m-" in p]
+    expected = json.loads((src.parent / "EXPECTED.json").read_text())
+    wanted = [r["model_id"] for r in expected.get("mlflow_sqlite", []) if r.get("model_id")]
+    assert wanted and all(any(p.endswith("/models/" + m) for p in models) for m in wanted)

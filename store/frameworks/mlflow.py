@@ -218,9 +218,20 @@ def _map_uri(
         folder = _io.parent(cand) if _io.basename(cand) == "artifacts" else cand
         if folder in ctx.listing:
             return folder
-    if run_id:  # the root may have moved since the run: find <exp_id>/<run_id> by name
+    # The root may have moved since the run (a copy, another mount): find the folder by
+    # its own name, <exp_id>/<run_id> for a run, models/m-<id> for a logged model.
+    if run_id:
         for rel in ctx.by_name.get(run_id, ()):
             if exp_id is None or _io.basename(_io.parent(rel)) == exp_id:
+                return rel
+        return None
+    tail = uri.rstrip("/")
+    if tail.endswith("/artifacts"):
+        tail = tail[: -len("/artifacts")]
+    model_name = tail.rsplit("/", 1)[-1]
+    if _MODEL_DIR.match(model_name):
+        for rel in ctx.by_name.get(model_name, ()):
+            if _io.basename(_io.parent(rel)) == "models":
                 return rel
     return None
 
