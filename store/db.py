@@ -16,6 +16,8 @@ from pathlib import Path
 import sqlite_utils
 from sqlite_utils.migrations import Migrations
 
+from store.errors import ArtlensError
+
 BUSY_TIMEOUT_MS = 10_000
 """How long a statement waits for a lock before SQLITE_BUSY: long enough to ride out a
 writer's batch, short enough that a wedged writer is reported."""
@@ -167,7 +169,18 @@ def open_db(path: Path | str, *, readonly: bool = False) -> sqlite_utils.Databas
 
 
 def migrate(db: sqlite_utils.Database) -> None:
-    """Bring the schema up to date; each migration is one transaction, never a drop."""
+    """Bring the schema up to date; each migration is one transaction, never a drop.
+
+    An index written by a newer artlens (migrations we do not know) is refused rather than
+    written with an older idea of the schema.
+    """
+    known = {m.name for m in migrations._migrations}
+    unknown = sorted({m.name for m in migrations.applied(db)} - known)
+    if unknown:
+        raise ArtlensError(
+            f"the index was written by a newer artlens (schema {', '.join(unknown)}): "
+            "upgrade artlens, or rebuild the index with another --db"
+        )
     migrations.apply(db)
 
 

@@ -1,0 +1,61 @@
+"""Schema, migrations and connection settings of the index."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from store.db import data_version, open_db, schema_version, write_transaction
+from store.errors import ArtlensError
+from store.scan import Indexer
+
+
+def test_reopening_keeps_data_and_applies_nothing_twice(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "a.txt").write_text("a")
+    db = open_db(tmp_path / "i.db")
+    Indexer(db, root).scan()
+    version = schema_version(db)
+    db.close()
+    db = open_db(tmp_path / "i.db")
+    assert schema_version(db) == version >= 1
+    assert db.execute("SELECT count(*) FROM artifacts").fetchone()[0] == 1
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    db.close()
+
+
+def test_an_index_from_a_newer_artlens_is_refused_not_rewritten(tmp_path: Path) -> None:
+    db = open_db(tmp_path / "i.db")
+    db.execute(
+        "INSERT INTO _sqlite_migrations (migration_set, name, applied_at)"
+        " VALUES ('artlens', 'm999_from_the_future', '2030-01-01')"
+    )
+    db.conn.commit()
+    db.close()
+    with pytest.raises(ArtlensError, match="newer artlens"):
+        open_db(tmp_path / "i.db")
+
+
+def test_readers_see_commits_through_data_version(tmp_path: Path) -> None:
+    writer = open_db(tmp_path / "i.db")
+    reader = open_db(tmp_path / "i.db", readonly=True)
+    before = data_version(reader)
+    with write_transaction(writer) as conn:
+        conn.execute("INSERT INTO meta (key, value) VALUES ('k', 'v')")
+    assert data_version(reader) != before
+    with pytest.raises(sqlite3.OperationalError):
+        reader.execute("INSERT INTO meta (key, value) VALUES ('x', 'y')")
+    reader.close()
+    writer.close()
+
+
+def test_a_failed_write_transaction_rolls_back(tmp_path: Path) -> None:
+    db = open_db(tmp_path / "i.db")
+    with pytest.raises(RuntimeError), write_transaction(db) as conn:
+        conn.execute("INSERT INTO meta (key, value) VALUES ('k', 'v')")
+        raise RuntimeError("boom")
+    assert db.execute("SELECT count(*) FROM meta").fetchone()[0] == 0
+    db.close()
