@@ -177,7 +177,8 @@ class Indexer:
         walk = _Walk()
         seen_dirs: set[tuple[int, int]] = set()
         try:
-            st = os.lstat(self._abs(start))
+            # the root itself may be a symlink (~/outputs -> /data/outputs): follow that one
+            st = os.stat(self._abs(start)) if not start else os.lstat(self._abs(start))
         except OSError:
             report.warn("vanished", start)
             return walk

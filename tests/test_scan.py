@@ -264,3 +264,13 @@ def _check_unreadable_folder(tmp_path: Path) -> None:
         assert b"closed/secret.txt" in index_rows(db)  # unknown is not deleted
     finally:
         db.close()
+
+
+def test_a_root_given_as_a_symlink_is_scanned(tmp_path: Path, db: sqlite_utils.Database) -> None:
+    real = tmp_path / "data" / "outputs"
+    (real / "run").mkdir(parents=True)
+    (real / "run" / "model.pt").write_bytes(b"x")
+    link = tmp_path / "outputs"
+    link.symlink_to(real)
+    Indexer(db, link).scan()
+    assert index_rows(db) == {b"run/model.pt": 1}
