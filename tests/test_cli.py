@@ -203,3 +203,29 @@ def test_headless_cli_does_not_import_textual() -> None:
         cwd=Path(__file__).resolve().parent.parent,
     )
     assert out.stdout.strip() == "False", out.stderr
+
+
+def test_piped_runs_output_escapes_hostile_names(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    run = root / "evil\x1b[2Jname"
+    run.mkdir(parents=True)
+    (run / "model.pt").write_bytes(b"x")
+    db = tmp_path / "i.db"
+    env = {**os.environ, "ARTLENS_CACHE": str(tmp_path / "c")}
+    cwd = Path(__file__).resolve().parent.parent
+    subprocess.run(
+        [sys.executable, "-m", "tui.cli", "index", str(root), "--db", str(db)],
+        check=True,
+        capture_output=True,
+        env=env,
+        cwd=cwd,
+    )
+    out = subprocess.run(
+        [sys.executable, "-m", "tui.cli", "runs", "--db", str(db)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "evil\\e[2Jname" in out.stdout and "\x1b" not in out.stdout

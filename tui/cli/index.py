@@ -18,6 +18,7 @@ from store.errors import ArtlensError
 from store.locate import remember, resolve_db
 from store.lock import WriterLock
 from store.query import list_artifacts, list_runs, resolve_run
+from store.safetext import visible
 from store.scan import Indexer, ScanReport
 from tui.cli.common import db_option, emit_json, friendly, is_terminal, json_option, reader
 from tui.format import human_age, human_size, metric_value
@@ -115,7 +116,7 @@ def _key_metrics(metrics: dict[str, dict[str, Any]], limit: int = 2) -> str:
         key=lambda n: (0 if "loss" in n.lower() else 1 if "acc" in n.lower() else 2, n),
     )
     return " ".join(
-        f"{name}={metric_value(metrics[name].get('last'))}" for name in preferred[:limit]
+        f"{visible(name)}={metric_value(metrics[name].get('last'))}" for name in preferred[:limit]
     )
 
 
@@ -147,7 +148,7 @@ def runs_cmd(db_path: Path | None, as_json: bool, as_csv: bool) -> None:
             "\t".join(
                 [
                     str(r.id),
-                    r.name,
+                    visible(r.name),
                     r.framework,
                     r.status,
                     human_age(r.last_write),
