@@ -1,0 +1,381 @@
+"""Glue from the index to the diff engines: run sides, run diffs and file versions.
+
+``store.diff`` compares plain data and never touches the index; this module reads a run's
+params, metrics and artifact hashes from SQLite, its package list from the environment
+files it holds (bounded reads of regular files only), and lists every version of one
+run-relative file across runs, plus the earlier hashes of files overwritten in place.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import sqlite_utils
+
+from store import paths
+from store.diff import (
+    RunDiff,
+    RunSide,
+    diff_runs,
+    metric_direction,
+    parse_conda_env,
+    parse_requirements,
+)
+from store.diff._io import DiffError, read_capped
+from store.query import RunRow, iso, list_runs
+
+MAX_ENV_BYTES = 1 << 20
+"""Bytes read from one environment file; a requirements list is never bigger."""
+MAX_ENV_FILES = 20
+MAX_CONFIG_COMPARE = 4 << 20
+"""Changed configs up to this size are parsed to tell a reordering from a real change."""
+_REQUIREMENTS = re.compile(r"^requirements([-_.][\w.-]*)?\.txt$", re.I)
+_CONDA = frozenset({"conda.yaml", "conda.yml", "environment.yml", "environment.yaml"})
+
+
+def relative_key(run: RunRow, key: bytes) -> bytes:
+    """``key`` (relative to the root) made relative to the run folder."""
+    if not run.path:
+        return key
+    prefix = run.path + b"/"
+    return key[len(prefix) :] if key.startswith(prefix) else key
+
+
+def _env_parser(name: str) -> str | None:
+    lower = name.lower()
+    if _REQUIREMENTS.match(lower):
+        return "requirements"
+    if lower in _CONDA:
+        return "conda"
+    return None
+
+
+def _read_env(run: RunRow, found: list[tuple[bytes, str]], warnings: list[str]) -> dict[str, str]:
+    """Packages from the run's environment files; shallower files win on conflicts."""
+    packages: dict[str, str] = {}
+    ordered = sorted(found, key=lambda item: (-item[0].count(b"/"), item[0]))
+    for key, parser in ordered[-MAX_ENV_FILES:]:
+        full = run.root + b"/" + key
+        shown = paths.display(relative_key(run, key))
+        try:
+            data, capped = read_capped(os.fsdecode(full), MAX_ENV_BYTES)
+        except DiffError as exc:
+            warnings.append(f"{run.name}: {shown}: {exc}")
+            continue
+        if capped:
+            warnings.append(f"{run.name}: {shown}: only the first {MAX_ENV_BYTES} bytes read")
+        text = data.decode("utf-8", "surrogateescape")
+        try:
+            parsed = parse_requirements(text) if parser == "requirements" else parse_conda_env(text)
+        except DiffError as exc:
+            warnings.append(f"{run.name}: {shown}: {exc}")
+            continue
+        packages.update(parsed)
+    return packages
+
+
+def run_side(db: sqlite_utils.Database, run: RunRow, warnings: list[str] | None = None) -> RunSide:
+    """What ``store.diff.diff_runs`` needs about one run, from the index and its env files.
+
+    Artifacts are (path relative to the run folder, size, hash); a file not hashed yet has
+    no hash, so the engine never calls it unchanged on its size alone.  A symlink compares
+    by its target.  Problems (unreadable env files, pending hashes) go to ``warnings``.
+    """
+    notes = warnings if warnings is not None else []
+    artifacts: list[tuple[str, int, str | None]] = []
+    env_files: list[tuple[bytes, str]] = []
+    pending = 0
+    for key, size, digest, state, ftype, target in db.conn.execute(
+        "SELECT path, size, hash, hash_state, ftype, link_target FROM artifacts"
+        " WHERE run_id = ? ORDER BY path",
+        [run.id],
+    ):
+        key = bytes(key)
+        rel = paths.unkey(relative_key(run, key))
+        if ftype == "symlink":
+            artifacts.append((rel, int(size), f"symlink:{target or ''}"))
+            continue
+        artifacts.append((rel, int(size), digest if state == "done" else None))
+        if state != "done":
+            pending += 1
+        parser = _env_parser(paths.unkey(paths.name_of(key)))
+        if parser is not None:
+            env_files.append((key, parser))
+    if pending:
+        notes.append(
+            f"{run.name}: {pending} file(s) not hashed yet; those compare by size only "
+            "and are never reported unchanged"
+        )
+    return RunSide(
+        params=dict(run.params),
+        metrics={k: v for k, v in run.metrics.items() if isinstance(v, dict)},
+        env=_read_env(run, env_files, notes),
+        artifacts=artifacts,
+    )
+
+
+def diff_run_rows(
+    db: sqlite_utils.Database, a: RunRow, b: RunRow, warnings: list[str] | None = None
+) -> RunDiff:
+    """Everything that differs between two indexed runs (``a`` is the old side).
+
+    ``equal`` is False while a same-size file is unhashed on either side: unknown is not
+    equal.  Those paths are listed in ``artifacts.unverified``.
+    """
+    notes = warnings if warnings is not None else []
+    result = diff_runs(run_side(db, a, notes), run_side(db, b, notes))
+    _settle_configs(a, b, result, notes)
+    if result.artifacts.unverified:
+        result.equal = False
+    return result
+
+
+def _settle_configs(a: RunRow, b: RunRow, result: RunDiff, warnings: list[str]) -> None:
+    """Configs whose bytes differ but whose parsed values are equal count as unchanged."""
+    from store.diff.structured import diff_structured_files, structured_format
+
+    artifacts = result.artifacts
+    kept = []
+    for change in artifacts.changed:
+        small = max(change.old_size or 0, change.new_size or 0) <= MAX_CONFIG_COMPARE
+        if small and structured_format(change.path) is not None:
+            rel = os.fsencode(change.path)
+            try:
+                same = diff_structured_files(
+                    os.fsdecode(a.abs_path + b"/" + rel), os.fsdecode(b.abs_path + b"/" + rel)
+                )
+            except DiffError:
+                same = None
+            if same is not None and same.equal:
+                artifacts.unchanged.append(change.path)
+                warnings.append(
+                    f"{paths.display(change.path)}: same values, different layout or key order"
+                )
+                continue
+        kept.append(change)
+    artifacts.changed = kept
+    result.equal = not (
+        result.params
+        or result.env
+        or changed_metrics(result)
+        or artifacts.added
+        or artifacts.removed
+        or artifacts.changed
+        or artifacts.moved
+    )
+
+
+def changed_metrics(result: RunDiff) -> list[str]:
+    """Names of metrics whose last value differs or exists on one side only."""
+    return [
+        m.name
+        for m in result.metrics
+        if (m.delta is not None and m.delta != 0) or ((m.old is None) != (m.new is None))
+    ]
+
+
+def run_diff_json(a: RunRow, b: RunRow, result: RunDiff, warnings: list[str]) -> dict[str, Any]:
+    """The stable ``artlens diff --json`` shape of a run diff (documented in README)."""
+    artifacts = result.artifacts
+
+    def change(c: Any) -> dict[str, Any]:
+        return {
+            "path": paths.display(c.path),
+            "old_size": c.old_size,
+            "new_size": c.new_size,
+            "old_hash": c.old_hash,
+            "new_hash": c.new_hash,
+        }
+
+    return {
+        "kind": "runs",
+        "equal": result.equal,
+        "a": _run_ref(a),
+        "b": _run_ref(b),
+        "params": [
+            {"key": c.path, "change": c.kind, "old": c.old, "new": c.new} for c in result.params
+        ],
+        "metrics": [
+            {
+                "name": m.name,
+                "old": m.old,
+                "new": m.new,
+                "delta": m.delta,
+                "percent": m.percent,
+                "direction": m.direction,
+                "better": m.better,
+            }
+            for m in result.metrics
+        ],
+        "env": [
+            {"package": p.name, "change": p.kind, "old": p.old, "new": p.new} for p in result.env
+        ],
+        "artifacts": {
+            "added": [change(c) for c in artifacts.added],
+            "removed": [change(c) for c in artifacts.removed],
+            "changed": [change(c) for c in artifacts.changed],
+            "moved": [
+                {
+                    "old_path": paths.display(m.old_path),
+                    "new_path": paths.display(m.new_path),
+                    "size": m.size,
+                    "hash": m.hash,
+                }
+                for m in artifacts.moved
+            ],
+            "unchanged": len(artifacts.unchanged),
+            "unverified": [paths.display(p) for p in artifacts.unverified],
+        },
+        "warnings": list(warnings),
+    }
+
+
+def _run_ref(run: RunRow) -> dict[str, Any]:
+    return {
+        "id": run.id,
+        "name": run.name,
+        "path": run.display_path,
+        "framework": run.framework,
+        "experiment": run.experiment,
+    }
+
+
+# --- versions of one file across runs ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Version:
+    """One version of a run-relative file: the file in some run, or an overwritten hash."""
+
+    run_id: int
+    run_name: str
+    experiment: str | None
+    root_id: int
+    key: bytes
+    """The file's path relative to its root (a BLOB key)."""
+    abs_path: bytes
+    size: int
+    mtime: float
+    hash: str | None
+    hash_state: str
+    current: bool
+    """False for an earlier content recorded in ``artifact_history`` (only its hash is left)."""
+    metric: tuple[str, float] | None
+    """The run's key metric (validation loss, else loss, else an accuracy) and last value."""
+
+    @property
+    def display_path(self) -> str:
+        return paths.display(self.abs_path)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "run": self.run_name,
+            "experiment": self.experiment,
+            "path": self.display_path,
+            "size_bytes": self.size,
+            "mtime": iso(self.mtime),
+            "hash": self.hash,
+            "hash_state": self.hash_state,
+            "current": self.current,
+            "metric": list(self.metric) if self.metric else None,
+        }
+
+
+_VALIDATION = re.compile(r"(^|[^a-z])(val|valid|validation|eval|test|dev)([^a-z]|$)", re.I)
+
+
+def key_metric(metrics: dict[str, Any]) -> tuple[str, float] | None:
+    """The metric a person compares checkpoints by: val loss, loss, then a max-better one."""
+    ranked: list[tuple[int, str, float]] = []
+    for name, summary in metrics.items():
+        if not isinstance(summary, dict):
+            continue
+        value = summary.get("last")
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue
+        direction = summary.get("direction") or metric_direction(name)
+        is_val = bool(_VALIDATION.search(name.replace("/", " ").replace("_", " ")))
+        lower = name.lower()
+        if "loss" in lower:
+            rank = 0 if is_val else 1
+        elif direction == "max":
+            rank = 2 if is_val else 3
+        elif direction == "min":
+            rank = 4
+        else:
+            continue
+        ranked.append((rank, name, float(value)))
+    if not ranked:
+        return None
+    _, name, value = min(ranked)
+    return name, value
+
+
+def versions(
+    db: sqlite_utils.Database, relpath_within_run: str | bytes, experiment: str | None = None
+) -> list[Version]:
+    """The same run-relative file in every run (of ``experiment`` if given), oldest first.
+
+    Each run's current file comes with its hash, size and mtime; earlier contents of a file
+    overwritten in place come from ``artifact_history`` (hash and size only: the bytes are
+    gone), so "what changed since the last checkpoint" is answerable at the hash level.
+    """
+    rel = paths.key(relpath_within_run).strip(b"/")
+    if not rel:
+        return []
+    found: list[Version] = []
+    for run in list_runs(db):
+        if experiment is not None and run.experiment != experiment:
+            continue
+        key = paths.join_key(run.path, rel)
+        metric = key_metric(run.metrics)
+        abs_path = run.root + b"/" + key
+        current = db.conn.execute(
+            "SELECT size, mtime_ns, hash, hash_state, ftype, link_target FROM artifacts"
+            " WHERE root_id = ? AND path = ? AND run_id = ?",
+            [run.root_id, key, run.id],
+        ).fetchone()
+        current_hash: str | None = None
+        if current is not None:
+            size, mtime_ns, digest, state, ftype, target = current
+            if ftype == "symlink":
+                digest, state = f"symlink:{target or ''}", "symlink"
+            current_hash = digest
+            found.append(
+                Version(
+                    run.id, run.name, run.experiment, run.root_id, key, abs_path, int(size),
+                    mtime_ns / 1e9, digest, state, True, metric,
+                )
+            )  # fmt: skip
+        previous: str | None = None
+        for digest, size, mtime_ns in db.conn.execute(
+            "SELECT hash, size, mtime_ns FROM artifact_history WHERE root_id = ? AND path = ?"
+            " ORDER BY mtime_ns, id",
+            [run.root_id, key],
+        ):
+            # A touch without a change records the same hash again: not a new version.
+            if digest is None or digest in (previous, current_hash):
+                continue
+            previous = digest
+            found.append(
+                Version(
+                    run.id, run.name, run.experiment, run.root_id, key, abs_path, int(size),
+                    mtime_ns / 1e9, digest, "history", False, metric,
+                )
+            )  # fmt: skip
+    found.sort(key=lambda v: (v.mtime, v.run_id, v.current))
+    return found
+
+
+def file_exists(path: bytes) -> bool:
+    """True when ``path`` is a regular file right now (lstat, no link following)."""
+    import stat
+
+    try:
+        return stat.S_ISREG(os.lstat(path).st_mode)
+    except OSError:
+        return False

@@ -1,0 +1,237 @@
+"""Run diffs and file versions from a real index of two Lightning-style runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from store import query
+from store.db import open_db
+from store.diff import diff_files
+from store.lock import WriterLock
+from store.rundiff import changed_metrics, diff_run_rows, run_diff_json, run_side, versions
+from store.scan import Indexer
+
+HPARAMS_A = "lr: 0.001\nbatch_size: 32\noptimizer:\n  name: adam\n  betas: [0.9, 0.999]\n"
+HPARAMS_B = "lr: 0.002\nbatch_size: 32\noptimizer:\n  name: adam\n  betas: [0.9, 0.999]\n"
+CONFIG_A = "model:\n  depth: 4\n  width: 64\nseed: 1\n"
+CONFIG_B = "seed: 1\nmodel:\n  width: 64\n  depth: 4\n"  # reordered, same values
+REQUIREMENTS = "torch==2.3.0\nnumpy==1.26.4\n"
+
+
+def safetensors_bytes(tensors: dict[str, list[float]]) -> bytes:
+    """A float32 safetensors file written by hand (header length, JSON, data)."""
+    header: dict[str, object] = {}
+    data = b""
+    for name, values in tensors.items():
+        payload = struct.pack(f"<{len(values)}f", *values)
+        header[name] = {
+            "dtype": "F32",
+            "shape": [len(values)],
+            "data_offsets": [len(data), len(data) + len(payload)],
+        }
+        data += payload
+    raw = json.dumps(header).encode()
+    raw += b" " * (-len(raw) % 8)
+    return struct.pack("<Q", len(raw)) + raw + data
+
+
+def metrics_csv(val_loss_last: float) -> str:
+    return (
+        f"epoch,step,train_loss,val_loss\n0,10,0.9,\n0,10,,0.8\n1,20,0.5,\n1,20,,{val_loss_last}\n"
+    )
+
+
+@dataclass
+class Pair:
+    root: Path
+    db_path: Path
+    a: Path
+    b: Path
+
+
+def write_run(folder: Path, hparams: str, config: str, val_loss: float, w: list[float]) -> None:
+    (folder / "checkpoints").mkdir(parents=True)
+    (folder / "hparams.yaml").write_text(hparams)
+    (folder / "config.yaml").write_text(config)
+    (folder / "metrics.csv").write_text(metrics_csv(val_loss))
+    (folder / "requirements.txt").write_text(REQUIREMENTS)
+    (folder / "train.log").write_text("".join(f"step {i} ok\n" for i in range(200)))
+    (folder / "checkpoints" / "last.safetensors").write_bytes(
+        safetensors_bytes({"layer.weight": w, "layer.bias": [0.5, 0.25]})
+    )
+
+
+def age(root: Path, seconds: float = 600.0) -> None:
+    """Make every file old enough to be hashed (fresh files stay 'pending')."""
+    then = time.time() - seconds
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in [*filenames, *dirnames]:
+            os.utime(os.path.join(dirpath, name), (then, then), follow_symlinks=False)
+
+
+def index(root: Path, db_path: Path, *, hash_files: bool = True) -> None:
+    with WriterLock(db_path):
+        db = open_db(db_path)
+        try:
+            indexer = Indexer(db, root)
+            indexer.scan()
+            if hash_files:
+                indexer.hash_pending()
+        finally:
+            db.conn.close()
+
+
+def make_pair(base: Path, *, hash_files: bool = True) -> Pair:
+    """Two runs differing in one param (lr), one metric (val_loss) and one tensor."""
+    root = base / "root"
+    logs = root / "lightning_logs"
+    a, b = logs / "version_0", logs / "version_1"
+    write_run(a, HPARAMS_A, CONFIG_A, 0.4, [1.0, 2.0, 3.0, 4.0])
+    write_run(b, HPARAMS_B, CONFIG_B, 0.35, [1.0, 2.0, 3.0, 4.5])
+    age(root)
+    db_path = base / "index.db"
+    index(root, db_path, hash_files=hash_files)
+    return Pair(root, db_path, a, b)
+
+
+@pytest.fixture
+def pair(tmp_path: Path) -> Pair:
+    return make_pair(tmp_path)
+
+
+def runs_by_name(db_path: Path) -> dict[str, query.RunRow]:
+    db = open_db(db_path, readonly=True)
+    try:
+        return {r.name: r for r in query.list_runs(db)}
+    finally:
+        db.conn.close()
+
+
+def test_run_diff_names_exactly_what_changed(pair: Pair) -> None:
+    runs = runs_by_name(pair.db_path)
+    warnings: list[str] = []
+    db = open_db(pair.db_path, readonly=True)
+    try:
+        result = diff_run_rows(db, runs["version_0"], runs["version_1"], warnings)
+    finally:
+        db.conn.close()
+    assert [(c.path, c.old, c.new) for c in result.params] == [("lr", 0.001, 0.002)]
+    assert changed_metrics(result) == ["val_loss"]
+    val = next(m for m in result.metrics if m.name == "val_loss")
+    assert val.delta == pytest.approx(-0.05) and val.better == "new"
+    assert result.env == []
+    art = result.artifacts
+    assert sorted(c.path for c in art.changed) == [
+        "checkpoints/last.safetensors",
+        "hparams.yaml",
+        "metrics.csv",
+    ]
+    assert (art.added, art.removed, art.moved, art.unverified) == ([], [], [], [])
+    # The reordered config has equal values: unchanged, with a note saying why.
+    assert "config.yaml" in art.unchanged
+    assert any("config.yaml" in w and "key order" in w for w in warnings)
+    assert not result.equal
+    # The checkpoint diff names the one tensor that moved.
+    tensors = diff_files(
+        pair.a / "checkpoints/last.safetensors", pair.b / "checkpoints/last.safetensors"
+    )
+    assert tensors.kind == "tensors" and tensors.result is not None
+    moved = [t.name for t in tensors.result.tensors if t.status != "unchanged"]  # type: ignore[union-attr]
+    assert moved == ["layer.weight"]
+    shape = run_diff_json(runs["version_0"], runs["version_1"], result, warnings)
+    assert shape["kind"] == "runs" and shape["params"][0]["key"] == "lr"
+
+
+def test_run_against_itself_is_equal(pair: Pair) -> None:
+    runs = runs_by_name(pair.db_path)
+    db = open_db(pair.db_path, readonly=True)
+    try:
+        result = diff_run_rows(db, runs["version_0"], runs["version_0"])
+        side = run_side(db, runs["version_0"])
+    finally:
+        db.conn.close()
+    assert result.equal
+    assert side.env == {"torch": "2.3.0", "numpy": "1.26.4"}
+
+
+def test_reordered_yaml_file_diff_is_equal(pair: Pair) -> None:
+    result = diff_files(pair.a / "config.yaml", pair.b / "config.yaml")
+    assert result.kind == "structured" and result.equal
+
+
+def test_pending_hashes_are_never_equal_by_size(tmp_path: Path) -> None:
+    pair = make_pair(tmp_path, hash_files=False)
+    runs = runs_by_name(pair.db_path)
+    warnings: list[str] = []
+    db = open_db(pair.db_path, readonly=True)
+    try:
+        result = diff_run_rows(db, runs["version_0"], runs["version_0"], warnings)
+    finally:
+        db.conn.close()
+    assert not result.equal
+    assert "train.log" in result.artifacts.unverified
+    assert "train.log" not in result.artifacts.unchanged
+    assert any("not hashed yet" in w for w in warnings)
+
+
+def test_env_packages_from_requirements_and_conda(tmp_path: Path) -> None:
+    pair = make_pair(tmp_path)
+    (pair.b / "requirements.txt").write_text("torch==2.4.0\nrich>=13\n")
+    (pair.b / "environment.yml").write_text(
+        "name: x\ndependencies:\n  - python=3.11\n  - pip:\n    - numpy==2.0.0\n"
+    )
+    age(pair.root)
+    index(pair.root, pair.db_path)
+    runs = runs_by_name(pair.db_path)
+    db = open_db(pair.db_path, readonly=True)
+    try:
+        result = diff_run_rows(db, runs["version_0"], runs["version_1"])
+    finally:
+        db.conn.close()
+    env = {p.name: (p.kind, p.old, p.new) for p in result.env}
+    assert env["torch"] == ("changed", "2.3.0", "2.4.0")
+    assert env["rich"] == ("added", None, ">=13")
+    assert env["python"] == ("added", None, "3.11")
+    assert "numpy" in env  # requirements.txt (1.26.4) wins over environment.yml in b
+
+
+def test_versions_across_runs_and_history(tmp_path: Path) -> None:
+    pair = make_pair(tmp_path)
+    ckpt = pair.b / "checkpoints" / "last.safetensors"
+    db = open_db(pair.db_path, readonly=True)
+    try:
+        found = versions(db, "checkpoints/last.safetensors")
+    finally:
+        db.conn.close()
+    assert sorted(v.run_name for v in found) == ["version_0", "version_1"]
+    old_hash = next(v.hash for v in found if v.run_name == "version_1")
+    assert all(v.current and v.hash for v in found)
+    assert found[0].metric is not None and found[0].metric[0] == "val_loss"
+    # Overwrite in place: the earlier hash stays listed as history.
+    ckpt.write_bytes(safetensors_bytes({"layer.weight": [9.0, 9.0, 9.0, 9.0]}))
+    age(pair.root, 300)
+    index(pair.root, pair.db_path)
+    db = open_db(pair.db_path, readonly=True)
+    try:
+        found = versions(db, "checkpoints/last.safetensors")
+        only_b = versions(db, b"checkpoints/last.safetensors", experiment="nope")
+    finally:
+        db.conn.close()
+    assert only_b == []
+    history = [v for v in found if not v.current]
+    assert [v.hash for v in history] == [old_hash]
+    current_b = next(v for v in found if v.current and v.run_name == "version_1")
+    assert current_b.hash != old_hash
+    assert found == sorted(found, key=lambda v: (v.mtime, v.run_id, v.current))
+    db = open_db(pair.db_path, readonly=True)
+    try:
+        assert versions(db, "") == []
+    finally:
+        db.conn.close()

@@ -1,0 +1,542 @@
+"""Diff results as Rich ``Text``: shared by ``artlens diff`` and the diff screens.
+
+Imports Rich and ``store`` only (no Textual), so the CLI stays fast.  Every string from
+data goes through ``clean`` (control characters as visible escapes, tabs expanded) and
+into ``Text`` objects; nothing is parsed as markup.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from rich.text import Text
+
+from store import paths
+from store.diff import (
+    BinaryDiff,
+    DiffLine,
+    FileDiff,
+    ImageDiff,
+    ModelDiff,
+    RunDiff,
+    StructuredDiff,
+    TableDiff,
+    TensorDiff,
+    TextDiff,
+)
+from store.safetext import visible
+from tui.format import human_size, metric_value
+
+MAX_VALUE = 120
+"""Characters of one param or config value shown before an ellipsis."""
+MAX_ROWS = 2000
+"""Rows of cell or tensor changes listed; the rest are counted."""
+LINE_STYLE = {"delete": "red", "insert": "green", "equal": ""}
+MARK = {"delete": "-", "insert": "+", "equal": " "}
+_TOKEN_STYLES = (
+    ("Comment", "dim italic"),
+    ("Keyword", "magenta"),
+    ("Name.Tag", "blue"),
+    ("Name.Attribute", "blue"),
+    ("Name.Builtin", "cyan"),
+    ("Name.Function", "cyan"),
+    ("Name.Class", "cyan"),
+    ("Literal.String", "yellow"),
+    ("Literal.Number", "cyan"),
+    ("Literal", "cyan"),
+)
+
+
+def clean(text: str) -> str:
+    """One safe line: tabs as spaces, control characters and newlines as escapes."""
+    return visible(text.replace("\t", "    "))
+
+
+def short(value: object, limit: int = MAX_VALUE) -> str:
+    """A param or config value as one short safe line (JSON for containers)."""
+    if isinstance(value, str):
+        text = value
+    else:
+        try:
+            text = json.dumps(value, ensure_ascii=False, default=str)
+        except (TypeError, ValueError):
+            text = repr(value)
+    text = clean(text)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+@lru_cache(maxsize=64)
+def _lexer(name: str) -> Any:
+    from pygments.lexers import get_lexer_for_filename
+    from pygments.util import ClassNotFound
+
+    try:
+        return get_lexer_for_filename(name, stripnl=False, ensurenl=False)
+    except ClassNotFound:
+        return None
+
+
+def lexer_for(path: str | bytes) -> Any:
+    """A Pygments lexer chosen by file name, or None for plain text and logs."""
+    name = os.path.basename(paths.display(path))
+    if name.endswith((".log", ".txt", ".out", ".err")):
+        return None
+    return _lexer(name)
+
+
+def _token_style(token_type: Any) -> str:
+    text = str(token_type).removeprefix("Token.")
+    for prefix, style in _TOKEN_STYLES:
+        if text == prefix or text.startswith(prefix + "."):
+            return style
+    return ""
+
+
+def _clean_with_spans(
+    raw: str, spans: Sequence[tuple[int, int]]
+) -> tuple[str, list[tuple[int, int]]]:
+    """Clean ``raw`` piece by piece so the changed ranges still point at the right text."""
+    out: list[str] = []
+    mapped: list[tuple[int, int]] = []
+    at = 0
+    length = 0
+    for start, end in spans:
+        start, end = max(start, at), min(end, len(raw))
+        if start >= end:
+            continue
+        before = clean(raw[at:start])
+        changed = clean(raw[start:end])
+        out += [before, changed]
+        length += len(before)
+        mapped.append((length, length + len(changed)))
+        length += len(changed)
+        at = end
+    out.append(clean(raw[at:]))
+    return "".join(out), mapped
+
+
+def diff_line_text(
+    line: DiffLine, *, lexer: Any = None, dark: bool = True, tag: str | None = None
+) -> Text:
+    """The text of one diff line (no gutter): syntax colours, changed words highlighted."""
+    tag = tag or line.tag
+    body, spans = _clean_with_spans(line.text, line.spans)
+    text = Text(body, no_wrap=True, end="")
+    if lexer is not None and body:
+        at = 0
+        try:
+            for token_type, value in lexer.get_tokens(body):
+                style = _token_style(token_type)
+                if style and value:
+                    text.stylize(style, at, at + len(value))
+                at += len(value)
+        except Exception:  # a lexer bug must not break the diff
+            pass
+        if tag != "equal":
+            text.stylize(_tint(tag, dark, strong=False))
+    elif tag != "equal":
+        text.stylize(LINE_STYLE[tag])
+    for start, end in spans:
+        text.stylize(_tint(tag, dark, strong=True), start, end)
+    return text
+
+
+def _tint(tag: str, dark: bool, *, strong: bool) -> str:
+    if tag == "delete":
+        if strong:
+            return "bold on rgb(130,35,35)" if dark else "bold on rgb(255,170,170)"
+        return "on rgb(55,18,18)" if dark else "on rgb(255,232,232)"
+    if strong:
+        return "bold on rgb(25,110,45)" if dark else "bold on rgb(160,240,170)"
+    return "on rgb(15,50,22)" if dark else "on rgb(230,255,234)"
+
+
+def unified_text(result: TextDiff, name_a: str, name_b: str, *, color: bool = True) -> list[Text]:
+    """The whole unified diff as lines (``--- a``, ``+++ b``, hunks); for the CLI."""
+    if not result.hunks:
+        return []
+    lines = [Text(f"--- {clean(name_a)}", style="bold"), Text(f"+++ {clean(name_b)}", style="bold")]
+    for hunk in result.hunks:
+        lines.append(Text(hunk.header(), style="cyan"))
+        for line in hunk.lines:
+            row = Text(MARK[line.tag], style=LINE_STYLE[line.tag], end="")
+            row.append_text(diff_line_text(line) if color else Text(clean(line.text)))
+            lines.append(row)
+    return lines
+
+
+def text_notes(result: TextDiff) -> list[str]:
+    """What the engine says about caps and approximations, in words a person reads."""
+    notes = list(result.notes)
+    if result.truncated_at is not None:
+        old, new = result.truncated_at
+        notes.insert(0, f"capped at old line {old + 1}, new line {new + 1}: the rest is not shown")
+    if result.approximate and not any("align" in n for n in notes):
+        notes.append("approximate: some regions are shown as whole replaced blocks")
+    return notes
+
+
+# --- non-text file diffs ---------------------------------------------------------------
+
+
+def _change_line(path: str, kind: str, old: object, new: object) -> Text:
+    line = Text(no_wrap=True, end="")
+    mark, style = {"added": ("+", "green"), "removed": ("-", "red")}.get(kind, ("~", "yellow"))
+    line.append(f"{mark} ", style=style)
+    line.append(clean(path) or "(root)", style="bold")
+    if kind == "added":
+        line.append(f": {short(new)}", style="green")
+    elif kind == "removed":
+        line.append(f": {short(old)}", style="red")
+    else:
+        line.append(": ")
+        line.append(short(old), style="red")
+        line.append(" → ")
+        line.append(short(new), style="green")
+        if kind == "type_changed":
+            line.append("  (type changed)", style="dim")
+    return line
+
+
+def _structured(result: StructuredDiff) -> list[Text]:
+    head = Text(f"{result.format}: ", style="bold")
+    head.append("equal after parsing" if result.equal else f"{len(result.changes)} change(s)")
+    return [head] + [_change_line(c.path, c.kind, c.old, c.new) for c in result.changes]
+
+
+def _number(value: float | None) -> str:
+    return metric_value(value) if value is not None else "-"
+
+
+def _delta(delta: float | None, percent: float | None = None) -> str:
+    if delta is None:
+        return ""
+    text = f"{delta:+.4g}"
+    if percent is not None:
+        text += f" ({percent:+.1f}%)"
+    return text
+
+
+def _table(result: TableDiff) -> list[Text]:
+    lines: list[Text] = []
+    head = Text("table: ", style="bold")
+    head.append(f"{result.rows_old} → {result.rows_new} rows")
+    if result.key_column:
+        head.append(f", rows matched by {clean(result.key_column)!s}")
+    lines.append(head)
+    for name in result.columns_added:
+        lines.append(Text(f"+ column {clean(name)}", style="green"))
+    for name in result.columns_removed:
+        lines.append(Text(f"- column {clean(name)}", style="red"))
+    if result.rows_added:
+        lines.append(Text(f"+ {len(result.rows_added)} row(s) added", style="green"))
+    if result.rows_removed:
+        lines.append(Text(f"- {len(result.rows_removed)} row(s) removed", style="red"))
+    if result.last_values:
+        lines.append(Text("last values", style="bold"))
+        for value in result.last_values:
+            line = Text(f"  {clean(value.column)}: ")
+            line.append(f"{_number(value.old)} → {_number(value.new)}")
+            if value.delta:
+                line.append(f"  {_delta(value.delta, value.percent)}", style="yellow")
+            lines.append(line)
+    if result.cells:
+        lines.append(Text(f"{result.rows_changed} changed row(s)", style="bold"))
+        for cell in result.cells[:MAX_ROWS]:
+            line = Text(f"~ row {clean(cell.row)}, {clean(cell.column)}: ", style="yellow")
+            line.append(short(cell.old), style="red")
+            line.append(" → ")
+            line.append(short(cell.new), style="green")
+            if cell.delta is not None:
+                line.append(f"  {_delta(cell.delta)}", style="dim")
+            lines.append(line)
+    lines += [Text(clean(w), style="italic dim") for w in result.warnings]
+    return lines
+
+
+def _tensors(result: TensorDiff) -> list[Text]:
+    counts = ", ".join(f"{n} {status}" for status, n in sorted(result.counts().items()))
+    lines = [Text(f"safetensors: {counts}", style="bold")]
+    style = {"added": "green", "removed": "red", "unchanged": "dim"}
+    shown = 0
+    for tensor in result.tensors:
+        if tensor.status == "unchanged":
+            continue
+        shown += 1
+        if shown > MAX_ROWS:
+            break
+        line = Text(f"{tensor.status:<15}", style=style.get(tensor.status, "yellow"))
+        line.append(clean(tensor.name), style="bold")
+        if tensor.status == "dtype_changed":
+            line.append(f"  {tensor.dtype_old} → {tensor.dtype_new}")
+        elif tensor.status == "shape_changed":
+            line.append(f"  {list(tensor.shape_old or ())} → {list(tensor.shape_new or ())}")
+        elif tensor.status == "values_changed":
+            line.append(f"  {tensor.dtype_new} {list(tensor.shape_new or ())}", style="dim")
+            if tensor.max_abs_diff is not None:
+                line.append(f"  max |Δ| {tensor.max_abs_diff:.4g}")
+            if tensor.rel_l2 is not None:
+                line.append(f"  rel L2 {tensor.rel_l2:.3g}")
+            if tensor.changed_elements is not None:
+                line.append(f"  {tensor.changed_elements} element(s)")
+        lines.append(line)
+    for change in result.metadata:
+        lines.append(_change_line(f"metadata.{change.path}", change.kind, change.old, change.new))
+    return lines
+
+
+def _binary(result: BinaryDiff) -> list[Text]:
+    line = Text("bytes: ", style="bold")
+    line.append(f"{human_size(result.size_old)} → {human_size(result.size_new)}")
+    if result.equal:
+        line.append("  identical")
+    elif result.first_difference is not None:
+        line.append(f"  first difference at byte {result.first_difference:,}", style="yellow")
+    lines = [line]
+    if result.hash_old or result.hash_new:
+        lines.append(Text(f"xxh3 {result.hash_old or '-'} → {result.hash_new or '-'}", style="dim"))
+    return lines
+
+
+def _model(result: ModelDiff) -> list[Text]:
+    head = Text("model: ", style="bold")
+    head.append(f"{clean(result.format_old or '?')} → {clean(result.format_new or '?')}")
+    head.append(f"   verdict {result.verdict_old or '?'} → {result.verdict_new or '?'}")
+    lines = [head]
+    if result.integrity_old or result.integrity_new:
+        lines.append(
+            Text(f"integrity {clean(result.integrity_old or '-')} → "
+                 f"{clean(result.integrity_new or '-')}", style="dim")
+        )  # fmt: skip
+    lines += [Text(f"+ reason: {clean(r)}", style="bold red") for r in result.reasons_added]
+    lines += [Text(f"- reason: {clean(r)}", style="green") for r in result.reasons_removed]
+    lines += [Text(f"+ import: {clean(i)}", style="bold red") for i in result.imports_added]
+    lines += [Text(f"- import: {clean(i)}", style="green") for i in result.imports_removed]
+    lines += [_change_line(c.path, c.kind, c.old, c.new) for c in result.summary[:MAX_ROWS]]
+    if result.binary is not None:
+        lines += _binary(result.binary)
+    return lines
+
+
+def _image(result: ImageDiff) -> list[Text]:
+    old, new = result.old, result.new
+    line = Text("image: ", style="bold")
+    line.append(f"{old.format} {old.width}x{old.height} {old.mode or ''} → ")
+    line.append(f"{new.format} {new.width}x{new.height} {new.mode or ''}")
+    lines = [line]
+    if result.equal:
+        lines.append(Text("identical bytes"))
+    elif result.differing_pixels is not None:
+        lines.append(Text(f"{result.differing_pixels:.1%} of pixels differ", style="yellow"))
+    return lines
+
+
+def file_summary(diff: FileDiff) -> list[Text]:
+    """Lines describing a non-text file diff (and the notes of any diff)."""
+    lines: list[Text] = []
+    result = diff.result
+    if diff.error:
+        lines.append(Text(f"cannot diff: {clean(diff.error)}", style="bold red"))
+    if isinstance(result, StructuredDiff):
+        lines += _structured(result)
+    elif isinstance(result, TableDiff):
+        lines += _table(result)
+    elif isinstance(result, TensorDiff):
+        lines += _tensors(result)
+    elif isinstance(result, ModelDiff):
+        lines += _model(result)
+    elif isinstance(result, ImageDiff):
+        lines += _image(result)
+    elif isinstance(result, BinaryDiff):
+        lines += _binary(result)
+    notes = list(diff.notes)
+    if isinstance(result, TextDiff):
+        notes += text_notes(result)
+    elif result is not None:
+        notes += list(getattr(result, "notes", []))
+    lines += [Text(clean(note), style="italic dim") for note in notes]
+    return lines
+
+
+# --- run diffs ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunDiffRow:
+    """One row of a run diff: section, a stable key, five cells, and files to open."""
+
+    section: str
+    key: str
+    cells: tuple[Text, Text, Text, Text, Text]
+    files: tuple[str, str] | None = None
+    """(path in run A, path in run B), relative to each run folder, for a file diff."""
+
+
+RUN_COLUMNS = ("", "name", "A", "B", "change")
+
+
+def _row(
+    section: str, key: str, *cells: Text | str, files: tuple[str, str] | None = None
+) -> RunDiffRow:
+    texts = tuple(c if isinstance(c, Text) else Text(c) for c in cells)
+    padded = (texts + (Text(""),) * 5)[:5]
+    return RunDiffRow(section, key, padded, files)  # type: ignore[arg-type]
+
+
+def run_rows(result: RunDiff) -> list[RunDiffRow]:
+    """Params, metrics, env packages and artifacts that differ, as table rows."""
+    rows: list[RunDiffRow] = []
+    marks = {"added": ("+", "green"), "removed": ("-", "red")}
+    for change in result.params:
+        mark, style = marks.get(change.kind, ("~", "yellow"))
+        rows.append(
+            _row(
+                "params",
+                f"param:{change.path}",
+                Text(f"{mark} param", style=style),
+                Text(clean(change.path), style="bold"),
+                Text(short(change.old) if change.kind != "added" else "", style="red"),
+                Text(short(change.new) if change.kind != "removed" else "", style="green"),
+                change.kind.replace("_", " "),
+            )
+        )
+    for metric in result.metrics:
+        changed = (metric.delta not in (None, 0)) or ((metric.old is None) != (metric.new is None))
+        note = Text(_delta(metric.delta, metric.percent) if changed else "")
+        if metric.better in ("old", "new"):
+            note.append(f"  {'A' if metric.better == 'old' else 'B'} better", style="bold")
+        elif not changed:
+            note.append("same", style="dim")
+        rows.append(
+            _row(
+                "metrics",
+                f"metric:{metric.name}",
+                Text("~ metric" if changed else "  metric", style="yellow" if changed else "dim"),
+                Text(clean(metric.name), style="bold" if changed else "dim"),
+                _number(metric.old),
+                _number(metric.new),
+                note,
+            )
+        )
+    for package in result.env:
+        mark, style = marks.get(package.kind, ("~", "yellow"))
+        rows.append(
+            _row(
+                "env",
+                f"env:{package.name}",
+                Text(f"{mark} package", style=style),
+                Text(clean(package.name), style="bold"),
+                clean(package.old or ""),
+                clean(package.new or ""),
+                package.kind,
+            )
+        )
+    art = result.artifacts
+    for item in art.changed:
+        rows.append(
+            _row(
+                "artifacts",
+                f"file:{item.path}",
+                Text("~ changed", style="yellow"),
+                Text(paths.display(item.path), style="bold"),
+                _size_hash(item.old_size, item.old_hash),
+                _size_hash(item.new_size, item.new_hash),
+                "differs",
+                files=(item.path, item.path),
+            )
+        )
+    for move in art.moved:
+        rows.append(
+            _row(
+                "artifacts",
+                f"moved:{move.old_path}",
+                Text("→ moved", style="cyan"),
+                Text(paths.display(move.new_path), style="bold"),
+                paths.display(move.old_path),
+                human_size(move.size),
+                "same content",
+            )
+        )
+    for item in art.added:
+        rows.append(
+            _row(
+                "artifacts",
+                f"added:{item.path}",
+                Text("+ added", style="green"),
+                Text(paths.display(item.path), style="bold"),
+                "",
+                _size_hash(item.new_size, item.new_hash),
+                "only in B",
+            )
+        )
+    for item in art.removed:
+        rows.append(
+            _row(
+                "artifacts",
+                f"removed:{item.path}",
+                Text("- removed", style="red"),
+                Text(paths.display(item.path), style="bold"),
+                _size_hash(item.old_size, item.old_hash),
+                "",
+                "only in A",
+            )
+        )
+    for path in art.unverified:
+        rows.append(
+            _row(
+                "artifacts",
+                f"unverified:{path}",
+                Text("? unhashed", style="magenta"),
+                Text(paths.display(path), style="bold"),
+                "",
+                "",
+                "same size, hash pending",
+                files=(path, path),
+            )
+        )
+    return rows
+
+
+def _size_hash(size: int | None, digest: str | None) -> str:
+    if size is None:
+        return ""
+    text = human_size(size)
+    if digest and not digest.startswith("symlink:"):
+        text += f" {digest[:8]}"
+    elif digest:
+        text += f" → {clean(digest[8:])}"
+    return text
+
+
+def artifact_counts(result: RunDiff) -> str:
+    art = result.artifacts
+    parts = [
+        f"{len(art.added)} added",
+        f"{len(art.removed)} removed",
+        f"{len(art.changed)} changed",
+        f"{len(art.moved)} moved",
+        f"{len(art.unchanged)} unchanged",
+    ]
+    if art.unverified:
+        parts.append(f"{len(art.unverified)} not hashed yet")
+    return " · ".join(parts)
+
+
+def section_titles(result: RunDiff) -> dict[str, str]:
+    """A heading per section with its counts."""
+    changed = sum(
+        1
+        for m in result.metrics
+        if (m.delta not in (None, 0)) or ((m.old is None) != (m.new is None))
+    )
+    return {
+        "params": f"params: {len(result.params)} changed",
+        "metrics": f"metrics: {changed} of {len(result.metrics)} changed",
+        "env": f"environment: {len(result.env)} package(s) differ",
+        "artifacts": f"artifacts: {artifact_counts(result)}",
+    }

@@ -1,0 +1,170 @@
+"""The file diff screen: two files compared by the engine their kind calls for.
+
+The diff runs in a thread worker (a 20 MB log never freezes the screen); the rows for
+both layouts come back in one message and ``s`` switches between them at no cost.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import partial
+from typing import ClassVar
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import Footer, Static
+from textual.worker import get_current_worker
+
+from store import paths
+from store.diff import FileDiff, TextDiff, diff_files
+from tui.commands import PaletteEntry
+from tui.diff_render import clean, file_summary, lexer_for, text_notes
+from tui.format import human_size
+from tui.widgets.diff_view import DiffView, Rows, side_rows, summary_rows, unified_rows
+
+
+@dataclass
+class FileDiffReady(Message):
+    """The finished diff and its rows in both layouts (``side`` is None for non-text)."""
+
+    token: int
+    diff: FileDiff
+    unified: Rows
+    side: Rows | None
+
+
+class FileDiffScreen(Screen[None]):
+    """Two files, side by side or unified; ``n``/``N`` walk the changes."""
+
+    CSS_PATH = "diff.tcss"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "back", "Back", id="diff.back", tooltip="Return to the previous screen"),
+        Binding(
+            "s", "toggle_side", "Side by side", id="diff.side", tooltip="Unified or two columns"
+        ),
+        Binding("n", "next_change", "Next change", id="diff.next"),
+        Binding("N", "previous_change", "Previous", id="diff.previous"),
+    ]
+
+    def __init__(
+        self, path_a: bytes, path_b: bytes, *, label_a: str = "", label_b: str = ""
+    ) -> None:
+        super().__init__()
+        self.path_a = path_a
+        self.path_b = path_b
+        self.label_a = label_a or paths.display(path_a)
+        self.label_b = label_b or paths.display(path_b)
+        self.diff: FileDiff | None = None
+        self.side = False
+        self._rows: dict[bool, Rows] = {}
+        self._token = 0
+
+    def compose(self) -> ComposeResult:
+        yield Static(self._title(), id="file-diff-title", markup=False)
+        yield Static(Text("diffing…", style="italic dim"), id="file-diff-notes", markup=False)
+        yield DiffView(id="file-diff-view")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one(DiffView).focus()
+        self._token += 1
+        self._compute(self._token, self.path_a, self.path_b)
+
+    @property
+    def view(self) -> DiffView:
+        return self.query_one(DiffView)
+
+    def _title(self) -> Text:
+        text = Text(no_wrap=True, overflow="ellipsis")
+        text.append("A ", style="bold red")
+        text.append(clean(self.label_a))
+        text.append("\nB ", style="bold green")
+        text.append(clean(self.label_b))
+        return text
+
+    @work(thread=True, exclusive=True, group="file-diff", exit_on_error=False)
+    def _compute(self, token: int, path_a: bytes, path_b: bytes) -> None:
+        result = diff_files(os.fsdecode(path_a), os.fsdecode(path_b))
+        side: Rows | None = None
+        if isinstance(result.result, TextDiff):
+            unified = unified_rows(result.result)
+            side = side_rows(result.result)
+        else:
+            unified = summary_rows(file_summary(result))
+        if get_current_worker().is_cancelled:
+            return
+        self.post_message(FileDiffReady(token, result, unified, side))
+
+    def on_file_diff_ready(self, message: FileDiffReady) -> None:
+        if message.token != self._token:
+            return
+        self.diff = message.diff
+        self._rows = {False: message.unified}
+        if message.side is not None:
+            self._rows[True] = message.side
+        else:
+            self.side = False
+        self.query_one("#file-diff-notes", Static).update(self._notes(message.diff))
+        self._show()
+
+    def _notes(self, diff: FileDiff) -> Text:
+        text = Text(no_wrap=False)
+        if diff.error:
+            text.append(f"cannot diff: {clean(diff.error)}", style="bold red")
+            return text
+        verdict = "equal" if diff.equal else "different"
+        text.append(f"{diff.kind} diff · {verdict}", style="bold")
+        text.append(f" · {human_size(diff.size_old)} → {human_size(diff.size_new)}", style="dim")
+        result = diff.result
+        if isinstance(result, TextDiff):
+            text.append(f" · +{result.added} -{result.removed} lines", style="dim")
+            notes = text_notes(result) + list(diff.notes)
+            for note in notes:
+                text.append("\n" + clean(note), style="italic yellow")
+        return text
+
+    def _show(self) -> None:
+        rows = self._rows.get(self.side)
+        if rows is None:
+            return
+        if self.diff is not None and isinstance(self.diff.result, TextDiff) and not rows.rows:
+            rows = summary_rows([Text("no differences", style="dim")])
+        lexer = (
+            lexer_for(self.path_b) if self.diff is not None and self.diff.kind == "text" else None
+        )
+        self.view.show(rows, side=self.side, lexer=lexer, dark=self.app.current_theme.dark)
+        self.view.go_change(True)
+
+    # -- actions -------------------------------------------------------------------------
+
+    def action_back(self) -> None:
+        self.dismiss()
+
+    def action_toggle_side(self) -> None:
+        if True not in self._rows:
+            self.notify("side by side is for text diffs", markup=False, timeout=3)
+            return
+        self.side = not self.side
+        self._show()
+
+    def action_next_change(self) -> None:
+        if self.view.go_change(True) is None:
+            self.notify("no more changes below", markup=False, timeout=2)
+
+    def action_previous_change(self) -> None:
+        if self.view.go_change(False) is None:
+            self.notify("no more changes above", markup=False, timeout=2)
+
+    def palette_entries(self) -> list[PaletteEntry]:
+        return [
+            ("diff: toggle side by side", self.action_toggle_side, "Unified or two columns"),
+            ("diff: next change", self.action_next_change, "Jump to the next block of changes"),
+            ("diff: previous change", self.action_previous_change, ""),
+            ("diff: back", self.action_back, "Close the diff"),
+            ("view: help", partial(self.app.action_help), "List every key"),  # type: ignore[attr-defined]
+        ]

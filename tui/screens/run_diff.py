@@ -1,0 +1,197 @@
+"""The run diff screen: params, metrics, environment and artifacts of two runs.
+
+The comparison runs in a thread worker on a pooled read connection (it reads each run's
+environment files from disk); the rows come back in one message.  ``enter`` on a changed
+artifact opens the file diff of its two versions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import partial
+from typing import ClassVar
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Static
+
+from store import paths
+from store.diff import RunDiff
+from store.query import RunRow
+from store.rundiff import diff_run_rows
+from store.views import ReaderPool
+from tui.commands import PaletteEntry
+from tui.diff_render import RUN_COLUMNS, RunDiffRow, clean, run_rows, section_titles
+from tui.screens.file_diff import FileDiffScreen
+
+SECTIONS = ("params", "metrics", "env", "artifacts")
+BLANK = (Text(""), Text(""), Text(""))
+NAME_WIDTH = 32
+"""Widest the name column gets: params, metrics and paths beyond it are cut with "…"."""
+
+
+@dataclass
+class RunDiffReady(Message):
+    result: RunDiff
+    rows: tuple[RunDiffRow, ...]
+    warnings: tuple[str, ...]
+
+
+def compact_counts(result: RunDiff) -> str:
+    """Artifact counts short enough for one table cell: ``+1 -0 ~3 →0 =40``."""
+    art = result.artifacts
+    text = (
+        f"+{len(art.added)} -{len(art.removed)} ~{len(art.changed)} →{len(art.moved)}"
+        f" ={len(art.unchanged)}"
+    )
+    return text + (f" ?{len(art.unverified)} unhashed" if art.unverified else "")
+
+
+class RunDiffScreen(Screen[None]):
+    """Run A (old) against run B (new)."""
+
+    CSS_PATH = "diff.tcss"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "back", "Back", id="rundiff.back", tooltip="Return to the runs"),
+        Binding("p", "section('params')", "Params", id="rundiff.params"),
+        Binding("m", "section('metrics')", "Metrics", id="rundiff.metrics"),
+        Binding("e", "section('env')", "Env", id="rundiff.env"),
+        Binding("a", "section('artifacts')", "Artifacts", id="rundiff.artifacts"),
+        Binding("j", "cursor('down')", "Down", show=False, id="rundiff.down"),
+        Binding("k", "cursor('up')", "Up", show=False, id="rundiff.up"),
+    ]
+
+    def __init__(self, pool: ReaderPool, run_a: RunRow, run_b: RunRow) -> None:
+        super().__init__()
+        self.pool = pool
+        self.run_a = run_a
+        self.run_b = run_b
+        self.result: RunDiff | None = None
+        self.rows: dict[str, RunDiffRow] = {}
+
+    def compose(self) -> ComposeResult:
+        yield Static(self._title(None), id="run-diff-title", markup=False)
+        table: DataTable[Text] = DataTable(
+            id="run-diff-table", cursor_type="row", zebra_stripes=False
+        )
+        yield table
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.table.focus()
+        self._compute(self.run_a, self.run_b)
+
+    @property
+    def table(self) -> DataTable[Text]:
+        return self.query_one("#run-diff-table", DataTable)
+
+    def _title(self, result: RunDiff | None) -> Text:
+        text = Text(no_wrap=True, overflow="ellipsis")
+        for mark, style, run in (
+            ("A ", "bold red", self.run_a),
+            ("\nB ", "bold green", self.run_b),
+        ):
+            text.append(mark, style=style)
+            text.append(clean(run.name), style="bold")
+            text.append(f"  #{run.id} · {run.framework} · {run.display_path}", style="dim")
+        if result is None:
+            text.append("\ncomparing…", style="italic dim")
+        else:
+            verdict = "runs are equal" if result.equal else "runs differ"
+            text.append(f"\n{verdict}", style="bold")
+            text.append("  (enter on a changed file opens its diff)", style="dim")
+        return text
+
+    @work(thread=True, exclusive=True, group="run-diff", exit_on_error=False)
+    def _compute(self, run_a: RunRow, run_b: RunRow) -> None:
+        warnings: list[str] = []
+        with self.pool.connection() as db:
+            result = diff_run_rows(db, run_a, run_b, warnings)
+        self.post_message(RunDiffReady(result, tuple(run_rows(result)), tuple(warnings)))
+
+    def on_run_diff_ready(self, message: RunDiffReady) -> None:
+        self.result = message.result
+        self.query_one("#run-diff-title", Static).update(self._title(message.result))
+        titles = section_titles(message.result)
+        table = self.table
+        widest = max((row.cells[1].cell_len for row in message.rows), default=8)
+        with self.app.batch_update():
+            table.clear(columns=True)
+            for column in RUN_COLUMNS:
+                width = min(max(widest, 8), NAME_WIDTH) if column == "name" else None
+                table.add_column(column or " ", key=column or "what", width=width)
+            self.rows = {}
+            for section in SECTIONS:
+                name, _, counts = titles[section].partition(": ")
+                heading = Text(f"▸ {name}", style="bold underline")
+                if section == "artifacts":
+                    counts = compact_counts(message.result)
+                summary = Text(counts, style="bold")
+                table.add_row(heading, summary, *BLANK, key=f"section:{section}")
+                for row in message.rows:
+                    if row.section == section:
+                        self.rows[row.key] = row
+                        table.add_row(*row.cells, key=row.key)
+            for index, warning in enumerate(message.warnings):
+                note = Text(clean(warning), style="italic dim")
+                table.add_row(Text("note", style="dim"), note, *BLANK, key=f"note:{index}")
+        self.action_section("params")
+
+    # -- actions -------------------------------------------------------------------------
+
+    @on(DataTable.RowSelected, "#run-diff-table")
+    def _open(self, event: DataTable.RowSelected) -> None:
+        self.open_row(str(event.row_key.value))
+
+    def open_row(self, key: str) -> None:
+        """Open the file diff of the artifact row ``key`` (if it has two files)."""
+        row = self.rows.get(key)
+        if row is None or row.files is None:
+            if key.startswith(("added:", "removed:")):
+                self.notify("that file exists in one run only", markup=False, timeout=3)
+            return
+        rel_a, rel_b = (paths.key(p) for p in row.files)
+        full_a = self.run_a.abs_path + b"/" + rel_a
+        full_b = self.run_b.abs_path + b"/" + rel_b
+        self.app.push_screen(
+            FileDiffScreen(
+                full_a,
+                full_b,
+                label_a=f"{self.run_a.name}: {paths.display(rel_a)}",
+                label_b=f"{self.run_b.name}: {paths.display(rel_b)}",
+            )
+        )
+
+    def action_back(self) -> None:
+        self.dismiss()
+
+    def action_section(self, section: str) -> None:
+        table = self.table
+        key = f"section:{section}"
+        if key in table.rows:
+            index = table.get_row_index(key)
+            table.move_cursor(row=min(index + 1, table.row_count - 1))
+            table.scroll_to(y=index, animate=False)
+
+    def action_cursor(self, direction: str) -> None:
+        if direction == "down":
+            self.table.action_cursor_down()
+        else:
+            self.table.action_cursor_up()
+
+    def palette_entries(self) -> list[PaletteEntry]:
+        entries: list[PaletteEntry] = [
+            (f"diff: jump to {section}", partial(self.action_section, section), "")
+            for section in SECTIONS
+        ]
+        entries.append(("diff: back", self.action_back, "Return to the runs"))
+        for key, row in self.rows.items():
+            if row.files is not None:
+                entries.append(
+                    (f"diff: file {row.cells[1].plain}", partial(self.open_row, key), "")
+                )
+        return entries
