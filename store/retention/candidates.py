@@ -10,6 +10,8 @@ logs outside such units are never candidates.
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import math
 import os
@@ -284,6 +286,8 @@ def candidates_for_root(
         run_units = order_units(list(units.values()))
         _attach_trainer_state(runs[run_id], run_units, run_metric)
         if run_metric is not None:
+            _attach_metrics_csv(runs[run_id], run_units, run_metric)
+            _attach_logged_series(runs[run_id], run_units, run_metric)
             _attach_run_metrics(runs[run_id], run_units, run_metric)
         ordered[run_id] = run_units
     return ordered
@@ -406,6 +410,116 @@ def _attach_trainer_state(run: RunInfo, units: list[Candidate], metric: str | No
     for unit in folders:
         if unit.metric is None and unit.step is not None and unit.step in at_step:
             unit.metric, unit.metric_source = at_step[unit.step], "trainer_state.json"
+
+
+MAX_METRICS_CSV_BYTES = 64 << 20
+"""A run's ``metrics.csv`` beyond this is not read for checkpoint metrics."""
+
+
+def _attach_metrics_csv(run: RunInfo, units: list[Candidate], metric: str) -> None:
+    """Lightning's CSVLogger: the metric logged in the checkpoint's epoch (else its step).
+
+    ModelCheckpoint saves after validation, so the last value of the metric in epoch E is
+    the one ``epochE-...ckpt`` was judged by, whatever its ``filename`` template says.
+    """
+    if not any(u.metric is None and (u.epoch is not None or u.step is not None) for u in units):
+        return
+    path = os.path.join(run.root, run.path, "metrics.csv")
+    try:
+        st = os.lstat(path)
+        if not stat.S_ISREG(st.st_mode) or st.st_size > MAX_METRICS_CSV_BYTES:
+            return
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        try:
+            data = os.read(fd, MAX_METRICS_CSV_BYTES + 1)
+        finally:
+            os.close(fd)
+    except OSError:
+        return
+    rows = csv.reader(io.StringIO(data.decode("utf-8", "replace"), newline=""))
+    try:
+        header = [h.strip().lower() for h in next(rows)]
+    except (StopIteration, csv.Error):
+        return
+    aliases = [a.lower() for a in _aliases(metric)]
+    column = next((header.index(a) for a in aliases if a in header), None)
+    if column is None:
+        return
+    epoch_col = header.index("epoch") if "epoch" in header else None
+    step_col = header.index("step") if "step" in header else None
+    by_epoch: dict[int, float] = {}
+    by_step: dict[int, float] = {}
+    try:
+        for row in rows:
+            if column >= len(row):
+                continue
+            value = _float(row[column])
+            if value is None:
+                continue
+            if epoch_col is not None and epoch_col < len(row):
+                epoch = _whole(row[epoch_col])
+                if epoch is not None:
+                    by_epoch[epoch] = value
+            if step_col is not None and step_col < len(row):
+                step = _whole(row[step_col])
+                if step is not None:
+                    by_step[step] = value
+    except csv.Error:
+        return
+    for unit in units:
+        if unit.metric is not None:
+            continue
+        if unit.epoch is not None and unit.epoch in by_epoch:
+            unit.metric, unit.metric_source = by_epoch[unit.epoch], "metrics.csv"
+        elif unit.epoch is None and unit.step is not None and unit.step in by_step:
+            unit.metric, unit.metric_source = by_step[unit.step], "metrics.csv"
+
+
+def _attach_logged_series(run: RunInfo, units: list[Candidate], metric: str) -> None:
+    """Lightning's TensorBoardLogger: the metric and the ``epoch`` scalar, joined by step."""
+    if run.framework != "lightning" or not any(
+        u.metric is None and (u.epoch is not None or u.step is not None) for u in units
+    ):
+        return
+    from store.frameworks import read_metric_series
+    from store.frameworks.model import RunSpec
+
+    spec = RunSpec(path=run.path, framework=run.framework, name=run.path, experiment=None)
+    series = read_metric_series(Path(run.root), spec)
+    points = next((series[a] for a in _aliases(metric) if a in series), None)
+    if not points:
+        return
+    epochs = sorted(series.get("epoch", []))
+    by_epoch: dict[int, float] = {}
+    by_step: dict[int, float] = {}
+    cursor, epoch = 0, None
+    for step, value in sorted(points, key=lambda p: p[0]):
+        while cursor < len(epochs) and epochs[cursor][0] <= step:
+            epoch = int(epochs[cursor][1])
+            cursor += 1
+        by_step[step] = value
+        if epoch is not None:
+            by_epoch[epoch] = value
+    for unit in units:
+        if unit.metric is not None:
+            continue
+        if unit.epoch is not None and unit.epoch in by_epoch:
+            unit.metric, unit.metric_source = by_epoch[unit.epoch], "tensorboard events"
+        elif unit.epoch is None and unit.step is not None and unit.step in by_step:
+            unit.metric, unit.metric_source = by_step[unit.step], "tensorboard events"
+
+
+def _float(cell: str) -> float | None:
+    try:
+        value = float(cell)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
+
+
+def _whole(cell: str) -> int | None:
+    value = _float(cell)
+    return int(value) if value is not None and value == int(value) else None
 
 
 def _attach_run_metrics(run: RunInfo, units: list[Candidate], metric: str) -> None:

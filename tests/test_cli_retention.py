@@ -1,0 +1,256 @@
+"""``artlens retention``, ``trash`` and ``du`` on real trees, a real index and real moves."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+from test_retention_support import snapshot, write
+
+from store.db import open_db
+from store.lock import WriterLock
+from store.retention.trash import TRASH_DIR
+from tui.cli import main
+
+FIXTURES = Path(__file__).parent / "fixtures" / "frameworks"
+KEEP_LAST_BEST = ["--keep-last", "1", "--keep-best", "1", "--metric", "val_loss"]
+
+
+@pytest.fixture(autouse=True)
+def isolated(isolated_cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Plans, the user config and pins under tmp_path, never in the real home folder."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg-state"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
+    return isolated_cache
+
+
+def run(*args: str, db: Path) -> Result:
+    return CliRunner().invoke(main, [*args, "--db", str(db)], catch_exceptions=False)
+
+
+def ok(*args: str, db: Path) -> Result:
+    result = run(*args, db=db)
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def ok_json(*args: str, db: Path) -> Any:
+    return json.loads(ok(*args, "--json", db=db).stdout)
+
+
+def real_outputs(tmp_path: Path) -> tuple[list[Path], Path]:
+    """The real Lightning and HF Trainer outputs, copied (mtimes kept), indexed."""
+    roots = []
+    for name in ("lightning", "hf-trainer"):
+        shutil.copytree(FIXTURES / name, tmp_path / name)
+        roots.append(tmp_path / name)
+    db = tmp_path / "index.db"
+    ok("index", *map(str, roots), db=db)
+    return roots, db
+
+
+def files_outside_trash(root: Path) -> dict[str, str]:
+    return {k: v for k, v in snapshot(root).items() if not k.startswith(TRASH_DIR)}
+
+
+def test_plan_json_shape(tmp_path: Path) -> None:
+    roots, db = real_outputs(tmp_path)
+    plan = ok_json("retention", "plan", *KEEP_LAST_BEST, db=db)
+    assert set(plan) == {
+        "id",
+        "saved_to",
+        "created",
+        "bytes_freed",
+        "roots",
+        "runs",
+        "items",
+        "expiring_soon",
+        "filesystems",
+        "warnings",
+    }
+    assert Path(plan["saved_to"]).is_file()
+    assert {r["root"] for r in plan["roots"]} == {str(r) for r in roots}
+    assert set(plan["roots"][0]) >= {"policy", "kept", "removed", "bytes_removed", "total_bytes"}
+    item = plan["items"][0]
+    assert set(item) == {
+        "root",
+        "run",
+        "path",
+        "is_dir",
+        "size_bytes",
+        "keep",
+        "reasons",
+        "step",
+        "epoch",
+        "metric",
+        "metric_source",
+        "expires",
+    }
+    assert plan["bytes_freed"] == sum(i["size_bytes"] for i in plan["items"] if not i["keep"])
+    assert plan["filesystems"][0]["free_now"] > 0
+    assert plan["warnings"] == []
+
+
+def test_real_outputs_keep_last_and_best_then_restore_byte_identical(tmp_path: Path) -> None:
+    roots, db = real_outputs(tmp_path)
+    before = {root: files_outside_trash(root) for root in roots}
+    plan = ok_json("retention", "plan", *KEEP_LAST_BEST, db=db)
+    kept = {(Path(i["root"]).name, i["path"]) for i in plan["items"] if i["keep"]}
+    expected_kept = set()
+    for version, best in (("0", "epoch3-val0.0592"), ("1", "epoch3-val0.0829")):
+        ckpts = f"lightning_logs/version_{version}/checkpoints"
+        expected_kept |= {
+            ("lightning", f"{ckpts}/last.ckpt"),
+            ("lightning", f"{ckpts}/{best}.ckpt"),
+        }
+    ckpts = "lightning_logs/version_2/checkpoints"
+    expected_kept |= {
+        ("lightning", f"{ckpts}/last.ckpt"),
+        ("lightning", f"{ckpts}/epoch3-val0.1993.ckpt"),
+    }
+    # HF: checkpoint-6 is the latest and the best eval_loss; checkpoint-2 is the trainer's best.
+    expected_kept |= {("hf-trainer", "out/checkpoint-6"), ("hf-trainer", "out/checkpoint-2")}
+    assert kept == expected_kept
+    reasons = {i["path"]: i["reasons"] for i in plan["items"]}
+    assert reasons["lightning_logs/version_0/checkpoints/epoch3-val0.0592.ckpt"] == [
+        "best val_loss 0.0591995"
+    ]
+    assert reasons["out/checkpoint-6"] == ["latest 1", "best val_loss 0.693798"]
+    removed = sorted(i["path"] for i in plan["items"] if not i["keep"])
+    assert removed == [
+        f"lightning_logs/version_{v}/checkpoints/epoch2-val{x}.ckpt"
+        for v, x in (("0", "0.0854"), ("1", "0.1158"), ("2", "0.2364"))
+    ]
+
+    done = ok_json("retention", "apply", plan["id"], "--yes", db=db)
+    assert done["applied"] and done["index_updated"]
+    assert sorted(d["path"] for d in done["done"]) == removed and not done["skipped"]
+    for path in removed:
+        assert not (roots[0] / path).exists()
+    listed = ok_json("trash", "list", db=db)
+    assert sorted(e["path"] for e in listed) == removed
+    index = open_db(db, readonly=True)
+    try:
+        paths = {bytes(p[0]).decode() for p in index.conn.execute("SELECT path FROM artifacts")}
+    finally:
+        index.close()
+    assert not set(removed) & paths  # the index followed the moves
+
+    restored = ok_json("trash", "restore", "--all", db=db)
+    assert sorted(d["path"] for d in restored["done"]) == removed
+    assert {root: files_outside_trash(root) for root in roots} == before
+    assert ok_json("trash", "list", db=db) == []
+
+
+def test_apply_without_yes_changes_nothing(tmp_path: Path) -> None:
+    roots, db = real_outputs(tmp_path)
+    before = {root: snapshot(root) for root in roots}
+    result = ok("retention", "apply", *KEEP_LAST_BEST, db=db)
+    assert "dry run" in result.output and "3 item(s)" in result.output
+    dry = ok_json("retention", "apply", *KEEP_LAST_BEST, db=db)
+    assert dry["applied"] is False and len(dry["would_remove"]) == 3
+    assert {root: snapshot(root) for root in roots} == before
+    assert not (roots[0] / TRASH_DIR).exists()
+
+
+def test_pinned_checkpoint_is_kept(tmp_path: Path) -> None:
+    roots, db = real_outputs(tmp_path)
+    target = roots[0] / "lightning_logs/version_1/checkpoints/epoch2-val0.1158.ckpt"
+    ok("retention", "pin", str(target), db=db)
+    pins = ok_json("retention", "pins", db=db)
+    assert pins == [
+        {
+            "root": str(roots[0]),
+            "path": "lightning_logs/version_1/checkpoints/epoch2-val0.1158.ckpt",
+            "glob": False,
+        }
+    ]
+    plan = ok_json("retention", "plan", *KEEP_LAST_BEST, db=db)
+    item = next(i for i in plan["items"] if i["path"].endswith("epoch2-val0.1158.ckpt"))
+    assert item["keep"] and item["reasons"][0] == "pinned"
+    ok_json("retention", "apply", plan["id"], "--yes", db=db)
+    assert target.exists()
+    ok("retention", "unpin", str(target), db=db)
+    again = ok_json("retention", "plan", *KEEP_LAST_BEST, db=db)
+    item = next(i for i in again["items"] if i["path"].endswith("epoch2-val0.1158.ckpt"))
+    assert not item["keep"]
+
+
+def test_policy_file_and_no_policy(tmp_path: Path) -> None:
+    roots, db = real_outputs(tmp_path)
+    text = ok("retention", "plan", str(roots[1]), db=db).output
+    assert "no policy: keeping everything" in text
+    (roots[0] / ".artlens.toml").write_text("[retention]\nkeep_last = 1\n")
+    plan = ok_json("retention", "plan", str(roots[0]), db=db)
+    assert plan["roots"][0]["policy"].startswith("keep_last=1")
+    assert sum(not i["keep"] for i in plan["items"]) == 6
+    (roots[0] / ".artlens.toml").write_text("[retention]\nkeep_lats = 1\n")
+    bad = run("retention", "plan", str(roots[0]), db=db)
+    assert bad.exit_code == 2
+    assert bad.stderr.count("\n") == 1 and ".artlens.toml:2:" in bad.stderr
+
+
+def test_watcher_holding_the_lock_applies_through_the_filesystem(tmp_path: Path) -> None:
+    roots, db = real_outputs(tmp_path)
+    with WriterLock(db, role="watch"):
+        result = run("retention", "apply", *KEEP_LAST_BEST, "--yes", "--json", db=db)
+    assert result.exit_code == 0, result.output
+    assert "moving files only" in result.stderr and result.stderr.count("\n") == 1
+    report = json.loads(result.stdout)
+    assert len(report["done"]) == 3 and report["index_updated"] is False
+    assert all(not (roots[0] / d["path"]).exists() for d in report["done"])
+    ok("trash", "restore", "--all", db=db)
+    assert all((roots[0] / d["path"]).exists() for d in report["done"])
+
+
+def test_restore_by_id_and_purge(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    for step in (1, 2, 3):
+        write(root / "run" / f"step_{step}.pt", os.urandom(64), age=5000.0 - step)
+    db = tmp_path / "index.db"
+    ok("index", str(root), db=db)
+    ok("retention", "apply", "--keep-last", "1", "--yes", db=db)
+    entries = ok_json("trash", "list", db=db)
+    assert sorted(e["path"] for e in entries) == ["run/step_1.pt", "run/step_2.pt"]
+    first = next(e for e in entries if e["path"] == "run/step_1.pt")
+    ok("trash", "restore", first["id"][:8], db=db)
+    assert (root / "run" / "step_1.pt").exists()
+    dry = ok("trash", "purge", "--older-than", "0", db=db)
+    assert "dry run" in dry.output and (root / TRASH_DIR).exists()
+    purged = ok_json("trash", "purge", "--older-than", "0", "--yes", db=db)
+    assert [d["path"] for d in purged["done"]] == ["run/step_2.pt"]
+    assert ok_json("trash", "list", db=db) == []
+    assert not (root / "run" / "step_2.pt").exists()
+
+
+def test_errors_are_one_line(tmp_path: Path) -> None:
+    _, db = real_outputs(tmp_path)
+    for args in (
+        ["retention", "plan", "--older-than", "7x"],
+        ["retention", "plan", "--keep-best", "1"],
+        ["retention", "plan", str(tmp_path / "elsewhere")],
+        ["retention", "apply", "no-such-plan"],
+        ["retention", "apply", "../../etc"],
+        ["trash", "restore"],
+        ["trash", "restore", "abc"],
+        ["trash", "purge", "--older-than", "soon"],
+    ):
+        result = run(*args, db=db)
+        assert result.exit_code == 2, args
+        assert result.stderr.startswith("artlens: error: ") and result.stderr.count("\n") == 1
+
+
+def test_du_json(tmp_path: Path) -> None:
+    roots, db = real_outputs(tmp_path)
+    usage = ok_json("du", db=db)
+    sizes = [r["size_bytes"] for r in usage["roots"]]
+    assert sizes == sorted(sizes, reverse=True)
+    lightning = next(r for r in usage["roots"] if r["root"] == str(roots[0]))
+    assert lightning["runs"][0]["run"] == "lightning_logs/version_2"
+    dup = next(g for g in usage["duplicates"] if len(g["copies"]) == 3)
+    assert dup["reclaimable_bytes"] == 2 * dup["size_bytes"]

@@ -1,0 +1,161 @@
+"""The retention view under ``App.run_test``: real Lightning output, a real index, real moves."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from test_retention_support import snapshot
+from test_tui import settle, sync
+from textual.widgets import DataTable, Static
+
+from store.db import open_db
+from store.lock import WriterLock
+from store.retention.trash import TRASH_DIR
+from store.scan import Indexer
+from store.userstate import UserState
+from tui.app import ArtlensApp
+from tui.screens.retention import RetentionScreen
+from tui.screens.retention_dialogs import ConfirmApply
+
+FIXTURES = Path(__file__).parent / "fixtures" / "frameworks"
+EPOCH2 = "lightning_logs/version_0/checkpoints/epoch2-val0.0854.ckpt"
+POLICY = '[retention]\nkeep_last = 1\nkeep_best = 1\nmetric = "val_loss"\n'
+
+
+@pytest.fixture
+def lightning(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]:
+    monkeypatch.setenv("ARTLENS_STATE", str(tmp_path / "state.db"))
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg-state"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
+    root = tmp_path / "lightning"
+    shutil.copytree(FIXTURES / "lightning", root)
+    db_path = tmp_path / "index.db"
+    with WriterLock(db_path):
+        db = open_db(db_path)
+        indexer = Indexer(db, root)
+        indexer.scan()
+        indexer.hash_pending()
+        db.conn.close()
+    return root, db_path
+
+
+def retention(app: ArtlensApp) -> RetentionScreen:
+    screen = app.screen
+    assert isinstance(screen, RetentionScreen), screen
+    return screen
+
+
+def row_text(table: DataTable[object], key: str) -> str:
+    return " ".join(str(cell) for cell in table.get_row(key))
+
+
+def item_key(root: Path, rel: str) -> str:
+    return f"item\0{root}\0{rel}"
+
+
+@sync
+async def test_no_policy_keeps_everything_and_picker_plans(lightning: tuple[Path, Path]) -> None:
+    root, db_path = lightning
+    app = ArtlensApp(db_path, [root], watch=False)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        await pilot.press("r")
+        await settle(pilot)
+        screen = retention(app)
+        summary = str(screen.query_one("#ret-summary", Static).render())
+        assert "no policy: keeping everything" in summary
+        table = screen.query_one("#ret-plan", DataTable)
+        assert "no retention rule applies" in row_text(table, item_key(root, EPOCH2))
+        await pilot.press("o")
+        await pilot.pause()
+        await pilot.press("1", "enter")  # keep last 1
+        await settle(pilot)
+        assert "kept by no rule" in row_text(table, item_key(root, EPOCH2))
+        assert "remove" in row_text(table, item_key(root, EPOCH2))
+        await pilot.press("escape")
+        await pilot.pause()
+        assert not isinstance(app.screen, RetentionScreen)
+
+
+@sync
+async def test_pin_flips_to_keep_apply_then_restore(lightning: tuple[Path, Path]) -> None:
+    root, db_path = lightning
+    (root / ".artlens.toml").write_text(POLICY)
+    before = snapshot(root)
+    app = ArtlensApp(db_path, [root], watch=False)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        await pilot.press("r")
+        await settle(pilot)
+        screen = retention(app)
+        table = screen.query_one("#ret-plan", DataTable)
+        key = item_key(root, EPOCH2)
+        assert "remove" in row_text(table, key) and "kept by no rule" in row_text(table, key)
+        assert "best val_loss" in row_text(
+            table, item_key(root, "lightning_logs/version_0/checkpoints/epoch3-val0.0592.ckpt")
+        )
+
+        table.move_cursor(row=table.get_row_index(key))
+        await pilot.press("p")
+        await settle(pilot)
+        assert "pinned" in row_text(table, key) and "keep" in row_text(table, key)
+        with UserState() as state:
+            assert state.pins(str(root)) == {EPOCH2}
+        await pilot.press("p")  # unpin: it goes back to remove
+        await settle(pilot)
+        assert "kept by no rule" in row_text(table, key)
+
+        await pilot.press("a")
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmApply)
+        text = str(app.screen.summary)
+        assert "3 checkpoint(s), 13.8K" in text and str(root) in text
+        await pilot.press("y")
+        await settle(pilot, rounds=5)
+        assert retention(app) is screen
+        assert not (root / EPOCH2).exists()
+        trash = screen.query_one("#ret-trash", DataTable)
+        assert trash.has_focus and trash.row_count == 3
+        assert any("epoch2-val0.0854.ckpt" in row_text(trash, k.value or "") for k in trash.rows)
+        db = open_db(db_path, readonly=True)
+        try:
+            count = db.conn.execute(
+                "SELECT count(*) FROM retention_actions WHERE action = 'trash'"
+            ).fetchone()[0]
+        finally:
+            db.close()
+        assert count == 3
+
+        trash.move_cursor(row=0)
+        await pilot.press("u")
+        await settle(pilot, rounds=5)
+        assert trash.row_count == 2
+        await pilot.press("U")
+        await settle(pilot, rounds=5)
+        assert screen.trash == {}
+    after = {k: v for k, v in snapshot(root).items() if not k.startswith(TRASH_DIR)}
+    assert after == before
+
+
+@sync
+async def test_usage_tab_and_help(lightning: tuple[Path, Path]) -> None:
+    root, db_path = lightning
+    app = ArtlensApp(db_path, [root], watch=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await pilot.press("r")
+        await settle(pilot)
+        await pilot.press("2")
+        await pilot.pause()
+        usage = retention(app).query_one("#ret-usage", DataTable)
+        assert usage.has_focus
+        texts = [" ".join(str(c) for c in usage.get_row_at(i)) for i in range(usage.row_count)]
+        assert str(root) in texts[0]
+        assert any("duplicates by content hash" in t for t in texts)
+        assert any("2 copies" in t for t in texts)
+        await pilot.press("question_mark")
+        await pilot.pause()
+        body = str(app.screen.query_one(Static).render())
+        assert "retention.apply" in body and "retention.pin" in body

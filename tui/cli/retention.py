@@ -1,0 +1,772 @@
+"""``artlens retention plan|apply|pin|unpin|pins``, ``artlens trash list|restore|purge`` and
+``artlens du``: the retention engine (``store.retention``) for the shell.
+
+Apply is the index's writer: it takes the writer lock and records every move in the index.
+When a watcher (or another writer) holds the lock, apply still runs, through the
+filesystem only: the trash manifest is the record, and the watcher sees the files leave
+(or come back) like any other change.  Nothing here deletes except ``trash purge``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+import sqlite_utils
+
+from store import paths, query
+from store.errors import ArtlensError
+from store.lock import WriterBusyError, WriterLock
+from store.retention.candidates import Candidate
+from store.retention.plan import Plan, PlanError, default_plan_dir, load_plan, make_plan
+from store.retention.policy import Policy, PolicyError, from_flags, load_policy, parse_age
+from store.retention.trash import Report, TrashEntry, TrashError, apply_plan, list_trash
+from store.retention.trash import purge as purge_trash
+from store.retention.trash import restore as restore_trash
+from store.retention.usage import disk_usage, duplicates
+from store.userstate import UserState, UserStateError
+from tui.cli.common import (
+    db_option,
+    emit_json,
+    friendly,
+    is_terminal,
+    json_option,
+    need_db,
+    one_line,
+)
+from tui.format import human_age, human_size
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+EXPIRING_SECONDS = 7 * 86400.0
+"""Kept items whose ``keep_within`` protection ends sooner than this are "expiring soon"."""
+_PLAN_ID = re.compile(r"^[0-9A-Za-z][0-9A-Za-z_-]{0,80}$")
+
+
+# --- shared pieces --------------------------------------------------------------------------
+
+
+def policy_flags(func: F) -> F:
+    """The ad-hoc policy flags of ``retention plan`` and ``retention apply``."""
+    options = [
+        click.option("--keep-last", type=click.IntRange(min=0), help="Keep the newest N."),
+        click.option(
+            "--keep-best", type=click.IntRange(min=0), help="Keep the best K by --metric."
+        ),
+        click.option("--metric", help="Metric for --keep-best (e.g. val_loss)."),
+        click.option(
+            "--mode",
+            type=click.Choice(["min", "max"]),
+            help="Whether lower or higher --metric is better (guessed from its name).",
+        ),
+        click.option("--older-than", metavar="AGE", help="Keep what is younger than AGE (7d)."),
+        click.option(
+            "--keep-within-budget",
+            metavar="SIZE",
+            help="Remove the oldest unprotected checkpoints until each root fits (500G).",
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _flag_values(kwargs: dict[str, Any]) -> dict[str, Any]:
+    names = ("keep_last", "keep_best", "metric", "mode", "older_than", "keep_within_budget")
+    return {name: kwargs.get(name) for name in names if kwargs.get(name) is not None}
+
+
+def resolve_roots(db: sqlite_utils.Database, wanted: Sequence[Path]) -> list[str]:
+    """Absolute paths of the indexed roots asked for (all of them when none is)."""
+    indexed = [os.fsdecode(path) for _, path, _ in query.roots(db)]
+    if not wanted:
+        if not indexed:
+            raise ArtlensError("the index has no roots: run `artlens index ROOT` first")
+        return indexed
+    chosen = []
+    for root in wanted:
+        absolute = os.path.abspath(root)
+        if absolute not in indexed:
+            raise ArtlensError(f"not an indexed root: {paths.display(absolute)}")
+        chosen.append(absolute)
+    return chosen
+
+
+def policies_for(roots: Sequence[str], flags: dict[str, Any]) -> dict[str, Policy]:
+    """The flags' policy for every root, else each root's ``.artlens.toml`` / user config."""
+    try:
+        if flags:
+            policy = from_flags(**flags)
+            return dict.fromkeys(roots, policy)
+        return {root: load_policy(Path(root)) for root in roots}
+    except PolicyError as exc:
+        raise ArtlensError(str(exc)) from None
+
+
+@contextmanager
+def user_state() -> Iterator[UserState]:
+    try:
+        state = UserState()
+    except UserStateError as exc:
+        raise ArtlensError(str(exc)) from None
+    try:
+        yield state
+    finally:
+        state.close()
+
+
+def build_plan(
+    db_path: Path | None, roots: Sequence[Path], flags: dict[str, Any]
+) -> tuple[Plan, dict[str, Policy]]:
+    from store.db import open_db
+
+    db = open_db(need_db(db_path, roots), readonly=True)
+    try:
+        chosen = resolve_roots(db, roots)
+        policies = policies_for(chosen, flags)
+        with user_state() as state:
+            plan = make_plan(db, chosen, policies, pins=state)
+    finally:
+        db.close()
+    return plan, policies
+
+
+def _text(value: str) -> str:
+    return paths.display(value)
+
+
+def item_json(item: Candidate) -> dict[str, Any]:
+    return {
+        "root": _text(item.root),
+        "run": _text(item.run_path),
+        "path": _text(item.path),
+        "is_dir": item.is_dir,
+        "size_bytes": item.size,
+        "keep": item.keep,
+        "reasons": item.reasons,
+        "step": item.step,
+        "epoch": item.epoch,
+        "metric": item.metric,
+        "metric_source": item.metric_source,
+        "expires": query.iso(item.expires),
+    }
+
+
+def expiring(plan: Plan, within: float = EXPIRING_SECONDS) -> list[Candidate]:
+    """Kept items whose time protection ends within ``within`` seconds, soonest first."""
+    soon = [
+        item
+        for item in plan.items
+        if item.keep and item.expires is not None and item.expires - plan.now < within
+    ]
+    return sorted(soon, key=lambda item: item.expires or 0.0)
+
+
+def plan_json(plan: Plan, policies: dict[str, Policy]) -> dict[str, Any]:
+    """The stable ``retention plan --json`` shape (documented in the README)."""
+    return {
+        "id": plan.id,
+        "saved_to": str(plan.path) if plan.path else None,
+        "created": query.iso(plan.created),
+        "bytes_freed": plan.bytes_freed,
+        "roots": [
+            {
+                "root": _text(r.root),
+                "policy": r.policy,
+                "has_rules": policies[r.root].removes_anything() if r.root in policies else None,
+                "kept": r.kept,
+                "removed": r.removed,
+                "bytes_kept": r.bytes_kept,
+                "bytes_removed": r.bytes_removed,
+                "total_bytes": r.total_bytes,
+                "budget_bytes": r.budget,
+                "over_budget_after": r.over_budget_after,
+            }
+            for r in plan.roots
+        ],
+        "runs": [
+            {
+                "root": _text(r.root),
+                "run": _text(r.run_path),
+                "kept": r.kept,
+                "removed": r.removed,
+                "bytes_kept": r.bytes_kept,
+                "bytes_removed": r.bytes_removed,
+            }
+            for r in plan.runs
+        ],
+        "items": [item_json(item) for item in plan.items],
+        "expiring_soon": [item_json(item) for item in expiring(plan)],
+        "filesystems": [
+            {
+                "roots": [_text(r) for r in fs.roots],
+                "free_now": fs.free_now,
+                "free_after_purge": fs.free_after_purge,
+                "bytes_freed": fs.bytes_freed,
+            }
+            for fs in plan.filesystems
+        ],
+        "warnings": [_text(w) for w in plan.warnings],
+    }
+
+
+def _style(text: str, **kw: Any) -> str:
+    return click.style(text, **kw) if is_terminal() else text
+
+
+def print_plan(plan: Plan, policies: dict[str, Policy]) -> None:
+    items_by_run: dict[tuple[str, str], list[Candidate]] = {}
+    for item in plan.items:
+        items_by_run.setdefault((item.root, item.run_path), []).append(item)
+    for root in plan.roots:
+        click.echo(_style(_text(root.root), bold=True) + f"  policy: {root.policy}")
+        if not policies.get(root.root, Policy()).removes_anything():
+            click.echo(
+                "  no policy: keeping everything (add [retention] to "
+                f"{_text(os.path.join(root.root, '.artlens.toml'))} or pass --keep-last N)"
+            )
+        for run in (r for r in plan.runs if r.root == root.root):
+            click.echo(
+                f"  {_text(run.run_path) or '.'}: keep {run.kept} "
+                f"({human_size(run.bytes_kept)}), remove {run.removed} "
+                f"({human_size(run.bytes_removed)})"
+            )
+            for item in items_by_run.get((run.root, run.run_path), []):
+                word = _style("keep  ", fg="green") if item.keep else _style("remove", fg="red")
+                name = _text(item.path[len(run.run_path) + 1 :] if run.run_path else item.path)
+                click.echo(
+                    f"    {word} {name}{'/' if item.is_dir else ''}  {human_size(item.size)}  "
+                    f"{_text('; '.join(item.reasons))}"
+                )
+        click.echo(
+            f"  total: keep {root.kept}, remove {root.removed}, frees "
+            f"{human_size(root.bytes_removed)} of {human_size(root.total_bytes)}"
+        )
+    soon = expiring(plan)
+    if soon:
+        click.echo("expiring soon:")
+        for item in soon:
+            left = human_age(plan.now, item.expires)
+            click.echo(f"  in {left}: {_text(item.path)}")
+    for fs in plan.filesystems:
+        where = ", ".join(_text(r) for r in fs.roots)
+        click.echo(
+            f"disk free: {human_size(fs.free_now)} now, {human_size(fs.free_after_purge)} "
+            f"after apply + purge ({where})"
+        )
+    for warning in plan.warnings:
+        click.echo(f"artlens: warning: {_text(warning)}", err=True)
+    removals = plan.removals
+    click.echo(
+        f"plan {plan.id}: remove {len(removals)} item(s), {human_size(plan.bytes_freed)}"
+        + (f"; apply with `artlens retention apply {plan.id} --yes`" if removals else "")
+    )
+
+
+def _interactive() -> bool:
+    return is_terminal() and sys.stdin.isatty()
+
+
+@contextmanager
+def writer(db_path: Path, role: str) -> Iterator[sqlite_utils.Database | None]:
+    """The index as its writer, or None (filesystem only) when someone else writes it."""
+    from store.db import open_db
+
+    lock = WriterLock(db_path, role=role)
+    try:
+        lock.acquire()
+    except WriterBusyError as exc:
+        click.echo(f"artlens: {one_line(exc)}; moving files only, it will see the moves", err=True)
+        yield None
+        return
+    try:
+        db = open_db(db_path)
+        try:
+            yield db
+        finally:
+            db.close()
+    finally:
+        lock.release()
+
+
+@contextmanager
+def progress_bar(label: str, enabled: bool) -> Iterator[Callable[[int, int, str], None] | None]:
+    if not enabled:
+        yield None
+        return
+    from tui.cli.progress import rich_progress
+
+    with rich_progress(label) as update:
+        yield lambda done, total, _path: update(done, total)
+
+
+def report_json(report: Report, **extra: Any) -> dict[str, Any]:
+    def row(item: Any) -> dict[str, Any]:
+        return {
+            "root": _text(item.root),
+            "path": _text(item.path),
+            "outcome": item.outcome,
+            "reason": _text(item.reason),
+            "size_bytes": item.size,
+            "id": item.entry_id,
+        }
+
+    return {
+        **extra,
+        "done": [row(i) for i in report.done],
+        "skipped": [row(i) for i in report.skipped],
+        "bytes_done": report.bytes_done,
+    }
+
+
+def print_report(report: Report, verb: str) -> None:
+    for item in report.done:
+        click.echo(f"{verb} {_text(item.path)}  {human_size(item.size)}")
+    for item in report.skipped:
+        click.echo(f"skipped {_text(item.path)}: {_text(item.reason)}")
+    click.echo(
+        f"{verb} {len(report.done)} ({human_size(report.bytes_done)}), "
+        f"skipped {len(report.skipped)}"
+    )
+
+
+# --- retention ------------------------------------------------------------------------------
+
+
+@click.group("retention")
+def retention_group() -> None:
+    """Plan and apply retention policies (keep last N, best K by a metric, budgets, pins)."""
+
+
+@retention_group.command("plan")
+@click.argument("roots", nargs=-1, type=click.Path(path_type=Path))
+@policy_flags
+@db_option
+@json_option
+@friendly
+def plan_cmd(roots: tuple[Path, ...], db_path: Path | None, as_json: bool, **flags: Any) -> None:
+    """What a policy keeps and removes under ROOTS (default: every indexed root), and why.
+
+    Without flags each root's .artlens.toml (or the user config) is the policy.  The plan
+    is saved; `artlens retention apply PLAN_ID` acts on exactly what it shows.
+    """
+    plan, policies = build_plan(db_path, roots, _flag_values(flags))
+    try:
+        plan.save()
+    except PlanError as exc:
+        raise ArtlensError(str(exc)) from None
+    if as_json:
+        emit_json(plan_json(plan, policies))
+        return
+    print_plan(plan, policies)
+
+
+def _plan_path(plan_id: str) -> Path:
+    if plan_id.endswith(".json") and os.path.sep in plan_id:
+        return Path(plan_id)
+    if not _PLAN_ID.match(plan_id):
+        raise ArtlensError(f"not a plan id: {paths.display(plan_id)!r}")
+    path = default_plan_dir() / f"{plan_id}.json"
+    if not path.is_file():
+        raise ArtlensError(f"no saved plan {plan_id} (run `artlens retention plan` first)")
+    return path
+
+
+@retention_group.command("apply")
+@click.argument("plan_id", required=False)
+@policy_flags
+@click.option("--yes", "-y", is_flag=True, help="Apply without asking (else a dry run).")
+@db_option
+@json_option
+@friendly
+def apply_cmd(
+    plan_id: str | None,
+    yes: bool,
+    db_path: Path | None,
+    as_json: bool,
+    **flags: Any,
+) -> None:
+    """Move what a plan removes to each root's trash (a dry run unless --yes or confirmed).
+
+    PLAN_ID is a plan saved by `retention plan`; without it the policy (flags, or the
+    roots' .artlens.toml) is planned now.  Each item is re-checked first: anything changed
+    since the plan, or still being written, is skipped.
+    """
+    values = _flag_values(flags)
+    if plan_id is not None and values:
+        raise ArtlensError("give a PLAN_ID or policy flags, not both")
+    target = need_db(db_path)
+    if plan_id is not None:
+        try:
+            plan = load_plan(_plan_path(plan_id))
+        except PlanError as exc:
+            raise ArtlensError(str(exc)) from None
+    else:
+        plan, _ = build_plan(db_path, (), values)
+        try:
+            plan.save()
+        except PlanError as exc:
+            raise ArtlensError(str(exc)) from None
+    removals = plan.removals
+    runs = {(i.root, i.run_path) for i in removals}
+    roots = sorted({i.root for i in removals})
+    what = (
+        f"{len(removals)} item(s), {human_size(plan.bytes_freed)}, from {len(runs)} run(s) "
+        f"under {', '.join(_text(r) for r in roots) or '-'}"
+    )
+    if not removals:
+        if as_json:
+            emit_json(report_json(Report(), plan=plan.id, applied=False))
+        else:
+            click.echo(f"plan {plan.id}: nothing to remove")
+        return
+    if not yes and not as_json and _interactive():
+        yes = click.confirm(f"Move {what} to the trash?", default=False)
+        if not yes:
+            click.echo("nothing changed")
+            return
+    if not yes:
+        if as_json:
+            emit_json(
+                report_json(Report(), plan=plan.id, applied=False)
+                | {"would_remove": [item_json(i) for i in removals]}
+            )
+            return
+        for item in removals:
+            click.echo(f"would trash {_text(item.path)}  {human_size(item.size)}")
+        click.echo(f"dry run: would move {what} to the trash; add --yes to do it")
+        return
+    with (
+        writer(target, "retention apply") as db,
+        progress_bar("moving to the trash", is_terminal() and not as_json) as progress,
+    ):
+        report = apply_plan(plan, db, progress=progress, policy=f"plan {plan.id}")
+    if as_json:
+        emit_json(report_json(report, plan=plan.id, applied=True, index_updated=db is not None))
+        return
+    print_report(report, "trashed")
+    click.echo("restore with `artlens trash restore ID...` or `--all`; free the space with purge")
+
+
+def _locate(db_path: Path | None, path: Path) -> tuple[str, str]:
+    """(indexed root, path relative to it) of a path on disk."""
+    from store.db import open_db
+
+    absolute = os.path.abspath(path)
+    db = open_db(need_db(db_path), readonly=True)
+    try:
+        roots = resolve_roots(db, ())
+    finally:
+        db.close()
+    for root in sorted(roots, key=len, reverse=True):
+        if absolute == root or absolute.startswith(root.rstrip("/") + "/"):
+            rel = os.path.relpath(absolute, root)
+            if rel == ".":
+                raise ArtlensError("pin a run or a file inside a root, not the root itself")
+            return root, rel
+    raise ArtlensError(f"not under an indexed root: {paths.display(absolute)}")
+
+
+@retention_group.command("pin")
+@click.argument("targets", nargs=-1, required=True, type=click.Path(path_type=Path))
+@db_option
+@friendly
+def pin_cmd(targets: tuple[Path, ...], db_path: Path | None) -> None:
+    """Pin runs or files (paths on disk): retention never removes them."""
+    with user_state() as state:
+        for target in targets:
+            root, rel = _locate(db_path, target)
+            state.pin(root, rel, glob=False)
+            click.echo(f"pinned {_text(rel)} in {_text(root)}")
+
+
+@retention_group.command("unpin")
+@click.argument("targets", nargs=-1, required=True, type=click.Path(path_type=Path))
+@db_option
+@friendly
+def unpin_cmd(targets: tuple[Path, ...], db_path: Path | None) -> None:
+    """Remove the pins of runs or files."""
+    with user_state() as state:
+        for target in targets:
+            root, rel = _locate(db_path, target)
+            found = state.unpin(root, rel)
+            click.echo(f"{'unpinned' if found else 'was not pinned:'} {_text(rel)}")
+
+
+@retention_group.command("pins")
+@db_option
+@json_option
+@friendly
+def pins_cmd(db_path: Path | None, as_json: bool) -> None:
+    """List the pins of every indexed root."""
+    from store.db import open_db
+
+    db = open_db(need_db(db_path), readonly=True)
+    try:
+        roots = resolve_roots(db, ())
+    finally:
+        db.close()
+    with user_state() as state:
+        rows = [(root, pin) for root in roots for pin in state.pin_entries(root)]
+    if as_json:
+        emit_json([{"root": _text(r), "path": _text(p.path), "glob": p.is_glob} for r, p in rows])
+        return
+    for root, pin in rows:
+        click.echo(f"{_text(root)}\t{_text(pin.path)}{'  (glob)' if pin.is_glob else ''}")
+    if not rows:
+        click.echo("no pins")
+
+
+# --- trash ----------------------------------------------------------------------------------
+
+
+def root_option(func: F) -> F:
+    return click.option(
+        "--root",
+        "roots",
+        multiple=True,
+        type=click.Path(path_type=Path),
+        help="Only this root's trash (repeatable; default: every indexed root).",
+    )(func)
+
+
+def trash_roots(db_path: Path | None, roots: Sequence[Path]) -> tuple[Path, list[str]]:
+    from store.db import open_db
+
+    target = need_db(db_path, roots)
+    db = open_db(target, readonly=True)
+    try:
+        return target, resolve_roots(db, roots)
+    finally:
+        db.close()
+
+
+def entry_json(entry: TrashEntry) -> dict[str, Any]:
+    return {
+        "id": entry.id,
+        "root": _text(entry.root),
+        "path": _text(entry.path),
+        "trash_path": _text(entry.trash_path),
+        "is_dir": entry.is_dir,
+        "size_bytes": entry.size,
+        "trashed_at": query.iso(entry.trashed_at),
+        "state": entry.state,
+        "reasons": [_text(r) for r in entry.reasons],
+        "plan": entry.plan,
+    }
+
+
+def _entries(roots: Sequence[str]) -> list[tuple[str, TrashEntry]]:
+    found: list[tuple[str, TrashEntry]] = []
+    for root in roots:
+        try:
+            found += [(root, e) for e in list_trash(root)]
+        except (TrashError, OSError) as exc:
+            click.echo(f"artlens: warning: {_text(root)}: {one_line(exc)}", err=True)
+    return found
+
+
+@click.group("trash")
+def trash_group() -> None:
+    """What retention moved aside: list it, restore it, or purge it for good."""
+
+
+@trash_group.command("list")
+@root_option
+@db_option
+@json_option
+@friendly
+def trash_list_cmd(roots: tuple[Path, ...], db_path: Path | None, as_json: bool) -> None:
+    """Everything in the trash of each root, oldest first."""
+    _, chosen = trash_roots(db_path, roots)
+    entries = _entries(chosen)
+    if as_json:
+        emit_json([entry_json(e) for _, e in entries])
+        return
+    if not entries:
+        click.echo("the trash is empty")
+        return
+    for _, entry in entries:
+        click.echo(
+            f"{entry.id[:12]}  {human_age(entry.trashed_at):>4} ago  {human_size(entry.size):>7}"
+            f"  {_text(entry.path)}{'/' if entry.is_dir else ''}  ({_text(entry.root)})"
+        )
+    total = sum(e.size for _, e in entries)
+    click.echo(f"{len(entries)} item(s), {human_size(total)}; restore with `trash restore ID`")
+
+
+@trash_group.command("restore")
+@click.argument("ids", nargs=-1)
+@click.option("--all", "restore_all", is_flag=True, help="Restore everything in the trash.")
+@root_option
+@db_option
+@json_option
+@friendly
+def trash_restore_cmd(
+    ids: tuple[str, ...],
+    restore_all: bool,
+    roots: tuple[Path, ...],
+    db_path: Path | None,
+    as_json: bool,
+) -> None:
+    """Move trashed items back to where they were, byte-identical (IDs or a prefix of 6+)."""
+    if bool(ids) == restore_all:
+        raise ArtlensError("give trash IDs (see `artlens trash list`) or --all")
+    target, chosen = trash_roots(db_path, roots)
+    entries = _entries(chosen)
+    wanted: dict[str, list[str]] = {}
+    for prefix in ids:
+        if len(prefix) < 6:
+            raise ArtlensError(f"trash ID too short: {paths.display(prefix)!r} (6+ characters)")
+        matches = [(root, e) for root, e in entries if e.id.startswith(prefix)]
+        if not matches:
+            raise ArtlensError(f"no trash item {paths.display(prefix)!r} (see `trash list`)")
+        if len(matches) > 1:
+            raise ArtlensError(f"trash ID {paths.display(prefix)!r} is ambiguous")
+        root, entry = matches[0]
+        wanted.setdefault(root, []).append(entry.id)
+    total = Report()
+    with writer(target, "trash restore") as db:
+        for root in chosen:
+            if not restore_all and root not in wanted:
+                continue
+            if restore_all and not any(r == root for r, _ in entries):
+                continue
+            report = restore_trash(root, "all" if restore_all else wanted[root], db)
+            total.done += report.done
+            total.skipped += report.skipped
+    if as_json:
+        emit_json(report_json(total))
+        return
+    print_report(total, "restored")
+
+
+@trash_group.command("purge")
+@click.option("--older-than", required=True, metavar="AGE", help="Purge what was trashed AGE ago.")
+@click.option("--yes", "-y", is_flag=True, help="Delete without asking (else a dry run).")
+@root_option
+@db_option
+@json_option
+@friendly
+def trash_purge_cmd(
+    older_than: str, yes: bool, roots: tuple[Path, ...], db_path: Path | None, as_json: bool
+) -> None:
+    """Delete for good what has been in the trash longer than AGE (0 for everything)."""
+    try:
+        number = re.fullmatch(r"\d+(?:\.\d+)?", older_than.strip())
+        age = parse_age(float(older_than) if number else older_than)
+    except ValueError as exc:
+        raise ArtlensError(str(exc)) from None
+    target, chosen = trash_roots(db_path, roots)
+    now = time.time()
+    due = [
+        (r, e) for r, e in _entries(chosen) if e.state == "trashed" and e.trashed_at <= now - age
+    ]
+    size = sum(e.size for _, e in due)
+    if not due:
+        if as_json:
+            emit_json(report_json(Report(), purged=False))
+        else:
+            click.echo("nothing in the trash is that old")
+        return
+    if not yes and not as_json and _interactive():
+        yes = click.confirm(
+            f"Delete {len(due)} item(s), {human_size(size)}, for good? This cannot be undone",
+            default=False,
+        )
+    if not yes:
+        if as_json:
+            emit_json(report_json(Report(), purged=False) | {"would_purge": len(due)})
+            return
+        for _, entry in due:
+            click.echo(f"would purge {_text(entry.path)}  {human_size(entry.size)}")
+        click.echo(f"dry run: would delete {len(due)} item(s), {human_size(size)}; add --yes")
+        return
+    total = Report()
+    with writer(target, "trash purge") as db:
+        for root in sorted({r for r, _ in due}):
+            report = purge_trash(root, age, db, now=now)
+            total.done += report.done
+            total.skipped += report.skipped
+    if as_json:
+        emit_json(report_json(total, purged=True))
+        return
+    print_report(total, "purged")
+
+
+# --- du -------------------------------------------------------------------------------------
+
+
+@click.command("du")
+@click.argument("roots", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--top", default=10, show_default=True, help="Runs and duplicates to list.")
+@db_option
+@json_option
+@friendly
+def du_cmd(roots: tuple[Path, ...], top: int, db_path: Path | None, as_json: bool) -> None:
+    """Disk usage per root, experiment and run (largest first), and duplicate files."""
+    from store.db import open_db
+
+    db = open_db(need_db(db_path, roots), readonly=True)
+    try:
+        chosen = resolve_roots(db, roots)
+        usage = disk_usage(db, chosen)
+        groups = duplicates(db, chosen)
+    finally:
+        db.close()
+    if as_json:
+        emit_json(
+            {
+                "roots": [
+                    {
+                        "root": _text(u.root),
+                        "size_bytes": u.size,
+                        "files": u.files,
+                        "outside_runs_bytes": u.outside_runs,
+                        "experiments": [
+                            {"name": _text(e.label), "size_bytes": e.size, "files": e.files}
+                            for e in u.experiments
+                        ],
+                        "runs": [
+                            {"run": _text(r.label), "size_bytes": r.size, "files": r.files}
+                            for r in u.runs
+                        ],
+                    }
+                    for u in usage
+                ],
+                "duplicates": [
+                    {
+                        "hash": g.hash,
+                        "size_bytes": g.size,
+                        "reclaimable_bytes": g.reclaimable,
+                        "copies": [{"root": _text(r), "path": _text(p)} for r, p in g.copies],
+                    }
+                    for g in groups
+                ],
+            }
+        )
+        return
+    for u in usage:
+        click.echo(f"{human_size(u.size):>8}  {_text(u.root)}  ({u.files} files)")
+        for e in u.experiments[:top]:
+            click.echo(f"{human_size(e.size):>8}    experiment {_text(e.label)}")
+        for r in u.runs[:top]:
+            click.echo(f"{human_size(r.size):>8}    {_text(r.label)}")
+        if u.outside_runs:
+            click.echo(f"{human_size(u.outside_runs):>8}    (outside any run)")
+    if groups:
+        click.echo(f"duplicates: {human_size(sum(g.reclaimable for g in groups))} reclaimable")
+        for g in groups[:top]:
+            where = ", ".join(_text(p) for _, p in g.copies[:3])
+            more = f" +{len(g.copies) - 3}" if len(g.copies) > 3 else ""
+            click.echo(f"{human_size(g.reclaimable):>8}  {len(g.copies)} copies: {where}{more}")
+
+
+COMMANDS = [retention_group, trash_group, du_cmd]

@@ -1,0 +1,681 @@
+"""The retention view: the plan for the current policy, disk usage, and the trash.
+
+Threading rule as in the explorer: planning, usage, pins, apply and restore each run in a
+thread worker of their own group and post one of the messages below; the handlers here
+own the state and the tables.  Nothing is deleted from here: apply moves to the trash.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any, ClassVar
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, ProgressBar, Static, TabbedContent, TabPane
+
+from store import paths, query
+from store.retention.candidates import Candidate
+from store.retention.plan import (
+    LIVE_NEWEST,
+    NO_RULE,
+    OVER_BUDGET,
+    PINNED,
+    TRAINER_BEST,
+    Plan,
+    make_plan,
+)
+from store.retention.policy import Policy, PolicyError, load_policy
+from store.retention.trash import Report, TrashEntry, apply_plan, list_trash, restore
+from store.retention.usage import DuplicateGroup, RootUsage, disk_usage, duplicates
+from store.views import ReaderPool
+from tui.commands import PaletteEntry
+from tui.format import human_age, human_size
+from tui.screens.retention_dialogs import ConfirmApply, PolicyPicker
+
+EXPIRING_SECONDS = 7 * 86400.0
+"""Kept items whose time protection ends sooner than this are "expiring soon"."""
+FOLLOW_UP_SECONDS = (1.5, 5.0)
+"""When another writer (the watcher) records an apply, plan again after these delays."""
+MAX_USAGE_ROWS = 200
+"""Runs and duplicate groups listed in the usage tab (largest first)."""
+TABS = ("plan-tab", "usage-tab", "trash-tab")
+
+REASON_STYLES: tuple[tuple[str, str, str], ...] = (
+    (PINNED, "bold magenta", "pinned"),
+    ("best ", "cyan", "best by metric"),
+    (TRAINER_BEST, "cyan", "trainer's best"),
+    ("latest ", "green", "latest N"),
+    ("younger than", "yellow", "younger than"),
+    (LIVE_NEWEST, "bold green", "live run's newest"),
+    ("within budget", "green", "within budget"),
+    (OVER_BUDGET, "bold red", "over budget"),
+    ("kept by no rule", "red", "no rule keeps it"),
+    (NO_RULE, "dim", "no policy"),
+)
+"""(reason prefix, style, legend label): how each kind of reason is coloured."""
+
+
+def reason_style(reason: str) -> str:
+    for prefix, style, _ in REASON_STYLES:
+        if reason.startswith(prefix):
+            return style
+    return ""
+
+
+def reasons_text(reasons: list[str]) -> Text:
+    text = Text(no_wrap=True, overflow="ellipsis")
+    for index, reason in enumerate(reasons):
+        if index:
+            text.append("; ", style="dim")
+        text.append(paths.display(reason), style=reason_style(reason))
+    return text
+
+
+def toggle_pin(root: str, rel: str) -> tuple[str, bool]:
+    """Pin ``rel`` under ``root``, or unpin it if it was; (what happened, whether it did).
+
+    Runs on a worker thread: it writes the user state file (``store.userstate``).
+    """
+    from store.userstate import UserState
+
+    with UserState() as state:
+        if rel in state.pins(root):
+            state.unpin(root, rel)
+            return f"unpinned {paths.display(rel)}", True
+        if state.is_pinned(root, rel):
+            return f"{paths.display(rel)} is pinned by a folder or glob pin", False
+        state.pin(root, rel, glob=False)
+        return f"pinned {paths.display(rel)}: retention keeps it", True
+
+
+# -- messages --------------------------------------------------------------------------------
+
+
+@dataclass
+class PlanReady(Message):
+    """A fresh plan, with the policy of every root and its usage (replaces older ones)."""
+
+    plan: Plan
+    policies: dict[str, Policy]
+    errors: tuple[str, ...]
+    usage: tuple[RootUsage, ...]
+    dups: tuple[DuplicateGroup, ...]
+    adhoc: bool
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, PlanReady)
+
+
+@dataclass
+class TrashLoaded(Message):
+    entries: tuple[TrashEntry, ...]
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, TrashLoaded)
+
+
+@dataclass
+class PinToggled(Message):
+    text: str
+    changed: bool
+
+
+@dataclass
+class ApplyProgress(Message):
+    done: int
+    total: int
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, ApplyProgress)
+
+
+@dataclass
+class ApplyDone(Message):
+    verb: str
+    report: Report
+    index_updated: bool
+    notes: tuple[str, ...] = field(default=())
+
+
+# -- the screen ------------------------------------------------------------------------------
+
+
+class RetentionScreen(Screen[None]):
+    """Plan (keep/remove and why), disk usage like ncdu, and the trash with restore."""
+
+    CSS_PATH = "retention.tcss"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "back", "Back", id="retention.back", tooltip="Back to the explorer"),
+        Binding("1", "tab('plan-tab')", "Plan", show=False, id="retention.plan"),
+        Binding("2", "tab('usage-tab')", "Usage", show=False, id="retention.usage"),
+        Binding("3", "tab('trash-tab')", "Trash", show=False, id="retention.trash"),
+        Binding("p", "pin", "Pin", id="retention.pin", tooltip="Pin or unpin the item or run"),
+        Binding("a", "apply", "Apply", id="retention.apply", tooltip="Move removals to trash"),
+        Binding("o", "policy", "Policy", id="retention.policy", tooltip="Ad-hoc policy"),
+        Binding("c", "clear_policy", "File policy", show=False, id="retention.clear_policy"),
+        Binding("u", "restore", "Restore", id="retention.restore", tooltip="Restore from trash"),
+        Binding("U", "restore_all", "Restore all", show=False, id="retention.restore_all"),
+        Binding("ctrl+r", "refresh", "Refresh", show=False, id="retention.refresh"),
+        Binding("question_mark", "help", "Help", show=False, id="retention.help"),
+    ]
+
+    def __init__(
+        self,
+        db_path: Path,
+        pool: ReaderPool,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        super().__init__()
+        self.db_path = db_path
+        self.pool = pool
+        self.clock = clock
+        self.plan: Plan | None = None
+        self.policies: dict[str, Policy] = {}
+        self.adhoc: Policy | None = None
+        """A policy picked in this view; None means each root's own policy."""
+        self.items: dict[str, Candidate] = {}
+        self.trash: dict[str, TrashEntry] = {}
+        self.applying = False
+        self._plan_keys: list[str] = []
+
+    def compose(self) -> ComposeResult:
+        yield Static(Text("planning…", style="dim"), id="ret-summary", markup=False)
+        with TabbedContent(initial="plan-tab", id="ret-tabs"):
+            with TabPane("Plan", id="plan-tab"):
+                yield Static(self._legend(), id="ret-legend", markup=False)
+                yield DataTable(id="ret-plan", cursor_type="row", zebra_stripes=False)
+            with TabPane("Disk usage", id="usage-tab"):
+                yield DataTable(id="ret-usage", cursor_type="row")
+            with TabPane("Trash", id="trash-tab"):
+                yield DataTable(id="ret-trash", cursor_type="row")
+        yield ProgressBar(id="ret-progress", show_eta=False)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        plan_table = self.query_one("#ret-plan", DataTable)
+        for label, width in (("checkpoint", 28), ("size", 7), ("", 6), ("why", None)):
+            plan_table.add_column(label, key=label or "decision", width=width)
+        plan_table.add_column("expires", key="expires")
+        usage = self.query_one("#ret-usage", DataTable)
+        for label in ("size", "share", "what"):
+            usage.add_column(label, key=label)
+        trash = self.query_one("#ret-trash", DataTable)
+        for label in ("id", "trashed", "size", "path", "why"):
+            trash.add_column(label, key=label)
+        plan_table.focus()
+        self.action_refresh()
+
+    # -- workers ---------------------------------------------------------------------------
+
+    def action_refresh(self) -> None:
+        self.query_one("#ret-summary", Static).update(Text("planning…", style="dim"))
+        self._plan_worker(self.adhoc)
+        self._trash_worker()
+
+    @work(thread=True, exclusive=True, group="retention-plan", exit_on_error=False)
+    def _plan_worker(self, adhoc: Policy | None) -> None:
+        from store.userstate import UserState
+
+        with self.pool.connection() as db:
+            roots = [os.fsdecode(path) for _, path, _ in query.roots(db)]
+            policies: dict[str, Policy] = {}
+            errors: list[str] = []
+            for root in roots:
+                if adhoc is not None:
+                    policies[root] = adhoc
+                    continue
+                try:
+                    policies[root] = load_policy(Path(root))
+                except PolicyError as exc:
+                    errors.append(" ".join(str(exc).split()))
+                    policies[root] = Policy(source="invalid policy file")
+            with UserState() as state:
+                plan = make_plan(db, roots, policies, now=time.time(), pins=state)
+            usage = disk_usage(db, roots)
+            dups = duplicates(db, roots)
+        self.post_message(
+            PlanReady(plan, policies, tuple(errors), tuple(usage), tuple(dups), adhoc is not None)
+        )
+
+    @work(thread=True, exclusive=True, group="retention-trash", exit_on_error=False)
+    def _trash_worker(self) -> None:
+        with self.pool.connection() as db:
+            roots = [os.fsdecode(path) for _, path, _ in query.roots(db)]
+        entries: list[TrashEntry] = []
+        for root in roots:
+            entries += list_trash(root)
+        self.post_message(TrashLoaded(tuple(entries)))
+
+    @work(thread=True, group="retention-pin", exit_on_error=False)
+    def _pin_worker(self, root: str, rel: str) -> None:
+        text, changed = toggle_pin(root, rel)
+        self.post_message(PinToggled(text, changed))
+
+    def _writer(self) -> tuple[Any, Any]:
+        """(lock, db) as the index's writer, or (None, None) when someone else writes it."""
+        from store.db import open_db
+        from store.lock import WriterBusyError, WriterLock
+
+        lock = WriterLock(self.db_path, role="retention (artlens)")
+        try:
+            lock.acquire()
+        except WriterBusyError:
+            return None, None
+        try:
+            return lock, open_db(self.db_path)
+        except Exception:
+            lock.release()
+            raise
+
+    def _progress(self, done: int, total: int, _path: str) -> None:
+        self.post_message(ApplyProgress(done, total))
+
+    @work(thread=True, exclusive=True, group="retention-apply", exit_on_error=False)
+    def _apply_worker(self, plan: Plan) -> None:
+        plan.save()
+        lock, db = self._writer()
+        try:
+            report = apply_plan(
+                plan,
+                db,
+                progress=self._progress,
+                policy=f"plan {plan.id}",
+            )
+        finally:
+            if db is not None:
+                db.close()
+            if lock is not None:
+                lock.release()
+        self.post_message(ApplyDone("trashed", report, db is not None))
+
+    @work(thread=True, exclusive=True, group="retention-apply", exit_on_error=False)
+    def _restore_worker(self, wanted: dict[str, list[str] | None]) -> None:
+        lock, db = self._writer()
+        total = Report()
+        try:
+            for root, ids in wanted.items():
+                report = restore(
+                    root,
+                    "all" if ids is None else ids,
+                    db,
+                    progress=self._progress,
+                )
+                total.done += report.done
+                total.skipped += report.skipped
+        finally:
+            if db is not None:
+                db.close()
+            if lock is not None:
+                lock.release()
+        self.post_message(ApplyDone("restored", total, db is not None))
+
+    # -- handlers --------------------------------------------------------------------------
+
+    def on_plan_ready(self, message: PlanReady) -> None:
+        self.plan = message.plan
+        self.policies = message.policies
+        self._show_summary(message)
+        self._fill_plan(message.plan)
+        self._fill_usage(message.usage, message.dups)
+
+    def on_trash_loaded(self, message: TrashLoaded) -> None:
+        table = self.query_one("#ret-trash", DataTable)
+        current = self._current_key(table)
+        self.trash = {entry.id: entry for entry in message.entries}
+        table.clear()
+        now = time.time()
+        for entry in message.entries:
+            table.add_row(
+                entry.id[:8],
+                f"{human_age(entry.trashed_at, now)} ago",
+                human_size(entry.size),
+                Text(paths.display(entry.path) + ("/" if entry.is_dir else "")),
+                reasons_text(entry.reasons),
+                key=entry.id,
+            )
+        if not message.entries:
+            table.add_row("", "", "", Text("the trash is empty", style="dim"), "", key="")
+        self._restore_cursor(table, current)
+
+    def on_pin_toggled(self, message: PinToggled) -> None:
+        self.notify(message.text, markup=False, timeout=3)
+        if message.changed:
+            self._plan_worker(self.adhoc)
+
+    def on_apply_progress(self, message: ApplyProgress) -> None:
+        bar = self.query_one("#ret-progress", ProgressBar)
+        bar.update(total=message.total, progress=message.done)
+
+    def on_apply_done(self, message: ApplyDone) -> None:
+        self.applying = False
+        self.query_one("#ret-progress", ProgressBar).remove_class("-shown")
+        report = message.report
+        text = (
+            f"{message.verb} {len(report.done)} ({human_size(report.bytes_done)}), "
+            f"skipped {len(report.skipped)}"
+        )
+        if report.skipped:
+            first = report.skipped[0]
+            text += f": {paths.display(first.path)}: {paths.display(first.reason)}"
+        if not message.index_updated:
+            text += " (the index's watcher records the moves)"
+        self.notify(
+            text, markup=False, timeout=6, severity="warning" if report.skipped else "information"
+        )
+        self.action_refresh()
+        if not message.index_updated:
+            # The watcher records the moves a moment later: plan again once it has.
+            for delay in FOLLOW_UP_SECONDS:
+                self.set_timer(delay, self.action_refresh, name="replan after the watcher")
+        if message.verb == "trashed":
+            self.action_tab("trash-tab")
+
+    # -- rendering -------------------------------------------------------------------------
+
+    def _legend(self) -> Text:
+        text = Text()
+        text.append("keep", style="bold green")
+        text.append(" / ")
+        text.append("remove", style="bold red")
+        text.append(" because: ")
+        for index, (_, style, label) in enumerate(REASON_STYLES):
+            if index:
+                text.append(" · ", style="dim")
+            text.append(label, style=style)
+        return text
+
+    def _show_summary(self, message: PlanReady) -> None:
+        plan = message.plan
+        text = Text()
+        for error in message.errors:
+            text.append(f"policy error: {paths.display(error)}\n", style="bold red")
+        ruled = [r for r in plan.roots if message.policies.get(r.root, Policy()).removes_anything()]
+        if not plan.roots:
+            text.append("no roots indexed\n", style="dim")
+        elif not ruled:
+            text.append("no policy: keeping everything", style="bold")
+            text.append(
+                "  (o: a quick keep-last / keep-best policy; or add [retention] to "
+                "ROOT/.artlens.toml)\n",
+                style="dim",
+            )
+        else:
+            source = "ad-hoc (c: back to the file policy)" if message.adhoc else "policy"
+            for root in plan.roots:
+                text.append(f"{source}: ", style="dim")
+                text.append(paths.display(root.policy))
+                text.append(f"  {paths.display(root.root)}\n", style="dim")
+        removals = plan.removals
+        text.append(f"remove {len(removals)}", style="bold red" if removals else "")
+        text.append(f" ({human_size(plan.bytes_freed)} reclaimable)")
+        kept = sum(1 for item in plan.items if item.keep)
+        text.append(f" · keep {kept}", style="green")
+        for fs in plan.filesystems:
+            text.append(
+                f" · free {human_size(fs.free_now)} → {human_size(fs.free_after_purge)} after purge"
+            )
+        soon = self._expiring(plan)
+        if soon:
+            text.append(f" · {len(soon)} expiring soon", style="yellow")
+        for warning in plan.warnings[:2]:
+            text.append(f"\n{paths.display(warning)}", style="yellow")
+        self.query_one("#ret-summary", Static).update(text)
+
+    def _expiring(self, plan: Plan) -> list[Candidate]:
+        return [
+            item
+            for item in plan.items
+            if item.keep and item.expires is not None and item.expires - plan.now < EXPIRING_SECONDS
+        ]
+
+    def _fill_plan(self, plan: Plan) -> None:
+        table = self.query_one("#ret-plan", DataTable)
+        current = self._current_key(table)
+        rows: list[tuple[str, tuple[Any, ...]]] = []
+        self.items = {}
+        by_run: dict[tuple[str, str], list[Candidate]] = {}
+        for item in plan.items:
+            by_run.setdefault((item.root, item.run_path), []).append(item)
+        now = plan.now
+        for run in plan.runs:
+            units = by_run.get((run.root, run.run_path), [])
+            run_key = f"run\0{run.root}\0{run.run_path}"
+            label = Text(no_wrap=True, overflow="ellipsis")
+            label.append(paths.display(run.run_path) or ".", style="bold")
+            summary = Text(no_wrap=True)
+            summary.append(f"keep {run.kept}", style="green")
+            summary.append(" · ")
+            summary.append(f"remove {run.removed}", style="red" if run.removed else "dim")
+            summary.append(f" ({human_size(run.bytes_removed)})")
+            rows.append(
+                (run_key, (label, human_size(run.bytes_kept + run.bytes_removed), "", summary, ""))
+            )
+            for unit in units:
+                key = f"item\0{unit.root}\0{unit.path}"
+                self.items[key] = unit
+                name = unit.path[len(run.run_path) + 1 :] if run.run_path else unit.path
+                decision = (
+                    Text("keep", style="bold green")
+                    if unit.keep
+                    else Text("remove", style="bold red")
+                )
+                expires = ""
+                if unit.keep and unit.expires is not None:
+                    left = max(0.0, unit.expires - now)
+                    expires = f"in {human_age(now, now + left)}"
+                rows.append(
+                    (
+                        key,
+                        (
+                            Text("  " + paths.display(name) + ("/" if unit.is_dir else "")),
+                            human_size(unit.size),
+                            decision,
+                            reasons_text(unit.reasons),
+                            Text(expires, style="yellow" if expires else ""),
+                        ),
+                    )
+                )
+        keys = [key for key, _ in rows]
+        columns = ("checkpoint", "size", "decision", "why", "expires")
+        if keys == self._plan_keys:
+            # Same rows: update the cells in place, so the cursor and scroll stay put.
+            with self.app.batch_update():
+                for key, cells in rows:
+                    for column, cell in zip(columns, cells, strict=True):
+                        table.update_cell(key, column, cell)
+        else:
+            table.clear()
+            for key, cells in rows:
+                table.add_row(*cells, key=key)
+            if not rows:
+                table.add_row(
+                    Text("no checkpoints found under the indexed roots", style="dim"),
+                    "",
+                    "",
+                    "",
+                    "",
+                    key="",
+                )
+            self._plan_keys = keys
+            self._restore_cursor(table, current)
+
+    def _fill_usage(self, usage: tuple[RootUsage, ...], dups: tuple[DuplicateGroup, ...]) -> None:
+        table = self.query_one("#ret-usage", DataTable)
+        table.clear()
+        total = sum(u.size for u in usage) or 1
+
+        def bar(size: int, whole: int) -> Text:
+            share = size / whole if whole else 0.0
+            filled = round(share * 10)
+            return Text("█" * filled + "░" * (10 - filled), style="cyan")
+
+        for root in usage:
+            table.add_row(
+                human_size(root.size),
+                bar(root.size, total),
+                Text(paths.display(root.root), style="bold"),
+            )
+            for experiment in root.experiments[:MAX_USAGE_ROWS]:
+                table.add_row(
+                    human_size(experiment.size),
+                    bar(experiment.size, root.size),
+                    Text("  experiment " + paths.display(experiment.label)),
+                )
+            for run in root.runs[:MAX_USAGE_ROWS]:
+                table.add_row(
+                    human_size(run.size),
+                    bar(run.size, root.size),
+                    Text("    " + paths.display(run.label)),
+                )
+            if root.outside_runs:
+                table.add_row(
+                    human_size(root.outside_runs),
+                    bar(root.outside_runs, root.size),
+                    Text("    (outside any run)", style="dim"),
+                )
+        reclaimable = sum(g.reclaimable for g in dups)
+        header = Text(
+            f"duplicates by content hash: {human_size(reclaimable)} reclaimable", style="bold"
+        )
+        table.add_row("", "", header)
+        for group in dups[:MAX_USAGE_ROWS]:
+            where = ", ".join(paths.display(p) for _, p in group.copies[:3])
+            more = f" +{len(group.copies) - 3}" if len(group.copies) > 3 else ""
+            table.add_row(
+                human_size(group.reclaimable),
+                Text(f"{len(group.copies)} copies", style="yellow"),
+                Text(f"  {where}{more}"),
+            )
+
+    @staticmethod
+    def _current_key(table: DataTable[Any]) -> str | None:
+        if not table.row_count:
+            return None
+        try:
+            return table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+        except Exception:  # an empty or just-cleared table
+            return None
+
+    @staticmethod
+    def _restore_cursor(table: DataTable[Any], key: str | None) -> None:
+        if key is not None and key in table.rows:
+            table.move_cursor(row=table.get_row_index(key))
+
+    # -- actions ---------------------------------------------------------------------------
+
+    def action_back(self) -> None:
+        self.app.pop_screen()
+
+    def action_tab(self, tab: str) -> None:
+        self.query_one("#ret-tabs", TabbedContent).active = tab
+        table_id = {"plan-tab": "#ret-plan", "usage-tab": "#ret-usage", "trash-tab": "#ret-trash"}
+        self.query_one(table_id[tab], DataTable).focus()
+
+    def action_pin(self) -> None:
+        key = self._current_key(self.query_one("#ret-plan", DataTable))
+        if not key:
+            return
+        kind, root, rel = key.split("\0", 2)
+        if kind == "run" and not rel:
+            self.notify("a run at the root itself cannot be pinned; pin its checkpoints", timeout=4)
+            return
+        self._pin_worker(root, rel)
+
+    def action_apply(self) -> None:
+        plan = self.plan
+        if plan is None or self.applying:
+            return
+        removals = plan.removals
+        if not removals:
+            self.notify("nothing to remove under the current policy", timeout=4)
+            return
+        runs = {(item.root, item.run_path) for item in removals}
+        roots = sorted({item.root for item in removals})
+        text = Text()
+        text.append("Move to the trash\n\n", style="bold")
+        text.append(
+            f"{len(removals)} checkpoint(s), {human_size(plan.bytes_freed)}", style="bold red"
+        )
+        text.append(f", from {len(runs)} run(s) under\n")
+        for root in roots:
+            text.append(f"  {paths.display(root)}\n")
+        text.append(
+            "\nEach is re-checked first; anything changed since the plan or still being "
+            "written is skipped.  Nothing is deleted: restore from the Trash tab; the space "
+            "is freed by `artlens trash purge`.\n",
+            style="dim",
+        )
+        self.app.push_screen(ConfirmApply(text), partial(self._confirmed, plan))
+
+    def _confirmed(self, plan: Plan, yes: bool | None) -> None:
+        if not yes:
+            return
+        self.applying = True
+        bar = self.query_one("#ret-progress", ProgressBar)
+        bar.update(total=len(plan.removals), progress=0)
+        bar.add_class("-shown")
+        self._apply_worker(plan)
+
+    def action_policy(self) -> None:
+        self.app.push_screen(PolicyPicker(self.adhoc), self._policy_picked)
+
+    def _policy_picked(self, policy: Policy | None) -> None:
+        self.adhoc = policy
+        self.action_refresh()
+
+    def action_clear_policy(self) -> None:
+        if self.adhoc is not None:
+            self.adhoc = None
+            self.action_refresh()
+
+    def action_restore(self) -> None:
+        self.action_tab("trash-tab")
+        key = self._current_key(self.query_one("#ret-trash", DataTable))
+        entry = self.trash.get(key or "")
+        if entry is None or self.applying:
+            return
+        self.applying = True
+        self._restore_worker({entry.root: [entry.id]})
+
+    def action_restore_all(self) -> None:
+        if not self.trash or self.applying:
+            return
+        self.applying = True
+        self.query_one("#ret-progress", ProgressBar).add_class("-shown")
+        self._restore_worker(dict.fromkeys({e.root for e in self.trash.values()}))
+
+    def action_help(self) -> None:
+        from tui.screens.help import HelpScreen
+
+        rows = [
+            (b.key.replace("question_mark", "?"), b.description, b.id or "")
+            for b in self.BINDINGS
+            if isinstance(b, Binding) and b.description
+        ]
+        self.app.push_screen(HelpScreen(rows))
+
+    def palette_entries(self) -> list[PaletteEntry]:
+        return [
+            ("retention: plan", partial(self.action_tab, "plan-tab"), "Keep/remove and why"),
+            ("retention: disk usage", partial(self.action_tab, "usage-tab"), "Sizes, duplicates"),
+            ("retention: trash", partial(self.action_tab, "trash-tab"), "Trashed items"),
+            ("retention: pin / unpin", self.action_pin, "Pin the item or run under the cursor"),
+            ("retention: apply…", self.action_apply, "Move the removals to the trash"),
+            ("retention: ad-hoc policy…", self.action_policy, "Keep last N / best K"),
+            ("retention: file policy", self.action_clear_policy, "Drop the ad-hoc policy"),
+            ("retention: refresh", self.action_refresh, "Plan again"),
+            ("trash: restore selected", self.action_restore, "Restore the trash item"),
+            ("trash: restore all", self.action_restore_all, "Restore everything trashed"),
+            ("view: back to the explorer", self.action_back, ""),
+        ]
