@@ -1,0 +1,255 @@
+"""Run-level integrity: references inside a run that point at nothing.
+
+A truncated or incomplete checkpoint is a per-file problem and already gets the verdict
+"corrupt" when the indexer hashes it.  What a single file cannot tell is that the run
+*names* something that is gone: a ``last.ckpt`` symlink to a deleted checkpoint, or a
+``trainer_state.json`` whose ``best_model_checkpoint`` was rotated away.  Those are found
+here (by ``store.inspect.refs``), stored in the run's meta as ``integrity`` and appended to
+its ``warnings``, and shown by the UI next to the run and the file they concern.
+
+``check_paths`` is the index-free side (``artlens scan``): the verdict and integrity of
+every model file under some paths, from static inspection only.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import stat
+from collections.abc import Iterable, Iterator, MutableMapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from store import paths
+from store.safetext import visible
+
+META_KEY = "integrity"
+"""The key of a run's meta that lists its integrity problems (one-line messages)."""
+MAX_PROBLEMS = 50
+"""Problems kept per run: enough to act on, small enough for the runs table's JSON."""
+_KINDS = ("symlink to ", "best_model_checkpoint ")
+"""How the message about one file continues after ``"<path>: "`` (see ``refs``)."""
+
+
+def run_problems(root: Path | str | bytes, run_path: str | bytes) -> list[str]:
+    """One-line messages for each reference under the run folder whose target is gone.
+
+    ``run_path`` is root-relative ('' for the root).  Runs that are not a real folder (an
+    archive, a SQLite-backed MLflow run) have none; a symlinked run folder is not followed.
+    """
+    from store.inspect.refs import dangling_refs
+
+    base = os.fsencode(root) if not isinstance(root, bytes) else root
+    rel = paths.key(run_path)
+    folder = base + b"/" + rel if rel else base
+    try:
+        if not stat.S_ISDIR(os.lstat(folder).st_mode):
+            return []
+    except OSError:
+        return []
+    try:
+        return dangling_refs(Path(os.fsdecode(folder)))[:MAX_PROBLEMS]
+    except Exception as exc:  # a bug in a reader must not stop the index
+        return [f"integrity check failed: {type(exc).__name__}"]
+
+
+def may_have_refs(conn: sqlite3.Connection, run_id: int) -> bool:
+    """Whether the index holds a symlink or a ``trainer_state.json`` in the run (cheap:
+    runs with neither are not walked again)."""
+    row = conn.execute(
+        "SELECT 1 FROM artifacts WHERE run_id = ?"
+        " AND (ftype = 'symlink' OR name = 'trainer_state.json') LIMIT 1",
+        [run_id],
+    ).fetchone()
+    return row is not None
+
+
+def annotate(
+    meta: MutableMapping[str, object],
+    root: Path,
+    run_path: str,
+    conn: sqlite3.Connection | None = None,
+    run_id: int | None = None,
+) -> None:
+    """Store a run's problems in its ``meta`` (``integrity``) and add them to ``warnings``.
+
+    With ``conn`` and ``run_id``, a run whose indexed files hold no reference is skipped.
+    """
+    if conn is not None and run_id is not None and not may_have_refs(conn, run_id):
+        problems = []
+    else:
+        problems = run_problems(root, run_path)
+    meta.pop(META_KEY, None)
+    if not problems:
+        return
+    meta[META_KEY] = problems
+    warnings = meta.get("warnings")
+    meta["warnings"] = [*(warnings if isinstance(warnings, list) else []), *problems]
+
+
+def problems_of(meta: MutableMapping[str, object] | dict[str, object]) -> list[str]:
+    """The integrity problems recorded in a run's meta (strings only, whatever the JSON)."""
+    found = meta.get(META_KEY)
+    if not isinstance(found, list):
+        return []
+    return [p for p in found if isinstance(p, str)]
+
+
+def problem_for(problems: Iterable[str], rel: bytes | str) -> str | None:
+    """The problem about the file at ``rel`` (relative to the run folder), if any."""
+    prefix = paths.display(rel) + ": "
+    for problem in problems:
+        if problem.startswith(prefix) and problem[len(prefix) :].startswith(_KINDS):
+            return problem[len(prefix) :]
+    return None
+
+
+# -- checking files outside any index (``artlens scan``) -----------------------------------
+
+MAGIC_BYTES = 4
+"""Bytes read from a file whose name says nothing, to see if it is a pickle or a zip."""
+
+
+@dataclass(frozen=True)
+class FileCheck:
+    """What ``check_paths`` found about one file (``verdict`` is "skipped" when not read)."""
+
+    path: str
+    """Printable path, as given on the command line plus the part below it."""
+    format: str
+    verdict: str
+    reasons: tuple[str, ...] = ()
+    integrity: str | None = None
+    imports: tuple[str, ...] = ()
+    size: int | None = None
+
+    def to_json(self) -> dict[str, object]:
+        """The stable ``artlens scan --json`` shape of one file (see README)."""
+        return {
+            "path": self.path,
+            "format": self.format,
+            "verdict": self.verdict,
+            "reasons": list(self.reasons),
+            "integrity": self.integrity,
+            "imports": list(self.imports),
+            "size_bytes": self.size,
+        }
+
+
+def _has_model_magic(path: bytes) -> bool:
+    """Pickle or zip magic in the first bytes of a regular file (never follows a link)."""
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    try:
+        fd = os.open(path, flags | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return False
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return False
+        head = os.pread(fd, MAGIC_BYTES, 0)
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+    pickled = len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5
+    return pickled or head in (b"PK\x03\x04", b"PK\x05\x06")
+
+
+def _check_file(path: bytes, size: int, *, named: bool) -> FileCheck | None:
+    from store.inspect import inspect_file, is_model_candidate
+
+    shown = paths.display(path)
+    by_name = named or is_model_candidate(os.fsdecode(paths.name_of(path)))
+    if not by_name and not _has_model_magic(path):
+        return None
+    found = inspect_file(os.fsdecode(path))
+    return FileCheck(
+        shown,
+        found.format,
+        found.verdict,
+        tuple(visible(r) for r in found.reasons),
+        visible(found.integrity) if found.integrity else None,
+        tuple(visible(i) for i in found.imports),
+        size,
+    )
+
+
+def _skipped(path: bytes, why: str) -> FileCheck:
+    return FileCheck(paths.display(path), "-", "skipped", (why,))
+
+
+def _special(mode: int) -> str:
+    for test, what in ((stat.S_ISFIFO, "FIFO"), (stat.S_ISSOCK, "socket")):
+        if test(mode):
+            return what
+    return "device"
+
+
+def check_paths(targets: Iterable[str | bytes | os.PathLike[str]]) -> Iterator[FileCheck]:
+    """Inspect every model file at or below ``targets``, in name order, never unpickling.
+
+    Folders are walked without following symlinks; inside them, a file is inspected when
+    its name looks like a model (``is_model_candidate``) or it starts with pickle or zip
+    magic.  A file named directly is always inspected.  Symlinks, FIFOs, sockets, devices
+    and unreadable folders are yielded as "skipped", with the reason.
+    """
+    seen: set[tuple[int, int]] = set()
+    for target in targets:
+        start = os.fsencode(target)
+        try:
+            st = os.lstat(start)
+        except OSError as exc:
+            yield _skipped(start, exc.strerror or "cannot stat")
+            continue
+        if stat.S_ISLNK(st.st_mode):
+            try:
+                where = paths.display(os.readlink(start))
+            except OSError:
+                where = "?"
+            yield _skipped(start, f"symlink to {where}: not followed (name the target)")
+            continue
+        if not stat.S_ISDIR(st.st_mode):
+            if stat.S_ISREG(st.st_mode):
+                if (st.st_dev, st.st_ino) not in seen:
+                    seen.add((st.st_dev, st.st_ino))
+                    found = _check_file(start, st.st_size, named=True)
+                    if found is not None:
+                        yield found
+            else:
+                yield _skipped(start, f"{_special(st.st_mode)}: not read")
+            continue
+        yield from _walk_checks(start, seen)
+
+
+def _walk_checks(top: bytes, seen: set[tuple[int, int]]) -> Iterator[FileCheck]:
+    pending = [top]
+    while pending:
+        folder = pending.pop()
+        try:
+            with os.scandir(folder) as listing:
+                entries = sorted(listing, key=lambda e: e.name)
+        except OSError as exc:
+            yield _skipped(folder, f"unreadable folder: {exc.strerror or exc}")
+            continue
+        subfolders: list[bytes] = []
+        for entry in entries:
+            try:
+                st = entry.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            child = os.fsencode(entry.path)
+            if stat.S_ISDIR(st.st_mode):
+                subfolders.append(child)
+            elif stat.S_ISREG(st.st_mode):
+                if (st.st_dev, st.st_ino) in seen:
+                    continue
+                seen.add((st.st_dev, st.st_ino))
+                found = _check_file(child, st.st_size, named=False)
+                if found is not None:
+                    yield found
+            elif stat.S_ISLNK(st.st_mode):
+                from store.inspect import is_model_candidate
+
+                if is_model_candidate(os.fsdecode(entry.name)):
+                    yield _skipped(child, "symlink: not followed")
+        pending.extend(reversed(subfolders))

@@ -1,0 +1,238 @@
+"""``artlens scan`` (verdicts without an index, exit codes for CI) and run integrity checks."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from store.integrity import check_paths, problem_for, run_problems
+from tui.cli import main
+
+FIXTURES = Path(__file__).parent / "fixtures"
+PICKLES = FIXTURES / "pickles"
+MODELS = FIXTURES / "models"
+MARKER = Path("/tmp/artlens_inspect_PWNED")
+HOSTILE = sorted(p.name for p in PICKLES.iterdir() if p.suffix != ".md")
+ENTRY_KEYS = {"path", "format", "verdict", "reasons", "integrity", "imports", "size_bytes"}
+
+pytestmark = pytest.mark.usefixtures("isolated_cache")
+
+
+def scan(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(main, ["scan", *args])
+    return result.exit_code, result.stdout, result.stderr
+
+
+def scan_json(*args: str) -> tuple[int, dict[str, object]]:
+    code, out, _ = scan("--json", *args)
+    return code, json.loads(out)
+
+
+def entries(report: dict[str, object]) -> dict[str, dict[str, object]]:
+    files = report["files"]
+    assert isinstance(files, list)
+    return {Path(str(f["path"])).name: f for f in files}
+
+
+def test_hostile_corpus_is_dangerous_and_fails_ci() -> None:
+    if MARKER.exists():
+        MARKER.unlink()
+    code, report = scan_json(str(PICKLES))
+    assert code == 1
+    found = entries(report)
+    assert sorted(found) == HOSTILE
+    for name, entry in found.items():
+        assert set(entry) == ENTRY_KEYS
+        assert entry["verdict"] == "dangerous", name
+        assert entry["imports"], name
+    assert report["counts"] == {
+        "dangerous": len(HOSTILE), "corrupt": 0, "unknown": 0, "safe": 0, "n/a": 0, "skipped": 0,
+    }  # fmt: skip
+    assert not MARKER.exists()
+
+
+def test_library_models_pass_ci() -> None:
+    code, report = scan_json(str(MODELS))
+    assert code == 0
+    verdicts = {name: e["verdict"] for name, e in entries(report).items()}
+    assert len(verdicts) == len(list(MODELS.iterdir()))
+    assert verdicts["state_dict.pt"] == "safe"
+    assert verdicts["weights.h5"] == "unknown"
+    assert "dangerous" not in verdicts.values()
+
+
+def test_walk_finds_models_by_magic_and_never_follows_links(tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    shutil.copy(PICKLES / "os_system_proto0.pkl", outside / "evil.pkl")
+    tree = tmp_path / "tree"
+    (tree / "sub").mkdir(parents=True)
+    shutil.copy(MODELS / "plain.pkl", tree / "sub" / "weights_no_extension")
+    shutil.copy(MODELS / "model.safetensors", tree / "ok.safetensors")
+    data = (MODELS / "model.safetensors").read_bytes()
+    (tree / "cut.safetensors").write_bytes(data[: len(data) // 2])
+    (tree / "notes.txt").write_text("not a model\n")
+    (tree / "linked.pkl").symlink_to(outside / "evil.pkl")
+    (tree / "outdir").symlink_to(outside)
+    os.mkfifo(tree / "pipe.pkl")
+    code, report = scan_json(str(tree))
+    assert code == 0  # the dangerous pickle is only reachable through symlinks
+    found = entries(report)
+    assert set(found) == {
+        "weights_no_extension", "ok.safetensors", "cut.safetensors", "linked.pkl",
+    }  # fmt: skip
+    assert found["weights_no_extension"]["verdict"] == "safe"
+    assert found["ok.safetensors"]["verdict"] == "safe"
+    assert found["cut.safetensors"]["verdict"] == "corrupt"
+    assert str(found["cut.safetensors"]["integrity"]).startswith("truncated")
+    assert found["linked.pkl"]["verdict"] == "skipped"
+    assert "not followed" in str(found["linked.pkl"]["reasons"])
+    # Named directly, the FIFO is reported and never opened (opening it would block).
+    code, report = scan_json(str(tree / "pipe.pkl"), str(tree / "linked.pkl"))
+    assert code == 0
+    assert [e["verdict"] for e in entries(report).values()] == ["skipped", "skipped"]
+
+
+def test_plain_output_is_tab_separated_and_hostile_names_are_escaped(tmp_path: Path) -> None:
+    evil = "red\x1b[31m[bold]\x1b]52;c;aGk=\x07.pkl"
+    shutil.copy(PICKLES / "posix_system_proto2.pkl", tmp_path / evil)
+    shutil.copy(MODELS / "plain.pkl", tmp_path / "plain.pkl")
+    code, out, err = scan(str(tmp_path), str(tmp_path / "plain.pkl"))
+    assert code == 1
+    lines = out.splitlines()
+    assert len(lines) == 2  # plain.pkl named twice is inspected once
+    assert "\x1b" not in out and "\x07" not in out
+    verdict, fmt, path, why = lines[1].split("\t")
+    assert (verdict, fmt) == ("dangerous", "pickle")
+    assert path.endswith("red\\e[31m[bold]\\e]52;c;aGk=\\x07.pkl")
+    assert why == "dangerous: imports posix.system"
+    assert err.strip() == "2 model file(s) inspected: 1 dangerous, 1 safe"
+
+
+def test_terminal_output_is_a_table_without_raw_escapes_from_names(tmp_path: Path) -> None:
+    shutil.copy(PICKLES / "posix_system_proto2.pkl", tmp_path / "osc\x1b]52;c;aGk=\x07.pkl")
+    primary, secondary = os.openpty()
+    env = {**os.environ, "COLUMNS": "200", "TERM": "xterm-256color"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "tui.cli", "scan", str(tmp_path)],
+        stdout=secondary,
+        stderr=subprocess.PIPE,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    os.close(secondary)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(primary, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(primary)
+    out = b"".join(chunks).decode()
+    assert proc.returncode == 1, proc.stderr
+    assert "verdict" in out and "dangerous" in out
+    assert "\x1b]52" not in out and "\x07" not in out
+    assert "osc\\e]52;c;aGk=\\x07.pkl" in out
+
+
+def test_errors_are_one_line_with_status_2(tmp_path: Path) -> None:
+    code, out, err = scan(str(tmp_path / "missing"))
+    assert code == 2
+    assert err.count("\n") == 1 and err.startswith("artlens: error: no such file or folder")
+    assert "Traceback" not in out + err
+    code, _, err = scan()
+    assert code == 2  # click usage error: PATH is required
+
+
+def test_unreadable_folder_is_reported_not_raised(tmp_path: Path) -> None:
+    if os.geteuid() == 0:
+        pytest.skip("root reads every folder")
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    shutil.copy(MODELS / "plain.pkl", tmp_path / "plain.pkl")
+    locked.chmod(0)
+    try:
+        code, report = scan_json(str(tmp_path))
+    finally:
+        locked.chmod(0o755)
+    assert code == 0
+    assert entries(report)["locked"]["verdict"] == "skipped"
+
+
+# -- run integrity -------------------------------------------------------------------------
+
+
+def make_broken_runs(root: Path) -> Path:
+    """A Lightning run whose last.ckpt points at nothing, and an HF run whose best is gone."""
+    ckpts = root / "lightning_logs" / "version_0" / "checkpoints"
+    ckpts.mkdir(parents=True)
+    (ckpts.parent / "hparams.yaml").write_text("lr: 0.1\n")
+    (ckpts.parent / "metrics.csv").write_text("step,loss\n1,0.5\n")
+    (ckpts / "epoch=1.ckpt").write_bytes((MODELS / "lightning.ckpt").read_bytes())
+    (ckpts / "last.ckpt").symlink_to("epoch=9.ckpt")
+    hf = root / "hf-out"
+    (hf / "checkpoint-20").mkdir(parents=True)
+    state = {"best_model_checkpoint": "hf-out/checkpoint-10", "global_step": 20}
+    (hf / "checkpoint-20" / "trainer_state.json").write_text(json.dumps(state))
+    return root
+
+
+def test_run_problems_name_dangling_references(tmp_path: Path) -> None:
+    root = make_broken_runs(tmp_path / "root")
+    lightning = run_problems(root, "lightning_logs/version_0")
+    assert lightning == [
+        "checkpoints/last.ckpt: symlink to epoch=9.ckpt points to nothing",
+    ]
+    assert (
+        problem_for(lightning, b"checkpoints/last.ckpt")
+        == "symlink to epoch=9.ckpt points to nothing"
+    )
+    assert problem_for(lightning, b"checkpoints/epoch=1.ckpt") is None
+    hf = run_problems(root, "hf-out")
+    assert hf == [
+        "checkpoint-20/trainer_state.json: best_model_checkpoint hf-out/checkpoint-10"
+        " no longer exists"
+    ]
+    (root / "hf-out" / "checkpoint-10").mkdir()
+    assert run_problems(root, "hf-out") == []
+    assert run_problems(root, "no/such/run") == []
+    assert run_problems(root, "hf-out/checkpoint-20/trainer_state.json") == []  # not a folder
+
+
+def test_index_records_problems_as_run_warnings(tmp_path: Path) -> None:
+    root = make_broken_runs(tmp_path / "root")
+    shutil.copy(PICKLES / "os_system_proto0.pkl", root / "lightning_logs" / "version_0" / "x.pkl")
+    db = tmp_path / "i.db"
+    runner = CliRunner()
+    assert runner.invoke(main, ["index", str(root), "--db", str(db)]).exit_code == 0
+    runs = json.loads(runner.invoke(main, ["runs", "--json", "--db", str(db)]).stdout)
+    warnings = {r["name"]: r["warnings"] for r in runs}
+    assert (
+        "checkpoints/last.ckpt: symlink to epoch=9.ckpt points to nothing" in warnings["version_0"]
+    )
+    hf = next(w for name, w in warnings.items() if name != "version_0")
+    assert any("best_model_checkpoint" in w for w in hf)
+    # Fixing the link clears the warning on the next index pass.
+    link = root / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt"
+    link.unlink()
+    link.symlink_to("epoch=1.ckpt")
+    assert runner.invoke(main, ["index", str(root), "--db", str(db)]).exit_code == 0
+    runs = json.loads(runner.invoke(main, ["runs", "--json", "--db", str(db)]).stdout)
+    assert not any("last.ckpt" in w for r in runs for w in r["warnings"])
+
+
+def test_check_paths_dedups_hard_links(tmp_path: Path) -> None:
+    shutil.copy(MODELS / "plain.pkl", tmp_path / "a.pkl")
+    os.link(tmp_path / "a.pkl", tmp_path / "b.pkl")
+    assert [c.path.rsplit("/", 1)[-1] for c in check_paths([tmp_path])] == ["a.pkl"]

@@ -1,0 +1,103 @@
+"""``artlens scan``: the safety verdict of every model file under some paths, for CI.
+
+It needs no index: files are inspected statically (``store.integrity.check_paths``), never
+unpickled.  Exit status 1 when anything is dangerous, 2 on error, else 0.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections import Counter
+from pathlib import Path
+
+import click
+
+from store.errors import ArtlensError
+from store.integrity import FileCheck, check_paths
+from store.paths import display
+from tui.cli.common import emit_json, friendly, is_terminal, json_option
+
+EXIT_DANGEROUS = 1
+VERDICT_ORDER = ("dangerous", "corrupt", "unknown", "safe", "n/a", "skipped")
+VERDICT_STYLE = {
+    "safe": "green",
+    "unknown": "yellow",
+    "dangerous": "bold white on red",
+    "corrupt": "bold red",
+    "n/a": "dim",
+    "skipped": "dim",
+}
+
+
+def _reason(check: FileCheck) -> str:
+    """The one reason worth a line: the integrity problem, else the first reason."""
+    if check.verdict == "corrupt" and check.integrity:
+        return check.integrity
+    if check.verdict == "dangerous":
+        flagged = [r for r in check.reasons if "dangerous" in r]
+        if flagged:
+            return flagged[0]
+    return check.reasons[0] if check.reasons else ""
+
+
+def _counts(checks: list[FileCheck]) -> dict[str, int]:
+    found = Counter(c.verdict for c in checks)
+    return {verdict: found.get(verdict, 0) for verdict in VERDICT_ORDER}
+
+
+def _summary(counts: dict[str, int]) -> str:
+    inspected = sum(n for v, n in counts.items() if v != "skipped")
+    parts = ", ".join(f"{n} {v}" for v, n in counts.items() if n)
+    return f"{inspected} model file(s) inspected" + (f": {parts}" if parts else "")
+
+
+def _print_table(checks: list[FileCheck]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(box=None, header_style="bold")
+    table.add_column("verdict", no_wrap=True)
+    table.add_column("format", no_wrap=True)
+    table.add_column("path", overflow="fold")
+    table.add_column("why", overflow="fold")
+    for check in checks:
+        table.add_row(
+            Text(check.verdict, style=VERDICT_STYLE.get(check.verdict, "")),
+            Text(check.format),
+            Text(check.path),
+            Text(_reason(check), style="dim" if check.verdict in ("safe", "n/a") else ""),
+        )
+    Console().print(table)
+
+
+@click.command("scan")
+@click.argument("targets", nargs=-1, required=True, type=click.Path(path_type=Path))
+@json_option
+@friendly
+def scan_cmd(targets: tuple[Path, ...], as_json: bool) -> None:
+    """Say whether loading each model file under TARGETS would run code (exit 1 if so).
+
+    Pickles, torch checkpoints, joblib, NumPy, safetensors and GGUF files are inspected
+    statically and never loaded; symlinks are never followed.  Needs no index.
+    """
+    for target in targets:
+        if not target.exists() and not target.is_symlink():
+            raise ArtlensError(f"no such file or folder: {display(str(target))}")
+    checks = list(check_paths(targets))
+    counts = _counts(checks)
+    if as_json:
+        emit_json({"files": [c.to_json() for c in checks], "counts": counts})
+    elif is_terminal():
+        if checks:
+            _print_table(checks)
+        click.echo(_summary(counts))
+    else:
+        for check in checks:
+            click.echo("\t".join([check.verdict, check.format, check.path, _reason(check)]))
+        click.echo(_summary(counts), err=True)
+    if counts["dangerous"]:
+        sys.exit(EXIT_DANGEROUS)
+
+
+COMMANDS = [scan_cmd]
