@@ -1,0 +1,396 @@
+"""Checklists: what a finished run must leave behind (an environment, a config, metrics, a model).
+
+Each item is a ``|``-alternation of globs matched against the run's files in the index,
+relative to the run's folder.  A glob without ``/`` matches a file name at any depth
+(``requirements.txt`` finds ``files/requirements.txt``); a glob with ``/`` matches the whole
+relative path (``**`` crosses folders); a glob ending in ``/`` asks for any file below a
+folder.  ``@params`` and ``@metrics`` are met when the framework's reader found params or
+metrics (MLflow's SQLite backend keeps them in ``mlflow.db``, not in the run's folder).
+
+Rules come from ``[checklist]`` in the root's ``.artlens.toml``, else in the user config
+(``platformdirs.user_config_dir('artlens')/config.toml``), else the built-in defaults per
+framework below::
+
+    [checklist]
+    required = ["requirements.txt|conda.yaml|environment.yml", "*.yaml|config.json"]
+
+    [checklist.framework.lightning]
+    required = ["hparams.yaml", "checkpoints/*.ckpt"]
+
+A framework's own list wins over ``required``, which wins over the built-in defaults.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+import sys
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+import sqlite_utils
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.10 only
+    import tomli as tomllib
+
+from store import paths
+from store.errors import ArtlensError
+from store.query import RunRow
+from store.retention.globs import glob_to_regex
+
+CONFIG_FILE = ".artlens.toml"
+MAX_CONFIG_BYTES = 1 << 20
+MAX_FILES = 200_000
+"""Files of one run looked at; a run with more is judged on the first ones."""
+
+ENV = "requirements.txt|conda.yaml|conda.yml|environment.yml|environment.yaml|python_env.yaml"
+DEFAULTS: dict[str, tuple[str, ...]] = {
+    "mlflow": ("params/*|@params", "metrics/*|@metrics", "artifacts/**"),
+    "wandb": (
+        "files/config.yaml|run-*.wandb",
+        "requirements.txt|conda-environment.yaml",
+        "wandb-metadata.json|run-*.wandb",
+    ),
+    "lightning": ("hparams.yaml", "metrics.csv|events.out.tfevents.*", "checkpoints/*.ckpt"),
+    "hf-trainer": (
+        "config.json|adapter_config.json",
+        "trainer_state.json",
+        "model.safetensors|model-*.safetensors|pytorch_model.bin|pytorch_model-*.bin"
+        "|adapter_model.safetensors",
+        "training_args.bin",
+    ),
+    "hydra": (".hydra/config.yaml", ".hydra/overrides.yaml"),
+    "dvclive": ("params.yaml|@params", "metrics.json|plots/metrics/"),
+    "tensorboard": ("events.out.tfevents.*",),
+    "comet": (),
+    "neptune": (),
+    "generic": (
+        ENV,
+        "*.yaml|*.yml|config.json|*.toml",
+        "metrics.*|trainer_state.json|*.csv|events.out.tfevents.*",
+        "*.safetensors|*.ckpt|*.pt|*.pth|*.bin|model.pkl|*.onnx|*.gguf",
+    ),
+}
+"""Built-in items per framework: what each library writes for a complete run."""
+
+_TOP_KEYS = frozenset({"required", "framework"})
+_FRAMEWORK_KEYS = frozenset({"required"})
+_PSEUDO = frozenset({"@params", "@metrics"})
+
+
+class ChecklistError(ArtlensError):
+    """A checklist config that cannot be used; one line naming the file and the line."""
+
+
+@dataclass(frozen=True)
+class Checklist:
+    """The checklist rules for one root."""
+
+    required: tuple[str, ...] | None = None
+    """Items for every framework without its own list; None = the built-in defaults."""
+    frameworks: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    source: str = "defaults"
+
+    def items_for(self, framework: str) -> tuple[str, ...]:
+        if framework in self.frameworks:
+            return self.frameworks[framework]
+        if self.required is not None:
+            return self.required
+        return DEFAULTS.get(framework, DEFAULTS["generic"])
+
+
+@dataclass(frozen=True)
+class ChecklistResult:
+    """How many items a run meets, and the ones it misses (as written in the rules)."""
+
+    passed: int
+    total: int
+    missing: list[str]
+
+    @property
+    def complete(self) -> bool:
+        return self.passed == self.total
+
+    def label(self) -> str:
+        """``4/5`` for the runs table; ``-`` when there is nothing to check."""
+        return f"{self.passed}/{self.total}" if self.total else "-"
+
+
+# -- loading -------------------------------------------------------------------------------
+
+
+def _is_regular(path: Path) -> bool:
+    try:
+        return stat.S_ISREG(os.lstat(path).st_mode)
+    except OSError:
+        return False
+
+
+def _read_capped(path: Path) -> str:
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(0, "not a regular file")
+        data = os.read(fd, MAX_CONFIG_BYTES + 1)
+    finally:
+        os.close(fd)
+    if len(data) > MAX_CONFIG_BYTES:
+        raise OSError(0, f"larger than {MAX_CONFIG_BYTES} bytes")
+    return data.decode("utf-8")
+
+
+def _line_of(text: str, key: str, table: str) -> int | None:
+    """The line that sets ``key`` inside ``[table]``, or the table header; None if unseen."""
+    header = re.compile(r"^\s*\[\s*([^\]]+?)\s*\]\s*(#.*)?$")
+    current = ""
+    header_line = None
+    for number, line in enumerate(text.splitlines(), 1):
+        match = header.match(line)
+        if match:
+            current = re.sub(r"[\s\"']", "", match.group(1))
+            if current == (f"{table}.{key}" if table else key):
+                return number
+            if current == table:
+                header_line = number
+            continue
+        if current == table and re.match(rf"^\s*[\"']?{re.escape(key)}[\"']?\s*[=.]", line):
+            return number
+        if not table and current == "" and re.match(rf"^\s*{re.escape(key)}\s*[=.]", line):
+            return number
+    return header_line
+
+
+def parse_checklist(text: str, source: str) -> Checklist | None:
+    """The ``[checklist]`` table of a TOML text; None when it has none."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        message = " ".join(str(exc).split())
+        where = re.search(r"\s*\(at line (\d+), column (\d+)\)$", message)
+        end = re.search(r"\s*\(at end of document\)$", message)
+        if where:
+            message = f"{where.group(1)}: {message[: where.start()]} (column {where.group(2)})"
+        elif end:
+            last = max(1, len(text.rstrip("\n").splitlines()) + 1)
+            message = f"{last}: {message[: end.start()]} (at end of file)"
+        else:
+            message = f" {message}"
+        raise ChecklistError(f"{source}:{message}") from None
+    table = data.get("checklist")
+    if table is None:
+        return None
+
+    def fail(key: str, where: str, message: str) -> ChecklistError:
+        line = _line_of(text, key, where)
+        return ChecklistError(f"{source}:{line if line is not None else '?'}: {message}")
+
+    if not isinstance(table, dict):
+        raise fail("checklist", "", "checklist must be a table: [checklist]")
+    for name in table:
+        if name not in _TOP_KEYS:
+            raise fail(
+                name,
+                "checklist",
+                f"unknown key {name!r} in [checklist] (known: framework, required)",
+            )
+    required = None
+    if "required" in table:
+        required = _items(table["required"], partial(fail, "required", "checklist"))
+    frameworks: dict[str, tuple[str, ...]] = {}
+    per = table.get("framework", {})
+    if not isinstance(per, dict):
+        raise fail("framework", "checklist", "[checklist.framework] must be a table")
+    for name, section in per.items():
+        table_name = f"checklist.framework.{name}"
+        if name not in DEFAULTS:
+            known = ", ".join(sorted(DEFAULTS))
+            raise fail(name, "checklist.framework", f"unknown framework {name!r} (known: {known})")
+        if isinstance(section, list):
+            frameworks[name] = _items(section, partial(fail, name, "checklist.framework"))
+            continue
+        if not isinstance(section, dict):
+            raise fail(name, "checklist.framework", f"[{table_name}] must be a table or a list")
+        for key in section:
+            if key not in _FRAMEWORK_KEYS:
+                raise fail(
+                    key, table_name, f"unknown key {key!r} in [{table_name}] (known: required)"
+                )
+        if "required" in section:
+            frameworks[name] = _items(section["required"], partial(fail, "required", table_name))
+    return Checklist(required, frameworks, source)
+
+
+def _items(value: Any, fail: Callable[[str], ChecklistError]) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise fail('required must be a list of strings like "requirements.txt|conda.yaml"')
+    items = []
+    for item in value:
+        alternatives = [a.strip() for a in item.split("|")]
+        if not item.strip() or any(not a for a in alternatives):
+            raise fail(f"empty alternative in checklist item {item!r}")
+        bad = [a for a in alternatives if a.startswith("@") and a not in _PSEUDO]
+        if bad:
+            raise fail(f"unknown item {bad[0]!r} (known: @metrics, @params)")
+        items.append("|".join(alternatives))
+    return tuple(items)
+
+
+def load_file(path: Path) -> Checklist | None:
+    """The checklist in one TOML file; None when it has no ``[checklist]`` table."""
+    try:
+        text = _read_capped(path)
+    except UnicodeDecodeError as exc:
+        raise ChecklistError(f"{path}: not UTF-8 text ({exc.reason})") from None
+    except OSError as exc:
+        raise ChecklistError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    return parse_checklist(text, str(path))
+
+
+def user_config_path() -> Path:
+    return Path(platformdirs.user_config_dir("artlens")) / "config.toml"
+
+
+def load_checklist(root: Path | str | bytes, *, user_config: Path | None = None) -> Checklist:
+    """The rules for ``root``: its ``.artlens.toml``, else the user config, else defaults."""
+    base = Path(os.fsdecode(root))
+    for path in (base / CONFIG_FILE, user_config or user_config_path()):
+        if _is_regular(path):
+            found = load_file(path)
+            if found is not None:
+                return found
+    return Checklist()
+
+
+# -- matching ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Item:
+    text: str
+    name_regex: re.Pattern[str] | None
+    path_regex: re.Pattern[str] | None
+    pseudo: frozenset[str]
+
+
+def _compile(item: str) -> _Item:
+    names, full, pseudo = [], [], set()
+    for alternative in item.split("|"):
+        alternative = alternative.strip()
+        if alternative in _PSEUDO:
+            pseudo.add(alternative)
+        elif alternative.endswith("/"):
+            full.append(glob_to_regex(alternative.strip("/")) + "/.+")
+        elif "/" in alternative:
+            full.append(glob_to_regex(alternative.strip("/")))
+        elif alternative:
+            names.append(glob_to_regex(alternative))
+    return _Item(
+        item,
+        re.compile("|".join(names), re.DOTALL) if names else None,
+        re.compile("|".join(full), re.DOTALL) if full else None,
+        frozenset(pseudo),
+    )
+
+
+def evaluate_files(
+    relpaths: Iterable[str],
+    items: Iterable[str],
+    *,
+    has_params: bool = False,
+    has_metrics: bool = False,
+) -> ChecklistResult:
+    """Which ``items`` the files (paths relative to the run folder) meet."""
+    compiled = [_compile(item) for item in items]
+    met = [False] * len(compiled)
+    for index, item in enumerate(compiled):
+        if ("@params" in item.pseudo and has_params) or ("@metrics" in item.pseudo and has_metrics):
+            met[index] = True
+    for rel in relpaths:
+        name = rel.rsplit("/", 1)[-1]
+        for index, item in enumerate(compiled):
+            if met[index]:
+                continue
+            if (item.name_regex is not None and item.name_regex.fullmatch(name)) or (
+                item.path_regex is not None and item.path_regex.fullmatch(rel)
+            ):
+                met[index] = True
+        if all(met):
+            break
+    missing = [item.text for item, ok in zip(compiled, met, strict=True) if not ok]
+    return ChecklistResult(len(compiled) - len(missing), len(compiled), missing)
+
+
+def run_files(db: sqlite_utils.Database, run: RunRow, *, limit: int = MAX_FILES) -> list[str]:
+    """The run's files relative to its folder (or to an extra folder it owns)."""
+    bases = [run.path] + [
+        paths.key(str(p)) for p in run.meta.get("extra_paths") or [] if isinstance(p, str)
+    ]
+    out = []
+    for (blob,) in db.conn.execute(
+        "SELECT path FROM artifacts WHERE run_id = ? LIMIT ?", [run.id, limit]
+    ):
+        key = bytes(blob)
+        rel = key
+        for base in bases:
+            if not base:
+                break
+            if key.startswith(base + b"/"):
+                rel = key[len(base) + 1 :]
+                break
+            if key == base:  # the run is a single file (a Comet archive)
+                rel = paths.name_of(key)
+                break
+        out.append(paths.unkey(rel))
+    return out
+
+
+def evaluate(
+    db: sqlite_utils.Database, run: RunRow, checklist: Checklist | None = None
+) -> ChecklistResult:
+    """How complete ``run`` is against the rules of its root (loaded when not given)."""
+    rules = checklist if checklist is not None else load_checklist(run.root)
+    return evaluate_files(
+        run_files(db, run),
+        rules.items_for(run.framework),
+        has_params=bool(run.params),
+        has_metrics=bool(run.metrics),
+    )
+
+
+def evaluate_runs(
+    db: sqlite_utils.Database,
+    runs: Iterable[RunRow],
+    *,
+    user_config: Path | None = None,
+    strict: bool = True,
+) -> tuple[dict[int, ChecklistResult], list[str]]:
+    """Results by run id, and the config errors met (raised instead when ``strict``).
+
+    Each root's rules are loaded once; a root whose config is invalid falls back to the
+    defaults when not ``strict``.
+    """
+    rules: dict[bytes, Checklist] = {}
+    errors: list[str] = []
+    results: dict[int, ChecklistResult] = {}
+    for run in runs:
+        checklist = rules.get(run.root)
+        if checklist is None:
+            try:
+                checklist = load_checklist(run.root, user_config=user_config)
+            except ChecklistError as exc:
+                if strict:
+                    raise
+                errors.append(str(exc))
+                checklist = Checklist()
+            rules[run.root] = checklist
+        results[run.id] = evaluate(db, run, checklist)
+    return results, errors

@@ -1,0 +1,180 @@
+"""Checklists on real framework outputs, and the config that overrides the defaults."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+from store import query
+from store.checklist import (
+    DEFAULTS,
+    Checklist,
+    ChecklistError,
+    evaluate,
+    evaluate_files,
+    evaluate_runs,
+    load_checklist,
+    parse_checklist,
+)
+from store.db import open_db
+from store.lock import WriterLock
+from store.scan import Indexer
+
+FIXTURES = Path(__file__).parent / "fixtures" / "frameworks"
+WANDB_RUN = "wandb/wandb/offline-run-20261127_142812-19x7jcho"
+
+
+def index_tree(root: Path, db_path: Path) -> None:
+    """Scan and hash ``root`` into ``db_path``, as its writer (files count as quiet)."""
+    with WriterLock(db_path):
+        db = open_db(db_path)
+        try:
+            indexer = Indexer(db, root, clock=lambda: time.time() + 60)
+            indexer.scan()
+            indexer.hash_pending()
+        finally:
+            db.conn.close()
+
+
+def copy_fixtures(tmp_path: Path) -> tuple[Path, Path]:
+    root = tmp_path / "frameworks"
+    shutil.copytree(FIXTURES, root, symlinks=True)
+    (root / "EXPECTED.json").unlink()
+    db_path = tmp_path / "index.db"
+    index_tree(root, db_path)
+    return root, db_path
+
+
+def results_by_path(db_path: Path, user_config: Path) -> dict[str, tuple[int, int, list[str]]]:
+    db = open_db(db_path, readonly=True)
+    try:
+        runs = query.list_runs(db)
+        results, errors = evaluate_runs(db, runs, user_config=user_config)
+    finally:
+        db.conn.close()
+    assert errors == []
+    return {
+        r.path.decode(): (results[r.id].passed, results[r.id].total, results[r.id].missing)
+        for r in runs
+    }
+
+
+def test_defaults_pass_real_runs_and_flag_a_missing_requirements(tmp_path: Path) -> None:
+    root, db_path = copy_fixtures(tmp_path)
+    no_config = tmp_path / "no-config.toml"
+    before = results_by_path(db_path, no_config)
+    assert len(before) >= 15
+    frameworks = {"mlflow", "wandb", "lightning", "hf-trainer", "hydra", "tensorboard"}
+    for path, (passed, total, missing) in before.items():
+        assert missing == [], path
+        assert passed == total
+    db = open_db(db_path, readonly=True)
+    assert frameworks <= {r.framework for r in query.list_runs(db)}
+    db.conn.close()
+    assert before["hf-trainer/out"][1] == 4
+    (root / WANDB_RUN / "files" / "requirements.txt").unlink()
+    index_tree(root, db_path)
+    after = results_by_path(db_path, no_config)
+    passed, total, missing = after[WANDB_RUN]
+    assert (passed, total) == (2, 3)
+    assert missing == ["requirements.txt|conda-environment.yaml"]
+    others = {p: r for p, r in after.items() if p != WANDB_RUN}
+    assert all(not r[2] for r in others.values())
+
+
+def test_root_config_overrides_defaults_per_framework(tmp_path: Path) -> None:
+    root, db_path = copy_fixtures(tmp_path)
+    (root / ".artlens.toml").write_text(
+        "[checklist]\n"
+        'required = ["README.md"]\n'
+        "[checklist.framework.lightning]\n"
+        'required = ["hparams.yaml", "checkpoints/best.ckpt|checkpoints/last.ckpt"]\n'
+    )
+    rules = load_checklist(root)
+    assert rules.items_for("lightning") == (
+        "hparams.yaml",
+        "checkpoints/best.ckpt|checkpoints/last.ckpt",
+    )
+    assert rules.items_for("wandb") == ("README.md",)
+    got = results_by_path(db_path, tmp_path / "none.toml")
+    assert got["lightning/lightning_logs/version_0"] == (2, 2, [])
+    assert got[WANDB_RUN] == (0, 1, ["README.md"])
+
+
+def test_user_config_applies_when_the_root_has_none(tmp_path: Path) -> None:
+    user = tmp_path / "config.toml"
+    user.write_text('[checklist.framework]\ntensorboard = ["events.out.tfevents.*", "*.png"]\n')
+    rules = load_checklist(tmp_path / "root-without-config", user_config=user)
+    assert rules.items_for("tensorboard") == ("events.out.tfevents.*", "*.png")
+    assert rules.items_for("hydra") == DEFAULTS["hydra"]
+    assert load_checklist(tmp_path, user_config=tmp_path / "absent.toml") == Checklist()
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "words"),
+    [
+        ('[checklist]\nrequired = ["a", 3]\n', 2, "list of strings"),
+        ('[checklist]\nrequired = "a||b"\n', 2, "empty alternative"),
+        ('x = 1\n[checklist]\nmust = ["a"]\n', 3, "unknown key 'must'"),
+        ('[checklist]\nrequired = ["a"]\n[checklist.framework.foo]\nrequired = ["x"]\n', 3, "foo"),
+        ('[checklist.framework.wandb]\nrequired = ["@tags"]\n', 2, "unknown item '@tags'"),
+        ("[checklist\nrequired = 1\n", 1, "Expected"),
+        ("[checklist]\nrequired = [\n", 3, ""),
+    ],
+)
+def test_invalid_config_is_one_line_naming_the_line(text: str, line: int, words: str) -> None:
+    with pytest.raises(ChecklistError) as caught:
+        parse_checklist(text, "/x/.artlens.toml")
+    message = str(caught.value)
+    assert "\n" not in message
+    assert message.startswith(f"/x/.artlens.toml:{line}:")
+    assert words in message
+
+
+def test_a_fifo_config_is_an_error_not_a_hang(tmp_path: Path) -> None:
+    import os
+
+    os.mkfifo(tmp_path / ".artlens.toml")
+    assert load_checklist(tmp_path, user_config=tmp_path / "none.toml") == Checklist()
+    link = tmp_path / "link"
+    link.mkdir()
+    (link / ".artlens.toml").symlink_to("/etc/passwd")
+    assert load_checklist(link, user_config=tmp_path / "none.toml") == Checklist()
+
+
+def test_matching_rules() -> None:
+    files = ["files/requirements.txt", "checkpoints/a.ckpt", "params/lr", "lr[0.1].yaml"]
+    result = evaluate_files(
+        files,
+        [
+            "requirements.txt",
+            "checkpoints/*.ckpt",
+            "*.ckpt",
+            "params/",
+            "metrics/",
+            "lr?0.1?.yaml",
+            "deep/**/x.bin|@metrics",
+            "@params",
+        ],
+        has_metrics=True,
+    )
+    assert result.missing == ["metrics/", "@params"]
+    assert (result.passed, result.total, result.label()) == (6, 8, "6/8")
+    assert evaluate_files([], []).label() == "-"
+    assert evaluate_files(["a/b/c.txt"], ["b/c.txt"]).missing == ["b/c.txt"]
+
+
+def test_evaluate_loads_the_rules_of_the_runs_root(tmp_path: Path) -> None:
+    root, db_path = copy_fixtures(tmp_path)
+    (root / ".artlens.toml").write_text('[checklist]\nrequired = ["nothing-like-this"]\n')
+    db = open_db(db_path, readonly=True)
+    try:
+        run = next(r for r in query.list_runs(db) if r.framework == "hydra")
+        result = evaluate(db, run)
+    finally:
+        db.conn.close()
+    assert result.missing == ["nothing-like-this"]
+    assert not result.complete

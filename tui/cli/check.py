@@ -1,0 +1,69 @@
+"""``artlens check``: which runs fall short of their checklist (for CI).
+
+Exit status: 0 when every run passes, 1 when any falls short, 2 on an error (an invalid
+checklist config names its file and line).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from store.checklist import ChecklistResult, evaluate_runs
+from store.query import RunRow, list_runs
+from store.safetext import visible
+from tui.cli.common import db_option, emit_json, friendly, json_option, reader
+
+EXIT_SHORT = 1
+
+
+def _row(run: RunRow, result: ChecklistResult) -> dict[str, object]:
+    return {
+        "id": run.id,
+        "name": run.name,
+        "path": run.display_path,
+        "framework": run.framework,
+        "complete": result.complete,
+        "passed": result.passed,
+        "total": result.total,
+        "missing": list(result.missing),
+    }
+
+
+@click.command("check")
+@db_option
+@json_option
+@click.option(
+    "--config",
+    "user_config",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Checklist config to use when a root has no .artlens.toml [checklist].",
+)
+@friendly
+def check_cmd(db_path: Path | None, as_json: bool, user_config: Path | None) -> None:
+    """List runs missing required files (exit 1 when any does)."""
+    with reader(db_path) as db:
+        runs = list_runs(db)
+        results, _ = evaluate_runs(db, runs, user_config=user_config, strict=True)
+    short = [r for r in runs if not results[r.id].complete]
+    if as_json:
+        emit_json([_row(r, results[r.id]) for r in runs])
+    elif not runs:
+        click.echo("no runs found")
+    elif not short:
+        click.echo(f"all {len(runs)} runs have every checklist item")
+    else:
+        for run in short:
+            result = results[run.id]
+            click.echo(
+                f"{result.label()}\t{visible(run.name)}\t{run.framework}\t"
+                f"{run.display_path}\tmissing: {visible(', '.join(result.missing))}"
+            )
+        click.echo(f"{len(short)} of {len(runs)} runs fall short", err=True)
+    if short:
+        sys.exit(EXIT_SHORT)
+
+
+COMMANDS = [check_cmd]

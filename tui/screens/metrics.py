@@ -1,0 +1,284 @@
+"""The metrics view (``m``): every metric of the marked runs, and plots of the chosen ones.
+
+The table lists each (metric, run) with its last and best value and a sparkline; below it,
+one plot per chosen metric overlays the runs' series over steps.  Series are read from the
+runs' own files in a worker (``store.metrics_series``); while a run writes, the explorer
+underneath forwards its change feed (``runs_changed``) and the series are read again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import ClassVar
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Static
+from textual.worker import get_current_worker
+
+from store.metrics_series import MetricLine, RunSeries, read_run_series
+from store.query import RunRow
+from store.safetext import visible
+from tui.format import metric_value
+from tui.widgets.metrics_plot import COLORS, MetricsPlot, PlotLine
+from tui.widgets.sparkline import sparkline
+
+MAX_PLOTS = 3
+"""Chosen metrics plotted side by side; choosing one more drops the oldest."""
+SPARK_WIDTH = 14
+_PREFERRED_LOSS = ("loss", "train_loss", "train/loss", "train/loss_epoch", "train_loss_epoch")
+
+
+@dataclass
+class SeriesLoaded(Message):
+    """Every run's series, for request number ``request``; replaces an older one queued."""
+
+    request: int
+    series: tuple[RunSeries, ...]
+    failed: tuple[str, ...] = ()
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, SeriesLoaded)
+
+
+def default_metric(series: Iterable[RunSeries]) -> str | None:
+    """The metric to plot first: a training loss most runs have, else any loss, else any."""
+    counts: dict[str, int] = {}
+    for run in series:
+        for line in run.metrics:
+            if line.points:
+                counts[line.name] = counts.get(line.name, 0) + 1
+    if not counts:
+        return None
+    names = sorted(counts, key=lambda n: (-counts[n], n))
+    for wanted in _PREFERRED_LOSS:
+        if wanted in counts:
+            return wanted
+    losses = [n for n in names if "loss" in n.lower()]
+    train = [n for n in losses if not any(w in n.lower() for w in ("val", "eval", "test"))]
+    return (train or losses or names)[0]
+
+
+class MetricsScreen(Screen[None]):
+    """Metrics of one or several runs: a table with sparklines, then plots."""
+
+    CSS_PATH = "metrics.tcss"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape,q", "close", "Back", id="metrics.close", tooltip="Back to the runs"),
+        Binding(
+            "space",
+            "choose",
+            "Plot metric",
+            id="metrics.choose",
+            tooltip="Add or remove the metric under the cursor from the plots",
+        ),
+        Binding("c", "clear_plots", "Clear plots", show=False, id="metrics.clear"),
+        Binding("ctrl+r", "reload", "Reload", show=False, id="metrics.reload"),
+        Binding("j", "cursor_down", "Down", show=False, id="metrics.down"),
+        Binding("k", "cursor_up", "Up", show=False, id="metrics.up"),
+    ]
+
+    def __init__(self, runs: list[RunRow]) -> None:
+        super().__init__()
+        self.runs = list(runs)
+        self.series: dict[int, RunSeries] = {}
+        """What the view shows, by run id (tests read it)."""
+        self.chosen: list[str] = []
+        self._request = 0
+        self._chosen_by_user = False
+
+    def compose(self) -> ComposeResult:
+        yield Static(self._title("reading metrics…"), id="metrics-title", markup=False)
+        table: DataTable[Text] = DataTable(
+            id="metrics-table", cursor_type="row", zebra_stripes=True
+        )
+        for key, label in (
+            ("metric", "metric"),
+            ("run", "run"),
+            ("last", "last"),
+            ("best", "best"),
+            ("trend", "trend"),
+        ):
+            table.add_column(Text(label), key=key)
+        yield table
+        yield Horizontal(id="metrics-plots")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#metrics-table", DataTable).focus()
+        self.action_reload()
+
+    def _title(self, note: str = "") -> Text:
+        title = Text(no_wrap=True, overflow="ellipsis")
+        title.append("Metrics", style="bold")
+        names = ", ".join(visible(r.name) for r in self.runs[:6])
+        more = f" +{len(self.runs) - 6}" if len(self.runs) > 6 else ""
+        title.append(f" · {len(self.runs)} run(s): {names}{more}", style="")
+        if note:
+            title.append(f"  {note}", style="dim italic")
+        return title
+
+    # -- loading -------------------------------------------------------------------------
+
+    def action_reload(self) -> None:
+        self._request += 1
+        self._load(self._request, tuple(self.runs))
+
+    @work(thread=True, exclusive=True, group="metrics-series", exit_on_error=False)
+    def _load(self, request: int, runs: tuple[RunRow, ...]) -> None:
+        worker = get_current_worker()
+        loaded: list[RunSeries] = []
+        failed: list[str] = []
+        for run in runs:
+            if worker.is_cancelled:
+                return
+            try:
+                loaded.append(read_run_series(run))
+            except Exception as exc:  # one unreadable run must not hide the others
+                failed.append(f"{visible(run.name)}: {type(exc).__name__}")
+        if not worker.is_cancelled:
+            self.post_message(SeriesLoaded(request, tuple(loaded), tuple(failed)))
+
+    def on_series_loaded(self, message: SeriesLoaded) -> None:
+        if message.request != self._request:
+            return
+        self.series = {s.run_id: s for s in message.series}
+        if not self._chosen_by_user:
+            first = default_metric(message.series)
+            self.chosen = [first] if first else []
+        note = f"unreadable: {', '.join(message.failed)}" if message.failed else ""
+        self.query_one("#metrics-title", Static).update(self._title(note))
+        self._sync_table()
+        self._sync_plots()
+
+    def runs_changed(self, updated: Iterable[RunRow], removed: Iterable[int] = ()) -> None:
+        """Called by the explorer with each change-feed delta: reread when one of ours moved."""
+        fresh = {run.id: run for run in updated}
+        gone = set(removed)
+        mine = {run.id for run in self.runs}
+        if not (mine & (set(fresh) | gone)):
+            return
+        self.runs = [fresh.get(run.id, run) for run in self.runs if run.id not in gone]
+        self.action_reload()
+
+    # -- table ---------------------------------------------------------------------------
+
+    def _color(self, run_id: int) -> str:
+        ids = [run.id for run in self.runs]
+        return COLORS[ids.index(run_id) % len(COLORS)] if run_id in ids else "white"
+
+    def _rows(self) -> list[tuple[str, RunRow, MetricLine]]:
+        names = sorted({line.name for s in self.series.values() for line in s.metrics})
+        rows = []
+        for name in names:
+            for run in self.runs:
+                found = self.series.get(run.id)
+                line = found.line(name) if found else None
+                if line is not None:
+                    rows.append((name, run, line))
+        return rows
+
+    def _sync_table(self) -> None:
+        table: DataTable[Text] = self.query_one("#metrics-table", DataTable)
+        rows = self._rows()
+        wanted = {f"{run.id}\x1f{name}" for name, run, _ in rows}
+        with self.app.batch_update():
+            for stale in [k for k in table.rows if k.value not in wanted]:
+                table.remove_row(stale)
+            for name, run, line in rows:
+                key = f"{run.id}\x1f{name}"
+                color = self._color(run.id)
+                best = metric_value(line.best) if line.best is not None else "-"
+                if line.best_step is not None and line.best is not None:
+                    best += f" @{line.best_step}"
+                cells = [
+                    Text(name, no_wrap=True, overflow="ellipsis"),
+                    Text(visible(run.name)[:30], style=color, no_wrap=True, overflow="ellipsis"),
+                    Text(metric_value(line.last), justify="right"),
+                    Text(best, justify="right"),
+                    Text(sparkline([y for _, y in line.points], SPARK_WIDTH), style=color),
+                ]
+                if key in table.rows:
+                    for column, cell in zip(
+                        ("metric", "run", "last", "best", "trend"), cells, strict=True
+                    ):
+                        if table.get_cell(key, column) != cell:
+                            table.update_cell(key, column, cell)
+                else:
+                    table.add_row(*cells, key=key)
+
+    def _cursor_metric(self) -> str | None:
+        table: DataTable[Text] = self.query_one("#metrics-table", DataTable)
+        if not table.row_count:
+            return None
+        try:
+            row_key, _ = table.coordinate_to_cell_key(table.cursor_coordinate)
+        except Exception:  # the cursor can be past the last row for a moment
+            return None
+        value = row_key.value or ""
+        return value.split("\x1f", 1)[1] if "\x1f" in value else None
+
+    # -- plots ---------------------------------------------------------------------------
+
+    def plot_lines(self, metric: str) -> tuple[PlotLine, ...]:
+        """One line per run that has ``metric``, in the runs' order and colours."""
+        lines = []
+        for run in self.runs:
+            found = self.series.get(run.id)
+            line = found.line(metric) if found else None
+            if line is not None and line.points:
+                lines.append(PlotLine(run.name, line.points, self._color(run.id)))
+        return tuple(lines)
+
+    def _sync_plots(self) -> None:
+        shown = self.chosen or [m for m in [self._cursor_metric()] if m]
+        box = self.query_one("#metrics-plots", Horizontal)
+        plots = list(box.query(MetricsPlot))
+        if len(plots) != max(1, len(shown)):
+            with self.app.batch_update():
+                box.remove_children()
+                plots = [MetricsPlot() for _ in range(max(1, len(shown)))]
+                box.mount_all(plots)
+        if not shown:
+            plots[0].show("no metric series in these runs", ())
+            return
+        for plot, metric in zip(plots, shown, strict=True):
+            plot.show(metric, self.plot_lines(metric))
+
+    @on(DataTable.RowHighlighted, "#metrics-table")
+    def _row_highlighted(self) -> None:
+        if not self.chosen:
+            self._sync_plots()
+
+    # -- actions -------------------------------------------------------------------------
+
+    def action_choose(self) -> None:
+        metric = self._cursor_metric()
+        if metric is None:
+            return
+        self._chosen_by_user = True
+        if metric in self.chosen:
+            self.chosen.remove(metric)
+        else:
+            self.chosen = [*self.chosen, metric][-MAX_PLOTS:]
+        self._sync_plots()
+
+    def action_clear_plots(self) -> None:
+        self._chosen_by_user = True
+        self.chosen = []
+        self._sync_plots()
+
+    def action_cursor_down(self) -> None:
+        self.query_one("#metrics-table", DataTable).action_cursor_down()
+
+    def action_cursor_up(self) -> None:
+        self.query_one("#metrics-table", DataTable).action_cursor_up()
+
+    def action_close(self) -> None:
+        self.dismiss()

@@ -1,0 +1,157 @@
+"""A line plot of one metric over steps for several runs, drawn in braille dots.
+
+Each cell holds 2x4 dots, so 70x8 cells give a 140x32 grid: enough to read a loss curve at
+80x24.  Runs get the terminal's standard colours (no truecolor needed) and a legend with
+their last value; where two runs cross, the later run's colour wins the cell.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from rich.text import Text
+from textual.widget import Widget
+
+from store.metrics_series import Point
+from store.safetext import visible
+from tui.format import metric_value
+
+COLORS = ("cyan", "magenta", "yellow", "green", "red", "blue", "bright_white")
+"""Series colours: the 16-colour palette, so they work without truecolor."""
+_DOT_BITS = ((0x01, 0x08), (0x02, 0x10), (0x04, 0x20), (0x40, 0x80))
+"""Braille dot bit for (row 0-3, column 0-1) inside one cell."""
+Y_LABEL_WIDTH = 8
+
+
+@dataclass(frozen=True)
+class PlotLine:
+    """One run's series in a plot."""
+
+    label: str
+    points: tuple[Point, ...]
+    color: str
+
+
+def _bounds(lines: tuple[PlotLine, ...]) -> tuple[float, float, float, float] | None:
+    xs = [x for line in lines for x, y in line.points if math.isfinite(y)]
+    ys = [y for line in lines for _, y in line.points if math.isfinite(y)]
+    if not xs:
+        return None
+    x0, x1, y0, y1 = float(min(xs)), float(max(xs)), min(ys), max(ys)
+    if x1 == x0:
+        x0, x1 = x0 - 1, x1 + 1
+    if y1 - y0 <= 1e-12 * max(1.0, abs(y1)):
+        pad = abs(y1) * 0.05 or 1.0
+        y0, y1 = y0 - pad, y1 + pad
+    return x0, x1, y0, y1
+
+
+def draw(title: str, lines: tuple[PlotLine, ...], width: int, height: int) -> Text:
+    """The plot as ``Text``: title, ``height - 3`` rows of curve, x axis, legend."""
+    out = Text(no_wrap=True, overflow="crop")
+    out.append(visible(title)[: max(1, width)], style="bold")
+    rows = max(1, height - 3)
+    cols = max(4, width - Y_LABEL_WIDTH - 1)
+    bounds = _bounds(lines)
+    if bounds is None:
+        out.append("\n")
+        out.append("no points to plot" if lines else "choose a metric", style="dim italic")
+        return out
+    x0, x1, y0, y1 = bounds
+    dots_w, dots_h = cols * 2, rows * 4
+    cells = [[0] * cols for _ in range(rows)]
+    colors: list[list[str | None]] = [[None] * cols for _ in range(rows)]
+
+    def dot(px: int, py: int, color: str) -> None:
+        if 0 <= px < dots_w and 0 <= py < dots_h:
+            row, col = py // 4, px // 2
+            cells[row][col] |= _DOT_BITS[py % 4][px % 2]
+            colors[row][col] = color
+
+    def to_dot(x: float, y: float) -> tuple[int, int]:
+        px = round((x - x0) / (x1 - x0) * (dots_w - 1))
+        py = round((y1 - y) / (y1 - y0) * (dots_h - 1))
+        return px, py
+
+    for line in lines:
+        previous: tuple[int, int] | None = None
+        for x, y in line.points:
+            if not math.isfinite(y):
+                previous = None
+                continue
+            current = to_dot(float(x), y)
+            if previous is None:
+                dot(*current, line.color)
+            else:
+                _segment(previous, current, line.color, dot)
+            previous = current
+    labels = {0: metric_value(y1), rows - 1: metric_value(y0)}
+    if rows >= 5:
+        labels[rows // 2] = metric_value((y0 + y1) / 2)
+    for row in range(rows):
+        out.append("\n")
+        out.append(labels.get(row, "").rjust(Y_LABEL_WIDTH)[:Y_LABEL_WIDTH], style="dim")
+        out.append("┤" if row in labels else "│", style="dim")
+        for col in range(cols):
+            bits = cells[row][col]
+            out.append(chr(0x2800 + bits) if bits else " ", style=colors[row][col] or "")
+    left, right = f"{int(x0)}", f"step {int(x1)}"
+    out.append("\n" + " " * (Y_LABEL_WIDTH + 1), style="dim")
+    out.append(left + right.rjust(max(1, cols - len(left))), style="dim")
+    out.append("\n")
+    used = 0
+    for line in lines:
+        last = next((y for _, y in reversed(line.points) if math.isfinite(y)), None)
+        entry = f"{visible(line.label)[:24]} {metric_value(last)}  "
+        if used + len(entry) + 2 > width and used:
+            break
+        out.append("━ ", style=line.color)
+        out.append(entry)
+        used += len(entry) + 2
+    return out
+
+
+def _segment(
+    start: tuple[int, int],
+    end: tuple[int, int],
+    color: str,
+    dot: Callable[[int, int, str], None],
+) -> None:
+    """Bresenham's line between two dots."""
+    (xa, ya), (xb, yb) = start, end
+    dx, dy = abs(xb - xa), -abs(yb - ya)
+    sx, sy = (1 if xa < xb else -1), (1 if ya < yb else -1)
+    error = dx + dy
+    for _ in range(dx - dy + 1):
+        dot(xa, ya, color)
+        if xa == xb and ya == yb:
+            break
+        twice = 2 * error
+        if twice >= dy:
+            error += dy
+            xa += sx
+        if twice <= dx:
+            error += dx
+            ya += sy
+
+
+class MetricsPlot(Widget):
+    """One metric over steps, one coloured line per run; redrawn to its size."""
+
+    def __init__(
+        self, title: str = "", lines: tuple[PlotLine, ...] = (), *, id: str | None = None
+    ) -> None:
+        super().__init__(id=id)
+        self.title = title
+        self.lines = lines
+        """What the plot shows now (tests read it)."""
+
+    def show(self, title: str, lines: tuple[PlotLine, ...]) -> None:
+        if (title, lines) != (self.title, self.lines):
+            self.title, self.lines = title, lines
+            self.refresh()
+
+    def render(self) -> Text:
+        return draw(self.title, self.lines, self.size.width, self.size.height)

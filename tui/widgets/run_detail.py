@@ -1,0 +1,134 @@
+"""The run detail shown in the preview pane when a run's own folder is selected, and the
+"same content as" lines shown under a file's preview.
+
+``load_run_detail`` runs on a worker thread (it reads the index and, for the commit, a few
+bytes of ``.git``); the ``*_sections`` functions turn results into ``Text`` built from
+escaped strings, never markup.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sqlite_utils
+from rich.console import RenderableType
+from rich.text import Text
+
+from store.checklist import ChecklistError, ChecklistResult, evaluate, load_checklist
+from store.lineage import MAX_COPIES, Copy, Duplicates, Provenance, duplicates, provenance
+from store.query import RunRow
+from store.safetext import visible
+from tui.format import human_age, human_size
+
+PIN_MARK = "◆"
+NOTE_MARK = "✎"
+
+
+@dataclass(frozen=True)
+class RunDetail:
+    """Everything the run detail shows, read off the UI thread."""
+
+    run: RunRow
+    checklist: ChecklistResult | None
+    checklist_error: str | None
+    provenance: Provenance
+    duplicates: Duplicates
+    note: str | None = None
+    pinned: bool = False
+
+
+def load_run_detail(
+    db: sqlite_utils.Database, run: RunRow, *, note: str | None, pinned: bool
+) -> RunDetail:
+    """Checklist, code and environment, and duplicated files of one run."""
+    error = None
+    try:
+        result: ChecklistResult | None = evaluate(db, run, load_checklist(run.root))
+    except ChecklistError as exc:
+        result, error = None, str(exc)
+    return RunDetail(run, result, error, provenance(db, run), duplicates(db, run), note, pinned)
+
+
+def checklist_text(result: ChecklistResult) -> Text:
+    """``checklist 3/4 · missing: a, b`` (red when short), ``checklist 4/4 ✓`` otherwise."""
+    text = Text()
+    text.append("checklist ", style="bold")
+    if result.complete:
+        text.append(f"{result.label()} ✓", style="green")
+        return text
+    text.append(result.label(), style="bold red")
+    text.append(" · missing: ", style="red")
+    text.append(", ".join(visible(item) for item in result.missing), style="red")
+    return text
+
+
+def run_detail_sections(detail: RunDetail, now: float) -> tuple[RenderableType, ...]:
+    run = detail.run
+    head = Text()
+    if detail.pinned:
+        head.append(f"{PIN_MARK} pinned  ", style="bold yellow")
+    head.append(visible(run.name), style="bold")
+    head.append(f"\n{run.framework} · {run.status} · {run.display_path}", style="dim")
+    if run.started is not None:
+        head.append(f"\nstarted {human_age(run.started, now)} ago", style="dim")
+    sections: list[RenderableType] = [head]
+    if detail.note:
+        note = Text(f"{NOTE_MARK} ", style="bold")
+        note.append(visible(detail.note), style="italic")
+        sections.append(note)
+    if detail.checklist is not None and detail.checklist.total:
+        sections.append(checklist_text(detail.checklist))
+    elif detail.checklist_error:
+        sections.append(Text(visible(detail.checklist_error), style="red"))
+    sections.append(_provenance_text(detail.provenance))
+    if detail.duplicates.files:
+        dup = Text()
+        dup.append("duplicates ", style="bold")
+        dup.append(
+            f"{detail.duplicates.files} file(s), {human_size(detail.duplicates.bytes)}"
+            " also stored elsewhere",
+        )
+        for copy in detail.duplicates.copies:
+            dup.append("\n  " + visible(copy.describe()), style="dim")
+        if detail.duplicates.files > len(detail.duplicates.copies):
+            more = detail.duplicates.files - len(detail.duplicates.copies)
+            dup.append(f"\n  … {more} more", style="dim italic")
+        sections.append(dup)
+    return tuple(sections)
+
+
+def _provenance_text(found: Provenance) -> Text:
+    text = Text()
+    text.append("code ", style="bold")
+    if found.git_commit:
+        text.append(f"git {found.git_commit[:12]}")
+        if found.git_branch:
+            text.append(f" ({found.git_branch})")
+        if found.git_source:
+            text.append(f" · from {found.git_source}", style="dim")
+        if found.git_remote:
+            text.append(f"\n     {found.git_remote}", style="dim")
+    else:
+        text.append("no commit recorded", style="dim")
+    text.append("\nenvironment ", style="bold")
+    if found.env_files:
+        text.append(", ".join(found.env_files))
+    else:
+        text.append("no environment file", style="dim")
+    for label, value in found.details:
+        text.append(f"\n{label} ", style="bold")
+        text.append(value)
+    return text
+
+
+def copies_sections(copies: list[Copy]) -> tuple[RenderableType, ...]:
+    """ "same as run X/checkpoint-500" lines for one file, or nothing."""
+    if not copies:
+        return ()
+    text = Text()
+    text.append("same content ", style="bold")
+    text.append(f"in {len(copies)}{'+' if len(copies) >= MAX_COPIES else ''} other place(s)")
+    for copy in copies:
+        where = copy.describe().split(": ", 1)[-1]
+        text.append("\n  " + visible(where), style="dim")
+    return (text,)
