@@ -56,6 +56,8 @@ class RunRow:
     meta: dict[str, Any] = field(default_factory=dict)
     size_bytes: int = 0
     n_artifacts: int = 0
+    flagged_files: int = 0
+    """Files of the run judged dangerous or corrupt (filled by ``with_flags``)."""
 
     @property
     def abs_path(self) -> bytes:
@@ -113,6 +115,35 @@ def list_runs(db: sqlite_utils.Database, *, root_id: int | None = None) -> list[
         args.append(root_id)
     sql += " ORDER BY coalesce(runs.started, runs.last_write, 0) DESC, runs.id"
     return [_run_from(r) for r in db.conn.execute(sql, args)]
+
+
+FLAGGED_VERDICTS = ("dangerous", "corrupt")
+"""Verdicts that earn a file (and its run) a warning marker in the UI."""
+
+
+def flagged_counts(db: sqlite_utils.Database, run_ids: list[int] | None = None) -> dict[int, int]:
+    """run id -> how many of its files are dangerous or corrupt (runs with none are absent)."""
+    sql = (
+        "SELECT run_id, count(*) FROM artifacts WHERE run_id IS NOT NULL"
+        " AND verdict IN ('dangerous', 'corrupt')"
+    )
+    args: list[Any] = []
+    if run_ids is not None:
+        if not run_ids:
+            return {}
+        if len(run_ids) <= 500:
+            sql += f" AND run_id IN ({', '.join('?' * len(run_ids))})"
+            args = list(run_ids)
+    sql += " GROUP BY run_id"
+    return {int(run_id): int(n) for run_id, n in db.conn.execute(sql, args)}
+
+
+def with_flags(db: sqlite_utils.Database, runs: list[RunRow]) -> list[RunRow]:
+    """``runs`` with ``flagged_files`` filled in (the rows are updated in place)."""
+    counts = flagged_counts(db, [r.id for r in runs])
+    for run in runs:
+        run.flagged_files = counts.get(run.id, 0)
+    return runs
 
 
 def get_run(db: sqlite_utils.Database, run_id: int) -> RunRow | None:

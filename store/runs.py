@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 import sqlite_utils
 
-from store import paths
+from store import integrity, paths
 
 if TYPE_CHECKING:
     from store.frameworks import RunInfo, RunSpec
@@ -279,6 +279,7 @@ class RunSync:
             meta = dict(info.meta)
             meta["extra_paths"] = list(self._specs[key].extra_paths)
             meta["run_key"] = self._specs[key].run_key
+            integrity.annotate(meta, self.root, self._specs[key].path, conn, run_id)
             conn.execute(
                 "UPDATE runs SET started = ?, last_write = ?, status = ?, params = ?, metrics = ?,"
                 " meta = ?, size_bytes = ?, n_artifacts = ?, updated_at = ? WHERE id = ?",

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from rich.console import RenderableType
 from textual.message import Message
 
+from store.checklist import ChecklistResult
 from store.query import ArtifactRow, RunRow
 from store.views import ChildPage, IndexCounts
 
@@ -64,3 +65,25 @@ class PreviewReady(Message):
     sections: tuple[RenderableType, ...]
     artifact: ArtifactRow | None = None
     scroll_end: bool = False
+
+
+@dataclass
+class ChecklistsLoaded(Message):
+    """Checklist results by run id (all runs, or the ones a delta touched)."""
+
+    request: int
+    results: tuple[tuple[int, ChecklistResult], ...]
+    errors: tuple[str, ...] = ()
+
+
+@dataclass
+class UserStateLoaded(Message):
+    """Exact pins and notes of the index's roots: ((root, run-relative path), ...)."""
+
+    pins: frozenset[tuple[bytes, str]]
+    notes: tuple[tuple[tuple[bytes, str], str], ...]
+    said: str = ""
+    """What to tell the user (after a pin or note change)."""
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, UserStateLoaded) and not message.said

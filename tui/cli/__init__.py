@@ -30,6 +30,10 @@ COMMAND_MODULES = (
     "index",
     "open_app",
     "watch",
+    "diff",
+    "scan",
+    "check",
+    "retention",
 )
 """Modules of tui.cli whose COMMANDS join the group (one per line, in help order)."""
 

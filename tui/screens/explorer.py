@@ -26,22 +26,41 @@ from textual.worker import get_current_worker
 
 from store import paths, query
 from store.db import data_version, open_db
+from store.integrity import problems_of
+from store.safetext import visible
 from store.views import ChildPage, ReaderPool, children_page, counts
 from tui.commands import PaletteEntry
-from tui.messages import IndexChanged, PreviewReady, RunsLoaded
+from tui.messages import (
+    ChecklistsLoaded,
+    IndexChanged,
+    PreviewReady,
+    RunsLoaded,
+    UserStateLoaded,
+)
 from tui.widgets.artifact_tree import ArtifactTree, NodeInfo
 from tui.widgets.preview import (
     PreviewPane,
     folder_sections,
+    problem_sections,
     render_preview,
     symlink_sections,
 )
-from tui.widgets.runs_table import COLUMNS, SORT_KEYS, RunsTable, matches, order_runs
+from tui.widgets.run_detail import copies_sections, load_run_detail, run_detail_sections
+from tui.widgets.runs_table import (
+    COLUMNS,
+    SORT_KEYS,
+    RowExtras,
+    RunsTable,
+    matches,
+    order_runs,
+)
 from tui.widgets.status import StatusLine
 
 if TYPE_CHECKING:
     import sqlite_utils
+    from rich.console import RenderableType
 
+    from store.checklist import ChecklistResult
     from store.query import ArtifactRow, RunRow
 
 POLL_SECONDS = 0.4
@@ -75,10 +94,16 @@ class ExplorerScreen(Screen[None]):
         Binding("s", "sort_next", "Sort", id="runs.sort", tooltip="Sort by the next column"),
         Binding("S", "sort_reverse", "Reverse", show=False, id="runs.sort_reverse"),
         Binding("space", "mark", "Mark", id="runs.mark", tooltip="Mark the run (for diffs)"),
+        Binding("m", "metrics", "Metrics", id="runs.metrics", tooltip="Metrics of the marked runs"),
+        Binding("n", "note", "Note", id="runs.note", tooltip="Write a note on the run or file"),
         Binding("e", "cycle_experiment", "Experiment", show=False, id="runs.experiment"),
         Binding("R", "cycle_root", "Root filter", show=False, id="runs.root"),
         Binding("b", "cycle_group", "Group by", show=False, id="runs.group"),
         Binding("z", "zoom", "Zoom", id="pane.zoom", tooltip="Maximize or restore the pane"),
+        Binding("r", "retention", "Retention", id="retention.open", tooltip="Plan, usage, trash"),
+        Binding("p", "pin", "Pin", show=False, id="retention.pin_here"),
+        Binding("d", "diff", "Diff", id="diff.marked", tooltip="Diff two marked runs or files"),
+        Binding("v", "versions", "Versions", id="files.versions", tooltip="The file across runs"),
         Binding("ctrl+r", "reload", "Reload", show=False, id="app.reload"),
         Binding("escape", "escape", "Back", show=False, id="app.escape"),
     ]
@@ -110,6 +135,17 @@ class ExplorerScreen(Screen[None]):
         self._preview_node: NodeInfo | None = None
         self._pinned: set[int] = set()
         """Runs jumped to from the palette: shown even past MAX_TABLE_ROWS."""
+        self.checklists: dict[int, ChecklistResult] = {}
+        self._checklist_request = 0
+        self._checklist_seen: dict[int, int] = {}
+        self._checklist_errors: set[str] = set()
+        """run id -> the checklist request its shown result came from (older ones lose)."""
+        self.user_pins: frozenset[tuple[bytes, str]] = frozenset()
+        """Exact pins from the user state: (root path, root-relative path)."""
+        self.user_notes: dict[tuple[bytes, str], str] = {}
+        self._detail_run: int | None = None
+        """The run whose detail the preview last showed."""
+        self._detail_base: tuple[RenderableType, ...] = ()
 
     # -- layout --------------------------------------------------------------------------
 
@@ -168,7 +204,7 @@ class ExplorerScreen(Screen[None]):
     def _load_runs(self) -> None:
         with self.pool.connection() as db:
             totals = counts(db)
-            runs = query.list_runs(db)
+            runs = query.with_flags(db, query.list_runs(db))
             roots = tuple((rid, path) for rid, path, _ in query.roots(db))
         self.post_message(RunsLoaded(tuple(runs), totals, roots))
 
@@ -181,6 +217,8 @@ class ExplorerScreen(Screen[None]):
         self.query_one(StatusLine).change(counts=message.counts)
         self._sync_table()
         self._follow_cursor()
+        self._load_checklists(())
+        self._load_user_state(tuple(self.root_paths.values()))
 
     def _visible_order(self) -> list[int]:
         shown = [
@@ -198,7 +236,7 @@ class ExplorerScreen(Screen[None]):
         if not self.loaded:
             return
         order = self._visible_order()
-        self.table.sync(self.runs, order, self.marked)
+        self.table.sync(self.runs, order, self.marked, self._row_extras(order))
         label = next(c.label for c in COLUMNS if c.key == self.sort_column)
         arrow = "↓" if self.sort_reverse else "↑"
         group = f", grouped by {self.group}" if self.group else ""
@@ -274,6 +312,7 @@ class ExplorerScreen(Screen[None]):
                         removed.add(run_id)
                     else:
                         updated.append(row)
+            updated = query.with_flags(db, updated)
             totals = counts(db)
             roots = tuple((rid, path) for rid, path, _ in query.roots(db))
         if worker.is_cancelled:
@@ -313,7 +352,15 @@ class ExplorerScreen(Screen[None]):
             self.runs[run.id] = run
         self.query_one(StatusLine).change(counts=message.counts)
         self._sync_table()
+        if fresh:
+            self._load_checklists(tuple(sorted(fresh)))
+        for screen in self.app.screen_stack:
+            follow = getattr(screen, "runs_changed", None)
+            if screen is not self and follow is not None:
+                follow(message.updated, gone)
         tree = self.file_tree
+        if tree.run_id is not None and tree.run_id in fresh:
+            tree.problems = tuple(problems_of(self.runs[tree.run_id].meta))
         if tree.run_id is not None and tree.run_id in gone:
             self._follow_cursor()
         elif tree.root_id is not None:
@@ -347,12 +394,22 @@ class ExplorerScreen(Screen[None]):
             return
         if tree.run_id == run.id:
             return
-        label = Text(no_wrap=True, overflow="ellipsis")
-        label.append(run.name, style="bold")
-        label.append(f"  {paths.display(run.path) or '.'} · {run.framework}", style="dim")
-        tree.show_run(run.id, run.root_id, run.path, label)
+        label = self._run_label(run)
+        tree.show_run(run.id, run.root_id, run.path, label, tuple(problems_of(run.meta)))
+        tree.set_pinned(self._pinned_keys(run.root_id))
         self._preview_key = None
         self.preview_pane.show_message("select a file to preview it")
+        self._request_run_detail(run.id, shown=())
+
+    def _run_label(self, run: RunRow) -> Text:
+        """The tree's root line: name, missing checklist items (red), path and framework."""
+        label = Text(no_wrap=True, overflow="ellipsis")
+        label.append(visible(run.name), style="bold")
+        result = self.checklists.get(run.id)
+        if result is not None and not result.complete:
+            label.append(f"  ✗ missing {visible(', '.join(result.missing))}", style="bold red")
+        label.append(f"  {paths.display(run.path) or '.'} · {run.framework}", style="dim")
+        return label
 
     def _load_page(self, root_id: int, folder: bytes, offset: int, limit: int) -> ChildPage:
         """Called on a tree worker thread."""
@@ -371,13 +428,18 @@ class ExplorerScreen(Screen[None]):
         if info.is_dir:
             self._preview_key = None
             name = entry.name if entry else paths.display(paths.name_of(info.key)) or "."
-            self.preview_pane.show(folder_sections(entry, name, now))
+            run_problems = problem_sections(self.file_tree.problems if event.node.is_root else ())
+            self.preview_pane.show(folder_sections(entry, name, now) + run_problems)
+            if event.node.is_root and self.file_tree.run_id is not None:
+                self._request_run_detail(self.file_tree.run_id)
             return
         if entry is None or entry.artifact is None:
             return
         self._preview_key = (root_id, info.key)
         if entry.artifact.ftype == "symlink":
-            self.preview_pane.show(symlink_sections(entry.artifact, entry.name, now))
+            problem = self.file_tree.problem_for(info.key)
+            sections = symlink_sections(entry.artifact, entry.name, now)
+            self.preview_pane.show(sections + problem_sections([problem] if problem else []))
             return
         self._request_preview(root_id, entry.artifact, entry.name)
 
@@ -425,6 +487,7 @@ class ExplorerScreen(Screen[None]):
         sections = render_preview(
             result, name=name, artifact=artifact, now=self.clock(), width=width, dark=dark
         )
+        sections += self._artifact_extras(root, artifact)
         if get_current_worker().is_cancelled:
             return
         self.post_message(
@@ -433,7 +496,202 @@ class ExplorerScreen(Screen[None]):
 
     def on_preview_ready(self, message: PreviewReady) -> None:
         if message.token == self._preview_token:
-            self.preview_pane.show(message.sections, scroll_end=message.scroll_end)
+            problem = self.file_tree.problem_for(message.key)
+            sections = message.sections[:1] + problem_sections([problem] if problem else [])
+            self.preview_pane.show(sections + message.sections[1:], scroll_end=message.scroll_end)
+
+    # -- checklists, run detail, pins and notes -----------------------------------------
+
+    def _load_checklists(self, run_ids: tuple[int, ...]) -> None:
+        """Checklist results of ``run_ids`` (every run when empty), read in a worker."""
+        self._checklist_request += 1
+        self._checklist_worker(self._checklist_request, run_ids)
+
+    @work(thread=True, group="checklist", exit_on_error=False)
+    def _checklist_worker(self, request: int, run_ids: tuple[int, ...]) -> None:
+        """A root whose checklist config is invalid falls back to the defaults (and says so)."""
+        from store.checklist import evaluate_runs
+
+        with self.pool.connection() as db:
+            if run_ids:
+                runs = [r for r in (query.get_run(db, i) for i in run_ids) if r is not None]
+            else:
+                runs = query.list_runs(db)
+            results, errors = evaluate_runs(db, runs, strict=False)
+        if get_current_worker().is_cancelled:
+            return
+        self.post_message(ChecklistsLoaded(request, tuple(results.items()), tuple(errors)))
+
+    def on_checklists_loaded(self, message: ChecklistsLoaded) -> None:
+        for run_id, result in message.results:
+            if self._checklist_seen.get(run_id, -1) <= message.request:
+                self._checklist_seen[run_id] = message.request
+                self.checklists[run_id] = result
+        for error in set(message.errors) - self._checklist_errors:
+            self._checklist_errors.add(error)
+            self.notify(error, title="checklist", severity="warning", markup=False, timeout=8)
+        self._sync_table()
+        tree = self.file_tree
+        run = self.runs.get(tree.run_id) if tree.run_id is not None else None
+        if run is not None and any(run_id == run.id for run_id, _ in message.results):
+            tree.root.set_label(self._run_label(run))
+
+    def _row_extras(self, order: list[int]) -> dict[int, RowExtras]:
+        extras: dict[int, RowExtras] = {}
+        for run_id in order:
+            run = self.runs[run_id]
+            result = self.checklists.get(run_id)
+            where = (run.root, paths.unkey(run.path))
+            extras[run_id] = RowExtras(
+                (result.passed, result.total) if result is not None else None,
+                where in self.user_pins,
+                where in self.user_notes,
+            )
+        return extras
+
+    def _pinned_keys(self, root_id: int) -> frozenset[bytes]:
+        root = self.root_paths.get(root_id)
+        return frozenset(paths.key(rel) for r, rel in self.user_pins if r == root)
+
+    def _request_run_detail(
+        self, run_id: int, shown: tuple[RenderableType, ...] | None = None
+    ) -> None:
+        """Show the run's detail below ``shown`` (default: what the preview shows now)."""
+        run = self.runs.get(run_id)
+        if run is None:
+            return
+        self._preview_token += 1
+        self._detail_run = run_id
+        self._detail_base = self.preview_pane.sections if shown is None else shown
+        where = (run.root, paths.unkey(run.path))
+        self._run_detail_worker(
+            self._preview_token,
+            run,
+            self._detail_base,
+            self.user_notes.get(where),
+            where in self.user_pins,
+        )
+
+    @work(thread=True, exclusive=True, group="preview", exit_on_error=False)
+    def _run_detail_worker(
+        self,
+        token: int,
+        run: RunRow,
+        shown: tuple[RenderableType, ...],
+        note: str | None,
+        pinned: bool,
+    ) -> None:
+        with self.pool.connection() as db:
+            detail = load_run_detail(db, run, note=note, pinned=pinned)
+        sections = shown + run_detail_sections(detail, self.clock())
+        if get_current_worker().is_cancelled:
+            return
+        self.post_message(PreviewReady(token, run.path, sections))
+
+    def _artifact_extras(self, root: bytes, artifact: ArtifactRow) -> tuple[RenderableType, ...]:
+        """Pin, note and identical copies of one file (called on the preview worker)."""
+        from store.lineage import copies_of
+
+        where = (root, paths.unkey(artifact.path))
+        extras: list[RenderableType] = []
+        if where in self.user_pins:
+            extras.append(Text("◆ pinned: retention keeps it", style="bold yellow"))
+        note = self.user_notes.get(where)
+        if note:
+            extras.append(Text("✎ " + visible(note), style="italic"))
+        if artifact.run_id is not None:
+            with self.pool.connection() as db:
+                extras += copies_sections(copies_of(db, artifact))
+        return tuple(extras)
+
+    def _target(self) -> tuple[bytes, str, str] | None:
+        """(root, root-relative path, label) that ``n`` acts on: the file or folder
+        under the tree cursor when the tree has focus, else the run under the cursor."""
+        tree = self.file_tree
+        node = tree.cursor_node
+        if self.focused is tree and node is not None and node.data is not None:
+            root = self.root_paths.get(tree.root_id) if tree.root_id is not None else None
+            if root is not None and node.data.more_offset is None:
+                key = node.data.key
+                return root, paths.unkey(key), paths.display(key) or "."
+        run_id = self.table.current_run_id
+        run = self.runs.get(run_id) if run_id is not None else None
+        if run is None:
+            return None
+        return run.root, paths.unkey(run.path), visible(run.name)
+
+    @work(thread=True, group="userstate", exit_on_error=False)
+    def _load_user_state(
+        self, roots: tuple[bytes, ...], note: tuple[bytes, str, str] | None = None
+    ) -> None:
+        """Read pins and notes of ``roots``, after saving ``note`` (root, path, text) if
+        given.  The state file is small and local; SQLite serialises its writers."""
+        from store.userstate import UserState
+
+        said = ""
+        with UserState() as state:
+            if note is not None:
+                root, rel, text = note
+                state.set_note(os.fsdecode(root), rel, text)
+                label = paths.display(rel) or "."
+                said = f"note saved on {label}" if text else f"note removed from {label}"
+            pins = frozenset(
+                (base, pin.path)
+                for base in roots
+                for pin in state.pin_entries(os.fsdecode(base))
+                if not pin.is_glob
+            )
+            notes = tuple(
+                ((base, rel), note)
+                for base in roots
+                for rel, note in state.notes(os.fsdecode(base)).items()
+            )
+        self.post_message(UserStateLoaded(pins, notes, said))
+
+    def on_user_state_loaded(self, message: UserStateLoaded) -> None:
+        self.user_pins = message.pins
+        self.user_notes = dict(message.notes)
+        if message.said:
+            self.notify(message.said, markup=False, timeout=4)
+        self._sync_table()
+        tree = self.file_tree
+        if tree.root_id is not None:
+            tree.set_pinned(self._pinned_keys(tree.root_id))
+        showing_run = not tree.has_focus or tree.cursor_node is tree.root
+        if self._detail_run is not None and self._preview_key is None and showing_run:
+            self._request_run_detail(self._detail_run, shown=self._detail_base)
+        elif self._preview_key is not None:
+            self._refresh_preview()
+
+    def action_note(self) -> None:
+        from tui.screens.note import NoteScreen
+
+        target = self._target()
+        if target is None:
+            return
+        root, rel, label = target
+        current = self.user_notes.get((root, rel), "")
+
+        def save(text: str | None) -> None:
+            if text is not None and text != current:
+                self._load_user_state(tuple(self.root_paths.values()), (root, rel, text))
+
+        self.app.push_screen(NoteScreen(label, current), save)
+
+    def action_metrics(self) -> None:
+        """The metrics view for the marked runs (in table order), else the run under the cursor."""
+        from tui.screens.metrics import MetricsScreen
+
+        order = self._visible_order()
+        ids = [i for i in order if i in self.marked]
+        ids += sorted(self.marked - set(ids))
+        if not ids and self.table.current_run_id is not None:
+            ids = [self.table.current_run_id]
+        runs = [self.runs[i] for i in ids if i in self.runs]
+        if not runs:
+            self.notify("no run selected", timeout=3)
+            return
+        self.app.push_screen(MetricsScreen(runs))
 
     # -- actions -------------------------------------------------------------------------
 
@@ -560,6 +818,79 @@ class ExplorerScreen(Screen[None]):
         target = self.query_one("#runs-pane") if pane is self.table else pane
         self.maximize(target, container=False)
 
+    def action_diff(self) -> None:
+        """Two marked files (space in the tree) or two marked runs (space in the runs)."""
+        files = self.file_tree.marked_files
+        runs = [self.runs[i] for i in sorted(self.marked) if i in self.runs]
+        if len(files) == 2 and (self.focused is self.file_tree or len(runs) != 2):
+            from tui.screens.file_diff import FileDiffScreen
+
+            (root_a, key_a), (root_b, key_b) = list(files)
+            if root_a not in self.root_paths or root_b not in self.root_paths:
+                return
+            self.app.push_screen(
+                FileDiffScreen(
+                    self.root_paths[root_a] + b"/" + key_a,
+                    self.root_paths[root_b] + b"/" + key_b,
+                )
+            )
+            return
+        if len(runs) == 2:
+            from tui.screens.run_diff import RunDiffScreen
+
+            old, new = sorted(runs, key=lambda r: (r.started or 0, r.id))
+            self.app.push_screen(RunDiffScreen(self.pool, old, new))
+            return
+        self.notify(
+            "mark two runs (space in the runs list) or two files (space in the file tree)",
+            markup=False,
+            timeout=4,
+        )
+
+    def action_versions(self) -> None:
+        """The file under the tree cursor across every run of its experiment."""
+        from store.rundiff import relative_key
+        from tui.screens.versions import VersionsScreen
+
+        node = self.file_tree.cursor_node
+        run = self.runs.get(self.file_tree.run_id) if self.file_tree.run_id is not None else None
+        info = node.data if node is not None else None
+        if run is None or info is None or info.is_dir or info.entry is None:
+            self.notify("select a file in the file tree first", markup=False, timeout=3)
+            return
+        self.app.push_screen(VersionsScreen(self.pool, relative_key(run, info.key), run.experiment))
+
+    def action_retention(self) -> None:
+        """Open the retention view (plan, disk usage, trash) over this index."""
+        from tui.screens.retention import RetentionScreen
+
+        self.app.push_screen(RetentionScreen(self.db_path, self.pool, clock=self.clock))
+
+    def action_pin(self) -> None:
+        """Pin or unpin the file or folder under the tree cursor, else the selected run."""
+        tree = self.file_tree
+        node = tree.cursor_node if tree.has_focus else None
+        if node is not None and node.data is not None and tree.root_id is not None:
+            root_id, rel = tree.root_id, paths.unkey(node.data.key)
+        else:
+            run = self.runs.get(self.table.current_run_id or -1)
+            if run is None:
+                return
+            root_id, rel = run.root_id, paths.unkey(run.path)
+        root = self.root_paths.get(root_id)
+        if root is None or not rel:
+            self.notify("pin a run or a file inside a root, not the root itself", timeout=4)
+            return
+        self._pin_worker(os.fsdecode(root), rel)
+
+    @work(thread=True, group="pins", exit_on_error=False)
+    def _pin_worker(self, root: str, rel: str) -> None:
+        from tui.screens.retention import toggle_pin
+
+        text, _changed = toggle_pin(root, rel)
+        self.app.call_from_thread(self.notify, text, markup=False, timeout=3)
+        self.app.call_from_thread(self._load_user_state, tuple(self.root_paths.values()))
+
     def action_reload(self) -> None:
         self._load_runs()
 
@@ -586,7 +917,14 @@ class ExplorerScreen(Screen[None]):
             ("group: cycle (none, experiment, root)", self.action_cycle_group, "Group runs"),
             ("sort: reverse", self.action_sort_reverse, "Reverse the sort order"),
             ("index: reload runs", self.action_reload, "Reread every run from the index"),
+            ("view: retention", self.action_retention, "Plan, disk usage and trash"),
+            ("retention: pin / unpin", self.action_pin, "Pin the selected file or run"),
             ("runs: mark / unmark", self.action_mark, "Mark the run under the cursor"),
+            ("view: metrics of marked runs", self.action_metrics, "Metrics, sparklines, plots"),
+            ("runs: note…", self.action_note, "Write a note on the run or file"),
+            ("diff: marked runs or files", self.action_diff, "Compare two marked runs or files"),
+            ("files: mark / unmark", self.file_tree.action_mark_file, "Mark a file for a diff"),
+            ("files: versions of the selected file", self.action_versions, "Across runs"),
         ]
         for column in COLUMNS:
             if column.sortable:
@@ -601,6 +939,6 @@ class ExplorerScreen(Screen[None]):
             )
         runs = sorted(self.runs.values(), key=lambda r: (r.name.lower(), r.id))
         for run in runs[:2000]:
-            title = f"run: {run.name} ({run.framework})"
+            title = f"run: {visible(run.name)} ({run.framework})"
             entries.append((title, partial(self.jump_to_run, run.id), paths.display(run.path)))
         return entries

@@ -13,8 +13,31 @@ from textual.widgets import Static
 
 INTRO = (
     "Panes: Runs (top), Files (left), Preview (right).  tab / shift+tab move between them.\n"
-    "In the file tree, type the start of a name to jump to it.  Bindings can be remapped by id."
+    "In the file tree, type the start of a name to jump to it.  Bindings can be remapped by id.\n"
+    "Metrics view (m, for the marked runs): space plots the metric under the cursor (up to 3\n"
+    "side by side), c clears the plots, escape goes back.  n writes a note on the run or file."
 )
+
+
+def diff_screen_rows() -> list[tuple[str, list[tuple[str, str, str]]]]:
+    """(title, [(key, description, id)]) for the run diff, file diff and versions screens."""
+    from tui.screens.file_diff import FileDiffScreen
+    from tui.screens.run_diff import RunDiffScreen
+    from tui.screens.versions import VersionsScreen
+
+    sections: list[tuple[str, list[tuple[str, str, str]]]] = []
+    for title, screen in (
+        ("Run diff (d with two runs marked)", RunDiffScreen),
+        ("File diff (enter on a changed file, or d with two files marked)", FileDiffScreen),
+        ("Versions (v on a file)", VersionsScreen),
+    ):
+        rows = [
+            (b.key, b.description, b.id or "")
+            for b in screen.BINDINGS
+            if isinstance(b, Binding) and b.description
+        ]
+        sections.append((title, rows))
+    return sections
 
 
 class HelpScreen(ModalScreen[None]):
@@ -39,6 +62,12 @@ class HelpScreen(ModalScreen[None]):
             text.append(key.ljust(width), style="bold")
             text.append(description.ljust(34))
             text.append(binding_id + "\n", style="dim")
+        for title, keys in diff_screen_rows():
+            text.append(f"\n{title}\n", style="bold")
+            for key, description, binding_id in keys:
+                text.append(key.ljust(width), style="bold")
+                text.append(description.ljust(34))
+                text.append(binding_id + "\n", style="dim")
         text.append("\nescape, q or ? closes this screen.", style="dim")
         with VerticalScroll(id="help-body"):
             yield Static(text, markup=False)

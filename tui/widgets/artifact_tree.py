@@ -19,6 +19,7 @@ from textual.widgets import Tree
 from textual.widgets.tree import TreeNode
 
 from store import paths
+from store.integrity import problem_for
 from store.query import FolderEntry
 from store.views import PAGE_SIZE, ChildPage
 from tui.format import human_age, human_size
@@ -43,11 +44,12 @@ class NodeInfo:
     more_offset: int | None = None
 
 
-def entry_label(entry: FolderEntry, now: float) -> Text:
-    """Name, then size, kind and age, dim; a red "!" when a model file is unsafe or broken."""
+def entry_label(entry: FolderEntry, now: float, problem: str | None = None) -> Text:
+    """Name, then size, kind and age, dim; a red "!" when a model file is unsafe or broken,
+    or when it refers to something that is gone (``problem``, from ``store.integrity``)."""
     label = Text(no_wrap=True, overflow="ellipsis")
     art = entry.artifact
-    if art is not None and art.verdict in FLAGGED:
+    if (art is not None and art.verdict in FLAGGED) or problem is not None:
         label.append("! ", style="bold red")
     if entry.is_dir:
         label.append(entry.name + "/", style="bold")
@@ -56,6 +58,8 @@ def entry_label(entry: FolderEntry, now: float) -> Text:
     label.append(entry.name)
     if art is not None and art.ftype == "symlink":
         label.append(f" → {paths.display(art.link_target or '?')}", style="dim italic")
+    if problem is not None and problem.startswith("symlink"):
+        label.append(" (dangling)", style="bold red")
     label.append(f"  {human_size(entry.size)}", style="dim")
     if entry.kind and entry.kind != "other":
         label.append(f" · {entry.kind}", style="dim")
@@ -71,6 +75,13 @@ class ArtifactTree(Tree[NodeInfo]):
         Binding("k", "cursor_up", "Up", show=False, id="tree.up"),
         Binding("l", "open_node", "Open", show=False, id="tree.open"),
         Binding("h", "close_node", "Close", show=False, id="tree.close"),
+        Binding(
+            "space",
+            "mark_file",
+            "Mark file",
+            id="tree.mark",
+            tooltip="Mark the file (two marked files: d diffs them)",
+        ),
     ]
 
     def __init__(
@@ -86,13 +97,27 @@ class ArtifactTree(Tree[NodeInfo]):
         self._requests = 0
         self._typed = ""
         self._typed_at = 0.0
+        self.problems: tuple[str, ...] = ()
+        self.pinned: frozenset[bytes] = frozenset()
+        """Keys of pinned files and folders (user state): marked with a "◆"."""
+        """The shown run's integrity problems (``store.integrity``): flagged on their files."""
         self.show_root = True
         self.guide_depth = 2
+        self.marked_files: dict[tuple[int, bytes], str] = {}
+        """(root id, key) -> name of files marked for a diff; kept across runs."""
 
     # -- showing a run -------------------------------------------------------------------
 
-    def show_run(self, run_id: int | None, root_id: int, folder: bytes, label: Text) -> None:
+    def show_run(
+        self,
+        run_id: int | None,
+        root_id: int,
+        folder: bytes,
+        label: Text,
+        problems: tuple[str, ...] = (),
+    ) -> None:
         """Replace the tree with the run at ``folder`` and start loading its first page."""
+        self.problems = problems
         self.generation += 1
         self.workers.cancel_group(self, "tree")
         self.run_id, self.root_id = run_id, root_id
@@ -104,7 +129,36 @@ class ArtifactTree(Tree[NodeInfo]):
         self.root.expand()
         self._request(self.root, 0, refresh=False)
 
+    def problem_for(self, key: bytes) -> str | None:
+        """The integrity problem about the file at ``key`` (root-relative), if any."""
+        if not self.problems or self.root.data is None:
+            return None
+        folder = self.root.data.key
+        if folder and not key.startswith(folder + b"/"):
+            return None
+        return problem_for(self.problems, key[len(folder) + 1 :] if folder else key)
+
+    def _label(self, entry: FolderEntry, now: float) -> Text:
+        label = entry_label(entry, now, self.problem_for(entry.key))
+        if entry.key in self.pinned:
+            label = Text("◆ ", style="bold yellow", no_wrap=True, overflow="ellipsis") + label
+        return label
+
+    def set_pinned(self, keys: frozenset[bytes]) -> None:
+        """Mark pinned entries; relabels the loaded nodes whose pin changed."""
+        changed = keys ^ self.pinned
+        self.pinned = keys
+        if not changed:
+            return
+        now = self.clock()
+        for folder in self._open_folders(self.root):
+            for child in folder.children:
+                data = child.data
+                if data is not None and data.entry is not None and data.key in changed:
+                    child.set_label(self._label(data.entry, now))
+
     def show_nothing(self, message: str) -> None:
+        self.problems = ()
         self.generation += 1
         self.run_id = self.root_id = None
         self._pending.clear()
@@ -188,7 +242,7 @@ class ArtifactTree(Tree[NodeInfo]):
         now = self.clock()
         for entry in page.entries:
             node.add(
-                entry_label(entry, now),
+                self._label(entry, now),
                 NodeInfo(entry.key, entry.is_dir, entry),
                 allow_expand=entry.is_dir,
             )
@@ -216,7 +270,7 @@ class ArtifactTree(Tree[NodeInfo]):
         for index, entry in enumerate(page.entries):
             children = [c for c in node.children if c.data and c.data.more_offset is None]
             current = children[index] if index < len(children) else None
-            label = entry_label(entry, now)
+            label = self._label(entry, now)
             if current is not None and current.data is not None and current.data.key == entry.key:
                 current.data.entry = entry
                 if current.label != label:
@@ -249,6 +303,30 @@ class ArtifactTree(Tree[NodeInfo]):
         return found
 
     # -- keys ----------------------------------------------------------------------------
+
+    def action_mark_file(self) -> None:
+        """Mark or unmark the file under the cursor; on a folder, open or close it."""
+        node = self.cursor_node
+        if node is None or node.data is None or self.root_id is None:
+            return
+        info = node.data
+        if info.is_dir or info.entry is None:
+            if node.allow_expand:
+                node.toggle()
+            return
+        mark = (self.root_id, info.key)
+        if mark in self.marked_files:
+            del self.marked_files[mark]
+        else:
+            self.marked_files[mark] = info.entry.name
+        node.refresh()
+
+    def render_label(self, node: TreeNode[NodeInfo], base_style: Any, style: Any) -> Text:
+        label = super().render_label(node, base_style, style)
+        info = node.data
+        if info is not None and not info.is_dir and (self.root_id, info.key) in self.marked_files:
+            return Text.assemble(("● ", "bold"), label)
+        return label
 
     def action_open_node(self) -> None:
         node = self.cursor_node

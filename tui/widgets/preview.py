@@ -44,7 +44,7 @@ def _note(text: str) -> Text:
 def file_header(name: str, artifact: ArtifactRow | None, size: int, now: float) -> Text:
     """Name, then size, kind, age and hash of an indexed file."""
     header = Text(no_wrap=False)
-    header.append(name, style="bold")
+    header.append(visible(name), style="bold")
     parts = [human_size(size)]
     if artifact is not None:
         parts += [artifact.kind, f"modified {human_age(artifact.mtime, now)} ago"]
@@ -233,7 +233,7 @@ def render_preview(
 def folder_sections(entry: FolderEntry | None, name: str, now: float) -> tuple[RenderableType, ...]:
     """What the pane shows for a folder: totals from the index (no disk access)."""
     text = Text()
-    text.append(name + "/", style="bold")
+    text.append(visible(name) + "/", style="bold")
     if entry is not None:
         text.append(
             f"\n{human_size(entry.size)} in {entry.count} files · "
@@ -241,6 +241,16 @@ def folder_sections(entry: FolderEntry | None, name: str, now: float) -> tuple[R
             style="dim",
         )
     return (text,)
+
+
+def problem_sections(problems: Iterable[str]) -> tuple[RenderableType, ...]:
+    """Integrity problems (``store.integrity``) as one red block, or nothing."""
+    block = Text()
+    for problem in problems:
+        block.append("! ", style="bold red")
+        block.append(visible(problem) + "\n")
+    block.rstrip()
+    return (block,) if block else ()
 
 
 def symlink_sections(artifact: ArtifactRow, name: str, now: float) -> tuple[RenderableType, ...]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -17,7 +17,9 @@ from rich.text import Text
 from textual.binding import Binding, BindingType
 from textual.widgets import DataTable
 
+from store.integrity import problems_of
 from store.query import RunRow
+from store.safetext import visible
 from tui.format import human_age, human_size, metric_value
 
 
@@ -40,6 +42,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("name", "name"),
     Column("framework", "framework"),
     Column("status", "status"),
+    Column("check", "check", sortable=False),
     Column("started", "started", numeric=True),
     Column("last_write", "last write", numeric=True),
     Column("size", "size", numeric=True),
@@ -160,7 +163,24 @@ def _subsequence(needle: str, hay: str) -> bool:
     return all(ch in it for ch in needle)
 
 
-def run_cells(run: RunRow, *, marked: bool, now: float) -> dict[str, Cell]:
+def run_problem_count(run: RunRow) -> int:
+    """Dangerous or corrupt files plus dangling references: the number after the "!"."""
+    return run.flagged_files + len(problems_of(run.meta))
+
+
+@dataclass(frozen=True)
+class RowExtras:
+    """What a row shows from outside the run's index row: its checklist, pin and note."""
+
+    checklist: tuple[int, int] | None = None
+    """(items met, items required); None until computed."""
+    pinned: bool = False
+    note: bool = False
+
+
+def run_cells(
+    run: RunRow, *, marked: bool, now: float, extras: RowExtras | None = None
+) -> dict[str, Cell]:
     """The cells of one run's row, as plain ``Text`` (names are never parsed as markup)."""
 
     def cell(text: str, style: str = "", justify: str | None = None) -> Cell:
@@ -173,11 +193,25 @@ def run_cells(run: RunRow, *, marked: bool, now: float) -> dict[str, Cell]:
         return cell(metric_value(picked[1]) if picked else "-", "", "right")
 
     status = f"● {run.status}" if run.status == "live" else run.status
+    name = cell("")
+    problems = run_problem_count(run)
+    if problems:
+        name.append(f"!{problems} ", style="bold red")
+    if extras is not None and extras.pinned:
+        name.append("◆ ", style="bold yellow")
+    if extras is not None and extras.note:
+        name.append("✎ ", style="bold")
+    name.append(visible(run.name[:60]))
+    check = cell("", "", "right")
+    if extras is not None and extras.checklist is not None and extras.checklist[1]:
+        passed, total = extras.checklist
+        check.append(f"{passed}/{total}", style="" if passed == total else "bold red")
     return {
         "mark": cell("✓" if marked else " ", "bold"),
-        "name": cell(run.name[:60]),
+        "name": name,
         "framework": cell(run.framework),
         "status": cell(status, _STATUS_STYLE.get(run.status, "")),
+        "check": check,
         "started": cell(human_age(run.started, now), "", "right"),
         "last_write": cell(human_age(run.last_write, now), "", "right"),
         "size": cell(human_size(run.size_bytes), "", "right"),
@@ -185,7 +219,7 @@ def run_cells(run: RunRow, *, marked: bool, now: float) -> dict[str, Cell]:
         "loss": metric("loss"),
         "val_loss": metric("val_loss"),
         "acc": metric("acc"),
-        "experiment": cell((run.experiment or "-")[:40], "" if run.experiment else "dim"),
+        "experiment": cell(visible((run.experiment or "-")[:40]), "" if run.experiment else "dim"),
     }
 
 
@@ -216,7 +250,13 @@ class RunsTable(DataTable[Cell]):
             return None
         return int(row_key.value) if row_key.value is not None else None
 
-    def sync(self, runs: dict[int, RunRow], order: list[int], marked: set[int]) -> None:
+    def sync(
+        self,
+        runs: dict[int, RunRow],
+        order: list[int],
+        marked: set[int],
+        extras: Mapping[int, RowExtras] | None = None,
+    ) -> None:
         """Make the rows equal ``order`` (ids into ``runs``), by key, keeping the cursor."""
         keep = self.current_run_id
         now = self.clock()
@@ -226,7 +266,12 @@ class RunsTable(DataTable[Cell]):
             for run_id in present - wanted:
                 self.remove_row(str(run_id))
             for run_id in order:
-                cells = run_cells(runs[run_id], marked=run_id in marked, now=now)
+                cells = run_cells(
+                    runs[run_id],
+                    marked=run_id in marked,
+                    now=now,
+                    extras=extras.get(run_id) if extras is not None else None,
+                )
                 if run_id in present:
                     row = self.get_row(str(run_id))
                     for column, value in zip(COLUMNS, row, strict=False):
