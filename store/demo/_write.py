@@ -28,6 +28,21 @@ LIVE_RUN = "lightning_logs/version_3"
 """The folder ``simulate_training`` writes when ``artlens demo`` starts it."""
 
 
+DEMO_POLICY = """\
+# The demo's own policy, so the retention view has something to show:
+# `artlens retention plan` lists what it keeps, what it would free, and why.
+[retention]
+keep_last = 2             # newest checkpoints per run
+keep_best = 1             # plus the best one by the metric
+metric = "val_loss"
+keep_within = "12h"       # anything younger is kept whatever the rules say
+
+[[retention.rule]]
+framework = "hf-trainer"
+metric = "eval_loss"
+"""
+
+
 def write_demo(dest: Path, *, now: float | None = None, seed: int = 0) -> DemoInfo:
     """Write the demo tree into ``dest`` (missing or empty) and describe what is in it."""
     dest = Path(dest)
@@ -50,6 +65,7 @@ def write_demo(dest: Path, *, now: float | None = None, seed: int = 0) -> DemoIn
             write_plain,
         ):
             part(tree)
+        tree.write(".artlens.toml", DEMO_POLICY, age=9 * 86400)
         tree.finish()
     except OSError as error:
         reason = error.strerror or str(error)
