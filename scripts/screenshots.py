@@ -116,6 +116,43 @@ async def light(pilot: Pilot[Any], screen: ExplorerScreen) -> None:
     await pilot.press("t")
 
 
+async def mark_runs(pilot: Pilot[Any], screen: ExplorerScreen, names: list[str]) -> None:
+    for name in names:
+        screen.jump_to_run(next(r.id for r in screen.runs.values() if r.name == name))
+        await settle(pilot)
+        await pilot.press("1", "space")
+    await settle(pilot)
+
+
+async def run_diff(pilot: Pilot[Any], screen: ExplorerScreen) -> None:
+    await mark_runs(pilot, screen, ["version_0", "version_2"])
+    await pilot.press("d")
+
+
+async def file_diff(pilot: Pilot[Any], screen: ExplorerScreen) -> None:
+    await open_path(pilot, screen, "version_0", "metrics.csv")
+    await pilot.press("space")
+    await open_path(pilot, screen, "version_2", "metrics.csv")
+    await pilot.press("space")
+    await settle(pilot)
+    await pilot.press("d")
+
+
+async def metrics(pilot: Pilot[Any], screen: ExplorerScreen) -> None:
+    await mark_runs(pilot, screen, ["version_0", "version_1", "version_2"])
+    await pilot.press("m")
+
+
+async def retention(pilot: Pilot[Any], screen: ExplorerScreen) -> None:
+    await pilot.press("r")
+
+
+async def usage(pilot: Pilot[Any], screen: ExplorerScreen) -> None:
+    await pilot.press("r")
+    await settle(pilot)
+    await pilot.press("2")
+
+
 SCENES: dict[str, Scene] = {
     "runs": runs,
     "tree": tree,
@@ -127,6 +164,11 @@ SCENES: dict[str, Scene] = {
     "help": help_screen,
     "palette": palette,
     "light": light,
+    "run-diff": run_diff,
+    "file-diff": file_diff,
+    "metrics": metrics,
+    "retention": retention,
+    "usage": usage,
 }
 
 
@@ -165,8 +207,12 @@ def main() -> None:
     cols, rows = (int(v) for v in args.size.split("x"))
     OUT.mkdir(exist_ok=True)
     os.environ.setdefault("TZ", "UTC")
-    with tempfile.TemporaryDirectory(prefix="artlens-shots-") as tmp:
-        root, db_path = build(Path(tmp))
+    # a fixed folder, so the paths shown in the pictures do not change between runs
+    base = Path(tempfile.gettempdir()) / "artlens-screenshots"
+    shutil.rmtree(base, ignore_errors=True)
+    base.mkdir()
+    try:
+        root, db_path = build(base)
         shots = [(name, scene, (cols, rows)) for name, scene in SCENES.items()]
         if args.small:
             shots += [(f"{n}-80x24", SCENES[n], (80, 24)) for n in ("runs", "tree", "preview-csv")]
@@ -174,6 +220,8 @@ def main() -> None:
             svg = asyncio.run(shoot(db_path, root, name, scene, size))
             tool = to_png(svg)
             print(f"{svg.relative_to(OUT.parent)}" + (f" + png ({tool})" if tool else " (no png)"))
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
 
 
 if __name__ == "__main__":
