@@ -14,19 +14,10 @@ from typing import Any, Literal
 
 from store.diff._io import DiffError
 from store.diff.structured import Change, diff_structured
+from store.metric_direction import direction_of
 
 Direction = Literal["min", "max"]
 Better = Literal["old", "new", "same"]
-
-_MIN_WORDS = re.compile(
-    r"(loss|error|err|perplexity|ppl|mse|mae|rmse|wer|cer|nll|time|latency|duration|fid)",
-    re.I,
-)
-_MAX_WORDS = re.compile(
-    r"(acc|accuracy|f1|auc|auroc|precision|recall|bleu|rouge|map|iou|dice|score|r2|reward|"
-    r"top1|top5|psnr|ssim|throughput)",
-    re.I,
-)
 
 
 @dataclass(frozen=True)
@@ -106,12 +97,7 @@ class RunDiff:
 
 def metric_direction(name: str) -> Direction | None:
     """``min`` for loss-like names, ``max`` for accuracy-like names, else None."""
-    leaf = re.split(r"[/.]", name)[-1]
-    if _MIN_WORDS.search(leaf):
-        return "min"
-    if _MAX_WORDS.search(leaf):
-        return "max"
-    return None
+    return direction_of(name)
 
 
 def _summary(value: MetricSummary | Mapping[str, Any] | None) -> MetricSummary | None:

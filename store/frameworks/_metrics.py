@@ -3,66 +3,11 @@
 from __future__ import annotations
 
 import math
-import re
 
 from store.frameworks.model import MetricSummary, Series
+from store.metric_direction import direction_of
 
-_MIN_WORDS = frozenset(
-    [
-        "loss",
-        "losses",
-        "error",
-        "err",
-        "errors",
-        "perplexity",
-        "ppl",
-        "mse",
-        "mae",
-        "rmse",
-        "wer",
-        "cer",
-        "nll",
-        "bpd",
-        "bpc",
-        "fid",
-    ]
-)
-_MAX_WORDS = frozenset(
-    [
-        "acc",
-        "accuracy",
-        "f1",
-        "auc",
-        "auroc",
-        "roc",
-        "bleu",
-        "precision",
-        "recall",
-        "map",
-        "iou",
-        "miou",
-        "reward",
-        "rewards",
-        "return",
-        "rouge",
-        "dice",
-        "r2",
-        "top1",
-        "top5",
-    ]
-)
-_MAX_PREFIX = re.compile(r"^(acc|map\d|f1|auc|iou|bleu|rouge|top\d|precision|recall)")
-_SPLIT = re.compile(r"[^a-z0-9]+")
-
-
-def direction_of(name: str) -> str | None:
-    """'min' for losses and errors, 'max' for accuracies and scores, None when unsure."""
-    tokens = [t for t in _SPLIT.split(name.lower()) if t]
-    if any(t in _MIN_WORDS or t.startswith("loss") for t in tokens):
-        return "min"
-    if any(t in _MAX_WORDS or _MAX_PREFIX.match(t) for t in tokens):
-        return "max"
-    return None
+__all__ = ["direction_of", "summarize"]
 
 
 def summarize(name: str, points: list[tuple[int, float]]) -> MetricSummary:

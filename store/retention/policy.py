@@ -24,48 +24,11 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
+from store.metric_direction import direction_of
 from store.retention.globs import GlobSet, compile_globs
 
 POLICY_FILE = ".artlens.toml"
 Mode = Literal["min", "max"]
-
-_MIN_WORDS = (
-    "loss",
-    "err",
-    "error",
-    "perplexity",
-    "ppl",
-    "mse",
-    "mae",
-    "rmse",
-    "wer",
-    "cer",
-    "nll",
-    "distance",
-    "fid",
-    "regret",
-)
-_MAX_WORDS = (
-    "acc",
-    "accuracy",
-    "f1",
-    "auc",
-    "auroc",
-    "precision",
-    "recall",
-    "bleu",
-    "rouge",
-    "score",
-    "map",
-    "iou",
-    "dice",
-    "reward",
-    "return",
-    "r2",
-    "top1",
-    "top5",
-    "exact_match",
-)
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgtpe]?)(i?b?)\s*$", re.I)
 _AGE_PART = re.compile(r"(\d+(?:\.\d+)?)\s*(w|d|h|m|s)", re.I)
@@ -124,12 +87,7 @@ def format_age(seconds: float) -> str:
 
 def metric_mode(metric: str) -> Mode | None:
     """Whether lower or higher is better, from the metric's name; None when unsure."""
-    words = [w for w in re.split(r"[^a-z0-9]+", metric.lower()) if w]
-    if any(w in _MIN_WORDS for w in words):
-        return "min"
-    if any(w in _MAX_WORDS for w in words):
-        return "max"
-    return None
+    return direction_of(metric)
 
 
 @dataclass(frozen=True)
