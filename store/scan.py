@@ -13,7 +13,7 @@ import os
 import stat
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -207,7 +207,15 @@ class Indexer:
                 walk.unreadable.append(rel)
                 continue
             with scanner:
-                for entry in _entries(scanner, rel, report):
+                try:
+                    listed = list(scanner)
+                except OSError as exc:
+                    # a listing cut short says nothing about the entries it did not reach:
+                    # keep the folder's rows rather than take them for deleted
+                    report.warn(_os_reason(exc), rel)
+                    walk.unreadable.append(rel)
+                    continue
+                for entry in listed:
                     name = entry.name
                     if ignore and entry.path in ignore:
                         continue
@@ -724,16 +732,6 @@ class Indexer:
             state = "skipped" if result.error == "too large" else "error"
             return (None, state, refined, verdict, reason or result.error)
         return (result.digest, "done", refined, verdict, reason)
-
-
-def _entries(
-    scanner: Iterator[os.DirEntry[bytes]], rel: bytes, report: ScanReport
-) -> Iterator[os.DirEntry[bytes]]:
-    """A folder's entries, surviving an error halfway through the listing."""
-    try:
-        yield from scanner
-    except OSError as exc:
-        report.warn(_os_reason(exc), rel)
 
 
 def _verdict_for(path: bytes, kind: str, head: bytes) -> tuple[str | None, str | None]:

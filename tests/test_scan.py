@@ -274,3 +274,45 @@ def test_a_root_given_as_a_symlink_is_scanned(tmp_path: Path, db: sqlite_utils.D
     link.symlink_to(real)
     Indexer(db, link).scan()
     assert index_rows(db) == {b"run/model.pt": 1}
+
+
+def test_a_listing_cut_short_keeps_the_folders_rows(
+    tmp_path: Path, db: sqlite_utils.Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = tmp_path / "root"
+    (root / "run").mkdir(parents=True)
+    for i in range(5):
+        (root / "run" / f"ckpt-{i}.pt").write_bytes(b"x")
+    indexer = Indexer(db, root)
+    indexer.scan()
+    real_scandir = os.scandir
+
+    class CutShort:
+        """A listing that fails with EIO after its first entry."""
+
+        def __init__(self, path: bytes) -> None:
+            self.inner = real_scandir(path)
+
+        def __enter__(self) -> CutShort:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            self.inner.close()
+
+        def __iter__(self) -> CutShort:
+            self.first = True
+            return self
+
+        def __next__(self) -> os.DirEntry[bytes]:
+            if not self.first:
+                raise OSError(5, "Input/output error")
+            self.first = False
+            return next(self.inner)
+
+    monkeypatch.setattr(
+        os, "scandir", lambda p: CutShort(p) if p.endswith(b"/run") else real_scandir(p)
+    )
+    report = indexer.scan()
+    assert report.warnings["I/O error"] == 1
+    assert report.removed == 0
+    assert len(index_rows(db)) == 5
