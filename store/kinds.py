@@ -154,6 +154,10 @@ _METRIC_NAME = re.compile(r"(^|[_\-.])(metrics?|results?|scores?|history)([_\-.]
 _CONFIG_NAME = re.compile(r"(^|[_\-.])(config|hparams|params|args|settings)([_\-.]|$)", re.I)
 
 
+_SETTLED_BY_EXT = frozenset({"image", "code", "log"})
+"""Kinds an extension decides alone (no special names among them): the common fast path."""
+
+
 def classify(relpath: str) -> str:
     """The kind of a file from its root-relative path alone."""
     slash = relpath.rfind("/")
@@ -164,11 +168,13 @@ def classify(relpath: str) -> str:
         return kind
     if lower.startswith("events.out.tfevents"):
         return "metrics"
-    if _REQUIREMENTS.match(lower):
-        return "env"
     dot = lower.rfind(".")
     ext = lower[dot:] if dot > 0 else ""
     kind = _BY_EXT.get(ext, "other")
+    if kind in _SETTLED_BY_EXT:
+        return kind
+    if lower.startswith("requirements") and _REQUIREMENTS.match(lower):
+        return "env"
     folder = relpath[:slash] if slash >= 0 else ""
     if kind in _WEIGHT_KINDS or ext == ".bin":
         if kind == "checkpoint" or _CHECKPOINT_NAME.search(lower) or _CHECKPOINT_DIR.search(folder):
