@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 from pathlib import Path
@@ -39,10 +40,23 @@ def index_tree(root: Path, db_path: Path) -> None:
             db.conn.close()
 
 
+FIXED_MTIME = 1_767_225_600.0  # 2026-01-01: long before any test's clock
+
+
+def settle_mtimes(root: Path) -> None:
+    """Give every copied entry the same old mtime: a fresh git checkout stamps the fixtures
+    with 'now', which would make their runs look live and the pictures differ."""
+    for folder, dirs, files in os.walk(root):
+        for name in dirs + files:
+            os.utime(os.path.join(folder, name), (FIXED_MTIME, FIXED_MTIME), follow_symlinks=False)
+    os.utime(root, (FIXED_MTIME, FIXED_MTIME))
+
+
 def copy_fixtures(tmp_path: Path) -> tuple[Path, Path]:
     root = tmp_path / "frameworks"
     shutil.copytree(FIXTURES, root, symlinks=True)
     (root / "EXPECTED.json").unlink()
+    settle_mtimes(root)
     db_path = tmp_path / "index.db"
     index_tree(root, db_path)
     return root, db_path
