@@ -10,7 +10,6 @@ drive the terminal.  Rendering (colours, tables, half-block pictures) is the UI'
 from __future__ import annotations
 
 import csv
-import io
 import json
 import os
 import stat
@@ -19,6 +18,7 @@ import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
+from store.csvrows import csv_reader
 from store.safetext import decode, visible
 
 MAX_READ = 256 * 1024
@@ -244,7 +244,7 @@ def _table(read: _Read, delimiter: str) -> Preview:
     def parse(data: bytes) -> list[list[str]]:
         text = data.decode("utf-8", "replace")
         try:
-            return [row for row in csv.reader(io.StringIO(text), delimiter=delimiter) if row]
+            return [row for row in csv_reader(text, delimiter) if row]
         except csv.Error:
             return [line.split(delimiter) for line in text.splitlines() if line]
 

@@ -8,12 +8,12 @@ summarised because that is usually the number someone comparing two runs wants.
 from __future__ import annotations
 
 import csv
-import io
 import math
 import os
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from store.csvrows import csv_reader
 from store.diff._io import read_capped
 
 MAX_TABLE_BYTES = 64 * 1024 * 1024
@@ -83,7 +83,7 @@ def parse_table(data: bytes, name: str = "") -> Table:
     warnings: list[str] = []
     rows: list[list[str]] = []
     try:
-        for row in csv.reader(io.StringIO(text, newline=""), delimiter=delimiter):
+        for row in csv_reader(text, delimiter):
             rows.append(row)
     except csv.Error as exc:
         warnings.append(f"{name or 'table'}: CSV error after row {len(rows)}: {exc}")

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import csv
-import io
 import os
 from pathlib import Path
 
+from store.csvrows import csv_reader
 from store.frameworks import _io
 from store.frameworks._metrics import add_point
 from store.frameworks.flatten import flatten
@@ -31,7 +31,7 @@ def read_wide_csv(root: Path, rel: str, out: Loaded) -> bool:
         out.warn(f"{rel}: larger than {_io.LARGE} bytes, only the start was read")
         data = data[: data.rfind(b"\n") + 1]
     text = data.decode("utf-8", "replace")
-    reader = csv.reader(io.StringIO(text, newline=""))
+    reader = csv_reader(text)
     try:
         header = next(reader)
     except (StopIteration, csv.Error):

@@ -8,9 +8,9 @@ value; newer versions add ``timestamp``).
 from __future__ import annotations
 
 import csv
-import io
 from pathlib import Path
 
+from store.csvrows import csv_reader
 from store.frameworks import _common, _io
 from store.frameworks._context import DetectContext
 from store.frameworks._metrics import add_point
@@ -62,7 +62,7 @@ def _read_tsv(root: Path, rel: str, name: str, out: Loaded) -> None:
         return
     if cut:
         out.warn(f"{rel}: larger than {_io.LARGE} bytes, only the start was read")
-    rows = csv.reader(io.StringIO(data.decode("utf-8", "replace"), newline=""), delimiter="\t")
+    rows = csv_reader(data.decode("utf-8", "replace"), "\t")
     try:
         header = [h.strip().lower() for h in next(rows)]
     except (StopIteration, csv.Error):

@@ -11,7 +11,6 @@ logs outside such units are never candidates.
 from __future__ import annotations
 
 import csv
-import io
 import json
 import math
 import os
@@ -24,6 +23,7 @@ from typing import Any
 
 import sqlite_utils
 
+from store.csvrows import csv_reader
 from store.paths import unkey
 
 CANDIDATE_KINDS = ("checkpoint", "model")
@@ -436,7 +436,7 @@ def _attach_metrics_csv(run: RunInfo, units: list[Candidate], metric: str) -> No
             os.close(fd)
     except OSError:
         return
-    rows = csv.reader(io.StringIO(data.decode("utf-8", "replace"), newline=""))
+    rows = csv_reader(data.decode("utf-8", "replace"))
     try:
         header = [h.strip().lower() for h in next(rows)]
     except (StopIteration, csv.Error):
