@@ -90,3 +90,31 @@ def ground_truth(root: Path) -> dict[bytes, int]:
             elif stat_mod.S_ISREG(st.st_mode) or stat_mod.S_ISLNK(st.st_mode):
                 found[child] = st.st_size
     return found
+
+
+DROP_ROOT = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+"""Run a command as nobody: CI runs as root, where permission tests would pass vacuously."""
+
+
+def unprivileged_python() -> list[str]:
+    """The command prefix that runs this Python as nobody, or skip the test.
+
+    Skips where setpriv is missing, or where nobody cannot run this interpreter (a Python
+    installed under root's 0700 home folder, as pyenv does).
+    """
+    import shutil
+    import subprocess
+    import sys
+
+    if shutil.which("setpriv") is None:
+        pytest.skip("setpriv is missing: a permission test would pass vacuously as root")
+    command = [*DROP_ROOT, sys.executable]
+    probe = subprocess.run(
+        [*command, "-c", "import store"],
+        capture_output=True,
+        cwd=Path(__file__).resolve().parent.parent,
+        timeout=60,
+    )
+    if probe.returncode != 0:
+        pytest.skip("the unprivileged user cannot run this Python interpreter")
+    return command

@@ -168,7 +168,7 @@ def test_previews_of_hostile_contents(
 
 def _csv(rows: list[list[object]]) -> str:
     out = io.StringIO()
-    csv.writer(out).writerows(rows)
+    csv.writer(out, escapechar="\\").writerows(rows)
     return out.getvalue()
 
 

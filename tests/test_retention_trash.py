@@ -33,6 +33,7 @@ from store.retention.trash import (
     recover,
     restore,
 )
+from tests.conftest import unprivileged_python
 
 REPO = Path(__file__).resolve().parents[1]
 RUN = "run"
@@ -273,11 +274,8 @@ def test_unwritable_root_skips_everything_with_a_reason(tmp_path: Path) -> None:
     db.conn.close()
 
 
-def _setpriv() -> str:
-    found = shutil.which("setpriv")
-    if found is None:
-        pytest.skip("setpriv is missing: permission tests would pass vacuously as root")
-    return found
+def _setpriv() -> list[str]:
+    return unprivileged_python()
 
 
 def test_read_only_folder_is_skipped_not_deleted() -> None:
@@ -307,11 +305,7 @@ def test_read_only_folder_is_skipped_not_deleted() -> None:
         )
         out = subprocess.run(
             [
-                setpriv,
-                "--reuid=65534",
-                "--regid=65534",
-                "--clear-groups",
-                sys.executable,
+                *setpriv,
                 "-c",
                 script,
                 str(plan_path),

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -16,9 +15,7 @@ import sqlite_utils
 from store import paths
 from store.db import open_db
 from store.scan import Indexer
-from tests.conftest import HOSTILE_NAMES, ground_truth
-
-DROP_ROOT = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+from tests.conftest import HOSTILE_NAMES, ground_truth, unprivileged_python
 
 
 def index_rows(db: sqlite_utils.Database) -> dict[bytes, int]:
@@ -208,7 +205,6 @@ def test_vanishing_entries_mid_scan_are_counted(
     assert index_rows(db) == {b"a/f.txt": 1}
 
 
-@pytest.mark.skipif(shutil.which("setpriv") is None, reason="needs setpriv to drop root")
 def test_unreadable_folder_is_skipped_and_its_rows_are_kept() -> None:
     # pytest's tmp_path sits below a 0700 folder the unprivileged user cannot enter
     tmp_path = Path(tempfile.mkdtemp(prefix="artlens-perm-"))
@@ -220,6 +216,7 @@ def test_unreadable_folder_is_skipped_and_its_rows_are_kept() -> None:
 
 
 def _check_unreadable_folder(tmp_path: Path) -> None:
+    unprivileged = unprivileged_python()
     root = tmp_path / "root"
     (root / "open").mkdir(parents=True)
     (root / "open" / "a.txt").write_text("a")
@@ -241,15 +238,7 @@ def _check_unreadable_folder(tmp_path: Path) -> None:
     )
     try:
         out = subprocess.run(
-            [
-                "setpriv",
-                "--reuid=65534",
-                "--regid=65534",
-                "--clear-groups",
-                sys.executable,
-                "-c",
-                script,
-            ],
+            [*unprivileged, "-c", script],
             capture_output=True,
             text=True,
             cwd=Path(__file__).resolve().parent.parent,
