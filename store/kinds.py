@@ -7,6 +7,7 @@ first bytes with ``refine``.
 
 from __future__ import annotations
 
+import os
 import re
 
 KINDS = (
@@ -156,6 +157,32 @@ _CONFIG_NAME = re.compile(r"(^|[_\-.])(config|hparams|params|args|settings)([_\-
 
 _SETTLED_BY_EXT = frozenset({"image", "code", "log"})
 """Kinds an extension decides alone (no special names among them): the common fast path."""
+
+
+def _settled_extensions() -> dict[bytes, str]:
+    """Extensions whose kind is final whatever the rest of the name says."""
+    settled = {ext: kind for ext, kind in _BY_EXT.items() if kind in _SETTLED_BY_EXT}
+    for name, kind in _BY_NAME.items():
+        dot = name.rfind(".")
+        if dot > 0 and settled.get(name[dot:], kind) != kind:
+            del settled[name[dot:]]
+    return {ext.encode(): kind for ext, kind in settled.items()}
+
+
+_SETTLED_EXT_BYTES = _settled_extensions()
+_TFEVENTS = b"events.out.tfevents"
+
+
+def classify_key(key: bytes) -> str:
+    """``classify`` of a path key: images, code and logs skip decoding the name (the scan's
+    hot path), anything else goes through ``classify``."""
+    cut = key.rfind(b"/") + 1
+    dot = key.rfind(b".")
+    if dot > cut:
+        kind = _SETTLED_EXT_BYTES.get(key[dot:])
+        if kind is not None and key[cut : cut + 19].lower() != _TFEVENTS:
+            return kind
+    return classify(os.fsdecode(key))
 
 
 def classify(relpath: str) -> str:

@@ -12,6 +12,7 @@ import json
 import os
 import re
 import sqlite3
+import sys
 import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -23,6 +24,8 @@ from store import integrity, paths
 
 if TYPE_CHECKING:
     from store.frameworks import RunInfo, RunSpec
+
+_FS_ENCODING, _FS_ERRORS = sys.getfilesystemencoding(), sys.getfilesystemencodeerrors()
 
 LIVE_SECONDS = 120.0
 """A run written to within this window counts as live unless its framework says it ended."""
@@ -110,9 +113,11 @@ class RunSync:
     def _detect(self, listing: Listing) -> list[RunSpec]:
         from store.frameworks import DirListing, detect_runs
 
+        # what os.fsdecode does on POSIX, without its per-call checks (a name per file)
         converted = {
-            os.fsdecode(folder): DirListing(
-                frozenset(os.fsdecode(d) for d in dirs), frozenset(os.fsdecode(f) for f in files)
+            folder.decode(_FS_ENCODING, _FS_ERRORS): DirListing(
+                frozenset([d.decode(_FS_ENCODING, _FS_ERRORS) for d in dirs]),
+                frozenset([f.decode(_FS_ENCODING, _FS_ERRORS) for f in files]),
             )
             for folder, (dirs, files) in listing.items()
         }
@@ -174,6 +179,15 @@ class RunSync:
         if owner is None:
             owner = self._run_path_of_folder(parent)
         return None if owner is None else self._ids.get(owner)
+
+    def run_of_folder(self, folder: bytes) -> int | None:
+        """The run id owning the files of ``folder`` that own no run themselves."""
+        owner = self._run_path_of_folder(folder)
+        return None if owner is None else self._ids.get(owner)
+
+    def owns(self, key: bytes) -> bool:
+        """True when ``key`` is itself a run path or an extra path of one."""
+        return key in self._owner
 
     def run_for(self, key: bytes) -> int | None:
         """The run id owning an artifact key, once ``upsert`` has assigned ids."""
@@ -246,9 +260,11 @@ class RunSync:
     def mark_dirty(self, run_ids: Iterable[int | None]) -> None:
         self._dirty.update(r for r in run_ids if r is not None)
 
-    def refresh(self, conn: sqlite3.Connection, now: float) -> int:
+    def refresh(self, conn: sqlite3.Connection, now: float, *, summaries: bool = True) -> int:
         """Re-read the summaries of dirty runs and refresh every run's totals.
 
+        Without ``summaries`` the framework files are not read: dirty runs get their
+        totals and are marked ``summary_pending`` in meta, for ``fill_pending`` to finish.
         Returns how many runs changed (including added and removed ones).
         """
         changed = 0
@@ -273,8 +289,28 @@ class RunSync:
         events: list[tuple[object, ...]] = []
         for run_id in dirty:
             key = by_id[run_id]
-            info = self._read(self._specs[key])
             size, count, last_write, first_write = totals.get(run_id, (0, 0, None, None))
+            if not summaries:
+                conn.execute(
+                    "UPDATE runs SET started = coalesce(started, ?), last_write = ?,"
+                    " status = CASE WHEN status IN ('finished', 'failed') THEN status ELSE ? END,"
+                    " meta = json_set(meta, '$.summary_pending', json('true')),"
+                    " size_bytes = ?, n_artifacts = ?, updated_at = ? WHERE id = ?",
+                    [
+                        first_write,
+                        last_write,
+                        status_of("unknown", last_write, now),
+                        size,
+                        count,
+                        now,
+                        run_id,
+                    ],
+                )
+                kind = "run_added" if key in self._new else "run_changed"
+                events.append((now, kind, self.root_id, run_id, key))
+                changed += 1
+                continue
+            info = self._read(self._specs[key])
             status = status_of(info.status, last_write, now)
             meta = dict(info.meta)
             meta["extra_paths"] = list(self._specs[key].extra_paths)
@@ -324,6 +360,24 @@ class RunSync:
         self._new.clear()
         self._removed = []
         return changed
+
+    def fill_pending(self, conn: sqlite3.Connection, now: float) -> int:
+        """Read the summaries a deferred refresh left pending; returns how many."""
+        pending = [
+            int(r[0])
+            for r in conn.execute(
+                "SELECT id FROM runs WHERE root_id = ?"
+                " AND json_extract(meta, '$.summary_pending') IS NOT NULL",
+                [self.root_id],
+            )
+        ]
+        if not pending:
+            return 0
+        if not self._specs:
+            self._set_specs(self._specs_from_index())
+        self.mark_dirty(pending)
+        self.refresh(conn, now)
+        return len(pending)
 
     def refresh_status(self, conn: sqlite3.Connection, now: float) -> int:
         """Turn 'live' runs that went quiet back into what their framework says."""

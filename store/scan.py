@@ -25,8 +25,9 @@ import sqlite_utils
 from store import paths
 from store.db import write_transaction
 from store.hashing import Identity, hash_file
-from store.kinds import classify, refine
+from store.kinds import classify, classify_key, refine
 from store.runs import Listing, RunSync, is_marker
+from store.safetext import visible
 
 IGNORED_DIR_NAMES = frozenset({b".artlens-trash", b".git", b"__pycache__"})
 """Folders that are never artifacts: our own trash, VCS internals, bytecode caches."""
@@ -39,6 +40,15 @@ QUIET_SECONDS = 2.0
 """A file written more recently than this is still being written: do not hash it yet."""
 
 SAMPLES_PER_WARNING = 5
+
+BULK_ROWS = 5000
+"""A load of at least this many new rows into a table holding fewer rows than that drops
+the artifacts table's secondary indexes and builds them again after the load, inside the
+same transaction: building an index from sorted data beats growing it row by row."""
+
+SNAPSHOT_MAX = 250_000
+"""A long-lived Indexer remembers the identity tuples of a root up to this many files
+(about 60 MB), so its next full rescan need not read them back from SQLite."""
 
 ProgressFn = Callable[[int, int], None]
 """progress(done, total): total is 0 while unknown (during the walk)."""
@@ -108,6 +118,13 @@ class _Entry(NamedTuple):
 
 
 _IDENTITY = "path, inode, size, mtime_ns, dev, ftype"
+_Identity = tuple[bytes, int, int, int, int, str]
+
+
+def _path_of(entry: _Identity) -> bytes:
+    return entry[0]
+
+
 _OLD_ROW = "path, id, run_id, hash, kind, size, mtime_ns"
 
 
@@ -142,6 +159,11 @@ class Indexer:
         self._ignore_abs = {os.fsencode(os.path.abspath(p)) for p in ignore_paths}
         self.root_id = self._register_root()
         self.runs = RunSync(db, self.root, self.root_id, clock=clock)
+        self._snapshot: set[tuple[Any, ...]] | None = None
+        """The root's identity tuples as of our last full scan, valid while ``_stamp``
+        shows no commit since (by another connection, or another user of ours)."""
+        self._stamp: tuple[int, int] = (-1, -1)
+        self._summaries = True
 
     # -- roots ---------------------------------------------------------------------------
 
@@ -188,6 +210,7 @@ class Indexer:
             return walk
         seen_dirs.add((st.st_dev, st.st_ino))
         ignore = self._ignore_abs
+        ignore_names = {paths.name_of(p) for p in ignore}
         walk.dirs[start] = (paths.parent_key(start), st.st_mtime_ns)
         stack = [start]
         append = walk.entries.append
@@ -219,7 +242,7 @@ class Indexer:
                     continue
                 for entry in listed:
                     name = entry.name
-                    if ignore and entry.path in ignore:
+                    if name in ignore_names and entry.path in ignore:
                         continue
                     child = rel + b"/" + name if rel else name
                     try:
@@ -267,20 +290,38 @@ class Indexer:
 
     # -- scanning ------------------------------------------------------------------------
 
-    def scan(self, subtree: str | bytes = "", progress: ProgressFn | None = None) -> ScanReport:
-        """Reconcile the index with the disk under ``subtree`` ('' = the whole root)."""
+    def scan(
+        self,
+        subtree: str | bytes = "",
+        progress: ProgressFn | None = None,
+        *,
+        defer_summaries: bool = False,
+    ) -> ScanReport:
+        """Reconcile the index with the disk under ``subtree`` ('' = the whole root).
+
+        With ``defer_summaries`` the runs' own files (params, metrics, status) are not
+        read: the runs are marked pending for ``fill_summaries``, as hashing is for
+        ``hash_pending``, so the files and runs are committed sooner.
+        """
         started = time.perf_counter()
         start = paths.key(subtree)
         report = ScanReport(root=paths.display(self.root_b))
-        with _no_cyclic_gc():
-            self._scan(start, report, progress)
+        self._summaries = not defer_summaries
+        try:
+            with _no_cyclic_gc():
+                self._scan(start, report, progress)
+        finally:
+            self._summaries = True
         report.seconds = time.perf_counter() - started
         return report
 
     def _scan(self, start: bytes, report: ScanReport, progress: ProgressFn | None) -> None:
         walk = self._walk(start, report, progress)
-        existing = self._existing_artifacts(start)
+        snapshot = self._snapshot if not start and self._stamp == self._current_stamp() else None
+        self._snapshot = None
+        existing = snapshot if snapshot is not None else self._existing_artifacts(start)
         existing_dirs = self._existing_dirs(start)
+        remember = not start and len(walk.entries) <= SNAPSHOT_MAX
         self._reconcile(
             walk,
             existing,
@@ -289,7 +330,18 @@ class Indexer:
             listing=lambda: self._listing_for_detection(start, walk),
             event_path=start,
             full=not start,
+            unique=True,
+            remember=remember,
         )
+        if remember:
+            # _reconcile left ``existing`` equal to the root's rows as just committed
+            self._snapshot = existing
+            self._stamp = self._current_stamp()
+
+    def _current_stamp(self) -> tuple[int, int]:
+        """(data_version, total_changes): moves when anyone but this scan commits."""
+        conn = self.db.conn
+        return int(conn.execute("PRAGMA data_version").fetchone()[0]), conn.total_changes
 
     def scan_folders(self, folders: Iterable[str | bytes]) -> ScanReport:
         """Shallow rescan of some folders in one transaction: what the watcher calls.
@@ -353,26 +405,38 @@ class Indexer:
         event_path: bytes,
         full: bool,
         detect_after_write: bool = False,
+        unique: bool = False,
+        remember: bool = False,
     ) -> None:
-        """Diff a walk against the index rows it covers, and write the difference."""
+        """Diff a walk against the index rows it covers, and write the difference.
+
+        ``unique`` says the walk lists each path once, so "every row was seen unchanged"
+        follows from counting.  With ``remember``, ``existing`` is left holding the
+        identity tuples the index has for the walked rows after the write.
+        """
         report.files = len(walk.entries)
         report.dirs = len(walk.dirs)
         had_rows = bool(existing)
         protected = walk.unreadable
         now = self.clock()
 
-        walked = set(walk.entries)
-        fresh = walked - existing
-        stale_paths = {row[0] for row in existing - walked}
-        report.unchanged = len(walked) - len(fresh)
-        changed_paths = stale_paths.intersection(t[0] for t in fresh)
+        entries = walk.entries
+        if not unique:
+            entries = list(set(entries))
+        fresh = [t for t in entries if t not in existing] if existing else entries
+        report.unchanged = len(entries) - len(fresh)
+        if report.unchanged == len(existing):
+            stale: set[tuple[Any, ...]] = set()
+        else:
+            stale = existing - set(entries)
+        stale_paths = {row[0] for row in stale}
+        changed_paths = stale_paths.intersection(t[0] for t in fresh) if stale_paths else set()
         old_rows = self._old_rows(stale_paths)
-        fresh_entries = [_Entry._make(t) for t in fresh]
-        added = [e for e in fresh_entries if e.path not in changed_paths]
+        added = [t for t in fresh if t[0] not in changed_paths] if changed_paths else fresh
         changed = [
-            (old_rows[e.path][1], e, old_rows[e.path])
-            for e in fresh_entries
-            if e.path in changed_paths
+            (old_rows[t[0]][1], _Entry._make(t), old_rows[t[0]])
+            for t in fresh
+            if t[0] in changed_paths
         ]
         removed: list[tuple[Any, ...]] = [
             (row[1], key, row[2], row[3], row[5], row[6])
@@ -391,13 +455,13 @@ class Indexer:
         structural = bool(
             dirs_added
             or dirs_removed
-            or any(is_marker(paths.name_of(e.path)) for e in added)
+            or any(is_marker(paths.name_of(e[0])) for e in added)
             or any(is_marker(paths.name_of(r[1])) for r in removed)
         )
         self.runs.prepare(listing, structural=structural and not detect_after_write)
 
         report.added, report.changed, report.removed = len(added), len(changed), len(removed)
-        cache = self._hash_cache_lookup(added + [c[1] for c in changed])
+        cache = self._hash_cache_lookup(added, [c[1] for c in changed])
         with write_transaction(self.db) as conn:
             self.runs.upsert(conn, now)
             self._write_dirs(dirs_added, dirs_changed, dirs_removed)
@@ -408,7 +472,7 @@ class Indexer:
             if had_rows and structural:
                 self.runs.reassign_all(conn)
             if added or changed or removed or self.runs.has_dirty():
-                report.runs_changed = self.runs.refresh(conn, now)
+                report.runs_changed = self.runs.refresh(conn, now, summaries=self._summaries)
             self._write_events(event_path, added, changed, removed, now)
             if full:
                 conn.execute(
@@ -416,6 +480,13 @@ class Indexer:
                     [now, *(self.root_identity() or (None, None)), self.root_id],
                 )
         report.runs = self.runs.count()
+        if not remember:
+            existing.clear()
+            return
+        if stale:
+            gone = {row[0] for row in removed}
+            existing -= {row for row in stale if row[0] in gone or row[0] in changed_paths}
+        existing.update(fresh)
 
     def _existing_artifacts(self, start: bytes, *, shallow: bool = False) -> set[tuple[Any, ...]]:
         """The identity tuples of the rows under ``start`` (or directly in it)."""
@@ -510,13 +581,16 @@ class Indexer:
             listing.setdefault(bytes(parent), ([], []))[1].append(paths.name_of(bytes(path)))
         return listing
 
-    def _hash_cache_lookup(self, entries: Sequence[_Entry]) -> dict[tuple[int, int, int, int], str]:
-        regular = [e for e in entries if e.ftype == "file"]
-        if not regular:
+    def _hash_cache_lookup(
+        self, added: Sequence[_Identity], changed: Sequence[_Entry]
+    ) -> dict[tuple[int, int, int, int], str]:
+        if not added and not changed:
             return {}
         count = self.db.conn.execute("SELECT count(*) FROM hash_cache").fetchone()[0]
         if not count:
             return {}
+        regular = [_Entry._make(e) for e in added if e[5] == "file"]
+        regular += [e for e in changed if e.ftype == "file"]
         if len(regular) * 4 > count:
             return {
                 (d, i, s, m): h
@@ -551,7 +625,7 @@ class Indexer:
 
     def _write_artifacts(
         self,
-        added: list[_Entry],
+        added: list[_Identity],
         changed: list[tuple[int, _Entry, tuple[object, ...]]],
         removed: list[tuple[object, ...]],
         cache: dict[tuple[int, int, int, int], str],
@@ -561,45 +635,11 @@ class Indexer:
         c = self.db.conn
         run_of = self.runs.run_of_entry
         dirty: set[int | None] = set()
-        cache_get = cache.get
-        root_id = self.root_id
-
-        added.sort()  # in key order, the B-tree indexes grow at their ends
-
-        def new_rows() -> Iterator[tuple[object, ...]]:
-            """Rows built as SQLite takes them, so a million files never sit in a list."""
-            for path, inode, size, mtime_ns, dev, ftype in added:
-                cut = path.rfind(b"/")
-                parent = path[:cut] if cut > 0 else b""
-                run_id = run_of(path, parent)
-                dirty.add(run_id)
-                digest = cache_get((dev, inode, size, mtime_ns))
-                state = "done" if digest else ("pending" if ftype == "file" else "skipped")
-                yield (
-                    root_id,
-                    run_id,
-                    path,
-                    parent,
-                    paths.display(path[cut + 1 :]),
-                    classify(os.fsdecode(path)),
-                    ftype,
-                    links.get(path),
-                    size,
-                    mtime_ns,
-                    inode,
-                    dev,
-                    digest,
-                    state,
-                    now,
-                    now,
-                )
-
-        c.executemany(
-            "INSERT INTO artifacts (root_id, run_id, path, parent, name, kind, ftype, link_target,"
-            " size, mtime_ns, inode, dev, hash, hash_state, first_seen, last_seen)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            new_rows(),
-        )
+        added.sort(key=_path_of)  # in key order, the B-tree indexes grow at their ends
+        rebuild = self._drop_secondary_indexes(len(added))
+        self._insert_new(added, cache, links, now, dirty)
+        for sql in rebuild:
+            c.execute(sql)
         history = []
         updates = []
         for art_id, e, old in changed:
@@ -647,10 +687,109 @@ class Indexer:
         dirty.update(r[2] for r in removed)  # type: ignore[misc]
         self.runs.mark_dirty(dirty)
 
+    def _drop_secondary_indexes(self, incoming: int) -> list[str]:
+        """Drop the artifacts table's secondary indexes before a bulk load; returns the
+        statements that build them again (run inside the same transaction)."""
+        c = self.db.conn
+        if incoming < BULK_ROWS:
+            return []
+        held = c.execute("SELECT count(*) FROM artifacts").fetchone()[0]
+        if held >= incoming:
+            return []
+        ddl = c.execute(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'index'"
+            " AND tbl_name = 'artifacts' AND sql IS NOT NULL"
+        ).fetchall()
+        for name, _sql in ddl:
+            c.execute(f"DROP INDEX {sqlite_utils.db.quote_identifier(name)}")
+        return [sql for _name, sql in ddl]
+
+    def _insert_new(
+        self,
+        added: list[_Identity],
+        cache: dict[tuple[int, int, int, int], str],
+        links: dict[bytes, str],
+        now: float,
+        dirty: set[int | None],
+    ) -> None:
+        """Insert rows for new files.  The common row (a regular file not hashed yet) binds
+        only what varies; links and files whose hash is cached take the full statement."""
+        c = self.db.conn
+        runs = self.runs
+        owns = runs.owns
+        cache_get = cache.get if cache else None
+        root_id = self.root_id
+        special: list[tuple[object, ...]] = []
+        run_here: dict[bytes, int | None] = {}
+
+        def rows() -> Iterator[tuple[object, ...]]:
+            """Rows built as SQLite takes them, so a million files never sit in a list."""
+            last_parent = None
+            last_run = None
+            for path, inode, size, mtime_ns, dev, ftype in added:
+                cut = path.rfind(b"/")
+                parent = path[:cut] if cut > 0 else b""
+                if parent != last_parent:
+                    last_parent = parent
+                    last_run = run_here.get(parent, -1)
+                    if last_run == -1:
+                        last_run = run_here[parent] = runs.run_of_folder(parent)
+                        dirty.add(last_run)
+                run_id = last_run
+                if owns(path):
+                    run_id = runs.run_of_entry(path, parent)
+                    dirty.add(run_id)
+                raw = path[cut + 1 :]
+                if raw.isascii():
+                    name = raw.decode("ascii")
+                    if not name.isprintable():
+                        name = visible(name)
+                else:
+                    name = paths.display(raw)
+                digest = cache_get((dev, inode, size, mtime_ns)) if cache_get else None
+                if ftype != "file" or digest:
+                    state = "done" if digest else ("pending" if ftype == "file" else "skipped")
+                    special.append(
+                        (
+                            root_id,
+                            run_id,
+                            path,
+                            parent,
+                            name,
+                            classify_key(path),
+                            ftype,
+                            links.get(path),
+                            size,
+                            mtime_ns,
+                            inode,
+                            dev,
+                            digest,
+                            state,
+                            now,
+                            now,
+                        )
+                    )
+                    continue
+                yield (run_id, path, parent, name, classify_key(path), size, mtime_ns, inode, dev)
+
+        stamp = repr(float(now))
+        c.executemany(
+            "INSERT INTO artifacts (root_id, run_id, path, parent, name, kind, size, mtime_ns,"
+            f" inode, dev, hash_state, first_seen, last_seen) VALUES ({int(root_id)}, ?, ?, ?,"
+            f" ?, ?, ?, ?, ?, ?, 'pending', {stamp}, {stamp})",
+            rows(),
+        )
+        c.executemany(
+            "INSERT INTO artifacts (root_id, run_id, path, parent, name, kind, ftype, link_target,"
+            " size, mtime_ns, inode, dev, hash, hash_state, first_seen, last_seen)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            special,
+        )
+
     def _write_events(
         self,
         start: bytes,
-        added: list[_Entry],
+        added: list[_Identity],
         changed: list[tuple[int, _Entry, tuple[object, ...]]],
         removed: list[tuple[object, ...]],
         now: float,
@@ -666,10 +805,20 @@ class Indexer:
         run_for = self.runs.run_for
         c.executemany(
             "INSERT INTO events (ts, kind, root_id, run_id, path) VALUES (?, ?, ?, ?, ?)",
-            [(now, "added", self.root_id, run_for(e.path), e.path) for e in added]
+            [(now, "added", self.root_id, run_for(e[0]), e[0]) for e in added]
             + [(now, "changed", self.root_id, run_for(e.path), e.path) for _, e, _ in changed]
             + [(now, "removed", self.root_id, r[2], r[1]) for r in removed],
         )
+
+    def fill_summaries(self) -> int:
+        """Read the run summaries a ``defer_summaries`` scan left pending, in one
+        transaction; returns how many runs were filled."""
+        snapshot_valid = self._stamp == self._current_stamp()
+        with write_transaction(self.db) as conn:
+            filled = self.runs.fill_pending(conn, self.clock())
+        if snapshot_valid:  # only runs changed: the file identities still hold
+            self._stamp = self._current_stamp()
+        return filled
 
     # -- hashing -------------------------------------------------------------------------
 
