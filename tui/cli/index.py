@@ -55,7 +55,10 @@ def index_roots(
             for root in roots:
                 indexer = Indexer(db, root, ignore_paths=index_files(db_path))
                 with _progress(progress, f"indexing {paths.display(str(root))}") as update:
-                    report = indexer.scan(progress=update)
+                    # files and runs land in one commit; the runs' own files are read after
+                    report = indexer.scan(progress=update, defer_summaries=True)
+                with _progress(progress, "reading runs"):
+                    indexer.fill_summaries()
                 if hash_files:
                     with _progress(progress, "hashing") as update:
                         indexer.hash_pending(progress=update)
