@@ -242,16 +242,44 @@ class RunSync:
             conn.execute("DELETE FROM runs WHERE id = ?", [rid])
             del self._ids[key]
 
-    def reassign_all(self, conn: sqlite3.Connection) -> None:
-        """Point every artifact of the root at its run (after the set of runs changed)."""
+    def reassign(self, conn: sqlite3.Connection) -> None:
+        """Point artifacts at their run after the set of runs changed in ``upsert``.
+
+        Only rows that can have moved are read: those below a new run's folders (they
+        belonged to an outer run, or to none) and those a removed run left without one.
+        """
+        ranges: list[bytes] = list(self._new)
+        # extra folders (MLflow logged models) can join an existing run: always recheck them
+        for spec in self._specs.values():
+            ranges.extend(paths.key(extra) for extra in spec.extra_paths)
+        selects: list[tuple[str, list[object]]] = []
+        for folder in ranges:
+            lo, hi = paths.prefix_range(folder)
+            selects.append(
+                (
+                    "SELECT id, path, run_id FROM artifacts WHERE root_id = ?"
+                    " AND ((path >= ? AND path < ?) OR path = ?)",
+                    [self.root_id, lo, hi, folder],
+                )
+            )
+        if self._removed:
+            selects.append(
+                (
+                    "SELECT id, path, run_id FROM artifacts WHERE root_id = ? AND run_id IS NULL",
+                    [self.root_id],
+                )
+            )
         updates = []
-        for art_id, key, run_id in conn.execute(
-            "SELECT id, path, run_id FROM artifacts WHERE root_id = ?", [self.root_id]
-        ):
-            want = self.run_for(bytes(key))
-            if want != run_id:
-                updates.append((want, art_id))
-                self._dirty.update(r for r in (want, run_id) if r is not None)
+        seen: set[int] = set()
+        for sql, args in selects:
+            for art_id, key, run_id in conn.execute(sql, args).fetchall():
+                if art_id in seen:
+                    continue
+                seen.add(art_id)
+                want = self.run_for(bytes(key))
+                if want != run_id:
+                    updates.append((want, art_id))
+                    self._dirty.update(r for r in (want, run_id) if r is not None)
         conn.executemany("UPDATE artifacts SET run_id = ? WHERE id = ?", updates)
 
     def has_dirty(self) -> bool:

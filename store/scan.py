@@ -469,8 +469,9 @@ class Indexer:
             if structural and detect_after_write:
                 self.runs.prepare(listing, structural=True)
                 self.runs.upsert(conn, now)
-            if had_rows and structural:
-                self.runs.reassign_all(conn)
+            if structural and (had_rows or detect_after_write):
+                # rows written before the runs were known, or that an old run held
+                self.runs.reassign(conn)
             if added or changed or removed or self.runs.has_dirty():
                 report.runs_changed = self.runs.refresh(conn, now, summaries=self._summaries)
             self._write_events(event_path, added, changed, removed, now)

@@ -305,3 +305,26 @@ def test_a_listing_cut_short_keeps_the_folders_rows(
     assert report.warnings["I/O error"] == 1
     assert report.removed == 0
     assert len(index_rows(db)) == 5
+
+
+def test_a_run_found_by_a_folder_rescan_gets_its_files(
+    tmp_path: Path, db: sqlite_utils.Database
+) -> None:
+    """The watcher's path: runs are detected after the batch's files are written."""
+    root = tmp_path / "root"
+    first = root / "lightning_logs" / "version_0"
+    first.mkdir(parents=True)
+    (first / "hparams.yaml").write_text("lr: 0.1\n")
+    (first / "metrics.csv").write_text("step,loss\n1,0.5\n")
+    indexer = Indexer(db, root)
+    indexer.scan()
+    second = root / "lightning_logs" / "version_1"
+    (second / "checkpoints").mkdir(parents=True)
+    (second / "hparams.yaml").write_text("lr: 0.2\n")
+    (second / "metrics.csv").write_text("step,loss\n1,0.4\n")
+    (second / "checkpoints" / "last.ckpt").write_bytes(b"x" * 10)
+    indexer.scan_folders([b"lightning_logs"])
+    counts = dict(db.execute("SELECT name, n_artifacts FROM runs").fetchall())
+    assert counts == {"version_0": 2, "version_1": 3}
+    orphans = db.execute("SELECT count(*) FROM artifacts WHERE run_id IS NULL").fetchone()[0]
+    assert orphans == 0
