@@ -10,12 +10,13 @@ import datetime as dt
 import json
 import os
 from dataclasses import dataclass, field
-from typing import Any
-
-import sqlite_utils
+from typing import TYPE_CHECKING, Any
 
 from store import paths
 from store.errors import ArtlensError
+
+if TYPE_CHECKING:
+    import sqlite_utils
 
 _RUN_COLUMNS = (
     "runs.id, runs.root_id, roots.path, runs.path, runs.name, runs.framework, runs.experiment,"

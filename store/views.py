@@ -13,11 +13,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-
-import sqlite_utils
+from typing import TYPE_CHECKING
 
 from store import paths, query
-from store.db import open_db
+
+if TYPE_CHECKING:
+    import sqlite_utils
 
 PAGE_SIZE = 500
 """Children listed per tree page; the rest wait behind a "… N more" node."""
@@ -40,6 +41,10 @@ class ReaderPool:
         try:
             db = self._idle.get_nowait()
         except queue.Empty:
+            # Imported here: sqlite-utils costs ~40 ms, which the explorer's first frame
+            # should not pay (connections are only opened on worker threads).
+            from store.db import open_db
+
             db = open_db(self.db_path, readonly=True)
             with self._lock:
                 self._all.append(db)

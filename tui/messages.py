@@ -8,13 +8,16 @@ themselves are dataclasses because Textual mutates a message while dispatching i
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from rich.console import RenderableType
 from textual.message import Message
 
-from store.checklist import ChecklistResult
 from store.query import ArtifactRow, RunRow
 from store.views import ChildPage, IndexCounts
+
+if TYPE_CHECKING:
+    from store.checklist import ChecklistResult
 
 
 @dataclass

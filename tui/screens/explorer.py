@@ -25,7 +25,6 @@ from textual.widgets import DataTable, Footer, Input, Tree
 from textual.worker import get_current_worker
 
 from store import paths, query
-from store.db import data_version, open_db
 from store.integrity import problems_of
 from store.safetext import visible
 from store.views import ChildPage, ReaderPool, children_page, counts
@@ -45,7 +44,6 @@ from tui.widgets.preview import (
     render_preview,
     symlink_sections,
 )
-from tui.widgets.run_detail import copies_sections, load_run_detail, run_detail_sections
 from tui.widgets.runs_table import (
     COLUMNS,
     SORT_KEYS,
@@ -254,6 +252,8 @@ class ExplorerScreen(Screen[None]):
 
     def _poll(self) -> None:
         """Cheap on the UI thread: one PRAGMA on an idle connection."""
+        from store.db import data_version, open_db
+
         try:
             if self._poll_db is None:
                 self._poll_db = open_db(self.db_path, readonly=True)
@@ -263,9 +263,9 @@ class ExplorerScreen(Screen[None]):
             self._poll_db = None
             return
         if version != self._data_version:
-            first = self._data_version == -1
             self._data_version = version
-            if not first and self.loaded:
+            # Also on the first poll: a commit between the first load and now is news.
+            if self.loaded:
                 self._read_changes(self.last_event)
 
     @work(thread=True, exclusive=True, group="changes", exit_on_error=False)
@@ -498,7 +498,9 @@ class ExplorerScreen(Screen[None]):
         if message.token == self._preview_token:
             problem = self.file_tree.problem_for(message.key)
             sections = message.sections[:1] + problem_sections([problem] if problem else [])
-            self.preview_pane.show(sections + message.sections[1:], scroll_end=message.scroll_end)
+            self.preview_pane.show(
+                sections + message.sections[1:], scroll_end=message.scroll_end, key=message.key
+            )
 
     # -- checklists, run detail, pins and notes -----------------------------------------
 
@@ -581,6 +583,8 @@ class ExplorerScreen(Screen[None]):
         note: str | None,
         pinned: bool,
     ) -> None:
+        from tui.widgets.run_detail import load_run_detail, run_detail_sections
+
         with self.pool.connection() as db:
             detail = load_run_detail(db, run, note=note, pinned=pinned)
         sections = shown + run_detail_sections(detail, self.clock())
@@ -591,6 +595,7 @@ class ExplorerScreen(Screen[None]):
     def _artifact_extras(self, root: bytes, artifact: ArtifactRow) -> tuple[RenderableType, ...]:
         """Pin, note and identical copies of one file (called on the preview worker)."""
         from store.lineage import copies_of
+        from tui.widgets.run_detail import copies_sections
 
         where = (root, paths.unkey(artifact.path))
         extras: list[RenderableType] = []

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterable
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from rich import box
 from rich.console import RenderableType
-from rich.syntax import Syntax
 from rich.table import Table
 from rich.text import Text
 from textual.binding import Binding, BindingType
@@ -21,10 +20,12 @@ from textual.containers import VerticalScroll
 from textual.widgets import Static
 
 from store import paths
-from store.preview import ImageData, Preview
 from store.query import ArtifactRow, FolderEntry
 from store.safetext import visible
 from tui.format import human_age, human_size
+
+if TYPE_CHECKING:
+    from store.preview import ImageData, Preview
 
 MAX_LINES = 3000
 """Lines of text shown per section: more is slow to lay out and nobody scrolls that far."""
@@ -71,6 +72,9 @@ def _limit_lines(text: str) -> tuple[str, int]:
 def _code(text: str, lexer: str | None, dark: bool) -> RenderableType:
     if not lexer or lexer == "text":
         return Text(text, no_wrap=False)
+    # Imported on first use: rich.syntax pulls in Pygments, which the first frame never needs.
+    from rich.syntax import Syntax
+
     return Syntax(
         text,
         lexer,
@@ -276,6 +280,8 @@ class PreviewPane(VerticalScroll):
         super().__init__(**kwargs)
         self.sections: tuple[RenderableType, ...] = ()
         """What the pane shows now (tests and screenshots read it)."""
+        self.shown_key: bytes | None = None
+        """The file or run the sections are about (None for messages and folders)."""
 
     def plain_text(self, width: int = 100) -> str:
         """The sections as plain text, the way a terminal without colour would show them."""
@@ -286,13 +292,26 @@ class PreviewPane(VerticalScroll):
             console.print(section)
         return console.export_text()
 
-    def show(self, sections: Iterable[RenderableType], *, scroll_end: bool = False) -> None:
+    def show(
+        self,
+        sections: Iterable[RenderableType],
+        *,
+        scroll_end: bool = False,
+        key: bytes | None = None,
+    ) -> None:
+        """Replace the sections.  The same ``key`` again is a live refresh of what is shown:
+        the reader's place is kept, and a tail (``scroll_end``) is followed only from the end."""
+        refresh = key is not None and key == self.shown_key
+        at_end, place = self.scroll_y >= self.max_scroll_y, self.scroll_y
+        self.shown_key = key
         self.sections = tuple(sections)
         with self.app.batch_update():
             self.remove_children()
             self.mount_all(Static(section, markup=False) for section in self.sections)
-        if scroll_end:
+        if scroll_end and (at_end or not refresh):
             self.call_after_refresh(self.scroll_end, animate=False)
+        elif refresh:
+            self.call_after_refresh(self.scroll_to, y=place, animate=False)
         else:
             self.scroll_home(animate=False)
 

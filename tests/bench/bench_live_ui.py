@@ -1,0 +1,194 @@
+"""Benchmark of the live view in the headless app: file close to screen, keys in a storm.
+
+    cd /work/main && /work/venv/bin/python tests/bench/bench_live_ui.py [--storm 10000]
+
+A real explorer (``ArtlensApp.run_test``) follows a real in-process watcher over real files.
+
+1. A writer imitating training (a metrics row every 0.2 s, a checkpoint by temp file and
+   rename every 2 s) writes into the run shown in the file tree; for each write, the time
+   from the file's close until the tree shows its new size or its new node.
+   Target: p95 under 500 ms.
+2. A storm of ``--storm`` files (default 10,000) lands in the same run while keys are
+   pressed: key-to-handled latency (press until the runs cursor moved) p50/p95/max, and
+   the time until the status line counts every new file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import functools
+import os
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from textual.pilot import Pilot
+from textual.widgets import DataTable
+from textual.widgets.tree import TreeNode
+
+from store.db import open_db
+from store.lock import WriterLock
+from store.scan import Indexer
+from tui.app import ArtlensApp
+from tui.screens.explorer import ExplorerScreen
+from tui.widgets.artifact_tree import NodeInfo
+
+RUNS = 20
+RUN = "lightning_logs/version_0"
+
+
+def build(root: Path, db_path: Path) -> None:
+    for number in range(RUNS):
+        run = root / "lightning_logs" / f"version_{number}"
+        (run / "checkpoints").mkdir(parents=True)
+        (run / "hparams.yaml").write_text("lr: 0.001\n")
+        (run / "metrics.csv").write_text("epoch,step,train_loss\n")
+    with WriterLock(db_path):
+        db = open_db(db_path)
+        try:
+            Indexer(db, root).scan()
+        finally:
+            db.conn.close()
+
+
+def find(node: TreeNode[NodeInfo], key: bytes) -> TreeNode[NodeInfo] | None:
+    if node.data is not None and node.data.key == key and node.data.more_offset is None:
+        return node
+    for child in node.children:
+        found = find(child, key)
+        if found is not None:
+            return found
+    return None
+
+
+def entry_size(screen: ExplorerScreen, key: bytes) -> int | None:
+    node = find(screen.file_tree.root, key)
+    if node is None or node.data is None or node.data.entry is None:
+        return None
+    return node.data.entry.size
+
+
+def has_size(screen: ExplorerScreen, key: bytes, size: int) -> bool:
+    return entry_size(screen, key) == size
+
+
+def moved(table: DataTable[Any], row: int) -> bool:
+    return table.cursor_row != row
+
+
+async def until(pilot: Pilot[None], condition: Callable[[], bool], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError("the screen did not show the change")
+        await asyncio.sleep(0.002)
+
+
+def figures(values: list[float]) -> str:
+    ms = sorted(v * 1000 for v in values)
+    p95 = ms[min(len(ms) - 1, round(0.95 * (len(ms) - 1)))]  # nearest rank: fine for few keys
+    return f"p50 {statistics.median(ms):.0f} ms, p95 {p95:.0f} ms, max {ms[-1]:.0f} ms"
+
+
+async def close_to_screen(pilot: Pilot[None], screen: ExplorerScreen, root: Path) -> None:
+    run = root / RUN
+    key = RUN.encode()
+    latencies: list[float] = []
+    metrics = run / "metrics.csv"
+    size = metrics.stat().st_size
+    for step in range(60):
+        line = f"0,{step},{1 / (step + 1):.6f}\n".encode()
+        with open(metrics, "ab") as out:
+            out.write(line)
+        closed = time.perf_counter()
+        size += len(line)
+        await until(pilot, functools.partial(has_size, screen, key + b"/metrics.csv", size))
+        latencies.append(time.perf_counter() - closed)
+        if step % 10 == 9:
+            name = f"epoch={step // 10}.ckpt"
+            temp = run / "checkpoints" / f".{name}.tmp"
+            temp.write_bytes(os.urandom(4096))
+            os.replace(temp, run / "checkpoints" / name)
+            closed = time.perf_counter()
+            ckpt = key + b"/checkpoints/" + name.encode()
+            await until(pilot, functools.partial(has_size, screen, ckpt, 4096))
+            latencies.append(time.perf_counter() - closed)
+        await asyncio.sleep(max(0.0, 0.2 - latencies[-1]))
+    print(
+        f"close to screen: {figures(latencies)} ({len(latencies)} writes: appends every 0.2 s,"
+        " a checkpoint by rename every 2 s; target p95 < 500 ms)"
+    )
+
+
+async def keys_in_storm(pilot: Pilot[None], screen: ExplorerScreen, root: Path, n: int) -> None:
+    status = screen.query_one("#status")
+    before = status.info.counts.artifacts  # type: ignore[attr-defined]
+    storm = root / RUN / "storm"
+
+    def write() -> None:
+        for i in range(n):
+            folder = storm / f"d{i // 100:03d}"
+            if i % 100 == 0:
+                folder.mkdir(parents=True)
+            (folder / f"{i}.bin").write_bytes(b"x")
+
+    writer = threading.Thread(target=write)
+    started = time.perf_counter()
+    writer.start()
+    latencies: list[float] = []
+    table = screen.table
+    table.focus()
+    step = 1
+    while writer.is_alive() or status.info.counts.artifacts < before + n:  # type: ignore[attr-defined]
+        if time.perf_counter() - started > 60:
+            raise TimeoutError("the storm never reached the screen")
+        row = table.cursor_row
+        if not 0 <= row + step < table.row_count:
+            step = -step
+        pressed = time.perf_counter()
+        await pilot.press("j" if step > 0 else "k")
+        await until(pilot, functools.partial(moved, table, row), timeout=10)
+        latencies.append(time.perf_counter() - pressed)
+        await asyncio.sleep(0.01)
+    written = time.perf_counter() - started
+    print(
+        f"keys during a storm of {n} files: {figures(latencies)} ({len(latencies)} keys);"
+        f" every file on screen {written:.2f} s after the storm began"
+    )
+
+
+async def main(storm: int) -> None:
+    with tempfile.TemporaryDirectory(prefix="artlens-bench-live-") as tmp:
+        root, db_path = Path(tmp) / "root", Path(tmp) / "index.db"
+        build(root, db_path)
+        app = ArtlensApp(db_path, [root], watch=True)
+        async with app.run_test(size=(140, 40)) as pilot:
+            screen = app.screen
+            assert isinstance(screen, ExplorerScreen)
+            await until(pilot, lambda: app.watcher is not None and screen.loaded)
+            run_id = next(r.id for r in screen.runs.values() if r.path == RUN.encode())
+            screen.jump_to_run(run_id)
+            await until(
+                pilot,
+                lambda: find(screen.file_tree.root, RUN.encode() + b"/checkpoints") is not None,
+            )
+            folder = find(screen.file_tree.root, RUN.encode() + b"/checkpoints")
+            assert folder is not None
+            folder.expand()
+            await pilot.pause(0.5)
+            await close_to_screen(pilot, screen, root)
+            await keys_in_storm(pilot, screen, root, storm)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--storm", type=int, default=10_000)
+    asyncio.run(main(parser.parse_args().storm))
