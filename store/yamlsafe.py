@@ -84,8 +84,9 @@ def load_yaml(text: str | bytes) -> Any:
     """
     if isinstance(text, bytes):
         text = text.decode("utf-8", "replace")
+    loader = _PlainLoader(text)  # safe constructors only: never yaml's full Loader
     try:
-        return yaml.load(text, Loader=_PlainLoader)
+        return loader.get_single_data()
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -93,3 +94,5 @@ def load_yaml(text: str | bytes) -> Any:
     except (yaml.YAMLError, RecursionError, ValueError, TypeError) as exc:
         message = " ".join(str(exc).split())[:200]
         raise YamlError(f"invalid YAML: {message or type(exc).__name__}") from None
+    finally:
+        loader.dispose()

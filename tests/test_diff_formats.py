@@ -281,3 +281,19 @@ def test_csv_with_oversized_field_keeps_rows_before_it(tmp_path: Path) -> None:
     result = diff_csv(tmp_path / "a.csv", tmp_path / "b.csv")
     assert result.rows_new == 1 and result.rows_removed == ["2"]
     assert any("CSV error" in warning for warning in result.warnings)
+
+
+def test_lightning_hparams_with_python_tags_diff_structurally(tmp_path: Path) -> None:
+    """hparams.yaml carries !!python/tuple: it must parse safely, not fall back to text."""
+    from store.diff import diff_files
+
+    a = tmp_path / "a" / "hparams.yaml"
+    b = tmp_path / "b" / "hparams.yaml"
+    a.parent.mkdir()
+    b.parent.mkdir()
+    a.write_text("lr: 0.1\nbetas: !!python/tuple\n- 0.9\n- 0.99\n")
+    b.write_text("betas: !!python/tuple\n- 0.9\n- 0.999\nlr: 0.1\n")
+    result = diff_files(a, b)
+    assert result.kind == "structured" and not result.equal
+    changes = [(c.path, c.old, c.new) for c in result.result.changes]  # type: ignore[union-attr]
+    assert changes == [("betas[1]", 0.99, 0.999)]

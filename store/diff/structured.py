@@ -143,12 +143,8 @@ def diff_structured(a: object, b: object, *, max_changes: int = MAX_CHANGES) -> 
 
 
 def _load_yaml(text: str) -> object:
-    try:
-        from store.yamlsafe import load_yaml
-    except ImportError:  # pragma: no cover - yamlsafe ships with the project
-        import yaml
+    from store.yamlsafe import load_yaml
 
-        return yaml.load(text, Loader=yaml.SafeLoader)
     return load_yaml(text)
 
 
