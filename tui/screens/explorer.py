@@ -69,6 +69,10 @@ MAX_TABLE_ROWS = 1000
 """Rows the runs table holds; beyond this the filter narrows (the index may hold more)."""
 MAX_EVENTS = 20_000
 """Beyond this many pending events, reread every run instead of following them one by one."""
+CHECKLIST_SLICE = 50
+"""Runs whose checklists one worker step evaluates before it posts them and pauses."""
+CHECKLIST_PAUSE = 0.02
+"""Seconds the checklist worker sleeps between slices, so the UI thread gets the GIL."""
 GROUPS: tuple[str | None, ...] = (None, "experiment", "root")
 PANES = ("runs", "tree", "preview")
 
@@ -138,6 +142,8 @@ class ExplorerScreen(Screen[None]):
         self._checklist_seen: dict[int, int] = {}
         self._checklist_errors: set[str] = set()
         """run id -> the checklist request its shown result came from (older ones lose)."""
+        self._checklist_asked: set[int] = set()
+        """Runs whose checklist is current or requested since the last full load."""
         self.user_pins: frozenset[tuple[bytes, str]] = frozenset()
         """Exact pins from the user state: (root path, root-relative path)."""
         self.user_notes: dict[tuple[bytes, str], str] = {}
@@ -212,10 +218,10 @@ class ExplorerScreen(Screen[None]):
         self.last_event = max(self.last_event, message.counts.last_event)
         self.marked &= set(self.runs)
         self.loaded = True
+        self._checklist_asked.clear()  # a reload re-evaluates every run as it is shown
         self.query_one(StatusLine).change(counts=message.counts)
         self._sync_table()
         self._follow_cursor()
-        self._load_checklists(())
         self._load_user_state(tuple(self.root_paths.values()))
 
     def _visible_order(self) -> list[int]:
@@ -235,6 +241,10 @@ class ExplorerScreen(Screen[None]):
             return
         order = self._visible_order()
         self.table.sync(self.runs, order, self.marked, self._row_extras(order))
+        wanted = tuple(run_id for run_id in order if run_id not in self._checklist_asked)
+        if wanted:  # only shown runs, in display order: the visible rows come first
+            self._checklist_asked.update(wanted)
+            self._load_checklists(wanted)
         label = next(c.label for c in COLUMNS if c.key == self.sort_column)
         arrow = "↓" if self.sort_reverse else "↑"
         group = f", grouped by {self.group}" if self.group else ""
@@ -351,6 +361,7 @@ class ExplorerScreen(Screen[None]):
         for run in message.updated:
             self.runs[run.id] = run
         self.query_one(StatusLine).change(counts=message.counts)
+        self._checklist_asked |= fresh
         self._sync_table()
         if fresh:
             self._load_checklists(tuple(sorted(fresh)))
@@ -511,18 +522,26 @@ class ExplorerScreen(Screen[None]):
 
     @work(thread=True, group="checklist", exit_on_error=False)
     def _checklist_worker(self, request: int, run_ids: tuple[int, ...]) -> None:
-        """A root whose checklist config is invalid falls back to the defaults (and says so)."""
+        """A root whose checklist config is invalid falls back to the defaults (and says so).
+
+        Evaluation is pure Python: it goes in slices with a pause between them, so the
+        UI thread is not starved of the GIL while thousands of runs are checked."""
         from store.checklist import evaluate_runs
 
-        with self.pool.connection() as db:
-            if run_ids:
-                runs = [r for r in (query.get_run(db, i) for i in run_ids) if r is not None]
-            else:
-                runs = query.list_runs(db)
-            results, errors = evaluate_runs(db, runs, strict=False)
-        if get_current_worker().is_cancelled:
-            return
-        self.post_message(ChecklistsLoaded(request, tuple(results.items()), tuple(errors)))
+        worker = get_current_worker()
+        if not run_ids:
+            with self.pool.connection() as db:
+                run_ids = tuple(run.id for run in query.list_runs(db))
+        for start in range(0, len(run_ids), CHECKLIST_SLICE):
+            if start:
+                time.sleep(CHECKLIST_PAUSE)
+            with self.pool.connection() as db:
+                chunk = run_ids[start : start + CHECKLIST_SLICE]
+                runs = [r for r in (query.get_run(db, i) for i in chunk) if r is not None]
+                results, errors = evaluate_runs(db, runs, strict=False)
+            if worker.is_cancelled:
+                return
+            self.post_message(ChecklistsLoaded(request, tuple(results.items()), tuple(errors)))
 
     def on_checklists_loaded(self, message: ChecklistsLoaded) -> None:
         for run_id, result in message.results:
@@ -532,7 +551,8 @@ class ExplorerScreen(Screen[None]):
         for error in set(message.errors) - self._checklist_errors:
             self._checklist_errors.add(error)
             self.notify(error, title="checklist", severity="warning", markup=False, timeout=8)
-        self._sync_table()
+        shown = [run_id for run_id, _ in message.results if run_id in self.runs]
+        self.table.refresh_rows(self.runs, shown, self.marked, self._row_extras(shown))
         tree = self.file_tree
         run = self.runs.get(tree.run_id) if tree.run_id is not None else None
         if run is not None and any(run_id == run.id for run_id, _ in message.results):
@@ -654,11 +674,14 @@ class ExplorerScreen(Screen[None]):
         self.post_message(UserStateLoaded(pins, notes, said))
 
     def on_user_state_loaded(self, message: UserStateLoaded) -> None:
+        notes = dict(message.notes)
+        same = message.pins == self.user_pins and notes == self.user_notes
         self.user_pins = message.pins
-        self.user_notes = dict(message.notes)
+        self.user_notes = notes
         if message.said:
             self.notify(message.said, markup=False, timeout=4)
-        self._sync_table()
+        if not same:
+            self._sync_table()
         tree = self.file_tree
         if tree.root_id is not None:
             tree.set_pinned(self._pinned_keys(tree.root_id))
@@ -901,6 +924,7 @@ class ExplorerScreen(Screen[None]):
 
     def jump_to_run(self, run_id: int) -> None:
         """Put the cursor on a run, clearing the filter if it hides it."""
+        self.table.flush()
         if str(run_id) not in self.table.rows:
             self._pinned = {run_id}
             self.set_filter("")

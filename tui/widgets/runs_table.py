@@ -55,6 +55,10 @@ COLUMNS: tuple[Column, ...] = (
 SORT_KEYS: tuple[str, ...] = tuple(c.key for c in COLUMNS if c.sortable)
 _VAL = re.compile(r"(^|[^a-z])(val|valid|validation|eval|test|dev)([^a-z]|$)", re.IGNORECASE)
 _ACC = re.compile(r"acc|f1|auc|score|precision|recall|bleu|rouge|map", re.IGNORECASE)
+FIRST_ROWS = 80
+"""Rows a first fill adds at once (more than a tall terminal shows)."""
+SLICE_ROWS = 100
+"""Rows added per turn of the event loop after those."""
 _STATUS_STYLE = {"live": "bold green", "failed": "bold red", "finished": "", "unknown": "dim"}
 
 
@@ -236,6 +240,11 @@ class RunsTable(DataTable[Cell]):
     def __init__(self, *, clock: Callable[[], float] = time.time, **kwargs: Any) -> None:
         super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
         self.clock = clock
+        self._backlog: list[
+            tuple[dict[int, RunRow], list[int], set[int], Mapping[int, RowExtras] | None]
+        ] = []
+        """Slices of a first fill not yet added: (runs, ids, marked, extras)."""
+        self._backlog_turn = 0
         for column in COLUMNS:
             self.add_column(Text(column.label, no_wrap=True), key=column.key)
 
@@ -257,11 +266,23 @@ class RunsTable(DataTable[Cell]):
         marked: set[int],
         extras: Mapping[int, RowExtras] | None = None,
     ) -> None:
-        """Make the rows equal ``order`` (ids into ``runs``), by key, keeping the cursor."""
+        """Make the rows equal ``order`` (ids into ``runs``), by key, keeping the cursor.
+
+        Filling an empty table adds a screenful now and the rest in slices, one per turn
+        of the event loop, so keys pressed meanwhile are answered between slices."""
+        self._backlog_turn += 1
+        self._backlog = []
         keep = self.current_run_id
         now = self.clock()
         wanted = set(order)
         present = {int(k.value) for k in self.rows if k.value is not None}
+        if not present and len(order) > FIRST_ROWS:
+            with self.app.batch_update():
+                self._append(runs, order[:FIRST_ROWS], marked, extras, now)
+            rest = range(FIRST_ROWS, len(order), SLICE_ROWS)
+            self._backlog = [(runs, order[i : i + SLICE_ROWS], marked, extras) for i in rest]
+            self.call_later(self._fill_slice, self._backlog_turn)
+            return
         with self.app.batch_update():
             for run_id in present - wanted:
                 self.remove_row(str(run_id))
@@ -280,11 +301,73 @@ class RunsTable(DataTable[Cell]):
                             self.update_cell(str(run_id), column.key, new, update_width=True)
                 else:
                     self.add_row(*(cells[c.key] for c in COLUMNS), key=str(run_id))
-            position = {run_id: i for i, run_id in enumerate(order)}
-            if self.row_count:
+            if self.row_count and [int(r.key.value or 0) for r in self.ordered_rows] != order:
+                position = {run_id: i for i, run_id in enumerate(order)}
                 self.sort("mark", key=lambda cell: position.get(cell.run_id, 0))
             if keep is not None and keep in wanted:
                 self.move_cursor(row=self.get_row_index(str(keep)), scroll=False)
+
+    def _append(
+        self,
+        runs: dict[int, RunRow],
+        run_ids: list[int],
+        marked: set[int],
+        extras: Mapping[int, RowExtras] | None,
+        now: float,
+    ) -> None:
+        for run_id in run_ids:
+            cells = run_cells(
+                runs[run_id],
+                marked=run_id in marked,
+                now=now,
+                extras=extras.get(run_id) if extras is not None else None,
+            )
+            self.add_row(*(cells[c.key] for c in COLUMNS), key=str(run_id))
+
+    def _fill_slice(self, turn: int) -> None:
+        """Append the next slice of a first fill (unless a newer sync replaced it)."""
+        if turn != self._backlog_turn or not self._backlog:
+            return
+        runs, run_ids, marked, extras = self._backlog.pop(0)
+        with self.app.batch_update():
+            self._append(runs, run_ids, marked, extras, self.clock())
+        if self._backlog:
+            self.call_later(self._fill_slice, turn)
+
+    @property
+    def filling(self) -> bool:
+        """True while a first fill still has rows to add."""
+        return bool(self._backlog)
+
+    def flush(self) -> None:
+        """Add every row a first fill still holds back, now."""
+        while self._backlog:
+            self._fill_slice(self._backlog_turn)
+
+    def refresh_rows(
+        self,
+        runs: dict[int, RunRow],
+        run_ids: Iterable[int],
+        marked: set[int],
+        extras: Mapping[int, RowExtras] | None = None,
+    ) -> None:
+        """Redraw the cells of ``run_ids`` that are in the table (order is left alone)."""
+        now = self.clock()
+        with self.app.batch_update():
+            for run_id in run_ids:
+                if str(run_id) not in self.rows or run_id not in runs:
+                    continue
+                cells = run_cells(
+                    runs[run_id],
+                    marked=run_id in marked,
+                    now=now,
+                    extras=extras.get(run_id) if extras is not None else None,
+                )
+                row = self.get_row(str(run_id))
+                for column, value in zip(COLUMNS, row, strict=False):
+                    new = cells[column.key]
+                    if new != value:
+                        self.update_cell(str(run_id), column.key, new, update_width=True)
 
     def set_mark(self, run_id: int, marked: bool) -> None:
         if str(run_id) in self.rows:
