@@ -200,7 +200,14 @@ async def test_new_run_row_appears_cursor_and_scroll_kept(live_tree: tuple[Path,
         assert str(new_id) in screen.table.rows
         # The new run sorts to the top: the view scrolls with it, the cursor stays put.
         assert table.current_run_id == cursor_before
-        assert table.cursor_row - table.scroll_y == line_before
+        # the scroll offset follows on the next refresh after the row lands
+        await until(
+            pilot,
+            lambda: table.cursor_row - table.scroll_y == line_before,
+            "the cursor to keep its line on screen",
+            2.0,
+        )
+        assert table.current_run_id == cursor_before
 
 
 @sync
