@@ -3,8 +3,9 @@
 A pickle is a program: GLOBAL/STACK_GLOBAL/INST import any callable and REDUCE/NEWOBJ/
 OBJ/BUILD call it.  This walker decodes opcodes with ``pickletools.genops`` and keeps a
 symbolic stack and memo, so STACK_GLOBAL names built from memoized strings resolve, nested
-``pickle.loads(b"...")`` payloads are scanned too, and joblib's raw array bytes that sit
-between pickle opcodes are skipped rather than misread.  Nothing is ever unpickled.
+pickles (bytes a REDUCE would hand to pickle's loads) are scanned too, and joblib's raw
+array bytes that sit between pickle opcodes are skipped rather than misread.  Nothing is
+ever unpickled.
 """
 
 from __future__ import annotations
