@@ -136,6 +136,16 @@ def m001_initial(db: sqlite_utils.Database) -> None:
     )
 
 
+@migrations()
+def m002_flagged_files_index(db: sqlite_utils.Database) -> None:
+    """Danger markers count dangerous or corrupt files per run: answer from an index of just
+    those rows instead of reading the whole artifacts table."""
+    db.execute(
+        "CREATE INDEX IF NOT EXISTS artifacts_flagged ON artifacts (run_id)"
+        " WHERE verdict IN ('dangerous', 'corrupt')"
+    )
+
+
 def _configure(conn: sqlite3.Connection, *, readonly: bool) -> None:
     conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
     if not readonly:

@@ -59,3 +59,29 @@ def test_a_failed_write_transaction_rolls_back(tmp_path: Path) -> None:
         raise RuntimeError("boom")
     assert db.execute("SELECT count(*) FROM meta").fetchone()[0] == 0
     db.close()
+
+
+def test_an_older_index_is_migrated_forward_with_its_data(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "model.pkl").write_bytes(b"\x80\x04K\x01.")
+    db = open_db(tmp_path / "i.db")
+    Indexer(db, root).scan()
+    # make it look like an index written before m002 existed
+    db.execute("DROP INDEX artifacts_flagged")
+    db.execute("DELETE FROM _sqlite_migrations WHERE name = 'm002_flagged_files_index'")
+    db.conn.commit()
+    db.close()
+    db = open_db(tmp_path / "i.db")
+    names = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    assert "artifacts_flagged" in names
+    assert db.execute("SELECT count(*) FROM artifacts").fetchone()[0] == 1
+    plan = " ".join(
+        str(r[-1])
+        for r in db.execute(
+            "EXPLAIN QUERY PLAN SELECT run_id, count(*) FROM artifacts WHERE run_id IS NOT NULL"
+            " AND verdict IN ('dangerous', 'corrupt') GROUP BY run_id"
+        )
+    )
+    assert "artifacts_flagged" in plan
+    db.close()
