@@ -26,6 +26,7 @@ from store import paths
 from store.db import write_transaction
 from store.hashing import Identity, hash_file
 from store.kinds import classify, classify_key, refine
+from store.query import FLAGGED_VERDICTS
 from store.runs import Listing, RunSync, is_marker
 from store.safetext import visible
 
@@ -873,6 +874,13 @@ class Indexer:
                     "INSERT OR REPLACE INTO hash_cache (dev, inode, size, mtime_ns, hash)"
                     " SELECT dev, inode, size, mtime_ns, hash FROM artifacts WHERE id = ?",
                     [(r[-1],) for r in settled if r[0] is not None],
+                )
+                # a file found dangerous or corrupt is news for open views (the ! markers);
+                # safe verdicts are not, and would only flood the change feed
+                c.executemany(
+                    "INSERT INTO events (ts, kind, root_id, run_id, path)"
+                    " SELECT ?, 'verdict', root_id, run_id, path FROM artifacts WHERE id = ?",
+                    [(self.clock(), r[-1]) for r in settled if r[3] in FLAGGED_VERDICTS],
                 )
             done += len(rows)
             if progress is not None:

@@ -328,3 +328,20 @@ def test_a_run_found_by_a_folder_rescan_gets_its_files(
     assert counts == {"version_0": 2, "version_1": 3}
     orphans = db.execute("SELECT count(*) FROM artifacts WHERE run_id IS NULL").fetchone()[0]
     assert orphans == 0
+
+
+def test_a_dangerous_verdict_reaches_the_change_feed(
+    tmp_path: Path, db: sqlite_utils.Database
+) -> None:
+    root = tmp_path / "root"
+    (root / "run").mkdir(parents=True)
+    evil = b"\x80\x02cposix\nsystem\nq\x00X\x04\x00\x00\x00trueq\x01\x85q\x02Rq\x03."
+    (root / "run" / "model.pkl").write_bytes(evil)
+    (root / "run" / "notes.txt").write_text("fine")
+    indexer = Indexer(db, root, clock=lambda: time.time() + 10)
+    indexer.scan()
+    before = db.execute("SELECT coalesce(max(id), 0) FROM events").fetchone()[0]
+    indexer.hash_pending()
+    news = db.execute("SELECT kind, path FROM events WHERE id > ?", [before]).fetchall()
+    assert news == [("verdict", b"run/model.pkl")]
+    assert not (root / "true").exists()
