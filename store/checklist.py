@@ -44,6 +44,7 @@ from store import paths
 from store.errors import ArtlensError
 from store.query import RunRow
 from store.retention.globs import glob_to_regex
+from store.safefile import NotRegularFileError, read_capped
 
 CONFIG_FILE = ".artlens.toml"
 MAX_CONFIG_BYTES = 1 << 20
@@ -134,14 +135,11 @@ def _is_regular(path: Path) -> bool:
 
 
 def _read_capped(path: Path) -> str:
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise OSError(0, "not a regular file")
-        data = os.read(fd, MAX_CONFIG_BYTES + 1)
-    finally:
-        os.close(fd)
-    if len(data) > MAX_CONFIG_BYTES:
+        data, cut = read_capped(path, MAX_CONFIG_BYTES)
+    except NotRegularFileError:
+        raise OSError(0, "not a regular file") from None
+    if cut:
         raise OSError(0, f"larger than {MAX_CONFIG_BYTES} bytes")
     return data.decode("utf-8")
 

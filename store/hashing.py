@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 import xxhash
 
+from store.safefile import NotRegularFileError, open_regular
+
 ALGORITHM = "xxh3-128"
 CHUNK = 1 << 20
 HEAD_BYTES = 4096
@@ -61,16 +63,14 @@ def hash_file(
     When ``expect`` is given and the file is not that version any more (before or after
     reading), the result carries ``error='changed'`` and no digest.
     """
-    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
     try:
-        fd = os.open(path, flags)
+        fd, st = open_regular(path)
+    except NotRegularFileError as exc:
+        return HashResult(None, b"", None, _not_regular(exc.mode))
     except OSError as exc:
         reason = "symlink" if exc.errno == errno.ELOOP else exc.strerror or str(exc)
         return HashResult(None, b"", None, reason)
     try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            return HashResult(None, b"", Identity.of(st), "not a regular file")
         identity = Identity.of(st)
         if expect is not None and identity != expect:
             return HashResult(None, b"", identity, "changed")
@@ -98,15 +98,17 @@ def hash_file(
         os.close(fd)
 
 
+def _not_regular(mode: int) -> str:
+    return "symlink" if stat.S_ISLNK(mode) else "not a regular file"
+
+
 def read_head(path: str | bytes, size: int = HEAD_BYTES) -> bytes:
     """The first bytes of a regular file, or b'' for anything else."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        fd, _ = open_regular(path)
     except OSError:
         return b""
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return b""
         return os.pread(fd, size, 0)
     except OSError:
         return b""

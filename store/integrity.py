@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from store import paths
+from store.safefile import open_regular
 from store.safetext import visible
 
 META_KEY = "integrity"
@@ -138,14 +139,11 @@ class FileCheck:
 
 def _has_model_magic(path: bytes) -> bool:
     """Pickle or zip magic in the first bytes of a regular file (never follows a link)."""
-    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
     try:
-        fd = os.open(path, flags | getattr(os, "O_CLOEXEC", 0))
+        fd, _ = open_regular(path)
     except OSError:
         return False
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return False
         head = os.pread(fd, MAGIC_BYTES, 0)
     except OSError:
         return False

@@ -18,6 +18,7 @@ import sqlite_utils
 
 from store import paths
 from store.query import ArtifactRow, RunRow
+from store.safefile import read_capped
 
 MAX_GIT_BYTES = 4096
 MAX_PACKED_REFS = 1 << 20
@@ -169,19 +170,9 @@ class Provenance:
 def _read_small(path: bytes, cap: int = MAX_GIT_BYTES) -> bytes | None:
     """A regular file's first ``cap`` bytes (never a link, FIFO or device); None otherwise."""
     try:
-        if not stat.S_ISREG(os.lstat(path).st_mode):
-            return None
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        return read_capped(path, cap)[0]
     except OSError:
         return None
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return None
-        return os.read(fd, cap)
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
 
 
 def _git_dir(folder: bytes) -> bytes | None:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from store.csvrows import csv_reader
+from store.safefile import NotRegularFileError, open_regular
 from store.safetext import decode, visible
 
 MAX_READ = 256 * 1024
@@ -101,25 +102,12 @@ def _note_os(exc: OSError) -> str:
 def _open_regular(path: bytes) -> tuple[int, int] | str:
     """(fd, size) of a regular file opened without following links, or why not."""
     try:
-        st = os.lstat(path)
+        fd, st = open_regular(path)
+    except NotRegularFileError as exc:
+        return _describe_special(path, exc.mode)
     except OSError as exc:
         return _note_os(exc)
-    if not stat.S_ISREG(st.st_mode):
-        return _describe_special(path, st.st_mode)
-    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
-    try:
-        fd = os.open(path, flags)
-    except OSError as exc:
-        return _note_os(exc)
-    try:
-        again = os.fstat(fd)
-    except OSError as exc:
-        os.close(fd)
-        return _note_os(exc)
-    if not stat.S_ISREG(again.st_mode):
-        os.close(fd)
-        return "changed into something that is not a regular file while opening"
-    return fd, again.st_size
+    return fd, st.st_size
 
 
 def _describe_special(path: bytes, mode: int) -> str:

@@ -11,6 +11,8 @@ import os
 import stat
 from collections.abc import Iterator
 
+from store.safefile import NotRegularFileError, open_regular
+
 
 class DiffError(Exception):
     """A file could not be diffed; the message is one line fit to show a user."""
@@ -38,17 +40,12 @@ class RegularFile:
     """A read-only file descriptor on a path that ``lstat`` showed to be a regular file."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
-        regular_size(path)
-        flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
-        flags |= getattr(os, "O_CLOEXEC", 0)
         try:
-            self.fd = os.open(path, flags)
+            self.fd, st = open_regular(path)
+        except NotRegularFileError:
+            raise DiffError(f"{os.fsdecode(path)!r} is not a regular file") from None
         except OSError as exc:
             raise DiffError(f"cannot open {os.fsdecode(path)!r}: {_reason(exc)}") from None
-        st = os.fstat(self.fd)
-        if not stat.S_ISREG(st.st_mode):
-            os.close(self.fd)
-            raise DiffError(f"{os.fsdecode(path)!r} is not a regular file")
         self.size = st.st_size
 
     def read_at(self, offset: int, size: int) -> bytes:

@@ -13,6 +13,7 @@ import re
 import stat
 from pathlib import Path
 
+from store.safefile import NotRegularFileError, read_capped
 from store.yamlsafe import YamlError, load_yaml
 
 SMALL = 4 * 1024 * 1024
@@ -66,28 +67,12 @@ def regular_file(root: Path, rel: str) -> str:
 def read_bytes(root: Path, rel: str, cap: int = SMALL) -> tuple[bytes, bool]:
     """At most ``cap`` bytes of a regular file under the root, and whether it was cut short."""
     full = regular_file(root, rel)
-    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0)
     try:
-        fd = os.open(full, flags)
+        return read_capped(full, cap)
+    except NotRegularFileError:
+        raise ReadError(f"{rel}: not a regular file") from None
     except OSError as exc:
         raise ReadError(f"{rel}: {exc.strerror or type(exc).__name__}") from None
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise ReadError(f"{rel}: not a regular file")
-        chunks: list[bytes] = []
-        left = cap + 1
-        while left > 0:
-            chunk = os.read(fd, min(left, 1 << 20))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            left -= len(chunk)
-    except OSError as exc:
-        raise ReadError(f"{rel}: {exc.strerror or type(exc).__name__}") from None
-    finally:
-        os.close(fd)
-    data = b"".join(chunks)
-    return (data[:cap], True) if len(data) > cap else (data, False)
 
 
 def read_text(root: Path, rel: str, cap: int = SMALL) -> tuple[str, bool]:

@@ -15,10 +15,10 @@ out of the public functions.  The small protobuf wire reader here is shared with
 from __future__ import annotations
 
 import os
-import stat
 import struct
 from collections.abc import Iterator
 
+from store.safefile import open_regular
 from store.safetext import decode
 
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
@@ -88,20 +88,10 @@ def masked_crc32c(data: bytes) -> int:
 
 
 def read_capped(path: str | os.PathLike[str], max_bytes: int) -> tuple[bytes, int]:
-    """Up to ``max_bytes`` of a regular file and its full size; OSError otherwise.
-
-    ``lstat`` first so FIFOs, devices and symlinks are never opened; ``O_NOFOLLOW`` and an
-    ``fstat`` recheck close the race where the path is swapped after the check.
-    """
-    info = os.lstat(path)
-    if not stat.S_ISREG(info.st_mode):
-        raise OSError(f"not a regular file: {os.fsdecode(path)}")
-    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
-    fd = os.open(path, flags)
+    """Up to ``max_bytes`` of a regular file and its full size; OSError otherwise (see
+    ``store.safefile``: FIFOs, devices and symlinks are never opened)."""
+    fd, opened = open_regular(path)
     try:
-        opened = os.fstat(fd)
-        if not stat.S_ISREG(opened.st_mode):
-            raise OSError(f"not a regular file: {os.fsdecode(path)}")
         chunks = []
         remaining = max(0, max_bytes)
         while remaining > 0:

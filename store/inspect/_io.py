@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import io
 import os
-import stat
 from pathlib import Path
 
 from store.inspect.errors import InspectError
+from store.safefile import NotRegularFileError, open_regular
 
 
 class BoundedFile(io.RawIOBase):
@@ -20,22 +20,12 @@ class BoundedFile(io.RawIOBase):
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         super().__init__()
-        flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
-        flags |= getattr(os, "O_CLOEXEC", 0)
         try:
-            st = os.lstat(path)
-        except OSError as exc:
-            raise InspectError(f"cannot stat: {exc.strerror or exc}") from None
-        if not stat.S_ISREG(st.st_mode):
-            raise InspectError("not a regular file")
-        try:
-            self._fd = os.open(path, flags)
+            self._fd, st = open_regular(path)
+        except NotRegularFileError:
+            raise InspectError("not a regular file") from None
         except OSError as exc:
             raise InspectError(f"cannot open: {exc.strerror or exc}") from None
-        st = os.fstat(self._fd)
-        if not stat.S_ISREG(st.st_mode):
-            os.close(self._fd)
-            raise InspectError("not a regular file")
         self.size = st.st_size
         self.bytes_read = 0
         self._pos = 0

@@ -14,6 +14,7 @@ import stat
 from pathlib import Path, PurePosixPath
 
 from store.paths import display
+from store.safefile import read_capped
 
 MAX_ENTRIES = 200_000
 MAX_STATE_BYTES = 16 * 1024 * 1024
@@ -43,13 +44,10 @@ def _walk(run_dir: Path) -> list[tuple[str, os.stat_result]]:
 
 def _read_state(path: Path) -> object:
     try:
-        st = os.lstat(path)
-        if not stat.S_ISREG(st.st_mode) or st.st_size > MAX_STATE_BYTES:
+        data, cut = read_capped(path, MAX_STATE_BYTES)
+        if cut:
             return None
-        flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
-        fd = os.open(path, flags)
-        with os.fdopen(fd, "rb") as handle:
-            return json.loads(handle.read(MAX_STATE_BYTES).decode("utf-8", "replace"))
+        return json.loads(data.decode("utf-8", "replace"))
     except (OSError, ValueError, RecursionError):
         return None
 

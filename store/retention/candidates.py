@@ -15,7 +15,6 @@ import json
 import math
 import os
 import re
-import stat
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +24,7 @@ import sqlite_utils
 
 from store.csvrows import csv_reader
 from store.paths import unkey
+from store.safefile import read_capped
 
 CANDIDATE_KINDS = ("checkpoint", "model")
 MAX_TRAINER_STATE_BYTES = 64 << 20
@@ -426,15 +426,10 @@ def _attach_metrics_csv(run: RunInfo, units: list[Candidate], metric: str) -> No
         return
     path = os.path.join(run.root, run.path, "metrics.csv")
     try:
-        st = os.lstat(path)
-        if not stat.S_ISREG(st.st_mode) or st.st_size > MAX_METRICS_CSV_BYTES:
-            return
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-        try:
-            data = os.read(fd, MAX_METRICS_CSV_BYTES + 1)
-        finally:
-            os.close(fd)
+        data, cut = read_capped(path, MAX_METRICS_CSV_BYTES)
     except OSError:
+        return
+    if cut:
         return
     rows = csv_reader(data.decode("utf-8", "replace"))
     try:
@@ -554,15 +549,8 @@ def _int(value: Any) -> int:
 def read_json_capped(path: str | Path, limit: int = MAX_TRAINER_STATE_BYTES) -> Any:
     """A small JSON file, or None: never a FIFO or link, never more than ``limit`` bytes."""
     try:
-        st = os.lstat(path)
-        if not stat.S_ISREG(st.st_mode) or st.st_size > limit:
-            return None
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-        try:
-            data = os.read(fd, limit + 1)
-        finally:
-            os.close(fd)
-        if len(data) > limit:
+        data, cut = read_capped(path, limit)
+        if cut:
             return None
         return json.loads(data.decode("utf-8", "replace"))
     except (OSError, ValueError, RecursionError):

@@ -26,6 +26,7 @@ else:  # pragma: no cover - exercised on 3.10 only
 
 from store.metric_direction import direction_of
 from store.retention.globs import GlobSet, compile_globs
+from store.safefile import NotRegularFileError, read_capped
 
 POLICY_FILE = ".artlens.toml"
 Mode = Literal["min", "max"]
@@ -280,14 +281,11 @@ def _is_regular(path: Path) -> bool:
 
 def _read_capped(path: Path) -> bytes:
     """At most ``MAX_POLICY_BYTES`` of a regular file (never a FIFO or a device)."""
-    if not _is_regular(path):
-        raise OSError(0, "not a regular file")
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     try:
-        data = os.read(fd, MAX_POLICY_BYTES + 1)
-    finally:
-        os.close(fd)
-    if len(data) > MAX_POLICY_BYTES:
+        data, cut = read_capped(path, MAX_POLICY_BYTES)
+    except NotRegularFileError:
+        raise OSError(0, "not a regular file") from None
+    if cut:
         raise OSError(0, f"larger than {MAX_POLICY_BYTES} bytes")
     return data
 

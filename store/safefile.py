@@ -1,0 +1,68 @@
+"""Opening an artifact for reading, safely: the one way every reader in ``store`` does it.
+
+A FIFO blocks ``open``, a device can be endless, and a symlink can point out of the root,
+so a file is opened only when ``lstat`` shows a regular file, without following a final
+symlink and without blocking, and ``fstat`` on the open descriptor checks again (the path
+may have been swapped in between).  Callers cap what they read themselves.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+
+_FLAGS = (
+    os.O_RDONLY
+    | getattr(os, "O_NOFOLLOW", 0)
+    | getattr(os, "O_NONBLOCK", 0)
+    | getattr(os, "O_CLOEXEC", 0)
+)
+
+
+class NotRegularFileError(OSError):
+    """The path is a folder, a symlink, a FIFO, a socket or a device; ``mode`` says which."""
+
+    def __init__(self, path: str | bytes | os.PathLike[str], mode: int) -> None:
+        super().__init__(f"not a regular file: {os.fsdecode(path)!r}")
+        self.mode = mode
+
+
+def open_regular(path: str | bytes | os.PathLike[str]) -> tuple[int, os.stat_result]:
+    """A read-only descriptor on a regular file and its ``fstat``; the caller closes it.
+
+    Raises ``NotRegularFileError`` for anything else, ``OSError`` when it cannot be opened.
+    """
+    before = os.lstat(path)
+    if not stat.S_ISREG(before.st_mode):
+        raise NotRegularFileError(path, before.st_mode)
+    fd = os.open(path, _FLAGS)
+    try:
+        st = os.fstat(fd)
+    except OSError:
+        os.close(fd)
+        raise
+    if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        raise NotRegularFileError(path, st.st_mode)
+    return fd, st
+
+
+def read_capped(path: str | bytes | os.PathLike[str], cap: int) -> tuple[bytes, bool]:
+    """At most ``cap`` bytes from the start of a regular file, and whether it holds more.
+
+    Raises like ``open_regular``.
+    """
+    fd, _ = open_regular(path)
+    try:
+        chunks: list[bytes] = []
+        left = cap + 1
+        while left > 0:
+            chunk = os.read(fd, min(left, 1 << 20))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            left -= len(chunk)
+    finally:
+        os.close(fd)
+    data = b"".join(chunks)
+    return (data[:cap], True) if len(data) > cap else (data, False)
