@@ -6,8 +6,8 @@ import bisect
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
-from store.frameworks._io import basename
-from store.frameworks.model import DirListing
+from store.frameworks._io import basename, display_name
+from store.frameworks.model import DirListing, RunSpec
 
 _EMPTY = DirListing(frozenset(), frozenset())
 
@@ -23,6 +23,17 @@ class DetectContext:
         for rel in self.paths:
             if rel:
                 self.by_name.setdefault(basename(rel), []).append(rel)
+
+    def folder_run(self, rel: str, framework: str, name: str | None = None) -> RunSpec:
+        """A run named after its folder (the root's own name for '') whose experiment is
+        the parent folder: how layouts without their own names are shown."""
+        parent = rel.rpartition("/")[0]
+        return RunSpec(
+            path=rel,
+            framework=framework,
+            name=name if name is not None else display_name(basename(rel) or self.root.name),
+            experiment=display_name(basename(parent)) if parent else None,
+        )
 
     def entry(self, rel: str) -> DirListing:
         return self.listing.get(rel, _EMPTY)

@@ -114,15 +114,7 @@ def detect(ctx: DetectContext, taken: list[str]) -> list[RunSpec]:
             continue
         if _overlaps(rel, taken_set) or not _has_artifact(ctx, rel):
             continue
-        parent = _io.parent(rel)
-        specs.append(
-            RunSpec(
-                path=rel,
-                framework=FRAMEWORK,
-                name=_io.display_name(_io.basename(rel) if rel else ctx.root.name),
-                experiment=_io.display_name(_io.basename(parent)) if parent else None,
-            )
-        )
+        specs.append(ctx.folder_run(rel, FRAMEWORK))
     return specs
 
 

@@ -33,16 +33,7 @@ def detect(ctx: DetectContext) -> list[RunSpec]:
             continue
         if CHECKPOINT_DIR.match(_io.basename(rel)):
             continue  # a checkpoint folder belongs to its output dir
-        name = _io.display_name(_io.basename(rel)) if rel else _io.display_name(ctx.root.name)
-        parent = _io.parent(rel)
-        specs.append(
-            RunSpec(
-                path=rel,
-                framework=FRAMEWORK,
-                name=name,
-                experiment=_io.display_name(_io.basename(parent)) if parent else None,
-            )
-        )
+        specs.append(ctx.folder_run(rel, FRAMEWORK))
     return specs
 
 

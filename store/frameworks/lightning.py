@@ -30,15 +30,7 @@ def detect(ctx: DetectContext) -> list[RunSpec]:
         has_events = any(f.startswith("events.out.tfevents.") for f in entry.files)
         if not (entry.files & _MARKERS or "checkpoints" in entry.dirs or has_events):
             continue
-        parent = _io.parent(rel)
-        specs.append(
-            RunSpec(
-                path=rel,
-                framework=FRAMEWORK,
-                name=name,
-                experiment=_io.display_name(_io.basename(parent)) if parent else None,
-            )
-        )
+        specs.append(ctx.folder_run(rel, FRAMEWORK, name))
     return specs
 
 

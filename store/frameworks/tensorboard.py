@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from store.frameworks import _common, _io
+from store.frameworks import _common
 from store.frameworks._context import DetectContext
 from store.frameworks.model import Loaded, RunSpec
 
@@ -17,15 +17,7 @@ def detect(ctx: DetectContext) -> list[RunSpec]:
     for rel in ctx.paths:
         if not any(f.startswith("events.out.tfevents.") for f in ctx.entry(rel).files):
             continue
-        parent = _io.parent(rel)
-        specs.append(
-            RunSpec(
-                path=rel,
-                framework=FRAMEWORK,
-                name=_io.display_name(_io.basename(rel) if rel else ctx.root.name),
-                experiment=_io.display_name(_io.basename(parent)) if parent else None,
-            )
-        )
+        specs.append(ctx.folder_run(rel, FRAMEWORK))
     return specs
 
 
