@@ -30,6 +30,7 @@ from store.preview import preview_file
 from store.query import ArtifactRow, FolderEntry, RunRow
 from store.safetext import visible
 from store.scan import Indexer
+from tests.test_tui import settle
 from tui.widgets.artifact_tree import entry_label
 from tui.widgets.preview import (
     file_header,
@@ -237,20 +238,13 @@ async def walk_app(root: Path, db_path: Path) -> list[str]:
     seen: list[str] = []
     app = ArtlensApp(db_path, [root], watch=False, clock=lambda: NOW)
     async with app.run_test(size=(160, 50)) as pilot:
-
-        async def settle() -> None:
-            for _ in range(2):
-                await pilot.pause()
-                await app.workers.wait_for_complete()
-            await pilot.pause()
-
-        await settle()
+        await settle(pilot, 2)
         explorer = app.screen
         assert isinstance(explorer, ExplorerScreen)
         check_screen(app, seen)
         for run_id in list(explorer.runs):
             explorer.jump_to_run(run_id)
-            await settle()
+            await settle(pilot, 2)
             check_screen(app, seen)
             await pilot.press("2")
             tree = explorer.file_tree
@@ -259,7 +253,7 @@ async def walk_app(root: Path, db_path: Path) -> list[str]:
                 info = node.data if node is not None else None
                 if node is not None and info is not None and info.is_dir and not node.is_expanded:
                     tree.action_open_node()
-                await settle()
+                await settle(pilot, 2)
                 check_screen(app, seen)
                 before = tree.cursor_line
                 tree.action_cursor_down()
@@ -267,7 +261,7 @@ async def walk_app(root: Path, db_path: Path) -> list[str]:
                     break
             await pilot.press("1")
         await pilot.press("1", "g", "space", "j", "space")  # mark two runs (for diffs)
-        await settle()
+        await settle(pilot, 2)
         for action in SCREEN_ACTIONS:
             if not hasattr(explorer, f"action_{action}"):
                 continue
@@ -275,23 +269,23 @@ async def walk_app(root: Path, db_path: Path) -> list[str]:
                 await pilot.press("2", "G")
             else:
                 await pilot.press("1")
-            await settle()
+            await settle(pilot, 2)
             await explorer.run_action(action)
-            await settle()
+            await settle(pilot, 2)
             check_screen(app, seen)
             await pilot.press("tab", "j", "enter")
-            await settle()
+            await settle(pilot, 2)
             check_screen(app, seen)
             while app.screen is not explorer:
                 app.pop_screen()
-                await settle()
+                await settle(pilot, 2)
         for keys in (["question_mark"], ["ctrl+p", *"run"]):
             await pilot.press(*keys)
-            await settle()
+            await settle(pilot, 2)
             check_screen(app, seen)
             while app.screen is not explorer:
                 app.pop_screen()
-                await settle()
+                await settle(pilot, 2)
     return seen
 
 

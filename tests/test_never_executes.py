@@ -25,6 +25,7 @@ from store.db import open_db
 from store.diff import diff_files
 from store.lock import WriterLock
 from store.scan import Indexer
+from tests.test_tui import settle
 
 HERE = Path(__file__).resolve().parent
 PICKLES = HERE / "fixtures" / "pickles"
@@ -81,33 +82,26 @@ async def preview_every_file(root: Path, db_path: Path) -> dict[str, str]:
     seen: dict[str, str] = {}
     app = ArtlensApp(db_path, [root], watch=False, clock=lambda: NOW)
     async with app.run_test(size=(120, 40)) as pilot:
-
-        async def settle() -> None:
-            for _ in range(3):
-                await pilot.pause()
-                await app.workers.wait_for_complete()
-            await pilot.pause()
-
-        await settle()
+        await settle(pilot, 3)
         screen = app.screen
         assert isinstance(screen, ExplorerScreen)
         for run_id in list(screen.runs):
             screen.jump_to_run(run_id)
-            await settle()
+            await settle(pilot, 3)
             tree = screen.file_tree
             await pilot.press("2")
-            await settle()
+            await settle(pilot, 3)
             for _ in range(500):
                 node = tree.cursor_node
                 info = node.data if node is not None else None
                 if node is not None and info is not None and info.is_dir and not node.is_expanded:
                     await pilot.press("l")
-                    await settle()
+                    await settle(pilot, 3)
                 if info is not None and info.entry is not None and not info.is_dir:
                     seen[info.entry.name] = screen.preview_pane.plain_text(200)
                 before = tree.cursor_line
                 await pilot.press("j")
-                await settle()
+                await settle(pilot, 3)
                 if tree.cursor_line == before:
                     break
     return seen

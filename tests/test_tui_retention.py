@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 from test_retention_support import snapshot
-from test_tui import settle, sync
 from textual.widgets import DataTable, Static
 
 from store.db import open_db
@@ -15,6 +14,7 @@ from store.lock import WriterLock
 from store.retention.trash import TRASH_DIR
 from store.scan import Indexer
 from store.userstate import UserState
+from tests.test_tui import settle, sync
 from tui.app import ArtlensApp
 from tui.screens.retention import RetentionScreen
 from tui.screens.retention_dialogs import ConfirmApply

@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_tui import NOW, Demo, build_demo, explorer, make_app, settle
 from textual.pilot import Pilot
+
+from tests.test_tui import NOW, Demo, build_demo, explorer, make_app, settle
 
 SIZES = [(80, 24), (120, 40)]
 SnapCompare = Callable[..., bool]
