@@ -90,6 +90,8 @@ class RunSync:
         self._dirty: set[int] = set()
         self._new: set[bytes] = set()
         self._removed: list[tuple[int, bytes]] = []
+        self._specs_are_the_index = False
+        """The specs were read back from the runs table: its rows need no update."""
         self._load_ids()
 
     def _load_ids(self) -> None:
@@ -107,8 +109,10 @@ class RunSync:
         if structural or not self._ids:
             listing_now = listing() if callable(listing) else listing
             self._set_specs(self._detect(listing_now))
+            self._specs_are_the_index = False
         else:
             self._set_specs(self._specs_from_index())
+            self._specs_are_the_index = True
 
     def _detect(self, listing: Listing) -> list[RunSpec]:
         from store.frameworks import DirListing, detect_runs
@@ -203,6 +207,8 @@ class RunSync:
         for key, spec in self._specs.items():
             meta = {"extra_paths": list(spec.extra_paths), "run_key": spec.run_key}
             if key in existing:
+                if self._specs_are_the_index:
+                    continue
                 conn.execute(
                     "UPDATE runs SET framework = ?, name = ?, experiment = ?,"
                     " meta = json_patch(meta, ?) WHERE id = ? AND (framework != ? OR name != ?"
