@@ -146,6 +146,36 @@ def m002_flagged_files_index(db: sqlite_utils.Database) -> None:
     )
 
 
+@migrations()
+def m003_folder_digests(db: sqlite_utils.Database) -> None:
+    """A digest per folder of its files' identities, so a rescan compares one number per
+    folder instead of reading every row back.  Any write to a folder's rows forgets the
+    folder's digest (the triggers), so a digest that matches the disk vouches for the rows;
+    the scanner writes it afresh after its own writes."""
+    db.executescript(
+        """
+        ALTER TABLE dirs ADD COLUMN digest INTEGER;
+        CREATE TRIGGER IF NOT EXISTS artifacts_forget_digest_ins AFTER INSERT ON artifacts
+        BEGIN
+            UPDATE dirs SET digest = NULL
+            WHERE root_id = NEW.root_id AND path = NEW.parent AND digest IS NOT NULL;
+        END;
+        CREATE TRIGGER IF NOT EXISTS artifacts_forget_digest_del AFTER DELETE ON artifacts
+        BEGIN
+            UPDATE dirs SET digest = NULL
+            WHERE root_id = OLD.root_id AND path = OLD.parent AND digest IS NOT NULL;
+        END;
+        CREATE TRIGGER IF NOT EXISTS artifacts_forget_digest_upd
+        AFTER UPDATE OF root_id, path, parent, inode, size, mtime_ns, dev, ftype ON artifacts
+        BEGIN
+            UPDATE dirs SET digest = NULL
+            WHERE root_id IN (OLD.root_id, NEW.root_id) AND path IN (OLD.parent, NEW.parent)
+            AND digest IS NOT NULL;
+        END;
+        """
+    )
+
+
 def _configure(conn: sqlite3.Connection, *, readonly: bool) -> None:
     conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
     if not readonly:

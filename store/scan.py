@@ -10,9 +10,11 @@ write at all, so a warm rescan is about the price of the walk.  Hashing is separ
 from __future__ import annotations
 
 import gc
+import operator
 import os
 import stat
 import time
+import zlib
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -42,14 +44,17 @@ QUIET_SECONDS = 2.0
 
 SAMPLES_PER_WARNING = 5
 
+_S_IFMT, _S_IFREG, _S_IFDIR, _S_IFLNK = 0o170000, stat.S_IFREG, stat.S_IFDIR, stat.S_IFLNK
+"""File-type bits of st_mode, compared inline: the walk does this once per file."""
+
 BULK_ROWS = 5000
 """A load of at least this many new rows into a table holding fewer rows than that drops
 the artifacts table's secondary indexes and builds them again after the load, inside the
 same transaction: building an index from sorted data beats growing it row by row."""
 
-SNAPSHOT_MAX = 250_000
-"""A long-lived Indexer remembers the identity tuples of a root up to this many files
-(about 60 MB), so its next full rescan need not read them back from SQLite."""
+DIRTY_SHARE = 0.25
+"""When more than this share of a scan's folders changed, read every row back at once
+rather than folder by folder."""
 
 ProgressFn = Callable[[int, int], None]
 """progress(done, total): total is 0 while unknown (during the walk)."""
@@ -132,14 +137,81 @@ _OLD_ROW = "path, id, run_id, hash, kind, size, mtime_ns"
 @dataclass
 class _Walk:
     entries: list[tuple[bytes, int, int, int, int, str]] = field(default_factory=list)
-    """(path, inode, size, mtime_ns, dev, ftype): the shape of an ``_Entry``"""
+    """(name, inode, size, mtime_ns, dev, ftype), folder by folder (see ``slices``); the
+    name alone, so files in folders found unchanged never cost a path."""
     links: dict[bytes, str] = field(default_factory=dict)
     """symlink key -> printable target"""
     dirs: dict[bytes, tuple[bytes, int]] = field(default_factory=dict)
     """folder key -> (parent key, mtime_ns)"""
-    listing: dict[bytes, tuple[list[bytes], list[bytes]]] = field(default_factory=dict)
-    """folder key -> (subfolder names, file names)"""
+    subdirs: dict[bytes, list[bytes]] = field(default_factory=dict)
+    """folder key -> subfolder names, for every folder listed in full"""
+    slices: dict[bytes, tuple[int, int]] = field(default_factory=dict)
+    """folder key -> where its files lie in ``entries`` (start, stop)"""
     unreadable: list[bytes] = field(default_factory=list)
+
+    def listing(self) -> dict[bytes, tuple[list[bytes], list[bytes]]]:
+        """folder key -> (subfolder names, file names): what run detection reads."""
+        entries = self.entries
+        return {
+            folder: (self.subdirs[folder], list(map(_NAME, entries[start:stop])))
+            for folder, (start, stop) in self.slices.items()
+        }
+
+    def digests(self) -> dict[bytes, int]:
+        """The digest of every folder listed in full (see ``folder_digest``)."""
+        entries = self.entries
+        return {
+            folder: folder_digest(entries[start:stop])
+            for folder, (start, stop) in self.slices.items()
+        }
+
+    def merge(self, other: _Walk) -> None:
+        offset = len(self.entries)
+        self.entries += other.entries
+        self.links.update(other.links)
+        self.dirs.update(other.dirs)
+        self.subdirs.update(other.subdirs)
+        self.slices.update(
+            {k: (start + offset, stop + offset) for k, (start, stop) in other.slices.items()}
+        )
+        self.unreadable += other.unreadable
+
+    def entries_of(self, folders: Iterable[bytes]) -> list[_Identity]:
+        """The files of ``folders`` as identity tuples, keyed by their path."""
+        entries = self.entries
+        picked: list[_Identity] = []
+        for folder in folders:
+            start, stop = self.slices[folder]
+            prefix = folder + b"/" if folder else b""
+            picked += [
+                (prefix + name, inode, size, mtime_ns, dev, ftype)
+                for name, inode, size, mtime_ns, dev, ftype in entries[start:stop]
+            ]
+        return picked
+
+    def count(self) -> int:
+        return len(self.entries)
+
+
+_NAME, _INODE, _SIZE, _MTIME = (operator.itemgetter(i) for i in range(4))
+
+
+def folder_digest(entries: Sequence[_Identity]) -> int:
+    """One number for a folder's files: their names, and in the same order their inodes,
+    sizes and mtimes (so two files swapping names change it).
+
+    Built from ints and a CRC only, so it is the same in every process (``hash`` of bytes
+    is salted per process; of ints and tuples it is not).  Another Python that hashes
+    tuples differently merely finds every folder changed once.
+    """
+    return hash(
+        (
+            zlib.crc32(b"\0".join(map(_NAME, entries))),
+            tuple(map(_INODE, entries)),
+            tuple(map(_SIZE, entries)),
+            tuple(map(_MTIME, entries)),
+        )
+    )
 
 
 class Indexer:
@@ -160,10 +232,6 @@ class Indexer:
         self._ignore_abs = {os.fsencode(os.path.abspath(p)) for p in ignore_paths}
         self.root_id = self._register_root()
         self.runs = RunSync(db, self.root, self.root_id, clock=clock)
-        self._snapshot: set[tuple[Any, ...]] | None = None
-        """The root's identity tuples as of our last full scan, valid while ``_stamp``
-        shows no commit since (by another connection, or another user of ours)."""
-        self._stamp: tuple[int, int] = (-1, -1)
         self._summaries = True
 
     # -- roots ---------------------------------------------------------------------------
@@ -214,11 +282,13 @@ class Indexer:
         ignore_names = {paths.name_of(p) for p in ignore}
         walk.dirs[start] = (paths.parent_key(start), st.st_mtime_ns)
         stack = [start]
-        append = walk.entries.append
+        entries = walk.entries
+        append = entries.append
         while stack:
             rel = stack.pop()
+            prefix = rel + b"/" if rel else b""
             subdirs: list[bytes] = []
-            files: list[bytes] = []
+            first = len(entries)
             try:
                 scanner = os.scandir(self._abs(rel))
             except FileNotFoundError:
@@ -243,26 +313,23 @@ class Indexer:
                     continue
                 for entry in listed:
                     name = entry.name
-                    if name in ignore_names and entry.path in ignore:
+                    if ignore_names and name in ignore_names and entry.path in ignore:
                         continue
-                    child = rel + b"/" + name if rel else name
                     try:
                         est = entry.stat(follow_symlinks=False)
                     except FileNotFoundError:
-                        report.warn("vanished", child)
+                        report.warn("vanished", prefix + name)
                         continue
                     except OSError as exc:
-                        report.warn(_os_reason(exc), child)
+                        report.warn(_os_reason(exc), prefix + name)
                         continue
-                    mode = est.st_mode
-                    if stat.S_ISREG(mode):
-                        append(
-                            (child, est.st_ino, est.st_size, est.st_mtime_ns, est.st_dev, "file")
-                        )
-                        files.append(name)
-                    elif stat.S_ISDIR(mode):
+                    fmt = est.st_mode & _S_IFMT
+                    if fmt == _S_IFREG:
+                        append((name, est.st_ino, est.st_size, est.st_mtime_ns, est.st_dev, "file"))
+                    elif fmt == _S_IFDIR:
                         if name in IGNORED_DIR_NAMES:
                             continue
+                        child = prefix + name
                         ident = (est.st_dev, est.st_ino)
                         if ident in seen_dirs:
                             report.warn("folder loop", child)
@@ -272,21 +339,22 @@ class Indexer:
                         subdirs.append(name)
                         if descend is None or descend(child):
                             stack.append(child)
-                    elif stat.S_ISLNK(mode):
+                    elif fmt == _S_IFLNK:
+                        child = prefix + name
                         try:
                             target = os.readlink(entry.path)
                         except OSError:
                             target = b""
                         append(
-                            (child, est.st_ino, est.st_size, est.st_mtime_ns, est.st_dev, "symlink")
+                            (name, est.st_ino, est.st_size, est.st_mtime_ns, est.st_dev, "symlink")
                         )
                         walk.links[child] = paths.display(target)
-                        files.append(name)
                     else:
-                        report.warn(_special_kind(mode), child)
-            walk.listing[rel] = (subdirs, files)
-            if progress is not None and len(walk.listing) % 256 == 0:
-                progress(len(walk.entries), 0)
+                        report.warn(_special_kind(est.st_mode), prefix + name)
+            walk.subdirs[rel] = subdirs
+            walk.slices[rel] = (first, len(entries))
+            if progress is not None and len(walk.slices) % 256 == 0:
+                progress(len(entries), 0)
         return walk
 
     # -- scanning ------------------------------------------------------------------------
@@ -318,31 +386,58 @@ class Indexer:
 
     def _scan(self, start: bytes, report: ScanReport, progress: ProgressFn | None) -> None:
         walk = self._walk(start, report, progress)
-        snapshot = self._snapshot if not start and self._stamp == self._current_stamp() else None
-        self._snapshot = None
-        existing = snapshot if snapshot is not None else self._existing_artifacts(start)
         existing_dirs = self._existing_dirs(start)
-        remember = not start and len(walk.entries) <= SNAPSHOT_MAX
+        digests = walk.digests()
+        clean = [
+            folder
+            for folder, digest in digests.items()
+            if (known := existing_dirs.get(folder)) is not None and known[1] == digest
+        ]
+        existing, entries = self._rows_to_compare(start, walk, existing_dirs, set(clean))
         self._reconcile(
             walk,
+            entries,
             existing,
             existing_dirs,
+            digests,
             report,
             listing=lambda: self._listing_for_detection(start, walk),
             event_path=start,
             full=not start,
             unique=True,
-            remember=remember,
         )
-        if remember:
-            # _reconcile left ``existing`` equal to the root's rows as just committed
-            self._snapshot = existing
-            self._stamp = self._current_stamp()
 
-    def _current_stamp(self) -> tuple[int, int]:
-        """(data_version, total_changes): moves when anyone but this scan commits."""
-        conn = self.db.conn
-        return int(conn.execute("PRAGMA data_version").fetchone()[0]), conn.total_changes
+    def _rows_to_compare(
+        self,
+        start: bytes,
+        walk: _Walk,
+        existing_dirs: dict[bytes, tuple[int, int | None]],
+        clean: set[bytes],
+    ) -> tuple[set[tuple[Any, ...]], list[_Identity]]:
+        """The index rows and walked files that need comparing: those outside the folders
+        whose digest matches the index.  Falls back to all of them when many folders
+        changed, or when the index holds rows the folders do not account for."""
+        dirty = [f for f in walk.slices if f not in clean]
+        unlisted = [f for f in existing_dirs if f not in clean and f not in walk.slices]
+        if len(dirty) + len(unlisted) > DIRTY_SHARE * max(len(walk.slices), len(existing_dirs)):
+            return self._existing_artifacts(start), walk.entries_of(walk.slices)
+        existing: set[tuple[Any, ...]] = set()
+        for folder in dirty + unlisted:
+            existing |= self._existing_artifacts(folder, shallow=True)
+        vouched = sum(stop - start_ for f, (start_, stop) in walk.slices.items() if f in clean)
+        if self._count_artifacts(start) != vouched + len(existing):
+            # rows whose folder the index does not list: compare everything
+            return self._existing_artifacts(start), walk.entries_of(walk.slices)
+        return existing, walk.entries_of(dirty)
+
+    def _count_artifacts(self, start: bytes) -> int:
+        sql = "SELECT count(*) FROM artifacts WHERE root_id = ?"
+        args: list[object] = [self.root_id]
+        if start:
+            lo, hi = paths.prefix_range(start)
+            sql += " AND ((path >= ? AND path < ?) OR path = ?)"
+            args += [lo, hi, start]
+        return int(self.db.conn.execute(sql, args).fetchone()[0])
 
     def scan_folders(self, folders: Iterable[str | bytes]) -> ScanReport:
         """Shallow rescan of some folders in one transaction: what the watcher calls.
@@ -355,10 +450,10 @@ class Indexer:
         report = ScanReport(root=paths.display(self.root_b))
         walk = _Walk()
         existing: set[tuple[Any, ...]] = set()
-        existing_dirs: dict[bytes, int] = {}
+        existing_dirs: dict[bytes, tuple[int, int | None]] = {}
         conn = self.db.conn
         for folder in sorted({paths.key(f) for f in folders}):
-            if folder in walk.dirs and folder in walk.listing:
+            if folder in walk.dirs and folder in walk.slices:
                 continue  # already walked as part of a new parent
             known = {
                 bytes(k): m
@@ -369,11 +464,7 @@ class Indexer:
                 )
             }
             sub = self._walk(folder, report, None, descend=lambda child, k=known: child not in k)  # type: ignore[misc]
-            walk.entries.extend(sub.entries)
-            walk.links.update(sub.links)
-            walk.dirs.update(sub.dirs)
-            walk.listing.update(sub.listing)
-            walk.unreadable.extend(sub.unreadable)
+            walk.merge(sub)
             existing |= self._existing_artifacts(folder, shallow=True)
             existing_dirs.update(self._existing_dirs(folder, shallow=True))
             gone = [folder] if folder not in sub.dirs else []
@@ -384,8 +475,10 @@ class Indexer:
                 existing_dirs.update(self._existing_dirs(k))
         self._reconcile(
             walk,
+            walk.entries_of(walk.slices),
             existing,
             existing_dirs,
+            walk.digests(),
             report,
             listing=self._listing_from_index,
             event_path=b"",
@@ -398,8 +491,10 @@ class Indexer:
     def _reconcile(
         self,
         walk: _Walk,
+        entries: list[_Identity],
         existing: set[tuple[Any, ...]],
-        existing_dirs: dict[bytes, int],
+        existing_dirs: dict[bytes, tuple[int, int | None]],
+        digests: dict[bytes, int],
         report: ScanReport,
         *,
         listing: Callable[[], Listing],
@@ -407,29 +502,27 @@ class Indexer:
         full: bool,
         detect_after_write: bool = False,
         unique: bool = False,
-        remember: bool = False,
     ) -> None:
-        """Diff a walk against the index rows it covers, and write the difference.
-
-        ``unique`` says the walk lists each path once, so "every row was seen unchanged"
-        follows from counting.  With ``remember``, ``existing`` is left holding the
-        identity tuples the index has for the walked rows after the write.
-        """
-        report.files = len(walk.entries)
+        """Diff walked ``entries`` against the index rows ``existing`` they cover, and
+        write the difference; the walk's other files are known unchanged (their folder's
+        digest matched).  ``unique`` says each path is walked once, so "every row was
+        seen unchanged" follows from counting."""
+        report.files = walk.count()
         report.dirs = len(walk.dirs)
-        had_rows = bool(existing)
+        vouched = report.files - len(entries)
+        had_rows = bool(existing) or vouched > 0
         protected = walk.unreadable
         now = self.clock()
 
-        entries = walk.entries
         if not unique:
             entries = list(set(entries))
         fresh = [t for t in entries if t not in existing] if existing else entries
-        report.unchanged = len(entries) - len(fresh)
-        if report.unchanged == len(existing):
+        report.unchanged = vouched + len(entries) - len(fresh)
+        if len(entries) - len(fresh) == len(existing):
             stale: set[tuple[Any, ...]] = set()
         else:
             stale = existing - set(entries)
+        existing.clear()
         stale_paths = {row[0] for row in stale}
         changed_paths = stale_paths.intersection(t[0] for t in fresh) if stale_paths else set()
         old_rows = self._old_rows(stale_paths)
@@ -444,10 +537,16 @@ class Indexer:
             for key, row in old_rows.items()
             if key not in changed_paths and not any(paths.under(key, p) for p in protected)
         ]
-        dirs_added = [(k, v) for k, v in walk.dirs.items() if k not in existing_dirs]
-        dirs_changed = [
-            (k, v) for k, v in walk.dirs.items() if k in existing_dirs and existing_dirs[k] != v[1]
-        ]
+        touched = {paths.parent_key(e[0]) for e in fresh}
+        touched.update(paths.parent_key(r[1]) for r in removed)
+        dirs_written: list[tuple[bytes, bytes, int, int | None]] = []
+        for key, (parent, mtime_ns) in walk.dirs.items():
+            known = existing_dirs.get(key)
+            # a folder walked without being listed keeps the digest it had
+            digest = digests[key] if key in digests else (known[1] if known else None)
+            if known is None or known != (mtime_ns, digest) or key in touched:
+                dirs_written.append((key, parent, mtime_ns, digest))
+        dirs_added = [k for k in walk.dirs if k not in existing_dirs]
         dirs_removed = [
             k
             for k in existing_dirs
@@ -465,8 +564,9 @@ class Indexer:
         cache = self._hash_cache_lookup(added, [c[1] for c in changed])
         with write_transaction(self.db) as conn:
             self.runs.upsert(conn, now)
-            self._write_dirs(dirs_added, dirs_changed, dirs_removed)
             self._write_artifacts(added, changed, removed, cache, walk.links, now)
+            # after the rows: their writes made the triggers forget these digests
+            self._write_dirs(dirs_written, dirs_removed)
             if structural and detect_after_write:
                 self.runs.prepare(listing, structural=True)
                 self.runs.upsert(conn, now)
@@ -482,13 +582,6 @@ class Indexer:
                     [now, *(self.root_identity() or (None, None)), self.root_id],
                 )
         report.runs = self.runs.count()
-        if not remember:
-            existing.clear()
-            return
-        if stale:
-            gone = {row[0] for row in removed}
-            existing -= {row for row in stale if row[0] in gone or row[0] in changed_paths}
-        existing.update(fresh)
 
     def _existing_artifacts(self, start: bytes, *, shallow: bool = False) -> set[tuple[Any, ...]]:
         """The identity tuples of the rows under ``start`` (or directly in it)."""
@@ -527,8 +620,11 @@ class Indexer:
                 found[key] = row
         return found
 
-    def _existing_dirs(self, start: bytes, *, shallow: bool = False) -> dict[bytes, int]:
-        sql = "SELECT path, mtime_ns FROM dirs WHERE root_id = ?"
+    def _existing_dirs(
+        self, start: bytes, *, shallow: bool = False
+    ) -> dict[bytes, tuple[int, int | None]]:
+        """Folder key -> (mtime_ns, digest) for the folders under ``start``."""
+        sql = "SELECT path, mtime_ns, digest FROM dirs WHERE root_id = ?"
         args: list[object] = [self.root_id]
         if shallow:
             sql += " AND (parent = ? OR path = ?)"
@@ -537,14 +633,15 @@ class Indexer:
             lo, hi = paths.prefix_range(start)
             sql += " AND ((path >= ? AND path < ?) OR path = ?)"
             args += [lo, hi, start]
-        return dict(self.db.conn.execute(sql, args).fetchall())
+        return {path: (m, d) for path, m, d in self.db.conn.execute(sql, args)}
 
     def _listing_for_detection(
         self, start: bytes, walk: _Walk
     ) -> dict[bytes, tuple[list[bytes], list[bytes]]]:
         """Every folder's entries under the root: the walk's, plus the index's outside it."""
+        walked = walk.listing()
         if not start:
-            return walk.listing
+            return walked
         listing: dict[bytes, tuple[list[bytes], list[bytes]]] = {}
         lo, hi = paths.prefix_range(start)
         for path, parent in self.db.conn.execute(
@@ -560,13 +657,13 @@ class Indexer:
             [self.root_id, lo, hi],
         ):
             listing.setdefault(bytes(parent), ([], []))[1].append(paths.name_of(bytes(path)))
-        if start in listing or start in walk.listing:
+        if start in listing or start in walked:
             parent = paths.parent_key(start)
             siblings = listing.setdefault(parent, ([], []))[0]
             name = paths.name_of(start)
-            if start in walk.listing and name not in siblings:
+            if start in walked and name not in siblings:
                 siblings.append(name)
-        listing.update(walk.listing)
+        listing.update(walked)
         return listing
 
     def _listing_from_index(self) -> Listing:
@@ -611,18 +708,17 @@ class Indexer:
         return found
 
     def _write_dirs(
-        self,
-        added: list[tuple[bytes, tuple[bytes, int]]],
-        changed: list[tuple[bytes, tuple[bytes, int]]],
-        removed: list[bytes],
+        self, written: list[tuple[bytes, bytes, int, int | None]], removed: list[bytes]
     ) -> None:
         c = self.db.conn
+        root_id = self.root_id
         c.executemany(
-            "INSERT OR REPLACE INTO dirs (root_id, path, parent, mtime_ns) VALUES (?, ?, ?, ?)",
-            [(self.root_id, k, p, m) for k, (p, m) in added + changed],
+            "INSERT OR REPLACE INTO dirs (root_id, path, parent, mtime_ns, digest)"
+            " VALUES (?, ?, ?, ?, ?)",
+            [(root_id, *row) for row in written],
         )
         c.executemany(
-            "DELETE FROM dirs WHERE root_id = ? AND path = ?", [(self.root_id, k) for k in removed]
+            "DELETE FROM dirs WHERE root_id = ? AND path = ?", [(root_id, k) for k in removed]
         )
 
     def _write_artifacts(
@@ -690,8 +786,10 @@ class Indexer:
         self.runs.mark_dirty(dirty)
 
     def _drop_secondary_indexes(self, incoming: int) -> list[str]:
-        """Drop the artifacts table's secondary indexes before a bulk load; returns the
-        statements that build them again (run inside the same transaction)."""
+        """Drop the artifacts table's secondary indexes and triggers before a bulk load;
+        returns the statements that create them again (run inside the same transaction).
+
+        The triggers only forget folder digests, which the scan writes afresh anyway."""
         c = self.db.conn
         if incoming < BULK_ROWS:
             return []
@@ -699,12 +797,12 @@ class Indexer:
         if held >= incoming:
             return []
         ddl = c.execute(
-            "SELECT name, sql FROM sqlite_master WHERE type = 'index'"
+            "SELECT type, name, sql FROM sqlite_master WHERE type IN ('index', 'trigger')"
             " AND tbl_name = 'artifacts' AND sql IS NOT NULL"
         ).fetchall()
-        for name, _sql in ddl:
-            c.execute(f"DROP INDEX {sqlite_utils.db.quote_identifier(name)}")
-        return [sql for _name, sql in ddl]
+        for kind, name, _sql in ddl:
+            c.execute(f"DROP {kind.upper()} {sqlite_utils.db.quote_identifier(name)}")
+        return [sql for _kind, _name, sql in ddl]
 
     def _insert_new(
         self,
@@ -815,12 +913,8 @@ class Indexer:
     def fill_summaries(self) -> int:
         """Read the run summaries a ``defer_summaries`` scan left pending, in one
         transaction; returns how many runs were filled."""
-        snapshot_valid = self._stamp == self._current_stamp()
         with write_transaction(self.db) as conn:
-            filled = self.runs.fill_pending(conn, self.clock())
-        if snapshot_valid:  # only runs changed: the file identities still hold
-            self._stamp = self._current_stamp()
-        return filled
+            return self.runs.fill_pending(conn, self.clock())
 
     # -- hashing -------------------------------------------------------------------------
 

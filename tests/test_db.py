@@ -85,3 +85,27 @@ def test_an_older_index_is_migrated_forward_with_its_data(tmp_path: Path) -> Non
     )
     assert "artifacts_flagged" in plan
     db.close()
+
+
+def test_an_index_from_before_folder_digests_gains_them(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    (root / "run").mkdir(parents=True)
+    (root / "run" / "metrics.csv").write_text("step,loss\n1,0.5\n")
+    db = open_db(tmp_path / "i.db")
+    Indexer(db, root).scan()
+    # make it look like an index written before m003 existed
+    for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'").fetchall():
+        db.execute(f"DROP TRIGGER {name}")
+    db.execute("ALTER TABLE dirs DROP COLUMN digest")
+    db.execute("DELETE FROM _sqlite_migrations WHERE name = 'm003_folder_digests'")
+    db.conn.commit()
+    db.close()
+    db = open_db(tmp_path / "i.db")
+    assert "digest" in db["dirs"].columns_dict
+    triggers = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'")}
+    assert len(triggers) == 3
+    assert db.execute("SELECT count(*) FROM dirs WHERE digest IS NULL").fetchone()[0] == 2
+    report = Indexer(db, root).scan()
+    assert (report.files, report.unchanged, report.added, report.removed) == (1, 1, 0, 0)
+    assert db.execute("SELECT count(*) FROM dirs WHERE digest IS NULL").fetchone()[0] == 0
+    db.close()

@@ -1,5 +1,5 @@
-"""The scanner's fast paths: bulk loads, the remembered identity snapshot, deferred run
-summaries.  Each must leave the index exactly as a plain scan would."""
+"""The scanner's fast paths: bulk loads, folder digests, deferred run summaries.  Each
+must leave the index exactly as a plain scan would."""
 
 from __future__ import annotations
 
@@ -58,42 +58,112 @@ def test_bulk_load_rebuilds_the_indexes_and_matches_the_disk(
     assert owned == 1  # only the top-level link lies outside every run
 
 
-def test_remembered_snapshot_sees_changes_and_other_writers(
+def index_identities(db: sqlite_utils.Database) -> dict[bytes, tuple[int, int, int]]:
+    return {
+        bytes(p): (i, s, m)
+        for p, i, s, m in db.execute("SELECT path, inode, size, mtime_ns FROM artifacts")
+    }
+
+
+def disk_identities(root: Path) -> dict[bytes, tuple[int, int, int]]:
+    found = {}
+    for key in ground_truth(root):
+        st = os.lstat(os.fsencode(root) + b"/" + key)
+        found[key] = (st.st_ino, st.st_size, st.st_mtime_ns)
+    return found
+
+
+def statements(db: sqlite_utils.Database) -> list[str]:
+    """Every SQL statement the connection runs from now on."""
+    seen: list[str] = []
+    db.conn.set_trace_callback(seen.append)
+    return seen
+
+
+def identity_reads(seen: list[str]) -> list[str]:
+    """The conditions of the statements that read identities back from the index."""
+    return [
+        s.split(" AND ", 1)[1]
+        for s in seen
+        if s.startswith("SELECT path, inode, size, mtime_ns, dev, ftype FROM artifacts")
+    ]
+
+
+def test_a_warm_scan_reads_back_only_the_folders_that_changed(
     tmp_path: Path, db: sqlite_utils.Database
 ) -> None:
     root = tmp_path / "root"
-    make_runs(root, runs=2, files=5)
+    make_runs(root, runs=6, files=5)
     indexer = Indexer(db, root)
     indexer.scan()
-    ckpt = root / "lightning_logs" / "version_1" / "checkpoints" / "epoch=3.ckpt"
-    ckpt.write_bytes(b"longer than before")
-    (root / "lightning_logs" / "version_0" / "hparams.yaml").unlink()
+    assert db.execute("SELECT count(*) FROM dirs WHERE digest IS NULL").fetchone()[0] == 0
+    seen = statements(db)
     report = indexer.scan()
-    assert (report.changed, report.removed) == (1, 1)
-    assert index_rows(db) == ground_truth(root)
-    # another connection deletes a row: the snapshot must not hide it
+    assert (report.added, report.changed, report.removed) == (0, 0, 0)
+    assert report.unchanged == report.files == len(ground_truth(root))
+    assert identity_reads(seen) == []  # every folder vouched for by its digest
+    ckpt = root / "lightning_logs" / "version_4" / "checkpoints" / "epoch=3.ckpt"
+    ckpt.write_bytes(b"longer than before")
+    seen.clear()
+    report = Indexer(db, root).scan()  # a new process: nothing remembered but the index
+    assert (report.added, report.changed, report.removed) == (0, 1, 0)
+    folder = os.fsencode("lightning_logs/version_4/checkpoints").hex()
+    assert identity_reads(seen) == [f"parent = x'{folder}'"]
+    assert index_identities(db) == disk_identities(root)
+
+
+def test_folder_digests_see_renames_and_other_writers(
+    tmp_path: Path, db: sqlite_utils.Database
+) -> None:
+    root = tmp_path / "root"
+    make_runs(root, runs=6, files=5)
+    indexer = Indexer(db, root)
+    indexer.scan()
+    # a rename keeps inode, size and mtime; put the folder's mtime back too
+    folder = root / "lightning_logs" / "version_2" / "checkpoints"
+    st = os.stat(folder)
+    (folder / "epoch=1.ckpt").rename(folder / "renamed.ckpt")
+    os.utime(folder, ns=(st.st_atime_ns, st.st_mtime_ns))
+    report = indexer.scan()
+    assert (report.added, report.removed) == (1, 1)
+    assert index_identities(db) == disk_identities(root)
+    # another connection deletes a row and adds one for a file that does not exist:
+    # the triggers make their folders' digests forget, so the scan repairs both
     other = open_db(tmp_path / "index.db")
     with other.conn:
         other.conn.execute(
             "DELETE FROM artifacts WHERE path = ?",
             [os.fsencode("lightning_logs/version_1/metrics.csv")],
         )
+        other.conn.execute(
+            "INSERT INTO artifacts (root_id, path, parent, name, kind, size, mtime_ns, inode,"
+            " dev, first_seen, last_seen) SELECT root_id, CAST(path || '.ghost' AS BLOB), parent,"
+            " 'g', kind, 1, 1, 1, 1, 0, 0 FROM artifacts WHERE path = ?",
+            [os.fsencode("lightning_logs/version_3/metrics.csv")],
+        )
+    forgotten = other.execute("SELECT count(*) FROM dirs WHERE digest IS NULL").fetchone()[0]
     other.close()
+    assert forgotten == 2
     report = indexer.scan()
-    assert report.added == 1
-    assert index_rows(db) == ground_truth(root)
+    assert (report.added, report.removed) == (1, 1)
+    assert index_identities(db) == disk_identities(root)
 
 
-def test_a_root_too_big_to_remember_is_read_back_each_time(
-    tmp_path: Path, db: sqlite_utils.Database, monkeypatch: pytest.MonkeyPatch
+def test_rows_in_a_folder_the_index_does_not_list_are_still_removed(
+    tmp_path: Path, db: sqlite_utils.Database
 ) -> None:
-    monkeypatch.setattr(scan, "SNAPSHOT_MAX", 3)
     root = tmp_path / "root"
-    make_runs(root, runs=1, files=5)
+    make_runs(root, runs=6, files=5)
     indexer = Indexer(db, root)
     indexer.scan()
+    with db.conn:  # an orphan row: its folder has no row in dirs
+        db.conn.execute(
+            "INSERT INTO artifacts (root_id, path, parent, name, kind, size, mtime_ns, inode,"
+            " dev, first_seen, last_seen) VALUES (?, ?, ?, 'x', 'other', 1, 1, 1, 1, 0, 0)",
+            [indexer.root_id, b"nowhere/x", b"nowhere"],
+        )
     report = indexer.scan()
-    assert (report.added, report.changed, report.removed) == (0, 0, 0)
+    assert report.removed == 1
     assert index_rows(db) == ground_truth(root)
 
 
