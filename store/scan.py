@@ -537,8 +537,10 @@ class Indexer:
             for key, row in old_rows.items()
             if key not in changed_paths and not any(paths.under(key, p) for p in protected)
         ]
-        touched = {paths.parent_key(e[0]) for e in fresh}
-        touched.update(paths.parent_key(r[1]) for r in removed)
+        touched: set[bytes] = set()
+        if existing_dirs:  # else every folder is new and written anyway
+            touched.update(paths.parent_key(e[0]) for e in fresh)
+            touched.update(paths.parent_key(r[1]) for r in removed)
         dirs_written: list[tuple[bytes, bytes, int, int | None]] = []
         for key, (parent, mtime_ns) in walk.dirs.items():
             known = existing_dirs.get(key)
