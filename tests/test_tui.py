@@ -9,8 +9,10 @@ import shutil
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
+from textual import events
 from textual.coordinate import Coordinate
 from textual.pilot import Pilot
 from textual.widgets import Input
@@ -23,6 +25,7 @@ from store.scan import Indexer
 from tui.app import ArtlensApp
 from tui.screens.explorer import ExplorerScreen
 from tui.screens.help import HelpScreen
+from tui.widgets.artifact_tree import ArtifactTree
 from tui.widgets.runs_table import key_metric
 
 NOW = 1_780_000_000.0
@@ -190,6 +193,32 @@ async def test_cursor_keys_move_and_select_run(demo: Demo) -> None:
         assert screen.table.current_run_id == first
         await pilot.press("down", "up", "G")
         assert screen.table.cursor_row == screen.table.row_count - 1
+
+
+@sync
+async def test_a_held_key_loads_only_the_run_it_stops_on(
+    demo: Demo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shown: list[int] = []
+    original = ArtifactTree.show_run
+
+    def recording(self: ArtifactTree, run_id: int, *args: Any, **kwargs: Any) -> None:
+        shown.append(run_id)
+        original(self, run_id, *args, **kwargs)
+
+    monkeypatch.setattr(ArtifactTree, "show_run", recording)
+    app = make_app(demo)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        screen = explorer(app)
+        shown.clear()
+        for _ in range(4):  # as a terminal sends auto-repeat: no wait for idle between keys
+            app.post_message(events.Key("j", "j"))
+            await asyncio.sleep(0.01)
+        await settle(pilot)
+        assert screen.table.cursor_row == 4
+        assert shown == [screen.table.current_run_id]
+        assert screen.file_tree.run_id == screen.table.current_run_id
 
 
 @sync

@@ -20,6 +20,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
+from textual.timer import Timer
 from textual.widget import Widget
 from textual.widgets import DataTable, Footer, Input, Tree
 from textual.worker import get_current_worker
@@ -65,6 +66,10 @@ POLL_SECONDS = 0.4
 """How often the read connection is asked whether another connection committed."""
 AGE_REFRESH_SECONDS = 30.0
 """Ages ("5m") in the table drift; re-render changed cells this often."""
+FOLLOW_DELAY = 0.06
+"""Seconds the runs cursor must rest before the tree and preview follow it: a held key
+moves the cursor at once but loads only the run it stops on."""
+
 MAX_TABLE_ROWS = 1000
 """Rows the runs table holds; beyond this the filter narrows (the index may hold more)."""
 MAX_EVENTS = 20_000
@@ -150,6 +155,7 @@ class ExplorerScreen(Screen[None]):
         self._detail_run: int | None = None
         """The run whose detail the preview last showed."""
         self._detail_base: tuple[RenderableType, ...] = ()
+        self._follow_timer: Timer | None = None
 
     # -- layout --------------------------------------------------------------------------
 
@@ -389,13 +395,18 @@ class ExplorerScreen(Screen[None]):
 
     @on(DataTable.RowHighlighted, "#runs")
     def _run_highlighted(self) -> None:
-        self._follow_cursor()
+        if self._follow_timer is not None:
+            self._follow_timer.stop()
+        self._follow_timer = self.set_timer(FOLLOW_DELAY, self._follow_cursor)
 
     @on(DataTable.RowSelected, "#runs")
     def _run_selected(self) -> None:
         self.file_tree.focus()
 
     def _follow_cursor(self) -> None:
+        if self._follow_timer is not None:
+            self._follow_timer.stop()
+            self._follow_timer = None
         run_id = self.table.current_run_id
         run = self.runs.get(run_id) if run_id is not None else None
         tree = self.file_tree
