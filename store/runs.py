@@ -117,11 +117,10 @@ class RunSync:
     def _detect(self, listing: Listing) -> list[RunSpec]:
         from store.frameworks import DirListing, detect_runs
 
-        # what os.fsdecode does on POSIX, without its per-call checks (a name per file)
+        # what os.fsdecode does on POSIX, a folder's names at once (no name holds a NUL)
         converted = {
             folder.decode(_FS_ENCODING, _FS_ERRORS): DirListing(
-                frozenset([d.decode(_FS_ENCODING, _FS_ERRORS) for d in dirs]),
-                frozenset([f.decode(_FS_ENCODING, _FS_ERRORS) for f in files]),
+                _decoded_names(dirs), _decoded_names(files)
             )
             for folder, (dirs, files) in listing.items()
         }
@@ -439,6 +438,12 @@ class RunSync:
                 status="unknown",
                 meta={"warnings": [f"could not read run: {type(exc).__name__}: {exc}"[:300]]},
             )
+
+
+def _decoded_names(names: list[bytes]) -> frozenset[str]:
+    if not names:
+        return frozenset()
+    return frozenset(b"\0".join(names).decode(_FS_ENCODING, _FS_ERRORS).split("\0"))
 
 
 def _loads(text: str | None) -> dict[str, object]:

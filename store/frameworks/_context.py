@@ -23,6 +23,22 @@ class DetectContext:
         for rel in self.paths:
             if rel:
                 self.by_name.setdefault(basename(rel), []).append(rel)
+        self._names: dict[str, str] = {}
+
+    def has_file_starting(self, rel: str, prefix: str) -> bool:
+        """Any file of ``rel`` whose name starts with ``prefix``: one substring search
+        instead of a Python test per file (detectors ask this of every folder)."""
+        return "\0" + prefix in self._names_of(rel)
+
+    def has_file_ending(self, rel: str, suffix: str) -> bool:
+        return suffix + "\0" in self._names_of(rel)
+
+    def _names_of(self, rel: str) -> str:
+        """The folder's file names joined by NUL, which no name can hold."""
+        names = self._names.get(rel)
+        if names is None:
+            names = self._names[rel] = "\0" + "\0".join(self.entry(rel).files) + "\0"
+        return names
 
     def folder_run(self, rel: str, framework: str, name: str | None = None) -> RunSpec:
         """A run named after its folder (the root's own name for '') whose experiment is

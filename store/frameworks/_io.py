@@ -33,11 +33,11 @@ def join(rel: str, *names: str) -> str:
 
 
 def parent(rel: str) -> str:
-    return rel.rsplit("/", 1)[0] if "/" in rel else ""
+    return rel.rpartition("/")[0]
 
 
 def basename(rel: str) -> str:
-    return rel.rsplit("/", 1)[-1]
+    return rel.rpartition("/")[2]
 
 
 def abspath(root: Path, rel: str) -> str:

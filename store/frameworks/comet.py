@@ -29,6 +29,8 @@ _MESSAGES_CAP = 64 * 1024 * 1024
 def detect(ctx: DetectContext) -> list[RunSpec]:
     specs = []
     for rel in ctx.paths:
+        if not ctx.has_file_ending(rel, ".zip"):
+            continue
         in_default = _io.basename(rel) == DEFAULT_DIR
         for name in sorted(ctx.entry(rel).files):
             match = _KEY_ZIP.match(name)

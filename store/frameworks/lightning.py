@@ -27,7 +27,7 @@ def detect(ctx: DetectContext) -> list[RunSpec]:
         if not VERSION_DIR.match(name):
             continue
         entry = ctx.entry(rel)
-        has_events = any(f.startswith("events.out.tfevents.") for f in entry.files)
+        has_events = ctx.has_file_starting(rel, "events.out.tfevents.")
         if not (entry.files & _MARKERS or "checkpoints" in entry.dirs or has_events):
             continue
         specs.append(ctx.folder_run(rel, FRAMEWORK, name))

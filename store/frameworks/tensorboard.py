@@ -15,7 +15,7 @@ FRAMEWORK = "tensorboard"
 def detect(ctx: DetectContext) -> list[RunSpec]:
     specs = []
     for rel in ctx.paths:
-        if not any(f.startswith("events.out.tfevents.") for f in ctx.entry(rel).files):
+        if not ctx.has_file_starting(rel, "events.out.tfevents."):
             continue
         specs.append(ctx.folder_run(rel, FRAMEWORK))
     return specs
