@@ -428,6 +428,28 @@ async def test_type_ahead_in_tree(demo: Demo) -> None:
 
 
 @sync
+async def test_find_in_tree_types_letters_that_are_keys(demo: Demo) -> None:
+    app = make_app(demo)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        screen = explorer(app)
+        run = next(r for r in screen.runs.values() if r.name == "version_0")
+        screen.jump_to_run(run.id)
+        await settle(pilot)
+        await pilot.press("2", "f", *"met")  # m alone would open the metrics view
+        node = screen.file_tree.cursor_node
+        assert node is not None and node.data is not None
+        assert node.data.key.endswith(b"metrics.csv")
+        assert app.screen is screen
+        assert "met" in str(screen.file_tree.border_subtitle)
+        await pilot.press("x", "y")
+        assert "no match" in str(screen.file_tree.border_subtitle)
+        await pilot.press("escape")
+        assert screen.file_tree.border_subtitle is None
+        assert app.screen is screen  # escape ended the find, nothing else
+
+
+@sync
 async def test_live_update_keeps_cursor(fresh_demo: Demo) -> None:
     app = make_app(fresh_demo)
     async with app.run_test(size=(120, 40)) as pilot:

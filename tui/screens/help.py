@@ -13,7 +13,8 @@ from textual.widgets import Static
 
 INTRO = (
     "Panes: Runs (top), Files (left), Preview (right).  tab / shift+tab move between them.\n"
-    "In the file tree, type the start of a name to jump to it.  Bindings can be remapped by id.\n"
+    "In the file tree, type the start of a name to jump to it (f first if it starts with a key).\n"
+    "Bindings can be remapped by id.\n"
     "Metrics view (m, for the marked runs): space plots the metric under the cursor (up to 3\n"
     "side by side), c clears the plots, escape goes back.  n writes a note on the run or file."
 )

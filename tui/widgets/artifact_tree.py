@@ -76,6 +76,14 @@ class ArtifactTree(Tree[NodeInfo]):
         Binding("l", "open_node", "Open", show=False, id="tree.open"),
         Binding("h", "close_node", "Close", show=False, id="tree.close"),
         Binding(
+            "f",
+            "find",
+            "Find",
+            show=False,
+            id="tree.find",
+            tooltip="Type a name to jump to it; every key types (enter or escape ends)",
+        ),
+        Binding(
             "space",
             "mark_file",
             "Mark file",
@@ -97,6 +105,8 @@ class ArtifactTree(Tree[NodeInfo]):
         self._requests = 0
         self._typed = ""
         self._typed_at = 0.0
+        self._finding = False
+        """After ``f``: every printable key types, even those bound to actions."""
         self.problems: tuple[str, ...] = ()
         self.pinned: frozenset[bytes] = frozenset()
         """Keys of pinned files and folders (user state): marked with a "◆"."""
@@ -342,8 +352,47 @@ class ArtifactTree(Tree[NodeInfo]):
         elif node.parent is not None:
             self.move_cursor(node.parent)
 
+    def action_find(self) -> None:
+        self._finding = True
+        self._typed = ""
+        self.border_subtitle = Text("find: ")
+
+    def _end_find(self) -> None:
+        self._finding = False
+        self._typed = ""
+        self.border_subtitle = None
+
+    def _find_key(self, event: events.Key) -> None:
+        """A key while finding: it types, edits, or ends the find (others pass through)."""
+        char = event.character
+        if event.key in ("escape", "enter"):
+            self._end_find()
+        elif event.key == "backspace":
+            self._typed = self._typed[:-1]
+        elif char and char.isprintable():
+            self._typed += char.lower()
+        else:
+            self._end_find()
+            return
+        event.stop()
+        event.prevent_default()
+        if self._finding:
+            found = not self._typed or self.jump_to(self._typed)
+            subtitle = Text("find: ")
+            subtitle.append(self._typed, style="bold" if found else "bold red")
+            if not found:
+                subtitle.append("  no match", style="dim")
+            self.border_subtitle = subtitle
+
+    def on_blur(self) -> None:
+        if self._finding:
+            self._end_find()
+
     def on_key(self, event: events.Key) -> None:
         """Type-ahead: printable keys that are not bindings jump to the next matching name."""
+        if self._finding:
+            self._find_key(event)
+            return
         char = event.character
         if not char or not char.isprintable() or char == " ":
             return
