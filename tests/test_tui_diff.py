@@ -175,3 +175,35 @@ async def test_diff_without_marks_explains(pair: Pair) -> None:
         await settle(pilot)
         help_text = str(app.screen.query_one("Static").render())
         assert "diff.side" in help_text and "versions.mark" in help_text
+
+
+@sync
+async def test_side_by_side_pans_to_the_end_of_long_lines(pair: Pair) -> None:
+    head = "x" * 300
+    (pair.root / "long_a.txt").write_text(f"same\n{head} TAIL-A\nsame\n")
+    (pair.root / "long_b.txt").write_text(f"same\n{head} TAIL-B\nsame\n")
+    app = make_app(pair)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        screen = FileDiffScreen(bytes(pair.root / "long_a.txt"), bytes(pair.root / "long_b.txt"))
+        await app.push_screen(screen)
+        await settle(pilot)
+        if not screen.view.side:
+            await pilot.press("s")
+            await settle(pilot)
+        view = screen.view
+        assert view.side
+
+        def shown() -> str:
+            return "\n".join(
+                "".join(segment.text for segment in view.render_line(y))
+                for y in range(view.size.height)
+            )
+
+        assert "TAIL-B" not in shown() and "…" in shown()
+        for _ in range(40):
+            await pilot.press("l")
+        await settle(pilot)
+        assert "TAIL-A" in shown() and "TAIL-B" in shown()
+        await pilot.press("h")
+        assert view.scroll_x > 0

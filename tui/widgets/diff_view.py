@@ -81,11 +81,15 @@ def unified_rows(result: TextDiff) -> Rows:
 def side_rows(result: TextDiff) -> Rows:
     """Old on the left, new on the right; replaced lines paired in order."""
     rows: list[Row] = []
+    width = 0
     for hunk in result.hunks:
         rows.append(Row("text", text=Text(hunk.header(), style="cyan", no_wrap=True)))
         for left, right in side_by_side(hunk):
             rows.append(Row("pair", left=left, right=right))
-    return Rows(tuple(rows), _starts(rows), 0)
+            for side in (left, right):
+                if side is not None:
+                    width = max(width, len(side.text))
+    return Rows(tuple(rows), _starts(rows), width)
 
 
 def summary_rows(lines: Sequence[Text]) -> Rows:
@@ -102,6 +106,8 @@ class DiffView(ScrollView, can_focus=True):
         Binding("k", "scroll_up", "Up", show=False, id="diff.up"),
         Binding("g", "scroll_home", "Top", show=False, id="diff.top"),
         Binding("G", "scroll_end", "Bottom", show=False, id="diff.bottom"),
+        Binding("h,left", "pan(-8)", "Left", show=False, id="diff.left"),
+        Binding("l,right", "pan(8)", "Right", show=False, id="diff.right"),
     ]
 
     def __init__(self, **kwargs: Any) -> None:
@@ -113,7 +119,8 @@ class DiffView(ScrollView, can_focus=True):
         self.position = -1
         """The row of the change ``n``/``N`` last moved to (-1 before the first)."""
         self._number_width = 4
-        self._cache: dict[tuple[int, int, bool], Strip] = {}
+        self._cache: dict[tuple[int, int, int], Strip] = {}
+        """(row, width, pan) -> the drawn row"""
 
     def show(self, data: Rows, *, side: bool, lexer: Any = None, dark: bool = True) -> None:
         """Replace the rows (the position resets to the top)."""
@@ -134,9 +141,20 @@ class DiffView(ScrollView, can_focus=True):
         self.refresh()
 
     def _resize_virtual(self) -> None:
-        gutter = 2 * self._number_width + 4
-        width = self.size.width if self.side else self.data.width + gutter
+        if self.side:
+            # both halves pan together: scroll_x is how far their lines are shifted
+            width = self.size.width + max(0, self.data.width - self._half_room())
+        else:
+            width = self.data.width + 2 * self._number_width + 4
         self.virtual_size = Size(max(width, 1), len(self.data.rows))
+
+    def _half_room(self) -> int:
+        """Cells a side-by-side half has for the text of a line (after its number)."""
+        half = max(8, (self.size.width - 1) // 2)
+        return max(1, half - self._number_width - 1)
+
+    def action_pan(self, cells: int) -> None:
+        self.scroll_to(x=max(0, self.scroll_x + cells), animate=False)
 
     def on_resize(self) -> None:
         self._cache.clear()
@@ -173,10 +191,11 @@ class DiffView(ScrollView, can_focus=True):
         style = self.rich_style
         if index >= len(self.data.rows):
             return Strip.blank(width, style)
-        key = (index, width, self.side)
+        pan = scroll_x if self.side else 0
+        key = (index, width, pan)
         strip = self._cache.get(key)
         if strip is None:
-            strip = self._render_row(index, width)
+            strip = self._render_row(index, width, pan)
             if len(self._cache) > CACHE_ROWS:
                 self._cache.clear()
             self._cache[key] = strip
@@ -184,7 +203,7 @@ class DiffView(ScrollView, can_focus=True):
             return strip.crop_extend(0, width, style)
         return strip.crop_extend(scroll_x, scroll_x + width, style).apply_offsets(scroll_x, index)
 
-    def _render_row(self, index: int, width: int) -> Strip:
+    def _render_row(self, index: int, width: int, pan: int) -> Strip:
         row = self.data.rows[index]
         console = self.app.console
         current = index == self.position
@@ -200,8 +219,8 @@ class DiffView(ScrollView, can_focus=True):
             text.append_text(diff_line_text(row.left, lexer=self.lexer, dark=self.dark))
             return Strip(text.render(console))
         half = max(8, (width - 1) // 2)
-        left = self._half(row.left, half, current)
-        right = self._half(row.right, width - half - 1, False)
+        left = self._half(row.left, half, current, pan)
+        right = self._half(row.right, width - half - 1, False, pan)
         line = Text(no_wrap=True, end="")
         line.append_text(left)
         line.append("│", style="dim")
@@ -218,7 +237,7 @@ class DiffView(ScrollView, can_focus=True):
         text.append(f"{MARK[line.tag]} ", style=f"bold {colour}")
         return text
 
-    def _half(self, line: DiffLine | None, width: int, current: bool) -> Text:
+    def _half(self, line: DiffLine | None, width: int, current: bool, pan: int) -> Text:
         w = self._number_width
         text = Text(no_wrap=True, end="", overflow="crop")
         if line is None:
@@ -230,6 +249,10 @@ class DiffView(ScrollView, can_focus=True):
         text.append(f"{number or '':>{w}} ", style="reverse dim" if current else "dim")
         body = diff_line_text(line, lexer=self.lexer, dark=self.dark)
         room = max(1, width - w - 1)
+        if pan and body.cell_len:
+            shifted = Text("…", style="dim") if body.cell_len > pan else Text()
+            shifted.append_text(body[pan + 1 :])
+            body = shifted
         if body.cell_len > room:
             body.truncate(room - 1)
             body.append("…", style="dim")
