@@ -25,6 +25,7 @@ def diff_screen_rows() -> list[tuple[str, list[tuple[str, str, str]]]]:
     from tui.screens.file_diff import FileDiffScreen
     from tui.screens.run_diff import RunDiffScreen
     from tui.screens.versions import VersionsScreen
+    from tui.widgets.diff_view import DiffView
 
     sections: list[tuple[str, list[tuple[str, str, str]]]] = []
     for title, screen in (
@@ -32,9 +33,12 @@ def diff_screen_rows() -> list[tuple[str, list[tuple[str, str, str]]]]:
         ("File diff (enter on a changed file, or d with two files marked)", FileDiffScreen),
         ("Versions (v on a file)", VersionsScreen),
     ):
+        bindings = list(screen.BINDINGS)
+        if screen is FileDiffScreen:
+            bindings += DiffView.BINDINGS  # its scrolling and panning
         rows = [
             (b.key, b.description, b.id or "")
-            for b in screen.BINDINGS
+            for b in bindings
             if isinstance(b, Binding) and b.description
         ]
         sections.append((title, rows))
