@@ -163,3 +163,31 @@ def test_wandb(expected: dict[str, list[dict[str, Any]]], runs: dict[str, RunSpe
         for name, value in flatten(want["summary"]).items():
             assert isinstance(value, (int, float))
             assert_last(info, name, value)
+
+
+def test_comet(expected: dict[str, list[dict[str, Any]]], runs: dict[str, RunSpec]) -> None:
+    for want in expected.get("comet", []):
+        spec = runs[want["path"]]
+        assert spec.framework == "comet" and spec.run_key == want["run_key"]
+        info = read_run(ROOT, spec)
+        assert info.meta["warnings"] == []
+        assert info.params == flatten(want["params"])  # Comet's `|` keys come back dotted
+        assert info.meta["name"] == want["name"] and info.meta["project"] == want["project"]
+        assert info.meta["tags"] == want["tags"]
+        assert info.status == "finished"
+        for name, point in want["metrics"].items():
+            assert_last(info, name, point["value"], point["step"])
+
+
+def test_neptune(expected: dict[str, list[dict[str, Any]]], runs: dict[str, RunSpec]) -> None:
+    for want in expected.get("neptune", []):
+        spec = runs[want["path"]]
+        assert spec.framework == "neptune" and spec.run_key == want["container_id"]
+        info = read_run(ROOT, spec)
+        assert info.meta["warnings"] == []
+        assert info.params == flatten(want["params"])  # no monitoring/ or source_code/ keys
+        assert info.meta["name"] == want["name"] and info.meta["tags"] == want["tags"]
+        assert info.status == ("failed" if want["failed"] else "unknown")
+        for name, point in want["metrics"].items():
+            assert_last(info, name, point["value"], point["step"])
+        assert info.started is not None and info.ended is not None

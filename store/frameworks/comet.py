@@ -1,11 +1,17 @@
 """Comet ``OfflineExperiment`` archives.
 
 Each run is one ``<offline_directory>/<experiment_key>.zip`` (default directory
-``.cometml-runs``) holding ``experiment.json`` (offline_id, project_name, workspace,
-start_time/stop_time in ms, tags) and ``messages.json``, one JSON message per line whose
-payload carries ``metric`` {metricName, metricValue, step}, ``param`` {paramName,
-paramValue} or ``log_other`` {key, val}.  The run's ``path`` is the archive itself.
-Reads are bounded: members are decompressed up to a cap whatever the header claims.
+``.cometml-runs``; ``comet_ml.start(online=False)`` names it ``<key>-<suffix>.zip``)
+holding ``experiment.json`` (offline_id, project_name, workspace, start_time/stop_time in
+ms, tags) and ``messages.json``, one JSON message per line whose payload carries
+``metric`` {metricName, metricValue, step}, ``param`` {paramName, paramValue} (``params``
+when the value is a list), or, in a ``log_other`` message, {key, value} (the SDK's older
+message shape nests {key, val} under ``log_other``).  The run's ``path`` is the archive
+itself.  Reads are bounded: members are decompressed up to a cap whatever the header claims.
+
+Comet flattens nested params with ``|`` and says so with the ``hasNestedParams`` other;
+those keys are read back with ``.`` like every other framework's.  ``curr_step`` is
+Comet's step counter, logged as a param at every step: it is not a hyperparameter.
 """
 
 from __future__ import annotations
@@ -18,12 +24,15 @@ from pathlib import Path
 from store.frameworks import _io
 from store.frameworks._context import DetectContext
 from store.frameworks._metrics import add_point
+from store.frameworks.flatten import MAX_KEYS
 from store.frameworks.model import Loaded, RunSpec
 
 FRAMEWORK = "comet"
 DEFAULT_DIR = ".cometml-runs"
 _KEY_ZIP = re.compile(r"^([0-9a-f]{32})(-[A-Za-z0-9]+)?\.zip$")
 _MESSAGES_CAP = 64 * 1024 * 1024
+_STEP_PARAM = "curr_step"
+_NESTED_SEP = "|"
 
 
 def detect(ctx: DetectContext) -> list[RunSpec]:
@@ -108,6 +117,8 @@ def _apply_experiment(data: bytes, spec: RunSpec, out: Loaded) -> None:
 def _apply_messages(data: bytes, spec: RunSpec, out: Loaded) -> None:
     bad = 0
     counters: dict[str, int] = {}
+    params: dict[str, object] = {}
+    nested = False
     for line in data.splitlines():
         if not line.strip():
             continue
@@ -119,7 +130,8 @@ def _apply_messages(data: bytes, spec: RunSpec, out: Loaded) -> None:
         payload = message.get("payload") if isinstance(message, dict) else None
         if not isinstance(payload, dict):
             continue
-        metric, param, other = payload.get("metric"), payload.get("param"), payload.get("log_other")
+        metric = payload.get("metric")
+        param = payload.get("param") or payload.get("params")
         if isinstance(metric, dict) and metric.get("metricName") is not None:
             name = str(metric["metricName"])
             value = _io.to_float(metric.get("metricValue"))
@@ -130,13 +142,30 @@ def _apply_messages(data: bytes, spec: RunSpec, out: Loaded) -> None:
             if value is not None:
                 add_point(out.series, name, step, value)
         if isinstance(param, dict) and param.get("paramName") is not None:
-            out.params[str(param["paramName"])] = _io.param_value(str(param.get("paramValue")))
-        if isinstance(other, dict) and other.get("key") is not None:
-            if str(other["key"]) == "Name":
-                out.meta["name"] = str(other.get("val"))
-            else:
-                others = out.meta.setdefault("log_other", {})
-                if isinstance(others, dict) and len(others) < 200:
-                    others[str(other["key"])] = str(other.get("val"))[:1000]
+            name = str(param["paramName"])
+            if name != _STEP_PARAM and (name in params or len(params) < MAX_KEYS):
+                params[name] = param.get("paramValue")
+        other = _other(message, payload)
+        if other is not None:
+            key, val = other
+            if key == "Name":
+                out.meta["name"] = str(val)
+                continue
+            nested = nested or (key == "hasNestedParams" and val is True)
+            others = out.meta.setdefault("log_other", {})
+            if isinstance(others, dict) and len(others) < 200:
+                others[key] = str(val)[:1000]
+    for name, param_value in params.items():
+        out.params[name.replace(_NESTED_SEP, ".") if nested else name] = param_value
     if bad:
         out.warn(f"{spec.path}: {bad} malformed message line(s) skipped")
+
+
+def _other(message: dict[str, object], payload: dict[str, object]) -> tuple[str, object] | None:
+    """The (key, value) of a ``log_other`` entry in either of Comet's two shapes."""
+    legacy = payload.get("log_other")
+    if isinstance(legacy, dict) and legacy.get("key") is not None:
+        return str(legacy["key"]), legacy.get("val")
+    if message.get("type") == "log_other" and payload.get("key") is not None:
+        return str(payload["key"]), payload.get("value")
+    return None

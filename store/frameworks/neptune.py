@@ -1,9 +1,14 @@
 """Neptune 1.x offline runs: ``.neptune/offline/<container folder>/``.
 
 The client queues operations on disk as JSON lines in ``data-<n>.log`` files:
-``{"obj": {"type": "AssignFloat", "path": ["parameters", "lr"], "value": 0.1}, "version": 7}``
-and, for series, ``{"type": "LogFloats", "path": [...], "values": [{"value", "step", "ts"}]}``.
-Replaying the Assign*/Log* operations gives params (``sys/*`` goes to meta) and metrics.
+``{"obj": {"type": "AssignFloat", "path": ["parameters", "lr"], "value": 0.1}, "version": 7,
+"at": <unix time>}`` and, for series, ``{"type": "LogFloats", "path": [...], "values":
+[{"value", "step", "ts"}]}``.  Replaying the Assign*/Log* operations gives params and
+metrics.  The client writes ``sys/*`` (name, tags, hostname, failed), ``source_code/*``
+(entrypoint) and ``monitoring/<process hash>/*`` (hostname, pid, tid, stdout) itself: the
+first two go to meta, the monitoring values are dropped (its float series stay metrics),
+so params are only what the user assigned.  ``sys/failed`` true (an uncaught exception)
+marks the run failed; a clean stop leaves no mark on disk, so that status stays unknown.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from store.frameworks._metrics import add_point
 from store.frameworks.model import Loaded, RunSpec
 
 FRAMEWORK = "neptune"
+_META_SPACES = ("sys", "source_code")
 
 
 def detect(ctx: DetectContext) -> list[RunSpec]:
@@ -74,8 +80,16 @@ def _replay(root: Path, rel: str, out: Loaded) -> None:
         op = record.get("obj") if isinstance(record, dict) else None
         if isinstance(op, dict):
             _apply(op, out)
+            _stamp(out, record.get("at"))
     if bad:
         out.warn(f"{rel}: {bad} malformed line(s) skipped")
+
+
+def _stamp(out: Loaded, value: object) -> None:
+    stamp = _io.to_float(value)
+    if stamp is not None:
+        out.started = stamp if out.started is None else min(out.started, stamp)
+        out.ended = stamp if out.ended is None else max(out.ended, stamp)
 
 
 def _apply(op: dict[str, object], out: Loaded) -> None:
@@ -83,18 +97,23 @@ def _apply(op: dict[str, object], out: Loaded) -> None:
     if not isinstance(kind, str) or not isinstance(path, list) or not path:
         return
     key = "/".join(str(p) for p in path)
+    space = str(path[0])
     if kind.startswith("Assign"):
         value = op.get("value")
-        if isinstance(value, (dict, list)):
+        if isinstance(value, (dict, list)) or space == "monitoring":
             return
-        if key.startswith("sys/"):
+        if space in _META_SPACES:
             out.meta[key] = value if isinstance(value, (int, float, str)) else str(value)
             if key == "sys/name":
                 out.meta["name"] = str(value)
+            elif key == "sys/failed":
+                out.status = "failed" if value is True else "unknown"
         else:
             out.params[key.replace("/", ".")] = (
                 value if isinstance(value, (int, float, str, bool)) or value is None else str(value)
             )
+    elif key == "sys/tags" and kind in ("AddStrings", "RemoveStrings", "ClearStringSet"):
+        _tags(kind, op.get("values"), out)
     elif kind in ("LogFloats", "LogSeries") and isinstance(op.get("values"), list):
         for item in op["values"]:  # type: ignore[attr-defined]
             if not isinstance(item, dict):
@@ -105,7 +124,18 @@ def _apply(op: dict[str, object], out: Loaded) -> None:
                 step = len(out.series.get(key, ()))
             if value is not None:
                 add_point(out.series, key, step, value)
-            stamp = _io.to_float(item.get("ts"))
-            if stamp is not None:
-                out.started = stamp if out.started is None else min(out.started, stamp)
-                out.ended = stamp if out.ended is None else max(out.ended, stamp)
+            _stamp(out, item.get("ts"))
+
+
+def _tags(kind: str, values: object, out: Loaded) -> None:
+    current = out.meta.get("tags")
+    tags = list(current) if isinstance(current, list) else []
+    if kind == "ClearStringSet":
+        tags = []
+    elif isinstance(values, list):
+        names = [str(v) for v in values]
+        if kind == "AddStrings":
+            tags += [t for t in dict.fromkeys(names) if t not in tags]
+        else:
+            tags = [t for t in tags if t not in names]
+    out.meta["tags"] = tags[:100]
