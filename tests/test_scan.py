@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,7 +24,7 @@ def index_rows(db: sqlite_utils.Database) -> dict[bytes, int]:
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> sqlite_utils.Database:
+def db(tmp_path: Path) -> Iterator[sqlite_utils.Database]:
     database = open_db(tmp_path / "index.db")
     yield database
     database.close()

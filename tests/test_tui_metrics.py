@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from textual.pilot import Pilot
+from textual.widgets import DataTable
 
 from store import query
 from store.db import open_db
@@ -148,7 +149,7 @@ async def test_metrics_view_of_three_marked_runs_follows_a_live_write(
             name = runs[entry["path"]].name
             assert by_name[name].points[-1][1] == pytest.approx(entry["metrics"]["train_loss"])
         assert len({line.color for line in plot.lines}) == 3
-        table = view.query_one("#metrics-table")
+        table = view.query_one("#metrics-table", DataTable)
         assert table.row_count >= 6  # train_loss and val_loss (and epoch) for three runs
         # space adds val_loss next to train_loss: two plots side by side
         await pilot.press("j")
@@ -170,7 +171,8 @@ async def test_metrics_view_of_three_marked_runs_follows_a_live_write(
         await wait_for(pilot, updated)
         await settle(pilot)
         lines = {line.label: line for line in view.query(MetricsPlot).first().lines}
-        assert lines[runs[LIGHTNING[0]].name].points[-1] == (8, pytest.approx(0.0123))
+        step, value = lines[runs[LIGHTNING[0]].name].points[-1]
+        assert step == 8 and value == pytest.approx(0.0123)
         await pilot.press("escape")
         assert isinstance(app.screen, ExplorerScreen)
 
