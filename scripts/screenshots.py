@@ -188,14 +188,17 @@ async def shoot(db_path: Path, root: Path, name: str, scene: Scene, size: tuple[
 def to_png(svg: Path) -> str | None:
     """Convert one SVG; returns the tool used, or None when no converter is available."""
     png = svg.with_suffix(".png")
+    # Rich's SVG relies on browsers keeping runs of spaces; converters collapse them
+    # (right-aligned columns shift left) unless told to preserve them
+    source = svg.read_text(encoding="utf-8").replace("<svg ", '<svg xml:space="preserve" ', 1)
     if shutil.which("rsvg-convert"):
-        subprocess.run(["rsvg-convert", "-o", str(png), str(svg)], check=True)
+        subprocess.run(["rsvg-convert", "-o", str(png)], input=source.encode(), check=True)
         return "rsvg-convert"
     try:
         import cairosvg
     except ImportError:
         return None
-    cairosvg.svg2png(url=str(svg), write_to=str(png))
+    cairosvg.svg2png(bytestring=source.encode(), write_to=str(png))
     return "cairosvg"
 
 
