@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 import sqlite_utils
 
 from store import integrity, paths
+from store.safetext import visible
 
 if TYPE_CHECKING:
     from store.frameworks import RunInfo, RunSpec
@@ -208,9 +209,12 @@ class RunSync:
             if key in existing:
                 if self._specs_are_the_index:
                     continue
+                # the name the run's own files gave (meta.name) outranks the folder's
                 conn.execute(
-                    "UPDATE runs SET framework = ?, name = ?, experiment = ?,"
-                    " meta = json_patch(meta, ?) WHERE id = ? AND (framework != ? OR name != ?"
+                    "UPDATE runs SET framework = ?,"
+                    " name = coalesce(json_extract(meta, '$.name'), ?), experiment = ?,"
+                    " meta = json_patch(meta, ?) WHERE id = ? AND (framework != ?"
+                    " OR name != coalesce(json_extract(meta, '$.name'), ?)"
                     " OR coalesce(experiment, '') != coalesce(?, ''))",
                     [
                         spec.framework,
@@ -348,11 +352,18 @@ class RunSync:
             meta = dict(info.meta)
             meta["extra_paths"] = list(self._specs[key].extra_paths)
             meta["run_key"] = self._specs[key].run_key
+            logged = logged_name(meta)
+            if logged is None:
+                meta.pop("name", None)
+            else:
+                meta["name"] = logged
             integrity.annotate(meta, self.root, self._specs[key].path, conn, run_id)
             conn.execute(
-                "UPDATE runs SET started = ?, last_write = ?, status = ?, params = ?, metrics = ?,"
-                " meta = ?, size_bytes = ?, n_artifacts = ?, updated_at = ? WHERE id = ?",
+                "UPDATE runs SET name = ?, started = ?, last_write = ?, status = ?, params = ?,"
+                " metrics = ?, meta = ?, size_bytes = ?, n_artifacts = ?, updated_at = ?"
+                " WHERE id = ?",
                 [
+                    logged or self._specs[key].name,
                     info.started if info.started is not None else first_write,
                     last_write,
                     status,
@@ -438,6 +449,16 @@ class RunSync:
                 status="unknown",
                 meta={"warnings": [f"could not read run: {type(exc).__name__}: {exc}"[:300]]},
             )
+
+
+def logged_name(meta: Mapping[str, object]) -> str | None:
+    """The name a run's own files give it (W&B display name, Comet and Neptune names), as
+    printable text; None when they give none.  It is what the team knows the run by, so it
+    is shown instead of the folder or id (which stays in meta as run_key)."""
+    name = meta.get("name")
+    if not isinstance(name, str) or not name.strip():
+        return None
+    return visible(name.strip())[:200]
 
 
 def _decoded_names(names: list[bytes]) -> frozenset[str]:

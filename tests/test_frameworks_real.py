@@ -191,3 +191,30 @@ def test_neptune(expected: dict[str, list[dict[str, Any]]], runs: dict[str, RunS
         for name, point in want["metrics"].items():
             assert_last(info, name, point["value"], point["step"])
         assert info.started is not None and info.ended is not None
+
+
+def test_runs_are_listed_by_the_name_their_files_give(
+    expected: dict[str, list[dict[str, Any]]], tmp_path: Path
+) -> None:
+    from store import query
+    from store.db import open_db
+    from tests.test_checklist import copy_fixtures, index_tree
+
+    root, db_path = copy_fixtures(tmp_path)
+    # a new run makes the next scan detect runs again: names must survive that too
+    (root / "lightning" / "lightning_logs" / "version_9").mkdir()
+    (root / "lightning" / "lightning_logs" / "version_9" / "hparams.yaml").write_text("lr: 1\n")
+    index_tree(root, db_path)
+    db = open_db(db_path, readonly=True)
+    by_path = {os.fsdecode(run.path): run for run in query.list_runs(db)}
+    assert "lightning/lightning_logs/version_9" in by_path
+    named = [(w["path"], w["name"]) for fw in ("comet", "neptune") for w in expected.get(fw, [])]
+    assert named
+    for path, name in named:
+        run = by_path[path]
+        assert run.name == name  # not the experiment key or container id
+        key = run.meta["run_key"]
+        assert isinstance(key, str) and query.resolve_run(db, key).id == run.id
+    # a run whose files give no name keeps its folder's
+    assert by_path["lightning/lightning_logs/version_0"].name == "version_0"
+    db.close()
