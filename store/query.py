@@ -73,6 +73,7 @@ class RunRow:
         return {
             "id": self.id,
             "name": self.name,
+            "run_key": self.meta.get("run_key"),
             "path": self.display_path,
             "root": paths.display(self.root),
             "framework": self.framework,

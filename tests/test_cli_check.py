@@ -33,14 +33,14 @@ def test_check_passes_then_fails_when_requirements_go(indexed: tuple[Path, Path]
     assert code == 1
     lines = out.strip().splitlines()
     assert len(lines) == 1
-    assert lines[0].startswith("2/3\t19x7jcho\twandb\t")
+    assert lines[0].startswith("2/3\tfinished-run\twandb\t")
     assert lines[0].endswith("missing: requirements.txt|conda-environment.yaml")
     assert "1 of" in err
     code, out, _ = check(db_path, "--json")
     assert code == 1
     rows = json.loads(out)
     short = [r for r in rows if not r["complete"]]
-    assert [r["name"] for r in short] == ["19x7jcho"]
+    assert [r["name"] for r in short] == ["finished-run"]
     assert short[0]["missing"] == ["requirements.txt|conda-environment.yaml"]
     assert set(rows[0]) == {
         "id", "name", "path", "framework", "complete", "passed", "total", "missing"
@@ -76,7 +76,8 @@ def test_runs_json_and_csv_flatten_params_and_metrics(indexed: tuple[Path, Path]
     _, db_path = indexed
     runner = CliRunner()
     rows = json.loads(runner.invoke(main, ["runs", "--json", "--db", str(db_path)]).stdout)
-    wandb = next(r for r in rows if r["name"] == "19x7jcho")
+    wandb = next(r for r in rows if r["name"] == "finished-run" and r["framework"] == "wandb")
+    assert wandb["run_key"] == "19x7jcho"  # listed by its display name, found by its id
     assert wandb["params"]["optimizer.name"] == "adam"
     assert wandb["metrics"]["eval.f1"]["last"] == pytest.approx(0.75)
     import csv
@@ -84,7 +85,7 @@ def test_runs_json_and_csv_flatten_params_and_metrics(indexed: tuple[Path, Path]
 
     text = runner.invoke(main, ["runs", "--csv", "--db", str(db_path)]).stdout
     table = list(csv.DictReader(io.StringIO(text)))
-    row = next(r for r in table if r["name"] == "19x7jcho")
+    row = next(r for r in table if r["name"] == "finished-run" and r["framework"] == "wandb")
     assert row["param.optimizer.name"] == "adam"
     assert float(row["metric.eval.f1.last"]) == pytest.approx(0.75)
     assert float(row["metric.loss.last"]) == pytest.approx(0.2)
