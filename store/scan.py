@@ -12,6 +12,7 @@ from __future__ import annotations
 import gc
 import operator
 import os
+import sqlite3
 import stat
 import time
 import zlib
@@ -798,13 +799,7 @@ class Indexer:
         held = c.execute("SELECT count(*) FROM artifacts").fetchone()[0]
         if held >= incoming:
             return []
-        ddl = c.execute(
-            "SELECT type, name, sql FROM sqlite_master WHERE type IN ('index', 'trigger')"
-            " AND tbl_name = 'artifacts' AND sql IS NOT NULL"
-        ).fetchall()
-        for kind, name, _sql in ddl:
-            c.execute(f"DROP {kind.upper()} {sqlite_utils.db.quote_identifier(name)}")
-        return [sql for _kind, _name, sql in ddl]
+        return drop_indexes_and_triggers(c, "artifacts")
 
     def _insert_new(
         self,
@@ -998,6 +993,19 @@ class Indexer:
             state = "skipped" if result.error == "too large" else "error"
             return (None, state, refined, verdict, reason or result.error)
         return (result.digest, "done", refined, verdict, reason)
+
+
+def drop_indexes_and_triggers(conn: sqlite3.Connection, table: str) -> list[str]:
+    """Drop a table's secondary indexes and triggers; returns the statements that create
+    them again."""
+    ddl = conn.execute(
+        "SELECT type, name, sql FROM sqlite_master WHERE type IN ('index', 'trigger')"
+        " AND tbl_name = ? AND sql IS NOT NULL",
+        [table],
+    ).fetchall()
+    for kind, name, _sql in ddl:
+        conn.execute(f"DROP {kind.upper()} {sqlite_utils.db.quote_identifier(name)}")
+    return [sql for _kind, _name, sql in ddl]
 
 
 @contextmanager

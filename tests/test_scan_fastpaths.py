@@ -89,13 +89,20 @@ def identity_reads(seen: list[str]) -> list[str]:
     ]
 
 
-def test_a_warm_scan_reads_back_only_the_folders_that_changed(
-    tmp_path: Path, db: sqlite_utils.Database
-) -> None:
+@pytest.fixture
+def six_runs(tmp_path: Path, db: sqlite_utils.Database) -> tuple[Path, Indexer]:
+    """Six Lightning runs, indexed once."""
     root = tmp_path / "root"
     make_runs(root, runs=6, files=5)
     indexer = Indexer(db, root)
     indexer.scan()
+    return root, indexer
+
+
+def test_a_warm_scan_reads_back_only_the_folders_that_changed(
+    six_runs: tuple[Path, Indexer], db: sqlite_utils.Database
+) -> None:
+    root, indexer = six_runs
     assert db.execute("SELECT count(*) FROM dirs WHERE digest IS NULL").fetchone()[0] == 0
     seen = statements(db)
     report = indexer.scan()
@@ -113,12 +120,9 @@ def test_a_warm_scan_reads_back_only_the_folders_that_changed(
 
 
 def test_folder_digests_see_renames_and_other_writers(
-    tmp_path: Path, db: sqlite_utils.Database
+    tmp_path: Path, six_runs: tuple[Path, Indexer], db: sqlite_utils.Database
 ) -> None:
-    root = tmp_path / "root"
-    make_runs(root, runs=6, files=5)
-    indexer = Indexer(db, root)
-    indexer.scan()
+    root, indexer = six_runs
     # a rename keeps inode, size and mtime; put the folder's mtime back too
     folder = root / "lightning_logs" / "version_2" / "checkpoints"
     st = os.stat(folder)
@@ -150,12 +154,9 @@ def test_folder_digests_see_renames_and_other_writers(
 
 
 def test_rows_in_a_folder_the_index_does_not_list_are_still_removed(
-    tmp_path: Path, db: sqlite_utils.Database
+    six_runs: tuple[Path, Indexer], db: sqlite_utils.Database
 ) -> None:
-    root = tmp_path / "root"
-    make_runs(root, runs=6, files=5)
-    indexer = Indexer(db, root)
-    indexer.scan()
+    root, indexer = six_runs
     with db.conn:  # an orphan row: its folder has no row in dirs
         db.conn.execute(
             "INSERT INTO artifacts (root_id, path, parent, name, kind, size, mtime_ns, inode,"

@@ -26,7 +26,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from store.db import open_db, write_transaction
-from store.scan import Indexer
+from store.scan import Indexer, drop_indexes_and_triggers
 
 
 def make_tree(root: Path, files: int, runs: int) -> None:
@@ -70,14 +70,9 @@ def sqlite_floor(source: Path, target: Path) -> float:
     conn.execute("ATTACH DATABASE ? AS src", [str(source)])
     t = time.perf_counter()
     with write_transaction(db):
-        ddl = conn.execute(
-            "SELECT type, name, sql FROM main.sqlite_master WHERE type IN ('index', 'trigger')"
-            " AND tbl_name = 'artifacts' AND sql IS NOT NULL"
-        ).fetchall()
-        for kind, name, _sql in ddl:
-            conn.execute(f"DROP {kind.upper()} main.{name}")
+        rebuild = drop_indexes_and_triggers(conn, "artifacts")
         conn.execute("INSERT INTO main.artifacts SELECT * FROM src.artifacts ORDER BY path")
-        for _kind, _name, sql in ddl:
+        for sql in rebuild:
             conn.execute(sql)
     elapsed = time.perf_counter() - t
     conn.execute("DETACH DATABASE src")
