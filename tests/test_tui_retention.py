@@ -93,6 +93,8 @@ async def test_pin_flips_to_keep_apply_then_restore(lightning: tuple[Path, Path]
         table = screen.query_one("#ret-plan", DataTable)
         key = item_key(root, EPOCH2)
         assert "remove" in row_text(table, key) and "kept by no rule" in row_text(table, key)
+        # a long name keeps its end (step and metric), not its folder
+        assert str(table.get_row(key)[0]).strip() == "…nts/epoch2-val0.0854.ckpt"
         assert "best val_loss" in row_text(
             table, item_key(root, "lightning_logs/version_0/checkpoints/epoch3-val0.0592.ckpt")
         )

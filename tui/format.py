@@ -37,3 +37,16 @@ def metric_value(value: object) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
     return "-" if value is None else str(value)
+
+
+def keep_end(text: str, width: int) -> str:
+    """``text`` cut to ``width`` cells from the left: a checkpoint's step and metric are at
+    the end of its name, so that is the part to keep."""
+    from rich.cells import cell_len
+
+    if cell_len(text) <= width:
+        return text
+    cut = text
+    while cut and cell_len(cut) > width - 1:
+        cut = cut[1:]
+    return "…" + cut

@@ -39,7 +39,7 @@ from store.retention.trash import Report, TrashEntry, apply_plan, list_trash, re
 from store.retention.usage import DuplicateGroup, RootUsage, disk_usage, duplicates
 from store.views import ReaderPool
 from tui.commands import PaletteEntry
-from tui.format import human_age, human_size
+from tui.format import human_age, human_size, keep_end
 from tui.screens.retention_dialogs import ConfirmApply, PolicyPicker
 
 EXPIRING_SECONDS = 7 * 86400.0
@@ -47,6 +47,8 @@ EXPIRING_SECONDS = 7 * 86400.0
 FOLLOW_UP_SECONDS = (1.5, 5.0)
 """When another writer (the watcher) records an apply, plan again after these delays."""
 MAX_USAGE_ROWS = 200
+PLAN_NAME_WIDTH = 28
+"""Cells of the plan's checkpoint column (the reasons take the rest)."""
 """Runs and duplicate groups listed in the usage tab (largest first)."""
 TABS = ("plan-tab", "usage-tab", "trash-tab")
 
@@ -204,7 +206,12 @@ class RetentionScreen(Screen[None]):
 
     def on_mount(self) -> None:
         plan_table = self.query_one("#ret-plan", DataTable)
-        for label, width in (("checkpoint", 28), ("size", 7), ("", 6), ("why", None)):
+        for label, width in (
+            ("checkpoint", PLAN_NAME_WIDTH),
+            ("size", 7),
+            ("", 6),
+            ("why", None),
+        ):
             plan_table.add_column(label, key=label or "decision", width=width)
         plan_table.add_column("expires", key="expires")
         usage = self.query_one("#ret-usage", DataTable)
@@ -478,7 +485,14 @@ class RetentionScreen(Screen[None]):
                     (
                         key,
                         (
-                            Text("  " + paths.display(name) + ("/" if unit.is_dir else "")),
+                            Text(
+                                "  "
+                                + keep_end(
+                                    paths.display(name) + ("/" if unit.is_dir else ""),
+                                    PLAN_NAME_WIDTH - 2,
+                                ),
+                                no_wrap=True,
+                            ),
                             human_size(unit.size),
                             decision,
                             reasons_text(unit.reasons),
