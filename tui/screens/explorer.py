@@ -62,7 +62,7 @@ if TYPE_CHECKING:
     from store.checklist import ChecklistResult
     from store.query import ArtifactRow, RunRow
 
-POLL_SECONDS = 0.4
+POLL_SECONDS = 0.25
 """How often the read connection is asked whether another connection committed."""
 AGE_REFRESH_SECONDS = 30.0
 """Ages ("5m") in the table drift; re-render changed cells this often."""
