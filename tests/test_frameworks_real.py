@@ -13,25 +13,15 @@ from typing import Any
 
 import pytest
 
-from store.frameworks import DirListing, RunInfo, RunSpec, detect_runs, read_run
+from store.frameworks import RunInfo, RunSpec, detect_runs, read_run
 from store.frameworks._io import param_value
 from store.frameworks.flatten import flatten
+from tests.test_frameworks import listing_of
 
 ROOT = Path(__file__).parent / "fixtures" / "frameworks"
 EXPECTED_FILE = ROOT / "EXPECTED.json"
 
 pytestmark = pytest.mark.skipif(not EXPECTED_FILE.exists(), reason="real fixtures not generated")
-
-
-def listing_of(root: Path) -> dict[str, DirListing]:
-    out: dict[str, DirListing] = {}
-    for dirpath, dirnames, filenames in os.walk(root):
-        rel = os.path.relpath(dirpath, root)
-        rel = "" if rel == "." else rel.replace(os.sep, "/")
-        links = [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]
-        dirnames[:] = [d for d in dirnames if d not in links]
-        out[rel] = DirListing(frozenset(dirnames), frozenset(filenames + links))
-    return out
 
 
 @pytest.fixture(scope="module")
