@@ -114,7 +114,14 @@ class TensorDiff:
         return max(moved, key=size)
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        """Plain data; an infinite difference is the string ``"inf"`` (JSON has no inf)."""
+        data = asdict(self)
+        for tensor in data["tensors"]:
+            for key in ("max_abs_diff", "rel_l2"):
+                value = tensor[key]
+                if isinstance(value, float) and not math.isfinite(value):
+                    tensor[key] = str(value)
+        return data
 
 
 def _finite_key(value: float | None) -> float:
