@@ -450,7 +450,7 @@ def run_rows(result: RunDiff) -> list[RunDiffRow]:
                 Text(paths.display(item.path), style="bold"),
                 _size_hash(item.old_size, item.old_hash),
                 _size_hash(item.new_size, item.new_hash),
-                "differs",
+                clean(item.tensors.line()) if item.tensors is not None else "differs",
                 files=(item.path, item.path),
             )
         )
