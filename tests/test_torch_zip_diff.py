@@ -262,3 +262,34 @@ def test_cli_json_lists_the_changed_tensor(tmp_path: Path) -> None:
     assert tensor["max_abs_diff"] == 2.0 and tensor["rel_l2"] == "inf"  # all-zero old tensor
     text = CliRunner().invoke(main, ["diff", str(tmp_path / "a.ckpt"), str(tmp_path / "b.ckpt")])
     assert "values_changed state_dict.w" in text.stdout and "max |Δ| 2" in text.stdout
+
+
+def test_layouts_compare_by_value_and_huge_views_are_bounded(tmp_path: Path) -> None:
+    """A transpose equals its contiguous copy; a broadcast view is never materialised."""
+    matrix = np.arange(6, dtype=np.float32).reshape(2, 3)
+    one = np.array([7.0], dtype=np.float32).tobytes()
+    wide = 10**8  # 400 MB if gathered: compared through its 4-byte storage instead
+    write_torch_zip(
+        tmp_path / "a.pt",
+        {"t": _tensor("0", 6, (3, 2), (1, 3)), "e": _tensor("1", 1, (wide,), (0,))},
+        {"0": matrix.tobytes(), "1": one},
+    )
+    write_torch_zip(
+        tmp_path / "b.pt",
+        {"t": _tensor("0", 6, (3, 2), (2, 1)), "e": _tensor("1", 1, (wide,), (0,))},
+        {"0": np.ascontiguousarray(matrix.T).tobytes(), "1": one},
+    )
+    write_torch_zip(
+        tmp_path / "c.pt",
+        {"t": _tensor("0", 6, (3, 2), (2, 1)), "e": _tensor("1", 1, (wide,), (0,))},
+        {"0": np.ascontiguousarray(matrix.T).tobytes(), "1": struct.pack("<f", 8.0)},
+    )
+    same = diff_torch_zips(tmp_path / "a.pt", tmp_path / "b.pt")
+    assert same.equal and tensors_of(same) == {
+        "state_dict.e": "unchanged",
+        "state_dict.t": "unchanged",
+    }
+    moved = diff_torch_zips(tmp_path / "a.pt", tmp_path / "c.pt")
+    (unknown,) = moved.changed()
+    assert unknown.name == "state_dict.e" and unknown.status == "unknown"
+    assert unknown.note is not None and "values not compared" in unknown.note

@@ -26,7 +26,7 @@ from store.diff._io import DiffError, RegularFile
 from store.diff.structured import Change, diff_structured
 
 TensorStatus = Literal[
-    "added", "removed", "dtype_changed", "shape_changed", "values_changed", "unchanged"
+    "added", "removed", "dtype_changed", "shape_changed", "values_changed", "unchanged", "unknown"
 ]
 COMPARE_CHUNK = 1 << 20
 """Bytes compared per read: small enough to stay in cache, large enough to cost no calls."""
@@ -35,7 +35,8 @@ VALUE_ELEMENTS = 1 << 18
 VALUE_CHUNK = VALUE_ELEMENTS * 16
 """Bytes read per step: VALUE_ELEMENTS of the widest dtype."""
 MAX_STRIDED_BYTES = 64 << 20
-"""A non-contiguous tensor spanning more storage than this is compared by its storage."""
+"""A non-contiguous tensor (or its storage span) larger than this is compared by its storage
+bytes only: equal proves it unchanged, different makes it ``unknown``."""
 
 ITEMSIZE = {
     "F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "U64": 8, "I32": 4, "U32": 4,
@@ -312,35 +313,43 @@ def _compare_contiguous(
     return stats
 
 
+def _layout(ref: TensorRef) -> tuple[int, int, tuple[int, ...]]:
+    """(span start, span end, element strides) of a tensor, contiguous or not."""
+    if ref.strides is not None and ref.span is not None:
+        return ref.span[0], ref.span[1], ref.strides
+    strides: list[int] = []
+    step = 1
+    for size in reversed(ref.shape):
+        strides.append(step)
+        step *= max(size, 1)
+    return ref.offset, ref.offset + ref.nbytes, tuple(reversed(strides))
+
+
+def _fits_in_memory(ref: TensorRef) -> bool:
+    start, end, _ = _layout(ref)
+    return ITEMSIZE.get(ref.dtype, 99) <= 8 and max(end - start, ref.nbytes) <= MAX_STRIDED_BYTES
+
+
 def _compare_strided(reader: _Reader, ref_a: TensorRef, ref_b: TensorRef) -> _Stats | None:
-    """A non-contiguous tensor: its storage span read whole, viewed with its strides."""
-    assert ref_a.span is not None and ref_b.span is not None
+    """Tensors not both contiguous: each storage span read whole, viewed with its strides."""
     itemsize = ITEMSIZE[ref_a.dtype]
-    (start_a, end_a), (start_b, end_b) = ref_a.span, ref_b.span
-    if end_a - start_a != end_b - start_b:
-        raise DiffError("internal: spans differ")  # pragma: no cover - same shape, strides
-    data_a = bytearray(end_a - start_a)
-    data_b = bytearray(end_b - start_b)
-    for data, handle, start in ((data_a, reader.old, start_a), (data_b, reader.new, start_b)):
-        got = handle.read_at(start, len(data))
-        if len(got) != len(data):
-            raise DiffError("a file shrank while it was being compared")
-        data[:] = got
     code = _RAW[itemsize]
-    strides = tuple(s * itemsize for s in ref_a.strides or ())
-    first = (ref_a.offset - start_a) // itemsize
-
-    def view(data: bytearray, kind: str) -> np.ndarray[Any, Any]:
-        flat = np.frombuffer(data, kind)[first:]
-        return np.lib.stride_tricks.as_strided(flat, ref_a.shape, strides, writeable=False)
-
-    raw_a = np.ascontiguousarray(view(data_a, code))
-    raw_b = np.ascontiguousarray(view(data_b, code))
-    if raw_a.tobytes() == raw_b.tobytes():
+    elements = []
+    for ref, handle in ((ref_a, reader.old), (ref_b, reader.new)):
+        start, end, strides = _layout(ref)
+        data = handle.read_at(start, end - start)
+        if len(data) != end - start:
+            raise DiffError("a file shrank while it was being compared")
+        flat = np.frombuffer(data, code)[(ref.offset - start) // itemsize :]
+        view = np.lib.stride_tricks.as_strided(
+            flat, ref.shape, tuple(s * itemsize for s in strides), writeable=False
+        )
+        elements.append(np.ascontiguousarray(view).tobytes())
+    bytes_a, bytes_b = elements
+    if bytes_a == bytes_b:
         return None
     stats = _Stats()
     if ref_a.dtype in _DECODE or ref_a.dtype == "BF16":
-        bytes_a, bytes_b = raw_a.tobytes(), raw_b.tobytes()
         step = VALUE_ELEMENTS * itemsize
         for lo in range(0, len(bytes_a), step):
             chunk_a = memoryview(bytes_a)[lo : lo + step]
@@ -348,7 +357,9 @@ def _compare_strided(reader: _Reader, ref_a: TensorRef, ref_b: TensorRef) -> _St
             _accumulate(stats, chunk_a, chunk_b, ref_a.dtype, reader.scratch)
     else:
         stats.decoded = False
-        stats.changed = int(np.count_nonzero(raw_a != raw_b))
+        stats.changed = int(
+            np.count_nonzero(np.frombuffer(bytes_a, code) != np.frombuffer(bytes_b, code))
+        )
     return stats
 
 
@@ -401,38 +412,34 @@ def compare_tensors(
         if ref_a.shape != ref_b.shape:
             changes.append(TensorChange(name, "shape_changed", *base))
             continue
-        note = None
         if ref_a.strides is None and ref_b.strides is None and ref_a.nbytes == ref_b.nbytes:
             stats = _compare_contiguous(
                 reader, ref_a.offset, ref_b.offset, ref_a.nbytes, ref_a.dtype
             )
-        elif (
-            ref_a.strides == ref_b.strides
-            and ref_a.span is not None
-            and ref_b.span is not None
-            and ref_a.span[1] - ref_a.span[0] <= MAX_STRIDED_BYTES
-            and ITEMSIZE.get(ref_a.dtype, 99) <= 8
-            and ref_a.span[1] - ref_a.span[0] == ref_b.span[1] - ref_b.span[0]
-        ):
+        elif _fits_in_memory(ref_a) and _fits_in_memory(ref_b):
             stats = _compare_strided(reader, ref_a, ref_b)
         else:
-            span_a = ref_a.span or (ref_a.offset, ref_a.offset + ref_a.nbytes)
-            span_b = ref_b.span or (ref_b.offset, ref_b.offset + ref_b.nbytes)
-            if span_a[1] - span_a[0] != span_b[1] - span_b[0]:
-                changes.append(
-                    TensorChange(
-                        name, "values_changed", *base, note="layouts differ; values not compared"
-                    )
-                )
-                continue
-            note = "non-contiguous, compared by storage"
-            stats = _compare_contiguous(
-                reader, span_a[0], span_b[0], span_a[1] - span_a[0], ref_a.dtype
+            # Too big to gather through its strides: equal storage bytes prove it unchanged;
+            # different ones may belong to another view of the same storage.
+            start_a, end_a, strides_a = _layout(ref_a)
+            start_b, end_b, strides_b = _layout(ref_b)
+            same_layout = strides_a == strides_b and (
+                (end_a - start_a, ref_a.offset - start_a)
+                == (end_b - start_b, ref_b.offset - start_b)
             )
-        change = _change(name, ref_a, ref_b, stats)
-        if note and change.status == "values_changed":
-            change = TensorChange(**{**asdict(change), "note": note})
-        changes.append(change)
+            same = same_layout and (
+                _first_difference(reader, start_a, start_b, end_a - start_a) is None
+            )
+            if same:
+                stats = None
+            else:
+                note = (
+                    f"non-contiguous and over {MAX_STRIDED_BYTES >> 20} MiB: its storage "
+                    "differs; values not compared"
+                )
+                changes.append(TensorChange(name, "unknown", *base, note=note))
+                continue
+        changes.append(_change(name, ref_a, ref_b, stats))
     return changes
 
 
