@@ -293,3 +293,26 @@ def test_layouts_compare_by_value_and_huge_views_are_bounded(tmp_path: Path) -> 
     (unknown,) = moved.changed()
     assert unknown.name == "state_dict.e" and unknown.status == "unknown"
     assert unknown.note is not None and "values not compared" in unknown.note
+
+
+def test_mutated_checkpoints_map_or_refuse_with_one_line(tmp_path: Path) -> None:
+    """Flipped bytes anywhere in a real checkpoint: a mapping or a DiffError, nothing else."""
+    import random
+
+    source = (FIXTURES / "models" / "lightning.ckpt").read_bytes()
+    rng = random.Random(14)
+    path = tmp_path / "m.ckpt"
+    outcomes = {"mapped": 0, "refused": 0}
+    for _ in range(150):
+        data = bytearray(source)
+        for _ in range(rng.randint(1, 4)):
+            data[rng.randrange(len(data))] = rng.randrange(256)
+        path.write_bytes(bytes(data))
+        try:
+            read_torch_zip(path)
+            diff_torch_zips(FIXTURES / "models" / "lightning.ckpt", path)
+            outcomes["mapped"] += 1
+        except DiffError as exc:
+            assert "\n" not in str(exc)
+            outcomes["refused"] += 1
+    assert outcomes["mapped"] and outcomes["refused"]
