@@ -119,13 +119,15 @@ class TensorDiff:
         return max(moved, key=size)
 
     def to_json(self) -> dict[str, Any]:
-        """Plain data; an infinite difference is the string ``"inf"`` (JSON has no inf)."""
+        """Plain data; a non-finite float is a string (``"inf"``, ``"nan"``): JSON has none."""
         data = asdict(self)
-        for tensor in data["tensors"]:
-            for key in ("max_abs_diff", "rel_l2"):
-                value = tensor[key]
+        for row, keys in [(t, ("max_abs_diff", "rel_l2")) for t in data["tensors"]] + [
+            (m, ("old", "new")) for m in data["metadata"]
+        ]:
+            for key in keys:
+                value = row.get(key)
                 if isinstance(value, float) and not math.isfinite(value):
-                    tensor[key] = str(value)
+                    row[key] = str(value)
         return data
 
 
