@@ -3,13 +3,15 @@
 A run diff must stay quick (it is one command, and a screen that opens on ``d``), while a
 tensor diff reads both files whole.  So only tensor files (safetensors, torch zips) are
 summarised, each side at most ``MAX_FILE_BYTES``, and at most ``MAX_TOTAL_BYTES`` of both
-sides together per run diff (about a second from the page cache).  Bigger checkpoints
-say so, and ``artlens diff FILE_A FILE_B`` (or ``enter`` on the row) compares them whole.
+sides together per run diff (about a second from the page cache), and none is started
+after ``MAX_SECONDS`` (a cold disk).  The checkpoints left out say so, and
+``artlens diff FILE_A FILE_B`` (or ``enter`` on the row) compares them whole.
 """
 
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any
@@ -24,6 +26,8 @@ MAX_FILE_BYTES = 256 << 20
 MAX_TOTAL_BYTES = 1 << 30
 """Bytes of checkpoints (both sides) compared per run diff; the rest say so."""
 MAX_FILES = 50
+MAX_SECONDS = 3.0
+"""No new checkpoint is compared once a run diff has spent this long on them (cold disks)."""
 _TENSOR_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".pth", ".bin", ".pth.tar")
 
 
@@ -109,6 +113,7 @@ def summarize_checkpoints(
     result: list[ArtifactChange] = []
     spent = 0
     compared = 0
+    started = time.monotonic()
     for change in changed:
         hashes = (change.old_hash or "", change.new_hash or "")
         if any(h.startswith("symlink:") for h in hashes):
@@ -127,7 +132,11 @@ def summarize_checkpoints(
             summary = TensorSummary(
                 skipped=f"over {MAX_FILE_BYTES >> 20} MiB; diff the two files to compare them"
             )
-        elif spent + size > MAX_TOTAL_BYTES or compared >= MAX_FILES:
+        elif (
+            spent + size > MAX_TOTAL_BYTES
+            or compared >= MAX_FILES
+            or time.monotonic() - started > MAX_SECONDS
+        ):
             summary = TensorSummary(
                 skipped="this run diff's budget is spent; diff the two files to compare them"
             )
