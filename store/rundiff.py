@@ -25,6 +25,7 @@ from store.diff import (
     parse_requirements,
 )
 from store.diff._io import DiffError, read_capped
+from store.diff.checkpoints import summarize_checkpoints
 from store.query import RunRow, iso, list_runs
 
 MAX_ENV_BYTES = 1 << 20
@@ -128,6 +129,9 @@ def diff_run_rows(
     notes = warnings if warnings is not None else []
     result = diff_runs(run_side(db, a, notes), run_side(db, b, notes))
     _settle_configs(a, b, result, notes)
+    result.artifacts.changed = summarize_checkpoints(
+        result.artifacts.changed, a.abs_path, b.abs_path
+    )
     if result.artifacts.unverified:
         result.equal = False
     return result
@@ -188,6 +192,7 @@ def run_diff_json(a: RunRow, b: RunRow, result: RunDiff, warnings: list[str]) ->
             "new_size": c.new_size,
             "old_hash": c.old_hash,
             "new_hash": c.new_hash,
+            "tensors": c.tensors.to_json() if c.tensors is not None else None,
         }
 
     return {

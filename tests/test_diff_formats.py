@@ -9,6 +9,7 @@ import struct
 import zlib
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from store.diff import (
@@ -194,6 +195,37 @@ def test_safetensors_diff(tmp_path: Path) -> None:
     assert not result.equal
     assert diff_safetensors(tmp_path / "a.safetensors", tmp_path / "a.safetensors").equal
     assert diff_files(tmp_path / "a.safetensors", tmp_path / "b.safetensors").kind == "tensors"
+
+
+def test_safetensors_large_tensor_change_past_the_first_chunks(tmp_path: Path) -> None:
+    """The norm covers the unchanged leading chunks; the difference only the changed ones."""
+    values = np.linspace(-1.0, 1.0, 3_000_000, dtype=np.float32)  # 12 MB: several chunks
+    moved = values.copy()
+    moved[2_900_000] += 0.5
+    moved[2_900_001] = np.nan
+    write_safetensors(tmp_path / "a.safetensors", {"w": ("F32", [3_000_000], values.tobytes())})
+    write_safetensors(tmp_path / "b.safetensors", {"w": ("F32", [3_000_000], moved.tobytes())})
+    (change,) = diff_safetensors(tmp_path / "a.safetensors", tmp_path / "b.safetensors").tensors
+    assert change.status == "values_changed" and change.changed_elements == 2
+    assert change.max_abs_diff == math.inf  # a value that became NaN
+    write_safetensors(tmp_path / "c.safetensors", {"w": ("F32", [3_000_000], values.tobytes())})
+    moved[2_900_001] = values[2_900_001]
+    write_safetensors(tmp_path / "d.safetensors", {"w": ("F32", [3_000_000], moved.tobytes())})
+    (change,) = diff_safetensors(tmp_path / "c.safetensors", tmp_path / "d.safetensors").tensors
+    norm = float(np.linalg.norm(values.astype(np.float64)))
+    assert change.changed_elements == 1
+    assert change.max_abs_diff == pytest.approx(0.5, abs=1e-6)
+    assert change.rel_l2 == pytest.approx(0.5 / norm, rel=1e-5)
+
+
+def test_safetensors_float8_compared_by_bytes(tmp_path: Path) -> None:
+    write_safetensors(tmp_path / "a.safetensors", {"q": ("F8_E4M3", [4], bytes([1, 2, 3, 4]))})
+    write_safetensors(tmp_path / "b.safetensors", {"q": ("F8_E4M3", [4], bytes([1, 9, 3, 8]))})
+    result = diff_safetensors(tmp_path / "a.safetensors", tmp_path / "b.safetensors")
+    (change,) = result.tensors
+    assert change.status == "values_changed" and change.changed_elements == 2
+    assert change.max_abs_diff is None and change.note is not None
+    assert "not decoded" in change.note and result.notes == [change.note]
 
 
 def test_safetensors_truncated_is_an_error(tmp_path: Path) -> None:

@@ -108,12 +108,15 @@ async def test_checkpoint_diff_is_per_tensor(pair: Pair) -> None:
         await settle(pilot)
         screen = screen_of(app)
         assert isinstance(screen, RunDiffScreen)
+        row = screen.table.get_row("file:checkpoints/last.safetensors")
+        assert str(row[4]).startswith("1 of 2 tensors changed; largest layer.weight")
         screen.open_row("file:checkpoints/last.safetensors")
         await settle(pilot)
         diff = screen_of(app)
         assert isinstance(diff, FileDiffScreen) and diff.diff is not None
         assert diff.diff.kind == "tensors"
         rows = diff.view.plain_rows()
+        assert rows[0].startswith("safetensors: 1 unchanged, 1 values_changed")
         assert any("values_changed" in r and "layer.weight" in r for r in rows)
         assert not any("layer.bias" in r for r in rows)
         await pilot.press("s")  # only text diffs have two columns

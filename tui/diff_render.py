@@ -261,21 +261,20 @@ def _table(result: TableDiff) -> list[Text]:
 
 def _tensors(result: TensorDiff) -> list[Text]:
     counts = ", ".join(f"{n} {status}" for status, n in sorted(result.counts().items()))
-    lines = [Text(f"safetensors: {counts}", style="bold")]
+    lines = [Text(f"{result.format}: {counts or 'no tensors'}", style="bold")]
     style = {"added": "green", "removed": "red", "unchanged": "dim"}
-    shown = 0
-    for tensor in result.tensors:
-        if tensor.status == "unchanged":
-            continue
-        shown += 1
-        if shown > MAX_ROWS:
-            break
+    changed = result.changed()
+    width = min(60, max((len(clean(t.name)) for t in changed[:MAX_ROWS]), default=0))
+    for tensor in changed[:MAX_ROWS]:
         line = Text(f"{tensor.status:<15}", style=style.get(tensor.status, "yellow"))
-        line.append(clean(tensor.name), style="bold")
+        line.append(clean(tensor.name).ljust(width), style="bold")
         if tensor.status == "dtype_changed":
             line.append(f"  {tensor.dtype_old} → {tensor.dtype_new}")
         elif tensor.status == "shape_changed":
             line.append(f"  {list(tensor.shape_old or ())} → {list(tensor.shape_new or ())}")
+        elif tensor.status in ("added", "removed"):
+            dtype = tensor.dtype_new or tensor.dtype_old
+            line.append(f"  {dtype} {list(tensor.shape_new or tensor.shape_old or ())}", "dim")
         elif tensor.status == "values_changed":
             line.append(f"  {tensor.dtype_new} {list(tensor.shape_new or ())}", style="dim")
             if tensor.max_abs_diff is not None:
@@ -283,10 +282,15 @@ def _tensors(result: TensorDiff) -> list[Text]:
             if tensor.rel_l2 is not None:
                 line.append(f"  rel L2 {tensor.rel_l2:.3g}")
             if tensor.changed_elements is not None:
-                line.append(f"  {tensor.changed_elements} element(s)")
+                line.append(f"  {tensor.changed_elements:,} element(s)")
+        if tensor.note:
+            line.append(f"  ({clean(tensor.note)})", style="italic dim")
         lines.append(line)
-    for change in result.metadata:
-        lines.append(_change_line(f"metadata.{change.path}", change.kind, change.old, change.new))
+    if len(changed) > MAX_ROWS:
+        lines.append(Text(f"… {len(changed) - MAX_ROWS} more changed tensors", style="dim"))
+    label = "metadata." if result.format == "safetensors" else "value "
+    for change in result.metadata[:MAX_ROWS]:
+        lines.append(_change_line(f"{label}{change.path}", change.kind, change.old, change.new))
     return lines
 
 
@@ -446,7 +450,7 @@ def run_rows(result: RunDiff) -> list[RunDiffRow]:
                 Text(paths.display(item.path), style="bold"),
                 _size_hash(item.old_size, item.old_hash),
                 _size_hash(item.new_size, item.new_hash),
-                "differs",
+                clean(item.tensors.line()) if item.tensors is not None else "differs",
                 files=(item.path, item.path),
             )
         )

@@ -44,6 +44,7 @@ from store.diff.text import (
     previous_change,
     side_by_side,
 )
+from store.diff.torch_zip import diff_torch_zips
 
 __all__ = [
     "ArtifactChange",
@@ -82,6 +83,7 @@ __all__ = [
     "diff_structured",
     "diff_structured_files",
     "diff_text",
+    "diff_torch_zips",
     "guess_kind",
     "load_structured",
     "metric_direction",

@@ -13,6 +13,7 @@ from store.diff.structured import StructuredDiff, diff_structured_files, structu
 from store.diff.table import TableDiff, diff_csv
 from store.diff.tensors import TensorDiff, diff_safetensors
 from store.diff.text import TextDiff, diff_files_text
+from store.diff.torch_zip import diff_torch_zips, looks_like_torch_zip
 
 DiffKind = Literal["text", "structured", "table", "tensors", "model", "image", "binary"]
 DiffResult = TextDiff | StructuredDiff | TableDiff | TensorDiff | ModelDiff | ImageDiff | BinaryDiff
@@ -62,7 +63,7 @@ def _looks_like_text(head: bytes) -> bool:
 def guess_kind(path: str | os.PathLike[str], head: bytes) -> DiffKind:
     """The engine for a file from its name and first bytes."""
     suffix = _suffix(path)
-    if suffix == ".safetensors" or _looks_like_safetensors(head):
+    if suffix == ".safetensors" or _looks_like_safetensors(head) or looks_like_torch_zip(head):
         return "tensors"
     if structured_format(path) is not None:
         return "structured"
@@ -89,7 +90,9 @@ def _run(
     if kind == "table":
         return diff_csv(path_a, path_b)
     if kind == "tensors":
-        return diff_safetensors(path_a, path_b)
+        with RegularFile(path_a) as handle:
+            torch_zip = looks_like_torch_zip(handle.read_at(0, 512))
+        return diff_torch_zips(path_a, path_b) if torch_zip else diff_safetensors(path_a, path_b)
     if kind == "model":
         return diff_model_files(path_a, path_b)
     if kind == "image":
@@ -109,7 +112,8 @@ def diff_files(
     """Diff two files with the engine their kind calls for; never raises for bad input.
 
     A config that fails to parse falls back to a text diff, an invalid safetensors file to
-    a byte diff, each with a note saying why.
+    a byte diff, a torch zip that is refused or cannot be mapped to the model diff, each
+    with a note saying why.
     """
     heads: list[bytes] = []
     sizes: list[int | None] = []
@@ -133,6 +137,8 @@ def diff_files(
         except DiffError as exc:
             notes.append(f"{current} diff failed: {exc}")
             fallback = _FALLBACK.get(current)
+            if current == "tensors" and looks_like_torch_zip(heads[0]):
+                fallback = "model"  # the static model diff still says what each file holds
             if fallback is None:
                 return FileDiff(current, False, sizes[0], sizes[1], None, str(exc), notes)
             current = fallback

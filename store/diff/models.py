@@ -3,6 +3,8 @@
 Nothing is unpickled: both files go through ``store.inspect.inspect_file``, which reads
 opcodes and headers only, and the two ``Inspection`` results are compared field by field
 (format, verdict, reasons, imports, summary, integrity) next to a byte-level comparison.
+Torch zips are compared tensor by tensor in ``store.diff.torch_zip``; this is their
+fallback when that refuses (a dangerous or unmappable checkpoint).
 """
 
 from __future__ import annotations
@@ -88,6 +90,12 @@ def diff_model_files(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> Mo
     old, error_old = _inspect(a)
     new, error_new = _inspect(b)
     notes.extend(sorted({e for e in (error_old, error_new) if e}))
+    formats = {getattr(side, "format", None) for side in (old, new)}
+    if "torch-legacy" in formats:
+        notes.append(
+            "legacy (pre-1.6, non-zip) torch format: tensors are not compared, only bytes; "
+            "re-save with torch.save to compare tensor by tensor"
+        )
 
     def field_of(obj: object | None, name: str) -> object:
         return getattr(obj, name, None) if obj is not None else None

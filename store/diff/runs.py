@@ -10,11 +10,14 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from store.diff._io import DiffError
 from store.diff.structured import Change, diff_structured
 from store.metric_direction import direction_of
+
+if TYPE_CHECKING:
+    from store.diff.checkpoints import TensorSummary
 
 Direction = Literal["min", "max"]
 Better = Literal["old", "new", "same"]
@@ -62,6 +65,8 @@ class ArtifactChange:
     new_size: int | None
     old_hash: str | None
     new_hash: str | None
+    tensors: TensorSummary | None = None
+    """A changed checkpoint's tensors changed and largest change (store.diff.checkpoints)."""
 
 
 @dataclass(frozen=True)

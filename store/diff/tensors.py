@@ -1,57 +1,75 @@
-"""safetensors diffs: which tensors were added, removed, reshaped, and how far values moved.
+"""Tensor diffs: which tensors were added, removed, retyped, reshaped, and how far values moved.
 
-Tensor data is read in bounded chunks from both files at once, and chunks whose bytes are
-equal are never decoded, so two 1 GB checkpoints that differ in a few tensors cost a
-byte comparison plus arithmetic on the changed tensors only.  numpy is used when it is
-importable; otherwise ``struct`` decodes the floats and ints, slower but exact.
+Both files are read together in bounded chunks (``pread`` into two reused buffers, so a
+1 GiB tensor never sits in memory and the cost is the page-cache copy ``cat`` pays too).
+Bytes are compared first; only a tensor whose bytes differ is decoded, with numpy, from
+its first differing chunk on, plus its old values for the norm.  Memory maps were
+measured (a little faster) and not used: a checkpoint truncated while mapped, as a
+training job rewriting ``last.ckpt`` does, kills the reader with SIGBUS.
+
+The engine compares any two maps of tensor name -> ``TensorRef`` (dtype, shape, where
+the bytes are); ``diff_safetensors`` builds them from safetensors headers and
+``store.diff.torch_zip`` from a torch zip's pickle, read statically.
 """
 
 from __future__ import annotations
 
 import math
-import operator
 import os
-import struct
-from collections.abc import Iterator, Sequence
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
+
+import numpy as np
 
 from store.diff._io import DiffError, RegularFile
 from store.diff.structured import Change, diff_structured
 
-try:
-    import numpy as _np
-except ImportError:  # numpy is optional
-    _np = None
-
 TensorStatus = Literal[
-    "added", "removed", "dtype_changed", "shape_changed", "values_changed", "unchanged"
+    "added", "removed", "dtype_changed", "shape_changed", "values_changed", "unchanged", "unknown"
 ]
-CHUNK_NUMPY = 16 << 20
-CHUNK_PURE = 1 << 20
+COMPARE_CHUNK = 1 << 20
+"""Bytes compared per read: small enough to stay in cache, large enough to cost no calls."""
+VALUE_ELEMENTS = 1 << 18
+"""Elements decoded per step of a changed tensor, into reused float64 buffers (2 MiB each)."""
+VALUE_CHUNK = VALUE_ELEMENTS * 16
+"""Bytes read per step: VALUE_ELEMENTS of the widest dtype."""
+MAX_STRIDED_BYTES = 64 << 20
+"""A non-contiguous tensor (or its storage span) larger than this is compared by its storage
+bytes only: equal proves it unchanged, different makes it ``unknown``."""
 
-_STRUCT_CODES = {
-    "F64": "d",
-    "F32": "f",
-    "F16": "e",
-    "I64": "q",
-    "U64": "Q",
-    "I32": "i",
-    "U32": "I",
-    "I16": "h",
-    "U16": "H",
-    "I8": "b",
-    "U8": "B",
-    "BOOL": "?",
-}
-_ITEMSIZE = {
+ITEMSIZE = {
     "F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "U64": 8, "I32": 4, "U32": 4,
-    "I16": 2, "U16": 2, "I8": 1, "U8": 1, "BOOL": 1,
+    "I16": 2, "U16": 2, "I8": 1, "U8": 1, "BOOL": 1, "C64": 8, "C128": 16, "C32": 4,
+    "F8_E4M3": 1, "F8_E5M2": 1, "F8_E4M3FNUZ": 1, "F8_E5M2FNUZ": 1, "F8_E8M0": 1,
 }  # fmt: skip
-_NUMPY_TYPES = {
+"""Bytes per element of every dtype whose elements can be counted."""
+_DECODE = {
     "F64": "<f8", "F32": "<f4", "F16": "<f2", "I64": "<i8", "U64": "<u8", "I32": "<i4",
     "U32": "<u4", "I16": "<i2", "U16": "<u2", "I8": "i1", "U8": "u1", "BOOL": "u1",
+    "C64": "<c8", "C128": "<c16",
 }  # fmt: skip
+"""numpy types of the dtypes whose values are decoded (BF16 is widened by hand)."""
+_RAW = {1: "u1", 2: "<u2", 4: "<u4", 8: "<u8", 16: "<u8"}
+# Sums of squares use einsum, not np.dot: dot goes to a multi-threaded BLAS whose threads
+# spin, and on a busy 2-core server that made one 64 MiB tensor take 3 s instead of 0.08 s.
+
+
+@dataclass(frozen=True)
+class TensorRef:
+    """Where one tensor's elements are in a file.
+
+    ``offset`` is the byte offset of element 0 and ``nbytes`` the bytes of a C-contiguous
+    tensor.  ``strides`` (in elements) is None for a contiguous tensor; otherwise ``span``
+    is the byte range of the storage its elements lie in.
+    """
+
+    dtype: str
+    shape: tuple[int, ...]
+    offset: int
+    nbytes: int
+    strides: tuple[int, ...] | None = None
+    span: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -66,6 +84,8 @@ class TensorChange:
     rel_l2: float | None = None
     """||a - b|| / ||a|| (inf when ``a`` is all zeros and ``b`` is not)."""
     changed_elements: int | None = None
+    note: str | None = None
+    """How the values were compared when not element by element (float8, non-contiguous)."""
 
 
 @dataclass
@@ -74,6 +94,9 @@ class TensorDiff:
     metadata: list[Change]
     equal: bool
     notes: list[str] = field(default_factory=list)
+    format: str = "safetensors"
+    """``safetensors`` or ``torch-zip``; ``metadata`` is the header's, or a checkpoint's
+    non-tensor values (epoch, hyper-parameters) by dotted key."""
 
     def counts(self) -> dict[str, int]:
         result: dict[str, int] = {}
@@ -81,8 +104,37 @@ class TensorDiff:
             result[change.status] = result.get(change.status, 0) + 1
         return result
 
+    def changed(self) -> list[TensorChange]:
+        return [change for change in self.tensors if change.status != "unchanged"]
+
+    def largest(self) -> TensorChange | None:
+        """The value change with the largest relative L2 (else max abs), if any."""
+        moved = [c for c in self.tensors if c.status == "values_changed"]
+        if not moved:
+            return None
+
+        def size(c: TensorChange) -> tuple[float, float]:
+            return (_finite_key(c.rel_l2), _finite_key(c.max_abs_diff))
+
+        return max(moved, key=size)
+
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        """Plain data; a non-finite float is a string (``"inf"``, ``"nan"``): JSON has none."""
+        data = asdict(self)
+        for row, keys in [(t, ("max_abs_diff", "rel_l2")) for t in data["tensors"]] + [
+            (m, ("old", "new")) for m in data["metadata"]
+        ]:
+            for key in keys:
+                value = row.get(key)
+                if isinstance(value, float) and not math.isfinite(value):
+                    row[key] = str(value)
+        return data
+
+
+def _finite_key(value: float | None) -> float:
+    if value is None or math.isnan(value):
+        return -1.0
+    return value
 
 
 @dataclass
@@ -91,93 +143,306 @@ class _Stats:
     diff_sq: float = 0.0
     norm_sq: float = 0.0
     changed: int = 0
+    decoded: bool = True
+    nonfinite: bool = False
 
 
-def _bf16_to_f32(data: bytes) -> bytes:
-    wide = bytearray(len(data) * 2)
-    wide[2::4] = data[0::2]
-    wide[3::4] = data[1::2]
-    return bytes(wide)
+class _Reader:
+    """Two files read side by side into two reused buffers."""
+
+    def __init__(self, old: RegularFile, new: RegularFile) -> None:
+        self.old, self.new = old, new
+        self._buf_a = bytearray(VALUE_CHUNK)
+        self._buf_b = bytearray(VALUE_CHUNK)
+        self._cmp_a = bytearray(COMPARE_CHUNK)
+        self._cmp_b = bytearray(COMPARE_CHUNK)
+        self.scratch = _Scratch()
+
+    def _fill(self, handle: RegularFile, buf: bytearray, offset: int, size: int) -> memoryview:
+        view = memoryview(buf)[:size]
+        done = 0
+        try:
+            while done < size:
+                got = os.preadv(handle.fd, [view[done:]], offset + done)
+                if got <= 0:
+                    break
+                done += got
+        except OSError as exc:
+            raise DiffError(f"read failed: {exc.strerror or type(exc).__name__}") from None
+        if done != size:
+            raise DiffError("a file shrank while it was being compared")
+        return view
+
+    def pair(self, off_a: int, off_b: int, size: int) -> tuple[memoryview, memoryview]:
+        return (
+            self._fill(self.old, self._buf_a, off_a, size),
+            self._fill(self.new, self._buf_b, off_b, size),
+        )
+
+    def old_only(self, offset: int, size: int) -> memoryview:
+        return self._fill(self.old, self._buf_a, offset, size)
+
+    def same(self, off_a: int, off_b: int, size: int) -> bool:
+        """Whether ``size`` (at most COMPARE_CHUNK) bytes at the two offsets are equal."""
+        a = self._fill(self.old, self._cmp_a, off_a, size)
+        b = self._fill(self.new, self._cmp_b, off_b, size)
+        if size == COMPARE_CHUNK:
+            return self._cmp_a == self._cmp_b  # memcmp; comparing memoryviews is slow
+        return a.tobytes() == b.tobytes()
 
 
-def _decode_pure(data: bytes, dtype: str) -> Sequence[float]:
+class _Scratch:
+    """Reused buffers for decoding: fresh 16 MiB arrays per step cost page faults."""
+
+    def __init__(self) -> None:
+        self.a = np.empty(VALUE_ELEMENTS, np.float64)
+        self.b = np.empty(VALUE_ELEMENTS, np.float64)
+        self.wide = np.empty(VALUE_ELEMENTS, np.uint32)
+        self.mask = np.empty(VALUE_ELEMENTS, np.bool_)
+
+
+def _widen_into(raw: memoryview, dtype: str, out: np.ndarray[Any, Any], wide: Any) -> None:
+    """Elements of a real-valued chunk as float64, written into ``out``."""
     if dtype == "BF16":
-        data, dtype = _bf16_to_f32(data), "F32"
-    code = _STRUCT_CODES[dtype]
-    count = len(data) // _ITEMSIZE[dtype]
-    return struct.unpack(f"<{count}{code}", data)
-
-
-def _accumulate_pure(stats: _Stats, a_bytes: bytes, b_bytes: bytes, dtype: str) -> None:
-    a = _decode_pure(a_bytes, dtype)
-    stats.norm_sq += math.fsum(map(operator.mul, a, a))
-    if a_bytes == b_bytes:
-        return
-    b = _decode_pure(b_bytes, dtype)
-    diffs = [abs(x - y) for x, y in zip(a, b, strict=True) if x != y]
-    if diffs:
-        stats.max_abs = max(stats.max_abs, max(diffs))
-        stats.diff_sq += math.fsum(d * d for d in diffs)
-        stats.changed += len(diffs)
-
-
-def _accumulate_numpy(stats: _Stats, a_bytes: bytes, b_bytes: bytes, dtype: str) -> None:
-    assert _np is not None
-    if dtype == "BF16":
-        a = (_np.frombuffer(a_bytes, "<u2").astype("<u4") << 16).view("<f4")
-        b = (_np.frombuffer(b_bytes, "<u2").astype("<u4") << 16).view("<f4")
+        np.left_shift(np.frombuffer(raw, "<u2"), 16, out=wide, dtype=np.uint32)
+        np.copyto(out, wide.view(np.float32))
     else:
-        a = _np.frombuffer(a_bytes, _NUMPY_TYPES[dtype])
-        b = _np.frombuffer(b_bytes, _NUMPY_TYPES[dtype])
-    a64 = a.astype(_np.float64)
-    stats.norm_sq += float(_np.dot(a64, a64))
-    if a_bytes == b_bytes:
+        np.copyto(out, np.frombuffer(raw, _DECODE[dtype]), casting="unsafe")
+
+
+def _accumulate_complex(
+    stats: _Stats, raw_a: memoryview, raw_b: memoryview | None, dtype: str
+) -> None:
+    a = np.frombuffer(raw_a, _DECODE[dtype]).astype(np.complex128)
+    magnitude = np.abs(a)
+    stats.norm_sq += float(np.einsum("i,i", magnitude, magnitude))
+    if raw_b is None:
         return
-    diff = _np.abs(a64 - b.astype(_np.float64))
-    stats.diff_sq += float(_np.dot(diff, diff))
-    stats.max_abs = max(stats.max_abs, float(diff.max()) if diff.size else 0.0)
-    stats.changed += int(_np.count_nonzero(diff))
+    mask = (np.frombuffer(raw_a, "<u8") != np.frombuffer(raw_b, "<u8")).reshape(len(a), -1)
+    changed = mask.any(axis=1)
+    count = int(np.count_nonzero(changed))
+    if count:
+        b = np.frombuffer(raw_b, _DECODE[dtype]).astype(np.complex128)
+        delta = np.abs(a[changed] - b[changed])
+        _add_delta(stats, delta, count)
 
 
-def _ranges(start: int, end: int, size: int) -> Iterator[tuple[int, int]]:
-    offset = start
-    while offset < end:
-        yield offset, min(end, offset + size)
-        offset += size
+def _add_delta(stats: _Stats, delta: np.ndarray[Any, Any], count: int) -> None:
+    """Add the absolute differences of the changed elements of one chunk."""
+    stats.changed += count
+    biggest = float(delta.max())
+    if not math.isfinite(biggest) or not math.isfinite(float(delta.sum())):
+        stats.nonfinite = True  # a value became NaN or inf: it moved without bound
+        delta = delta[np.isfinite(delta)]
+        biggest = float(delta.max()) if delta.size else 0.0
+    stats.max_abs = max(stats.max_abs, biggest)
+    stats.diff_sq += float(np.einsum("i,i", delta, delta))
 
 
-def _compare_values(
-    old: RegularFile,
-    new: RegularFile,
-    where_old: int,
-    where_new: int,
-    nbytes: int,
-    dtype: str,
-) -> TensorChange | _Stats | None:
-    """None when the bytes are equal, else value statistics (or bare 'changed')."""
-    itemsize = _ITEMSIZE.get(dtype)
-    use_numpy = _np is not None and itemsize is not None
-    chunk = CHUNK_NUMPY if use_numpy else CHUNK_PURE
-    if itemsize:
-        chunk -= chunk % itemsize
-    first_diff = None
-    for lo, hi in _ranges(0, nbytes, chunk):
-        if old.read_at(where_old + lo, hi - lo) != new.read_at(where_new + lo, hi - lo):
-            first_diff = lo
-            break
-    if first_diff is None:
+def _accumulate(
+    stats: _Stats, raw_a: memoryview, raw_b: memoryview | None, dtype: str, scratch: _Scratch
+) -> None:
+    """Add one chunk's norm (and, when ``raw_b`` is given, its differences) to ``stats``."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        if dtype in ("C64", "C128"):
+            _accumulate_complex(stats, raw_a, raw_b, dtype)
+            return
+        itemsize = ITEMSIZE[dtype]
+        count = len(raw_a) // itemsize
+        a, b = scratch.a[:count], scratch.b[:count]
+        _widen_into(raw_a, dtype, a, scratch.wide[:count])
+        stats.norm_sq += float(np.einsum("i,i", a, a))
+        if raw_b is None:
+            return
+        code = _RAW[itemsize]
+        mask = scratch.mask[:count]
+        np.not_equal(np.frombuffer(raw_a, code), np.frombuffer(raw_b, code), out=mask)
+        changed = int(np.count_nonzero(mask))
+        if not changed:
+            return
+        _widen_into(raw_b, dtype, b, scratch.wide[:count])
+        np.subtract(a, b, out=b)
+        np.abs(b, out=b)
+        if changed < count:
+            b[~mask] = 0.0  # NaN == NaN bitwise is no change
+        _add_delta(stats, b if changed == count else b[mask], changed)
+
+
+def _first_difference(reader: _Reader, off_a: int, off_b: int, nbytes: int) -> int | None:
+    """Offset (a multiple of COMPARE_CHUNK) of the first differing chunk, or None."""
+    lo = 0
+    while lo < nbytes:
+        size = min(COMPARE_CHUNK, nbytes - lo)
+        if not reader.same(off_a + lo, off_b + lo, size):
+            return lo
+        lo += size
+    return None
+
+
+def _count_raw(reader: _Reader, off_a: int, off_b: int, nbytes: int, itemsize: int) -> int:
+    """Elements whose bytes differ, for dtypes numpy cannot decode (float8, complex32)."""
+    changed = 0
+    code = _RAW.get(itemsize, "u1")
+    step = VALUE_CHUNK - VALUE_CHUNK % itemsize
+    for lo in range(0, nbytes, step):
+        size = min(step, nbytes - lo)
+        a, b = reader.pair(off_a + lo, off_b + lo, size)
+        changed += int(np.count_nonzero(np.frombuffer(a, code) != np.frombuffer(b, code)))
+    return changed
+
+
+def _compare_contiguous(
+    reader: _Reader, off_a: int, off_b: int, nbytes: int, dtype: str
+) -> _Stats | None:
+    """None when the bytes are equal, else value statistics."""
+    first = _first_difference(reader, off_a, off_b, nbytes)
+    if first is None:
+        return None
+    itemsize = ITEMSIZE.get(dtype)
+    if itemsize is None:
+        return _Stats(decoded=False, changed=-1)
+    if dtype not in _DECODE and dtype != "BF16":
+        return _Stats(decoded=False, changed=_count_raw(reader, off_a, off_b, nbytes, itemsize))
+    stats = _Stats()
+    step = VALUE_ELEMENTS * itemsize
+    for lo in range(0, nbytes, step):
+        size = min(step, nbytes - lo)
+        if lo + size <= first:
+            _accumulate(stats, reader.old_only(off_a + lo, size), None, dtype, reader.scratch)
+        else:
+            a, b = reader.pair(off_a + lo, off_b + lo, size)
+            _accumulate(stats, a, b, dtype, reader.scratch)
+    return stats
+
+
+def _layout(ref: TensorRef) -> tuple[int, int, tuple[int, ...]]:
+    """(span start, span end, element strides) of a tensor, contiguous or not."""
+    if ref.strides is not None and ref.span is not None:
+        return ref.span[0], ref.span[1], ref.strides
+    strides: list[int] = []
+    step = 1
+    for size in reversed(ref.shape):
+        strides.append(step)
+        step *= max(size, 1)
+    return ref.offset, ref.offset + ref.nbytes, tuple(reversed(strides))
+
+
+def _fits_in_memory(ref: TensorRef) -> bool:
+    start, end, _ = _layout(ref)
+    return ITEMSIZE.get(ref.dtype, 99) <= 8 and max(end - start, ref.nbytes) <= MAX_STRIDED_BYTES
+
+
+def _compare_strided(reader: _Reader, ref_a: TensorRef, ref_b: TensorRef) -> _Stats | None:
+    """Tensors not both contiguous: each storage span read whole, viewed with its strides."""
+    itemsize = ITEMSIZE[ref_a.dtype]
+    code = _RAW[itemsize]
+    elements = []
+    for ref, handle in ((ref_a, reader.old), (ref_b, reader.new)):
+        start, end, strides = _layout(ref)
+        data = handle.read_at(start, end - start)
+        if len(data) != end - start:
+            raise DiffError("a file shrank while it was being compared")
+        flat = np.frombuffer(data, code)[(ref.offset - start) // itemsize :]
+        view = np.lib.stride_tricks.as_strided(
+            flat, ref.shape, tuple(s * itemsize for s in strides), writeable=False
+        )
+        elements.append(np.ascontiguousarray(view).tobytes())
+    bytes_a, bytes_b = elements
+    if bytes_a == bytes_b:
         return None
     stats = _Stats()
-    if itemsize is None:
-        return stats
-    accumulate = _accumulate_numpy if use_numpy else _accumulate_pure
-    for lo, hi in _ranges(0, nbytes, chunk):
-        a_bytes = old.read_at(where_old + lo, hi - lo)
-        b_bytes = a_bytes if lo < first_diff else new.read_at(where_new + lo, hi - lo)
-        if len(a_bytes) != hi - lo or len(b_bytes) != hi - lo:
-            raise DiffError("a file shrank while it was being compared")
-        accumulate(stats, a_bytes, b_bytes, dtype)
+    if ref_a.dtype in _DECODE or ref_a.dtype == "BF16":
+        step = VALUE_ELEMENTS * itemsize
+        for lo in range(0, len(bytes_a), step):
+            chunk_a = memoryview(bytes_a)[lo : lo + step]
+            chunk_b = memoryview(bytes_b)[lo : lo + step]
+            _accumulate(stats, chunk_a, chunk_b, ref_a.dtype, reader.scratch)
+    else:
+        stats.decoded = False
+        stats.changed = int(
+            np.count_nonzero(np.frombuffer(bytes_a, code) != np.frombuffer(bytes_b, code))
+        )
     return stats
+
+
+def _change(name: str, ref_a: TensorRef, ref_b: TensorRef, stats: _Stats | None) -> TensorChange:
+    base = (ref_a.dtype, ref_b.dtype, ref_a.shape, ref_b.shape)
+    if stats is None:
+        return TensorChange(name, "unchanged", *base)
+    if not stats.decoded:
+        counted = stats.changed if stats.changed >= 0 else None
+        note = f"{ref_a.dtype} values not decoded; compared by bytes"
+        return TensorChange(name, "values_changed", *base, changed_elements=counted, note=note)
+    norm, diff = math.sqrt(stats.norm_sq), math.sqrt(stats.diff_sq)
+    rel = diff / norm if norm else (math.inf if diff else 0.0)
+    if math.isnan(rel) or math.isinf(norm) or stats.nonfinite:
+        rel = math.inf
+    if stats.nonfinite:
+        stats.max_abs = math.inf
+    return TensorChange(
+        name,
+        "values_changed",
+        *base,
+        max_abs_diff=stats.max_abs,
+        rel_l2=rel,
+        changed_elements=stats.changed,
+    )
+
+
+def compare_tensors(
+    old: RegularFile,
+    new: RegularFile,
+    refs_a: Mapping[str, TensorRef],
+    refs_b: Mapping[str, TensorRef],
+) -> list[TensorChange]:
+    """Per-tensor changes between two maps of tensors held by ``old`` and ``new``."""
+    reader = _Reader(old, new)
+    changes: list[TensorChange] = []
+    for name in sorted(set(refs_a) | set(refs_b)):
+        ref_a, ref_b = refs_a.get(name), refs_b.get(name)
+        if ref_b is None:
+            assert ref_a is not None
+            changes.append(TensorChange(name, "removed", ref_a.dtype, None, ref_a.shape, None))
+            continue
+        if ref_a is None:
+            changes.append(TensorChange(name, "added", None, ref_b.dtype, None, ref_b.shape))
+            continue
+        base = (ref_a.dtype, ref_b.dtype, ref_a.shape, ref_b.shape)
+        if ref_a.dtype != ref_b.dtype:
+            changes.append(TensorChange(name, "dtype_changed", *base))
+            continue
+        if ref_a.shape != ref_b.shape:
+            changes.append(TensorChange(name, "shape_changed", *base))
+            continue
+        if ref_a.strides is None and ref_b.strides is None and ref_a.nbytes == ref_b.nbytes:
+            stats = _compare_contiguous(
+                reader, ref_a.offset, ref_b.offset, ref_a.nbytes, ref_a.dtype
+            )
+        elif _fits_in_memory(ref_a) and _fits_in_memory(ref_b):
+            stats = _compare_strided(reader, ref_a, ref_b)
+        else:
+            # Too big to gather through its strides: equal storage bytes prove it unchanged;
+            # different ones may belong to another view of the same storage.
+            start_a, end_a, strides_a = _layout(ref_a)
+            start_b, end_b, strides_b = _layout(ref_b)
+            same_layout = strides_a == strides_b and (
+                (end_a - start_a, ref_a.offset - start_a)
+                == (end_b - start_b, ref_b.offset - start_b)
+            )
+            same = same_layout and (
+                _first_difference(reader, start_a, start_b, end_a - start_a) is None
+            )
+            if same:
+                stats = None
+            else:
+                note = (
+                    f"non-contiguous and over {MAX_STRIDED_BYTES >> 20} MiB: its storage "
+                    "differs; values not compared"
+                )
+                changes.append(TensorChange(name, "unknown", *base, note=note))
+                continue
+        changes.append(_change(name, ref_a, ref_b, stats))
+    return changes
 
 
 def _header(path: str | os.PathLike[str]) -> Any:
@@ -190,68 +455,38 @@ def _header(path: str | os.PathLike[str]) -> Any:
         raise DiffError(f"{os.fsdecode(os.path.basename(path))}: {exc}") from None
 
 
+def _safetensors_refs(head: Any) -> dict[str, TensorRef]:
+    return {
+        name: TensorRef(
+            info.dtype, tuple(info.shape), head.data_offset + info.start, info.end - info.start
+        )
+        for name, info in head.tensors.items()
+    }
+
+
 def diff_safetensors(path_a: str | os.PathLike[str], path_b: str | os.PathLike[str]) -> TensorDiff:
     """Per-tensor diff of two safetensors files; raises ``DiffError`` if one is invalid."""
     head_a, head_b = _header(path_a), _header(path_b)
-    changes: list[TensorChange] = []
-    notes: list[str] = []
     with RegularFile(path_a) as old, RegularFile(path_b) as new:
         if old.size != head_a.file_size or new.size != head_b.file_size:
             raise DiffError("a file changed size while it was being compared")
-        names = list(head_a.tensors) + [n for n in head_b.tensors if n not in head_a.tensors]
-        for name in sorted(names):
-            info_a = head_a.tensors.get(name)
-            info_b = head_b.tensors.get(name)
-            if info_b is None:
-                changes.append(
-                    TensorChange(name, "removed", info_a.dtype, None, info_a.shape, None)
-                )
-                continue
-            if info_a is None:
-                changes.append(TensorChange(name, "added", None, info_b.dtype, None, info_b.shape))
-                continue
-            base = (name, info_a.dtype, info_b.dtype, info_a.shape, info_b.shape)
-            if info_a.dtype != info_b.dtype:
-                changes.append(TensorChange(base[0], "dtype_changed", *base[1:]))
-                continue
-            if info_a.shape != info_b.shape:
-                changes.append(TensorChange(base[0], "shape_changed", *base[1:]))
-                continue
-            result = _compare_values(
-                old,
-                new,
-                head_a.data_offset + info_a.start,
-                head_b.data_offset + info_b.start,
-                info_a.end - info_a.start,
-                info_a.dtype,
-            )
-            if result is None:
-                changes.append(TensorChange(base[0], "unchanged", *base[1:]))
-                continue
-            assert isinstance(result, _Stats)
-            if info_a.dtype not in _ITEMSIZE:
-                notes.append(f"{info_a.dtype} values compared by bytes only")
-                changes.append(TensorChange(base[0], "values_changed", *base[1:]))
-                continue
-            norm = math.sqrt(result.norm_sq)
-            diff = math.sqrt(result.diff_sq)
-            rel = diff / norm if norm else (math.inf if diff else 0.0)
-            changes.append(
-                TensorChange(
-                    name,
-                    "values_changed",
-                    info_a.dtype,
-                    info_b.dtype,
-                    info_a.shape,
-                    info_b.shape,
-                    max_abs_diff=result.max_abs,
-                    rel_l2=rel,
-                    changed_elements=result.changed,
-                )
-            )
+        refs_a, refs_b = _safetensors_refs(head_a), _safetensors_refs(head_b)
+        changes = compare_tensors(old, new, refs_a, refs_b)
     metadata = diff_structured(head_a.metadata, head_b.metadata)
     equal = not metadata and all(change.status == "unchanged" for change in changes)
-    return TensorDiff(changes, metadata, equal, sorted(set(notes)))
+    return TensorDiff(changes, metadata, equal, _notes(changes))
 
 
-__all__ = ["TensorChange", "TensorDiff", "diff_safetensors"]
+def _notes(changes: list[TensorChange]) -> list[str]:
+    unknown = sorted({c.dtype_old or "?" for c in changes if c.note and "decoded" in c.note})
+    return [f"{dtype} values not decoded; compared by bytes" for dtype in unknown]
+
+
+__all__ = [
+    "ITEMSIZE",
+    "TensorChange",
+    "TensorDiff",
+    "TensorRef",
+    "compare_tensors",
+    "diff_safetensors",
+]

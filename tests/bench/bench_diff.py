@@ -3,8 +3,9 @@
 1. Text diff of two 20 MB logs (1% of lines changed) against ``diff -u`` on the same files,
    once with unique lines and once with logs built from 1,000 distinct lines repeated.
 2. Run diff of 10,000 vs 10,000 artifacts.
-3. Peak memory (ru_maxrss of a subprocess) of a safetensors diff of two ~1 GB sparse files
-   whose values differ in a few tensors.
+3. ``artlens diff --json`` of two 1 GiB safetensors files and of two 1 GiB torch zips
+   (real bytes, 2 of 16 tensors changed), end to end, beside ``cat`` of both files to
+   /dev/null in the same run (page cache warm for both), with peak RSS from /usr/bin/time.
 """
 
 from __future__ import annotations
@@ -136,67 +137,143 @@ def bench_runs() -> None:
     )
 
 
-BIG_TENSORS = 15
-BIG_ELEMENTS = 16 * 1024 * 1024  # 64 MB of F32 each
-SMALL_ELEMENTS = 256 * 1024  # 1 MB
+TENSORS = 16
+ELEMENTS = 16 * 1024 * 1024  # 64 MiB of F32 each: 1 GiB per file
+CHANGED = ("layer3.weight", "layer11.weight")
+WRITE_CHUNK = 1 << 22  # elements generated at a time
 
 
-def write_sparse_safetensors(path: Path, changed: bool) -> None:
-    """~1 GB file with holes; a few windows hold real (and, in b, different) values."""
-    layout: list[tuple[str, int]] = [(f"layer{i}.weight", BIG_ELEMENTS) for i in range(BIG_TENSORS)]
-    layout += [(f"head{i}.bias", SMALL_ELEMENTS) for i in range(4)]
+def _values(index: int, changed: bool, part: int, rng_seed: int = 7) -> bytes:
+    """Real (non-sparse) float32 bytes of one slice of one tensor; b moves two tensors."""
+    import numpy as np
+
+    rng = np.random.default_rng([rng_seed, index, part])
+    values = rng.standard_normal(WRITE_CHUNK, dtype=np.float32)
+    if changed and f"layer{index}.weight" in CHANGED:
+        values *= np.float32(1.001)
+    return values.tobytes()
+
+
+def write_safetensors_file(path: Path, changed: bool) -> None:
     header: dict[str, object] = {}
-    offset = 0
-    for name, count in layout:
-        header[name] = {
+    size = ELEMENTS * 4
+    for i in range(TENSORS):
+        header[f"layer{i}.weight"] = {
             "dtype": "F32",
-            "shape": [count],
-            "data_offsets": [offset, offset + count * 4],
+            "shape": [ELEMENTS],
+            "data_offsets": [i * size, (i + 1) * size],
         }
-        offset += count * 4
     raw = json.dumps(header).encode()
     raw += b" " * (-len(raw) % 8)
-    data_start = 8 + len(raw)
-    rng = random.Random(11)
-    window = struct.pack("<262144f", *(rng.random() for _ in range(262144)))
     with open(path, "wb") as handle:
         handle.write(struct.pack("<Q", len(raw)) + raw)
-        handle.truncate(data_start + offset)
-        for name in ("layer3.weight", "head1.bias", "head2.bias"):
-            start = header[name]["data_offsets"][0]  # type: ignore[index]
-            handle.seek(data_start + start)
-            handle.write(window[::-1] if changed else window)
+        for i in range(TENSORS):
+            for part in range(ELEMENTS // WRITE_CHUNK):
+                handle.write(_values(i, changed, part))
 
 
-def bench_safetensors(workdir: Path) -> None:
-    path_a, path_b = workdir / "a.safetensors", workdir / "b.safetensors"
-    write_sparse_safetensors(path_a, changed=False)
-    write_sparse_safetensors(path_b, changed=True)
-    code = (
-        "import sys, time, tracemalloc; sys.path.insert(0, sys.argv[3]);"
-        "from store.diff import diff_safetensors;"
-        "hwm = lambda: [int(x.split()[1]) for x in open('/proc/self/status')"
-        " if x.startswith('VmHWM')][0];"
-        "base = hwm(); tracemalloc.start();"
-        "t = time.perf_counter(); r = diff_safetensors(sys.argv[1], sys.argv[2]);"
-        "t = time.perf_counter() - t; traced = tracemalloc.get_traced_memory()[1];"
-        "changed = [c.name for c in r.tensors if c.status == 'values_changed'];"
-        "print(base, hwm(), traced, f'{t:.2f}', ','.join(changed) or '-')"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", code, str(path_a), str(path_b), str(ROOT)],
-        capture_output=True,
+def _pickle_str(text: str) -> bytes:
+    raw = text.encode()
+    return b"X" + struct.pack("<I", len(raw)) + raw
+
+
+def _pickle_int(value: int) -> bytes:
+    return b"J" + struct.pack("<i", value)
+
+
+def torch_data_pkl() -> bytes:
+    """The data.pkl torch.save writes for {"state_dict": {name: tensor}}, as opcodes."""
+    body = b""
+    for i in range(TENSORS):
+        pid = b"(" + _pickle_str("storage") + b"ctorch\nFloatStorage\n" + _pickle_str(str(i))
+        pid += _pickle_str("cpu") + _pickle_int(ELEMENTS) + b"tQ"
+        args = b"(" + pid + _pickle_int(0) + b"(" + _pickle_int(ELEMENTS) + b"t("
+        args += _pickle_int(1) + b"t\x89ccollections\nOrderedDict\n)Rt"
+        body += _pickle_str(f"layer{i}.weight") + b"ctorch._utils\n_rebuild_tensor_v2\n" + args
+        body += b"R"
+    return b"\x80\x02}(" + _pickle_str("state_dict") + b"}(" + body + b"uu."
+
+
+def write_torch_zip_file(path: Path, changed: bool) -> None:
+    """A torch.save-style zip: STORED entries, data.pkl first, storages data/0..15."""
+    import zipfile
+
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as archive:
+        archive.writestr("archive/data.pkl", torch_data_pkl())
+        archive.writestr("archive/byteorder", "little")
+        for i in range(TENSORS):
+            with archive.open(f"archive/data/{i}", "w") as member:
+                for part in range(ELEMENTS // WRITE_CHUNK):
+                    member.write(_values(i, changed, part))
+        archive.writestr("archive/version", "3\n")
+
+
+def _timed(command: list[str]) -> tuple[float, int]:
+    """Wall seconds and peak RSS (KiB) of one command, measured by /usr/bin/time."""
+    result = subprocess.run(
+        ["/usr/bin/time", "-f", "%e %M", *command],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
         text=True,
-        check=True,
-    ).stdout.split()
-    base, peak, traced, seconds, changed = int(out[0]), int(out[1]), int(out[2]), out[3], out[4]
-    size = path_a.stat().st_size / 1e9
-    print(
-        f"safetensors two {size:.2f} GB files: {seconds}s, peak RSS {peak / 1024:.0f} MB "
-        f"(after imports {base / 1024:.0f} MB, Python allocations {traced / 1e6:.0f} MB; "
-        f"bar: 300 MB); values changed in: {changed}",
-        flush=True,
+        check=False,
     )
+    seconds, peak = result.stderr.strip().splitlines()[-1].split()
+    return float(seconds), int(peak)
+
+
+def _best(command: list[str], runs: int = 3) -> tuple[float, int]:
+    results = [_timed(command) for _ in range(runs)]
+    return min(r[0] for r in results), max(r[1] for r in results)
+
+
+def bench_tensor_pair(workdir: Path, kind: str) -> None:
+    """End-to-end ``artlens diff A B --json`` beside ``cat A B > /dev/null``, warm cache."""
+    suffix = "safetensors" if kind == "safetensors" else "ckpt"
+    path_a, path_b = workdir / f"a.{suffix}", workdir / f"b.{suffix}"
+    writer = write_safetensors_file if kind == "safetensors" else write_torch_zip_file
+    writer(path_a, changed=False)
+    writer(path_b, changed=True)
+    try:
+        artlens = [str(Path(sys.executable).with_name("artlens")), "diff", "--json"]
+        subprocess.run(["cat", str(path_a), str(path_b)], stdout=subprocess.DEVNULL, check=True)
+        out = subprocess.run(
+            [*artlens, str(path_a), str(path_b)], capture_output=True, text=True, check=False
+        )
+        report = json.loads(out.stdout)
+        moved = [t["name"] for t in report["result"]["tensors"] if t["status"] != "unchanged"]
+        cat_s, cat_kb = _best(["sh", "-c", f"cat '{path_a}' '{path_b}' > /dev/null"])
+        diff_s, diff_kb = _best([*artlens, str(path_a), str(path_b)])
+        start_s, _ = _best([str(Path(sys.executable).with_name("artlens")), "--version"])
+        inproc = (
+            "import sys, time; sys.path.insert(0, sys.argv[3]);"
+            "from store.diff import diff_files; best = 1e9\n"
+            "for _ in range(3):\n"
+            "    t = time.perf_counter(); diff_files(sys.argv[1], sys.argv[2])\n"
+            "    best = min(best, time.perf_counter() - t)\n"
+            "print(best)"
+        )
+        engine = subprocess.run(
+            [sys.executable, "-c", inproc, str(path_a), str(path_b), str(ROOT)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        engine_s = float(engine.stdout.strip())
+        size = (path_a.stat().st_size + path_b.stat().st_size) / (1 << 30)
+        print(
+            f"{kind:<11} two files, {size:.2f} GiB in all, {len(moved)} of {TENSORS} tensors "
+            f"changed ({', '.join(moved)}):\n"
+            f"  artlens diff --json {diff_s:.2f} s end to end (start-up alone {start_s:.2f} s, "
+            f"the diff itself {engine_s:.2f} s), peak RSS {diff_kb / 1024:.0f} MB\n"
+            f"  cat both > /dev/null {cat_s:.2f} s, peak RSS {cat_kb / 1024:.0f} MB\n"
+            f"  ratio {diff_s / max(cat_s, 1e-3):.1f}x end to end, "
+            f"{engine_s / max(cat_s, 1e-3):.1f}x for the diff itself "
+            f"(bars: within 2x of cat, peak RSS under 300 MB)",
+            flush=True,
+        )
+    finally:
+        path_a.unlink(missing_ok=True)
+        path_b.unlink(missing_ok=True)
 
 
 def main() -> None:
@@ -206,7 +283,8 @@ def main() -> None:
         bench_runs()
         for name in ("a.log", "b.log"):
             (workdir / name).unlink(missing_ok=True)
-        bench_safetensors(workdir)
+        bench_tensor_pair(workdir, "safetensors")
+        bench_tensor_pair(workdir, "torch-zip")
 
 
 if __name__ == "__main__":

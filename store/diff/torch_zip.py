@@ -1,0 +1,363 @@
+"""Torch zip checkpoints (``torch.save``, Lightning ``.ckpt``) mapped tensor by tensor, statically.
+
+``<archive>/data.pkl`` is walked opcode by opcode with the scanner's symbolic walker
+(``store.inspect.pickle_scan``): nothing is unpickled.  Each ``_rebuild_tensor_v2`` call
+gives a tensor's storage (its persistent id names the storage class, or a dtype, and the
+key of ``<archive>/data/<key>``), offset, shape and stride; its dotted name is the path of
+dict keys and list indexes above it (``state_dict.net.0.weight``,
+``optimizer_states.0.state.0.exp_avg``).  Storages must be STORED entries, as torch
+writes them, so a tensor is a byte range of the file and ``store.diff.tensors`` compares
+it like a safetensors tensor.  A checkpoint the scanner calls dangerous is refused, and
+so is anything this reader cannot map exactly: a wrong answer is worse than none.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import struct
+import zipfile
+from dataclasses import dataclass, field
+from typing import IO
+
+from store.diff._io import DiffError, RegularFile
+from store.diff.structured import Change
+from store.diff.tensors import ITEMSIZE, TensorDiff, TensorRef, compare_tensors
+from store.inspect import inspect_file
+from store.inspect.pickle_scan import SCAN_LIMIT, Call, Global, Persistent, scan_bytes
+
+MAX_NODES = 2_000_000
+"""Objects of the pickle's symbolic tree visited; a hostile DAG stops here."""
+MAX_DEPTH = 64
+MAX_VALUES = 20_000
+"""Non-tensor values (epoch, hyper-parameters) kept for the metadata diff."""
+MAX_ENTRIES = 500_000
+_TORCH_ZIP_MAGIC = b"PK\x03\x04"
+
+_STORAGE_DTYPES = {
+    "FloatStorage": "F32", "DoubleStorage": "F64", "HalfStorage": "F16",
+    "BFloat16Storage": "BF16", "LongStorage": "I64", "IntStorage": "I32",
+    "ShortStorage": "I16", "CharStorage": "I8", "ByteStorage": "U8", "BoolStorage": "BOOL",
+    "ComplexFloatStorage": "C64", "ComplexDoubleStorage": "C128",
+    "Float8_e4m3fnStorage": "F8_E4M3", "Float8_e5m2Storage": "F8_E5M2",
+    "Float8_e4m3fnuzStorage": "F8_E4M3FNUZ", "Float8_e5m2fnuzStorage": "F8_E5M2FNUZ",
+    "UInt16Storage": "U16", "UInt32Storage": "U32", "UInt64Storage": "U64",
+}  # fmt: skip
+_TORCH_DTYPES = {
+    "float32": "F32", "float": "F32", "float64": "F64", "double": "F64", "float16": "F16",
+    "half": "F16", "bfloat16": "BF16", "int64": "I64", "long": "I64", "int32": "I32",
+    "int": "I32", "int16": "I16", "short": "I16", "int8": "I8", "uint8": "U8", "bool": "BOOL",
+    "complex64": "C64", "cfloat": "C64", "complex128": "C128", "cdouble": "C128",
+    "complex32": "C32", "chalf": "C32", "float8_e4m3fn": "F8_E4M3", "float8_e5m2": "F8_E5M2",
+    "float8_e4m3fnuz": "F8_E4M3FNUZ", "float8_e5m2fnuz": "F8_E5M2FNUZ",
+    "float8_e8m0fnu": "F8_E8M0", "uint16": "U16", "uint32": "U32", "uint64": "U64",
+}  # fmt: skip
+_REBUILD = {"torch._utils._rebuild_tensor", "torch._utils._rebuild_tensor_v2"}
+_REBUILD_V3 = "torch._utils._rebuild_tensor_v3"
+_PARAMETER = {"torch._utils._rebuild_parameter", "torch._utils._rebuild_parameter_with_state"}
+_STORAGE_KEY = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+
+
+@dataclass
+class TorchCheckpoint:
+    """The tensors of one torch zip, where their bytes are, and its plain values."""
+
+    tensors: dict[str, TensorRef] = field(default_factory=dict)
+    values: dict[str, object] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    verdict: str = "unknown"
+
+
+def looks_like_torch_zip(head: bytes) -> bool:
+    """True when a file's first zip entry is a torch archive's ``data.pkl``."""
+    if not head.startswith(_TORCH_ZIP_MAGIC) or len(head) < 30:
+        return False
+    name_len = struct.unpack_from("<H", head, 26)[0]
+    name = head[30 : 30 + name_len]
+    return len(name) == name_len and (name == b"data.pkl" or name.endswith(b"/data.pkl"))
+
+
+class _Unmappable(Exception):
+    pass
+
+
+def _dtype_of(storage_type: object, v3_dtype: object) -> str:
+    if isinstance(storage_type, Global) and storage_type.module == "torch":
+        if storage_type.name in _STORAGE_DTYPES:
+            return _STORAGE_DTYPES[storage_type.name]
+        if storage_type.name in _TORCH_DTYPES:
+            return _TORCH_DTYPES[storage_type.name]
+        if storage_type.name == "UntypedStorage" and isinstance(v3_dtype, Global):
+            return _dtype_of(v3_dtype, None)
+        raise _Unmappable(f"storage type torch.{storage_type.name} is not mapped")
+    raise _Unmappable("a storage names no torch storage type")
+
+
+def _ints(value: object) -> tuple[int, ...] | None:
+    if isinstance(value, tuple) and all(
+        isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value
+    ):
+        return tuple(value)
+    if (
+        isinstance(value, Call)
+        and isinstance(value.func, Global)
+        and value.func.dotted == "torch.Size"
+        and isinstance(value.args, tuple)
+        and value.args
+    ):
+        return _ints(value.args[0])
+    return None
+
+
+def _contiguous_strides(shape: tuple[int, ...]) -> tuple[int, ...]:
+    strides = []
+    step = 1
+    for size in reversed(shape):
+        strides.append(step)
+        step *= max(size, 1)
+    return tuple(reversed(strides))
+
+
+def _is_contiguous(shape: tuple[int, ...], stride: tuple[int, ...]) -> bool:
+    expected = _contiguous_strides(shape)
+    return all(s == e for d, s, e in zip(shape, stride, expected, strict=True) if d != 1)
+
+
+class _Mapper:
+    """Turns the symbolic tree of ``data.pkl`` into named tensors and plain values."""
+
+    def __init__(self, storages: dict[str, tuple[int, int]]) -> None:
+        self.storages = storages
+        """Storage key -> (absolute byte offset, byte length) in the file."""
+        self.result = TorchCheckpoint()
+        self.nodes = 0
+        self._seen: dict[int, str] = {}
+
+    def walk(self, value: object, prefix: str, depth: int) -> None:
+        self.nodes += 1
+        if self.nodes > MAX_NODES:
+            raise _Unmappable(f"more than {MAX_NODES} objects in data.pkl")
+        if depth > MAX_DEPTH:
+            raise _Unmappable(f"data.pkl nests deeper than {MAX_DEPTH} levels at {prefix!r}")
+        if isinstance(value, Call) and isinstance(value.func, Global):
+            dotted = value.func.dotted
+            args = value.args if isinstance(value.args, tuple) else ()
+            if dotted in _PARAMETER and args:
+                self.walk(args[0], prefix, depth + 1)
+                return
+            if dotted in _REBUILD or dotted == _REBUILD_V3:
+                self.tensor(prefix or "<tensor>", dotted, args)
+                return
+            if "_rebuild" in dotted and dotted.startswith("torch."):
+                raise _Unmappable(f"tensor {prefix!r} is rebuilt by {dotted}, which is not mapped")
+        if isinstance(value, (dict, list, tuple, Call)):
+            if id(value) in self._seen:
+                self.value(prefix, f"<same object as {self._seen[id(value)] or '<root>'}>")
+                return
+            self._seen[id(value)] = prefix
+        if isinstance(value, dict):
+            self.items(list(value.items()), prefix, depth)
+        elif isinstance(value, (list, tuple)):
+            self.items(list(enumerate(value)), prefix, depth)
+        elif isinstance(value, Call):
+            func = value.func.dotted if isinstance(value.func, Global) else "?"
+            if value.items:
+                self.items(list(value.items.items()), prefix, depth)
+            elif isinstance(value.state, dict):
+                self.value(prefix, f"<{func}>")
+                self.items(list(value.state.items()), prefix, depth)
+            elif func not in ("collections.OrderedDict", "builtins.dict"):
+                self.value(prefix, f"<{func}>")
+                if isinstance(value.args, tuple) and value.args:
+                    self.walk(value.args, f"{prefix}.<args>" if prefix else "<args>", depth + 1)
+        elif isinstance(value, Persistent):
+            raise _Unmappable(f"a storage outside a tensor at {prefix!r}")
+        elif value is None or isinstance(value, (bool, int, float, str)):
+            self.value(prefix, value if not isinstance(value, str) else value[:500])
+        elif isinstance(value, (bytes, bytearray)):
+            self.value(prefix, f"<{len(value)} bytes>")
+        elif isinstance(value, Global):
+            self.value(prefix, f"<{value.dotted}>")
+        else:
+            self.value(prefix, "<unknown>")
+
+    def items(self, pairs: list[tuple[object, object]], prefix: str, depth: int) -> None:
+        for key, item in pairs:
+            if isinstance(key, (str, int, float)) and not isinstance(key, bool):
+                name = f"{prefix}.{key}" if prefix else str(key)
+            else:
+                name = f"{prefix}.<{type(key).__name__}>" if prefix else f"<{type(key).__name__}>"
+            self.walk(item, name, depth + 1)
+
+    def value(self, name: str, value: object) -> None:
+        if len(self.result.values) < MAX_VALUES:
+            self.result.values.setdefault(name or "<root>", value)
+
+    def tensor(self, name: str, dotted: str, args: tuple[object, ...]) -> None:
+        if name in self.result.tensors:
+            raise _Unmappable(f"two tensors are named {name!r}")
+        if len(args) < 4 or not isinstance(args[0], Persistent):
+            raise _Unmappable(f"tensor {name!r}: {dotted} arguments are not a storage and a layout")
+        pid = args[0].pid
+        if not (isinstance(pid, tuple) and len(pid) >= 5 and pid[0] == "storage"):
+            raise _Unmappable(f"tensor {name!r}: unexpected storage id")
+        dtype = _dtype_of(pid[1], args[6] if dotted == _REBUILD_V3 and len(args) > 6 else None)
+        key = pid[2]
+        if not isinstance(key, str) or key not in self.storages:
+            raise _Unmappable(f"tensor {name!r}: storage data/{key} is missing")
+        offset, shape, stride = args[1], _ints(args[2]), _ints(args[3])
+        if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
+            raise _Unmappable(f"tensor {name!r}: storage offset is not a count")
+        if shape is None or stride is None or len(shape) != len(stride):
+            raise _Unmappable(f"tensor {name!r}: shape and stride do not match")
+        itemsize = ITEMSIZE[dtype]
+        start, length = self.storages[key]
+        numel = math.prod(shape)
+        last = offset + sum((d - 1) * s for d, s in zip(shape, stride, strict=True)) if numel else 0
+        if numel and (last + 1) * itemsize > length:
+            raise _Unmappable(
+                f"tensor {name!r}: {dtype} {list(shape)} at offset {offset} runs past its "
+                f"storage ({length} bytes)"
+            )
+        first = start + offset * itemsize
+        if not numel or _is_contiguous(shape, stride):
+            self.result.tensors[name] = TensorRef(dtype, shape, first, numel * itemsize)
+        else:
+            span = (first, start + (last + 1) * itemsize)
+            self.result.tensors[name] = TensorRef(
+                dtype, shape, first, numel * itemsize, stride, span
+            )
+
+
+def _entry_data(handle: RegularFile, info: zipfile.ZipInfo) -> tuple[int, int]:
+    """(absolute offset, length) of a STORED entry's bytes, checked against its local header."""
+    if info.compress_type != zipfile.ZIP_STORED:
+        raise _Unmappable(
+            f"{info.filename} is compressed; torch writes storages uncompressed, so this "
+            "file was re-zipped and its tensors cannot be mapped"
+        )
+    if info.flag_bits & 0x1:
+        raise _Unmappable(f"{info.filename} is encrypted")
+    if info.compress_size != info.file_size:
+        raise _Unmappable(f"{info.filename}: stored sizes disagree")
+    local = handle.read_at(info.header_offset, 30)
+    if len(local) < 30 or not local.startswith(_TORCH_ZIP_MAGIC):
+        raise _Unmappable(f"{info.filename}: local header missing")
+    name_len, extra_len = struct.unpack_from("<HH", local, 26)
+    name = handle.read_at(info.header_offset + 30, name_len)
+    if name != info.orig_filename.encode("utf-8", "surrogateescape") and name != (
+        info.orig_filename.encode("cp437", "replace")
+    ):
+        raise _Unmappable(f"{info.filename}: local and central names differ")
+    start = info.header_offset + 30 + name_len + extra_len
+    if start + info.file_size > handle.size:
+        raise _Unmappable(f"{info.filename} runs past the end of the file (truncated)")
+    return start, info.file_size
+
+
+def _read_checkpoint(path: str | os.PathLike[str], handle: RegularFile) -> TorchCheckpoint:
+    shown = os.path.basename(os.fsdecode(path))
+    inspection = inspect_file(path)
+    if inspection.verdict == "dangerous":
+        found = [r for r in inspection.reasons if "dangerous" in r] or list(inspection.reasons)
+        reason = found[0] if found else "it would import code"
+        raise DiffError(f"{shown}: refused: the scan calls it dangerous ({reason})")
+    if inspection.format != "torch-zip":
+        raise DiffError(f"{shown}: not a torch zip checkpoint ({inspection.format})")
+    try:
+        with os.fdopen(os.dup(handle.fd), "rb") as stream:
+            return _map(stream, handle, inspection.verdict)
+    except _Unmappable as exc:
+        raise DiffError(f"{shown}: cannot be mapped: {exc}") from None
+    except OSError as exc:
+        raise DiffError(f"{shown}: {exc.strerror or type(exc).__name__}") from None
+    except Exception as exc:  # zipfile and zlib raise many types on hostile archives
+        message = " ".join(str(exc).split())[:200] or type(exc).__name__
+        raise DiffError(f"{shown}: cannot be mapped: {message}") from None
+
+
+def _map(stream: IO[bytes], handle: RegularFile, verdict: str) -> TorchCheckpoint:
+    with zipfile.ZipFile(stream) as archive:
+        infos = archive.infolist()
+        if len(infos) > MAX_ENTRIES:
+            raise _Unmappable(f"more than {MAX_ENTRIES} zip entries")
+        names = [info.filename for info in infos]
+        if len(set(names)) != len(names):
+            duplicate = next(n for n in names if names.count(n) > 1)
+            raise _Unmappable(f"zip entry {duplicate!r} appears twice (which one loads is unclear)")
+        pickles = [n for n in names if n == "data.pkl" or n.endswith("/data.pkl")]
+        if len(pickles) != 1 or pickles[0].count("/") > 1:
+            raise _Unmappable(f"expected one <archive>/data.pkl, found {len(pickles)}")
+        prefix = pickles[0][: -len("data.pkl")]
+        order = archive.getinfo(prefix + "byteorder") if prefix + "byteorder" in names else None
+        if order is not None:
+            start, length = _entry_data(handle, order)
+            if handle.read_at(start, min(length, 16)).strip() not in (b"little", b""):
+                raise _Unmappable("storages are big-endian")
+        storages: dict[str, tuple[int, int]] = {}
+        for info in infos:
+            if info.filename.startswith(prefix + "data/"):
+                key = info.filename[len(prefix) + 5 :]
+                if _STORAGE_KEY.match(key):
+                    storages[key] = _entry_data(handle, info)
+        with archive.open(pickles[0]) as member:
+            data = member.read(SCAN_LIMIT + 1)
+        if len(data) > SCAN_LIMIT:
+            raise _Unmappable(f"data.pkl is larger than {SCAN_LIMIT} bytes")
+    scan = scan_bytes(data, max_pickles=1)
+    if scan.verdict == "dangerous":
+        raise _Unmappable("data.pkl imports code")  # the scanner said so on its own reading
+    if scan.error is not None or not scan.objects:
+        raise _Unmappable(f"data.pkl does not parse: {scan.error or 'empty'}")
+    mapper = _Mapper(storages)
+    mapper.walk(scan.objects[0], "", 0)
+    mapper.result.verdict = verdict
+    return mapper.result
+
+
+def read_torch_zip(path: str | os.PathLike[str]) -> TorchCheckpoint:
+    """Every tensor of a torch zip with where its bytes are; ``DiffError`` when refused."""
+    with RegularFile(path) as handle:
+        return _read_checkpoint(path, handle)
+
+
+def _same(a: object, b: object) -> bool:
+    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
+        return True
+    return a == b
+
+
+def _diff_values(old: dict[str, object], new: dict[str, object]) -> list[Change]:
+    """Changes between two flat maps of dotted names to plain values."""
+    changes: list[Change] = []
+    for key in sorted(set(old) | set(new)):
+        if key not in new:
+            changes.append(Change(key, "removed", old[key], None))
+        elif key not in old:
+            changes.append(Change(key, "added", None, new[key]))
+        elif type(old[key]) is not type(new[key]):
+            changes.append(Change(key, "type_changed", old[key], new[key]))
+        elif not _same(old[key], new[key]):
+            changes.append(Change(key, "changed", old[key], new[key]))
+    return changes
+
+
+def diff_torch_zips(path_a: str | os.PathLike[str], path_b: str | os.PathLike[str]) -> TensorDiff:
+    """Per-tensor diff of two torch zip checkpoints, plus their non-tensor values."""
+    with RegularFile(path_a) as old, RegularFile(path_b) as new:
+        ck_a = _read_checkpoint(path_a, old)
+        ck_b = _read_checkpoint(path_b, new)
+        changes = compare_tensors(old, new, ck_a.tensors, ck_b.tensors)
+    metadata = _diff_values(ck_a.values, ck_b.values)
+    notes = sorted({c.note for c in changes if c.note})
+    equal = not metadata and all(change.status == "unchanged" for change in changes)
+    return TensorDiff(changes, metadata, equal, notes, format="torch-zip")
+
+
+__all__ = [
+    "TorchCheckpoint",
+    "diff_torch_zips",
+    "looks_like_torch_zip",
+    "read_torch_zip",
+]
