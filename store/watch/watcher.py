@@ -18,7 +18,6 @@ import functools
 import json
 import logging
 import os
-import shutil
 import tempfile
 import threading
 import time
@@ -44,7 +43,7 @@ from watchdog.events import (
 from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver, ObservedWatch
 
-from store import paths
+from store import fsops, paths
 from store.db import is_network_fs, open_db, write_transaction
 from store.errors import ArtlensError
 from store.lock import WriterLock
@@ -326,7 +325,8 @@ class Watcher:
             logging.getLogger(logger_name).removeHandler(self._overflow_log)
         self._stop_observer()
         if self._canary_dir is not None:
-            shutil.rmtree(self._canary_dir, ignore_errors=True)
+            with contextlib.suppress(OSError):
+                fsops.remove_path(self._canary_dir)
             self._canary_dir = None
         if self._db is not None:
             self._db.close()
@@ -418,7 +418,8 @@ class Watcher:
         log.warning("restarting the file observer: %s", reason)
         self._stop_observer()
         if self._canary_dir is not None:
-            shutil.rmtree(self._canary_dir, ignore_errors=True)
+            with contextlib.suppress(OSError):
+                fsops.remove_path(self._canary_dir)
         self._start_observer()
         for root in self._roots:
             if root.mode == "inotify":

@@ -27,7 +27,15 @@ from store.lock import WriterBusyError, WriterLock
 from store.retention.candidates import Candidate
 from store.retention.plan import Plan, PlanError, default_plan_dir, load_plan, make_plan
 from store.retention.policy import Policy, PolicyError, from_flags, load_policy, parse_age
-from store.retention.trash import Report, TrashEntry, TrashError, apply_plan, list_trash
+from store.retention.trash import (
+    Report,
+    TrashEntry,
+    TrashError,
+    TrashRefused,
+    apply_plan,
+    list_trash,
+    read_manifest_checked,
+)
 from store.retention.trash import purge as purge_trash
 from store.retention.trash import restore as restore_trash
 from store.retention.usage import disk_usage, duplicates
@@ -568,6 +576,10 @@ def _entries(roots: Sequence[str]) -> list[tuple[str, TrashEntry]]:
     for root in roots:
         try:
             found += [(root, e) for e in list_trash(root)]
+            for problem in read_manifest_checked(root)[1]:
+                click.echo(f"artlens: warning: {_text(root)}: {_text(problem)}", err=True)
+        except TrashRefused:
+            raise
         except (TrashError, OSError) as exc:
             click.echo(f"artlens: warning: {_text(root)}: {one_line(exc)}", err=True)
     return found
