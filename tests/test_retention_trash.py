@@ -133,22 +133,32 @@ def test_purge_deletes_only_old_entries(tmp_path: Path, db: sqlite_utils.Databas
     assert len(_rows(db, "SELECT * FROM retention_actions WHERE action = 'purge'")) == 2
 
 
-def test_symlink_out_of_the_root_moves_the_link_not_the_target(
+def test_a_checkpoint_named_symlink_is_never_a_unit_and_never_moved(
     tmp_path: Path, db: sqlite_utils.Database
 ) -> None:
+    """Lightning's last.ckpt may be a link: it takes no keep-last slot, is never removed on
+    its own, and the plan says what it points at (here: outside the root)."""
     root = tmp_path / "root"
     outside = write(tmp_path / "outside" / "precious.ckpt", b"do not touch")
     _steps(root, 2)
     os.symlink(outside, root / RUN / "step_0.ckpt")
+    os.symlink("step_1.pt", root / RUN / "last.ckpt")
+    os.symlink("gone.ckpt", root / RUN / "last-v1.ckpt")  # dangling
     past = time.time() - 90000
-    os.utime(root / RUN / "step_0.ckpt", (past, past), follow_symlinks=False)
+    for name in ("step_0.ckpt", "last.ckpt", "last-v1.ckpt"):
+        os.utime(root / RUN / name, (past, past), follow_symlinks=False)
     plan = _plan(db, root, keep_last=1)
-    assert "run/step_0.ckpt" in {u.path for u in plan.removals}
+    assert {u.path for u in plan.removals} == {"run/step_1.pt"}
+    assert [u.path for u in plan.items if u.keep] == ["run/step_2.pt"]
+    notes = "\n".join(plan.links)
+    assert f"run/step_0.ckpt is a symlink to {str(outside)!r}" in notes
+    assert "points outside the root" in notes
+    assert "run/last.ckpt is a symlink to 'step_1.pt'" in notes and "will dangle" in notes
+    assert "run/last-v1.ckpt is a symlink to 'gone.ckpt'" in notes
     report = apply_plan(plan, db)
-    assert not report.skipped
+    assert [d.path for d in report.done] == ["run/step_1.pt"]
     assert outside.read_bytes() == b"do not touch"
-    (link_entry,) = [e for e in list_trash(root) if e.path == "run/step_0.ckpt"]
-    assert os.readlink(root / link_entry.trash_path) == str(outside)
+    assert os.path.islink(root / RUN / "step_0.ckpt") and os.path.islink(root / RUN / "last.ckpt")
 
 
 def test_a_path_through_a_symlinked_folder_is_refused(tmp_path: Path) -> None:

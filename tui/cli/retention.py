@@ -222,6 +222,7 @@ def plan_json(plan: Plan, policies: dict[str, Policy]) -> dict[str, Any]:
             for fs in plan.filesystems
         ],
         "warnings": [_text(w) for w in plan.warnings],
+        "links": [_text(w) for w in plan.links],
     }
 
 
@@ -269,6 +270,8 @@ def print_plan(plan: Plan, policies: dict[str, Policy]) -> None:
             f"disk free: {human_size(fs.free_now)} now, {human_size(fs.free_after_purge)} "
             f"after apply + purge ({where})"
         )
+    for note in plan.links:
+        click.echo(f"link: {_text(note)}")
     for warning in plan.warnings:
         click.echo(f"artlens: warning: {_text(warning)}", err=True)
     removals = plan.removals
