@@ -201,6 +201,7 @@ class Watcher:
         canary_every: float = 30.0,
         on_batch: Callable[[BatchReport], None] | None = None,
         hash_files: bool = True,
+        hash_max_bytes: int | None = None,
         fallback_poll: float = DEFAULT_POLL_SECONDS,
     ) -> None:
         if not roots:
@@ -214,6 +215,7 @@ class Watcher:
         self.canary_every = canary_every
         self.on_batch = on_batch
         self.hash_files = hash_files
+        self.hash_max_bytes = hash_max_bytes
         self.fallback_poll = fallback_poll
         from store.watch.batch import FolderBatcher
 
@@ -714,7 +716,11 @@ class Watcher:
                 pending = 0
                 for indexer in indexers:
                     try:
-                        indexer.hash_pending(batch=HASH_BATCH, should_stop=self._stopping.is_set)
+                        indexer.hash_pending(
+                            batch=HASH_BATCH,
+                            should_stop=self._stopping.is_set,
+                            max_bytes=self.hash_max_bytes,
+                        )
                         pending += db.conn.execute(
                             "SELECT count(*) FROM artifacts WHERE root_id = ?"
                             " AND hash_state = 'pending'",

@@ -36,6 +36,7 @@ def index_roots(
     hash_files: bool = True,
     progress: bool = False,
     ignore: list[Path] | None = None,
+    hash_max_bytes: int | None = None,
 ) -> list[ScanReport]:
     """Scan (and hash) every root into ``db_path`` as its single writer."""
     for root in roots:
@@ -61,7 +62,7 @@ def index_roots(
                     indexer.fill_summaries()
                 if hash_files:
                     with _progress(progress, "hashing") as update:
-                        indexer.hash_pending(progress=update)
+                        indexer.hash_pending(progress=update, max_bytes=hash_max_bytes)
                 reports.append(report)
         finally:
             db.close()
@@ -93,15 +94,31 @@ def _summary(report: ScanReport) -> str:
 @click.command("index")
 @click.argument("roots", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--no-hash", is_flag=True, help="Index names and sizes only; hash later.")
+@click.option(
+    "--hash-max-size",
+    metavar="SIZE",
+    help="Do not hash files larger than SIZE (e.g. 200G; marked skipped). "
+    "Default: [index] hash_max_size in the user config, else no cap.",
+)
 @db_option
 @json_option
 @friendly
-def index_cmd(roots: tuple[Path, ...], no_hash: bool, db_path: Path | None, as_json: bool) -> None:
+def index_cmd(
+    roots: tuple[Path, ...],
+    no_hash: bool,
+    hash_max_size: str | None,
+    db_path: Path | None,
+    as_json: bool,
+) -> None:
     """Scan ROOTS into the index (incremental: unchanged files cost no work)."""
     target = resolve_db(db_path, roots)
     assert target is not None
     reports = index_roots(
-        list(roots), target, hash_files=not no_hash, progress=is_terminal() and not as_json
+        list(roots),
+        target,
+        hash_files=not no_hash,
+        progress=is_terminal() and not as_json,
+        hash_max_bytes=_hash_cap(hash_max_size),
     )
     if as_json:
         emit_json({"db": str(target), "roots": [r.to_json() for r in reports]})
@@ -111,6 +128,17 @@ def index_cmd(roots: tuple[Path, ...], no_hash: bool, db_path: Path | None, as_j
         for what, samples in sorted(report.samples.items()):
             click.echo(f"  {what}: {', '.join(samples)}")
     click.echo(f"index: {target}")
+
+
+def _hash_cap(flag: str | None) -> int | None:
+    """The hash size cap: the flag, else the user config's ``[index] hash_max_size``."""
+    from store.hashing import configured_max_bytes
+    from store.retention.policy import parse_size
+
+    try:
+        return parse_size(flag) if flag is not None else configured_max_bytes()
+    except ValueError as exc:
+        raise ArtlensError(f"hash size cap: {exc}") from None
 
 
 def _key_metrics(metrics: dict[str, dict[str, Any]], limit: int = 2) -> str:

@@ -743,14 +743,25 @@ def du_cmd(roots: tuple[Path, ...], top: int, db_path: Path | None, as_json: boo
                     {
                         "root": _text(u.root),
                         "size_bytes": u.size,
+                        "disk_bytes": u.disk,
                         "files": u.files,
                         "outside_runs_bytes": u.outside_runs,
                         "experiments": [
-                            {"name": _text(e.label), "size_bytes": e.size, "files": e.files}
+                            {
+                                "name": _text(e.label),
+                                "size_bytes": e.size,
+                                "disk_bytes": e.disk,
+                                "files": e.files,
+                            }
                             for e in u.experiments
                         ],
                         "runs": [
-                            {"run": _text(r.label), "size_bytes": r.size, "files": r.files}
+                            {
+                                "run": _text(r.label),
+                                "size_bytes": r.size,
+                                "disk_bytes": r.disk,
+                                "files": r.files,
+                            }
                             for r in u.runs
                         ],
                     }
@@ -769,11 +780,11 @@ def du_cmd(roots: tuple[Path, ...], top: int, db_path: Path | None, as_json: boo
         )
         return
     for u in usage:
-        click.echo(f"{human_size(u.size):>8}  {_text(u.root)}  ({u.files} files)")
+        click.echo(f"{human_size(u.size):>8}  {_text(u.root)}  ({u.files} files{_disk(u.disk)})")
         for e in u.experiments[:top]:
             click.echo(f"{human_size(e.size):>8}    experiment {_text(e.label)}")
         for r in u.runs[:top]:
-            click.echo(f"{human_size(r.size):>8}    {_text(r.label)}")
+            click.echo(f"{human_size(r.size):>8}    {_text(r.label)}{_disk(r.disk, r.size)}")
         if u.outside_runs:
             click.echo(f"{human_size(u.outside_runs):>8}    (outside any run)")
     if groups:
@@ -782,6 +793,17 @@ def du_cmd(roots: tuple[Path, ...], top: int, db_path: Path | None, as_json: boo
             where = ", ".join(_text(p) for _, p in g.copies[:3])
             more = f" +{len(g.copies) - 3}" if len(g.copies) > 3 else ""
             click.echo(f"{human_size(g.reclaimable):>8}  {len(g.copies)} copies: {where}{more}")
+
+
+def _disk(disk: int | None, size: int | None = None) -> str:
+    """What the files take on disk, beside their apparent size (shown when it differs)."""
+    if disk is None:
+        return ""
+    if size is not None and abs(disk - size) <= max(size // 10, 64 << 10):
+        return ""
+    return (
+        f"{', ' if size is None else '  ('}{human_size(disk)} on disk{'' if size is None else ')'}"
+    )
 
 
 COMMANDS = [retention_group, trash_group, du_cmd]

@@ -538,7 +538,7 @@ class RetentionScreen(Screen[None]):
             table.add_row(
                 human_size(root.size),
                 bar(root.size, total),
-                Text(paths.display(root.root), style="bold"),
+                Text(paths.display(root.root) + _on_disk(root.disk, root.size), style="bold"),
             )
             for experiment in root.experiments[:MAX_USAGE_ROWS]:
                 table.add_row(
@@ -550,7 +550,7 @@ class RetentionScreen(Screen[None]):
                 table.add_row(
                     human_size(run.size),
                     bar(run.size, root.size),
-                    Text("    " + paths.display(run.label)),
+                    Text("    " + paths.display(run.label) + _on_disk(run.disk, run.size)),
                 )
             if root.outside_runs:
                 table.add_row(
@@ -693,3 +693,10 @@ class RetentionScreen(Screen[None]):
             ("trash: restore all", self.action_restore_all, "Restore everything trashed"),
             ("view: back to the explorer", self.action_back, ""),
         ]
+
+
+def _on_disk(disk: int | None, size: int) -> str:
+    """On-disk size beside the apparent one, when they differ (sparse files, small files)."""
+    if disk is None or abs(disk - size) <= max(size // 10, 64 << 10):
+        return ""
+    return f"  ({human_size(disk)} on disk)"
