@@ -48,6 +48,7 @@ from store.db import is_network_fs, open_db, write_transaction
 from store.errors import ArtlensError
 from store.lock import WriterLock
 from store.scan import IGNORED_DIR_NAMES, Indexer, ScanReport
+from store.watch import rescan
 
 log = logging.getLogger("artlens.watch")
 
@@ -244,18 +245,22 @@ class Watcher:
 
     # -- lifetime ------------------------------------------------------------------------
 
-    def start(self) -> None:
+    def start(
+        self, *, wait_for_writer: bool = False, give_up: Callable[[], bool] | None = None
+    ) -> None:
         """Take the writer lock, reconcile every root, then follow events.
 
         Raises ``WriterBusyError`` (naming the holder) when another writer runs, and
-        ``WatchError`` when a root is not a folder.
+        ``WatchError`` when a root is not a folder.  With ``wait_for_writer``, a one-shot
+        writer (``index``, ``retention apply``) is waited for instead (``give_up`` is asked
+        every 0.2 s); another watcher is still refused.
         """
         if self._started:
             raise WatchError("the watcher is already running")
         for path in self.root_paths:
             if not path.is_dir():
                 raise WatchError(f"not a folder: {paths.display(str(path))}")
-        self._lock.acquire()
+        self._lock.acquire(wait=wait_for_writer, on_wait=log.warning, give_up=give_up)
         self._stopping.clear()
         try:
             self._db = open_db(self.db_path)
@@ -563,6 +568,7 @@ class Watcher:
                 self._check_canary(now)
             for root in self._roots:
                 self._due_scans(root, now)
+            self._serve_rescans()
             if now >= next_status:
                 next_status = now + STATUS_EVERY
                 self._refresh_status()
@@ -624,6 +630,45 @@ class Watcher:
                 )
             )
         return True
+
+    def _serve_rescans(self) -> None:
+        """Answer ``artlens index`` runs that found this watcher holding the index."""
+        for request_id, wanted in rescan.take(self.db_path):
+            result = rescan.Answer(os.getpid())
+            for path in wanted:
+                root = self._root_at(path)
+                if root is None:
+                    result.not_watched.append(path)
+                    continue
+                reports: list[ScanReport] = []
+
+                def scan(root: _Root = root, reports: list[ScanReport] = reports) -> ScanReport:
+                    reports.append(root.indexer.scan())
+                    return reports[-1]
+
+                if self._run_scan(root, "reconcile", scan, reason="asked by artlens index"):
+                    with self._state:
+                        root.last_reconcile = time.time()
+                        root.last_reconcile_mono = time.monotonic()
+                    done = reports[-1]
+                    result.rescanned[path] = {
+                        "added": done.added,
+                        "changed": done.changed,
+                        "removed": done.removed,
+                    }
+                else:
+                    result.not_watched.append(path)
+            try:
+                rescan.answer(self.db_path, request_id, result)
+            except OSError as exc:
+                log.warning("cannot answer a rescan request: %s", exc)
+
+    def _root_at(self, path: str) -> _Root | None:
+        wanted = os.path.abspath(path)
+        for root in self._roots:
+            if str(root.path) == wanted or os.path.realpath(root.path) == os.path.realpath(wanted):
+                return root
+        return None
 
     def _reconcile(self, root: _Root, reason: str, kind: str = "reconcile") -> None:
         if root.indexer.root_identity() is None:

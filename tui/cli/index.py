@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import sys
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
@@ -16,12 +17,15 @@ from store import paths
 from store.db import is_network_fs, open_db
 from store.errors import ArtlensError
 from store.locate import remember, resolve_db
-from store.lock import WriterLock
+from store.lock import WriterBusyError, WriterLock, holder_info
 from store.query import list_artifacts, list_runs, resolve_run
 from store.safetext import visible
 from store.scan import Indexer, ScanReport
 from tui.cli.common import db_option, emit_json, friendly, is_terminal, json_option, reader
 from tui.format import human_age, human_size, metric_value
+
+RESCAN_TIMEOUT = 600.0
+"""How long ``index`` waits for a running watcher to rescan a root for it."""
 
 
 def index_files(db_path: Path) -> list[Path]:
@@ -113,13 +117,21 @@ def index_cmd(
     """Scan ROOTS into the index (incremental: unchanged files cost no work)."""
     target = resolve_db(db_path, roots)
     assert target is not None
-    reports = index_roots(
-        list(roots),
-        target,
-        hash_files=not no_hash,
-        progress=is_terminal() and not as_json,
-        hash_max_bytes=_hash_cap(hash_max_size),
-    )
+    cap = _hash_cap(hash_max_size)
+    try:
+        reports = index_roots(
+            list(roots),
+            target,
+            hash_files=not no_hash,
+            progress=is_terminal() and not as_json,
+            hash_max_bytes=cap,
+        )
+    except WriterBusyError:
+        info = holder_info(target)
+        if not info or info.get("role") != "watch":
+            raise
+        _ask_watcher(target, list(roots), info, as_json)
+        return
     if as_json:
         emit_json({"db": str(target), "roots": [r.to_json() for r in reports]})
         return
@@ -128,6 +140,47 @@ def index_cmd(
         for what, samples in sorted(report.samples.items()):
             click.echo(f"  {what}: {', '.join(samples)}")
     click.echo(f"index: {target}")
+
+
+def _ask_watcher(target: Path, roots: list[Path], info: dict[str, Any], as_json: bool) -> None:
+    """A watcher holds the index: have it rescan the roots, and say what it found."""
+    from store.watch import rescan
+
+    for root in roots:
+        if not root.is_dir():
+            raise ArtlensError(f"not a folder: {paths.display(str(root))}")
+    pid = info.get("pid")
+    wanted = [os.path.abspath(r) for r in roots]
+    request = rescan.ask(target, wanted)
+
+    def alive() -> bool:
+        now = holder_info(target)
+        return now is not None and now.get("role") == "watch"
+
+    answer = rescan.wait(target, request, alive=alive, timeout=RESCAN_TIMEOUT)
+    if answer is None:
+        raise ArtlensError(
+            f"the index is written by a watcher (pid {pid}) that did not answer a rescan "
+            f"request within {RESCAN_TIMEOUT:.0f}s; try again"
+        )
+    if answer.not_watched:
+        names = ", ".join(paths.display(r) for r in answer.not_watched)
+        raise ArtlensError(
+            f"the index is written by a watcher (pid {answer.pid}) that does not watch {names}: "
+            "stop it, or watch those roots too"
+        )
+    if as_json:
+        emit_json({"db": str(target), "watcher_pid": answer.pid, "rescanned": answer.rescanned})
+        return
+    for where, counts in answer.rescanned.items():
+        what = f"+{counts['added']} ~{counts['changed']} -{counts['removed']}"
+        if not any(counts.values()):
+            click.echo(f"{paths.display(where)}: already fresh (the watcher, pid {answer.pid})")
+        else:
+            click.echo(
+                f"{paths.display(where)}: rescanned by the watcher (pid {answer.pid}): {what}"
+            )
+    click.echo(f"index: {target} (hashing continues in the watcher)")
 
 
 def _hash_cap(flag: str | None) -> int | None:
