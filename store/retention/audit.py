@@ -202,7 +202,11 @@ def read_audit(trash_fd: int) -> tuple[list[AuditRecord], list[str]]:
         if not raw.strip():
             continue
         try:
-            records.append(_record(json.loads(raw.decode("utf-8"))))
-        except (ValueError, UnicodeDecodeError) as exc:
+            try:
+                data = json.loads(raw.decode("utf-8"))
+            except (ValueError, UnicodeDecodeError):
+                raise ValueError("not JSON (a torn write?)") from None
+            records.append(_record(data))
+        except ValueError as exc:
             problems.append(f"{AUDIT} line {number}: {exc}; skipped")
     return records, problems

@@ -1242,3 +1242,25 @@ def _prune_empty_batches(trash_fd: int) -> None:
             with fsops.opened_dir(trash_fd, [batch]) as fd:
                 fsops.rmdir_empty_below(fd)
             os.rmdir(batch, dir_fd=trash_fd)
+
+
+def audit_log(root: str | os.PathLike[str]) -> tuple[list[audit.AuditRecord], list[str]]:
+    """The audit log of a root's trash (validated records, and one line per line skipped).
+
+    Display only: nothing in it ever drives a file operation.
+    """
+    real = os.path.realpath(os.fspath(root))
+    try:
+        root_fd = fsops.open_root(real)
+    except OSError:
+        return [], []
+    try:
+        trash_fd = open_trash(root_fd, real, create=False)
+        if trash_fd is None:
+            return [], []
+        try:
+            return audit.read_audit(trash_fd)
+        finally:
+            os.close(trash_fd)
+    finally:
+        os.close(root_fd)

@@ -24,6 +24,7 @@ import sqlite_utils
 from store import paths, query
 from store.errors import ArtlensError
 from store.lock import WriterBusyError, WriterLock
+from store.retention.audit import AuditRecord
 from store.retention.candidates import Candidate
 from store.retention.plan import Plan, PlanError, default_plan_dir, load_plan, make_plan
 from store.retention.policy import Policy, PolicyError, from_flags, load_policy, parse_age
@@ -33,6 +34,7 @@ from store.retention.trash import (
     TrashError,
     TrashRefused,
     apply_plan,
+    audit_log,
     list_trash,
     read_manifest_checked,
 )
@@ -714,6 +716,51 @@ def trash_purge_cmd(
         emit_json(report_json(total, purged=True))
         return
     print_report(total, "purged")
+
+
+@trash_group.command("log")
+@root_option
+@db_option
+@json_option
+@friendly
+def trash_log_cmd(roots: tuple[Path, ...], db_path: Path | None, as_json: bool) -> None:
+    """Who applied, restored or purged what, and when (the audit log of each root's trash)."""
+    _, chosen = trash_roots(db_path, roots)
+    rows: list[tuple[str, AuditRecord]] = []
+    for root in chosen:
+        records, problems = audit_log(root)
+        rows += [(root, r) for r in records]
+        for problem in problems:
+            click.echo(f"artlens: warning: {_text(root)}: {_text(problem)}", err=True)
+    rows.sort(key=lambda pair: pair[1].ts)
+    if as_json:
+        emit_json(
+            [
+                {
+                    "root": _text(root),
+                    "at": query.iso(r.ts),
+                    "op": r.op,
+                    "user": _text(r.user),
+                    "uid": r.uid,
+                    "plan": None if r.plan is None else _text(r.plan),
+                    "items": r.items,
+                    "bytes": r.bytes,
+                    "skipped": r.skipped,
+                }
+                for root, r in rows
+            ]
+        )
+        return
+    if not rows:
+        click.echo("nothing applied, restored or purged yet")
+        return
+    for root, r in rows:
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r.ts))
+        plan = f" plan {_text(r.plan)}" if r.plan else ""
+        click.echo(
+            f"{stamp}  {_text(r.user)}  {r.op}{plan}: {r.items} item(s), "
+            f"{human_size(r.bytes)}, {r.skipped} skipped  ({_text(root)})"
+        )
 
 
 # --- du -------------------------------------------------------------------------------------
