@@ -334,3 +334,21 @@ def test_an_unclean_plan_path_is_skipped(tmp_path: Path) -> None:
     report = apply_plan(Plan("p-1", time.time(), 0, items), None)
     assert len(report.skipped) == 4 and not report.done
     assert snapshot(outside) == before
+
+
+def test_a_trash_folder_of_another_user_is_refused(
+    tmp_path: Path, db: sqlite_utils.Database
+) -> None:
+    """Another user could have planted anything in it (runs as root in CI: 65534 owns it)."""
+    if os.geteuid() == 65534:
+        pytest.skip("runs as the user the planted trash belongs to")
+    root = _trashed_root(tmp_path, db)
+    os.chown(root / TRASH_DIR, 65534, 65534)
+    before = snapshot(root)
+    with pytest.raises(TrashRefused, match="belongs to uid 65534"):
+        restore(root, "all", db)
+    with pytest.raises(TrashRefused):
+        purge(root, 0, db, now=time.time() + 10)
+    with pytest.raises(TrashRefused):
+        list_trash(root)
+    assert snapshot(root) == before
