@@ -267,7 +267,7 @@ def test_a_same_size_rewrite_with_its_mtime_put_back_is_skipped(
 def _flip_race(tmp_path: Path, rounds: int) -> tuple[int, int]:
     """Apply while another thread swaps the run folder for a symlink to an outside folder
     holding same-named checkpoints; returns (rounds run, outside items moved)."""
-    outside_moved = 0
+    outside_moved = interfered = 0
     for n in range(rounds):
         base = tmp_path / f"r{n}"
         root = base / "root"
@@ -295,7 +295,8 @@ def _flip_race(tmp_path: Path, rounds: int) -> tuple[int, int]:
         flipper = threading.Thread(target=flip)
         flipper.start()
         try:
-            apply_plan(plan, db, settle_seconds=0)
+            report = apply_plan(plan, db, settle_seconds=0)
+            interfered += any("symlink" in item.reason for item in report.skipped)
         finally:
             stop.set()
             flipper.join()
@@ -305,6 +306,7 @@ def _flip_race(tmp_path: Path, rounds: int) -> tuple[int, int]:
         assert set(after) == set(before)
         trashed = [p for p in (root / TRASH_DIR).rglob("*.pt") if b"outside" in p.read_bytes()]
         outside_moved += len(trashed)
+    print(f"symlink-flip race: the flip hit apply in {interfered} of {rounds} rounds")
     return rounds, outside_moved
 
 
