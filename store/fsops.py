@@ -94,30 +94,28 @@ def exists_at(dir_fd: int, name: str) -> bool:
 
 
 def walk_at(dir_fd: int, prefix: str, *, limit: int = 10_000_000) -> dict[str, os.stat_result]:
-    """Every file and link below the folder ``dir_fd`` by ``prefix/relative`` path, by fd."""
+    """Every file and link below the folder ``dir_fd`` by ``prefix/relative`` path, by fd.
+
+    Pending folders are kept as names and reopened from ``dir_fd`` one component at a
+    time, so a folder with many subfolders never holds many fds.
+    """
     found: dict[str, os.stat_result] = {}
-    stack: list[tuple[int, str]] = [(os.dup(dir_fd), prefix)]
-    try:
-        while stack:
-            fd, rel_folder = stack.pop()
-            try:
-                with os.scandir(fd) as it:
-                    for entry in it:
-                        rel = f"{rel_folder}/{entry.name}" if rel_folder else entry.name
-                        st = entry.stat(follow_symlinks=False)
-                        if stat.S_ISDIR(st.st_mode):
-                            if len(stack) >= MAX_DEPTH * 64:
-                                raise OSError(errno.EMLINK, "too many folders to walk")
-                            stack.append((os.open(entry.name, O_DIR, dir_fd=fd), rel))
-                        else:
-                            found[rel] = st
-                            if len(found) > limit:
-                                raise OSError(errno.EFBIG, "too many files to walk")
-            finally:
-                os.close(fd)
-    finally:
-        for fd, _ in stack:
-            os.close(fd)
+    stack: list[list[str]] = [[]]
+    while stack:
+        parts = stack.pop()
+        if len(parts) > MAX_DEPTH:
+            raise OSError(errno.ELOOP, "folders nested too deep to walk")
+        rel_folder = "/".join([prefix, *parts] if prefix else parts)
+        with opened_dir(dir_fd, parts) as fd, os.scandir(fd) as it:
+            for entry in it:
+                rel = f"{rel_folder}/{entry.name}" if rel_folder else entry.name
+                st = entry.stat(follow_symlinks=False)
+                if stat.S_ISDIR(st.st_mode):
+                    stack.append([*parts, entry.name])
+                else:
+                    found[rel] = st
+                    if len(found) > limit:
+                        raise OSError(errno.EFBIG, "too many files to walk")
     return found
 
 
@@ -211,8 +209,10 @@ def rmdir_empty_below(dir_fd: int) -> None:
             continue
 
 
-def copy_at(src_dir: int, name: str, dst_dir: int, dst_name: str) -> None:
-    """Copy a file, link or folder by fds (links copied as links), fsynced, same device."""
+def copy_at(src_dir: int, name: str, dst_dir: int, dst_name: str, *, depth: int = 0) -> None:
+    """Copy a file, link or folder by fds (links copied as links), fsynced."""
+    if depth > MAX_DEPTH:
+        raise OSError(errno.ELOOP, "folders nested too deep to copy")
     st = lstat_at(src_dir, name)
     if stat.S_ISLNK(st.st_mode):
         os.symlink(os.readlink(name, dir_fd=src_dir), dst_name, dir_fd=dst_dir)
@@ -224,7 +224,7 @@ def copy_at(src_dir: int, name: str, dst_dir: int, dst_name: str) -> None:
             with os.scandir(src) as it:
                 names = [e.name for e in it]
             for child in names:
-                copy_at(src, child, dst, child)
+                copy_at(src, child, dst, child, depth=depth + 1)
             os.fchmod(dst, stat.S_IMODE(st.st_mode))
     else:
         raise OSError(errno.EINVAL, f"{name!r} is not a file, link or folder")
@@ -233,6 +233,9 @@ def copy_at(src_dir: int, name: str, dst_dir: int, dst_name: str) -> None:
 def _copy_file(src_dir: int, name: str, dst_dir: int, dst_name: str, st: os.stat_result) -> None:
     src = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, dir_fd=src_dir)
     try:
+        opened = os.fstat(src)
+        if not stat.S_ISREG(opened.st_mode) or opened.st_ino != st.st_ino:
+            raise OSError(errno.EAGAIN, f"{name!r} changed while being copied")
         dst = os.open(
             dst_name,
             os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
@@ -245,7 +248,9 @@ def _copy_file(src_dir: int, name: str, dst_dir: int, dst_name: str, st: os.stat
                 chunk = os.read(src, min(CHUNK, remaining))
                 if not chunk:
                     break
-                os.write(dst, chunk)
+                view = memoryview(chunk)
+                while view:
+                    view = view[os.write(dst, view) :]
                 remaining -= len(chunk)
             os.fchmod(dst, stat.S_IMODE(st.st_mode))
             os.utime(dst, ns=(st.st_atime_ns, st.st_mtime_ns))
@@ -256,8 +261,10 @@ def _copy_file(src_dir: int, name: str, dst_dir: int, dst_name: str, st: os.stat
         os.close(src)
 
 
-def digest_at(dir_fd: int, name: str) -> str:
+def digest_at(dir_fd: int, name: str, *, depth: int = 0) -> str:
     """xxh3-128 of a regular file, a link's target text, or a folder's names and contents."""
+    if depth > MAX_DEPTH:
+        raise OSError(errno.ELOOP, "folders nested too deep to compare")
     st = lstat_at(dir_fd, name)
     if stat.S_ISLNK(st.st_mode):
         return "link:" + xxhash.xxh3_128_hexdigest(os.fsencode(os.readlink(name, dir_fd=dir_fd)))
@@ -267,7 +274,8 @@ def digest_at(dir_fd: int, name: str) -> str:
             with os.scandir(sub) as it:
                 names = sorted(e.name for e in it)
             for child in names:
-                hasher.update(os.fsencode(child) + b"\0" + digest_at(sub, child).encode() + b"\0")
+                digest = digest_at(sub, child, depth=depth + 1)
+                hasher.update(os.fsencode(child) + b"\0" + digest.encode() + b"\0")
         return "dir:" + hasher.hexdigest()
     if not stat.S_ISREG(st.st_mode):
         raise OSError(errno.EINVAL, f"{name!r} is not a file, link or folder")

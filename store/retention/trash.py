@@ -689,7 +689,8 @@ def _trash_one(
         try:
             parts = check_item_path(item.path)
         except BadLine as exc:
-            raise Skip(str(exc).replace("'path' is", "not a clean relative path:")) from None
+            why = str(exc).replace("'path' is inside", "inside")
+            raise Skip(why.replace("'path' is", "not a clean relative path:")) from None
         name = parts[-1]
         trash_rel = f"{TRASH_DIR}/{batch}/{item.path}"
         with _parent_of(manifest.root_fd, parts) as parent:
