@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -45,10 +46,27 @@ class HashResult:
     head: bytes
     identity: Identity | None
     error: str | None = None
+    skipped: bool = False
+    """Deliberately not hashed (size cap, too sparse): ``error`` says why."""
 
 
 class ChangedWhileHashing(Exception):
     """The file changed under the hasher; its hash would describe no real version."""
+
+
+MAX_HOLE_BYTES = 16 << 30
+"""Holes of a sparse file are hashed as the zeros they read as, up to this much; a file
+with more is marked skipped (hashing 1 TiB of zeros would take minutes and tell little)."""
+MAX_SEGMENTS = 100_000
+"""A sparse file split into more data segments than this is skipped."""
+_ZEROS = bytes(CHUNK)
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """Why a file was deliberately not hashed (the index marks it ``skipped``)."""
+
+    reason: str
 
 
 def hash_file(
@@ -57,8 +75,15 @@ def hash_file(
     expect: Identity | None = None,
     max_bytes: int | None = None,
     should_stop: Callable[[], bool] | None = None,
+    max_hole_bytes: int = MAX_HOLE_BYTES,
 ) -> HashResult:
     """Hash a regular file without following a final symlink and without blocking on FIFOs.
+
+    Always ends: at most the size the file had when it was opened is read, so a file that
+    keeps growing is not chased (it comes back ``changed`` and is hashed again once it
+    rests).  Holes of a sparse file are found with SEEK_DATA/SEEK_HOLE and fed as zeros
+    without reading them, up to ``max_hole_bytes``.  A file over ``max_bytes`` or with
+    more holes is ``skipped`` (``HashResult.skipped``) with the reason in ``error``.
 
     When ``expect`` is given and the file is not that version any more (before or after
     reading), the result carries ``error='changed'`` and no digest.
@@ -74,20 +99,38 @@ def hash_file(
         identity = Identity.of(st)
         if expect is not None and identity != expect:
             return HashResult(None, b"", identity, "changed")
-        if max_bytes is not None and st.st_size > max_bytes:
-            head = os.pread(fd, HEAD_BYTES, 0)
-            return HashResult(None, head, identity, "too large")
+        size = st.st_size
+        head = os.pread(fd, min(HEAD_BYTES, size), 0) if size else b""
+        if max_bytes is not None and size > max_bytes:
+            why = f"larger than the hash size cap ({max_bytes} bytes)"
+            return HashResult(None, head, identity, why, skipped=True)
+        segments = _data_segments(fd, size) if st.st_blocks * 512 < size else [(0, size)]
+        if isinstance(segments, Skipped):
+            return HashResult(None, head, identity, segments.reason, skipped=True)
+        holes = size - sum(end - start for start, end in segments)
+        if holes > max_hole_bytes:
+            why = (
+                f"sparse: {holes} bytes of holes, over the {max_hole_bytes} hashed as zeros; "
+                f"{st.st_blocks * 512} bytes on disk"
+            )
+            return HashResult(None, head, identity, why, skipped=True)
         hasher = xxhash.xxh3_128()
-        head = b""
-        while True:
-            if should_stop is not None and should_stop():
-                return HashResult(None, head, identity, "stopped")
-            chunk = os.read(fd, CHUNK)
-            if not chunk:
-                break
-            if not head:
-                head = chunk[:HEAD_BYTES]
-            hasher.update(chunk)
+        pos = 0
+        for start, end in [*segments, (size, size)]:
+            while pos < start:  # a hole reads as zeros: feed them without reading
+                if should_stop is not None and should_stop():
+                    return HashResult(None, head, identity, "stopped")
+                step = min(CHUNK, start - pos)
+                hasher.update(_ZEROS if step == CHUNK else _ZEROS[:step])
+                pos += step
+            while pos < end:
+                if should_stop is not None and should_stop():
+                    return HashResult(None, head, identity, "stopped")
+                chunk = os.pread(fd, min(CHUNK, end - pos), pos)
+                if not chunk:  # shrank under us
+                    return HashResult(None, head, Identity.of(os.fstat(fd)), "changed")
+                hasher.update(chunk)
+                pos += len(chunk)
         after = Identity.of(os.fstat(fd))
         if after != identity:
             return HashResult(None, head, after, "changed")
@@ -96,6 +139,33 @@ def hash_file(
         return HashResult(None, b"", None, exc.strerror or str(exc))
     finally:
         os.close(fd)
+
+
+def _data_segments(fd: int, size: int) -> list[tuple[int, int]] | Skipped:
+    """The (start, end) ranges of a file that hold data, by SEEK_DATA/SEEK_HOLE; the whole
+    file when the filesystem cannot tell."""
+    segments: list[tuple[int, int]] = []
+    pos = 0
+    try:
+        while pos < size:
+            try:
+                start = os.lseek(fd, pos, os.SEEK_DATA)
+            except OSError as exc:
+                if exc.errno == errno.ENXIO:
+                    break  # only a hole from here on
+                raise
+            if start >= size:
+                break
+            end = min(os.lseek(fd, start, os.SEEK_HOLE), size)
+            if end <= start:
+                return [(0, size)]
+            segments.append((start, end))
+            if len(segments) > MAX_SEGMENTS:
+                return Skipped(f"sparse file in more than {MAX_SEGMENTS} pieces")
+            pos = end
+    except (OSError, AttributeError):
+        return [(0, size)]
+    return segments
 
 
 def _not_regular(mode: int) -> str:
@@ -114,3 +184,39 @@ def read_head(path: str | bytes, size: int = HEAD_BYTES) -> bytes:
         return b""
     finally:
         os.close(fd)
+
+
+def configured_max_bytes(config: str | os.PathLike[str] | None = None) -> int | None:
+    """The hash size cap of the user config (``[index] hash_max_size = "200G"``), or None.
+
+    Raises ``ValueError`` (one line) when the value is not a size.
+    """
+    import platformdirs
+
+    from store.retention.policy import parse_size
+
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - exercised on 3.10 only
+        import tomli as tomllib
+
+    path = config or os.path.join(platformdirs.user_config_dir("artlens"), "config.toml")
+    try:
+        fd, _ = open_regular(path)
+    except OSError:
+        return None
+    try:
+        data = os.pread(fd, 1 << 20, 0)
+    finally:
+        os.close(fd)
+    try:
+        table = tomllib.loads(data.decode("utf-8")).get("index", {})
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return None  # the config's own readers report its errors
+    value = table.get("hash_max_size") if isinstance(table, dict) else None
+    if value is None:
+        return None
+    try:
+        return parse_size(value)
+    except ValueError as exc:
+        raise ValueError(f"{os.fspath(path)}: [index] hash_max_size: {exc}") from None

@@ -2,7 +2,10 @@
 
 ``flock`` is released by the kernel when the holder dies (even by SIGKILL), so a crash
 never leaves a stale lock.  The holder writes who it is into the lock file, so a second
-writer can say exactly which process holds the index.
+writer can say exactly which process holds the index.  Writers coexist: a watcher that
+starts while a one-shot writer (``index``, ``retention apply``, ``trash ...``) holds the
+lock waits for it (``acquire(wait=True)``), and ``artlens index`` asks a running watcher
+to rescan instead (``store.watch.rescan``).
 """
 
 from __future__ import annotations
@@ -13,8 +16,14 @@ import os
 import socket
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
+from typing import Any
+
+WAIT_POLL_SECONDS = 0.2
+LONG_LIVED_ROLES = frozenset({"watch"})
+"""Holders worth no wait: they run until stopped."""
 
 
 class WriterBusyError(RuntimeError):
@@ -33,18 +42,41 @@ class WriterLock:
         self.role = role
         self._fd: int | None = None
 
-    def acquire(self) -> None:
+    def acquire(
+        self,
+        *,
+        wait: bool = False,
+        on_wait: Callable[[str], None] | None = None,
+        give_up: Callable[[], bool] | None = None,
+    ) -> None:
+        """Take the lock, or raise ``WriterBusyError`` naming the holder.
+
+        With ``wait``, a one-shot holder (anything but a watcher) is waited for:
+        ``on_wait`` hears who once, ``give_up`` is asked every 0.2 s.
+        """
         path = lock_path(self.db_path)
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = _read_holder(fd)
-            os.close(fd)
-            raise WriterBusyError(
-                f"the index {self.db_path} is already being written by {holder}"
-            ) from None
+        told = False
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                holder = _read_holder(fd)
+                role = _read_info(fd).get("role")
+                if not wait or role in LONG_LIVED_ROLES or (give_up is not None and give_up()):
+                    os.close(fd)
+                    raise WriterBusyError(
+                        f"the index {self.db_path} is already being written by {holder}"
+                    ) from None
+                if not told and on_wait is not None:
+                    on_wait(f"waiting for {holder} to finish writing the index")
+                    told = True
+                time.sleep(WAIT_POLL_SECONDS)
+            except BaseException:
+                os.close(fd)
+                raise
         info = {
             "pid": os.getpid(),
             "host": socket.gethostname(),
@@ -80,11 +112,16 @@ class WriterLock:
         self.release()
 
 
-def _read_holder(fd: int) -> str:
+def _read_info(fd: int) -> dict[str, Any]:
     try:
         info = json.loads(os.pread(fd, 4096, 0) or b"{}")
     except (OSError, ValueError):
-        info = {}
+        return {}
+    return info if isinstance(info, dict) else {}
+
+
+def _read_holder(fd: int) -> str:
+    info = _read_info(fd)
     if not info:
         return "another process"
     since = time.strftime("%Y-%m-%d %H:%M", time.localtime(float(info.get("since", 0))))
@@ -105,6 +142,25 @@ def holder(db_path: Path | str) -> str | None:
             fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
         except BlockingIOError:
             return _read_holder(fd)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
+
+
+def holder_info(db_path: Path | str) -> dict[str, Any] | None:
+    """What the holder of the writer lock wrote about itself (pid, role, ...), or None
+    when nobody holds it."""
+    path = lock_path(Path(db_path))
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return _read_info(fd)
         fcntl.flock(fd, fcntl.LOCK_UN)
         return None
     finally:

@@ -990,7 +990,7 @@ class Indexer:
         refined = refine(kind, os.fsdecode(key), result.head) if result.head else kind
         verdict, reason = _verdict_for(self._abs(key), refined, result.head)
         if result.digest is None:
-            state = "skipped" if result.error == "too large" else "error"
+            state = "skipped" if result.skipped else "error"
             return (None, state, refined, verdict, reason or result.error)
         return (result.digest, "done", refined, verdict, reason)
 

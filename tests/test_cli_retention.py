@@ -72,6 +72,7 @@ def test_plan_json_shape(tmp_path: Path) -> None:
         "expiring_soon",
         "filesystems",
         "warnings",
+        "links",
     }
     assert Path(plan["saved_to"]).is_file()
     assert {r["root"] for r in plan["roots"]} == {str(r) for r in roots}

@@ -84,8 +84,8 @@ def index_tree(
                 )
                 conn.execute(
                     "INSERT INTO artifacts (root_id, run_id, path, parent, name, kind, ftype, "
-                    "size, mtime_ns, inode, dev, first_seen, last_seen) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "link_target, size, mtime_ns, inode, dev, first_seen, last_seen) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         root_id,
                         None if owner is None else run_ids[owner],
@@ -94,6 +94,7 @@ def index_tree(
                         display(name),
                         classify(rel),
                         "symlink" if is_link else "file",
+                        display(os.readlink(os.path.join(folder, name))) if is_link else None,
                         st.st_size,
                         st.st_mtime_ns,
                         st.st_ino,

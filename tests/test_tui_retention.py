@@ -129,6 +129,8 @@ async def test_pin_flips_to_keep_apply_then_restore(lightning: tuple[Path, Path]
         finally:
             db.close()
         assert count == 3
+        audit = str(screen.query_one("#ret-audit", Static).render())
+        assert "apply plan" in audit and "3 item(s)" in audit
 
         trash.move_cursor(row=0)
         await pilot.press("u")

@@ -242,8 +242,8 @@ def candidates_for_root(
     numbers = _NUMBERS.findall
     for run_id, path_blob, size, mtime_ns, inode, ftype, digest in file_rows:
         run = runs.get(run_id)
-        if run is None:
-            continue
+        if run is None or ftype == "symlink":
+            continue  # a link (Lightning's last.ckpt) is no checkpoint: see checkpoint_links
         path = _decode(path_blob)
         name = path[path.rfind("/") + 1 :]
         lower = name.lower()
@@ -291,6 +291,18 @@ def candidates_for_root(
             _attach_run_metrics(runs[run_id], run_units, run_metric)
         ordered[run_id] = run_units
     return ordered
+
+
+def checkpoint_links(db: sqlite_utils.Database, root_id: int) -> list[tuple[int, str, str | None]]:
+    """(run id, path, target) of symlinks with checkpoint names, such as Lightning's
+    ``last.ckpt``: never a unit of their own and never holding a keep-last slot."""
+    rows = db.conn.execute(
+        "SELECT run_id, path, link_target FROM artifacts WHERE root_id = ? AND run_id IS NOT "
+        "NULL AND ftype = 'symlink' AND kind IN ('checkpoint', 'model') AND NOT "
+        f"{_IN_CKPT_FOLDER} ORDER BY path",
+        (root_id,),
+    ).fetchall()
+    return [(int(r), _decode(bytes(p)), None if t is None else str(t)) for r, p, t in rows]
 
 
 def attach_members(db: sqlite_utils.Database, root_id: int, units: list[Candidate]) -> None:

@@ -27,6 +27,7 @@ from store.retention.candidates import (
     RunInfo,
     attach_members,
     candidates_for_root,
+    checkpoint_links,
     load_runs,
 )
 from store.retention.globs import GlobSet, compile_globs
@@ -96,6 +97,8 @@ class Plan:
     roots: list[RootTotals] = field(default_factory=list)
     filesystems: list[FsTotals] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    links: list[str] = field(default_factory=list)
+    """Checkpoint-named symlinks (never counted) and what each points at; raw text."""
     path: Path | None = None
     """Where the plan was saved, once saved."""
 
@@ -151,6 +154,7 @@ class Plan:
                 "roots": [_fields(r) for r in self.roots],
                 "filesystems": [_fields(f) for f in self.filesystems],
                 "warnings": self.warnings,
+                "links": self.links,
             }
             data = json.dumps(payload, separators=(",", ":")).encode("utf-8", "surrogatepass")
         finally:
@@ -236,6 +240,7 @@ def load_plan(path: Path | str) -> Plan:
             roots=[RootTotals(**r) for r in data["roots"]],
             filesystems=[FsTotals(**f) for f in data["filesystems"]],
             warnings=[str(w) for w in data["warnings"]],
+            links=[str(w) for w in data.get("links", [])],
             path=Path(path),
         )
     except (OSError, ValueError, KeyError, TypeError) as exc:
@@ -461,10 +466,31 @@ def _make_plan(
             totals.bytes_kept += run_totals.bytes_kept
             totals.bytes_removed += run_totals.bytes_removed
         attach_members(db, root_id, [u for u in plan.items if u.root == root and not u.keep])
+        plan.links += _describe_links(db, root_id, root, plan.items)
         plan.roots.append(totals)
         _account_fs(fs_by_dev, root, totals.bytes_removed)
     plan.filesystems = list(fs_by_dev.values())
     return plan
+
+
+def _describe_links(
+    db: sqlite_utils.Database, root_id: int, root: str, items: list[Candidate]
+) -> list[str]:
+    """One line per checkpoint-named symlink: what it points at, and whether this plan
+    removes its target (the link would then dangle)."""
+    removed = {os.path.join(root, u.path) for u in items if u.root == root and not u.keep}
+    lines = []
+    for _run_id, rel, target in checkpoint_links(db, root_id):
+        where = os.path.normpath(os.path.join(root, os.path.dirname(rel), target or ""))
+        note = f"{rel} is a symlink to {target!r}, not a checkpoint of its own (never counted)"
+        if target is None:
+            note = f"{rel} is a symlink (target unknown), not a checkpoint of its own"
+        elif where in removed:
+            note += "; this plan removes its target, so it will dangle"
+        elif not where.startswith(root.rstrip("/") + "/"):
+            note += "; it points outside the root"
+        lines.append(note)
+    return lines
 
 
 def _policy_for(

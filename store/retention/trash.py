@@ -1,16 +1,25 @@
 """Apply a plan by moving items to a trash that loses nothing; restore; purge.
 
-Every item is re-checked just before it moves (``lstat``: same size, mtime_ns and inode as
-in the plan, not written in the last seconds, no symlink on the way, inside its root) and
-then renamed into ``<root>/.artlens-trash/<batch>/<relative path>``: the same filesystem,
-so the move is atomic and frees nothing until ``purge``.  Where a rename cannot work
-(EXDEV: a mount inside the root) the item is copied, verified by xxh3 and only then
-removed.  Nothing is ever deleted silently.
+Nothing outside the root is ever changed.  Every move, copy and delete happens relative to
+folder fds opened from the root down with ``O_DIRECTORY | O_NOFOLLOW`` (``store.fsops``),
+so no path from a plan, the manifest or the disk is resolved through a symlink or above
+the root; what is moved is checked by (device, inode) through those fds against the plan,
+before and after the move.  Every item is re-checked just before it moves (same type,
+size, mtime_ns and inode as in the plan, ctime not after the plan was made, not written in
+the last seconds) and renamed into ``<root>/.artlens-trash/<batch>/<relative path>``: the
+same filesystem, so the move is atomic and frees nothing until ``purge``.  Where a rename
+cannot work (EXDEV: a mount inside the root) the item is copied by fd, verified by xxh3
+and only then removed.  Nothing is ever deleted silently.
 
 The write-ahead manifest ``<root>/.artlens-trash/manifest.jsonl`` is the truth: an intent
 line (fsynced) before each move, a done line after.  After a SIGKILL, ``recover`` settles
 every intent by looking at the disk, so every file is either in place or in the trash and
-recorded.  The index (``retention_actions``, ``artifacts``, ``events``) follows the manifest.
+recorded.  The manifest sits in a folder others may write, so it is untrusted input: every
+line is validated (``path`` a clean relative path outside the trash, ``trash`` exactly
+``.artlens-trash/<batch>/<path>`` with a batch name in artlens's own format) and a line
+that fails is reported with its number and never acted on.  A trash folder that is a
+symlink or belongs to another user is refused.  The index (``retention_actions``,
+``artifacts``, ``events``) follows the manifest.
 """
 
 from __future__ import annotations
@@ -19,10 +28,10 @@ import contextlib
 import errno
 import fcntl
 import json
+import math
 import os
-import shutil
+import re
 import stat
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
@@ -31,10 +40,12 @@ from typing import Any, Literal
 
 import sqlite_utils
 
+from store import fsops
 from store.db import write_transaction
-from store.hashing import hash_file
+from store.errors import ArtlensError
 from store.kinds import classify
 from store.paths import key, prefix_range
+from store.retention import audit
 from store.retention.candidates import Candidate
 from store.retention.plan import Plan
 
@@ -43,6 +54,13 @@ MANIFEST = "manifest.jsonl"
 PARTIAL_SUFFIX = ".artlens-partial"
 SETTLE_SECONDS = 5.0
 """An item modified more recently than this is being written: it is skipped."""
+MAX_MANIFEST_BYTES = 256 << 20
+"""A manifest larger than this is read only up to here (the rest is reported)."""
+
+BATCH_RE = re.compile(r"\d{8}-\d{6}-[0-9a-f]{8}")
+"""The only batch folder names artlens creates: UTC time and 8 hex digits."""
+ID_RE = re.compile(r"[0-9a-f]{32}")
+"""Entry ids: uuid4 hex."""
 
 Progress = Callable[[int, int, str], None]
 """Called as (done, total, relative path) after each item."""
@@ -52,8 +70,12 @@ State = Literal[
 ]
 
 
-class TrashError(Exception):
+class TrashError(ArtlensError):
     """A trash operation that cannot start; the message is one line."""
+
+
+class TrashRefused(TrashError):
+    """The trash folder itself is unsafe (a symlink, another user's): nothing is done."""
 
 
 class Skip(Exception):
@@ -62,7 +84,7 @@ class Skip(Exception):
 
 @dataclass
 class TrashEntry:
-    """One item the trash knows about, as the manifest records it."""
+    """One item the trash knows about, as the manifest records it (validated)."""
 
     id: str
     batch: str
@@ -80,6 +102,9 @@ class TrashEntry:
     run_id: int | None = None
     note: str | None = None
     """Why it was dropped or is missing, when it was."""
+    inode: int | None = None
+    """The item's inode when it was planned (a rename keeps it)."""
+    mtime_ns: int | None = None
 
 
 @dataclass
@@ -98,42 +123,137 @@ class Report:
 
     done: list[ItemResult] = field(default_factory=list)
     skipped: list[ItemResult] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    """Manifest lines that failed validation (one line each, with the line number)."""
 
     @property
     def bytes_done(self) -> int:
         return sum(item.size for item in self.done)
 
 
+# --- opening the trash ----------------------------------------------------------------------
+
+
+def _real_root(root: str) -> str:
+    real = os.path.realpath(root)
+    try:
+        if not stat.S_ISDIR(os.lstat(real).st_mode):
+            raise TrashError(f"root is not a folder: {root}")
+    except OSError as exc:
+        raise TrashError(f"root unavailable: {root} ({exc.strerror or exc})") from None
+    return real
+
+
+def _open_root(real: str) -> int:
+    try:
+        return fsops.open_root(real)
+    except OSError as exc:
+        raise TrashError(f"root unavailable: {real} ({exc.strerror or exc})") from None
+
+
+def _check_owner(st: os.stat_result, what: str) -> None:
+    uid = os.geteuid()
+    if st.st_uid != uid:
+        raise TrashRefused(
+            f"{what} belongs to uid {st.st_uid}, not to you (uid {uid}); refusing to use it"
+        )
+
+
+def open_trash(root_fd: int, root: str, *, create: bool) -> int | None:
+    """An fd on ``root/.artlens-trash`` (made when ``create``), or None when absent.
+
+    ``TrashRefused`` when it is a symlink or belongs to someone else; ``TrashError`` when
+    it is not a folder.
+    """
+    where = os.path.join(root, TRASH_DIR)
+    if create:
+        try:
+            os.mkdir(TRASH_DIR, 0o700, dir_fd=root_fd)
+        except FileExistsError:
+            pass
+        except OSError as exc:
+            raise TrashError(f"cannot open the trash of {root}: {exc.strerror or exc}") from None
+    try:
+        fd = os.open(TRASH_DIR, fsops.O_DIR, dir_fd=root_fd)
+    except FileNotFoundError:
+        if create:
+            raise TrashError(f"cannot open the trash of {root}: it vanished") from None
+        return None
+    except OSError as exc:
+        try:
+            st = fsops.lstat_at(root_fd, TRASH_DIR)
+        except OSError:
+            st = None
+        if st is not None and stat.S_ISLNK(st.st_mode):
+            raise TrashRefused(f"{where} is a symlink; refusing to use it") from None
+        raise TrashError(f"cannot open the trash of {root}: {exc.strerror or exc}") from None
+    try:
+        _check_owner(os.fstat(fd), where)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _open_manifest(trash_fd: int, root: str, *, write: bool) -> int | None:
+    flags = os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
+    flags |= os.O_RDWR | os.O_APPEND | os.O_CREAT if write else os.O_RDONLY
+    where = os.path.join(root, TRASH_DIR, MANIFEST)
+    try:
+        fd = os.open(MANIFEST, flags, 0o600, dir_fd=trash_fd)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise TrashRefused(f"{where} is a symlink; refusing to use it") from None
+        raise TrashError(f"cannot open {where}: {exc.strerror or exc}") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise TrashRefused(f"{where} is not a regular file; refusing to use it")
+        _check_owner(st, where)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
 # --- the manifest -------------------------------------------------------------------------
 
 
 class Manifest:
-    """The append-only, fsynced log of one root's trash, held under an exclusive lock."""
+    """One root's trash, opened by fd, with its append-only fsynced log under a lock."""
 
     def __init__(self, root: str) -> None:
         self.root = root
         self.trash = os.path.join(root, TRASH_DIR)
         self.path = os.path.join(self.trash, MANIFEST)
+        self.root_fd = _open_root(root)
+        self.trash_fd = -1
+        self.fd = -1
         try:
-            _mkdir_no_follow(root, TRASH_DIR)
-            self.fd = os.open(
-                self.path,
-                os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC,
-                0o644,
-            )
-        except OSError as exc:
-            raise TrashError(f"cannot open the trash of {root}: {exc.strerror or exc}") from None
-        try:
+            self.trash_fd = open_trash(self.root_fd, root, create=True) or -1
+            fd = _open_manifest(self.trash_fd, root, write=True)
+            if fd is None:
+                raise TrashError(f"cannot open {self.path}")
+            self.fd = fd
             fcntl.flock(self.fd, fcntl.LOCK_EX)
             size = os.fstat(self.fd).st_size
             if size and os.pread(self.fd, 1, size - 1) != b"\n":
                 os.write(self.fd, b"\n")  # a torn last line stays alone on its line
         except OSError as exc:
-            os.close(self.fd)
+            self.close()
             raise TrashError(f"cannot lock {self.path}: {exc.strerror or exc}") from None
+        except BaseException:
+            self.close()
+            raise
+        self.warnings: list[str] = []
 
     def close(self) -> None:
-        os.close(self.fd)
+        for fd in (self.fd, self.trash_fd, self.root_fd):
+            if fd >= 0:
+                os.close(fd)
+        self.fd = self.trash_fd = self.root_fd = -1
 
     def append(self, record: dict[str, Any]) -> None:
         line = json.dumps(record, separators=(",", ":")) + "\n"
@@ -141,34 +261,51 @@ class Manifest:
         os.fsync(self.fd)
 
     def entries(self) -> dict[str, TrashEntry]:
-        return read_manifest(self.root, self.fd)
+        entries, self.warnings = parse_manifest(_read_capped_fd(self.fd), self.root)
+        return entries
+
+
+def _read_capped_fd(fd: int) -> bytes:
+    size = min(os.fstat(fd).st_size, MAX_MANIFEST_BYTES)
+    return os.pread(fd, size, 0)
 
 
 def read_manifest(root: str, fd: int | None = None) -> dict[str, TrashEntry]:
-    """Every entry of a root's trash, replayed from the manifest (torn lines ignored)."""
-    path = os.path.join(root, TRASH_DIR, MANIFEST)
+    """Every valid entry of a root's trash, replayed from the manifest."""
+    return read_manifest_checked(root)[0]
+
+
+def read_manifest_checked(root: str) -> tuple[dict[str, TrashEntry], list[str]]:
+    """Every valid entry, and one line per manifest line that was skipped.
+
+    ``TrashRefused`` when the trash folder or the manifest is a symlink or someone else's.
+    """
+    real = os.path.realpath(root)
     try:
-        if fd is None:
-            st = os.lstat(path)
-            if not stat.S_ISREG(st.st_mode):
-                return {}
-            with open(path, "rb") as src:
-                data = src.read()
-        else:
-            size = os.fstat(fd).st_size
-            data = os.pread(fd, size, 0)
+        root_fd = fsops.open_root(real)
     except OSError:
-        return {}
-    entries: dict[str, TrashEntry] = {}
-    for raw in data.split(b"\n"):
+        return {}, []
+    try:
+        trash_fd = open_trash(root_fd, real, create=False)
+        if trash_fd is None:
+            return {}, []
         try:
-            record = json.loads(raw.decode("utf-8", "surrogatepass"))
-        except (ValueError, UnicodeDecodeError):
-            continue
-        if not isinstance(record, dict):
-            continue
-        _replay(entries, root, record)
-    return entries
+            fd = _open_manifest(trash_fd, real, write=False)
+            if fd is None:
+                return {}, []
+            try:
+                data = _read_capped_fd(fd)
+            finally:
+                os.close(fd)
+        finally:
+            os.close(trash_fd)
+    except TrashRefused:
+        raise
+    except (TrashError, OSError):
+        return {}, []
+    finally:
+        os.close(root_fd)
+    return parse_manifest(data, real)
 
 
 _NEXT_STATE: dict[str, State] = {
@@ -183,232 +320,122 @@ _NEXT_STATE: dict[str, State] = {
 }
 
 
+class BadLine(Exception):
+    """A manifest line that fails validation; the message says which field."""
+
+
+def check_item_path(rel: object) -> list[str]:
+    """The parts of an item path a manifest or plan names: clean, relative, not the trash."""
+    if not isinstance(rel, str):
+        raise BadLine("'path' is not a string")
+    try:
+        parts = fsops.parts_of(rel)
+    except fsops.UnsafePath as exc:
+        raise BadLine(f"'path' is {exc}") from None
+    if parts[0] == TRASH_DIR:
+        raise BadLine("'path' is inside the trash")
+    return parts
+
+
+def _intent(record: dict[str, Any], root: str) -> TrashEntry:
+    entry_id = record.get("id")
+    if not isinstance(entry_id, str) or not ID_RE.fullmatch(entry_id):
+        raise BadLine("'id' is not an artlens entry id")
+    batch = record.get("batch")
+    if not isinstance(batch, str) or not BATCH_RE.fullmatch(batch):
+        raise BadLine("'batch' is not an artlens batch name")
+    rel = record.get("path")
+    check_item_path(rel)
+    assert isinstance(rel, str)
+    if record.get("trash") != f"{TRASH_DIR}/{batch}/{rel}":
+        raise BadLine(f"'trash' is not {TRASH_DIR}/<batch>/<path> of this entry")
+    is_dir, size, ts = record.get("is_dir"), record.get("size"), record.get("ts")
+    if not isinstance(is_dir, bool):
+        raise BadLine("'is_dir' is not true or false")
+    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+        raise BadLine("'size' is not a byte count")
+    if not isinstance(ts, (int, float)) or isinstance(ts, bool) or not math.isfinite(ts):
+        raise BadLine("'ts' is not a time")
+    method = record.get("method", "rename")
+    reasons = record.get("reasons", [])
+    plan, run_id = record.get("plan"), record.get("run_id")
+    inode, mtime_ns = record.get("inode"), record.get("mtime_ns")
+    if method not in ("rename", "copy"):
+        raise BadLine("'method' is not rename or copy")
+    if not isinstance(reasons, list) or not all(isinstance(r, str) for r in reasons):
+        raise BadLine("'reasons' is not a list of text")
+    if plan is not None and not isinstance(plan, str):
+        raise BadLine("'plan' is not text")
+    for name, value in (("run_id", run_id), ("inode", inode), ("mtime_ns", mtime_ns)):
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+            raise BadLine(f"{name!r} is not a number")
+    return TrashEntry(
+        entry_id,
+        batch,
+        root,
+        rel,
+        f"{TRASH_DIR}/{batch}/{rel}",
+        is_dir,
+        size,
+        float(ts),
+        "pending",
+        method,
+        reasons[:50],
+        plan,
+        run_id,
+        inode=inode,
+        mtime_ns=mtime_ns,
+    )
+
+
+def parse_manifest(data: bytes, root: str) -> tuple[dict[str, TrashEntry], list[str]]:
+    """Replay manifest lines into entries; each line that fails is reported and skipped."""
+    entries: dict[str, TrashEntry] = {}
+    problems: list[str] = []
+    lines = data.split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()
+    for number, raw in enumerate(lines, 1):
+        if not raw.strip():
+            continue
+        try:
+            try:
+                record = json.loads(raw.decode("utf-8", "surrogatepass"))
+            except (ValueError, UnicodeDecodeError):
+                raise BadLine("not JSON (a torn write?)") from None
+            if not isinstance(record, dict):
+                raise BadLine("not a JSON object")
+            _replay(entries, root, record)
+        except BadLine as exc:
+            problems.append(f"{TRASH_DIR}/{MANIFEST} line {number}: {exc}; skipped")
+    return entries, problems
+
+
 def _replay(entries: dict[str, TrashEntry], root: str, record: dict[str, Any]) -> None:
     op, entry_id = record.get("op"), record.get("id")
-    if not isinstance(entry_id, str):
-        return
     if op == "intent":
-        try:
-            entries[entry_id] = TrashEntry(
-                entry_id,
-                str(record["batch"]),
-                root,
-                str(record["path"]),
-                str(record["trash"]),
-                bool(record["is_dir"]),
-                int(record["size"]),
-                float(record["ts"]),
-                "pending",
-                str(record.get("method", "rename")),
-                [str(r) for r in record.get("reasons", [])],
-                record.get("plan"),
-                record.get("run_id"),
-            )
-        except (KeyError, TypeError, ValueError):
-            return
+        entry = _intent(record, root)
+        if entry.id in entries:
+            raise BadLine("a second intent for the same id")
+        entries[entry.id] = entry
         return
-    entry = entries.get(entry_id)
-    if entry is None or not isinstance(op, str) or op not in _NEXT_STATE:
-        return
-    entry.state = _NEXT_STATE[op]
-    if "method" in record:
-        entry.method = str(record["method"])
-    if "why" in record:
-        entry.note = str(record["why"])
+    if not isinstance(op, str) or op not in _NEXT_STATE:
+        raise BadLine("unknown 'op'")
+    if not isinstance(entry_id, str):
+        raise BadLine("'id' is not text")
+    found = entries.get(entry_id)
+    if found is None:
+        raise BadLine("'id' names no entry")
+    found.state = _NEXT_STATE[op]
+    method = record.get("method")
+    if op == "done" and method in ("rename", "copy"):
+        found.method = str(method)
+    why = record.get("why")
+    if isinstance(why, str):
+        found.note = why[:500]
 
 
-# --- path safety ---------------------------------------------------------------------------
-
-
-def _mkdir_no_follow(base: str, rel: str) -> str:
-    """Create ``base/rel`` folder by folder, refusing any component that is a symlink."""
-    current = base
-    for part in rel.split("/"):
-        if not part:
-            continue
-        current = os.path.join(current, part)
-        try:
-            st = os.lstat(current)
-        except FileNotFoundError:
-            os.mkdir(current)
-            continue
-        if not stat.S_ISDIR(st.st_mode):
-            raise OSError(errno.ENOTDIR, f"{current} is not a folder (a symlink?)")
-    return current
-
-
-def _check_rel(rel: str) -> None:
-    parts = rel.split("/")
-    if not rel or rel.startswith("/") or any(p in ("", ".", "..") for p in parts):
-        raise Skip(f"not a clean relative path: {rel!r}")
-    if parts[0] == TRASH_DIR:
-        raise Skip("inside the trash")
-
-
-def _checked_parent(root: str, rel: str) -> str:
-    """The item's folder, after checking no folder on the way is a symlink (no way out)."""
-    _check_rel(rel)
-    current = root
-    for part in rel.split("/")[:-1]:
-        current = os.path.join(current, part)
-        try:
-            st = os.lstat(current)
-        except FileNotFoundError:
-            raise Skip("vanished (its folder is gone)") from None
-        except OSError as exc:
-            raise Skip(f"cannot check {part!r}: {exc.strerror or exc}") from None
-        if stat.S_ISLNK(st.st_mode):
-            raise Skip(f"the path goes through a symlink ({part!r}); never followed")
-        if not stat.S_ISDIR(st.st_mode):
-            raise Skip(f"{part!r} is not a folder any more")
-    real = os.path.realpath(current)
-    if real != root and not real.startswith(root.rstrip("/") + "/"):
-        raise Skip("outside its root")
-    return current
-
-
-def _walk(top: str, rel_top: str) -> dict[str, os.stat_result]:
-    """Every file and link below ``top`` by root-relative path, links never followed."""
-    found: dict[str, os.stat_result] = {}
-    stack = [(top, rel_top)]
-    while stack:
-        folder, rel_folder = stack.pop()
-        with os.scandir(folder) as it:
-            for entry in it:
-                rel = f"{rel_folder}/{entry.name}"
-                st = entry.stat(follow_symlinks=False)
-                if stat.S_ISDIR(st.st_mode):
-                    stack.append((entry.path, rel))
-                else:
-                    found[rel] = st
-    return found
-
-
-def _verify_unchanged(item: Candidate, full: str, now: float, settle: float) -> None:
-    """Raise Skip unless the item on disk is exactly what the plan saw, and is at rest."""
-    try:
-        st = os.lstat(full)
-    except FileNotFoundError:
-        raise Skip("vanished since the plan") from None
-    except OSError as exc:
-        raise Skip(f"cannot check: {exc.strerror or exc}") from None
-    if item.is_dir:
-        if not stat.S_ISDIR(st.st_mode):
-            raise Skip("no longer a folder")
-        try:
-            found = _walk(full, item.path)
-        except OSError as exc:
-            raise Skip(f"cannot list the folder: {exc.strerror or exc}") from None
-        planned = {m.path: m for m in item.members}
-        extra = sorted(set(found) - set(planned))
-        missing = sorted(set(planned) - set(found))
-        if extra:
-            raise Skip(f"changed since the plan: {len(extra)} new file(s), e.g. {extra[0]!r}")
-        if missing:
-            raise Skip(f"changed since the plan: {len(missing)} file(s) gone")
-        for rel, fst in found.items():
-            member = planned[rel]
-            if (fst.st_size, fst.st_mtime_ns, fst.st_ino) != (
-                member.size,
-                member.mtime_ns,
-                member.inode,
-            ):
-                raise Skip(f"changed since the plan: {rel!r}")
-            _check_settled(fst, now, settle)
-        return
-    if stat.S_ISDIR(st.st_mode):
-        raise Skip("now a folder")
-    if item.ftype == "symlink" and not stat.S_ISLNK(st.st_mode):
-        raise Skip("no longer a symlink")
-    if item.ftype != "symlink" and not stat.S_ISREG(st.st_mode):
-        raise Skip("not a regular file any more")
-    if (st.st_size, st.st_mtime_ns, st.st_ino) != (item.size, item.mtime_ns, item.inode):
-        raise Skip("changed since the plan (size, mtime or inode differ)")
-    _check_settled(st, now, settle)
-
-
-def _check_settled(st: os.stat_result, now: float, settle: float) -> None:
-    age = now - st.st_mtime_ns / 1e9
-    if age < settle:
-        raise Skip(f"being written (modified {max(age, 0.0):.1f}s ago)")
-
-
-# --- moving --------------------------------------------------------------------------------
-
-
-def _copy_verified(src: str, dst: str) -> None:
-    """Copy ``src`` (file, link or folder) to ``dst`` and check every byte by xxh3."""
-    partial = dst + PARTIAL_SUFFIX
-    _remove_any(partial)
-    st = os.lstat(src)
-    if stat.S_ISDIR(st.st_mode):
-        shutil.copytree(src, partial, symlinks=True)
-    elif stat.S_ISLNK(st.st_mode):
-        os.symlink(os.readlink(src), partial)
-    elif stat.S_ISREG(st.st_mode):
-        shutil.copy2(src, partial, follow_symlinks=False)
-    else:
-        raise OSError(errno.EINVAL, "not a file, link or folder")
-    _same_content(src, partial)
-    if stat.S_ISREG(st.st_mode):
-        fd = os.open(partial, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-    os.rename(partial, dst)
-
-
-def _same_content(a: str, b: str) -> None:
-    sa = os.lstat(a)
-    if stat.S_ISDIR(sa.st_mode):
-        left, right = _walk(a, ""), _walk(b, "")
-        if set(left) != set(right):
-            raise OSError(errno.EIO, "copy verification failed: file lists differ")
-        for rel in left:
-            _same_content(a + rel, b + rel)
-        return
-    if stat.S_ISLNK(sa.st_mode):
-        if os.readlink(a) != os.readlink(b):
-            raise OSError(errno.EIO, "copy verification failed: link targets differ")
-        return
-    ha, hb = hash_file(a), hash_file(b)
-    if ha.digest is None or ha.digest != hb.digest:
-        raise OSError(errno.EIO, f"copy verification failed for {a}")
-
-
-def _remove_any(path: str) -> None:
-    """Delete a file, link or folder without following links; absent is fine."""
-    try:
-        st = os.lstat(path)
-    except FileNotFoundError:
-        return
-    if stat.S_ISDIR(st.st_mode):
-
-        def writable_then_retry(func: Callable[..., Any], target: str, _: Any) -> None:
-            with contextlib.suppress(OSError):
-                os.chmod(os.path.dirname(target), 0o700)
-            func(target)
-
-        if sys.version_info >= (3, 12):
-            shutil.rmtree(path, onexc=writable_then_retry)
-        else:  # pragma: no cover - before 3.12 the hook is onerror
-            shutil.rmtree(path, onerror=writable_then_retry)
-    else:
-        os.unlink(path)
-
-
-def _move(src: str, dst: str) -> str:
-    """Rename, or copy + verify + remove across filesystems; the method used."""
-    try:
-        os.rename(src, dst)
-        return "rename"
-    except OSError as exc:
-        if exc.errno != errno.EXDEV:
-            raise
-    _copy_verified(src, dst)
-    _remove_any(src)
-    return "copy"
+# --- checks -------------------------------------------------------------------------------
 
 
 def _why(exc: OSError) -> str:
@@ -420,17 +447,138 @@ def _why(exc: OSError) -> str:
         return "vanished"
     if exc.errno == errno.ENOSPC:
         return "no space left for the copy"
+    if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+        return "the path goes through a symlink or a non-folder; never followed"
     return exc.strerror or str(exc)
 
 
-def _real_root(root: str) -> str:
-    real = os.path.realpath(root)
+@contextlib.contextmanager
+def _parent_of(base_fd: int, parts: list[str], *, create: bool = False) -> Iterator[int]:
+    """The folder fd holding ``parts``' last component, reached without following links."""
     try:
-        if not stat.S_ISDIR(os.lstat(real).st_mode):
-            raise TrashError(f"root is not a folder: {root}")
+        fd = fsops.open_dir(base_fd, parts[:-1], create=create)
+    except FileNotFoundError:
+        raise Skip("vanished (its folder is gone)") from None
     except OSError as exc:
-        raise TrashError(f"root unavailable: {root} ({exc.strerror or exc})") from None
-    return real
+        if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+            raise Skip("the path goes through a symlink or a non-folder; never followed") from None
+        raise Skip(f"cannot open its folder: {_why(exc)}") from None
+    try:
+        yield fd
+    finally:
+        os.close(fd)
+
+
+def _same(st: os.stat_result, size: int, mtime_ns: int, inode: int) -> bool:
+    return (st.st_size, st.st_mtime_ns, st.st_ino) == (size, mtime_ns, inode)
+
+
+def _check_quiet(st: os.stat_result, rel: str, now: float, settle: float, plan_ns: int) -> None:
+    """Skip what changed after the plan (ctime catches a same-size rewrite with its mtime
+    put back) or is still being written."""
+    if plan_ns and st.st_ctime_ns > plan_ns:
+        raise Skip(f"changed since the plan (ctime of {rel!r} is after the plan)")
+    age = now - st.st_mtime_ns / 1e9
+    if age < settle:
+        raise Skip(f"being written (modified {max(age, 0.0):.1f}s ago)")
+
+
+def _verify_unchanged(
+    item: Candidate, parent: int, name: str, now: float, settle: float, plan_ns: int
+) -> os.stat_result:
+    """The item's lstat, through its folder fd, if it is exactly what the plan saw and at
+    rest; else Skip."""
+    try:
+        st = fsops.lstat_at(parent, name)
+    except FileNotFoundError:
+        raise Skip("vanished since the plan") from None
+    except OSError as exc:
+        raise Skip(f"cannot check: {exc.strerror or exc}") from None
+    if item.is_dir:
+        if not stat.S_ISDIR(st.st_mode):
+            raise Skip("no longer a folder")
+        try:
+            with fsops.opened_dir(parent, [name]) as folder:
+                here = os.fstat(folder)
+                if (here.st_dev, here.st_ino) != (st.st_dev, st.st_ino):
+                    raise Skip("swapped while being checked")
+                found = fsops.walk_at(folder, item.path)
+        except OSError as exc:
+            raise Skip(f"cannot list the folder: {_why(exc)}") from None
+        planned = {m.path: m for m in item.members}
+        extra = sorted(set(found) - set(planned))
+        missing = sorted(set(planned) - set(found))
+        if extra:
+            raise Skip(f"changed since the plan: {len(extra)} new file(s), e.g. {extra[0]!r}")
+        if missing:
+            raise Skip(f"changed since the plan: {len(missing)} file(s) gone")
+        for rel, fst in found.items():
+            member = planned[rel]
+            if not _same(fst, member.size, member.mtime_ns, member.inode):
+                raise Skip(f"changed since the plan: {rel!r}")
+            if (member.ftype == "symlink") != stat.S_ISLNK(fst.st_mode):
+                raise Skip(f"changed since the plan: {rel!r} changed type")
+            _check_quiet(fst, rel, now, settle, plan_ns)
+        return st
+    if stat.S_ISDIR(st.st_mode):
+        raise Skip("now a folder")
+    if item.ftype == "symlink" and not stat.S_ISLNK(st.st_mode):
+        raise Skip("no longer a symlink")
+    if item.ftype != "symlink" and not stat.S_ISREG(st.st_mode):
+        raise Skip("not a regular file any more")
+    if not _same(st, item.size, item.mtime_ns, item.inode):
+        raise Skip("changed since the plan (size, mtime or inode differ)")
+    _check_quiet(st, item.path, now, settle, plan_ns)
+    return st
+
+
+# --- moving --------------------------------------------------------------------------------
+
+
+def _move_at(src_dir: int, dst_dir: int, name: str, expect: os.stat_result) -> str:
+    """Move ``name`` from one folder fd to another, keeping its name; the method used.
+
+    The moved object is checked by (dev, inode) after a rename and put back when it is not
+    ``expect`` (something swapped in at the last moment).  Across filesystems it is copied
+    by fd, verified and only then removed, after checking its identity again.
+    """
+    if fsops.exists_at(dst_dir, name):
+        raise OSError(errno.EEXIST, "something already occupies the target")
+    try:
+        os.rename(name, name, src_dir_fd=src_dir, dst_dir_fd=dst_dir)
+    except OSError as exc:
+        if exc.errno != errno.EXDEV:
+            raise
+    else:
+        moved = fsops.lstat_at(dst_dir, name)
+        if (moved.st_dev, moved.st_ino) != (expect.st_dev, expect.st_ino):
+            if not fsops.exists_at(src_dir, name):
+                os.rename(name, name, src_dir_fd=dst_dir, dst_dir_fd=src_dir)
+            raise OSError(errno.EAGAIN, "swapped for another file during the move; put back")
+        return "rename"
+    partial = name + PARTIAL_SUFFIX
+    fsops.remove_at(dst_dir, partial)
+    try:
+        fsops.copy_at(src_dir, name, dst_dir, partial)
+        if fsops.digest_at(src_dir, name) != fsops.digest_at(dst_dir, partial):
+            raise OSError(errno.EIO, "copy verification failed")
+        now = fsops.lstat_at(src_dir, name)
+        if (now.st_dev, now.st_ino) != (expect.st_dev, expect.st_ino):
+            raise OSError(errno.EAGAIN, "swapped for another file during the copy")
+        os.rename(partial, name, src_dir_fd=dst_dir, dst_dir_fd=dst_dir)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            fsops.remove_at(dst_dir, partial)
+        raise
+    fsops.remove_at(src_dir, name)
+    return "copy"
+
+
+def _batch_name(plan: Plan, now: float) -> str:
+    tail = plan.id[-8:]
+    if not re.fullmatch(r"[0-9a-f]{8}", tail):
+        tail = uuid.uuid4().hex[:8]
+    return f"{time.strftime('%Y%m%d-%H%M%S', time.gmtime(now))}-{tail}"
 
 
 @contextlib.contextmanager
@@ -454,18 +602,26 @@ def apply_plan(
     clock: Callable[[], float] = time.time,
     policy: str | None = None,
 ) -> Report:
-    """Move every removal of ``plan`` to its root's trash, re-checking each one first."""
+    """Move every removal of ``plan`` to its root's trash, re-checking each one first.
+
+    Refused as a whole (``TrashRefused``, ``audit.NotAnOwner``) before anything moves when
+    a root's trash is unsafe or the root names owners and this user is not one of them.
+    """
     report = Report()
     removals = plan.removals
     by_root: dict[str, list[Candidate]] = {}
     for item in removals:
         by_root.setdefault(item.root, []).append(item)
+    for root_arg in by_root:
+        _precheck(root_arg, owners_only=True)
     done_count = 0
     for root_arg, items in by_root.items():
         try:
             root = _real_root(root_arg)
             context = _manifest(root)
             manifest = context.__enter__()
+        except TrashRefused:
+            raise
         except TrashError as exc:
             for item in items:
                 report.skipped.append(ItemResult(root_arg, item.path, "skipped", str(exc)))
@@ -475,23 +631,51 @@ def apply_plan(
             continue
         try:
             _recover_open(manifest, db, root_arg)
-            batch = f"{time.strftime('%Y%m%d-%H%M%S', time.gmtime(clock()))}-{plan.id[-8:]}"
+            report.warnings += manifest.warnings
+            batch = _batch_name(plan, clock())
+            root_report = Report()
             for item in items:
                 result = _trash_one(
-                    manifest, root, root_arg, batch, item, plan, db, settle_seconds, clock, policy
+                    manifest, root_arg, batch, item, plan, db, settle_seconds, clock, policy
                 )
-                (report.done if result.outcome == "trashed" else report.skipped).append(result)
+                (root_report.done if result.outcome == "trashed" else root_report.skipped).append(
+                    result
+                )
                 done_count += 1
                 if progress:
                     progress(done_count, len(removals), item.path)
+            report.done += root_report.done
+            report.skipped += root_report.skipped
+            audit.append(manifest.trash_fd, "apply", root_report, plan=plan.id)
         finally:
             context.__exit__(None, None, None)
     return report
 
 
+def _precheck(root_arg: str, *, owners_only: bool) -> None:
+    """Refuse early: an unsafe trash folder, or a user the root's owners do not include."""
+    try:
+        real = _real_root(root_arg)
+    except TrashError:
+        return  # reported per item
+    root_fd = _open_root(real)
+    try:
+        try:
+            trash_fd = open_trash(root_fd, real, create=False)
+        except TrashRefused:
+            raise
+        except TrashError:
+            trash_fd = None  # not a folder: reported per item
+        if trash_fd is not None:
+            os.close(trash_fd)
+        if owners_only:
+            audit.check_owner(root_fd, real)
+    finally:
+        os.close(root_fd)
+
+
 def _trash_one(
     manifest: Manifest,
-    root: str,
     root_arg: str,
     batch: str,
     item: Candidate,
@@ -502,16 +686,56 @@ def _trash_one(
     policy: str | None,
 ) -> ItemResult:
     try:
-        parent = _checked_parent(root, item.path)
-        full = os.path.join(parent, item.path.rsplit("/", 1)[-1])
-        _verify_unchanged(item, full, clock(), settle)
-        trash_rel = f"{TRASH_DIR}/{batch}/{item.path}"
         try:
-            _mkdir_no_follow(root, trash_rel.rsplit("/", 1)[0])
-        except OSError as exc:
-            raise Skip(f"cannot create the trash folder: {_why(exc)}") from None
+            parts = check_item_path(item.path)
+        except BadLine as exc:
+            why = str(exc).replace("'path' is inside", "inside")
+            raise Skip(why.replace("'path' is", "not a clean relative path:")) from None
+        name = parts[-1]
+        trash_rel = f"{TRASH_DIR}/{batch}/{item.path}"
+        with _parent_of(manifest.root_fd, parts) as parent:
+            st = _verify_unchanged(
+                item, parent, name, clock(), settle, int(plan.created * 1e9) if plan.created else 0
+            )
+            try:
+                tdir = fsops.open_dir(manifest.trash_fd, [batch, *parts[:-1]], create=True)
+            except OSError as exc:
+                raise Skip(f"cannot create the trash folder: {_why(exc)}") from None
+            try:
+                return _move_one(
+                    manifest,
+                    root_arg,
+                    batch,
+                    item,
+                    plan,
+                    db,
+                    clock,
+                    policy,
+                    parent,
+                    tdir,
+                    st,
+                    trash_rel,
+                )
+            finally:
+                os.close(tdir)
     except Skip as skip:
         return ItemResult(root_arg, item.path, "skipped", str(skip))
+
+
+def _move_one(
+    manifest: Manifest,
+    root_arg: str,
+    batch: str,
+    item: Candidate,
+    plan: Plan,
+    db: sqlite_utils.Database | None,
+    clock: Callable[[], float],
+    policy: str | None,
+    parent: int,
+    tdir: int,
+    st: os.stat_result,
+    trash_rel: str,
+) -> ItemResult:
     entry_id = uuid.uuid4().hex
     now = clock()
     manifest.append(
@@ -525,18 +749,17 @@ def _trash_one(
             "is_dir": item.is_dir,
             "size": item.size,
             "mtime_ns": item.mtime_ns,
-            "inode": item.inode,
+            "inode": st.st_ino,
             "reasons": item.reasons,
             "plan": plan.id,
             "run_id": item.run_id,
         }
     )
+    name = item.path.rsplit("/", 1)[-1]
     try:
-        method = _move(full, os.path.join(root, trash_rel))
+        method = _move_at(parent, tdir, name, st)
     except OSError as exc:
         why = _why(exc)
-        # A failed copy fallback may leave a partial copy; the original is untouched.
-        _remove_any(os.path.join(root, trash_rel) + PARTIAL_SUFFIX)
         manifest.append({"op": "dropped", "id": entry_id, "ts": clock(), "why": why})
         return ItemResult(root_arg, item.path, "skipped", why)
     if db is not None:
@@ -615,16 +838,34 @@ def _record_trash(
                 )
 
 
-def _record_restore(db: sqlite_utils.Database, root: str, entry: TrashEntry, ts: float) -> None:
+Files = dict[str, tuple[os.stat_result, str | None]]
+"""Root-relative path -> (lstat, link target or None), read by fd."""
+
+
+def _files_at(parent: int, name: str, rel: str) -> Files:
+    """What is now at ``parent/name`` (a file, link or folder), for the index."""
+    st = fsops.lstat_at(parent, name)
+    if not stat.S_ISDIR(st.st_mode):
+        link = os.readlink(name, dir_fd=parent) if stat.S_ISLNK(st.st_mode) else None
+        return {rel: (st, link)}
+    files: Files = {}
+    with fsops.opened_dir(parent, [name]) as folder:
+        for sub, fst in fsops.walk_at(folder, rel).items():
+            link = None
+            if stat.S_ISLNK(fst.st_mode):
+                inner = sub[len(rel) + 1 :].split("/")
+                with contextlib.suppress(OSError), fsops.opened_dir(folder, inner[:-1]) as d:
+                    link = os.readlink(inner[-1], dir_fd=d)
+            files[sub] = (fst, link)
+    return files
+
+
+def _record_restore(
+    db: sqlite_utils.Database, root: str, entry: TrashEntry, ts: float, files: Files
+) -> None:
     """Put the restored files back in the index (kinds by name; the hasher refills hashes)."""
     root_id = _root_id(db, root)
     if root_id is None:
-        return
-    full = os.path.join(root, entry.path)
-    try:
-        st = os.lstat(full)
-        files = _walk(full, entry.path) if stat.S_ISDIR(st.st_mode) else {entry.path: st}
-    except OSError:
         return
     run_id = entry.run_id
     if run_id is not None:
@@ -638,7 +879,7 @@ def _record_restore(db: sqlite_utils.Database, root: str, entry: TrashEntry, ts:
             "VALUES (?, ?, ?, ?, 'restore', 'restored by user', ?)",
             (ts, root_id, key(entry.path), entry.size, key(entry.trash_path)),
         )
-        for rel, fst in files.items():
+        for rel, (fst, link) in files.items():
             rel_key = key(rel)
             is_link = stat.S_ISLNK(fst.st_mode)
             conn.execute(
@@ -653,7 +894,7 @@ def _record_restore(db: sqlite_utils.Database, root: str, entry: TrashEntry, ts:
                     _display(rel.rsplit("/", 1)[-1]),
                     classify(rel),
                     "symlink" if is_link else "file",
-                    _display(os.readlink(os.path.join(root, rel))) if is_link else None,
+                    _display(link) if link is not None else None,
                     fst.st_size,
                     fst.st_mtime_ns,
                     fst.st_ino,
@@ -686,80 +927,153 @@ def recover(
     """Settle what a killed apply, restore or purge left half-done; return those entries."""
     root_arg = os.path.abspath(os.fspath(root))
     real = _real_root(root_arg)
-    if not os.path.lexists(os.path.join(real, TRASH_DIR, MANIFEST)):
+    if not read_manifest_checked(real)[0]:
         return []
     with _manifest(real) as manifest:
         return _recover_open(manifest, db, root_arg)
 
 
+@contextlib.contextmanager
+def _trash_parent(manifest: Manifest, entry: TrashEntry, *, create: bool = False) -> Iterator[int]:
+    """The folder fd, inside the entry's batch folder, that holds its trashed item."""
+    parts = entry.path.split("/")
+    try:
+        fd = fsops.open_dir(manifest.trash_fd, [entry.batch, *parts[:-1]], create=create)
+    except FileNotFoundError:
+        raise Skip("its trash copy is gone") from None
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+            raise Skip("its trash folder is a symlink or not a folder; never followed") from None
+        raise Skip(f"cannot open its trash folder: {_why(exc)}") from None
+    try:
+        yield fd
+    finally:
+        os.close(fd)
+
+
+def _present(dir_fd: int | None, name: str) -> bool:
+    return dir_fd is not None and fsops.exists_at(dir_fd, name)
+
+
+@contextlib.contextmanager
+def _maybe(context: Any) -> Iterator[int | None]:
+    """An fd from ``context``, or None when the folder is not there (or unsafe)."""
+    try:
+        fd = context.__enter__()
+    except Skip:
+        yield None
+        return
+    try:
+        yield fd
+    finally:
+        context.__exit__(None, None, None)
+
+
 def _recover_open(
     manifest: Manifest, db: sqlite_utils.Database | None, root_arg: str
 ) -> list[TrashEntry]:
-    root = manifest.root
+    """Settle interrupted entries.  Only validated entries are looked at, every file
+    operation is by fd below the root, and an original is removed only when its trash copy
+    is byte-identical and it is the very file the intent named."""
     settled: list[TrashEntry] = []
     for entry in manifest.entries().values():
         if entry.state not in ("pending", "restoring", "purging"):
             continue
-        original = os.path.join(root, entry.path)
-        trashed = os.path.join(root, entry.trash_path)
-        in_place, in_trash = os.path.lexists(original), os.path.lexists(trashed)
+        parts = entry.path.split("/")
+        name = parts[-1]
         now = time.time()
-        if entry.state == "pending":
-            _remove_any(trashed + PARTIAL_SUFFIX)
-            if in_trash:
-                if in_place:
-                    # The verified copy landed; finish removing the original it matches.
-                    _remove_any(original)
-                manifest.append({"op": "done", "id": entry.id, "ts": now, "recovered": True})
-                entry.state = "trashed"
-                if db is not None:
-                    _record_trash(
-                        db,
-                        root_arg,
-                        entry.path,
-                        entry.is_dir,
-                        entry.size,
-                        entry.trash_path,
-                        entry.trashed_at,
-                        "; ".join(entry.reasons),
-                        None,
-                    )
-            elif in_place:
-                manifest.append(
-                    {
-                        "op": "dropped",
-                        "id": entry.id,
-                        "ts": now,
-                        "why": "interrupted before the move",
-                    }
-                )
-                entry.state = "dropped"
+        with (
+            _maybe(_parent_of(manifest.root_fd, parts)) as home,
+            _maybe(_trash_parent(manifest, entry)) as tdir,
+        ):
+            if entry.state == "pending":
+                _settle_pending(manifest, db, root_arg, entry, home, tdir, name, now)
+            elif entry.state == "restoring":
+                if home is not None:
+                    with contextlib.suppress(OSError):
+                        fsops.remove_at(home, name + PARTIAL_SUFFIX)
+                if home is not None and _present(home, name) and not _present(tdir, name):
+                    manifest.append({"op": "restored", "id": entry.id, "ts": now})
+                    entry.state = "restored"
+                    if db is not None:
+                        with contextlib.suppress(OSError):
+                            files = _files_at(home, name, entry.path)
+                            _record_restore(db, root_arg, entry, now, files)
+                else:
+                    manifest.append({"op": "restore-dropped", "id": entry.id, "ts": now})
+                    entry.state = "trashed"
             else:
-                manifest.append(
-                    {
-                        "op": "missing",
-                        "id": entry.id,
-                        "ts": now,
-                        "why": "neither in place nor in the trash after a crash",
-                    }
-                )
-                entry.state = "missing"
-        elif entry.state == "restoring":
-            _remove_any(original + PARTIAL_SUFFIX)
-            if in_place and not in_trash:
-                manifest.append({"op": "restored", "id": entry.id, "ts": now})
-                entry.state = "restored"
-                if db is not None:
-                    _record_restore(db, root_arg, entry, now)
-            else:
-                manifest.append({"op": "restore-dropped", "id": entry.id, "ts": now})
-                entry.state = "trashed"
-        else:
-            _remove_any(trashed)
-            manifest.append({"op": "purged", "id": entry.id, "ts": now})
-            entry.state = "purged"
+                if tdir is not None:
+                    try:
+                        fsops.remove_at(tdir, name)
+                    except OSError as exc:
+                        manifest.warnings.append(
+                            f"{entry.path}: purge not finished ({_why(exc)}); still purging"
+                        )
+                        continue
+                manifest.append({"op": "purged", "id": entry.id, "ts": now})
+                entry.state = "purged"
         settled.append(entry)
     return settled
+
+
+def _settle_pending(
+    manifest: Manifest,
+    db: sqlite_utils.Database | None,
+    root_arg: str,
+    entry: TrashEntry,
+    home: int | None,
+    tdir: int | None,
+    name: str,
+    now: float,
+) -> None:
+    if tdir is not None:
+        with contextlib.suppress(OSError):
+            fsops.remove_at(tdir, name + PARTIAL_SUFFIX)
+    in_place, in_trash = _present(home, name), _present(tdir, name)
+    if in_trash and in_place:
+        assert home is not None and tdir is not None
+        # Only a copy fallback leaves both: finish removing the original when it is the
+        # file the intent named and the trash holds the same bytes; else leave both.
+        try:
+            st = fsops.lstat_at(home, name)
+            same_file = entry.inode is None or st.st_ino == entry.inode
+            same_bytes = fsops.digest_at(home, name) == fsops.digest_at(tdir, name)
+        except OSError:
+            same_file = same_bytes = False
+        if not (same_file and same_bytes):
+            why = "both in place and in the trash and they differ; left both"
+            manifest.append({"op": "dropped", "id": entry.id, "ts": now, "why": why})
+            entry.state = "dropped"
+            return
+        try:
+            fsops.remove_at(home, name)
+        except OSError as exc:
+            manifest.warnings.append(f"{entry.path}: cannot finish the move ({_why(exc)})")
+            return
+    if in_trash:
+        manifest.append({"op": "done", "id": entry.id, "ts": now, "recovered": True})
+        entry.state = "trashed"
+        if db is not None:
+            _record_trash(
+                db,
+                root_arg,
+                entry.path,
+                entry.is_dir,
+                entry.size,
+                entry.trash_path,
+                entry.trashed_at,
+                "; ".join(entry.reasons),
+                None,
+            )
+    elif in_place:
+        why = "interrupted before the move"
+        manifest.append({"op": "dropped", "id": entry.id, "ts": now, "why": why})
+        entry.state = "dropped"
+    else:
+        why = "neither in place nor in the trash after a crash"
+        manifest.append({"op": "missing", "id": entry.id, "ts": now, "why": why})
+        entry.state = "missing"
 
 
 def list_trash(root: str | os.PathLike[str], *, include_gone: bool = False) -> list[TrashEntry]:
@@ -785,22 +1099,24 @@ def restore(
     with _manifest(real) as manifest:
         _recover_open(manifest, db, root_arg)
         entries = manifest.entries()
+        report.warnings += manifest.warnings
         wanted = (
             [e for e in entries.values() if e.state == "trashed"]
             if ids == "all"
             else [entries[i] for i in ids if i in entries]
         )
         for count, entry in enumerate(wanted, 1):
-            result = _restore_one(manifest, real, root_arg, entry, db)
+            result = _restore_one(manifest, root_arg, entry, db)
             (report.done if result.outcome == "restored" else report.skipped).append(result)
             if progress:
                 progress(count, len(wanted), entry.path)
+        if wanted:
+            audit.append(manifest.trash_fd, "restore", report)
     return report
 
 
 def _restore_one(
     manifest: Manifest,
-    root: str,
     root_arg: str,
     entry: TrashEntry,
     db: sqlite_utils.Database | None,
@@ -810,31 +1126,35 @@ def _restore_one(
 
     if entry.state != "trashed":
         return skip(f"not in the trash (it is {entry.state})")
-    trashed = os.path.join(root, entry.trash_path)
-    if not os.path.lexists(trashed):
-        return skip("its trash copy is gone")
+    parts = entry.path.split("/")
+    name = parts[-1]
     try:
-        parent = _checked_parent(root, entry.path)
+        with _trash_parent(manifest, entry) as tdir:
+            try:
+                moving = fsops.lstat_at(tdir, name)
+            except FileNotFoundError:
+                return skip("its trash copy is gone")
+            if (
+                entry.method == "rename"
+                and entry.inode is not None
+                and moving.st_ino != entry.inode
+            ):
+                return skip("its trash copy is not the file that was trashed; left alone")
+            with _parent_of(manifest.root_fd, parts, create=True) as home:
+                if fsops.exists_at(home, name):
+                    return skip("something now occupies the original path")
+                manifest.append({"op": "restore-intent", "id": entry.id, "ts": time.time()})
+                try:
+                    _move_at(tdir, home, name, moving)
+                except OSError as exc:
+                    manifest.append({"op": "restore-dropped", "id": entry.id, "ts": time.time()})
+                    return skip(_why(exc))
+                now = time.time()
+                if db is not None:
+                    with contextlib.suppress(OSError):
+                        _record_restore(db, root_arg, entry, now, _files_at(home, name, entry.path))
     except Skip as exc:
-        if "vanished" not in str(exc):
-            return skip(str(exc))
-        try:
-            parent = _mkdir_no_follow(root, entry.path.rsplit("/", 1)[0])
-        except OSError as mk:
-            return skip(f"cannot recreate its folder: {_why(mk)}")
-    original = os.path.join(parent, entry.path.rsplit("/", 1)[-1])
-    if os.path.lexists(original):
-        return skip("something now occupies the original path")
-    manifest.append({"op": "restore-intent", "id": entry.id, "ts": time.time()})
-    try:
-        _move(trashed, original)
-    except OSError as exc:
-        _remove_any(original + PARTIAL_SUFFIX)
-        manifest.append({"op": "restore-dropped", "id": entry.id, "ts": time.time()})
-        return skip(_why(exc))
-    now = time.time()
-    if db is not None:
-        _record_restore(db, root_arg, entry, now)
+        return skip(str(exc))
     manifest.append({"op": "restored", "id": entry.id, "ts": now})
     return ItemResult(root_arg, entry.path, "restored", "restored", entry.size, entry.id)
 
@@ -852,7 +1172,8 @@ def purge(
     real = _real_root(root_arg)
     now = time.time() if now is None else now
     report = Report()
-    if not os.path.lexists(os.path.join(real, TRASH_DIR, MANIFEST)):
+    _precheck(root_arg, owners_only=True)
+    if not read_manifest_checked(real)[0]:
         return report
     with _manifest(real) as manifest:
         _recover_open(manifest, db, root_arg)
@@ -861,17 +1182,16 @@ def purge(
             for e in manifest.entries().values()
             if e.state == "trashed" and e.trashed_at <= now - older_than
         ]
+        report.warnings += manifest.warnings
         root_id = _root_id(db, root_arg) if db is not None else None
         for count, entry in enumerate(due, 1):
-            manifest.append({"op": "purge-intent", "id": entry.id, "ts": time.time()})
             try:
-                _remove_any(os.path.join(real, entry.trash_path))
-            except OSError as exc:
+                _purge_one(manifest, entry)
+            except Skip as exc:
                 report.skipped.append(
-                    ItemResult(root_arg, entry.path, "skipped", _why(exc), entry.size, entry.id)
+                    ItemResult(root_arg, entry.path, "skipped", str(exc), entry.size, entry.id)
                 )
                 continue
-            manifest.append({"op": "purged", "id": entry.id, "ts": time.time()})
             report.done.append(
                 ItemResult(root_arg, entry.path, "purged", "purged", entry.size, entry.id)
             )
@@ -891,14 +1211,57 @@ def purge(
                     )
             if progress:
                 progress(count, len(due), entry.path)
-        _prune_empty_batches(real)
+        _prune_empty_batches(manifest.trash_fd)
+        if due:
+            audit.append(manifest.trash_fd, "purge", report)
     return report
 
 
-def _prune_empty_batches(root: str) -> None:
-    """Remove batch folders that purge emptied (bottom-up, never following links)."""
-    trash = os.path.join(root, TRASH_DIR)
-    for folder, _subdirs, files in os.walk(trash, topdown=False):
-        if folder != trash and not files:
-            with contextlib.suppress(OSError):
-                os.rmdir(folder)
+def _purge_one(manifest: Manifest, entry: TrashEntry) -> None:
+    name = entry.path.rsplit("/", 1)[-1]
+    try:
+        with _trash_parent(manifest, entry) as tdir:
+            manifest.append({"op": "purge-intent", "id": entry.id, "ts": time.time()})
+            try:
+                fsops.remove_at(tdir, name)
+            except OSError as exc:
+                raise Skip(_why(exc)) from None
+    except Skip as exc:
+        if str(exc) != "its trash copy is gone":
+            raise
+    manifest.append({"op": "purged", "id": entry.id, "ts": time.time()})
+
+
+def _prune_empty_batches(trash_fd: int) -> None:
+    """Remove batch folders that purge emptied (bottom-up, by fd, never following links)."""
+    with os.scandir(trash_fd) as it:
+        batches = [
+            e.name for e in it if BATCH_RE.fullmatch(e.name) and e.is_dir(follow_symlinks=False)
+        ]
+    for batch in batches:
+        with contextlib.suppress(OSError):
+            with fsops.opened_dir(trash_fd, [batch]) as fd:
+                fsops.rmdir_empty_below(fd)
+            os.rmdir(batch, dir_fd=trash_fd)
+
+
+def audit_log(root: str | os.PathLike[str]) -> tuple[list[audit.AuditRecord], list[str]]:
+    """The audit log of a root's trash (validated records, and one line per line skipped).
+
+    Display only: nothing in it ever drives a file operation.
+    """
+    real = os.path.realpath(os.fspath(root))
+    try:
+        root_fd = fsops.open_root(real)
+    except OSError:
+        return [], []
+    try:
+        trash_fd = open_trash(root_fd, real, create=False)
+        if trash_fd is None:
+            return [], []
+        try:
+            return audit.read_audit(trash_fd)
+        finally:
+            os.close(trash_fd)
+    finally:
+        os.close(root_fd)

@@ -1,8 +1,13 @@
 """Where the bytes are: sizes per root, experiment and run (largest first, like ncdu), and
-duplicate files by content hash with what removing the extra copies would free."""
+duplicate files by content hash with what removing the extra copies would free.
+
+Sizes are apparent sizes (what the files say); ``disk`` is what they take on disk
+(``st_blocks * 512``, hard links once), read with ``lstat`` at the time of asking: a sparse
+1 TiB file may take nothing, a small file a whole block."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -17,6 +22,12 @@ class UsageRow:
     """Root path, experiment name or run path (printable via ``store.paths.display``)."""
     size: int
     files: int
+    disk: int | None = None
+    """Bytes on disk (``st_blocks * 512``), None when not measured."""
+
+
+MAX_DISK_FILES = 5_000_000
+"""Above this many files in a root, on-disk size is not measured (None)."""
 
 
 @dataclass
@@ -26,6 +37,8 @@ class RootUsage:
     files: int
     outside_runs: int
     """Bytes in artifacts no run owns."""
+    disk: int | None = None
+    """Bytes on disk of everything indexed under the root (None when not measured)."""
     experiments: list[UsageRow] = field(default_factory=list)
     runs: list[UsageRow] = field(default_factory=list)
 
@@ -52,8 +65,41 @@ def _root_ids(db: sqlite_utils.Database, roots: Iterable[str] | None) -> list[tu
     return [(root_id, path) for root_id, path in found if bytes(key(path)) in wanted]
 
 
-def disk_usage(db: sqlite_utils.Database, roots: Iterable[str] | None = None) -> list[RootUsage]:
-    """Sizes from the index per root, per experiment and per run, largest first."""
+def _on_disk(
+    db: sqlite_utils.Database, root_id: int, root: str
+) -> tuple[int, dict[int | None, int]] | None:
+    """Bytes on disk of a root's indexed files, in all and per run id (lstat, never
+    following links; each inode counted once); None for a root too large to measure."""
+    count = db.conn.execute(
+        "SELECT count(*) FROM artifacts WHERE root_id = ?", (root_id,)
+    ).fetchone()[0]
+    if count > MAX_DISK_FILES:
+        return None
+    base = os.fsencode(root)
+    seen: set[tuple[int, int]] = set()
+    total = 0
+    per_run: dict[int | None, int] = {}
+    rows = db.conn.execute("SELECT run_id, path FROM artifacts WHERE root_id = ?", (root_id,))
+    for run_id, path in rows:
+        try:
+            st = os.lstat(base + b"/" + bytes(path))
+        except OSError:
+            continue
+        ident = (st.st_dev, st.st_ino)
+        if ident in seen:
+            continue
+        seen.add(ident)
+        blocks = st.st_blocks * 512
+        total += blocks
+        per_run[run_id] = per_run.get(run_id, 0) + blocks
+    return total, per_run
+
+
+def disk_usage(
+    db: sqlite_utils.Database, roots: Iterable[str] | None = None, *, on_disk: bool = True
+) -> list[RootUsage]:
+    """Sizes from the index per root, per experiment and per run, largest first; with
+    ``on_disk``, also what they take on disk (an lstat per file)."""
     result: list[RootUsage] = []
     for root_id, root in _root_ids(db, roots):
         size, files = db.conn.execute(
@@ -63,19 +109,27 @@ def disk_usage(db: sqlite_utils.Database, roots: Iterable[str] | None = None) ->
             "SELECT coalesce(sum(size), 0) FROM artifacts WHERE root_id = ? AND run_id IS NULL",
             (root_id,),
         ).fetchone()[0]
+        measured = _on_disk(db, root_id, root) if on_disk else None
         per_run = db.conn.execute(
-            "SELECT r.path, r.experiment, coalesce(sum(a.size), 0), count(a.id) FROM runs r "
+            "SELECT r.id, r.path, r.experiment, coalesce(sum(a.size), 0), count(a.id) FROM runs r "
             "LEFT JOIN artifacts a ON a.run_id = r.id WHERE r.root_id = ? GROUP BY r.id",
             (root_id,),
         ).fetchall()
         usage = RootUsage(root, int(size), int(files), int(outside))
+        if measured is not None:
+            usage.disk = measured[0]
         experiments: dict[str, UsageRow] = {}
-        for path, experiment, run_size, run_files in per_run:
-            usage.runs.append(UsageRow(unkey(bytes(path)) or ".", int(run_size), int(run_files)))
+        for run_id, path, experiment, run_size, run_files in per_run:
+            run_disk = None if measured is None else measured[1].get(run_id, 0)
+            usage.runs.append(
+                UsageRow(unkey(bytes(path)) or ".", int(run_size), int(run_files), run_disk)
+            )
             label = experiment or "(no experiment)"
-            row = experiments.setdefault(label, UsageRow(label, 0, 0))
+            row = experiments.setdefault(label, UsageRow(label, 0, 0, 0 if measured else None))
             row.size += int(run_size)
             row.files += int(run_files)
+            if row.disk is not None and run_disk is not None:
+                row.disk += run_disk
         usage.runs.sort(key=lambda r: (-r.size, r.label))
         usage.experiments = sorted(experiments.values(), key=lambda r: (-r.size, r.label))
         result.append(usage)

@@ -18,7 +18,6 @@ import functools
 import json
 import logging
 import os
-import shutil
 import tempfile
 import threading
 import time
@@ -44,11 +43,12 @@ from watchdog.events import (
 from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver, ObservedWatch
 
-from store import paths
+from store import fsops, paths
 from store.db import is_network_fs, open_db, write_transaction
 from store.errors import ArtlensError
 from store.lock import WriterLock
 from store.scan import IGNORED_DIR_NAMES, Indexer, ScanReport
+from store.watch import rescan
 
 log = logging.getLogger("artlens.watch")
 
@@ -202,6 +202,7 @@ class Watcher:
         canary_every: float = 30.0,
         on_batch: Callable[[BatchReport], None] | None = None,
         hash_files: bool = True,
+        hash_max_bytes: int | None = None,
         fallback_poll: float = DEFAULT_POLL_SECONDS,
     ) -> None:
         if not roots:
@@ -215,6 +216,7 @@ class Watcher:
         self.canary_every = canary_every
         self.on_batch = on_batch
         self.hash_files = hash_files
+        self.hash_max_bytes = hash_max_bytes
         self.fallback_poll = fallback_poll
         from store.watch.batch import FolderBatcher
 
@@ -243,18 +245,22 @@ class Watcher:
 
     # -- lifetime ------------------------------------------------------------------------
 
-    def start(self) -> None:
+    def start(
+        self, *, wait_for_writer: bool = False, give_up: Callable[[], bool] | None = None
+    ) -> None:
         """Take the writer lock, reconcile every root, then follow events.
 
         Raises ``WriterBusyError`` (naming the holder) when another writer runs, and
-        ``WatchError`` when a root is not a folder.
+        ``WatchError`` when a root is not a folder.  With ``wait_for_writer``, a one-shot
+        writer (``index``, ``retention apply``) is waited for instead (``give_up`` is asked
+        every 0.2 s); another watcher is still refused.
         """
         if self._started:
             raise WatchError("the watcher is already running")
         for path in self.root_paths:
             if not path.is_dir():
                 raise WatchError(f"not a folder: {paths.display(str(path))}")
-        self._lock.acquire()
+        self._lock.acquire(wait=wait_for_writer, on_wait=log.warning, give_up=give_up)
         self._stopping.clear()
         try:
             self._db = open_db(self.db_path)
@@ -326,7 +332,8 @@ class Watcher:
             logging.getLogger(logger_name).removeHandler(self._overflow_log)
         self._stop_observer()
         if self._canary_dir is not None:
-            shutil.rmtree(self._canary_dir, ignore_errors=True)
+            with contextlib.suppress(OSError):
+                fsops.remove_path(self._canary_dir)
             self._canary_dir = None
         if self._db is not None:
             self._db.close()
@@ -418,7 +425,8 @@ class Watcher:
         log.warning("restarting the file observer: %s", reason)
         self._stop_observer()
         if self._canary_dir is not None:
-            shutil.rmtree(self._canary_dir, ignore_errors=True)
+            with contextlib.suppress(OSError):
+                fsops.remove_path(self._canary_dir)
         self._start_observer()
         for root in self._roots:
             if root.mode == "inotify":
@@ -560,6 +568,7 @@ class Watcher:
                 self._check_canary(now)
             for root in self._roots:
                 self._due_scans(root, now)
+            self._serve_rescans()
             if now >= next_status:
                 next_status = now + STATUS_EVERY
                 self._refresh_status()
@@ -621,6 +630,45 @@ class Watcher:
                 )
             )
         return True
+
+    def _serve_rescans(self) -> None:
+        """Answer ``artlens index`` runs that found this watcher holding the index."""
+        for request_id, wanted in rescan.take(self.db_path):
+            result = rescan.Answer(os.getpid())
+            for path in wanted:
+                root = self._root_at(path)
+                if root is None:
+                    result.not_watched.append(path)
+                    continue
+                reports: list[ScanReport] = []
+
+                def scan(root: _Root = root, reports: list[ScanReport] = reports) -> ScanReport:
+                    reports.append(root.indexer.scan())
+                    return reports[-1]
+
+                if self._run_scan(root, "reconcile", scan, reason="asked by artlens index"):
+                    with self._state:
+                        root.last_reconcile = time.time()
+                        root.last_reconcile_mono = time.monotonic()
+                    done = reports[-1]
+                    result.rescanned[path] = {
+                        "added": done.added,
+                        "changed": done.changed,
+                        "removed": done.removed,
+                    }
+                else:
+                    result.not_watched.append(path)
+            try:
+                rescan.answer(self.db_path, request_id, result)
+            except OSError as exc:
+                log.warning("cannot answer a rescan request: %s", exc)
+
+    def _root_at(self, path: str) -> _Root | None:
+        wanted = os.path.abspath(path)
+        for root in self._roots:
+            if str(root.path) == wanted or os.path.realpath(root.path) == os.path.realpath(wanted):
+                return root
+        return None
 
     def _reconcile(self, root: _Root, reason: str, kind: str = "reconcile") -> None:
         if root.indexer.root_identity() is None:
@@ -713,7 +761,11 @@ class Watcher:
                 pending = 0
                 for indexer in indexers:
                     try:
-                        indexer.hash_pending(batch=HASH_BATCH, should_stop=self._stopping.is_set)
+                        indexer.hash_pending(
+                            batch=HASH_BATCH,
+                            should_stop=self._stopping.is_set,
+                            max_bytes=self.hash_max_bytes,
+                        )
                         pending += db.conn.execute(
                             "SELECT count(*) FROM artifacts WHERE root_id = ?"
                             " AND hash_state = 'pending'",

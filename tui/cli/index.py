@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import sys
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
@@ -16,12 +17,15 @@ from store import paths
 from store.db import is_network_fs, open_db
 from store.errors import ArtlensError
 from store.locate import remember, resolve_db
-from store.lock import WriterLock
+from store.lock import WriterBusyError, WriterLock, holder_info
 from store.query import list_artifacts, list_runs, resolve_run
 from store.safetext import visible
 from store.scan import Indexer, ScanReport
 from tui.cli.common import db_option, emit_json, friendly, is_terminal, json_option, reader
 from tui.format import human_age, human_size, metric_value
+
+RESCAN_TIMEOUT = 600.0
+"""How long ``index`` waits for a running watcher to rescan a root for it."""
 
 
 def index_files(db_path: Path) -> list[Path]:
@@ -36,6 +40,7 @@ def index_roots(
     hash_files: bool = True,
     progress: bool = False,
     ignore: list[Path] | None = None,
+    hash_max_bytes: int | None = None,
 ) -> list[ScanReport]:
     """Scan (and hash) every root into ``db_path`` as its single writer."""
     for root in roots:
@@ -61,7 +66,7 @@ def index_roots(
                     indexer.fill_summaries()
                 if hash_files:
                     with _progress(progress, "hashing") as update:
-                        indexer.hash_pending(progress=update)
+                        indexer.hash_pending(progress=update, max_bytes=hash_max_bytes)
                 reports.append(report)
         finally:
             db.close()
@@ -93,16 +98,40 @@ def _summary(report: ScanReport) -> str:
 @click.command("index")
 @click.argument("roots", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--no-hash", is_flag=True, help="Index names and sizes only; hash later.")
+@click.option(
+    "--hash-max-size",
+    metavar="SIZE",
+    help="Do not hash files larger than SIZE (e.g. 200G; marked skipped). "
+    "Default: [index] hash_max_size in the user config, else no cap.",
+)
 @db_option
 @json_option
 @friendly
-def index_cmd(roots: tuple[Path, ...], no_hash: bool, db_path: Path | None, as_json: bool) -> None:
+def index_cmd(
+    roots: tuple[Path, ...],
+    no_hash: bool,
+    hash_max_size: str | None,
+    db_path: Path | None,
+    as_json: bool,
+) -> None:
     """Scan ROOTS into the index (incremental: unchanged files cost no work)."""
     target = resolve_db(db_path, roots)
     assert target is not None
-    reports = index_roots(
-        list(roots), target, hash_files=not no_hash, progress=is_terminal() and not as_json
-    )
+    cap = _hash_cap(hash_max_size)
+    try:
+        reports = index_roots(
+            list(roots),
+            target,
+            hash_files=not no_hash,
+            progress=is_terminal() and not as_json,
+            hash_max_bytes=cap,
+        )
+    except WriterBusyError:
+        info = holder_info(target)
+        if not info or info.get("role") != "watch":
+            raise
+        _ask_watcher(target, list(roots), info, as_json)
+        return
     if as_json:
         emit_json({"db": str(target), "roots": [r.to_json() for r in reports]})
         return
@@ -111,6 +140,58 @@ def index_cmd(roots: tuple[Path, ...], no_hash: bool, db_path: Path | None, as_j
         for what, samples in sorted(report.samples.items()):
             click.echo(f"  {what}: {', '.join(samples)}")
     click.echo(f"index: {target}")
+
+
+def _ask_watcher(target: Path, roots: list[Path], info: dict[str, Any], as_json: bool) -> None:
+    """A watcher holds the index: have it rescan the roots, and say what it found."""
+    from store.watch import rescan
+
+    for root in roots:
+        if not root.is_dir():
+            raise ArtlensError(f"not a folder: {paths.display(str(root))}")
+    pid = info.get("pid")
+    wanted = [os.path.abspath(r) for r in roots]
+    request = rescan.ask(target, wanted)
+
+    def alive() -> bool:
+        now = holder_info(target)
+        return now is not None and now.get("role") == "watch"
+
+    answer = rescan.wait(target, request, alive=alive, timeout=RESCAN_TIMEOUT)
+    if answer is None:
+        raise ArtlensError(
+            f"the index is written by a watcher (pid {pid}) that did not answer a rescan "
+            f"request within {RESCAN_TIMEOUT:.0f}s; try again"
+        )
+    if answer.not_watched:
+        names = ", ".join(paths.display(r) for r in answer.not_watched)
+        raise ArtlensError(
+            f"the index is written by a watcher (pid {answer.pid}) that does not watch {names}: "
+            "stop it, or watch those roots too"
+        )
+    if as_json:
+        emit_json({"db": str(target), "watcher_pid": answer.pid, "rescanned": answer.rescanned})
+        return
+    for where, counts in answer.rescanned.items():
+        what = f"+{counts['added']} ~{counts['changed']} -{counts['removed']}"
+        if not any(counts.values()):
+            click.echo(f"{paths.display(where)}: already fresh (the watcher, pid {answer.pid})")
+        else:
+            click.echo(
+                f"{paths.display(where)}: rescanned by the watcher (pid {answer.pid}): {what}"
+            )
+    click.echo(f"index: {target} (hashing continues in the watcher)")
+
+
+def _hash_cap(flag: str | None) -> int | None:
+    """The hash size cap: the flag, else the user config's ``[index] hash_max_size``."""
+    from store.hashing import configured_max_bytes
+    from store.retention.policy import parse_size
+
+    try:
+        return parse_size(flag) if flag is not None else configured_max_bytes()
+    except ValueError as exc:
+        raise ArtlensError(f"hash size cap: {exc}") from None
 
 
 def _key_metrics(metrics: dict[str, dict[str, Any]], limit: int = 2) -> str:

@@ -24,10 +24,20 @@ import sqlite_utils
 from store import paths, query
 from store.errors import ArtlensError
 from store.lock import WriterBusyError, WriterLock
+from store.retention.audit import AuditRecord
 from store.retention.candidates import Candidate
 from store.retention.plan import Plan, PlanError, default_plan_dir, load_plan, make_plan
 from store.retention.policy import Policy, PolicyError, from_flags, load_policy, parse_age
-from store.retention.trash import Report, TrashEntry, TrashError, apply_plan, list_trash
+from store.retention.trash import (
+    Report,
+    TrashEntry,
+    TrashError,
+    TrashRefused,
+    apply_plan,
+    audit_log,
+    list_trash,
+    read_manifest_checked,
+)
 from store.retention.trash import purge as purge_trash
 from store.retention.trash import restore as restore_trash
 from store.retention.usage import disk_usage, duplicates
@@ -214,6 +224,7 @@ def plan_json(plan: Plan, policies: dict[str, Policy]) -> dict[str, Any]:
             for fs in plan.filesystems
         ],
         "warnings": [_text(w) for w in plan.warnings],
+        "links": [_text(w) for w in plan.links],
     }
 
 
@@ -261,6 +272,8 @@ def print_plan(plan: Plan, policies: dict[str, Policy]) -> None:
             f"disk free: {human_size(fs.free_now)} now, {human_size(fs.free_after_purge)} "
             f"after apply + purge ({where})"
         )
+    for note in plan.links:
+        click.echo(f"link: {_text(note)}")
     for warning in plan.warnings:
         click.echo(f"artlens: warning: {_text(warning)}", err=True)
     removals = plan.removals
@@ -568,6 +581,10 @@ def _entries(roots: Sequence[str]) -> list[tuple[str, TrashEntry]]:
     for root in roots:
         try:
             found += [(root, e) for e in list_trash(root)]
+            for problem in read_manifest_checked(root)[1]:
+                click.echo(f"artlens: warning: {_text(root)}: {_text(problem)}", err=True)
+        except TrashRefused:
+            raise
         except (TrashError, OSError) as exc:
             click.echo(f"artlens: warning: {_text(root)}: {one_line(exc)}", err=True)
     return found
@@ -701,6 +718,51 @@ def trash_purge_cmd(
     print_report(total, "purged")
 
 
+@trash_group.command("log")
+@root_option
+@db_option
+@json_option
+@friendly
+def trash_log_cmd(roots: tuple[Path, ...], db_path: Path | None, as_json: bool) -> None:
+    """Who applied, restored or purged what, and when (the audit log of each root's trash)."""
+    _, chosen = trash_roots(db_path, roots)
+    rows: list[tuple[str, AuditRecord]] = []
+    for root in chosen:
+        records, problems = audit_log(root)
+        rows += [(root, r) for r in records]
+        for problem in problems:
+            click.echo(f"artlens: warning: {_text(root)}: {_text(problem)}", err=True)
+    rows.sort(key=lambda pair: pair[1].ts)
+    if as_json:
+        emit_json(
+            [
+                {
+                    "root": _text(root),
+                    "at": query.iso(r.ts),
+                    "op": r.op,
+                    "user": _text(r.user),
+                    "uid": r.uid,
+                    "plan": None if r.plan is None else _text(r.plan),
+                    "items": r.items,
+                    "bytes": r.bytes,
+                    "skipped": r.skipped,
+                }
+                for root, r in rows
+            ]
+        )
+        return
+    if not rows:
+        click.echo("nothing applied, restored or purged yet")
+        return
+    for root, r in rows:
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r.ts))
+        plan = f" plan {_text(r.plan)}" if r.plan else ""
+        click.echo(
+            f"{stamp}  {_text(r.user)}  {r.op}{plan}: {r.items} item(s), "
+            f"{human_size(r.bytes)}, {r.skipped} skipped  ({_text(root)})"
+        )
+
+
 # --- du -------------------------------------------------------------------------------------
 
 
@@ -728,14 +790,25 @@ def du_cmd(roots: tuple[Path, ...], top: int, db_path: Path | None, as_json: boo
                     {
                         "root": _text(u.root),
                         "size_bytes": u.size,
+                        "disk_bytes": u.disk,
                         "files": u.files,
                         "outside_runs_bytes": u.outside_runs,
                         "experiments": [
-                            {"name": _text(e.label), "size_bytes": e.size, "files": e.files}
+                            {
+                                "name": _text(e.label),
+                                "size_bytes": e.size,
+                                "disk_bytes": e.disk,
+                                "files": e.files,
+                            }
                             for e in u.experiments
                         ],
                         "runs": [
-                            {"run": _text(r.label), "size_bytes": r.size, "files": r.files}
+                            {
+                                "run": _text(r.label),
+                                "size_bytes": r.size,
+                                "disk_bytes": r.disk,
+                                "files": r.files,
+                            }
                             for r in u.runs
                         ],
                     }
@@ -754,11 +827,11 @@ def du_cmd(roots: tuple[Path, ...], top: int, db_path: Path | None, as_json: boo
         )
         return
     for u in usage:
-        click.echo(f"{human_size(u.size):>8}  {_text(u.root)}  ({u.files} files)")
+        click.echo(f"{human_size(u.size):>8}  {_text(u.root)}  ({u.files} files{_disk(u.disk)})")
         for e in u.experiments[:top]:
             click.echo(f"{human_size(e.size):>8}    experiment {_text(e.label)}")
         for r in u.runs[:top]:
-            click.echo(f"{human_size(r.size):>8}    {_text(r.label)}")
+            click.echo(f"{human_size(r.size):>8}    {_text(r.label)}{_disk(r.disk, r.size)}")
         if u.outside_runs:
             click.echo(f"{human_size(u.outside_runs):>8}    (outside any run)")
     if groups:
@@ -767,6 +840,17 @@ def du_cmd(roots: tuple[Path, ...], top: int, db_path: Path | None, as_json: boo
             where = ", ".join(_text(p) for _, p in g.copies[:3])
             more = f" +{len(g.copies) - 3}" if len(g.copies) > 3 else ""
             click.echo(f"{human_size(g.reclaimable):>8}  {len(g.copies)} copies: {where}{more}")
+
+
+def _disk(disk: int | None, size: int | None = None) -> str:
+    """What the files take on disk, beside their apparent size (shown when it differs)."""
+    if disk is None:
+        return ""
+    if size is not None and abs(disk - size) <= max(size // 10, 64 << 10):
+        return ""
+    return (
+        f"{', ' if size is None else '  ('}{human_size(disk)} on disk{'' if size is None else ')'}"
+    )
 
 
 COMMANDS = [retention_group, trash_group, du_cmd]

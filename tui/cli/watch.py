@@ -82,9 +82,11 @@ def watch_cmd(
         poll=poll,
         reconcile_every=reconcile,
         on_batch=None if quiet else lambda r: click.echo(_batch_line(r)),
+        hash_max_bytes=_hash_cap(),
     )
     try:
-        watcher.start()
+        # a one-shot writer (index, retention apply) is waited for, not a reason to exit
+        watcher.start(wait_for_writer=True, give_up=done.is_set)
         remember(target, roots)
         if not quiet:
             modes = ", ".join(
@@ -103,6 +105,16 @@ def watch_cmd(
         watch_log.propagate = propagated
     if not quiet:
         click.echo("stopped")
+
+
+def _hash_cap() -> int | None:
+    from store.errors import ArtlensError
+    from store.hashing import configured_max_bytes
+
+    try:
+        return configured_max_bytes()
+    except ValueError as exc:
+        raise ArtlensError(f"hash size cap: {exc}") from None
 
 
 COMMANDS = [watch_cmd]

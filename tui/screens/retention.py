@@ -24,6 +24,8 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, ProgressBar, Static, TabbedContent, TabPane
 
 from store import paths, query
+from store.errors import ArtlensError
+from store.retention.audit import AuditRecord
 from store.retention.candidates import Candidate
 from store.retention.plan import (
     LIVE_NEWEST,
@@ -35,8 +37,17 @@ from store.retention.plan import (
     make_plan,
 )
 from store.retention.policy import Policy, PolicyError, load_policy
-from store.retention.trash import Report, TrashEntry, apply_plan, list_trash, restore
+from store.retention.trash import (
+    Report,
+    TrashEntry,
+    TrashError,
+    apply_plan,
+    audit_log,
+    list_trash,
+    restore,
+)
 from store.retention.usage import DuplicateGroup, RootUsage, disk_usage, duplicates
+from store.safetext import visible
 from store.views import ReaderPool
 from tui.commands import PaletteEntry
 from tui.format import human_age, human_size, keep_end
@@ -121,6 +132,9 @@ class PlanReady(Message):
 @dataclass
 class TrashLoaded(Message):
     entries: tuple[TrashEntry, ...]
+    audit: tuple[tuple[str, AuditRecord], ...] = ()
+    """(root, record) of every root's audit log, newest last."""
+    problems: tuple[str, ...] = ()
 
     def can_replace(self, message: Message) -> bool:
         return isinstance(message, TrashLoaded)
@@ -201,6 +215,7 @@ class RetentionScreen(Screen[None]):
                 yield DataTable(id="ret-usage", cursor_type="row")
             with TabPane("Trash", id="trash-tab"):
                 yield DataTable(id="ret-trash", cursor_type="row")
+                yield Static(id="ret-audit", markup=False)
         yield ProgressBar(id="ret-progress", show_eta=False)
         yield Footer()
 
@@ -260,9 +275,19 @@ class RetentionScreen(Screen[None]):
         with self.pool.connection() as db:
             roots = [os.fsdecode(path) for _, path, _ in query.roots(db)]
         entries: list[TrashEntry] = []
+        records: list[tuple[str, AuditRecord]] = []
+        problems: list[str] = []
         for root in roots:
-            entries += list_trash(root)
-        self.post_message(TrashLoaded(tuple(entries)))
+            try:
+                entries += list_trash(root)
+                found, bad = audit_log(root)
+            except TrashError as exc:
+                problems.append(f"{paths.display(root)}: {exc}")
+                continue
+            records += [(root, r) for r in found]
+            problems += [f"{paths.display(root)}: {p}" for p in bad]
+        records.sort(key=lambda pair: pair[1].ts)
+        self.post_message(TrashLoaded(tuple(entries), tuple(records), tuple(problems)))
 
     @work(thread=True, group="retention-pin", exit_on_error=False)
     def _pin_worker(self, root: str, rel: str) -> None:
@@ -299,6 +324,9 @@ class RetentionScreen(Screen[None]):
                 progress=self._progress,
                 policy=f"plan {plan.id}",
             )
+        except ArtlensError as exc:  # not an owner, an unsafe trash: nothing moved
+            self.post_message(ApplyDone("trashed", Report(), db is not None, (str(exc),)))
+            return
         finally:
             if db is not None:
                 db.close()
@@ -310,6 +338,7 @@ class RetentionScreen(Screen[None]):
     def _restore_worker(self, wanted: dict[str, list[str] | None]) -> None:
         lock, db = self._writer()
         total = Report()
+        notes: tuple[str, ...] = ()
         try:
             for root, ids in wanted.items():
                 report = restore(
@@ -320,12 +349,14 @@ class RetentionScreen(Screen[None]):
                 )
                 total.done += report.done
                 total.skipped += report.skipped
+        except ArtlensError as exc:
+            notes = (str(exc),)
         finally:
             if db is not None:
                 db.close()
             if lock is not None:
                 lock.release()
-        self.post_message(ApplyDone("restored", total, db is not None))
+        self.post_message(ApplyDone("restored", total, db is not None, notes))
 
     # -- handlers --------------------------------------------------------------------------
 
@@ -354,6 +385,7 @@ class RetentionScreen(Screen[None]):
         if not message.entries:
             table.add_row("", "", "", Text("the trash is empty", style="dim"), "", key="")
         self._restore_cursor(table, current)
+        self.query_one("#ret-audit", Static).update(_audit_text(message.audit, message.problems))
 
     def on_pin_toggled(self, message: PinToggled) -> None:
         self.notify(message.text, markup=False, timeout=3)
@@ -368,6 +400,10 @@ class RetentionScreen(Screen[None]):
         self.applying = False
         self.query_one("#ret-progress", ProgressBar).remove_class("-shown")
         report = message.report
+        if message.notes:
+            self.notify(" ".join(message.notes[0].split()), markup=False, severity="error")
+            self.action_refresh()
+            return
         text = (
             f"{message.verb} {len(report.done)} ({human_size(report.bytes_done)}), "
             f"skipped {len(report.skipped)}"
@@ -538,7 +574,7 @@ class RetentionScreen(Screen[None]):
             table.add_row(
                 human_size(root.size),
                 bar(root.size, total),
-                Text(paths.display(root.root), style="bold"),
+                Text(paths.display(root.root) + _on_disk(root.disk, root.size), style="bold"),
             )
             for experiment in root.experiments[:MAX_USAGE_ROWS]:
                 table.add_row(
@@ -550,7 +586,7 @@ class RetentionScreen(Screen[None]):
                 table.add_row(
                     human_size(run.size),
                     bar(run.size, root.size),
-                    Text("    " + paths.display(run.label)),
+                    Text("    " + paths.display(run.label) + _on_disk(run.disk, run.size)),
                 )
             if root.outside_runs:
                 table.add_row(
@@ -693,3 +729,30 @@ class RetentionScreen(Screen[None]):
             ("trash: restore all", self.action_restore_all, "Restore everything trashed"),
             ("view: back to the explorer", self.action_back, ""),
         ]
+
+
+def _on_disk(disk: int | None, size: int) -> str:
+    """On-disk size beside the apparent one, when they differ (sparse files, small files)."""
+    if disk is None or abs(disk - size) <= max(size // 10, 64 << 10):
+        return ""
+    return f"  ({human_size(disk)} on disk)"
+
+
+AUDIT_LINES = 6
+
+
+def _audit_text(records: tuple[tuple[str, AuditRecord], ...], problems: tuple[str, ...]) -> Text:
+    """The newest audit lines (who did what, when), and any log lines that were skipped."""
+    text = Text("audit log (newest last):", style="bold")
+    if not records:
+        text.append("  nothing applied, restored or purged yet", style="dim")
+    for root, record in records[-AUDIT_LINES:]:
+        stamp = time.strftime("%Y-%m-%d %H:%M", time.localtime(record.ts))
+        plan = f" plan {visible(record.plan)}" if record.plan else ""
+        text.append(
+            f"\n{stamp}  {visible(record.user)}  {record.op}{plan}: {record.items} item(s), "
+            f"{human_size(record.bytes)}, {record.skipped} skipped  ({paths.display(root)})"
+        )
+    for problem in problems[:3]:
+        text.append(f"\n{visible(problem)}", style="yellow")
+    return text

@@ -1,0 +1,78 @@
+"""Folder-fd operations: removing and walking trees never follows a link out of them."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from store import fsops
+
+
+def _tree_with_links(tmp_path: Path) -> tuple[Path, Path]:
+    outside = tmp_path / "outside"
+    (outside / "sub").mkdir(parents=True)
+    (outside / "sub" / "keep.bin").write_bytes(b"keep")
+    top = tmp_path / "top"
+    (top / "a" / "b").mkdir(parents=True)
+    (top / "a" / "b" / "f.bin").write_bytes(b"x")
+    os.symlink(outside, top / "a" / "to-outside")
+    os.symlink(outside / "sub" / "keep.bin", top / "a" / "b" / "file-link")
+    os.symlink("nowhere", top / "dangling")
+    (top / "ro").mkdir()
+    (top / "ro" / "inside.bin").write_bytes(b"y")
+    (top / "ro").chmod(0o500)
+    return top, outside
+
+
+def test_remove_at_never_follows_a_link(tmp_path: Path) -> None:
+    top, outside = _tree_with_links(tmp_path)
+    fd = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fsops.remove_at(fd, "top")
+        fsops.remove_at(fd, "top")  # absent is fine
+    finally:
+        os.close(fd)
+    assert not top.exists()
+    assert (outside / "sub" / "keep.bin").read_bytes() == b"keep"
+
+
+def test_walk_at_lists_links_as_links_and_many_folders_hold_few_fds(tmp_path: Path) -> None:
+    top, _ = _tree_with_links(tmp_path)
+    for n in range(3000):
+        (top / "many" / f"d{n}").mkdir(parents=True)
+    (top / "many" / "d7" / "leaf").write_bytes(b"z")
+    fd = os.open(top, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        found = fsops.walk_at(fd, "run")
+    finally:
+        os.close(fd)
+        (top / "ro").chmod(0o700)
+    assert set(found) == {
+        "run/a/b/f.bin",
+        "run/a/to-outside",
+        "run/a/b/file-link",
+        "run/dangling",
+        "run/ro/inside.bin",
+        "run/many/d7/leaf",
+    }
+
+
+def test_open_dir_refuses_a_symlinked_component(tmp_path: Path) -> None:
+    top, _ = _tree_with_links(tmp_path)
+    fd = os.open(top, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        with pytest.raises(OSError):
+            fsops.open_dir(fd, ["a", "to-outside", "sub"])
+        with pytest.raises(OSError):
+            fsops.open_dir(fd, [".."])
+    finally:
+        os.close(fd)
+        (top / "ro").chmod(0o700)
+
+
+@pytest.mark.parametrize("rel", ["", "/etc", "a//b", "a/./b", "../x", "a/..", "a\0b", "x/" * 3000])
+def test_parts_of_refuses_unclean_paths(rel: str) -> None:
+    with pytest.raises(fsops.UnsafePath):
+        fsops.parts_of(rel)
