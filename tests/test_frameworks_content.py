@@ -1,0 +1,123 @@
+"""Runs recognised by what their files are, wherever they were copied and renamed to.
+
+The runs are the libraries' own output (``tests/fixtures/frameworks``), copied the way
+people move results around: under a custom experiment and run folder, or an output dir
+under another name.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from store.frameworks import RunSpec, detect_runs, read_run
+from tests.test_frameworks import listing_of, warnings_of, write
+
+FIXTURES = Path(__file__).parent / "fixtures" / "frameworks"
+LIGHTNING = FIXTURES / "lightning" / "lightning_logs"
+HF_OUT = FIXTURES / "hf-trainer" / "out"
+
+pytestmark = pytest.mark.skipif(not LIGHTNING.exists(), reason="real fixtures not generated")
+
+
+def runs_of(root: Path) -> dict[str, RunSpec]:
+    return {spec.path: spec for spec in detect_runs(root, listing_of(root))}
+
+
+def copy_tree(src: Path, dst: Path) -> None:
+    shutil.copytree(src, dst, symlinks=True)
+
+
+def test_lightning_runs_under_custom_folders(tmp_path: Path) -> None:
+    copy_tree(LIGHTNING / "version_0", tmp_path / "resnet_sweep" / "lr_0.1")
+    copy_tree(LIGHTNING / "version_2", tmp_path / "resnet_sweep" / "tb run")
+    runs = runs_of(tmp_path)
+    assert set(runs) == {"resnet_sweep/lr_0.1", "resnet_sweep/tb run"}
+    csv_run = runs["resnet_sweep/lr_0.1"]
+    assert (csv_run.framework, csv_run.name, csv_run.experiment) == (
+        "lightning",
+        "lr_0.1",
+        "resnet_sweep",
+    )
+    info = read_run(tmp_path, csv_run)
+    assert info.params == {"lr": 0.1, "name": "tiny", "shape": [4, 2]}
+    assert info.metrics["val_loss"].last == pytest.approx(0.05919954180717468)
+    assert warnings_of(info) == []
+    tb_run = runs["resnet_sweep/tb run"]
+    assert tb_run.framework == "lightning"
+    tb_info = read_run(tmp_path, tb_run)
+    assert tb_info.params["lr"] == pytest.approx(0.0333333333)
+    assert tb_info.metrics["val_loss"].last == pytest.approx(0.1992603987455368)
+
+
+def test_csv_and_events_disagree_csv_wins_with_a_warning(tmp_path: Path) -> None:
+    run = tmp_path / "exp" / "mine"
+    copy_tree(LIGHTNING / "version_2", run)
+    # the CSVLogger's file of the same run, one value edited after the fact
+    write(
+        run,
+        {
+            "metrics.csv": (
+                "epoch,step,train_loss,val_loss\n"
+                "0,1,0.601672887802124,\n0,1,,0.3385887145996094\n"
+                "3,7,0.3579278290271759,\n3,7,,0.25\n"
+            )
+        },
+    )
+    spec = runs_of(tmp_path)["exp/mine"]
+    assert spec.framework == "lightning"
+    info = read_run(tmp_path, spec)
+    assert info.metrics["val_loss"].last == 0.25
+    warnings = warnings_of(info)
+    assert len(warnings) == 1, warnings
+    assert "val_loss" in warnings[0] and "metrics.csv" in warnings[0]
+    assert "event files" in warnings[0] and "0.19926" in warnings[0]
+    assert "epoch" not in info.metrics and "hp_metric" not in info.metrics
+
+
+def test_hf_trainer_output_dir_under_another_name(tmp_path: Path) -> None:
+    copy_tree(HF_OUT, tmp_path / "finetunes" / "bert-lr3e-5")
+    runs = runs_of(tmp_path)
+    assert set(runs) == {"finetunes/bert-lr3e-5"}
+    spec = runs["finetunes/bert-lr3e-5"]
+    assert (spec.framework, spec.name, spec.experiment) == (
+        "hf-trainer",
+        "bert-lr3e-5",
+        "finetunes",
+    )
+    info = read_run(tmp_path, spec)
+    assert info.params["trainer.train_batch_size"] == 4
+    assert info.metrics["eval_loss"].last_step == 6
+    assert warnings_of(info) == []
+
+
+def test_hparams_alone_is_not_a_lightning_run(tmp_path: Path) -> None:
+    write(tmp_path, {"proj/a/hparams.yaml": "lr: 1\n", "proj/a/model.pt": "x"})
+    assert {s.framework for s in runs_of(tmp_path).values()} == {"generic"}
+
+
+WANDB = FIXTURES / "wandb" / "wandb"
+
+
+def test_wandb_run_folder_renamed_keeps_its_id_and_project(tmp_path: Path) -> None:
+    from store import query
+    from store.db import open_db
+    from tests.test_rundiff import age, index
+
+    src = next(p for p in sorted(WANDB.iterdir()) if p.name.startswith("offline-run-"))
+    run_id = src.name.rsplit("-", 1)[1]
+    copy_tree(src, tmp_path / "root" / "keep" / "best-run")
+    runs = runs_of(tmp_path / "root")
+    spec = runs["keep/best-run"]
+    assert (spec.framework, spec.run_key) == ("wandb", run_id)
+    age(tmp_path / "root")
+    index(tmp_path / "root", tmp_path / "index.db", hash_files=False)
+    db = open_db(tmp_path / "index.db", readonly=True)
+    try:
+        (row,) = query.list_runs(db)
+    finally:
+        db.conn.close()
+    assert row.framework == "wandb"
+    assert row.experiment == "artlens-fixtures"  # the project in the run record
