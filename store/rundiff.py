@@ -126,6 +126,10 @@ def diff_run_rows(
     equal.  Those paths are listed in ``artifacts.unverified``.
     """
     notes = warnings if warnings is not None else []
+    for run in (a, b):  # what each run's reader met (sources that disagree): never hidden
+        own = run.meta.get("warnings")
+        if isinstance(own, list):
+            notes.extend(f"{run.name}: {w}" for w in own[:20] if isinstance(w, str))
     result = diff_runs(run_side(db, a, notes), run_side(db, b, notes))
     _settle_configs(a, b, result, notes)
     if result.artifacts.unverified:
