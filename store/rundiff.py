@@ -32,6 +32,8 @@ MAX_ENV_BYTES = 1 << 20
 MAX_ENV_FILES = 20
 MAX_CONFIG_COMPARE = 4 << 20
 """Changed configs up to this size are parsed to tell a reordering from a real change."""
+MAX_CONFIG_FILES = 200
+"""Changed config files compared by value in one run diff."""
 _REQUIREMENTS = re.compile(r"^requirements([-_.][\w.-]*)?\.txt$", re.I)
 _CONDA = frozenset({"conda.yaml", "conda.yml", "environment.yml", "environment.yaml"})
 
@@ -138,27 +140,43 @@ def diff_run_rows(
 
 
 def _settle_configs(a: RunRow, b: RunRow, result: RunDiff, warnings: list[str]) -> None:
-    """Configs whose bytes differ but whose parsed values are equal count as unchanged."""
-    from store.diff.structured import diff_structured_files, structured_format
+    """Diff every changed config file by value: equal values (reordered keys, another
+    layout) count as unchanged; real changes are listed key by key in ``result.configs``."""
+    from store.diff.configs import ConfigDiff, config_format, diff_config_files
 
     artifacts = result.artifacts
     kept = []
     for change in artifacts.changed:
-        small = max(change.old_size or 0, change.new_size or 0) <= MAX_CONFIG_COMPARE
-        if small and structured_format(change.path) is not None:
+        fmt = config_format(change.path)
+        links = any((h or "").startswith("symlink:") for h in (change.old_hash, change.new_hash))
+        if fmt is None or links:
+            kept.append(change)
+            continue
+        if len(result.configs) >= MAX_CONFIG_FILES:
+            warnings.append(f"more than {MAX_CONFIG_FILES} changed configs; the rest unparsed")
+            kept.append(change)
+            continue
+        config = ConfigDiff(change.path, fmt)
+        if max(change.old_size or 0, change.new_size or 0) > MAX_CONFIG_COMPARE:
+            config.error = f"larger than {MAX_CONFIG_COMPARE} bytes, not compared by value"
+        else:
             rel = os.fsencode(change.path)
             try:
-                same = diff_structured_files(
-                    os.fsdecode(a.abs_path + b"/" + rel), os.fsdecode(b.abs_path + b"/" + rel)
+                found = diff_config_files(
+                    os.fsdecode(a.abs_path + b"/" + rel), os.fsdecode(b.abs_path + b"/" + rel), fmt
                 )
-            except DiffError:
-                same = None
-            if same is not None and same.equal:
-                artifacts.unchanged.append(change.path)
-                warnings.append(
-                    f"{paths.display(change.path)}: same values, different layout or key order"
-                )
-                continue
+            except DiffError as exc:
+                config.error = str(exc)
+            else:
+                if found.equal:
+                    artifacts.unchanged.append(change.path)
+                    warnings.append(
+                        f"{paths.display(change.path)}: same values, different layout or key order"
+                    )
+                    continue
+                config.changes = found.changes
+                config.notes = found.notes
+        result.configs.append(config)
         kept.append(change)
     artifacts.changed = kept
     result.equal = not (
@@ -213,6 +231,18 @@ def run_diff_json(a: RunRow, b: RunRow, result: RunDiff, warnings: list[str]) ->
                 "better": m.better,
             }
             for m in result.metrics
+        ],
+        "configs": [
+            {
+                "path": paths.display(c.path),
+                "format": c.format,
+                "changes": [
+                    {"key": ch.path, "change": ch.kind, "old": ch.old, "new": ch.new}
+                    for ch in c.changes
+                ],
+                "error": c.error,
+            }
+            for c in result.configs
         ],
         "env": [
             {"package": p.name, "change": p.kind, "old": p.old, "new": p.new} for p in result.env
