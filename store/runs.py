@@ -48,9 +48,20 @@ _MARKER_NAMES = frozenset(
         "params.yaml",
         "dvc.yaml",
         ".artlens.toml",
+        "args.yaml",
+        "results.csv",
+        "summary.csv",
+        "last_checkpoint",
+        "ckpt.pt",
+        "log.txt",
+        "model_final.pth",
+        "training_args.bin",
     }
 )
-_MARKER_PATTERN = re.compile(rb"^(events\.out\.tfevents\..*|run-.*\.wandb|.*\.zip)$")
+_MARKER_PATTERN = re.compile(
+    rb"^(events\.out\.tfevents\..*|run-.*\.wandb|.*\.zip|.*\.keras|.*\.h5|.*\.pth\.tar"
+    rb"|(epoch|iter)_\d+\.pth|model_\d{7}\.pth)$"
+)
 
 
 def is_marker(name: bytes) -> bool:
