@@ -13,8 +13,11 @@ from typing import Any
 
 import pytest
 
+from store.db import open_db
 from store.frameworks import RunSpec, detect_runs, read_run
+from store.retention.candidates import Candidate, candidates_for_root
 from tests.test_frameworks import listing_of, warnings_of, write
+from tests.test_rundiff import age, index
 
 FIXTURES = Path(__file__).parent / "fixtures" / "frameworks"
 EXPECTED_FILE = FIXTURES / "EXPECTED.json"
@@ -82,6 +85,71 @@ def test_timm_args_and_checkpoints(expected: dict[str, Any]) -> None:
         "model_best.pth.tar",
         "summary.csv",
     ]
+
+
+def candidates(tmp_path: Path, metrics: dict[str, str]) -> dict[str, list[Candidate]]:
+    root = tmp_path / "root"
+    for layout in LAYOUTS:
+        shutil.copytree(FIXTURES / layout, root / layout, symlinks=True)
+    age(root)
+    index(root, tmp_path / "index.db")
+    db = open_db(tmp_path / "index.db", readonly=True)
+    try:
+        (root_id,) = [r for (r,) in db.conn.execute("SELECT id FROM roots")]
+        by_run = candidates_for_root(
+            db, root_id, str(root), metric=lambda run: metrics.get(run.framework)
+        )
+    finally:
+        db.conn.close()
+    return {units[0].framework: units for units in by_run.values()}
+
+
+def test_retention_reads_every_layouts_checkpoints(tmp_path: Path) -> None:
+    found = candidates(
+        tmp_path,
+        {
+            "timm": "eval_top1",
+            "ultralytics": "metrics/mAP50-95(B)",
+            "mmengine": "accuracy",
+            "detectron2": "bbox/AP",
+            "keras": "val_loss",
+            "nanogpt": "best_val_loss",
+        },
+    )
+
+    def rows(framework: str) -> list[tuple[str, int | None, int | None, float | None, bool, bool]]:
+        return [
+            (u.name, u.step, u.epoch, u.metric, u.is_last, u.trainer_best) for u in found[framework]
+        ]
+
+    assert rows("timm") == [
+        ("model_best.pth.tar", None, None, None, False, True),
+        ("checkpoint-1.pth.tar", None, 1, 62.5, False, False),
+        ("checkpoint-2.pth.tar", None, 2, 56.25, False, False),
+        ("last.pth.tar", None, None, None, True, False),
+    ]
+    assert rows("ultralytics") == [
+        ("best.pt", None, None, None, False, True),
+        ("epoch0.pt", None, 0, 0.21, False, False),
+        ("epoch2.pt", None, 2, 0.31, False, False),
+        ("last.pt", None, None, None, True, False),
+    ]
+    mmengine = rows("mmengine")  # the best copy and its epoch tie: either order
+    assert sorted(mmengine[:2]) == [
+        ("best_accuracy_epoch_2.pth", None, 2, 75.0, False, True),
+        ("epoch_2.pth", None, 2, 75.0, False, False),
+    ]
+    assert mmengine[2] == ("epoch_3.pth", None, 3, 68.75, False, False)
+    assert rows("detectron2") == [
+        ("model_0000004.pth", 4, None, 10.0, False, False),
+        ("model_final.pth", None, None, None, True, False),
+    ]
+    assert rows("keras") == [
+        ("model.01-0.66.keras", None, 1, 0.66, False, False),
+        ("model.02-0.58.keras", None, 2, 0.58, False, False),
+        ("model.03-0.60.keras", None, 3, 0.6, False, False),
+    ]
+    assert rows("nanogpt") == [("ckpt.pt", None, None, None, True, False)]
 
 
 # --- hostile and broken files ---------------------------------------------------------------
