@@ -14,6 +14,10 @@ import pytest
 
 from store.frameworks import RunSpec, detect_runs, read_run
 from tests.test_frameworks import listing_of, warnings_of, write
+from tests.test_rundiff import age, index
+from tests.test_tui import settle, sync
+from tui.app import ArtlensApp
+from tui.screens.explorer import ExplorerScreen
 
 FIXTURES = Path(__file__).parent / "fixtures" / "frameworks"
 LIGHTNING = FIXTURES / "lightning" / "lightning_logs"
@@ -104,7 +108,6 @@ WANDB = FIXTURES / "wandb" / "wandb"
 def test_wandb_run_folder_renamed_keeps_its_id_and_project(tmp_path: Path) -> None:
     from store import query
     from store.db import open_db
-    from tests.test_rundiff import age, index
 
     src = next(p for p in sorted(WANDB.iterdir()) if p.name.startswith("offline-run-"))
     run_id = src.name.rsplit("-", 1)[1]
@@ -121,3 +124,37 @@ def test_wandb_run_folder_renamed_keeps_its_id_and_project(tmp_path: Path) -> No
         db.conn.close()
     assert row.framework == "wandb"
     assert row.experiment == "artlens-fixtures"  # the project in the run record
+
+
+MLFLOW = FIXTURES / "mlflow-file"
+
+
+@pytest.mark.skipif(not MLFLOW.exists(), reason="real fixtures not generated")
+@sync
+async def test_mlflow_logged_model_is_part_of_its_run_in_the_tree(tmp_path: Path) -> None:
+    """MLflow 3 keeps a logged model in ``<experiment>/models/m-<id>/``, outside the run's
+    folder: the explorer's tree shows it under its run, labelled with where it lives."""
+    root = tmp_path / "root"
+    copy_tree(MLFLOW, root)
+    age(root)
+    index(root, tmp_path / "index.db", hash_files=False)
+    app = ArtlensApp(tmp_path / "index.db", [root], watch=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, ExplorerScreen)
+        run = next(r for r in screen.runs.values() if r.name == "run-0")
+        screen.jump_to_run(run.id)
+        await settle(pilot)
+        tree = screen.file_tree
+        outside = [c for c in tree.root.children if c.data is not None and c.data.outside]
+        assert len(outside) == 1
+        label = str(outside[0].label)
+        model = "m-cae920a0d59746a18e862a712a69bcf6"
+        assert f"logged model {model}/" in label
+        assert label.endswith(f"in mlruns/989847461378923471/models/{model}")
+        assert tree.root.children[-1] is outside[0]  # after the run's own files
+        outside[0].expand()
+        await settle(pilot)
+        names = [str(c.label).split()[0] for c in outside[0].children]
+        assert names == ["artifacts/", "metrics/", "params/", "tags/", "meta.yaml"]
