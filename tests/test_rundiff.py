@@ -318,3 +318,45 @@ def test_real_lightning_runs_copied_under_custom_folders(tmp_path: Path) -> None
     assert val.old == pytest.approx(0.05919954180717468) and val.new == 0.0612
     assert [c.path for c in result.configs] == ["hparams.yaml"]
     assert sorted(c.path for c in result.artifacts.changed) == ["hparams.yaml", "metrics.csv"]
+
+
+REAL_HF = Path(__file__).parent / "fixtures" / "frameworks" / "hf-trainer" / "out"
+
+
+def set_learning_rate(path: Path, old: float, new: float) -> None:
+    """Rewrite a pickled TrainingArguments with another learning rate (one BINFLOAT)."""
+    import zipfile
+
+    with zipfile.ZipFile(path) as archive:
+        entries = [(info, archive.read(info)) for info in archive.infolist()]
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as archive:
+        for info, data in entries:
+            if info.filename.endswith("/data.pkl"):
+                assert data.count(struct.pack(">d", old)) == 1
+                data = data.replace(struct.pack(">d", old), struct.pack(">d", new))
+            archive.writestr(info, data)
+
+
+@pytest.mark.skipif(not REAL_HF.exists(), reason="real fixtures not generated")
+def test_real_hf_output_dirs_under_other_names_show_the_edited_lr(tmp_path: Path) -> None:
+    """The held-out case for the Trainer: an output dir copied under other names, one run
+    with another learning rate (in its pickled TrainingArguments, read without loading)."""
+    import shutil
+
+    root = tmp_path / "root"
+    a, b = root / "bert-sst2" / "lr1e-3", root / "bert-sst2" / "lr2e-3"
+    shutil.copytree(REAL_HF, a)
+    shutil.copytree(REAL_HF, b)
+    set_learning_rate(b / "training_args.bin", 0.001, 0.002)
+    age(root)
+    index(root, tmp_path / "index.db")
+    runs = runs_by_name(tmp_path / "index.db")
+    assert {(r.name, r.framework, r.experiment) for r in runs.values()} == {
+        ("lr1e-3", "hf-trainer", "bert-sst2"),
+        ("lr2e-3", "hf-trainer", "bert-sst2"),
+    }
+    assert runs["lr1e-3"].params["args.learning_rate"] == 0.001
+    result, _ = diff_by_name(tmp_path / "index.db", "lr1e-3", "lr2e-3")
+    assert [(c.path, c.old, c.new) for c in result.params] == [("args.learning_rate", 0.001, 0.002)]
+    assert changed_metrics(result) == []
+    assert [c.path for c in result.artifacts.changed] == ["training_args.bin"]

@@ -189,6 +189,11 @@ def plain(value: object, depth: int, budget: _Budget) -> object:
         args = value.args if isinstance(value.args, tuple) else ()
         if isinstance(value.func, Global) and value.func.dotted == "collections.OrderedDict":
             return {} if not args else _SKIP
+        if isinstance(value.func, Global) and len(args) == 1 and value.state is None:
+            # an enum member or a one-value object (``IntervalStrategy('steps')``): its value
+            only = args[0]
+            if only is None or isinstance(only, (str, int, float, bool)):
+                return only
     return _SKIP
 
 

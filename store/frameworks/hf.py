@@ -65,8 +65,30 @@ def load(root: Path, spec: RunSpec) -> Loaded:
     for name in _RESULTS:
         _common.read_json_finals(root, _io.join(spec.path, name), out, global_step, sep=".")
     _common.read_params(root, _io.join(spec.path, "config.json"), out, prefix="model.")
+    _read_training_args(root, spec.path, ckpts, out)
     _merge_tensorboard(root, spec.path, out)
     return out
+
+
+def _read_training_args(root: Path, folder: str, ckpts: list[str], out: Loaded) -> None:
+    """``args.*`` params from the pickled ``TrainingArguments`` (the output dir's, else the
+    newest checkpoint's), read statically: the pickle is walked, never loaded."""
+    from store.frameworks import _torchmeta
+
+    candidates = [_io.join(folder, "training_args.bin")]
+    candidates += [_io.join(folder, c, "training_args.bin") for c in ckpts[-1:]]
+    for rel in candidates:
+        try:
+            values = _torchmeta.read_values(root, rel)
+        except _io.ReadError as exc:
+            if "No such file" not in str(exc):
+                out.warn(f"{exc}; its training arguments are not shown")
+            continue
+        for key, value in values.items():
+            if not key.startswith("_") and (value is None or not isinstance(value, dict)):
+                out.params.setdefault(f"args.{key}", value)
+        out.meta["training_args"] = rel
+        return
 
 
 def _trainer_name(tag: str) -> str:
