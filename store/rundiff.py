@@ -146,8 +146,9 @@ def _settle_configs(a: RunRow, b: RunRow, result: RunDiff, warnings: list[str]) 
 
     artifacts = result.artifacts
     kept = []
+    python_configs = _python_configs(a) | _python_configs(b)
     for change in artifacts.changed:
-        fmt = config_format(change.path)
+        fmt = config_format(change.path, python_configs)
         links = any((h or "").startswith("symlink:") for h in (change.old_hash, change.new_hash))
         if fmt is None or links:
             kept.append(change)
@@ -188,6 +189,16 @@ def _settle_configs(a: RunRow, b: RunRow, result: RunDiff, warnings: list[str]) 
         or artifacts.changed
         or artifacts.moved
     )
+
+
+def _python_configs(run: RunRow) -> frozenset[str]:
+    """The run's Python config as its reader named it (MMEngine's ``<cfg>.py``), relative
+    to the run folder."""
+    rel = run.meta.get("config")
+    if not isinstance(rel, str) or not rel.endswith(".py"):
+        return frozenset()
+    prefix = paths.display(run.path) + "/" if run.path else ""
+    return frozenset({rel[len(prefix) :] if prefix and rel.startswith(prefix) else rel})
 
 
 def changed_metrics(result: RunDiff) -> list[str]:

@@ -360,3 +360,32 @@ def test_real_hf_output_dirs_under_other_names_show_the_edited_lr(tmp_path: Path
     assert [(c.path, c.old, c.new) for c in result.params] == [("args.learning_rate", 0.001, 0.002)]
     assert changed_metrics(result) == []
     assert [c.path for c in result.artifacts.changed] == ["training_args.bin"]
+
+
+REAL_MMENGINE = Path(__file__).parent / "fixtures" / "frameworks" / "mmengine" / "work_dirs"
+
+
+@pytest.mark.skipif(not REAL_MMENGINE.exists(), reason="real fixtures not generated")
+def test_python_configs_are_diffed_by_value_never_run(tmp_path: Path) -> None:
+    import shutil
+
+    root = tmp_path / "root"
+    a, b = root / "work_dirs" / "tiny_sgd", root / "work_dirs" / "tiny_sgd_lr02"
+    shutil.copytree(REAL_MMENGINE / "tiny_sgd", a)
+    shutil.copytree(REAL_MMENGINE / "tiny_sgd", b)
+    (b / "tiny_sgd.py").rename(b / "tiny_sgd_lr02.py")  # the runner names it after the config
+    for config in (b / "tiny_sgd_lr02.py", *b.glob("*/vis_data/config.py")):
+        text = config.read_text()
+        assert text.count("lr=0.01") == 1
+        config.write_text(text.replace("lr=0.01", "lr=0.02"))
+    age(root)
+    index(root, tmp_path / "index.db")
+    result, _ = diff_by_name(tmp_path / "index.db", "tiny_sgd", "tiny_sgd_lr02")
+    assert [(c.path, c.old, c.new) for c in result.params] == [
+        ("optim_wrapper.optimizer.lr", 0.01, 0.02)
+    ]
+    configs = {c.path: c for c in result.configs}
+    (vis_config,) = [p for p in configs if p.endswith("vis_data/config.py")]
+    assert [(c.path, c.old, c.new) for c in configs[vis_config].changes] == [
+        ("optim_wrapper.optimizer.lr", 0.01, 0.02)
+    ]

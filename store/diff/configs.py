@@ -1,5 +1,6 @@
-"""Config files of a run compared by value: YAML, JSON, TOML, INI-style ``.cfg`` files and
-command-line argument files (``*.args``, ``args.txt``).
+"""Config files of a run compared by value: YAML, JSON, TOML, INI-style ``.cfg`` files,
+command-line argument files (``*.args``, ``args.txt``) and Python configs (``config.py``,
+MMEngine's dumped ``<cfg>.py``: literal assignments only, never executed).
 
 A run diff uses this for every config file whose bytes changed between two runs, so a
 change is shown key by key even when the framework reader took the run's params from
@@ -47,12 +48,15 @@ class ConfigDiff:
         return asdict(self)
 
 
-def config_format(path: str) -> str | None:
-    """``json``, ``yaml``, ``toml``, ``ini`` or ``args`` from the file name, else None."""
+def config_format(path: str, python_configs: frozenset[str] = frozenset()) -> str | None:
+    """``json``, ``yaml``, ``toml``, ``ini``, ``args`` or ``py`` from the file name (``py``
+    for ``config.py`` and the paths in ``python_configs``), else None."""
     fmt = structured_format(path)
     if fmt is not None:
         return fmt
     name = os.path.basename(path).lower()
+    if name == "config.py" or path in python_configs:
+        return "py"
     if name.endswith(".args") or name in _ARGS_NAMES:
         return "args"
     if os.path.splitext(name)[1] in _INI_SUFFIXES:
@@ -153,6 +157,13 @@ def parse_config(data: bytes, fmt: str) -> object:
         return parse_args(text)
     if fmt == "ini":
         return parse_ini(text)
+    if fmt == "py":
+        from store.frameworks._pyconfig import parse_py_config
+
+        try:
+            return parse_py_config(text)
+        except ValueError as exc:
+            raise DiffError(f"invalid Python config: {exc}") from None
     raise DiffError(f"unknown config format {fmt!r}")
 
 
