@@ -7,6 +7,7 @@ under another name.
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -158,3 +159,46 @@ async def test_mlflow_logged_model_is_part_of_its_run_in_the_tree(tmp_path: Path
         await settle(pilot)
         names = [str(c.label).split()[0] for c in outside[0].children]
         assert names == ["artifacts/", "metrics/", "params/", "tags/", "meta.yaml"]
+
+
+def test_disagreement_warning_in_runs_json_run_diff_and_run_detail(tmp_path: Path) -> None:
+    """The warning naming both sources reaches every place a person looks."""
+    from click.testing import CliRunner
+    from rich.console import Console
+
+    from store import query
+    from store.db import open_db
+    from store.rundiff import diff_run_rows
+    from tui.cli import main
+    from tui.widgets.run_detail import load_run_detail, run_detail_sections
+
+    root = tmp_path / "root"
+    copy_tree(LIGHTNING / "version_2", root / "exp" / "edited")
+    copy_tree(LIGHTNING / "version_2", root / "exp" / "plain")
+    write(
+        root / "exp" / "edited",
+        {"metrics.csv": "epoch,step,val_loss\n3,7,0.25\n"},
+    )
+    age(root)
+    db_path = tmp_path / "index.db"
+    index(root, db_path, hash_files=False)
+    out = CliRunner().invoke(main, ["runs", "--json", "--db", str(db_path)])
+    assert out.exit_code == 0, out.output
+    listed = {r["name"]: r for r in json.loads(out.stdout)}
+    (warning,) = listed["edited"]["warnings"]
+    assert "metrics.csv" in warning and "event files" in warning
+    assert listed["plain"]["warnings"] == []
+    db = open_db(db_path, readonly=True)
+    try:
+        runs = {r.name: r for r in query.list_runs(db)}
+        notes: list[str] = []
+        diff_run_rows(db, runs["plain"], runs["edited"], notes)
+        detail = load_run_detail(db, runs["edited"], note=None, pinned=False)
+    finally:
+        db.conn.close()
+    assert f"edited: {warning}" in notes
+    console = Console(width=200, record=True)
+    for section in run_detail_sections(detail, 0.0):
+        console.print(section)
+    shown = console.export_text()
+    assert "warnings" in shown and "in metrics.csv but" in shown
