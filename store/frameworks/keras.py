@@ -56,9 +56,9 @@ def csv_log(root: Path, rel: str, files: frozenset[str] | list[str]) -> str | No
 def detect(ctx: DetectContext) -> list[RunSpec]:
     specs = []
     for rel in ctx.paths:
-        entry = ctx.entry(rel)
-        if not any(f.lower().endswith(_LOG_SUFFIXES) for f in entry.files):
+        if not any(ctx.has_file_ending(rel, s) for s in _LOG_SUFFIXES):
             continue
+        entry = ctx.entry(rel)
         if not _model_folders(ctx, rel):
             continue
         if csv_log(ctx.root, rel, entry.files) is None:

@@ -39,9 +39,11 @@ def _log_dirs(ctx: DetectContext, rel: str) -> list[str]:
 
 def is_run_dir(ctx: DetectContext, rel: str) -> bool:
     entry = ctx.entry(rel)
+    if not ("last_checkpoint" in entry.files or any(TIMESTAMP.match(d) for d in entry.dirs)):
+        return False
     if TIMESTAMP.match(_io.basename(rel) or ""):
         return False  # a log folder belongs to its work dir
-    numbered = any(CHECKPOINT.match(f) for f in entry.files)
+    numbered = ctx.has_file_ending(rel, ".pth") and any(CHECKPOINT.match(f) for f in entry.files)
     if "last_checkpoint" in entry.files and numbered:
         return True
     return bool(_log_dirs(ctx, rel)) and (numbered or ctx.has_file_ending(rel, ".py"))
