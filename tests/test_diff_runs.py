@@ -227,3 +227,30 @@ async def test_run_diff_screen_lists_config_changes(tmp_path: Path) -> None:
         await settle(pilot)
         assert isinstance(app.screen, FileDiffScreen)
         assert app.screen.diff is not None and app.screen.diff.kind == "structured"
+
+
+def test_config_rows_show_hostile_keys_escaped() -> None:
+    from store.diff.configs import ConfigDiff
+    from store.diff.runs import ArtifactDiff, RunDiff
+    from store.diff.structured import Change
+    from tui.diff_render import run_rows, section_titles
+
+    hostile = "[bold]lr\x1b[2J"
+    result = RunDiff(
+        [],
+        [],
+        [],
+        ArtifactDiff([], [], [], [], [], []),
+        False,
+        [
+            ConfigDiff("cfg/[red]x.yaml", "yaml", [Change(hostile, "changed", "[/]", 2)]),
+            ConfigDiff("bad.json", "json", error="invalid json: \x1b[31m"),
+        ],
+    )
+    rows = [r for r in run_rows(result) if r.section == "configs"]
+    assert [r.key for r in rows] == [f"config:cfg/[red]x.yaml:{hostile}", "config:bad.json"]
+    name = rows[0].cells[1]
+    assert name.plain == "cfg/[red]x.yaml: [bold]lr\\e[2J"
+    assert rows[0].cells[2].plain == "[/]"
+    assert "\x1b" not in rows[1].cells[4].plain
+    assert section_titles(result)["configs"] == "configs: 2 file(s) changed, 1 value(s)"
