@@ -202,3 +202,19 @@ def test_disagreement_warning_in_runs_json_run_diff_and_run_detail(tmp_path: Pat
         console.print(section)
     shown = console.export_text()
     assert "warnings" in shown and "in metrics.csv but" in shown
+
+
+def test_trainer_state_wins_over_event_files_with_a_warning(tmp_path: Path) -> None:
+    copy_tree(HF_OUT, tmp_path / "out")
+    state_file = tmp_path / "out" / "checkpoint-6" / "trainer_state.json"
+    state = json.loads(state_file.read_text())
+    last_eval = [e for e in state["log_history"] if "eval_loss" in e][-1]
+    assert last_eval["step"] == 6
+    last_eval["eval_loss"] = 0.5
+    state_file.write_text(json.dumps(state))
+    spec = runs_of(tmp_path)["out"]
+    info = read_run(tmp_path, spec)
+    assert info.metrics["eval_loss"].last == 0.5
+    (warning,) = warnings_of(info)
+    assert "eval_loss at step 6 is 0.5 in trainer_state.json but 0.693798" in warning
+    assert "event files" in warning

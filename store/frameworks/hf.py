@@ -113,12 +113,37 @@ def _merge_tensorboard(root: Path, folder: str, out: Loaded) -> None:
         if not known:
             out.series[name] = list(points)
             continue
+        _compare(runs_dir, out, name, known, points)
         last_step = max(step for step, _ in known)
         known.extend(p for p in points if p[0] > last_step)
     if out.started is None:
         out.started = tb.started
     if out.ended is None:
         out.ended = tb.ended
+
+
+def _compare(
+    runs_dir: str,
+    out: Loaded,
+    name: str,
+    known: list[tuple[int, float]],
+    logged: list[tuple[int, float]],
+) -> None:
+    """Warn when the event files disagree with trainer_state.json (which wins) at a step
+    both hold; float32 rounding of the events is not a disagreement."""
+    import math
+
+    state_at = dict(known)
+    for step, value in sorted(logged, reverse=True):
+        mine = state_at.get(step)
+        if mine is None:
+            continue
+        if not math.isclose(mine, value, rel_tol=1e-5, abs_tol=1e-9):
+            out.warn(
+                f"{runs_dir}: {name} at step {step} is {mine:.6g} in trainer_state.json but"
+                f" {value:.6g} in the event files; trainer_state.json is used"
+            )
+        return
 
 
 def _best_state(
