@@ -72,6 +72,17 @@ DEFAULTS: dict[str, tuple[str, ...]] = {
     "tensorboard": ("events.out.tfevents.*",),
     "comet": (),
     "neptune": (),
+    "ultralytics": ("args.yaml", "results.csv", "weights/best.pt", "weights/last.pt"),
+    "timm": ("args.yaml", "summary.csv", "model_best.pth.tar|checkpoint-*.pth.tar"),
+    "mmengine": (
+        "*.py",
+        "scalars.json",
+        "last_checkpoint",
+        "epoch_*.pth|iter_*.pth",
+    ),
+    "detectron2": ("config.yaml", "metrics.json", "model_final.pth|model_*.pth"),
+    "keras": ("*.csv|*.log", "*.keras|*.h5"),
+    "nanogpt": ("ckpt.pt", "@params"),
     "generic": (
         ENV,
         "*.yaml|*.yml|config.json|*.toml",

@@ -65,6 +65,7 @@ _BY_NAME: dict[str, str] = {
     "scaler.pt": "checkpoint",
     "rng_state.pth": "checkpoint",
     "last.ckpt": "checkpoint",
+    "ckpt.pt": "checkpoint",
 }
 
 _BY_EXT: dict[str, str] = {
@@ -155,6 +156,9 @@ _METRIC_NAME = re.compile(r"(^|[_\-.])(metrics?|results?|scores?|history)([_\-.]
 _CONFIG_NAME = re.compile(r"(^|[_\-.])(config|hparams|params|args|settings)([_\-.]|$)", re.I)
 
 
+_TORCH_TAR = (".pth.tar", ".pt.tar")
+"""torch.save files named the old way (timm's ``checkpoint-N.pth.tar``): not tar archives."""
+
 _SETTLED_BY_EXT = frozenset({"image", "code", "log"})
 """Kinds an extension decides alone (no special names among them): the common fast path."""
 
@@ -195,6 +199,8 @@ def classify(relpath: str) -> str:
         return kind
     if lower.startswith("events.out.tfevents"):
         return "metrics"
+    if lower.endswith(_TORCH_TAR):
+        return "checkpoint"
     dot = lower.rfind(".")
     ext = lower[dot:] if dot > 0 else ""
     kind = _BY_EXT.get(ext, "other")

@@ -33,6 +33,8 @@ MAX_ENV_BYTES = 1 << 20
 MAX_ENV_FILES = 20
 MAX_CONFIG_COMPARE = 4 << 20
 """Changed configs up to this size are parsed to tell a reordering from a real change."""
+MAX_CONFIG_FILES = 200
+"""Changed config files compared by value in one run diff."""
 _REQUIREMENTS = re.compile(r"^requirements([-_.][\w.-]*)?\.txt$", re.I)
 _CONDA = frozenset({"conda.yaml", "conda.yml", "environment.yml", "environment.yaml"})
 
@@ -127,6 +129,10 @@ def diff_run_rows(
     equal.  Those paths are listed in ``artifacts.unverified``.
     """
     notes = warnings if warnings is not None else []
+    for run in (a, b):  # what each run's reader met (sources that disagree): never hidden
+        own = run.meta.get("warnings")
+        if isinstance(own, list):
+            notes.extend(f"{run.name}: {w}" for w in own[:20] if isinstance(w, str))
     result = diff_runs(run_side(db, a, notes), run_side(db, b, notes))
     _settle_configs(a, b, result, notes)
     result.artifacts.changed = summarize_checkpoints(
@@ -138,27 +144,44 @@ def diff_run_rows(
 
 
 def _settle_configs(a: RunRow, b: RunRow, result: RunDiff, warnings: list[str]) -> None:
-    """Configs whose bytes differ but whose parsed values are equal count as unchanged."""
-    from store.diff.structured import diff_structured_files, structured_format
+    """Diff every changed config file by value: equal values (reordered keys, another
+    layout) count as unchanged; real changes are listed key by key in ``result.configs``."""
+    from store.diff.configs import ConfigDiff, config_format, diff_config_files
 
     artifacts = result.artifacts
     kept = []
+    python_configs = _python_configs(a) | _python_configs(b)
     for change in artifacts.changed:
-        small = max(change.old_size or 0, change.new_size or 0) <= MAX_CONFIG_COMPARE
-        if small and structured_format(change.path) is not None:
+        fmt = config_format(change.path, python_configs)
+        links = any((h or "").startswith("symlink:") for h in (change.old_hash, change.new_hash))
+        if fmt is None or links:
+            kept.append(change)
+            continue
+        if len(result.configs) >= MAX_CONFIG_FILES:
+            warnings.append(f"more than {MAX_CONFIG_FILES} changed configs; the rest unparsed")
+            kept.append(change)
+            continue
+        config = ConfigDiff(change.path, fmt)
+        if max(change.old_size or 0, change.new_size or 0) > MAX_CONFIG_COMPARE:
+            config.error = f"larger than {MAX_CONFIG_COMPARE} bytes, not compared by value"
+        else:
             rel = os.fsencode(change.path)
             try:
-                same = diff_structured_files(
-                    os.fsdecode(a.abs_path + b"/" + rel), os.fsdecode(b.abs_path + b"/" + rel)
+                found = diff_config_files(
+                    os.fsdecode(a.abs_path + b"/" + rel), os.fsdecode(b.abs_path + b"/" + rel), fmt
                 )
-            except DiffError:
-                same = None
-            if same is not None and same.equal:
-                artifacts.unchanged.append(change.path)
-                warnings.append(
-                    f"{paths.display(change.path)}: same values, different layout or key order"
-                )
-                continue
+            except DiffError as exc:
+                config.error = str(exc)
+            else:
+                if found.equal:
+                    artifacts.unchanged.append(change.path)
+                    warnings.append(
+                        f"{paths.display(change.path)}: same values, different layout or key order"
+                    )
+                    continue
+                config.changes = found.changes
+                config.notes = found.notes
+        result.configs.append(config)
         kept.append(change)
     artifacts.changed = kept
     result.equal = not (
@@ -170,6 +193,16 @@ def _settle_configs(a: RunRow, b: RunRow, result: RunDiff, warnings: list[str]) 
         or artifacts.changed
         or artifacts.moved
     )
+
+
+def _python_configs(run: RunRow) -> frozenset[str]:
+    """The run's Python config as its reader named it (MMEngine's ``<cfg>.py``), relative
+    to the run folder."""
+    rel = run.meta.get("config")
+    if not isinstance(rel, str) or not rel.endswith(".py"):
+        return frozenset()
+    prefix = paths.display(run.path) + "/" if run.path else ""
+    return frozenset({rel[len(prefix) :] if prefix and rel.startswith(prefix) else rel})
 
 
 def changed_metrics(result: RunDiff) -> list[str]:
@@ -214,6 +247,18 @@ def run_diff_json(a: RunRow, b: RunRow, result: RunDiff, warnings: list[str]) ->
                 "better": m.better,
             }
             for m in result.metrics
+        ],
+        "configs": [
+            {
+                "path": paths.display(c.path),
+                "format": c.format,
+                "changes": [
+                    {"key": ch.path, "change": ch.kind, "old": ch.old, "new": ch.new}
+                    for ch in c.changes
+                ],
+                "error": c.error,
+            }
+            for c in result.configs
         ],
         "env": [
             {"package": p.name, "change": p.kind, "old": p.old, "new": p.new} for p in result.env

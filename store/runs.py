@@ -48,9 +48,20 @@ _MARKER_NAMES = frozenset(
         "params.yaml",
         "dvc.yaml",
         ".artlens.toml",
+        "args.yaml",
+        "results.csv",
+        "summary.csv",
+        "last_checkpoint",
+        "ckpt.pt",
+        "log.txt",
+        "model_final.pth",
+        "training_args.bin",
     }
 )
-_MARKER_PATTERN = re.compile(rb"^(events\.out\.tfevents\..*|run-.*\.wandb|.*\.zip)$")
+_MARKER_PATTERN = re.compile(
+    rb"^(events\.out\.tfevents\..*|run-.*\.wandb|.*\.zip|.*\.keras|.*\.h5|.*\.pth\.tar"
+    rb"|(epoch|iter)_\d+\.pth|model_\d{7}\.pth)$"
+)
 
 
 def is_marker(name: bytes) -> bool:
@@ -212,10 +223,12 @@ class RunSync:
                 # the name the run's own files gave (meta.name) outranks the folder's
                 conn.execute(
                     "UPDATE runs SET framework = ?,"
-                    " name = coalesce(json_extract(meta, '$.name'), ?), experiment = ?,"
+                    " name = coalesce(json_extract(meta, '$.name'), ?),"
+                    " experiment = coalesce(json_extract(meta, '$.experiment'), ?),"
                     " meta = json_patch(meta, ?) WHERE id = ? AND (framework != ?"
                     " OR name != coalesce(json_extract(meta, '$.name'), ?)"
-                    " OR coalesce(experiment, '') != coalesce(?, ''))",
+                    " OR coalesce(experiment, '')"
+                    " != coalesce(json_extract(meta, '$.experiment'), ?, ''))",
                     [
                         spec.framework,
                         spec.name,
@@ -357,13 +370,20 @@ class RunSync:
                 meta.pop("name", None)
             else:
                 meta["name"] = logged
+            experiment = logged_experiment(meta)
+            if experiment is None:
+                meta.pop("experiment", None)
+            else:
+                meta["experiment"] = experiment
             integrity.annotate(meta, self.root, self._specs[key].path, conn, run_id)
             conn.execute(
-                "UPDATE runs SET name = ?, started = ?, last_write = ?, status = ?, params = ?,"
+                "UPDATE runs SET name = ?, experiment = ?, started = ?, last_write = ?,"
+                " status = ?, params = ?,"
                 " metrics = ?, meta = ?, size_bytes = ?, n_artifacts = ?, updated_at = ?"
                 " WHERE id = ?",
                 [
                     logged or self._specs[key].name,
+                    experiment or self._specs[key].experiment,
                     info.started if info.started is not None else first_write,
                     last_write,
                     status,
@@ -456,6 +476,15 @@ def logged_name(meta: Mapping[str, object]) -> str | None:
     printable text; None when they give none.  It is what the team knows the run by, so it
     is shown instead of the folder or id (which stays in meta as run_key)."""
     name = meta.get("name")
+    if not isinstance(name, str) or not name.strip():
+        return None
+    return visible(name.strip())[:200]
+
+
+def logged_experiment(meta: Mapping[str, object]) -> str | None:
+    """The experiment a run's own record names (W&B and Comet project), as printable
+    text; None when it names none (the folder layout's experiment stays)."""
+    name = meta.get("experiment")
     if not isinstance(name, str) or not name.strip():
         return None
     return visible(name.strip())[:200]

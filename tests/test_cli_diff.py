@@ -34,6 +34,7 @@ def test_runs_differ_json_shape(pair: Pair) -> None:
         "a",
         "b",
         "params",
+        "configs",
         "metrics",
         "env",
         "artifacts",
@@ -42,6 +43,14 @@ def test_runs_differ_json_shape(pair: Pair) -> None:
     assert data["kind"] == "runs" and data["equal"] is False
     assert data["a"]["name"] == "version_0" and data["b"]["name"] == "version_1"
     assert data["params"] == [{"key": "lr", "change": "changed", "old": 0.001, "new": 0.002}]
+    assert data["configs"] == [
+        {
+            "path": "hparams.yaml",
+            "format": "yaml",
+            "changes": [{"key": "lr", "change": "changed", "old": 0.001, "new": 0.002}],
+            "error": None,
+        }
+    ]
     changed_metrics = [m["name"] for m in data["metrics"] if m["delta"]]
     assert changed_metrics == ["val_loss"]
     assert set(data["metrics"][0]) == {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 
@@ -15,6 +16,7 @@ from store.diff import (
     parse_conda_env,
     parse_requirements,
 )
+from tests.test_tui import sync
 
 
 def test_params_metrics_env() -> None:
@@ -159,3 +161,96 @@ def test_parse_conda_env() -> None:
         parse_conda_env("dependencies: [unclosed\n")
     with pytest.raises(DiffError):
         parse_conda_env("- just\n- a list\n")
+
+
+# --- config files compared by value ---------------------------------------------------------
+
+
+def test_config_formats_by_name() -> None:
+    from store.diff.configs import config_format
+
+    assert [
+        config_format(n)
+        for n in ("a.yaml", "x/args.yaml", "c.json", "p.toml", "train.args", "args.txt", "y.cfg")
+    ] == ["yaml", "yaml", "json", "toml", "args", "args", "ini"]
+    assert config_format("model.pt") is None and config_format("notes.txt") is None
+
+
+def test_args_and_ini_parsing() -> None:
+    from store.diff.configs import parse_args, parse_ini
+
+    assert parse_args("--lr 1e-3 --amp -n=4 --shift -1 data 'a b' # comment\n--x") == {
+        "lr": 0.001,
+        "amp": True,
+        "n": 4,
+        "shift": -1,
+        "x": True,
+        "_positional": ["data", "a b"],
+    }
+    assert parse_args("--name 'unterminated") == {"name": "'unterminated"}
+    assert parse_ini("; c\n[a]\nk = 1\nflag\n[a]\nk: two\n") == {
+        "a": {"k": 1, "flag": True},
+        "a#2": {"k": "two"},
+    }
+
+
+@sync
+async def test_run_diff_screen_lists_config_changes(tmp_path: Path) -> None:
+    from tests.test_rundiff import age, index, make_pair
+    from tests.test_tui import settle
+    from tests.test_tui_diff import mark_both_runs
+    from tui.app import ArtlensApp
+    from tui.screens.file_diff import FileDiffScreen
+    from tui.screens.run_diff import RunDiffScreen
+
+    pair = make_pair(tmp_path, hash_files=False)
+    (pair.b / "config.yaml").write_text("model:\n  depth: 6\n  width: 64\nseed: 1\n")
+    age(pair.root)
+    index(pair.root, pair.db_path)
+    app = ArtlensApp(pair.db_path, [pair.root], watch=False)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await mark_both_runs(pilot)
+        await pilot.press("d")
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, RunDiffScreen)
+        keys = [str(k.value) for k in screen.table.rows]
+        assert [k for k in keys if k.startswith("config:")] == [
+            "config:config.yaml:model.depth",
+            "config:hparams.yaml:lr",
+        ]
+        row = screen.table.get_row("config:config.yaml:model.depth")
+        assert "config.yaml: model.depth" in str(row[1])
+        await pilot.press("c")
+        assert screen.table.cursor_row == keys.index("config:config.yaml:model.depth")
+        await pilot.press("enter")
+        await settle(pilot)
+        assert isinstance(app.screen, FileDiffScreen)
+        assert app.screen.diff is not None and app.screen.diff.kind == "structured"
+
+
+def test_config_rows_show_hostile_keys_escaped() -> None:
+    from store.diff.configs import ConfigDiff
+    from store.diff.runs import ArtifactDiff, RunDiff
+    from store.diff.structured import Change
+    from tui.diff_render import run_rows, section_titles
+
+    hostile = "[bold]lr\x1b[2J"
+    result = RunDiff(
+        [],
+        [],
+        [],
+        ArtifactDiff([], [], [], [], [], []),
+        False,
+        [
+            ConfigDiff("cfg/[red]x.yaml", "yaml", [Change(hostile, "changed", "[/]", 2)]),
+            ConfigDiff("bad.json", "json", error="invalid json: \x1b[31m"),
+        ],
+    )
+    rows = [r for r in run_rows(result) if r.section == "configs"]
+    assert [r.key for r in rows] == [f"config:cfg/[red]x.yaml:{hostile}", "config:bad.json"]
+    name = rows[0].cells[1]
+    assert name.plain == "cfg/[red]x.yaml: [bold]lr\\e[2J"
+    assert rows[0].cells[2].plain == "[/]"
+    assert "\x1b" not in rows[1].cells[4].plain
+    assert section_titles(result)["configs"] == "configs: 2 file(s) changed, 1 value(s)"

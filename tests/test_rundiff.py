@@ -13,7 +13,7 @@ import pytest
 
 from store import query
 from store.db import open_db
-from store.diff import diff_files
+from store.diff import RunDiff, diff_files
 from store.lock import WriterLock
 from store.rundiff import changed_metrics, diff_run_rows, run_diff_json, run_side, versions
 from store.scan import Indexer
@@ -235,3 +235,157 @@ def test_versions_across_runs_and_history(tmp_path: Path) -> None:
         assert versions(db, "") == []
     finally:
         db.conn.close()
+
+
+def diff_by_name(db_path: Path, a: str, b: str) -> tuple[RunDiff, list[str]]:
+    runs = runs_by_name(db_path)
+    warnings: list[str] = []
+    db = open_db(db_path, readonly=True)
+    try:
+        return diff_run_rows(db, runs[a], runs[b], warnings), warnings
+    finally:
+        db.conn.close()
+
+
+def test_every_changed_config_is_diffed_by_value(tmp_path: Path) -> None:
+    """Configs the reader never took params from are still compared key by key."""
+    pair = make_pair(tmp_path)
+    (pair.a / "config.yaml").write_text(CONFIG_A)
+    (pair.b / "config.yaml").write_text("model:\n  depth: 6\n  width: 64\nseed: 1\nnew: x\n")
+    (pair.a / "train.args").write_text("--lr 0.1 --amp\n--epochs=10\n")
+    (pair.b / "train.args").write_text("--lr 0.2 --epochs=10\n")
+    (pair.a / "yolo.cfg").write_text("[net]\nbatch=64\n[conv]\nsize=3\n[conv]\nsize=3\n")
+    (pair.b / "yolo.cfg").write_text("[net]\nbatch=64\n[conv]\nsize=3\n[conv]\nsize=1\n")
+    (pair.a / "bad.json").write_text('{"a": 1}')
+    (pair.b / "bad.json").write_text('{"a": ')
+    age(pair.root)
+    index(pair.root, pair.db_path)
+    result, warnings = diff_by_name(pair.db_path, "version_0", "version_1")
+    configs = {c.path: c for c in result.configs}
+    assert set(configs) == {"hparams.yaml", "config.yaml", "train.args", "yolo.cfg", "bad.json"}
+    assert [(c.path, c.kind, c.old, c.new) for c in configs["config.yaml"].changes] == [
+        ("model.depth", "changed", 4, 6),
+        ("new", "added", None, "x"),
+    ]
+    assert [(c.path, c.kind, c.old, c.new) for c in configs["train.args"].changes] == [
+        ("lr", "changed", 0.1, 0.2),
+        ("amp", "removed", True, None),
+    ]
+    assert [(c.path, c.old, c.new) for c in configs["yolo.cfg"].changes] == [("conv#2.size", 3, 1)]
+    assert configs["bad.json"].error is not None and "invalid json" in configs["bad.json"].error
+    assert configs["hparams.yaml"].changes[0].path == "lr"
+    data = run_diff_json(*runs_pair(pair.db_path), result, warnings)
+    shown = {c["path"]: c for c in data["configs"]}
+    assert shown["train.args"]["changes"][0] == {
+        "key": "lr",
+        "change": "changed",
+        "old": 0.1,
+        "new": 0.2,
+    }
+
+
+def runs_pair(db_path: Path) -> tuple[query.RunRow, query.RunRow]:
+    runs = runs_by_name(db_path)
+    return runs["version_0"], runs["version_1"]
+
+
+REAL_LIGHTNING = Path(__file__).parent / "fixtures" / "frameworks" / "lightning" / "lightning_logs"
+
+
+@pytest.mark.skipif(not REAL_LIGHTNING.exists(), reason="real fixtures not generated")
+def test_real_lightning_runs_copied_under_custom_folders(tmp_path: Path) -> None:
+    """The held-out case: a real run copied twice under custom names, lr and the last
+    val_loss edited in the copy: the diff names exactly those (and the config file)."""
+    import shutil
+
+    root = tmp_path / "root"
+    a, b = root / "my-experiment" / "baseline", root / "my-experiment" / "lr-0.2"
+    shutil.copytree(REAL_LIGHTNING / "version_0", a)
+    shutil.copytree(REAL_LIGHTNING / "version_0", b)
+    hparams = (b / "hparams.yaml").read_text()
+    (b / "hparams.yaml").write_text(hparams.replace("lr: 0.1\n", "lr: 0.2\n"))
+    csv_text = (b / "metrics.csv").read_text()
+    assert csv_text.count("0.05919954180717468") == 1
+    (b / "metrics.csv").write_text(csv_text.replace("0.05919954180717468", "0.0612"))
+    age(root)
+    index(root, tmp_path / "index.db")
+    runs = runs_by_name(tmp_path / "index.db")
+    assert {(r.framework, r.experiment) for r in runs.values()} == {("lightning", "my-experiment")}
+    result, _ = diff_by_name(tmp_path / "index.db", "baseline", "lr-0.2")
+    assert [(c.path, c.kind, c.old, c.new) for c in result.params] == [("lr", "changed", 0.1, 0.2)]
+    assert changed_metrics(result) == ["val_loss"]
+    val = next(m for m in result.metrics if m.name == "val_loss")
+    assert val.old == pytest.approx(0.05919954180717468) and val.new == 0.0612
+    assert [c.path for c in result.configs] == ["hparams.yaml"]
+    assert sorted(c.path for c in result.artifacts.changed) == ["hparams.yaml", "metrics.csv"]
+
+
+REAL_HF = Path(__file__).parent / "fixtures" / "frameworks" / "hf-trainer" / "out"
+
+
+def set_learning_rate(path: Path, old: float, new: float) -> None:
+    """Rewrite a pickled TrainingArguments with another learning rate (one BINFLOAT)."""
+    import zipfile
+
+    with zipfile.ZipFile(path) as archive:
+        entries = [(info, archive.read(info)) for info in archive.infolist()]
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as archive:
+        for info, data in entries:
+            if info.filename.endswith("/data.pkl"):
+                assert data.count(struct.pack(">d", old)) == 1
+                data = data.replace(struct.pack(">d", old), struct.pack(">d", new))
+            archive.writestr(info, data)
+
+
+@pytest.mark.skipif(not REAL_HF.exists(), reason="real fixtures not generated")
+def test_real_hf_output_dirs_under_other_names_show_the_edited_lr(tmp_path: Path) -> None:
+    """The held-out case for the Trainer: an output dir copied under other names, one run
+    with another learning rate (in its pickled TrainingArguments, read without loading)."""
+    import shutil
+
+    root = tmp_path / "root"
+    a, b = root / "bert-sst2" / "lr1e-3", root / "bert-sst2" / "lr2e-3"
+    shutil.copytree(REAL_HF, a)
+    shutil.copytree(REAL_HF, b)
+    set_learning_rate(b / "training_args.bin", 0.001, 0.002)
+    age(root)
+    index(root, tmp_path / "index.db")
+    runs = runs_by_name(tmp_path / "index.db")
+    assert {(r.name, r.framework, r.experiment) for r in runs.values()} == {
+        ("lr1e-3", "hf-trainer", "bert-sst2"),
+        ("lr2e-3", "hf-trainer", "bert-sst2"),
+    }
+    assert runs["lr1e-3"].params["args.learning_rate"] == 0.001
+    result, _ = diff_by_name(tmp_path / "index.db", "lr1e-3", "lr2e-3")
+    assert [(c.path, c.old, c.new) for c in result.params] == [("args.learning_rate", 0.001, 0.002)]
+    assert changed_metrics(result) == []
+    assert [c.path for c in result.artifacts.changed] == ["training_args.bin"]
+
+
+REAL_MMENGINE = Path(__file__).parent / "fixtures" / "frameworks" / "mmengine" / "work_dirs"
+
+
+@pytest.mark.skipif(not REAL_MMENGINE.exists(), reason="real fixtures not generated")
+def test_python_configs_are_diffed_by_value_never_run(tmp_path: Path) -> None:
+    import shutil
+
+    root = tmp_path / "root"
+    a, b = root / "work_dirs" / "tiny_sgd", root / "work_dirs" / "tiny_sgd_lr02"
+    shutil.copytree(REAL_MMENGINE / "tiny_sgd", a)
+    shutil.copytree(REAL_MMENGINE / "tiny_sgd", b)
+    (b / "tiny_sgd.py").rename(b / "tiny_sgd_lr02.py")  # the runner names it after the config
+    for config in (b / "tiny_sgd_lr02.py", *b.glob("*/vis_data/config.py")):
+        text = config.read_text()
+        assert text.count("lr=0.01") == 1
+        config.write_text(text.replace("lr=0.01", "lr=0.02"))
+    age(root)
+    index(root, tmp_path / "index.db")
+    result, _ = diff_by_name(tmp_path / "index.db", "tiny_sgd", "tiny_sgd_lr02")
+    assert [(c.path, c.old, c.new) for c in result.params] == [
+        ("optim_wrapper.optimizer.lr", 0.01, 0.02)
+    ]
+    configs = {c.path: c for c in result.configs}
+    (vis_config,) = [p for p in configs if p.endswith("vis_data/config.py")]
+    assert [(c.path, c.old, c.new) for c in configs[vis_config].changes] == [
+        ("optim_wrapper.optimizer.lr", 0.01, 0.02)
+    ]

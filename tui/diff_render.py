@@ -29,6 +29,7 @@ from store.diff import (
     TensorDiff,
     TextDiff,
 )
+from store.diff.configs import ConfigDiff
 from store.safetext import visible
 from tui.format import human_size, metric_value
 
@@ -382,6 +383,10 @@ class RunDiffRow:
 
 
 RUN_COLUMNS = ("", "name", "A", "B", "change")
+RUN_SECTIONS = ("params", "configs", "metrics", "env", "artifacts")
+"""The run diff's sections, in the order the CLI and the screen show them."""
+MAX_CONFIG_ROWS = 200
+"""Changes listed per config file; the rest are counted."""
 
 
 def _row(
@@ -409,6 +414,8 @@ def run_rows(result: RunDiff) -> list[RunDiffRow]:
                 change.kind.replace("_", " "),
             )
         )
+    for config in result.configs:
+        rows.extend(_config_rows(config))
     for metric in result.metrics:
         changed = (metric.delta not in (None, 0)) or ((metric.old is None) != (metric.new is None))
         note = Text(_delta(metric.delta, metric.percent) if changed else "")
@@ -506,6 +513,55 @@ def run_rows(result: RunDiff) -> list[RunDiffRow]:
     return rows
 
 
+def _config_rows(config: ConfigDiff) -> list[RunDiffRow]:
+    """One row per changed key of a config file (``enter`` opens the file diff)."""
+    shown = paths.display(config.path)
+    files = (config.path, config.path)
+    if config.error is not None:
+        return [
+            _row(
+                "configs",
+                f"config:{config.path}",
+                Text("~ config", style="yellow"),
+                Text(shown, style="bold"),
+                "",
+                "",
+                Text(clean(config.error), style="italic"),
+                files=files,
+            )
+        ]
+    marks = {"added": ("+", "green"), "removed": ("-", "red")}
+    rows = []
+    for change in config.changes[:MAX_CONFIG_ROWS]:
+        mark, style = marks.get(change.kind, ("~", "yellow"))
+        name = Text(shown + ": ", style="dim")
+        name.append(clean(change.path or "(whole file)"), style="bold")
+        rows.append(
+            _row(
+                "configs",
+                f"config:{config.path}:{change.path}",
+                Text(f"{mark} config", style=style),
+                name,
+                Text(short(change.old) if change.kind != "added" else "", style="red"),
+                Text(short(change.new) if change.kind != "removed" else "", style="green"),
+                change.kind.replace("_", " "),
+                files=files,
+            )
+        )
+    more = len(config.changes) - MAX_CONFIG_ROWS
+    if more > 0:
+        rows.append(
+            _row(
+                "configs",
+                f"config:{config.path}:…",
+                Text("~ config", style="yellow"),
+                Text(f"{shown}: … {more} more change(s)", style="dim italic"),
+                files=files,
+            )
+        )
+    return rows
+
+
 def _size_hash(size: int | None, digest: str | None) -> str:
     if size is None:
         return ""
@@ -538,8 +594,10 @@ def section_titles(result: RunDiff) -> dict[str, str]:
         for m in result.metrics
         if (m.delta not in (None, 0)) or ((m.old is None) != (m.new is None))
     )
+    values = sum(len(c.changes) for c in result.configs)
     return {
         "params": f"params: {len(result.params)} changed",
+        "configs": f"configs: {len(result.configs)} file(s) changed, {values} value(s)",
         "metrics": f"metrics: {changed} of {len(result.metrics)} changed",
         "env": f"environment: {len(result.env)} package(s) differ",
         "artifacts": f"artifacts: {artifact_counts(result)}",

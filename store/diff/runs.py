@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from store.diff._io import DiffError
+from store.diff.configs import ConfigDiff
 from store.diff.structured import Change, diff_structured
 from store.metric_direction import direction_of
 
@@ -95,6 +96,8 @@ class RunDiff:
     env: list[PackageChange]
     artifacts: ArtifactDiff
     equal: bool
+    configs: list[ConfigDiff] = field(default_factory=list)
+    """Every config file both runs hold whose values differ, key by key."""
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

@@ -6,11 +6,14 @@ Bad files never raise: problems land in ``RunInfo.meta['warnings']``.
 
 Overlap rules, so every file has one owning run:
 
+* detection is by content: what files a folder holds, never what it is called;
 * one run per folder: when several frameworks claim the same folder the most specific
-  wins (mlflow > wandb > lightning > hf-trainer > dvclive > neptune > comet > hydra >
-  tensorboard > generic); a Hydra config in that folder is merged into its params;
-* MLflow, W&B, Lightning, DVCLive and Neptune runs own their whole subtree: nothing is
-  detected inside them; an HF output dir owns its ``checkpoint-N/`` folders;
+  wins (mlflow > wandb > lightning > hf-trainer > ultralytics > timm > mmengine >
+  detectron2 > keras > dvclive > neptune > comet > nanogpt > hydra > tensorboard >
+  generic); a Hydra config in that folder is merged into its params;
+* MLflow, W&B, Lightning, DVCLive, Neptune, Ultralytics, timm, MMEngine and Detectron2
+  runs own their whole subtree: nothing is detected inside them; an HF output dir owns
+  its ``checkpoint-N/`` folders;
 * bare TensorBoard folders inside any other run (HF ``runs/``, an MLflow artifact) belong
   to that run, except inside a Hydra run;
 * a Hydra run stays the outer run of more specific runs inside it (files go to the
@@ -28,14 +31,20 @@ from types import ModuleType
 from store.frameworks import (
     _io,
     comet,
+    detectron2,
     dvclive,
     generic,
     hf,
     hydra,
+    keras,
     lightning,
     mlflow,
+    mmengine,
+    nanogpt,
     neptune,
     tensorboard,
+    timm,
+    ultralytics,
     wandb,
 )
 from store.frameworks._context import DetectContext
@@ -66,12 +75,32 @@ __all__ = [
 
 _MODULES: dict[str, ModuleType] = {
     m.FRAMEWORK: m
-    for m in (mlflow, wandb, lightning, hf, dvclive, neptune, comet, hydra, tensorboard, generic)
+    for m in (
+        mlflow,
+        wandb,
+        lightning,
+        hf,
+        ultralytics,
+        timm,
+        mmengine,
+        detectron2,
+        keras,
+        dvclive,
+        neptune,
+        comet,
+        nanogpt,
+        hydra,
+        tensorboard,
+        generic,
+    )
 }
 FRAMEWORKS: tuple[str, ...] = tuple(_MODULES)
 """Every framework name, most specific first."""
 _PRIORITY = {name: rank for rank, name in enumerate(FRAMEWORKS)}
-_OWNS_SUBTREE = frozenset({"mlflow", "wandb", "lightning", "dvclive", "neptune"})
+_OWNS_SUBTREE = frozenset(
+    {"mlflow", "wandb", "lightning", "dvclive", "neptune", "ultralytics", "timm", "mmengine"}
+    | {"detectron2"}
+)
 
 
 def detect_runs(root: Path, listing: Mapping[str, DirListing]) -> list[RunSpec]:

@@ -16,11 +16,12 @@ STEP_COLUMNS = ("step", "global_step", "_step", "iteration", "iter")
 INDEX_COLUMNS = frozenset({*STEP_COLUMNS, "epoch", "timestamp", "time", "wall_time", "created_at"})
 
 
-def read_wide_csv(root: Path, rel: str, out: Loaded) -> bool:
+def read_wide_csv(root: Path, rel: str, out: Loaded, step_column: str | None = None) -> bool:
     """A CSV with a header and one column per metric (Lightning ``metrics.csv`` and kin).
 
     Empty cells are skipped (Lightning leaves most cells of a row empty); the step comes
-    from a step column, else the row number.  Returns False when the file was not read.
+    from ``step_column`` when the file has it (``epoch`` for per-epoch logs), else a step
+    column, else the row number.  Returns False when the file was not read.
     """
     try:
         data, cut = _io.read_bytes(root, rel, _io.LARGE)
@@ -39,7 +40,8 @@ def read_wide_csv(root: Path, rel: str, out: Loaded) -> bool:
         return False
     names = [h.strip() for h in header]
     lower = [n.lower() for n in names]
-    step_col = next((lower.index(c) for c in STEP_COLUMNS if c in lower), None)
+    columns = (step_column, *STEP_COLUMNS) if step_column else STEP_COLUMNS
+    step_col = next((lower.index(c) for c in columns if c in lower), None)
     ragged = bad = 0
     row_no = 0
     try:

@@ -105,6 +105,8 @@ def _apply_experiment(data: bytes, spec: RunSpec, out: Loaded) -> None:
     ):
         if info.get(src):
             out.meta[key] = str(info[src])
+    if "project" in out.meta:
+        out.meta["experiment"] = out.meta["project"]  # Comet's name for the experiment
     if isinstance(info.get("tags"), list):
         out.meta["tags"] = [str(t) for t in info["tags"]][:100]
     start, stop = _io.to_float(info.get("start_time")), _io.to_float(info.get("stop_time"))

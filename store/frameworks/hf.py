@@ -65,8 +65,30 @@ def load(root: Path, spec: RunSpec) -> Loaded:
     for name in _RESULTS:
         _common.read_json_finals(root, _io.join(spec.path, name), out, global_step, sep=".")
     _common.read_params(root, _io.join(spec.path, "config.json"), out, prefix="model.")
+    _read_training_args(root, spec.path, ckpts, out)
     _merge_tensorboard(root, spec.path, out)
     return out
+
+
+def _read_training_args(root: Path, folder: str, ckpts: list[str], out: Loaded) -> None:
+    """``args.*`` params from the pickled ``TrainingArguments`` (the output dir's, else the
+    newest checkpoint's), read statically: the pickle is walked, never loaded."""
+    from store.frameworks import _torchmeta
+
+    candidates = [_io.join(folder, "training_args.bin")]
+    candidates += [_io.join(folder, c, "training_args.bin") for c in ckpts[-1:]]
+    for rel in candidates:
+        try:
+            values = _torchmeta.read_values(root, rel)
+        except _io.ReadError as exc:
+            if "No such file" not in str(exc):
+                out.warn(f"{exc}; its training arguments are not shown")
+            continue
+        for key, value in values.items():
+            if not key.startswith("_") and (value is None or not isinstance(value, dict)):
+                out.params.setdefault(f"args.{key}", value)
+        out.meta["training_args"] = rel
+        return
 
 
 def _trainer_name(tag: str) -> str:
@@ -91,12 +113,37 @@ def _merge_tensorboard(root: Path, folder: str, out: Loaded) -> None:
         if not known:
             out.series[name] = list(points)
             continue
+        _compare(runs_dir, out, name, known, points)
         last_step = max(step for step, _ in known)
         known.extend(p for p in points if p[0] > last_step)
     if out.started is None:
         out.started = tb.started
     if out.ended is None:
         out.ended = tb.ended
+
+
+def _compare(
+    runs_dir: str,
+    out: Loaded,
+    name: str,
+    known: list[tuple[int, float]],
+    logged: list[tuple[int, float]],
+) -> None:
+    """Warn when the event files disagree with trainer_state.json (which wins) at a step
+    both hold; float32 rounding of the events is not a disagreement."""
+    import math
+
+    state_at = dict(known)
+    for step, value in sorted(logged, reverse=True):
+        mine = state_at.get(step)
+        if mine is None:
+            continue
+        if not math.isclose(mine, value, rel_tol=1e-5, abs_tol=1e-9):
+            out.warn(
+                f"{runs_dir}: {name} at step {step} is {mine:.6g} in trainer_state.json but"
+                f" {value:.6g} in the event files; trainer_state.json is used"
+            )
+        return
 
 
 def _best_state(

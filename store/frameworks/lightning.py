@@ -1,13 +1,21 @@
-"""PyTorch Lightning logger folders: ``<save_dir>/<name>/version_N/``.
+"""PyTorch Lightning logger folders: ``<save_dir>/<name>/<version>/``.
+
+Recognised by content, wherever it sits and whatever the logger's ``name`` and ``version``
+are: ``hparams.yaml`` beside ``metrics.csv``, a ``checkpoints/`` folder or an event file;
+a ``checkpoints/*.ckpt`` folder beside ``metrics.csv`` or an event file; or a
+``version_N`` folder holding any of those.  The experiment is the logger's ``name``, the
+parent folder.
 
 ``hparams.yaml`` is written with ``yaml.dump`` and may carry Python tags (read through
 ``store.yamlsafe``); ``metrics.csv`` (CSVLogger) is a wide CSV whose rows fill only a few
 columns; ``checkpoints/*.ckpt`` are listed, never loaded; TensorBoardLogger leaves
-``events.out.tfevents.*`` in the same folder, read when there is no ``metrics.csv``.
+``events.out.tfevents.*`` in the same folder.  With both, the CSV wins and every metric
+whose values disagree is named in a warning.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 
@@ -18,19 +26,31 @@ from store.frameworks.model import Loaded, RunSpec
 FRAMEWORK = "lightning"
 VERSION_DIR = re.compile(r"^version_\d+$")
 _MARKERS = frozenset({"hparams.yaml", "metrics.csv"})
+_EVENTS = "events.out.tfevents."
+_TB_ONLY = frozenset({"hp_metric"})
+"""TensorBoardLogger's placeholder scalar: never a disagreement, never a metric of its own."""
+
+
+def is_run_dir(ctx: DetectContext, rel: str) -> bool:
+    """True when the folder's files are a Lightning logger's, whatever it is called."""
+    entry = ctx.entry(rel)
+    has_events = ctx.has_file_starting(rel, _EVENTS)
+    has_ckpt_dir = "checkpoints" in entry.dirs
+    name = _io.basename(rel) if rel else ctx.root.name
+    if VERSION_DIR.match(name):
+        return bool(entry.files & _MARKERS or has_ckpt_dir or has_events)
+    if "hparams.yaml" in entry.files:
+        return "metrics.csv" in entry.files or has_ckpt_dir or has_events
+    if has_ckpt_dir and ("metrics.csv" in entry.files or has_events):
+        return ctx.has_file_ending(_io.join(rel, "checkpoints"), ".ckpt")
+    return False
 
 
 def detect(ctx: DetectContext) -> list[RunSpec]:
     specs = []
     for rel in ctx.paths:
-        name = _io.basename(rel) if rel else ctx.root.name
-        if not VERSION_DIR.match(name):
-            continue
-        entry = ctx.entry(rel)
-        has_events = ctx.has_file_starting(rel, "events.out.tfevents.")
-        if not (entry.files & _MARKERS or "checkpoints" in entry.dirs or has_events):
-            continue
-        specs.append(ctx.folder_run(rel, FRAMEWORK, name))
+        if is_run_dir(ctx, rel):
+            specs.append(ctx.folder_run(rel, FRAMEWORK))
     return specs
 
 
@@ -38,13 +58,46 @@ def load(root: Path, spec: RunSpec) -> Loaded:
     out = Loaded()
     _common.read_params(root, _io.join(spec.path, "hparams.yaml"), out)
     _, files = _io.list_dir(root, spec.path)
-    if "metrics.csv" in files:
-        _common.read_wide_csv(root, _io.join(spec.path, "metrics.csv"), out)
-    events = [f for f in files if f.startswith("events.out.tfevents.")]
-    if events and not out.series:
-        _common.read_tensorboard(root, spec.path, out)
+    csv_read = "metrics.csv" in files and _common.read_wide_csv(
+        root, _io.join(spec.path, "metrics.csv"), out
+    )
+    if any(f.startswith(_EVENTS) for f in files):
+        if csv_read and out.series:
+            _check_events(root, spec.path, out)
+        else:
+            _common.read_tensorboard(root, spec.path, out)
     _, ckpts = _io.list_dir(root, _io.join(spec.path, "checkpoints"))
     ckpts = sorted((c for c in ckpts if c.endswith(".ckpt")), key=_io.natural_key)
     if ckpts:
         out.meta["checkpoints"] = [_io.display_name(c) for c in ckpts]
     return out
+
+
+def _check_events(root: Path, folder: str, out: Loaded) -> None:
+    """Compare the event files with ``metrics.csv`` (which wins); add what only they hold."""
+    events = Loaded()
+    _common.read_tensorboard(root, folder, events)
+    for message in events.warnings:
+        out.warn(message)
+    for name, points in events.series.items():
+        if name in _TB_ONLY or name in _common.INDEX_COLUMNS or not points:
+            continue
+        own = out.series.get(name)
+        if not own:
+            out.series[name] = list(points)
+            continue
+        csv_at = dict(own)
+        common = [(step, value) for step, value in points if step in csv_at]
+        if not common:
+            continue
+        step, value = max(common, key=lambda p: p[0])
+        mine = csv_at[step]
+        if not math.isclose(mine, value, rel_tol=1e-5, abs_tol=1e-9):
+            out.warn(
+                f"{folder}: {name} at step {step} is {mine:.6g} in metrics.csv but"
+                f" {value:.6g} in the event files; metrics.csv is used"
+            )
+    if out.started is None:
+        out.started = events.started
+    if out.ended is None:
+        out.ended = events.ended

@@ -25,20 +25,41 @@ from store.frameworks.model import Loaded, RunSpec
 
 FRAMEWORK = "wandb"
 RUN_DIR = re.compile(r"^(offline-)?run-(\d{8}_\d{6})-([A-Za-z0-9]+)$")
+RECORD = re.compile(r"^run-([A-Za-z0-9]+)\.wandb$")
+_FILES_MARKERS = frozenset({"wandb-metadata.json", "wandb-summary.json"})
 
 
 def detect(ctx: DetectContext) -> list[RunSpec]:
+    """Run folders by content: a ``run-<id>.wandb`` record or ``files/wandb-*.json``,
+    whatever the folder is called (the id comes from the record's name, else the folder's)."""
     specs = []
     for rel in ctx.paths:
-        match = RUN_DIR.match(_io.basename(rel) if rel else ctx.root.name)
-        if match is None:
-            continue
+        name = _io.basename(rel) if rel else ctx.root.name
+        match = RUN_DIR.match(name)
         entry = ctx.entry(rel)
-        run_id = match.group(3)
-        if "files" not in entry.dirs and f"run-{run_id}.wandb" not in entry.files:
+        run_id = match.group(3) if match else None
+        has_record = (
+            f"run-{run_id}.wandb" in entry.files
+            if run_id
+            else ctx.has_file_starting(rel, "run-") and ctx.has_file_ending(rel, ".wandb")
+        )
+        if run_id is None and has_record:
+            ids = [m.group(1) for m in map(RECORD.match, entry.files) if m]
+            run_id = ids[0] if len(ids) == 1 else None
+            has_record = run_id is not None
+        has_files = "files" in entry.dirs and (
+            match is not None or bool(ctx.entry(_io.join(rel, "files")).files & _FILES_MARKERS)
+        )
+        if not (has_record or has_files):
             continue
         specs.append(
-            RunSpec(path=rel, framework=FRAMEWORK, name=run_id, experiment=None, run_key=run_id)
+            RunSpec(
+                path=rel,
+                framework=FRAMEWORK,
+                name=run_id or _io.display_name(name),
+                experiment=None,
+                run_key=run_id,
+            )
         )
     return specs
 
@@ -103,6 +124,9 @@ def load(root: Path, spec: RunSpec) -> Loaded:
     if out.started is None and (match := RUN_DIR.match(_io.basename(spec.path) or root.name)):
         with contextlib.suppress(ValueError):
             out.started = _dt.datetime.strptime(match.group(2), "%Y%m%d_%H%M%S").timestamp()
+    project = out.meta.get("project")
+    if isinstance(project, str) and project.strip():
+        out.meta["experiment"] = project  # what W&B calls the run's experiment
     return out
 
 

@@ -36,6 +36,13 @@ _NUMBERS = re.compile(r"([a-z]+)[=_\-]?(\d+)")
 'it 5'); only the words below count."""
 _LAST = re.compile(r"^last(?:-v\d+)?\.ckpt$", re.I)
 _STEP_WORDS = frozenset({"step", "iter", "iteration", "it", "ckpt", "checkpoint"})
+_LAST_NAMES = frozenset({"last.pt", "last.pth", "last.pth.tar", "model_final.pth", "ckpt.pt"})
+"""The newest checkpoint by definition: Ultralytics, timm, Detectron2, nanoGPT."""
+_BEST_NAMES = frozenset({"best.pt", "best.pth", "model_best.pth.tar"})
+"""The framework's own best checkpoint (Ultralytics, timm): always kept, like the Trainer's."""
+_DETECTRON2_ITER = re.compile(r"^model_(\d{7})\.pth$")
+_KERAS_EPOCH = re.compile(r"^\D*(\d+).*\.(?:keras|h5)$")
+"""The first number of a Keras ModelCheckpoint name (``model.05-0.23.keras``): the epoch."""
 _EPOCH_WORDS = frozenset({"epoch", "ep"})
 
 
@@ -136,12 +143,17 @@ def _aliases(metric: str) -> list[str]:
 def sort_key_factory(units: list[Candidate]) -> Any:
     """How to order one run's units oldest first: by step if all have one, else by epoch if
     all have one, else by mtime; ``last.ckpt`` always last."""
-    numbered = [u for u in units if not u.is_last]
+    numbered = [u for u in units if not u.is_last and not _unnumbered_best(u)]
     if numbered and all(u.step is not None for u in numbered):
         return lambda u: (u.is_last, u.step if u.step is not None else -1, u.mtime_ns)
     if numbered and all(u.epoch is not None for u in numbered):
         return lambda u: (u.is_last, u.epoch if u.epoch is not None else -1, u.mtime_ns)
     return lambda u: (u.is_last, u.mtime_ns, u.step or u.epoch or -1)
+
+
+def _unnumbered_best(unit: Candidate) -> bool:
+    """``best.pt``-like units: no number to order by, kept by their own rule anyway."""
+    return unit.trainer_best and unit.step is None and unit.epoch is None
 
 
 def order_units(units: list[Candidate]) -> list[Candidate]:
@@ -248,11 +260,20 @@ def candidates_for_root(
         name = path[path.rfind("/") + 1 :]
         lower = name.lower()
         step, epoch, numbered = _numbers_of(numbers(lower))
-        is_last = False
+        is_last = is_best = False
         if not numbered:
-            if not lower.endswith(".ckpt"):
+            if lower in _LAST_NAMES:
+                is_last = True
+            elif lower in _BEST_NAMES:
+                is_best = True
+            elif (iteration := _DETECTRON2_ITER.match(lower)) is not None:
+                step = int(iteration.group(1))
+            elif run.framework == "keras" and (first := _KERAS_EPOCH.match(lower)) is not None:
+                epoch = int(first.group(1))  # ModelCheckpoint's {epoch} counts from 1
+            elif not lower.endswith(".ckpt"):
                 continue
-            is_last = _LAST.match(name) is not None
+            else:
+                is_last = _LAST.match(name) is not None
         units = by_run.get(run_id)
         if units is None:
             units = by_run[run_id] = {}
@@ -271,7 +292,10 @@ def candidates_for_root(
             digest,
         )
         unit.is_last = is_last
+        unit.trainer_best = is_best or (lower.startswith("best_") and run.framework == "mmengine")
         unit.step, unit.epoch = step, epoch
+        if run.framework in _EPOCH_NAMED and epoch is None and step is not None:
+            unit.step, unit.epoch = None, step  # timm's checkpoint-<epoch>.pth.tar
     ordered: dict[int, list[Candidate]] = {}
     for run_id, units in by_run.items():
         run_metric = metric(runs[run_id]) if callable(metric) else metric
@@ -288,6 +312,7 @@ def candidates_for_root(
         if run_metric is not None:
             _attach_metrics_csv(runs[run_id], run_units, run_metric)
             _attach_logged_series(runs[run_id], run_units, run_metric)
+            _attach_framework_series(runs[run_id], run_units, run_metric)
             _attach_run_metrics(runs[run_id], run_units, run_metric)
         ordered[run_id] = run_units
     return ordered
@@ -514,6 +539,47 @@ def _attach_logged_series(run: RunInfo, units: list[Candidate], metric: str) -> 
             unit.metric, unit.metric_source = by_epoch[unit.epoch], "tensorboard events"
         elif unit.epoch is None and unit.step is not None and unit.step in by_step:
             unit.metric, unit.metric_source = by_step[unit.step], "tensorboard events"
+
+
+_EPOCH_NAMED = frozenset({"timm"})
+"""Frameworks whose ``checkpoint-N`` file names count epochs, not steps."""
+_SERIES_SOURCES = {
+    "ultralytics": ("results.csv", "epoch", 1),
+    "timm": ("summary.csv", "epoch", 0),
+    "mmengine": ("scalars.json", "either", 0),
+    "detectron2": ("metrics.json", "step", 0),
+    "keras": ("CSVLogger log", "epoch", -1),
+}
+"""Per framework: the file its reader's series come from, which checkpoint number is the
+series' step, and the offset between them (Ultralytics saves ``epoch9.pt`` in the epoch it
+logs as 10; Keras names ``model.10-...keras`` the epoch its CSVLogger logs as 9)."""
+
+
+def _attach_framework_series(run: RunInfo, units: list[Candidate], metric: str) -> None:
+    """The metric its reader logged at the checkpoint's epoch or step (Ultralytics, timm,
+    MMEngine, Detectron2)."""
+    source = _SERIES_SOURCES.get(run.framework)
+    if source is None or not any(u.metric is None for u in units):
+        return
+    from store.frameworks import read_metric_series
+    from store.frameworks.model import RunSpec
+
+    spec = RunSpec(path=run.path, framework=run.framework, name=run.path, experiment=None)
+    series = read_metric_series(Path(run.root), spec)
+    points = next((series[a] for a in _aliases(metric) if a in series), None)
+    if not points:
+        return
+    file_name, which, offset = source
+    at = {step: value for step, value in points if math.isfinite(value)}
+    for unit in units:
+        if unit.metric is not None:
+            continue
+        if which == "epoch" or (which == "either" and unit.epoch is not None):
+            number = unit.epoch
+        else:
+            number = unit.step
+        if number is not None and number + offset in at:
+            unit.metric, unit.metric_source = at[number + offset], file_name
 
 
 def _float(cell: str) -> float | None:

@@ -31,6 +31,7 @@ from tui.cli.common import (
 )
 from tui.diff_render import (
     RUN_COLUMNS,
+    RUN_SECTIONS,
     file_summary,
     run_rows,
     section_titles,
@@ -161,7 +162,7 @@ def _diff_runs(a: str, b: str, db_path: Path | None, as_json: bool) -> int:
     if is_terminal():
         console = Console(highlight=False)
         console.print(header)
-        for section in ("params", "metrics", "env", "artifacts"):
+        for section in RUN_SECTIONS:
             section_rows = [row for row in rows if row.section == section]
             console.print(Text("\n" + titles[section], style="bold underline"))
             if not section_rows:
@@ -176,7 +177,7 @@ def _diff_runs(a: str, b: str, db_path: Path | None, as_json: bool) -> int:
             console.print(Text(f"note: {paths.display(warning)}", style="italic dim"))
     else:
         click.echo(header.plain)
-        for section in ("params", "metrics", "env", "artifacts"):
+        for section in RUN_SECTIONS:
             click.echo(titles[section])
             for row in rows:
                 if row.section == section:

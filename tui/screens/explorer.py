@@ -37,7 +37,7 @@ from tui.messages import (
     RunsLoaded,
     UserStateLoaded,
 )
-from tui.widgets.artifact_tree import ArtifactTree, NodeInfo
+from tui.widgets.artifact_tree import ArtifactTree, NodeInfo, outside_folders
 from tui.widgets.preview import (
     PreviewPane,
     folder_sections,
@@ -417,7 +417,14 @@ class ExplorerScreen(Screen[None]):
         if tree.run_id == run.id:
             return
         label = self._run_label(run)
-        tree.show_run(run.id, run.root_id, run.path, label, tuple(problems_of(run.meta)))
+        tree.show_run(
+            run.id,
+            run.root_id,
+            run.path,
+            label,
+            tuple(problems_of(run.meta)),
+            outside_folders(run.path, run.meta),
+        )
         tree.set_pinned(self._pinned_keys(run.root_id))
         self._preview_key = None
         self.preview_pane.show_message("select a file to preview it")

@@ -1,4 +1,4 @@
-"""The run diff screen: params, metrics, environment and artifacts of two runs.
+"""The run diff screen: params, configs, metrics, environment and artifacts of two runs.
 
 The comparison runs in a thread worker on a pooled read connection (it reads each run's
 environment files from disk); the rows come back in one message.  ``enter`` on a changed
@@ -25,10 +25,17 @@ from store.query import RunRow
 from store.rundiff import diff_run_rows
 from store.views import ReaderPool
 from tui.commands import PaletteEntry
-from tui.diff_render import RUN_COLUMNS, RunDiffRow, clean, run_rows, section_titles
+from tui.diff_render import (
+    RUN_COLUMNS,
+    RUN_SECTIONS,
+    RunDiffRow,
+    clean,
+    run_rows,
+    section_titles,
+)
 from tui.screens.file_diff import FileDiffScreen
 
-SECTIONS = ("params", "metrics", "env", "artifacts")
+SECTIONS = RUN_SECTIONS
 BLANK = (Text(""), Text(""), Text(""))
 NAME_WIDTH = 32
 """Widest the name column gets: params, metrics and paths beyond it are cut with "…"."""
@@ -58,6 +65,7 @@ class RunDiffScreen(Screen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "back", "Back", id="rundiff.back", tooltip="Return to the runs"),
         Binding("p", "section('params')", "Params", id="rundiff.params"),
+        Binding("c", "section('configs')", "Configs", id="rundiff.configs"),
         Binding("m", "section('metrics')", "Metrics", id="rundiff.metrics"),
         Binding("e", "section('env')", "Env", id="rundiff.env"),
         Binding("a", "section('artifacts')", "Artifacts", id="rundiff.artifacts"),

@@ -42,6 +42,35 @@ class NodeInfo:
     entry: FolderEntry | None = None
     loaded: bool = False
     more_offset: int | None = None
+    outside: bool = False
+    """A folder of the run that lives outside its folder (an MLflow 3 logged model)."""
+
+
+def outside_folders(run_path: bytes, meta: dict[str, Any]) -> tuple[bytes, ...]:
+    """The run's own folders elsewhere under the root (``extra_paths``: MLflow 3 keeps a
+    run's logged models in ``<experiment>/models/m-<id>/``), as root-relative keys."""
+    extra = meta.get("extra_paths")
+    if not isinstance(extra, list):
+        return ()
+    found = []
+    for item in extra[:100]:
+        if not isinstance(item, str) or not item:
+            continue
+        key = paths.key(item)
+        if run_path and (key == run_path or key.startswith(run_path + b"/")):
+            continue
+        found.append(key)
+    return tuple(sorted(found))
+
+
+def outside_label(key: bytes) -> Text:
+    """``logged model m-1a2b/  in 1/models/m-1a2b``: what it is and where it really lives."""
+    label = Text(no_wrap=True, overflow="ellipsis")
+    name = paths.display(paths.name_of(key))
+    kind = "logged model " if name.startswith("m-") else ""
+    label.append(f"⧉ {kind}{name}/", style="bold cyan")
+    label.append(f"  in {paths.display(key)}", style="dim")
+    return label
 
 
 def entry_label(entry: FolderEntry, now: float, problem: str | None = None) -> Text:
@@ -115,6 +144,8 @@ class ArtifactTree(Tree[NodeInfo]):
         self.guide_depth = 2
         self.marked_files: dict[tuple[int, bytes], str] = {}
         """(root id, key) -> name of files marked for a diff; kept across runs."""
+        self.outside: tuple[bytes, ...] = ()
+        """The shown run's folders outside its own (shown after its files)."""
 
     # -- showing a run -------------------------------------------------------------------
 
@@ -125,9 +156,12 @@ class ArtifactTree(Tree[NodeInfo]):
         folder: bytes,
         label: Text,
         problems: tuple[str, ...] = (),
+        outside: tuple[bytes, ...] = (),
     ) -> None:
-        """Replace the tree with the run at ``folder`` and start loading its first page."""
+        """Replace the tree with the run at ``folder`` and start loading its first page;
+        ``outside`` folders of the run (logged models) are listed after its files."""
         self.problems = problems
+        self.outside = outside
         self.generation += 1
         self.workers.cancel_group(self, "tree")
         self.run_id, self.root_id = run_id, root_id
@@ -169,6 +203,7 @@ class ArtifactTree(Tree[NodeInfo]):
 
     def show_nothing(self, message: str) -> None:
         self.problems = ()
+        self.outside = ()
         self.generation += 1
         self.run_id = self.root_id = None
         self._pending.clear()
@@ -250,24 +285,41 @@ class ArtifactTree(Tree[NodeInfo]):
 
     def _append(self, node: TreeNode[NodeInfo], page: ChildPage) -> None:
         now = self.clock()
+        before = self._first_outside(node)
         for entry in page.entries:
-            node.add(
-                self._label(entry, now),
-                NodeInfo(entry.key, entry.is_dir, entry),
-                allow_expand=entry.is_dir,
-            )
+            label, data = self._label(entry, now), NodeInfo(entry.key, entry.is_dir, entry)
+            if before is not None:
+                node.add(label, data, before=before, allow_expand=entry.is_dir)
+            else:
+                node.add(label, data, allow_expand=entry.is_dir)
         self._place_more(node, page)
 
     def _place_more(self, node: TreeNode[NodeInfo], page: ChildPage) -> None:
         for child in list(node.children):
             if child.data is not None and child.data.more_offset is not None:
                 child.remove()
+        first_outside = self._first_outside(node)
         shown = page.offset + len(page.entries)
         if shown < page.total:
-            node.add_leaf(
-                Text(f"… {page.total - shown} more (enter to load)", style="dim italic"),
-                NodeInfo(b"", False, None, more_offset=shown),
-            )
+            more = NodeInfo(b"", False, None, more_offset=shown)
+            text = Text(f"… {page.total - shown} more (enter to load)", style="dim italic")
+            if first_outside is not None:
+                node.add_leaf(text, more, before=first_outside)
+            else:
+                node.add_leaf(text, more)
+        if node is self.root:
+            present = {c.data.key for c in node.children if c.data is not None and c.data.outside}
+            for key in self.outside:
+                if key not in present:
+                    node.add(
+                        outside_label(key), NodeInfo(key, True, outside=True), allow_expand=True
+                    )
+
+    def _first_outside(self, node: TreeNode[NodeInfo]) -> TreeNode[NodeInfo] | None:
+        """The first of the run's outside folders (kept last, after the run's own files)."""
+        if node is not self.root:
+            return None
+        return next((c for c in node.children if c.data is not None and c.data.outside), None)
 
     def _reconcile(self, node: TreeNode[NodeInfo], page: ChildPage) -> None:
         """Bring loaded children up to date by key: update labels, add new, drop gone."""
@@ -278,7 +330,11 @@ class ArtifactTree(Tree[NodeInfo]):
             if data is not None and data.more_offset is None and data.key not in wanted:
                 child.remove()
         for index, entry in enumerate(page.entries):
-            children = [c for c in node.children if c.data and c.data.more_offset is None]
+            children = [
+                c
+                for c in node.children
+                if c.data and c.data.more_offset is None and not c.data.outside
+            ]
             current = children[index] if index < len(children) else None
             label = self._label(entry, now)
             if current is not None and current.data is not None and current.data.key == entry.key:
@@ -292,8 +348,9 @@ class ArtifactTree(Tree[NodeInfo]):
                     self._request(current, 0, refresh=True)
                 continue
             data = NodeInfo(entry.key, entry.is_dir, entry)
-            if current is not None:
-                node.add(label, data, before=current, allow_expand=entry.is_dir)
+            before = current if current is not None else self._first_outside(node)
+            if before is not None:
+                node.add(label, data, before=before, allow_expand=entry.is_dir)
             else:
                 node.add(label, data, allow_expand=entry.is_dir)
         self._place_more(node, page)

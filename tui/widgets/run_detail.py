@@ -80,6 +80,15 @@ def run_detail_sections(detail: RunDetail, now: float) -> tuple[RenderableType, 
         sections.append(checklist_text(detail.checklist))
     elif detail.checklist_error:
         sections.append(Text(visible(detail.checklist_error), style="red"))
+    warnings = run.meta.get("warnings")
+    if isinstance(warnings, list) and warnings:
+        shown = Text()
+        shown.append("warnings", style="bold yellow")
+        for warning in warnings[:10]:
+            shown.append("\n  " + visible(str(warning)), style="yellow")
+        if len(warnings) > 10:
+            shown.append(f"\n  … {len(warnings) - 10} more", style="dim italic")
+        sections.append(shown)
     sections.append(_provenance_text(detail.provenance))
     if detail.duplicates.files:
         dup = Text()

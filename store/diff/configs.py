@@ -1,0 +1,182 @@
+"""Config files of a run compared by value: YAML, JSON, TOML, INI-style ``.cfg`` files,
+command-line argument files (``*.args``, ``args.txt``) and Python configs (``config.py``,
+MMEngine's dumped ``<cfg>.py``: literal assignments only, never executed).
+
+A run diff uses this for every config file whose bytes changed between two runs, so a
+change is shown key by key even when the framework reader took the run's params from
+somewhere else.  Parsing is bounded and never runs code (YAML through ``store.yamlsafe``).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from store.diff._io import DiffError, read_capped
+from store.diff.structured import (
+    Change,
+    StructuredDiff,
+    diff_structured,
+    parse_structured,
+    structured_format,
+)
+
+MAX_CONFIG_BYTES = 4 << 20
+"""A config file bigger than this is not parsed (it is reported as too large)."""
+MAX_LINES = 100_000
+_ARGS_NAMES = frozenset({"args.txt", "cmd.txt", "command.txt", "cmdline.txt"})
+_INI_SUFFIXES = frozenset({".cfg", ".ini", ".conf"})
+_SECTION = re.compile(r"^\[([^\]]*)\]\s*$")
+
+
+@dataclass
+class ConfigDiff:
+    """What changed inside one config file that both runs hold."""
+
+    path: str
+    """Relative to each run folder."""
+    format: str
+    changes: list[Change] = field(default_factory=list)
+    error: str | None = None
+    """Why the two versions could not be compared value by value."""
+    notes: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def config_format(path: str, python_configs: frozenset[str] = frozenset()) -> str | None:
+    """``json``, ``yaml``, ``toml``, ``ini``, ``args`` or ``py`` from the file name (``py``
+    for ``config.py`` and the paths in ``python_configs``), else None."""
+    fmt = structured_format(path)
+    if fmt is not None:
+        return fmt
+    name = os.path.basename(path).lower()
+    if name == "config.py" or path in python_configs:
+        return "py"
+    if name.endswith(".args") or name in _ARGS_NAMES:
+        return "args"
+    if os.path.splitext(name)[1] in _INI_SUFFIXES:
+        return "ini"
+    return None
+
+
+def _value(text: str) -> object:
+    stripped = text.strip()
+    lower = stripped.lower()
+    if lower in ("true", "false"):
+        return lower == "true"
+    try:
+        return int(stripped)
+    except ValueError:
+        pass
+    try:
+        number = float(stripped)
+    except ValueError:
+        return stripped
+    return number if number == number and abs(number) != float("inf") else stripped
+
+
+def parse_args(text: str) -> dict[str, object]:
+    """``--lr 0.1 --amp --name=x pos`` as ``{"lr": 0.1, "amp": True, "name": "x",
+    "_positional": ["pos"]}``; one argument per line works the same."""
+    try:
+        tokens = shlex.split(text, comments=True)
+    except ValueError:
+        tokens = text.split()
+    out: dict[str, object] = {}
+    positional: list[object] = []
+    index = 0
+    while index < len(tokens) and index < MAX_LINES:
+        token = tokens[index]
+        index += 1
+        if token.startswith("-") and len(token) > 1 and not _is_number(token):
+            key = token.lstrip("-")
+            if "=" in key:
+                key, _, raw = key.partition("=")
+                out[key] = _value(raw)
+            elif index < len(tokens) and not (
+                tokens[index].startswith("-") and not _is_number(tokens[index])
+            ):
+                out[key] = _value(tokens[index])
+                index += 1
+            else:
+                out[key] = True
+        else:
+            positional.append(_value(token))
+    if positional:
+        out["_positional"] = positional
+    return out
+
+
+def _is_number(token: str) -> bool:
+    try:
+        float(token)
+    except ValueError:
+        return False
+    return True
+
+
+def parse_ini(text: str) -> dict[str, object]:
+    """``[section]`` headers and ``key = value`` / ``key: value`` lines.  A repeated section
+    (Darknet's ``[convolutional]``) gets ``#2``, ``#3``... so every block is compared."""
+    out: dict[str, object] = {}
+    current: dict[str, object] = out
+    seen: dict[str, int] = {}
+    for number, line in enumerate(text.splitlines()):
+        if number >= MAX_LINES:
+            break
+        stripped = line.strip()
+        if not stripped or stripped.startswith(("#", ";")):
+            continue
+        header = _SECTION.match(stripped)
+        if header:
+            name = header.group(1).strip()
+            seen[name] = seen.get(name, 0) + 1
+            key = name if seen[name] == 1 else f"{name}#{seen[name]}"
+            current = {}
+            out[key] = current
+            continue
+        cut = min((i for i in (stripped.find("="), stripped.find(":")) if i > 0), default=-1)
+        if cut < 0:
+            current[stripped] = True
+            continue
+        current[stripped[:cut].strip()] = _value(stripped[cut + 1 :])
+    return out
+
+
+def parse_config(data: bytes, fmt: str) -> object:
+    """The values of one config file; raises ``DiffError`` (one line) when it is malformed."""
+    if fmt in ("json", "yaml", "toml"):
+        return parse_structured(data, fmt)
+    text = data.decode("utf-8", "replace")
+    if fmt == "args":
+        return parse_args(text)
+    if fmt == "ini":
+        return parse_ini(text)
+    if fmt == "py":
+        from store.frameworks._pyconfig import parse_py_config
+
+        try:
+            return parse_py_config(text)
+        except ValueError as exc:
+            raise DiffError(f"invalid Python config: {exc}") from None
+    raise DiffError(f"unknown config format {fmt!r}")
+
+
+def _load(path: str | os.PathLike[str], fmt: str) -> object:
+    data, capped = read_capped(path, MAX_CONFIG_BYTES)
+    if capped:
+        raise DiffError(f"larger than {MAX_CONFIG_BYTES} bytes, not compared by value")
+    return parse_config(data, fmt)
+
+
+def diff_config_files(
+    path_a: str | os.PathLike[str], path_b: str | os.PathLike[str], fmt: str
+) -> StructuredDiff:
+    """Key-path changes between two versions of a config; raises ``DiffError``."""
+    changes = diff_structured(_load(path_a, fmt), _load(path_b, fmt))
+    return StructuredDiff(fmt, changes, not changes)

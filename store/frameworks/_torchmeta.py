@@ -1,0 +1,218 @@
+"""Plain values (numbers, strings, nested dicts) saved inside a torch checkpoint, read
+statically: the pickle is walked opcode by opcode (``store.inspect.pickle_scan``), never
+loaded, so no class it names is imported and no code runs.
+
+Training scripts keep what a run was (its config, epoch, best metric) next to the weights:
+nanoGPT's ``ckpt.pt`` holds ``config``, ``iter_num`` and ``best_val_loss``; timm's
+checkpoints ``args`` and ``epoch``; Ultralytics' ``train_args`` and ``train_metrics``.
+Tensors, storages and objects without a plain state are left out, except one-element
+tensors (a loss saved as ``tensor(0.61)``), whose few bytes are read from the archive.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import struct
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from store.frameworks import _io
+from store.safefile import open_regular
+
+MAX_PICKLE_BYTES = 16 << 20
+"""A checkpoint's ``data.pkl`` beyond this is not read (weights live in ``data/``)."""
+MAX_ENTRIES = 100_000
+MAX_NODES = 50_000
+MAX_DEPTH = 10
+MAX_SCALARS = 1000
+_DATA_PKL = re.compile(r"(^|/)data\.pkl$")
+_UNPACK = {
+    "F32": ("<f", 4), "F64": ("<d", 8), "F16": ("<e", 2), "BF16": ("<H", 2),
+    "I64": ("<q", 8), "I32": ("<i", 4), "I16": ("<h", 2), "I8": ("<b", 1),
+    "U8": ("<B", 1), "BOOL": ("<?", 1),
+}  # fmt: skip
+_SKIP = object()
+
+
+class _Budget:
+    def __init__(self) -> None:
+        self.nodes = 0
+        self.scalars = 0
+
+
+@dataclass(frozen=True)
+class _Scalar:
+    """A one-element tensor: its storage entry, dtype and element offset."""
+
+    key: str
+    dtype: str
+    offset: int
+
+
+Reader = Callable[[_Scalar], "float | int | bool | None"]
+
+
+def read_values(root: Path, rel: str) -> dict[str, object]:
+    """The plain values of the checkpoint's top-level object; ``ReadError`` when it cannot
+    be read (not a regular file, not a torch zip or pickle, too large, corrupt)."""
+    real = _io.regular_file(root, rel)
+    try:
+        fd, _ = open_regular(real)
+    except OSError as exc:
+        raise _io.ReadError(f"{rel}: {exc.strerror or type(exc).__name__}") from None
+    with os.fdopen(fd, "rb") as handle:
+        head = handle.read(4)
+        handle.seek(0)
+        if head.startswith(b"PK"):
+            return _from_zip(handle, rel)
+        if head[:1] == b"\x80":
+            value = _values(handle.read(MAX_PICKLE_BYTES + 1)[:MAX_PICKLE_BYTES], rel)
+            resolved = _resolved(value, None)
+            assert isinstance(resolved, dict)
+            return resolved
+        raise _io.ReadError(f"{rel}: not a torch checkpoint")
+
+
+def _values(data: bytes, rel: str) -> dict[str, object]:
+    from store.inspect.pickle_scan import scan_bytes
+
+    scan = scan_bytes(data, limit=MAX_PICKLE_BYTES, max_pickles=1)
+    if not scan.objects:
+        raise _io.ReadError(f"{rel}: {scan.error or 'no object in the pickle'}")
+    value = plain(scan.objects[0], 0, _Budget())
+    if not isinstance(value, dict):
+        raise _io.ReadError(f"{rel}: the checkpoint is not a mapping")
+    return value
+
+
+def _resolved(value: object, read: Reader | None) -> object:
+    """``value`` with every ``_Scalar`` replaced by its number (dropped when unreadable)."""
+    if isinstance(value, dict):
+        out = {}
+        for key, item in value.items():
+            item = _resolved(item, read)
+            if item is not _SKIP:
+                out[key] = item
+        return out
+    if isinstance(value, list):
+        items = [_resolved(v, read) for v in value]
+        return items if all(v is not _SKIP for v in items) else _SKIP
+    if isinstance(value, _Scalar):
+        number = read(value) if read is not None else None
+        return number if number is not None else _SKIP
+    return value
+
+
+def _from_zip(handle: BinaryIO, rel: str) -> dict[str, object]:
+    try:
+        archive = zipfile.ZipFile(handle)
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise _io.ReadError(f"{rel}: unreadable zip ({exc})") from None
+    with archive:
+        infos = archive.infolist()
+        if len(infos) > MAX_ENTRIES:
+            raise _io.ReadError(f"{rel}: more than {MAX_ENTRIES} zip entries")
+        main = [i for i in infos if _DATA_PKL.search(i.filename)]
+        if not main:
+            raise _io.ReadError(f"{rel}: no data.pkl in the archive")
+        if main[0].file_size > MAX_PICKLE_BYTES:
+            raise _io.ReadError(f"{rel}: data.pkl larger than {MAX_PICKLE_BYTES} bytes")
+        try:
+            with archive.open(main[0]) as member:
+                data: bytes = member.read(MAX_PICKLE_BYTES + 1)[:MAX_PICKLE_BYTES]
+        except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+            raise _io.ReadError(f"{rel}: unreadable data.pkl ({exc})") from None
+        value = _values(data, rel)
+        names = {i.filename: i for i in infos}
+        prefix = main[0].filename[: -len("data.pkl")]
+
+        def read(scalar: _Scalar) -> float | int | bool | None:
+            fmt, size = _UNPACK.get(scalar.dtype, ("", 0))
+            info = names.get(f"{prefix}data/{scalar.key}")
+            end = (scalar.offset + 1) * size
+            if not size or info is None or end > info.file_size or end > 1 << 20:
+                return None
+            try:
+                with archive.open(info) as member:
+                    raw = member.read(end)[-size:]
+            except (zipfile.BadZipFile, OSError, ValueError, EOFError):
+                return None
+            if len(raw) != size:
+                return None
+            if scalar.dtype == "BF16":
+                number: float | int | bool = struct.unpack("<f", b"\0\0" + raw)[0]
+            else:
+                number = struct.unpack(fmt, raw)[0]
+            return number
+
+        resolved = _resolved(value, read)
+    assert isinstance(resolved, dict)
+    return resolved
+
+
+def plain(value: object, depth: int, budget: _Budget) -> object:
+    """``value`` as JSON-like data; ``_SKIP`` for tensors and opaque objects."""
+    from store.inspect.pickle_scan import Call, Global, _tensor_of
+
+    budget.nodes += 1
+    if budget.nodes > MAX_NODES or depth > MAX_DEPTH:
+        return _SKIP
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    if isinstance(value, str):
+        return value[:1000]
+    if isinstance(value, dict):
+        out: dict[str, object] = {}
+        for key, item in list(value.items())[:5000]:
+            if not isinstance(key, (str, int)) or isinstance(key, bool):
+                continue
+            converted = plain(item, depth + 1, budget)
+            if converted is not _SKIP:
+                out[str(key)] = converted
+        return out
+    if isinstance(value, (list, tuple)):
+        items = [plain(v, depth + 1, budget) for v in list(value)[:1000]]
+        kept = [v for v in items if v is not _SKIP]
+        return kept if len(kept) == len(items) else _SKIP
+    if isinstance(value, Call):
+        tensor = _tensor_of(value)
+        if tensor is not None:
+            return _scalar(value, tensor, budget)
+        if value.items:
+            return plain(value.items, depth, budget)
+        if isinstance(value.state, dict):
+            return plain(value.state, depth, budget)
+        args = value.args if isinstance(value.args, tuple) else ()
+        if isinstance(value.func, Global) and value.func.dotted == "collections.OrderedDict":
+            return {} if not args else _SKIP
+        if isinstance(value.func, Global) and len(args) == 1 and value.state is None:
+            # an enum member or a one-value object (``IntervalStrategy('steps')``): its value
+            only = args[0]
+            if only is None or isinstance(only, (str, int, float, bool)):
+                return only
+    return _SKIP
+
+
+def _scalar(value: object, tensor: tuple[str, tuple[int, ...]], budget: _Budget) -> object:
+    """A ``_Scalar`` for a one-element tensor, else ``_SKIP``."""
+    from store.inspect.pickle_scan import Call, Global, Persistent
+
+    dtype, shape = tensor
+    if any(d != 1 for d in shape) or budget.scalars >= MAX_SCALARS:
+        return _SKIP
+    while isinstance(value, Call) and isinstance(value.func, Global):
+        args = value.args if isinstance(value.args, tuple) else ()
+        if value.func.dotted == "torch._utils._rebuild_parameter" and args:
+            value = args[0]
+            continue
+        storage, offset = (args[0], args[1]) if len(args) >= 2 else (None, None)
+        pid = storage.pid if isinstance(storage, Persistent) else None
+        if isinstance(pid, tuple) and len(pid) > 2 and isinstance(offset, int) and offset >= 0:
+            budget.scalars += 1
+            return _Scalar(str(pid[2]), dtype, offset)
+        break
+    return _SKIP

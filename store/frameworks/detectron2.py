@@ -1,0 +1,82 @@
+"""Detectron2 output folders (``cfg.OUTPUT_DIR``).
+
+``default_setup`` writes the full config as ``config.yaml`` (the params: ``SOLVER.BASE_LR``
+...), the JSONWriter one JSON object per line to ``metrics.json`` (``iteration``,
+``total_loss``, ``lr``, evaluation results such as ``bbox/AP``), ``log.txt`` and event
+files; the PeriodicCheckpointer saves ``model_<iteration:07d>.pth`` and, at the end,
+``model_final.pth``, and names the newest in ``last_checkpoint``.  ``model_final.pth``
+means the run finished.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from store.frameworks import _common, _io
+from store.frameworks._context import DetectContext
+from store.frameworks._metrics import add_point
+from store.frameworks.model import Loaded, RunSpec
+
+FRAMEWORK = "detectron2"
+CHECKPOINT = re.compile(r"^model_(\d{7}|final)\.pth$")
+_INDEX = frozenset({"iteration", "data_time", "time", "eta_seconds"})
+
+
+def is_run_dir(ctx: DetectContext, rel: str) -> bool:
+    files = ctx.entry(rel).files
+    if "config.yaml" not in files:
+        return False
+    has_ckpt = any(CHECKPOINT.match(f) for f in files)
+    return has_ckpt or ("metrics.json" in files and "log.txt" in files)
+
+
+def detect(ctx: DetectContext) -> list[RunSpec]:
+    return [ctx.folder_run(rel, FRAMEWORK) for rel in ctx.paths if is_run_dir(ctx, rel)]
+
+
+def load(root: Path, spec: RunSpec) -> Loaded:
+    out = Loaded()
+    _common.read_params(root, _io.join(spec.path, "config.yaml"), out)
+    _, files = _io.list_dir(root, spec.path)
+    if "metrics.json" in files:
+        _read_metrics(root, _io.join(spec.path, "metrics.json"), out)
+    ckpts = sorted((f for f in files if CHECKPOINT.match(f)), key=_io.natural_key)
+    if ckpts:
+        out.meta["checkpoints"] = [_io.display_name(c) for c in ckpts]
+    if "model_final.pth" in files:
+        out.status = "finished"
+    return out
+
+
+def _read_metrics(root: Path, rel: str, out: Loaded) -> None:
+    try:
+        data, cut = _io.read_bytes(root, rel, _io.LARGE)
+    except _io.ReadError as exc:
+        out.warn(str(exc))
+        return
+    if cut:
+        out.warn(f"{rel}: larger than {_io.LARGE} bytes, only the start was read")
+        data = data[: data.rfind(b"\n") + 1]
+    bad = 0
+    for line in data.decode("utf-8", "replace").splitlines():
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except ValueError:
+            bad += 1
+            continue
+        step = _io.to_int(row.get("iteration")) if isinstance(row, dict) else None
+        if step is None or not isinstance(row, dict):
+            bad += 1
+            continue
+        for name, value in row.items():
+            if name in _INDEX or isinstance(value, (bool, str)):
+                continue
+            number = _io.to_float(value)
+            if number is not None:
+                add_point(out.series, str(name), step, number)
+    if bad:
+        out.warn(f"{rel}: {bad} malformed line(s) skipped")

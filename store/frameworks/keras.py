@@ -1,0 +1,139 @@
+"""Keras training folders: ``ModelCheckpoint`` files beside a ``CSVLogger`` file.
+
+``ModelCheckpoint(filepath)`` writes ``.keras`` (a zip: ``config.json``, ``metadata.json``,
+``model.weights.h5``), ``.h5`` or ``.weights.h5`` files named by the user's template (often
+``model.{epoch:02d}-{val_loss:.2f}.keras``, the epoch counted from 1); ``CSVLogger(filename)``
+writes a CSV whose header is ``epoch`` then the logs' keys in sorted order (``accuracy``,
+``loss``, ``val_accuracy``, ``val_loss``), the epoch counted from 0.  Neither has a fixed
+name, so a folder is a Keras run when it holds model files (or a folder of them) and a
+CSV or log file whose first line starts with ``epoch,``.  The params are the compile
+config inside the newest ``.keras`` archive (optimizer and its learning rate, loss),
+read from the zip without loading the model.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import zipfile
+from pathlib import Path
+
+from store.frameworks import _common, _io
+from store.frameworks._context import DetectContext
+from store.frameworks.flatten import flatten
+from store.frameworks.model import Loaded, RunSpec
+from store.safefile import open_regular
+
+FRAMEWORK = "keras"
+MODEL_SUFFIXES = (".keras", ".h5")
+_LOG_SUFFIXES = (".csv", ".log", ".tsv")
+_MAX_CONFIG = 8 << 20
+_MAX_LOG_CANDIDATES = 8
+
+
+def _model_folders(ctx: DetectContext, rel: str) -> list[str]:
+    """``rel`` and its direct sub-folders that hold Keras model files."""
+    found = []
+    for folder in (rel, *(_io.join(rel, d) for d in sorted(ctx.entry(rel).dirs))):
+        if any(ctx.has_file_ending(folder, s) for s in MODEL_SUFFIXES):
+            found.append(folder)
+    return found
+
+
+def csv_log(root: Path, rel: str, files: frozenset[str] | list[str]) -> str | None:
+    """The folder's CSVLogger file (first line ``epoch,...``), by a 64-byte read each."""
+    names = sorted(f for f in files if f.lower().endswith(_LOG_SUFFIXES))
+    for name in names[:_MAX_LOG_CANDIDATES]:
+        try:
+            head, _ = _io.read_bytes(root, _io.join(rel, name), 64)
+        except _io.ReadError:
+            continue
+        if head.startswith((b"epoch,", b"epoch\t", b"epoch;")):
+            return name
+    return None
+
+
+def detect(ctx: DetectContext) -> list[RunSpec]:
+    specs = []
+    for rel in ctx.paths:
+        if not any(ctx.has_file_ending(rel, s) for s in _LOG_SUFFIXES):
+            continue
+        entry = ctx.entry(rel)
+        if not _model_folders(ctx, rel):
+            continue
+        if csv_log(ctx.root, rel, entry.files) is None:
+            continue
+        specs.append(ctx.folder_run(rel, FRAMEWORK))
+    return specs
+
+
+def load(root: Path, spec: RunSpec) -> Loaded:
+    out = Loaded()
+    dirs, files = _io.list_dir(root, spec.path)
+    log = csv_log(root, spec.path, files)
+    if log is not None:
+        out.meta["csv_log"] = _io.display_name(log)
+        _common.read_wide_csv(root, _io.join(spec.path, log), out, step_column="epoch")
+    models: list[tuple[str, str]] = []
+    for folder in (spec.path, *(_io.join(spec.path, d) for d in sorted(dirs))):
+        names = files if folder == spec.path else _io.list_dir(root, folder)[1]
+        models += [(folder, n) for n in names if n.lower().endswith(MODEL_SUFFIXES)]
+    models.sort(key=lambda item: _io.natural_key(item[1]))
+    if models:
+        out.meta["checkpoints"] = [
+            _io.display_name(_io.join(f, n)[len(spec.path) + 1 if spec.path else 0 :])
+            for f, n in models
+        ]
+    archives = [m for m in models if m[1].lower().endswith(".keras")]
+    newest = max(archives, key=lambda m: _mtime(root, _io.join(*m)), default=None)
+    if newest is not None:
+        _read_archive_config(root, _io.join(*newest), out)
+    return out
+
+
+def _mtime(root: Path, rel: str) -> float:
+    try:
+        return os.lstat(_io.abspath(root, rel)).st_mtime
+    except OSError:
+        return 0.0
+
+
+def _read_archive_config(root: Path, rel: str, out: Loaded) -> None:
+    try:
+        real = _io.regular_file(root, rel)
+        fd, _ = open_regular(real)
+    except (_io.ReadError, OSError) as exc:
+        out.warn(f"{rel}: {exc}")
+        return
+    try:
+        with os.fdopen(fd, "rb") as handle, zipfile.ZipFile(handle) as archive:
+            info = archive.getinfo("config.json")
+            if info.file_size > _MAX_CONFIG:
+                out.warn(f"{rel}: config.json larger than {_MAX_CONFIG} bytes, not read")
+                return
+            with archive.open(info) as member:
+                config = json.loads(member.read(_MAX_CONFIG).decode("utf-8", "replace"))
+    except (KeyError, zipfile.BadZipFile, OSError, ValueError, EOFError, RecursionError) as exc:
+        out.warn(f"{rel}: no readable config.json ({type(exc).__name__})")
+        return
+    if not isinstance(config, dict):
+        return
+    out.meta["model_config"] = _io.display_name(rel)
+    compiled = config.get("compile_config")
+    if isinstance(compiled, dict):
+        optimizer = compiled.get("optimizer")
+        if isinstance(optimizer, dict):
+            inner = optimizer.get("config")
+            if isinstance(inner, dict):
+                for key, value in flatten(inner).items():
+                    out.params[f"optimizer.{key}"] = value
+            if optimizer.get("class_name"):
+                out.params["optimizer.class_name"] = str(optimizer["class_name"])
+        for key in ("loss", "metrics", "loss_weights", "jit_compile", "steps_per_execution"):
+            if key in compiled and compiled[key] is not None:
+                value = compiled[key]
+                out.params[key] = (
+                    value if isinstance(value, (int, float, str, bool)) else str(value)
+                )
+    if config.get("class_name"):
+        out.params["model.class_name"] = str(config["class_name"])

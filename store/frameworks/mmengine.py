@@ -1,0 +1,153 @@
+"""MMEngine (MMDetection, MMPretrain, ...) work dirs: ``work_dirs/<config>/``.
+
+The runner dumps the config as ``<config>.py`` there, and each start (a resume too) gets
+a ``<YYYYMMDD_HHMMSS>/`` log folder with ``<timestamp>.log`` and ``vis_data/scalars.json``
+(one JSON object per line: ``loss``, ``lr``, ``epoch``, ``iter``, ``step``; validation lines
+carry the metrics, e.g. ``coco/bbox_mAP``, at the epoch as ``step``) and a copy of the
+config as ``vis_data/config.py``.  CheckpointHook saves ``epoch_<N>.pth`` or
+``iter_<N>.pth`` (counted from 1) and ``best_<metric>_epoch_<N>.pth`` in the work dir and
+writes the newest path into ``last_checkpoint``.  The config is Python: only its literal
+assignments are read (``store.frameworks._pyconfig``), never executed.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from store.frameworks import _io
+from store.frameworks._context import DetectContext
+from store.frameworks._metrics import add_point
+from store.frameworks._pyconfig import parse_py_config
+from store.frameworks.flatten import flatten
+from store.frameworks.model import Loaded, RunSpec
+
+FRAMEWORK = "mmengine"
+TIMESTAMP = re.compile(r"^\d{8}_\d{6}$")
+CHECKPOINT = re.compile(r"^(?:best_.*_)?(epoch|iter)_(\d+)\.pth$")
+_INDEX = frozenset({"epoch", "iter", "step", "data_time", "time", "memory"})
+
+
+def _log_dirs(ctx: DetectContext, rel: str) -> list[str]:
+    return sorted(
+        d
+        for d in ctx.entry(rel).dirs
+        if TIMESTAMP.match(d) and "vis_data" in ctx.entry(_io.join(rel, d)).dirs
+    )
+
+
+def is_run_dir(ctx: DetectContext, rel: str) -> bool:
+    entry = ctx.entry(rel)
+    if not ("last_checkpoint" in entry.files or any(TIMESTAMP.match(d) for d in entry.dirs)):
+        return False
+    if TIMESTAMP.match(_io.basename(rel) or ""):
+        return False  # a log folder belongs to its work dir
+    numbered = ctx.has_file_ending(rel, ".pth") and any(CHECKPOINT.match(f) for f in entry.files)
+    if "last_checkpoint" in entry.files and numbered:
+        return True
+    return bool(_log_dirs(ctx, rel)) and (numbered or ctx.has_file_ending(rel, ".py"))
+
+
+def detect(ctx: DetectContext) -> list[RunSpec]:
+    return [ctx.folder_run(rel, FRAMEWORK) for rel in ctx.paths if is_run_dir(ctx, rel)]
+
+
+def load(root: Path, spec: RunSpec) -> Loaded:
+    out = Loaded()
+    dirs, files = _io.list_dir(root, spec.path)
+    logs = sorted(d for d in dirs if TIMESTAMP.match(d))
+    config = _config_rel(spec, files, logs, root)
+    if config is not None:
+        try:
+            text, cut = _io.read_text(root, config, 4 << 20)
+            if cut:
+                out.warn(f"{config}: larger than 4 MiB, not read")
+            else:
+                out.params = flatten(parse_py_config(text))
+                out.meta["config"] = config
+        except (_io.ReadError, ValueError) as exc:
+            out.warn(f"{config}: {exc}")
+    for log in logs:  # oldest first: a resume's values come after the first start's
+        _read_scalars(root, _io.join(spec.path, log, "vis_data", "scalars.json"), out)
+    ckpts = sorted((f for f in files if CHECKPOINT.match(f)), key=_io.natural_key)
+    if ckpts:
+        out.meta["checkpoints"] = [_io.display_name(c) for c in ckpts]
+    try:
+        pointer, _ = _io.read_text(root, _io.join(spec.path, "last_checkpoint"), 4096)
+        out.meta["last_checkpoint"] = _io.display_name(pointer.strip().rsplit("/", 1)[-1])
+    except _io.ReadError:
+        pass
+    _status(out)
+    return out
+
+
+def _config_rel(spec: RunSpec, files: list[str], logs: list[str], root: Path) -> str | None:
+    """The dumped config: ``<work dir name>.py``, else the only ``.py``, else the newest
+    log folder's ``vis_data/config.py``."""
+    own = (_io.basename(spec.path) or root.name) + ".py"
+    if own in files:
+        return _io.join(spec.path, own)
+    scripts = [f for f in files if f.endswith(".py")]
+    if len(scripts) == 1:
+        return _io.join(spec.path, scripts[0])
+    for log in reversed(logs):
+        rel = _io.join(spec.path, log, "vis_data", "config.py")
+        try:
+            _io.regular_file(root, rel)
+        except _io.ReadError:
+            continue
+        return rel
+    return None
+
+
+def _read_scalars(root: Path, rel: str, out: Loaded) -> None:
+    try:
+        data, cut = _io.read_bytes(root, rel, _io.LARGE)
+    except _io.ReadError as exc:
+        if "No such file" not in str(exc):
+            out.warn(str(exc))
+        return
+    if cut:
+        out.warn(f"{rel}: larger than {_io.LARGE} bytes, only the start was read")
+        data = data[: data.rfind(b"\n") + 1]
+    bad = 0
+    for line in data.decode("utf-8", "replace").splitlines():
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except ValueError:
+            bad += 1
+            continue
+        if not isinstance(row, dict):
+            bad += 1
+            continue
+        step = _io.to_int(row.get("step"))
+        if step is None:
+            step = _io.to_int(row.get("iter"))
+        if step is None:
+            continue
+        for name, value in row.items():
+            if name in _INDEX or isinstance(value, (bool, str)):
+                continue
+            number = _io.to_float(value)
+            if number is not None:
+                add_point(out.series, str(name), step, number)
+        epoch = _io.to_int(row.get("epoch"))
+        if epoch is not None:
+            out.meta["epoch"] = max(epoch, _io.to_int(out.meta.get("epoch")) or 0)
+    if bad:
+        out.warn(f"{rel}: {bad} malformed line(s) skipped")
+
+
+def _status(out: Loaded) -> None:
+    """Finished when the newest checkpoint is the last epoch or iteration of the schedule."""
+    last = out.meta.get("last_checkpoint")
+    match = CHECKPOINT.match(last) if isinstance(last, str) else None
+    if match is None:
+        return
+    key = "train_cfg.max_epochs" if match.group(1) == "epoch" else "train_cfg.max_iters"
+    limit = _io.to_int(out.params.get(key))
+    if limit and int(match.group(2)) >= limit:
+        out.status = "finished"

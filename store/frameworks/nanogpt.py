@@ -1,0 +1,55 @@
+"""Single-file checkpoint scripts in the nanoGPT style: an ``out_dir`` holding ``ckpt.pt``,
+overwritten at every evaluation that improves (or always, with ``always_save_checkpoint``).
+
+The checkpoint is a dict: ``model`` and ``optimizer`` state, ``model_args``, ``iter_num``,
+``best_val_loss`` and ``config`` (every setting of the script).  Those plain values are
+read statically (``store.frameworks._torchmeta``: the pickle is walked, never loaded):
+``config`` and ``model_args`` become the params, ``best_val_loss`` a metric at
+``iter_num``; the run is finished when ``iter_num`` reached ``config.max_iters``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from store.frameworks import _io, _torchmeta
+from store.frameworks._context import DetectContext
+from store.frameworks.flatten import flatten
+from store.frameworks.model import Loaded, RunSpec
+
+FRAMEWORK = "nanogpt"
+CHECKPOINT = "ckpt.pt"
+
+
+def detect(ctx: DetectContext) -> list[RunSpec]:
+    return [
+        ctx.folder_run(rel, FRAMEWORK) for rel in ctx.paths if CHECKPOINT in ctx.entry(rel).files
+    ]
+
+
+def load(root: Path, spec: RunSpec) -> Loaded:
+    out = Loaded()
+    rel = _io.join(spec.path, CHECKPOINT)
+    out.meta["checkpoints"] = [CHECKPOINT]
+    try:
+        values = _torchmeta.read_values(root, rel)
+    except _io.ReadError as exc:
+        out.warn(str(exc))
+        return out
+    config = values.get("config")
+    if isinstance(config, dict):
+        out.params.update(flatten(config))
+    model_args = values.get("model_args")
+    if isinstance(model_args, dict):
+        for key, value in flatten(model_args).items():
+            out.params[f"model_args.{key}"] = value
+    step = _io.to_int(values.get("iter_num"))
+    best = _io.to_float(values.get("best_val_loss"))
+    if best is not None:
+        out.finals["best_val_loss"] = (step, best)
+    if step is not None:
+        out.meta["iter_num"] = step
+        max_iters = _io.to_int(out.params.get("max_iters"))
+        if max_iters and step >= max_iters:
+            out.status = "finished"
+    return out

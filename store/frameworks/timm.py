@@ -1,0 +1,48 @@
+"""timm's ``train.py`` output folders: ``<output>/train/<experiment>/``.
+
+``args.yaml`` holds every argument (the params), ``summary.csv`` one row per epoch
+(``epoch`` from 0, ``train_loss``, ``eval_loss``, ``eval_top1``, ``eval_top5``, ``lr``),
+``checkpoint-<epoch>.pth.tar`` the ``--checkpoint-hist`` best epochs, ``model_best.pth.tar``
+and ``last.pth.tar`` copies (hard links when the filesystem allows) of the same bytes.
+The run is finished when the summary reached ``epochs`` (plus ``cooldown_epochs``) rows.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from store.frameworks import _common, _io
+from store.frameworks._context import DetectContext
+from store.frameworks.model import Loaded, RunSpec
+
+FRAMEWORK = "timm"
+CHECKPOINT = re.compile(r"^checkpoint-(\d+)\.pth\.tar$")
+
+
+def is_run_dir(ctx: DetectContext, rel: str) -> bool:
+    files = ctx.entry(rel).files
+    if "args.yaml" not in files:
+        return False
+    return "summary.csv" in files or ctx.has_file_ending(rel, ".pth.tar")
+
+
+def detect(ctx: DetectContext) -> list[RunSpec]:
+    return [ctx.folder_run(rel, FRAMEWORK) for rel in ctx.paths if is_run_dir(ctx, rel)]
+
+
+def load(root: Path, spec: RunSpec) -> Loaded:
+    out = Loaded()
+    _common.read_params(root, _io.join(spec.path, "args.yaml"), out)
+    _, files = _io.list_dir(root, spec.path)
+    if "summary.csv" in files:
+        _common.read_wide_csv(root, _io.join(spec.path, "summary.csv"), out, step_column="epoch")
+    ckpts = sorted((f for f in files if f.endswith(".pth.tar")), key=_io.natural_key)
+    if ckpts:
+        out.meta["checkpoints"] = [_io.display_name(c) for c in ckpts]
+    epochs = _io.to_int(out.params.get("epochs"))
+    cooldown = _io.to_int(out.params.get("cooldown_epochs")) or 0
+    last = max((step for points in out.series.values() for step, _ in points), default=None)
+    if epochs and last is not None and last + 1 >= epochs + cooldown:
+        out.status = "finished"
+    return out

@@ -1,0 +1,53 @@
+"""Ultralytics YOLO training runs: ``<project>/<name>/`` (default ``runs/<task>/train``).
+
+The trainer writes ``args.yaml`` (every argument, the params) when it starts,
+``results.csv`` (one row per epoch: ``epoch`` from 1, ``time``, losses, ``metrics/...``,
+``lr/pg0``; older versions pad names and values with spaces) and ``weights/last.pt``,
+``weights/best.pt`` and, with ``save_period``, ``weights/epoch<N>.pt`` (``N`` counted
+from 0, so ``epoch9.pt`` is the row with epoch 10).  The run is finished when the CSV
+reached ``epochs`` rows.  Checkpoints are listed, never loaded.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from store.frameworks import _common, _io
+from store.frameworks._context import DetectContext
+from store.frameworks.model import Loaded, RunSpec
+
+FRAMEWORK = "ultralytics"
+_WEIGHTS = frozenset({"last.pt", "best.pt"})
+
+
+def is_run_dir(ctx: DetectContext, rel: str) -> bool:
+    entry = ctx.entry(rel)
+    if "args.yaml" not in entry.files:
+        return False
+    if "results.csv" in entry.files:
+        return True
+    return "weights" in entry.dirs and bool(ctx.entry(_io.join(rel, "weights")).files & _WEIGHTS)
+
+
+def detect(ctx: DetectContext) -> list[RunSpec]:
+    return [ctx.folder_run(rel, FRAMEWORK) for rel in ctx.paths if is_run_dir(ctx, rel)]
+
+
+def load(root: Path, spec: RunSpec) -> Loaded:
+    out = Loaded()
+    _common.read_params(root, _io.join(spec.path, "args.yaml"), out)
+    _, files = _io.list_dir(root, spec.path)
+    if "results.csv" in files:
+        _common.read_wide_csv(root, _io.join(spec.path, "results.csv"), out, step_column="epoch")
+        out.series.pop("time", None)
+    _, weights = _io.list_dir(root, _io.join(spec.path, "weights"))
+    found = sorted((w for w in weights if w.endswith(".pt")), key=_io.natural_key)
+    if found:
+        out.meta["checkpoints"] = [_io.display_name(w) for w in found]
+    epochs = _io.to_int(out.params.get("epochs"))
+    done = max((step for points in out.series.values() for step, _ in points), default=None)
+    if epochs and done is not None:
+        out.meta["epochs_done"] = done
+        if done >= epochs:
+            out.status = "finished"
+    return out
