@@ -180,7 +180,7 @@ def _verdict_inspection(
     extra_reasons: tuple[str, ...] = (),
     integrity: str | None = None,
 ) -> Inspection:
-    reasons = list(extra_reasons) + scan.reasons
+    reasons = list(extra_reasons) + scan.counted_reasons()
     if scan.error is not None:
         reasons.append(f"corrupt: {scan.error}")
         if scan.truncated and integrity is None:
