@@ -56,7 +56,8 @@ def test_library_written_files_are_not_dangerous(path: Path) -> None:
     _well_formed(result)
     assert result.verdict != "dangerous", result.reasons
     assert result.integrity is None
-    assert 0 < result.bytes_read <= 2 * path.stat().st_size  # headers may be read twice
+    # headers may be read twice, and the start once more as a pickle (polyglots)
+    assert 0 < result.bytes_read <= 3 * path.stat().st_size
 
 
 @pytest.mark.parametrize(

@@ -388,7 +388,7 @@ class _Walker:
         def pop() -> object:
             # The real unpickler keeps marks on a separate stack: only POP may pop one.
             if not stack or (stack[-1] is MARK and name != "POP"):
-                raise ValueError(f"stack underflow at {name} (offset {pos})")
+                raise PickleInvalid(f"unpickling stack underflow at {name} (offset {pos})")
             return stack.pop()
 
         def target(allowed: tuple[type, ...]) -> object:
@@ -406,7 +406,7 @@ class _Walker:
                     items = stack[index + 1 :]
                     del stack[index:]
                     return items
-            raise ValueError(f"{name} without MARK (offset {pos})")
+            raise PickleInvalid(f"could not find MARK for {name} (offset {pos})")
 
         if name in _PUSH_ARG:
             stack.append(arg)
