@@ -59,6 +59,8 @@ _ZIP_ERRORS = (
 _HDF5 = b"\x89HDF\r\n\x1a\n"
 _TORCH_MAGIC_NUMBER = b"\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19"
 """LONG1 0x1950a86a20f9469cfc6c: the first pickle of torch's pre-zip format."""
+SAFETENSORS_HEADER_BUDGET = 4 * 1024 * 1024
+"""Header bytes parsed (JSON costs ~15x its size in memory); real headers are far smaller."""
 SNIFF_LIMIT = 1 << 20
 """Bytes read when checking whether a file of another format is also a pickle."""
 FILE_BYTES_LIMIT = 512 * 1024 * 1024
@@ -251,6 +253,10 @@ def _verdict_inspection(
         if scan.truncated and integrity is None:
             integrity = f"truncated: {scan.error}"
     verdict = scan.verdict
+    if any(r.startswith("dangerous") for r in extra_reasons):
+        verdict = "dangerous"  # a container trick (duplicate or mismatched zip names)
+    elif verdict == "safe" and any(r.startswith("unknown") for r in extra_reasons):
+        verdict = "unknown"  # a budget left entries unread, or TorchScript code
     if integrity is not None and verdict == "safe":
         verdict = "corrupt"
     return Inspection(
@@ -480,6 +486,13 @@ def _tar(handle: BoundedFile) -> Inspection:
 
 
 def _safetensors(handle: BoundedFile) -> Inspection:
+    length = int.from_bytes(handle.read_at(0, 8), "little")
+    if length > SAFETENSORS_HEADER_BUDGET:
+        why = (
+            f"unknown: header of {length} bytes is over the {SAFETENSORS_HEADER_BUDGET}-byte "
+            "budget; not parsed"
+        )
+        return Inspection("safetensors", "unknown", (why,))
     try:
         header = _st.read_header_from(handle)
     except InspectError as exc:

@@ -39,6 +39,22 @@ class Readable(Protocol):
     def tell(self) -> int: ...
 
 
+BIG_ARGUMENT = 1 << 20
+"""Byte/string arguments longer than this are read past, not kept (see ``Opaque``)."""
+
+
+class Opaque:
+    """A byte or text argument too long to keep: only its length is known."""
+
+    __slots__ = ("size",)
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+
+    def __repr__(self) -> str:
+        return f"Opaque({self.size})"
+
+
 class PickleParseError(ValueError):
     """The stream cannot be read as a pickle at this point."""
 
@@ -159,6 +175,21 @@ def _counted(stream: Readable, width: int, what: str, *, signed: bool = False) -
     return _exact(stream, size, what)
 
 
+def _counted_big(stream: Readable, width: int, what: str) -> bytes | Opaque:
+    """A length-prefixed argument; past ``BIG_ARGUMENT`` it is read in chunks and dropped,
+    so a multi-gigabyte BINBYTES8 costs no memory."""
+    size = _unsigned(stream, width, what)
+    if size <= BIG_ARGUMENT:
+        return _exact(stream, size, what)
+    left = size
+    while left > 0:
+        chunk = stream.read(min(left, 1 << 20))
+        if not chunk:
+            raise PickleTruncated(f"{what}: pickle data was truncated")
+        left -= len(chunk)
+    return Opaque(size)
+
+
 def _arg(code: int, stream: Readable) -> tuple[str, Any]:
     """(opcode name, decoded argument) of the opcode byte ``code``."""
     what = _NAMES.get(code)
@@ -166,6 +197,12 @@ def _arg(code: int, stream: Readable) -> tuple[str, Any]:
         raise PickleInvalid(f"invalid load key {bytes([code])!r}")
     if what in _NO_ARG:
         return what, None
+    fixed = _FIXED.get(what)
+    if fixed is not None:
+        data = stream.read(fixed)
+        if len(data) < fixed:
+            raise PickleTruncated(f"{what}: pickle data was truncated")
+        return what, int.from_bytes(data, "little")
     if what == "INT":
         return what, parse_int_line(_line(stream, what))
     if what == "BININT":
@@ -203,13 +240,22 @@ def _arg(code: int, stream: Readable) -> tuple[str, Any]:
         return what, _counted(stream, 1, what).decode("latin-1")
     if what in ("BINBYTES", "SHORT_BINBYTES", "BINBYTES8", "BYTEARRAY8"):
         width = {"BINBYTES": 4, "SHORT_BINBYTES": 1}.get(what, 8)
-        data = _counted(stream, width, what)
-        return what, bytearray(data) if what == "BYTEARRAY8" else data
+        blob = _counted_big(stream, width, what)
+        return what, bytearray(blob) if what == "BYTEARRAY8" and isinstance(blob, bytes) else blob
     if what in ("BINUNICODE", "SHORT_BINUNICODE", "BINUNICODE8"):
         width = {"BINUNICODE": 4, "SHORT_BINUNICODE": 1}.get(what, 8)
-        return what, _counted(stream, width, what).decode("utf-8", "surrogatepass")
+        raw = _counted_big(stream, width, what)
+        if isinstance(raw, Opaque):
+            return what, raw
+        try:
+            return what, raw.decode("utf-8", "surrogatepass")
+        except UnicodeDecodeError:
+            raise PickleInvalid(f"{what} argument is not UTF-8") from None
     if what == "UNICODE":
-        return what, codecs.raw_unicode_escape_decode(_line(stream, what))[0]
+        try:
+            return what, codecs.raw_unicode_escape_decode(_line(stream, what))[0]
+        except UnicodeDecodeError:
+            raise PickleInvalid("UNICODE argument has a bad escape") from None
     if what in ("GET", "PUT"):
         return what, parse_memo_line(_line(stream, what))
     if what in ("GLOBAL", "INST"):
@@ -262,6 +308,9 @@ _NAMES: dict[int, str] = {
         ("\x96", "BYTEARRAY8"), ("\x97", "NEXT_BUFFER"), ("\x98", "READONLY_BUFFER"),
     ]
 }  # fmt: skip
+_FIXED = {"BININT1": 1, "BINGET": 1, "BINPUT": 1, "BININT2": 2, "LONG_BINGET": 4,
+          "LONG_BINPUT": 4, "EXT1": 1, "EXT2": 2, "FRAME": 8}  # fmt: skip
+"""Opcodes whose argument is an unsigned little-endian integer of this many bytes."""
 _NO_ARG = frozenset(
     _words(
         "MARK STOP POP POP_MARK DUP NONE BINPERSID REDUCE APPEND BUILD DICT EMPTY_DICT APPENDS "

@@ -22,11 +22,11 @@ from store.inspect.pickle_ops import PickleInvalid, PickleTooLong, PickleTruncat
 from store.inspect.policy import CALLS_ARGUMENT, NESTED_LOADERS, classify, compat_name, worst
 
 SCAN_LIMIT = 64 * 1024 * 1024
-OP_LIMIT = 3_000_000
+OP_LIMIT = 2_000_000
 """Opcodes read per file before the verdict becomes ``unknown``."""
 MEMO_LIMIT = 500_000
 """Memo entries per pickle before the verdict becomes ``unknown``."""
-TIME_LIMIT = 5.0
+TIME_LIMIT = 2.0
 """Seconds spent walking one file's pickles before the verdict becomes ``unknown``."""
 SKIP_LIMIT = 1 << 40
 MAX_DEPTH = 4
@@ -101,6 +101,13 @@ class _Source:
 
     def read(self, size: int = -1) -> bytes:
         """Up to ``size`` bytes, fetched in chunks so a hostile length allocates nothing."""
+        if 0 <= size <= 4096 and not self._pending:  # the common case: one opcode's bytes
+            data = self._stream.read(size)
+            self._pos += len(data)
+            self.consumed += len(data)
+            if self.consumed > self._limit:
+                raise _Capped(f"scan stopped after {self._limit} bytes")
+            return data
         remaining = self._limit - self.consumed + 1
         size = remaining if size < 0 else min(size, remaining)
         head, self._pending = self._pending[:size], self._pending[size:]
