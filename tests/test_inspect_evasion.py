@@ -1,0 +1,179 @@
+"""The evasion corpus (tests/fixtures/evasion/make_evasion.py): every malicious file is
+caught, none is ``safe``, no benign twin is ``dangerous``, nothing runs.  Where a claim is
+that the real unpickler accepts a stream a linter rejects, CPython's own ``pickle.loads``
+proves it on a payload that only creates a file in ``tmp_path``.
+"""
+
+from __future__ import annotations
+
+import io
+import pickle
+import pickletools
+import struct
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from store.inspect import inspect_file
+from store.inspect.pickle_ops import PickleInvalid, read_ops
+from store.inspect.pickle_scan import MEMO_LIMIT, scan_bytes
+
+sys.path.insert(0, str(Path(__file__).parent / "fixtures" / "evasion"))
+import make_evasion as corpus
+
+MODELS = Path(__file__).parent / "fixtures" / "models"
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, list[corpus.Case]]:
+    base = tmp_path_factory.mktemp("evasion")
+    marker = base / "MARKER"
+    return base / "corpus", marker, corpus.build(base / "corpus", marker)
+
+
+def test_corpus_is_caught_and_nothing_runs(built: tuple[Path, Path, list[corpus.Case]]) -> None:
+    folder, marker, cases = built
+    malicious = [c for c in cases if c.malicious]
+    benign = [c for c in cases if not c.malicious]
+    assert len(malicious) >= 90 and len(benign) >= 19
+    missed, alarms = [], []
+    for case in cases:
+        found = inspect_file(folder / case.name)
+        if case.malicious:
+            assert found.verdict != "safe", (case.name, found.reasons)
+            if found.verdict != "dangerous" and not case.may_be_unknown:
+                missed.append((case.name, found.verdict))
+        else:
+            if found.verdict != "safe":
+                alarms.append((case.name, found.verdict, found.reasons[:2]))
+    assert not missed
+    assert not alarms
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["lightning_partial_hparams.ckpt", "hf_training_args.bin", "benign_builtins_p0.pkl"],
+)
+def test_benign_twins_are_proved_safe(
+    built: tuple[Path, Path, list[corpus.Case]], name: str
+) -> None:
+    folder, _, _ = built
+    found = inspect_file(folder / name)
+    assert found.verdict == "safe", found.reasons
+    if name.startswith("lightning"):
+        assert "functools.partial(torch.optim.adamw.AdamW)" in found.imports
+
+
+def test_partial_of_something_else_is_not_safe() -> None:
+    g = corpus.glob0
+    unknown = corpus.p2(corpus.call(g("functools", "partial"), g("mypackage", "Model")))
+    assert scan_bytes(unknown).verdict == "unknown"
+    computed = corpus.p2(
+        corpus.call(g("functools", "partial"), corpus.call(g("collections", "OrderedDict")))
+    )
+    assert scan_bytes(computed).verdict == "dangerous"
+
+
+def _open_payload(marker: Path) -> bytes:
+    """``open(marker, "w")`` at protocol 0: harmless, and proof that the stream loads."""
+    payload: bytes = corpus.call(
+        corpus.glob0("builtins", "open"), corpus.str0(str(marker)), b"S'w'\n"
+    )
+    return payload
+
+
+@pytest.mark.parametrize(
+    ("prefix", "encoding", "genops_fails"),
+    [
+        (b"I0x1f\n0", "ASCII", True),  # strtol base 0
+        (b"I010\n0", "ASCII", False),  # C octal: genops reads 10, the loader 8
+        (b"L0x10L\n0", "ASCII", True),
+        (b"I 7\n0", "ASCII", False),
+        (b"S'\xe9t\xe9'\n0", "latin1", True),  # numpy and joblib load with latin1
+        (b"\x80\x04}q\x00(K\x01K\x02u0", "ASCII", False),  # protocols 1 and 4 mixed
+    ],
+)
+def test_streams_genops_rejects_load_and_are_read(
+    tmp_path: Path, prefix: bytes, encoding: str, genops_fails: bool
+) -> None:
+    marker = tmp_path / "loaded"
+    data = prefix + _open_payload(marker) + b"."
+    found = scan_bytes(data)
+    assert found.verdict == "dangerous" and "builtins.open" in found.imports
+    # The real loader runs it (creating only ``marker``): a scanner must read it too.
+    pickle.loads(data, encoding=encoding).close()
+    assert marker.exists()
+    if genops_fails:
+        with pytest.raises(ValueError):
+            list(pickletools.genops(data))
+
+
+def test_reader_rejects_what_the_loader_rejects() -> None:
+    for data in [b"I0x\n.", b"S'abc\n.", b"\xff.", b"\x80\x06."]:
+        with pytest.raises((PickleInvalid, pickle.UnpicklingError, ValueError)):
+            pickle.loads(data)
+        with pytest.raises(PickleInvalid):
+            list(read_ops(io.BytesIO(data)))
+        assert scan_bytes(data).verdict == "corrupt"
+
+
+def test_real_library_files_stay_safe() -> None:
+    verdicts = {p.name: inspect_file(p).verdict for p in sorted(MODELS.iterdir())}
+    assert "dangerous" not in verdicts.values()
+    safe = {n for n, v in verdicts.items() if v == "safe"}
+    assert {
+        "state_dict.pt",
+        "lightning.ckpt",
+        "legacy.pt",
+        "sklearn.joblib",
+        "whole_model.pt",
+    } <= safe
+
+
+def test_memo_flood_is_unknown_and_fast() -> None:
+    started = time.monotonic()
+    found = scan_bytes(b"\x80\x04N" + b"\x94" * (MEMO_LIMIT + 10) + b".")
+    assert found.verdict == "unknown"
+    assert any("memo entries" in r for r in found.reasons)
+    assert time.monotonic() - started < 30  # generous: the bench measures it
+
+
+def test_repeated_findings_are_counted_once() -> None:
+    body = b"".join(b"N\x94" for _ in range(3)) + b"q\x00q\x00q\x00" + b"0" * 7
+    found = scan_bytes(b"\x80\x04" + body + b"N.")
+    redefined = [r for r in found.reasons if "redefined" in r]
+    assert len(redefined) == 1
+    assert found.counts[redefined[0]] == 3
+
+
+def test_cap_on_zip_entries_is_unknown_never_safe(tmp_path: Path) -> None:
+    huge = b"\x80\x04\x8e" + struct.pack("<Q", 65 << 20) + b"\x00" * (65 << 20) + b"."
+    path = tmp_path / "big.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("small.pkl", pickle.dumps([1, 2]))
+        archive.writestr("huge.pkl", huge)  # past the per-entry cap: read up to it, no further
+    found = inspect_file(path)
+    assert found.verdict == "unknown", found.reasons
+
+
+def test_safetensors_header_over_budget_is_unknown(tmp_path: Path) -> None:
+    count = 80_000
+    body = (
+        "{"
+        + ",".join(
+            f'"t{i}":{{"dtype":"U8","shape":[1],"data_offsets":[{i},{i + 1}]}}'
+            for i in range(count)
+        )
+        + "}"
+    )
+    path = tmp_path / "many.safetensors"
+    with path.open("wb") as handle:
+        handle.write(struct.pack("<Q", len(body)) + body.encode())
+        handle.truncate(8 + len(body) + count)
+    found = inspect_file(path)
+    assert found.verdict == "unknown"
+    assert "budget" in found.reasons[0]
