@@ -177,3 +177,20 @@ def test_safetensors_header_over_budget_is_unknown(tmp_path: Path) -> None:
     found = inspect_file(path)
     assert found.verdict == "unknown"
     assert "budget" in found.reasons[0]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "import os\nos.system('ls')\n",
+        "cos\tnot a pickle\n",
+        "a,b\n1,2\n",
+        "key: value\n",
+        '{"json": 1}',
+        "(this is prose)\n",
+    ],
+)
+def test_text_files_are_not_pickles(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "notes.txt"
+    path.write_text(text)
+    assert inspect_file(path).verdict == "n/a"

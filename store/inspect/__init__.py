@@ -673,6 +673,9 @@ def _scan_entries(
                     scan = scan_stream(stream, limit=min(SCAN_LIMIT, budget))
                     if scan.bytes_scanned >= SCAN_LIMIT and not scan.capped:
                         scan.capped = True
+                    is_pickle = scan.pickles or scan.imports or scan.verdict == "dangerous"
+                    if not info.filename.endswith(".pkl") and not is_pickle:
+                        continue  # a nested archive or other data no loader unpickles
                 else:
                     continue
         except zipfile.BadZipFile as exc:

@@ -16,7 +16,9 @@ Usage::
 ``stream`` needs ``read(n)`` and ``readline(limit)``; the generator reads lazily, so the
 caller may consume raw bytes from ``stream`` between two opcodes (joblib's array data).
 Values are decoded leniently (bytes strings as latin-1), since only their shape matters to
-a scanner.  Shared by the safety scan and any other static reader of pickles.
+a scanner; GLOBAL and INST yield ``(module, name)``, and byte or text arguments longer
+than ``BIG_ARGUMENT`` are read past and yielded as ``Opaque``.  Shared by the safety scan
+and any other static reader of pickles.
 """
 
 from __future__ import annotations
@@ -261,7 +263,7 @@ def _arg(code: int, stream: Readable) -> tuple[str, Any]:
     if what in ("GLOBAL", "INST"):
         module = _utf8_line(_line(stream, what), f"{what} module")
         name = _utf8_line(_line(stream, what), f"{what} name")
-        return what, f"{module} {name}"
+        return what, (module, name)
     if what == "PERSID":
         return what, _line(stream, what).decode("latin-1")
     if what == "FRAME":

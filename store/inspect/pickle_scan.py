@@ -19,7 +19,14 @@ from dataclasses import dataclass, field
 from typing import IO, Any
 
 from store.inspect.pickle_ops import PickleInvalid, PickleTooLong, PickleTruncated, read_ops
-from store.inspect.policy import CALLS_ARGUMENT, NESTED_LOADERS, classify, compat_name, worst
+from store.inspect.policy import (
+    CALLS_ARGUMENT,
+    NESTED_LOADERS,
+    NEW_ONLY,
+    classify,
+    compat_name,
+    worst,
+)
 
 SCAN_LIMIT = 64 * 1024 * 1024
 OP_LIMIT = 2_000_000
@@ -484,7 +491,7 @@ class _Walker:
                 raise PickleInvalid(f"memo value not found at index {arg} (offset {pos})")
             stack.append(memo[int(arg)])
         elif name in ("GLOBAL", "INST"):
-            module, _, attr = str(arg).partition(" ")
+            module, attr = arg
             glob = self.import_(module, attr)
             if name == "INST":
                 args = tuple(pop_mark())
@@ -563,6 +570,9 @@ class _Walker:
     def import_(self, module: str, attr: str) -> Global:
         """Record what loading imports; protocols 0-2 name Python 2 modules, which Python 3
         maps (``__builtin__`` is ``builtins``), so the global is kept as it resolves."""
+        if not module or not all(part.isidentifier() for part in module.split(".")):
+            # __import__ cannot find such a module: the loader stops here.
+            raise PickleInvalid(f"no module named {module[:60]!r}")
         self.result.note_import(f"{module}.{attr}", classify(module, attr))
         if self.protocol < 3:
             module, attr = compat_name(module, attr)
@@ -574,8 +584,8 @@ class _Walker:
         result = self.result
         if isinstance(value, Global):
             inner = result.imports.get(value.dotted, classify(value.module, value.name))
-            if value.dotted in CALLS_ARGUMENT and inner == "safe":
-                inner = "unknown"  # a wrapper of a wrapper: not worth proving
+            if (value.dotted in CALLS_ARGUMENT or value.dotted in NEW_ONLY) and inner == "safe":
+                inner = "unknown"  # a wrapper of a wrapper, or a constructor we only allow bare
             shown = value.dotted
         elif isinstance(value, Call) and value.vetted is not None:
             inner, shown = value.vetted, "a vetted partial"
@@ -600,6 +610,8 @@ class _Walker:
                 result.note("dangerous: calls a value whose import could not be resolved")
             else:
                 result.note(f"dangerous: {opcode} calls a computed {type(func).__name__}")
+        elif func.dotted in NEW_ONLY and opcode in ("REDUCE", "INST", "OBJ"):
+            result.note(f"unknown: calls {func.dotted}(...), which runs its constructor")
         elif func.dotted in CALLS_ARGUMENT:
             if isinstance(args, tuple):
                 positions = CALLS_ARGUMENT[func.dotted]

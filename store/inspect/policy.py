@@ -176,7 +176,6 @@ SAFE_GLOBALS: dict[str, set[str]] = {
     "fractions": {"Fraction"},
     "uuid": {"UUID"},
     "argparse": {"Namespace"},
-    "enum": {"Enum"},
     "pathlib": {"Path", "PosixPath", "WindowsPath", "PurePath", "PurePosixPath", "PureWindowsPath"},
     "torch": _TORCH_STORAGES | _TORCH_DTYPES | {"Size", "device", "dtype", "layout", "Tensor"},
     "torch.storage": {"UntypedStorage", "TypedStorage"},
@@ -239,6 +238,20 @@ CALLS_ARGUMENT: dict[str, tuple[int, ...]] = {
 """Safe callables that call (or construct) the arguments at these positions: each must be
 a safe global itself, else the call is as dangerous as what it wraps."""
 
+NEW_ONLY = frozenset(
+    [f"{_NN}{module}.{name}" for module, names in _TORCH_MODULES.items() for name in names.split()]
+    + [
+        "transformers.training_args.TrainingArguments",
+        "transformers.training_args_seq2seq.Seq2SeqTrainingArguments",
+        "transformers.trainer_pt_utils.AcceleratorConfig",
+        "accelerate.state.PartialState",
+        "omegaconf.dictconfig.DictConfig",
+        "omegaconf.listconfig.ListConfig",
+    ]
+)
+"""Classes that are safe to create bare (``cls.__new__`` then state, as pickles of them do)
+but whose constructor does real work (allocates, reads configs): calling them is unknown."""
+
 DANGEROUS_MODULES = frozenset(
     _words(
         # processes, code, imports
@@ -250,7 +263,7 @@ DANGEROUS_MODULES = frozenset(
         "zipapp antigravity this atexit signal faulthandler gc inspect types marshal "
         "ctypes _ctypes cffi _thread threading multiprocessing _multiprocessing concurrent "
         "asyncio _asyncio sched readline rlcompleter getpass pwd grp resource fcntl termios "
-        "_pyrepl "
+        "_pyrepl asyncore asynchat smtpd mailbox syslog msvcrt winreg _winreg winsound "
         # files and the network
         "io _io codecs _codecs fileinput linecache glob fnmatch shutil tempfile tarfile "
         "zipfile gzip bz2 lzma zlib shelve dbm sqlite3 _sqlite3 mmap filecmp posixpath "
@@ -322,7 +335,8 @@ SINK_NAMES = frozenset(
         "urlopen urlretrieve write_text write_bytes unlink rmtree remove rmdir rename replace "
         "symlink_to hardlink_to chmod touch mkdir startfile kill fork forkpty "
         "create_subprocess_exec "
-        "create_subprocess_shell __getattribute__ __getattr__ __subclasses__ __globals__ "
+        "create_subprocess_shell run_python_script assert_run_python_script "
+        "__getattribute__ __getattr__ __subclasses__ __globals__ "
         "__builtins__ __dict__ __code__ __reduce__ __reduce_ex__ __setstate__ __class__ __bases__ "
         "__base__ __mro__ __init_subclass__ __call__ __func__ __self__ __wrapped__ __closure__"
     )
