@@ -12,14 +12,13 @@ import pickletools
 import struct
 import sys
 import time
-import zipfile
 from pathlib import Path
 
 import pytest
 
 from store.inspect import inspect_file
 from store.inspect.pickle_ops import PickleInvalid, read_ops
-from store.inspect.pickle_scan import MEMO_LIMIT, scan_bytes
+from store.inspect.pickle_scan import MEMO_LIMIT, scan_bytes, scan_stream
 
 sys.path.insert(0, str(Path(__file__).parent / "fixtures" / "evasion"))
 import make_evasion as corpus
@@ -150,14 +149,21 @@ def test_repeated_findings_are_counted_once() -> None:
     assert found.counts[redefined[0]] == 3
 
 
-def test_cap_on_zip_entries_is_unknown_never_safe(tmp_path: Path) -> None:
-    huge = b"\x80\x04\x8e" + struct.pack("<Q", 65 << 20) + b"\x00" * (65 << 20) + b"."
-    path = tmp_path / "big.zip"
-    with zipfile.ZipFile(path, "w") as archive:
-        archive.writestr("small.pkl", pickle.dumps([1, 2]))
-        archive.writestr("huge.pkl", huge)  # past the per-entry cap: read up to it, no further
+def test_budgets_stop_the_read_as_unknown_never_safe(tmp_path: Path) -> None:
+    padded = b"\x80\x04\x8e" + struct.pack("<Q", 3 << 20) + bytes(3 << 20) + b"0N."
+    # Past the raw-bytes budget (inside an archive every skipped byte is decompressed).
+    capped = scan_stream(io.BytesIO(padded), skip_limit=1 << 20)
+    assert capped.verdict == "unknown" and capped.capped
+    # Past the opcode-bytes budget.
+    assert scan_stream(io.BytesIO(b"\x80\x02" + b"N0" * 1000 + b"N."), limit=500).verdict == (
+        "unknown"
+    )
+    # A long byte string on disk is seeked past, and what follows it is still read.
+    evil = b"\x80\x04\x8e" + struct.pack("<Q", 70 << 20) + bytes(70 << 20) + b"0"
+    path = tmp_path / "padded.pkl"
+    path.write_bytes(evil + corpus.p0(corpus.call(corpus.glob0("os", "system"), b"S'x'\n")))
     found = inspect_file(path)
-    assert found.verdict == "unknown", found.reasons
+    assert found.verdict == "dangerous" and found.bytes_read < 1 << 20
 
 
 def test_safetensors_header_over_budget_is_unknown(tmp_path: Path) -> None:

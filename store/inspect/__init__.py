@@ -472,8 +472,8 @@ def _tar(handle: BoundedFile) -> Inspection:
                 stream = archive.extractfile(member)
                 if stream is None:
                     continue
-                scan = scan_stream(stream, limit=min(SCAN_LIMIT, budget))
-                budget -= scan.bytes_scanned
+                scan = scan_stream(stream, limit=min(SCAN_LIMIT, budget), skip_limit=budget)
+                budget -= scan.bytes_scanned + scan.bytes_skipped
                 if scan.pickles or scan.imports or scan.verdict == "dangerous":
                     scans.append((member.name, scan))
     except (tarfile.TarError, OSError, EOFError, ValueError) as exc:
@@ -670,7 +670,7 @@ def _scan_entries(
                     scan = found
                 elif info.filename.endswith(".pkl") or looks_like_model(head):
                     stream = io.BufferedReader(_Prefixed(head, member), buffer_size=1 << 16)
-                    scan = scan_stream(stream, limit=min(SCAN_LIMIT, budget))
+                    scan = scan_stream(stream, limit=min(SCAN_LIMIT, budget), skip_limit=budget)
                     if scan.bytes_scanned >= SCAN_LIMIT and not scan.capped:
                         scan.capped = True
                     is_pickle = scan.pickles or scan.imports or scan.verdict == "dangerous"
@@ -689,7 +689,7 @@ def _scan_entries(
             failed.error = f"cannot read zip entry: {' '.join(str(exc).split())[:200]}"
             scans.append((info.filename, failed))
             continue
-        budget -= scan.bytes_scanned
+        budget -= scan.bytes_scanned + scan.bytes_skipped
         if scan.capped and not any(r.startswith("unknown") for r in scan.reasons):
             scan.note(f"unknown: entry larger than {SCAN_LIMIT} bytes, scan capped")
         scans.append((info.filename, scan))
@@ -729,7 +729,7 @@ def _npz_member(
         return header
     tail = rest[header.data_offset :]
     stream = io.BufferedReader(_Prefixed(tail, member), buffer_size=1 << 16)
-    scan = scan_stream(stream, limit=min(SCAN_LIMIT, budget), max_pickles=1)
+    scan = scan_stream(stream, limit=min(SCAN_LIMIT, budget), max_pickles=1, skip_limit=budget)
     if not header.understood and not scan.pickles and not scan.imports:
         scan = PickleScan()
         scan.note(f"unknown: {info.filename}: dtype {header.descr[:80]} not understood")

@@ -179,10 +179,16 @@ def _counted(stream: Readable, width: int, what: str, *, signed: bool = False) -
 
 def _counted_big(stream: Readable, width: int, what: str) -> bytes | Opaque:
     """A length-prefixed argument; past ``BIG_ARGUMENT`` it is read in chunks and dropped,
-    so a multi-gigabyte BINBYTES8 costs no memory."""
+        so a multi-gigabyte BINBYTES8 costs no memory (``stream.skip(n)``, when it has one, seeks
+    past instead)."""
     size = _unsigned(stream, width, what)
     if size <= BIG_ARGUMENT:
         return _exact(stream, size, what)
+    skip = getattr(stream, "skip", None)
+    if skip is not None:  # a reader that can seek past data without reading it
+        if not skip(size):
+            raise PickleTruncated(f"{what}: pickle data was truncated")
+        return Opaque(size)
     left = size
     while left > 0:
         chunk = stream.read(min(left, 1 << 20))

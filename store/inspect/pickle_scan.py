@@ -90,7 +90,10 @@ class _Capped(Exception):
 class _Source:
     """A read-only stream that stops after ``limit`` opcode bytes and can skip raw data."""
 
-    def __init__(self, stream: IO[bytes], limit: int, base: int = 0) -> None:
+    def __init__(
+        self, stream: IO[bytes], limit: int, base: int = 0, skip_limit: int = SKIP_LIMIT
+    ) -> None:
+        self._skip_limit = skip_limit
         self._stream = stream
         self._limit = limit
         self._pos = base
@@ -154,8 +157,8 @@ class _Source:
             self._pos += 1
             count -= 1
         self.skipped += count
-        if self.skipped > SKIP_LIMIT:
-            raise _Capped(f"skipped more than {SKIP_LIMIT} bytes of array data")
+        if self.skipped > self._skip_limit:
+            raise _Capped(f"skipped more than {self._skip_limit} bytes of raw data")
         if self._seekable:
             here = self._stream.tell()
             end = self._stream.seek(0, io.SEEK_END)
@@ -194,6 +197,7 @@ class PickleScan:
     end_offset: int = 0
     objects: list[object] = field(default_factory=list)
     bytes_scanned: int = 0
+    bytes_skipped: int = 0
     counts: Counter[str] = field(default_factory=Counter)
     started: float = field(default_factory=time.monotonic)
 
@@ -730,19 +734,24 @@ def scan_stream(
     max_pickles: int | None = None,
     base: int = 0,
     main_index: int = 0,
+    skip_limit: int = SKIP_LIMIT,
 ) -> PickleScan:
     """Scan the pickle(s) in ``stream`` from its current position; never raises for bad data.
+
+    ``limit`` bounds the opcode bytes read, ``skip_limit`` the raw bytes skipped (array data,
+    long byte strings): cheap on a file, a decompression inside an archive.
 
     ``main_index`` picks which of several concatenated pickles holds the payload whose
     top-level keys are reported (the 4th in a legacy torch file).
     """
     result = PickleScan()
-    source = _Source(stream, limit, base)
+    source = _Source(stream, limit, base, skip_limit)
     try:
         _Walker(result, 0).run(source, max_pickles)
     except RecursionError:
         result.error = "pickle nests too deeply to scan"
     result.bytes_scanned = source.consumed
+    result.bytes_skipped = source.skipped
     main = result.objects[main_index : main_index + 1] if main_index < len(result.objects) else []
     for obj in main or result.objects[:1]:
         result.top_keys = [str(k) for k, _ in _entries(obj) if isinstance(k, (str, int))][:50]

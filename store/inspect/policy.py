@@ -335,7 +335,7 @@ SINK_NAMES = frozenset(
         "urlopen urlretrieve write_text write_bytes unlink rmtree remove rmdir rename replace "
         "symlink_to hardlink_to chmod touch mkdir startfile kill fork forkpty "
         "create_subprocess_exec "
-        "create_subprocess_shell run_python_script assert_run_python_script "
+        "create_subprocess_shell run_python_script assert_run_python_script write_file get_file "
         "__getattribute__ __getattr__ __subclasses__ __globals__ "
         "__builtins__ __dict__ __code__ __reduce__ __reduce_ex__ __setstate__ __class__ __bases__ "
         "__base__ __mro__ __init_subclass__ __call__ __func__ __self__ __wrapped__ __closure__"
