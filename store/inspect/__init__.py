@@ -63,9 +63,9 @@ SAFETENSORS_HEADER_BUDGET = 4 * 1024 * 1024
 """Header bytes parsed (JSON costs ~15x its size in memory); real headers are far smaller."""
 SNIFF_LIMIT = 1 << 20
 """Bytes read when checking whether a file of another format is also a pickle."""
-FILE_BYTES_LIMIT = 512 * 1024 * 1024
+FILE_BYTES_LIMIT = 256 * 1024 * 1024
 """Bytes (decompressed) read from one file over all its entries; past it: unknown."""
-FILE_TIME_LIMIT = 10.0
+FILE_TIME_LIMIT = 3.0
 """Seconds spent on one file's entries; past it: unknown."""
 _PICKLE_EXT = {".pkl", ".pickle", ".pt", ".pth", ".ckpt", ".bin", ".joblib", ".sav", ".dill",
                ".p", ".pk", ".model", ".tar"}  # fmt: skip
@@ -472,7 +472,9 @@ def _tar(handle: BoundedFile) -> Inspection:
                 stream = archive.extractfile(member)
                 if stream is None:
                     continue
-                scan = scan_stream(stream, limit=min(SCAN_LIMIT, budget), skip_limit=budget)
+                scan = scan_stream(
+                    stream, limit=min(SCAN_LIMIT, budget), skip_limit=budget, started=started
+                )
                 budget -= scan.bytes_scanned + scan.bytes_skipped
                 if scan.pickles or scan.imports or scan.verdict == "dangerous":
                     scans.append((member.name, scan))
@@ -670,7 +672,9 @@ def _scan_entries(
                     scan = found
                 elif info.filename.endswith(".pkl") or looks_like_model(head):
                     stream = io.BufferedReader(_Prefixed(head, member), buffer_size=1 << 16)
-                    scan = scan_stream(stream, limit=min(SCAN_LIMIT, budget), skip_limit=budget)
+                    scan = scan_stream(
+                        stream, limit=min(SCAN_LIMIT, budget), skip_limit=budget, started=started
+                    )
                     if scan.bytes_scanned >= SCAN_LIMIT and not scan.capped:
                         scan.capped = True
                     is_pickle = scan.pickles or scan.imports or scan.verdict == "dangerous"

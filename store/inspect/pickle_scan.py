@@ -735,16 +735,20 @@ def scan_stream(
     base: int = 0,
     main_index: int = 0,
     skip_limit: int = SKIP_LIMIT,
+    started: float | None = None,
 ) -> PickleScan:
     """Scan the pickle(s) in ``stream`` from its current position; never raises for bad data.
 
     ``limit`` bounds the opcode bytes read, ``skip_limit`` the raw bytes skipped (array data,
-    long byte strings): cheap on a file, a decompression inside an archive.
+    long byte strings): cheap on a file, a decompression inside an archive.  ``started``
+    (a ``time.monotonic()`` value) shares one ``TIME_LIMIT`` among several streams of a file.
 
     ``main_index`` picks which of several concatenated pickles holds the payload whose
     top-level keys are reported (the 4th in a legacy torch file).
     """
     result = PickleScan()
+    if started is not None:
+        result.started = started
     source = _Source(stream, limit, base, skip_limit)
     try:
         _Walker(result, 0).run(source, max_pickles)
