@@ -20,6 +20,7 @@ from typing import IO, Any
 
 from store.inspect.pickle_ops import PickleInvalid, PickleTooLong, PickleTruncated, read_ops
 from store.inspect.policy import (
+    BARE_POSITIONS,
     CALLS_ARGUMENT,
     NESTED_LOADERS,
     NEW_ONLY,
@@ -582,16 +583,20 @@ class _Walker:
             module, attr = compat_name(module, attr)
         return Global(module, attr)
 
-    def vet(self, wrapper: str, value: object) -> str:
-        """The verdict for ``wrapper`` calling ``value``: only a safe global (or a vetted
-        partial of one) is safe; a computed value could be anything."""
+    def vet(self, wrapper: str, value: object, *, bare: bool = False) -> str:
+        """The verdict for ``wrapper`` calling ``value`` (``bare``: only ``value.__new__``):
+        only a safe global, or a vetted partial of one, is safe; a computed value could be
+        anything."""
         result = self.result
         if isinstance(value, Global):
             inner = result.imports.get(value.dotted, classify(value.module, value.name))
-            if (value.dotted in CALLS_ARGUMENT or value.dotted in NEW_ONLY) and inner == "safe":
+            wraps = value.dotted in CALLS_ARGUMENT
+            constructs = value.dotted in NEW_ONLY and not bare
+            if (wraps or constructs) and inner == "safe":
                 inner = "unknown"  # a wrapper of a wrapper, or a constructor we only allow bare
             shown = value.dotted
-        elif isinstance(value, Call) and value.vetted is not None:
+        elif _is_partial(value):
+            assert isinstance(value, Call) and value.vetted is not None
             inner, shown = value.vetted, "a vetted partial"
         else:
             inner, shown = "dangerous", f"a computed {type(value).__name__}"
@@ -608,7 +613,7 @@ class _Walker:
         result.calls[opcode] += 1
         vetted: str | None = None
         if not isinstance(func, Global):
-            if isinstance(func, Call) and func.vetted == "safe":
+            if _is_partial(func) and isinstance(func, Call) and func.vetted == "safe":
                 pass  # calling a partial of a safe global is calling that global
             elif func is UNKNOWN:
                 result.note("dangerous: calls a value whose import could not be resolved")
@@ -619,7 +624,11 @@ class _Walker:
         elif func.dotted in CALLS_ARGUMENT:
             if isinstance(args, tuple):
                 positions = CALLS_ARGUMENT[func.dotted]
-                verdicts = [self.vet(func.dotted, args[i]) for i in positions if i < len(args)]
+                verdicts = [
+                    self.vet(func.dotted, args[i], bare=(func.dotted, i) in BARE_POSITIONS)
+                    for i in positions
+                    if i < len(args)
+                ]
                 vetted = worst("safe", *verdicts)
             else:
                 vetted = "unknown"
@@ -645,6 +654,16 @@ class _Walker:
         if vetted is not None:
             made.vetted = vetted
         return made
+
+
+def _is_partial(value: object) -> bool:
+    """A ``functools.partial(...)`` call the walker has vetted."""
+    return (
+        isinstance(value, Call)
+        and value.vetted is not None
+        and isinstance(value.func, Global)
+        and value.func.dotted == "functools.partial"
+    )
 
 
 class _Truncated(Exception):

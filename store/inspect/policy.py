@@ -238,6 +238,17 @@ CALLS_ARGUMENT: dict[str, tuple[int, ...]] = {
 """Safe callables that call (or construct) the arguments at these positions: each must be
 a safe global itself, else the call is as dangerous as what it wraps."""
 
+BARE_POSITIONS = frozenset(
+    {
+        ("copyreg._reconstructor", 0),
+        ("copyreg.__newobj__", 0),
+        ("copyreg.__newobj_ex__", 0),
+        ("pandas.core.indexes.base._new_Index", 0),
+        ("torch._utils._rebuild_wrapper_subclass", 0),
+    }
+)
+"""Positions whose class is only created bare (``cls.__new__``), never ``__init__``-ed."""
+
 NEW_ONLY = frozenset(
     [f"{_NN}{module}.{name}" for module, names in _TORCH_MODULES.items() for name in names.split()]
     + [
@@ -271,7 +282,7 @@ DANGEROUS_MODULES = frozenset(
         "http httplib urllib urllib2 urllib3 requests httpx aiohttp ftplib smtplib poplib "
         "imaplib nntplib telnetlib xmlrpc webbrowser mailcap wsgiref cgi cgitb xml "
         # serialisers that load more code
-        "pickle _pickle cPickle pickletools copy_reg dill cloudpickle yaml ruamel jsonpickle "
+        "pickle _pickle cPickle pickletools dill cloudpickle yaml ruamel jsonpickle "
         "shelve "
         # third-party tools that run commands or code
         "IPython ipykernel jupyter_client nbconvert nbformat paramiko fabric invoke sh "
