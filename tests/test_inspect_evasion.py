@@ -200,3 +200,17 @@ def test_text_files_are_not_pickles(tmp_path: Path, text: str) -> None:
     path = tmp_path / "notes.txt"
     path.write_text(text)
     assert inspect_file(path).verdict == "n/a"
+
+
+def test_classes_created_bare_are_safe_and_constructed_are_not() -> None:
+    g, call = corpus.glob0, corpus.call
+    linear = g("torch.nn.modules.linear", "Linear")
+    bare = corpus.p0(
+        call(g("copy_reg", "_reconstructor"), linear, g("__builtin__", "object"), b"N")
+    )
+    assert scan_bytes(bare).verdict == "safe"  # how protocols 0 and 1 save a module
+    assert scan_bytes(corpus.p2(linear + b")\x81")).verdict == "safe"  # NEWOBJ
+    built = corpus.p2(call(linear, b"K\x01K\x01"))
+    assert scan_bytes(built).verdict == "unknown"  # Linear(1, 1) runs __init__
+    computed = corpus.p2(call(call(g("collections", "OrderedDict"))))
+    assert scan_bytes(computed).verdict == "dangerous"  # calls what a call returned
