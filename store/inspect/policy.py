@@ -142,12 +142,13 @@ _PANDAS = {
     "pandas._libs.tslibs.timestamps": "_unpickle_timestamp Timestamp",
     "pandas._libs.tslibs.timedeltas": "Timedelta",
     "pandas.core.flags": "Flags",
+    "pandas.core.arrays.string_": "StringDtype StringArray",
 }
 _TRANSFORMERS = {
-    "transformers.training_args": "TrainingArguments OptimizerNames",
+    "transformers.training_args": "TrainingArguments OptimizerNames ParallelMode",
     "transformers.training_args_seq2seq": "Seq2SeqTrainingArguments",
     "transformers.trainer_utils": (
-        "IntervalStrategy SchedulerType HubStrategy SaveStrategy EvaluationStrategy"
+        "IntervalStrategy SchedulerType HubStrategy SaveStrategy EvaluationStrategy FSDPOption"
     ),
     "transformers.debug_utils": "DebugOption",
     "transformers.trainer_pt_utils": "AcceleratorConfig",
@@ -179,6 +180,7 @@ SAFE_GLOBALS: dict[str, set[str]] = {
     "pathlib": {"Path", "PosixPath", "WindowsPath", "PurePath", "PurePosixPath", "PureWindowsPath"},
     "torch": _TORCH_STORAGES | _TORCH_DTYPES | {"Size", "device", "dtype", "layout", "Tensor"},
     "torch.storage": {"UntypedStorage", "TypedStorage"},
+    "torch.serialization": {"_get_layout"},
     "torch.cuda": _TORCH_STORAGES,
     "torch._utils": set(
         _words(
@@ -209,6 +211,7 @@ SAFE_GLOBALS: dict[str, set[str]] = {
     "lightning.fabric.utilities.data": {"AttributeDict"},
     "pytorch_lightning.utilities.parsing": {"AttributeDict"},
     "lightning.pytorch.utilities.parsing": {"AttributeDict"},
+    "lightning_fabric.utilities.data": {"AttributeDict"},
     "omegaconf.dictconfig": {"DictConfig"},
     "omegaconf.listconfig": {"ListConfig"},
     "omegaconf.base": {"ContainerMetadata", "Metadata"},
@@ -275,6 +278,7 @@ DANGEROUS_MODULES = frozenset(
         "ctypes _ctypes cffi _thread threading multiprocessing _multiprocessing concurrent "
         "asyncio _asyncio sched readline rlcompleter getpass pwd grp resource fcntl termios "
         "_pyrepl asyncore asynchat smtpd mailbox syslog msvcrt winreg _winreg winsound "
+        "_frozen_importlib _frozen_importlib_external _imp _signal _posixshmem "
         # files and the network
         "io _io codecs _codecs fileinput linecache glob fnmatch shutil tempfile tarfile "
         "zipfile gzip bz2 lzma zlib shelve dbm sqlite3 _sqlite3 mmap filecmp posixpath "
@@ -332,7 +336,19 @@ DANGEROUS_NAMES: dict[str, set[str]] = {
     ),
     "joblib": {"load", "dump", "Parallel", "Memory"},
     "copyreg": {"add_extension", "remove_extension", "pickle", "constructor"},
-    "uuid": {"_get_command_stdout", "_popen", "_ifconfig_getnode", "_ip_getnode"},
+    "uuid": {
+        "_get_command_stdout",
+        "_popen",
+        "_ifconfig_getnode",
+        "_ip_getnode",
+        "getnode",
+        "uuid1",
+        "_unix_getnode",
+        "_arp_getnode",
+        "_lanscan_getnode",
+        "_netstat_getnode",
+    },
+    "_functools": {"reduce"},
     "enum": {"EnumMeta", "EnumType"},
 }
 """Names that are dangerous in modules that are otherwise allowed or unknown."""
@@ -347,6 +363,7 @@ SINK_NAMES = frozenset(
         "symlink_to hardlink_to chmod touch mkdir startfile kill fork forkpty "
         "create_subprocess_exec "
         "create_subprocess_shell run_python_script assert_run_python_script write_file get_file "
+        "open exec_module getattr setattr delattr compile breakpoint "
         "__getattribute__ __getattr__ __subclasses__ __globals__ "
         "__builtins__ __dict__ __code__ __reduce__ __reduce_ex__ __setstate__ __class__ __bases__ "
         "__base__ __mro__ __init_subclass__ __call__ __func__ __self__ __wrapped__ __closure__"
