@@ -12,6 +12,7 @@ import pickletools
 import struct
 import sys
 import time
+import zlib
 from pathlib import Path
 
 import pytest
@@ -214,3 +215,48 @@ def test_classes_created_bare_are_safe_and_constructed_are_not() -> None:
     assert scan_bytes(built).verdict == "unknown"  # Linear(1, 1) runs __init__
     computed = corpus.p2(call(call(g("collections", "OrderedDict"))))
     assert scan_bytes(computed).verdict == "dangerous"  # calls what a call returned
+
+
+def _gguf_with_template(template: str) -> bytes:
+    def text(value: str) -> bytes:
+        raw = value.encode()
+        return struct.pack("<Q", len(raw)) + raw
+
+    kv = text("tokenizer.chat_template") + struct.pack("<I", 8) + text(template)
+    return b"GGUF" + struct.pack("<IQQ", 3, 0, 1) + kv
+
+
+def test_gguf_chat_template_that_escapes_jinja_is_dangerous(tmp_path: Path) -> None:
+    evil = "{{ cycler.__init__.__globals__.os.popen('touch x').read() }}"
+    (tmp_path / "evil.gguf").write_bytes(_gguf_with_template(evil))
+    (tmp_path / "good.gguf").write_bytes(
+        _gguf_with_template("{% for m in messages %}{{ m['content'] }}{% endfor %}")
+    )
+    assert inspect_file(tmp_path / "evil.gguf").verdict == "dangerous"
+    assert inspect_file(tmp_path / "good.gguf").verdict == "safe"
+
+
+def test_old_joblib_zlib_and_a_lying_dtype_size(tmp_path: Path) -> None:
+    evil = corpus.evil_pickle(tmp_path / "MARKER")
+    (tmp_path / "old.joblib").write_bytes(
+        b"ZF" + hex(len(evil)).encode().ljust(19) + zlib.compress(evil)
+    )
+    assert inspect_file(tmp_path / "old.joblib").verdict == "dangerous"
+    # A float64 array whose dtype state claims 1-byte elements: joblib skips 8 bytes per
+    # element whatever the state says, so the reader must too, or it reads other bytes.
+    g = corpus.glob0
+    dtype = (
+        g("numpy", "dtype")
+        + corpus.ustr("f8")
+        + b"\x89\x88\x87R"
+        + b"(K\x03U\x01<NNNJ\x01\x00\x00\x00J\xff\xff\xff\xffK\x00tb"
+    )
+    state = b"}(" + corpus.ustr("shape") + b"K\x04\x85" + corpus.ustr("dtype") + dtype
+    state += corpus.ustr("order") + corpus.ustr("C") + b"u"
+    wrapper = g("joblib.numpy_pickle", "NumpyArrayWrapper") + b")\x81" + state + b"b"
+    hidden = corpus.call(g("os", "system"), corpus.ustr("x"))
+    filler = bytes(26)  # joblib's 32 bytes: 4 a 1-byte reader skips, then the shield
+    shield = b"C" + bytes([len(filler) + len(hidden)])  # hides the rest from that reader
+    data = b"\x80\x02]" + wrapper + bytes(4) + shield + filler + hidden + b"00."
+    assert len(bytes(4) + shield + filler) == 32
+    assert scan_bytes(data).verdict == "dangerous"

@@ -348,8 +348,9 @@ class _Decompressed(io.RawIOBase):
     def __init__(self, source: BoundedFile, kind: str) -> None:
         super().__init__()
         self._source = source
-        self._offset = 0
-        self._kind = kind
+        # joblib < 0.10 wrote "ZF", the length in hex padded to 19 bytes, then zlib.
+        self._offset = 21 if kind == "joblib-zlib-legacy" else 0
+        self._kind = "zlib" if kind == "joblib-zlib-legacy" else kind
         self._engine = self._new()
         self._leftover = b""
         self.produced = 0
@@ -426,7 +427,7 @@ class _Decompressed(io.RawIOBase):
 
 
 def _compressed(handle: BoundedFile, kind: str, *, named: bool = True) -> Inspection:
-    if kind not in ("zlib", "gzip", "bz2", "lzma"):
+    if kind not in ("zlib", "gzip", "bz2", "lzma", "joblib-zlib-legacy"):
         why = f"unknown: compressed with {kind}, which artlens cannot decompress; not inspected"
         return Inspection("joblib", "unknown", (why,))
     raw = _Decompressed(handle, kind)
@@ -885,6 +886,21 @@ def _gguf_file(handle: BoundedFile) -> Inspection:
         name: [dtype, list(shape)] for name, (dtype, shape) in list(header.tensors.items())[:20]
     }
     reasons: tuple[str, ...] = ()
-    if "tokenizer.chat_template" in header.metadata:
+    template = header.metadata.get("tokenizer.chat_template")
+    if isinstance(template, str):
+        probes = sorted({m.group(0) for m in _SSTI.finditer(template)})[:5]
+        if probes:
+            why = (
+                f"dangerous: tokenizer.chat_template reaches Python internals ({', '.join(probes)})"
+            )
+            return Inspection("gguf", "dangerous", (why,), (), summary)
         reasons = ("has tokenizer.chat_template (a Jinja template some loaders render)",)
     return Inspection("gguf", "safe", reasons, (), summary)
+
+
+_SSTI = re.compile(
+    r"__(?:class|mro|base|bases|subclasses|globals|builtins|import|init|getattribute|dict)__"
+    r"|\b(?:popen|subprocess|os\.system)\b"
+)
+"""What a Jinja chat template needs to escape its sandbox-less renderer (llama-cpp-python
+rendered them unsandboxed); real templates use none of it."""

@@ -248,11 +248,13 @@ def _itemsize(dtype: object) -> tuple[str, int | None]:
     if not isinstance(code, str):
         return "?", None
     state = dtype.state
-    if isinstance(state, tuple) and len(state) > 5:
-        elsize = state[5]
-        if isinstance(elsize, int) and elsize > 0 and code[:1] not in "O":
-            return code, elsize
     kind, digits = code[:1], code[1:]
+    if isinstance(state, tuple) and len(state) > 5 and kind in ("V", "S", "U", "a"):
+        # numpy takes the state's element size only for flexible types; for others a
+        # different size here would skip a different number of bytes than joblib does.
+        elsize = state[5]
+        if isinstance(elsize, int) and elsize > 0:
+            return code, elsize
     if kind == "O":
         return code, 0
     if not digits.isdigit():
