@@ -260,3 +260,15 @@ def test_old_joblib_zlib_and_a_lying_dtype_size(tmp_path: Path) -> None:
     data = b"\x80\x02]" + wrapper + bytes(4) + shield + filler + hidden + b"00."
     assert len(bytes(4) + shield + filler) == 32
     assert scan_bytes(data).verdict == "dangerous"
+
+
+def test_pickles_are_found_by_content_past_the_first_kilobyte(tmp_path: Path) -> None:
+    from store.integrity import check_paths
+
+    evil = corpus.call(corpus.glob0("os", "system"), corpus.str0("touch x"))
+    padding = b"(" + b"I1\n" * 600 + b"l0"  # a benign list, then POP
+    (tmp_path / "notes.txt").write_bytes(padding + evil + b".")
+    (tmp_path / "words.txt").write_bytes(b"cat\ndog\n")
+    (tmp_path / "prose.md").write_text("(a parenthesis and some prose)\n" * 100)
+    found = {Path(c.path).name: c.verdict for c in check_paths([tmp_path])}
+    assert found == {"notes.txt": "dangerous"}

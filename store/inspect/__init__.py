@@ -163,15 +163,22 @@ def _sniff_pickle(handle: BoundedFile) -> PickleScan | None:
 
 
 def looks_like_model(head: bytes) -> bool:
-    """True when the first bytes of a file say it may be a model file whatever its name:
-    a pickle of any protocol that names a global, an archive or compressed stream, an
-    ``.npy`` array."""
+    """True when the first bytes of a file (``SNIFF_HEAD`` of them) say it may be a model
+    file whatever its name: an archive, a compressed stream, an ``.npy`` array, or a pickle
+    of any protocol (one that completes, names something dangerous, or still parses where
+    the bytes end; a text file fails within a few opcodes)."""
     if head.startswith((b"PK\x03\x04", b"PK\x05\x06", _npy.MAGIC, _HDF5, _gguf.MAGIC)):
         return True
     if _compression(head) or head[257:262] == b"ustar":
         return True
     scan = scan_bytes(head, limit=len(head) + 1, max_pickles=1)
-    return bool(scan.imports or scan.pickles)
+    if scan.pickles or scan.verdict == "dangerous":
+        return True
+    return scan.truncated and scan.opcodes >= 4 and len(head) >= SNIFF_HEAD
+
+
+SNIFF_HEAD = 1024
+"""Bytes of a file ``looks_like_model`` needs to judge it (fewer: the whole file)."""
 
 
 def _by_format(handle: BoundedFile, name: str) -> Inspection:
@@ -303,7 +310,13 @@ def _pickle_file(
     stream = handle.reader(0)
     main_index = 3 if fmt == "torch-legacy" else 0
     scan = scan_stream(stream, max_pickles=max_pickles, main_index=main_index)
-    if guessed and scan.pickles == 0 and not scan.imports and scan.verdict != "dangerous":
+    named = any(s in _PICKLE_EXT for s in _suffixes(handle.name))
+    if (
+        guessed
+        and not scan.pickles
+        and scan.verdict != "dangerous"
+        and not (named and scan.imports)
+    ):  # by content alone, only a pickle that completes (or is dangerous) is one
         return Inspection("unknown", "n/a", ("not a recognised model format",))
     if fmt == "pickle" and any(i.startswith("joblib.") for i in scan.imports):
         fmt = "joblib"
