@@ -130,9 +130,12 @@ def _dispatch(handle: BoundedFile, name: str) -> Inspection:
     sniffed = _sniff_pickle(handle)
     if sniffed is None:
         return result
-    worse = worst(result.verdict if result.verdict in _RANKED else "safe", sniffed.verdict)
-    if worse == result.verdict:
-        return result
+    if sniffed.verdict == "dangerous" and result.verdict != "dangerous":
+        worse = "dangerous"
+    elif sniffed.verdict == "unknown" and result.verdict in ("safe", "n/a"):
+        worse = "unknown"
+    else:
+        return result  # the pickle reading says nothing worse than the format's
     reasons = (
         *result.reasons,
         f"{worse}: the file is also a pickle (as {result.format} it reads differently)",
@@ -142,7 +145,6 @@ def _dispatch(handle: BoundedFile, name: str) -> Inspection:
 
 
 _PICKLE_FORMATS = {"pickle", "torch-legacy", "joblib", "torch-zip", "zip", "npz", "npy"}
-_RANKED = {"safe", "unknown", "dangerous"}
 
 
 def _sniff_pickle(handle: BoundedFile) -> PickleScan | None:
