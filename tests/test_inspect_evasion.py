@@ -272,3 +272,15 @@ def test_pickles_are_found_by_content_past_the_first_kilobyte(tmp_path: Path) ->
     (tmp_path / "prose.md").write_text("(a parenthesis and some prose)\n" * 100)
     found = {Path(c.path).name: c.verdict for c in check_paths([tmp_path])}
     assert found == {"notes.txt": "dangerous"}
+
+
+def test_hostile_shapes_cost_little() -> None:
+    """A huge tuple reused as a dict key 100k times, and 200k nested tuples: the unpickler
+    loads both, so neither may be corrupt, and neither may take long."""
+    big = b"(" + b"K\x01" * 100_000 + b"tq\x000"
+    keys = b"}(" + b"h\x00N" * 100_000 + b"u"
+    started = time.monotonic()
+    assert scan_bytes(b"\x80\x02" + big + keys + b".").verdict == "safe"
+    deep = b"\x80\x02" + b"(" * 200_000 + b"N" + b"t" * 200_000 + b"."
+    assert scan_bytes(deep).verdict == "safe"
+    assert time.monotonic() - started < 30  # generous on a loaded machine; ~1 s idle

@@ -717,14 +717,19 @@ def _codecs_encode(args: object) -> bytes | None:
 
 
 def _pairs_to_dict(items: list[object]) -> dict[Any, object]:
+    """The pairs whose key is a plain scalar (what names and tensors use): hashing a
+    hostile key (a tuple of a million items, reused from the memo) costs unbounded time."""
     mapping: dict[Any, object] = {}
     for index in range(0, len(items) - 1, 2):
         key = items[index]
-        try:
-            hash(key)
-        except TypeError:
-            continue
-        mapping[key] = items[index + 1]
+        if isinstance(key, (str, bytes)):
+            plain = len(key) <= 4096
+        elif isinstance(key, int):
+            plain = key.bit_length() <= 64
+        else:
+            plain = isinstance(key, (float, type(None)))
+        if plain:
+            mapping[key] = items[index + 1]
     return mapping
 
 
@@ -774,7 +779,8 @@ def scan_stream(
     try:
         _Walker(result, 0).run(source, max_pickles)
     except RecursionError:
-        result.error = "pickle nests too deeply to scan"
+        result.capped = True  # the unpickler itself does not recurse: it may well load
+        result.note("unknown: the pickle nests too deeply to follow")
     result.bytes_scanned = source.consumed
     result.bytes_skipped = source.skipped
     main = result.objects[main_index : main_index + 1] if main_index < len(result.objects) else []
