@@ -107,9 +107,6 @@ def problem_for(problems: Iterable[str], rel: bytes | str) -> str | None:
 
 # -- checking files outside any index (``artlens scan``) -----------------------------------
 
-MAGIC_BYTES = 4
-"""Bytes read from a file whose name says nothing, to see if it is a pickle or a zip."""
-
 
 @dataclass(frozen=True)
 class FileCheck:
@@ -138,26 +135,34 @@ class FileCheck:
 
 
 def _has_model_magic(path: bytes) -> bool:
-    """Pickle or zip magic in the first bytes of a regular file (never follows a link)."""
+    """Whether the first bytes of a regular file say model, whatever its name: a pickle of
+    any protocol, an archive, a compressed stream (never follows a link)."""
+    from store.inspect import looks_like_model
+
     try:
         fd, _ = open_regular(path)
     except OSError:
         return False
     try:
-        head = os.pread(fd, MAGIC_BYTES, 0)
+        head = os.pread(fd, SNIFF_BYTES, 0)
     except OSError:
         return False
     finally:
         os.close(fd)
-    pickled = len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5
-    return pickled or head in (b"PK\x03\x04", b"PK\x05\x06")
+    return looks_like_model(head)
 
 
-def _check_file(path: bytes, size: int, *, named: bool) -> FileCheck | None:
+SNIFF_BYTES = 1024
+"""Bytes read from a file with no model name to tell whether it is one by content."""
+
+
+def _check_file(
+    path: bytes, size: int, *, named: bool, shown_as: bytes | None = None, note: str = ""
+) -> FileCheck | None:
     from store.inspect import inspect_file, is_model_candidate
 
-    shown = paths.display(path)
-    by_name = named or is_model_candidate(os.fsdecode(paths.name_of(path)))
+    shown = paths.display(shown_as or path)
+    by_name = named or is_model_candidate(os.fsdecode(paths.name_of(shown_as or path)))
     if not by_name and not _has_model_magic(path):
         return None
     found = inspect_file(os.fsdecode(path))
@@ -165,11 +170,40 @@ def _check_file(path: bytes, size: int, *, named: bool) -> FileCheck | None:
         shown,
         found.format,
         found.verdict,
-        tuple(visible(r) for r in found.reasons),
+        ((note,) if note else ()) + tuple(visible(r) for r in found.reasons),
         visible(found.integrity) if found.integrity else None,
         tuple(visible(i) for i in found.imports),
         size,
     )
+
+
+def _check_link(link: bytes, *, named: bool) -> FileCheck | None:
+    """A symlinked file is read through its target (read-only), reported under the link's
+    name with where it points; links to folders, FIFOs or nothing are not read."""
+    from store.inspect import is_model_candidate
+
+    named = named or is_model_candidate(os.fsdecode(paths.name_of(link)))
+    try:
+        where = paths.display(os.readlink(link))
+    except OSError:
+        where = "?"
+    try:
+        st = os.stat(link)
+        target = os.path.realpath(link)
+    except (OSError, ValueError) as exc:
+        why = getattr(exc, "strerror", None) or "cannot resolve"
+        return _skipped(link, f"symlink to {where}: {why}, not read") if named else None
+    if stat.S_ISDIR(st.st_mode):
+        return _skipped(link, f"symlink to {where}: a folder, not followed") if named else None
+    if not stat.S_ISREG(st.st_mode):
+        return (
+            _skipped(link, f"symlink to {where}: {_special(st.st_mode)}, not read")
+            if named
+            else None
+        )
+    note = f"symlink to {where}: read through it"
+    return _check_file(target.encode() if isinstance(target, str) else target, st.st_size,
+                       named=named, shown_as=link, note=note)  # fmt: skip
 
 
 def _skipped(path: bytes, why: str) -> FileCheck:
@@ -186,10 +220,11 @@ def _special(mode: int) -> str:
 def check_paths(targets: Iterable[str | bytes | os.PathLike[str]]) -> Iterator[FileCheck]:
     """Inspect every model file at or below ``targets``, in name order, never unpickling.
 
-    Folders are walked without following symlinks; inside them, a file is inspected when
-    its name looks like a model (``is_model_candidate``) or it starts with pickle or zip
-    magic.  A file named directly is always inspected.  Symlinks, FIFOs, sockets, devices
-    and unreadable folders are yielded as "skipped", with the reason.
+    Folders are walked without following symlinked folders; inside them, a file is
+    inspected when its name looks like a model (``is_model_candidate``) or its content
+    does (``looks_like_model``).  A file named directly is always inspected.  A symlinked
+    file is read through its target and reported with where it points.  FIFOs, sockets,
+    devices, links to folders and unreadable folders are yielded as "skipped", with why.
     """
     seen: set[tuple[int, int]] = set()
     for target in targets:
@@ -200,11 +235,9 @@ def check_paths(targets: Iterable[str | bytes | os.PathLike[str]]) -> Iterator[F
             yield _skipped(start, exc.strerror or "cannot stat")
             continue
         if stat.S_ISLNK(st.st_mode):
-            try:
-                where = paths.display(os.readlink(start))
-            except OSError:
-                where = "?"
-            yield _skipped(start, f"symlink to {where}: not followed (name the target)")
+            linked = _check_link(start, named=True)
+            if linked is not None:
+                yield linked
             continue
         if not stat.S_ISDIR(st.st_mode):
             if stat.S_ISREG(st.st_mode):
@@ -246,8 +279,7 @@ def _walk_checks(top: bytes, seen: set[tuple[int, int]]) -> Iterator[FileCheck]:
                 if found is not None:
                     yield found
             elif stat.S_ISLNK(st.st_mode):
-                from store.inspect import is_model_candidate
-
-                if is_model_candidate(os.fsdecode(entry.name)):
-                    yield _skipped(child, "symlink: not followed")
+                linked = _check_link(child, named=False)
+                if linked is not None:
+                    yield linked
         pending.extend(reversed(subfolders))

@@ -68,7 +68,9 @@ def test_library_models_pass_ci() -> None:
     assert "dangerous" not in verdicts.values()
 
 
-def test_walk_finds_models_by_magic_and_never_follows_links(tmp_path: Path) -> None:
+def test_walk_finds_models_by_content_and_reads_linked_files_through_them(
+    tmp_path: Path,
+) -> None:
     outside = tmp_path / "outside"
     outside.mkdir()
     shutil.copy(PICKLES / "os_system_proto0.pkl", outside / "evil.pkl")
@@ -79,25 +81,48 @@ def test_walk_finds_models_by_magic_and_never_follows_links(tmp_path: Path) -> N
     data = (MODELS / "model.safetensors").read_bytes()
     (tree / "cut.safetensors").write_bytes(data[: len(data) // 2])
     (tree / "notes.txt").write_text("not a model\n")
+    shutil.copy(PICKLES / "os_system_proto0.pkl", tree / "readme.txt")  # a pickle by content
     (tree / "linked.pkl").symlink_to(outside / "evil.pkl")
     (tree / "outdir").symlink_to(outside)
+    (tree / "loop.pkl").symlink_to("loop.pkl")
     os.mkfifo(tree / "pipe.pkl")
     code, report = scan_json(str(tree))
-    assert code == 0  # the dangerous pickle is only reachable through symlinks
+    assert code == 1
     found = entries(report)
     assert set(found) == {
-        "weights_no_extension", "ok.safetensors", "cut.safetensors", "linked.pkl",
+        "weights_no_extension", "ok.safetensors", "cut.safetensors", "linked.pkl", "readme.txt",
+        "loop.pkl",
     }  # fmt: skip
+    assert found["readme.txt"]["verdict"] == "dangerous"
+    assert found["loop.pkl"]["verdict"] == "skipped"
     assert found["weights_no_extension"]["verdict"] == "safe"
     assert found["ok.safetensors"]["verdict"] == "safe"
     assert found["cut.safetensors"]["verdict"] == "corrupt"
     assert str(found["cut.safetensors"]["integrity"]).startswith("truncated")
-    assert found["linked.pkl"]["verdict"] == "skipped"
-    assert "not followed" in str(found["linked.pkl"]["reasons"])
+    # A linked file is read through its target and says where it points.
+    assert found["linked.pkl"]["verdict"] == "dangerous"
+    reasons = found["linked.pkl"]["reasons"]
+    assert isinstance(reasons, list) and str(outside / "evil.pkl") in reasons[0]
     # Named directly, the FIFO is reported and never opened (opening it would block).
-    code, report = scan_json(str(tree / "pipe.pkl"), str(tree / "linked.pkl"))
+    code, report = scan_json(str(tree / "pipe.pkl"), str(tree / "outdir"))
     assert code == 0
     assert [e["verdict"] for e in entries(report).values()] == ["skipped", "skipped"]
+
+
+def test_fail_on_unknown_fails_unknown_and_corrupt(tmp_path: Path) -> None:
+    shutil.copy(MODELS / "weights.h5", tmp_path / "weights.h5")
+    code, report = scan_json(str(tmp_path))
+    assert code == 0 and report["counts"]["unknown"] == 1  # type: ignore[index]
+    code, _ = scan_json("--fail-on", "unknown", str(tmp_path))
+    assert code == 1
+    (tmp_path / "weights.h5").unlink()
+    data = (MODELS / "model.safetensors").read_bytes()
+    (tmp_path / "cut.safetensors").write_bytes(data[: len(data) // 2])
+    assert scan_json(str(tmp_path))[0] == 0
+    assert scan_json("--fail-on", "unknown", str(tmp_path))[0] == 1
+    (tmp_path / "cut.safetensors").unlink()
+    shutil.copy(MODELS / "state_dict.pt", tmp_path / "ok.pt")
+    assert scan_json("--fail-on", "unknown", str(tmp_path))[0] == 0
 
 
 def test_plain_output_is_tab_separated_and_hostile_names_are_escaped(tmp_path: Path) -> None:

@@ -56,7 +56,8 @@ def test_library_written_files_are_not_dangerous(path: Path) -> None:
     _well_formed(result)
     assert result.verdict != "dangerous", result.reasons
     assert result.integrity is None
-    assert 0 < result.bytes_read <= 2 * path.stat().st_size  # headers may be read twice
+    # headers may be read twice, and the start once more as a pickle (polyglots)
+    assert 0 < result.bytes_read <= 3 * path.stat().st_size
 
 
 @pytest.mark.parametrize(
@@ -351,7 +352,13 @@ def test_scan_result_survives_json(tmp_path: Path) -> None:
         ("asyncio.subprocess", "create_subprocess_shell", "dangerous"),
         ("sklearn.linear_model._logistic", "LogisticRegression", "safe"),
         ("sklearn.utils", "check_array", "unknown"),
-        ("sklearn.base", "Foo.__init__", "unknown"),
+        ("sklearn.base", "Foo.__init__", "dangerous"),
+        ("numpy.dtypes", "__builtins__.get", "dangerous"),
+        ("sklearn.utils", "GzipFile", "unknown"),
+        ("__builtin__", "eval", "dangerous"),
+        ("__builtin__", "set", "safe"),
+        ("commands", "getoutput", "dangerous"),
+        ("torch.optim.adamw", "AdamW", "safe"),
         ("torch._utils", "_rebuild_tensor_v2", "safe"),
         ("numpy._core.multiarray", "_reconstruct", "safe"),
         ("mypackage", "Model", "unknown"),

@@ -173,6 +173,39 @@ def test_nothing_runs_under_an_audit_hook(tmp_path: Path) -> None:
     assert not MARKER.exists()
 
 
+def evasion_exercise(base: Path) -> None:
+    """The evasion corpus (tests/fixtures/evasion) inspected file by file and scanned."""
+    sys.path.insert(0, str(HERE / "fixtures" / "evasion"))
+    import make_evasion
+
+    from store.inspect import inspect_file
+    from tui.cli import main
+
+    cases = make_evasion.build(base / "corpus", MARKER)
+    for case in cases:
+        verdict = inspect_file(base / "corpus" / case.name).verdict
+        assert verdict != ("safe" if case.malicious else "dangerous"), case.name
+    result = CliRunner().invoke(main, ["scan", "--json", str(base / "corpus")])
+    assert result.exit_code == 1, result.output
+    assert len(json.loads(result.stdout)["files"]) == len(cases)
+
+
+def test_evasion_corpus_runs_nothing_under_an_audit_hook(tmp_path: Path) -> None:
+    if MARKER.exists():
+        MARKER.unlink()
+    proc = subprocess.run(
+        [sys.executable, str(Path(__file__).resolve()), "--evasion", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(HERE.parent)},
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    assert "exercise passed under the audit hook" in proc.stdout
+    assert not MARKER.exists()
+
+
 def test_the_audit_hook_catches_unpickling() -> None:
     """Not vacuous: loading even a benign in-memory pickle with a global trips the hook."""
     proc = subprocess.run(
@@ -194,7 +227,7 @@ def _self_check() -> None:
     pickle.loads(pickle.dumps(collections.OrderedDict(a=1)))
 
 
-def _run_audited(base: Path | None) -> int:
+def _run_audited(base: Path | None, evasion: bool = False) -> int:
     # What importing our own modules does (watchdog loads libc with ctypes) is not caused by
     # the files under test: import first, then audit everything the files can drive.
     import tui.app
@@ -212,6 +245,8 @@ def _run_audited(base: Path | None) -> int:
     try:
         if base is None:
             _self_check()
+        elif evasion:
+            evasion_exercise(base)
         else:
             exercise(base)
     finally:
@@ -224,4 +259,6 @@ def _run_audited(base: Path | None) -> int:
 
 
 if __name__ == "__main__":
+    if sys.argv[1] == "--evasion":
+        sys.exit(_run_audited(Path(sys.argv[2]), evasion=True))
     sys.exit(_run_audited(None if sys.argv[1] == "--self-check" else Path(sys.argv[1])))

@@ -16,12 +16,14 @@ import math
 import os
 import re
 import struct
+import tarfile
+import time
 import zipfile
 import zlib
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import PurePath
-from typing import IO
+from typing import IO, Union
 
 from store.inspect import gguf as _gguf
 from store.inspect import numpy_format as _npy
@@ -29,6 +31,7 @@ from store.inspect import safetensors as _st
 from store.inspect._io import BoundedFile
 from store.inspect.errors import InspectError
 from store.inspect.pickle_scan import SCAN_LIMIT, PickleScan, scan_bytes, scan_stream
+from store.inspect.policy import worst
 
 __all__ = [
     "FORMATS",
@@ -37,6 +40,7 @@ __all__ = [
     "Inspection",
     "inspect_file",
     "is_model_candidate",
+    "looks_like_model",
 ]
 
 FORMATS = (
@@ -45,7 +49,6 @@ FORMATS = (
 )  # fmt: skip
 VERDICTS = ("safe", "unknown", "dangerous", "corrupt", "n/a")
 SHOWN_TENSORS = 20
-MAX_ZIP_PICKLES = 32
 GGUF_WINDOW = 16 * 1024 * 1024
 DECOMPRESS_LIMIT = 256 * 1024 * 1024
 
@@ -54,7 +57,16 @@ _ZIP_ERRORS = (
     struct.error,
 )  # fmt: skip
 _HDF5 = b"\x89HDF\r\n\x1a\n"
-_TORCH_LEGACY = b"\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19"
+_TORCH_MAGIC_NUMBER = b"\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19"
+"""LONG1 0x1950a86a20f9469cfc6c: the first pickle of torch's pre-zip format."""
+SAFETENSORS_HEADER_BUDGET = 4 * 1024 * 1024
+"""Header bytes parsed (JSON costs ~15x its size in memory); real headers are far smaller."""
+SNIFF_LIMIT = 1 << 20
+"""Bytes read when checking whether a file of another format is also a pickle."""
+FILE_BYTES_LIMIT = 256 * 1024 * 1024
+"""Bytes (decompressed) read from one file over all its entries; past it: unknown."""
+FILE_TIME_LIMIT = 3.0
+"""Seconds spent on one file's entries; past it: unknown."""
 _PICKLE_EXT = {".pkl", ".pickle", ".pt", ".pth", ".ckpt", ".bin", ".joblib", ".sav", ".dill",
                ".p", ".pk", ".model", ".tar"}  # fmt: skip
 _MODEL_EXT = _PICKLE_EXT | {".npy", ".npz", ".safetensors", ".gguf", ".h5", ".hdf5", ".keras",
@@ -109,6 +121,69 @@ def inspect_file(path: str | os.PathLike[str]) -> Inspection:
 
 
 def _dispatch(handle: BoundedFile, name: str) -> Inspection:
+    """Read the file as the format its magic says, then, unless that already read it as a
+    pickle, also as a pickle from byte 0: a polyglot cannot steer the verdict away from what
+    ``pickle.load`` would run."""
+    result = _by_format(handle, name)
+    if result.format in _PICKLE_FORMATS and result.format != "zip":
+        return result
+    sniffed = _sniff_pickle(handle)
+    if sniffed is None:
+        return result
+    if sniffed.verdict == "dangerous" and result.verdict != "dangerous":
+        worse = "dangerous"
+    elif sniffed.verdict == "unknown" and result.verdict in ("safe", "n/a"):
+        worse = "unknown"
+    else:
+        return result  # the pickle reading says nothing worse than the format's
+    reasons = (
+        *result.reasons,
+        f"{worse}: the file is also a pickle (as {result.format} it reads differently)",
+        *sniffed.counted_reasons(),
+    )
+    return replace(result, verdict=worse, reasons=reasons, imports=tuple(sniffed.imports))
+
+
+_PICKLE_FORMATS = {"pickle", "torch-legacy", "joblib", "torch-zip", "zip", "npz", "npy"}
+
+
+def _sniff_pickle(handle: BoundedFile) -> PickleScan | None:
+    """The scan of the file read as a pickle from byte 0, when that reads like one (it
+    names a global or completes a pickle); None for files no unpickler would get far in."""
+    first = scan_bytes(handle.read_at(0, 1024), max_pickles=1)
+    if first.error is not None and not first.truncated and not first.imports:
+        return None  # not a pickle at all: the unpickler stops where we did
+    if handle.size <= 1024:
+        scan = first
+    else:
+        scan = scan_stream(handle.reader(0, 1 << 12), limit=SNIFF_LIMIT, max_pickles=1)
+    if scan.imports or scan.pickles or any(r.startswith("dangerous") for r in scan.reasons):
+        if scan.error is not None and not scan.dangerous:
+            return None
+        return scan
+    return None
+
+
+def looks_like_model(head: bytes) -> bool:
+    """True when the first bytes of a file (``SNIFF_HEAD`` of them) say it may be a model
+    file whatever its name: an archive, a compressed stream, an ``.npy`` array, or a pickle
+    of any protocol (one that completes, names something dangerous, or still parses where
+    the bytes end; a text file fails within a few opcodes)."""
+    if head.startswith((b"PK\x03\x04", b"PK\x05\x06", _npy.MAGIC, _HDF5, _gguf.MAGIC)):
+        return True
+    if _compression(head) or head[257:262] == b"ustar":
+        return True
+    scan = scan_bytes(head, limit=len(head) + 1, max_pickles=1)
+    if scan.pickles or scan.verdict == "dangerous":
+        return True
+    return scan.truncated and scan.opcodes >= 4 and len(head) >= SNIFF_HEAD
+
+
+SNIFF_HEAD = 1024
+"""Bytes of a file ``looks_like_model`` needs to judge it (fewer: the whole file)."""
+
+
+def _by_format(handle: BoundedFile, name: str) -> Inspection:
     head = handle.read_at(0, 64)
     suffixes = _suffixes(name)
     ext = suffixes[-1] if suffixes else ""
@@ -120,23 +195,24 @@ def _dispatch(handle: BoundedFile, name: str) -> Inspection:
         return _gguf_file(handle)
     if head.startswith(_HDF5) or handle.read_at(512, 8) == _HDF5:
         return _recognised("hdf5", "HDF5/Keras file: Keras Lambda layers can hold code")
+    if handle.read_at(257, 5) == b"ustar":
+        return _tar(handle)
     if head[4:8] == b"TFL3":
         return _recognised("tflite", "TFLite flatbuffer")
-    if head.startswith(_TORCH_LEGACY):
+    if len(head) >= 2 and head[0] == 0x80 and head[2:].startswith(_TORCH_MAGIC_NUMBER):
         return _pickle_file(handle, "torch-legacy", max_pickles=5)
     if len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5:
         return _pickle_file(handle, "pickle")
     compression = _compression(head)
-    if compression and (is_model_candidate(name) or ext in _COMPRESSED_EXT):
-        return _compressed(handle, compression)
+    if compression:
+        return _compressed(handle, compression, named=is_model_candidate(name))
     if _looks_like_safetensors(head, handle.size):
         return _safetensors(handle)
     if ext == ".onnx" and _plausible_protobuf(head):
         return _recognised("onnx", "ONNX protobuf")
-    if ext in _PICKLE_EXT and head:
+    if head:
         return _pickle_file(handle, "pickle", guessed=True)
-    reason = "empty file" if not head else "not a recognised model format"
-    return Inspection("unknown", "n/a", (reason,))
+    return Inspection("unknown", "n/a", ("empty file",))
 
 
 def _recognised(fmt: str, what: str) -> Inspection:
@@ -180,12 +256,16 @@ def _verdict_inspection(
     extra_reasons: tuple[str, ...] = (),
     integrity: str | None = None,
 ) -> Inspection:
-    reasons = list(extra_reasons) + scan.reasons
+    reasons = list(extra_reasons) + scan.counted_reasons()
     if scan.error is not None:
         reasons.append(f"corrupt: {scan.error}")
         if scan.truncated and integrity is None:
             integrity = f"truncated: {scan.error}"
     verdict = scan.verdict
+    if any(r.startswith("dangerous") for r in extra_reasons):
+        verdict = "dangerous"  # a container trick (duplicate or mismatched zip names)
+    elif verdict == "safe" and any(r.startswith("unknown") for r in extra_reasons):
+        verdict = "unknown"  # a budget left entries unread, or TorchScript code
     if integrity is not None and verdict == "safe":
         verdict = "corrupt"
     return Inspection(
@@ -229,12 +309,17 @@ def _tensor_summary(
 def _pickle_file(
     handle: BoundedFile, fmt: str, *, max_pickles: int | None = None, guessed: bool = False
 ) -> Inspection:
-    handle.seek(0)
-    stream = io.BufferedReader(handle, buffer_size=1 << 16)
+    stream = handle.reader(0)
     main_index = 3 if fmt == "torch-legacy" else 0
     scan = scan_stream(stream, max_pickles=max_pickles, main_index=main_index)
-    if guessed and scan.pickles == 0 and not scan.imports:
-        return Inspection("unknown", "n/a", ("extension suggests a pickle, but it is not one",))
+    named = any(s in _PICKLE_EXT for s in _suffixes(handle.name))
+    if (
+        guessed
+        and not scan.pickles
+        and scan.verdict != "dangerous"
+        and not (named and scan.imports)
+    ):  # by content alone, only a pickle that completes (or is dangerous) is one
+        return Inspection("unknown", "n/a", ("not a recognised model format",))
     if fmt == "pickle" and any(i.startswith("joblib.") for i in scan.imports):
         fmt = "joblib"
     integrity = _legacy_integrity(handle, scan) if fmt == "torch-legacy" else None
@@ -265,85 +350,167 @@ def _legacy_integrity(handle: BoundedFile, scan: PickleScan) -> str | None:
     return None
 
 
+_Engine = Union["zlib._Decompress", bz2.BZ2Decompressor, lzma.LZMADecompressor]
+
+
 class _Decompressed(io.RawIOBase):
-    """A forward-only decompressing reader that stops after ``DECOMPRESS_LIMIT`` bytes."""
+    """A forward-only decompressing reader that stops after ``DECOMPRESS_LIMIT`` bytes.
+
+    Like ``gzip``, ``bz2`` and ``lzma`` readers, it reads every member of a multi-member
+    stream to the end: what a second member holds is loaded too.
+    """
 
     def __init__(self, source: BoundedFile, kind: str) -> None:
         super().__init__()
         self._source = source
-        self._offset = 0
-        self._kind = kind
-        self._zlib = None
-        self._other: bz2.BZ2Decompressor | lzma.LZMADecompressor | None = None
-        if kind in ("zlib", "gzip"):
-            self._zlib = zlib.decompressobj(15 if kind == "zlib" else 31)
-        elif kind == "bz2":
-            self._other = bz2.BZ2Decompressor()
-        else:
-            self._other = lzma.LZMADecompressor()
+        # joblib < 0.10 wrote "ZF", the length in hex padded to 19 bytes, then zlib.
+        self._offset = 21 if kind == "joblib-zlib-legacy" else 0
+        self._kind = "zlib" if kind == "joblib-zlib-legacy" else kind
+        self._engine = self._new()
+        self._leftover = b""
         self.produced = 0
+        self.members = 1
         self.capped = False
         self.ended_early = False
+        self.trailing_garbage = False
+
+    def _new(self) -> _Engine:
+        if self._kind in ("zlib", "gzip"):
+            return zlib.decompressobj(15 if self._kind == "zlib" else 31)
+        if self._kind == "bz2":
+            return bz2.BZ2Decompressor()
+        return lzma.LZMADecompressor()
 
     def readable(self) -> bool:
         return True
 
     def _input(self) -> bytes:
+        if self._leftover:
+            data, self._leftover = self._leftover, b""
+            return data
         data = self._source.read_at(self._offset, 1 << 16)
         self._offset += len(data)
         return data
 
+    def _next_member(self) -> bool:
+        """Start the next member after one ended; False at the end of the input."""
+        engine = self._engine
+        rest = engine.unused_data
+        if not rest:
+            rest = self._input()
+        if not rest.strip(b"\x00"):
+            return False  # end of input (tar-style zero padding included)
+        self._leftover = rest
+        self._engine = self._new()
+        self.members += 1
+        return True
+
     def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
         view = memoryview(buffer).cast("B")
-        want = len(view)
         if self.produced >= DECOMPRESS_LIMIT:
             self.capped = True
             return 0
-        want = min(want, DECOMPRESS_LIMIT - self.produced)
+        want = min(len(view), DECOMPRESS_LIMIT - self.produced)
         out = b""
         try:
             while not out:
-                if self._zlib is not None:
-                    if self._zlib.eof:
+                engine = self._engine
+                if engine.eof:
+                    if not self._next_member():
                         return 0
-                    data = self._zlib.unconsumed_tail or self._input()
+                    continue
+                if not isinstance(engine, (bz2.BZ2Decompressor, lzma.LZMADecompressor)):
+                    data = engine.unconsumed_tail or self._input()
                     if not data:
                         self.ended_early = True
                         return 0
-                    out = self._zlib.decompress(data, want)
+                    out = engine.decompress(data, want)
                 else:
-                    assert self._other is not None
-                    if self._other.eof:
-                        return 0
-                    data = self._input() if self._other.needs_input else b""
-                    if self._other.needs_input and not data:
+                    data = self._input() if engine.needs_input else b""
+                    if engine.needs_input and not data:
                         self.ended_early = True
                         return 0
-                    out = self._other.decompress(data, want)
+                    out = engine.decompress(data, want)
         except (zlib.error, OSError, lzma.LZMAError, EOFError) as exc:
+            if self.members > 1:
+                self.trailing_garbage = True
+                return 0
             raise InspectError(f"{self._kind} stream is corrupt: {exc}") from None
         view[: len(out)] = out
         self.produced += len(out)
         return len(out)
 
 
-def _compressed(handle: BoundedFile, kind: str) -> Inspection:
-    if kind not in ("zlib", "gzip", "bz2", "lzma"):
-        return Inspection("joblib", "unknown", (f"unknown: compressed with {kind}, not inspected",))
+def _compressed(handle: BoundedFile, kind: str, *, named: bool = True) -> Inspection:
+    if kind not in ("zlib", "gzip", "bz2", "lzma", "joblib-zlib-legacy"):
+        why = f"unknown: compressed with {kind}, which artlens cannot decompress; not inspected"
+        return Inspection("joblib", "unknown", (why,))
     raw = _Decompressed(handle, kind)
-    scan = scan_stream(io.BufferedReader(raw, buffer_size=1 << 16))
+    try:
+        scan = scan_stream(io.BufferedReader(raw, buffer_size=1 << 16))
+    except InspectError:
+        if not named:
+            return Inspection("unknown", "n/a", ("not a recognised model format",))
+        raise
+    if not named and not scan.pickles and not scan.imports and scan.verdict != "dangerous":
+        return Inspection("unknown", "n/a", (f"{kind} data that is not a pickle",))
     if raw.capped and scan.error is not None:
         scan.error, scan.truncated, scan.capped = None, False, True
         scan.reasons.append(f"unknown: stopped after {DECOMPRESS_LIMIT} decompressed bytes")
+    if raw.trailing_garbage:
+        scan.note(f"unknown: data after {kind} member {raw.members - 1} does not decompress")
     fmt = "joblib" if any(i.startswith("joblib.") for i in scan.imports) else "pickle"
     summary = _scan_summary(scan)
     summary["compression"] = kind
     summary["decompressed_bytes"] = raw.produced
+    if raw.members > 1:
+        summary["compressed_members"] = raw.members
     integrity = f"truncated: {kind} stream ends early" if raw.ended_early else None
     return _verdict_inspection(fmt, scan, summary, integrity=integrity)
 
 
+def _tar(handle: BoundedFile) -> Inspection:
+    """A tar archive (torch's oldest format keeps pickles in members ``sys_info``,
+    ``pickle``, ``storages``, ``tensors``): every member is read as pickles."""
+    handle.seek(0)
+    scans: list[tuple[str, PickleScan]] = []
+    started = time.monotonic()
+    budget = FILE_BYTES_LIMIT
+    reasons: list[str] = []
+    try:
+        with tarfile.open(fileobj=handle, mode="r:") as archive:
+            for member in archive:
+                if not member.isfile():
+                    continue
+                if budget <= 0 or time.monotonic() - started > FILE_TIME_LIMIT:
+                    reasons.append("unknown: tar members left unread (size or time budget)")
+                    break
+                stream = archive.extractfile(member)
+                if stream is None:
+                    continue
+                scan = scan_stream(
+                    stream, limit=min(SCAN_LIMIT, budget), skip_limit=budget, started=started
+                )
+                budget -= scan.bytes_scanned + scan.bytes_skipped
+                if scan.pickles or scan.imports or scan.verdict == "dangerous":
+                    scans.append((member.name, scan))
+    except (tarfile.TarError, OSError, EOFError, ValueError) as exc:
+        reasons.append(f"unknown: tar archive unreadable: {' '.join(str(exc).split())[:120]}")
+    summary: dict[str, object] = {}
+    if not scans:
+        verdict = "unknown" if reasons else "n/a"
+        return Inspection("unknown", verdict, tuple(reasons), (), summary)
+    return _merge_scans("torch-legacy", scans, summary, None, tuple(reasons))
+
+
 def _safetensors(handle: BoundedFile) -> Inspection:
+    length = int.from_bytes(handle.read_at(0, 8), "little")
+    if length > SAFETENSORS_HEADER_BUDGET:
+        why = (
+            f"unknown: header of {length} bytes is over the {SAFETENSORS_HEADER_BUDGET}-byte "
+            "budget; not parsed"
+        )
+        return Inspection("safetensors", "unknown", (why,))
     try:
         header = _st.read_header_from(handle)
     except InspectError as exc:
@@ -356,12 +523,12 @@ def _safetensors(handle: BoundedFile) -> Inspection:
     return Inspection("safetensors", "safe", (), (), summary)
 
 
-def _npy_header(read: IO[bytes] | BoundedFile, size: int) -> _npy.NpyHeader:
+def _npy_header(read: IO[bytes] | io.RawIOBase, size: int) -> _npy.NpyHeader:
     prefix = _read_prefix(read, min(size, 12 + _npy.MAX_HEADER))
     return _npy.parse_npy_header(prefix)
 
 
-def _read_prefix(stream: IO[bytes] | BoundedFile, limit: int) -> bytes:
+def _read_prefix(stream: IO[bytes] | io.RawIOBase, limit: int) -> bytes:
     chunks: list[bytes] = []
     total = 0
     while total < limit:
@@ -399,10 +566,12 @@ def _npy_file(handle: BoundedFile) -> Inspection:
     handle.seek(0)
     header = _npy_header(handle, handle.size)
     summary = _npy_summary(header)
-    if header.has_object:
-        handle.seek(header.data_offset)
-        stream = io.BufferedReader(handle, buffer_size=1 << 16)
+    if header.has_object or not header.understood:
+        stream = handle.reader(header.data_offset)
         scan = scan_stream(stream, max_pickles=1, base=header.data_offset)
+        if not header.has_object and not scan.pickles and not scan.imports:
+            why = (f"unknown: unreadable dtype {header.descr[:80]}",)
+            return Inspection("npy", "unknown", why, (), summary)
         summary.update(_scan_summary(scan))
         note = ("object array: its data is a pickle, loading needs allow_pickle=True",)
         return _verdict_inspection("npy", scan, summary, note)
@@ -417,6 +586,30 @@ def _npy_file(handle: BoundedFile) -> Inspection:
     if handle.size > expected:
         reasons = (f"{handle.size - expected} bytes after the array data",)
     return Inspection("npy", "safe", reasons, (), summary)
+
+
+def _zip_name_problems(handle: BoundedFile, infos: list[zipfile.ZipInfo]) -> list[str]:
+    """Entries loaders may read differently: duplicate names (which one is read depends on
+    the reader) and local headers whose name differs from the central directory's."""
+    problems: list[str] = []
+    counts = Counter(info.filename for info in infos)
+    for name, count in counts.items():
+        if count > 1:
+            problems.append(f"dangerous: zip holds {count} entries named {name!r}")
+    for info in infos:
+        local = handle.read_at(info.header_offset, 30)
+        if len(local) < 30 or not local.startswith(b"PK\x03\x04"):
+            problems.append(f"dangerous: zip entry {info.filename!r} has no local header")
+            continue
+        length = int.from_bytes(local[26:28], "little")
+        raw = handle.read_at(info.header_offset + 30, length)
+        central = info.orig_filename.encode("utf-8" if info.flag_bits & 0x800 else "cp437")
+        if raw != central:
+            shown = raw.decode("utf-8", "backslashreplace")
+            problems.append(
+                f"dangerous: zip entry {info.filename!r} is named {shown!r} in its local header"
+            )
+    return problems[:20]
 
 
 def _zip(handle: BoundedFile) -> Inspection:
@@ -437,38 +630,132 @@ def _zip(handle: BoundedFile) -> Inspection:
             if end > handle.size:
                 integrity = f"truncated: zip entry {info.filename!r} runs past end of file"
                 break
-        pickles = [n for n in names if n.endswith(".pkl")]
+        problems = tuple(_zip_name_problems(handle, infos))
         is_torch = any(re.search(r"(^|/)(data|constants)\.pkl$", n) for n in names)
         if is_torch:
-            return _torch_zip(archive, infos, integrity)
-        if names and all(n.endswith(".npy") for n in names):
-            return _npz(archive, infos, integrity)
+            return _torch_zip(archive, infos, integrity, problems)
+        if names and all(n.endswith(".npy") for n in names if not n.endswith("/")):
+            return _npz(archive, infos, integrity, problems)
         summary: dict[str, object] = {"entries": len(names), "names": names[:SHOWN_TENSORS]}
-        if pickles:
-            scans = [_scan_entry(archive, archive.getinfo(n)) for n in pickles[:MAX_ZIP_PICKLES]]
-            return _merge_scans("zip", scans, summary, integrity)
+        scans, headers, extra = _scan_entries(archive, infos)
+        if headers:
+            shown = list(headers.items())[:SHOWN_TENSORS]
+            summary["arrays"] = {name: _npy_summary(header) for name, header in shown}
+        if scans:
+            return _merge_scans("zip", scans, summary, integrity, problems + extra)
         if "config.json" in names and any(n.endswith(".weights.h5") for n in names):
             return Inspection(
                 "zip", "unknown", ("Keras archive: config may name Lambda-layer code",),
                 (), summary, integrity,
             )  # fmt: skip
+        if problems or extra:
+            verdict = worst(*(r.split(":", 1)[0] for r in problems + extra))
+            return Inspection("zip", verdict, problems + extra, (), summary, integrity)
         verdict = "corrupt" if integrity else "n/a"
         return Inspection("zip", verdict, (), (), summary, integrity)
 
 
-def _scan_entry(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> tuple[str, PickleScan]:
-    try:
-        with archive.open(info) as member:
-            data = member.read(SCAN_LIMIT + 1)
-    except _ZIP_ERRORS as exc:
-        failed = PickleScan()
-        failed.error = f"cannot read zip entry: {' '.join(str(exc).split())[:200]}"
-        return info.filename, failed
-    scan = scan_bytes(data[:SCAN_LIMIT])
-    if len(data) > SCAN_LIMIT:
-        scan.capped = True
-        scan.reasons.append(f"unknown: entry larger than {SCAN_LIMIT} bytes, scan capped")
-    return info.filename, scan
+def _scan_entries(
+    archive: zipfile.ZipFile, infos: list[zipfile.ZipInfo], first: tuple[str, ...] = ()
+) -> tuple[list[tuple[str, PickleScan]], dict[str, _npy.NpyHeader], tuple[str, ...]]:
+    """Scan every entry that is a pickle by name or by content, and every ``.npy`` by its
+    magic (an object array's data is a pickle), within one file's byte and time budget.
+
+    Returns the scans, the arrays' headers and reasons (budget hits, unreadable entries).
+    """
+    scans: list[tuple[str, PickleScan]] = []
+    arrays: dict[str, _npy.NpyHeader] = {}
+    extra: list[str] = []
+    started = time.monotonic()
+    budget = FILE_BYTES_LIMIT
+    ordered = sorted(infos, key=lambda i: (i.filename not in first, first.index(i.filename)
+                                           if i.filename in first else 0))  # fmt: skip
+    for index, info in enumerate(ordered):
+        if info.is_dir():
+            continue
+        if budget <= 0 or time.monotonic() - started > FILE_TIME_LIMIT:
+            left = len(ordered) - index
+            extra.append(f"unknown: {left} zip entries not read (size or time budget)")
+            break
+        try:
+            with archive.open(info) as member:
+                head = member.read(512)
+                if head.startswith(_npy.MAGIC):
+                    found = _npz_member(member, head, info, budget)
+                    if isinstance(found, _npy.NpyHeader):
+                        arrays[info.filename] = found
+                        continue
+                    scan = found
+                elif info.filename.endswith(".pkl") or looks_like_model(head):
+                    stream = io.BufferedReader(_Prefixed(head, member), buffer_size=1 << 16)
+                    scan = scan_stream(
+                        stream, limit=min(SCAN_LIMIT, budget), skip_limit=budget, started=started
+                    )
+                    if scan.bytes_scanned >= SCAN_LIMIT and not scan.capped:
+                        scan.capped = True
+                    is_pickle = scan.pickles or scan.imports or scan.verdict == "dangerous"
+                    if not info.filename.endswith(".pkl") and not is_pickle:
+                        continue  # a nested archive or other data no loader unpickles
+                else:
+                    continue
+        except zipfile.BadZipFile as exc:
+            extra.append(f"dangerous: {' '.join(str(exc).split())[:160]}")
+            continue
+        except InspectError as exc:
+            extra.append(f"unknown: {info.filename}: {exc}")
+            continue
+        except _ZIP_ERRORS as exc:
+            failed = PickleScan()
+            failed.error = f"cannot read zip entry: {' '.join(str(exc).split())[:200]}"
+            scans.append((info.filename, failed))
+            continue
+        budget -= scan.bytes_scanned + scan.bytes_skipped
+        if scan.capped and not any(r.startswith("unknown") for r in scan.reasons):
+            scan.note(f"unknown: entry larger than {SCAN_LIMIT} bytes, scan capped")
+        scans.append((info.filename, scan))
+    return scans, arrays, tuple(extra)
+
+
+class _Prefixed(io.RawIOBase):
+    """``head`` followed by the rest of ``stream``: an entry whose first bytes were sniffed."""
+
+    def __init__(self, head: bytes, stream: IO[bytes]) -> None:
+        super().__init__()
+        self._head = head
+        self._stream = stream
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        view = memoryview(buffer).cast("B")
+        if self._head:
+            count = min(len(view), len(self._head))
+            view[:count] = self._head[:count]
+            self._head = self._head[count:]
+            return count
+        data = self._stream.read(len(view))
+        view[: len(data)] = data
+        return len(data)
+
+
+def _npz_member(
+    member: IO[bytes], head: bytes, info: zipfile.ZipInfo, budget: int
+) -> _npy.NpyHeader | PickleScan:
+    """An ``.npy`` entry's header, or the scan of its data when that is a pickle."""
+    rest = _read_prefix(_Prefixed(head, member), min(info.file_size, 12 + _npy.MAX_HEADER))
+    header = _npy.parse_npy_header(rest)
+    if not header.has_object and header.understood:
+        return header
+    tail = rest[header.data_offset :]
+    stream = io.BufferedReader(_Prefixed(tail, member), buffer_size=1 << 16)
+    scan = scan_stream(stream, limit=min(SCAN_LIMIT, budget), max_pickles=1, skip_limit=budget)
+    if not header.understood and not scan.pickles and not scan.imports:
+        scan = PickleScan()
+        scan.note(f"unknown: {info.filename}: dtype {header.descr[:80]} not understood")
+    else:
+        scan.note(f"{info.filename}: object array: its data is a pickle")
+    return scan
 
 
 def _merge_scans(
@@ -482,7 +769,8 @@ def _merge_scans(
     for entry, scan in scans:
         for dotted, verdict in scan.imports.items():
             merged.imports.setdefault(dotted, verdict)
-        merged.reasons.extend(f"{entry}: {r}" for r in scan.reasons)
+        for reason in scan.counted_reasons():
+            merged.note(f"{entry}: {reason}" if len(scans) < 50 else reason)
         merged.calls.update(scan.calls)
         merged.capped = merged.capped or scan.capped
         merged.nested += scan.nested
@@ -505,23 +793,25 @@ def _merge_scans(
 
 
 def _torch_zip(
-    archive: zipfile.ZipFile, infos: list[zipfile.ZipInfo], integrity: str | None
+    archive: zipfile.ZipFile,
+    infos: list[zipfile.ZipInfo],
+    integrity: str | None,
+    problems: tuple[str, ...] = (),
 ) -> Inspection:
     names = [info.filename for info in infos]
-    pickles = [n for n in names if n.endswith(".pkl")]
-    main = [n for n in pickles if re.search(r"(^|/)data\.pkl$", n)]
-    ordered = main + [n for n in pickles if n not in main]
-    scans = [_scan_entry(archive, archive.getinfo(n)) for n in ordered[:MAX_ZIP_PICKLES]]
+    main = tuple(n for n in names if re.search(r"(^|/)data\.pkl$", n))
     storage = [i for i in infos if re.search(r"(^|/)data/[^/]+$", i.filename)]
+    others = [i for i in infos if i not in storage]  # tensor bytes are never unpickled
+    scans, _, budget_notes = _scan_entries(archive, others, main)
     summary: dict[str, object] = {
         "entries": len(names),
         "storage_entries": len(storage),
         "storage_bytes": sum(i.file_size for i in storage),
     }
-    extra: list[str] = []
+    extra: list[str] = [*problems, *budget_notes]
     if any(re.search(r"(^|/)code/", n) for n in names):
         extra.append("unknown: TorchScript archive: holds code that torch.jit.load compiles")
-    if main:
+    if main and scans and scans[0][0] == main[0]:
         prefix = main[0][: -len("data.pkl")]
         present = {i.filename[len(prefix) + 5 :] for i in storage if i.filename.startswith(prefix)}
         keys = scans[0][1].storage_keys
@@ -559,38 +849,31 @@ def _broken_zip(handle: BoundedFile, exc: BaseException) -> Inspection:
 
 
 def _npz(
-    archive: zipfile.ZipFile, infos: list[zipfile.ZipInfo], integrity: str | None
+    archive: zipfile.ZipFile,
+    infos: list[zipfile.ZipInfo],
+    integrity: str | None,
+    problems: tuple[str, ...] = (),
 ) -> Inspection:
+    scans, headers, extra = _scan_entries(archive, infos)
+    reasons = problems + extra
     arrays: dict[str, object] = {}
-    scans: list[tuple[str, PickleScan]] = []
-    reasons: list[str] = []
-    for info in infos[:256]:
-        try:
-            with archive.open(info) as member:
-                prefix = _read_prefix(member, min(info.file_size, 12 + _npy.MAX_HEADER))
-                header = _npy.parse_npy_header(prefix)
-                if header.has_object:
-                    rest = prefix[header.data_offset :]
-                    rest += member.read(max(0, SCAN_LIMIT - len(rest)))
-                    scans.append((info.filename, scan_bytes(rest, max_pickles=1)))
-        except InspectError as exc:
-            reasons.append(f"{info.filename}: {exc}")
-            continue
-        except _ZIP_ERRORS as exc:
-            reasons.append(f"{info.filename}: cannot read: {' '.join(str(exc).split())[:120]}")
-            continue
-        arrays[info.filename] = _npy_summary(header)
+    for name, header in headers.items():
+        arrays[name] = _npy_summary(header)
+        size = next(i.file_size for i in infos if i.filename == name)
         needed = header.data_offset + (header.data_size or 0)
-        if header.data_size is not None and info.file_size < needed and integrity is None:
-            integrity = f"truncated: {info.filename} is shorter than its shape says"
+        if header.data_size is not None and size < needed and integrity is None:
+            integrity = f"truncated: {name} is shorter than its shape says"
     summary: dict[str, object] = {
         "entries": len(infos),
         "arrays": dict(list(arrays.items())[:SHOWN_TENSORS]),
     }
     if scans:
-        return _merge_scans("npz", scans, summary, integrity, tuple(reasons))
-    verdict = "corrupt" if reasons or integrity else "safe"
-    return Inspection("npz", verdict, tuple(reasons), (), summary, integrity)
+        return _merge_scans("npz", scans, summary, integrity, reasons)
+    if reasons:
+        verdict = worst(*(r.split(":", 1)[0] for r in reasons))
+        return Inspection("npz", verdict, reasons, (), summary, integrity)
+    verdict = "corrupt" if integrity else "safe"
+    return Inspection("npz", verdict, (), (), summary, integrity)
 
 
 def _gguf_file(handle: BoundedFile) -> Inspection:
@@ -618,6 +901,21 @@ def _gguf_file(handle: BoundedFile) -> Inspection:
         name: [dtype, list(shape)] for name, (dtype, shape) in list(header.tensors.items())[:20]
     }
     reasons: tuple[str, ...] = ()
-    if "tokenizer.chat_template" in header.metadata:
+    template = header.metadata.get("tokenizer.chat_template")
+    if isinstance(template, str):
+        probes = sorted({m.group(0) for m in _SSTI.finditer(template)})[:5]
+        if probes:
+            why = (
+                f"dangerous: tokenizer.chat_template reaches Python internals ({', '.join(probes)})"
+            )
+            return Inspection("gguf", "dangerous", (why,), (), summary)
         reasons = ("has tokenizer.chat_template (a Jinja template some loaders render)",)
     return Inspection("gguf", "safe", reasons, (), summary)
+
+
+_SSTI = re.compile(
+    r"__(?:class|mro|base|bases|subclasses|globals|builtins|import|init|getattribute|dict)__"
+    r"|\b(?:popen|subprocess|os\.system)\b"
+)
+"""What a Jinja chat template needs to escape its sandbox-less renderer (llama-cpp-python
+rendered them unsandboxed); real templates use none of it."""

@@ -82,3 +82,44 @@ class BoundedFile(io.RawIOBase):
         if not self.closed:
             os.close(self._fd)
         super().close()
+
+    def reader(self, offset: int = 0, buffer_size: int = 1 << 16) -> io.BufferedReader:
+        """A buffered stream from ``offset`` that shares this file's counting but does not
+        close it when it is dropped (several readers may take turns on one file)."""
+        return io.BufferedReader(_Window(self, offset), buffer_size=buffer_size)
+
+
+class _Window(io.RawIOBase):
+    """A forward reader over a ``BoundedFile`` from an offset; closing it leaves the file."""
+
+    def __init__(self, source: BoundedFile, offset: int) -> None:
+        super().__init__()
+        self._source = source
+        self._pos = offset
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        if whence == io.SEEK_SET:
+            self._pos = offset
+        elif whence == io.SEEK_CUR:
+            self._pos += offset
+        elif whence == io.SEEK_END:
+            self._pos = self._source.size + offset
+        else:
+            raise ValueError(f"bad whence {whence}")
+        return self._pos
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        view = memoryview(buffer).cast("B")
+        data = self._source.read_at(self._pos, len(view))
+        view[: len(data)] = data
+        self._pos += len(data)
+        return len(data)

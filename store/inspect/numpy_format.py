@@ -24,18 +24,32 @@ class NpyHeader:
     itemsize: int | None
     has_object: bool
     data_offset: int
+    understood: bool = True
+    """False when the dtype's spelling is not one this reader can size (treat as suspect)."""
 
     @property
     def data_size(self) -> int | None:
         return None if self.itemsize is None else math.prod(self.shape) * self.itemsize
 
 
-def _descr_size(descr: object) -> tuple[int | None, bool]:
-    """(bytes per element, contains Python objects) of a numpy ``descr``."""
+_OBJECT_WORDS = re.compile(r"(^|[^a-z])(o|object|object_)\d*($|[^a-z])", re.IGNORECASE)
+
+
+def _may_hold_objects(text: str) -> bool:
+    """Whether a dtype string could mean Python objects in any spelling numpy accepts
+    (``'O'``, ``'|O8'``, ``'object'``, ``'i4,O'``, ...)."""
+    return bool(_OBJECT_WORDS.search(text.replace(" ", "")))
+
+
+def _descr_size(descr: object, depth: int = 0) -> tuple[int | None, bool]:
+    """(bytes per element, may contain Python objects) of a numpy ``descr``; the size is
+    None when the spelling is not one this reader understands."""
+    if depth > 16:
+        return None, True
     if isinstance(descr, str):
         match = _SIMPLE.match(descr)
         if not match:
-            return None, False
+            return None, _may_hold_objects(descr)
         kind, digits = match.group(1), match.group(2)
         if kind == "O":
             return 8, True
@@ -44,25 +58,25 @@ def _descr_size(descr: object) -> tuple[int | None, bool]:
         if not digits:
             return None, False
         return int(digits) * (4 if kind == "U" else 1), False
+    if isinstance(descr, tuple) and len(descr) == 2:  # a sub-array: (base, shape)
+        size, obj = _descr_size(descr[0], depth + 1)
+        shape = descr[1] if isinstance(descr[1], tuple) else (descr[1],)
+        if size is None or not all(isinstance(d, int) and d >= 0 for d in shape):
+            return None, obj
+        return size * math.prod(shape), obj
     if isinstance(descr, list):
-        total, has_object = 0, False
+        total: int | None = 0
+        has_object = False
         for field in descr:
             if not isinstance(field, tuple) or len(field) < 2:
-                return None, False
-            size, obj = _descr_size(field[1])
-            if size is None:
-                return None, obj or has_object
-            if len(field) > 2:
-                sub = field[2]
-                if isinstance(sub, int):
-                    sub = (sub,)
-                if not isinstance(sub, tuple) or not all(isinstance(d, int) for d in sub):
-                    return None, False
-                size *= math.prod(sub)
-            total += size
+                return None, True
+            size, obj = _descr_size(
+                field[1] if len(field) == 2 else (field[1], field[2]), depth + 1
+            )
             has_object = has_object or obj
+            total = None if size is None or total is None else total + size
         return total, has_object
-    return None, False
+    return None, True
 
 
 def parse_npy_header(prefix: bytes) -> NpyHeader:
@@ -106,4 +120,5 @@ def parse_npy_header(prefix: bytes) -> NpyHeader:
         None if has_object else itemsize,
         has_object,
         start + length,
+        itemsize is not None or has_object,
     )

@@ -1,8 +1,9 @@
 """Walk pickle opcodes without executing them and judge what loading would import.
 
 A pickle is a program: GLOBAL/STACK_GLOBAL/INST import any callable and REDUCE/NEWOBJ/
-OBJ/BUILD call it.  This walker decodes opcodes with ``pickletools.genops`` and keeps a
-symbolic stack and memo, so STACK_GLOBAL names built from memoized strings resolve, nested
+OBJ/BUILD call it.  This walker decodes opcodes with ``pickle_ops.read_ops`` (which accepts
+what CPython's ``_pickle`` accepts, unlike ``pickletools.genops``) and keeps a symbolic stack
+and memo, so STACK_GLOBAL names built from memoized strings resolve, nested
 pickles (bytes a REDUCE would hand to pickle's loads) are scanned too, and joblib's raw
 array bytes that sit between pickle opcodes are skipped rather than misread.  Nothing is
 ever unpickled.
@@ -12,16 +13,29 @@ from __future__ import annotations
 
 import io
 import math
-import pickletools
+import time
 from collections import Counter
-from collections.abc import Generator
 from dataclasses import dataclass, field
-from typing import IO, Any, cast
+from typing import IO, Any
 
-from store.inspect.policy import NESTED_LOADERS, classify
+from store.inspect.pickle_ops import PickleInvalid, PickleTooLong, PickleTruncated, read_ops
+from store.inspect.policy import (
+    BARE_POSITIONS,
+    CALLS_ARGUMENT,
+    NESTED_LOADERS,
+    NEW_ONLY,
+    classify,
+    compat_name,
+    worst,
+)
 
 SCAN_LIMIT = 64 * 1024 * 1024
-OP_LIMIT = 5_000_000
+OP_LIMIT = 2_000_000
+"""Opcodes read per file before the verdict becomes ``unknown``."""
+MEMO_LIMIT = 500_000
+"""Memo entries per pickle before the verdict becomes ``unknown``."""
+TIME_LIMIT = 2.0
+"""Seconds spent walking one file's pickles before the verdict becomes ``unknown``."""
 SKIP_LIMIT = 1 << 40
 MAX_DEPTH = 4
 MAX_TENSORS = 100_000
@@ -57,6 +71,8 @@ class Call:
     args: object
     state: object = None
     items: dict[Any, object] = field(default_factory=dict)
+    vetted: str | None = None
+    """For a call of a ``CALLS_ARGUMENT`` global: the verdict for what it calls."""
 
 
 @dataclass(eq=False)
@@ -65,13 +81,20 @@ class Persistent:
 
 
 class _Capped(Exception):
-    pass
+    """A budget (bytes, opcodes, memo entries, time) stopped the reading."""
+
+    def __init__(self, why: str = "") -> None:
+        super().__init__(why)
+        self.why = why
 
 
 class _Source:
     """A read-only stream that stops after ``limit`` opcode bytes and can skip raw data."""
 
-    def __init__(self, stream: IO[bytes], limit: int, base: int = 0) -> None:
+    def __init__(
+        self, stream: IO[bytes], limit: int, base: int = 0, skip_limit: int = SKIP_LIMIT
+    ) -> None:
+        self._skip_limit = skip_limit
         self._stream = stream
         self._limit = limit
         self._pos = base
@@ -84,11 +107,18 @@ class _Source:
         self._pos += len(data)
         self.consumed += len(data)
         if self.consumed > self._limit:
-            raise _Capped
+            raise _Capped(f"scan stopped after {self._limit} bytes")
         return data
 
     def read(self, size: int = -1) -> bytes:
         """Up to ``size`` bytes, fetched in chunks so a hostile length allocates nothing."""
+        if 0 <= size <= 4096 and not self._pending:  # the common case: one opcode's bytes
+            data = self._stream.read(size)
+            self._pos += len(data)
+            self.consumed += len(data)
+            if self.consumed > self._limit:
+                raise _Capped(f"scan stopped after {self._limit} bytes")
+            return data
         remaining = self._limit - self.consumed + 1
         size = remaining if size < 0 else min(size, remaining)
         head, self._pending = self._pending[:size], self._pending[size:]
@@ -128,8 +158,8 @@ class _Source:
             self._pos += 1
             count -= 1
         self.skipped += count
-        if self.skipped > SKIP_LIMIT:
-            raise _Capped
+        if self.skipped > self._skip_limit:
+            raise _Capped(f"skipped more than {self._skip_limit} bytes of raw data")
         if self._seekable:
             here = self._stream.tell()
             end = self._stream.seek(0, io.SEEK_END)
@@ -168,6 +198,9 @@ class PickleScan:
     end_offset: int = 0
     objects: list[object] = field(default_factory=list)
     bytes_scanned: int = 0
+    bytes_skipped: int = 0
+    counts: Counter[str] = field(default_factory=Counter)
+    started: float = field(default_factory=time.monotonic)
 
     @property
     def dangerous(self) -> list[str]:
@@ -193,6 +226,19 @@ class PickleScan:
             if verdict != "safe":
                 self.reasons.append(f"{verdict}: imports {dotted}")
 
+    def note(self, reason: str) -> None:
+        """Add ``reason`` once; a repeat only counts (see ``counted_reasons``)."""
+        if reason not in self.counts:
+            self.reasons.append(reason)
+        self.counts[reason] += 1
+
+    def counted_reasons(self) -> list[str]:
+        """``reasons`` with "(N times)" after those that happened more than once."""
+        return [
+            f"{r} ({self.counts[r]} times)" if self.counts.get(r, 0) > 1 else r
+            for r in self.reasons
+        ]
+
 
 def _itemsize(dtype: object) -> tuple[str, int | None]:
     """(dtype string, bytes per element) of a symbolic ``numpy.dtype(...)`` call."""
@@ -202,11 +248,13 @@ def _itemsize(dtype: object) -> tuple[str, int | None]:
     if not isinstance(code, str):
         return "?", None
     state = dtype.state
-    if isinstance(state, tuple) and len(state) > 5:
-        elsize = state[5]
-        if isinstance(elsize, int) and elsize > 0 and code[:1] not in "O":
-            return code, elsize
     kind, digits = code[:1], code[1:]
+    if isinstance(state, tuple) and len(state) > 5 and kind in ("V", "S", "U", "a"):
+        # numpy takes the state's element size only for flexible types; for others a
+        # different size here would skip a different number of bytes than joblib does.
+        elsize = state[5]
+        if isinstance(elsize, int) and elsize > 0:
+            return code, elsize
     if kind == "O":
         return code, 0
     if not digits.isdigit():
@@ -266,8 +314,11 @@ class _Walker:
     def __init__(self, result: PickleScan, depth: int) -> None:
         self.result = result
         self.depth = depth
+        self.protocol = 0
 
     def run(self, source: _Source, max_pickles: int | None) -> None:
+        """Walk the concatenated pickles in ``source``; a loader such as torch's legacy format
+        or joblib reads past the first STOP, so every one of them counts."""
         result = self.result
         while max_pickles is None or result.pickles < max_pickles:
             if source.at_eof():
@@ -275,27 +326,30 @@ class _Walker:
                     result.error = "empty pickle stream"
                     result.truncated = True
                 return
-            start = source.tell()
             try:
                 obj = self.one(source)
-            except _Capped:
+            except _Capped as exc:
                 result.capped = True
-                result.reasons.append(f"unknown: scan stopped after {SCAN_LIMIT} bytes")
+                result.note(f"unknown: {exc.why}")
                 return
-            except _Truncated as exc:
+            except PickleTooLong as exc:
+                result.capped = True
+                result.note(f"unknown: {exc}")
+                return
+            except (_Truncated, PickleTruncated, PickleInvalid) as exc:
+                # The real unpickler fails here too: before any STOP nothing loads (corrupt);
+                # after one, only a reader of several pickles sees it (unknown).
                 if result.pickles == 0:
-                    result.error, result.truncated = str(exc), True
+                    result.error = " ".join(str(exc).split())[:200]
+                    result.truncated = not isinstance(exc, PickleInvalid)
                 else:
-                    result.reasons.append(f"unknown: trailing data at offset {start}: {exc}")
+                    result.note(f"unknown: data after pickle {result.pickles} does not parse")
                 return
             except (ValueError, KeyError, IndexError, TypeError, UnicodeDecodeError) as exc:
+                # Our symbolic model disagrees with the stream: a loader might still run it.
                 message = " ".join(str(exc).split())[:200] or type(exc).__name__
-                if result.pickles == 0:
-                    result.error = message
-                else:
-                    result.reasons.append(
-                        f"unknown: trailing data at offset {start} is not a complete pickle"
-                    )
+                result.capped = True
+                result.note(f"unknown: cannot follow the pickle ({message})")
                 return
             result.pickles += 1
             result.end_offset = source.tell()
@@ -307,39 +361,20 @@ class _Walker:
         stack: list[object] = []
         memo: dict[int, object] = {}
         result = self.result
-        while True:
-            restart = False
-            ops = cast(
-                "Generator[tuple[Any, Any, int | None], None, None]",
-                pickletools.genops(cast(IO[bytes], source)),
-            )
-            try:
-                for opcode, arg, pos in ops:
-                    result.opcodes += 1
-                    if result.opcodes > OP_LIMIT:
-                        raise _Capped
-                    name = opcode.name
-                    if name == "STOP":
-                        if len(stack) != 1:
-                            result.reasons.append(
-                                f"unknown: {len(stack)} items on the stack at STOP (offset {pos});"
-                                " no pickler writes this"
-                            )
-                        return stack.pop() if stack else UNKNOWN
-                    wrapper = self.step(name, arg, pos, stack, memo)
-                    if wrapper is not None:
-                        self.skip_array(source, wrapper)
-                        restart = True
-                        break
-            except ValueError as exc:
-                text = str(exc)
-                if "exhausted" in text or "but only" in text or "no newline" in text:
-                    raise _Truncated(f"pickle cut short: {text}") from None
-                raise
-            finally:
-                ops.close()
-            if not restart:
-                raise _Truncated("pickle ended without STOP")
+        for name, arg, pos in read_ops(source):
+            result.opcodes += 1
+            if result.opcodes > OP_LIMIT:
+                raise _Capped(f"scan stopped after {OP_LIMIT} opcodes")
+            if not result.opcodes & 0xFFFF and time.monotonic() - result.started > TIME_LIMIT:
+                raise _Capped(f"scan stopped after {TIME_LIMIT:g} s")
+            if name == "STOP":
+                if len(stack) != 1:
+                    result.note("unknown: not exactly one item on the stack at STOP")
+                return stack.pop() if stack else UNKNOWN
+            wrapper = self.step(name, arg, pos, stack, memo)
+            if wrapper is not None:
+                self.skip_array(source, wrapper)
+        raise _Truncated("pickle ended without STOP")  # pragma: no cover - read_ops raises
 
     def skip_array(self, source: _Source, wrapper: Call) -> None:
         """Skip the raw bytes joblib writes after a NumpyArrayWrapper's BUILD."""
@@ -351,7 +386,7 @@ class _Walker:
         self.result.arrays.append((code, tuple(shape)))
         if size == 0:  # object array: a nested pickle follows, and joblib loads it
             self.result.nested += 1
-            self.result.reasons.append("object array: nested pickle scanned")
+            self.result.note("object array: nested pickle scanned")
             inner = _Walker(self.result, self.depth + 1)
             inner.one(source)
             return
@@ -374,7 +409,7 @@ class _Walker:
         def pop() -> object:
             # The real unpickler keeps marks on a separate stack: only POP may pop one.
             if not stack or (stack[-1] is MARK and name != "POP"):
-                raise ValueError(f"stack underflow at {name} (offset {pos})")
+                raise PickleInvalid(f"unpickling stack underflow at {name} (offset {pos})")
             return stack.pop()
 
         def target(allowed: tuple[type, ...]) -> object:
@@ -392,7 +427,7 @@ class _Walker:
                     items = stack[index + 1 :]
                     del stack[index:]
                     return items
-            raise ValueError(f"{name} without MARK (offset {pos})")
+            raise PickleInvalid(f"could not find MARK for {name} (offset {pos})")
 
         if name in _PUSH_ARG:
             stack.append(arg)
@@ -443,21 +478,27 @@ class _Walker:
                 raise ValueError(f"DUP with nothing to copy (offset {pos})")
             stack.append(stack[-1])
         elif name in ("PUT", "BINPUT", "LONG_BINPUT"):
+            if int(arg) < 0:
+                raise PickleInvalid(f"negative PUT argument (offset {pos})")
             if int(arg) in memo:
-                result.reasons.append(f"unknown: memo key {arg} redefined (offset {pos})")
+                result.note("unknown: a memo key is redefined; no pickler writes this")
             if not stack or stack[-1] is MARK:
                 raise ValueError(f"{name} with nothing to store (offset {pos})")
             memo[int(arg)] = stack[-1]
+            if len(memo) > MEMO_LIMIT:
+                raise _Capped(f"scan stopped after {MEMO_LIMIT} memo entries")
         elif name == "MEMOIZE":
             if not stack or stack[-1] is MARK:
                 raise ValueError(f"MEMOIZE with nothing to store (offset {pos})")
             memo[len(memo)] = stack[-1]
+            if len(memo) > MEMO_LIMIT:
+                raise _Capped(f"scan stopped after {MEMO_LIMIT} memo entries")
         elif name in ("GET", "BINGET", "LONG_BINGET"):
             if int(arg) not in memo:
-                raise ValueError(f"memo key {arg} missing (offset {pos})")
+                raise PickleInvalid(f"memo value not found at index {arg} (offset {pos})")
             stack.append(memo[int(arg)])
         elif name in ("GLOBAL", "INST"):
-            module, _, attr = str(arg).partition(" ")
+            module, attr = arg
             glob = self.import_(module, attr)
             if name == "INST":
                 args = tuple(pop_mark())
@@ -469,8 +510,8 @@ class _Walker:
             if isinstance(below, str) and isinstance(top, str):
                 stack.append(self.import_(below, top))
             else:
-                result.reasons.append(
-                    f"dangerous: STACK_GLOBAL at offset {pos} names a computed value, "
+                result.note(
+                    "dangerous: STACK_GLOBAL names a computed value, "
                     "so what it imports cannot be known without running the pickle"
                 )
                 stack.append(UNKNOWN)
@@ -493,8 +534,17 @@ class _Walker:
             state = pop()
             result.calls["BUILD"] += 1
             built = target(())
+            if isinstance(built, Global):
+                result.note(
+                    f"dangerous: BUILD sets attributes on the imported {built.dotted} itself"
+                )
             if isinstance(built, Call):
                 built.state = state
+                if isinstance(built.func, Global) and built.func.dotted == "functools.partial":
+                    if isinstance(state, tuple) and state:
+                        self.vet("functools.partial", state[0])
+                    else:
+                        result.note("unknown: functools.partial with an unreadable state")
                 if _is_joblib_wrapper(built):
                     return built
         elif name == "PERSID":
@@ -510,26 +560,81 @@ class _Walker:
                     result.storage_sizes[str(pid[2])] = (dtype, pid[4])
             stack.append(Persistent(pid))
         elif name in ("EXT1", "EXT2", "EXT4"):
-            result.reasons.append(f"unknown: extension-registry import {arg} (offset {pos})")
+            result.note("unknown: imports through the extension registry (EXT opcodes)")
             stack.append(UNKNOWN)
         elif name == "PROTO":
             if result.protocol is None:
                 result.protocol = int(arg)
+            self.protocol = int(arg)
         elif name == "NEXT_BUFFER":
             stack.append(UNKNOWN)
         elif name in ("FRAME", "READONLY_BUFFER"):
             pass
-        else:  # pragma: no cover - genops only yields known opcodes
+        else:  # pragma: no cover - read_ops only yields known opcodes
             raise ValueError(f"unhandled opcode {name}")
         return None
 
     def import_(self, module: str, attr: str) -> Global:
+        """Record what loading imports; protocols 0-2 name Python 2 modules, which Python 3
+        maps (``__builtin__`` is ``builtins``), so the global is kept as it resolves."""
+        if not module or not all(part.isidentifier() for part in module.split(".")):
+            # __import__ cannot find such a module: the loader stops here.
+            raise PickleInvalid(f"no module named {module[:60]!r}")
         self.result.note_import(f"{module}.{attr}", classify(module, attr))
+        if self.protocol < 3:
+            module, attr = compat_name(module, attr)
         return Global(module, attr)
+
+    def vet(self, wrapper: str, value: object, *, bare: bool = False) -> str:
+        """The verdict for ``wrapper`` calling ``value`` (``bare``: only ``value.__new__``):
+        only a safe global, or a vetted partial of one, is safe; a computed value could be
+        anything."""
+        result = self.result
+        if isinstance(value, Global):
+            inner = result.imports.get(value.dotted, classify(value.module, value.name))
+            wraps = value.dotted in CALLS_ARGUMENT
+            constructs = value.dotted in NEW_ONLY and not bare
+            if (wraps or constructs) and inner == "safe":
+                inner = "unknown"  # a wrapper of a wrapper, or a constructor we only allow bare
+            shown = value.dotted
+        elif _is_partial(value):
+            assert isinstance(value, Call) and value.vetted is not None
+            inner, shown = value.vetted, "a vetted partial"
+        else:
+            inner, shown = "dangerous", f"a computed {type(value).__name__}"
+        if isinstance(value, (str, int, float, bytes, type(None))):
+            inner = "unknown"  # the loader fails to call it
+        if inner != "safe" or wrapper.startswith("functools."):
+            result.note_import(f"{wrapper}({shown})", inner)
+        if inner == "dangerous" and not isinstance(value, Global):
+            result.note(f"dangerous: {wrapper} calls {shown}, not an imported global")
+        return inner
 
     def call(self, func: object, args: object, opcode: str) -> object:
         result = self.result
         result.calls[opcode] += 1
+        vetted: str | None = None
+        if not isinstance(func, Global):
+            if _is_partial(func) and isinstance(func, Call) and func.vetted == "safe":
+                pass  # calling a partial of a safe global is calling that global
+            elif func is UNKNOWN:
+                result.note("dangerous: calls a value whose import could not be resolved")
+            else:
+                result.note(f"dangerous: {opcode} calls a computed {type(func).__name__}")
+        elif func.dotted in NEW_ONLY and opcode in ("REDUCE", "INST", "OBJ"):
+            result.note(f"unknown: calls {func.dotted}(...), which runs its constructor")
+        elif func.dotted in CALLS_ARGUMENT:
+            if isinstance(args, tuple):
+                positions = CALLS_ARGUMENT[func.dotted]
+                verdicts = [
+                    self.vet(func.dotted, args[i], bare=(func.dotted, i) in BARE_POSITIONS)
+                    for i in positions
+                    if i < len(args)
+                ]
+                vetted = worst("safe", *verdicts)
+            else:
+                vetted = "unknown"
+                result.note(f"unknown: {func.dotted} gets arguments that cannot be read")
         if isinstance(func, Global) and func.dotted == "_codecs.encode":
             # How protocols 0-2 spell bytes; evaluated so nested pickles can be scanned.
             encoded = _codecs_encode(args)
@@ -543,11 +648,24 @@ class _Walker:
             and isinstance(args[0], (bytes, bytearray))
         ):
             result.nested += 1
-            result.reasons.append(f"dangerous: nested pickle passed to {func.dotted}")
+            result.note(f"dangerous: nested pickle passed to {func.dotted}")
             if self.depth < MAX_DEPTH:
                 inner = _Walker(result, self.depth + 1)
                 inner.run(_Source(io.BytesIO(bytes(args[0])), SCAN_LIMIT), None)
-        return Call(func, args)
+        made = Call(func, args)
+        if vetted is not None:
+            made.vetted = vetted
+        return made
+
+
+def _is_partial(value: object) -> bool:
+    """A ``functools.partial(...)`` call the walker has vetted."""
+    return (
+        isinstance(value, Call)
+        and value.vetted is not None
+        and isinstance(value.func, Global)
+        and value.func.dotted == "functools.partial"
+    )
 
 
 class _Truncated(Exception):
@@ -599,14 +717,19 @@ def _codecs_encode(args: object) -> bytes | None:
 
 
 def _pairs_to_dict(items: list[object]) -> dict[Any, object]:
+    """The pairs whose key is a plain scalar (what names and tensors use): hashing a
+    hostile key (a tuple of a million items, reused from the memo) costs unbounded time."""
     mapping: dict[Any, object] = {}
     for index in range(0, len(items) - 1, 2):
         key = items[index]
-        try:
-            hash(key)
-        except TypeError:
-            continue
-        mapping[key] = items[index + 1]
+        if isinstance(key, (str, bytes)):
+            plain = len(key) <= 4096
+        elif isinstance(key, int):
+            plain = key.bit_length() <= 64
+        else:
+            plain = isinstance(key, (float, type(None)))
+        if plain:
+            mapping[key] = items[index + 1]
     return mapping
 
 
@@ -637,19 +760,29 @@ def scan_stream(
     max_pickles: int | None = None,
     base: int = 0,
     main_index: int = 0,
+    skip_limit: int = SKIP_LIMIT,
+    started: float | None = None,
 ) -> PickleScan:
     """Scan the pickle(s) in ``stream`` from its current position; never raises for bad data.
+
+    ``limit`` bounds the opcode bytes read, ``skip_limit`` the raw bytes skipped (array data,
+    long byte strings): cheap on a file, a decompression inside an archive.  ``started``
+    (a ``time.monotonic()`` value) shares one ``TIME_LIMIT`` among several streams of a file.
 
     ``main_index`` picks which of several concatenated pickles holds the payload whose
     top-level keys are reported (the 4th in a legacy torch file).
     """
     result = PickleScan()
-    source = _Source(stream, limit, base)
+    if started is not None:
+        result.started = started
+    source = _Source(stream, limit, base, skip_limit)
     try:
         _Walker(result, 0).run(source, max_pickles)
     except RecursionError:
-        result.error = "pickle nests too deeply to scan"
+        result.capped = True  # the unpickler itself does not recurse: it may well load
+        result.note("unknown: the pickle nests too deeply to follow")
     result.bytes_scanned = source.consumed
+    result.bytes_skipped = source.skipped
     main = result.objects[main_index : main_index + 1] if main_index < len(result.objects) else []
     for obj in main or result.objects[:1]:
         result.top_keys = [str(k) for k, _ in _entries(obj) if isinstance(k, (str, int))][:50]

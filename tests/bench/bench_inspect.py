@@ -1,17 +1,24 @@
-"""Benchmark: inspect_file on a ~2 GiB torch-zip-shaped checkpoint reads only kilobytes.
+"""Benchmark: inspect_file on a ~2 GiB torch-zip-shaped checkpoint reads only kilobytes;
+then the evasion corpus, file by file, beside picklescan in the same run; then the hostile
+budget cases (memo flood, 1M-tensor safetensors header, zip of huge pickles), each in a
+fresh process with its time and peak memory.
 
-Run: ``cd /work/main && /work/venv/bin/python tests/bench/bench_inspect.py [GiB]``.
-The checkpoint is written sparse (a small real-shaped data.pkl plus stored storage entries
-whose bytes are holes), so building it takes about a second and almost no disk.
+Run: ``.venv/bin/python tests/bench/bench_inspect.py [GiB]``.  picklescan is not a
+dependency: run with the side venv (``/tmp/side12/bin/python tests/bench/bench_inspect.py``,
+see tests/fixtures/evasion/compare_scanners.py) to get its column; without it the bench
+says so.  The checkpoint is written sparse (a small real-shaped data.pkl plus stored
+storage entries whose bytes are holes), so building it takes about a second.
 """
 
 from __future__ import annotations
 
 import collections
+import contextlib
 import io
 import os
 import pickle
 import struct
+import subprocess
 import sys
 import tempfile
 import time
@@ -19,9 +26,13 @@ import types
 import zlib
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests" / "fixtures" / "evasion"))
 
-from store.inspect import inspect_file
+import make_evasion  # noqa: E402
+
+from store.inspect import inspect_file  # noqa: E402
 
 ZERO_CHUNK = bytes(1 << 24)
 
@@ -176,5 +187,82 @@ def main() -> None:
               f"{sorted(timings)[2] * 1000:.2f} ms over 5 runs")  # fmt: skip
 
 
+def evasion() -> None:
+    """Time per file on the evasion corpus, artlens beside picklescan in the same run."""
+    try:
+        from picklescan.scanner import scan_file_path
+    except ImportError:
+        scan_file_path = None
+    with tempfile.TemporaryDirectory() as tmp:
+        cases = make_evasion.build(Path(tmp) / "corpus", Path(tmp) / "MARKER")
+        paths = [Path(tmp) / "corpus" / case.name for case in cases]
+        ours: list[float] = []
+        theirs: list[float] = []
+        for path in paths:
+            started = time.perf_counter()
+            inspect_file(path)
+            ours.append(time.perf_counter() - started)
+            if scan_file_path is not None:
+                started = time.perf_counter()
+                with contextlib.suppress(Exception):  # a crash costs what it cost
+                    scan_file_path(str(path))
+                theirs.append(time.perf_counter() - started)
+        assert not (Path(tmp) / "MARKER").exists()
+    print(f"evasion corpus: {len(paths)} files")
+    print(f"  artlens:    total {sum(ours) * 1000:.1f} ms, "
+          f"{sum(ours) / len(ours) * 1000:.3f} ms/file, max {max(ours) * 1000:.2f} ms")  # fmt: skip
+    if theirs:
+        print(f"  picklescan: total {sum(theirs) * 1000:.1f} ms, "
+              f"{sum(theirs) / len(theirs) * 1000:.3f} ms/file, "
+              f"max {max(theirs) * 1000:.2f} ms")  # fmt: skip
+    else:
+        print("  picklescan: not importable here (run with the side venv for its column)")
+
+
+_HOSTILE = {
+    "memo flood (2M MEMOIZE)": (
+        "data = b'\\x80\\x04N' + b'\\x94' * 2_000_000 + b'.'\nopen(PATH, 'wb').write(data)"
+    ),
+    "safetensors header, 1M tensors": (
+        "import json, struct\n"
+        "n = 1_000_000\n"
+        'body = (\'{\' + \',\'.join(f\'"t{i}":{{"dtype":"U8","shape":[1],\'\n'
+        "        f'\"data_offsets\":[{i},{i + 1}]}}' for i in range(n)) + '}').encode()\n"
+        "f = open(PATH, 'wb'); f.write(struct.pack('<Q', len(body)) + body)\n"
+        "f.truncate(8 + len(body) + n); f.close()"
+    ),
+    "zip of 20 huge pickles (100 MB each)": (
+        "import zipfile, struct\n"
+        "big = b'\\x80\\x04\\x8e' + struct.pack('<Q', 100 << 20) + bytes(100 << 20) + b'.'\n"
+        "with zipfile.ZipFile(PATH, 'w', zipfile.ZIP_DEFLATED, compresslevel=1) as z:\n"
+        "    for i in range(20): z.writestr(f'p{i}.pkl', big)"
+    ),
+}
+
+
+def hostile() -> None:
+    """Each hostile case in a fresh process: verdict, seconds and peak memory of the scan."""
+    probe = (
+        "import resource, sys, time\n"
+        f"sys.path.insert(0, {str(ROOT)!r})\n"
+        "from store.inspect import inspect_file\n"
+        "started = time.perf_counter(); result = inspect_file(sys.argv[1])\n"
+        "took = time.perf_counter() - started\n"
+        "peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024\n"
+        "print(f'{result.verdict} in {took:.2f} s, peak {peak} MB')"
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        for label, maker in _HOSTILE.items():
+            path = str(Path(tmp) / "hostile.bin")
+            subprocess.run([sys.executable, "-c", f"PATH = {path!r}\n" + maker], check=True)
+            out = subprocess.run(
+                [sys.executable, "-c", probe, path], check=True, capture_output=True, text=True
+            )
+            print(f"{label}: {out.stdout.strip()}")
+            os.unlink(path)
+
+
 if __name__ == "__main__":
     main()
+    evasion()
+    hostile()

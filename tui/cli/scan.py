@@ -1,7 +1,8 @@
 """``artlens scan``: the safety verdict of every model file under some paths, for CI.
 
 It needs no index: files are inspected statically (``store.integrity.check_paths``), never
-unpickled.  Exit status 1 when anything is dangerous, 2 on error, else 0.
+unpickled.  Exit status 1 when anything is dangerous (with ``--fail-on unknown``, also
+unknown or corrupt), 2 on error, else 0.
 """
 
 from __future__ import annotations
@@ -73,13 +74,21 @@ def _print_table(checks: list[FileCheck]) -> None:
 
 @click.command("scan")
 @click.argument("targets", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option(
+    "--fail-on",
+    type=click.Choice(["dangerous", "unknown"]),
+    default="dangerous",
+    show_default=True,
+    help="Exit 1 on dangerous files only, or also on unknown and corrupt ones (a strict CI gate).",
+)
 @json_option
 @friendly
-def scan_cmd(targets: tuple[Path, ...], as_json: bool) -> None:
+def scan_cmd(targets: tuple[Path, ...], fail_on: str, as_json: bool) -> None:
     """Say whether loading each model file under TARGETS would run code (exit 1 if so).
 
     Pickles, torch checkpoints, joblib, NumPy, safetensors and GGUF files are inspected
-    statically and never loaded; symlinks are never followed.  Needs no index.
+    statically and never loaded; a symlinked file is read through its target, symlinked
+    folders are never followed.  Needs no index.
     """
     for target in targets:
         if not target.exists() and not target.is_symlink():
@@ -96,7 +105,8 @@ def scan_cmd(targets: tuple[Path, ...], as_json: bool) -> None:
         for check in checks:
             click.echo("\t".join([check.verdict, check.format, check.path, _reason(check)]))
         click.echo(_summary(counts), err=True)
-    if counts["dangerous"]:
+    failing = ("dangerous",) if fail_on == "dangerous" else ("dangerous", "unknown", "corrupt")
+    if any(counts[verdict] for verdict in failing):
         sys.exit(EXIT_DANGEROUS)
 
 

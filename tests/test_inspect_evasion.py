@@ -1,0 +1,286 @@
+"""The evasion corpus (tests/fixtures/evasion/make_evasion.py): every malicious file is
+caught, none is ``safe``, no benign twin is ``dangerous``, nothing runs.  Where a claim is
+that the real unpickler accepts a stream a linter rejects, CPython's own ``pickle.loads``
+proves it on a payload that only creates a file in ``tmp_path``.
+"""
+
+from __future__ import annotations
+
+import io
+import pickle
+import pickletools
+import struct
+import sys
+import time
+import zlib
+from pathlib import Path
+
+import pytest
+
+from store.inspect import inspect_file
+from store.inspect.pickle_ops import PickleInvalid, read_ops
+from store.inspect.pickle_scan import MEMO_LIMIT, scan_bytes, scan_stream
+
+sys.path.insert(0, str(Path(__file__).parent / "fixtures" / "evasion"))
+import make_evasion as corpus
+
+MODELS = Path(__file__).parent / "fixtures" / "models"
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, list[corpus.Case]]:
+    base = tmp_path_factory.mktemp("evasion")
+    marker = base / "MARKER"
+    return base / "corpus", marker, corpus.build(base / "corpus", marker)
+
+
+def test_corpus_is_caught_and_nothing_runs(built: tuple[Path, Path, list[corpus.Case]]) -> None:
+    folder, marker, cases = built
+    malicious = [c for c in cases if c.malicious]
+    benign = [c for c in cases if not c.malicious]
+    assert len(malicious) >= 90 and len(benign) >= 19
+    missed, alarms = [], []
+    for case in cases:
+        found = inspect_file(folder / case.name)
+        if case.malicious:
+            assert found.verdict != "safe", (case.name, found.reasons)
+            if found.verdict != "dangerous" and not case.may_be_unknown:
+                missed.append((case.name, found.verdict))
+        else:
+            if found.verdict != "safe":
+                alarms.append((case.name, found.verdict, found.reasons[:2]))
+    assert not missed
+    assert not alarms
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["lightning_partial_hparams.ckpt", "hf_training_args.bin", "benign_builtins_p0.pkl"],
+)
+def test_benign_twins_are_proved_safe(
+    built: tuple[Path, Path, list[corpus.Case]], name: str
+) -> None:
+    folder, _, _ = built
+    found = inspect_file(folder / name)
+    assert found.verdict == "safe", found.reasons
+    if name.startswith("lightning"):
+        assert "functools.partial(torch.optim.adamw.AdamW)" in found.imports
+
+
+def test_partial_of_something_else_is_not_safe() -> None:
+    g = corpus.glob0
+    unknown = corpus.p2(corpus.call(g("functools", "partial"), g("mypackage", "Model")))
+    assert scan_bytes(unknown).verdict == "unknown"
+    computed = corpus.p2(
+        corpus.call(g("functools", "partial"), corpus.call(g("collections", "OrderedDict")))
+    )
+    assert scan_bytes(computed).verdict == "dangerous"
+
+
+def _open_payload(marker: Path) -> bytes:
+    """``open(marker, "w")`` at protocol 0: harmless, and proof that the stream loads."""
+    payload: bytes = corpus.call(
+        corpus.glob0("builtins", "open"), corpus.str0(str(marker)), b"S'w'\n"
+    )
+    return payload
+
+
+@pytest.mark.parametrize(
+    ("prefix", "encoding", "genops_fails"),
+    [
+        (b"I0x1f\n0", "ASCII", True),  # strtol base 0
+        (b"I010\n0", "ASCII", False),  # C octal: genops reads 10, the loader 8
+        (b"L0x10L\n0", "ASCII", True),
+        (b"I 7\n0", "ASCII", False),
+        (b"S'\xe9t\xe9'\n0", "latin1", True),  # numpy and joblib load with latin1
+        (b"\x80\x04}q\x00(K\x01K\x02u0", "ASCII", False),  # protocols 1 and 4 mixed
+    ],
+)
+def test_streams_genops_rejects_load_and_are_read(
+    tmp_path: Path, prefix: bytes, encoding: str, genops_fails: bool
+) -> None:
+    marker = tmp_path / "loaded"
+    data = prefix + _open_payload(marker) + b"."
+    found = scan_bytes(data)
+    assert found.verdict == "dangerous" and "builtins.open" in found.imports
+    # The real loader runs it (creating only ``marker``): a scanner must read it too.
+    pickle.loads(data, encoding=encoding).close()
+    assert marker.exists()
+    if genops_fails:
+        with pytest.raises(ValueError):
+            list(pickletools.genops(data))
+
+
+def test_reader_rejects_what_the_loader_rejects() -> None:
+    for data in [b"I0x\n.", b"S'abc\n.", b"\xff.", b"\x80\x06."]:
+        with pytest.raises((PickleInvalid, pickle.UnpicklingError, ValueError)):
+            pickle.loads(data)
+        with pytest.raises(PickleInvalid):
+            list(read_ops(io.BytesIO(data)))
+        assert scan_bytes(data).verdict == "corrupt"
+
+
+def test_real_library_files_stay_safe() -> None:
+    verdicts = {p.name: inspect_file(p).verdict for p in sorted(MODELS.iterdir())}
+    assert "dangerous" not in verdicts.values()
+    safe = {n for n, v in verdicts.items() if v == "safe"}
+    assert {
+        "state_dict.pt",
+        "lightning.ckpt",
+        "legacy.pt",
+        "sklearn.joblib",
+        "whole_model.pt",
+    } <= safe
+
+
+def test_memo_flood_is_unknown_and_fast() -> None:
+    started = time.monotonic()
+    found = scan_bytes(b"\x80\x04N" + b"\x94" * (MEMO_LIMIT + 10) + b".")
+    assert found.verdict == "unknown"
+    assert any("memo entries" in r or " s" in r for r in found.reasons)  # or time, if slow
+    assert time.monotonic() - started < 30  # generous: the bench measures it
+
+
+def test_repeated_findings_are_counted_once() -> None:
+    body = b"".join(b"N\x94" for _ in range(3)) + b"q\x00q\x00q\x00" + b"0" * 7
+    found = scan_bytes(b"\x80\x04" + body + b"N.")
+    redefined = [r for r in found.reasons if "redefined" in r]
+    assert len(redefined) == 1
+    assert found.counts[redefined[0]] == 3
+
+
+def test_budgets_stop_the_read_as_unknown_never_safe(tmp_path: Path) -> None:
+    padded = b"\x80\x04\x8e" + struct.pack("<Q", 3 << 20) + bytes(3 << 20) + b"0N."
+    # Past the raw-bytes budget (inside an archive every skipped byte is decompressed).
+    capped = scan_stream(io.BytesIO(padded), skip_limit=1 << 20)
+    assert capped.verdict == "unknown" and capped.capped
+    # Past the opcode-bytes budget.
+    assert scan_stream(io.BytesIO(b"\x80\x02" + b"N0" * 1000 + b"N."), limit=500).verdict == (
+        "unknown"
+    )
+    # A long byte string on disk is seeked past, and what follows it is still read.
+    evil = b"\x80\x04\x8e" + struct.pack("<Q", 70 << 20) + bytes(70 << 20) + b"0"
+    path = tmp_path / "padded.pkl"
+    path.write_bytes(evil + corpus.p0(corpus.call(corpus.glob0("os", "system"), b"S'x'\n")))
+    found = inspect_file(path)
+    assert found.verdict == "dangerous" and found.bytes_read < 1 << 20
+
+
+def test_safetensors_header_over_budget_is_unknown(tmp_path: Path) -> None:
+    count = 80_000
+    body = (
+        "{"
+        + ",".join(
+            f'"t{i}":{{"dtype":"U8","shape":[1],"data_offsets":[{i},{i + 1}]}}'
+            for i in range(count)
+        )
+        + "}"
+    )
+    path = tmp_path / "many.safetensors"
+    with path.open("wb") as handle:
+        handle.write(struct.pack("<Q", len(body)) + body.encode())
+        handle.truncate(8 + len(body) + count)
+    found = inspect_file(path)
+    assert found.verdict == "unknown"
+    assert "budget" in found.reasons[0]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "import os\nos.system('ls')\n",
+        "cos\tnot a pickle\n",
+        "a,b\n1,2\n",
+        "key: value\n",
+        '{"json": 1}',
+        "(this is prose)\n",
+    ],
+)
+def test_text_files_are_not_pickles(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "notes.txt"
+    path.write_text(text)
+    assert inspect_file(path).verdict == "n/a"
+
+
+def test_classes_created_bare_are_safe_and_constructed_are_not() -> None:
+    g, call = corpus.glob0, corpus.call
+    linear = g("torch.nn.modules.linear", "Linear")
+    bare = corpus.p0(
+        call(g("copy_reg", "_reconstructor"), linear, g("__builtin__", "object"), b"N")
+    )
+    assert scan_bytes(bare).verdict == "safe"  # how protocols 0 and 1 save a module
+    assert scan_bytes(corpus.p2(linear + b")\x81")).verdict == "safe"  # NEWOBJ
+    built = corpus.p2(call(linear, b"K\x01K\x01"))
+    assert scan_bytes(built).verdict == "unknown"  # Linear(1, 1) runs __init__
+    computed = corpus.p2(call(call(g("collections", "OrderedDict"))))
+    assert scan_bytes(computed).verdict == "dangerous"  # calls what a call returned
+
+
+def _gguf_with_template(template: str) -> bytes:
+    def text(value: str) -> bytes:
+        raw = value.encode()
+        return struct.pack("<Q", len(raw)) + raw
+
+    kv = text("tokenizer.chat_template") + struct.pack("<I", 8) + text(template)
+    return b"GGUF" + struct.pack("<IQQ", 3, 0, 1) + kv
+
+
+def test_gguf_chat_template_that_escapes_jinja_is_dangerous(tmp_path: Path) -> None:
+    evil = "{{ cycler.__init__.__globals__.os.popen('touch x').read() }}"
+    (tmp_path / "evil.gguf").write_bytes(_gguf_with_template(evil))
+    (tmp_path / "good.gguf").write_bytes(
+        _gguf_with_template("{% for m in messages %}{{ m['content'] }}{% endfor %}")
+    )
+    assert inspect_file(tmp_path / "evil.gguf").verdict == "dangerous"
+    assert inspect_file(tmp_path / "good.gguf").verdict == "safe"
+
+
+def test_old_joblib_zlib_and_a_lying_dtype_size(tmp_path: Path) -> None:
+    evil = corpus.evil_pickle(tmp_path / "MARKER")
+    (tmp_path / "old.joblib").write_bytes(
+        b"ZF" + hex(len(evil)).encode().ljust(19) + zlib.compress(evil)
+    )
+    assert inspect_file(tmp_path / "old.joblib").verdict == "dangerous"
+    # A float64 array whose dtype state claims 1-byte elements: joblib skips 8 bytes per
+    # element whatever the state says, so the reader must too, or it reads other bytes.
+    g = corpus.glob0
+    dtype = (
+        g("numpy", "dtype")
+        + corpus.ustr("f8")
+        + b"\x89\x88\x87R"
+        + b"(K\x03U\x01<NNNJ\x01\x00\x00\x00J\xff\xff\xff\xffK\x00tb"
+    )
+    state = b"}(" + corpus.ustr("shape") + b"K\x04\x85" + corpus.ustr("dtype") + dtype
+    state += corpus.ustr("order") + corpus.ustr("C") + b"u"
+    wrapper = g("joblib.numpy_pickle", "NumpyArrayWrapper") + b")\x81" + state + b"b"
+    hidden = corpus.call(g("os", "system"), corpus.ustr("x"))
+    filler = bytes(26)  # joblib's 32 bytes: 4 a 1-byte reader skips, then the shield
+    shield = b"C" + bytes([len(filler) + len(hidden)])  # hides the rest from that reader
+    data = b"\x80\x02]" + wrapper + bytes(4) + shield + filler + hidden + b"00."
+    assert len(bytes(4) + shield + filler) == 32
+    assert scan_bytes(data).verdict == "dangerous"
+
+
+def test_pickles_are_found_by_content_past_the_first_kilobyte(tmp_path: Path) -> None:
+    from store.integrity import check_paths
+
+    evil = corpus.call(corpus.glob0("os", "system"), corpus.str0("touch x"))
+    padding = b"(" + b"I1\n" * 600 + b"l0"  # a benign list, then POP
+    (tmp_path / "notes.txt").write_bytes(padding + evil + b".")
+    (tmp_path / "words.txt").write_bytes(b"cat\ndog\n")
+    (tmp_path / "prose.md").write_text("(a parenthesis and some prose)\n" * 100)
+    found = {Path(c.path).name: c.verdict for c in check_paths([tmp_path])}
+    assert found == {"notes.txt": "dangerous"}
+
+
+def test_hostile_shapes_cost_little() -> None:
+    """A huge tuple reused as a dict key 100k times, and 200k nested tuples: the unpickler
+    loads both, so neither may be corrupt, and neither may take long."""
+    big = b"(" + b"K\x01" * 100_000 + b"tq\x000"
+    keys = b"}(" + b"h\x00N" * 100_000 + b"u"
+    started = time.monotonic()
+    assert scan_bytes(b"\x80\x02" + big + keys + b".").verdict == "safe"
+    deep = b"\x80\x02" + b"(" * 200_000 + b"N" + b"t" * 200_000 + b"."
+    assert scan_bytes(deep).verdict == "safe"
+    assert time.monotonic() - started < 30  # generous on a loaded machine; ~1 s idle
