@@ -243,7 +243,13 @@ def test_unmappable_checkpoints_are_refused_with_one_line(tmp_path: Path) -> Non
         with pytest.raises(DiffError) as caught:
             read_torch_zip(path)
         message = str(caught.value)
-        assert "cannot be mapped" in message and expected in message and "\n" not in message
+        assert "\n" not in message
+        if expected == "duplicate":
+            # Loaders disagree on which of two same-named entries they read: the scanner
+            # calls that dangerous, so the diff refuses before mapping anything.
+            assert "refused" in message and "dangerous" in message and "2 entries" in message
+        else:
+            assert "cannot be mapped" in message and expected in message
 
 
 def test_cli_json_lists_the_changed_tensor(tmp_path: Path) -> None:
