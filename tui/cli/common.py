@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import errno
 import functools
 import json
+import os
 import sqlite3
+import stat
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -14,6 +17,7 @@ from typing import Any, TypeVar
 import click
 import sqlite_utils
 
+from store import paths
 from store.errors import ArtlensError
 from store.locate import ENV_DB, resolve_db
 from store.lock import WriterBusyError
@@ -67,6 +71,24 @@ def friendly(func: F) -> F:
             sys.exit(130)
 
     return wrapper  # type: ignore[return-value]
+
+
+def given_file(path: Path | None, flag: str) -> Path | None:
+    """``path`` (links resolved) when it names a regular file, else a one-line error.
+
+    Defaults (a root's .artlens.toml, the user config) may be absent; a file given on the
+    command line must exist, or the command would quietly run with other rules.
+    """
+    if path is None:
+        return None
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        reason = "no such file" if exc.errno == errno.ENOENT else exc.strerror or "cannot read"
+        raise ArtlensError(f"{flag} {paths.display(str(path))}: {reason}") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise ArtlensError(f"{flag} {paths.display(str(path))}: not a regular file")
+    return Path(os.path.realpath(path))  # the user typed it: a link to a file is that file
 
 
 def need_db(db_path: Path | None, roots: Sequence[Path] = ()) -> Path:
