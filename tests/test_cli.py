@@ -229,3 +229,64 @@ def test_piped_runs_output_escapes_hostile_names(tmp_path: Path) -> None:
     )
     assert out.returncode == 0, out.stderr
     assert "evil\\e[2Jname" in out.stdout and "\x1b" not in out.stdout
+
+
+def _run_into_closed_pipe(args: list[str], env: dict[str, str]) -> tuple[int, str]:
+    """Run artlens with stdout a pipe whose reader is already gone, as `| head` leaves it."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # every write now fails with EPIPE, whatever the timing
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "tui.cli", *args],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+            cwd=Path(__file__).resolve().parent.parent,
+            timeout=120,
+        )
+    finally:
+        os.close(write_end)
+    return proc.returncode, proc.stderr
+
+
+def test_closed_pipe_exits_quietly_with_status_0(tmp_path: Path) -> None:
+    root = make_runs(tmp_path / "root")
+    db = tmp_path / "i.db"
+    assert CliRunner().invoke(main, ["index", str(root), "--db", str(db)]).exit_code == 0
+    env = {**os.environ, "ARTLENS_CACHE": str(tmp_path / "c")}
+    for args in (
+        ["ls", "--db", str(db)],
+        ["ls", "--json", "--db", str(db)],
+        ["runs", "--db", str(db)],
+        ["runs", "--json", "--db", str(db)],
+        ["runs", "--csv", "--db", str(db)],
+        ["check", "--db", str(db)],
+        ["--help"],
+        ["runs", "--help"],
+    ):
+        code, err = _run_into_closed_pipe(args, env)
+        assert (code, err) == (0, ""), args
+
+
+def test_head_reading_one_line_of_a_long_listing(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    run = root / "run"
+    run.mkdir(parents=True)
+    for i in range(1500):  # more than a pipe buffer of output
+        (run / f"file-{i:05d}-{'x' * 40}.txt").write_bytes(b"")
+    db = tmp_path / "i.db"
+    assert CliRunner().invoke(main, ["index", str(root), "--db", str(db)]).exit_code == 0
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tui.cli", "ls", "--db", str(db)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "ARTLENS_CACHE": str(tmp_path / "c")},
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    assert proc.stdout.readline()
+    proc.stdout.close()
+    assert proc.wait(timeout=120) == 0
+    assert proc.stderr.read() == b""
+    proc.stderr.close()

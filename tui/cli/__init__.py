@@ -7,13 +7,13 @@ neither Textual nor the app, so it starts fast on a server.
 from __future__ import annotations
 
 import click
-from click_default_group import DefaultGroup
 
 from store import __version__
+from tui.cli.group import ArtlensGroup
 
 
 @click.group(
-    cls=DefaultGroup,
+    cls=ArtlensGroup,
     default="open",
     default_if_no_args=True,
     context_settings={"help_option_names": ["-h", "--help"]},

@@ -63,6 +63,8 @@ def friendly(func: F) -> F:
             fail(one_line(exc))
         except sqlite3.DatabaseError as exc:
             fail(f"index database: {one_line(exc)}")
+        except BrokenPipeError:
+            raise  # the reader of stdout went away: the group exits quietly
         except OSError as exc:
             where = f" ({exc.filename})" if exc.filename else ""
             fail(f"{exc.strerror or one_line(exc)}{where}")
