@@ -290,3 +290,47 @@ def test_head_reading_one_line_of_a_long_listing(tmp_path: Path) -> None:
     assert proc.wait(timeout=120) == 0
     assert proc.stderr.read() == b""
     proc.stderr.close()
+
+
+def test_runs_csv_escapes_controls_and_neutralises_formulas(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    hostile = root / "=HYPERLINK(\x1b]8;;x\x07)"  # a generic run named by its folder
+    hostile.mkdir(parents=True)
+    (hostile / "model.pt").write_bytes(b"x")
+    run = root / "exp" / "lightning_logs" / "version_0"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "hparams.yaml").write_text(
+        'lr: -0.5\nnote: "@SUM(1)"\ncmd: "=cmd|\' /C calc\'!A0"\nplus: "+1+2"\n'
+        'minus: "-2+3"\ntab: "\\tx"\nterm: "\\e[2J\\e]52;c;aGk=\\a"\nneg_text: "-3"\n'
+    )
+    (run / "metrics.csv").write_text("epoch,step,val_delta\n0,10,-0.25\n")
+    (run / "checkpoints" / "epoch=0-step=10.ckpt").write_bytes(b"PK\x05\x06" + b"\0" * 18)
+    db = tmp_path / "i.db"
+    runner = CliRunner()
+    assert runner.invoke(main, ["index", str(root), "--db", str(db)]).exit_code == 0
+    result = runner.invoke(main, ["runs", "--csv", "--db", str(db)])
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    assert not any(ch in out for ch in "\x1b\x07\x9b\x9d"), out
+    import csv
+    import io
+
+    header, *rows = list(csv.reader(io.StringIO(out)))
+    named = {row[1]: dict(zip(header, row, strict=True)) for row in rows}
+    assert set(named) == {"version_0", "'=HYPERLINK(\\e]8;;x\\x07)"}
+    for cell in (c for row in rows for c in row):
+        assert not cell.startswith(("=", "+", "@", "\t", "\r")) or cell[0] == "'"
+        if cell.startswith("-"):
+            float(cell)  # only numbers may start with a minus
+    cells = named["version_0"]
+    assert cells["param.lr"] == "-0.5"  # a negative number stays a number
+    assert cells["param.neg_text"] == "-3"
+    assert cells["metric.val_delta.last"] == "-0.25"
+    assert cells["param.note"] == "'@SUM(1)"
+    assert cells["param.cmd"] == "'=cmd|' /C calc'!A0"
+    assert cells["param.plus"] == "'+1+2"
+    assert cells["param.minus"] == "'-2+3"
+    assert cells["param.tab"] == "'\\tx"
+    assert cells["param.term"] == "\\e[2J\\e]52;c;aGk=\\x07"
+    cells = named["'=HYPERLINK(\\e]8;;x\\x07)"]
+    assert cells["path"].endswith("/=HYPERLINK(\\e]8;;x\\x07)")  # a path starts with /

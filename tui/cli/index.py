@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import json
 import sys
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
@@ -165,31 +164,25 @@ def runs_cmd(db_path: Path | None, as_json: bool, as_csv: bool) -> None:
 
 
 def _runs_csv(runs: list[Any]) -> None:
+    from tui.cli.csvout import spreadsheet_cell as cell
+
     param_keys = sorted({k for r in runs for k in r.params})
     metric_keys = sorted({k for r in runs for k in r.metrics})
     writer = csv.writer(sys.stdout)
     writer.writerow(
         ["id", "name", "framework", "experiment", "status", "path", "size_bytes", "n_artifacts"]
-        + [f"param.{k}" for k in param_keys]
-        + [f"metric.{k}.last" for k in metric_keys]
-        + [f"metric.{k}.best" for k in metric_keys]
+        + [cell(f"param.{k}") for k in param_keys]
+        + [cell(f"metric.{k}.last") for k in metric_keys]
+        + [cell(f"metric.{k}.best") for k in metric_keys]
     )
     for r in runs:
         writer.writerow(
-            [r.id, r.name, r.framework, r.experiment or "", r.status, r.display_path]
-            + [r.size_bytes, r.n_artifacts]
-            + [_cell(r.params.get(k)) for k in param_keys]
-            + [_cell(r.metrics.get(k, {}).get("last")) for k in metric_keys]
-            + [_cell(r.metrics.get(k, {}).get("best")) for k in metric_keys]
+            [cell(v) for v in (r.id, r.name, r.framework, r.experiment, r.status)]
+            + [cell(r.display_path), r.size_bytes, r.n_artifacts]
+            + [cell(r.params.get(k)) for k in param_keys]
+            + [cell(r.metrics.get(k, {}).get("last")) for k in metric_keys]
+            + [cell(r.metrics.get(k, {}).get("best")) for k in metric_keys]
         )
-
-
-def _cell(value: object) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, (dict, list)):
-        return json.dumps(value)
-    return str(value)
 
 
 @click.command("ls")
