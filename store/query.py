@@ -70,12 +70,14 @@ class RunRow:
 
     def to_json(self) -> dict[str, Any]:
         """The stable --json shape (documented in README)."""
+        path, path_b64 = paths.json_path(self.abs_path)
         return {
             "id": self.id,
             "name": self.name,
             "run_key": self.meta.get("run_key"),
-            "path": self.display_path,
-            "root": paths.display(self.root),
+            "path": path,
+            "path_b64": path_b64,
+            "root": paths.json_text(self.root),
             "framework": self.framework,
             "experiment": self.experiment,
             "status": self.status,
@@ -201,10 +203,12 @@ class ArtifactRow:
     verdict_reason: str | None
 
     def to_json(self, root: bytes) -> dict[str, Any]:
+        path, path_b64 = paths.json_path(root + b"/" + self.path)
         return {
             "id": self.id,
-            "path": paths.display(root + b"/" + self.path),
-            "relpath": paths.display(self.path),
+            "path": path,
+            "path_b64": path_b64,
+            "relpath": paths.json_text(self.path),
             "run_id": self.run_id,
             "kind": self.kind,
             "type": self.ftype,

@@ -334,3 +334,52 @@ def test_runs_csv_escapes_controls_and_neutralises_formulas(tmp_path: Path) -> N
     assert cells["param.term"] == "\\e[2J\\e]52;c;aGk=\\x07"
     cells = named["'=HYPERLINK(\\e]8;;x\\x07)"]
     assert cells["path"].endswith("/=HYPERLINK(\\e]8;;x\\x07)")  # a path starts with /
+
+
+def test_json_paths_are_real_with_raw_bytes_when_not_utf8(tmp_path: Path) -> None:
+    import base64
+
+    root = tmp_path / "root"
+    hostile = "evil\x1b[2J\x9b31m\u202ename"
+    (root / hostile).mkdir(parents=True)
+    (root / hostile / "model.pt").write_bytes(b"x")
+    latin = os.fsencode(root) + b"/caf\xe9"
+    os.mkdir(latin)
+    with open(latin + b"/w\xff.pt", "wb") as f:
+        f.write(b"y")
+    db = tmp_path / "i.db"
+    env = {**os.environ, "ARTLENS_CACHE": str(tmp_path / "c")}
+    cwd = Path(__file__).resolve().parent.parent
+
+    def run_json(*args: str) -> list[dict[str, object]]:
+        done = subprocess.run(
+            [sys.executable, "-m", "tui.cli", *args, "--json", "--db", str(db)],
+            capture_output=True,
+            env=env,
+            cwd=cwd,
+        )
+        assert done.returncode in (0, 1), done.stderr  # check: 1 when a run falls short
+        out = done.stdout
+        for byte in (b"\x1b", b"\xc2\x9b", b"\xe2\x80\xae"):  # ESC, CSI, RLO: never raw
+            assert byte not in out
+        rows = json.loads(out)
+        assert isinstance(rows, list)
+        return rows
+
+    assert CliRunner().invoke(main, ["index", str(root), "--db", str(db)]).exit_code == 0
+    runs = {r["path"]: r for r in run_json("runs")}
+    real = runs[str(root / hostile)]
+    assert real["name"] == hostile and real["path_b64"] is None
+    (shown,) = [r for r in runs.values() if r["path_b64"] is not None]
+    assert isinstance(shown["path_b64"], str)
+    assert base64.b64decode(shown["path_b64"]) == latin
+    assert shown["path"] == str(root) + "/caf\\xe9"
+    files = {a["relpath"]: a for a in run_json("ls")}
+    assert files[hostile + "/model.pt"]["path"] == str(root / hostile / "model.pt")
+    assert files[hostile + "/model.pt"]["path_b64"] is None
+    raw = files["caf\\xe9/w\\xff.pt"]
+    assert isinstance(raw["path_b64"], str)
+    assert base64.b64decode(raw["path_b64"]) == latin + b"/w\xff.pt"
+    checked = {r["path"]: r for r in run_json("check")}
+    assert checked[str(root / hostile)]["name"] == hostile
+    assert {r["path_b64"] for r in checked.values()} == {None, shown["path_b64"]}

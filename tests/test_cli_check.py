@@ -43,7 +43,7 @@ def test_check_passes_then_fails_when_requirements_go(indexed: tuple[Path, Path]
     assert [r["name"] for r in short] == ["finished-run"]
     assert short[0]["missing"] == ["requirements.txt|conda-environment.yaml"]
     assert set(rows[0]) == {
-        "id", "name", "path", "framework", "complete", "passed", "total", "missing"
+        "id", "name", "path", "path_b64", "framework", "complete", "passed", "total", "missing"
     }  # fmt: skip
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import click
 
 from store.checklist import ChecklistResult, evaluate_runs
+from store.paths import json_path
 from store.query import RunRow, list_runs
 from store.safetext import visible
 from tui.cli.common import db_option, emit_json, friendly, given_file, json_option, reader
@@ -20,10 +21,12 @@ EXIT_SHORT = 1
 
 
 def _row(run: RunRow, result: ChecklistResult) -> dict[str, object]:
+    path, path_b64 = json_path(run.abs_path)
     return {
         "id": run.id,
         "name": run.name,
-        "path": run.display_path,
+        "path": path,
+        "path_b64": path_b64,
         "framework": run.framework,
         "complete": result.complete,
         "passed": result.passed,

@@ -6,6 +6,7 @@ import errno
 import functools
 import json
 import os
+import re
 import sqlite3
 import stat
 import sys
@@ -116,8 +117,19 @@ def reader(db_path: Path | None, roots: Sequence[Path] = ()) -> Iterator[sqlite_
         db.close()
 
 
+_UNSAFE_IN_JSON = re.compile("[\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+"""What ``json.dumps(ensure_ascii=False)`` leaves raw but a terminal (or a reader) must not
+see: DEL, C1 controls (CSI, OSC), line separators, bidi overrides, lone surrogates."""
+
+
 def emit_json(value: object) -> None:
-    click.echo(json.dumps(value, indent=2, ensure_ascii=False, default=str))
+    """Print ``value`` as JSON whose text holds no control character.
+
+    Strings keep their real value (a parser gets the name back exactly); control characters
+    are written as ``\\uXXXX`` escapes, so the output is safe on a terminal too.
+    """
+    text = json.dumps(value, indent=2, ensure_ascii=False, default=str)
+    click.echo(_UNSAFE_IN_JSON.sub(lambda m: f"\\u{ord(m.group(0)):04x}", text))
 
 
 def is_terminal() -> bool:
