@@ -7,7 +7,7 @@ import sys
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -18,9 +18,11 @@ from store.locate import remember, resolve_db
 from store.lock import WriterLock
 from store.query import list_artifacts, list_runs, resolve_run
 from store.safetext import visible
-from store.scan import Indexer, ScanReport
 from tui.cli.common import db_option, emit_json, friendly, is_terminal, json_option, reader
 from tui.format import human_age, human_size, metric_value
+
+if TYPE_CHECKING:
+    from store.scan import ScanReport
 
 
 def index_files(db_path: Path) -> list[Path]:
@@ -37,6 +39,8 @@ def index_roots(
     ignore: list[Path] | None = None,
 ) -> list[ScanReport]:
     """Scan (and hash) every root into ``db_path`` as its single writer."""
+    from store.scan import Indexer
+
     for root in roots:
         if not root.is_dir():
             raise ArtlensError(f"not a folder: {paths.display(str(root))}")
