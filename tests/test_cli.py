@@ -383,3 +383,38 @@ def test_json_paths_are_real_with_raw_bytes_when_not_utf8(tmp_path: Path) -> Non
     checked = {r["path"]: r for r in run_json("check")}
     assert checked[str(root / hostile)]["name"] == hostile
     assert {r["path_b64"] for r in checked.values()} == {None, shown["path_b64"]}
+
+
+def test_runs_json_fast_path_prints_what_to_json_gives(tmp_path: Path) -> None:
+    """Stored JSON is copied when SQLite finds it valid; every other row is re-encoded."""
+    from store.db import open_db, write_transaction
+    from store.query import list_runs
+    from tests.conftest import make_hostile_tree
+
+    root = make_runs(make_hostile_tree(tmp_path / "root"))
+    db_path = tmp_path / "i.db"
+    assert CliRunner().invoke(main, ["index", str(root), "--db", str(db_path)]).exit_code == 0
+    db = open_db(db_path)
+    try:
+        ids = [r[0] for r in db.conn.execute("SELECT id FROM runs ORDER BY id")]
+        assert len(ids) >= 4
+        odd = [
+            ("metrics", '{"loss": {"last": NaN, "best": -Infinity}}'),  # what json.dumps writes
+            ("params", "not json"),
+            ("params", "[1, 2]"),
+            ("meta", '{"run_key": "abc", "warnings": ["dangling link: x\\u001b[2J"]}'),
+        ]
+        with write_transaction(db) as conn:
+            for run_id, (column, text) in zip(ids, odd, strict=False):
+                conn.execute(f"UPDATE runs SET {column} = ? WHERE id = ?", (text, run_id))
+            no_times = "UPDATE runs SET started = NULL, last_write = NULL WHERE id = ?"
+            conn.execute(no_times, (ids[-1],))
+        expected = [r.to_json() for r in list_runs(db)]
+    finally:
+        db.close()
+    result = CliRunner().invoke(main, ["runs", "--json", "--db", str(db_path)])
+    assert result.exit_code == 0, result.output
+    printed = json.loads(result.stdout)
+    assert [r["id"] for r in printed] == [r["id"] for r in expected]
+    assert json.dumps(printed) == json.dumps(expected)  # NaN != NaN, but prints the same
+    assert any(r["run_key"] == "abc" for r in printed)

@@ -109,3 +109,23 @@ def test_an_index_from_before_folder_digests_gains_them(tmp_path: Path) -> None:
     assert (report.files, report.unchanged, report.added, report.removed) == (1, 1, 0, 0)
     assert db.execute("SELECT count(*) FROM dirs WHERE digest IS NULL").fetchone()[0] == 0
     db.close()
+
+
+def test_plain_readers_are_configured_like_the_index_readers(tmp_path: Path) -> None:
+    from store.readonly import connect_readonly
+
+    open_db(tmp_path / "i.db").close()
+    pragmas = ("busy_timeout", "foreign_keys", "temp_store", "cache_size", "query_only")
+    db = open_db(tmp_path / "i.db", readonly=True)
+    plain = connect_readonly(tmp_path / "i.db")
+    try:
+        for pragma in pragmas:
+            expected = db.execute(f"PRAGMA {pragma}").fetchone()
+            assert plain.execute(f"PRAGMA {pragma}").fetchone() == expected, pragma
+        with pytest.raises(sqlite3.OperationalError, match="readonly"):
+            plain.execute("CREATE TABLE x (a)")
+    finally:
+        plain.close()
+        db.close()
+    with pytest.raises(FileNotFoundError):
+        connect_readonly(tmp_path / "missing.db")

@@ -10,18 +10,20 @@ import re
 import sqlite3
 import stat
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
-import sqlite_utils
 
 from store import paths
 from store.errors import ArtlensError
 from store.locate import ENV_DB, resolve_db
 from store.lock import WriterBusyError
+
+if TYPE_CHECKING:
+    import sqlite_utils
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -122,14 +124,44 @@ _UNSAFE_IN_JSON = re.compile("[\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\u
 see: DEL, C1 controls (CSI, OSC), line separators, bidi overrides, lone surrogates."""
 
 
+@contextmanager
+def plain_reader(db_path: Path | None) -> Iterator[sqlite3.Connection]:
+    """A read-only ``sqlite3`` connection to the index (no sqlite-utils: a faster start)."""
+    from store.readonly import connect_readonly
+
+    conn = connect_readonly(need_db(db_path))
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
 def emit_json(value: object) -> None:
     """Print ``value`` as JSON whose text holds no control character.
 
     Strings keep their real value (a parser gets the name back exactly); control characters
     are written as ``\\uXXXX`` escapes, so the output is safe on a terminal too.
     """
-    text = json.dumps(value, indent=2, ensure_ascii=False, default=str)
-    click.echo(_UNSAFE_IN_JSON.sub(lambda m: f"\\u{ord(m.group(0)):04x}", text))
+    if isinstance(value, list):
+        emit_json_lines(json.dumps(item, ensure_ascii=False, default=str) for item in value)
+        return
+    _echo_json(json.dumps(value, indent=2, ensure_ascii=False, default=str))
+
+
+def emit_json_lines(items: Iterable[str]) -> None:
+    """Print a JSON list of already encoded items, one per line.
+
+    One record per line is as easy to read and grep as an indented list, and lets the C
+    encoder work: the indenting one is ten times slower on 10,000 runs.
+    """
+    lines = ",\n  ".join(items)
+    _echo_json(f"[\n  {lines}\n]" if lines else "[]")
+
+
+def _echo_json(text: str) -> None:
+    if not text.isascii() or "\x7f" in text:  # the check is fast; the escaping is not
+        text = _UNSAFE_IN_JSON.sub(lambda m: f"\\u{ord(m.group(0)):04x}", text)
+    click.echo(text)
 
 
 def is_terminal() -> bool:

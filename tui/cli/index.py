@@ -12,13 +12,21 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from store import paths
-from store.db import is_network_fs, open_db
 from store.errors import ArtlensError
 from store.locate import remember, resolve_db
 from store.lock import WriterLock
-from store.query import list_artifacts, list_runs, resolve_run
+from store.query import list_artifacts, list_runs, resolve_run, runs_json
 from store.safetext import visible
-from tui.cli.common import db_option, emit_json, friendly, is_terminal, json_option, reader
+from tui.cli.common import (
+    db_option,
+    emit_json,
+    emit_json_lines,
+    friendly,
+    is_terminal,
+    json_option,
+    plain_reader,
+    reader,
+)
 from tui.format import human_age, human_size, metric_value
 
 if TYPE_CHECKING:
@@ -39,6 +47,7 @@ def index_roots(
     ignore: list[Path] | None = None,
 ) -> list[ScanReport]:
     """Scan (and hash) every root into ``db_path`` as its single writer."""
+    from store.db import is_network_fs, open_db
     from store.scan import Indexer
 
     for root in roots:
@@ -133,11 +142,12 @@ def _key_metrics(metrics: dict[str, dict[str, Any]], limit: int = 2) -> str:
 @friendly
 def runs_cmd(db_path: Path | None, as_json: bool, as_csv: bool) -> None:
     """List the runs in the index."""
+    if as_json:
+        with plain_reader(db_path) as conn:
+            emit_json_lines(runs_json(conn))
+        return
     with reader(db_path) as db:
         runs = list_runs(db)
-    if as_json:
-        emit_json([r.to_json() for r in runs])
-        return
     if as_csv:
         _runs_csv(runs)
         return
