@@ -418,3 +418,62 @@ def test_runs_json_fast_path_prints_what_to_json_gives(tmp_path: Path) -> None:
     assert [r["id"] for r in printed] == [r["id"] for r in expected]
     assert json.dumps(printed) == json.dumps(expected)  # NaN != NaN, but prints the same
     assert any(r["run_key"] == "abc" for r in printed)
+
+
+def _on_a_terminal(args: list[str], env: dict[str, str]) -> str:
+    """What artlens prints when its stdout is a terminal (a pseudo-terminal here)."""
+    import pty
+
+    controller, terminal = pty.openpty()
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tui.cli", *args],
+            stdout=terminal,
+            stderr=terminal,
+            stdin=subprocess.DEVNULL,
+            env={**env, "COLUMNS": "200", "NO_COLOR": "1"},
+            cwd=Path(__file__).resolve().parent.parent,
+        )
+        os.close(terminal)
+        terminal = -1
+        chunks = []
+        while True:
+            try:
+                chunk = os.read(controller, 65536)
+            except OSError:  # EIO: the child closed its end
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        assert proc.wait(timeout=120) in (0, 1)
+    finally:
+        os.close(controller)
+        if terminal >= 0:
+            os.close(terminal)
+    return b"".join(chunks).decode("utf-8", "replace").replace("\r\n", "\n")
+
+
+def test_listings_print_a_header_row_on_a_terminal_only(tmp_path: Path) -> None:
+    root = make_runs(tmp_path / "root")
+    db = tmp_path / "i.db"
+    assert CliRunner().invoke(main, ["index", str(root), "--db", str(db)]).exit_code == 0
+    env = {**os.environ, "ARTLENS_CACHE": str(tmp_path / "c")}
+    headers = {
+        ("runs", "--db", str(db)): ["id", "name", "framework", "status", "last", "write"],
+        ("ls", "--db", str(db)): ["kind", "size", "path"],
+        ("scan", str(root)): ["verdict", "format", "path"],
+    }
+    import re
+
+    for args, words in headers.items():
+        shown = re.sub(r"\x1b\[[0-9;]*m", "", _on_a_terminal(list(args), env))
+        first = shown.strip().splitlines()[0].replace("(", " ").split()
+        assert first[: len(words)] == words, (args, shown)
+        piped = subprocess.run(
+            [sys.executable, "-m", "tui.cli", *args],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=Path(__file__).resolve().parent.parent,
+        ).stdout
+        assert piped.split()[0] != words[0], (args, piped)  # scripts get bare rows

@@ -213,6 +213,8 @@ def ls_cmd(run: str | None, db_path: Path | None, as_json: bool) -> None:
     if as_json:
         emit_json([a.to_json(root_paths[a.root_id]) for a in artifacts])
         return
+    if is_terminal() and artifacts:  # a header for people; scripts read bare rows
+        click.echo(click.style(f"{'kind':<10}\t{'size':>7}\tpath\t(verdict)", bold=True))
     for a in artifacts:
         flag = f"\t{a.verdict}" if a.verdict in ("dangerous", "corrupt") else ""
         click.echo(f"{a.kind:<10}\t{human_size(a.size):>7}\t{paths.display(a.path)}{flag}")
