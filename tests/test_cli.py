@@ -477,3 +477,22 @@ def test_listings_print_a_header_row_on_a_terminal_only(tmp_path: Path) -> None:
             cwd=Path(__file__).resolve().parent.parent,
         ).stdout
         assert piped.split()[0] != words[0], (args, piped)  # scripts get bare rows
+
+
+def test_a_one_off_db_does_not_become_the_default_index(tmp_path: Path) -> None:
+    usual = make_runs(tmp_path / "usual")
+    other = tmp_path / "other"
+    (other / "scratch-run").mkdir(parents=True)
+    (other / "scratch-run" / "model.pt").write_bytes(b"x")
+    runner = CliRunner()
+    assert runner.invoke(main, ["index", str(usual)]).exit_code == 0  # the roots' own index
+    one_off = tmp_path / "one-off.db"
+    assert runner.invoke(main, ["index", str(other), "--db", str(one_off)]).exit_code == 0
+    result = runner.invoke(main, ["runs", "--json"])  # no --db: the index used last
+    assert result.exit_code == 0, result.output
+    assert {r["name"] for r in json.loads(result.stdout)} == {"version_0", "version_1"}
+    from store.locate import find_db
+
+    assert find_db(other) != one_off
+    result = runner.invoke(main, ["runs", "--json", "--db", str(one_off)])
+    assert [r["name"] for r in json.loads(result.stdout)] == ["scratch-run"]

@@ -45,8 +45,13 @@ def index_roots(
     hash_files: bool = True,
     progress: bool = False,
     ignore: list[Path] | None = None,
+    remember_db: bool = True,
 ) -> list[ScanReport]:
-    """Scan (and hash) every root into ``db_path`` as its single writer."""
+    """Scan (and hash) every root into ``db_path`` as its single writer.
+
+    ``remember_db`` records ``db_path`` as the index of these roots, for commands run
+    later without ``--db``; an index the user named with ``--db`` is a one-off and is not.
+    """
     from store.db import is_network_fs, open_db
     from store.scan import Indexer
 
@@ -77,7 +82,8 @@ def index_roots(
                 reports.append(report)
         finally:
             db.close()
-    remember(db_path, roots)
+    if remember_db:
+        remember(db_path, roots)
     return reports
 
 
@@ -113,7 +119,11 @@ def index_cmd(roots: tuple[Path, ...], no_hash: bool, db_path: Path | None, as_j
     target = resolve_db(db_path, roots)
     assert target is not None
     reports = index_roots(
-        list(roots), target, hash_files=not no_hash, progress=is_terminal() and not as_json
+        list(roots),
+        target,
+        hash_files=not no_hash,
+        progress=is_terminal() and not as_json,
+        remember_db=db_path is None,
     )
     if as_json:
         emit_json({"db": str(target), "roots": [r.to_json() for r in reports]})

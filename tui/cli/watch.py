@@ -85,7 +85,8 @@ def watch_cmd(
     )
     try:
         watcher.start()
-        remember(target, roots)
+        if db_path is None:  # a --db the user named is a one-off, not the roots' index
+            remember(target, roots)
         if not quiet:
             modes = ", ".join(
                 f"{paths.display(name)} ({h['mode']})" for name, h in watcher.health().items()
