@@ -59,6 +59,10 @@ _PICKLE_EXT = {".pkl", ".pickle", ".pt", ".pth", ".ckpt", ".bin", ".joblib", ".s
                ".p", ".pk", ".model", ".tar"}  # fmt: skip
 _MODEL_EXT = _PICKLE_EXT | {".npy", ".npz", ".safetensors", ".gguf", ".h5", ".hdf5", ".keras",
                             ".onnx", ".tflite", ".ggml", ".mar", ".pb"}  # fmt: skip
+_ONLY_MODELS = {".ckpt", ".pt", ".pth", ".pkl", ".pickle", ".joblib", ".safetensors", ".npy",
+                ".npz", ".gguf", ".h5", ".hdf5", ".keras", ".onnx", ".tflite"}  # fmt: skip
+"""Extensions that name nothing but a model or checkpoint: empty, such a file is broken
+(``.bin``, ``.model``, ``.tar`` and the like also name other things, and stay n/a)."""
 _COMPRESSED_EXT = {".gz", ".z", ".bz2", ".xz", ".lzma", ".lz4", ".zlib"}
 
 
@@ -135,6 +139,10 @@ def _dispatch(handle: BoundedFile, name: str) -> Inspection:
         return _recognised("onnx", "ONNX protobuf")
     if ext in _PICKLE_EXT and head:
         return _pickle_file(handle, "pickle", guessed=True)
+    if ext in _ONLY_MODELS and not head:
+        return Inspection("unknown", "corrupt", ("empty file",), integrity="empty file")
+    if ext == ".safetensors":  # the name promises a header; zeros or junk are a broken file
+        return _safetensors(handle)
     reason = "empty file" if not head else "not a recognised model format"
     return Inspection("unknown", "n/a", (reason,))
 
