@@ -496,3 +496,33 @@ def test_a_one_off_db_does_not_become_the_default_index(tmp_path: Path) -> None:
     assert find_db(other) != one_off
     result = runner.invoke(main, ["runs", "--json", "--db", str(one_off)])
     assert [r["name"] for r in json.loads(result.stdout)] == ["scratch-run"]
+
+
+def test_watch_stops_quietly_when_its_reader_leaves(tmp_path: Path) -> None:
+    root = make_runs(tmp_path / "root")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tui.cli", "watch", str(root), "--db", str(tmp_path / "i.db")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "ARTLENS_CACHE": str(tmp_path / "c")},
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    try:
+        while b"watching" not in proc.stdout.readline():  # the start-up reconcile line first
+            pass
+        proc.stdout.close()  # `| head -2` has what it wanted
+        deadline = time.monotonic() + 60
+        step = 0
+        while proc.poll() is None:  # each batch prints a line; the first one meets the pipe
+            assert time.monotonic() < deadline, "watch kept running with nobody reading"
+            (root / f"new-{step}.txt").write_text("x")
+            step += 1
+            time.sleep(0.2)
+        assert proc.returncode == 0
+        assert proc.stderr.read() == b""
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        proc.stderr.close()

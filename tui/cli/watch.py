@@ -75,13 +75,19 @@ def watch_cmd(
     def on_signal(signum: int, frame: FrameType | None) -> None:
         done.set()
 
+    def report(batch: BatchReport) -> None:
+        try:
+            click.echo(_batch_line(batch))
+        except BrokenPipeError:  # `artlens watch ROOT | head`: the reader left, stop quietly
+            done.set()
+
     previous = signal.signal(signal.SIGTERM, on_signal)
     watcher = Watcher(
         target,
         list(roots),
         poll=poll,
         reconcile_every=reconcile,
-        on_batch=None if quiet else lambda r: click.echo(_batch_line(r)),
+        on_batch=None if quiet else report,
     )
     try:
         watcher.start()
