@@ -176,6 +176,28 @@ def m003_folder_digests(db: sqlite_utils.Database) -> None:
     )
 
 
+TEXT_VIEWS = {
+    "roots": ("path",),
+    "runs": ("path",),
+    "dirs": ("path", "parent"),
+    "artifacts": ("path", "parent"),
+    "artifact_history": ("path",),
+    "events": ("path",),
+    "retention_actions": ("path", "trash_path"),
+}
+"""Tables whose paths are BLOBs -> those columns; each gets a ``<table>_text`` view."""
+
+
+@migrations()
+def m004_path_text_views(db: sqlite_utils.Database) -> None:
+    """A ``<table>_text`` view per table with BLOB paths, adding ``path_text`` (and
+    ``parent_text``, ``trash_path_text``): Datasette and sqlite-utils show BLOBs as bytes.
+    The text is the bytes read as UTF-8; the BLOB stays the lossless key."""
+    for table, columns in TEXT_VIEWS.items():
+        texts = ", ".join(f"CAST({c} AS TEXT) AS {c}_text" for c in columns)
+        db.execute(f"CREATE VIEW IF NOT EXISTS {table}_text AS SELECT *, {texts} FROM {table}")
+
+
 def _configure(conn: sqlite3.Connection, *, readonly: bool) -> None:
     conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
     if not readonly:

@@ -74,3 +74,24 @@ def display(name: str | bytes) -> str:
     else:
         text = name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
     return visible(text)
+
+
+def json_path(name: str | bytes) -> tuple[str, str | None]:
+    """``(path, path_b64)`` for ``--json`` output: what a script can use.
+
+    ``path`` is the real path when its bytes are valid UTF-8 (control characters included:
+    the JSON writer escapes them as ``\\uXXXX``), and ``path_b64`` is None.  Otherwise
+    ``path`` is the printable form of ``display`` and ``path_b64`` the raw bytes, base64.
+    """
+    raw = name if isinstance(name, bytes) else name.encode("utf-8", "surrogateescape")
+    try:
+        return raw.decode("utf-8"), None
+    except UnicodeDecodeError:
+        import base64
+
+        return display(raw), base64.b64encode(raw).decode("ascii")
+
+
+def json_text(name: str | bytes) -> str:
+    """The ``path`` half of ``json_path``: a path field without its raw twin."""
+    return json_path(name)[0]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +17,8 @@ from store import paths
 from store.errors import ArtlensError
 
 if TYPE_CHECKING:
+    import sqlite3
+
     import sqlite_utils
 
 _RUN_COLUMNS = (
@@ -70,12 +73,14 @@ class RunRow:
 
     def to_json(self) -> dict[str, Any]:
         """The stable --json shape (documented in README)."""
+        path, path_b64 = paths.json_path(self.abs_path)
         return {
             "id": self.id,
             "name": self.name,
             "run_key": self.meta.get("run_key"),
-            "path": self.display_path,
-            "root": paths.display(self.root),
+            "path": path,
+            "path_b64": path_b64,
+            "root": paths.json_text(self.root),
             "framework": self.framework,
             "experiment": self.experiment,
             "status": self.status,
@@ -117,6 +122,78 @@ def list_runs(db: sqlite_utils.Database, *, root_id: int | None = None) -> list[
         args.append(root_id)
     sql += " ORDER BY coalesce(runs.started, runs.last_write, 0) DESC, runs.id"
     return [_run_from(r) for r in db.conn.execute(sql, args)]
+
+
+_encode_string = json.encoder.encode_basestring
+
+_JSON_OBJECT = "CASE WHEN substr({0}, 1, 1) = '{{' AND substr({0}, -1, 1) = '}}' THEN {0} END"
+"""The stored params or metrics when they are an object, as ``store.runs`` writes them
+(``json.dumps`` of a dict).  Not parsed again: that would cost as much as the rest."""
+_META_OK = (
+    "json_valid(runs.meta) AND json_type(runs.meta) = 'object'"
+    " AND coalesce(json_type(runs.meta, '$.run_key'), 'null') IN ('text', 'null')"
+    " AND coalesce(json_type(runs.meta, '$.warnings'), 'array') = 'array'"
+)
+_RUN_JSON_COLUMNS = (
+    "runs.id, runs.root_id, roots.path, runs.path, runs.name, runs.framework, runs.experiment,"
+    " runs.started, runs.last_write, runs.status, runs.size_bytes, runs.n_artifacts,"
+    f" {_JSON_OBJECT.format('runs.params')}, {_JSON_OBJECT.format('runs.metrics')},"
+    f" CASE WHEN {_META_OK} THEN json_extract(runs.meta, '$.run_key') END,"
+    f" CASE WHEN {_META_OK} THEN coalesce(json_extract(runs.meta, '$.warnings'), '[]') END"
+)
+
+
+def runs_json(conn: sqlite3.Connection) -> Iterator[str]:
+    """Each run's ``RunRow.to_json`` object as JSON text, in ``list_runs`` order, fast.
+
+    ``runs --json`` on a big index spent most of its time parsing the stored params and
+    metrics only to print them again.  The index is our own cache and they are stored as
+    ``json.dumps`` wrote them, so they are copied as they are when they look like an
+    object; any other row (the ``'{}'`` default replaced by something else, a ``meta``
+    of another shape, an odd type) is re-encoded through ``to_json``.
+    """
+    sql = f"SELECT {_RUN_JSON_COLUMNS} FROM runs JOIN roots ON roots.id = runs.root_id"
+    rows = conn.execute(sql).fetchall()
+    # list_runs' ORDER BY, in Python: SQLite's sorter would copy every row's JSON
+    rows.sort(key=lambda r: (-(r[7] if r[7] is not None else r[8] or 0), r[0]))
+    dumps = json.JSONEncoder(ensure_ascii=False, default=str).encode
+    roots: dict[bytes, str] = {}
+    for row in rows:
+        params, metrics, run_key, warnings = row[12:16]
+        texts = (row[4], row[5], row[6], row[9], run_key)
+        if (
+            params is None
+            or metrics is None
+            or warnings is None
+            or not all(isinstance(t, str) or t is None for t in texts)
+            or not all(type(n) is int for n in (row[0], row[10], row[11]))
+        ):
+            whole = conn.execute(
+                f"SELECT {_RUN_COLUMNS} FROM runs JOIN roots ON roots.id = runs.root_id"
+                " WHERE runs.id = ?",
+                (row[0],),
+            ).fetchone()
+            yield dumps(_run_from(whole).to_json())
+            continue
+        root, rel = bytes(row[2]), bytes(row[3])
+        path, path_b64 = paths.json_path(root + b"/" + rel if rel else root)
+        root_text = roots.get(root)
+        if root_text is None:
+            root_text = roots[root] = _string(paths.json_text(root))
+        yield (
+            f'{{"id": {row[0]}, "name": {_string(row[4])}, "run_key": {_string(run_key)},'
+            f' "path": {_string(path)}, "path_b64": {_string(path_b64)}, "root": {root_text},'
+            f' "framework": {_string(row[5])}, "experiment": {_string(row[6])},'
+            f' "status": {_string(row[9])}, "started": {_string(iso(row[7]))},'
+            f' "last_write": {_string(iso(row[8]))}, "size_bytes": {row[10]},'
+            f' "n_artifacts": {row[11]}, "params": {params}, "metrics": {metrics},'
+            f' "warnings": {warnings}}}'
+        )
+
+
+def _string(text: str | None) -> str:
+    """A JSON string (or null), as ``json.dumps(ensure_ascii=False)`` writes it."""
+    return "null" if text is None else _encode_string(text)
 
 
 FLAGGED_VERDICTS = ("dangerous", "corrupt")
@@ -201,10 +278,12 @@ class ArtifactRow:
     verdict_reason: str | None
 
     def to_json(self, root: bytes) -> dict[str, Any]:
+        path, path_b64 = paths.json_path(root + b"/" + self.path)
         return {
             "id": self.id,
-            "path": paths.display(root + b"/" + self.path),
-            "relpath": paths.display(self.path),
+            "path": path,
+            "path_b64": path_b64,
+            "relpath": paths.json_text(self.path),
             "run_id": self.run_id,
             "kind": self.kind,
             "type": self.ftype,

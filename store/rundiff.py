@@ -220,7 +220,7 @@ def run_diff_json(a: RunRow, b: RunRow, result: RunDiff, warnings: list[str]) ->
 
     def change(c: Any) -> dict[str, Any]:
         return {
-            "path": paths.display(c.path),
+            "path": paths.json_text(c.path),
             "old_size": c.old_size,
             "new_size": c.new_size,
             "old_hash": c.old_hash,
@@ -269,25 +269,27 @@ def run_diff_json(a: RunRow, b: RunRow, result: RunDiff, warnings: list[str]) ->
             "changed": [change(c) for c in artifacts.changed],
             "moved": [
                 {
-                    "old_path": paths.display(m.old_path),
-                    "new_path": paths.display(m.new_path),
+                    "old_path": paths.json_text(m.old_path),
+                    "new_path": paths.json_text(m.new_path),
                     "size": m.size,
                     "hash": m.hash,
                 }
                 for m in artifacts.moved
             ],
             "unchanged": len(artifacts.unchanged),
-            "unverified": [paths.display(p) for p in artifacts.unverified],
+            "unverified": [paths.json_text(p) for p in artifacts.unverified],
         },
         "warnings": list(warnings),
     }
 
 
 def _run_ref(run: RunRow) -> dict[str, Any]:
+    path, path_b64 = paths.json_path(run.abs_path)
     return {
         "id": run.id,
         "name": run.name,
-        "path": run.display_path,
+        "path": path,
+        "path_b64": path_b64,
         "framework": run.framework,
         "experiment": run.experiment,
     }

@@ -229,3 +229,300 @@ def test_piped_runs_output_escapes_hostile_names(tmp_path: Path) -> None:
     )
     assert out.returncode == 0, out.stderr
     assert "evil\\e[2Jname" in out.stdout and "\x1b" not in out.stdout
+
+
+def _run_into_closed_pipe(args: list[str], env: dict[str, str]) -> tuple[int, str]:
+    """Run artlens with stdout a pipe whose reader is already gone, as `| head` leaves it."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # every write now fails with EPIPE, whatever the timing
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "tui.cli", *args],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+            cwd=Path(__file__).resolve().parent.parent,
+            timeout=120,
+        )
+    finally:
+        os.close(write_end)
+    return proc.returncode, proc.stderr
+
+
+def test_closed_pipe_exits_quietly_with_status_0(tmp_path: Path) -> None:
+    root = make_runs(tmp_path / "root")
+    db = tmp_path / "i.db"
+    assert CliRunner().invoke(main, ["index", str(root), "--db", str(db)]).exit_code == 0
+    env = {**os.environ, "ARTLENS_CACHE": str(tmp_path / "c")}
+    for args in (
+        ["ls", "--db", str(db)],
+        ["ls", "--json", "--db", str(db)],
+        ["runs", "--db", str(db)],
+        ["runs", "--json", "--db", str(db)],
+        ["runs", "--csv", "--db", str(db)],
+        ["check", "--db", str(db)],
+        ["--help"],
+        ["runs", "--help"],
+    ):
+        code, err = _run_into_closed_pipe(args, env)
+        assert (code, err) == (0, ""), args
+
+
+def test_head_reading_one_line_of_a_long_listing(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    run = root / "run"
+    run.mkdir(parents=True)
+    for i in range(1500):  # more than a pipe buffer of output
+        (run / f"file-{i:05d}-{'x' * 40}.txt").write_bytes(b"")
+    db = tmp_path / "i.db"
+    assert CliRunner().invoke(main, ["index", str(root), "--db", str(db)]).exit_code == 0
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tui.cli", "ls", "--db", str(db)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "ARTLENS_CACHE": str(tmp_path / "c")},
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    assert proc.stdout.readline()
+    proc.stdout.close()
+    assert proc.wait(timeout=120) == 0
+    assert proc.stderr.read() == b""
+    proc.stderr.close()
+
+
+def test_runs_csv_escapes_controls_and_neutralises_formulas(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    hostile = root / "=HYPERLINK(\x1b]8;;x\x07)"  # a generic run named by its folder
+    hostile.mkdir(parents=True)
+    (hostile / "model.pt").write_bytes(b"x")
+    run = root / "exp" / "lightning_logs" / "version_0"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "hparams.yaml").write_text(
+        'lr: -0.5\nnote: "@SUM(1)"\ncmd: "=cmd|\' /C calc\'!A0"\nplus: "+1+2"\n'
+        'minus: "-2+3"\ntab: "\\tx"\nterm: "\\e[2J\\e]52;c;aGk=\\a"\nneg_text: "-3"\n'
+    )
+    (run / "metrics.csv").write_text("epoch,step,val_delta\n0,10,-0.25\n")
+    (run / "checkpoints" / "epoch=0-step=10.ckpt").write_bytes(b"PK\x05\x06" + b"\0" * 18)
+    db = tmp_path / "i.db"
+    runner = CliRunner()
+    assert runner.invoke(main, ["index", str(root), "--db", str(db)]).exit_code == 0
+    result = runner.invoke(main, ["runs", "--csv", "--db", str(db)])
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    assert not any(ch in out for ch in "\x1b\x07\x9b\x9d"), out
+    import csv
+    import io
+
+    header, *rows = list(csv.reader(io.StringIO(out)))
+    named = {row[1]: dict(zip(header, row, strict=True)) for row in rows}
+    assert set(named) == {"version_0", "'=HYPERLINK(\\e]8;;x\\x07)"}
+    for cell in (c for row in rows for c in row):
+        assert not cell.startswith(("=", "+", "@", "\t", "\r")) or cell[0] == "'"
+        if cell.startswith("-"):
+            float(cell)  # only numbers may start with a minus
+    cells = named["version_0"]
+    assert cells["param.lr"] == "-0.5"  # a negative number stays a number
+    assert cells["param.neg_text"] == "-3"
+    assert cells["metric.val_delta.last"] == "-0.25"
+    assert cells["param.note"] == "'@SUM(1)"
+    assert cells["param.cmd"] == "'=cmd|' /C calc'!A0"
+    assert cells["param.plus"] == "'+1+2"
+    assert cells["param.minus"] == "'-2+3"
+    assert cells["param.tab"] == "'\\tx"
+    assert cells["param.term"] == "\\e[2J\\e]52;c;aGk=\\x07"
+    cells = named["'=HYPERLINK(\\e]8;;x\\x07)"]
+    assert cells["path"].endswith("/=HYPERLINK(\\e]8;;x\\x07)")  # a path starts with /
+
+
+def test_json_paths_are_real_with_raw_bytes_when_not_utf8(tmp_path: Path) -> None:
+    import base64
+
+    root = tmp_path / "root"
+    hostile = "evil\x1b[2J\x9b31m\u202ename"
+    (root / hostile).mkdir(parents=True)
+    (root / hostile / "model.pt").write_bytes(b"x")
+    latin = os.fsencode(root) + b"/caf\xe9"
+    os.mkdir(latin)
+    with open(latin + b"/w\xff.pt", "wb") as f:
+        f.write(b"y")
+    db = tmp_path / "i.db"
+    env = {**os.environ, "ARTLENS_CACHE": str(tmp_path / "c")}
+    cwd = Path(__file__).resolve().parent.parent
+
+    def run_json(*args: str) -> list[dict[str, object]]:
+        done = subprocess.run(
+            [sys.executable, "-m", "tui.cli", *args, "--json", "--db", str(db)],
+            capture_output=True,
+            env=env,
+            cwd=cwd,
+        )
+        assert done.returncode in (0, 1), done.stderr  # check: 1 when a run falls short
+        out = done.stdout
+        for byte in (b"\x1b", b"\xc2\x9b", b"\xe2\x80\xae"):  # ESC, CSI, RLO: never raw
+            assert byte not in out
+        rows = json.loads(out)
+        assert isinstance(rows, list)
+        return rows
+
+    assert CliRunner().invoke(main, ["index", str(root), "--db", str(db)]).exit_code == 0
+    runs = {r["path"]: r for r in run_json("runs")}
+    real = runs[str(root / hostile)]
+    assert real["name"] == hostile and real["path_b64"] is None
+    (shown,) = [r for r in runs.values() if r["path_b64"] is not None]
+    assert isinstance(shown["path_b64"], str)
+    assert base64.b64decode(shown["path_b64"]) == latin
+    assert shown["path"] == str(root) + "/caf\\xe9"
+    files = {a["relpath"]: a for a in run_json("ls")}
+    assert files[hostile + "/model.pt"]["path"] == str(root / hostile / "model.pt")
+    assert files[hostile + "/model.pt"]["path_b64"] is None
+    raw = files["caf\\xe9/w\\xff.pt"]
+    assert isinstance(raw["path_b64"], str)
+    assert base64.b64decode(raw["path_b64"]) == latin + b"/w\xff.pt"
+    checked = {r["path"]: r for r in run_json("check")}
+    assert checked[str(root / hostile)]["name"] == hostile
+    assert {r["path_b64"] for r in checked.values()} == {None, shown["path_b64"]}
+
+
+def test_runs_json_fast_path_prints_what_to_json_gives(tmp_path: Path) -> None:
+    """Stored JSON is copied when SQLite finds it valid; every other row is re-encoded."""
+    from store.db import open_db, write_transaction
+    from store.query import list_runs
+    from tests.conftest import make_hostile_tree
+
+    root = make_runs(make_hostile_tree(tmp_path / "root"))
+    db_path = tmp_path / "i.db"
+    assert CliRunner().invoke(main, ["index", str(root), "--db", str(db_path)]).exit_code == 0
+    db = open_db(db_path)
+    try:
+        ids = [r[0] for r in db.conn.execute("SELECT id FROM runs ORDER BY id")]
+        assert len(ids) >= 4
+        odd = [
+            ("metrics", '{"loss": {"last": NaN, "best": -Infinity}}'),  # what json.dumps writes
+            ("params", "not json"),
+            ("params", "[1, 2]"),
+            ("meta", '{"run_key": "abc", "warnings": ["dangling link: x\\u001b[2J"]}'),
+        ]
+        with write_transaction(db) as conn:
+            for run_id, (column, text) in zip(ids, odd, strict=False):
+                conn.execute(f"UPDATE runs SET {column} = ? WHERE id = ?", (text, run_id))
+            no_times = "UPDATE runs SET started = NULL, last_write = NULL WHERE id = ?"
+            conn.execute(no_times, (ids[-1],))
+        expected = [r.to_json() for r in list_runs(db)]
+    finally:
+        db.close()
+    result = CliRunner().invoke(main, ["runs", "--json", "--db", str(db_path)])
+    assert result.exit_code == 0, result.output
+    printed = json.loads(result.stdout)
+    assert [r["id"] for r in printed] == [r["id"] for r in expected]
+    assert json.dumps(printed) == json.dumps(expected)  # NaN != NaN, but prints the same
+    assert any(r["run_key"] == "abc" for r in printed)
+
+
+def _on_a_terminal(args: list[str], env: dict[str, str]) -> str:
+    """What artlens prints when its stdout is a terminal (a pseudo-terminal here)."""
+    import pty
+
+    controller, terminal = pty.openpty()
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tui.cli", *args],
+            stdout=terminal,
+            stderr=terminal,
+            stdin=subprocess.DEVNULL,
+            env={**env, "COLUMNS": "200", "NO_COLOR": "1"},
+            cwd=Path(__file__).resolve().parent.parent,
+        )
+        os.close(terminal)
+        terminal = -1
+        chunks = []
+        while True:
+            try:
+                chunk = os.read(controller, 65536)
+            except OSError:  # EIO: the child closed its end
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        assert proc.wait(timeout=120) in (0, 1)
+    finally:
+        os.close(controller)
+        if terminal >= 0:
+            os.close(terminal)
+    return b"".join(chunks).decode("utf-8", "replace").replace("\r\n", "\n")
+
+
+def test_listings_print_a_header_row_on_a_terminal_only(tmp_path: Path) -> None:
+    root = make_runs(tmp_path / "root")
+    db = tmp_path / "i.db"
+    assert CliRunner().invoke(main, ["index", str(root), "--db", str(db)]).exit_code == 0
+    env = {**os.environ, "ARTLENS_CACHE": str(tmp_path / "c")}
+    headers = {
+        ("runs", "--db", str(db)): ["id", "name", "framework", "status", "last", "write"],
+        ("ls", "--db", str(db)): ["kind", "size", "path"],
+        ("scan", str(root)): ["verdict", "format", "path"],
+    }
+    import re
+
+    for args, words in headers.items():
+        shown = re.sub(r"\x1b\[[0-9;]*m", "", _on_a_terminal(list(args), env))
+        first = shown.strip().splitlines()[0].replace("(", " ").split()
+        assert first[: len(words)] == words, (args, shown)
+        piped = subprocess.run(
+            [sys.executable, "-m", "tui.cli", *args],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=Path(__file__).resolve().parent.parent,
+        ).stdout
+        assert piped.split()[0] != words[0], (args, piped)  # scripts get bare rows
+
+
+def test_a_one_off_db_does_not_become_the_default_index(tmp_path: Path) -> None:
+    usual = make_runs(tmp_path / "usual")
+    other = tmp_path / "other"
+    (other / "scratch-run").mkdir(parents=True)
+    (other / "scratch-run" / "model.pt").write_bytes(b"x")
+    runner = CliRunner()
+    assert runner.invoke(main, ["index", str(usual)]).exit_code == 0  # the roots' own index
+    one_off = tmp_path / "one-off.db"
+    assert runner.invoke(main, ["index", str(other), "--db", str(one_off)]).exit_code == 0
+    result = runner.invoke(main, ["runs", "--json"])  # no --db: the index used last
+    assert result.exit_code == 0, result.output
+    assert {r["name"] for r in json.loads(result.stdout)} == {"version_0", "version_1"}
+    from store.locate import find_db
+
+    assert find_db(other) != one_off
+    result = runner.invoke(main, ["runs", "--json", "--db", str(one_off)])
+    assert [r["name"] for r in json.loads(result.stdout)] == ["scratch-run"]
+
+
+def test_watch_stops_quietly_when_its_reader_leaves(tmp_path: Path) -> None:
+    root = make_runs(tmp_path / "root")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tui.cli", "watch", str(root), "--db", str(tmp_path / "i.db")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "ARTLENS_CACHE": str(tmp_path / "c")},
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    try:
+        while b"watching" not in proc.stdout.readline():  # the start-up reconcile line first
+            pass
+        proc.stdout.close()  # `| head -2` has what it wanted
+        deadline = time.monotonic() + 60
+        step = 0
+        while proc.poll() is None:  # each batch prints a line; the first one meets the pipe
+            assert time.monotonic() < deadline, "watch kept running with nobody reading"
+            (root / f"new-{step}.txt").write_text("x")
+            step += 1
+            time.sleep(0.2)
+        assert proc.returncode == 0
+        assert proc.stderr.read() == b""
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        proc.stderr.close()

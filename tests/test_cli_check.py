@@ -43,7 +43,7 @@ def test_check_passes_then_fails_when_requirements_go(indexed: tuple[Path, Path]
     assert [r["name"] for r in short] == ["finished-run"]
     assert short[0]["missing"] == ["requirements.txt|conda-environment.yaml"]
     assert set(rows[0]) == {
-        "id", "name", "path", "framework", "complete", "passed", "total", "missing"
+        "id", "name", "path", "path_b64", "framework", "complete", "passed", "total", "missing"
     }  # fmt: skip
 
 
@@ -89,3 +89,30 @@ def test_runs_json_and_csv_flatten_params_and_metrics(indexed: tuple[Path, Path]
     assert row["param.optimizer.name"] == "adam"
     assert float(row["metric.eval.f1.last"]) == pytest.approx(0.75)
     assert float(row["metric.loss.last"]) == pytest.approx(0.2)
+
+
+@pytest.mark.parametrize("kind", ["missing", "folder"])
+def test_config_flag_naming_no_file_exits_2(
+    indexed: tuple[Path, Path], tmp_path: Path, kind: str
+) -> None:
+    _, db_path = indexed
+    config = tmp_path / "ci.toml"
+    if kind == "folder":
+        config.mkdir()
+    code, out, err = check(db_path, "--config", str(config))
+    assert code == 2
+    assert out == ""
+    assert err.count("\n") == 1
+    assert err.startswith("artlens: error: --config ") and str(config) in err
+    assert ("no such file" if kind == "missing" else "not a regular file") in err
+
+
+def test_config_flag_through_a_symlink_is_used(indexed: tuple[Path, Path], tmp_path: Path) -> None:
+    _, db_path = indexed
+    config = tmp_path / "ci.toml"
+    config.write_text('[checklist.framework.hydra]\nrequired = ["model.safetensors"]\n')
+    link = tmp_path / "link.toml"
+    link.symlink_to(config)
+    code, out, _ = check(db_path, "--config", str(link))
+    assert code == 1
+    assert {line.split("\t")[2] for line in out.strip().splitlines()} == {"hydra"}

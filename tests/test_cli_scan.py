@@ -261,3 +261,24 @@ def test_check_paths_dedups_hard_links(tmp_path: Path) -> None:
     shutil.copy(MODELS / "plain.pkl", tmp_path / "a.pkl")
     os.link(tmp_path / "a.pkl", tmp_path / "b.pkl")
     assert [c.path.rsplit("/", 1)[-1] for c in check_paths([tmp_path])] == ["a.pkl"]
+
+
+def test_empty_or_zeroed_model_files_are_corrupt_not_na(tmp_path: Path) -> None:
+    (tmp_path / "empty.ckpt").write_bytes(b"")
+    (tmp_path / "empty.pt").write_bytes(b"")
+    (tmp_path / "zeros.safetensors").write_bytes(b"\x00" * 4096)
+    (tmp_path / "eight.safetensors").write_bytes(b"\x00" * 8)
+    (tmp_path / "empty.bin").write_bytes(b"")  # .bin names data files too: no claim
+    (tmp_path / "tokenizer.model").write_bytes(b"")
+    code, report = scan_json(str(tmp_path))
+    assert code == 0
+    verdicts = {name: e["verdict"] for name, e in entries(report).items()}
+    assert verdicts == {
+        "empty.ckpt": "corrupt",
+        "empty.pt": "corrupt",
+        "zeros.safetensors": "corrupt",
+        "eight.safetensors": "corrupt",
+        "empty.bin": "n/a",
+        "tokenizer.model": "n/a",
+    }
+    assert entries(report)["empty.ckpt"]["integrity"] == "empty file"

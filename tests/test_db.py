@@ -109,3 +109,52 @@ def test_an_index_from_before_folder_digests_gains_them(tmp_path: Path) -> None:
     assert (report.files, report.unchanged, report.added, report.removed) == (1, 1, 0, 0)
     assert db.execute("SELECT count(*) FROM dirs WHERE digest IS NULL").fetchone()[0] == 0
     db.close()
+
+
+def test_plain_readers_are_configured_like_the_index_readers(tmp_path: Path) -> None:
+    from store.readonly import connect_readonly
+
+    open_db(tmp_path / "i.db").close()
+    pragmas = ("busy_timeout", "foreign_keys", "temp_store", "cache_size", "query_only")
+    db = open_db(tmp_path / "i.db", readonly=True)
+    plain = connect_readonly(tmp_path / "i.db")
+    try:
+        for pragma in pragmas:
+            expected = db.execute(f"PRAGMA {pragma}").fetchone()
+            assert plain.execute(f"PRAGMA {pragma}").fetchone() == expected, pragma
+        with pytest.raises(sqlite3.OperationalError, match="readonly"):
+            plain.execute("CREATE TABLE x (a)")
+    finally:
+        plain.close()
+        db.close()
+    with pytest.raises(FileNotFoundError):
+        connect_readonly(tmp_path / "missing.db")
+
+
+def test_an_older_index_gains_readable_path_views(tmp_path: Path) -> None:
+    from store.db import TEXT_VIEWS
+
+    root = tmp_path / "root"
+    (root / "run é").mkdir(parents=True)
+    (root / "run é" / "model.pkl").write_bytes(b"\x80\x04K\x01.")
+    db = open_db(tmp_path / "i.db")
+    Indexer(db, root).scan()
+    # make it look like an index written before m004 existed
+    for table in TEXT_VIEWS:
+        db.execute(f"DROP VIEW {table}_text")
+    db.execute("DELETE FROM _sqlite_migrations WHERE name = 'm004_path_text_views'")
+    db.conn.commit()
+    db.close()
+    db = open_db(tmp_path / "i.db")
+    try:
+        assert set(db.view_names()) >= {f"{t}_text" for t in TEXT_VIEWS}
+        rows = db.execute("SELECT path_text, parent_text, size FROM artifacts_text").fetchall()
+        assert rows == [("run é/model.pkl", "run é", 5)]
+        assert db.execute("SELECT path_text FROM runs_text").fetchall() == [("run é",)]
+        (root_text,) = db.execute("SELECT path_text FROM roots_text").fetchone()
+        assert root_text == str(root)
+        # the views follow their tables: every column is there, plus the text forms
+        columns = {c.name for c in db["artifacts_text"].columns}
+        assert columns == set(db["artifacts"].columns_dict) | {"path_text", "parent_text"}
+    finally:
+        db.close()

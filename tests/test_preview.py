@@ -208,3 +208,17 @@ def test_unreadable_file_is_reported(tmp_path: Path) -> None:
     path.write_text("x")
     path.chmod(0)
     assert preview_file(path).kind == "error"
+
+
+def test_a_large_table_says_what_it_did_not_read(tmp_path: Path) -> None:
+    from tui.widgets.preview import render_preview
+
+    path = tmp_path / "metrics.csv"
+    path.write_text("step,loss\n" + "".join(f"{i},{1 / (i + 1):.6f}\n" for i in range(400_000)))
+    result = preview_file(path)
+    assert result.kind == "table" and result.skipped_bytes > 0
+    sections = render_preview(result, name="metrics.csv", artifact=None, now=0, width=80, dark=True)
+    notes = [str(s) for s in sections if str(s).startswith("large file")]
+    assert len(notes) == 1
+    assert "the middle " in notes[0] and "is not read" in notes[0]
+    assert f"the first {len(result.rows)} and the last {len(result.tail_rows)} rows" in notes[0]

@@ -37,8 +37,12 @@ RUNNER = "import sys; from tui.cli.watch import watch_cmd; watch_cmd(sys.argv[1:
 REPO = Path(__file__).resolve().parent.parent
 
 
-def wait_for(condition: Callable[[], bool], timeout: float = 10.0, what: str = "") -> None:
-    """Poll ``condition`` until true; fail with ``what`` after ``timeout`` seconds."""
+def wait_for(condition: Callable[[], bool], timeout: float = 30.0, what: str = "") -> None:
+    """Poll ``condition`` until true; fail with ``what`` after ``timeout`` seconds.
+
+    The deadline is generous on purpose: a passing wait returns as soon as the condition
+    holds, and a loaded machine (the suite beside other work) must not fail a correct run.
+    """
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
@@ -124,7 +128,8 @@ def test_batcher_coalesces_until_quiet_and_caps_the_wait() -> None:
         stop.set()
         writer.join()
     assert batch == {1: {b"busy"}}
-    assert time.monotonic() - started < 1.0, "a continuous writer must not starve the batch"
+    # the cap is 0.3 s and the take's own timeout 5 s: anything well under 5 s shows the cap
+    assert time.monotonic() - started < 2.5, "a continuous writer must not starve the batch"
     assert batcher.take(timeout=0.05) in (({}, 0), ({1: {b"busy"}}, 1))
 
 
@@ -198,7 +203,7 @@ def test_burst_of_2000_files_converges(root: Path, db_path: Path) -> None:
             target.mkdir(parents=True)
             for i in range(100):
                 (target / f"{i}.bin").write_bytes(b"x" * (i % 7))
-        wait_for(converged(root, db_path), timeout=20, what="2,000-file burst")
+        wait_for(converged(root, db_path), timeout=60, what="2,000-file burst")
         assert len(index_rows(db_path)) == 2001
 
 
@@ -328,7 +333,7 @@ def test_runs_turn_from_live_when_quiet(
     with watching(db_path, root):
         (version / "metrics.csv").write_text("step,loss\n1,0.5\n")
         wait_for(lambda: "live" in statuses(), what="a live run")
-        wait_for(lambda: "live" not in statuses(), timeout=10, what="run no longer live")
+        wait_for(lambda: "live" not in statuses(), what="run no longer live")
 
 
 # -- one writer, many readers, crashes ---------------------------------------------------

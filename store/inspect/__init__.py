@@ -71,6 +71,10 @@ _PICKLE_EXT = {".pkl", ".pickle", ".pt", ".pth", ".ckpt", ".bin", ".joblib", ".s
                ".p", ".pk", ".model", ".tar"}  # fmt: skip
 _MODEL_EXT = _PICKLE_EXT | {".npy", ".npz", ".safetensors", ".gguf", ".h5", ".hdf5", ".keras",
                             ".onnx", ".tflite", ".ggml", ".mar", ".pb"}  # fmt: skip
+_ONLY_MODELS = {".ckpt", ".pt", ".pth", ".pkl", ".pickle", ".joblib", ".safetensors", ".npy",
+                ".npz", ".gguf", ".h5", ".hdf5", ".keras", ".onnx", ".tflite"}  # fmt: skip
+"""Extensions that name nothing but a model or checkpoint: empty, such a file is broken
+(``.bin``, ``.model``, ``.tar`` and the like also name other things, and stay n/a)."""
 _COMPRESSED_EXT = {".gz", ".z", ".bz2", ".xz", ".lzma", ".lz4", ".zlib"}
 
 
@@ -211,7 +215,13 @@ def _by_format(handle: BoundedFile, name: str) -> Inspection:
     if ext == ".onnx" and _plausible_protobuf(head):
         return _recognised("onnx", "ONNX protobuf")
     if head:
-        return _pickle_file(handle, "pickle", guessed=True)
+        guessed = _pickle_file(handle, "pickle", guessed=True)
+        if ext == ".safetensors" and guessed.verdict == "n/a":
+            # the name promises a header: zeros or junk are a broken file, not "no model"
+            return _safetensors(handle)
+        return guessed
+    if ext in _ONLY_MODELS:
+        return Inspection("unknown", "corrupt", ("empty file",), integrity="empty file")
     return Inspection("unknown", "n/a", ("empty file",))
 
 
@@ -505,7 +515,10 @@ def _tar(handle: BoundedFile) -> Inspection:
 
 def _safetensors(handle: BoundedFile) -> Inspection:
     length = int.from_bytes(handle.read_at(0, 8), "little")
-    if length > SAFETENSORS_HEADER_BUDGET:
+    # a length past the end of the file (or over the format's limit) is a broken file,
+    # whatever the budget: only a header that could be read is "unknown" for its size
+    fits = 8 + length <= handle.size and length <= _st.MAX_HEADER
+    if fits and length > SAFETENSORS_HEADER_BUDGET:
         why = (
             f"unknown: header of {length} bytes is over the {SAFETENSORS_HEADER_BUDGET}-byte "
             "budget; not parsed"

@@ -95,6 +95,10 @@ HASH_BATCH = 16
 HASH_IDLE_WAIT = 30.0
 HASH_PENDING_WAIT = 2.5
 STOP_JOIN_SECONDS = 10.0
+REWATCH_DELAY = 0.5
+"""Quiet time after a folder left a root before its watches are renewed (bursts coalesce)."""
+REWATCH_MIN_INTERVAL = 5.0
+"""At most one renewal of a root's watches this often."""
 
 
 class WatchError(ArtlensError):
@@ -138,6 +142,9 @@ class _Root:
     problems: dict[str, str] = field(default_factory=dict)
     """problem kind -> message; kinds clear themselves when the cause goes away"""
     rescan_reason: str | None = None
+    rewatch_at: float | None = None
+    """When to renew the root's watches (a folder left it), monotonic; None when not due."""
+    last_rewatch: float = 0.0
     events: int = 0
     batches: int = 0
     errors: int = 0
@@ -155,6 +162,8 @@ class _Handler(FileSystemEventHandler):
         dest = getattr(event, "dest_path", "")
         if dest:
             note(dest, event.is_directory)
+        if event.is_directory and isinstance(event, DirDeletedEvent):
+            self._watcher._folder_left(event.src_path)
 
 
 class _CanaryHandler(FileSystemEventHandler):
@@ -542,6 +551,21 @@ class Watcher:
                 self._batcher.add(root.number, paths.parent_key(rel))
                 return
 
+    def _folder_left(self, path: str | bytes) -> None:
+        """A folder was removed, or moved with only its source end seen: renew the watches.
+
+        inotify keeps one watch per folder, whatever its name: a folder moved into a folder
+        created a moment before (``mkdir archive && mv run archive/``) is re-watched under
+        its new name with the same watch, and when watchdog then sees the move's source end
+        alone it drops that watch as the old name's, leaving the folder unwatched.
+        """
+        abs_b = path if isinstance(path, bytes) else os.fsencode(path)
+        for prefix, root in self._by_prefix:
+            if abs_b.startswith(prefix) and abs_b[len(prefix) : len(prefix) + 1] == b"/":
+                now = time.monotonic()
+                root.rewatch_at = max(now + REWATCH_DELAY, root.last_rewatch + REWATCH_MIN_INTERVAL)
+                return
+
     def _canary_arrived(self) -> None:
         self._canary_seen = time.monotonic()
 
@@ -680,6 +704,14 @@ class Watcher:
                 root.last_reconcile_mono = time.monotonic()
 
     def _due_scans(self, root: _Root, now: float) -> None:
+        due = root.rewatch_at
+        if due is not None and now >= due:
+            root.rewatch_at = None
+            # a root that vanished or was recreated is the identity check's to handle
+            if root.mode == "inotify" and root.indexer.root_identity() == root.identity:
+                root.last_rewatch = now
+                if self._schedule(root):  # fresh watches on every folder, then the truth
+                    root.rescan_reason = root.rescan_reason or "watches renewed: a folder left"
         if root.rescan_reason is not None:
             self._reconcile(root, root.rescan_reason)
         elif root.mode == "polling" and now >= root.next_poll:

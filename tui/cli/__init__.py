@@ -1,50 +1,26 @@
 """The ``artlens`` command: a thin client of ``store``.
 
-``artlens [ROOT...]`` opens the explorer; every other subcommand is headless and imports
-neither Textual nor the app, so it starts fast on a server.
+``artlens [ROOT...]`` opens the explorer; every other subcommand is headless.  Commands are
+registered statically in ``tui.cli.group`` and their modules imported only when one runs,
+so the CLI starts fast on a server and imports neither Textual nor the app.
 """
 
 from __future__ import annotations
 
 import click
-from click_default_group import DefaultGroup
 
 from store import __version__
+from tui.cli.group import ArtlensGroup
 
 
 @click.group(
-    cls=DefaultGroup,
-    default="open",
-    default_if_no_args=True,
+    cls=ArtlensGroup,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 @click.version_option(__version__, prog_name="artlens")
 def main() -> None:
     """artlens: explore, compare and clean up machine-learning artifacts from the terminal.
 
-    Run `artlens demo` to try it on a generated tree, or `artlens ROOT` on your outputs.
+    Run `artlens demo` to try it on a generated tree, or `artlens ROOT` on your outputs
+    (the same as `artlens open ROOT`: open is the default command, marked *).
     """
-
-
-COMMAND_MODULES = (
-    "index",
-    "open_app",
-    "watch",
-    "diff",
-    "scan",
-    "check",
-    "retention",
-)
-"""Modules of tui.cli whose COMMANDS join the group (one per line, in help order)."""
-
-
-def _register() -> None:
-    import importlib
-
-    for name in COMMAND_MODULES:
-        module = importlib.import_module(f"tui.cli.{name}")
-        for command in module.COMMANDS:
-            main.add_command(command)
-
-
-_register()

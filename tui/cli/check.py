@@ -12,18 +12,21 @@ from pathlib import Path
 import click
 
 from store.checklist import ChecklistResult, evaluate_runs
+from store.paths import json_path
 from store.query import RunRow, list_runs
 from store.safetext import visible
-from tui.cli.common import db_option, emit_json, friendly, json_option, reader
+from tui.cli.common import db_option, emit_json, friendly, given_file, json_option, reader
 
 EXIT_SHORT = 1
 
 
 def _row(run: RunRow, result: ChecklistResult) -> dict[str, object]:
+    path, path_b64 = json_path(run.abs_path)
     return {
         "id": run.id,
         "name": run.name,
-        "path": run.display_path,
+        "path": path,
+        "path_b64": path_b64,
         "framework": run.framework,
         "complete": result.complete,
         "passed": result.passed,
@@ -38,12 +41,13 @@ def _row(run: RunRow, result: ChecklistResult) -> dict[str, object]:
 @click.option(
     "--config",
     "user_config",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=click.Path(path_type=Path),
     help="Checklist config to use when a root has no .artlens.toml [checklist].",
 )
 @friendly
 def check_cmd(db_path: Path | None, as_json: bool, user_config: Path | None) -> None:
     """List runs missing required files (exit 1 when any does)."""
+    user_config = given_file(user_config, "--config")
     with reader(db_path) as db:
         runs = list_runs(db)
         results, _ = evaluate_runs(db, runs, user_config=user_config, strict=True)

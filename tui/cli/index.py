@@ -3,29 +3,38 @@
 from __future__ import annotations
 
 import csv
-import json
 import os
 import sys
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from store import paths
-from store.db import is_network_fs, open_db
 from store.errors import ArtlensError
 from store.locate import remember, resolve_db
 from store.lock import WriterBusyError, WriterLock, holder_info
-from store.query import list_artifacts, list_runs, resolve_run
+from store.query import list_artifacts, list_runs, resolve_run, runs_json
 from store.safetext import visible
-from store.scan import Indexer, ScanReport
-from tui.cli.common import db_option, emit_json, friendly, is_terminal, json_option, reader
+from tui.cli.common import (
+    db_option,
+    emit_json,
+    emit_json_lines,
+    friendly,
+    is_terminal,
+    json_option,
+    plain_reader,
+    reader,
+)
 from tui.format import human_age, human_size, metric_value
 
 RESCAN_TIMEOUT = 600.0
 """How long ``index`` waits for a running watcher to rescan a root for it."""
+
+if TYPE_CHECKING:
+    from store.scan import ScanReport
 
 
 def index_files(db_path: Path) -> list[Path]:
@@ -41,8 +50,16 @@ def index_roots(
     progress: bool = False,
     ignore: list[Path] | None = None,
     hash_max_bytes: int | None = None,
+    remember_db: bool = True,
 ) -> list[ScanReport]:
-    """Scan (and hash) every root into ``db_path`` as its single writer."""
+    """Scan (and hash) every root into ``db_path`` as its single writer.
+
+    ``remember_db`` records ``db_path`` as the index of these roots, for commands run
+    later without ``--db``; an index the user named with ``--db`` is a one-off and is not.
+    """
+    from store.db import is_network_fs, open_db
+    from store.scan import Indexer
+
     for root in roots:
         if not root.is_dir():
             raise ArtlensError(f"not a folder: {paths.display(str(root))}")
@@ -70,7 +87,8 @@ def index_roots(
                 reports.append(report)
         finally:
             db.close()
-    remember(db_path, roots)
+    if remember_db:
+        remember(db_path, roots)
     return reports
 
 
@@ -125,6 +143,7 @@ def index_cmd(
             hash_files=not no_hash,
             progress=is_terminal() and not as_json,
             hash_max_bytes=cap,
+            remember_db=db_path is None,
         )
     except WriterBusyError:
         info = holder_info(target)
@@ -211,11 +230,12 @@ def _key_metrics(metrics: dict[str, dict[str, Any]], limit: int = 2) -> str:
 @friendly
 def runs_cmd(db_path: Path | None, as_json: bool, as_csv: bool) -> None:
     """List the runs in the index."""
+    if as_json:
+        with plain_reader(db_path) as conn:
+            emit_json_lines(runs_json(conn))
+        return
     with reader(db_path) as db:
         runs = list_runs(db)
-    if as_json:
-        emit_json([r.to_json() for r in runs])
-        return
     if as_csv:
         _runs_csv(runs)
         return
@@ -246,31 +266,25 @@ def runs_cmd(db_path: Path | None, as_json: bool, as_csv: bool) -> None:
 
 
 def _runs_csv(runs: list[Any]) -> None:
+    from tui.cli.csvout import spreadsheet_cell as cell
+
     param_keys = sorted({k for r in runs for k in r.params})
     metric_keys = sorted({k for r in runs for k in r.metrics})
     writer = csv.writer(sys.stdout)
     writer.writerow(
         ["id", "name", "framework", "experiment", "status", "path", "size_bytes", "n_artifacts"]
-        + [f"param.{k}" for k in param_keys]
-        + [f"metric.{k}.last" for k in metric_keys]
-        + [f"metric.{k}.best" for k in metric_keys]
+        + [cell(f"param.{k}") for k in param_keys]
+        + [cell(f"metric.{k}.last") for k in metric_keys]
+        + [cell(f"metric.{k}.best") for k in metric_keys]
     )
     for r in runs:
         writer.writerow(
-            [r.id, r.name, r.framework, r.experiment or "", r.status, r.display_path]
-            + [r.size_bytes, r.n_artifacts]
-            + [_cell(r.params.get(k)) for k in param_keys]
-            + [_cell(r.metrics.get(k, {}).get("last")) for k in metric_keys]
-            + [_cell(r.metrics.get(k, {}).get("best")) for k in metric_keys]
+            [cell(v) for v in (r.id, r.name, r.framework, r.experiment, r.status)]
+            + [cell(r.display_path), r.size_bytes, r.n_artifacts]
+            + [cell(r.params.get(k)) for k in param_keys]
+            + [cell(r.metrics.get(k, {}).get("last")) for k in metric_keys]
+            + [cell(r.metrics.get(k, {}).get("best")) for k in metric_keys]
         )
-
-
-def _cell(value: object) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, (dict, list)):
-        return json.dumps(value)
-    return str(value)
 
 
 @click.command("ls")
@@ -287,6 +301,8 @@ def ls_cmd(run: str | None, db_path: Path | None, as_json: bool) -> None:
     if as_json:
         emit_json([a.to_json(root_paths[a.root_id]) for a in artifacts])
         return
+    if is_terminal() and artifacts:  # a header for people; scripts read bare rows
+        click.echo(click.style(f"{'kind':<10}\t{'size':>7}\tpath\t(verdict)", bold=True))
     for a in artifacts:
         flag = f"\t{a.verdict}" if a.verdict in ("dangerous", "corrupt") else ""
         click.echo(f"{a.kind:<10}\t{human_size(a.size):>7}\t{paths.display(a.path)}{flag}")

@@ -33,7 +33,13 @@ def open_cmd(roots: tuple[Path, ...], no_watch: bool, db_path: Path | None) -> N
             "or `artlens demo` to try it on a generated tree"
         )
     if roots:
-        index_roots(list(roots), target, progress=is_terminal(), hash_files=False)
+        index_roots(
+            list(roots),
+            target,
+            progress=is_terminal(),
+            hash_files=False,
+            remember_db=db_path is None,
+        )
     elif not target.exists():
         raise ArtlensError(f"no index at {target}: run `artlens ROOT` first")
     _launch(target, list(roots), watch=not no_watch)
@@ -69,7 +75,7 @@ def demo_cmd(
     if target.exists():
         for suffix in ("", "-wal", "-shm"):
             Path(str(target) + suffix).unlink(missing_ok=True)
-    reports = index_roots([dest], target, progress=is_terminal())
+    reports = index_roots([dest], target, progress=is_terminal(), remember_db=db_path is None)
     if no_open:
         click.echo(f"demo written to {dest}: {reports[0].files} files, {reports[0].runs} runs")
         click.echo(f"index: {target}")

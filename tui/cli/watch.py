@@ -75,19 +75,26 @@ def watch_cmd(
     def on_signal(signum: int, frame: FrameType | None) -> None:
         done.set()
 
+    def report(batch: BatchReport) -> None:
+        try:
+            click.echo(_batch_line(batch))
+        except BrokenPipeError:  # `artlens watch ROOT | head`: the reader left, stop quietly
+            done.set()
+
     previous = signal.signal(signal.SIGTERM, on_signal)
     watcher = Watcher(
         target,
         list(roots),
         poll=poll,
         reconcile_every=reconcile,
-        on_batch=None if quiet else lambda r: click.echo(_batch_line(r)),
+        on_batch=None if quiet else report,
         hash_max_bytes=_hash_cap(),
     )
     try:
         # a one-shot writer (index, retention apply) is waited for, not a reason to exit
         watcher.start(wait_for_writer=True, give_up=done.is_set)
-        remember(target, roots)
+        if db_path is None:  # a --db the user named is a one-off, not the roots' index
+            remember(target, roots)
         if not quiet:
             modes = ", ".join(
                 f"{paths.display(name)} ({h['mode']})" for name, h in watcher.health().items()

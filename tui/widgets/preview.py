@@ -220,7 +220,11 @@ def render_preview(
             sections.append(_code(tail, preview.lexer, dark))
     elif kind == "table":
         if preview.skipped_bytes:
-            sections.append(_note(f"large file: {human_size(preview.skipped_bytes)} skipped"))
+            sections.append(
+                _note(f"large file: the middle {human_size(preview.skipped_bytes)} is not read; "
+                      f"showing the first {len(preview.rows)} and the last "
+                      f"{len(preview.tail_rows)} rows")
+            )  # fmt: skip
         sections.append(_table(preview))
     elif kind == "image" and preview.image is not None:
         sections.append(image_text(preview.image, max(8, width - 2)))
