@@ -34,6 +34,8 @@ COMMAND_MODULES = (
     "scan",
     "check",
     "retention",
+    "feed",
+    "remote",
 )
 """Modules of tui.cli whose COMMANDS join the group (one per line, in help order)."""
 
