@@ -2,4 +2,135 @@
 
 from __future__ import annotations
 
-COMMANDS: list[object] = []
+import time
+
+import click
+
+from store.errors import ArtlensError
+from store.safetext import visible
+from tui.cli.common import emit_json, friendly, json_option, one_line
+
+
+@click.group("remote")
+def remote_group() -> None:
+    """Hosts whose indexes are mirrored here (pulled over ssh or a command)."""
+
+
+@remote_group.command("add")
+@click.argument("name")
+@click.argument("url", required=False)
+@click.option("--command", "command", help="Run this command line (plus `feed ...`/`cat ...`) "
+              "instead of ssh, e.g. \"ssh -J bastion gpu1 artlens\".")  # fmt: skip
+@friendly
+def add_cmd(name: str, url: str | None, command: str | None) -> None:
+    """Add remote NAME: ssh://[user@]host[:port][/path/to/index], or --command."""
+    from store.remote import config
+
+    config.check_name(name)
+    if (url is None) == (command is None):
+        raise ArtlensError("give an ssh:// URL or --command, not both")
+    if url is not None:
+        config.parse_ssh_url(url)
+    if command is not None and not command.strip():
+        raise ArtlensError("--command is empty")
+    remotes = config.load()
+    if any(r.name == name for r in remotes):
+        raise ArtlensError(f"remote {name!r} exists: `artlens remote remove {name}` first")
+    config.save([*remotes, config.Remote(name, url, command)])
+    click.echo(f"added {name}: pull it with `artlens remote pull {name}`")
+
+
+@remote_group.command("remove")
+@click.argument("name")
+@friendly
+def remove_cmd(name: str) -> None:
+    """Forget remote NAME and delete its mirror (the host is not touched)."""
+    from store.remote import config
+
+    remote = config.get(config.check_name(name))
+    config.save([r for r in config.load() if r.name != name])
+    for suffix in ("", "-wal", "-shm", ".lock"):
+        path = remote.mirror_path.with_name(remote.mirror_path.name + suffix)
+        path.unlink(missing_ok=True)
+    click.echo(f"removed {name}")
+
+
+def _age(ts: float | None) -> str:
+    from tui.format import human_age
+
+    return human_age(ts) if ts else "never"
+
+
+@remote_group.command("list")
+@json_option
+@friendly
+def list_cmd(as_json: bool) -> None:
+    """Each remote: online or offline (with its last error), when pulled, what it holds."""
+    from store.remote import config, mirror
+
+    statuses = [mirror.status(r) for r in config.load()]
+    if as_json:
+        emit_json([vars(s) for s in statuses])
+        return
+    if not statuses:
+        click.echo("no remotes: add one with `artlens remote add NAME ssh://host`")
+        return
+    for s in statuses:
+        line = (
+            f"{s.name}\t{s.state}\t{visible(s.where)}\tpulled {_age(s.last_ok)}"
+            f"\t{s.runs} runs\t{s.artifacts} files"
+        )
+        if s.last_error:
+            line += f"\terror: {visible(one_line(ArtlensError(s.last_error)))}"
+        click.echo(line)
+
+
+@remote_group.command("pull")
+@click.argument("names", nargs=-1)
+@click.option("--force", is_flag=True, help="Try hosts that are backing off too.")
+@click.option("--timeout", type=click.FloatRange(1), default=900.0, show_default=True,
+              help="Seconds one host may take.")  # fmt: skip
+@json_option
+@friendly
+def pull_cmd(names: tuple[str, ...], force: bool, timeout: float, as_json: bool) -> None:
+    """Bring the mirrors of NAMES (default: every remote) up to date.
+
+    Without NAMES, a host that failed recently is skipped until its back-off ends.
+    Exit status 1 when any host could not be pulled.
+    """
+    from store.remote import config, mirror
+    from store.remote.transport import RemoteError
+
+    remotes = [config.get(n) for n in names] if names else config.load()
+    results: list[dict[str, object]] = []
+    failed = False
+    for remote in remotes:
+        state = mirror.status(remote)
+        if not names and not force and state.retry_at and state.retry_at > time.time():
+            wait = int(state.retry_at - time.time())
+            results.append({"name": remote.name, "ok": False, "skipped": True,
+                            "error": f"offline, next try in {wait}s"})  # fmt: skip
+            continue
+        try:
+            got = mirror.pull(remote, timeout=timeout)
+        except RemoteError as exc:
+            failed = True
+            results.append({"name": remote.name, "ok": False, "error": one_line(exc)})
+            continue
+        results.append({"name": remote.name, "ok": True, **vars(got)})
+    if as_json:
+        emit_json(results)
+    else:
+        for r in results:
+            if r["ok"]:
+                click.echo(
+                    f"{r['name']}: {r['mode']} to event {r['last_event']}: {r['runs']} runs,"
+                    f" {r['artifacts']} files, {r['bytes']} bytes in {r['seconds']:.2f}s"
+                )
+            else:
+                click.echo(f"{r['name']}: {visible(str(r['error']))}", err=True)
+    if failed:
+        raise SystemExit(1)
+
+
+COMMANDS = [remote_group]
