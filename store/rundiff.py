@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +36,10 @@ MAX_CONFIG_COMPARE = 4 << 20
 _REQUIREMENTS = re.compile(r"^requirements([-_.][\w.-]*)?\.txt$", re.I)
 _CONDA = frozenset({"conda.yaml", "conda.yml", "environment.yml", "environment.yaml"})
 
+Reader = Callable[[str, int], tuple[bytes, bool]]
+"""Reads at most N bytes of a run's file (and whether it holds more); raises DiffError.
+Local runs read the disk; a remote host's runs read over its transport."""
+
 
 def relative_key(run: RunRow, key: bytes) -> bytes:
     """``key`` (relative to the root) made relative to the run folder."""
@@ -53,7 +58,9 @@ def _env_parser(name: str) -> str | None:
     return None
 
 
-def _read_env(run: RunRow, found: list[tuple[bytes, str]], warnings: list[str]) -> dict[str, str]:
+def _read_env(
+    run: RunRow, found: list[tuple[bytes, str]], warnings: list[str], read: Reader = read_capped
+) -> dict[str, str]:
     """Packages from the run's environment files; shallower files win on conflicts."""
     packages: dict[str, str] = {}
     ordered = sorted(found, key=lambda item: (-item[0].count(b"/"), item[0]))
@@ -61,7 +68,7 @@ def _read_env(run: RunRow, found: list[tuple[bytes, str]], warnings: list[str]) 
         full = run.root + b"/" + key
         shown = paths.display(relative_key(run, key))
         try:
-            data, capped = read_capped(os.fsdecode(full), MAX_ENV_BYTES)
+            data, capped = read(os.fsdecode(full), MAX_ENV_BYTES)
         except DiffError as exc:
             warnings.append(f"{run.name}: {shown}: {exc}")
             continue
@@ -77,7 +84,12 @@ def _read_env(run: RunRow, found: list[tuple[bytes, str]], warnings: list[str]) 
     return packages
 
 
-def run_side(db: sqlite_utils.Database, run: RunRow, warnings: list[str] | None = None) -> RunSide:
+def run_side(
+    db: sqlite_utils.Database,
+    run: RunRow,
+    warnings: list[str] | None = None,
+    read: Reader = read_capped,
+) -> RunSide:
     """What ``store.diff.diff_runs`` needs about one run, from the index and its env files.
 
     Artifacts are (path relative to the run folder, size, hash); a file not hashed yet has
@@ -112,7 +124,7 @@ def run_side(db: sqlite_utils.Database, run: RunRow, warnings: list[str] | None 
     return RunSide(
         params=dict(run.params),
         metrics={k: v for k, v in run.metrics.items() if isinstance(v, dict)},
-        env=_read_env(run, env_files, notes),
+        env=_read_env(run, env_files, notes, read),
         artifacts=artifacts,
     )
 
@@ -125,15 +137,39 @@ def diff_run_rows(
     ``equal`` is False while a same-size file is unhashed on either side: unknown is not
     equal.  Those paths are listed in ``artifacts.unverified``.
     """
+    return diff_sides(db, a, db, b, warnings)
+
+
+def diff_sides(
+    db_a: sqlite_utils.Database,
+    a: RunRow,
+    db_b: sqlite_utils.Database,
+    b: RunRow,
+    warnings: list[str] | None = None,
+    read_a: Reader | None = None,
+    read_b: Reader | None = None,
+) -> RunDiff:
+    """``diff_run_rows`` for runs of two indexes (another host's mirror), each side's
+    files read with its own reader."""
     notes = warnings if warnings is not None else []
-    result = diff_runs(run_side(db, a, notes), run_side(db, b, notes))
-    _settle_configs(a, b, result, notes)
+    result = diff_runs(
+        run_side(db_a, a, notes, read_a or read_capped),
+        run_side(db_b, b, notes, read_b or read_capped),
+    )
+    _settle_configs(a, b, result, notes, read_a, read_b)
     if result.artifacts.unverified:
         result.equal = False
     return result
 
 
-def _settle_configs(a: RunRow, b: RunRow, result: RunDiff, warnings: list[str]) -> None:
+def _settle_configs(
+    a: RunRow,
+    b: RunRow,
+    result: RunDiff,
+    warnings: list[str],
+    read_a: Reader | None = None,
+    read_b: Reader | None = None,
+) -> None:
     """Configs whose bytes differ but whose parsed values are equal count as unchanged."""
     from store.diff.structured import diff_structured_files, structured_format
 
@@ -143,10 +179,13 @@ def _settle_configs(a: RunRow, b: RunRow, result: RunDiff, warnings: list[str]) 
         small = max(change.old_size or 0, change.new_size or 0) <= MAX_CONFIG_COMPARE
         if small and structured_format(change.path) is not None:
             rel = os.fsencode(change.path)
+            path_a = os.fsdecode(a.abs_path + b"/" + rel)
+            path_b = os.fsdecode(b.abs_path + b"/" + rel)
             try:
-                same = diff_structured_files(
-                    os.fsdecode(a.abs_path + b"/" + rel), os.fsdecode(b.abs_path + b"/" + rel)
-                )
+                if read_a is None and read_b is None:
+                    same = diff_structured_files(path_a, path_b)
+                else:
+                    same = _diff_read_configs(path_a, read_a, path_b, read_b)
             except DiffError:
                 same = None
             if same is not None and same.equal:
@@ -166,6 +205,30 @@ def _settle_configs(a: RunRow, b: RunRow, result: RunDiff, warnings: list[str]) 
         or artifacts.changed
         or artifacts.moved
     )
+
+
+def _diff_read_configs(
+    path_a: str, read_a: Reader | None, path_b: str, read_b: Reader | None
+) -> Any:
+    """``diff_structured_files`` of two configs read by their sides' readers."""
+    from store.diff.structured import (
+        MAX_CONFIG_BYTES,
+        StructuredDiff,
+        diff_structured,
+        parse_structured,
+        structured_format,
+    )
+
+    fmt = structured_format(path_a)
+    assert fmt is not None
+    values = []
+    for path, read in ((path_a, read_a), (path_b, read_b)):
+        data, capped = (read or read_capped)(path, MAX_CONFIG_BYTES)
+        if capped:
+            raise DiffError(f"config larger than {MAX_CONFIG_BYTES} bytes")
+        values.append(parse_structured(data, fmt))
+    changes = diff_structured(values[0], values[1])
+    return StructuredDiff(fmt, changes, not changes, [])
 
 
 def changed_metrics(result: RunDiff) -> list[str]:

@@ -279,10 +279,12 @@ class _Apply:
             self.c.execute("DELETE FROM temp.seen_dir")
         elif kind == "dir" and self.sync is not None:
             self._dir(obj)
-        elif kind == "artifact" and (self.sync is not None or self.phase in ("body", "recheck")):
+        elif kind == "artifact" and self.sync is not None:
             self._artifact(obj)
-            if self.sync is None:
-                self.phase = "recheck"
+        elif kind == "artifact" and self.phase in ("roots", "runs", "body", "recheck"):
+            self._end_head()
+            self.phase = "recheck"
+            self._artifact(obj)
         elif kind == "sync_end" and self.sync is not None:
             self._sync_end()
         elif kind == "event" and self.phase in ("roots", "runs", "body"):
@@ -493,7 +495,7 @@ def _pull_once(
         try:
             apply.feed(lines)
             if apply.phase != "done":
-                raise RemoteError(session.failure("the stream ended before its trailer"))
+                raise RemoteError(session.ended_early())
             for _extra in lines:
                 raise BadLine("data after the trailer")
         finally:

@@ -102,6 +102,16 @@ class Session:
         if code != 0:
             raise RemoteError(self.failure(f"exit status {code}"))
 
+    def ended_early(self) -> str:
+        """Why the stream stopped short: the command's exit status and last words."""
+        try:
+            code = self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            return self.failure("the stream ended before its trailer")
+        if code != 0:
+            return self.failure(f"exit status {code}")
+        return self.failure("the stream ended before its trailer")
+
     def failure(self, what: str) -> str:
         """``what``, with the timeout or the host's last stderr line, as one line."""
         if self._timed_out:

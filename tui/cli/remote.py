@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import click
 
@@ -27,6 +28,8 @@ def add_cmd(name: str, url: str | None, command: str | None) -> None:
     from store.remote import config
 
     config.check_name(name)
+    if name == "local":
+        raise ArtlensError("'local' names this machine's own index: pick another name")
     if (url is None) == (command is None):
         raise ArtlensError("give an ssh:// URL or --command, not both")
     if url is not None:
@@ -131,6 +134,66 @@ def pull_cmd(names: tuple[str, ...], force: bool, timeout: float, as_json: bool)
                 click.echo(f"{r['name']}: {visible(str(r['error']))}", err=True)
     if failed:
         raise SystemExit(1)
+
+
+def diff_across_hosts(a: str, b: str, db_path: Path | None, as_json: bool) -> int | None:
+    """``artlens diff HOST:RUN HOST:RUN`` (either side may be a local run); None when
+    neither side names a host, so the plain diff goes on."""
+    from store.locate import resolve_db
+    from store.remote import hosts
+    from store.rundiff import diff_sides
+    from tui.cli.diff import print_run_diff
+
+    try:
+        if hosts.split_ref(a) is None and hosts.split_ref(b) is None:
+            return None
+    except ArtlensError:
+        return None  # no readable remotes file: nothing here names a host
+    local = resolve_db(db_path)
+    host_a, run_a = hosts.resolve(a, local)
+    host_b, run_b = hosts.resolve(b, local)
+    warnings: list[str] = []
+    with hosts.opened(host_a) as db_a, hosts.opened(host_b) as db_b:
+        result = diff_sides(db_a, run_a, db_b, run_b, warnings, host_a.reader(), host_b.reader())
+    for host in (host_a, host_b):
+        warnings += hosts.offline_notes([host])
+    return print_run_diff(run_a, run_b, result, warnings, as_json, (host_a.name, host_b.name))
+
+
+def print_host_runs(db_path: Path | None, names: list[str] | None, as_json: bool) -> None:
+    """``artlens runs --all-hosts`` / ``--host NAME``: runs of the local index and of
+    mirrors, with a host column; offline hosts show their last pull and a note."""
+    from store.locate import resolve_db
+    from store.remote import hosts
+
+    found = hosts.hosts(resolve_db(db_path), names)
+    rows = hosts.runs_by_host(found)
+    for note in hosts.offline_notes(found):
+        click.echo(f"artlens: {visible(note)}", err=True)
+    if as_json:
+        emit_json([{"host": host, **run.to_json()} for host, run in rows])
+        return
+    if not rows:
+        click.echo("no runs found")
+        return
+    from tui.format import human_size
+
+    for host, r in rows:
+        click.echo(
+            "\t".join(
+                [
+                    host,
+                    str(r.id),
+                    visible(r.name),
+                    r.framework,
+                    r.status,
+                    _age(r.last_write),
+                    human_size(r.size_bytes),
+                    str(r.n_artifacts),
+                    r.display_path,
+                ]
+            )
+        )
 
 
 COMMANDS = [remote_group]
