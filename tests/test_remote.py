@@ -1,0 +1,348 @@
+"""Remotes: indexes on this machine act as hosts through the --command transport.
+
+Every pull runs the real ``artlens feed`` in a child process against a real index of the
+real framework fixtures; hostile hosts are small scripts that print a doctored feed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+import sqlite3
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from store.remote import config
+from tests.test_checklist import FIXTURES, index_tree, settle_mtimes
+from tui.cli import main
+
+PY = shlex.quote(sys.executable)
+
+
+@pytest.fixture(autouse=True)
+def isolated(
+    isolated_cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[None]:
+    monkeypatch.setenv("ARTLENS_CONFIG", str(tmp_path / "config"))
+    yield
+
+
+def make_host(tmp_path: Path, name: str) -> tuple[Path, Path]:
+    """A copy of the framework fixtures, indexed and hashed: (root, index)."""
+    root = tmp_path / name / "outputs"
+    shutil.copytree(FIXTURES, root, symlinks=True)
+    (root / "EXPECTED.json").unlink()
+    settle_mtimes(root)
+    db = tmp_path / name / "index.db"
+    index_tree(root, db)
+    return root, db
+
+
+def host_command(db: Path) -> str:
+    return f"env ARTLENS_DB={shlex.quote(str(db))} {PY} -m tui.cli"
+
+
+def cli(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(main, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+def add(name: str, command: str) -> None:
+    code, _out, err = cli("remote", "add", name, "--command", command)
+    assert code == 0, err
+
+
+def set_command(name: str, command: str) -> None:
+    remotes = [r for r in config.load() if r.name != name]
+    config.save([*remotes, config.Remote(name, None, command)])
+
+
+def mirror_dump(name: str) -> dict[str, Any]:
+    """Every row the read side sees, and the cursor: what a failed pull must not change."""
+    conn = sqlite3.connect(config.get(name).mirror_path)
+    try:
+        tables = {
+            t: sorted(conn.execute(f"SELECT * FROM {t}").fetchall(), key=repr)
+            for t in ("roots", "runs", "dirs", "artifacts", "events")
+        }
+        cursor = conn.execute("SELECT value FROM meta WHERE key = 'remote.cursor'").fetchone()
+    finally:
+        conn.close()
+    return {**tables, "cursor": cursor}
+
+
+def local_runs(db: Path) -> set[str]:
+    code, out, err = cli("runs", "--json", "--db", str(db))
+    assert code == 0, err
+    return {r["name"] for r in json.loads(out)}
+
+
+def test_two_hosts_list_every_run_with_its_host(tmp_path: Path) -> None:
+    _, db_a = make_host(tmp_path, "gpu1")
+    root_b, db_b = make_host(tmp_path, "gpu2")
+    shutil.rmtree(root_b / "wandb")
+    index_tree(root_b, db_b)
+    add("gpu1", host_command(db_a))
+    add("gpu2", host_command(db_b))
+    code, out, err = cli("remote", "pull")
+    assert code == 0, err
+    assert "gpu1: snapshot" in out and "gpu2: snapshot" in out
+    code, out, err = cli("runs", "--all-hosts", "--json")
+    assert code == 0, err
+    listed = json.loads(out)
+    by_host = {h: {r["name"] for r in listed if r["host"] == h} for h in ("gpu1", "gpu2")}
+    assert by_host == {"gpu1": local_runs(db_a), "gpu2": local_runs(db_b)}
+    assert by_host["gpu1"] != by_host["gpu2"]
+    code, out, _ = cli("runs", "--host", "gpu2")
+    assert code == 0 and {line.split("\t")[0] for line in out.splitlines()} == {"gpu2"}
+    code, out, _ = cli("remote", "list")
+    assert [line.split("\t")[:2] for line in out.splitlines()] == [["gpu1", "ok"], ["gpu2", "ok"]]
+
+
+RUN = "lightning/lightning_logs/version_0"
+
+
+def test_cross_host_run_diff_equals_the_local_diff(tmp_path: Path) -> None:
+    root_a, db_a = make_host(tmp_path, "gpu1")
+    root_b, db_b = make_host(tmp_path, "gpu2")
+    run_a, run_b = root_a / RUN, root_b / RUN
+    (run_a / "requirements.txt").write_text("torch==2.3\nnumpy==1.26\n")
+    (run_b / "requirements.txt").write_text("torch==2.4\nnumpy==1.26\n")
+    # same values, other key order: only readable as "unchanged" by reading both files
+    (run_b / "hparams.yaml").write_text("name: tiny\nlr: 0.1\nshape: !!python/tuple\n- 4\n- 2\n")
+    (run_b / "checkpoints" / "last.ckpt").write_bytes(b"changed weights")
+    for path in (run_a / "requirements.txt", run_b / "requirements.txt", run_b / "hparams.yaml",
+                 run_b / "checkpoints" / "last.ckpt"):  # fmt: skip
+        os.utime(path, (1_767_225_700.0, 1_767_225_700.0))  # not the copies' mtime
+    index_tree(root_a, db_a)
+    index_tree(root_b, db_b)
+    add("gpu1", host_command(db_a))
+    add("gpu2", host_command(db_b))
+    assert cli("remote", "pull")[0] == 0
+    code, out, err = cli("diff", f"gpu1:{run_a}", f"gpu2:{run_b}", "--json")
+    assert code == 1, err
+    across = json.loads(out)
+    # the same two runs in one local index
+    local = tmp_path / "local.db"
+    index_tree(root_a, local)
+    index_tree(root_b, local)
+    code, out, err = cli("diff", str(run_a), str(run_b), "--json", "--db", str(local))
+    assert code == 1, err
+    here = json.loads(out)
+    for section in ("equal", "params", "metrics", "env", "artifacts", "warnings"):
+        assert across[section] == here[section], section
+    assert across["env"] == [{"package": "torch", "change": "changed", "old": "2.3", "new": "2.4"}]
+    changed = [c["path"] for c in across["artifacts"]["changed"]]
+    assert changed == ["checkpoints/last.ckpt", "requirements.txt"]
+    assert across["warnings"] == ["hparams.yaml: same values, different layout or key order"]
+    assert across["a"]["host"] == "gpu1" and across["b"]["host"] == "gpu2"
+
+
+def truncating(db: Path, keep: int) -> str:
+    """A host that goes away after ``keep`` bytes of its answer."""
+    inner = f'{host_command(db)} "$@" | head -c {keep}'
+    return f"sh -c {shlex.quote(inner)} sh"
+
+
+def test_host_gone_mid_pull_leaves_the_mirror_and_resumes(tmp_path: Path) -> None:
+    root, db = make_host(tmp_path, "gpu1")
+    add("gpu1", host_command(db))
+    assert cli("remote", "pull", "gpu1")[0] == 0
+    before = mirror_dump("gpu1")
+    for i in range(300):
+        (root / "wandb" / f"new-{i}.bin").write_bytes(b"x" * i)
+    index_tree(root, db)
+    set_command("gpu1", truncating(db, 20_000))
+    code, out, err = cli("remote", "pull", "gpu1")
+    assert code == 1 and "gpu1: the stream ended" in err and len(err.splitlines()) == 1
+    assert mirror_dump("gpu1") == before
+    code, out, _ = cli("remote", "list")
+    state = out.strip().split("\t")
+    assert state[1] == "offline" and state[-1].startswith("error: the stream ended")
+    # without a name, a host that just failed waits for its back-off
+    code, _, err = cli("remote", "pull")
+    assert code == 0 and "offline, next try in" in err
+    set_command("gpu1", host_command(db))  # the host is back
+    code, out, err = cli("remote", "pull", "gpu1")
+    assert code == 0 and "changes" in out, err
+    conn = sqlite3.connect(config.get("gpu1").mirror_path)
+    names = {
+        r[0]
+        for r in conn.execute(
+            "SELECT path FROM artifacts WHERE CAST(path AS TEXT) LIKE 'wandb/new-%'"
+        )
+    }
+    conn.close()
+    assert len(names) == 300
+    assert cli("remote", "list")[1].split("\t")[1] == "ok"
+
+
+def test_a_hanging_host_times_out_in_one_line(tmp_path: Path) -> None:
+    add("slow", f"{PY} -c 'import time; time.sleep(60)'")
+    code, _, err = cli("remote", "pull", "slow", "--timeout", "1")
+    assert code == 1 and err.strip() == "slow: timed out"
+
+
+def feed_lines(db: Path, *args: str) -> list[dict[str, Any]]:
+    code, out, err = cli("feed", "--json", "--db", str(db), *args)
+    assert code == 0, err
+    return [json.loads(line) for line in out.splitlines()]
+
+
+def replaying(tmp_path: Path, lines: list[bytes], stderr: bytes = b"", code: int = 0) -> str:
+    """A host that answers anything with ``lines`` (a doctored feed)."""
+    data = tmp_path / f"feed-{len(list(tmp_path.glob('feed-*')))}.jsonl"
+    data.write_bytes(b"".join(line + b"\n" for line in lines))
+    script = (
+        "import sys; sys.stdout.buffer.write(open(sys.argv[1], 'rb').read());"
+        f" sys.stderr.buffer.write({stderr!r}); sys.exit({code})"
+    )
+    return f"{PY} -c {shlex.quote(script)} {shlex.quote(str(data))}"
+
+
+def _doctor(lines: list[dict[str, Any]], case: str) -> list[bytes]:
+    out = [json.dumps(x).encode() for x in lines]
+    first_art = next(i for i, x in enumerate(lines) if x["t"] == "artifact")
+    first_run = next(i for i, x in enumerate(lines) if x["t"] == "run")
+
+    def edit(index: int, **fields: Any) -> None:
+        out[index] = json.dumps({**lines[index], **fields}).encode()
+
+    if case == "huge line":
+        out.insert(first_art, b'{"t":"artifact","path":"' + b"a" * (9 << 20) + b'"}')
+    elif case == "wrong type":
+        edit(first_art, size="big")
+    elif case == "dot-dot path":
+        edit(first_art, path="../../../etc/passwd")
+    elif case == "absolute path":
+        edit(first_art, path="/etc/passwd")
+    elif case == "b64 path with NUL":
+        edit(first_art, path_b64="YQBi")
+    elif case == "file outside its sync":
+        edit(next(i for i, x in enumerate(lines) if x["t"] == "sync"), path="zzz-elsewhere")
+    elif case == "bad hash":
+        edit(first_art, hash="'; DROP TABLE artifacts; --")
+    elif case == "deep nesting":
+        out.insert(first_run, b"[" * 100_000 + b"]" * 100_000)
+    elif case == "not json":
+        out.insert(first_run, b"\x00\xff garbage")
+    elif case == "unknown root":
+        edit(first_run, root_id=99)
+    elif case == "no trailer":
+        out.pop()
+    elif case == "bad trailer":
+        out[-1] = json.dumps({"t": "trailer", "last_event": 10**9}).encode()
+    elif case == "after trailer":
+        out.append(out[-1])
+    elif case == "wrong protocol":
+        edit(0, protocol=99)
+    else:
+        raise AssertionError(case)
+    return out
+
+
+CASES = {
+    "huge line": "a line over 8388608 bytes",
+    "wrong type": "size: not an integer",
+    "dot-dot path": "path: not a normalised path",
+    "absolute path": "path: not a relative path",
+    "b64 path with NUL": "path: not a path",
+    "file outside its sync": "outside its sync block",
+    "bad hash": "hash: not an xxh3-128 hex digest",
+    "deep nesting": "not JSON",
+    "not json": "not JSON",
+    "unknown root": "a run of an unknown root",
+    "no trailer": "the stream ended before its trailer",
+    "bad trailer": "the trailer's last event id does not match",
+    "after trailer": "data after the trailer",
+    "wrong protocol": "feed protocol '99', expected 1",
+}
+
+
+def test_hostile_feeds_never_touch_the_mirror(tmp_path: Path) -> None:
+    _, db = make_host(tmp_path, "gpu1")
+    add("gpu1", host_command(db))
+    assert cli("remote", "pull", "gpu1")[0] == 0
+    before = mirror_dump("gpu1")
+    snapshot = feed_lines(db)
+    outside = sorted(p for p in tmp_path.rglob("*") if "mirrors" not in p.parts)
+    for case, message in CASES.items():
+        set_command("gpu1", replaying(tmp_path, _doctor(snapshot, case)))
+        code, _out, err = cli("remote", "pull", "gpu1")
+        assert code == 1, case
+        assert err.startswith("gpu1: ") and len(err.splitlines()) == 1, (case, err)
+        assert "Traceback" not in err and len(err) < 600, case
+        assert message in err, (case, err)
+        assert mirror_dump("gpu1") == before, case
+    feeds = {p for p in tmp_path.glob("feed-*")}
+    assert sorted(
+        p for p in tmp_path.rglob("*") if "mirrors" not in p.parts and p not in feeds
+    ) == [p for p in outside]
+
+
+def test_events_going_backwards_are_refused(tmp_path: Path) -> None:
+    root, db = make_host(tmp_path, "gpu1")
+    add("gpu1", host_command(db))
+    assert cli("remote", "pull", "gpu1")[0] == 0
+    before = mirror_dump("gpu1")
+    cursor = int(before["cursor"][0])
+    (root / "wandb" / "new.bin").write_bytes(b"new")
+    (root / "wandb" / "new2.bin").write_bytes(b"new2")
+    index_tree(root, db)
+    changes = feed_lines(db, "--after", str(cursor))
+    events = [i for i, x in enumerate(changes) if x["t"] == "event"]
+    assert len(events) >= 2
+    backwards = [dict(x) for x in changes]
+    backwards[events[1]]["id"] = backwards[events[0]]["id"]
+    older = [dict(x) for x in changes]
+    older[0]["newest"] = cursor - 1
+    stale = [dict(x) for x in changes]
+    stale[events[0]]["id"] = cursor
+    for doctored in (backwards, older, stale):
+        set_command("gpu1", replaying(tmp_path, [json.dumps(x).encode() for x in doctored]))
+        code, _, err = cli("remote", "pull", "gpu1")
+        assert code == 1 and len(err.splitlines()) == 1, err
+        assert mirror_dump("gpu1") == before
+    set_command("gpu1", host_command(db))
+    assert cli("remote", "pull", "gpu1")[0] == 0
+    assert mirror_dump("gpu1")["cursor"] == (str(changes[-1]["last_event"]),)
+
+
+def test_hostile_names_and_errors_are_escaped_when_shown(tmp_path: Path) -> None:
+    _, db = make_host(tmp_path, "gpu1")
+    lines = feed_lines(db)
+    run = next(i for i, x in enumerate(lines) if x["t"] == "run")
+    lines[run]["name"] = "evil\x1b]52;c;aGVsbG8=\x07[bold]run"
+    add("gpu1", replaying(tmp_path, [json.dumps(x).encode() for x in lines]))
+    assert cli("remote", "pull", "gpu1")[0] == 0
+    code, out, _ = cli("runs", "--host", "gpu1")
+    assert code == 0 and "\x1b" not in out and "evil\\e]52;c;aGVsbG8=\\x07[bold]run" in out
+    add("broken", replaying(tmp_path, [], stderr=b"boom \x1b[2J\nlast \x1b]0;t\x07words", code=3))
+    code, _, err = cli("remote", "pull", "broken")
+    assert code == 1 and "\x1b" not in err
+    assert err.strip() == "broken: exit status 3: last \\e]0;t\\x07words"
+    code, out, _ = cli("remote", "list")
+    assert "\x1b" not in out and "error: exit status 3" in out
+
+
+def test_ssh_urls_become_one_quoted_remote_command() -> None:
+    remote = config.Remote("gpu1", "ssh://me@gpu1.example:2222/data/my%20index.db")
+    argv = remote.argv(["feed", "--after", "0", "--json"])
+    assert argv[:2] == ["ssh", "-T"] and argv[-3:-1] == ["--", "me@gpu1.example"]
+    assert argv[argv.index("-p") + 1] == "2222"
+    assert shlex.split(argv[-1]) == [
+        "artlens", "feed", "--db", "/data/my index.db", "--after", "0", "--json",
+    ]  # fmt: skip
+    for bad in ("ssh://-oProxyCommand=x/", "http://gpu1", "ssh://gpu1:99999", "ssh://a;b@gpu1"):
+        code, _, err = cli("remote", "add", "x", bad)
+        assert code == 2 and len(err.splitlines()) == 1, bad
+    for bad_name in ("local", "a/b", "a:b", "../x", ""):
+        code, _, err = cli("remote", "add", bad_name, "--command", "true")
+        assert code == 2, bad_name
