@@ -346,3 +346,40 @@ def test_ssh_urls_become_one_quoted_remote_command() -> None:
     for bad_name in ("local", "a/b", "a:b", "../x", ""):
         code, _, err = cli("remote", "add", bad_name, "--command", "true")
         assert code == 2, bad_name
+
+
+STAND_IN_SSH = """#!/bin/sh
+# stands in for ssh (no sshd here): skips the options, drops the host, and hands the
+# remote command line to a shell, as sshd does
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --) shift; break ;;
+        -o|-p) shift 2 ;;
+        *) shift ;;
+    esac
+done
+shift
+exec sh -c "$1"
+"""
+
+
+def test_ssh_transport_quotes_the_remote_command(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No sshd can be started here; a stand-in ``ssh`` runs the command line it is given
+    in ``sh``, so the quoting of an index path with a space and a quote is what is tested."""
+    _, db = make_host(tmp_path, "gpu1")
+    odd = tmp_path / "it's an index.db"
+    shutil.copy(db, odd)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "ssh").write_text(STAND_IN_SSH)
+    (bin_dir / "ssh").chmod(0o755)
+    path = f"{bin_dir}:{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"
+    monkeypatch.setenv("PATH", path)
+    code, _, err = cli("remote", "add", "gpu1", f"ssh://me@gpu1:2222{odd}")
+    assert code == 0, err
+    code, out, err = cli("remote", "pull", "gpu1")
+    assert code == 0 and "gpu1: snapshot" in out, err
+    code, out, _ = cli("runs", "--host", "gpu1", "--json")
+    assert {r["name"] for r in json.loads(out)} == local_runs(db)
