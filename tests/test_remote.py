@@ -383,3 +383,21 @@ def test_ssh_transport_quotes_the_remote_command(
     assert code == 0 and "gpu1: snapshot" in out, err
     code, out, _ = cli("runs", "--host", "gpu1", "--json")
     assert {r["name"] for r in json.loads(out)} == local_runs(db)
+
+
+def test_a_rebuilt_host_index_is_pulled_afresh(tmp_path: Path) -> None:
+    root, db = make_host(tmp_path, "gpu1")
+    add("gpu1", host_command(db))
+    assert cli("remote", "pull", "gpu1")[0] == 0
+    cursor = int(mirror_dump("gpu1")["cursor"][0])
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{db}{suffix}").unlink(missing_ok=True)
+    shutil.rmtree(root / "wandb")
+    for i in range(300):  # more events than before: the old cursor looks valid
+        (root / "mlflow-file" / f"extra-{i}.txt").write_text("x")
+    index_tree(root, db)
+    assert feed_lines(db, "--after", str(cursor))[0]["mode"] == "changes"
+    code, out, err = cli("remote", "pull", "gpu1")
+    assert code == 0 and "snapshot" in out, err
+    code, out, _ = cli("runs", "--host", "gpu1", "--json")
+    assert {r["name"] for r in json.loads(out)} == local_runs(db)

@@ -58,6 +58,10 @@ class BadLine(RemoteError):
     """A feed line we refuse; the message names the line number and the field."""
 
 
+class IndexChanged(RemoteError):
+    """The host's index was rebuilt: its event ids are not the mirror's any more."""
+
+
 def _int(obj: dict[str, Any], name: str, *, lo: int = 0, none: bool = False) -> int | None:
     value = obj.get(name)
     if value is None and none:
@@ -240,6 +244,8 @@ class _Apply:
                 if not isinstance(obj, dict):
                     raise BadLine("not an object")
                 self.line(obj)
+            except IndexChanged:
+                raise
             except BadLine as exc:
                 raise BadLine(f"feed line {n}: {exc}") from None
             self.result.lines = n
@@ -309,7 +315,7 @@ class _Apply:
             if obj.get("after") != self.cursor:
                 raise BadLine("changes after another event id than asked for")
             if index_id != self.index_id:
-                raise BadLine("changes of another index than the mirror's")
+                raise IndexChanged("the host's index was rebuilt")
             if newest is not None and newest < self.cursor:
                 raise BadLine("the newest event id went backwards")
         else:
@@ -532,11 +538,19 @@ def pull(remote: Remote, *, timeout: float = PULL_TIMEOUT) -> PullResult:
         db = open_mirror(remote)
         try:
             try:
-                while _pull_once(remote, db, result, deadline):
+                while True:
+                    try:
+                        more = _pull_once(remote, db, result, deadline)
+                    except IndexChanged:
+                        if result.rounds:
+                            raise
+                        # start afresh: the next feed is a snapshot of the new index
+                        with write_transaction(db) as conn:
+                            _meta_set(conn, {"remote.cursor": 0})
+                        more = _pull_once(remote, db, result, deadline)
                     result.rounds += 1
-                    if result.rounds >= MAX_ROUNDS or time.monotonic() > deadline:
+                    if not more or result.rounds >= MAX_ROUNDS or time.monotonic() > deadline:
                         break
-                result.rounds += 1
             except RemoteError as exc:
                 _record_failure(db, str(exc))
                 raise
