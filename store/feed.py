@@ -220,14 +220,19 @@ class Feed:
         put_path(head, "path", key)
         yield head
         lo, hi = paths.prefix_range(key)
-        where = "root_id = ? AND (path = ? OR (path >= ? AND path < ?))"
-        args = [root_id, key, lo, hi]
-        yield from self._paged(
-            "SELECT path, parent, mtime_ns FROM dirs", where, args, _dir_line, "path"
-        )
-        yield from self._paged(
-            f"SELECT {_ART_COLUMNS} FROM artifacts", where, args, _art_line, "id"
-        )
+        # the row at ``key`` itself, then the range below it, in the unique index's order
+        # (an OR of both would make SQLite sort every page)
+        exact = ([("root_id = ? AND path = ?", [root_id, key])] if key else []) + [
+            ("root_id = ? AND path >= ? AND path < ?", [root_id, lo, hi])
+        ]
+        for where, args in exact:
+            yield from self._paged(
+                "SELECT path, parent, mtime_ns FROM dirs", where, args, _dir_line, "path", 0
+            )
+        for where, args in exact:
+            yield from self._paged(
+                f"SELECT {_ART_COLUMNS} FROM artifacts", where, args, _art_line, "path", 3
+            )
         yield {"t": "sync_end"}
 
     def _paged(
@@ -237,6 +242,7 @@ class Feed:
         args: list[Any],
         to_line: Callable[[tuple[Any, ...]], dict[str, Any]],
         order: str,
+        order_at: int,
     ) -> Iterator[dict[str, Any]]:
         """Rows in pages keyed on ``order``, so no query result is held whole."""
         last: Any = None
@@ -249,7 +255,7 @@ class Feed:
                 return
             for row in rows:
                 yield to_line(row)
-            last = rows[-1][0]
+            last = rows[-1][order_at]
 
     def _recheck(self) -> Iterator[dict[str, Any]]:
         """Files the client holds as unhashed: hashing writes no event, so they are asked
@@ -261,6 +267,7 @@ class Feed:
                 [lo, hi],
                 _art_line,
                 "id",
+                0,
             )
 
 
@@ -300,9 +307,12 @@ def _art_line(row: tuple[Any, ...]) -> dict[str, Any]:
     return line
 
 
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True)
+
+
 def encode(obj: dict[str, Any]) -> bytes:
     """One feed line: compact JSON, ASCII only (no byte in it can be a newline)."""
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=True).encode() + b"\n"
+    return _ENCODER.encode(obj).encode() + b"\n"
 
 
 MAX_RANGE = 64 << 20

@@ -40,6 +40,8 @@ MAX_ROUNDS = 50
 MAX_PATH = 4096
 MAX_TEXT = 4096
 MAX_RECHECK_RANGES = 200
+BATCH = 1000
+"""Artifact rows written per ``executemany``."""
 BACKOFF_FIRST = 30.0
 BACKOFF_MAX = 3600.0
 
@@ -225,6 +227,7 @@ class _Apply:
         self.last_event = cursor
         self.phase = "head"  # head, roots, body, recheck, done
         self.trailer: dict[str, Any] | None = None
+        self._arts: list[tuple[Any, ...]] = []
         conn.execute("CREATE TEMP TABLE IF NOT EXISTS seen_art (id INTEGER PRIMARY KEY)")
         conn.execute("CREATE TEMP TABLE IF NOT EXISTS seen_dir (path BLOB PRIMARY KEY)")
         conn.execute("CREATE TEMP TABLE IF NOT EXISTS seen_run (id INTEGER PRIMARY KEY)")
@@ -399,12 +402,8 @@ class _Apply:
         kind = _text(obj, "kind", limit=32)
         if kind not in _KINDS and not _WORD.match(kind):
             raise BadLine("kind: unexpected value")
-        self.c.execute(
-            "INSERT OR REPLACE INTO artifacts (id, root_id, run_id, path, parent, name, kind,"
-            " ftype, link_target, size, mtime_ns, inode, dev, hash, hash_state, verdict,"
-            " verdict_reason, first_seen, last_seen)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [
+        self._arts.append(
+            (
                 art_id,
                 root_id,
                 _int(obj, "run_id", lo=1, none=True),
@@ -424,14 +423,32 @@ class _Apply:
                 _text(obj, "verdict_reason", none=True),
                 _num(obj, "first_seen", none=False),
                 _num(obj, "last_seen", none=False),
-            ],
+            )
+        )
+        self.result.artifacts += 1
+        if len(self._arts) >= BATCH:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the artifact rows held back (one ``executemany`` per batch)."""
+        if not self._arts:
+            return
+        self.c.executemany(
+            "INSERT OR REPLACE INTO artifacts (id, root_id, run_id, path, parent, name, kind,"
+            " ftype, link_target, size, mtime_ns, inode, dev, hash, hash_state, verdict,"
+            " verdict_reason, first_seen, last_seen)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            self._arts,
         )
         if self.sync is not None:
-            self.c.execute("INSERT OR IGNORE INTO temp.seen_art VALUES (?)", [art_id])
-        self.result.artifacts += 1
+            self.c.executemany(
+                "INSERT OR IGNORE INTO temp.seen_art VALUES (?)", [(a[0],) for a in self._arts]
+            )
+        self._arts = []
 
     def _sync_end(self) -> None:
         assert self.sync is not None
+        self.flush()
         root_id, key = self.sync
         lo, hi = paths.prefix_range(key)
         where = "root_id = ? AND (path = ? OR (path >= ? AND path < ?))"
@@ -471,6 +488,7 @@ class _Apply:
 
     def _trailer(self, obj: dict[str, Any]) -> None:
         assert self.header is not None
+        self.flush()
         last = _int(obj, "last_event")
         expected = self.header["newest"] if self.header["mode"] == "snapshot" else self.last_event
         if last != expected:

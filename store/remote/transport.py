@@ -68,19 +68,28 @@ class Session:
                 os.killpg(self.proc.pid, signal.SIGKILL)
 
     def lines(self, *, max_line: int = MAX_LINE) -> Iterator[bytes]:
-        """stdout line by line (without the newline); a line over ``max_line`` is refused."""
+        """stdout line by line (without the newline); a line over ``max_line`` is refused.
+
+        Split here from 1 MiB reads: ``readline(limit)`` would allocate ``limit`` per call.
+        """
         assert self.proc.stdout is not None
-        out = self.proc.stdout
+        fd = self.proc.stdout.fileno()
+        rest = b""
         while True:
-            line = out.readline(max_line + 1)
-            if not line:
+            chunk = os.read(fd, 1 << 20)
+            if not chunk:
+                if rest:
+                    raise RemoteError(self.failure("the stream ended in the middle of a line"))
                 return
-            self.bytes_read += len(line)
-            if not line.endswith(b"\n"):
-                if len(line) > max_line:
+            self.bytes_read += len(chunk)
+            parts = (rest + chunk).split(b"\n") if rest else chunk.split(b"\n")
+            rest = parts.pop()
+            if len(rest) > max_line:
+                raise RemoteError(f"the host sent a line over {max_line} bytes")
+            for part in parts:
+                if len(part) > max_line:
                     raise RemoteError(f"the host sent a line over {max_line} bytes")
-                raise RemoteError(self.failure("the stream ended in the middle of a line"))
-            yield line[:-1]
+                yield part
 
     def read(self, limit: int) -> bytes:
         """At most ``limit`` bytes of stdout (more is refused)."""
