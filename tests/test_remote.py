@@ -401,3 +401,49 @@ def test_a_rebuilt_host_index_is_pulled_afresh(tmp_path: Path) -> None:
     assert code == 0 and "snapshot" in out, err
     code, out, _ = cli("runs", "--host", "gpu1", "--json")
     assert {r["name"] for r in json.loads(out)} == local_runs(db)
+
+
+def test_files_hashed_after_a_pull_are_rechecked(tmp_path: Path) -> None:
+    """Hashing writes no event: the client asks for the ids it holds unhashed."""
+    from store.db import open_db
+    from store.lock import WriterLock
+    from store.scan import Indexer
+
+    root = tmp_path / "gpu1" / "outputs"
+    shutil.copytree(FIXTURES / "lightning", root, symlinks=True)
+    settle_mtimes(root)
+    db_path = tmp_path / "gpu1" / "index.db"
+    with WriterLock(db_path):
+        db = open_db(db_path)
+        indexer = Indexer(db, root, clock=lambda: 1_767_225_601.0)  # files look fresh
+        indexer.scan()
+        indexer.hash_pending()
+        add("gpu1", host_command(db_path))
+        assert cli("remote", "pull", "gpu1")[0] == 0
+        conn = sqlite3.connect(config.get("gpu1").mirror_path)
+        pending = "SELECT count(*) FROM artifacts WHERE hash_state = 'pending'"
+        assert conn.execute(pending).fetchone()[0] > 0
+        conn.close()
+        Indexer(db, root, clock=lambda: 1_767_225_700.0).hash_pending()
+        db.conn.close()
+    assert cli("remote", "pull", "gpu1")[0] == 0
+    conn = sqlite3.connect(config.get("gpu1").mirror_path)
+    mirrored = sorted(conn.execute("SELECT id, hash, hash_state FROM artifacts").fetchall())
+    conn.close()
+    conn = sqlite3.connect(db_path)
+    hosted = sorted(conn.execute("SELECT id, hash, hash_state FROM artifacts").fetchall())
+    conn.close()
+    assert mirrored == hosted and all(state != "pending" for _, _, state in mirrored)
+
+
+def test_a_fetch_never_takes_more_than_it_asked_for(tmp_path: Path) -> None:
+    from store.remote.fetch import read_range
+    from store.remote.transport import RemoteError
+
+    root, db = make_host(tmp_path, "gpu1")
+    add("gpu1", host_command(db))
+    target = root / "lightning" / "lightning_logs" / "version_0" / "hparams.yaml"
+    assert read_range(config.get("gpu1"), str(target), 3, 5) == target.read_bytes()[3:8]
+    set_command("gpu1", replaying(tmp_path, [b"x" * 100]))
+    with pytest.raises(RemoteError, match="more than the 10 bytes"):
+        read_range(config.get("gpu1"), str(target), 0, 10)

@@ -141,6 +141,9 @@ def runs_cmd(
     if all_hosts or host_names:
         from tui.cli.remote import print_host_runs
 
+        if as_csv:
+            raise ArtlensError("--csv lists one index: use --json with --all-hosts or --host")
+
         print_host_runs(db_path, list(host_names) or None, as_json)
         return
     with reader(db_path) as db:
