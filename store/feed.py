@@ -148,6 +148,7 @@ class Feed:
             put_path(line, "path", bytes(path))
             line.update(added_at=added_at, last_full_scan=last_full_scan)
             yield line
+        root_set = set(root_ids)
         yield from self._runs()
         last = int(newest)
         if snapshot:
@@ -178,8 +179,8 @@ class Feed:
                     }
                     put_path(event, "path", key)
                     yield event
-                    if root_id is None or key is None:
-                        continue
+                    if root_id not in root_set or key is None:
+                        continue  # an event of a root removed since: nothing to send
                     if (root_id, key) in done or any((root_id, a) in done for a in _ancestors(key)):
                         continue
                     done.add((root_id, key))
@@ -191,7 +192,9 @@ class Feed:
         last = -1
         while True:
             rows = self.db.conn.execute(
-                f"SELECT {_RUN_COLUMNS} FROM runs WHERE id > ? ORDER BY id LIMIT ?", [last, PAGE]
+                f"SELECT {_RUN_COLUMNS} FROM runs WHERE id > ?"
+                " AND root_id IN (SELECT id FROM roots) ORDER BY id LIMIT ?",
+                [last, PAGE],
             ).fetchall()
             if not rows:
                 return
@@ -263,7 +266,8 @@ class Feed:
         for lo, hi in self.recheck:
             yield from self._paged(
                 f"SELECT {_ART_COLUMNS} FROM artifacts",
-                "id >= ? AND id <= ? AND hash_state != 'pending'",
+                "id >= ? AND id <= ? AND hash_state != 'pending'"
+                " AND root_id IN (SELECT id FROM roots)",
                 [lo, hi],
                 _art_line,
                 "id",

@@ -447,3 +447,29 @@ def test_a_fetch_never_takes_more_than_it_asked_for(tmp_path: Path) -> None:
     set_command("gpu1", replaying(tmp_path, [b"x" * 100]))
     with pytest.raises(RemoteError, match="more than the 10 bytes"):
         read_range(config.get("gpu1"), str(target), 0, 10)
+
+
+def test_a_root_gone_from_the_host_goes_from_the_mirror(tmp_path: Path) -> None:
+    _, db = make_host(tmp_path, "gpu1")
+    other = tmp_path / "gpu1" / "other"
+    shutil.copytree(FIXTURES / "dvclive", other, symlinks=True)
+    settle_mtimes(other)
+    index_tree(other, db)
+    add("gpu1", host_command(db))
+    assert cli("remote", "pull", "gpu1")[0] == 0
+    assert len(mirror_dump("gpu1")["roots"]) == 2
+    # the host forgets the root, leaving its runs, files and events behind
+    conn = sqlite3.connect(db)
+    with conn:
+        (rid,) = conn.execute("SELECT id FROM roots WHERE path = ?", [bytes(other)]).fetchone()
+        conn.execute("DELETE FROM roots WHERE id = ?", [rid])
+        conn.execute(
+            "INSERT INTO events (ts, kind, root_id, path) VALUES (1, 'scan', ?, ?)", [rid, b""]
+        )
+    conn.close()
+    code, _, err = cli("remote", "pull", "gpu1")
+    assert code == 0, err
+    after = mirror_dump("gpu1")
+    assert len(after["roots"]) == 1
+    assert not [r for r in after["runs"] if r[1] == rid]
+    assert not [a for a in after["artifacts"] if a[1] == rid]
