@@ -50,6 +50,19 @@ def cat_copy(db_path: Path, target: Path) -> tuple[float, int]:
     return time.perf_counter() - start, target.stat().st_size
 
 
+def host_side(command: str, after: int) -> tuple[float, int]:
+    """The host's half alone: ``artlens feed`` written to a pipe that is only counted."""
+    argv = [*shlex.split(command), "feed", "--after", str(after), "--json"]
+    start = time.perf_counter()
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE)
+    assert proc.stdout is not None
+    total = 0
+    while chunk := proc.stdout.read(1 << 20):
+        total += len(chunk)
+    proc.wait()
+    return time.perf_counter() - start, total
+
+
 def line(label: str, seconds: float, wire: int) -> None:
     print(f"  {label:<34} {seconds:8.2f} s  {wire / 1e6:9.2f} MB on the wire")
 
@@ -70,21 +83,27 @@ def measure(files: int, runs: int, changes: int) -> None:
         config.save([remote])
 
         first = mirror.pull(remote)
+        feed_s, feed_bytes = host_side(command, 0)
         copy_s, copy_bytes = cat_copy(host_db, work / "copy.db")
+        cursor = first.last_event
         victims = sorted((root / "lightning_logs").rglob("*.png"))[:changes]
         for path in victims:
             path.write_bytes(b"changed " * 10)
         index(root, host_db)
         second = mirror.pull(remote)
+        feed2_s, feed2_bytes = host_side(command, cursor)
         copy2_s, copy2_bytes = cat_copy(host_db, work / "copy2.db")
 
         db = open_db(remote.mirror_path, readonly=True)
         n = db.conn.execute("SELECT count(*) FROM artifacts").fetchone()[0]
         db.close()
         print(f"host index: {files} files ({n} in the mirror), {runs} runs, {changes} changed")
+        print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
         line("first pull (snapshot)", first.seconds, first.bytes)
+        line("  the host's feed alone, to a pipe", feed_s, feed_bytes)
         line("  anchor: cat of the index file", copy_s, copy_bytes)
         line(f"incremental pull ({changes} changes)", second.seconds, second.bytes)
+        line("  the host's feed alone, to a pipe", feed2_s, feed2_bytes)
         line("  anchor: cat of the index file", copy2_s, copy2_bytes)
         assert n == files, (n, files)
 
