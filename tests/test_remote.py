@@ -473,3 +473,40 @@ def test_a_root_gone_from_the_host_goes_from_the_mirror(tmp_path: Path) -> None:
     assert len(after["roots"]) == 1
     assert not [r for r in after["runs"] if r[1] == rid]
     assert not [a for a in after["artifacts"] if a[1] == rid]
+
+
+def test_file_diff_across_hosts_fetches_only_what_differs(tmp_path: Path) -> None:
+    root_a, db_a = make_host(tmp_path, "gpu1")
+    root_b, db_b = make_host(tmp_path, "gpu2")
+    big_a, big_b = root_a / RUN / "big.csv", root_b / RUN / "big.csv"
+    rows = "".join(f"{i},{i * 0.5}\n" for i in range(200_000))
+    big_a.write_text("step,loss\n" + rows)
+    big_b.write_text("step,loss\n" + rows.replace("10,5.0\n", "10,4.0\n"))
+    for path in (big_a, big_b, root_b / RUN / "hparams.yaml"):
+        if path.name == "hparams.yaml":
+            path.write_text("lr: 0.2\nname: tiny\n")
+        os.utime(path, (1_767_225_700.0, 1_767_225_700.0))
+    index_tree(root_a, db_a)
+    index_tree(root_b, db_b)
+    add("gpu1", host_command(db_a))
+    add("gpu2", host_command(db_b))
+    assert cli("remote", "pull")[0] == 0
+    for name in ("hparams.yaml", "big.csv"):
+        code, across, err = cli(
+            "diff", f"gpu1:{root_a / RUN / name}", f"gpu2:{root_b / RUN / name}", "--json"
+        )
+        assert code == 1, err
+        code, here, _ = cli("diff", str(root_a / RUN / name), str(root_b / RUN / name), "--json")
+        assert code == 1
+        fields = ("equal", "engine", "size_a", "size_b", "result")
+        assert {k: json.loads(across)[k] for k in fields} == {
+            k: json.loads(here)[k] for k in fields
+        }
+        assert ("fetching" in err) == (name == "big.csv"), err
+    same = root_a / "lightning" / "lightning_logs" / "version_1" / "metrics.csv"
+    other = root_b / "lightning" / "lightning_logs" / "version_1" / "metrics.csv"
+    set_command("gpu1", "false")  # equal hashes: nothing is fetched from either host
+    code, out, _ = cli("diff", f"gpu1:{same}", f"gpu2:{other}")
+    assert code == 0 and "same hash" in out
+    code, _, err = cli("diff", f"gpu1:{root_a / RUN / 'hparams.yaml'}", f"gpu2:{other}")
+    assert code == 2 and len(err.splitlines()) == 1 and "exit status 1" in err

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from store.diff._io import DiffError
 from store.feed import MAX_RANGE
 from store.remote.config import Remote
@@ -33,3 +35,28 @@ def reader(remote: Remote) -> Reader:
         return data[:cap], len(data) > cap
 
     return read
+
+
+MAX_FETCH = 256 << 20
+"""Bytes of one remote file fetched whole for a file diff (more: diff on the host)."""
+
+
+def fetch_file(remote: Remote, path: str, size: int, target: str) -> int:
+    """Copy the host's file ``path`` (``size`` bytes by the mirror) into the local file
+    ``target`` in ranges; returns the bytes copied.  The host's answer is bounded by what
+    was asked for, and at most ``MAX_FETCH`` bytes are fetched."""
+    if size > MAX_FETCH:
+        raise RemoteError(f"{size} bytes is more than the {MAX_FETCH} a diff fetches")
+    copied = 0
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    fd = os.open(target, flags, 0o600)
+    try:
+        while copied < size:
+            chunk = read_range(remote, path, copied, min(MAX_RANGE, size - copied))
+            if not chunk:
+                break
+            os.write(fd, chunk)
+            copied += len(chunk)
+    finally:
+        os.close(fd)
+    return copied

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -107,3 +108,24 @@ def resolve(ref: str, local_db: Path | None) -> tuple[Host, RunRow]:
     host = found[0]
     with opened(host) as db:
         return host, resolve_run(db, run_ref)
+
+
+def find_file(host: Host, path: str) -> tuple[bytes, int, str | None] | None:
+    """(absolute path, size, hash) of the indexed file at absolute ``path`` on ``host``, or
+    None when its index holds no file there."""
+    raw = os.fsencode(path)
+    if not raw.startswith(b"/"):
+        return None
+    with opened(host) as db:
+        for root_id, root in db.conn.execute("SELECT id, path FROM roots"):
+            base = bytes(root).rstrip(b"/") + b"/"
+            if not raw.startswith(base):
+                continue
+            row = db.conn.execute(
+                "SELECT size, hash, hash_state, ftype FROM artifacts"
+                " WHERE root_id = ? AND path = ?",
+                [root_id, raw[len(base) :]],
+            ).fetchone()
+            if row is not None and row[3] == "file":
+                return raw, int(row[0]), row[1] if row[2] == "done" else None
+    return None

@@ -78,7 +78,7 @@ def diff_cmd(a: str, b: str, context: int, db_path: Path | None, as_json: bool) 
     """
     from tui.cli.remote import diff_across_hosts
 
-    across = diff_across_hosts(a, b, db_path, as_json)
+    across = diff_across_hosts(a, b, db_path, as_json, context)
     if across is not None:
         sys.exit(across)
     file_a, file_b = _regular_file(a), _regular_file(b)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -136,20 +139,102 @@ def pull_cmd(names: tuple[str, ...], force: bool, timeout: float, as_json: bool)
         raise SystemExit(1)
 
 
-def diff_across_hosts(a: str, b: str, db_path: Path | None, as_json: bool) -> int | None:
-    """``artlens diff HOST:RUN HOST:RUN`` (either side may be a local run); None when
-    neither side names a host, so the plain diff goes on."""
+@dataclass(frozen=True)
+class _FileSide:
+    """One side of a file diff: a local path, or an indexed file of a remote."""
+
+    label: str
+    path: str
+    size: int
+    digest: str | None
+    remote: Any = None
+
+
+def _file_side(ref: str, split: tuple[str, str] | None, local: Path | None) -> _FileSide | None:
+    """The file ``ref`` names, or None when it names a run."""
+    from store.remote import hosts
+    from tui.cli.diff import _regular_file
+
+    if split is None or split[0] == hosts.LOCAL:
+        path = _regular_file(split[1] if split else ref)
+        if path is None:
+            return None
+        return _FileSide(ref, path, os.path.getsize(path), None)
+    found = hosts.hosts(local, [split[0]])
+    if not found:
+        return None
+    hit = hosts.find_file(found[0], split[1])
+    if hit is None:
+        return None
+    raw, size, digest = hit
+    return _FileSide(ref, os.fsdecode(raw), size, digest, found[0].remote)
+
+
+def _diff_host_files(a: _FileSide, b: _FileSide, context: int, as_json: bool) -> int:
+    """Fetch the remote sides whole (bounded, with a note when large) and diff the copies;
+    two files with the same hash on their hosts are equal without a fetch."""
+    import tempfile
+
+    from store.remote.fetch import fetch_file
+    from tui.cli.diff import EXIT_EQUAL, _diff_files
+    from tui.format import human_size
+
+    if a.digest is not None and a.digest == b.digest and a.size == b.size:
+        if as_json:
+            emit_json({"kind": "files", "a": a.label, "b": b.label, "equal": True,
+                       "engine": "hash", "size_a": a.size, "size_b": b.size, "error": None,
+                       "notes": ["same xxh3-128 hash on both hosts: not fetched"],
+                       "result": None})  # fmt: skip
+        else:
+            click.echo(f"files are equal (same hash {a.digest[:16]} on both hosts)")
+        return EXIT_EQUAL
+    with tempfile.TemporaryDirectory(prefix="artlens-fetch-") as tmp:
+        local_paths = []
+        for tag, side in (("a", a), ("b", b)):
+            if side.remote is None:
+                local_paths.append(side.path)
+                continue
+            if side.size > NOTE_BYTES:
+                click.echo(
+                    f"artlens: fetching {human_size(side.size)} of {visible(side.label)}",
+                    err=True,
+                )
+            suffix = "".join(c for c in os.path.splitext(side.path)[1] if c.isalnum() or c == ".")
+            target = os.path.join(tmp, tag + suffix[:16])
+            fetch_file(side.remote, side.path, side.size, target)
+            local_paths.append(target)
+        return _diff_files(local_paths[0], local_paths[1], a.label, b.label, context, as_json)
+
+
+NOTE_BYTES = 1 << 20
+"""Remote files larger than this get a note on stderr before they are fetched."""
+
+
+def diff_across_hosts(
+    a: str, b: str, db_path: Path | None, as_json: bool, context: int = 3
+) -> int | None:
+    """``artlens diff HOST:RUN HOST:RUN`` or ``HOST:/path HOST:/path`` (either side may be
+    local); None when neither side names a host, so the plain diff goes on."""
     from store.locate import resolve_db
     from store.remote import hosts
     from store.rundiff import diff_sides
     from tui.cli.diff import print_run_diff
 
     try:
-        if hosts.split_ref(a) is None and hosts.split_ref(b) is None:
-            return None
+        split_a, split_b = hosts.split_ref(a), hosts.split_ref(b)
     except ArtlensError:
         return None  # no readable remotes file: nothing here names a host
+    if split_a is None and split_b is None:
+        return None
     local = resolve_db(db_path)
+    file_a, file_b = _file_side(a, split_a, local), _file_side(b, split_b, local)
+    if file_a is not None and file_b is not None:
+        return _diff_host_files(file_a, file_b, context, as_json)
+    if (file_a is None) != (file_b is None):
+        single = a if file_a is not None else b
+        raise ArtlensError(
+            f"{visible(single)!r} is a file but the other is not: give two files or two runs"
+        )
     host_a, run_a = hosts.resolve(a, local)
     host_b, run_b = hosts.resolve(b, local)
     warnings: list[str] = []
