@@ -510,3 +510,16 @@ def test_file_diff_across_hosts_fetches_only_what_differs(tmp_path: Path) -> Non
     assert code == 0 and "same hash" in out
     code, _, err = cli("diff", f"gpu1:{root_a / RUN / 'hparams.yaml'}", f"gpu2:{other}")
     assert code == 2 and len(err.splitlines()) == 1 and "exit status 1" in err
+
+
+def test_a_second_pull_of_one_mirror_is_refused_in_one_line(tmp_path: Path) -> None:
+    from store.lock import WriterLock
+
+    _, db = make_host(tmp_path, "gpu1")
+    add("gpu1", host_command(db))
+    mirror_path = config.get("gpu1").mirror_path
+    mirror_path.parent.mkdir(parents=True)
+    with WriterLock(mirror_path, role="pull"):
+        code, _, err = cli("remote", "pull", "gpu1")
+    assert code == 1 and err.startswith("gpu1: ") and len(err.splitlines()) == 1, err
+    assert cli("remote", "pull", "gpu1")[0] == 0

@@ -104,6 +104,7 @@ def pull_cmd(names: tuple[str, ...], force: bool, timeout: float, as_json: bool)
     Without NAMES, a host that failed recently is skipped until its back-off ends.
     Exit status 1 when any host could not be pulled.
     """
+    from store.lock import WriterBusyError
     from store.remote import config, mirror
     from store.remote.transport import RemoteError
 
@@ -119,7 +120,7 @@ def pull_cmd(names: tuple[str, ...], force: bool, timeout: float, as_json: bool)
             continue
         try:
             got = mirror.pull(remote, timeout=timeout)
-        except RemoteError as exc:
+        except (RemoteError, WriterBusyError) as exc:  # one host's failure is its own line
             failed = True
             results.append({"name": remote.name, "ok": False, "error": one_line(exc)})
             continue
