@@ -76,7 +76,11 @@ def list_cmd(as_json: bool) -> None:
 
     statuses = [mirror.status(r) for r in config.load()]
     if as_json:
-        emit_json([vars(s) for s in statuses])
+        from store.query import iso
+
+        emit_json(
+            [{**vars(s), "last_ok": iso(s.last_ok), "retry_at": iso(s.retry_at)} for s in statuses]
+        )
         return
     if not statuses:
         click.echo("no remotes: add one with `artlens remote add NAME ssh://host`")
