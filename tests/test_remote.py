@@ -320,10 +320,12 @@ def test_hostile_names_and_errors_are_escaped_when_shown(tmp_path: Path) -> None
     lines = feed_lines(db)
     run = next(i for i, x in enumerate(lines) if x["t"] == "run")
     lines[run]["name"] = "evil\x1b]52;c;aGVsbG8=\x07[bold]run"
+    lines[run]["framework"] = "fw\x1b[2J"
     add("gpu1", replaying(tmp_path, [json.dumps(x).encode() for x in lines]))
     assert cli("remote", "pull", "gpu1")[0] == 0
     code, out, _ = cli("runs", "--host", "gpu1")
     assert code == 0 and "\x1b" not in out and "evil\\e]52;c;aGVsbG8=\\x07[bold]run" in out
+    assert "fw\\e[2J" in out
     add("broken", replaying(tmp_path, [], stderr=b"boom \x1b[2J\nlast \x1b]0;t\x07words", code=3))
     code, _, err = cli("remote", "pull", "broken")
     assert code == 1 and "\x1b" not in err

@@ -266,7 +266,12 @@ def print_host_runs(db_path: Path | None, names: list[str] | None, as_json: bool
     if not rows:
         click.echo("no runs found")
         return
+    from tui.cli.common import is_terminal
     from tui.format import human_size
+
+    if is_terminal():
+        _print_host_table(rows)
+        return
 
     for host, r in rows:
         click.echo(
@@ -275,7 +280,7 @@ def print_host_runs(db_path: Path | None, names: list[str] | None, as_json: bool
                     host,
                     str(r.id),
                     visible(r.name),
-                    r.framework,
+                    visible(r.framework),
                     r.status,
                     _age(r.last_write),
                     human_size(r.size_bytes),
@@ -284,6 +289,32 @@ def print_host_runs(db_path: Path | None, names: list[str] | None, as_json: bool
                 ]
             )
         )
+
+
+def _print_host_table(rows: list[tuple[str, Any]]) -> None:
+    """The terminal table of ``runs --all-hosts``: ``runs``' columns after a host column."""
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    from tui.cli.tables import STATUS_STYLE
+    from tui.format import human_age, human_size
+
+    table = Table(box=None, header_style="bold")
+    for column in ("host", "id", "name", "framework", "status", "last write", "size", "files"):
+        table.add_column(column, overflow="fold")
+    for host, r in rows:
+        table.add_row(
+            Text(host, style="cyan"),
+            str(r.id),
+            Text(visible(r.name)),
+            Text(visible(r.framework)),
+            Text(r.status, style=STATUS_STYLE.get(r.status, "")),
+            human_age(r.last_write),
+            human_size(r.size_bytes),
+            str(r.n_artifacts),
+        )
+    Console().print(table)
 
 
 COMMANDS = [remote_group]
