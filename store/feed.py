@@ -157,6 +157,7 @@ class Feed:
         else:
             last = self.after
             done: set[tuple[int, bytes]] = set()
+            dirs_done: set[tuple[int, bytes]] = set()
             sent = 0
             while sent < MAX_EVENTS:
                 rows = c.execute(
@@ -181,10 +182,15 @@ class Feed:
                     yield event
                     if root_id not in root_set or key is None:
                         continue  # an event of a root removed since: nothing to send
-                    if (root_id, key) in done or any((root_id, a) in done for a in _ancestors(key)):
-                        continue
-                    done.add((root_id, key))
-                    yield from self._sync(int(root_id), key)
+                    if not _covered(done, root_id, key):
+                        done.add((root_id, key))
+                        yield from self._sync(int(root_id), key)
+                    if kind in ("removed", "run_removed"):
+                        # folders emptied and removed write no event of their own
+                        folder = self._nearest_folder(int(root_id), paths.parent_key(key))
+                        if not _covered(done, root_id, folder, dirs_done):
+                            dirs_done.add((root_id, folder))
+                            yield from self._sync(int(root_id), folder, dirs_only=True)
         yield from self._recheck()
         yield {"t": "trailer", "last_event": last, "newest": int(newest)}
 
@@ -218,9 +224,24 @@ class Feed:
                 )
                 yield line
 
-    def _sync(self, root_id: int, key: bytes) -> Iterator[dict[str, Any]]:
+    def _nearest_folder(self, root_id: int, key: bytes) -> bytes:
+        """``key`` or its nearest ancestor the index still lists as a folder."""
+        while (
+            key
+            and not self.db.conn.execute(
+                "SELECT 1 FROM dirs WHERE root_id = ? AND path = ?", [root_id, key]
+            ).fetchone()
+        ):
+            key = paths.parent_key(key)
+        return key
+
+    def _sync(
+        self, root_id: int, key: bytes, *, dirs_only: bool = False
+    ) -> Iterator[dict[str, Any]]:
         head: dict[str, Any] = {"t": "sync", "root_id": root_id}
         put_path(head, "path", key)
+        if dirs_only:
+            head["dirs_only"] = True
         yield head
         lo, hi = paths.prefix_range(key)
         # the row at ``key`` itself, then the range below it, in the unique index's order
@@ -232,7 +253,7 @@ class Feed:
             yield from self._paged(
                 "SELECT path, parent, mtime_ns FROM dirs", where, args, _dir_line, "path", 0
             )
-        for where, args in exact:
+        for where, args in [] if dirs_only else exact:
             yield from self._paged(
                 f"SELECT {_ART_COLUMNS} FROM artifacts", where, args, _art_line, "path", 3
             )
@@ -273,6 +294,16 @@ class Feed:
                 "id",
                 0,
             )
+
+
+def _covered(
+    done: set[tuple[int, bytes]], root_id: int, key: bytes, *more: set[tuple[int, bytes]]
+) -> bool:
+    """Whether a sync of ``key`` or of a folder above it was sent already."""
+    for sent in (done, *more):
+        if (root_id, key) in sent or any((root_id, a) in sent for a in _ancestors(key)):
+            return True
+    return False
 
 
 def _ancestors(key: bytes) -> Iterator[bytes]:

@@ -525,3 +525,26 @@ def test_a_second_pull_of_one_mirror_is_refused_in_one_line(tmp_path: Path) -> N
         code, _, err = cli("remote", "pull", "gpu1")
     assert code == 1 and err.startswith("gpu1: ") and len(err.splitlines()) == 1, err
     assert cli("remote", "pull", "gpu1")[0] == 0
+
+
+def test_folders_removed_on_the_host_leave_the_mirror(tmp_path: Path) -> None:
+    root, db = make_host(tmp_path, "gpu1")
+    add("gpu1", host_command(db))
+    assert cli("remote", "pull", "gpu1")[0] == 0
+    shutil.rmtree(root / "hydra" / "outputs")
+    (root / "lightning" / "lightning_logs" / "version_0" / "metrics.csv").unlink()
+    index_tree(root, db)
+    code, out, err = cli("remote", "pull", "gpu1")
+    assert code == 0 and "changes" in out, err
+
+    def rows(path: Path, table: str) -> list[tuple[Any, ...]]:
+        conn = sqlite3.connect(path)
+        try:
+            return sorted(conn.execute(f"SELECT root_id, path FROM {table}").fetchall())
+        finally:
+            conn.close()
+
+    mirror_path = config.get("gpu1").mirror_path
+    assert rows(mirror_path, "dirs") == rows(db, "dirs")
+    assert rows(mirror_path, "artifacts") == rows(db, "artifacts")
+    assert not [p for _, p in rows(mirror_path, "dirs") if bytes(p).startswith(b"hydra/outputs")]

@@ -224,6 +224,7 @@ class _Apply:
         self.roots: set[int] = set()
         self.runs: set[int] = set()
         self.sync: tuple[int, bytes] | None = None
+        self.dirs_only = False
         self.last_event = cursor
         self.phase = "head"  # head, roots, body, recheck, done
         self.trailer: dict[str, Any] | None = None
@@ -284,11 +285,16 @@ class _Apply:
             if root_id not in self.roots:
                 raise BadLine("sync of an unknown root")
             self.sync = (root_id, _path(obj))
+            self.dirs_only = obj.get("dirs_only", False)
+            if not isinstance(self.dirs_only, bool):
+                raise BadLine("dirs_only: not true or false")
             self.c.execute("DELETE FROM temp.seen_art")
             self.c.execute("DELETE FROM temp.seen_dir")
         elif kind == "dir" and self.sync is not None:
             self._dir(obj)
         elif kind == "artifact" and self.sync is not None:
+            if self.dirs_only:
+                raise BadLine("a file in a block of folders only")
             self._artifact(obj)
         elif kind == "artifact" and self.phase in ("roots", "runs", "body", "recheck"):
             self._end_head()
@@ -452,10 +458,11 @@ class _Apply:
         root_id, key = self.sync
         lo, hi = paths.prefix_range(key)
         where = "root_id = ? AND (path = ? OR (path >= ? AND path < ?))"
-        self.c.execute(
-            f"DELETE FROM artifacts WHERE {where} AND id NOT IN (SELECT id FROM temp.seen_art)",
-            [root_id, key, lo, hi],
-        )
+        if not self.dirs_only:
+            self.c.execute(
+                f"DELETE FROM artifacts WHERE {where} AND id NOT IN (SELECT id FROM temp.seen_art)",
+                [root_id, key, lo, hi],
+            )
         self.c.execute(
             f"DELETE FROM dirs WHERE {where} AND path NOT IN (SELECT path FROM temp.seen_dir)",
             [root_id, key, lo, hi],
