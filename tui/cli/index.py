@@ -143,7 +143,6 @@ def runs_cmd(
 
         if as_csv:
             raise ArtlensError("--csv lists one index: use --json with --all-hosts or --host")
-
         print_host_runs(db_path, list(host_names) or None, as_json)
         return
     with reader(db_path) as db:

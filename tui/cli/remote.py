@@ -6,13 +6,16 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from store.errors import ArtlensError
 from store.safetext import visible
 from tui.cli.common import emit_json, friendly, json_option, one_line
+
+if TYPE_CHECKING:
+    from store.remote.config import Remote
 
 
 @click.group("remote")
@@ -34,7 +37,7 @@ def add_cmd(name: str, url: str | None, command: str | None) -> None:
     if name == "local":
         raise ArtlensError("'local' names this machine's own index: pick another name")
     if (url is None) == (command is None):
-        raise ArtlensError("give an ssh:// URL or --command, not both")
+        raise ArtlensError("give exactly one of an ssh:// URL and --command")
     if url is not None:
         config.parse_ssh_url(url)
     if command is not None and not command.strip():
@@ -152,7 +155,7 @@ class _FileSide:
     path: str
     size: int
     digest: str | None
-    remote: Any = None
+    remote: Remote | None = None
 
 
 def _file_side(ref: str, split: tuple[str, str] | None, local: Path | None) -> _FileSide | None:
