@@ -548,3 +548,19 @@ def test_folders_removed_on_the_host_leave_the_mirror(tmp_path: Path) -> None:
     assert rows(mirror_path, "dirs") == rows(db, "dirs")
     assert rows(mirror_path, "artifacts") == rows(db, "artifacts")
     assert not [p for _, p in rows(mirror_path, "dirs") if bytes(p).startswith(b"hydra/outputs")]
+
+
+def test_a_mirror_keeps_only_recent_events(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from store.remote import mirror
+
+    monkeypatch.setattr(mirror, "KEEP_EVENTS", 5)
+    root, db = make_host(tmp_path, "gpu1")
+    add("gpu1", host_command(db))
+    assert cli("remote", "pull", "gpu1")[0] == 0
+    for i in range(20):
+        (root / "wandb" / f"new-{i}.bin").write_bytes(b"x")
+    index_tree(root, db)
+    assert cli("remote", "pull", "gpu1")[0] == 0
+    dump = mirror_dump("gpu1")
+    ids = sorted(e[0] for e in dump["events"])
+    assert ids == list(range(int(dump["cursor"][0]) - 4, int(dump["cursor"][0]) + 1))

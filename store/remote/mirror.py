@@ -42,6 +42,8 @@ MAX_TEXT = 4096
 MAX_RECHECK_RANGES = 200
 BATCH = 1000
 """Artifact rows written per ``executemany``."""
+KEEP_EVENTS = 100_000
+"""Change events a mirror keeps (older ones only grow the file; the rows are current)."""
 BACKOFF_FIRST = 30.0
 BACKOFF_MAX = 3600.0
 
@@ -535,6 +537,7 @@ def _pull_once(
             raise RemoteError(f"the host sent more than {MAX_BYTES} bytes")
         session.finish()
         assert apply.header is not None
+        conn.execute("DELETE FROM events WHERE id <= ?", [apply.last_event - KEEP_EVENTS])
         _meta_set(
             conn,
             {
