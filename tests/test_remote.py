@@ -34,11 +34,15 @@ def isolated(
     yield
 
 
-def make_host(tmp_path: Path, name: str) -> tuple[Path, Path]:
-    """A copy of the framework fixtures, indexed and hashed: (root, index)."""
+def make_host(tmp_path: Path, name: str, only: str | None = None) -> tuple[Path, Path]:
+    """A copy of the framework fixtures (or of ``only`` one framework's folder), indexed
+    and hashed: (root, index)."""
     root = tmp_path / name / "outputs"
-    shutil.copytree(FIXTURES, root, symlinks=True)
-    (root / "EXPECTED.json").unlink()
+    if only is None:
+        shutil.copytree(FIXTURES, root, symlinks=True)
+        (root / "EXPECTED.json").unlink()
+    else:
+        shutil.copytree(FIXTURES / only, root / only, symlinks=True)
     settle_mtimes(root)
     db = tmp_path / name / "index.db"
     index_tree(root, db)
@@ -110,8 +114,8 @@ RUN = "lightning/lightning_logs/version_0"
 
 
 def test_cross_host_run_diff_equals_the_local_diff(tmp_path: Path) -> None:
-    root_a, db_a = make_host(tmp_path, "gpu1")
-    root_b, db_b = make_host(tmp_path, "gpu2")
+    root_a, db_a = make_host(tmp_path, "gpu1", "lightning")
+    root_b, db_b = make_host(tmp_path, "gpu2", "lightning")
     run_a, run_b = root_a / RUN, root_b / RUN
     (run_a / "requirements.txt").write_text("torch==2.3\nnumpy==1.26\n")
     (run_b / "requirements.txt").write_text("torch==2.4\nnumpy==1.26\n")
@@ -152,12 +156,12 @@ def truncating(db: Path, keep: int) -> str:
 
 
 def test_host_gone_mid_pull_leaves_the_mirror_and_resumes(tmp_path: Path) -> None:
-    root, db = make_host(tmp_path, "gpu1")
+    root, db = make_host(tmp_path, "gpu1", "lightning")
     add("gpu1", host_command(db))
     assert cli("remote", "pull", "gpu1")[0] == 0
     before = mirror_dump("gpu1")
     for i in range(300):
-        (root / "wandb" / f"new-{i}.bin").write_bytes(b"x" * i)
+        (root / "lightning" / f"new-{i}.bin").write_bytes(b"x" * i)
     index_tree(root, db)
     set_command("gpu1", truncating(db, 20_000))
     code, out, err = cli("remote", "pull", "gpu1")
@@ -176,7 +180,7 @@ def test_host_gone_mid_pull_leaves_the_mirror_and_resumes(tmp_path: Path) -> Non
     names = {
         r[0]
         for r in conn.execute(
-            "SELECT path FROM artifacts WHERE CAST(path AS TEXT) LIKE 'wandb/new-%'"
+            "SELECT path FROM artifacts WHERE CAST(path AS TEXT) LIKE 'lightning/new-%'"
         )
     }
     conn.close()
@@ -267,7 +271,7 @@ CASES = {
 
 
 def test_hostile_feeds_never_touch_the_mirror(tmp_path: Path) -> None:
-    _, db = make_host(tmp_path, "gpu1")
+    _, db = make_host(tmp_path, "gpu1", "lightning")
     add("gpu1", host_command(db))
     assert cli("remote", "pull", "gpu1")[0] == 0
     before = mirror_dump("gpu1")
@@ -288,13 +292,13 @@ def test_hostile_feeds_never_touch_the_mirror(tmp_path: Path) -> None:
 
 
 def test_events_going_backwards_are_refused(tmp_path: Path) -> None:
-    root, db = make_host(tmp_path, "gpu1")
+    root, db = make_host(tmp_path, "gpu1", "lightning")
     add("gpu1", host_command(db))
     assert cli("remote", "pull", "gpu1")[0] == 0
     before = mirror_dump("gpu1")
     cursor = int(before["cursor"][0])
-    (root / "wandb" / "new.bin").write_bytes(b"new")
-    (root / "wandb" / "new2.bin").write_bytes(b"new2")
+    (root / "lightning" / "new.bin").write_bytes(b"new")
+    (root / "lightning" / "new2.bin").write_bytes(b"new2")
     index_tree(root, db)
     changes = feed_lines(db, "--after", str(cursor))
     events = [i for i, x in enumerate(changes) if x["t"] == "event"]
@@ -316,7 +320,7 @@ def test_events_going_backwards_are_refused(tmp_path: Path) -> None:
 
 
 def test_hostile_names_and_errors_are_escaped_when_shown(tmp_path: Path) -> None:
-    _, db = make_host(tmp_path, "gpu1")
+    _, db = make_host(tmp_path, "gpu1", "lightning")
     lines = feed_lines(db)
     run = next(i for i, x in enumerate(lines) if x["t"] == "run")
     lines[run]["name"] = "evil\x1b]52;c;aGVsbG8=\x07[bold]run"
@@ -370,7 +374,7 @@ def test_ssh_transport_quotes_the_remote_command(
 ) -> None:
     """No sshd can be started here; a stand-in ``ssh`` runs the command line it is given
     in ``sh``, so the quoting of an index path with a space and a quote is what is tested."""
-    _, db = make_host(tmp_path, "gpu1")
+    _, db = make_host(tmp_path, "gpu1", "lightning")
     odd = tmp_path / "it's an index.db"
     shutil.copy(db, odd)
     bin_dir = tmp_path / "bin"
@@ -387,6 +391,7 @@ def test_ssh_transport_quotes_the_remote_command(
     assert {r["name"] for r in json.loads(out)} == local_runs(db)
 
 
+@pytest.mark.slow
 def test_a_rebuilt_host_index_is_pulled_afresh(tmp_path: Path) -> None:
     root, db = make_host(tmp_path, "gpu1")
     add("gpu1", host_command(db))
@@ -438,11 +443,12 @@ def test_files_hashed_after_a_pull_are_rechecked(tmp_path: Path) -> None:
     assert mirrored == hosted and all(state != "pending" for _, _, state in mirrored)
 
 
+@pytest.mark.slow
 def test_a_fetch_never_takes_more_than_it_asked_for(tmp_path: Path) -> None:
     from store.remote.fetch import read_range
     from store.remote.transport import RemoteError
 
-    root, db = make_host(tmp_path, "gpu1")
+    root, db = make_host(tmp_path, "gpu1", "lightning")
     add("gpu1", host_command(db))
     target = root / "lightning" / "lightning_logs" / "version_0" / "hparams.yaml"
     assert read_range(config.get("gpu1"), str(target), 3, 5) == target.read_bytes()[3:8]
@@ -451,8 +457,9 @@ def test_a_fetch_never_takes_more_than_it_asked_for(tmp_path: Path) -> None:
         read_range(config.get("gpu1"), str(target), 0, 10)
 
 
+@pytest.mark.slow
 def test_a_root_gone_from_the_host_goes_from_the_mirror(tmp_path: Path) -> None:
-    _, db = make_host(tmp_path, "gpu1")
+    _, db = make_host(tmp_path, "gpu1", "lightning")
     other = tmp_path / "gpu1" / "other"
     shutil.copytree(FIXTURES / "dvclive", other, symlinks=True)
     settle_mtimes(other)
@@ -477,13 +484,14 @@ def test_a_root_gone_from_the_host_goes_from_the_mirror(tmp_path: Path) -> None:
     assert not [a for a in after["artifacts"] if a[1] == rid]
 
 
+@pytest.mark.slow
 def test_file_diff_across_hosts_fetches_only_what_differs(tmp_path: Path) -> None:
-    root_a, db_a = make_host(tmp_path, "gpu1")
-    root_b, db_b = make_host(tmp_path, "gpu2")
-    big_a, big_b = root_a / RUN / "big.csv", root_b / RUN / "big.csv"
-    rows = "".join(f"{i},{i * 0.5}\n" for i in range(200_000))
-    big_a.write_text("step,loss\n" + rows)
-    big_b.write_text("step,loss\n" + rows.replace("10,5.0\n", "10,4.0\n"))
+    root_a, db_a = make_host(tmp_path, "gpu1", "lightning")
+    root_b, db_b = make_host(tmp_path, "gpu2", "lightning")
+    big_a, big_b = root_a / RUN / "big.bin", root_b / RUN / "big.bin"
+    blob = bytes(range(256)) * 8192  # 2 MiB: over the size that earns a note
+    big_a.write_bytes(blob)
+    big_b.write_bytes(blob[:1_500_000] + b"!" + blob[1_500_001:])
     for path in (big_a, big_b, root_b / RUN / "hparams.yaml"):
         if path.name == "hparams.yaml":
             path.write_text("lr: 0.2\nname: tiny\n")
@@ -493,7 +501,7 @@ def test_file_diff_across_hosts_fetches_only_what_differs(tmp_path: Path) -> Non
     add("gpu1", host_command(db_a))
     add("gpu2", host_command(db_b))
     assert cli("remote", "pull")[0] == 0
-    for name in ("hparams.yaml", "big.csv"):
+    for name in ("hparams.yaml", "big.bin"):
         code, across, err = cli(
             "diff", f"gpu1:{root_a / RUN / name}", f"gpu2:{root_b / RUN / name}", "--json"
         )
@@ -504,7 +512,7 @@ def test_file_diff_across_hosts_fetches_only_what_differs(tmp_path: Path) -> Non
         assert {k: json.loads(across)[k] for k in fields} == {
             k: json.loads(here)[k] for k in fields
         }
-        assert ("fetching" in err) == (name == "big.csv"), err
+        assert ("fetching 2.0M" in err) == (name == "big.bin"), err
     same = root_a / "lightning" / "lightning_logs" / "version_1" / "metrics.csv"
     other = root_b / "lightning" / "lightning_logs" / "version_1" / "metrics.csv"
     set_command("gpu1", "false")  # equal hashes: nothing is fetched from either host
@@ -514,10 +522,11 @@ def test_file_diff_across_hosts_fetches_only_what_differs(tmp_path: Path) -> Non
     assert code == 2 and len(err.splitlines()) == 1 and "exit status 1" in err
 
 
+@pytest.mark.slow
 def test_a_second_pull_of_one_mirror_is_refused_in_one_line(tmp_path: Path) -> None:
     from store.lock import WriterLock
 
-    _, db = make_host(tmp_path, "gpu1")
+    _, db = make_host(tmp_path, "gpu1", "lightning")
     add("gpu1", host_command(db))
     mirror_path = config.get("gpu1").mirror_path
     mirror_path.parent.mkdir(parents=True)
@@ -528,37 +537,45 @@ def test_a_second_pull_of_one_mirror_is_refused_in_one_line(tmp_path: Path) -> N
 
 
 def test_folders_removed_on_the_host_leave_the_mirror(tmp_path: Path) -> None:
-    root, db = make_host(tmp_path, "gpu1")
+    root, db = make_host(tmp_path, "gpu1", "lightning")
+    (root / "notes" / "deep").mkdir(parents=True)  # folders of no run
+    (root / "notes" / "deep" / "todo.txt").write_text("x")
+    index_tree(root, db)
     add("gpu1", host_command(db))
     assert cli("remote", "pull", "gpu1")[0] == 0
-    shutil.rmtree(root / "hydra" / "outputs")
+    assert [p for _, p in rows(db, "dirs") if bytes(p) == b"notes/deep"]
+    shutil.rmtree(root / "notes")
+    shutil.rmtree(root / "lightning" / "lightning_logs" / "version_1")
     (root / "lightning" / "lightning_logs" / "version_0" / "metrics.csv").unlink()
     index_tree(root, db)
     code, out, err = cli("remote", "pull", "gpu1")
     assert code == 0 and "changes" in out, err
 
-    def rows(path: Path, table: str) -> list[tuple[Any, ...]]:
-        conn = sqlite3.connect(path)
-        try:
-            return sorted(conn.execute(f"SELECT root_id, path FROM {table}").fetchall())
-        finally:
-            conn.close()
-
     mirror_path = config.get("gpu1").mirror_path
     assert rows(mirror_path, "dirs") == rows(db, "dirs")
     assert rows(mirror_path, "artifacts") == rows(db, "artifacts")
-    assert not [p for _, p in rows(mirror_path, "dirs") if bytes(p).startswith(b"hydra/outputs")]
+    gone = (b"lightning/lightning_logs/version_1", b"notes")
+    assert not [p for _, p in rows(mirror_path, "dirs") if bytes(p).startswith(gone)]
 
 
+def rows(path: Path, table: str) -> list[tuple[Any, ...]]:
+    conn = sqlite3.connect(path)
+    try:
+        return sorted(conn.execute(f"SELECT root_id, path FROM {table}").fetchall())
+    finally:
+        conn.close()
+
+
+@pytest.mark.slow
 def test_a_mirror_keeps_only_recent_events(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from store.remote import mirror
 
     monkeypatch.setattr(mirror, "KEEP_EVENTS", 5)
-    root, db = make_host(tmp_path, "gpu1")
+    root, db = make_host(tmp_path, "gpu1", "lightning")
     add("gpu1", host_command(db))
     assert cli("remote", "pull", "gpu1")[0] == 0
     for i in range(20):
-        (root / "wandb" / f"new-{i}.bin").write_bytes(b"x")
+        (root / "lightning" / f"new-{i}.bin").write_bytes(b"x")
     index_tree(root, db)
     assert cli("remote", "pull", "gpu1")[0] == 0
     dump = mirror_dump("gpu1")
