@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +39,10 @@ MAX_CONFIG_FILES = 200
 _REQUIREMENTS = re.compile(r"^requirements([-_.][\w.-]*)?\.txt$", re.I)
 _CONDA = frozenset({"conda.yaml", "conda.yml", "environment.yml", "environment.yaml"})
 
+Reader = Callable[[str, int], tuple[bytes, bool]]
+"""Reads at most N bytes of a run's file (and whether it holds more); raises DiffError.
+Local runs read the disk; a remote host's runs read over its transport."""
+
 
 def relative_key(run: RunRow, key: bytes) -> bytes:
     """``key`` (relative to the root) made relative to the run folder."""
@@ -56,7 +61,9 @@ def _env_parser(name: str) -> str | None:
     return None
 
 
-def _read_env(run: RunRow, found: list[tuple[bytes, str]], warnings: list[str]) -> dict[str, str]:
+def _read_env(
+    run: RunRow, found: list[tuple[bytes, str]], warnings: list[str], read: Reader = read_capped
+) -> dict[str, str]:
     """Packages from the run's environment files; shallower files win on conflicts."""
     packages: dict[str, str] = {}
     ordered = sorted(found, key=lambda item: (-item[0].count(b"/"), item[0]))
@@ -64,7 +71,7 @@ def _read_env(run: RunRow, found: list[tuple[bytes, str]], warnings: list[str]) 
         full = run.root + b"/" + key
         shown = paths.display(relative_key(run, key))
         try:
-            data, capped = read_capped(os.fsdecode(full), MAX_ENV_BYTES)
+            data, capped = read(os.fsdecode(full), MAX_ENV_BYTES)
         except DiffError as exc:
             warnings.append(f"{run.name}: {shown}: {exc}")
             continue
@@ -80,7 +87,12 @@ def _read_env(run: RunRow, found: list[tuple[bytes, str]], warnings: list[str]) 
     return packages
 
 
-def run_side(db: sqlite_utils.Database, run: RunRow, warnings: list[str] | None = None) -> RunSide:
+def run_side(
+    db: sqlite_utils.Database,
+    run: RunRow,
+    warnings: list[str] | None = None,
+    read: Reader = read_capped,
+) -> RunSide:
     """What ``store.diff.diff_runs`` needs about one run, from the index and its env files.
 
     Artifacts are (path relative to the run folder, size, hash); a file not hashed yet has
@@ -115,7 +127,7 @@ def run_side(db: sqlite_utils.Database, run: RunRow, warnings: list[str] | None 
     return RunSide(
         params=dict(run.params),
         metrics={k: v for k, v in run.metrics.items() if isinstance(v, dict)},
-        env=_read_env(run, env_files, notes),
+        env=_read_env(run, env_files, notes, read),
         artifacts=artifacts,
     )
 
@@ -128,22 +140,52 @@ def diff_run_rows(
     ``equal`` is False while a same-size file is unhashed on either side: unknown is not
     equal.  Those paths are listed in ``artifacts.unverified``.
     """
+    return diff_sides(db, a, db, b, warnings)
+
+
+def diff_sides(
+    db_a: sqlite_utils.Database,
+    a: RunRow,
+    db_b: sqlite_utils.Database,
+    b: RunRow,
+    warnings: list[str] | None = None,
+    read_a: Reader | None = None,
+    read_b: Reader | None = None,
+) -> RunDiff:
+    """``diff_run_rows`` for runs of two indexes (another host's mirror), each side's
+    files read with its own reader."""
     notes = warnings if warnings is not None else []
     for run in (a, b):  # what each run's reader met (sources that disagree): never hidden
         own = run.meta.get("warnings")
         if isinstance(own, list):
             notes.extend(f"{run.name}: {w}" for w in own[:20] if isinstance(w, str))
-    result = diff_runs(run_side(db, a, notes), run_side(db, b, notes))
-    _settle_configs(a, b, result, notes)
-    result.artifacts.changed = summarize_checkpoints(
-        result.artifacts.changed, a.abs_path, b.abs_path
+    result = diff_runs(
+        run_side(db_a, a, notes, read_a or read_capped),
+        run_side(db_b, b, notes, read_b or read_capped),
     )
+    _settle_configs(a, b, result, notes, read_a or read_capped, read_b or read_capped)
+    if read_a is None and read_b is None:  # tensors are compared only where both files are
+        result.artifacts.changed = summarize_checkpoints(
+            result.artifacts.changed, a.abs_path, b.abs_path
+        )
+    elif result.artifacts.changed:
+        notes.append(
+            "files on another host: tensors not compared here "
+            "(artlens diff HOST:/path HOST:/path compares two files)"
+        )
     if result.artifacts.unverified:
         result.equal = False
     return result
 
 
-def _settle_configs(a: RunRow, b: RunRow, result: RunDiff, warnings: list[str]) -> None:
+def _settle_configs(
+    a: RunRow,
+    b: RunRow,
+    result: RunDiff,
+    warnings: list[str],
+    read_a: Reader = read_capped,
+    read_b: Reader = read_capped,
+) -> None:
     """Diff every changed config file by value: equal values (reordered keys, another
     layout) count as unchanged; real changes are listed key by key in ``result.configs``."""
     from store.diff.configs import ConfigDiff, config_format, diff_config_files
@@ -166,10 +208,10 @@ def _settle_configs(a: RunRow, b: RunRow, result: RunDiff, warnings: list[str]) 
             config.error = f"larger than {MAX_CONFIG_COMPARE} bytes, not compared by value"
         else:
             rel = os.fsencode(change.path)
+            path_a = os.fsdecode(a.abs_path + b"/" + rel)
+            path_b = os.fsdecode(b.abs_path + b"/" + rel)
             try:
-                found = diff_config_files(
-                    os.fsdecode(a.abs_path + b"/" + rel), os.fsdecode(b.abs_path + b"/" + rel), fmt
-                )
+                found = diff_config_files(path_a, path_b, fmt, read_a, read_b)
             except DiffError as exc:
                 config.error = str(exc)
             else:

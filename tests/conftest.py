@@ -60,6 +60,7 @@ def isolated_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[
     cache = tmp_path / "cache"
     monkeypatch.setenv("ARTLENS_CACHE", str(cache))
     monkeypatch.setenv("ARTLENS_STATE", str(tmp_path / "state.db"))
+    monkeypatch.setenv("ARTLENS_CONFIG", str(tmp_path / "config"))  # remotes.json
     monkeypatch.delenv("ARTLENS_DB", raising=False)
     yield cache
 

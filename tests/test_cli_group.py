@@ -16,7 +16,7 @@ from tui.cli import main
 from tui.cli.group import COMMANDS, DEFAULT_COMMAND
 
 PROJECT = Path(__file__).resolve().parent.parent
-MODULES = ("open_app", "index", "watch", "diff", "scan", "check", "retention")
+MODULES = ("open_app", "index", "watch", "diff", "scan", "check", "retention", "feed", "remote")
 """Every module of tui.cli that defines commands (each lists them in ``COMMANDS``)."""
 
 
@@ -123,7 +123,8 @@ def _complete(words: str, cword: int) -> list[str]:
     ("words", "cword", "expected"),
     [
         ("artlens ru", 1, ["plain,runs"]),
-        ("artlens re", 1, ["plain,retention"]),
+        ("artlens re", 1, ["plain,remote", "plain,retention"]),
+        ("artlens ret", 1, ["plain,retention"]),
         ("artlens runs --j", 2, ["plain,--json"]),
         ("artlens retention pl", 2, ["plain,plan"]),
     ],

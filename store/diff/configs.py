@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -167,16 +168,25 @@ def parse_config(data: bytes, fmt: str) -> object:
     raise DiffError(f"unknown config format {fmt!r}")
 
 
-def _load(path: str | os.PathLike[str], fmt: str) -> object:
-    data, capped = read_capped(path, MAX_CONFIG_BYTES)
+Reader = Callable[[str, int], tuple[bytes, bool]]
+"""Reads at most N bytes of a file and says whether it holds more (a local or remote side)."""
+
+
+def _load(path: str, fmt: str, read: Reader) -> object:
+    data, capped = read(path, MAX_CONFIG_BYTES)
     if capped:
         raise DiffError(f"larger than {MAX_CONFIG_BYTES} bytes, not compared by value")
     return parse_config(data, fmt)
 
 
 def diff_config_files(
-    path_a: str | os.PathLike[str], path_b: str | os.PathLike[str], fmt: str
+    path_a: str,
+    path_b: str,
+    fmt: str,
+    read_a: Reader = read_capped,
+    read_b: Reader = read_capped,
 ) -> StructuredDiff:
-    """Key-path changes between two versions of a config; raises ``DiffError``."""
-    changes = diff_structured(_load(path_a, fmt), _load(path_b, fmt))
+    """Key-path changes between two versions of a config, each read by its side's reader
+    (the local disk, or another host); raises ``DiffError``."""
+    changes = diff_structured(_load(path_a, fmt, read_a), _load(path_b, fmt, read_b))
     return StructuredDiff(fmt, changes, not changes)

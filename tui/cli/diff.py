@@ -16,9 +16,9 @@ from rich.table import Table
 from rich.text import Text
 
 from store import paths
-from store.diff import FileDiff, TextDiff, diff_files, diff_files_text
+from store.diff import FileDiff, RunDiff, TextDiff, diff_files, diff_files_text
 from store.errors import ArtlensError
-from store.query import resolve_run
+from store.query import RunRow, resolve_run
 from store.rundiff import diff_run_rows, run_diff_json
 from tui.cli.common import (
     EXIT_ERROR,
@@ -77,6 +77,11 @@ def diff_cmd(a: str, b: str, context: int, db_path: Path | None, as_json: bool) 
 
     Exit status: 0 when equal, 1 when different, 2 on error.
     """
+    from tui.cli.remote import diff_across_hosts
+
+    across = diff_across_hosts(a, b, db_path, as_json, context)
+    if across is not None:
+        sys.exit(across)
     file_a, file_b = _regular_file(a), _regular_file(b)
     if file_a is not None and file_b is not None:
         sys.exit(_diff_files(file_a, file_b, a, b, context, as_json))
@@ -148,16 +153,32 @@ def _diff_runs(a: str, b: str, db_path: Path | None, as_json: bool) -> int:
     with reader(db_path) as db:
         run_a, run_b = resolve_run(db, a), resolve_run(db, b)
         result = diff_run_rows(db, run_a, run_b, warnings)
+    return print_run_diff(run_a, run_b, result, warnings, as_json)
+
+
+def print_run_diff(
+    run_a: RunRow,
+    run_b: RunRow,
+    result: RunDiff,
+    warnings: list[str],
+    as_json: bool,
+    hosts: tuple[str, str] | None = None,
+) -> int:
+    """Show a run diff (``hosts`` names each run's host when they come from several)."""
     if as_json:
-        emit_json(run_diff_json(run_a, run_b, result, warnings))
+        data = run_diff_json(run_a, run_b, result, warnings)
+        if hosts is not None:
+            data["a"]["host"], data["b"]["host"] = hosts
+        emit_json(data)
         return EXIT_EQUAL if result.equal else EXIT_DIFFERENT
+    host_a, host_b = (f"{h}:" for h in hosts) if hosts else ("", "")
     rows = run_rows(result)
     titles = section_titles(result)
     header = Text()
     header.append("A ", style="bold")
-    header.append(f"{paths.display(run_a.name)} (#{run_a.id}, {run_a.display_path})")
+    header.append(f"{host_a}{paths.display(run_a.name)} (#{run_a.id}, {run_a.display_path})")
     header.append("\nB ", style="bold")
-    header.append(f"{paths.display(run_b.name)} (#{run_b.id}, {run_b.display_path})")
+    header.append(f"{host_b}{paths.display(run_b.name)} (#{run_b.id}, {run_b.display_path})")
     header.append("\n" + ("runs are equal" if result.equal else "runs differ"), style="bold")
     if is_terminal():
         console = Console(highlight=False)

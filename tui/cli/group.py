@@ -48,7 +48,11 @@ COMMANDS: dict[str, LazyCommand] = {
         "index_cmd",
         "Scan ROOTS into the index (incremental: unchanged files cost no work).",
     ),
-    "runs": LazyCommand("tui.cli.index", "runs_cmd", "List the runs in the index."),
+    "runs": LazyCommand(
+        "tui.cli.index",
+        "runs_cmd",
+        "List the runs in the index (with --all-hosts or --host, with a host column).",
+    ),
     "ls": LazyCommand(
         "tui.cli.index",
         "ls_cmd",
@@ -84,6 +88,21 @@ COMMANDS: dict[str, LazyCommand] = {
         "tui.cli.retention",
         "du_cmd",
         "Disk usage per root, experiment and run (largest first), and duplicate files.",
+    ),
+    "feed": LazyCommand(
+        "tui.cli.feed",
+        "feed_cmd",
+        "Stream the index's changes after event AFTER as JSON lines (for `artlens remote`).",
+    ),
+    "cat": LazyCommand(
+        "tui.cli.feed",
+        "cat_cmd",
+        "Write LENGTH bytes of PATH from OFFSET (a file inside an indexed root) to stdout.",
+    ),
+    "remote": LazyCommand(
+        "tui.cli.remote",
+        "remote_group",
+        "Hosts whose indexes are mirrored here (pulled over ssh or a command).",
     ),
 }
 """Every subcommand (a test checks this against each module's ``COMMANDS``)."""

@@ -227,9 +227,24 @@ def _key_metrics(metrics: dict[str, dict[str, Any]], limit: int = 2) -> str:
 @db_option
 @json_option
 @click.option("--csv", "as_csv", is_flag=True, help="CSV with params and metrics flattened.")
+@click.option("--all-hosts", is_flag=True, help="Also the runs of every remote's mirror.")
+@click.option("--host", "host_names", multiple=True, help="Runs of this remote ('local': ours).")
 @friendly
-def runs_cmd(db_path: Path | None, as_json: bool, as_csv: bool) -> None:
-    """List the runs in the index."""
+def runs_cmd(
+    db_path: Path | None,
+    as_json: bool,
+    as_csv: bool,
+    all_hosts: bool = False,
+    host_names: tuple[str, ...] = (),
+) -> None:
+    """List the runs in the index (with --all-hosts or --host, with a host column)."""
+    if all_hosts or host_names:
+        from tui.cli.remote import print_host_runs
+
+        if as_csv:
+            raise ArtlensError("--csv lists one index: use --json with --all-hosts or --host")
+        print_host_runs(db_path, list(host_names) or None, as_json)
+        return
     if as_json:
         with plain_reader(db_path) as conn:
             emit_json_lines(runs_json(conn))

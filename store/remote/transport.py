@@ -1,0 +1,150 @@
+"""Running ``artlens ...`` on a host and reading its answer within bounds.
+
+The host's command is started in its own session without a shell; its stdout is read in
+bounded lines (or bounded bytes), its stderr kept only as a last line for the error
+message, and the whole exchange has a deadline after which the command is killed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from types import TracebackType
+
+from store.errors import ArtlensError
+from store.safetext import visible
+
+MAX_LINE = 8 << 20
+"""Bytes of one feed line; a run with large params and metrics stays far below."""
+STDERR_KEEP = 4096
+
+
+class RemoteError(ArtlensError):
+    """The host could not be reached or sent something we refuse; one line."""
+
+
+class Session:
+    """One command on a host; use as a context manager (it is killed on exit)."""
+
+    def __init__(self, argv: list[str], *, timeout: float) -> None:
+        self.argv = argv
+        self.deadline = time.monotonic() + timeout
+        self.bytes_read = 0
+        self._stderr = b""
+        self._timed_out = False
+        try:
+            self.proc = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            raise RemoteError(f"cannot run {visible(argv[0])}: {exc.strerror or exc}") from None
+        self._err_thread = threading.Thread(target=self._drain_stderr, daemon=True)
+        self._err_thread.start()
+        self._timer = threading.Timer(timeout, self._expire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _drain_stderr(self) -> None:
+        assert self.proc.stderr is not None
+        while chunk := self.proc.stderr.read(65536):
+            self._stderr = (self._stderr + chunk)[-STDERR_KEEP:]
+
+    def _expire(self) -> None:
+        self._timed_out = True
+        self.kill()
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            with contextlib.suppress(OSError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+
+    def lines(self, *, max_line: int = MAX_LINE) -> Iterator[bytes]:
+        """stdout line by line (without the newline); a line over ``max_line`` is refused.
+
+        Split here from 1 MiB reads: ``readline(limit)`` would allocate ``limit`` per call.
+        """
+        assert self.proc.stdout is not None
+        fd = self.proc.stdout.fileno()
+        rest = b""
+        while True:
+            chunk = os.read(fd, 1 << 20)
+            if not chunk:
+                if rest:
+                    raise RemoteError(self.failure("the stream ended in the middle of a line"))
+                return
+            self.bytes_read += len(chunk)
+            parts = (rest + chunk).split(b"\n") if rest else chunk.split(b"\n")
+            rest = parts.pop()
+            if len(rest) > max_line:
+                raise RemoteError(f"the host sent a line over {max_line} bytes")
+            for part in parts:
+                if len(part) > max_line:
+                    raise RemoteError(f"the host sent a line over {max_line} bytes")
+                yield part
+
+    def read(self, limit: int) -> bytes:
+        """At most ``limit`` bytes of stdout (more is refused)."""
+        assert self.proc.stdout is not None
+        data = self.proc.stdout.read(limit + 1)
+        self.bytes_read += len(data)
+        if len(data) > limit:
+            raise RemoteError(f"the host sent more than the {limit} bytes asked for")
+        return data
+
+    def finish(self) -> None:
+        """Wait for the command; a non-zero exit becomes a RemoteError with its last words."""
+        try:
+            code = self.proc.wait(timeout=max(0.1, self.deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            self._timed_out = True
+            self.kill()
+            code = self.proc.wait()
+        if code != 0:
+            raise RemoteError(self.failure(f"exit status {code}"))
+
+    def ended_early(self) -> str:
+        """Why the stream stopped short: the command's exit status and last words."""
+        try:
+            code = self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            return self.failure("the stream ended before its trailer")
+        if code != 0:
+            return self.failure(f"exit status {code}")
+        return self.failure("the stream ended before its trailer")
+
+    def failure(self, what: str) -> str:
+        """``what``, with the timeout or the host's last stderr line, as one line."""
+        if self._timed_out:
+            return "timed out"
+        self._err_thread.join(timeout=1)
+        words = self._stderr.decode("utf-8", "replace").strip().splitlines()
+        last = visible(" ".join(words[-1].split()))[:300] if words else ""
+        return f"{what}: {last}" if last else what
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._timer.cancel()
+        self.kill()
+        self.proc.wait()
+        self._err_thread.join(timeout=2)
+        for stream in (self.proc.stdout, self.proc.stderr):
+            if stream is not None:
+                stream.close()
+        if self._timed_out and exc_type is not None and not isinstance(exc, RemoteError):
+            raise RemoteError("timed out") from None
