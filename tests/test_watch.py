@@ -128,6 +128,15 @@ def test_batcher_coalesces_until_quiet_and_caps_the_wait() -> None:
     assert batcher.take(timeout=0.05) in (({}, 0), ({1: {b"busy"}}, 1))
 
 
+def test_batcher_a_close_after_write_ends_the_wait_sooner() -> None:
+    batcher = FolderBatcher(window=30.0, max_wait=60.0)
+    started = time.monotonic()
+    batcher.add(0, b"a")
+    batcher.add(0, b"a", closed=True)
+    assert batcher.take(timeout=20.0) == ({0: {b"a"}}, 2)
+    assert time.monotonic() - started < 10.0, "a close must not wait for the 30 s window"
+
+
 # -- events ----------------------------------------------------------------------------
 
 

@@ -81,6 +81,10 @@ POLL_DUTY = 0.1
 TICK_SECONDS = 0.5
 """How often the worker looks after roots when no events arrive."""
 
+REWATCH_DELAY = 1.0
+"""Seconds after a folder's deletion event before the root is watched afresh.  watchdog
+reports a folder moved elsewhere in the tree as deleted, half a second late, and then drops
+the watches its new place shares with the old one: events there would be lost."""
 IDENTITY_EVERY = 1.0
 STATUS_EVERY = 15.0
 """How often runs that went quiet are turned from live to finished/unknown."""
@@ -138,6 +142,8 @@ class _Root:
     problems: dict[str, str] = field(default_factory=dict)
     """problem kind -> message; kinds clear themselves when the cause goes away"""
     rescan_reason: str | None = None
+    rewatch_at: float | None = None
+    """When to re-watch the root (monotonic): set by a folder deleted or moved away."""
     events: int = 0
     batches: int = 0
     errors: int = 0
@@ -151,10 +157,15 @@ class _Handler(FileSystemEventHandler):
 
     def dispatch(self, event: FileSystemEvent) -> None:
         note = self._watcher._note
-        note(event.src_path, event.is_directory)
+        note(
+            event.src_path,
+            event.is_directory,
+            closed=event.event_type == "closed",
+            gone=event.is_directory and event.event_type == "deleted",
+        )
         dest = getattr(event, "dest_path", "")
-        if dest:
-            note(dest, event.is_directory)
+        if dest:  # a rename into place ends an atomic save: as final as a close
+            note(dest, event.is_directory, closed=True)
 
 
 class _CanaryHandler(FileSystemEventHandler):
@@ -201,6 +212,7 @@ class Watcher:
         reconcile_every: float = 300.0,
         canary_every: float = 30.0,
         on_batch: Callable[[BatchReport], None] | None = None,
+        on_commit: Callable[[], None] | None = None,
         hash_files: bool = True,
         fallback_poll: float = DEFAULT_POLL_SECONDS,
     ) -> None:
@@ -214,6 +226,9 @@ class Watcher:
         self.reconcile_every = reconcile_every
         self.canary_every = canary_every
         self.on_batch = on_batch
+        self.on_commit = on_commit
+        """Called on the worker thread right after a scan committed changes, so a reader in
+        this process can look now instead of at its next poll; it must return at once."""
         self.hash_files = hash_files
         self.fallback_poll = fallback_poll
         from store.watch.batch import FolderBatcher
@@ -515,7 +530,9 @@ class Watcher:
 
     # -- events (dispatch thread) -------------------------------------------------------
 
-    def _note(self, path: str | bytes, is_directory: bool) -> None:
+    def _note(
+        self, path: str | bytes, is_directory: bool, *, closed: bool = False, gone: bool = False
+    ) -> None:
         """One event path: map it to its root and folder, and queue the folder."""
         abs_b = path if isinstance(path, bytes) else os.fsencode(path)
         if abs_b in self._ignored:
@@ -531,7 +548,9 @@ class Watcher:
                     return
                 root.last_event = time.time()
                 root.events += 1
-                self._batcher.add(root.number, paths.parent_key(rel))
+                if gone and root.rewatch_at is None:
+                    root.rewatch_at = time.monotonic() + REWATCH_DELAY
+                self._batcher.add(root.number, paths.parent_key(rel), closed=closed)
                 return
 
     def _canary_arrived(self) -> None:
@@ -604,6 +623,11 @@ class Watcher:
             root.batches += 1
         if report.added or report.changed or report.removed or report.runs_changed:
             self._hash_wake.set()
+            if self.on_commit is not None:
+                try:
+                    self.on_commit()
+                except Exception:  # a reader's hook never stops the writer
+                    logging.getLogger(__name__).debug("on_commit failed", exc_info=True)
         if self.on_batch is not None and (
             kind != "batch" or report.added or report.changed or report.removed
         ):
@@ -632,6 +656,10 @@ class Watcher:
                 root.last_reconcile_mono = time.monotonic()
 
     def _due_scans(self, root: _Root, now: float) -> None:
+        if root.rewatch_at is not None and now >= root.rewatch_at:
+            root.rewatch_at = None
+            if root.mode == "inotify" and self._observer is not None and self._schedule(root):
+                root.rescan_reason = root.rescan_reason or "a folder was deleted or moved away"
         if root.rescan_reason is not None:
             self._reconcile(root, root.rescan_reason)
         elif root.mode == "polling" and now >= root.next_poll:
