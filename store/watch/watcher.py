@@ -82,9 +82,10 @@ TICK_SECONDS = 0.5
 """How often the worker looks after roots when no events arrive."""
 
 REWATCH_DELAY = 1.0
-"""Seconds after a folder's deletion event before the root is watched afresh.  watchdog
-reports a folder moved elsewhere in the tree as deleted, half a second late, and then drops
-the watches its new place shares with the old one: events there would be lost."""
+"""Seconds after a folder's deletion event before checking the watches.  watchdog reports
+a folder moved elsewhere in the tree as deleted, half a second late, and then drops the
+watches its new place shares with the old one: events there would be lost, so the root is
+watched afresh and reconciled.  A folder really deleted leaves every watch in place."""
 IDENTITY_EVERY = 1.0
 STATUS_EVERY = 15.0
 """How often runs that went quiet are turned from live to finished/unknown."""
@@ -143,7 +144,9 @@ class _Root:
     """problem kind -> message; kinds clear themselves when the cause goes away"""
     rescan_reason: str | None = None
     rewatch_at: float | None = None
-    """When to re-watch the root (monotonic): set by a folder deleted or moved away."""
+    """When to check that every indexed folder is still watched (monotonic): set by a
+    folder's deletion event."""
+    rewatches: int = 0
     events: int = 0
     batches: int = 0
     errors: int = 0
@@ -501,6 +504,10 @@ class Watcher:
     def _watched_folders(self, root: _Root) -> int | None:
         """How many folders watchdog really watches under ``root`` (its internals; None if
         unreachable).  watchdog silently skips subfolders it could not watch."""
+        watched = self._watched_paths(root)
+        return None if watched is None else len(watched)
+
+    def _watched_paths(self, root: _Root) -> set[bytes] | None:
         observer = self._observer
         if observer is None or root.watch is None:
             return None
@@ -508,8 +515,19 @@ class Watcher:
             if emitter.watch == root.watch:
                 group = getattr(emitter, "_inotify", None)
                 watched = getattr(group, "_active_callbacks_by_path", None)
-                return len(watched) if isinstance(watched, dict) else None
+                return set(watched) if isinstance(watched, dict) else None
         return None
+
+    def _watches_lost(self, root: _Root) -> bool:
+        """Some indexed folder has no watch (True too when watchdog's state is unreadable)."""
+        watched = self._watched_paths(root)
+        if watched is None or self._db is None:
+            return True
+        rows = self._db.conn.execute(
+            "SELECT path FROM dirs WHERE root_id = ?", [root.indexer.root_id]
+        )
+        base = root.path_b
+        return any((base + b"/" + bytes(rel) if rel else base) not in watched for (rel,) in rows)
 
     def _check_watch_coverage(self, root: _Root) -> None:
         """Watches missing on indexed folders mean the watch limit ran out mid-tree."""
@@ -658,8 +676,14 @@ class Watcher:
     def _due_scans(self, root: _Root, now: float) -> None:
         if root.rewatch_at is not None and now >= root.rewatch_at:
             root.rewatch_at = None
-            if root.mode == "inotify" and self._observer is not None and self._schedule(root):
-                root.rescan_reason = root.rescan_reason or "a folder was deleted or moved away"
+            if (
+                root.mode == "inotify"
+                and self._observer is not None
+                and self._watches_lost(root)
+                and self._schedule(root)
+            ):
+                root.rewatches += 1
+                root.rescan_reason = root.rescan_reason or "watches lost after a folder moved"
         if root.rescan_reason is not None:
             self._reconcile(root, root.rescan_reason)
         elif root.mode == "polling" and now >= root.next_poll:
