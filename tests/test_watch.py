@@ -133,6 +133,15 @@ def test_batcher_coalesces_until_quiet_and_caps_the_wait() -> None:
     assert batcher.take(timeout=0.05) in (({}, 0), ({1: {b"busy"}}, 1))
 
 
+def test_batcher_a_close_after_write_ends_the_wait_sooner() -> None:
+    batcher = FolderBatcher(window=30.0, max_wait=60.0)
+    started = time.monotonic()
+    batcher.add(0, b"a")
+    batcher.add(0, b"a", closed=True)
+    assert batcher.take(timeout=20.0) == ({0: {b"a"}}, 2)
+    assert time.monotonic() - started < 10.0, "a close must not wait for the 30 s window"
+
+
 # -- events ----------------------------------------------------------------------------
 
 
@@ -425,3 +434,20 @@ def test_sigkill_mid_batch_then_restart_equals_a_fresh_scan(
     finally:
         fresh.close()
     assert index_rows(db_path) == fresh_rows
+
+
+def test_a_folder_deleted_for_good_keeps_the_other_watches(root: Path, db_path: Path) -> None:
+    """Checkpoint rotation deletes folders all day: that must not re-watch the whole root
+    (only a move that made watchdog drop live watches does)."""
+    for step in range(3):
+        (root / "out" / f"checkpoint-{step}").mkdir(parents=True)
+        (root / "out" / f"checkpoint-{step}" / "model.bin").write_bytes(b"m")
+    with watching(db_path, root) as watcher:
+        state = watcher._roots[0]
+        shutil.rmtree(root / "out" / "checkpoint-0")
+        wait_for(converged(root, db_path), what="the folder's rows removed")
+        wait_for(lambda: state.rewatch_at is not None or state.rewatches > 0, what="the check")
+        wait_for(lambda: state.rewatch_at is None, what="the watches checked")
+        assert state.rewatches == 0
+        (root / "out" / "checkpoint-1" / "optimizer.pt").write_bytes(b"o")
+        wait_for(converged(root, db_path), what="a write next to the deleted folder")

@@ -6,6 +6,7 @@ workers in ``tui.screens.explorer``.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import Any, ClassVar
 
 from textual.app import App
 from textual.binding import Binding, BindingType
+from textual.message import Message
 from textual.worker import Worker, WorkerState
 
 from store.views import ReaderPool
@@ -23,6 +25,10 @@ from tui.widgets.status import StatusLine
 
 DARK_THEME = "textual-dark"
 LIGHT_THEME = "textual-light"
+
+
+class IndexCommitted(Message):
+    """The in-process watcher committed changes to the index (posted from its thread)."""
 
 
 class ArtlensApp(App[None]):
@@ -55,6 +61,8 @@ class ArtlensApp(App[None]):
         self.watch_state: tuple[str, bool] = ("not watching", False)
         """What the status line says about the watcher, and whether that is healthy."""
         self.theme = DARK_THEME
+        self._wake_posted = threading.Event()
+        """Set while an IndexCommitted waits in the queue: a storm of commits posts one."""
 
     def on_mount(self) -> None:
         self.push_screen(ExplorerScreen(self.db_path, self.pool, clock=self.clock))
@@ -89,10 +97,23 @@ class ArtlensApp(App[None]):
 
     def _run_watcher(self, watcher_class: Any) -> None:
         roots = self.roots or self._index_roots()
-        watcher = watcher_class(self.db_path, roots)
+        watcher = watcher_class(self.db_path, roots, on_commit=self._index_committed)
         watcher.start()
         self.watcher = watcher
         self.call_from_thread(self._watch_status, "watching", ok=True)
+
+    def _index_committed(self) -> None:
+        """On the watcher's thread, after each commit: wake the screens, once per wait."""
+        if not self._wake_posted.is_set():
+            self._wake_posted.set()
+            self.post_message(IndexCommitted())
+
+    def on_index_committed(self) -> None:
+        self._wake_posted.clear()
+        for screen in self.screen_stack:
+            wake = getattr(screen, "index_committed", None)
+            if wake is not None:
+                wake()
 
     def _index_roots(self) -> list[Path]:
         import os

@@ -172,10 +172,13 @@ def load_runs(db: sqlite_utils.Database, root_id: int, root: str) -> dict[int, R
 
 
 _IN_CKPT_FOLDER = (
-    "(CAST(parent AS TEXT) GLOB 'checkpoint[-_][0-9]*' "
-    "OR CAST(parent AS TEXT) GLOB '*/checkpoint[-_][0-9]*')"
+    "(instr(parent, X'636865636b706f696e74') > 0 "
+    "AND (CAST(parent AS TEXT) GLOB 'checkpoint[-_][0-9]*' "
+    "OR CAST(parent AS TEXT) GLOB '*/checkpoint[-_][0-9]*'))"
 )
-"""Rows inside some ``checkpoint-N`` folder (SQLite filters; Python confirms the component)."""
+"""Rows inside some ``checkpoint-N`` folder (SQLite filters; Python confirms the component).
+The byte search for ``checkpoint`` comes first: it is what the globs need anyway, and it
+spares most rows the text cast."""
 
 
 def _decode(blob: bytes) -> str:
@@ -199,12 +202,36 @@ def candidates_for_root(
     runs = runs if runs is not None else load_runs(db, root_id, root)
     by_run: dict[int, dict[str, Candidate]] = {}
     conn = db.conn
+    run_metrics: dict[int, str | None] = {}
+    name_readers: dict[str, Callable[[str], float | None]] = {}
+    by_name: dict[str | None, dict[str, float | None]] = {None: {}}
+
+    def metric_of(run_id: int) -> str | None:
+        """The run's metric (asked once per run), with a cache of its values by name."""
+        if run_id in run_metrics:
+            return run_metrics[run_id]
+        name = run_metrics[run_id] = metric(runs[run_id]) if callable(metric) else metric
+        if name and name not in name_readers:
+            name_readers[name] = _name_metric_reader(name)
+            by_name[name] = {}
+        return name
+
+    def metric_from(run_metric: str | None, name: str) -> float | None:
+        if not run_metric:
+            return None
+        known = by_name[run_metric]
+        if name in known:
+            return known[name]
+        value = known[name] = name_readers[run_metric](name)
+        return value
+
     folder_rows = conn.execute(
         f"SELECT run_id, parent, sum(size), max(mtime_ns) FROM artifacts "
         f"WHERE root_id = ? AND run_id IS NOT NULL AND {_IN_CKPT_FOLDER} GROUP BY run_id, parent",
         (root_id,),
     ).fetchall()
     loose_parents: list[bytes] = []
+    folder_numbers: dict[str, tuple[int | None, int | None]] = {}
     for run_id, parent_blob, size, mtime_ns in folder_rows:
         run = runs.get(run_id)
         if run is None:
@@ -221,7 +248,11 @@ def candidates_for_root(
             units = by_run[run_id] = {}
         unit = units.get(unit_path)
         if unit is None:
-            units[unit_path] = Candidate(
+            name = unit_path[unit_path.rfind("/") + 1 :]
+            numbers = folder_numbers.get(name)
+            if numbers is None:
+                numbers = folder_numbers[name] = parse_numbers(name)
+            unit = units[unit_path] = Candidate(
                 root,
                 run_id,
                 run.path,
@@ -234,7 +265,12 @@ def candidates_for_root(
                 0,
                 "dir",
                 None,
+                numbers[0],
+                numbers[1],
             )
+            value = metric_from(metric_of(run_id), name)
+            if value is not None:
+                unit.metric, unit.metric_source = value, "file name"
         else:
             unit.size += int(size)
             unit.mtime_ns = max(unit.mtime_ns, int(mtime_ns))
@@ -251,38 +287,44 @@ def candidates_for_root(
             f"WHERE root_id = ? AND kind IN ('checkpoint', 'model') AND parent IN ({marks})",
             (root_id, *loose_parents),
         ).fetchall()
-    numbers = _NUMBERS.findall
+    parsed_names: dict[tuple[str, bool], tuple[int | None, int | None, bool, bool] | None] = {}
+    # Rows come folder by folder, so the run of a row is mostly the previous row's.
+    last_run_id: int | None = None
+    row_run: RunInfo | None = None
+    units = {}
+    known: dict[str, float | None] = by_name[None]
+    reader: Callable[[str], float | None] | None = None
     for run_id, path_blob, size, mtime_ns, inode, ftype, digest in file_rows:
-        run = runs.get(run_id)
-        if run is None or ftype == "symlink":
+        if run_id != last_run_id:
+            row_run = runs.get(run_id)
+            last_run_id = run_id
+            if row_run is not None:
+                run_metric = metric_of(run_id)
+                known = by_name[run_metric]
+                reader = name_readers[run_metric] if run_metric else None
+                units = by_run.get(run_id) or {}
+        if row_run is None or ftype == "symlink":
             continue  # a link (Lightning's last.ckpt) is no checkpoint: see checkpoint_links
-        path = _decode(path_blob)
+        path = path_blob.decode("utf-8", "surrogateescape")
         name = path[path.rfind("/") + 1 :]
-        lower = name.lower()
-        step, epoch, numbered = _numbers_of(numbers(lower))
-        is_last = is_best = False
-        if not numbered:
-            if lower in _LAST_NAMES:
-                is_last = True
-            elif lower in _BEST_NAMES:
-                is_best = True
-            elif (iteration := _DETECTRON2_ITER.match(lower)) is not None:
-                step = int(iteration.group(1))
-            elif run.framework == "keras" and (first := _KERAS_EPOCH.match(lower)) is not None:
-                epoch = int(first.group(1))  # ModelCheckpoint's {epoch} counts from 1
-            elif not lower.endswith(".ckpt"):
-                continue
-            else:
-                is_last = _LAST.match(name) is not None
-        units = by_run.get(run_id)
-        if units is None:
-            units = by_run[run_id] = {}
+        key = (name, row_run.framework == "keras")
+        if key in parsed_names:
+            parsed = parsed_names[key]
+        else:
+            parsed = parsed_names[key] = _parse_file_name(name, keras=key[1])
+        if parsed is None:
+            continue
+        step, epoch, is_last, is_best = parsed
+        if row_run.framework in _EPOCH_NAMED and epoch is None and step is not None:
+            step, epoch = None, step  # timm's checkpoint-<epoch>.pth.tar
+        if not units:
+            units = by_run.setdefault(run_id, units)
         unit = units[path] = Candidate(
             root,
             run_id,
-            run.path,
-            run.framework,
-            run.live,
+            row_run.path,
+            row_run.framework,
+            row_run.live,
             path,
             False,
             size,
@@ -290,23 +332,23 @@ def candidates_for_root(
             inode,
             ftype,
             digest,
+            step,
+            epoch,
+            is_last,
         )
-        unit.is_last = is_last
-        unit.trainer_best = is_best or (lower.startswith("best_") and run.framework == "mmengine")
-        unit.step, unit.epoch = step, epoch
-        if run.framework in _EPOCH_NAMED and epoch is None and step is not None:
-            unit.step, unit.epoch = None, step  # timm's checkpoint-<epoch>.pth.tar
+        unit.trainer_best = is_best or (
+            row_run.framework == "mmengine" and name.lower().startswith("best_")
+        )
+        if reader is not None:
+            if name in known:
+                value = known[name]
+            else:
+                value = known[name] = reader(name)
+            if value is not None:
+                unit.metric, unit.metric_source = value, "file name"
     ordered: dict[int, list[Candidate]] = {}
     for run_id, units in by_run.items():
-        run_metric = metric(runs[run_id]) if callable(metric) else metric
-        from_name = _name_metric_reader(run_metric) if run_metric else None
-        for unit in units.values():
-            if unit.is_dir:
-                unit.step, unit.epoch = parse_numbers(unit.name)
-            if from_name is not None:
-                value = from_name(unit.name)
-                if value is not None:
-                    unit.metric, unit.metric_source = value, "file name"
+        run_metric = metric_of(run_id)
         run_units = order_units(list(units.values()))
         _attach_trainer_state(runs[run_id], run_units, run_metric)
         if run_metric is not None:
@@ -330,25 +372,66 @@ def checkpoint_links(db: sqlite_utils.Database, root_id: int) -> list[tuple[int,
     return [(int(r), _decode(bytes(p)), None if t is None else str(t)) for r, p, t in rows]
 
 
+def _parse_file_name(name: str, keras: bool) -> tuple[int | None, int | None, bool, bool] | None:
+    """(step, epoch, is_last, is_best) of a checkpoint file's name, or None when it is none.
+
+    Keras' ModelCheckpoint names count epochs from their first number; no other layout's do.
+    """
+    lower = name.lower()
+    step, epoch, numbered = _numbers_of(_NUMBERS.findall(lower))
+    if numbered:
+        return step, epoch, False, False
+    if lower in _LAST_NAMES:
+        return None, None, True, False
+    if lower in _BEST_NAMES:
+        return None, None, False, True
+    if (iteration := _DETECTRON2_ITER.match(lower)) is not None:
+        return int(iteration.group(1)), None, False, False
+    if keras and (first := _KERAS_EPOCH.match(lower)) is not None:
+        return None, int(first.group(1)), False, False  # ModelCheckpoint's {epoch} counts from 1
+    if not lower.endswith(".ckpt"):
+        return None
+    return None, None, _LAST.match(name) is not None, False
+
+
 def attach_members(db: sqlite_utils.Database, root_id: int, units: list[Candidate]) -> None:
-    """List the files of each checkpoint folder unit (what apply will compare against)."""
+    """List the files of each checkpoint folder unit (what apply will compare against).
+
+    A file goes to the outermost unit among the folders holding it, which depends on its
+    folder alone: that is decided once per folder, so the files of kept units cost a lookup.
+    """
     folders = {u.path: u for u in units if u.is_dir}
     if not folders:
         return
     rows = db.conn.execute(
-        f"SELECT path, size, mtime_ns, inode, ftype, hash FROM artifacts "
+        f"SELECT parent, path, size, mtime_ns, inode, ftype, hash FROM artifacts "
         f"WHERE root_id = ? AND {_IN_CKPT_FOLDER}",
         (root_id,),
     )
-    for path_blob, size, mtime_ns, inode, ftype, digest in rows:
-        path = _decode(path_blob)
-        cut = path.find("/")
-        while cut >= 0:
-            unit = folders.get(path[:cut])
-            if unit is not None:
-                unit.members.append(Member(path, size, mtime_ns, inode, ftype, digest))
-                break
-            cut = path.find("/", cut + 1)
+    owner_of: dict[bytes, Candidate | None] = {}
+    for parent_blob, path_blob, size, mtime_ns, inode, ftype, digest in rows:
+        parent_key = bytes(parent_blob)
+        if parent_key in owner_of:
+            unit = owner_of[parent_key]
+        else:
+            unit = owner_of[parent_key] = _outermost_unit(folders, _decode(parent_key))
+        if unit is not None:
+            path = _decode(path_blob)
+            unit.members.append(Member(path, size, mtime_ns, inode, ftype, digest))
+
+
+def _outermost_unit(folders: dict[str, Candidate], parent: str) -> Candidate | None:
+    """The unit whose folder is the shortest of ``parent`` and the folders above it."""
+    if not parent:
+        return None
+    inner = parent + "/"
+    cut = inner.find("/")
+    while cut >= 0:
+        unit = folders.get(inner[:cut])
+        if unit is not None:
+            return unit
+        cut = inner.find("/", cut + 1)
+    return None
 
 
 def _numbers_of(found: list[tuple[str, str]]) -> tuple[int | None, int | None, bool]:

@@ -513,7 +513,18 @@ def _run_metric(policy: Policy) -> Callable[[RunInfo], str | None]:
 def _pinned_check(pins: Pins) -> Callable[[Candidate], bool]:
     if not pins:
         return lambda unit: False
-    return lambda unit: pins.covers(unit.path)
+    exact, globs, folder_pinned = pins.exact, pins.globs, pins._folder_pinned
+    fullmatch = globs.regex.fullmatch if globs is not None else None
+
+    def pinned(unit: Candidate) -> bool:
+        """``pins.covers(unit.path)``, inlined: it runs once per checkpoint."""
+        path = unit.path
+        if path in exact or (fullmatch is not None and fullmatch(path) is not None):
+            return True
+        cut = path.rfind("/")
+        return cut > 0 and folder_pinned(path[:cut])
+
+    return pinned
 
 
 def _account_fs(fs_by_dev: dict[int, FsTotals], root: str, freed: int) -> None:

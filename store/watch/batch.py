@@ -12,6 +12,9 @@ import threading
 import time
 from collections.abc import Callable
 
+CLOSE_WINDOW = 0.02
+"""Seconds of quiet after a close-after-write before its folder is rescanned."""
+
 
 class FolderBatcher:
     """A set of (root, folder) waiting to be rescanned, shared by producer and worker."""
@@ -25,6 +28,9 @@ class FolderBatcher:
     ) -> None:
         self.window = window
         self.max_wait = max(max_wait, window)
+        self.close_window = min(window, CLOSE_WINDOW)
+        """The quiet time when the last event was a file's close or a rename into place: the
+        write is complete, and what follows it (the next file of a save) comes within it."""
         self._clock = clock
         self._cond = threading.Condition()
         self._pending: dict[int, set[bytes]] = {}
@@ -33,17 +39,22 @@ class FolderBatcher:
         self._last = 0.0
         self._closed = False
         self._woken = False
+        self._quiet = window
 
-    def add(self, root: int, folder: bytes) -> None:
-        """Record that ``folder`` of root number ``root`` changed (called per event)."""
+    def add(self, root: int, folder: bytes, *, closed: bool = False) -> None:
+        """Record that ``folder`` of root number ``root`` changed (called per event);
+        ``closed``: the event was a file closed after writing."""
         with self._cond:
             now = self._clock()
             if not self._pending:
                 self._first = now
                 self._cond.notify()
+            elif closed:
+                self._cond.notify()  # the wait may now end sooner
             self._pending.setdefault(root, set()).add(folder)
             self._events += 1
             self._last = now
+            self._quiet = self.close_window if closed else self.window
 
     def wake(self) -> None:
         """Make a waiting ``take`` return now, so the worker's housekeeping runs."""
@@ -67,7 +78,7 @@ class FolderBatcher:
             while not self._closed:
                 now = self._clock()
                 if self._pending:
-                    due = min(self._last + self.window, self._first + self.max_wait)
+                    due = min(self._last + self._quiet, self._first + self.max_wait)
                     if now >= due:
                         batch, events = self._pending, self._events
                         self._pending, self._events = {}, 0

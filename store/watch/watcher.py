@@ -81,6 +81,11 @@ POLL_DUTY = 0.1
 TICK_SECONDS = 0.5
 """How often the worker looks after roots when no events arrive."""
 
+REWATCH_DELAY = 1.0
+"""Seconds after a folder's deletion event before checking the watches.  watchdog reports
+a folder moved elsewhere in the tree as deleted, half a second late, and then drops the
+watches its new place shares with the old one: events there would be lost, so the root is
+watched afresh and reconciled.  A folder really deleted leaves every watch in place."""
 IDENTITY_EVERY = 1.0
 STATUS_EVERY = 15.0
 """How often runs that went quiet are turned from live to finished/unknown."""
@@ -95,10 +100,6 @@ HASH_BATCH = 16
 HASH_IDLE_WAIT = 30.0
 HASH_PENDING_WAIT = 2.5
 STOP_JOIN_SECONDS = 10.0
-REWATCH_DELAY = 0.5
-"""Quiet time after a folder left a root before its watches are renewed (bursts coalesce)."""
-REWATCH_MIN_INTERVAL = 5.0
-"""At most one renewal of a root's watches this often."""
 
 
 class WatchError(ArtlensError):
@@ -143,8 +144,9 @@ class _Root:
     """problem kind -> message; kinds clear themselves when the cause goes away"""
     rescan_reason: str | None = None
     rewatch_at: float | None = None
-    """When to renew the root's watches (a folder left it), monotonic; None when not due."""
-    last_rewatch: float = 0.0
+    """When to check that every indexed folder is still watched (monotonic): set by a
+    folder's deletion event."""
+    rewatches: int = 0
     events: int = 0
     batches: int = 0
     errors: int = 0
@@ -158,12 +160,15 @@ class _Handler(FileSystemEventHandler):
 
     def dispatch(self, event: FileSystemEvent) -> None:
         note = self._watcher._note
-        note(event.src_path, event.is_directory)
+        note(
+            event.src_path,
+            event.is_directory,
+            closed=event.event_type == "closed",
+            gone=event.is_directory and event.event_type == "deleted",
+        )
         dest = getattr(event, "dest_path", "")
-        if dest:
-            note(dest, event.is_directory)
-        if event.is_directory and isinstance(event, DirDeletedEvent):
-            self._watcher._folder_left(event.src_path)
+        if dest:  # a rename into place ends an atomic save: as final as a close
+            note(dest, event.is_directory, closed=True)
 
 
 class _CanaryHandler(FileSystemEventHandler):
@@ -210,6 +215,7 @@ class Watcher:
         reconcile_every: float = 300.0,
         canary_every: float = 30.0,
         on_batch: Callable[[BatchReport], None] | None = None,
+        on_commit: Callable[[], None] | None = None,
         hash_files: bool = True,
         hash_max_bytes: int | None = None,
         fallback_poll: float = DEFAULT_POLL_SECONDS,
@@ -224,6 +230,9 @@ class Watcher:
         self.reconcile_every = reconcile_every
         self.canary_every = canary_every
         self.on_batch = on_batch
+        self.on_commit = on_commit
+        """Called on the worker thread right after a scan committed changes, so a reader in
+        this process can look now instead of at its next poll; it must return at once."""
         self.hash_files = hash_files
         self.hash_max_bytes = hash_max_bytes
         self.fallback_poll = fallback_poll
@@ -503,6 +512,10 @@ class Watcher:
     def _watched_folders(self, root: _Root) -> int | None:
         """How many folders watchdog really watches under ``root`` (its internals; None if
         unreachable).  watchdog silently skips subfolders it could not watch."""
+        watched = self._watched_paths(root)
+        return None if watched is None else len(watched)
+
+    def _watched_paths(self, root: _Root) -> set[bytes] | None:
         observer = self._observer
         if observer is None or root.watch is None:
             return None
@@ -510,8 +523,19 @@ class Watcher:
             if emitter.watch == root.watch:
                 group = getattr(emitter, "_inotify", None)
                 watched = getattr(group, "_active_callbacks_by_path", None)
-                return len(watched) if isinstance(watched, dict) else None
+                return set(watched) if isinstance(watched, dict) else None
         return None
+
+    def _watches_lost(self, root: _Root) -> bool:
+        """Some indexed folder has no watch (True too when watchdog's state is unreadable)."""
+        watched = self._watched_paths(root)
+        if watched is None or self._db is None:
+            return True
+        rows = self._db.conn.execute(
+            "SELECT path FROM dirs WHERE root_id = ?", [root.indexer.root_id]
+        )
+        base = root.path_b
+        return any((base + b"/" + bytes(rel) if rel else base) not in watched for (rel,) in rows)
 
     def _check_watch_coverage(self, root: _Root) -> None:
         """Watches missing on indexed folders mean the watch limit ran out mid-tree."""
@@ -532,7 +556,9 @@ class Watcher:
 
     # -- events (dispatch thread) -------------------------------------------------------
 
-    def _note(self, path: str | bytes, is_directory: bool) -> None:
+    def _note(
+        self, path: str | bytes, is_directory: bool, *, closed: bool = False, gone: bool = False
+    ) -> None:
         """One event path: map it to its root and folder, and queue the folder."""
         abs_b = path if isinstance(path, bytes) else os.fsencode(path)
         if abs_b in self._ignored:
@@ -548,22 +574,9 @@ class Watcher:
                     return
                 root.last_event = time.time()
                 root.events += 1
-                self._batcher.add(root.number, paths.parent_key(rel))
-                return
-
-    def _folder_left(self, path: str | bytes) -> None:
-        """A folder was removed, or moved with only its source end seen: renew the watches.
-
-        inotify keeps one watch per folder, whatever its name: a folder moved into a folder
-        created a moment before (``mkdir archive && mv run archive/``) is re-watched under
-        its new name with the same watch, and when watchdog then sees the move's source end
-        alone it drops that watch as the old name's, leaving the folder unwatched.
-        """
-        abs_b = path if isinstance(path, bytes) else os.fsencode(path)
-        for prefix, root in self._by_prefix:
-            if abs_b.startswith(prefix) and abs_b[len(prefix) : len(prefix) + 1] == b"/":
-                now = time.monotonic()
-                root.rewatch_at = max(now + REWATCH_DELAY, root.last_rewatch + REWATCH_MIN_INTERVAL)
+                if gone and root.rewatch_at is None:
+                    root.rewatch_at = time.monotonic() + REWATCH_DELAY
+                self._batcher.add(root.number, paths.parent_key(rel), closed=closed)
                 return
 
     def _canary_arrived(self) -> None:
@@ -637,6 +650,11 @@ class Watcher:
             root.batches += 1
         if report.added or report.changed or report.removed or report.runs_changed:
             self._hash_wake.set()
+            if self.on_commit is not None:
+                try:
+                    self.on_commit()
+                except Exception:  # a reader's hook never stops the writer
+                    logging.getLogger(__name__).debug("on_commit failed", exc_info=True)
         if self.on_batch is not None and (
             kind != "batch" or report.added or report.changed or report.removed
         ):
@@ -704,14 +722,16 @@ class Watcher:
                 root.last_reconcile_mono = time.monotonic()
 
     def _due_scans(self, root: _Root, now: float) -> None:
-        due = root.rewatch_at
-        if due is not None and now >= due:
+        if root.rewatch_at is not None and now >= root.rewatch_at:
             root.rewatch_at = None
-            # a root that vanished or was recreated is the identity check's to handle
-            if root.mode == "inotify" and root.indexer.root_identity() == root.identity:
-                root.last_rewatch = now
-                if self._schedule(root):  # fresh watches on every folder, then the truth
-                    root.rescan_reason = root.rescan_reason or "watches renewed: a folder left"
+            if (
+                root.mode == "inotify"
+                and self._observer is not None
+                and self._watches_lost(root)
+                and self._schedule(root)
+            ):
+                root.rewatches += 1
+                root.rescan_reason = root.rescan_reason or "watches lost after a folder moved"
         if root.rescan_reason is not None:
             self._reconcile(root, root.rescan_reason)
         elif root.mode == "polling" and now >= root.next_poll:

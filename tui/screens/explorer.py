@@ -23,7 +23,7 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.widget import Widget
 from textual.widgets import DataTable, Footer, Input, Tree
-from textual.worker import get_current_worker
+from textual.worker import Worker, get_current_worker
 
 from store import paths, query
 from store.integrity import problems_of
@@ -63,7 +63,10 @@ if TYPE_CHECKING:
     from store.query import ArtifactRow, RunRow
 
 POLL_SECONDS = 0.25
-"""How often the read connection is asked whether another connection committed."""
+"""How often the read connection is asked whether another connection committed, when the
+writer is this process's watcher (which also wakes the screen after each commit)."""
+FAST_POLL_SECONDS = 0.04
+"""The same, when the writer is another process: nothing wakes us, and the PRAGMA is cheap."""
 AGE_REFRESH_SECONDS = 30.0
 """Ages ("5m") in the table drift; re-render changed cells this often."""
 FOLLOW_DELAY = 0.06
@@ -137,6 +140,10 @@ class ExplorerScreen(Screen[None]):
         self.loaded = False
         self._poll_db: sqlite_utils.Database | None = None
         self._data_version = -1
+        self._last_poll = 0.0
+        self._reading_changes = False
+        self._changes_again = False
+        """A commit arrived while changes were being read: read again when that ends."""
         self._preview_token = 0
         self._preview_key: tuple[int, bytes] | None = None
         self._preview_node: NodeInfo | None = None
@@ -184,7 +191,7 @@ class ExplorerScreen(Screen[None]):
         )
         self.query_one(RunsTable).focus()
         self._load_runs()
-        self.set_interval(POLL_SECONDS, self._poll, name="poll data_version")
+        self.set_interval(FAST_POLL_SECONDS, self._timed_poll, name="poll data_version")
         self.set_interval(AGE_REFRESH_SECONDS, self._sync_table, name="refresh ages")
 
     def on_resize(self) -> None:
@@ -266,10 +273,23 @@ class ExplorerScreen(Screen[None]):
 
     # -- live updates --------------------------------------------------------------------
 
+    def index_committed(self) -> None:
+        """The watcher in this process committed: read the changes now, not at the next poll."""
+        self._poll()
+
+    def _timed_poll(self) -> None:
+        if (
+            getattr(self.app, "watcher", None) is not None
+            and time.monotonic() - self._last_poll < POLL_SECONDS
+        ):
+            return  # the in-process writer wakes us; this poll only catches the hasher
+        self._poll()
+
     def _poll(self) -> None:
         """Cheap on the UI thread: one PRAGMA on an idle connection."""
         from store.db import data_version, open_db
 
+        self._last_poll = time.monotonic()
         try:
             if self._poll_db is None:
                 self._poll_db = open_db(self.db_path, readonly=True)
@@ -282,7 +302,25 @@ class ExplorerScreen(Screen[None]):
             self._data_version = version
             # Also on the first poll: a commit between the first load and now is news.
             if self.loaded:
-                self._read_changes(self.last_event)
+                self._start_reading_changes()
+
+    def _start_reading_changes(self) -> None:
+        """One reader of the change feed at a time: a new start would cancel a running one,
+        and under a storm of commits none would ever finish."""
+        if self._reading_changes:
+            self._changes_again = True
+            return
+        self._reading_changes = True
+        self._changes_again = False
+        self._read_changes(self.last_event)
+
+    @on(Worker.StateChanged)
+    def _changes_read(self, event: Worker.StateChanged) -> None:
+        if event.worker.group != "changes" or not event.worker.is_finished:
+            return
+        self._reading_changes = False
+        if self._changes_again:
+            self._start_reading_changes()
 
     @work(thread=True, exclusive=True, group="changes", exit_on_error=False)
     def _read_changes(self, after: int) -> None:

@@ -1,0 +1,145 @@
+"""The fast planner gives exactly what the planner before its speed-up gave.
+
+Randomized trees (HF checkpoint folders with nested files, Lightning files with metrics in
+their names, ``last.ckpt``, step files, names that are not UTF-8, a run inside another
+run's checkpoint folder) under randomized policies; every field of every item, member,
+total and warning must agree with ``retention_oracle.plan_oracle``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from retention_oracle import plan_oracle
+from test_retention_support import index_tree, new_db, write
+
+from store.retention.plan import Plan, make_plan
+from store.retention.policy import from_flags
+
+
+def _make_tree(root: Path, rng: random.Random) -> dict[str, tuple[str, str]]:
+    runs: dict[str, tuple[str, str]] = {}
+    for index in range(rng.randint(3, 7)):
+        style = rng.choice(["hf", "lightning", "generic", "mixed"])
+        run = f"exp{rng.randint(0, 2)}/run{index}"
+        status = "live" if rng.random() < 0.2 else "finished"
+        age = rng.uniform(0, 20) * 86400
+        if style in ("hf", "mixed"):
+            steps = rng.sample(range(1, 40), rng.randint(1, 6))
+            for step in steps:
+                folder = root / run / f"checkpoint{rng.choice('-_')}{step * 100}"
+                for name in rng.sample(["model.safetensors", "optimizer.pt", "config.json"], 2):
+                    write(folder / name, b"x" * rng.randint(1, 50), age=age + rng.random())
+                if rng.random() < 0.3:
+                    write(folder / "sub" / "shard.bin", b"y" * 7, age=age)
+            best = rng.choice(steps) * 100
+            state = {
+                "global_step": max(steps) * 100,
+                "best_model_checkpoint": f"out/checkpoint-{best}",
+                "log_history": [
+                    {"step": s * 100, "eval_loss": rng.random()}
+                    for s in steps
+                    if rng.random() < 0.7
+                ],
+            }
+            write(root / run / "trainer_state.json", json.dumps(state).encode(), age=age)
+        if style in ("lightning", "mixed"):
+            for epoch in rng.sample(range(0, 30), rng.randint(1, 6)):
+                loss = f"-val_loss={rng.random():.3f}" if rng.random() < 0.7 else ""
+                name = f"epoch={epoch}-step={epoch * 10}{loss}.ckpt"
+                write(root / run / "checkpoints" / name, b"c" * rng.randint(1, 90), age=age)
+            if rng.random() < 0.5:
+                write(root / run / "checkpoints" / rng.choice(["last.ckpt", "last-v1.ckpt"]))
+            if rng.random() < 0.5:
+                rows = "\n".join(f"{e},{e * 10},{rng.random():.4f}" for e in range(30))
+                write(root / run / "metrics.csv", f"epoch,step,val_loss\n{rows}\n".encode())
+        if style in ("generic", "mixed"):
+            for step in rng.sample(range(1, 50), rng.randint(1, 5)):
+                write(root / run / f"step_{step * 1000}.pt", b"s" * step, age=age + step)
+            write(root / run / "model_final.pt", b"f", age=age)
+        write(root / run / "notes.txt", b"n")
+        if rng.random() < 0.3:
+            write(root / run / os.fsdecode(b"bad\xff-epoch=3.ckpt"), b"b", age=age)
+        runs[run] = ("hf-trainer" if style == "hf" else "lightning", status)
+    nested = "exp9/outer/checkpoint-5/inner"
+    write(root / "exp9/outer/checkpoint-5/weights.bin", b"o")
+    write(root / nested / "checkpoint-7" / "model.safetensors", b"i")
+    write(root / nested / "epoch=1.ckpt", b"e")
+    runs["exp9/outer"] = ("hf-trainer", "finished")
+    runs[nested] = ("hf-trainer", "live")
+    return runs
+
+
+def _item_fields(plan: Plan) -> list[tuple[Any, ...]]:
+    return [
+        (
+            c.root,
+            c.run_id,
+            c.run_path,
+            c.framework,
+            c.live,
+            c.path,
+            c.is_dir,
+            c.size,
+            c.mtime_ns,
+            c.inode,
+            c.ftype,
+            c.hash,
+            c.step,
+            c.epoch,
+            c.is_last,
+            c.metric,
+            c.metric_source,
+            c.trainer_best,
+            [(m.path, m.size, m.mtime_ns, m.inode, m.ftype, m.hash) for m in c.members],
+            c.keep,
+            c.reasons,
+            c.expires,
+        )
+        for c in plan.items
+    ]
+
+
+def _totals(plan: Plan) -> list[Any]:
+    """Every total; of the filesystems, what the plan decides (free space is the disk's)."""
+    return [
+        [[getattr(r, name) for name in r.__slots__] for r in group]
+        for group in (plan.runs, plan.roots)
+    ] + [[(fs.dev, fs.roots, fs.bytes_freed) for fs in plan.filesystems]]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_fast_planner_matches_the_oracle(tmp_path: Path, seed: int) -> None:
+    rng = random.Random(seed)
+    root = tmp_path / "root"
+    runs = _make_tree(root, rng)
+    db = new_db(tmp_path)
+    index_tree(db, root, runs)
+    now = time.time()
+    policies = [
+        from_flags(keep_last=rng.randint(1, 3)),
+        from_flags(
+            keep_last=rng.choice([None, 1, 2]),
+            keep_best=1,
+            metric=rng.choice(["val_loss", "eval_loss", "accuracy"]),
+            older_than=rng.choice([None, "3d", "10d"]),
+            pin=rng.choice([(), ("**/checkpoint-100/**",), ("exp1/*",)]),
+        ),
+        from_flags(keep_within_budget=f"{rng.randint(0, 400)}"),
+        from_flags(),
+    ]
+    pins = {str(root): [rng.choice(list(runs))]}
+    for policy in policies:
+        fast = make_plan(db, [root, tmp_path / "absent"], policy, now, pins)
+        slow = plan_oracle(db, [root, tmp_path / "absent"], policy, now, pins)
+        assert _item_fields(fast) == _item_fields(slow)
+        assert _totals(fast) == _totals(slow)
+        assert fast.warnings == slow.warnings
+        assert any(item.is_dir for item in fast.items)
+    db.conn.close()
