@@ -124,9 +124,6 @@ def read_torch_zip(fd: int) -> TorchZip:
                 raise TorchZipError(f"data.pkl is larger than {MAX_PICKLE_BYTES} bytes")
     except TorchZipError:
         raise
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError) as exc:
-        message = " ".join(str(exc).split())[:200] or type(exc).__name__
-        raise TorchZipError(f"unreadable zip ({message})") from None
     except Exception as exc:  # zipfile and zlib raise many types on hostile archives
         message = " ".join(str(exc).split())[:200] or type(exc).__name__
         raise TorchZipError(f"unreadable zip ({message})") from None
