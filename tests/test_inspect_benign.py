@@ -60,6 +60,7 @@ def test_pandas_3_public_paths_are_read() -> None:
 
 def test_pandas_array_unpickler_vets_the_class_it_creates() -> None:
     """``__pyx_unpickle_NDArrayBacked(cls, ...)`` creates ``cls``: only a safe class is safe."""
+
     def stream(module: str, name: str) -> bytes:
         unpickler = b"cpandas._libs.arrays\n__pyx_unpickle_NDArrayBacked\n"
         cls = f"c{module}\n{name}\n".encode()
