@@ -137,8 +137,6 @@ class FileCheck:
 def _has_model_magic(path: bytes) -> bool:
     """Whether the first bytes of a regular file say model, whatever its name: a pickle of
     any protocol, an archive, a compressed stream (never follows a link)."""
-    from store.inspect import looks_like_model
-
     try:
         fd, _ = open_regular(path)
     except OSError:
@@ -149,11 +147,20 @@ def _has_model_magic(path: bytes) -> bool:
         return False
     finally:
         os.close(fd)
-    return looks_like_model(head)
+    return model_by_content(head)
 
 
 SNIFF_BYTES = 1024
 """Bytes read from a file with no model name to tell whether it is one by content."""
+
+
+def model_by_content(head: bytes) -> bool:
+    """Whether a file whose first bytes are ``head`` (at least ``SNIFF_BYTES`` of them, or
+    the whole file) is inspected whatever its name.  ``artlens scan`` and the index both ask
+    this, so a file one of them calls dangerous the other does not skip."""
+    from store.inspect import looks_like_model
+
+    return looks_like_model(head[:SNIFF_BYTES])
 
 
 def _check_file(

@@ -988,7 +988,7 @@ class Indexer:
         if result.error == "changed":
             return (None, "pending", kind, None, None)
         refined = refine(kind, os.fsdecode(key), result.head) if result.head else kind
-        verdict, reason = _verdict_for(self._abs(key), refined, result.head)
+        verdict, reason = _verdict_for(self._abs(key), result.head)
         if result.digest is None:
             state = "skipped" if result.skipped else "error"
             return (None, state, refined, verdict, reason or result.error)
@@ -1024,14 +1024,15 @@ def _no_cyclic_gc() -> Iterator[None]:
             gc.enable()
 
 
-def _verdict_for(path: bytes, kind: str, head: bytes) -> tuple[str | None, str | None]:
-    """The safety verdict of a model file, from static inspection (never unpickled)."""
-    if kind not in ("model", "checkpoint", "data", "other", "config"):
-        return None, None
+def _verdict_for(path: bytes, head: bytes) -> tuple[str | None, str | None]:
+    """The safety verdict of a model file, from static inspection (never unpickled): the
+    files ``artlens scan`` inspects (a model name, or model content under any name and
+    kind, sniffed from the ``head`` the hasher read), with its verdict."""
     from store.inspect import inspect_file, is_model_candidate
+    from store.integrity import model_by_content
 
     name = os.fsdecode(paths.name_of(path))
-    if not is_model_candidate(name) and not _looks_pickled(head):
+    if not is_model_candidate(name) and not model_by_content(head):
         return None, None
     try:
         found = inspect_file(os.fsdecode(path))
@@ -1041,10 +1042,6 @@ def _verdict_for(path: bytes, kind: str, head: bytes) -> tuple[str | None, str |
         return None, None
     reason = "; ".join(found.reasons[:3]) or found.integrity
     return found.verdict, reason
-
-
-def _looks_pickled(head: bytes) -> bool:
-    return len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5
 
 
 def _os_reason(exc: OSError) -> str:

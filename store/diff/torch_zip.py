@@ -17,22 +17,21 @@ import math
 import os
 import re
 import struct
-import zipfile
 from dataclasses import dataclass, field
-from typing import IO
 
 from store.diff._io import DiffError, RegularFile
 from store.diff.structured import Change
 from store.diff.tensors import ITEMSIZE, TensorDiff, TensorRef, compare_tensors
 from store.inspect import inspect_file
-from store.inspect.pickle_scan import SCAN_LIMIT, Call, Global, Persistent, scan_bytes
+from store.inspect.pickle_scan import Call, Global, Persistent
+from store.inspect.torch_zip import TorchZipError
+from store.inspect.torch_zip import read_torch_zip as read_archive
 
 MAX_NODES = 2_000_000
 """Objects of the pickle's symbolic tree visited; a hostile DAG stops here."""
 MAX_DEPTH = 64
 MAX_VALUES = 20_000
 """Non-tensor values (epoch, hyper-parameters) kept for the metadata diff."""
-MAX_ENTRIES = 500_000
 _TORCH_ZIP_MAGIC = b"PK\x03\x04"
 
 _STORAGE_DTYPES = {
@@ -230,32 +229,6 @@ class _Mapper:
             )
 
 
-def _entry_data(handle: RegularFile, info: zipfile.ZipInfo) -> tuple[int, int]:
-    """(absolute offset, length) of a STORED entry's bytes, checked against its local header."""
-    if info.compress_type != zipfile.ZIP_STORED:
-        raise _Unmappable(
-            f"{info.filename} is compressed; torch writes storages uncompressed, so this "
-            "file was re-zipped and its tensors cannot be mapped"
-        )
-    if info.flag_bits & 0x1:
-        raise _Unmappable(f"{info.filename} is encrypted")
-    if info.compress_size != info.file_size:
-        raise _Unmappable(f"{info.filename}: stored sizes disagree")
-    local = handle.read_at(info.header_offset, 30)
-    if len(local) < 30 or not local.startswith(_TORCH_ZIP_MAGIC):
-        raise _Unmappable(f"{info.filename}: local header missing")
-    name_len, extra_len = struct.unpack_from("<HH", local, 26)
-    name = handle.read_at(info.header_offset + 30, name_len)
-    if name != info.orig_filename.encode("utf-8", "surrogateescape") and name != (
-        info.orig_filename.encode("cp437", "replace")
-    ):
-        raise _Unmappable(f"{info.filename}: local and central names differ")
-    start = info.header_offset + 30 + name_len + extra_len
-    if start + info.file_size > handle.size:
-        raise _Unmappable(f"{info.filename} runs past the end of the file (truncated)")
-    return start, info.file_size
-
-
 def _read_checkpoint(path: str | os.PathLike[str], handle: RegularFile) -> TorchCheckpoint:
     shown = os.path.basename(os.fsdecode(path))
     inspection = inspect_file(path)
@@ -266,8 +239,7 @@ def _read_checkpoint(path: str | os.PathLike[str], handle: RegularFile) -> Torch
     if inspection.format != "torch-zip":
         raise DiffError(f"{shown}: not a torch zip checkpoint ({inspection.format})")
     try:
-        with os.fdopen(os.dup(handle.fd), "rb") as stream:
-            return _map(stream, handle, inspection.verdict)
+        return _map(handle, inspection.verdict)
     except _Unmappable as exc:
         raise DiffError(f"{shown}: cannot be mapped: {exc}") from None
     except OSError as exc:
@@ -277,35 +249,19 @@ def _read_checkpoint(path: str | os.PathLike[str], handle: RegularFile) -> Torch
         raise DiffError(f"{shown}: cannot be mapped: {message}") from None
 
 
-def _map(stream: IO[bytes], handle: RegularFile, verdict: str) -> TorchCheckpoint:
-    with zipfile.ZipFile(stream) as archive:
-        infos = archive.infolist()
-        if len(infos) > MAX_ENTRIES:
-            raise _Unmappable(f"more than {MAX_ENTRIES} zip entries")
-        names = [info.filename for info in infos]
-        if len(set(names)) != len(names):
-            duplicate = next(n for n in names if names.count(n) > 1)
-            raise _Unmappable(f"zip entry {duplicate!r} appears twice (which one loads is unclear)")
-        pickles = [n for n in names if n == "data.pkl" or n.endswith("/data.pkl")]
-        if len(pickles) != 1 or pickles[0].count("/") > 1:
-            raise _Unmappable(f"expected one <archive>/data.pkl, found {len(pickles)}")
-        prefix = pickles[0][: -len("data.pkl")]
-        order = archive.getinfo(prefix + "byteorder") if prefix + "byteorder" in names else None
-        if order is not None:
-            start, length = _entry_data(handle, order)
-            if handle.read_at(start, min(length, 16)).strip() not in (b"little", b""):
-                raise _Unmappable("storages are big-endian")
-        storages: dict[str, tuple[int, int]] = {}
-        for info in infos:
-            if info.filename.startswith(prefix + "data/"):
-                key = info.filename[len(prefix) + 5 :]
-                if _STORAGE_KEY.match(key):
-                    storages[key] = _entry_data(handle, info)
-        with archive.open(pickles[0]) as member:
-            data = member.read(SCAN_LIMIT + 1)
-        if len(data) > SCAN_LIMIT:
-            raise _Unmappable(f"data.pkl is larger than {SCAN_LIMIT} bytes")
-    scan = scan_bytes(data, max_pickles=1)
+def _map(handle: RegularFile, verdict: str) -> TorchCheckpoint:
+    try:
+        archive = read_archive(handle.fd)
+        if archive.big_endian:
+            raise _Unmappable("storages are big-endian")
+        storages = {
+            key: archive.storage_span(key)
+            for key in archive.storage_keys()
+            if _STORAGE_KEY.match(key)
+        }
+    except TorchZipError as exc:
+        raise _Unmappable(str(exc)) from None
+    scan = archive.scan
     if scan.verdict == "dangerous":
         raise _Unmappable("data.pkl imports code")  # the scanner said so on its own reading
     if scan.error is not None or not scan.objects:

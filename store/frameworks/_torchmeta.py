@@ -12,24 +12,21 @@ tensors (a loss saved as ``tensor(0.61)``), whose few bytes are read from the ar
 from __future__ import annotations
 
 import os
-import re
 import struct
-import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING
 
 from store.frameworks import _io
 from store.safefile import open_regular
 
-MAX_PICKLE_BYTES = 16 << 20
-"""A checkpoint's ``data.pkl`` beyond this is not read (weights live in ``data/``)."""
-MAX_ENTRIES = 100_000
+if TYPE_CHECKING:
+    from store.inspect.pickle_scan import PickleScan
+
 MAX_NODES = 50_000
 MAX_DEPTH = 10
 MAX_SCALARS = 1000
-_DATA_PKL = re.compile(r"(^|/)data\.pkl$")
 _UNPACK = {
     "F32": ("<f", 4), "F64": ("<d", 8), "F16": ("<e", 2), "BF16": ("<H", 2),
     "I64": ("<q", 8), "I32": ("<i", 4), "I16": ("<h", 2), "I8": ("<b", 1),
@@ -59,28 +56,35 @@ Reader = Callable[[_Scalar], "float | int | bool | None"]
 def read_values(root: Path, rel: str) -> dict[str, object]:
     """The plain values of the checkpoint's top-level object; ``ReadError`` when it cannot
     be read (not a regular file, not a torch zip or pickle, too large, corrupt)."""
+    from store.inspect.pickle_scan import scan_bytes
+    from store.inspect.torch_zip import MAX_PICKLE_BYTES
+
     real = _io.regular_file(root, rel)
     try:
         fd, _ = open_regular(real)
     except OSError as exc:
         raise _io.ReadError(f"{rel}: {exc.strerror or type(exc).__name__}") from None
-    with os.fdopen(fd, "rb") as handle:
-        head = handle.read(4)
-        handle.seek(0)
+    try:
+        head = os.pread(fd, 4, 0)
         if head.startswith(b"PK"):
-            return _from_zip(handle, rel)
+            return _from_zip(fd, rel)
         if head[:1] == b"\x80":
-            value = _values(handle.read(MAX_PICKLE_BYTES + 1)[:MAX_PICKLE_BYTES], rel)
+            size = min(os.fstat(fd).st_size, MAX_PICKLE_BYTES)  # pread allocates what it asks
+            data = os.pread(fd, size, 0)
+            value = _values(scan_bytes(data, limit=MAX_PICKLE_BYTES, max_pickles=1), rel)
             resolved = _resolved(value, None)
             assert isinstance(resolved, dict)
             return resolved
         raise _io.ReadError(f"{rel}: not a torch checkpoint")
+    except _io.ReadError:
+        raise
+    except OSError as exc:
+        raise _io.ReadError(f"{rel}: {exc.strerror or type(exc).__name__}") from None
+    finally:
+        os.close(fd)
 
 
-def _values(data: bytes, rel: str) -> dict[str, object]:
-    from store.inspect.pickle_scan import scan_bytes
-
-    scan = scan_bytes(data, limit=MAX_PICKLE_BYTES, max_pickles=1)
+def _values(scan: PickleScan, rel: str) -> dict[str, object]:
     if not scan.objects:
         raise _io.ReadError(f"{rel}: {scan.error or 'no object in the pickle'}")
     value = plain(scan.objects[0], 0, _Budget())
@@ -107,49 +111,31 @@ def _resolved(value: object, read: Reader | None) -> object:
     return value
 
 
-def _from_zip(handle: BinaryIO, rel: str) -> dict[str, object]:
+def _from_zip(fd: int, rel: str) -> dict[str, object]:
+    from store.inspect.torch_zip import TorchZipError, read_torch_zip
+
     try:
-        archive = zipfile.ZipFile(handle)
-    except (zipfile.BadZipFile, OSError, ValueError) as exc:
-        raise _io.ReadError(f"{rel}: unreadable zip ({exc})") from None
-    with archive:
-        infos = archive.infolist()
-        if len(infos) > MAX_ENTRIES:
-            raise _io.ReadError(f"{rel}: more than {MAX_ENTRIES} zip entries")
-        main = [i for i in infos if _DATA_PKL.search(i.filename)]
-        if not main:
-            raise _io.ReadError(f"{rel}: no data.pkl in the archive")
-        if main[0].file_size > MAX_PICKLE_BYTES:
-            raise _io.ReadError(f"{rel}: data.pkl larger than {MAX_PICKLE_BYTES} bytes")
-        try:
-            with archive.open(main[0]) as member:
-                data: bytes = member.read(MAX_PICKLE_BYTES + 1)[:MAX_PICKLE_BYTES]
-        except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
-            raise _io.ReadError(f"{rel}: unreadable data.pkl ({exc})") from None
-        value = _values(data, rel)
-        names = {i.filename: i for i in infos}
-        prefix = main[0].filename[: -len("data.pkl")]
+        archive = read_torch_zip(fd)
+    except TorchZipError as exc:
+        raise _io.ReadError(f"{rel}: {exc}") from None
+    value = _values(archive.scan, rel)
 
-        def read(scalar: _Scalar) -> float | int | bool | None:
-            fmt, size = _UNPACK.get(scalar.dtype, ("", 0))
-            info = names.get(f"{prefix}data/{scalar.key}")
-            end = (scalar.offset + 1) * size
-            if not size or info is None or end > info.file_size or end > 1 << 20:
-                return None
-            try:
-                with archive.open(info) as member:
-                    raw = member.read(end)[-size:]
-            except (zipfile.BadZipFile, OSError, ValueError, EOFError):
-                return None
-            if len(raw) != size:
-                return None
-            if scalar.dtype == "BF16":
-                number: float | int | bool = struct.unpack("<f", b"\0\0" + raw)[0]
-            else:
-                number = struct.unpack(fmt, raw)[0]
-            return number
+    def read(scalar: _Scalar) -> float | int | bool | None:
+        fmt, size = _UNPACK.get(scalar.dtype, ("", 0))
+        end = (scalar.offset + 1) * size
+        if not size or end > 1 << 20 or archive.big_endian:
+            return None
+        raw = archive.read_storage(scalar.key, end)
+        if raw is None:
+            return None
+        raw = raw[-size:]
+        if scalar.dtype == "BF16":
+            number: float | int | bool = struct.unpack("<f", b"\0\0" + raw)[0]
+        else:
+            number = struct.unpack(fmt, raw)[0]
+        return number
 
-        resolved = _resolved(value, read)
+    resolved = _resolved(value, read)
     assert isinstance(resolved, dict)
     return resolved
 

@@ -30,6 +30,7 @@ from store.inspect import numpy_format as _npy
 from store.inspect import safetensors as _st
 from store.inspect._io import BoundedFile
 from store.inspect.errors import InspectError
+from store.inspect.pickle_ops import OPCODE_BYTES
 from store.inspect.pickle_scan import SCAN_LIMIT, PickleScan, scan_bytes, scan_stream
 from store.inspect.policy import worst
 
@@ -177,6 +178,8 @@ def looks_like_model(head: bytes) -> bool:
         return True
     if _compression(head) or head[257:262] == b"ustar":
         return True
+    if not head or head[0] not in OPCODE_BYTES:
+        return False  # the unpickler stops at the first byte (the indexer's fast path)
     scan = scan_bytes(head, limit=len(head) + 1, max_pickles=1)
     if scan.pickles or scan.verdict == "dangerous":
         return True

@@ -316,6 +316,8 @@ _NAMES: dict[int, str] = {
         ("\x96", "BYTEARRAY8"), ("\x97", "NEXT_BUFFER"), ("\x98", "READONLY_BUFFER"),
     ]
 }  # fmt: skip
+OPCODE_BYTES = frozenset(_NAMES)
+"""Bytes a pickle can start with: the unpickler stops at once on any other."""
 _FIXED = {"BININT1": 1, "BINGET": 1, "BINPUT": 1, "BININT2": 2, "LONG_BINGET": 4,
           "LONG_BINPUT": 4, "EXT1": 1, "EXT2": 2, "FRAME": 8}  # fmt: skip
 """Opcodes whose argument is an unsigned little-endian integer of this many bytes."""

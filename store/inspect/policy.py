@@ -125,6 +125,17 @@ _SKLEARN = {
     "naive_bayes": "GaussianNB MultinomialNB",
     "cluster._kmeans": "KMeans MiniBatchKMeans",
     "utils._bunch": "Bunch",
+    "dummy": "DummyClassifier DummyRegressor",
+    # what a fitted gradient boosting model keeps: losses and links are plain data
+    "_loss.loss": (
+        "HalfBinomialLoss HalfMultinomialLoss HalfSquaredError AbsoluteError PinballLoss "
+        "HuberLoss ExponentialLoss"
+    ),
+    "_loss._loss": (
+        "CyHalfBinomialLoss CyHalfMultinomialLoss CyHalfSquaredError CyAbsoluteError "
+        "CyPinballLoss CyHuberLoss CyExponentialLoss"
+    ),
+    "_loss.link": "Interval IdentityLink LogitLink LogLink MultinomialLogit",
 }
 _PANDAS = {
     "pandas.core.frame": "DataFrame",
@@ -143,6 +154,19 @@ _PANDAS = {
     "pandas._libs.tslibs.timedeltas": "Timedelta",
     "pandas.core.flags": "Flags",
     "pandas.core.arrays.string_": "StringDtype StringArray",
+    "pandas.core.arrays.timedeltas": "TimedeltaArray",
+    "pandas.core.indexes.category": "CategoricalIndex",
+    "pandas.core.indexes.timedeltas": "TimedeltaIndex",
+    # pandas 3 pickles its public classes under their public paths; each is the very object
+    # listed above (checked with ``is`` against pandas 3.1)
+    "pandas": (
+        "DataFrame Series Categorical CategoricalDtype Index RangeIndex MultiIndex "
+        "CategoricalIndex DatetimeIndex TimedeltaIndex StringDtype DatetimeTZDtype Timestamp "
+        "Timedelta"
+    ),
+    "pandas.arrays": "StringArray DatetimeArray TimedeltaArray",
+    # Cython's unpickler for these arrays: ``NDArrayBacked.__new__(cls)`` then plain state
+    "pandas._libs.arrays": "__pyx_unpickle_NDArrayBacked",
 }
 _TRANSFORMERS = {
     "transformers.training_args": "TrainingArguments OptimizerNames ParallelMode",
@@ -237,6 +261,7 @@ CALLS_ARGUMENT: dict[str, tuple[int, ...]] = {
     "copyreg.__newobj_ex__": (0,),
     "pandas.core.indexes.base._new_Index": (0,),
     "torch._utils._rebuild_wrapper_subclass": (0,),
+    "pandas._libs.arrays.__pyx_unpickle_NDArrayBacked": (0,),
 }
 """Safe callables that call (or construct) the arguments at these positions: each must be
 a safe global itself, else the call is as dangerous as what it wraps."""
@@ -248,6 +273,7 @@ BARE_POSITIONS = frozenset(
         ("copyreg.__newobj_ex__", 0),
         ("pandas.core.indexes.base._new_Index", 0),
         ("torch._utils._rebuild_wrapper_subclass", 0),
+        ("pandas._libs.arrays.__pyx_unpickle_NDArrayBacked", 0),
     }
 )
 """Positions whose class is only created bare (``cls.__new__``), never ``__init__``-ed."""
