@@ -473,3 +473,27 @@ async def test_live_update_keeps_cursor(fresh_demo: Demo) -> None:
         assert screen.table.row_count == count + 1
         assert any(r.name == "version_9" for r in screen.runs.values())
         assert screen.table.current_run_id == before
+
+
+@pytest.mark.parametrize("pane", ["1", "2", "3"])
+@sync
+async def test_zoom_fills_the_screen_and_restores(demo: Demo, pane: str) -> None:
+    app = make_app(demo)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        screen = explorer(app)
+        await pilot.press(pane)
+        await settle(pilot)
+        await pilot.press("z")
+        await settle(pilot)
+        zoomed = screen.maximized
+        assert zoomed is not None
+        assert zoomed.outer_size.width >= 76 and zoomed.outer_size.height >= 18
+        await pilot.press("z")
+        await settle(pilot)
+        assert screen.maximized is None
+        await pilot.press("z")
+        await pilot.press("escape")
+        await settle(pilot)
+        assert screen.maximized is None
+        assert screen.file_tree.outer_size.width < 60

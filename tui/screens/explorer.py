@@ -91,6 +91,8 @@ class RunsPane(Vertical):
 class ExplorerScreen(Screen[None]):
     """Runs on top, files bottom-left, preview bottom-right (stacked when narrow)."""
 
+    ALLOW_IN_MAXIMIZED_VIEW = "Footer, StatusLine"
+
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("tab", "cycle_pane(1)", "Next pane", show=False, id="pane.next"),
         Binding("shift+tab", "cycle_pane(-1)", "Previous pane", show=False, id="pane.previous"),

@@ -269,6 +269,7 @@ class PreviewPane(VerticalScroll):
     """A scrollable stack of sections; replaced whole when the selected file changes."""
 
     can_focus = True
+    ALLOW_MAXIMIZE = True
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("j", "scroll_down", "Down", show=False, id="preview.down"),
         Binding("k", "scroll_up", "Up", show=False, id="preview.up"),
