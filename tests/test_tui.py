@@ -497,3 +497,24 @@ async def test_zoom_fills_the_screen_and_restores(demo: Demo, pane: str) -> None
         await settle(pilot)
         assert screen.maximized is None
         assert screen.file_tree.outer_size.width < 60
+
+
+@sync
+async def test_keys_typed_fast_after_a_pane_switch_go_to_the_new_pane(demo: Demo) -> None:
+    app = make_app(demo)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        screen = explorer(app)
+        screen.table.move_cursor(row=0)
+        await settle(pilot)
+        tree = screen.file_tree
+        tree.move_cursor(tree.root)
+        await settle(pilot)
+        # All posted before any is handled: a fast typist, or keys pasted over SSH.
+        for key in ("j", "2", "j", "j", "3", "z"):
+            app.post_message(events.Key(key, key))
+        await settle(pilot)
+        assert screen.table.cursor_row == 1
+        assert tree.run_id == screen.table.current_run_id
+        assert tree.cursor_line == min(2, tree.last_line) > 0
+        assert screen.maximized is screen.preview_pane

@@ -748,15 +748,17 @@ class ExplorerScreen(Screen[None]):
         return 0
 
     def action_cycle_pane(self, step: int) -> None:
-        if self.maximized is not None:
-            self.minimize()
         index = (self._current_pane() + step) % len(PANES)
-        self._pane(PANES[index]).focus()
+        self.action_focus_pane(PANES[index])
 
     def action_focus_pane(self, name: str) -> None:
+        """Focus at once (``focus()`` waits a turn): keys typed right after the switch
+        (``2 j j``) are already queued and must reach the new pane."""
         if self.maximized is not None:
             self.minimize()
-        self._pane(name).focus()
+        if name != "runs" and self.table.current_run_id != self.file_tree.run_id:
+            self._follow_cursor()  # the tree shows the cursor's run before the keys land
+        self.set_focus(self._pane(name))
 
     def action_filter(self) -> None:
         box = self.query_one("#filter", Input)

@@ -115,6 +115,8 @@ class ArtifactTree(Tree[NodeInfo]):
         self.guide_depth = 2
         self.marked_files: dict[tuple[int, bytes], str] = {}
         """(root id, key) -> name of files marked for a diff; kept across runs."""
+        self._early_moves = 0
+        """Cursor moves typed before the run's first page arrived: applied when it does."""
 
     # -- showing a run -------------------------------------------------------------------
 
@@ -137,6 +139,7 @@ class ArtifactTree(Tree[NodeInfo]):
         self.root.data = NodeInfo(folder, True)
         self.root.allow_expand = True
         self.root.expand()
+        self._early_moves = 0
         self._request(self.root, 0, refresh=False)
 
     def problem_for(self, key: bytes) -> str | None:
@@ -240,6 +243,25 @@ class ArtifactTree(Tree[NodeInfo]):
         else:
             node.remove_children()
             self._append(node, message.page)
+        if node is self.root and self._early_moves:
+            moves, self._early_moves = self._early_moves, 0
+            self.cursor_line = max(0, min(self.last_line, max(self.cursor_line, 0) + moves))
+
+    def _root_pending(self) -> bool:
+        return self.root_id is not None and any(n is self.root for n in self._pending.values())
+
+    def action_cursor_down(self) -> None:
+        """Down; typed before the run's files arrived, it waits for them (j 2 j j)."""
+        if self._root_pending():
+            self._early_moves += 1
+            return
+        super().action_cursor_down()
+
+    def action_cursor_up(self) -> None:
+        if self._root_pending():
+            self._early_moves -= 1
+            return
+        super().action_cursor_up()
 
     def _attached(self, node: TreeNode[NodeInfo]) -> bool:
         while node.parent is not None:
