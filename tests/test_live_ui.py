@@ -471,7 +471,7 @@ async def test_two_explorers_and_a_watcher_share_the_index(tmp_path: Path) -> No
         async with app.run_test(size=(120, 40), message_hook=hook) as pilot:
             screen = app.screen
             assert isinstance(screen, ExplorerScreen)
-            await until(pilot, lambda: "watched by" in app.watch_state[0], "the other watcher")
+            await until(pilot, lambda: "following pid" in app.watch_state[0], "the other watcher")
 
             def write() -> None:
                 for number in range(1, 9):
@@ -519,7 +519,7 @@ async def test_two_explorers_and_a_watcher_share_the_index(tmp_path: Path) -> No
         assert report["keys"] > 10 and keys > 10
         assert report["runs"] == 9, report
         assert report["artifacts"] == truth, report
-        assert "watched by" in report["watcher"], report
+        assert "following pid" in report["watcher"], report
         assert not report["errors"], report
         assert not errors, errors
         assert not locked(status_text), status_text
@@ -533,3 +533,44 @@ async def test_two_explorers_and_a_watcher_share_the_index(tmp_path: Path) -> No
         watch_out, watch_err = watch.communicate(timeout=20)
     assert watch.returncode == 0, watch_err[-2000:]
     assert not locked(watch_out + watch_err), (watch_out + watch_err)[-2000:]
+
+
+@sync
+async def test_artlens_root_beside_a_writer_opens_as_a_reader_that_follows_it(
+    live_tree: tuple[Path, Path],
+) -> None:
+    """``artlens ROOT`` while ``artlens watch ROOT`` runs: no exit 2, a reader that says so."""
+    from store.errors import ArtlensError
+    from tui.cli.open_app import index_or_follow
+
+    root, db_path = live_tree
+    with WriterLock(db_path, role="watch"):
+        writer = index_or_follow([root], db_path)
+        assert writer is not None and "watch" in writer
+        other = root.parent / "other"
+        other.mkdir()
+        with pytest.raises(ArtlensError, match="not in the index"):
+            index_or_follow([other], db_path)
+        app = ArtlensApp(db_path, [root], watch=True, writer=writer)
+        async with app.run_test(size=(80, 24)) as pilot:
+            screen = await until_loaded(pilot)
+            assert app.watcher is None
+            assert app.watch_state[0].startswith(f"following pid {os.getpid()}")
+            assert "following pid" in screen.query_one("#status").render_info().plain  # type: ignore[attr-defined]
+            assert any("opened as a reader" in n.message for n in app._notifications)
+            # Another process's commits show up: here we write as that writer would.
+            write_run(root / "lightning_logs" / f"version_{RUNS}")
+            db = open_db(db_path)
+            try:
+                Indexer(db, root).scan()
+            finally:
+                db.conn.close()
+            await until(pilot, lambda: len(screen.runs) == RUNS + 1, "the writer's new run")
+    assert index_or_follow([root], db_path) is None  # no writer: we index, as before
+
+
+async def until_loaded(pilot: Pilot[None]) -> ExplorerScreen:
+    screen = pilot.app.screen
+    assert isinstance(screen, ExplorerScreen)
+    await until(pilot, lambda: screen.loaded and screen.table.row_count == RUNS, "the runs")
+    return screen

@@ -6,6 +6,7 @@ workers in ``tui.screens.explorer``.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -44,6 +45,7 @@ class ArtlensApp(App[None]):
         *,
         watch: bool = False,
         clock: Callable[[], float] = time.time,
+        writer: str | None = None,
     ) -> None:
         super().__init__()
         self.db_path = Path(db_path)
@@ -55,10 +57,14 @@ class ArtlensApp(App[None]):
         self.watch_state: tuple[str, bool] = ("not watching", False)
         """What the status line says about the watcher, and whether that is healthy."""
         self.theme = DARK_THEME
+        self.writer = writer
+        """Who writes the index when another process does (``store.lock.holder``)."""
 
     def on_mount(self) -> None:
         self.push_screen(ExplorerScreen(self.db_path, self.pool, clock=self.clock))
-        if self.watch_enabled:
+        if self.writer is not None:
+            self._follow_writer(self.writer)
+        elif self.watch_enabled:
             self.call_after_refresh(self._start_watcher)
         else:
             self._watch_status("not watching (read only)", ok=False)
@@ -75,7 +81,7 @@ class ArtlensApp(App[None]):
 
         busy = holder(self.db_path)
         if busy is not None:
-            self._watch_status(f"watched by {busy}", ok=True)
+            self._follow_writer(busy)
             return
         try:
             from store.watch import Watcher
@@ -85,6 +91,18 @@ class ArtlensApp(App[None]):
         self._watch_status("starting watcher…", ok=False)
         self.run_worker(
             lambda: self._run_watcher(Watcher), thread=True, group="watcher", exit_on_error=False
+        )
+
+    def _follow_writer(self, busy: str) -> None:
+        """Another process writes the index: read it and follow its changes, and say so
+        (short in the status line, whole in a notice that goes away)."""
+        found = re.match(r"pid (\d+)(?: on \S+ \((\w+):)?", busy)
+        who = f"pid {found[1]}" + (f", {found[2]}" if found[2] else "") if found else busy
+        self._watch_status(f"following {who}", ok=True)
+        self.notify(
+            f"opened as a reader: {busy} writes this index; its changes show here",
+            markup=False,
+            timeout=6,
         )
 
     def _run_watcher(self, watcher_class: Any) -> None:
@@ -157,6 +175,7 @@ class ArtlensApp(App[None]):
         return rows
 
 
-def run_app(db_path: Path, roots: list[Path], *, watch: bool) -> None:
-    """Open the explorer on the index at ``db_path`` (the CLI's entry point)."""
-    ArtlensApp(db_path, roots, watch=watch).run()
+def run_app(db_path: Path, roots: list[Path], *, watch: bool, writer: str | None = None) -> None:
+    """Open the explorer on the index at ``db_path`` (the CLI's entry point); ``writer``
+    names the process that writes it when that is not us."""
+    ArtlensApp(db_path, roots, watch=watch, writer=writer).run()
