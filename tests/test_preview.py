@@ -208,3 +208,20 @@ def test_unreadable_file_is_reported(tmp_path: Path) -> None:
     path.write_text("x")
     path.chmod(0)
     assert preview_file(path).kind == "error"
+
+
+def test_a_big_one_line_json_is_shown_re_indented_head_and_tail(tmp_path: Path) -> None:
+    from store.preview import reindent_json
+
+    assert reindent_json('{"a": [1, {"b,}": "x\\"y"}], "c": "d') == (
+        '{\n  "a": [\n    1,\n    {\n      "b,}": "x\\"y"\n    }\n  ],\n  "c": "d'
+    )
+    big = tmp_path / "tokenizer.json"
+    big.write_text(json.dumps({"vocab": {f"tok{i}": i for i in range(100_000)}}))
+    assert big.stat().st_size > MAX_READ
+    result = preview_file(big)
+    assert result.kind == "text" and result.lexer == "json"
+    assert '    "tok1": 1,' in result.text.split("\n")[:6]
+    assert result.tail_text.rstrip().endswith('"tok99999": 99999\n}\n}')
+    assert max(len(line) for line in (result.text + result.tail_text).split("\n")) < 100
+    assert any("re-indented" in note for note in result.notes)

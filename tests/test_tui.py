@@ -518,3 +518,45 @@ async def test_keys_typed_fast_after_a_pane_switch_go_to_the_new_pane(demo: Demo
         assert tree.run_id == screen.table.current_run_id
         assert tree.cursor_line == min(2, tree.last_line) > 0
         assert screen.maximized is screen.preview_pane
+
+
+@sync
+async def test_a_huge_single_line_json_never_holds_up_the_next_key(tmp_path: Path) -> None:
+    """An 8 MB one-line JSON (a tokenizer, a dumped config): laid out off the UI thread,
+    shown re-indented, and the key after selecting it moves the cursor at once."""
+    import json
+    import time
+
+    run = tmp_path / "tree" / "lightning_logs" / "version_0"
+    run.mkdir(parents=True)
+    (run / "hparams.yaml").write_text("lr: 0.1\n")
+    (run / "a-big.json").write_text(json.dumps({"vocab": {f"tok{i}": i for i in range(450_000)}}))
+    (run / "b-small.txt").write_text("small\n")
+    db_path = tmp_path / "index.db"
+    with WriterLock(db_path):
+        db = open_db(db_path)
+        Indexer(db, tmp_path / "tree").scan()
+        db.conn.close()
+    app = ArtlensApp(db_path, [tmp_path / "tree"], watch=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        screen = explorer(app)
+        await pilot.press("2")
+        await settle(pilot)
+        tree = screen.file_tree
+        assert tree.jump_to("a-big")
+        pane = screen.preview_pane
+        deadline = time.monotonic() + 20
+        while pane.shown_key is None or not pane.shown_key.endswith(b"a-big.json"):
+            assert time.monotonic() < deadline, "the big JSON's preview never showed"
+            await pilot.pause(0.01)
+        text = pane.plain_text()
+        assert '"tok1": 1,' in text and "re-indented" in text
+        line = tree.cursor_line
+        started = time.monotonic()
+        app.post_message(events.Key("j", "j"))
+        while tree.cursor_line == line and time.monotonic() - started < 5:
+            await asyncio.sleep(0.005)
+        took = time.monotonic() - started
+        assert tree.cursor_line == line + 1
+        assert took < 1.0, f"the key after the preview took {took:.2f} s"

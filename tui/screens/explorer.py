@@ -39,8 +39,12 @@ from tui.messages import (
 )
 from tui.widgets.artifact_tree import ArtifactTree, NodeInfo
 from tui.widgets.preview import (
+    MAX_LINES,
+    QUICK_LINES,
     PreviewPane,
     folder_sections,
+    layout,
+    preview_weight,
     problem_sections,
     render_preview,
     symlink_sections,
@@ -78,6 +82,8 @@ CHECKLIST_SLICE = 50
 """Runs whose checklists one worker step evaluates before it posts them and pauses."""
 CHECKLIST_PAUSE = 0.02
 """Seconds the checklist worker sleeps between slices, so the UI thread gets the GIL."""
+QUICK_CHARS = 16_000
+"""Text above this many characters gets a quick first view (a few screens of it)."""
 GROUPS: tuple[str | None, ...] = (None, "experiment", "root")
 PANES = ("runs", "tree", "preview")
 
@@ -482,7 +488,7 @@ class ExplorerScreen(Screen[None]):
         if root is None:
             return
         self._preview_token += 1
-        width = self.preview_pane.size.width or 60
+        width = self.preview_pane.line_width
         dark = self.app.current_theme.dark
         self._preview_worker(
             self._preview_token, root_id, root, artifact, name, width, dark, reread
@@ -500,30 +506,62 @@ class ExplorerScreen(Screen[None]):
         dark: bool,
         reread: bool,
     ) -> None:
+        """Read, render and lay out off the UI thread.  A big text shows a quick view of
+        its first and last lines at once; the whole view replaces it when laid out."""
         from store.preview import preview_file
         from store.views import artifact_at
 
+        worker = get_current_worker()
         if reread:
             with self.pool.connection() as db:
                 artifact = artifact_at(db, root_id, artifact.path) or artifact
         full = os.path.join(root, artifact.path)
         result = preview_file(full)
-        sections = render_preview(
-            result, name=name, artifact=artifact, now=self.clock(), width=width, dark=dark
-        )
-        sections += self._artifact_extras(root, artifact)
-        if get_current_worker().is_cancelled:
-            return
-        self.post_message(
-            PreviewReady(token, artifact.path, sections, artifact, scroll_end=result.from_end)
-        )
+        problem = self.file_tree.problem_for(artifact.path)
+        extras = self._artifact_extras(root, artifact)
+        now = self.clock()
+
+        def build(max_lines: int) -> tuple[RenderableType, ...]:
+            sections = render_preview(
+                result,
+                name=name,
+                artifact=artifact,
+                now=now,
+                width=width,
+                dark=dark,
+                max_lines=max_lines,
+            )
+            return sections[:1] + problem_sections([problem] if problem else []) + sections[1:]
+
+        stages = [MAX_LINES]
+        if preview_weight(result) > QUICK_CHARS:
+            stages.insert(0, QUICK_LINES)
+        for stage in stages:
+            sections = build(stage) + extras
+            lines = layout(sections, width, share_gil=True)
+            if worker.is_cancelled:
+                return
+            self.post_message(
+                PreviewReady(
+                    token,
+                    artifact.path,
+                    sections,
+                    artifact,
+                    scroll_end=result.from_end,
+                    lines=lines,
+                    width=width,
+                    final=stage == stages[-1],
+                )
+            )
 
     def on_preview_ready(self, message: PreviewReady) -> None:
         if message.token == self._preview_token:
-            problem = self.file_tree.problem_for(message.key)
-            sections = message.sections[:1] + problem_sections([problem] if problem else [])
             self.preview_pane.show(
-                sections + message.sections[1:], scroll_end=message.scroll_end, key=message.key
+                message.sections,
+                scroll_end=message.scroll_end,
+                key=message.key,
+                lines=message.lines,
+                width=message.width,
             )
 
     # -- checklists, run detail, pins and notes -----------------------------------------
@@ -605,6 +643,7 @@ class ExplorerScreen(Screen[None]):
             self._detail_base,
             self.user_notes.get(where),
             where in self.user_pins,
+            self.preview_pane.line_width,
         )
 
     @work(thread=True, exclusive=True, group="preview", exit_on_error=False)
@@ -615,15 +654,17 @@ class ExplorerScreen(Screen[None]):
         shown: tuple[RenderableType, ...],
         note: str | None,
         pinned: bool,
+        width: int,
     ) -> None:
         from tui.widgets.run_detail import load_run_detail, run_detail_sections
 
         with self.pool.connection() as db:
             detail = load_run_detail(db, run, note=note, pinned=pinned)
         sections = shown + run_detail_sections(detail, self.clock())
+        lines = layout(sections, width, share_gil=True)
         if get_current_worker().is_cancelled:
             return
-        self.post_message(PreviewReady(token, run.path, sections))
+        self.post_message(PreviewReady(token, run.path, sections, lines=lines, width=width))
 
     def _artifact_extras(self, root: bytes, artifact: ArtifactRow) -> tuple[RenderableType, ...]:
         """Pin, note and identical copies of one file (called on the preview worker)."""

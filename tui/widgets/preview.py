@@ -1,14 +1,17 @@
 """The preview pane and the rendering of a ``store.preview.Preview`` into Rich renderables.
 
-``render_preview`` runs on a worker thread (highlighting 256 KiB of text is not free); the
-pane only mounts the finished sections.  Everything from disk reaches the screen as
-``Text``/``Syntax``/``Table`` built from already-escaped strings, never as markup.
+``render_preview`` and ``layout`` run on a worker thread: highlighting and wrapping 256 KiB
+of text takes a second, and on the UI thread that second is a frozen screen.  The pane
+only holds the finished lines and draws the few that are visible.  Everything from disk
+reaches the screen as ``Text``/``Syntax``/``Table`` built from already-escaped strings,
+never as markup.
 """
 
 from __future__ import annotations
 
 import io
-from collections.abc import Iterable
+import time
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from rich import box
@@ -17,7 +20,10 @@ from rich.table import Table
 from rich.text import Text
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
-from textual.widgets import Static
+from textual.geometry import Size
+from textual.strip import Strip
+from textual.widget import Widget
+from textual.worker import get_current_worker
 
 from store import paths
 from store.query import ArtifactRow, FolderEntry
@@ -29,6 +35,12 @@ if TYPE_CHECKING:
 
 MAX_LINES = 3000
 """Lines of text shown per section: more is slow to lay out and nobody scrolls that far."""
+QUICK_LINES = 150
+"""Lines per section of the first, fast view of a big file (the whole view follows)."""
+LINE_CHARS = 160
+"""Characters allowed per shown line on average (a budget: short lines lend to long ones)."""
+YIELD_EVERY = 64
+"""Lines a worker lays out before it lets the UI thread take the GIL."""
 VERDICT_STYLE = {
     "safe": "bold green",
     "unknown": "bold yellow",
@@ -62,11 +74,60 @@ def file_header(name: str, artifact: ArtifactRow | None, size: int, now: float) 
     return header
 
 
-def _limit_lines(text: str) -> tuple[str, int]:
-    lines = text.split("\n")
-    if len(lines) <= MAX_LINES:
-        return text, 0
-    return "\n".join(lines[:MAX_LINES]), len(lines) - MAX_LINES
+def _limit_lines(text: str, limit: int = MAX_LINES) -> tuple[str, int]:
+    """At most ``limit`` lines of ``text`` and about ``LINE_CHARS`` characters a line (a
+    megabyte on one line would wrap to thousands of rows); the count of lines left out."""
+    lines = text.split("\n", limit)
+    rest = 0
+    if len(lines) > limit:
+        rest = lines.pop().count("\n") + 1
+    budget = limit * LINE_CHARS
+    kept: list[str] = []
+    for index, line in enumerate(lines):
+        if len(line) >= budget:
+            kept.append(line[:budget] + " …")
+            rest += len(lines) - index - 1
+            break
+        kept.append(line)
+        budget -= len(line) + 1
+    return "\n".join(kept), rest
+
+
+def preview_weight(preview: Preview) -> int:
+    """Characters of text the preview lays out: above a few screens, show a quick view first."""
+    return len(preview.text) + len(preview.tail_text)
+
+
+def layout(
+    sections: Sequence[RenderableType], width: int, *, share_gil: bool = False
+) -> tuple[Strip, ...]:
+    """The sections as lines of ``width`` cells, a blank line after each.
+
+    Safe on a worker thread (a private console); ``share_gil`` sleeps a moment every
+    ``YIELD_EVERY`` lines so the UI thread is never kept waiting for the GIL, and stops
+    early when the worker was cancelled (a newer preview was asked for)."""
+    from rich.console import Console
+
+    console = Console(
+        width=max(1, width),
+        file=io.StringIO(),
+        color_system="truecolor",
+        force_terminal=True,
+        legacy_windows=False,
+        no_color=False,
+    )
+    options = console.options.update_width(max(1, width))
+    worker = get_current_worker() if share_gil else None
+    strips: list[Strip] = []
+    for section in sections:
+        for segments in console.render_lines(section, options, pad=False):
+            strips.append(Strip(segments))
+            if worker is not None and len(strips) % YIELD_EVERY == 0:
+                if worker.is_cancelled:
+                    return tuple(strips)
+                time.sleep(0.0005)
+        strips.append(Strip([]))
+    return tuple(strips)
 
 
 def _code(text: str, lexer: str | None, dark: bool) -> RenderableType:
@@ -191,8 +252,11 @@ def render_preview(
     now: float,
     width: int,
     dark: bool,
+    max_lines: int = MAX_LINES,
 ) -> tuple[RenderableType, ...]:
-    """Sections for the pane, top to bottom; safe to call on a worker thread."""
+    """Sections for the pane, top to bottom; safe to call on a worker thread.
+
+    ``max_lines`` caps each text section (a quick first view passes ``QUICK_LINES``)."""
     size = preview.size or (artifact.size if artifact else 0)
     sections: list[RenderableType] = [file_header(name, artifact, size, now)]
     sections += [_note(n) for n in preview.notes]
@@ -203,10 +267,11 @@ def render_preview(
                 _note(f"showing the last {human_size(preview.tail_bytes)}; "
                       f"{human_size(preview.skipped_bytes)} before it skipped")
             )  # fmt: skip
-        text, cut = _limit_lines(preview.text)
+        text, cut = _limit_lines(preview.text, max_lines)
         if preview.from_end and cut:
             lines = preview.text.split("\n")
-            text, cut = "\n".join(lines[-MAX_LINES:]), 0
+            text = "\n".join(lines[-max_lines:])[-max_lines * LINE_CHARS :]
+            cut = 0
         sections.append(_code(text, preview.lexer, dark))
         if cut:
             sections.append(_note(f"… {cut} more lines not shown"))
@@ -216,7 +281,8 @@ def render_preview(
                       f"{human_size(preview.head_bytes)} and the last "
                       f"{human_size(preview.tail_bytes)} …")
             )  # fmt: skip
-            tail, _ = _limit_lines(preview.tail_text)
+            tail = "\n".join(preview.tail_text.split("\n")[-max_lines:])
+            tail = tail[-max_lines * LINE_CHARS :]
             sections.append(_code(tail, preview.lexer, dark))
     elif kind == "table":
         if preview.skipped_bytes:
@@ -265,6 +331,25 @@ def symlink_sections(artifact: ArtifactRow, name: str, now: float) -> tuple[Rend
     )
 
 
+class PreviewLines(Widget):
+    """Lines laid out beforehand (``layout``): drawing is per visible line, so a preview of
+    thousands of lines costs the UI thread no more than one screenful."""
+
+    def __init__(self, strips: tuple[Strip, ...], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.strips = strips
+
+    def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
+        return len(self.strips)
+
+    def render_line(self, y: int) -> Strip:
+        style = self.rich_style
+        width = self.size.width
+        if y >= len(self.strips):
+            return Strip.blank(width, style)
+        return self.strips[y].apply_style(style).crop_extend(0, width, style)
+
+
 class PreviewPane(VerticalScroll):
     """A scrollable stack of sections; replaced whole when the selected file changes."""
 
@@ -283,6 +368,7 @@ class PreviewPane(VerticalScroll):
         """What the pane shows now (tests and screenshots read it)."""
         self.shown_key: bytes | None = None
         """The file or run the sections are about (None for messages and folders)."""
+        self._laid_width: int | None = None
 
     def plain_text(self, width: int = 100) -> str:
         """The sections as plain text, the way a terminal without colour would show them."""
@@ -293,23 +379,40 @@ class PreviewPane(VerticalScroll):
             console.print(section)
         return console.export_text()
 
+    @property
+    def line_width(self) -> int:
+        """Cells a laid-out line may use (the scrollbar's gutter is always kept)."""
+        return max(8, self.scrollable_content_region.width or (self.size.width - 2) or 60)
+
     def show(
         self,
         sections: Iterable[RenderableType],
         *,
         scroll_end: bool = False,
         key: bytes | None = None,
+        lines: tuple[Strip, ...] | None = None,
+        width: int | None = None,
     ) -> None:
         """Replace the sections.  The same ``key`` again is a live refresh of what is shown:
-        the reader's place is kept, and a tail (``scroll_end``) is followed only from the end."""
+        the reader's place is kept, and a tail (``scroll_end``) is followed only from the end.
+
+        ``lines`` are the sections already laid out at ``width`` by a worker; without them
+        the sections are laid out here (callers pass only small ones)."""
         refresh = key is not None and key == self.shown_key
         at_end, place = self.scroll_y >= self.max_scroll_y, self.scroll_y
         self.shown_key = key
         self.sections = tuple(sections)
+        if lines is None or width != self.line_width:
+            if lines is not None:
+                self._reflow()
+            lines = layout(self.sections if lines is None else self.sections[:2], self.line_width)
+        self._laid_width = self.line_width
         with self.app.batch_update():
             self.remove_children()
-            self.mount_all(Static(section, markup=False) for section in self.sections)
-        if scroll_end and (at_end or not refresh):
+            self.mount(PreviewLines(lines))
+        follow = scroll_end and (at_end or not refresh)
+        stay_at_end = refresh and at_end and place > 0  # read to the end: stay there
+        if follow or stay_at_end:
             self.call_after_refresh(self.scroll_end, animate=False)
         elif refresh:
             self.call_after_refresh(self.scroll_to, y=place, animate=False)
@@ -318,3 +421,30 @@ class PreviewPane(VerticalScroll):
 
     def show_message(self, message: str) -> None:
         self.show([_note(message)])
+
+    def on_resize(self) -> None:
+        if self.sections and self._laid_width != self.line_width:
+            self._reflow()
+
+    def _reflow(self) -> None:
+        """Lay the shown sections out again at the new width, on a worker."""
+        sections, width = self.sections, self.line_width
+        self._laid_width = width
+
+        def work() -> None:
+            lines = layout(sections, width, share_gil=True)
+            if not get_current_worker().is_cancelled:
+                self.app.call_from_thread(self._reflowed, sections, width, lines)
+
+        self.run_worker(work, thread=True, group="reflow", exclusive=True, exit_on_error=False)
+
+    def _reflowed(
+        self, sections: tuple[RenderableType, ...], width: int, lines: tuple[Strip, ...]
+    ) -> None:
+        if sections is not self.sections or width != self.line_width:
+            return
+        place = self.scroll_y
+        with self.app.batch_update():
+            self.remove_children()
+            self.mount(PreviewLines(lines))
+        self.call_after_refresh(self.scroll_to, y=place, animate=False)
