@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from rich import box
-from rich.console import RenderableType
+from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 from textual.binding import Binding, BindingType
@@ -39,7 +39,9 @@ QUICK_LINES = 150
 """Lines per section of the first, fast view of a big file (the whole view follows)."""
 LINE_CHARS = 160
 """Characters allowed per shown line on average (a budget: short lines lend to long ones)."""
-YIELD_EVERY = 64
+CHUNK_LINES = 40
+"""Lines highlighted in one piece (see ``_code``)."""
+YIELD_EVERY = 32
 """Lines a worker lays out before it lets the UI thread take the GIL."""
 VERDICT_STYLE = {
     "safe": "bold green",
@@ -120,17 +122,33 @@ def layout(
     worker = get_current_worker() if share_gil else None
     strips: list[Strip] = []
     for section in sections:
-        for segments in console.render_lines(section, options, pad=False):
-            strips.append(Strip(segments))
-            if worker is not None and len(strips) % YIELD_EVERY == 0:
-                if worker.is_cancelled:
-                    return tuple(strips)
-                time.sleep(0.0005)
+        pieces = section.renderables if isinstance(section, Group) else [section]
+        for piece in pieces:
+            for segments in console.render_lines(piece, options, pad=False):
+                strips.append(Strip(segments))
+                if worker is not None and len(strips) % YIELD_EVERY == 0:
+                    if worker.is_cancelled:
+                        return tuple(strips)
+                    time.sleep(0.0005)
         strips.append(Strip([]))
     return tuple(strips)
 
 
 def _code(text: str, lexer: str | None, dark: bool) -> RenderableType:
+    """Highlighted text, in pieces of ``CHUNK_LINES`` lines: ``layout`` lets the UI thread
+    run between pieces, where one highlight of 3,000 lines would hold the GIL throughout."""
+    lines = text.split("\n")
+    if len(lines) > CHUNK_LINES:
+        return Group(
+            *(
+                _code_piece("\n".join(lines[start : start + CHUNK_LINES]), lexer, dark)
+                for start in range(0, len(lines), CHUNK_LINES)
+            )
+        )
+    return _code_piece(text, lexer, dark)
+
+
+def _code_piece(text: str, lexer: str | None, dark: bool) -> RenderableType:
     if not lexer or lexer == "text":
         return Text(text, no_wrap=False)
     # Imported on first use: rich.syntax pulls in Pygments, which the first frame never needs.
@@ -356,10 +374,10 @@ class PreviewPane(VerticalScroll):
     can_focus = True
     ALLOW_MAXIMIZE = True
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("j", "scroll_down", "Down", show=False, id="preview.down"),
-        Binding("k", "scroll_up", "Up", show=False, id="preview.up"),
-        Binding("g", "scroll_home", "Top", show=False, id="preview.top"),
-        Binding("G", "scroll_end", "Bottom", show=False, id="preview.bottom"),
+        Binding("j", "line(1)", "Down", show=False, id="preview.down"),
+        Binding("k", "line(-1)", "Up", show=False, id="preview.up"),
+        Binding("g", "top", "Top", show=False, id="preview.top"),
+        Binding("G", "bottom", "Bottom", show=False, id="preview.bottom"),
     ]
 
     def __init__(self, **kwargs: Any) -> None:
@@ -421,6 +439,16 @@ class PreviewPane(VerticalScroll):
 
     def show_message(self, message: str) -> None:
         self.show([_note(message)])
+
+    # Without animation: a key moves the text at once, and the next key starts from there.
+    def action_line(self, step: int) -> None:
+        self.scroll_to(y=self.scroll_y + step, animate=False)
+
+    def action_top(self) -> None:
+        self.scroll_home(animate=False)
+
+    def action_bottom(self) -> None:
+        self.scroll_end(animate=False)
 
     def on_resize(self) -> None:
         if self.sections and self._laid_width != self.line_width:
