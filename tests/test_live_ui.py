@@ -574,3 +574,34 @@ async def until_loaded(pilot: Pilot[None]) -> ExplorerScreen:
     assert isinstance(screen, ExplorerScreen)
     await until(pilot, lambda: screen.loaded and screen.table.row_count == RUNS, "the runs")
     return screen
+
+
+@sync
+async def test_preview_of_a_file_that_rotates_away_follows_without_a_key(
+    live_tree: tuple[Path, Path],
+) -> None:
+    root, db_path = live_tree
+    app = live_app(db_path, root)
+    async with app.run_test(size=(120, 30)) as pilot:
+        screen = await start(pilot)
+        key = await open_run(pilot, screen, "version_3")
+        folder = root / "lightning_logs" / "version_3" / "checkpoints"
+        (folder / "epoch=1-step=20.ckpt").write_bytes(b"\0" * 4096)
+        newer = key + b"/checkpoints/epoch=1-step=20.ckpt"
+        await until(pilot, lambda: node_at(screen, newer) is not None, "the new checkpoint")
+        old = key + b"/checkpoints/epoch=0-step=10.ckpt"
+        tree = screen.file_tree
+        tree.focus()
+        node = node_at(screen, old)
+        assert node is not None
+        tree.move_cursor(node)
+        pane = screen.preview_pane
+        await until(pilot, lambda: pane.shown_key == old, "the old checkpoint's preview")
+        assert "epoch=0-step=10.ckpt" in pane.plain_text()
+        (folder / "epoch=0-step=10.ckpt").unlink()  # keep-last-1 rotation
+        await until(pilot, lambda: node_at(screen, old) is None, "the tree to drop it")
+        await until(pilot, lambda: pane.shown_key != old, "the preview to drop it")
+        assert "epoch=0-step=10.ckpt" not in pane.plain_text()
+        cursor = tree.cursor_node
+        assert cursor is not None and cursor.data is not None
+        assert pane.shown_key in (cursor.data.key, None)

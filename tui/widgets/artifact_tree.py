@@ -298,6 +298,10 @@ class ArtifactTree(Tree[NodeInfo]):
         for child in list(node.children):
             data = child.data
             if data is not None and data.more_offset is None and data.key not in wanted:
+                if child is self.cursor_node:
+                    # The file under the cursor is gone (a checkpoint rotated away): the
+                    # node that takes its line is highlighted, so the preview follows.
+                    self.call_after_refresh(self._rehighlight)
                 child.remove()
         for index, entry in enumerate(page.entries):
             children = [c for c in node.children if c.data and c.data.more_offset is None]
@@ -319,6 +323,11 @@ class ArtifactTree(Tree[NodeInfo]):
             else:
                 node.add(label, data, allow_expand=entry.is_dir)
         self._place_more(node, page)
+
+    def _rehighlight(self) -> None:
+        node = self.cursor_node
+        if node is not None:
+            self.post_message(Tree.NodeHighlighted(node))
 
     def refresh_folders(self, keys: set[bytes]) -> None:
         """Reload the loaded, open folders whose key is in ``keys`` (after index events)."""
