@@ -560,3 +560,42 @@ async def test_a_huge_single_line_json_never_holds_up_the_next_key(tmp_path: Pat
         took = time.monotonic() - started
         assert tree.cursor_line == line + 1
         assert took < 1.0, f"the key after the preview took {took:.2f} s"
+
+
+def index_tree(tmp_path: Path, files: dict[str, bytes]) -> tuple[Path, Path]:
+    """A small tree of ``files`` (relative path -> content), indexed: (root, index path)."""
+    root = tmp_path / "tree"
+    for rel, data in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_bytes(data)
+    db_path = tmp_path / "index.db"
+    with WriterLock(db_path):
+        db = open_db(db_path)
+        Indexer(db, root).scan()
+        db.conn.close()
+    return root, db_path
+
+
+@sync
+async def test_tree_sorts_numbers_naturally_and_g_G_go_to_the_ends(tmp_path: Path) -> None:
+    run = "lightning_logs/version_0/"
+    names = [f"epoch={n}-step={n * 10}.ckpt" for n in (10, 8, 9, 100)]
+    files = {run + "hparams.yaml": b"lr: 0.1\n"}
+    files.update({run + "zz/" + name: b"\0" * 8 for name in names})
+    root, db_path = index_tree(tmp_path, files)
+    app = ArtlensApp(db_path, [root], watch=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        screen = explorer(app)
+        await pilot.press("2")
+        await settle(pilot)
+        tree = screen.file_tree
+        folder = next(n for n in tree.root.children if n.data and n.data.is_dir)
+        folder.expand()
+        await settle(pilot)
+        shown = [c.data.entry.name for c in folder.children if c.data and c.data.entry]
+        assert shown == [f"epoch={n}-step={n * 10}.ckpt" for n in (8, 9, 10, 100)]
+        await pilot.press("G")
+        assert tree.cursor_line == tree.last_line > 3
+        await pilot.press("g")
+        assert tree.cursor_line == 0

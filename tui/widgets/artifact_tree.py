@@ -7,6 +7,7 @@ shows, and a "… N more" node loads the next one.  Labels are ``Text`` (never m
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from tui.messages import ChildrenLoaded
 TYPE_AHEAD_SECONDS = 1.0
 """Keys typed within this long of each other extend the jump-to-name prefix."""
 FLAGGED = frozenset({"dangerous", "corrupt"})
+_DIGITS = re.compile(r"(\d+)")
 
 PageLoader = Callable[[int, bytes, int, int], ChildPage]
 """(root id, folder key, offset, limit) -> page; runs on a worker thread."""
@@ -42,6 +44,14 @@ class NodeInfo:
     entry: FolderEntry | None = None
     loaded: bool = False
     more_offset: int | None = None
+
+
+def natural_key(name: str) -> list[str | int]:
+    """Sort key that compares runs of digits as numbers: ``epoch=8`` before ``epoch=10``."""
+    parts: list[str | int] = []
+    for index, part in enumerate(_DIGITS.split(name)):
+        parts.append(int(part) if index % 2 else part.lower())
+    return parts
 
 
 def entry_label(entry: FolderEntry, now: float, problem: str | None = None) -> Text:
@@ -75,6 +85,8 @@ class ArtifactTree(Tree[NodeInfo]):
         Binding("k", "cursor_up", "Up", show=False, id="tree.up"),
         Binding("l", "open_node", "Open", show=False, id="tree.open"),
         Binding("h", "close_node", "Close", show=False, id="tree.close"),
+        Binding("g", "first", "Top", show=False, id="tree.top"),
+        Binding("G", "last", "Bottom", show=False, id="tree.bottom"),
         Binding(
             "f",
             "find",
@@ -209,6 +221,11 @@ class ArtifactTree(Tree[NodeInfo]):
         refresh: bool,
     ) -> None:
         page = self.load_page(root_id, folder, offset, limit)
+        if page.offset == 0 and len(page.entries) >= page.total:
+            # The whole folder is here: numbers in names in numeric order (epoch=8 before
+            # epoch=10).  A folder read in pages keeps the index's order across pages.
+            ordered = sorted(page.entries, key=lambda e: (not e.is_dir, natural_key(e.name)))
+            page = ChildPage(tuple(ordered), page.offset, page.total)
         self.post_message(ChildrenLoaded(generation, request, page, refresh))
 
     def on_tree_node_expanded(self, event: Tree.NodeExpanded[NodeInfo]) -> None:
@@ -368,6 +385,12 @@ class ArtifactTree(Tree[NodeInfo]):
         if info is not None and not info.is_dir and (self.root_id, info.key) in self.marked_files:
             return Text.assemble(("● ", "bold"), label)
         return label
+
+    def action_first(self) -> None:
+        self.cursor_line = 0
+
+    def action_last(self) -> None:
+        self.cursor_line = self.last_line
 
     def action_open_node(self) -> None:
         node = self.cursor_node
