@@ -599,3 +599,27 @@ async def test_tree_sorts_numbers_naturally_and_g_G_go_to_the_ends(tmp_path: Pat
         assert tree.cursor_line == tree.last_line > 3
         await pilot.press("g")
         assert tree.cursor_line == 0
+
+
+@sync
+async def test_runs_table_keeps_the_name_when_scrolled_sideways_and_headers_sort(
+    demo: Demo,
+) -> None:
+    app = make_app(demo)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        screen = explorer(app)
+        table = screen.table
+        table.scroll_to(x=table.max_scroll_x, animate=False)
+        await pilot.pause()
+        assert table.scroll_x > 0
+        name = next(r.name for r in screen.runs.values() if r.id == table.current_run_id)
+        row_line = "".join(s.text for s in table.render_line(table.header_height))
+        assert name in row_line
+        header = table.region.offset
+        await pilot.click("#runs", offset=(header.x + 6 - table.region.x, 0))
+        await settle(pilot)
+        assert screen.sort_column == "name"
+        await pilot.click("#runs", offset=(header.x + 6 - table.region.x, 0))
+        await settle(pilot)
+        assert screen.sort_column == "name" and screen.sort_reverse

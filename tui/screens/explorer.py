@@ -407,6 +407,15 @@ class ExplorerScreen(Screen[None]):
             self._follow_timer.stop()
         self._follow_timer = self.set_timer(FOLLOW_DELAY, self._follow_cursor)
 
+    @on(DataTable.HeaderSelected, "#runs")
+    def _header_clicked(self, event: DataTable.HeaderSelected) -> None:
+        """A click on a column's header sorts by it; again reverses."""
+        column = str(event.column_key.value)
+        if column == self.sort_column:
+            self.action_sort_reverse()
+        else:
+            self.set_sort(column)
+
     @on(DataTable.RowSelected, "#runs")
     def _run_selected(self) -> None:
         self.file_tree.focus()

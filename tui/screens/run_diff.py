@@ -150,7 +150,7 @@ class RunDiffScreen(Screen[None]):
             # what (10) + name + A/B (24) + change (12), each with 2 cells of padding, and
             # the border and scrollbar: the name gets what is left.
             name_width = max(12, min(widest, self.size.width - 10 - 24 - 12 - 8 - 4))
-            columns = ("", "name", "A / B", "change")
+            columns: tuple[str, ...] = ("", "name", "A / B", "change")
         else:
             name_width = min(max(widest, 8), NAME_WIDTH)
             columns = RUN_COLUMNS

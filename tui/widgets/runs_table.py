@@ -245,6 +245,8 @@ class RunsTable(DataTable[Cell]):
         ] = []
         """Slices of a first fill not yet added: (runs, ids, marked, extras)."""
         self._backlog_turn = 0
+        self.fixed_columns = 2
+        """The mark and the name stay put when the table scrolls sideways."""
         for column in COLUMNS:
             self.add_column(Text(column.label, no_wrap=True), key=column.key)
 
