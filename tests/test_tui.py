@@ -623,3 +623,27 @@ async def test_runs_table_keeps_the_name_when_scrolled_sideways_and_headers_sort
         await pilot.click("#runs", offset=(header.x + 6 - table.region.x, 0))
         await settle(pilot)
         assert screen.sort_column == "name" and screen.sort_reverse
+
+
+def test_markers_read_without_colour(demo: Demo) -> None:
+    """NO_COLOR turns colours grey (Textual's Monochrome filter): the danger and checklist
+    markers must keep their contrast (WCAG 4.5:1), where bold red on a panel had 1.2:1."""
+    from rich.style import Style
+    from textual.color import Color
+
+    from tui.format import DANGER, WARNING
+    from tui.widgets.runs_table import RowExtras, run_cells
+
+    def grey(style_color: object) -> float:
+        r, g, b = style_color.get_truecolor()  # type: ignore[attr-defined]
+        mono = Color(r, g, b).monochrome
+        return 0.2126 * mono.r / 255 + 0.7152 * mono.g / 255 + 0.0722 * mono.b / 255
+
+    for marker in (DANGER, WARNING):
+        style = Style.parse(marker)
+        low, high = sorted((grey(style.color), grey(style.bgcolor)))
+        assert (high + 0.05) / (low + 0.05) >= 4.5, marker
+    run = all_runs(demo)[0]
+    cells = run_cells(run, marked=False, now=NOW, extras=RowExtras((1, 3), False, False))
+    assert cells["check"].plain.startswith("✗")
+    assert any(str(span.style) == WARNING for span in cells["check"].spans)

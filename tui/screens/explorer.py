@@ -30,6 +30,7 @@ from store.integrity import problems_of
 from store.safetext import visible
 from store.views import ChildPage, ReaderPool, children_page, counts
 from tui.commands import PaletteEntry
+from tui.format import WARNING
 from tui.messages import (
     ChecklistsLoaded,
     IndexChanged,
@@ -446,7 +447,8 @@ class ExplorerScreen(Screen[None]):
         label.append(visible(run.name), style="bold")
         result = self.checklists.get(run.id)
         if result is not None and not result.complete:
-            label.append(f"  ✗ missing {visible(', '.join(result.missing))}", style="bold red")
+            label.append("  ")
+            label.append(f"✗ missing {visible(', '.join(result.missing))}", style=WARNING)
         label.append(f"  {paths.display(run.path) or '.'} · {run.framework}", style="dim")
         return label
 

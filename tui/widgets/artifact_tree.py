@@ -23,7 +23,7 @@ from store import paths
 from store.integrity import problem_for
 from store.query import FolderEntry
 from store.views import PAGE_SIZE, ChildPage
-from tui.format import human_age, human_size
+from tui.format import DANGER, human_age, human_size
 from tui.messages import ChildrenLoaded
 
 TYPE_AHEAD_SECONDS = 1.0
@@ -60,7 +60,8 @@ def entry_label(entry: FolderEntry, now: float, problem: str | None = None) -> T
     label = Text(no_wrap=True, overflow="ellipsis")
     art = entry.artifact
     if (art is not None and art.verdict in FLAGGED) or problem is not None:
-        label.append("! ", style="bold red")
+        label.append("!", style=DANGER)
+        label.append(" ")
     if entry.is_dir:
         label.append(entry.name + "/", style="bold")
         label.append(f"  {human_size(entry.size)} · {entry.count} files", style="dim")

@@ -28,7 +28,7 @@ from textual.worker import get_current_worker
 from store import paths
 from store.query import ArtifactRow, FolderEntry
 from store.safetext import visible
-from tui.format import human_age, human_size
+from tui.format import DANGER, human_age, human_size
 
 if TYPE_CHECKING:
     from store.preview import ImageData, Preview
@@ -69,7 +69,9 @@ def file_header(name: str, artifact: ArtifactRow | None, size: int, now: float) 
             parts.append(f"hash {artifact.hash_state}")
     header.append("\n" + " · ".join(parts), style="dim")
     if artifact is not None and artifact.verdict in ("dangerous", "corrupt"):
-        header.append("\n! ", style="bold red")
+        header.append("\n")
+        header.append("!", style=DANGER)
+        header.append(" ")
         header.append(artifact.verdict.upper(), style=VERDICT_STYLE[artifact.verdict])
         if artifact.verdict_reason:
             header.append(" " + visible(artifact.verdict_reason))
@@ -335,7 +337,8 @@ def problem_sections(problems: Iterable[str]) -> tuple[RenderableType, ...]:
     """Integrity problems (``store.integrity``) as one red block, or nothing."""
     block = Text()
     for problem in problems:
-        block.append("! ", style="bold red")
+        block.append("!", style=DANGER)
+        block.append(" ")
         block.append(visible(problem) + "\n")
     block.rstrip()
     return (block,) if block else ()

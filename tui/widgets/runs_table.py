@@ -20,7 +20,7 @@ from textual.widgets import DataTable
 from store.integrity import problems_of
 from store.query import RunRow
 from store.safetext import visible
-from tui.format import human_age, human_size, metric_value
+from tui.format import DANGER, WARNING, human_age, human_size, metric_value
 
 
 class Cell(Text):
@@ -200,7 +200,8 @@ def run_cells(
     name = cell("")
     problems = run_problem_count(run)
     if problems:
-        name.append(f"!{problems} ", style="bold red")
+        name.append(f"!{problems}", style=DANGER)
+        name.append(" ")
     if extras is not None and extras.pinned:
         name.append("◆ ", style="bold yellow")
     if extras is not None and extras.note:
@@ -209,7 +210,10 @@ def run_cells(
     check = cell("", "", "right")
     if extras is not None and extras.checklist is not None and extras.checklist[1]:
         passed, total = extras.checklist
-        check.append(f"{passed}/{total}", style="" if passed == total else "bold red")
+        if passed == total:
+            check.append(f"{passed}/{total}")
+        else:
+            check.append(f"✗{passed}/{total}", style=WARNING)
     return {
         "mark": cell("✓" if marked else " ", "bold"),
         "name": name,
