@@ -647,3 +647,27 @@ def test_markers_read_without_colour(demo: Demo) -> None:
     cells = run_cells(run, marked=False, now=NOW, extras=RowExtras((1, 3), False, False))
     assert cells["check"].plain.startswith("✗")
     assert any(str(span.style) == WARNING for span in cells["check"].spans)
+
+
+@sync
+async def test_help_scrolls_a_line_per_key_and_claims_no_remapping(demo: Demo) -> None:
+    app = make_app(demo)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await pilot.press("question_mark")
+        await settle(pilot)
+        help_screen = app.screen
+        assert isinstance(help_screen, HelpScreen)
+        body = help_screen.body
+        assert body.max_scroll_y > 2
+        await pilot.press("j")
+        assert body.scroll_y == 1
+        await pilot.press("j", "k", "j")
+        assert body.scroll_y == 2
+        await pilot.press("G")
+        assert body.scroll_y == body.max_scroll_y
+        await pilot.press("g")
+        assert body.scroll_y == 0
+        assert not body.show_horizontal_scrollbar and not help_screen.show_vertical_scrollbar
+        text = "".join(str(s.render()) for s in body.query("Static"))
+        assert "remap" not in text.lower()
