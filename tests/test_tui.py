@@ -671,3 +671,18 @@ async def test_help_scrolls_a_line_per_key_and_claims_no_remapping(demo: Demo) -
         assert not body.show_horizontal_scrollbar and not help_screen.show_vertical_scrollbar
         text = "".join(str(s.render()) for s in body.query("Static"))
         assert "remap" not in text.lower()
+
+
+@sync
+async def test_a_terminal_too_small_gets_a_notice_not_vanishing_panes(demo: Demo) -> None:
+    app = make_app(demo)
+    async with app.run_test(size=(36, 12)) as pilot:
+        await settle(pilot)
+        screen = explorer(app)
+        notice = screen.query_one("#too-small")
+        assert notice.display and notice.region.height > 0
+        assert "too small" in str(notice.render())
+        assert not screen.query_one("#runs-pane").display
+        await pilot.resize_terminal(80, 24)
+        await settle(pilot)
+        assert not notice.display and screen.query_one("#runs-pane").display

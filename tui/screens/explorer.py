@@ -22,7 +22,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.timer import Timer
 from textual.widget import Widget
-from textual.widgets import DataTable, Footer, Input, Tree
+from textual.widgets import DataTable, Footer, Input, Static, Tree
 from textual.worker import get_current_worker
 
 from store import paths, query
@@ -87,6 +87,8 @@ QUICK_CHARS = 16_000
 """Text above this many characters gets a quick first view (a few screens of it)."""
 GROUPS: tuple[str | None, ...] = (None, "experiment", "root")
 PANES = ("runs", "tree", "preview")
+MIN_SIZE = (40, 14)
+"""Below this the panes cannot be drawn: a notice says so instead of panes vanishing."""
 
 
 class RunsPane(Vertical):
@@ -181,6 +183,7 @@ class ExplorerScreen(Screen[None]):
         with Horizontal(id="lower"):
             yield ArtifactTree(self._load_page, id="tree", clock=self.clock)
             yield PreviewPane(id="preview")
+        yield Static("", id="too-small", markup=False)
         yield Footer()
 
     def on_mount(self) -> None:
@@ -197,8 +200,16 @@ class ExplorerScreen(Screen[None]):
         self.set_interval(AGE_REFRESH_SECONDS, self._sync_table, name="refresh ages")
 
     def on_resize(self) -> None:
-        self.set_class(self.size.width < 70, "-narrow")
-        self.set_class(self.size.height < 20, "-short")
+        width, height = self.size
+        self.set_class(width < 70, "-narrow")
+        self.set_class(height < 20, "-short")
+        tiny = width < MIN_SIZE[0] or height < MIN_SIZE[1]
+        self.set_class(tiny, "-tiny")
+        if tiny:
+            self.query_one("#too-small", Static).update(
+                f"terminal too small ({width}x{height}): "
+                f"artlens needs {MIN_SIZE[0]}x{MIN_SIZE[1]}; enlarge it or press q"
+            )
 
     def on_unmount(self) -> None:
         if self._poll_db is not None:
