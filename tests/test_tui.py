@@ -686,3 +686,23 @@ async def test_a_terminal_too_small_gets_a_notice_not_vanishing_panes(demo: Demo
         await pilot.resize_terminal(80, 24)
         await settle(pilot)
         assert not notice.display and screen.query_one("#runs-pane").display
+
+
+@sync
+async def test_footer_fits_80_columns_in_every_pane(demo: Demo) -> None:
+    from textual.widgets import Footer
+
+    app = make_app(demo)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        screen = explorer(app)
+        footer = screen.query_one(Footer)
+        for pane in ("1", "2", "3"):
+            await pilot.press(pane)
+            await settle(pilot)
+            keys = [w for w in footer.query("FooterKey") if w.display]
+            assert keys, pane
+            right = max(w.region.right for w in footer.query("FooterKey"))
+            assert right <= 80 and footer.max_scroll_x == 0, (pane, right)
+            described = [str(getattr(k, "description", "")) for k in keys]
+            assert "Help" in described and "Diff" in described, described

@@ -33,7 +33,7 @@ class ArtlensApp(App[None]):
     TITLE = "artlens"
     COMMANDS: ClassVar[set[Any]] = {ExplorerCommands}
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("q", "quit", "Quit", id="app.quit", tooltip="Quit artlens"),
+        Binding("q", "quit", "Quit", show=False, id="app.quit", tooltip="Quit artlens"),
         Binding("question_mark", "help", "Help", id="app.help", tooltip="List every key"),
         Binding("t", "toggle_theme", "Theme", show=False, id="app.theme"),
     ]

@@ -113,15 +113,31 @@ class ExplorerScreen(Screen[None]):
         Binding("S", "sort_reverse", "Reverse", show=False, id="runs.sort_reverse"),
         Binding("space", "mark", "Mark", id="runs.mark", tooltip="Mark the run (for diffs)"),
         Binding("m", "metrics", "Metrics", id="runs.metrics", tooltip="Metrics of the marked runs"),
-        Binding("n", "note", "Note", id="runs.note", tooltip="Write a note on the run or file"),
+        Binding(
+            "n",
+            "note",
+            "Note",
+            show=False,
+            id="runs.note",
+            tooltip="Write a note on the run or file",
+        ),
         Binding("e", "cycle_experiment", "Experiment", show=False, id="runs.experiment"),
         Binding("R", "cycle_root", "Root filter", show=False, id="runs.root"),
         Binding("b", "cycle_group", "Group by", show=False, id="runs.group"),
-        Binding("z", "zoom", "Zoom", id="pane.zoom", tooltip="Maximize or restore the pane"),
+        Binding(
+            "z", "zoom", "Zoom", show=False, id="pane.zoom", tooltip="Maximize or restore the pane"
+        ),
         Binding("r", "retention", "Retention", id="retention.open", tooltip="Plan, usage, trash"),
         Binding("p", "pin", "Pin", show=False, id="retention.pin_here"),
         Binding("d", "diff", "Diff", id="diff.marked", tooltip="Diff two marked runs or files"),
-        Binding("v", "versions", "Versions", id="files.versions", tooltip="The file across runs"),
+        Binding(
+            "v",
+            "versions",
+            "Versions",
+            show=False,
+            id="files.versions",
+            tooltip="The file across runs",
+        ),
         Binding("ctrl+r", "reload", "Reload", show=False, id="app.reload"),
         Binding("escape", "escape", "Back", show=False, id="app.escape"),
     ]
@@ -184,7 +200,7 @@ class ExplorerScreen(Screen[None]):
             yield ArtifactTree(self._load_page, id="tree", clock=self.clock)
             yield PreviewPane(id="preview")
         yield Static("", id="too-small", markup=False)
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.query_one("#runs-pane").border_title = "Runs"

@@ -99,7 +99,7 @@ class ArtifactTree(Tree[NodeInfo]):
         Binding(
             "space",
             "mark_file",
-            "Mark file",
+            "Mark",
             id="tree.mark",
             tooltip="Mark the file (two marked files: d diffs them)",
         ),
