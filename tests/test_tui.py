@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import io
 import os
 import shutil
 from collections.abc import Awaitable, Callable, Iterator
@@ -12,7 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from rich.style import Style
 from textual import events
+from textual.binding import Binding
 from textual.coordinate import Coordinate
 from textual.pilot import Pilot
 from textual.widgets import Input
@@ -23,7 +26,7 @@ from store.demo import write_demo
 from store.lock import WriterLock
 from store.scan import Indexer
 from tui.app import ArtlensApp
-from tui.screens.explorer import ExplorerScreen
+from tui.screens.explorer import PALETTE_KEYS, ExplorerScreen
 from tui.screens.help import HelpScreen
 from tui.widgets.artifact_tree import ArtifactTree
 from tui.widgets.runs_table import key_metric
@@ -706,3 +709,49 @@ async def test_footer_fits_80_columns_in_every_pane(demo: Demo) -> None:
             assert right <= 80 and footer.max_scroll_x == 0, (pane, right)
             described = [str(getattr(k, "description", "")) for k in keys]
             assert "Help" in described and "Diff" in described, described
+
+
+def test_status_line_keeps_counts_marks_and_filter_at_80_columns() -> None:
+    from rich.console import Console
+
+    from store.views import IndexCounts
+    from tui.widgets.status import StatusInfo, StatusLine
+
+    line = StatusLine()
+    line.info = StatusInfo(
+        index="/home/someone/.cache/artlens/a-long-index-name-0123456789.db",
+        watcher="following pid 123456 on a-long-hostname.example.org (watch: artlens watch)",
+        watcher_ok=True,
+        counts=IndexCounts(runs=1200, artifacts=250_000, bytes=3 << 40, last_event=0),
+        shown=40,
+        marked=2,
+        filter="exp:resnet lr",
+        sort="started ↓",
+    )
+    console = Console(width=80, color_system=None, record=True, file=io.StringIO())
+    console.print(line.render_info())
+    shown = console.export_text().splitlines()[0]
+    assert "40/1200 runs" in shown and "2 marked" in shown and "filter: exp:resnet lr" in shown
+
+
+@sync
+async def test_palette_shows_keys_and_marked_files_are_not_drawn_live(demo: Demo) -> None:
+    app = make_app(demo)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        screen = explorer(app)
+        helps = {title: text for title, _, text in screen.palette_entries()}
+        assert helps["view: zoom pane"].endswith("key z")
+        assert helps["diff: marked runs or files"].endswith("key d")
+        # Every binding shown in the footer has its palette entry's key right.
+        bound = {b.key for b in ExplorerScreen.BINDINGS if isinstance(b, Binding)}
+        for title, key in PALETTE_KEYS.items():
+            first = key.split()[0].replace("?", "question_mark").replace("/", "slash")
+            assert first in bound | {"t", "question_mark", "escape"}, title
+        await open_file(pilot, screen, "experiments", "quick-test/config.yaml")
+        tree = screen.file_tree
+        await pilot.press("space")
+        node = tree.cursor_node
+        assert node is not None
+        drawn = tree.render_label(node, Style(), Style()).plain
+        assert drawn.startswith("✓ ") and "●" not in drawn

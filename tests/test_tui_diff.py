@@ -174,7 +174,7 @@ async def test_diff_without_marks_explains(pair: Pair) -> None:
         await pilot.press("question_mark")
         await settle(pilot)
         help_text = str(app.screen.query_one("Static").render())
-        assert "diff.side" in help_text and "versions.mark" in help_text
+        assert "Side by side" in help_text and "Versions (v on a file)" in help_text
 
 
 @sync

@@ -384,7 +384,7 @@ class ArtifactTree(Tree[NodeInfo]):
         label = super().render_label(node, base_style, style)
         info = node.data
         if info is not None and not info.is_dir and (self.root_id, info.key) in self.marked_files:
-            return Text.assemble(("● ", "bold"), label)
+            return Text.assemble(("✓", "bold reverse"), " ", label)  # ● is the live marker
         return label
 
     def action_first(self) -> None:
