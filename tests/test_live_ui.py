@@ -605,3 +605,37 @@ async def test_preview_of_a_file_that_rotates_away_follows_without_a_key(
         cursor = tree.cursor_node
         assert cursor is not None and cursor.data is not None
         assert pane.shown_key in (cursor.data.key, None)
+
+
+@sync
+async def test_a_live_metrics_csv_is_followed_and_f_resumes(live_tree: tuple[Path, Path]) -> None:
+    root, db_path = live_tree
+    app = live_app(db_path, root)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await start(pilot)
+        key = await open_run(pilot, screen, "version_2")
+        tree = screen.file_tree
+        tree.focus()
+        node = node_at(screen, key + b"/metrics.csv")
+        assert node is not None
+        tree.move_cursor(node)
+        pane = screen.preview_pane
+        await until(pilot, lambda: pane.shown_key == key + b"/metrics.csv", "the CSV's preview")
+        csv_path = root / "lightning_logs" / "version_2" / "metrics.csv"
+        append(csv_path, "".join(f"0,{step},0.{step:04d},,\n" for step in range(5, 80)))
+        await until(pilot, lambda: "0.0079" in pane.plain_text(), "the newest row")
+        await until(pilot, lambda: pane.max_scroll_y > 0, "a table taller than the pane")
+        await until(pilot, lambda: pane.scroll_y == pane.max_scroll_y, "the newest rows shown")
+        assert pane.following and "following" in str(pane.border_subtitle)
+        await pilot.press("3", "k", "k")
+        assert not pane.following and "F follows" in str(pane.border_subtitle)
+        place = pane.scroll_y
+        append(csv_path, "0,80,0.0080,,\n")
+        await until(pilot, lambda: "0.0080" in pane.plain_text(), "the next row")
+        await pilot.pause()
+        assert pane.scroll_y == place  # paused: the reader's place is kept
+        await pilot.press("F")
+        assert pane.following and pane.scroll_y == pane.max_scroll_y
+        append(csv_path, "0,81,0.0081,,\n")
+        await until(pilot, lambda: "0.0081" in pane.plain_text(), "one more row")
+        await until(pilot, lambda: pane.scroll_y == pane.max_scroll_y, "following again")

@@ -614,7 +614,8 @@ class ExplorerScreen(Screen[None]):
                     artifact.path,
                     sections,
                     artifact,
-                    scroll_end=result.from_end,
+                    scroll_end=result.from_end
+                    or (result.kind == "table" and artifact.kind == "metrics"),
                     lines=lines,
                     width=width,
                     final=stage == stages[-1],

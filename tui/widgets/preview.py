@@ -18,6 +18,7 @@ from rich import box
 from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
+from textual import events
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.geometry import Size
@@ -381,6 +382,7 @@ class PreviewPane(VerticalScroll):
         Binding("k", "line(-1)", "Up", show=False, id="preview.up"),
         Binding("g", "top", "Top", show=False, id="preview.top"),
         Binding("G", "bottom", "Bottom", show=False, id="preview.bottom"),
+        Binding("F,end", "follow", "Follow", show=False, id="preview.follow"),
     ]
 
     def __init__(self, **kwargs: Any) -> None:
@@ -390,6 +392,11 @@ class PreviewPane(VerticalScroll):
         self.shown_key: bytes | None = None
         """The file or run the sections are about (None for messages and folders)."""
         self._laid_width: int | None = None
+        self.followable = False
+        """The shown file grows at its end (a log, a metrics CSV): it can be followed."""
+        self.following = False
+        """Following: each refresh shows the newest lines.  Scrolling up pauses; F or
+        End resumes (like ``tail -f`` in a pager)."""
 
     def plain_text(self, width: int = 100) -> str:
         """The sections as plain text, the way a terminal without colour would show them."""
@@ -431,8 +438,13 @@ class PreviewPane(VerticalScroll):
         with self.app.batch_update():
             self.remove_children()
             self.mount(PreviewLines(lines))
-        follow = scroll_end and (at_end or not refresh)
+        if not refresh:
+            self.followable = self.following = scroll_end
+        elif self.following and not at_end:
+            self.following = False  # scrolled away (a mouse drag, the scrollbar): paused
+        follow = scroll_end and self.following
         stay_at_end = refresh and at_end and place > 0  # read to the end: stay there
+        self._follow_subtitle()
         if follow or stay_at_end:
             self.call_after_refresh(self.scroll_end, animate=False)
         elif refresh:
@@ -445,10 +457,36 @@ class PreviewPane(VerticalScroll):
 
     # Without animation: a key moves the text at once, and the next key starts from there.
     def action_line(self, step: int) -> None:
+        if step < 0:
+            self._pause()
         self.scroll_to(y=self.scroll_y + step, animate=False)
 
     def action_top(self) -> None:
+        self._pause()
         self.scroll_home(animate=False)
+
+    def action_follow(self) -> None:
+        """Back to the newest lines, and keep showing them as the file grows."""
+        self.following = self.followable
+        self._follow_subtitle()
+        self.scroll_end(animate=False)
+
+    def _on_mouse_scroll_up(self, event: events.MouseScrollUp) -> None:
+        self._pause()
+        super()._on_mouse_scroll_up(event)
+
+    def _pause(self) -> None:
+        if self.following:
+            self.following = False
+            self._follow_subtitle()
+
+    def _follow_subtitle(self) -> None:
+        if not self.followable:
+            self.border_subtitle = None
+        elif self.following:
+            self.border_subtitle = "following ▼"
+        else:
+            self.border_subtitle = "paused · F follows"
 
     def action_bottom(self) -> None:
         self.scroll_end(animate=False)
