@@ -600,6 +600,15 @@ class ExplorerScreen(Screen[None]):
             )
             return sections[:1] + problem_sections([problem] if problem else []) + sections[1:]
 
+        from store.runs import LIVE_SECONDS
+
+        # A metrics table being written: its newest rows matter (an old one opens at the top).
+        growing_metrics = (
+            result.kind == "table"
+            and artifact.kind == "metrics"
+            and artifact.mtime is not None
+            and now - artifact.mtime < LIVE_SECONDS
+        )
         stages = [MAX_LINES]
         if preview_weight(result) > QUICK_CHARS:
             stages.insert(0, QUICK_LINES)
@@ -614,8 +623,7 @@ class ExplorerScreen(Screen[None]):
                     artifact.path,
                     sections,
                     artifact,
-                    scroll_end=result.from_end
-                    or (result.kind == "table" and artifact.kind == "metrics"),
+                    scroll_end=result.from_end or growing_metrics,
                     lines=lines,
                     width=width,
                     final=stage == stages[-1],

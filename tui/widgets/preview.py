@@ -440,6 +440,8 @@ class PreviewPane(VerticalScroll):
             self.mount(PreviewLines(lines))
         if not refresh:
             self.followable = self.following = scroll_end
+        elif scroll_end and not self.followable:  # it just started to grow: follow it
+            self.followable = self.following = True
         elif self.following and not at_end:
             self.following = False  # scrolled away (a mouse drag, the scrollbar): paused
         follow = scroll_end and self.following
