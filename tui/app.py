@@ -7,6 +7,7 @@ workers in ``tui.screens.explorer``.
 from __future__ import annotations
 
 import re
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -22,6 +23,8 @@ from tui.screens.explorer import ExplorerScreen
 from tui.screens.help import HelpScreen
 from tui.widgets.status import StatusLine
 
+SWITCH_INTERVAL = 0.001
+"""Seconds a thread may hold the GIL while another waits for it (Python's default: 0.005)."""
 DARK_THEME = "textual-dark"
 LIGHT_THEME = "textual-light"
 
@@ -61,6 +64,10 @@ class ArtlensApp(App[None]):
         """Who writes the index when another process does (``store.lock.holder``)."""
 
     def on_mount(self) -> None:
+        # Workers (previews, checklists) are pure Python: at the default 5 ms switch
+        # interval the UI thread waits up to 5 ms for the GIL at each wake-up, several
+        # times per key.  1 ms keeps keys answered while a preview is being built.
+        sys.setswitchinterval(SWITCH_INTERVAL)
         self.push_screen(ExplorerScreen(self.db_path, self.pool, clock=self.clock))
         if self.writer is not None:
             self._follow_writer(self.writer)

@@ -584,6 +584,8 @@ class ExplorerScreen(Screen[None]):
                 artifact = artifact_at(db, root_id, artifact.path) or artifact
         full = os.path.join(root, artifact.path)
         result = preview_file(full)
+        if worker.is_cancelled:  # the cursor moved on: leave the GIL to the keys
+            return
         problem = self.file_tree.problem_for(artifact.path)
         extras = self._artifact_extras(root, artifact)
         now = self.clock()
@@ -613,6 +615,8 @@ class ExplorerScreen(Screen[None]):
         if preview_weight(result) > QUICK_CHARS:
             stages.insert(0, QUICK_LINES)
         for stage in stages:
+            if worker.is_cancelled:
+                return
             sections = build(stage) + extras
             lines = layout(sections, width, share_gil=True)
             if worker.is_cancelled:
