@@ -755,3 +755,39 @@ async def test_palette_shows_keys_and_marked_files_are_not_drawn_live(demo: Demo
         assert node is not None
         drawn = tree.render_label(node, Style(), Style()).plain
         assert drawn.startswith("✓ ") and "●" not in drawn
+
+
+@sync
+async def test_find_searches_the_whole_folder_past_the_loaded_page(tmp_path: Path) -> None:
+    import time
+
+    run = "lightning_logs/version_0/"
+    files = {run + "hparams.yaml": b"lr: 0.1\n"}
+    files.update({run + f"many/file-{i:05d}.txt": b"x" for i in range(1200)})
+    root, db_path = index_tree(tmp_path, files)
+    app = ArtlensApp(db_path, [root], watch=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        screen = explorer(app)
+        await pilot.press("2")
+        await settle(pilot)
+        tree = screen.file_tree
+        folder = next(n for n in tree.root.children if n.data and n.data.is_dir)
+        folder.expand()
+        await settle(pilot)
+        assert len(folder.children) < 1200  # one page, then "… N more"
+        await pilot.press("f", *"file-01100")
+        deadline = time.monotonic() + 20
+        while True:
+            node = tree.cursor_node
+            entry = node.data.entry if node is not None and node.data is not None else None
+            if entry is not None and entry.name == "file-01100.txt":
+                break
+            assert time.monotonic() < deadline, "the find never reached file-01100.txt"
+            await pilot.pause(0.02)
+        assert "no match" not in str(tree.border_subtitle)
+        await pilot.press("escape", "f", *"nothing-like-this")
+        deadline = time.monotonic() + 20
+        while "no match" not in str(tree.border_subtitle):
+            assert time.monotonic() < deadline, "a find with no match never said so"
+            await pilot.pause(0.02)

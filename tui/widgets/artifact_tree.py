@@ -29,6 +29,8 @@ from tui.messages import ChildrenLoaded
 TYPE_AHEAD_SECONDS = 1.0
 """Keys typed within this long of each other extend the jump-to-name prefix."""
 FLAGGED = frozenset({"dangerous", "corrupt"})
+FIND_PAGE = 5000
+"""Entries a find reads from the index per query when it searches past the loaded pages."""
 _DIGITS = re.compile(r"(\d+)")
 
 PageLoader = Callable[[int, bytes, int, int], ChildPage]
@@ -130,6 +132,8 @@ class ArtifactTree(Tree[NodeInfo]):
         """(root id, key) -> name of files marked for a diff; kept across runs."""
         self._early_moves = 0
         """Cursor moves typed before the run's first page arrived: applied when it does."""
+        self._jump_after: str | None = None
+        """A find matched past the loaded pages: jump to it when they arrive."""
 
     # -- showing a run -------------------------------------------------------------------
 
@@ -194,7 +198,9 @@ class ArtifactTree(Tree[NodeInfo]):
 
     # -- loading -------------------------------------------------------------------------
 
-    def _request(self, node: TreeNode[NodeInfo], offset: int, *, refresh: bool) -> None:
+    def _request(
+        self, node: TreeNode[NodeInfo], offset: int, *, refresh: bool, limit: int = PAGE_SIZE
+    ) -> None:
         info = node.data
         if info is None or self.root_id is None:
             return
@@ -202,7 +208,6 @@ class ArtifactTree(Tree[NodeInfo]):
         if info.more_offset is not None and node.parent is not None:
             parent_info = node.parent.data
             folder = parent_info.key if parent_info is not None else folder
-        limit = PAGE_SIZE
         if refresh:
             limit = max(PAGE_SIZE, sum(1 for c in node.children if c.data and c.data.entry))
         # Node ids are not usable here: Tree.clear() reuses them while keeping stale entries.
@@ -253,6 +258,7 @@ class ArtifactTree(Tree[NodeInfo]):
             parent = node.parent
             node.remove()
             self._append(parent, message.page)
+            self._jump_when_loaded()
             return
         if info is not None:
             info.loaded = True
@@ -261,6 +267,7 @@ class ArtifactTree(Tree[NodeInfo]):
         else:
             node.remove_children()
             self._append(node, message.page)
+        self._jump_when_loaded()
         if node is self.root and self._early_moves:
             moves, self._early_moves = self._early_moves, 0
             self.cursor_line = max(0, min(self.last_line, max(self.cursor_line, 0) + moves))
@@ -432,7 +439,7 @@ class ArtifactTree(Tree[NodeInfo]):
         event.stop()
         event.prevent_default()
         if self._finding:
-            found = not self._typed or self.jump_to(self._typed)
+            found = not self._typed or self.jump_to(self._typed) or self.find_beyond(self._typed)
             subtitle = Text("find: ")
             subtitle.append(self._typed, style="bold" if found else "bold red")
             if not found:
@@ -460,6 +467,67 @@ class ArtifactTree(Tree[NodeInfo]):
         event.stop()
         event.prevent_default()
         self.jump_to(self._typed)
+
+    def find_beyond(self, prefix: str) -> bool:
+        """Search the pages not loaded yet of open folders, through the index: a find
+        covers the whole folder, not only its first page.  True when a search started (the
+        cursor jumps when the page holding the match arrives)."""
+        started = False
+        for folder in self._open_folders(self.root):
+            more = [c for c in folder.children if c.data and c.data.more_offset is not None]
+            if folder.data is None or not more or self.root_id is None:
+                continue
+            offset = more[0].data.more_offset if more[0].data else None
+            if offset is not None:
+                self._find_worker(self.generation, self.root_id, folder.data.key, offset, prefix)
+                started = True
+        return started
+
+    @work(thread=True, group="tree-find", exit_on_error=False)
+    def _find_worker(
+        self, generation: int, root_id: int, folder: bytes, offset: int, prefix: str
+    ) -> None:
+        start = offset
+        while True:
+            page = self.load_page(root_id, folder, offset, FIND_PAGE)
+            for index, entry in enumerate(page.entries):
+                if entry.name.lower().startswith(prefix):
+                    self.app.call_from_thread(
+                        self._found_beyond, generation, folder, start, offset + index, prefix
+                    )
+                    return
+            offset += len(page.entries)
+            if not page.entries or offset >= page.total:
+                self.app.call_from_thread(self._not_found_beyond, generation, prefix)
+                return
+
+    def _not_found_beyond(self, generation: int, prefix: str) -> None:
+        if generation == self.generation and self._finding and self._typed == prefix:
+            subtitle = Text("find: ")
+            subtitle.append(prefix, style="bold red")
+            subtitle.append("  no match", style="dim")
+            self.border_subtitle = subtitle
+
+    def _found_beyond(
+        self, generation: int, folder: bytes, start: int, at: int, prefix: str
+    ) -> None:
+        """Load the folder's pages up to the match, then jump to it."""
+        if generation != self.generation or (self._finding and self._typed != prefix):
+            return
+        for node in self._open_folders(self.root):
+            if node.data is None or node.data.key != folder:
+                continue
+            for child in node.children:
+                if child.data is not None and child.data.more_offset == start:
+                    child.set_label(Text("loading…", style="dim italic"))
+                    self._jump_after = prefix
+                    self._request(child, start, refresh=False, limit=at - start + PAGE_SIZE)
+                    return
+
+    def _jump_when_loaded(self) -> None:
+        prefix, self._jump_after = self._jump_after, None
+        if prefix:
+            self.jump_to(prefix)
 
     def jump_to(self, prefix: str) -> bool:
         """Move the cursor to the first visible node after it whose name starts with ``prefix``."""
