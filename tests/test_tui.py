@@ -791,3 +791,19 @@ async def test_find_searches_the_whole_folder_past_the_loaded_page(tmp_path: Pat
         while "no match" not in str(tree.border_subtitle):
             assert time.monotonic() < deadline, "a find with no match never said so"
             await pilot.pause(0.02)
+
+
+@sync
+async def test_a_filter_that_leaves_nothing_says_why(demo: Demo) -> None:
+    app = make_app(demo)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        screen = explorer(app)
+        screen.set_filter("exp:nope")
+        await settle(pilot)
+        assert screen.table.row_count == 0
+        said = str(screen.file_tree.root.label)
+        assert "no experiment is named 'nope'" in said and "there are:" in said
+        screen.set_filter("zzqqxx")
+        await settle(pilot)
+        assert "contains 'zzqqxx'" in str(screen.file_tree.root.label)

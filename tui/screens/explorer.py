@@ -57,6 +57,7 @@ from tui.widgets.runs_table import (
     RunsTable,
     matches,
     order_runs,
+    why_nothing_matches,
 )
 from tui.widgets.status import StatusLine
 
@@ -326,8 +327,11 @@ class ExplorerScreen(Screen[None]):
             sort=f"{label} {arrow}{group}",
         )
         if not order:
-            self.file_tree.show_nothing("no runs match" if self.runs else "no runs indexed yet")
-            self.preview_pane.show_message("")
+            why = why_nothing_matches(self.runs.values(), self.filter_text)
+            self.file_tree.show_nothing(
+                f"no runs match: {why}" if self.runs else "no runs indexed yet"
+            )
+            self.preview_pane.show_message("esc clears the filter" if self.filter_text else "")
 
     # -- live updates --------------------------------------------------------------------
 
@@ -486,7 +490,8 @@ class ExplorerScreen(Screen[None]):
         tree = self.file_tree
         if run is None:
             if not self.table.row_count:
-                tree.show_nothing("no runs match" if self.runs else "no runs indexed yet")
+                why = why_nothing_matches(self.runs.values(), self.filter_text)
+                tree.show_nothing(f"no runs match: {why}" if self.runs else "no runs indexed yet")
             return
         if tree.run_id == run.id:
             return

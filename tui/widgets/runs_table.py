@@ -162,6 +162,27 @@ def matches(run: RunRow, query: str) -> bool:
     return True
 
 
+def why_nothing_matches(runs: Iterable[RunRow], query: str) -> str:
+    """Which word of ``query`` left no run, and what it could have been instead."""
+    runs = list(runs)
+    if not runs:
+        return "no runs indexed yet"
+    for word in query.split():
+        if any(matches(run, word) for run in runs):
+            continue
+        field, _, value = word.lower().partition(":")
+        if value and field in ("exp", "experiment"):
+            known = sorted({(r.experiment or "").lower() for r in runs if r.experiment})
+            return f"no experiment is named {value!r} (there are: {', '.join(known[:6]) or 'none'})"
+        if value and field in ("fw", "framework"):
+            known = sorted({r.framework for r in runs})
+            return f"no run was written by {value!r} (frameworks: {', '.join(known[:6])})"
+        if value and field == "root":
+            return f"no run lies under a root matching {value!r}"
+        return f"no run's name, params or framework contains {word!r}"
+    return f"no run matches all of {query!r} together (each word matches some)"
+
+
 def _subsequence(needle: str, hay: str) -> bool:
     it = iter(hay)
     return all(ch in it for ch in needle)
