@@ -807,3 +807,19 @@ async def test_a_filter_that_leaves_nothing_says_why(demo: Demo) -> None:
         screen.set_filter("zzqqxx")
         await settle(pilot)
         assert "contains 'zzqqxx'" in str(screen.file_tree.root.label)
+
+
+@sync
+async def test_run_detail_shows_key_params_and_last_metrics(demo: Demo) -> None:
+    app = make_app(demo)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        screen = explorer(app)
+        run = next(r for r in screen.runs.values() if r.name == "version_0")
+        assert run.params and run.metrics
+        screen.jump_to_run(run.id)
+        await settle(pilot)
+        text = screen.preview_pane.plain_text(width=100)
+        assert "params (" in text and "last metrics (" in text
+        name, metric = next((n, m) for n, m in run.metrics.items() if m.get("last") is not None)
+        assert f"{name}: " in text
