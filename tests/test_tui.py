@@ -821,5 +821,5 @@ async def test_run_detail_shows_key_params_and_last_metrics(demo: Demo) -> None:
         await settle(pilot)
         text = screen.preview_pane.plain_text(width=100)
         assert "params (" in text and "last metrics (" in text
-        name, metric = next((n, m) for n, m in run.metrics.items() if m.get("last") is not None)
+        name = next(n for n, m in run.metrics.items() if m.get("last") is not None)
         assert f"{name}: " in text
