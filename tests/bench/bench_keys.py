@@ -124,8 +124,8 @@ async def measure(db_path: Path, keys: int, gap: float) -> dict[str, list[float]
         app.latencies = []
         for number in range(keys):
             key = "j" if number % 20 < 10 else "k"
-            want = pane.scroll_y + (1 if key == "j" else -1)
-            await press(pilot, app, key, lambda w=want: pane.scroll_y == w, 0.02)
+            target = pane.scroll_y + (1 if key == "j" else -1)
+            await press(pilot, app, key, lambda w=target: pane.scroll_y == w, 0.02)
         found["scrolling the JSON preview"] = list(app.latencies)
     return found
 
