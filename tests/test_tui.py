@@ -823,3 +823,15 @@ async def test_run_detail_shows_key_params_and_last_metrics(demo: Demo) -> None:
         assert "params (" in text and "last metrics (" in text
         name = next(n for n, m in run.metrics.items() if m.get("last") is not None)
         assert f"{name}: " in text
+
+
+@sync
+async def test_the_gil_switch_interval_is_restored_when_the_app_ends(demo: Demo) -> None:
+    import sys
+
+    before = sys.getswitchinterval()
+    app = make_app(demo)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        assert sys.getswitchinterval() < before
+    assert sys.getswitchinterval() == before

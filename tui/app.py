@@ -61,12 +61,14 @@ class ArtlensApp(App[None]):
         """What the status line says about the watcher, and whether that is healthy."""
         self.theme = DARK_THEME
         self.writer = writer
+        self._switch_interval = sys.getswitchinterval()
         """Who writes the index when another process does (``store.lock.holder``)."""
 
     def on_mount(self) -> None:
         # Workers (previews, checklists) are pure Python: at the default 5 ms switch
         # interval the UI thread waits up to 5 ms for the GIL at each wake-up, several
         # times per key.  1 ms keeps keys answered while a preview is being built.
+        self._switch_interval = sys.getswitchinterval()
         sys.setswitchinterval(SWITCH_INTERVAL)
         self.push_screen(ExplorerScreen(self.db_path, self.pool, clock=self.clock))
         if self.writer is not None:
@@ -128,6 +130,7 @@ class ArtlensApp(App[None]):
             return [Path(os.fsdecode(path)) for _, path, _ in query.roots(db)]
 
     def on_unmount(self) -> None:
+        sys.setswitchinterval(self._switch_interval)  # the process outlives the app (tests)
         if self.watcher is not None:
             try:
                 self.watcher.stop()
