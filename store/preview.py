@@ -228,6 +228,55 @@ def _pretty(data: bytes, fmt: str) -> str:
     return text
 
 
+LONG_LINE = 2000
+"""A JSON text with lines longer than this is re-indented for the preview."""
+
+
+def reindent_json(text: str, *, indent: int = 2) -> str:
+    """A piece of JSON (the head or tail of a big file, so usually not a whole document)
+    with one value per line, without parsing it: one pass over the characters that tracks
+    strings and nesting.  Cut pieces come out as readable as whole ones."""
+    out: list[str] = []
+    depth = 0
+    in_string = escaped = False
+    start = 0
+    pad = " " * indent
+    for i, char in enumerate(text):
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+            continue
+        if char == '"':
+            in_string = True
+        elif char in "{[":
+            out.append(text[start : i + 1].strip())
+            depth += 1
+            out.append("\n" + pad * depth)
+            start = i + 1
+        elif char in "}]":
+            out.append(text[start:i].strip())
+            depth = max(0, depth - 1)
+            out.append("\n" + pad * depth + char)
+            start = i + 1
+        elif char == ",":
+            out.append(text[start : i + 1].strip())
+            out.append("\n" + pad * depth)
+            start = i + 1
+        elif char == ":":
+            out.append(text[start : i + 1].strip() + " ")
+            start = i + 1
+    out.append(text[start:].strip())
+    return "".join(out)
+
+
+def _long_lines(text: str) -> bool:
+    return any(len(line) > LONG_LINE for line in text.split("\n", 200)[:200])
+
+
 def _table(read: _Read, delimiter: str) -> Preview:
     def parse(data: bytes) -> list[list[str]]:
         text = data.decode("utf-8", "replace")
@@ -494,6 +543,14 @@ def _preview_open(fd: int, size: int, raw: bytes, name: str, limit: int) -> Prev
                 lexer=fmt,
                 head_bytes=len(read.head),
             )
+    head_text = _text_of(read.head)
+    tail_text = _text_of(read.tail, cut_start=True) if read.tail else ""
+    if fmt == "json" and not from_end and (_long_lines(head_text) or _long_lines(tail_text)):
+        # One line of megabytes (a tokenizer, a dumped config): shown as values, one a line.
+        cut = tail_text.find(', "')  # the tail starts anywhere: begin at a key or string
+        tail_text = tail_text[cut + 2 :] if 0 <= cut < 4096 else tail_text
+        head_text, tail_text = reindent_json(head_text), reindent_json(tail_text)
+        notes.append("too large to parse for the preview: shown re-indented, head and tail")
     if from_end:
         return Preview(
             "text",
@@ -509,8 +566,8 @@ def _preview_open(fd: int, size: int, raw: bytes, name: str, limit: int) -> Prev
     return Preview(
         "text",
         size=size,
-        text=_text_of(read.head),
-        tail_text=_text_of(read.tail, cut_start=True) if read.tail else "",
+        text=head_text,
+        tail_text=tail_text,
         lexer=lexer_for(name),
         head_bytes=len(read.head),
         tail_bytes=len(read.tail),

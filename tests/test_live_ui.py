@@ -469,7 +469,7 @@ async def test_two_explorers_and_a_watcher_share_the_index(tmp_path: Path) -> No
         async with app.run_test(size=(120, 40), message_hook=hook) as pilot:
             screen = app.screen
             assert isinstance(screen, ExplorerScreen)
-            await until(pilot, lambda: "watched by" in app.watch_state[0], "the other watcher")
+            await until(pilot, lambda: "following pid" in app.watch_state[0], "the other watcher")
 
             def write() -> None:
                 for number in range(1, 9):
@@ -517,7 +517,7 @@ async def test_two_explorers_and_a_watcher_share_the_index(tmp_path: Path) -> No
         assert report["keys"] > 10 and keys > 10
         assert report["runs"] == 9, report
         assert report["artifacts"] == truth, report
-        assert "watched by" in report["watcher"], report
+        assert "following pid" in report["watcher"], report
         assert not report["errors"], report
         assert not errors, errors
         assert not locked(status_text), status_text
@@ -531,3 +531,109 @@ async def test_two_explorers_and_a_watcher_share_the_index(tmp_path: Path) -> No
         watch_out, watch_err = watch.communicate(timeout=20)
     assert watch.returncode == 0, watch_err[-2000:]
     assert not locked(watch_out + watch_err), (watch_out + watch_err)[-2000:]
+
+
+@sync
+async def test_artlens_root_beside_a_writer_opens_as_a_reader_that_follows_it(
+    live_tree: tuple[Path, Path],
+) -> None:
+    """``artlens ROOT`` while ``artlens watch ROOT`` runs: no exit 2, a reader that says so."""
+    from store.errors import ArtlensError
+    from tui.cli.open_app import index_or_follow
+
+    root, db_path = live_tree
+    with WriterLock(db_path, role="watch"):
+        writer = index_or_follow([root], db_path)
+        assert writer is not None and "watch" in writer
+        other = root.parent / "other"
+        other.mkdir()
+        with pytest.raises(ArtlensError, match="not in the index"):
+            index_or_follow([other], db_path)
+        app = ArtlensApp(db_path, [root], watch=True, writer=writer)
+        async with app.run_test(size=(80, 24)) as pilot:
+            screen = await until_loaded(pilot)
+            assert app.watcher is None
+            assert app.watch_state[0].startswith(f"following pid {os.getpid()}")
+            assert "following pid" in screen.query_one("#status").render_info().plain  # type: ignore[attr-defined]
+            assert any("opened as a reader" in n.message for n in app._notifications)
+            # Another process's commits show up: here we write as that writer would.
+            write_run(root / "lightning_logs" / f"version_{RUNS}")
+            db = open_db(db_path)
+            try:
+                Indexer(db, root).scan()
+            finally:
+                db.conn.close()
+            await until(pilot, lambda: len(screen.runs) == RUNS + 1, "the writer's new run")
+    assert index_or_follow([root], db_path) is None  # no writer: we index, as before
+
+
+async def until_loaded(pilot: Pilot[None]) -> ExplorerScreen:
+    screen = pilot.app.screen
+    assert isinstance(screen, ExplorerScreen)
+    await until(pilot, lambda: screen.loaded and screen.table.row_count == RUNS, "the runs")
+    return screen
+
+
+@sync
+async def test_preview_of_a_file_that_rotates_away_follows_without_a_key(
+    live_tree: tuple[Path, Path],
+) -> None:
+    root, db_path = live_tree
+    app = live_app(db_path, root)
+    async with app.run_test(size=(120, 30)) as pilot:
+        screen = await start(pilot)
+        key = await open_run(pilot, screen, "version_3")
+        folder = root / "lightning_logs" / "version_3" / "checkpoints"
+        (folder / "epoch=1-step=20.ckpt").write_bytes(b"\0" * 4096)
+        newer = key + b"/checkpoints/epoch=1-step=20.ckpt"
+        await until(pilot, lambda: node_at(screen, newer) is not None, "the new checkpoint")
+        old = key + b"/checkpoints/epoch=0-step=10.ckpt"
+        tree = screen.file_tree
+        tree.focus()
+        node = node_at(screen, old)
+        assert node is not None
+        tree.move_cursor(node)
+        pane = screen.preview_pane
+        await until(pilot, lambda: pane.shown_key == old, "the old checkpoint's preview")
+        assert "epoch=0-step=10.ckpt" in pane.plain_text()
+        (folder / "epoch=0-step=10.ckpt").unlink()  # keep-last-1 rotation
+        await until(pilot, lambda: node_at(screen, old) is None, "the tree to drop it")
+        await until(pilot, lambda: pane.shown_key != old, "the preview to drop it")
+        assert "epoch=0-step=10.ckpt" not in pane.plain_text()
+        cursor = tree.cursor_node
+        assert cursor is not None and cursor.data is not None
+        assert pane.shown_key in (cursor.data.key, None)
+
+
+@sync
+async def test_a_live_metrics_csv_is_followed_and_f_resumes(live_tree: tuple[Path, Path]) -> None:
+    root, db_path = live_tree
+    app = live_app(db_path, root)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await start(pilot)
+        key = await open_run(pilot, screen, "version_2")
+        tree = screen.file_tree
+        tree.focus()
+        node = node_at(screen, key + b"/metrics.csv")
+        assert node is not None
+        tree.move_cursor(node)
+        pane = screen.preview_pane
+        await until(pilot, lambda: pane.shown_key == key + b"/metrics.csv", "the CSV's preview")
+        csv_path = root / "lightning_logs" / "version_2" / "metrics.csv"
+        append(csv_path, "".join(f"0,{step},0.{step:04d},,\n" for step in range(5, 80)))
+        await until(pilot, lambda: "0.0079" in pane.plain_text(), "the newest row")
+        await until(pilot, lambda: pane.max_scroll_y > 0, "a table taller than the pane")
+        await until(pilot, lambda: pane.scroll_y == pane.max_scroll_y, "the newest rows shown")
+        assert pane.following and "following" in str(pane.border_subtitle)
+        await pilot.press("3", "k", "k")
+        assert not pane.following and "F follows" in str(pane.border_subtitle)
+        place = pane.scroll_y
+        append(csv_path, "0,80,0.0080,,\n")
+        await until(pilot, lambda: "0.0080" in pane.plain_text(), "the next row")
+        await pilot.pause()
+        assert pane.scroll_y == place  # paused: the reader's place is kept
+        await pilot.press("F")
+        assert pane.following and pane.scroll_y == pane.max_scroll_y
+        append(csv_path, "0,81,0.0081,,\n")
+        await until(pilot, lambda: "0.0081" in pane.plain_text(), "one more row")
+        await until(pilot, lambda: pane.scroll_y == pane.max_scroll_y, "following again")

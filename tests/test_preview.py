@@ -222,3 +222,20 @@ def test_a_large_table_says_what_it_did_not_read(tmp_path: Path) -> None:
     assert len(notes) == 1
     assert "the middle " in notes[0] and "is not read" in notes[0]
     assert f"the first {len(result.rows)} and the last {len(result.tail_rows)} rows" in notes[0]
+
+
+def test_a_big_one_line_json_is_shown_re_indented_head_and_tail(tmp_path: Path) -> None:
+    from store.preview import reindent_json
+
+    assert reindent_json('{"a": [1, {"b,}": "x\\"y"}], "c": "d') == (
+        '{\n  "a": [\n    1,\n    {\n      "b,}": "x\\"y"\n    }\n  ],\n  "c": "d'
+    )
+    big = tmp_path / "tokenizer.json"
+    big.write_text(json.dumps({"vocab": {f"tok{i}": i for i in range(100_000)}}))
+    assert big.stat().st_size > MAX_READ
+    result = preview_file(big)
+    assert result.kind == "text" and result.lexer == "json"
+    assert '    "tok1": 1,' in result.text.split("\n")[:6]
+    assert result.tail_text.rstrip().endswith('"tok99999": 99999\n}\n}')
+    assert max(len(line) for line in (result.text + result.tail_text).split("\n")) < 100
+    assert any("re-indented" in note for note in result.notes)

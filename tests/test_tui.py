@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import io
 import os
 import shutil
 from collections.abc import Awaitable, Callable, Iterator
@@ -12,7 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from rich.style import Style
 from textual import events
+from textual.binding import Binding
 from textual.coordinate import Coordinate
 from textual.pilot import Pilot
 from textual.widgets import Input
@@ -23,7 +26,7 @@ from store.demo import write_demo
 from store.lock import WriterLock
 from store.scan import Indexer
 from tui.app import ArtlensApp
-from tui.screens.explorer import ExplorerScreen
+from tui.screens.explorer import PALETTE_KEYS, ExplorerScreen
 from tui.screens.help import HelpScreen
 from tui.widgets.artifact_tree import ArtifactTree
 from tui.widgets.runs_table import key_metric
@@ -473,3 +476,362 @@ async def test_live_update_keeps_cursor(fresh_demo: Demo) -> None:
         assert screen.table.row_count == count + 1
         assert any(r.name == "version_9" for r in screen.runs.values())
         assert screen.table.current_run_id == before
+
+
+@pytest.mark.parametrize("pane", ["1", "2", "3"])
+@sync
+async def test_zoom_fills_the_screen_and_restores(demo: Demo, pane: str) -> None:
+    app = make_app(demo)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        screen = explorer(app)
+        await pilot.press(pane)
+        await settle(pilot)
+        await pilot.press("z")
+        await settle(pilot)
+        zoomed = screen.maximized
+        assert zoomed is not None
+        assert zoomed.outer_size.width >= 76 and zoomed.outer_size.height >= 18
+        await pilot.press("z")
+        await settle(pilot)
+        assert screen.maximized is None
+        await pilot.press("z")
+        await pilot.press("escape")
+        await settle(pilot)
+        assert screen.maximized is None
+        assert screen.file_tree.outer_size.width < 60
+
+
+@sync
+async def test_keys_typed_fast_after_a_pane_switch_go_to_the_new_pane(demo: Demo) -> None:
+    app = make_app(demo)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        screen = explorer(app)
+        screen.table.move_cursor(row=0)
+        await settle(pilot)
+        tree = screen.file_tree
+        tree.move_cursor(tree.root)
+        await settle(pilot)
+        # All posted before any is handled: a fast typist, or keys pasted over SSH.
+        for key in ("j", "2", "j", "j", "3", "z"):
+            app.post_message(events.Key(key, key))
+        await settle(pilot)
+        assert screen.table.cursor_row == 1
+        assert tree.run_id == screen.table.current_run_id
+        assert tree.cursor_line == min(2, tree.last_line) > 0
+        assert screen.maximized is screen.preview_pane
+
+
+@sync
+async def test_a_huge_single_line_json_never_holds_up_the_next_key(tmp_path: Path) -> None:
+    """An 8 MB one-line JSON (a tokenizer, a dumped config): laid out off the UI thread,
+    shown re-indented, and the key after selecting it moves the cursor at once."""
+    import json
+    import time
+
+    run = tmp_path / "tree" / "lightning_logs" / "version_0"
+    run.mkdir(parents=True)
+    (run / "hparams.yaml").write_text("lr: 0.1\n")
+    (run / "a-big.json").write_text(json.dumps({"vocab": {f"tok{i}": i for i in range(450_000)}}))
+    (run / "b-small.txt").write_text("small\n")
+    db_path = tmp_path / "index.db"
+    with WriterLock(db_path):
+        db = open_db(db_path)
+        Indexer(db, tmp_path / "tree").scan()
+        db.conn.close()
+    app = ArtlensApp(db_path, [tmp_path / "tree"], watch=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        screen = explorer(app)
+        await pilot.press("2")
+        await settle(pilot)
+        tree = screen.file_tree
+        assert tree.jump_to("a-big")
+        pane = screen.preview_pane
+        deadline = time.monotonic() + 20
+        while pane.shown_key is None or not pane.shown_key.endswith(b"a-big.json"):
+            assert time.monotonic() < deadline, "the big JSON's preview never showed"
+            await pilot.pause(0.01)
+        text = pane.plain_text()
+        assert '"tok1": 1,' in text and "re-indented" in text
+        line = tree.cursor_line
+        started = time.monotonic()
+        app.post_message(events.Key("j", "j"))
+        while tree.cursor_line == line and time.monotonic() - started < 5:
+            await asyncio.sleep(0.005)
+        took = time.monotonic() - started
+        assert tree.cursor_line == line + 1
+        assert took < 1.0, f"the key after the preview took {took:.2f} s"
+
+
+def index_tree(tmp_path: Path, files: dict[str, bytes]) -> tuple[Path, Path]:
+    """A small tree of ``files`` (relative path -> content), indexed: (root, index path)."""
+    root = tmp_path / "tree"
+    for rel, data in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_bytes(data)
+    db_path = tmp_path / "index.db"
+    with WriterLock(db_path):
+        db = open_db(db_path)
+        Indexer(db, root).scan()
+        db.conn.close()
+    return root, db_path
+
+
+@sync
+async def test_tree_sorts_numbers_naturally_and_g_G_go_to_the_ends(tmp_path: Path) -> None:
+    run = "lightning_logs/version_0/"
+    names = [f"epoch={n}-step={n * 10}.ckpt" for n in (10, 8, 9, 100)]
+    files = {run + "hparams.yaml": b"lr: 0.1\n"}
+    files.update({run + "zz/" + name: b"\0" * 8 for name in names})
+    root, db_path = index_tree(tmp_path, files)
+    app = ArtlensApp(db_path, [root], watch=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        screen = explorer(app)
+        await pilot.press("2")
+        await settle(pilot)
+        tree = screen.file_tree
+        folder = next(n for n in tree.root.children if n.data and n.data.is_dir)
+        folder.expand()
+        await settle(pilot)
+        shown = [c.data.entry.name for c in folder.children if c.data and c.data.entry]
+        assert shown == [f"epoch={n}-step={n * 10}.ckpt" for n in (8, 9, 10, 100)]
+        await pilot.press("G")
+        assert tree.cursor_line == tree.last_line > 3
+        await pilot.press("g")
+        assert tree.cursor_line == 0
+
+
+@sync
+async def test_runs_table_keeps_the_name_when_scrolled_sideways_and_headers_sort(
+    demo: Demo,
+) -> None:
+    app = make_app(demo)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        screen = explorer(app)
+        table = screen.table
+        table.scroll_to(x=table.max_scroll_x, animate=False)
+        await pilot.pause()
+        assert table.scroll_x > 0
+        name = next(r.name for r in screen.runs.values() if r.id == table.current_run_id)
+        row_line = "".join(s.text for s in table.render_line(table.header_height))
+        assert name in row_line
+        header = table.region.offset
+        await pilot.click("#runs", offset=(header.x + 6 - table.region.x, 0))
+        await settle(pilot)
+        assert screen.sort_column == "name"
+        await pilot.click("#runs", offset=(header.x + 6 - table.region.x, 0))
+        await settle(pilot)
+        assert screen.sort_column == "name" and screen.sort_reverse
+
+
+def test_markers_read_without_colour(demo: Demo) -> None:
+    """NO_COLOR turns colours grey (Textual's Monochrome filter): the danger and checklist
+    markers must keep their contrast (WCAG 4.5:1), where bold red on a panel had 1.2:1."""
+    from rich.style import Style
+    from textual.color import Color
+
+    from tui.format import DANGER, WARNING
+    from tui.widgets.runs_table import RowExtras, run_cells
+
+    def grey(style_color: object) -> float:
+        r, g, b = style_color.get_truecolor()  # type: ignore[attr-defined]
+        mono = Color(r, g, b).monochrome
+        return 0.2126 * mono.r / 255 + 0.7152 * mono.g / 255 + 0.0722 * mono.b / 255
+
+    for marker in (DANGER, WARNING):
+        style = Style.parse(marker)
+        low, high = sorted((grey(style.color), grey(style.bgcolor)))
+        assert (high + 0.05) / (low + 0.05) >= 4.5, marker
+    run = all_runs(demo)[0]
+    cells = run_cells(run, marked=False, now=NOW, extras=RowExtras((1, 3), False, False))
+    assert cells["check"].plain.startswith("✗")
+    assert any(str(span.style) == WARNING for span in cells["check"].spans)
+
+
+@sync
+async def test_help_scrolls_a_line_per_key_and_claims_no_remapping(demo: Demo) -> None:
+    app = make_app(demo)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await pilot.press("question_mark")
+        await settle(pilot)
+        help_screen = app.screen
+        assert isinstance(help_screen, HelpScreen)
+        body = help_screen.body
+        assert body.max_scroll_y > 2
+        await pilot.press("j")
+        assert body.scroll_y == 1
+        await pilot.press("j", "k", "j")
+        assert body.scroll_y == 2
+        await pilot.press("G")
+        assert body.scroll_y == body.max_scroll_y
+        await pilot.press("g")
+        assert body.scroll_y == 0
+        assert not body.show_horizontal_scrollbar and not help_screen.show_vertical_scrollbar
+        text = "".join(str(s.render()) for s in body.query("Static"))
+        assert "remap" not in text.lower()
+
+
+@sync
+async def test_a_terminal_too_small_gets_a_notice_not_vanishing_panes(demo: Demo) -> None:
+    app = make_app(demo)
+    async with app.run_test(size=(36, 12)) as pilot:
+        await settle(pilot)
+        screen = explorer(app)
+        notice = screen.query_one("#too-small")
+        assert notice.display and notice.region.height > 0
+        assert "too small" in str(notice.render())
+        assert not screen.query_one("#runs-pane").display
+        await pilot.resize_terminal(80, 24)
+        await settle(pilot)
+        assert not notice.display and screen.query_one("#runs-pane").display
+
+
+@sync
+async def test_footer_fits_80_columns_in_every_pane(demo: Demo) -> None:
+    from textual.widgets import Footer
+
+    app = make_app(demo)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        screen = explorer(app)
+        footer = screen.query_one(Footer)
+        for pane in ("1", "2", "3"):
+            await pilot.press(pane)
+            await settle(pilot)
+            keys = [w for w in footer.query("FooterKey") if w.display]
+            assert keys, pane
+            right = max(w.region.right for w in footer.query("FooterKey"))
+            assert right <= 80 and footer.max_scroll_x == 0, (pane, right)
+            described = [str(getattr(k, "description", "")) for k in keys]
+            assert "Help" in described and "Diff" in described, described
+
+
+def test_status_line_keeps_counts_marks_and_filter_at_80_columns() -> None:
+    from rich.console import Console
+
+    from store.views import IndexCounts
+    from tui.widgets.status import StatusInfo, StatusLine
+
+    line = StatusLine()
+    line.info = StatusInfo(
+        index="/home/someone/.cache/artlens/a-long-index-name-0123456789.db",
+        watcher="following pid 123456 on a-long-hostname.example.org (watch: artlens watch)",
+        watcher_ok=True,
+        counts=IndexCounts(runs=1200, artifacts=250_000, bytes=3 << 40, last_event=0),
+        shown=40,
+        marked=2,
+        filter="exp:resnet lr",
+        sort="started ↓",
+    )
+    console = Console(width=80, color_system=None, record=True, file=io.StringIO())
+    console.print(line.render_info())
+    shown = console.export_text().splitlines()[0]
+    assert "40/1200 runs" in shown and "2 marked" in shown and "filter: exp:resnet lr" in shown
+
+
+@sync
+async def test_palette_shows_keys_and_marked_files_are_not_drawn_live(demo: Demo) -> None:
+    app = make_app(demo)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        screen = explorer(app)
+        helps = {title: text for title, _, text in screen.palette_entries()}
+        assert helps["view: zoom pane"].endswith("key z")
+        assert helps["diff: marked runs or files"].endswith("key d")
+        # Every binding shown in the footer has its palette entry's key right.
+        bound = {b.key for b in ExplorerScreen.BINDINGS if isinstance(b, Binding)}
+        for title, key in PALETTE_KEYS.items():
+            first = key.split()[0].replace("?", "question_mark").replace("/", "slash")
+            assert first in bound | {"t", "question_mark", "escape"}, title
+        await open_file(pilot, screen, "experiments", "quick-test/config.yaml")
+        tree = screen.file_tree
+        await pilot.press("space")
+        node = tree.cursor_node
+        assert node is not None
+        drawn = tree.render_label(node, Style(), Style()).plain
+        assert drawn.startswith("✓ ") and "●" not in drawn
+
+
+@sync
+async def test_find_searches_the_whole_folder_past_the_loaded_page(tmp_path: Path) -> None:
+    import time
+
+    run = "lightning_logs/version_0/"
+    files = {run + "hparams.yaml": b"lr: 0.1\n"}
+    files.update({run + f"many/file-{i:05d}.txt": b"x" for i in range(1200)})
+    root, db_path = index_tree(tmp_path, files)
+    app = ArtlensApp(db_path, [root], watch=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        screen = explorer(app)
+        await pilot.press("2")
+        await settle(pilot)
+        tree = screen.file_tree
+        folder = next(n for n in tree.root.children if n.data and n.data.is_dir)
+        folder.expand()
+        await settle(pilot)
+        assert len(folder.children) < 1200  # one page, then "… N more"
+        await pilot.press("f", *"file-01100")
+        deadline = time.monotonic() + 20
+        while True:
+            node = tree.cursor_node
+            entry = node.data.entry if node is not None and node.data is not None else None
+            if entry is not None and entry.name == "file-01100.txt":
+                break
+            assert time.monotonic() < deadline, "the find never reached file-01100.txt"
+            await pilot.pause(0.02)
+        assert "no match" not in str(tree.border_subtitle)
+        await pilot.press("escape", "f", *"nothing-like-this")
+        deadline = time.monotonic() + 20
+        while "no match" not in str(tree.border_subtitle):
+            assert time.monotonic() < deadline, "a find with no match never said so"
+            await pilot.pause(0.02)
+
+
+@sync
+async def test_a_filter_that_leaves_nothing_says_why(demo: Demo) -> None:
+    app = make_app(demo)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        screen = explorer(app)
+        screen.set_filter("exp:nope")
+        await settle(pilot)
+        assert screen.table.row_count == 0
+        said = str(screen.file_tree.root.label)
+        assert "no experiment is named 'nope'" in said and "there are:" in said
+        screen.set_filter("zzqqxx")
+        await settle(pilot)
+        assert "contains 'zzqqxx'" in str(screen.file_tree.root.label)
+
+
+@sync
+async def test_run_detail_shows_key_params_and_last_metrics(demo: Demo) -> None:
+    app = make_app(demo)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        screen = explorer(app)
+        run = next(r for r in screen.runs.values() if r.name == "version_0")
+        assert run.params and run.metrics
+        screen.jump_to_run(run.id)
+        await settle(pilot)
+        text = screen.preview_pane.plain_text(width=100)
+        assert "params (" in text and "last metrics (" in text
+        name = next(n for n, m in run.metrics.items() if m.get("last") is not None)
+        assert f"{name}: " in text
+
+
+@sync
+async def test_the_gil_switch_interval_is_restored_when_the_app_ends(demo: Demo) -> None:
+    import sys
+
+    before = sys.getswitchinterval()
+    app = make_app(demo)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        assert sys.getswitchinterval() < before
+    assert sys.getswitchinterval() == before

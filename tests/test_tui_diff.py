@@ -177,7 +177,7 @@ async def test_diff_without_marks_explains(pair: Pair) -> None:
         await pilot.press("question_mark")
         await settle(pilot)
         help_text = str(app.screen.query_one("Static").render())
-        assert "diff.side" in help_text and "versions.mark" in help_text
+        assert "Side by side" in help_text and "Versions (v on a file)" in help_text
 
 
 @sync
@@ -210,3 +210,32 @@ async def test_side_by_side_pans_to_the_end_of_long_lines(pair: Pair) -> None:
         assert "TAIL-A" in shown() and "TAIL-B" in shown()
         await pilot.press("h")
         assert view.scroll_x > 0
+
+
+@sync
+async def test_run_diff_fits_80_columns_and_names_keep_their_end(tmp_path: Path) -> None:
+    from tests.test_rundiff import age, index
+
+    pair = make_pair(tmp_path, hash_files=False)
+    long = "checkpoints/a-rather-long-folder-of-checkpoints/epoch=18-step=950.ckpt"
+    for run, data in ((pair.a, b"a" * 64), (pair.b, b"b" * 80)):
+        (run / long).parent.mkdir(parents=True, exist_ok=True)
+        (run / long).write_bytes(data)
+    age(pair.root)
+    index(pair.root, pair.db_path)
+    app = make_app(pair)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await mark_both_runs(pilot)
+        await pilot.press("d")
+        await settle(pilot)
+        screen = screen_of(app)
+        assert isinstance(screen, RunDiffScreen)
+        table = screen.table
+        assert table.virtual_size.width <= table.scrollable_content_region.width
+        row = table.get_row(f"file:{long}")
+        name = str(row[1])
+        assert name.endswith("=18-step=950.ckpt") and name.startswith("…")
+        both = str(row[2])
+        assert both.startswith("A ") and "\nB " in both
+        lr = str(table.get_row("param:lr")[2])
+        assert "0.001" in lr and "0.002" in lr

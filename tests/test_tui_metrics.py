@@ -192,8 +192,8 @@ async def test_checklist_column_and_missing_items_in_the_detail(
         screen = explorer_of(app)
         assert screen.checklists[short.id].missing == ["requirements.txt|conda-environment.yaml"]
         cell = screen.table.get_cell(str(short.id), "check")
-        assert cell.plain == "2/3"
-        assert any("red" in str(span.style) for span in cell.spans)
+        assert cell.plain == "✗2/3"  # a glyph: readable without colour
+        assert any("yellow" in str(span.style) for span in cell.spans)
         complete = runs[LIGHTNING[0]]
         assert screen.table.get_cell(str(complete.id), "check").plain == "3/3"
         screen.jump_to_run(short.id)
@@ -253,3 +253,15 @@ class TestMetricsSnapshot:
 
         app = app_for(db_path, root)
         assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)
+
+
+def test_series_differ_by_glyph_without_colour() -> None:
+    from tui.widgets.metrics_plot import GLYPHS, PlotLine, draw
+
+    a = PlotLine("a", tuple((x, 1.0 - x / 100) for x in range(100)), "cyan", GLYPHS[0])
+    b = PlotLine("b", tuple((x, x / 100) for x in range(100)), "magenta", GLYPHS[1])
+    text = draw("loss", (a, b), 60, 14).plain
+    curve, legend = text.split("\n")[1:-2], text.split("\n")[-1]
+    assert sum(row.count(GLYPHS[0]) for row in curve) >= 3
+    assert sum(row.count(GLYPHS[1]) for row in curve) >= 3
+    assert f"{GLYPHS[0]} a" in legend and f"{GLYPHS[1]} b" in legend

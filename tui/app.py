@@ -6,6 +6,8 @@ workers in ``tui.screens.explorer``.
 
 from __future__ import annotations
 
+import re
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -23,6 +25,8 @@ from tui.screens.explorer import ExplorerScreen
 from tui.screens.help import HelpScreen
 from tui.widgets.status import StatusLine
 
+SWITCH_INTERVAL = 0.001
+"""Seconds a thread may hold the GIL while another waits for it (Python's default: 0.005)."""
 DARK_THEME = "textual-dark"
 LIGHT_THEME = "textual-light"
 
@@ -38,7 +42,7 @@ class ArtlensApp(App[None]):
     TITLE = "artlens"
     COMMANDS: ClassVar[set[Any]] = {ExplorerCommands}
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("q", "quit", "Quit", id="app.quit", tooltip="Quit artlens"),
+        Binding("q", "quit", "Quit", show=False, id="app.quit", tooltip="Quit artlens"),
         Binding("question_mark", "help", "Help", id="app.help", tooltip="List every key"),
         Binding("t", "toggle_theme", "Theme", show=False, id="app.theme"),
     ]
@@ -50,6 +54,7 @@ class ArtlensApp(App[None]):
         *,
         watch: bool = False,
         clock: Callable[[], float] = time.time,
+        writer: str | None = None,
     ) -> None:
         super().__init__()
         self.db_path = Path(db_path)
@@ -63,10 +68,20 @@ class ArtlensApp(App[None]):
         self.theme = DARK_THEME
         self._wake_posted = threading.Event()
         """Set while an IndexCommitted waits in the queue: a storm of commits posts one."""
+        self.writer = writer
+        self._switch_interval = sys.getswitchinterval()
+        """Who writes the index when another process does (``store.lock.holder``)."""
 
     def on_mount(self) -> None:
+        # Workers (previews, checklists) are pure Python: at the default 5 ms switch
+        # interval the UI thread waits up to 5 ms for the GIL at each wake-up, several
+        # times per key.  1 ms keeps keys answered while a preview is being built.
+        self._switch_interval = sys.getswitchinterval()
+        sys.setswitchinterval(SWITCH_INTERVAL)
         self.push_screen(ExplorerScreen(self.db_path, self.pool, clock=self.clock))
-        if self.watch_enabled:
+        if self.writer is not None:
+            self._follow_writer(self.writer)
+        elif self.watch_enabled:
             self.call_after_refresh(self._start_watcher)
         else:
             self._watch_status("not watching (read only)", ok=False)
@@ -83,7 +98,7 @@ class ArtlensApp(App[None]):
 
         busy = holder(self.db_path)
         if busy is not None:
-            self._watch_status(f"watched by {busy}", ok=True)
+            self._follow_writer(busy)
             return
         try:
             from store.watch import Watcher
@@ -93,6 +108,18 @@ class ArtlensApp(App[None]):
         self._watch_status("starting watcher…", ok=False)
         self.run_worker(
             lambda: self._run_watcher(Watcher), thread=True, group="watcher", exit_on_error=False
+        )
+
+    def _follow_writer(self, busy: str) -> None:
+        """Another process writes the index: read it and follow its changes, and say so
+        (short in the status line, whole in a notice that goes away)."""
+        found = re.match(r"pid (\d+)(?: on \S+ \((\w+):)?", busy)
+        who = f"pid {found[1]}" + (f", {found[2]}" if found[2] else "") if found else busy
+        self._watch_status(f"following {who}", ok=True)
+        self.notify(
+            f"opened as a reader: {busy} writes this index; its changes show here",
+            markup=False,
+            timeout=6,
         )
 
     def _run_watcher(self, watcher_class: Any) -> None:
@@ -124,6 +151,7 @@ class ArtlensApp(App[None]):
             return [Path(os.fsdecode(path)) for _, path, _ in query.roots(db)]
 
     def on_unmount(self) -> None:
+        sys.setswitchinterval(self._switch_interval)  # the process outlives the app (tests)
         if self.watcher is not None:
             try:
                 self.watcher.stop()
@@ -178,6 +206,7 @@ class ArtlensApp(App[None]):
         return rows
 
 
-def run_app(db_path: Path, roots: list[Path], *, watch: bool) -> None:
-    """Open the explorer on the index at ``db_path`` (the CLI's entry point)."""
-    ArtlensApp(db_path, roots, watch=watch).run()
+def run_app(db_path: Path, roots: list[Path], *, watch: bool, writer: str | None = None) -> None:
+    """Open the explorer on the index at ``db_path`` (the CLI's entry point); ``writer``
+    names the process that writes it when that is not us."""
+    ArtlensApp(db_path, roots, watch=watch, writer=writer).run()

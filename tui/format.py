@@ -4,6 +4,12 @@ from __future__ import annotations
 
 import time
 
+DANGER = "bold white on red"
+"""Danger markers (``!``, ``!N``): white on red keeps 8:1 contrast when NO_COLOR turns
+colours grey, where bold red on a dark panel fell to about 1.2:1."""
+WARNING = "bold black on yellow"
+"""Markers that ask for attention (an incomplete checklist, a missing item)."""
+
 
 def human_size(n: int | float | None) -> str:
     if n is None:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from rich.console import RenderableType
 from textual.message import Message
+from textual.strip import Strip
 
 from store.query import ArtifactRow, RunRow
 from store.views import ChildPage, IndexCounts
@@ -68,6 +69,11 @@ class PreviewReady(Message):
     sections: tuple[RenderableType, ...]
     artifact: ArtifactRow | None = None
     scroll_end: bool = False
+    lines: tuple[Strip, ...] | None = None
+    """The sections laid out at ``width`` on the worker (the UI thread only draws them)."""
+    width: int = 0
+    final: bool = True
+    """False for the quick first view of a big file: the whole view follows."""
 
 
 @dataclass

@@ -13,10 +13,44 @@ from tui.cli.common import db_option, friendly, is_terminal
 from tui.cli.index import index_roots
 
 
-def _launch(db_path: Path, roots: list[Path], *, watch: bool) -> None:
+def _launch(db_path: Path, roots: list[Path], *, watch: bool, writer: str | None = None) -> None:
     from tui.app import run_app
 
-    run_app(db_path, roots, watch=watch)
+    run_app(db_path, roots, watch=watch, writer=writer)
+
+
+def index_or_follow(roots: list[Path], db_path: Path, *, remember_db: bool = True) -> str | None:
+    """Index ``roots`` as the writer, or, when another process already writes the index
+    (``artlens watch ROOT`` beside ``artlens ROOT``), return who it is: the explorer then
+    opens as a reader that follows that writer.  A root the index does not hold yet cannot
+    be followed (the writer does not watch it): that is an error naming the writer."""
+    import os
+
+    from store import query
+    from store.db import open_db
+    from store.lock import WriterBusyError, holder
+
+    busy = holder(db_path) if db_path.exists() else None
+    if busy is None:
+        try:
+            index_roots(
+                roots, db_path, progress=is_terminal(), hash_files=False, remember_db=remember_db
+            )
+            return None
+        except WriterBusyError:  # a writer started between the check and the lock
+            busy = holder(db_path) or "another process"
+    db = open_db(db_path, readonly=True)
+    try:
+        indexed = {bytes(path) for _, path, _ in query.roots(db)}
+    finally:
+        db.conn.close()
+    for root in roots:
+        if os.fsencode(os.path.abspath(root)) not in indexed:
+            raise ArtlensError(
+                f"{root} is not in the index {db_path}, which {busy} writes: "
+                "stop that process to index it, or pass another --db"
+            )
+    return busy
 
 
 @click.command("open")
@@ -32,17 +66,12 @@ def open_cmd(roots: tuple[Path, ...], no_watch: bool, db_path: Path | None) -> N
             "nothing to show yet: run `artlens ROOT` on a training output folder, "
             "or `artlens demo` to try it on a generated tree"
         )
+    writer = None
     if roots:
-        index_roots(
-            list(roots),
-            target,
-            progress=is_terminal(),
-            hash_files=False,
-            remember_db=db_path is None,
-        )
+        writer = index_or_follow(list(roots), target, remember_db=db_path is None)
     elif not target.exists():
         raise ArtlensError(f"no index at {target}: run `artlens ROOT` first")
-    _launch(target, list(roots), watch=not no_watch)
+    _launch(target, list(roots), watch=not no_watch, writer=writer)
 
 
 @click.command("demo")

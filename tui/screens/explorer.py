@@ -22,7 +22,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.timer import Timer
 from textual.widget import Widget
-from textual.widgets import DataTable, Footer, Input, Tree
+from textual.widgets import DataTable, Footer, Input, Static, Tree
 from textual.worker import Worker, get_current_worker
 
 from store import paths, query
@@ -30,6 +30,7 @@ from store.integrity import problems_of
 from store.safetext import visible
 from store.views import ChildPage, ReaderPool, children_page, counts
 from tui.commands import PaletteEntry
+from tui.format import WARNING
 from tui.messages import (
     ChecklistsLoaded,
     IndexChanged,
@@ -39,8 +40,12 @@ from tui.messages import (
 )
 from tui.widgets.artifact_tree import ArtifactTree, NodeInfo, outside_folders
 from tui.widgets.preview import (
+    MAX_LINES,
+    QUICK_LINES,
     PreviewPane,
     folder_sections,
+    layout,
+    preview_weight,
     problem_sections,
     render_preview,
     symlink_sections,
@@ -52,6 +57,7 @@ from tui.widgets.runs_table import (
     RunsTable,
     matches,
     order_runs,
+    why_nothing_matches,
 )
 from tui.widgets.status import StatusLine
 
@@ -81,8 +87,41 @@ CHECKLIST_SLICE = 50
 """Runs whose checklists one worker step evaluates before it posts them and pauses."""
 CHECKLIST_PAUSE = 0.02
 """Seconds the checklist worker sleeps between slices, so the UI thread gets the GIL."""
+QUICK_CHARS = 16_000
+"""Text above this many characters gets a quick first view (a few screens of it)."""
 GROUPS: tuple[str | None, ...] = (None, "experiment", "root")
 PANES = ("runs", "tree", "preview")
+MIN_SIZE = (40, 14)
+"""Below this the panes cannot be drawn: a notice says so instead of panes vanishing."""
+
+
+PALETTE_KEYS = {
+    "view: runs": "1",
+    "view: files": "2",
+    "view: preview": "3",
+    "view: zoom pane": "z",
+    "view: toggle theme": "t",
+    "view: help": "?",
+    "filter: runs…": "/",
+    "filter: clear": "escape",
+    "group: cycle (none, experiment, root)": "b",
+    "sort: reverse": "S",
+    "index: reload runs": "ctrl+r",
+    "view: retention": "r",
+    "retention: pin / unpin": "p",
+    "runs: mark / unmark": "space",
+    "view: metrics of marked runs": "m",
+    "runs: note…": "n",
+    "diff: marked runs or files": "d",
+    "files: mark / unmark": "space (files)",
+    "files: versions of the selected file": "v",
+}
+"""The key that does what a palette entry does, shown beside it (the palette teaches keys)."""
+
+
+def with_key(title: str, text: str) -> str:
+    key = PALETTE_KEYS.get(title)
+    return f"{text} · key {key}" if key else text
 
 
 class RunsPane(Vertical):
@@ -93,6 +132,8 @@ class RunsPane(Vertical):
 
 class ExplorerScreen(Screen[None]):
     """Runs on top, files bottom-left, preview bottom-right (stacked when narrow)."""
+
+    ALLOW_IN_MAXIMIZED_VIEW = "Footer, StatusLine"
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("tab", "cycle_pane(1)", "Next pane", show=False, id="pane.next"),
@@ -105,15 +146,31 @@ class ExplorerScreen(Screen[None]):
         Binding("S", "sort_reverse", "Reverse", show=False, id="runs.sort_reverse"),
         Binding("space", "mark", "Mark", id="runs.mark", tooltip="Mark the run (for diffs)"),
         Binding("m", "metrics", "Metrics", id="runs.metrics", tooltip="Metrics of the marked runs"),
-        Binding("n", "note", "Note", id="runs.note", tooltip="Write a note on the run or file"),
+        Binding(
+            "n",
+            "note",
+            "Note",
+            show=False,
+            id="runs.note",
+            tooltip="Write a note on the run or file",
+        ),
         Binding("e", "cycle_experiment", "Experiment", show=False, id="runs.experiment"),
         Binding("R", "cycle_root", "Root filter", show=False, id="runs.root"),
         Binding("b", "cycle_group", "Group by", show=False, id="runs.group"),
-        Binding("z", "zoom", "Zoom", id="pane.zoom", tooltip="Maximize or restore the pane"),
+        Binding(
+            "z", "zoom", "Zoom", show=False, id="pane.zoom", tooltip="Maximize or restore the pane"
+        ),
         Binding("r", "retention", "Retention", id="retention.open", tooltip="Plan, usage, trash"),
         Binding("p", "pin", "Pin", show=False, id="retention.pin_here"),
         Binding("d", "diff", "Diff", id="diff.marked", tooltip="Diff two marked runs or files"),
-        Binding("v", "versions", "Versions", id="files.versions", tooltip="The file across runs"),
+        Binding(
+            "v",
+            "versions",
+            "Versions",
+            show=False,
+            id="files.versions",
+            tooltip="The file across runs",
+        ),
         Binding("ctrl+r", "reload", "Reload", show=False, id="app.reload"),
         Binding("escape", "escape", "Back", show=False, id="app.escape"),
     ]
@@ -179,7 +236,8 @@ class ExplorerScreen(Screen[None]):
         with Horizontal(id="lower"):
             yield ArtifactTree(self._load_page, id="tree", clock=self.clock)
             yield PreviewPane(id="preview")
-        yield Footer()
+        yield Static("", id="too-small", markup=False)
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.query_one("#runs-pane").border_title = "Runs"
@@ -195,8 +253,16 @@ class ExplorerScreen(Screen[None]):
         self.set_interval(AGE_REFRESH_SECONDS, self._sync_table, name="refresh ages")
 
     def on_resize(self) -> None:
-        self.set_class(self.size.width < 70, "-narrow")
-        self.set_class(self.size.height < 20, "-short")
+        width, height = self.size
+        self.set_class(width < 70, "-narrow")
+        self.set_class(height < 20, "-short")
+        tiny = width < MIN_SIZE[0] or height < MIN_SIZE[1]
+        self.set_class(tiny, "-tiny")
+        if tiny:
+            self.query_one("#too-small", Static).update(
+                f"terminal too small ({width}x{height}): "
+                f"artlens needs {MIN_SIZE[0]}x{MIN_SIZE[1]}; enlarge it or press q"
+            )
 
     def on_unmount(self) -> None:
         if self._poll_db is not None:
@@ -268,8 +334,11 @@ class ExplorerScreen(Screen[None]):
             sort=f"{label} {arrow}{group}",
         )
         if not order:
-            self.file_tree.show_nothing("no runs match" if self.runs else "no runs indexed yet")
-            self.preview_pane.show_message("")
+            why = why_nothing_matches(self.runs.values(), self.filter_text)
+            self.file_tree.show_nothing(
+                f"no runs match: {why}" if self.runs else "no runs indexed yet"
+            )
+            self.preview_pane.show_message("esc clears the filter" if self.filter_text else "")
 
     # -- live updates --------------------------------------------------------------------
 
@@ -437,6 +506,15 @@ class ExplorerScreen(Screen[None]):
             self._follow_timer.stop()
         self._follow_timer = self.set_timer(FOLLOW_DELAY, self._follow_cursor)
 
+    @on(DataTable.HeaderSelected, "#runs")
+    def _header_clicked(self, event: DataTable.HeaderSelected) -> None:
+        """A click on a column's header sorts by it; again reverses."""
+        column = str(event.column_key.value)
+        if column == self.sort_column:
+            self.action_sort_reverse()
+        else:
+            self.set_sort(column)
+
     @on(DataTable.RowSelected, "#runs")
     def _run_selected(self) -> None:
         self.file_tree.focus()
@@ -450,7 +528,8 @@ class ExplorerScreen(Screen[None]):
         tree = self.file_tree
         if run is None:
             if not self.table.row_count:
-                tree.show_nothing("no runs match" if self.runs else "no runs indexed yet")
+                why = why_nothing_matches(self.runs.values(), self.filter_text)
+                tree.show_nothing(f"no runs match: {why}" if self.runs else "no runs indexed yet")
             return
         if tree.run_id == run.id:
             return
@@ -474,7 +553,8 @@ class ExplorerScreen(Screen[None]):
         label.append(visible(run.name), style="bold")
         result = self.checklists.get(run.id)
         if result is not None and not result.complete:
-            label.append(f"  ✗ missing {visible(', '.join(result.missing))}", style="bold red")
+            label.append("  ")
+            label.append(f"✗ missing {visible(', '.join(result.missing))}", style=WARNING)
         label.append(f"  {paths.display(run.path) or '.'} · {run.framework}", style="dim")
         return label
 
@@ -525,7 +605,7 @@ class ExplorerScreen(Screen[None]):
         if root is None:
             return
         self._preview_token += 1
-        width = self.preview_pane.size.width or 60
+        width = self.preview_pane.line_width
         dark = self.app.current_theme.dark
         self._preview_worker(
             self._preview_token, root_id, root, artifact, name, width, dark, reread
@@ -543,30 +623,75 @@ class ExplorerScreen(Screen[None]):
         dark: bool,
         reread: bool,
     ) -> None:
+        """Read, render and lay out off the UI thread.  A big text shows a quick view of
+        its first and last lines at once; the whole view replaces it when laid out."""
         from store.preview import preview_file
         from store.views import artifact_at
 
+        worker = get_current_worker()
         if reread:
             with self.pool.connection() as db:
                 artifact = artifact_at(db, root_id, artifact.path) or artifact
         full = os.path.join(root, artifact.path)
         result = preview_file(full)
-        sections = render_preview(
-            result, name=name, artifact=artifact, now=self.clock(), width=width, dark=dark
-        )
-        sections += self._artifact_extras(root, artifact)
-        if get_current_worker().is_cancelled:
+        if worker.is_cancelled:  # the cursor moved on: leave the GIL to the keys
             return
-        self.post_message(
-            PreviewReady(token, artifact.path, sections, artifact, scroll_end=result.from_end)
+        problem = self.file_tree.problem_for(artifact.path)
+        extras = self._artifact_extras(root, artifact)
+        now = self.clock()
+
+        def build(max_lines: int) -> tuple[RenderableType, ...]:
+            sections = render_preview(
+                result,
+                name=name,
+                artifact=artifact,
+                now=now,
+                width=width,
+                dark=dark,
+                max_lines=max_lines,
+            )
+            return sections[:1] + problem_sections([problem] if problem else []) + sections[1:]
+
+        from store.runs import LIVE_SECONDS
+
+        # A metrics table being written: its newest rows matter (an old one opens at the top).
+        growing_metrics = (
+            result.kind == "table"
+            and artifact.kind == "metrics"
+            and artifact.mtime is not None
+            and now - artifact.mtime < LIVE_SECONDS
         )
+        stages = [MAX_LINES]
+        if preview_weight(result) > QUICK_CHARS:
+            stages.insert(0, QUICK_LINES)
+        for stage in stages:
+            if worker.is_cancelled:
+                return
+            sections = build(stage) + extras
+            lines = layout(sections, width, share_gil=True)
+            if worker.is_cancelled:
+                return
+            self.post_message(
+                PreviewReady(
+                    token,
+                    artifact.path,
+                    sections,
+                    artifact,
+                    scroll_end=result.from_end or growing_metrics,
+                    lines=lines,
+                    width=width,
+                    final=stage == stages[-1],
+                )
+            )
 
     def on_preview_ready(self, message: PreviewReady) -> None:
         if message.token == self._preview_token:
-            problem = self.file_tree.problem_for(message.key)
-            sections = message.sections[:1] + problem_sections([problem] if problem else [])
             self.preview_pane.show(
-                sections + message.sections[1:], scroll_end=message.scroll_end, key=message.key
+                message.sections,
+                scroll_end=message.scroll_end,
+                key=message.key,
+                lines=message.lines,
+                width=message.width,
             )
 
     # -- checklists, run detail, pins and notes -----------------------------------------
@@ -648,6 +773,7 @@ class ExplorerScreen(Screen[None]):
             self._detail_base,
             self.user_notes.get(where),
             where in self.user_pins,
+            self.preview_pane.line_width,
         )
 
     @work(thread=True, exclusive=True, group="preview", exit_on_error=False)
@@ -658,15 +784,17 @@ class ExplorerScreen(Screen[None]):
         shown: tuple[RenderableType, ...],
         note: str | None,
         pinned: bool,
+        width: int,
     ) -> None:
         from tui.widgets.run_detail import load_run_detail, run_detail_sections
 
         with self.pool.connection() as db:
             detail = load_run_detail(db, run, note=note, pinned=pinned)
         sections = shown + run_detail_sections(detail, self.clock())
+        lines = layout(sections, width, share_gil=True)
         if get_current_worker().is_cancelled:
             return
-        self.post_message(PreviewReady(token, run.path, sections))
+        self.post_message(PreviewReady(token, run.path, sections, lines=lines, width=width))
 
     def _artifact_extras(self, root: bytes, artifact: ArtifactRow) -> tuple[RenderableType, ...]:
         """Pin, note and identical copies of one file (called on the preview worker)."""
@@ -791,15 +919,17 @@ class ExplorerScreen(Screen[None]):
         return 0
 
     def action_cycle_pane(self, step: int) -> None:
-        if self.maximized is not None:
-            self.minimize()
         index = (self._current_pane() + step) % len(PANES)
-        self._pane(PANES[index]).focus()
+        self.action_focus_pane(PANES[index])
 
     def action_focus_pane(self, name: str) -> None:
+        """Focus at once (``focus()`` waits a turn): keys typed right after the switch
+        (``2 j j``) are already queued and must reach the new pane."""
         if self.maximized is not None:
             self.minimize()
-        self._pane(name).focus()
+        if name != "runs" and self.table.current_run_id != self.file_tree.run_id:
+            self._follow_cursor()  # the tree shows the cursor's run before the keys land
+        self.set_focus(self._pane(name))
 
     def action_filter(self) -> None:
         box = self.query_one("#filter", Input)
@@ -1011,6 +1141,7 @@ class ExplorerScreen(Screen[None]):
             ("files: mark / unmark", self.file_tree.action_mark_file, "Mark a file for a diff"),
             ("files: versions of the selected file", self.action_versions, "Across runs"),
         ]
+        entries = [(title, run, with_key(title, text)) for title, run, text in entries]
         for column in COLUMNS:
             if column.sortable:
                 entries.append((f"sort: by {column.label}", partial(self.set_sort, column.key), ""))

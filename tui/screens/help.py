@@ -1,4 +1,4 @@
-"""The `?` screen: every binding of the explorer, with the id to remap it."""
+"""The `?` screen: every binding of the explorer and of the diff screens."""
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ from textual.widgets import Static
 INTRO = (
     "Panes: Runs (top), Files (left), Preview (right).  tab / shift+tab move between them.\n"
     "In the file tree, type the start of a name to jump to it (f first if it starts with a key).\n"
-    "Bindings can be remapped by id.\n"
     "Metrics view (m, for the marked runs): space plots the metric under the cursor (up to 3\n"
     "side by side), c clears the plots, escape goes back.  n writes a note on the run or file."
 )
@@ -50,8 +49,10 @@ class HelpScreen(ModalScreen[None]):
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape,q,question_mark", "dismiss", "Close", id="help.close"),
-        Binding("j,down", "scroll_down", "Down", show=False, id="help.down"),
-        Binding("k,up", "scroll_up", "Up", show=False, id="help.up"),
+        Binding("j,down", "line(1)", "Down", show=False, id="help.down"),
+        Binding("k,up", "line(-1)", "Up", show=False, id="help.up"),
+        Binding("g,home", "top", "Top", show=False, id="help.top"),
+        Binding("G,end", "bottom", "Bottom", show=False, id="help.bottom"),
     ]
 
     def __init__(self, rows: list[tuple[str, str, str]]) -> None:
@@ -63,22 +64,28 @@ class HelpScreen(ModalScreen[None]):
         text.append("artlens keys\n\n", style="bold")
         text.append(INTRO + "\n\n", style="dim")
         width = max((len(k) for k, _, _ in self.rows), default=4) + 2
-        for key, description, binding_id in self.rows:
+        for key, description, _binding_id in self.rows:
             text.append(key.ljust(width), style="bold")
-            text.append(description.ljust(34))
-            text.append(binding_id + "\n", style="dim")
+            text.append(description + "\n")
         for title, keys in diff_screen_rows():
             text.append(f"\n{title}\n", style="bold")
-            for key, description, binding_id in keys:
+            for key, description, _binding_id in keys:
                 text.append(key.ljust(width), style="bold")
-                text.append(description.ljust(34))
-                text.append(binding_id + "\n", style="dim")
-        text.append("\nescape, q or ? closes this screen.", style="dim")
+                text.append(description + "\n")
+        text.append("\nj/k scroll, g/G top and end; escape, q or ? closes.", style="dim")
         with VerticalScroll(id="help-body"):
             yield Static(text, markup=False)
 
-    def action_scroll_down(self) -> None:
-        self.query_one("#help-body", VerticalScroll).scroll_down()
+    @property
+    def body(self) -> VerticalScroll:
+        return self.query_one("#help-body", VerticalScroll)
 
-    def action_scroll_up(self) -> None:
-        self.query_one("#help-body", VerticalScroll).scroll_up()
+    def action_line(self, step: int) -> None:
+        """One line per key, at once (no animation to wait for before the next key)."""
+        self.body.scroll_to(y=self.body.scroll_y + step, animate=False)
+
+    def action_top(self) -> None:
+        self.body.scroll_home(animate=False)
+
+    def action_bottom(self) -> None:
+        self.body.scroll_end(animate=False)

@@ -26,7 +26,7 @@ from store.metrics_series import MetricLine, RunSeries, read_run_series
 from store.query import RunRow
 from store.safetext import visible
 from tui.format import metric_value
-from tui.widgets.metrics_plot import COLORS, MetricsPlot, PlotLine
+from tui.widgets.metrics_plot import COLORS, GLYPHS, MetricsPlot, PlotLine
 from tui.widgets.sparkline import sparkline
 
 MAX_PLOTS = 3
@@ -173,6 +173,10 @@ class MetricsScreen(Screen[None]):
         ids = [run.id for run in self.runs]
         return COLORS[ids.index(run_id) % len(COLORS)] if run_id in ids else "white"
 
+    def _glyph(self, run_id: int) -> str:
+        ids = [run.id for run in self.runs]
+        return GLYPHS[ids.index(run_id) % len(GLYPHS)] if run_id in ids else "·"
+
     def _rows(self) -> list[tuple[str, RunRow, MetricLine]]:
         names = sorted({line.name for s in self.series.values() for line in s.metrics})
         rows = []
@@ -233,7 +237,9 @@ class MetricsScreen(Screen[None]):
             found = self.series.get(run.id)
             line = found.line(metric) if found else None
             if line is not None and line.points:
-                lines.append(PlotLine(run.name, line.points, self._color(run.id)))
+                lines.append(
+                    PlotLine(run.name, line.points, self._color(run.id), self._glyph(run.id))
+                )
         return tuple(lines)
 
     def _sync_plots(self) -> None:

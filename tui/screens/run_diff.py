@@ -33,12 +33,23 @@ from tui.diff_render import (
     run_rows,
     section_titles,
 )
+from tui.format import keep_end
 from tui.screens.file_diff import FileDiffScreen
 
 SECTIONS = RUN_SECTIONS
 BLANK = (Text(""), Text(""), Text(""))
 NAME_WIDTH = 32
 """Widest the name column gets: params, metrics and paths beyond it are cut with "…"."""
+STACK_BELOW = 100
+"""Narrower than this, A and B are stacked in one column (80 columns fit)."""
+
+
+def cut_keeping_end(text: Text, width: int) -> Text:
+    """``text`` cut to ``width`` cells from the left, its style kept (see ``keep_end``)."""
+    if text.cell_len <= width:
+        return text
+    cut = Text(keep_end(text.plain, width), style=text.style, no_wrap=True)
+    return cut
 
 
 @dataclass
@@ -80,6 +91,8 @@ class RunDiffScreen(Screen[None]):
         self.run_b = run_b
         self.result: RunDiff | None = None
         self.rows: dict[str, RunDiffRow] = {}
+        self._ready: RunDiffReady | None = None
+        self._stacked = False
 
     def compose(self) -> ComposeResult:
         yield Static(self._title(None), id="run-diff-title", markup=False)
@@ -123,14 +136,39 @@ class RunDiffScreen(Screen[None]):
 
     def on_run_diff_ready(self, message: RunDiffReady) -> None:
         self.result = message.result
+        self._ready = message
         self.query_one("#run-diff-title", Static).update(self._title(message.result))
+        self._fill(message)
+        self.action_section("params")
+
+    def on_resize(self) -> None:
+        ready = self._ready
+        if ready is not None and (self.size.width < STACK_BELOW) != self._stacked:
+            self._fill(ready)
+
+    def _fill(self, message: RunDiffReady) -> None:
+        """The table; below ``STACK_BELOW`` columns A and B share a column, one above the
+        other, so every value fits at 80 columns.  Names are cut keeping their end: the
+        epoch, step and extension are what tell checkpoints apart."""
+        self._stacked = self.size.width < STACK_BELOW
         titles = section_titles(message.result)
         table = self.table
         widest = max((row.cells[1].cell_len for row in message.rows), default=8)
+        if self._stacked:
+            # what (10) + name + A/B (24) + change (12), each with 2 cells of padding, and
+            # the border and scrollbar: the name gets what is left.
+            name_width = max(12, min(widest, self.size.width - 10 - 24 - 12 - 8 - 4))
+            columns: tuple[str, ...] = ("", "name", "A / B", "change")
+        else:
+            name_width = min(max(widest, 8), NAME_WIDTH)
+            columns = RUN_COLUMNS
+        cursor = table.cursor_row
         with self.app.batch_update():
             table.clear(columns=True)
-            for column in RUN_COLUMNS:
-                width = min(max(widest, 8), NAME_WIDTH) if column == "name" else None
+            for column in columns:
+                width = name_width if column == "name" else None
+                if self._stacked and column in ("", "A / B", "change"):
+                    width = {"": 10, "A / B": 24, "change": 12}[column]
                 table.add_column(column or " ", key=column or "what", width=width)
             self.rows = {}
             for section in SECTIONS:
@@ -139,15 +177,25 @@ class RunDiffScreen(Screen[None]):
                 if section == "artifacts":
                     counts = compact_counts(message.result)
                 summary = Text(counts, style="bold")
-                table.add_row(heading, summary, *BLANK, key=f"section:{section}")
+                blank = BLANK[: len(columns) - 2]
+                table.add_row(heading, summary, *blank, key=f"section:{section}")
                 for row in message.rows:
                     if row.section == section:
                         self.rows[row.key] = row
-                        table.add_row(*row.cells, key=row.key)
+                        what, label, old, new, change = row.cells
+                        label = cut_keeping_end(label, name_width)
+                        if self._stacked:
+                            both = Text.assemble(("A ", "dim"), old, "\n", ("B ", "dim"), new)
+                            both.no_wrap, both.overflow = True, "ellipsis"
+                            table.add_row(what, label, both, change, key=row.key, height=2)
+                        else:
+                            table.add_row(what, label, old, new, change, key=row.key)
             for index, warning in enumerate(message.warnings):
                 note = Text(clean(warning), style="italic dim")
-                table.add_row(Text("note", style="dim"), note, *BLANK, key=f"note:{index}")
-        self.action_section("params")
+                blank = BLANK[: len(columns) - 2]
+                table.add_row(Text("note", style="dim"), note, *blank, key=f"note:{index}")
+        if cursor > 0:
+            table.move_cursor(row=min(cursor, table.row_count - 1))
 
     # -- actions -------------------------------------------------------------------------
 

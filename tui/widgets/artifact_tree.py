@@ -7,6 +7,7 @@ shows, and a "… N more" node loads the next one.  Labels are ``Text`` (never m
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,12 +23,15 @@ from store import paths
 from store.integrity import problem_for
 from store.query import FolderEntry
 from store.views import PAGE_SIZE, ChildPage
-from tui.format import human_age, human_size
+from tui.format import DANGER, human_age, human_size
 from tui.messages import ChildrenLoaded
 
 TYPE_AHEAD_SECONDS = 1.0
 """Keys typed within this long of each other extend the jump-to-name prefix."""
 FLAGGED = frozenset({"dangerous", "corrupt"})
+FIND_PAGE = 5000
+"""Entries a find reads from the index per query when it searches past the loaded pages."""
+_DIGITS = re.compile(r"(\d+)")
 
 PageLoader = Callable[[int, bytes, int, int], ChildPage]
 """(root id, folder key, offset, limit) -> page; runs on a worker thread."""
@@ -73,13 +77,22 @@ def outside_label(key: bytes) -> Text:
     return label
 
 
+def natural_key(name: str) -> list[str | int]:
+    """Sort key that compares runs of digits as numbers: ``epoch=8`` before ``epoch=10``."""
+    parts: list[str | int] = []
+    for index, part in enumerate(_DIGITS.split(name)):
+        parts.append(int(part) if index % 2 else part.lower())
+    return parts
+
+
 def entry_label(entry: FolderEntry, now: float, problem: str | None = None) -> Text:
     """Name, then size, kind and age, dim; a red "!" when a model file is unsafe or broken,
     or when it refers to something that is gone (``problem``, from ``store.integrity``)."""
     label = Text(no_wrap=True, overflow="ellipsis")
     art = entry.artifact
     if (art is not None and art.verdict in FLAGGED) or problem is not None:
-        label.append("! ", style="bold red")
+        label.append("!", style=DANGER)
+        label.append(" ")
     if entry.is_dir:
         label.append(entry.name + "/", style="bold")
         label.append(f"  {human_size(entry.size)} · {entry.count} files", style="dim")
@@ -104,6 +117,8 @@ class ArtifactTree(Tree[NodeInfo]):
         Binding("k", "cursor_up", "Up", show=False, id="tree.up"),
         Binding("l", "open_node", "Open", show=False, id="tree.open"),
         Binding("h", "close_node", "Close", show=False, id="tree.close"),
+        Binding("g", "first", "Top", show=False, id="tree.top"),
+        Binding("G", "last", "Bottom", show=False, id="tree.bottom"),
         Binding(
             "f",
             "find",
@@ -115,7 +130,7 @@ class ArtifactTree(Tree[NodeInfo]):
         Binding(
             "space",
             "mark_file",
-            "Mark file",
+            "Mark",
             id="tree.mark",
             tooltip="Mark the file (two marked files: d diffs them)",
         ),
@@ -146,6 +161,10 @@ class ArtifactTree(Tree[NodeInfo]):
         """(root id, key) -> name of files marked for a diff; kept across runs."""
         self.outside: tuple[bytes, ...] = ()
         """The shown run's folders outside its own (shown after its files)."""
+        self._early_moves = 0
+        """Cursor moves typed before the run's first page arrived: applied when it does."""
+        self._jump_after: str | None = None
+        """A find matched past the loaded pages: jump to it when they arrive."""
 
     # -- showing a run -------------------------------------------------------------------
 
@@ -171,6 +190,7 @@ class ArtifactTree(Tree[NodeInfo]):
         self.root.data = NodeInfo(folder, True)
         self.root.allow_expand = True
         self.root.expand()
+        self._early_moves = 0
         self._request(self.root, 0, refresh=False)
 
     def problem_for(self, key: bytes) -> str | None:
@@ -213,7 +233,9 @@ class ArtifactTree(Tree[NodeInfo]):
 
     # -- loading -------------------------------------------------------------------------
 
-    def _request(self, node: TreeNode[NodeInfo], offset: int, *, refresh: bool) -> None:
+    def _request(
+        self, node: TreeNode[NodeInfo], offset: int, *, refresh: bool, limit: int = PAGE_SIZE
+    ) -> None:
         info = node.data
         if info is None or self.root_id is None:
             return
@@ -221,7 +243,6 @@ class ArtifactTree(Tree[NodeInfo]):
         if info.more_offset is not None and node.parent is not None:
             parent_info = node.parent.data
             folder = parent_info.key if parent_info is not None else folder
-        limit = PAGE_SIZE
         if refresh:
             limit = max(PAGE_SIZE, sum(1 for c in node.children if c.data and c.data.entry))
         # Node ids are not usable here: Tree.clear() reuses them while keeping stale entries.
@@ -241,6 +262,11 @@ class ArtifactTree(Tree[NodeInfo]):
         refresh: bool,
     ) -> None:
         page = self.load_page(root_id, folder, offset, limit)
+        if page.offset == 0 and len(page.entries) >= page.total:
+            # The whole folder is here: numbers in names in numeric order (epoch=8 before
+            # epoch=10).  A folder read in pages keeps the index's order across pages.
+            ordered = sorted(page.entries, key=lambda e: (not e.is_dir, natural_key(e.name)))
+            page = ChildPage(tuple(ordered), page.offset, page.total)
         self.post_message(ChildrenLoaded(generation, request, page, refresh))
 
     def on_tree_node_expanded(self, event: Tree.NodeExpanded[NodeInfo]) -> None:
@@ -267,6 +293,7 @@ class ArtifactTree(Tree[NodeInfo]):
             parent = node.parent
             node.remove()
             self._append(parent, message.page)
+            self._jump_when_loaded()
             return
         if info is not None:
             info.loaded = True
@@ -275,6 +302,26 @@ class ArtifactTree(Tree[NodeInfo]):
         else:
             node.remove_children()
             self._append(node, message.page)
+        self._jump_when_loaded()
+        if node is self.root and self._early_moves:
+            moves, self._early_moves = self._early_moves, 0
+            self.cursor_line = max(0, min(self.last_line, max(self.cursor_line, 0) + moves))
+
+    def _root_pending(self) -> bool:
+        return self.root_id is not None and any(n is self.root for n in self._pending.values())
+
+    def action_cursor_down(self) -> None:
+        """Down; typed before the run's files arrived, it waits for them (j 2 j j)."""
+        if self._root_pending():
+            self._early_moves += 1
+            return
+        super().action_cursor_down()
+
+    def action_cursor_up(self) -> None:
+        if self._root_pending():
+            self._early_moves -= 1
+            return
+        super().action_cursor_up()
 
     def _attached(self, node: TreeNode[NodeInfo]) -> bool:
         while node.parent is not None:
@@ -328,6 +375,10 @@ class ArtifactTree(Tree[NodeInfo]):
         for child in list(node.children):
             data = child.data
             if data is not None and data.more_offset is None and data.key not in wanted:
+                if child is self.cursor_node:
+                    # The file under the cursor is gone (a checkpoint rotated away): the
+                    # node that takes its line is highlighted, so the preview follows.
+                    self.call_after_refresh(self._rehighlight)
                 child.remove()
         for index, entry in enumerate(page.entries):
             children = [
@@ -354,6 +405,11 @@ class ArtifactTree(Tree[NodeInfo]):
             else:
                 node.add(label, data, allow_expand=entry.is_dir)
         self._place_more(node, page)
+
+    def _rehighlight(self) -> None:
+        node = self.cursor_node
+        if node is not None:
+            self.post_message(Tree.NodeHighlighted(node))
 
     def refresh_folders(self, keys: set[bytes]) -> None:
         """Reload the loaded, open folders whose key is in ``keys`` (after index events)."""
@@ -392,8 +448,14 @@ class ArtifactTree(Tree[NodeInfo]):
         label = super().render_label(node, base_style, style)
         info = node.data
         if info is not None and not info.is_dir and (self.root_id, info.key) in self.marked_files:
-            return Text.assemble(("● ", "bold"), label)
+            return Text.assemble(("✓", "bold reverse"), " ", label)  # ● is the live marker
         return label
+
+    def action_first(self) -> None:
+        self.cursor_line = 0
+
+    def action_last(self) -> None:
+        self.cursor_line = self.last_line
 
     def action_open_node(self) -> None:
         node = self.cursor_node
@@ -434,7 +496,7 @@ class ArtifactTree(Tree[NodeInfo]):
         event.stop()
         event.prevent_default()
         if self._finding:
-            found = not self._typed or self.jump_to(self._typed)
+            found = not self._typed or self.jump_to(self._typed) or self.find_beyond(self._typed)
             subtitle = Text("find: ")
             subtitle.append(self._typed, style="bold" if found else "bold red")
             if not found:
@@ -462,6 +524,67 @@ class ArtifactTree(Tree[NodeInfo]):
         event.stop()
         event.prevent_default()
         self.jump_to(self._typed)
+
+    def find_beyond(self, prefix: str) -> bool:
+        """Search the pages not loaded yet of open folders, through the index: a find
+        covers the whole folder, not only its first page.  True when a search started (the
+        cursor jumps when the page holding the match arrives)."""
+        started = False
+        for folder in self._open_folders(self.root):
+            more = [c for c in folder.children if c.data and c.data.more_offset is not None]
+            if folder.data is None or not more or self.root_id is None:
+                continue
+            offset = more[0].data.more_offset if more[0].data else None
+            if offset is not None:
+                self._find_worker(self.generation, self.root_id, folder.data.key, offset, prefix)
+                started = True
+        return started
+
+    @work(thread=True, group="tree-find", exit_on_error=False)
+    def _find_worker(
+        self, generation: int, root_id: int, folder: bytes, offset: int, prefix: str
+    ) -> None:
+        start = offset
+        while True:
+            page = self.load_page(root_id, folder, offset, FIND_PAGE)
+            for index, entry in enumerate(page.entries):
+                if entry.name.lower().startswith(prefix):
+                    self.app.call_from_thread(
+                        self._found_beyond, generation, folder, start, offset + index, prefix
+                    )
+                    return
+            offset += len(page.entries)
+            if not page.entries or offset >= page.total:
+                self.app.call_from_thread(self._not_found_beyond, generation, prefix)
+                return
+
+    def _not_found_beyond(self, generation: int, prefix: str) -> None:
+        if generation == self.generation and self._finding and self._typed == prefix:
+            subtitle = Text("find: ")
+            subtitle.append(prefix, style="bold red")
+            subtitle.append("  no match", style="dim")
+            self.border_subtitle = subtitle
+
+    def _found_beyond(
+        self, generation: int, folder: bytes, start: int, at: int, prefix: str
+    ) -> None:
+        """Load the folder's pages up to the match, then jump to it."""
+        if generation != self.generation or (self._finding and self._typed != prefix):
+            return
+        for node in self._open_folders(self.root):
+            if node.data is None or node.data.key != folder:
+                continue
+            for child in node.children:
+                if child.data is not None and child.data.more_offset == start:
+                    child.set_label(Text("loading…", style="dim italic"))
+                    self._jump_after = prefix
+                    self._request(child, start, refresh=False, limit=at - start + PAGE_SIZE)
+                    return
+
+    def _jump_when_loaded(self) -> None:
+        prefix, self._jump_after = self._jump_after, None
+        if prefix:
+            self.jump_to(prefix)
 
     def jump_to(self, prefix: str) -> bool:
         """Move the cursor to the first visible node after it whose name starts with ``prefix``."""

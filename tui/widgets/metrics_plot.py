@@ -20,6 +20,10 @@ from tui.format import metric_value
 
 COLORS = ("cyan", "magenta", "yellow", "green", "red", "blue", "bright_white")
 """Series colours: the 16-colour palette, so they work without truecolor."""
+GLYPHS = ("●", "▲", "■", "◆", "✚", "✖", "○")
+"""One mark per series, drawn on some of its points and in the legend: without colour
+(NO_COLOR, a monochrome terminal) the series still tell apart."""
+MARKS_PER_SERIES = 6
 _DOT_BITS = ((0x01, 0x08), (0x02, 0x10), (0x04, 0x20), (0x40, 0x80))
 """Braille dot bit for (row 0-3, column 0-1) inside one cell."""
 Y_LABEL_WIDTH = 8
@@ -32,6 +36,7 @@ class PlotLine:
     label: str
     points: tuple[Point, ...]
     color: str
+    glyph: str = "●"
 
 
 def _bounds(lines: tuple[PlotLine, ...]) -> tuple[float, float, float, float] | None:
@@ -75,7 +80,14 @@ def draw(title: str, lines: tuple[PlotLine, ...], width: int, height: int) -> Te
         py = round((y1 - y) / (y1 - y0) * (dots_h - 1))
         return px, py
 
+    marks: dict[tuple[int, int], tuple[str, str]] = {}
     for line in lines:
+        finite = [(x, y) for x, y in line.points if math.isfinite(y)]
+        step = max(1, len(finite) // MARKS_PER_SERIES)
+        for x, y in finite[step - 1 :: step]:
+            px, py = to_dot(float(x), y)
+            if 0 <= px < dots_w and 0 <= py < dots_h:
+                marks[(py // 4, px // 2)] = (line.glyph, line.color)
         previous: tuple[int, int] | None = None
         for x, y in line.points:
             if not math.isfinite(y):
@@ -95,6 +107,10 @@ def draw(title: str, lines: tuple[PlotLine, ...], width: int, height: int) -> Te
         out.append(labels.get(row, "").rjust(Y_LABEL_WIDTH)[:Y_LABEL_WIDTH], style="dim")
         out.append("┤" if row in labels else "│", style="dim")
         for col in range(cols):
+            mark = marks.get((row, col))
+            if mark is not None:
+                out.append(mark[0], style=mark[1])
+                continue
             bits = cells[row][col]
             out.append(chr(0x2800 + bits) if bits else " ", style=colors[row][col] or "")
     left, right = f"{int(x0)}", f"step {int(x1)}"
@@ -107,7 +123,7 @@ def draw(title: str, lines: tuple[PlotLine, ...], width: int, height: int) -> Te
         entry = f"{visible(line.label)[:24]} {metric_value(last)}  "
         if used + len(entry) + 2 > width and used:
             break
-        out.append("━ ", style=line.color)
+        out.append(f"{line.glyph} ", style=line.color)
         out.append(entry)
         used += len(entry) + 2
     return out

@@ -1,34 +1,49 @@
 """The preview pane and the rendering of a ``store.preview.Preview`` into Rich renderables.
 
-``render_preview`` runs on a worker thread (highlighting 256 KiB of text is not free); the
-pane only mounts the finished sections.  Everything from disk reaches the screen as
-``Text``/``Syntax``/``Table`` built from already-escaped strings, never as markup.
+``render_preview`` and ``layout`` run on a worker thread: highlighting and wrapping 256 KiB
+of text takes a second, and on the UI thread that second is a frozen screen.  The pane
+only holds the finished lines and draws the few that are visible.  Everything from disk
+reaches the screen as ``Text``/``Syntax``/``Table`` built from already-escaped strings,
+never as markup.
 """
 
 from __future__ import annotations
 
 import io
-from collections.abc import Iterable
+import time
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from rich import box
-from rich.console import RenderableType
+from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
+from textual import events
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
-from textual.widgets import Static
+from textual.geometry import Size
+from textual.strip import Strip
+from textual.widget import Widget
+from textual.worker import get_current_worker
 
 from store import paths
 from store.query import ArtifactRow, FolderEntry
 from store.safetext import visible
-from tui.format import human_age, human_size
+from tui.format import DANGER, human_age, human_size
 
 if TYPE_CHECKING:
     from store.preview import ImageData, Preview
 
 MAX_LINES = 3000
 """Lines of text shown per section: more is slow to lay out and nobody scrolls that far."""
+QUICK_LINES = 150
+"""Lines per section of the first, fast view of a big file (the whole view follows)."""
+LINE_CHARS = 160
+"""Characters allowed per shown line on average (a budget: short lines lend to long ones)."""
+CHUNK_LINES = 40
+"""Lines highlighted in one piece (see ``_code``)."""
+YIELD_EVERY = 32
+"""Lines a worker lays out before it lets the UI thread take the GIL."""
 VERDICT_STYLE = {
     "safe": "bold green",
     "unknown": "bold yellow",
@@ -55,21 +70,88 @@ def file_header(name: str, artifact: ArtifactRow | None, size: int, now: float) 
             parts.append(f"hash {artifact.hash_state}")
     header.append("\n" + " · ".join(parts), style="dim")
     if artifact is not None and artifact.verdict in ("dangerous", "corrupt"):
-        header.append("\n! ", style="bold red")
+        header.append("\n")
+        header.append("!", style=DANGER)
+        header.append(" ")
         header.append(artifact.verdict.upper(), style=VERDICT_STYLE[artifact.verdict])
         if artifact.verdict_reason:
             header.append(" " + visible(artifact.verdict_reason))
     return header
 
 
-def _limit_lines(text: str) -> tuple[str, int]:
-    lines = text.split("\n")
-    if len(lines) <= MAX_LINES:
-        return text, 0
-    return "\n".join(lines[:MAX_LINES]), len(lines) - MAX_LINES
+def _limit_lines(text: str, limit: int = MAX_LINES) -> tuple[str, int]:
+    """At most ``limit`` lines of ``text`` and about ``LINE_CHARS`` characters a line (a
+    megabyte on one line would wrap to thousands of rows); the count of lines left out."""
+    lines = text.split("\n", limit)
+    rest = 0
+    if len(lines) > limit:
+        rest = lines.pop().count("\n") + 1
+    budget = limit * LINE_CHARS
+    kept: list[str] = []
+    for index, line in enumerate(lines):
+        if len(line) >= budget:
+            kept.append(line[:budget] + " …")
+            rest += len(lines) - index - 1
+            break
+        kept.append(line)
+        budget -= len(line) + 1
+    return "\n".join(kept), rest
+
+
+def preview_weight(preview: Preview) -> int:
+    """Characters of text the preview lays out: above a few screens, show a quick view first."""
+    return len(preview.text) + len(preview.tail_text)
+
+
+def layout(
+    sections: Sequence[RenderableType], width: int, *, share_gil: bool = False
+) -> tuple[Strip, ...]:
+    """The sections as lines of ``width`` cells, a blank line after each.
+
+    Safe on a worker thread (a private console); ``share_gil`` sleeps a moment every
+    ``YIELD_EVERY`` lines so the UI thread is never kept waiting for the GIL, and stops
+    early when the worker was cancelled (a newer preview was asked for)."""
+    from rich.console import Console
+
+    console = Console(
+        width=max(1, width),
+        file=io.StringIO(),
+        color_system="truecolor",
+        force_terminal=True,
+        legacy_windows=False,
+        no_color=False,
+    )
+    options = console.options.update_width(max(1, width))
+    worker = get_current_worker() if share_gil else None
+    strips: list[Strip] = []
+    for section in sections:
+        pieces = section.renderables if isinstance(section, Group) else [section]
+        for piece in pieces:
+            for segments in console.render_lines(piece, options, pad=False):
+                strips.append(Strip(segments))
+                if worker is not None and len(strips) % YIELD_EVERY == 0:
+                    if worker.is_cancelled:
+                        return tuple(strips)
+                    time.sleep(0.0005)
+        strips.append(Strip([]))
+    return tuple(strips)
 
 
 def _code(text: str, lexer: str | None, dark: bool) -> RenderableType:
+    """Highlighted text, in pieces of ``CHUNK_LINES`` lines: ``layout`` lets the UI thread
+    run between pieces, where one highlight of 3,000 lines would hold the GIL throughout."""
+    lines = text.split("\n")
+    if len(lines) > CHUNK_LINES:
+        return Group(
+            *(
+                _code_piece("\n".join(lines[start : start + CHUNK_LINES]), lexer, dark)
+                for start in range(0, len(lines), CHUNK_LINES)
+            )
+        )
+    return _code_piece(text, lexer, dark)
+
+
+def _code_piece(text: str, lexer: str | None, dark: bool) -> RenderableType:
     if not lexer or lexer == "text":
         return Text(text, no_wrap=False)
     # Imported on first use: rich.syntax pulls in Pygments, which the first frame never needs.
@@ -191,8 +273,11 @@ def render_preview(
     now: float,
     width: int,
     dark: bool,
+    max_lines: int = MAX_LINES,
 ) -> tuple[RenderableType, ...]:
-    """Sections for the pane, top to bottom; safe to call on a worker thread."""
+    """Sections for the pane, top to bottom; safe to call on a worker thread.
+
+    ``max_lines`` caps each text section (a quick first view passes ``QUICK_LINES``)."""
     size = preview.size or (artifact.size if artifact else 0)
     sections: list[RenderableType] = [file_header(name, artifact, size, now)]
     sections += [_note(n) for n in preview.notes]
@@ -203,10 +288,11 @@ def render_preview(
                 _note(f"showing the last {human_size(preview.tail_bytes)}; "
                       f"{human_size(preview.skipped_bytes)} before it skipped")
             )  # fmt: skip
-        text, cut = _limit_lines(preview.text)
+        text, cut = _limit_lines(preview.text, max_lines)
         if preview.from_end and cut:
             lines = preview.text.split("\n")
-            text, cut = "\n".join(lines[-MAX_LINES:]), 0
+            text = "\n".join(lines[-max_lines:])[-max_lines * LINE_CHARS :]
+            cut = 0
         sections.append(_code(text, preview.lexer, dark))
         if cut:
             sections.append(_note(f"… {cut} more lines not shown"))
@@ -216,7 +302,8 @@ def render_preview(
                       f"{human_size(preview.head_bytes)} and the last "
                       f"{human_size(preview.tail_bytes)} …")
             )  # fmt: skip
-            tail, _ = _limit_lines(preview.tail_text)
+            tail = "\n".join(preview.tail_text.split("\n")[-max_lines:])
+            tail = tail[-max_lines * LINE_CHARS :]
             sections.append(_code(tail, preview.lexer, dark))
     elif kind == "table":
         if preview.skipped_bytes:
@@ -255,7 +342,8 @@ def problem_sections(problems: Iterable[str]) -> tuple[RenderableType, ...]:
     """Integrity problems (``store.integrity``) as one red block, or nothing."""
     block = Text()
     for problem in problems:
-        block.append("! ", style="bold red")
+        block.append("!", style=DANGER)
+        block.append(" ")
         block.append(visible(problem) + "\n")
     block.rstrip()
     return (block,) if block else ()
@@ -269,15 +357,36 @@ def symlink_sections(artifact: ArtifactRow, name: str, now: float) -> tuple[Rend
     )
 
 
+class PreviewLines(Widget):
+    """Lines laid out beforehand (``layout``): drawing is per visible line, so a preview of
+    thousands of lines costs the UI thread no more than one screenful."""
+
+    def __init__(self, strips: tuple[Strip, ...], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.strips = strips
+
+    def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
+        return len(self.strips)
+
+    def render_line(self, y: int) -> Strip:
+        style = self.rich_style
+        width = self.size.width
+        if y >= len(self.strips):
+            return Strip.blank(width, style)
+        return self.strips[y].apply_style(style).crop_extend(0, width, style)
+
+
 class PreviewPane(VerticalScroll):
     """A scrollable stack of sections; replaced whole when the selected file changes."""
 
     can_focus = True
+    ALLOW_MAXIMIZE = True
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("j", "scroll_down", "Down", show=False, id="preview.down"),
-        Binding("k", "scroll_up", "Up", show=False, id="preview.up"),
-        Binding("g", "scroll_home", "Top", show=False, id="preview.top"),
-        Binding("G", "scroll_end", "Bottom", show=False, id="preview.bottom"),
+        Binding("j", "line(1)", "Down", show=False, id="preview.down"),
+        Binding("k", "line(-1)", "Up", show=False, id="preview.up"),
+        Binding("g", "top", "Top", show=False, id="preview.top"),
+        Binding("G", "bottom", "Bottom", show=False, id="preview.bottom"),
+        Binding("F,end", "follow", "Follow", show=False, id="preview.follow"),
     ]
 
     def __init__(self, **kwargs: Any) -> None:
@@ -286,6 +395,12 @@ class PreviewPane(VerticalScroll):
         """What the pane shows now (tests and screenshots read it)."""
         self.shown_key: bytes | None = None
         """The file or run the sections are about (None for messages and folders)."""
+        self._laid_width: int | None = None
+        self.followable = False
+        """The shown file grows at its end (a log, a metrics CSV): it can be followed."""
+        self.following = False
+        """Following: each refresh shows the newest lines.  Scrolling up pauses; F or
+        End resumes (like ``tail -f`` in a pager)."""
 
     def plain_text(self, width: int = 100) -> str:
         """The sections as plain text, the way a terminal without colour would show them."""
@@ -296,23 +411,47 @@ class PreviewPane(VerticalScroll):
             console.print(section)
         return console.export_text()
 
+    @property
+    def line_width(self) -> int:
+        """Cells a laid-out line may use (the scrollbar's gutter is always kept)."""
+        return max(8, self.scrollable_content_region.width or (self.size.width - 2) or 60)
+
     def show(
         self,
         sections: Iterable[RenderableType],
         *,
         scroll_end: bool = False,
         key: bytes | None = None,
+        lines: tuple[Strip, ...] | None = None,
+        width: int | None = None,
     ) -> None:
         """Replace the sections.  The same ``key`` again is a live refresh of what is shown:
-        the reader's place is kept, and a tail (``scroll_end``) is followed only from the end."""
+        the reader's place is kept, and a tail (``scroll_end``) is followed only from the end.
+
+        ``lines`` are the sections already laid out at ``width`` by a worker; without them
+        the sections are laid out here (callers pass only small ones)."""
         refresh = key is not None and key == self.shown_key
         at_end, place = self.scroll_y >= self.max_scroll_y, self.scroll_y
         self.shown_key = key
         self.sections = tuple(sections)
+        if lines is None or width != self.line_width:
+            if lines is not None:
+                self._reflow()
+            lines = layout(self.sections if lines is None else self.sections[:2], self.line_width)
+        self._laid_width = self.line_width
         with self.app.batch_update():
             self.remove_children()
-            self.mount_all(Static(section, markup=False) for section in self.sections)
-        if scroll_end and (at_end or not refresh):
+            self.mount(PreviewLines(lines))
+        if not refresh:
+            self.followable = self.following = scroll_end
+        elif scroll_end and not self.followable:  # it just started to grow: follow it
+            self.followable = self.following = True
+        elif self.following and not at_end:
+            self.following = False  # scrolled away (a mouse drag, the scrollbar): paused
+        follow = scroll_end and self.following
+        stay_at_end = refresh and at_end and place > 0  # read to the end: stay there
+        self._follow_subtitle()
+        if follow or stay_at_end:
             self.call_after_refresh(self.scroll_end, animate=False)
         elif refresh:
             self.call_after_refresh(self.scroll_to, y=place, animate=False)
@@ -321,3 +460,66 @@ class PreviewPane(VerticalScroll):
 
     def show_message(self, message: str) -> None:
         self.show([_note(message)])
+
+    # Without animation: a key moves the text at once, and the next key starts from there.
+    def action_line(self, step: int) -> None:
+        if step < 0:
+            self._pause()
+        self.scroll_to(y=self.scroll_y + step, animate=False)
+
+    def action_top(self) -> None:
+        self._pause()
+        self.scroll_home(animate=False)
+
+    def action_follow(self) -> None:
+        """Back to the newest lines, and keep showing them as the file grows."""
+        self.following = self.followable
+        self._follow_subtitle()
+        self.scroll_end(animate=False)
+
+    def _on_mouse_scroll_up(self, event: events.MouseScrollUp) -> None:
+        self._pause()
+        super()._on_mouse_scroll_up(event)
+
+    def _pause(self) -> None:
+        if self.following:
+            self.following = False
+            self._follow_subtitle()
+
+    def _follow_subtitle(self) -> None:
+        if not self.followable:
+            self.border_subtitle = None
+        elif self.following:
+            self.border_subtitle = "following ▼"
+        else:
+            self.border_subtitle = "paused · F follows"
+
+    def action_bottom(self) -> None:
+        self.scroll_end(animate=False)
+
+    def on_resize(self) -> None:
+        if self.sections and self._laid_width != self.line_width:
+            self._reflow()
+
+    def _reflow(self) -> None:
+        """Lay the shown sections out again at the new width, on a worker."""
+        sections, width = self.sections, self.line_width
+        self._laid_width = width
+
+        def work() -> None:
+            lines = layout(sections, width, share_gil=True)
+            if not get_current_worker().is_cancelled:
+                self.app.call_from_thread(self._reflowed, sections, width, lines)
+
+        self.run_worker(work, thread=True, group="reflow", exclusive=True, exit_on_error=False)
+
+    def _reflowed(
+        self, sections: tuple[RenderableType, ...], width: int, lines: tuple[Strip, ...]
+    ) -> None:
+        if sections is not self.sections or width != self.line_width:
+            return
+        place = self.scroll_y
+        with self.app.batch_update():
+            self.remove_children()
+            self.mount(PreviewLines(lines))
+        self.call_after_refresh(self.scroll_to, y=place, animate=False)

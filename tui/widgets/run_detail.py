@@ -9,6 +9,7 @@ escaped strings, never markup.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import sqlite_utils
 from rich.console import RenderableType
@@ -18,7 +19,7 @@ from store.checklist import ChecklistError, ChecklistResult, evaluate, load_chec
 from store.lineage import MAX_COPIES, Copy, Duplicates, Provenance, duplicates, provenance
 from store.query import RunRow
 from store.safetext import visible
-from tui.format import human_age, human_size
+from tui.format import human_age, human_size, metric_value
 
 PIN_MARK = "◆"
 NOTE_MARK = "✎"
@@ -49,6 +50,52 @@ def load_run_detail(
     return RunDetail(run, result, error, provenance(db, run), duplicates(db, run), note, pinned)
 
 
+KEY_PARAMS = 8
+"""Params and metrics the run detail lists (the run diff and metrics view show them all)."""
+
+
+def _flat(params: dict[str, Any], prefix: str = "") -> list[tuple[str, object]]:
+    items: list[tuple[str, object]] = []
+    for key, value in params.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            items += _flat(value, name + ".")
+        else:
+            items.append((name, value))
+    return items
+
+
+def params_and_metrics(run: RunRow) -> list[RenderableType]:
+    """The run's first params (flattened ``a.b``) and its metrics' last values."""
+    sections: list[RenderableType] = []
+    params = _flat(run.params) if isinstance(run.params, dict) else []
+    if params:
+        text = Text()
+        text.append(f"params ({len(params)})", style="bold")
+        for name, value in params[:KEY_PARAMS]:
+            shown = visible(str(value))
+            text.append(f"\n  {visible(name)}: ", style="dim")
+            text.append(shown if len(shown) <= 60 else shown[:59] + "…")
+        if len(params) > KEY_PARAMS:
+            text.append(f"\n  … {len(params) - KEY_PARAMS} more (d diffs two runs)", style="dim")
+        sections.append(text)
+    last = [
+        (name, metric.get("last"))
+        for name, metric in run.metrics.items()
+        if isinstance(metric, dict) and metric.get("last") is not None
+    ]
+    if last:
+        text = Text()
+        text.append(f"last metrics ({len(last)})", style="bold")
+        for name, value in last[:KEY_PARAMS]:
+            text.append(f"\n  {visible(name)}: ", style="dim")
+            text.append(metric_value(value))
+        if len(last) > KEY_PARAMS:
+            text.append(f"\n  … {len(last) - KEY_PARAMS} more (m: metrics view)", style="dim")
+        sections.append(text)
+    return sections
+
+
 def checklist_text(result: ChecklistResult) -> Text:
     """``checklist 3/4 · missing: a, b`` (red when short), ``checklist 4/4 ✓`` otherwise."""
     text = Text()
@@ -72,6 +119,7 @@ def run_detail_sections(detail: RunDetail, now: float) -> tuple[RenderableType, 
     if run.started is not None:
         head.append(f"\nstarted {human_age(run.started, now)} ago", style="dim")
     sections: list[RenderableType] = [head]
+    sections += params_and_metrics(run)
     if detail.note:
         note = Text(f"{NOTE_MARK} ", style="bold")
         note.append(visible(detail.note), style="italic")

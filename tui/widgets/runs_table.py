@@ -20,7 +20,7 @@ from textual.widgets import DataTable
 from store.integrity import problems_of
 from store.query import RunRow
 from store.safetext import visible
-from tui.format import human_age, human_size, metric_value
+from tui.format import DANGER, WARNING, human_age, human_size, metric_value
 
 
 class Cell(Text):
@@ -162,6 +162,27 @@ def matches(run: RunRow, query: str) -> bool:
     return True
 
 
+def why_nothing_matches(runs: Iterable[RunRow], query: str) -> str:
+    """Which word of ``query`` left no run, and what it could have been instead."""
+    runs = list(runs)
+    if not runs:
+        return "no runs indexed yet"
+    for word in query.split():
+        if any(matches(run, word) for run in runs):
+            continue
+        field, _, value = word.lower().partition(":")
+        if value and field in ("exp", "experiment"):
+            known = sorted({(r.experiment or "").lower() for r in runs if r.experiment})
+            return f"no experiment is named {value!r} (there are: {', '.join(known[:6]) or 'none'})"
+        if value and field in ("fw", "framework"):
+            known = sorted({r.framework for r in runs})
+            return f"no run was written by {value!r} (frameworks: {', '.join(known[:6])})"
+        if value and field == "root":
+            return f"no run lies under a root matching {value!r}"
+        return f"no run's name, params or framework contains {word!r}"
+    return f"no run matches all of {query!r} together (each word matches some)"
+
+
 def _subsequence(needle: str, hay: str) -> bool:
     it = iter(hay)
     return all(ch in it for ch in needle)
@@ -200,7 +221,8 @@ def run_cells(
     name = cell("")
     problems = run_problem_count(run)
     if problems:
-        name.append(f"!{problems} ", style="bold red")
+        name.append(f"!{problems}", style=DANGER)
+        name.append(" ")
     if extras is not None and extras.pinned:
         name.append("◆ ", style="bold yellow")
     if extras is not None and extras.note:
@@ -209,7 +231,10 @@ def run_cells(
     check = cell("", "", "right")
     if extras is not None and extras.checklist is not None and extras.checklist[1]:
         passed, total = extras.checklist
-        check.append(f"{passed}/{total}", style="" if passed == total else "bold red")
+        if passed == total:
+            check.append(f"{passed}/{total}")
+        else:
+            check.append(f"✗{passed}/{total}", style=WARNING)
     return {
         "mark": cell("✓" if marked else " ", "bold"),
         "name": name,
@@ -245,6 +270,8 @@ class RunsTable(DataTable[Cell]):
         ] = []
         """Slices of a first fill not yet added: (runs, ids, marked, extras)."""
         self._backlog_turn = 0
+        self.fixed_columns = 2
+        """The mark and the name stay put when the table scrolls sideways."""
         for column in COLUMNS:
             self.add_column(Text(column.label, no_wrap=True), key=column.key)
 

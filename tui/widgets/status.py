@@ -36,22 +36,26 @@ class StatusLine(Static):
         self.update(self.render_info())
 
     def render_info(self) -> Text:
+        """Counts, marks and the filter first: at 80 columns the line is cut from the end,
+        so the watcher's (possibly long) description, the sort and the index path go."""
         info = self.info
         text = Text(no_wrap=True, overflow="ellipsis")
         text.append("artlens ", style="bold")
         text.append("● " if info.watcher_ok else "○ ", style="green" if info.watcher_ok else "dim")
-        text.append(info.watcher)
         if info.counts is not None:
             counts = info.counts
             text.append(
-                f" │ {info.shown}/{counts.runs} runs · {counts.artifacts} files · "
-                f"{human_size(counts.bytes)}"
+                f"{info.shown}/{counts.runs} runs · {counts.artifacts} files · "
+                f"{human_size(counts.bytes)} │ "
             )
         if info.marked:
-            text.append(f" │ {info.marked} marked", style="bold")
+            text.append(f"{info.marked} marked", style="bold")
+            text.append(" │ ")
         if info.filter:
-            text.append(" │ filter: ")
+            text.append("filter: ")
             text.append(info.filter, style="bold")
+            text.append(" │ ")
+        text.append(info.watcher)
         if info.sort:
             text.append(f" │ sort: {info.sort}")
         text.append(" │ ")
