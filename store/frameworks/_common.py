@@ -23,14 +23,9 @@ def read_wide_csv(root: Path, rel: str, out: Loaded, step_column: str | None = N
     from ``step_column`` when the file has it (``epoch`` for per-epoch logs), else a step
     column, else the row number.  Returns False when the file was not read.
     """
-    try:
-        data, cut = _io.read_bytes(root, rel, _io.LARGE)
-    except _io.ReadError as exc:
-        out.warn(str(exc))
+    data = _io.read_log(root, rel, out.warn)
+    if data is None:
         return False
-    if cut:
-        out.warn(f"{rel}: larger than {_io.LARGE} bytes, only the start was read")
-        data = data[: data.rfind(b"\n") + 1]
     text = data.decode("utf-8", "replace")
     reader = csv_reader(text)
     try:

@@ -11,6 +11,7 @@ import json
 import os
 import re
 import stat
+from collections.abc import Callable
 from pathlib import Path
 
 from store.safefile import NotRegularFileError, read_capped
@@ -73,6 +74,24 @@ def read_bytes(root: Path, rel: str, cap: int = SMALL) -> tuple[bytes, bool]:
         raise ReadError(f"{rel}: not a regular file") from None
     except OSError as exc:
         raise ReadError(f"{rel}: {exc.strerror or type(exc).__name__}") from None
+
+
+def read_log(
+    root: Path, rel: str, warn: Callable[[str], None], *, missing_ok: bool = False
+) -> bytes | None:
+    """Up to ``LARGE`` bytes of a run's log (metrics CSV/TSV, JSON lines), cut back to whole
+    lines: a partly read last line could parse as a wrong number.  None when the file
+    cannot be read, which ``warn`` is told (a missing file too, unless ``missing_ok``)."""
+    try:
+        data, cut = read_bytes(root, rel, LARGE)
+    except ReadError as exc:
+        if not (missing_ok and "No such file" in str(exc)):
+            warn(str(exc))
+        return None
+    if cut:
+        warn(f"{rel}: larger than {LARGE} bytes, only the start was read")
+        data = data[: data.rfind(b"\n") + 1]
+    return data
 
 
 def read_text(root: Path, rel: str, cap: int = SMALL) -> tuple[str, bool]:

@@ -51,14 +51,9 @@ def load(root: Path, spec: RunSpec) -> Loaded:
 
 
 def _read_metrics(root: Path, rel: str, out: Loaded) -> None:
-    try:
-        data, cut = _io.read_bytes(root, rel, _io.LARGE)
-    except _io.ReadError as exc:
-        out.warn(str(exc))
+    data = _io.read_log(root, rel, out.warn)
+    if data is None:
         return
-    if cut:
-        out.warn(f"{rel}: larger than {_io.LARGE} bytes, only the start was read")
-        data = data[: data.rfind(b"\n") + 1]
     bad = 0
     for line in data.decode("utf-8", "replace").splitlines():
         if not line.strip():

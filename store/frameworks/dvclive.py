@@ -55,13 +55,9 @@ def load(root: Path, spec: RunSpec) -> Loaded:
 
 
 def _read_tsv(root: Path, rel: str, name: str, out: Loaded) -> None:
-    try:
-        data, cut = _io.read_bytes(root, rel, _io.LARGE)
-    except _io.ReadError as exc:
-        out.warn(str(exc))
+    data = _io.read_log(root, rel, out.warn)
+    if data is None:
         return
-    if cut:
-        out.warn(f"{rel}: larger than {_io.LARGE} bytes, only the start was read")
     rows = csv_reader(data.decode("utf-8", "replace"), "\t")
     try:
         header = [h.strip().lower() for h in next(rows)]

@@ -343,13 +343,9 @@ def _apply_tags(tags: dict[str, str], out: Loaded) -> None:
 
 
 def _read_metric_file(root: Path, rel: str, name: str, out: Loaded) -> None:
-    try:
-        data, cut = _io.read_bytes(root, rel, _io.LARGE)
-    except _io.ReadError as exc:
-        out.warn(str(exc))
+    data = _io.read_log(root, rel, out.warn)
+    if data is None:
         return
-    if cut:
-        out.warn(f"{rel}: larger than {_io.LARGE} bytes, only the start was read")
     bad = 0
     for index, line in enumerate(data.splitlines()):
         parts = line.split()

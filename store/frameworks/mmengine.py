@@ -102,15 +102,9 @@ def _config_rel(spec: RunSpec, files: list[str], logs: list[str], root: Path) ->
 
 
 def _read_scalars(root: Path, rel: str, out: Loaded) -> None:
-    try:
-        data, cut = _io.read_bytes(root, rel, _io.LARGE)
-    except _io.ReadError as exc:
-        if "No such file" not in str(exc):
-            out.warn(str(exc))
+    data = _io.read_log(root, rel, out.warn, missing_ok=True)
+    if data is None:
         return
-    if cut:
-        out.warn(f"{rel}: larger than {_io.LARGE} bytes, only the start was read")
-        data = data[: data.rfind(b"\n") + 1]
     bad = 0
     for line in data.decode("utf-8", "replace").splitlines():
         if not line.strip():

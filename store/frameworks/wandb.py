@@ -170,12 +170,9 @@ def _history_row(row: object, out: Loaded) -> None:
 
 
 def _read_history_jsonl(root: Path, rel: str, out: Loaded) -> None:
-    try:
-        data, cut = _io.read_bytes(root, rel, _io.LARGE)
-    except _io.ReadError:
+    data = _io.read_log(root, rel, out.warn, missing_ok=True)
+    if data is None:
         return
-    if cut:
-        out.warn(f"{rel}: larger than {_io.LARGE} bytes, only the start was read")
     bad = 0
     for line in data.splitlines():
         if not line.strip():

@@ -1,0 +1,38 @@
+"""A run's logs are read to whole lines: a cut inside a line must not become a value."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from store.frameworks import _io
+
+
+def test_a_log_cut_at_the_cap_keeps_whole_lines_and_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "loss").write_bytes(b"1700000000 0.5 1\n1700000001 0.25 12\n")
+    # the cap falls inside the second line, right after its step's first digit
+    monkeypatch.setattr(_io, "LARGE", len(b"1700000000 0.5 1\n1700000001 0.25 1"))
+    said: list[str] = []
+    data = _io.read_log(tmp_path, "loss", said.append)
+    assert data == b"1700000000 0.5 1\n"
+    assert said == [f"loss: larger than {_io.LARGE} bytes, only the start was read"]
+
+
+def test_a_missing_log_is_said_unless_missing_is_expected(tmp_path: Path) -> None:
+    said: list[str] = []
+    assert _io.read_log(tmp_path, "absent.jsonl", said.append) is None
+    assert len(said) == 1 and said[0].startswith("absent.jsonl:")
+    assert _io.read_log(tmp_path, "absent.jsonl", said.append, missing_ok=True) is None
+    assert len(said) == 1
+
+
+def test_a_log_that_is_no_regular_file_is_never_opened(tmp_path: Path) -> None:
+    import os
+
+    os.mkfifo(tmp_path / "metrics.jsonl")  # opening a FIFO for reading would hang
+    said: list[str] = []
+    assert _io.read_log(tmp_path, "metrics.jsonl", said.append, missing_ok=True) is None
+    assert said == ["metrics.jsonl: not a regular file"]
