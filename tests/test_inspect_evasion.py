@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from store.inspect import inspect_file
+from store.inspect import inspect_file, pickle_scan
 from store.inspect.pickle_ops import PickleInvalid, read_ops
 from store.inspect.pickle_scan import MEMO_LIMIT, scan_bytes, scan_stream
 
@@ -274,9 +274,12 @@ def test_pickles_are_found_by_content_past_the_first_kilobyte(tmp_path: Path) ->
     assert found == {"notes.txt": "dangerous"}
 
 
-def test_hostile_shapes_cost_little() -> None:
+def test_hostile_shapes_cost_little(monkeypatch: pytest.MonkeyPatch) -> None:
     """A huge tuple reused as a dict key 100k times, and 200k nested tuples: the unpickler
-    loads both, so neither may be corrupt, and neither may take long."""
+    loads both, so neither may be corrupt, and neither may take long.  The per-file time
+    budget is lifted (a loaded machine can reach it, and then ``unknown`` is the right
+    answer): what is checked is the reading, and its cost by the clock below."""
+    monkeypatch.setattr(pickle_scan, "TIME_LIMIT", 120.0)
     big = b"(" + b"K\x01" * 100_000 + b"tq\x000"
     keys = b"}(" + b"h\x00N" * 100_000 + b"u"
     started = time.monotonic()
