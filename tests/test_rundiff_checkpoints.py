@@ -77,3 +77,48 @@ def test_checkpoints_over_the_budget_say_so(
     summary = changed["checkpoints/last.safetensors"].tensors
     assert summary is not None and summary.changed is None
     assert summary.line().startswith("tensors not compared: over 0 MiB")
+
+
+def test_real_pair_one_hparam_one_metric_one_weight_reported_exactly(tmp_path: Path) -> None:
+    """Issue #14's bar, end to end through `artlens diff --json`: a real Lightning run copied
+    under custom folders, with one hparam, one metric value and one weight changed in the
+    copy, is reported as exactly those three (plus the files that hold them)."""
+    import struct
+
+    import numpy as np
+
+    from store.diff.torch_zip import read_torch_zip
+
+    root = tmp_path / "root"
+    a, b = root / "sweep" / "baseline", root / "sweep" / "lr-0.2"
+    shutil.copytree(LIGHTNING / "version_0", a)
+    shutil.copytree(LIGHTNING / "version_0", b)
+    (b / "hparams.yaml").write_text(
+        (b / "hparams.yaml").read_text().replace("lr: 0.1\n", "lr: 0.2\n")
+    )
+    csv_text = (b / "metrics.csv").read_text()
+    (b / "metrics.csv").write_text(csv_text.replace("0.05919954180717468", "0.0612"))
+    ckpt = b / "checkpoints" / "last.ckpt"
+    weight = read_torch_zip(ckpt).tensors["state_dict.layer.weight"]
+    first = float(np.frombuffer(ckpt.read_bytes()[weight.offset : weight.offset + 4], "<f4")[0])
+    patch_stored_entry(ckpt, "archive/data/0", 0, struct.pack("<f", first + 0.5))
+    age(root)
+    index(root, tmp_path / "index.db")
+
+    out = CliRunner().invoke(
+        main, ["diff", "baseline", "lr-0.2", "--json", "--db", str(tmp_path / "index.db")]
+    )
+    assert out.exit_code == 1, out.output  # different, like diff(1)
+    shape = json.loads(out.stdout)
+    assert (shape["a"]["framework"], shape["a"]["experiment"]) == ("lightning", "sweep")
+    assert [(p["key"], p["old"], p["new"]) for p in shape["params"]] == [("lr", 0.1, 0.2)]
+    moved = [m for m in shape["metrics"] if m["old"] != m["new"]]
+    assert [(m["name"], m["new"]) for m in moved] == [("val_loss", 0.0612)]
+    assert [c["path"] for c in shape["configs"]] == ["hparams.yaml"]
+    changed = {r["path"]: r for r in shape["artifacts"]["changed"]}
+    assert sorted(changed) == ["checkpoints/last.ckpt", "hparams.yaml", "metrics.csv"]
+    assert shape["artifacts"]["added"] == [] and shape["artifacts"]["removed"] == []
+    tensors = changed["checkpoints/last.ckpt"]["tensors"]
+    assert (tensors["changed"], tensors["total"]) == (1, 7)
+    assert tensors["largest"] == "state_dict.layer.weight"
+    assert tensors["max_abs_diff"] == pytest.approx(0.5, rel=1e-5)
