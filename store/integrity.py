@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import stat
+import time
 from collections.abc import Iterable, Iterator, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -134,6 +135,22 @@ class FileCheck:
         }
 
 
+SCAN_SECONDS = 600.0
+"""Default time budget of one ``check_paths`` walk: model files reached after it are
+reported ``unknown`` (not inspected), never left out and never ``safe``."""
+
+
+class _Deadline:
+    """The whole scan's time budget, shared by every file it reaches."""
+
+    def __init__(self, seconds: float | None) -> None:
+        self.seconds = seconds
+        self._at = None if seconds is None else time.monotonic() + seconds
+
+    def passed(self) -> bool:
+        return self._at is not None and time.monotonic() >= self._at
+
+
 def _has_model_magic(path: bytes) -> bool:
     """Whether the first bytes of a regular file say model, whatever its name: a pickle of
     any protocol, an archive, a compressed stream (never follows a link)."""
@@ -164,7 +181,13 @@ def model_by_content(head: bytes) -> bool:
 
 
 def _check_file(
-    path: bytes, size: int, *, named: bool, shown_as: bytes | None = None, note: str = ""
+    path: bytes,
+    size: int,
+    *,
+    named: bool,
+    deadline: _Deadline,
+    shown_as: bytes | None = None,
+    note: str = "",
 ) -> FileCheck | None:
     from store.inspect import inspect_file, is_model_candidate
 
@@ -172,6 +195,9 @@ def _check_file(
     by_name = named or is_model_candidate(os.fsdecode(paths.name_of(shown_as or path)))
     if not by_name and not _has_model_magic(path):
         return None
+    if deadline.passed():
+        why = f"not inspected: the scan's time budget ({deadline.seconds:g} s) ran out"
+        return FileCheck(shown, "-", "unknown", ((note,) if note else ()) + (why,), size=size)
     found = inspect_file(os.fsdecode(path))
     return FileCheck(
         shown,
@@ -184,7 +210,7 @@ def _check_file(
     )
 
 
-def _check_link(link: bytes, *, named: bool) -> FileCheck | None:
+def _check_link(link: bytes, *, named: bool, deadline: _Deadline) -> FileCheck | None:
     """A symlinked file is read through its target (read-only), reported under the link's
     name with where it points; links to folders, FIFOs or nothing are not read."""
     from store.inspect import is_model_candidate
@@ -210,7 +236,7 @@ def _check_link(link: bytes, *, named: bool) -> FileCheck | None:
         )
     note = f"symlink to {where}: read through it"
     return _check_file(target.encode() if isinstance(target, str) else target, st.st_size,
-                       named=named, shown_as=link, note=note)  # fmt: skip
+                       named=named, deadline=deadline, shown_as=link, note=note)  # fmt: skip
 
 
 def _skipped(path: bytes, why: str) -> FileCheck:
@@ -224,7 +250,9 @@ def _special(mode: int) -> str:
     return "device"
 
 
-def check_paths(targets: Iterable[str | bytes | os.PathLike[str]]) -> Iterator[FileCheck]:
+def check_paths(
+    targets: Iterable[str | bytes | os.PathLike[str]], *, max_seconds: float | None = SCAN_SECONDS
+) -> Iterator[FileCheck]:
     """Inspect every model file at or below ``targets``, in name order, never unpickling.
 
     Folders are walked without following symlinked folders; inside them, a file is
@@ -232,7 +260,9 @@ def check_paths(targets: Iterable[str | bytes | os.PathLike[str]]) -> Iterator[F
     does (``looks_like_model``).  A file named directly is always inspected.  A symlinked
     file is read through its target and reported with where it points.  FIFOs, sockets,
     devices, links to folders and unreadable folders are yielded as "skipped", with why.
+    Model files reached after ``max_seconds`` are yielded "unknown", not inspected.
     """
+    deadline = _Deadline(max_seconds)
     seen: set[tuple[int, int]] = set()
     for target in targets:
         start = os.fsencode(target)
@@ -242,7 +272,7 @@ def check_paths(targets: Iterable[str | bytes | os.PathLike[str]]) -> Iterator[F
             yield _skipped(start, exc.strerror or "cannot stat")
             continue
         if stat.S_ISLNK(st.st_mode):
-            linked = _check_link(start, named=True)
+            linked = _check_link(start, named=True, deadline=deadline)
             if linked is not None:
                 yield linked
             continue
@@ -250,16 +280,18 @@ def check_paths(targets: Iterable[str | bytes | os.PathLike[str]]) -> Iterator[F
             if stat.S_ISREG(st.st_mode):
                 if (st.st_dev, st.st_ino) not in seen:
                     seen.add((st.st_dev, st.st_ino))
-                    found = _check_file(start, st.st_size, named=True)
+                    found = _check_file(start, st.st_size, named=True, deadline=deadline)
                     if found is not None:
                         yield found
             else:
                 yield _skipped(start, f"{_special(st.st_mode)}: not read")
             continue
-        yield from _walk_checks(start, seen)
+        yield from _walk_checks(start, seen, deadline)
 
 
-def _walk_checks(top: bytes, seen: set[tuple[int, int]]) -> Iterator[FileCheck]:
+def _walk_checks(
+    top: bytes, seen: set[tuple[int, int]], deadline: _Deadline
+) -> Iterator[FileCheck]:
     pending = [top]
     while pending:
         folder = pending.pop()
@@ -271,22 +303,23 @@ def _walk_checks(top: bytes, seen: set[tuple[int, int]]) -> Iterator[FileCheck]:
             continue
         subfolders: list[bytes] = []
         for entry in entries:
+            child = os.fsencode(entry.path)
             try:
                 st = entry.stat(follow_symlinks=False)
-            except OSError:
+            except OSError as exc:  # gone, or no permission: said, never silently left out
+                yield _skipped(child, f"cannot stat: {exc.strerror or exc}")
                 continue
-            child = os.fsencode(entry.path)
             if stat.S_ISDIR(st.st_mode):
                 subfolders.append(child)
             elif stat.S_ISREG(st.st_mode):
                 if (st.st_dev, st.st_ino) in seen:
                     continue
                 seen.add((st.st_dev, st.st_ino))
-                found = _check_file(child, st.st_size, named=False)
+                found = _check_file(child, st.st_size, named=False, deadline=deadline)
                 if found is not None:
                     yield found
             elif stat.S_ISLNK(st.st_mode):
-                linked = _check_link(child, named=False)
+                linked = _check_link(child, named=False, deadline=deadline)
                 if linked is not None:
                     yield linked
         pending.extend(reversed(subfolders))

@@ -282,3 +282,21 @@ def test_empty_or_zeroed_model_files_are_corrupt_not_na(tmp_path: Path) -> None:
         "tokenizer.model": "n/a",
     }
     assert entries(report)["empty.ckpt"]["integrity"] == "empty file"
+
+
+def test_a_scan_past_its_time_budget_says_unknown_never_safe(tmp_path: Path) -> None:
+    """The whole scan has a budget: files reached after it are listed as unknown (not
+    inspected), so nothing is left out and nothing unread is called safe."""
+    import pickle
+
+    for index in range(3):
+        (tmp_path / f"model_{index}.pkl").write_bytes(pickle.dumps({"w": [1.0, 2.0]}))
+    out = CliRunner().invoke(main, ["scan", str(tmp_path), "--json", "--max-time", "1e-9"])
+    shape = json.loads(out.stdout)
+    assert [f["verdict"] for f in shape["files"]] == ["unknown"] * 3
+    assert all("time budget" in f["reasons"][-1] for f in shape["files"])
+    strict = CliRunner().invoke(main, ["scan", str(tmp_path), "--max-time", "1e-9",
+                                       "--fail-on", "unknown"])  # fmt: skip
+    assert strict.exit_code == 1
+    relaxed = CliRunner().invoke(main, ["scan", str(tmp_path), "--json"])
+    assert [f["verdict"] for f in json.loads(relaxed.stdout)["files"]] == ["safe"] * 3

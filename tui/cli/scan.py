@@ -81,9 +81,16 @@ def _print_table(checks: list[FileCheck]) -> None:
     show_default=True,
     help="Exit 1 on dangerous files only, or also on unknown and corrupt ones (a strict CI gate).",
 )
+@click.option(
+    "--max-time",
+    type=click.FloatRange(min=0, min_open=True),
+    default=600.0,
+    show_default=True,
+    help="Time budget of the whole scan, in seconds: files reached after it are unknown.",
+)
 @json_option
 @friendly
-def scan_cmd(targets: tuple[Path, ...], fail_on: str, as_json: bool) -> None:
+def scan_cmd(targets: tuple[Path, ...], fail_on: str, max_time: float, as_json: bool) -> None:
     """Say whether loading each model file under TARGETS would run code (exit 1 if so).
 
     Pickles, torch checkpoints, joblib, NumPy, safetensors and GGUF files are inspected
@@ -93,7 +100,7 @@ def scan_cmd(targets: tuple[Path, ...], fail_on: str, as_json: bool) -> None:
     for target in targets:
         if not target.exists() and not target.is_symlink():
             raise ArtlensError(f"no such file or folder: {display(str(target))}")
-    checks = list(check_paths(targets))
+    checks = list(check_paths(targets, max_seconds=max_time))
     counts = _counts(checks)
     if as_json:
         emit_json({"files": [c.to_json() for c in checks], "counts": counts})
