@@ -31,6 +31,10 @@ _FS_ENCODING, _FS_ERRORS = sys.getfilesystemencoding(), sys.getfilesystemencodee
 LIVE_SECONDS = 120.0
 """A run written to within this window counts as live unless its framework says it ended."""
 
+BATCH_RUNS = 64
+"""Above this many runs read at once, which of them hold references is asked in one query
+rather than one probe per run."""
+
 Listing = Mapping[bytes, tuple[list[bytes], list[bytes]]]
 
 _MARKER_NAMES = frozenset(
@@ -337,15 +341,18 @@ class RunSync:
             )
         }
         events: list[tuple[object, ...]] = []
+        updates: list[list[object]] = []
+        pending: list[list[object]] = []
+        with_refs = (
+            integrity.runs_with_refs(conn, self.root_id)
+            if summaries and len(dirty) > BATCH_RUNS
+            else None
+        )
         for run_id in dirty:
             key = by_id[run_id]
             size, count, last_write, first_write = totals.get(run_id, (0, 0, None, None))
             if not summaries:
-                conn.execute(
-                    "UPDATE runs SET started = coalesce(started, ?), last_write = ?,"
-                    " status = CASE WHEN status IN ('finished', 'failed') THEN status ELSE ? END,"
-                    " meta = json_set(meta, '$.summary_pending', json('true')),"
-                    " size_bytes = ?, n_artifacts = ?, updated_at = ? WHERE id = ?",
+                pending.append(
                     [
                         first_write,
                         last_write,
@@ -354,7 +361,7 @@ class RunSync:
                         count,
                         now,
                         run_id,
-                    ],
+                    ]
                 )
                 kind = "run_added" if key in self._new else "run_changed"
                 events.append((now, kind, self.root_id, run_id, key))
@@ -375,12 +382,15 @@ class RunSync:
                 meta.pop("experiment", None)
             else:
                 meta["experiment"] = experiment
-            integrity.annotate(meta, self.root, self._specs[key].path, conn, run_id)
-            conn.execute(
-                "UPDATE runs SET name = ?, experiment = ?, started = ?, last_write = ?,"
-                " status = ?, params = ?,"
-                " metrics = ?, meta = ?, size_bytes = ?, n_artifacts = ?, updated_at = ?"
-                " WHERE id = ?",
+            integrity.annotate(
+                meta,
+                self.root,
+                self._specs[key].path,
+                conn,
+                run_id,
+                has_refs=None if with_refs is None else run_id in with_refs,
+            )
+            updates.append(
                 [
                     logged or self._specs[key].name,
                     experiment or self._specs[key].experiment,
@@ -397,11 +407,25 @@ class RunSync:
                     count,
                     now,
                     run_id,
-                ],
+                ]
             )
             kind = "run_added" if key in self._new else "run_changed"
             events.append((now, kind, self.root_id, run_id, key))
             changed += 1
+        conn.executemany(
+            "UPDATE runs SET started = coalesce(started, ?), last_write = ?,"
+            " status = CASE WHEN status IN ('finished', 'failed') THEN status ELSE ? END,"
+            " meta = json_set(meta, '$.summary_pending', json('true')),"
+            " size_bytes = ?, n_artifacts = ?, updated_at = ? WHERE id = ?",
+            pending,
+        )
+        conn.executemany(
+            "UPDATE runs SET name = ?, experiment = ?, started = ?, last_write = ?,"
+            " status = ?, params = ?,"
+            " metrics = ?, meta = ?, size_bytes = ?, n_artifacts = ?, updated_at = ?"
+            " WHERE id = ?",
+            updates,
+        )
         for run_id, (size, count, last_write, _first) in totals.items():
             if run_id in dirty or run_id not in current:
                 continue
