@@ -13,6 +13,7 @@ import os
 import re
 import sqlite3
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -30,6 +31,9 @@ _FS_ENCODING, _FS_ERRORS = sys.getfilesystemencoding(), sys.getfilesystemencodee
 
 LIVE_SECONDS = 120.0
 """A run written to within this window counts as live unless its framework says it ended."""
+
+READ_AHEAD_RUNS = 20_000
+"""At most this many runs are read ahead (``read_ahead``): their summaries wait in memory."""
 
 BATCH_RUNS = 64
 """Above this many runs read at once, which of them hold references is asked in one query
@@ -108,6 +112,7 @@ class RunSync:
         self._removed: list[tuple[int, bytes]] = []
         self._specs_are_the_index = False
         """The specs were read back from the runs table: its rows need no update."""
+        self._ahead: tuple[threading.Thread, dict[bytes, tuple[RunSpec, RunInfo]]] | None = None
         self._load_ids()
 
     def _load_ids(self) -> None:
@@ -367,7 +372,7 @@ class RunSync:
                 events.append((now, kind, self.root_id, run_id, key))
                 changed += 1
                 continue
-            info = self._read(self._specs[key])
+            info = self._summary_of(key, self._specs[key])
             status = status_of(info.status, last_write, now)
             meta = dict(info.meta)
             meta["extra_paths"] = list(self._specs[key].extra_paths)
@@ -447,6 +452,8 @@ class RunSync:
         self._dirty.clear()
         self._new.clear()
         self._removed = []
+        if summaries:
+            self._ahead = None
         return changed
 
     def fill_pending(self, conn: sqlite3.Connection, now: float) -> int:
@@ -478,6 +485,33 @@ class RunSync:
 
     def count(self) -> int:
         return len(self._ids)
+
+    def read_ahead(self) -> None:
+        """Start reading every current run's own files on a helper thread, for the next
+        ``refresh`` with summaries to use (``_summary_of``) instead of reading them again.
+
+        The reads touch only the disk, never the index, so they overlap the caller's
+        SQLite writes, which release the GIL."""
+        specs = list(self._specs.items())[:READ_AHEAD_RUNS]
+        done: dict[bytes, tuple[RunSpec, RunInfo]] = {}
+
+        def work() -> None:
+            for key, spec in specs:
+                done[key] = (spec, self._read(spec))
+
+        thread = threading.Thread(target=work, name="artlens-read-ahead", daemon=True)
+        thread.start()
+        self._ahead = (thread, done)
+
+    def _summary_of(self, key: bytes, spec: RunSpec) -> RunInfo:
+        """What the run's files say: read ahead if it was (for this very spec), else now."""
+        if self._ahead is not None:
+            thread, done = self._ahead
+            thread.join()
+            got = done.pop(key, None)
+            if got is not None and got[0] is spec:
+                return got[1]
+        return self._read(spec)
 
     def _read(self, spec: RunSpec) -> RunInfo:
         from store.frameworks import RunInfo, read_run
