@@ -366,12 +366,12 @@ def test_runs_read_ahead_match_runs_read_in_the_scan(tmp_path: Path) -> None:
     for i in range(BULK_ROWS + 10):
         (bulk / f"s{i}.png").write_bytes(b"")
 
-    def runs_of(db_path: Path, **scan: bool) -> list[tuple[object, ...]]:
+    def runs_of(db_path: Path, *, ahead: bool) -> list[tuple[object, ...]]:
         db = open_db(db_path)
         try:
             indexer = Indexer(db, root, clock=lambda: 1000.0)
-            indexer.scan(**scan)
-            if scan:
+            indexer.scan(defer_summaries=ahead, read_ahead=ahead)
+            if ahead:
                 indexer.fill_summaries()
             return db.conn.execute(
                 "SELECT path, name, status, params, metrics, meta, size_bytes, n_artifacts"
@@ -380,8 +380,8 @@ def test_runs_read_ahead_match_runs_read_in_the_scan(tmp_path: Path) -> None:
         finally:
             db.close()
 
-    plain = runs_of(tmp_path / "a.db")
-    ahead = runs_of(tmp_path / "b.db", defer_summaries=True, read_ahead=True)
+    plain = runs_of(tmp_path / "a.db", ahead=False)
+    ahead = runs_of(tmp_path / "b.db", ahead=True)
     assert len(plain) == 4
     assert ahead == plain
     assert '"lr": 0.2' in str(ahead[1][3]) and "last.ckpt" in str(ahead[0][5])
