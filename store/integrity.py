@@ -66,21 +66,36 @@ def may_have_refs(conn: sqlite3.Connection, run_id: int) -> bool:
     return row is not None
 
 
+def runs_with_refs(conn: sqlite3.Connection, root_id: int) -> set[int]:
+    """``may_have_refs`` for every run of a root in one pass over its rows (cheaper than a
+    probe per run when many runs are read at once)."""
+    return {
+        int(r[0])
+        for r in conn.execute(
+            "SELECT DISTINCT run_id FROM artifacts WHERE root_id = ? AND run_id IS NOT NULL"
+            " AND (ftype = 'symlink' OR name = 'trainer_state.json')",
+            [root_id],
+        )
+    }
+
+
 def annotate(
     meta: MutableMapping[str, object],
     root: Path,
     run_path: str,
     conn: sqlite3.Connection | None = None,
     run_id: int | None = None,
+    *,
+    has_refs: bool | None = None,
 ) -> None:
     """Store a run's problems in its ``meta`` (``integrity``) and add them to ``warnings``.
 
-    With ``conn`` and ``run_id``, a run whose indexed files hold no reference is skipped.
+    With ``conn`` and ``run_id``, a run whose indexed files hold no reference is skipped;
+    ``has_refs`` says so when the caller already knows (``runs_with_refs``).
     """
-    if conn is not None and run_id is not None and not may_have_refs(conn, run_id):
-        problems = []
-    else:
-        problems = run_problems(root, run_path)
+    if has_refs is None and conn is not None and run_id is not None:
+        has_refs = may_have_refs(conn, run_id)
+    problems = [] if has_refs is False else run_problems(root, run_path)
     meta.pop(META_KEY, None)
     if not problems:
         return

@@ -175,6 +175,10 @@ def _settled_extensions() -> dict[bytes, str]:
 
 _SETTLED_EXT_BYTES = _settled_extensions()
 _TFEVENTS = b"events.out.tfevents"
+SETTLED_EXT_BYTES = _SETTLED_EXT_BYTES
+"""Extension (bytes, with its dot) -> kind, for extensions that decide alone, unless the
+name starts with ``TFEVENTS``: ``classify_key``'s fast path, for callers that inline it."""
+TFEVENTS = _TFEVENTS
 
 
 def classify_key(key: bytes) -> str:

@@ -13,6 +13,7 @@ import os
 import re
 import sqlite3
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -30,6 +31,13 @@ _FS_ENCODING, _FS_ERRORS = sys.getfilesystemencoding(), sys.getfilesystemencodee
 
 LIVE_SECONDS = 120.0
 """A run written to within this window counts as live unless its framework says it ended."""
+
+READ_AHEAD_RUNS = 20_000
+"""At most this many runs are read ahead (``read_ahead``): their summaries wait in memory."""
+
+BATCH_RUNS = 64
+"""Above this many runs read at once, which of them hold references is asked in one query
+rather than one probe per run."""
 
 Listing = Mapping[bytes, tuple[list[bytes], list[bytes]]]
 
@@ -104,6 +112,7 @@ class RunSync:
         self._removed: list[tuple[int, bytes]] = []
         self._specs_are_the_index = False
         """The specs were read back from the runs table: its rows need no update."""
+        self._ahead: tuple[threading.Thread, dict[bytes, tuple[RunSpec, RunInfo]]] | None = None
         self._load_ids()
 
     def _load_ids(self) -> None:
@@ -337,15 +346,18 @@ class RunSync:
             )
         }
         events: list[tuple[object, ...]] = []
+        updates: list[list[object]] = []
+        pending: list[list[object]] = []
+        with_refs = (
+            integrity.runs_with_refs(conn, self.root_id)
+            if summaries and len(dirty) > BATCH_RUNS
+            else None
+        )
         for run_id in dirty:
             key = by_id[run_id]
             size, count, last_write, first_write = totals.get(run_id, (0, 0, None, None))
             if not summaries:
-                conn.execute(
-                    "UPDATE runs SET started = coalesce(started, ?), last_write = ?,"
-                    " status = CASE WHEN status IN ('finished', 'failed') THEN status ELSE ? END,"
-                    " meta = json_set(meta, '$.summary_pending', json('true')),"
-                    " size_bytes = ?, n_artifacts = ?, updated_at = ? WHERE id = ?",
+                pending.append(
                     [
                         first_write,
                         last_write,
@@ -354,13 +366,13 @@ class RunSync:
                         count,
                         now,
                         run_id,
-                    ],
+                    ]
                 )
                 kind = "run_added" if key in self._new else "run_changed"
                 events.append((now, kind, self.root_id, run_id, key))
                 changed += 1
                 continue
-            info = self._read(self._specs[key])
+            info = self._summary_of(key, self._specs[key])
             status = status_of(info.status, last_write, now)
             meta = dict(info.meta)
             meta["extra_paths"] = list(self._specs[key].extra_paths)
@@ -375,12 +387,15 @@ class RunSync:
                 meta.pop("experiment", None)
             else:
                 meta["experiment"] = experiment
-            integrity.annotate(meta, self.root, self._specs[key].path, conn, run_id)
-            conn.execute(
-                "UPDATE runs SET name = ?, experiment = ?, started = ?, last_write = ?,"
-                " status = ?, params = ?,"
-                " metrics = ?, meta = ?, size_bytes = ?, n_artifacts = ?, updated_at = ?"
-                " WHERE id = ?",
+            integrity.annotate(
+                meta,
+                self.root,
+                self._specs[key].path,
+                conn,
+                run_id,
+                has_refs=None if with_refs is None else run_id in with_refs,
+            )
+            updates.append(
                 [
                     logged or self._specs[key].name,
                     experiment or self._specs[key].experiment,
@@ -397,11 +412,25 @@ class RunSync:
                     count,
                     now,
                     run_id,
-                ],
+                ]
             )
             kind = "run_added" if key in self._new else "run_changed"
             events.append((now, kind, self.root_id, run_id, key))
             changed += 1
+        conn.executemany(
+            "UPDATE runs SET started = coalesce(started, ?), last_write = ?,"
+            " status = CASE WHEN status IN ('finished', 'failed') THEN status ELSE ? END,"
+            " meta = json_set(meta, '$.summary_pending', json('true')),"
+            " size_bytes = ?, n_artifacts = ?, updated_at = ? WHERE id = ?",
+            pending,
+        )
+        conn.executemany(
+            "UPDATE runs SET name = ?, experiment = ?, started = ?, last_write = ?,"
+            " status = ?, params = ?,"
+            " metrics = ?, meta = ?, size_bytes = ?, n_artifacts = ?, updated_at = ?"
+            " WHERE id = ?",
+            updates,
+        )
         for run_id, (size, count, last_write, _first) in totals.items():
             if run_id in dirty or run_id not in current:
                 continue
@@ -423,6 +452,8 @@ class RunSync:
         self._dirty.clear()
         self._new.clear()
         self._removed = []
+        if summaries:
+            self._ahead = None
         return changed
 
     def fill_pending(self, conn: sqlite3.Connection, now: float) -> int:
@@ -454,6 +485,33 @@ class RunSync:
 
     def count(self) -> int:
         return len(self._ids)
+
+    def read_ahead(self) -> None:
+        """Start reading every current run's own files on a helper thread, for the next
+        ``refresh`` with summaries to use (``_summary_of``) instead of reading them again.
+
+        The reads touch only the disk, never the index, so they overlap the caller's
+        SQLite writes, which release the GIL."""
+        specs = list(self._specs.items())[:READ_AHEAD_RUNS]
+        done: dict[bytes, tuple[RunSpec, RunInfo]] = {}
+
+        def work() -> None:
+            for key, spec in specs:
+                done[key] = (spec, self._read(spec))
+
+        thread = threading.Thread(target=work, name="artlens-read-ahead", daemon=True)
+        thread.start()
+        self._ahead = (thread, done)
+
+    def _summary_of(self, key: bytes, spec: RunSpec) -> RunInfo:
+        """What the run's files say: read ahead if it was (for this very spec), else now."""
+        if self._ahead is not None:
+            thread, done = self._ahead
+            thread.join()
+            got = done.pop(key, None)
+            if got is not None and got[0] is spec:
+                return got[1]
+        return self._read(spec)
 
     def _read(self, spec: RunSpec) -> RunInfo:
         from store.frameworks import RunInfo, read_run

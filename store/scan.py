@@ -28,7 +28,7 @@ import sqlite_utils
 from store import paths
 from store.db import write_transaction
 from store.hashing import Identity, hash_file
-from store.kinds import classify, classify_key, refine
+from store.kinds import SETTLED_EXT_BYTES, TFEVENTS, classify, classify_key, refine
 from store.query import FLAGGED_VERDICTS
 from store.runs import Listing, RunSync, is_marker
 from store.safetext import visible
@@ -234,6 +234,7 @@ class Indexer:
         self.root_id = self._register_root()
         self.runs = RunSync(db, self.root, self.root_id, clock=clock)
         self._summaries = True
+        self._read_ahead = False
 
     # -- roots ---------------------------------------------------------------------------
 
@@ -366,22 +367,27 @@ class Indexer:
         progress: ProgressFn | None = None,
         *,
         defer_summaries: bool = False,
+        read_ahead: bool = False,
     ) -> ScanReport:
         """Reconcile the index with the disk under ``subtree`` ('' = the whole root).
 
         With ``defer_summaries`` the runs' own files (params, metrics, status) are not
         read: the runs are marked pending for ``fill_summaries``, as hashing is for
-        ``hash_pending``, so the files and runs are committed sooner.
+        ``hash_pending``, so the files and runs are committed sooner.  With ``read_ahead``
+        too (a caller that calls ``fill_summaries`` right after), a helper thread reads
+        them while the rows are written (SQLite releases the GIL), for that call to use.
         """
         started = time.perf_counter()
         start = paths.key(subtree)
         report = ScanReport(root=paths.display(self.root_b))
         self._summaries = not defer_summaries
+        self._read_ahead = defer_summaries and read_ahead
         try:
             with _no_cyclic_gc():
                 self._scan(start, report, progress)
         finally:
             self._summaries = True
+            self._read_ahead = False
         report.seconds = time.perf_counter() - started
         return report
 
@@ -739,6 +745,10 @@ class Indexer:
         added.sort(key=_path_of)  # in key order, the B-tree indexes grow at their ends
         rebuild = self._drop_secondary_indexes(len(added))
         self._insert_new(added, cache, links, now, dirty)
+        if self._read_ahead:
+            # from here on SQLite works long without the GIL (index builds, the commit);
+            # a helper started earlier would slow the row-by-row inserts above instead
+            self.runs.read_ahead()
         for sql in rebuild:
             c.execute(sql)
         history = []
@@ -818,6 +828,8 @@ class Indexer:
         root_id = self.root_id
         special: list[tuple[object, ...]] = []
         run_here: dict[bytes, int | None] = {}
+        settled = SETTLED_EXT_BYTES.get
+        tfevents = TFEVENTS
 
         def rows() -> Iterator[tuple[object, ...]]:
             """Rows built as SQLite takes them, so a million files never sit in a list."""
@@ -843,6 +855,11 @@ class Indexer:
                         name = visible(name)
                 else:
                     name = paths.display(raw)
+                # classify_key inlined (the scan's hottest line): a deciding extension
+                dot = raw.rfind(b".")
+                kind = settled(raw[dot:]) if dot > 0 else None
+                if kind is None or raw[:19].lower() == tfevents:
+                    kind = classify_key(path)
                 digest = cache_get((dev, inode, size, mtime_ns)) if cache_get else None
                 if ftype != "file" or digest:
                     state = "done" if digest else ("pending" if ftype == "file" else "skipped")
@@ -853,7 +870,7 @@ class Indexer:
                             path,
                             parent,
                             name,
-                            classify_key(path),
+                            kind,
                             ftype,
                             links.get(path),
                             size,
@@ -867,7 +884,7 @@ class Indexer:
                         )
                     )
                     continue
-                yield (run_id, path, parent, name, classify_key(path), size, mtime_ns, inode, dev)
+                yield (run_id, path, parent, name, kind, size, mtime_ns, inode, dev)
 
         stamp = repr(float(now))
         c.executemany(

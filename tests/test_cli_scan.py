@@ -300,3 +300,26 @@ def test_a_scan_past_its_time_budget_says_unknown_never_safe(tmp_path: Path) -> 
     assert strict.exit_code == 1
     relaxed = CliRunner().invoke(main, ["scan", str(tmp_path), "--json"])
     assert [f["verdict"] for f in json.loads(relaxed.stdout)["files"]] == ["safe"] * 3
+
+
+def test_problems_found_when_many_runs_are_read_at_once(tmp_path: Path) -> None:
+    """Past BATCH_RUNS runs, which runs hold references is asked in one query: the broken
+    ones still get their warning and the others none."""
+    from store.runs import BATCH_RUNS
+
+    root = make_broken_runs(tmp_path / "root")
+    for i in range(1, BATCH_RUNS + 2):
+        run = root / "lightning_logs" / f"version_{i}"
+        run.mkdir()
+        (run / "hparams.yaml").write_text(f"seed: {i}\n")
+    db = tmp_path / "i.db"
+    runner = CliRunner()
+    assert runner.invoke(main, ["index", "--no-hash", str(root), "--db", str(db)]).exit_code == 0
+    runs = json.loads(runner.invoke(main, ["runs", "--json", "--db", str(db)]).stdout)
+    assert len(runs) == BATCH_RUNS + 3
+    warnings = {r["name"]: r["warnings"] for r in runs}
+    assert (
+        "checkpoints/last.ckpt: symlink to epoch=9.ckpt points to nothing" in warnings["version_0"]
+    )
+    assert any("best_model_checkpoint" in w for w in warnings["hf-out"])
+    assert all(not warnings[f"version_{i}"] for i in range(1, BATCH_RUNS + 2))

@@ -715,3 +715,32 @@ def test_mlflow_sqlite_logged_model_found_after_the_root_moved(tmp_path: Path) -
     expected = json.loads((src.parent / "EXPECTED.json").read_text())
     wanted = [r["model_id"] for r in expected.get("mlflow_sqlite", []) if r.get("model_id")]
     assert wanted and all(any(p.endswith("/models/" + m) for p in models) for m in wanted)
+
+
+def test_reads_follow_a_retargeted_root_and_never_leave_it(tmp_path: Path) -> None:
+    """The root's real path is resolved once per root; a root symlink retargeted later is
+    resolved again, and a symlinked folder inside the root still cannot lead out of it."""
+    from store.frameworks import _io
+
+    first, second, outside = tmp_path / "a", tmp_path / "b", tmp_path / "outside"
+    for folder, text in ((first, "one"), (second, "two")):
+        (folder / "run").mkdir(parents=True)
+        (folder / "run" / "f.txt").write_text(text)
+    outside.mkdir()
+    (outside / "secret.txt").write_text("secret")
+    (second / "run" / "away").symlink_to(outside)
+    (second / "run" / "inner").symlink_to(second / "run")
+    root = tmp_path / "root"
+    root.symlink_to(first)
+    assert _io.read_text(root, "run/f.txt")[0] == "one"
+    root.unlink()
+    root.symlink_to(second)
+    assert _io.read_text(root, "run/f.txt")[0] == "two"
+    assert _io.read_text(root, "run/inner/f.txt")[0] == "two"
+    assert _io.regular_file(root, "run/f.txt") == os.path.join(
+        os.path.realpath(second), "run/f.txt"
+    )
+    with pytest.raises(_io.ReadError, match="out of the root"):
+        _io.read_text(root, "run/away/secret.txt")
+    with pytest.raises(_io.ReadError, match="out of the root"):
+        _io.read_text(root, "run/../../outside/secret.txt")

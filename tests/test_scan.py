@@ -346,3 +346,42 @@ def test_a_dangerous_verdict_reaches_the_change_feed(
     news = db.execute("SELECT kind, path FROM events WHERE id > ?", [before]).fetchall()
     assert news == [("verdict", b"run/model.pkl")]
     assert not (root / "true").exists()
+
+
+def test_runs_read_ahead_match_runs_read_in_the_scan(tmp_path: Path) -> None:
+    """``artlens index`` reads the runs' files on a helper thread while rows are written
+    (a cold load past BULK_ROWS): the runs come out as a scan that reads them itself."""
+    from store.scan import BULK_ROWS
+
+    root = tmp_path / "root"
+    for r in range(4):
+        run = root / "lightning_logs" / f"version_{r}"
+        (run / "checkpoints").mkdir(parents=True)
+        (run / "hparams.yaml").write_text(f"lr: 0.{r + 1}\nseed: {r}\n")
+        (run / "metrics.csv").write_text(f"epoch,step,loss\n0,1,0.{r + 5}\n1,2,0.{r + 3}\n")
+        (run / "checkpoints" / "epoch=1.ckpt").write_bytes(b"x")
+    (root / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt").symlink_to("gone.ckpt")
+    bulk = root / "lightning_logs" / "version_1" / "samples"
+    bulk.mkdir()
+    for i in range(BULK_ROWS + 10):
+        (bulk / f"s{i}.png").write_bytes(b"")
+
+    def runs_of(db_path: Path, *, ahead: bool) -> list[tuple[object, ...]]:
+        db = open_db(db_path)
+        try:
+            indexer = Indexer(db, root, clock=lambda: 1000.0)
+            indexer.scan(defer_summaries=ahead, read_ahead=ahead)
+            if ahead:
+                indexer.fill_summaries()
+            return db.conn.execute(
+                "SELECT path, name, status, params, metrics, meta, size_bytes, n_artifacts"
+                " FROM runs ORDER BY path"
+            ).fetchall()
+        finally:
+            db.close()
+
+    plain = runs_of(tmp_path / "a.db", ahead=False)
+    ahead = runs_of(tmp_path / "b.db", ahead=True)
+    assert len(plain) == 4
+    assert ahead == plain
+    assert '"lr": 0.2' in str(ahead[1][3]) and "last.ckpt" in str(ahead[0][5])

@@ -49,13 +49,31 @@ def _inside(root_real: str, path_real: str) -> bool:
     return path_real == root_real or path_real.startswith(root_real.rstrip(os.sep) + os.sep)
 
 
+_ROOTS: dict[str, tuple[str, int, int]] = {}
+"""Root as given -> (its real path, st_dev, st_ino): resolved once, re-checked per read."""
+
+
+def _root_real(root: Path) -> str:
+    """The root's real path; the cached one only while the root still names the same folder
+    (one ``stat`` instead of a ``realpath``: a root retargeted since resolves again)."""
+    given = os.fspath(root)
+    st = os.stat(given)
+    cached = _ROOTS.get(given)
+    if cached is not None and cached[1] == st.st_dev and cached[2] == st.st_ino:
+        return cached[0]
+    real = os.path.realpath(given)
+    if len(_ROOTS) > 64:
+        _ROOTS.clear()
+    _ROOTS[given] = (real, st.st_dev, st.st_ino)
+    return real
+
+
 def regular_file(root: Path, rel: str) -> str:
     """The real absolute path of ``rel`` if it is (or links, inside the root, to) a regular file."""
     try:
-        real = os.path.realpath(abspath(root, rel))
-        if not _inside(os.path.realpath(root), real):
-            raise ReadError(f"{rel}: symlink leads out of the root")
-        st = os.lstat(real)
+        real, st = _real_inside(root, rel)
+        if st is None:
+            st = os.lstat(real)
     except ReadError:
         raise
     except (OSError, ValueError) as exc:
@@ -65,11 +83,47 @@ def regular_file(root: Path, rel: str) -> str:
     return real
 
 
+def _real_inside(root: Path, rel: str) -> tuple[str, os.stat_result | None]:
+    """The real path of ``rel``, which must resolve inside the root (``ReadError`` if not),
+    with its ``lstat`` when the fast path took one.
+
+    Fast path: from the root's real path, every folder on the way is ``lstat``-ed and is no
+    symlink, so the joined path is already real.  Any symlink, ``.``/``..`` or empty part
+    takes the slow path: a full ``realpath`` and a check that it stays inside the root.
+    """
+    root_real = _root_real(root)
+    parts = rel.split("/") if rel else []
+    path = root_real
+    for part in parts[:-1]:
+        if part in ("", ".", ".."):
+            break
+        path = os.path.join(path, part)
+        if not stat.S_ISDIR(os.lstat(path).st_mode):
+            break
+    else:
+        if not parts:
+            return root_real, None
+        if parts[-1] not in ("", ".", ".."):
+            full = os.path.join(path, parts[-1])
+            st = os.lstat(full)
+            if not stat.S_ISLNK(st.st_mode):
+                return full, st
+    real = os.path.realpath(abspath(root, rel))
+    if not _inside(root_real, real):
+        raise ReadError(f"{rel}: symlink leads out of the root")
+    return real, None
+
+
 def read_bytes(root: Path, rel: str, cap: int = SMALL) -> tuple[bytes, bool]:
     """At most ``cap`` bytes of a regular file under the root, and whether it was cut short."""
-    full = regular_file(root, rel)
     try:
-        return read_capped(full, cap)
+        full, _ = _real_inside(root, rel)
+    except ReadError:
+        raise
+    except (OSError, ValueError) as exc:
+        raise ReadError(f"{rel}: {getattr(exc, 'strerror', None) or type(exc).__name__}") from None
+    try:
+        return read_capped(full, cap)  # lstat + O_NOFOLLOW open + fstat: regular files only
     except NotRegularFileError:
         raise ReadError(f"{rel}: not a regular file") from None
     except OSError as exc:

@@ -2,6 +2,7 @@
 
 Run:  python tests/bench/bench_index.py [--files 100000] [--runs 1000] [--big 1000000]
                                         [--e2e 200000] [--e2e-runs 2000]
+                                        [--e2e-only] [--e2e-tree DIR]
 
 Generates a tree of N files in R runs (Lightning-style folders) in a temp folder, then in
 one run of this script times: a bare walk that stats every file, a cold index (no hashing:
@@ -151,14 +152,18 @@ def best_of(times: int, run: Callable[[], object]) -> float:
     return best
 
 
-def end_to_end(files: int, runs: int) -> None:
+def end_to_end(files: int, runs: int, tree: Path | None = None) -> None:
     """What a user runs: ``artlens index --no-hash`` as a subprocess on a fresh index (process
-    start, walk, writes, run summaries), against a bare walk and ``python -c pass``."""
+    start, walk, writes, run summaries), against a bare walk and ``python -c pass``.
+
+    ``tree``: a tree generated earlier (kept, and generated there if missing) so that
+    iterating on the end-to-end figure does not pay the generation each time."""
     tmp = Path(tempfile.mkdtemp(prefix="artlens-bench-e2e-"))
     try:
-        root = tmp / "root"
+        root = tree if tree is not None else tmp / "root"
         t = time.perf_counter()
-        make_tree(root, files, runs)
+        if not root.exists():
+            make_tree(root, files, runs)
         print(
             f"\n== end to end: {files:,} files in {runs:,} Lightning runs "
             f"(generated in {time.perf_counter() - t:.1f}s)"
@@ -205,13 +210,19 @@ def main() -> None:
         "--e2e", type=int, default=200_000, help="files for the end-to-end CLI run (0: skip)"
     )
     parser.add_argument("--e2e-runs", type=int, default=2_000)
+    parser.add_argument("--e2e-only", action="store_true", help="only the end-to-end CLI run")
+    parser.add_argument(
+        "--e2e-tree", type=Path, help="reuse (or generate and keep) the end-to-end tree here"
+    )
     args = parser.parse_args()
     print(f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}")
-    measure(args.files, args.runs)
-    if args.big:
-        measure(args.big, max(1, args.big // 100))
-    if args.e2e:
-        end_to_end(args.e2e, args.e2e_runs)
+    if not args.e2e_only:
+        measure(args.files, args.runs)
+        if args.big:
+            measure(args.big, max(1, args.big // 100))
+    if args.e2e or args.e2e_only:
+        end_to_end(args.e2e or 200_000, args.e2e_runs, args.e2e_tree)
+    print(f"load average after: {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":

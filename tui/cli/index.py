@@ -78,7 +78,7 @@ def index_roots(
                 indexer = Indexer(db, root, ignore_paths=index_files(db_path))
                 with _progress(progress, f"indexing {paths.display(str(root))}") as update:
                     # files and runs land in one commit; the runs' own files are read after
-                    report = indexer.scan(progress=update, defer_summaries=True)
+                    report = indexer.scan(progress=update, defer_summaries=True, read_ahead=True)
                 with _progress(progress, "reading runs"):
                     indexer.fill_summaries()
                 if hash_files:
