@@ -22,6 +22,7 @@ from textual import events
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.geometry import Size
+from textual.scrollbar import ScrollTo, ScrollUp
 from textual.strip import Strip
 from textual.widget import Widget
 from textual.worker import get_current_worker
@@ -446,8 +447,8 @@ class PreviewPane(VerticalScroll):
             self.followable = self.following = scroll_end
         elif scroll_end and not self.followable:  # it just started to grow: follow it
             self.followable = self.following = True
-        elif self.following and not at_end:
-            self.following = False  # scrolled away (a mouse drag, the scrollbar): paused
+        # Following pauses only on the reader's own scrolling (keys, wheel, scrollbar), never
+        # on where the view is: a refresh can land before the last one's scroll to the end.
         follow = scroll_end and self.following
         stay_at_end = refresh and at_end and place > 0  # read to the end: stay there
         self._follow_subtitle()
@@ -480,6 +481,15 @@ class PreviewPane(VerticalScroll):
     def _on_mouse_scroll_up(self, event: events.MouseScrollUp) -> None:
         self._pause()
         super()._on_mouse_scroll_up(event)
+
+    def _on_scroll_up(self, event: ScrollUp) -> None:  # a click above the scrollbar's thumb
+        self._pause()
+        super()._on_scroll_up(event)
+
+    def _on_scroll_to(self, message: ScrollTo) -> None:  # the scrollbar's thumb dragged
+        if message.y is not None and message.y < self.max_scroll_y:
+            self._pause()
+        super()._on_scroll_to(message)
 
     def _pause(self) -> None:
         if self.following:
