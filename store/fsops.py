@@ -11,6 +11,7 @@ they started on.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import errno
 import os
 import stat
@@ -91,6 +92,50 @@ def exists_at(dir_fd: int, name: str) -> bool:
     except FileNotFoundError:
         return False
     return True
+
+
+RENAME_NOREPLACE = 1
+"""``renameat2`` flag: fail with EEXIST instead of replacing what the target name holds."""
+
+
+def _load_renameat2() -> object | None:
+    try:
+        function = ctypes.CDLL(None, use_errno=True).renameat2
+    except (AttributeError, OSError):  # not glibc 2.28+, or not Linux
+        return None
+    function.argtypes = [
+        ctypes.c_int,
+        ctypes.c_char_p,
+        ctypes.c_int,
+        ctypes.c_char_p,
+        ctypes.c_uint,
+    ]
+    function.restype = ctypes.c_int
+    return function
+
+
+_RENAMEAT2 = _load_renameat2()
+
+
+def rename_noreplace(src_dir: int, name: str, dst_dir: int, dst_name: str) -> None:
+    """Rename between folder fds, refusing (``FileExistsError``) to replace anything.
+
+    ``os.rename`` silently replaces a file that appeared at the target after it was checked;
+    ``renameat2(RENAME_NOREPLACE)`` makes the check and the move one step.  Where the kernel
+    or filesystem lacks it, the target is checked just before an ordinary rename.
+    """
+    if _RENAMEAT2 is not None:
+        done = _RENAMEAT2(  # type: ignore[operator]
+            src_dir, os.fsencode(name), dst_dir, os.fsencode(dst_name), RENAME_NOREPLACE
+        )
+        if done == 0:
+            return
+        code = ctypes.get_errno()
+        if code not in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+            raise OSError(code, os.strerror(code), dst_name)
+    if exists_at(dst_dir, dst_name):
+        raise FileExistsError(errno.EEXIST, "something already occupies the target", dst_name)
+    os.rename(name, dst_name, src_dir_fd=src_dir, dst_dir_fd=dst_dir)
 
 
 def walk_at(dir_fd: int, prefix: str, *, limit: int = 10_000_000) -> dict[str, os.stat_result]:

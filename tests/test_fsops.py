@@ -76,3 +76,23 @@ def test_open_dir_refuses_a_symlinked_component(tmp_path: Path) -> None:
 def test_parts_of_refuses_unclean_paths(rel: str) -> None:
     with pytest.raises(fsops.UnsafePath):
         fsops.parts_of(rel)
+
+
+def test_rename_noreplace_never_replaces_and_moves_otherwise(tmp_path: Path) -> None:
+    """The check and the move are one step: a file that appeared at the target is kept."""
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    src.mkdir()
+    dst.mkdir()
+    (src / "a.ckpt").write_bytes(b"trashed")
+    (dst / "a.ckpt").write_bytes(b"appeared meanwhile")
+    root = fsops.open_root(str(tmp_path))
+    try:
+        with fsops.opened_dir(root, ["src"]) as s_fd, fsops.opened_dir(root, ["dst"]) as d_fd:
+            with pytest.raises(FileExistsError):
+                fsops.rename_noreplace(s_fd, "a.ckpt", d_fd, "a.ckpt")
+            assert (dst / "a.ckpt").read_bytes() == b"appeared meanwhile"
+            assert (src / "a.ckpt").read_bytes() == b"trashed"
+            fsops.rename_noreplace(s_fd, "a.ckpt", d_fd, "b.ckpt")
+    finally:
+        os.close(root)
+    assert not (src / "a.ckpt").exists() and (dst / "b.ckpt").read_bytes() == b"trashed"

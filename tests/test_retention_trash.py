@@ -19,6 +19,7 @@ import pytest
 import sqlite_utils
 from test_retention_support import index_tree, new_db, snapshot, write
 
+from store import fsops
 from store.retention import trash as trash_mod
 from store.retention.candidates import Candidate
 from store.retention.plan import Plan, load_plan, make_plan
@@ -255,18 +256,18 @@ def test_cross_device_move_copies_verifies_then_removes(
     write(root / RUN / "checkpoint-1" / "model.bin", os.urandom(1000), age=99999.0)
     before = snapshot(root)
     plan = _plan(db, root)
-    real_rename = os.rename
+    real_rename = fsops.rename_noreplace
 
-    def rename(src: str, dst: str, **fds: int) -> None:
-        if not str(src).endswith(trash_mod.PARTIAL_SUFFIX):
+    def rename(src_dir: int, name: str, dst_dir: int, dst_name: str) -> None:
+        if not name.endswith(trash_mod.PARTIAL_SUFFIX):
             raise OSError(errno.EXDEV, "Invalid cross-device link")
-        real_rename(src, dst, **fds)
+        real_rename(src_dir, name, dst_dir, dst_name)
 
-    monkeypatch.setattr(os, "rename", rename)
+    monkeypatch.setattr(fsops, "rename_noreplace", rename)
     report = apply_plan(plan, db)
     assert len(report.done) == 2
     assert {e.method for e in list_trash(root)} == {"copy"}
-    monkeypatch.setattr(os, "rename", real_rename)
+    monkeypatch.setattr(fsops, "rename_noreplace", real_rename)
     restore(root, "all", db)
     assert {k: v for k, v in snapshot(root).items() if not k.startswith(TRASH_DIR)} == before
 

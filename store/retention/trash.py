@@ -544,16 +544,18 @@ def _move_at(src_dir: int, dst_dir: int, name: str, expect: os.stat_result) -> s
     """
     if fsops.exists_at(dst_dir, name):
         raise OSError(errno.EEXIST, "something already occupies the target")
-    try:
-        os.rename(name, name, src_dir_fd=src_dir, dst_dir_fd=dst_dir)
+    try:  # never replaces what appears at the target after that check
+        fsops.rename_noreplace(src_dir, name, dst_dir, name)
+    except FileExistsError:
+        raise OSError(errno.EEXIST, "something already occupies the target") from None
     except OSError as exc:
         if exc.errno != errno.EXDEV:
             raise
     else:
         moved = fsops.lstat_at(dst_dir, name)
         if (moved.st_dev, moved.st_ino) != (expect.st_dev, expect.st_ino):
-            if not fsops.exists_at(src_dir, name):
-                os.rename(name, name, src_dir_fd=dst_dir, dst_dir_fd=src_dir)
+            with contextlib.suppress(FileExistsError):
+                fsops.rename_noreplace(dst_dir, name, src_dir, name)
             raise OSError(errno.EAGAIN, "swapped for another file during the move; put back")
         return "rename"
     partial = name + PARTIAL_SUFFIX
@@ -565,7 +567,7 @@ def _move_at(src_dir: int, dst_dir: int, name: str, expect: os.stat_result) -> s
         now = fsops.lstat_at(src_dir, name)
         if (now.st_dev, now.st_ino) != (expect.st_dev, expect.st_ino):
             raise OSError(errno.EAGAIN, "swapped for another file during the copy")
-        os.rename(partial, name, src_dir_fd=dst_dir, dst_dir_fd=dst_dir)
+        fsops.rename_noreplace(dst_dir, partial, dst_dir, name)
     except BaseException:
         with contextlib.suppress(OSError):
             fsops.remove_at(dst_dir, partial)
