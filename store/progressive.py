@@ -70,6 +70,30 @@ def pieces(
     return sorted(level)
 
 
+def scan_pieces(
+    indexer: Indexer,
+    *,
+    on_commit: Callable[[], None] | None = None,
+    budget: float = PIECE_BUDGET,
+    clock: Callable[[], float] = time.monotonic,
+) -> int:
+    """Scan pieces of the root one by one for ``budget`` seconds (the first one always);
+    returns how many.  What they write is provisional: the full scan that must follow
+    corrects it (a piece's parent folders are not in the index until then)."""
+    if budget <= 0:
+        return 0
+    started = clock()
+    done = 0
+    for piece in pieces(indexer.root_b):
+        if done and clock() - started >= budget:
+            break
+        report = indexer.scan(piece)
+        done += 1
+        if on_commit is not None and (report.added or report.runs_changed):
+            on_commit()
+    return done
+
+
 def first_scan(
     indexer: Indexer,
     *,
@@ -80,13 +104,7 @@ def first_scan(
 ) -> ScanReport:
     """Index a fresh root piece by piece, then whole (see the module); returns the full
     scan's report.  ``progress(files, 0)`` follows the full scan's walk."""
-    started = clock()
-    for piece in pieces(indexer.root_b):
-        if clock() - started >= budget:
-            break
-        report = indexer.scan(piece)
-        if on_commit is not None and (report.added or report.runs_changed):
-            on_commit()
+    scan_pieces(indexer, on_commit=on_commit, budget=budget, clock=clock)
     report = indexer.scan(progress=progress, defer_summaries=True)
     if on_commit is not None:
         on_commit()

@@ -303,6 +303,9 @@ class Watcher:
             self._by_prefix = sorted(
                 ((r.path_b, r) for r in self._roots), key=lambda item: -len(item[0])
             )
+            if self.progressive:  # first runs on screen before watching the whole tree
+                for root in self._roots:
+                    self._scan_pieces(root)
             for logger_name in _OVERFLOW_LOGGERS:
                 logging.getLogger(logger_name).addHandler(self._overflow_log)
             self._start_observer()
@@ -722,6 +725,16 @@ class Watcher:
             except Exception:  # a reader's hook never stops the writer
                 logging.getLogger(__name__).debug("on_commit failed", exc_info=True)
 
+    def _scan_pieces(self, root: _Root) -> None:
+        """A new root's first pieces (``store.progressive``), before it is watched: the
+        full scan after the watch is set corrects them, so a failure here only waits."""
+        if not progressive.is_fresh(root.indexer):
+            return
+        try:
+            progressive.scan_pieces(root.indexer, on_commit=self._committed)
+        except Exception as exc:
+            log.warning("%s: first pieces not indexed: %s", root.display, exc)
+
     def _reconcile(
         self, root: _Root, reason: str, kind: str = "reconcile", *, first: bool = False
     ) -> None:
@@ -735,6 +748,7 @@ class Watcher:
                 root.indexer,
                 on_commit=self._committed,
                 progress=self.on_progress,
+                budget=0.0,  # the pieces were scanned before the watch was set
             )
         if self._run_scan(root, kind, scan, reason=reason):
             with self._state:
