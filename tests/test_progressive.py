@@ -181,3 +181,21 @@ def test_the_explorer_shows_runs_before_the_first_scan_ends(tmp_path: Path) -> N
             assert status.info.watcher == "watching"
 
     asyncio.run(scenario())
+
+
+def test_open_lets_the_explorer_index_only_new_roots(tmp_path: Path) -> None:
+    from store.errors import ArtlensError
+    from tui.cli.open_app import open_first
+
+    root = tmp_path / "root"
+    make_runs(root, runs=2, folders=1)
+    db_path = tmp_path / "index.db"
+    assert open_first([root], db_path, remember_db=False)
+    assert db_path.exists()  # empty, for the explorer's first frame
+    assert snapshot(db_path)["runs"] == []
+    index_roots([root], db_path, hash_files=False, remember_db=False)
+    assert not open_first([root], db_path, remember_db=False)  # rescanned before, as ever
+    with pytest.raises(ArtlensError, match="not a folder"):
+        open_first([tmp_path / "missing"], db_path, remember_db=False)
+    with WriterLock(db_path, role="watch"):  # another writer: follow it instead
+        assert not open_first([tmp_path], db_path, remember_db=False)
