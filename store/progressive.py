@@ -103,10 +103,13 @@ def first_scan(
     clock: Callable[[], float] = time.monotonic,
 ) -> ScanReport:
     """Index a fresh root piece by piece, then whole (see the module); returns the full
-    scan's report.  ``progress(files, 0)`` follows the full scan's walk."""
+    scan's report.  ``progress(files, 0)`` follows the full scan's walk, and
+    ``progress(files, files)`` says its files are committed (summaries come next)."""
     scan_pieces(indexer, on_commit=on_commit, budget=budget, clock=clock)
     report = indexer.scan(progress=progress, defer_summaries=True)
     if on_commit is not None:
         on_commit()
+    if progress is not None:  # every file is in; the runs' summaries are read next
+        progress(report.files, report.files)
     indexer.fill_summaries()
     return report

@@ -80,9 +80,8 @@ class ArtlensApp(App[None]):
         self.theme = DARK_THEME
         self._wake_posted = threading.Event()
         """Set while an IndexCommitted waits in the queue: a storm of commits posts one."""
-        self._scan_started = 0.0
-        self._progress_at = 0.0
-        """When the watcher started, and when it last said how far its first scan got."""
+        self._progress: tuple[float, int] = (0.0, 0)
+        """When the watcher's first scan last said how far it got, and how far."""
         self.writer = writer
         self._switch_interval = sys.getswitchinterval()
         """Who writes the index when another process does (``store.lock.holder``)."""
@@ -146,19 +145,25 @@ class ArtlensApp(App[None]):
             progressive=True,
             on_progress=self._scan_progress,
         )
-        self._scan_started = time.monotonic()
         watcher.start()
         self.watcher = watcher
         self.call_from_thread(self._watch_status, "watching", ok=True)
 
     def _scan_progress(self, files: int, total: int) -> None:
-        """On the watcher's thread, during a new root's first scan: say how far it got."""
+        """On the watcher's thread, during a new root's first scan: say how far its walk
+        got, and how fast it went since the last time it said so."""
         now = time.monotonic()
-        if now - self._progress_at < PROGRESS_EVERY:
+        at, before = self._progress
+        if total and files >= total:
+            self.post_message(IndexProgress(f"indexing: {files:,} files in, reading runs…"))
             return
-        self._progress_at = now
-        rate = files / max(now - self._scan_started, 1e-3)
-        self.post_message(IndexProgress(f"indexing: {files:,} files, {rate:,.0f} files/s"))
+        if now - at < PROGRESS_EVERY:
+            return
+        self._progress = (now, files)
+        text = f"indexing: {files:,} files"
+        if at and files > before:
+            text += f", {(files - before) / (now - at):,.0f} files/s"
+        self.post_message(IndexProgress(text))
 
     def on_index_progress(self, message: IndexProgress) -> None:
         if self.watcher is None:  # the watcher started: "watching" is already said
