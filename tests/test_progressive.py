@@ -169,6 +169,14 @@ def test_the_explorer_shows_runs_before_the_first_scan_ends(tmp_path: Path) -> N
             conn = sqlite3.connect(db_path)
             assert conn.execute("SELECT last_full_scan FROM roots").fetchall() == [(None,)]
             conn.close()
+            tree = screen.file_tree  # the panes work on what is in: the run's files show
+
+            def names() -> list[str]:
+                return [c.data.entry.name for c in tree.root.children if c.data and c.data.entry]
+
+            while "hparams.yaml" not in names():
+                assert time.monotonic() < deadline, names()
+                await pilot.pause(0.02)
             while "indexing" not in status.info.watcher:
                 assert time.monotonic() < deadline, status.info.watcher
                 await pilot.pause(0.02)
