@@ -115,6 +115,7 @@ def test_the_watcher_indexes_a_new_root_in_pieces(tmp_path: Path) -> None:
     watcher.stop()
     assert len(commits) > 2
     assert snapshot(live) == snapshot(plain)
+    assert walked and walked[-1] == len(snapshot(plain)["artifacts"])  # "all files in"
 
 
 def make_runs(root: Path, runs: int, folders: int) -> None:
