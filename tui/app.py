@@ -35,6 +35,18 @@ class IndexCommitted(Message):
     """The in-process watcher committed changes to the index (posted from its thread)."""
 
 
+class IndexProgress(Message):
+    """The in-process watcher's first scan walked more files (posted from its thread)."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.text = text
+
+
+PROGRESS_EVERY = 0.25
+"""Seconds between two progress lines of a first scan."""
+
+
 class ArtlensApp(App[None]):
     """Runs, their files and a preview of one file, following the index live."""
 
@@ -68,6 +80,8 @@ class ArtlensApp(App[None]):
         self.theme = DARK_THEME
         self._wake_posted = threading.Event()
         """Set while an IndexCommitted waits in the queue: a storm of commits posts one."""
+        self._progress: tuple[float, int] = (0.0, 0)
+        """When the watcher's first scan last said how far it got, and how far."""
         self.writer = writer
         self._switch_interval = sys.getswitchinterval()
         """Who writes the index when another process does (``store.lock.holder``)."""
@@ -124,10 +138,36 @@ class ArtlensApp(App[None]):
 
     def _run_watcher(self, watcher_class: Any) -> None:
         roots = self.roots or self._index_roots()
-        watcher = watcher_class(self.db_path, roots, on_commit=self._index_committed)
+        watcher = watcher_class(
+            self.db_path,
+            roots,
+            on_commit=self._index_committed,
+            progressive=True,
+            on_progress=self._scan_progress,
+        )
         watcher.start()
         self.watcher = watcher
         self.call_from_thread(self._watch_status, "watching", ok=True)
+
+    def _scan_progress(self, files: int, total: int) -> None:
+        """On the watcher's thread, during a new root's first scan: say how far its walk
+        got, and how fast it went since the last time it said so."""
+        now = time.monotonic()
+        at, before = self._progress
+        if total and files >= total:
+            self.post_message(IndexProgress(f"indexing: {files:,} files in, reading runs…"))
+            return
+        if now - at < PROGRESS_EVERY:
+            return
+        self._progress = (now, files)
+        text = f"indexing: {files:,} files"
+        if at and files > before:
+            text += f", {(files - before) / (now - at):,.0f} files/s"
+        self.post_message(IndexProgress(text))
+
+    def on_index_progress(self, message: IndexProgress) -> None:
+        if self.watcher is None:  # the watcher started: "watching" is already said
+            self._watch_status(message.text, ok=False)
 
     def _index_committed(self) -> None:
         """On the watcher's thread, after each commit: wake the screens, once per wait."""

@@ -43,7 +43,7 @@ from watchdog.events import (
 from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver, ObservedWatch
 
-from store import fsops, paths
+from store import fsops, paths, progressive
 from store.db import is_network_fs, open_db, write_transaction
 from store.errors import ArtlensError
 from store.lock import WriterLock
@@ -219,6 +219,8 @@ class Watcher:
         hash_files: bool = True,
         hash_max_bytes: int | None = None,
         fallback_poll: float = DEFAULT_POLL_SECONDS,
+        progressive: bool = False,
+        on_progress: Callable[[int, int], None] | None = None,
     ) -> None:
         if not roots:
             raise WatchError("nothing to watch: give at least one root folder")
@@ -236,6 +238,11 @@ class Watcher:
         self.hash_files = hash_files
         self.hash_max_bytes = hash_max_bytes
         self.fallback_poll = fallback_poll
+        self.progressive = progressive
+        """A root never indexed is scanned piece by piece on start (``store.progressive``),
+        ``on_commit`` called after each piece, so a reader shows its first runs at once."""
+        self.on_progress = on_progress
+        """``progress(files, 0)`` during that first scan's walk, on the starting thread."""
         from store.watch.batch import FolderBatcher
 
         self._batcher = FolderBatcher(window, self.max_wait)
@@ -296,13 +303,16 @@ class Watcher:
             self._by_prefix = sorted(
                 ((r.path_b, r) for r in self._roots), key=lambda item: -len(item[0])
             )
+            if self.progressive:  # first runs on screen before watching the whole tree
+                for root in self._roots:
+                    self._scan_pieces(root)
             for logger_name in _OVERFLOW_LOGGERS:
                 logging.getLogger(logger_name).addHandler(self._overflow_log)
             self._start_observer()
             for root in self._roots:
                 self._choose_mode(root)
             for root in self._roots:
-                self._reconcile(root, "start")
+                self._reconcile(root, "start", first=self.progressive)
             for root in self._roots:
                 if root.mode == "inotify":
                     self._check_watch_coverage(root)
@@ -650,11 +660,7 @@ class Watcher:
             root.batches += 1
         if report.added or report.changed or report.removed or report.runs_changed:
             self._hash_wake.set()
-            if self.on_commit is not None:
-                try:
-                    self.on_commit()
-                except Exception:  # a reader's hook never stops the writer
-                    logging.getLogger(__name__).debug("on_commit failed", exc_info=True)
+            self._committed()
         if self.on_batch is not None and (
             kind != "batch" or report.added or report.changed or report.removed
         ):
@@ -712,11 +718,39 @@ class Watcher:
                 return root
         return None
 
-    def _reconcile(self, root: _Root, reason: str, kind: str = "reconcile") -> None:
+    def _committed(self) -> None:
+        if self.on_commit is not None:
+            try:
+                self.on_commit()
+            except Exception:  # a reader's hook never stops the writer
+                logging.getLogger(__name__).debug("on_commit failed", exc_info=True)
+
+    def _scan_pieces(self, root: _Root) -> None:
+        """A new root's first pieces (``store.progressive``), before it is watched: the
+        full scan after the watch is set corrects them, so a failure here only waits."""
+        if not progressive.is_fresh(root.indexer):
+            return
+        try:
+            progressive.scan_pieces(root.indexer, on_commit=self._committed)
+        except Exception as exc:
+            log.warning("%s: first pieces not indexed: %s", root.display, exc)
+
+    def _reconcile(
+        self, root: _Root, reason: str, kind: str = "reconcile", *, first: bool = False
+    ) -> None:
         if root.indexer.root_identity() is None:
             return  # a vanished root keeps its rows until it comes back (or is removed)
         root.rescan_reason = None
-        if self._run_scan(root, kind, root.indexer.scan, reason=reason):
+        scan: Callable[[], ScanReport] = root.indexer.scan
+        if first and progressive.is_fresh(root.indexer):
+            scan = functools.partial(
+                progressive.first_scan,
+                root.indexer,
+                on_commit=self._committed,
+                progress=self.on_progress,
+                budget=0.0,  # the pieces were scanned before the watch was set
+            )
+        if self._run_scan(root, kind, scan, reason=reason):
             with self._state:
                 root.last_reconcile = time.time()
                 root.last_reconcile_mono = time.monotonic()

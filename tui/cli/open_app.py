@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from store import paths
 from store.errors import ArtlensError
 from store.locate import cache_dir, resolve_db
 from tui.cli.common import db_option, friendly, is_terminal
@@ -53,6 +54,39 @@ def index_or_follow(roots: list[Path], db_path: Path, *, remember_db: bool = Tru
     return busy
 
 
+def open_first(roots: list[Path], db_path: Path, *, remember_db: bool = True) -> bool:
+    """Whether the explorer can open at once and index ``roots`` itself (its watcher scans
+    a new root piece by piece, so the first runs show within a second): true when no
+    other process writes the index and some root is not in it yet.  The index is created
+    here, empty, so the explorer has something to read from its first frame."""
+    import os
+
+    from store import query
+    from store.db import open_db
+    from store.locate import remember
+    from store.lock import WriterBusyError, WriterLock, holder
+
+    for root in roots:
+        if not root.is_dir():
+            raise ArtlensError(f"not a folder: {paths.display(str(root))}")
+    if db_path.exists() and holder(db_path) is not None:
+        return False
+    try:
+        with WriterLock(db_path, role="index"):
+            db = open_db(db_path)
+            try:
+                indexed = {bytes(path) for _, path, _ in query.roots(db)}
+            finally:
+                db.close()
+    except WriterBusyError:
+        return False
+    if all(os.fsencode(os.path.abspath(root)) in indexed for root in roots):
+        return False
+    if remember_db:
+        remember(db_path, roots)
+    return True
+
+
 @click.command("open")
 @click.argument("roots", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--no-watch", is_flag=True, help="Do not start a watcher when none runs.")
@@ -68,7 +102,10 @@ def open_cmd(roots: tuple[Path, ...], no_watch: bool, db_path: Path | None) -> N
         )
     writer = None
     if roots:
-        writer = index_or_follow(list(roots), target, remember_db=db_path is None)
+        remember_db = db_path is None
+        # a new root is indexed by the explorer's own watcher, in pieces, while it shows
+        if no_watch or not open_first(list(roots), target, remember_db=remember_db):
+            writer = index_or_follow(list(roots), target, remember_db=remember_db)
     elif not target.exists():
         raise ArtlensError(f"no index at {target}: run `artlens ROOT` first")
     _launch(target, list(roots), watch=not no_watch, writer=writer)

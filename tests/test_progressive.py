@@ -1,0 +1,210 @@
+"""Progressive open: a root never indexed is indexed in pieces the explorer shows at once,
+and ends exactly as ``artlens index`` leaves it."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import sqlite3
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import tui.app
+from store.db import open_db
+from store.lock import WriterLock
+from store.progressive import first_scan, is_fresh, pieces
+from store.scan import Indexer
+from store.watch import Watcher
+from tui.app import ArtlensApp
+from tui.cli.index import index_roots
+from tui.screens.explorer import ExplorerScreen
+from tui.widgets.runs_table import RunsTable
+from tui.widgets.status import StatusLine
+
+pytestmark = pytest.mark.filterwarnings("ignore:Callback with id:RuntimeWarning")
+
+FIXTURES = Path(__file__).parent / "fixtures" / "frameworks"
+
+
+@pytest.fixture(autouse=True)
+def isolated_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ARTLENS_STATE", str(tmp_path / "state.db"))
+    monkeypatch.setenv("ARTLENS_CACHE", str(tmp_path / "cache"))
+
+
+def snapshot(db_path: Path) -> dict[str, list[tuple[Any, ...]]]:
+    """What a user can see of an index: its folders, files and runs (no ids, no clocks)."""
+    conn = sqlite3.connect(db_path)
+    try:
+        return {
+            "dirs": sorted(conn.execute("SELECT path, parent, mtime_ns, digest FROM dirs")),
+            "artifacts": sorted(
+                conn.execute(
+                    "SELECT a.path, a.parent, a.name, a.kind, a.size, a.mtime_ns, a.inode,"
+                    " a.verdict, r.path FROM artifacts a LEFT JOIN runs r ON r.id = a.run_id"
+                )
+            ),
+            "runs": sorted(
+                conn.execute(
+                    "SELECT path, name, framework, experiment, status, params, metrics,"
+                    " meta, started, n_artifacts, size_bytes, last_write FROM runs"
+                )
+            ),
+        }
+    finally:
+        conn.close()
+
+
+def copy_fixtures(tmp_path: Path) -> Path:
+    root = tmp_path / "root"
+    shutil.copytree(FIXTURES, root, symlinks=True)
+    return root
+
+
+def test_pieces_descend_to_a_level_with_enough_folders(tmp_path: Path) -> None:
+    for n in range(20):
+        (tmp_path / "lightning_logs" / f"version_{n}" / "checkpoints").mkdir(parents=True)
+    (tmp_path / "notes.txt").write_text("x")
+    found = pieces(bytes(tmp_path))
+    assert found == sorted(f"lightning_logs/version_{n}".encode() for n in range(20))
+
+
+def test_a_first_scan_in_pieces_equals_a_plain_index(tmp_path: Path) -> None:
+    root = copy_fixtures(tmp_path)
+    plain = tmp_path / "plain.db"
+    index_roots([root], plain, hash_files=False, remember_db=False)
+    piecewise = tmp_path / "pieces.db"
+    commits: list[int] = []
+    with WriterLock(piecewise):
+        db = open_db(piecewise)
+        indexer = Indexer(db, root)
+        assert is_fresh(indexer)
+
+        def committed() -> None:
+            commits.append(db.conn.execute("SELECT count(*) FROM runs").fetchone()[0])
+
+        first_scan(indexer, on_commit=committed, budget=60.0)
+        assert not is_fresh(indexer)
+        db.close()
+    total = len(snapshot(plain)["runs"])
+    assert total > 10
+    assert len(commits) > 2 and 0 < commits[0] < total, commits
+    assert snapshot(piecewise) == snapshot(plain)
+
+
+def test_the_watcher_indexes_a_new_root_in_pieces(tmp_path: Path) -> None:
+    root = copy_fixtures(tmp_path)
+    plain = tmp_path / "plain.db"
+    index_roots([root], plain, hash_files=False, remember_db=False)
+    live = tmp_path / "live.db"
+    commits: list[float] = []
+    walked: list[int] = []
+    watcher = Watcher(
+        live,
+        [root],
+        hash_files=False,
+        progressive=True,
+        on_commit=lambda: commits.append(time.monotonic()),
+        on_progress=lambda files, _total: walked.append(files),
+    )
+    watcher.start()
+    watcher.stop()
+    assert len(commits) > 2
+    assert snapshot(live) == snapshot(plain)
+    assert walked and walked[-1] == len(snapshot(plain)["artifacts"])  # "all files in"
+
+
+def make_runs(root: Path, runs: int, folders: int) -> None:
+    """``runs`` Lightning runs of ``folders`` subfolders each (the walk reports progress
+    every 256 folders)."""
+    for r in range(runs):
+        run = root / "lightning_logs" / f"version_{r}"
+        for f in range(folders):
+            (run / f"f{f}").mkdir(parents=True)
+        (run / "hparams.yaml").write_text(f"lr: 0.001\nseed: {r}\n")
+        (run / "metrics.csv").write_text("epoch,step,loss\n0,1,0.5\n")
+
+
+class HeldApp(ArtlensApp):
+    """Holds its watcher's first scan at the first progress report of the full walk (after
+    the pieces committed) until the test lets it go: the scan is then observably running."""
+
+    CSS_PATH = str(Path(tui.app.__file__).with_name("app.tcss"))
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.held = threading.Event()
+        self.release = threading.Event()
+
+    def _scan_progress(self, files: int, total: int) -> None:
+        super()._scan_progress(files, total)
+        if not self.held.is_set():
+            self.held.set()
+            self.release.wait(60)
+
+
+def test_the_explorer_shows_runs_before_the_first_scan_ends(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    make_runs(root, runs=30, folders=12)
+    db_path = tmp_path / "index.db"
+    with WriterLock(db_path):
+        open_db(db_path).close()
+
+    async def scenario() -> None:
+        app = HeldApp(db_path, [root], watch=True)
+        async with app.run_test(size=(120, 40)) as pilot:
+            screen = app.screen
+            assert isinstance(screen, ExplorerScreen)
+            table = screen.query_one(RunsTable)
+            status = screen.query_one(StatusLine)
+            deadline = time.monotonic() + 30
+            while not app.held.is_set() or not table.row_count:
+                assert time.monotonic() < deadline, "no run on screen during the first scan"
+                await pilot.pause(0.02)
+            assert table.row_count > 0
+            assert app.watcher is None  # the scan has not ended: the root is not whole yet
+            conn = sqlite3.connect(db_path)
+            assert conn.execute("SELECT last_full_scan FROM roots").fetchall() == [(None,)]
+            conn.close()
+            tree = screen.file_tree  # the panes work on what is in: the run's files show
+
+            def names() -> list[str]:
+                return [c.data.entry.name for c in tree.root.children if c.data and c.data.entry]
+
+            while "hparams.yaml" not in names():
+                assert time.monotonic() < deadline, names()
+                await pilot.pause(0.02)
+            while "indexing" not in status.info.watcher:
+                assert time.monotonic() < deadline, status.info.watcher
+                await pilot.pause(0.02)
+            app.release.set()
+            while status.info.watcher != "watching" or table.row_count < 30:
+                assert time.monotonic() < deadline + 30, "the scan never filled in"
+                await pilot.pause(0.02)
+            for _ in range(5):  # no late progress line overwrites it
+                await pilot.pause(0.02)
+            assert status.info.watcher == "watching"
+
+    asyncio.run(scenario())
+
+
+def test_open_lets_the_explorer_index_only_new_roots(tmp_path: Path) -> None:
+    from store.errors import ArtlensError
+    from tui.cli.open_app import open_first
+
+    root = tmp_path / "root"
+    make_runs(root, runs=2, folders=1)
+    db_path = tmp_path / "index.db"
+    assert open_first([root], db_path, remember_db=False)
+    assert db_path.exists()  # empty, for the explorer's first frame
+    assert snapshot(db_path)["runs"] == []
+    index_roots([root], db_path, hash_files=False, remember_db=False)
+    assert not open_first([root], db_path, remember_db=False)  # rescanned before, as ever
+    with pytest.raises(ArtlensError, match="not a folder"):
+        open_first([tmp_path / "missing"], db_path, remember_db=False)
+    with WriterLock(db_path, role="watch"):  # another writer: follow it instead
+        assert not open_first([tmp_path], db_path, remember_db=False)
