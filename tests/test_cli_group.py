@@ -64,6 +64,25 @@ def test_help_imports_no_command_module_textual_or_rich() -> None:
     assert out.stderr.strip() == "IMPORTED []", out.stderr
 
 
+def test_a_file_diff_to_json_imports_neither_the_index_nor_rich(tmp_path: Path) -> None:
+    """Two files need no index, no run diff and no Rich: every import costs start-up."""
+    (tmp_path / "a.json").write_text('{"lr": 0.1}')
+    (tmp_path / "b.json").write_text('{"lr": 0.2}')
+    code = (
+        "import sys; from tui.cli import main\n"
+        f"try:\n    main(['diff', {str(tmp_path / 'a.json')!r}, {str(tmp_path / 'b.json')!r},"
+        " '--json'])\n"
+        "except SystemExit as exc:\n    print('EXIT', exc.code, file=sys.stderr)\n"
+        "heavy = ('textual', 'rich', 'sqlite_utils', 'store.rundiff', 'tui.diff_render')\n"
+        "print('IMPORTED', sorted(m for m in heavy if m in sys.modules), file=sys.stderr)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=PROJECT, timeout=60
+    )
+    assert '"lr"' in done.stdout and "EXIT 1" in done.stderr, done.stderr
+    assert done.stderr.strip().splitlines()[-1] == "IMPORTED []", done.stderr
+
+
 def test_runs_json_imports_no_textual_diff_or_inspect(tmp_path: Path) -> None:
     out = artlens("runs", "--json", "--db", str(tmp_path / "none.db"))
     assert out.returncode == 2  # no index: the import check below is what matters

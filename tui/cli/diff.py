@@ -9,17 +9,13 @@ import os
 import stat
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
 
 from store import paths
-from store.diff import FileDiff, RunDiff, TextDiff, diff_files, diff_files_text
+from store.diff import FileDiff, TextDiff, diff_files, diff_files_text
 from store.errors import ArtlensError
-from store.query import RunRow, resolve_run
-from store.rundiff import diff_run_rows, run_diff_json
 from tui.cli.common import (
     EXIT_ERROR,
     db_option,
@@ -29,15 +25,12 @@ from tui.cli.common import (
     json_option,
     reader,
 )
-from tui.diff_render import (
-    RUN_COLUMNS,
-    RUN_SECTIONS,
-    file_summary,
-    run_rows,
-    section_titles,
-    text_notes,
-    unified_text,
-)
+
+if TYPE_CHECKING:  # a file diff needs neither the index nor Rich: imported where used
+    from rich.text import Text
+
+    from store.diff import RunDiff
+    from store.query import RunRow
 
 EXIT_EQUAL = 0
 EXIT_DIFFERENT = 1
@@ -130,6 +123,11 @@ def _diff_files(
 
 
 def _print_file_diff(result: FileDiff, name_a: str, name_b: str) -> None:
+    from rich.console import Console
+    from rich.text import Text
+
+    from tui.diff_render import file_summary, text_notes, unified_text
+
     colour = is_terminal()
     console = Console(highlight=False) if colour else None
     lines: list[Text] = []
@@ -149,6 +147,9 @@ def _print_file_diff(result: FileDiff, name_a: str, name_b: str) -> None:
 
 
 def _diff_runs(a: str, b: str, db_path: Path | None, as_json: bool) -> int:
+    from store.query import resolve_run
+    from store.rundiff import diff_run_rows
+
     warnings: list[str] = []
     with reader(db_path) as db:
         run_a, run_b = resolve_run(db, a), resolve_run(db, b)
@@ -165,6 +166,13 @@ def print_run_diff(
     hosts: tuple[str, str] | None = None,
 ) -> int:
     """Show a run diff (``hosts`` names each run's host when they come from several)."""
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    from store.rundiff import run_diff_json
+    from tui.diff_render import RUN_COLUMNS, RUN_SECTIONS, run_rows, section_titles
+
     if as_json:
         data = run_diff_json(run_a, run_b, result, warnings)
         if hosts is not None:

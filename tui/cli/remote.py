@@ -223,10 +223,10 @@ def diff_across_hosts(
 ) -> int | None:
     """``artlens diff HOST:RUN HOST:RUN`` or ``HOST:/path HOST:/path`` (either side may be
     local); None when neither side names a host, so the plain diff goes on."""
+    if ":" not in a and ":" not in b:  # what split_ref says at once, without its imports
+        return None
     from store.locate import resolve_db
     from store.remote import hosts
-    from store.rundiff import diff_sides
-    from tui.cli.diff import print_run_diff
 
     try:
         split_a, split_b = hosts.split_ref(a), hosts.split_ref(b)
@@ -234,6 +234,9 @@ def diff_across_hosts(
         return None  # no readable remotes file: nothing here names a host
     if split_a is None and split_b is None:
         return None
+    from store.rundiff import diff_sides
+    from tui.cli.diff import print_run_diff
+
     local = resolve_db(db_path)
     file_a, file_b = _file_side(a, split_a, local), _file_side(b, split_b, local)
     if file_a is not None and file_b is not None:
