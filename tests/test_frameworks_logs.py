@@ -36,3 +36,17 @@ def test_a_log_that_is_no_regular_file_is_never_opened(tmp_path: Path) -> None:
     said: list[str] = []
     assert _io.read_log(tmp_path, "metrics.jsonl", said.append, missing_ok=True) is None
     assert said == ["metrics.jsonl: not a regular file"]
+
+
+def test_json_lines_yield_objects_and_count_every_line_that_is_not_one() -> None:
+    data = b'{"step": 1, "loss": 0.5}\n\n[1, 2]\n{"step": 2\n7\n{"step": 3, "loss": 0.25}\n'
+    said: list[str] = []
+    rows = list(_io.json_objects(data, "scalars.json", said.append))
+    assert rows == [{"step": 1, "loss": 0.5}, {"step": 3, "loss": 0.25}]
+    assert said == ["scalars.json: 3 malformed line(s) skipped"]  # a list, a cut line, a number
+
+
+def test_json_lines_with_invalid_utf8_still_read_their_numbers() -> None:
+    said: list[str] = []
+    rows = list(_io.json_objects(b'{"tag": "\xff\xfe", "loss": 1.5}\n', "log", said.append))
+    assert rows[0]["loss"] == 1.5 and said == []

@@ -11,7 +11,7 @@ import json
 import os
 import re
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from store.safefile import NotRegularFileError, read_capped
@@ -146,6 +146,28 @@ def read_log(
         warn(f"{rel}: larger than {LARGE} bytes, only the start was read")
         data = data[: data.rfind(b"\n") + 1]
     return data
+
+
+def json_objects(
+    data: bytes, label: str, warn: Callable[[str], None], what: str = "line"
+) -> Iterator[dict[str, object]]:
+    """The JSON objects of a JSON-lines log, one per non-blank line.  A line that is not a
+    JSON object is skipped and counted, and ``warn`` is told the count once at the end:
+    a metric series that silently lost rows would be a wrong answer."""
+    bad = 0
+    for line in data.decode("utf-8", "replace").splitlines():
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except ValueError:
+            row = None
+        if isinstance(row, dict):
+            yield row
+        else:
+            bad += 1
+    if bad:
+        warn(f"{label}: {bad} malformed {what}(s) skipped")
 
 
 def read_text(root: Path, rel: str, cap: int = SMALL) -> tuple[str, bool]:

@@ -117,19 +117,11 @@ def _apply_experiment(data: bytes, spec: RunSpec, out: Loaded) -> None:
 
 
 def _apply_messages(data: bytes, spec: RunSpec, out: Loaded) -> None:
-    bad = 0
     counters: dict[str, int] = {}
     params: dict[str, object] = {}
     nested = False
-    for line in data.splitlines():
-        if not line.strip():
-            continue
-        try:
-            message = json.loads(line)
-        except ValueError:
-            bad += 1
-            continue
-        payload = message.get("payload") if isinstance(message, dict) else None
+    for message in _io.json_objects(data, spec.path, out.warn, "message line"):
+        payload = message.get("payload")
         if not isinstance(payload, dict):
             continue
         metric = payload.get("metric")
@@ -159,8 +151,6 @@ def _apply_messages(data: bytes, spec: RunSpec, out: Loaded) -> None:
                 others[key] = str(val)[:1000]
     for name, param_value in params.items():
         out.params[name.replace(_NESTED_SEP, ".") if nested else name] = param_value
-    if bad:
-        out.warn(f"{spec.path}: {bad} malformed message line(s) skipped")
 
 
 def _other(message: dict[str, object], payload: dict[str, object]) -> tuple[str, object] | None:

@@ -10,7 +10,6 @@ means the run finished.
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
@@ -54,18 +53,11 @@ def _read_metrics(root: Path, rel: str, out: Loaded) -> None:
     data = _io.read_log(root, rel, out.warn)
     if data is None:
         return
-    bad = 0
-    for line in data.decode("utf-8", "replace").splitlines():
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except ValueError:
-            bad += 1
-            continue
-        step = _io.to_int(row.get("iteration")) if isinstance(row, dict) else None
-        if step is None or not isinstance(row, dict):
-            bad += 1
+    no_step = 0
+    for row in _io.json_objects(data, rel, out.warn):
+        step = _io.to_int(row.get("iteration"))
+        if step is None:
+            no_step += 1
             continue
         for name, value in row.items():
             if name in _INDEX or isinstance(value, (bool, str)):
@@ -73,5 +65,5 @@ def _read_metrics(root: Path, rel: str, out: Loaded) -> None:
             number = _io.to_float(value)
             if number is not None:
                 add_point(out.series, str(name), step, number)
-    if bad:
-        out.warn(f"{rel}: {bad} malformed line(s) skipped")
+    if no_step:
+        out.warn(f"{rel}: {no_step} line(s) without an iteration skipped")

@@ -12,7 +12,6 @@ assignments are read (``store.frameworks._pyconfig``), never executed.
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
@@ -105,18 +104,7 @@ def _read_scalars(root: Path, rel: str, out: Loaded) -> None:
     data = _io.read_log(root, rel, out.warn, missing_ok=True)
     if data is None:
         return
-    bad = 0
-    for line in data.decode("utf-8", "replace").splitlines():
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except ValueError:
-            bad += 1
-            continue
-        if not isinstance(row, dict):
-            bad += 1
-            continue
+    for row in _io.json_objects(data, rel, out.warn):
         step = _io.to_int(row.get("step"))
         if step is None:
             step = _io.to_int(row.get("iter"))
@@ -131,8 +119,6 @@ def _read_scalars(root: Path, rel: str, out: Loaded) -> None:
         epoch = _io.to_int(row.get("epoch"))
         if epoch is not None:
             out.meta["epoch"] = max(epoch, _io.to_int(out.meta.get("epoch")) or 0)
-    if bad:
-        out.warn(f"{rel}: {bad} malformed line(s) skipped")
 
 
 def _status(out: Loaded) -> None:

@@ -13,7 +13,6 @@ marks the run failed; a clean stop leaves no mark on disk, so that status stays 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from store.frameworks import _io
@@ -64,21 +63,11 @@ def _replay(root: Path, rel: str, out: Loaded) -> None:
     data = _io.read_log(root, rel, out.warn)
     if data is None:
         return
-    bad = 0
-    for line in data.splitlines():
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except ValueError:
-            bad += 1
-            continue
-        op = record.get("obj") if isinstance(record, dict) else None
+    for record in _io.json_objects(data, rel, out.warn):
+        op = record.get("obj")
         if isinstance(op, dict):
             _apply(op, out)
             _stamp(out, record.get("at"))
-    if bad:
-        out.warn(f"{rel}: {bad} malformed line(s) skipped")
 
 
 def _stamp(out: Loaded, value: object) -> None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
-import json
 import re
 from pathlib import Path
 from typing import Any
@@ -173,16 +172,8 @@ def _read_history_jsonl(root: Path, rel: str, out: Loaded) -> None:
     data = _io.read_log(root, rel, out.warn, missing_ok=True)
     if data is None:
         return
-    bad = 0
-    for line in data.splitlines():
-        if not line.strip():
-            continue
-        try:
-            _history_row(json.loads(line), out)
-        except ValueError:
-            bad += 1
-    if bad:
-        out.warn(f"{rel}: {bad} malformed line(s) skipped")
+    for row in _io.json_objects(data, rel, out.warn):
+        _history_row(row, out)
 
 
 def _apply_record_meta(meta: object, out: Loaded) -> None:
