@@ -453,20 +453,43 @@ def _why(exc: OSError) -> str:
 
 
 @contextlib.contextmanager
-def _parent_of(base_fd: int, parts: list[str], *, create: bool = False) -> Iterator[int]:
-    """The folder fd holding ``parts``' last component, reached without following links."""
+def _folder(
+    base_fd: int, parts: list[str], create: bool, why: tuple[str, str, str]
+) -> Iterator[int]:
+    """The folder fd at ``parts`` below ``base_fd``, reached without following links; a
+    ``Skip`` with ``why`` (gone, through a link, cannot open) when it cannot be had."""
+    gone, linked, cannot = why
     try:
-        fd = fsops.open_dir(base_fd, parts[:-1], create=create)
+        fd = fsops.open_dir(base_fd, parts, create=create)
     except FileNotFoundError:
-        raise Skip("vanished (its folder is gone)") from None
+        raise Skip(gone) from None
     except OSError as exc:
         if exc.errno in (errno.ELOOP, errno.ENOTDIR):
-            raise Skip("the path goes through a symlink or a non-folder; never followed") from None
-        raise Skip(f"cannot open its folder: {_why(exc)}") from None
+            raise Skip(linked) from None
+        raise Skip(f"{cannot}: {_why(exc)}") from None
     try:
         yield fd
     finally:
         os.close(fd)
+
+
+_ORIGINAL_FOLDER = (
+    "vanished (its folder is gone)",
+    "the path goes through a symlink or a non-folder; never followed",
+    "cannot open its folder",
+)
+_TRASH_FOLDER = (
+    "its trash copy is gone",
+    "its trash folder is a symlink or not a folder; never followed",
+    "cannot open its trash folder",
+)
+
+
+def _parent_of(
+    base_fd: int, parts: list[str], *, create: bool = False
+) -> contextlib.AbstractContextManager[int]:
+    """The folder fd holding ``parts``' last component, reached without following links."""
+    return _folder(base_fd, parts[:-1], create, _ORIGINAL_FOLDER)
 
 
 def _same(st: os.stat_result, size: int, mtime_ns: int, inode: int) -> bool:
@@ -935,22 +958,12 @@ def recover(
         return _recover_open(manifest, db, root_arg)
 
 
-@contextlib.contextmanager
-def _trash_parent(manifest: Manifest, entry: TrashEntry, *, create: bool = False) -> Iterator[int]:
+def _trash_parent(
+    manifest: Manifest, entry: TrashEntry, *, create: bool = False
+) -> contextlib.AbstractContextManager[int]:
     """The folder fd, inside the entry's batch folder, that holds its trashed item."""
-    parts = entry.path.split("/")
-    try:
-        fd = fsops.open_dir(manifest.trash_fd, [entry.batch, *parts[:-1]], create=create)
-    except FileNotFoundError:
-        raise Skip("its trash copy is gone") from None
-    except OSError as exc:
-        if exc.errno in (errno.ELOOP, errno.ENOTDIR):
-            raise Skip("its trash folder is a symlink or not a folder; never followed") from None
-        raise Skip(f"cannot open its trash folder: {_why(exc)}") from None
-    try:
-        yield fd
-    finally:
-        os.close(fd)
+    parts = [entry.batch, *entry.path.split("/")[:-1]]
+    return _folder(manifest.trash_fd, parts, create, _TRASH_FOLDER)
 
 
 def _present(dir_fd: int | None, name: str) -> bool:
