@@ -368,3 +368,22 @@ def test_policy(module: str, name: str, verdict: str) -> None:
     from store.inspect.policy import classify
 
     assert classify(module, name) == verdict
+
+
+def test_a_file_that_cannot_be_opened_leaves_nothing_to_close(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The failed open raises one InspectError; the half-made object's finaliser must not
+    raise again (Python 3.13 reports that as an unraisable exception)."""
+    import gc
+    import sys
+
+    from store.inspect._io import BoundedFile
+
+    unraisable: list[object] = []
+    monkeypatch.setattr(sys, "unraisablehook", unraisable.append)
+    os.mkfifo(tmp_path / "pipe.pt")
+    with pytest.raises(InspectError):
+        BoundedFile(tmp_path / "pipe.pt")
+    gc.collect()
+    assert unraisable == []

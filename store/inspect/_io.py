@@ -20,6 +20,7 @@ class BoundedFile(io.RawIOBase):
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         super().__init__()
+        self._fd = -1  # close() runs from __del__ even when the open below fails
         try:
             self._fd, st = open_regular(path)
         except NotRegularFileError:
@@ -79,7 +80,7 @@ class BoundedFile(io.RawIOBase):
         return b"".join(chunks)
 
     def close(self) -> None:
-        if not self.closed:
+        if not self.closed and self._fd >= 0:
             os.close(self._fd)
         super().close()
 
