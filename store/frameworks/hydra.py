@@ -19,6 +19,7 @@ from pathlib import Path
 from store.frameworks import _common, _io
 from store.frameworks._context import DetectContext
 from store.frameworks.model import Loaded, RunSpec
+from store.frameworks.registry import Framework
 
 FRAMEWORK = "hydra"
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -120,3 +121,15 @@ def load(root: Path, spec: RunSpec) -> Loaded:
                 f"{parts[0]} {parts[1]}", "%Y-%m-%d %H-%M-%S"
             ).timestamp()
     return out
+
+
+ENTRY = Framework(
+    name=FRAMEWORK,
+    display="Hydra",
+    priority=1400,
+    detect=detect,
+    load=load,
+    keeps_inner=True,
+    markers=frozenset({"config.yaml", "overrides.yaml"}),
+    checklist=(".hydra/config.yaml", ".hydra/overrides.yaml"),
+)
