@@ -174,20 +174,13 @@ def _load(root: Path, spec: RunSpec) -> Loaded:
         loaded.warn(f"{spec.path}: could not read run ({type(exc).__name__}: {exc})")
     # plots and "last" follow the step, as MLflow's latest metric does (ties keep log order)
     loaded.series = {k: sorted(v, key=lambda p: p[0]) for k, v in loaded.series.items()}
-    if spec.framework != "hydra" and _has_hydra(root, spec.path):
-        try:
-            hydra.merge_into(root, spec.path, loaded)
-        except Exception as exc:
-            loaded.warn(f"{spec.path}/.hydra: {type(exc).__name__}: {exc}")
+    for other in registry.entries():
+        if other.adds_to_runs is not None and other is not entry:
+            try:
+                other.adds_to_runs(root, spec, loaded)
+            except Exception as exc:
+                loaded.warn(f"{spec.path}: {other.name}: {type(exc).__name__}: {exc}")
     return loaded
-
-
-def _has_hydra(root: Path, rel: str) -> bool:
-    try:
-        _io.regular_file(root, _io.join(rel, ".hydra", "config.yaml"))
-    except _io.ReadError:
-        return False
-    return True
 
 
 def read_run(root: Path, spec: RunSpec) -> RunInfo:

@@ -69,6 +69,18 @@ def _job_name(root: Path, rel: str) -> str | None:
     return str(name) if name is not None else None
 
 
+def add_to_run(root: Path, spec: RunSpec, out: Loaded) -> None:
+    """A Hydra config in another framework's run folder: merged into that run's params."""
+    try:
+        _io.regular_file(root, _io.join(spec.path, ".hydra", "config.yaml"))
+    except _io.ReadError:
+        return
+    try:
+        merge_into(root, spec.path, out)
+    except Exception as exc:
+        out.warn(f"{spec.path}/.hydra: {type(exc).__name__}: {exc}")
+
+
 def merge_into(root: Path, folder: str, out: Loaded) -> None:
     """Add a Hydra folder's config (params the framework lacks) and overrides to ``out``."""
     _common.read_params(root, _io.join(folder, ".hydra", "config.yaml"), out)
@@ -129,6 +141,7 @@ ENTRY = Framework(
     priority=1400,
     detect=detect,
     load=load,
+    adds_to_runs=add_to_run,
     keeps_inner=True,
     markers=frozenset({"config.yaml", "overrides.yaml"}),
     checklist=(".hydra/config.yaml", ".hydra/overrides.yaml"),

@@ -21,6 +21,7 @@ from store.frameworks.model import Loaded, RunSpec
 Detect = Callable[[DetectContext], Iterable[RunSpec]]
 Fallback = Callable[[DetectContext, list[str]], Iterable[RunSpec]]
 Load = Callable[[Path, RunSpec], Loaded]
+LoadInto = Callable[[Path, RunSpec, Loaded], None]
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,9 @@ class Framework:
     detect: Detect | None = None
     fallback: Fallback | None = None
     """Detection after every other framework, given the paths they took (generic runs)."""
+    adds_to_runs: LoadInto | None = None
+    """What it adds to other frameworks' runs read from a folder it also marks (Hydra's
+    config into their params)."""
     owns_subtree: bool = False
     """Nothing is detected inside its runs."""
     owns_children: re.Pattern[str] | None = None
