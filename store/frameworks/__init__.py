@@ -27,29 +27,12 @@ Each framework declares these rules in its module's ``ENTRY`` (``store.framework
 from __future__ import annotations
 
 import contextlib
+import importlib
+import pkgutil
 from collections.abc import Mapping
 from pathlib import Path
 
-from store.frameworks import (
-    _io,
-    comet,
-    detectron2,
-    dvclive,
-    generic,
-    hf,
-    hydra,
-    keras,
-    lightning,
-    mlflow,
-    mmengine,
-    nanogpt,
-    neptune,
-    registry,
-    tensorboard,
-    timm,
-    ultralytics,
-    wandb,
-)
+from store.frameworks import _io, registry
 from store.frameworks._context import DetectContext
 from store.frameworks._metrics import direction_of, summarize_all
 from store.frameworks.flatten import flatten, jsonable
@@ -76,25 +59,19 @@ __all__ = [
     "read_run",
 ]
 
-for _module in (
-    mlflow,
-    wandb,
-    lightning,
-    hf,
-    ultralytics,
-    timm,
-    mmengine,
-    detectron2,
-    keras,
-    dvclive,
-    neptune,
-    comet,
-    nanogpt,
-    hydra,
-    tensorboard,
-    generic,
-):
-    registry.register(_module.ENTRY)
+
+def _register_built_ins() -> None:
+    """Every module of this package that declares an ``ENTRY``: a new framework is a new
+    module, with nothing to add here."""
+    for info in pkgutil.iter_modules(__path__):
+        if info.name.startswith("_") or info.name == "registry":
+            continue
+        entry = getattr(importlib.import_module(f"{__name__}.{info.name}"), "ENTRY", None)
+        if isinstance(entry, registry.Framework):
+            registry.register(entry)
+
+
+_register_built_ins()
 FRAMEWORKS: tuple[str, ...] = registry.names()
 """Every built-in framework name, most specific first (``registry.names()`` adds the
 registered ones)."""
