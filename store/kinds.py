@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+from typing import Any
 
 from store.frameworks import registry
 
@@ -164,13 +165,17 @@ def _rebuild() -> None:
         for key, kind in entry.kinds.items():
             if kind in KINDS:
                 (exts if key.startswith(".") else names)[key.lower()] = kind
-    _BY_NAME.clear()
-    _BY_NAME.update(names)
-    _BY_EXT.clear()
-    _BY_EXT.update(exts)
-    settled = _settled_extensions()
-    _SETTLED_EXT_BYTES.clear()
-    _SETTLED_EXT_BYTES.update(settled)
+    _replace(_BY_NAME, names)
+    _replace(_BY_EXT, exts)
+    _replace(_SETTLED_EXT_BYTES, _settled_extensions())
+
+
+def _replace(table: dict[Any, str], new: dict[Any, str]) -> None:
+    """New entries first, stale ones after: a reader on another thread never sees a table
+    emptied on the way."""
+    table.update(new)
+    for stale in table.keys() - new.keys():
+        del table[stale]
 
 
 _rebuild()
