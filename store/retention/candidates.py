@@ -24,7 +24,7 @@ import sqlite_utils
 
 from store.csvrows import csv_reader
 from store.frameworks import registry
-from store.frameworks.registry import NumberedName, SeriesSource
+from store.frameworks.registry import Checkpoints, NumberedName, SeriesSource
 from store.paths import unkey
 from store.safefile import read_capped
 
@@ -324,6 +324,7 @@ def candidates_for_root(
     units = {}
     known: dict[str, float | None] = by_name[None]
     reader: Callable[[str], float | None] | None = None
+    own: Checkpoints | None = None
     for run_id, path_blob, size, mtime_ns, inode, ftype, digest in file_rows:
         if run_id != last_run_id:
             row_run = runs.get(run_id)
@@ -333,6 +334,8 @@ def candidates_for_root(
                 known = by_name[run_metric]
                 reader = name_readers[run_metric] if run_metric else None
                 units = by_run.get(run_id) or {}
+                entry = registry.get(row_run.framework)
+                own = entry.checkpoints if entry is not None else None
         if row_run is None or ftype == "symlink":
             continue  # a link (Lightning's last.ckpt) is no checkpoint: see checkpoint_links
         path = path_blob.decode("utf-8", "surrogateescape")
@@ -345,8 +348,6 @@ def candidates_for_root(
         if parsed is None:
             continue
         step, epoch, is_last, is_best = parsed
-        entry = registry.get(row_run.framework)
-        own = entry.checkpoints if entry is not None else None
         if own is not None and own.counts_epochs and epoch is None and step is not None:
             step, epoch = None, step  # timm's checkpoint-<epoch>.pth.tar
         if not units:
