@@ -13,14 +13,17 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
-from store import kinds
+from store import kinds, query
+from store.db import open_db
 from store.frameworks import FRAMEWORKS, registry
 from store.frameworks._context import DetectContext
 from store.frameworks.model import Loaded, RunSpec
 from store.frameworks.registry import Checkpoints, Framework, NumberedName
 from store.runs import is_marker
 from store.safefile import read_capped
+from store.watch import Watcher
 from tests.test_checklist import settle_mtimes
+from tests.test_watch import wait_for
 from tui.cli import main
 
 TOY_MARKER = "toy.json"
@@ -109,6 +112,29 @@ def test_a_toy_framework_is_detected_checklisted_and_retained(toy: None, tmp_pat
         "exp-a/round10.toyw": (True, 10),
     }
     assert plan["bytes_freed"] == 300
+
+
+def test_the_watcher_detects_a_toy_run_when_its_marker_arrives(toy: None, tmp_path: Path) -> None:
+    folder = tmp_path / "root" / "exp-b"
+    folder.mkdir(parents=True)
+    (folder / "round1.toyw").write_bytes(b"w")
+    db_path = tmp_path / "cache" / "index.db"
+
+    def frameworks() -> list[str]:
+        db = open_db(db_path, readonly=True)
+        try:
+            return [run.framework for run in query.list_runs(db)]
+        finally:
+            db.close()
+
+    watcher = Watcher(db_path, [tmp_path / "root"])
+    watcher.start()
+    try:
+        assert frameworks() == []
+        (folder / TOY_MARKER).write_text(json.dumps({"params": {}, "loss": 1.0}))
+        wait_for(lambda: frameworks() == ["toy"], what="the toy run")
+    finally:
+        watcher.stop()
 
 
 def test_register_is_undone_everywhere(toy: None, tmp_path: Path) -> None:
