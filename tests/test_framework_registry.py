@@ -148,6 +148,13 @@ def test_register_is_undone_everywhere(toy: None, tmp_path: Path) -> None:
         registry.register(TOY)
     with pytest.raises(ValueError, match="share priority"):
         registry.register(Framework(name="other", display="Other", priority=1450, load=_load))
+    with pytest.raises(ValueError, match=r"'\.toyw' is model"):
+        registry.register(
+            Framework(
+                name="other", display="Other", priority=1, load=_load, kinds={".toyw": "model"}
+            )
+        )
+    assert "other" not in registry.names()
 
 
 def test_after_undo_the_toy_is_unknown(isolated_cache: Path, tmp_path: Path) -> None:

@@ -108,7 +108,8 @@ def register(entry: Framework) -> Callable[[], None]:
     """Add a framework; returns the call that removes it again.
 
     A name or priority already taken, or a kind that contradicts one already given, is a
-    ValueError: two frameworks must never disagree silently.
+    ValueError: two frameworks must never disagree silently.  Meant for import time and
+    tests: a scan running on another thread meanwhile may see the old set or the new one.
     """
     if entry.name in _entries:
         raise ValueError(f"framework {entry.name!r} is already registered")
