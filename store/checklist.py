@@ -8,8 +8,8 @@ folder.  ``@params`` and ``@metrics`` are met when the framework's reader found 
 metrics (MLflow's SQLite backend keeps them in ``mlflow.db``, not in the run's folder).
 
 Rules come from ``[checklist]`` in the root's ``.artlens.toml``, else in the user config
-(``platformdirs.user_config_dir('artlens')/config.toml``), else the built-in defaults per
-framework below::
+(``platformdirs.user_config_dir('artlens')/config.toml``), else each framework's defaults
+(the ``checklist`` of its registry entry).  A config may name any registered framework::
 
     [checklist]
     required = ["requirements.txt|conda.yaml|environment.yml", "*.yaml|config.json"]
@@ -26,7 +26,7 @@ import os
 import re
 import stat
 import sys
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -42,6 +42,7 @@ else:  # pragma: no cover - exercised on 3.10 only
 
 from store import paths
 from store.errors import ArtlensError
+from store.frameworks import generic, registry
 from store.query import RunRow
 from store.retention.globs import glob_to_regex
 from store.safefile import NotRegularFileError, read_capped
@@ -51,45 +52,26 @@ MAX_CONFIG_BYTES = 1 << 20
 MAX_FILES = 200_000
 """Files of one run looked at; a run with more is judged on the first ones."""
 
-ENV = "requirements.txt|conda.yaml|conda.yml|environment.yml|environment.yaml|python_env.yaml"
-DEFAULTS: dict[str, tuple[str, ...]] = {
-    "mlflow": ("params/*|@params", "metrics/*|@metrics", "artifacts/**"),
-    "wandb": (
-        "files/config.yaml|run-*.wandb",
-        "requirements.txt|conda-environment.yaml",
-        "wandb-metadata.json|run-*.wandb",
-    ),
-    "lightning": ("hparams.yaml", "metrics.csv|events.out.tfevents.*", "checkpoints/*.ckpt"),
-    "hf-trainer": (
-        "config.json|adapter_config.json",
-        "trainer_state.json",
-        "model.safetensors|model-*.safetensors|pytorch_model.bin|pytorch_model-*.bin"
-        "|adapter_model.safetensors",
-        "training_args.bin",
-    ),
-    "hydra": (".hydra/config.yaml", ".hydra/overrides.yaml"),
-    "dvclive": ("params.yaml|@params", "metrics.json|plots/metrics/"),
-    "tensorboard": ("events.out.tfevents.*",),
-    "comet": (),
-    "neptune": (),
-    "ultralytics": ("args.yaml", "results.csv", "weights/best.pt", "weights/last.pt"),
-    "timm": ("args.yaml", "summary.csv", "model_best.pth.tar|checkpoint-*.pth.tar"),
-    "mmengine": (
-        "*.py",
-        "scalars.json",
-        "last_checkpoint",
-        "epoch_*.pth|iter_*.pth",
-    ),
-    "detectron2": ("config.yaml", "metrics.json", "model_final.pth|model_*.pth"),
-    "keras": ("*.csv|*.log", "*.keras|*.h5"),
-    "nanogpt": ("ckpt.pt", "@params"),
-    "generic": (
-        ENV,
-        "*.yaml|*.yml|config.json|*.toml",
-        "metrics.*|trainer_state.json|*.csv|events.out.tfevents.*",
-        "*.safetensors|*.ckpt|*.pt|*.pth|*.bin|model.pkl|*.onnx|*.gguf",
-    ),
-}
+ENV = generic.ENV
+
+
+class _Defaults(Mapping[str, tuple[str, ...]]):
+    """Built-in items per framework: each registered framework's ``checklist``."""
+
+    def __getitem__(self, name: str) -> tuple[str, ...]:
+        entry = registry.get(name)
+        if entry is None:
+            raise KeyError(name)
+        return entry.checklist
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(registry.names())
+
+    def __len__(self) -> int:
+        return len(registry.entries())
+
+
+DEFAULTS: Mapping[str, tuple[str, ...]] = _Defaults()
 """Built-in items per framework: what each library writes for a complete run."""
 
 _TOP_KEYS = frozenset({"required", "framework"})

@@ -2,13 +2,17 @@
 
 The scanner classifies by name only (no open per file, so a cold index stays close to the
 cost of a bare walk); the hasher, which reads the file anyway, refines the kind from the
-first bytes with ``refine``.
+first bytes with ``refine``.  Names only one framework writes (``trainer_state.json``,
+``wandb-summary.json``) are in that framework's registry entry, not here.
 """
 
 from __future__ import annotations
 
 import os
 import re
+from typing import Any
+
+from store.frameworks import registry
 
 KINDS = (
     "checkpoint",
@@ -24,7 +28,7 @@ KINDS = (
     "other",
 )
 
-_BY_NAME: dict[str, str] = {
+_BASE_NAMES: dict[str, str] = {
     "requirements.txt": "env",
     "conda.yaml": "env",
     "conda.yml": "env",
@@ -35,40 +39,16 @@ _BY_NAME: dict[str, str] = {
     "pipfile.lock": "env",
     "poetry.lock": "env",
     "uv.lock": "env",
-    "wandb-metadata.json": "env",
     "dockerfile": "code",
     "makefile": "code",
-    "mlmodel": "config",
-    "meta.yaml": "config",
-    "hparams.yaml": "config",
     "config.json": "config",
-    "generation_config.json": "config",
-    "tokenizer_config.json": "config",
-    "special_tokens_map.json": "config",
-    "tokenizer.json": "config",
-    "training_args.bin": "config",
-    "trainer_state.json": "metrics",
-    "wandb-summary.json": "metrics",
     "metrics.csv": "metrics",
     "metrics.json": "metrics",
-    "all_results.json": "metrics",
-    "train_results.json": "metrics",
-    "eval_results.json": "metrics",
-    "test_results.json": "metrics",
-    "output.log": "log",
-    "debug.log": "log",
-    "debug-internal.log": "log",
     "readme": "doc",
     "license": "doc",
-    "optimizer.pt": "checkpoint",
-    "scheduler.pt": "checkpoint",
-    "scaler.pt": "checkpoint",
-    "rng_state.pth": "checkpoint",
-    "last.ckpt": "checkpoint",
-    "ckpt.pt": "checkpoint",
 }
 
-_BY_EXT: dict[str, str] = {
+_BASE_EXTS: dict[str, str] = {
     ".ckpt": "checkpoint",
     ".safetensors": "model",
     ".pt": "model",
@@ -143,7 +123,6 @@ _BY_EXT: dict[str, str] = {
     ".pdf": "doc",
     ".html": "doc",
     ".json": "other",
-    ".wandb": "metrics",
 }
 
 _CHECKPOINT_NAME = re.compile(
@@ -163,6 +142,11 @@ _SETTLED_BY_EXT = frozenset({"image", "code", "log"})
 """Kinds an extension decides alone (no special names among them): the common fast path."""
 
 
+_BY_NAME: dict[str, str] = {}
+_BY_EXT: dict[str, str] = {}
+_SETTLED_EXT_BYTES: dict[bytes, str] = {}
+
+
 def _settled_extensions() -> dict[bytes, str]:
     """Extensions whose kind is final whatever the rest of the name says."""
     settled = {ext: kind for ext, kind in _BY_EXT.items() if kind in _SETTLED_BY_EXT}
@@ -173,7 +157,29 @@ def _settled_extensions() -> dict[bytes, str]:
     return {ext.encode(): kind for ext, kind in settled.items()}
 
 
-_SETTLED_EXT_BYTES = _settled_extensions()
+def _rebuild() -> None:
+    """The tables above plus every registered framework's ``kinds`` (a framework's own name
+    wins over the general table); updated in place, as callers hold the dicts."""
+    names, exts = dict(_BASE_NAMES), dict(_BASE_EXTS)
+    for entry in registry.entries():
+        for key, kind in entry.kinds.items():
+            if kind in KINDS:
+                (exts if key.startswith(".") else names)[key.lower()] = kind
+    _replace(_BY_NAME, names)
+    _replace(_BY_EXT, exts)
+    _replace(_SETTLED_EXT_BYTES, _settled_extensions())
+
+
+def _replace(table: dict[Any, str], new: dict[Any, str]) -> None:
+    """New entries first, stale ones after: a reader on another thread never sees a table
+    emptied on the way."""
+    table.update(new)
+    for stale in table.keys() - new.keys():
+        del table[stale]
+
+
+_rebuild()
+registry.on_change(_rebuild)
 _TFEVENTS = b"events.out.tfevents"
 SETTLED_EXT_BYTES = _SETTLED_EXT_BYTES
 """Extension (bytes, with its dot) -> kind, for extensions that decide alone, unless the

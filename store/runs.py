@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 import sqlite_utils
 
 from store import integrity, paths
+from store.frameworks import registry
 from store.safetext import visible
 
 if TYPE_CHECKING:
@@ -41,40 +42,26 @@ rather than one probe per run."""
 
 Listing = Mapping[bytes, tuple[list[bytes], list[bytes]]]
 
-_MARKER_NAMES = frozenset(
-    {
-        "meta.yaml",
-        "hparams.yaml",
-        "metrics.csv",
-        "trainer_state.json",
-        "wandb-summary.json",
-        "wandb-metadata.json",
-        "config.yaml",
-        "overrides.yaml",
-        "mlflow.db",
-        "metrics.json",
-        "params.yaml",
-        "dvc.yaml",
-        ".artlens.toml",
-        "args.yaml",
-        "results.csv",
-        "summary.csv",
-        "last_checkpoint",
-        "ckpt.pt",
-        "log.txt",
-        "model_final.pth",
-        "training_args.bin",
-    }
-)
-_MARKER_PATTERN = re.compile(
-    rb"^(events\.out\.tfevents\..*|run-.*\.wandb|.*\.zip|.*\.keras|.*\.h5|.*\.pth\.tar"
-    rb"|(epoch|iter)_\d+\.pth|model_\d{7}\.pth)$"
-)
+_markers: tuple[frozenset[str], re.Pattern[bytes]] | None = None
+
+
+def _forget_markers() -> None:
+    global _markers
+    _markers = None
+
+
+registry.on_change(_forget_markers)
 
 
 def is_marker(name: bytes) -> bool:
-    """True for file names whose arrival or removal can change which runs exist."""
-    return os.fsdecode(name) in _MARKER_NAMES or bool(_MARKER_PATTERN.match(name))
+    """True for file names whose arrival or removal can change which runs exist: the
+    ``markers`` and ``marker_patterns`` of every registered framework."""
+    global _markers
+    if _markers is None:
+        names = frozenset(n for e in registry.entries() for n in e.markers)
+        _markers = (names, registry.marker_pattern())
+    names, pattern = _markers
+    return os.fsdecode(name) in names or bool(pattern.match(name))
 
 
 def status_of(framework_status: str, last_write: float | None, now: float) -> str:

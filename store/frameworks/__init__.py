@@ -8,45 +8,31 @@ Overlap rules, so every file has one owning run:
 
 * detection is by content: what files a folder holds, never what it is called;
 * one run per folder: when several frameworks claim the same folder the most specific
-  wins (mlflow > wandb > lightning > hf-trainer > ultralytics > timm > mmengine >
-  detectron2 > keras > dvclive > neptune > comet > nanogpt > hydra > tensorboard >
-  generic); a Hydra config in that folder is merged into its params;
+  (lowest ``priority`` in its registry entry) wins: mlflow > wandb > lightning >
+  hf-trainer > ultralytics > timm > mmengine > detectron2 > keras > dvclive > neptune >
+  comet > nanogpt > hydra > tensorboard > generic; a Hydra config in that folder is
+  merged into its params;
 * MLflow, W&B, Lightning, DVCLive, Neptune, Ultralytics, timm, MMEngine and Detectron2
-  runs own their whole subtree: nothing is detected inside them; an HF output dir owns
-  its ``checkpoint-N/`` folders;
+  runs own their whole subtree (``owns_subtree``): nothing is detected inside them; an HF
+  output dir owns its ``checkpoint-N/`` folders (``owns_children``);
 * bare TensorBoard folders inside any other run (HF ``runs/``, an MLflow artifact) belong
   to that run, except inside a Hydra run;
 * a Hydra run stays the outer run of more specific runs inside it (files go to the
   innermost run);
 * generic runs (see ``store.frameworks.generic``) never overlap a detected run.
+
+Each framework declares these rules in its module's ``ENTRY`` (``store.frameworks.registry``).
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Mapping
+import importlib
+import pkgutil
+from collections.abc import Mapping
 from pathlib import Path
-from types import ModuleType
 
-from store.frameworks import (
-    _io,
-    comet,
-    detectron2,
-    dvclive,
-    generic,
-    hf,
-    hydra,
-    keras,
-    lightning,
-    mlflow,
-    mmengine,
-    nanogpt,
-    neptune,
-    tensorboard,
-    timm,
-    ultralytics,
-    wandb,
-)
+from store.frameworks import _io, registry
 from store.frameworks._context import DetectContext
 from store.frameworks._metrics import direction_of, summarize_all
 from store.frameworks.flatten import flatten, jsonable
@@ -73,51 +59,42 @@ __all__ = [
     "read_run",
 ]
 
-_MODULES: dict[str, ModuleType] = {
-    m.FRAMEWORK: m
-    for m in (
-        mlflow,
-        wandb,
-        lightning,
-        hf,
-        ultralytics,
-        timm,
-        mmengine,
-        detectron2,
-        keras,
-        dvclive,
-        neptune,
-        comet,
-        nanogpt,
-        hydra,
-        tensorboard,
-        generic,
-    )
-}
-FRAMEWORKS: tuple[str, ...] = tuple(_MODULES)
-"""Every framework name, most specific first."""
-_PRIORITY = {name: rank for rank, name in enumerate(FRAMEWORKS)}
-_OWNS_SUBTREE = frozenset(
-    {"mlflow", "wandb", "lightning", "dvclive", "neptune", "ultralytics", "timm", "mmengine"}
-    | {"detectron2"}
-)
+
+def _register_built_ins() -> None:
+    """Every module of this package that declares an ``ENTRY``: a new framework is a new
+    module, with nothing to add here."""
+    for info in pkgutil.iter_modules(__path__):
+        if info.name.startswith("_") or info.name == "registry":
+            continue
+        entry = getattr(importlib.import_module(f"{__name__}.{info.name}"), "ENTRY", None)
+        if isinstance(entry, registry.Framework):
+            registry.register(entry)
+
+
+_register_built_ins()
+FRAMEWORKS: tuple[str, ...] = registry.names()
+"""Every built-in framework name, most specific first (``registry.names()`` adds the
+registered ones)."""
 
 
 def detect_runs(root: Path, listing: Mapping[str, DirListing]) -> list[RunSpec]:
     """Every run under ``root``, sorted by path; paths are unique."""
     ctx = DetectContext(root, listing)
+    entries = registry.entries()
     candidates: list[RunSpec] = []
-    for module in _MODULES.values():
-        if module is generic:
+    for entry in entries:
+        if entry.detect is None:
             continue
         try:
-            candidates.extend(module.detect(ctx))
+            candidates.extend(entry.detect(ctx))
         except Exception:  # a detector bug must not hide the other frameworks' runs
             continue
     kept = _resolve(candidates)
     taken = [s.path for s in kept] + [p for s in kept for p in s.extra_paths]
-    with contextlib.suppress(Exception):
-        kept.extend(generic.detect(ctx, taken))
+    for entry in entries:
+        if entry.fallback is not None:
+            with contextlib.suppress(Exception):
+                kept.extend(entry.fallback(ctx, taken))
     return sorted(kept, key=lambda s: s.path)
 
 
@@ -125,7 +102,7 @@ def _resolve(candidates: list[RunSpec]) -> list[RunSpec]:
     by_path: dict[str, RunSpec] = {}
     for spec in candidates:
         current = by_path.get(spec.path)
-        if current is None or _PRIORITY[spec.framework] < _PRIORITY[current.framework]:
+        if current is None or _priority(spec) < _priority(current):
             by_path[spec.path] = spec
     owners: dict[str, RunSpec] = dict(by_path)
     for spec in by_path.values():
@@ -134,7 +111,14 @@ def _resolve(candidates: list[RunSpec]) -> list[RunSpec]:
     return [spec for spec in by_path.values() if not _swallowed(spec, owners)]
 
 
+def _priority(spec: RunSpec) -> int:
+    entry = registry.get(spec.framework)
+    return entry.priority if entry is not None else 1 << 30
+
+
 def _swallowed(spec: RunSpec, owners: Mapping[str, RunSpec]) -> bool:
+    own = registry.get(spec.framework)
+    joins_outer = own is not None and own.joins_outer
     folder = spec.path
     child = folder
     while folder:
@@ -142,43 +126,38 @@ def _swallowed(spec: RunSpec, owners: Mapping[str, RunSpec]) -> bool:
         outer = owners.get(folder)
         if outer is None or outer is spec:
             continue
-        if outer.framework in _OWNS_SUBTREE:
+        entry = registry.get(outer.framework)
+        if entry is None:
+            continue
+        if entry.owns_subtree:
             return True
-        if outer.framework == "hf-trainer" and hf.CHECKPOINT_DIR.match(_io.basename(child)):
+        if entry.owns_children is not None and entry.owns_children.match(_io.basename(child)):
             return True
-        if spec.framework == "tensorboard" and outer.framework != "hydra":
+        if joins_outer and not entry.keeps_inner:
             return True
     return False
 
 
 def _load(root: Path, spec: RunSpec) -> Loaded:
-    module = _MODULES.get(spec.framework)
-    if module is None:
+    entry = registry.get(spec.framework)
+    if entry is None:
         loaded = Loaded()
         loaded.warn(f"unknown framework {spec.framework!r}")
         return loaded
-    load: Callable[[Path, RunSpec], Loaded] = module.load
     try:
-        loaded = load(root, spec)
+        loaded = entry.load(root, spec)
     except Exception as exc:  # never let one bad run break a scan
         loaded = Loaded()
         loaded.warn(f"{spec.path}: could not read run ({type(exc).__name__}: {exc})")
     # plots and "last" follow the step, as MLflow's latest metric does (ties keep log order)
     loaded.series = {k: sorted(v, key=lambda p: p[0]) for k, v in loaded.series.items()}
-    if spec.framework != "hydra" and _has_hydra(root, spec.path):
-        try:
-            hydra.merge_into(root, spec.path, loaded)
-        except Exception as exc:
-            loaded.warn(f"{spec.path}/.hydra: {type(exc).__name__}: {exc}")
+    for other in registry.entries():
+        if other.adds_to_runs is not None and other is not entry:
+            try:
+                other.adds_to_runs(root, spec, loaded)
+            except Exception as exc:
+                loaded.warn(f"{spec.path}: {other.name}: {type(exc).__name__}: {exc}")
     return loaded
-
-
-def _has_hydra(root: Path, rel: str) -> bool:
-    try:
-        _io.regular_file(root, _io.join(rel, ".hydra", "config.yaml"))
-    except _io.ReadError:
-        return False
-    return True
 
 
 def read_run(root: Path, spec: RunSpec) -> RunInfo:

@@ -26,6 +26,7 @@ from store.frameworks._context import DetectContext
 from store.frameworks._metrics import add_point
 from store.frameworks.flatten import MAX_KEYS
 from store.frameworks.model import Loaded, RunSpec
+from store.frameworks.registry import Framework
 
 FRAMEWORK = "comet"
 DEFAULT_DIR = ".cometml-runs"
@@ -161,3 +162,13 @@ def _other(message: dict[str, object], payload: dict[str, object]) -> tuple[str,
     if message.get("type") == "log_other" and payload.get("key") is not None:
         return str(payload["key"]), payload.get("value")
     return None
+
+
+ENTRY = Framework(
+    name=FRAMEWORK,
+    display="Comet",
+    priority=1200,
+    detect=detect,
+    load=load,
+    marker_patterns=(r".*\.zip",),
+)

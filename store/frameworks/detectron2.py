@@ -17,6 +17,7 @@ from store.frameworks import _common, _io
 from store.frameworks._context import DetectContext
 from store.frameworks._metrics import add_point
 from store.frameworks.model import Loaded, RunSpec
+from store.frameworks.registry import Checkpoints, Framework, NumberedName, SeriesSource
 
 FRAMEWORK = "detectron2"
 CHECKPOINT = re.compile(r"^model_(\d{7}|final)\.pth$")
@@ -67,3 +68,21 @@ def _read_metrics(root: Path, rel: str, out: Loaded) -> None:
                 add_point(out.series, str(name), step, number)
     if no_step:
         out.warn(f"{rel}: {no_step} line(s) without an iteration skipped")
+
+
+ENTRY = Framework(
+    name=FRAMEWORK,
+    display="Detectron2",
+    priority=800,
+    detect=detect,
+    load=load,
+    owns_subtree=True,
+    markers=frozenset({"config.yaml", "metrics.json", "log.txt", "model_final.pth"}),
+    marker_patterns=(r"model_\d{7}\.pth",),
+    checklist=("config.yaml", "metrics.json", "model_final.pth|model_*.pth"),
+    checkpoints=Checkpoints(
+        last_names=frozenset({"model_final.pth"}),
+        numbered=(NumberedName(re.compile(r"^model_(\d{7})\.pth$"), "step", any_run=True),),
+        series=SeriesSource("metrics.json", "step"),
+    ),
+)

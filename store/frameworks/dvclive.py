@@ -15,6 +15,7 @@ from store.frameworks import _common, _io
 from store.frameworks._context import DetectContext
 from store.frameworks._metrics import add_point
 from store.frameworks.model import Loaded, RunSpec
+from store.frameworks.registry import Framework
 
 FRAMEWORK = "dvclive"
 
@@ -85,3 +86,15 @@ def _read_tsv(root: Path, rel: str, name: str, out: Loaded) -> None:
         out.warn(f"{rel}: {exc}")
     if bad:
         out.warn(f"{rel}: {bad} malformed row(s) skipped")
+
+
+ENTRY = Framework(
+    name=FRAMEWORK,
+    display="DVCLive",
+    priority=1000,
+    detect=detect,
+    load=load,
+    owns_subtree=True,
+    markers=frozenset({"metrics.json", "params.yaml", "dvc.yaml"}),
+    checklist=("params.yaml|@params", "metrics.json|plots/metrics/"),
+)

@@ -17,6 +17,7 @@ from pathlib import Path
 from store.frameworks import _common, _io
 from store.frameworks._context import DetectContext
 from store.frameworks.model import Loaded, RunSpec
+from store.frameworks.registry import Checkpoints, Framework
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -150,3 +151,23 @@ def load(root: Path, spec: RunSpec) -> Loaded:
         if name in files:
             _common.read_wide_csv(root, _io.join(spec.path, name), out)
     return out
+
+
+ENV = "requirements.txt|conda.yaml|conda.yml|environment.yml|environment.yaml|python_env.yaml"
+"""Any of the files that pin a run's Python environment (a checklist item)."""
+
+ENTRY = Framework(
+    name=FRAMEWORK,
+    display="generic",
+    priority=1600,
+    fallback=detect,
+    load=load,
+    markers=frozenset({CONFIG_NAME}),
+    checklist=(
+        ENV,
+        "*.yaml|*.yml|config.json|*.toml",
+        "metrics.*|trainer_state.json|*.csv|events.out.tfevents.*",
+        "*.safetensors|*.ckpt|*.pt|*.pth|*.bin|model.pkl|*.onnx|*.gguf",
+    ),
+    checkpoints=Checkpoints(last_names=frozenset({"last.pth"}), best_names=frozenset({"best.pth"})),
+)

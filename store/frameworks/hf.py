@@ -15,6 +15,7 @@ from pathlib import Path
 from store.frameworks import _common, _io
 from store.frameworks._context import DetectContext
 from store.frameworks.model import Loaded, RunSpec
+from store.frameworks.registry import Framework
 
 FRAMEWORK = "hf-trainer"
 CHECKPOINT_DIR = re.compile(r"^checkpoint-(\d+)$")
@@ -215,3 +216,34 @@ def _apply_state(state: dict[str, object], out: Loaded) -> None:
     max_steps = _io.to_int(state.get("max_steps"))
     if global_step and max_steps and global_step >= max_steps:
         out.status = "finished"
+
+
+ENTRY = Framework(
+    name=FRAMEWORK,
+    display="Hugging Face Trainer",
+    priority=400,
+    detect=detect,
+    load=load,
+    owns_children=CHECKPOINT_DIR,
+    markers=frozenset({"trainer_state.json", "training_args.bin"}),
+    checklist=(
+        "config.json|adapter_config.json",
+        "trainer_state.json",
+        "model.safetensors|model-*.safetensors|pytorch_model.bin|pytorch_model-*.bin"
+        "|adapter_model.safetensors",
+        "training_args.bin",
+    ),
+    kinds={
+        "generation_config.json": "config",
+        "tokenizer_config.json": "config",
+        "special_tokens_map.json": "config",
+        "tokenizer.json": "config",
+        "training_args.bin": "config",
+        "trainer_state.json": "metrics",
+        **{name: "metrics" for name in _RESULTS},
+        "optimizer.pt": "checkpoint",
+        "scheduler.pt": "checkpoint",
+        "scaler.pt": "checkpoint",
+        "rng_state.pth": "checkpoint",
+    },
+)

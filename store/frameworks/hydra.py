@@ -19,6 +19,7 @@ from pathlib import Path
 from store.frameworks import _common, _io
 from store.frameworks._context import DetectContext
 from store.frameworks.model import Loaded, RunSpec
+from store.frameworks.registry import Framework
 
 FRAMEWORK = "hydra"
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -66,6 +67,18 @@ def _job_name(root: Path, rel: str) -> str | None:
     job = hydra.get("job") if isinstance(hydra, dict) else None
     name = job.get("name") if isinstance(job, dict) else None
     return str(name) if name is not None else None
+
+
+def add_to_run(root: Path, spec: RunSpec, out: Loaded) -> None:
+    """A Hydra config in another framework's run folder: merged into that run's params."""
+    try:
+        _io.regular_file(root, _io.join(spec.path, ".hydra", "config.yaml"))
+    except _io.ReadError:
+        return
+    try:
+        merge_into(root, spec.path, out)
+    except Exception as exc:
+        out.warn(f"{spec.path}/.hydra: {type(exc).__name__}: {exc}")
 
 
 def merge_into(root: Path, folder: str, out: Loaded) -> None:
@@ -120,3 +133,16 @@ def load(root: Path, spec: RunSpec) -> Loaded:
                 f"{parts[0]} {parts[1]}", "%Y-%m-%d %H-%M-%S"
             ).timestamp()
     return out
+
+
+ENTRY = Framework(
+    name=FRAMEWORK,
+    display="Hydra",
+    priority=1400,
+    detect=detect,
+    load=load,
+    adds_to_runs=add_to_run,
+    keeps_inner=True,
+    markers=frozenset({"config.yaml", "overrides.yaml"}),
+    checklist=(".hydra/config.yaml", ".hydra/overrides.yaml"),
+)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import zipfile
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from store.frameworks import _common, _io
 from store.frameworks._context import DetectContext
 from store.frameworks.flatten import flatten
 from store.frameworks.model import Loaded, RunSpec
+from store.frameworks.registry import Checkpoints, Framework, NumberedName, SeriesSource
 from store.safefile import open_regular
 
 FRAMEWORK = "keras"
@@ -137,3 +139,19 @@ def _read_archive_config(root: Path, rel: str, out: Loaded) -> None:
                 )
     if config.get("class_name"):
         out.params["model.class_name"] = str(config["class_name"])
+
+
+ENTRY = Framework(
+    name=FRAMEWORK,
+    display="Keras",
+    priority=900,
+    detect=detect,
+    load=load,
+    marker_patterns=(r".*\.keras", r".*\.h5"),
+    checklist=("*.csv|*.log", "*.keras|*.h5"),
+    checkpoints=Checkpoints(
+        # ModelCheckpoint's {epoch} is the first number of its names and counts from 1
+        numbered=(NumberedName(re.compile(r"^\D*(\d+).*\.(?:keras|h5)$"), "epoch"),),
+        series=SeriesSource("CSVLogger log", "epoch", -1),
+    ),
+)

@@ -22,6 +22,7 @@ from pathlib import Path
 from store.frameworks import _common, _io
 from store.frameworks._context import DetectContext
 from store.frameworks.model import Loaded, RunSpec
+from store.frameworks.registry import Checkpoints, Framework, SeriesSource
 
 FRAMEWORK = "lightning"
 VERSION_DIR = re.compile(r"^version_\d+$")
@@ -101,3 +102,17 @@ def _check_events(root: Path, folder: str, out: Loaded) -> None:
         out.started = events.started
     if out.ended is None:
         out.ended = events.ended
+
+
+ENTRY = Framework(
+    name=FRAMEWORK,
+    display="Lightning",
+    priority=300,
+    detect=detect,
+    load=load,
+    owns_subtree=True,
+    markers=_MARKERS,
+    checklist=("hparams.yaml", "metrics.csv|events.out.tfevents.*", "checkpoints/*.ckpt"),
+    kinds={"hparams.yaml": "config", "last.ckpt": "checkpoint"},
+    checkpoints=Checkpoints(series=SeriesSource("tensorboard events", "logged epoch")),
+)

@@ -25,6 +25,7 @@ from store.frameworks import _io
 from store.frameworks._context import DetectContext
 from store.frameworks._metrics import add_point
 from store.frameworks.model import Loaded, RunSpec
+from store.frameworks.registry import Framework
 
 FRAMEWORK = "mlflow"
 DB_NAME = "mlflow.db"
@@ -415,3 +416,16 @@ def _load_db(root: Path, db_rel: str, spec: RunSpec, out: Loaded) -> None:
                 add_point(out.series, str(key), int(step or 0), number)
         except (sqlite3.Error, ValueError, TypeError) as exc:
             out.warn(f"{db_rel}: {' '.join(str(exc).split())}")
+
+
+ENTRY = Framework(
+    name=FRAMEWORK,
+    display="MLflow",
+    priority=100,
+    detect=detect,
+    load=load,
+    owns_subtree=True,
+    markers=frozenset({"meta.yaml", DB_NAME}),
+    checklist=("params/*|@params", "metrics/*|@metrics", "artifacts/**"),
+    kinds={"mlmodel": "config", "meta.yaml": "config"},
+)

@@ -21,6 +21,7 @@ from store.frameworks._metrics import add_point
 from store.frameworks._pyconfig import parse_py_config
 from store.frameworks.flatten import flatten
 from store.frameworks.model import Loaded, RunSpec
+from store.frameworks.registry import Checkpoints, Framework, SeriesSource
 
 FRAMEWORK = "mmengine"
 TIMESTAMP = re.compile(r"^\d{8}_\d{6}$")
@@ -131,3 +132,17 @@ def _status(out: Loaded) -> None:
     limit = _io.to_int(out.params.get(key))
     if limit and int(match.group(2)) >= limit:
         out.status = "finished"
+
+
+ENTRY = Framework(
+    name=FRAMEWORK,
+    display="MMEngine",
+    priority=700,
+    detect=detect,
+    load=load,
+    owns_subtree=True,
+    markers=frozenset({"last_checkpoint"}),
+    marker_patterns=(r"(epoch|iter)_\d+\.pth",),
+    checklist=("*.py", "scalars.json", "last_checkpoint", "epoch_*.pth|iter_*.pth"),
+    checkpoints=Checkpoints(best_prefix="best_", series=SeriesSource("scalars.json", "either")),
+)

@@ -16,6 +16,7 @@ from store.frameworks import _io, _torchmeta
 from store.frameworks._context import DetectContext
 from store.frameworks.flatten import flatten
 from store.frameworks.model import Loaded, RunSpec
+from store.frameworks.registry import Checkpoints, Framework
 
 FRAMEWORK = "nanogpt"
 CHECKPOINT = "ckpt.pt"
@@ -53,3 +54,16 @@ def load(root: Path, spec: RunSpec) -> Loaded:
         if max_iters and step >= max_iters:
             out.status = "finished"
     return out
+
+
+ENTRY = Framework(
+    name=FRAMEWORK,
+    display="nanoGPT",
+    priority=1300,
+    detect=detect,
+    load=load,
+    markers=frozenset({CHECKPOINT}),
+    checklist=(CHECKPOINT, "@params"),
+    kinds={CHECKPOINT: "checkpoint"},
+    checkpoints=Checkpoints(last_names=frozenset({CHECKPOINT})),
+)

@@ -19,6 +19,7 @@ from store.frameworks import _io
 from store.frameworks._context import DetectContext
 from store.frameworks._metrics import add_point
 from store.frameworks.model import Loaded, RunSpec
+from store.frameworks.registry import Framework
 
 FRAMEWORK = "neptune"
 _META_SPACES = ("sys", "source_code")
@@ -124,3 +125,13 @@ def _tags(kind: str, values: object, out: Loaded) -> None:
         else:
             tags = [t for t in tags if t not in names]
     out.meta["tags"] = tags[:100]
+
+
+ENTRY = Framework(
+    name=FRAMEWORK,
+    display="Neptune",
+    priority=1100,
+    detect=detect,
+    load=load,
+    owns_subtree=True,
+)

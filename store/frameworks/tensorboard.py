@@ -8,6 +8,7 @@ from pathlib import Path
 from store.frameworks import _common
 from store.frameworks._context import DetectContext
 from store.frameworks.model import Loaded, RunSpec
+from store.frameworks.registry import Framework
 
 FRAMEWORK = "tensorboard"
 
@@ -25,3 +26,15 @@ def load(root: Path, spec: RunSpec) -> Loaded:
     out = Loaded()
     _common.read_tensorboard(root, spec.path, out)
     return out
+
+
+ENTRY = Framework(
+    name=FRAMEWORK,
+    display="TensorBoard",
+    priority=1500,
+    detect=detect,
+    load=load,
+    joins_outer=True,
+    marker_patterns=(r"events\.out\.tfevents\..*",),
+    checklist=("events.out.tfevents.*",),
+)

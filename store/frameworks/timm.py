@@ -15,6 +15,7 @@ from pathlib import Path
 from store.frameworks import _common, _io
 from store.frameworks._context import DetectContext
 from store.frameworks.model import Loaded, RunSpec
+from store.frameworks.registry import Checkpoints, Framework, SeriesSource
 
 FRAMEWORK = "timm"
 CHECKPOINT = re.compile(r"^checkpoint-(\d+)\.pth\.tar$")
@@ -46,3 +47,22 @@ def load(root: Path, spec: RunSpec) -> Loaded:
     if epochs and last is not None and last + 1 >= epochs + cooldown:
         out.status = "finished"
     return out
+
+
+ENTRY = Framework(
+    name=FRAMEWORK,
+    display="timm",
+    priority=600,
+    detect=detect,
+    load=load,
+    owns_subtree=True,
+    markers=frozenset({"args.yaml", "summary.csv"}),
+    marker_patterns=(r".*\.pth\.tar",),
+    checklist=("args.yaml", "summary.csv", "model_best.pth.tar|checkpoint-*.pth.tar"),
+    checkpoints=Checkpoints(
+        last_names=frozenset({"last.pth.tar"}),
+        best_names=frozenset({"model_best.pth.tar"}),
+        counts_epochs=True,
+        series=SeriesSource("summary.csv", "epoch"),
+    ),
+)

@@ -15,6 +15,7 @@ from pathlib import Path
 from store.frameworks import _common, _io
 from store.frameworks._context import DetectContext
 from store.frameworks.model import Loaded, RunSpec
+from store.frameworks.registry import Checkpoints, Framework, SeriesSource
 
 FRAMEWORK = "ultralytics"
 _WEIGHTS = frozenset({"last.pt", "best.pt"})
@@ -51,3 +52,20 @@ def load(root: Path, spec: RunSpec) -> Loaded:
         if done >= epochs:
             out.status = "finished"
     return out
+
+
+ENTRY = Framework(
+    name=FRAMEWORK,
+    display="Ultralytics YOLO",
+    priority=500,
+    detect=detect,
+    load=load,
+    owns_subtree=True,
+    markers=frozenset({"args.yaml", "results.csv"}),
+    checklist=("args.yaml", "results.csv", "weights/best.pt", "weights/last.pt"),
+    checkpoints=Checkpoints(
+        last_names=frozenset({"last.pt"}),
+        best_names=frozenset({"best.pt"}),
+        series=SeriesSource("results.csv", "epoch", 1),
+    ),
+)

@@ -21,6 +21,7 @@ from store.frameworks._context import DetectContext
 from store.frameworks._metrics import add_point
 from store.frameworks.flatten import flatten
 from store.frameworks.model import Loaded, RunSpec
+from store.frameworks.registry import Framework
 
 FRAMEWORK = "wandb"
 RUN_DIR = re.compile(r"^(offline-)?run-(\d{8}_\d{6})-([A-Za-z0-9]+)$")
@@ -230,3 +231,28 @@ def _apply_metadata(metadata: dict[str, object], out: Loaded) -> None:
             out.started = stamp.timestamp()
         except ValueError:
             out.warn(f"wandb-metadata.json: bad startedAt {started[:40]!r}")
+
+
+ENTRY = Framework(
+    name=FRAMEWORK,
+    display="W&B",
+    priority=200,
+    detect=detect,
+    load=load,
+    owns_subtree=True,
+    markers=_FILES_MARKERS,
+    marker_patterns=(r"run-.*\.wandb",),
+    checklist=(
+        "files/config.yaml|run-*.wandb",
+        "requirements.txt|conda-environment.yaml",
+        "wandb-metadata.json|run-*.wandb",
+    ),
+    kinds={
+        "wandb-metadata.json": "env",
+        "wandb-summary.json": "metrics",
+        "output.log": "log",
+        "debug.log": "log",
+        "debug-internal.log": "log",
+        ".wandb": "metrics",
+    },
+)

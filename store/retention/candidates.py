@@ -23,6 +23,8 @@ from typing import Any
 import sqlite_utils
 
 from store.csvrows import csv_reader
+from store.frameworks import registry
+from store.frameworks.registry import Checkpoints, NumberedName, SeriesSource
 from store.paths import unkey
 from store.safefile import read_capped
 
@@ -36,14 +38,41 @@ _NUMBERS = re.compile(r"([a-z]+)[=_\-]?(\d+)")
 'it 5'); only the words below count."""
 _LAST = re.compile(r"^last(?:-v\d+)?\.ckpt$", re.I)
 _STEP_WORDS = frozenset({"step", "iter", "iteration", "it", "ckpt", "checkpoint"})
-_LAST_NAMES = frozenset({"last.pt", "last.pth", "last.pth.tar", "model_final.pth", "ckpt.pt"})
-"""The newest checkpoint by definition: Ultralytics, timm, Detectron2, nanoGPT."""
-_BEST_NAMES = frozenset({"best.pt", "best.pth", "model_best.pth.tar"})
-"""The framework's own best checkpoint (Ultralytics, timm): always kept, like the Trainer's."""
-_DETECTRON2_ITER = re.compile(r"^model_(\d{7})\.pth$")
-_KERAS_EPOCH = re.compile(r"^\D*(\d+).*\.(?:keras|h5)$")
-"""The first number of a Keras ModelCheckpoint name (``model.05-0.23.keras``): the epoch."""
 _EPOCH_WORDS = frozenset({"epoch", "ep"})
+
+
+@dataclass(frozen=True)
+class _NameRules:
+    """What the registered frameworks say about checkpoint names (``registry.Checkpoints``)."""
+
+    last: frozenset[str]
+    best: frozenset[str]
+    any_run: tuple[NumberedName, ...]
+    own: dict[str, tuple[NumberedName, ...]]
+
+
+_name_rules: _NameRules | None = None
+
+
+def _rules() -> _NameRules:
+    global _name_rules
+    if _name_rules is None:
+        entries = registry.entries()
+        _name_rules = _NameRules(
+            frozenset(n for e in entries for n in e.checkpoints.last_names),
+            frozenset(n for e in entries for n in e.checkpoints.best_names),
+            tuple(n for e in entries for n in e.checkpoints.numbered if n.any_run),
+            {e.name: tuple(n for n in e.checkpoints.numbered if not n.any_run) for e in entries},
+        )
+    return _name_rules
+
+
+def _forget_rules() -> None:
+    global _name_rules
+    _name_rules = None
+
+
+registry.on_change(_forget_rules)
 
 
 @dataclass(slots=True)
@@ -287,13 +316,15 @@ def candidates_for_root(
             f"WHERE root_id = ? AND kind IN ('checkpoint', 'model') AND parent IN ({marks})",
             (root_id, *loose_parents),
         ).fetchall()
-    parsed_names: dict[tuple[str, bool], tuple[int | None, int | None, bool, bool] | None] = {}
+    parsed_names: dict[tuple[str, str], tuple[int | None, int | None, bool, bool] | None] = {}
+    rules = _rules()
     # Rows come folder by folder, so the run of a row is mostly the previous row's.
     last_run_id: int | None = None
     row_run: RunInfo | None = None
     units = {}
     known: dict[str, float | None] = by_name[None]
     reader: Callable[[str], float | None] | None = None
+    own: Checkpoints | None = None
     for run_id, path_blob, size, mtime_ns, inode, ftype, digest in file_rows:
         if run_id != last_run_id:
             row_run = runs.get(run_id)
@@ -303,19 +334,21 @@ def candidates_for_root(
                 known = by_name[run_metric]
                 reader = name_readers[run_metric] if run_metric else None
                 units = by_run.get(run_id) or {}
+                entry = registry.get(row_run.framework)
+                own = entry.checkpoints if entry is not None else None
         if row_run is None or ftype == "symlink":
             continue  # a link (Lightning's last.ckpt) is no checkpoint: see checkpoint_links
         path = path_blob.decode("utf-8", "surrogateescape")
         name = path[path.rfind("/") + 1 :]
-        key = (name, row_run.framework == "keras")
+        key = (name, row_run.framework)
         if key in parsed_names:
             parsed = parsed_names[key]
         else:
-            parsed = parsed_names[key] = _parse_file_name(name, keras=key[1])
+            parsed = parsed_names[key] = _parse_file_name(name, row_run.framework, rules)
         if parsed is None:
             continue
         step, epoch, is_last, is_best = parsed
-        if row_run.framework in _EPOCH_NAMED and epoch is None and step is not None:
+        if own is not None and own.counts_epochs and epoch is None and step is not None:
             step, epoch = None, step  # timm's checkpoint-<epoch>.pth.tar
         if not units:
             units = by_run.setdefault(run_id, units)
@@ -337,7 +370,9 @@ def candidates_for_root(
             is_last,
         )
         unit.trainer_best = is_best or (
-            row_run.framework == "mmengine" and name.lower().startswith("best_")
+            own is not None
+            and own.best_prefix is not None
+            and name.lower().startswith(own.best_prefix)
         )
         if reader is not None:
             if name in known:
@@ -372,23 +407,29 @@ def checkpoint_links(db: sqlite_utils.Database, root_id: int) -> list[tuple[int,
     return [(int(r), _decode(bytes(p)), None if t is None else str(t)) for r, p, t in rows]
 
 
-def _parse_file_name(name: str, keras: bool) -> tuple[int | None, int | None, bool, bool] | None:
+def _parse_file_name(
+    name: str, framework: str, rules: _NameRules
+) -> tuple[int | None, int | None, bool, bool] | None:
     """(step, epoch, is_last, is_best) of a checkpoint file's name, or None when it is none.
 
-    Keras' ModelCheckpoint names count epochs from their first number; no other layout's do.
+    An epoch or step word wins; then every framework's last and best names, then the
+    numbered names any run may hold (Detectron2's), then those of the run's own framework
+    (Keras' ModelCheckpoint names count epochs from their first number; no other's do).
     """
     lower = name.lower()
     step, epoch, numbered = _numbers_of(_NUMBERS.findall(lower))
     if numbered:
         return step, epoch, False, False
-    if lower in _LAST_NAMES:
+    if lower in rules.last:
         return None, None, True, False
-    if lower in _BEST_NAMES:
+    if lower in rules.best:
         return None, None, False, True
-    if (iteration := _DETECTRON2_ITER.match(lower)) is not None:
-        return int(iteration.group(1)), None, False, False
-    if keras and (first := _KERAS_EPOCH.match(lower)) is not None:
-        return None, int(first.group(1)), False, False  # ModelCheckpoint's {epoch} counts from 1
+    for named in (*rules.any_run, *rules.own.get(framework, ())):
+        if (found := named.pattern.match(lower)) is not None:
+            number = int(found.group(1))
+            if named.counts == "step":
+                return number, None, False, False
+            return None, number, False, False
     if not lower.endswith(".ckpt"):
         return None
     return None, None, _LAST.match(name) is not None, False
@@ -590,20 +631,38 @@ def _attach_metrics_csv(run: RunInfo, units: list[Candidate], metric: str) -> No
             unit.metric, unit.metric_source = by_step[unit.step], "metrics.csv"
 
 
-def _attach_logged_series(run: RunInfo, units: list[Candidate], metric: str) -> None:
-    """Lightning's TensorBoardLogger: the metric and the ``epoch`` scalar, joined by step."""
-    if run.framework != "lightning" or not any(
-        u.metric is None and (u.epoch is not None or u.step is not None) for u in units
-    ):
-        return
+def _series_source(run: RunInfo) -> SeriesSource | None:
+    entry = registry.get(run.framework)
+    return entry.checkpoints.series if entry is not None else None
+
+
+def _logged_metric(
+    run: RunInfo, metric: str
+) -> tuple[dict[str, list[tuple[int, float]]], list[tuple[int, float]]] | None:
+    """The run's series as its framework's reader logs them, and the metric's points."""
     from store.frameworks import read_metric_series
     from store.frameworks.model import RunSpec
 
     spec = RunSpec(path=run.path, framework=run.framework, name=run.path, experiment=None)
     series = read_metric_series(Path(run.root), spec)
     points = next((series[a] for a in _aliases(metric) if a in series), None)
-    if not points:
+    return (series, points) if points else None
+
+
+def _attach_logged_series(run: RunInfo, units: list[Candidate], metric: str) -> None:
+    """The metric and the logged ``epoch`` scalar, joined by step, for frameworks whose
+    series source counts ``logged epoch`` (Lightning's TensorBoardLogger)."""
+    source = _series_source(run)
+    if (
+        source is None
+        or source.counts != "logged epoch"
+        or not any(u.metric is None and (u.epoch is not None or u.step is not None) for u in units)
+    ):
         return
+    logged = _logged_metric(run, metric)
+    if logged is None:
+        return
+    series, points = logged
     epochs = sorted(series.get("epoch", []))
     by_epoch: dict[int, float] = {}
     by_step: dict[int, float] = {}
@@ -619,41 +678,26 @@ def _attach_logged_series(run: RunInfo, units: list[Candidate], metric: str) -> 
         if unit.metric is not None:
             continue
         if unit.epoch is not None and unit.epoch in by_epoch:
-            unit.metric, unit.metric_source = by_epoch[unit.epoch], "tensorboard events"
+            unit.metric, unit.metric_source = by_epoch[unit.epoch], source.label
         elif unit.epoch is None and unit.step is not None and unit.step in by_step:
-            unit.metric, unit.metric_source = by_step[unit.step], "tensorboard events"
-
-
-_EPOCH_NAMED = frozenset({"timm"})
-"""Frameworks whose ``checkpoint-N`` file names count epochs, not steps."""
-_SERIES_SOURCES = {
-    "ultralytics": ("results.csv", "epoch", 1),
-    "timm": ("summary.csv", "epoch", 0),
-    "mmengine": ("scalars.json", "either", 0),
-    "detectron2": ("metrics.json", "step", 0),
-    "keras": ("CSVLogger log", "epoch", -1),
-}
-"""Per framework: the file its reader's series come from, which checkpoint number is the
-series' step, and the offset between them (Ultralytics saves ``epoch9.pt`` in the epoch it
-logs as 10; Keras names ``model.10-...keras`` the epoch its CSVLogger logs as 9)."""
+            unit.metric, unit.metric_source = by_step[unit.step], source.label
 
 
 def _attach_framework_series(run: RunInfo, units: list[Candidate], metric: str) -> None:
-    """The metric its reader logged at the checkpoint's epoch or step (Ultralytics, timm,
-    MMEngine, Detectron2)."""
-    source = _SERIES_SOURCES.get(run.framework)
-    if source is None or not any(u.metric is None for u in units):
+    """The metric its reader logged at the checkpoint's epoch or step, as the run's
+    framework's series source says (Ultralytics, timm, MMEngine, Detectron2, Keras)."""
+    source = _series_source(run)
+    if (
+        source is None
+        or source.counts == "logged epoch"
+        or not any(u.metric is None for u in units)
+    ):
         return
-    from store.frameworks import read_metric_series
-    from store.frameworks.model import RunSpec
-
-    spec = RunSpec(path=run.path, framework=run.framework, name=run.path, experiment=None)
-    series = read_metric_series(Path(run.root), spec)
-    points = next((series[a] for a in _aliases(metric) if a in series), None)
-    if not points:
+    logged = _logged_metric(run, metric)
+    if logged is None:
         return
-    file_name, which, offset = source
-    at = {step: value for step, value in points if math.isfinite(value)}
+    which, offset = source.counts, source.offset
+    at = {step: value for step, value in logged[1] if math.isfinite(value)}
     for unit in units:
         if unit.metric is not None:
             continue
@@ -662,7 +706,7 @@ def _attach_framework_series(run: RunInfo, units: list[Candidate], metric: str) 
         else:
             number = unit.step
         if number is not None and number + offset in at:
-            unit.metric, unit.metric_source = at[number + offset], file_name
+            unit.metric, unit.metric_source = at[number + offset], source.label
 
 
 def _float(cell: str) -> float | None:
