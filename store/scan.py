@@ -26,10 +26,10 @@ from typing import Any, NamedTuple
 import sqlite_utils
 
 from store import paths
-from store.db import write_transaction
 from store.hashing import Identity, hash_file
+from store.index.db import write_transaction
+from store.index.query import FLAGGED_VERDICTS
 from store.kinds import SETTLED_EXT_BYTES, TFEVENTS, classify, classify_key, refine
-from store.query import FLAGGED_VERDICTS
 from store.runs import Listing, RunSync, is_marker
 from store.safetext import visible
 

@@ -41,8 +41,8 @@ from typing import Any, Literal
 import sqlite_utils
 
 from store import fsops
-from store.db import write_transaction
 from store.errors import ArtlensError
+from store.index.db import write_transaction
 from store.kinds import classify
 from store.paths import key, prefix_range
 from store.retention import audit

@@ -44,8 +44,8 @@ from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver, ObservedWatch
 
 from store import fsops, paths, progressive
-from store.db import is_network_fs, open_db, write_transaction
 from store.errors import ArtlensError
+from store.index.db import is_network_fs, open_db, write_transaction
 from store.lock import WriterLock
 from store.scan import IGNORED_DIR_NAMES, Indexer, ScanReport
 from store.watch import rescan

@@ -25,10 +25,11 @@ from textual.widget import Widget
 from textual.widgets import DataTable, Footer, Input, Static, Tree
 from textual.worker import Worker, get_current_worker
 
-from store import paths, query
+from store import paths
+from store.index import query
+from store.index.views import ChildPage, ReaderPool, children_page, counts
 from store.integrity import problems_of
 from store.safetext import visible
-from store.views import ChildPage, ReaderPool, children_page, counts
 from tui.commands import PaletteEntry
 from tui.format import WARNING
 from tui.messages import (
@@ -66,7 +67,7 @@ if TYPE_CHECKING:
     from rich.console import RenderableType
 
     from store.checklist import ChecklistResult
-    from store.query import ArtifactRow, RunRow
+    from store.index.query import ArtifactRow, RunRow
 
 POLL_SECONDS = 0.25
 """How often the read connection is asked whether another connection committed, when the
@@ -356,7 +357,7 @@ class ExplorerScreen(Screen[None]):
 
     def _poll(self) -> None:
         """Cheap on the UI thread: one PRAGMA on an idle connection."""
-        from store.db import data_version, open_db
+        from store.index.db import data_version, open_db
 
         self._last_poll = time.monotonic()
         try:
@@ -625,8 +626,8 @@ class ExplorerScreen(Screen[None]):
     ) -> None:
         """Read, render and lay out off the UI thread.  A big text shows a quick view of
         its first and last lines at once; the whole view replaces it when laid out."""
+        from store.index.views import artifact_at
         from store.preview import preview_file
-        from store.views import artifact_at
 
         worker = get_current_worker()
         if reread:
