@@ -1,9 +1,9 @@
 """The change feed: typed event kinds, reading them, and folding a batch into a ``Delta``.
 
-Every commit that changes what a view shows writes events (only ``store.index.write`` does);
-a reader polls ``events_since`` and folds the batch into what it must reload, so no screen
-interprets kind strings of its own.  The stored kind is the enum's value: the feed JSON and
-mirrors carry the same strings as before.
+Every commit that changes what a view shows writes events (``store.index.write`` does, and
+a mirror stores the ones its host sent); a reader polls ``events_since`` and folds the batch
+into what it must reload, so no screen interprets kind strings of its own.  The stored kind
+is the enum's value: the feed JSON and mirrors carry the same strings as before.
 """
 
 from __future__ import annotations
