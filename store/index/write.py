@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
     import sqlite_utils
 
-EventRow = tuple[EventKind, "int | None", "int | None", "bytes | None"]
+EventRow = tuple[EventKind, int | None, int | None, bytes | None]
 """(kind, root id, run id, path) of one event to write."""
 
 
