@@ -65,6 +65,7 @@ def test_later_events_win_and_unknown_kinds_ask_for_a_full_reload() -> None:
     assert fold([removed, readded]).last_event == 2
     scan = Event(3, 0.0, EventKind.SCAN, 4, None, b"")
     assert fold([scan]).rescanned_roots == {4}
+    assert fold([Event(5, 0.0, EventKind.TRASH, 3, None, b"a/b")]).trash_roots == {3}
     newer = Event(4, 0.0, None, 1, None, b"x", raw_kind="moved")
     assert fold([removed, newer]).full
     assert fold([removed, readded], max_events=1).full

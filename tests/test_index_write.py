@@ -15,7 +15,7 @@ from store.index.db import open_db
 from store.index.events import EventKind, events_since, fold
 from store.retention.plan import make_plan
 from store.retention.policy import from_flags
-from store.retention.trash import apply_plan, restore
+from store.retention.trash import apply_plan, purge, restore
 from store.scan import Indexer
 
 
@@ -63,10 +63,25 @@ def test_trash_and_restore_keep_run_totals_equal_to_their_rows(
     after = _totals(db)[run_id]
     assert after[0] == after[2] < size and after[1] == after[3] < count
     trashed = events_since(db, start)
-    assert {e.kind for e in trashed} == {EventKind.REMOVED}
-    assert run_id in fold(trashed).runs
+    assert {e.kind for e in trashed} == {EventKind.REMOVED, EventKind.TRASH}
+    root_id = trashed[0].root_id
+    assert run_id in fold(trashed).runs and fold(trashed).trash_roots == {root_id}
 
     restore(root, "all", db)
     back = _totals(db)[run_id]
     assert back[:2] == back[2:] == (size, count)
-    assert EventKind.ADDED in {e.kind for e in events_since(db, trashed[-1].id)}
+    restored = events_since(db, trashed[-1].id)
+    assert {e.kind for e in restored} == {EventKind.ADDED, EventKind.TRASH}
+    assert fold(restored).trash_roots == {root_id}
+
+
+def test_a_purge_tells_views_of_the_trash(tmp_path: Path, db: sqlite_utils.Database) -> None:
+    root = tmp_path / "root"
+    for step in range(3):
+        write(root / "run" / f"step_{step}.pt", os.urandom(64), age=3600.0 - step)
+    Indexer(db, root).scan()
+    apply_plan(make_plan(db, [root], from_flags(keep_last=1), time.time()), db)
+    before = fold(events_since(db, 0)).last_event
+    assert purge(root, older_than=3600, db=db, now=time.time() + 7200).done
+    purged = fold(events_since(db, before))
+    assert purged.trash_roots and not purged.runs and not purged.removed_runs

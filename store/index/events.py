@@ -35,6 +35,9 @@ class EventKind(str, enum.Enum):
     RUN_REMOVED = "run_removed"
     SCAN = "scan"
     """Too many changes in one pass: everything at and below ``path`` may have changed."""
+    TRASH = "trash"
+    """A root's trash changed: the item at ``path`` went in, came back or was purged (its
+    files' rows come and go with ``removed`` and ``added`` events of their own)."""
 
 
 _KINDS = {k.value: k for k in EventKind}
@@ -90,6 +93,8 @@ class Delta:
     ``removed`` and ``added`` file events)."""
     rescanned_roots: frozenset[int]
     """Roots a ``scan`` event covered: all their runs and open folders."""
+    trash_roots: frozenset[int]
+    """Roots whose trash changed (what a view of the trash reloads)."""
     full: bool
     """Reload everything: more events than a reader should fold, or a kind it does not know."""
 
@@ -104,6 +109,7 @@ def fold(events: Iterable[Event], *, max_events: int | None = None) -> Delta:
     removed: set[int] = set()
     folders: set[tuple[int, bytes]] = set()
     rescanned: set[int] = set()
+    trash: set[int] = set()
     last, count, unknown = 0, 0, False
     for event in events:
         count += 1
@@ -120,6 +126,8 @@ def fold(events: Iterable[Event], *, max_events: int | None = None) -> Delta:
             removed.discard(event.run_id)
         if event.kind is EventKind.SCAN and event.root_id is not None:
             rescanned.add(event.root_id)
+        if event.kind is EventKind.TRASH and event.root_id is not None:
+            trash.add(event.root_id)
         if event.path is not None and event.root_id is not None:
             folders.add((event.root_id, event.path))
             folders.add((event.root_id, paths.parent_key(event.path)))
@@ -130,5 +138,6 @@ def fold(events: Iterable[Event], *, max_events: int | None = None) -> Delta:
         frozenset(removed),
         frozenset(folders),
         frozenset(rescanned),
+        frozenset(trash),
         full,
     )

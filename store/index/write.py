@@ -298,8 +298,8 @@ def record_trash(
     policy: str | None,
 ) -> bool:
     """A file or folder moved to the trash: the action, its rows gone (``prefix``: the key
-    range below a folder), one ``removed`` event per row, its runs' totals recounted.
-    False when this move was recorded already (a replayed manifest)."""
+    range below a folder), one ``removed`` event per row and a ``trash`` event, its runs'
+    totals recounted.  False when this move was recorded already (a replayed manifest)."""
     if _already_recorded(conn, root_id, "trash", trash_path):
         return False
     lo, hi = prefix if prefix is not None else (b"", b"")
@@ -314,7 +314,8 @@ def record_trash(
         (ts, root_id, path, size, policy, reason, trash_path),
     )
     delete_artifacts(conn, (r[0] for r in rows))
-    add_events(conn, ts, [(EventKind.REMOVED, root_id, r[1], r[2]) for r in rows])
+    events: list[EventRow] = [(EventKind.REMOVED, root_id, r[1], r[2]) for r in rows]
+    add_events(conn, ts, [*events, (EventKind.TRASH, root_id, None, path)])
     rebuild_run_totals(conn, (r[1] for r in rows))
     return True
 
@@ -331,8 +332,8 @@ def record_restore(
 ) -> bool:
     """Files back from the trash: the action, their rows (path, parent, name, kind, ftype,
     link_target, size, mtime_ns, inode, dev) in run ``run_id`` if it still exists, one
-    ``added`` event each, the run's totals recounted.  The hasher refills their hashes.
-    False when this restore was recorded already."""
+    ``added`` event each and a ``trash`` event, the run's totals recounted.  The hasher
+    refills their hashes.  False when this restore was recorded already."""
     if _already_recorded(conn, root_id, "restore", trash_path):
         return False
     if (
@@ -354,7 +355,8 @@ def record_restore(
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (root_id, run_id, *row, ts, ts),
         )
-    add_events(conn, ts, [(EventKind.ADDED, root_id, run_id, k) for k in keys])
+    events: list[EventRow] = [(EventKind.ADDED, root_id, run_id, k) for k in keys]
+    add_events(conn, ts, [*events, (EventKind.TRASH, root_id, None, path)])
     rebuild_run_totals(conn, [run_id])
     return True
 
@@ -374,3 +376,4 @@ def record_purge(
         "trash_path) VALUES (?, ?, ?, ?, 'purge', ?, ?)",
         (ts, root_id, path, size, reason, trash_path),
     )
+    add_events(conn, ts, [(EventKind.TRASH, root_id, None, path)])
