@@ -25,8 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from textual.pilot import Pilot
 
-from store.db import open_db
 from store.demo import write_demo
+from store.index.db import open_db
 from store.lock import WriterLock
 from store.scan import Indexer
 from tui.app import ArtlensApp

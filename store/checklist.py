@@ -43,7 +43,7 @@ else:  # pragma: no cover - exercised on 3.10 only
 from store import paths
 from store.errors import ArtlensError
 from store.frameworks import generic, registry
-from store.query import RunRow
+from store.index.query import RunRow
 from store.retention.globs import glob_to_regex
 from store.safefile import NotRegularFileError, read_capped
 

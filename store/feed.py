@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from store import paths
+from store.index.events import REMOVALS, kind_of
 
 if TYPE_CHECKING:
     import sqlite_utils
@@ -185,7 +186,7 @@ class Feed:
                     if not _covered(done, root_id, key):
                         done.add((root_id, key))
                         yield from self._sync(int(root_id), key)
-                    if kind in ("removed", "run_removed"):
+                    if kind_of(kind) in REMOVALS:
                         # folders emptied and removed write no event of their own
                         folder = self._nearest_folder(int(root_id), paths.parent_key(key))
                         if not _covered(done, root_id, folder, dirs_done):

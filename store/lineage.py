@@ -17,7 +17,7 @@ from typing import Any
 import sqlite_utils
 
 from store import paths
-from store.query import ArtifactRow, RunRow
+from store.index.query import ArtifactRow, RunRow
 from store.safefile import read_capped
 
 MAX_GIT_BYTES = 4096

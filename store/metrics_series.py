@@ -16,7 +16,7 @@ from pathlib import Path
 
 from store.frameworks import RunSpec, read_metric_series
 from store.frameworks._metrics import summarize
-from store.query import RunRow
+from store.index.query import RunRow
 from store.safetext import visible
 
 MAX_POINTS = 600

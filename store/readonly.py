@@ -1,8 +1,8 @@
 """A read-only connection to the index with the standard library alone.
 
-``store.db`` needs sqlite-utils (schema, migrations), whose import costs about 50 ms; a
+``store.index.db`` needs sqlite-utils (schema, migrations), whose import costs about 50 ms; a
 command that only reads, such as ``artlens runs --json``, starts faster without it.  The
-settings are ``store.db``'s for readers (a test keeps the two the same).
+settings are ``store.index.db``'s for readers (a test keeps the two the same).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import sqlite3
 from pathlib import Path
 
 BUSY_TIMEOUT_MS = 10_000
-"""As ``store.db.BUSY_TIMEOUT_MS``: ride out a writer's batch, report a wedged one."""
+"""As ``store.index.db.BUSY_TIMEOUT_MS``: ride out a writer's batch, report a wedged one."""
 
 
 def connect_readonly(path: Path | str) -> sqlite3.Connection:

@@ -27,7 +27,7 @@ from store.diff import (
 )
 from store.diff._io import DiffError, read_capped
 from store.diff.checkpoints import summarize_checkpoints
-from store.query import RunRow, iso, list_runs
+from store.index.query import RunRow, iso, list_runs
 
 MAX_ENV_BYTES = 1 << 20
 """Bytes read from one environment file; a requirements list is never bigger."""

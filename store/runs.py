@@ -23,6 +23,8 @@ import sqlite_utils
 
 from store import integrity, paths
 from store.frameworks import registry
+from store.index import write
+from store.index.events import EventKind
 from store.safetext import visible
 
 if TYPE_CHECKING:
@@ -216,48 +218,31 @@ class RunSync:
             if key in existing:
                 if self._specs_are_the_index:
                     continue
-                # the name the run's own files gave (meta.name) outranks the folder's
-                conn.execute(
-                    "UPDATE runs SET framework = ?,"
-                    " name = coalesce(json_extract(meta, '$.name'), ?),"
-                    " experiment = coalesce(json_extract(meta, '$.experiment'), ?),"
-                    " meta = json_patch(meta, ?) WHERE id = ? AND (framework != ?"
-                    " OR name != coalesce(json_extract(meta, '$.name'), ?)"
-                    " OR coalesce(experiment, '')"
-                    " != coalesce(json_extract(meta, '$.experiment'), ?, ''))",
-                    [
-                        spec.framework,
-                        spec.name,
-                        spec.experiment,
-                        json.dumps(meta),
-                        existing[key],
-                        spec.framework,
-                        spec.name,
-                        spec.experiment,
-                    ],
-                )
-                continue
-            cur = conn.execute(
-                "INSERT INTO runs (root_id, path, name, framework, experiment, meta, updated_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [
-                    self.root_id,
-                    key,
-                    spec.name,
+                write.update_run_spec(
+                    conn,
+                    existing[key],
                     spec.framework,
+                    spec.name,
                     spec.experiment,
                     json.dumps(meta),
-                    now,
-                ],
+                )
+                continue
+            run_id = write.insert_run(
+                conn,
+                self.root_id,
+                key,
+                spec.name,
+                spec.framework,
+                spec.experiment,
+                json.dumps(meta),
+                now,
             )
-            run_id = int(cur.lastrowid or 0)
             self._ids[key] = run_id
             self._new.add(key)
             self._dirty.add(run_id)
         self._removed = [(rid, key) for key, rid in existing.items() if key not in self._specs]
         for rid, key in self._removed:
-            conn.execute("UPDATE artifacts SET run_id = NULL WHERE run_id = ?", [rid])
-            conn.execute("DELETE FROM runs WHERE id = ?", [rid])
+            write.delete_run(conn, rid)
             del self._ids[key]
 
     def reassign(self, conn: sqlite3.Connection) -> None:
@@ -298,7 +283,7 @@ class RunSync:
                 if want != run_id:
                     updates.append((want, art_id))
                     self._dirty.update(r for r in (want, run_id) if r is not None)
-        conn.executemany("UPDATE artifacts SET run_id = ? WHERE id = ?", updates)
+        write.assign_runs(conn, updates)
 
     def has_dirty(self) -> bool:
         return bool(self._dirty or self._new or self._removed)
@@ -332,7 +317,7 @@ class RunSync:
                 [self.root_id],
             )
         }
-        events: list[tuple[object, ...]] = []
+        events: list[write.EventRow] = []
         updates: list[list[object]] = []
         pending: list[list[object]] = []
         with_refs = (
@@ -355,8 +340,8 @@ class RunSync:
                         run_id,
                     ]
                 )
-                kind = "run_added" if key in self._new else "run_changed"
-                events.append((now, kind, self.root_id, run_id, key))
+                kind = EventKind.RUN_ADDED if key in self._new else EventKind.RUN_CHANGED
+                events.append((kind, self.root_id, run_id, key))
                 changed += 1
                 continue
             info = self._summary_of(key, self._specs[key])
@@ -401,41 +386,23 @@ class RunSync:
                     run_id,
                 ]
             )
-            kind = "run_added" if key in self._new else "run_changed"
-            events.append((now, kind, self.root_id, run_id, key))
+            kind = EventKind.RUN_ADDED if key in self._new else EventKind.RUN_CHANGED
+            events.append((kind, self.root_id, run_id, key))
             changed += 1
-        conn.executemany(
-            "UPDATE runs SET started = coalesce(started, ?), last_write = ?,"
-            " status = CASE WHEN status IN ('finished', 'failed') THEN status ELSE ? END,"
-            " meta = json_set(meta, '$.summary_pending', json('true')),"
-            " size_bytes = ?, n_artifacts = ?, updated_at = ? WHERE id = ?",
-            pending,
-        )
-        conn.executemany(
-            "UPDATE runs SET name = ?, experiment = ?, started = ?, last_write = ?,"
-            " status = ?, params = ?,"
-            " metrics = ?, meta = ?, size_bytes = ?, n_artifacts = ?, updated_at = ?"
-            " WHERE id = ?",
-            updates,
-        )
+        write.mark_summaries_pending(conn, pending)
+        write.update_run_summaries(conn, updates)
         for run_id, (size, count, last_write, _first) in totals.items():
             if run_id in dirty or run_id not in current:
                 continue
             old_size, old_count, old_last, _status = current[run_id]
             if (size, count) != (old_size, old_count) or (old_last or 0) < last_write:
-                conn.execute(
-                    "UPDATE runs SET size_bytes = ?, n_artifacts = ?, last_write = ?,"
-                    " updated_at = ? WHERE id = ?",
-                    [size, count, last_write, now, run_id],
-                )
-                events.append((now, "run_changed", self.root_id, run_id, by_id[run_id]))
+                write.update_run_totals(conn, run_id, size, count, last_write, now)
+                events.append((EventKind.RUN_CHANGED, self.root_id, run_id, by_id[run_id]))
                 changed += 1
         for rid, key in self._removed:
-            events.append((now, "run_removed", self.root_id, rid, key))
+            events.append((EventKind.RUN_REMOVED, self.root_id, rid, key))
             changed += 1
-        conn.executemany(
-            "INSERT INTO events (ts, kind, root_id, run_id, path) VALUES (?, ?, ?, ?, ?)", events
-        )
+        write.add_events(conn, now, events)
         self._dirty.clear()
         self._new.clear()
         self._removed = []

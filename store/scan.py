@@ -26,10 +26,12 @@ from typing import Any, NamedTuple
 import sqlite_utils
 
 from store import paths
-from store.db import write_transaction
 from store.hashing import Identity, hash_file
+from store.index import write
+from store.index.db import write_transaction
+from store.index.events import EventKind
+from store.index.query import FLAGGED_VERDICTS
 from store.kinds import SETTLED_EXT_BYTES, TFEVENTS, classify, classify_key, refine
-from store.query import FLAGGED_VERDICTS
 from store.runs import Listing, RunSync, is_marker
 from store.safetext import visible
 
@@ -242,12 +244,7 @@ class Indexer:
         row = self.db.conn.execute("SELECT id FROM roots WHERE path = ?", [self.root_b]).fetchone()
         if row:
             return int(row[0])
-        with write_transaction(self.db) as conn:
-            cur = conn.execute(
-                "INSERT INTO roots (path, display, added_at) VALUES (?, ?, ?)",
-                [self.root_b, paths.display(self.root_b), self.clock()],
-            )
-            return int(cur.lastrowid or 0)
+        return write.add_root(self.db, self.root_b, paths.display(self.root_b), self.clock())
 
     def root_identity(self) -> tuple[int, int] | None:
         try:
@@ -586,9 +583,8 @@ class Indexer:
                 report.runs_changed = self.runs.refresh(conn, now, summaries=self._summaries)
             self._write_events(event_path, added, changed, removed, now)
             if full:
-                conn.execute(
-                    "UPDATE roots SET last_full_scan = ?, dev = ?, ino = ? WHERE id = ?",
-                    [now, *(self.root_identity() or (None, None)), self.root_id],
+                write.mark_full_scan(
+                    conn, self.root_id, now, *(self.root_identity() or (None, None))
                 )
         report.runs = self.runs.count()
 
@@ -719,16 +715,7 @@ class Indexer:
     def _write_dirs(
         self, written: list[tuple[bytes, bytes, int, int | None]], removed: list[bytes]
     ) -> None:
-        c = self.db.conn
-        root_id = self.root_id
-        c.executemany(
-            "INSERT OR REPLACE INTO dirs (root_id, path, parent, mtime_ns, digest)"
-            " VALUES (?, ?, ?, ?, ?)",
-            [(root_id, *row) for row in written],
-        )
-        c.executemany(
-            "DELETE FROM dirs WHERE root_id = ? AND path = ?", [(root_id, k) for k in removed]
-        )
+        write.write_dirs(self.db.conn, self.root_id, written, removed)
 
     def _write_artifacts(
         self,
@@ -778,15 +765,9 @@ class Indexer:
                     art_id,
                 )
             )
-        c.executemany(
-            "UPDATE artifacts SET run_id=?, kind=?, ftype=?, link_target=?, size=?, mtime_ns=?,"
-            " inode=?, dev=?, hash=?, hash_state=?, verdict=NULL, verdict_reason=NULL,"
-            " last_seen=? WHERE id=?",
-            updates,
-        )
-        c.executemany(
-            "INSERT INTO artifact_history (root_id, path, hash, size, mtime_ns, seen_at)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
+        write.update_artifacts(c, updates)
+        write.add_history(
+            c,
             history
             + [
                 (self.root_id, key, h, size, mtime, now)
@@ -794,7 +775,7 @@ class Indexer:
                 if h is not None
             ],
         )
-        c.executemany("DELETE FROM artifacts WHERE id = ?", [(r[0],) for r in removed])
+        write.delete_artifacts(c, [r[0] for r in removed])  # type: ignore[misc]
         dirty.update(r[2] for r in removed)  # type: ignore[misc]
         self.runs.mark_dirty(dirty)
 
@@ -886,19 +867,8 @@ class Indexer:
                     continue
                 yield (run_id, path, parent, name, kind, size, mtime_ns, inode, dev)
 
-        stamp = repr(float(now))
-        c.executemany(
-            "INSERT INTO artifacts (root_id, run_id, path, parent, name, kind, size, mtime_ns,"
-            f" inode, dev, hash_state, first_seen, last_seen) VALUES ({int(root_id)}, ?, ?, ?,"
-            f" ?, ?, ?, ?, ?, ?, 'pending', {stamp}, {stamp})",
-            rows(),
-        )
-        c.executemany(
-            "INSERT INTO artifacts (root_id, run_id, path, parent, name, kind, ftype, link_target,"
-            " size, mtime_ns, inode, dev, hash, hash_state, first_seen, last_seen)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            special,
-        )
+        write.insert_new_files(c, root_id, now, rows())
+        write.insert_artifacts(c, special)
 
     def _write_events(
         self,
@@ -911,18 +881,13 @@ class Indexer:
         c = self.db.conn
         total = len(added) + len(changed) + len(removed)
         if total > EVENT_FLOOD:
-            c.execute(
-                "INSERT INTO events (ts, kind, root_id, path) VALUES (?, 'scan', ?, ?)",
-                [now, self.root_id, start],
-            )
+            write.add_events(c, now, [(EventKind.SCAN, self.root_id, None, start)])
             return
-        run_for = self.runs.run_for
-        c.executemany(
-            "INSERT INTO events (ts, kind, root_id, run_id, path) VALUES (?, ?, ?, ?, ?)",
-            [(now, "added", self.root_id, run_for(e[0]), e[0]) for e in added]
-            + [(now, "changed", self.root_id, run_for(e.path), e.path) for _, e, _ in changed]
-            + [(now, "removed", self.root_id, r[2], r[1]) for r in removed],
-        )
+        run_for, rid = self.runs.run_for, self.root_id
+        rows: list[write.EventRow] = [(EventKind.ADDED, rid, run_for(e[0]), e[0]) for e in added]
+        rows += [(EventKind.CHANGED, rid, run_for(e.path), e.path) for _, e, _ in changed]
+        rows += [(EventKind.REMOVED, rid, r[2], r[1]) for r in removed]  # type: ignore[misc]
+        write.add_events(c, now, rows)
 
     def fill_summaries(self) -> int:
         """Read the run summaries a ``defer_summaries`` scan left pending, in one
@@ -973,22 +938,12 @@ class Indexer:
                 results.append((*self._hash_one(bytes(key), kind, identity, max_bytes), art_id))
             settled = [r for r in results if r[1] != "pending"]
             with write_transaction(self.db) as c:
-                c.executemany(
-                    "UPDATE artifacts SET hash = ?, hash_state = ?, kind = ?, verdict = ?,"
-                    " verdict_reason = ? WHERE id = ?",
+                write.settle_hashes(
+                    c,
                     settled,
-                )
-                c.executemany(
-                    "INSERT OR REPLACE INTO hash_cache (dev, inode, size, mtime_ns, hash)"
-                    " SELECT dev, inode, size, mtime_ns, hash FROM artifacts WHERE id = ?",
-                    [(r[-1],) for r in settled if r[0] is not None],
-                )
-                # a file found dangerous or corrupt is news for open views (the ! markers);
-                # safe verdicts are not, and would only flood the change feed
-                c.executemany(
-                    "INSERT INTO events (ts, kind, root_id, run_id, path)"
-                    " SELECT ?, 'verdict', root_id, run_id, path FROM artifacts WHERE id = ?",
-                    [(self.clock(), r[-1]) for r in settled if r[3] in FLAGGED_VERDICTS],
+                    [r[-1] for r in settled if r[0] is not None],
+                    [r[-1] for r in settled if r[3] in FLAGGED_VERDICTS],
+                    self.clock(),
                 )
             done += len(rows)
             if progress is not None:

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from store import query
 from store.checklist import (
     DEFAULTS,
     Checklist,
@@ -20,7 +19,8 @@ from store.checklist import (
     load_checklist,
     parse_checklist,
 )
-from store.db import open_db
+from store.index import query
+from store.index.db import open_db
 from store.lock import WriterLock
 from store.scan import Indexer
 

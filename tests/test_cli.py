@@ -180,7 +180,7 @@ def test_sigkilled_writer_leaves_no_stale_lock(tmp_path: Path) -> None:
 
 def test_store_never_imports_textual_or_rich() -> None:
     code = (
-        "import sys, store, store.db, store.scan, store.query, store.runs, store.lock,"
+        "import sys, store, store.index.db, store.scan, store.index.query, store.runs, store.lock,"
         " store.locate, store.kinds, store.hashing, store.frameworks;"
         "bad = [m for m in ('textual', 'rich') if m in sys.modules]; print(bad)"
     )
@@ -387,8 +387,8 @@ def test_json_paths_are_real_with_raw_bytes_when_not_utf8(tmp_path: Path) -> Non
 
 def test_runs_json_fast_path_prints_what_to_json_gives(tmp_path: Path) -> None:
     """Stored JSON is copied when SQLite finds it valid; every other row is re-encoded."""
-    from store.db import open_db, write_transaction
-    from store.query import list_runs
+    from store.index.db import open_db, write_transaction
+    from store.index.query import list_runs
     from tests.conftest import make_hostile_tree
 
     root = make_runs(make_hostile_tree(tmp_path / "root"))

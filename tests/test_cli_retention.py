@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner, Result
 from test_retention_support import snapshot, write
 
-from store.db import open_db
+from store.index.db import open_db
 from store.lock import WriterLock
 from store.retention.trash import TRASH_DIR
 from tui.cli import main

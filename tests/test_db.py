@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from store.db import data_version, open_db, schema_version, write_transaction
 from store.errors import ArtlensError
+from store.index.db import data_version, open_db, schema_version, write_transaction
 from store.scan import Indexer
 
 
@@ -132,7 +132,7 @@ def test_plain_readers_are_configured_like_the_index_readers(tmp_path: Path) -> 
 
 
 def test_an_older_index_gains_readable_path_views(tmp_path: Path) -> None:
-    from store.db import TEXT_VIEWS
+    from store.index.db import TEXT_VIEWS
 
     root = tmp_path / "root"
     (root / "run é").mkdir(parents=True)

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from store.db import open_db
+from store.index.db import open_db
 from tests.test_checklist import copy_fixtures, index_tree
 from tui.cli import main
 

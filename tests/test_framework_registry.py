@@ -13,12 +13,13 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
-from store import kinds, query
-from store.db import open_db
+from store import kinds
 from store.frameworks import FRAMEWORKS, registry
 from store.frameworks._context import DetectContext
 from store.frameworks.model import Loaded, RunSpec
 from store.frameworks.registry import Checkpoints, Framework, NumberedName
+from store.index import query
+from store.index.db import open_db
 from store.runs import is_marker
 from store.safefile import read_capped
 from store.watch import Watcher

@@ -107,8 +107,8 @@ WANDB = FIXTURES / "wandb" / "wandb"
 
 
 def test_wandb_run_folder_renamed_keeps_its_id_and_project(tmp_path: Path) -> None:
-    from store import query
-    from store.db import open_db
+    from store.index import query
+    from store.index.db import open_db
 
     src = next(p for p in sorted(WANDB.iterdir()) if p.name.startswith("offline-run-"))
     run_id = src.name.rsplit("-", 1)[1]
@@ -166,8 +166,8 @@ def test_disagreement_warning_in_runs_json_run_diff_and_run_detail(tmp_path: Pat
     from click.testing import CliRunner
     from rich.console import Console
 
-    from store import query
-    from store.db import open_db
+    from store.index import query
+    from store.index.db import open_db
     from store.rundiff import diff_run_rows
     from tui.cli import main
     from tui.widgets.run_detail import load_run_detail, run_detail_sections

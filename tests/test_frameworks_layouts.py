@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from store.db import open_db
 from store.frameworks import RunSpec, detect_runs, read_run
+from store.index.db import open_db
 from store.retention.candidates import Candidate, candidates_for_root
 from tests.test_frameworks import listing_of, warnings_of, write
 from tests.test_rundiff import age, index

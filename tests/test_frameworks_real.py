@@ -186,8 +186,8 @@ def test_neptune(expected: dict[str, list[dict[str, Any]]], runs: dict[str, RunS
 def test_runs_are_listed_by_the_name_their_files_give(
     expected: dict[str, list[dict[str, Any]]], tmp_path: Path
 ) -> None:
-    from store import query
-    from store.db import open_db
+    from store.index import query
+    from store.index.db import open_db
     from tests.test_checklist import copy_fixtures, index_tree
 
     root, db_path = copy_fixtures(tmp_path)

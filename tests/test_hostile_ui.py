@@ -24,10 +24,10 @@ from hypothesis import strategies as st
 from rich.console import Console, RenderableType
 
 from store import paths
-from store.db import open_db
+from store.index.db import open_db
+from store.index.query import ArtifactRow, FolderEntry, RunRow
 from store.lock import WriterLock
 from store.preview import preview_file
-from store.query import ArtifactRow, FolderEntry, RunRow
 from store.safetext import visible
 from store.scan import Indexer
 from tests.test_tui import settle

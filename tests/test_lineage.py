@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from store import query
-from store.db import open_db
+from store.index import query
+from store.index.db import open_db
 from store.lineage import copies_of, duplicate_space, duplicates, git_head, provenance
 from tests.test_checklist import copy_fixtures, index_tree
 

@@ -29,7 +29,7 @@ from textual.worker import Worker, WorkerState
 
 import store.runs
 import store.watch.watcher as watcher_module
-from store.db import open_db
+from store.index.db import open_db
 from store.lock import WriterLock, holder
 from store.scan import Indexer
 from tests.conftest import ground_truth
@@ -405,7 +405,7 @@ async def main():
             await pilot.press("j" if keys % 10 < 5 else "k")
             keys += 1
             await pilot.pause(0.02)
-        from store.db import open_db
+        from store.index.db import open_db
         conn = open_db(db, readonly=True)
         last = conn.execute("SELECT max(id) FROM events").fetchone()[0]
         conn.close()

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from textual.message import Message
 
-from store.db import open_db
+from store.index.db import open_db
 from store.lock import WriterLock
 from store.scan import Indexer
 from tui.app import ArtlensApp, IndexCommitted

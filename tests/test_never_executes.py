@@ -21,8 +21,8 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from store.db import open_db
 from store.diff import diff_files
+from store.index.db import open_db
 from store.lock import WriterLock
 from store.scan import Indexer
 from tests.test_tui import settle

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 import tui.app
-from store.db import open_db
+from store.index.db import open_db
 from store.lock import WriterLock
 from store.progressive import first_scan, is_fresh, pieces
 from store.scan import Indexer

@@ -419,7 +419,7 @@ def test_a_rebuilt_host_index_is_pulled_afresh(tmp_path: Path) -> None:
 
 def test_files_hashed_after_a_pull_are_rechecked(tmp_path: Path) -> None:
     """Hashing writes no event: the client asks for the ids it holds unhashed."""
-    from store.db import open_db
+    from store.index.db import open_db
     from store.lock import WriterLock
     from store.scan import Indexer
 

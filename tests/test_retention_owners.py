@@ -38,7 +38,7 @@ def cli(*args: str, db: Path) -> Any:
 
 def _index(root: Path, db: Path) -> sqlite_utils.Database:
     assert cli("index", str(root), db=db).exit_code == 0
-    from store.db import open_db
+    from store.index.db import open_db
 
     return open_db(db)
 

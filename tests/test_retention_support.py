@@ -15,7 +15,7 @@ from pathlib import Path
 import sqlite_utils
 import xxhash
 
-from store.db import open_db, write_transaction
+from store.index.db import open_db, write_transaction
 from store.kinds import classify
 from store.paths import display, key
 from store.retention.trash import TRASH_DIR

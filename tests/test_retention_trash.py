@@ -349,14 +349,14 @@ def test_read_only_folder_is_skipped_not_deleted() -> None:
 
 
 def open_db_for(base: Path) -> sqlite_utils.Database:
-    from store.db import open_db
+    from store.index.db import open_db
 
     return open_db(base / "index.db")
 
 
 _KILL_SCRIPT = """
 import sys
-from store.db import open_db
+from store.index.db import open_db
 from store.retention.plan import load_plan
 from store.retention.trash import apply_plan
 db = open_db(sys.argv[1])

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from store import query
-from store.db import open_db
 from store.diff import RunDiff, diff_files
+from store.index import query
+from store.index.db import open_db
 from store.lock import WriterLock
 from store.rundiff import changed_metrics, diff_run_rows, run_diff_json, run_side, versions
 from store.scan import Indexer

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from store.db import open_db
 from store.diff import checkpoints
+from store.index.db import open_db
 from store.rundiff import diff_run_rows, run_diff_json
 from tests.test_rundiff import age, index, make_pair, runs_by_name
 from tests.test_torch_zip_diff import LIGHTNING, patch_stored_entry

@@ -14,7 +14,7 @@ import pytest
 import sqlite_utils
 
 from store import paths
-from store.db import open_db
+from store.index.db import open_db
 from store.scan import Indexer
 from tests.conftest import HOSTILE_NAMES, ground_truth, unprivileged_python
 
@@ -233,7 +233,7 @@ def _check_unreadable_folder(tmp_path: Path) -> None:
     for f in db_path.parent.iterdir():
         f.chmod(0o666)
     script = (
-        "import json, sys; from store.db import open_db; from store.scan import Indexer;"
+        "import json, sys; from store.index.db import open_db; from store.scan import Indexer;"
         f"r = Indexer(open_db({str(db_path)!r}), {str(root)!r}).scan();"
         "print(json.dumps(r.to_json()['warnings']))"
     )

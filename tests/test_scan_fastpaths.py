@@ -12,7 +12,7 @@ import pytest
 import sqlite_utils
 
 from store import scan
-from store.db import open_db
+from store.index.db import open_db
 from store.scan import Indexer
 from tests.conftest import ground_truth
 

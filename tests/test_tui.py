@@ -20,9 +20,9 @@ from textual.coordinate import Coordinate
 from textual.pilot import Pilot
 from textual.widgets import Input
 
-from store import query
-from store.db import open_db
 from store.demo import write_demo
+from store.index import query
+from store.index.db import open_db
 from store.lock import WriterLock
 from store.scan import Indexer
 from tui.app import ArtlensApp
@@ -714,7 +714,7 @@ async def test_footer_fits_80_columns_in_every_pane(demo: Demo) -> None:
 def test_status_line_keeps_counts_marks_and_filter_at_80_columns() -> None:
     from rich.console import Console
 
-    from store.views import IndexCounts
+    from store.index.views import IndexCounts
     from tui.widgets.status import StatusInfo, StatusLine
 
     line = StatusLine()

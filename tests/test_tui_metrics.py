@@ -11,8 +11,8 @@ import pytest
 from textual.pilot import Pilot
 from textual.widgets import DataTable
 
-from store import query
-from store.db import open_db
+from store.index import query
+from store.index.db import open_db
 from store.metrics_series import read_run_series, thin
 from store.userstate import UserState
 from tests.test_checklist import FIXTURES, WANDB_RUN, copy_fixtures, index_tree

@@ -9,7 +9,7 @@ import pytest
 from test_retention_support import snapshot
 from textual.widgets import DataTable, Static
 
-from store.db import open_db
+from store.index.db import open_db
 from store.lock import WriterLock
 from store.retention.trash import TRASH_DIR
 from store.scan import Indexer

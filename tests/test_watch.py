@@ -25,7 +25,7 @@ import watchdog.observers.inotify_c as inotify_c
 
 import store.runs
 import store.watch.watcher as watcher_module
-from store.db import open_db
+from store.index.db import open_db
 from store.lock import WriterBusyError
 from store.scan import Indexer
 from store.watch import FolderBatcher, Watcher

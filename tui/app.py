@@ -19,7 +19,7 @@ from textual.binding import Binding, BindingType
 from textual.message import Message
 from textual.worker import Worker, WorkerState
 
-from store.views import ReaderPool
+from store.index.views import ReaderPool
 from tui.commands import ExplorerCommands
 from tui.screens.explorer import ExplorerScreen
 from tui.screens.help import HelpScreen
@@ -185,7 +185,7 @@ class ArtlensApp(App[None]):
     def _index_roots(self) -> list[Path]:
         import os
 
-        from store import query
+        from store.index import query
 
         with self.pool.connection() as db:
             return [Path(os.fsdecode(path)) for _, path, _ in query.roots(db)]

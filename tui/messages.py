@@ -14,8 +14,8 @@ from rich.console import RenderableType
 from textual.message import Message
 from textual.strip import Strip
 
-from store.query import ArtifactRow, RunRow
-from store.views import ChildPage, IndexCounts
+from store.index.query import ArtifactRow, RunRow
+from store.index.views import ChildPage, IndexCounts
 
 if TYPE_CHECKING:
     from store.checklist import ChecklistResult

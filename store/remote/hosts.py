@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from store.db import open_db
 from store.errors import ArtlensError
-from store.query import RunRow, list_runs, resolve_run
+from store.index.db import open_db
+from store.index.query import RunRow, list_runs, resolve_run
 from store.remote import config, mirror
 from store.rundiff import Reader
 

@@ -25,8 +25,8 @@ from typing import Any
 import sqlite_utils
 
 from store import paths
-from store.db import open_db, write_transaction
 from store.feed import PROTOCOL
+from store.index.db import open_db, write_transaction
 from store.kinds import KINDS
 from store.lock import WriterLock
 from store.remote.config import Remote

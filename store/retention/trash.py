@@ -41,8 +41,9 @@ from typing import Any, Literal
 import sqlite_utils
 
 from store import fsops
-from store.db import write_transaction
 from store.errors import ArtlensError
+from store.index import write
+from store.index.db import write_transaction
 from store.kinds import classify
 from store.paths import key, prefix_range
 from store.retention import audit
@@ -810,14 +811,6 @@ def _root_id(db: sqlite_utils.Database, root: str) -> int | None:
     return None if row is None else int(row[0])
 
 
-def _already_recorded(conn: Any, root_id: int, action: str, trash_rel: str) -> bool:
-    row = conn.execute(
-        "SELECT 1 FROM retention_actions WHERE root_id = ? AND action = ? AND trash_path = ?",
-        (root_id, action, key(trash_rel)),
-    ).fetchone()
-    return row is not None
-
-
 def _record_trash(
     db: sqlite_utils.Database,
     root: str,
@@ -834,33 +827,18 @@ def _record_trash(
     if root_id is None:
         return
     rel_key = key(rel)
-    lo, hi = prefix_range(rel_key)
     with write_transaction(db) as conn:
-        if _already_recorded(conn, root_id, "trash", trash_rel):
-            return
-        rows = conn.execute(
-            "SELECT id, run_id, path, size FROM artifacts WHERE root_id = ? AND "
-            "(path = ? OR (? AND path >= ? AND path < ?))",
-            (root_id, rel_key, int(is_dir), lo, hi),
-        ).fetchall()
-        conn.execute(
-            "INSERT INTO retention_actions (ts, root_id, path, size, action, policy, reason, "
-            "trash_path) VALUES (?, ?, ?, ?, 'trash', ?, ?, ?)",
-            (ts, root_id, rel_key, size, policy, reason, key(trash_rel)),
+        write.record_trash(
+            conn,
+            root_id,
+            rel_key,
+            prefix_range(rel_key) if is_dir else None,
+            size,
+            key(trash_rel),
+            ts,
+            reason,
+            policy,
         )
-        for art_id, run_id, path, art_size in rows:
-            conn.execute("DELETE FROM artifacts WHERE id = ?", (art_id,))
-            conn.execute(
-                "INSERT INTO events (ts, kind, root_id, run_id, path) "
-                "VALUES (?, 'removed', ?, ?, ?)",
-                (ts, root_id, run_id, path),
-            )
-            if run_id is not None:
-                conn.execute(
-                    "UPDATE runs SET size_bytes = max(0, size_bytes - ?), "
-                    "n_artifacts = max(0, n_artifacts - 1) WHERE id = ?",
-                    (art_size, run_id),
-                )
 
 
 Files = dict[str, tuple[os.stat_result, str | None]]
@@ -892,52 +870,33 @@ def _record_restore(
     root_id = _root_id(db, root)
     if root_id is None:
         return
-    run_id = entry.run_id
-    if run_id is not None:
-        found = db.conn.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone()
-        run_id = run_id if found else None
-    with write_transaction(db) as conn:
-        if _already_recorded(conn, root_id, "restore", entry.trash_path):
-            return
-        conn.execute(
-            "INSERT INTO retention_actions (ts, root_id, path, size, action, reason, trash_path) "
-            "VALUES (?, ?, ?, ?, 'restore', 'restored by user', ?)",
-            (ts, root_id, key(entry.path), entry.size, key(entry.trash_path)),
+    rows = []
+    for rel, (fst, link) in files.items():
+        rows.append(
+            (
+                key(rel),
+                key(rel.rsplit("/", 1)[0] if "/" in rel else ""),
+                _display(rel.rsplit("/", 1)[-1]),
+                classify(rel),
+                "symlink" if stat.S_ISLNK(fst.st_mode) else "file",
+                _display(link) if link is not None else None,
+                fst.st_size,
+                fst.st_mtime_ns,
+                fst.st_ino,
+                fst.st_dev,
+            )
         )
-        for rel, (fst, link) in files.items():
-            rel_key = key(rel)
-            is_link = stat.S_ISLNK(fst.st_mode)
-            conn.execute(
-                "INSERT OR REPLACE INTO artifacts (root_id, run_id, path, parent, name, kind, "
-                "ftype, link_target, size, mtime_ns, inode, dev, first_seen, last_seen) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    root_id,
-                    run_id,
-                    rel_key,
-                    key(rel.rsplit("/", 1)[0] if "/" in rel else ""),
-                    _display(rel.rsplit("/", 1)[-1]),
-                    classify(rel),
-                    "symlink" if is_link else "file",
-                    _display(link) if link is not None else None,
-                    fst.st_size,
-                    fst.st_mtime_ns,
-                    fst.st_ino,
-                    fst.st_dev,
-                    ts,
-                    ts,
-                ),
-            )
-            conn.execute(
-                "INSERT INTO events (ts, kind, root_id, run_id, path) VALUES (?, 'added', ?, ?, ?)",
-                (ts, root_id, run_id, rel_key),
-            )
-            if run_id is not None:
-                conn.execute(
-                    "UPDATE runs SET size_bytes = size_bytes + ?, n_artifacts = n_artifacts + 1 "
-                    "WHERE id = ?",
-                    (fst.st_size, run_id),
-                )
+    with write_transaction(db) as conn:
+        write.record_restore(
+            conn,
+            root_id,
+            key(entry.path),
+            entry.size,
+            key(entry.trash_path),
+            ts,
+            entry.run_id,
+            rows,
+        )
 
 
 def _display(name: str) -> str:
@@ -1212,17 +1171,14 @@ def purge(
             )
             if db is not None and root_id is not None:
                 with write_transaction(db) as conn:
-                    conn.execute(
-                        "INSERT INTO retention_actions (ts, root_id, path, size, action, reason, "
-                        "trash_path) VALUES (?, ?, ?, ?, 'purge', ?, ?)",
-                        (
-                            time.time(),
-                            root_id,
-                            key(entry.path),
-                            entry.size,
-                            f"in the trash longer than {older_than:g}s",
-                            key(entry.trash_path),
-                        ),
+                    write.record_purge(
+                        conn,
+                        root_id,
+                        key(entry.path),
+                        entry.size,
+                        key(entry.trash_path),
+                        time.time(),
+                        f"in the trash longer than {older_than:g}s",
                     )
             if progress:
                 progress(count, len(due), entry.path)

@@ -44,8 +44,9 @@ from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver, ObservedWatch
 
 from store import fsops, paths, progressive
-from store.db import is_network_fs, open_db, write_transaction
 from store.errors import ArtlensError
+from store.index import write
+from store.index.db import is_network_fs, open_db, write_transaction
 from store.lock import WriterLock
 from store.scan import IGNORED_DIR_NAMES, Indexer, ScanReport
 from store.watch import rescan
@@ -409,11 +410,7 @@ class Watcher:
         with self._state:
             health = json.dumps(self._health_of(root), default=str)
             mode = root.mode
-        with write_transaction(self._db) as conn:
-            conn.execute(
-                "UPDATE roots SET watch_mode = ?, watch_health = ? WHERE id = ?",
-                [mode, health, root.indexer.root_id],
-            )
+        write.set_watch_health(self._db, root.indexer.root_id, mode, health)
 
     def _safe_write_health(self, root: _Root) -> None:
         try:

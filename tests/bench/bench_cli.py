@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from store.db import open_db, write_transaction
+from store.index.db import open_db, write_transaction
 
 NOW = 1_780_000_000.0
 HELP_BAR_MS = 150.0

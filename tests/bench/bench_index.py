@@ -31,7 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from store.db import open_db, write_transaction
+from store.index.db import open_db, write_transaction
 from store.scan import Indexer, drop_indexes_and_triggers
 
 

@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from textual import events
 
-from store.db import open_db
+from store.index.db import open_db
 from store.lock import WriterLock
 from store.scan import Indexer
 from tui.app import ArtlensApp

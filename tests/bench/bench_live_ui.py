@@ -38,7 +38,7 @@ from textual.pilot import Pilot
 from textual.widgets import DataTable
 from textual.widgets.tree import TreeNode
 
-from store.db import open_db
+from store.index.db import open_db
 from store.lock import WriterLock
 from store.scan import Indexer
 from tui.app import ArtlensApp

@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from store.db import open_db
+from store.index.db import open_db
 from store.lock import WriterLock
 from store.remote import config, mirror
 from store.scan import Indexer

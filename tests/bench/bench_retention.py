@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from store.db import open_db
+from store.index.db import open_db
 from store.retention.plan import make_plan
 from store.retention.policy import from_flags
 

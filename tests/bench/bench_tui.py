@@ -39,9 +39,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from store.db import open_db, write_transaction
+from store.index.db import open_db, write_transaction
+from store.index.views import largest_run
 from store.lock import WriterLock
-from store.views import largest_run
 from tui.app import ArtlensApp
 from tui.messages import ChildrenLoaded
 from tui.screens.explorer import ExplorerScreen

@@ -12,8 +12,8 @@ from pathlib import Path
 import click
 
 from store.checklist import ChecklistResult, evaluate_runs
+from store.index.query import RunRow, list_runs
 from store.paths import json_path
-from store.query import RunRow, list_runs
 from store.safetext import visible
 from tui.cli.common import db_option, emit_json, friendly, given_file, json_option, reader
 

@@ -110,7 +110,7 @@ def need_db(db_path: Path | None, roots: Sequence[Path] = ()) -> Path:
 @contextmanager
 def reader(db_path: Path | None, roots: Sequence[Path] = ()) -> Iterator[sqlite_utils.Database]:
     """A read-only connection to the index, closed afterwards."""
-    from store.db import open_db
+    from store.index.db import open_db
 
     db = open_db(need_db(db_path, roots), readonly=True)
     try:

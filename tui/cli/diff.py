@@ -30,7 +30,7 @@ if TYPE_CHECKING:  # a file diff needs neither the index nor Rich: imported wher
     from rich.text import Text
 
     from store.diff import RunDiff
-    from store.query import RunRow
+    from store.index.query import RunRow
 
 EXIT_EQUAL = 0
 EXIT_DIFFERENT = 1
@@ -147,7 +147,7 @@ def _print_file_diff(result: FileDiff, name_a: str, name_b: str) -> None:
 
 
 def _diff_runs(a: str, b: str, db_path: Path | None, as_json: bool) -> int:
-    from store.query import resolve_run
+    from store.index.query import resolve_run
     from store.rundiff import diff_run_rows
 
     warnings: list[str] = []

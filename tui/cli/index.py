@@ -14,9 +14,9 @@ import click
 
 from store import paths
 from store.errors import ArtlensError
+from store.index.query import list_artifacts, list_runs, resolve_run, runs_json
 from store.locate import remember, resolve_db
 from store.lock import WriterBusyError, WriterLock, holder_info
-from store.query import list_artifacts, list_runs, resolve_run, runs_json
 from store.safetext import visible
 from tui.cli.common import (
     db_option,
@@ -57,7 +57,7 @@ def index_roots(
     ``remember_db`` records ``db_path`` as the index of these roots, for commands run
     later without ``--db``; an index the user named with ``--db`` is a one-off and is not.
     """
-    from store.db import is_network_fs, open_db
+    from store.index.db import is_network_fs, open_db
     from store.scan import Indexer
 
     for root in roots:

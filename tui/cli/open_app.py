@@ -27,8 +27,8 @@ def index_or_follow(roots: list[Path], db_path: Path, *, remember_db: bool = Tru
     be followed (the writer does not watch it): that is an error naming the writer."""
     import os
 
-    from store import query
-    from store.db import open_db
+    from store.index import query
+    from store.index.db import open_db
     from store.lock import WriterBusyError, holder
 
     busy = holder(db_path) if db_path.exists() else None
@@ -61,8 +61,8 @@ def open_first(roots: list[Path], db_path: Path, *, remember_db: bool = True) ->
     here, empty, so the explorer has something to read from its first frame."""
     import os
 
-    from store import query
-    from store.db import open_db
+    from store.index import query
+    from store.index.db import open_db
     from store.locate import remember
     from store.lock import WriterBusyError, WriterLock, holder
 

@@ -79,7 +79,7 @@ def list_cmd(as_json: bool) -> None:
 
     statuses = [mirror.status(r) for r in config.load()]
     if as_json:
-        from store.query import iso
+        from store.index.query import iso
 
         emit_json(
             [{**vars(s), "last_ok": iso(s.last_ok), "retry_at": iso(s.retry_at)} for s in statuses]

@@ -21,8 +21,9 @@ from typing import Any, TypeVar
 import click
 import sqlite_utils
 
-from store import paths, query
+from store import paths
 from store.errors import ArtlensError
+from store.index import query
 from store.lock import WriterBusyError, WriterLock
 from store.retention.audit import AuditRecord
 from store.retention.candidates import Candidate
@@ -135,7 +136,7 @@ def user_state() -> Iterator[UserState]:
 def build_plan(
     db_path: Path | None, roots: Sequence[Path], flags: dict[str, Any]
 ) -> tuple[Plan, dict[str, Policy]]:
-    from store.db import open_db
+    from store.index.db import open_db
 
     db = open_db(need_db(db_path, roots), readonly=True)
     try:
@@ -290,7 +291,7 @@ def _interactive() -> bool:
 @contextmanager
 def writer(db_path: Path, role: str) -> Iterator[sqlite_utils.Database | None]:
     """The index as its writer, or None (filesystem only) when someone else writes it."""
-    from store.db import open_db
+    from store.index.db import open_db
 
     lock = WriterLock(db_path, role=role)
     try:
@@ -470,7 +471,7 @@ def apply_cmd(
 
 def _locate(db_path: Path | None, path: Path) -> tuple[str, str]:
     """(indexed root, path relative to it) of a path on disk."""
-    from store.db import open_db
+    from store.index.db import open_db
 
     absolute = os.path.abspath(path)
     db = open_db(need_db(db_path), readonly=True)
@@ -519,7 +520,7 @@ def unpin_cmd(targets: tuple[Path, ...], db_path: Path | None) -> None:
 @friendly
 def pins_cmd(db_path: Path | None, as_json: bool) -> None:
     """List the pins of every indexed root."""
-    from store.db import open_db
+    from store.index.db import open_db
 
     db = open_db(need_db(db_path), readonly=True)
     try:
@@ -551,7 +552,7 @@ def root_option(func: F) -> F:
 
 
 def trash_roots(db_path: Path | None, roots: Sequence[Path]) -> tuple[Path, list[str]]:
-    from store.db import open_db
+    from store.index.db import open_db
 
     target = need_db(db_path, roots)
     db = open_db(target, readonly=True)
@@ -774,7 +775,7 @@ def trash_log_cmd(roots: tuple[Path, ...], db_path: Path | None, as_json: bool) 
 @friendly
 def du_cmd(roots: tuple[Path, ...], top: int, db_path: Path | None, as_json: bool) -> None:
     """Disk usage per root, experiment and run (largest first), and duplicate files."""
-    from store.db import open_db
+    from store.index.db import open_db
 
     db = open_db(need_db(db_path, roots), readonly=True)
     try:

@@ -8,7 +8,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from store.query import RunRow
+from store.index.query import RunRow
 from store.safetext import visible
 from tui.format import human_age, human_size, metric_value
 

@@ -25,10 +25,12 @@ from textual.widget import Widget
 from textual.widgets import DataTable, Footer, Input, Static, Tree
 from textual.worker import Worker, get_current_worker
 
-from store import paths, query
+from store import paths
+from store.index import query
+from store.index.events import Event, events_since, fold
+from store.index.views import ChildPage, ReaderPool, children_page, counts
 from store.integrity import problems_of
 from store.safetext import visible
-from store.views import ChildPage, ReaderPool, children_page, counts
 from tui.commands import PaletteEntry
 from tui.format import WARNING
 from tui.messages import (
@@ -66,7 +68,7 @@ if TYPE_CHECKING:
     from rich.console import RenderableType
 
     from store.checklist import ChecklistResult
-    from store.query import ArtifactRow, RunRow
+    from store.index.query import ArtifactRow, RunRow
 
 POLL_SECONDS = 0.25
 """How often the read connection is asked whether another connection committed, when the
@@ -356,7 +358,7 @@ class ExplorerScreen(Screen[None]):
 
     def _poll(self) -> None:
         """Cheap on the UI thread: one PRAGMA on an idle connection."""
-        from store.db import data_version, open_db
+        from store.index.db import data_version, open_db
 
         self._last_poll = time.monotonic()
         try:
@@ -395,9 +397,9 @@ class ExplorerScreen(Screen[None]):
     def _read_changes(self, after: int) -> None:
         worker = get_current_worker()
         with self.pool.connection() as db:
-            events: list[query.Event] = []
+            events: list[Event] = []
             while True:
-                batch = query.events_since(db, after, limit=5000)
+                batch = events_since(db, after, limit=5000)
                 events += batch
                 if batch:
                     after = batch[-1].id
@@ -405,31 +407,16 @@ class ExplorerScreen(Screen[None]):
                     break
             if not events:
                 return
-            changed_paths: set[tuple[int, bytes]] = set()
-            run_ids: set[int] = set()
-            removed: set[int] = set()
-            rescanned: set[int] = set()
-            for event in events:
-                if event.kind == "run_removed" and event.run_id is not None:
-                    removed.add(event.run_id)
-                    run_ids.discard(event.run_id)
-                elif event.run_id is not None:
-                    run_ids.add(event.run_id)
-                    removed.discard(event.run_id)
-                if event.kind == "scan" and event.root_id is not None:
-                    rescanned.add(event.root_id)
-                if event.path is not None and event.root_id is not None:
-                    changed_paths.add((event.root_id, event.path))
-                    changed_paths.add((event.root_id, paths.parent_key(event.path)))
-            full = len(events) > MAX_EVENTS
+            delta = fold(events, max_events=MAX_EVENTS)
+            removed = set(delta.removed_runs)
             updated: list[RunRow] = []
-            if full:
+            if delta.full:
                 updated = query.list_runs(db)
             else:
-                for root_id in rescanned:
+                for root_id in delta.rescanned_roots:
                     updated += query.list_runs(db, root_id=root_id)
                 seen = {r.id for r in updated}
-                for run_id in sorted(run_ids - seen):
+                for run_id in sorted(delta.runs - seen):
                     row = query.get_run(db, run_id)
                     if row is None:
                         removed.add(run_id)
@@ -444,11 +431,11 @@ class ExplorerScreen(Screen[None]):
             IndexChanged(
                 tuple(updated),
                 tuple(sorted(removed)),
-                frozenset(changed_paths),
+                delta.folders,
                 totals,
-                events[-1].id,
-                frozenset(rescanned),
-                full,
+                delta.last_event,
+                delta.rescanned_roots,
+                delta.full,
                 roots,
             )
         )
@@ -625,8 +612,8 @@ class ExplorerScreen(Screen[None]):
     ) -> None:
         """Read, render and lay out off the UI thread.  A big text shows a quick view of
         its first and last lines at once; the whole view replaces it when laid out."""
+        from store.index.views import artifact_at
         from store.preview import preview_file
-        from store.views import artifact_at
 
         worker = get_current_worker()
         if reread:

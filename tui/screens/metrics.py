@@ -22,8 +22,8 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 from textual.worker import get_current_worker
 
+from store.index.query import RunRow
 from store.metrics_series import MetricLine, RunSeries, read_run_series
-from store.query import RunRow
 from store.safetext import visible
 from tui.format import metric_value
 from tui.widgets.metrics_plot import COLORS, GLYPHS, MetricsPlot, PlotLine

@@ -23,8 +23,10 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, ProgressBar, Static, TabbedContent, TabPane
 
-from store import paths, query
+from store import paths
 from store.errors import ArtlensError
+from store.index import query
+from store.index.views import ReaderPool
 from store.retention.audit import AuditRecord
 from store.retention.candidates import Candidate
 from store.retention.plan import (
@@ -48,7 +50,6 @@ from store.retention.trash import (
 )
 from store.retention.usage import DuplicateGroup, RootUsage, disk_usage, duplicates
 from store.safetext import visible
-from store.views import ReaderPool
 from tui.commands import PaletteEntry
 from tui.format import human_age, human_size, keep_end
 from tui.screens.retention_dialogs import ConfirmApply, PolicyPicker
@@ -296,7 +297,7 @@ class RetentionScreen(Screen[None]):
 
     def _writer(self) -> tuple[Any, Any]:
         """(lock, db) as the index's writer, or (None, None) when someone else writes it."""
-        from store.db import open_db
+        from store.index.db import open_db
         from store.lock import WriterBusyError, WriterLock
 
         lock = WriterLock(self.db_path, role="retention (artlens)")

@@ -21,9 +21,9 @@ from textual.widgets import DataTable, Footer, Static
 
 from store import paths
 from store.diff import RunDiff
-from store.query import RunRow
+from store.index.query import RunRow
+from store.index.views import ReaderPool
 from store.rundiff import diff_run_rows
-from store.views import ReaderPool
 from tui.commands import PaletteEntry
 from tui.diff_render import (
     RUN_COLUMNS,

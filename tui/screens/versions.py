@@ -20,8 +20,8 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
 from store import paths
+from store.index.views import ReaderPool
 from store.rundiff import Version, file_exists, versions
-from store.views import ReaderPool
 from tui.commands import PaletteEntry
 from tui.diff_render import clean
 from tui.format import human_size, metric_value, short_time

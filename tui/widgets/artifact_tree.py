@@ -20,9 +20,9 @@ from textual.widgets import Tree
 from textual.widgets.tree import TreeNode
 
 from store import paths
+from store.index.query import FolderEntry
+from store.index.views import PAGE_SIZE, ChildPage
 from store.integrity import problem_for
-from store.query import FolderEntry
-from store.views import PAGE_SIZE, ChildPage
 from tui.format import DANGER, human_age, human_size
 from tui.messages import ChildrenLoaded
 

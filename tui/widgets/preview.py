@@ -28,7 +28,7 @@ from textual.widget import Widget
 from textual.worker import get_current_worker
 
 from store import paths
-from store.query import ArtifactRow, FolderEntry
+from store.index.query import ArtifactRow, FolderEntry
 from store.safetext import visible
 from tui.format import DANGER, human_age, human_size
 

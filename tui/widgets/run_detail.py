@@ -16,8 +16,8 @@ from rich.console import RenderableType
 from rich.text import Text
 
 from store.checklist import ChecklistError, ChecklistResult, evaluate, load_checklist
+from store.index.query import RunRow
 from store.lineage import MAX_COPIES, Copy, Duplicates, Provenance, duplicates, provenance
-from store.query import RunRow
 from store.safetext import visible
 from tui.format import human_age, human_size, metric_value
 

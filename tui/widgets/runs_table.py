@@ -17,8 +17,8 @@ from rich.text import Text
 from textual.binding import Binding, BindingType
 from textual.widgets import DataTable
 
+from store.index.query import RunRow
 from store.integrity import problems_of
-from store.query import RunRow
 from store.safetext import visible
 from tui.format import DANGER, WARNING, human_age, human_size, metric_value
 

@@ -8,7 +8,7 @@ from typing import Any
 from rich.text import Text
 from textual.widgets import Static
 
-from store.views import IndexCounts
+from store.index.views import IndexCounts
 from tui.format import human_size
 
 

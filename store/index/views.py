@@ -1,4 +1,4 @@
-"""Read helpers the explorer needs beyond ``store.query``: paged folder listings, counts,
+"""Read helpers the explorer needs beyond ``store.index.query``: paged folder listings, counts,
 single artifacts, and a pool of read-only connections for worker threads.
 
 Like ``query``, everything here only reads.  Workers borrow a connection from
@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from store import paths, query
+from store import paths
+from store.index import query
 
 if TYPE_CHECKING:
     import sqlite_utils
@@ -43,7 +44,7 @@ class ReaderPool:
         except queue.Empty:
             # Imported here: sqlite-utils costs ~40 ms, which the explorer's first frame
             # should not pay (connections are only opened on worker threads).
-            from store.db import open_db
+            from store.index.db import open_db
 
             db = open_db(self.db_path, readonly=True)
             with self._lock:

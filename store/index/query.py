@@ -412,25 +412,3 @@ def roots(db: sqlite_utils.Database) -> list[tuple[int, bytes, str | None]]:
         (r[0], bytes(r[1]), r[2])
         for r in db.conn.execute("SELECT id, path, watch_health FROM roots ORDER BY id")
     ]
-
-
-@dataclass(frozen=True)
-class Event:
-    id: int
-    ts: float
-    kind: str
-    root_id: int | None
-    run_id: int | None
-    path: bytes | None
-
-
-def events_since(db: sqlite_utils.Database, after: int, *, limit: int = 5000) -> list[Event]:
-    """The change feed: events with id > ``after``, oldest first."""
-    return [
-        Event(r[0], r[1], r[2], r[3], r[4], bytes(r[5]) if r[5] is not None else None)
-        for r in db.conn.execute(
-            "SELECT id, ts, kind, root_id, run_id, path FROM events WHERE id > ?"
-            " ORDER BY id LIMIT ?",
-            [after, limit],
-        )
-    ]

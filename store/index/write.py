@@ -1,0 +1,379 @@
+"""Every change to the index's rows: the only module with INSERT, UPDATE or DELETE on it.
+
+The scanner, the run sync, the watcher and the trash decide *what* changed; the statements
+that record it live here, so the schema's invariants (a run's totals are the sum of its
+rows, every visible change writes an event, a folder's digest is forgotten when its rows
+change) have one place to hold.  Callers pass a connection inside their own
+``write_transaction`` (one commit per scan or per trash item), except ``add_root``, which
+is a transaction of its own.  Mirror databases of other hosts are written by
+``store.remote.mirror`` (rows copied from a feed, never derived from a disk).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from store.index.db import write_transaction
+from store.index.events import EventKind
+
+if TYPE_CHECKING:
+    import sqlite3
+
+    import sqlite_utils
+
+EventRow = tuple[EventKind, int | None, int | None, bytes | None]
+"""(kind, root id, run id, path) of one event to write."""
+
+
+# -- roots -------------------------------------------------------------------------------
+
+
+def add_root(db: sqlite_utils.Database, path: bytes, display: str, now: float) -> int:
+    """A new root's row (its own transaction); returns its id."""
+    with write_transaction(db) as conn:
+        cur = conn.execute(
+            "INSERT INTO roots (path, display, added_at) VALUES (?, ?, ?)", [path, display, now]
+        )
+        return int(cur.lastrowid or 0)
+
+
+def mark_full_scan(
+    conn: sqlite3.Connection, root_id: int, now: float, dev: int | None, ino: int | None
+) -> None:
+    """A full scan finished: when, and the identity of the folder it walked."""
+    conn.execute(
+        "UPDATE roots SET last_full_scan = ?, dev = ?, ino = ? WHERE id = ?",
+        [now, dev, ino, root_id],
+    )
+
+
+def set_watch_health(db: sqlite_utils.Database, root_id: int, mode: str, health: str) -> None:
+    """The watcher's mode and health report of a root (JSON text), in its own commit."""
+    with write_transaction(db) as conn:
+        conn.execute(
+            "UPDATE roots SET watch_mode = ?, watch_health = ? WHERE id = ?",
+            [mode, health, root_id],
+        )
+
+
+# -- folders and files -------------------------------------------------------------------
+
+
+def write_dirs(
+    conn: sqlite3.Connection,
+    root_id: int,
+    written: Iterable[tuple[bytes, bytes, int, int | None]],
+    removed: Iterable[bytes],
+) -> None:
+    """Folder rows (path, parent, mtime_ns, digest) written whole, and folders gone.  Write
+    them after the files of the same folders: those writes make the triggers forget the
+    digests."""
+    conn.executemany(
+        "INSERT OR REPLACE INTO dirs (root_id, path, parent, mtime_ns, digest)"
+        " VALUES (?, ?, ?, ?, ?)",
+        [(root_id, *row) for row in written],
+    )
+    conn.executemany(
+        "DELETE FROM dirs WHERE root_id = ? AND path = ?", [(root_id, k) for k in removed]
+    )
+
+
+def insert_new_files(
+    conn: sqlite3.Connection,
+    root_id: int,
+    now: float,
+    rows: Iterable[tuple[object, ...]],
+) -> None:
+    """The scan's common row: a regular file not hashed yet, as (run_id, path, parent, name,
+    kind, size, mtime_ns, inode, dev).  ``rows`` may be a generator (consumed as SQLite
+    takes them); only what varies is bound."""
+    stamp = repr(float(now))
+    conn.executemany(
+        "INSERT INTO artifacts (root_id, run_id, path, parent, name, kind, size, mtime_ns,"
+        f" inode, dev, hash_state, first_seen, last_seen) VALUES ({int(root_id)}, ?, ?, ?,"
+        f" ?, ?, ?, ?, ?, ?, 'pending', {stamp}, {stamp})",
+        rows,
+    )
+
+
+def insert_artifacts(conn: sqlite3.Connection, rows: Iterable[tuple[object, ...]]) -> None:
+    """Whole new rows: (root_id, run_id, path, parent, name, kind, ftype, link_target, size,
+    mtime_ns, inode, dev, hash, hash_state, first_seen, last_seen)."""
+    conn.executemany(
+        "INSERT INTO artifacts (root_id, run_id, path, parent, name, kind, ftype, link_target,"
+        " size, mtime_ns, inode, dev, hash, hash_state, first_seen, last_seen)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        rows,
+    )
+
+
+def update_artifacts(conn: sqlite3.Connection, rows: Iterable[tuple[object, ...]]) -> None:
+    """Files whose identity changed: (run_id, kind, ftype, link_target, size, mtime_ns,
+    inode, dev, hash, hash_state, last_seen, id); their verdicts are forgotten."""
+    conn.executemany(
+        "UPDATE artifacts SET run_id=?, kind=?, ftype=?, link_target=?, size=?, mtime_ns=?,"
+        " inode=?, dev=?, hash=?, hash_state=?, verdict=NULL, verdict_reason=NULL,"
+        " last_seen=? WHERE id=?",
+        rows,
+    )
+
+
+def add_history(conn: sqlite3.Connection, rows: Iterable[tuple[object, ...]]) -> None:
+    """Hashed versions replaced or removed: (root_id, path, hash, size, mtime_ns, seen_at)."""
+    conn.executemany(
+        "INSERT INTO artifact_history (root_id, path, hash, size, mtime_ns, seen_at)"
+        " VALUES (?, ?, ?, ?, ?, ?)",
+        rows,
+    )
+
+
+def delete_artifacts(conn: sqlite3.Connection, ids: Iterable[int]) -> None:
+    conn.executemany("DELETE FROM artifacts WHERE id = ?", [(i,) for i in ids])
+
+
+def settle_hashes(
+    conn: sqlite3.Connection,
+    settled: Iterable[tuple[object, ...]],
+    cached: Iterable[int],
+    flagged: Iterable[int],
+    now: float,
+) -> None:
+    """Hashing's results: (hash, hash_state, kind, verdict, verdict_reason, id) per file;
+    the ids whose hash goes to the hash cache; the ids found dangerous or corrupt, which
+    are news for open views (safe verdicts are not, and would only flood the feed)."""
+    conn.executemany(
+        "UPDATE artifacts SET hash = ?, hash_state = ?, kind = ?, verdict = ?,"
+        " verdict_reason = ? WHERE id = ?",
+        settled,
+    )
+    conn.executemany(
+        "INSERT OR REPLACE INTO hash_cache (dev, inode, size, mtime_ns, hash)"
+        " SELECT dev, inode, size, mtime_ns, hash FROM artifacts WHERE id = ?",
+        [(i,) for i in cached],
+    )
+    conn.executemany(
+        "INSERT INTO events (ts, kind, root_id, run_id, path)"
+        " SELECT ?, ?, root_id, run_id, path FROM artifacts WHERE id = ?",
+        [(now, EventKind.VERDICT.value, i) for i in flagged],
+    )
+
+
+def assign_runs(conn: sqlite3.Connection, updates: Iterable[tuple[int | None, int]]) -> None:
+    """(run id, artifact id): files that moved to another run, or to none."""
+    conn.executemany("UPDATE artifacts SET run_id = ? WHERE id = ?", updates)
+
+
+# -- runs --------------------------------------------------------------------------------
+
+
+def insert_run(
+    conn: sqlite3.Connection,
+    root_id: int,
+    path: bytes,
+    name: str,
+    framework: str,
+    experiment: str | None,
+    meta: str,
+    now: float,
+) -> int:
+    cur = conn.execute(
+        "INSERT INTO runs (root_id, path, name, framework, experiment, meta, updated_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [root_id, path, name, framework, experiment, meta, now],
+    )
+    return int(cur.lastrowid or 0)
+
+
+def update_run_spec(
+    conn: sqlite3.Connection,
+    run_id: int,
+    framework: str,
+    name: str,
+    experiment: str | None,
+    meta_patch: str,
+) -> None:
+    """A run detected again: its framework, and its folder's name and experiment unless
+    the run's own files named it (meta.name outranks the folder's); no write if equal."""
+    conn.execute(
+        "UPDATE runs SET framework = ?,"
+        " name = coalesce(json_extract(meta, '$.name'), ?),"
+        " experiment = coalesce(json_extract(meta, '$.experiment'), ?),"
+        " meta = json_patch(meta, ?) WHERE id = ? AND (framework != ?"
+        " OR name != coalesce(json_extract(meta, '$.name'), ?)"
+        " OR coalesce(experiment, '')"
+        " != coalesce(json_extract(meta, '$.experiment'), ?, ''))",
+        [framework, name, experiment, meta_patch, run_id, framework, name, experiment],
+    )
+
+
+def delete_run(conn: sqlite3.Connection, run_id: int) -> None:
+    """A run gone from the disk: its files stay, belonging to no run (until reassigned)."""
+    conn.execute("UPDATE artifacts SET run_id = NULL WHERE run_id = ?", [run_id])
+    conn.execute("DELETE FROM runs WHERE id = ?", [run_id])
+
+
+def mark_summaries_pending(conn: sqlite3.Connection, rows: Iterable[list[object]]) -> None:
+    """Totals now, summaries later: (started, last_write, status, size_bytes, n_artifacts,
+    updated_at, id); a finished or failed status stays."""
+    conn.executemany(
+        "UPDATE runs SET started = coalesce(started, ?), last_write = ?,"
+        " status = CASE WHEN status IN ('finished', 'failed') THEN status ELSE ? END,"
+        " meta = json_set(meta, '$.summary_pending', json('true')),"
+        " size_bytes = ?, n_artifacts = ?, updated_at = ? WHERE id = ?",
+        rows,
+    )
+
+
+def update_run_summaries(conn: sqlite3.Connection, rows: Iterable[list[object]]) -> None:
+    """Runs read again: (name, experiment, started, last_write, status, params, metrics,
+    meta, size_bytes, n_artifacts, updated_at, id)."""
+    conn.executemany(
+        "UPDATE runs SET name = ?, experiment = ?, started = ?, last_write = ?,"
+        " status = ?, params = ?,"
+        " metrics = ?, meta = ?, size_bytes = ?, n_artifacts = ?, updated_at = ?"
+        " WHERE id = ?",
+        rows,
+    )
+
+
+def update_run_totals(
+    conn: sqlite3.Connection,
+    run_id: int,
+    size: int,
+    count: int,
+    last_write: float | None,
+    now: float,
+) -> None:
+    conn.execute(
+        "UPDATE runs SET size_bytes = ?, n_artifacts = ?, last_write = ?,"
+        " updated_at = ? WHERE id = ?",
+        [size, count, last_write, now, run_id],
+    )
+
+
+def rebuild_run_totals(conn: sqlite3.Connection, run_ids: Iterable[int | None]) -> None:
+    """Size and file count of these runs recounted from their rows (after files left or
+    came back outside a scan); when a run was written last stays the scanner's to say."""
+    conn.executemany(
+        "UPDATE runs SET size_bytes ="
+        " (SELECT coalesce(sum(size), 0) FROM artifacts WHERE run_id = runs.id),"
+        " n_artifacts = (SELECT count(*) FROM artifacts WHERE run_id = runs.id)"
+        " WHERE id = ?",
+        [(r,) for r in sorted({r for r in run_ids if r is not None})],
+    )
+
+
+# -- events ------------------------------------------------------------------------------
+
+
+def add_events(conn: sqlite3.Connection, now: float, rows: Iterable[EventRow]) -> None:
+    """Change events, in order; the kind is stored as its enum value."""
+    conn.executemany(
+        "INSERT INTO events (ts, kind, root_id, run_id, path) VALUES (?, ?, ?, ?, ?)",
+        [(now, kind.value, root_id, run_id, path) for kind, root_id, run_id, path in rows],
+    )
+
+
+# -- the trash ---------------------------------------------------------------------------
+
+
+def _already_recorded(conn: sqlite3.Connection, root_id: int, action: str, trash: bytes) -> bool:
+    row = conn.execute(
+        "SELECT 1 FROM retention_actions WHERE root_id = ? AND action = ? AND trash_path = ?",
+        (root_id, action, trash),
+    ).fetchone()
+    return row is not None
+
+
+def record_trash(
+    conn: sqlite3.Connection,
+    root_id: int,
+    path: bytes,
+    prefix: tuple[bytes, bytes] | None,
+    size: int,
+    trash_path: bytes,
+    ts: float,
+    reason: str,
+    policy: str | None,
+) -> bool:
+    """A file or folder moved to the trash: the action, its rows gone (``prefix``: the key
+    range below a folder), one ``removed`` event per row and a ``trash`` event, its runs'
+    totals recounted.  False when this move was recorded already (a replayed manifest)."""
+    if _already_recorded(conn, root_id, "trash", trash_path):
+        return False
+    lo, hi = prefix if prefix is not None else (b"", b"")
+    rows = conn.execute(
+        "SELECT id, run_id, path FROM artifacts WHERE root_id = ? AND "
+        "(path = ? OR (? AND path >= ? AND path < ?))",
+        (root_id, path, int(prefix is not None), lo, hi),
+    ).fetchall()
+    conn.execute(
+        "INSERT INTO retention_actions (ts, root_id, path, size, action, policy, reason, "
+        "trash_path) VALUES (?, ?, ?, ?, 'trash', ?, ?, ?)",
+        (ts, root_id, path, size, policy, reason, trash_path),
+    )
+    delete_artifacts(conn, (r[0] for r in rows))
+    events: list[EventRow] = [(EventKind.REMOVED, root_id, r[1], r[2]) for r in rows]
+    add_events(conn, ts, [*events, (EventKind.TRASH, root_id, None, path)])
+    rebuild_run_totals(conn, (r[1] for r in rows))
+    return True
+
+
+def record_restore(
+    conn: sqlite3.Connection,
+    root_id: int,
+    path: bytes,
+    size: int,
+    trash_path: bytes,
+    ts: float,
+    run_id: int | None,
+    files: Iterable[tuple[bytes, bytes, str, str, str, str | None, int, int, int, int]],
+) -> bool:
+    """Files back from the trash: the action, their rows (path, parent, name, kind, ftype,
+    link_target, size, mtime_ns, inode, dev) in run ``run_id`` if it still exists, one
+    ``added`` event each and a ``trash`` event, the run's totals recounted.  The hasher
+    refills their hashes.  False when this restore was recorded already."""
+    if _already_recorded(conn, root_id, "restore", trash_path):
+        return False
+    if (
+        run_id is not None
+        and not conn.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone()
+    ):
+        run_id = None
+    conn.execute(
+        "INSERT INTO retention_actions (ts, root_id, path, size, action, reason, trash_path) "
+        "VALUES (?, ?, ?, ?, 'restore', 'restored by user', ?)",
+        (ts, root_id, path, size, trash_path),
+    )
+    keys = []
+    for row in files:
+        keys.append(row[0])
+        conn.execute(
+            "INSERT OR REPLACE INTO artifacts (root_id, run_id, path, parent, name, kind, "
+            "ftype, link_target, size, mtime_ns, inode, dev, first_seen, last_seen) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (root_id, run_id, *row, ts, ts),
+        )
+    events: list[EventRow] = [(EventKind.ADDED, root_id, run_id, k) for k in keys]
+    add_events(conn, ts, [*events, (EventKind.TRASH, root_id, None, path)])
+    rebuild_run_totals(conn, [run_id])
+    return True
+
+
+def record_purge(
+    conn: sqlite3.Connection,
+    root_id: int,
+    path: bytes,
+    size: int,
+    trash_path: bytes,
+    ts: float,
+    reason: str,
+) -> None:
+    """Something left the trash for good (its rows went when it was trashed)."""
+    conn.execute(
+        "INSERT INTO retention_actions (ts, root_id, path, size, action, reason, "
+        "trash_path) VALUES (?, ?, ?, ?, 'purge', ?, ?)",
+        (ts, root_id, path, size, reason, trash_path),
+    )
+    add_events(conn, ts, [(EventKind.TRASH, root_id, None, path)])
