@@ -211,3 +211,21 @@ def test_a_file_swapped_for_a_link_between_look_and_open_never_reads_outside(
         thread.join()
     assert b"SECRET" not in outcomes
     assert b"plain" in outcomes
+
+
+def test_real_path_resolves_links_inside_and_follows_a_retargeted_root(tmp_path: Path) -> None:
+    top, _ = _tree(tmp_path)
+    other = tmp_path / "other"
+    (other / "a" / "b").mkdir(parents=True)
+    (other / "a" / "b" / "f.txt").write_bytes(b"other")
+    link = tmp_path / "root-link"
+    link.symlink_to(top)
+    root = LocalRoot(link)
+    assert root.real_path("snap/r1/model.bin") == str(top / "blobs" / "h1")
+    assert root.real_path("dir-in/b/f.txt") == str(top / "a" / "b" / "f.txt")
+    link.unlink()
+    link.symlink_to(other)
+    assert root.read_capped("a/b/f.txt", 10) == (b"other", False)
+    assert root.real_path("a/b/f.txt") == str(other / "a" / "b" / "f.txt")
+    with pytest.raises(NotAFile):
+        root.real_path("a")

@@ -157,9 +157,9 @@ class LocalRoot:
     and needs no closing); each call opens the root folder afresh."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
-        given = os.path.abspath(os.fspath(path))
-        self._path = given
-        self._real = os.path.realpath(given)
+        """Only remembers the path: its real path is taken when needed (an absolute link,
+        ``real_path``), so a root folder retargeted since is followed."""
+        self._path = os.path.abspath(os.fspath(path))
 
     @property
     def url(self) -> str:
@@ -193,7 +193,7 @@ class LocalRoot:
 
     def _target_parts(self, rel: str, target: str) -> list[str] | None:
         """An absolute link target as parts below the root, None if it lies elsewhere."""
-        for base in (self._real, self._path):
+        for base in (os.path.realpath(self._path), self._path):
             base = base.rstrip("/")
             if target == base:
                 return []
@@ -201,10 +201,11 @@ class LocalRoot:
                 return target[len(base) + 1 :].split("/")
         return None
 
-    def _locate(self, rel: str, *, follow_final: bool) -> tuple[int, str | None]:
-        """(an fd on the folder holding the final name, that name) with every symlink on
-        the way resolved below the root; name ``None`` means the root itself.  The caller
-        closes the fd.  A final symlink is resolved only with ``follow_final``."""
+    def _locate(self, rel: str, *, follow_final: bool) -> tuple[int, str | None, list[str]]:
+        """(an fd on the folder holding the final name, that name, the folder's parts below
+        the root) with every symlink on the way resolved below the root; name ``None``
+        means the root itself.  The caller closes the fd.  A final symlink is resolved
+        only with ``follow_final``."""
         pending = check_rel(rel)[::-1]
         done: list[str] = []
         hops = 0
@@ -251,7 +252,7 @@ class LocalRoot:
                     pending.extend(reversed(parts))
                     continue
                 if final:
-                    return fd, part
+                    return fd, part, done
                 if not stat.S_ISDIR(st.st_mode):
                     raise NotAFile(f"{rel}: {'/'.join([*done, part])} is not a folder")
                 if len(done) >= MAX_DEPTH:
@@ -260,7 +261,7 @@ class LocalRoot:
                 os.close(fd)
                 fd = nxt
                 done.append(part)
-            return fd, None
+            return fd, None, done
         except BaseException as exc:
             if fd >= 0:
                 os.close(fd)
@@ -269,7 +270,7 @@ class LocalRoot:
             raise
 
     def _open_dir(self, rel: str) -> int:
-        fd, name = self._locate(rel, follow_final=True)
+        fd, name, _ = self._locate(rel, follow_final=True)
         if name is None:
             return fd
         try:
@@ -284,7 +285,7 @@ class LocalRoot:
     # -- the contract ----------------------------------------------------------------
 
     def stat(self, rel: str) -> Entry:
-        fd, name = self._locate(rel, follow_final=False)
+        fd, name, _ = self._locate(rel, follow_final=False)
         try:
             if name is None:
                 return entry_of("", os.fstat(fd))
@@ -295,7 +296,7 @@ class LocalRoot:
             os.close(fd)
 
     def open(self, rel: str) -> LocalReader:
-        fd, name = self._locate(rel, follow_final=True)
+        fd, name, _ = self._locate(rel, follow_final=True)
         try:
             if name is None:
                 raise NotAFile(f"{rel or '.'}: not a regular file")
@@ -340,6 +341,22 @@ class LocalRoot:
                 raise _error(rel, exc) from None
         data = b"".join(chunks)
         return (data[:cap], True) if len(data) > cap else (data, False)
+
+    def real_path(self, rel: str) -> str:
+        """The real absolute path of a regular file below the root, every link on the way
+        resolved as ``open`` does.  Local only, for libraries that insist on a path
+        (SQLite, a TensorBoard reader): the caller opens it later, by name."""
+        fd, name, parts = self._locate(rel, follow_final=True)
+        try:
+            if name is None or not stat.S_ISREG(
+                os.stat(name, dir_fd=fd, follow_symlinks=False).st_mode
+            ):
+                raise NotAFile(f"{rel or '.'}: not a regular file")
+        except OSError as exc:
+            raise _error(rel, exc) from None
+        finally:
+            os.close(fd)
+        return os.path.join(os.path.realpath(self._path), *parts, name)
 
     def list_dir(self, rel: str = "", *, limit: int = 1_000_000) -> list[Entry]:
         """The folder's entries sorted by name; an entry that vanishes mid-listing is left
