@@ -121,8 +121,9 @@ class LocalReader:
         chunks: list[bytes] = []
         got = 0
         try:
+            step = want if want <= 1 << 30 else CHUNK  # one call for what one pread gives
             while got < want:
-                chunk = os.pread(fd, min(want - got, CHUNK), offset + got)
+                chunk = os.pread(fd, min(want - got, step), offset + got)
                 if not chunk:
                     break
                 chunks.append(chunk)
