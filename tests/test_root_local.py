@@ -14,6 +14,7 @@ from store.root import (
     NotFound,
     Reader,
     Root,
+    RootError,
     TooManyEntries,
     UnsafeRelPath,
     open_root,
@@ -229,3 +230,24 @@ def test_real_path_resolves_links_inside_and_follows_a_retargeted_root(tmp_path:
     assert root.real_path("a/b/f.txt") == str(other / "a" / "b" / "f.txt")
     with pytest.raises(NotAFile):
         root.real_path("a")
+
+
+def test_a_reader_stream_serves_zipfile_and_stops_at_the_pinned_size(tmp_path: Path) -> None:
+    import zipfile
+
+    from store.root.stream import buffered
+
+    top = tmp_path / "top"
+    top.mkdir()
+    with zipfile.ZipFile(top / "a.zip", "w") as archive:
+        archive.writestr("config.json", '{"k": 1}')
+    root = LocalRoot(top)
+    with buffered(root.open("a.zip")) as stream, zipfile.ZipFile(stream) as archive:
+        assert archive.read("config.json") == b'{"k": 1}'
+    reader = root.open("a.zip")
+    stream = buffered(reader)
+    stream.seek(-4, os.SEEK_END)
+    assert len(stream.read(100)) == 4
+    stream.close()
+    with pytest.raises(RootError, match="closed"):
+        reader.read_at(0, 1)
