@@ -9,14 +9,16 @@ wherever it lives; a local folder given as a ``Path`` is wrapped in a ``LocalRoo
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from store.root import NotFound, Root, RootError, UnsafeRelPath
+from store.root import NotFound, Reader, Root, RootError, UnsafeRelPath
 from store.root.local import LocalRoot
+from store.root.stream import buffered
 from store.yamlsafe import YamlError, load_yaml
 
 SMALL = 4 * 1024 * 1024
@@ -91,6 +93,21 @@ def regular_file(root: RootLike, rel: str) -> str:
         return local.real_path(rel)
     except RootError as exc:
         raise _read_error(rel, exc) from None
+
+
+def open_file(root: RootLike, rel: str) -> Reader:
+    """A pinned reader on a regular file under the root (links inside it followed);
+    ``ReadError`` if there is none.  The caller closes it."""
+    try:
+        return as_root(root).open(rel)
+    except RootError as exc:
+        raise _read_error(rel, exc) from None
+
+
+def open_stream(root: RootLike, rel: str) -> io.BufferedReader:
+    """``open_file`` as a seekable buffered stream (for ``zipfile``); closing it closes the
+    reader.  A file changed under it raises ``ChangedError``, an ``OSError``."""
+    return buffered(open_file(root, rel))
 
 
 def read_bytes(root: RootLike, rel: str, cap: int = SMALL) -> tuple[bytes, bool]:

@@ -22,7 +22,6 @@ from store.frameworks import _common, _io
 from store.frameworks._context import DetectContext
 from store.frameworks.flatten import flatten
 from store.frameworks.model import Loaded, RunSpec
-from store.safefile import open_regular
 
 FRAMEWORK = "keras"
 MODEL_SUFFIXES = (".keras", ".h5")
@@ -100,13 +99,12 @@ def _mtime(root: Path, rel: str) -> float:
 
 def _read_archive_config(root: Path, rel: str, out: Loaded) -> None:
     try:
-        real = _io.regular_file(root, rel)
-        fd, _ = open_regular(real)
-    except (_io.ReadError, OSError) as exc:
-        out.warn(f"{rel}: {exc}")
+        stream = _io.open_stream(root, rel)
+    except _io.ReadError as exc:
+        out.warn(str(exc))
         return
     try:
-        with os.fdopen(fd, "rb") as handle, zipfile.ZipFile(handle) as archive:
+        with stream, zipfile.ZipFile(stream) as archive:
             info = archive.getinfo("config.json")
             if info.file_size > _MAX_CONFIG:
                 out.warn(f"{rel}: config.json larger than {_MAX_CONFIG} bytes, not read")
