@@ -14,7 +14,6 @@ read from the zip without loading the model.
 from __future__ import annotations
 
 import json
-import os
 import zipfile
 from pathlib import Path
 
@@ -92,7 +91,7 @@ def load(root: Path, spec: RunSpec) -> Loaded:
 
 def _mtime(root: Path, rel: str) -> float:
     try:
-        return os.lstat(_io.abspath(root, rel)).st_mtime
+        return _io.as_root(root).stat(rel).mtime_ns / 1e9
     except OSError:
         return 0.0
 

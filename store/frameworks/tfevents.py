@@ -358,7 +358,7 @@ def read_scalars(
     return result
 
 
-def _read_from(root: Root, rel: str, max_bytes: int) -> tuple[bytes, int]:
+def read_capped_at(root: Root, rel: str, max_bytes: int) -> tuple[bytes, int]:
     """Up to ``max_bytes`` of a root's event file and its size, read as it is now (a live
     run appends to it: not pinned)."""
     data, more = root.read_capped(rel, max_bytes)
@@ -423,7 +423,7 @@ def read_scalars_dir(
         if budget <= 0:
             result.warn(f"byte budget spent; skipped {name} and later files")
             break
-        read = functools.partial(_read_from, root, join(folder, name), budget)
+        read = functools.partial(read_capped_at, root, join(folder, name), budget)
         _read_into(read, name, result, plugins, verify=verify)
         budget -= sizes[name]
     for points in result.values():
