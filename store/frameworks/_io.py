@@ -83,6 +83,18 @@ def _read_error(rel: str, exc: RootError) -> ReadError:
     return ReadError(str(exc))
 
 
+def is_file(root: RootLike, rel: str) -> bool:
+    """Whether ``rel`` is (or links, inside the root, to) a regular file, on any root."""
+    try:
+        entry = as_root(root).stat(rel)
+        if entry.kind == "symlink":
+            as_root(root).open(rel).close()
+            return True
+    except (RootError, ValueError):
+        return False
+    return entry.kind == "file"
+
+
 def regular_file(root: RootLike, rel: str) -> str:
     """The real absolute path of ``rel`` if it is (or links, inside the root, to) a regular
     file.  Local roots only: for libraries that open by name (SQLite, zip readers)."""
