@@ -251,3 +251,14 @@ def test_a_reader_stream_serves_zipfile_and_stops_at_the_pinned_size(tmp_path: P
     stream.close()
     with pytest.raises(RootError, match="closed"):
         reader.read_at(0, 1)
+
+
+def test_list_kinds_agrees_with_list_dir(tmp_path: Path) -> None:
+    top, _ = _tree(tmp_path)
+    root = LocalRoot(top)
+    assert root.list_kinds() == [(e.name, e.kind) for e in root.list_dir()]
+    assert root.list_kinds("dir-in") == [("b", "dir")]
+    with pytest.raises(TooManyEntries):
+        root.list_kinds(limit=2)
+    with pytest.raises(NotAFile):
+        root.list_kinds("dir-out")

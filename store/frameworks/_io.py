@@ -243,15 +243,19 @@ def list_dir(root: RootLike, rel: str) -> tuple[list[str], list[str]]:
     empty."""
     dirs: list[str] = []
     files: list[str] = []
+    listed = as_root(root)
     try:
-        entries = as_root(root).list_dir(rel, limit=LIST_LIMIT)
+        if isinstance(listed, LocalRoot):  # kinds without a stat per entry
+            kinds = listed.list_kinds(rel, limit=LIST_LIMIT)
+        else:
+            kinds = [(e.name, e.kind) for e in listed.list_dir(rel, limit=LIST_LIMIT)]
     except RootError:
         return dirs, files
-    for entry in entries[:100_000]:
-        if entry.kind == "dir":
-            dirs.append(entry.name)
-        elif entry.kind in ("file", "symlink"):
-            files.append(entry.name)
+    for name, kind in kinds[:100_000]:
+        if kind == "dir":
+            dirs.append(name)
+        elif kind in ("file", "symlink"):
+            files.append(name)
     return dirs, files
 
 

@@ -381,6 +381,36 @@ class LocalRoot:
         out.sort(key=lambda e: e.name)
         return out
 
+    def list_kinds(self, rel: str = "", *, limit: int = 1_000_000) -> list[tuple[str, EntryKind]]:
+        """(name, kind) of a folder's entries, sorted: ``list_dir`` without a ``stat`` per
+        entry (the kind comes from the directory itself), for callers that only need to
+        tell folders from files; about ten times faster on a big folder."""
+        fd = self._open_dir(rel)
+        out: list[tuple[str, EntryKind]] = []
+        try:
+            with os.scandir(fd) as it:
+                for item in it:
+                    try:
+                        if item.is_symlink():
+                            kind: EntryKind = "symlink"
+                        elif item.is_dir(follow_symlinks=False):
+                            kind = "dir"
+                        elif item.is_file(follow_symlinks=False):
+                            kind = "file"
+                        else:
+                            kind = "other"
+                    except OSError:
+                        continue
+                    out.append((item.name, kind))
+                    if len(out) > limit:
+                        raise TooManyEntries(f"{rel or '.'}: more than {limit} entries")
+        except OSError as exc:
+            raise _error(rel or ".", exc) from None
+        finally:
+            os.close(fd)
+        out.sort()
+        return out
+
     def walk(self, rel: str = "", *, limit: int = 10_000_000) -> Iterator[tuple[str, list[Entry]]]:
         """Depth first, each folder before its sub-folders, in name order.  A sub-folder
         that vanishes mid-walk is skipped; symlinked folders are listed, never entered."""
