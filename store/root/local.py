@@ -202,11 +202,14 @@ class LocalRoot:
                 return target[len(base) + 1 :].split("/")
         return None
 
-    def _locate(self, rel: str, *, follow_final: bool) -> tuple[int, str | None, list[str]]:
+    def _locate(
+        self, rel: str, *, follow_final: bool
+    ) -> tuple[int, str | None, list[str], os.stat_result | None]:
         """(an fd on the folder holding the final name, that name, the folder's parts below
-        the root) with every symlink on the way resolved below the root; name ``None``
-        means the root itself.  The caller closes the fd.  A final symlink is resolved
-        only with ``follow_final``."""
+        the root, the name's ``lstat``) with every symlink on the way resolved below the
+        root; name ``None`` means the root itself.  The caller closes the fd.  A final
+        symlink is resolved only with ``follow_final``.  A folder on the way is opened
+        first and looked at only when that fails (one call per folder, not two)."""
         pending = check_rel(rel)[::-1]
         done: list[str] = []
         hops = 0
@@ -228,41 +231,48 @@ class LocalRoot:
                         os.close(fd)
                         fd = nxt
                     continue
-                st = os.stat(part, dir_fd=fd, follow_symlinks=False)
                 final = not pending
-                if stat.S_ISLNK(st.st_mode) and (follow_final or not final):
-                    hops += 1
-                    if hops > MAX_HOPS:
-                        raise NotAFile(f"{rel}: too many levels of symlinks (a loop?)")
+                if not final:
+                    if len(done) >= MAX_DEPTH:
+                        raise NotAFile(f"{rel}: folders nested too deep")
                     try:
-                        target = os.readlink(part, dir_fd=fd)
-                    except OSError as exc:
-                        if exc.errno != errno.EINVAL:
-                            raise
-                        raise NotAFile(f"{rel}: changed while being opened") from None
-                    if target.startswith("/"):
-                        parts = self._target_parts(rel, target)
-                        if parts is None:
-                            raise NotAFile(f"{rel}: symlink leads out of the root")
-                        done = []
-                        os.close(fd)
-                        fd = -1
-                        fd = self._open_root(rel)
+                        nxt = os.open(part, _DIR_FLAGS, dir_fd=fd)
+                    except NotADirectoryError:  # a symlink (O_NOFOLLOW) or no folder
+                        st = os.stat(part, dir_fd=fd, follow_symlinks=False)
+                        if not stat.S_ISLNK(st.st_mode):
+                            raise NotAFile(
+                                f"{rel}: {'/'.join([*done, part])} is not a folder"
+                            ) from None
                     else:
-                        parts = target.split("/")
-                    pending.extend(reversed(parts))
-                    continue
-                if final:
-                    return fd, part, done
-                if not stat.S_ISDIR(st.st_mode):
-                    raise NotAFile(f"{rel}: {'/'.join([*done, part])} is not a folder")
-                if len(done) >= MAX_DEPTH:
-                    raise NotAFile(f"{rel}: folders nested too deep")
-                nxt = os.open(part, _DIR_FLAGS, dir_fd=fd)
-                os.close(fd)
-                fd = nxt
-                done.append(part)
-            return fd, None, done
+                        os.close(fd)
+                        fd = nxt
+                        done.append(part)
+                        continue
+                else:
+                    st = os.stat(part, dir_fd=fd, follow_symlinks=False)
+                    if not (stat.S_ISLNK(st.st_mode) and follow_final):
+                        return fd, part, done, st
+                hops += 1
+                if hops > MAX_HOPS:
+                    raise NotAFile(f"{rel}: too many levels of symlinks (a loop?)")
+                try:
+                    target = os.readlink(part, dir_fd=fd)
+                except OSError as exc:
+                    if exc.errno != errno.EINVAL:
+                        raise
+                    raise NotAFile(f"{rel}: changed while being opened") from None
+                if target.startswith("/"):
+                    parts = self._target_parts(rel, target)
+                    if parts is None:
+                        raise NotAFile(f"{rel}: symlink leads out of the root")
+                    done = []
+                    os.close(fd)
+                    fd = -1
+                    fd = self._open_root(rel)
+                else:
+                    parts = target.split("/")
+                pending.extend(reversed(parts))
+            return fd, None, done, None
         except BaseException as exc:
             if fd >= 0:
                 os.close(fd)
@@ -271,7 +281,7 @@ class LocalRoot:
             raise
 
     def _open_dir(self, rel: str) -> int:
-        fd, name, _ = self._locate(rel, follow_final=True)
+        fd, name, _, _ = self._locate(rel, follow_final=True)
         if name is None:
             return fd
         try:
@@ -286,22 +296,21 @@ class LocalRoot:
     # -- the contract ----------------------------------------------------------------
 
     def stat(self, rel: str) -> Entry:
-        fd, name, _ = self._locate(rel, follow_final=False)
+        fd, name, _, st = self._locate(rel, follow_final=False)
         try:
-            if name is None:
+            if name is None or st is None:
                 return entry_of("", os.fstat(fd))
-            return entry_of(name, os.stat(name, dir_fd=fd, follow_symlinks=False))
+            return entry_of(name, st)
         except OSError as exc:
             raise _error(rel, exc) from None
         finally:
             os.close(fd)
 
     def open(self, rel: str) -> LocalReader:
-        fd, name, _ = self._locate(rel, follow_final=True)
+        fd, name, _, before = self._locate(rel, follow_final=True)
         try:
-            if name is None:
+            if name is None or before is None:
                 raise NotAFile(f"{rel or '.'}: not a regular file")
-            before = os.stat(name, dir_fd=fd, follow_symlinks=False)
             if not stat.S_ISREG(before.st_mode):
                 raise NotAFile(f"{rel}: not a regular file")
             file_fd = os.open(name, _FILE_FLAGS, dir_fd=fd)
@@ -347,16 +356,10 @@ class LocalRoot:
         """The real absolute path of a regular file below the root, every link on the way
         resolved as ``open`` does.  Local only, for libraries that insist on a path
         (SQLite, a TensorBoard reader): the caller opens it later, by name."""
-        fd, name, parts = self._locate(rel, follow_final=True)
-        try:
-            if name is None or not stat.S_ISREG(
-                os.stat(name, dir_fd=fd, follow_symlinks=False).st_mode
-            ):
-                raise NotAFile(f"{rel or '.'}: not a regular file")
-        except OSError as exc:
-            raise _error(rel, exc) from None
-        finally:
-            os.close(fd)
+        fd, name, parts, st = self._locate(rel, follow_final=True)
+        os.close(fd)
+        if name is None or st is None or not stat.S_ISREG(st.st_mode):
+            raise NotAFile(f"{rel or '.'}: not a regular file")
         return os.path.join(os.path.realpath(self._path), *parts, name)
 
     def list_dir(self, rel: str = "", *, limit: int = 1_000_000) -> list[Entry]:
