@@ -66,6 +66,8 @@ def as_root(root: RootLike) -> Root:
     if not isinstance(root, (str, os.PathLike)):
         return root
     key = os.fspath(root)
+    if not os.path.isabs(key):
+        key = os.path.abspath(key)  # a relative root means the folder it names now
     local = _WRAPPED.get(key)
     if local is None:
         if len(_WRAPPED) > 64:
