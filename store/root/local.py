@@ -20,7 +20,8 @@ import contextlib
 import errno
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import TypeVar
 
 from store.root.base import (
     ChangedError,
@@ -41,6 +42,7 @@ MAX_HOPS = 40
 MAX_DEPTH = 256
 """Folders nested deeper than this are not walked."""
 CHUNK = 1 << 20
+_T = TypeVar("_T")
 
 
 def _kind(mode: int) -> EntryKind:
@@ -51,6 +53,15 @@ def _kind(mode: int) -> EntryKind:
     if stat.S_ISLNK(mode):
         return "symlink"
     return "other"
+
+
+def _kind_of(item: os.DirEntry[str]) -> EntryKind:
+    """The kind as the folder itself records it (no ``stat`` where the filesystem says)."""
+    if item.is_symlink():
+        return "symlink"
+    if item.is_dir(follow_symlinks=False):
+        return "dir"
+    return "file" if item.is_file(follow_symlinks=False) else "other"
 
 
 def identity_of(st: os.stat_result) -> str:
@@ -365,22 +376,9 @@ class LocalRoot:
     def list_dir(self, rel: str = "", *, limit: int = 1_000_000) -> list[Entry]:
         """The folder's entries sorted by name; an entry that vanishes mid-listing is left
         out."""
-        fd = self._open_dir(rel)
-        out: list[Entry] = []
-        try:
-            with os.scandir(fd) as it:
-                for item in it:
-                    try:
-                        st = item.stat(follow_symlinks=False)
-                    except FileNotFoundError:
-                        continue
-                    out.append(entry_of(item.name, st))
-                    if len(out) > limit:
-                        raise TooManyEntries(f"{rel or '.'}: more than {limit} entries")
-        except OSError as exc:
-            raise _error(rel or ".", exc) from None
-        finally:
-            os.close(fd)
+        out = self._scan(
+            rel, limit, lambda item: entry_of(item.name, item.stat(follow_symlinks=False))
+        )
         out.sort(key=lambda e: e.name)
         return out
 
@@ -388,30 +386,27 @@ class LocalRoot:
         """(name, kind) of a folder's entries, sorted: ``list_dir`` without a ``stat`` per
         entry (the kind comes from the directory itself), for callers that only need to
         tell folders from files; about ten times faster on a big folder."""
+        out = self._scan(rel, limit, lambda item: (item.name, _kind_of(item)))
+        out.sort()
+        return out
+
+    def _scan(self, rel: str, limit: int, row: Callable[[os.DirEntry[str]], _T]) -> list[_T]:
+        """``row`` of each entry of a folder; one that vanishes or fails is left out."""
         fd = self._open_dir(rel)
-        out: list[tuple[str, EntryKind]] = []
+        out: list[_T] = []
         try:
             with os.scandir(fd) as it:
                 for item in it:
                     try:
-                        if item.is_symlink():
-                            kind: EntryKind = "symlink"
-                        elif item.is_dir(follow_symlinks=False):
-                            kind = "dir"
-                        elif item.is_file(follow_symlinks=False):
-                            kind = "file"
-                        else:
-                            kind = "other"
+                        out.append(row(item))
                     except OSError:
                         continue
-                    out.append((item.name, kind))
                     if len(out) > limit:
                         raise TooManyEntries(f"{rel or '.'}: more than {limit} entries")
         except OSError as exc:
             raise _error(rel or ".", exc) from None
         finally:
             os.close(fd)
-        out.sort()
         return out
 
     def walk(self, rel: str = "", *, limit: int = 10_000_000) -> Iterator[tuple[str, list[Entry]]]:

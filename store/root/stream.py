@@ -4,15 +4,27 @@
 from __future__ import annotations
 
 import io
+from typing import Protocol
 
 from store.root.base import Reader
+
+
+class Ranged(Protocol):
+    """What a stream needs of a ``Reader``: its size, ranged reads and closing."""
+
+    @property
+    def size(self) -> int: ...
+
+    def read_at(self, offset: int, n: int) -> bytes: ...
+
+    def close(self) -> None: ...
 
 
 class ReaderStream(io.RawIOBase):
     """Reads through ``read_at`` from a position of its own; closing it closes the reader
     unless ``owns`` is false.  Reads stop at the size the reader was pinned to."""
 
-    def __init__(self, reader: Reader, *, owns: bool = True) -> None:
+    def __init__(self, reader: Ranged, *, owns: bool = True) -> None:
         super().__init__()
         self._reader = reader
         self._owns = owns
@@ -41,16 +53,21 @@ class ReaderStream(io.RawIOBase):
         self._pos = pos
         return pos
 
+    def read_at(self, offset: int, n: int) -> bytes:
+        """Up to ``n`` bytes at ``offset``, leaving the position alone."""
+        return self._reader.read_at(offset, n)
+
     def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
         view = memoryview(buffer).cast("B")
-        data = self._reader.read_at(self._pos, len(view))
+        data = self.read_at(self._pos, len(view))
         view[: len(data)] = data
         self._pos += len(data)
         return len(data)
 
     def close(self) -> None:
-        if not self.closed and self._owns:
-            self._reader.close()
+        reader = getattr(self, "_reader", None)  # None when a subclass failed to open
+        if not self.closed and self._owns and reader is not None:
+            reader.close()
         super().close()
 
 
