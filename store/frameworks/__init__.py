@@ -174,11 +174,7 @@ def _load(root: Path, spec: RunSpec) -> Loaded:
 
 
 def _has_hydra(root: Path, rel: str) -> bool:
-    try:
-        _io.regular_file(root, _io.join(rel, ".hydra", "config.yaml"))
-    except _io.ReadError:
-        return False
-    return True
+    return _io.is_file(root, _io.join(rel, ".hydra", "config.yaml"))
 
 
 def read_run(root: Path, spec: RunSpec) -> RunInfo:
