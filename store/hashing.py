@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 import xxhash
 
+from store.root import ChangedError, Reader, Root, RootError
+from store.root.local import LocalReader
 from store.safefile import NotRegularFileError, open_regular
 
 ALGORITHM = "xxh3-128"
@@ -48,6 +50,8 @@ class HashResult:
     error: str | None = None
     skipped: bool = False
     """Deliberately not hashed (size cap, too sparse): ``error`` says why."""
+    version: str | None = None
+    """The file layer's identity of what was hashed (``Reader.identity``)."""
 
 
 class ChangedWhileHashing(Exception):
@@ -95,50 +99,95 @@ def hash_file(
     except OSError as exc:
         reason = "symlink" if exc.errno == errno.ELOOP else exc.strerror or str(exc)
         return HashResult(None, b"", None, reason)
-    try:
-        identity = Identity.of(st)
+    identity = Identity.of(st)
+    with LocalReader(fd, st, os.fsdecode(path)) as reader:
         if expect is not None and identity != expect:
             return HashResult(None, b"", identity, "changed")
-        size = st.st_size
-        head = os.pread(fd, min(HEAD_BYTES, size), 0) if size else b""
+        return _hash(reader, identity, max_bytes, should_stop, max_hole_bytes)
+
+
+def hash_at(
+    root: Root,
+    rel: str,
+    *,
+    max_bytes: int | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> HashResult:
+    """``hash_file`` for a file of any file-layer root; ``HashResult.version`` is the
+    reader's identity (an object's ETag), since a dev/inode ``Identity`` may not exist."""
+    try:
+        reader = root.open(rel)
+    except RootError as exc:
+        return HashResult(None, b"", None, str(exc))
+    with reader:
+        return _hash(reader, None, max_bytes, should_stop, MAX_HOLE_BYTES)
+
+
+def _hash(
+    reader: Reader,
+    identity: Identity | None,
+    max_bytes: int | None,
+    should_stop: Callable[[], bool] | None,
+    max_hole_bytes: int,
+) -> HashResult:
+    """The hash of what a pinned reader reads; holes found by fd where the reader is local."""
+    fileno = getattr(reader, "fileno", None)
+    fd: int | None = fileno() if callable(fileno) else None
+    version = reader.identity
+
+    def read_at(offset: int, n: int) -> bytes:
+        """A local file is read by ``pread`` and checked once at the end (a check per
+        chunk would cost a third more on small files); other readers check each read."""
+        if fd is None:
+            return reader.read_at(offset, n)
+        data = os.pread(fd, n, offset)
+        if len(data) < n:
+            raise ChangedError("shrank under the hasher")
+        return data
+
+    def changed() -> HashResult:
+        after = Identity.of(os.fstat(fd)) if fd is not None else None
+        return HashResult(None, head, after, "changed", version=version)
+
+    head = b""
+    try:
+        size = reader.size
+        head = read_at(0, min(HEAD_BYTES, size)) if size else b""
         if max_bytes is not None and size > max_bytes:
             why = f"larger than the hash size cap ({max_bytes} bytes)"
-            return HashResult(None, head, identity, why, skipped=True)
-        segments = _data_segments(fd, size) if st.st_blocks * 512 < size else [(0, size)]
+            return HashResult(None, head, identity, why, skipped=True, version=version)
+        on_disk = os.fstat(fd).st_blocks * 512 if fd is not None else size
+        segments = _data_segments(fd, size) if fd is not None and on_disk < size else [(0, size)]
         if isinstance(segments, Skipped):
-            return HashResult(None, head, identity, segments.reason, skipped=True)
+            return HashResult(None, head, identity, segments.reason, skipped=True, version=version)
         holes = size - sum(end - start for start, end in segments)
         if holes > max_hole_bytes:
             why = (
                 f"sparse: {holes} bytes of holes, over the {max_hole_bytes} hashed as zeros; "
-                f"{st.st_blocks * 512} bytes on disk"
+                f"{on_disk} bytes on disk"
             )
-            return HashResult(None, head, identity, why, skipped=True)
+            return HashResult(None, head, identity, why, skipped=True, version=version)
         hasher = xxhash.xxh3_128()
         pos = 0
         for start, end in [*segments, (size, size)]:
             while pos < start:  # a hole reads as zeros: feed them without reading
                 if should_stop is not None and should_stop():
-                    return HashResult(None, head, identity, "stopped")
+                    return HashResult(None, head, identity, "stopped", version=version)
                 step = min(CHUNK, start - pos)
                 hasher.update(_ZEROS if step == CHUNK else _ZEROS[:step])
                 pos += step
             while pos < end:
                 if should_stop is not None and should_stop():
-                    return HashResult(None, head, identity, "stopped")
-                chunk = os.pread(fd, min(CHUNK, end - pos), pos)
-                if not chunk:  # shrank under us
-                    return HashResult(None, head, Identity.of(os.fstat(fd)), "changed")
+                    return HashResult(None, head, identity, "stopped", version=version)
+                chunk = read_at(pos, min(CHUNK, end - pos))
                 hasher.update(chunk)
                 pos += len(chunk)
-        after = Identity.of(os.fstat(fd))
-        if after != identity:
-            return HashResult(None, head, after, "changed")
-        return HashResult(hasher.hexdigest(), head, identity)
+        reader.read_at(0, 0)  # the file is still what was opened (dev, ino, size, mtime)
+        return HashResult(hasher.hexdigest(), head, identity, version=version)
+    except ChangedError:
+        return changed()
     except OSError as exc:
         return HashResult(None, b"", None, exc.strerror or str(exc))
-    finally:
-        os.close(fd)
 
 
 def _data_segments(fd: int, size: int) -> list[tuple[int, int]] | Skipped:

@@ -15,10 +15,13 @@ import os
 import stat
 import struct
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from store.csvrows import csv_reader
+from store.root import ChangedError, NotAFile, Reader, Root, RootError
+from store.root.local import LocalReader
 from store.safefile import NotRegularFileError, open_regular
 from store.safetext import decode, visible
 
@@ -95,19 +98,30 @@ def lexer_for(name: str) -> str:
 
 
 def _note_os(exc: OSError) -> str:
-    reason = exc.strerror or type(exc).__name__
+    reason = exc.strerror or str(exc).rpartition(": ")[2] or type(exc).__name__
     return f"cannot read: {visible(reason)}"
 
 
-def _open_regular(path: bytes) -> tuple[int, int] | str:
-    """(fd, size) of a regular file opened without following links, or why not."""
+def _open_regular(path: bytes) -> Reader | str:
+    """A pinned reader on a regular file opened without following links, or why not."""
     try:
         fd, st = open_regular(path)
     except NotRegularFileError as exc:
         return _describe_special(path, exc.mode)
     except OSError as exc:
         return _note_os(exc)
-    return fd, st.st_size
+    return LocalReader(fd, st, os.fsdecode(path))
+
+
+def _open_at(root: Root, rel: str) -> Reader | str:
+    """A pinned reader on a file of a root (links inside it followed, as every reader of a
+    root does), or why not."""
+    try:
+        return root.open(rel)
+    except NotAFile as exc:
+        return visible(str(exc).rpartition(": ")[2] or "not a regular file") + ": not read"
+    except RootError as exc:
+        return f"cannot read: {visible(str(exc).rpartition(': ')[2] or type(exc).__name__)}"
 
 
 def _describe_special(path: bytes, mode: int) -> str:
@@ -128,16 +142,8 @@ def _describe_special(path: bytes, mode: int) -> str:
     return "not a regular file: not read"
 
 
-def _pread(fd: int, size: int, offset: int) -> bytes:
-    chunks: list[bytes] = []
-    while size > 0:
-        chunk = os.pread(fd, size, offset)
-        if not chunk:
-            break
-        chunks.append(chunk)
-        size -= len(chunk)
-        offset += len(chunk)
-    return b"".join(chunks)
+def _pread(reader: Reader, size: int, offset: int) -> bytes:
+    return reader.read_at(offset, size)
 
 
 @dataclass
@@ -155,7 +161,7 @@ class _Read:
         return max(0, self.size - len(self.head) - len(self.tail))
 
 
-def _read_bounded(fd: int, size: int, limit: int, *, tail_only: bool = False) -> _Read:
+def _read_bounded(fd: Reader, size: int, limit: int, *, tail_only: bool = False) -> _Read:
     if size <= limit:
         data = _pread(fd, limit + 1, 0)
         return _Read(data[:limit], b"", max(size, len(data)))
@@ -461,7 +467,7 @@ def _to_rgb(
     return bytes(out)
 
 
-def _image(fd: int, size: int, name: str) -> Preview:
+def _image(fd: Reader, size: int, name: str) -> Preview:
     head = _pread(fd, 64, 0)
     dims = png_size(head)
     if dims is None:
@@ -489,32 +495,66 @@ def _image(fd: int, size: int, name: str) -> Preview:
 def preview_file(path: str | bytes | os.PathLike[str], *, limit: int = MAX_READ) -> Preview:
     """Describe the file at ``path`` for the preview pane, reading at most about ``limit``."""
     raw = os.fsencode(path)
+
+    def inspect() -> Any:
+        from store.inspect import inspect_file
+
+        return inspect_file(os.fsdecode(raw))
+
     name = os.fsdecode(os.path.basename(raw))
-    opened = _open_regular(raw)
-    if isinstance(opened, str):
-        kind = "error" if opened.startswith(("cannot", "changed")) else "special"
-        return Preview(kind, notes=(opened,))
-    fd, size = opened
-    try:
-        return _preview_open(fd, size, raw, name, limit)
-    except OSError as exc:
-        return Preview("error", size=size, notes=(_note_os(exc),))
-    except (ValueError, RecursionError, MemoryError) as exc:
-        message = " ".join(str(exc).split())[:200]
-        return Preview("error", size=size, notes=(f"cannot preview: {visible(message)}",))
-    finally:
-        os.close(fd)
+    return _preview(lambda: _open_regular(raw), name, limit, inspect)
 
 
-def _preview_open(fd: int, size: int, raw: bytes, name: str, limit: int) -> Preview:
+def preview_at(root: Root, rel: str, *, limit: int = MAX_READ) -> Preview:
+    """Describe the file ``rel`` of any file-layer root, as ``preview_file`` does a path."""
+
+    def inspect() -> Any:
+        from store.inspect import inspect_at
+
+        return inspect_at(root, rel)
+
+    return _preview(lambda: _open_at(root, rel), rel.rpartition("/")[2], limit, inspect)
+
+
+_ATTEMPTS = 3
+"""A file that changes under the preview (a log being written) is read again, this often."""
+
+
+def _preview(
+    opener: Callable[[], Reader | str], name: str, limit: int, inspect: Callable[[], Any]
+) -> Preview:
+    size = 0
+    for _ in range(_ATTEMPTS):
+        opened = opener()
+        if isinstance(opened, str):
+            kind = "error" if opened.startswith(("cannot", "changed")) else "special"
+            return Preview(kind, notes=(opened,))
+        size = opened.size
+        try:
+            return _preview_open(opened, size, name, limit, inspect)
+        except ChangedError:
+            continue
+        except OSError as exc:
+            return Preview("error", size=size, notes=(_note_os(exc),))
+        except (ValueError, RecursionError, MemoryError) as exc:
+            message = " ".join(str(exc).split())[:200]
+            return Preview("error", size=size, notes=(f"cannot preview: {visible(message)}",))
+        finally:
+            opened.close()
+    return Preview("error", size=size, notes=("changed while being read: try again",))
+
+
+def _preview_open(
+    fd: Reader, size: int, name: str, limit: int, inspect: Callable[[], Any]
+) -> Preview:
     if size == 0:
         return Preview("empty", notes=("empty file",))
     suffix = os.path.splitext(name)[1].lower()
-    from store.inspect import inspect_file, is_model_candidate
+    from store.inspect import is_model_candidate
 
     if is_model_candidate(name):
         head = _pread(fd, HEX_BYTES, 0)
-        inspection = inspect_file(os.fsdecode(raw))
+        inspection = inspect()
         return Preview("model", size=size, inspection=inspection, hex_head=hex_dump(head))
     if suffix in (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp"):
         return _image(fd, size, name)

@@ -319,3 +319,22 @@ def test_wandb_bad_header_is_reported(tmp_path: Path) -> None:
     got = read_wandb_file(target)
     assert any("bad header" in w for w in got.warnings)
     assert got.history == [] and got.config == {}
+
+
+def test_event_files_are_read_through_the_root_and_never_out_of_it(tmp_path: Path) -> None:
+    from store.frameworks import _common, _io
+    from store.frameworks.model import Loaded
+
+    source = event_file(FIXTURES / "tensorboard" / "torch_run")
+    top, outside = tmp_path / "top", tmp_path / "outside"
+    (top / "run").mkdir(parents=True)
+    outside.mkdir()
+    shutil.copy(source, top / "run" / source.name)
+    shutil.copy(source, outside / source.name)
+    (top / "away").symlink_to(outside)
+    inside = read_scalars_dir("run", root=_io.as_root(top))
+    assert inside.series == read_scalars(source).series and inside.series
+    out = Loaded()
+    _common.read_tensorboard(top, "away", out)
+    assert not out.series
+    assert any("out of the root" in w for w in out.warnings)

@@ -2,7 +2,8 @@
 
 Artifacts are untrusted: a FIFO blocks ``open()``, a device never ends and a sparse file
 can claim terabytes.  Every diff engine reads through these helpers, which check the path
-with ``os.lstat`` first, refuse to follow a final symlink and cap every read.
+with ``os.lstat`` first, refuse to follow a final symlink and cap every read.  Reads go
+through a file-layer ``Reader`` (``store.root``), so a diff can be handed a file of any root.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import os
 import stat
 from collections.abc import Iterator
 
+from store.root import ChangedError, Reader
+from store.root.local import LocalReader
 from store.safefile import NotRegularFileError, open_regular
 
 
@@ -37,39 +40,49 @@ def regular_size(path: str | os.PathLike[str]) -> int:
 
 
 class RegularFile:
-    """A read-only file descriptor on a path that ``lstat`` showed to be a regular file."""
+    """A pinned reader on a regular file: a path that ``lstat`` showed to be one (opened
+    locally), or a file-layer ``Reader`` from any root.  A file that changes while it is
+    being compared is a ``DiffError``, never a diff of mixed bytes."""
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
-        try:
-            self.fd, st = open_regular(path)
-        except NotRegularFileError:
-            raise DiffError(f"{os.fsdecode(path)!r} is not a regular file") from None
-        except OSError as exc:
-            raise DiffError(f"cannot open {os.fsdecode(path)!r}: {_reason(exc)}") from None
-        self.size = st.st_size
+    def __init__(self, source: str | os.PathLike[str] | Reader, name: str | None = None) -> None:
+        if isinstance(source, (str, os.PathLike)):
+            label = os.fsdecode(source)
+            try:
+                fd, st = open_regular(source)
+            except NotRegularFileError:
+                raise DiffError(f"{label!r} is not a regular file") from None
+            except OSError as exc:
+                raise DiffError(f"cannot open {label!r}: {_reason(exc)}") from None
+            self._reader: Reader = LocalReader(fd, st, label)
+        else:
+            label = name or ""
+            self._reader = source
+        self.name = label
+        self.size = self._reader.size
+        fileno = getattr(self._reader, "fileno", None)
+        self.fd: int = fileno() if callable(fileno) else -1
+        """The descriptor of a local file (for ``preadv`` into reused buffers), else -1."""
 
-    def read_at(self, offset: int, size: int) -> bytes:
-        """Up to ``size`` bytes at ``offset``; fewer at end of file or if it shrank."""
-        chunks: list[bytes] = []
-        want = max(0, min(size, self.size - offset))
+    def check(self) -> None:
+        """``DiffError`` if the file changed since it was opened (after reads by ``fd``)."""
         try:
-            if 0 < want <= 1 << 30:
-                first = os.pread(self.fd, want, offset)
-                if len(first) == want or not first:
-                    return first
-                chunks.append(first)
-                offset += len(first)
-                want -= len(first)
-            while want > 0:
-                data = os.pread(self.fd, min(want, 1 << 24), offset)
-                if not data:
-                    break
-                chunks.append(data)
-                offset += len(data)
-                want -= len(data)
+            self._reader.read_at(0, 0)
+        except ChangedError:
+            raise DiffError(f"{self.name!r} changed while it was being compared") from None
         except OSError as exc:
             raise DiffError(f"read failed: {_reason(exc)}") from None
-        return b"".join(chunks)
+
+    def read_at(self, offset: int, size: int) -> bytes:
+        """Up to ``size`` bytes at ``offset``; fewer only at end of file."""
+        want = max(0, min(size, self.size - offset))
+        if want == 0:
+            return b""
+        try:
+            return self._reader.read_at(offset, want)
+        except ChangedError:
+            raise DiffError(f"{self.name!r} changed while it was being compared") from None
+        except OSError as exc:
+            raise DiffError(f"read failed: {_reason(exc)}") from None
 
     def chunks(self, start: int, end: int, size: int) -> Iterator[bytes]:
         """Consecutive reads of at most ``size`` bytes covering ``[start, end)``."""
@@ -82,9 +95,8 @@ class RegularFile:
             offset += len(data)
 
     def close(self) -> None:
-        if self.fd >= 0:
-            os.close(self.fd)
-            self.fd = -1
+        self._reader.close()
+        self.fd = -1
 
     def __enter__(self) -> RegularFile:
         return self

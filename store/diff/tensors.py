@@ -160,15 +160,21 @@ class _Reader:
 
     def _fill(self, handle: RegularFile, buf: bytearray, offset: int, size: int) -> memoryview:
         view = memoryview(buf)[:size]
-        done = 0
-        try:
-            while done < size:
-                got = os.preadv(handle.fd, [view[done:]], offset + done)
-                if got <= 0:
-                    break
-                done += got
-        except OSError as exc:
-            raise DiffError(f"read failed: {exc.strerror or type(exc).__name__}") from None
+        if handle.fd < 0:  # a reader with no descriptor (an object store): copy its bytes
+            data = handle.read_at(offset, size)
+            view[: len(data)] = data
+            done = len(data)
+        else:
+            done = 0
+            try:
+                while done < size:
+                    got = os.preadv(handle.fd, [view[done:]], offset + done)
+                    if got <= 0:
+                        break
+                    done += got
+            except OSError as exc:
+                raise DiffError(f"read failed: {exc.strerror or type(exc).__name__}") from None
+            handle.check()
         if done != size:
             raise DiffError("a file shrank while it was being compared")
         return view

@@ -250,6 +250,8 @@ def _read_checkpoint(path: str | os.PathLike[str], handle: RegularFile) -> Torch
 
 
 def _map(handle: RegularFile, verdict: str) -> TorchCheckpoint:
+    if handle.fd < 0:
+        raise _Unmappable("the archive reader needs a local file")
     try:
         archive = read_archive(handle.fd)
         if archive.big_endian:

@@ -74,14 +74,8 @@ def read_tensorboard(root: Path, folder: str, out: Loaded) -> None:
     except ImportError:
         out.warn(f"{folder}: TensorBoard reader not available")
         return
-    full = _io.abspath(root, folder)
-    real = os.path.realpath(full)
-    root_real = os.path.realpath(root)
-    if real != root_real and not real.startswith(root_real.rstrip(os.sep) + os.sep):
-        out.warn(f"{folder}: symlink leads out of the root")
-        return
     try:
-        scalars = read_scalars_dir(real)
+        scalars = read_scalars_dir(folder, root=_io.as_root(root))
     except Exception as exc:  # a foreign reader must not break the run
         out.warn(f"{folder}: unreadable event files ({type(exc).__name__}: {exc})")
         return

@@ -11,7 +11,6 @@ tensors (a loss saved as ``tensor(0.61)``), whose few bytes are read from the ar
 
 from __future__ import annotations
 
-import os
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from store.frameworks import _io
-from store.safefile import open_regular
+from store.root import RootError
 
 if TYPE_CHECKING:
     from store.inspect.pickle_scan import PickleScan
@@ -59,18 +58,16 @@ def read_values(root: Path, rel: str) -> dict[str, object]:
     from store.inspect.pickle_scan import scan_bytes
     from store.inspect.torch_zip import MAX_PICKLE_BYTES
 
-    real = _io.regular_file(root, rel)
+    reader = _io.open_file(root, rel)
     try:
-        fd, _ = open_regular(real)
-    except OSError as exc:
-        raise _io.ReadError(f"{rel}: {exc.strerror or type(exc).__name__}") from None
-    try:
-        head = os.pread(fd, 4, 0)
+        head = reader.read_at(0, 4)
         if head.startswith(b"PK"):
-            return _from_zip(fd, rel)
+            fileno = getattr(reader, "fileno", None)
+            if not callable(fileno):
+                raise _io.ReadError(f"{rel}: the torch zip reader needs a local file")
+            return _from_zip(fileno(), rel)
         if head[:1] == b"\x80":
-            size = min(os.fstat(fd).st_size, MAX_PICKLE_BYTES)  # pread allocates what it asks
-            data = os.pread(fd, size, 0)
+            data = reader.read_at(0, min(reader.size, MAX_PICKLE_BYTES))
             value = _values(scan_bytes(data, limit=MAX_PICKLE_BYTES, max_pickles=1), rel)
             resolved = _resolved(value, None)
             assert isinstance(resolved, dict)
@@ -78,10 +75,12 @@ def read_values(root: Path, rel: str) -> dict[str, object]:
         raise _io.ReadError(f"{rel}: not a torch checkpoint")
     except _io.ReadError:
         raise
+    except RootError as exc:  # changed under the read: already one line naming the file
+        raise _io.ReadError(str(exc)) from None
     except OSError as exc:
         raise _io.ReadError(f"{rel}: {exc.strerror or type(exc).__name__}") from None
     finally:
-        os.close(fd)
+        reader.close()
 
 
 def _values(scan: PickleScan, rel: str) -> dict[str, object]:

@@ -73,8 +73,7 @@ def load(root: Path, spec: RunSpec) -> Loaded:
     out = Loaded()
     out.meta["run_id"] = spec.run_key
     try:
-        real = _io.regular_file(root, spec.path)
-        with zipfile.ZipFile(real) as archive:
+        with _io.open_stream(root, spec.path) as stream, zipfile.ZipFile(stream) as archive:
             experiment = _member(archive, "experiment.json", 1024 * 1024)
             messages = _member(archive, "messages.json", _MESSAGES_CAP)
     except (_io.ReadError, OSError, zipfile.BadZipFile, RuntimeError, ValueError, EOFError) as exc:

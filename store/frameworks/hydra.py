@@ -71,9 +71,7 @@ def _job_name(root: Path, rel: str) -> str | None:
 
 def add_to_run(root: Path, spec: RunSpec, out: Loaded) -> None:
     """A Hydra config in another framework's run folder: merged into that run's params."""
-    try:
-        _io.regular_file(root, _io.join(spec.path, ".hydra", "config.yaml"))
-    except _io.ReadError:
+    if not _io.is_file(root, _io.join(spec.path, ".hydra", "config.yaml")):
         return
     try:
         merge_into(root, spec.path, out)

@@ -14,7 +14,6 @@ read from the zip without loading the model.
 from __future__ import annotations
 
 import json
-import os
 import re
 import zipfile
 from pathlib import Path
@@ -24,7 +23,6 @@ from store.frameworks._context import DetectContext
 from store.frameworks.flatten import flatten
 from store.frameworks.model import Loaded, RunSpec
 from store.frameworks.registry import Checkpoints, Framework, NumberedName, SeriesSource
-from store.safefile import open_regular
 
 FRAMEWORK = "keras"
 MODEL_SUFFIXES = (".keras", ".h5")
@@ -95,20 +93,19 @@ def load(root: Path, spec: RunSpec) -> Loaded:
 
 def _mtime(root: Path, rel: str) -> float:
     try:
-        return os.lstat(_io.abspath(root, rel)).st_mtime
+        return _io.as_root(root).stat(rel).mtime_ns / 1e9
     except OSError:
         return 0.0
 
 
 def _read_archive_config(root: Path, rel: str, out: Loaded) -> None:
     try:
-        real = _io.regular_file(root, rel)
-        fd, _ = open_regular(real)
-    except (_io.ReadError, OSError) as exc:
-        out.warn(f"{rel}: {exc}")
+        stream = _io.open_stream(root, rel)
+    except _io.ReadError as exc:
+        out.warn(str(exc))
         return
     try:
-        with os.fdopen(fd, "rb") as handle, zipfile.ZipFile(handle) as archive:
+        with stream, zipfile.ZipFile(stream) as archive:
             info = archive.getinfo("config.json")
             if info.file_size > _MAX_CONFIG:
                 out.warn(f"{rel}: config.json larger than {_MAX_CONFIG} bytes, not read")

@@ -267,11 +267,7 @@ def load(root: Path, spec: RunSpec) -> Loaded:
 
 
 def _exists(root: Path, rel: str) -> bool:
-    try:
-        _io.regular_file(root, rel)
-    except _io.ReadError:
-        return False
-    return True
+    return _io.is_file(root, rel)
 
 
 def _find_db(root: Path, spec: RunSpec) -> str | None:

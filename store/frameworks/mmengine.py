@@ -93,11 +93,8 @@ def _config_rel(spec: RunSpec, files: list[str], logs: list[str], root: Path) ->
         return _io.join(spec.path, scripts[0])
     for log in reversed(logs):
         rel = _io.join(spec.path, log, "vis_data", "config.py")
-        try:
-            _io.regular_file(root, rel)
-        except _io.ReadError:
-            continue
-        return rel
+        if _io.is_file(root, rel):
+            return rel
     return None
 
 

@@ -14,10 +14,13 @@ out of the public functions.  The small protobuf wire reader here is shared with
 
 from __future__ import annotations
 
+import functools
 import os
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
+from store.root import Root, RootError, join
+from store.root.local import LocalRoot
 from store.safefile import open_regular
 from store.safetext import decode
 
@@ -350,23 +353,30 @@ def read_scalars(
     checks every CRC; it costs about a second per 10 MB in pure Python.
     """
     result = Scalars()
-    _read_into(path, result, {}, max_bytes=max_bytes, verify=verify)
+    label = os.path.basename(os.fsdecode(path))
+    _read_into(lambda: read_capped(path, max_bytes), label, result, {}, verify=verify)
     return result
 
 
+def read_capped_at(root: Root, rel: str, max_bytes: int) -> tuple[bytes, int]:
+    """Up to ``max_bytes`` of a root's event file and its size, read as it is now (a live
+    run appends to it: not pinned)."""
+    data, more = root.read_capped(rel, max_bytes)
+    return data, max(root.stat(rel).size, len(data) + 1) if more else len(data)
+
+
 def _read_into(
-    path: str | os.PathLike[str],
+    read: Callable[[], tuple[bytes, int]],
+    label: str,
     result: Scalars,
     plugins: dict[str, str],
     *,
-    max_bytes: int,
     verify: bool,
 ) -> None:
-    label = os.path.basename(os.fsdecode(path))
     try:
-        data, size = read_capped(path, max_bytes)
+        data, size = read()
     except OSError as exc:
-        result.warn(f"{label}: cannot read ({exc.strerror or exc})")
+        result.warn(f"{label}: cannot read ({exc.strerror or str(exc).rpartition(': ')[2]})")
         return
     if size > len(data):
         result.warn(f"{label}: read the first {len(data)} of {size} bytes")
@@ -383,24 +393,27 @@ def read_scalars_dir(
     max_bytes: int = DEFAULT_MAX_BYTES,
     max_files: int = MAX_FILES,
     verify: bool = True,
+    root: Root | None = None,
 ) -> Scalars:
     """All event files directly in ``folder`` (not below), merged; never raises.
 
     Files are read in name order (their names start with the creation time) and
     ``max_bytes`` is the budget for the whole folder.  Each tag's points are then
     sorted by step, then wall time, so a resumed run's files interleave correctly.
+    With ``root``, ``folder`` is a path in that file-layer root (a link out of it is
+    refused there); without, a local folder.
     """
     result = Scalars()
+    if root is None:
+        root, folder = LocalRoot(folder), ""
+    folder = os.fsdecode(folder)
     try:
-        with os.scandir(folder) as entries:
-            names = sorted(
-                entry.name
-                for entry in entries
-                if is_event_file(entry.name) and entry.is_file(follow_symlinks=False)
-            )
-    except OSError as exc:
-        result.warn(f"{os.fsdecode(folder)}: cannot list ({exc.strerror or exc})")
+        entries = root.list_dir(folder, limit=1_000_000)
+    except RootError as exc:  # its message names the folder already
+        result.warn(f"cannot list {exc}")
         return result
+    sizes = {e.name: e.size for e in entries if is_event_file(e.name) and e.kind == "file"}
+    names = sorted(sizes)
     if len(names) > max_files:
         result.warn(f"{len(names)} event files; read the first {max_files}")
         names = names[:max_files]
@@ -410,13 +423,9 @@ def read_scalars_dir(
         if budget <= 0:
             result.warn(f"byte budget spent; skipped {name} and later files")
             break
-        path = os.path.join(folder, name)
-        try:
-            size = os.lstat(path).st_size
-        except OSError:
-            size = 0
-        _read_into(path, result, plugins, max_bytes=budget, verify=verify)
-        budget -= size
+        read = functools.partial(read_capped_at, root, join(folder, name), budget)
+        _read_into(read, name, result, plugins, verify=verify)
+        budget -= sizes[name]
     for points in result.values():
         points.sort(key=lambda point: (point[0], point[1]))
     return result

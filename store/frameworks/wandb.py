@@ -68,7 +68,7 @@ def _binary(root: Path, spec: RunSpec, out: Loaded) -> Any:
     run_id = spec.run_key
     rel = _io.join(spec.path, f"run-{run_id}.wandb")
     try:
-        real = _io.regular_file(root, rel)
+        _io.open_file(root, rel).close()  # absent or no regular file: no binary log
     except _io.ReadError:
         return None
     try:
@@ -77,7 +77,7 @@ def _binary(root: Path, spec: RunSpec, out: Loaded) -> Any:
         out.warn(f"{rel}: W&B binary reader not available")
         return None
     try:
-        return read_wandb_file(Path(real))
+        return read_wandb_file(rel, root=_io.as_root(root))
     except Exception as exc:  # a foreign reader must not break the run
         out.warn(f"{rel}: unreadable W&B record log ({type(exc).__name__}: {exc})")
         return None

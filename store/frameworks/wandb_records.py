@@ -31,7 +31,9 @@ from store.frameworks.tfevents import (
     crc32c,
     iter_fields,
     read_capped,
+    read_capped_at,
 )
+from store.root import Root
 
 DEFAULT_MAX_BYTES = 256 * 1024 * 1024
 MAX_HISTORY = 100_000
@@ -361,14 +363,20 @@ def read_wandb_file(
     *,
     max_bytes: int = DEFAULT_MAX_BYTES,
     max_history: int = MAX_HISTORY,
+    root: Root | None = None,
 ) -> WandbRecords:
-    """Decode a ``run-<id>.wandb`` file; never raises, problems land in ``warnings``."""
+    """Decode a ``run-<id>.wandb`` file (``path`` in ``root`` when given, else local);
+    never raises, problems land in ``warnings``."""
     out = WandbRecords()
     out.meta["warnings"] = out.warnings
     try:
-        data, size = read_capped(path, max_bytes)
+        if root is None:
+            data, size = read_capped(path, max_bytes)
+        else:
+            data, size = read_capped_at(root, os.fsdecode(path), max_bytes)
     except OSError as exc:
-        out.warn(f"cannot read {os.path.basename(os.fsdecode(path))}: {exc.strerror or exc}")
+        reason = exc.strerror or str(exc).rpartition(": ")[2]
+        out.warn(f"cannot read {os.path.basename(os.fsdecode(path))}: {reason}")
         out.meta.setdefault("exit_code", None)
         return out
     if size > len(data):

@@ -12,65 +12,51 @@ import os
 from pathlib import Path
 
 from store.inspect.errors import InspectError
+from store.root import Reader
+from store.root.local import LocalReader
+from store.root.stream import ReaderStream
 from store.safefile import NotRegularFileError, open_regular
 
 
-class BoundedFile(io.RawIOBase):
-    """A read-only regular file that counts bytes read; usable by ``zipfile``."""
+class BoundedFile(ReaderStream):
+    """A read-only regular file that counts bytes read; usable by ``zipfile``.
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
-        super().__init__()
-        self._fd = -1  # close() runs from __del__ even when the open below fails
-        try:
-            self._fd, st = open_regular(path)
-        except NotRegularFileError:
-            raise InspectError("not a regular file") from None
-        except OSError as exc:
-            raise InspectError(f"cannot open: {exc.strerror or exc}") from None
-        self.size = st.st_size
-        self.bytes_read = 0
-        self._pos = 0
-        self.name = os.fspath(Path(path))
+    Reads go through a file-layer ``Reader`` (``store.root``), so the inspector reads an
+    object in a bucket as it reads a local file, and a file changed during the inspection
+    raises ``ChangedError`` instead of mixing old and new bytes.  A path is opened locally
+    (its final component never followed); a ``Reader`` is taken over and closed with this.
+    """
 
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._pos
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        if whence == io.SEEK_SET:
-            pos = offset
-        elif whence == io.SEEK_CUR:
-            pos = self._pos + offset
-        elif whence == io.SEEK_END:
-            pos = self.size + offset
+    def __init__(self, source: str | os.PathLike[str] | Reader, name: str | None = None) -> None:
+        if isinstance(source, (str, os.PathLike)):
+            try:
+                fd, st = open_regular(source)
+            except NotRegularFileError:
+                raise InspectError("not a regular file") from None
+            except OSError as exc:
+                raise InspectError(f"cannot open: {exc.strerror or exc}") from None
+            reader: Reader = LocalReader(fd, st, os.fspath(source))
+            label = os.fspath(Path(source))
         else:
-            raise ValueError(f"bad whence {whence}")
-        if pos < 0:
-            raise OSError("negative seek position")
-        self._pos = pos
-        return pos
+            reader, label = source, name if name is not None else ""
+        super().__init__(reader)
+        self._source = reader
+        self.name = label
+        self.size = reader.size
+        self.bytes_read = 0
 
-    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
-        view = memoryview(buffer).cast("B")
-        data = os.pread(self._fd, len(view), self._pos)
-        view[: len(data)] = data
-        self._pos += len(data)
-        self.bytes_read += len(data)
-        return len(data)
+    @property
+    def identity(self) -> str:
+        return self._source.identity
 
     def read_at(self, offset: int, size: int) -> bytes:
-        """Up to ``size`` bytes at ``offset`` (fewer at end of file)."""
+        """Up to ``size`` bytes at ``offset`` (fewer at end of file), counted."""
         if offset < 0 or size <= 0 or offset >= self.size:
             return b""
         chunks: list[bytes] = []
         want = min(size, self.size - offset)
         while want > 0:
-            data = os.pread(self._fd, min(want, 1 << 24), offset)
+            data = self._source.read_at(offset, min(want, 1 << 24))
             if not data:
                 break
             chunks.append(data)
@@ -79,48 +65,9 @@ class BoundedFile(io.RawIOBase):
             self.bytes_read += len(data)
         return b"".join(chunks)
 
-    def close(self) -> None:
-        if not self.closed and self._fd >= 0:
-            os.close(self._fd)
-        super().close()
-
     def reader(self, offset: int = 0, buffer_size: int = 1 << 16) -> io.BufferedReader:
         """A buffered stream from ``offset`` that shares this file's counting but does not
         close it when it is dropped (several readers may take turns on one file)."""
-        return io.BufferedReader(_Window(self, offset), buffer_size=buffer_size)
-
-
-class _Window(io.RawIOBase):
-    """A forward reader over a ``BoundedFile`` from an offset; closing it leaves the file."""
-
-    def __init__(self, source: BoundedFile, offset: int) -> None:
-        super().__init__()
-        self._source = source
-        self._pos = offset
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._pos
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        if whence == io.SEEK_SET:
-            self._pos = offset
-        elif whence == io.SEEK_CUR:
-            self._pos += offset
-        elif whence == io.SEEK_END:
-            self._pos = self._source.size + offset
-        else:
-            raise ValueError(f"bad whence {whence}")
-        return self._pos
-
-    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
-        view = memoryview(buffer).cast("B")
-        data = self._source.read_at(self._pos, len(view))
-        view[: len(data)] = data
-        self._pos += len(data)
-        return len(data)
+        window = ReaderStream(self, owns=False)
+        window.seek(offset)
+        return io.BufferedReader(window, buffer_size=buffer_size)

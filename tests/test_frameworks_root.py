@@ -1,0 +1,37 @@
+"""The frameworks' read helpers take a Root as well as a Path, and never leave it."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from store.frameworks import _io
+from store.root.local import LocalRoot
+
+
+def test_helpers_read_the_same_through_a_root_or_a_path(tmp_path: Path) -> None:
+    top = tmp_path / "top"
+    (top / "run" / "sub").mkdir(parents=True)
+    (top / "run" / "cfg.json").write_text('{"lr": 0.1}')
+    (top / "run" / "sub" / "m.txt").write_text("x")
+    (top / "run" / "linked.json").symlink_to("cfg.json")
+    (tmp_path / "secret.json").write_text("{}")
+    (top / "run" / "away.json").symlink_to(tmp_path / "secret.json")
+    os.mkfifo(top / "run" / "pipe")
+    root = LocalRoot(top)
+    for given in (top, root):
+        assert _io.read_json(given, "run/cfg.json") == {"lr": 0.1}
+        assert _io.list_dir(given, "run") == (["sub"], ["away.json", "cfg.json", "linked.json"])
+        assert _io.walk_files(given, "run") == ["away.json", "cfg.json", "linked.json", "sub/m.txt"]
+        assert _io.is_file(given, "run/cfg.json") and _io.is_file(given, "run/linked.json")
+        assert not _io.is_file(given, "run/away.json")
+        assert not _io.is_file(given, "run/pipe") and not _io.is_file(given, "run/sub")
+        assert not _io.is_file(given, "run/missing")
+        with pytest.raises(_io.ReadError, match="out of the root"):
+            _io.read_json(given, "run/away.json")
+        with pytest.raises(_io.MissingFile):
+            _io.read_json(given, "run/missing.json")
+        with _io.open_file(given, "run/linked.json") as reader:
+            assert reader.read_at(0, 100) == b'{"lr": 0.1}'
