@@ -599,7 +599,9 @@ async def test_preview_of_a_file_that_rotates_away_follows_without_a_key(
         (folder / "epoch=0-step=10.ckpt").unlink()  # keep-last-1 rotation
         await until(pilot, lambda: node_at(screen, old) is None, "the tree to drop it")
         await until(pilot, lambda: pane.shown_key != old, "the preview to drop it")
-        assert "epoch=0-step=10.ckpt" not in pane.plain_text()
+        # Its first line names the file shown; later lines may list other runs' copies of the
+        # same bytes (every fixture checkpoint is alike), which can carry the old name.
+        assert "epoch=0-step=10.ckpt" not in pane.plain_text().splitlines()[0]
         cursor = tree.cursor_node
         assert cursor is not None and cursor.data is not None
         assert pane.shown_key in (cursor.data.key, None)
