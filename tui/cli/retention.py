@@ -45,7 +45,6 @@ from store.userstate import UserState, UserStateError
 from tui.cli.common import (
     db_option,
     emit_json,
-    friendly,
     is_terminal,
     json_option,
     need_db,
@@ -363,7 +362,6 @@ def retention_group() -> None:
 @policy_flags
 @db_option
 @json_option
-@friendly
 def plan_cmd(roots: tuple[Path, ...], db_path: Path | None, as_json: bool, **flags: Any) -> None:
     """What a policy keeps and removes under ROOTS (default: every indexed root), and why.
 
@@ -398,7 +396,6 @@ def _plan_path(plan_id: str) -> Path:
 @click.option("--yes", "-y", is_flag=True, help="Apply without asking (else a dry run).")
 @db_option
 @json_option
-@friendly
 def apply_cmd(
     plan_id: str | None,
     yes: bool,
@@ -490,7 +487,6 @@ def _locate(db_path: Path | None, path: Path) -> tuple[str, str]:
 @retention_group.command("pin")
 @click.argument("targets", nargs=-1, required=True, type=click.Path(path_type=Path))
 @db_option
-@friendly
 def pin_cmd(targets: tuple[Path, ...], db_path: Path | None) -> None:
     """Pin runs or files (paths on disk): retention never removes them."""
     with user_state() as state:
@@ -503,7 +499,6 @@ def pin_cmd(targets: tuple[Path, ...], db_path: Path | None) -> None:
 @retention_group.command("unpin")
 @click.argument("targets", nargs=-1, required=True, type=click.Path(path_type=Path))
 @db_option
-@friendly
 def unpin_cmd(targets: tuple[Path, ...], db_path: Path | None) -> None:
     """Remove the pins of runs or files."""
     with user_state() as state:
@@ -516,7 +511,6 @@ def unpin_cmd(targets: tuple[Path, ...], db_path: Path | None) -> None:
 @retention_group.command("pins")
 @db_option
 @json_option
-@friendly
 def pins_cmd(db_path: Path | None, as_json: bool) -> None:
     """List the pins of every indexed root."""
     from store.db import open_db
@@ -599,7 +593,6 @@ def trash_group() -> None:
 @root_option
 @db_option
 @json_option
-@friendly
 def trash_list_cmd(roots: tuple[Path, ...], db_path: Path | None, as_json: bool) -> None:
     """Everything in the trash of each root, oldest first."""
     _, chosen = trash_roots(db_path, roots)
@@ -625,7 +618,6 @@ def trash_list_cmd(roots: tuple[Path, ...], db_path: Path | None, as_json: bool)
 @root_option
 @db_option
 @json_option
-@friendly
 def trash_restore_cmd(
     ids: tuple[str, ...],
     restore_all: bool,
@@ -671,7 +663,6 @@ def trash_restore_cmd(
 @root_option
 @db_option
 @json_option
-@friendly
 def trash_purge_cmd(
     older_than: str, yes: bool, roots: tuple[Path, ...], db_path: Path | None, as_json: bool
 ) -> None:
@@ -722,7 +713,6 @@ def trash_purge_cmd(
 @root_option
 @db_option
 @json_option
-@friendly
 def trash_log_cmd(roots: tuple[Path, ...], db_path: Path | None, as_json: bool) -> None:
     """Who applied, restored or purged what, and when (the audit log of each root's trash)."""
     _, chosen = trash_roots(db_path, roots)
@@ -771,7 +761,6 @@ def trash_log_cmd(roots: tuple[Path, ...], db_path: Path | None, as_json: bool) 
 @click.option("--top", default=10, show_default=True, help="Runs and duplicates to list.")
 @db_option
 @json_option
-@friendly
 def du_cmd(roots: tuple[Path, ...], top: int, db_path: Path | None, as_json: bool) -> None:
     """Disk usage per root, experiment and run (largest first), and duplicate files."""
     from store.db import open_db
