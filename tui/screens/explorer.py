@@ -1099,7 +1099,7 @@ class ExplorerScreen(Screen[None]):
 
     @work(thread=True, group="pins", exit_on_error=False)
     def _pin_worker(self, root: str, rel: str) -> None:
-        from tui.screens.retention import toggle_pin
+        from store.retention.service import toggle_pin
 
         text, _changed = toggle_pin(root, rel)
         self.app.call_from_thread(self.notify, text, markup=False, timeout=3)
