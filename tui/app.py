@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -52,7 +53,8 @@ class ArtlensApp(App[None]):
 
     CSS_PATH = "app.tcss"
     TITLE = "artlens"
-    COMMANDS: ClassVar[set[Any]] = {ExplorerCommands}
+    COMMANDS: ClassVar[set[Any]] = App.COMMANDS | {ExplorerCommands}
+    """Textual's own commands (theme, keys, screenshot, quit) and every screen's entries."""
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("q", "quit", "Quit", show=False, id="app.quit", tooltip="Quit artlens"),
         Binding("question_mark", "help", "Help", id="app.help", tooltip="List every key"),
@@ -67,8 +69,16 @@ class ArtlensApp(App[None]):
         watch: bool = False,
         clock: Callable[[], float] = time.time,
         writer: str | None = None,
+        config: Path | None = None,
+        settings: Path | None = None,
     ) -> None:
         super().__init__()
+        self.config = config
+        """The user config whose ``[keys]`` change keys (None: the keys as built)."""
+        self.settings = settings
+        """Where the chosen theme is saved and restored from (None: not saved)."""
+        self.keymap: dict[str, str] = {}
+        """The keys ``[keys]`` changed, by binding id (help and palette show them)."""
         self.db_path = Path(db_path)
         self.roots = list(roots or [])
         self.watch_enabled = watch
@@ -93,6 +103,8 @@ class ArtlensApp(App[None]):
         self._switch_interval = sys.getswitchinterval()
         sys.setswitchinterval(SWITCH_INTERVAL)
         self.push_screen(ExplorerScreen(self.db_path, self.pool, clock=self.clock))
+        if self.config is not None or self.settings is not None:
+            self.run_worker(self._load_settings, thread=True, group="settings", exit_on_error=False)
         if self.writer is not None:
             self._follow_writer(self.writer)
         elif self.watch_enabled:
@@ -209,44 +221,75 @@ class ArtlensApp(App[None]):
             self._watch_status(f"watcher failed: {text}", ok=False)
         self.notify(text, title="error", severity="error", markup=False, timeout=8)
 
+    def _load_settings(self) -> None:
+        """On a worker: read ``[keys]`` and the saved theme, then apply them on the UI."""
+        from store.uiconfig import load_keymap, load_theme
+        from tui.keys import checked_keymap, known_ids
+
+        keymap: dict[str, str] = {}
+        warnings: list[str] = []
+        if self.config is not None:
+            wanted, warnings = load_keymap(self.config)
+            keymap, unknown = checked_keymap(wanted, known_ids())
+            warnings += unknown
+        theme = load_theme(self.settings) if self.settings is not None else None
+        self.call_from_thread(self._apply_settings, keymap, warnings, theme)
+
+    def _apply_settings(
+        self, keymap: dict[str, str], warnings: list[str], theme: str | None
+    ) -> None:
+        if keymap:
+            self.keymap = keymap
+            self.set_keymap(keymap)
+        for warning in warnings:
+            self.notify(warning, title="config", severity="warning", markup=False, timeout=8)
+        if theme is not None:
+            if theme in self.available_themes:
+                self.theme = theme
+            else:
+                self.notify(
+                    f"saved theme {theme} is not available; using {self.theme}",
+                    severity="warning",
+                    markup=False,
+                )
+        if self.settings is not None:
+            # After the restore, so restoring does not save; each change saves from here on.
+            self.theme_changed_signal.subscribe(self, self._theme_changed)
+
+    def _theme_changed(self, theme: Any) -> None:
+        settings = self.settings
+        if settings is None:
+            return
+        from store.uiconfig import save_theme
+
+        self.run_worker(
+            partial(save_theme, settings, theme.name),
+            thread=True,
+            group="settings",
+            exit_on_error=False,
+        )
+
     def action_toggle_theme(self) -> None:
         self.theme = LIGHT_THEME if self.current_theme.dark else DARK_THEME
 
     def action_help(self) -> None:
         if isinstance(self.screen, HelpScreen):
             return
-        self.push_screen(HelpScreen(self.binding_rows()))
+        from tui.keys import help_rows
 
-    def binding_rows(self) -> list[tuple[str, str, str]]:
-        """(keys, description, id) for every binding of the app, the screen and the panes."""
-        from textual.widgets import DataTable, Tree
-
-        from tui.widgets.artifact_tree import ArtifactTree
-        from tui.widgets.runs_table import RunsTable
-
-        rows: list[tuple[str, str, str]] = [("ctrl+p", "Command palette", "app.command_palette")]
-        sources: list[type[Any]] = [
-            ArtlensApp,
-            ExplorerScreen,
-            RunsTable,
-            ArtifactTree,
-            DataTable,
-            Tree,
-        ]
-        seen: set[str] = set()
-        for source in sources:
-            for binding in source.BINDINGS:
-                if not isinstance(binding, Binding):
-                    continue
-                key = binding.key.replace("question_mark", "?").replace("slash", "/")
-                if key in seen or not binding.description:
-                    continue
-                seen.add(key)
-                rows.append((key, binding.description, binding.id or ""))
-        return rows
+        self.push_screen(HelpScreen(help_rows(self, self.screen)))
 
 
 def run_app(db_path: Path, roots: list[Path], *, watch: bool, writer: str | None = None) -> None:
     """Open the explorer on the index at ``db_path`` (the CLI's entry point); ``writer``
     names the process that writes it when that is not us."""
-    ArtlensApp(db_path, roots, watch=watch, writer=writer).run()
+    from store.uiconfig import settings_path, user_config_path
+
+    ArtlensApp(
+        db_path,
+        roots,
+        watch=watch,
+        writer=writer,
+        config=user_config_path(),
+        settings=settings_path(),
+    ).run()

@@ -6,7 +6,6 @@ them.  Run names are data: they go through ``Text`` and the fuzzy matcher, never
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from functools import partial
 from typing import Protocol
 
@@ -15,8 +14,8 @@ from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.content import Content
 from textual.fuzzy import Matcher
 
-PaletteEntry = tuple[str, Callable[[], object], str]
-"""(title, callback, help text)."""
+from tui.keys import PaletteEntry as PaletteEntry
+from tui.keys import with_keys
 
 
 def highlight(matcher: Matcher, title: str) -> Content:
@@ -34,7 +33,8 @@ class HasPaletteEntries(Protocol):
 
 
 class ExplorerCommands(Provider):
-    """Entries come from the screen's ``palette_entries()`` each time the palette opens."""
+    """Entries come from the screen's ``palette_entries()`` each time the palette opens,
+    each with the key bound to its action (``tui.keys``)."""
 
     def _entries(self) -> list[PaletteEntry]:
         screen = self.screen
@@ -45,7 +45,7 @@ class ExplorerCommands(Provider):
                 source = getattr(candidate, "palette_entries", None)
                 if source is not None:
                     break
-        return list(source()) if source is not None else []
+        return with_keys(self.app, source()) if source is not None else []
 
     async def discover(self) -> Hits:
         for title, callback, help_text in self._entries():

@@ -95,35 +95,6 @@ MIN_SIZE = (40, 14)
 """Below this the panes cannot be drawn: a notice says so instead of panes vanishing."""
 
 
-PALETTE_KEYS = {
-    "view: runs": "1",
-    "view: files": "2",
-    "view: preview": "3",
-    "view: zoom pane": "z",
-    "view: toggle theme": "t",
-    "view: help": "?",
-    "filter: runs…": "/",
-    "filter: clear": "escape",
-    "group: cycle (none, experiment, root)": "b",
-    "sort: reverse": "S",
-    "index: reload runs": "ctrl+r",
-    "view: retention": "r",
-    "retention: pin / unpin": "p",
-    "runs: mark / unmark": "space",
-    "view: metrics of marked runs": "m",
-    "runs: note…": "n",
-    "diff: marked runs or files": "d",
-    "files: mark / unmark": "space (files)",
-    "files: versions of the selected file": "v",
-}
-"""The key that does what a palette entry does, shown beside it (the palette teaches keys)."""
-
-
-def with_key(title: str, text: str) -> str:
-    key = PALETTE_KEYS.get(title)
-    return f"{text} · key {key}" if key else text
-
-
 class RunsPane(Vertical):
     """The filter box over the runs table; zooms as one piece."""
 
@@ -1141,7 +1112,6 @@ class ExplorerScreen(Screen[None]):
             ("files: mark / unmark", self.file_tree.action_mark_file, "Mark a file for a diff"),
             ("files: versions of the selected file", self.action_versions, "Across runs"),
         ]
-        entries = [(title, run, with_key(title, text)) for title, run, text in entries]
         for column in COLUMNS:
             if column.sortable:
                 entries.append((f"sort: by {column.label}", partial(self.set_sort, column.key), ""))

@@ -618,14 +618,10 @@ class RetentionScreen(Screen[None]):
         self._restore_worker(dict.fromkeys({e.root for e in self.trash.values()}))
 
     def action_help(self) -> None:
+        from tui.keys import help_rows
         from tui.screens.help import HelpScreen
 
-        rows = [
-            (b.key.replace("question_mark", "?"), b.description, b.id or "")
-            for b in self.BINDINGS
-            if isinstance(b, Binding) and b.description
-        ]
-        self.app.push_screen(HelpScreen(rows))
+        self.app.push_screen(HelpScreen(help_rows(self.app, self)))
 
     def palette_entries(self) -> list[PaletteEntry]:
         return [
