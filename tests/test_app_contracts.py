@@ -1,10 +1,11 @@
 """The app's contracts under ``App.run_test``: the palette keeps Textual's own commands,
 ``[keys]`` changes keys (help and palette follow; bad entries are one-line warnings),
-and the chosen theme is saved and restored."""
+the chosen theme is saved and restored, and index changes reach every screen."""
 
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -12,12 +13,17 @@ from pathlib import Path
 import pytest
 from textual.app import App
 from textual.pilot import Pilot
-from textual.widgets import Input
+from textual.widgets import DataTable, Input
 
+from store.db import open_db
+from store.lock import WriterLock
+from store.scan import Indexer
 from tests.test_tui import NOW, Demo, build_demo, explorer, settle, sync
+from tests.test_tui_retention import EPOCH2, FIXTURES, POLICY, item_key, retention, row_text
 from tui.app import ArtlensApp
 from tui.keys import with_keys
 from tui.screens.help import HelpScreen
+from tui.screens.retention_dialogs import ConfirmApply
 
 
 @pytest.fixture(scope="module")
@@ -111,3 +117,44 @@ async def test_theme_choice_is_saved_and_restored(demo: Demo, tmp_path: Path) ->
     async with third.run_test(size=(100, 30)) as pilot:
         await until(pilot, lambda: any("no-such-theme" in t for t in notices(third)))
         assert third.theme == "textual-dark"
+
+
+@pytest.fixture
+def lightning(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]:
+    monkeypatch.setenv("ARTLENS_STATE", str(tmp_path / "state.db"))
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg-state"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
+    root = tmp_path / "lightning"
+    shutil.copytree(FIXTURES / "lightning", root)
+    (root / ".artlens.toml").write_text(POLICY)
+    db_path = tmp_path / "index.db"
+    with WriterLock(db_path):
+        db = open_db(db_path)
+        Indexer(db, root).scan()
+        db.conn.close()
+    return root, db_path
+
+
+@sync
+async def test_retention_view_replans_when_the_apps_watcher_records_an_apply(
+    lightning: tuple[Path, Path],
+) -> None:
+    root, db_path = lightning
+    app = ArtlensApp(db_path, [root], watch=True)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        await until(pilot, lambda: app.watcher is not None)
+        await pilot.press("r")
+        await settle(pilot)
+        screen = retention(app)
+        table = screen.query_one("#ret-plan", DataTable)
+        key = item_key(root, EPOCH2)
+        await until(pilot, lambda: key in table.rows and "remove" in row_text(table, key))
+        await pilot.press("a")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmApply))
+        await pilot.press("y")  # the app's watcher holds the lock: files move, it records
+        await until(pilot, lambda: not (root / EPOCH2).exists())
+        await until(pilot, lambda: any("watcher records" in t for t in notices(app)))
+        # No timer: the change the watcher commits reaches this screen and it plans again.
+        await until(pilot, lambda: key not in table.rows, seconds=60)
+        assert screen.plan is not None and not screen.plan.removals

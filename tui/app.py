@@ -11,9 +11,10 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual.app import App
 from textual.binding import Binding, BindingType
@@ -22,9 +23,13 @@ from textual.worker import Worker, WorkerState
 
 from store.views import ReaderPool
 from tui.commands import ExplorerCommands
+from tui.messages import IndexChanged
 from tui.screens.explorer import ExplorerScreen
 from tui.screens.help import HelpScreen
 from tui.widgets.status import StatusLine
+
+if TYPE_CHECKING:
+    import sqlite_utils
 
 SWITCH_INTERVAL = 0.001
 """Seconds a thread may hold the GIL while another waits for it (Python's default: 0.005)."""
@@ -46,6 +51,11 @@ class IndexProgress(Message):
 
 PROGRESS_EVERY = 0.25
 """Seconds between two progress lines of a first scan."""
+POLL_SECONDS = 0.25
+"""How often the read connection is asked whether another connection committed, when the
+writer is this process's watcher (which also wakes the app after each commit)."""
+FAST_POLL_SECONDS = 0.04
+"""The same, when the writer is another process: nothing wakes us, and the PRAGMA is cheap."""
 
 
 class ArtlensApp(App[None]):
@@ -93,6 +103,11 @@ class ArtlensApp(App[None]):
         self._progress: tuple[float, int] = (0.0, 0)
         """When the watcher's first scan last said how far it got, and how far."""
         self.writer = writer
+        self.explorer: ExplorerScreen | None = None
+        """The main screen: it reads the change feed when the index moves."""
+        self._poll_db: sqlite_utils.Database | None = None
+        self._data_version = -1
+        self._last_poll = 0.0
         self._switch_interval = sys.getswitchinterval()
         """Who writes the index when another process does (``store.lock.holder``)."""
 
@@ -102,7 +117,9 @@ class ArtlensApp(App[None]):
         # times per key.  1 ms keeps keys answered while a preview is being built.
         self._switch_interval = sys.getswitchinterval()
         sys.setswitchinterval(SWITCH_INTERVAL)
-        self.push_screen(ExplorerScreen(self.db_path, self.pool, clock=self.clock))
+        self.explorer = ExplorerScreen(self.db_path, self.pool, clock=self.clock)
+        self.push_screen(self.explorer)
+        self.set_interval(FAST_POLL_SECONDS, self._timed_poll, name="poll data_version")
         if self.config is not None or self.settings is not None:
             self.run_worker(self._load_settings, thread=True, group="settings", exit_on_error=False)
         if self.writer is not None:
@@ -188,11 +205,39 @@ class ArtlensApp(App[None]):
             self.post_message(IndexCommitted())
 
     def on_index_committed(self) -> None:
+        """The watcher in this process committed: read the changes now, not at the next poll."""
         self._wake_posted.clear()
+        self._poll()
+
+    def _timed_poll(self) -> None:
+        if self.watcher is not None and time.monotonic() - self._last_poll < POLL_SECONDS:
+            return  # the in-process writer wakes us; this poll only catches the hasher
+        self._poll()
+
+    def _poll(self) -> None:
+        """Cheap on the UI thread: one PRAGMA on an idle connection."""
+        from store.db import data_version, open_db
+
+        self._last_poll = time.monotonic()
+        try:
+            if self._poll_db is None:
+                self._poll_db = open_db(self.db_path, readonly=True)
+            version = data_version(self._poll_db)
+        except Exception as exc:  # the index vanished or is locked: say so, keep polling
+            for screen in self.screen_stack:
+                for status in screen.query(StatusLine):
+                    status.change(watcher=f"index unreadable: {exc}")
+            self._poll_db = None
+            return
+        if version != self._data_version:
+            self._data_version = version
+            if self.explorer is not None:
+                self.explorer.index_moved()
+
+    def on_index_changed(self, message: IndexChanged) -> None:
+        """One delta of the change feed, handed to every screen (each keeps what is its own)."""
         for screen in self.screen_stack:
-            wake = getattr(screen, "index_committed", None)
-            if wake is not None:
-                wake()
+            screen.post_message(replace(message))
 
     def _index_roots(self) -> list[Path]:
         import os
@@ -204,6 +249,9 @@ class ArtlensApp(App[None]):
 
     def on_unmount(self) -> None:
         sys.setswitchinterval(self._switch_interval)  # the process outlives the app (tests)
+        if self._poll_db is not None:
+            self._poll_db.conn.close()
+            self._poll_db = None
         if self.watcher is not None:
             try:
                 self.watcher.stop()

@@ -62,17 +62,11 @@ from tui.widgets.runs_table import (
 from tui.widgets.status import StatusLine
 
 if TYPE_CHECKING:
-    import sqlite_utils
     from rich.console import RenderableType
 
     from store.checklist import ChecklistResult
     from store.query import ArtifactRow, RunRow
 
-POLL_SECONDS = 0.25
-"""How often the read connection is asked whether another connection committed, when the
-writer is this process's watcher (which also wakes the screen after each commit)."""
-FAST_POLL_SECONDS = 0.04
-"""The same, when the writer is another process: nothing wakes us, and the PRAGMA is cheap."""
 AGE_REFRESH_SECONDS = 30.0
 """Ages ("5m") in the table drift; re-render changed cells this often."""
 FOLLOW_DELAY = 0.06
@@ -166,9 +160,6 @@ class ExplorerScreen(Screen[None]):
         self.group: str | None = None
         self.last_event = 0
         self.loaded = False
-        self._poll_db: sqlite_utils.Database | None = None
-        self._data_version = -1
-        self._last_poll = 0.0
         self._reading_changes = False
         self._changes_again = False
         """A commit arrived while changes were being read: read again when that ends."""
@@ -220,7 +211,6 @@ class ExplorerScreen(Screen[None]):
         )
         self.query_one(RunsTable).focus()
         self._load_runs()
-        self.set_interval(FAST_POLL_SECONDS, self._timed_poll, name="poll data_version")
         self.set_interval(AGE_REFRESH_SECONDS, self._sync_table, name="refresh ages")
 
     def on_resize(self) -> None:
@@ -234,11 +224,6 @@ class ExplorerScreen(Screen[None]):
                 f"terminal too small ({width}x{height}): "
                 f"artlens needs {MIN_SIZE[0]}x{MIN_SIZE[1]}; enlarge it or press q"
             )
-
-    def on_unmount(self) -> None:
-        if self._poll_db is not None:
-            self._poll_db.conn.close()
-            self._poll_db = None
 
     @property
     def table(self) -> RunsTable:
@@ -313,36 +298,11 @@ class ExplorerScreen(Screen[None]):
 
     # -- live updates --------------------------------------------------------------------
 
-    def index_committed(self) -> None:
-        """The watcher in this process committed: read the changes now, not at the next poll."""
-        self._poll()
-
-    def _timed_poll(self) -> None:
-        if (
-            getattr(self.app, "watcher", None) is not None
-            and time.monotonic() - self._last_poll < POLL_SECONDS
-        ):
-            return  # the in-process writer wakes us; this poll only catches the hasher
-        self._poll()
-
-    def _poll(self) -> None:
-        """Cheap on the UI thread: one PRAGMA on an idle connection."""
-        from store.db import data_version, open_db
-
-        self._last_poll = time.monotonic()
-        try:
-            if self._poll_db is None:
-                self._poll_db = open_db(self.db_path, readonly=True)
-            version = data_version(self._poll_db)
-        except Exception as exc:  # the index vanished or is locked: say so, keep polling
-            self.query_one(StatusLine).change(watcher=f"index unreadable: {exc}")
-            self._poll_db = None
-            return
-        if version != self._data_version:
-            self._data_version = version
-            # Also on the first poll: a commit between the first load and now is news.
-            if self.loaded:
-                self._start_reading_changes()
+    def index_moved(self) -> None:
+        """The app saw another commit: read the change feed (after the first load; a
+        commit between the first load and now is news too)."""
+        if self.loaded:
+            self._start_reading_changes()
 
     def _start_reading_changes(self) -> None:
         """One reader of the change feed at a time: a new start would cancel a running one,
@@ -411,7 +371,7 @@ class ExplorerScreen(Screen[None]):
             roots = tuple((rid, path) for rid, path, _ in query.roots(db))
         if worker.is_cancelled:
             return
-        self.post_message(
+        self.app.post_message(  # the app hands the delta to every screen
             IndexChanged(
                 tuple(updated),
                 tuple(sorted(removed)),
@@ -449,10 +409,6 @@ class ExplorerScreen(Screen[None]):
         self._sync_table()
         if fresh:
             self._load_checklists(tuple(sorted(fresh)))
-        for screen in self.app.screen_stack:
-            follow = getattr(screen, "runs_changed", None)
-            if screen is not self and follow is not None:
-                follow(message.updated, gone)
         tree = self.file_tree
         if tree.run_id is not None and tree.run_id in fresh:
             tree.problems = tuple(problems_of(self.runs[tree.run_id].meta))

@@ -49,12 +49,14 @@ from store.safetext import visible
 from store.views import ReaderPool
 from tui.commands import PaletteEntry
 from tui.format import human_age, human_size, keep_end
+from tui.messages import IndexChanged
 from tui.screens.retention_dialogs import ConfirmApply, PolicyPicker
 
 ROLE = "retention (artlens)"
 """How the writer lock names this view while it applies or restores."""
-FOLLOW_UP_SECONDS = (1.5, 5.0)
-"""When another writer (the watcher) records an apply, plan again after these delays."""
+FOLLOW_UP_SECONDS = 10.0
+"""When another writer (the watcher) records an apply, plan again on each index change
+for this long (the moves reach the index in one or more of its commits)."""
 MAX_USAGE_ROWS = 200
 PLAN_NAME_WIDTH = 28
 """Cells of the plan's checkpoint column (the reasons take the rest)."""
@@ -180,6 +182,8 @@ class RetentionScreen(Screen[None]):
         self.trash: dict[str, TrashEntry] = {}
         self.applying = False
         self._plan_keys: list[str] = []
+        self._follow_until = 0.0
+        """Until then, each index change plans again (another writer records an apply)."""
 
     def compose(self) -> ComposeResult:
         yield Static(Text("planning…", style="dim"), id="ret-summary", markup=False)
@@ -286,6 +290,12 @@ class RetentionScreen(Screen[None]):
         self._fill_plan(planned.plan)
         self._fill_usage(planned.usage, planned.dups)
 
+    def on_index_changed(self, message: IndexChanged) -> None:
+        """The app hands every change-feed delta to each screen: while another writer
+        records our apply, plan again with what it recorded."""
+        if time.monotonic() < self._follow_until:
+            self.action_refresh()
+
     def on_trash_loaded(self, message: TrashLoaded) -> None:
         table = self.query_one("#ret-trash", DataTable)
         current = self._current_key(table)
@@ -338,8 +348,7 @@ class RetentionScreen(Screen[None]):
         self.action_refresh()
         if not message.index_updated:
             # The watcher records the moves a moment later: plan again once it has.
-            for delay in FOLLOW_UP_SECONDS:
-                self.set_timer(delay, self.action_refresh, name="replan after the watcher")
+            self._follow_until = time.monotonic() + FOLLOW_UP_SECONDS
         if message.verb == "trashed":
             self.action_tab("trash-tab")
 
