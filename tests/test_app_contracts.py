@@ -5,7 +5,6 @@ the chosen theme is saved and restored, and index changes reach every screen."""
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -15,11 +14,8 @@ from textual.app import App
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Input
 
-from store.db import open_db
-from store.lock import WriterLock
-from store.scan import Indexer
 from tests.test_tui import NOW, Demo, build_demo, explorer, settle, sync
-from tests.test_tui_retention import EPOCH2, FIXTURES, POLICY, item_key, retention, row_text
+from tests.test_tui_retention import EPOCH2, POLICY, item_key, retention, row_text
 from tui.app import ArtlensApp
 from tui.keys import with_keys
 from tui.screens.help import HelpScreen
@@ -120,19 +116,9 @@ async def test_theme_choice_is_saved_and_restored(demo: Demo, tmp_path: Path) ->
 
 
 @pytest.fixture
-def lightning(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]:
-    monkeypatch.setenv("ARTLENS_STATE", str(tmp_path / "state.db"))
-    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg-state"))
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
-    root = tmp_path / "lightning"
-    shutil.copytree(FIXTURES / "lightning", root)
-    (root / ".artlens.toml").write_text(POLICY)
-    db_path = tmp_path / "index.db"
-    with WriterLock(db_path):
-        db = open_db(db_path)
-        Indexer(db, root).scan()
-        db.conn.close()
-    return root, db_path
+def lightning(lightning_index: tuple[Path, Path]) -> tuple[Path, Path]:
+    (lightning_index[0] / ".artlens.toml").write_text(POLICY)
+    return lightning_index
 
 
 @sync

@@ -3,7 +3,6 @@ index: what the CLI and the retention view both call."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -13,27 +12,14 @@ from store.lock import WriterBusyError, WriterLock
 from store.retention import service
 from store.retention.policy import PolicyError, from_flags
 from store.retention.trash import TRASH_DIR
-from store.scan import Indexer
 
 FIXTURES = Path(__file__).parent / "fixtures" / "frameworks"
 EPOCH2 = "lightning_logs/version_0/checkpoints/epoch2-val0.0854.ckpt"
 
 
 @pytest.fixture
-def lightning(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]:
-    monkeypatch.setenv("ARTLENS_STATE", str(tmp_path / "state.db"))
-    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg-state"))
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
-    root = tmp_path / "lightning"
-    shutil.copytree(FIXTURES / "lightning", root)
-    db_path = tmp_path / "index.db"
-    with WriterLock(db_path):
-        db = open_db(db_path)
-        indexer = Indexer(db, root)
-        indexer.scan()
-        indexer.hash_pending()
-        db.conn.close()
-    return root, db_path
+def lightning(lightning_index: tuple[Path, Path]) -> tuple[Path, Path]:
+    return lightning_index
 
 
 def test_broken_policy_is_an_error_line_or_raises_when_strict(
