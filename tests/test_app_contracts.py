@@ -17,7 +17,7 @@ from textual.widgets import DataTable, Input
 from tests.test_tui import NOW, Demo, build_demo, explorer, settle, sync
 from tests.test_tui_retention import EPOCH2, POLICY, item_key, retention, row_text
 from tui.app import ArtlensApp
-from tui.keys import with_keys
+from tui.keys import binding_entries, with_keys
 from tui.screens.help import HelpScreen
 from tui.screens.retention_dialogs import ConfirmApply
 
@@ -144,3 +144,23 @@ async def test_retention_view_replans_when_the_apps_watcher_records_an_apply(
         # No timer: the change the watcher commits reaches this screen and it plans again.
         await until(pilot, lambda: key not in table.rows, seconds=60)
         assert screen.plan is not None and not screen.plan.removals
+
+
+@sync
+async def test_every_screen_binding_is_in_the_palette_with_its_key(demo: Demo) -> None:
+    app = ArtlensApp(demo.db_path, [demo.root], watch=False, clock=lambda: NOW)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        screen = explorer(app)
+        listed = screen.palette_entries()
+        extra = {title: text for title, _, text in binding_entries(app, screen, listed)}
+        assert extra["runs: sort by the next column"] == "Sort · key s"
+        assert "pane: maximize or restore the pane" not in extra  # "view: zoom pane" runs it
+        assert not {title for title, _, _ in listed} & set(extra)
+        before = screen.sort_column
+        await pilot.press("ctrl+p")
+        await pilot.pause()
+        await pilot.press(*"sort by the next column")
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        await until(pilot, lambda: screen.sort_column != before)

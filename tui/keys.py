@@ -96,6 +96,21 @@ def class_rows(app: App[Any], node_class: type[DOMNode]) -> list[HelpRow]:
 def palette_key(app: App[Any], callback: Callable[[], object]) -> str | None:
     """The keys bound to the action ``callback`` runs (``node.action_x`` or a ``partial``
     of one with the binding's arguments), as the user set them; None when no key is."""
+    func: Any = callback.func if isinstance(callback, partial) else callback
+    owner = getattr(func, "__self__", None)
+    action = _action_of(callback)
+    if action is None or not isinstance(owner, DOMNode):
+        return None
+    _, name, args = action
+    for keys, binding in _grouped(owner._bindings, keymap_of(app)):
+        _, bound, params = parse(binding.action)
+        if bound == name and tuple(params) == args:
+            return keys
+    return None
+
+
+def _action_of(callback: Callable[[], object]) -> tuple[int, str, tuple[object, ...]] | None:
+    """(owner id, action name, arguments) when ``callback`` is a node's ``action_*``."""
     func: Any = callback
     args: tuple[object, ...] = ()
     if isinstance(func, partial):
@@ -104,12 +119,27 @@ def palette_key(app: App[Any], callback: Callable[[], object]) -> str | None:
     name = getattr(func, "__name__", "")
     if not isinstance(owner, DOMNode) or not name.startswith("action_"):
         return None
-    action = name.removeprefix("action_")
-    for keys, binding in _grouped(owner._bindings, keymap_of(app)):
-        _, bound, params = parse(binding.action)
-        if bound == action and tuple(params) == args:
-            return keys
-    return None
+    return id(owner), name.removeprefix("action_"), args
+
+
+def binding_entries(
+    app: App[Any], screen: Screen[Any], listed: Iterable[PaletteEntry]
+) -> list[PaletteEntry]:
+    """A palette entry for every described binding of ``screen`` that no listed entry runs
+    (titled ``<id prefix>: <description>``), so no key is missing from the palette."""
+    covered = {action for _, callback, _ in listed if (action := _action_of(callback))}
+    entries: list[PaletteEntry] = []
+    for keys, binding in _grouped(screen._bindings, keymap_of(app)):
+        if not binding.description or not binding.id:
+            continue
+        namespace, name, params = parse(binding.action)
+        if namespace or (id(screen), name, tuple(params)) in covered:
+            continue
+        words = binding.tooltip or binding.description
+        title = f"{binding.id.split('.')[0]}: {words[:1].lower()}{words[1:]}"
+        run = partial(screen.run_action, binding.action)
+        entries.append((title, run, f"{binding.description} · key {keys}"))
+    return entries
 
 
 def with_keys(app: App[Any], entries: Iterable[PaletteEntry]) -> list[PaletteEntry]:
