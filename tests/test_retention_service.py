@@ -11,7 +11,7 @@ from store.db import open_db
 from store.lock import WriterBusyError, WriterLock
 from store.retention import service
 from store.retention.policy import PolicyError, from_flags
-from store.retention.trash import TRASH_DIR
+from store.retention.trash import TRASH_DIR, TrashRefused
 
 FIXTURES = Path(__file__).parent / "fixtures" / "frameworks"
 EPOCH2 = "lightning_logs/version_0/checkpoints/epoch2-val0.0854.ckpt"
@@ -71,3 +71,17 @@ def test_pin_keeps_and_apply_falls_back_to_files_only_beside_a_writer(
     assert (root / removals[0].path).exists()
     assert service.unpin(str(root), EPOCH2) is True
     assert service.pin_entries([str(root)]) == []
+
+
+def test_trash_listing_of_an_unsafe_trash_is_a_problem_line_or_refused(
+    lightning: tuple[Path, Path], tmp_path: Path
+) -> None:
+    root, _ = lightning
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (root / TRASH_DIR).symlink_to(elsewhere)
+    trashes = service.read_trashes([str(root)], audit=True)
+    assert trashes.entries == () and len(trashes.problems) == 1
+    assert trashes.problems[0].startswith(f"{root}: ") and "\n" not in trashes.problems[0]
+    with pytest.raises(TrashRefused):
+        service.read_trashes([str(root)], refuse=True)

@@ -23,10 +23,23 @@ import sqlite_utils
 from store import paths, query
 from store.errors import ArtlensError
 from store.lock import WriterBusyError, WriterLock
+from store.retention.audit import AuditRecord
 from store.retention.candidates import Candidate
 from store.retention.plan import Plan, make_plan
 from store.retention.policy import Policy, PolicyError, load_policy
-from store.retention.trash import Progress, Report, TrashEntry, apply_plan, purge, restore
+from store.retention.trash import (
+    Progress,
+    Report,
+    TrashEntry,
+    TrashError,
+    TrashRefused,
+    apply_plan,
+    audit_log,
+    list_trash,
+    purge,
+    read_manifest_checked,
+    restore,
+)
 from store.retention.usage import DuplicateGroup, RootUsage, disk_usage, duplicates
 from store.userstate import Pin, UserState
 
@@ -235,6 +248,49 @@ def purge_items(
             total.report.done += report.done
             total.report.skipped += report.skipped
     return total
+
+
+# --- the trash ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Trashes:
+    """What the trash of each root holds, its audit log, and one line per problem."""
+
+    entries: tuple[tuple[str, TrashEntry], ...] = ()
+    """(root, entry), each root's oldest first."""
+    audit: tuple[tuple[str, AuditRecord], ...] = ()
+    """(root, record) of every root's audit log, newest last."""
+    problems: tuple[str, ...] = ()
+    """``root: problem``, printable: a manifest or audit line skipped, an unreadable trash."""
+
+
+def read_trashes(roots: Sequence[str], *, audit: bool = False, refuse: bool = False) -> Trashes:
+    """The trash of every root (with its audit log if asked); a trash that cannot be read is
+    a problem line, and one refused as unsafe too unless ``refuse`` (then it raises)."""
+    entries: list[tuple[str, TrashEntry]] = []
+    records: list[tuple[str, AuditRecord]] = []
+    problems: list[str] = []
+    for root in roots:
+        try:
+            entries += [(root, entry) for entry in list_trash(root)]
+            problems += [f"{_text(root)}: {_text(p)}" for p in read_manifest_checked(root)[1]]
+            if audit:
+                found, skipped = audit_log(root)
+                records += [(root, record) for record in found]
+                problems += [f"{_text(root)}: {_text(p)}" for p in skipped]
+        except TrashRefused as exc:
+            if refuse:
+                raise
+            problems.append(f"{_text(root)}: {_line(exc)}")
+        except (TrashError, OSError) as exc:
+            problems.append(f"{_text(root)}: {_line(exc)}")
+    records.sort(key=lambda pair: pair[1].ts)
+    return Trashes(tuple(entries), tuple(records), tuple(problems))
+
+
+def _line(exc: BaseException) -> str:
+    return _text(" ".join((str(exc) or type(exc).__name__).split())[:500])
 
 
 # --- pins -----------------------------------------------------------------------------------

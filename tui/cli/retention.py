@@ -40,11 +40,7 @@ from store.retention.service import (
 from store.retention.trash import (
     Report,
     TrashEntry,
-    TrashError,
-    TrashRefused,
     audit_log,
-    list_trash,
-    read_manifest_checked,
 )
 from store.retention.usage import disk_usage, duplicates
 from tui.cli.common import (
@@ -374,17 +370,10 @@ def trash_roots(db_path: Path | None, roots: Sequence[Path]) -> tuple[Path, list
 
 
 def _entries(roots: Sequence[str]) -> list[tuple[str, TrashEntry]]:
-    found: list[tuple[str, TrashEntry]] = []
-    for root in roots:
-        try:
-            found += [(root, e) for e in list_trash(root)]
-            for problem in read_manifest_checked(root)[1]:
-                click.echo(f"artlens: warning: {_text(root)}: {_text(problem)}", err=True)
-        except TrashRefused:
-            raise
-        except (TrashError, OSError) as exc:
-            click.echo(f"artlens: warning: {_text(root)}: {one_line(exc)}", err=True)
-    return found
+    trashes = service.read_trashes(roots, refuse=True)
+    for problem in trashes.problems:
+        click.echo(f"artlens: warning: {problem}", err=True)
+    return list(trashes.entries)
 
 
 @click.group("trash")

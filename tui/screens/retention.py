@@ -40,9 +40,6 @@ from store.retention.service import Planned
 from store.retention.trash import (
     Report,
     TrashEntry,
-    TrashError,
-    audit_log,
-    list_trash,
 )
 from store.retention.usage import DuplicateGroup, RootUsage
 from store.safetext import visible
@@ -235,20 +232,9 @@ class RetentionScreen(Screen[None]):
     def _trash_worker(self) -> None:
         with self.pool.connection() as db:
             roots = service.indexed_roots(db)
-        entries: list[TrashEntry] = []
-        records: list[tuple[str, AuditRecord]] = []
-        problems: list[str] = []
-        for root in roots:
-            try:
-                entries += list_trash(root)
-                found, bad = audit_log(root)
-            except TrashError as exc:
-                problems.append(f"{paths.display(root)}: {exc}")
-                continue
-            records += [(root, r) for r in found]
-            problems += [f"{paths.display(root)}: {p}" for p in bad]
-        records.sort(key=lambda pair: pair[1].ts)
-        self.post_message(TrashLoaded(tuple(entries), tuple(records), tuple(problems)))
+        trashes = service.read_trashes(roots, audit=True)
+        entries = tuple(entry for _, entry in trashes.entries)
+        self.post_message(TrashLoaded(entries, trashes.audit, trashes.problems))
 
     @work(thread=True, group="retention-pin", exit_on_error=False)
     def _pin_worker(self, root: str, rel: str) -> None:
