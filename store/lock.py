@@ -21,12 +21,14 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from store.errors import ArtlensError
+
 WAIT_POLL_SECONDS = 0.2
 LONG_LIVED_ROLES = frozenset({"watch"})
 """Holders worth no wait: they run until stopped."""
 
 
-class WriterBusyError(RuntimeError):
+class WriterBusyError(ArtlensError, RuntimeError):
     """Another process is the index's writer."""
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import platformdirs
 
+from store.errors import ArtlensError
 from store.paths import key, unkey
 
 ENV_VAR = "ARTLENS_STATE"
@@ -39,7 +40,7 @@ CREATE TABLE IF NOT EXISTS notes (
 """
 
 
-class UserStateError(Exception):
+class UserStateError(ArtlensError):
     """The state file cannot be opened or written; the message is one line."""
 
 

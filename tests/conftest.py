@@ -119,3 +119,28 @@ def unprivileged_python() -> list[str]:
     if probe.returncode != 0:
         pytest.skip("the unprivileged user cannot run this Python interpreter")
     return command
+
+
+@pytest.fixture
+def lightning_index(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]:
+    """A copy of the real Lightning output, indexed and hashed, with user state, plans and
+    config under tmp_path: (root, index path)."""
+    import shutil
+
+    from store.index.db import open_db
+    from store.lock import WriterLock
+    from store.scan import Indexer
+
+    monkeypatch.setenv("ARTLENS_STATE", str(tmp_path / "state.db"))
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg-state"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
+    root = tmp_path / "lightning"
+    shutil.copytree(Path(__file__).parent / "fixtures" / "frameworks" / "lightning", root)
+    db_path = tmp_path / "index.db"
+    with WriterLock(db_path):
+        db = open_db(db_path)
+        indexer = Indexer(db, root)
+        indexer.scan()
+        indexer.hash_pending()
+        db.conn.close()
+    return root, db_path

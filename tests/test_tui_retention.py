@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -10,9 +9,7 @@ from test_retention_support import snapshot
 from textual.widgets import DataTable, Static
 
 from store.index.db import open_db
-from store.lock import WriterLock
 from store.retention.trash import TRASH_DIR
-from store.scan import Indexer
 from store.userstate import UserState
 from tests.test_tui import settle, sync
 from tui.app import ArtlensApp
@@ -25,20 +22,8 @@ POLICY = '[retention]\nkeep_last = 1\nkeep_best = 1\nmetric = "val_loss"\n'
 
 
 @pytest.fixture
-def lightning(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]:
-    monkeypatch.setenv("ARTLENS_STATE", str(tmp_path / "state.db"))
-    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg-state"))
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
-    root = tmp_path / "lightning"
-    shutil.copytree(FIXTURES / "lightning", root)
-    db_path = tmp_path / "index.db"
-    with WriterLock(db_path):
-        db = open_db(db_path)
-        indexer = Indexer(db, root)
-        indexer.scan()
-        indexer.hash_pending()
-        db.conn.close()
-    return root, db_path
+def lightning(lightning_index: tuple[Path, Path]) -> tuple[Path, Path]:
+    return lightning_index
 
 
 def retention(app: ArtlensApp) -> RetentionScreen:

@@ -33,7 +33,7 @@ from tests.conftest import ground_truth
 
 pytestmark = pytest.mark.filterwarnings("ignore:Callback with id:RuntimeWarning")
 
-RUNNER = "import sys; from tui.cli.watch import watch_cmd; watch_cmd(sys.argv[1:])"
+RUNNER = "import sys; from tui.cli import main; main(['watch', *sys.argv[1:]])"
 REPO = Path(__file__).resolve().parent.parent
 
 

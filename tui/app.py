@@ -11,8 +11,10 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
+from functools import partial
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual.app import App
 from textual.binding import Binding, BindingType
@@ -21,9 +23,13 @@ from textual.worker import Worker, WorkerState
 
 from store.index.views import ReaderPool
 from tui.commands import ExplorerCommands
+from tui.messages import IndexChanged
 from tui.screens.explorer import ExplorerScreen
 from tui.screens.help import HelpScreen
 from tui.widgets.status import StatusLine
+
+if TYPE_CHECKING:
+    import sqlite_utils
 
 SWITCH_INTERVAL = 0.001
 """Seconds a thread may hold the GIL while another waits for it (Python's default: 0.005)."""
@@ -45,6 +51,11 @@ class IndexProgress(Message):
 
 PROGRESS_EVERY = 0.25
 """Seconds between two progress lines of a first scan."""
+POLL_SECONDS = 0.25
+"""How often the read connection is asked whether another connection committed, when the
+writer is this process's watcher (which also wakes the app after each commit)."""
+FAST_POLL_SECONDS = 0.04
+"""The same, when the writer is another process: nothing wakes us, and the PRAGMA is cheap."""
 
 
 class ArtlensApp(App[None]):
@@ -52,7 +63,8 @@ class ArtlensApp(App[None]):
 
     CSS_PATH = "app.tcss"
     TITLE = "artlens"
-    COMMANDS: ClassVar[set[Any]] = {ExplorerCommands}
+    COMMANDS: ClassVar[set[Any]] = App.COMMANDS | {ExplorerCommands}
+    """Textual's own commands (theme, keys, screenshot, quit) and every screen's entries."""
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("q", "quit", "Quit", show=False, id="app.quit", tooltip="Quit artlens"),
         Binding("question_mark", "help", "Help", id="app.help", tooltip="List every key"),
@@ -67,8 +79,16 @@ class ArtlensApp(App[None]):
         watch: bool = False,
         clock: Callable[[], float] = time.time,
         writer: str | None = None,
+        config: Path | None = None,
+        settings: Path | None = None,
     ) -> None:
         super().__init__()
+        self.config = config
+        """The user config whose ``[keys]`` change keys (None: the keys as built)."""
+        self.settings = settings
+        """Where the chosen theme is saved and restored from (None: not saved)."""
+        self.keymap: dict[str, str] = {}
+        """The keys ``[keys]`` changed, by binding id (help and palette show them)."""
         self.db_path = Path(db_path)
         self.roots = list(roots or [])
         self.watch_enabled = watch
@@ -83,6 +103,11 @@ class ArtlensApp(App[None]):
         self._progress: tuple[float, int] = (0.0, 0)
         """When the watcher's first scan last said how far it got, and how far."""
         self.writer = writer
+        self.explorer: ExplorerScreen | None = None
+        """The main screen: it reads the change feed when the index moves."""
+        self._poll_db: sqlite_utils.Database | None = None
+        self._data_version = -1
+        self._last_poll = 0.0
         self._switch_interval = sys.getswitchinterval()
         """Who writes the index when another process does (``store.lock.holder``)."""
 
@@ -92,7 +117,11 @@ class ArtlensApp(App[None]):
         # times per key.  1 ms keeps keys answered while a preview is being built.
         self._switch_interval = sys.getswitchinterval()
         sys.setswitchinterval(SWITCH_INTERVAL)
-        self.push_screen(ExplorerScreen(self.db_path, self.pool, clock=self.clock))
+        self.explorer = ExplorerScreen(self.db_path, self.pool, clock=self.clock)
+        self.push_screen(self.explorer)
+        self.set_interval(FAST_POLL_SECONDS, self._timed_poll, name="poll data_version")
+        if self.config is not None or self.settings is not None:
+            self.run_worker(self._load_settings, thread=True, group="settings", exit_on_error=False)
         if self.writer is not None:
             self._follow_writer(self.writer)
         elif self.watch_enabled:
@@ -176,11 +205,39 @@ class ArtlensApp(App[None]):
             self.post_message(IndexCommitted())
 
     def on_index_committed(self) -> None:
+        """The watcher in this process committed: read the changes now, not at the next poll."""
         self._wake_posted.clear()
+        self._poll()
+
+    def _timed_poll(self) -> None:
+        if self.watcher is not None and time.monotonic() - self._last_poll < POLL_SECONDS:
+            return  # the in-process writer wakes us; this poll only catches the hasher
+        self._poll()
+
+    def _poll(self) -> None:
+        """Cheap on the UI thread: one PRAGMA on an idle connection."""
+        from store.index.db import data_version, open_db
+
+        self._last_poll = time.monotonic()
+        try:
+            if self._poll_db is None:
+                self._poll_db = open_db(self.db_path, readonly=True)
+            version = data_version(self._poll_db)
+        except Exception as exc:  # the index vanished or is locked: say so, keep polling
+            for screen in self.screen_stack:
+                for status in screen.query(StatusLine):
+                    status.change(watcher=f"index unreadable: {exc}")
+            self._poll_db = None
+            return
+        if version != self._data_version:
+            self._data_version = version
+            if self.explorer is not None:
+                self.explorer.index_moved()
+
+    def on_index_changed(self, message: IndexChanged) -> None:
+        """One delta of the change feed, handed to every screen (each keeps what is its own)."""
         for screen in self.screen_stack:
-            wake = getattr(screen, "index_committed", None)
-            if wake is not None:
-                wake()
+            screen.post_message(replace(message))
 
     def _index_roots(self) -> list[Path]:
         import os
@@ -192,6 +249,9 @@ class ArtlensApp(App[None]):
 
     def on_unmount(self) -> None:
         sys.setswitchinterval(self._switch_interval)  # the process outlives the app (tests)
+        if self._poll_db is not None:
+            self._poll_db.conn.close()
+            self._poll_db = None
         if self.watcher is not None:
             try:
                 self.watcher.stop()
@@ -209,44 +269,75 @@ class ArtlensApp(App[None]):
             self._watch_status(f"watcher failed: {text}", ok=False)
         self.notify(text, title="error", severity="error", markup=False, timeout=8)
 
+    def _load_settings(self) -> None:
+        """On a worker: read ``[keys]`` and the saved theme, then apply them on the UI."""
+        from store.uiconfig import load_keymap, load_theme
+        from tui.keys import checked_keymap, known_ids
+
+        keymap: dict[str, str] = {}
+        warnings: list[str] = []
+        if self.config is not None:
+            wanted, warnings = load_keymap(self.config)
+            keymap, unknown = checked_keymap(wanted, known_ids())
+            warnings += unknown
+        theme = load_theme(self.settings) if self.settings is not None else None
+        self.call_from_thread(self._apply_settings, keymap, warnings, theme)
+
+    def _apply_settings(
+        self, keymap: dict[str, str], warnings: list[str], theme: str | None
+    ) -> None:
+        if keymap:
+            self.keymap = keymap
+            self.set_keymap(keymap)
+        for warning in warnings:
+            self.notify(warning, title="config", severity="warning", markup=False, timeout=8)
+        if theme is not None:
+            if theme in self.available_themes:
+                self.theme = theme
+            else:
+                self.notify(
+                    f"saved theme {theme} is not available; using {self.theme}",
+                    severity="warning",
+                    markup=False,
+                )
+        if self.settings is not None:
+            # After the restore, so restoring does not save; each change saves from here on.
+            self.theme_changed_signal.subscribe(self, self._theme_changed)
+
+    def _theme_changed(self, theme: Any) -> None:
+        settings = self.settings
+        if settings is None:
+            return
+        from store.uiconfig import save_theme
+
+        self.run_worker(
+            partial(save_theme, settings, theme.name),
+            thread=True,
+            group="settings",
+            exit_on_error=False,
+        )
+
     def action_toggle_theme(self) -> None:
         self.theme = LIGHT_THEME if self.current_theme.dark else DARK_THEME
 
     def action_help(self) -> None:
         if isinstance(self.screen, HelpScreen):
             return
-        self.push_screen(HelpScreen(self.binding_rows()))
+        from tui.keys import help_rows
 
-    def binding_rows(self) -> list[tuple[str, str, str]]:
-        """(keys, description, id) for every binding of the app, the screen and the panes."""
-        from textual.widgets import DataTable, Tree
-
-        from tui.widgets.artifact_tree import ArtifactTree
-        from tui.widgets.runs_table import RunsTable
-
-        rows: list[tuple[str, str, str]] = [("ctrl+p", "Command palette", "app.command_palette")]
-        sources: list[type[Any]] = [
-            ArtlensApp,
-            ExplorerScreen,
-            RunsTable,
-            ArtifactTree,
-            DataTable,
-            Tree,
-        ]
-        seen: set[str] = set()
-        for source in sources:
-            for binding in source.BINDINGS:
-                if not isinstance(binding, Binding):
-                    continue
-                key = binding.key.replace("question_mark", "?").replace("slash", "/")
-                if key in seen or not binding.description:
-                    continue
-                seen.add(key)
-                rows.append((key, binding.description, binding.id or ""))
-        return rows
+        self.push_screen(HelpScreen(help_rows(self, self.screen)))
 
 
 def run_app(db_path: Path, roots: list[Path], *, watch: bool, writer: str | None = None) -> None:
     """Open the explorer on the index at ``db_path`` (the CLI's entry point); ``writer``
     names the process that writes it when that is not us."""
-    ArtlensApp(db_path, roots, watch=watch, writer=writer).run()
+    from store.uiconfig import settings_path, user_config_path
+
+    ArtlensApp(
+        db_path,
+        roots,
+        watch=watch,
+        writer=writer,
+        config=user_config_path(),
+        settings=settings_path(),
+    ).run()

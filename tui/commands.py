@@ -6,17 +6,16 @@ them.  Run names are data: they go through ``Text`` and the fuzzy matcher, never
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from functools import partial
 from typing import Protocol
 
 from rich.text import Text
-from textual.command import DiscoveryHit, Hit, Hits, Provider
+from textual.command import CommandPalette, DiscoveryHit, Hit, Hits, Provider
 from textual.content import Content
 from textual.fuzzy import Matcher
 
-PaletteEntry = tuple[str, Callable[[], object], str]
-"""(title, callback, help text)."""
+from tui.keys import PaletteEntry as PaletteEntry
+from tui.keys import binding_entries, with_keys
 
 
 def highlight(matcher: Matcher, title: str) -> Content:
@@ -34,18 +33,22 @@ class HasPaletteEntries(Protocol):
 
 
 class ExplorerCommands(Provider):
-    """Entries come from the screen's ``palette_entries()`` each time the palette opens."""
+    """Entries come from the screen's ``palette_entries()`` each time the palette opens,
+    plus one per binding of the screen that none of them runs, each with the key bound to
+    its action (``tui.keys``)."""
 
     def _entries(self) -> list[PaletteEntry]:
-        screen = self.screen
-        source = getattr(screen, "palette_entries", None)
-        if source is None:
-            # The palette is itself a screen: ask the explorer beneath it.
-            for candidate in reversed(self.app.screen_stack):
-                source = getattr(candidate, "palette_entries", None)
-                if source is not None:
-                    break
-        return list(source()) if source is not None else []
+        screens = [s for s in self.app.screen_stack if not isinstance(s, CommandPalette)]
+        if not screens:
+            return []
+        screen = screens[-1]
+        listed: list[PaletteEntry] = []
+        for candidate in reversed(screens):  # a screen without entries shows those beneath
+            source = getattr(candidate, "palette_entries", None)
+            if source is not None:
+                listed = list(source())
+                break
+        return with_keys(self.app, listed + binding_entries(self.app, screen, listed))
 
     async def discover(self) -> Hits:
         for title, callback, help_text in self._entries():

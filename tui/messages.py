@@ -34,8 +34,12 @@ class RunsLoaded(Message):
 
 
 @dataclass
-class IndexChanged(Message):
-    """A delta read from the change feed: never replaces another (deltas add up)."""
+class IndexChanged(Message, bubble=False):
+    """A delta read from the change feed: never replaces another (deltas add up).
+
+    The explorer reads it and posts it to the app, which hands a copy to every screen
+    (so it must not bubble back up to the app).
+    """
 
     updated: tuple[RunRow, ...]
     removed: tuple[int, ...]

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import yaml
 
+from store.errors import ArtlensError
+
 HOST = "gpu-node-07"
 
 USER = "ada"
@@ -34,7 +36,7 @@ HOUR = 3600.0
 DAY = 86400.0
 
 
-class DemoError(Exception):
+class DemoError(ArtlensError):
     """The demo could not be written (or continued); the message is one line for the user."""
 
 

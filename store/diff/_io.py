@@ -12,12 +12,13 @@ import os
 import stat
 from collections.abc import Iterator
 
+from store.errors import ArtlensError
 from store.root import ChangedError, Reader
 from store.root.local import LocalReader
 from store.safefile import NotRegularFileError, open_regular
 
 
-class DiffError(Exception):
+class DiffError(ArtlensError):
     """A file could not be diffed; the message is one line fit to show a user."""
 
     def __init__(self, message: str) -> None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from store.errors import ArtlensError
 
-class InspectError(Exception):
+
+class InspectError(ArtlensError):
     """A model file could not be read as the format it claims; the message is one line.
 
     ``truncated`` is True when the evidence says the file was cut short (half-written or

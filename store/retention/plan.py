@@ -20,6 +20,7 @@ from typing import Any, Protocol
 import platformdirs
 import sqlite_utils
 
+from store.errors import ArtlensError
 from store.paths import key
 from store.retention.candidates import (
     Candidate,
@@ -42,7 +43,7 @@ OVER_BUDGET = "over budget"
 NO_RULE = "no retention rule applies"
 
 
-class PlanError(Exception):
+class PlanError(ArtlensError):
     """A plan that cannot be made, saved or loaded; the message is one line."""
 
 

@@ -19,6 +19,8 @@ from typing import Any, Literal
 
 import platformdirs
 
+from store.errors import ArtlensError
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - exercised on 3.10 only
@@ -39,7 +41,7 @@ _TOP_KEYS = _RULE_KEYS | {"budget", "pin", "protect_live_newest", "rule"}
 _SELECTOR_KEYS = frozenset({"match", "framework"})
 
 
-class PolicyError(Exception):
+class PolicyError(ArtlensError):
     """A policy that cannot be used; ``str()`` is one line naming the file and line."""
 
 

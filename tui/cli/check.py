@@ -15,7 +15,7 @@ from store.checklist import ChecklistResult, evaluate_runs
 from store.index.query import RunRow, list_runs
 from store.paths import json_path
 from store.safetext import visible
-from tui.cli.common import db_option, emit_json, friendly, given_file, json_option, reader
+from tui.cli.common import db_option, emit_json, given_file, json_option, reader
 
 EXIT_SHORT = 1
 
@@ -44,7 +44,6 @@ def _row(run: RunRow, result: ChecklistResult) -> dict[str, object]:
     type=click.Path(path_type=Path),
     help="Checklist config to use when a root has no .artlens.toml [checklist].",
 )
-@friendly
 def check_cmd(db_path: Path | None, as_json: bool, user_config: Path | None) -> None:
     """List runs missing required files (exit 1 when any does)."""
     user_config = given_file(user_config, "--config")

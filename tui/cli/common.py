@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import errno
-import functools
 import json
 import os
 import re
@@ -20,7 +19,6 @@ import click
 from store import paths
 from store.errors import ArtlensError
 from store.locate import ENV_DB, resolve_db
-from store.lock import WriterBusyError
 
 if TYPE_CHECKING:
     import sqlite_utils
@@ -55,27 +53,32 @@ def one_line(exc: BaseException) -> str:
     return " ".join(text.split())[:500]
 
 
+@contextmanager
+def one_line_errors() -> Iterator[None]:
+    """Expected failures as one line on stderr and exit code 2, never a traceback.
+
+    The one place the CLI maps errors: the command group runs every command inside it.
+    Every ``ArtlensError`` (the whole family, see ``store.errors``) is the user's message.
+    """
+    try:
+        yield
+    except ArtlensError as exc:
+        fail(one_line(exc))
+    except sqlite3.DatabaseError as exc:
+        fail(f"index database: {one_line(exc)}")
+    except BrokenPipeError:
+        raise  # the reader of stdout went away: the group exits quietly
+    except OSError as exc:
+        where = f" ({exc.filename})" if exc.filename else ""
+        fail(f"{exc.strerror or one_line(exc)}{where}")
+    except KeyboardInterrupt:
+        click.echo("artlens: interrupted", err=True)
+        sys.exit(130)
+
+
 def friendly(func: F) -> F:
-    """Turn expected failures into one line on stderr and exit code 2, never a traceback."""
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except (ArtlensError, WriterBusyError) as exc:
-            fail(one_line(exc))
-        except sqlite3.DatabaseError as exc:
-            fail(f"index database: {one_line(exc)}")
-        except BrokenPipeError:
-            raise  # the reader of stdout went away: the group exits quietly
-        except OSError as exc:
-            where = f" ({exc.filename})" if exc.filename else ""
-            fail(f"{exc.strerror or one_line(exc)}{where}")
-        except KeyboardInterrupt:
-            click.echo("artlens: interrupted", err=True)
-            sys.exit(130)
-
-    return wrapper  # type: ignore[return-value]
+    """Kept for commands that still name it: the group maps errors (``one_line_errors``)."""
+    return func
 
 
 def given_file(path: Path | None, flag: str) -> Path | None:

@@ -20,7 +20,6 @@ from tui.cli.common import (
     EXIT_ERROR,
     db_option,
     emit_json,
-    friendly,
     is_terminal,
     json_option,
     reader,
@@ -64,7 +63,6 @@ def _regular_file(path: str) -> str | None:
 )
 @db_option
 @json_option
-@friendly
 def diff_cmd(a: str, b: str, context: int, db_path: Path | None, as_json: bool) -> None:
     """Compare two runs (name, id or path) or two files.
 

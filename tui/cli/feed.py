@@ -13,7 +13,7 @@ from pathlib import Path
 import click
 
 from store.errors import ArtlensError
-from tui.cli.common import db_option, friendly, reader
+from tui.cli.common import db_option, reader
 
 
 @click.command("feed")
@@ -23,7 +23,6 @@ from tui.cli.common import db_option, friendly, reader
               "unhashed: sent again once hashed.")  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="JSON lines (the only format).")
 @db_option
-@friendly
 def feed_cmd(after: int, recheck: str, as_json: bool, db_path: Path | None) -> None:
     """Stream the index's changes after event AFTER as JSON lines (for `artlens remote`)."""
     from store.feed import Feed, encode, parse_ranges
@@ -70,7 +69,6 @@ def _range(text: str) -> tuple[int, int]:
 @click.argument("path", type=click.Path(path_type=Path))
 @click.option("--range", "span", required=True, help="OFFSET:LENGTH in bytes (at most 64 MiB).")
 @db_option
-@friendly
 def cat_cmd(path: Path, span: str, db_path: Path | None) -> None:
     """Write LENGTH bytes of PATH from OFFSET (a file inside an indexed root) to stdout."""
     from store.feed import MAX_RANGE, locate, open_inside

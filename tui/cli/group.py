@@ -199,7 +199,10 @@ class ArtlensGroup(click.Group):
             return super().make_context(info_name, list(args), parent, **extra)
 
     def invoke(self, ctx: click.Context) -> Any:
-        with quiet_broken_pipe():
+        """Run the command: a closed pipe exits quietly, every expected error is one line."""
+        from tui.cli.common import one_line_errors
+
+        with quiet_broken_pipe(), one_line_errors():
             return super().invoke(ctx)
 
 

@@ -22,7 +22,6 @@ from tui.cli.common import (
     db_option,
     emit_json,
     emit_json_lines,
-    friendly,
     is_terminal,
     json_option,
     plain_reader,
@@ -124,7 +123,6 @@ def _summary(report: ScanReport) -> str:
 )
 @db_option
 @json_option
-@friendly
 def index_cmd(
     roots: tuple[Path, ...],
     no_hash: bool,
@@ -229,7 +227,6 @@ def _key_metrics(metrics: dict[str, dict[str, Any]], limit: int = 2) -> str:
 @click.option("--csv", "as_csv", is_flag=True, help="CSV with params and metrics flattened.")
 @click.option("--all-hosts", is_flag=True, help="Also the runs of every remote's mirror.")
 @click.option("--host", "host_names", multiple=True, help="Runs of this remote ('local': ours).")
-@friendly
 def runs_cmd(
     db_path: Path | None,
     as_json: bool,
@@ -306,7 +303,6 @@ def _runs_csv(runs: list[Any]) -> None:
 @click.argument("run", required=False)
 @db_option
 @json_option
-@friendly
 def ls_cmd(run: str | None, db_path: Path | None, as_json: bool) -> None:
     """List the artifacts of RUN (name, id or path), or every artifact."""
     with reader(db_path) as db:

@@ -10,7 +10,7 @@ import click
 from store import paths
 from store.errors import ArtlensError
 from store.locate import cache_dir, resolve_db
-from tui.cli.common import db_option, friendly, is_terminal
+from tui.cli.common import db_option, is_terminal
 from tui.cli.index import index_roots
 
 
@@ -91,7 +91,6 @@ def open_first(roots: list[Path], db_path: Path, *, remember_db: bool = True) ->
 @click.argument("roots", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--no-watch", is_flag=True, help="Do not start a watcher when none runs.")
 @db_option
-@friendly
 def open_cmd(roots: tuple[Path, ...], no_watch: bool, db_path: Path | None) -> None:
     """Open the explorer on ROOTS (indexing them first when new), or on the last index."""
     target = resolve_db(db_path, roots)
@@ -119,7 +118,6 @@ def open_cmd(roots: tuple[Path, ...], no_watch: bool, db_path: Path | None) -> N
 )
 @click.option("--duration", default=180.0, show_default=True, help="Seconds the live run writes.")
 @db_option
-@friendly
 def demo_cmd(
     dest: Path | None, no_open: bool, live: bool, duration: float, db_path: Path | None
 ) -> None:

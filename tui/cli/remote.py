@@ -12,7 +12,7 @@ import click
 
 from store.errors import ArtlensError
 from store.safetext import visible
-from tui.cli.common import emit_json, friendly, json_option, one_line
+from tui.cli.common import emit_json, json_option, one_line
 
 if TYPE_CHECKING:
     from store.remote.config import Remote
@@ -28,7 +28,6 @@ def remote_group() -> None:
 @click.argument("url", required=False)
 @click.option("--command", "command", help="Run this command line (plus `feed ...`/`cat ...`) "
               "instead of ssh, e.g. \"ssh -J bastion gpu1 artlens\".")  # fmt: skip
-@friendly
 def add_cmd(name: str, url: str | None, command: str | None) -> None:
     """Add remote NAME: ssh://[user@]host[:port][/path/to/index], or --command."""
     from store.remote import config
@@ -51,7 +50,6 @@ def add_cmd(name: str, url: str | None, command: str | None) -> None:
 
 @remote_group.command("remove")
 @click.argument("name")
-@friendly
 def remove_cmd(name: str) -> None:
     """Forget remote NAME and delete its mirror (the host is not touched)."""
     from store.remote import config
@@ -72,7 +70,6 @@ def _age(ts: float | None) -> str:
 
 @remote_group.command("list")
 @json_option
-@friendly
 def list_cmd(as_json: bool) -> None:
     """Each remote: online or offline (with its last error), when pulled, what it holds."""
     from store.remote import config, mirror
@@ -104,7 +101,6 @@ def list_cmd(as_json: bool) -> None:
 @click.option("--timeout", type=click.FloatRange(1), default=900.0, show_default=True,
               help="Seconds one host may take.")  # fmt: skip
 @json_option
-@friendly
 def pull_cmd(names: tuple[str, ...], force: bool, timeout: float, as_json: bool) -> None:
     """Bring the mirrors of NAMES (default: every remote) up to date.
 

@@ -16,37 +16,37 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import click
-import sqlite_utils
 
 from store import paths
 from store.errors import ArtlensError
 from store.index import query
-from store.lock import WriterBusyError, WriterLock
+from store.lock import WriterBusyError
+from store.retention import service
 from store.retention.audit import AuditRecord
 from store.retention.candidates import Candidate
-from store.retention.plan import Plan, PlanError, default_plan_dir, load_plan, make_plan
-from store.retention.policy import Policy, PolicyError, from_flags, load_policy, parse_age
+from store.retention.plan import Plan, default_plan_dir, load_plan
+from store.retention.policy import Policy, from_flags, parse_age
+from store.retention.service import (
+    entry_json,
+    expiring,
+    item_json,
+    plan_json,
+    report_json,
+    resolve_roots,
+    usage_json,
+)
 from store.retention.trash import (
     Report,
     TrashEntry,
-    TrashError,
-    TrashRefused,
-    apply_plan,
     audit_log,
-    list_trash,
-    read_manifest_checked,
 )
-from store.retention.trash import purge as purge_trash
-from store.retention.trash import restore as restore_trash
 from store.retention.usage import disk_usage, duplicates
-from store.userstate import UserState, UserStateError
 from tui.cli.common import (
     db_option,
     emit_json,
-    friendly,
     is_terminal,
     json_option,
     need_db,
@@ -56,8 +56,6 @@ from tui.format import human_age, human_size
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-EXPIRING_SECONDS = 7 * 86400.0
-"""Kept items whose ``keep_within`` protection ends sooner than this are "expiring soon"."""
 _PLAN_ID = re.compile(r"^[0-9A-Za-z][0-9A-Za-z_-]{0,80}$")
 
 
@@ -94,139 +92,23 @@ def _flag_values(kwargs: dict[str, Any]) -> dict[str, Any]:
     return {name: kwargs.get(name) for name in names if kwargs.get(name) is not None}
 
 
-def resolve_roots(db: sqlite_utils.Database, wanted: Sequence[Path]) -> list[str]:
-    """Absolute paths of the indexed roots asked for (all of them when none is)."""
-    indexed = [os.fsdecode(path) for _, path, _ in query.roots(db)]
-    if not wanted:
-        if not indexed:
-            raise ArtlensError("the index has no roots: run `artlens index ROOT` first")
-        return indexed
-    chosen = []
-    for root in wanted:
-        absolute = os.path.abspath(root)
-        if absolute not in indexed:
-            raise ArtlensError(f"not an indexed root: {paths.display(absolute)}")
-        chosen.append(absolute)
-    return chosen
-
-
-def policies_for(roots: Sequence[str], flags: dict[str, Any]) -> dict[str, Policy]:
-    """The flags' policy for every root, else each root's ``.artlens.toml`` / user config."""
-    try:
-        if flags:
-            policy = from_flags(**flags)
-            return dict.fromkeys(roots, policy)
-        return {root: load_policy(Path(root)) for root in roots}
-    except PolicyError as exc:
-        raise ArtlensError(str(exc)) from None
-
-
-@contextmanager
-def user_state() -> Iterator[UserState]:
-    try:
-        state = UserState()
-    except UserStateError as exc:
-        raise ArtlensError(str(exc)) from None
-    try:
-        yield state
-    finally:
-        state.close()
-
-
 def build_plan(
     db_path: Path | None, roots: Sequence[Path], flags: dict[str, Any]
 ) -> tuple[Plan, dict[str, Policy]]:
+    """The plan of the flags' policy, else each root's own (a broken policy file stops it)."""
     from store.index.db import open_db
 
+    adhoc = from_flags(**flags) if flags else None
     db = open_db(need_db(db_path, roots), readonly=True)
     try:
-        chosen = resolve_roots(db, roots)
-        policies = policies_for(chosen, flags)
-        with user_state() as state:
-            plan = make_plan(db, chosen, policies, pins=state)
+        planned = service.make(db, resolve_roots(db, roots), adhoc=adhoc, strict=True)
     finally:
         db.close()
-    return plan, policies
+    return planned.plan, planned.policies
 
 
 def _text(value: str) -> str:
     return paths.display(value)
-
-
-def item_json(item: Candidate) -> dict[str, Any]:
-    return {
-        "root": _text(item.root),
-        "run": _text(item.run_path),
-        "path": _text(item.path),
-        "is_dir": item.is_dir,
-        "size_bytes": item.size,
-        "keep": item.keep,
-        "reasons": item.reasons,
-        "step": item.step,
-        "epoch": item.epoch,
-        "metric": item.metric,
-        "metric_source": item.metric_source,
-        "expires": query.iso(item.expires),
-    }
-
-
-def expiring(plan: Plan, within: float = EXPIRING_SECONDS) -> list[Candidate]:
-    """Kept items whose time protection ends within ``within`` seconds, soonest first."""
-    soon = [
-        item
-        for item in plan.items
-        if item.keep and item.expires is not None and item.expires - plan.now < within
-    ]
-    return sorted(soon, key=lambda item: item.expires or 0.0)
-
-
-def plan_json(plan: Plan, policies: dict[str, Policy]) -> dict[str, Any]:
-    """The stable ``retention plan --json`` shape (documented in the README)."""
-    return {
-        "id": plan.id,
-        "saved_to": str(plan.path) if plan.path else None,
-        "created": query.iso(plan.created),
-        "bytes_freed": plan.bytes_freed,
-        "roots": [
-            {
-                "root": _text(r.root),
-                "policy": r.policy,
-                "has_rules": policies[r.root].removes_anything() if r.root in policies else None,
-                "kept": r.kept,
-                "removed": r.removed,
-                "bytes_kept": r.bytes_kept,
-                "bytes_removed": r.bytes_removed,
-                "total_bytes": r.total_bytes,
-                "budget_bytes": r.budget,
-                "over_budget_after": r.over_budget_after,
-            }
-            for r in plan.roots
-        ],
-        "runs": [
-            {
-                "root": _text(r.root),
-                "run": _text(r.run_path),
-                "kept": r.kept,
-                "removed": r.removed,
-                "bytes_kept": r.bytes_kept,
-                "bytes_removed": r.bytes_removed,
-            }
-            for r in plan.runs
-        ],
-        "items": [item_json(item) for item in plan.items],
-        "expiring_soon": [item_json(item) for item in expiring(plan)],
-        "filesystems": [
-            {
-                "roots": [_text(r) for r in fs.roots],
-                "free_now": fs.free_now,
-                "free_after_purge": fs.free_after_purge,
-                "bytes_freed": fs.bytes_freed,
-            }
-            for fs in plan.filesystems
-        ],
-        "warnings": [_text(w) for w in plan.warnings],
-        "links": [_text(w) for w in plan.links],
-    }
 
 
 def _style(text: str, **kw: Any) -> str:
@@ -288,26 +170,9 @@ def _interactive() -> bool:
     return is_terminal() and sys.stdin.isatty()
 
 
-@contextmanager
-def writer(db_path: Path, role: str) -> Iterator[sqlite_utils.Database | None]:
-    """The index as its writer, or None (filesystem only) when someone else writes it."""
-    from store.index.db import open_db
-
-    lock = WriterLock(db_path, role=role)
-    try:
-        lock.acquire()
-    except WriterBusyError as exc:
-        click.echo(f"artlens: {one_line(exc)}; moving files only, it will see the moves", err=True)
-        yield None
-        return
-    try:
-        db = open_db(db_path)
-        try:
-            yield db
-        finally:
-            db.close()
-    finally:
-        lock.release()
+def busy(exc: WriterBusyError) -> None:
+    """Say that another process writes the index, so this one moves files only."""
+    click.echo(f"artlens: {one_line(exc)}; moving files only, it will see the moves", err=True)
 
 
 @contextmanager
@@ -319,25 +184,6 @@ def progress_bar(label: str, enabled: bool) -> Iterator[Callable[[int, int, str]
 
     with rich_progress(label) as update:
         yield lambda done, total, _path: update(done, total)
-
-
-def report_json(report: Report, **extra: Any) -> dict[str, Any]:
-    def row(item: Any) -> dict[str, Any]:
-        return {
-            "root": _text(item.root),
-            "path": _text(item.path),
-            "outcome": item.outcome,
-            "reason": _text(item.reason),
-            "size_bytes": item.size,
-            "id": item.entry_id,
-        }
-
-    return {
-        **extra,
-        "done": [row(i) for i in report.done],
-        "skipped": [row(i) for i in report.skipped],
-        "bytes_done": report.bytes_done,
-    }
 
 
 def print_report(report: Report, verb: str) -> None:
@@ -364,7 +210,6 @@ def retention_group() -> None:
 @policy_flags
 @db_option
 @json_option
-@friendly
 def plan_cmd(roots: tuple[Path, ...], db_path: Path | None, as_json: bool, **flags: Any) -> None:
     """What a policy keeps and removes under ROOTS (default: every indexed root), and why.
 
@@ -372,10 +217,7 @@ def plan_cmd(roots: tuple[Path, ...], db_path: Path | None, as_json: bool, **fla
     is saved; `artlens retention apply PLAN_ID` acts on exactly what it shows.
     """
     plan, policies = build_plan(db_path, roots, _flag_values(flags))
-    try:
-        plan.save()
-    except PlanError as exc:
-        raise ArtlensError(str(exc)) from None
+    plan.save()
     if as_json:
         emit_json(plan_json(plan, policies))
         return
@@ -399,7 +241,6 @@ def _plan_path(plan_id: str) -> Path:
 @click.option("--yes", "-y", is_flag=True, help="Apply without asking (else a dry run).")
 @db_option
 @json_option
-@friendly
 def apply_cmd(
     plan_id: str | None,
     yes: bool,
@@ -418,16 +259,10 @@ def apply_cmd(
         raise ArtlensError("give a PLAN_ID or policy flags, not both")
     target = need_db(db_path)
     if plan_id is not None:
-        try:
-            plan = load_plan(_plan_path(plan_id))
-        except PlanError as exc:
-            raise ArtlensError(str(exc)) from None
+        plan = load_plan(_plan_path(plan_id))
     else:
         plan, _ = build_plan(db_path, (), values)
-        try:
-            plan.save()
-        except PlanError as exc:
-            raise ArtlensError(str(exc)) from None
+        plan.save()
     removals = plan.removals
     runs = {(i.root, i.run_path) for i in removals}
     roots = sorted({i.root for i in removals})
@@ -457,78 +292,51 @@ def apply_cmd(
             click.echo(f"would trash {_text(item.path)}  {human_size(item.size)}")
         click.echo(f"dry run: would move {what} to the trash; add --yes to do it")
         return
-    with (
-        writer(target, "retention apply") as db,
-        progress_bar("moving to the trash", is_terminal() and not as_json) as progress,
-    ):
-        report = apply_plan(plan, db, progress=progress, policy=f"plan {plan.id}")
+    with progress_bar("moving to the trash", is_terminal() and not as_json) as progress:
+        done = service.apply(plan, target, role="retention apply", progress=progress, on_busy=busy)
     if as_json:
-        emit_json(report_json(report, plan=plan.id, applied=True, index_updated=db is not None))
+        emit_json(
+            report_json(done.report, plan=plan.id, applied=True, index_updated=done.index_updated)
+        )
         return
-    print_report(report, "trashed")
+    print_report(done.report, "trashed")
     click.echo("restore with `artlens trash restore ID...` or `--all`; free the space with purge")
 
 
-def _locate(db_path: Path | None, path: Path) -> tuple[str, str]:
-    """(indexed root, path relative to it) of a path on disk."""
-    from store.index.db import open_db
-
-    absolute = os.path.abspath(path)
-    db = open_db(need_db(db_path), readonly=True)
-    try:
-        roots = resolve_roots(db, ())
-    finally:
-        db.close()
-    for root in sorted(roots, key=len, reverse=True):
-        if absolute == root or absolute.startswith(root.rstrip("/") + "/"):
-            rel = os.path.relpath(absolute, root)
-            if rel == ".":
-                raise ArtlensError("pin a run or a file inside a root, not the root itself")
-            return root, rel
-    raise ArtlensError(f"not under an indexed root: {paths.display(absolute)}")
+def _indexed(db_path: Path | None) -> list[str]:
+    return trash_roots(db_path, ())[1]
 
 
 @retention_group.command("pin")
 @click.argument("targets", nargs=-1, required=True, type=click.Path(path_type=Path))
 @db_option
-@friendly
 def pin_cmd(targets: tuple[Path, ...], db_path: Path | None) -> None:
     """Pin runs or files (paths on disk): retention never removes them."""
-    with user_state() as state:
-        for target in targets:
-            root, rel = _locate(db_path, target)
-            state.pin(root, rel, glob=False)
-            click.echo(f"pinned {_text(rel)} in {_text(root)}")
+    roots = _indexed(db_path)
+    for target in targets:
+        root, rel = service.locate(roots, target)
+        service.pin(root, rel)
+        click.echo(f"pinned {_text(rel)} in {_text(root)}")
 
 
 @retention_group.command("unpin")
 @click.argument("targets", nargs=-1, required=True, type=click.Path(path_type=Path))
 @db_option
-@friendly
 def unpin_cmd(targets: tuple[Path, ...], db_path: Path | None) -> None:
     """Remove the pins of runs or files."""
-    with user_state() as state:
-        for target in targets:
-            root, rel = _locate(db_path, target)
-            found = state.unpin(root, rel)
-            click.echo(f"{'unpinned' if found else 'was not pinned:'} {_text(rel)}")
+    roots = _indexed(db_path)
+    for target in targets:
+        root, rel = service.locate(roots, target)
+        found = service.unpin(root, rel)
+        click.echo(f"{'unpinned' if found else 'was not pinned:'} {_text(rel)}")
 
 
 @retention_group.command("pins")
 @db_option
 @json_option
-@friendly
 def pins_cmd(db_path: Path | None, as_json: bool) -> None:
     """List the pins of every indexed root."""
-    from store.index.db import open_db
-
-    db = open_db(need_db(db_path), readonly=True)
-    try:
-        roots = resolve_roots(db, ())
-    finally:
-        db.close()
-    with user_state() as state:
-        rows = [(root, pin) for root in roots for pin in state.pin_entries(root)]
+    rows = service.pin_entries(_indexed(db_path))
     if as_json:
         emit_json([{"root": _text(r), "path": _text(p.path), "glob": p.is_glob} for r, p in rows])
         return
@@ -562,33 +370,11 @@ def trash_roots(db_path: Path | None, roots: Sequence[Path]) -> tuple[Path, list
         db.close()
 
 
-def entry_json(entry: TrashEntry) -> dict[str, Any]:
-    return {
-        "id": entry.id,
-        "root": _text(entry.root),
-        "path": _text(entry.path),
-        "trash_path": _text(entry.trash_path),
-        "is_dir": entry.is_dir,
-        "size_bytes": entry.size,
-        "trashed_at": query.iso(entry.trashed_at),
-        "state": entry.state,
-        "reasons": [_text(r) for r in entry.reasons],
-        "plan": entry.plan,
-    }
-
-
 def _entries(roots: Sequence[str]) -> list[tuple[str, TrashEntry]]:
-    found: list[tuple[str, TrashEntry]] = []
-    for root in roots:
-        try:
-            found += [(root, e) for e in list_trash(root)]
-            for problem in read_manifest_checked(root)[1]:
-                click.echo(f"artlens: warning: {_text(root)}: {_text(problem)}", err=True)
-        except TrashRefused:
-            raise
-        except (TrashError, OSError) as exc:
-            click.echo(f"artlens: warning: {_text(root)}: {one_line(exc)}", err=True)
-    return found
+    trashes = service.read_trashes(roots, refuse=True)
+    for problem in trashes.problems:
+        click.echo(f"artlens: warning: {problem}", err=True)
+    return list(trashes.entries)
 
 
 @click.group("trash")
@@ -600,7 +386,6 @@ def trash_group() -> None:
 @root_option
 @db_option
 @json_option
-@friendly
 def trash_list_cmd(roots: tuple[Path, ...], db_path: Path | None, as_json: bool) -> None:
     """Everything in the trash of each root, oldest first."""
     _, chosen = trash_roots(db_path, roots)
@@ -626,7 +411,6 @@ def trash_list_cmd(roots: tuple[Path, ...], db_path: Path | None, as_json: bool)
 @root_option
 @db_option
 @json_option
-@friendly
 def trash_restore_cmd(
     ids: tuple[str, ...],
     restore_all: bool,
@@ -650,20 +434,17 @@ def trash_restore_cmd(
             raise ArtlensError(f"trash ID {paths.display(prefix)!r} is ambiguous")
         root, entry = matches[0]
         wanted.setdefault(root, []).append(entry.id)
-    total = Report()
-    with writer(target, "trash restore") as db:
-        for root in chosen:
-            if not restore_all and root not in wanted:
-                continue
-            if restore_all and not any(r == root for r, _ in entries):
-                continue
-            report = restore_trash(root, "all" if restore_all else wanted[root], db)
-            total.done += report.done
-            total.skipped += report.skipped
+    which: dict[str, list[str] | Literal["all"]] = {}
+    for root in chosen:
+        if restore_all and any(r == root for r, _ in entries):
+            which[root] = "all"
+        elif not restore_all and root in wanted:
+            which[root] = wanted[root]
+    done = service.restore_items(target, which, role="trash restore", on_busy=busy)
     if as_json:
-        emit_json(report_json(total))
+        emit_json(report_json(done.report))
         return
-    print_report(total, "restored")
+    print_report(done.report, "restored")
 
 
 @trash_group.command("purge")
@@ -672,7 +453,6 @@ def trash_restore_cmd(
 @root_option
 @db_option
 @json_option
-@friendly
 def trash_purge_cmd(
     older_than: str, yes: bool, roots: tuple[Path, ...], db_path: Path | None, as_json: bool
 ) -> None:
@@ -707,23 +487,18 @@ def trash_purge_cmd(
             click.echo(f"would purge {_text(entry.path)}  {human_size(entry.size)}")
         click.echo(f"dry run: would delete {len(due)} item(s), {human_size(size)}; add --yes")
         return
-    total = Report()
-    with writer(target, "trash purge") as db:
-        for root in sorted({r for r, _ in due}):
-            report = purge_trash(root, age, db, now=now)
-            total.done += report.done
-            total.skipped += report.skipped
+    due_roots = sorted({r for r, _ in due})
+    done = service.purge_items(target, due_roots, age, role="trash purge", now=now, on_busy=busy)
     if as_json:
-        emit_json(report_json(total, purged=True))
+        emit_json(report_json(done.report, purged=True))
         return
-    print_report(total, "purged")
+    print_report(done.report, "purged")
 
 
 @trash_group.command("log")
 @root_option
 @db_option
 @json_option
-@friendly
 def trash_log_cmd(roots: tuple[Path, ...], db_path: Path | None, as_json: bool) -> None:
     """Who applied, restored or purged what, and when (the audit log of each root's trash)."""
     _, chosen = trash_roots(db_path, roots)
@@ -772,7 +547,6 @@ def trash_log_cmd(roots: tuple[Path, ...], db_path: Path | None, as_json: bool) 
 @click.option("--top", default=10, show_default=True, help="Runs and duplicates to list.")
 @db_option
 @json_option
-@friendly
 def du_cmd(roots: tuple[Path, ...], top: int, db_path: Path | None, as_json: bool) -> None:
     """Disk usage per root, experiment and run (largest first), and duplicate files."""
     from store.index.db import open_db
@@ -785,47 +559,7 @@ def du_cmd(roots: tuple[Path, ...], top: int, db_path: Path | None, as_json: boo
     finally:
         db.close()
     if as_json:
-        emit_json(
-            {
-                "roots": [
-                    {
-                        "root": _text(u.root),
-                        "size_bytes": u.size,
-                        "disk_bytes": u.disk,
-                        "files": u.files,
-                        "outside_runs_bytes": u.outside_runs,
-                        "experiments": [
-                            {
-                                "name": _text(e.label),
-                                "size_bytes": e.size,
-                                "disk_bytes": e.disk,
-                                "files": e.files,
-                            }
-                            for e in u.experiments
-                        ],
-                        "runs": [
-                            {
-                                "run": _text(r.label),
-                                "size_bytes": r.size,
-                                "disk_bytes": r.disk,
-                                "files": r.files,
-                            }
-                            for r in u.runs
-                        ],
-                    }
-                    for u in usage
-                ],
-                "duplicates": [
-                    {
-                        "hash": g.hash,
-                        "size_bytes": g.size,
-                        "reclaimable_bytes": g.reclaimable,
-                        "copies": [{"root": _text(r), "path": _text(p)} for r, p in g.copies],
-                    }
-                    for g in groups
-                ],
-            }
-        )
+        emit_json(usage_json(usage, groups))
         return
     for u in usage:
         click.echo(f"{human_size(u.size):>8}  {_text(u.root)}  ({u.files} files{_disk(u.disk)})")

@@ -16,7 +16,7 @@ import click
 from store.errors import ArtlensError
 from store.integrity import FileCheck, check_paths
 from store.paths import display
-from tui.cli.common import emit_json, friendly, is_terminal, json_option
+from tui.cli.common import emit_json, is_terminal, json_option
 
 EXIT_DANGEROUS = 1
 VERDICT_ORDER = ("dangerous", "corrupt", "unknown", "safe", "n/a", "skipped")
@@ -89,7 +89,6 @@ def _print_table(checks: list[FileCheck]) -> None:
     help="Time budget of the whole scan, in seconds: files reached after it are unknown.",
 )
 @json_option
-@friendly
 def scan_cmd(targets: tuple[Path, ...], fail_on: str, max_time: float, as_json: bool) -> None:
     """Say whether loading each model file under TARGETS would run code (exit 1 if so).
 

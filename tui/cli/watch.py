@@ -15,7 +15,7 @@ from store import paths
 from store.locate import remember, resolve_db
 from store.watch import BatchReport, Watcher
 from store.watch.watcher import DEFAULT_POLL_SECONDS
-from tui.cli.common import db_option, friendly
+from tui.cli.common import db_option
 
 
 def _batch_line(report: BatchReport) -> str:
@@ -55,7 +55,6 @@ class _StderrNotices(logging.Handler):
     help="Rescan every root this often anyway (events can be lost).",
 )
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing but warnings.")
-@friendly
 def watch_cmd(
     roots: tuple[Path, ...],
     db_path: Path | None,

@@ -64,17 +64,11 @@ from tui.widgets.runs_table import (
 from tui.widgets.status import StatusLine
 
 if TYPE_CHECKING:
-    import sqlite_utils
     from rich.console import RenderableType
 
     from store.checklist import ChecklistResult
     from store.index.query import ArtifactRow, RunRow
 
-POLL_SECONDS = 0.25
-"""How often the read connection is asked whether another connection committed, when the
-writer is this process's watcher (which also wakes the screen after each commit)."""
-FAST_POLL_SECONDS = 0.04
-"""The same, when the writer is another process: nothing wakes us, and the PRAGMA is cheap."""
 AGE_REFRESH_SECONDS = 30.0
 """Ages ("5m") in the table drift; re-render changed cells this often."""
 FOLLOW_DELAY = 0.06
@@ -95,35 +89,6 @@ GROUPS: tuple[str | None, ...] = (None, "experiment", "root")
 PANES = ("runs", "tree", "preview")
 MIN_SIZE = (40, 14)
 """Below this the panes cannot be drawn: a notice says so instead of panes vanishing."""
-
-
-PALETTE_KEYS = {
-    "view: runs": "1",
-    "view: files": "2",
-    "view: preview": "3",
-    "view: zoom pane": "z",
-    "view: toggle theme": "t",
-    "view: help": "?",
-    "filter: runs…": "/",
-    "filter: clear": "escape",
-    "group: cycle (none, experiment, root)": "b",
-    "sort: reverse": "S",
-    "index: reload runs": "ctrl+r",
-    "view: retention": "r",
-    "retention: pin / unpin": "p",
-    "runs: mark / unmark": "space",
-    "view: metrics of marked runs": "m",
-    "runs: note…": "n",
-    "diff: marked runs or files": "d",
-    "files: mark / unmark": "space (files)",
-    "files: versions of the selected file": "v",
-}
-"""The key that does what a palette entry does, shown beside it (the palette teaches keys)."""
-
-
-def with_key(title: str, text: str) -> str:
-    key = PALETTE_KEYS.get(title)
-    return f"{text} · key {key}" if key else text
 
 
 class RunsPane(Vertical):
@@ -197,9 +162,6 @@ class ExplorerScreen(Screen[None]):
         self.group: str | None = None
         self.last_event = 0
         self.loaded = False
-        self._poll_db: sqlite_utils.Database | None = None
-        self._data_version = -1
-        self._last_poll = 0.0
         self._reading_changes = False
         self._changes_again = False
         """A commit arrived while changes were being read: read again when that ends."""
@@ -251,7 +213,6 @@ class ExplorerScreen(Screen[None]):
         )
         self.query_one(RunsTable).focus()
         self._load_runs()
-        self.set_interval(FAST_POLL_SECONDS, self._timed_poll, name="poll data_version")
         self.set_interval(AGE_REFRESH_SECONDS, self._sync_table, name="refresh ages")
 
     def on_resize(self) -> None:
@@ -265,11 +226,6 @@ class ExplorerScreen(Screen[None]):
                 f"terminal too small ({width}x{height}): "
                 f"artlens needs {MIN_SIZE[0]}x{MIN_SIZE[1]}; enlarge it or press q"
             )
-
-    def on_unmount(self) -> None:
-        if self._poll_db is not None:
-            self._poll_db.conn.close()
-            self._poll_db = None
 
     @property
     def table(self) -> RunsTable:
@@ -344,36 +300,11 @@ class ExplorerScreen(Screen[None]):
 
     # -- live updates --------------------------------------------------------------------
 
-    def index_committed(self) -> None:
-        """The watcher in this process committed: read the changes now, not at the next poll."""
-        self._poll()
-
-    def _timed_poll(self) -> None:
-        if (
-            getattr(self.app, "watcher", None) is not None
-            and time.monotonic() - self._last_poll < POLL_SECONDS
-        ):
-            return  # the in-process writer wakes us; this poll only catches the hasher
-        self._poll()
-
-    def _poll(self) -> None:
-        """Cheap on the UI thread: one PRAGMA on an idle connection."""
-        from store.index.db import data_version, open_db
-
-        self._last_poll = time.monotonic()
-        try:
-            if self._poll_db is None:
-                self._poll_db = open_db(self.db_path, readonly=True)
-            version = data_version(self._poll_db)
-        except Exception as exc:  # the index vanished or is locked: say so, keep polling
-            self.query_one(StatusLine).change(watcher=f"index unreadable: {exc}")
-            self._poll_db = None
-            return
-        if version != self._data_version:
-            self._data_version = version
-            # Also on the first poll: a commit between the first load and now is news.
-            if self.loaded:
-                self._start_reading_changes()
+    def index_moved(self) -> None:
+        """The app saw another commit: read the change feed (after the first load; a
+        commit between the first load and now is news too)."""
+        if self.loaded:
+            self._start_reading_changes()
 
     def _start_reading_changes(self) -> None:
         """One reader of the change feed at a time: a new start would cancel a running one,
@@ -427,7 +358,7 @@ class ExplorerScreen(Screen[None]):
             roots = tuple((rid, path) for rid, path, _ in query.roots(db))
         if worker.is_cancelled:
             return
-        self.post_message(
+        self.app.post_message(  # the app hands the delta to every screen
             IndexChanged(
                 tuple(updated),
                 tuple(sorted(removed)),
@@ -465,10 +396,6 @@ class ExplorerScreen(Screen[None]):
         self._sync_table()
         if fresh:
             self._load_checklists(tuple(sorted(fresh)))
-        for screen in self.app.screen_stack:
-            follow = getattr(screen, "runs_changed", None)
-            if screen is not self and follow is not None:
-                follow(message.updated, gone)
         tree = self.file_tree
         if tree.run_id is not None and tree.run_id in fresh:
             tree.problems = tuple(problems_of(self.runs[tree.run_id].meta))
@@ -1086,7 +1013,7 @@ class ExplorerScreen(Screen[None]):
 
     @work(thread=True, group="pins", exit_on_error=False)
     def _pin_worker(self, root: str, rel: str) -> None:
-        from tui.screens.retention import toggle_pin
+        from store.retention.service import toggle_pin
 
         text, _changed = toggle_pin(root, rel)
         self.app.call_from_thread(self.notify, text, markup=False, timeout=3)
@@ -1128,7 +1055,6 @@ class ExplorerScreen(Screen[None]):
             ("files: mark / unmark", self.file_tree.action_mark_file, "Mark a file for a diff"),
             ("files: versions of the selected file", self.action_versions, "Across runs"),
         ]
-        entries = [(title, run, with_key(title, text)) for title, run, text in entries]
         for column in COLUMNS:
             if column.sortable:
                 entries.append((f"sort: by {column.label}", partial(self.set_sort, column.key), ""))

@@ -1,15 +1,18 @@
-"""The `?` screen: every binding of the explorer and of the diff screens."""
+"""The `?` screen: every binding of the screen beneath and of the diff screens, read from
+the bindings themselves (``tui.keys``) with the keys ``[keys]`` changed."""
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from rich.text import Text
-from textual.app import ComposeResult
+from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
+
+from tui.keys import class_rows
 
 INTRO = (
     "Panes: Runs (top), Files (left), Preview (right).  tab / shift+tab move between them.\n"
@@ -19,7 +22,13 @@ INTRO = (
 )
 
 
-def diff_screen_rows() -> list[tuple[str, list[tuple[str, str, str]]]]:
+KEYS_HINT = (
+    'Change a key in the user config (config.toml): a [keys] table of binding id = "keys",\n'
+    'e.g. [keys] runs.filter = "ctrl+f,slash".  Each key\'s id is shown dim after it.'
+)
+
+
+def diff_screen_rows(app: App[Any]) -> list[tuple[str, list[tuple[str, str, str]]]]:
     """(title, [(key, description, id)]) for the run diff, file diff and versions screens."""
     from tui.screens.file_diff import FileDiffScreen
     from tui.screens.run_diff import RunDiffScreen
@@ -32,14 +41,9 @@ def diff_screen_rows() -> list[tuple[str, list[tuple[str, str, str]]]]:
         ("File diff (enter on a changed file, or d with two files marked)", FileDiffScreen),
         ("Versions (v on a file)", VersionsScreen),
     ):
-        bindings = list(screen.BINDINGS)
+        rows = class_rows(app, screen)
         if screen is FileDiffScreen:
-            bindings += DiffView.BINDINGS  # its scrolling and panning
-        rows = [
-            (b.key, b.description, b.id or "")
-            for b in bindings
-            if isinstance(b, Binding) and b.description
-        ]
+            rows += class_rows(app, DiffView)  # its scrolling and panning
         sections.append((title, rows))
     return sections
 
@@ -62,16 +66,17 @@ class HelpScreen(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         text = Text()
         text.append("artlens keys\n\n", style="bold")
-        text.append(INTRO + "\n\n", style="dim")
+        text.append(INTRO + "\n", style="dim")
+        text.append(KEYS_HINT + "\n\n", style="dim")
         width = max((len(k) for k, _, _ in self.rows), default=4) + 2
-        for key, description, _binding_id in self.rows:
-            text.append(key.ljust(width), style="bold")
-            text.append(description + "\n")
-        for title, keys in diff_screen_rows():
-            text.append(f"\n{title}\n", style="bold")
-            for key, description, _binding_id in keys:
+        sections = [("", self.rows), *diff_screen_rows(self.app)]
+        for title, rows in sections:
+            if title:
+                text.append(f"\n{title}\n", style="bold")
+            for key, description, binding_id in rows:
                 text.append(key.ljust(width), style="bold")
-                text.append(description + "\n")
+                text.append(description)
+                text.append(f"  {binding_id}\n" if binding_id else "\n", style="dim")
         text.append("\nj/k scroll, g/G top and end; escape, q or ? closes.", style="dim")
         with VerticalScroll(id="help-body"):
             yield Static(text, markup=False)

@@ -2,8 +2,8 @@
 
 The table lists each (metric, run) with its last and best value and a sparkline; below it,
 one plot per chosen metric overlays the runs' series over steps.  Series are read from the
-runs' own files in a worker (``store.metrics_series``); while a run writes, the explorer
-underneath forwards its change feed (``runs_changed``) and the series are read again.
+runs' own files in a worker (``store.metrics_series``); while a run writes, the app
+hands every change-feed delta to each screen (``IndexChanged``) and the series are read again.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from store.index.query import RunRow
 from store.metrics_series import MetricLine, RunSeries, read_run_series
 from store.safetext import visible
 from tui.format import metric_value
+from tui.messages import IndexChanged
 from tui.widgets.metrics_plot import COLORS, GLYPHS, MetricsPlot, PlotLine
 from tui.widgets.sparkline import sparkline
 
@@ -157,10 +158,14 @@ class MetricsScreen(Screen[None]):
         self._sync_table()
         self._sync_plots()
 
-    def runs_changed(self, updated: Iterable[RunRow], removed: Iterable[int] = ()) -> None:
-        """Called by the explorer with each change-feed delta: reread when one of ours moved."""
-        fresh = {run.id: run for run in updated}
-        gone = set(removed)
+    def on_index_changed(self, message: IndexChanged) -> None:
+        """The app hands every change-feed delta to each screen: reread when one of ours moved."""
+        fresh = {run.id: run for run in message.updated}
+        gone = set(message.removed) | {
+            run.id
+            for run in self.runs
+            if run.id not in fresh and (message.full or run.root_id in message.rescanned_roots)
+        }
         mine = {run.id for run in self.runs}
         if not (mine & (set(fresh) | gone)):
             return

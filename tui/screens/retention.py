@@ -7,13 +7,12 @@ own the state and the tables.  Nothing is deleted from here: apply moves to the 
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from rich.text import Text
 from textual import work
@@ -25,8 +24,8 @@ from textual.widgets import DataTable, Footer, ProgressBar, Static, TabbedConten
 
 from store import paths
 from store.errors import ArtlensError
-from store.index import query
 from store.index.views import ReaderPool
+from store.retention import service
 from store.retention.audit import AuditRecord
 from store.retention.candidates import Candidate
 from store.retention.plan import (
@@ -36,28 +35,25 @@ from store.retention.plan import (
     PINNED,
     TRAINER_BEST,
     Plan,
-    make_plan,
 )
-from store.retention.policy import Policy, PolicyError, load_policy
+from store.retention.policy import Policy
+from store.retention.service import Planned
 from store.retention.trash import (
     Report,
     TrashEntry,
-    TrashError,
-    apply_plan,
-    audit_log,
-    list_trash,
-    restore,
 )
-from store.retention.usage import DuplicateGroup, RootUsage, disk_usage, duplicates
+from store.retention.usage import DuplicateGroup, RootUsage
 from store.safetext import visible
 from tui.commands import PaletteEntry
 from tui.format import human_age, human_size, keep_end
+from tui.messages import IndexChanged
 from tui.screens.retention_dialogs import ConfirmApply, PolicyPicker
 
-EXPIRING_SECONDS = 7 * 86400.0
-"""Kept items whose time protection ends sooner than this are "expiring soon"."""
-FOLLOW_UP_SECONDS = (1.5, 5.0)
-"""When another writer (the watcher) records an apply, plan again after these delays."""
+ROLE = "retention (artlens)"
+"""How the writer lock names this view while it applies or restores."""
+FOLLOW_UP_SECONDS = 10.0
+"""When another writer (the watcher) records an apply, plan again on each index change
+for this long (the moves reach the index in one or more of its commits)."""
 MAX_USAGE_ROWS = 200
 PLAN_NAME_WIDTH = 28
 """Cells of the plan's checkpoint column (the reasons take the rest)."""
@@ -95,23 +91,6 @@ def reasons_text(reasons: list[str]) -> Text:
     return text
 
 
-def toggle_pin(root: str, rel: str) -> tuple[str, bool]:
-    """Pin ``rel`` under ``root``, or unpin it if it was; (what happened, whether it did).
-
-    Runs on a worker thread: it writes the user state file (``store.userstate``).
-    """
-    from store.userstate import UserState
-
-    with UserState() as state:
-        if rel in state.pins(root):
-            state.unpin(root, rel)
-            return f"unpinned {paths.display(rel)}", True
-        if state.is_pinned(root, rel):
-            return f"{paths.display(rel)} is pinned by a folder or glob pin", False
-        state.pin(root, rel, glob=False)
-        return f"pinned {paths.display(rel)}: retention keeps it", True
-
-
 # -- messages --------------------------------------------------------------------------------
 
 
@@ -119,12 +98,7 @@ def toggle_pin(root: str, rel: str) -> tuple[str, bool]:
 class PlanReady(Message):
     """A fresh plan, with the policy of every root and its usage (replaces older ones)."""
 
-    plan: Plan
-    policies: dict[str, Policy]
-    errors: tuple[str, ...]
-    usage: tuple[RootUsage, ...]
-    dups: tuple[DuplicateGroup, ...]
-    adhoc: bool
+    planned: Planned
 
     def can_replace(self, message: Message) -> bool:
         return isinstance(message, PlanReady)
@@ -205,6 +179,8 @@ class RetentionScreen(Screen[None]):
         self.trash: dict[str, TrashEntry] = {}
         self.applying = False
         self._plan_keys: list[str] = []
+        self._follow_until = 0.0
+        """Until then, each index change plans again (another writer records an apply)."""
 
     def compose(self) -> ComposeResult:
         yield Static(Text("planning…", style="dim"), id="ret-summary", markup=False)
@@ -248,125 +224,63 @@ class RetentionScreen(Screen[None]):
 
     @work(thread=True, exclusive=True, group="retention-plan", exit_on_error=False)
     def _plan_worker(self, adhoc: Policy | None) -> None:
-        from store.userstate import UserState
-
         with self.pool.connection() as db:
-            roots = [os.fsdecode(path) for _, path, _ in query.roots(db)]
-            policies: dict[str, Policy] = {}
-            errors: list[str] = []
-            for root in roots:
-                if adhoc is not None:
-                    policies[root] = adhoc
-                    continue
-                try:
-                    policies[root] = load_policy(Path(root))
-                except PolicyError as exc:
-                    errors.append(" ".join(str(exc).split()))
-                    policies[root] = Policy(source="invalid policy file")
-            with UserState() as state:
-                plan = make_plan(db, roots, policies, now=time.time(), pins=state)
-            usage = disk_usage(db, roots)
-            dups = duplicates(db, roots)
-        self.post_message(
-            PlanReady(plan, policies, tuple(errors), tuple(usage), tuple(dups), adhoc is not None)
-        )
+            planned = service.make(db, adhoc=adhoc, with_usage=True)
+        self.post_message(PlanReady(planned))
 
     @work(thread=True, exclusive=True, group="retention-trash", exit_on_error=False)
     def _trash_worker(self) -> None:
         with self.pool.connection() as db:
-            roots = [os.fsdecode(path) for _, path, _ in query.roots(db)]
-        entries: list[TrashEntry] = []
-        records: list[tuple[str, AuditRecord]] = []
-        problems: list[str] = []
-        for root in roots:
-            try:
-                entries += list_trash(root)
-                found, bad = audit_log(root)
-            except TrashError as exc:
-                problems.append(f"{paths.display(root)}: {exc}")
-                continue
-            records += [(root, r) for r in found]
-            problems += [f"{paths.display(root)}: {p}" for p in bad]
-        records.sort(key=lambda pair: pair[1].ts)
-        self.post_message(TrashLoaded(tuple(entries), tuple(records), tuple(problems)))
+            roots = service.indexed_roots(db)
+        trashes = service.read_trashes(roots, audit=True)
+        entries = tuple(entry for _, entry in trashes.entries)
+        self.post_message(TrashLoaded(entries, trashes.audit, trashes.problems))
 
     @work(thread=True, group="retention-pin", exit_on_error=False)
     def _pin_worker(self, root: str, rel: str) -> None:
-        text, changed = toggle_pin(root, rel)
+        text, changed = service.toggle_pin(root, rel)
         self.post_message(PinToggled(text, changed))
-
-    def _writer(self) -> tuple[Any, Any]:
-        """(lock, db) as the index's writer, or (None, None) when someone else writes it."""
-        from store.index.db import open_db
-        from store.lock import WriterBusyError, WriterLock
-
-        lock = WriterLock(self.db_path, role="retention (artlens)")
-        try:
-            lock.acquire()
-        except WriterBusyError:
-            return None, None
-        try:
-            return lock, open_db(self.db_path)
-        except Exception:
-            lock.release()
-            raise
 
     def _progress(self, done: int, total: int, _path: str) -> None:
         self.post_message(ApplyProgress(done, total))
 
     @work(thread=True, exclusive=True, group="retention-apply", exit_on_error=False)
     def _apply_worker(self, plan: Plan) -> None:
-        plan.save()
-        lock, db = self._writer()
         try:
-            report = apply_plan(
-                plan,
-                db,
-                progress=self._progress,
-                policy=f"plan {plan.id}",
-            )
+            plan.save()
+            done = service.apply(plan, self.db_path, role=ROLE, progress=self._progress)
         except ArtlensError as exc:  # not an owner, an unsafe trash: nothing moved
-            self.post_message(ApplyDone("trashed", Report(), db is not None, (str(exc),)))
+            self.post_message(ApplyDone("trashed", Report(), False, (str(exc),)))
             return
-        finally:
-            if db is not None:
-                db.close()
-            if lock is not None:
-                lock.release()
-        self.post_message(ApplyDone("trashed", report, db is not None))
+        self.post_message(ApplyDone("trashed", done.report, done.index_updated))
 
     @work(thread=True, exclusive=True, group="retention-apply", exit_on_error=False)
     def _restore_worker(self, wanted: dict[str, list[str] | None]) -> None:
-        lock, db = self._writer()
-        total = Report()
-        notes: tuple[str, ...] = ()
+        which: dict[str, list[str] | Literal["all"]] = {
+            root: "all" if ids is None else ids for root, ids in wanted.items()
+        }
         try:
-            for root, ids in wanted.items():
-                report = restore(
-                    root,
-                    "all" if ids is None else ids,
-                    db,
-                    progress=self._progress,
-                )
-                total.done += report.done
-                total.skipped += report.skipped
+            done = service.restore_items(self.db_path, which, role=ROLE, progress=self._progress)
         except ArtlensError as exc:
-            notes = (str(exc),)
-        finally:
-            if db is not None:
-                db.close()
-            if lock is not None:
-                lock.release()
-        self.post_message(ApplyDone("restored", total, db is not None, notes))
+            self.post_message(ApplyDone("restored", Report(), False, (str(exc),)))
+            return
+        self.post_message(ApplyDone("restored", done.report, done.index_updated))
 
     # -- handlers --------------------------------------------------------------------------
 
     def on_plan_ready(self, message: PlanReady) -> None:
-        self.plan = message.plan
-        self.policies = message.policies
-        self._show_summary(message)
-        self._fill_plan(message.plan)
-        self._fill_usage(message.usage, message.dups)
+        planned = message.planned
+        self.plan = planned.plan
+        self.policies = planned.policies
+        self._show_summary(planned)
+        self._fill_plan(planned.plan)
+        self._fill_usage(planned.usage, planned.dups)
+
+    def on_index_changed(self, message: IndexChanged) -> None:
+        """The app hands every change-feed delta to each screen: while another writer
+        records our apply, plan again with what it recorded."""
+        if time.monotonic() < self._follow_until:
+            self.action_refresh()
 
     def on_trash_loaded(self, message: TrashLoaded) -> None:
         table = self.query_one("#ret-trash", DataTable)
@@ -420,8 +334,7 @@ class RetentionScreen(Screen[None]):
         self.action_refresh()
         if not message.index_updated:
             # The watcher records the moves a moment later: plan again once it has.
-            for delay in FOLLOW_UP_SECONDS:
-                self.set_timer(delay, self.action_refresh, name="replan after the watcher")
+            self._follow_until = time.monotonic() + FOLLOW_UP_SECONDS
         if message.verb == "trashed":
             self.action_tab("trash-tab")
 
@@ -439,7 +352,7 @@ class RetentionScreen(Screen[None]):
             text.append(label, style=style)
         return text
 
-    def _show_summary(self, message: PlanReady) -> None:
+    def _show_summary(self, message: Planned) -> None:
         plan = message.plan
         text = Text()
         for error in message.errors:
@@ -469,19 +382,12 @@ class RetentionScreen(Screen[None]):
             text.append(
                 f" · free {human_size(fs.free_now)} → {human_size(fs.free_after_purge)} after purge"
             )
-        soon = self._expiring(plan)
+        soon = message.expiring()
         if soon:
             text.append(f" · {len(soon)} expiring soon", style="yellow")
         for warning in plan.warnings[:2]:
             text.append(f"\n{paths.display(warning)}", style="yellow")
         self.query_one("#ret-summary", Static).update(text)
-
-    def _expiring(self, plan: Plan) -> list[Candidate]:
-        return [
-            item
-            for item in plan.items
-            if item.keep and item.expires is not None and item.expires - plan.now < EXPIRING_SECONDS
-        ]
 
     def _fill_plan(self, plan: Plan) -> None:
         table = self.query_one("#ret-plan", DataTable)
@@ -707,14 +613,10 @@ class RetentionScreen(Screen[None]):
         self._restore_worker(dict.fromkeys({e.root for e in self.trash.values()}))
 
     def action_help(self) -> None:
+        from tui.keys import help_rows
         from tui.screens.help import HelpScreen
 
-        rows = [
-            (b.key.replace("question_mark", "?"), b.description, b.id or "")
-            for b in self.BINDINGS
-            if isinstance(b, Binding) and b.description
-        ]
-        self.app.push_screen(HelpScreen(rows))
+        self.app.push_screen(HelpScreen(help_rows(self.app, self)))
 
     def palette_entries(self) -> list[PaletteEntry]:
         return [

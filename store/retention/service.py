@@ -1,0 +1,492 @@
+"""Retention as use-cases: what the CLI (``tui.cli.retention``) and the retention view
+(``tui.screens.retention``) both call, so the orchestration is written once.
+
+Load each root's policy (or an ad-hoc one), plan with the errors, usage and duplicates,
+the expiring items and the stable JSON shapes; act on the index "as its writer or through
+the filesystem only" (when a watcher holds the writer lock, the trash manifest is the record
+and the watcher sees the files move); pin and unpin.  Errors are ``ArtlensError``s.
+Runs on whatever thread calls it (a Textual worker in the TUI): nothing here touches a UI.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import sqlite_utils
+
+from store import paths
+from store.errors import ArtlensError
+from store.index import query
+from store.lock import WriterBusyError, WriterLock
+from store.retention.audit import AuditRecord
+from store.retention.candidates import Candidate
+from store.retention.plan import Plan, make_plan
+from store.retention.policy import Policy, PolicyError, load_policy
+from store.retention.trash import (
+    Progress,
+    Report,
+    TrashEntry,
+    TrashError,
+    TrashRefused,
+    apply_plan,
+    audit_log,
+    list_trash,
+    purge,
+    read_manifest_checked,
+    restore,
+)
+from store.retention.usage import DuplicateGroup, RootUsage, disk_usage, duplicates
+from store.userstate import Pin, UserState
+
+EXPIRING_SECONDS = 7 * 86400.0
+"""Kept items whose ``keep_within`` protection ends sooner than this are "expiring soon"."""
+INVALID_POLICY = "invalid policy file"
+"""The source shown for a root whose policy file is broken (it keeps everything)."""
+
+
+# --- roots and policies ---------------------------------------------------------------------
+
+
+def indexed_roots(db: sqlite_utils.Database) -> list[str]:
+    """Absolute paths of every root in the index."""
+    return [os.fsdecode(path) for _, path, _ in query.roots(db)]
+
+
+def resolve_roots(db: sqlite_utils.Database, wanted: Sequence[Path | str]) -> list[str]:
+    """Absolute paths of the indexed roots asked for (all of them when none is)."""
+    indexed = indexed_roots(db)
+    if not wanted:
+        if not indexed:
+            raise ArtlensError("the index has no roots: run `artlens index ROOT` first")
+        return indexed
+    chosen = []
+    for root in wanted:
+        absolute = os.path.abspath(root)
+        if absolute not in indexed:
+            raise ArtlensError(f"not an indexed root: {paths.display(absolute)}")
+        chosen.append(absolute)
+    return chosen
+
+
+def load_policies(
+    roots: Sequence[str], adhoc: Policy | None = None, *, strict: bool = False
+) -> tuple[dict[str, Policy], list[str]]:
+    """The policy of every root (``adhoc`` for all, else each root's file or the user config)
+    and one line per broken policy file; ``strict`` raises the first instead.
+
+    A root whose policy file is broken keeps everything (a source of ``INVALID_POLICY``).
+    """
+    policies: dict[str, Policy] = {}
+    errors: list[str] = []
+    for root in roots:
+        if adhoc is not None:
+            policies[root] = adhoc
+            continue
+        try:
+            policies[root] = load_policy(Path(root))
+        except PolicyError as exc:
+            if strict:
+                raise
+            errors.append(" ".join(str(exc).split()))
+            policies[root] = Policy(source=INVALID_POLICY)
+    return policies, errors
+
+
+# --- the plan -------------------------------------------------------------------------------
+
+
+def expiring(plan: Plan, within: float = EXPIRING_SECONDS) -> list[Candidate]:
+    """Kept items whose time protection ends within ``within`` seconds, soonest first."""
+    soon = [
+        item
+        for item in plan.items
+        if item.keep and item.expires is not None and item.expires - plan.now < within
+    ]
+    return sorted(soon, key=lambda item: item.expires or 0.0)
+
+
+@dataclass(frozen=True)
+class Planned:
+    """A plan with the policy of every root, the broken policy files, usage and duplicates."""
+
+    plan: Plan
+    policies: dict[str, Policy]
+    errors: tuple[str, ...] = ()
+    usage: tuple[RootUsage, ...] = ()
+    dups: tuple[DuplicateGroup, ...] = ()
+    adhoc: bool = False
+
+    def expiring(self, within: float = EXPIRING_SECONDS) -> list[Candidate]:
+        return expiring(self.plan, within)
+
+    def to_json(self) -> dict[str, Any]:
+        return plan_json(self.plan, self.policies)
+
+
+def make(
+    db: sqlite_utils.Database,
+    roots: Sequence[str] | None = None,
+    *,
+    adhoc: Policy | None = None,
+    strict: bool = False,
+    with_usage: bool = False,
+    now: float | None = None,
+) -> Planned:
+    """Plan ``roots`` (default: every indexed root) under their policies, with the pins.
+
+    ``strict`` (the CLI) stops at a broken policy file; otherwise it is an error line and
+    that root keeps everything.  ``with_usage`` adds disk usage and duplicates.
+    """
+    chosen = indexed_roots(db) if roots is None else list(roots)
+    policies, errors = load_policies(chosen, adhoc, strict=strict)
+    with UserState() as state:
+        plan = make_plan(db, chosen, policies, now=time.time() if now is None else now, pins=state)
+    usage: tuple[RootUsage, ...] = ()
+    dups: tuple[DuplicateGroup, ...] = ()
+    if with_usage:
+        usage = tuple(disk_usage(db, chosen))
+        dups = tuple(duplicates(db, chosen))
+    return Planned(plan, policies, tuple(errors), usage, dups, adhoc is not None)
+
+
+# --- acting as the index's writer, or through the filesystem only ---------------------------
+
+
+@contextmanager
+def as_writer(
+    db_path: Path, role: str, on_busy: Callable[[WriterBusyError], None] | None = None
+) -> Iterator[sqlite_utils.Database | None]:
+    """The index as its writer, or None (filesystem only) when someone else writes it.
+
+    With None the trash manifest is the record; the index's writer (a watcher) sees the
+    files leave or come back like any other change.  ``on_busy`` hears who holds the lock.
+    """
+    from store.index.db import open_db
+
+    lock = WriterLock(db_path, role=role)
+    try:
+        lock.acquire()
+    except WriterBusyError as exc:
+        if on_busy is not None:
+            on_busy(exc)
+        yield None
+        return
+    try:
+        db = open_db(db_path)
+        try:
+            yield db
+        finally:
+            db.close()
+    finally:
+        lock.release()
+
+
+@dataclass
+class Outcome:
+    """What an apply, restore or purge did, and whether this process recorded it."""
+
+    report: Report = field(default_factory=Report)
+    index_updated: bool = False
+
+
+OnBusy = Callable[[WriterBusyError], None]
+
+
+def apply(
+    plan: Plan,
+    db_path: Path,
+    *,
+    role: str,
+    progress: Progress | None = None,
+    on_busy: OnBusy | None = None,
+) -> Outcome:
+    """Move what ``plan`` removes to each root's trash (every item re-checked first)."""
+    with as_writer(db_path, role, on_busy) as db:
+        report = apply_plan(plan, db, progress=progress, policy=f"plan {plan.id}")
+    return Outcome(report, db is not None)
+
+
+def restore_items(
+    db_path: Path,
+    wanted: Mapping[str, Sequence[str] | Literal["all"]],
+    *,
+    role: str,
+    progress: Progress | None = None,
+    on_busy: OnBusy | None = None,
+) -> Outcome:
+    """Move trashed items back, per root: the ids given, or ``"all"``."""
+    total = Outcome()
+    with as_writer(db_path, role, on_busy) as db:
+        total.index_updated = db is not None
+        for root, ids in wanted.items():
+            report = restore(root, ids, db, progress=progress)
+            total.report.done += report.done
+            total.report.skipped += report.skipped
+    return total
+
+
+def purge_items(
+    db_path: Path,
+    roots: Sequence[str],
+    older_than: float,
+    *,
+    role: str,
+    now: float | None = None,
+    on_busy: OnBusy | None = None,
+) -> Outcome:
+    """Delete for good what the trash of ``roots`` has held longer than ``older_than``."""
+    total = Outcome()
+    with as_writer(db_path, role, on_busy) as db:
+        total.index_updated = db is not None
+        for root in roots:
+            report = purge(root, older_than, db, now=now)
+            total.report.done += report.done
+            total.report.skipped += report.skipped
+    return total
+
+
+# --- the trash ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Trashes:
+    """What the trash of each root holds, its audit log, and one line per problem."""
+
+    entries: tuple[tuple[str, TrashEntry], ...] = ()
+    """(root, entry), each root's oldest first."""
+    audit: tuple[tuple[str, AuditRecord], ...] = ()
+    """(root, record) of every root's audit log, newest last."""
+    problems: tuple[str, ...] = ()
+    """``root: problem``, printable: a manifest or audit line skipped, an unreadable trash."""
+
+
+def read_trashes(roots: Sequence[str], *, audit: bool = False, refuse: bool = False) -> Trashes:
+    """The trash of every root (with its audit log if asked); a trash that cannot be read is
+    a problem line, and one refused as unsafe too unless ``refuse`` (then it raises)."""
+    entries: list[tuple[str, TrashEntry]] = []
+    records: list[tuple[str, AuditRecord]] = []
+    problems: list[str] = []
+    for root in roots:
+        try:
+            entries += [(root, entry) for entry in list_trash(root)]
+            problems += [f"{_text(root)}: {_text(p)}" for p in read_manifest_checked(root)[1]]
+            if audit:
+                found, skipped = audit_log(root)
+                records += [(root, record) for record in found]
+                problems += [f"{_text(root)}: {_text(p)}" for p in skipped]
+        except TrashRefused as exc:
+            if refuse:
+                raise
+            problems.append(f"{_text(root)}: {_line(exc)}")
+        except (TrashError, OSError) as exc:
+            problems.append(f"{_text(root)}: {_line(exc)}")
+    records.sort(key=lambda pair: pair[1].ts)
+    return Trashes(tuple(entries), tuple(records), tuple(problems))
+
+
+def _line(exc: BaseException) -> str:
+    return _text(" ".join((str(exc) or type(exc).__name__).split())[:500])
+
+
+# --- pins -----------------------------------------------------------------------------------
+
+
+def locate(roots: Sequence[str], path: Path | str) -> tuple[str, str]:
+    """(indexed root, path relative to it) of a path on disk."""
+    absolute = os.path.abspath(path)
+    for root in sorted(roots, key=len, reverse=True):
+        if absolute == root or absolute.startswith(root.rstrip("/") + "/"):
+            rel = os.path.relpath(absolute, root)
+            if rel == ".":
+                raise ArtlensError("pin a run or a file inside a root, not the root itself")
+            return root, rel
+    raise ArtlensError(f"not under an indexed root: {paths.display(absolute)}")
+
+
+def pin(root: str, rel: str) -> None:
+    """Pin ``rel`` under ``root``: retention never removes it."""
+    with UserState() as state:
+        state.pin(root, rel, glob=False)
+
+
+def unpin(root: str, rel: str) -> bool:
+    """Remove the pin of ``rel``; whether there was one."""
+    with UserState() as state:
+        return state.unpin(root, rel)
+
+
+def toggle_pin(root: str, rel: str) -> tuple[str, bool]:
+    """Pin ``rel`` under ``root``, or unpin it if it was; (what happened, whether it did)."""
+    with UserState() as state:
+        if rel in state.pins(root):
+            state.unpin(root, rel)
+            return f"unpinned {paths.display(rel)}", True
+        if state.is_pinned(root, rel):
+            return f"{paths.display(rel)} is pinned by a folder or glob pin", False
+        state.pin(root, rel, glob=False)
+        return f"pinned {paths.display(rel)}: retention keeps it", True
+
+
+def pin_entries(roots: Sequence[str]) -> list[tuple[str, Pin]]:
+    """Every pin of ``roots``, as (root, pin)."""
+    with UserState() as state:
+        return [(root, entry) for root in roots for entry in state.pin_entries(root)]
+
+
+# --- the stable JSON shapes (documented in the README) --------------------------------------
+
+
+def _text(value: str) -> str:
+    return paths.display(value)
+
+
+def item_json(item: Candidate) -> dict[str, Any]:
+    return {
+        "root": _text(item.root),
+        "run": _text(item.run_path),
+        "path": _text(item.path),
+        "is_dir": item.is_dir,
+        "size_bytes": item.size,
+        "keep": item.keep,
+        "reasons": item.reasons,
+        "step": item.step,
+        "epoch": item.epoch,
+        "metric": item.metric,
+        "metric_source": item.metric_source,
+        "expires": query.iso(item.expires),
+    }
+
+
+def plan_json(plan: Plan, policies: dict[str, Policy]) -> dict[str, Any]:
+    """The ``retention plan --json`` shape."""
+    return {
+        "id": plan.id,
+        "saved_to": str(plan.path) if plan.path else None,
+        "created": query.iso(plan.created),
+        "bytes_freed": plan.bytes_freed,
+        "roots": [
+            {
+                "root": _text(r.root),
+                "policy": r.policy,
+                "has_rules": policies[r.root].removes_anything() if r.root in policies else None,
+                "kept": r.kept,
+                "removed": r.removed,
+                "bytes_kept": r.bytes_kept,
+                "bytes_removed": r.bytes_removed,
+                "total_bytes": r.total_bytes,
+                "budget_bytes": r.budget,
+                "over_budget_after": r.over_budget_after,
+            }
+            for r in plan.roots
+        ],
+        "runs": [
+            {
+                "root": _text(r.root),
+                "run": _text(r.run_path),
+                "kept": r.kept,
+                "removed": r.removed,
+                "bytes_kept": r.bytes_kept,
+                "bytes_removed": r.bytes_removed,
+            }
+            for r in plan.runs
+        ],
+        "items": [item_json(item) for item in plan.items],
+        "expiring_soon": [item_json(item) for item in expiring(plan)],
+        "filesystems": [
+            {
+                "roots": [_text(r) for r in fs.roots],
+                "free_now": fs.free_now,
+                "free_after_purge": fs.free_after_purge,
+                "bytes_freed": fs.bytes_freed,
+            }
+            for fs in plan.filesystems
+        ],
+        "warnings": [_text(w) for w in plan.warnings],
+        "links": [_text(w) for w in plan.links],
+    }
+
+
+def report_json(report: Report, **extra: Any) -> dict[str, Any]:
+    """The shape of apply, restore and purge ``--json``."""
+
+    def row(item: Any) -> dict[str, Any]:
+        return {
+            "root": _text(item.root),
+            "path": _text(item.path),
+            "outcome": item.outcome,
+            "reason": _text(item.reason),
+            "size_bytes": item.size,
+            "id": item.entry_id,
+        }
+
+    return {
+        **extra,
+        "done": [row(i) for i in report.done],
+        "skipped": [row(i) for i in report.skipped],
+        "bytes_done": report.bytes_done,
+    }
+
+
+def entry_json(entry: TrashEntry) -> dict[str, Any]:
+    """The shape of one ``trash list --json`` item."""
+    return {
+        "id": entry.id,
+        "root": _text(entry.root),
+        "path": _text(entry.path),
+        "trash_path": _text(entry.trash_path),
+        "is_dir": entry.is_dir,
+        "size_bytes": entry.size,
+        "trashed_at": query.iso(entry.trashed_at),
+        "state": entry.state,
+        "reasons": [_text(r) for r in entry.reasons],
+        "plan": entry.plan,
+    }
+
+
+def usage_json(usage: Sequence[RootUsage], groups: Sequence[DuplicateGroup]) -> dict[str, Any]:
+    """The ``du --json`` shape."""
+    return {
+        "roots": [
+            {
+                "root": _text(u.root),
+                "size_bytes": u.size,
+                "disk_bytes": u.disk,
+                "files": u.files,
+                "outside_runs_bytes": u.outside_runs,
+                "experiments": [
+                    {
+                        "name": _text(e.label),
+                        "size_bytes": e.size,
+                        "disk_bytes": e.disk,
+                        "files": e.files,
+                    }
+                    for e in u.experiments
+                ],
+                "runs": [
+                    {
+                        "run": _text(r.label),
+                        "size_bytes": r.size,
+                        "disk_bytes": r.disk,
+                        "files": r.files,
+                    }
+                    for r in u.runs
+                ],
+            }
+            for u in usage
+        ],
+        "duplicates": [
+            {
+                "hash": g.hash,
+                "size_bytes": g.size,
+                "reclaimable_bytes": g.reclaimable,
+                "copies": [{"root": _text(r), "path": _text(p)} for r, p in g.copies],
+            }
+            for g in groups
+        ],
+    }
