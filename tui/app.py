@@ -19,8 +19,11 @@ from textual.binding import Binding, BindingType
 from textual.message import Message
 from textual.worker import Worker, WorkerState
 
+from store.remote import live
+from store.remote.config import Remote
 from store.views import ReaderPool
 from tui.commands import ExplorerCommands
+from tui.hosts import Hosts, HostsChanged
 from tui.screens.explorer import ExplorerScreen
 from tui.screens.help import HelpScreen
 from tui.widgets.status import StatusLine
@@ -67,8 +70,14 @@ class ArtlensApp(App[None]):
         watch: bool = False,
         clock: Callable[[], float] = time.time,
         writer: str | None = None,
+        remotes: list[Remote] | None = None,
+        follow: tuple[float, float, float] = (live.EVERY, live.BACKOFF_FIRST, live.BACKOFF_MAX),
     ) -> None:
         super().__init__()
+        self.hosts = Hosts(remotes or [])
+        """Remotes whose mirrors show beside the index, pulled while the app runs."""
+        self.follow = follow
+        """(seconds between pulls, first and longest back-off) for every remote."""
         self.db_path = Path(db_path)
         self.roots = list(roots or [])
         self.watch_enabled = watch
@@ -92,13 +101,34 @@ class ArtlensApp(App[None]):
         # times per key.  1 ms keeps keys answered while a preview is being built.
         self._switch_interval = sys.getswitchinterval()
         sys.setswitchinterval(SWITCH_INTERVAL)
-        self.push_screen(ExplorerScreen(self.db_path, self.pool, clock=self.clock))
+        self.push_screen(
+            ExplorerScreen(self.db_path, self.pool, clock=self.clock, hosts=self.hosts)
+        )
+        if self.hosts:
+            every, first, most = self.follow
+            self.hosts.start(
+                self._follow_thread, self._host_state, every=every, first=first, most=most
+            )
         if self.writer is not None:
             self._follow_writer(self.writer)
         elif self.watch_enabled:
             self.call_after_refresh(self._start_watcher)
         else:
             self._watch_status("not watching (read only)", ok=False)
+
+    def _follow_thread(self, loop: Callable[[], None], name: str) -> None:
+        self.run_worker(loop, thread=True, group="hosts", name=name, exit_on_error=False)
+
+    def _host_state(self, state: live.HostState, changed: bool) -> None:
+        """On a remote's following thread, after each pull."""
+        self.post_message(HostsChanged(state, changed))
+
+    def on_hosts_changed(self, message: HostsChanged) -> None:
+        self.hosts.states[message.state.name] = message.state
+        for screen in self.screen_stack:
+            follow = getattr(screen, "hosts_changed", None)
+            if follow is not None:
+                follow(message.changed)
 
     def _watch_status(self, text: str, *, ok: bool) -> None:
         self.watch_state = (text, ok)
@@ -192,6 +222,7 @@ class ArtlensApp(App[None]):
 
     def on_unmount(self) -> None:
         sys.setswitchinterval(self._switch_interval)  # the process outlives the app (tests)
+        self.hosts.stop()
         if self.watcher is not None:
             try:
                 self.watcher.stop()
@@ -248,5 +279,14 @@ class ArtlensApp(App[None]):
 
 def run_app(db_path: Path, roots: list[Path], *, watch: bool, writer: str | None = None) -> None:
     """Open the explorer on the index at ``db_path`` (the CLI's entry point); ``writer``
-    names the process that writes it when that is not us."""
-    ArtlensApp(db_path, roots, watch=watch, writer=writer).run()
+    names the process that writes it when that is not us.  Configured remotes are shown
+    and followed (``artlens remote``)."""
+    from store.errors import ArtlensError
+    from store.remote import config
+
+    try:
+        remotes = config.load()
+    except ArtlensError as exc:
+        print(f"artlens: remotes not shown: {exc}", file=sys.stderr)
+        remotes = []
+    ArtlensApp(db_path, roots, watch=watch, writer=writer, remotes=remotes).run()

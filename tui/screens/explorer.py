@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
@@ -31,6 +32,7 @@ from store.safetext import visible
 from store.views import ChildPage, ReaderPool, children_page, counts
 from tui.commands import PaletteEntry
 from tui.format import WARNING
+from tui.hosts import Hosts
 from tui.messages import (
     ChecklistsLoaded,
     IndexChanged,
@@ -181,11 +183,14 @@ class ExplorerScreen(Screen[None]):
         pool: ReaderPool,
         *,
         clock: Callable[[], float] = time.time,
+        hosts: Hosts | None = None,
     ) -> None:
         super().__init__()
         self.db_path = db_path
         self.pool = pool
         self.clock = clock
+        self.hosts = hosts if hosts is not None else Hosts([])
+        """The followed remotes: their mirrors' runs share the table (``tui.hosts``)."""
         self.runs: dict[int, RunRow] = {}
         self.root_paths: dict[int, bytes] = {}
         self.marked: set[int] = set()
@@ -232,7 +237,7 @@ class ExplorerScreen(Screen[None]):
             )
             box.cursor_blink = False  # steadier over SSH, and stable screenshots
             yield box
-            yield RunsTable(id="runs", clock=self.clock)
+            yield RunsTable(id="runs", clock=self.clock, hosts=bool(self.hosts))
         with Horizontal(id="lower"):
             yield ArtifactTree(self._load_page, id="tree", clock=self.clock)
             yield PreviewPane(id="preview")
@@ -247,6 +252,9 @@ class ExplorerScreen(Screen[None]):
         self.query_one(StatusLine).change(
             index=paths.display(str(self.db_path)), watcher=watcher, watcher_ok=healthy
         )
+        if self.hosts:
+            text, healthy = self.hosts.status_text()
+            self.query_one(StatusLine).change(hosts=text, hosts_ok=healthy)
         self.query_one(RunsTable).focus()
         self._load_runs()
         self.set_interval(FAST_POLL_SECONDS, self._timed_poll, name="poll data_version")
@@ -289,7 +297,8 @@ class ExplorerScreen(Screen[None]):
             totals = counts(db)
             runs = query.with_flags(db, query.list_runs(db))
             roots = tuple((rid, path) for rid, path, _ in query.roots(db))
-        self.post_message(RunsLoaded(tuple(runs), totals, roots))
+        mirrored = self.hosts.load_runs()
+        self.post_message(RunsLoaded(tuple(runs) + mirrored.runs, totals, roots + mirrored.roots))
 
     def on_runs_loaded(self, message: RunsLoaded) -> None:
         self.runs = {run.id: run for run in message.runs}
@@ -304,8 +313,11 @@ class ExplorerScreen(Screen[None]):
         self._load_user_state(tuple(self.root_paths.values()))
 
     def _visible_order(self) -> list[int]:
+        host = self.hosts.name_of
         shown = [
-            r for r in self.runs.values() if not self.filter_text or matches(r, self.filter_text)
+            r
+            for r in self.runs.values()
+            if not self.filter_text or matches(r, self.filter_text, host(r.id))
         ]
         order = order_runs(shown, self.sort_column, reverse=self.sort_reverse, group=self.group)
         if len(order) <= MAX_TABLE_ROWS:
@@ -334,7 +346,7 @@ class ExplorerScreen(Screen[None]):
             sort=f"{label} {arrow}{group}",
         )
         if not order:
-            why = why_nothing_matches(self.runs.values(), self.filter_text)
+            why = why_nothing_matches(self.runs.values(), self.filter_text, self.hosts.name_of)
             self.file_tree.show_nothing(
                 f"no runs match: {why}" if self.runs else "no runs indexed yet"
             )
@@ -459,8 +471,8 @@ class ExplorerScreen(Screen[None]):
         self.last_event = message.last_event
         self.root_paths.update(message.roots)
         fresh = {run.id for run in message.updated}
-        if message.full:
-            gone = set(self.runs) - fresh
+        if message.full:  # the local index's runs only: a mirror's come with its pulls
+            gone = {rid for rid in set(self.runs) - fresh if not self.hosts.is_remote(rid)}
         else:
             gone = set(message.removed)
             gone |= {
@@ -528,7 +540,7 @@ class ExplorerScreen(Screen[None]):
         tree = self.file_tree
         if run is None:
             if not self.table.row_count:
-                why = why_nothing_matches(self.runs.values(), self.filter_text)
+                why = why_nothing_matches(self.runs.values(), self.filter_text, self.hosts.name_of)
                 tree.show_nothing(f"no runs match: {why}" if self.runs else "no runs indexed yet")
             return
         if tree.run_id == run.id:
@@ -560,6 +572,9 @@ class ExplorerScreen(Screen[None]):
 
     def _load_page(self, root_id: int, folder: bytes, offset: int, limit: int) -> ChildPage:
         """Called on a tree worker thread."""
+        mirrored = self.hosts.children(root_id, folder, offset, limit)
+        if mirrored is not None:
+            return mirrored
         with self.pool.connection() as db:
             return children_page(db, root_id, folder, offset=offset, limit=limit)
 
@@ -629,15 +644,23 @@ class ExplorerScreen(Screen[None]):
         from store.views import artifact_at
 
         worker = get_current_worker()
-        if reread:
-            with self.pool.connection() as db:
-                artifact = artifact_at(db, root_id, artifact.path) or artifact
-        full = os.path.join(root, artifact.path)
-        result = preview_file(full)
+        remote = self.hosts.remote_of(root_id)
+        if remote is not None:  # a mirrored file: its bytes come from its host
+            from tui.hosts import remote_preview
+
+            if reread:
+                with remote[1].connection() as db:
+                    artifact = artifact_at(db, remote[2], artifact.path) or artifact
+            result = remote_preview(remote[0], root, artifact)
+        else:
+            if reread:
+                with self.pool.connection() as db:
+                    artifact = artifact_at(db, root_id, artifact.path) or artifact
+            result = preview_file(os.path.join(root, artifact.path))
         if worker.is_cancelled:  # the cursor moved on: leave the GIL to the keys
             return
         problem = self.file_tree.problem_for(artifact.path)
-        extras = self._artifact_extras(root, artifact)
+        extras = self._artifact_extras(root, artifact, root_id)
         now = self.clock()
 
         def build(max_lines: int) -> tuple[RenderableType, ...]:
@@ -713,6 +736,8 @@ class ExplorerScreen(Screen[None]):
         if not run_ids:
             with self.pool.connection() as db:
                 run_ids = tuple(run.id for run in query.list_runs(db))
+        # a mirrored run's checklist is configured on its host: not evaluated here
+        run_ids = tuple(i for i in run_ids if not self.hosts.is_remote(i))
         for start in range(0, len(run_ids), CHECKLIST_SLICE):
             if start:
                 time.sleep(CHECKLIST_PAUSE)
@@ -741,14 +766,18 @@ class ExplorerScreen(Screen[None]):
 
     def _row_extras(self, order: list[int]) -> dict[int, RowExtras]:
         extras: dict[int, RowExtras] = {}
+        hosts = self.hosts
         for run_id in order:
             run = self.runs[run_id]
             result = self.checklists.get(run_id)
             where = (run.root, paths.unkey(run.path))
+            local = not hosts.is_remote(run_id)  # pins and notes name this machine's paths
             extras[run_id] = RowExtras(
                 (result.passed, result.total) if result is not None else None,
-                where in self.user_pins,
-                where in self.user_notes,
+                local and where in self.user_pins,
+                local and where in self.user_notes,
+                hosts.name_of(run_id) if hosts else None,
+                hosts.offline(run_id),
             )
         return extras
 
@@ -788,21 +817,37 @@ class ExplorerScreen(Screen[None]):
     ) -> None:
         from tui.widgets.run_detail import load_run_detail, run_detail_sections
 
-        with self.pool.connection() as db:
-            detail = load_run_detail(db, run, note=note, pinned=pinned)
+        remote = self.hosts.remote_of(run.id)
+        if remote is not None:
+            from tui.hosts import remote_run_detail
+
+            with remote[1].connection() as db:
+                detail = remote_run_detail(db, self.hosts.own_run(run), remote[0].name)
+            detail = replace(detail, run=run)
+        else:
+            with self.pool.connection() as db:
+                detail = load_run_detail(db, run, note=note, pinned=pinned)
         sections = shown + run_detail_sections(detail, self.clock())
         lines = layout(sections, width, share_gil=True)
         if get_current_worker().is_cancelled:
             return
         self.post_message(PreviewReady(token, run.path, sections, lines=lines, width=width))
 
-    def _artifact_extras(self, root: bytes, artifact: ArtifactRow) -> tuple[RenderableType, ...]:
+    def _artifact_extras(
+        self, root: bytes, artifact: ArtifactRow, root_id: int
+    ) -> tuple[RenderableType, ...]:
         """Pin, note and identical copies of one file (called on the preview worker)."""
         from store.lineage import copies_of
         from tui.widgets.run_detail import copies_sections
 
-        where = (root, paths.unkey(artifact.path))
         extras: list[RenderableType] = []
+        remote = self.hosts.remote_of(root_id)
+        if remote is not None:  # copies within its host's mirror; no local pins or notes
+            if artifact.run_id is not None:
+                with remote[1].connection() as db:
+                    extras += copies_sections(copies_of(db, artifact))
+            return tuple(extras)
+        where = (root, paths.unkey(artifact.path))
         if where in self.user_pins:
             extras.append(Text("◆ pinned: retention keeps it", style="bold yellow"))
         note = self.user_notes.get(where)
@@ -878,6 +923,8 @@ class ExplorerScreen(Screen[None]):
     def action_note(self) -> None:
         from tui.screens.note import NoteScreen
 
+        if self._on_a_host("notes"):
+            return
         target = self._target()
         if target is None:
             return
@@ -900,8 +947,18 @@ class ExplorerScreen(Screen[None]):
         if not ids and self.table.current_run_id is not None:
             ids = [self.table.current_run_id]
         runs = [self.runs[i] for i in ids if i in self.runs]
+        mirrored = [r for r in runs if self.hosts.is_remote(r.id)]
+        if mirrored:  # the curves are read from the run's files, which are on its host
+            runs = [r for r in runs if not self.hosts.is_remote(r.id)]
+            self.notify(
+                f"metric curves of {len(mirrored)} run(s) on other hosts are not fetched; "
+                "their last values are in the run detail",
+                markup=False,
+                timeout=6,
+            )
         if not runs:
-            self.notify("no run selected", timeout=3)
+            if not mirrored:
+                self.notify("no run selected", timeout=3)
             return
         self.app.push_screen(MetricsScreen(runs))
 
@@ -1042,6 +1099,9 @@ class ExplorerScreen(Screen[None]):
             (root_a, key_a), (root_b, key_b) = list(files)
             if root_a not in self.root_paths or root_b not in self.root_paths:
                 return
+            if self.hosts.is_remote(root_a) or self.hosts.is_remote(root_b):
+                self._across_hosts("artlens diff HOST:/path HOST:/path")
+                return
             self.app.push_screen(
                 FileDiffScreen(
                     self.root_paths[root_a] + b"/" + key_a,
@@ -1053,6 +1113,9 @@ class ExplorerScreen(Screen[None]):
             from tui.screens.run_diff import RunDiffScreen
 
             old, new = sorted(runs, key=lambda r: (r.started or 0, r.id))
+            if self.hosts.is_remote(old.id) or self.hosts.is_remote(new.id):
+                self._across_hosts("artlens diff HOST:RUN HOST:RUN")
+                return
             self.app.push_screen(RunDiffScreen(self.pool, old, new))
             return
         self.notify(
@@ -1072,6 +1135,9 @@ class ExplorerScreen(Screen[None]):
         if run is None or info is None or info.is_dir or info.entry is None:
             self.notify("select a file in the file tree first", markup=False, timeout=3)
             return
+        if self.hosts.is_remote(run.id):
+            self._across_hosts("artlens diff HOST:/path HOST:/path")
+            return
         self.app.push_screen(VersionsScreen(self.pool, relative_key(run, info.key), run.experiment))
 
     def action_retention(self) -> None:
@@ -1082,6 +1148,8 @@ class ExplorerScreen(Screen[None]):
 
     def action_pin(self) -> None:
         """Pin or unpin the file or folder under the tree cursor, else the selected run."""
+        if self._on_a_host("pins"):
+            return
         tree = self.file_tree
         node = tree.cursor_node if tree.has_focus else None
         if node is not None and node.data is not None and tree.root_id is not None:
@@ -1106,7 +1174,36 @@ class ExplorerScreen(Screen[None]):
         self.app.call_from_thread(self._load_user_state, tuple(self.root_paths.values()))
 
     def action_reload(self) -> None:
+        """Reread the index; every followed remote pulls now (an offline one too)."""
+        self.hosts.pull_now()
         self._load_runs()
+
+    # -- other hosts ---------------------------------------------------------------------
+
+    def hosts_changed(self, changed: bool) -> None:
+        """A followed remote answered or failed (``tui.hosts``): say so, reread its rows."""
+        text, healthy = self.hosts.status_text()
+        self.query_one(StatusLine).change(hosts=text, hosts_ok=healthy)
+        if changed:
+            self._load_runs()
+
+    def _on_a_host(self, what: str) -> bool:
+        """True (and a notice) when the run or file ``what`` would apply to is a mirror's:
+        pins and notes name this machine's paths, which a remote's path may also name."""
+        tree = self.file_tree
+        if self.focused is tree and tree.root_id is not None:
+            remote = self.hosts.is_remote(tree.root_id)
+        else:
+            run_id = self.table.current_run_id
+            remote = run_id is not None and self.hosts.is_remote(run_id)
+        if remote:
+            self.notify(f"{what} are for this machine's files", markup=False, timeout=4)
+        return remote
+
+    def _across_hosts(self, command: str) -> None:
+        self.notify(
+            f"across hosts, compare on the command line: {command}", markup=False, timeout=6
+        )
 
     def jump_to_run(self, run_id: int) -> None:
         """Put the cursor on a run, clearing the filter if it hides it."""

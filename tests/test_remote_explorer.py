@@ -1,0 +1,183 @@
+"""The explorer over several hosts: two indexes on this machine act as hosts through the
+``--command`` transport, the app follows them under ``App.run_test``.
+
+Every pull runs the real ``artlens feed`` in a child process; a host is taken away by a
+flag file its command checks (it then fails as an unreachable ssh host does).
+"""
+
+from __future__ import annotations
+
+import shlex
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from textual.pilot import Pilot
+
+from store.remote.config import Remote
+from tests.test_checklist import FIXTURES, index_tree
+from tests.test_remote import host_command, local_runs, make_host
+from tests.test_tui import sync
+from tui.app import ArtlensApp
+from tui.screens.explorer import ExplorerScreen
+from tui.widgets.status import StatusLine
+
+FOLLOW = (1.0, 0.3, 0.6)
+"""Pull every second; retry an offline host after 0.3 s, then every 0.6 s."""
+
+
+@pytest.fixture(autouse=True)
+def isolated(isolated_cache: Path) -> Iterator[None]:
+    yield
+
+
+async def until(pilot: Pilot[None], condition: Callable[[], bool], what: str) -> None:
+    """Let the app run until ``condition`` holds (generous: pulls start processes)."""
+    started = time.monotonic()
+    while not condition():
+        if time.monotonic() - started > 60:
+            pytest.fail(f"timed out waiting for {what}")
+        await pilot.pause(0.05)
+
+
+def flaky_command(db: Path, down: Path, log: Path) -> str:
+    """The host's command, failing like an unreachable ssh host while ``down`` exists;
+    every call's arguments are appended to ``log``."""
+    script = (
+        f'echo "$*" >> {shlex.quote(str(log))}; '
+        f"if [ -e {shlex.quote(str(down))} ]; then "
+        'echo "ssh: connect to host gpu2 port 22: Connection refused" >&2; exit 255; fi; '
+        f'exec {host_command(db)} "$@"'
+    )
+    return f"sh -c {shlex.quote(script)} host"
+
+
+def screen_of(app: ArtlensApp) -> ExplorerScreen:
+    screen = app.screen
+    assert isinstance(screen, ExplorerScreen)
+    return screen
+
+
+def names_by_host(screen: ExplorerScreen) -> dict[str, set[str]]:
+    found: dict[str, set[str]] = {}
+    for run_id, run in screen.runs.items():
+        found.setdefault(screen.hosts.name_of(run_id), set()).add(run.name)
+    return found
+
+
+def host_cells(screen: ExplorerScreen) -> list[str]:
+    table = screen.table
+    return [table.get_cell(row.key, "host").plain for row in table.ordered_rows]
+
+
+def status(screen: ExplorerScreen) -> str:
+    return screen.query_one(StatusLine).render_info().plain
+
+
+@sync
+async def test_two_hosts_in_one_explorer_and_a_host_that_goes_away_and_comes_back(
+    tmp_path: Path,
+) -> None:
+    local_root, local_db = make_host(tmp_path, "laptop", "keras")
+    _, db_a = make_host(tmp_path, "gpu1", "lightning")
+    root_b, db_b = make_host(tmp_path, "gpu2", "hydra")
+    down, log_a, log_b = tmp_path / "gpu2-down", tmp_path / "gpu1.log", tmp_path / "gpu2.log"
+    remotes = [
+        Remote("gpu1", command=flaky_command(db_a, tmp_path / "never", log_a)),
+        Remote("gpu2", command=flaky_command(db_b, down, log_b)),
+    ]
+    app = ArtlensApp(local_db, [local_root], watch=False, remotes=remotes, follow=FOLLOW)
+    async with app.run_test(size=(160, 40)) as pilot:
+        screen = screen_of(app)
+        want = {"local": local_runs(local_db), "gpu1": local_runs(db_a), "gpu2": local_runs(db_b)}
+        await until(pilot, lambda: names_by_host(screen) == want, "every host's runs")
+        await until(
+            pilot, lambda: "gpu1 ✓" in status(screen) and "gpu2 ✓" in status(screen), "hosts online"
+        )
+        assert {"local", "gpu1", "gpu2"} <= set(host_cells(screen))
+
+        screen.set_filter("host:gpu1")
+        await until(pilot, lambda: set(host_cells(screen)) == {"gpu1"}, "the host filter")
+        assert screen.table.row_count == len(want["gpu1"])
+        screen.set_filter("host:nowhere")
+        await pilot.pause()
+        assert screen.table.row_count == 0
+
+        # a host that goes away: offline in the status line and on its rows, rows kept
+        screen.set_filter("host:gpu2")
+        down.touch()
+        await until(pilot, lambda: "gpu2 offline" in status(screen), "gpu2 offline")
+        await until(
+            pilot,
+            lambda: bool(host_cells(screen)) and all("offline" in c for c in host_cells(screen)),
+            "gpu2's rows marked offline",
+        )
+        assert names_by_host(screen)["gpu2"] == want["gpu2"]
+        assert "gpu1 ✓" in status(screen)
+        assert not app._notifications  # an unreachable host is a state, not an error dialog
+
+        # ... and comes back with a new run, picked up without a restart
+        day = root_b / "hydra" / "outputs" / "2026-11-27"
+        shutil.copytree(day / "14-28-11", day / "15-00-00", symlinks=True)
+        index_tree(root_b, db_b)
+        assert local_runs(db_b) != want["gpu2"]
+        want["gpu2"] = local_runs(db_b)
+        down.unlink()
+        await until(pilot, lambda: "gpu2 ✓" in status(screen), "gpu2 back")
+        await until(
+            pilot, lambda: names_by_host(screen).get("gpu2") == want["gpu2"], "gpu2's new run"
+        )
+        assert not any("offline" in c for c in host_cells(screen))
+
+
+async def open_remote_file(
+    pilot: Pilot[None], screen: ExplorerScreen, host: str, run_name: str, name: str
+) -> None:
+    """Put the runs cursor on ``host``'s ``run_name`` and the tree cursor on its ``name``."""
+    await until(pilot, lambda: host in names_by_host(screen), f"{host}'s runs")
+    run = next(
+        r for i, r in screen.runs.items() if r.name == run_name and screen.hosts.name_of(i) == host
+    )
+    screen.jump_to_run(run.id)
+    await pilot.press("2")
+    tree = screen.file_tree
+
+    def found() -> bool:
+        tree._typed = ""
+        return tree.run_id == run.id and tree.jump_to(name)
+
+    await until(pilot, found, f"{name} in the tree")
+
+
+@sync
+async def test_a_mirrored_file_is_previewed_from_its_host_and_a_large_one_is_not_fetched(
+    tmp_path: Path,
+) -> None:
+    local_root, local_db = make_host(tmp_path, "laptop", "keras")
+    root_a = tmp_path / "gpu1" / "outputs"
+    run_dir = root_a / "lightning" / "lightning_logs" / "version_0"
+    shutil.copytree(FIXTURES / "lightning", root_a / "lightning", symlinks=True)
+    with open(run_dir / "big.log", "wb") as big:
+        big.truncate(9 << 20)  # sparse: 9 MiB
+    db_a = tmp_path / "gpu1" / "index.db"
+    index_tree(root_a, db_a)
+    log = tmp_path / "gpu1.log"
+    remotes = [Remote("gpu1", command=flaky_command(db_a, tmp_path / "never", log))]
+    app = ArtlensApp(local_db, [local_root], watch=False, remotes=remotes, follow=FOLLOW)
+    async with app.run_test(size=(160, 40)) as pilot:
+        screen = screen_of(app)
+        await open_remote_file(pilot, screen, "gpu1", "version_0", "hparams.yaml")
+        pane = screen.preview_pane
+        await until(pilot, lambda: "!!python/tuple" in pane.plain_text(), "the fetched preview")
+        assert "cat --range 0:" in log.read_text()
+        assert f"{run_dir}/hparams.yaml" in log.read_text()
+
+        screen.file_tree._typed = ""
+        assert screen.file_tree.jump_to("big.log")
+        await until(pilot, lambda: "not fetched" in pane.plain_text(), "the size note")
+        assert "9.0M on gpu1: not fetched" in pane.plain_text()
+        assert "big.log" not in "".join(
+            line for line in log.read_text().splitlines() if line.startswith("cat")
+        )

@@ -1,0 +1,246 @@
+"""The explorer over every host: the local index and each remote's mirror in one table.
+
+Rows of a mirror carry explorer ids (``store.remote.live.encode``) so the screen keeps
+one ``dict[int, RunRow]``; ``Hosts`` turns an id back into its host, its read pool and
+the host's own id.  Following the remotes (a thread per remote, ``store.remote.live
+.follow``) starts here too; results come back as ``HostsChanged`` messages.
+
+Nothing here reads a remote's paths on the local disk: a mirror's root may name a folder
+that also exists here, holding other files.  Previews fetch bytes over the transport.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
+
+from textual.message import Message
+
+from store import query
+from store.remote import live
+from store.remote.config import Remote
+from store.views import ChildPage, ReaderPool, children_page
+
+if TYPE_CHECKING:
+    import sqlite_utils
+
+    from store.preview import Preview
+    from store.query import ArtifactRow, RunRow
+    from tui.widgets.run_detail import RunDetail
+
+LOCAL = "local"
+PREVIEW_FETCH = 8 << 20
+"""Bytes of a remote file fetched for its preview; a larger file gets a size note."""
+
+
+class HostsChanged(Message):
+    """A followed remote's state changed, or its mirror got new rows."""
+
+    def __init__(self, state: live.HostState, changed: bool) -> None:
+        super().__init__()
+        self.state = state
+        self.changed = changed
+
+
+@dataclass(frozen=True)
+class HostRuns:
+    """Every mirror's runs and roots, in explorer ids (read on a worker thread)."""
+
+    runs: tuple[RunRow, ...]
+    roots: tuple[tuple[int, bytes], ...]
+    skipped: int = 0
+    """Rows refused because their ids would alias another host's."""
+
+
+class Hosts:
+    """The followed remotes: slot ``i + 1`` is ``remotes[i]``; slot 0 is the local index."""
+
+    def __init__(self, remotes: Iterable[Remote]) -> None:
+        self.remotes = list(remotes)[: live.MAX_HOSTS]
+        self.pools = [ReaderPool(r.mirror_path, size=2) for r in self.remotes]
+        self.states: dict[str, live.HostState] = {
+            r.name: live.HostState(r.name) for r in self.remotes
+        }
+        self._stop = threading.Event()
+        self._wakes = [threading.Event() for _ in self.remotes]
+
+    def __bool__(self) -> bool:
+        return bool(self.remotes)
+
+    # -- ids -----------------------------------------------------------------------------
+
+    def name_of(self, explorer_id: int) -> str:
+        slot, _ = live.decode(explorer_id)
+        return self.remotes[slot - 1].name if 0 < slot <= len(self.remotes) else LOCAL
+
+    def remote_of(self, explorer_id: int) -> tuple[Remote, ReaderPool, int] | None:
+        """(remote, mirror pool, the host's own id), or None for the local index."""
+        slot, own = live.decode(explorer_id)
+        if not 0 < slot <= len(self.remotes):
+            return None
+        return self.remotes[slot - 1], self.pools[slot - 1], own
+
+    def is_remote(self, explorer_id: int) -> bool:
+        return live.decode(explorer_id)[0] > 0
+
+    def offline(self, explorer_id: int) -> bool:
+        state = self.states.get(self.name_of(explorer_id))
+        return state is not None and state.online is False
+
+    def own_run(self, run: RunRow) -> RunRow:
+        """``run`` with the host's own ids (to query its mirror)."""
+        return replace(run, id=live.decode(run.id)[1], root_id=live.decode(run.root_id)[1])
+
+    # -- reading mirrors (worker threads) ----------------------------------------------
+
+    def load_runs(self) -> HostRuns:
+        runs: list[RunRow] = []
+        roots: list[tuple[int, bytes]] = []
+        skipped = 0
+        for slot, (remote, pool) in enumerate(zip(self.remotes, self.pools, strict=True), 1):
+            if not remote.mirror_path.exists():
+                continue
+            try:
+                with pool.connection() as db:
+                    found = query.with_flags(db, query.list_runs(db))
+                    host_roots = [(rid, path) for rid, path, _ in query.roots(db)]
+            except Exception:  # a mirror being created or replaced: its next pull says
+                continue
+            for rid, path in host_roots:
+                mapped = live.encode(slot, rid)
+                if mapped is None:
+                    skipped += 1
+                else:
+                    roots.append((mapped, path))
+            for run in found:
+                run_id, root_id = live.encode(slot, run.id), live.encode(slot, run.root_id)
+                if run_id is None or root_id is None:
+                    skipped += 1
+                    continue
+                runs.append(replace(run, id=run_id, root_id=root_id))
+        return HostRuns(tuple(runs), tuple(roots), skipped)
+
+    def children(self, root_id: int, folder: bytes, offset: int, limit: int) -> ChildPage | None:
+        """A page of a mirror's folder, or None when ``root_id`` is the local index's."""
+        found = self.remote_of(root_id)
+        if found is None:
+            return None
+        _, pool, own = found
+        with pool.connection() as db:
+            return children_page(db, own, folder, offset=offset, limit=limit)
+
+    def connection(self, explorer_id: int) -> tuple[ReaderPool, int] | None:
+        found = self.remote_of(explorer_id)
+        return None if found is None else (found[1], found[2])
+
+    # -- following ----------------------------------------------------------------------
+
+    def start(
+        self,
+        run_thread: Callable[[Callable[[], None], str], object],
+        on_state: Callable[[live.HostState, bool], None],
+        *,
+        every: float = live.EVERY,
+        first: float = live.BACKOFF_FIRST,
+        most: float = live.BACKOFF_MAX,
+    ) -> None:
+        """One following loop per remote, each started with ``run_thread(fn, name)``."""
+        for remote, wake in zip(self.remotes, self._wakes, strict=True):
+
+            def loop(remote: Remote = remote, wake: threading.Event = wake) -> None:
+                live.follow(remote, on_state, self._stop, wake, every=every, first=first, most=most)
+
+            run_thread(loop, remote.name)
+
+    def pull_now(self) -> None:
+        """Every remote pulls at once (an offline one too: the user asked)."""
+        for wake in self._wakes:
+            wake.set()
+
+    def stop(self) -> None:
+        self._stop.set()
+        for wake in self._wakes:
+            wake.set()
+        for pool in self.pools:
+            pool.close()
+
+    def status_text(self) -> tuple[str, bool]:
+        """The status line's word on the hosts, and whether every one is online."""
+        parts = []
+        healthy = True
+        for remote in self.remotes:
+            state = self.states[remote.name]
+            if state.online is False:
+                healthy = False
+                parts.append(f"{remote.name} offline")
+            elif state.online is None:
+                parts.append(f"{remote.name} …")
+            else:
+                parts.append(f"{remote.name} ✓")
+        return "hosts: " + ", ".join(parts), healthy
+
+
+def remote_preview(remote: Remote, root: bytes, artifact: ArtifactRow) -> Preview:
+    """The preview of a mirrored file: its bytes fetched over the transport into a private
+    temporary file (never over ``PREVIEW_FETCH``; a larger file gets a size note), checked
+    against the mirror's size, then previewed like a local file."""
+    from store.preview import Preview, preview_file
+    from store.remote.fetch import fetch_file
+    from store.remote.transport import RemoteError
+    from tui.format import human_size
+
+    size = artifact.size
+    where = os.fsdecode(root.rstrip(b"/") + b"/" + artifact.path)
+    if size > PREVIEW_FETCH:
+        note = (
+            f"{human_size(size)} on {remote.name}: not fetched for a preview (over "
+            f"{human_size(PREVIEW_FETCH)}); its size, hash and verdict come from the mirror"
+        )
+        return Preview("remote", size=size, notes=(note,))
+    with tempfile.TemporaryDirectory(prefix="artlens-remote-") as tmp:
+        target = os.path.join(tmp, local_name(artifact.path))
+        try:
+            copied = fetch_file(remote, where, size, target)
+        except RemoteError as exc:
+            return Preview("error", size=size, notes=(f"{remote.name}: {exc}",))
+        if copied != size:
+            note = (
+                f"{remote.name}: the file has {copied} bytes there, the mirror says {size}: "
+                "it changed since the last pull"
+            )
+            return Preview("error", size=size, notes=(note,))
+        return preview_file(target)
+
+
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,63}$")
+_SAFE_SUFFIX = re.compile(r"^\.[A-Za-z0-9]{1,12}$")
+
+
+def local_name(path: bytes) -> str:
+    """The temporary copy's name: the host's file name when it is plain (the preview
+    picks its reader by name), else ``file`` with the suffix if that is plain."""
+    name = os.fsdecode(path.rsplit(b"/", 1)[-1])
+    if _SAFE_NAME.match(name):
+        return name
+    suffix = os.path.splitext(name)[1]
+    return "file" + suffix if _SAFE_SUFFIX.match(suffix) else "file"
+
+
+def remote_run_detail(db: sqlite_utils.Database, run: RunRow, host: str) -> RunDetail:
+    """The run detail of a mirrored run (``run`` in the host's own ids): from the mirror
+    only; the checklist (configured on the host) and a ``.git`` near the run are not read."""
+    from store.lineage import duplicates, provenance
+    from tui.widgets.run_detail import RunDetail
+
+    return RunDetail(
+        run,
+        None,
+        f"not evaluated here: {host}'s checklist configuration is on {host}",
+        provenance(db, run, read_git=False),
+        duplicates(db, run),
+    )
