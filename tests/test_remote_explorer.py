@@ -22,6 +22,7 @@ from tests.test_remote import host_command, local_runs, make_host
 from tests.test_tui import sync
 from tui.app import ArtlensApp
 from tui.screens.explorer import ExplorerScreen
+from tui.screens.metrics import MetricsScreen
 from tui.widgets.status import StatusLine
 
 FOLLOW = (1.0, 0.3, 0.6)
@@ -181,3 +182,17 @@ async def test_a_mirrored_file_is_previewed_from_its_host_and_a_large_one_is_not
         assert "big.log" not in "".join(
             line for line in log.read_text().splitlines() if line.startswith("cat")
         )
+
+        # metrics of a mirrored run: the mirror's summaries, no curve read from any file
+        await pilot.press("1", "m")
+        await until(pilot, lambda: isinstance(app.screen, MetricsScreen), "the metrics view")
+        metrics = app.screen
+        assert isinstance(metrics, MetricsScreen)
+        await until(pilot, lambda: bool(metrics.series), "the series")
+        (series,) = metrics.series.values()
+        run = next(r for r in screen.runs.values() if r.id == series.run_id)
+        assert screen.hosts.name_of(run.id) == "gpu1" and run.name == "version_0"
+        assert {line.name: line.last for line in series.metrics} == {
+            name: m["last"] for name, m in run.metrics.items()
+        }
+        assert series.metrics and all(line.points == () for line in series.metrics)

@@ -947,20 +947,19 @@ class ExplorerScreen(Screen[None]):
         if not ids and self.table.current_run_id is not None:
             ids = [self.table.current_run_id]
         runs = [self.runs[i] for i in ids if i in self.runs]
-        mirrored = [r for r in runs if self.hosts.is_remote(r.id)]
-        if mirrored:  # the curves are read from the run's files, which are on its host
-            runs = [r for r in runs if not self.hosts.is_remote(r.id)]
+        if not runs:
+            self.notify("no run selected", timeout=3)
+            return
+        # a mirrored run's curves are in files on its host: its mirror's summaries show
+        mirrored = frozenset(r.id for r in runs if self.hosts.is_remote(r.id))
+        if mirrored:
             self.notify(
-                f"metric curves of {len(mirrored)} run(s) on other hosts are not fetched; "
-                "their last values are in the run detail",
+                f"{len(mirrored)} run(s) on other hosts: last and best values from the "
+                "mirror, no curves",
                 markup=False,
                 timeout=6,
             )
-        if not runs:
-            if not mirrored:
-                self.notify("no run selected", timeout=3)
-            return
-        self.app.push_screen(MetricsScreen(runs))
+        self.app.push_screen(MetricsScreen(runs, mirrored))
 
     # -- actions -------------------------------------------------------------------------
 
