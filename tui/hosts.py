@@ -47,6 +47,14 @@ class HostsChanged(Message):
         self.changed = changed
 
 
+class MirrorsLoaded(Message):
+    """Every mirror's runs, reread after a pull changed one (posted by a worker)."""
+
+    def __init__(self, loaded: HostRuns) -> None:
+        super().__init__()
+        self.loaded = loaded
+
+
 @dataclass(frozen=True)
 class HostRuns:
     """Every mirror's runs and roots, in explorer ids (read on a worker thread)."""

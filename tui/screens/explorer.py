@@ -32,7 +32,7 @@ from store.safetext import visible
 from store.views import ChildPage, ReaderPool, children_page, counts
 from tui.commands import PaletteEntry
 from tui.format import WARNING
-from tui.hosts import Hosts
+from tui.hosts import Hosts, MirrorsLoaded
 from tui.messages import (
     ChecklistsLoaded,
     IndexChanged,
@@ -1184,7 +1184,29 @@ class ExplorerScreen(Screen[None]):
         text, healthy = self.hosts.status_text()
         self.query_one(StatusLine).change(hosts=text, hosts_ok=healthy)
         if changed:
-            self._load_runs()
+            self._load_mirrors()
+
+    @work(thread=True, exclusive=True, group="mirrors", exit_on_error=False)
+    def _load_mirrors(self) -> None:
+        self.post_message(MirrorsLoaded(self.hosts.load_runs()))
+
+    def on_mirrors_loaded(self, message: MirrorsLoaded) -> None:
+        """Replace the mirrors' runs (the local index's stay as they are)."""
+        if not self.loaded:
+            return
+        fresh = {run.id: run for run in message.loaded.runs}
+        gone = {rid for rid in self.runs if self.hosts.is_remote(rid) and rid not in fresh}
+        for run_id in gone:
+            self.runs.pop(run_id, None)
+            self.marked.discard(run_id)
+        self.runs.update(fresh)
+        self.root_paths.update(message.loaded.roots)
+        self._sync_table()
+        tree = self.file_tree
+        if tree.run_id is not None and tree.run_id in gone:
+            self._follow_cursor()
+        elif tree.run_id is not None and tree.run_id in fresh:
+            tree.refresh_folders({n.data.key for n in tree._open_folders(tree.root) if n.data})
 
     def _on_a_host(self, what: str) -> bool:
         """True (and a notice) when the run or file ``what`` would apply to is a mirror's:
