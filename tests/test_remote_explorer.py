@@ -16,12 +16,14 @@ from pathlib import Path
 import pytest
 from textual.pilot import Pilot
 
+from store.diff import diff_files
 from store.remote.config import Remote
 from tests.test_checklist import FIXTURES, index_tree
 from tests.test_remote import host_command, local_runs, make_host
 from tests.test_tui import sync
 from tui.app import ArtlensApp
 from tui.screens.explorer import ExplorerScreen
+from tui.screens.file_diff import FileDiffScreen
 from tui.screens.metrics import MetricsScreen
 from tui.widgets.status import StatusLine
 
@@ -183,7 +185,28 @@ async def test_a_mirrored_file_is_previewed_from_its_host_and_a_large_one_is_not
             line for line in log.read_text().splitlines() if line.startswith("cat")
         )
 
+        # a file diff across runs of the host: both files fetched, the same diff as here
+        screen.file_tree._typed = ""
+        assert screen.file_tree.jump_to("hparams.yaml")
+        await pilot.press("space")
+        await open_remote_file(pilot, screen, "gpu1", "version_2", "hparams.yaml")
+        await pilot.press("space", "d")
+        await until(pilot, lambda: isinstance(app.screen, FileDiffScreen), "the file diff")
+        diff_screen = app.screen
+        assert isinstance(diff_screen, FileDiffScreen)
+        await until(pilot, lambda: diff_screen.diff is not None, "the diff")
+        assert diff_screen.label_a.startswith("gpu1:") and diff_screen.diff is not None
+        v0, v2 = (run_dir.parent / v / "hparams.yaml" for v in ("version_0", "version_2"))
+        local = diff_files(str(v0), str(v2))
+        assert diff_screen.diff.error is None and not diff_screen.diff.equal
+        assert diff_screen.diff.to_json()["result"] == local.to_json()["result"]
+        assert f"{v0}" in log.read_text() and f"{v2}" in log.read_text()
+        await pilot.press("escape")
+
         # metrics of a mirrored run: the mirror's summaries, no curve read from any file
+        await until(pilot, lambda: app.screen is screen, "the explorer again")
+        v0_run = next(r for r in screen.runs.values() if r.name == "version_0")
+        screen.jump_to_run(v0_run.id)
         await pilot.press("1", "m")
         await until(pilot, lambda: isinstance(app.screen, MetricsScreen), "the metrics view")
         metrics = app.screen

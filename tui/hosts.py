@@ -239,6 +239,38 @@ def local_name(path: bytes) -> str:
     return "file" + suffix if _SAFE_SUFFIX.match(suffix) else "file"
 
 
+@dataclass(frozen=True)
+class RemoteFile:
+    """One side of a file diff that lives on a remote host (its mirror's size)."""
+
+    remote: Remote
+    path: bytes
+    """Absolute on the host."""
+    size: int
+
+    @property
+    def label(self) -> str:
+        from store import paths
+
+        return f"{self.remote.name}:{paths.display(self.path)}"
+
+
+def fetch_for_diff(side: RemoteFile, folder: str, tag: str) -> bytes:
+    """Copy ``side`` into ``folder`` (at most ``fetch.MAX_FETCH`` bytes, checked against
+    the mirror's size); the local copy's path.  Raises RemoteError."""
+    from store.remote.fetch import fetch_file
+    from store.remote.transport import RemoteError
+
+    target = os.path.join(folder, tag + "-" + local_name(side.path))
+    copied = fetch_file(side.remote, os.fsdecode(side.path), side.size, target)
+    if copied != side.size:
+        raise RemoteError(
+            f"{side.remote.name}: the file has {copied} bytes there, the mirror says "
+            f"{side.size}: it changed since the last pull"
+        )
+    return os.fsencode(target)
+
+
 def remote_run_detail(db: sqlite_utils.Database, run: RunRow, host: str) -> RunDetail:
     """The run detail of a mirrored run (``run`` in the host's own ids): from the mirror
     only; the checklist (configured on the host) and a ``.git`` near the run are not read."""

@@ -1098,15 +1098,12 @@ class ExplorerScreen(Screen[None]):
             (root_a, key_a), (root_b, key_b) = list(files)
             if root_a not in self.root_paths or root_b not in self.root_paths:
                 return
+            path_a = self.root_paths[root_a] + b"/" + key_a
+            path_b = self.root_paths[root_b] + b"/" + key_b
             if self.hosts.is_remote(root_a) or self.hosts.is_remote(root_b):
-                self._across_hosts("artlens diff HOST:/path HOST:/path")
+                self._diff_across_hosts((root_a, key_a, path_a), (root_b, key_b, path_b))
                 return
-            self.app.push_screen(
-                FileDiffScreen(
-                    self.root_paths[root_a] + b"/" + key_a,
-                    self.root_paths[root_b] + b"/" + key_b,
-                )
-            )
+            self.app.push_screen(FileDiffScreen(path_a, path_b))
             return
         if len(runs) == 2:
             from tui.screens.run_diff import RunDiffScreen
@@ -1220,6 +1217,40 @@ class ExplorerScreen(Screen[None]):
         if remote:
             self.notify(f"{what} are for this machine's files", markup=False, timeout=4)
         return remote
+
+    @work(thread=True, group="remote-diff", exit_on_error=False)
+    def _diff_across_hosts(self, *sides: tuple[int, bytes, bytes]) -> None:
+        """Two marked files, one or both on a remote: their sizes from the mirror, then the
+        file diff screen fetches the remote ones (bounded) and diffs the copies."""
+        from store.remote.fetch import MAX_FETCH
+        from store.views import artifact_at
+        from tui.format import human_size
+        from tui.hosts import RemoteFile
+        from tui.screens.file_diff import FileDiffScreen
+
+        found: list[RemoteFile | None] = []
+        for root_id, key, path in sides:
+            remote = self.hosts.remote_of(root_id)
+            if remote is None:
+                found.append(None)
+                continue
+            with remote[1].connection() as db:
+                row = artifact_at(db, remote[2], key)
+            if row is None or row.ftype != "file":
+                self.app.call_from_thread(
+                    self.notify, "not a file in the mirror", markup=False, timeout=4
+                )
+                return
+            if row.size > MAX_FETCH:
+                text = (
+                    f"{human_size(row.size)} on {remote[0].name}: more than the "
+                    f"{human_size(MAX_FETCH)} a diff fetches; diff on the host"
+                )
+                self.app.call_from_thread(self.notify, text, markup=False, timeout=6)
+                return
+            found.append(RemoteFile(remote[0], path, row.size))
+        screen = FileDiffScreen(sides[0][2], sides[1][2], remote_a=found[0], remote_b=found[1])
+        self.app.call_from_thread(self.app.push_screen, screen)
 
     def _across_hosts(self, command: str) -> None:
         self.notify(
