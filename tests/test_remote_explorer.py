@@ -7,17 +7,22 @@ flag file its command checks (it then fails as an unreachable ssh host does).
 
 from __future__ import annotations
 
+import os
 import shlex
 import shutil
 import time
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from pathlib import Path
 
 import pytest
 from textual.pilot import Pilot
 
+from store import query
+from store.db import open_db
 from store.diff import diff_files
 from store.remote.config import Remote
+from store.rundiff import diff_run_rows
 from tests.test_checklist import FIXTURES, index_tree
 from tests.test_remote import host_command, local_runs, make_host
 from tests.test_tui import sync
@@ -25,6 +30,7 @@ from tui.app import ArtlensApp
 from tui.screens.explorer import ExplorerScreen
 from tui.screens.file_diff import FileDiffScreen
 from tui.screens.metrics import MetricsScreen
+from tui.screens.run_diff import RunDiffScreen
 from tui.widgets.status import StatusLine
 
 FOLLOW = (1.0, 0.3, 0.6)
@@ -219,3 +225,54 @@ async def test_a_mirrored_file_is_previewed_from_its_host_and_a_large_one_is_not
             name: m["last"] for name, m in run.metrics.items()
         }
         assert series.metrics and all(line.points == () for line in series.metrics)
+
+
+@pytest.mark.slow
+@sync
+async def test_a_run_diff_across_hosts_equals_the_local_one(tmp_path: Path) -> None:
+    root_a, db_a = make_host(tmp_path, "gpu1", "lightning")
+    root_b, db_b = make_host(tmp_path, "gpu2", "lightning")
+    run = "lightning/lightning_logs/version_0"
+    (root_a / run / "requirements.txt").write_text("torch==2.3\nnumpy==1.26\n")
+    (root_b / run / "requirements.txt").write_text("torch==2.4\nnumpy==1.26\n")
+    (root_b / run / "hparams.yaml").write_text("name: tiny\nlr: 0.2\nshape: [4, 2]\n")
+    for path in (root_a / run / "requirements.txt", root_b / run / "requirements.txt",
+                 root_b / run / "hparams.yaml"):  # fmt: skip
+        os.utime(path, (1_767_225_700.0, 1_767_225_700.0))
+    index_tree(root_a, db_a)
+    index_tree(root_b, db_b)
+    local_db = tmp_path / "local.db"  # the same two runs in one local index
+    index_tree(root_a, local_db)
+    index_tree(root_b, local_db)
+    with closing(open_db(local_db, readonly=True)) as db:
+        runs = {bytes(r.root): r for r in query.list_runs(db) if r.name == "version_0"}
+        here = diff_run_rows(db, runs[os.fsencode(root_a)], runs[os.fsencode(root_b)]).to_json()
+
+    remotes = [
+        Remote("gpu1", command=host_command(db_a)),
+        Remote("gpu2", command=host_command(db_b)),
+    ]
+    app = ArtlensApp(local_db, [root_a, root_b], watch=False, remotes=remotes, follow=FOLLOW)
+    async with app.run_test(size=(160, 40)) as pilot:
+        screen = screen_of(app)
+        await until(pilot, lambda: {"gpu1", "gpu2"} <= set(names_by_host(screen)), "both hosts")
+        for host in ("gpu1", "gpu2"):
+            run_id = next(
+                i
+                for i, r in screen.runs.items()
+                if r.name == "version_0" and screen.hosts.name_of(i) == host
+            )
+            screen.jump_to_run(run_id)
+            await pilot.press("space")
+        await pilot.press("d")
+        await until(pilot, lambda: isinstance(app.screen, RunDiffScreen), "the run diff")
+        diff_screen = app.screen
+        assert isinstance(diff_screen, RunDiffScreen)
+        await until(pilot, lambda: diff_screen.result is not None, "the comparison")
+        assert diff_screen.result is not None
+        across = diff_screen.result.to_json()
+        for section in ("equal", "params", "metrics", "env", "artifacts"):
+            assert across[section] == here[section], section
+        assert across["env"] == [{"name": "torch", "kind": "changed", "old": "2.3", "new": "2.4"}]
+        assert across["params"] and not across["equal"]
+        assert "gpu1:#" in diff_screen._title(None).plain

@@ -104,6 +104,11 @@ class Hosts:
         """``run`` with the host's own ids (to query its mirror)."""
         return replace(run, id=live.decode(run.id)[1], root_id=live.decode(run.root_id)[1])
 
+    def mirrored_run(self, run: RunRow) -> MirroredRun | None:
+        """What the run diff needs to read ``run`` from its mirror; None for a local run."""
+        found = self.remote_of(run.id)
+        return None if found is None else MirroredRun(found[0], found[1], self.own_run(run))
+
     # -- reading mirrors (worker threads) ----------------------------------------------
 
     def load_runs(self) -> HostRuns:
@@ -237,6 +242,16 @@ def local_name(path: bytes) -> str:
         return name
     suffix = os.path.splitext(name)[1]
     return "file" + suffix if _SAFE_SUFFIX.match(suffix) else "file"
+
+
+@dataclass(frozen=True)
+class MirroredRun:
+    """A run of a remote's mirror, for the run diff: where to read it and its own ids."""
+
+    remote: Remote
+    pool: ReaderPool
+    run: RunRow
+    """With the host's own ids (``Hosts.own_run``)."""
 
 
 @dataclass(frozen=True)

@@ -1109,10 +1109,8 @@ class ExplorerScreen(Screen[None]):
             from tui.screens.run_diff import RunDiffScreen
 
             old, new = sorted(runs, key=lambda r: (r.started or 0, r.id))
-            if self.hosts.is_remote(old.id) or self.hosts.is_remote(new.id):
-                self._across_hosts("artlens diff HOST:RUN HOST:RUN")
-                return
-            self.app.push_screen(RunDiffScreen(self.pool, old, new))
+            mirrored = (self.hosts.mirrored_run(old), self.hosts.mirrored_run(new))
+            self.app.push_screen(RunDiffScreen(self.pool, old, new, mirrored))
             return
         self.notify(
             "mark two runs (space in the runs list) or two files (space in the file tree)",
