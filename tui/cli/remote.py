@@ -12,7 +12,7 @@ import click
 
 from store.errors import ArtlensError
 from store.safetext import visible
-from tui.cli.common import emit_json, friendly, json_option, one_line
+from tui.cli.common import db_option, emit_json, friendly, json_option, one_line
 
 if TYPE_CHECKING:
     from store.remote.config import Remote
@@ -254,6 +254,52 @@ def diff_across_hosts(
     for host in (host_a, host_b):
         warnings += hosts.offline_notes([host])
     return print_run_diff(run_a, run_b, result, warnings, as_json, (host_a.name, host_b.name))
+
+
+@remote_group.command("dups")
+@click.argument("names", nargs=-1)
+@click.option("--min-size", type=click.IntRange(1), default=1, show_default=True,
+              help="Ignore files smaller than this many bytes.")  # fmt: skip
+@click.option("--top", type=click.IntRange(1), default=20, show_default=True,
+              help="Contents listed (without --json).")  # fmt: skip
+@db_option
+@json_option
+@friendly
+def dups_cmd(
+    names: tuple[str, ...], min_size: int, top: int, db_path: Path | None, as_json: bool
+) -> None:
+    """Files with the same content on two or more hosts (the local index and the mirrors
+    of NAMES, default all), by full content hash and size; most bytes first."""
+    from store.locate import resolve_db
+    from store.remote import dups, hosts
+    from tui.format import human_size
+
+    found = hosts.hosts(resolve_db(db_path), list(names) or None)
+    if len(found) < 2:
+        raise ArtlensError("fewer than two indexes to compare (pull a remote first)")
+    result = dups.across_hosts(found, min_size=min_size)
+    notes = hosts.offline_notes(found) + result.warnings
+    for note in notes:
+        click.echo(f"artlens: {visible(note)}", err=True)
+    if as_json:
+        emit_json(
+            {
+                "hosts": [h.name for h in found],
+                "duplicates": [g.to_json() for g in result.groups],
+                "warnings": notes,
+            }
+        )
+        return
+    if not result.groups:
+        click.echo("no content is on two hosts")
+        return
+    for group in result.groups[:top]:
+        where = ", ".join(f"{h} ×{n}" for h, n in sorted(group.counts.items()))
+        click.echo(f"{human_size(group.size):>8}  {group.hash[:16]}  {where}")
+        for copy in group.copies[:6]:
+            click.echo(f"          {visible(dups.display(copy))}")
+    if len(result.groups) > top:
+        click.echo(f"… {len(result.groups) - top} more (--top, --json)")
 
 
 def print_host_runs(db_path: Path | None, names: list[str] | None, as_json: bool) -> None:
