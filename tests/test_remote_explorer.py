@@ -165,6 +165,9 @@ async def test_a_mirrored_file_is_previewed_from_its_host_and_a_large_one_is_not
     tmp_path: Path,
 ) -> None:
     local_root, local_db = make_host(tmp_path, "laptop", "keras")
+    copied = FIXTURES / "lightning" / "lightning_logs" / "version_0" / "hparams.yaml"
+    shutil.copy(copied, local_root / "keras" / "copied-hparams.yaml")
+    index_tree(local_root, local_db)
     root_a = tmp_path / "gpu1" / "outputs"
     run_dir = root_a / "lightning" / "lightning_logs" / "version_0"
     shutil.copytree(FIXTURES / "lightning", root_a / "lightning", symlinks=True)
@@ -182,6 +185,10 @@ async def test_a_mirrored_file_is_previewed_from_its_host_and_a_large_one_is_not
         await until(pilot, lambda: "!!python/tuple" in pane.plain_text(), "the fetched preview")
         assert "cat --range 0:" in log.read_text()
         assert f"{run_dir}/hparams.yaml" in log.read_text()
+        # the same bytes elsewhere, by full hash and size: here, in the local index
+        await until(pilot, lambda: "same bytes on other hosts" in pane.plain_text(), "copies")
+        drawn = pane.plain_text(width=400)
+        assert f"local: {local_root}/keras/copied-hparams.yaml" in drawn
 
         screen.file_tree._typed = ""
         assert screen.file_tree.jump_to("big.log")

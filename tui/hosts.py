@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
+from rich.text import Text
 from textual.message import Message
 
 from store import query
@@ -34,6 +35,8 @@ if TYPE_CHECKING:
     from tui.widgets.run_detail import RunDetail
 
 LOCAL = "local"
+SAME_BYTES_LISTED = 5
+"""Files with the same content listed per other host under a file's preview."""
 PREVIEW_FETCH = 8 << 20
 """Bytes of a remote file fetched for its preview; a larger file gets a size note."""
 
@@ -150,6 +153,36 @@ class Hosts:
     def connection(self, explorer_id: int) -> tuple[ReaderPool, int] | None:
         found = self.remote_of(explorer_id)
         return None if found is None else (found[1], found[2])
+
+    def same_bytes_elsewhere(
+        self, local: ReaderPool, explorer_root: int, artifact: ArtifactRow
+    ) -> list[tuple[str, bytes]]:
+        """(host, absolute path) of files on the other hosts with ``artifact``'s content:
+        the same full hash and size on both sides (never a pending or partial hash)."""
+        if not self or artifact.hash_state != "done" or not artifact.hash or artifact.size <= 0:
+            return []
+        own = live.decode(explorer_root)[0]
+        sources = [(0, LOCAL, local)] + [
+            (slot, r.name, pool)
+            for slot, (r, pool) in enumerate(zip(self.remotes, self.pools, strict=True), 1)
+            if r.mirror_path.exists()
+        ]
+        found: list[tuple[str, bytes]] = []
+        for slot, name, pool in sources:
+            if slot == own:
+                continue
+            try:
+                with pool.connection() as db:
+                    rows = db.conn.execute(
+                        "SELECT r.path, a.path FROM artifacts a JOIN roots r ON r.id = a.root_id"
+                        " WHERE a.hash = ? AND a.size = ? AND a.hash_state = 'done'"
+                        " AND a.ftype = 'file' ORDER BY a.root_id, a.path LIMIT ?",
+                        [artifact.hash, artifact.size, SAME_BYTES_LISTED],
+                    ).fetchall()
+            except Exception:  # a mirror being created: nothing to say about it yet
+                continue
+            found += [(name, bytes(root).rstrip(b"/") + b"/" + bytes(rel)) for root, rel in rows]
+        return found
 
     # -- following ----------------------------------------------------------------------
 
@@ -284,6 +317,22 @@ def fetch_for_diff(side: RemoteFile, folder: str, tag: str) -> bytes:
             f"{side.size}: it changed since the last pull"
         )
     return os.fsencode(target)
+
+
+def same_bytes_sections(found: list[tuple[str, bytes]]) -> tuple[Text, ...]:
+    """ "same bytes on gpu2: /path" lines under a file's preview, or nothing."""
+    if not found:
+        return ()
+    from store import paths
+    from store.safetext import visible
+
+    text = Text()
+    text.append("same bytes on other hosts", style="bold")
+    text.append(" (xxh3-128 and size)", style="dim")
+    for host, path in found:
+        text.append(f"\n  {host}: ", style="cyan")
+        text.append(visible(paths.display(path)), style="dim")
+    return (text,)
 
 
 def remote_run_detail(db: sqlite_utils.Database, run: RunRow, host: str) -> RunDetail:

@@ -838,15 +838,19 @@ class ExplorerScreen(Screen[None]):
     ) -> tuple[RenderableType, ...]:
         """Pin, note and identical copies of one file (called on the preview worker)."""
         from store.lineage import copies_of
+        from tui.hosts import same_bytes_sections
         from tui.widgets.run_detail import copies_sections
 
         extras: list[RenderableType] = []
+        elsewhere = same_bytes_sections(
+            self.hosts.same_bytes_elsewhere(self.pool, root_id, artifact)
+        )
         remote = self.hosts.remote_of(root_id)
         if remote is not None:  # copies within its host's mirror; no local pins or notes
             if artifact.run_id is not None:
                 with remote[1].connection() as db:
                     extras += copies_sections(copies_of(db, artifact))
-            return tuple(extras)
+            return tuple(extras) + elsewhere
         where = (root, paths.unkey(artifact.path))
         if where in self.user_pins:
             extras.append(Text("◆ pinned: retention keeps it", style="bold yellow"))
@@ -856,7 +860,7 @@ class ExplorerScreen(Screen[None]):
         if artifact.run_id is not None:
             with self.pool.connection() as db:
                 extras += copies_sections(copies_of(db, artifact))
-        return tuple(extras)
+        return tuple(extras) + elsewhere
 
     def _target(self) -> tuple[bytes, str, str] | None:
         """(root, root-relative path, label) that ``n`` acts on: the file or folder
