@@ -102,3 +102,15 @@ def test_a_host_answer_never_writes_here_and_is_shown_escaped(tmp_path: Path) ->
     assert code == 1 and "not a plan id" in err
     code, _out, err = cli("remote", "retention", "purge", "liar", "--older-than", "-rf /")
     assert code == 2 and "not an age" in err
+
+
+def test_an_ssh_index_path_goes_after_the_subcommand() -> None:
+    from store.remote.config import Remote
+
+    remote = Remote("gpu1", url="ssh://me@gpu1/srv/index.db")
+    command = remote.argv(["retention", "apply", "p1", "--json"], words=2)[-1]
+    assert shlex.split(command) == ["artlens", "retention", "apply", "--db", "/srv/index.db",
+                                    "p1", "--json"]  # fmt: skip
+    assert shlex.split(remote.argv(["feed", "--json"])[-1])[:4] == [
+        "artlens", "feed", "--db", "/srv/index.db"
+    ]  # fmt: skip
