@@ -79,6 +79,9 @@ class Hosts:
         }
         self._stop = threading.Event()
         self._wakes = [threading.Event() for _ in self.remotes]
+        self.fetching = threading.Lock()
+        """One preview fetch at a time: a key held over many remote files queues their
+        workers here, and each gives up once its turn comes if the cursor moved on."""
 
     def __bool__(self) -> bool:
         return bool(self.remotes)

@@ -651,7 +651,10 @@ class ExplorerScreen(Screen[None]):
             if reread:
                 with remote[1].connection() as db:
                     artifact = artifact_at(db, remote[2], artifact.path) or artifact
-            result = remote_preview(remote[0], root, artifact)
+            with self.hosts.fetching:
+                if worker.is_cancelled:
+                    return
+                result = remote_preview(remote[0], root, artifact)
         else:
             if reread:
                 with self.pool.connection() as db:
