@@ -283,3 +283,13 @@ async def test_a_run_diff_across_hosts_equals_the_local_one(tmp_path: Path) -> N
         assert across["env"] == [{"name": "torch", "kind": "changed", "old": "2.3", "new": "2.4"}]
         assert across["params"] and not across["equal"]
         assert "gpu1:#" in diff_screen._title(None).plain
+
+
+def test_explorer_ids_never_alias_another_host_and_back_off_doubles() -> None:
+    from store.remote import live
+
+    assert live.decode(live.encode(3, 42) or 0) == (3, 42)
+    assert live.encode(1, live.HOST_STRIDE) is None  # a host's huge id is refused, not wrapped
+    assert live.encode(1, -1) is None and live.encode(live.MAX_HOSTS + 1, 1) is None
+    waits = [live.backoff(n, 5.0, 600.0) for n in range(1, 10)]
+    assert waits[:4] == [5.0, 10.0, 20.0, 40.0] and max(waits) == 600.0
