@@ -17,10 +17,13 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 from store.errors import ArtlensError
-from store.remote import mirror
 from store.remote.config import Remote
+
+if TYPE_CHECKING:  # the mirror (and sqlite-utils) load with the first pull, not the app
+    from store.remote.mirror import PullResult
 
 HOST_STRIDE = 1 << 40
 MAX_HOSTS = 64
@@ -69,11 +72,13 @@ def backoff(failures: int, first: float = BACKOFF_FIRST, most: float = BACKOFF_M
 
 def _pull_unless_stopped(
     remote: Remote, stop: threading.Event, timeout: float
-) -> mirror.PullResult | None:
+) -> PullResult | None:
     """``mirror.pull`` on a daemon thread, left behind when ``stop`` is set (None then): a
     host that hangs never holds up the explorer's exit.  A pull cut short by the exit
     rolls back, as every failed pull does."""
-    outcome: list[mirror.PullResult | BaseException] = []
+    from store.remote import mirror
+
+    outcome: list[PullResult | BaseException] = []
     done = threading.Event()
 
     def run() -> None:
