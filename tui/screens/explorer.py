@@ -231,8 +231,9 @@ class ExplorerScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield StatusLine(id="status")
         with RunsPane(id="runs-pane"):
+            hosts = " · host:NAME" if self.hosts else ""
             box = Input(
-                placeholder="filter: words · exp:NAME · root:PATH · fw:NAME (esc clears)",
+                placeholder=f"filter: words · exp:NAME · root:PATH · fw:NAME{hosts} (esc clears)",
                 id="filter",
             )
             box.cursor_blink = False  # steadier over SSH, and stable screenshots
