@@ -171,8 +171,12 @@ async def test_a_mirrored_file_is_previewed_from_its_host_and_a_large_one_is_not
     root_a = tmp_path / "gpu1" / "outputs"
     run_dir = root_a / "lightning" / "lightning_logs" / "version_0"
     shutil.copytree(FIXTURES / "lightning", root_a / "lightning", symlinks=True)
-    with open(run_dir / "big.log", "wb") as big:
-        big.truncate(9 << 20)  # sparse: 9 MiB
+    with open(run_dir / "big.log", "w") as log_file:  # 9 MiB of text: its ends are fetched
+        line = "step {:>9} loss 0.5 " + "x" * 100 + "\n"
+        log_file.writelines(line.format(i) for i in range((9 << 20) // len(line) + 1))
+        log_file.write("the very last line\n")
+    with open(run_dir / "big.ckpt", "wb") as big:
+        big.truncate(9 << 20)  # a model file: its inspection may read anywhere, not fetched
     db_a = tmp_path / "gpu1" / "index.db"
     index_tree(root_a, db_a)
     log = tmp_path / "gpu1.log"
@@ -192,9 +196,17 @@ async def test_a_mirrored_file_is_previewed_from_its_host_and_a_large_one_is_not
 
         screen.file_tree._typed = ""
         assert screen.file_tree.jump_to("big.log")
+        await until(pilot, lambda: "the very last line" in pane.plain_text(), "the log's end")
+        assert "fetched its first and last 256.0K" in pane.plain_text(width=400)
+        size = (run_dir / "big.log").stat().st_size
+        assert f"cat --range {size - (256 << 10)}:{256 << 10} {run_dir}/big.log" in log.read_text()
+        assert f"cat --range 0:{size}" not in log.read_text()
+
+        screen.file_tree._typed = ""
+        assert screen.file_tree.jump_to("big.ckpt")
         await until(pilot, lambda: "not fetched" in pane.plain_text(), "the size note")
-        assert "9.0M on gpu1: not fetched" in pane.plain_text()
-        assert "big.log" not in "".join(
+        assert "9.0M on gpu1: not fetched" in pane.plain_text(width=400)
+        assert "big.ckpt" not in "".join(
             line for line in log.read_text().splitlines() if line.startswith("cat")
         )
 

@@ -235,27 +235,35 @@ class Hosts:
 
 
 def remote_preview(remote: Remote, root: bytes, artifact: ArtifactRow) -> Preview:
-    """The preview of a mirrored file: its bytes fetched over the transport into a private
-    temporary file (never over ``PREVIEW_FETCH``; a larger file gets a size note), checked
-    against the mirror's size, then previewed like a local file."""
-    from store.preview import Preview, preview_file
-    from store.remote.fetch import fetch_file
+    """The preview of a mirrored file, from the bytes a local preview would read, fetched
+    over the transport into a private temporary file and checked against the mirror's
+    size.  Up to ``PREVIEW_FETCH`` the whole file comes; a larger one comes as its first
+    and last ``store.preview.MAX_READ`` bytes in a sparse file of its size (all a preview
+    of it reads), except a model file, whose inspection may read anywhere: a size note."""
+    from store.inspect import is_model_candidate
+    from store.preview import MAX_READ, Preview, preview_file
+    from store.remote.fetch import fetch_file, read_range
     from store.remote.transport import RemoteError
     from tui.format import human_size
 
     size = artifact.size
     where = os.fsdecode(root.rstrip(b"/") + b"/" + artifact.path)
-    if size > PREVIEW_FETCH:
+    name = local_name(artifact.path)
+    ranged = size > PREVIEW_FETCH
+    if ranged and (is_model_candidate(name) or size > MAX_SPARSE):
         note = (
             f"{human_size(size)} on {remote.name}: not fetched for a preview (over "
             f"{human_size(PREVIEW_FETCH)}); its size, hash and verdict come from the mirror"
         )
         return Preview("remote", size=size, notes=(note,))
     with tempfile.TemporaryDirectory(prefix="artlens-remote-") as tmp:
-        target = os.path.join(tmp, local_name(artifact.path))
+        target = os.path.join(tmp, name)
         try:
-            copied = fetch_file(remote, where, size, target)
-        except RemoteError as exc:
+            if ranged:
+                copied = _fetch_ends(remote, where, size, target, MAX_READ, read_range)
+            else:
+                copied = fetch_file(remote, where, size, target)
+        except (RemoteError, OSError) as exc:
             return Preview("error", size=size, notes=(f"{remote.name}: {exc}",))
         if copied != size:
             note = (
@@ -263,7 +271,43 @@ def remote_preview(remote: Remote, root: bytes, artifact: ArtifactRow) -> Previe
                 "it changed since the last pull"
             )
             return Preview("error", size=size, notes=(note,))
-        return preview_file(target)
+        result = preview_file(target)
+    if ranged:
+        note = (
+            f"{human_size(size)} on {remote.name}: fetched its first and last "
+            f"{human_size(MAX_READ)}, what a preview reads"
+        )
+        result = replace(result, notes=(note, *result.notes))
+    return result
+
+
+MAX_SPARSE = 1 << 40
+"""A remote file larger than this is not previewed at all (its sparse copy's size)."""
+
+
+def _fetch_ends(
+    remote: Remote,
+    where: str,
+    size: int,
+    target: str,
+    span: int,
+    read_range: Callable[[Remote, str, int, int], bytes],
+) -> int:
+    """Write the first and last ``span`` bytes of the host's file into a sparse local file
+    of ``size`` bytes; returns ``size`` when the host had both ends in full, else the
+    bytes it had (the file changed since the pull)."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    fd = os.open(target, flags, 0o600)
+    try:
+        os.ftruncate(fd, size)
+        for offset in (0, size - span):
+            chunk = read_range(remote, where, offset, span)
+            if len(chunk) != span:
+                return offset + len(chunk)
+            os.pwrite(fd, chunk, offset)
+    finally:
+        os.close(fd)
+    return size
 
 
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,63}$")
