@@ -305,3 +305,23 @@ def test_explorer_ids_never_alias_another_host_and_back_off_doubles() -> None:
     assert live.encode(1, -1) is None and live.encode(live.MAX_HOSTS + 1, 1) is None
     waits = [live.backoff(n, 5.0, 600.0) for n in range(1, 10)]
     assert waits[:4] == [5.0, 10.0, 20.0, 40.0] and max(waits) == 600.0
+
+
+def test_any_failure_of_a_pull_is_an_offline_state_and_the_following_goes_on() -> None:
+    import threading
+
+    from store.remote import live
+
+    remote = Remote("gpu9", command="false")
+    remote.mirror_path.mkdir(parents=True)  # a folder where its mirror goes: sqlite fails
+    states: list[live.HostState] = []
+    stop, wake = threading.Event(), threading.Event()
+
+    def on_state(state: live.HostState, changed: bool) -> None:
+        states.append(state)
+        if len(states) == 3:
+            stop.set()
+
+    live.follow(remote, on_state, stop, wake, every=0.01, first=0.01, most=0.02)
+    assert [s.online for s in states] == [False, False, False]
+    assert [s.failures for s in states] == [1, 2, 3] and states[0].last_error

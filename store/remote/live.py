@@ -19,7 +19,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from store.errors import ArtlensError
 from store.remote.config import Remote
 
 if TYPE_CHECKING:  # the mirror (and sqlite-utils) load with the first pull, not the app
@@ -119,7 +118,7 @@ def follow(
             result = _pull_unless_stopped(remote, stop, timeout)
             if result is None:
                 return
-        except (ArtlensError, OSError) as exc:
+        except Exception as exc:  # any failure is this host's state: the loop goes on
             failures = state.failures + 1
             wait = backoff(failures, first, most)
             changed = state.online is not False
