@@ -325,3 +325,22 @@ def test_any_failure_of_a_pull_is_an_offline_state_and_the_following_goes_on() -
     live.follow(remote, on_state, stop, wake, every=0.01, first=0.01, most=0.02)
     assert [s.online for s in states] == [False, False, False]
     assert [s.failures for s in states] == [1, 2, 3] and states[0].last_error
+
+
+@sync
+async def test_ctrl_r_pulls_every_host_at_once(tmp_path: Path) -> None:
+    local_root, local_db = make_host(tmp_path, "laptop", "keras")
+    root_b, db_b = make_host(tmp_path, "gpu2", "hydra")
+    remotes = [Remote("gpu2", command=host_command(db_b))]
+    slow = (600.0, 600.0, 600.0)  # no pull but the first one, unless asked
+    app = ArtlensApp(local_db, [local_root], watch=False, remotes=remotes, follow=slow)
+    async with app.run_test(size=(160, 40)) as pilot:
+        screen = screen_of(app)
+        await until(pilot, lambda: "gpu2 ✓" in status(screen), "the pull on open")
+        before = names_by_host(screen)["gpu2"]
+        day = root_b / "hydra" / "outputs" / "2026-11-27"
+        shutil.copytree(day / "14-28-11", day / "16-00-00", symlinks=True)
+        index_tree(root_b, db_b)
+        assert local_runs(db_b) != before
+        await pilot.press("ctrl+r")
+        await until(pilot, lambda: names_by_host(screen)["gpu2"] == local_runs(db_b), "the pull")
