@@ -21,10 +21,8 @@ def isolated(isolated_cache: Path) -> Iterator[None]:
     yield
 
 
-def mirror_paths(name: str) -> set[bytes]:
-    from store.remote import config
-
-    conn = sqlite3.connect(config.get(name).mirror_path)
+def index_paths(db: Path) -> set[bytes]:
+    conn = sqlite3.connect(db)
     try:
         return {bytes(p) for (p,) in conn.execute("SELECT path FROM artifacts")}
     finally:
@@ -36,8 +34,7 @@ def test_a_plan_is_made_applied_and_restored_on_its_host(tmp_path: Path) -> None
     (root / ".artlens.toml").write_text("[retention]\nkeep_last = 1\n")
     index_tree(root, db)
     add("gpu1", host_command(db))
-    assert cli("remote", "pull")[0] == 0
-    before = mirror_paths("gpu1")
+    before = index_paths(db)
 
     code, out, err = cli("remote", "retention", "plan", "--json")
     assert code == 0, err
@@ -47,7 +44,7 @@ def test_a_plan_is_made_applied_and_restored_on_its_host(tmp_path: Path) -> None
     code, out, err = cli("remote", "retention", "apply", plan["plan"])  # a dry run there
     assert code == 0, err
     assert f"gpu1: dry run: {plan['removals']} item(s)" in out
-    assert mirror_paths("gpu1") == before
+    assert index_paths(db) == before
 
     code, out, err = cli("remote", "retention", "apply", plan["plan"], "--yes", "--json")
     assert code == 0, err
@@ -57,14 +54,17 @@ def test_a_plan_is_made_applied_and_restored_on_its_host(tmp_path: Path) -> None
     moved = [root / r["path"] for r in report["done"]]
     assert moved and not any(p.exists() for p in moved)  # on the host's disk: in its trash
     gone = {r["path"].encode() for r in report["done"]}
-    after = mirror_paths("gpu1")  # the feed brought the result back
+    from store.remote import config
+
+    mirror = config.get("gpu1").mirror_path
+    after = index_paths(mirror)  # the feed brought the result back
     assert after < before and not any(p.startswith(g) for p in after for g in gone)
 
     code, out, err = cli("remote", "retention", "restore", "gpu1", "--all", "--json")
     assert code == 0, err
     assert len(json.loads(out)["done"]) == plan["removals"]
     assert all(p.exists() for p in moved)
-    assert mirror_paths("gpu1") == before
+    assert index_paths(mirror) == before
 
 
 def test_a_host_answer_never_writes_here_and_is_shown_escaped(tmp_path: Path) -> None:
