@@ -38,7 +38,7 @@ LOCAL = "local"
 SAME_BYTES_LISTED = 5
 """Files with the same content listed per other host under a file's preview."""
 PREVIEW_FETCH = 8 << 20
-"""Bytes of a remote file fetched for its preview; a larger file gets a size note."""
+"""Bytes of a remote file fetched whole for its preview; of a larger one, only its ends."""
 
 
 class HostsChanged(Message):

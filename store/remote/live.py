@@ -26,7 +26,7 @@ if TYPE_CHECKING:  # the mirror (and sqlite-utils) load with the first pull, not
 
 HOST_STRIDE = 1 << 40
 MAX_HOSTS = 64
-"""Remotes the explorer follows (slots 1..MAX_HOSTS); more are listed as not followed."""
+"""Remotes the explorer shows and follows (slots 1..MAX_HOSTS); the rest are left out."""
 EVERY = 15.0
 """Seconds between two pulls of a host that answers."""
 BACKOFF_FIRST = 5.0
