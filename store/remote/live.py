@@ -119,6 +119,11 @@ def follow(
             if result is None:
                 return
         except Exception as exc:  # any failure is this host's state: the loop goes on
+            from store.lock import WriterBusyError
+
+            if isinstance(exc, WriterBusyError):  # another pull (`remote pull`): not offline
+                wake.wait(first)
+                continue
             failures = state.failures + 1
             wait = backoff(failures, first, most)
             changed = state.online is not False
