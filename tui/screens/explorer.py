@@ -1310,6 +1310,7 @@ class ExplorerScreen(Screen[None]):
             )
         runs = sorted(self.runs.values(), key=lambda r: (r.name.lower(), r.id))
         for run in runs[:2000]:
-            title = f"run: {visible(run.name)} ({run.framework})"
+            on = f" on {self.hosts.name_of(run.id)}" if self.hosts.is_remote(run.id) else ""
+            title = f"run: {visible(run.name)} ({run.framework}){on}"
             entries.append((title, partial(self.jump_to_run, run.id), paths.display(run.path)))
         return entries
