@@ -786,6 +786,8 @@ class ExplorerScreen(Screen[None]):
         return extras
 
     def _pinned_keys(self, root_id: int) -> frozenset[bytes]:
+        if self.hosts.is_remote(root_id):  # pins name this machine's paths
+            return frozenset()
         root = self.root_paths.get(root_id)
         return frozenset(paths.key(rel) for r, rel in self.user_pins if r == root)
 
