@@ -213,6 +213,9 @@ async def test_a_mirrored_file_is_previewed_from_its_host_and_a_large_one_is_not
         # a file diff across runs of the host: both files fetched, the same diff as here
         screen.file_tree._typed = ""
         assert screen.file_tree.jump_to("hparams.yaml")
+        await until(pilot, lambda: "!!python/tuple" in pane.plain_text(), "the preview again")
+        fetched = [line for line in log.read_text().splitlines() if "hparams.yaml" in line]
+        assert len(fetched) == 1  # shown again from memory: the mirror says it is the same
         await pilot.press("space")
         await open_remote_file(pilot, screen, "gpu1", "version_2", "hparams.yaml")
         await pilot.press("space", "d")

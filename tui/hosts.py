@@ -15,6 +15,7 @@ import os
 import re
 import tempfile
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
@@ -37,6 +38,8 @@ if TYPE_CHECKING:
 LOCAL = "local"
 SAME_BYTES_LISTED = 5
 """Files with the same content listed per other host under a file's preview."""
+PREVIEWS_KEPT = 16
+"""Previews of mirrored files kept, so going back to one fetches nothing."""
 PREVIEW_FETCH = 8 << 20
 """Bytes of a remote file fetched whole for its preview; of a larger one, only its ends."""
 
@@ -82,6 +85,8 @@ class Hosts:
         self.fetching = threading.Lock()
         """One preview fetch at a time: a key held over many remote files queues their
         workers here, and each gives up once its turn comes if the cursor moved on."""
+        self._previews: OrderedDict[tuple[object, ...], Preview] = OrderedDict()
+        """Recent previews of mirrored files, by what the mirror says of the file."""
 
     def __bool__(self) -> bool:
         return bool(self.remotes)
@@ -109,6 +114,21 @@ class Hosts:
     def own_run(self, run: RunRow) -> RunRow:
         """``run`` with the host's own ids (to query its mirror)."""
         return replace(run, id=live.decode(run.id)[1], root_id=live.decode(run.root_id)[1])
+
+    def preview(self, remote: Remote, root: bytes, artifact: ArtifactRow) -> Preview:
+        """``remote_preview``, remembered for the last ``PREVIEWS_KEPT`` files while the
+        mirror says the same of them (size, mtime, hash); call with ``fetching`` held."""
+        key = (remote.name, root, artifact.path, artifact.size, artifact.mtime, artifact.hash)
+        found = self._previews.get(key)
+        if found is not None:
+            self._previews.move_to_end(key)
+            return found
+        result = remote_preview(remote, root, artifact)
+        if result.kind != "error":
+            self._previews[key] = result
+            while len(self._previews) > PREVIEWS_KEPT:
+                self._previews.popitem(last=False)
+        return result
 
     def mirrored_run(self, run: RunRow) -> MirroredRun | None:
         """What the run diff needs to read ``run`` from its mirror; None for a local run."""

@@ -647,15 +647,13 @@ class ExplorerScreen(Screen[None]):
         worker = get_current_worker()
         remote = self.hosts.remote_of(root_id)
         if remote is not None:  # a mirrored file: its bytes come from its host
-            from tui.hosts import remote_preview
-
             if reread:
                 with remote[1].connection() as db:
                     artifact = artifact_at(db, remote[2], artifact.path) or artifact
             with self.hosts.fetching:
                 if worker.is_cancelled:
                     return
-                result = remote_preview(remote[0], root, artifact)
+                result = self.hosts.preview(remote[0], root, artifact)
         else:
             if reread:
                 with self.pool.connection() as db:
