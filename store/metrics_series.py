@@ -86,9 +86,13 @@ def thin(points: list[Point], max_points: int = MAX_POINTS) -> tuple[Point, ...]
     return tuple(out)
 
 
-def read_run_series(run: RunRow, *, max_points: int = MAX_POINTS) -> RunSeries:
-    """Every metric of ``run``; metrics known only by a final value come from the index."""
-    series = read_metric_series(Path(os.fsdecode(run.root)), spec_of(run))
+def read_run_series(
+    run: RunRow, *, max_points: int = MAX_POINTS, from_files: bool = True
+) -> RunSeries:
+    """Every metric of ``run``; metrics known only by a final value come from the index.
+    ``from_files=False`` (a remote's mirrored run: its files are on its host) reads no
+    file: every metric is its index summary, without a curve."""
+    series = read_metric_series(Path(os.fsdecode(run.root)), spec_of(run)) if from_files else {}
     lines: list[MetricLine] = []
     for name in sorted(series)[:MAX_METRICS]:
         points = series[name]

@@ -22,7 +22,10 @@ from textual.message import Message
 from textual.worker import Worker, WorkerState
 
 from store.index.views import ReaderPool
+from store.remote import live
+from store.remote.config import Remote
 from tui.commands import ExplorerCommands
+from tui.hosts import Hosts, HostsChanged
 from tui.messages import IndexChanged
 from tui.screens.explorer import ExplorerScreen
 from tui.screens.help import HelpScreen
@@ -81,6 +84,8 @@ class ArtlensApp(App[None]):
         writer: str | None = None,
         config: Path | None = None,
         settings: Path | None = None,
+        remotes: list[Remote] | None = None,
+        follow: tuple[float, float, float] = (live.EVERY, live.BACKOFF_FIRST, live.BACKOFF_MAX),
     ) -> None:
         super().__init__()
         self.config = config
@@ -89,6 +94,10 @@ class ArtlensApp(App[None]):
         """Where the chosen theme is saved and restored from (None: not saved)."""
         self.keymap: dict[str, str] = {}
         """The keys ``[keys]`` changed, by binding id (help and palette show them)."""
+        self.hosts = Hosts(remotes or [])
+        """Remotes whose mirrors show beside the index, pulled while the app runs."""
+        self.follow = follow
+        """(seconds between pulls, first and longest back-off) for every remote."""
         self.db_path = Path(db_path)
         self.roots = list(roots or [])
         self.watch_enabled = watch
@@ -117,17 +126,36 @@ class ArtlensApp(App[None]):
         # times per key.  1 ms keeps keys answered while a preview is being built.
         self._switch_interval = sys.getswitchinterval()
         sys.setswitchinterval(SWITCH_INTERVAL)
-        self.explorer = ExplorerScreen(self.db_path, self.pool, clock=self.clock)
+        self.explorer = ExplorerScreen(self.db_path, self.pool, clock=self.clock, hosts=self.hosts)
         self.push_screen(self.explorer)
         self.set_interval(FAST_POLL_SECONDS, self._timed_poll, name="poll data_version")
         if self.config is not None or self.settings is not None:
             self.run_worker(self._load_settings, thread=True, group="settings", exit_on_error=False)
+        if self.hosts:
+            every, first, most = self.follow
+            self.hosts.start(
+                self._follow_thread, self._host_state, every=every, first=first, most=most
+            )
         if self.writer is not None:
             self._follow_writer(self.writer)
         elif self.watch_enabled:
             self.call_after_refresh(self._start_watcher)
         else:
             self._watch_status("not watching (read only)", ok=False)
+
+    def _follow_thread(self, loop: Callable[[], None], name: str) -> None:
+        self.run_worker(loop, thread=True, group="hosts", name=name, exit_on_error=False)
+
+    def _host_state(self, state: live.HostState, changed: bool) -> None:
+        """On a remote's following thread, after each pull."""
+        self.post_message(HostsChanged(state, changed))
+
+    def on_hosts_changed(self, message: HostsChanged) -> None:
+        self.hosts.states[message.state.name] = message.state
+        for screen in self.screen_stack:
+            follow = getattr(screen, "hosts_changed", None)
+            if follow is not None:
+                follow(message.changed)
 
     def _watch_status(self, text: str, *, ok: bool) -> None:
         self.watch_state = (text, ok)
@@ -249,6 +277,7 @@ class ArtlensApp(App[None]):
 
     def on_unmount(self) -> None:
         sys.setswitchinterval(self._switch_interval)  # the process outlives the app (tests)
+        self.hosts.stop()
         if self._poll_db is not None:
             self._poll_db.conn.close()
             self._poll_db = None
@@ -330,9 +359,17 @@ class ArtlensApp(App[None]):
 
 def run_app(db_path: Path, roots: list[Path], *, watch: bool, writer: str | None = None) -> None:
     """Open the explorer on the index at ``db_path`` (the CLI's entry point); ``writer``
-    names the process that writes it when that is not us."""
+    names the process that writes it when that is not us.  Configured remotes are shown
+    and followed (``artlens remote``)."""
+    from store.errors import ArtlensError
+    from store.remote import config
     from store.uiconfig import settings_path, user_config_path
 
+    try:
+        remotes = config.load()
+    except ArtlensError as exc:
+        print(f"artlens: remotes not shown: {exc}", file=sys.stderr)
+        remotes = []
     ArtlensApp(
         db_path,
         roots,
@@ -340,4 +377,5 @@ def run_app(db_path: Path, roots: list[Path], *, watch: bool, writer: str | None
         writer=writer,
         config=user_config_path(),
         settings=settings_path(),
+        remotes=remotes,
     ).run()

@@ -52,15 +52,16 @@ class Remote:
     def where(self) -> str:
         return self.url if self.url is not None else f"command: {self.command}"
 
-    def argv(self, args: list[str]) -> list[str]:
-        """The local command line that runs ``artlens ARGS`` on the host."""
+    def argv(self, args: list[str], *, words: int = 1) -> list[str]:
+        """The local command line that runs ``artlens ARGS`` on the host (``--db`` of an
+        ssh URL goes after the first ``words`` of ARGS: ``retention apply`` is two)."""
         if self.command is not None:
             return [*shlex.split(self.command), *args]
         assert self.url is not None
         user, host, port, db = parse_ssh_url(self.url)
         remote = ["artlens", *args]
         if db:
-            remote[2:2] = ["--db", db]
+            remote[1 + words : 1 + words] = ["--db", db]
         target = f"{user}@{host}" if user else host
         ssh = ["ssh", "-T", "-o", "BatchMode=yes", "-o", "ConnectTimeout=10"]
         if port:

@@ -12,7 +12,7 @@ import click
 
 from store.errors import ArtlensError
 from store.safetext import visible
-from tui.cli.common import emit_json, json_option, one_line
+from tui.cli.common import db_option, emit_json, friendly, json_option, one_line
 
 if TYPE_CHECKING:
     from store.remote.config import Remote
@@ -250,6 +250,214 @@ def diff_across_hosts(
     for host in (host_a, host_b):
         warnings += hosts.offline_notes([host])
     return print_run_diff(run_a, run_b, result, warnings, as_json, (host_a.name, host_b.name))
+
+
+@remote_group.command("dups")
+@click.argument("names", nargs=-1)
+@click.option("--min-size", type=click.IntRange(1), default=1, show_default=True,
+              help="Ignore files smaller than this many bytes.")  # fmt: skip
+@click.option("--top", type=click.IntRange(1), default=20, show_default=True,
+              help="Contents listed (without --json).")  # fmt: skip
+@db_option
+@json_option
+@friendly
+def dups_cmd(
+    names: tuple[str, ...], min_size: int, top: int, db_path: Path | None, as_json: bool
+) -> None:
+    """Files with the same content on two or more hosts (the local index and the mirrors
+    of NAMES, default all), by full content hash and size; most bytes first."""
+    from store.locate import resolve_db
+    from store.remote import dups, hosts
+    from tui.format import human_size
+
+    found = hosts.hosts(resolve_db(db_path), list(names) or None)
+    if len(found) < 2:
+        raise ArtlensError("fewer than two indexes to compare (pull a remote first)")
+    result = dups.across_hosts(found, min_size=min_size)
+    notes = hosts.offline_notes(found) + result.warnings
+    for note in notes:
+        click.echo(f"artlens: {visible(note)}", err=True)
+    if as_json:
+        emit_json(
+            {
+                "hosts": [h.name for h in found],
+                "duplicates": [g.to_json() for g in result.groups],
+                "warnings": notes,
+            }
+        )
+        return
+    if not result.groups:
+        click.echo("no content is on two hosts")
+        return
+    for group in result.groups[:top]:
+        where = ", ".join(f"{h} ×{n}" for h, n in sorted(group.counts.items()))
+        click.echo(f"{human_size(group.size):>8}  {group.hash[:16]}  {where}")
+        for copy in group.copies[:6]:
+            click.echo(f"          {visible(dups.display(copy))}")
+    if len(result.groups) > top:
+        click.echo(f"… {len(result.groups) - top} more (--top, --json)")
+
+
+@remote_group.group("retention")
+def remote_retention_group() -> None:
+    """Retention on remote hosts: planned, applied, restored and purged there.
+
+    Each host plans with its own policy and saves the plan there; apply names that plan
+    (HOST:PLAN_ID) and the host re-checks every item as a local apply does.  Afterwards
+    the host's mirror is pulled: the result comes back through the feed.  Nothing on
+    this machine is written but the mirror."""
+
+
+@remote_retention_group.command("plan")
+@click.argument("names", nargs=-1)
+@json_option
+@friendly
+def remote_plan_cmd(names: tuple[str, ...], as_json: bool) -> None:
+    """Plan on each host NAMES (default: every remote) with its own policy."""
+    from store.remote import config
+    from store.remote import retention as remote_retention
+    from store.remote.transport import RemoteError
+    from tui.format import human_size
+
+    chosen = [config.get(n) for n in names] if names else config.load()
+    if not chosen:
+        raise ArtlensError("no remotes (see `artlens remote add`)")
+    plans, failed = [], 0
+    for remote in chosen:
+        try:
+            plans.append(remote_retention.plan(remote))
+        except RemoteError as exc:
+            failed += 1
+            click.echo(f"artlens: {remote.name}: {one_line(exc)}", err=True)
+    if as_json:
+        emit_json(
+            [
+                {
+                    "host": p.host,
+                    "plan": f"{p.host}:{p.id}",
+                    "bytes_freed": p.bytes_freed,
+                    "removals": p.removals,
+                    "kept": p.kept,
+                    "warnings": list(p.warnings),
+                }
+                for p in plans
+            ]
+        )
+    else:
+        for p in plans:
+            click.echo(
+                f"{p.host}:{p.id}\t{p.removals} to remove, {human_size(p.bytes_freed)}, "
+                f"{p.kept} kept"
+            )
+            for warning in p.warnings:
+                click.echo(f"  {p.host}: {visible(warning)}")
+        if plans:
+            click.echo(
+                "apply with `artlens remote retention apply HOST:PLAN... --yes` "
+                "(each on its own host)"
+            )
+    if failed:
+        raise SystemExit(1)
+
+
+def _show_report(report: Any, as_json: bool) -> None:
+    if as_json:
+        emit_json(
+            {
+                "host": report.host,
+                "action": report.action,
+                "applied": report.applied,
+                "plan": report.plan,
+                "bytes_done": report.bytes_done,
+                "would": report.would,
+                "done": [vars(r) for r in report.done],
+                "skipped": [vars(r) for r in report.skipped],
+                "mirror_last_event": report.pulled,
+                "pull_error": report.pull_error,
+            }
+        )
+        return
+    from tui.format import human_size
+
+    where = f"{report.host}:"
+    for row in report.done:
+        click.echo(f"{where} {report.action} {visible(row.path)}  {human_size(row.size)}")
+    for row in report.skipped:
+        click.echo(f"{where} skipped {visible(row.path)}: {visible(row.reason)}")
+    if not report.applied:
+        click.echo(f"{where} dry run: {report.would} item(s); add --yes to do it there")
+        return
+    click.echo(
+        f"{where} {report.action}: {len(report.done)} ({human_size(report.bytes_done)}), "
+        f"skipped {len(report.skipped)}"
+    )
+    if report.pull_error is not None:
+        click.echo(f"artlens: {report.host}: mirror not updated: {visible(report.pull_error)}",
+                   err=True)  # fmt: skip
+    else:
+        click.echo(f"{where} mirror pulled to event {report.pulled}")
+
+
+def _split_host_ref(ref: str, what: str) -> tuple[Remote, str]:
+    from store.remote import config
+
+    host, sep, rest = ref.partition(":")
+    if not sep or not rest:
+        raise ArtlensError(f"name {what} as HOST:{what.upper()} (got {visible(ref[:100])!r})")
+    return config.get(host), rest
+
+
+@remote_retention_group.command("apply")
+@click.argument("plans", nargs=-1, required=True)
+@click.option("--yes", "-y", is_flag=True, help="Apply there (else a dry run there).")
+@json_option
+@friendly
+def remote_apply_cmd(plans: tuple[str, ...], yes: bool, as_json: bool) -> None:
+    """Apply each HOST:PLAN_ID (from `remote retention plan`) on its own host."""
+    from store.remote import retention as remote_retention
+    from store.remote.transport import RemoteError
+
+    targets = [_split_host_ref(p, "plan") for p in plans]
+    failed = 0
+    for remote, plan_id in targets:
+        try:
+            _show_report(remote_retention.apply(remote, plan_id, yes=yes), as_json)
+        except RemoteError as exc:
+            failed += 1
+            click.echo(f"artlens: {remote.name}: {one_line(exc)}", err=True)
+    if failed:
+        raise SystemExit(1)
+
+
+@remote_retention_group.command("restore")
+@click.argument("host")
+@click.argument("ids", nargs=-1)
+@click.option("--all", "restore_all", is_flag=True, help="Restore everything in its trash.")
+@json_option
+@friendly
+def remote_restore_cmd(host: str, ids: tuple[str, ...], restore_all: bool, as_json: bool) -> None:
+    """Restore trash IDS (or --all) on HOST, there."""
+    from store.remote import config
+    from store.remote import retention as remote_retention
+
+    if bool(ids) == restore_all:
+        raise ArtlensError("give trash IDs (`artlens trash list` on the host) or --all")
+    report = remote_retention.restore(config.get(host), ["--all"] if restore_all else list(ids))
+    _show_report(report, as_json)
+
+
+@remote_retention_group.command("purge")
+@click.argument("host")
+@click.option("--older-than", required=True, metavar="AGE", help="Purge what was trashed AGE ago.")
+@click.option("--yes", "-y", is_flag=True, help="Delete there (else a dry run there).")
+@json_option
+@friendly
+def remote_purge_cmd(host: str, older_than: str, yes: bool, as_json: bool) -> None:
+    """Delete for good what has been in HOST's trash longer than AGE, there."""
+    from store.remote import config
+    from store.remote import retention as remote_retention
+
+    _show_report(remote_retention.purge(config.get(host), older_than, yes=yes), as_json)
 
 
 def print_host_runs(db_path: Path | None, names: list[str] | None, as_json: bool) -> None:

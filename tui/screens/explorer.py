@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
@@ -33,6 +34,7 @@ from store.integrity import problems_of
 from store.safetext import visible
 from tui.commands import PaletteEntry
 from tui.format import WARNING
+from tui.hosts import Hosts, MirrorsLoaded
 from tui.messages import (
     ChecklistsLoaded,
     IndexChanged,
@@ -148,11 +150,14 @@ class ExplorerScreen(Screen[None]):
         pool: ReaderPool,
         *,
         clock: Callable[[], float] = time.time,
+        hosts: Hosts | None = None,
     ) -> None:
         super().__init__()
         self.db_path = db_path
         self.pool = pool
         self.clock = clock
+        self.hosts = hosts if hosts is not None else Hosts([])
+        """The followed remotes: their mirrors' runs share the table (``tui.hosts``)."""
         self.runs: dict[int, RunRow] = {}
         self.root_paths: dict[int, bytes] = {}
         self.marked: set[int] = set()
@@ -190,13 +195,14 @@ class ExplorerScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield StatusLine(id="status")
         with RunsPane(id="runs-pane"):
+            hosts = " · host:NAME" if self.hosts else ""
             box = Input(
-                placeholder="filter: words · exp:NAME · root:PATH · fw:NAME (esc clears)",
+                placeholder=f"filter: words · exp:NAME · root:PATH · fw:NAME{hosts} (esc clears)",
                 id="filter",
             )
             box.cursor_blink = False  # steadier over SSH, and stable screenshots
             yield box
-            yield RunsTable(id="runs", clock=self.clock)
+            yield RunsTable(id="runs", clock=self.clock, hosts=bool(self.hosts))
         with Horizontal(id="lower"):
             yield ArtifactTree(self._load_page, id="tree", clock=self.clock)
             yield PreviewPane(id="preview")
@@ -211,6 +217,9 @@ class ExplorerScreen(Screen[None]):
         self.query_one(StatusLine).change(
             index=paths.display(str(self.db_path)), watcher=watcher, watcher_ok=healthy
         )
+        if self.hosts:
+            text, healthy = self.hosts.status_text()
+            self.query_one(StatusLine).change(hosts=text, hosts_ok=healthy)
         self.query_one(RunsTable).focus()
         self._load_runs()
         self.set_interval(AGE_REFRESH_SECONDS, self._sync_table, name="refresh ages")
@@ -247,7 +256,8 @@ class ExplorerScreen(Screen[None]):
             totals = counts(db)
             runs = query.with_flags(db, query.list_runs(db))
             roots = tuple((rid, path) for rid, path, _ in query.roots(db))
-        self.post_message(RunsLoaded(tuple(runs), totals, roots))
+        mirrored = self.hosts.load_runs()
+        self.post_message(RunsLoaded(tuple(runs) + mirrored.runs, totals, roots + mirrored.roots))
 
     def on_runs_loaded(self, message: RunsLoaded) -> None:
         self.runs = {run.id: run for run in message.runs}
@@ -262,8 +272,11 @@ class ExplorerScreen(Screen[None]):
         self._load_user_state(tuple(self.root_paths.values()))
 
     def _visible_order(self) -> list[int]:
+        host = self.hosts.name_of
         shown = [
-            r for r in self.runs.values() if not self.filter_text or matches(r, self.filter_text)
+            r
+            for r in self.runs.values()
+            if not self.filter_text or matches(r, self.filter_text, host(r.id))
         ]
         order = order_runs(shown, self.sort_column, reverse=self.sort_reverse, group=self.group)
         if len(order) <= MAX_TABLE_ROWS:
@@ -292,7 +305,7 @@ class ExplorerScreen(Screen[None]):
             sort=f"{label} {arrow}{group}",
         )
         if not order:
-            why = why_nothing_matches(self.runs.values(), self.filter_text)
+            why = why_nothing_matches(self.runs.values(), self.filter_text, self.hosts.name_of)
             self.file_tree.show_nothing(
                 f"no runs match: {why}" if self.runs else "no runs indexed yet"
             )
@@ -377,8 +390,8 @@ class ExplorerScreen(Screen[None]):
         self.last_event = message.last_event
         self.root_paths.update(message.roots)
         fresh = {run.id for run in message.updated}
-        if message.full:
-            gone = set(self.runs) - fresh
+        if message.full:  # the local index's runs only: a mirror's come with its pulls
+            gone = {rid for rid in set(self.runs) - fresh if not self.hosts.is_remote(rid)}
         else:
             gone = set(message.removed)
             gone |= {
@@ -442,7 +455,7 @@ class ExplorerScreen(Screen[None]):
         tree = self.file_tree
         if run is None:
             if not self.table.row_count:
-                why = why_nothing_matches(self.runs.values(), self.filter_text)
+                why = why_nothing_matches(self.runs.values(), self.filter_text, self.hosts.name_of)
                 tree.show_nothing(f"no runs match: {why}" if self.runs else "no runs indexed yet")
             return
         if tree.run_id == run.id:
@@ -474,6 +487,9 @@ class ExplorerScreen(Screen[None]):
 
     def _load_page(self, root_id: int, folder: bytes, offset: int, limit: int) -> ChildPage:
         """Called on a tree worker thread."""
+        mirrored = self.hosts.children(root_id, folder, offset, limit)
+        if mirrored is not None:
+            return mirrored
         with self.pool.connection() as db:
             return children_page(db, root_id, folder, offset=offset, limit=limit)
 
@@ -543,15 +559,24 @@ class ExplorerScreen(Screen[None]):
         from store.preview import preview_file
 
         worker = get_current_worker()
-        if reread:
-            with self.pool.connection() as db:
-                artifact = artifact_at(db, root_id, artifact.path) or artifact
-        full = os.path.join(root, artifact.path)
-        result = preview_file(full)
+        remote = self.hosts.remote_of(root_id)
+        if remote is not None:  # a mirrored file: its bytes come from its host
+            if reread:
+                with remote[1].connection() as db:
+                    artifact = artifact_at(db, remote[2], artifact.path) or artifact
+            with self.hosts.fetching:
+                if worker.is_cancelled:
+                    return
+                result = self.hosts.preview(remote[0], root, artifact)
+        else:
+            if reread:
+                with self.pool.connection() as db:
+                    artifact = artifact_at(db, root_id, artifact.path) or artifact
+            result = preview_file(os.path.join(root, artifact.path))
         if worker.is_cancelled:  # the cursor moved on: leave the GIL to the keys
             return
         problem = self.file_tree.problem_for(artifact.path)
-        extras = self._artifact_extras(root, artifact)
+        extras = self._artifact_extras(root, artifact, root_id)
         now = self.clock()
 
         def build(max_lines: int) -> tuple[RenderableType, ...]:
@@ -627,6 +652,8 @@ class ExplorerScreen(Screen[None]):
         if not run_ids:
             with self.pool.connection() as db:
                 run_ids = tuple(run.id for run in query.list_runs(db))
+        # a mirrored run's checklist is configured on its host: not evaluated here
+        run_ids = tuple(i for i in run_ids if not self.hosts.is_remote(i))
         for start in range(0, len(run_ids), CHECKLIST_SLICE):
             if start:
                 time.sleep(CHECKLIST_PAUSE)
@@ -655,18 +682,24 @@ class ExplorerScreen(Screen[None]):
 
     def _row_extras(self, order: list[int]) -> dict[int, RowExtras]:
         extras: dict[int, RowExtras] = {}
+        hosts = self.hosts
         for run_id in order:
             run = self.runs[run_id]
             result = self.checklists.get(run_id)
             where = (run.root, paths.unkey(run.path))
+            local = not hosts.is_remote(run_id)  # pins and notes name this machine's paths
             extras[run_id] = RowExtras(
                 (result.passed, result.total) if result is not None else None,
-                where in self.user_pins,
-                where in self.user_notes,
+                local and where in self.user_pins,
+                local and where in self.user_notes,
+                hosts.name_of(run_id) if hosts else None,
+                hosts.offline(run_id),
             )
         return extras
 
     def _pinned_keys(self, root_id: int) -> frozenset[bytes]:
+        if self.hosts.is_remote(root_id):  # pins name this machine's paths
+            return frozenset()
         root = self.root_paths.get(root_id)
         return frozenset(paths.key(rel) for r, rel in self.user_pins if r == root)
 
@@ -702,21 +735,41 @@ class ExplorerScreen(Screen[None]):
     ) -> None:
         from tui.widgets.run_detail import load_run_detail, run_detail_sections
 
-        with self.pool.connection() as db:
-            detail = load_run_detail(db, run, note=note, pinned=pinned)
+        remote = self.hosts.remote_of(run.id)
+        if remote is not None:
+            from tui.hosts import remote_run_detail
+
+            with remote[1].connection() as db:
+                detail = remote_run_detail(db, self.hosts.own_run(run), remote[0].name)
+            detail = replace(detail, run=run)
+        else:
+            with self.pool.connection() as db:
+                detail = load_run_detail(db, run, note=note, pinned=pinned)
         sections = shown + run_detail_sections(detail, self.clock())
         lines = layout(sections, width, share_gil=True)
         if get_current_worker().is_cancelled:
             return
         self.post_message(PreviewReady(token, run.path, sections, lines=lines, width=width))
 
-    def _artifact_extras(self, root: bytes, artifact: ArtifactRow) -> tuple[RenderableType, ...]:
+    def _artifact_extras(
+        self, root: bytes, artifact: ArtifactRow, root_id: int
+    ) -> tuple[RenderableType, ...]:
         """Pin, note and identical copies of one file (called on the preview worker)."""
         from store.lineage import copies_of
+        from tui.hosts import same_bytes_sections
         from tui.widgets.run_detail import copies_sections
 
-        where = (root, paths.unkey(artifact.path))
         extras: list[RenderableType] = []
+        elsewhere = same_bytes_sections(
+            self.hosts.same_bytes_elsewhere(self.pool, root_id, artifact)
+        )
+        remote = self.hosts.remote_of(root_id)
+        if remote is not None:  # copies within its host's mirror; no local pins or notes
+            if artifact.run_id is not None:
+                with remote[1].connection() as db:
+                    extras += copies_sections(copies_of(db, artifact))
+            return tuple(extras) + elsewhere
+        where = (root, paths.unkey(artifact.path))
         if where in self.user_pins:
             extras.append(Text("◆ pinned: retention keeps it", style="bold yellow"))
         note = self.user_notes.get(where)
@@ -725,7 +778,7 @@ class ExplorerScreen(Screen[None]):
         if artifact.run_id is not None:
             with self.pool.connection() as db:
                 extras += copies_sections(copies_of(db, artifact))
-        return tuple(extras)
+        return tuple(extras) + elsewhere
 
     def _target(self) -> tuple[bytes, str, str] | None:
         """(root, root-relative path, label) that ``n`` acts on: the file or folder
@@ -792,6 +845,8 @@ class ExplorerScreen(Screen[None]):
     def action_note(self) -> None:
         from tui.screens.note import NoteScreen
 
+        if self._on_a_host("notes"):
+            return
         target = self._target()
         if target is None:
             return
@@ -817,7 +872,16 @@ class ExplorerScreen(Screen[None]):
         if not runs:
             self.notify("no run selected", timeout=3)
             return
-        self.app.push_screen(MetricsScreen(runs))
+        # a mirrored run's curves are in files on its host: its mirror's summaries show
+        mirrored = frozenset(r.id for r in runs if self.hosts.is_remote(r.id))
+        if mirrored:
+            self.notify(
+                f"{len(mirrored)} run(s) on other hosts: last and best values from the "
+                "mirror, no curves",
+                markup=False,
+                timeout=6,
+            )
+        self.app.push_screen(MetricsScreen(runs, mirrored))
 
     # -- actions -------------------------------------------------------------------------
 
@@ -956,18 +1020,19 @@ class ExplorerScreen(Screen[None]):
             (root_a, key_a), (root_b, key_b) = list(files)
             if root_a not in self.root_paths or root_b not in self.root_paths:
                 return
-            self.app.push_screen(
-                FileDiffScreen(
-                    self.root_paths[root_a] + b"/" + key_a,
-                    self.root_paths[root_b] + b"/" + key_b,
-                )
-            )
+            path_a = self.root_paths[root_a] + b"/" + key_a
+            path_b = self.root_paths[root_b] + b"/" + key_b
+            if self.hosts.is_remote(root_a) or self.hosts.is_remote(root_b):
+                self._diff_across_hosts((root_a, key_a, path_a), (root_b, key_b, path_b))
+                return
+            self.app.push_screen(FileDiffScreen(path_a, path_b))
             return
         if len(runs) == 2:
             from tui.screens.run_diff import RunDiffScreen
 
             old, new = sorted(runs, key=lambda r: (r.started or 0, r.id))
-            self.app.push_screen(RunDiffScreen(self.pool, old, new))
+            mirrored = (self.hosts.mirrored_run(old), self.hosts.mirrored_run(new))
+            self.app.push_screen(RunDiffScreen(self.pool, old, new, mirrored))
             return
         self.notify(
             "mark two runs (space in the runs list) or two files (space in the file tree)",
@@ -986,6 +1051,9 @@ class ExplorerScreen(Screen[None]):
         if run is None or info is None or info.is_dir or info.entry is None:
             self.notify("select a file in the file tree first", markup=False, timeout=3)
             return
+        if self.hosts.is_remote(run.id):
+            self._across_hosts("artlens diff HOST:/path HOST:/path")
+            return
         self.app.push_screen(VersionsScreen(self.pool, relative_key(run, info.key), run.experiment))
 
     def action_retention(self) -> None:
@@ -996,6 +1064,8 @@ class ExplorerScreen(Screen[None]):
 
     def action_pin(self) -> None:
         """Pin or unpin the file or folder under the tree cursor, else the selected run."""
+        if self._on_a_host("pins"):
+            return
         tree = self.file_tree
         node = tree.cursor_node if tree.has_focus else None
         if node is not None and node.data is not None and tree.root_id is not None:
@@ -1020,7 +1090,92 @@ class ExplorerScreen(Screen[None]):
         self.app.call_from_thread(self._load_user_state, tuple(self.root_paths.values()))
 
     def action_reload(self) -> None:
+        """Reread the index; every followed remote pulls now (an offline one too)."""
+        self.hosts.pull_now()
         self._load_runs()
+
+    # -- other hosts ---------------------------------------------------------------------
+
+    def hosts_changed(self, changed: bool) -> None:
+        """A followed remote answered or failed (``tui.hosts``): say so, reread its rows."""
+        text, healthy = self.hosts.status_text()
+        self.query_one(StatusLine).change(hosts=text, hosts_ok=healthy)
+        if changed:
+            self._load_mirrors()
+
+    @work(thread=True, exclusive=True, group="mirrors", exit_on_error=False)
+    def _load_mirrors(self) -> None:
+        self.post_message(MirrorsLoaded(self.hosts.load_runs()))
+
+    def on_mirrors_loaded(self, message: MirrorsLoaded) -> None:
+        """Replace the mirrors' runs (the local index's stay as they are)."""
+        if not self.loaded:
+            return
+        fresh = {run.id: run for run in message.loaded.runs}
+        gone = {rid for rid in self.runs if self.hosts.is_remote(rid) and rid not in fresh}
+        for run_id in gone:
+            self.runs.pop(run_id, None)
+            self.marked.discard(run_id)
+        self.runs.update(fresh)
+        self.root_paths.update(message.loaded.roots)
+        self._sync_table()
+        tree = self.file_tree
+        if tree.run_id is not None and tree.run_id in gone:
+            self._follow_cursor()
+        elif tree.run_id is not None and tree.run_id in fresh:
+            tree.refresh_folders({n.data.key for n in tree._open_folders(tree.root) if n.data})
+
+    def _on_a_host(self, what: str) -> bool:
+        """True (and a notice) when the run or file ``what`` would apply to is a mirror's:
+        pins and notes name this machine's paths, which a remote's path may also name."""
+        tree = self.file_tree
+        if self.focused is tree and tree.root_id is not None:
+            remote = self.hosts.is_remote(tree.root_id)
+        else:
+            run_id = self.table.current_run_id
+            remote = run_id is not None and self.hosts.is_remote(run_id)
+        if remote:
+            self.notify(f"{what} are for this machine's files", markup=False, timeout=4)
+        return remote
+
+    @work(thread=True, group="remote-diff", exit_on_error=False)
+    def _diff_across_hosts(self, *sides: tuple[int, bytes, bytes]) -> None:
+        """Two marked files, one or both on a remote: their sizes from the mirror, then the
+        file diff screen fetches the remote ones (bounded) and diffs the copies."""
+        from store.index.views import artifact_at
+        from store.remote.fetch import MAX_FETCH
+        from tui.format import human_size
+        from tui.hosts import RemoteFile
+        from tui.screens.file_diff import FileDiffScreen
+
+        found: list[RemoteFile | None] = []
+        for root_id, key, path in sides:
+            remote = self.hosts.remote_of(root_id)
+            if remote is None:
+                found.append(None)
+                continue
+            with remote[1].connection() as db:
+                row = artifact_at(db, remote[2], key)
+            if row is None or row.ftype != "file":
+                self.app.call_from_thread(
+                    self.notify, "not a file in the mirror", markup=False, timeout=4
+                )
+                return
+            if row.size > MAX_FETCH:
+                text = (
+                    f"{human_size(row.size)} on {remote[0].name}: more than the "
+                    f"{human_size(MAX_FETCH)} a diff fetches; diff on the host"
+                )
+                self.app.call_from_thread(self.notify, text, markup=False, timeout=6)
+                return
+            found.append(RemoteFile(remote[0], path, row.size))
+        screen = FileDiffScreen(sides[0][2], sides[1][2], remote_a=found[0], remote_b=found[1])
+        self.app.call_from_thread(self.app.push_screen, screen)
+
+    def _across_hosts(self, command: str) -> None:
+        self.notify(
+            f"across hosts, compare on the command line: {command}", markup=False, timeout=6
+        )
 
     def jump_to_run(self, run_id: int) -> None:
         """Put the cursor on a run, clearing the filter if it hides it."""
@@ -1068,6 +1223,7 @@ class ExplorerScreen(Screen[None]):
             )
         runs = sorted(self.runs.values(), key=lambda r: (r.name.lower(), r.id))
         for run in runs[:2000]:
-            title = f"run: {visible(run.name)} ({run.framework})"
+            on = f" on {self.hosts.name_of(run.id)}" if self.hosts.is_remote(run.id) else ""
+            title = f"run: {visible(run.name)} ({run.framework}){on}"
             entries.append((title, partial(self.jump_to_run, run.id), paths.display(run.path)))
         return entries

@@ -25,6 +25,8 @@ from store.diff import FileDiff, TextDiff, diff_files
 from tui.commands import PaletteEntry
 from tui.diff_render import clean, file_summary, lexer_for, text_notes
 from tui.format import human_size
+from tui.hosts import PREVIEW_FETCH as FETCH_NOTE
+from tui.hosts import RemoteFile, fetch_for_diff
 from tui.widgets.diff_view import DiffView, Rows, side_rows, summary_rows, unified_rows
 
 
@@ -52,13 +54,22 @@ class FileDiffScreen(Screen[None]):
     ]
 
     def __init__(
-        self, path_a: bytes, path_b: bytes, *, label_a: str = "", label_b: str = ""
+        self,
+        path_a: bytes,
+        path_b: bytes,
+        *,
+        label_a: str = "",
+        label_b: str = "",
+        remote_a: RemoteFile | None = None,
+        remote_b: RemoteFile | None = None,
     ) -> None:
         super().__init__()
         self.path_a = path_a
         self.path_b = path_b
-        self.label_a = label_a or paths.display(path_a)
-        self.label_b = label_b or paths.display(path_b)
+        self.remotes = (remote_a, remote_b)
+        """Sides that live on a remote host: fetched (bounded) before the diff."""
+        self.label_a = label_a or (remote_a.label if remote_a else paths.display(path_a))
+        self.label_b = label_b or (remote_b.label if remote_b else paths.display(path_b))
         self.diff: FileDiff | None = None
         self.side = False
         self._rows: dict[bool, Rows] = {}
@@ -66,7 +77,7 @@ class FileDiffScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         yield Static(self._title(), id="file-diff-title", markup=False)
-        yield Static(Text("diffing…", style="italic dim"), id="file-diff-notes", markup=False)
+        yield Static(self._fetch_note(), id="file-diff-notes", markup=False)
         yield DiffView(id="file-diff-view")
         yield Footer()
 
@@ -87,9 +98,35 @@ class FileDiffScreen(Screen[None]):
         text.append(clean(self.label_b))
         return text
 
+    def _fetch_note(self) -> Text:
+        """ "diffing…", and first what is fetched from which host when that is large."""
+        text = Text("diffing…", style="italic dim")
+        for side in self.remotes:
+            if side is not None and side.size > FETCH_NOTE:
+                text.append(f"\nfetching {human_size(side.size)} of {clean(side.label)}")
+        return text
+
     @work(thread=True, exclusive=True, group="file-diff", exit_on_error=False)
     def _compute(self, token: int, path_a: bytes, path_b: bytes) -> None:
-        result = diff_files(os.fsdecode(path_a), os.fsdecode(path_b))
+        if any(self.remotes):
+            import tempfile
+
+            from store.errors import ArtlensError
+
+            with tempfile.TemporaryDirectory(prefix="artlens-diff-") as tmp:
+                try:
+                    local = [
+                        fetch_for_diff(side, tmp, tag) if side is not None else path
+                        for side, path, tag in zip(
+                            self.remotes, (path_a, path_b), "ab", strict=True
+                        )
+                    ]
+                except ArtlensError as exc:
+                    result = FileDiff("binary", False, None, None, None, error=str(exc))
+                else:
+                    result = diff_files(os.fsdecode(local[0]), os.fsdecode(local[1]))
+        else:
+            result = diff_files(os.fsdecode(path_a), os.fsdecode(path_b))
         side: Rows | None = None
         if isinstance(result.result, TextDiff):
             unified = unified_rows(result.result)

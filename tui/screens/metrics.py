@@ -85,9 +85,11 @@ class MetricsScreen(Screen[None]):
         Binding("k", "cursor_up", "Up", show=False, id="metrics.up"),
     ]
 
-    def __init__(self, runs: list[RunRow]) -> None:
+    def __init__(self, runs: list[RunRow], mirrored: frozenset[int] = frozenset()) -> None:
         super().__init__()
         self.runs = list(runs)
+        self.mirrored = mirrored
+        """Runs of a remote's mirror: their summaries only (the files are on the host)."""
         self.series: dict[int, RunSeries] = {}
         """What the view shows, by run id (tests read it)."""
         self.chosen: list[str] = []
@@ -140,7 +142,7 @@ class MetricsScreen(Screen[None]):
             if worker.is_cancelled:
                 return
             try:
-                loaded.append(read_run_series(run))
+                loaded.append(read_run_series(run, from_files=run.id not in self.mirrored))
             except Exception as exc:  # one unreadable run must not hide the others
                 failed.append(f"{visible(run.name)}: {type(exc).__name__}")
         if not worker.is_cancelled:

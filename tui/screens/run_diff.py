@@ -34,6 +34,7 @@ from tui.diff_render import (
     section_titles,
 )
 from tui.format import keep_end
+from tui.hosts import MirroredRun, RemoteFile
 from tui.screens.file_diff import FileDiffScreen
 
 SECTIONS = RUN_SECTIONS
@@ -84,11 +85,19 @@ class RunDiffScreen(Screen[None]):
         Binding("k", "cursor('up')", "Up", show=False, id="rundiff.up"),
     ]
 
-    def __init__(self, pool: ReaderPool, run_a: RunRow, run_b: RunRow) -> None:
+    def __init__(
+        self,
+        pool: ReaderPool,
+        run_a: RunRow,
+        run_b: RunRow,
+        mirrored: tuple[MirroredRun | None, MirroredRun | None] = (None, None),
+    ) -> None:
         super().__init__()
         self.pool = pool
         self.run_a = run_a
         self.run_b = run_b
+        self.mirrored = mirrored
+        """Sides that are a remote's runs: read from its mirror, files over its transport."""
         self.result: RunDiff | None = None
         self.rows: dict[str, RunDiffRow] = {}
         self._ready: RunDiffReady | None = None
@@ -112,13 +121,15 @@ class RunDiffScreen(Screen[None]):
 
     def _title(self, result: RunDiff | None) -> Text:
         text = Text(no_wrap=True, overflow="ellipsis")
-        for mark, style, run in (
-            ("A ", "bold red", self.run_a),
-            ("\nB ", "bold green", self.run_b),
+        for mark, style, run, side in (
+            ("A ", "bold red", self.run_a, self.mirrored[0]),
+            ("\nB ", "bold green", self.run_b, self.mirrored[1]),
         ):
             text.append(mark, style=style)
             text.append(clean(run.name), style="bold")
-            text.append(f"  #{run.id} · {run.framework} · {run.display_path}", style="dim")
+            where = f"{side.remote.name}:" if side is not None else ""
+            number = side.run.id if side is not None else run.id
+            text.append(f"  {where}#{number} · {run.framework} · {run.display_path}", style="dim")
         if result is None:
             text.append("\ncomparing…", style="italic dim")
         else:
@@ -130,9 +141,28 @@ class RunDiffScreen(Screen[None]):
     @work(thread=True, exclusive=True, group="run-diff", exit_on_error=False)
     def _compute(self, run_a: RunRow, run_b: RunRow) -> None:
         warnings: list[str] = []
-        with self.pool.connection() as db:
-            result = diff_run_rows(db, run_a, run_b, warnings)
+        if any(self.mirrored):
+            result = self._compute_across_hosts(run_a, run_b, warnings)
+        else:
+            with self.pool.connection() as db:
+                result = diff_run_rows(db, run_a, run_b, warnings)
         self.post_message(RunDiffReady(result, tuple(run_rows(result)), tuple(warnings)))
+
+    def _compute_across_hosts(self, run_a: RunRow, run_b: RunRow, warnings: list[str]) -> RunDiff:
+        """``store.rundiff.diff_sides``: each side from its own index, read by its reader."""
+        from contextlib import ExitStack
+
+        from store.remote.fetch import reader
+        from store.rundiff import diff_sides
+
+        with ExitStack() as stack:
+            dbs, runs, readers = [], [], []
+            for side, run in zip(self.mirrored, (run_a, run_b), strict=True):
+                pool = side.pool if side is not None else self.pool
+                dbs.append(stack.enter_context(pool.connection()))
+                runs.append(side.run if side is not None else run)
+                readers.append(reader(side.remote) if side is not None else None)
+            return diff_sides(dbs[0], runs[0], dbs[1], runs[1], warnings, readers[0], readers[1])
 
     def on_run_diff_ready(self, message: RunDiffReady) -> None:
         self.result = message.result
@@ -213,14 +243,38 @@ class RunDiffScreen(Screen[None]):
         rel_a, rel_b = (paths.key(p) for p in row.files)
         full_a = self.run_a.abs_path + b"/" + rel_a
         full_b = self.run_b.abs_path + b"/" + rel_b
-        self.app.push_screen(
-            FileDiffScreen(
-                full_a,
-                full_b,
-                label_a=f"{self.run_a.name}: {paths.display(rel_a)}",
-                label_b=f"{self.run_b.name}: {paths.display(rel_b)}",
-            )
+        label_a = f"{self.run_a.name}: {paths.display(rel_a)}"
+        label_b = f"{self.run_b.name}: {paths.display(rel_b)}"
+        if any(self.mirrored):
+            self._open_across_hosts((rel_a, full_a, label_a), (rel_b, full_b, label_b))
+            return
+        self.app.push_screen(FileDiffScreen(full_a, full_b, label_a=label_a, label_b=label_b))
+
+    @work(thread=True, group="run-diff-open", exit_on_error=False)
+    def _open_across_hosts(self, *files: tuple[bytes, bytes, str]) -> None:
+        """The file diff of a changed file of runs on hosts: its sizes from each mirror."""
+        from store.index.views import artifact_at
+
+        remotes: list[RemoteFile | None] = []
+        for side, (rel, full, _label) in zip(self.mirrored, files, strict=True):
+            if side is None:
+                remotes.append(None)
+                continue
+            key = side.run.path + b"/" + rel if side.run.path else rel
+            with side.pool.connection() as db:
+                found = artifact_at(db, side.run.root_id, key)
+            if found is None or found.ftype != "file":
+                return
+            remotes.append(RemoteFile(side.remote, full, found.size))
+        screen = FileDiffScreen(
+            files[0][1],
+            files[1][1],
+            label_a=files[0][2],
+            label_b=files[1][2],
+            remote_a=remotes[0],
+            remote_b=remotes[1],
         )
+        self.app.call_from_thread(self.app.push_screen, screen)
 
     def action_back(self) -> None:
         self.dismiss()

@@ -53,6 +53,8 @@ COLUMNS: tuple[Column, ...] = (
     Column("experiment", "experiment"),
 )
 SORT_KEYS: tuple[str, ...] = tuple(c.key for c in COLUMNS if c.sortable)
+HOST_COLUMN = Column("host", "host", sortable=False)
+"""Shown after the name when remotes are followed (``store.remote``)."""
 _VAL = re.compile(r"(^|[^a-z])(val|valid|validation|eval|test|dev)([^a-z]|$)", re.IGNORECASE)
 _ACC = re.compile(r"acc|f1|auc|score|precision|recall|bleu|rouge|map", re.IGNORECASE)
 FIRST_ROWS = 80
@@ -142,13 +144,16 @@ def haystack(run: RunRow) -> str:
     return f"{run.name} {run.framework} {run.experiment or ''} {run.display_path} {params}".lower()
 
 
-def matches(run: RunRow, query: str) -> bool:
-    """Every word of ``query`` must match: ``exp:NAME``/``root:PATH``/``fw:NAME`` narrow by
-    field; other words match as substrings, or as a fuzzy subsequence of the name."""
+def matches(run: RunRow, query: str, host: str = "local") -> bool:
+    """Every word of ``query`` must match: ``exp:NAME``/``root:PATH``/``fw:NAME``/``host:NAME``
+    narrow by field; other words match as substrings, or as a fuzzy subsequence of the name."""
     text = haystack(run)
     for word in query.lower().split():
         field, _, value = word.partition(":")
-        if value and field in ("exp", "experiment"):
+        if value and field == "host":
+            if value != host.lower():
+                return False
+        elif value and field in ("exp", "experiment"):
             if value != (run.experiment or "").lower():
                 return False
         elif value and field == "root":
@@ -162,15 +167,24 @@ def matches(run: RunRow, query: str) -> bool:
     return True
 
 
-def why_nothing_matches(runs: Iterable[RunRow], query: str) -> str:
+def why_nothing_matches(
+    runs: Iterable[RunRow], query: str, host_of: Callable[[int], str] | None = None
+) -> str:
     """Which word of ``query`` left no run, and what it could have been instead."""
     runs = list(runs)
     if not runs:
         return "no runs indexed yet"
+
+    def host(run: RunRow) -> str:
+        return host_of(run.id) if host_of is not None else "local"
+
     for word in query.split():
-        if any(matches(run, word) for run in runs):
+        if any(matches(run, word, host(run)) for run in runs):
             continue
         field, _, value = word.lower().partition(":")
+        if value and field == "host":
+            known = sorted({host(r) for r in runs})
+            return f"no run is on a host named {value!r} (hosts: {', '.join(known[:6])})"
         if value and field in ("exp", "experiment"):
             known = sorted({(r.experiment or "").lower() for r in runs if r.experiment})
             return f"no experiment is named {value!r} (there are: {', '.join(known[:6]) or 'none'})"
@@ -201,6 +215,10 @@ class RowExtras:
     """(items met, items required); None until computed."""
     pinned: bool = False
     note: bool = False
+    host: str | None = None
+    """The run's host, when remotes are followed."""
+    offline: bool = False
+    """The host did not answer its last pull: the row shows its last mirrored state."""
 
 
 def run_cells(
@@ -235,7 +253,13 @@ def run_cells(
             check.append(f"{passed}/{total}")
         else:
             check.append(f"✗{passed}/{total}", style=WARNING)
+    host = cell("")
+    if extras is not None and extras.host is not None:
+        host.append(visible(extras.host))
+        if extras.offline:
+            host.append(" ○ offline", style=WARNING)
     return {
+        "host": host,
         "mark": cell("✓" if marked else " ", "bold"),
         "name": name,
         "framework": cell(run.framework),
@@ -262,9 +286,13 @@ class RunsTable(DataTable[Cell]):
         Binding("G", "scroll_bottom", "Bottom", show=False, id="runs.bottom"),
     ]
 
-    def __init__(self, *, clock: Callable[[], float] = time.time, **kwargs: Any) -> None:
+    def __init__(
+        self, *, clock: Callable[[], float] = time.time, hosts: bool = False, **kwargs: Any
+    ) -> None:
         super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
         self.clock = clock
+        self.columns_shown = (*COLUMNS[:2], HOST_COLUMN, *COLUMNS[2:]) if hosts else COLUMNS
+        """The columns in table order: with a host column when remotes are followed."""
         self._backlog: list[
             tuple[dict[int, RunRow], list[int], set[int], Mapping[int, RowExtras] | None]
         ] = []
@@ -272,7 +300,7 @@ class RunsTable(DataTable[Cell]):
         self._backlog_turn = 0
         self.fixed_columns = 2
         """The mark and the name stay put when the table scrolls sideways."""
-        for column in COLUMNS:
+        for column in self.columns_shown:
             self.add_column(Text(column.label, no_wrap=True), key=column.key)
 
     @property
@@ -322,12 +350,12 @@ class RunsTable(DataTable[Cell]):
                 )
                 if run_id in present:
                     row = self.get_row(str(run_id))
-                    for column, value in zip(COLUMNS, row, strict=False):
+                    for column, value in zip(self.columns_shown, row, strict=False):
                         new = cells[column.key]
                         if new != value:
                             self.update_cell(str(run_id), column.key, new, update_width=True)
                 else:
-                    self.add_row(*(cells[c.key] for c in COLUMNS), key=str(run_id))
+                    self.add_row(*(cells[c.key] for c in self.columns_shown), key=str(run_id))
             if self.row_count and [int(r.key.value or 0) for r in self.ordered_rows] != order:
                 position = {run_id: i for i, run_id in enumerate(order)}
                 self.sort("mark", key=lambda cell: position.get(cell.run_id, 0))
@@ -349,7 +377,7 @@ class RunsTable(DataTable[Cell]):
                 now=now,
                 extras=extras.get(run_id) if extras is not None else None,
             )
-            self.add_row(*(cells[c.key] for c in COLUMNS), key=str(run_id))
+            self.add_row(*(cells[c.key] for c in self.columns_shown), key=str(run_id))
 
     def _fill_slice(self, turn: int) -> None:
         """Append the next slice of a first fill (unless a newer sync replaced it)."""
@@ -391,7 +419,7 @@ class RunsTable(DataTable[Cell]):
                     extras=extras.get(run_id) if extras is not None else None,
                 )
                 row = self.get_row(str(run_id))
-                for column, value in zip(COLUMNS, row, strict=False):
+                for column, value in zip(self.columns_shown, row, strict=False):
                     new = cells[column.key]
                     if new != value:
                         self.update_cell(str(run_id), column.key, new, update_width=True)

@@ -22,6 +22,9 @@ class StatusInfo:
     marked: int = 0
     filter: str = ""
     sort: str = ""
+    hosts: str = ""
+    """Followed remotes and their state (``tui.hosts``); empty without remotes."""
+    hosts_ok: bool = True
 
 
 class StatusLine(Static):
@@ -54,6 +57,9 @@ class StatusLine(Static):
         if info.filter:
             text.append("filter: ")
             text.append(info.filter, style="bold")
+            text.append(" │ ")
+        if info.hosts:
+            text.append(info.hosts, style="" if info.hosts_ok else "bold yellow")
             text.append(" │ ")
         text.append(info.watcher)
         if info.sort:
