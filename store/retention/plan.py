@@ -318,10 +318,11 @@ def decide_run(
     if rules.keep_best and rules.metric:
         scored = [u for u in units if u.metric is not None]
         sign = 1.0 if rules.mode != "max" else -1.0
-        # Ties go to the newer unit: it saw more training for the same score.
-        order = sorted(range(len(scored)), key=lambda i: (sign * (scored[i].metric or 0.0), -i))
-        for index in order[: rules.keep_best]:
-            unit = scored[index]
+        # Ties go to the newer unit: it saw more training for the same score.  Plain tuples
+        # sort without a Python call per unit.
+        order = sorted([(sign * (u.metric or 0.0), -i) for i, u in enumerate(scored)])
+        for _score, negative_index in order[: rules.keep_best]:
+            unit = scored[-negative_index]
             unit.reasons.append(f"best {rules.metric} {unit.metric:.6g}")
     if rules.keep_within is not None:
         horizon_ns = (now - rules.keep_within) * 1e9
