@@ -19,6 +19,14 @@ from collections.abc import Callable
 
 from store.scan import IGNORED_DIR_NAMES, Indexer, ProgressFn, ScanReport
 
+
+class ScanStopped(BaseException):
+    """The first scan was asked to stop (the app is quitting): raised at a safe point, between
+    pieces or during the full scan's walk, so nothing half-written is left (each piece is
+    its own transaction; the walk writes nothing).  A BaseException, so that the handlers
+    that record a scan's errors and retry let it through."""
+
+
 PIECE_BUDGET = 1.0
 """Seconds spent on pieces before the full scan takes over."""
 MIN_PIECES = 16
@@ -76,15 +84,19 @@ def scan_pieces(
     on_commit: Callable[[], None] | None = None,
     budget: float = PIECE_BUDGET,
     clock: Callable[[], float] = time.monotonic,
+    should_stop: Callable[[], bool] | None = None,
 ) -> int:
     """Scan pieces of the root one by one for ``budget`` seconds (the first one always);
     returns how many.  What they write is provisional: the full scan that must follow
-    corrects it (a piece's parent folders are not in the index until then)."""
+    corrects it (a piece's parent folders are not in the index until then).
+    ``should_stop()`` is asked before each piece; True raises ``ScanStopped``."""
     if budget <= 0:
         return 0
     started = clock()
     done = 0
     for piece in pieces(indexer.root_b):
+        if should_stop is not None and should_stop():
+            raise ScanStopped
         if done and clock() - started >= budget:
             break
         report = indexer.scan(piece)
@@ -101,12 +113,29 @@ def first_scan(
     progress: ProgressFn | None = None,
     budget: float = PIECE_BUDGET,
     clock: Callable[[], float] = time.monotonic,
+    should_stop: Callable[[], bool] | None = None,
 ) -> ScanReport:
     """Index a fresh root piece by piece, then whole (see the module); returns the full
     scan's report.  ``progress(files, 0)`` follows the full scan's walk, and
-    ``progress(files, files)`` says its files are committed (summaries come next)."""
-    scan_pieces(indexer, on_commit=on_commit, budget=budget, clock=clock)
-    report = indexer.scan(progress=progress, defer_summaries=True)
+    ``progress(files, files)`` says its files are committed (summaries come next).
+
+    ``should_stop()`` is asked between pieces and as the full scan's walk goes; True raises
+    ``ScanStopped`` with the root still fresh (its next open scans it again).  Once the full
+    scan committed, the summaries are read anyway: the root is no longer fresh, and no
+    later scan would read those it left pending."""
+    scan_pieces(indexer, on_commit=on_commit, budget=budget, clock=clock, should_stop=should_stop)
+    walked = progress
+    if should_stop is not None:
+
+        def walked(files: int, total: int) -> None:
+            if should_stop():
+                raise ScanStopped
+            if progress is not None:
+                progress(files, total)
+
+        if should_stop():
+            raise ScanStopped
+    report = indexer.scan(progress=walked, defer_summaries=True)
     if on_commit is not None:
         on_commit()
     if progress is not None:  # every file is in; the runs' summaries are read next
