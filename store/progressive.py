@@ -13,6 +13,7 @@ its subtree for run detection, a cost that grows with what the pieces already wr
 from __future__ import annotations
 
 import os
+import sqlite3
 import stat
 import time
 from collections.abc import Callable
@@ -29,6 +30,8 @@ class ScanStopped(BaseException):
 
 PIECE_BUDGET = 1.0
 """Seconds spent on pieces before the full scan takes over."""
+STOP_CHECK_OPS = 10_000
+"""SQLite steps between two questions to ``should_stop`` while the full scan writes."""
 MIN_PIECES = 16
 """Descend until a level holds this many folders (or ``MAX_DEPTH`` is reached)."""
 MAX_DEPTH = 4
@@ -119,12 +122,14 @@ def first_scan(
     scan's report.  ``progress(files, 0)`` follows the full scan's walk, and
     ``progress(files, files)`` says its files are committed (summaries come next).
 
-    ``should_stop()`` is asked between pieces and as the full scan's walk goes; True raises
-    ``ScanStopped`` with the root still fresh (its next open scans it again).  Once the full
+    ``should_stop()`` is asked between pieces, as the full scan's walk goes and while it
+    writes; True raises ``ScanStopped`` with the root still fresh (its next open scans it
+    again).  Once the full
     scan committed, the summaries are read anyway: the root is no longer fresh, and no
     later scan would read those it left pending."""
     scan_pieces(indexer, on_commit=on_commit, budget=budget, clock=clock, should_stop=should_stop)
     walked = progress
+    conn = indexer.db.conn
     if should_stop is not None:
 
         def walked(files: int, total: int) -> None:
@@ -135,7 +140,20 @@ def first_scan(
 
         if should_stop():
             raise ScanStopped
-    report = indexer.scan(progress=walked, defer_summaries=True)
+        # while the rows are written: SQLite asks every STOP_CHECK_OPS steps, and a stop
+        # aborts the statement; the transaction rolls back whole
+        conn.set_progress_handler(lambda: 1 if should_stop() else 0, STOP_CHECK_OPS)
+    try:
+        report = indexer.scan(progress=walked, defer_summaries=True)
+    except sqlite3.OperationalError:
+        conn.set_progress_handler(None, 0)
+        if should_stop is None or not should_stop():
+            raise
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise ScanStopped from None
+    finally:
+        conn.set_progress_handler(None, 0)
     if on_commit is not None:
         on_commit()
     if progress is not None:  # every file is in; the runs' summaries are read next

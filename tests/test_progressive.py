@@ -258,8 +258,11 @@ def test_quitting_during_the_first_scan_stops_it(tmp_path: Path) -> None:
 
     async def scenario() -> None:
         async with app.run_test(size=(120, 40)) as pilot:
+            screen = app.screen
+            assert isinstance(screen, ExplorerScreen)
+            table = screen.query_one(RunsTable)
             deadline = time.monotonic() + 30
-            while not app.held.is_set():
+            while not app.held.is_set() or not table.row_count:  # the explorer is up
                 assert time.monotonic() < deadline, "the first scan never reported"
                 await pilot.pause(0.02)
             await app.action_quit()
@@ -271,3 +274,33 @@ def test_quitting_during_the_first_scan_stops_it(tmp_path: Path) -> None:
     conn.close()
     with WriterLock(db_path):  # released: the next open indexes the root again
         pass
+
+
+def test_a_first_scan_stopped_while_it_writes_rolls_back_whole(tmp_path: Path) -> None:
+    root = copy_fixtures(tmp_path)
+    plain = tmp_path / "plain.db"
+    index_roots([root], plain, hash_files=False, remember_db=False)
+    live = tmp_path / "live.db"
+    with WriterLock(live):
+        db = open_db(live)
+        indexer = Indexer(db, root)
+        indexes = db.conn.execute("SELECT name FROM sqlite_master ORDER BY name").fetchall()
+        asked: list[bool] = []
+
+        def writing() -> bool:
+            """Asked to stop once the rows are being written (and from then on)."""
+            if db.conn.in_transaction:
+                asked.append(True)
+            return bool(asked)
+
+        with pytest.raises(ScanStopped):
+            first_scan(indexer, budget=0.0, should_stop=writing)
+        assert not db.conn.in_transaction
+        assert db.conn.execute("SELECT count(*) FROM artifacts").fetchone() == (0,)
+        assert db.conn.execute("SELECT name FROM sqlite_master ORDER BY name").fetchall() == (
+            indexes
+        )  # the indexes a bulk load drops are back
+        assert is_fresh(indexer)
+        first_scan(Indexer(db, root), budget=0.0, should_stop=lambda: False)
+        db.close()
+    assert snapshot(live) == snapshot(plain)
