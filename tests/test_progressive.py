@@ -16,7 +16,7 @@ import pytest
 import tui.app
 from store.index.db import open_db
 from store.lock import WriterLock
-from store.progressive import first_scan, is_fresh, pieces
+from store.progressive import ScanStopped, first_scan, is_fresh, pieces
 from store.scan import Indexer
 from store.watch import Watcher
 from tui.app import ArtlensApp
@@ -208,3 +208,99 @@ def test_open_lets_the_explorer_index_only_new_roots(tmp_path: Path) -> None:
         open_first([tmp_path / "missing"], db_path, remember_db=False)
     with WriterLock(db_path, role="watch"):  # another writer: follow it instead
         assert not open_first([tmp_path], db_path, remember_db=False)
+
+
+def test_a_cancelled_first_scan_leaves_the_root_fresh_and_the_next_start_completes(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "root"
+    make_runs(root, runs=60, folders=12)  # 780 folders: the walk reports at 256 and 512
+    plain = tmp_path / "plain.db"
+    index_roots([root], plain, hash_files=False, remember_db=False)
+    live = tmp_path / "live.db"
+    reports: list[int] = []
+
+    def walked(files: int, _total: int) -> None:
+        reports.append(files)
+        watcher.cancel()  # as quitting does, from another thread, mid-walk
+
+    watcher = Watcher(live, [root], hash_files=False, progressive=True, on_progress=walked)
+    with pytest.raises(ScanStopped):
+        watcher.start()
+    assert len(reports) == 1  # stopped at the walk's next report, nothing written by it
+    with WriterLock(live):  # the lock is free again
+        db = open_db(live)
+        assert is_fresh(Indexer(db, root))
+        db.close()
+    again = Watcher(live, [root], hash_files=False, progressive=True)
+    again.start()
+    again.stop()
+    assert snapshot(live) == snapshot(plain)
+    with pytest.raises(ScanStopped):  # a watcher once cancelled does not start
+        watcher.start()
+
+
+class QuitDuringScanApp(HeldApp):
+    """Held like HeldApp; quitting lets the scan go on, as a long walk would."""
+
+    def on_unmount(self) -> None:
+        super().on_unmount()
+        self.release.set()
+
+
+def test_quitting_during_the_first_scan_stops_it(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    make_runs(root, runs=60, folders=12)
+    db_path = tmp_path / "index.db"
+    with WriterLock(db_path):
+        open_db(db_path).close()
+    app = QuitDuringScanApp(db_path, [root], watch=True)
+
+    async def scenario() -> None:
+        async with app.run_test(size=(120, 40)) as pilot:
+            screen = app.screen
+            assert isinstance(screen, ExplorerScreen)
+            table = screen.query_one(RunsTable)
+            deadline = time.monotonic() + 30
+            while not app.held.is_set() or not table.row_count:  # the explorer is up
+                assert time.monotonic() < deadline, "the first scan never reported"
+                await pilot.pause(0.02)
+            await app.action_quit()
+
+    asyncio.run(scenario())
+    assert app.watcher is None
+    conn = sqlite3.connect(db_path)
+    assert conn.execute("SELECT last_full_scan FROM roots").fetchall() == [(None,)]
+    conn.close()
+    with WriterLock(db_path):  # released: the next open indexes the root again
+        pass
+
+
+def test_a_first_scan_stopped_while_it_writes_rolls_back_whole(tmp_path: Path) -> None:
+    root = copy_fixtures(tmp_path)
+    plain = tmp_path / "plain.db"
+    index_roots([root], plain, hash_files=False, remember_db=False)
+    live = tmp_path / "live.db"
+    with WriterLock(live):
+        db = open_db(live)
+        indexer = Indexer(db, root)
+        indexes = db.conn.execute("SELECT name FROM sqlite_master ORDER BY name").fetchall()
+        asked: list[bool] = []
+
+        def writing() -> bool:
+            """Asked to stop once the rows are being written (and from then on)."""
+            if db.conn.in_transaction:
+                asked.append(True)
+            return bool(asked)
+
+        with pytest.raises(ScanStopped):
+            first_scan(indexer, budget=0.0, should_stop=writing)
+        assert not db.conn.in_transaction
+        assert db.conn.execute("SELECT count(*) FROM artifacts").fetchone() == (0,)
+        assert db.conn.execute("SELECT name FROM sqlite_master ORDER BY name").fetchall() == (
+            indexes
+        )  # the indexes a bulk load drops are back
+        assert is_fresh(indexer)
+        first_scan(Indexer(db, root), budget=0.0, should_stop=lambda: False)
+        db.close()
+    assert snapshot(live) == snapshot(plain)

@@ -143,3 +143,41 @@ def test_fast_planner_matches_the_oracle(tmp_path: Path, seed: int) -> None:
         assert fast.warnings == slow.warnings
         assert any(item.is_dir for item in fast.items)
     db.conn.close()
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_fast_planner_matches_the_oracle_over_two_roots(tmp_path: Path, seed: int) -> None:
+    """Two roots in one index (queries narrowed by the root index) and one alone (read
+    straight through the table) agree with the oracle; their checkpoint-named links (which
+    the oracle predates) are described alike either way."""
+    rng = random.Random(100 + seed)
+    db = new_db(tmp_path)
+    roots = [tmp_path / "a", tmp_path / "b"]
+    trees = [_make_tree(root, rng) for root in roots]
+    for root, runs in zip(roots, trees, strict=True):
+        index_tree(db, root, runs)
+    now = time.time()
+    policy = from_flags(keep_last=1, keep_within_budget="100")
+    for chosen in (roots, roots[1:]):
+        fast = make_plan(db, chosen, policy, now)
+        slow = plan_oracle(db, chosen, policy, now)
+        assert _item_fields(fast) == _item_fields(slow)
+        assert _totals(fast) == _totals(slow)
+        assert fast.warnings == slow.warnings
+    db.conn.close()
+
+    run = sorted(r for r in trees[1] if not r.startswith("exp9"))[0]
+    (roots[1] / run / "checkpoints").mkdir(parents=True, exist_ok=True)
+    os.symlink("epoch=0-step=0.ckpt", roots[1] / run / "checkpoints" / "last.ckpt")
+    os.symlink("/elsewhere/best.ckpt", roots[1] / run / "best-epoch=9.ckpt")
+    shared, alone = new_db(tmp_path / "shared"), new_db(tmp_path / "alone")
+    for root, runs in zip(roots, trees, strict=True):
+        index_tree(shared, root, runs)
+    index_tree(alone, roots[1], trees[1])
+    links = [make_plan(d, [roots[1]], policy, now).links for d in (shared, alone)]
+    assert links[0] == links[1]
+    assert len(links[0]) == 2
+    assert "points outside the root" in links[0][0]
+    assert f"{run}/checkpoints/last.ckpt is a symlink to 'epoch=0-step=0.ckpt'" in links[0][1]
+    shared.conn.close()
+    alone.conn.close()

@@ -108,6 +108,11 @@ class ArtlensApp(App[None]):
         """What the status line says about the watcher, and whether that is healthy."""
         self.theme = DARK_THEME
         self._wake_posted = threading.Event()
+        self._watcher_guard = threading.Lock()
+        """Between the watcher thread handing over a started watcher and quitting."""
+        self._starting: Any = None
+        """The watcher while its ``start`` runs (a new root's first scan): quitting cancels it."""
+        self._closing = False
         """Set while an IndexCommitted waits in the queue: a storm of commits posts one."""
         self._progress: tuple[float, int] = (0.0, 0)
         """When the watcher's first scan last said how far it got, and how far."""
@@ -202,8 +207,23 @@ class ArtlensApp(App[None]):
             progressive=True,
             on_progress=self._scan_progress,
         )
-        watcher.start()
-        self.watcher = watcher
+        with self._watcher_guard:
+            if self._closing:
+                return
+            self._starting = watcher
+        from store.progressive import ScanStopped
+
+        try:
+            watcher.start()
+        except ScanStopped:
+            return  # quitting stopped the first scan: the root stays fresh for next time
+        finally:
+            self._starting = None
+        with self._watcher_guard:
+            if self._closing:  # quit while it started: nobody else will stop it
+                watcher.stop()
+                return
+            self.watcher = watcher
         self.call_from_thread(self._watch_status, "watching", ok=True)
 
     def _scan_progress(self, files: int, total: int) -> None:
@@ -281,6 +301,10 @@ class ArtlensApp(App[None]):
         if self._poll_db is not None:
             self._poll_db.conn.close()
             self._poll_db = None
+        with self._watcher_guard:
+            self._closing = True
+            if self._starting is not None:  # its thread ends at the scan's next safe point
+                self._starting.cancel()
         if self.watcher is not None:
             try:
                 self.watcher.stop()

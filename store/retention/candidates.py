@@ -135,6 +135,10 @@ class RunInfo:
     """The run's metric summaries as the index keeps them (JSON text)."""
 
 
+FolderRow = tuple[int | None, bytes, bytes, int, int, int, str, str | None]
+"""run_id, parent, path, size, mtime_ns, inode, ftype, hash of a row in a checkpoint folder."""
+
+
 def parse_numbers(name: str) -> tuple[int | None, int | None]:
     """(step, epoch) from a checkpoint's file or folder name; None where absent."""
     folder = _CKPT_DIR.match(name)
@@ -210,6 +214,15 @@ The byte search for ``checkpoint`` comes first: it is what the globs need anyway
 spares most rows the text cast."""
 
 
+def artifacts_source(conn: Any) -> str:
+    """``artifacts`` for a query that aggregates or orders its own rows: read straight
+    through the table when the index holds one root (a lookup per row through the root_id
+    index costs twice a plain pass); through the index when other roots' rows would be read
+    for nothing."""
+    (roots,) = conn.execute("SELECT count(*) FROM roots").fetchone()
+    return "artifacts NOT INDEXED" if roots <= 1 else "artifacts"
+
+
 def _decode(blob: bytes) -> str:
     return blob.decode("utf-8", "surrogateescape")
 
@@ -221,12 +234,14 @@ def candidates_for_root(
     *,
     metric: str | Callable[[RunInfo], str | None] | None = None,
     runs: dict[int, RunInfo] | None = None,
+    folder_rows: list[FolderRow] | None = None,
 ) -> dict[int, list[Candidate]]:
     """Every run's checkpoint units under one root, oldest first, metrics attached.
 
-    ``metric`` is one name for all runs, or a function giving each run's own.  Checkpoint
-    folders arrive aggregated by SQLite (size, newest mtime); their files are listed by
-    ``attach_members`` only for the folders a plan removes.
+    ``metric`` is one name for all runs, or a function giving each run's own.  A checkpoint
+    folder's size and newest mtime add up its rows (``checkpoint_folder_rows``, read here
+    unless given); the same rows list its files in ``attach_members``, only for the
+    folders a plan removes.
     """
     runs = runs if runs is not None else load_runs(db, root_id, root)
     by_run: dict[int, dict[str, Candidate]] = {}
@@ -254,23 +269,23 @@ def candidates_for_root(
         value = known[name] = name_readers[run_metric](name)
         return value
 
-    folder_rows = conn.execute(
-        f"SELECT run_id, parent, sum(size), max(mtime_ns) FROM artifacts "
-        f"WHERE root_id = ? AND run_id IS NOT NULL AND {_IN_CKPT_FOLDER} GROUP BY run_id, parent",
-        (root_id,),
-    ).fetchall()
+    if folder_rows is None:
+        folder_rows = checkpoint_folder_rows(db, root_id)
     loose_parents: list[bytes] = []
     folder_numbers: dict[str, tuple[int | None, int | None]] = {}
-    for run_id, parent_blob, size, mtime_ns in folder_rows:
+
+    def folder_unit(run_id: int, parent_blob: bytes, mtime_ns: int) -> Candidate | None:
+        """The unit holding the files of one folder of a run (made on its first folder);
+        None when the run is unknown or no ``checkpoint-N`` folder holds the folder."""
         run = runs.get(run_id)
         if run is None:
-            continue
+            return None
         parent = _decode(parent_blob)
         prefix_len = len(run.path) + 1 if run.path else 0
         folder_end = _checkpoint_folder_end(parent[prefix_len:] + "/")
         if folder_end < 0:
             loose_parents.append(parent_blob)
-            continue
+            return None
         unit_path = parent[: prefix_len + folder_end]
         units = by_run.get(run_id)
         if units is None:
@@ -289,8 +304,8 @@ def candidates_for_root(
                 run.live,
                 unit_path,
                 True,
-                int(size),
-                int(mtime_ns),
+                0,
+                mtime_ns,
                 0,
                 "dir",
                 None,
@@ -300,9 +315,28 @@ def candidates_for_root(
             value = metric_from(metric_of(run_id), name)
             if value is not None:
                 unit.metric, unit.metric_source = value, "file name"
-        else:
-            unit.size += int(size)
-            unit.mtime_ns = max(unit.mtime_ns, int(mtime_ns))
+        return unit
+
+    # Rows come folder by folder: a folder's unit is looked up once per run of its rows.
+    group_units: dict[tuple[int, bytes], Candidate | None] = {}
+    last_run_id: int | None = None
+    last_parent = b""
+    folder: Candidate | None = None
+    for run_id, parent_blob, _path, size, mtime_ns, _inode, _ftype, _hash in folder_rows:
+        if run_id is None:
+            continue
+        if run_id != last_run_id or parent_blob != last_parent:
+            last_run_id, last_parent = run_id, parent_blob
+            group = (run_id, parent_blob)
+            if group in group_units:
+                folder = group_units[group]
+            else:
+                folder = group_units[group] = folder_unit(run_id, parent_blob, mtime_ns)
+        if folder is not None:
+            folder.size += size
+            if mtime_ns > folder.mtime_ns:
+                folder.mtime_ns = mtime_ns
+    by_run = dict(sorted(by_run.items()))  # runs in id order, as SQLite's grouping gave them
     file_rows = conn.execute(
         f"SELECT run_id, path, size, mtime_ns, inode, ftype, hash FROM artifacts "
         f"WHERE root_id = ? AND run_id IS NOT NULL AND kind IN ('checkpoint', 'model') "
@@ -319,7 +353,7 @@ def candidates_for_root(
     parsed_names: dict[tuple[str, str], tuple[int | None, int | None, bool, bool] | None] = {}
     rules = _rules()
     # Rows come folder by folder, so the run of a row is mostly the previous row's.
-    last_run_id: int | None = None
+    last_run_id = None
     row_run: RunInfo | None = None
     units = {}
     known: dict[str, float | None] = by_name[None]
@@ -399,9 +433,9 @@ def checkpoint_links(db: sqlite_utils.Database, root_id: int) -> list[tuple[int,
     """(run id, path, target) of symlinks with checkpoint names, such as Lightning's
     ``last.ckpt``: never a unit of their own and never holding a keep-last slot."""
     rows = db.conn.execute(
-        "SELECT run_id, path, link_target FROM artifacts WHERE root_id = ? AND run_id IS NOT "
-        "NULL AND ftype = 'symlink' AND kind IN ('checkpoint', 'model') AND NOT "
-        f"{_IN_CKPT_FOLDER} ORDER BY path",
+        f"SELECT run_id, path, link_target FROM {artifacts_source(db.conn)} WHERE "
+        "ftype = 'symlink' AND root_id = ? AND run_id IS NOT NULL AND kind IN "
+        f"('checkpoint', 'model') AND NOT {_IN_CKPT_FOLDER} ORDER BY path",
         (root_id,),
     ).fetchall()
     return [(int(r), _decode(bytes(p)), None if t is None else str(t)) for r, p, t in rows]
@@ -435,7 +469,22 @@ def _parse_file_name(
     return None, None, _LAST.match(name) is not None, False
 
 
-def attach_members(db: sqlite_utils.Database, root_id: int, units: list[Candidate]) -> None:
+def checkpoint_folder_rows(db: sqlite_utils.Database, root_id: int) -> list[FolderRow]:
+    """Every row inside some ``checkpoint-N`` folder of the root, folder by folder: read
+    once, they give the folder units' sizes and the removed ones' members."""
+    return db.conn.execute(
+        f"SELECT run_id, parent, path, size, mtime_ns, inode, ftype, hash FROM artifacts "
+        f"WHERE root_id = ? AND {_IN_CKPT_FOLDER}",
+        (root_id,),
+    ).fetchall()
+
+
+def attach_members(
+    db: sqlite_utils.Database,
+    root_id: int,
+    units: list[Candidate],
+    folder_rows: list[FolderRow] | None = None,
+) -> None:
     """List the files of each checkpoint folder unit (what apply will compare against).
 
     A file goes to the outermost unit among the folders holding it, which depends on its
@@ -444,13 +493,10 @@ def attach_members(db: sqlite_utils.Database, root_id: int, units: list[Candidat
     folders = {u.path: u for u in units if u.is_dir}
     if not folders:
         return
-    rows = db.conn.execute(
-        f"SELECT parent, path, size, mtime_ns, inode, ftype, hash FROM artifacts "
-        f"WHERE root_id = ? AND {_IN_CKPT_FOLDER}",
-        (root_id,),
-    )
+    if folder_rows is None:
+        folder_rows = checkpoint_folder_rows(db, root_id)
     owner_of: dict[bytes, Candidate | None] = {}
-    for parent_blob, path_blob, size, mtime_ns, inode, ftype, digest in rows:
+    for _run_id, parent_blob, path_blob, size, mtime_ns, inode, ftype, digest in folder_rows:
         parent_key = bytes(parent_blob)
         if parent_key in owner_of:
             unit = owner_of[parent_key]

@@ -26,8 +26,10 @@ from store.retention.candidates import (
     Candidate,
     Member,
     RunInfo,
+    artifacts_source,
     attach_members,
     candidates_for_root,
+    checkpoint_folder_rows,
     checkpoint_links,
     load_runs,
 )
@@ -317,10 +319,11 @@ def decide_run(
     if rules.keep_best and rules.metric:
         scored = [u for u in units if u.metric is not None]
         sign = 1.0 if rules.mode != "max" else -1.0
-        # Ties go to the newer unit: it saw more training for the same score.
-        order = sorted(range(len(scored)), key=lambda i: (sign * (scored[i].metric or 0.0), -i))
-        for index in order[: rules.keep_best]:
-            unit = scored[index]
+        # Ties go to the newer unit: it saw more training for the same score.  Plain tuples
+        # sort without a Python call per unit.
+        order = sorted([(sign * (u.metric or 0.0), -i) for i, u in enumerate(scored)])
+        for _score, negative_index in order[: rules.keep_best]:
+            unit = scored[-negative_index]
             unit.reasons.append(f"best {rules.metric} {unit.metric:.6g}")
     if rules.keep_within is not None:
         horizon_ns = (now - rules.keep_within) * 1e9
@@ -414,7 +417,10 @@ def _make_plan(
             continue
         root_id = int(row[0])
         runs = load_runs(db, root_id, root)
-        by_run = candidates_for_root(db, root_id, root, runs=runs, metric=_run_metric(root_policy))
+        folder_rows = checkpoint_folder_rows(db, root_id)
+        by_run = candidates_for_root(
+            db, root_id, root, runs=runs, metric=_run_metric(root_policy), folder_rows=folder_rows
+        )
         root_pins = _pins_for(root, pins, root_policy)
         pinned = _pinned_check(root_pins)
         totals = RootTotals(root, root_policy.describe(), budget=root_policy.budget)
@@ -438,7 +444,8 @@ def _make_plan(
                     "(keep_best idle)"
                 )
         total_row = db.conn.execute(
-            "SELECT coalesce(sum(size), 0) FROM artifacts WHERE root_id = ?", (root_id,)
+            f"SELECT coalesce(sum(size), 0) FROM {artifacts_source(db.conn)} WHERE root_id = ?",
+            (root_id,),
         ).fetchone()
         totals.total_bytes = int(total_row[0])
         if root_policy.budget is not None:
@@ -466,7 +473,10 @@ def _make_plan(
             totals.removed += run_totals.removed
             totals.bytes_kept += run_totals.bytes_kept
             totals.bytes_removed += run_totals.bytes_removed
-        attach_members(db, root_id, [u for u in plan.items if u.root == root and not u.keep])
+        attach_members(
+            db, root_id, [u for u in plan.items if u.root == root and not u.keep], folder_rows
+        )
+        del folder_rows
         plan.links += _describe_links(db, root_id, root, plan.items)
         plan.roots.append(totals)
         _account_fs(fs_by_dev, root, totals.bytes_removed)
@@ -479,9 +489,12 @@ def _describe_links(
 ) -> list[str]:
     """One line per checkpoint-named symlink: what it points at, and whether this plan
     removes its target (the link would then dangle)."""
+    links = checkpoint_links(db, root_id)
+    if not links:
+        return []  # the usual case: no set of every removal's path to build
     removed = {os.path.join(root, u.path) for u in items if u.root == root and not u.keep}
     lines = []
-    for _run_id, rel, target in checkpoint_links(db, root_id):
+    for _run_id, rel, target in links:
         where = os.path.normpath(os.path.join(root, os.path.dirname(rel), target or ""))
         note = f"{rel} is a symlink to {target!r}, not a checkpoint of its own (never counted)"
         if target is None:

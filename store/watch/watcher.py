@@ -253,6 +253,7 @@ class Watcher:
         self._by_prefix: list[tuple[bytes, _Root]] = []
         self._state = threading.Lock()
         self._stopping = threading.Event()
+        self._cancelled = threading.Event()
         self._hash_wake = threading.Event()
         self._worker: threading.Thread | None = None
         self._hasher: threading.Thread | None = None
@@ -289,6 +290,8 @@ class Watcher:
         self._lock.acquire(wait=wait_for_writer, on_wait=log.warning, give_up=give_up)
         self._stopping.clear()
         try:
+            if self._cancelled.is_set():
+                raise progressive.ScanStopped
             self._db = open_db(self.db_path)
             ignore = [Path(os.fsdecode(p)) for p in self._ignored]
             self._roots = [
@@ -329,6 +332,13 @@ class Watcher:
                 target=self._hash_loop, name="artlens-watch-hash", daemon=True
             )
             self._hasher.start()
+
+    def cancel(self) -> None:
+        """From another thread, while ``start`` runs a new root's first scan: that scan stops
+        at its next safe point, and ``start`` undoes itself and raises
+        ``progressive.ScanStopped`` (the app is quitting; the root stays fresh, so the next
+        open scans it again).  A watcher once cancelled does not start."""
+        self._cancelled.set()
 
     def stop(self) -> None:
         """Stop promptly: the current batch finishes, threads are joined, the lock freed."""
@@ -728,7 +738,9 @@ class Watcher:
         if not progressive.is_fresh(root.indexer):
             return
         try:
-            progressive.scan_pieces(root.indexer, on_commit=self._committed)
+            progressive.scan_pieces(
+                root.indexer, on_commit=self._committed, should_stop=self._cancelled.is_set
+            )
         except Exception as exc:
             log.warning("%s: first pieces not indexed: %s", root.display, exc)
 
@@ -746,6 +758,7 @@ class Watcher:
                 on_commit=self._committed,
                 progress=self.on_progress,
                 budget=0.0,  # the pieces were scanned before the watch was set
+                should_stop=self._cancelled.is_set,
             )
         if self._run_scan(root, kind, scan, reason=reason):
             with self._state:
