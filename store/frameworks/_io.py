@@ -2,7 +2,9 @@
 
 Artifacts are untrusted: a name may be a FIFO (open would hang), a symlink out of the
 root, or a sparse file of terabytes.  Every reader goes through ``read_bytes``, which only
-opens regular files that resolve inside the root and never reads more than a cap.
+opens regular files that resolve inside the root and never reads more than a cap.  The
+reads go through the file layer (``store.root``): a parser handed a ``Root`` reads from
+wherever it lives; a local folder given as a ``Path`` is wrapped in a ``LocalRoot``.
 """
 
 from __future__ import annotations
@@ -10,21 +12,27 @@ from __future__ import annotations
 import json
 import os
 import re
-import stat
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from store.safefile import NotRegularFileError, read_capped
+from store.root import NotFound, Root, RootError, UnsafeRelPath
+from store.root.local import LocalRoot
 from store.yamlsafe import YamlError, load_yaml
 
 SMALL = 4 * 1024 * 1024
 """Cap for configs and JSON documents."""
 LARGE = 64 * 1024 * 1024
 """Cap for metric logs (CSV, MLflow metric files, TSV)."""
+LIST_LIMIT = 1_000_000
+"""A folder with more entries than this is read as empty rather than in part."""
 
 
 class ReadError(OSError):
     """A file could not be read safely; the message is one line."""
+
+
+class MissingFile(ReadError, FileNotFoundError):
+    """Nothing at the path: an optional file that is absent is no warning."""
 
 
 def join(rel: str, *names: str) -> str:
@@ -45,93 +53,56 @@ def abspath(root: Path, rel: str) -> str:
     return os.path.join(os.fspath(root), rel) if rel else os.fspath(root)
 
 
-def _inside(root_real: str, path_real: str) -> bool:
-    return path_real == root_real or path_real.startswith(root_real.rstrip(os.sep) + os.sep)
+RootLike = Root | Path
+"""What the readers take: a ``Root`` (any store), or a local folder wrapped once here."""
+
+_WRAPPED: dict[str, LocalRoot] = {}
 
 
-_ROOTS: dict[str, tuple[str, int, int]] = {}
-"""Root as given -> (its real path, st_dev, st_ino): resolved once, re-checked per read."""
+def as_root(root: RootLike) -> Root:
+    """The ``Root`` for a folder; a ``Root`` is returned as it is."""
+    if not isinstance(root, (str, os.PathLike)):
+        return root
+    key = os.fspath(root)
+    local = _WRAPPED.get(key)
+    if local is None:
+        if len(_WRAPPED) > 64:
+            _WRAPPED.clear()
+        local = _WRAPPED[key] = LocalRoot(key)
+    return local
 
 
-def _root_real(root: Path) -> str:
-    """The root's real path; the cached one only while the root still names the same folder
-    (one ``stat`` instead of a ``realpath``: a root retargeted since resolves again)."""
-    given = os.fspath(root)
-    st = os.stat(given)
-    cached = _ROOTS.get(given)
-    if cached is not None and cached[1] == st.st_dev and cached[2] == st.st_ino:
-        return cached[0]
-    real = os.path.realpath(given)
-    if len(_ROOTS) > 64:
-        _ROOTS.clear()
-    _ROOTS[given] = (real, st.st_dev, st.st_ino)
-    return real
+def _read_error(rel: str, exc: RootError) -> ReadError:
+    """The file layer's error as this module's one-line ``ReadError``."""
+    if isinstance(exc, UnsafeRelPath):
+        return ReadError(f"{rel}: an empty, '.' or '..' part could lead out of the root")
+    if isinstance(exc, NotFound):
+        return MissingFile(str(exc))
+    return ReadError(str(exc))
 
 
-def regular_file(root: Path, rel: str) -> str:
-    """The real absolute path of ``rel`` if it is (or links, inside the root, to) a regular file."""
+def regular_file(root: RootLike, rel: str) -> str:
+    """The real absolute path of ``rel`` if it is (or links, inside the root, to) a regular
+    file.  Local roots only: for libraries that open by name (SQLite, zip readers)."""
+    local = as_root(root)
+    if not isinstance(local, LocalRoot):
+        raise ReadError(f"{rel}: needs a local file")
     try:
-        real, st = _real_inside(root, rel)
-        if st is None:
-            st = os.lstat(real)
-    except ReadError:
-        raise
-    except (OSError, ValueError) as exc:
-        raise ReadError(f"{rel}: {getattr(exc, 'strerror', None) or type(exc).__name__}") from None
-    if not stat.S_ISREG(st.st_mode):
-        raise ReadError(f"{rel}: not a regular file")
-    return real
+        return local.real_path(rel)
+    except RootError as exc:
+        raise _read_error(rel, exc) from None
 
 
-def _real_inside(root: Path, rel: str) -> tuple[str, os.stat_result | None]:
-    """The real path of ``rel``, which must resolve inside the root (``ReadError`` if not),
-    with its ``lstat`` when the fast path took one.
-
-    Fast path: from the root's real path, every folder on the way is ``lstat``-ed and is no
-    symlink, so the joined path is already real.  Any symlink, ``.``/``..`` or empty part
-    takes the slow path: a full ``realpath`` and a check that it stays inside the root.
-    """
-    root_real = _root_real(root)
-    parts = rel.split("/") if rel else []
-    path = root_real
-    for part in parts[:-1]:
-        if part in ("", ".", ".."):
-            break
-        path = os.path.join(path, part)
-        if not stat.S_ISDIR(os.lstat(path).st_mode):
-            break
-    else:
-        if not parts:
-            return root_real, None
-        if parts[-1] not in ("", ".", ".."):
-            full = os.path.join(path, parts[-1])
-            st = os.lstat(full)
-            if not stat.S_ISLNK(st.st_mode):
-                return full, st
-    real = os.path.realpath(abspath(root, rel))
-    if not _inside(root_real, real):
-        raise ReadError(f"{rel}: symlink leads out of the root")
-    return real, None
-
-
-def read_bytes(root: Path, rel: str, cap: int = SMALL) -> tuple[bytes, bool]:
+def read_bytes(root: RootLike, rel: str, cap: int = SMALL) -> tuple[bytes, bool]:
     """At most ``cap`` bytes of a regular file under the root, and whether it was cut short."""
     try:
-        full, _ = _real_inside(root, rel)
-    except ReadError:
-        raise
-    except (OSError, ValueError) as exc:
-        raise ReadError(f"{rel}: {getattr(exc, 'strerror', None) or type(exc).__name__}") from None
-    try:
-        return read_capped(full, cap)  # lstat + O_NOFOLLOW open + fstat: regular files only
-    except NotRegularFileError:
-        raise ReadError(f"{rel}: not a regular file") from None
-    except OSError as exc:
-        raise ReadError(f"{rel}: {exc.strerror or type(exc).__name__}") from None
+        return as_root(root).read_capped(rel, cap)
+    except RootError as exc:
+        raise _read_error(rel, exc) from None
 
 
 def read_log(
-    root: Path, rel: str, warn: Callable[[str], None], *, missing_ok: bool = False
+    root: RootLike, rel: str, warn: Callable[[str], None], *, missing_ok: bool = False
 ) -> bytes | None:
     """Up to ``LARGE`` bytes of a run's log (metrics CSV/TSV, JSON lines), cut back to whole
     lines: a partly read last line could parse as a wrong number.  None when the file
@@ -139,7 +110,7 @@ def read_log(
     try:
         data, cut = read_bytes(root, rel, LARGE)
     except ReadError as exc:
-        if not (missing_ok and "No such file" in str(exc)):
+        if not (missing_ok and isinstance(exc, MissingFile)):
             warn(str(exc))
         return None
     if cut:
@@ -170,13 +141,13 @@ def json_objects(
         warn(f"{label}: {bad} malformed {what}(s) skipped")
 
 
-def read_text(root: Path, rel: str, cap: int = SMALL) -> tuple[str, bool]:
+def read_text(root: RootLike, rel: str, cap: int = SMALL) -> tuple[str, bool]:
     """Text of a file, invalid UTF-8 replaced; see ``read_bytes``."""
     data, cut = read_bytes(root, rel, cap)
     return data.decode("utf-8", "replace"), cut
 
 
-def read_json(root: Path, rel: str, cap: int = SMALL) -> object:
+def read_json(root: RootLike, rel: str, cap: int = SMALL) -> object:
     """A JSON document; ``ReadError`` on unreadable, truncated or malformed content."""
     data, cut = read_bytes(root, rel, cap)
     if cut:
@@ -187,7 +158,7 @@ def read_json(root: Path, rel: str, cap: int = SMALL) -> object:
         raise ReadError(f"{rel}: invalid JSON ({_first_line(exc)})") from None
 
 
-def read_yaml(root: Path, rel: str, cap: int = SMALL) -> object:
+def read_yaml(root: RootLike, rel: str, cap: int = SMALL) -> object:
     """A YAML document (Python tags become plain data); ``ReadError`` on any problem."""
     data, cut = read_bytes(root, rel, cap)
     if cut:
@@ -237,28 +208,25 @@ def to_int(value: object) -> int | None:
     return None
 
 
-def list_dir(root: Path, rel: str) -> tuple[list[str], list[str]]:
-    """(sub-folders, files) of a folder under the root; symlinked folders are not entered."""
+def list_dir(root: RootLike, rel: str) -> tuple[list[str], list[str]]:
+    """(sub-folders, files) of a folder under the root; symlinked folders are not entered
+    (a link counts as a file), FIFOs and devices are left out, an unreadable folder is
+    empty."""
     dirs: list[str] = []
     files: list[str] = []
     try:
-        with os.scandir(abspath(root, rel)) as entries:
-            for entry in entries:
-                if len(dirs) + len(files) >= 100_000:
-                    break
-                try:
-                    if entry.is_dir(follow_symlinks=False):
-                        dirs.append(entry.name)
-                    elif entry.is_file(follow_symlinks=False) or entry.is_symlink():
-                        files.append(entry.name)
-                except OSError:
-                    continue
-    except OSError:
-        pass
-    return sorted(dirs), sorted(files)
+        entries = as_root(root).list_dir(rel, limit=LIST_LIMIT)
+    except RootError:
+        return dirs, files
+    for entry in entries[:100_000]:
+        if entry.kind == "dir":
+            dirs.append(entry.name)
+        elif entry.kind in ("file", "symlink"):
+            files.append(entry.name)
+    return dirs, files
 
 
-def walk_files(root: Path, rel: str, limit: int = 20_000) -> list[str]:
+def walk_files(root: RootLike, rel: str, limit: int = 20_000) -> list[str]:
     """Every file below a folder, as paths relative to that folder ('a/b' for nested keys)."""
     out: list[str] = []
     stack = [""]

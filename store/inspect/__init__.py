@@ -33,6 +33,7 @@ from store.inspect.errors import InspectError
 from store.inspect.pickle_ops import OPCODE_BYTES
 from store.inspect.pickle_scan import SCAN_LIMIT, PickleScan, scan_bytes, scan_stream
 from store.inspect.policy import worst
+from store.root import Root, RootError
 
 __all__ = [
     "FORMATS",
@@ -113,6 +114,20 @@ def inspect_file(path: str | os.PathLike[str]) -> Inspection:
         handle = BoundedFile(path)
     except InspectError as exc:
         return Inspection("unknown", "n/a", (str(exc),))
+    return _inspect(handle, name)
+
+
+def inspect_at(root: Root, rel: str) -> Inspection:
+    """Inspect the file ``rel`` of any file-layer root (a local folder, a bucket prefix);
+    never raises for bad or hostile input."""
+    try:
+        reader = root.open(rel)
+    except RootError as exc:
+        return Inspection("unknown", "n/a", (str(exc),))
+    return _inspect(BoundedFile(reader, rel), rel)
+
+
+def _inspect(handle: BoundedFile, name: str) -> Inspection:
     with handle:
         try:
             result = _dispatch(handle, name)

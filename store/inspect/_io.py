@@ -12,25 +12,38 @@ import os
 from pathlib import Path
 
 from store.inspect.errors import InspectError
+from store.root import Reader
+from store.root.local import LocalReader
 from store.safefile import NotRegularFileError, open_regular
 
 
 class BoundedFile(io.RawIOBase):
-    """A read-only regular file that counts bytes read; usable by ``zipfile``."""
+    """A read-only regular file that counts bytes read; usable by ``zipfile``.
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    Reads go through a file-layer ``Reader`` (``store.root``), so the inspector reads an
+    object in a bucket as it reads a local file, and a file changed during the inspection
+    raises ``ChangedError`` instead of mixing old and new bytes.  A path is opened locally
+    (its final component never followed); a ``Reader`` is taken over and closed with this.
+    """
+
+    def __init__(self, source: str | os.PathLike[str] | Reader, name: str | None = None) -> None:
         super().__init__()
-        self._fd = -1  # close() runs from __del__ even when the open below fails
-        try:
-            self._fd, st = open_regular(path)
-        except NotRegularFileError:
-            raise InspectError("not a regular file") from None
-        except OSError as exc:
-            raise InspectError(f"cannot open: {exc.strerror or exc}") from None
-        self.size = st.st_size
+        self._reader: Reader | None = None  # close() runs from __del__ when the open fails
+        if isinstance(source, (str, os.PathLike)):
+            try:
+                fd, st = open_regular(source)
+            except NotRegularFileError:
+                raise InspectError("not a regular file") from None
+            except OSError as exc:
+                raise InspectError(f"cannot open: {exc.strerror or exc}") from None
+            self._reader = LocalReader(fd, st, os.fspath(source))
+            self.name = os.fspath(Path(source))
+        else:
+            self._reader = source
+            self.name = name if name is not None else ""
+        self.size = self._reader.size
         self.bytes_read = 0
         self._pos = 0
-        self.name = os.fspath(Path(path))
 
     def readable(self) -> bool:
         return True
@@ -57,20 +70,19 @@ class BoundedFile(io.RawIOBase):
 
     def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
         view = memoryview(buffer).cast("B")
-        data = os.pread(self._fd, len(view), self._pos)
+        data = self.read_at(self._pos, len(view))
         view[: len(data)] = data
         self._pos += len(data)
-        self.bytes_read += len(data)
         return len(data)
 
     def read_at(self, offset: int, size: int) -> bytes:
         """Up to ``size`` bytes at ``offset`` (fewer at end of file)."""
-        if offset < 0 or size <= 0 or offset >= self.size:
+        if offset < 0 or size <= 0 or offset >= self.size or self._reader is None:
             return b""
         chunks: list[bytes] = []
         want = min(size, self.size - offset)
         while want > 0:
-            data = os.pread(self._fd, min(want, 1 << 24), offset)
+            data = self._reader.read_at(offset, min(want, 1 << 24))
             if not data:
                 break
             chunks.append(data)
@@ -80,8 +92,8 @@ class BoundedFile(io.RawIOBase):
         return b"".join(chunks)
 
     def close(self) -> None:
-        if not self.closed and self._fd >= 0:
-            os.close(self._fd)
+        if not self.closed and self._reader is not None:
+            self._reader.close()
         super().close()
 
     def reader(self, offset: int = 0, buffer_size: int = 1 << 16) -> io.BufferedReader:

@@ -30,6 +30,11 @@ class UnsafeRelPath(RootError, ValueError):
     """A root-relative path with an empty, ``.`` or ``..`` part, or a NUL byte."""
 
 
+class NotFound(RootError, FileNotFoundError):
+    """Nothing at the path (or a folder on the way is missing): callers that treat a missing
+    optional file as normal catch this one, not a message."""
+
+
 class NotAFile(RootError):
     """The path is a folder, a symlink, a FIFO, a device or anything but a regular file."""
 
