@@ -25,6 +25,7 @@ from store.frameworks import _io
 from store.frameworks._context import DetectContext
 from store.frameworks._metrics import add_point
 from store.frameworks.model import Loaded, RunSpec
+from store.root import RootError
 
 FRAMEWORK = "mlflow"
 DB_NAME = "mlflow.db"
@@ -267,8 +268,10 @@ def load(root: Path, spec: RunSpec) -> Loaded:
 
 def _exists(root: Path, rel: str) -> bool:
     try:
+        if not isinstance(root, (str, os.PathLike)):  # an object-store root: no local path
+            return _io.as_root(root).stat(rel).kind == "file"
         _io.regular_file(root, rel)
-    except _io.ReadError:
+    except (_io.ReadError, RootError):
         return False
     return True
 
