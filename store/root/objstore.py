@@ -180,6 +180,12 @@ class ObjectRoot:
     def scheme(self) -> str:
         return "s3"
 
+    @property
+    def name(self) -> str:
+        """The prefix's last part (the bucket for a whole bucket), as a folder's name is:
+        run detection names a run at the root after it."""
+        return self.prefix.rpartition("/")[2] or self.bucket
+
     def key_of(self, rel: str) -> str:
         """The full key a root-relative path names."""
         below = rel_to_key(rel)
