@@ -80,6 +80,8 @@ class ObjectIndexer(Indexer):
         try:
             folders = list(self.object_root.walk(rel))
         except RootError as exc:
+            if not start:
+                raise  # the bucket or prefix cannot be listed at all: say so, write nothing
             report.warn(f"listing failed: {str(exc)[:200]}", start)
             walk.unreadable.append(start)
             return walk

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from objstore_server import MULTIPART_KEY, S3Server, fresh_bucket, s3_server, seeded
 
-from store.root import ChangedError, NotAFile, Reader, Root, RootError, UnsafeRelPath
+from store.root import ChangedError, NotAFile, NotFound, Reader, Root, RootError, UnsafeRelPath
 from store.root.objstore import (
     BLOCK_SIZE,
     ObjectRoot,
@@ -95,6 +95,8 @@ def test_prefix_root_and_stat(s3_server: S3Server, seeded: dict[str, Any]) -> No
     assert listed["evil.pkl"] == entry.identity  # a listing and a HEAD agree
     with pytest.raises(NotAFile):
         root.open("missing.bin")
+    with pytest.raises(NotFound, match="no such object or folder"):
+        ObjectRoot(f"s3://{seeded['versioned']}/modelz").list_dir()
 
 
 def test_reader_fetches_blocks_once_and_only_what_is_read(

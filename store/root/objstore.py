@@ -38,6 +38,7 @@ from store.root.base import (
     ChangedError,
     Entry,
     NotAFile,
+    NotFound,
     RootError,
     TooManyEntries,
     check_rel,
@@ -107,10 +108,6 @@ def is_content_hash(etag: str) -> bool:
     objects with one multipart ETag are only probably the same."""
     tag = etag.strip('"')
     return len(tag) == 32 and "-" not in tag
-
-
-class MissingObject(RootError, FileNotFoundError):
-    """No object (or bucket) by that name."""
 
 
 def parse_url(url: str) -> tuple[str, str, str]:
@@ -225,7 +222,7 @@ class ObjectRoot:
                 entries.append(self._entry(encode_part(part), obj))
             if len(entries) > limit:
                 raise TooManyEntries(f"{self.url}/{rel}: more than {limit} entries")
-        if not entries and rel:
+        if not entries and (rel or self.prefix):
             self._require_dir(rel)
         return entries
 
@@ -305,7 +302,7 @@ class ObjectRoot:
                 count += 1
                 if count > limit:
                     raise TooManyEntries(f"{self.url}/{rel}: more than {limit} entries")
-        if count == 0 and rel:
+        if count == 0 and (rel or self.prefix):
             self._require_dir(rel)
         for folder in sorted(folders):
             yield folder, folders[folder]
@@ -371,12 +368,13 @@ class ObjectRoot:
         return etag.strip('"')
 
     def _require_dir(self, rel: str) -> None:
-        """Raise ``RootError`` unless some key lies below ``rel``."""
+        """Raise ``NotFound`` unless some key lies below ``rel``."""
         page = self.call(
             "list_objects_v2", Bucket=self.bucket, Prefix=self._dir_prefix(rel), MaxKeys=1
         )
         if not page.get("KeyCount"):
-            raise RootError(f"{self.url}/{rel}: no such object or folder")
+            where = f"{self.url}/{rel}" if rel else self.url
+            raise NotFound(f"{where}: no such object or folder")
 
 
 class ObjectReader:
@@ -473,7 +471,7 @@ def _root_error(op: str, kwargs: dict[str, Any], exc: BaseException) -> RootErro
     where = kwargs.get("Key") or kwargs.get("Prefix") or ""
     bucket = kwargs.get("Bucket", "")
     code = _error_code(exc)
-    kind = MissingObject if isinstance(exc, FileNotFoundError) else RootError
+    kind = NotFound if isinstance(exc, FileNotFoundError) else RootError
     error = kind(f"s3://{bucket}/{where}: {op} failed: {code or _one_line(exc)}")
     error.__cause__ = exc
     return error

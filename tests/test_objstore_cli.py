@@ -1,0 +1,58 @@
+"""``artlens index s3://...`` then ``runs`` and ``ls`` on the index it wrote, against a real
+S3 server on loopback; costs in ``--json``; hostile keys never reach the terminal raw."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from objstore_server import S3Server, s3_server, seeded
+
+from tui.cli import main
+
+pytestmark = [pytest.mark.objstore, pytest.mark.usefixtures("isolated_cache")]
+__all__ = ["s3_server", "seeded"]
+
+
+def test_index_runs_ls_on_a_bucket(
+    s3_server: S3Server, seeded: dict[str, Any], tmp_path: Path
+) -> None:
+    db = tmp_path / "bucket.db"
+    runner = CliRunner()
+    url = f"s3://{seeded['versioned']}"
+    result = runner.invoke(main, ["index", url, "--db", str(db), "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)["roots"][0]
+    assert report["root"] == url and report["files"] == len(seeded["files"])
+    assert 0 < report["requests"] < 4 * len(seeded["files"])
+    assert 0 < report["bytes"] < sum(len(b) for b in seeded["files"].values())
+
+    runs = json.loads(runner.invoke(main, ["runs", "--json", "--db", str(db)]).output)
+    mlflow = sorted((r["params"]["lr"], r["framework"]) for r in runs if r["framework"] == "mlflow")
+    assert mlflow == [(0.05, "mlflow"), (0.1, "mlflow")]
+
+    listed = runner.invoke(main, ["ls", "--db", str(db)])
+    assert listed.exit_code == 0
+    assert "\x1b" not in listed.output and "\x07" not in listed.output
+    assert "hostile/%../up.txt" in listed.output and "hostile/%/double.txt" in listed.output
+    assert "models/evil.pkl\tdangerous" in listed.output
+
+    again = runner.invoke(main, ["index", url, "--db", str(db)])
+    assert again.exit_code == 0 and "(+0 ~0 -0)" in again.output
+
+
+def test_bad_urls_are_one_line(s3_server: S3Server, tmp_path: Path) -> None:
+    runner = CliRunner()
+    db = str(tmp_path / "x.db")
+    missing = runner.invoke(main, ["index", "s3://no-such-bucket-anywhere", "--db", db])
+    assert missing.exit_code == 2 and len(missing.output.strip().splitlines()) == 1
+    assert "no-such-bucket-anywhere" in missing.output
+    mixed = runner.invoke(main, ["index", "s3://a-bucket", str(tmp_path), "--db", db])
+    assert mixed.exit_code == 2 and "separate commands" in mixed.output
+    gcs = runner.invoke(main, ["index", "gs://bucket/prefix", "--db", db])
+    assert gcs.exit_code == 2 and "not supported yet" in gcs.output
+    typo = runner.invoke(main, ["index", "s3://no-such-bucket-anywhere/x", "--db", db])
+    assert typo.exit_code == 2
