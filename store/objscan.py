@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import cast
 
@@ -26,10 +26,12 @@ import xxhash
 
 from store import paths
 from store.hashing import Identity
+from store.integrity import FileCheck
 from store.kinds import refine
 from store.root import RootError
 from store.root.objstore import ObjectRoot
 from store.runs import RunSync
+from store.safetext import visible
 from store.scan import IGNORED_DIR_NAMES, Indexer, ProgressFn, ScanReport, _Walk
 
 _IGNORED = frozenset(os.fsdecode(n) for n in IGNORED_DIR_NAMES)
@@ -129,3 +131,40 @@ class ObjectIndexer(Indexer):
                 verdict = found.verdict
                 reason = "; ".join(found.reasons[:3]) or found.integrity
         return (None, "skipped", refined, verdict, reason)
+
+
+def check_objects(root: ObjectRoot, *, max_seconds: float | None = 600.0) -> Iterator[FileCheck]:
+    """``artlens scan`` on a bucket prefix: every model object, by name or by its first
+    bytes (one small ranged GET), inspected statically through ranged reads and never
+    downloaded whole; objects reached after ``max_seconds`` are ``unknown``."""
+    from store.inspect import inspect_at, is_model_candidate
+    from store.integrity import SNIFF_BYTES, model_by_content
+
+    stop_at = None if max_seconds is None else time.monotonic() + max_seconds
+    for folder, entries in root.walk():
+        for entry in sorted(entries, key=lambda e: e.name):
+            if entry.kind != "file":
+                continue
+            rel = f"{folder}/{entry.name}" if folder else entry.name
+            shown = paths.display(f"{root.url}/{rel}")
+            if not is_model_candidate(entry.name):
+                try:
+                    head, _ = root.read_capped(rel, SNIFF_BYTES)
+                except RootError:
+                    head = b""
+                if not model_by_content(head):
+                    continue
+            if stop_at is not None and time.monotonic() >= stop_at:
+                why = f"not inspected: the scan's time budget ({max_seconds:g} s) ran out"
+                yield FileCheck(shown, "-", "unknown", (why,), size=entry.size)
+                continue
+            found = inspect_at(root, rel)
+            yield FileCheck(
+                shown,
+                found.format,
+                found.verdict,
+                tuple(visible(r) for r in found.reasons),
+                visible(found.integrity) if found.integrity else None,
+                tuple(visible(i) for i in found.imports),
+                entry.size,
+            )

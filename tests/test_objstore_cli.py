@@ -56,3 +56,15 @@ def test_bad_urls_are_one_line(s3_server: S3Server, tmp_path: Path) -> None:
     assert gcs.exit_code == 2 and "not supported yet" in gcs.output
     typo = runner.invoke(main, ["index", "s3://no-such-bucket-anywhere/x", "--db", db])
     assert typo.exit_code == 2
+
+
+def test_scan_flags_the_malicious_object_by_ranged_reads(
+    s3_server: S3Server, seeded: dict[str, Any]
+) -> None:
+    result = CliRunner().invoke(main, ["scan", f"s3://{seeded['plain']}", "--json"])
+    assert result.exit_code == 1, result.output  # something dangerous
+    found = {f["path"]: f for f in json.loads(result.output)["files"]}
+    evil = found[f"s3://{seeded['plain']}/models/evil.pkl"]
+    assert evil["verdict"] == "dangerous" and any("eval" in r for r in evil["reasons"])
+    ckpts = [f for p, f in found.items() if p.endswith(".ckpt")]
+    assert ckpts and all(f["verdict"] == "safe" for f in ckpts)
