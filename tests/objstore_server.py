@@ -13,9 +13,9 @@ so invalid UTF-8 cannot be seeded; a newline in a key is refused by moto itself.
 
 from __future__ import annotations
 
-import itertools
 import logging
 import os
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -84,14 +84,14 @@ class S3Server:
 
         self.endpoint = endpoint
         self.fs: Any = s3fs.S3FileSystem(skip_instance_cache=True)
-        self._names = itertools.count()
 
     def call(self, op: str, **kwargs: Any) -> dict[str, Any]:
         result: dict[str, Any] = self.fs.call_s3(op, **kwargs)
         return result
 
     def new_bucket(self, *, versioned: bool) -> str:
-        name = f"artlens-{'v' if versioned else 'p'}-{next(self._names)}"
+        # unique across servers: moto keeps one in-process backend for all of them
+        name = f"artlens-{'v' if versioned else 'p'}-{uuid.uuid4().hex[:12]}"
         self.call("create_bucket", Bucket=name)
         if versioned:
             self.call(
@@ -147,9 +147,17 @@ class S3Server:
             kwargs["ContinuationToken"] = page["NextContinuationToken"]
 
 
+_SHARED: dict[str, Any] = {}
+"""The one server and seed of the session: each test module that imports these fixtures
+gets its own fixture instance, and they all hand out the same server."""
+
+
 @pytest.fixture(scope="session")
 def s3_server() -> Iterator[S3Server]:
     """moto on 127.0.0.1:<free port>, with the SDK environment pointing at it."""
+    if "server" in _SHARED:
+        yield _SHARED["server"]
+        return
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
@@ -158,9 +166,11 @@ def s3_server() -> Iterator[S3Server]:
     saved = {name: os.environ.get(name) for name in [*env, "AWS_PROFILE"]}
     os.environ.pop("AWS_PROFILE", None)
     os.environ.update(env)
+    _SHARED["server"] = S3Server(env["AWS_ENDPOINT_URL"])
     try:
-        yield S3Server(env["AWS_ENDPOINT_URL"])
+        yield _SHARED["server"]
     finally:
+        _SHARED.clear()
         server.stop()
         for name, value in saved.items():
             if value is None:
@@ -173,11 +183,14 @@ def s3_server() -> Iterator[S3Server]:
 def seeded(s3_server: S3Server) -> dict[str, Any]:
     """A versioned and an unversioned bucket with the same seed (read-only: tests that
     change a bucket make their own with ``fresh_bucket``)."""
-    versioned = s3_server.new_bucket(versioned=True)
-    plain = s3_server.new_bucket(versioned=False)
-    files = s3_server.seed(versioned)
-    s3_server.seed(plain)
-    return {"versioned": versioned, "plain": plain, "files": files}
+    if "seeded" not in _SHARED:
+        versioned = s3_server.new_bucket(versioned=True)
+        plain = s3_server.new_bucket(versioned=False)
+        files = s3_server.seed(versioned)
+        s3_server.seed(plain)
+        _SHARED["seeded"] = {"versioned": versioned, "plain": plain, "files": files}
+    seed: dict[str, Any] = _SHARED["seeded"]
+    return seed
 
 
 @pytest.fixture

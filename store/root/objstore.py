@@ -26,6 +26,7 @@ the same code that escapes hostile local file names.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator
@@ -477,14 +478,32 @@ def _root_error(op: str, kwargs: dict[str, Any], exc: BaseException) -> RootErro
     return error
 
 
+_CLIENT_ENV = (
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_S3",
+    "AWS_PROFILE",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_DEFAULT_REGION",
+    "AWS_REGION",
+)
+_CLIENTS: dict[tuple[str | None, ...], Any] = {}
+_CLIENTS_LOCK = threading.Lock()
+
+
 def _s3fs() -> Any:
     """An s3fs filesystem reading credentials and endpoint as botocore does
-    (``AWS_PROFILE``, ``AWS_ACCESS_KEY_ID``, ``AWS_ENDPOINT_URL``, ~/.aws/config)."""
+    (``AWS_PROFILE``, ``AWS_ACCESS_KEY_ID``, ``AWS_ENDPOINT_URL``, ~/.aws/config); one per
+    such environment, since building a client loads the whole S3 service model."""
     try:
         import s3fs
     except ImportError:
         raise RootError("s3:// roots need the s3 extra: pip install 'artlens[s3]'") from None
-    return s3fs.S3FileSystem(skip_instance_cache=True)
+    env = tuple(os.environ.get(name) for name in _CLIENT_ENV)
+    with _CLIENTS_LOCK:
+        fs = _CLIENTS.get(env)
+        if fs is None:
+            fs = _CLIENTS[env] = s3fs.S3FileSystem(skip_instance_cache=True)
+        return fs
 
 
 def open_object_root(url: str) -> ObjectRoot:
