@@ -68,3 +68,24 @@ def test_scan_flags_the_malicious_object_by_ranged_reads(
     assert evil["verdict"] == "dangerous" and any("eval" in r for r in evil["reasons"])
     ckpts = [f for p, f in found.items() if p.endswith(".ckpt")]
     assert ckpts and all(f["verdict"] == "safe" for f in ckpts)
+
+
+def test_bucket_trash_is_a_dry_run_until_apply_then_restores(
+    s3_server: S3Server, tmp_path: Path
+) -> None:
+    bucket = s3_server.new_bucket(versioned=False)
+    s3_server.put(bucket, "runs/a/ckpt.pt", b"weights")
+    url = f"s3://{bucket}/runs"
+    runner = CliRunner()
+    dry = runner.invoke(main, ["bucket", "trash", url, "a/ckpt.pt"])
+    assert dry.exit_code == 0 and "dry run (add --apply)" in dry.output
+    assert s3_server.contents(bucket, "runs/") == {"runs/a/ckpt.pt": b"weights"}
+    done = runner.invoke(main, ["bucket", "trash", url, "a/ckpt.pt", "--apply", "--json"])
+    batch = json.loads(done.output)
+    assert batch["counts"] == {"trashed": 1} and batch["bytes"] == 7
+    assert "runs/a/ckpt.pt" not in s3_server.contents(bucket, "runs/")
+    back = runner.invoke(main, ["bucket", "restore", url, batch["batch"], "--json"])
+    assert json.loads(back.output)["counts"] == {"restored": 1}
+    assert s3_server.contents(bucket, "runs/a/") == {"runs/a/ckpt.pt": b"weights"}
+    bad = runner.invoke(main, ["bucket", "restore", url, "../x"])
+    assert bad.exit_code == 2 and "not a batch id" in bad.output

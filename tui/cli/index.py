@@ -132,8 +132,10 @@ def index_cmd(
     db_path: Path | None,
     as_json: bool,
 ) -> None:
-    """Scan ROOTS (folders, or s3://bucket/prefix) into the index (incremental: unchanged
-    files cost no work)."""
+    """Scan ROOTS into the index (incremental: unchanged files cost no work).
+
+    A root may be a folder or an s3://bucket/prefix (read through listings and ranged
+    reads; --json adds the requests and bytes it cost)."""
     from store.root import is_url
 
     urls = [t for t in roots if is_url(t)]
