@@ -79,6 +79,7 @@ class ObjectIndexer(Indexer):
         listing is by prefix, never folder by folder)."""
         walk = _Walk()
         rel = os.fsdecode(start)
+        self.object_root.release_listing()
         try:
             folders = list(self.object_root.walk(rel))
         except RootError as exc:
@@ -107,7 +108,34 @@ class ObjectIndexer(Indexer):
             walk.slices[key] = (first, len(entries))
             if progress is not None and len(walk.slices) % 256 == 0:
                 progress(len(entries), 0)
+        if not start:
+            # detection and the run summaries read names from this walk, not the store
+            self.object_root.hold_listing(folders)
         return walk
+
+    def scan(
+        self,
+        subtree: str | bytes = "",
+        progress: ProgressFn | None = None,
+        *,
+        defer_summaries: bool = False,
+        read_ahead: bool = False,
+    ) -> ScanReport:
+        """As ``Indexer.scan``; the walk's listing answers the run readers until the
+        summaries are read (here, or in ``fill_summaries`` when deferred)."""
+        try:
+            return super().scan(
+                subtree, progress, defer_summaries=defer_summaries, read_ahead=read_ahead
+            )
+        finally:
+            if not defer_summaries:
+                self.object_root.release_listing()
+
+    def fill_summaries(self) -> int:
+        try:
+            return super().fill_summaries()
+        finally:
+            self.object_root.release_listing()
 
     def _hash_one(
         self, key: bytes, kind: str, expect: Identity, max_bytes: int | None

@@ -60,6 +60,9 @@ def test_bucket_index_matches_the_local_index(
         objects = ObjectIndexer(bucket_db, root)
         report = objects.scan(defer_summaries=True)
         objects.fill_summaries()
+        # one listing page; detection and the readers ask the walk, not the store, for
+        # names: what is left is a few small GETs per run
+        listed_and_read = dict(root.stats.ops)
         objects.hash_pending()
         verdicts = dict(
             bucket_db.conn.execute(
@@ -71,6 +74,8 @@ def test_bucket_index_matches_the_local_index(
         bucket_db.close()
 
     assert report.files == len(seeded["files"]) and report.warning_count == 0
+    assert listed_and_read["list_objects_v2"] == 1, listed_and_read
+    assert set(listed_and_read) == {"list_objects_v2", "get_object"}, listed_and_read
     local_runs = _runs(tmp_path / "local.db")
     bucket_runs = _runs(tmp_path / "bucket.db")
     assert {p for p in local_runs if p != "models"} <= set(bucket_runs)

@@ -28,9 +28,9 @@ from __future__ import annotations
 
 import os
 import threading
-from collections import OrderedDict
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections import Counter, OrderedDict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote, unquote
@@ -63,18 +63,22 @@ ESCAPE = "%"
 
 @dataclass
 class Stats:
-    """Requests made and body bytes received through one root, thread-safe to bump."""
+    """Requests made (in all and by operation) and body bytes received through one root,
+    thread-safe to bump."""
 
     requests: int = 0
     bytes: int = 0
+    ops: Counter[str] = field(default_factory=Counter)
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
 
-    def add(self, requests: int = 0, nbytes: int = 0) -> None:
+    def add(self, requests: int = 0, nbytes: int = 0, op: str = "") -> None:
         with self._lock:
             self.requests += requests
             self.bytes += nbytes
+            if op:
+                self.ops[op] += requests
 
     def to_json(self) -> dict[str, int]:
         return {"requests": self.requests, "bytes": self.bytes}
@@ -167,6 +171,7 @@ class ObjectRoot:
         self.block_size = block_size
         self.stats = Stats()
         self._versioned: bool | None = None
+        self._snapshot: dict[str, dict[str, Entry]] | None = None
 
     # -- the contract -------------------------------------------------------------
 
@@ -207,6 +212,14 @@ class ObjectRoot:
 
     def list_dir(self, rel: str = "", *, limit: int = 1_000_000) -> list[Entry]:
         """One folder by delimiter listing: common prefixes are folders, keys are files."""
+        if self._snapshot is not None:
+            check_rel(rel)
+            listed = self._snapshot.get(rel)
+            if listed is None:
+                raise NotFound(f"{self.url}/{rel}: no such folder (in the listing held)")
+            if len(listed) > limit:
+                raise TooManyEntries(f"{self.url}/{rel}: more than {limit} entries")
+            return list(listed.values())
         prefix = self._dir_prefix(rel)
         entries: list[Entry] = []
         dirs_seen: set[str] = set()
@@ -233,6 +246,11 @@ class ObjectRoot:
         name = parts[-1] if parts else ""
         if not parts:
             return Entry("", "dir", 0, 0, "")
+        if self._snapshot is not None:
+            found = self._snapshot.get("/".join(parts[:-1]), {}).get(name)
+            if found is None:
+                raise NotFound(f"{self.url}/{rel}: no such object (in the listing held)")
+            return found
         try:
             head = self.call("head_object", Bucket=self.bucket, Key=self.key_of(rel))
         except FileNotFoundError:
@@ -248,22 +266,49 @@ class ObjectRoot:
         )
 
     def open(self, rel: str) -> ObjectReader:
-        """A reader pinned to the object's ETag (and VersionId) as HEAD sees it now."""
+        """A reader pinned to the object's ETag (and VersionId) as its first ranged GET
+        finds them: that GET also fills the first block, so a small file costs one request."""
         if not check_rel(rel):
             raise NotAFile(f"{self.url}: the root is a folder")
         key = self.key_of(rel)
         try:
-            head = self.call("head_object", Bucket=self.bucket, Key=key)
+            response, data = self.get(Key=key, Range=f"bytes=0-{self.block_size - 1}")
         except FileNotFoundError:
             raise NotAFile(f"{self.url}/{rel}: no such object") from None
-        version = head.get("VersionId")
+        except RootError as exc:
+            if _error_code(exc) != "InvalidRange":
+                raise
+            # an empty object has no range: HEAD it instead
+            try:
+                response = self.call("head_object", Bucket=self.bucket, Key=key)
+            except FileNotFoundError:
+                raise NotAFile(f"{self.url}/{rel}: no such object") from None
+            data = b""
+        size = _total_size(response, len(data))
+        version = response.get("VersionId")
         if version == "null":
             version = None
-        return ObjectReader(self, key, int(head["ContentLength"]), head["ETag"], version)
+        reader = ObjectReader(self, key, size, response["ETag"], version)
+        if data:
+            reader._keep(0, data)
+        return reader
+
+    def hold_listing(self, folders: Iterable[tuple[str, list[Entry]]]) -> None:
+        """Answer ``list_dir`` and ``stat`` from ``folders`` (a walk of the whole root just
+        made) until ``release_listing``: run detection and the run readers ask about names
+        the walk already knows, and an index pass should not pay a request for each."""
+        self._snapshot = {folder: {e.name: e for e in entries} for folder, entries in folders}
+
+    def release_listing(self) -> None:
+        """Back to asking the store for every listing and stat."""
+        self._snapshot = None
 
     def read_capped(self, rel: str, cap: int) -> tuple[bytes, bool]:
-        """The first ``cap`` bytes in one ranged GET (no HEAD), and whether there are more."""
+        """The first ``cap`` bytes in one ranged GET (no HEAD), and whether there are more;
+        a name the held listing lacks costs no request."""
         key = self.key_of(rel)
+        if self._snapshot is not None:
+            self.stat(rel)  # NotFound from the listing held
         if cap <= 0:
             entry = self.stat(rel)
             return b"", entry.size > 0
@@ -311,8 +356,9 @@ class ObjectRoot:
     # -- requests -----------------------------------------------------------------
 
     def call(self, op: str, **kwargs: Any) -> dict[str, Any]:
-        """One S3 request, counted; errors other than a missing key become ``RootError``."""
-        self.stats.add(requests=1)
+        """One S3 request, counted; errors become ``RootError`` (``NotFound`` for a missing
+        key or bucket)."""
+        self.stats.add(requests=1, op=op)
         try:
             result: dict[str, Any] = self.fs.call_s3(op, **kwargs)
         except (OSError, ValueError) as exc:
@@ -332,7 +378,7 @@ class ObjectRoot:
                 body.close()
             return response, data
 
-        self.stats.add(requests=1)
+        self.stats.add(requests=1, op="get_object")
         try:
             response, data = sync(self.fs.loop, fetch)
         except (OSError, ValueError) as exc:
@@ -424,6 +470,16 @@ class ObjectReader:
         start = offset - first * bs
         return data[start : start + n]
 
+    def _keep(self, first: int, data: bytes) -> None:
+        """Cache whole blocks of ``data``, which starts at block ``first``."""
+        bs = self._root.block_size
+        for i in range(0, len(data), bs):
+            index = first + i // bs
+            chunk = data[i : i + bs]
+            if len(chunk) == bs or index * bs + len(chunk) == self._size:
+                self._blocks[index] = chunk
+                self._blocks.move_to_end(index)
+
     def _block(self, index: int) -> bytes:
         self._blocks.move_to_end(index)
         return self._blocks[index]
@@ -466,6 +522,16 @@ class ObjectReader:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _total_size(response: dict[str, Any], got: int) -> int:
+    """The object's size from a ranged GET's ``Content-Range: bytes a-b/TOTAL`` (or from a
+    HEAD's ``ContentLength``)."""
+    content_range = str(response.get("ContentRange") or "")
+    total = content_range.rpartition("/")[2]
+    if total.isdigit():
+        return int(total)
+    return int(response.get("ContentLength", got))
 
 
 def _root_error(op: str, kwargs: dict[str, Any], exc: BaseException) -> RootError:
