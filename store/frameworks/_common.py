@@ -74,6 +74,9 @@ def read_tensorboard(root: Path, folder: str, out: Loaded) -> None:
     except ImportError:
         out.warn(f"{folder}: TensorBoard reader not available")
         return
+    if not isinstance(root, (str, os.PathLike)):  # an object-store root: no local path
+        out.warn(f"{folder}: TensorBoard event files are read from local folders only")
+        return
     full = _io.abspath(root, folder)
     real = os.path.realpath(full)
     root_real = os.path.realpath(root)
