@@ -162,3 +162,13 @@ def test_empty_object_and_folder_marker(s3_server: S3Server) -> None:
     ]
     with root.open("run/empty.txt") as reader:
         assert reader.read_at(0, 10) == b""
+
+
+def test_open_root_dispatches_urls(s3_server: S3Server, seeded: dict[str, Any]) -> None:
+    from store.root import open_root
+
+    root = open_root(f"s3://{seeded['plain']}/models")
+    assert isinstance(root, ObjectRoot) and root.name == "models"
+    assert {e.name for e in root.list_dir()} == {"evil.pkl", "multipart.bin"}
+    with pytest.raises(RootError, match="not supported yet"):
+        open_root("az://container/prefix")
