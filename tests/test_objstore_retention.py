@@ -124,3 +124,15 @@ def test_seed_is_what_the_buckets_hold(s3_server: S3Server, fresh_bucket: Any) -
     bucket = fresh_bucket(versioned=False)
     expected = seed_files()
     assert _keys(s3_server, bucket) == {*expected, MULTIPART_KEY}
+
+
+def test_an_object_from_before_versioning_is_kept(s3_server: S3Server) -> None:
+    bucket = s3_server.new_bucket(versioned=False)
+    s3_server.put(bucket, "old.ckpt", b"from before versioning")
+    s3_server.call(
+        "put_bucket_versioning", Bucket=bucket, VersioningConfiguration={"Status": "Enabled"}
+    )
+    trash = BucketTrash(ObjectRoot(f"s3://{bucket}"))
+    batch = trash.apply(trash.plan(["old.ckpt"]))
+    assert batch.counts() == {"kept": 1} and "before versioning" in batch.items[0].note
+    assert _keys(s3_server, bucket) == {"old.ckpt"}

@@ -177,6 +177,9 @@ class BucketTrash:
         return batch
 
     def _trash_versioned(self, item: Item) -> None:
+        if item.version is None:  # written before versioning: a marker would replace it
+            item.state, item.note = "kept", "no version id (written before versioning): not trashed"
+            return
         head = self._head(item.key)
         if head is None or head["ETag"] != item.etag or _version(head) != item.version:
             item.state, item.note = "changed", "overwritten or deleted since the plan"

@@ -200,14 +200,15 @@ class ObjectRoot:
 
     @property
     def versioned(self) -> bool:
-        """Whether the bucket keeps versions (Enabled or Suspended); False where the
-        caller may not ask, so identities are then the ETag alone."""
+        """Whether the bucket keeps every version now (``Enabled``).  ``Suspended`` is
+        False: a delete there writes its marker over the ``null`` version, so a delete
+        marker is no trash.  False too where the caller may not ask."""
         if self._versioned is None:
             try:
                 answer = self.call("get_bucket_versioning", Bucket=self.bucket)
             except RootError:
                 answer = {}
-            self._versioned = answer.get("Status") in ("Enabled", "Suspended")
+            self._versioned = answer.get("Status") == "Enabled"
         return self._versioned
 
     def list_dir(self, rel: str = "", *, limit: int = 1_000_000) -> list[Entry]:
