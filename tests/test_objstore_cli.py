@@ -89,3 +89,38 @@ def test_bucket_trash_is_a_dry_run_until_apply_then_restores(
     assert s3_server.contents(bucket, "runs/a/") == {"runs/a/ckpt.pt": b"weights"}
     bad = runner.invoke(main, ["bucket", "restore", url, "../x"])
     assert bad.exit_code == 2 and "not a batch id" in bad.output
+
+
+def test_the_explorer_opens_a_bucket_index_without_watching_the_bucket(
+    s3_server: S3Server, seeded: dict[str, Any], tmp_path: Path
+) -> None:
+    """``artlens`` on the last index (here a bucket's) starts its watcher on the index's
+    roots: a URL is no folder to watch, and must not become a bogus local root."""
+    import asyncio
+
+    from store.db import open_db
+    from tui.app import ArtlensApp
+
+    db_path = tmp_path / "bucket.db"
+    url = f"s3://{seeded['plain']}"
+    assert CliRunner().invoke(main, ["index", url, "--db", str(db_path)]).exit_code == 0
+
+    async def run() -> tuple[int, str]:
+        app = ArtlensApp(db_path, [], watch=True)
+        async with app.run_test(size=(120, 40)) as pilot:
+            for _ in range(3):
+                await pilot.pause()
+                await pilot.app.workers.wait_for_complete()
+            await pilot.pause()
+            return len(app.screen.runs), app.watch_state[0]  # type: ignore[attr-defined]
+
+    shown, watcher = asyncio.run(run())
+    assert watcher.startswith("not watching: bucket roots"), watcher
+    db = open_db(db_path, readonly=True)
+    try:
+        roots = [bytes(r[0]).decode() for r in db.conn.execute("SELECT path FROM roots")]
+        files = db.conn.execute("SELECT count(*) FROM artifacts").fetchone()[0]
+    finally:
+        db.close()
+    assert roots == [url]
+    assert files == len(seeded["files"]) and shown == 7
