@@ -16,7 +16,10 @@ from tui.cli import main
 from tui.cli.group import COMMANDS, DEFAULT_COMMAND
 
 PROJECT = Path(__file__).resolve().parent.parent
-MODULES = ("open_app", "index", "watch", "diff", "scan", "check", "retention", "feed", "remote")
+MODULES = (
+    *("open_app", "index", "watch", "diff", "scan", "check", "retention", "feed", "remote"),
+    "objstore",
+)
 """Every module of tui.cli that defines commands (each lists them in ``COMMANDS``)."""
 
 

@@ -100,6 +100,8 @@ class ArtlensApp(App[None]):
         """(seconds between pulls, first and longest back-off) for every remote."""
         self.db_path = Path(db_path)
         self.roots = list(roots or [])
+        self.unwatched_urls: list[str] = []
+        """The index's object-store roots, which the watcher leaves alone."""
         self.watch_enabled = watch
         self.clock = clock
         self.pool = ReaderPool(self.db_path)
@@ -200,6 +202,10 @@ class ArtlensApp(App[None]):
 
     def _run_watcher(self, watcher_class: Any) -> None:
         roots = self.roots or self._index_roots()
+        if not roots and self.unwatched_urls:
+            text = "not watching: bucket roots refresh with `artlens index URL`"
+            self.call_from_thread(self._watch_status, text, ok=False)
+            return
         watcher = watcher_class(
             self.db_path,
             roots,
@@ -291,9 +297,13 @@ class ArtlensApp(App[None]):
         import os
 
         from store.index import query
+        from store.root import is_url
 
         with self.pool.connection() as db:
-            return [Path(os.fsdecode(path)) for _, path, _ in query.roots(db)]
+            found = [os.fsdecode(path) for _, path, _ in query.roots(db)]
+        # object-store roots are not watched (yet): `artlens index URL` refreshes them
+        self.unwatched_urls = [path for path in found if is_url(path)]
+        return [Path(path) for path in found if not is_url(path)]
 
     def on_unmount(self) -> None:
         sys.setswitchinterval(self._switch_interval)  # the process outlives the app (tests)

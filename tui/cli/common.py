@@ -76,11 +76,6 @@ def one_line_errors() -> Iterator[None]:
         sys.exit(130)
 
 
-def friendly(func: F) -> F:
-    """Kept for commands that still name it: the group maps errors (``one_line_errors``)."""
-    return func
-
-
 def given_file(path: Path | None, flag: str) -> Path | None:
     """``path`` (links resolved) when it names a regular file, else a one-line error.
 

@@ -104,6 +104,11 @@ COMMANDS: dict[str, LazyCommand] = {
         "remote_group",
         "Hosts whose indexes are mirrored here (pulled over ssh or a command).",
     ),
+    "bucket": LazyCommand(
+        "tui.cli.objstore",
+        "bucket_group",
+        "Retention on a bucket prefix: trash objects (dry run first), restore, purge.",
+    ),
 }
 """Every subcommand (a test checks this against each module's ``COMMANDS``)."""
 

@@ -113,7 +113,7 @@ def _summary(report: ScanReport) -> str:
 
 
 @click.command("index")
-@click.argument("roots", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("roots", nargs=-1, required=True)
 @click.option("--no-hash", is_flag=True, help="Index names and sizes only; hash later.")
 @click.option(
     "--hash-max-size",
@@ -124,19 +124,33 @@ def _summary(report: ScanReport) -> str:
 @db_option
 @json_option
 def index_cmd(
-    roots: tuple[Path, ...],
+    roots: tuple[str, ...],
     no_hash: bool,
     hash_max_size: str | None,
     db_path: Path | None,
     as_json: bool,
 ) -> None:
-    """Scan ROOTS into the index (incremental: unchanged files cost no work)."""
-    target = resolve_db(db_path, roots)
+    """Scan ROOTS into the index (incremental: unchanged files cost no work).
+
+    A root may be a folder or an s3://bucket/prefix (read through listings and ranged
+    reads; --json adds the requests and bytes it cost)."""
+    from store.root import is_url
+
+    urls = [t for t in roots if is_url(t)]
+    if urls:
+        if len(urls) != len(roots):
+            raise ArtlensError("index folders and object-store URLs in separate commands")
+        from tui.cli.objstore import index_urls
+
+        index_urls(urls, db_path, no_hash=no_hash, as_json=as_json)
+        return
+    folders = [Path(t) for t in roots]
+    target = resolve_db(db_path, folders)
     assert target is not None
     cap = _hash_cap(hash_max_size)
     try:
         reports = index_roots(
-            list(roots),
+            folders,
             target,
             hash_files=not no_hash,
             progress=is_terminal() and not as_json,
@@ -147,7 +161,7 @@ def index_cmd(
         info = holder_info(target)
         if not info or info.get("role") != "watch":
             raise
-        _ask_watcher(target, list(roots), info, as_json)
+        _ask_watcher(target, folders, info, as_json)
         return
     if as_json:
         emit_json({"db": str(target), "roots": [r.to_json() for r in reports]})

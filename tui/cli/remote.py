@@ -12,7 +12,7 @@ import click
 
 from store.errors import ArtlensError
 from store.safetext import visible
-from tui.cli.common import db_option, emit_json, friendly, json_option, one_line
+from tui.cli.common import db_option, emit_json, json_option, one_line
 
 if TYPE_CHECKING:
     from store.remote.config import Remote
@@ -260,7 +260,6 @@ def diff_across_hosts(
               help="Contents listed (without --json).")  # fmt: skip
 @db_option
 @json_option
-@friendly
 def dups_cmd(
     names: tuple[str, ...], min_size: int, top: int, db_path: Path | None, as_json: bool
 ) -> None:
@@ -311,7 +310,6 @@ def remote_retention_group() -> None:
 @remote_retention_group.command("plan")
 @click.argument("names", nargs=-1)
 @json_option
-@friendly
 def remote_plan_cmd(names: tuple[str, ...], as_json: bool) -> None:
     """Plan on each host NAMES (default: every remote) with its own policy."""
     from store.remote import config
@@ -411,7 +409,6 @@ def _split_host_ref(ref: str, what: str) -> tuple[Remote, str]:
 @click.argument("plans", nargs=-1, required=True)
 @click.option("--yes", "-y", is_flag=True, help="Apply there (else a dry run there).")
 @json_option
-@friendly
 def remote_apply_cmd(plans: tuple[str, ...], yes: bool, as_json: bool) -> None:
     """Apply each HOST:PLAN_ID (from `remote retention plan`) on its own host."""
     from store.remote import retention as remote_retention
@@ -434,7 +431,6 @@ def remote_apply_cmd(plans: tuple[str, ...], yes: bool, as_json: bool) -> None:
 @click.argument("ids", nargs=-1)
 @click.option("--all", "restore_all", is_flag=True, help="Restore everything in its trash.")
 @json_option
-@friendly
 def remote_restore_cmd(host: str, ids: tuple[str, ...], restore_all: bool, as_json: bool) -> None:
     """Restore trash IDS (or --all) on HOST, there."""
     from store.remote import config
@@ -451,7 +447,6 @@ def remote_restore_cmd(host: str, ids: tuple[str, ...], restore_all: bool, as_js
 @click.option("--older-than", required=True, metavar="AGE", help="Purge what was trashed AGE ago.")
 @click.option("--yes", "-y", is_flag=True, help="Delete there (else a dry run there).")
 @json_option
-@friendly
 def remote_purge_cmd(host: str, older_than: str, yes: bool, as_json: bool) -> None:
     """Delete for good what has been in HOST's trash longer than AGE, there."""
     from store.remote import config

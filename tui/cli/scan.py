@@ -73,7 +73,7 @@ def _print_table(checks: list[FileCheck]) -> None:
 
 
 @click.command("scan")
-@click.argument("targets", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("targets", nargs=-1, required=True)
 @click.option(
     "--fail-on",
     type=click.Choice(["dangerous", "unknown"]),
@@ -89,17 +89,29 @@ def _print_table(checks: list[FileCheck]) -> None:
     help="Time budget of the whole scan, in seconds: files reached after it are unknown.",
 )
 @json_option
-def scan_cmd(targets: tuple[Path, ...], fail_on: str, max_time: float, as_json: bool) -> None:
+def scan_cmd(targets: tuple[str, ...], fail_on: str, max_time: float, as_json: bool) -> None:
     """Say whether loading each model file under TARGETS would run code (exit 1 if so).
 
     Pickles, torch checkpoints, joblib, NumPy, safetensors and GGUF files are inspected
     statically and never loaded; a symlinked file is read through its target, symlinked
-    folders are never followed.  Needs no index.
+    folders are never followed.  An s3://bucket/prefix is read through ranged reads, never
+    downloaded.  Needs no index.
     """
-    for target in targets:
+    from store.root import is_url
+
+    folders = [Path(t) for t in targets if not is_url(t)]
+    for target in folders:
         if not target.exists() and not target.is_symlink():
             raise ArtlensError(f"no such file or folder: {display(str(target))}")
-    checks = list(check_paths(targets, max_seconds=max_time))
+    checks = list(check_paths(folders, max_seconds=max_time)) if folders else []
+    for url in (t for t in targets if is_url(t)):
+        from store.objscan import check_objects
+        from store.root import open_root
+        from store.root.objstore import ObjectRoot
+
+        root = open_root(url)
+        assert isinstance(root, ObjectRoot)
+        checks += check_objects(root, max_seconds=max_time)
     counts = _counts(checks)
     if as_json:
         emit_json({"files": [c.to_json() for c in checks], "counts": counts})

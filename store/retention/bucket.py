@@ -1,0 +1,375 @@
+"""Retention on a bucket prefix: trash, restore and purge objects without downloading them.
+
+A versioned bucket already keeps what a delete hides: trash is a plain delete (S3 puts a
+delete marker on top), restore removes that marker (the trashed version is current again)
+and purge deletes the trashed version and the marker for good.  An unversioned bucket has
+no such net: trash copies the object server side to ``<prefix>/.artlens-trash/<batch>/``
+and then deletes the original, restore copies it back and purge deletes the copy.
+
+Every step is pinned to the ETag the plan saw: the copy is ``CopySourceIfMatch`` and the
+delete of the original ``IfMatch``, so an object overwritten since the plan is reported
+``changed`` and left alone (a copy already made is removed again).  A restore never
+replaces an object that appeared at the original key since.  Object Lock retention and
+legal holds are respected and reported: a locked version is not purged.
+
+Planning is free of side effects (``plan``); ``apply`` is the only call that changes the
+bucket, and writes a manifest (``<prefix>/.artlens-trash/<batch>.json``) that ``restore``
+and ``purge`` read, so a batch can be undone from any machine.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from store.errors import ArtlensError
+from store.root import NotFound, RootError
+from store.root.objstore import ObjectRoot, _error_code, is_content_hash
+
+TRASH = ".artlens-trash"
+
+COPY_PART = 5 * 1024**3
+"""S3's largest single-request copy: bigger objects are copied part by part."""
+
+PART_SIZE = 1024**3
+"""Part size of a multipart server-side copy."""
+
+STORAGE_PER_GB_MONTH = 0.023
+"""S3 Standard's list price per GB-month, for the plan's "frees about $x a month" line."""
+
+
+class BucketRetentionError(ArtlensError):
+    """A batch could not be planned, applied, restored or purged; one line."""
+
+
+@dataclass
+class Item:
+    """One object of a batch, as the plan saw it and as apply left it."""
+
+    rel: str
+    key: str
+    size: int
+    etag: str
+    version: str | None = None
+    """The trashed version (versioned buckets)."""
+    marker: str | None = None
+    """The delete marker apply put on top (versioned buckets)."""
+    trash_key: str | None = None
+    """Where apply copied the object (unversioned buckets)."""
+    state: str = "planned"
+    """planned, trashed, restored, purged, changed, locked, missing, failed, kept"""
+    note: str = ""
+
+
+@dataclass
+class Batch:
+    """A plan, then the record of what was done with it."""
+
+    url: str
+    batch: str
+    versioned: bool
+    items: list[Item] = field(default_factory=list)
+    created: float = 0.0
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(i.size for i in self.items if i.state in ("planned", "trashed"))
+
+    def monthly_cost(self, per_gb_month: float = STORAGE_PER_GB_MONTH) -> float:
+        """What the planned objects cost to store a month, at ``per_gb_month``: what a
+        purge frees (a trash alone frees nothing: the bytes stay in the bucket)."""
+        return self.total_bytes / 1e9 * per_gb_month
+
+    def counts(self) -> dict[str, int]:
+        found: dict[str, int] = {}
+        for item in self.items:
+            found[item.state] = found.get(item.state, 0) + 1
+        return found
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "url": self.url,
+            "batch": self.batch,
+            "versioned": self.versioned,
+            "created": self.created,
+            "bytes": self.total_bytes,
+            "monthly_cost_usd": round(self.monthly_cost(), 6),
+            "counts": self.counts(),
+            "items": [asdict(i) for i in self.items],
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Batch:
+        try:
+            items = [Item(**raw) for raw in data["items"]]
+            return cls(
+                str(data["url"]),
+                str(data["batch"]),
+                bool(data["versioned"]),
+                items,
+                float(data.get("created", 0.0)),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise BucketRetentionError(f"not a batch manifest: {exc}") from None
+
+
+class BucketTrash:
+    """Trash, restore and purge on one bucket prefix."""
+
+    def __init__(self, root: ObjectRoot) -> None:
+        self.root = root
+        self.bucket = root.bucket
+
+    # -- planning ------------------------------------------------------------------
+
+    def plan(self, rels: list[str]) -> Batch:
+        """A batch of the objects at ``rels`` (HEAD each: size, ETag, version), changing
+        nothing.  A missing object is listed ``missing``."""
+        batch = Batch(
+            self.root.url,
+            time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8],
+            self.root.versioned,
+            created=time.time(),
+        )
+        for rel in rels:
+            key = self.root.key_of(rel)
+            if key.split("/")[len(self._prefix_parts()) :][:1] == [TRASH]:
+                raise BucketRetentionError(f"{rel}: inside the trash")
+            try:
+                head = self.root.call("head_object", Bucket=self.bucket, Key=key)
+            except NotFound:
+                batch.items.append(Item(rel, key, 0, "", state="missing", note="no such object"))
+                continue
+            version = head.get("VersionId")
+            batch.items.append(
+                Item(
+                    rel,
+                    key,
+                    int(head["ContentLength"]),
+                    str(head["ETag"]),
+                    version if version and version != "null" else None,
+                    note="" if is_content_hash(head["ETag"]) else "multipart ETag",
+                )
+            )
+        return batch
+
+    # -- apply ---------------------------------------------------------------------
+
+    def apply(self, batch: Batch) -> Batch:
+        """Trash every planned object; writes the manifest.  Items that changed since the
+        plan are ``changed`` and left in place."""
+        if batch.url != self.root.url:
+            raise BucketRetentionError(f"the batch is for {batch.url}, not {self.root.url}")
+        for item in batch.items:
+            if item.state != "planned":
+                continue
+            try:
+                if batch.versioned:
+                    self._trash_versioned(item)
+                else:
+                    self._trash_copy(batch, item)
+            except RootError as exc:
+                item.state, item.note = "failed", str(exc)[:300]
+        self._save(batch)
+        return batch
+
+    def _trash_versioned(self, item: Item) -> None:
+        if item.version is None:  # written before versioning: a marker would replace it
+            item.state, item.note = "kept", "no version id (written before versioning): not trashed"
+            return
+        head = self._head(item.key)
+        if head is None or head["ETag"] != item.etag or _version(head) != item.version:
+            item.state, item.note = "changed", "overwritten or deleted since the plan"
+            return
+        answer = self.root.call("delete_object", Bucket=self.bucket, Key=item.key)
+        if not answer.get("DeleteMarker"):
+            item.state, item.note = "failed", "the bucket put no delete marker"
+            return
+        item.marker = str(answer.get("VersionId"))
+        item.state = "trashed"
+
+    def _trash_copy(self, batch: Batch, item: Item) -> None:
+        below = item.key[len(self.root.prefix) + 1 :] if self.root.prefix else item.key
+        trash_key = "/".join(p for p in (self.root.prefix, TRASH, batch.batch, below) if p)
+        try:
+            self._copy(item.key, trash_key, item.size, if_match=item.etag)
+        except RootError as exc:
+            if _error_code(exc) == "PreconditionFailed":
+                item.state, item.note = "changed", "overwritten since the plan"
+                return
+            raise
+        item.trash_key = trash_key
+        try:
+            self.root.call("delete_object", Bucket=self.bucket, Key=item.key, IfMatch=item.etag)
+        except RootError as exc:
+            # overwritten between the copy and the delete: keep the new object, drop the copy
+            self.root.call("delete_object", Bucket=self.bucket, Key=trash_key)
+            item.trash_key = None
+            changed = _error_code(exc) == "PreconditionFailed"
+            item.state = "changed" if changed else "failed"
+            item.note = "overwritten since the plan" if changed else str(exc)[:300]
+            return
+        item.state = "trashed"
+
+    # -- restore and purge ---------------------------------------------------------
+
+    def restore(self, batch: Batch) -> Batch:
+        """Bring every trashed object back where it was, never over a newer object."""
+        for item in batch.items:
+            if item.state != "trashed":
+                continue
+            try:
+                if batch.versioned:
+                    self._restore_versioned(item)
+                else:
+                    self._restore_copy(item)
+            except RootError as exc:
+                item.note = f"restore failed: {str(exc)[:300]}"
+        self._save(batch)
+        return batch
+
+    def _restore_versioned(self, item: Item) -> None:
+        if self._head(item.key) is not None:
+            item.state, item.note = "kept", "a newer object is at the key: the marker stays"
+            return
+        self.root.call(
+            "delete_object", Bucket=self.bucket, Key=item.key, VersionId=str(item.marker)
+        )
+        head = self._head(item.key)
+        if head is None or _version(head) != item.version:
+            item.note = "marker removed, but the trashed version is not the current one"
+            return
+        item.state, item.marker = "restored", None
+
+    def _restore_copy(self, item: Item) -> None:
+        if self._head(item.key) is not None:
+            item.state, item.note = "kept", "an object appeared at the key: not replaced"
+            return
+        assert item.trash_key is not None
+        self._copy(item.trash_key, item.key, item.size, if_match=item.etag)
+        self.root.call("delete_object", Bucket=self.bucket, Key=item.trash_key)
+        item.state, item.trash_key = "restored", None
+
+    def purge(self, batch: Batch) -> Batch:
+        """Delete the trashed bytes for good (locked versions are kept and reported)."""
+        for item in batch.items:
+            if item.state != "trashed":
+                continue
+            try:
+                if batch.versioned:
+                    lock = self._lock_of(item.key, str(item.version))
+                    if lock:
+                        item.note = lock
+                        continue
+                    self.root.call(
+                        "delete_object", Bucket=self.bucket, Key=item.key, VersionId=item.version
+                    )
+                    self.root.call(
+                        "delete_object", Bucket=self.bucket, Key=item.key, VersionId=item.marker
+                    )
+                else:
+                    self.root.call("delete_object", Bucket=self.bucket, Key=item.trash_key)
+            except RootError as exc:
+                item.note = f"purge failed: {str(exc)[:300]}"
+                continue
+            item.state = "purged"
+        self._save(batch)
+        return batch
+
+    def load(self, batch_id: str) -> Batch:
+        """A batch by its id, from its manifest in the bucket."""
+        if not batch_id or "/" in batch_id or batch_id.startswith("."):
+            raise BucketRetentionError(f"not a batch id: {batch_id!r}")
+        data, more = self.root.read_capped(f"{TRASH}/{batch_id}.json", 64 * 1024 * 1024)
+        if more:
+            raise BucketRetentionError(f"batch {batch_id}: manifest too large")
+        try:
+            raw = json.loads(data)
+        except ValueError as exc:
+            raise BucketRetentionError(f"batch {batch_id}: manifest unreadable: {exc}") from None
+        if not isinstance(raw, dict):
+            raise BucketRetentionError(f"batch {batch_id}: not a manifest")
+        return Batch.from_json(raw)
+
+    # -- helpers -------------------------------------------------------------------
+
+    def _prefix_parts(self) -> list[str]:
+        return self.root.prefix.split("/") if self.root.prefix else []
+
+    def _save(self, batch: Batch) -> None:
+        key = "/".join(p for p in (self.root.prefix, TRASH, batch.batch + ".json") if p)
+        body = json.dumps(batch.to_json(), ensure_ascii=True).encode()
+        self.root.call("put_object", Bucket=self.bucket, Key=key, Body=body)
+
+    def _head(self, key: str) -> dict[str, Any] | None:
+        try:
+            return self.root.call("head_object", Bucket=self.bucket, Key=key)
+        except NotFound:
+            return None
+
+    def _copy(self, source: str, target: str, size: int, *, if_match: str) -> None:
+        """A server-side copy (in parts above 5 GiB), only while the source has ``if_match``."""
+        src = {"Bucket": self.bucket, "Key": source}
+        if size <= COPY_PART:
+            self.root.call(
+                "copy_object",
+                Bucket=self.bucket,
+                Key=target,
+                CopySource=src,
+                CopySourceIfMatch=if_match,
+            )
+            return
+        upload = self.root.call("create_multipart_upload", Bucket=self.bucket, Key=target)
+        parts = []
+        try:
+            for number, start in enumerate(range(0, size, PART_SIZE), 1):
+                end = min(size, start + PART_SIZE) - 1
+                part = self.root.call(
+                    "upload_part_copy",
+                    Bucket=self.bucket,
+                    Key=target,
+                    UploadId=upload["UploadId"],
+                    PartNumber=number,
+                    CopySource=src,
+                    CopySourceRange=f"bytes={start}-{end}",
+                    CopySourceIfMatch=if_match,
+                )
+                parts.append({"ETag": part["CopyPartResult"]["ETag"], "PartNumber": number})
+            self.root.call(
+                "complete_multipart_upload",
+                Bucket=self.bucket,
+                Key=target,
+                UploadId=upload["UploadId"],
+                MultipartUpload={"Parts": parts},
+            )
+        except RootError:
+            self.root.call(
+                "abort_multipart_upload",
+                Bucket=self.bucket,
+                Key=target,
+                UploadId=upload["UploadId"],
+            )
+            raise
+
+    def _lock_of(self, key: str, version: str) -> str:
+        """Why a version may not be deleted (legal hold, retention date), or ``""``: from
+        the lock headers a HEAD of the version carries (one request, no lock API calls)."""
+        try:
+            head = self.root.call("head_object", Bucket=self.bucket, Key=key, VersionId=version)
+        except RootError:
+            return ""  # gone already, or not allowed to ask: the delete will say
+        if head.get("ObjectLockLegalHoldStatus") == "ON":
+            return "legal hold: not purged"
+        until = head.get("ObjectLockRetainUntilDate")
+        if until is not None and until.timestamp() > time.time():
+            mode = head.get("ObjectLockMode", "retention")
+            return f"object lock ({mode}) until {until.isoformat()}: not purged"
+        return ""
+
+
+def _version(head: dict[str, Any]) -> str | None:
+    version = head.get("VersionId")
+    return str(version) if version and version != "null" else None

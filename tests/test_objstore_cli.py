@@ -1,0 +1,126 @@
+"""``artlens index s3://...`` then ``runs`` and ``ls`` on the index it wrote, against a real
+S3 server on loopback; costs in ``--json``; hostile keys never reach the terminal raw."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from objstore_server import S3Server, s3_server, seeded
+
+from tui.cli import main
+
+pytestmark = [pytest.mark.objstore, pytest.mark.usefixtures("isolated_cache")]
+__all__ = ["s3_server", "seeded"]
+
+
+def test_index_runs_ls_on_a_bucket(
+    s3_server: S3Server, seeded: dict[str, Any], tmp_path: Path
+) -> None:
+    db = tmp_path / "bucket.db"
+    runner = CliRunner()
+    url = f"s3://{seeded['versioned']}"
+    result = runner.invoke(main, ["index", url, "--db", str(db), "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)["roots"][0]
+    assert report["root"] == url and report["files"] == len(seeded["files"])
+    assert 0 < report["requests"] < 4 * len(seeded["files"])
+    assert 0 < report["bytes"] < sum(len(b) for b in seeded["files"].values())
+
+    runs = json.loads(runner.invoke(main, ["runs", "--json", "--db", str(db)]).output)
+    mlflow = sorted((r["params"]["lr"], r["framework"]) for r in runs if r["framework"] == "mlflow")
+    assert mlflow == [(0.05, "mlflow"), (0.1, "mlflow")]
+
+    listed = runner.invoke(main, ["ls", "--db", str(db)])
+    assert listed.exit_code == 0
+    assert "\x1b" not in listed.output and "\x07" not in listed.output
+    assert "hostile/%../up.txt" in listed.output and "hostile/%/double.txt" in listed.output
+    assert "models/evil.pkl\tdangerous" in listed.output
+
+    again = runner.invoke(main, ["index", url, "--db", str(db)])
+    assert again.exit_code == 0 and "(+0 ~0 -0)" in again.output
+
+
+def test_bad_urls_are_one_line(s3_server: S3Server, tmp_path: Path) -> None:
+    runner = CliRunner()
+    db = str(tmp_path / "x.db")
+    missing = runner.invoke(main, ["index", "s3://no-such-bucket-anywhere", "--db", db])
+    assert missing.exit_code == 2 and len(missing.output.strip().splitlines()) == 1
+    assert "no-such-bucket-anywhere" in missing.output
+    mixed = runner.invoke(main, ["index", "s3://a-bucket", str(tmp_path), "--db", db])
+    assert mixed.exit_code == 2 and "separate commands" in mixed.output
+    gcs = runner.invoke(main, ["index", "gs://bucket/prefix", "--db", db])
+    assert gcs.exit_code == 2 and "not supported yet" in gcs.output
+    typo = runner.invoke(main, ["index", "s3://no-such-bucket-anywhere/x", "--db", db])
+    assert typo.exit_code == 2
+
+
+def test_scan_flags_the_malicious_object_by_ranged_reads(
+    s3_server: S3Server, seeded: dict[str, Any]
+) -> None:
+    result = CliRunner().invoke(main, ["scan", f"s3://{seeded['plain']}", "--json"])
+    assert result.exit_code == 1, result.output  # something dangerous
+    found = {f["path"]: f for f in json.loads(result.output)["files"]}
+    evil = found[f"s3://{seeded['plain']}/models/evil.pkl"]
+    assert evil["verdict"] == "dangerous" and any("eval" in r for r in evil["reasons"])
+    ckpts = [f for p, f in found.items() if p.endswith(".ckpt")]
+    assert ckpts and all(f["verdict"] == "safe" for f in ckpts)
+
+
+def test_bucket_trash_is_a_dry_run_until_apply_then_restores(
+    s3_server: S3Server, tmp_path: Path
+) -> None:
+    bucket = s3_server.new_bucket(versioned=False)
+    s3_server.put(bucket, "runs/a/ckpt.pt", b"weights")
+    url = f"s3://{bucket}/runs"
+    runner = CliRunner()
+    dry = runner.invoke(main, ["bucket", "trash", url, "a/ckpt.pt"])
+    assert dry.exit_code == 0 and "dry run (add --apply)" in dry.output
+    assert s3_server.contents(bucket, "runs/") == {"runs/a/ckpt.pt": b"weights"}
+    done = runner.invoke(main, ["bucket", "trash", url, "a/ckpt.pt", "--apply", "--json"])
+    batch = json.loads(done.output)
+    assert batch["counts"] == {"trashed": 1} and batch["bytes"] == 7
+    assert "runs/a/ckpt.pt" not in s3_server.contents(bucket, "runs/")
+    back = runner.invoke(main, ["bucket", "restore", url, batch["batch"], "--json"])
+    assert json.loads(back.output)["counts"] == {"restored": 1}
+    assert s3_server.contents(bucket, "runs/a/") == {"runs/a/ckpt.pt": b"weights"}
+    bad = runner.invoke(main, ["bucket", "restore", url, "../x"])
+    assert bad.exit_code == 2 and "not a batch id" in bad.output
+
+
+def test_the_explorer_opens_a_bucket_index_without_watching_the_bucket(
+    s3_server: S3Server, seeded: dict[str, Any], tmp_path: Path
+) -> None:
+    """``artlens`` on the last index (here a bucket's) starts its watcher on the index's
+    roots: a URL is no folder to watch, and must not become a bogus local root."""
+    import asyncio
+
+    from store.index.db import open_db
+    from tui.app import ArtlensApp
+
+    db_path = tmp_path / "bucket.db"
+    url = f"s3://{seeded['plain']}"
+    assert CliRunner().invoke(main, ["index", url, "--db", str(db_path)]).exit_code == 0
+
+    async def run() -> tuple[int, str]:
+        app = ArtlensApp(db_path, [], watch=True)
+        async with app.run_test(size=(120, 40)) as pilot:
+            for _ in range(3):
+                await pilot.pause()
+                await pilot.app.workers.wait_for_complete()
+            await pilot.pause()
+            return len(app.screen.runs), app.watch_state[0]  # type: ignore[attr-defined]
+
+    shown, watcher = asyncio.run(run())
+    assert watcher.startswith("not watching: bucket roots"), watcher
+    db = open_db(db_path, readonly=True)
+    try:
+        roots = [bytes(r[0]).decode() for r in db.conn.execute("SELECT path FROM roots")]
+        files = db.conn.execute("SELECT count(*) FROM artifacts").fetchone()[0]
+    finally:
+        db.close()
+    assert roots == [url]
+    assert files == len(seeded["files"]) and shown == 7

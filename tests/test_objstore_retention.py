@@ -1,0 +1,138 @@
+"""Retention on buckets against a real S3 server: trash, restore and purge round-trip every
+byte, in a versioned bucket (delete markers) and an unversioned one (server-side copies)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from objstore_server import MULTIPART_KEY, S3Server, fresh_bucket, s3_server, seed_files
+
+from store.retention.bucket import TRASH, BucketTrash
+from store.root.objstore import ObjectRoot, key_to_rel
+
+pytestmark = pytest.mark.objstore
+__all__ = ["fresh_bucket", "s3_server"]
+
+CHOSEN = [
+    "models/evil.pkl",
+    MULTIPART_KEY,
+    "lightning/lightning_logs/version_0/checkpoints/last.ckpt",
+    "hostile/ctl\x1b[31mred.txt",
+    "hostile/../up.txt",
+]
+
+
+def _keys(server: S3Server, bucket: str) -> set[str]:
+    """The live keys outside the trash (one listing: the seed fits a page)."""
+    page = server.call("list_objects_v2", Bucket=bucket)
+    return {o["Key"] for o in page.get("Contents", []) if not o["Key"].startswith(TRASH)}
+
+
+def _bytes(server: S3Server, bucket: str, keys: list[str]) -> dict[str, bytes]:
+    return {k: server.fs.cat_file(f"{bucket}/{k}") for k in keys}
+
+
+@pytest.mark.parametrize("versioned", [True, False])
+def test_apply_then_restore_round_trips_every_byte(
+    s3_server: S3Server, fresh_bucket: Callable[..., str], versioned: bool
+) -> None:
+    bucket = fresh_bucket(versioned=versioned)
+    keys = _keys(s3_server, bucket)
+    before = _bytes(s3_server, bucket, CHOSEN)
+    trash = BucketTrash(ObjectRoot(f"s3://{bucket}"))
+    plan = trash.plan([key_to_rel(k) for k in CHOSEN])
+    assert _keys(s3_server, bucket) == keys  # planning changes nothing
+    assert plan.total_bytes == sum(len(b) for b in before.values())
+    assert plan.monthly_cost() > 0
+    multipart = next(i for i in plan.items if i.key == MULTIPART_KEY)
+    assert multipart.note == "multipart ETag"
+
+    applied = trash.apply(plan)
+    assert applied.counts() == {"trashed": len(CHOSEN)}
+    assert _keys(s3_server, bucket) == keys - set(CHOSEN)
+
+    restored = BucketTrash(ObjectRoot(f"s3://{bucket}")).restore(trash.load(plan.batch))
+    assert restored.counts() == {"restored": len(CHOSEN)}
+    assert _keys(s3_server, bucket) == keys
+    assert _bytes(s3_server, bucket, CHOSEN) == before  # every byte back
+    if not versioned:  # the copies are gone from the trash again
+        left = s3_server.contents(bucket, f"{TRASH}/{plan.batch}/")
+        assert left == {}
+
+
+@pytest.mark.parametrize("versioned", [True, False])
+def test_purge_deletes_for_good(s3_server: S3Server, versioned: bool) -> None:
+    bucket = s3_server.new_bucket(versioned=versioned)
+    s3_server.put(bucket, "models/evil.pkl", b"bytes")
+    s3_server.put(bucket, "models/kept.pkl", b"kept")
+    trash = BucketTrash(ObjectRoot(f"s3://{bucket}"))
+    batch = trash.apply(trash.plan(["models/evil.pkl"]))
+    assert trash.purge(batch).counts() == {"purged": 1}
+    assert _keys(s3_server, bucket) == {"models/kept.pkl"}
+    versions = s3_server.call("list_object_versions", Bucket=bucket, Prefix="models/evil.pkl")
+    assert not versions.get("Versions") and not versions.get("DeleteMarkers")
+    trashed = s3_server.call("list_objects_v2", Bucket=bucket, Prefix=f"{TRASH}/{batch.batch}/")
+    assert not trashed.get("Contents")
+    assert trash.restore(trash.load(batch.batch)).counts() == {"purged": 1}  # nothing to undo
+
+
+@pytest.mark.parametrize("versioned", [True, False])
+def test_an_object_overwritten_after_the_plan_is_left_alone(
+    s3_server: S3Server, versioned: bool
+) -> None:
+    bucket = s3_server.new_bucket(versioned=versioned)
+    s3_server.put(bucket, "run/ckpt.pt", b"old")
+    trash = BucketTrash(ObjectRoot(f"s3://{bucket}"))
+    plan = trash.plan(["run/ckpt.pt", "run/missing.pt"])
+    s3_server.put(bucket, "run/ckpt.pt", b"new bytes")
+    applied = trash.apply(plan)
+    assert applied.counts() == {"changed": 1, "missing": 1}
+    assert _keys(s3_server, bucket) == {"run/ckpt.pt"}
+    assert _bytes(s3_server, bucket, ["run/ckpt.pt"]) == {"run/ckpt.pt": b"new bytes"}
+
+
+def test_restore_never_replaces_a_newer_object(s3_server: S3Server) -> None:
+    bucket = s3_server.new_bucket(versioned=False)
+    s3_server.put(bucket, "p/ckpt.pt", b"old")
+    trash = BucketTrash(ObjectRoot(f"s3://{bucket}/p"))
+    batch = trash.apply(trash.plan(["ckpt.pt"]))
+    s3_server.put(bucket, "p/ckpt.pt", b"written since")
+    assert trash.restore(batch).counts() == {"kept": 1}
+    assert s3_server.contents(bucket, "p/ckpt.pt") == {"p/ckpt.pt": b"written since"}
+
+
+def test_legal_hold_is_respected_and_reported(s3_server: S3Server) -> None:
+    bucket = f"artlens-locked-{uuid.uuid4().hex[:12]}"
+    s3_server.call("create_bucket", Bucket=bucket, ObjectLockEnabledForBucket=True)
+    s3_server.put(bucket, "ckpt.pt", b"held")
+    s3_server.call(
+        "put_object_legal_hold", Bucket=bucket, Key="ckpt.pt", LegalHold={"Status": "ON"}
+    )
+    trash = BucketTrash(ObjectRoot(f"s3://{bucket}"))
+    batch = trash.apply(trash.plan(["ckpt.pt"]))
+    assert batch.counts() == {"trashed": 1}  # a delete marker is allowed under a hold
+    purged = trash.purge(batch)
+    assert purged.counts() == {"trashed": 1} and "legal hold" in purged.items[0].note
+    assert trash.restore(purged).counts() == {"restored": 1}
+    assert s3_server.contents(bucket, "ckpt.pt") == {"ckpt.pt": b"held"}
+
+
+def test_seed_is_what_the_buckets_hold(s3_server: S3Server, fresh_bucket: Any) -> None:
+    bucket = fresh_bucket(versioned=False)
+    expected = seed_files()
+    assert _keys(s3_server, bucket) == {*expected, MULTIPART_KEY}
+
+
+def test_an_object_from_before_versioning_is_kept(s3_server: S3Server) -> None:
+    bucket = s3_server.new_bucket(versioned=False)
+    s3_server.put(bucket, "old.ckpt", b"from before versioning")
+    s3_server.call(
+        "put_bucket_versioning", Bucket=bucket, VersioningConfiguration={"Status": "Enabled"}
+    )
+    trash = BucketTrash(ObjectRoot(f"s3://{bucket}"))
+    batch = trash.apply(trash.plan(["old.ckpt"]))
+    assert batch.counts() == {"kept": 1} and "before versioning" in batch.items[0].note
+    assert _keys(s3_server, bucket) == {"old.ckpt"}

@@ -1,0 +1,162 @@
+"""Object-store roots on the command line: ``artlens index s3://bucket/prefix`` (with what
+the listing and reads cost), and ``artlens bucket trash|restore|purge`` (retention)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from store.errors import ArtlensError
+from store.locate import ENV_DB, cache_dir, remember
+from store.lock import WriterLock
+from tui.cli.common import emit_json, json_option
+
+if TYPE_CHECKING:
+    from store.retention.bucket import Batch, BucketTrash
+
+
+def object_db(db_path: Path | None, urls: list[str]) -> Path:
+    """--db, then $ARTLENS_DB, then one cache index per set of URLs."""
+    if db_path:
+        return db_path.expanduser()
+    env = os.environ.get(ENV_DB)
+    if env:
+        return Path(env).expanduser()
+    normal = sorted({u.rstrip("/") for u in urls})
+    digest = hashlib.sha1("\0".join(normal).encode()).hexdigest()[:12]
+    name = normal[0].partition("://")[2].replace("/", "_")
+    slug = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)[:40] or "bucket"
+    return cache_dir() / f"{slug}-{digest}.db"
+
+
+def index_urls(urls: list[str], db_path: Path | None, *, no_hash: bool, as_json: bool) -> None:
+    """Index each object-store root: listings, run summaries through ranged reads and,
+    unless ``no_hash``, model verdicts by inspection (objects are never hashed whole)."""
+    from store.index.db import open_db
+    from store.objscan import ObjectIndexer
+    from store.root import open_root
+    from store.root.objstore import ObjectRoot
+
+    target = object_db(db_path, urls)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    results = []
+    with WriterLock(target, role="index"):
+        db = open_db(target)
+        try:
+            for url in urls:
+                root = open_root(url)
+                if not isinstance(root, ObjectRoot):
+                    raise ArtlensError(f"not an object-store root: {url}")
+                indexer = ObjectIndexer(db, root)
+                report = indexer.scan(defer_summaries=True)
+                indexer.fill_summaries()
+                if not no_hash:
+                    indexer.hash_pending()
+                results.append((report, root.stats.to_json()))
+        finally:
+            db.close()
+    if db_path is None:
+        remember(target, [])  # commands run later without --db find it as the latest
+    if as_json:
+        emit_json({"db": str(target), "roots": [{**r.to_json(), **cost} for r, cost in results]})
+        return
+    for report, cost in results:
+        click.echo(
+            f"{report.root}: {report.files} objects, {report.runs} runs "
+            f"(+{report.added} ~{report.changed} -{report.removed}) in {report.seconds:.2f}s; "
+            f"{cost['requests']} requests, {cost['bytes']} bytes"
+        )
+        for what, samples in sorted(report.samples.items()):
+            click.echo(f"  {what}: {', '.join(samples)}")
+    click.echo(f"index: {target}")
+
+
+# --- retention on buckets -----------------------------------------------------------------
+
+
+def _trash_for(url: str) -> BucketTrash:
+    from store.retention.bucket import BucketTrash
+    from store.root import is_url, open_root
+    from store.root.objstore import ObjectRoot
+
+    if not is_url(url):
+        raise ArtlensError(f"not an object-store URL: {url} (local folders: artlens retention)")
+    root = open_root(url)
+    if not isinstance(root, ObjectRoot):
+        raise ArtlensError(f"not an object-store root: {url}")
+    return BucketTrash(root)
+
+
+def _print_batch(batch: Batch, verb: str) -> None:
+    from store.paths import display
+    from tui.format import human_size
+
+    for item in batch.items:
+        note = f"  ({display(item.note)})" if item.note else ""
+        click.echo(f"{item.state:<9} {human_size(item.size):>8}  {display(item.rel)}{note}")
+    counts = ", ".join(f"{n} {state}" for state, n in sorted(batch.counts().items()))
+    click.echo(
+        f"{verb}: {counts}; {human_size(batch.total_bytes)}, about "
+        f"${batch.monthly_cost():.2f}/month of storage; batch {batch.batch}"
+    )
+
+
+@click.group("bucket")
+def bucket_group() -> None:
+    """Retention on a bucket prefix: trash objects (dry run first), restore, purge."""
+
+
+@bucket_group.command("trash")
+@click.argument("url")
+@click.argument("rels", nargs=-1, required=True)
+@click.option("--apply", "do_apply", is_flag=True, help="Trash them (else a dry run).")
+@json_option
+def bucket_trash_cmd(url: str, rels: tuple[str, ...], do_apply: bool, as_json: bool) -> None:
+    """Trash the objects at RELS under URL: a delete marker in a versioned bucket, else a
+    server-side copy to .artlens-trash/ then a delete.  A dry run unless --apply."""
+    trash = _trash_for(url)
+    batch = trash.plan(list(rels))
+    if do_apply:
+        batch = trash.apply(batch)
+    if as_json:
+        emit_json({"applied": do_apply, **batch.to_json()})
+        return
+    _print_batch(batch, "trashed" if do_apply else "dry run (add --apply)")
+
+
+@bucket_group.command("restore")
+@click.argument("url")
+@click.argument("batch_id", metavar="BATCH")
+@json_option
+def bucket_restore_cmd(url: str, batch_id: str, as_json: bool) -> None:
+    """Bring back what BATCH trashed under URL, never over an object written since."""
+    trash = _trash_for(url)
+    batch = trash.restore(trash.load(batch_id))
+    if as_json:
+        emit_json(batch.to_json())
+        return
+    _print_batch(batch, "restore")
+
+
+@bucket_group.command("purge")
+@click.argument("url")
+@click.argument("batch_id", metavar="BATCH")
+@click.option("--yes", "-y", is_flag=True, help="Delete for good (else a dry run).")
+@json_option
+def bucket_purge_cmd(url: str, batch_id: str, yes: bool, as_json: bool) -> None:
+    """Delete for good what BATCH trashed under URL (locked versions are kept)."""
+    trash = _trash_for(url)
+    batch = trash.load(batch_id)
+    if yes:
+        batch = trash.purge(batch)
+    if as_json:
+        emit_json({"purged": yes, **batch.to_json()})
+        return
+    _print_batch(batch, "purge" if yes else "dry run (add --yes)")
+
+
+COMMANDS = [bucket_group]
