@@ -161,6 +161,9 @@ class ExplorerScreen(Screen[None]):
             "z", "zoom", "Zoom", show=False, id="pane.zoom", tooltip="Maximize or restore the pane"
         ),
         Binding("r", "retention", "Retention", id="retention.open", tooltip="Plan, usage, trash"),
+        Binding(
+            "u", "disk_usage", "Usage", show=False, id="usage.open", tooltip="Disk usage, ncdu"
+        ),
         Binding("p", "pin", "Pin", show=False, id="retention.pin_here"),
         Binding("d", "diff", "Diff", id="diff.marked", tooltip="Diff two marked runs or files"),
         Binding(
@@ -1080,6 +1083,12 @@ class ExplorerScreen(Screen[None]):
 
         self.app.push_screen(RetentionScreen(self.db_path, self.pool, clock=self.clock))
 
+    def action_disk_usage(self) -> None:
+        """Open the disk usage view (drill down, trash through a plan) over this index."""
+        from tui.screens.disk_usage import DiskUsageScreen
+
+        self.app.push_screen(DiskUsageScreen(self.db_path, self.pool))
+
     def action_pin(self) -> None:
         """Pin or unpin the file or folder under the tree cursor, else the selected run."""
         tree = self.file_tree
@@ -1133,6 +1142,7 @@ class ExplorerScreen(Screen[None]):
             ("sort: reverse", self.action_sort_reverse, "Reverse the sort order"),
             ("index: reload runs", self.action_reload, "Reread every run from the index"),
             ("view: retention", self.action_retention, "Plan, disk usage and trash"),
+            ("view: disk usage", self.action_disk_usage, "ncdu-like: drill down, trash"),
             ("retention: pin / unpin", self.action_pin, "Pin the selected file or run"),
             ("runs: mark / unmark", self.action_mark, "Mark the run under the cursor"),
             ("view: metrics of marked runs", self.action_metrics, "Metrics, sparklines, plots"),
