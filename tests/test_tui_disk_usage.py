@@ -80,7 +80,7 @@ async def test_drill_down_sizes_sparse_and_back(indexed: tuple[Path, Path]) -> N
     async with app.run_test(size=(100, 30)) as pilot:
         await settle(pilot)
         assert "usage.open" in {row[2] for row in app.binding_rows()}  # listed in help
-        await pilot.press("u")
+        await pilot.press("U")
         await settle(pilot, rounds=5)
         screen = usage(app)
         # one root: the view starts inside it, at its experiments
@@ -126,7 +126,7 @@ async def test_trash_goes_through_confirm_and_pins_refuse(indexed: tuple[Path, P
     app = ArtlensApp(db_path, [root], watch=False)
     async with app.run_test(size=(100, 30)) as pilot:
         await settle(pilot)
-        await pilot.press("u")
+        await pilot.press("U")
         await settle(pilot, rounds=5)
         screen = usage(app)
         for name in ("lightning_logs", f"{RUN}/", "checkpoints/"):

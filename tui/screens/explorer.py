@@ -162,7 +162,7 @@ class ExplorerScreen(Screen[None]):
         ),
         Binding("r", "retention", "Retention", id="retention.open", tooltip="Plan, usage, trash"),
         Binding(
-            "u", "disk_usage", "Usage", show=False, id="usage.open", tooltip="Disk usage, ncdu"
+            "U", "disk_usage", "Usage", show=False, id="usage.open", tooltip="Disk usage, ncdu"
         ),
         Binding("p", "pin", "Pin", show=False, id="retention.pin_here"),
         Binding("d", "diff", "Diff", id="diff.marked", tooltip="Diff two marked runs or files"),
