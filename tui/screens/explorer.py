@@ -55,8 +55,8 @@ from tui.widgets.runs_table import (
     SORT_KEYS,
     RowExtras,
     RunsTable,
-    matches,
     order_runs,
+    rank,
     why_nothing_matches,
 )
 from tui.widgets.status import StatusLine
@@ -307,10 +307,19 @@ class ExplorerScreen(Screen[None]):
         self._load_user_state(tuple(self.root_paths.values()))
 
     def _visible_order(self) -> list[int]:
-        shown = [
-            r for r in self.runs.values() if not self.filter_text or matches(r, self.filter_text)
-        ]
-        order = order_runs(shown, self.sort_column, reverse=self.sort_reverse, group=self.group)
+        scores: dict[int, float] = {}
+        for run in self.runs.values():
+            score = rank(run, self.filter_text) if self.filter_text else 0.0
+            if score is not None:
+                scores[run.id] = score
+        shown = [self.runs[run_id] for run_id in scores]
+        order = order_runs(
+            shown,
+            self.sort_column,
+            reverse=self.sort_reverse,
+            group=self.group,
+            scores=scores if self.filter_text else None,
+        )
         if len(order) <= MAX_TABLE_ROWS:
             return order
         # Past the cap, still show what the user asked for: marked runs and a jump target.

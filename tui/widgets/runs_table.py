@@ -7,6 +7,7 @@ so sorting never compares rendered text.
 
 from __future__ import annotations
 
+import functools
 import re
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -15,6 +16,7 @@ from typing import Any, ClassVar
 
 from rich.text import Text
 from textual.binding import Binding, BindingType
+from textual.fuzzy import Matcher
 from textual.widgets import DataTable
 
 from store.integrity import problems_of
@@ -120,15 +122,23 @@ def sort_value(run: RunRow, column: str) -> Any:
 
 
 def order_runs(
-    runs: Iterable[RunRow], column: str, *, reverse: bool, group: str | None = None
+    runs: Iterable[RunRow],
+    column: str,
+    *,
+    reverse: bool,
+    group: str | None = None,
+    scores: Mapping[int, float] | None = None,
 ) -> list[int]:
-    """Run ids in display order: by ``column`` (missing values last), grouped if asked."""
+    """Run ids in display order: by ``column`` (missing values last), best filter match
+    first when ``scores`` rank them (as a fuzzy finder does), grouped if asked."""
     items = list(runs)
     present = [r for r in items if sort_value(r, column) is not None]
     missing = [r for r in items if sort_value(r, column) is None]
     present.sort(key=lambda r: (sort_value(r, column), r.id), reverse=reverse)
     missing.sort(key=lambda r: r.id)
     ordered = present + missing
+    if scores:
+        ordered.sort(key=lambda r: -scores.get(r.id, 0.0))
     if group == "experiment":
         ordered.sort(key=lambda r: (r.experiment is None, (r.experiment or "").lower()))
     elif group == "root":
@@ -142,31 +152,80 @@ def haystack(run: RunRow) -> str:
     return f"{run.name} {run.framework} {run.experiment or ''} {run.display_path} {params}".lower()
 
 
-def matches(run: RunRow, query: str) -> bool:
-    """Every word of ``query`` must match: ``exp:NAME``/``root:PATH``/``fw:NAME`` narrow by
-    field; other words match as substrings, or as a fuzzy subsequence of the name."""
-    text = haystack(run)
+MAX_FUZZY_NAME = 64
+"""Characters of a run's name the fuzzy matcher looks at (names come from files)."""
+MAX_FUZZY_WAYS = 20_000
+"""Above this many ways to place a word's letters in a name, the fuzzy score is not
+computed (Textual's matcher tries them all): the match counts, scored as a bare hit."""
+
+
+@functools.lru_cache(maxsize=64)
+def _matcher(word: str) -> Matcher:
+    return Matcher(word)
+
+
+def fuzzy_score(word: str, name: str) -> float:
+    """How well ``word`` matches ``name`` as a fuzzy subsequence (Textual's matcher, as the
+    command palette ranks), 0.0 when it does not; bounded for hostile names."""
+    name = name[:MAX_FUZZY_NAME].lower()
+    if not _subsequence(word, name):
+        return 0.0
+    if word not in name:
+        ways = 1
+        for letter in word:
+            ways *= max(1, name.count(letter))
+            if ways > MAX_FUZZY_WAYS:
+                return 1.0
+    return _matcher(word).match(name)
+
+
+def rank(run: RunRow, query: str) -> float | None:
+    """None when ``run`` does not pass ``query``; else how well it matches (higher first).
+
+    Every word of ``query`` must match: ``exp:NAME``/``root:PATH``/``fw:NAME`` narrow by
+    field (they do not rank); other words match as a fuzzy subsequence of the name (scored
+    by Textual's matcher) or as a substring of the framework, experiment, path or params
+    (a weaker score)."""
+    text = ""
+    score = 0.0
     for word in query.lower().split():
         field, _, value = word.partition(":")
         if value and field in ("exp", "experiment"):
             if value != (run.experiment or "").lower():
-                return False
+                return None
         elif value and field == "root":
             if value not in run.display_path.lower():
-                return False
+                return None
         elif value and field in ("fw", "framework"):
             if not run.framework.lower().startswith(value):
-                return False
-        elif word not in text and not _subsequence(word, run.name.lower()):
-            return False
-    return True
+                return None
+        else:
+            by_name = fuzzy_score(word, run.name)
+            if by_name:
+                score += by_name
+                continue
+            text = text or haystack(run)
+            if word not in text:
+                return None
+            score += 0.5
+    return score
+
+
+def matches(run: RunRow, query: str) -> bool:
+    """True when ``run`` passes the filter ``query`` (see ``rank``)."""
+    return rank(run, query) is not None
 
 
 def why_nothing_matches(runs: Iterable[RunRow], query: str) -> str:
-    """Which word of ``query`` left no run, and what it could have been instead."""
+    """Which word of ``query`` left no run, what it could have been instead, and of how
+    many runs none passed ("(0 of 19)")."""
     runs = list(runs)
     if not runs:
         return "no runs indexed yet"
+    return f"{_why_nothing(runs, query)} (0 of {len(runs)})"
+
+
+def _why_nothing(runs: list[RunRow], query: str) -> str:
     for word in query.split():
         if any(matches(run, word) for run in runs):
             continue
@@ -179,7 +238,7 @@ def why_nothing_matches(runs: Iterable[RunRow], query: str) -> str:
             return f"no run was written by {value!r} (frameworks: {', '.join(known[:6])})"
         if value and field == "root":
             return f"no run lies under a root matching {value!r}"
-        return f"no run's name, params or framework contains {word!r}"
+        return f"no run's name, params or framework contains {word!r}, even fuzzily"
     return f"no run matches all of {query!r} together (each word matches some)"
 
 
