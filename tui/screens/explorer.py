@@ -55,6 +55,7 @@ from tui.widgets.runs_table import (
     SORT_KEYS,
     RowExtras,
     RunsTable,
+    group_headers,
     order_runs,
     rank,
     why_nothing_matches,
@@ -331,7 +332,8 @@ class ExplorerScreen(Screen[None]):
         if not self.loaded:
             return
         order = self._visible_order()
-        self.table.sync(self.runs, order, self.marked, self._row_extras(order))
+        headers = group_headers(self.runs, order, self.group)
+        self.table.sync(self.runs, order, self.marked, self._row_extras(order), headers)
         wanted = tuple(run_id for run_id in order if run_id not in self._checklist_asked)
         if wanted:  # only shown runs, in display order: the visible rows come first
             self._checklist_asked.update(wanted)

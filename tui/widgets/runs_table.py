@@ -19,6 +19,7 @@ from textual.binding import Binding, BindingType
 from textual.fuzzy import Matcher
 from textual.widgets import DataTable
 
+from store import paths
 from store.integrity import problems_of
 from store.query import RunRow
 from store.safetext import visible
@@ -29,6 +30,8 @@ class Cell(Text):
     """A table cell that remembers which run it belongs to (for sorting by key)."""
 
     run_id: int = 0
+    header: bool = False
+    """True in a group's header row, which sorts just before the run ``run_id``."""
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,27 @@ COLUMNS: tuple[Column, ...] = (
     Column("experiment", "experiment"),
 )
 SORT_KEYS: tuple[str, ...] = tuple(c.key for c in COLUMNS if c.sortable)
+NAME_INDEX = [c.key for c in COLUMNS].index("name")
+HEADER_PREFIX = "group:"
+"""Row keys of group headers: the prefix, then the id of the group's first run."""
+
+
+def header_cells(run_id: int, label: str) -> list[Cell]:
+    """A group header row: its label in the name column, the other cells empty."""
+    cells: list[Cell] = []
+    for column in COLUMNS:
+        cell = Cell(
+            label if column.key == "name" else "",
+            style="bold reverse" if column.key == "name" else "",
+            no_wrap=True,
+            overflow="ellipsis",
+        )
+        cell.run_id = run_id
+        cell.header = True
+        cells.append(cell)
+    return cells
+
+
 _VAL = re.compile(r"(^|[^a-z])(val|valid|validation|eval|test|dev)([^a-z]|$)", re.IGNORECASE)
 _ACC = re.compile(r"acc|f1|auc|score|precision|recall|bleu|rouge|map", re.IGNORECASE)
 FIRST_ROWS = 80
@@ -119,6 +143,37 @@ def sort_value(run: RunRow, column: str) -> Any:
         picked = key_metric(run, column)
         return picked[1] if picked else None
     raise KeyError(column)
+
+
+def group_headers(
+    runs: Mapping[int, RunRow], order: list[int], group: str | None
+) -> dict[int, str]:
+    """The first run id of each group in ``order`` -> its header label, with the group's
+    run count ("▾ experiment mnist  (3 runs)"); nothing when not grouping."""
+    if group not in ("experiment", "root"):
+        return {}
+
+    def label_of(run: RunRow) -> str:
+        if group == "experiment":
+            return (
+                f"experiment {visible(run.experiment[:60])}" if run.experiment else "no experiment"
+            )
+        return f"root {visible(paths.display(run.root)[-60:])}"
+
+    firsts: dict[int, str] = {}
+    counts: dict[int, int] = {}
+    current: tuple[int, str] | None = None
+    for run_id in order:
+        label = label_of(runs[run_id])
+        if current is None or current[1] != label:
+            current = (run_id, label)
+            firsts[run_id] = label
+            counts[run_id] = 0
+        counts[current[0]] += 1
+    return {
+        run_id: f"▾ {label}  ({counts[run_id]} run{'s' if counts[run_id] != 1 else ''})"
+        for run_id, label in firsts.items()
+    }
 
 
 def order_runs(
@@ -343,7 +398,23 @@ class RunsTable(DataTable[Cell]):
             row_key, _ = self.coordinate_to_cell_key(self.cursor_coordinate)
         except Exception:  # the cursor can be past the last row for a moment
             return None
-        return int(row_key.value) if row_key.value is not None else None
+        value = row_key.value
+        return int(value) if value is not None and value.isdigit() else None
+
+    def action_cursor_down(self) -> None:
+        """Down, stepping over a group header."""
+        super().action_cursor_down()
+        if self._on_header() and self.cursor_row < self.row_count - 1:
+            super().action_cursor_down()
+
+    def action_cursor_up(self) -> None:
+        """Up, stepping over a group header (the first row's header stays reachable)."""
+        super().action_cursor_up()
+        if self._on_header() and self.cursor_row > 0:
+            super().action_cursor_up()
+
+    def _on_header(self) -> bool:
+        return bool(self.row_count) and self.current_run_id is None
 
     def sync(
         self,
@@ -351,8 +422,10 @@ class RunsTable(DataTable[Cell]):
         order: list[int],
         marked: set[int],
         extras: Mapping[int, RowExtras] | None = None,
+        headers: Mapping[int, str] | None = None,
     ) -> None:
-        """Make the rows equal ``order`` (ids into ``runs``), by key, keeping the cursor.
+        """Make the rows equal ``order`` (ids into ``runs``), by key, keeping the cursor;
+        ``headers`` puts a group's header row (its label) before the run id it maps from.
 
         Filling an empty table adds a screenful now and the rest in slices, one per turn
         of the event loop, so keys pressed meanwhile are answered between slices."""
@@ -361,8 +434,12 @@ class RunsTable(DataTable[Cell]):
         keep = self.current_run_id
         now = self.clock()
         wanted = set(order)
-        present = {int(k.value) for k in self.rows if k.value is not None}
-        if not present and len(order) > FIRST_ROWS:
+        headers = headers or {}
+        present = {int(k.value) for k in self.rows if k.value is not None and k.value.isdigit()}
+        shown_headers = {
+            k.value for k in self.rows if k.value is not None and k.value.startswith(HEADER_PREFIX)
+        }
+        if not present and not shown_headers and not headers and len(order) > FIRST_ROWS:
             with self.app.batch_update():
                 self._append(runs, order[:FIRST_ROWS], marked, extras, now)
             rest = range(FIRST_ROWS, len(order), SLICE_ROWS)
@@ -372,6 +449,15 @@ class RunsTable(DataTable[Cell]):
         with self.app.batch_update():
             for run_id in present - wanted:
                 self.remove_row(str(run_id))
+            for header_key in shown_headers - {f"{HEADER_PREFIX}{i}" for i in headers}:
+                self.remove_row(header_key)
+            for run_id, label in headers.items():
+                header_key = f"{HEADER_PREFIX}{run_id}"
+                header = header_cells(run_id, label)
+                if header_key not in shown_headers:
+                    self.add_row(*header, key=header_key)
+                elif self.get_cell(header_key, "name") != header[NAME_INDEX]:
+                    self.update_cell(header_key, "name", header[NAME_INDEX], update_width=True)
             for run_id in order:
                 cells = run_cells(
                     runs[run_id],
@@ -387,9 +473,21 @@ class RunsTable(DataTable[Cell]):
                             self.update_cell(str(run_id), column.key, new, update_width=True)
                 else:
                     self.add_row(*(cells[c.key] for c in COLUMNS), key=str(run_id))
-            if self.row_count and [int(r.key.value or 0) for r in self.ordered_rows] != order:
-                position = {run_id: i for i, run_id in enumerate(order)}
-                self.sort("mark", key=lambda cell: position.get(cell.run_id, 0))
+            wanted_keys = [
+                key
+                for run_id in order
+                for key in (
+                    (f"{HEADER_PREFIX}{run_id}", str(run_id))
+                    if run_id in headers
+                    else (str(run_id),)
+                )
+            ]
+            if self.row_count and [r.key.value for r in self.ordered_rows] != wanted_keys:
+                position = {run_id: 2 * i + 1 for i, run_id in enumerate(order)}
+                self.sort(
+                    "mark",
+                    key=lambda cell: position.get(cell.run_id, 0) - (1 if cell.header else 0),
+                )
             if keep is not None and keep in wanted:
                 self.move_cursor(row=self.get_row_index(str(keep)), scroll=False)
 
