@@ -37,8 +37,9 @@ if TYPE_CHECKING:
 
 MAX_LINES = 3000
 """Lines of text shown per section: more is slow to lay out and nobody scrolls that far."""
-QUICK_LINES = 150
-"""Lines per section of the first, fast view of a big file (the whole view follows)."""
+QUICK_LINES = 60
+"""Lines per section of the first, fast view of a big file (a tall screenful; the whole
+view follows)."""
 LINE_CHARS = 160
 """Characters allowed per shown line on average (a budget: short lines lend to long ones)."""
 CHUNK_LINES = 40
