@@ -473,6 +473,8 @@ class RetentionScreen(Screen[None]):
             text.append(f" · {len(soon)} expiring soon", style="yellow")
         for warning in plan.warnings[:2]:
             text.append(f"\n{paths.display(warning)}", style="yellow")
+        for link in plan.links[:2]:  # e.g. last.ckpt: never counted, and what it points at
+            text.append(f"\n{paths.display(link)}", style="yellow" if "dangle" in link else "dim")
         self.query_one("#ret-summary", Static).update(text)
 
     def _expiring(self, plan: Plan) -> list[Candidate]:
