@@ -101,6 +101,11 @@ async def test_drill_down_sizes_sparse_and_back(indexed: tuple[Path, Path]) -> N
         assert on_disk.endswith(("B", "K")), on_disk  # a sparse file takes next to nothing
         where = str(screen.query_one("#du-where", Static).render())
         assert "5.0G apparent" in where and "on disk" in where
+        await move_to(pilot, screen, "hparams.yaml")
+        await pilot.press("a")  # by on-disk size: the sparse file goes down, the cursor stays
+        assert screen.by_disk and cursor_name(screen) == "hparams.yaml"
+        assert list(rows(screen)).index("sparse.img") > list(rows(screen)).index("checkpoints/")
+        await pilot.press("a")
         await move_to(pilot, screen, "checkpoints/")
         await pilot.press("l")
         await settle(pilot, rounds=5)

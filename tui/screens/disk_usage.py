@@ -419,6 +419,8 @@ class DiskUsageScreen(Screen[None]):
         table.move_cursor(row=table.row_count - 1 if end else 0)
 
     def action_sort_disk(self) -> None:
+        current = self._current()
+        self._cursor_label = current.label if current is not None else None
         self.by_disk = not self.by_disk
         self._fill()
 
