@@ -11,6 +11,8 @@ from textual.widgets import DataTable, Static
 
 from store.db import open_db
 from store.lock import WriterLock
+from store.retention import drill
+from store.retention.drill import Level, measure_folder
 from store.retention.trash import TRASH_DIR
 from store.scan import Indexer
 from store.userstate import UserState
@@ -121,6 +123,22 @@ async def test_drill_down_sizes_sparse_and_back(indexed: tuple[Path, Path]) -> N
         await pilot.press("escape")
         await settle(pilot)
         assert isinstance(app.screen, ExplorerScreen)
+
+
+def test_a_folder_with_too_many_files_is_not_measured(
+    indexed: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past the cap, on disk is unknown (None), never a partial sum."""
+    root, db_path = indexed
+    db = open_db(db_path, readonly=True)
+    try:
+        level = Level("folder", str(root), folder=RUN)
+        measured = measure_folder(db, level)
+        assert measured is not None and measured["sparse.img"] < SPARSE // 1000
+        monkeypatch.setattr(drill, "MAX_FOLDER_DISK_FILES", 3)
+        assert measure_folder(db, level) is None
+    finally:
+        db.conn.close()
 
 
 @sync

@@ -114,6 +114,9 @@ class DiskUsageScreen(Screen[None]):
         self._came_from: list[tuple[Level, str]] = []
         """(level, label of the entry entered): going up puts the cursor back on it."""
         self._cursor_label: str | None = None
+        self.measured = False
+        """The on-disk sizes of the entries shown were measured (None then means too many
+        files to measure, shown as "-"; before, as "…")."""
 
     def compose(self) -> ComposeResult:
         yield Static(id="du-where", markup=False)
@@ -218,6 +221,7 @@ class DiskUsageScreen(Screen[None]):
     def on_level_listed(self, message: LevelListed) -> None:
         self.level = message.level
         self.entries = message.entries
+        self.measured = False
         self._fill()
         self._measure_worker(message.level, [*message.entries], self._per_root)
 
@@ -226,6 +230,7 @@ class DiskUsageScreen(Screen[None]):
         if message.level != self.level:
             return
         self.entries = message.entries
+        self.measured = True
         self._fill()
 
     def on_removal_planned(self, message: RemovalPlanned) -> None:
@@ -301,18 +306,17 @@ class DiskUsageScreen(Screen[None]):
             text.append(" › ", style="dim")
             text.append(keep_end(paths.display(crumb), 50))
         size = sum(e.size for e in self.entries)
-        disks = [e.disk for e in self.entries]
+        disks = [e.disk for e in self.entries if e.kind != "more"]
         text.append(f"\n{human_size(size)} apparent", style="bold")
         if self.entries and all(d is not None for d in disks):
             text.append(f" · {human_size(sum(d or 0 for d in disks))} on disk", style="bold")
-        elif self.entries and any(d is None for d in disks):
+        elif self.entries and not self.measured:
             text.append(" · on disk: measuring…", style="dim")
+        elif self.entries:
+            text.append(" · on disk: not measured (too many files)", style="dim")
         sort = "on disk" if self.by_disk else "apparent size"
         text.append(f" · sorted by {sort}", style="dim")
-        text.append(
-            "  (enter: open, h: up, d: trash, a: sort)",
-            style="dim",
-        )
+        text.append("  (enter opens)", style="dim")
         return text
 
     def _fill(self) -> None:
@@ -341,7 +345,8 @@ class DiskUsageScreen(Screen[None]):
         filled = round(share * 10)
         bar = Text("█" * filled + "░" * (10 - filled), style="cyan")
         if entry.disk is None:
-            disk = Text("…" if entry.kind != "more" else "", style="dim", justify="right")
+            unknown = "" if entry.kind == "more" else "-" if self.measured else "…"
+            disk = Text(unknown, style="dim", justify="right")
         else:
             sparse = entry.disk < entry.size // 2
             disk = Text(human_size(entry.disk), style="bold" if sparse else "", justify="right")
