@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import io
 import os
@@ -19,6 +20,7 @@ from textual.binding import Binding
 from textual.coordinate import Coordinate
 from textual.pilot import Pilot
 from textual.widgets import Input
+from textual.worker import WorkerCancelled
 
 from store import query
 from store.db import open_db
@@ -93,7 +95,10 @@ async def settle(pilot: Pilot[None], rounds: int = 3) -> None:
     """Let workers finish and their messages land (no sleeping on a guess)."""
     for _ in range(rounds):
         await pilot.pause()
-        await pilot.app.workers.wait_for_complete()
+        for worker in list(pilot.app.workers):
+            # a worker a newer request replaced is cancelled: it is done as well
+            with contextlib.suppress(WorkerCancelled):
+                await worker.wait()
     await pilot.pause()
 
 
