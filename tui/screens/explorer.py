@@ -7,6 +7,7 @@ widgets, they post a message from ``tui.messages``; the handlers here own the st
 
 from __future__ import annotations
 
+import gc
 import os
 import time
 from collections.abc import Callable
@@ -88,6 +89,11 @@ CHECKLIST_SLICE = 50
 """Runs whose checklists one worker step evaluates before it posts them and pauses."""
 CHECKLIST_PAUSE = 0.02
 """Seconds the checklist worker sleeps between slices, so the UI thread gets the GIL."""
+FREEZE_DELAY = 1.0
+"""Seconds after the first runs show when the objects alive then (Textual's, the runs') are
+moved out of the garbage collector's sight (``gc.freeze``): a full collection traversed
+them all, pausing the UI thread for 100-250 ms while a preview was being built.  They are
+handed back (``gc.unfreeze``) when the explorer goes, so nothing frozen is kept for good."""
 QUICK_CHARS = 16_000
 """Text above this many characters gets a quick first view (a few screens of it)."""
 GROUPS: tuple[str | None, ...] = (None, "experiment", "root")
@@ -272,6 +278,7 @@ class ExplorerScreen(Screen[None]):
         if self._poll_db is not None:
             self._poll_db.conn.close()
             self._poll_db = None
+        gc.unfreeze()  # see FREEZE_DELAY: what was frozen can be collected again
 
     @property
     def table(self) -> RunsTable:
@@ -300,6 +307,8 @@ class ExplorerScreen(Screen[None]):
         self.root_paths.update(message.roots)
         self.last_event = max(self.last_event, message.counts.last_event)
         self.marked &= set(self.runs)
+        if not self.loaded:
+            self.set_timer(FREEZE_DELAY, gc.freeze, name="freeze the heap")
         self.loaded = True
         self._checklist_asked.clear()  # a reload re-evaluates every run as it is shown
         self.query_one(StatusLine).change(counts=message.counts)
