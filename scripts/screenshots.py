@@ -148,9 +148,8 @@ async def retention(pilot: Pilot[Any], screen: ExplorerScreen) -> None:
 
 
 async def usage(pilot: Pilot[Any], screen: ExplorerScreen) -> None:
-    await pilot.press("r")
-    await settle(pilot)
-    await pilot.press("2")
+    """The disk usage view (U): the demo root's experiments, largest first."""
+    await pilot.press("U")
 
 
 SCENES: dict[str, Scene] = {

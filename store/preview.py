@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import stat
 import struct
 import zlib
@@ -238,43 +239,38 @@ LONG_LINE = 2000
 """A JSON text with lines longer than this is re-indented for the preview."""
 
 
+_JSON_TOKEN = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"?|[{}\[\],:]', re.DOTALL)
+"""A string (to step over whole, cut or not) or a character that shapes the layout."""
+
+
 def reindent_json(text: str, *, indent: int = 2) -> str:
     """A piece of JSON (the head or tail of a big file, so usually not a whole document)
-    with one value per line, without parsing it: one pass over the characters that tracks
-    strings and nesting.  Cut pieces come out as readable as whole ones."""
+    with one value per line, without parsing it: strings are stepped over whole by a regex
+    (the characters between tokens are never visited in Python) while nesting is tracked.
+    Cut pieces come out as readable as whole ones."""
     out: list[str] = []
     depth = 0
-    in_string = escaped = False
     start = 0
     pad = " " * indent
-    for i, char in enumerate(text):
-        if in_string:
-            if escaped:
-                escaped = False
-            elif char == "\\":
-                escaped = True
-            elif char == '"':
-                in_string = False
+    for match in _JSON_TOKEN.finditer(text):
+        char = match.group()
+        if char[0] == '"':
             continue
-        if char == '"':
-            in_string = True
-        elif char in "{[":
+        i = match.start()
+        if char in "{[":
             out.append(text[start : i + 1].strip())
             depth += 1
             out.append("\n" + pad * depth)
-            start = i + 1
         elif char in "}]":
             out.append(text[start:i].strip())
             depth = max(0, depth - 1)
             out.append("\n" + pad * depth + char)
-            start = i + 1
         elif char == ",":
             out.append(text[start : i + 1].strip())
             out.append("\n" + pad * depth)
-            start = i + 1
-        elif char == ":":
+        else:  # ":"
             out.append(text[start : i + 1].strip() + " ")
-            start = i + 1
+        start = i + 1
     out.append(text[start:].strip())
     return "".join(out)
 

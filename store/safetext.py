@@ -12,6 +12,8 @@ import re
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 _CONTROL_OR_NEWLINE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+_SURROGATE = re.compile("[\udc80-\udcff]")
+"""Lone surrogates: the bytes ``surrogateescape`` could not decode."""
 _NAMED = {"\n": "\\n", "\t": "\\t", "\r": "\\r", "\x1b": "\\e"}
 
 
@@ -24,6 +26,10 @@ def _escape(match: re.Match[str]) -> str:
     return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
+def _escape_surrogate(match: re.Match[str]) -> str:
+    return f"\\x{ord(match.group(0)) - 0xDC00:02x}"
+
+
 def visible(text: str, *, keep_newlines: bool = False) -> str:
     """``text`` with control characters (and newlines unless kept) as visible escapes.
 
@@ -32,10 +38,8 @@ def visible(text: str, *, keep_newlines: bool = False) -> str:
     if not text.isprintable() or "\x1b" in text:
         pattern = _CONTROL if keep_newlines else _CONTROL_OR_NEWLINE
         text = pattern.sub(_escape, text)
-        if any("\udc80" <= ch <= "\udcff" for ch in text):
-            text = "".join(
-                f"\\x{ord(ch) - 0xDC00:02x}" if "\udc80" <= ch <= "\udcff" else ch for ch in text
-            )
+        if _SURROGATE.search(text) is not None:  # a regex: a per-character loop costs
+            text = _SURROGATE.sub(_escape_surrogate, text)  # 40 ms on a 256 KiB preview
     return text
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import io
 import os
@@ -19,6 +20,7 @@ from textual.binding import Binding
 from textual.coordinate import Coordinate
 from textual.pilot import Pilot
 from textual.widgets import Input
+from textual.worker import WorkerCancelled
 
 from store.demo import write_demo
 from store.index import query
@@ -30,7 +32,7 @@ from tui.keys import with_keys
 from tui.screens.explorer import ExplorerScreen
 from tui.screens.help import HelpScreen
 from tui.widgets.artifact_tree import ArtifactTree
-from tui.widgets.runs_table import key_metric
+from tui.widgets.runs_table import HEADER_PREFIX, NAME_INDEX, key_metric
 
 NOW = 1_780_000_000.0
 HOSTILE = ["[link=x]y.txt", "lr[0.1].yaml", "exp[bold]x.json", "red\x1b[31mred.log"]
@@ -94,7 +96,10 @@ async def settle(pilot: Pilot[None], rounds: int = 3) -> None:
     """Let workers finish and their messages land (no sleeping on a guess)."""
     for _ in range(rounds):
         await pilot.pause()
-        await pilot.app.workers.wait_for_complete()
+        for worker in list(pilot.app.workers):
+            # a worker a newer request replaced is cancelled: it is done as well
+            with contextlib.suppress(WorkerCancelled):
+                await worker.wait()
     await pilot.pause()
 
 
@@ -122,11 +127,10 @@ def all_runs(demo: Demo) -> list[query.RunRow]:
 
 
 def table_ids(screen: ExplorerScreen) -> list[int]:
+    """Run ids in table order (group header rows left out)."""
     table = screen.table
-    return [
-        int(table.coordinate_to_cell_key(Coordinate(i, 0))[0].value or 0)
-        for i in range(table.row_count)
-    ]
+    keys = [table.coordinate_to_cell_key(Coordinate(i, 0))[0].value for i in range(table.row_count)]
+    return [int(key or 0) for key in keys if not (key or "").startswith(HEADER_PREFIX)]
 
 
 async def open_file(pilot: Pilot[None], screen: ExplorerScreen, run_name: str, rel: str) -> None:
@@ -277,6 +281,33 @@ async def test_experiment_root_and_group_keys(demo: Demo) -> None:
         experiments = [screen.runs[i].experiment or "" for i in table_ids(screen)]
         keys = [(e == "", e.lower()) for e in experiments]
         assert keys == sorted(keys)
+
+
+@sync
+async def test_grouping_shows_headers_and_keys_step_over_them(demo: Demo) -> None:
+    app = make_app(demo)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        screen = explorer(app)
+        await pilot.press("1", "b")
+        await settle(pilot)
+        table = screen.table
+        keys = [row.key.value or "" for row in table.ordered_rows]
+        headers = [k for k in keys if k.startswith(HEADER_PREFIX)]
+        experiments = {screen.runs[i].experiment for i in table_ids(screen)}
+        assert len(headers) == len(experiments) > 1
+        for header in headers:  # right before the first run of its group, naming it
+            run = screen.runs[int(keys[keys.index(header) + 1])]
+            label = str(table.get_row(header)[NAME_INDEX])
+            assert label.startswith("▾ ") and "run" in label
+            assert (run.experiment or "no experiment") in label
+        table.move_cursor(row=1)
+        for _ in range(len(keys)):
+            await pilot.press("j")
+            assert table.current_run_id is not None  # never parked on a header
+        await pilot.press("b", "b")  # by root, then no grouping: headers go
+        await settle(pilot)
+        assert not [r for r in table.ordered_rows if (r.key.value or "").startswith("group:")]
 
 
 @sync

@@ -7,6 +7,7 @@ widgets, they post a message from ``tui.messages``; the handlers here own the st
 
 from __future__ import annotations
 
+import gc
 import os
 import time
 from collections.abc import Callable
@@ -59,8 +60,9 @@ from tui.widgets.runs_table import (
     SORT_KEYS,
     RowExtras,
     RunsTable,
-    matches,
+    group_headers,
     order_runs,
+    rank,
     why_nothing_matches,
 )
 from tui.widgets.status import StatusLine
@@ -85,6 +87,11 @@ CHECKLIST_SLICE = 50
 """Runs whose checklists one worker step evaluates before it posts them and pauses."""
 CHECKLIST_PAUSE = 0.02
 """Seconds the checklist worker sleeps between slices, so the UI thread gets the GIL."""
+FREEZE_DELAY = 1.0
+"""Seconds after the first runs show when the objects alive then (Textual's, the runs') are
+moved out of the garbage collector's sight (``gc.freeze``): a full collection traversed
+them all, pausing the UI thread for 100-250 ms while a preview was being built.  They are
+handed back (``gc.unfreeze``) when the explorer goes, so nothing frozen is kept for good."""
 QUICK_CHARS = 16_000
 """Text above this many characters gets a quick first view (a few screens of it)."""
 GROUPS: tuple[str | None, ...] = (None, "experiment", "root")
@@ -130,6 +137,9 @@ class ExplorerScreen(Screen[None]):
             "z", "zoom", "Zoom", show=False, id="pane.zoom", tooltip="Maximize or restore the pane"
         ),
         Binding("r", "retention", "Retention", id="retention.open", tooltip="Plan, usage, trash"),
+        Binding(
+            "U", "disk_usage", "Usage", show=False, id="usage.open", tooltip="Disk usage, ncdu"
+        ),
         Binding("p", "pin", "Pin", show=False, id="retention.pin_here"),
         Binding("d", "diff", "Diff", id="diff.marked", tooltip="Diff two marked runs or files"),
         Binding(
@@ -236,6 +246,9 @@ class ExplorerScreen(Screen[None]):
                 f"artlens needs {MIN_SIZE[0]}x{MIN_SIZE[1]}; enlarge it or press q"
             )
 
+    def on_unmount(self) -> None:
+        gc.unfreeze()  # see FREEZE_DELAY: what was frozen can be collected again
+
     @property
     def table(self) -> RunsTable:
         return self.query_one(RunsTable)
@@ -264,6 +277,8 @@ class ExplorerScreen(Screen[None]):
         self.root_paths.update(message.roots)
         self.last_event = max(self.last_event, message.counts.last_event)
         self.marked &= set(self.runs)
+        if not self.loaded:
+            self.set_timer(FREEZE_DELAY, gc.freeze, name="freeze the heap")
         self.loaded = True
         self._checklist_asked.clear()  # a reload re-evaluates every run as it is shown
         self.query_one(StatusLine).change(counts=message.counts)
@@ -273,12 +288,19 @@ class ExplorerScreen(Screen[None]):
 
     def _visible_order(self) -> list[int]:
         host = self.hosts.name_of
-        shown = [
-            r
-            for r in self.runs.values()
-            if not self.filter_text or matches(r, self.filter_text, host(r.id))
-        ]
-        order = order_runs(shown, self.sort_column, reverse=self.sort_reverse, group=self.group)
+        scores: dict[int, float] = {}
+        for run in self.runs.values():
+            score = rank(run, self.filter_text, host(run.id)) if self.filter_text else 0.0
+            if score is not None:
+                scores[run.id] = score
+        shown = [self.runs[run_id] for run_id in scores]
+        order = order_runs(
+            shown,
+            self.sort_column,
+            reverse=self.sort_reverse,
+            group=self.group,
+            scores=scores if self.filter_text else None,
+        )
         if len(order) <= MAX_TABLE_ROWS:
             return order
         # Past the cap, still show what the user asked for: marked runs and a jump target.
@@ -290,7 +312,8 @@ class ExplorerScreen(Screen[None]):
         if not self.loaded:
             return
         order = self._visible_order()
-        self.table.sync(self.runs, order, self.marked, self._row_extras(order))
+        headers = group_headers(self.runs, order, self.group)
+        self.table.sync(self.runs, order, self.marked, self._row_extras(order), headers)
         wanted = tuple(run_id for run_id in order if run_id not in self._checklist_asked)
         if wanted:  # only shown runs, in display order: the visible rows come first
             self._checklist_asked.update(wanted)
@@ -1062,6 +1085,12 @@ class ExplorerScreen(Screen[None]):
 
         self.app.push_screen(RetentionScreen(self.db_path, self.pool, clock=self.clock))
 
+    def action_disk_usage(self) -> None:
+        """Open the disk usage view (drill down, trash through a plan) over this index."""
+        from tui.screens.disk_usage import DiskUsageScreen
+
+        self.app.push_screen(DiskUsageScreen(self.db_path, self.pool))
+
     def action_pin(self) -> None:
         """Pin or unpin the file or folder under the tree cursor, else the selected run."""
         if self._on_a_host("pins"):
@@ -1202,6 +1231,7 @@ class ExplorerScreen(Screen[None]):
             ("sort: reverse", self.action_sort_reverse, "Reverse the sort order"),
             ("index: reload runs", self.action_reload, "Reread every run from the index"),
             ("view: retention", self.action_retention, "Plan, disk usage and trash"),
+            ("view: disk usage", self.action_disk_usage, "ncdu-like: drill down, trash"),
             ("retention: pin / unpin", self.action_pin, "Pin the selected file or run"),
             ("runs: mark / unmark", self.action_mark, "Mark the run under the cursor"),
             ("view: metrics of marked runs", self.action_metrics, "Metrics, sparklines, plots"),

@@ -51,9 +51,10 @@ from tui.screens.retention_dialogs import ConfirmApply, PolicyPicker
 
 ROLE = "retention (artlens)"
 """How the writer lock names this view while it applies or restores."""
-FOLLOW_UP_SECONDS = 10.0
+FOLLOW_UP_SECONDS = 60.0
 """When another writer (the watcher) records an apply, plan again on each index change
-for this long (the moves reach the index in one or more of its commits)."""
+for this long (the moves reach the index in one or more of its commits, which on a loaded
+machine can come well after the files moved; a replan per change is cheap beside that)."""
 MAX_USAGE_ROWS = 200
 PLAN_NAME_WIDTH = 28
 """Cells of the plan's checkpoint column (the reasons take the rest)."""
@@ -387,6 +388,8 @@ class RetentionScreen(Screen[None]):
             text.append(f" · {len(soon)} expiring soon", style="yellow")
         for warning in plan.warnings[:2]:
             text.append(f"\n{paths.display(warning)}", style="yellow")
+        for link in plan.links[:2]:  # e.g. last.ckpt: never counted, and what it points at
+            text.append(f"\n{paths.display(link)}", style="yellow" if "dangle" in link else "dim")
         self.query_one("#ret-summary", Static).update(text)
 
     def _fill_plan(self, plan: Plan) -> None:

@@ -37,8 +37,9 @@ if TYPE_CHECKING:
 
 MAX_LINES = 3000
 """Lines of text shown per section: more is slow to lay out and nobody scrolls that far."""
-QUICK_LINES = 150
-"""Lines per section of the first, fast view of a big file (the whole view follows)."""
+QUICK_LINES = 60
+"""Lines per section of the first, fast view of a big file (a tall screenful; the whole
+view follows)."""
 LINE_CHARS = 160
 """Characters allowed per shown line on average (a budget: short lines lend to long ones)."""
 CHUNK_LINES = 40
@@ -440,9 +441,7 @@ class PreviewPane(VerticalScroll):
                 self._reflow()
             lines = layout(self.sections if lines is None else self.sections[:2], self.line_width)
         self._laid_width = self.line_width
-        with self.app.batch_update():
-            self.remove_children()
-            self.mount(PreviewLines(lines))
+        self._set_lines(lines)
         if not refresh:
             self.followable = self.following = scroll_end
         elif scroll_end and not self.followable:  # it just started to grow: follow it
@@ -458,6 +457,18 @@ class PreviewPane(VerticalScroll):
             self.call_after_refresh(self.scroll_to, y=place, animate=False)
         else:
             self.scroll_home(animate=False)
+
+    def _set_lines(self, lines: tuple[Strip, ...]) -> None:
+        """Show ``lines``: in the widget already mounted when there is one (a new widget
+        per preview costs the UI thread a removal, a mount and their styling each time)."""
+        shown = self.children[0] if len(self.children) == 1 else None
+        if isinstance(shown, PreviewLines):
+            shown.strips = lines
+            shown.refresh(layout=True)
+            return
+        with self.app.batch_update():
+            self.remove_children()
+            self.mount(PreviewLines(lines))
 
     def show_message(self, message: str) -> None:
         self.show([_note(message)])
@@ -529,7 +540,5 @@ class PreviewPane(VerticalScroll):
         if sections is not self.sections or width != self.line_width:
             return
         place = self.scroll_y
-        with self.app.batch_update():
-            self.remove_children()
-            self.mount(PreviewLines(lines))
+        self._set_lines(lines)
         self.call_after_refresh(self.scroll_to, y=place, animate=False)

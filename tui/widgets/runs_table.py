@@ -7,6 +7,7 @@ so sorting never compares rendered text.
 
 from __future__ import annotations
 
+import functools
 import re
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -15,8 +16,10 @@ from typing import Any, ClassVar
 
 from rich.text import Text
 from textual.binding import Binding, BindingType
+from textual.fuzzy import Matcher
 from textual.widgets import DataTable
 
+from store import paths
 from store.index.query import RunRow
 from store.integrity import problems_of
 from store.safetext import visible
@@ -27,6 +30,8 @@ class Cell(Text):
     """A table cell that remembers which run it belongs to (for sorting by key)."""
 
     run_id: int = 0
+    header: bool = False
+    """True in a group's header row, which sorts just before the run ``run_id``."""
 
 
 @dataclass(frozen=True)
@@ -55,6 +60,28 @@ COLUMNS: tuple[Column, ...] = (
 SORT_KEYS: tuple[str, ...] = tuple(c.key for c in COLUMNS if c.sortable)
 HOST_COLUMN = Column("host", "host", sortable=False)
 """Shown after the name when remotes are followed (``store.remote``)."""
+NAME_INDEX = [c.key for c in COLUMNS].index("name")
+"""Where the name sits in a row of the default columns (no host column)."""
+HEADER_PREFIX = "group:"
+"""Row keys of group headers: the prefix, then the id of the group's first run."""
+
+
+def header_cells(run_id: int, label: str, columns: tuple[Column, ...] = COLUMNS) -> list[Cell]:
+    """A group header row: its label in the name column, the other cells empty."""
+    cells: list[Cell] = []
+    for column in columns:
+        cell = Cell(
+            label if column.key == "name" else "",
+            style="bold reverse" if column.key == "name" else "",
+            no_wrap=True,
+            overflow="ellipsis",
+        )
+        cell.run_id = run_id
+        cell.header = True
+        cells.append(cell)
+    return cells
+
+
 _VAL = re.compile(r"(^|[^a-z])(val|valid|validation|eval|test|dev)([^a-z]|$)", re.IGNORECASE)
 _ACC = re.compile(r"acc|f1|auc|score|precision|recall|bleu|rouge|map", re.IGNORECASE)
 FIRST_ROWS = 80
@@ -121,16 +148,55 @@ def sort_value(run: RunRow, column: str) -> Any:
     raise KeyError(column)
 
 
+def group_headers(
+    runs: Mapping[int, RunRow], order: list[int], group: str | None
+) -> dict[int, str]:
+    """The first run id of each group in ``order`` -> its header label, with the group's
+    run count ("▾ experiment mnist  (3 runs)"); nothing when not grouping."""
+    if group not in ("experiment", "root"):
+        return {}
+
+    def label_of(run: RunRow) -> str:
+        if group == "experiment":
+            return (
+                f"experiment {visible(run.experiment[:60])}" if run.experiment else "no experiment"
+            )
+        return f"root {visible(paths.display(run.root)[-60:])}"
+
+    firsts: dict[int, str] = {}
+    counts: dict[int, int] = {}
+    current: tuple[int, str] | None = None
+    for run_id in order:
+        label = label_of(runs[run_id])
+        if current is None or current[1] != label:
+            current = (run_id, label)
+            firsts[run_id] = label
+            counts[run_id] = 0
+        counts[current[0]] += 1
+    return {
+        run_id: f"▾ {label}  ({counts[run_id]} run{'s' if counts[run_id] != 1 else ''})"
+        for run_id, label in firsts.items()
+    }
+
+
 def order_runs(
-    runs: Iterable[RunRow], column: str, *, reverse: bool, group: str | None = None
+    runs: Iterable[RunRow],
+    column: str,
+    *,
+    reverse: bool,
+    group: str | None = None,
+    scores: Mapping[int, float] | None = None,
 ) -> list[int]:
-    """Run ids in display order: by ``column`` (missing values last), grouped if asked."""
+    """Run ids in display order: by ``column`` (missing values last), best filter match
+    first when ``scores`` rank them (as a fuzzy finder does), grouped if asked."""
     items = list(runs)
     present = [r for r in items if sort_value(r, column) is not None]
     missing = [r for r in items if sort_value(r, column) is None]
     present.sort(key=lambda r: (sort_value(r, column), r.id), reverse=reverse)
     missing.sort(key=lambda r: r.id)
     ordered = present + missing
+    if scores:
+        ordered.sort(key=lambda r: -scores.get(r.id, 0.0))
     if group == "experiment":
         ordered.sort(key=lambda r: (r.experiment is None, (r.experiment or "").lower()))
     elif group == "root":
@@ -144,37 +210,87 @@ def haystack(run: RunRow) -> str:
     return f"{run.name} {run.framework} {run.experiment or ''} {run.display_path} {params}".lower()
 
 
-def matches(run: RunRow, query: str, host: str = "local") -> bool:
-    """Every word of ``query`` must match: ``exp:NAME``/``root:PATH``/``fw:NAME``/``host:NAME``
-    narrow by field; other words match as substrings, or as a fuzzy subsequence of the name."""
-    text = haystack(run)
+MAX_FUZZY_NAME = 64
+"""Characters of a run's name the fuzzy matcher looks at (names come from files)."""
+MAX_FUZZY_WAYS = 20_000
+"""Above this many ways to place a word's letters in a name, the fuzzy score is not
+computed (Textual's matcher tries them all): the match counts, scored as a bare hit."""
+
+
+@functools.lru_cache(maxsize=64)
+def _matcher(word: str) -> Matcher:
+    return Matcher(word)
+
+
+def fuzzy_score(word: str, name: str) -> float:
+    """How well ``word`` matches ``name`` as a fuzzy subsequence (Textual's matcher, as the
+    command palette ranks), 0.0 when it does not; bounded for hostile names."""
+    name = name[:MAX_FUZZY_NAME].lower()
+    if not _subsequence(word, name):
+        return 0.0
+    if word not in name:
+        ways = 1
+        for letter in word:
+            ways *= max(1, name.count(letter))
+            if ways > MAX_FUZZY_WAYS:
+                return 1.0
+    return _matcher(word).match(name)
+
+
+def rank(run: RunRow, query: str, host: str = "local") -> float | None:
+    """None when ``run`` does not pass ``query``; else how well it matches (higher first).
+
+    Every word of ``query`` must match: ``exp:NAME``/``root:PATH``/``fw:NAME``/``host:NAME``
+    narrow by field (they do not rank); other words match as a fuzzy subsequence of the name (scored
+    by Textual's matcher) or as a substring of the framework, experiment, path or params
+    (a weaker score)."""
+    text = ""
+    score = 0.0
     for word in query.lower().split():
         field, _, value = word.partition(":")
         if value and field == "host":
             if value != host.lower():
-                return False
+                return None
         elif value and field in ("exp", "experiment"):
             if value != (run.experiment or "").lower():
-                return False
+                return None
         elif value and field == "root":
             if value not in run.display_path.lower():
-                return False
+                return None
         elif value and field in ("fw", "framework"):
             if not run.framework.lower().startswith(value):
-                return False
-        elif word not in text and not _subsequence(word, run.name.lower()):
-            return False
-    return True
+                return None
+        else:
+            by_name = fuzzy_score(word, run.name)
+            if by_name:
+                score += by_name
+                continue
+            text = text or haystack(run)
+            if word not in text:
+                return None
+            score += 0.5
+    return score
+
+
+def matches(run: RunRow, query: str, host: str = "local") -> bool:
+    """True when ``run`` passes the filter ``query`` (see ``rank``)."""
+    return rank(run, query, host) is not None
 
 
 def why_nothing_matches(
     runs: Iterable[RunRow], query: str, host_of: Callable[[int], str] | None = None
 ) -> str:
-    """Which word of ``query`` left no run, and what it could have been instead."""
+    """Which word of ``query`` left no run, what it could have been instead, and of how
+    many runs none passed ("(0 of 19)")."""
     runs = list(runs)
     if not runs:
         return "no runs indexed yet"
+    return f"{_why_nothing(runs, query, host_of)} (0 of {len(runs)})"
 
+
+def _why_nothing(
+    runs: list[RunRow], query: str, host_of: Callable[[int], str] | None = None
+) -> str:
     def host(run: RunRow) -> str:
         return host_of(run.id) if host_of is not None else "local"
 
@@ -193,7 +309,7 @@ def why_nothing_matches(
             return f"no run was written by {value!r} (frameworks: {', '.join(known[:6])})"
         if value and field == "root":
             return f"no run lies under a root matching {value!r}"
-        return f"no run's name, params or framework contains {word!r}"
+        return f"no run's name, params or framework contains {word!r}, even fuzzily"
     return f"no run matches all of {query!r} together (each word matches some)"
 
 
@@ -312,7 +428,23 @@ class RunsTable(DataTable[Cell]):
             row_key, _ = self.coordinate_to_cell_key(self.cursor_coordinate)
         except Exception:  # the cursor can be past the last row for a moment
             return None
-        return int(row_key.value) if row_key.value is not None else None
+        value = row_key.value
+        return int(value) if value is not None and value.isdigit() else None
+
+    def action_cursor_down(self) -> None:
+        """Down, stepping over a group header."""
+        super().action_cursor_down()
+        if self._on_header() and self.cursor_row < self.row_count - 1:
+            super().action_cursor_down()
+
+    def action_cursor_up(self) -> None:
+        """Up, stepping over a group header (the first row's header stays reachable)."""
+        super().action_cursor_up()
+        if self._on_header() and self.cursor_row > 0:
+            super().action_cursor_up()
+
+    def _on_header(self) -> bool:
+        return bool(self.row_count) and self.current_run_id is None
 
     def sync(
         self,
@@ -320,8 +452,10 @@ class RunsTable(DataTable[Cell]):
         order: list[int],
         marked: set[int],
         extras: Mapping[int, RowExtras] | None = None,
+        headers: Mapping[int, str] | None = None,
     ) -> None:
-        """Make the rows equal ``order`` (ids into ``runs``), by key, keeping the cursor.
+        """Make the rows equal ``order`` (ids into ``runs``), by key, keeping the cursor;
+        ``headers`` puts a group's header row (its label) before the run id it maps from.
 
         Filling an empty table adds a screenful now and the rest in slices, one per turn
         of the event loop, so keys pressed meanwhile are answered between slices."""
@@ -330,8 +464,12 @@ class RunsTable(DataTable[Cell]):
         keep = self.current_run_id
         now = self.clock()
         wanted = set(order)
-        present = {int(k.value) for k in self.rows if k.value is not None}
-        if not present and len(order) > FIRST_ROWS:
+        headers = headers or {}
+        present = {int(k.value) for k in self.rows if k.value is not None and k.value.isdigit()}
+        shown_headers = {
+            k.value for k in self.rows if k.value is not None and k.value.startswith(HEADER_PREFIX)
+        }
+        if not present and not shown_headers and not headers and len(order) > FIRST_ROWS:
             with self.app.batch_update():
                 self._append(runs, order[:FIRST_ROWS], marked, extras, now)
             rest = range(FIRST_ROWS, len(order), SLICE_ROWS)
@@ -341,6 +479,16 @@ class RunsTable(DataTable[Cell]):
         with self.app.batch_update():
             for run_id in present - wanted:
                 self.remove_row(str(run_id))
+            for header_key in shown_headers - {f"{HEADER_PREFIX}{i}" for i in headers}:
+                self.remove_row(header_key)
+            for run_id, label in headers.items():
+                header_key = f"{HEADER_PREFIX}{run_id}"
+                header = header_cells(run_id, label, self.columns_shown)
+                name_cell = header[[c.key for c in self.columns_shown].index("name")]
+                if header_key not in shown_headers:
+                    self.add_row(*header, key=header_key)
+                elif self.get_cell(header_key, "name") != name_cell:
+                    self.update_cell(header_key, "name", name_cell, update_width=True)
             for run_id in order:
                 cells = run_cells(
                     runs[run_id],
@@ -356,9 +504,21 @@ class RunsTable(DataTable[Cell]):
                             self.update_cell(str(run_id), column.key, new, update_width=True)
                 else:
                     self.add_row(*(cells[c.key] for c in self.columns_shown), key=str(run_id))
-            if self.row_count and [int(r.key.value or 0) for r in self.ordered_rows] != order:
-                position = {run_id: i for i, run_id in enumerate(order)}
-                self.sort("mark", key=lambda cell: position.get(cell.run_id, 0))
+            wanted_keys = [
+                key
+                for run_id in order
+                for key in (
+                    (f"{HEADER_PREFIX}{run_id}", str(run_id))
+                    if run_id in headers
+                    else (str(run_id),)
+                )
+            ]
+            if self.row_count and [r.key.value for r in self.ordered_rows] != wanted_keys:
+                position = {run_id: 2 * i + 1 for i, run_id in enumerate(order)}
+                self.sort(
+                    "mark",
+                    key=lambda cell: position.get(cell.run_id, 0) - (1 if cell.header else 0),
+                )
             if keep is not None and keep in wanted:
                 self.move_cursor(row=self.get_row_index(str(keep)), scroll=False)
 

@@ -1,0 +1,192 @@
+"""The disk usage view under ``App.run_test``: real Lightning output with a sparse file, a
+real index, drill-down and back, and a trash that goes through a plan and its confirm."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from textual.widgets import DataTable, Static
+
+from store.index.db import open_db
+from store.lock import WriterLock
+from store.retention import drill
+from store.retention.drill import Level, measure_folder
+from store.retention.trash import TRASH_DIR
+from store.scan import Indexer
+from store.userstate import UserState
+from tests.test_tui import settle, sync
+from tui.app import ArtlensApp
+from tui.keys import help_rows
+from tui.screens.disk_usage import DiskUsageScreen
+from tui.screens.explorer import ExplorerScreen
+from tui.screens.retention_dialogs import ConfirmApply
+
+FIXTURES = Path(__file__).parent / "fixtures" / "frameworks"
+RUN = "lightning_logs/version_0"
+CKPT = f"{RUN}/checkpoints/epoch2-val0.0854.ckpt"
+SPARSE = 5 << 30
+
+
+@pytest.fixture
+def indexed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]:
+    monkeypatch.setenv("ARTLENS_STATE", str(tmp_path / "state.db"))
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg-state"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
+    root = tmp_path / "lightning"
+    shutil.copytree(FIXTURES / "lightning", root)
+    with open(root / RUN / "sparse.img", "wb") as out:
+        out.truncate(SPARSE)  # 5 GiB that take (almost) nothing on disk
+    db_path = tmp_path / "index.db"
+    with WriterLock(db_path):
+        db = open_db(db_path)
+        Indexer(db, root).scan()
+        db.conn.close()
+    return root, db_path
+
+
+def usage(app: ArtlensApp) -> DiskUsageScreen:
+    screen = app.screen
+    assert isinstance(screen, DiskUsageScreen), screen
+    return screen
+
+
+def rows(screen: DiskUsageScreen) -> dict[str, list[str]]:
+    """Each row's cells by the name shown (its first word)."""
+    table = screen.query_one("#du-table", DataTable)
+    found: dict[str, list[str]] = {}
+    for index in range(table.row_count):
+        cells = [str(cell) for cell in table.get_row_at(index)]
+        found[cells[-1].split()[0] if cells[-1].split() else ""] = cells
+    return found
+
+
+def cursor_name(screen: DiskUsageScreen) -> str:
+    table = screen.query_one("#du-table", DataTable)
+    return str(table.get_row_at(table.cursor_row)[-1]).split()[0]
+
+
+async def move_to(pilot: object, screen: DiskUsageScreen, name: str) -> None:
+    table = screen.query_one("#du-table", DataTable)
+    for index in range(table.row_count):
+        if str(table.get_row_at(index)[-1]).split()[0] == name:
+            table.move_cursor(row=index)
+            return
+    raise AssertionError(f"{name} not listed: {list(rows(screen))}")
+
+
+@sync
+async def test_drill_down_sizes_sparse_and_back(indexed: tuple[Path, Path]) -> None:
+    root, db_path = indexed
+    app = ArtlensApp(db_path, [root], watch=False)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        assert "usage.open" in {row[2] for row in help_rows(app, app.screen)}  # listed in help
+        await pilot.press("U")
+        await settle(pilot, rounds=5)
+        screen = usage(app)
+        # one root: the view starts inside it, at its experiments
+        assert screen.level.kind == "root"
+        assert "lightning_logs" in rows(screen)
+        await move_to(pilot, screen, "lightning_logs")
+        await pilot.press("enter")
+        await settle(pilot, rounds=5)
+        assert screen.level.kind == "experiment"
+        listed = list(rows(screen))
+        assert listed[0] == f"{RUN}/", listed  # largest first: the run with 5 GiB in it
+        await pilot.press("enter")
+        await settle(pilot, rounds=5)
+        assert screen.level.kind == "folder" and screen.level.folder == RUN
+        sparse = rows(screen)["sparse.img"]
+        assert sparse[0].strip() == "5.0G"
+        on_disk = sparse[1].strip()
+        assert on_disk.endswith(("B", "K")), on_disk  # a sparse file takes next to nothing
+        where = str(screen.query_one("#du-where", Static).render())
+        assert "5.0G apparent" in where and "on disk" in where
+        await move_to(pilot, screen, "hparams.yaml")
+        await pilot.press("a")  # by on-disk size: the sparse file goes down, the cursor stays
+        assert screen.by_disk and cursor_name(screen) == "hparams.yaml"
+        assert list(rows(screen)).index("sparse.img") > list(rows(screen)).index("checkpoints/")
+        await pilot.press("a")
+        await move_to(pilot, screen, "checkpoints/")
+        await pilot.press("l")
+        await settle(pilot, rounds=5)
+        assert screen.level.folder == f"{RUN}/checkpoints"
+        assert {"epoch2-val0.0854.ckpt", "last.ckpt"} <= set(rows(screen))
+        await pilot.press("h")  # back up: the cursor is on the folder it came from
+        await settle(pilot, rounds=5)
+        assert screen.level.folder == RUN
+        assert cursor_name(screen) == "checkpoints/"
+        await pilot.press("escape", "escape")
+        await settle(pilot)
+        assert usage(app).level.kind == "root"
+        await pilot.press("escape")
+        await settle(pilot)
+        assert isinstance(app.screen, ExplorerScreen)
+
+
+def test_a_folder_with_too_many_files_is_not_measured(
+    indexed: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past the cap, on disk is unknown (None), never a partial sum."""
+    root, db_path = indexed
+    db = open_db(db_path, readonly=True)
+    try:
+        level = Level("folder", str(root), folder=RUN)
+        measured = measure_folder(db, level)
+        assert measured is not None and measured["sparse.img"] < SPARSE // 1000
+        monkeypatch.setattr(drill, "MAX_FOLDER_DISK_FILES", 3)
+        assert measure_folder(db, level) is None
+    finally:
+        db.conn.close()
+
+
+@sync
+async def test_trash_goes_through_confirm_and_pins_refuse(indexed: tuple[Path, Path]) -> None:
+    root, db_path = indexed
+    with UserState() as state:
+        state.pin(str(root), f"{RUN}/checkpoints/last.ckpt", glob=False)
+    app = ArtlensApp(db_path, [root], watch=False)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        await pilot.press("U")
+        await settle(pilot, rounds=5)
+        screen = usage(app)
+        for name in ("lightning_logs", f"{RUN}/", "checkpoints/"):
+            await move_to(pilot, screen, name)
+            await pilot.press("enter")
+            await settle(pilot, rounds=5)
+        assert screen.level.folder == f"{RUN}/checkpoints"
+
+        await move_to(pilot, screen, "epoch2-val0.0854.ckpt")
+        await pilot.press("d")
+        await settle(pilot)
+        assert isinstance(app.screen, ConfirmApply)
+        assert "epoch2-val0.0854.ckpt" in str(app.screen.summary)
+        await pilot.press("n")  # cancel: nothing moves
+        await settle(pilot)
+        assert (root / CKPT).exists()
+
+        await pilot.press("d")
+        await settle(pilot)
+        await pilot.press("y")
+        await settle(pilot, rounds=6)
+        assert not (root / CKPT).exists()
+        trashed = list((root / TRASH_DIR).rglob("epoch2-val0.0854.ckpt"))
+        assert len(trashed) == 1
+        assert "epoch2-val0.0854.ckpt" not in rows(screen)
+
+        # a pinned file, and the folder holding it, are refused before any confirm
+        await move_to(pilot, screen, "last.ckpt")
+        await pilot.press("d")
+        await settle(pilot)
+        assert usage(app) is screen
+        assert (root / RUN / "checkpoints" / "last.ckpt").exists()
+        await pilot.press("h")
+        await settle(pilot, rounds=5)
+        await move_to(pilot, screen, "checkpoints/")
+        await pilot.press("d")
+        await settle(pilot)
+        assert usage(app) is screen
+        assert (root / RUN / "checkpoints").is_dir()
