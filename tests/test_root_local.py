@@ -262,3 +262,25 @@ def test_list_kinds_agrees_with_list_dir(tmp_path: Path) -> None:
         root.list_kinds(limit=2)
     with pytest.raises(NotAFile):
         root.list_kinds("dir-out")
+
+
+def test_walk_never_enters_a_folder_swapped_for_a_link_mid_walk(tmp_path: Path) -> None:
+    """Between listing a folder and walking into a sub-folder, the sub-folder becomes a
+    link (inside the root, or out of it): the walk neither lists the link's target as that
+    folder nor stops; the folder is skipped, as one that vanished would be."""
+    top, outside = _tree(tmp_path)
+    (top / "z").mkdir()
+    (top / "z" / "zz").mkdir()
+    root = LocalRoot(top)
+    walk = root.walk()
+    first, _ = next(walk)
+    assert first == ""
+    os.rename(top / "blobs", tmp_path / "blobs-moved")
+    os.symlink("a/b", top / "blobs")  # inside the root: the walk would list a/b as "blobs"
+    os.rename(top / "snap", tmp_path / "snap-moved")
+    os.symlink(outside, top / "snap")  # out of the root: the walk would stop on NotAFile
+    os.rename(top / "z" / "zz", tmp_path / "zz-moved")
+    (top / "z" / "zz").write_bytes(b"now a file")
+    walked = dict(walk)
+    assert "blobs" not in walked and "snap" not in walked
+    assert "z/zz" not in walked and {"a", "a/b", "z"} <= set(walked)

@@ -291,14 +291,14 @@ class LocalRoot:
                 raise _error(rel, exc) from None
             raise
 
-    def _open_dir(self, rel: str) -> int:
-        fd, name, _, _ = self._locate(rel, follow_final=True)
+    def _open_dir(self, rel: str, *, follow_final: bool = True) -> int:
+        fd, name, _, _ = self._locate(rel, follow_final=follow_final)
         if name is None:
             return fd
         try:
             return os.open(name, _DIR_FLAGS, dir_fd=fd)
         except OSError as exc:
-            if exc.errno == errno.ENOTDIR:
+            if exc.errno in (errno.ENOTDIR, errno.ELOOP):
                 raise NotAFile(f"{rel}: not a folder") from None
             raise _error(rel, exc) from None
         finally:
@@ -376,8 +376,14 @@ class LocalRoot:
     def list_dir(self, rel: str = "", *, limit: int = 1_000_000) -> list[Entry]:
         """The folder's entries sorted by name; an entry that vanishes mid-listing is left
         out."""
+        return self._entries(rel, limit, follow_final=True)
+
+    def _entries(self, rel: str, limit: int, *, follow_final: bool) -> list[Entry]:
         out = self._scan(
-            rel, limit, lambda item: entry_of(item.name, item.stat(follow_symlinks=False))
+            rel,
+            limit,
+            lambda item: entry_of(item.name, item.stat(follow_symlinks=False)),
+            follow_final=follow_final,
         )
         out.sort(key=lambda e: e.name)
         return out
@@ -390,9 +396,16 @@ class LocalRoot:
         out.sort()
         return out
 
-    def _scan(self, rel: str, limit: int, row: Callable[[os.DirEntry[str]], _T]) -> list[_T]:
+    def _scan(
+        self,
+        rel: str,
+        limit: int,
+        row: Callable[[os.DirEntry[str]], _T],
+        *,
+        follow_final: bool = True,
+    ) -> list[_T]:
         """``row`` of each entry of a folder; one that vanishes or fails is left out."""
-        fd = self._open_dir(rel)
+        fd = self._open_dir(rel, follow_final=follow_final)
         out: list[_T] = []
         try:
             with os.scandir(fd) as it:
@@ -411,15 +424,18 @@ class LocalRoot:
 
     def walk(self, rel: str = "", *, limit: int = 10_000_000) -> Iterator[tuple[str, list[Entry]]]:
         """Depth first, each folder before its sub-folders, in name order.  A sub-folder
-        that vanishes mid-walk is skipped; symlinked folders are listed, never entered."""
+        that vanishes mid-walk, or is swapped for a link or a file since its parent was
+        listed, is skipped; symlinked folders are listed, never entered."""
         stack = [(rel, 0)]
         seen = 0
         first = True
         while stack:
             folder, depth = stack.pop()
             try:
-                entries = self.list_dir(folder, limit=limit - seen)
-            except NotFound:
+                # below ``rel`` a final link is never followed: a folder listed as a folder
+                # and swapped for a link since would otherwise be entered
+                entries = self._entries(folder, limit - seen, follow_final=first)
+            except (NotFound, NotAFile):
                 if first:
                     raise
                 continue
