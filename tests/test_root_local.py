@@ -284,3 +284,23 @@ def test_walk_never_enters_a_folder_swapped_for_a_link_mid_walk(tmp_path: Path) 
     walked = dict(walk)
     assert "blobs" not in walked and "snap" not in walked
     assert "z/zz" not in walked and {"a", "a/b", "z"} <= set(walked)
+
+
+def test_a_reader_refuses_a_rewrite_that_keeps_size_and_mtime(tmp_path: Path) -> None:
+    """A same-size rewrite in place with the mtime put back (``rsync -t --inplace``, or two
+    writes within the filesystem's mtime tick) keeps dev, inode, size and mtime: the reader
+    must still not hand out a mix of the old first half and the new second half."""
+    top = tmp_path / "top"
+    top.mkdir()
+    path = top / "model.bin"
+    path.write_bytes(b"a" * 100)
+    root = LocalRoot(top)
+    with root.open("model.bin") as reader:
+        assert reader.read_at(0, 50) == b"a" * 50
+        st = os.stat(path)
+        with open(path, "r+b") as out:
+            out.write(b"b" * 100)
+        os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+        assert os.stat(path).st_mtime_ns == st.st_mtime_ns
+        with pytest.raises(ChangedError):
+            reader.read_at(50, 50)

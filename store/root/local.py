@@ -94,14 +94,15 @@ def _error(rel: str, exc: OSError) -> RootError:
 
 
 class LocalReader:
-    """A ``Reader`` on an open fd, pinned to ``(dev, ino, size, mtime_ns)`` at open: every
+    """A ``Reader`` on an open fd, pinned to ``(dev, ino, size, mtime_ns, ctime_ns)`` at open: every
     read checks the file again afterwards, so bytes from a file changed under it never
     reach the caller (``ChangedError``)."""
 
     def __init__(self, fd: int, st: os.stat_result, rel: str) -> None:
         self._fd = fd
         self._rel = rel
-        self._pin = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+        # ctime too: a rewrite that keeps the size and puts the mtime back still moves it
+        self._pin = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
         self._identity = identity_of(st)
 
     @property
@@ -121,7 +122,7 @@ class LocalReader:
     def check(self) -> None:
         """``ChangedError`` unless the file is still what it was at open."""
         st = os.fstat(self.fileno())
-        if (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns) != self._pin:
+        if (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns) != self._pin:
             raise ChangedError(f"{self._rel}: changed while being read")
 
     def read_at(self, offset: int, n: int) -> bytes:
