@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -304,3 +305,67 @@ def test_a_reader_refuses_a_rewrite_that_keeps_size_and_mtime(tmp_path: Path) ->
         assert os.stat(path).st_mtime_ns == st.st_mtime_ns
         with pytest.raises(ChangedError):
             reader.read_at(50, 50)
+
+
+def _open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc/self/fd")
+def test_no_call_leaks_a_descriptor_even_while_a_folder_on_the_way_flips(
+    tmp_path: Path,
+) -> None:
+    """Thousands of calls, most of them failing (loops, FIFOs, links out, missing names,
+    a file changed under its reader), while a thread swaps a folder on the path for a link
+    out of the root and back: no descriptor is left open and nothing outside is read."""
+    top, outside = _tree(tmp_path)
+    (outside / "b").mkdir()
+    (outside / "b" / "f.txt").write_bytes(b"SECRET")
+    (top / "grow.bin").write_bytes(b"g" * 100)
+    root = LocalRoot(top)
+    stop = threading.Event()
+
+    def flip() -> None:
+        while not stop.is_set():
+            os.rename(top / "a", top / "a-real")
+            os.symlink(outside, top / "a")
+            os.unlink(top / "a")
+            os.rename(top / "a-real", top / "a")
+
+    calls: list[Callable[[], object]] = [
+        lambda: root.read_capped("a/b/f.txt", 100),
+        lambda: root.open("a/b/f.txt").close(),
+        lambda: root.stat("a/b/f.txt"),
+        lambda: root.list_dir("a/b"),
+        lambda: root.list_kinds("a"),
+        lambda: list(root.walk()),
+        lambda: root.real_path("a/b/f.txt"),
+        lambda: root.open("loop1"),
+        lambda: root.open("self/" * 30 + "fifo"),
+        lambda: root.open("dir-out/secret.txt"),
+        lambda: root.list_dir("abs-out"),
+        lambda: root.stat("a/missing/x"),
+        lambda: root.real_path("fifo"),
+    ]
+    before = _open_fds()
+    seen: set[object] = set()
+    thread = threading.Thread(target=flip)
+    thread.start()
+    try:
+        for _ in range(300):
+            for call in calls:
+                try:
+                    seen.add(repr(call()))
+                except RootError as exc:
+                    seen.add(type(exc))
+            with root.open("grow.bin") as reader:
+                os.truncate(top / "grow.bin", 50)
+                with pytest.raises(ChangedError):
+                    reader.read_at(0, 10)
+                os.truncate(top / "grow.bin", 100)
+    finally:
+        stop.set()
+        thread.join()
+    assert _open_fds() == before
+    assert not any("SECRET" in str(s) for s in seen)
+    assert {NotAFile, NotFound} <= seen
