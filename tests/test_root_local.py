@@ -369,3 +369,26 @@ def test_no_call_leaks_a_descriptor_even_while_a_folder_on_the_way_flips(
     assert _open_fds() == before
     assert not any("SECRET" in str(s) for s in seen)
     assert {NotAFile, NotFound} <= seen
+
+
+def test_a_link_that_climbs_and_descends_again_is_refused_not_followed_for_ages(
+    tmp_path: Path,
+) -> None:
+    """Each ``..`` through a link reopens the path from the root (a folder moved meanwhile
+    must not lead out), so a 4 KiB target of ``../x/`` bounces at depth 60, chained through
+    MAX_HOPS links, would cost millions of opens per read (40 s here): resolving one path
+    has a budget of folder steps, past which it is refused like a loop."""
+    top = tmp_path / "top"
+    deep = top.joinpath(*["x"] * 60)
+    deep.mkdir(parents=True)
+    (deep / "f").write_bytes(b"hi")
+    os.symlink("../x/" * 800 + "f", deep / "bounce")
+    root = LocalRoot(top)
+    rel = "/".join(["x"] * 60)
+    with pytest.raises(NotAFile, match="steps"):
+        root.read_capped(f"{rel}/bounce", 10)
+    with pytest.raises(NotAFile, match="steps"):
+        root.open(f"{rel}/bounce")
+    assert root.stat(f"{rel}/bounce").kind == "symlink"
+    os.symlink("x/" * 60 + "f", top / "down")  # a long path without climbing is fine
+    assert root.read_capped("down", 10) == (b"hi", False)

@@ -41,6 +41,9 @@ MAX_HOPS = 40
 """Symlinks followed while resolving one path (the kernel's own limit): a loop stops here."""
 MAX_DEPTH = 256
 """Folders nested deeper than this are not walked."""
+MAX_CLIMB = 4096
+"""Folders reopened for the ``..`` parts of links while resolving one path: a link that
+climbs and descends again thousands of times is refused like a loop."""
 CHUNK = 1 << 20
 _T = TypeVar("_T")
 
@@ -224,7 +227,7 @@ class LocalRoot:
         first and looked at only when that fails (one call per folder, not two)."""
         pending = check_rel(rel)[::-1]
         done: list[str] = []
-        hops = 0
+        hops = climbed = 0
         fd = self._open_root(rel)
         try:
             while pending:
@@ -235,6 +238,9 @@ class LocalRoot:
                     if not done:
                         raise NotAFile(f"{rel}: symlink leads out of the root")
                     done.pop()
+                    climbed += len(done) + 1
+                    if climbed > MAX_CLIMB:
+                        raise NotAFile(f"{rel}: too many steps up and down through links")
                     os.close(fd)
                     fd = -1
                     fd = self._open_root(rel)
