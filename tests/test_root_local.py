@@ -392,3 +392,14 @@ def test_a_link_that_climbs_and_descends_again_is_refused_not_followed_for_ages(
     assert root.stat(f"{rel}/bounce").kind == "symlink"
     os.symlink("x/" * 60 + "f", top / "down")  # a long path without climbing is fine
     assert root.read_capped("down", 10) == (b"hi", False)
+
+
+def test_a_root_that_is_no_folder_is_named_as_such(tmp_path: Path) -> None:
+    """The root given as a file or a FIFO is refused at once as no folder, not reported as
+    something that 'changed while being opened' (nothing changed)."""
+    (tmp_path / "file").write_bytes(b"x")
+    os.mkfifo(tmp_path / "pipe")
+    for name in ("file", "pipe"):
+        with pytest.raises(NotAFile, match="root is not a folder") as caught:
+            LocalRoot(tmp_path / name).list_dir()
+        assert "changed" not in str(caught.value)

@@ -205,6 +205,8 @@ class LocalRoot:
         try:
             return os.open(self._path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         except OSError as exc:
+            if exc.errno == errno.ENOTDIR:  # the root as given: nothing changed, it is no folder
+                raise NotAFile(f"{self._path}: the root is not a folder") from None
             raise _error(rel or ".", exc) from None
 
     def _target_parts(self, rel: str, target: str) -> list[str] | None:
