@@ -268,9 +268,10 @@ _NUM_SPLIT = re.compile(r"(\d+)")
 
 
 def natural_key(name: str) -> tuple[object, ...]:
-    """Sort key that orders ``checkpoint-900`` before ``checkpoint-1000``."""
+    """Sort key that orders ``checkpoint-900`` before ``checkpoint-1000``.  ``isdecimal``,
+    not ``isdigit``: ``²`` is a digit to the latter, and ``int`` refuses it."""
     return tuple(
-        (0, int(part), "") if part.isdigit() else (1, 0, part)
+        (0, int(part), "") if part.isdecimal() else (1, 0, part)
         for part in _NUM_SPLIT.split(name)
         if part
     )
