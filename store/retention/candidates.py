@@ -255,13 +255,14 @@ def candidates_for_root(
         return value
 
     folder_rows = conn.execute(
-        f"SELECT run_id, parent, sum(size), max(mtime_ns) FROM artifacts "
-        f"WHERE root_id = ? AND run_id IS NOT NULL AND {_IN_CKPT_FOLDER} GROUP BY run_id, parent",
+        f"SELECT run_id, parent, sum(size), max(mtime_ns), sum(ftype != 'symlink') FROM artifacts"
+        f" WHERE root_id = ? AND run_id IS NOT NULL AND {_IN_CKPT_FOLDER} GROUP BY run_id, parent",
         (root_id,),
     ).fetchall()
     loose_parents: list[bytes] = []
     folder_numbers: dict[str, tuple[int | None, int | None]] = {}
-    for run_id, parent_blob, size, mtime_ns in folder_rows:
+    holds_bytes: set[tuple[int, str]] = set()
+    for run_id, parent_blob, size, mtime_ns, regular in folder_rows:
         run = runs.get(run_id)
         if run is None:
             continue
@@ -272,6 +273,8 @@ def candidates_for_root(
             loose_parents.append(parent_blob)
             continue
         unit_path = parent[: prefix_len + folder_end]
+        if regular:
+            holds_bytes.add((run_id, unit_path))
         units = by_run.get(run_id)
         if units is None:
             units = by_run[run_id] = {}
@@ -303,6 +306,13 @@ def candidates_for_root(
         else:
             unit.size += int(size)
             unit.mtime_ns = max(unit.mtime_ns, int(mtime_ns))
+    for run_id, units in list(by_run.items()):
+        # a folder of links only (checkpoint-2/ linking checkpoint-1's weights) is a link,
+        # as a file link is: no unit of its own, never taking a keep-last slot
+        for unit_path in [p for p in units if (run_id, p) not in holds_bytes]:
+            del units[unit_path]
+        if not units:
+            del by_run[run_id]
     file_rows = conn.execute(
         f"SELECT run_id, path, size, mtime_ns, inode, ftype, hash FROM artifacts "
         f"WHERE root_id = ? AND run_id IS NOT NULL AND kind IN ('checkpoint', 'model') "
