@@ -113,6 +113,9 @@ def register(entry: Framework) -> Callable[[], None]:
     """
     if entry.name in _entries:
         raise ValueError(f"framework {entry.name!r} is already registered")
+    for named in entry.checkpoints.numbered:
+        if named.pattern.groups < 1:  # retention reads the number from group 1
+            raise ValueError(f"{entry.name!r}: {named.pattern.pattern!r} has no group 1")
     for source in entry.marker_patterns:
         try:  # alone (one that only compiles joined to others would escape its group),
             re.compile(source)  # and as marker_pattern wraps it (no global flags there)
