@@ -28,3 +28,17 @@ def test_a_run_reference_of_superscript_digits_is_no_run_not_a_traceback(tmp_pat
         assert query.resolve_run(db, str(run_id)).name == "version_0"
     finally:
         db.close()
+
+
+def test_a_reader_opens_an_index_whose_folder_name_looks_like_a_uri(tmp_path: Path) -> None:
+    """Readers open the index by a ``file:`` URI: a ``?``, ``#`` or ``%`` in a folder's name
+    cut the path short (another file, or none) unless quoted."""
+    folder = tmp_path / "runs #1? 100%41"
+    writer = open_db(folder / "index.db")
+    writer.execute("INSERT INTO roots (path, display, added_at) VALUES (?, 'x', 0)", [b"/x"])
+    writer.close()
+    reader = open_db(folder / "index.db", readonly=True)
+    try:
+        assert [tuple(r) for r in reader.execute("SELECT path FROM roots")] == [(b"/x",)]
+    finally:
+        reader.close()
