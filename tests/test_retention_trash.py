@@ -531,3 +531,27 @@ def test_a_checkpoint_folder_of_links_takes_no_keep_last_slot(
     report = apply_plan(plan, db)
     assert not report.done
     assert (root / RUN / "checkpoint-2" / "model.safetensors").read_bytes()
+
+
+def test_a_kept_checkpoint_keeps_the_one_its_links_point_into(
+    tmp_path: Path, db: sqlite_utils.Database
+) -> None:
+    """checkpoint-2/ has a file of its own but links its weights from checkpoint-1/ (a
+    deduplicating save): keeping checkpoint-2 as the newest while removing checkpoint-1
+    would leave the kept checkpoint without weights.  The target is kept, saying why."""
+    root = tmp_path / "root"
+    write(root / RUN / "checkpoint-1" / "model.safetensors", os.urandom(300), age=7200.0)
+    write(root / RUN / "checkpoint-1" / "trainer_state.json", b"{}", age=7200.0)
+    write(root / RUN / "checkpoint-2" / "trainer_state.json", b"{}", age=3600.0)
+    write(root / RUN / "checkpoint-0" / "model.safetensors", os.urandom(300), age=8000.0)
+    link = root / RUN / "checkpoint-2" / "model.safetensors"
+    os.symlink("../checkpoint-1/model.safetensors", link)
+    past = time.time() - 3600
+    os.utime(link, (past, past), follow_symlinks=False)
+    plan = _plan(db, root, keep_last=1)
+    assert [u.path for u in plan.removals] == ["run/checkpoint-0"]
+    kept = {u.path: u.reasons for u in plan.items if u.keep}
+    assert set(kept) == {"run/checkpoint-1", "run/checkpoint-2"}
+    assert any("run/checkpoint-2" in r and "link" in r for r in kept["run/checkpoint-1"])
+    apply_plan(plan, db)
+    assert link.read_bytes()
