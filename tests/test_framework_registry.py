@@ -184,3 +184,39 @@ def test_built_in_order_and_rules() -> None:
     for name in FRAMEWORKS:
         entry = registry.get(name)
         assert entry is not None and entry.name == name and entry.display
+
+
+def test_a_marker_pattern_is_one_whole_name_on_its_own(isolated_cache: Path) -> None:
+    """Marker patterns are joined into one: a pattern that closes the shared group early
+    (``x)|(.*``) would make every name a marker, and one with a global flag would break
+    ``is_marker`` for every framework.  ``register`` refuses both, and a pattern matches the
+    whole name only (not a name with a newline after it)."""
+    for bad in (r"x)|(.*", r"(?i)toy\.bin", r"(unclosed"):
+        with pytest.raises(ValueError, match="marker pattern"):
+            registry.register(
+                Framework(
+                    name="bad", display="Bad", priority=1452, load=_load, marker_patterns=(bad,)
+                )
+            )
+        assert "bad" not in registry.names()
+        assert not is_marker(b"notes.txt")
+    assert is_marker(b"model_0000001.pth")
+    assert not is_marker(b"model_0000001.pth\n")
+
+
+def test_a_numbered_checkpoint_name_must_capture_its_number(isolated_cache: Path) -> None:
+    """Retention reads group 1 of a ``NumberedName`` as the number: a pattern without one
+    would crash every plan of every root on the first such name."""
+    for bad in (r"^round\d+\.toyw$", r"^round(?:\d+)\.toyw$"):
+        numbered = (NumberedName(re.compile(bad), "step"),)
+        with pytest.raises(ValueError, match="group 1"):
+            registry.register(
+                Framework(
+                    name="bad",
+                    display="Bad",
+                    priority=1452,
+                    load=_load,
+                    checkpoints=Checkpoints(numbered=numbered),
+                )
+            )
+        assert "bad" not in registry.names()

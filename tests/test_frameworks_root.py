@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from store.frameworks import _io
+from store.frameworks import DirListing, _io, detect_runs, read_run
 from store.root.local import LocalRoot
 
 
@@ -35,3 +35,32 @@ def test_helpers_read_the_same_through_a_root_or_a_path(tmp_path: Path) -> None:
             _io.read_json(given, "run/missing.json")
         with _io.open_file(given, "run/linked.json") as reader:
             assert reader.read_at(0, 100) == b'{"lr": 0.1}'
+
+
+def test_a_checkpoint_name_with_a_superscript_digit_does_not_lose_the_run(
+    tmp_path: Path,
+) -> None:
+    """``str.isdigit`` says yes to ``²``, which ``int`` refuses: one such checkpoint name
+    between two numbers made the whole Lightning run unreadable (no params, no metrics)."""
+    run = tmp_path / "lightning_logs" / "version_0"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "hparams.yaml").write_text("lr: 0.1\n")
+    (run / "metrics.csv").write_text("epoch,step,loss\n0,1,0.5\n")
+    for name in ("epoch=1²2.ckpt", "epoch=10.ckpt", "epoch=9.ckpt"):
+        (run / "checkpoints" / name).write_bytes(b"x")
+    (spec,) = detect_runs(
+        tmp_path,
+        {
+            "": DirListing(frozenset({"lightning_logs"}), frozenset()),
+            "lightning_logs": DirListing(frozenset({"version_0"}), frozenset()),
+            "lightning_logs/version_0": DirListing(
+                frozenset({"checkpoints"}), frozenset({"hparams.yaml", "metrics.csv"})
+            ),
+        },
+    )
+    info = read_run(tmp_path, spec)
+    assert info.params == {"lr": 0.1}
+    checkpoints = info.meta["checkpoints"]
+    assert isinstance(checkpoints, list)
+    assert checkpoints[-2:] == ["epoch=9.ckpt", "epoch=10.ckpt"]
+    assert _io.natural_key("a1²2") < _io.natural_key("a1³")

@@ -11,6 +11,7 @@ import sqlite_utils
 
 from store.index.db import last_event_id, open_db
 from store.index.events import Event, EventKind, events_since, fold
+from store.index.views import children_page
 from store.scan import Indexer
 
 
@@ -78,3 +79,44 @@ def test_a_file_event_after_its_runs_removal_keeps_the_run_removed() -> None:
     file_gone = Event(2, 0.0, EventKind.REMOVED, 1, 7, b"a/f")
     assert fold([gone, file_gone]).removed_runs == {7}
     assert 7 not in fold([gone, file_gone]).runs
+
+
+def _listings(db: sqlite_utils.Database, root_id: int) -> dict[bytes, object]:
+    """What a tree shows of every folder the index knows: names, sizes and counts."""
+    keys = [b""] + [
+        bytes(r[0]) for r in db.execute("SELECT path FROM dirs WHERE root_id = ?", [root_id])
+    ]
+    return {
+        key: [(e.key, e.is_dir, e.size, e.count) for e in children_page(db, root_id, key).entries]
+        for key in keys
+    }
+
+
+def test_every_folder_whose_listing_changed_is_in_the_delta(
+    tmp_path: Path, db: sqlite_utils.Database
+) -> None:
+    """A folder's listing shows its sub-folders with their totals, so a file added or removed
+    deep down changes what every folder above it shows (and a new or emptied folder writes
+    no event of its own): a view refreshing only ``delta.folders`` would keep them stale."""
+    root = tmp_path / "root"
+    (root / "a" / "b").mkdir(parents=True)
+    (root / "a" / "b" / "f.txt").write_bytes(b"x" * 10)
+    indexer = Indexer(db, root)
+    indexer.scan()
+    rid = indexer.root_id
+    after = fold(events_since(db, 0)).last_event
+
+    def add_folder() -> None:
+        (root / "a" / "b" / "new").mkdir()
+        (root / "a" / "b" / "new" / "g.txt").write_bytes(b"y" * 5)
+
+    for change in (add_folder, lambda: shutil.rmtree(root / "a" / "b")):
+        before = _listings(db, rid)
+        change()
+        indexer.scan()
+        delta = fold(events_since(db, after))
+        assert not delta.full and not delta.rescanned_roots
+        after = delta.last_event
+        now = _listings(db, rid)
+        stale = {k for k in before.keys() & now.keys() if before[k] != now[k]}
+        assert stale and stale <= {key for r, key in delta.folders if r == rid}

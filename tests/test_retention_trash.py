@@ -508,3 +508,50 @@ def test_with_the_real_scanner_plan_apply_rescan_restore(
     assert {k: v for k, v in snapshot(root).items() if not k.startswith(TRASH_DIR)} == before
     again = make_plan(db, [root], policy, time.time())
     assert sorted(u.path for u in again.removals) == removed
+
+
+def test_a_checkpoint_folder_of_links_takes_no_keep_last_slot(
+    tmp_path: Path, db: sqlite_utils.Database
+) -> None:
+    """``checkpoint-2/`` holding only a link to ``checkpoint-1``'s weights is a link, not a
+    checkpoint: as the newest 'checkpoint' it took the keep-last slot and the plan removed
+    checkpoint-1, the only real bytes, leaving the kept folder dangling."""
+    root = tmp_path / "root"
+    write(root / RUN / "checkpoint-1" / "model.safetensors", os.urandom(300), age=7200.0)
+    write(root / RUN / "checkpoint-1" / "trainer_state.json", b"{}", age=7200.0)
+    (root / RUN / "checkpoint-2").mkdir()
+    os.symlink(
+        "../checkpoint-1/model.safetensors", root / RUN / "checkpoint-2" / "model.safetensors"
+    )
+    past = time.time() - 3600
+    os.utime(root / RUN / "checkpoint-2" / "model.safetensors", (past, past), follow_symlinks=False)
+    plan = _plan(db, root, keep_last=1)
+    assert not plan.removals
+    assert [u.path for u in plan.items if u.keep] == ["run/checkpoint-1"]
+    report = apply_plan(plan, db)
+    assert not report.done
+    assert (root / RUN / "checkpoint-2" / "model.safetensors").read_bytes()
+
+
+def test_a_kept_checkpoint_keeps_the_one_its_links_point_into(
+    tmp_path: Path, db: sqlite_utils.Database
+) -> None:
+    """checkpoint-2/ has a file of its own but links its weights from checkpoint-1/ (a
+    deduplicating save): keeping checkpoint-2 as the newest while removing checkpoint-1
+    would leave the kept checkpoint without weights.  The target is kept, saying why."""
+    root = tmp_path / "root"
+    write(root / RUN / "checkpoint-1" / "model.safetensors", os.urandom(300), age=7200.0)
+    write(root / RUN / "checkpoint-1" / "trainer_state.json", b"{}", age=7200.0)
+    write(root / RUN / "checkpoint-2" / "trainer_state.json", b"{}", age=3600.0)
+    write(root / RUN / "checkpoint-0" / "model.safetensors", os.urandom(300), age=8000.0)
+    link = root / RUN / "checkpoint-2" / "model.safetensors"
+    os.symlink("../checkpoint-1/model.safetensors", link)
+    past = time.time() - 3600
+    os.utime(link, (past, past), follow_symlinks=False)
+    plan = _plan(db, root, keep_last=1)
+    assert [u.path for u in plan.removals] == ["run/checkpoint-0"]
+    kept = {u.path: u.reasons for u in plan.items if u.keep}
+    assert set(kept) == {"run/checkpoint-1", "run/checkpoint-2"}
+    assert any("run/checkpoint-2" in r and "link" in r for r in kept["run/checkpoint-1"])
+    apply_plan(plan, db)
+    assert link.read_bytes()

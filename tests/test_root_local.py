@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -262,3 +263,143 @@ def test_list_kinds_agrees_with_list_dir(tmp_path: Path) -> None:
         root.list_kinds(limit=2)
     with pytest.raises(NotAFile):
         root.list_kinds("dir-out")
+
+
+def test_walk_never_enters_a_folder_swapped_for_a_link_mid_walk(tmp_path: Path) -> None:
+    """Between listing a folder and walking into a sub-folder, the sub-folder becomes a
+    link (inside the root, or out of it): the walk neither lists the link's target as that
+    folder nor stops; the folder is skipped, as one that vanished would be."""
+    top, outside = _tree(tmp_path)
+    (top / "z").mkdir()
+    (top / "z" / "zz").mkdir()
+    root = LocalRoot(top)
+    walk = root.walk()
+    first, _ = next(walk)
+    assert first == ""
+    os.rename(top / "blobs", tmp_path / "blobs-moved")
+    os.symlink("a/b", top / "blobs")  # inside the root: the walk would list a/b as "blobs"
+    os.rename(top / "snap", tmp_path / "snap-moved")
+    os.symlink(outside, top / "snap")  # out of the root: the walk would stop on NotAFile
+    os.rename(top / "z" / "zz", tmp_path / "zz-moved")
+    (top / "z" / "zz").write_bytes(b"now a file")
+    walked = dict(walk)
+    assert "blobs" not in walked and "snap" not in walked
+    assert "z/zz" not in walked and {"a", "a/b", "z"} <= set(walked)
+
+
+def test_a_reader_refuses_a_rewrite_that_keeps_size_and_mtime(tmp_path: Path) -> None:
+    """A same-size rewrite in place with the mtime put back (``rsync -t --inplace``, or two
+    writes within the filesystem's mtime tick) keeps dev, inode, size and mtime: the reader
+    must still not hand out a mix of the old first half and the new second half."""
+    top = tmp_path / "top"
+    top.mkdir()
+    path = top / "model.bin"
+    path.write_bytes(b"a" * 100)
+    root = LocalRoot(top)
+    with root.open("model.bin") as reader:
+        assert reader.read_at(0, 50) == b"a" * 50
+        st = os.stat(path)
+        with open(path, "r+b") as out:
+            out.write(b"b" * 100)
+        os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+        assert os.stat(path).st_mtime_ns == st.st_mtime_ns
+        with pytest.raises(ChangedError):
+            reader.read_at(50, 50)
+
+
+def _open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc/self/fd")
+def test_no_call_leaks_a_descriptor_even_while_a_folder_on_the_way_flips(
+    tmp_path: Path,
+) -> None:
+    """Thousands of calls, most of them failing (loops, FIFOs, links out, missing names,
+    a file changed under its reader), while a thread swaps a folder on the path for a link
+    out of the root and back: no descriptor is left open and nothing outside is read."""
+    top, outside = _tree(tmp_path)
+    (outside / "b").mkdir()
+    (outside / "b" / "f.txt").write_bytes(b"SECRET")
+    (top / "grow.bin").write_bytes(b"g" * 100)
+    root = LocalRoot(top)
+    stop = threading.Event()
+
+    def flip() -> None:
+        while not stop.is_set():
+            os.rename(top / "a", top / "a-real")
+            os.symlink(outside, top / "a")
+            os.unlink(top / "a")
+            os.rename(top / "a-real", top / "a")
+
+    calls: list[Callable[[], object]] = [
+        lambda: root.read_capped("a/b/f.txt", 100),
+        lambda: root.open("a/b/f.txt").close(),
+        lambda: root.stat("a/b/f.txt"),
+        lambda: root.list_dir("a/b"),
+        lambda: root.list_kinds("a"),
+        lambda: list(root.walk()),
+        lambda: root.real_path("a/b/f.txt"),
+        lambda: root.open("loop1"),
+        lambda: root.open("self/" * 30 + "fifo"),
+        lambda: root.open("dir-out/secret.txt"),
+        lambda: root.list_dir("abs-out"),
+        lambda: root.stat("a/missing/x"),
+        lambda: root.real_path("fifo"),
+    ]
+    before = _open_fds()
+    seen: set[object] = set()
+    thread = threading.Thread(target=flip)
+    thread.start()
+    try:
+        for _ in range(300):
+            for call in calls:
+                try:
+                    seen.add(repr(call()))
+                except RootError as exc:
+                    seen.add(type(exc))
+            with root.open("grow.bin") as reader:
+                os.truncate(top / "grow.bin", 50)
+                with pytest.raises(ChangedError):
+                    reader.read_at(0, 10)
+                os.truncate(top / "grow.bin", 100)
+    finally:
+        stop.set()
+        thread.join()
+    assert _open_fds() == before
+    assert not any("SECRET" in str(s) for s in seen)
+    assert {NotAFile, NotFound} <= seen
+
+
+def test_a_link_that_climbs_and_descends_again_is_refused_not_followed_for_ages(
+    tmp_path: Path,
+) -> None:
+    """Each ``..`` through a link reopens the path from the root (a folder moved meanwhile
+    must not lead out), so a 4 KiB target of ``../x/`` bounces at depth 60, chained through
+    MAX_HOPS links, would cost millions of opens per read (40 s here): resolving one path
+    has a budget of folder steps, past which it is refused like a loop."""
+    top = tmp_path / "top"
+    deep = top.joinpath(*["x"] * 60)
+    deep.mkdir(parents=True)
+    (deep / "f").write_bytes(b"hi")
+    os.symlink("../x/" * 800 + "f", deep / "bounce")
+    root = LocalRoot(top)
+    rel = "/".join(["x"] * 60)
+    with pytest.raises(NotAFile, match="steps"):
+        root.read_capped(f"{rel}/bounce", 10)
+    with pytest.raises(NotAFile, match="steps"):
+        root.open(f"{rel}/bounce")
+    assert root.stat(f"{rel}/bounce").kind == "symlink"
+    os.symlink("x/" * 60 + "f", top / "down")  # a long path without climbing is fine
+    assert root.read_capped("down", 10) == (b"hi", False)
+
+
+def test_a_root_that_is_no_folder_is_named_as_such(tmp_path: Path) -> None:
+    """The root given as a file or a FIFO is refused at once as no folder, not reported as
+    something that 'changed while being opened' (nothing changed)."""
+    (tmp_path / "file").write_bytes(b"x")
+    os.mkfifo(tmp_path / "pipe")
+    for name in ("file", "pipe"):
+        with pytest.raises(NotAFile, match="root is not a folder") as caught:
+            LocalRoot(tmp_path / name).list_dir()
+        assert "changed" not in str(caught.value)

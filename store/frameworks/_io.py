@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from store.root import NotFound, Reader, Root, RootError, UnsafeRelPath
+from store.root import join as join  # the frameworks call it _io.join: one join for all
 from store.root.local import LocalRoot
 from store.root.stream import buffered
 from store.yamlsafe import YamlError, load_yaml
@@ -37,22 +38,12 @@ class MissingFile(ReadError, FileNotFoundError):
     """Nothing at the path: an optional file that is absent is no warning."""
 
 
-def join(rel: str, *names: str) -> str:
-    """Join root-relative POSIX parts ('' is the root)."""
-    parts = [p for p in (rel, *names) if p]
-    return "/".join(parts)
-
-
 def parent(rel: str) -> str:
     return rel.rpartition("/")[0]
 
 
 def basename(rel: str) -> str:
     return rel.rpartition("/")[2]
-
-
-def abspath(root: Path, rel: str) -> str:
-    return os.path.join(os.fspath(root), rel) if rel else os.fspath(root)
 
 
 RootLike = Root | Path
@@ -277,9 +268,10 @@ _NUM_SPLIT = re.compile(r"(\d+)")
 
 
 def natural_key(name: str) -> tuple[object, ...]:
-    """Sort key that orders ``checkpoint-900`` before ``checkpoint-1000``."""
+    """Sort key that orders ``checkpoint-900`` before ``checkpoint-1000``.  ``isdecimal``,
+    not ``isdigit``: ``²`` is a digit to the latter, and ``int`` refuses it."""
     return tuple(
-        (0, int(part), "") if part.isdigit() else (1, 0, part)
+        (0, int(part), "") if part.isdecimal() else (1, 0, part)
         for part in _NUM_SPLIT.split(name)
         if part
     )

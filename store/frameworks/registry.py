@@ -113,6 +113,15 @@ def register(entry: Framework) -> Callable[[], None]:
     """
     if entry.name in _entries:
         raise ValueError(f"framework {entry.name!r} is already registered")
+    for named in entry.checkpoints.numbered:
+        if named.pattern.groups < 1:  # retention reads the number from group 1
+            raise ValueError(f"{entry.name!r}: {named.pattern.pattern!r} has no group 1")
+    for source in entry.marker_patterns:
+        try:  # alone (one that only compiles joined to others would escape its group),
+            re.compile(source)  # and as marker_pattern wraps it (no global flags there)
+            re.compile(_whole(source))
+        except re.error as exc:
+            raise ValueError(f"{entry.name!r}: bad marker pattern {source!r}: {exc}") from None
     for other in _entries.values():
         if other.priority == entry.priority:
             raise ValueError(f"{entry.name!r} and {other.name!r} share priority {entry.priority}")
@@ -160,4 +169,10 @@ def marker_pattern() -> re.Pattern[bytes]:
     sources = [p for e in _ordered for p in e.marker_patterns]
     if not sources:
         return re.compile(rb"(?!)")
-    return re.compile(b"^(" + b"|".join(s.encode() for s in sources) + b")$")
+    return re.compile(b"|".join(_whole(s) for s in sources))
+
+
+def _whole(source: str) -> bytes:
+    """One marker pattern as a match of the whole name: its own group, anchored at both ends
+    (``\\Z``: ``$`` would also match before a final newline)."""
+    return b"^(?:" + source.encode() + b")\\Z"

@@ -218,7 +218,9 @@ def open_db(path: Path | str, *, readonly: bool = False) -> sqlite_utils.Databas
     if readonly:
         if not path.exists():
             raise FileNotFoundError(f"no index at {path}")
-        uri = f"file:{path}?mode=ro"
+        from urllib.parse import quote  # only readers pay for it
+
+        uri = f"file:{quote(os.fsencode(path))}?mode=ro"  # a "?", "#" or "%" in a folder name
         conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
         _configure(conn, readonly=True)
         return sqlite_utils.Database(conn)

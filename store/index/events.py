@@ -88,8 +88,9 @@ class Delta:
     removed_runs: frozenset[int]
     """Runs whose last word was their removal."""
     folders: frozenset[tuple[int, bytes]]
-    """(root id, key) of every path touched and of the folder holding it: the tree folders
-    and the previewed file to refresh.  Moves to and from the trash arrive here too (as
+    """(root id, key) of every path touched and of every folder above it, up to the root's
+    ``b""`` (a folder's listing shows its sub-folders' totals): the tree folders and the
+    previewed file to refresh.  Moves to and from the trash arrive here too (as
     ``removed`` and ``added`` file events)."""
     rescanned_roots: frozenset[int]
     """Roots a ``scan`` event covered: all their runs and open folders."""
@@ -129,8 +130,16 @@ def fold(events: Iterable[Event], *, max_events: int | None = None) -> Delta:
         if event.kind is EventKind.TRASH and event.root_id is not None:
             trash.add(event.root_id)
         if event.path is not None and event.root_id is not None:
-            folders.add((event.root_id, event.path))
-            folders.add((event.root_id, paths.parent_key(event.path)))
+            key = event.path
+            folders.add((event.root_id, key))
+            while key:
+                # every folder above shows this one's totals, and folders that come or go
+                # write no event of their own; each key in the set has its folders above it
+                # there too, so the walk up stops at the first one already there
+                key = paths.parent_key(key)
+                if (event.root_id, key) in folders:
+                    break
+                folders.add((event.root_id, key))
     full = unknown or (max_events is not None and count > max_events)
     return Delta(
         last,

@@ -236,7 +236,7 @@ def get_run(db: sqlite_utils.Database, run_id: int) -> RunRow | None:
 def resolve_run(db: sqlite_utils.Database, ref: str) -> RunRow:
     """A run by id, name, framework id, or path (absolute, or relative to a root or cwd)."""
     runs = list_runs(db)
-    if ref.isdigit():
+    if ref.isdecimal():  # not isdigit: "²" is a digit to it, and int refuses it
         for run in runs:
             if run.id == int(ref):
                 return run

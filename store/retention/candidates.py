@@ -273,6 +273,9 @@ def candidates_for_root(
         folder_rows = checkpoint_folder_rows(db, root_id)
     loose_parents: list[bytes] = []
     folder_numbers: dict[str, tuple[int | None, int | None]] = {}
+    holds_bytes: set[tuple[int, str]] = set()
+    """(run, checkpoint folder) pairs with a file that is no link: a folder of links only
+    (checkpoint-2/ linking checkpoint-1's weights) is a link, not a unit."""
 
     def folder_unit(run_id: int, parent_blob: bytes, mtime_ns: int) -> Candidate | None:
         """The unit holding the files of one folder of a run (made on its first folder);
@@ -322,7 +325,7 @@ def candidates_for_root(
     last_run_id: int | None = None
     last_parent = b""
     folder: Candidate | None = None
-    for run_id, parent_blob, _path, size, mtime_ns, _inode, _ftype, _hash in folder_rows:
+    for run_id, parent_blob, _path, size, mtime_ns, _inode, ftype, _hash in folder_rows:
         if run_id is None:
             continue
         if run_id != last_run_id or parent_blob != last_parent:
@@ -333,9 +336,18 @@ def candidates_for_root(
             else:
                 folder = group_units[group] = folder_unit(run_id, parent_blob, mtime_ns)
         if folder is not None:
+            if ftype != "symlink":
+                holds_bytes.add((run_id, folder.path))
             folder.size += size
             if mtime_ns > folder.mtime_ns:
                 folder.mtime_ns = mtime_ns
+    for run_id, units in list(by_run.items()):
+        # a folder of links only (checkpoint-2/ linking checkpoint-1's weights) is a link,
+        # as a file link is: no unit of its own, never taking a keep-last slot
+        for unit_path in [p for p in units if (run_id, p) not in holds_bytes]:
+            del units[unit_path]
+        if not units:
+            del by_run[run_id]
     by_run = dict(sorted(by_run.items()))  # runs in id order, as SQLite's grouping gave them
     file_rows = conn.execute(
         f"SELECT run_id, path, size, mtime_ns, inode, ftype, hash FROM artifacts "

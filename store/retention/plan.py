@@ -443,6 +443,8 @@ def _make_plan(
                     f"{run.path or '.'}: no {rules.metric} value for any checkpoint "
                     "(keep_best idle)"
                 )
+        targets = _keep_link_targets(db, root_id, root, by_run)
+        pool = [u for u in pool if u not in targets]
         total_row = db.conn.execute(
             f"SELECT coalesce(sum(size), 0) FROM {artifacts_source(db.conn)} WHERE root_id = ?",
             (root_id,),
@@ -482,6 +484,55 @@ def _make_plan(
         _account_fs(fs_by_dev, root, totals.bytes_removed)
     plan.filesystems = list(fs_by_dev.values())
     return plan
+
+
+def _keep_link_targets(
+    db: sqlite_utils.Database, root_id: int, root: str, by_run: dict[int, list[Candidate]]
+) -> list[Candidate]:
+    """Keep every unit a kept checkpoint folder links into (a save that links its weights
+    from an older checkpoint), and what those link into in turn; return them.  Removing
+    one would leave the kept checkpoint without its bytes.  Targets are read from the link
+    text; one that leads out of the root, or through another link, protects nothing more."""
+    units = [u for run_units in by_run.values() for u in run_units]
+    # removed by a rule, or kept only until the budget pass decides (no reason yet)
+    removable = {u.path: u for u in units if not u.keep or not u.reasons}
+    folders = {u.path: u for u in units if u.is_dir}
+    if not removable or not folders:
+        return []
+    links: dict[str, list[str]] = {}  # holding unit's path -> the targets of its links
+    base = root.rstrip("/") + "/"
+    for path_blob, target in db.conn.execute(
+        "SELECT path, link_target FROM artifacts WHERE root_id = ? AND ftype = 'symlink'"
+        " AND link_target IS NOT NULL",
+        (root_id,),
+    ):
+        path = bytes(path_blob).decode("utf-8", "surrogateescape")  # as candidates read it
+        folder = path.rpartition("/")[0]
+        while folder and folder not in folders:
+            folder = folder.rpartition("/")[0]
+        if folder:
+            where = os.path.normpath(os.path.join(base, os.path.dirname(path), str(target)))
+            if where.startswith(base):
+                links.setdefault(folder, []).append(where[len(base) :])
+    holders = [u for u in folders.values() if u.keep and u.path in links]
+    protected: list[Candidate] = []
+    while holders and removable:
+        holder = holders.pop()
+        for rel in links.get(holder.path, ()):
+            cut = len(rel)
+            while cut > 0 and rel[:cut] not in removable:
+                cut = rel.rfind("/", 0, cut)
+            unit = removable.get(rel[:cut]) if cut > 0 else None
+            if unit is None or unit is holder:
+                continue
+            del removable[unit.path]
+            unit.keep = True
+            unit.reasons = [r for r in unit.reasons if r != "kept by no rule"]
+            unit.reasons.append(f"a link in {holder.path} points into it")
+            protected.append(unit)
+            if unit.path in links:
+                holders.append(unit)
+    return protected
 
 
 def _describe_links(

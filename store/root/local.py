@@ -41,6 +41,9 @@ MAX_HOPS = 40
 """Symlinks followed while resolving one path (the kernel's own limit): a loop stops here."""
 MAX_DEPTH = 256
 """Folders nested deeper than this are not walked."""
+MAX_CLIMB = 4096
+"""Folders reopened for the ``..`` parts of links while resolving one path: a link that
+climbs and descends again thousands of times is refused like a loop."""
 CHUNK = 1 << 20
 _T = TypeVar("_T")
 
@@ -94,14 +97,15 @@ def _error(rel: str, exc: OSError) -> RootError:
 
 
 class LocalReader:
-    """A ``Reader`` on an open fd, pinned to ``(dev, ino, size, mtime_ns)`` at open: every
+    """A ``Reader`` on an open fd, pinned to ``(dev, ino, size, mtime_ns, ctime_ns)`` at open: every
     read checks the file again afterwards, so bytes from a file changed under it never
     reach the caller (``ChangedError``)."""
 
     def __init__(self, fd: int, st: os.stat_result, rel: str) -> None:
         self._fd = fd
         self._rel = rel
-        self._pin = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+        # ctime too: a rewrite that keeps the size and puts the mtime back still moves it
+        self._pin = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
         self._identity = identity_of(st)
 
     @property
@@ -121,7 +125,7 @@ class LocalReader:
     def check(self) -> None:
         """``ChangedError`` unless the file is still what it was at open."""
         st = os.fstat(self.fileno())
-        if (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns) != self._pin:
+        if (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns) != self._pin:
             raise ChangedError(f"{self._rel}: changed while being read")
 
     def read_at(self, offset: int, n: int) -> bytes:
@@ -201,6 +205,8 @@ class LocalRoot:
         try:
             return os.open(self._path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         except OSError as exc:
+            if exc.errno == errno.ENOTDIR:  # the root as given: nothing changed, it is no folder
+                raise NotAFile(f"{self._path}: the root is not a folder") from None
             raise _error(rel or ".", exc) from None
 
     def _target_parts(self, rel: str, target: str) -> list[str] | None:
@@ -223,7 +229,7 @@ class LocalRoot:
         first and looked at only when that fails (one call per folder, not two)."""
         pending = check_rel(rel)[::-1]
         done: list[str] = []
-        hops = 0
+        hops = climbed = 0
         fd = self._open_root(rel)
         try:
             while pending:
@@ -234,6 +240,9 @@ class LocalRoot:
                     if not done:
                         raise NotAFile(f"{rel}: symlink leads out of the root")
                     done.pop()
+                    climbed += len(done) + 1
+                    if climbed > MAX_CLIMB:
+                        raise NotAFile(f"{rel}: too many steps up and down through links")
                     os.close(fd)
                     fd = -1
                     fd = self._open_root(rel)
@@ -291,14 +300,14 @@ class LocalRoot:
                 raise _error(rel, exc) from None
             raise
 
-    def _open_dir(self, rel: str) -> int:
-        fd, name, _, _ = self._locate(rel, follow_final=True)
+    def _open_dir(self, rel: str, *, follow_final: bool = True) -> int:
+        fd, name, _, _ = self._locate(rel, follow_final=follow_final)
         if name is None:
             return fd
         try:
             return os.open(name, _DIR_FLAGS, dir_fd=fd)
         except OSError as exc:
-            if exc.errno == errno.ENOTDIR:
+            if exc.errno in (errno.ENOTDIR, errno.ELOOP):
                 raise NotAFile(f"{rel}: not a folder") from None
             raise _error(rel, exc) from None
         finally:
@@ -376,8 +385,14 @@ class LocalRoot:
     def list_dir(self, rel: str = "", *, limit: int = 1_000_000) -> list[Entry]:
         """The folder's entries sorted by name; an entry that vanishes mid-listing is left
         out."""
+        return self._entries(rel, limit, follow_final=True)
+
+    def _entries(self, rel: str, limit: int, *, follow_final: bool) -> list[Entry]:
         out = self._scan(
-            rel, limit, lambda item: entry_of(item.name, item.stat(follow_symlinks=False))
+            rel,
+            limit,
+            lambda item: entry_of(item.name, item.stat(follow_symlinks=False)),
+            follow_final=follow_final,
         )
         out.sort(key=lambda e: e.name)
         return out
@@ -390,9 +405,16 @@ class LocalRoot:
         out.sort()
         return out
 
-    def _scan(self, rel: str, limit: int, row: Callable[[os.DirEntry[str]], _T]) -> list[_T]:
+    def _scan(
+        self,
+        rel: str,
+        limit: int,
+        row: Callable[[os.DirEntry[str]], _T],
+        *,
+        follow_final: bool = True,
+    ) -> list[_T]:
         """``row`` of each entry of a folder; one that vanishes or fails is left out."""
-        fd = self._open_dir(rel)
+        fd = self._open_dir(rel, follow_final=follow_final)
         out: list[_T] = []
         try:
             with os.scandir(fd) as it:
@@ -411,15 +433,18 @@ class LocalRoot:
 
     def walk(self, rel: str = "", *, limit: int = 10_000_000) -> Iterator[tuple[str, list[Entry]]]:
         """Depth first, each folder before its sub-folders, in name order.  A sub-folder
-        that vanishes mid-walk is skipped; symlinked folders are listed, never entered."""
+        that vanishes mid-walk, or is swapped for a link or a file since its parent was
+        listed, is skipped; symlinked folders are listed, never entered."""
         stack = [(rel, 0)]
         seen = 0
         first = True
         while stack:
             folder, depth = stack.pop()
             try:
-                entries = self.list_dir(folder, limit=limit - seen)
-            except NotFound:
+                # below ``rel`` a final link is never followed: a folder listed as a folder
+                # and swapped for a link since would otherwise be entered
+                entries = self._entries(folder, limit - seen, follow_final=first)
+            except (NotFound, NotAFile):
                 if first:
                     raise
                 continue
