@@ -14,10 +14,10 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from store.frameworks import _io
+from store.frameworks._io import RootLike
 from store.root import RootError
 
 if TYPE_CHECKING:
@@ -52,7 +52,7 @@ class _Scalar:
 Reader = Callable[[_Scalar], "float | int | bool | None"]
 
 
-def read_values(root: Path, rel: str) -> dict[str, object]:
+def read_values(root: RootLike, rel: str) -> dict[str, object]:
     """The plain values of the checkpoint's top-level object; ``ReadError`` when it cannot
     be read (not a regular file, not a torch zip or pickle, too large, corrupt)."""
     from store.inspect.pickle_scan import scan_bytes

@@ -19,10 +19,10 @@ import sqlite3
 import urllib.parse
 from collections.abc import Iterator
 from contextlib import closing
-from pathlib import Path
 
 from store.frameworks import _io
 from store.frameworks._context import DetectContext
+from store.frameworks._io import RootLike
 from store.frameworks._metrics import add_point
 from store.frameworks.model import Loaded, RunSpec
 from store.frameworks.registry import Framework
@@ -43,7 +43,7 @@ _MAX_DB_RUNS = 20_000
 _MAX_DB_METRIC_ROWS = 2_000_000
 
 
-def _yaml_dict(root: Path, rel: str) -> dict[str, object] | None:
+def _yaml_dict(root: RootLike, rel: str) -> dict[str, object] | None:
     try:
         data = _io.read_yaml(root, rel, 256 * 1024)
     except _io.ReadError:
@@ -132,7 +132,7 @@ def _with_extra(spec: RunSpec, extra: str) -> RunSpec:
 # --- SQLite backend ---------------------------------------------------------------------
 
 
-def connect(root: Path, db_rel: str) -> sqlite3.Connection:
+def connect(root: RootLike, db_rel: str) -> sqlite3.Connection:
     """A read-only connection to an MLflow database under the root (``ReadError`` if not)."""
     real = _io.regular_file(root, db_rel)
     uri = "file:" + urllib.parse.quote(os.fsencode(real)) + "?mode=ro"
@@ -237,9 +237,11 @@ def _map_uri(
     return None
 
 
-def _relative_to_root(root: Path, path: str) -> str | None:
-    root_abs = os.path.abspath(root)
-    for base in (root_abs, os.path.realpath(root)):
+def _relative_to_root(root: RootLike, path: str) -> str | None:
+    local = _io.local_path(root)
+    if local is None:
+        return None
+    for base in (os.path.abspath(local), os.path.realpath(local)):
         if path == base:
             return ""
         if path.startswith(base.rstrip("/") + "/"):
@@ -250,7 +252,7 @@ def _relative_to_root(root: Path, path: str) -> str | None:
 # --- reading ------------------------------------------------------------------------------
 
 
-def load(root: Path, spec: RunSpec) -> Loaded:
+def load(root: RootLike, spec: RunSpec) -> Loaded:
     out = Loaded()
     if spec.run_key:
         out.meta["run_id"] = spec.run_key
@@ -266,11 +268,11 @@ def load(root: Path, spec: RunSpec) -> Loaded:
     return out
 
 
-def _exists(root: Path, rel: str) -> bool:
+def _exists(root: RootLike, rel: str) -> bool:
     return _io.is_file(root, rel)
 
 
-def _find_db(root: Path, spec: RunSpec) -> str | None:
+def _find_db(root: RootLike, spec: RunSpec) -> str | None:
     if PSEUDO in spec.path:
         return spec.path.split(PSEUDO, 1)[0]
     folder = spec.path
@@ -282,7 +284,7 @@ def _find_db(root: Path, spec: RunSpec) -> str | None:
         folder = _io.parent(folder)
 
 
-def _load_file_store(root: Path, spec: RunSpec, out: Loaded) -> None:
+def _load_file_store(root: RootLike, spec: RunSpec, out: Loaded) -> None:
     try:
         meta = _io.read_yaml(root, _io.join(spec.path, "meta.yaml"), 256 * 1024)
     except _io.ReadError as exc:
@@ -307,7 +309,7 @@ def _load_file_store(root: Path, spec: RunSpec, out: Loaded) -> None:
         _read_metric_file(root, _io.join(metrics_dir, name), _io.display_name(name), out)
 
 
-def _read_kv_dir(root: Path, folder: str, out: Loaded) -> dict[str, str]:
+def _read_kv_dir(root: RootLike, folder: str, out: Loaded) -> dict[str, str]:
     values: dict[str, str] = {}
     for name in _io.walk_files(root, folder, 10_000):
         try:
@@ -339,7 +341,7 @@ def _apply_tags(tags: dict[str, str], out: Loaded) -> None:
         out.meta["tags"] = dict(list(user_tags.items())[:200])
 
 
-def _read_metric_file(root: Path, rel: str, name: str, out: Loaded) -> None:
+def _read_metric_file(root: RootLike, rel: str, name: str, out: Loaded) -> None:
     data = _io.read_log(root, rel, out.warn)
     if data is None:
         return
@@ -367,7 +369,7 @@ def _ms(value: object) -> float | None:
     return float(value) / 1000.0
 
 
-def _load_db(root: Path, db_rel: str, spec: RunSpec, out: Loaded) -> None:
+def _load_db(root: RootLike, db_rel: str, spec: RunSpec, out: Loaded) -> None:
     out.meta["backend"] = db_rel
     try:
         conn = connect(root, db_rel)
