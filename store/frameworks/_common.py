@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import os
 
 from store.csvrows import csv_reader
 from store.frameworks import _io
@@ -139,4 +138,5 @@ def read_params(root: RootLike, rel: str, out: Loaded, prefix: str = "") -> bool
 
 
 def _missing(exc: _io.ReadError) -> bool:
-    return os.strerror(2) in str(exc)
+    """Nothing at the path, on any root (the type says so; a message differs by store)."""
+    return isinstance(exc, _io.MissingFile)

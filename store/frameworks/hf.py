@@ -82,7 +82,7 @@ def _read_training_args(root: RootLike, folder: str, ckpts: list[str], out: Load
         try:
             values = _torchmeta.read_values(root, rel)
         except _io.ReadError as exc:
-            if "No such file" not in str(exc):
+            if not isinstance(exc, _io.MissingFile):
                 out.warn(f"{exc}; its training arguments are not shown")
             continue
         for key, value in values.items():
@@ -160,7 +160,7 @@ def _best_state(
         try:
             data = _io.read_json(root, rel, 64 * 1024 * 1024)
         except _io.ReadError as exc:
-            if "No such file" not in str(exc):
+            if not isinstance(exc, _io.MissingFile):
                 out.warn(str(exc))
             continue
         if not isinstance(data, dict):

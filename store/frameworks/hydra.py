@@ -85,7 +85,7 @@ def merge_into(root: RootLike, folder: str, out: Loaded) -> None:
     try:
         overrides = _io.read_yaml(root, _io.join(folder, ".hydra", "overrides.yaml"))
     except _io.ReadError as exc:
-        if "No such file" not in str(exc):
+        if not isinstance(exc, _io.MissingFile):
             out.warn(str(exc))
         overrides = None
     if isinstance(overrides, list):
@@ -93,7 +93,7 @@ def merge_into(root: RootLike, folder: str, out: Loaded) -> None:
     try:
         data = _io.read_yaml(root, _io.join(folder, ".hydra", "hydra.yaml"))
     except _io.ReadError as exc:
-        if "No such file" not in str(exc):
+        if not isinstance(exc, _io.MissingFile):
             out.warn(str(exc))
         return
     hydra = data.get("hydra") if isinstance(data, dict) else None

@@ -136,7 +136,7 @@ def _read_optional(root: RootLike, rel: str, out: Loaded, *, yaml: bool) -> obje
     try:
         return _io.read_yaml(root, rel) if yaml else _io.read_json(root, rel)
     except _io.ReadError as exc:
-        if "No such file" not in str(exc):
+        if not isinstance(exc, _io.MissingFile):
             out.warn(str(exc))
         return None
 
