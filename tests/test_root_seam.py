@@ -170,3 +170,15 @@ def test_the_memory_root_keeps_the_contract() -> None:
     root.put("a/b.txt", b"HELLO")
     with pytest.raises(ChangedError):
         reader.read_at(0, 5)
+
+
+def test_every_run_file_previews_and_hashes_the_same_through_memory(mem: MemRoot) -> None:
+    """Logs, configs, CSVs, event files and checkpoints of every framework fixture."""
+    local = LocalRoot(RUNS)
+    rels = sorted(mem.files)
+    assert len(rels) > 100
+    for rel in rels:
+        assert preview_at(mem, rel) == preview_at(local, rel), rel
+        got, want = inspect_at(mem, rel), inspect_at(local, rel)
+        assert (got.format, got.verdict, got.reasons) == (want.format, want.verdict, want.reasons)
+        assert hash_at(mem, rel).digest == hash_at(local, rel).digest, rel
