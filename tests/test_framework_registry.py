@@ -14,14 +14,13 @@ import pytest
 from click.testing import CliRunner, Result
 
 from store import kinds
-from store.frameworks import FRAMEWORKS, registry
+from store.frameworks import FRAMEWORKS, _io, registry
 from store.frameworks._context import DetectContext
 from store.frameworks.model import Loaded, RunSpec
 from store.frameworks.registry import Checkpoints, Framework, NumberedName
 from store.index import query
 from store.index.db import open_db
 from store.runs import is_marker
-from store.safefile import read_capped
 from store.watch import Watcher
 from tests.test_checklist import settle_mtimes
 from tests.test_watch import wait_for
@@ -34,9 +33,9 @@ def _detect(ctx: DetectContext) -> list[RunSpec]:
     return [ctx.folder_run(rel, "toy") for rel in ctx.paths if TOY_MARKER in ctx.entry(rel).files]
 
 
-def _load(root: Path, spec: RunSpec) -> Loaded:
+def _load(root: _io.RootLike, spec: RunSpec) -> Loaded:
     out = Loaded()
-    data, _ = read_capped(root / spec.path / TOY_MARKER, 1 << 16)
+    data, _ = _io.read_bytes(root, _io.join(spec.path, TOY_MARKER), 1 << 16)
     record: dict[str, Any] = json.loads(data)
     out.params = dict(record["params"])
     out.finals["loss"] = (None, float(record["loss"]))

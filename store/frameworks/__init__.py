@@ -30,10 +30,10 @@ import contextlib
 import importlib
 import pkgutil
 from collections.abc import Mapping
-from pathlib import Path
 
 from store.frameworks import _io, registry
 from store.frameworks._context import DetectContext
+from store.frameworks._io import RootLike
 from store.frameworks._metrics import direction_of, summarize_all
 from store.frameworks.flatten import flatten, jsonable
 from store.frameworks.model import (
@@ -77,7 +77,7 @@ FRAMEWORKS: tuple[str, ...] = registry.names()
 registered ones)."""
 
 
-def detect_runs(root: Path, listing: Mapping[str, DirListing]) -> list[RunSpec]:
+def detect_runs(root: RootLike, listing: Mapping[str, DirListing]) -> list[RunSpec]:
     """Every run under ``root``, sorted by path; paths are unique."""
     ctx = DetectContext(root, listing)
     entries = registry.entries()
@@ -138,7 +138,7 @@ def _swallowed(spec: RunSpec, owners: Mapping[str, RunSpec]) -> bool:
     return False
 
 
-def _load(root: Path, spec: RunSpec) -> Loaded:
+def _load(root: RootLike, spec: RunSpec) -> Loaded:
     entry = registry.get(spec.framework)
     if entry is None:
         loaded = Loaded()
@@ -160,7 +160,7 @@ def _load(root: Path, spec: RunSpec) -> Loaded:
     return loaded
 
 
-def read_run(root: Path, spec: RunSpec) -> RunInfo:
+def read_run(root: RootLike, spec: RunSpec) -> RunInfo:
     """Params, metric summaries, times, status and metadata of one run; never raises."""
     loaded = _load(root, spec)
     try:
@@ -182,6 +182,6 @@ def read_run(root: Path, spec: RunSpec) -> RunInfo:
     )
 
 
-def read_metric_series(root: Path, spec: RunSpec) -> Series:
+def read_metric_series(root: RootLike, spec: RunSpec) -> Series:
     """Every metric's ``(step, value)`` points in logging order, for plots; never raises."""
     return {name: list(points) for name, points in _load(root, spec).series.items() if points}

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import csv
-import os
-from pathlib import Path
 
 from store.csvrows import csv_reader
 from store.frameworks import _io
+from store.frameworks._io import RootLike
 from store.frameworks._metrics import add_point
 from store.frameworks.flatten import flatten
 from store.frameworks.model import Loaded
@@ -16,7 +15,7 @@ STEP_COLUMNS = ("step", "global_step", "_step", "iteration", "iter")
 INDEX_COLUMNS = frozenset({*STEP_COLUMNS, "epoch", "timestamp", "time", "wall_time", "created_at"})
 
 
-def read_wide_csv(root: Path, rel: str, out: Loaded, step_column: str | None = None) -> bool:
+def read_wide_csv(root: RootLike, rel: str, out: Loaded, step_column: str | None = None) -> bool:
     """A CSV with a header and one column per metric (Lightning ``metrics.csv`` and kin).
 
     Empty cells are skipped (Lightning leaves most cells of a row empty); the step comes
@@ -67,7 +66,7 @@ def read_wide_csv(root: Path, rel: str, out: Loaded, step_column: str | None = N
     return True
 
 
-def read_tensorboard(root: Path, folder: str, out: Loaded) -> None:
+def read_tensorboard(root: RootLike, folder: str, out: Loaded) -> None:
     """Scalars of the ``events.out.tfevents.*`` files directly in one folder."""
     try:
         from store.frameworks.tfevents import read_scalars_dir
@@ -91,13 +90,13 @@ def read_tensorboard(root: Path, folder: str, out: Loaded) -> None:
                 out.ended = float(wall)
 
 
-def event_files(root: Path, folder: str) -> list[str]:
+def event_files(root: RootLike, folder: str) -> list[str]:
     _, files = _io.list_dir(root, folder)
     return [f for f in files if f.startswith("events.out.tfevents.")]
 
 
 def read_json_finals(
-    root: Path, rel: str, out: Loaded, step: int | None = None, *, sep: str = "/"
+    root: RootLike, rel: str, out: Loaded, step: int | None = None, *, sep: str = "/"
 ) -> bool:
     """Numeric leaves of a JSON results file as final metric values."""
     try:
@@ -121,7 +120,7 @@ def read_json_finals(
     return True
 
 
-def read_params(root: Path, rel: str, out: Loaded, prefix: str = "") -> bool:
+def read_params(root: RootLike, rel: str, out: Loaded, prefix: str = "") -> bool:
     """A YAML or JSON config file, flattened into ``out.params``."""
     try:
         data = _io.read_json(root, rel) if rel.endswith(".json") else _io.read_yaml(root, rel)
@@ -139,4 +138,5 @@ def read_params(root: Path, rel: str, out: Loaded, prefix: str = "") -> bool:
 
 
 def _missing(exc: _io.ReadError) -> bool:
-    return os.strerror(2) in str(exc)
+    """Nothing at the path, on any root (the type says so; a message differs by store)."""
+    return isinstance(exc, _io.MissingFile)

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Iterator, Mapping
-from pathlib import Path
 
-from store.frameworks._io import basename, display_name
+from store.frameworks._io import RootLike, basename, display_name, root_name
 from store.frameworks.model import DirListing, RunSpec
 
 _EMPTY = DirListing(frozenset(), frozenset())
@@ -15,7 +14,7 @@ _EMPTY = DirListing(frozenset(), frozenset())
 class DetectContext:
     """The root, its folder listing, and lookups every detector needs."""
 
-    def __init__(self, root: Path, listing: Mapping[str, DirListing]) -> None:
+    def __init__(self, root: RootLike, listing: Mapping[str, DirListing]) -> None:
         self.root = root
         self.listing = listing
         self.paths: list[str] = sorted(listing)
@@ -47,7 +46,7 @@ class DetectContext:
         return RunSpec(
             path=rel,
             framework=framework,
-            name=name if name is not None else display_name(basename(rel) or self.root.name),
+            name=name if name is not None else display_name(basename(rel) or root_name(self.root)),
             experiment=display_name(basename(parent)) if parent else None,
         )
 

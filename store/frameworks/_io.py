@@ -67,6 +67,24 @@ def as_root(root: RootLike) -> Root:
     return local
 
 
+def root_name(root: RootLike) -> str:
+    """The root folder's own name (the last part of its path or URL), which names runs
+    that sit at the root itself."""
+    if isinstance(root, (str, os.PathLike)):
+        return Path(root).name
+    return root.url.rstrip("/").rpartition("/")[2]
+
+
+def local_path(root: RootLike) -> str | None:
+    """The local folder a root reads from, or None for a root that is not on this machine
+    (an absolute path logged by a library can only be mapped into a local root)."""
+    if isinstance(root, (str, os.PathLike)):
+        return os.fspath(root)
+    if isinstance(root, LocalRoot):
+        return root.path
+    return None
+
+
 def _read_error(rel: str, exc: RootError) -> ReadError:
     """The file layer's error as this module's one-line ``ReadError``."""
     if isinstance(exc, UnsafeRelPath):

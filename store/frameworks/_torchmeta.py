@@ -14,10 +14,11 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from store.frameworks import _io
+from store.frameworks._io import RootLike
+from store.root import Reader as RootReader
 from store.root import RootError
 
 if TYPE_CHECKING:
@@ -52,7 +53,7 @@ class _Scalar:
 Reader = Callable[[_Scalar], "float | int | bool | None"]
 
 
-def read_values(root: Path, rel: str) -> dict[str, object]:
+def read_values(root: RootLike, rel: str) -> dict[str, object]:
     """The plain values of the checkpoint's top-level object; ``ReadError`` when it cannot
     be read (not a regular file, not a torch zip or pickle, too large, corrupt)."""
     from store.inspect.pickle_scan import scan_bytes
@@ -62,10 +63,7 @@ def read_values(root: Path, rel: str) -> dict[str, object]:
     try:
         head = reader.read_at(0, 4)
         if head.startswith(b"PK"):
-            fileno = getattr(reader, "fileno", None)
-            if not callable(fileno):
-                raise _io.ReadError(f"{rel}: the torch zip reader needs a local file")
-            return _from_zip(fileno(), rel)
+            return _from_zip(reader, rel)
         if head[:1] == b"\x80":
             data = reader.read_at(0, min(reader.size, MAX_PICKLE_BYTES))
             value = _values(scan_bytes(data, limit=MAX_PICKLE_BYTES, max_pickles=1), rel)
@@ -110,11 +108,11 @@ def _resolved(value: object, read: Reader | None) -> object:
     return value
 
 
-def _from_zip(fd: int, rel: str) -> dict[str, object]:
-    from store.inspect.torch_zip import TorchZipError, read_torch_zip
+def _from_zip(reader: RootReader, rel: str) -> dict[str, object]:
+    from store.inspect.torch_zip import TorchZipError, read_torch_zip_at
 
     try:
-        archive = read_torch_zip(fd)
+        archive = read_torch_zip_at(reader)
     except TorchZipError as exc:
         raise _io.ReadError(f"{rel}: {exc}") from None
     value = _values(archive.scan, rel)

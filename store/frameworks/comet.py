@@ -19,10 +19,10 @@ from __future__ import annotations
 import json
 import re
 import zipfile
-from pathlib import Path
 
 from store.frameworks import _io
 from store.frameworks._context import DetectContext
+from store.frameworks._io import RootLike
 from store.frameworks._metrics import add_point
 from store.frameworks.flatten import MAX_KEYS
 from store.frameworks.model import Loaded, RunSpec
@@ -69,7 +69,7 @@ def _member(archive: zipfile.ZipFile, name: str, cap: int) -> tuple[bytes, bool]
     return (data[:cap], True) if len(data) > cap else (data, False)
 
 
-def load(root: Path, spec: RunSpec) -> Loaded:
+def load(root: RootLike, spec: RunSpec) -> Loaded:
     out = Loaded()
     out.meta["run_id"] = spec.run_key
     try:

@@ -11,10 +11,10 @@ means the run finished.
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 from store.frameworks import _common, _io
 from store.frameworks._context import DetectContext
+from store.frameworks._io import RootLike
 from store.frameworks._metrics import add_point
 from store.frameworks.model import Loaded, RunSpec
 from store.frameworks.registry import Checkpoints, Framework, NumberedName, SeriesSource
@@ -36,7 +36,7 @@ def detect(ctx: DetectContext) -> list[RunSpec]:
     return [ctx.folder_run(rel, FRAMEWORK) for rel in ctx.paths if is_run_dir(ctx, rel)]
 
 
-def load(root: Path, spec: RunSpec) -> Loaded:
+def load(root: RootLike, spec: RunSpec) -> Loaded:
     out = Loaded()
     _common.read_params(root, _io.join(spec.path, "config.yaml"), out)
     _, files = _io.list_dir(root, spec.path)
@@ -50,7 +50,7 @@ def load(root: Path, spec: RunSpec) -> Loaded:
     return out
 
 
-def _read_metrics(root: Path, rel: str, out: Loaded) -> None:
+def _read_metrics(root: RootLike, rel: str, out: Loaded) -> None:
     data = _io.read_log(root, rel, out.warn)
     if data is None:
         return

@@ -8,11 +8,11 @@ value; newer versions add ``timestamp``).
 from __future__ import annotations
 
 import csv
-from pathlib import Path
 
 from store.csvrows import csv_reader
 from store.frameworks import _common, _io
 from store.frameworks._context import DetectContext
+from store.frameworks._io import RootLike
 from store.frameworks._metrics import add_point
 from store.frameworks.model import Loaded, RunSpec
 from store.frameworks.registry import Framework
@@ -32,7 +32,7 @@ def detect(ctx: DetectContext) -> list[RunSpec]:
         ):
             continue
         parent = _io.parent(rel)
-        owner = _io.basename(parent) if parent else ctx.root.name
+        owner = _io.basename(parent) if parent else _io.root_name(ctx.root)
         specs.append(
             RunSpec(
                 path=rel,
@@ -44,7 +44,7 @@ def detect(ctx: DetectContext) -> list[RunSpec]:
     return specs
 
 
-def load(root: Path, spec: RunSpec) -> Loaded:
+def load(root: RootLike, spec: RunSpec) -> Loaded:
     out = Loaded()
     _common.read_params(root, _io.join(spec.path, "params.yaml"), out)
     _common.read_json_finals(root, _io.join(spec.path, "metrics.json"), out)
@@ -55,7 +55,7 @@ def load(root: Path, spec: RunSpec) -> Loaded:
     return out
 
 
-def _read_tsv(root: Path, rel: str, name: str, out: Loaded) -> None:
+def _read_tsv(root: RootLike, rel: str, name: str, out: Loaded) -> None:
     data = _io.read_log(root, rel, out.warn)
     if data is None:
         return

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import fnmatch
 import sys
-from pathlib import Path
 
 from store.frameworks import _common, _io
 from store.frameworks._context import DetectContext
+from store.frameworks._io import RootLike
 from store.frameworks.model import Loaded, RunSpec
 from store.frameworks.registry import Checkpoints, Framework
 
@@ -70,7 +70,7 @@ _FINAL_FILES = ("metrics.json", "results.json", "result.json", "eval_results.jso
 _CSV_FILES = ("metrics.csv", "log.csv", "history.csv", "progress.csv", "training_log.csv")
 
 
-def rules(root: Path) -> tuple[int, tuple[str, ...]]:
+def rules(root: RootLike) -> tuple[int, tuple[str, ...]]:
     """(depth, globs) from the root's ``.artlens.toml``; (1, ()) when absent or invalid."""
     try:
         text, _ = _io.read_text(root, CONFIG_NAME, 256 * 1024)
@@ -138,7 +138,7 @@ def _has_artifact(ctx: DetectContext, rel: str) -> bool:
     return False
 
 
-def load(root: Path, spec: RunSpec) -> Loaded:
+def load(root: RootLike, spec: RunSpec) -> Loaded:
     out = Loaded()
     _, files = _io.list_dir(root, spec.path)
     for name in _PARAM_FILES:

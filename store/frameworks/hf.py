@@ -10,10 +10,10 @@ loaded.  Checkpoints sort numerically (``checkpoint-900`` before ``checkpoint-10
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 from store.frameworks import _common, _io
 from store.frameworks._context import DetectContext
+from store.frameworks._io import RootLike
 from store.frameworks.model import Loaded, RunSpec
 from store.frameworks.registry import Framework
 
@@ -43,14 +43,14 @@ def _is_hf_checkpoint(ctx: DetectContext, rel: str) -> bool:
     return bool(files & {"trainer_state.json", "training_args.bin", "optimizer.pt", "scheduler.pt"})
 
 
-def checkpoints(root: Path, folder: str) -> list[str]:
+def checkpoints(root: RootLike, folder: str) -> list[str]:
     """``checkpoint-N`` sub-folders in numeric order."""
     dirs, _ = _io.list_dir(root, folder)
     found = [d for d in dirs if CHECKPOINT_DIR.match(d)]
     return sorted(found, key=lambda d: int(d.split("-", 1)[1]))
 
 
-def load(root: Path, spec: RunSpec) -> Loaded:
+def load(root: RootLike, spec: RunSpec) -> Loaded:
     out = Loaded()
     ckpts = checkpoints(root, spec.path)
     if ckpts:
@@ -71,7 +71,7 @@ def load(root: Path, spec: RunSpec) -> Loaded:
     return out
 
 
-def _read_training_args(root: Path, folder: str, ckpts: list[str], out: Loaded) -> None:
+def _read_training_args(root: RootLike, folder: str, ckpts: list[str], out: Loaded) -> None:
     """``args.*`` params from the pickled ``TrainingArguments`` (the output dir's, else the
     newest checkpoint's), read statically: the pickle is walked, never loaded."""
     from store.frameworks import _torchmeta
@@ -82,7 +82,7 @@ def _read_training_args(root: Path, folder: str, ckpts: list[str], out: Loaded) 
         try:
             values = _torchmeta.read_values(root, rel)
         except _io.ReadError as exc:
-            if "No such file" not in str(exc):
+            if not isinstance(exc, _io.MissingFile):
                 out.warn(f"{exc}; its training arguments are not shown")
             continue
         for key, value in values.items():
@@ -100,7 +100,7 @@ def _trainer_name(tag: str) -> str:
     return tag[len("train/") :] if tag.startswith("train/") else tag
 
 
-def _merge_tensorboard(root: Path, folder: str, out: Loaded) -> None:
+def _merge_tensorboard(root: RootLike, folder: str, out: Loaded) -> None:
     """Fill in from ``runs/*`` what the newest trainer_state misses (steps after the last save)."""
     runs_dir = _io.join(folder, "runs")
     tb = Loaded()
@@ -148,7 +148,7 @@ def _compare(
 
 
 def _best_state(
-    root: Path, rels: list[str], out: Loaded
+    root: RootLike, rels: list[str], out: Loaded
 ) -> tuple[dict[str, object] | None, str | None]:
     """The trainer_state.json with the highest global_step (top-level wins ties)."""
     best: dict[str, object] | None = None
@@ -160,7 +160,7 @@ def _best_state(
         try:
             data = _io.read_json(root, rel, 64 * 1024 * 1024)
         except _io.ReadError as exc:
-            if "No such file" not in str(exc):
+            if not isinstance(exc, _io.MissingFile):
                 out.warn(str(exc))
             continue
         if not isinstance(data, dict):

@@ -14,10 +14,10 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import re
-from pathlib import Path
 
 from store.frameworks import _common, _io
 from store.frameworks._context import DetectContext
+from store.frameworks._io import RootLike
 from store.frameworks.model import Loaded, RunSpec
 from store.frameworks.registry import Framework
 
@@ -51,14 +51,14 @@ def detect(ctx: DetectContext) -> list[RunSpec]:
 
 def _run_name(ctx: DetectContext, rel: str) -> str:
     """``2024-01-02/10-11-12`` for a run, ``2024-01-02/10-11-12/3`` for a sweep job."""
-    parts = rel.split("/") if rel else [ctx.root.name]
+    parts = rel.split("/") if rel else [_io.root_name(ctx.root)]
     for index in range(len(parts) - 1):
         if _DATE.match(parts[index]) and _TIME.match(parts[index + 1]):
             return "/".join(_io.display_name(p) for p in parts[index:])
     return _io.display_name(parts[-1])
 
 
-def _job_name(root: Path, rel: str) -> str | None:
+def _job_name(root: RootLike, rel: str) -> str | None:
     try:
         data = _io.read_yaml(root, _io.join(rel, ".hydra", "hydra.yaml"), 512 * 1024)
     except _io.ReadError:
@@ -69,7 +69,7 @@ def _job_name(root: Path, rel: str) -> str | None:
     return str(name) if name is not None else None
 
 
-def add_to_run(root: Path, spec: RunSpec, out: Loaded) -> None:
+def add_to_run(root: RootLike, spec: RunSpec, out: Loaded) -> None:
     """A Hydra config in another framework's run folder: merged into that run's params."""
     if not _io.is_file(root, _io.join(spec.path, ".hydra", "config.yaml")):
         return
@@ -79,13 +79,13 @@ def add_to_run(root: Path, spec: RunSpec, out: Loaded) -> None:
         out.warn(f"{spec.path}/.hydra: {type(exc).__name__}: {exc}")
 
 
-def merge_into(root: Path, folder: str, out: Loaded) -> None:
+def merge_into(root: RootLike, folder: str, out: Loaded) -> None:
     """Add a Hydra folder's config (params the framework lacks) and overrides to ``out``."""
     _common.read_params(root, _io.join(folder, ".hydra", "config.yaml"), out)
     try:
         overrides = _io.read_yaml(root, _io.join(folder, ".hydra", "overrides.yaml"))
     except _io.ReadError as exc:
-        if "No such file" not in str(exc):
+        if not isinstance(exc, _io.MissingFile):
             out.warn(str(exc))
         overrides = None
     if isinstance(overrides, list):
@@ -93,7 +93,7 @@ def merge_into(root: Path, folder: str, out: Loaded) -> None:
     try:
         data = _io.read_yaml(root, _io.join(folder, ".hydra", "hydra.yaml"))
     except _io.ReadError as exc:
-        if "No such file" not in str(exc):
+        if not isinstance(exc, _io.MissingFile):
             out.warn(str(exc))
         return
     hydra = data.get("hydra") if isinstance(data, dict) else None
@@ -114,7 +114,7 @@ def merge_into(root: Path, folder: str, out: Loaded) -> None:
             out.meta[key] = str(value)
 
 
-def load(root: Path, spec: RunSpec) -> Loaded:
+def load(root: RootLike, spec: RunSpec) -> Loaded:
     out = Loaded()
     merge_into(root, spec.path, out)
     _, files = _io.list_dir(root, spec.path)

@@ -16,10 +16,10 @@ from __future__ import annotations
 import json
 import re
 import zipfile
-from pathlib import Path
 
 from store.frameworks import _common, _io
 from store.frameworks._context import DetectContext
+from store.frameworks._io import RootLike
 from store.frameworks.flatten import flatten
 from store.frameworks.model import Loaded, RunSpec
 from store.frameworks.registry import Checkpoints, Framework, NumberedName, SeriesSource
@@ -40,7 +40,7 @@ def _model_folders(ctx: DetectContext, rel: str) -> list[str]:
     return found
 
 
-def csv_log(root: Path, rel: str, files: frozenset[str] | list[str]) -> str | None:
+def csv_log(root: RootLike, rel: str, files: frozenset[str] | list[str]) -> str | None:
     """The folder's CSVLogger file (first line ``epoch,...``), by a 64-byte read each."""
     names = sorted(f for f in files if f.lower().endswith(_LOG_SUFFIXES))
     for name in names[:_MAX_LOG_CANDIDATES]:
@@ -67,7 +67,7 @@ def detect(ctx: DetectContext) -> list[RunSpec]:
     return specs
 
 
-def load(root: Path, spec: RunSpec) -> Loaded:
+def load(root: RootLike, spec: RunSpec) -> Loaded:
     out = Loaded()
     dirs, files = _io.list_dir(root, spec.path)
     log = csv_log(root, spec.path, files)
@@ -91,14 +91,14 @@ def load(root: Path, spec: RunSpec) -> Loaded:
     return out
 
 
-def _mtime(root: Path, rel: str) -> float:
+def _mtime(root: RootLike, rel: str) -> float:
     try:
         return _io.as_root(root).stat(rel).mtime_ns / 1e9
     except OSError:
         return 0.0
 
 
-def _read_archive_config(root: Path, rel: str, out: Loaded) -> None:
+def _read_archive_config(root: RootLike, rel: str, out: Loaded) -> None:
     try:
         stream = _io.open_stream(root, rel)
     except _io.ReadError as exc:

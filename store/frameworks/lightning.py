@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import math
 import re
-from pathlib import Path
 
 from store.frameworks import _common, _io
 from store.frameworks._context import DetectContext
+from store.frameworks._io import RootLike
 from store.frameworks.model import Loaded, RunSpec
 from store.frameworks.registry import Checkpoints, Framework, SeriesSource
 
@@ -37,7 +37,7 @@ def is_run_dir(ctx: DetectContext, rel: str) -> bool:
     entry = ctx.entry(rel)
     has_events = ctx.has_file_starting(rel, _EVENTS)
     has_ckpt_dir = "checkpoints" in entry.dirs
-    name = _io.basename(rel) if rel else ctx.root.name
+    name = _io.basename(rel) if rel else _io.root_name(ctx.root)
     if VERSION_DIR.match(name):
         return bool(entry.files & _MARKERS or has_ckpt_dir or has_events)
     if "hparams.yaml" in entry.files:
@@ -55,7 +55,7 @@ def detect(ctx: DetectContext) -> list[RunSpec]:
     return specs
 
 
-def load(root: Path, spec: RunSpec) -> Loaded:
+def load(root: RootLike, spec: RunSpec) -> Loaded:
     out = Loaded()
     _common.read_params(root, _io.join(spec.path, "hparams.yaml"), out)
     _, files = _io.list_dir(root, spec.path)
@@ -74,7 +74,7 @@ def load(root: Path, spec: RunSpec) -> Loaded:
     return out
 
 
-def _check_events(root: Path, folder: str, out: Loaded) -> None:
+def _check_events(root: RootLike, folder: str, out: Loaded) -> None:
     """Compare the event files with ``metrics.csv`` (which wins); add what only they hold."""
     events = Loaded()
     _common.read_tensorboard(root, folder, events)

@@ -7,25 +7,32 @@ ms; ``params/<key>`` files hold the value, ``metrics/<key>`` lines ``timestamp v
 ``<exp_id>/models/m-<id>/`` and join their source run as extra paths.  ``.trash`` is skipped.
 
 SQLite: opened read-only (``mode=ro``: ``immutable=1`` would be unsafe while MLflow
-writes).  A run's folder is where its ``artifact_uri`` lands under the root; a run with no
-such folder gets the unique pseudo path ``<db folder>/mlflow.db#<run_id>``.
+writes).  SQLite opens files by name, so on a root that is not local (an object store) the
+database (and its ``-wal``) is first copied through the file layer into a private temporary
+folder, up to ``MAX_COPY`` bytes; a bigger one is read on local roots only.  A run's
+folder is where its ``artifact_uri`` lands under the root; a run with no such folder gets
+the unique pseudo path ``<db folder>/mlflow.db#<run_id>``.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import shutil
 import sqlite3
+import tempfile
 import urllib.parse
-from collections.abc import Iterator
+import weakref
+from collections.abc import Callable, Iterator
 from contextlib import closing
-from pathlib import Path
 
 from store.frameworks import _io
 from store.frameworks._context import DetectContext
+from store.frameworks._io import RootLike
 from store.frameworks._metrics import add_point
 from store.frameworks.model import Loaded, RunSpec
 from store.frameworks.registry import Framework
+from store.root import RootError
 
 FRAMEWORK = "mlflow"
 DB_NAME = "mlflow.db"
@@ -41,9 +48,13 @@ _STATUS_WORDS = {
 _MODEL_DIR = re.compile(r"^m-[0-9a-f]+$")
 _MAX_DB_RUNS = 20_000
 _MAX_DB_METRIC_ROWS = 2_000_000
+MAX_COPY = 256 * 1024 * 1024
+"""Largest MLflow database (and as much again for its ``-wal``) copied from a root that is
+not local so SQLite can open it."""
+_COPY_CHUNK = 4 * 1024 * 1024
 
 
-def _yaml_dict(root: Path, rel: str) -> dict[str, object] | None:
+def _yaml_dict(root: RootLike, rel: str) -> dict[str, object] | None:
     try:
         data = _io.read_yaml(root, rel, 256 * 1024)
     except _io.ReadError:
@@ -132,17 +143,81 @@ def _with_extra(spec: RunSpec, extra: str) -> RunSpec:
 # --- SQLite backend ---------------------------------------------------------------------
 
 
-def connect(root: Path, db_rel: str) -> sqlite3.Connection:
+class _CopiedConnection(sqlite3.Connection):
+    """A connection to a private copy of a database: closing it (or losing it) removes the
+    copy."""
+
+    remove_copy: Callable[[], object] | None = None
+
+    def close(self) -> None:
+        super().close()
+        if self.remove_copy is not None:
+            self.remove_copy()
+
+
+def connect(root: RootLike, db_rel: str) -> sqlite3.Connection:
     """A read-only connection to an MLflow database under the root (``ReadError`` if not)."""
-    real = _io.regular_file(root, db_rel)
-    uri = "file:" + urllib.parse.quote(os.fsencode(real)) + "?mode=ro"
+    if _io.local_path(root) is not None:
+        real = _io.regular_file(root, db_rel)
+        uri = "file:" + urllib.parse.quote(os.fsencode(real)) + "?mode=ro"
+        try:
+            conn = sqlite3.connect(uri, uri=True, timeout=1.0)
+        except sqlite3.Error as exc:
+            raise _io.ReadError(f"{db_rel}: not a readable MLflow database ({exc})") from None
+    else:
+        conn = _connect_copy(root, db_rel)
     try:
-        conn = sqlite3.connect(uri, uri=True, timeout=1.0)
         conn.execute("PRAGMA query_only = 1")
         conn.execute("SELECT run_uuid, status, artifact_uri FROM runs LIMIT 1").fetchall()
     except sqlite3.Error as exc:
+        conn.close()
         raise _io.ReadError(f"{db_rel}: not a readable MLflow database ({exc})") from None
     return conn
+
+
+def _connect_copy(root: RootLike, db_rel: str) -> sqlite3.Connection:
+    """A connection to a private copy of a database on a root that is not local."""
+    folder = tempfile.mkdtemp(prefix="artlens-mlflow-")
+    try:
+        for suffix in ("", "-wal"):
+            if suffix and not _io.is_file(root, db_rel + suffix):
+                continue
+            _copy(root, db_rel + suffix, os.path.join(folder, DB_NAME + suffix), db_rel)
+        conn = sqlite3.connect(
+            os.path.join(folder, DB_NAME), timeout=1.0, factory=_CopiedConnection
+        )
+    except BaseException as exc:
+        shutil.rmtree(folder, ignore_errors=True)
+        if isinstance(exc, sqlite3.Error):
+            raise _io.ReadError(f"{db_rel}: not a readable MLflow database ({exc})") from None
+        raise
+    assert isinstance(conn, _CopiedConnection)
+    conn.remove_copy = weakref.finalize(conn, shutil.rmtree, folder, ignore_errors=True)
+    return conn
+
+
+def _copy(root: RootLike, rel: str, dest: str, db_rel: str) -> None:
+    """``rel`` into the local file ``dest``, through one pinned reader (``ReadError`` if
+    the file is too big or changes during the copy)."""
+    with _io.open_file(root, rel) as reader:
+        if reader.size > MAX_COPY:
+            raise _io.ReadError(
+                f"{db_rel}: larger than {MAX_COPY >> 20} MiB; "
+                "an MLflow database this big is read on local roots only"
+            )
+        try:
+            with open(dest, "xb") as out:
+                offset = 0
+                while offset < reader.size:
+                    chunk = reader.read_at(offset, min(_COPY_CHUNK, reader.size - offset))
+                    if not chunk:
+                        break
+                    out.write(chunk)
+                    offset += len(chunk)
+        except RootError as exc:  # changed under the copy: one line naming the file
+            raise _io.ReadError(str(exc)) from None
+        except OSError as exc:  # the temporary folder (a full disk)
+            raise _io.ReadError(f"{db_rel}: cannot copy to read it ({exc.strerror})") from None
 
 
 def _detect_db(ctx: DetectContext, folder: str) -> Iterator[RunSpec]:
@@ -237,9 +312,11 @@ def _map_uri(
     return None
 
 
-def _relative_to_root(root: Path, path: str) -> str | None:
-    root_abs = os.path.abspath(root)
-    for base in (root_abs, os.path.realpath(root)):
+def _relative_to_root(root: RootLike, path: str) -> str | None:
+    local = _io.local_path(root)
+    if local is None:
+        return None
+    for base in (os.path.abspath(local), os.path.realpath(local)):
         if path == base:
             return ""
         if path.startswith(base.rstrip("/") + "/"):
@@ -250,7 +327,7 @@ def _relative_to_root(root: Path, path: str) -> str | None:
 # --- reading ------------------------------------------------------------------------------
 
 
-def load(root: Path, spec: RunSpec) -> Loaded:
+def load(root: RootLike, spec: RunSpec) -> Loaded:
     out = Loaded()
     if spec.run_key:
         out.meta["run_id"] = spec.run_key
@@ -266,11 +343,11 @@ def load(root: Path, spec: RunSpec) -> Loaded:
     return out
 
 
-def _exists(root: Path, rel: str) -> bool:
+def _exists(root: RootLike, rel: str) -> bool:
     return _io.is_file(root, rel)
 
 
-def _find_db(root: Path, spec: RunSpec) -> str | None:
+def _find_db(root: RootLike, spec: RunSpec) -> str | None:
     if PSEUDO in spec.path:
         return spec.path.split(PSEUDO, 1)[0]
     folder = spec.path
@@ -282,7 +359,7 @@ def _find_db(root: Path, spec: RunSpec) -> str | None:
         folder = _io.parent(folder)
 
 
-def _load_file_store(root: Path, spec: RunSpec, out: Loaded) -> None:
+def _load_file_store(root: RootLike, spec: RunSpec, out: Loaded) -> None:
     try:
         meta = _io.read_yaml(root, _io.join(spec.path, "meta.yaml"), 256 * 1024)
     except _io.ReadError as exc:
@@ -307,7 +384,7 @@ def _load_file_store(root: Path, spec: RunSpec, out: Loaded) -> None:
         _read_metric_file(root, _io.join(metrics_dir, name), _io.display_name(name), out)
 
 
-def _read_kv_dir(root: Path, folder: str, out: Loaded) -> dict[str, str]:
+def _read_kv_dir(root: RootLike, folder: str, out: Loaded) -> dict[str, str]:
     values: dict[str, str] = {}
     for name in _io.walk_files(root, folder, 10_000):
         try:
@@ -339,7 +416,7 @@ def _apply_tags(tags: dict[str, str], out: Loaded) -> None:
         out.meta["tags"] = dict(list(user_tags.items())[:200])
 
 
-def _read_metric_file(root: Path, rel: str, name: str, out: Loaded) -> None:
+def _read_metric_file(root: RootLike, rel: str, name: str, out: Loaded) -> None:
     data = _io.read_log(root, rel, out.warn)
     if data is None:
         return
@@ -367,7 +444,7 @@ def _ms(value: object) -> float | None:
     return float(value) / 1000.0
 
 
-def _load_db(root: Path, db_rel: str, spec: RunSpec, out: Loaded) -> None:
+def _load_db(root: RootLike, db_rel: str, spec: RunSpec, out: Loaded) -> None:
     out.meta["backend"] = db_rel
     try:
         conn = connect(root, db_rel)

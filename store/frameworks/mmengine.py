@@ -13,10 +13,10 @@ assignments are read (``store.frameworks._pyconfig``), never executed.
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 from store.frameworks import _io
 from store.frameworks._context import DetectContext
+from store.frameworks._io import RootLike
 from store.frameworks._metrics import add_point
 from store.frameworks._pyconfig import parse_py_config
 from store.frameworks.flatten import flatten
@@ -53,7 +53,7 @@ def detect(ctx: DetectContext) -> list[RunSpec]:
     return [ctx.folder_run(rel, FRAMEWORK) for rel in ctx.paths if is_run_dir(ctx, rel)]
 
 
-def load(root: Path, spec: RunSpec) -> Loaded:
+def load(root: RootLike, spec: RunSpec) -> Loaded:
     out = Loaded()
     dirs, files = _io.list_dir(root, spec.path)
     logs = sorted(d for d in dirs if TIMESTAMP.match(d))
@@ -82,10 +82,10 @@ def load(root: Path, spec: RunSpec) -> Loaded:
     return out
 
 
-def _config_rel(spec: RunSpec, files: list[str], logs: list[str], root: Path) -> str | None:
+def _config_rel(spec: RunSpec, files: list[str], logs: list[str], root: RootLike) -> str | None:
     """The dumped config: ``<work dir name>.py``, else the only ``.py``, else the newest
     log folder's ``vis_data/config.py``."""
-    own = (_io.basename(spec.path) or root.name) + ".py"
+    own = (_io.basename(spec.path) or _io.root_name(root)) + ".py"
     if own in files:
         return _io.join(spec.path, own)
     scripts = [f for f in files if f.endswith(".py")]
@@ -98,7 +98,7 @@ def _config_rel(spec: RunSpec, files: list[str], logs: list[str], root: Path) ->
     return None
 
 
-def _read_scalars(root: Path, rel: str, out: Loaded) -> None:
+def _read_scalars(root: RootLike, rel: str, out: Loaded) -> None:
     data = _io.read_log(root, rel, out.warn, missing_ok=True)
     if data is None:
         return

@@ -10,10 +10,9 @@ read statically (``store.frameworks._torchmeta``: the pickle is walked, never lo
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from store.frameworks import _io, _torchmeta
 from store.frameworks._context import DetectContext
+from store.frameworks._io import RootLike
 from store.frameworks.flatten import flatten
 from store.frameworks.model import Loaded, RunSpec
 from store.frameworks.registry import Checkpoints, Framework
@@ -28,7 +27,7 @@ def detect(ctx: DetectContext) -> list[RunSpec]:
     ]
 
 
-def load(root: Path, spec: RunSpec) -> Loaded:
+def load(root: RootLike, spec: RunSpec) -> Loaded:
     out = Loaded()
     rel = _io.join(spec.path, CHECKPOINT)
     out.meta["checkpoints"] = [CHECKPOINT]

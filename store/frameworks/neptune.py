@@ -13,10 +13,9 @@ marks the run failed; a clean stop leaves no mark on disk, so that status stays 
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from store.frameworks import _io
 from store.frameworks._context import DetectContext
+from store.frameworks._io import RootLike
 from store.frameworks._metrics import add_point
 from store.frameworks.model import Loaded, RunSpec
 from store.frameworks.registry import Framework
@@ -48,7 +47,7 @@ def detect(ctx: DetectContext) -> list[RunSpec]:
     return specs
 
 
-def load(root: Path, spec: RunSpec) -> Loaded:
+def load(root: RootLike, spec: RunSpec) -> Loaded:
     out = Loaded()
     out.meta["run_id"] = spec.run_key
     _, files = _io.list_dir(root, spec.path)
@@ -60,7 +59,7 @@ def load(root: Path, spec: RunSpec) -> Loaded:
     return out
 
 
-def _replay(root: Path, rel: str, out: Loaded) -> None:
+def _replay(root: RootLike, rel: str, out: Loaded) -> None:
     data = _io.read_log(root, rel, out.warn)
     if data is None:
         return

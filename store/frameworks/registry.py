@@ -12,16 +12,16 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Literal
 
 from store.frameworks._context import DetectContext
+from store.frameworks._io import RootLike
 from store.frameworks.model import Loaded, RunSpec
 
 Detect = Callable[[DetectContext], Iterable[RunSpec]]
 Fallback = Callable[[DetectContext, list[str]], Iterable[RunSpec]]
-Load = Callable[[Path, RunSpec], Loaded]
-LoadInto = Callable[[Path, RunSpec, Loaded], None]
+Load = Callable[[RootLike, RunSpec], Loaded]
+LoadInto = Callable[[RootLike, RunSpec, Loaded], None]
 
 
 @dataclass(frozen=True)

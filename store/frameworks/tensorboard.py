@@ -3,10 +3,9 @@ is not part of another detected run (Lightning versions, HF ``runs/``)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from store.frameworks import _common
 from store.frameworks._context import DetectContext
+from store.frameworks._io import RootLike
 from store.frameworks.model import Loaded, RunSpec
 from store.frameworks.registry import Framework
 
@@ -22,7 +21,7 @@ def detect(ctx: DetectContext) -> list[RunSpec]:
     return specs
 
 
-def load(root: Path, spec: RunSpec) -> Loaded:
+def load(root: RootLike, spec: RunSpec) -> Loaded:
     out = Loaded()
     _common.read_tensorboard(root, spec.path, out)
     return out

@@ -10,10 +10,10 @@ The run is finished when the summary reached ``epochs`` (plus ``cooldown_epochs`
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 from store.frameworks import _common, _io
 from store.frameworks._context import DetectContext
+from store.frameworks._io import RootLike
 from store.frameworks.model import Loaded, RunSpec
 from store.frameworks.registry import Checkpoints, Framework, SeriesSource
 
@@ -32,7 +32,7 @@ def detect(ctx: DetectContext) -> list[RunSpec]:
     return [ctx.folder_run(rel, FRAMEWORK) for rel in ctx.paths if is_run_dir(ctx, rel)]
 
 
-def load(root: Path, spec: RunSpec) -> Loaded:
+def load(root: RootLike, spec: RunSpec) -> Loaded:
     out = Loaded()
     _common.read_params(root, _io.join(spec.path, "args.yaml"), out)
     _, files = _io.list_dir(root, spec.path)

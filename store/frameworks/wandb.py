@@ -13,11 +13,11 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import re
-from pathlib import Path
 from typing import Any
 
 from store.frameworks import _io
 from store.frameworks._context import DetectContext
+from store.frameworks._io import RootLike
 from store.frameworks._metrics import add_point
 from store.frameworks.flatten import flatten
 from store.frameworks.model import Loaded, RunSpec
@@ -34,7 +34,7 @@ def detect(ctx: DetectContext) -> list[RunSpec]:
     whatever the folder is called (the id comes from the record's name, else the folder's)."""
     specs = []
     for rel in ctx.paths:
-        name = _io.basename(rel) if rel else ctx.root.name
+        name = _io.basename(rel) if rel else _io.root_name(ctx.root)
         match = RUN_DIR.match(name)
         entry = ctx.entry(rel)
         run_id = match.group(3) if match else None
@@ -64,7 +64,7 @@ def detect(ctx: DetectContext) -> list[RunSpec]:
     return specs
 
 
-def _binary(root: Path, spec: RunSpec, out: Loaded) -> Any:
+def _binary(root: RootLike, spec: RunSpec, out: Loaded) -> Any:
     run_id = spec.run_key
     rel = _io.join(spec.path, f"run-{run_id}.wandb")
     try:
@@ -83,7 +83,7 @@ def _binary(root: Path, spec: RunSpec, out: Loaded) -> Any:
         return None
 
 
-def load(root: Path, spec: RunSpec) -> Loaded:
+def load(root: RootLike, spec: RunSpec) -> Loaded:
     out = Loaded()
     out.meta["run_id"] = spec.run_key
     files = _io.join(spec.path, "files")
@@ -121,7 +121,9 @@ def load(root: Path, spec: RunSpec) -> Loaded:
             out.started = stamp - float(runtime)
     if isinstance(metadata, dict):
         _apply_metadata(metadata, out)
-    if out.started is None and (match := RUN_DIR.match(_io.basename(spec.path) or root.name)):
+    if out.started is None and (
+        match := RUN_DIR.match(_io.basename(spec.path) or _io.root_name(root))
+    ):
         with contextlib.suppress(ValueError):
             out.started = _dt.datetime.strptime(match.group(2), "%Y%m%d_%H%M%S").timestamp()
     project = out.meta.get("project")
@@ -130,11 +132,11 @@ def load(root: Path, spec: RunSpec) -> Loaded:
     return out
 
 
-def _read_optional(root: Path, rel: str, out: Loaded, *, yaml: bool) -> object:
+def _read_optional(root: RootLike, rel: str, out: Loaded, *, yaml: bool) -> object:
     try:
         return _io.read_yaml(root, rel) if yaml else _io.read_json(root, rel)
     except _io.ReadError as exc:
-        if "No such file" not in str(exc):
+        if not isinstance(exc, _io.MissingFile):
             out.warn(str(exc))
         return None
 
@@ -169,7 +171,7 @@ def _history_row(row: object, out: Loaded) -> None:
         out.ended = stamp
 
 
-def _read_history_jsonl(root: Path, rel: str, out: Loaded) -> None:
+def _read_history_jsonl(root: RootLike, rel: str, out: Loaded) -> None:
     data = _io.read_log(root, rel, out.warn, missing_ok=True)
     if data is None:
         return

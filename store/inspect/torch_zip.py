@@ -10,12 +10,15 @@ files.  ``<archive>/data.pkl`` is walked by the scanner's symbolic walker
 
 from __future__ import annotations
 
+import io
 import os
 import struct
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from store.inspect.pickle_scan import SCAN_LIMIT, PickleScan, scan_bytes
+from store.root.stream import Ranged, ReaderStream
 
 MAX_ENTRIES = 500_000
 """Zip entries of one checkpoint; a bigger directory is refused before anything is read."""
@@ -28,12 +31,21 @@ class TorchZipError(Exception):
     """The archive cannot be read exactly; the message is one line."""
 
 
-def _pread(fd: int, offset: int, size: int) -> bytes:
-    return os.pread(fd, size, offset) if size > 0 else b""
+Pread = Callable[[int, int], bytes]
+"""``(offset, size) -> bytes``: a descriptor's ``pread`` or a file-layer reader's ``read_at``."""
 
 
-def entry_span(fd: int, file_size: int, info: zipfile.ZipInfo) -> tuple[int, int]:
+def _fd_pread(fd: int) -> Pread:
+    return lambda offset, size: os.pread(fd, size, offset) if size > 0 else b""
+
+
+def _reader_pread(reader: Ranged) -> Pread:
+    return lambda offset, size: reader.read_at(offset, size) if size > 0 else b""
+
+
+def entry_span(fd: int | Pread, file_size: int, info: zipfile.ZipInfo) -> tuple[int, int]:
     """(absolute offset, length) of a STORED entry's bytes, checked against its local header."""
+    pread = _fd_pread(fd) if isinstance(fd, int) else fd
     if info.compress_type != zipfile.ZIP_STORED:
         raise TorchZipError(
             f"{info.filename} is compressed; torch writes storages uncompressed, so this "
@@ -43,11 +55,11 @@ def entry_span(fd: int, file_size: int, info: zipfile.ZipInfo) -> tuple[int, int
         raise TorchZipError(f"{info.filename} is encrypted")
     if info.compress_size != info.file_size:
         raise TorchZipError(f"{info.filename}: stored sizes disagree")
-    local = _pread(fd, info.header_offset, 30)
+    local = pread(info.header_offset, 30)
     if len(local) < 30 or not local.startswith(ZIP_MAGIC):
         raise TorchZipError(f"{info.filename}: local header missing")
     name_len, extra_len = struct.unpack_from("<HH", local, 26)
-    name = _pread(fd, info.header_offset + 30, name_len)
+    name = pread(info.header_offset + 30, name_len)
     if name != info.orig_filename.encode("utf-8", "surrogateescape") and name != (
         info.orig_filename.encode("cp437", "replace")
     ):
@@ -62,7 +74,7 @@ def entry_span(fd: int, file_size: int, info: zipfile.ZipInfo) -> tuple[int, int
 class TorchZip:
     """``data.pkl`` of a torch zip, read statically, and the archive's storage entries."""
 
-    fd: int
+    pread: Pread
     size: int
     prefix: str
     """The archive folder (``archive/``) that holds ``data.pkl``, ``data/`` and ``byteorder``."""
@@ -81,7 +93,7 @@ class TorchZip:
         info = self.entries.get(f"{self.prefix}data/{key}")
         if info is None:
             raise TorchZipError(f"storage data/{key} is missing")
-        return entry_span(self.fd, self.size, info)
+        return entry_span(self.pread, self.size, info)
 
     def read_storage(self, key: str, end: int) -> bytes | None:
         """The first ``end`` bytes of storage ``key``, or None when they cannot be read exactly."""
@@ -91,7 +103,7 @@ class TorchZip:
             return None
         if end > length:
             return None
-        data = _pread(self.fd, start, end)
+        data = self.pread(start, end)
         return data if len(data) == end else None
 
 
@@ -99,9 +111,22 @@ def read_torch_zip(fd: int) -> TorchZip:
     """Read the torch zip open on ``fd`` (a regular file): its one ``<archive>/data.pkl``
     scanned, its entries listed.  ``TorchZipError`` when the archive is not one torch
     checkpoint that every loader reads alike (duplicate names, no or several ``data.pkl``)."""
-    size = os.fstat(fd).st_size
+    return _read(_fd_pread(fd), os.fstat(fd).st_size, lambda: os.fdopen(os.dup(fd), "rb"))
+
+
+def read_torch_zip_at(reader: Ranged) -> TorchZip:
+    """``read_torch_zip`` through a file-layer reader (any root: no descriptor needed); the
+    archive reads through ``reader``, which the caller keeps open while it uses the result."""
+    return _read(
+        _reader_pread(reader),
+        reader.size,
+        lambda: io.BufferedReader(ReaderStream(reader, owns=False), buffer_size=1 << 16),
+    )
+
+
+def _read(pread: Pread, size: int, stream_of: Callable[[], io.BufferedIOBase]) -> TorchZip:
     try:
-        with os.fdopen(os.dup(fd), "rb") as stream, zipfile.ZipFile(stream) as archive:
+        with stream_of() as stream, zipfile.ZipFile(stream) as archive:
             infos = archive.infolist()
             if len(infos) > MAX_ENTRIES:
                 raise TorchZipError(f"more than {MAX_ENTRIES} zip entries")
@@ -130,10 +155,17 @@ def read_torch_zip(fd: int) -> TorchZip:
     big_endian = False
     order = entries.get(prefix + "byteorder")
     if order is not None:
-        start, length = entry_span(fd, size, order)
-        big_endian = _pread(fd, start, min(length, 16)).strip() not in (b"little", b"")
+        start, length = entry_span(pread, size, order)
+        big_endian = pread(start, min(length, 16)).strip() not in (b"little", b"")
     scan = scan_bytes(data, max_pickles=1)
-    return TorchZip(fd, size, prefix, scan, entries, big_endian)
+    return TorchZip(pread, size, prefix, scan, entries, big_endian)
 
 
-__all__ = ["MAX_PICKLE_BYTES", "TorchZip", "TorchZipError", "entry_span", "read_torch_zip"]
+__all__ = [
+    "MAX_PICKLE_BYTES",
+    "TorchZip",
+    "TorchZipError",
+    "entry_span",
+    "read_torch_zip",
+    "read_torch_zip_at",
+]
