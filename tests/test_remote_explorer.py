@@ -340,6 +340,8 @@ async def test_ctrl_r_pulls_every_host_at_once(tmp_path: Path) -> None:
     async with app.run_test(size=(160, 40)) as pilot:
         screen = screen_of(app)
         await until(pilot, lambda: "gpu2 ✓" in status(screen), "the pull on open")
+        # the status says the pull is done; the table rereads the mirror's runs after it
+        await until(pilot, lambda: "gpu2" in names_by_host(screen), "the host's runs")
         before = names_by_host(screen)["gpu2"]
         day = root_b / "hydra" / "outputs" / "2026-11-27"
         shutil.copytree(day / "14-28-11", day / "16-00-00", symlinks=True)
