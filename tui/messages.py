@@ -33,6 +33,17 @@ class RunsLoaded(Message):
         return isinstance(message, RunsLoaded)
 
 
+@dataclass(frozen=True)
+class FolderPage:
+    """A tree folder's first page, read beside the changes that touched it: for tree
+    ``generation`` (the run shown), at the ``limit`` its refresh asked for."""
+
+    generation: int
+    key: bytes
+    limit: int
+    page: ChildPage
+
+
 @dataclass
 class IndexChanged(Message, bubble=False):
     """A delta read from the change feed: never replaces another (deltas add up).
@@ -52,6 +63,8 @@ class IndexChanged(Message, bubble=False):
     full: bool = False
     """Too many events to follow one by one: ``updated`` is every run in the index."""
     roots: tuple[tuple[int, bytes], ...] = ()
+    pages: tuple[FolderPage, ...] = ()
+    """New pages of the tree's open folders that changed (the rest the tree asks for)."""
 
 
 @dataclass
