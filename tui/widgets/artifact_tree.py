@@ -387,8 +387,9 @@ class ArtifactTree(Tree[NodeInfo]):
             return None
         return next((c for c in node.children if c.data is not None and c.data.outside), None)
 
-    def _reconcile(self, node: TreeNode[NodeInfo], page: ChildPage) -> None:
-        """Bring loaded children up to date by key: update labels, add new, drop gone."""
+    def _reconcile(self, node: TreeNode[NodeInfo], page: ChildPage, nested: bool = True) -> None:
+        """Bring loaded children up to date by key: update labels, add new, drop gone;
+        ``nested``: reload the open folders inside too (unless the caller does)."""
         now = self.clock()
         wanted = {e.key for e in page.entries}
         for child in list(node.children):
@@ -414,7 +415,7 @@ class ArtifactTree(Tree[NodeInfo]):
                     if current is self.cursor_node and entry.is_dir:
                         # The preview shows this folder's totals: let it redraw them.
                         self.post_message(Tree.NodeHighlighted(current))
-                if current.data.is_dir and current.data.loaded and current.is_expanded:
+                if nested and current.data.is_dir and current.data.loaded and current.is_expanded:
                     self._request(current, 0, refresh=True)
                 continue
             data = NodeInfo(entry.key, entry.is_dir, entry)
@@ -435,14 +436,16 @@ class ArtifactTree(Tree[NodeInfo]):
 
         A folder whose new page came read already (read for this tree, at the limit it
         still needs) is updated now, in the same turn as the runs table: no worker to
-        start, no second redraw of the screen before the tree shows the change."""
+        start, no second redraw of the screen before the tree shows the change.  With
+        ``pages``, ``keys`` must name every open folder that changed."""
         ready = {p.key: p for p in pages if p.generation == self.generation}
         for node in self._open_folders(self.root):
             if node.data is None or node.data.key not in keys:
                 continue
             page = ready.get(node.data.key)
             if page is not None and page.limit == self._refresh_limit(node):
-                self._reconcile(node, page.page)
+                # every changed open folder is in ``keys``: one inside that is not, is as it was
+                self._reconcile(node, page.page, nested=False)
             else:
                 self._request(node, 0, refresh=True)
 
