@@ -56,7 +56,8 @@ class IndexChanged(Message, bubble=False):
     removed: tuple[int, ...]
     changed_paths: frozenset[tuple[int, bytes]]
     """(root id, key) of every file or folder the events touched, and their parents."""
-    counts: IndexCounts
+    counts: IndexCounts | None
+    """None: read after the delta is shown (``IndexCounted``), so as not to delay it."""
     last_event: int
     rescanned_roots: frozenset[int] = frozenset()
     """Roots with a 'scan' event: their runs were all re-read (absent ones are gone)."""
@@ -65,6 +66,14 @@ class IndexChanged(Message, bubble=False):
     roots: tuple[tuple[int, bytes], ...] = ()
     pages: tuple[FolderPage, ...] = ()
     """New pages of the tree's open folders that changed (the rest the tree asks for)."""
+
+
+@dataclass
+class IndexCounted(Message):
+    """The index's totals, read after an ``IndexChanged`` went out without them: over a
+    million files they take longer than the rest of the change."""
+
+    counts: IndexCounts
 
 
 @dataclass

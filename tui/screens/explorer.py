@@ -39,6 +39,7 @@ from tui.messages import (
     ChecklistsLoaded,
     FolderPage,
     IndexChanged,
+    IndexCounted,
     PreviewReady,
     RunsLoaded,
     UserStateLoaded,
@@ -378,7 +379,6 @@ class ExplorerScreen(Screen[None]):
                     else:
                         updated.append(row)
             updated = query.with_flags(db, updated)
-            totals = counts(db)
             roots = tuple((rid, path) for rid, path, _ in query.roots(db))
         pages = self._changed_pages(shown, delta) if shown is not None else ()
         if worker.is_cancelled:
@@ -388,7 +388,7 @@ class ExplorerScreen(Screen[None]):
                 tuple(updated),
                 tuple(sorted(removed)),
                 delta.folders,
-                totals,
+                None,
                 delta.last_event,
                 delta.rescanned_roots,
                 delta.full,
@@ -396,6 +396,13 @@ class ExplorerScreen(Screen[None]):
                 pages,
             )
         )
+        with self.pool.connection() as db:  # count(*) and sum(size): after the change is out
+            totals = counts(db)
+        if not worker.is_cancelled:
+            self.post_message(IndexCounted(totals))
+
+    def on_index_counted(self, message: IndexCounted) -> None:
+        self.query_one(StatusLine).change(counts=message.counts)
 
     def _changed_pages(self, shown: ShownFolders, delta: Delta) -> tuple[FolderPage, ...]:
         """On the change reader's thread: new first pages of the open folders ``delta``
@@ -433,7 +440,8 @@ class ExplorerScreen(Screen[None]):
             self.marked.discard(run_id)
         for run in message.updated:
             self.runs[run.id] = run
-        self.query_one(StatusLine).change(counts=message.counts)
+        if message.counts is not None:
+            self.query_one(StatusLine).change(counts=message.counts)
         self._checklist_asked |= fresh
         self._sync_table()
         if fresh:
