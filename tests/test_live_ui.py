@@ -286,6 +286,38 @@ async def test_sizes_and_last_write_tick(live_tree: tuple[Path, Path]) -> None:
 
 
 @sync
+async def test_tree_changes_in_the_same_turn_as_the_runs_table(
+    live_tree: tuple[Path, Path],
+) -> None:
+    """The change reader reads the open folders it touched too: the tree does not wait
+    for a worker of its own (and a second redraw) after the table moved."""
+    root, db_path = live_tree
+    app = live_app(db_path, root)
+    async with app.run_test(size=(160, 40)) as pilot:
+        screen = await start(pilot)
+        key = await open_run(pilot, screen, "version_6")
+        run_id = run_id_of(screen, "version_6")
+        run_dir = root / "lightning_logs" / "version_6"
+        for step in range(3):
+            size_before = cell(screen, run_id, "size")
+            metrics_label = label(screen, key + b"/metrics.csv")
+            append(run_dir / "metrics.csv", "".join(f"0,{s},0.1,,\n" for s in range(400)))
+            started = time.monotonic()
+            while cell(screen, run_id, "size") == size_before:  # look at every turn
+                assert time.monotonic() - started < 30, "the run's size never changed"
+                await asyncio.sleep(0)
+            assert label(screen, key + b"/metrics.csv") != metrics_label, step
+            atomic_write(run_dir / "checkpoints" / f"epoch={step + 1}.ckpt", b"\0" * 64)
+            new = key + b"/checkpoints/" + f"epoch={step + 1}.ckpt".encode()
+            files_before = cell(screen, run_id, "artifacts")
+            started = time.monotonic()
+            while cell(screen, run_id, "artifacts") == files_before:
+                assert time.monotonic() - started < 30, "the run's file count never changed"
+                await asyncio.sleep(0)
+            assert node_at(screen, new) is not None, step
+
+
+@sync
 async def test_live_marker_turns_on_then_off(
     live_tree: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:

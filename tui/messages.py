@@ -33,6 +33,17 @@ class RunsLoaded(Message):
         return isinstance(message, RunsLoaded)
 
 
+@dataclass(frozen=True)
+class FolderPage:
+    """A tree folder's first page, read beside the changes that touched it: for tree
+    ``generation`` (the run shown), at the ``limit`` its refresh asked for."""
+
+    generation: int
+    key: bytes
+    limit: int
+    page: ChildPage
+
+
 @dataclass
 class IndexChanged(Message, bubble=False):
     """A delta read from the change feed: never replaces another (deltas add up).
@@ -45,13 +56,24 @@ class IndexChanged(Message, bubble=False):
     removed: tuple[int, ...]
     changed_paths: frozenset[tuple[int, bytes]]
     """(root id, key) of every file or folder the events touched, and their parents."""
-    counts: IndexCounts
+    counts: IndexCounts | None
+    """None: read after the delta is shown (``IndexCounted``), so as not to delay it."""
     last_event: int
     rescanned_roots: frozenset[int] = frozenset()
     """Roots with a 'scan' event: their runs were all re-read (absent ones are gone)."""
     full: bool = False
     """Too many events to follow one by one: ``updated`` is every run in the index."""
     roots: tuple[tuple[int, bytes], ...] = ()
+    pages: tuple[FolderPage, ...] = ()
+    """New pages of the tree's open folders that changed (the rest the tree asks for)."""
+
+
+@dataclass
+class IndexCounted(Message):
+    """The index's totals, read after an ``IndexChanged`` went out without them: over a
+    million files they take longer than the rest of the change."""
+
+    counts: IndexCounts
 
 
 @dataclass

@@ -29,7 +29,7 @@ from textual.worker import Worker, get_current_worker
 
 from store import paths
 from store.index import query
-from store.index.events import Event, events_since, fold
+from store.index.events import Delta, Event, events_since, fold
 from store.index.views import ChildPage, ReaderPool, children_page, counts
 from store.integrity import problems_of
 from store.safetext import visible
@@ -38,7 +38,9 @@ from tui.format import WARNING
 from tui.hosts import Hosts, MirrorsLoaded
 from tui.messages import (
     ChecklistsLoaded,
+    FolderPage,
     IndexChanged,
+    IndexCounted,
     PreviewReady,
     RunsLoaded,
     UserStateLoaded,
@@ -83,6 +85,10 @@ MAX_TABLE_ROWS = 1000
 """Rows the runs table holds; beyond this the filter narrows (the index may hold more)."""
 MAX_EVENTS = 20_000
 """Beyond this many pending events, reread every run instead of following them one by one."""
+MAX_PAGES_WITH_CHANGES = 8
+"""Open tree folders the change reader reads beside the changes; beyond, the tree asks."""
+ShownFolders = tuple[int, int, dict[bytes, int]]
+"""The file tree when a read of the changes began: generation, root id, open folders."""
 CHECKLIST_SLICE = 50
 """Runs whose checklists one worker step evaluates before it posts them and pauses."""
 CHECKLIST_PAUSE = 0.02
@@ -350,7 +356,11 @@ class ExplorerScreen(Screen[None]):
             return
         self._reading_changes = True
         self._changes_again = False
-        self._read_changes(self.last_event)
+        tree = self.file_tree
+        shown = None
+        if tree.root_id is not None:
+            shown = (tree.generation, tree.root_id, tree.open_folders())
+        self._read_changes(self.last_event, shown)
 
     @on(Worker.StateChanged)
     def _changes_read(self, event: Worker.StateChanged) -> None:
@@ -361,7 +371,9 @@ class ExplorerScreen(Screen[None]):
             self._start_reading_changes()
 
     @work(thread=True, exclusive=True, group="changes", exit_on_error=False)
-    def _read_changes(self, after: int) -> None:
+    def _read_changes(self, after: int, shown: ShownFolders | None = None) -> None:
+        """``shown``: the tree's (generation, root, open folders) when the read began; the
+        changed ones are read here too, so the tree shows them in the runs table's turn."""
         worker = get_current_worker()
         with self.pool.connection() as db:
             events: list[Event] = []
@@ -390,8 +402,8 @@ class ExplorerScreen(Screen[None]):
                     else:
                         updated.append(row)
             updated = query.with_flags(db, updated)
-            totals = counts(db)
             roots = tuple((rid, path) for rid, path, _ in query.roots(db))
+        pages = self._changed_pages(shown, delta) if shown is not None else ()
         if worker.is_cancelled:
             return
         self.app.post_message(  # the app hands the delta to every screen
@@ -399,12 +411,36 @@ class ExplorerScreen(Screen[None]):
                 tuple(updated),
                 tuple(sorted(removed)),
                 delta.folders,
-                totals,
+                None,
                 delta.last_event,
                 delta.rescanned_roots,
                 delta.full,
                 roots,
+                pages,
             )
+        )
+        with self.pool.connection() as db:  # count(*) and sum(size): after the change is out
+            totals = counts(db)
+        if not worker.is_cancelled:
+            self.post_message(IndexCounted(totals))
+
+    def on_index_counted(self, message: IndexCounted) -> None:
+        self.query_one(StatusLine).change(counts=message.counts)
+
+    def _changed_pages(self, shown: ShownFolders, delta: Delta) -> tuple[FolderPage, ...]:
+        """On the change reader's thread: new first pages of the open folders ``delta``
+        touched (none when too many: the tree then asks for them itself, as before)."""
+        generation, root_id, limits = shown
+        if delta.full or root_id in delta.rescanned_roots:
+            keys = set(limits)
+        else:
+            keys = {key for rid, key in delta.folders if rid == root_id and key in limits}
+        if len(keys) > MAX_PAGES_WITH_CHANGES:
+            return ()
+        tree = self.file_tree
+        return tuple(
+            FolderPage(generation, key, limits[key], tree.read_page(root_id, key, 0, limits[key]))
+            for key in sorted(keys)
         )
 
     def on_index_changed(self, message: IndexChanged) -> None:
@@ -427,7 +463,8 @@ class ExplorerScreen(Screen[None]):
             self.marked.discard(run_id)
         for run in message.updated:
             self.runs[run.id] = run
-        self.query_one(StatusLine).change(counts=message.counts)
+        if message.counts is not None:
+            self.query_one(StatusLine).change(counts=message.counts)
         self._checklist_asked |= fresh
         self._sync_table()
         if fresh:
@@ -439,9 +476,10 @@ class ExplorerScreen(Screen[None]):
             self._follow_cursor()
         elif tree.root_id is not None:
             if tree.root_id in message.rescanned_roots or message.full:
-                tree.refresh_folders({n.data.key for n in tree._open_folders(tree.root) if n.data})
+                tree.refresh_folders(set(tree.open_folders()), message.pages)
             else:
-                tree.refresh_folders({k for r, k in message.changed_paths if r == tree.root_id})
+                changed = {k for r, k in message.changed_paths if r == tree.root_id}
+                tree.refresh_folders(changed, message.pages)
         if self._preview_key is not None and (
             self._preview_key in message.changed_paths
             or self._preview_key[0] in message.rescanned_roots

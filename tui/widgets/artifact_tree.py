@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -24,7 +24,7 @@ from store.index.query import FolderEntry
 from store.index.views import PAGE_SIZE, ChildPage
 from store.integrity import problem_for
 from tui.format import DANGER, human_age, human_size
-from tui.messages import ChildrenLoaded
+from tui.messages import ChildrenLoaded, FolderPage
 
 TYPE_AHEAD_SECONDS = 1.0
 """Keys typed within this long of each other extend the jump-to-name prefix."""
@@ -244,7 +244,7 @@ class ArtifactTree(Tree[NodeInfo]):
             parent_info = node.parent.data
             folder = parent_info.key if parent_info is not None else folder
         if refresh:
-            limit = max(PAGE_SIZE, sum(1 for c in node.children if c.data and c.data.entry))
+            limit = self._refresh_limit(node)
         # Node ids are not usable here: Tree.clear() reuses them while keeping stale entries.
         self._requests += 1
         self._pending[self._requests] = node
@@ -261,13 +261,32 @@ class ArtifactTree(Tree[NodeInfo]):
         limit: int,
         refresh: bool,
     ) -> None:
+        page = self.read_page(root_id, folder, offset, limit)
+        self.post_message(ChildrenLoaded(generation, request, page, refresh))
+
+    def read_page(self, root_id: int, folder: bytes, offset: int, limit: int) -> ChildPage:
+        """One page of ``folder`` as the tree shows it (any thread: it reads the index)."""
         page = self.load_page(root_id, folder, offset, limit)
         if page.offset == 0 and len(page.entries) >= page.total:
             # The whole folder is here: numbers in names in numeric order (epoch=8 before
             # epoch=10).  A folder read in pages keeps the index's order across pages.
             ordered = sorted(page.entries, key=lambda e: (not e.is_dir, natural_key(e.name)))
             page = ChildPage(tuple(ordered), page.offset, page.total)
-        self.post_message(ChildrenLoaded(generation, request, page, refresh))
+        return page
+
+    @staticmethod
+    def _refresh_limit(node: TreeNode[NodeInfo]) -> int:
+        """How many entries a refresh of ``node`` reads: every one it shows."""
+        return max(PAGE_SIZE, sum(1 for c in node.children if c.data and c.data.entry))
+
+    def open_folders(self) -> dict[bytes, int]:
+        """The loaded, open folders, each with the limit a refresh of it reads: a reader of
+        the change feed can read their new pages beside the changes (``refresh_folders``)."""
+        return {
+            node.data.key: self._refresh_limit(node)
+            for node in self._open_folders(self.root)
+            if node.data is not None
+        }
 
     def on_tree_node_expanded(self, event: Tree.NodeExpanded[NodeInfo]) -> None:
         info = event.node.data
@@ -368,8 +387,9 @@ class ArtifactTree(Tree[NodeInfo]):
             return None
         return next((c for c in node.children if c.data is not None and c.data.outside), None)
 
-    def _reconcile(self, node: TreeNode[NodeInfo], page: ChildPage) -> None:
-        """Bring loaded children up to date by key: update labels, add new, drop gone."""
+    def _reconcile(self, node: TreeNode[NodeInfo], page: ChildPage, nested: bool = True) -> None:
+        """Bring loaded children up to date by key: update labels, add new, drop gone;
+        ``nested``: reload the open folders inside too (unless the caller does)."""
         now = self.clock()
         wanted = {e.key for e in page.entries}
         for child in list(node.children):
@@ -395,7 +415,7 @@ class ArtifactTree(Tree[NodeInfo]):
                     if current is self.cursor_node and entry.is_dir:
                         # The preview shows this folder's totals: let it redraw them.
                         self.post_message(Tree.NodeHighlighted(current))
-                if current.data.is_dir and current.data.loaded and current.is_expanded:
+                if nested and current.data.is_dir and current.data.loaded and current.is_expanded:
                     self._request(current, 0, refresh=True)
                 continue
             data = NodeInfo(entry.key, entry.is_dir, entry)
@@ -411,10 +431,22 @@ class ArtifactTree(Tree[NodeInfo]):
         if node is not None:
             self.post_message(Tree.NodeHighlighted(node))
 
-    def refresh_folders(self, keys: set[bytes]) -> None:
-        """Reload the loaded, open folders whose key is in ``keys`` (after index events)."""
+    def refresh_folders(self, keys: set[bytes], pages: Sequence[FolderPage] = ()) -> None:
+        """Reload the loaded, open folders whose key is in ``keys`` (after index events).
+
+        A folder whose new page came read already (read for this tree, at the limit it
+        still needs) is updated now, in the same turn as the runs table: no worker to
+        start, no second redraw of the screen before the tree shows the change.  With
+        ``pages``, ``keys`` must name every open folder that changed."""
+        ready = {p.key: p for p in pages if p.generation == self.generation}
         for node in self._open_folders(self.root):
-            if node.data is not None and node.data.key in keys:
+            if node.data is None or node.data.key not in keys:
+                continue
+            page = ready.get(node.data.key)
+            if page is not None and page.limit == self._refresh_limit(node):
+                # every changed open folder is in ``keys``: one inside that is not, is as it was
+                self._reconcile(node, page.page, nested=False)
+            else:
                 self._request(node, 0, refresh=True)
 
     def _open_folders(self, node: TreeNode[NodeInfo]) -> list[TreeNode[NodeInfo]]:
