@@ -40,18 +40,36 @@ from store.retention.plan import (
     PINNED,
     TRAINER_BEST,
     FsTotals,
+    Pins,
     PinSource,
     Plan,
     RootTotals,
     RunTotals,
     _account_fs,
-    _pinned_check,
     _pins_for,
     _policy_for,
     _run_metric,
     apply_budget,
 )
 from store.retention.policy import KeepRules, Policy, format_age
+
+
+def _plain_pinned(pins: Pins) -> Callable[[Candidate], bool]:
+    """The pin check as it reads: the path or a folder above it is pinned exactly or
+    matches a glob's regex (no literal pre-check, no cache)."""
+    regex = pins.globs.regex if pins.globs is not None else None
+
+    def pinned(unit: Candidate) -> bool:
+        path = unit.path
+        while path:
+            if path in pins.exact or (regex is not None and regex.fullmatch(path) is not None):
+                return True
+            cut = path.rfind("/")
+            path = path[:cut] if cut > 0 else ""
+        return False
+
+    return pinned
+
 
 _IN_CKPT_FOLDER = (
     "(CAST(parent AS TEXT) GLOB 'checkpoint[-_][0-9]*' "
@@ -304,7 +322,7 @@ def _make_plan(
         runs = load_runs(db, root_id, root)
         by_run = candidates_for_root(db, root_id, root, runs=runs, metric=_run_metric(root_policy))
         root_pins = _pins_for(root, pins, root_policy)
-        pinned = _pinned_check(root_pins)
+        pinned = _plain_pinned(root_pins)
         totals = RootTotals(root, root_policy.describe(), budget=root_policy.budget)
         pool: list[Candidate] = []
         for run_id, units in by_run.items():
