@@ -30,8 +30,8 @@ from store.retention.candidates import (
     _decode,
     _name_metric_reader,
     _numbers_of,
+    _unnumbered_best,
     load_runs,
-    order_units,
     parse_numbers,
 )
 from store.retention.plan import (
@@ -52,6 +52,20 @@ from store.retention.plan import (
     apply_budget,
 )
 from store.retention.policy import KeepRules, Policy, format_age
+
+
+def order_units(units: list[Candidate]) -> list[Candidate]:
+    """One run's units oldest first, with a key function per unit as it reads."""
+    numbered = [u for u in units if not u.is_last and not _unnumbered_best(u)]
+    if numbered and all(u.step is not None for u in numbered):
+        return sorted(
+            units, key=lambda u: (u.is_last, u.step if u.step is not None else -1, u.mtime_ns)
+        )
+    if numbered and all(u.epoch is not None for u in numbered):
+        return sorted(
+            units, key=lambda u: (u.is_last, u.epoch if u.epoch is not None else -1, u.mtime_ns)
+        )
+    return sorted(units, key=lambda u: (u.is_last, u.mtime_ns, u.step or u.epoch or -1))
 
 
 def _plain_pinned(pins: Pins) -> Callable[[Candidate], bool]:
