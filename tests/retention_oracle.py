@@ -30,8 +30,8 @@ from store.retention.candidates import (
     _decode,
     _name_metric_reader,
     _numbers_of,
+    _unnumbered_best,
     load_runs,
-    order_units,
     parse_numbers,
 )
 from store.retention.plan import (
@@ -40,18 +40,50 @@ from store.retention.plan import (
     PINNED,
     TRAINER_BEST,
     FsTotals,
+    Pins,
     PinSource,
     Plan,
     RootTotals,
     RunTotals,
     _account_fs,
-    _pinned_check,
     _pins_for,
     _policy_for,
     _run_metric,
     apply_budget,
 )
 from store.retention.policy import KeepRules, Policy, format_age
+
+
+def order_units(units: list[Candidate]) -> list[Candidate]:
+    """One run's units oldest first, with a key function per unit as it reads."""
+    numbered = [u for u in units if not u.is_last and not _unnumbered_best(u)]
+    if numbered and all(u.step is not None for u in numbered):
+        return sorted(
+            units, key=lambda u: (u.is_last, u.step if u.step is not None else -1, u.mtime_ns)
+        )
+    if numbered and all(u.epoch is not None for u in numbered):
+        return sorted(
+            units, key=lambda u: (u.is_last, u.epoch if u.epoch is not None else -1, u.mtime_ns)
+        )
+    return sorted(units, key=lambda u: (u.is_last, u.mtime_ns, u.step or u.epoch or -1))
+
+
+def _plain_pinned(pins: Pins) -> Callable[[Candidate], bool]:
+    """The pin check as it reads: the path or a folder above it is pinned exactly or
+    matches a glob's regex (no literal pre-check, no cache)."""
+    regex = pins.globs.regex if pins.globs is not None else None
+
+    def pinned(unit: Candidate) -> bool:
+        path = unit.path
+        while path:
+            if path in pins.exact or (regex is not None and regex.fullmatch(path) is not None):
+                return True
+            cut = path.rfind("/")
+            path = path[:cut] if cut > 0 else ""
+        return False
+
+    return pinned
+
 
 _IN_CKPT_FOLDER = (
     "(CAST(parent AS TEXT) GLOB 'checkpoint[-_][0-9]*' "
@@ -304,7 +336,7 @@ def _make_plan(
         runs = load_runs(db, root_id, root)
         by_run = candidates_for_root(db, root_id, root, runs=runs, metric=_run_metric(root_policy))
         root_pins = _pins_for(root, pins, root_policy)
-        pinned = _pinned_check(root_pins)
+        pinned = _plain_pinned(root_pins)
         totals = RootTotals(root, root_policy.describe(), budget=root_policy.budget)
         pool: list[Candidate] = []
         for run_id, units in by_run.items():

@@ -129,7 +129,16 @@ def test_fast_planner_matches_the_oracle(tmp_path: Path, seed: int) -> None:
             keep_best=1,
             metric=rng.choice(["val_loss", "eval_loss", "accuracy"]),
             older_than=rng.choice([None, "3d", "10d"]),
-            pin=rng.choice([(), ("**/checkpoint-100/**",), ("exp1/*",)]),
+            pin=rng.choice(
+                [
+                    (),
+                    ("**/checkpoint-100/**",),
+                    ("exp1/*",),
+                    ("**/checkpoints/epoch=1?-*",),
+                    ("exp[02]/run[!1]*/**", "**/model_final.pt"),
+                    ("**/*.ckpt",),
+                ]
+            ),
         ),
         from_flags(keep_within_budget=f"{rng.randint(0, 400)}"),
         from_flags(),

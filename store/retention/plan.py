@@ -276,9 +276,7 @@ class Pins:
         return known
 
     def _matches(self, relpath: str) -> bool:
-        return relpath in self.exact or (
-            self.globs is not None and self.globs.regex.fullmatch(relpath) is not None
-        )
+        return relpath in self.exact or (self.globs is not None and self.globs.matches(relpath))
 
 
 def _pins_for(
@@ -460,6 +458,7 @@ def _make_plan(
                     f"{root}: still {totals.over_budget_after} bytes over budget; "
                     "everything left is protected"
                 )
+        removed: list[Candidate] = []
         for run_id, units in by_run.items():
             run_totals = RunTotals(root, runs[run_id].path)
             for unit in units:
@@ -469,17 +468,16 @@ def _make_plan(
                 else:
                     run_totals.removed += 1
                     run_totals.bytes_removed += unit.size
+                    removed.append(unit)
             plan.runs.append(run_totals)
             plan.items.extend(units)
             totals.kept += run_totals.kept
             totals.removed += run_totals.removed
             totals.bytes_kept += run_totals.bytes_kept
             totals.bytes_removed += run_totals.bytes_removed
-        attach_members(
-            db, root_id, [u for u in plan.items if u.root == root and not u.keep], folder_rows
-        )
+        attach_members(db, root_id, removed, folder_rows)
         del folder_rows
-        plan.links += _describe_links(db, root_id, root, plan.items)
+        plan.links += _describe_links(db, root_id, root, removed)
         plan.roots.append(totals)
         _account_fs(fs_by_dev, root, totals.bytes_removed)
     plan.filesystems = list(fs_by_dev.values())
@@ -536,14 +534,14 @@ def _keep_link_targets(
 
 
 def _describe_links(
-    db: sqlite_utils.Database, root_id: int, root: str, items: list[Candidate]
+    db: sqlite_utils.Database, root_id: int, root: str, removals: list[Candidate]
 ) -> list[str]:
     """One line per checkpoint-named symlink: what it points at, and whether this plan
-    removes its target (the link would then dangle)."""
+    removes its target (the link would then dangle).  ``removals`` are the root's."""
     links = checkpoint_links(db, root_id)
     if not links:
         return []  # the usual case: no set of every removal's path to build
-    removed = {os.path.join(root, u.path) for u in items if u.root == root and not u.keep}
+    removed = {os.path.join(root, u.path) for u in removals}
     lines = []
     for _run_id, rel, target in links:
         where = os.path.normpath(os.path.join(root, os.path.dirname(rel), target or ""))
@@ -579,15 +577,29 @@ def _pinned_check(pins: Pins) -> Callable[[Candidate], bool]:
     if not pins:
         return lambda unit: False
     exact, globs, folder_pinned = pins.exact, pins.globs, pins._folder_pinned
+    folders = pins._folders
     fullmatch = globs.regex.fullmatch if globs is not None else None
+    needles = (globs.needles if globs is not None else None) or ("",)
 
     def pinned(unit: Candidate) -> bool:
-        """``pins.covers(unit.path)``, inlined: it runs once per checkpoint."""
+        """``pins.covers(unit.path)``, inlined: it runs once per checkpoint.  The globs'
+        literals come first (a substring test costs a fraction of the regex), then the
+        folder's cached answer."""
         path = unit.path
-        if path in exact or (fullmatch is not None and fullmatch(path) is not None):
+        if path in exact:
             return True
+        if fullmatch is not None:
+            for needle in needles:
+                if needle in path:
+                    if fullmatch(path) is not None:
+                        return True
+                    break
         cut = path.rfind("/")
-        return cut > 0 and folder_pinned(path[:cut])
+        if cut <= 0:
+            return False
+        folder = path[:cut]
+        known = folders.get(folder)
+        return folder_pinned(folder) if known is None else known
 
     return pinned
 
