@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import random
+import warnings
+
+import pytest
 
 from store.retention.globs import compile_globs, glob_literal
 
@@ -36,3 +39,24 @@ def test_prechecked_matching_agrees_with_the_regex() -> None:
             assert matcher.matches(path) == expected, (globs, path)
             checked += expected
     assert checked > 50  # the paths did match often enough for the check to mean something
+
+
+@pytest.mark.parametrize(
+    "glob", ["[z-a]*", "run[9-0]/x", "[a[b]*", "[a&&b]*", "[a~~b]*", "[a||b]*"]
+)
+def test_a_glob_a_regex_would_refuse_or_warn_about_compiles_quietly(glob: str) -> None:
+    # A pin glob comes from a config file anyone can write: it never raises nor warns.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        globs = compile_globs([glob])
+    assert globs is not None
+    assert globs.matches("nothing/like/it") is False
+
+
+def test_a_reversed_range_is_a_plain_bracket() -> None:
+    globs = compile_globs(["[z-a]*"])
+    assert globs is not None
+    assert globs.matches("[z-a]final.ckpt")
+    assert not globs.matches("b.ckpt")
+    nested = compile_globs(["[a[]x"])
+    assert nested is not None and nested.matches("[x") and nested.matches("ax")

@@ -35,9 +35,20 @@ def glob_to_regex(pattern: str) -> str:
                 out.append(re.escape(ch))
             else:
                 body = pattern[i + 1 : end]
-                if body.startswith("!"):
-                    body = "^" + body[1:]
-                out.append("[" + body.replace("\\", "\\\\") + "]")
+                negate = body.startswith("!")
+                # Characters that mean something else inside a regex class (a nested set,
+                # the set operations Python warns about) stand for themselves in a glob.
+                cls = "".join(
+                    "\\" + c if c in "\\[&~|" else c for c in (body[1:] if negate else body)
+                )
+                cls = ("^" if negate else "") + cls
+                try:
+                    re.compile(f"[{cls}]")
+                except re.error:  # a reversed range ("[z-a]"): the "[" is a plain character
+                    out.append(re.escape(ch))
+                    i += 1
+                    continue
+                out.append(f"[{cls}]")
                 i = end
         else:
             out.append(re.escape(ch))
