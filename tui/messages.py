@@ -52,6 +52,8 @@ class IndexChanged(Message, bubble=False):
     full: bool = False
     """Too many events to follow one by one: ``updated`` is every run in the index."""
     roots: tuple[tuple[int, bytes], ...] = ()
+    trash_roots: frozenset[int] = frozenset()
+    """Roots whose trash changed: a view of the trash reloads."""
 
 
 @dataclass

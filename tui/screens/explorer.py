@@ -404,6 +404,7 @@ class ExplorerScreen(Screen[None]):
                 delta.rescanned_roots,
                 delta.full,
                 roots,
+                trash_roots=delta.trash_roots,
             )
         )
 
