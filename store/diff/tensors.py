@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from store.diff._io import DiffError, RegularFile
+from store.diff._io import DiffError, FileRef, RegularFile, ref_basename
 from store.diff.structured import Change, diff_structured
 
 TensorStatus = Literal[
@@ -451,14 +451,22 @@ def compare_tensors(
     return changes
 
 
-def _header(path: str | os.PathLike[str]) -> Any:
+def _header(path: FileRef) -> Any:
+    from store.inspect._io import BoundedFile
     from store.inspect.errors import InspectError
-    from store.inspect.safetensors import read_header
+    from store.inspect.safetensors import read_header, read_header_from
 
+    name = ref_basename(path)
     try:
-        return read_header(path)
+        if not isinstance(path, tuple):
+            return read_header(path)
+        root, rel = path
+        with BoundedFile(root.open(rel), rel) as handle:
+            return read_header_from(handle)
     except InspectError as exc:
-        raise DiffError(f"{os.fsdecode(os.path.basename(path))}: {exc}") from None
+        raise DiffError(f"{name}: {exc}") from None
+    except OSError as exc:  # a root's open or read: not found, changed, unreachable
+        raise DiffError(f"{name}: {exc}") from None
 
 
 def _safetensors_refs(head: Any) -> dict[str, TensorRef]:
@@ -470,7 +478,7 @@ def _safetensors_refs(head: Any) -> dict[str, TensorRef]:
     }
 
 
-def diff_safetensors(path_a: str | os.PathLike[str], path_b: str | os.PathLike[str]) -> TensorDiff:
+def diff_safetensors(path_a: FileRef, path_b: FileRef) -> TensorDiff:
     """Per-tensor diff of two safetensors files; raises ``DiffError`` if one is invalid."""
     head_a, head_b = _header(path_a), _header(path_b)
     with RegularFile(path_a) as old, RegularFile(path_b) as new:
