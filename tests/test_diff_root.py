@@ -13,9 +13,9 @@ from store.diff import FileDiff, diff_files
 from store.diff._io import DiffError, RegularFile
 from store.diff.checkpoints import summarize_checkpoints
 from store.diff.runs import ArtifactChange
-from store.diff.tensors import TensorDiff
+from store.diff.tensors import TensorDiff, diff_safetensors
 from store.root.local import LocalRoot
-from tests.memroot import MemRoot
+from tests.memroot import MemReader, MemRoot
 
 
 def test_a_root_reader_reads_and_a_change_under_it_is_a_diff_error(tmp_path: Path) -> None:
@@ -126,3 +126,23 @@ def test_a_file_changed_on_its_root_mid_diff_is_an_error_not_a_diff(pair_folder:
             handle.read_at(0, 4)
     with pytest.raises(DiffError, match=r"cannot open 'nope\.bin'"):
         RegularFile((mem, "nope.bin"))
+
+
+class CountingRoot(MemRoot):
+    """An in-memory root that remembers what was opened."""
+
+    opened: list[str]
+
+    def open(self, rel: str) -> MemReader:
+        self.opened.append(rel)
+        return super().open(rel)
+
+
+def test_safetensors_header_and_data_come_from_one_pinned_reader(pair_folder: Path) -> None:
+    """One open per side: a rewrite between reading the header and the tensors cannot
+    pair one version's offsets with the other's bytes."""
+    root = CountingRoot(MemRoot.copy_of(pair_folder).files)
+    root.opened = []
+    result = diff_safetensors((root, "a.safetensors"), (root, "b.safetensors"))
+    assert sorted(root.opened) == ["a.safetensors", "b.safetensors"]
+    assert result.counts() == {"values_changed": 1} and len(result.metadata) == 1
