@@ -76,6 +76,11 @@ def index_id(db: sqlite_utils.Database) -> str:
     return h.hexdigest()[:24]
 
 
+def _count(text: str) -> bool:
+    """ASCII digits, few enough for int(): "²".isdigit() is true and int() refuses it."""
+    return text.isascii() and text.isdigit() and len(text) <= 18
+
+
 def parse_ranges(text: str, *, max_ranges: int = 1000) -> list[tuple[int, int]]:
     """``"3-9,12-12"`` as [(3, 9), (12, 12)]; raises ValueError on anything else."""
     out: list[tuple[int, int]] = []
@@ -83,7 +88,7 @@ def parse_ranges(text: str, *, max_ranges: int = 1000) -> list[tuple[int, int]]:
         if not part:
             continue
         lo, sep, hi = part.partition("-")
-        if not sep or not lo.isdigit() or not hi.isdigit() or len(lo) > 18 or len(hi) > 18:
+        if not sep or not _count(lo) or not _count(hi):
             raise ValueError(f"bad id range {part[:40]!r}")
         if int(lo) > int(hi):
             raise ValueError(f"bad id range {part[:40]!r}")

@@ -182,7 +182,7 @@ def _hash(
                 chunk = read_at(pos, min(CHUNK, end - pos))
                 hasher.update(chunk)
                 pos += len(chunk)
-        reader.read_at(0, 0)  # the file is still what was opened (dev, ino, size, mtime)
+        reader.read_at(0, 0)  # the file is still what was opened (dev, ino, size, mtime, ctime)
         return HashResult(hasher.hexdigest(), head, identity, version=version)
     except ChangedError:
         return changed()

@@ -97,3 +97,17 @@ def test_cat_reads_a_range_inside_a_root_only(tmp_path: Path) -> None:
         assert code == 2 and out == b"" and len(err.strip().splitlines()) == 1, bad
     code, _, err = cat(db_path, target, "0:99999999999")
     assert code == 2 and "at most" in err
+
+
+def test_digits_int_cannot_read_are_a_one_line_error(tmp_path: Path) -> None:
+    """Digits int() refuses ("²" is one to isdigit, 5000 of them): a one-line error."""
+    root, db_path = copy_fixtures(tmp_path)
+    target = next(p for p in sorted(root.rglob("*")) if p.is_file())
+    for span in ("\u00b2:3", "0:\u00b2", "1" * 5000 + ":1"):
+        code, out, err = cat(db_path, target, span)
+        assert (code, out) == (2, b"") and "--range wants OFFSET:LENGTH" in err, span
+    for ranges in ("\u00b2-3", "1-" + "9" * 5000):
+        result = CliRunner().invoke(
+            main, ["feed", "--json", "--db", str(db_path), "--recheck", ranges]
+        )
+        assert result.exit_code == 2 and "bad id range" in result.stderr, ranges

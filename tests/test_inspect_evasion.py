@@ -287,3 +287,15 @@ def test_hostile_shapes_cost_little(monkeypatch: pytest.MonkeyPatch) -> None:
     deep = b"\x80\x02" + b"(" * 200_000 + b"N" + b"t" * 200_000 + b"."
     assert scan_bytes(deep).verdict == "safe"
     assert time.monotonic() - started < 30  # generous on a loaded machine; ~1 s idle
+
+
+@pytest.mark.parametrize("code", ["f\u00b2", "f" + "9" * 5000])
+def test_a_dtype_size_int_cannot_read_is_unreadable_not_a_python_error(code: str) -> None:
+    """A dtype like "f²" (isdigit yet int refuses it) or 5000 digits: unreadable, said so."""
+    g = corpus.glob0
+    dtype = g("numpy", "dtype") + corpus.ustr(code) + b"\x89\x88\x87R"
+    state = b"}(" + corpus.ustr("shape") + b"K\x04\x85" + corpus.ustr("dtype") + dtype + b"u"
+    wrapper = g("joblib.numpy_pickle", "NumpyArrayWrapper") + b")\x81" + state + b"b"
+    result = scan_bytes(b"\x80\x02]" + wrapper + bytes(32) + b"0.")
+    assert result.verdict == "unknown"
+    assert any("unreadable dtype" in r and len(r) < 200 for r in result.reasons), result.reasons

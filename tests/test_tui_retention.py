@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from pathlib import Path
 
 import pytest
@@ -9,6 +11,8 @@ from test_retention_support import snapshot
 from textual.widgets import DataTable, Static
 
 from store.index.db import open_db
+from store.retention import service
+from store.retention.policy import from_flags
 from store.retention.trash import TRASH_DIR
 from store.userstate import UserState
 from tests.test_tui import settle, sync
@@ -148,3 +152,37 @@ async def test_usage_tab_and_help(lightning: tuple[Path, Path]) -> None:
         await pilot.pause()
         body = str(app.screen.query_one(Static).render())
         assert "Apply" in body and "Pin" in body  # the retention view's own keys
+
+
+@sync
+async def test_another_process_trashing_reloads_the_trash_tab(
+    lightning: tuple[Path, Path],
+) -> None:
+    """The change feed's trash roots reach the retention view: a CLI apply shows up."""
+    root, db_path = lightning
+    app = ArtlensApp(db_path, [root], watch=False)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        await pilot.press("r")
+        await settle(pilot)
+        screen = retention(app)
+        assert screen.trash == {}
+
+        def trash_elsewhere() -> int:
+            db = open_db(db_path, readonly=True)
+            try:
+                planned = service.make(db, adhoc=from_flags(keep_last=1))
+            finally:
+                db.close()
+            done = service.apply(planned.plan, db_path, role="cli")
+            assert done.index_updated
+            return len(done.report.done)
+
+        moved = await asyncio.to_thread(trash_elsewhere)
+        assert moved > 0
+        deadline = time.monotonic() + 30
+        while len(screen.trash) != moved:
+            assert time.monotonic() < deadline, "the trash tab did not reload"
+            await pilot.pause(0.05)
+        trash = screen.query_one("#ret-trash", DataTable)
+        assert trash.row_count == moved

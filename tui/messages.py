@@ -66,6 +66,8 @@ class IndexChanged(Message, bubble=False):
     roots: tuple[tuple[int, bytes], ...] = ()
     pages: tuple[FolderPage, ...] = ()
     """New pages of the tree's open folders that changed (the rest the tree asks for)."""
+    trash_roots: frozenset[int] = frozenset()
+    """Roots whose trash changed: a view of the trash reloads."""
 
 
 @dataclass

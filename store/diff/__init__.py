@@ -3,11 +3,12 @@
 Every engine returns typed dataclasses (``to_json()`` gives plain data) and never prints:
 the CLI and the TUI render them.  Public functions raise only ``DiffError`` (one-line
 message) for unreadable input; ``diff_files`` never raises and reports errors in its result.
+A file is a ``FileRef``: a local path, or ``(root, rel)`` on any file-layer root.
 """
 
 from __future__ import annotations
 
-from store.diff._io import DiffError
+from store.diff._io import DiffError, FileRef
 from store.diff.binary import BinaryDiff, ImageDiff, ImageInfo, diff_binary, diff_images
 from store.diff.files import DiffKind, FileDiff, diff_files, guess_kind
 from store.diff.models import ModelDiff, diff_model_files
@@ -57,6 +58,7 @@ __all__ = [
     "DiffKind",
     "DiffLine",
     "FileDiff",
+    "FileRef",
     "Hunk",
     "ImageDiff",
     "ImageInfo",

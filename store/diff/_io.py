@@ -3,7 +3,9 @@
 Artifacts are untrusted: a FIFO blocks ``open()``, a device never ends and a sparse file
 can claim terabytes.  Every diff engine reads through these helpers, which check the path
 with ``os.lstat`` first, refuse to follow a final symlink and cap every read.  Reads go
-through a file-layer ``Reader`` (``store.root``), so a diff can be handed a file of any root.
+through a file-layer ``Reader`` (``store.root``), so a diff can be handed a file of any root:
+every engine takes a ``FileRef``, a local path (its fast path: ``preadv`` on the fd) or a
+``(Root, rel)`` pair.
 """
 
 from __future__ import annotations
@@ -11,9 +13,10 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Iterator
+from typing import TypeAlias
 
 from store.errors import ArtlensError
-from store.root import ChangedError, Reader
+from store.root import ChangedError, NotAFile, Reader, Root
 from store.root.local import LocalReader
 from store.safefile import NotRegularFileError, open_regular
 
@@ -23,6 +26,20 @@ class DiffError(ArtlensError):
 
     def __init__(self, message: str) -> None:
         super().__init__(" ".join(message.split()))
+
+
+FileRef: TypeAlias = "str | os.PathLike[str] | tuple[Root, str]"
+"""A file to diff: a local path, or ``(root, rel)`` on any file-layer root."""
+
+
+def ref_name(ref: FileRef) -> str:
+    """The name a file is shown by and its kind guessed from (the rel on a root)."""
+    return ref[1] if isinstance(ref, tuple) else os.fsdecode(ref)
+
+
+def ref_basename(ref: FileRef) -> str:
+    """The last part of the name (root rels use ``/`` whatever the platform)."""
+    return os.path.basename(ref_name(ref)) if not isinstance(ref, tuple) else ref[1].rsplit("/")[-1]
 
 
 def _reason(exc: OSError) -> str:
@@ -45,8 +62,19 @@ class RegularFile:
     locally), or a file-layer ``Reader`` from any root.  A file that changes while it is
     being compared is a ``DiffError``, never a diff of mixed bytes."""
 
-    def __init__(self, source: str | os.PathLike[str] | Reader, name: str | None = None) -> None:
-        if isinstance(source, (str, os.PathLike)):
+    def __init__(self, source: FileRef | Reader, name: str | None = None) -> None:
+        if isinstance(source, tuple):
+            root, rel = source
+            label = name or rel
+            try:
+                self._reader: Reader = root.open(rel)
+            except NotAFile:
+                raise DiffError(f"{label!r} is not a regular file") from None
+            except OSError as exc:  # RootError and whatever a root's transport raises
+                reason = exc.strerror or str(exc)
+                reason = reason.removeprefix(f"{rel}: ")  # a root's errors name the file
+                raise DiffError(f"cannot open {label!r}: {reason}") from None
+        elif isinstance(source, (str, os.PathLike)):
             label = os.fsdecode(source)
             try:
                 fd, st = open_regular(source)
@@ -54,7 +82,7 @@ class RegularFile:
                 raise DiffError(f"{label!r} is not a regular file") from None
             except OSError as exc:
                 raise DiffError(f"cannot open {label!r}: {_reason(exc)}") from None
-            self._reader: Reader = LocalReader(fd, st, label)
+            self._reader = LocalReader(fd, st, label)
         else:
             label = name or ""
             self._reader = source
@@ -63,6 +91,11 @@ class RegularFile:
         fileno = getattr(self._reader, "fileno", None)
         self.fd: int = fileno() if callable(fileno) else -1
         """The descriptor of a local file (for ``preadv`` into reused buffers), else -1."""
+
+    @property
+    def reader(self) -> Reader:
+        """The file-layer reader underneath (for readers that take one, like a zip's)."""
+        return self._reader
 
     def check(self) -> None:
         """``DiffError`` if the file changed since it was opened (after reads by ``fd``)."""
@@ -106,7 +139,7 @@ class RegularFile:
         self.close()
 
 
-def read_capped(path: str | os.PathLike[str], max_bytes: int) -> tuple[bytes, bool]:
+def read_capped(path: FileRef, max_bytes: int) -> tuple[bytes, bool]:
     """At most ``max_bytes`` of a regular file, and whether the file was longer."""
     with RegularFile(path) as handle:
         data = handle.read_at(0, max_bytes)

@@ -8,14 +8,13 @@ GIF, JPEG SOF) so they work without Pillow; the share of differing pixels needs 
 from __future__ import annotations
 
 import io
-import os
 import struct
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import xxhash
 
-from store.diff._io import DiffError, RegularFile
+from store.diff._io import DiffError, FileRef, RegularFile, ref_basename
 
 CHUNK = 1 << 20
 IMAGE_HEAD = 65536
@@ -54,8 +53,8 @@ def _first_mismatch(a: bytes, b: bytes) -> int:
 
 
 def diff_binary(
-    path_a: str | os.PathLike[str],
-    path_b: str | os.PathLike[str],
+    path_a: FileRef,
+    path_b: FileRef,
     *,
     max_bytes: int | None = None,
 ) -> BinaryDiff:
@@ -181,7 +180,7 @@ def _pixel_share(data_a: bytes, data_b: bytes) -> float | None:
         return None
 
 
-def diff_images(path_a: str | os.PathLike[str], path_b: str | os.PathLike[str]) -> ImageDiff:
+def diff_images(path_a: FileRef, path_b: FileRef) -> ImageDiff:
     """Dimensions, mode and (with Pillow) share of differing pixels of two images."""
     infos: list[ImageInfo] = []
     datas: list[bytes] = []
@@ -194,7 +193,7 @@ def diff_images(path_a: str | os.PathLike[str], path_b: str | os.PathLike[str]) 
             if handle.size <= MAX_IMAGE_BYTES:
                 datas.append(head + handle.read_at(len(head), handle.size - len(head)))
             else:
-                notes.append(f"{os.fsdecode(os.path.basename(path))} too large to compare pixels")
+                notes.append(f"{ref_basename(path)} too large to compare pixels")
                 datas.append(b"")
     equal = bool(datas[0]) and datas[0] == datas[1]
     share: float | None = 0.0 if equal else None

@@ -16,10 +16,11 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from store.diff._io import DiffError, RegularFile
+from store.diff._io import DiffError, FileRef, RegularFile, ref_name
 from store.diff.runs import ArtifactChange
 from store.diff.tensors import TensorDiff, diff_safetensors
 from store.diff.torch_zip import diff_torch_zips, looks_like_torch_zip
+from store.root import Root, join
 
 MAX_FILE_BYTES = 256 << 20
 """Checkpoints larger than this (on either side) are not compared inside a run diff."""
@@ -91,9 +92,19 @@ def summarize(diff: TensorDiff) -> TensorSummary:
     )
 
 
-def _tensor_kind(path: str) -> str | None:
+Folder = bytes | tuple[Root, str]
+"""One side of a run diff: a local folder, or ``(root, rel)`` of a folder on any root."""
+
+
+def _file(folder: Folder, rel: str) -> FileRef:
+    if isinstance(folder, tuple):
+        return folder[0], join(folder[1], rel)
+    return os.fsdecode(folder + b"/" + os.fsencode(rel))
+
+
+def _tensor_kind(path: FileRef) -> str | None:
     """``safetensors`` or ``torch-zip`` from the file's name and first bytes, else None."""
-    lower = path.lower()
+    lower = ref_name(path).lower()
     if not lower.endswith(_TENSOR_SUFFIXES):
         return None
     if lower.endswith(".safetensors"):
@@ -107,7 +118,7 @@ def _tensor_kind(path: str) -> str | None:
 
 
 def summarize_checkpoints(
-    changed: Sequence[ArtifactChange], folder_a: bytes, folder_b: bytes
+    changed: Sequence[ArtifactChange], folder_a: Folder, folder_b: Folder
 ) -> list[ArtifactChange]:
     """``changed`` with a ``tensors`` summary on every checkpoint, within the budgets."""
     result: list[ArtifactChange] = []
@@ -119,9 +130,7 @@ def summarize_checkpoints(
         if any(h.startswith("symlink:") for h in hashes):
             result.append(change)
             continue
-        rel = os.fsencode(change.path)
-        path_a = os.fsdecode(folder_a + b"/" + rel)
-        path_b = os.fsdecode(folder_b + b"/" + rel)
+        path_a, path_b = _file(folder_a, change.path), _file(folder_b, change.path)
         kind = _tensor_kind(path_a)
         if kind is None or kind != _tensor_kind(path_b):
             result.append(change)

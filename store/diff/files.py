@@ -6,7 +6,7 @@ import os
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from store.diff._io import DiffError, RegularFile
+from store.diff._io import DiffError, FileRef, RegularFile, ref_name
 from store.diff.binary import BinaryDiff, ImageDiff, diff_binary, diff_images, image_info
 from store.diff.models import ModelDiff, diff_model_files
 from store.diff.structured import StructuredDiff, diff_structured_files, structured_format
@@ -41,8 +41,8 @@ class FileDiff:
         return asdict(self)
 
 
-def _suffix(path: str | os.PathLike[str]) -> str:
-    return os.path.splitext(os.fsdecode(path))[1].lower()
+def _suffix(path: FileRef) -> str:
+    return os.path.splitext(ref_name(path))[1].lower()
 
 
 def _looks_like_safetensors(head: bytes) -> bool:
@@ -60,7 +60,7 @@ def _looks_like_text(head: bytes) -> bool:
     return bad <= max(1, len(text) // 100)
 
 
-def guess_kind(path: str | os.PathLike[str], head: bytes) -> DiffKind:
+def guess_kind(path: FileRef, head: bytes) -> DiffKind:
     """The engine for a file from its name and first bytes."""
     suffix = _suffix(path)
     if suffix == ".safetensors" or _looks_like_safetensors(head) or looks_like_torch_zip(head):
@@ -80,9 +80,7 @@ def guess_kind(path: str | os.PathLike[str], head: bytes) -> DiffKind:
     return "binary"
 
 
-def _run(
-    kind: DiffKind, path_a: str | os.PathLike[str], path_b: str | os.PathLike[str]
-) -> DiffResult:
+def _run(kind: DiffKind, path_a: FileRef, path_b: FileRef) -> DiffResult:
     if kind == "text":
         return diff_files_text(path_a, path_b)
     if kind == "structured":
@@ -104,8 +102,8 @@ _FALLBACK: dict[DiffKind, DiffKind] = {"structured": "text", "table": "text", "t
 
 
 def diff_files(
-    path_a: str | os.PathLike[str],
-    path_b: str | os.PathLike[str],
+    path_a: FileRef,
+    path_b: FileRef,
     *,
     kind: DiffKind | None = None,
 ) -> FileDiff:

@@ -9,15 +9,14 @@ fallback when that refuses (a dangerous or unmappable checkpoint).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from store.diff._io import DiffError
+from store.diff._io import DiffError, FileRef, ref_basename
 from store.diff.binary import BinaryDiff, diff_binary
 from store.diff.structured import Change, diff_structured
-from store.inspect import Inspection, inspect_file
+from store.inspect import Inspection, inspect_at, inspect_file
 
 
 @dataclass
@@ -72,14 +71,14 @@ def _optional_str(value: object) -> str | None:
     return plain if isinstance(plain, str) else str(plain)
 
 
-def _inspect(path: str | os.PathLike[str]) -> tuple[Inspection | None, str | None]:
+def _inspect(path: FileRef) -> tuple[Inspection | None, str | None]:
     try:
-        return inspect_file(path), None
+        return (inspect_at(*path) if isinstance(path, tuple) else inspect_file(path)), None
     except Exception as exc:  # the inspector's own error, or anything it let through
-        return None, f"{os.path.basename(os.fsdecode(path))}: {' '.join(str(exc).split())}"
+        return None, f"{ref_basename(path)}: {' '.join(str(exc).split())}"
 
 
-def diff_model_files(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> ModelDiff:
+def diff_model_files(a: FileRef, b: FileRef) -> ModelDiff:
     """Compare what two model files hold and whether loading them would run code."""
     notes: list[str] = []
     try:

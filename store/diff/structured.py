@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from store.diff._io import DiffError, read_capped
+from store.diff._io import DiffError, FileRef, read_capped, ref_name
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -159,9 +159,9 @@ _LOADERS: dict[str, Callable[[str], object]] = {
 }
 
 
-def structured_format(path: str | os.PathLike[str]) -> str | None:
+def structured_format(path: FileRef) -> str | None:
     """``json``/``yaml``/``toml`` from the file name, or None."""
-    return STRUCTURED_SUFFIXES.get(os.path.splitext(os.fsdecode(path))[1].lower())
+    return STRUCTURED_SUFFIXES.get(os.path.splitext(ref_name(path))[1].lower())
 
 
 def parse_structured(data: bytes, fmt: str) -> object:
@@ -178,11 +178,11 @@ def parse_structured(data: bytes, fmt: str) -> object:
         raise DiffError(f"invalid {fmt}: {first}") from None
 
 
-def load_structured(path: str | os.PathLike[str], fmt: str | None = None) -> object:
+def load_structured(path: FileRef, fmt: str | None = None) -> object:
     """Parse a JSON/YAML/TOML file (at most ``MAX_CONFIG_BYTES``); raises ``DiffError``."""
     fmt = fmt or structured_format(path)
     if fmt is None:
-        raise DiffError(f"{os.fsdecode(path)!r} is not JSON, YAML or TOML by name")
+        raise DiffError(f"{ref_name(path)!r} is not JSON, YAML or TOML by name")
     data, capped = read_capped(path, MAX_CONFIG_BYTES)
     if capped:
         raise DiffError(f"config larger than {MAX_CONFIG_BYTES} bytes")
@@ -190,7 +190,7 @@ def load_structured(path: str | os.PathLike[str], fmt: str | None = None) -> obj
 
 
 def diff_structured_files(
-    path_a: str | os.PathLike[str], path_b: str | os.PathLike[str], fmt: str | None = None
+    path_a: FileRef, path_b: FileRef, fmt: str | None = None
 ) -> StructuredDiff:
     """Key-path diff of two config files; raises ``DiffError`` when one cannot be parsed.
 

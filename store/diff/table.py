@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import csv
 import math
-import os
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from store.csvrows import csv_reader
-from store.diff._io import read_capped
+from store.diff._io import FileRef, read_capped, ref_basename
 
 MAX_TABLE_BYTES = 64 * 1024 * 1024
 MAX_CELLS = 10_000
@@ -205,12 +204,12 @@ def diff_tables(old: Table, new: Table) -> TableDiff:
     )
 
 
-def diff_csv(path_a: str | os.PathLike[str], path_b: str | os.PathLike[str]) -> TableDiff:
+def diff_csv(path_a: FileRef, path_b: FileRef) -> TableDiff:
     """Diff two CSV/TSV files (delimiter sniffed); raises ``DiffError`` if unreadable."""
     tables: list[Table] = []
     for path in (path_a, path_b):
         data, capped = read_capped(path, MAX_TABLE_BYTES)
-        name = os.path.basename(os.fsdecode(path))
+        name = ref_basename(path)
         if capped:
             data = data[: data.rfind(b"\n") + 1]
         table = parse_table(data, name)

@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from store.diff._io import DiffError, RegularFile
+from store.diff._io import DiffError, FileRef, RegularFile, ref_basename
 from store.diff.structured import Change, diff_structured
 
 TensorStatus = Literal[
@@ -451,14 +451,19 @@ def compare_tensors(
     return changes
 
 
-def _header(path: str | os.PathLike[str]) -> Any:
+def _header(handle: RegularFile, name: str) -> Any:
+    """The validated header, read through the handle whose bytes are then compared (one
+    pinned reader: a rewrite between reading the header and the data cannot mix them)."""
     from store.inspect.errors import InspectError
-    from store.inspect.safetensors import read_header
+    from store.inspect.safetensors import MAX_HEADER, parse_header
 
-    try:
-        return read_header(path)
+    head = handle.read_at(0, 8)
+    length = int.from_bytes(head, "little") if len(head) == 8 else 0
+    fits = length <= MAX_HEADER and 8 + length <= handle.size
+    try:  # parse_header says what is wrong with a length that does not fit
+        return parse_header(head + (handle.read_at(8, length) if fits else b""), handle.size)
     except InspectError as exc:
-        raise DiffError(f"{os.fsdecode(os.path.basename(path))}: {exc}") from None
+        raise DiffError(f"{name}: {exc}") from None
 
 
 def _safetensors_refs(head: Any) -> dict[str, TensorRef]:
@@ -470,12 +475,10 @@ def _safetensors_refs(head: Any) -> dict[str, TensorRef]:
     }
 
 
-def diff_safetensors(path_a: str | os.PathLike[str], path_b: str | os.PathLike[str]) -> TensorDiff:
+def diff_safetensors(path_a: FileRef, path_b: FileRef) -> TensorDiff:
     """Per-tensor diff of two safetensors files; raises ``DiffError`` if one is invalid."""
-    head_a, head_b = _header(path_a), _header(path_b)
     with RegularFile(path_a) as old, RegularFile(path_b) as new:
-        if old.size != head_a.file_size or new.size != head_b.file_size:
-            raise DiffError("a file changed size while it was being compared")
+        head_a, head_b = _header(old, ref_basename(path_a)), _header(new, ref_basename(path_b))
         refs_a, refs_b = _safetensors_refs(head_a), _safetensors_refs(head_b)
         changes = compare_tensors(old, new, refs_a, refs_b)
     metadata = diff_structured(head_a.metadata, head_b.metadata)

@@ -12,13 +12,12 @@ in both sides is used as an anchor and the region becomes one replace block, fla
 from __future__ import annotations
 
 import bisect
-import os
 import re
 from collections.abc import Hashable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from store.diff._io import DiffError, read_capped
+from store.diff._io import DiffError, FileRef, read_capped
 
 LineTag = Literal["equal", "delete", "insert"]
 Opcode = tuple[str, int, int, int, int]
@@ -538,8 +537,8 @@ def split_lines(data: bytes) -> tuple[list[bytes], bool]:
 
 
 def diff_files_text(
-    path_a: str | os.PathLike[str],
-    path_b: str | os.PathLike[str],
+    path_a: FileRef,
+    path_b: FileRef,
     *,
     max_bytes: int = DEFAULT_MAX_BYTES,
     context: int = 3,

@@ -14,17 +14,16 @@ so is anything this reader cannot map exactly: a wrong answer is worse than none
 from __future__ import annotations
 
 import math
-import os
 import re
 import struct
 from dataclasses import dataclass, field
 
-from store.diff._io import DiffError, RegularFile
+from store.diff._io import DiffError, FileRef, RegularFile, ref_basename
 from store.diff.structured import Change
 from store.diff.tensors import ITEMSIZE, TensorDiff, TensorRef, compare_tensors
-from store.inspect import inspect_file
+from store.inspect import inspect_at, inspect_file
 from store.inspect.pickle_scan import Call, Global, Persistent
-from store.inspect.torch_zip import TorchZipError
+from store.inspect.torch_zip import TorchZipError, read_torch_zip_at
 from store.inspect.torch_zip import read_torch_zip as read_archive
 
 MAX_NODES = 2_000_000
@@ -229,9 +228,9 @@ class _Mapper:
             )
 
 
-def _read_checkpoint(path: str | os.PathLike[str], handle: RegularFile) -> TorchCheckpoint:
-    shown = os.path.basename(os.fsdecode(path))
-    inspection = inspect_file(path)
+def _read_checkpoint(path: FileRef, handle: RegularFile) -> TorchCheckpoint:
+    shown = ref_basename(path)
+    inspection = inspect_at(*path) if isinstance(path, tuple) else inspect_file(path)
     if inspection.verdict == "dangerous":
         found = [r for r in inspection.reasons if "dangerous" in r] or list(inspection.reasons)
         reason = found[0] if found else "it would import code"
@@ -250,10 +249,9 @@ def _read_checkpoint(path: str | os.PathLike[str], handle: RegularFile) -> Torch
 
 
 def _map(handle: RegularFile, verdict: str) -> TorchCheckpoint:
-    if handle.fd < 0:
-        raise _Unmappable("the archive reader needs a local file")
     try:
-        archive = read_archive(handle.fd)
+        # a local file is read by its descriptor; any other root's through its reader
+        archive = read_archive(handle.fd) if handle.fd >= 0 else read_torch_zip_at(handle.reader)
         if archive.big_endian:
             raise _Unmappable("storages are big-endian")
         storages = {
@@ -274,7 +272,7 @@ def _map(handle: RegularFile, verdict: str) -> TorchCheckpoint:
     return mapper.result
 
 
-def read_torch_zip(path: str | os.PathLike[str]) -> TorchCheckpoint:
+def read_torch_zip(path: FileRef) -> TorchCheckpoint:
     """Every tensor of a torch zip with where its bytes are; ``DiffError`` when refused."""
     with RegularFile(path) as handle:
         return _read_checkpoint(path, handle)
@@ -301,7 +299,7 @@ def _diff_values(old: dict[str, object], new: dict[str, object]) -> list[Change]
     return changes
 
 
-def diff_torch_zips(path_a: str | os.PathLike[str], path_b: str | os.PathLike[str]) -> TensorDiff:
+def diff_torch_zips(path_a: FileRef, path_b: FileRef) -> TensorDiff:
     """Per-tensor diff of two torch zip checkpoints, plus their non-tensor values."""
     with RegularFile(path_a) as old, RegularFile(path_b) as new:
         ck_a = _read_checkpoint(path_a, old)

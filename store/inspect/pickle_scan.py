@@ -257,7 +257,9 @@ def _itemsize(dtype: object) -> tuple[str, int | None]:
             return code, elsize
     if kind == "O":
         return code, 0
-    if not digits.isdigit():
+    # ASCII digits only, and few: "²".isdigit() is true yet int() refuses it, and int()
+    # refuses more than 4300 digits; numpy reads neither as a size.
+    if not (digits.isascii() and digits.isdigit()) or len(digits) > 18:
         return code, None
     return code, int(digits) * (4 if kind == "U" else 1)
 
@@ -391,7 +393,7 @@ class _Walker:
             inner.one(source)
             return
         if size is None:
-            raise ValueError(f"joblib array with unreadable dtype {code!r}")
+            raise ValueError(f"joblib array with unreadable dtype {code[:20]!r}")
         if state.get("numpy_array_alignment_bytes") is not None:
             pad = source.read(1)
             if not pad:

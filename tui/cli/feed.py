@@ -60,7 +60,8 @@ def _quiet_exit() -> None:
 
 def _range(text: str) -> tuple[int, int]:
     start, sep, length = text.partition(":")
-    if not sep or not start.isdigit() or not length.isdigit():
+    counts = (start, length)  # ASCII and short: "²".isdigit() is true and int() refuses it
+    if not sep or not all(t.isascii() and t.isdigit() and len(t) <= 18 for t in counts):
         raise ArtlensError("--range wants OFFSET:LENGTH (bytes)")
     return int(start), int(length)
 

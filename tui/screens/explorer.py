@@ -417,6 +417,7 @@ class ExplorerScreen(Screen[None]):
                 delta.full,
                 roots,
                 pages,
+                trash_roots=delta.trash_roots,
             )
         )
         with self.pool.connection() as db:  # count(*) and sum(size): after the change is out

@@ -279,9 +279,12 @@ class RetentionScreen(Screen[None]):
 
     def on_index_changed(self, message: IndexChanged) -> None:
         """The app hands every change-feed delta to each screen: while another writer
-        records our apply, plan again with what it recorded."""
+        records our apply, plan again with what it recorded; another process's trash,
+        restore or purge reloads the trash tab."""
         if time.monotonic() < self._follow_until:
             self.action_refresh()
+        elif message.trash_roots or message.full:
+            self._trash_worker()
 
     def on_trash_loaded(self, message: TrashLoaded) -> None:
         table = self.query_one("#ret-trash", DataTable)
