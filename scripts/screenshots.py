@@ -1,6 +1,6 @@
 """Regenerate screenshots/*.svg and *.png of every pane from the demo data.
 
-    cd /work/main && /work/venv/bin/python scripts/screenshots.py [--size 120x40]
+    .venv/bin/python scripts/screenshots.py [--size 120x40]
 
 SVGs come from ``App.save_screenshot`` under ``run_test`` (a fixed clock, so ages and
 hashes are stable).  PNGs are converted from the SVGs with ``rsvg-convert`` (Debian:
