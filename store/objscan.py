@@ -26,6 +26,7 @@ import xxhash
 
 from store import paths
 from store.hashing import Identity
+from store.index.db import write_transaction
 from store.integrity import FileCheck
 from store.kinds import refine
 from store.root import RootError
@@ -33,6 +34,10 @@ from store.root.objstore import ObjectRoot
 from store.runs import RunSync
 from store.safetext import visible
 from store.scan import IGNORED_DIR_NAMES, Indexer, ProgressFn, ScanReport, _Walk
+
+READ_WORKERS = 16
+"""Runs whose summary files are read at once (GETs in flight: the client's pool is
+s3fs's, whose event loop runs them concurrently)."""
 
 _IGNORED = frozenset(os.fsdecode(n) for n in IGNORED_DIR_NAMES)
 
@@ -132,8 +137,11 @@ class ObjectIndexer(Indexer):
                 self.object_root.release_listing()
 
     def fill_summaries(self) -> int:
+        """As ``Indexer.fill_summaries``, with the runs' small files read ``READ_WORKERS``
+        runs at a time: one at a time, a cold index waits a round trip per GET."""
         try:
-            return super().fill_summaries()
+            with write_transaction(self.db) as conn:
+                return self.runs.fill_pending(conn, self.clock(), workers=READ_WORKERS)
         finally:
             self.object_root.release_listing()
 
