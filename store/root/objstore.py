@@ -466,7 +466,11 @@ class ObjectReader:
         with self._lock:
             missing = [b for b in range(first, last + 1) if b not in self._blocks]
             if missing:
-                self._fetch(missing[0], missing[-1])
+                # the blocks of this read already cached must outlive the fetch's eviction
+                for b in range(first, last + 1):
+                    if b in self._blocks:
+                        self._blocks.move_to_end(b)
+                self._fetch(missing[0], missing[-1], keep=last - first + 1)
             data = b"".join(self._block(b) for b in range(first, last + 1))
         start = offset - first * bs
         return data[start : start + n]
@@ -485,7 +489,7 @@ class ObjectReader:
         self._blocks.move_to_end(index)
         return self._blocks[index]
 
-    def _fetch(self, first: int, last: int) -> None:
+    def _fetch(self, first: int, last: int, *, keep: int = 0) -> None:
         bs = self._root.block_size
         start, end = first * bs, min(self._size, (last + 1) * bs) - 1
         kwargs: dict[str, Any] = {
@@ -511,7 +515,7 @@ class ObjectReader:
         for i, index in enumerate(range(first, last + 1)):
             self._blocks[index] = data[i * bs : (i + 1) * bs]
             self._blocks.move_to_end(index)
-        while len(self._blocks) > max(CACHE_BLOCKS, last - first + 1):
+        while len(self._blocks) > max(CACHE_BLOCKS, last - first + 1, keep):
             self._blocks.popitem(last=False)
 
     def close(self) -> None:
