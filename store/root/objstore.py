@@ -354,6 +354,18 @@ class ObjectRoot:
         for folder in sorted(folders):
             yield folder, folders[folder]
 
+    def objects(self, rel: str = "") -> Iterator[tuple[str, dict[str, Any]]]:
+        """Every object below ``rel`` as ``(root-relative path, listing entry)``, from
+        prefix pages: the entry keeps what ``Entry`` drops (``ChecksumAlgorithm``)."""
+        prefix = self._dir_prefix(rel)
+        for page in self._pages(prefix, delimiter=None):
+            for obj in page.get("Contents", []):
+                below = obj["Key"][len(prefix) :]
+                if below == "" or (below.endswith("/") and obj["Size"] == 0):
+                    continue  # folder marker objects
+                path = key_to_rel(below)
+                yield (f"{rel}/{path}" if rel else path), obj
+
     # -- requests -----------------------------------------------------------------
 
     def call(self, op: str, **kwargs: Any) -> dict[str, Any]:
