@@ -93,13 +93,13 @@ def _flag_values(kwargs: dict[str, Any]) -> dict[str, Any]:
 
 
 def build_plan(
-    db_path: Path | None, roots: Sequence[Path], flags: dict[str, Any]
+    db_path: Path | None, roots: Sequence[Path | str], flags: dict[str, Any]
 ) -> tuple[Plan, dict[str, Policy]]:
     """The plan of the flags' policy, else each root's own (a broken policy file stops it)."""
     from store.index.db import open_db
 
     adhoc = from_flags(**flags) if flags else None
-    db = open_db(need_db(db_path, roots), readonly=True)
+    db = open_db(need_db(db_path, [r for r in roots if isinstance(r, Path)]), readonly=True)
     try:
         planned = service.make(db, resolve_roots(db, roots), adhoc=adhoc, strict=True)
     finally:
@@ -206,17 +206,29 @@ def retention_group() -> None:
 
 
 @retention_group.command("plan")
-@click.argument("roots", nargs=-1, type=click.Path(path_type=Path))
+@click.argument("roots", nargs=-1)
 @policy_flags
 @db_option
 @json_option
-def plan_cmd(roots: tuple[Path, ...], db_path: Path | None, as_json: bool, **flags: Any) -> None:
+def plan_cmd(roots: tuple[str, ...], db_path: Path | None, as_json: bool, **flags: Any) -> None:
     """What a policy keeps and removes under ROOTS (default: every indexed root), and why.
 
     Without flags each root's .artlens.toml (or the user config) is the policy.  The plan
-    is saved; `artlens retention apply PLAN_ID` acts on exactly what it shows.
+    is saved; `artlens retention apply PLAN_ID` acts on exactly what it shows.  A ROOT may
+    be an indexed s3:// URL (its index is the one `artlens index URL` wrote).
     """
-    plan, policies = build_plan(db_path, roots, _flag_values(flags))
+    from store.root import is_url
+
+    urls = [r for r in roots if is_url(r)]
+    if urls and len(urls) != len(roots):
+        raise ArtlensError("folders and URLs are planned in separate commands")
+    if urls and db_path is None:
+        from tui.cli.objstore import object_db
+
+        db_path = object_db(None, urls)
+    plan, policies = build_plan(
+        db_path, [r if is_url(r) else Path(r) for r in roots], _flag_values(flags)
+    )
     plan.save()
     if as_json:
         emit_json(plan_json(plan, policies))
@@ -292,15 +304,60 @@ def apply_cmd(
             click.echo(f"would trash {_text(item.path)}  {human_size(item.size)}")
         click.echo(f"dry run: would move {what} to the trash; add --yes to do it")
         return
+    local, buckets = _split_buckets(plan)
     with progress_bar("moving to the trash", is_terminal() and not as_json) as progress:
-        done = service.apply(plan, target, role="retention apply", progress=progress, on_busy=busy)
+        done = service.apply(local, target, role="retention apply", progress=progress, on_busy=busy)
+    batches = _apply_buckets(buckets, done.report)
     if as_json:
         emit_json(
             report_json(done.report, plan=plan.id, applied=True, index_updated=done.index_updated)
         )
         return
     print_report(done.report, "trashed")
-    click.echo("restore with `artlens trash restore ID...` or `--all`; free the space with purge")
+    if local.removals:
+        click.echo(
+            "restore with `artlens trash restore ID...` or `--all`; free the space with purge"
+        )
+    for url, batch_id in batches:
+        click.echo(
+            f"{_text(url)}: batch {batch_id}; restore with `artlens bucket restore URL "
+            f"{batch_id}`, free the space with `artlens bucket purge URL {batch_id} --yes`, "
+            "refresh the index with `artlens index URL`"
+        )
+
+
+def _split_buckets(plan: Plan) -> tuple[Plan, dict[str, list[Candidate]]]:
+    """The plan's local part, and its removals under each object-store root."""
+    from dataclasses import replace
+
+    from store.root import is_url
+
+    buckets: dict[str, list[Candidate]] = {}
+    for item in plan.removals:
+        if is_url(item.root):
+            buckets.setdefault(item.root, []).append(item)
+    if not buckets:
+        return plan, buckets
+    return replace(plan, items=[i for i in plan.items if not is_url(i.root)]), buckets
+
+
+def _apply_buckets(buckets: dict[str, list[Candidate]], report: Report) -> list[tuple[str, str]]:
+    """Trash each bucket's removals as one batch (re-checked against the plan's sizes and
+    ETags); their results join ``report``.  Returns (url, batch id) of each batch."""
+    from store.retention.bucket import apply_candidates
+    from store.root import open_root
+    from store.root.objstore import ObjectRoot
+
+    batches = []
+    for url, items in sorted(buckets.items()):
+        root = open_root(url)
+        if not isinstance(root, ObjectRoot):
+            raise ArtlensError(f"not an object-store root: {_text(url)}")
+        got, batch = apply_candidates(root, items)
+        report.done += got.done
+        report.skipped += got.skipped
+        batches.append((url, batch.batch))
+    return batches
 
 
 def _indexed(db_path: Path | None) -> list[str]:
