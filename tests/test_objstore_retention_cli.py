@@ -59,6 +59,11 @@ def test_plan_apply_restore_a_bucket(
     assert not set(removed[1:]) & set(left)
     assert left[changed] == b"written after the plan"
 
+    # the index followed: a new plan has nothing left to remove but the changed one
+    assert done["index_updated"] is True
+    again = _json("retention", "plan", url, "--keep-last", "1", "--db", db, "--json")
+    assert [i["path"] for i in again["items"] if not i["keep"]] == [changed]
+
     batch = done["done"][0]["id"]
     restored = CliRunner().invoke(main, ["bucket", "restore", url, batch])
     assert restored.exit_code == 0, restored.output

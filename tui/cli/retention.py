@@ -308,9 +308,15 @@ def apply_cmd(
     with progress_bar("moving to the trash", is_terminal() and not as_json) as progress:
         done = service.apply(local, target, role="retention apply", progress=progress, on_busy=busy)
     batches = _apply_buckets(buckets, done.report)
+    refreshed = _refresh_buckets(target, [url for url, _ in batches])
     if as_json:
         emit_json(
-            report_json(done.report, plan=plan.id, applied=True, index_updated=done.index_updated)
+            report_json(
+                done.report,
+                plan=plan.id,
+                applied=True,
+                index_updated=done.index_updated and refreshed,
+            )
         )
         return
     print_report(done.report, "trashed")
@@ -321,9 +327,10 @@ def apply_cmd(
     for url, batch_id in batches:
         click.echo(
             f"{_text(url)}: batch {batch_id}; restore with `artlens bucket restore URL "
-            f"{batch_id}`, free the space with `artlens bucket purge URL {batch_id} --yes`, "
-            "refresh the index with `artlens index URL`"
+            f"{batch_id}`, free the space with `artlens bucket purge URL {batch_id} --yes`"
         )
+    if batches and not refreshed:
+        click.echo("the index was not refreshed: run `artlens index URL`", err=True)
 
 
 def _split_buckets(plan: Plan) -> tuple[Plan, dict[str, list[Candidate]]]:
@@ -339,6 +346,28 @@ def _split_buckets(plan: Plan) -> tuple[Plan, dict[str, list[Candidate]]]:
     if not buckets:
         return plan, buckets
     return replace(plan, items=[i for i in plan.items if not is_url(i.root)]), buckets
+
+
+def _refresh_buckets(target: Path, urls: list[str]) -> bool:
+    """Re-list each bucket indexed in ``target`` (a page per 1000 keys) so the index drops
+    what was trashed; False when another process writes the index."""
+    from store.objscan import ObjectIndexer
+    from store.root import open_root
+    from store.root.objstore import ObjectRoot
+
+    if not urls:
+        return True
+    with service.as_writer(target, "retention apply", busy) as db:
+        if db is None:
+            return False
+        for url in urls:
+            root = open_root(url)
+            indexed = db.conn.execute(
+                "SELECT 1 FROM roots WHERE path = ?", [root.url.encode()]
+            ).fetchone()
+            if isinstance(root, ObjectRoot) and indexed:
+                ObjectIndexer(db, root).scan()
+    return True
 
 
 def _apply_buckets(buckets: dict[str, list[Candidate]], report: Report) -> list[tuple[str, str]]:
