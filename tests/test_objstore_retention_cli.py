@@ -1,6 +1,7 @@
 """``artlens retention plan|apply`` on an indexed s3:// root, against a real S3 server on
 loopback: the same plan and report JSON as for a folder, a dry run unless --yes, every
-object re-checked against the plan, and ``artlens bucket restore`` brings back every byte."""
+object re-checked against the plan, and ``artlens trash restore BATCH --root URL`` brings
+back every byte."""
 
 from __future__ import annotations
 
@@ -65,10 +66,19 @@ def test_plan_apply_restore_a_bucket(
     assert [i["path"] for i in again["items"] if not i["keep"]] == [changed]
 
     batch = done["done"][0]["id"]
-    restored = CliRunner().invoke(main, ["bucket", "restore", url, batch])
-    assert restored.exit_code == 0, restored.output
+    restored = _json("trash", "restore", batch, "--root", url, "--db", db, "--json")
+    assert sorted(i["path"] for i in restored["done"]) == removed[1:]
+    assert restored["skipped"] == [] and restored["index_updated"] is True
     after = {k: v for k, v in s3_server.contents(bucket).items() if ".artlens-trash" not in k}
     assert after == {**before, changed: b"written after the plan"}
+    # the index has them again: the same plan as before
+    again = _json("retention", "plan", url, "--keep-last", "1", "--db", db, "--json")
+    assert sorted(i["path"] for i in again["items"] if not i["keep"]) == removed
+
+    missing = CliRunner().invoke(
+        main, ["trash", "restore", "no-such-batch", "--root", url, "--db", db]
+    )
+    assert missing.exit_code == 2 and "no batch" in missing.output
 
 
 def test_bucket_and_folder_roots_are_planned_apart(tmp_path: Path) -> None:

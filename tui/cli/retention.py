@@ -326,8 +326,9 @@ def apply_cmd(
         )
     for url, batch_id in batches:
         click.echo(
-            f"{_text(url)}: batch {batch_id}; restore with `artlens bucket restore URL "
-            f"{batch_id}`, free the space with `artlens bucket purge URL {batch_id} --yes`"
+            f"{_text(url)}: batch {batch_id}; restore with `artlens trash restore "
+            f"{batch_id} --root URL`, free the space with `artlens bucket purge URL "
+            f"{batch_id} --yes`"
         )
     if batches and not refreshed:
         click.echo("the index was not refreshed: run `artlens index URL`", err=True)
@@ -368,6 +369,49 @@ def _refresh_buckets(target: Path, urls: list[str]) -> bool:
             if isinstance(root, ObjectRoot) and indexed:
                 ObjectIndexer(db, root).scan()
     return True
+
+
+def _restore_buckets(urls: list[str], batches: Sequence[str]) -> Report:
+    """Restore each batch (an id `retention apply` reported) from whichever of the
+    buckets at ``urls`` holds its manifest; a batch none holds is an error."""
+    from store.retention.bucket import BucketTrash
+    from store.retention.trash import ItemResult
+    from store.root import RootError, open_root
+    from store.root.objstore import ObjectRoot
+
+    report = Report()
+    trashes = []
+    for url in urls:
+        root = open_root(url)
+        if not isinstance(root, ObjectRoot):
+            raise ArtlensError(f"not an object-store root: {_text(url)}")
+        trashes.append(BucketTrash(root))
+    for batch_id in batches:
+        for trash in trashes:
+            try:
+                batch = trash.load(batch_id)
+            except (RootError, ArtlensError):
+                continue
+            was = {item.rel for item in batch.items if item.state == "trashed"}
+            batch = trash.restore(batch)
+            for item in batch.items:
+                if item.rel not in was:
+                    continue
+                if item.state == "restored":
+                    report.done.append(
+                        ItemResult(batch.url, item.rel, "restored", "", item.size, batch.batch)
+                    )
+                else:
+                    reason = f"{item.state}: {item.note}" if item.note else item.state
+                    report.skipped.append(
+                        ItemResult(batch.url, item.rel, "skipped", reason, item.size, batch.batch)
+                    )
+            break
+        else:
+            raise ArtlensError(
+                f"no batch {paths.display(batch_id)!r} in {', '.join(_text(u) for u in urls)}"
+            )
+    return report
 
 
 def _apply_buckets(buckets: dict[str, list[Candidate]], report: Report) -> list[tuple[str, str]]:
@@ -440,15 +484,20 @@ def root_option(func: F) -> F:
         "--root",
         "roots",
         multiple=True,
-        type=click.Path(path_type=Path),
         help="Only this root's trash (repeatable; default: every indexed root).",
     )(func)
 
 
-def trash_roots(db_path: Path | None, roots: Sequence[Path]) -> tuple[Path, list[str]]:
+def trash_roots(db_path: Path | None, roots: Sequence[Path | str]) -> tuple[Path, list[str]]:
     from store.index.db import open_db
+    from store.root import is_url
 
-    target = need_db(db_path, roots)
+    urls = [os.fspath(r) for r in roots if is_url(os.fspath(r))]
+    if urls and db_path is None:
+        from tui.cli.objstore import object_db
+
+        db_path = object_db(None, urls)
+    target = need_db(db_path, [Path(r) for r in roots if not is_url(os.fspath(r))])
     db = open_db(target, readonly=True)
     try:
         return target, resolve_roots(db, roots)
@@ -472,7 +521,7 @@ def trash_group() -> None:
 @root_option
 @db_option
 @json_option
-def trash_list_cmd(roots: tuple[Path, ...], db_path: Path | None, as_json: bool) -> None:
+def trash_list_cmd(roots: tuple[str, ...], db_path: Path | None, as_json: bool) -> None:
     """Everything in the trash of each root, oldest first."""
     _, chosen = trash_roots(db_path, roots)
     entries = _entries(chosen)
@@ -500,14 +549,30 @@ def trash_list_cmd(roots: tuple[Path, ...], db_path: Path | None, as_json: bool)
 def trash_restore_cmd(
     ids: tuple[str, ...],
     restore_all: bool,
-    roots: tuple[Path, ...],
+    roots: tuple[str, ...],
     db_path: Path | None,
     as_json: bool,
 ) -> None:
     """Move trashed items back to where they were, byte-identical (IDs or a prefix of 6+)."""
+    from store.root import is_url
+
     if bool(ids) == restore_all:
         raise ArtlensError("give trash IDs (see `artlens trash list`) or --all")
     target, chosen = trash_roots(db_path, roots)
+    urls = [r for r in chosen if is_url(r)]
+    if urls:
+        if len(urls) != len(chosen) or restore_all:
+            raise ArtlensError(
+                "a bucket's trash is restored by batch, apart from folders: "
+                "`artlens trash restore BATCH --root URL`"
+            )
+        report = _restore_buckets(urls, ids)
+        refreshed = _refresh_buckets(target, urls)
+        if as_json:
+            emit_json(report_json(report, index_updated=refreshed))
+            return
+        print_report(report, "restored")
+        return
     entries = _entries(chosen)
     wanted: dict[str, list[str]] = {}
     for prefix in ids:
@@ -540,7 +605,7 @@ def trash_restore_cmd(
 @db_option
 @json_option
 def trash_purge_cmd(
-    older_than: str, yes: bool, roots: tuple[Path, ...], db_path: Path | None, as_json: bool
+    older_than: str, yes: bool, roots: tuple[str, ...], db_path: Path | None, as_json: bool
 ) -> None:
     """Delete for good what has been in the trash longer than AGE (0 for everything)."""
     try:
@@ -585,7 +650,7 @@ def trash_purge_cmd(
 @root_option
 @db_option
 @json_option
-def trash_log_cmd(roots: tuple[Path, ...], db_path: Path | None, as_json: bool) -> None:
+def trash_log_cmd(roots: tuple[str, ...], db_path: Path | None, as_json: bool) -> None:
     """Who applied, restored or purged what, and when (the audit log of each root's trash)."""
     _, chosen = trash_roots(db_path, roots)
     rows: list[tuple[str, AuditRecord]] = []
