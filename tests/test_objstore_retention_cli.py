@@ -86,3 +86,30 @@ def test_bucket_and_folder_roots_are_planned_apart(tmp_path: Path) -> None:
         main, ["retention", "plan", "s3://some-bucket", str(tmp_path), "--keep-last", "1"]
     )
     assert result.exit_code == 2 and "separate commands" in result.output
+
+
+def test_the_folder_trash_never_takes_a_bucket_item(
+    s3_server: S3Server,
+    fresh_bucket: Callable[..., str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A plan with bucket items given to the folder trash (as the explorer's apply does)
+    skips them: ``s3://b/x`` must never resolve to ``./s3:/b/x`` in the working folder."""
+    from store.retention.plan import load_plan
+    from store.retention.trash import apply_plan
+
+    bucket = fresh_bucket(versioned=False)
+    url = f"s3://{bucket}"
+    db = str(tmp_path / "bucket.db")
+    _json("index", url, "--db", db, "--json")
+    plan_json = _json("retention", "plan", url, "--keep-last", "1", "--db", db, "--json")
+    plan = load_plan(Path(plan_json["saved_to"]))
+    decoy = tmp_path / "cwd" / "s3:" / bucket / plan.removals[0].path
+    decoy.parent.mkdir(parents=True)
+    decoy.write_bytes(b"a local file")
+    monkeypatch.chdir(tmp_path / "cwd")
+    report = apply_plan(plan)
+    assert report.done == [] and len(report.skipped) == len(plan.removals) == 6
+    assert all("object-store root" in s.reason for s in report.skipped)
+    assert decoy.read_bytes() == b"a local file"

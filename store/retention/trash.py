@@ -49,6 +49,7 @@ from store.paths import key, prefix_range
 from store.retention import audit
 from store.retention.candidates import Candidate
 from store.retention.plan import Plan
+from store.root import is_url
 
 TRASH_DIR = ".artlens-trash"
 MANIFEST = "manifest.jsonl"
@@ -637,6 +638,12 @@ def apply_plan(
     removals = plan.removals
     by_root: dict[str, list[Candidate]] = {}
     for item in removals:
+        if is_url(item.root):
+            # never a local path (it would resolve in the working folder): buckets have
+            # their own trash (store.retention.bucket.apply_candidates)
+            reason = "an object-store root: apply it with `artlens retention apply`"
+            report.skipped.append(ItemResult(item.root, item.path, "skipped", reason))
+            continue
         by_root.setdefault(item.root, []).append(item)
     for root_arg in by_root:
         _precheck(root_arg, owners_only=True)
