@@ -113,3 +113,25 @@ def test_the_folder_trash_never_takes_a_bucket_item(
     assert report.done == [] and len(report.skipped) == len(plan.removals) == 6
     assert all("object-store root" in s.reason for s in report.skipped)
     assert decoy.read_bytes() == b"a local file"
+
+
+def test_folder_trash_commands_never_read_a_bucket_root_as_a_path(
+    s3_server: S3Server,
+    fresh_bucket: Callable[..., str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`trash list` and `trash purge` on a bucket's index say the root is a bucket; a
+    ``./s3:/<bucket>/.artlens-trash`` in the working folder is neither listed nor purged."""
+    bucket = fresh_bucket(versioned=False)
+    url = f"s3://{bucket}"
+    db = str(tmp_path / "bucket.db")
+    _json("index", url, "--db", db, "--json")
+    decoy = tmp_path / "cwd" / "s3:" / bucket / ".artlens-trash" / "x"
+    decoy.parent.mkdir(parents=True)
+    decoy.write_bytes(b"local")
+    monkeypatch.chdir(tmp_path / "cwd")
+    listed = CliRunner().invoke(main, ["trash", "list", "--db", db])
+    assert "keeps its trash in the bucket" in listed.output
+    CliRunner().invoke(main, ["trash", "purge", "--older-than", "0s", "--yes", "--db", db])
+    assert decoy.read_bytes() == b"local"
