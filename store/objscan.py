@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import cast
 
@@ -26,6 +27,7 @@ import xxhash
 
 from store import paths
 from store.hashing import Identity
+from store.index.db import write_transaction
 from store.integrity import FileCheck
 from store.kinds import refine
 from store.root import RootError
@@ -33,6 +35,10 @@ from store.root.objstore import ObjectRoot
 from store.runs import RunSync
 from store.safetext import visible
 from store.scan import IGNORED_DIR_NAMES, Indexer, ProgressFn, ScanReport, _Walk
+
+READ_WORKERS = 16
+"""Runs whose summary files are read at once (GETs in flight: the client's pool is
+s3fs's, whose event loop runs them concurrently)."""
 
 _IGNORED = frozenset(os.fsdecode(n) for n in IGNORED_DIR_NAMES)
 
@@ -64,6 +70,10 @@ class ObjectIndexer(Indexer):
         self.runs = RunSync(db, cast(Path, root), self.root_id, clock=clock)
         self._summaries = True
         self._read_ahead = False
+        self._settled: dict[
+            tuple[bytes, int], tuple[str | None, str, str, str | None, str | None]
+        ] = {}
+        """Verdicts made ahead, by (path, identity number), for ``_hash_one``."""
 
     def root_identity(self) -> tuple[int, int] | None:
         return None
@@ -132,16 +142,73 @@ class ObjectIndexer(Indexer):
                 self.object_root.release_listing()
 
     def fill_summaries(self) -> int:
+        """As ``Indexer.fill_summaries``, with the runs' small files read ``READ_WORKERS``
+        runs at a time: one at a time, a cold index waits a round trip per GET."""
         try:
-            return super().fill_summaries()
+            with write_transaction(self.db) as conn:
+                return self.runs.fill_pending(conn, self.clock(), workers=READ_WORKERS)
         finally:
             self.object_root.release_listing()
+
+    def hash_pending(
+        self,
+        *,
+        limit: int | None = None,
+        should_stop: Callable[[], bool] | None = None,
+        progress: ProgressFn | None = None,
+        batch: int = 256,
+        max_bytes: int | None = None,
+    ) -> int:
+        """As ``Indexer.hash_pending`` (the same rows, order and writes), with each batch's
+        sniffs and inspections made ``READ_WORKERS`` objects at a time first: one at a
+        time, the pass waits a round trip per object."""
+        total = self.db.conn.execute(
+            "SELECT count(*) FROM artifacts WHERE root_id = ? AND hash_state = 'pending'",
+            [self.root_id],
+        ).fetchone()[0]
+        if limit is not None:
+            total = min(total, limit)
+        done = 0
+        while done < total:
+            if should_stop is not None and should_stop():
+                break
+            rows = self.db.conn.execute(
+                "SELECT path, kind, inode FROM artifacts WHERE root_id = ?"
+                " AND hash_state = 'pending' ORDER BY size, id LIMIT ?",
+                [self.root_id, min(batch, total - done)],
+            ).fetchall()
+            if not rows:
+                break
+
+            def settle(row: tuple[bytes, str, int]) -> None:
+                key, kind, inode = bytes(row[0]), row[1], int(row[2])
+                self._settled[(key, inode)] = self._verdict_of(key, kind)
+
+            with ThreadPoolExecutor(READ_WORKERS, thread_name_prefix="artlens-sniff") as pool:
+                for _ in pool.map(settle, rows):
+                    pass
+            try:
+                got = super().hash_pending(limit=len(rows), batch=batch, max_bytes=max_bytes)
+            finally:
+                self._settled.clear()
+            done += got
+            if progress is not None:
+                progress(done, total)
+            if got == 0:
+                break
+        return done
 
     def _hash_one(
         self, key: bytes, kind: str, expect: Identity, max_bytes: int | None
     ) -> tuple[str | None, str, str, str | None, str | None]:
         """No hash (it would download the object); a model file's verdict by inspection
-        through ranged reads."""
+        through ranged reads (made ahead by ``hash_pending`` where it could)."""
+        found = self._settled.pop((key, expect.inode), None)
+        return found if found is not None else self._verdict_of(key, kind)
+
+    def _verdict_of(
+        self, key: bytes, kind: str
+    ) -> tuple[str | None, str, str, str | None, str | None]:
         from store.inspect import inspect_at, is_model_candidate
         from store.integrity import SNIFF_BYTES, model_by_content
 

@@ -16,6 +16,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -410,8 +411,10 @@ class RunSync:
             self._ahead = None
         return changed
 
-    def fill_pending(self, conn: sqlite3.Connection, now: float) -> int:
-        """Read the summaries a deferred refresh left pending; returns how many."""
+    def fill_pending(self, conn: sqlite3.Connection, now: float, *, workers: int = 1) -> int:
+        """Read the summaries a deferred refresh left pending; returns how many.  With
+        ``workers`` above 1 the pending runs' files are read that many at a time first (an
+        object store answers each small read after a round trip, not from a page cache)."""
         pending = [
             int(r[0])
             for r in conn.execute(
@@ -425,6 +428,11 @@ class RunSync:
         if not self._specs:
             self._set_specs(self._specs_from_index())
         self.mark_dirty(pending)
+        if workers > 1:
+            wanted = set(pending)
+            self.read_ahead(
+                keys=[k for k, rid in self._ids.items() if rid in wanted], workers=workers
+            )
         self.refresh(conn, now)
         return len(pending)
 
@@ -440,18 +448,30 @@ class RunSync:
     def count(self) -> int:
         return len(self._ids)
 
-    def read_ahead(self) -> None:
-        """Start reading every current run's own files on a helper thread, for the next
-        ``refresh`` with summaries to use (``_summary_of``) instead of reading them again.
+    def read_ahead(self, *, keys: Iterable[bytes] | None = None, workers: int = 1) -> None:
+        """Start reading every current run's own files (or those of the runs at ``keys``)
+        on a helper thread, ``workers`` runs at a time, for the next ``refresh`` with
+        summaries to use (``_summary_of``) instead of reading them again.
 
         The reads touch only the disk, never the index, so they overlap the caller's
         SQLite writes, which release the GIL."""
-        specs = list(self._specs.items())[:READ_AHEAD_RUNS]
+        if keys is None:
+            specs = list(self._specs.items())[:READ_AHEAD_RUNS]
+        else:
+            specs = [(k, self._specs[k]) for k in keys if k in self._specs][:READ_AHEAD_RUNS]
         done: dict[bytes, tuple[RunSpec, RunInfo]] = {}
 
+        def one(item: tuple[bytes, RunSpec]) -> None:
+            done[item[0]] = (item[1], self._read(item[1]))
+
         def work() -> None:
-            for key, spec in specs:
-                done[key] = (spec, self._read(spec))
+            if workers <= 1:
+                for item in specs:
+                    one(item)
+                return
+            with ThreadPoolExecutor(workers, thread_name_prefix="artlens-read") as pool:
+                for _ in pool.map(one, specs):
+                    pass
 
         thread = threading.Thread(target=work, name="artlens-read-ahead", daemon=True)
         thread.start()

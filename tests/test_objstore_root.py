@@ -10,6 +10,7 @@ from objstore_server import MULTIPART_KEY, S3Server, fresh_bucket, s3_server, se
 from store.root import ChangedError, NotAFile, NotFound, Reader, Root, RootError, UnsafeRelPath
 from store.root.objstore import (
     BLOCK_SIZE,
+    CACHE_BLOCKS,
     ObjectRoot,
     decode_part,
     encode_part,
@@ -116,6 +117,20 @@ def test_reader_fetches_blocks_once_and_only_what_is_read(
         after = root.stats.to_json()
     assert after["requests"] - before["requests"] == 3
     assert after["bytes"] - before["bytes"] <= 3 * BLOCK_SIZE
+
+
+def test_a_read_wider_than_the_cache_keeps_its_cached_blocks(
+    s3_server: S3Server, seeded: dict[str, Any]
+) -> None:
+    """Cached blocks inside a read of more than CACHE_BLOCKS blocks were evicted by the
+    fetch of the rest, and the read failed with a KeyError."""
+    root = ObjectRoot(f"s3://{seeded['plain']}")
+    body: bytes = seeded["files"][MULTIPART_KEY]
+    with root.open(MULTIPART_KEY) as reader:  # block 0 cached
+        assert reader.read_at(len(body) - 10, 10) == body[-10:]  # an older block besides
+        span = (CACHE_BLOCKS + 10) * BLOCK_SIZE
+        assert reader.read_at(0, span) == body[:span]
+        assert reader.read_at(5, 20) == body[5:25]
 
 
 @pytest.mark.parametrize("versioned", [False, True])

@@ -22,12 +22,17 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from store.errors import ArtlensError
 from store.root import NotFound, RootError
 from store.root.objstore import ObjectRoot, _error_code, is_content_hash
+
+if TYPE_CHECKING:
+    from store.retention.candidates import Candidate
+    from store.retention.trash import Report
 
 TRASH = ".artlens-trash"
 
@@ -373,3 +378,46 @@ class BucketTrash:
 def _version(head: dict[str, Any]) -> str | None:
     version = head.get("VersionId")
     return str(version) if version and version != "null" else None
+
+
+def apply_candidates(root: ObjectRoot, removals: Sequence[Candidate]) -> tuple[Report, Batch]:
+    """A retention plan's removals under an object-store root, trashed as one batch.
+
+    Each object (a checkpoint folder's members one by one) is re-checked against what the
+    index saw when the plan was made: a size or ETag that differs now is ``changed`` and
+    left in place, as a changed local file is skipped."""
+    from store.objscan import identity_number
+    from store.retention.trash import ItemResult, Report
+
+    expected: dict[str, tuple[int, int]] = {}
+    for candidate in removals:
+        members = (
+            [(m.path, m.size, m.inode) for m in candidate.members]
+            if candidate.is_dir
+            else [(candidate.path, candidate.size, candidate.inode)]
+        )
+        for path, size, inode in members:
+            expected[path] = (size, inode)
+    trash = BucketTrash(root)
+    batch = trash.plan(sorted(expected))
+    for item in batch.items:
+        if item.state != "planned":
+            continue
+        size, inode = expected[item.rel]
+        if (item.size, identity_number(item.etag.strip('"'))) != (size, inode):
+            item.state = "changed"
+            item.note = "changed since the plan"
+    if any(item.state == "planned" for item in batch.items):
+        batch = trash.apply(batch)
+    report = Report()
+    for item in batch.items:
+        if item.state == "trashed":
+            report.done.append(
+                ItemResult(root.url, item.rel, "trashed", "", item.size, batch.batch)
+            )
+        else:
+            reason = f"{item.state}: {item.note}" if item.note else item.state
+            report.skipped.append(
+                ItemResult(root.url, item.rel, "skipped", reason, item.size, batch.batch)
+            )
+    return report, batch

@@ -35,6 +35,7 @@ from store.retention.candidates import (
 )
 from store.retention.globs import GlobSet, compile_globs
 from store.retention.policy import KeepRules, Policy, format_age
+from store.root import is_url
 
 PLAN_VERSION = 1
 
@@ -407,7 +408,8 @@ def _make_plan(
     )
     fs_by_dev: dict[int, FsTotals] = {}
     for root_arg in roots:
-        root = os.path.abspath(os.fspath(root_arg))
+        root = os.fspath(root_arg)
+        root = root.rstrip("/") if is_url(root) else os.path.abspath(root)
         root_policy = _policy_for(policy, root)
         row = db.conn.execute("SELECT id FROM roots WHERE path = ?", (key(root),)).fetchone()
         if row is None:
@@ -479,7 +481,8 @@ def _make_plan(
         del folder_rows
         plan.links += _describe_links(db, root_id, root, removed)
         plan.roots.append(totals)
-        _account_fs(fs_by_dev, root, totals.bytes_removed)
+        if not is_url(root):  # a bucket frees no disk here
+            _account_fs(fs_by_dev, root, totals.bytes_removed)
     plan.filesystems = list(fs_by_dev.values())
     return plan
 

@@ -42,6 +42,7 @@ from store.retention.trash import (
     restore,
 )
 from store.retention.usage import DuplicateGroup, RootUsage, disk_usage, duplicates
+from store.root import is_url
 from store.userstate import Pin, UserState
 
 EXPIRING_SECONDS = 7 * 86400.0
@@ -67,7 +68,9 @@ def resolve_roots(db: sqlite_utils.Database, wanted: Sequence[Path | str]) -> li
         return indexed
     chosen = []
     for root in wanted:
-        absolute = os.path.abspath(root)
+        text = os.fspath(root)
+        # a bucket root is indexed under its URL, never a path of the working folder
+        absolute = text.rstrip("/") if is_url(text) else os.path.abspath(root)
         if absolute not in indexed:
             raise ArtlensError(f"not an indexed root: {paths.display(absolute)}")
         chosen.append(absolute)
@@ -87,6 +90,9 @@ def load_policies(
     for root in roots:
         if adhoc is not None:
             policies[root] = adhoc
+            continue
+        if is_url(root):
+            policies[root] = Policy()  # a bucket's policy comes from flags: no file is read
             continue
         try:
             policies[root] = load_policy(Path(root))

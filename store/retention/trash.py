@@ -49,6 +49,7 @@ from store.paths import key, prefix_range
 from store.retention import audit
 from store.retention.candidates import Candidate
 from store.retention.plan import Plan
+from store.root import is_url
 
 TRASH_DIR = ".artlens-trash"
 MANIFEST = "manifest.jsonl"
@@ -135,8 +136,16 @@ class Report:
 # --- opening the trash ----------------------------------------------------------------------
 
 
+def _real_path(root: str) -> str:
+    """``realpath`` of a local root; an object-store URL is refused, never resolved as a
+    path (``s3://b`` would be ./s3:/b in the working folder)."""
+    if is_url(root):
+        raise TrashError(f"{root}: an object-store root keeps its trash in the bucket")
+    return os.path.realpath(root)
+
+
 def _real_root(root: str) -> str:
-    real = os.path.realpath(root)
+    real = _real_path(root)
     try:
         if not stat.S_ISDIR(os.lstat(real).st_mode):
             raise TrashError(f"root is not a folder: {root}")
@@ -281,7 +290,7 @@ def read_manifest_checked(root: str) -> tuple[dict[str, TrashEntry], list[str]]:
 
     ``TrashRefused`` when the trash folder or the manifest is a symlink or someone else's.
     """
-    real = os.path.realpath(root)
+    real = _real_path(root)
     try:
         root_fd = fsops.open_root(real)
     except OSError:
@@ -637,6 +646,12 @@ def apply_plan(
     removals = plan.removals
     by_root: dict[str, list[Candidate]] = {}
     for item in removals:
+        if is_url(item.root):
+            # never a local path (it would resolve in the working folder): buckets have
+            # their own trash (store.retention.bucket.apply_candidates)
+            reason = "an object-store root: apply it with `artlens retention apply`"
+            report.skipped.append(ItemResult(item.root, item.path, "skipped", reason))
+            continue
         by_root.setdefault(item.root, []).append(item)
     for root_arg in by_root:
         _precheck(root_arg, owners_only=True)
@@ -1052,7 +1067,7 @@ def _settle_pending(
 
 def list_trash(root: str | os.PathLike[str], *, include_gone: bool = False) -> list[TrashEntry]:
     """What the trash of ``root`` holds (with restored/purged/dropped ones if asked)."""
-    real = os.path.realpath(os.fspath(root))
+    real = _real_path(os.fspath(root))
     entries = sorted(read_manifest(real).values(), key=lambda e: (e.trashed_at, e.path))
     if include_gone:
         return entries

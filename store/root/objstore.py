@@ -354,6 +354,18 @@ class ObjectRoot:
         for folder in sorted(folders):
             yield folder, folders[folder]
 
+    def objects(self, rel: str = "") -> Iterator[tuple[str, dict[str, Any]]]:
+        """Every object below ``rel`` as ``(root-relative path, listing entry)``, from
+        prefix pages: the entry keeps what ``Entry`` drops (``ChecksumAlgorithm``)."""
+        prefix = self._dir_prefix(rel)
+        for page in self._pages(prefix, delimiter=None):
+            for obj in page.get("Contents", []):
+                below = obj["Key"][len(prefix) :]
+                if below == "" or (below.endswith("/") and obj["Size"] == 0):
+                    continue  # folder marker objects
+                path = key_to_rel(below)
+                yield (f"{rel}/{path}" if rel else path), obj
+
     # -- requests -----------------------------------------------------------------
 
     def call(self, op: str, **kwargs: Any) -> dict[str, Any]:
@@ -466,7 +478,11 @@ class ObjectReader:
         with self._lock:
             missing = [b for b in range(first, last + 1) if b not in self._blocks]
             if missing:
-                self._fetch(missing[0], missing[-1])
+                # the blocks of this read already cached must outlive the fetch's eviction
+                for b in range(first, last + 1):
+                    if b in self._blocks:
+                        self._blocks.move_to_end(b)
+                self._fetch(missing[0], missing[-1], keep=last - first + 1)
             data = b"".join(self._block(b) for b in range(first, last + 1))
         start = offset - first * bs
         return data[start : start + n]
@@ -485,7 +501,7 @@ class ObjectReader:
         self._blocks.move_to_end(index)
         return self._blocks[index]
 
-    def _fetch(self, first: int, last: int) -> None:
+    def _fetch(self, first: int, last: int, *, keep: int = 0) -> None:
         bs = self._root.block_size
         start, end = first * bs, min(self._size, (last + 1) * bs) - 1
         kwargs: dict[str, Any] = {
@@ -511,7 +527,7 @@ class ObjectReader:
         for i, index in enumerate(range(first, last + 1)):
             self._blocks[index] = data[i * bs : (i + 1) * bs]
             self._blocks.move_to_end(index)
-        while len(self._blocks) > max(CACHE_BLOCKS, last - first + 1):
+        while len(self._blocks) > max(CACHE_BLOCKS, last - first + 1, keep):
             self._blocks.popitem(last=False)
 
     def close(self) -> None:

@@ -107,7 +107,7 @@ COMMANDS: dict[str, LazyCommand] = {
     "bucket": LazyCommand(
         "tui.cli.objstore",
         "bucket_group",
-        "Retention on a bucket prefix: trash objects (dry run first), restore, purge.",
+        "Retention on a bucket prefix: trash objects (dry run first), restore, purge; dups.",
     ),
 }
 """Every subcommand (a test checks this against each module's ``COMMANDS``)."""

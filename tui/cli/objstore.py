@@ -1,5 +1,6 @@
 """Object-store roots on the command line: ``artlens index s3://bucket/prefix`` (with what
-the listing and reads cost), and ``artlens bucket trash|restore|purge`` (retention)."""
+the listing and reads cost), ``artlens bucket trash|restore|purge`` (retention) and
+``artlens bucket dups`` (duplicates, exact or probable)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from tui.cli.common import emit_json, json_option
 
 if TYPE_CHECKING:
     from store.retention.bucket import Batch, BucketTrash
+    from store.root.objstore import ObjectRoot
 
 
 def object_db(db_path: Path | None, urls: list[str]) -> Path:
@@ -78,8 +80,7 @@ def index_urls(urls: list[str], db_path: Path | None, *, no_hash: bool, as_json:
 # --- retention on buckets -----------------------------------------------------------------
 
 
-def _trash_for(url: str) -> BucketTrash:
-    from store.retention.bucket import BucketTrash
+def _object_root(url: str) -> ObjectRoot:
     from store.root import is_url, open_root
     from store.root.objstore import ObjectRoot
 
@@ -88,7 +89,13 @@ def _trash_for(url: str) -> BucketTrash:
     root = open_root(url)
     if not isinstance(root, ObjectRoot):
         raise ArtlensError(f"not an object-store root: {url}")
-    return BucketTrash(root)
+    return root
+
+
+def _trash_for(url: str) -> BucketTrash:
+    from store.retention.bucket import BucketTrash
+
+    return BucketTrash(_object_root(url))
 
 
 def _print_batch(batch: Batch, verb: str) -> None:
@@ -107,7 +114,7 @@ def _print_batch(batch: Batch, verb: str) -> None:
 
 @click.group("bucket")
 def bucket_group() -> None:
-    """Retention on a bucket prefix: trash objects (dry run first), restore, purge."""
+    """Retention on a bucket prefix: trash objects (dry run first), restore, purge; dups."""
 
 
 @bucket_group.command("trash")
@@ -157,6 +164,54 @@ def bucket_purge_cmd(url: str, batch_id: str, yes: bool, as_json: bool) -> None:
         emit_json({"purged": yes, **batch.to_json()})
         return
     _print_batch(batch, "purge" if yes else "dry run (add --yes)")
+
+
+@bucket_group.command("dups")
+@click.argument("url")
+@click.option("--hash", "full_hash", is_flag=True,
+              help="SHA-256 every object sharing its size with another (exact).")  # fmt: skip
+@click.option("--min-size", type=click.IntRange(1), default=1, show_default=True,
+              help="Ignore objects smaller than this many bytes.")  # fmt: skip
+@click.option("--top", type=click.IntRange(1), default=20, show_default=True,
+              help="Groups listed (without --json).")  # fmt: skip
+@json_option
+def bucket_dups_cmd(url: str, full_hash: bool, min_size: int, top: int, as_json: bool) -> None:
+    """Duplicate objects under URL: "exact" by a full-object SHA-256 checksum the store
+    keeps (or by reading them, with --hash), else "probable" by size and ETag (a
+    multipart ETag is no hash of the bytes)."""
+    from store.objdups import etag_note, object_duplicates
+    from store.paths import display
+    from tui.format import human_size
+
+    root = _object_root(url)
+    found = object_duplicates(root, min_size=min_size, full_hash=full_hash)
+    for note in found.warnings:
+        click.echo(f"artlens: {display(note)}", err=True)
+    if as_json:
+        emit_json(
+            {
+                "url": root.url,
+                "hashed": full_hash,
+                "objects": found.objects,
+                **root.stats.to_json(),
+                "duplicates": [g.to_json() for g in found.groups],
+                "warnings": found.warnings,
+            }
+        )
+        return
+    if not found.groups:
+        click.echo(f"no duplicates among {found.objects} objects")
+    for group in found.groups[:top]:
+        why = etag_note(group.digest) if group.basis == "etag" else group.basis
+        click.echo(
+            f"{human_size(group.reclaimable):>8}  {group.certainty:<8}  "
+            f"{len(group.paths)} copies of {human_size(group.size)} ({why})"
+        )
+        for path in group.paths[:6]:
+            click.echo(f"          {display(path)}")
+    if len(found.groups) > top:
+        click.echo(f"… {len(found.groups) - top} more (--top, --json)")
+    click.echo(f"{root.stats.requests} requests, {root.stats.bytes} bytes read")
 
 
 COMMANDS = [bucket_group]

@@ -93,13 +93,13 @@ def _flag_values(kwargs: dict[str, Any]) -> dict[str, Any]:
 
 
 def build_plan(
-    db_path: Path | None, roots: Sequence[Path], flags: dict[str, Any]
+    db_path: Path | None, roots: Sequence[Path | str], flags: dict[str, Any]
 ) -> tuple[Plan, dict[str, Policy]]:
     """The plan of the flags' policy, else each root's own (a broken policy file stops it)."""
     from store.index.db import open_db
 
     adhoc = from_flags(**flags) if flags else None
-    db = open_db(need_db(db_path, roots), readonly=True)
+    db = open_db(need_db(db_path, [r for r in roots if isinstance(r, Path)]), readonly=True)
     try:
         planned = service.make(db, resolve_roots(db, roots), adhoc=adhoc, strict=True)
     finally:
@@ -206,17 +206,29 @@ def retention_group() -> None:
 
 
 @retention_group.command("plan")
-@click.argument("roots", nargs=-1, type=click.Path(path_type=Path))
+@click.argument("roots", nargs=-1)
 @policy_flags
 @db_option
 @json_option
-def plan_cmd(roots: tuple[Path, ...], db_path: Path | None, as_json: bool, **flags: Any) -> None:
+def plan_cmd(roots: tuple[str, ...], db_path: Path | None, as_json: bool, **flags: Any) -> None:
     """What a policy keeps and removes under ROOTS (default: every indexed root), and why.
 
     Without flags each root's .artlens.toml (or the user config) is the policy.  The plan
-    is saved; `artlens retention apply PLAN_ID` acts on exactly what it shows.
+    is saved; `artlens retention apply PLAN_ID` acts on exactly what it shows.  A ROOT may
+    be an indexed s3:// URL (its index is the one `artlens index URL` wrote).
     """
-    plan, policies = build_plan(db_path, roots, _flag_values(flags))
+    from store.root import is_url
+
+    urls = [r for r in roots if is_url(r)]
+    if urls and len(urls) != len(roots):
+        raise ArtlensError("folders and URLs are planned in separate commands")
+    if urls and db_path is None:
+        from tui.cli.objstore import object_db
+
+        db_path = object_db(None, urls)
+    plan, policies = build_plan(
+        db_path, [r if is_url(r) else Path(r) for r in roots], _flag_values(flags)
+    )
     plan.save()
     if as_json:
         emit_json(plan_json(plan, policies))
@@ -292,15 +304,133 @@ def apply_cmd(
             click.echo(f"would trash {_text(item.path)}  {human_size(item.size)}")
         click.echo(f"dry run: would move {what} to the trash; add --yes to do it")
         return
+    local, buckets = _split_buckets(plan)
     with progress_bar("moving to the trash", is_terminal() and not as_json) as progress:
-        done = service.apply(plan, target, role="retention apply", progress=progress, on_busy=busy)
+        done = service.apply(local, target, role="retention apply", progress=progress, on_busy=busy)
+    batches = _apply_buckets(buckets, done.report)
+    refreshed = _refresh_buckets(target, [url for url, _ in batches])
     if as_json:
         emit_json(
-            report_json(done.report, plan=plan.id, applied=True, index_updated=done.index_updated)
+            report_json(
+                done.report,
+                plan=plan.id,
+                applied=True,
+                index_updated=done.index_updated and refreshed,
+            )
         )
         return
     print_report(done.report, "trashed")
-    click.echo("restore with `artlens trash restore ID...` or `--all`; free the space with purge")
+    if local.removals:
+        click.echo(
+            "restore with `artlens trash restore ID...` or `--all`; free the space with purge"
+        )
+    for url, batch_id in batches:
+        click.echo(
+            f"{_text(url)}: batch {batch_id}; restore with `artlens trash restore "
+            f"{batch_id} --root URL`, free the space with `artlens bucket purge URL "
+            f"{batch_id} --yes`"
+        )
+    if batches and not refreshed:
+        click.echo("the index was not refreshed: run `artlens index URL`", err=True)
+
+
+def _split_buckets(plan: Plan) -> tuple[Plan, dict[str, list[Candidate]]]:
+    """The plan's local part, and its removals under each object-store root."""
+    from dataclasses import replace
+
+    from store.root import is_url
+
+    buckets: dict[str, list[Candidate]] = {}
+    for item in plan.removals:
+        if is_url(item.root):
+            buckets.setdefault(item.root, []).append(item)
+    if not buckets:
+        return plan, buckets
+    return replace(plan, items=[i for i in plan.items if not is_url(i.root)]), buckets
+
+
+def _refresh_buckets(target: Path, urls: list[str]) -> bool:
+    """Re-list each bucket indexed in ``target`` (a page per 1000 keys) so the index drops
+    what was trashed; False when another process writes the index."""
+    from store.objscan import ObjectIndexer
+    from store.root import open_root
+    from store.root.objstore import ObjectRoot
+
+    if not urls:
+        return True
+    with service.as_writer(target, "retention apply", busy) as db:
+        if db is None:
+            return False
+        for url in urls:
+            root = open_root(url)
+            indexed = db.conn.execute(
+                "SELECT 1 FROM roots WHERE path = ?", [root.url.encode()]
+            ).fetchone()
+            if isinstance(root, ObjectRoot) and indexed:
+                ObjectIndexer(db, root).scan()
+    return True
+
+
+def _restore_buckets(urls: list[str], batches: Sequence[str]) -> Report:
+    """Restore each batch (an id `retention apply` reported) from whichever of the
+    buckets at ``urls`` holds its manifest; a batch none holds is an error."""
+    from store.retention.bucket import BucketTrash
+    from store.retention.trash import ItemResult
+    from store.root import RootError, open_root
+    from store.root.objstore import ObjectRoot
+
+    report = Report()
+    trashes = []
+    for url in urls:
+        root = open_root(url)
+        if not isinstance(root, ObjectRoot):
+            raise ArtlensError(f"not an object-store root: {_text(url)}")
+        trashes.append(BucketTrash(root))
+    for batch_id in batches:
+        for trash in trashes:
+            try:
+                batch = trash.load(batch_id)
+            except (RootError, ArtlensError):
+                continue
+            was = {item.rel for item in batch.items if item.state == "trashed"}
+            batch = trash.restore(batch)
+            for item in batch.items:
+                if item.rel not in was:
+                    continue
+                if item.state == "restored":
+                    report.done.append(
+                        ItemResult(batch.url, item.rel, "restored", "", item.size, batch.batch)
+                    )
+                else:
+                    reason = f"{item.state}: {item.note}" if item.note else item.state
+                    report.skipped.append(
+                        ItemResult(batch.url, item.rel, "skipped", reason, item.size, batch.batch)
+                    )
+            break
+        else:
+            raise ArtlensError(
+                f"no batch {paths.display(batch_id)!r} in {', '.join(_text(u) for u in urls)}"
+            )
+    return report
+
+
+def _apply_buckets(buckets: dict[str, list[Candidate]], report: Report) -> list[tuple[str, str]]:
+    """Trash each bucket's removals as one batch (re-checked against the plan's sizes and
+    ETags); their results join ``report``.  Returns (url, batch id) of each batch."""
+    from store.retention.bucket import apply_candidates
+    from store.root import open_root
+    from store.root.objstore import ObjectRoot
+
+    batches = []
+    for url, items in sorted(buckets.items()):
+        root = open_root(url)
+        if not isinstance(root, ObjectRoot):
+            raise ArtlensError(f"not an object-store root: {_text(url)}")
+        got, batch = apply_candidates(root, items)
+        report.done += got.done
+        report.skipped += got.skipped
+        batches.append((url, batch.batch))
+    return batches
 
 
 def _indexed(db_path: Path | None) -> list[str]:
@@ -354,15 +484,20 @@ def root_option(func: F) -> F:
         "--root",
         "roots",
         multiple=True,
-        type=click.Path(path_type=Path),
         help="Only this root's trash (repeatable; default: every indexed root).",
     )(func)
 
 
-def trash_roots(db_path: Path | None, roots: Sequence[Path]) -> tuple[Path, list[str]]:
+def trash_roots(db_path: Path | None, roots: Sequence[Path | str]) -> tuple[Path, list[str]]:
     from store.index.db import open_db
+    from store.root import is_url
 
-    target = need_db(db_path, roots)
+    urls = [os.fspath(r) for r in roots if is_url(os.fspath(r))]
+    if urls and db_path is None:
+        from tui.cli.objstore import object_db
+
+        db_path = object_db(None, urls)
+    target = need_db(db_path, [Path(r) for r in roots if not is_url(os.fspath(r))])
     db = open_db(target, readonly=True)
     try:
         return target, resolve_roots(db, roots)
@@ -386,7 +521,7 @@ def trash_group() -> None:
 @root_option
 @db_option
 @json_option
-def trash_list_cmd(roots: tuple[Path, ...], db_path: Path | None, as_json: bool) -> None:
+def trash_list_cmd(roots: tuple[str, ...], db_path: Path | None, as_json: bool) -> None:
     """Everything in the trash of each root, oldest first."""
     _, chosen = trash_roots(db_path, roots)
     entries = _entries(chosen)
@@ -414,14 +549,30 @@ def trash_list_cmd(roots: tuple[Path, ...], db_path: Path | None, as_json: bool)
 def trash_restore_cmd(
     ids: tuple[str, ...],
     restore_all: bool,
-    roots: tuple[Path, ...],
+    roots: tuple[str, ...],
     db_path: Path | None,
     as_json: bool,
 ) -> None:
     """Move trashed items back to where they were, byte-identical (IDs or a prefix of 6+)."""
+    from store.root import is_url
+
     if bool(ids) == restore_all:
         raise ArtlensError("give trash IDs (see `artlens trash list`) or --all")
     target, chosen = trash_roots(db_path, roots)
+    urls = [r for r in chosen if is_url(r)]
+    if urls:
+        if len(urls) != len(chosen) or restore_all:
+            raise ArtlensError(
+                "a bucket's trash is restored by batch, apart from folders: "
+                "`artlens trash restore BATCH --root URL`"
+            )
+        report = _restore_buckets(urls, ids)
+        refreshed = _refresh_buckets(target, urls)
+        if as_json:
+            emit_json(report_json(report, index_updated=refreshed))
+            return
+        print_report(report, "restored")
+        return
     entries = _entries(chosen)
     wanted: dict[str, list[str]] = {}
     for prefix in ids:
@@ -454,7 +605,7 @@ def trash_restore_cmd(
 @db_option
 @json_option
 def trash_purge_cmd(
-    older_than: str, yes: bool, roots: tuple[Path, ...], db_path: Path | None, as_json: bool
+    older_than: str, yes: bool, roots: tuple[str, ...], db_path: Path | None, as_json: bool
 ) -> None:
     """Delete for good what has been in the trash longer than AGE (0 for everything)."""
     try:
@@ -499,7 +650,7 @@ def trash_purge_cmd(
 @root_option
 @db_option
 @json_option
-def trash_log_cmd(roots: tuple[Path, ...], db_path: Path | None, as_json: bool) -> None:
+def trash_log_cmd(roots: tuple[str, ...], db_path: Path | None, as_json: bool) -> None:
     """Who applied, restored or purged what, and when (the audit log of each root's trash)."""
     _, chosen = trash_roots(db_path, roots)
     rows: list[tuple[str, AuditRecord]] = []

@@ -1,0 +1,137 @@
+"""``artlens retention plan|apply`` on an indexed s3:// root, against a real S3 server on
+loopback: the same plan and report JSON as for a folder, a dry run unless --yes, every
+object re-checked against the plan, and ``artlens trash restore BATCH --root URL`` brings
+back every byte."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from objstore_server import S3Server, fresh_bucket, s3_server
+
+from tui.cli import main
+
+pytestmark = [pytest.mark.objstore, pytest.mark.usefixtures("isolated_cache")]
+__all__ = ["fresh_bucket", "s3_server"]
+
+
+def _json(*args: str) -> Any:
+    result = CliRunner().invoke(main, list(args))
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output)
+
+
+@pytest.mark.parametrize("versioned", [True, False])
+def test_plan_apply_restore_a_bucket(
+    s3_server: S3Server, fresh_bucket: Callable[..., str], tmp_path: Path, versioned: bool
+) -> None:
+    bucket = fresh_bucket(versioned=versioned)
+    url = f"s3://{bucket}"
+    db = str(tmp_path / "bucket.db")
+    before = s3_server.contents(bucket)
+    _json("index", url, "--db", db, "--json")
+
+    plan = _json("retention", "plan", url, "--keep-last", "1", "--db", db, "--json")
+    assert [r["root"] for r in plan["roots"]] == [url]
+    removed = sorted(i["path"] for i in plan["items"] if not i["keep"])
+    assert len(removed) == 6 and all(p.endswith(".ckpt") for p in removed)
+    assert plan["filesystems"] == []  # a bucket frees no local disk
+
+    dry = _json("retention", "apply", plan["id"], "--db", db, "--json")
+    assert dry["applied"] is False and len(dry["would_remove"]) == 6
+    assert s3_server.contents(bucket) == before
+
+    # one planned checkpoint is rewritten after the plan: it is left alone
+    changed = removed[0]
+    s3_server.put(bucket, changed, b"written after the plan")
+    done = _json("retention", "apply", plan["id"], "--yes", "--db", db, "--json")
+    assert done["applied"] is True
+    assert sorted(i["path"] for i in done["done"]) == removed[1:]
+    assert [(i["path"], i["reason"].split(":")[0]) for i in done["skipped"]] == [
+        (changed, "changed")
+    ]
+    assert all(i["root"] == url and i["outcome"] == "trashed" for i in done["done"])
+    left = s3_server.contents(bucket)
+    assert not set(removed[1:]) & set(left)
+    assert left[changed] == b"written after the plan"
+
+    # the index followed: a new plan has nothing left to remove but the changed one
+    assert done["index_updated"] is True
+    again = _json("retention", "plan", url, "--keep-last", "1", "--db", db, "--json")
+    assert [i["path"] for i in again["items"] if not i["keep"]] == [changed]
+
+    batch = done["done"][0]["id"]
+    restored = _json("trash", "restore", batch, "--root", url, "--db", db, "--json")
+    assert sorted(i["path"] for i in restored["done"]) == removed[1:]
+    assert restored["skipped"] == [] and restored["index_updated"] is True
+    after = {k: v for k, v in s3_server.contents(bucket).items() if ".artlens-trash" not in k}
+    assert after == {**before, changed: b"written after the plan"}
+    # the index has them again: the same plan as before
+    again = _json("retention", "plan", url, "--keep-last", "1", "--db", db, "--json")
+    assert sorted(i["path"] for i in again["items"] if not i["keep"]) == removed
+
+    missing = CliRunner().invoke(
+        main, ["trash", "restore", "no-such-batch", "--root", url, "--db", db]
+    )
+    assert missing.exit_code == 2 and "no batch" in missing.output
+
+
+def test_bucket_and_folder_roots_are_planned_apart(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        main, ["retention", "plan", "s3://some-bucket", str(tmp_path), "--keep-last", "1"]
+    )
+    assert result.exit_code == 2 and "separate commands" in result.output
+
+
+def test_the_folder_trash_never_takes_a_bucket_item(
+    s3_server: S3Server,
+    fresh_bucket: Callable[..., str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A plan with bucket items given to the folder trash (as the explorer's apply does)
+    skips them: ``s3://b/x`` must never resolve to ``./s3:/b/x`` in the working folder."""
+    from store.retention.plan import load_plan
+    from store.retention.trash import apply_plan
+
+    bucket = fresh_bucket(versioned=False)
+    url = f"s3://{bucket}"
+    db = str(tmp_path / "bucket.db")
+    _json("index", url, "--db", db, "--json")
+    plan_json = _json("retention", "plan", url, "--keep-last", "1", "--db", db, "--json")
+    plan = load_plan(Path(plan_json["saved_to"]))
+    decoy = tmp_path / "cwd" / "s3:" / bucket / plan.removals[0].path
+    decoy.parent.mkdir(parents=True)
+    decoy.write_bytes(b"a local file")
+    monkeypatch.chdir(tmp_path / "cwd")
+    report = apply_plan(plan)
+    assert report.done == [] and len(report.skipped) == len(plan.removals) == 6
+    assert all("object-store root" in s.reason for s in report.skipped)
+    assert decoy.read_bytes() == b"a local file"
+
+
+def test_folder_trash_commands_never_read_a_bucket_root_as_a_path(
+    s3_server: S3Server,
+    fresh_bucket: Callable[..., str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`trash list` and `trash purge` on a bucket's index say the root is a bucket; a
+    ``./s3:/<bucket>/.artlens-trash`` in the working folder is neither listed nor purged."""
+    bucket = fresh_bucket(versioned=False)
+    url = f"s3://{bucket}"
+    db = str(tmp_path / "bucket.db")
+    _json("index", url, "--db", db, "--json")
+    decoy = tmp_path / "cwd" / "s3:" / bucket / ".artlens-trash" / "x"
+    decoy.parent.mkdir(parents=True)
+    decoy.write_bytes(b"local")
+    monkeypatch.chdir(tmp_path / "cwd")
+    listed = CliRunner().invoke(main, ["trash", "list", "--db", db])
+    assert "keeps its trash in the bucket" in listed.output
+    CliRunner().invoke(main, ["trash", "purge", "--older-than", "0s", "--yes", "--db", db])
+    assert decoy.read_bytes() == b"local"
