@@ -152,7 +152,10 @@ async def test_retention_view_replans_when_the_apps_watcher_records_an_apply(
         await until(pilot, lambda: any("watcher records" in t for t in said))
         # No timer: the change the watcher commits reaches this screen and it plans again.
         await until(pilot, lambda: key not in table.rows, seconds=60)
-        assert screen.plan is not None and not screen.plan.removals
+        # The new plan no longer has the trashed file (other items may be planned when a
+        # slow run outlives the live protection of the run's newest checkpoints).
+        assert screen.plan is not None
+        assert EPOCH2 not in {item.path for item in screen.plan.removals}
 
 
 @sync
