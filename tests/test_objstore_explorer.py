@@ -106,3 +106,37 @@ def test_a_bucket_file_previews_by_range_reads(
     hparams = (fixture / "lightning_logs/version_0/hparams.yaml").read_text()
     first_key = hparams.split(":")[0].strip()
     assert first_key in yaml_text, yaml_text[:300]
+
+
+def test_a_run_put_in_the_bucket_shows_up_while_the_explorer_polls(
+    s3_server: S3Server, fresh_bucket: Callable[..., str], tmp_path: Path
+) -> None:
+    bucket = fresh_bucket(versioned=False)
+    url = f"s3://{bucket}"
+    db_path = tmp_path / "bucket.db"
+    index_bucket(url, db_path)
+    fixture = Path(__file__).parent / "fixtures/frameworks/lightning/lightning_logs/version_0"
+
+    async def run() -> tuple[set[str], str]:
+        app = ArtlensApp(db_path, [], watch=True)
+        app.bucket_schedule = {"live_every": 0.2, "reconcile_every": 0.4}
+        async with app.run_test(size=(160, 40)) as pilot:
+            screen = app.screen
+            assert isinstance(screen, ExplorerScreen)
+            await until(pilot, lambda: "/month" in app.watch_state[0], "the polling status")
+            before = {r.name for r in screen.runs.values()}
+            assert "version_7" not in before
+            for name in ("hparams.yaml", "metrics.csv"):
+                key = f"lightning/lightning_logs/version_7/{name}"
+                s3_server.put(bucket, key, (fixture / name).read_bytes())
+            await until(
+                pilot,
+                lambda: "version_7" in {r.name for r in screen.runs.values()},
+                "the new run",
+            )
+            return {r.name for r in screen.runs.values()}, app.watch_state[0]
+
+    names, status = asyncio.run(run())
+    assert "version_7" in names
+    assert status.startswith("polling 1 bucket (live every 0.2s, all every 0.4s): ")
+    assert "requests" in status and "~$" in status

@@ -27,3 +27,14 @@ def opened() -> list[Root]:
     """Every root handed out so far (their counters add up to this session's cost)."""
     with _lock:
         return list(_roots.values())
+
+
+def counted() -> tuple[int, int]:
+    """(requests, bytes) through every root handed out so far (local roots count none)."""
+    requests = nbytes = 0
+    for root in opened():
+        stats = getattr(root, "stats", None)
+        if stats is not None:
+            requests += stats.requests
+            nbytes += stats.bytes
+    return requests, nbytes
