@@ -74,3 +74,46 @@ def test_bad_intervals_are_refused(tmp_path: Path) -> None:
 
     with pytest.raises(ArtlensError, match="positive"):
         BucketPoller(tmp_path / "x.db", ["s3://b"], live_every=0)
+
+
+def test_artlens_watch_polls_a_bucket_until_sigterm(
+    s3_server: S3Server, fresh_bucket: Callable[..., str], tmp_path: Path
+) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    bucket = fresh_bucket(versioned=False)
+    url = f"s3://{bucket}"
+    db_path = tmp_path / "bucket.db"
+    out = tmp_path / "out.txt"
+    args = ["watch", url, "--db", str(db_path), "--poll", "0.2", "--reconcile", "1"]
+    with open(out, "wb") as sink:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tui.cli", *args],
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            cwd=Path(__file__).parent.parent,
+            env=dict(os.environ),
+        )
+        try:
+            wait_for(lambda: "[full]" in out.read_text(), "the first pass")
+            s3_server.put(bucket, "mlflow/late.txt", b"late\n")
+            wait_for(lambda: "mlflow/late.txt" in paths_in(db_path), "the new object")
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            code = proc.wait(60)
+    text = out.read_text()
+    assert code == 0, text
+    assert text.startswith(f"polling {url} (live every 0.2s, all every 1s)"), text
+    assert "/month" in text and "stopped: " in text and "Traceback" not in text
+
+
+def test_artlens_watch_refuses_folders_and_urls_together(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from tui.cli import main
+
+    result = CliRunner().invoke(main, ["watch", str(tmp_path), "s3://b/p"])
+    assert result.exit_code == 2 and "separate commands" in result.output, result.output
