@@ -246,14 +246,45 @@ def load_file(path: Path) -> Checklist | None:
     return parse_checklist(text, str(path))
 
 
+def _load_from_bucket(url: str) -> Checklist | None:
+    """The ``[checklist]`` of ``URL/.artlens.toml`` in one ranged GET; None when absent."""
+    from store.root.base import NotFound, RootError
+    from store.root.shared import shared_root
+
+    source = f"{url.rstrip('/')}/{CONFIG_FILE}"
+    try:
+        data, cut = shared_root(url).read_capped(CONFIG_FILE, MAX_CONFIG_BYTES)
+    except NotFound:
+        return None
+    except (RootError, OSError) as exc:
+        raise ChecklistError(
+            f"{source}: cannot read ({' '.join(str(exc).split())[:200]})"
+        ) from None
+    if cut:
+        raise ChecklistError(f"{source}: cannot read (larger than {MAX_CONFIG_BYTES} bytes)")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ChecklistError(f"{source}: not UTF-8 text ({exc.reason})") from None
+    return parse_checklist(text, source)
+
+
 def user_config_path() -> Path:
     return Path(platformdirs.user_config_dir("artlens")) / "config.toml"
 
 
 def load_checklist(root: Path | str | bytes, *, user_config: Path | None = None) -> Checklist:
     """The rules for ``root``: its ``.artlens.toml``, else the user config, else defaults."""
-    base = Path(os.fsdecode(root))
-    for path in (base / CONFIG_FILE, user_config or user_config_path()):
+    from store.root import is_url
+
+    text = os.fsdecode(root)
+    local: tuple[Path, ...] = (Path(text) / CONFIG_FILE,)
+    if is_url(text):  # a bucket's config is read through its root, never as a local path
+        found = _load_from_bucket(text)
+        if found is not None:
+            return found
+        local = ()
+    for path in (*local, user_config or user_config_path()):
         if _is_regular(path):
             found = load_file(path)
             if found is not None:

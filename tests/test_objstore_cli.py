@@ -91,11 +91,12 @@ def test_bucket_trash_is_a_dry_run_until_apply_then_restores(
     assert bad.exit_code == 2 and "not a batch id" in bad.output
 
 
-def test_the_explorer_opens_a_bucket_index_without_watching_the_bucket(
+def test_the_explorer_opens_a_bucket_index_and_polls_the_bucket(
     s3_server: S3Server, seeded: dict[str, Any], tmp_path: Path
 ) -> None:
     """``artlens`` on the last index (here a bucket's) starts its watcher on the index's
-    roots: a URL is no folder to watch, and must not become a bogus local root."""
+    roots: a URL is no folder to watch (it is polled), and must not become a bogus local
+    root."""
     import asyncio
 
     from store.index.db import open_db
@@ -108,14 +109,14 @@ def test_the_explorer_opens_a_bucket_index_without_watching_the_bucket(
     async def run() -> tuple[int, str]:
         app = ArtlensApp(db_path, [], watch=True)
         async with app.run_test(size=(120, 40)) as pilot:
-            for _ in range(3):
-                await pilot.pause()
-                await pilot.app.workers.wait_for_complete()
-            await pilot.pause()
+            deadline = asyncio.get_running_loop().time() + 60
+            while not (app.watch_state[0].startswith("polling ") and app.screen.runs):  # type: ignore[attr-defined]
+                assert asyncio.get_running_loop().time() < deadline, app.watch_state
+                await pilot.pause(0.05)
             return len(app.screen.runs), app.watch_state[0]  # type: ignore[attr-defined]
 
     shown, watcher = asyncio.run(run())
-    assert watcher.startswith("not watching: bucket roots"), watcher
+    assert watcher.startswith("polling"), watcher
     db = open_db(db_path, readonly=True)
     try:
         roots = [bytes(r[0]).decode() for r in db.conn.execute("SELECT path FROM roots")]

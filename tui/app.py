@@ -34,6 +34,8 @@ from tui.widgets.status import StatusLine
 if TYPE_CHECKING:
     import sqlite_utils
 
+    from store.objpoll import BucketPoller
+
 SWITCH_INTERVAL = 0.001
 """Seconds a thread may hold the GIL while another waits for it (Python's default: 0.005)."""
 DARK_THEME = "textual-dark"
@@ -101,7 +103,10 @@ class ArtlensApp(App[None]):
         self.db_path = Path(db_path)
         self.roots = list(roots or [])
         self.unwatched_urls: list[str] = []
-        """The index's object-store roots, which the watcher leaves alone."""
+        """The index's object-store roots, which the local watcher leaves alone."""
+        self.bucket_poller: BucketPoller | None = None
+        self.bucket_schedule: dict[str, float] = {}
+        """``live_every``/``reconcile_every`` for bucket polling (the defaults when empty)."""
         self.watch_enabled = watch
         self.clock = clock
         self.pool = ReaderPool(self.db_path)
@@ -203,8 +208,7 @@ class ArtlensApp(App[None]):
     def _run_watcher(self, watcher_class: Any) -> None:
         roots = self.roots or self._index_roots()
         if not roots and self.unwatched_urls:
-            text = "not watching: bucket roots refresh with `artlens index URL`"
-            self.call_from_thread(self._watch_status, text, ok=False)
+            self._poll_buckets(self.unwatched_urls)
             return
         watcher = watcher_class(
             self.db_path,
@@ -231,6 +235,43 @@ class ArtlensApp(App[None]):
                 return
             self.watcher = watcher
         self.call_from_thread(self._watch_status, "watching", ok=True)
+
+    def _poll_buckets(self, urls: list[str]) -> None:
+        """On the watcher's thread: bucket roots are watched by polling their listings,
+        and the status line says what that cost so far and costs a month."""
+        from store.objpoll import BucketPoller, PollReport
+        from store.root.shared import counted
+        from tui.format import human_size
+
+        def on_pass(report: PollReport) -> None:
+            if self._closing:
+                return
+            if report.added or report.changed or report.removed:
+                self._index_committed()
+            previews = counted()
+            requests, nbytes = poller.requests + previews[0], poller.nbytes + previews[1]
+            text = (
+                f"polling {len(urls)} bucket{'s' if len(urls) > 1 else ''} "
+                f"({poller.schedule_text()}): {requests:,} requests, {human_size(nbytes)}, "
+                f"~${poller.monthly_cost():.2f}/month"
+            )
+            if report.error:
+                text += f"; {report.error[:80]}"
+            self.call_from_thread(self._watch_status, text, ok=report.error is None)
+
+        poller = BucketPoller(self.db_path, urls, on_pass=on_pass, **self.bucket_schedule)
+        with self._watcher_guard:
+            if self._closing:
+                return
+            self.bucket_poller = poller
+        self.call_from_thread(self._watch_status, "polling buckets…", ok=False)
+        try:
+            poller.run()
+        except Exception as exc:  # the lock is taken, the bucket is gone: say so, once
+            if self._closing:
+                return
+            text = f"not polling: {' '.join(str(exc).split())[:160]}"
+            self.call_from_thread(self._watch_status, text, ok=False)
 
     def _scan_progress(self, files: int, total: int) -> None:
         """On the watcher's thread, during a new root's first scan: say how far its walk
@@ -315,6 +356,8 @@ class ArtlensApp(App[None]):
             self._closing = True
             if self._starting is not None:  # its thread ends at the scan's next safe point
                 self._starting.cancel()
+            if self.bucket_poller is not None:
+                self.bucket_poller.stop()
         if self.watcher is not None:
             try:
                 self.watcher.stop()

@@ -12,6 +12,7 @@ from types import FrameType
 import click
 
 from store import paths
+from store.errors import ArtlensError
 from store.locate import remember, resolve_db
 from store.watch import BatchReport, Watcher
 from store.watch.watcher import DEFAULT_POLL_SECONDS
@@ -36,7 +37,7 @@ class _StderrNotices(logging.Handler):
 
 
 @click.command("watch")
-@click.argument("roots", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("roots", nargs=-1, required=True)
 @db_option
 @click.option(
     "--poll",
@@ -56,13 +57,34 @@ class _StderrNotices(logging.Handler):
 )
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing but warnings.")
 def watch_cmd(
+    roots: tuple[str, ...],
+    db_path: Path | None,
+    poll: float | None,
+    reconcile: float,
+    quiet: bool,
+) -> None:
+    """Keep the index of ROOTS current while files change, until Ctrl-C or SIGTERM.
+
+    Bucket URLs (s3://bucket/prefix) are polled: live run prefixes every --poll seconds
+    (30 by default), the whole root every --reconcile seconds."""
+    from store.root import is_url
+
+    urls = [r for r in roots if is_url(r)]
+    if urls:
+        if len(urls) != len(roots):
+            raise ArtlensError("watch folders and bucket URLs in separate commands")
+        _poll_buckets(urls, db_path, poll, reconcile, quiet)
+        return
+    _watch_folders(tuple(Path(r) for r in roots), db_path, poll, reconcile, quiet)
+
+
+def _watch_folders(
     roots: tuple[Path, ...],
     db_path: Path | None,
     poll: float | None,
     reconcile: float,
     quiet: bool,
 ) -> None:
-    """Keep the index of ROOTS current while files change, until Ctrl-C or SIGTERM."""
     target = resolve_db(db_path, roots)
     assert target is not None
     notices = _StderrNotices(logging.WARNING)
@@ -111,6 +133,79 @@ def watch_cmd(
         watch_log.propagate = propagated
     if not quiet:
         click.echo("stopped")
+
+
+def _poll_buckets(
+    urls: list[str], db_path: Path | None, poll: float | None, reconcile: float, quiet: bool
+) -> None:
+    """Poll bucket roots into their index (the one ``artlens index URL`` fills) until
+    Ctrl-C or SIGTERM, one line per pass that changed something or failed."""
+    from store.objpoll import LIVE_EVERY, BucketPoller, PollReport
+    from tui.cli.objstore import object_db
+    from tui.format import human_size
+
+    target = object_db(db_path, urls)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    done = threading.Event()
+    failed: list[BaseException] = []
+
+    def report(batch: PollReport) -> None:
+        if quiet or not (batch.added or batch.changed or batch.removed or batch.error):
+            return
+        line = (
+            f"{time.strftime('%H:%M:%S')} {paths.display(batch.url)}: "
+            f"+{batch.added} ~{batch.changed} -{batch.removed} [{batch.kind}] "
+            f"{batch.requests} requests, {human_size(batch.nbytes)}; "
+            f"~${poller.monthly_cost():.2f}/month"
+        )
+        if batch.error:
+            line += f"; {batch.error}"
+        try:
+            click.echo(line)
+        except BrokenPipeError:
+            done.set()
+
+    poller = BucketPoller(
+        target,
+        urls,
+        live_every=poll or LIVE_EVERY,
+        reconcile_every=reconcile,
+        on_pass=report,
+    )
+
+    def run() -> None:
+        try:
+            poller.run()
+        except BaseException as exc:  # shown by the command, as one line
+            failed.append(exc)
+        finally:
+            done.set()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        done.set()
+
+    previous = signal.signal(signal.SIGTERM, on_signal)
+    thread = threading.Thread(target=run, name="artlens-bucket-poll", daemon=True)
+    thread.start()
+    if not quiet:
+        click.echo(
+            f"polling {', '.join(map(paths.display, urls))} "
+            f"({poller.schedule_text()}); index {target}; Ctrl-C to stop"
+        )
+    try:
+        try:
+            while not done.wait(1.0):
+                pass
+        except KeyboardInterrupt:
+            pass
+    finally:
+        poller.stop()
+        thread.join(60)
+        signal.signal(signal.SIGTERM, previous)
+    if failed:
+        raise ArtlensError(" ".join(str(failed[0]).split())[:300] or type(failed[0]).__name__)
+    if not quiet:
+        click.echo(f"stopped: {poller.requests} requests, {human_size(poller.nbytes)}")
 
 
 def _hash_cap() -> int | None:

@@ -618,7 +618,9 @@ class ExplorerScreen(Screen[None]):
         """Read, render and lay out off the UI thread.  A big text shows a quick view of
         its first and last lines at once; the whole view replaces it when laid out."""
         from store.index.views import artifact_at
-        from store.preview import preview_file
+        from store.preview import preview_at, preview_file
+        from store.root import is_url
+        from store.root.shared import shared_root
 
         worker = get_current_worker()
         remote = self.hosts.remote_of(root_id)
@@ -634,7 +636,11 @@ class ExplorerScreen(Screen[None]):
             if reread:
                 with self.pool.connection() as db:
                     artifact = artifact_at(db, root_id, artifact.path) or artifact
-            result = preview_file(os.path.join(root, artifact.path))
+            url = os.fsdecode(root)
+            if is_url(url):  # a bucket: head and tail range reads, never the whole object
+                result = preview_at(shared_root(url), paths.unkey(artifact.path))
+            else:
+                result = preview_file(os.path.join(root, artifact.path))
         if worker.is_cancelled:  # the cursor moved on: leave the GIL to the keys
             return
         problem = self.file_tree.problem_for(artifact.path)

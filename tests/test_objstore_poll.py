@@ -1,0 +1,119 @@
+"""Watching a bucket is polling: an object put while the poller runs reaches the index
+without a restart, and the schedule's monthly request cost comes from measured passes."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from objstore_server import S3Server, fresh_bucket, s3_server
+
+from store.index.db import open_db
+from store.objpoll import LIST_PRICE, MONTH, BucketPoller, PollReport
+
+pytestmark = pytest.mark.objstore
+__all__ = ["fresh_bucket", "s3_server"]
+
+
+def paths_in(db_path: Path) -> set[str]:
+    db = open_db(db_path, readonly=True)
+    try:
+        return {
+            bytes(p).decode("utf-8", "replace")
+            for (p,) in db.conn.execute("SELECT path FROM artifacts")
+        }
+    finally:
+        db.close()
+
+
+def wait_for(check: Callable[[], bool], what: str, seconds: float = 60.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def test_an_object_put_while_polling_reaches_the_index(
+    s3_server: S3Server, fresh_bucket: Callable[..., str], tmp_path: Path
+) -> None:
+    bucket = fresh_bucket(versioned=False)
+    url = f"s3://{bucket}"
+    db_path = tmp_path / "bucket.db"
+    passes: list[PollReport] = []
+    poller = BucketPoller(
+        db_path, [url], live_every=0.1, reconcile_every=0.3, on_pass=passes.append
+    )
+    thread = threading.Thread(target=poller.run)
+    thread.start()
+    try:
+        wait_for(lambda: any(p.kind == "full" for p in passes), "the first pass")
+        first = next(p for p in passes if p.kind == "full")
+        assert first.added > 0 and first.error is None
+        assert "lightning/new/notes.txt" not in paths_in(db_path)
+        s3_server.put(bucket, "lightning/new/notes.txt", b"added while polling\n")
+        wait_for(lambda: "lightning/new/notes.txt" in paths_in(db_path), "the new object")
+    finally:
+        poller.stop()
+        thread.join(60)
+    assert not thread.is_alive()
+    # the seeded runs were written just now: their prefixes are listed between full passes
+    assert any(p.kind == "live" and p.requests for p in passes), passes
+    assert all(p.error is None for p in passes), [p.error for p in passes if p.error]
+    assert poller.requests > 0 and poller.nbytes > 0
+    # an unchanged whole-root pass is its listing pages: one page of under 1000 keys
+    assert poller.full.ops.get("list_objects_v2", 0) >= 1
+    floor = poller.full.ops["list_objects_v2"] * LIST_PRICE * MONTH / 0.3
+    assert poller.monthly_cost() >= floor > 0
+
+
+def test_bad_intervals_are_refused(tmp_path: Path) -> None:
+    from store.errors import ArtlensError
+
+    with pytest.raises(ArtlensError, match="positive"):
+        BucketPoller(tmp_path / "x.db", ["s3://b"], live_every=0)
+
+
+def test_artlens_watch_polls_a_bucket_until_sigterm(
+    s3_server: S3Server, fresh_bucket: Callable[..., str], tmp_path: Path
+) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    bucket = fresh_bucket(versioned=False)
+    url = f"s3://{bucket}"
+    db_path = tmp_path / "bucket.db"
+    out = tmp_path / "out.txt"
+    args = ["watch", url, "--db", str(db_path), "--poll", "0.2", "--reconcile", "1"]
+    with open(out, "wb") as sink:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tui.cli", *args],
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            cwd=Path(__file__).parent.parent,
+            env=dict(os.environ),
+        )
+        try:
+            wait_for(lambda: "[full]" in out.read_text(), "the first pass")
+            s3_server.put(bucket, "mlflow/late.txt", b"late\n")
+            wait_for(lambda: "mlflow/late.txt" in paths_in(db_path), "the new object")
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            code = proc.wait(60)
+    text = out.read_text()
+    assert code == 0, text
+    assert text.startswith(f"polling {url} (live every 0.2s, all every 1s)"), text
+    assert "/month" in text and "stopped: " in text and "Traceback" not in text
+
+
+def test_artlens_watch_refuses_folders_and_urls_together(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from tui.cli import main
+
+    result = CliRunner().invoke(main, ["watch", str(tmp_path), "s3://b/p"])
+    assert result.exit_code == 2 and "separate commands" in result.output, result.output
