@@ -875,3 +875,18 @@ async def test_the_gil_switch_interval_is_restored_when_the_app_ends(demo: Demo)
         await settle(pilot)
         assert sys.getswitchinterval() < before
     assert sys.getswitchinterval() == before
+
+
+@sync
+async def test_a_filter_typed_in_one_burst_goes_to_the_filter(demo: Demo) -> None:
+    """Over SSH "/hydra" arrives in one read: the letters after "/" are queued before the
+    box has focus and must reach it ("r" would open retention, "d" a diff)."""
+    app = make_app(demo)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        screen = explorer(app)
+        for key, char in [("slash", "/"), *((c, c) for c in "hydra")]:
+            app.post_message(events.Key(key, char))
+        await settle(pilot)
+        assert app.screen is screen
+        assert screen.query_one("#filter", Input).value == "hydra"

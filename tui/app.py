@@ -16,9 +16,11 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from textual import events
 from textual.app import App
 from textual.binding import Binding, BindingType
 from textual.message import Message
+from textual.widgets import Input
 from textual.worker import Worker, WorkerState
 
 from store.index.views import ReaderPool
@@ -328,6 +330,18 @@ class ArtlensApp(App[None]):
             self._data_version = version
             if self.explorer is not None:
                 self.explorer.index_moved()
+
+    def on_key(self, event: events.Key) -> None:
+        """A letter that reaches the app while a text box has focus was queued for the
+        widget focused before it ("/hydra" arriving in one read over SSH: the letters are
+        forwarded to the runs table before "/" moves the focus); the box stops every letter
+        it takes itself, so hand this one over, in order, instead of dropping it."""
+        box = self.focused
+        if isinstance(box, Input) and event.is_printable and not hasattr(event, "rerouted"):
+            event.stop()
+            again = events.Key(event.key, event.character)
+            again.rerouted = True  # type: ignore[attr-defined]  # once: a box that lets it
+            box.post_message(again)  # through again (read-only, disabled) ends it here
 
     def on_index_changed(self, message: IndexChanged) -> None:
         """One delta of the change feed, handed to every screen (each keeps what is its own)."""

@@ -978,9 +978,12 @@ class ExplorerScreen(Screen[None]):
         self.set_focus(self._pane(name))
 
     def action_filter(self) -> None:
+        """Show the filter box and focus it at once, as a pane switch does: the letters
+        after "/" (one burst over SSH) are already queued and belong to the box."""
         box = self.query_one("#filter", Input)
         box.add_class("-shown")
-        box.focus()
+        box.display = True  # focusable now, before the class's style applies
+        self.set_focus(box)
 
     @on(Input.Changed, "#filter")
     def _filter_changed(self, event: Input.Changed) -> None:
