@@ -18,14 +18,14 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import sqlite3
 import tempfile
 import urllib.parse
 import weakref
 from collections.abc import Callable, Iterator
-from contextlib import closing
+from contextlib import closing, suppress
 
+from store import fsops
 from store.frameworks import _io
 from store.frameworks._context import DetectContext
 from store.frameworks._io import RootLike
@@ -187,13 +187,19 @@ def _connect_copy(root: RootLike, db_rel: str) -> sqlite3.Connection:
             os.path.join(folder, DB_NAME), timeout=1.0, factory=_CopiedConnection
         )
     except BaseException as exc:
-        shutil.rmtree(folder, ignore_errors=True)
+        _remove_quietly(folder)
         if isinstance(exc, sqlite3.Error):
             raise _io.ReadError(f"{db_rel}: not a readable MLflow database ({exc})") from None
         raise
     assert isinstance(conn, _CopiedConnection)
-    conn.remove_copy = weakref.finalize(conn, shutil.rmtree, folder, ignore_errors=True)
+    conn.remove_copy = weakref.finalize(conn, _remove_quietly, folder)
     return conn
+
+
+def _remove_quietly(folder: str) -> None:
+    """Remove our private copy by fd, never following a link placed inside it."""
+    with suppress(OSError):
+        fsops.remove_path(folder)
 
 
 def _copy(root: RootLike, rel: str, dest: str, db_rel: str) -> None:
