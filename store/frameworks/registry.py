@@ -10,6 +10,7 @@ or plug-in adds its own with ``register`` and takes it away with the function it
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
@@ -118,9 +119,11 @@ def register(entry: Framework) -> Callable[[], None]:
             raise ValueError(f"{entry.name!r}: {named.pattern.pattern!r} has no group 1")
     for source in entry.marker_patterns:
         try:  # alone (one that only compiles joined to others would escape its group),
-            re.compile(source)  # and as marker_pattern wraps it (no global flags there)
-            re.compile(_whole(source))
-        except re.error as exc:
+            with warnings.catch_warnings():  # and as marker_pattern wraps it: no global
+                warnings.simplefilter("error")  # flags there (Python 3.10 only warns, and
+                re.compile(source)  # the flag then applies to every framework's markers)
+                re.compile(_whole(source))
+        except (re.error, Warning) as exc:
             raise ValueError(f"{entry.name!r}: bad marker pattern {source!r}: {exc}") from None
     for other in _entries.values():
         if other.priority == entry.priority:
