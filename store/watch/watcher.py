@@ -540,7 +540,14 @@ class Watcher:
             if emitter.watch == root.watch:
                 group = getattr(emitter, "_inotify", None)
                 watched = getattr(group, "_active_callbacks_by_path", None)
-                return set(watched) if isinstance(watched, dict) else None
+                if watched is None:  # watchdog 6 (Python 3.10): its buffer's Inotify has them
+                    watched = getattr(getattr(group, "_inotify", None), "_wd_for_path", None)
+                if not isinstance(watched, dict):
+                    return None
+                try:
+                    return set(watched)
+                except RuntimeError:  # changed under us by the emitter's thread: unknown
+                    return None
         return None
 
     def _watches_lost(self, root: _Root) -> bool:
