@@ -889,4 +889,8 @@ async def test_a_filter_typed_in_one_burst_goes_to_the_filter(demo: Demo) -> Non
             app.post_message(events.Key(key, char))
         await settle(pilot)
         assert app.screen is screen
-        assert screen.query_one("#filter", Input).value == "hydra"
+        box = screen.query_one("#filter", Input)
+        assert box.value == "hydra"
+        await pilot.press("escape")
+        await settle(pilot)
+        assert not box.has_class("-shown") and box.region.height == 0  # hidden again

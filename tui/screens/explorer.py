@@ -982,7 +982,6 @@ class ExplorerScreen(Screen[None]):
         after "/" (one burst over SSH) are already queued and belong to the box."""
         box = self.query_one("#filter", Input)
         box.add_class("-shown")
-        box.display = True  # focusable now, before the class's style applies
         self.set_focus(box)
 
     @on(Input.Changed, "#filter")
