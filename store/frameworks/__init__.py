@@ -144,11 +144,14 @@ def _load(root: RootLike, spec: RunSpec) -> Loaded:
         loaded = Loaded()
         loaded.warn(f"unknown framework {spec.framework!r}")
         return loaded
-    try:
-        loaded = entry.load(root, spec)
-    except Exception as exc:  # never let one bad run break a scan
-        loaded = Loaded()
-        loaded.warn(f"{spec.path}: could not read run ({type(exc).__name__}: {exc})")
+    with _io.listing_problems() as problems:
+        try:
+            loaded = entry.load(root, spec)
+        except Exception as exc:  # never let one bad run break a scan
+            loaded = Loaded()
+            loaded.warn(f"{spec.path}: could not read run ({type(exc).__name__}: {exc})")
+    for problem in problems:
+        loaded.warn(problem)
     # plots and "last" follow the step, as MLflow's latest metric does (ties keep log order)
     loaded.series = {k: sorted(v, key=lambda p: p[0]) for k, v in loaded.series.items()}
     for other in registry.entries():

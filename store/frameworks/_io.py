@@ -14,9 +14,11 @@ import json
 import os
 import re
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 
-from store.root import NotFound, Reader, Root, RootError, UnsafeRelPath
+from store.root import NotAFile, NotFound, Reader, Root, RootError, UnsafeRelPath
 from store.root import join as join  # the frameworks call it _io.join: one join for all
 from store.root.local import LocalRoot
 from store.root.stream import buffered
@@ -28,6 +30,28 @@ LARGE = 64 * 1024 * 1024
 """Cap for metric logs (CSV, MLflow metric files, TSV)."""
 LIST_LIMIT = 1_000_000
 """A folder with more entries than this is read as empty rather than in part."""
+LIST_KEPT = 100_000
+"""Names of one folder a reader looks at (the first, sorted); more is said in a warning."""
+
+_listing_problems: ContextVar[list[str] | None] = ContextVar("listing_problems", default=None)
+
+
+@contextmanager
+def listing_problems() -> Iterator[list[str]]:
+    """Collect what ``list_dir`` could not list while a run is read, so the run says it
+    (a reader that saw part of a folder must not answer as if it saw all of it)."""
+    problems: list[str] = []
+    token = _listing_problems.set(problems)
+    try:
+        yield problems
+    finally:
+        _listing_problems.reset(token)
+
+
+def _listing_problem(message: str) -> None:
+    problems = _listing_problems.get()
+    if problems is not None and len(problems) < 100:
+        problems.append(message)
 
 
 class ReadError(OSError):
@@ -250,8 +274,9 @@ def to_int(value: object) -> int | None:
 
 def list_dir(root: RootLike, rel: str) -> tuple[list[str], list[str]]:
     """(sub-folders, files) of a folder under the root; symlinked folders are not entered
-    (a link counts as a file), FIFOs and devices are left out, an unreadable folder is
-    empty."""
+    (a link counts as a file), FIFOs and devices are left out.  A missing folder is empty;
+    an unreadable or oversized one is empty or cut, and says so through
+    ``listing_problems`` (the run being read then carries the warning)."""
     dirs: list[str] = []
     files: list[str] = []
     listed = as_root(root)
@@ -260,9 +285,14 @@ def list_dir(root: RootLike, rel: str) -> tuple[list[str], list[str]]:
             kinds = listed.list_kinds(rel, limit=LIST_LIMIT)
         else:
             kinds = [(e.name, e.kind) for e in listed.list_dir(rel, limit=LIST_LIMIT)]
-    except RootError:
+    except (NotFound, NotAFile):
+        return dirs, files  # an optional folder that is absent (or a file) is no problem
+    except RootError as exc:
+        _listing_problem(f"{rel or '.'}: could not list the folder ({exc})")
         return dirs, files
-    for name, kind in kinds[:100_000]:
+    if len(kinds) > LIST_KEPT:
+        _listing_problem(f"{rel or '.'}: read the first {LIST_KEPT:,} of {len(kinds):,} entries")
+    for name, kind in kinds[:LIST_KEPT]:
         if kind == "dir":
             dirs.append(name)
         elif kind in ("file", "symlink"):
