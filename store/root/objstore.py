@@ -545,10 +545,13 @@ def _total_size(response: dict[str, Any], got: int) -> int:
     """The object's size from a ranged GET's ``Content-Range: bytes a-b/TOTAL`` (or from a
     HEAD's ``ContentLength``)."""
     content_range = str(response.get("ContentRange") or "")
-    total = content_range.rpartition("/")[2]
-    if total.isdigit():
+    total = content_range.rpartition("/")[2].strip()
+    if total.isascii() and total.isdecimal() and len(total) <= 20:  # not "²", not "*"
         return int(total)
-    return int(response.get("ContentLength", got))
+    length = response.get("ContentLength", got)
+    if isinstance(length, int) and not isinstance(length, bool) and length >= 0:
+        return length
+    raise RootError(f"the server sent no usable object size ({content_range[:80]!r})")
 
 
 def _root_error(op: str, kwargs: dict[str, Any], exc: BaseException) -> RootError:
