@@ -9,6 +9,25 @@ from pathlib import Path
 
 import pytest
 
+USER_DIR_VARS = ("XDG_STATE_HOME", "XDG_CONFIG_HOME", "XDG_CACHE_HOME")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_user_dirs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Saved plans, configs and cached indexes go under the session's tmp folder, never
+    into the home of whoever runs the tests (subprocesses inherit the variables)."""
+    base = tmp_path_factory.mktemp("user-dirs")
+    saved = {name: os.environ.get(name) for name in USER_DIR_VARS}
+    for name in USER_DIR_VARS:
+        os.environ[name] = str(base / name.lower())
+    yield
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
 HOSTILE_NAMES = [
     "lr[0.1].yaml",
     "[bold]x.txt",
