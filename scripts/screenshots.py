@@ -29,6 +29,7 @@ from store.demo import write_demo
 from store.index.db import open_db
 from store.lock import WriterLock
 from store.scan import Indexer
+from tests.fixedfolder import fixed_folder
 from tui.app import ArtlensApp
 from tui.screens.explorer import ExplorerScreen
 
@@ -210,10 +211,7 @@ def main() -> None:
     OUT.mkdir(exist_ok=True)
     os.environ.setdefault("TZ", "UTC")
     # a fixed folder, so the paths shown in the pictures do not change between runs
-    base = Path(tempfile.gettempdir()) / "artlens-screenshots"
-    shutil.rmtree(base, ignore_errors=True)
-    base.mkdir()
-    try:
+    with fixed_folder(Path(tempfile.gettempdir()) / "artlens-screenshots") as base:
         root, db_path = build(base)
         shots = [(name, scene, (cols, rows)) for name, scene in SCENES.items()]
         if args.small:
@@ -222,7 +220,6 @@ def main() -> None:
             svg = asyncio.run(shoot(db_path, root, name, scene, size))
             tool = to_png(svg)
             print(f"{svg.relative_to(OUT.parent)}" + (f" + png ({tool})" if tool else " (no png)"))
-    finally:
         shutil.rmtree(base, ignore_errors=True)
 
 

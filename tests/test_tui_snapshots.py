@@ -7,15 +7,15 @@ report.
 
 from __future__ import annotations
 
-import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from textual.pilot import Pilot
 
+from tests.fixedfolder import fixed_folder
 from tests.test_tui import NOW, Demo, build_demo, explorer, make_app, settle
 
 SIZES = [(80, 24), (120, 40)]
@@ -23,11 +23,9 @@ SnapCompare = Callable[..., bool]
 
 
 @pytest.fixture(scope="module")
-def fixed_demo() -> Demo:
-    base = Path(tempfile.gettempdir()) / "artlens-snapshot-demo"
-    shutil.rmtree(base, ignore_errors=True)
-    base.mkdir(parents=True)
-    return build_demo(base)
+def fixed_demo() -> Iterator[Demo]:
+    with fixed_folder(Path(tempfile.gettempdir()) / "artlens-snapshot-demo") as base:
+        yield build_demo(base)
 
 
 async def show_runs(pilot: Pilot[Any]) -> None:
