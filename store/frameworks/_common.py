@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+from collections.abc import Callable, Container, Iterable, Mapping
 
 from store.csvrows import csv_reader
 from store.frameworks import _io
@@ -13,6 +14,25 @@ from store.frameworks.model import Loaded
 
 STEP_COLUMNS = ("step", "global_step", "_step", "iteration", "iter")
 INDEX_COLUMNS = frozenset({*STEP_COLUMNS, "epoch", "timestamp", "time", "wall_time", "created_at"})
+
+
+def note_checkpoints(out: Loaded, names: Iterable[str], keep: Callable[[str], bool]) -> None:
+    """The run's checkpoint files, in natural order (``epoch=9`` before ``epoch=10``), as the
+    run summary lists them; nothing when none is kept."""
+    kept = sorted((n for n in names if keep(n)), key=_io.natural_key)
+    if kept:
+        out.meta["checkpoints"] = [_io.display_name(n) for n in kept]
+
+
+def add_numbers(out: Loaded, row: Mapping[str, object], step: int, skip: Container[str]) -> None:
+    """Every numeric field of a logged row as a point at ``step`` (flags and text are not
+    metrics; ``skip`` names the row's own index fields)."""
+    for name, value in row.items():
+        if name in skip or isinstance(value, (bool, str)):
+            continue
+        number = _io.to_float(value)
+        if number is not None:
+            add_point(out.series, str(name), step, number)
 
 
 def read_wide_csv(root: RootLike, rel: str, out: Loaded, step_column: str | None = None) -> bool:

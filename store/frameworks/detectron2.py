@@ -15,7 +15,6 @@ import re
 from store.frameworks import _common, _io
 from store.frameworks._context import DetectContext
 from store.frameworks._io import RootLike
-from store.frameworks._metrics import add_point
 from store.frameworks.model import Loaded, RunSpec
 from store.frameworks.registry import Checkpoints, Framework, NumberedName, SeriesSource
 
@@ -42,9 +41,7 @@ def load(root: RootLike, spec: RunSpec) -> Loaded:
     _, files = _io.list_dir(root, spec.path)
     if "metrics.json" in files:
         _read_metrics(root, _io.join(spec.path, "metrics.json"), out)
-    ckpts = sorted((f for f in files if CHECKPOINT.match(f)), key=_io.natural_key)
-    if ckpts:
-        out.meta["checkpoints"] = [_io.display_name(c) for c in ckpts]
+    _common.note_checkpoints(out, files, lambda f: CHECKPOINT.match(f) is not None)
     if "model_final.pth" in files:
         out.status = "finished"
     return out
@@ -60,12 +57,7 @@ def _read_metrics(root: RootLike, rel: str, out: Loaded) -> None:
         if step is None:
             no_step += 1
             continue
-        for name, value in row.items():
-            if name in _INDEX or isinstance(value, (bool, str)):
-                continue
-            number = _io.to_float(value)
-            if number is not None:
-                add_point(out.series, str(name), step, number)
+        _common.add_numbers(out, row, step, _INDEX)
     if no_step:
         out.warn(f"{rel}: {no_step} line(s) without an iteration skipped")
 

@@ -174,7 +174,6 @@ def _best_state(
 
 
 def _apply_state(state: dict[str, object], out: Loaded) -> None:
-    from store.frameworks._metrics import add_point
 
     for key in (
         "best_metric",
@@ -206,12 +205,7 @@ def _apply_state(state: dict[str, object], out: Loaded) -> None:
             step = _io.to_int(entry.get("step"))
             if step is None:
                 continue
-            for name, value in entry.items():
-                if name in ("step", "epoch") or isinstance(value, (bool, str)):
-                    continue
-                number = _io.to_float(value)
-                if number is not None:
-                    add_point(out.series, str(name), step, number)
+            _common.add_numbers(out, entry, step, ("step", "epoch"))
     global_step = _io.to_int(state.get("global_step"))
     max_steps = _io.to_int(state.get("max_steps"))
     if global_step and max_steps and global_step >= max_steps:

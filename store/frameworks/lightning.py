@@ -68,9 +68,7 @@ def load(root: RootLike, spec: RunSpec) -> Loaded:
         else:
             _common.read_tensorboard(root, spec.path, out)
     _, ckpts = _io.list_dir(root, _io.join(spec.path, "checkpoints"))
-    ckpts = sorted((c for c in ckpts if c.endswith(".ckpt")), key=_io.natural_key)
-    if ckpts:
-        out.meta["checkpoints"] = [_io.display_name(c) for c in ckpts]
+    _common.note_checkpoints(out, ckpts, lambda c: c.endswith(".ckpt"))
     return out
 
 

@@ -14,10 +14,9 @@ from __future__ import annotations
 
 import re
 
-from store.frameworks import _io
+from store.frameworks import _common, _io
 from store.frameworks._context import DetectContext
 from store.frameworks._io import RootLike
-from store.frameworks._metrics import add_point
 from store.frameworks._pyconfig import parse_py_config
 from store.frameworks.flatten import flatten
 from store.frameworks.model import Loaded, RunSpec
@@ -70,9 +69,7 @@ def load(root: RootLike, spec: RunSpec) -> Loaded:
             out.warn(f"{config}: {exc}")
     for log in logs:  # oldest first: a resume's values come after the first start's
         _read_scalars(root, _io.join(spec.path, log, "vis_data", "scalars.json"), out)
-    ckpts = sorted((f for f in files if CHECKPOINT.match(f)), key=_io.natural_key)
-    if ckpts:
-        out.meta["checkpoints"] = [_io.display_name(c) for c in ckpts]
+    _common.note_checkpoints(out, files, lambda f: CHECKPOINT.match(f) is not None)
     try:
         pointer, _ = _io.read_text(root, _io.join(spec.path, "last_checkpoint"), 4096)
         out.meta["last_checkpoint"] = _io.display_name(pointer.strip().rsplit("/", 1)[-1])
@@ -108,12 +105,7 @@ def _read_scalars(root: RootLike, rel: str, out: Loaded) -> None:
             step = _io.to_int(row.get("iter"))
         if step is None:
             continue
-        for name, value in row.items():
-            if name in _INDEX or isinstance(value, (bool, str)):
-                continue
-            number = _io.to_float(value)
-            if number is not None:
-                add_point(out.series, str(name), step, number)
+        _common.add_numbers(out, row, step, _INDEX)
         epoch = _io.to_int(row.get("epoch"))
         if epoch is not None:
             out.meta["epoch"] = max(epoch, _io.to_int(out.meta.get("epoch")) or 0)

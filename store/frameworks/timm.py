@@ -38,9 +38,7 @@ def load(root: RootLike, spec: RunSpec) -> Loaded:
     _, files = _io.list_dir(root, spec.path)
     if "summary.csv" in files:
         _common.read_wide_csv(root, _io.join(spec.path, "summary.csv"), out, step_column="epoch")
-    ckpts = sorted((f for f in files if f.endswith(".pth.tar")), key=_io.natural_key)
-    if ckpts:
-        out.meta["checkpoints"] = [_io.display_name(c) for c in ckpts]
+    _common.note_checkpoints(out, files, lambda f: f.endswith(".pth.tar"))
     epochs = _io.to_int(out.params.get("epochs"))
     cooldown = _io.to_int(out.params.get("cooldown_epochs")) or 0
     last = max((step for points in out.series.values() for step, _ in points), default=None)

@@ -41,9 +41,7 @@ def load(root: RootLike, spec: RunSpec) -> Loaded:
         _common.read_wide_csv(root, _io.join(spec.path, "results.csv"), out, step_column="epoch")
         out.series.pop("time", None)
     _, weights = _io.list_dir(root, _io.join(spec.path, "weights"))
-    found = sorted((w for w in weights if w.endswith(".pt")), key=_io.natural_key)
-    if found:
-        out.meta["checkpoints"] = [_io.display_name(w) for w in found]
+    _common.note_checkpoints(out, weights, lambda w: w.endswith(".pt"))
     epochs = _io.to_int(out.params.get("epochs"))
     done = max((step for points in out.series.values() for step, _ in points), default=None)
     if epochs and done is not None:
