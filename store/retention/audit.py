@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from store.errors import ArtlensError
+from store.retention.jsonl import TORN, json_lines
 
 AUDIT = "audit.jsonl"
 OWNERS_FILE = ".artlens.toml"
@@ -195,18 +196,11 @@ def read_audit(trash_fd: int) -> tuple[list[AuditRecord], list[str]]:
         os.close(fd)
     records: list[AuditRecord] = []
     problems: list[str] = []
-    lines = data.split(b"\n")
-    if lines and lines[-1] == b"":
-        lines.pop()
-    for number, raw in enumerate(lines, 1):
-        if not raw.strip():
-            continue
+    for number, value in json_lines(data):
         try:
-            try:
-                data = json.loads(raw.decode("utf-8"))
-            except (ValueError, UnicodeDecodeError):
-                raise ValueError("not JSON (a torn write?)") from None
-            records.append(_record(data))
+            if value is TORN:
+                raise ValueError("not JSON (a torn write?)")
+            records.append(_record(value))
         except ValueError as exc:
             problems.append(f"{AUDIT} line {number}: {exc}; skipped")
     return records, problems

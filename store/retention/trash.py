@@ -48,6 +48,7 @@ from store.kinds import classify
 from store.paths import key, prefix_range
 from store.retention import audit
 from store.retention.candidates import Candidate
+from store.retention.jsonl import TORN, json_lines
 from store.retention.plan import Plan
 from store.root import is_url
 
@@ -402,17 +403,10 @@ def parse_manifest(data: bytes, root: str) -> tuple[dict[str, TrashEntry], list[
     """Replay manifest lines into entries; each line that fails is reported and skipped."""
     entries: dict[str, TrashEntry] = {}
     problems: list[str] = []
-    lines = data.split(b"\n")
-    if lines and lines[-1] == b"":
-        lines.pop()
-    for number, raw in enumerate(lines, 1):
-        if not raw.strip():
-            continue
+    for number, record in json_lines(data):
         try:
-            try:
-                record = json.loads(raw.decode("utf-8", "surrogatepass"))
-            except (ValueError, UnicodeDecodeError):
-                raise BadLine("not JSON (a torn write?)") from None
+            if record is TORN:
+                raise BadLine("not JSON (a torn write?)")
             if not isinstance(record, dict):
                 raise BadLine("not a JSON object")
             _replay(entries, root, record)
