@@ -19,9 +19,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 from store.errors import ArtlensError
+
+_T = TypeVar("_T")
 
 WAIT_POLL_SECONDS = 0.2
 LONG_LIVED_ROLES = frozenset({"watch"})
@@ -135,34 +137,30 @@ def _read_holder(fd: int) -> str:
 
 def holder(db_path: Path | str) -> str | None:
     """Who holds the writer lock, or None when nobody does."""
-    path = lock_path(Path(db_path))
-    if not path.exists():
-        return None
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return _read_holder(fd)
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        return None
-    finally:
-        os.close(fd)
+    return _peek(db_path, _read_holder)
 
 
 def holder_info(db_path: Path | str) -> dict[str, Any] | None:
     """What the holder of the writer lock wrote about itself (pid, role, ...), or None
     when nobody holds it."""
-    path = lock_path(Path(db_path))
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        return _peek(db_path, _read_info)
     except OSError:
+        return None
+
+
+def _peek(db_path: Path | str, read: Callable[[int], _T]) -> _T | None:
+    """``read`` of the lock file while another process holds the lock; None when nobody
+    does (no lock file, or a shared lock is granted at once)."""
+    try:
+        fd = os.open(lock_path(Path(db_path)), os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
         return None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
         except BlockingIOError:
-            return _read_info(fd)
+            return read(fd)
         fcntl.flock(fd, fcntl.LOCK_UN)
         return None
     finally:
