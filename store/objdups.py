@@ -128,11 +128,11 @@ def object_duplicates(
         if any(part in _IGNORED for part in path.split("/")[:-1]):
             continue  # our trash
         result.objects += 1
-        size = int(obj["Size"])
+        size = obj.size
         if size < min_size:
             continue
-        by_size[size].append(_Obj(path, size, str(obj["ETag"]).strip('"')))
-        if "SHA256" in (obj.get("ChecksumAlgorithm") or []):
+        by_size[size].append(_Obj(path, size, obj.etag.strip('"')))
+        if "SHA256" in (obj.raw.get("ChecksumAlgorithm") or []):
             has_sha.add(path)
     candidates = [o for same in by_size.values() if len(same) > 1 for o in same]
 
