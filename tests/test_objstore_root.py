@@ -161,7 +161,7 @@ def test_missing_bucket_is_one_line(s3_server: S3Server) -> None:
 
 def test_other_schemes_say_so() -> None:
     with pytest.raises(RootError, match="not supported yet"):
-        ObjectRoot("gs://bucket/prefix")
+        ObjectRoot("az://container/prefix")
 
 
 def test_empty_object_and_folder_marker(s3_server: S3Server) -> None:

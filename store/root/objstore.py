@@ -76,8 +76,8 @@ PAGE_KEYS = 1000
 ESCAPE = "%"
 """Marks a name part that stands for a key part which cannot be a path part."""
 
-SCHEMES = {"s3": "s3"}
-"""URL scheme -> the backend's scheme."""
+SCHEMES = {"s3": "s3", "gs": "gs", "gcs": "gs"}
+"""URL scheme -> the backend's scheme (``gcs://`` is fsspec's other name for ``gs://``)."""
 
 
 def encode_part(part: str) -> str:
@@ -123,9 +123,13 @@ def _backend(scheme: str, bucket: str, stats: Stats, fs: Any) -> Backend:
         from store.root.s3 import S3Backend
 
         return S3Backend(bucket, stats, fs=fs)
+    if kind == "gs":
+        from store.root.gcs import GCSBackend
+
+        return GCSBackend(bucket, stats, fs=fs)
     raise RootError(
         f"{scheme}:// roots are not supported yet (s3://, including S3-compatible servers "
-        "through AWS_ENDPOINT_URL)"
+        "through AWS_ENDPOINT_URL, and gs://)"
     )
 
 
