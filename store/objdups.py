@@ -184,5 +184,10 @@ def object_duplicates(
 
 
 def etag_note(etag: str) -> str:
-    """Why an ETag match is only probable, for a group's line."""
-    return "ETag of a plain upload" if is_content_hash(etag) else "multipart ETag"
+    """Why an ETag match is only probable, for a group's line (a GCS root groups by its
+    base64 ``md5Hash``, which MD5 collisions made on purpose can still fool)."""
+    if is_content_hash(etag):
+        return "ETag of a plain upload"
+    if len(etag) == 24 and etag.endswith("=="):
+        return "MD5 of the bytes (md5Hash)"
+    return "multipart ETag"
