@@ -6,6 +6,8 @@ apply + restore round-tripping every byte."""
 from __future__ import annotations
 
 import json
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -65,7 +67,7 @@ def test_reads_are_pinned_to_the_generation(gcs_server: GCSServer) -> None:
         with pytest.raises(ChangedError):
             reader.read_at(2 * BLOCK_SIZE, 10)  # never a block of the new bytes
     assert root.stats.bytes < 4 * BLOCK_SIZE + 64
-    assert root.stats.ops["get_media"] >= 4
+    assert root.stats.ops["objects.get_media"] >= 4
 
 
 def test_missing_bucket_and_other_schemes_are_one_line(gcs_server: GCSServer) -> None:
@@ -112,7 +114,8 @@ def test_index_matches_the_local_index(gcs_seeded: dict[str, Any], tmp_path: Pat
     finally:
         db.close()
     assert report.files == len(gcs_seeded["files"]) and report.warning_count == 0
-    assert root.stats.ops["list"] >= 1 and set(root.stats.ops) <= {"list", "get_media", "get"}
+    ops = {"objects.list", "objects.get_media", "objects.get"}
+    assert root.stats.ops["objects.list"] >= 1 and set(root.stats.ops) <= ops
     local_runs = {p: r for p, r in _runs(tmp_path / "local.db").items() if r[0] != "tensorboard"}
     bucket_runs = _runs(tmp_path / "bucket.db")
     for path, (framework, params) in local_runs.items():
@@ -188,3 +191,97 @@ def test_retention_leaves_an_object_rewritten_after_the_plan(gcs_server: GCSServ
     left = gcs_server.contents(bucket)
     assert left["run/a.ckpt"] == b"written after the plan"
     assert not [k for k in left if k.startswith(f"{TRASH}/{plan.batch}/")]
+
+
+def _json(*args: str) -> Any:
+    result = CliRunner().invoke(main, list(args))
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output)
+
+
+def test_cli_retention_apply_then_trash_restore(
+    gcs_server: GCSServer, gcs_fresh: Callable[..., str], tmp_path: Path
+) -> None:
+    bucket = gcs_fresh()
+    url = f"gs://{bucket}"
+    db = str(tmp_path / "bucket.db")
+    before = gcs_server.contents(bucket)
+    _json("index", url, "--db", db, "--json")
+    plan = _json("retention", "plan", url, "--keep-last", "1", "--db", db, "--json")
+    removed = sorted(i["path"] for i in plan["items"] if not i["keep"])
+    assert len(removed) == 6 and all(p.endswith(".ckpt") for p in removed)
+    changed = removed[0]
+    gcs_server.put(bucket, changed, b"written after the plan")  # a new generation
+    done = _json("retention", "apply", plan["id"], "--yes", "--db", db, "--json")
+    assert sorted(i["path"] for i in done["done"]) == removed[1:]
+    assert [(i["path"], i["reason"].split(":")[0]) for i in done["skipped"]] == [
+        (changed, "changed")
+    ]
+    assert not set(removed[1:]) & set(gcs_server.contents(bucket))
+    batch = done["done"][0]["id"]
+    restored = _json("trash", "restore", batch, "--root", url, "--db", db, "--json")
+    assert sorted(i["path"] for i in restored["done"]) == removed[1:]
+    after = {k: v for k, v in gcs_server.contents(bucket).items() if TRASH not in k}
+    assert after == {**before, changed: b"written after the plan"}
+
+
+def test_polling_a_gcs_bucket_prices_its_listings(
+    gcs_server: GCSServer, gcs_fresh: Callable[..., str], tmp_path: Path
+) -> None:
+    from store.objpoll import LIST_PRICE, MONTH, BucketPoller, PollReport
+
+    bucket = gcs_fresh()
+    db_path = tmp_path / "bucket.db"
+    passes: list[PollReport] = []
+    poller = BucketPoller(
+        db_path, [f"gs://{bucket}"], live_every=0.1, reconcile_every=0.3, on_pass=passes.append
+    )
+    thread = threading.Thread(target=poller.run)
+    thread.start()
+    try:
+        _wait(lambda: any(p.kind == "full" for p in passes), "the first pass")
+        gcs_server.put(bucket, "lightning/new/notes.txt", b"added while polling\n")
+        _wait(lambda: "lightning/new/notes.txt" in _paths(db_path), "the new object")
+    finally:
+        poller.stop()
+        thread.join(60)
+    assert not thread.is_alive()
+    assert all(p.error is None for p in passes), [p.error for p in passes if p.error]
+    listings = poller.full.ops.get("objects.list", 0)
+    assert listings >= 1 and poller.monthly_cost() >= listings * LIST_PRICE * MONTH / 0.3 > 0
+
+
+def _paths(db_path: Path) -> set[str]:
+    db = open_db(db_path, readonly=True)
+    try:
+        return {
+            bytes(p).decode("utf-8", "replace")
+            for (p,) in db.conn.execute("SELECT path FROM artifacts")
+        }
+    finally:
+        db.close()
+
+
+def _wait(check: Callable[[], bool], what: str, seconds: float = 60.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def test_bucket_dups_group_by_md5(gcs_server: GCSServer) -> None:
+    from store.objdups import etag_note, object_duplicates
+
+    bucket = gcs_server.new_bucket()
+    gcs_server.put(bucket, "a/model.bin", b"same bytes" * 100)
+    gcs_server.put(bucket, "b/model.bin", b"same bytes" * 100)
+    gcs_server.put(bucket, "c/model.bin", b"other byte" * 100)
+    found = object_duplicates(ObjectRoot(f"gs://{bucket}"))
+    assert [(g.certainty, g.paths) for g in found.groups] == [
+        ("probable", ["a/model.bin", "b/model.bin"])
+    ]
+    assert etag_note(found.groups[0].digest) == "MD5 of the bytes (md5Hash)"
+    exact = object_duplicates(ObjectRoot(f"gs://{bucket}"), full_hash=True)
+    assert [(g.certainty, g.paths) for g in exact.groups] == [
+        ("exact", ["a/model.bin", "b/model.bin"])
+    ]

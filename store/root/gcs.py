@@ -145,7 +145,7 @@ class GCSBackend:
             params["delimiter"] = delimiter
         if token:
             params["pageToken"] = token
-        page = self._json("list", "GET", "b/{}/o", self.bucket, **params)
+        page = self._json("objects.list", "GET", "b/{}/o", self.bucket, **params)
         items = page.get("items") or []
         prefixes = page.get("prefixes") or []
         return Page(
@@ -156,7 +156,7 @@ class GCSBackend:
 
     def head(self, key: str, *, version: str | None = None) -> ObjectInfo:
         params = {"generation": version} if version else {}
-        return self.info(self._json("get", "GET", "b/{}/o/{}", self.bucket, key, **params))
+        return self.info(self._json("objects.get", "GET", "b/{}/o/{}", self.bucket, key, **params))
 
     def get_range(
         self, key: str, start: int, end: int, *, pin: ObjectInfo | None
@@ -167,7 +167,7 @@ class GCSBackend:
             params["ifGenerationMatch"] = pin.pin
         try:
             headers, data = self.request(
-                "get_media",
+                "objects.get_media",
                 "GET",
                 "b/{}/o/{}",
                 self.bucket,
@@ -210,7 +210,7 @@ class GCSBackend:
 
     def put(self, key: str, body: bytes) -> None:
         self.request(
-            "insert",
+            "objects.insert",
             "POST",
             f"{self.fs._location}/upload/storage/v1/b/{{}}/o",
             self.bucket,
@@ -226,7 +226,7 @@ class GCSBackend:
         params: dict[str, Any] = {"sourceGeneration": pin, "ifSourceGenerationMatch": pin}
         for _ in range(REWRITE_ROUNDS):
             answer = self._json(
-                "rewrite",
+                "objects.rewrite",
                 "POST",
                 "b/{}/o/{}/rewriteTo/b/{}/o/{}",
                 self.bucket,
@@ -250,7 +250,7 @@ class GCSBackend:
             params["ifGenerationMatch"] = pin
         if version is not None:
             params["generation"] = version
-        self.request("delete", "DELETE", "b/{}/o/{}", self.bucket, key, **params)
+        self.request("objects.delete", "DELETE", "b/{}/o/{}", self.bucket, key, **params)
         return None
 
     def lock_of(self, key: str, version: str) -> str:
