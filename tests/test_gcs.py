@@ -285,3 +285,16 @@ def test_bucket_dups_group_by_md5(gcs_server: GCSServer) -> None:
     assert [(g.certainty, g.paths) for g in exact.groups] == [
         ("exact", ["a/model.bin", "b/model.bin"])
     ]
+
+
+def test_preview_reads_head_and_tail_ranges_only(gcs_server: GCSServer) -> None:
+    from store.preview import preview_at
+
+    bucket = gcs_server.new_bucket()
+    lines = [f"step {i} loss {1 / (i + 1):.6f}".encode() for i in range(400_000)]
+    body = b"\n".join([*lines, b"LAST LINE of the log\n"])
+    gcs_server.put(bucket, "run/train.log", body)
+    root = ObjectRoot(f"gs://{bucket}")
+    shown = preview_at(root, "run/train.log")
+    assert "LAST LINE of the log" in shown.text
+    assert 0 < root.stats.bytes <= 1 << 20 < len(body), (root.stats.bytes, len(body))
