@@ -6,9 +6,11 @@ and purge deletes the trashed version and the marker for good.  An unversioned b
 no such net: trash copies the object server side to ``<prefix>/.artlens-trash/<batch>/``
 and then deletes the original, restore copies it back and purge deletes the copy.
 
-Every step is pinned to the ETag the plan saw: the copy is ``CopySourceIfMatch`` and the
-delete of the original ``IfMatch``, so an object overwritten since the plan is reported
-``changed`` and left alone (a copy already made is removed again).  A restore never
+Every step is pinned to the object the plan saw (its ``pin``: the ETag on S3, the
+generation on GCS): on S3 the copy is ``CopySourceIfMatch`` and the delete of the original
+``IfMatch``, on GCS ``ifSourceGenerationMatch`` and ``ifGenerationMatch``, so an object
+overwritten since the plan is reported ``changed`` and left alone (a copy already made is
+removed again).  GCS has no delete markers: a GCS bucket is always trashed by copy.  A restore never
 replaces an object that appeared at the original key since.  Object Lock retention and
 legal holds are respected and reported: a locked version is not purged.
 
