@@ -1,15 +1,17 @@
 """Object-store roots: a bucket prefix behind the ``Root`` contract.
 
 The store's own API sits behind a ``Backend`` (store/root/backend.py): S3 in
-store/root/s3.py, GCS in store/root/gcs.py.  What differs from a folder, and how this
-module answers it:
+store/root/s3.py, GCS in store/root/gcs.py, Azure Blob in store/root/azure.py.  What
+differs from a folder, and how this module answers it:
 
-- Identity is what the store says names the bytes (S3's ETag, GCS's generation), never
+- Identity is what the store says names the bytes (S3's and Azure's ETag, GCS's
+  generation), never
   LastModified, from a listing and a HEAD alike (see each backend's docstring).
 - A folder is a delimiter listing (``list_dir``); a whole subtree is prefix pages
   (``walk``), one request per 1000 keys rather than one per folder.
 - A read is a ranged GET pinned to the object seen when the reader opened (S3
-  ``If-Match`` and VersionId, GCS ``generation`` and ``ifGenerationMatch``), in blocks
+  ``If-Match`` and VersionId, GCS ``generation`` and ``ifGenerationMatch``, Azure
+  ``If-Match``), in blocks
   kept in a small cache: an object overwritten mid-read raises ``ChangedError``, never a
   mix of old and new bytes.
 - Every request and every body byte is counted (``ObjectRoot.stats``), so a caller can
@@ -76,8 +78,9 @@ PAGE_KEYS = 1000
 ESCAPE = "%"
 """Marks a name part that stands for a key part which cannot be a path part."""
 
-SCHEMES = {"s3": "s3", "gs": "gs", "gcs": "gs"}
-"""URL scheme -> the backend's scheme (``gcs://`` is fsspec's other name for ``gs://``)."""
+SCHEMES = {"s3": "s3", "gs": "gs", "gcs": "gs", "az": "az", "abfs": "az"}
+"""URL scheme -> the backend's scheme (``gcs://`` and ``abfs://`` are fsspec's other names
+for ``gs://`` and ``az://``)."""
 
 
 def encode_part(part: str) -> str:
@@ -127,15 +130,19 @@ def _backend(scheme: str, bucket: str, stats: Stats, fs: Any) -> Backend:
         from store.root.gcs import GCSBackend
 
         return GCSBackend(bucket, stats, fs=fs)
+    if kind == "az":
+        from store.root.azure import AzureBackend
+
+        return AzureBackend(bucket, stats, fs=fs)
     raise RootError(
-        f"{scheme}:// roots are not supported yet (s3://, including S3-compatible servers "
-        "through AWS_ENDPOINT_URL, and gs://)"
+        f"{scheme}:// roots are not supported (s3://, including S3-compatible servers "
+        "through AWS_ENDPOINT_URL, gs:// and az://)"
     )
 
 
 class ObjectRoot:
-    """One ``s3://bucket/prefix`` (or ``gs://``): listings, stats and pinned ranged
-    readers, over the store's ``Backend``."""
+    """One ``s3://bucket/prefix`` (or ``gs://``, ``az://container/prefix``): listings,
+    stats and pinned ranged readers, over the store's ``Backend``."""
 
     def __init__(self, url: str, *, fs: Any = None, block_size: int = BLOCK_SIZE) -> None:
         scheme, bucket, prefix = parse_url(url)
@@ -438,6 +445,6 @@ class ObjectReader:
 
 
 def open_object_root(url: str) -> ObjectRoot:
-    """The root for ``s3://bucket/prefix`` or ``gs://bucket/prefix`` (other schemes give
-    a one-line error)."""
+    """The root for ``s3://``, ``gs://`` or ``az://`` URLs (other schemes give a one-line
+    error)."""
     return ObjectRoot(url)
