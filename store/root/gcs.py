@@ -233,6 +233,7 @@ class GCSBackend:
                 source,
                 self.bucket,
                 target,
+                headers={"Content-Type": "application/json"},
                 **params,
             )
             if answer.get("done"):
