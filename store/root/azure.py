@@ -83,6 +83,8 @@ class AzureBackend:
         place = f"az://{self.bucket}/{where}"
         try:
             return fn(*args, **kwargs)
+        except RootError:
+            raise  # no client could be made: its own one line
         except ResourceNotFoundError as exc:
             raise NotFound(f"{place}: {op} failed: not found") from exc
         except ResourceModifiedError as exc:
