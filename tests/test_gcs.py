@@ -164,6 +164,7 @@ def test_retention_apply_restore_purge_round_trip(
     assert gcs_server.contents(bucket) == before  # planning changes nothing
     assert plan.versioned is False  # GCS has no delete markers: trash is a copy
     assert plan.total_bytes == sum(len(before[k]) for k in CHOSEN)
+    assert all(i.note == "" for i in plan.items)  # no S3 multipart ETag notes here
     applied = trash.apply(plan)
     assert applied.counts() == {"trashed": len(CHOSEN)}, applied.to_json()
     live = {k for k in gcs_server.contents(bucket) if not k.startswith(TRASH)}

@@ -6,13 +6,14 @@ and purge deletes the trashed version and the marker for good.  An unversioned b
 no such net: trash copies the object server side to ``<prefix>/.artlens-trash/<batch>/``
 and then deletes the original, restore copies it back and purge deletes the copy.
 
-Every step is pinned to the object the plan saw (its ``pin``: the ETag on S3, the
-generation on GCS): on S3 the copy is ``CopySourceIfMatch`` and the delete of the original
-``IfMatch``, on GCS ``ifSourceGenerationMatch`` and ``ifGenerationMatch``, so an object
-overwritten since the plan is reported ``changed`` and left alone (a copy already made is
-removed again).  GCS has no delete markers: a GCS bucket is always trashed by copy.  A restore never
-replaces an object that appeared at the original key since.  Object Lock retention and
-legal holds are respected and reported: a locked version is not purged.
+Every step is pinned to the object the plan saw (its ``pin``: the ETag on S3 and Azure,
+the generation on GCS): on S3 the copy is ``CopySourceIfMatch`` and the delete of the
+original ``IfMatch``, on GCS ``ifSourceGenerationMatch`` and ``ifGenerationMatch``, on
+Azure ``If-Match`` on the copy's source and on the delete, so an object overwritten since
+the plan is reported ``changed`` and left alone (a copy already made is removed again).
+GCS and Azure have no delete markers to remove: their buckets are always trashed by copy.
+A restore never replaces an object that appeared at the original key since.  Object Lock
+retention and legal holds are respected and reported: a locked version is not purged.
 
 Planning is free of side effects (``plan``); ``apply`` is the only call that changes the
 bucket, and writes a manifest (``<prefix>/.artlens-trash/<batch>.json``) that ``restore``
@@ -157,7 +158,7 @@ class BucketTrash:
                     head.size,
                     head.pin,
                     head.version if batch.versioned else None,
-                    note="" if head.content_hash else "multipart ETag",
+                    note="multipart ETag" if self._multipart(head) else "",
                     identity=head.identity,
                 )
             )
@@ -304,6 +305,10 @@ class BucketTrash:
         key = "/".join(p for p in (self.root.prefix, TRASH, batch.batch + ".json") if p)
         body = json.dumps(batch.to_json(), ensure_ascii=True).encode()
         self.store.put(key, body)
+
+    def _multipart(self, head: ObjectInfo) -> bool:
+        """An S3 ETag that is no MD5 of the bytes (GCS and Azure never claim one)."""
+        return self.store.scheme == "s3" and not head.content_hash
 
     def _head(self, key: str) -> ObjectInfo | None:
         try:
