@@ -6,6 +6,8 @@ retention apply + restore round-tripping every byte."""
 from __future__ import annotations
 
 import json
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -175,3 +177,45 @@ def test_retention_leaves_a_blob_rewritten_after_the_plan(azure_server: AzureSer
     left = azure_server.contents(container)
     assert left["run/a.ckpt"] == b"written after the plan"
     assert not [k for k in left if k.startswith(f"{TRASH}/{plan.batch}/")]
+
+
+def test_polling_a_container_prices_its_listings(
+    azure_server: AzureServer, azure_fresh: Callable[[], str], tmp_path: Path
+) -> None:
+    from store.objpoll import LIST_PRICE, MONTH, BucketPoller, PollReport
+
+    container = azure_fresh()
+    db_path = tmp_path / "bucket.db"
+    passes: list[PollReport] = []
+    poller = BucketPoller(
+        db_path, [f"az://{container}"], live_every=0.1, reconcile_every=0.3, on_pass=passes.append
+    )
+    thread = threading.Thread(target=poller.run)
+    thread.start()
+    try:
+        _wait(lambda: any(p.kind == "full" for p in passes), "the first pass")
+        azure_server.put(container, "lightning/new/notes.txt", b"added while polling\n")
+        _wait(lambda: "lightning/new/notes.txt" in _paths(db_path), "the new object")
+    finally:
+        poller.stop()
+        thread.join(60)
+    assert not thread.is_alive()
+    assert all(p.error is None for p in passes), [p.error for p in passes if p.error]
+    listings = poller.full.ops.get("list_blobs", 0)
+    assert listings >= 1 and poller.monthly_cost() >= listings * LIST_PRICE * MONTH / 0.3 > 0
+
+
+def _paths(db_path: Path) -> set[str]:
+    db = open_db(db_path, readonly=True)
+    try:
+        rows = db.conn.execute("SELECT path FROM artifacts").fetchall()
+        return {bytes(p).decode("utf-8", "replace") for (p,) in rows}
+    finally:
+        db.close()
+
+
+def _wait(check: Callable[[], bool], what: str, seconds: float = 60.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
