@@ -299,3 +299,22 @@ def test_preview_reads_head_and_tail_ranges_only(gcs_server: GCSServer) -> None:
     shown = preview_at(root, "run/train.log")
     assert "LAST LINE of the log" in shown.text
     assert 0 < root.stats.bytes <= 1 << 20 < len(body), (root.stats.bytes, len(body))
+
+
+def test_cli_bucket_trash_restore_and_dups(
+    gcs_server: GCSServer, gcs_fresh: Callable[..., str]
+) -> None:
+    bucket = gcs_fresh()
+    url = f"gs://{bucket}/models"
+    before = gcs_server.contents(bucket)
+    dry = _json("bucket", "trash", url, "evil.pkl", "--json")
+    assert dry["applied"] is False and gcs_server.contents(bucket) == before
+    done = _json("bucket", "trash", url, "evil.pkl", "--apply", "--json")
+    assert done["counts"] == {"trashed": 1} and "models/evil.pkl" not in gcs_server.contents(bucket)
+    back = _json("bucket", "restore", url, done["batch"], "--json")
+    assert back["counts"] == {"restored": 1}
+    after = {k: v for k, v in gcs_server.contents(bucket).items() if TRASH not in k}
+    assert after == before
+    gcs_server.put(bucket, "models/copy.pkl", before["models/evil.pkl"])
+    dups = _json("bucket", "dups", url, "--json")
+    assert [g["paths"] for g in dups["duplicates"]] == [["copy.pkl", "evil.pkl"]], dups
