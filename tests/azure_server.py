@@ -94,6 +94,10 @@ class AzureServer:
             self.put(container, key, body)
         return files
 
+    def keys(self, container: str, prefix: str = "") -> set[str]:
+        client = self.service.get_container_client(container)
+        return {b.name for b in client.list_blobs(name_starts_with=prefix or None)}
+
     def contents(self, container: str, prefix: str = "") -> dict[str, bytes]:
         client = self.service.get_container_client(container)
         return {
