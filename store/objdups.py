@@ -128,11 +128,11 @@ def object_duplicates(
         if any(part in _IGNORED for part in path.split("/")[:-1]):
             continue  # our trash
         result.objects += 1
-        size = int(obj["Size"])
+        size = obj.size
         if size < min_size:
             continue
-        by_size[size].append(_Obj(path, size, str(obj["ETag"]).strip('"')))
-        if "SHA256" in (obj.get("ChecksumAlgorithm") or []):
+        by_size[size].append(_Obj(path, size, obj.etag.strip('"')))
+        if "SHA256" in (obj.raw.get("ChecksumAlgorithm") or []):
             has_sha.add(path)
     candidates = [o for same in by_size.values() if len(same) > 1 for o in same]
 
@@ -184,5 +184,10 @@ def object_duplicates(
 
 
 def etag_note(etag: str) -> str:
-    """Why an ETag match is only probable, for a group's line."""
-    return "ETag of a plain upload" if is_content_hash(etag) else "multipart ETag"
+    """Why an ETag match is only probable, for a group's line (a GCS root groups by its
+    base64 ``md5Hash``, which MD5 collisions made on purpose can still fool)."""
+    if is_content_hash(etag):
+        return "ETag of a plain upload"
+    if len(etag) == 24 and etag.endswith("=="):
+        return "MD5 of the bytes (md5Hash)"
+    return "multipart ETag"

@@ -28,7 +28,11 @@ RECONCILE_EVERY = 600.0
 # inside the region it is free, and previews read a few blocks.
 LIST_PRICE = 0.005 / 1000
 GET_PRICE = 0.0004 / 1000
-LIST_OPS = frozenset({"list_objects_v2", "list_object_versions", "list_objects"})
+# GCS Standard (Class A objects.list, Class B reads) and Azure Hot (List, Read) charge the
+# same per request.
+LIST_OPS = frozenset(
+    {"list_objects_v2", "list_object_versions", "list_objects", "objects.list", "list_blobs"}
+)
 MONTH = 30 * 86400.0
 
 

@@ -52,8 +52,9 @@ def test_bad_urls_are_one_line(s3_server: S3Server, tmp_path: Path) -> None:
     assert "no-such-bucket-anywhere" in missing.output
     mixed = runner.invoke(main, ["index", "s3://a-bucket", str(tmp_path), "--db", db])
     assert mixed.exit_code == 2 and "separate commands" in mixed.output
-    gcs = runner.invoke(main, ["index", "gs://bucket/prefix", "--db", db])
-    assert gcs.exit_code == 2 and "not supported yet" in gcs.output
+    azure = runner.invoke(main, ["index", "az://no-such-container-here/prefix", "--db", db])
+    assert azure.exit_code == 2 and len(azure.output.strip().splitlines()) == 1, azure.output
+    assert "az://" in azure.output and "Traceback" not in azure.output
     typo = runner.invoke(main, ["index", "s3://no-such-bucket-anywhere/x", "--db", db])
     assert typo.exit_code == 2
 

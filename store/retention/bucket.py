@@ -6,11 +6,14 @@ and purge deletes the trashed version and the marker for good.  An unversioned b
 no such net: trash copies the object server side to ``<prefix>/.artlens-trash/<batch>/``
 and then deletes the original, restore copies it back and purge deletes the copy.
 
-Every step is pinned to the ETag the plan saw: the copy is ``CopySourceIfMatch`` and the
-delete of the original ``IfMatch``, so an object overwritten since the plan is reported
-``changed`` and left alone (a copy already made is removed again).  A restore never
-replaces an object that appeared at the original key since.  Object Lock retention and
-legal holds are respected and reported: a locked version is not purged.
+Every step is pinned to the object the plan saw (its ``pin``: the ETag on S3 and Azure,
+the generation on GCS): on S3 the copy is ``CopySourceIfMatch`` and the delete of the
+original ``IfMatch``, on GCS ``ifSourceGenerationMatch`` and ``ifGenerationMatch``, on
+Azure ``If-Match`` on the copy's source and on the delete, so an object overwritten since
+the plan is reported ``changed`` and left alone (a copy already made is removed again).
+GCS and Azure have no delete markers to remove: their buckets are always trashed by copy.
+A restore never replaces an object that appeared at the original key since.  Object Lock
+retention and legal holds are respected and reported: a locked version is not purged.
 
 Planning is free of side effects (``plan``); ``apply`` is the only call that changes the
 bucket, and writes a manifest (``<prefix>/.artlens-trash/<batch>.json``) that ``restore``
@@ -27,20 +30,15 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from store.errors import ArtlensError
-from store.root import NotFound, RootError
-from store.root.objstore import ObjectRoot, _error_code, is_content_hash
+from store.root import ChangedError, NotFound, RootError
+from store.root.backend import ObjectInfo
+from store.root.objstore import ObjectRoot
 
 if TYPE_CHECKING:
     from store.retention.candidates import Candidate
     from store.retention.trash import Report
 
 TRASH = ".artlens-trash"
-
-COPY_PART = 5 * 1024**3
-"""S3's largest single-request copy: bigger objects are copied part by part."""
-
-PART_SIZE = 1024**3
-"""Part size of a multipart server-side copy."""
 
 STORAGE_PER_GB_MONTH = 0.023
 """S3 Standard's list price per GB-month, for the plan's "frees about $x a month" line."""
@@ -58,6 +56,7 @@ class Item:
     key: str
     size: int
     etag: str
+    """What the store's conditional requests match (S3 the ETag, GCS the generation)."""
     version: str | None = None
     """The trashed version (versioned buckets)."""
     marker: str | None = None
@@ -67,6 +66,10 @@ class Item:
     state: str = "planned"
     """planned, trashed, restored, purged, changed, locked, missing, failed, kept"""
     note: str = ""
+    identity: str = ""
+    """The object's identity as an index holds it (``Entry.identity``)."""
+    trash_pin: str | None = None
+    """The trash copy's own pin, where it differs from ``etag`` (a GCS generation)."""
 
 
 @dataclass
@@ -127,6 +130,7 @@ class BucketTrash:
     def __init__(self, root: ObjectRoot) -> None:
         self.root = root
         self.bucket = root.bucket
+        self.store = root.backend
 
     # -- planning ------------------------------------------------------------------
 
@@ -143,20 +147,19 @@ class BucketTrash:
             key = self.root.key_of(rel)
             if key.split("/")[len(self._prefix_parts()) :][:1] == [TRASH]:
                 raise BucketRetentionError(f"{rel}: inside the trash")
-            try:
-                head = self.root.call("head_object", Bucket=self.bucket, Key=key)
-            except NotFound:
+            head = self._head(key)
+            if head is None:
                 batch.items.append(Item(rel, key, 0, "", state="missing", note="no such object"))
                 continue
-            version = head.get("VersionId")
             batch.items.append(
                 Item(
                     rel,
                     key,
-                    int(head["ContentLength"]),
-                    str(head["ETag"]),
-                    version if version and version != "null" else None,
-                    note="" if is_content_hash(head["ETag"]) else "multipart ETag",
+                    head.size,
+                    head.pin,
+                    head.version if batch.versioned else None,
+                    note="multipart ETag" if self._multipart(head) else "",
+                    identity=head.identity,
                 )
             )
         return batch
@@ -186,34 +189,34 @@ class BucketTrash:
             item.state, item.note = "kept", "no version id (written before versioning): not trashed"
             return
         head = self._head(item.key)
-        if head is None or head["ETag"] != item.etag or _version(head) != item.version:
+        if head is None or head.pin != item.etag or head.version != item.version:
             item.state, item.note = "changed", "overwritten or deleted since the plan"
             return
-        answer = self.root.call("delete_object", Bucket=self.bucket, Key=item.key)
-        if not answer.get("DeleteMarker"):
+        marker = self.store.delete(item.key)
+        if marker is None:
             item.state, item.note = "failed", "the bucket put no delete marker"
             return
-        item.marker = str(answer.get("VersionId"))
+        item.marker = marker
         item.state = "trashed"
 
     def _trash_copy(self, batch: Batch, item: Item) -> None:
         below = item.key[len(self.root.prefix) + 1 :] if self.root.prefix else item.key
         trash_key = "/".join(p for p in (self.root.prefix, TRASH, batch.batch, below) if p)
         try:
-            self._copy(item.key, trash_key, item.size, if_match=item.etag)
-        except RootError as exc:
-            if _error_code(exc) == "PreconditionFailed":
-                item.state, item.note = "changed", "overwritten since the plan"
-                return
-            raise
+            copied = self.store.copy(item.key, trash_key, item.size, pin=item.etag)
+        except (ChangedError, NotFound):
+            item.state, item.note = "changed", "overwritten since the plan"
+            return
         item.trash_key = trash_key
+        if copied != item.etag:
+            item.trash_pin = copied
         try:
-            self.root.call("delete_object", Bucket=self.bucket, Key=item.key, IfMatch=item.etag)
+            self.store.delete(item.key, pin=item.etag)
         except RootError as exc:
             # overwritten between the copy and the delete: keep the new object, drop the copy
-            self.root.call("delete_object", Bucket=self.bucket, Key=trash_key)
-            item.trash_key = None
-            changed = _error_code(exc) == "PreconditionFailed"
+            self.store.delete(trash_key)
+            item.trash_key = item.trash_pin = None
+            changed = isinstance(exc, (ChangedError, NotFound))
             item.state = "changed" if changed else "failed"
             item.note = "overwritten since the plan" if changed else str(exc)[:300]
             return
@@ -240,11 +243,9 @@ class BucketTrash:
         if self._head(item.key) is not None:
             item.state, item.note = "kept", "a newer object is at the key: the marker stays"
             return
-        self.root.call(
-            "delete_object", Bucket=self.bucket, Key=item.key, VersionId=str(item.marker)
-        )
+        self.store.delete(item.key, version=str(item.marker))
         head = self._head(item.key)
-        if head is None or _version(head) != item.version:
+        if head is None or head.version != item.version:
             item.note = "marker removed, but the trashed version is not the current one"
             return
         item.state, item.marker = "restored", None
@@ -254,9 +255,9 @@ class BucketTrash:
             item.state, item.note = "kept", "an object appeared at the key: not replaced"
             return
         assert item.trash_key is not None
-        self._copy(item.trash_key, item.key, item.size, if_match=item.etag)
-        self.root.call("delete_object", Bucket=self.bucket, Key=item.trash_key)
-        item.state, item.trash_key = "restored", None
+        self.store.copy(item.trash_key, item.key, item.size, pin=item.trash_pin or item.etag)
+        self.store.delete(item.trash_key)
+        item.state, item.trash_key, item.trash_pin = "restored", None, None
 
     def purge(self, batch: Batch) -> Batch:
         """Delete the trashed bytes for good (locked versions are kept and reported)."""
@@ -265,18 +266,14 @@ class BucketTrash:
                 continue
             try:
                 if batch.versioned:
-                    lock = self._lock_of(item.key, str(item.version))
+                    lock = self.store.lock_of(item.key, str(item.version))
                     if lock:
                         item.note = lock
                         continue
-                    self.root.call(
-                        "delete_object", Bucket=self.bucket, Key=item.key, VersionId=item.version
-                    )
-                    self.root.call(
-                        "delete_object", Bucket=self.bucket, Key=item.key, VersionId=item.marker
-                    )
+                    self.store.delete(item.key, version=str(item.version))
+                    self.store.delete(item.key, version=str(item.marker))
                 else:
-                    self.root.call("delete_object", Bucket=self.bucket, Key=item.trash_key)
+                    self.store.delete(str(item.trash_key))
             except RootError as exc:
                 item.note = f"purge failed: {str(exc)[:300]}"
                 continue
@@ -307,77 +304,17 @@ class BucketTrash:
     def _save(self, batch: Batch) -> None:
         key = "/".join(p for p in (self.root.prefix, TRASH, batch.batch + ".json") if p)
         body = json.dumps(batch.to_json(), ensure_ascii=True).encode()
-        self.root.call("put_object", Bucket=self.bucket, Key=key, Body=body)
+        self.store.put(key, body)
 
-    def _head(self, key: str) -> dict[str, Any] | None:
+    def _multipart(self, head: ObjectInfo) -> bool:
+        """An S3 ETag that is no MD5 of the bytes (GCS and Azure never claim one)."""
+        return self.store.scheme == "s3" and not head.content_hash
+
+    def _head(self, key: str) -> ObjectInfo | None:
         try:
-            return self.root.call("head_object", Bucket=self.bucket, Key=key)
+            return self.store.head(key)
         except NotFound:
             return None
-
-    def _copy(self, source: str, target: str, size: int, *, if_match: str) -> None:
-        """A server-side copy (in parts above 5 GiB), only while the source has ``if_match``."""
-        src = {"Bucket": self.bucket, "Key": source}
-        if size <= COPY_PART:
-            self.root.call(
-                "copy_object",
-                Bucket=self.bucket,
-                Key=target,
-                CopySource=src,
-                CopySourceIfMatch=if_match,
-            )
-            return
-        upload = self.root.call("create_multipart_upload", Bucket=self.bucket, Key=target)
-        parts = []
-        try:
-            for number, start in enumerate(range(0, size, PART_SIZE), 1):
-                end = min(size, start + PART_SIZE) - 1
-                part = self.root.call(
-                    "upload_part_copy",
-                    Bucket=self.bucket,
-                    Key=target,
-                    UploadId=upload["UploadId"],
-                    PartNumber=number,
-                    CopySource=src,
-                    CopySourceRange=f"bytes={start}-{end}",
-                    CopySourceIfMatch=if_match,
-                )
-                parts.append({"ETag": part["CopyPartResult"]["ETag"], "PartNumber": number})
-            self.root.call(
-                "complete_multipart_upload",
-                Bucket=self.bucket,
-                Key=target,
-                UploadId=upload["UploadId"],
-                MultipartUpload={"Parts": parts},
-            )
-        except RootError:
-            self.root.call(
-                "abort_multipart_upload",
-                Bucket=self.bucket,
-                Key=target,
-                UploadId=upload["UploadId"],
-            )
-            raise
-
-    def _lock_of(self, key: str, version: str) -> str:
-        """Why a version may not be deleted (legal hold, retention date), or ``""``: from
-        the lock headers a HEAD of the version carries (one request, no lock API calls)."""
-        try:
-            head = self.root.call("head_object", Bucket=self.bucket, Key=key, VersionId=version)
-        except RootError:
-            return ""  # gone already, or not allowed to ask: the delete will say
-        if head.get("ObjectLockLegalHoldStatus") == "ON":
-            return "legal hold: not purged"
-        until = head.get("ObjectLockRetainUntilDate")
-        if until is not None and until.timestamp() > time.time():
-            mode = head.get("ObjectLockMode", "retention")
-            return f"object lock ({mode}) until {until.isoformat()}: not purged"
-        return ""
-
-
-def _version(head: dict[str, Any]) -> str | None:
-    version = head.get("VersionId")
-    return str(version) if version and version != "null" else None
 
 
 def apply_candidates(root: ObjectRoot, removals: Sequence[Candidate]) -> tuple[Report, Batch]:
@@ -404,7 +341,7 @@ def apply_candidates(root: ObjectRoot, removals: Sequence[Candidate]) -> tuple[R
         if item.state != "planned":
             continue
         size, inode = expected[item.rel]
-        if (item.size, identity_number(item.etag.strip('"'))) != (size, inode):
+        if (item.size, identity_number(item.identity)) != (size, inode):
             item.state = "changed"
             item.note = "changed since the plan"
     if any(item.state == "planned" for item in batch.items):

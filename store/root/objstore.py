@@ -1,18 +1,19 @@
-"""Object-store roots: an S3 bucket prefix behind the ``Root`` contract, through s3fs.
+"""Object-store roots: a bucket prefix behind the ``Root`` contract.
 
-What differs from a folder, and how this module answers it:
+The store's own API sits behind a ``Backend`` (store/root/backend.py): S3 in
+store/root/s3.py, GCS in store/root/gcs.py, Azure Blob in store/root/azure.py.  What
+differs from a folder, and how this module answers it:
 
-- Identity is the ``ETag``, never LastModified, from a listing and a HEAD alike.  The
-  VersionId is not part of it: only a versions listing gives it per key, at a page per
-  thousand old versions too (and moto cannot list versions of keys holding control
-  characters); an upload of the same bytes keeps its identity, which is what an index
-  wants.  Readers pin the VersionId all the same.  A multipart ETag (``"…-N"``) is not a
-  content hash: ``is_content_hash`` says which are.
+- Identity is what the store says names the bytes (S3's and Azure's ETag, GCS's
+  generation), never
+  LastModified, from a listing and a HEAD alike (see each backend's docstring).
 - A folder is a delimiter listing (``list_dir``); a whole subtree is prefix pages
   (``walk``), one request per 1000 keys rather than one per folder.
-- A read is a ranged GET pinned to the ETag seen when the reader opened (``If-Match``,
-  and the VersionId where there is one), in blocks kept in a small cache: an object
-  overwritten mid-read raises ``ChangedError``, never a mix of old and new bytes.
+- A read is a ranged GET pinned to the object seen when the reader opened (S3
+  ``If-Match`` and VersionId, GCS ``generation`` and ``ifGenerationMatch``, Azure
+  ``If-Match``), in blocks
+  kept in a small cache: an object overwritten mid-read raises ``ChangedError``, never a
+  mix of old and new bytes.
 - Every request and every body byte is counted (``ObjectRoot.stats``), so a caller can
   say what an index or an inspection cost.
 
@@ -26,15 +27,13 @@ the same code that escapes hostile local file names.
 
 from __future__ import annotations
 
-import os
 import threading
-from collections import Counter, OrderedDict
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 from urllib.parse import quote, unquote
 
+from store.root.backend import Backend, ObjectInfo, Page, Stats
 from store.root.base import (
     ChangedError,
     Entry,
@@ -44,6 +43,25 @@ from store.root.base import (
     TooManyEntries,
     check_rel,
 )
+from store.root.s3 import _s3fs, is_content_hash
+
+__all__ = [
+    "BLOCK_SIZE",
+    "CACHE_BLOCKS",
+    "Backend",
+    "ObjectInfo",
+    "ObjectReader",
+    "ObjectRoot",
+    "Stats",
+    "_s3fs",
+    "decode_part",
+    "encode_part",
+    "is_content_hash",
+    "key_to_rel",
+    "open_object_root",
+    "parse_url",
+    "rel_to_key",
+]
 
 BLOCK_SIZE = 64 * 1024
 """A ranged GET fetches whole blocks of this size: one request covers a header read."""
@@ -60,28 +78,9 @@ PAGE_KEYS = 1000
 ESCAPE = "%"
 """Marks a name part that stands for a key part which cannot be a path part."""
 
-
-@dataclass
-class Stats:
-    """Requests made (in all and by operation) and body bytes received through one root,
-    thread-safe to bump."""
-
-    requests: int = 0
-    bytes: int = 0
-    ops: Counter[str] = field(default_factory=Counter)
-
-    def __post_init__(self) -> None:
-        self._lock = threading.Lock()
-
-    def add(self, requests: int = 0, nbytes: int = 0, op: str = "") -> None:
-        with self._lock:
-            self.requests += requests
-            self.bytes += nbytes
-            if op:
-                self.ops[op] += requests
-
-    def to_json(self) -> dict[str, int]:
-        return {"requests": self.requests, "bytes": self.bytes}
+SCHEMES = {"s3": "s3", "gs": "gs", "gcs": "gs", "az": "az", "abfs": "az"}
+"""URL scheme -> the backend's scheme (``gcs://`` and ``abfs://`` are fsspec's other names
+for ``gs://`` and ``az://``)."""
 
 
 def encode_part(part: str) -> str:
@@ -108,13 +107,6 @@ def rel_to_key(rel: str) -> str:
     return "/".join(decode_part(p) for p in check_rel(rel))
 
 
-def is_content_hash(etag: str) -> bool:
-    """Whether an ETag is the MD5 of the bytes: a multipart ETag (``…-N``) is not, so two
-    objects with one multipart ETag are only probably the same."""
-    tag = etag.strip('"')
-    return len(tag) == 32 and "-" not in tag
-
-
 def parse_url(url: str) -> tuple[str, str, str]:
     """``(scheme, bucket, prefix)`` of ``s3://bucket/prefix``; the prefix has no slashes
     at either end."""
@@ -127,61 +119,55 @@ def parse_url(url: str) -> tuple[str, str, str]:
     return scheme.lower(), bucket, prefix.strip("/")
 
 
-def _mtime_ns(value: object) -> int:
-    if isinstance(value, datetime):
-        return int(value.timestamp() * 1_000_000_000)
-    return 0
+def _backend(scheme: str, bucket: str, stats: Stats, fs: Any) -> Backend:
+    """The backend for ``scheme`` (its SDK imported only now)."""
+    kind = SCHEMES.get(scheme)
+    if kind == "s3":
+        from store.root.s3 import S3Backend
 
+        return S3Backend(bucket, stats, fs=fs)
+    if kind == "gs":
+        from store.root.gcs import GCSBackend
 
-def _error_code(exc: BaseException) -> str:
-    """The S3 error code behind an s3fs error (s3fs wraps botocore's ClientError)."""
-    seen: BaseException | None = exc
-    for _ in range(4):
-        if seen is None:
-            break
-        response = getattr(seen, "response", None)
-        if isinstance(response, dict):
-            code = response.get("Error", {}).get("Code")
-            if code:
-                return str(code)
-        seen = seen.__cause__ or seen.__context__
-    return ""
+        return GCSBackend(bucket, stats, fs=fs)
+    if kind == "az":
+        from store.root.azure import AzureBackend
 
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
+        return AzureBackend(bucket, stats, fs=fs)
+    raise RootError(
+        f"{scheme}:// roots are not supported (s3://, including S3-compatible servers "
+        "through AWS_ENDPOINT_URL, gs:// and az://)"
+    )
 
 
 class ObjectRoot:
-    """One ``s3://bucket/prefix``: listings, stats and pinned ranged readers."""
+    """One ``s3://bucket/prefix`` (or ``gs://``, ``az://container/prefix``): listings,
+    stats and pinned ranged readers, over the store's ``Backend``."""
 
     def __init__(self, url: str, *, fs: Any = None, block_size: int = BLOCK_SIZE) -> None:
         scheme, bucket, prefix = parse_url(url)
-        if scheme != "s3":
-            raise RootError(
-                f"{scheme}:// roots are not supported yet (only s3://, including S3-compatible "
-                "servers through AWS_ENDPOINT_URL)"
-            )
-        if fs is None:
-            fs = _s3fs()
-        self.fs = fs
+        self.stats = Stats()
+        self.backend: Backend = _backend(scheme, bucket, self.stats, fs)
         self.bucket = bucket
         self.prefix = prefix
         self.block_size = block_size
-        self.stats = Stats()
-        self._versioned: bool | None = None
         self._snapshot: dict[str, dict[str, Entry]] | None = None
 
     # -- the contract -------------------------------------------------------------
 
     @property
-    def url(self) -> str:
-        return f"s3://{self.bucket}/{self.prefix}" if self.prefix else f"s3://{self.bucket}"
+    def scheme(self) -> str:
+        return self.backend.scheme
 
     @property
-    def scheme(self) -> str:
-        return "s3"
+    def url(self) -> str:
+        base = f"{self.scheme}://{self.bucket}"
+        return f"{base}/{self.prefix}" if self.prefix else base
+
+    @property
+    def fs(self) -> Any:
+        """The backend's fsspec filesystem (s3fs, gcsfs)."""
+        return getattr(self.backend, "fs", None)
 
     @property
     def name(self) -> str:
@@ -200,16 +186,9 @@ class ObjectRoot:
 
     @property
     def versioned(self) -> bool:
-        """Whether the bucket keeps every version now (``Enabled``).  ``Suspended`` is
-        False: a delete there writes its marker over the ``null`` version, so a delete
-        marker is no trash.  False too where the caller may not ask."""
-        if self._versioned is None:
-            try:
-                answer = self.call("get_bucket_versioning", Bucket=self.bucket)
-            except RootError:
-                answer = {}
-            self._versioned = answer.get("Status") == "Enabled"
-        return self._versioned
+        """Whether a delete here keeps the bytes behind a marker (S3 versioning
+        ``Enabled``): what bucket retention trashes by (see ``Backend.versioned``)."""
+        return self.backend.versioned()
 
     def list_dir(self, rel: str = "", *, limit: int = 1_000_000) -> list[Entry]:
         """One folder by delimiter listing: common prefixes are folders, keys are files."""
@@ -225,14 +204,14 @@ class ObjectRoot:
         entries: list[Entry] = []
         dirs_seen: set[str] = set()
         for page in self._pages(prefix, delimiter="/"):
-            for common in page.get("CommonPrefixes", []):
-                name = encode_part(common["Prefix"][len(prefix) : -1])
+            for common in page.prefixes:
+                name = encode_part(common[len(prefix) : -1])
                 if name not in dirs_seen:
                     dirs_seen.add(name)
                     entries.append(Entry(name, "dir", 0, 0, ""))
-            for obj in page.get("Contents", []):
-                part = obj["Key"][len(prefix) :]
-                if part == "" and obj["Size"] == 0:
+            for obj in page.objects:
+                part = obj.key[len(prefix) :]
+                if part == "" and obj.size == 0:
                     continue  # the folder's own marker object
                 entries.append(self._entry(encode_part(part), obj))
             if len(entries) > limit:
@@ -253,43 +232,25 @@ class ObjectRoot:
                 raise NotFound(f"{self.url}/{rel}: no such object (in the listing held)")
             return found
         try:
-            head = self.call("head_object", Bucket=self.bucket, Key=self.key_of(rel))
+            head = self.backend.head(self.key_of(rel))
         except FileNotFoundError:
             self._require_dir(rel)
             return Entry(name, "dir", 0, 0, "")
-        return Entry(
-            name,
-            "file",
-            int(head["ContentLength"]),
-            _mtime_ns(head.get("LastModified")),
-            self._identity(head["ETag"]),
-            int(head["ContentLength"]),
-        )
+        return self._entry(name, head)
 
     def open(self, rel: str) -> ObjectReader:
-        """A reader pinned to the object's ETag (and VersionId) as its first ranged GET
-        finds them: that GET also fills the first block, so a small file costs one request."""
+        """A reader pinned to the object as its first ranged GET finds it: that GET also
+        fills the first block, so a small file costs one request."""
         if not check_rel(rel):
             raise NotAFile(f"{self.url}: the root is a folder")
         key = self.key_of(rel)
         try:
-            response, data = self.get(Key=key, Range=f"bytes=0-{self.block_size - 1}")
+            info, _, data = self.backend.get_range(key, 0, self.block_size - 1, pin=None)
+            if info is None:  # an empty object: HEAD it instead
+                info = self.backend.head(key)
         except FileNotFoundError:
             raise NotAFile(f"{self.url}/{rel}: no such object") from None
-        except RootError as exc:
-            if _error_code(exc) != "InvalidRange":
-                raise
-            # an empty object has no range: HEAD it instead
-            try:
-                response = self.call("head_object", Bucket=self.bucket, Key=key)
-            except FileNotFoundError:
-                raise NotAFile(f"{self.url}/{rel}: no such object") from None
-            data = b""
-        size = _total_size(response, len(data))
-        version = response.get("VersionId")
-        if version == "null":
-            version = None
-        reader = ObjectReader(self, key, size, response["ETag"], version)
+        reader = ObjectReader(self, info)
         if data:
             reader._keep(0, data)
         return reader
@@ -313,13 +274,8 @@ class ObjectRoot:
         if cap <= 0:
             entry = self.stat(rel)
             return b"", entry.size > 0
-        try:
-            _, data = self.get(Key=key, Range=f"bytes=0-{cap}")
-        except RootError as exc:
-            if _error_code(exc) != "InvalidRange":
-                raise
-            return b"", False  # an empty object: no range of it exists
-        return data[:cap], len(data) > cap
+        _, size, data = self.backend.get_range(key, 0, cap, pin=None)
+        return data[:cap], len(data) > cap or size > cap
 
     def walk(self, rel: str = "", *, limit: int = 10_000_000) -> Iterator[tuple[str, list[Entry]]]:
         """Every folder below ``rel`` from prefix pages (no delimiter): one request per
@@ -329,9 +285,9 @@ class ObjectRoot:
         subdirs: dict[str, set[str]] = {rel: set()}
         count = 0
         for page in self._pages(prefix, delimiter=None):
-            for obj in page.get("Contents", []):
-                below = obj["Key"][len(prefix) :]
-                if below == "" or (below.endswith("/") and obj["Size"] == 0):
+            for obj in page.objects:
+                below = obj.key[len(prefix) :]
+                if below == "" or (below.endswith("/") and obj.size == 0):
                     continue  # folder marker objects
                 parts = [encode_part(p) for p in below.split("/")]
                 folder = rel
@@ -354,14 +310,15 @@ class ObjectRoot:
         for folder in sorted(folders):
             yield folder, folders[folder]
 
-    def objects(self, rel: str = "") -> Iterator[tuple[str, dict[str, Any]]]:
-        """Every object below ``rel`` as ``(root-relative path, listing entry)``, from
-        prefix pages: the entry keeps what ``Entry`` drops (``ChecksumAlgorithm``)."""
+    def objects(self, rel: str = "") -> Iterator[tuple[str, ObjectInfo]]:
+        """Every object below ``rel`` as ``(root-relative path, what the listing said)``,
+        from prefix pages: ``ObjectInfo.raw`` keeps what ``Entry`` drops (S3's
+        ``ChecksumAlgorithm``)."""
         prefix = self._dir_prefix(rel)
         for page in self._pages(prefix, delimiter=None):
-            for obj in page.get("Contents", []):
-                below = obj["Key"][len(prefix) :]
-                if below == "" or (below.endswith("/") and obj["Size"] == 0):
+            for obj in page.objects:
+                below = obj.key[len(prefix) :]
+                if below == "" or (below.endswith("/") and obj.size == 0):
                     continue  # folder marker objects
                 path = key_to_rel(below)
                 yield (f"{rel}/{path}" if rel else path), obj
@@ -369,85 +326,44 @@ class ObjectRoot:
     # -- requests -----------------------------------------------------------------
 
     def call(self, op: str, **kwargs: Any) -> dict[str, Any]:
-        """One S3 request, counted; errors become ``RootError`` (``NotFound`` for a missing
-        key or bucket)."""
-        self.stats.add(requests=1, op=op)
-        try:
-            result: dict[str, Any] = self.fs.call_s3(op, **kwargs)
-        except (OSError, ValueError) as exc:
-            raise _root_error(op, kwargs, exc) from exc
+        """One S3 request, counted (S3 roots only: what the backend seam does not cover,
+        such as a HEAD asking for checksums)."""
+        call = getattr(self.backend, "call", None)
+        if call is None:
+            raise RootError(f"{self.url}: {op} is an S3 request")
+        result: dict[str, Any] = call(op, **kwargs)
         return result
 
-    def get(self, **kwargs: Any) -> tuple[dict[str, Any], bytes]:
-        """A GET whose body is read in full (callers always pass a bounded Range)."""
-        from fsspec.asyn import sync
-
-        async def fetch() -> tuple[dict[str, Any], bytes]:
-            response = await self.fs._call_s3("get_object", Bucket=self.bucket, **kwargs)
-            body = response["Body"]
-            try:
-                data: bytes = await body.read()
-            finally:
-                body.close()
-            return response, data
-
-        self.stats.add(requests=1, op="get_object")
-        try:
-            response, data = sync(self.fs.loop, fetch)
-        except (OSError, ValueError) as exc:
-            raise _root_error("get_object", kwargs, exc) from exc
-        self.stats.add(nbytes=len(data))
-        return response, data
-
-    def _pages(self, prefix: str, *, delimiter: str | None) -> Iterator[dict[str, Any]]:
-        """Plain listing pages (``ListObjectsV2``), in a versioned bucket too: listing
-        versions would cost a page per thousand old versions as well."""
-        kwargs: dict[str, Any] = {"Bucket": self.bucket, "Prefix": prefix, "MaxKeys": PAGE_KEYS}
-        if delimiter:
-            kwargs["Delimiter"] = delimiter
+    def _pages(self, prefix: str, *, delimiter: str | None) -> Iterator[Page]:
+        token: str | None = None
         while True:
-            page = self.call("list_objects_v2", **kwargs)
+            page = self.backend.list_page(
+                prefix, delimiter=delimiter, token=token, max_keys=PAGE_KEYS
+            )
             yield page
-            if not page.get("IsTruncated"):
+            if not page.token:
                 return
-            kwargs["ContinuationToken"] = page["NextContinuationToken"]
+            token = page.token
 
-    def _entry(self, name: str, obj: dict[str, Any]) -> Entry:
-        size = int(obj["Size"])
-        return Entry(
-            name,
-            "file",
-            size,
-            _mtime_ns(obj.get("LastModified")),
-            self._identity(obj["ETag"]),
-            size,
-        )
-
-    def _identity(self, etag: str) -> str:
-        """The ETag alone, from a listing and a HEAD alike (see the module docstring)."""
-        return etag.strip('"')
+    def _entry(self, name: str, obj: ObjectInfo) -> Entry:
+        return Entry(name, "file", obj.size, obj.mtime_ns, obj.identity, obj.size)
 
     def _require_dir(self, rel: str) -> None:
         """Raise ``NotFound`` unless some key lies below ``rel``."""
-        page = self.call(
-            "list_objects_v2", Bucket=self.bucket, Prefix=self._dir_prefix(rel), MaxKeys=1
-        )
-        if not page.get("KeyCount"):
+        page = self.backend.list_page(self._dir_prefix(rel), delimiter=None, token=None, max_keys=1)
+        if not page.objects and not page.prefixes:
             where = f"{self.url}/{rel}" if rel else self.url
             raise NotFound(f"{where}: no such object or folder")
 
 
 class ObjectReader:
-    """Ranged GETs of one object pinned to its ETag and VersionId, in cached blocks."""
+    """Ranged GETs of one object pinned to what it was when opened, in cached blocks."""
 
-    def __init__(
-        self, root: ObjectRoot, key: str, size: int, etag: str, version: str | None
-    ) -> None:
+    def __init__(self, root: ObjectRoot, info: ObjectInfo) -> None:
         self._root = root
-        self._key = key
-        self._size = size
-        self._etag = etag
-        self._version = version
+        self._info = info
+        self._key = info.key
+        self._size = info.size
         self._blocks: OrderedDict[int, bytes] = OrderedDict()
         self._lock = threading.Lock()
         self._closed = False
@@ -458,12 +374,13 @@ class ObjectReader:
 
     @property
     def identity(self) -> str:
-        return self._root._identity(self._etag)
+        return self._info.identity
 
     @property
     def version(self) -> str | None:
-        """The VersionId every range is pinned to, in a versioned bucket."""
-        return self._version
+        """The version every range is pinned to (S3 VersionId in a versioned bucket, GCS
+        generation)."""
+        return self._info.version
 
     def read_at(self, offset: int, n: int) -> bytes:
         if self._closed:
@@ -504,24 +421,10 @@ class ObjectReader:
     def _fetch(self, first: int, last: int, *, keep: int = 0) -> None:
         bs = self._root.block_size
         start, end = first * bs, min(self._size, (last + 1) * bs) - 1
-        kwargs: dict[str, Any] = {
-            "Key": self._key,
-            "Range": f"bytes={start}-{end}",
-            "IfMatch": self._etag,
-        }
-        if self._version:
-            kwargs["VersionId"] = self._version
         try:
-            _, data = self._root.get(**kwargs)
-        except FileNotFoundError:
+            _, _, data = self._root.backend.get_range(self._key, start, end, pin=self._info)
+        except NotFound:
             raise ChangedError(f"{self._root.url}: {self._key!r} was deleted mid-read") from None
-        except RootError as exc:
-            if _error_code(exc) in ("PreconditionFailed", "NoSuchVersion", "NoSuchKey"):
-                raise ChangedError(
-                    f"{self._root.url}: {self._key!r} changed mid-read (ETag no longer "
-                    f"{self._etag})"
-                ) from None
-            raise
         if len(data) != end - start + 1:
             raise ChangedError(f"{self._root.url}: {self._key!r} changed size mid-read")
         for i, index in enumerate(range(first, last + 1)):
@@ -541,57 +444,7 @@ class ObjectReader:
         self.close()
 
 
-def _total_size(response: dict[str, Any], got: int) -> int:
-    """The object's size from a ranged GET's ``Content-Range: bytes a-b/TOTAL`` (or from a
-    HEAD's ``ContentLength``)."""
-    content_range = str(response.get("ContentRange") or "")
-    total = content_range.rpartition("/")[2].strip()
-    if total.isascii() and total.isdecimal() and len(total) <= 20:  # not "²", not "*"
-        return int(total)
-    length = response.get("ContentLength", got)
-    if isinstance(length, int) and not isinstance(length, bool) and length >= 0:
-        return length
-    raise RootError(f"the server sent no usable object size ({content_range[:80]!r})")
-
-
-def _root_error(op: str, kwargs: dict[str, Any], exc: BaseException) -> RootError:
-    where = kwargs.get("Key") or kwargs.get("Prefix") or ""
-    bucket = kwargs.get("Bucket", "")
-    code = _error_code(exc)
-    kind = NotFound if isinstance(exc, FileNotFoundError) else RootError
-    error = kind(f"s3://{bucket}/{where}: {op} failed: {code or _one_line(exc)}")
-    error.__cause__ = exc
-    return error
-
-
-_CLIENT_ENV = (
-    "AWS_ENDPOINT_URL",
-    "AWS_ENDPOINT_URL_S3",
-    "AWS_PROFILE",
-    "AWS_ACCESS_KEY_ID",
-    "AWS_DEFAULT_REGION",
-    "AWS_REGION",
-)
-_CLIENTS: dict[tuple[str | None, ...], Any] = {}
-_CLIENTS_LOCK = threading.Lock()
-
-
-def _s3fs() -> Any:
-    """An s3fs filesystem reading credentials and endpoint as botocore does
-    (``AWS_PROFILE``, ``AWS_ACCESS_KEY_ID``, ``AWS_ENDPOINT_URL``, ~/.aws/config); one per
-    such environment, since building a client loads the whole S3 service model."""
-    try:
-        import s3fs
-    except ImportError:
-        raise RootError("s3:// roots need the s3 extra: pip install 'artlens[s3]'") from None
-    env = tuple(os.environ.get(name) for name in _CLIENT_ENV)
-    with _CLIENTS_LOCK:
-        fs = _CLIENTS.get(env)
-        if fs is None:
-            fs = _CLIENTS[env] = s3fs.S3FileSystem(skip_instance_cache=True)
-        return fs
-
-
 def open_object_root(url: str) -> ObjectRoot:
-    """The root for ``s3://bucket/prefix`` (``gs://`` and ``az://`` give a one-line error)."""
+    """The root for ``s3://``, ``gs://`` or ``az://`` URLs (other schemes give a one-line
+    error)."""
     return ObjectRoot(url)

@@ -1,0 +1,304 @@
+"""The GCS backend of ``ObjectRoot`` (``gs://bucket/prefix``), through gcsfs's JSON API
+session.
+
+Identity is the object's ``generation``: GCS gives every write of an object's bytes a new
+one, and only then.  The ``metageneration`` (and the JSON ``etag``, which follows it)
+changes on a metadata edit as well, which changes no byte, so it is left out, as S3's
+identity leaves the VersionId out: an index re-reads nothing after a label change.
+Reads are pinned twice: ``generation=N`` asks for exactly those bytes and
+``ifGenerationMatch=N`` for nothing if the live object is another; the answer's
+``X-Goog-Generation`` is checked as well.  An object overwritten mid-read raises
+``ChangedError``.  The ``md5Hash`` (absent on composite objects) is the content hash.
+
+Credentials and endpoint are read the way Google's SDKs read them: Application Default
+Credentials (``GOOGLE_APPLICATION_CREDENTIALS``, ``gcloud auth application-default
+login``, the metadata server on Google Cloud), and ``STORAGE_EMULATOR_HOST`` for an
+emulator, which, as in google-cloud-storage, is spoken to without credentials.
+
+Retention trashes by copy (``rewriteTo`` pinned by ``ifSourceGenerationMatch`` and
+``sourceGeneration``) then delete (``ifGenerationMatch``): GCS has no delete markers to
+remove, so a versioned bucket is trashed the same way.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from datetime import datetime, timezone
+from typing import Any
+
+from store.root.backend import ObjectInfo, Page, Stats, range_total, size_field
+from store.root.base import ChangedError, NotFound, RootError
+
+REWRITE_ROUNDS = 1000
+"""A rewrite of a large object may take several calls (each resumes from a token): more
+than this many is refused rather than looped on."""
+
+
+def _mtime_ns(value: object) -> int:
+    """RFC 3339 ``updated`` (``…T07:29:03.768338Z``) as ns; 0 where unreadable (Python
+    3.10's ``fromisoformat`` takes neither ``Z`` nor more than 6 digits of fraction)."""
+    if not isinstance(value, str) or not value:
+        return 0
+    text = value.strip().replace("Z", "+00:00")
+    head, dot, rest = text.partition(".")
+    if dot:
+        digits = "".join(c for c in rest if c.isdigit())
+        zone = rest[len(digits) :]
+        text = f"{head}.{(digits + '000000')[:6]}{zone}"
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        return 0
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return int(when.timestamp() * 1_000_000_000)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:200] if text else type(exc).__name__
+
+
+def _header(headers: Any, name: str) -> str:
+    value = headers.get(name) if headers is not None else None
+    return str(value) if value is not None else ""
+
+
+class GCSBackend:
+    """One GCS bucket through a gcsfs filesystem (its aiohttp session and credentials)."""
+
+    scheme = "gs"
+
+    def __init__(self, bucket: str, stats: Stats, *, fs: Any = None) -> None:
+        self.bucket = bucket
+        self.stats = stats
+        self._fs = fs
+
+    @property
+    def fs(self) -> Any:
+        """The gcsfs filesystem, made on first use: finding credentials may ask the
+        metadata server, which a root that is never read should not wait for."""
+        if self._fs is None:
+            self._fs = _gcsfs()
+        return self._fs
+
+    # -- requests -----------------------------------------------------------------
+
+    def request(
+        self, op: str, method: str, path: str, *args: str, **kwargs: Any
+    ) -> tuple[Any, bytes]:
+        """One JSON API request, counted: ``(headers, body)``.  A 404 is ``NotFound``, a
+        failed precondition (412) ``ChangedError``, anything else one-line ``RootError``."""
+        self.stats.add(requests=1, op=op)
+        where = f"gs://{self.bucket}/{args[1] if len(args) > 1 else kwargs.get('prefix', '')}"
+        try:
+            headers, body = self.fs.call(method, path, *args, **kwargs)
+        except FileNotFoundError as exc:
+            raise NotFound(f"{where}: {op} failed: not found") from exc
+        except FileExistsError as exc:  # gcsfs's name for 412 Precondition Failed
+            raise ChangedError(f"{where}: {op} failed: precondition failed") from exc
+        except RootError:
+            raise
+        except Exception as exc:  # the SDK's own errors (aiohttp, google-auth, HttpError)
+            if getattr(exc, "code", None) == 416:
+                raise _EmptyRange from exc
+            raise RootError(f"{where}: {op} failed: {_one_line(exc)}") from exc
+        return headers, bytes(body)
+
+    def _json(self, op: str, method: str, path: str, *args: str, **kwargs: Any) -> dict[str, Any]:
+        import json
+
+        _, body = self.request(op, method, path, *args, **kwargs)
+        try:
+            answer = json.loads(body) if body else {}
+        except ValueError:
+            raise RootError(f"gs://{self.bucket}: {op}: the answer is not JSON") from None
+        if not isinstance(answer, dict):
+            raise RootError(f"gs://{self.bucket}: {op}: the answer is not an object")
+        return answer
+
+    def info(self, obj: dict[str, Any]) -> ObjectInfo:
+        """An ``ObjectInfo`` from an object resource (a listing item or a metadata GET)."""
+        generation = str(obj.get("generation", ""))
+        md5 = obj.get("md5Hash")
+        return ObjectInfo(
+            str(obj["name"]),
+            size_field(obj.get("size", 0), f"gs://{self.bucket}/{str(obj['name'])!r}"),
+            str(md5) if md5 else str(obj.get("etag", "")),
+            generation,
+            generation,
+            _mtime_ns(obj.get("updated")),
+            generation or None,
+            bool(md5),
+            obj,
+        )
+
+    # -- the backend contract ----------------------------------------------------
+
+    def list_page(
+        self, prefix: str, *, delimiter: str | None, token: str | None, max_keys: int
+    ) -> Page:
+        params: dict[str, Any] = {"prefix": prefix, "maxResults": max_keys}
+        if delimiter:
+            params["delimiter"] = delimiter
+        if token:
+            params["pageToken"] = token
+        page = self._json("objects.list", "GET", "b/{}/o", self.bucket, **params)
+        items = page.get("items") or []
+        prefixes = page.get("prefixes") or []
+        return Page(
+            [self.info(o) for o in items if isinstance(o, dict) and "name" in o],
+            [str(p) for p in prefixes],
+            str(page["nextPageToken"]) if page.get("nextPageToken") else None,
+        )
+
+    def head(self, key: str, *, version: str | None = None) -> ObjectInfo:
+        params = {"generation": version} if version else {}
+        return self.info(self._json("objects.get", "GET", "b/{}/o/{}", self.bucket, key, **params))
+
+    def get_range(
+        self, key: str, start: int, end: int, *, pin: ObjectInfo | None
+    ) -> tuple[ObjectInfo | None, int, bytes]:
+        params: dict[str, Any] = {"alt": "media"}
+        if pin is not None:
+            params["generation"] = pin.pin
+            params["ifGenerationMatch"] = pin.pin
+        try:
+            headers, data = self.request(
+                "objects.get_media",
+                "GET",
+                "b/{}/o/{}",
+                self.bucket,
+                key,
+                headers={"Range": f"bytes={start}-{end}"},
+                **params,
+            )
+        except _EmptyRange:
+            return None, 0, b""
+        except (NotFound, ChangedError) as exc:
+            if pin is None:
+                raise
+            raise ChangedError(
+                f"gs://{self.bucket}/{key!r} changed mid-read (generation no longer {pin.pin})"
+            ) from exc
+        generation = _header(headers, "X-Goog-Generation")
+        if pin is not None and generation and generation != pin.pin:
+            raise ChangedError(
+                f"gs://{self.bucket}/{key!r} changed mid-read (generation {generation}, "
+                f"not {pin.pin})"
+            )
+        total = range_total(_header(headers, "Content-Range"))
+        if total is not None:
+            size = total
+        else:  # the whole object came back (no Range honoured): keep only what was asked
+            size = len(data)
+            data = data[start : end + 1]
+        self.stats.add(nbytes=len(data))
+        if pin is not None:
+            return pin, size, data
+        etag = _header(headers, "ETag").strip('"')
+        info = ObjectInfo(key, size, etag, generation, generation, 0, generation or None, False, {})
+        return info, size, data
+
+    def versioned(self) -> bool:
+        """Always False: a GCS delete leaves no marker to remove (a versioned bucket keeps
+        a noncurrent generation instead), so retention trashes by copy here."""
+        return False
+
+    def put(self, key: str, body: bytes) -> None:
+        self.request(
+            "objects.insert",
+            "POST",
+            f"{self.fs._location}/upload/storage/v1/b/{{}}/o",
+            self.bucket,
+            uploadType="media",
+            name=key,
+            data=body,
+            headers={"Content-Type": "application/octet-stream"},
+        )
+
+    def copy(self, source: str, target: str, size: int, *, pin: str) -> str:
+        """``rewriteTo`` of exactly generation ``pin`` while it is the live one, resumed
+        until done (large objects take several calls); the copy's generation."""
+        params: dict[str, Any] = {"sourceGeneration": pin, "ifSourceGenerationMatch": pin}
+        for _ in range(REWRITE_ROUNDS):
+            answer = self._json(
+                "objects.rewrite",
+                "POST",
+                "b/{}/o/{}/rewriteTo/b/{}/o/{}",
+                self.bucket,
+                source,
+                self.bucket,
+                target,
+                headers={"Content-Type": "application/json"},
+                **params,
+            )
+            if answer.get("done"):
+                resource = answer.get("resource") or {}
+                return str(resource.get("generation", ""))
+            token = answer.get("rewriteToken")
+            if not token:
+                raise RootError(f"gs://{self.bucket}/{source}: rewrite neither done nor resumable")
+            params["rewriteToken"] = token
+        raise RootError(f"gs://{self.bucket}/{source}: rewrite not done after {REWRITE_ROUNDS}")
+
+    def delete(self, key: str, *, pin: str | None = None, version: str | None = None) -> str | None:
+        params: dict[str, Any] = {}
+        if pin is not None:
+            params["ifGenerationMatch"] = pin
+        if version is not None:
+            params["generation"] = version
+        self.request("objects.delete", "DELETE", "b/{}/o/{}", self.bucket, key, **params)
+        return None
+
+    def lock_of(self, key: str, version: str) -> str:
+        """Object holds and retention, from the generation's metadata (one request)."""
+        try:
+            obj = self.head(key, version=version).raw
+        except RootError:
+            return ""
+        if obj.get("temporaryHold") or obj.get("eventBasedHold"):
+            return "object hold: not purged"
+        until = obj.get("retentionExpirationTime") or (obj.get("retention") or {}).get(
+            "retainUntilTime"
+        )
+        if isinstance(until, str) and _mtime_ns(until) > int(
+            datetime.now(timezone.utc).timestamp() * 1e9
+        ):
+            return f"retention until {until}: not purged"
+        return ""
+
+
+class _EmptyRange(RootError):
+    """416: the object is empty, so no range of it exists."""
+
+
+_CLIENT_ENV = ("STORAGE_EMULATOR_HOST", "GOOGLE_APPLICATION_CREDENTIALS", "GOOGLE_CLOUD_PROJECT")
+_CLIENTS: dict[tuple[str | None, ...], Any] = {}
+_CLIENTS_LOCK = threading.Lock()
+
+
+def _gcsfs() -> Any:
+    """A gcsfs filesystem, one per credentials environment (see the module docstring)."""
+    try:
+        import gcsfs
+    except ImportError:
+        raise RootError("gs:// roots need the gcs extra: pip install 'artlens[gcs]'") from None
+    # gcsfs logs a traceback for every error answer it does not retry (a 416 on an empty
+    # object, a 403): with no handler of the caller's, Python would print it on stderr
+    logging.getLogger("gcsfs").addHandler(logging.NullHandler())
+    env = tuple(os.environ.get(name) for name in _CLIENT_ENV)
+    emulator = os.environ.get("STORAGE_EMULATOR_HOST", "") not in ("", "default")
+    with _CLIENTS_LOCK:
+        fs = _CLIENTS.get(env)
+        if fs is None:
+            try:
+                fs = gcsfs.GCSFileSystem(
+                    token="anon" if emulator else None, skip_instance_cache=True
+                )
+            except Exception as exc:  # google-auth's errors, a malformed key file
+                raise RootError(f"gs://: no usable credentials: {_one_line(exc)}") from None
+            _CLIENTS[env] = fs
+        return fs
