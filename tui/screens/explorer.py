@@ -36,6 +36,7 @@ from store.safetext import visible
 from tui.commands import PaletteEntry
 from tui.format import WARNING
 from tui.hosts import Hosts, MirrorsLoaded
+from tui.keys import titled, titled_entries
 from tui.messages import (
     ChecklistsLoaded,
     FolderPage,
@@ -120,43 +121,115 @@ class ExplorerScreen(Screen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("tab", "cycle_pane(1)", "Next pane", show=False, id="pane.next"),
         Binding("shift+tab", "cycle_pane(-1)", "Previous pane", show=False, id="pane.previous"),
-        Binding("1", "focus_pane('runs')", "Runs pane", show=False, id="pane.runs"),
-        Binding("2", "focus_pane('tree')", "Files pane", show=False, id="pane.tree"),
-        Binding("3", "focus_pane('preview')", "Preview pane", show=False, id="pane.preview"),
-        Binding("slash", "filter", "Filter", id="runs.filter", tooltip="Filter runs"),
+        titled(
+            Binding("1", "focus_pane('runs')", "Runs pane", show=False, id="pane.runs"),
+            "view: runs",
+            "Focus the runs pane",
+        ),
+        titled(
+            Binding("2", "focus_pane('tree')", "Files pane", show=False, id="pane.tree"),
+            "view: files",
+            "Focus the file tree",
+        ),
+        titled(
+            Binding("3", "focus_pane('preview')", "Preview pane", show=False, id="pane.preview"),
+            "view: preview",
+            "Focus the preview",
+        ),
+        titled(
+            Binding("slash", "filter", "Filter", id="runs.filter", tooltip="Filter runs"),
+            "filter: runs…",
+            "Filter runs by name, params, experiment",
+        ),
         Binding("s", "sort_next", "Sort", id="runs.sort", tooltip="Sort by the next column"),
-        Binding("S", "sort_reverse", "Reverse", show=False, id="runs.sort_reverse"),
-        Binding("space", "mark", "Mark", id="runs.mark", tooltip="Mark the run (for diffs)"),
-        Binding("m", "metrics", "Metrics", id="runs.metrics", tooltip="Metrics of the marked runs"),
-        Binding(
-            "n",
-            "note",
-            "Note",
-            show=False,
-            id="runs.note",
-            tooltip="Write a note on the run or file",
+        titled(
+            Binding("S", "sort_reverse", "Reverse", show=False, id="runs.sort_reverse"),
+            "sort: reverse",
+            "Reverse the sort order",
+        ),
+        titled(
+            Binding("space", "mark", "Mark", id="runs.mark", tooltip="Mark the run (for diffs)"),
+            "runs: mark / unmark",
+            "Mark the run under the cursor",
+        ),
+        titled(
+            Binding(
+                "m", "metrics", "Metrics", id="runs.metrics", tooltip="Metrics of the marked runs"
+            ),
+            "view: metrics of marked runs",
+            "Metrics, sparklines, plots",
+        ),
+        titled(
+            Binding(
+                "n",
+                "note",
+                "Note",
+                show=False,
+                id="runs.note",
+                tooltip="Write a note on the run or file",
+            ),
+            "runs: note…",
         ),
         Binding("e", "cycle_experiment", "Experiment", show=False, id="runs.experiment"),
         Binding("R", "cycle_root", "Root filter", show=False, id="runs.root"),
-        Binding("b", "cycle_group", "Group by", show=False, id="runs.group"),
-        Binding(
-            "z", "zoom", "Zoom", show=False, id="pane.zoom", tooltip="Maximize or restore the pane"
+        titled(
+            Binding("b", "cycle_group", "Group by", show=False, id="runs.group"),
+            "group: cycle (none, experiment, root)",
+            "Group runs",
         ),
-        Binding("r", "retention", "Retention", id="retention.open", tooltip="Plan, usage, trash"),
-        Binding(
-            "U", "disk_usage", "Usage", show=False, id="usage.open", tooltip="Disk usage, ncdu"
+        titled(
+            Binding(
+                "z",
+                "zoom",
+                "Zoom",
+                show=False,
+                id="pane.zoom",
+                tooltip="Maximize or restore the pane",
+            ),
+            "view: zoom pane",
+            "Maximize or restore the focused pane",
         ),
-        Binding("p", "pin", "Pin", show=False, id="retention.pin_here"),
-        Binding("d", "diff", "Diff", id="diff.marked", tooltip="Diff two marked runs or files"),
-        Binding(
-            "v",
-            "versions",
-            "Versions",
-            show=False,
-            id="files.versions",
-            tooltip="The file across runs",
+        titled(
+            Binding(
+                "r", "retention", "Retention", id="retention.open", tooltip="Plan, usage, trash"
+            ),
+            "view: retention",
+            "Plan, disk usage and trash",
         ),
-        Binding("ctrl+r", "reload", "Reload", show=False, id="app.reload"),
+        titled(
+            Binding(
+                "U", "disk_usage", "Usage", show=False, id="usage.open", tooltip="Disk usage, ncdu"
+            ),
+            "view: disk usage",
+            "ncdu-like: drill down, trash",
+        ),
+        titled(
+            Binding("p", "pin", "Pin", show=False, id="retention.pin_here"),
+            "retention: pin / unpin",
+            "Pin the selected file or run",
+        ),
+        titled(
+            Binding("d", "diff", "Diff", id="diff.marked", tooltip="Diff two marked runs or files"),
+            "diff: marked runs or files",
+            "Compare two marked runs or files",
+        ),
+        titled(
+            Binding(
+                "v",
+                "versions",
+                "Versions",
+                show=False,
+                id="files.versions",
+                tooltip="The file across runs",
+            ),
+            "files: versions of the selected file",
+            "Across runs",
+        ),
+        titled(
+            Binding("ctrl+r", "reload", "Reload", show=False, id="app.reload"),
+            "index: reload runs",
+            "Reread every run from the index",
+        ),
         Binding("escape", "escape", "Back", show=False, id="app.escape"),
     ]
 
@@ -1264,29 +1337,11 @@ class ExplorerScreen(Screen[None]):
             self.table.focus()
 
     def palette_entries(self) -> list[PaletteEntry]:
-        """Every action, namespaced, then one "run: <name>" entry per run."""
-        entries: list[PaletteEntry] = [
-            ("view: runs", partial(self.action_focus_pane, "runs"), "Focus the runs pane"),
-            ("view: files", partial(self.action_focus_pane, "tree"), "Focus the file tree"),
-            ("view: preview", partial(self.action_focus_pane, "preview"), "Focus the preview"),
-            ("view: zoom pane", self.action_zoom, "Maximize or restore the focused pane"),
-            ("view: toggle theme", self.app.action_toggle_theme, "Switch light and dark"),  # type: ignore[attr-defined]
-            ("view: help", self.app.action_help, "List every key"),  # type: ignore[attr-defined]
-            ("filter: runs…", self.action_filter, "Filter runs by name, params, experiment"),
-            ("filter: clear", partial(self.set_filter, ""), "Show every run"),
-            ("group: cycle (none, experiment, root)", self.action_cycle_group, "Group runs"),
-            ("sort: reverse", self.action_sort_reverse, "Reverse the sort order"),
-            ("index: reload runs", self.action_reload, "Reread every run from the index"),
-            ("view: retention", self.action_retention, "Plan, disk usage and trash"),
-            ("view: disk usage", self.action_disk_usage, "ncdu-like: drill down, trash"),
-            ("retention: pin / unpin", self.action_pin, "Pin the selected file or run"),
-            ("runs: mark / unmark", self.action_mark, "Mark the run under the cursor"),
-            ("view: metrics of marked runs", self.action_metrics, "Metrics, sparklines, plots"),
-            ("runs: note…", self.action_note, "Write a note on the run or file"),
-            ("diff: marked runs or files", self.action_diff, "Compare two marked runs or files"),
-            ("files: mark / unmark", self.file_tree.action_mark_file, "Mark a file for a diff"),
-            ("files: versions of the selected file", self.action_versions, "Across runs"),
-        ]
+        """The titled bindings of the screen, its panes and the app (``tui.keys.titled``),
+        then the entries made from state: sorts, experiments, one "run: <name>" per run."""
+        panes = (self.table, self.file_tree, self.preview_pane)
+        entries = titled_entries((self, *panes, self.app))
+        entries.append(("filter: clear", partial(self.set_filter, ""), "Show every run"))
         for column in COLUMNS:
             if column.sortable:
                 entries.append((f"sort: by {column.label}", partial(self.set_sort, column.key), ""))
