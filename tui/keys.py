@@ -184,12 +184,13 @@ def with_keys(app: App[Any], entries: Iterable[PaletteEntry]) -> list[PaletteEnt
 
 
 def node_classes() -> list[type[DOMNode]]:
-    """Every screen and widget class of artlens (their modules imported once)."""
+    """Every screen, pane and widget class of artlens (their modules imported once)."""
     import tui.app  # the app's own bindings
+    import tui.panes
     import tui.screens
     import tui.widgets
 
-    for package in (tui.screens, tui.widgets):
+    for package in (tui.screens, tui.panes, tui.widgets):
         for module in pkgutil.iter_modules(package.__path__):
             importlib.import_module(f"{package.__name__}.{module.name}")
     found: list[type[DOMNode]] = []

@@ -20,11 +20,11 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.timer import Timer
 from textual.widget import Widget
-from textual.widgets import DataTable, Footer, Input, Static, Tree
+from textual.widgets import DataTable, Footer, Static, Tree
 from textual.worker import Worker, get_current_worker
 
 from store import paths
@@ -46,6 +46,7 @@ from tui.messages import (
     RunsLoaded,
     UserStateLoaded,
 )
+from tui.panes.runs import RunsPane
 from tui.widgets.artifact_tree import ArtifactTree, NodeInfo, outside_folders
 from tui.widgets.preview import (
     MAX_LINES,
@@ -58,16 +59,7 @@ from tui.widgets.preview import (
     render_preview,
     symlink_sections,
 )
-from tui.widgets.runs_table import (
-    COLUMNS,
-    SORT_KEYS,
-    RowExtras,
-    RunsTable,
-    group_headers,
-    order_runs,
-    rank,
-    why_nothing_matches,
-)
+from tui.widgets.runs_table import COLUMNS, RunsTable
 from tui.widgets.status import StatusLine
 
 if TYPE_CHECKING:
@@ -76,24 +68,16 @@ if TYPE_CHECKING:
     from store.checklist import ChecklistResult
     from store.index.query import ArtifactRow, RunRow
 
-AGE_REFRESH_SECONDS = 30.0
-"""Ages ("5m") in the table drift; re-render changed cells this often."""
 FOLLOW_DELAY = 0.06
 """Seconds the runs cursor must rest before the tree and preview follow it: a held key
 moves the cursor at once but loads only the run it stops on."""
 
-MAX_TABLE_ROWS = 1000
-"""Rows the runs table holds; beyond this the filter narrows (the index may hold more)."""
 MAX_EVENTS = 20_000
 """Beyond this many pending events, reread every run instead of following them one by one."""
 MAX_PAGES_WITH_CHANGES = 8
 """Open tree folders the change reader reads beside the changes; beyond, the tree asks."""
 ShownFolders = tuple[int, int, dict[bytes, int]]
 """The file tree when a read of the changes began: generation, root id, open folders."""
-CHECKLIST_SLICE = 50
-"""Runs whose checklists one worker step evaluates before it posts them and pauses."""
-CHECKLIST_PAUSE = 0.02
-"""Seconds the checklist worker sleeps between slices, so the UI thread gets the GIL."""
 FREEZE_DELAY = 1.0
 """Seconds after the first runs show when the objects alive then (Textual's, the runs') are
 moved out of the garbage collector's sight (``gc.freeze``): a full collection traversed
@@ -101,16 +85,9 @@ them all, pausing the UI thread for 100-250 ms while a preview was being built. 
 handed back (``gc.unfreeze``) when the explorer goes, so nothing frozen is kept for good."""
 QUICK_CHARS = 16_000
 """Text above this many characters gets a quick first view (a few screens of it)."""
-GROUPS: tuple[str | None, ...] = (None, "experiment", "root")
 PANES = ("runs", "tree", "preview")
 MIN_SIZE = (40, 14)
 """Below this the panes cannot be drawn: a notice says so instead of panes vanishing."""
-
-
-class RunsPane(Vertical):
-    """The filter box over the runs table; zooms as one piece."""
-
-    ALLOW_MAXIMIZE = True
 
 
 class ExplorerScreen(Screen[None]):
@@ -247,30 +224,16 @@ class ExplorerScreen(Screen[None]):
         self.clock = clock
         self.hosts = hosts if hosts is not None else Hosts([])
         """The followed remotes: their mirrors' runs share the table (``tui.hosts``)."""
-        self.runs: dict[int, RunRow] = {}
-        self.root_paths: dict[int, bytes] = {}
-        self.marked: set[int] = set()
-        self.filter_text = ""
-        self.sort_column = "started"
-        self.sort_reverse = True
-        self.group: str | None = None
-        self.last_event = 0
-        self.loaded = False
+        self._runs_pane = RunsPane(pool, clock=clock, hosts=self.hosts, id="runs-pane")
+        """Runs and their filter, sort and marks (``tui.panes.runs``): the top pane."""
+        self._frozen = False
+        """The heap was frozen after the first runs showed (``FREEZE_DELAY``)."""
         self._reading_changes = False
         self._changes_again = False
         """A commit arrived while changes were being read: read again when that ends."""
         self._preview_token = 0
         self._preview_key: tuple[int, bytes] | None = None
         self._preview_node: NodeInfo | None = None
-        self._pinned: set[int] = set()
-        """Runs jumped to from the palette: shown even past MAX_TABLE_ROWS."""
-        self.checklists: dict[int, ChecklistResult] = {}
-        self._checklist_request = 0
-        self._checklist_seen: dict[int, int] = {}
-        self._checklist_errors: set[str] = set()
-        """run id -> the checklist request its shown result came from (older ones lose)."""
-        self._checklist_asked: set[int] = set()
-        """Runs whose checklist is current or requested since the last full load."""
         self.user_pins: frozenset[tuple[bytes, str]] = frozenset()
         """Exact pins from the user state: (root path, root-relative path)."""
         self.user_notes: dict[tuple[bytes, str], str] = {}
@@ -283,15 +246,7 @@ class ExplorerScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         yield StatusLine(id="status")
-        with RunsPane(id="runs-pane"):
-            hosts = " · host:NAME" if self.hosts else ""
-            box = Input(
-                placeholder=f"filter: words · exp:NAME · root:PATH · fw:NAME{hosts} (esc clears)",
-                id="filter",
-            )
-            box.cursor_blink = False  # steadier over SSH, and stable screenshots
-            yield box
-            yield RunsTable(id="runs", clock=self.clock, hosts=bool(self.hosts))
+        yield self._runs_pane
         with Horizontal(id="lower"):
             yield ArtifactTree(self._load_page, id="tree", clock=self.clock)
             yield PreviewPane(id="preview")
@@ -299,7 +254,6 @@ class ExplorerScreen(Screen[None]):
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
-        self.query_one("#runs-pane").border_title = "Runs"
         self.query_one(ArtifactTree).border_title = "Files"
         self.query_one(PreviewPane).border_title = "Preview"
         watcher, healthy = getattr(self.app, "watch_state", ("not watching", False))
@@ -310,8 +264,6 @@ class ExplorerScreen(Screen[None]):
             text, healthy = self.hosts.status_text()
             self.query_one(StatusLine).change(hosts=text, hosts_ok=healthy)
         self.query_one(RunsTable).focus()
-        self._load_runs()
-        self.set_interval(AGE_REFRESH_SECONDS, self._sync_table, name="refresh ages")
 
     def on_resize(self) -> None:
         width, height = self.size
@@ -329,6 +281,10 @@ class ExplorerScreen(Screen[None]):
         gc.unfreeze()  # see FREEZE_DELAY: what was frozen can be collected again
 
     @property
+    def runs_pane(self) -> RunsPane:
+        return self._runs_pane
+
+    @property
     def table(self) -> RunsTable:
         return self.query_one(RunsTable)
 
@@ -342,76 +298,68 @@ class ExplorerScreen(Screen[None]):
 
     # -- loading runs --------------------------------------------------------------------
 
-    @work(thread=True, exclusive=True, group="runs", exit_on_error=False)
-    def _load_runs(self) -> None:
-        with self.pool.connection() as db:
-            totals = counts(db)
-            runs = query.with_flags(db, query.list_runs(db))
-            roots = tuple((rid, path) for rid, path, _ in query.roots(db))
-        mirrored = self.hosts.load_runs()
-        self.post_message(RunsLoaded(tuple(runs) + mirrored.runs, totals, roots + mirrored.roots))
+    # The runs pane's state, read by the cross-pane actions (it owns and changes it).
+
+    @property
+    def runs(self) -> dict[int, RunRow]:
+        return self.runs_pane.runs
+
+    @property
+    def root_paths(self) -> dict[int, bytes]:
+        return self.runs_pane.root_paths
+
+    @property
+    def marked(self) -> set[int]:
+        return self.runs_pane.marked
+
+    @property
+    def filter_text(self) -> str:
+        return self.runs_pane.filter_text
+
+    @property
+    def sort_column(self) -> str:
+        return self.runs_pane.sort_column
+
+    @property
+    def sort_reverse(self) -> bool:
+        return self.runs_pane.sort_reverse
+
+    @property
+    def group(self) -> str | None:
+        return self.runs_pane.group
+
+    @property
+    def last_event(self) -> int:
+        return self.runs_pane.last_event
+
+    @property
+    def loaded(self) -> bool:
+        return self.runs_pane.loaded
+
+    @property
+    def checklists(self) -> dict[int, ChecklistResult]:
+        return self.runs_pane.checklists
 
     def on_runs_loaded(self, message: RunsLoaded) -> None:
-        self.runs = {run.id: run for run in message.runs}
-        self.root_paths.update(message.roots)
-        self.last_event = max(self.last_event, message.counts.last_event)
-        self.marked &= set(self.runs)
-        if not self.loaded:
+        """After the runs pane took the runs: the totals, the tree and the pins follow."""
+        if not self._frozen:
+            self._frozen = True
             self.set_timer(FREEZE_DELAY, gc.freeze, name="freeze the heap")
-        self.loaded = True
-        self._checklist_asked.clear()  # a reload re-evaluates every run as it is shown
         self.query_one(StatusLine).change(counts=message.counts)
-        self._sync_table()
         self._follow_cursor()
         self._load_user_state(tuple(self.root_paths.values()))
 
-    def _visible_order(self) -> list[int]:
-        host = self.hosts.name_of
-        scores: dict[int, float] = {}
-        for run in self.runs.values():
-            score = rank(run, self.filter_text, host(run.id)) if self.filter_text else 0.0
-            if score is not None:
-                scores[run.id] = score
-        shown = [self.runs[run_id] for run_id in scores]
-        order = order_runs(
-            shown,
-            self.sort_column,
-            reverse=self.sort_reverse,
-            group=self.group,
-            scores=scores if self.filter_text else None,
-        )
-        if len(order) <= MAX_TABLE_ROWS:
-            return order
-        # Past the cap, still show what the user asked for: marked runs and a jump target.
-        kept = order[:MAX_TABLE_ROWS]
-        wanted = (self.marked | self._pinned) - set(kept)
-        return kept + [run_id for run_id in order[MAX_TABLE_ROWS:] if run_id in wanted]
-
-    def _sync_table(self) -> None:
-        if not self.loaded:
-            return
-        order = self._visible_order()
-        headers = group_headers(self.runs, order, self.group)
-        self.table.sync(self.runs, order, self.marked, self._row_extras(order), headers)
-        wanted = tuple(run_id for run_id in order if run_id not in self._checklist_asked)
-        if wanted:  # only shown runs, in display order: the visible rows come first
-            self._checklist_asked.update(wanted)
-            self._load_checklists(wanted)
-        label = next(c.label for c in COLUMNS if c.key == self.sort_column)
-        arrow = "↓" if self.sort_reverse else "↑"
-        group = f", grouped by {self.group}" if self.group else ""
+    def on_runs_pane_shown(self, message: RunsPane.Shown) -> None:
+        """The runs table changed what it shows: the status line says so; when nothing
+        is shown the other panes say why; after a filter change they follow the cursor."""
         self.query_one(StatusLine).change(
-            shown=len(order),
-            marked=len(self.marked),
-            filter=self.filter_text,
-            sort=f"{label} {arrow}{group}",
+            shown=message.shown, marked=message.marked, filter=message.filter, sort=message.sort
         )
-        if not order:
-            why = why_nothing_matches(self.runs.values(), self.filter_text, self.hosts.name_of)
-            self.file_tree.show_nothing(
-                f"no runs match: {why}" if self.runs else "no runs indexed yet"
-            )
-            self.preview_pane.show_message("esc clears the filter" if self.filter_text else "")
+        if message.nothing is not None:
+            self.file_tree.show_nothing(message.nothing)
+            self.preview_pane.show_message("esc clears the filter" if message.filter else "")
+        if message.follow:
+            self._follow_cursor()
 
     # -- live updates --------------------------------------------------------------------
 
@@ -518,31 +466,12 @@ class ExplorerScreen(Screen[None]):
         )
 
     def on_index_changed(self, message: IndexChanged) -> None:
-        if message.last_event <= self.last_event:
+        changed = self.runs_pane.index_changed(message)
+        if changed is None:
             return
-        self.last_event = message.last_event
-        self.root_paths.update(message.roots)
-        fresh = {run.id for run in message.updated}
-        if message.full:  # the local index's runs only: a mirror's come with its pulls
-            gone = {rid for rid in set(self.runs) - fresh if not self.hosts.is_remote(rid)}
-        else:
-            gone = set(message.removed)
-            gone |= {
-                rid
-                for rid, run in self.runs.items()
-                if run.root_id in message.rescanned_roots and rid not in fresh
-            }
-        for run_id in gone:
-            self.runs.pop(run_id, None)
-            self.marked.discard(run_id)
-        for run in message.updated:
-            self.runs[run.id] = run
+        fresh, gone = changed
         if message.counts is not None:
             self.query_one(StatusLine).change(counts=message.counts)
-        self._checklist_asked |= fresh
-        self._sync_table()
-        if fresh:
-            self._load_checklists(tuple(sorted(fresh)))
         tree = self.file_tree
         if tree.run_id is not None and tree.run_id in fresh:
             tree.problems = tuple(problems_of(self.runs[tree.run_id].meta))
@@ -552,8 +481,8 @@ class ExplorerScreen(Screen[None]):
             if tree.root_id in message.rescanned_roots or message.full:
                 tree.refresh_folders(set(tree.open_folders()), message.pages)
             else:
-                changed = {k for r, k in message.changed_paths if r == tree.root_id}
-                tree.refresh_folders(changed, message.pages)
+                changed_keys = {k for r, k in message.changed_paths if r == tree.root_id}
+                tree.refresh_folders(changed_keys, message.pages)
         if self._preview_key is not None and (
             self._preview_key in message.changed_paths
             or self._preview_key[0] in message.rescanned_roots
@@ -568,15 +497,6 @@ class ExplorerScreen(Screen[None]):
             self._follow_timer.stop()
         self._follow_timer = self.set_timer(FOLLOW_DELAY, self._follow_cursor)
 
-    @on(DataTable.HeaderSelected, "#runs")
-    def _header_clicked(self, event: DataTable.HeaderSelected) -> None:
-        """A click on a column's header sorts by it; again reverses."""
-        column = str(event.column_key.value)
-        if column == self.sort_column:
-            self.action_sort_reverse()
-        else:
-            self.set_sort(column)
-
     @on(DataTable.RowSelected, "#runs")
     def _run_selected(self) -> None:
         self.file_tree.focus()
@@ -590,8 +510,7 @@ class ExplorerScreen(Screen[None]):
         tree = self.file_tree
         if run is None:
             if not self.table.row_count:
-                why = why_nothing_matches(self.runs.values(), self.filter_text, self.hosts.name_of)
-                tree.show_nothing(f"no runs match: {why}" if self.runs else "no runs indexed yet")
+                tree.show_nothing(self.runs_pane.why_empty())
             return
         if tree.run_id == run.id:
             return
@@ -776,67 +695,12 @@ class ExplorerScreen(Screen[None]):
 
     # -- checklists, run detail, pins and notes -----------------------------------------
 
-    def _load_checklists(self, run_ids: tuple[int, ...]) -> None:
-        """Checklist results of ``run_ids`` (every run when empty), read in a worker."""
-        self._checklist_request += 1
-        self._checklist_worker(self._checklist_request, run_ids)
-
-    @work(thread=True, group="checklist", exit_on_error=False)
-    def _checklist_worker(self, request: int, run_ids: tuple[int, ...]) -> None:
-        """A root whose checklist config is invalid falls back to the defaults (and says so).
-
-        Evaluation is pure Python: it goes in slices with a pause between them, so the
-        UI thread is not starved of the GIL while thousands of runs are checked."""
-        from store.checklist import evaluate_runs
-
-        worker = get_current_worker()
-        if not run_ids:
-            with self.pool.connection() as db:
-                run_ids = tuple(run.id for run in query.list_runs(db))
-        # a mirrored run's checklist is configured on its host: not evaluated here
-        run_ids = tuple(i for i in run_ids if not self.hosts.is_remote(i))
-        for start in range(0, len(run_ids), CHECKLIST_SLICE):
-            if start:
-                time.sleep(CHECKLIST_PAUSE)
-            with self.pool.connection() as db:
-                chunk = run_ids[start : start + CHECKLIST_SLICE]
-                runs = [r for r in (query.get_run(db, i) for i in chunk) if r is not None]
-                results, errors = evaluate_runs(db, runs, strict=False)
-            if worker.is_cancelled:
-                return
-            self.post_message(ChecklistsLoaded(request, tuple(results.items()), tuple(errors)))
-
     def on_checklists_loaded(self, message: ChecklistsLoaded) -> None:
-        for run_id, result in message.results:
-            if self._checklist_seen.get(run_id, -1) <= message.request:
-                self._checklist_seen[run_id] = message.request
-                self.checklists[run_id] = result
-        for error in set(message.errors) - self._checklist_errors:
-            self._checklist_errors.add(error)
-            self.notify(error, title="checklist", severity="warning", markup=False, timeout=8)
-        shown = [run_id for run_id, _ in message.results if run_id in self.runs]
-        self.table.refresh_rows(self.runs, shown, self.marked, self._row_extras(shown))
+        """After the runs pane took them: the tree's root line shows what its run misses."""
         tree = self.file_tree
         run = self.runs.get(tree.run_id) if tree.run_id is not None else None
         if run is not None and any(run_id == run.id for run_id, _ in message.results):
             tree.root.set_label(self._run_label(run))
-
-    def _row_extras(self, order: list[int]) -> dict[int, RowExtras]:
-        extras: dict[int, RowExtras] = {}
-        hosts = self.hosts
-        for run_id in order:
-            run = self.runs[run_id]
-            result = self.checklists.get(run_id)
-            where = (run.root, paths.unkey(run.path))
-            local = not hosts.is_remote(run_id)  # pins and notes name this machine's paths
-            extras[run_id] = RowExtras(
-                (result.passed, result.total) if result is not None else None,
-                local and where in self.user_pins,
-                local and where in self.user_notes,
-                hosts.name_of(run_id) if hosts else None,
-                hosts.offline(run_id),
-            )
-        return extras
 
     def _pinned_keys(self, root_id: int) -> frozenset[bytes]:
         if self.hosts.is_remote(root_id):  # pins name this machine's paths
@@ -966,14 +830,11 @@ class ExplorerScreen(Screen[None]):
         self.post_message(UserStateLoaded(pins, notes, said))
 
     def on_user_state_loaded(self, message: UserStateLoaded) -> None:
-        notes = dict(message.notes)
-        same = message.pins == self.user_pins and notes == self.user_notes
         self.user_pins = message.pins
-        self.user_notes = notes
+        self.user_notes = dict(message.notes)
         if message.said:
             self.notify(message.said, markup=False, timeout=4)
-        if not same:
-            self._sync_table()
+        self.runs_pane.show_user_state(self.user_pins, self.user_notes)
         tree = self.file_tree
         if tree.root_id is not None:
             tree.set_pinned(self._pinned_keys(tree.root_id))
@@ -1004,7 +865,7 @@ class ExplorerScreen(Screen[None]):
         """The metrics view for the marked runs (in table order), else the run under the cursor."""
         from tui.screens.metrics import MetricsScreen
 
-        order = self._visible_order()
+        order = self.runs_pane.visible_order()
         ids = [i for i in order if i in self.marked]
         ids += sorted(self.marked - set(ids))
         if not ids and self.table.current_run_id is not None:
@@ -1051,106 +912,46 @@ class ExplorerScreen(Screen[None]):
         self.set_focus(self._pane(name))
 
     def action_filter(self) -> None:
-        """Show the filter box and focus it at once, as a pane switch does: the letters
-        after "/" (one burst over SSH) are already queued and belong to the box."""
-        box = self.query_one("#filter", Input)
-        box.add_class("-shown")
-        self.set_focus(box)
-
-    @on(Input.Changed, "#filter")
-    def _filter_changed(self, event: Input.Changed) -> None:
-        # Never write back to the box here: queued Changed events would ping-pong.
-        if event.value.strip() != self.filter_text:
-            self._apply_filter(event.value)
-
-    @on(Input.Submitted, "#filter")
-    def _filter_submitted(self) -> None:
-        box = self.query_one("#filter", Input)
-        if not box.value:
-            box.remove_class("-shown")
-        self.table.focus()
+        self.runs_pane.open_filter()
 
     def set_filter(self, text: str) -> None:
         """Show only runs matching ``text`` (see ``runs_table.matches``)."""
-        box = self.query_one("#filter", Input)
-        with box.prevent(Input.Changed):
-            box.value = text
-        box.set_class(bool(text) or box.has_focus, "-shown")
-        self._apply_filter(text)
-
-    def _apply_filter(self, text: str) -> None:
-        self.filter_text = text.strip()
-        self._sync_table()
-        self._follow_cursor()
+        self.runs_pane.set_filter(text)
 
     def action_escape(self) -> None:
-        box = self.query_one("#filter", Input)
-        if box.has_focus or self.filter_text:
-            self.set_filter("")
-            box.remove_class("-shown")
-            self.table.focus()
-        elif self.maximized is not None:
+        if not self.runs_pane.clear_filter() and self.maximized is not None:
             self.minimize()
 
     def set_sort(self, column: str, *, reverse: bool | None = None) -> None:
-        if column not in SORT_KEYS:
-            return
-        if reverse is None:
-            reverse = column in ("started", "last_write", "size", "artifacts", "acc")
-        self.sort_column, self.sort_reverse = column, reverse
-        self._sync_table()
+        self.runs_pane.set_sort(column, reverse=reverse)
 
     def action_sort_next(self) -> None:
-        index = (SORT_KEYS.index(self.sort_column) + 1) % len(SORT_KEYS)
-        self.set_sort(SORT_KEYS[index])
+        self.runs_pane.sort_next()
 
     def action_sort_reverse(self) -> None:
-        self.set_sort(self.sort_column, reverse=not self.sort_reverse)
+        self.runs_pane.sort_reversed()
 
     def action_cycle_group(self) -> None:
-        self.group = GROUPS[(GROUPS.index(self.group) + 1) % len(GROUPS)]
-        self._sync_table()
-
-    def _cycle_field(self, prefix: str, values: list[str]) -> None:
-        words = self.filter_text.split()
-        current = next((w[len(prefix) :] for w in words if w.startswith(prefix)), None)
-        rest = [w for w in words if not w.startswith(prefix)]
-        options = [None, *values]
-        position = options.index(current) if current in options else 0
-        chosen = options[(position + 1) % len(options)]
-        if chosen is not None:
-            rest.append(prefix + chosen)
-        self.set_filter(" ".join(rest))
-        self.table.focus()
+        self.runs_pane.cycle_group()
 
     def experiments(self) -> list[str]:
-        names = {r.experiment.lower() for r in self.runs.values() if r.experiment}
-        return sorted(n for n in names if " " not in n)
+        return self.runs_pane.experiments()
 
     def action_cycle_experiment(self) -> None:
-        self._cycle_field("exp:", self.experiments())
+        self.runs_pane.cycle_experiment()
 
     def action_cycle_root(self) -> None:
-        roots = sorted({paths.display(p).lower() for p in self.root_paths.values()})
-        self._cycle_field("root:", [r for r in roots if " " not in r])
+        self.runs_pane.cycle_root()
 
     def action_mark(self) -> None:
-        run_id = self.table.current_run_id
-        if run_id is None:
-            return
-        if run_id in self.marked:
-            self.marked.discard(run_id)
-        else:
-            self.marked.add(run_id)
-        self.table.set_mark(run_id, run_id in self.marked)
-        self.query_one(StatusLine).change(marked=len(self.marked))
+        self.runs_pane.toggle_mark()
 
     def action_zoom(self) -> None:
         if self.maximized is not None:
             self.minimize()
             return
         pane = self._pane(PANES[self._current_pane()])
-        target = self.query_one("#runs-pane") if pane is self.table else pane
+        target = self.runs_pane if pane is self.table else pane
         self.maximize(target, container=False)
 
     def action_diff(self) -> None:
@@ -1241,7 +1042,7 @@ class ExplorerScreen(Screen[None]):
     def action_reload(self) -> None:
         """Reread the index; every followed remote pulls now (an offline one too)."""
         self.hosts.pull_now()
-        self._load_runs()
+        self.runs_pane.load_runs()
 
     # -- other hosts ---------------------------------------------------------------------
 
@@ -1250,26 +1051,13 @@ class ExplorerScreen(Screen[None]):
         text, healthy = self.hosts.status_text()
         self.query_one(StatusLine).change(hosts=text, hosts_ok=healthy)
         if changed:
-            self._load_mirrors()
-
-    @work(thread=True, exclusive=True, group="mirrors", exit_on_error=False)
-    def _load_mirrors(self) -> None:
-        self.post_message(MirrorsLoaded(self.hosts.load_runs()))
+            self.runs_pane.load_mirrors()
 
     def on_mirrors_loaded(self, message: MirrorsLoaded) -> None:
-        """Replace the mirrors' runs (the local index's stay as they are)."""
-        if not self.loaded:
-            return
-        fresh = {run.id: run for run in message.loaded.runs}
-        gone = {rid for rid in self.runs if self.hosts.is_remote(rid) and rid not in fresh}
-        for run_id in gone:
-            self.runs.pop(run_id, None)
-            self.marked.discard(run_id)
-        self.runs.update(fresh)
-        self.root_paths.update(message.loaded.roots)
-        self._sync_table()
+        """After the runs pane replaced the mirrors' runs: the tree follows its run."""
         tree = self.file_tree
-        if tree.run_id is not None and tree.run_id in gone:
+        fresh = {run.id for run in message.loaded.runs}
+        if tree.run_id is not None and tree.run_id not in self.runs:
             self._follow_cursor()
         elif tree.run_id is not None and tree.run_id in fresh:
             tree.refresh_folders({n.data.key for n in tree._open_folders(tree.root) if n.data})
@@ -1328,13 +1116,7 @@ class ExplorerScreen(Screen[None]):
 
     def jump_to_run(self, run_id: int) -> None:
         """Put the cursor on a run, clearing the filter if it hides it."""
-        self.table.flush()
-        if str(run_id) not in self.table.rows:
-            self._pinned = {run_id}
-            self.set_filter("")
-        if str(run_id) in self.table.rows:
-            self.table.move_cursor(row=self.table.get_row_index(str(run_id)))
-            self.table.focus()
+        self.runs_pane.jump_to_run(run_id)
 
     def palette_entries(self) -> list[PaletteEntry]:
         """The titled bindings of the screen, its panes and the app (``tui.keys.titled``),
