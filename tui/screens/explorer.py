@@ -29,25 +29,23 @@ from textual.worker import Worker, get_current_worker
 
 from store import paths
 from store.index import query
-from store.index.events import Delta, Event, events_since, fold
-from store.index.views import ChildPage, ReaderPool, children_page, counts
-from store.integrity import problems_of
+from store.index.events import Event, events_since, fold
+from store.index.views import ReaderPool, counts
 from store.safetext import visible
 from tui.commands import PaletteEntry
-from tui.format import WARNING
 from tui.hosts import Hosts, MirrorsLoaded
 from tui.keys import titled, titled_entries
 from tui.messages import (
     ChecklistsLoaded,
-    FolderPage,
     IndexChanged,
     IndexCounted,
     PreviewReady,
     RunsLoaded,
     UserStateLoaded,
 )
+from tui.panes.files import FilesPane, ShownFolders, run_label
 from tui.panes.runs import RunsPane
-from tui.widgets.artifact_tree import ArtifactTree, NodeInfo, outside_folders
+from tui.widgets.artifact_tree import NodeInfo
 from tui.widgets.preview import (
     MAX_LINES,
     QUICK_LINES,
@@ -74,10 +72,6 @@ moves the cursor at once but loads only the run it stops on."""
 
 MAX_EVENTS = 20_000
 """Beyond this many pending events, reread every run instead of following them one by one."""
-MAX_PAGES_WITH_CHANGES = 8
-"""Open tree folders the change reader reads beside the changes; beyond, the tree asks."""
-ShownFolders = tuple[int, int, dict[bytes, int]]
-"""The file tree when a read of the changes began: generation, root id, open folders."""
 FREEZE_DELAY = 1.0
 """Seconds after the first runs show when the objects alive then (Textual's, the runs') are
 moved out of the garbage collector's sight (``gc.freeze``): a full collection traversed
@@ -85,7 +79,8 @@ them all, pausing the UI thread for 100-250 ms while a preview was being built. 
 handed back (``gc.unfreeze``) when the explorer goes, so nothing frozen is kept for good."""
 QUICK_CHARS = 16_000
 """Text above this many characters gets a quick first view (a few screens of it)."""
-PANES = ("runs", "tree", "preview")
+PANES = {"runs": "#runs", "tree": "#tree", "preview": "#preview"}
+"""Pane name (as the bindings say it) -> the widget that takes the focus, in ``tab`` order."""
 MIN_SIZE = (40, 14)
 """Below this the panes cannot be drawn: a notice says so instead of panes vanishing."""
 
@@ -226,6 +221,8 @@ class ExplorerScreen(Screen[None]):
         """The followed remotes: their mirrors' runs share the table (``tui.hosts``)."""
         self._runs_pane = RunsPane(pool, clock=clock, hosts=self.hosts, id="runs-pane")
         """Runs and their filter, sort and marks (``tui.panes.runs``): the top pane."""
+        self._files_pane = FilesPane(pool, hosts=self.hosts, clock=clock, id="tree")
+        """The selected run's files (``tui.panes.files``): bottom left."""
         self._frozen = False
         """The heap was frozen after the first runs showed (``FREEZE_DELAY``)."""
         self._reading_changes = False
@@ -248,13 +245,12 @@ class ExplorerScreen(Screen[None]):
         yield StatusLine(id="status")
         yield self._runs_pane
         with Horizontal(id="lower"):
-            yield ArtifactTree(self._load_page, id="tree", clock=self.clock)
+            yield self._files_pane
             yield PreviewPane(id="preview")
         yield Static("", id="too-small", markup=False)
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
-        self.query_one(ArtifactTree).border_title = "Files"
         self.query_one(PreviewPane).border_title = "Preview"
         watcher, healthy = getattr(self.app, "watch_state", ("not watching", False))
         self.query_one(StatusLine).change(
@@ -289,8 +285,8 @@ class ExplorerScreen(Screen[None]):
         return self.query_one(RunsTable)
 
     @property
-    def file_tree(self) -> ArtifactTree:
-        return self.query_one(ArtifactTree)
+    def file_tree(self) -> FilesPane:
+        return self._files_pane
 
     @property
     def preview_pane(self) -> PreviewPane:
@@ -377,11 +373,7 @@ class ExplorerScreen(Screen[None]):
             return
         self._reading_changes = True
         self._changes_again = False
-        tree = self.file_tree
-        shown = None
-        if tree.root_id is not None:
-            shown = (tree.generation, tree.root_id, tree.open_folders())
-        self._read_changes(self.last_event, shown)
+        self._read_changes(self.last_event, self.file_tree.shown_folders())
 
     @on(Worker.StateChanged)
     def _changes_read(self, event: Worker.StateChanged) -> None:
@@ -424,7 +416,7 @@ class ExplorerScreen(Screen[None]):
                         updated.append(row)
             updated = query.with_flags(db, updated)
             roots = tuple((rid, path) for rid, path, _ in query.roots(db))
-        pages = self._changed_pages(shown, delta) if shown is not None else ()
+        pages = self.file_tree.pages_changed(shown, delta) if shown is not None else ()
         if worker.is_cancelled:
             return
         self.app.post_message(  # the app hands the delta to every screen
@@ -449,40 +441,18 @@ class ExplorerScreen(Screen[None]):
     def on_index_counted(self, message: IndexCounted) -> None:
         self.query_one(StatusLine).change(counts=message.counts)
 
-    def _changed_pages(self, shown: ShownFolders, delta: Delta) -> tuple[FolderPage, ...]:
-        """On the change reader's thread: new first pages of the open folders ``delta``
-        touched (none when too many: the tree then asks for them itself, as before)."""
-        generation, root_id, limits = shown
-        if delta.full or root_id in delta.rescanned_roots:
-            keys = set(limits)
-        else:
-            keys = {key for rid, key in delta.folders if rid == root_id and key in limits}
-        if len(keys) > MAX_PAGES_WITH_CHANGES:
-            return ()
-        tree = self.file_tree
-        return tuple(
-            FolderPage(generation, key, limits[key], tree.read_page(root_id, key, 0, limits[key]))
-            for key in sorted(keys)
-        )
-
     def on_index_changed(self, message: IndexChanged) -> None:
         changed = self.runs_pane.index_changed(message)
         if changed is None:
             return
-        fresh, gone = changed
+        _fresh, gone = changed
         if message.counts is not None:
             self.query_one(StatusLine).change(counts=message.counts)
         tree = self.file_tree
-        if tree.run_id is not None and tree.run_id in fresh:
-            tree.problems = tuple(problems_of(self.runs[tree.run_id].meta))
         if tree.run_id is not None and tree.run_id in gone:
             self._follow_cursor()
-        elif tree.root_id is not None:
-            if tree.root_id in message.rescanned_roots or message.full:
-                tree.refresh_folders(set(tree.open_folders()), message.pages)
-            else:
-                changed_keys = {k for r, k in message.changed_paths if r == tree.root_id}
-                tree.refresh_folders(changed_keys, message.pages)
+        else:
+            tree.index_changed(message)
         if self._preview_key is not None and (
             self._preview_key in message.changed_paths
             or self._preview_key[0] in message.rescanned_roots
@@ -514,38 +484,11 @@ class ExplorerScreen(Screen[None]):
             return
         if tree.run_id == run.id:
             return
-        label = self._run_label(run)
-        tree.show_run(
-            run.id,
-            run.root_id,
-            run.path,
-            label,
-            tuple(problems_of(run.meta)),
-            outside_folders(run.path, run.meta),
-        )
-        tree.set_pinned(self._pinned_keys(run.root_id))
+        tree.show(run, self.checklists.get(run.id))
+        tree.show_pins(self.user_pins, self.root_paths.get(run.root_id))
         self._preview_key = None
         self.preview_pane.show_message("select a file to preview it")
         self._request_run_detail(run.id, shown=())
-
-    def _run_label(self, run: RunRow) -> Text:
-        """The tree's root line: name, missing checklist items (red), path and framework."""
-        label = Text(no_wrap=True, overflow="ellipsis")
-        label.append(visible(run.name), style="bold")
-        result = self.checklists.get(run.id)
-        if result is not None and not result.complete:
-            label.append("  ")
-            label.append(f"✗ missing {visible(', '.join(result.missing))}", style=WARNING)
-        label.append(f"  {paths.display(run.path) or '.'} · {run.framework}", style="dim")
-        return label
-
-    def _load_page(self, root_id: int, folder: bytes, offset: int, limit: int) -> ChildPage:
-        """Called on a tree worker thread."""
-        mirrored = self.hosts.children(root_id, folder, offset, limit)
-        if mirrored is not None:
-            return mirrored
-        with self.pool.connection() as db:
-            return children_page(db, root_id, folder, offset=offset, limit=limit)
 
     @on(Tree.NodeHighlighted, "#tree")
     def _node_highlighted(self, event: Tree.NodeHighlighted[NodeInfo]) -> None:
@@ -700,13 +643,7 @@ class ExplorerScreen(Screen[None]):
         tree = self.file_tree
         run = self.runs.get(tree.run_id) if tree.run_id is not None else None
         if run is not None and any(run_id == run.id for run_id, _ in message.results):
-            tree.root.set_label(self._run_label(run))
-
-    def _pinned_keys(self, root_id: int) -> frozenset[bytes]:
-        if self.hosts.is_remote(root_id):  # pins name this machine's paths
-            return frozenset()
-        root = self.root_paths.get(root_id)
-        return frozenset(paths.key(rel) for r, rel in self.user_pins if r == root)
+            tree.root.set_label(run_label(run, self.checklists.get(run.id)))
 
     def _request_run_detail(
         self, run_id: int, shown: tuple[RenderableType, ...] | None = None
@@ -837,7 +774,7 @@ class ExplorerScreen(Screen[None]):
         self.runs_pane.show_user_state(self.user_pins, self.user_notes)
         tree = self.file_tree
         if tree.root_id is not None:
-            tree.set_pinned(self._pinned_keys(tree.root_id))
+            tree.show_pins(self.user_pins, self.root_paths.get(tree.root_id))
         showing_run = not tree.has_focus or tree.cursor_node is tree.root
         if self._detail_run is not None and self._preview_key is None and showing_run:
             self._request_run_detail(self._detail_run, shown=self._detail_base)
@@ -888,7 +825,7 @@ class ExplorerScreen(Screen[None]):
     # -- actions -------------------------------------------------------------------------
 
     def _pane(self, name: str) -> Widget:
-        return {"runs": self.table, "tree": self.file_tree, "preview": self.preview_pane}[name]
+        return self.query_one(PANES[name])
 
     def _current_pane(self) -> int:
         focused = self.focused
@@ -900,7 +837,7 @@ class ExplorerScreen(Screen[None]):
 
     def action_cycle_pane(self, step: int) -> None:
         index = (self._current_pane() + step) % len(PANES)
-        self.action_focus_pane(PANES[index])
+        self.action_focus_pane(list(PANES)[index])
 
     def action_focus_pane(self, name: str) -> None:
         """Focus at once (``focus()`` waits a turn): keys typed right after the switch
@@ -950,7 +887,7 @@ class ExplorerScreen(Screen[None]):
         if self.maximized is not None:
             self.minimize()
             return
-        pane = self._pane(PANES[self._current_pane()])
+        pane = self._pane(list(PANES)[self._current_pane()])
         target = self.runs_pane if pane is self.table else pane
         self.maximize(target, container=False)
 
@@ -1060,7 +997,7 @@ class ExplorerScreen(Screen[None]):
         if tree.run_id is not None and tree.run_id not in self.runs:
             self._follow_cursor()
         elif tree.run_id is not None and tree.run_id in fresh:
-            tree.refresh_folders({n.data.key for n in tree._open_folders(tree.root) if n.data})
+            tree.refresh_open()
 
     def _on_a_host(self, what: str) -> bool:
         """True (and a notice) when the run or file ``what`` would apply to is a mirror's:
