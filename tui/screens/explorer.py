@@ -89,6 +89,8 @@ class ExplorerScreen(Screen[None]):
     """Runs on top, files bottom-left, preview bottom-right (stacked when narrow)."""
 
     ALLOW_IN_MAXIMIZED_VIEW = "Footer, StatusLine"
+    CSS_PATH = ["../panes/runs.tcss", "../panes/files.tcss"]  # noqa: RUF012 (Textual's type)
+    """Each pane's styles; the layout around them is in ``tui/app.tcss``."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("tab", "cycle_pane(1)", "Next pane", show=False, id="pane.next"),
