@@ -1058,10 +1058,9 @@ class ExplorerScreen(Screen[None]):
         self.runs_pane.jump_to_run(run_id)
 
     def palette_entries(self) -> list[PaletteEntry]:
-        """The titled bindings of the screen, its panes and the app (``tui.keys.titled``),
+        """The titled bindings of the screen, its widgets and the app (``tui.keys.titled``),
         then the entries made from state: sorts, experiments, one "run: <name>" per run."""
-        panes = (self.table, self.file_tree, self.preview_pane)
-        entries = titled_entries((self, *panes, self.app))
+        entries = titled_entries((self, *self.walk_children(with_self=False), self.app))
         entries.append(("filter: clear", partial(self.set_filter, ""), "Show every run"))
         for column in COLUMNS:
             if column.sortable:
