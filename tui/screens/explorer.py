@@ -2,7 +2,11 @@
 
 Threading rule: every database and disk read runs in a thread worker of a named group
 (exclusive where a newer request makes an older one pointless); workers never touch
-widgets, they post a message from ``tui.messages``; the handlers here own the state.
+widgets, they post a message from ``tui.messages``; the handlers own the state.
+
+The runs and files panes (``tui.panes``) own their state and workers; this screen keeps the
+layout, focus and zoom, the actions that span panes, and the wiring: their messages come up
+here, and it calls their methods (a delta of the change feed goes to each in turn).
 """
 
 from __future__ import annotations
