@@ -894,8 +894,14 @@ class ExplorerScreen(Screen[None]):
             self.minimize()
             return
         pane = self._pane(list(PANES)[self._current_pane()])
-        target = self.runs_pane if pane is self.table else pane
-        self.maximize(target, container=False)
+        # A pane that zooms as one piece (the runs pane: filter box and table) says so with
+        # ALLOW_MAXIMIZE on the container around the widget that takes the focus.
+        boxes = [
+            w
+            for w in pane.ancestors
+            if isinstance(w, Widget) and not isinstance(w, Screen) and type(w).ALLOW_MAXIMIZE
+        ]
+        self.maximize(boxes[-1] if boxes else pane, container=False)
 
     def action_diff(self) -> None:
         """Two marked files (space in the tree) or two marked runs (space in the runs)."""
