@@ -8,17 +8,18 @@ import json
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
-from textual.app import App
+from textual.app import App, ComposeResult
+from textual.binding import Binding, BindingType
 from textual.pilot import Pilot
-from textual.widgets import DataTable, Input
+from textual.widgets import DataTable, Input, Static
 
 from tests.test_tui import NOW, Demo, build_demo, explorer, settle, sync
 from tests.test_tui_retention import EPOCH2, POLICY, item_key, retention, row_text
 from tui.app import ArtlensApp
-from tui.keys import binding_entries, with_keys
+from tui.keys import TITLES, binding_entries, titled, titled_entries, with_keys
 from tui.screens.help import HelpScreen
 from tui.screens.retention_dialogs import ConfirmApply
 
@@ -176,3 +177,48 @@ async def test_every_screen_binding_is_in_the_palette_with_its_key(demo: Demo) -
         await pilot.pause(0.3)
         await pilot.press("enter")
         await until(pilot, lambda: screen.sort_column != before)
+
+
+class Counter(Static):
+    """A pane of a test: one titled binding, declared nowhere else."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        titled(Binding("x", "bump(2)", "Bump", id="test.bump"), "test: bump by two", "Adds 2")
+    ]
+    can_focus = True
+    count = 0
+
+    def action_bump(self, step: int) -> None:
+        self.count += step
+
+
+class CounterApp(App[None]):
+    def compose(self) -> ComposeResult:
+        yield Counter()
+
+
+@sync
+async def test_a_titled_binding_is_a_palette_entry_with_its_key() -> None:
+    app = CounterApp()
+    async with app.run_test() as pilot:
+        counter = app.query_one(Counter)
+        counter.focus()
+        [(title, callback, text)] = with_keys(app, titled_entries([counter]))
+        assert (title, text) == ("test: bump by two", "Adds 2 · key x")
+        callback()
+        assert counter.count == 2
+        await pilot.press("x")
+        assert counter.count == 4
+
+
+@sync
+async def test_every_titled_explorer_binding_is_in_its_palette(demo: Demo) -> None:
+    app = ArtlensApp(demo.db_path, [demo.root], watch=False, clock=lambda: NOW)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        screen = explorer(app)
+        titles = [title for title, _, _ in screen.palette_entries()]
+        declared = {TITLES[b.id][0] for _, b in screen._bindings if b.id in TITLES}
+        assert len(declared) >= 15 and declared <= set(titles)
+        assert len(titles) == len(set(titles))
+        assert {"view: help", "view: toggle theme", "files: mark / unmark"} <= set(titles)

@@ -524,6 +524,9 @@ async def test_zoom_fills_the_screen_and_restores(demo: Demo, pane: str) -> None
         zoomed = screen.maximized
         assert zoomed is not None
         assert zoomed.outer_size.width >= 76 and zoomed.outer_size.height >= 18
+        # the runs pane zooms with its filter box; the others are their focused widget
+        wanted = {"1": "runs-pane", "2": "tree", "3": "preview"}[pane]
+        assert zoomed.id == wanted
         await pilot.press("z")
         await settle(pilot)
         assert screen.maximized is None

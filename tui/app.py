@@ -28,6 +28,7 @@ from store.remote import live
 from store.remote.config import Remote
 from tui.commands import ExplorerCommands
 from tui.hosts import Hosts, HostsChanged
+from tui.keys import titled
 from tui.messages import IndexChanged
 from tui.screens.explorer import ExplorerScreen
 from tui.screens.help import HelpScreen
@@ -74,8 +75,15 @@ class ArtlensApp(App[None]):
     """Textual's own commands (theme, keys, screenshot, quit) and every screen's entries."""
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("q", "quit", "Quit", show=False, id="app.quit", tooltip="Quit artlens"),
-        Binding("question_mark", "help", "Help", id="app.help", tooltip="List every key"),
-        Binding("t", "toggle_theme", "Theme", show=False, id="app.theme"),
+        titled(
+            Binding("question_mark", "help", "Help", id="app.help", tooltip="List every key"),
+            "view: help",
+        ),
+        titled(
+            Binding("t", "toggle_theme", "Theme", show=False, id="app.theme"),
+            "view: toggle theme",
+            "Switch light and dark",
+        ),
     ]
 
     def __init__(

@@ -37,6 +37,18 @@ KEY_NAMES = {
 HelpRow = tuple[str, str, str]
 """(keys as shown, description, binding id)."""
 
+TITLES: dict[str, tuple[str, str]] = {}
+"""Binding id -> (palette title, help), declared beside the binding with ``titled``."""
+
+
+def titled(binding: Binding, title: str, help_text: str = "") -> Binding:
+    """``binding``, giving its palette entry ``title`` (a binding without one still gets
+    an entry from ``binding_entries``, titled from its id and description)."""
+    if binding.id is None:
+        raise ValueError(f"a titled binding needs an id: {binding.key}")
+    TITLES[binding.id] = (title, help_text or binding.tooltip or binding.description)
+    return binding
+
 
 def shown(keys: str) -> str:
     """``"question_mark,f1"`` as a person reads it: ``"?,f1"``."""
@@ -142,6 +154,25 @@ def binding_entries(
     return entries
 
 
+def titled_entries(nodes: Iterable[DOMNode]) -> list[PaletteEntry]:
+    """A palette entry for every binding of ``nodes`` declared with ``titled``, running the
+    node's own ``action_*`` (so ``with_keys`` finds its key); the first node wins an id."""
+    entries: list[PaletteEntry] = []
+    seen: set[str] = set()
+    for node in nodes:
+        for _, binding in _grouped(node._bindings, {}):
+            if binding.id is None or binding.id in seen or binding.id not in TITLES:
+                continue
+            namespace, name, params = parse(binding.action)
+            method = getattr(node, f"action_{name}", None)
+            if namespace or method is None:
+                continue
+            seen.add(binding.id)
+            title, text = TITLES[binding.id]
+            entries.append((title, partial(method, *params) if params else method, text))
+    return entries
+
+
 def with_keys(app: App[Any], entries: Iterable[PaletteEntry]) -> list[PaletteEntry]:
     """Palette entries whose help ends with the key that does the same (the palette
     teaches keys), read from the bindings, so a changed key shows changed."""
@@ -153,12 +184,13 @@ def with_keys(app: App[Any], entries: Iterable[PaletteEntry]) -> list[PaletteEnt
 
 
 def node_classes() -> list[type[DOMNode]]:
-    """Every screen and widget class of artlens (their modules imported once)."""
+    """Every screen, pane and widget class of artlens (their modules imported once)."""
     import tui.app  # the app's own bindings
+    import tui.panes
     import tui.screens
     import tui.widgets
 
-    for package in (tui.screens, tui.widgets):
+    for package in (tui.screens, tui.panes, tui.widgets):
         for module in pkgutil.iter_modules(package.__path__):
             importlib.import_module(f"{package.__name__}.{module.name}")
     found: list[type[DOMNode]] = []

@@ -2,7 +2,11 @@
 
 Threading rule: every database and disk read runs in a thread worker of a named group
 (exclusive where a newer request makes an older one pointless); workers never touch
-widgets, they post a message from ``tui.messages``; the handlers here own the state.
+widgets, they post a message from ``tui.messages``; the handlers own the state.
+
+The runs and files panes (``tui.panes``) own their state and workers; this screen keeps the
+layout, focus and zoom, the actions that span panes, and the wiring: their messages come up
+here, and it calls their methods (a delta of the change feed goes to each in turn).
 """
 
 from __future__ import annotations
@@ -20,32 +24,32 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.timer import Timer
 from textual.widget import Widget
-from textual.widgets import DataTable, Footer, Input, Static, Tree
+from textual.widgets import DataTable, Footer, Static, Tree
 from textual.worker import Worker, get_current_worker
 
 from store import paths
 from store.index import query
-from store.index.events import Delta, Event, events_since, fold
-from store.index.views import ChildPage, ReaderPool, children_page, counts
-from store.integrity import problems_of
+from store.index.events import Event, events_since, fold
+from store.index.views import ReaderPool, counts
 from store.safetext import visible
 from tui.commands import PaletteEntry
-from tui.format import WARNING
 from tui.hosts import Hosts, MirrorsLoaded
+from tui.keys import titled, titled_entries
 from tui.messages import (
     ChecklistsLoaded,
-    FolderPage,
     IndexChanged,
     IndexCounted,
     PreviewReady,
     RunsLoaded,
     UserStateLoaded,
 )
-from tui.widgets.artifact_tree import ArtifactTree, NodeInfo, outside_folders
+from tui.panes.files import FilesPane, ShownFolders, run_label
+from tui.panes.runs import RunsPane
+from tui.widgets.artifact_tree import NodeInfo
 from tui.widgets.preview import (
     MAX_LINES,
     QUICK_LINES,
@@ -57,16 +61,7 @@ from tui.widgets.preview import (
     render_preview,
     symlink_sections,
 )
-from tui.widgets.runs_table import (
-    COLUMNS,
-    SORT_KEYS,
-    RowExtras,
-    RunsTable,
-    group_headers,
-    order_runs,
-    rank,
-    why_nothing_matches,
-)
+from tui.widgets.runs_table import COLUMNS, RunsTable
 from tui.widgets.status import StatusLine
 
 if TYPE_CHECKING:
@@ -75,24 +70,12 @@ if TYPE_CHECKING:
     from store.checklist import ChecklistResult
     from store.index.query import ArtifactRow, RunRow
 
-AGE_REFRESH_SECONDS = 30.0
-"""Ages ("5m") in the table drift; re-render changed cells this often."""
 FOLLOW_DELAY = 0.06
 """Seconds the runs cursor must rest before the tree and preview follow it: a held key
 moves the cursor at once but loads only the run it stops on."""
 
-MAX_TABLE_ROWS = 1000
-"""Rows the runs table holds; beyond this the filter narrows (the index may hold more)."""
 MAX_EVENTS = 20_000
 """Beyond this many pending events, reread every run instead of following them one by one."""
-MAX_PAGES_WITH_CHANGES = 8
-"""Open tree folders the change reader reads beside the changes; beyond, the tree asks."""
-ShownFolders = tuple[int, int, dict[bytes, int]]
-"""The file tree when a read of the changes began: generation, root id, open folders."""
-CHECKLIST_SLICE = 50
-"""Runs whose checklists one worker step evaluates before it posts them and pauses."""
-CHECKLIST_PAUSE = 0.02
-"""Seconds the checklist worker sleeps between slices, so the UI thread gets the GIL."""
 FREEZE_DELAY = 1.0
 """Seconds after the first runs show when the objects alive then (Textual's, the runs') are
 moved out of the garbage collector's sight (``gc.freeze``): a full collection traversed
@@ -100,63 +83,131 @@ them all, pausing the UI thread for 100-250 ms while a preview was being built. 
 handed back (``gc.unfreeze``) when the explorer goes, so nothing frozen is kept for good."""
 QUICK_CHARS = 16_000
 """Text above this many characters gets a quick first view (a few screens of it)."""
-GROUPS: tuple[str | None, ...] = (None, "experiment", "root")
-PANES = ("runs", "tree", "preview")
+PANES = {"runs": "#runs", "tree": "#tree", "preview": "#preview"}
+"""Pane name (as the bindings say it) -> the widget that takes the focus, in ``tab`` order."""
 MIN_SIZE = (40, 14)
 """Below this the panes cannot be drawn: a notice says so instead of panes vanishing."""
-
-
-class RunsPane(Vertical):
-    """The filter box over the runs table; zooms as one piece."""
-
-    ALLOW_MAXIMIZE = True
 
 
 class ExplorerScreen(Screen[None]):
     """Runs on top, files bottom-left, preview bottom-right (stacked when narrow)."""
 
     ALLOW_IN_MAXIMIZED_VIEW = "Footer, StatusLine"
+    CSS_PATH = ["../panes/runs.tcss", "../panes/files.tcss"]  # noqa: RUF012 (Textual's type)
+    """Each pane's styles; the layout around them is in ``tui/app.tcss``."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("tab", "cycle_pane(1)", "Next pane", show=False, id="pane.next"),
         Binding("shift+tab", "cycle_pane(-1)", "Previous pane", show=False, id="pane.previous"),
-        Binding("1", "focus_pane('runs')", "Runs pane", show=False, id="pane.runs"),
-        Binding("2", "focus_pane('tree')", "Files pane", show=False, id="pane.tree"),
-        Binding("3", "focus_pane('preview')", "Preview pane", show=False, id="pane.preview"),
-        Binding("slash", "filter", "Filter", id="runs.filter", tooltip="Filter runs"),
+        titled(
+            Binding("1", "focus_pane('runs')", "Runs pane", show=False, id="pane.runs"),
+            "view: runs",
+            "Focus the runs pane",
+        ),
+        titled(
+            Binding("2", "focus_pane('tree')", "Files pane", show=False, id="pane.tree"),
+            "view: files",
+            "Focus the file tree",
+        ),
+        titled(
+            Binding("3", "focus_pane('preview')", "Preview pane", show=False, id="pane.preview"),
+            "view: preview",
+            "Focus the preview",
+        ),
+        titled(
+            Binding("slash", "filter", "Filter", id="runs.filter", tooltip="Filter runs"),
+            "filter: runs…",
+            "Filter runs by name, params, experiment",
+        ),
         Binding("s", "sort_next", "Sort", id="runs.sort", tooltip="Sort by the next column"),
-        Binding("S", "sort_reverse", "Reverse", show=False, id="runs.sort_reverse"),
-        Binding("space", "mark", "Mark", id="runs.mark", tooltip="Mark the run (for diffs)"),
-        Binding("m", "metrics", "Metrics", id="runs.metrics", tooltip="Metrics of the marked runs"),
-        Binding(
-            "n",
-            "note",
-            "Note",
-            show=False,
-            id="runs.note",
-            tooltip="Write a note on the run or file",
+        titled(
+            Binding("S", "sort_reverse", "Reverse", show=False, id="runs.sort_reverse"),
+            "sort: reverse",
+            "Reverse the sort order",
+        ),
+        titled(
+            Binding("space", "mark", "Mark", id="runs.mark", tooltip="Mark the run (for diffs)"),
+            "runs: mark / unmark",
+            "Mark the run under the cursor",
+        ),
+        titled(
+            Binding(
+                "m", "metrics", "Metrics", id="runs.metrics", tooltip="Metrics of the marked runs"
+            ),
+            "view: metrics of marked runs",
+            "Metrics, sparklines, plots",
+        ),
+        titled(
+            Binding(
+                "n",
+                "note",
+                "Note",
+                show=False,
+                id="runs.note",
+                tooltip="Write a note on the run or file",
+            ),
+            "runs: note…",
         ),
         Binding("e", "cycle_experiment", "Experiment", show=False, id="runs.experiment"),
         Binding("R", "cycle_root", "Root filter", show=False, id="runs.root"),
-        Binding("b", "cycle_group", "Group by", show=False, id="runs.group"),
-        Binding(
-            "z", "zoom", "Zoom", show=False, id="pane.zoom", tooltip="Maximize or restore the pane"
+        titled(
+            Binding("b", "cycle_group", "Group by", show=False, id="runs.group"),
+            "group: cycle (none, experiment, root)",
+            "Group runs",
         ),
-        Binding("r", "retention", "Retention", id="retention.open", tooltip="Plan, usage, trash"),
-        Binding(
-            "U", "disk_usage", "Usage", show=False, id="usage.open", tooltip="Disk usage, ncdu"
+        titled(
+            Binding(
+                "z",
+                "zoom",
+                "Zoom",
+                show=False,
+                id="pane.zoom",
+                tooltip="Maximize or restore the pane",
+            ),
+            "view: zoom pane",
+            "Maximize or restore the focused pane",
         ),
-        Binding("p", "pin", "Pin", show=False, id="retention.pin_here"),
-        Binding("d", "diff", "Diff", id="diff.marked", tooltip="Diff two marked runs or files"),
-        Binding(
-            "v",
-            "versions",
-            "Versions",
-            show=False,
-            id="files.versions",
-            tooltip="The file across runs",
+        titled(
+            Binding(
+                "r", "retention", "Retention", id="retention.open", tooltip="Plan, usage, trash"
+            ),
+            "view: retention",
+            "Plan, disk usage and trash",
         ),
-        Binding("ctrl+r", "reload", "Reload", show=False, id="app.reload"),
+        titled(
+            Binding(
+                "U", "disk_usage", "Usage", show=False, id="usage.open", tooltip="Disk usage, ncdu"
+            ),
+            "view: disk usage",
+            "ncdu-like: drill down, trash",
+        ),
+        titled(
+            Binding("p", "pin", "Pin", show=False, id="retention.pin_here"),
+            "retention: pin / unpin",
+            "Pin the selected file or run",
+        ),
+        titled(
+            Binding("d", "diff", "Diff", id="diff.marked", tooltip="Diff two marked runs or files"),
+            "diff: marked runs or files",
+            "Compare two marked runs or files",
+        ),
+        titled(
+            Binding(
+                "v",
+                "versions",
+                "Versions",
+                show=False,
+                id="files.versions",
+                tooltip="The file across runs",
+            ),
+            "files: versions of the selected file",
+            "Across runs",
+        ),
+        titled(
+            Binding("ctrl+r", "reload", "Reload", show=False, id="app.reload"),
+            "index: reload runs",
+            "Reread every run from the index",
+        ),
         Binding("escape", "escape", "Back", show=False, id="app.escape"),
     ]
 
@@ -174,30 +225,18 @@ class ExplorerScreen(Screen[None]):
         self.clock = clock
         self.hosts = hosts if hosts is not None else Hosts([])
         """The followed remotes: their mirrors' runs share the table (``tui.hosts``)."""
-        self.runs: dict[int, RunRow] = {}
-        self.root_paths: dict[int, bytes] = {}
-        self.marked: set[int] = set()
-        self.filter_text = ""
-        self.sort_column = "started"
-        self.sort_reverse = True
-        self.group: str | None = None
-        self.last_event = 0
-        self.loaded = False
+        self._runs_pane = RunsPane(pool, clock=clock, hosts=self.hosts, id="runs-pane")
+        """Runs and their filter, sort and marks (``tui.panes.runs``): the top pane."""
+        self._files_pane = FilesPane(pool, hosts=self.hosts, clock=clock, id="tree")
+        """The selected run's files (``tui.panes.files``): bottom left."""
+        self._frozen = False
+        """The heap was frozen after the first runs showed (``FREEZE_DELAY``)."""
         self._reading_changes = False
         self._changes_again = False
         """A commit arrived while changes were being read: read again when that ends."""
         self._preview_token = 0
         self._preview_key: tuple[int, bytes] | None = None
         self._preview_node: NodeInfo | None = None
-        self._pinned: set[int] = set()
-        """Runs jumped to from the palette: shown even past MAX_TABLE_ROWS."""
-        self.checklists: dict[int, ChecklistResult] = {}
-        self._checklist_request = 0
-        self._checklist_seen: dict[int, int] = {}
-        self._checklist_errors: set[str] = set()
-        """run id -> the checklist request its shown result came from (older ones lose)."""
-        self._checklist_asked: set[int] = set()
-        """Runs whose checklist is current or requested since the last full load."""
         self.user_pins: frozenset[tuple[bytes, str]] = frozenset()
         """Exact pins from the user state: (root path, root-relative path)."""
         self.user_notes: dict[tuple[bytes, str], str] = {}
@@ -210,24 +249,14 @@ class ExplorerScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         yield StatusLine(id="status")
-        with RunsPane(id="runs-pane"):
-            hosts = " · host:NAME" if self.hosts else ""
-            box = Input(
-                placeholder=f"filter: words · exp:NAME · root:PATH · fw:NAME{hosts} (esc clears)",
-                id="filter",
-            )
-            box.cursor_blink = False  # steadier over SSH, and stable screenshots
-            yield box
-            yield RunsTable(id="runs", clock=self.clock, hosts=bool(self.hosts))
+        yield self._runs_pane
         with Horizontal(id="lower"):
-            yield ArtifactTree(self._load_page, id="tree", clock=self.clock)
+            yield self._files_pane
             yield PreviewPane(id="preview")
         yield Static("", id="too-small", markup=False)
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
-        self.query_one("#runs-pane").border_title = "Runs"
-        self.query_one(ArtifactTree).border_title = "Files"
         self.query_one(PreviewPane).border_title = "Preview"
         watcher, healthy = getattr(self.app, "watch_state", ("not watching", False))
         self.query_one(StatusLine).change(
@@ -237,8 +266,6 @@ class ExplorerScreen(Screen[None]):
             text, healthy = self.hosts.status_text()
             self.query_one(StatusLine).change(hosts=text, hosts_ok=healthy)
         self.query_one(RunsTable).focus()
-        self._load_runs()
-        self.set_interval(AGE_REFRESH_SECONDS, self._sync_table, name="refresh ages")
 
     def on_resize(self) -> None:
         width, height = self.size
@@ -256,12 +283,16 @@ class ExplorerScreen(Screen[None]):
         gc.unfreeze()  # see FREEZE_DELAY: what was frozen can be collected again
 
     @property
+    def runs_pane(self) -> RunsPane:
+        return self._runs_pane
+
+    @property
     def table(self) -> RunsTable:
         return self.query_one(RunsTable)
 
     @property
-    def file_tree(self) -> ArtifactTree:
-        return self.query_one(ArtifactTree)
+    def file_tree(self) -> FilesPane:
+        return self._files_pane
 
     @property
     def preview_pane(self) -> PreviewPane:
@@ -269,76 +300,68 @@ class ExplorerScreen(Screen[None]):
 
     # -- loading runs --------------------------------------------------------------------
 
-    @work(thread=True, exclusive=True, group="runs", exit_on_error=False)
-    def _load_runs(self) -> None:
-        with self.pool.connection() as db:
-            totals = counts(db)
-            runs = query.with_flags(db, query.list_runs(db))
-            roots = tuple((rid, path) for rid, path, _ in query.roots(db))
-        mirrored = self.hosts.load_runs()
-        self.post_message(RunsLoaded(tuple(runs) + mirrored.runs, totals, roots + mirrored.roots))
+    # The runs pane's state, read by the cross-pane actions (it owns and changes it).
+
+    @property
+    def runs(self) -> dict[int, RunRow]:
+        return self.runs_pane.runs
+
+    @property
+    def root_paths(self) -> dict[int, bytes]:
+        return self.runs_pane.root_paths
+
+    @property
+    def marked(self) -> set[int]:
+        return self.runs_pane.marked
+
+    @property
+    def filter_text(self) -> str:
+        return self.runs_pane.filter_text
+
+    @property
+    def sort_column(self) -> str:
+        return self.runs_pane.sort_column
+
+    @property
+    def sort_reverse(self) -> bool:
+        return self.runs_pane.sort_reverse
+
+    @property
+    def group(self) -> str | None:
+        return self.runs_pane.group
+
+    @property
+    def last_event(self) -> int:
+        return self.runs_pane.last_event
+
+    @property
+    def loaded(self) -> bool:
+        return self.runs_pane.loaded
+
+    @property
+    def checklists(self) -> dict[int, ChecklistResult]:
+        return self.runs_pane.checklists
 
     def on_runs_loaded(self, message: RunsLoaded) -> None:
-        self.runs = {run.id: run for run in message.runs}
-        self.root_paths.update(message.roots)
-        self.last_event = max(self.last_event, message.counts.last_event)
-        self.marked &= set(self.runs)
-        if not self.loaded:
+        """After the runs pane took the runs: the totals, the tree and the pins follow."""
+        if not self._frozen:
+            self._frozen = True
             self.set_timer(FREEZE_DELAY, gc.freeze, name="freeze the heap")
-        self.loaded = True
-        self._checklist_asked.clear()  # a reload re-evaluates every run as it is shown
         self.query_one(StatusLine).change(counts=message.counts)
-        self._sync_table()
         self._follow_cursor()
         self._load_user_state(tuple(self.root_paths.values()))
 
-    def _visible_order(self) -> list[int]:
-        host = self.hosts.name_of
-        scores: dict[int, float] = {}
-        for run in self.runs.values():
-            score = rank(run, self.filter_text, host(run.id)) if self.filter_text else 0.0
-            if score is not None:
-                scores[run.id] = score
-        shown = [self.runs[run_id] for run_id in scores]
-        order = order_runs(
-            shown,
-            self.sort_column,
-            reverse=self.sort_reverse,
-            group=self.group,
-            scores=scores if self.filter_text else None,
-        )
-        if len(order) <= MAX_TABLE_ROWS:
-            return order
-        # Past the cap, still show what the user asked for: marked runs and a jump target.
-        kept = order[:MAX_TABLE_ROWS]
-        wanted = (self.marked | self._pinned) - set(kept)
-        return kept + [run_id for run_id in order[MAX_TABLE_ROWS:] if run_id in wanted]
-
-    def _sync_table(self) -> None:
-        if not self.loaded:
-            return
-        order = self._visible_order()
-        headers = group_headers(self.runs, order, self.group)
-        self.table.sync(self.runs, order, self.marked, self._row_extras(order), headers)
-        wanted = tuple(run_id for run_id in order if run_id not in self._checklist_asked)
-        if wanted:  # only shown runs, in display order: the visible rows come first
-            self._checklist_asked.update(wanted)
-            self._load_checklists(wanted)
-        label = next(c.label for c in COLUMNS if c.key == self.sort_column)
-        arrow = "↓" if self.sort_reverse else "↑"
-        group = f", grouped by {self.group}" if self.group else ""
+    def on_runs_pane_shown(self, message: RunsPane.Shown) -> None:
+        """The runs table changed what it shows: the status line says so; when nothing
+        is shown the other panes say why; after a filter change they follow the cursor."""
         self.query_one(StatusLine).change(
-            shown=len(order),
-            marked=len(self.marked),
-            filter=self.filter_text,
-            sort=f"{label} {arrow}{group}",
+            shown=message.shown, marked=message.marked, filter=message.filter, sort=message.sort
         )
-        if not order:
-            why = why_nothing_matches(self.runs.values(), self.filter_text, self.hosts.name_of)
-            self.file_tree.show_nothing(
-                f"no runs match: {why}" if self.runs else "no runs indexed yet"
-            )
-            self.preview_pane.show_message("esc clears the filter" if self.filter_text else "")
+        if message.nothing is not None:
+            self.file_tree.show_nothing(message.nothing)
+            self.preview_pane.show_message("esc clears the filter" if message.filter else "")
+        if message.follow:
+            self._follow_cursor()
 
     # -- live updates --------------------------------------------------------------------
 
@@ -356,11 +379,7 @@ class ExplorerScreen(Screen[None]):
             return
         self._reading_changes = True
         self._changes_again = False
-        tree = self.file_tree
-        shown = None
-        if tree.root_id is not None:
-            shown = (tree.generation, tree.root_id, tree.open_folders())
-        self._read_changes(self.last_event, shown)
+        self._read_changes(self.last_event, self.file_tree.shown_folders())
 
     @on(Worker.StateChanged)
     def _changes_read(self, event: Worker.StateChanged) -> None:
@@ -403,7 +422,7 @@ class ExplorerScreen(Screen[None]):
                         updated.append(row)
             updated = query.with_flags(db, updated)
             roots = tuple((rid, path) for rid, path, _ in query.roots(db))
-        pages = self._changed_pages(shown, delta) if shown is not None else ()
+        pages = self.file_tree.pages_changed(shown, delta) if shown is not None else ()
         if worker.is_cancelled:
             return
         self.app.post_message(  # the app hands the delta to every screen
@@ -428,59 +447,18 @@ class ExplorerScreen(Screen[None]):
     def on_index_counted(self, message: IndexCounted) -> None:
         self.query_one(StatusLine).change(counts=message.counts)
 
-    def _changed_pages(self, shown: ShownFolders, delta: Delta) -> tuple[FolderPage, ...]:
-        """On the change reader's thread: new first pages of the open folders ``delta``
-        touched (none when too many: the tree then asks for them itself, as before)."""
-        generation, root_id, limits = shown
-        if delta.full or root_id in delta.rescanned_roots:
-            keys = set(limits)
-        else:
-            keys = {key for rid, key in delta.folders if rid == root_id and key in limits}
-        if len(keys) > MAX_PAGES_WITH_CHANGES:
-            return ()
-        tree = self.file_tree
-        return tuple(
-            FolderPage(generation, key, limits[key], tree.read_page(root_id, key, 0, limits[key]))
-            for key in sorted(keys)
-        )
-
     def on_index_changed(self, message: IndexChanged) -> None:
-        if message.last_event <= self.last_event:
+        changed = self.runs_pane.index_changed(message)
+        if changed is None:
             return
-        self.last_event = message.last_event
-        self.root_paths.update(message.roots)
-        fresh = {run.id for run in message.updated}
-        if message.full:  # the local index's runs only: a mirror's come with its pulls
-            gone = {rid for rid in set(self.runs) - fresh if not self.hosts.is_remote(rid)}
-        else:
-            gone = set(message.removed)
-            gone |= {
-                rid
-                for rid, run in self.runs.items()
-                if run.root_id in message.rescanned_roots and rid not in fresh
-            }
-        for run_id in gone:
-            self.runs.pop(run_id, None)
-            self.marked.discard(run_id)
-        for run in message.updated:
-            self.runs[run.id] = run
+        _fresh, gone = changed
         if message.counts is not None:
             self.query_one(StatusLine).change(counts=message.counts)
-        self._checklist_asked |= fresh
-        self._sync_table()
-        if fresh:
-            self._load_checklists(tuple(sorted(fresh)))
         tree = self.file_tree
-        if tree.run_id is not None and tree.run_id in fresh:
-            tree.problems = tuple(problems_of(self.runs[tree.run_id].meta))
         if tree.run_id is not None and tree.run_id in gone:
             self._follow_cursor()
-        elif tree.root_id is not None:
-            if tree.root_id in message.rescanned_roots or message.full:
-                tree.refresh_folders(set(tree.open_folders()), message.pages)
-            else:
-                changed = {k for r, k in message.changed_paths if r == tree.root_id}
-                tree.refresh_folders(changed, message.pages)
+        else:
+            tree.index_changed(message)
         if self._preview_key is not None and (
             self._preview_key in message.changed_paths
             or self._preview_key[0] in message.rescanned_roots
@@ -495,15 +473,6 @@ class ExplorerScreen(Screen[None]):
             self._follow_timer.stop()
         self._follow_timer = self.set_timer(FOLLOW_DELAY, self._follow_cursor)
 
-    @on(DataTable.HeaderSelected, "#runs")
-    def _header_clicked(self, event: DataTable.HeaderSelected) -> None:
-        """A click on a column's header sorts by it; again reverses."""
-        column = str(event.column_key.value)
-        if column == self.sort_column:
-            self.action_sort_reverse()
-        else:
-            self.set_sort(column)
-
     @on(DataTable.RowSelected, "#runs")
     def _run_selected(self) -> None:
         self.file_tree.focus()
@@ -517,43 +486,15 @@ class ExplorerScreen(Screen[None]):
         tree = self.file_tree
         if run is None:
             if not self.table.row_count:
-                why = why_nothing_matches(self.runs.values(), self.filter_text, self.hosts.name_of)
-                tree.show_nothing(f"no runs match: {why}" if self.runs else "no runs indexed yet")
+                tree.show_nothing(self.runs_pane.why_empty())
             return
         if tree.run_id == run.id:
             return
-        label = self._run_label(run)
-        tree.show_run(
-            run.id,
-            run.root_id,
-            run.path,
-            label,
-            tuple(problems_of(run.meta)),
-            outside_folders(run.path, run.meta),
-        )
-        tree.set_pinned(self._pinned_keys(run.root_id))
+        tree.show(run, self.checklists.get(run.id))
+        tree.show_pins(self.user_pins, self.root_paths.get(run.root_id))
         self._preview_key = None
         self.preview_pane.show_message("select a file to preview it")
         self._request_run_detail(run.id, shown=())
-
-    def _run_label(self, run: RunRow) -> Text:
-        """The tree's root line: name, missing checklist items (red), path and framework."""
-        label = Text(no_wrap=True, overflow="ellipsis")
-        label.append(visible(run.name), style="bold")
-        result = self.checklists.get(run.id)
-        if result is not None and not result.complete:
-            label.append("  ")
-            label.append(f"✗ missing {visible(', '.join(result.missing))}", style=WARNING)
-        label.append(f"  {paths.display(run.path) or '.'} · {run.framework}", style="dim")
-        return label
-
-    def _load_page(self, root_id: int, folder: bytes, offset: int, limit: int) -> ChildPage:
-        """Called on a tree worker thread."""
-        mirrored = self.hosts.children(root_id, folder, offset, limit)
-        if mirrored is not None:
-            return mirrored
-        with self.pool.connection() as db:
-            return children_page(db, root_id, folder, offset=offset, limit=limit)
 
     @on(Tree.NodeHighlighted, "#tree")
     def _node_highlighted(self, event: Tree.NodeHighlighted[NodeInfo]) -> None:
@@ -703,73 +644,12 @@ class ExplorerScreen(Screen[None]):
 
     # -- checklists, run detail, pins and notes -----------------------------------------
 
-    def _load_checklists(self, run_ids: tuple[int, ...]) -> None:
-        """Checklist results of ``run_ids`` (every run when empty), read in a worker."""
-        self._checklist_request += 1
-        self._checklist_worker(self._checklist_request, run_ids)
-
-    @work(thread=True, group="checklist", exit_on_error=False)
-    def _checklist_worker(self, request: int, run_ids: tuple[int, ...]) -> None:
-        """A root whose checklist config is invalid falls back to the defaults (and says so).
-
-        Evaluation is pure Python: it goes in slices with a pause between them, so the
-        UI thread is not starved of the GIL while thousands of runs are checked."""
-        from store.checklist import evaluate_runs
-
-        worker = get_current_worker()
-        if not run_ids:
-            with self.pool.connection() as db:
-                run_ids = tuple(run.id for run in query.list_runs(db))
-        # a mirrored run's checklist is configured on its host: not evaluated here
-        run_ids = tuple(i for i in run_ids if not self.hosts.is_remote(i))
-        for start in range(0, len(run_ids), CHECKLIST_SLICE):
-            if start:
-                time.sleep(CHECKLIST_PAUSE)
-            with self.pool.connection() as db:
-                chunk = run_ids[start : start + CHECKLIST_SLICE]
-                runs = [r for r in (query.get_run(db, i) for i in chunk) if r is not None]
-                results, errors = evaluate_runs(db, runs, strict=False)
-            if worker.is_cancelled:
-                return
-            self.post_message(ChecklistsLoaded(request, tuple(results.items()), tuple(errors)))
-
     def on_checklists_loaded(self, message: ChecklistsLoaded) -> None:
-        for run_id, result in message.results:
-            if self._checklist_seen.get(run_id, -1) <= message.request:
-                self._checklist_seen[run_id] = message.request
-                self.checklists[run_id] = result
-        for error in set(message.errors) - self._checklist_errors:
-            self._checklist_errors.add(error)
-            self.notify(error, title="checklist", severity="warning", markup=False, timeout=8)
-        shown = [run_id for run_id, _ in message.results if run_id in self.runs]
-        self.table.refresh_rows(self.runs, shown, self.marked, self._row_extras(shown))
+        """After the runs pane took them: the tree's root line shows what its run misses."""
         tree = self.file_tree
         run = self.runs.get(tree.run_id) if tree.run_id is not None else None
         if run is not None and any(run_id == run.id for run_id, _ in message.results):
-            tree.root.set_label(self._run_label(run))
-
-    def _row_extras(self, order: list[int]) -> dict[int, RowExtras]:
-        extras: dict[int, RowExtras] = {}
-        hosts = self.hosts
-        for run_id in order:
-            run = self.runs[run_id]
-            result = self.checklists.get(run_id)
-            where = (run.root, paths.unkey(run.path))
-            local = not hosts.is_remote(run_id)  # pins and notes name this machine's paths
-            extras[run_id] = RowExtras(
-                (result.passed, result.total) if result is not None else None,
-                local and where in self.user_pins,
-                local and where in self.user_notes,
-                hosts.name_of(run_id) if hosts else None,
-                hosts.offline(run_id),
-            )
-        return extras
-
-    def _pinned_keys(self, root_id: int) -> frozenset[bytes]:
-        if self.hosts.is_remote(root_id):  # pins name this machine's paths
-            return frozenset()
-        root = self.root_paths.get(root_id)
-        return frozenset(paths.key(rel) for r, rel in self.user_pins if r == root)
+            tree.root.set_label(run_label(run, self.checklists.get(run.id)))
 
     def _request_run_detail(
         self, run_id: int, shown: tuple[RenderableType, ...] | None = None
@@ -893,17 +773,14 @@ class ExplorerScreen(Screen[None]):
         self.post_message(UserStateLoaded(pins, notes, said))
 
     def on_user_state_loaded(self, message: UserStateLoaded) -> None:
-        notes = dict(message.notes)
-        same = message.pins == self.user_pins and notes == self.user_notes
         self.user_pins = message.pins
-        self.user_notes = notes
+        self.user_notes = dict(message.notes)
         if message.said:
             self.notify(message.said, markup=False, timeout=4)
-        if not same:
-            self._sync_table()
+        self.runs_pane.show_user_state(self.user_pins, self.user_notes)
         tree = self.file_tree
         if tree.root_id is not None:
-            tree.set_pinned(self._pinned_keys(tree.root_id))
+            tree.show_pins(self.user_pins, self.root_paths.get(tree.root_id))
         showing_run = not tree.has_focus or tree.cursor_node is tree.root
         if self._detail_run is not None and self._preview_key is None and showing_run:
             self._request_run_detail(self._detail_run, shown=self._detail_base)
@@ -931,7 +808,7 @@ class ExplorerScreen(Screen[None]):
         """The metrics view for the marked runs (in table order), else the run under the cursor."""
         from tui.screens.metrics import MetricsScreen
 
-        order = self._visible_order()
+        order = self.runs_pane.visible_order()
         ids = [i for i in order if i in self.marked]
         ids += sorted(self.marked - set(ids))
         if not ids and self.table.current_run_id is not None:
@@ -954,7 +831,7 @@ class ExplorerScreen(Screen[None]):
     # -- actions -------------------------------------------------------------------------
 
     def _pane(self, name: str) -> Widget:
-        return {"runs": self.table, "tree": self.file_tree, "preview": self.preview_pane}[name]
+        return self.query_one(PANES[name])
 
     def _current_pane(self) -> int:
         focused = self.focused
@@ -966,7 +843,7 @@ class ExplorerScreen(Screen[None]):
 
     def action_cycle_pane(self, step: int) -> None:
         index = (self._current_pane() + step) % len(PANES)
-        self.action_focus_pane(PANES[index])
+        self.action_focus_pane(list(PANES)[index])
 
     def action_focus_pane(self, name: str) -> None:
         """Focus at once (``focus()`` waits a turn): keys typed right after the switch
@@ -978,107 +855,53 @@ class ExplorerScreen(Screen[None]):
         self.set_focus(self._pane(name))
 
     def action_filter(self) -> None:
-        """Show the filter box and focus it at once, as a pane switch does: the letters
-        after "/" (one burst over SSH) are already queued and belong to the box."""
-        box = self.query_one("#filter", Input)
-        box.add_class("-shown")
-        self.set_focus(box)
-
-    @on(Input.Changed, "#filter")
-    def _filter_changed(self, event: Input.Changed) -> None:
-        # Never write back to the box here: queued Changed events would ping-pong.
-        if event.value.strip() != self.filter_text:
-            self._apply_filter(event.value)
-
-    @on(Input.Submitted, "#filter")
-    def _filter_submitted(self) -> None:
-        box = self.query_one("#filter", Input)
-        if not box.value:
-            box.remove_class("-shown")
-        self.table.focus()
+        self.runs_pane.open_filter()
 
     def set_filter(self, text: str) -> None:
         """Show only runs matching ``text`` (see ``runs_table.matches``)."""
-        box = self.query_one("#filter", Input)
-        with box.prevent(Input.Changed):
-            box.value = text
-        box.set_class(bool(text) or box.has_focus, "-shown")
-        self._apply_filter(text)
-
-    def _apply_filter(self, text: str) -> None:
-        self.filter_text = text.strip()
-        self._sync_table()
-        self._follow_cursor()
+        self.runs_pane.set_filter(text)
 
     def action_escape(self) -> None:
-        box = self.query_one("#filter", Input)
-        if box.has_focus or self.filter_text:
-            self.set_filter("")
-            box.remove_class("-shown")
-            self.table.focus()
-        elif self.maximized is not None:
+        if not self.runs_pane.clear_filter() and self.maximized is not None:
             self.minimize()
 
     def set_sort(self, column: str, *, reverse: bool | None = None) -> None:
-        if column not in SORT_KEYS:
-            return
-        if reverse is None:
-            reverse = column in ("started", "last_write", "size", "artifacts", "acc")
-        self.sort_column, self.sort_reverse = column, reverse
-        self._sync_table()
+        self.runs_pane.set_sort(column, reverse=reverse)
 
     def action_sort_next(self) -> None:
-        index = (SORT_KEYS.index(self.sort_column) + 1) % len(SORT_KEYS)
-        self.set_sort(SORT_KEYS[index])
+        self.runs_pane.sort_next()
 
     def action_sort_reverse(self) -> None:
-        self.set_sort(self.sort_column, reverse=not self.sort_reverse)
+        self.runs_pane.sort_reversed()
 
     def action_cycle_group(self) -> None:
-        self.group = GROUPS[(GROUPS.index(self.group) + 1) % len(GROUPS)]
-        self._sync_table()
-
-    def _cycle_field(self, prefix: str, values: list[str]) -> None:
-        words = self.filter_text.split()
-        current = next((w[len(prefix) :] for w in words if w.startswith(prefix)), None)
-        rest = [w for w in words if not w.startswith(prefix)]
-        options = [None, *values]
-        position = options.index(current) if current in options else 0
-        chosen = options[(position + 1) % len(options)]
-        if chosen is not None:
-            rest.append(prefix + chosen)
-        self.set_filter(" ".join(rest))
-        self.table.focus()
+        self.runs_pane.cycle_group()
 
     def experiments(self) -> list[str]:
-        names = {r.experiment.lower() for r in self.runs.values() if r.experiment}
-        return sorted(n for n in names if " " not in n)
+        return self.runs_pane.experiments()
 
     def action_cycle_experiment(self) -> None:
-        self._cycle_field("exp:", self.experiments())
+        self.runs_pane.cycle_experiment()
 
     def action_cycle_root(self) -> None:
-        roots = sorted({paths.display(p).lower() for p in self.root_paths.values()})
-        self._cycle_field("root:", [r for r in roots if " " not in r])
+        self.runs_pane.cycle_root()
 
     def action_mark(self) -> None:
-        run_id = self.table.current_run_id
-        if run_id is None:
-            return
-        if run_id in self.marked:
-            self.marked.discard(run_id)
-        else:
-            self.marked.add(run_id)
-        self.table.set_mark(run_id, run_id in self.marked)
-        self.query_one(StatusLine).change(marked=len(self.marked))
+        self.runs_pane.toggle_mark()
 
     def action_zoom(self) -> None:
         if self.maximized is not None:
             self.minimize()
             return
-        pane = self._pane(PANES[self._current_pane()])
-        target = self.query_one("#runs-pane") if pane is self.table else pane
-        self.maximize(target, container=False)
+        pane = self._pane(list(PANES)[self._current_pane()])
+        # A pane that zooms as one piece (the runs pane: filter box and table) says so with
+        # ALLOW_MAXIMIZE on the container around the widget that takes the focus.
+        boxes = [
+            w
+            for w in pane.ancestors
+            if isinstance(w, Widget) and not isinstance(w, Screen) and type(w).ALLOW_MAXIMIZE
+        ]
+        self.maximize(boxes[-1] if boxes else pane, container=False)
 
     def action_diff(self) -> None:
         """Two marked files (space in the tree) or two marked runs (space in the runs)."""
@@ -1168,7 +991,7 @@ class ExplorerScreen(Screen[None]):
     def action_reload(self) -> None:
         """Reread the index; every followed remote pulls now (an offline one too)."""
         self.hosts.pull_now()
-        self._load_runs()
+        self.runs_pane.load_runs()
 
     # -- other hosts ---------------------------------------------------------------------
 
@@ -1177,29 +1000,16 @@ class ExplorerScreen(Screen[None]):
         text, healthy = self.hosts.status_text()
         self.query_one(StatusLine).change(hosts=text, hosts_ok=healthy)
         if changed:
-            self._load_mirrors()
-
-    @work(thread=True, exclusive=True, group="mirrors", exit_on_error=False)
-    def _load_mirrors(self) -> None:
-        self.post_message(MirrorsLoaded(self.hosts.load_runs()))
+            self.runs_pane.load_mirrors()
 
     def on_mirrors_loaded(self, message: MirrorsLoaded) -> None:
-        """Replace the mirrors' runs (the local index's stay as they are)."""
-        if not self.loaded:
-            return
-        fresh = {run.id: run for run in message.loaded.runs}
-        gone = {rid for rid in self.runs if self.hosts.is_remote(rid) and rid not in fresh}
-        for run_id in gone:
-            self.runs.pop(run_id, None)
-            self.marked.discard(run_id)
-        self.runs.update(fresh)
-        self.root_paths.update(message.loaded.roots)
-        self._sync_table()
+        """After the runs pane replaced the mirrors' runs: the tree follows its run."""
         tree = self.file_tree
-        if tree.run_id is not None and tree.run_id in gone:
+        fresh = {run.id for run in message.loaded.runs}
+        if tree.run_id is not None and tree.run_id not in self.runs:
             self._follow_cursor()
         elif tree.run_id is not None and tree.run_id in fresh:
-            tree.refresh_folders({n.data.key for n in tree._open_folders(tree.root) if n.data})
+            tree.refresh_open()
 
     def _on_a_host(self, what: str) -> bool:
         """True (and a notice) when the run or file ``what`` would apply to is a mirror's:
@@ -1255,38 +1065,13 @@ class ExplorerScreen(Screen[None]):
 
     def jump_to_run(self, run_id: int) -> None:
         """Put the cursor on a run, clearing the filter if it hides it."""
-        self.table.flush()
-        if str(run_id) not in self.table.rows:
-            self._pinned = {run_id}
-            self.set_filter("")
-        if str(run_id) in self.table.rows:
-            self.table.move_cursor(row=self.table.get_row_index(str(run_id)))
-            self.table.focus()
+        self.runs_pane.jump_to_run(run_id)
 
     def palette_entries(self) -> list[PaletteEntry]:
-        """Every action, namespaced, then one "run: <name>" entry per run."""
-        entries: list[PaletteEntry] = [
-            ("view: runs", partial(self.action_focus_pane, "runs"), "Focus the runs pane"),
-            ("view: files", partial(self.action_focus_pane, "tree"), "Focus the file tree"),
-            ("view: preview", partial(self.action_focus_pane, "preview"), "Focus the preview"),
-            ("view: zoom pane", self.action_zoom, "Maximize or restore the focused pane"),
-            ("view: toggle theme", self.app.action_toggle_theme, "Switch light and dark"),  # type: ignore[attr-defined]
-            ("view: help", self.app.action_help, "List every key"),  # type: ignore[attr-defined]
-            ("filter: runs…", self.action_filter, "Filter runs by name, params, experiment"),
-            ("filter: clear", partial(self.set_filter, ""), "Show every run"),
-            ("group: cycle (none, experiment, root)", self.action_cycle_group, "Group runs"),
-            ("sort: reverse", self.action_sort_reverse, "Reverse the sort order"),
-            ("index: reload runs", self.action_reload, "Reread every run from the index"),
-            ("view: retention", self.action_retention, "Plan, disk usage and trash"),
-            ("view: disk usage", self.action_disk_usage, "ncdu-like: drill down, trash"),
-            ("retention: pin / unpin", self.action_pin, "Pin the selected file or run"),
-            ("runs: mark / unmark", self.action_mark, "Mark the run under the cursor"),
-            ("view: metrics of marked runs", self.action_metrics, "Metrics, sparklines, plots"),
-            ("runs: note…", self.action_note, "Write a note on the run or file"),
-            ("diff: marked runs or files", self.action_diff, "Compare two marked runs or files"),
-            ("files: mark / unmark", self.file_tree.action_mark_file, "Mark a file for a diff"),
-            ("files: versions of the selected file", self.action_versions, "Across runs"),
-        ]
+        """The titled bindings of the screen, its widgets and the app (``tui.keys.titled``),
+        then the entries made from state: sorts, experiments, one "run: <name>" per run."""
+        entries = titled_entries((self, *self.walk_children(with_self=False), self.app))
+        entries.append(("filter: clear", partial(self.set_filter, ""), "Show every run"))
         for column in COLUMNS:
             if column.sortable:
                 entries.append((f"sort: by {column.label}", partial(self.set_sort, column.key), ""))

@@ -24,6 +24,7 @@ from store.index.query import FolderEntry
 from store.index.views import PAGE_SIZE, ChildPage
 from store.integrity import problem_for
 from tui.format import DANGER, human_age, human_size
+from tui.keys import titled
 from tui.messages import ChildrenLoaded, FolderPage
 
 TYPE_AHEAD_SECONDS = 1.0
@@ -127,12 +128,16 @@ class ArtifactTree(Tree[NodeInfo]):
             id="tree.find",
             tooltip="Type a name to jump to it; every key types (enter or escape ends)",
         ),
-        Binding(
-            "space",
-            "mark_file",
-            "Mark",
-            id="tree.mark",
-            tooltip="Mark the file (two marked files: d diffs them)",
+        titled(
+            Binding(
+                "space",
+                "mark_file",
+                "Mark",
+                id="tree.mark",
+                tooltip="Mark the file (two marked files: d diffs them)",
+            ),
+            "files: mark / unmark",
+            "Mark a file for a diff",
         ),
     ]
 
