@@ -252,7 +252,18 @@ def test_fast_planner_matches_the_oracle_on_ties_nulls_links_and_max(tmp_path: P
     linked = new_db(tmp_path / "linked")
     index_tree(linked, root, runs)
     after = make_plan(linked, [root], policies[0], now)
+    squeezed = make_plan(linked, [root], from_flags(keep_within_budget="0"), now)
     linked.conn.close()
+    reasons = {i.path: (i.keep, i.reasons) for i in squeezed.items}
+    assert reasons["exp2/hf/checkpoint-100"] == (
+        True,
+        ["a link in exp2/hf/checkpoint-200 points into it"],
+    )  # out of the budget's pool, though the budget takes everything else
+    assert reasons["exp1/plain/b.ckpt"] == (True, ["live run's newest"])
+    assert [p for p, (keep, _r) in reasons.items() if keep] == [
+        "exp2/hf/checkpoint-100",
+        "exp1/plain/b.ckpt",
+    ]
     assert len(after.links) == 1 and "last.ckpt is a symlink" in after.links[0]
     kept = {i.path: i.reasons for i in after.items if i.keep}
     assert kept["exp2/hf/checkpoint-100"] == ["a link in exp2/hf/checkpoint-200 points into it"]

@@ -453,8 +453,9 @@ def _make_plan(
         totals.total_bytes = int(total_row[0])
         has_links = bool(total_row[1])
         if has_links:
-            targets = _keep_link_targets(db, root_id, root, by_run)
-            pool = [u for u in pool if u not in targets]
+            targets = {id(u) for u in _keep_link_targets(db, root_id, root, by_run)}
+            if targets:  # by identity: ``in`` on the list compared every field, pool x targets
+                pool = [u for u in pool if id(u) not in targets]
         if root_policy.budget is not None:
             removed_by_rules = sum(u.size for units in by_run.values() for u in units if not u.keep)
             totals.over_budget_after = apply_budget(
