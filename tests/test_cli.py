@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -526,3 +527,103 @@ def test_watch_stops_quietly_when_its_reader_leaves(tmp_path: Path) -> None:
             proc.kill()
         proc.wait()
         proc.stderr.close()
+
+
+def _runs_json_before(conn: Any) -> list[str]:
+    """``store.index.query.runs_json`` as it was before its rows were built as tuples and
+    its times formatted by SQLite: the text to keep."""
+    from store import paths
+    from store.index.query import _RUN_COLUMNS, _RUN_JSON_COLUMNS, _run_from, _string, iso
+
+    sql = f"SELECT {_RUN_JSON_COLUMNS} FROM runs JOIN roots ON roots.id = runs.root_id"
+    rows = conn.execute(sql).fetchall()
+    rows.sort(key=lambda r: (-(r[7] if r[7] is not None else r[8] or 0), r[0]))
+    dumps = json.JSONEncoder(ensure_ascii=False, default=str).encode
+    out = []
+    for row in rows:
+        params, metrics, run_key, warnings = row[12:16]
+        texts = (row[4], row[5], row[6], row[9], run_key)
+        if (
+            params is None
+            or metrics is None
+            or warnings is None
+            or not all(isinstance(t, str) or t is None for t in texts)
+            or not all(type(n) is int for n in (row[0], row[10], row[11]))
+        ):
+            whole = conn.execute(
+                f"SELECT {_RUN_COLUMNS} FROM runs JOIN roots ON roots.id = runs.root_id"
+                " WHERE runs.id = ?",
+                (row[0],),
+            ).fetchone()
+            out.append(dumps(_run_from(whole).to_json()))
+            continue
+        root, rel = bytes(row[2]), bytes(row[3])
+        path, path_b64 = paths.json_path(root + b"/" + rel if rel else root)
+        out.append(
+            f'{{"id": {row[0]}, "name": {_string(row[4])}, "run_key": {_string(run_key)},'
+            f' "path": {_string(path)}, "path_b64": {_string(path_b64)},'
+            f' "root": {_string(paths.json_text(root))},'
+            f' "framework": {_string(row[5])}, "experiment": {_string(row[6])},'
+            f' "status": {_string(row[9])}, "started": {_string(iso(row[7]))},'
+            f' "last_write": {_string(iso(row[8]))}, "size_bytes": {row[10]},'
+            f' "n_artifacts": {row[11]}, "params": {params}, "metrics": {metrics},'
+            f' "warnings": {warnings}}}'
+        )
+    return out
+
+
+def test_runs_json_text_stays_what_it_was_on_hostile_rows(tmp_path: Path) -> None:
+    """The fast ``runs --json`` text is, byte for byte, what it was, and the JSON of
+    ``to_json``: hostile names (markup, escapes, line separators, bytes that are not
+    UTF-8), odd rows, and times that are whole, fractional (rounding up to the next
+    second), absent, before 1970 or in the year 9999."""
+    from store.index.db import open_db, write_transaction
+    from store.index.query import list_runs, runs_json
+    from store.readonly import connect_readonly
+
+    db_path = tmp_path / "i.db"
+    db = open_db(db_path)
+    names = ["[bold]x[/]", "esc\x1b[2Jname", "sep\u2028\u202eevil", "caf\u00e9", "del\x7f", "plain"]
+    times = [1_700_000_000, 1_700_000_000.0, 1_699_999_999.9999996, None, -1.5, 253_402_300_799]
+    try:
+        with write_transaction(db) as conn:
+            conn.execute(
+                "INSERT INTO roots (id, path, display, added_at) VALUES (1, ?, ?, 0)",
+                (b"/data/r\xffoot", "/data/r?oot"),
+            )
+            for i, (name, ts) in enumerate(zip(names * 2, times * 2, strict=True)):
+                conn.execute(
+                    "INSERT INTO runs (root_id, path, name, framework, experiment, started,"
+                    " last_write, status, params, metrics, meta, size_bytes, n_artifacts,"
+                    " updated_at) VALUES (1, ?, ?, 'generic', ?, ?, ?, 'finished', ?, ?, ?,"
+                    " ?, ?, 0)",
+                    (
+                        f"e/{name}-{i}".encode() + (b"\xfe" if i % 3 == 0 else b""),
+                        name,
+                        None if i % 4 == 0 else name,
+                        ts if i < 6 else None,
+                        ts,
+                        json.dumps({"lr": 0.1 * i, "name": name}),
+                        json.dumps({"loss": {"last": 1 / (i + 1), "step": i}}),
+                        json.dumps({"run_key": f"k{i}" if i % 2 else None, "warnings": [name]}),
+                        i << 20,
+                        i,
+                    ),
+                )
+            conn.execute("UPDATE runs SET params = 'not json' WHERE id = 2")
+        expected = [json.dumps(r.to_json(), ensure_ascii=False) for r in list_runs(db)]
+    finally:
+        db.close()
+    conn = connect_readonly(db_path)
+    try:
+        fast = list(runs_json(conn))
+        assert fast == _runs_json_before(conn)
+    finally:
+        conn.close()
+    assert [json.loads(f) for f in fast] == [json.loads(e) for e in expected]
+    result = CliRunner().invoke(main, ["runs", "--json", "--db", str(db_path)])
+    assert result.exit_code == 0, result.output
+    assert "\x1b" not in result.stdout and "\u2028" not in result.stdout
+    assert [r["name"] for r in json.loads(result.stdout)] == [
+        json.loads(e)["name"] for e in expected
+    ]

@@ -190,3 +190,83 @@ def test_fast_planner_matches_the_oracle_over_two_roots(tmp_path: Path, seed: in
     assert f"{run}/checkpoints/last.ckpt is a symlink to 'epoch=0-step=0.ckpt'" in links[0][1]
     shared.conn.close()
     alone.conn.close()
+
+
+def _same_mtime(paths: list[Path], ns: int) -> None:
+    for path in paths:
+        os.utime(path, ns=(ns, ns), follow_symlinks=False)
+
+
+def test_fast_planner_matches_the_oracle_on_ties_nulls_links_and_max(tmp_path: Path) -> None:
+    """Hand-made cases the random trees rarely hit: two checkpoints with the same step and
+    the same mtime (placed as the rows came), unnumbered ones tied on mtime, metrics tied
+    or absent, keep-best on a metric to maximise, a pinned glob.  Then (the oracle predates
+    links) a checkpoint folder whose weights link into an older one, and a
+    checkpoint-named link, with and without which the plan is the same otherwise."""
+    root = tmp_path / "root"
+    ns = (time.time_ns() // 10**9 - 30 * 86400) * 10**9
+    lit = root / "exp0/ties/checkpoints"
+    same = [
+        write(lit / "epoch=1-step=100.ckpt", b"a" * 5),
+        write(lit / "epoch=1-step=100-v1.ckpt", b"b" * 7),
+        write(lit / "epoch=2-step=200-val_acc=0.5.ckpt", b"c" * 3),
+        write(lit / "epoch=3-step=300.ckpt", b"d" * 2),
+        write(lit / "epoch=4-step=400-val_acc=0.5.ckpt", b"e" * 4),
+        write(lit / "epoch=5-step=500-val_acc=0.25.ckpt", b"f" * 4),
+    ]
+    plain = root / "exp1/plain"
+    same += [write(plain / "a.ckpt", b"g"), write(plain / "b.ckpt", b"h" * 9)]
+    hf = root / "exp2/hf"
+    same += [
+        write(hf / "checkpoint-100/model.safetensors", b"i" * 20),
+        write(hf / "checkpoint_100/model.safetensors", b"j" * 21),
+        write(hf / "checkpoint-200/optimizer.pt", b"k" * 8),
+    ]
+    _same_mtime(same, ns)
+    runs = {
+        "exp0/ties": ("lightning", "finished"),
+        "exp1/plain": ("lightning", "live"),
+        "exp2/hf": ("hf-trainer", "finished"),
+    }
+    db = new_db(tmp_path)
+    index_tree(db, root, runs)
+    now = time.time()
+    policies = [
+        from_flags(keep_last=1),
+        from_flags(keep_best=1, metric="val_acc", mode="max"),
+        from_flags(keep_best=2, metric="val_acc", mode="min", pin=("**/checkpoint_*/**",)),
+        from_flags(keep_within_budget="30"),
+    ]
+    for policy in policies:
+        fast = make_plan(db, [root], policy, now)
+        slow = plan_oracle(db, [root], policy, now)
+        assert _item_fields(fast) == _item_fields(slow)
+        assert _totals(fast) == _totals(slow)
+        assert fast.warnings == slow.warnings
+        assert any(not item.keep for item in fast.items)
+    before = make_plan(db, [root], policies[0], now)
+    db.conn.close()
+    assert not before.links
+    os.symlink("epoch=5-step=500-val_acc=0.25.ckpt", lit / "last.ckpt")
+    os.symlink("../checkpoint-100/model.safetensors", hf / "checkpoint-200/model.safetensors")
+    linked = new_db(tmp_path / "linked")
+    index_tree(linked, root, runs)
+    after = make_plan(linked, [root], policies[0], now)
+    squeezed = make_plan(linked, [root], from_flags(keep_within_budget="0"), now)
+    linked.conn.close()
+    reasons = {i.path: (i.keep, i.reasons) for i in squeezed.items}
+    assert reasons["exp2/hf/checkpoint-100"] == (
+        True,
+        ["a link in exp2/hf/checkpoint-200 points into it"],
+    )  # out of the budget's pool, though the budget takes everything else
+    assert reasons["exp1/plain/b.ckpt"] == (True, ["live run's newest"])
+    assert [p for p, (keep, _r) in reasons.items() if keep] == [
+        "exp2/hf/checkpoint-100",
+        "exp1/plain/b.ckpt",
+    ]
+    assert len(after.links) == 1 and "last.ckpt is a symlink" in after.links[0]
+    kept = {i.path: i.reasons for i in after.items if i.keep}
+    assert kept["exp2/hf/checkpoint-100"] == ["a link in exp2/hf/checkpoint-200 points into it"]
+    assert [i.path for i in before.items if i.keep] == [
+        p for p in (i.path for i in after.items if i.keep) if p != "exp2/hf/checkpoint-100"
+    ]

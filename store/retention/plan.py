@@ -443,13 +443,19 @@ def _make_plan(
                     f"{run.path or '.'}: no {rules.metric} value for any checkpoint "
                     "(keep_best idle)"
                 )
-        targets = _keep_link_targets(db, root_id, root, by_run)
-        pool = [u for u in pool if u not in targets]
+        # one pass for the root's bytes and whether it holds a link at all: without one,
+        # neither link query below needs to read the table again
         total_row = db.conn.execute(
-            f"SELECT coalesce(sum(size), 0) FROM {artifacts_source(db.conn)} WHERE root_id = ?",
+            "SELECT coalesce(sum(size), 0), count(*) FILTER (WHERE ftype = 'symlink') "
+            f"FROM {artifacts_source(db.conn)} WHERE root_id = ?",
             (root_id,),
         ).fetchone()
         totals.total_bytes = int(total_row[0])
+        has_links = bool(total_row[1])
+        if has_links:
+            targets = {id(u) for u in _keep_link_targets(db, root_id, root, by_run)}
+            if targets:  # by identity: ``in`` on the list compared every field, pool x targets
+                pool = [u for u in pool if id(u) not in targets]
         if root_policy.budget is not None:
             removed_by_rules = sum(u.size for units in by_run.values() for u in units if not u.keep)
             totals.over_budget_after = apply_budget(
@@ -479,7 +485,8 @@ def _make_plan(
             totals.bytes_removed += run_totals.bytes_removed
         attach_members(db, root_id, removed, folder_rows)
         del folder_rows
-        plan.links += _describe_links(db, root_id, root, removed)
+        if has_links:
+            plan.links += _describe_links(db, root_id, root, removed)
         plan.roots.append(totals)
         if not is_url(root):  # a bucket frees no disk here
             _account_fs(fs_by_dev, root, totals.bytes_removed)
