@@ -3,6 +3,13 @@
 The table holds only the rows that pass the filter.  Ordering is computed here in Python
 (``order_runs``) and applied with ``DataTable.sort`` through the run id every cell carries,
 so sorting never compares rendered text.
+
+A live change costs what changed, not what the table holds: a run whose row, mark, extras
+and ages are as last shown is skipped without building its cells, and a changed cell is
+written in place (``_put``) with only its own row's render caches dropped and only its line
+repainted.  ``DataTable.update_cell`` would instead invalidate every cached line, rebuild
+the row order and offsets, re-measure the whole column whenever the new text is narrower
+than the widest (nearly always) and re-layout the screen.
 """
 
 from __future__ import annotations
@@ -17,7 +24,9 @@ from typing import Any, ClassVar
 from rich.text import Text
 from textual.binding import Binding, BindingType
 from textual.fuzzy import Matcher
+from textual.render import measure
 from textual.widgets import DataTable
+from textual.widgets.data_table import ColumnKey, RowKey
 
 from store import paths
 from store.index.query import RunRow
@@ -88,6 +97,9 @@ FIRST_ROWS = 80
 """Rows a first fill adds at once (more than a tall terminal shows)."""
 SLICE_ROWS = 100
 """Rows added per turn of the event loop after those."""
+MAX_ROWS_IN_PLACE = 64
+"""Past this many changed rows in one update (ages ticking everywhere), dropping every
+cached line at once is cheaper than picking each row's out of the caches."""
 _STATUS_STYLE = {"live": "bold green", "failed": "bold red", "finished": "", "unknown": "dim"}
 
 
@@ -392,6 +404,19 @@ def run_cells(
     }
 
 
+RowSource = tuple[RunRow, bool, RowExtras | None, str, str]
+"""What a row's cells are built from: the run, its mark, its extras and its two ages as
+shown ("5m"); rows are replaced on change, never mutated in place."""
+
+
+def row_source(run: RunRow, marked: bool, extras: RowExtras | None, now: float) -> RowSource:
+    return (run, marked, extras, human_age(run.started, now), human_age(run.last_write, now))
+
+
+def same_source(old: RowSource | None, new: RowSource) -> bool:
+    return old is not None and old[1:] == new[1:] and (old[0] is new[0] or old[0] == new[0])
+
+
 class RunsTable(DataTable[Cell]):
     """Runs, one row per run id; keys are ``str(run.id)``."""
 
@@ -414,6 +439,8 @@ class RunsTable(DataTable[Cell]):
         ] = []
         """Slices of a first fill not yet added: (runs, ids, marked, extras)."""
         self._backlog_turn = 0
+        self._shown_as: dict[int, RowSource] = {}
+        """What each run's row was last built from: a run found as it was is skipped."""
         self.fixed_columns = 2
         """The mark and the name stay put when the table scrolls sideways."""
         for column in self.columns_shown:
@@ -479,6 +506,7 @@ class RunsTable(DataTable[Cell]):
         with self.app.batch_update():
             for run_id in present - wanted:
                 self.remove_row(str(run_id))
+                self._shown_as.pop(run_id, None)
             for header_key in shown_headers - {f"{HEADER_PREFIX}{i}" for i in headers}:
                 self.remove_row(header_key)
             for run_id, label in headers.items():
@@ -489,21 +517,14 @@ class RunsTable(DataTable[Cell]):
                     self.add_row(*header, key=header_key)
                 elif self.get_cell(header_key, "name") != name_cell:
                     self.update_cell(header_key, "name", name_cell, update_width=True)
+            changed: set[str] = set()
             for run_id in order:
-                cells = run_cells(
-                    runs[run_id],
-                    marked=run_id in marked,
-                    now=now,
-                    extras=extras.get(run_id) if extras is not None else None,
-                )
                 if run_id in present:
-                    row = self.get_row(str(run_id))
-                    for column, value in zip(self.columns_shown, row, strict=False):
-                        new = cells[column.key]
-                        if new != value:
-                            self.update_cell(str(run_id), column.key, new, update_width=True)
-                else:
-                    self.add_row(*(cells[c.key] for c in self.columns_shown), key=str(run_id))
+                    if self._rebuild(runs[run_id], marked, extras, now):
+                        changed.add(str(run_id))
+                    continue
+                self._append(runs, [run_id], marked, extras, now)
+            self._repaint(changed)
             wanted_keys = [
                 key
                 for run_id in order
@@ -531,13 +552,78 @@ class RunsTable(DataTable[Cell]):
         now: float,
     ) -> None:
         for run_id in run_ids:
-            cells = run_cells(
-                runs[run_id],
-                marked=run_id in marked,
-                now=now,
-                extras=extras.get(run_id) if extras is not None else None,
-            )
+            run = runs[run_id]
+            extra = extras.get(run_id) if extras is not None else None
+            cells = run_cells(run, marked=run_id in marked, now=now, extras=extra)
             self.add_row(*(cells[c.key] for c in self.columns_shown), key=str(run_id))
+            self._shown_as[run_id] = row_source(run, run_id in marked, extra, now)
+
+    def _rebuild(
+        self,
+        run: RunRow,
+        marked: set[int],
+        extras: Mapping[int, RowExtras] | None,
+        now: float,
+    ) -> bool:
+        """Write the cells of ``run``'s row that changed, in place; False when none did.
+        A run found as its row was last built from is not even rendered to cells."""
+        extra = extras.get(run.id) if extras is not None else None
+        source = row_source(run, run.id in marked, extra, now)
+        if same_source(self._shown_as.get(run.id), source):
+            return False
+        self._shown_as[run.id] = source
+        cells = run_cells(run, marked=run.id in marked, now=now, extras=extra)
+        row_key = str(run.id)
+        changed = False
+        for column, value in zip(self.columns_shown, self.get_row(row_key), strict=False):
+            new = cells[column.key]
+            if new != value:
+                self._put(row_key, column.key, new)
+                changed = True
+        return changed
+
+    def _put(self, row_key: str, column_key: str, value: Cell) -> None:
+        """Set one cell without repainting; ``_repaint`` shows its row afterwards.
+
+        A value wider than its column goes through ``update_cell`` (the column widens, the
+        table is laid out again: rare).  A narrower one leaves the column as wide as it was,
+        where ``update_cell`` would re-measure every cell of the column."""
+        column = self.columns[ColumnKey(column_key)]
+        if measure(self.app.console, value, 1) > column.content_width:
+            self.update_cell(row_key, column_key, value, update_width=True)
+            return
+        self._data[RowKey(row_key)][ColumnKey(column_key)] = value
+
+    def _repaint(self, row_keys: set[str]) -> None:
+        """Show rows whose cells ``_put`` changed: drop only their entries from the table's
+        render caches (the others stay valid: no cell of theirs, no width, no order moved)
+        and repaint only their lines, if on screen."""
+        if not row_keys:
+            return
+        if len(row_keys) > MAX_ROWS_IN_PLACE:
+            self._update_count += 1  # what update_cell does: every cached line is stale
+            self.refresh()
+            return
+        keys = {RowKey(key) for key in row_keys}
+        indexes = {self._row_locations.get(key) for key in keys}
+        indexes.discard(None)
+        top = self.header_height if self.show_header else 0
+        lines = {top + index for index in indexes if index is not None}
+        for key in list(self._cell_render_cache.keys()):
+            if key[0] in keys:
+                self._cell_render_cache.discard(key)
+        for row_key in list(self._row_render_cache.keys()):
+            if row_key[0] in keys:
+                self._row_render_cache.discard(row_key)
+        for renderable_key in list(self._row_renderable_cache.keys()):
+            if renderable_key[1] in indexes:
+                self._row_renderable_cache.discard(renderable_key)
+        for line_key in list(self._line_cache.keys()):
+            if line_key[0] in lines:
+                self._line_cache.discard(line_key)
+        for index in indexes:
+            if index is not None:
+                self.refresh_row(index)
 
     def _fill_slice(self, turn: int) -> None:
         """Append the next slice of a first fill (unless a newer sync replaced it)."""
@@ -568,24 +654,18 @@ class RunsTable(DataTable[Cell]):
     ) -> None:
         """Redraw the cells of ``run_ids`` that are in the table (order is left alone)."""
         now = self.clock()
-        with self.app.batch_update():
-            for run_id in run_ids:
-                if str(run_id) not in self.rows or run_id not in runs:
-                    continue
-                cells = run_cells(
-                    runs[run_id],
-                    marked=run_id in marked,
-                    now=now,
-                    extras=extras.get(run_id) if extras is not None else None,
-                )
-                row = self.get_row(str(run_id))
-                for column, value in zip(self.columns_shown, row, strict=False):
-                    new = cells[column.key]
-                    if new != value:
-                        self.update_cell(str(run_id), column.key, new, update_width=True)
+        changed: set[str] = set()
+        for run_id in run_ids:
+            if str(run_id) not in self.rows or run_id not in runs:
+                continue
+            if self._rebuild(runs[run_id], marked, extras, now):
+                changed.add(str(run_id))
+        self._repaint(changed)
 
     def set_mark(self, run_id: int, marked: bool) -> None:
         if str(run_id) in self.rows:
             cell = Cell("✓" if marked else " ", style="bold")
             cell.run_id = run_id
-            self.update_cell(str(run_id), "mark", cell)
+            self._shown_as.pop(run_id, None)  # the next sync compares this row's cells again
+            self._put(str(run_id), "mark", cell)
+            self._repaint({str(run_id)})
