@@ -129,3 +129,29 @@ def test_a_value_wider_than_its_column_widens_it() -> None:
             assert table.get_row_index("2") == 1  # nothing moved
 
     asyncio.run(scenario())
+
+
+def test_an_unchanged_run_still_shows_its_age_tick() -> None:
+    """Skipping a run whose row is unchanged must not freeze its ages ("30s" -> "1m")."""
+    clock = [NOW]
+
+    class TickingApp(App[None]):
+        def compose(self) -> ComposeResult:
+            yield RunsTable(id="runs", clock=lambda: clock[0])
+
+    async def scenario() -> None:
+        app = TickingApp()
+        async with app.run_test(size=(140, 20)) as pilot:
+            table = app.query_one(RunsTable)
+            runs = {1: replace(make_run(1), last_write=NOW - 30), 2: make_run(2)}
+            table.sync(runs, [1, 2], set())
+            await until(pilot, lambda: " 30s " in line_text(table, "1"))
+            clock[0] = NOW + 10
+            table.sync(runs, [1, 2], set())
+            await until(pilot, lambda: " 40s " in line_text(table, "1"))
+            clock[0] = NOW + 40
+            table.sync(runs, [1, 2], set())
+            await until(pilot, lambda: " 1m " in line_text(table, "1"))
+            assert " 1h " in line_text(table, "2")
+
+    asyncio.run(scenario())

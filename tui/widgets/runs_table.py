@@ -15,6 +15,7 @@ than the widest (nearly always) and re-layout the screen.
 from __future__ import annotations
 
 import functools
+import math
 import re
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -404,17 +405,42 @@ def run_cells(
     }
 
 
-RowSource = tuple[RunRow, bool, RowExtras | None, str, str]
-"""What a row's cells are built from: the run, its mark, its extras and its two ages as
-shown ("5m"); rows are replaced on change, never mutated in place."""
+@dataclass(frozen=True)
+class RowSource:
+    """What a run's row was built from; rows are replaced on change, never mutated."""
+
+    run: RunRow
+    marked: bool
+    extras: RowExtras | None
+    built: float
+    """The clock when the cells were built."""
+    stale: float
+    """When one of its ages ("5m") next reads differently."""
+
+    def shows(self, run: RunRow, marked: bool, extras: RowExtras | None, now: float) -> bool:
+        """True when the row built from this would look as it does: nothing to build."""
+        return (
+            self.built <= now < self.stale
+            and self.marked == marked
+            and self.extras == extras
+            and (self.run is run or self.run == run)
+        )
+
+
+def age_turns(ts: float | None, now: float) -> float:
+    """When ``human_age(ts, now)`` next changes: its unit's next multiple."""
+    if ts is None:
+        return math.inf
+    delta = max(0.0, now - ts)
+    for seconds in (86400, 3600, 60, 1):
+        if delta >= seconds or seconds == 1:
+            return ts + (delta // seconds + 1) * seconds
+    return math.inf  # pragma: no cover
 
 
 def row_source(run: RunRow, marked: bool, extras: RowExtras | None, now: float) -> RowSource:
-    return (run, marked, extras, human_age(run.started, now), human_age(run.last_write, now))
-
-
-def same_source(old: RowSource | None, new: RowSource) -> bool:
-    return old is not None and old[1:] == new[1:] and (old[0] is new[0] or old[0] == new[0])
+    stale = min(age_turns(run.started, now), age_turns(run.last_write, now))
+    return RowSource(run, marked, extras, now, stale)
 
 
 class RunsTable(DataTable[Cell]):
@@ -439,6 +465,8 @@ class RunsTable(DataTable[Cell]):
         ] = []
         """Slices of a first fill not yet added: (runs, ids, marked, extras)."""
         self._backlog_turn = 0
+        self._laid_out: tuple[list[int], dict[int, str]] | None = None
+        """(order, headers) the last sync left the rows in; None after anything else."""
         self._shown_as: dict[int, RowSource] = {}
         """What each run's row was last built from: a run found as it was is skipped."""
         self.fixed_columns = 2
@@ -492,10 +520,18 @@ class RunsTable(DataTable[Cell]):
         now = self.clock()
         wanted = set(order)
         headers = headers or {}
-        present = {int(k.value) for k in self.rows if k.value is not None and k.value.isdigit()}
-        shown_headers = {
-            k.value for k in self.rows if k.value is not None and k.value.startswith(HEADER_PREFIX)
-        }
+        present: set[int] = set()
+        shown_headers: set[str] = set()
+        for row_key in self.rows:
+            value = row_key.value
+            if value is None:
+                continue
+            if value.isdigit():
+                present.add(int(value))
+            elif value.startswith(HEADER_PREFIX):
+                shown_headers.add(value)
+        laid_out = self._laid_out
+        self._laid_out = None
         if not present and not shown_headers and not headers and len(order) > FIRST_ROWS:
             with self.app.batch_update():
                 self._append(runs, order[:FIRST_ROWS], marked, extras, now)
@@ -504,17 +540,21 @@ class RunsTable(DataTable[Cell]):
             self.call_later(self._fill_slice, self._backlog_turn)
             return
         with self.app.batch_update():
+            moved = False
             for run_id in present - wanted:
                 self.remove_row(str(run_id))
                 self._shown_as.pop(run_id, None)
+                moved = True
             for header_key in shown_headers - {f"{HEADER_PREFIX}{i}" for i in headers}:
                 self.remove_row(header_key)
+                moved = True
             for run_id, label in headers.items():
                 header_key = f"{HEADER_PREFIX}{run_id}"
                 header = header_cells(run_id, label, self.columns_shown)
                 name_cell = header[[c.key for c in self.columns_shown].index("name")]
                 if header_key not in shown_headers:
                     self.add_row(*header, key=header_key)
+                    moved = True
                 elif self.get_cell(header_key, "name") != name_cell:
                     self.update_cell(header_key, "name", name_cell, update_width=True)
             changed: set[str] = set()
@@ -524,24 +564,29 @@ class RunsTable(DataTable[Cell]):
                         changed.add(str(run_id))
                     continue
                 self._append(runs, [run_id], marked, extras, now)
+                moved = True
             self._repaint(changed)
-            wanted_keys = [
-                key
-                for run_id in order
-                for key in (
-                    (f"{HEADER_PREFIX}{run_id}", str(run_id))
-                    if run_id in headers
-                    else (str(run_id),)
-                )
-            ]
-            if self.row_count and [r.key.value for r in self.ordered_rows] != wanted_keys:
-                position = {run_id: 2 * i + 1 for i, run_id in enumerate(order)}
-                self.sort(
-                    "mark",
-                    key=lambda cell: position.get(cell.run_id, 0) - (1 if cell.header else 0),
-                )
+            if moved or laid_out != (order, dict(headers)):
+                self._put_in_order(order, headers)
+            self._laid_out = (list(order), dict(headers))
             if keep is not None and keep in wanted:
                 self.move_cursor(row=self.get_row_index(str(keep)), scroll=False)
+
+    def _put_in_order(self, order: list[int], headers: Mapping[int, str]) -> None:
+        """Sort the rows into ``order`` (each header before its run), unless they are."""
+        wanted_keys = [
+            key
+            for run_id in order
+            for key in (
+                (f"{HEADER_PREFIX}{run_id}", str(run_id)) if run_id in headers else (str(run_id),)
+            )
+        ]
+        if self.row_count and [r.key.value for r in self.ordered_rows] != wanted_keys:
+            position = {run_id: 2 * i + 1 for i, run_id in enumerate(order)}
+            self.sort(
+                "mark",
+                key=lambda cell: position.get(cell.run_id, 0) - (1 if cell.header else 0),
+            )
 
     def _append(
         self,
@@ -568,10 +613,10 @@ class RunsTable(DataTable[Cell]):
         """Write the cells of ``run``'s row that changed, in place; False when none did.
         A run found as its row was last built from is not even rendered to cells."""
         extra = extras.get(run.id) if extras is not None else None
-        source = row_source(run, run.id in marked, extra, now)
-        if same_source(self._shown_as.get(run.id), source):
+        shown = self._shown_as.get(run.id)
+        if shown is not None and shown.shows(run, run.id in marked, extra, now):
             return False
-        self._shown_as[run.id] = source
+        self._shown_as[run.id] = row_source(run, run.id in marked, extra, now)
         cells = run_cells(run, marked=run.id in marked, now=now, extras=extra)
         row_key = str(run.id)
         changed = False
