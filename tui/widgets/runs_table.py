@@ -350,6 +350,16 @@ class RowExtras:
     """The host did not answer its last pull: the row shows its last mirrored state."""
 
 
+def age_cells(run: RunRow, now: float) -> dict[str, Cell]:
+    """The cells of a run's row that change with the clock alone: its two ages."""
+    cells: dict[str, Cell] = {}
+    for key, ts in (("started", run.started), ("last_write", run.last_write)):
+        value = Cell(human_age(ts, now), justify="right", no_wrap=True, overflow="ellipsis")
+        value.run_id = run.id
+        cells[key] = value
+    return cells
+
+
 def run_cells(
     run: RunRow, *, marked: bool, now: float, extras: RowExtras | None = None
 ) -> dict[str, Cell]:
@@ -394,8 +404,7 @@ def run_cells(
         "framework": cell(run.framework),
         "status": cell(status, _STATUS_STYLE.get(run.status, "")),
         "check": check,
-        "started": cell(human_age(run.started, now), "", "right"),
-        "last_write": cell(human_age(run.last_write, now), "", "right"),
+        **age_cells(run, now),
         "size": cell(human_size(run.size_bytes), "", "right"),
         "artifacts": cell(str(run.n_artifacts), "", "right"),
         "loss": metric("loss"),
@@ -616,10 +625,18 @@ class RunsTable(DataTable[Cell]):
         shown = self._shown_as.get(run.id)
         if shown is not None and shown.shows(run, run.id in marked, extra, now):
             return False
-        self._shown_as[run.id] = row_source(run, run.id in marked, extra, now)
-        cells = run_cells(run, marked=run.id in marked, now=now, extras=extra)
         row_key = str(run.id)
         changed = False
+        if shown is not None and shown.shows(run, run.id in marked, extra, shown.built):
+            # only the clock moved (a run written seconds ago): its ages, not its row
+            for key, new in age_cells(run, now).items():
+                if new != self.get_cell(row_key, key):
+                    self._put(row_key, key, new)
+                    changed = True
+            self._shown_as[run.id] = row_source(run, run.id in marked, extra, now)
+            return changed
+        self._shown_as[run.id] = row_source(run, run.id in marked, extra, now)
+        cells = run_cells(run, marked=run.id in marked, now=now, extras=extra)
         for column, value in zip(self.columns_shown, self.get_row(row_key), strict=False):
             new = cells[column.key]
             if new != value:
