@@ -98,9 +98,6 @@ FIRST_ROWS = 80
 """Rows a first fill adds at once (more than a tall terminal shows)."""
 SLICE_ROWS = 100
 """Rows added per turn of the event loop after those."""
-MAX_ROWS_IN_PLACE = 64
-"""Past this many changed rows in one update (ages ticking everywhere), dropping every
-cached line at once is cheaper than picking each row's out of the caches."""
 _STATUS_STYLE = {"live": "bold green", "failed": "bold red", "finished": "", "unknown": "dim"}
 
 
@@ -476,6 +473,9 @@ class RunsTable(DataTable[Cell]):
         self._backlog_turn = 0
         self._laid_out: tuple[list[int], dict[int, str]] | None = None
         """(order, headers) the last sync left the rows in; None after anything else."""
+        self._ages_due: set[int] = set()
+        """Runs whose only change is their ages: shown after the frame with the news."""
+        self._ages_queued = False
         self._shown_as: dict[int, RowSource] = {}
         """What each run's row was last built from: a run found as it was is skipped."""
         self.fixed_columns = 2
@@ -625,16 +625,16 @@ class RunsTable(DataTable[Cell]):
         shown = self._shown_as.get(run.id)
         if shown is not None and shown.shows(run, run.id in marked, extra, now):
             return False
+        if shown is not None and shown.shows(run, run.id in marked, extra, shown.built):
+            # only the clock moved (a run written seconds ago): its two ages, and only after
+            # the frame that shows what did change (ticking rows must not delay the news)
+            self._ages_due.add(run.id)
+            if not self._ages_queued:
+                self._ages_queued = True
+                self.call_after_refresh(self._tick_ages)
+            return False
         row_key = str(run.id)
         changed = False
-        if shown is not None and shown.shows(run, run.id in marked, extra, shown.built):
-            # only the clock moved (a run written seconds ago): its ages, not its row
-            for key, new in age_cells(run, now).items():
-                if new != self.get_cell(row_key, key):
-                    self._put(row_key, key, new)
-                    changed = True
-            self._shown_as[run.id] = row_source(run, run.id in marked, extra, now)
-            return changed
         self._shown_as[run.id] = row_source(run, run.id in marked, extra, now)
         cells = run_cells(run, marked=run.id in marked, now=now, extras=extra)
         for column, value in zip(self.columns_shown, self.get_row(row_key), strict=False):
@@ -662,15 +662,10 @@ class RunsTable(DataTable[Cell]):
         and repaint only their lines, if on screen."""
         if not row_keys:
             return
-        if len(row_keys) > MAX_ROWS_IN_PLACE:
-            self._update_count += 1  # what update_cell does: every cached line is stale
-            self.refresh()
-            return
         keys = {RowKey(key) for key in row_keys}
-        indexes = {self._row_locations.get(key) for key in keys}
-        indexes.discard(None)
+        indexes = {index for key in keys if (index := self._row_locations.get(key)) is not None}
         top = self.header_height if self.show_header else 0
-        lines = {top + index for index in indexes if index is not None}
+        lines = {top + index for index in indexes}  # every row is one line high
         for key in list(self._cell_render_cache.keys()):
             if key[0] in keys:
                 self._cell_render_cache.discard(key)
@@ -683,9 +678,30 @@ class RunsTable(DataTable[Cell]):
         for line_key in list(self._line_cache.keys()):
             if line_key[0] in lines:
                 self._line_cache.discard(line_key)
+        first = int(self.scroll_y)
         for index in indexes:
-            if index is not None:
+            if first <= index < first + self.size.height:  # off screen: drawn when scrolled to
                 self.refresh_row(index)
+
+    def _tick_ages(self) -> None:
+        """After the frame that showed a change: the ages of the runs that only aged."""
+        self._ages_queued = False
+        due, self._ages_due = self._ages_due, set()
+        now = self.clock()
+        changed: set[str] = set()
+        for run_id in due:
+            shown = self._shown_as.get(run_id)
+            row_key = str(run_id)
+            if shown is None or row_key not in self.rows:
+                continue
+            if shown.shows(shown.run, shown.marked, shown.extras, now):
+                continue  # rebuilt whole since
+            for key, new in age_cells(shown.run, now).items():
+                if new != self.get_cell(row_key, key):
+                    self._put(row_key, key, new)
+                    changed.add(row_key)
+            self._shown_as[run_id] = row_source(shown.run, shown.marked, shown.extras, now)
+        self._repaint(changed)
 
     def _fill_slice(self, turn: int) -> None:
         """Append the next slice of a first fill (unless a newer sync replaced it)."""
