@@ -155,3 +155,27 @@ def test_an_unchanged_run_still_shows_its_age_tick() -> None:
             assert " 1h " in line_text(table, "2")
 
     asyncio.run(scenario())
+
+
+def test_a_row_changed_off_screen_shows_its_new_text_when_scrolled_to() -> None:
+    async def scenario() -> None:
+        app = TableApp()
+        async with app.run_test(size=(140, 20)) as pilot:
+            table = app.query_one(RunsTable)
+            runs = {run_id: make_run(run_id) for run_id in range(1, 201)}
+            order = sorted(runs)
+            table.sync(runs, order, set())
+            table.flush()
+            await until(pilot, lambda: table.row_count == 200)
+            table.move_cursor(row=150)  # draw the far rows once, so their lines are cached
+            await until(pilot, lambda: "version_151 " in line_text(table, "151"))
+            table.move_cursor(row=0)
+            await until(pilot, lambda: table.scroll_y == 0)
+            table.sync({**runs, 151: replace(runs[151], status="failed")}, order, set())
+            await pilot.pause()
+            table.move_cursor(row=150)
+            await until(pilot, lambda: table.scroll_y > 100)
+            assert "failed" in line_text(table, "151")
+            assert "failed" not in line_text(table, "150")
+
+    asyncio.run(scenario())
