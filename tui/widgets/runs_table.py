@@ -3,11 +3,19 @@
 The table holds only the rows that pass the filter.  Ordering is computed here in Python
 (``order_runs``) and applied with ``DataTable.sort`` through the run id every cell carries,
 so sorting never compares rendered text.
+
+A live change costs what changed, not what the table holds: a run whose row, mark, extras
+and ages are as last shown is skipped without building its cells, and a changed cell is
+written in place (``_put``) with only its own row's render caches dropped and only its line
+repainted.  ``DataTable.update_cell`` would instead invalidate every cached line, rebuild
+the row order and offsets, re-measure the whole column whenever the new text is narrower
+than the widest (nearly always) and re-layout the screen.
 """
 
 from __future__ import annotations
 
 import functools
+import math
 import re
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -17,7 +25,9 @@ from typing import Any, ClassVar
 from rich.text import Text
 from textual.binding import Binding, BindingType
 from textual.fuzzy import Matcher
+from textual.render import measure
 from textual.widgets import DataTable
+from textual.widgets.data_table import ColumnKey, RowKey
 
 from store import paths
 from store.index.query import RunRow
@@ -337,6 +347,16 @@ class RowExtras:
     """The host did not answer its last pull: the row shows its last mirrored state."""
 
 
+def age_cells(run: RunRow, now: float) -> dict[str, Cell]:
+    """The cells of a run's row that change with the clock alone: its two ages."""
+    cells: dict[str, Cell] = {}
+    for key, ts in (("started", run.started), ("last_write", run.last_write)):
+        value = Cell(human_age(ts, now), justify="right", no_wrap=True, overflow="ellipsis")
+        value.run_id = run.id
+        cells[key] = value
+    return cells
+
+
 def run_cells(
     run: RunRow, *, marked: bool, now: float, extras: RowExtras | None = None
 ) -> dict[str, Cell]:
@@ -381,8 +401,7 @@ def run_cells(
         "framework": cell(run.framework),
         "status": cell(status, _STATUS_STYLE.get(run.status, "")),
         "check": check,
-        "started": cell(human_age(run.started, now), "", "right"),
-        "last_write": cell(human_age(run.last_write, now), "", "right"),
+        **age_cells(run, now),
         "size": cell(human_size(run.size_bytes), "", "right"),
         "artifacts": cell(str(run.n_artifacts), "", "right"),
         "loss": metric("loss"),
@@ -390,6 +409,44 @@ def run_cells(
         "acc": metric("acc"),
         "experiment": cell(visible((run.experiment or "-")[:40]), "" if run.experiment else "dim"),
     }
+
+
+@dataclass(frozen=True)
+class RowSource:
+    """What a run's row was built from; rows are replaced on change, never mutated."""
+
+    run: RunRow
+    marked: bool
+    extras: RowExtras | None
+    built: float
+    """The clock when the cells were built."""
+    stale: float
+    """When one of its ages ("5m") next reads differently."""
+
+    def shows(self, run: RunRow, marked: bool, extras: RowExtras | None, now: float) -> bool:
+        """True when the row built from this would look as it does: nothing to build."""
+        return (
+            self.built <= now < self.stale
+            and self.marked == marked
+            and self.extras == extras
+            and (self.run is run or self.run == run)
+        )
+
+
+def age_turns(ts: float | None, now: float) -> float:
+    """When ``human_age(ts, now)`` next changes: its unit's next multiple."""
+    if ts is None:
+        return math.inf
+    delta = max(0.0, now - ts)
+    for seconds in (86400, 3600, 60, 1):
+        if delta >= seconds or seconds == 1:
+            return ts + (delta // seconds + 1) * seconds
+    return math.inf  # pragma: no cover
+
+
+def row_source(run: RunRow, marked: bool, extras: RowExtras | None, now: float) -> RowSource:
+    stale = min(age_turns(run.started, now), age_turns(run.last_write, now))
+    return RowSource(run, marked, extras, now, stale)
 
 
 class RunsTable(DataTable[Cell]):
@@ -414,6 +471,13 @@ class RunsTable(DataTable[Cell]):
         ] = []
         """Slices of a first fill not yet added: (runs, ids, marked, extras)."""
         self._backlog_turn = 0
+        self._laid_out: tuple[list[int], dict[int, str]] | None = None
+        """(order, headers) the last sync left the rows in; None after anything else."""
+        self._ages_due: set[int] = set()
+        """Runs whose only change is their ages: shown after the frame with the news."""
+        self._ages_queued = False
+        self._shown_as: dict[int, RowSource] = {}
+        """What each run's row was last built from: a run found as it was is skipped."""
         self.fixed_columns = 2
         """The mark and the name stay put when the table scrolls sideways."""
         for column in self.columns_shown:
@@ -465,10 +529,18 @@ class RunsTable(DataTable[Cell]):
         now = self.clock()
         wanted = set(order)
         headers = headers or {}
-        present = {int(k.value) for k in self.rows if k.value is not None and k.value.isdigit()}
-        shown_headers = {
-            k.value for k in self.rows if k.value is not None and k.value.startswith(HEADER_PREFIX)
-        }
+        present: set[int] = set()
+        shown_headers: set[str] = set()
+        for row_key in self.rows:
+            value = row_key.value
+            if value is None:
+                continue
+            if value.isdigit():
+                present.add(int(value))
+            elif value.startswith(HEADER_PREFIX):
+                shown_headers.add(value)
+        laid_out = self._laid_out
+        self._laid_out = None
         if not present and not shown_headers and not headers and len(order) > FIRST_ROWS:
             with self.app.batch_update():
                 self._append(runs, order[:FIRST_ROWS], marked, extras, now)
@@ -477,50 +549,53 @@ class RunsTable(DataTable[Cell]):
             self.call_later(self._fill_slice, self._backlog_turn)
             return
         with self.app.batch_update():
+            moved = False
             for run_id in present - wanted:
                 self.remove_row(str(run_id))
+                self._shown_as.pop(run_id, None)
+                moved = True
             for header_key in shown_headers - {f"{HEADER_PREFIX}{i}" for i in headers}:
                 self.remove_row(header_key)
+                moved = True
             for run_id, label in headers.items():
                 header_key = f"{HEADER_PREFIX}{run_id}"
                 header = header_cells(run_id, label, self.columns_shown)
                 name_cell = header[[c.key for c in self.columns_shown].index("name")]
                 if header_key not in shown_headers:
                     self.add_row(*header, key=header_key)
+                    moved = True
                 elif self.get_cell(header_key, "name") != name_cell:
                     self.update_cell(header_key, "name", name_cell, update_width=True)
+            changed: set[str] = set()
             for run_id in order:
-                cells = run_cells(
-                    runs[run_id],
-                    marked=run_id in marked,
-                    now=now,
-                    extras=extras.get(run_id) if extras is not None else None,
-                )
                 if run_id in present:
-                    row = self.get_row(str(run_id))
-                    for column, value in zip(self.columns_shown, row, strict=False):
-                        new = cells[column.key]
-                        if new != value:
-                            self.update_cell(str(run_id), column.key, new, update_width=True)
-                else:
-                    self.add_row(*(cells[c.key] for c in self.columns_shown), key=str(run_id))
-            wanted_keys = [
-                key
-                for run_id in order
-                for key in (
-                    (f"{HEADER_PREFIX}{run_id}", str(run_id))
-                    if run_id in headers
-                    else (str(run_id),)
-                )
-            ]
-            if self.row_count and [r.key.value for r in self.ordered_rows] != wanted_keys:
-                position = {run_id: 2 * i + 1 for i, run_id in enumerate(order)}
-                self.sort(
-                    "mark",
-                    key=lambda cell: position.get(cell.run_id, 0) - (1 if cell.header else 0),
-                )
+                    if self._rebuild(runs[run_id], marked, extras, now):
+                        changed.add(str(run_id))
+                    continue
+                self._append(runs, [run_id], marked, extras, now)
+                moved = True
+            self._repaint(changed)
+            if moved or laid_out != (order, dict(headers)):
+                self._put_in_order(order, headers)
+            self._laid_out = (list(order), dict(headers))
             if keep is not None and keep in wanted:
                 self.move_cursor(row=self.get_row_index(str(keep)), scroll=False)
+
+    def _put_in_order(self, order: list[int], headers: Mapping[int, str]) -> None:
+        """Sort the rows into ``order`` (each header before its run), unless they are."""
+        wanted_keys = [
+            key
+            for run_id in order
+            for key in (
+                (f"{HEADER_PREFIX}{run_id}", str(run_id)) if run_id in headers else (str(run_id),)
+            )
+        ]
+        if self.row_count and [r.key.value for r in self.ordered_rows] != wanted_keys:
+            position = {run_id: 2 * i + 1 for i, run_id in enumerate(order)}
+            self.sort(
+                "mark",
+                key=lambda cell: position.get(cell.run_id, 0) - (1 if cell.header else 0),
+            )
 
     def _append(
         self,
@@ -531,13 +606,102 @@ class RunsTable(DataTable[Cell]):
         now: float,
     ) -> None:
         for run_id in run_ids:
-            cells = run_cells(
-                runs[run_id],
-                marked=run_id in marked,
-                now=now,
-                extras=extras.get(run_id) if extras is not None else None,
-            )
+            run = runs[run_id]
+            extra = extras.get(run_id) if extras is not None else None
+            cells = run_cells(run, marked=run_id in marked, now=now, extras=extra)
             self.add_row(*(cells[c.key] for c in self.columns_shown), key=str(run_id))
+            self._shown_as[run_id] = row_source(run, run_id in marked, extra, now)
+
+    def _rebuild(
+        self,
+        run: RunRow,
+        marked: set[int],
+        extras: Mapping[int, RowExtras] | None,
+        now: float,
+    ) -> bool:
+        """Write the cells of ``run``'s row that changed, in place; False when none did.
+        A run found as its row was last built from is not even rendered to cells."""
+        extra = extras.get(run.id) if extras is not None else None
+        shown = self._shown_as.get(run.id)
+        if shown is not None and shown.shows(run, run.id in marked, extra, now):
+            return False
+        if shown is not None and shown.shows(run, run.id in marked, extra, shown.built):
+            # only the clock moved (a run written seconds ago): its two ages, and only after
+            # the frame that shows what did change (ticking rows must not delay the news)
+            self._ages_due.add(run.id)
+            if not self._ages_queued:
+                self._ages_queued = True
+                self.call_after_refresh(self._tick_ages)
+            return False
+        row_key = str(run.id)
+        changed = False
+        self._shown_as[run.id] = row_source(run, run.id in marked, extra, now)
+        cells = run_cells(run, marked=run.id in marked, now=now, extras=extra)
+        for column, value in zip(self.columns_shown, self.get_row(row_key), strict=False):
+            new = cells[column.key]
+            if new != value:
+                self._put(row_key, column.key, new)
+                changed = True
+        return changed
+
+    def _put(self, row_key: str, column_key: str, value: Cell) -> None:
+        """Set one cell without repainting; ``_repaint`` shows its row afterwards.
+
+        A value wider than its column goes through ``update_cell`` (the column widens, the
+        table is laid out again: rare).  A narrower one leaves the column as wide as it was,
+        where ``update_cell`` would re-measure every cell of the column."""
+        column = self.columns[ColumnKey(column_key)]
+        if measure(self.app.console, value, 1) > column.content_width:
+            self.update_cell(row_key, column_key, value, update_width=True)
+            return
+        self._data[RowKey(row_key)][ColumnKey(column_key)] = value
+
+    def _repaint(self, row_keys: set[str]) -> None:
+        """Show rows whose cells ``_put`` changed: drop only their entries from the table's
+        render caches (the others stay valid: no cell of theirs, no width, no order moved)
+        and repaint only their lines, if on screen."""
+        if not row_keys:
+            return
+        keys = {RowKey(key) for key in row_keys}
+        indexes = {index for key in keys if (index := self._row_locations.get(key)) is not None}
+        top = self.header_height if self.show_header else 0
+        lines = {top + index for index in indexes}  # every row is one line high
+        for key in list(self._cell_render_cache.keys()):
+            if key[0] in keys:
+                self._cell_render_cache.discard(key)
+        for row_key in list(self._row_render_cache.keys()):
+            if row_key[0] in keys:
+                self._row_render_cache.discard(row_key)
+        for renderable_key in list(self._row_renderable_cache.keys()):
+            if renderable_key[1] in indexes:
+                self._row_renderable_cache.discard(renderable_key)
+        for line_key in list(self._line_cache.keys()):
+            if line_key[0] in lines:
+                self._line_cache.discard(line_key)
+        first = int(self.scroll_y)
+        for index in indexes:
+            if first <= index < first + self.size.height:  # off screen: drawn when scrolled to
+                self.refresh_row(index)
+
+    def _tick_ages(self) -> None:
+        """After the frame that showed a change: the ages of the runs that only aged."""
+        self._ages_queued = False
+        due, self._ages_due = self._ages_due, set()
+        now = self.clock()
+        changed: set[str] = set()
+        for run_id in due:
+            shown = self._shown_as.get(run_id)
+            row_key = str(run_id)
+            if shown is None or row_key not in self.rows:
+                continue
+            if shown.shows(shown.run, shown.marked, shown.extras, now):
+                continue  # rebuilt whole since
+            for key, new in age_cells(shown.run, now).items():
+                if new != self.get_cell(row_key, key):
+                    self._put(row_key, key, new)
+                    changed.add(row_key)
+            self._shown_as[run_id] = row_source(shown.run, shown.marked, shown.extras, now)
+        self._repaint(changed)
 
     def _fill_slice(self, turn: int) -> None:
         """Append the next slice of a first fill (unless a newer sync replaced it)."""
@@ -568,24 +732,18 @@ class RunsTable(DataTable[Cell]):
     ) -> None:
         """Redraw the cells of ``run_ids`` that are in the table (order is left alone)."""
         now = self.clock()
-        with self.app.batch_update():
-            for run_id in run_ids:
-                if str(run_id) not in self.rows or run_id not in runs:
-                    continue
-                cells = run_cells(
-                    runs[run_id],
-                    marked=run_id in marked,
-                    now=now,
-                    extras=extras.get(run_id) if extras is not None else None,
-                )
-                row = self.get_row(str(run_id))
-                for column, value in zip(self.columns_shown, row, strict=False):
-                    new = cells[column.key]
-                    if new != value:
-                        self.update_cell(str(run_id), column.key, new, update_width=True)
+        changed: set[str] = set()
+        for run_id in run_ids:
+            if str(run_id) not in self.rows or run_id not in runs:
+                continue
+            if self._rebuild(runs[run_id], marked, extras, now):
+                changed.add(str(run_id))
+        self._repaint(changed)
 
     def set_mark(self, run_id: int, marked: bool) -> None:
         if str(run_id) in self.rows:
             cell = Cell("✓" if marked else " ", style="bold")
             cell.run_id = run_id
-            self.update_cell(str(run_id), "mark", cell)
+            self._shown_as.pop(run_id, None)  # the next sync compares this row's cells again
+            self._put(str(run_id), "mark", cell)
+            self._repaint({str(run_id)})

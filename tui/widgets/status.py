@@ -33,10 +33,20 @@ class StatusLine(Static):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__("", markup=False, **kwargs)
         self.info = StatusInfo()
+        self._shown: Text | None = None
 
     def change(self, **changes: Any) -> None:
+        """Show ``changes``; repaint only this line when its size is fixed (``height: 1``
+        in the app's styles): a layout of the whole screen costs tens of milliseconds, and
+        the live view changes the counts after every commit."""
         self.info = replace(self.info, **changes)
-        self.update(self.render_info())
+        text = self.render_info()
+        if text == self._shown:
+            return
+        self._shown = text
+        height, width = self.styles.height, self.styles.width
+        fixed = height is not None and height.is_cells and (width is None or not width.is_auto)
+        self.update(text, layout=not fixed)
 
     def render_info(self) -> Text:
         """Counts, marks and the filter first: at 80 columns the line is cut from the end,
