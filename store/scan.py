@@ -32,7 +32,7 @@ from store.index.db import write_transaction
 from store.index.events import EventKind
 from store.index.query import FLAGGED_VERDICTS
 from store.kinds import SETTLED_EXT_BYTES, TFEVENTS, classify, classify_key, refine
-from store.runs import Listing, RunSync, is_marker
+from store.runs import Listing, RunSync, Totals, is_marker
 from store.safetext import visible
 
 IGNORED_DIR_NAMES = frozenset({b".artlens-trash", b".git", b"__pycache__"})
@@ -568,9 +568,12 @@ class Indexer:
 
         report.added, report.changed, report.removed = len(added), len(changed), len(removed)
         cache = self._hash_cache_lookup(added, [c[1] for c in changed])
+        # a first load of the whole root: every row of the root is one this scan writes,
+        # so the runs' totals are counted as the rows are built, not summed again after
+        counted: dict[int, list[int]] | None = {} if full and not had_rows else None
         with write_transaction(self.db) as conn:
             self.runs.upsert(conn, now)
-            self._write_artifacts(added, changed, removed, cache, walk.links, now)
+            self._write_artifacts(added, changed, removed, cache, walk.links, now, counted)
             # after the rows: their writes made the triggers forget these digests
             self._write_dirs(dirs_written, dirs_removed)
             if structural and detect_after_write:
@@ -579,13 +582,18 @@ class Indexer:
             if structural and (had_rows or detect_after_write):
                 # rows written before the runs were known, or that an old run held
                 self.runs.reassign(conn)
+            totals = None if counted is None else _run_totals(counted)
             if added or changed or removed or self.runs.has_dirty():
-                report.runs_changed = self.runs.refresh(conn, now, summaries=self._summaries)
+                report.runs_changed = self.runs.refresh(
+                    conn, now, summaries=self._summaries, totals=totals
+                )
             self._write_events(event_path, added, changed, removed, now)
             if full:
                 write.mark_full_scan(
                     conn, self.root_id, now, *(self.root_identity() or (None, None))
                 )
+        if totals is not None:
+            self.runs.keep_totals(self.db.conn, totals)
         report.runs = self.runs.count()
 
     def _existing_artifacts(self, start: bytes, *, shallow: bool = False) -> set[tuple[Any, ...]]:
@@ -725,13 +733,16 @@ class Indexer:
         cache: dict[tuple[int, int, int, int], str],
         links: dict[bytes, str],
         now: float,
+        counted: dict[int, list[int]] | None = None,
     ) -> None:
+        """``counted``: filled with each run's [size, files, newest mtime_ns, oldest
+        mtime_ns] over the rows inserted (see ``_run_totals``)."""
         c = self.db.conn
         run_of = self.runs.run_of_entry
         dirty: set[int | None] = set()
         added.sort(key=_path_of)  # in key order, the B-tree indexes grow at their ends
         rebuild = self._drop_secondary_indexes(len(added))
-        self._insert_new(added, cache, links, now, dirty)
+        self._insert_new(added, cache, links, now, dirty, counted)
         if self._read_ahead:
             # from here on SQLite works long without the GIL (index builds, the commit);
             # a helper started earlier would slow the row-by-row inserts above instead
@@ -799,12 +810,14 @@ class Indexer:
         links: dict[bytes, str],
         now: float,
         dirty: set[int | None],
+        counted: dict[int, list[int]] | None = None,
     ) -> None:
         """Insert rows for new files.  The common row (a regular file not hashed yet) binds
-        only what varies; links and files whose hash is cached take the full statement."""
+        only what varies; links and files whose hash is cached take the full statement.
+        ``counted`` (when given) sums each run's rows as they are built."""
         c = self.db.conn
         runs = self.runs
-        owns = runs.owns
+        owned = runs.owned_paths()
         cache_get = cache.get if cache else None
         root_id = self.root_id
         special: list[tuple[object, ...]] = []
@@ -826,9 +839,20 @@ class Indexer:
                         last_run = run_here[parent] = runs.run_of_folder(parent)
                         dirty.add(last_run)
                 run_id = last_run
-                if owns(path):
+                if path in owned:
                     run_id = runs.run_of_entry(path, parent)
                     dirty.add(run_id)
+                if counted is not None and run_id is not None:
+                    sums = counted.get(run_id)
+                    if sums is None:
+                        counted[run_id] = [size, 1, mtime_ns, mtime_ns]
+                    else:
+                        sums[0] += size
+                        sums[1] += 1
+                        if mtime_ns > sums[2]:
+                            sums[2] = mtime_ns
+                        if mtime_ns < sums[3]:
+                            sums[3] = mtime_ns
                 raw = path[cut + 1 :]
                 if raw.isascii():
                     name = raw.decode("ascii")
@@ -965,6 +989,15 @@ class Indexer:
             state = "skipped" if result.skipped else "error"
             return (None, state, refined, verdict, reason or result.error)
         return (result.digest, "done", refined, verdict, reason)
+
+
+def _run_totals(counted: dict[int, list[int]]) -> dict[int, Totals]:
+    """Counted sums as the runs' totals, exactly as ``RunSync`` reads them with SQL (in run
+    id order, times in seconds)."""
+    return {
+        run_id: (size, files, newest / 1e9, oldest / 1e9)
+        for run_id, (size, files, newest, oldest) in sorted(counted.items())
+    }
 
 
 def drop_indexes_and_triggers(conn: sqlite3.Connection, table: str) -> list[str]:
