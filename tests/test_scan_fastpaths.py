@@ -252,3 +252,46 @@ def test_a_cold_load_counts_run_totals_as_sql_sums_them(tmp_path: Path) -> None:
     assert dumps[0]["runs"][2][1:] != dumps[1]["runs"][2][1:]  # the meddling showed
     for table in ("roots", "artifacts", "dirs", "events"):
         assert dumps[0][table] == dumps[1][table]
+
+
+def make_interleaved(root: Path) -> None:
+    """Names that sort around their folders' ("a-b" < "a.b" < "a/..." < "a0"), bytes
+    that are not UTF-8, markup, links, a run and files that extend a run folder's name."""
+    base = os.fsencode(root)
+    names = [b"a", b"a-b", b"a.b", b"a0", b"A", b"\xff", b"\xc3\xa9", b"[red]x", b"a ", b"a_"]
+    for outer in names:
+        os.makedirs(base + b"/" + outer)
+        for suffix in (b".txt", b"-x", b"~"):
+            (Path(os.fsdecode(base + b"/" + outer + suffix))).write_bytes(b"1")
+        for inner in names:
+            folder = base + b"/" + outer + b"/" + inner
+            os.makedirs(folder)
+            for i in range(2):
+                Path(os.fsdecode(folder + b"/f%d.ckpt" % i)).write_bytes(b"x" * i)
+    make_runs(root, runs=2, files=3)
+    (root / "lightning_logs" / "version_0.txt").write_text("x")
+    os.symlink("nowhere", root / "a-b" / "dangling")
+
+
+def test_a_first_load_writes_the_rows_the_general_path_writes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A first load builds its rows from the walk's per-folder lists in key order, not
+    by sorting every path: the index must be the one the general path writes."""
+    root = tmp_path / "root"
+    make_interleaved(root)
+    dumps = []
+    for name, flood in (("general.db", 10**9), ("first.db", 10)):
+        monkeypatch.setattr(scan, "EVENT_FLOOD", flood)  # a first load needs more files
+        db = open_db(tmp_path / name)
+        indexer = Indexer(db, root, clock=lambda: 2_000_000_000.0)
+        report = indexer.scan(defer_summaries=True)
+        assert indexer.fill_summaries() == report.runs > 2
+        dumps.append(dump(db))
+        db.close()
+    assert report.added == len(ground_truth(root)) > 200
+    general, first = dumps
+    assert [kind for _, _, kind, *_ in first["events"]].count("scan") == 1
+    assert len(general["events"]) > report.added
+    for table in ("roots", "artifacts", "runs", "dirs"):
+        assert first[table] == general[table], table
