@@ -196,6 +196,23 @@ class _Walk:
     def count(self) -> int:
         return len(self.entries)
 
+    def reaches_every_folder(self) -> bool:
+        """True when every listed folder is reached from the root ('') through the
+        subfolder lists, each once: then ``_in_key_order`` yields every file once."""
+        reached: set[bytes] = set()
+        stack = [b""]
+        slices, subdirs = self.slices, self.subdirs
+        while stack:
+            folder = stack.pop()
+            if folder not in slices:
+                continue
+            if folder in reached:
+                return False
+            reached.add(folder)
+            prefix = folder + b"/" if folder else b""
+            stack += [prefix + name for name in subdirs.get(folder, ())]
+        return len(reached) == len(slices)
+
 
 _NAME, _INODE, _SIZE, _MTIME = (operator.itemgetter(i) for i in range(4))
 
@@ -405,6 +422,7 @@ class Indexer:
             and not existing_dirs
             and walk.count() > EVENT_FLOOD
             and not self._count_artifacts(start)
+            and walk.reaches_every_folder()
         )
         if first:
             existing: set[tuple[Any, ...]] = set()

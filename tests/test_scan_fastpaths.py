@@ -295,3 +295,20 @@ def test_a_first_load_writes_the_rows_the_general_path_writes(
     assert len(general["events"]) > report.added
     for table in ("roots", "artifacts", "runs", "dirs"):
         assert first[table] == general[table], table
+
+
+def test_a_walk_with_a_folder_no_listing_reaches_is_not_a_first_load() -> None:
+    """A listing (an object store's) may hold a folder its parent's listing does not name:
+    the first load, which reaches folders through the listings, would lose its files."""
+    walk = scan._Walk(
+        entries=[(b"f", 1, 1, 1, 1, "file"), (b"g", 2, 1, 1, 1, "file")],
+        subdirs={b"": [b"a"], b"a": [], b"lost": []},
+        slices={b"": (0, 0), b"a": (0, 1), b"lost": (1, 2)},
+    )
+    assert not walk.reaches_every_folder()
+    walk.subdirs[b""].append(b"lost")
+    assert walk.reaches_every_folder()
+    assert [(folder, [e[0] for e in files]) for folder, files in scan._in_key_order(walk)] == [
+        (b"a", [b"f"]),
+        (b"lost", [b"g"]),
+    ]
