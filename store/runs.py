@@ -45,6 +45,9 @@ rather than one probe per run."""
 
 Listing = Mapping[bytes, tuple[list[bytes], list[bytes]]]
 
+Totals = tuple[int, int, float, float]
+"""A run's (size, file count, last write, first write) as its rows sum up, in seconds."""
+
 _markers: tuple[frozenset[str], re.Pattern[bytes]] | None = None
 
 
@@ -103,6 +106,10 @@ class RunSync:
         self._specs_are_the_index = False
         """The specs were read back from the runs table: its rows need no update."""
         self._ahead: tuple[threading.Thread, dict[bytes, tuple[RunSpec, RunInfo]]] | None = None
+        self._totals: tuple[tuple[int, int], dict[int, Totals]] | None = None
+        """Totals a cold load counted while writing the rows, and the connection's
+        ``change_token`` once they were committed: they stand in for the ``GROUP BY``
+        while that token holds (nothing has written since)."""
         self._load_ids()
 
     def _load_ids(self) -> None:
@@ -203,6 +210,11 @@ class RunSync:
         """True when ``key`` is itself a run path or an extra path of one."""
         return key in self._owner
 
+    def owned_paths(self) -> Mapping[bytes, bytes]:
+        """Every run path and extra path (``owns`` as a mapping, for a test per file
+        without a call)."""
+        return self._owner
+
     def run_for(self, key: bytes) -> int | None:
         """The run id owning an artifact key, once ``upsert`` has assigned ids."""
         run_path = self.run_path_for(key)
@@ -292,24 +304,27 @@ class RunSync:
     def mark_dirty(self, run_ids: Iterable[int | None]) -> None:
         self._dirty.update(r for r in run_ids if r is not None)
 
-    def refresh(self, conn: sqlite3.Connection, now: float, *, summaries: bool = True) -> int:
+    def refresh(
+        self,
+        conn: sqlite3.Connection,
+        now: float,
+        *,
+        summaries: bool = True,
+        totals: Mapping[int, Totals] | None = None,
+    ) -> int:
         """Re-read the summaries of dirty runs and refresh every run's totals.
 
         Without ``summaries`` the framework files are not read: dirty runs get their
         totals and are marked ``summary_pending`` in meta, for ``fill_pending`` to finish.
+        ``totals``: every run's totals when the caller counted them while writing every
+        row of the root (a cold load), in place of summing the rows again.
         Returns how many runs changed (including added and removed ones).
         """
         changed = 0
         dirty = self._dirty & set(self._ids.values())
         by_id = {rid: key for key, rid in self._ids.items()}
-        totals = {
-            run_id: (size or 0, count, (last_ns or 0) / 1e9, (first_ns or 0) / 1e9)
-            for run_id, size, count, last_ns, first_ns in conn.execute(
-                "SELECT run_id, sum(size), count(*), max(mtime_ns), min(mtime_ns) FROM artifacts"
-                " WHERE root_id = ? AND run_id IS NOT NULL GROUP BY run_id",
-                [self.root_id],
-            )
-        }
+        if totals is None:
+            totals = self._counted_totals(conn)
         current = {
             row[0]: row[1:]
             for row in conn.execute(
@@ -411,6 +426,28 @@ class RunSync:
             self._ahead = None
         return changed
 
+    def _counted_totals(self, conn: sqlite3.Connection) -> Mapping[int, Totals]:
+        """Every run's totals from its rows; those a cold load counted while nothing has
+        written since stand in for the ``GROUP BY`` (a second pass over every row)."""
+        if self._totals is not None:
+            token, counted = self._totals
+            self._totals = None
+            if token == change_token(conn):
+                return counted
+        return {
+            run_id: (size or 0, count, (last_ns or 0) / 1e9, (first_ns or 0) / 1e9)
+            for run_id, size, count, last_ns, first_ns in conn.execute(
+                "SELECT run_id, sum(size), count(*), max(mtime_ns), min(mtime_ns) FROM artifacts"
+                " WHERE root_id = ? AND run_id IS NOT NULL GROUP BY run_id",
+                [self.root_id],
+            )
+        }
+
+    def keep_totals(self, conn: sqlite3.Connection, totals: Mapping[int, Totals]) -> None:
+        """Remember totals a cold load counted, once committed, for the next ``refresh``
+        (``fill_pending`` right after the scan) to use while nothing has written since."""
+        self._totals = (change_token(conn), dict(totals))
+
     def fill_pending(self, conn: sqlite3.Connection, now: float, *, workers: int = 1) -> int:
         """Read the summaries a deferred refresh left pending; returns how many.  With
         ``workers`` above 1 the pending runs' files are read that many at a time first (an
@@ -501,6 +538,12 @@ class RunSync:
                 status="unknown",
                 meta={"warnings": [f"could not read run: {type(exc).__name__}: {exc}"[:300]]},
             )
+
+
+def change_token(conn: sqlite3.Connection) -> tuple[int, int]:
+    """Changes when anything writes the database: another connection's commit moves
+    ``data_version``, this connection's own writes move ``total_changes``."""
+    return int(conn.execute("PRAGMA data_version").fetchone()[0]), conn.total_changes
 
 
 def logged_name(meta: Mapping[str, object]) -> str | None:

@@ -9,6 +9,7 @@ write at all, so a warm rescan is about the price of the walk.  Hashing is separ
 
 from __future__ import annotations
 
+import bisect
 import gc
 import operator
 import os
@@ -32,7 +33,7 @@ from store.index.db import write_transaction
 from store.index.events import EventKind
 from store.index.query import FLAGGED_VERDICTS
 from store.kinds import SETTLED_EXT_BYTES, TFEVENTS, classify, classify_key, refine
-from store.runs import Listing, RunSync, is_marker
+from store.runs import Listing, RunSync, Totals, is_marker
 from store.safetext import visible
 
 IGNORED_DIR_NAMES = frozenset({b".artlens-trash", b".git", b"__pycache__"})
@@ -194,6 +195,23 @@ class _Walk:
 
     def count(self) -> int:
         return len(self.entries)
+
+    def reaches_every_folder(self) -> bool:
+        """True when every listed folder is reached from the root ('') through the
+        subfolder lists, each once: then ``_in_key_order`` yields every file once."""
+        reached: set[bytes] = set()
+        stack = [b""]
+        slices, subdirs = self.slices, self.subdirs
+        while stack:
+            folder = stack.pop()
+            if folder not in slices:
+                continue
+            if folder in reached:
+                return False
+            reached.add(folder)
+            prefix = folder + b"/" if folder else b""
+            stack += [prefix + name for name in subdirs.get(folder, ())]
+        return len(reached) == len(slices)
 
 
 _NAME, _INODE, _SIZE, _MTIME = (operator.itemgetter(i) for i in range(4))
@@ -397,7 +415,20 @@ class Indexer:
             for folder, digest in digests.items()
             if (known := existing_dirs.get(folder)) is not None and known[1] == digest
         ]
-        existing, entries = self._rows_to_compare(start, walk, existing_dirs, set(clean))
+        # a first load of a whole root, too large for an event per file: every walked
+        # file is new, and its rows are built straight from the walk's per-folder lists
+        first = (
+            not start
+            and not existing_dirs
+            and walk.count() > EVENT_FLOOD
+            and not self._count_artifacts(start)
+            and walk.reaches_every_folder()
+        )
+        if first:
+            existing: set[tuple[Any, ...]] = set()
+            entries: list[_Identity] = walk.entries  # names, not paths: see _insert_walk
+        else:
+            existing, entries = self._rows_to_compare(start, walk, existing_dirs, set(clean))
         self._reconcile(
             walk,
             entries,
@@ -409,6 +440,7 @@ class Indexer:
             event_path=start,
             full=not start,
             unique=True,
+            first_load=first,
         )
 
     def _rows_to_compare(
@@ -506,11 +538,14 @@ class Indexer:
         full: bool,
         detect_after_write: bool = False,
         unique: bool = False,
+        first_load: bool = False,
     ) -> None:
         """Diff walked ``entries`` against the index rows ``existing`` they cover, and
         write the difference; the walk's other files are known unchanged (their folder's
         digest matched).  ``unique`` says each path is walked once, so "every row was
-        seen unchanged" follows from counting."""
+        seen unchanged" follows from counting.  ``first_load``: the root holds no rows
+        and ``entries`` are the walk's own (names in place of paths, more of them than
+        get an event each), all of them new."""
         report.files = walk.count()
         report.dirs = len(walk.dirs)
         vouched = report.files - len(entries)
@@ -568,9 +603,13 @@ class Indexer:
 
         report.added, report.changed, report.removed = len(added), len(changed), len(removed)
         cache = self._hash_cache_lookup(added, [c[1] for c in changed])
+        # a first load of the whole root: every row of the root is one this scan writes,
+        # so the runs' totals are counted as the rows are built, not summed again after
+        counted: dict[int, list[int]] | None = {} if full and not had_rows else None
         with write_transaction(self.db) as conn:
             self.runs.upsert(conn, now)
-            self._write_artifacts(added, changed, removed, cache, walk.links, now)
+            loaded = walk if first_load else None
+            self._write_artifacts(added, changed, removed, cache, walk.links, now, counted, loaded)
             # after the rows: their writes made the triggers forget these digests
             self._write_dirs(dirs_written, dirs_removed)
             if structural and detect_after_write:
@@ -579,13 +618,18 @@ class Indexer:
             if structural and (had_rows or detect_after_write):
                 # rows written before the runs were known, or that an old run held
                 self.runs.reassign(conn)
+            totals = None if counted is None else _run_totals(counted)
             if added or changed or removed or self.runs.has_dirty():
-                report.runs_changed = self.runs.refresh(conn, now, summaries=self._summaries)
+                report.runs_changed = self.runs.refresh(
+                    conn, now, summaries=self._summaries, totals=totals
+                )
             self._write_events(event_path, added, changed, removed, now)
             if full:
                 write.mark_full_scan(
                     conn, self.root_id, now, *(self.root_identity() or (None, None))
                 )
+        if totals is not None:
+            self.runs.keep_totals(self.db.conn, totals)
         report.runs = self.runs.count()
 
     def _existing_artifacts(self, start: bytes, *, shallow: bool = False) -> set[tuple[Any, ...]]:
@@ -725,13 +769,21 @@ class Indexer:
         cache: dict[tuple[int, int, int, int], str],
         links: dict[bytes, str],
         now: float,
+        counted: dict[int, list[int]] | None = None,
+        walk: _Walk | None = None,
     ) -> None:
+        """``counted``: filled with each run's [size, files, newest mtime_ns, oldest
+        mtime_ns] over the rows inserted (see ``_run_totals``).  ``walk``: a first load,
+        whose ``added`` are the walk's entries, inserted from its per-folder lists."""
         c = self.db.conn
         run_of = self.runs.run_of_entry
         dirty: set[int | None] = set()
-        added.sort(key=_path_of)  # in key order, the B-tree indexes grow at their ends
         rebuild = self._drop_secondary_indexes(len(added))
-        self._insert_new(added, cache, links, now, dirty)
+        if walk is not None:
+            self._insert_walk(walk, cache, links, now, dirty, counted)
+        else:
+            added.sort(key=_path_of)  # in key order, the B-tree indexes grow at their ends
+            self._insert_new(added, cache, links, now, dirty, counted)
         if self._read_ahead:
             # from here on SQLite works long without the GIL (index builds, the commit);
             # a helper started earlier would slow the row-by-row inserts above instead
@@ -799,12 +851,14 @@ class Indexer:
         links: dict[bytes, str],
         now: float,
         dirty: set[int | None],
+        counted: dict[int, list[int]] | None = None,
     ) -> None:
         """Insert rows for new files.  The common row (a regular file not hashed yet) binds
-        only what varies; links and files whose hash is cached take the full statement."""
+        only what varies; links and files whose hash is cached take the full statement.
+        ``counted`` (when given) sums each run's rows as they are built."""
         c = self.db.conn
         runs = self.runs
-        owns = runs.owns
+        owned = runs.owned_paths()
         cache_get = cache.get if cache else None
         root_id = self.root_id
         special: list[tuple[object, ...]] = []
@@ -826,9 +880,20 @@ class Indexer:
                         last_run = run_here[parent] = runs.run_of_folder(parent)
                         dirty.add(last_run)
                 run_id = last_run
-                if owns(path):
+                if path in owned:
                     run_id = runs.run_of_entry(path, parent)
                     dirty.add(run_id)
+                if counted is not None and run_id is not None:
+                    sums = counted.get(run_id)
+                    if sums is None:
+                        counted[run_id] = [size, 1, mtime_ns, mtime_ns]
+                    else:
+                        sums[0] += size
+                        sums[1] += 1
+                        if mtime_ns > sums[2]:
+                            sums[2] = mtime_ns
+                        if mtime_ns < sums[3]:
+                            sums[3] = mtime_ns
                 raw = path[cut + 1 :]
                 if raw.isascii():
                     name = raw.decode("ascii")
@@ -866,6 +931,88 @@ class Indexer:
                     )
                     continue
                 yield (run_id, path, parent, name, kind, size, mtime_ns, inode, dev)
+
+        write.insert_new_files(c, root_id, now, rows())
+        write.insert_artifacts(c, special)
+
+    def _insert_walk(
+        self,
+        walk: _Walk,
+        cache: dict[tuple[int, int, int, int], str],
+        links: dict[bytes, str],
+        now: float,
+        dirty: set[int | None],
+        counted: dict[int, list[int]] | None,
+    ) -> None:
+        """``_insert_new`` of every file a first load walked, the same rows in the same
+        order, built from the walk's per-folder lists (``_in_key_order``): no path is cut
+        into folder and name again, no list of every path is built and sorted."""
+        c = self.db.conn
+        runs = self.runs
+        owned = runs.owned_paths()
+        cache_get = cache.get if cache else None
+        root_id = self.root_id
+        special: list[tuple[object, ...]] = []
+        settled = SETTLED_EXT_BYTES.get
+        tfevents = TFEVENTS
+
+        def rows() -> Iterator[tuple[object, ...]]:
+            for parent, files in _in_key_order(walk):
+                folder_run = runs.run_of_folder(parent)
+                dirty.add(folder_run)
+                prefix = parent + b"/" if parent else b""
+                for raw, inode, size, mtime_ns, dev, ftype in files:
+                    path = prefix + raw
+                    run_id = folder_run
+                    if path in owned:
+                        run_id = runs.run_of_entry(path, parent)
+                        dirty.add(run_id)
+                    if counted is not None and run_id is not None:
+                        sums = counted.get(run_id)
+                        if sums is None:
+                            counted[run_id] = [size, 1, mtime_ns, mtime_ns]
+                        else:
+                            sums[0] += size
+                            sums[1] += 1
+                            if mtime_ns > sums[2]:
+                                sums[2] = mtime_ns
+                            if mtime_ns < sums[3]:
+                                sums[3] = mtime_ns
+                    if raw.isascii():
+                        name = raw.decode("ascii")
+                        if not name.isprintable():
+                            name = visible(name)
+                    else:
+                        name = paths.display(raw)
+                    dot = raw.rfind(b".")
+                    kind = settled(raw[dot:]) if dot > 0 else None
+                    if kind is None or raw[:19].lower() == tfevents:
+                        kind = classify_key(path)
+                    digest = cache_get((dev, inode, size, mtime_ns)) if cache_get else None
+                    if ftype != "file" or digest:
+                        state = "done" if digest else ("pending" if ftype == "file" else "skipped")
+                        special.append(
+                            (
+                                root_id,
+                                run_id,
+                                path,
+                                parent,
+                                name,
+                                kind,
+                                ftype,
+                                links.get(path),
+                                size,
+                                mtime_ns,
+                                inode,
+                                dev,
+                                digest,
+                                state,
+                                now,
+                                now,
+                            )
+                        )
+                        continue
+                    yield (run_id, path, parent, name, kind, size, mtime_ns, inode, dev)
 
         write.insert_new_files(c, root_id, now, rows())
         write.insert_artifacts(c, special)
@@ -965,6 +1112,52 @@ class Indexer:
             state = "skipped" if result.skipped else "error"
             return (None, state, refined, verdict, reason or result.error)
         return (result.digest, "done", refined, verdict, reason)
+
+
+def _in_key_order(walk: _Walk) -> Iterator[tuple[bytes, list[_Identity]]]:
+    """The walk's files as (folder, files) pieces, in the order of their paths.
+
+    A folder's files and subfolders are merged by name, a subfolder's as its name + "/":
+    every path below it starts so, and no file name holds a "/", so this is the bytewise
+    order of the paths themselves (``sort`` of them all, as ``_insert_new`` does)."""
+    entries, slices, subdirs = walk.entries, walk.slices, walk.subdirs
+    stack: list[bytes | tuple[bytes, list[_Identity]]] = [b""]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, tuple):
+            yield item
+            continue
+        span = slices.get(item)
+        if span is None:  # not listed (unreadable, vanished)
+            continue
+        files = sorted(entries[span[0] : span[1]], key=_NAME)
+        keys = sorted(name + b"/" for name in subdirs.get(item, ()))
+        if not keys:
+            if files:
+                yield item, files
+            continue
+        prefix = item + b"/" if item else b""
+        names = list(map(_NAME, files))
+        plan: list[bytes | tuple[bytes, list[_Identity]]] = []
+        lo = 0
+        for key in keys:
+            cut = bisect.bisect_left(names, key, lo)
+            if cut > lo:
+                plan.append((item, files[lo:cut]))
+            plan.append(prefix + key[:-1])
+            lo = cut
+        if lo < len(files):
+            plan.append((item, files[lo:]))
+        stack.extend(reversed(plan))
+
+
+def _run_totals(counted: dict[int, list[int]]) -> dict[int, Totals]:
+    """Counted sums as the runs' totals, exactly as ``RunSync`` reads them with SQL (in run
+    id order, times in seconds)."""
+    return {
+        run_id: (size, files, newest / 1e9, oldest / 1e9)
+        for run_id, (size, files, newest, oldest) in sorted(counted.items())
+    }
 
 
 def drop_indexes_and_triggers(conn: sqlite3.Connection, table: str) -> list[str]:

@@ -186,3 +186,129 @@ def test_deferred_summaries_are_filled_afterwards(
     assert all("summary_pending" not in json.loads(m) for _, m, _ in rows)
     assert json.loads(rows[0][2])["loss"]["last"] == 0.25
     assert indexer.fill_summaries() == 0
+
+
+def run_totals_by_sql(db: sqlite_utils.Database) -> dict[int, tuple[object, ...]]:
+    """The oracle for a run's totals: its rows summed by SQL."""
+    return {
+        run_id: (size, count, newest / 1e9, oldest / 1e9)
+        for run_id, size, count, newest, oldest in db.execute(
+            "SELECT run_id, sum(size), count(*), max(mtime_ns), min(mtime_ns) FROM artifacts"
+            " WHERE run_id IS NOT NULL GROUP BY run_id"
+        )
+    }
+
+
+def run_totals_stored(db: sqlite_utils.Database) -> dict[int, tuple[object, ...]]:
+    return {
+        run_id: (size, count, last_write, started)
+        for run_id, size, count, last_write, started in db.execute(
+            "SELECT id, size_bytes, n_artifacts, last_write, started FROM runs"
+        )
+    }
+
+
+def dump(db: sqlite_utils.Database) -> dict[str, list[tuple[object, ...]]]:
+    """Every row the scan writes, in id order: two equal dumps are the same index."""
+    return {
+        table: db.execute(f"SELECT * FROM {table} ORDER BY 1").fetchall()
+        for table in ("roots", "artifacts", "runs", "dirs", "events")
+    }
+
+
+def test_a_cold_load_counts_run_totals_as_sql_sums_them(tmp_path: Path) -> None:
+    """A first load counts the runs' totals while writing the rows, and the summaries
+    read right after reuse them; the index must be the one summing the rows gives, and a
+    write by anyone in between must send the summaries back to SQL's sums."""
+    root = tmp_path / "root"
+    make_runs(root, runs=4, files=7)
+    run = root / "lightning_logs" / "version_2"
+    os.utime(run / "hparams.yaml", ns=(1, 5_000_000_000))  # oldest file: a run's start
+    dumps = []
+    for name, meddle in (("reused.db", False), ("resummed.db", True)):
+        db = open_db(tmp_path / name)
+        indexer = Indexer(db, root, clock=lambda: 2_000_000_000.0)
+        indexer.scan(defer_summaries=True)
+        assert run_totals_stored(db) == run_totals_by_sql(db)
+        if meddle:  # another connection moves a file out of its run
+            other = open_db(tmp_path / name)
+            with other.conn:
+                other.conn.execute(
+                    "UPDATE artifacts SET run_id = NULL WHERE path = ?",
+                    [b"lightning_logs/version_2/hparams.yaml"],
+                )
+            other.close()
+        assert indexer.fill_summaries() == 4
+        assert run_totals_stored(db) == run_totals_by_sql(db)
+        if meddle:
+            with db.conn:  # put it back: the two indexes must now be the same
+                db.conn.execute(
+                    "UPDATE artifacts SET run_id = (SELECT id FROM runs WHERE path = ?)"
+                    " WHERE path = ?",
+                    [b"lightning_logs/version_2", b"lightning_logs/version_2/hparams.yaml"],
+                )
+        dumps.append(dump(db))
+        db.close()
+    assert dumps[0]["runs"][2][1:] != dumps[1]["runs"][2][1:]  # the meddling showed
+    for table in ("roots", "artifacts", "dirs", "events"):
+        assert dumps[0][table] == dumps[1][table]
+
+
+def make_interleaved(root: Path) -> None:
+    """Names that sort around their folders' ("a-b" < "a.b" < "a/..." < "a0"), bytes
+    that are not UTF-8, markup, links, a run and files that extend a run folder's name."""
+    base = os.fsencode(root)
+    names = [b"a", b"a-b", b"a.b", b"a0", b"A", b"\xff", b"\xc3\xa9", b"[red]x", b"a ", b"a_"]
+    for outer in names:
+        os.makedirs(base + b"/" + outer)
+        for suffix in (b".txt", b"-x", b"~"):
+            (Path(os.fsdecode(base + b"/" + outer + suffix))).write_bytes(b"1")
+        for inner in names:
+            folder = base + b"/" + outer + b"/" + inner
+            os.makedirs(folder)
+            for i in range(2):
+                Path(os.fsdecode(folder + b"/f%d.ckpt" % i)).write_bytes(b"x" * i)
+    make_runs(root, runs=2, files=3)
+    (root / "lightning_logs" / "version_0.txt").write_text("x")
+    os.symlink("nowhere", root / "a-b" / "dangling")
+
+
+def test_a_first_load_writes_the_rows_the_general_path_writes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A first load builds its rows from the walk's per-folder lists in key order, not
+    by sorting every path: the index must be the one the general path writes."""
+    root = tmp_path / "root"
+    make_interleaved(root)
+    dumps = []
+    for name, flood in (("general.db", 10**9), ("first.db", 10)):
+        monkeypatch.setattr(scan, "EVENT_FLOOD", flood)  # a first load needs more files
+        db = open_db(tmp_path / name)
+        indexer = Indexer(db, root, clock=lambda: 2_000_000_000.0)
+        report = indexer.scan(defer_summaries=True)
+        assert indexer.fill_summaries() == report.runs > 2
+        dumps.append(dump(db))
+        db.close()
+    assert report.added == len(ground_truth(root)) > 200
+    general, first = dumps
+    assert [kind for _, _, kind, *_ in first["events"]].count("scan") == 1
+    assert len(general["events"]) > report.added
+    for table in ("roots", "artifacts", "runs", "dirs"):
+        assert first[table] == general[table], table
+
+
+def test_a_walk_with_a_folder_no_listing_reaches_is_not_a_first_load() -> None:
+    """A listing (an object store's) may hold a folder its parent's listing does not name:
+    the first load, which reaches folders through the listings, would lose its files."""
+    walk = scan._Walk(
+        entries=[(b"f", 1, 1, 1, 1, "file"), (b"g", 2, 1, 1, 1, "file")],
+        subdirs={b"": [b"a"], b"a": [], b"lost": []},
+        slices={b"": (0, 0), b"a": (0, 1), b"lost": (1, 2)},
+    )
+    assert not walk.reaches_every_folder()
+    walk.subdirs[b""].append(b"lost")
+    assert walk.reaches_every_folder()
+    assert [(folder, [e[0] for e in files]) for folder, files in scan._in_key_order(walk)] == [
+        (b"a", [b"f"]),
+        (b"lost", [b"g"]),
+    ]
