@@ -302,14 +302,7 @@ class RunSync:
         changed = 0
         dirty = self._dirty & set(self._ids.values())
         by_id = {rid: key for key, rid in self._ids.items()}
-        totals = {
-            run_id: (size or 0, count, (last_ns or 0) / 1e9, (first_ns or 0) / 1e9)
-            for run_id, size, count, last_ns, first_ns in conn.execute(
-                "SELECT run_id, sum(size), count(*), max(mtime_ns), min(mtime_ns) FROM artifacts"
-                " WHERE root_id = ? AND run_id IS NOT NULL GROUP BY run_id",
-                [self.root_id],
-            )
-        }
+        totals = self._totals(conn, dirty)
         current = {
             row[0]: row[1:]
             for row in conn.execute(
@@ -410,6 +403,20 @@ class RunSync:
         if summaries:
             self._ahead = None
         return changed
+
+    def _totals(
+        self, conn: sqlite3.Connection, dirty: set[int]
+    ) -> dict[int, tuple[int, int, float, float]]:
+        """run id -> (size, files, last write, first write) of every run with files (a
+        subclass that knows only ``dirty`` runs changed may count only those)."""
+        return {
+            run_id: (size or 0, count, (last_ns or 0) / 1e9, (first_ns or 0) / 1e9)
+            for run_id, size, count, last_ns, first_ns in conn.execute(
+                "SELECT run_id, sum(size), count(*), max(mtime_ns), min(mtime_ns) FROM artifacts"
+                " WHERE root_id = ? AND run_id IS NOT NULL GROUP BY run_id",
+                [self.root_id],
+            )
+        }
 
     def fill_pending(self, conn: sqlite3.Connection, now: float, *, workers: int = 1) -> int:
         """Read the summaries a deferred refresh left pending; returns how many.  With
