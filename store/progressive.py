@@ -284,7 +284,7 @@ def _fill_in(
         chunk.merge(sub)
         held.append(piece)
         walked += 1
-        if progress is not None:
+        if progress is not None and walked < len(chosen):
             progress(whole.count(), about(whole.count()))
         now = clock()
         if now - last >= max(CHUNK_SECONDS, CHUNK_SHARE * (now - began)):
@@ -369,15 +369,15 @@ def first_scan(
     clock: Callable[[], float] = time.monotonic,
     should_stop: Callable[[], bool] | None = None,
 ) -> ScanReport:
-    """Index a fresh root piece by piece, then whole (see the module); returns the full
-    scan's report.  ``progress(files, 0)`` follows the full scan's walk, and
+    """Index a fresh root piece by piece, then whole (see the module); returns what the
+    whole scan changed.  ``progress(files, about)`` follows its walk (``fill_in``), and
     ``progress(files, files)`` says its files are committed (summaries come next).
 
-    ``should_stop()`` is asked between pieces, as the full scan's walk goes and while it
+    ``should_stop()`` is asked between pieces, as the walk goes and while a chunk
     writes; True raises ``ScanStopped`` with the root still fresh (its next open scans it
-    again).  Once the full
-    scan committed, the summaries are read anyway: the root is no longer fresh, and no
-    later scan would read those it left pending."""
+    again; what the chunks committed before is compared, not written twice).  Once the
+    whole root is committed, the summaries are read anyway: the root is no longer fresh,
+    and no later scan would read those it left pending."""
     scan_pieces(indexer, on_commit=on_commit, budget=budget, clock=clock, should_stop=should_stop)
     walked = progress
     conn = indexer.db.conn

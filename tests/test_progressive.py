@@ -4,6 +4,7 @@ and ends exactly as ``artlens index`` leaves it."""
 from __future__ import annotations
 
 import asyncio
+import re
 import shutil
 import sqlite3
 import threading
@@ -137,7 +138,17 @@ def test_a_first_scan_committed_piece_by_piece_equals_a_plain_index(
         def committed() -> None:
             counts.append(db.conn.execute("SELECT count(*) FROM runs").fetchone()[0])
 
-        first_scan(Indexer(db, root), on_commit=committed, budget=0.0)
+        with pytest.raises(ScanStopped):  # stopped after a few chunks, as quitting does
+            first_scan(
+                Indexer(db, root),
+                on_commit=committed,
+                budget=0.0,
+                should_stop=lambda: len(counts) >= 3,
+            )
+        stopped = len(snapshot(live)["artifacts"])
+        assert 0 < stopped < len(snapshot(plain)["artifacts"])
+        counts.clear()
+        first_scan(Indexer(db, root), on_commit=committed, budget=0.0)  # the next open
         db.close()
     assert len(set(counts)) > 5, counts
     assert snapshot(live) == snapshot(plain)
@@ -281,6 +292,9 @@ def test_the_explorer_shows_runs_before_the_first_scan_ends(tmp_path: Path) -> N
             while "indexing" not in status.info.watcher:
                 assert time.monotonic() < deadline, status.info.watcher
                 await pilot.pause(0.02)
+            assert re.fullmatch(
+                r"indexing: [\d,]+ of ~[\d,]+ files \(\d+%\)", status.info.watcher
+            ), status.info.watcher  # how far, from the first piece walked
             app.release.set()
             while status.info.watcher != "watching" or table.row_count < 30:
                 assert time.monotonic() < deadline + 30, "the scan never filled in"
