@@ -106,7 +106,7 @@ class RunSync:
         self._specs_are_the_index = False
         """The specs were read back from the runs table: its rows need no update."""
         self._ahead: tuple[threading.Thread, dict[bytes, tuple[RunSpec, RunInfo]]] | None = None
-        self._totals: tuple[tuple[int, int], dict[int, Totals]] | None = None
+        self._kept_totals: tuple[tuple[int, int], dict[int, Totals]] | None = None
         """Totals a cold load counted while writing the rows, and the connection's
         ``change_token`` once they were committed: they stand in for the ``GROUP BY``
         while that token holds (nothing has written since)."""
@@ -324,7 +324,7 @@ class RunSync:
         dirty = self._dirty & set(self._ids.values())
         by_id = {rid: key for key, rid in self._ids.items()}
         if totals is None:
-            totals = self._counted_totals(conn)
+            totals = self._counted_totals(conn, dirty)
         current = {
             row[0]: row[1:]
             for row in conn.execute(
@@ -426,14 +426,19 @@ class RunSync:
             self._ahead = None
         return changed
 
-    def _counted_totals(self, conn: sqlite3.Connection) -> Mapping[int, Totals]:
-        """Every run's totals from its rows; those a cold load counted while nothing has
-        written since stand in for the ``GROUP BY`` (a second pass over every row)."""
-        if self._totals is not None:
-            token, counted = self._totals
-            self._totals = None
+    def _counted_totals(self, conn: sqlite3.Connection, dirty: set[int]) -> Mapping[int, Totals]:
+        """Every run's totals; those a cold load counted while nothing has written since
+        stand in for the ``GROUP BY`` (a second pass over every row)."""
+        if self._kept_totals is not None:
+            token, counted = self._kept_totals
+            self._kept_totals = None
             if token == change_token(conn):
                 return counted
+        return self._totals(conn, dirty)
+
+    def _totals(self, conn: sqlite3.Connection, dirty: set[int]) -> Mapping[int, Totals]:
+        """run id -> (size, files, last write, first write) of every run with files, from
+        its rows (a subclass that knows only ``dirty`` runs changed may count only those)."""
         return {
             run_id: (size or 0, count, (last_ns or 0) / 1e9, (first_ns or 0) / 1e9)
             for run_id, size, count, last_ns, first_ns in conn.execute(
@@ -446,7 +451,7 @@ class RunSync:
     def keep_totals(self, conn: sqlite3.Connection, totals: Mapping[int, Totals]) -> None:
         """Remember totals a cold load counted, once committed, for the next ``refresh``
         (``fill_pending`` right after the scan) to use while nothing has written since."""
-        self._totals = (change_token(conn), dict(totals))
+        self._kept_totals = (change_token(conn), dict(totals))
 
     def fill_pending(self, conn: sqlite3.Connection, now: float, *, workers: int = 1) -> int:
         """Read the summaries a deferred refresh left pending; returns how many.  With

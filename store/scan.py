@@ -407,9 +407,19 @@ class Indexer:
         return report
 
     def _scan(self, start: bytes, report: ScanReport, progress: ProgressFn | None) -> None:
-        walk = self._walk(start, report, progress)
+        self._scan_walked(start, self._walk(start, report, progress), report)
+
+    def _scan_walked(
+        self,
+        start: bytes,
+        walk: _Walk,
+        report: ScanReport,
+        digests: dict[bytes, int] | None = None,
+    ) -> None:
+        """Reconcile the index under ``start`` with a walk of it (its folders' ``digests``
+        when the caller holds them already): a first scan walks in pieces, then ends here."""
         existing_dirs = self._existing_dirs(start)
-        digests = walk.digests()
+        digests = walk.digests() if digests is None else digests
         clean = [
             folder
             for folder, digest in digests.items()

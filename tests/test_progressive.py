@@ -4,6 +4,7 @@ and ends exactly as ``artlens index`` leaves it."""
 from __future__ import annotations
 
 import asyncio
+import re
 import shutil
 import sqlite3
 import threading
@@ -14,6 +15,7 @@ from typing import Any
 import pytest
 
 import tui.app
+from store import progressive
 from store.index.db import open_db
 from store.lock import WriterLock
 from store.progressive import ScanStopped, first_scan, is_fresh, pieces
@@ -118,6 +120,115 @@ def test_the_watcher_indexes_a_new_root_in_pieces(tmp_path: Path) -> None:
     assert walked and walked[-1] == len(snapshot(plain)["artifacts"])  # "all files in"
 
 
+def test_a_first_scan_committed_piece_by_piece_equals_a_plain_index(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each chunk detects runs in its own pieces only: the whole root's detection at the
+    end still makes every framework's runs what ``artlens index`` makes them."""
+    monkeypatch.setattr(progressive, "CHUNK_SECONDS", 0.0)  # a commit after every piece
+    monkeypatch.setattr(progressive, "CHUNK_SHARE", 0.0)
+    root = copy_fixtures(tmp_path)
+    plain = tmp_path / "plain.db"
+    index_roots([root], plain, hash_files=False, remember_db=False)
+    live = tmp_path / "live.db"
+    counts: list[int] = []
+    with WriterLock(live):
+        db = open_db(live)
+
+        def committed() -> None:
+            counts.append(db.conn.execute("SELECT count(*) FROM runs").fetchone()[0])
+
+        with pytest.raises(ScanStopped):  # stopped after a few chunks, as quitting does
+            first_scan(
+                Indexer(db, root),
+                on_commit=committed,
+                budget=0.0,
+                should_stop=lambda: len(counts) >= 3,
+            )
+        stopped = len(snapshot(live)["artifacts"])
+        assert 0 < stopped < len(snapshot(plain)["artifacts"])
+        counts.clear()
+        first_scan(Indexer(db, root), on_commit=committed, budget=0.0)  # the next open
+        db.close()
+    assert len(set(counts)) > 5, counts
+    assert snapshot(live) == snapshot(plain)
+
+
+def test_runs_keep_appearing_through_the_first_scan(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(progressive, "PIECE_BUDGET", 0.0)  # the first piece only
+    monkeypatch.setattr(progressive, "CHUNK_SECONDS", 0.0)
+    monkeypatch.setattr(progressive, "CHUNK_SHARE", 0.0)
+    root = tmp_path / "root"
+    make_runs(root, runs=40, folders=2)
+    plain = tmp_path / "plain.db"
+    index_roots([root], plain, hash_files=False, remember_db=False)
+    live = tmp_path / "live.db"
+    shown: list[int] = []
+    walked: list[tuple[int, int]] = []
+    reader = sqlite3.connect(live)  # another connection, as the explorer reads
+
+    def committed() -> None:
+        shown.append(reader.execute("SELECT count(*) FROM runs").fetchone()[0])
+
+    watcher = Watcher(
+        live,
+        [root],
+        hash_files=False,
+        progressive=True,
+        on_commit=committed,
+        on_progress=lambda files, about: walked.append((files, about)),
+    )
+    watcher.start()
+    watcher.stop()
+    reader.close()
+    assert shown == sorted(shown) and shown[-1] == 40
+    assert len([n for n in shown if 0 < n < 40]) >= 5, shown  # seen rising, not at once
+    assert snapshot(live) == snapshot(plain)
+    total = len(snapshot(plain)["artifacts"])
+    assert walked[-1] == (total, total)  # "all files in", said once the walk ended
+    assert all(files < about for files, about in walked[:-1] if about)  # never "all in" early
+    estimates = [about for files, about in walked if about and files < total]
+    assert estimates and all(total // 2 <= about <= total * 2 for about in estimates[2:])
+
+
+def test_a_run_above_the_pieces_owns_the_files_the_chunks_wrote(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One run whose folder holds the pieces (and a nested run in one of them): the rows
+    of every chunk end in the run that owns them."""
+    monkeypatch.setattr(progressive, "CHUNK_SECONDS", 0.0)
+    monkeypatch.setattr(progressive, "CHUNK_SHARE", 0.0)
+    run = tmp_path / "root" / "lightning_logs" / "version_0"
+    for n in range(20):
+        (run / f"part_{n:02}" / "deep").mkdir(parents=True)
+        (run / f"part_{n:02}" / "deep" / f"{n}.ckpt").write_bytes(b"x")
+    (run / "hparams.yaml").write_text("lr: 0.1\n")
+    inner = run / "part_07" / "lightning_logs" / "version_3"
+    inner.mkdir(parents=True)
+    (inner / "hparams.yaml").write_text("lr: 0.2\n")
+    (inner / "last.ckpt").write_bytes(b"y")
+    # a Hydra run found only once its '.hydra' piece is walked, after pieces that sort
+    # before it were committed outside any run
+    exp = tmp_path / "hydra" / "outputs" / "exp"
+    for n in range(20):
+        (exp / f"+job{n:02}").mkdir(parents=True)
+        (exp / f"+job{n:02}" / "model.pt").write_bytes(b"z")
+    (exp / ".hydra").mkdir()
+    (exp / ".hydra" / "config.yaml").write_text("lr: 0.3\n")
+    for name in ("root", "hydra"):
+        plain = tmp_path / f"plain-{name}.db"
+        index_roots([tmp_path / name], plain, hash_files=False, remember_db=False)
+        live = tmp_path / f"live-{name}.db"
+        with WriterLock(live):
+            db = open_db(live)
+            first_scan(Indexer(db, tmp_path / name), budget=0.0)
+            db.close()
+        assert len(snapshot(plain)["runs"]) >= 1
+        assert snapshot(live) == snapshot(plain)
+
+
 def make_runs(root: Path, runs: int, folders: int) -> None:
     """``runs`` Lightning runs of ``folders`` subfolders each (the walk reports progress
     every 256 folders)."""
@@ -181,6 +292,9 @@ def test_the_explorer_shows_runs_before_the_first_scan_ends(tmp_path: Path) -> N
             while "indexing" not in status.info.watcher:
                 assert time.monotonic() < deadline, status.info.watcher
                 await pilot.pause(0.02)
+            assert re.fullmatch(
+                r"indexing: [\d,]+ of ~[\d,]+ files \(\d+%\)", status.info.watcher
+            ), status.info.watcher  # how far, from the first piece walked
             app.release.set()
             while status.info.watcher != "watching" or table.row_count < 30:
                 assert time.monotonic() < deadline + 30, "the scan never filled in"

@@ -285,7 +285,8 @@ class ArtlensApp(App[None]):
 
     def _scan_progress(self, files: int, total: int) -> None:
         """On the watcher's thread, during a new root's first scan: say how far its walk
-        got, and how fast it went since the last time it said so."""
+        got (of about how many files, when the scan can tell), and how fast it went since
+        the last time it said so."""
         now = time.monotonic()
         at, before = self._progress
         if total and files >= total:
@@ -295,6 +296,8 @@ class ArtlensApp(App[None]):
             return
         self._progress = (now, files)
         text = f"indexing: {files:,} files"
+        if total:
+            text = f"indexing: {files:,} of ~{total:,} files ({100 * files // total}%)"
         if at and files > before:
             text += f", {(files - before) / (now - at):,.0f} files/s"
         self.post_message(IndexProgress(text))

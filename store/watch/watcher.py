@@ -243,7 +243,9 @@ class Watcher:
         """A root never indexed is scanned piece by piece on start (``store.progressive``),
         ``on_commit`` called after each piece, so a reader shows its first runs at once."""
         self.on_progress = on_progress
-        """``progress(files, 0)`` during that first scan's walk, on the starting thread."""
+        """``progress(files, about)`` during that first scan's walk, on the starting
+        thread (``about`` the files it expects in all, 0 while unknown), then
+        ``progress(files, files)`` once every file is in (``progressive.first_scan``)."""
         from store.watch.batch import FolderBatcher
 
         self._batcher = FolderBatcher(window, self.max_wait)
