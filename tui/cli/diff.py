@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import click
 
 from store import paths
-from store.diff import FileDiff, TextDiff, diff_files, diff_files_text
+from store.diff import FileDiff, FileRef, TextDiff, diff_files, diff_files_text
 from store.errors import ArtlensError
 from tui.cli.common import (
     EXIT_ERROR,
@@ -64,10 +64,17 @@ def _regular_file(path: str) -> str | None:
 @db_option
 @json_option
 def diff_cmd(a: str, b: str, context: int, db_path: Path | None, as_json: bool) -> None:
-    """Compare two runs (name, id or path) or two files.
+    """Compare two runs (name, id or path) or two files; a side may be an s3:// URL
+    (an object, or a prefix that is a run, read through ranged GETs).
 
     Exit status: 0 when equal, 1 when different, 2 on error.
     """
+    from store.root import is_url
+
+    if is_url(a) or is_url(b):
+        from tui.cli.urldiff import diff_urls
+
+        sys.exit(diff_urls(a, b, context, as_json))
     from tui.cli.remote import diff_across_hosts
 
     across = diff_across_hosts(a, b, db_path, as_json, context)
@@ -85,7 +92,7 @@ def diff_cmd(a: str, b: str, context: int, db_path: Path | None, as_json: bool) 
 
 
 def _diff_files(
-    path_a: str, path_b: str, name_a: str, name_b: str, context: int, as_json: bool
+    path_a: FileRef, path_b: FileRef, name_a: str, name_b: str, context: int, as_json: bool
 ) -> int:
     result = diff_files(path_a, path_b)
     if result.kind == "text" and context != 3 and result.error is None:
