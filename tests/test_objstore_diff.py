@@ -13,6 +13,7 @@ from click.testing import CliRunner
 from objstore_server import S3Server, s3_server
 
 from tests.test_rundiff import Pair, make_pair
+from tests.test_tui import sync
 from tui.cli import main
 
 pytestmark = [pytest.mark.objstore, pytest.mark.usefixtures("isolated_cache")]
@@ -81,11 +82,16 @@ def test_objects_and_local_files_diff_as_local_files(uploaded: tuple[Pair, str])
         assert expected[0] == 1, expected
         got = diff(object_a, object_b)
         assert got[0] == 1, got
-        assert (
-            got[1].replace(object_a, str(local_a)).replace(object_b, str(local_b)) == (expected[1])
-        )
+        shown = got[1].replace(object_a, str(local_a)).replace(object_b, str(local_b))
+        # a tensor diff of objects adds one note: what it fetches (said on stderr first)
+        fetching = [line for line in shown.splitlines(True) if line.startswith("fetching ")]
+        assert len(fetching) == name.endswith(".safetensors")
+        assert got[2] == "".join(f"artlens: {line}" for line in fetching)
+        assert shown.replace("".join(fetching), "") == expected[1]
         mixed = diff(object_a, str(local_b))
-        assert mixed[0] == 1 and mixed[1].replace(object_a, str(local_a)) == expected[1]
+        shown = mixed[1].replace(object_a, str(local_a))
+        kept = [line for line in shown.splitlines(True) if not line.startswith("fetching ")]
+        assert mixed[0] == 1 and "".join(kept) == expected[1]
     same = diff(f"{url}/lightning_logs/version_0/config.yaml", str(pair.a / "config.yaml"))
     assert same[0] == 0, same
 
@@ -100,3 +106,100 @@ def test_url_diff_errors_are_one_line(uploaded: tuple[Pair, str]) -> None:
     assert code == 2 and "two s3:// prefixes" in err
     code, _, err = diff(f"{url}/no/such/thing", f"{url}/lightning_logs/version_0")
     assert code == 2 and err.count("\n") == 1 and "Traceback" not in err
+
+
+def two_checkpoints(s3_server: S3Server, tmp_path: Path) -> str:
+    """A bucket with ``a/`` and ``b/model.safetensors`` (256 KiB ``w`` changed in one row,
+    ``b`` equal, one tensor gone, one added); ``new.safetensors`` in tmp_path is ``b``'s."""
+    from tests.test_diff_formats import f32, write_safetensors
+
+    weights = [float(i % 97) for i in range(256 * 256)]  # 256 KiB of F32
+    changed = [v + (1.0 if 200 * 256 <= i < 201 * 256 else 0.0) for i, v in enumerate(weights)]
+    zeros = f32(*[0.0] * 16)
+    write_safetensors(
+        tmp_path / "old.safetensors",
+        {"w": ("F32", [256, 256], f32(*weights)), "b": ("F32", [16], zeros),
+         "gone": ("F32", [4], f32(1, 1, 1, 1))},
+    )  # fmt: skip
+    write_safetensors(
+        tmp_path / "new.safetensors",
+        {"w": ("F32", [256, 256], f32(*changed)), "b": ("F32", [16], zeros),
+         "added": ("F32", [2], f32(1, 1))},
+    )  # fmt: skip
+    bucket: str = s3_server.new_bucket(versioned=False)
+    s3_server.put(bucket, "a/model.safetensors", (tmp_path / "old.safetensors").read_bytes())
+    s3_server.put(bucket, "b/model.safetensors", (tmp_path / "new.safetensors").read_bytes())
+    return bucket
+
+
+def test_a_tensor_diff_says_what_it_fetches_first_and_keeps_to_the_bound(
+    s3_server: S3Server, tmp_path: Path
+) -> None:
+    from store.diff import FetchBudget, FetchPlan, diff_files
+    from store.root.objstore import ObjectRoot
+
+    bucket = two_checkpoints(s3_server, tmp_path)
+    compared = 256 * 256 * 4 + 16 * 4  # "w" and "b": the tensors on both sides
+
+    root = ObjectRoot(f"s3://{bucket}")
+    heard: list[tuple[FetchPlan, int]] = []
+    budget = FetchBudget(None, lambda plan: heard.append((plan, root.stats.bytes)))
+    result = diff_files((root, "a/model.safetensors"), (root, "b/model.safetensors"), budget=budget)
+    assert result.kind == "tensors" and result.error is None and not result.equal
+    [(plan, before)] = heard
+    assert (plan.bytes_a, plan.bytes_b) == (compared, compared)
+    # said once the headers were read (five opens, one 64 KiB block each), before the tensors
+    assert before <= 5 * 64 * 1024 < plan.total
+    assert plan.total <= root.stats.bytes <= plan.most + 5 * 64 * 1024
+    assert result.notes[0] == plan.line() and plan.line().startswith("fetching 512.1 KiB")
+
+    url_a, url_b = f"s3://{bucket}/a/model.safetensors", f"s3://{bucket}/b/model.safetensors"
+    code, out, err = diff(url_a, url_b, "--json")
+    assert code == 1, err
+    assert err.splitlines() == [f"artlens: {plan.line()}"]
+    data = json.loads(out)
+    assert data["fetch"] == {**plan.to_json(), "max": 1 << 30}
+    assert [t["name"] for t in data["result"]["tensors"] if t["status"] != "unchanged"] == [
+        "added",
+        "gone",
+        "w",
+    ]
+    mixed = diff(url_a, str(tmp_path / "new.safetensors"), "--json")
+    assert mixed[0] == 1 and json.loads(mixed[1])["fetch"]["b"] == 0  # the local side is read
+    assert json.loads(mixed[1])["fetch"]["a"] == compared
+
+    code, out, err = diff(url_a, url_b, "--max-fetch", "100K")
+    assert code == 2
+    lines = err.splitlines()
+    assert lines[0] == f"artlens: {plan.line()}" and len(lines) == 2
+    assert "over the 100.0 KiB allowed (--max-fetch SIZE allows more)" in lines[1]
+    assert diff(url_a, url_b, "--max-fetch", "none")[0] == 1
+    code, _, err = diff(url_a, url_b, "--max-fetch", "lots")
+    assert code == 2 and "--max-fetch" in err and err.count("\n") == 1
+
+
+@sync
+async def test_the_tui_file_diff_of_two_objects_says_what_it_fetches_first(
+    s3_server: S3Server, tmp_path: Path
+) -> None:
+    from tests.test_objstore_explorer import index_bucket, until
+    from tests.test_tui import settle
+    from tui.app import ArtlensApp
+    from tui.screens.file_diff import FileDiffScreen
+
+    bucket = two_checkpoints(s3_server, tmp_path)
+    db_path = tmp_path / "bucket.db"
+    index_bucket(f"s3://{bucket}", db_path)
+    app = ArtlensApp(db_path, [], watch=False)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await settle(pilot)
+        screen = FileDiffScreen(
+            f"s3://{bucket}/a/model.safetensors".encode(),
+            f"s3://{bucket}/b/model.safetensors".encode(),
+        )
+        app.push_screen(screen)
+        await until(pilot, lambda: screen.diff is not None, "the diff")
+        assert screen.diff is not None and screen.diff.kind == "tensors"
+        assert screen.diff.notes[0].startswith("fetching 512.1 KiB of tensors (A 256.1 KiB")
+        notes = screen.query_one("#file-diff-notes").render()
+        assert str(notes).splitlines()[1] == screen.diff.notes[0]

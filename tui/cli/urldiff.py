@@ -52,14 +52,14 @@ def _side(target: str) -> tuple[FileRef | None, Prefix | None]:
     return _regular_file(target), None
 
 
-def diff_urls(a: str, b: str, context: int, as_json: bool) -> int:
+def diff_urls(a: str, b: str, context: int, as_json: bool, max_fetch: int | None) -> int:
     """The exit status of ``artlens diff A B`` when A or B is a bucket URL."""
     from tui.cli.diff import _diff_files, print_run_diff
 
     file_a, prefix_a = _side(a)
     file_b, prefix_b = _side(b)
     if file_a is not None and file_b is not None:
-        return _diff_files(file_a, file_b, a, b, context, as_json)
+        return _diff_files(file_a, file_b, a, b, context, as_json, max_fetch)
     if (file_a is None) != (file_b is None):
         single = a if file_a is not None else b
         raise ArtlensError(
