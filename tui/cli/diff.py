@@ -81,8 +81,10 @@ def _regular_file(path: str) -> str | None:
 def diff_cmd(
     a: str, b: str, context: int, max_fetch: str, db_path: Path | None, as_json: bool
 ) -> None:
-    """Compare two runs (name, id or path) or two files; a side may be an s3:// URL
-    (an object, or a prefix that is a run, read through ranged GETs).
+    """Compare two runs (name, id or path) or two files.
+
+    A side may be an s3:// URL: an object, or a prefix that is a run (read through ranged
+    GETs).
 
     Exit status: 0 when equal, 1 when different, 2 on error.
     """
