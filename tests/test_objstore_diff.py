@@ -203,3 +203,13 @@ async def test_the_tui_file_diff_of_two_objects_says_what_it_fetches_first(
         assert screen.diff.notes[0].startswith("fetching 512.1 KiB of tensors (A 256.1 KiB")
         notes = screen.query_one("#file-diff-notes").render()
         assert str(notes).splitlines()[1] == screen.diff.notes[0]
+
+
+def test_a_url_with_a_slash_is_a_prefix(uploaded: tuple[Pair, str]) -> None:
+    _, url = uploaded
+    code, _, err = diff(f"{url}/lightning_logs/version_0/hparams.yaml/", f"{url}/lightning_logs")
+    assert code == 2 and err.count("\n") == 1 and "Traceback" not in err
+    run_a = f"{url}/lightning_logs/version_0/"
+    code, out, err = diff(run_a, f"{url}/lightning_logs/version_1", "--json")
+    assert code == 1, err
+    assert json.loads(out)["a"]["name"] == "version_0"

@@ -32,9 +32,9 @@ def _url_side(url: str) -> tuple[FileRef | None, Prefix | None]:
     if not prefix:
         return None, (folder, "")
     rel = key_to_rel(last)
-    if not url.endswith("/") and folder.stat(rel).kind == "file":
+    entry = folder.stat(rel)  # a HEAD, then a listing when no object has that key
+    if entry.kind == "file" and not url.endswith("/"):
         return (folder, rel), None
-    folder.stat(rel)  # NotFound for a prefix nothing lies below
     if not parent:
         return None, (folder, rel)
     above, _, name = parent.rpartition("/")
