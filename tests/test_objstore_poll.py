@@ -156,3 +156,37 @@ def test_artlens_watch_polls_the_buckets_of_a_mixed_index_beside_its_folders(
     finally:
         db.close()
     assert roots == sorted([str(folder), url])
+
+
+def test_run_summaries_are_read_before_the_write_transaction_opens(
+    s3_server: S3Server, fresh_bucket: Callable[..., str], tmp_path: Path
+) -> None:
+    """A folder watcher writing the same index beside the poller never waits on GETs."""
+    from typing import Any
+
+    from store.objscan import ObjectIndexer
+    from store.root.objstore import ObjectRoot
+
+    held: list[bool] = []
+
+    class Watched(ObjectRoot):
+        """The real root; each GET notes whether the index's write transaction is open."""
+
+        def get(self, **kwargs: Any) -> tuple[dict[str, Any], bytes]:
+            held.append(indexer.db.conn.in_transaction)
+            return super().get(**kwargs)
+
+    bucket = fresh_bucket(versioned=False)
+    db = open_db(tmp_path / "bucket.db")
+    try:
+        indexer = ObjectIndexer(db, Watched(f"s3://{bucket}"))
+        indexer.scan(defer_summaries=True)
+        held.clear()  # detection's own reads
+        assert indexer.fill_summaries() > 0
+        params = [
+            r[0] for r in db.conn.execute("SELECT params FROM runs WHERE framework = 'mlflow'")
+        ]
+    finally:
+        db.close()
+    assert held and not any(held), held
+    assert any('"lr"' in p for p in params), params
