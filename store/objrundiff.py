@@ -48,6 +48,7 @@ def index_run_prefix(db_path: Path, root: ObjectRoot, rel: str) -> RunRow:
     ``ArtlensError`` when the prefix holds no run of its own (a folder of runs, a bucket
     with loose files): the message says what was found instead.
     """
+    from store.index import write
     from store.index.db import open_db, write_transaction
     from store.objscan import ObjectIndexer
 
@@ -56,15 +57,13 @@ def index_run_prefix(db_path: Path, root: ObjectRoot, rel: str) -> RunRow:
         indexer = ObjectIndexer(db, root)
         indexer.scan(rel, defer_summaries=True)
         indexer.fill_summaries()
-        etags = {paths.key(path): str(obj.get("ETag", "")) for path, obj in root.objects(rel)}
+        known = [
+            ("md5:" + etag.strip('"'), paths.key(path))
+            for path, obj in root.objects(rel)
+            if is_content_hash(etag := str(obj.get("ETag", "")))
+        ]
         with write_transaction(db) as conn:
-            for key, etag in etags.items():
-                if is_content_hash(etag):
-                    conn.execute(
-                        "UPDATE artifacts SET hash = ?, hash_state = 'done'"
-                        " WHERE root_id = ? AND path = ?",
-                        [f"md5:{etag.strip(chr(34))}", indexer.root_id, key],
-                    )
+            write.set_known_hashes(conn, indexer.root_id, known)
         runs = list_runs(db)
     finally:
         db.close()
