@@ -213,3 +213,49 @@ def test_a_url_with_a_slash_is_a_prefix(uploaded: tuple[Pair, str]) -> None:
     code, out, err = diff(run_a, f"{url}/lightning_logs/version_1", "--json")
     assert code == 1, err
     assert json.loads(out)["a"]["name"] == "version_0"
+
+
+@sync
+async def test_the_tui_run_diff_of_two_bucket_runs_is_the_local_one(
+    uploaded: tuple[Pair, str], tmp_path: Path
+) -> None:
+    from store.index import query
+    from store.index.db import open_db
+    from store.rundiff import diff_run_rows
+    from tests.test_objstore_explorer import index_bucket, until
+    from tests.test_tui import settle
+    from tui.app import ArtlensApp
+    from tui.screens.run_diff import RunDiffScreen
+
+    pair, url = uploaded
+    local_db = open_db(pair.db_path, readonly=True)
+    try:
+        by_name = {r.name: r for r in query.list_runs(local_db)}
+        local = diff_run_rows(local_db, by_name["version_0"], by_name["version_1"])
+    finally:
+        local_db.close()
+    db_path = tmp_path / "bucket.db"
+    index_bucket(url, db_path)
+    bucket_db = open_db(db_path, readonly=True)
+    try:
+        runs = {r.name: r for r in query.list_runs(bucket_db)}
+    finally:
+        bucket_db.close()
+    app = ArtlensApp(db_path, [], watch=False)
+    async with app.run_test(size=(140, 40)) as pilot:
+        await settle(pilot)
+        screen = RunDiffScreen(app.pool, runs["version_0"], runs["version_1"])
+        app.push_screen(screen)
+        await until(pilot, lambda: screen.result is not None, "the run diff")
+        result = screen.result
+        assert result is not None and not result.equal
+        assert result.artifacts.unverified == []  # the ETags stood for the hashes
+        assert [c.path for c in result.artifacts.changed] == [
+            c.path for c in local.artifacts.changed
+        ]
+        assert [(c.path, c.old, c.new) for c in result.params] == [
+            (c.path, c.old, c.new) for c in local.params
+        ]
+        changed = {c.path: c for c in result.artifacts.changed}
+        summary = changed["checkpoints/last.safetensors"].tensors
+        assert summary is not None and summary.changed == 1
