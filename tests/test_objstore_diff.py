@@ -172,7 +172,7 @@ def test_a_tensor_diff_says_what_it_fetches_first_and_keeps_to_the_bound(
     assert code == 2
     lines = err.splitlines()
     assert lines[0] == f"artlens: {plan.line()}" and len(lines) == 2
-    assert "over the 100.0 KiB allowed (--max-fetch SIZE allows more)" in lines[1]
+    assert "over the 100.0 KiB allowed (`artlens diff --max-fetch SIZE` allows more)" in lines[1]
     assert diff(url_a, url_b, "--max-fetch", "none")[0] == 1
     code, _, err = diff(url_a, url_b, "--max-fetch", "lots")
     assert code == 2 and "--max-fetch" in err and err.count("\n") == 1

@@ -209,7 +209,8 @@ class FetchBudget:
         if self.max_bytes is not None and plan.total > self.max_bytes:
             raise FetchRefused(
                 f"the tensor diff would fetch {_size_text(plan.total)}, over the "
-                f"{_size_text(self.max_bytes)} allowed (--max-fetch SIZE allows more)"
+                f"{_size_text(self.max_bytes)} allowed "
+                "(`artlens diff --max-fetch SIZE` allows more)"
             )
 
 

@@ -155,14 +155,18 @@ class FileDiffScreen(Screen[None]):
         from store.errors import ArtlensError
 
         def said(plan: FetchPlan) -> None:
-            note = Text(plan.line() + " …", style="italic dim")
-            self.app.call_from_thread(self.query_one("#file-diff-notes", Static).update, note)
+            self.app.call_from_thread(self._say_fetch, plan.line())
 
         try:
             ref_a, ref_b = _file_ref(path_a), _file_ref(path_b)
         except ArtlensError as exc:
             return FileDiff("binary", False, None, None, None, error=str(exc))
         return diff_files(ref_a, ref_b, budget=FetchBudget(on_plan=said))
+
+    def _say_fetch(self, line: str) -> None:
+        """What the tensor diff under way fetches, before it does."""
+        if self.diff is None:
+            self.query_one("#file-diff-notes", Static).update(Text(f"{line} …", style="italic dim"))
 
     def on_file_diff_ready(self, message: FileDiffReady) -> None:
         if message.token != self._token:
