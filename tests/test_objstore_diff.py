@@ -259,3 +259,32 @@ async def test_the_tui_run_diff_of_two_bucket_runs_is_the_local_one(
         changed = {c.path: c for c in result.artifacts.changed}
         summary = changed["checkpoints/last.safetensors"].tensors
         assert summary is not None and summary.changed == 1
+
+
+def test_a_torch_zip_diff_of_objects_says_what_it_fetches(s3_server: S3Server) -> None:
+    from store.diff import FetchBudget, FetchPlan, diff_files
+    from store.diff.torch_zip import diff_torch_zips
+    from store.root.objstore import ObjectRoot
+    from tests.test_torch_zip_diff import LIGHTNING
+
+    old = LIGHTNING / "version_0" / "checkpoints" / "last.ckpt"
+    new = LIGHTNING / "version_1" / "checkpoints" / "last.ckpt"
+    bucket = s3_server.new_bucket(versioned=False)
+    s3_server.put(bucket, "a/last.ckpt", old.read_bytes())
+    s3_server.put(bucket, "b/last.ckpt", new.read_bytes())
+    root = ObjectRoot(f"s3://{bucket}")
+    heard: list[FetchPlan] = []
+    result = diff_files(
+        (root, "a/last.ckpt"), (root, "b/last.ckpt"), budget=FetchBudget(None, heard.append)
+    )
+    local = diff_torch_zips(old, new)
+    assert result.kind == "tensors" and result.error is None
+    assert result.result is not None and result.result.to_json() == local.to_json()
+    [plan] = heard
+    assert 0 < plan.bytes_a == plan.bytes_b < old.stat().st_size
+    assert result.notes[0] == plan.line()
+    refused = diff_files(
+        (root, "a/last.ckpt"), (root, "b/last.ckpt"), budget=FetchBudget(plan.total - 1)
+    )
+    assert refused.result is None and refused.error is not None
+    assert "would fetch" in refused.error and refused.notes == [plan.line()]
