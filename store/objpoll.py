@@ -80,6 +80,7 @@ class BucketPoller:
         live_every: float = LIVE_EVERY,
         reconcile_every: float = RECONCILE_EVERY,
         on_pass: Callable[[PollReport], None] | None = None,
+        hold_lock: bool = True,
     ) -> None:
         if live_every <= 0 or reconcile_every <= 0:
             raise ArtlensError("polling intervals must be positive")
@@ -88,6 +89,9 @@ class BucketPoller:
         self.live_every = live_every
         self.reconcile_every = reconcile_every
         self.on_pass = on_pass
+        self.hold_lock = hold_lock
+        """False beside a ``Watcher`` of this process on the same index: it holds the
+        writer lock for both (a second flock from one process would refuse itself)."""
         self.roots: dict[str, ObjectRoot] = {}
         self.full = PassCost()
         self.live = PassCost()
@@ -119,7 +123,10 @@ class BucketPoller:
         self._stop.set()
 
     def run(self) -> None:
-        """Hold the index's writer lock and poll until ``stop`` (a full pass first)."""
+        """Hold the index's writer lock (unless ``hold_lock`` is False) and poll until
+        ``stop`` (a full pass first)."""
+        from contextlib import AbstractContextManager, nullcontext
+
         from store.index.db import open_db
         from store.objscan import ObjectIndexer
         from store.root import open_root
@@ -129,7 +136,10 @@ class BucketPoller:
             if not isinstance(root, ObjectRoot):
                 raise ArtlensError(f"not an object-store root: {url}")
             self.roots[url] = root
-        with WriterLock(self.db_path, role="watch"):
+        lock: AbstractContextManager[object] = (
+            WriterLock(self.db_path, role="watch") if self.hold_lock else nullcontext()
+        )
+        with lock:
             db = open_db(self.db_path)
             try:
                 indexers = {url: ObjectIndexer(db, root) for url, root in self.roots.items()}

@@ -143,10 +143,13 @@ class ObjectIndexer(Indexer):
 
     def fill_summaries(self) -> int:
         """As ``Indexer.fill_summaries``, with the runs' small files read ``READ_WORKERS``
-        runs at a time: one at a time, a cold index waits a round trip per GET."""
+        runs at a time (one at a time, a cold index waits a round trip per GET), and before
+        the write transaction opens: a folder watcher writing the same index beside a
+        bucket's poller never waits on the bucket's round trips."""
         try:
+            self.runs.read_pending(workers=READ_WORKERS)
             with write_transaction(self.db) as conn:
-                return self.runs.fill_pending(conn, self.clock(), workers=READ_WORKERS)
+                return self.runs.fill_pending(conn, self.clock())
         finally:
             self.object_root.release_listing()
 

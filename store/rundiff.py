@@ -26,7 +26,7 @@ from store.diff import (
     parse_requirements,
 )
 from store.diff._io import DiffError, read_capped
-from store.diff.checkpoints import summarize_checkpoints
+from store.diff.checkpoints import Folder, summarize_checkpoints
 from store.index.query import RunRow, iso, list_runs
 
 MAX_ENV_BYTES = 1 << 20
@@ -151,9 +151,12 @@ def diff_sides(
     warnings: list[str] | None = None,
     read_a: Reader | None = None,
     read_b: Reader | None = None,
+    *,
+    folders: tuple[Folder, Folder] | None = None,
 ) -> RunDiff:
     """``diff_run_rows`` for runs of two indexes (another host's mirror), each side's
-    files read with its own reader."""
+    files read with its own reader; ``folders`` (each run's folder on its root) lets the
+    changed checkpoints be compared where the readers are not the local disk."""
     notes = warnings if warnings is not None else []
     for run in (a, b):  # what each run's reader met (sources that disagree): never hidden
         own = run.meta.get("warnings")
@@ -164,7 +167,9 @@ def diff_sides(
         run_side(db_b, b, notes, read_b or read_capped),
     )
     _settle_configs(a, b, result, notes, read_a or read_capped, read_b or read_capped)
-    if read_a is None and read_b is None:  # tensors are compared only where both files are
+    if folders is not None:
+        result.artifacts.changed = summarize_checkpoints(result.artifacts.changed, *folders)
+    elif read_a is None and read_b is None:  # tensors are compared only where both files are
         result.artifacts.changed = summarize_checkpoints(
             result.artifacts.changed, a.abs_path, b.abs_path
         )

@@ -457,6 +457,26 @@ class RunSync:
         """Read the summaries a deferred refresh left pending; returns how many.  With
         ``workers`` above 1 the pending runs' files are read that many at a time first (an
         object store answers each small read after a round trip, not from a page cache)."""
+        pending = self._pending(conn)
+        if not pending:
+            return 0
+        self.mark_dirty(pending)
+        if workers > 1:
+            self._read_pending(pending, workers)
+        self.refresh(conn, now)
+        return len(pending)
+
+    def read_pending(self, *, workers: int) -> None:
+        """Read the pending runs' files now, ``workers`` runs at a time, for the next
+        ``fill_pending`` (with one worker) to use: a caller whose reads are round trips
+        makes them before it opens the write transaction, not while it holds it."""
+        pending = self._pending(self.db.conn)
+        if pending:
+            self._read_pending(pending, workers)
+            assert self._ahead is not None
+            self._ahead[0].join()
+
+    def _pending(self, conn: sqlite3.Connection) -> list[int]:
         pending = [
             int(r[0])
             for r in conn.execute(
@@ -465,18 +485,13 @@ class RunSync:
                 [self.root_id],
             )
         ]
-        if not pending:
-            return 0
-        if not self._specs:
+        if pending and not self._specs:
             self._set_specs(self._specs_from_index())
-        self.mark_dirty(pending)
-        if workers > 1:
-            wanted = set(pending)
-            self.read_ahead(
-                keys=[k for k, rid in self._ids.items() if rid in wanted], workers=workers
-            )
-        self.refresh(conn, now)
-        return len(pending)
+        return pending
+
+    def _read_pending(self, pending: list[int], workers: int) -> None:
+        wanted = set(pending)
+        self.read_ahead(keys=[k for k, rid in self._ids.items() if rid in wanted], workers=workers)
 
     def refresh_status(self, conn: sqlite3.Connection, now: float) -> int:
         """Turn 'live' runs that went quiet back into what their framework says."""

@@ -141,3 +141,51 @@ def test_a_run_put_in_the_bucket_shows_up_while_the_explorer_polls(
     assert "version_7" in names
     assert status.startswith("polling 1 bucket (live every 0.2s, all every 0.4s): ")
     assert "requests" in status and "~$" in status
+
+
+def test_an_index_of_a_folder_and_a_bucket_watches_both(
+    s3_server: S3Server, tmp_path: Path
+) -> None:
+    import shutil
+
+    from store.scan import Indexer
+
+    fixture = Path(__file__).parent / "fixtures/frameworks/lightning/lightning_logs/version_0"
+    bucket = s3_server.new_bucket(versioned=False)
+    for name in ("hparams.yaml", "metrics.csv"):
+        s3_server.put(bucket, f"logs/version_1/{name}", (fixture / name).read_bytes())
+    url = f"s3://{bucket}"
+    folder = tmp_path / "folder"
+    shutil.copytree(fixture, folder / "logs" / "version_2")
+    db_path = tmp_path / "mixed.db"
+    index_bucket(url, db_path)
+    with WriterLock(db_path):
+        db = open_db(db_path)
+        try:
+            Indexer(db, folder).scan()
+        finally:
+            db.close()
+
+    async def run() -> tuple[set[str], str]:
+        app = ArtlensApp(db_path, [], watch=True)
+        app.bucket_schedule = {"live_every": 0.2, "reconcile_every": 0.4}
+        async with app.run_test(size=(160, 40)) as pilot:
+            screen = app.screen
+            assert isinstance(screen, ExplorerScreen)
+            await until(pilot, lambda: "/month" in app.watch_state[0], "the polling status")
+            assert app.watcher is not None  # the folder's watcher runs beside the poller
+            names = {r.name for r in screen.runs.values()}
+            assert {"version_1", "version_2"} <= names and "version_7" not in names
+            for name in ("hparams.yaml", "metrics.csv"):
+                s3_server.put(bucket, f"logs/version_7/{name}", (fixture / name).read_bytes())
+            shutil.copytree(fixture, folder / "logs" / "version_8")
+            await until(
+                pilot,
+                lambda: {"version_7", "version_8"} <= {r.name for r in screen.runs.values()},
+                "the new object's run and the new folder's run",
+            )
+            return {r.name for r in screen.runs.values()}, app.watch_state[0]
+
+    names, status = asyncio.run(run())
+    assert {"version_1", "version_2", "version_7", "version_8"} <= names
+    assert status.startswith("watching · polling 1 bucket (live every 0.2s, all every 0.4s): ")

@@ -216,7 +216,16 @@ class ArtlensApp(App[None]):
         )
 
     def _run_watcher(self, watcher_class: Any) -> None:
-        roots = self.roots or self._index_roots()
+        """The folders' watcher, then (on this thread, until quit) the index's buckets
+        polled beside it: the watcher holds the writer lock for both."""
+        roots: list[Path] = list(self.roots)
+        try:
+            found = self._index_roots()  # also the index's buckets, in unwatched_urls
+        except Exception:
+            if not roots:
+                raise
+            found = []  # no index yet: the watcher's first scan makes it
+        roots = roots or found
         if not roots and self.unwatched_urls:
             self._poll_buckets(self.unwatched_urls)
             return
@@ -245,10 +254,13 @@ class ArtlensApp(App[None]):
                 return
             self.watcher = watcher
         self.call_from_thread(self._watch_status, "watching", ok=True)
+        if self.unwatched_urls:
+            self._poll_buckets(self.unwatched_urls, beside_watcher=True)
 
-    def _poll_buckets(self, urls: list[str]) -> None:
+    def _poll_buckets(self, urls: list[str], *, beside_watcher: bool = False) -> None:
         """On the watcher's thread: bucket roots are watched by polling their listings,
-        and the status line says what that cost so far and costs a month."""
+        and the status line says what that cost so far and costs a month (after
+        "watching" when a watcher keeps the index's folders)."""
         from store.objpoll import BucketPoller, PollReport
         from store.root.shared import counted
         from tui.format import human_size
@@ -260,7 +272,7 @@ class ArtlensApp(App[None]):
                 self._index_committed()
             previews = counted()
             requests, nbytes = poller.requests + previews[0], poller.nbytes + previews[1]
-            text = (
+            text = ("watching · " if beside_watcher else "") + (
                 f"polling {len(urls)} bucket{'s' if len(urls) > 1 else ''} "
                 f"({poller.schedule_text()}): {requests:,} requests, {human_size(nbytes)}, "
                 f"~${poller.monthly_cost():.2f}/month"
@@ -269,18 +281,27 @@ class ArtlensApp(App[None]):
                 text += f"; {report.error[:80]}"
             self.call_from_thread(self._watch_status, text, ok=report.error is None)
 
-        poller = BucketPoller(self.db_path, urls, on_pass=on_pass, **self.bucket_schedule)
+        poller = BucketPoller(
+            self.db_path,
+            urls,
+            on_pass=on_pass,
+            hold_lock=not beside_watcher,
+            **self.bucket_schedule,
+        )
         with self._watcher_guard:
             if self._closing:
                 return
             self.bucket_poller = poller
-        self.call_from_thread(self._watch_status, "polling buckets…", ok=False)
+        if not beside_watcher:
+            self.call_from_thread(self._watch_status, "polling buckets…", ok=False)
         try:
             poller.run()
         except Exception as exc:  # the lock is taken, the bucket is gone: say so, once
             if self._closing:
                 return
-            text = f"not polling: {' '.join(str(exc).split())[:160]}"
+            text = ("watching · " if beside_watcher else "") + (
+                f"not polling: {' '.join(str(exc).split())[:160]}"
+            )
             self.call_from_thread(self._watch_status, text, ok=False)
 
     def _scan_progress(self, files: int, total: int) -> None:
@@ -367,7 +388,7 @@ class ArtlensApp(App[None]):
 
         with self.pool.connection() as db:
             found = [os.fsdecode(path) for _, path, _ in query.roots(db)]
-        # object-store roots are not watched (yet): `artlens index URL` refreshes them
+        # object-store roots are polled, not watched (``_poll_buckets``)
         self.unwatched_urls = [path for path in found if is_url(path)]
         return [Path(path) for path in found if not is_url(path)]
 

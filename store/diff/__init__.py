@@ -34,7 +34,14 @@ from store.diff.structured import (
     load_structured,
 )
 from store.diff.table import CellChange, LastValue, TableDiff, diff_csv
-from store.diff.tensors import TensorChange, TensorDiff, diff_safetensors
+from store.diff.tensors import (
+    FetchBudget,
+    FetchPlan,
+    FetchRefused,
+    TensorChange,
+    TensorDiff,
+    diff_safetensors,
+)
 from store.diff.text import (
     DiffLine,
     Hunk,
@@ -57,6 +64,9 @@ __all__ = [
     "DiffError",
     "DiffKind",
     "DiffLine",
+    "FetchBudget",
+    "FetchPlan",
+    "FetchRefused",
     "FileDiff",
     "FileRef",
     "Hunk",

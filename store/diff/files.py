@@ -11,7 +11,7 @@ from store.diff.binary import BinaryDiff, ImageDiff, diff_binary, diff_images, i
 from store.diff.models import ModelDiff, diff_model_files
 from store.diff.structured import StructuredDiff, diff_structured_files, structured_format
 from store.diff.table import TableDiff, diff_csv
-from store.diff.tensors import TensorDiff, diff_safetensors
+from store.diff.tensors import FetchBudget, FetchRefused, TensorDiff, diff_safetensors
 from store.diff.text import TextDiff, diff_files_text
 from store.diff.torch_zip import diff_torch_zips, looks_like_torch_zip
 
@@ -80,7 +80,9 @@ def guess_kind(path: FileRef, head: bytes) -> DiffKind:
     return "binary"
 
 
-def _run(kind: DiffKind, path_a: FileRef, path_b: FileRef) -> DiffResult:
+def _run(
+    kind: DiffKind, path_a: FileRef, path_b: FileRef, budget: FetchBudget | None = None
+) -> DiffResult:
     if kind == "text":
         return diff_files_text(path_a, path_b)
     if kind == "structured":
@@ -90,7 +92,9 @@ def _run(kind: DiffKind, path_a: FileRef, path_b: FileRef) -> DiffResult:
     if kind == "tensors":
         with RegularFile(path_a) as handle:
             torch_zip = looks_like_torch_zip(handle.read_at(0, 512))
-        return diff_torch_zips(path_a, path_b) if torch_zip else diff_safetensors(path_a, path_b)
+        if torch_zip:
+            return diff_torch_zips(path_a, path_b, budget=budget)
+        return diff_safetensors(path_a, path_b, budget=budget)
     if kind == "model":
         return diff_model_files(path_a, path_b)
     if kind == "image":
@@ -106,12 +110,14 @@ def diff_files(
     path_b: FileRef,
     *,
     kind: DiffKind | None = None,
+    budget: FetchBudget | None = None,
 ) -> FileDiff:
     """Diff two files with the engine their kind calls for; never raises for bad input.
 
     A config that fails to parse falls back to a text diff, an invalid safetensors file to
     a byte diff, a torch zip that is refused or cannot be mapped to the model diff, each
-    with a note saying why.
+    with a note saying why.  A tensor diff of a side on an object store says what it will
+    fetch (``budget.on_plan``, and the first note) and is an error over ``budget``'s bound.
     """
     heads: list[bytes] = []
     sizes: list[int | None] = []
@@ -131,7 +137,11 @@ def diff_files(
     current: DiffKind | None = kind
     while current is not None:
         try:
-            result = _run(current, path_a, path_b)
+            result = _run(current, path_a, path_b, budget)
+        except FetchRefused as exc:
+            if budget is not None and budget.plan is not None:
+                notes.insert(0, budget.plan.line())
+            return FileDiff(current, False, sizes[0], sizes[1], None, str(exc), notes)
         except DiffError as exc:
             notes.append(f"{current} diff failed: {exc}")
             fallback = _FALLBACK.get(current)
@@ -141,5 +151,7 @@ def diff_files(
                 return FileDiff(current, False, sizes[0], sizes[1], None, str(exc), notes)
             current = fallback
             continue
+        if budget is not None and budget.plan is not None:
+            notes.insert(0, budget.plan.line())
         return FileDiff(current, result.equal, sizes[0], sizes[1], result, None, notes)
     raise AssertionError("unreachable")  # pragma: no cover

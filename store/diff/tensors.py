@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -129,6 +129,95 @@ class TensorDiff:
                 if isinstance(value, float) and not math.isfinite(value):
                     row[key] = str(value)
         return data
+
+
+DEFAULT_MAX_FETCH = 1 << 30
+"""Bytes of tensors a diff fetches from an object store (both sides) unless allowed more."""
+
+
+def _size_text(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{n} B" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+@dataclass(frozen=True)
+class FetchPlan:
+    """What a tensor diff will read of each side that is not a local file, from the two
+    headers (tensors present on both sides with one dtype and shape; the rest are never
+    read): each such byte at least once, and a tensor whose values changed again from its
+    first difference on, so ``most`` is twice ``total``."""
+
+    bytes_a: int
+    bytes_b: int
+
+    @property
+    def total(self) -> int:
+        return self.bytes_a + self.bytes_b
+
+    @property
+    def most(self) -> int:
+        return 2 * self.total
+
+    def line(self) -> str:
+        return (
+            f"fetching {_size_text(self.total)} of tensors (A {_size_text(self.bytes_a)}, "
+            f"B {_size_text(self.bytes_b)}; up to {_size_text(self.most)} where values changed)"
+        )
+
+    def to_json(self) -> dict[str, int]:
+        return {"a": self.bytes_a, "b": self.bytes_b, "total": self.total, "most": self.most}
+
+
+class FetchRefused(DiffError):
+    """The tensors to compare are more bytes to fetch than the caller allowed."""
+
+
+@dataclass
+class FetchBudget:
+    """How many bytes a tensor diff may fetch (``None``: any), and who hears the plan
+    before the first tensor byte is read; ``plan`` keeps it for the caller."""
+
+    max_bytes: int | None = DEFAULT_MAX_FETCH
+    on_plan: Callable[[FetchPlan], None] | None = None
+    plan: FetchPlan | None = None
+
+    def check(
+        self,
+        old: RegularFile,
+        new: RegularFile,
+        refs_a: Mapping[str, TensorRef],
+        refs_b: Mapping[str, TensorRef],
+    ) -> None:
+        """Say the plan, then ``FetchRefused`` if it is over the bound; local files (read
+        by descriptor) are no fetch and cost nothing here."""
+        if old.fd >= 0 and new.fd >= 0:
+            return
+        span_a = span_b = 0
+        for name, ref_a in refs_a.items():
+            ref_b = refs_b.get(name)
+            if ref_b is None or (ref_a.dtype, ref_a.shape) != (ref_b.dtype, ref_b.shape):
+                continue
+            span_a += _read_span(ref_a)
+            span_b += _read_span(ref_b)
+        self.plan = plan = FetchPlan(span_a if old.fd < 0 else 0, span_b if new.fd < 0 else 0)
+        if self.on_plan is not None:
+            self.on_plan(plan)
+        if self.max_bytes is not None and plan.total > self.max_bytes:
+            raise FetchRefused(
+                f"the tensor diff would fetch {_size_text(plan.total)}, over the "
+                f"{_size_text(self.max_bytes)} allowed "
+                "(`artlens diff --max-fetch SIZE` allows more)"
+            )
+
+
+def _read_span(ref: TensorRef) -> int:
+    """Bytes compared of one tensor: its storage span where it is strided."""
+    start, end, _ = _layout(ref)
+    return max(end - start, ref.nbytes) if ref.strides is not None else ref.nbytes
 
 
 def _finite_key(value: float | None) -> float:
@@ -475,11 +564,16 @@ def _safetensors_refs(head: Any) -> dict[str, TensorRef]:
     }
 
 
-def diff_safetensors(path_a: FileRef, path_b: FileRef) -> TensorDiff:
-    """Per-tensor diff of two safetensors files; raises ``DiffError`` if one is invalid."""
+def diff_safetensors(
+    path_a: FileRef, path_b: FileRef, *, budget: FetchBudget | None = None
+) -> TensorDiff:
+    """Per-tensor diff of two safetensors files; raises ``DiffError`` if one is invalid,
+    ``FetchRefused`` if ``budget`` does not allow the tensors' bytes."""
     with RegularFile(path_a) as old, RegularFile(path_b) as new:
         head_a, head_b = _header(old, ref_basename(path_a)), _header(new, ref_basename(path_b))
         refs_a, refs_b = _safetensors_refs(head_a), _safetensors_refs(head_b)
+        if budget is not None:
+            budget.check(old, new, refs_a, refs_b)
         changes = compare_tensors(old, new, refs_a, refs_b)
     metadata = diff_structured(head_a.metadata, head_b.metadata)
     equal = not metadata and all(change.status == "unchanged" for change in changes)
@@ -492,7 +586,11 @@ def _notes(changes: list[TensorChange]) -> list[str]:
 
 
 __all__ = [
+    "DEFAULT_MAX_FETCH",
     "ITEMSIZE",
+    "FetchBudget",
+    "FetchPlan",
+    "FetchRefused",
     "TensorChange",
     "TensorDiff",
     "TensorRef",

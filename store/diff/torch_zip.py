@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from store.diff._io import DiffError, FileRef, RegularFile, ref_basename
 from store.diff.structured import Change
-from store.diff.tensors import ITEMSIZE, TensorDiff, TensorRef, compare_tensors
+from store.diff.tensors import ITEMSIZE, FetchBudget, TensorDiff, TensorRef, compare_tensors
 from store.inspect import inspect_at, inspect_file
 from store.inspect.pickle_scan import Call, Global, Persistent
 from store.inspect.torch_zip import TorchZipError, read_torch_zip_at
@@ -299,11 +299,16 @@ def _diff_values(old: dict[str, object], new: dict[str, object]) -> list[Change]
     return changes
 
 
-def diff_torch_zips(path_a: FileRef, path_b: FileRef) -> TensorDiff:
-    """Per-tensor diff of two torch zip checkpoints, plus their non-tensor values."""
+def diff_torch_zips(
+    path_a: FileRef, path_b: FileRef, *, budget: FetchBudget | None = None
+) -> TensorDiff:
+    """Per-tensor diff of two torch zip checkpoints, plus their non-tensor values
+    (``FetchRefused`` if ``budget`` does not allow the tensors' bytes)."""
     with RegularFile(path_a) as old, RegularFile(path_b) as new:
         ck_a = _read_checkpoint(path_a, old)
         ck_b = _read_checkpoint(path_b, new)
+        if budget is not None:
+            budget.check(old, new, ck_a.tensors, ck_b.tensors)
         changes = compare_tensors(old, new, ck_a.tensors, ck_b.tensors)
     metadata = _diff_values(ck_a.values, ck_b.values)
     notes = sorted({c.note for c in changes if c.note})

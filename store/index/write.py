@@ -159,6 +159,17 @@ def settle_hashes(
     )
 
 
+def set_known_hashes(
+    conn: sqlite3.Connection, root_id: int, rows: Iterable[tuple[str, bytes]]
+) -> None:
+    """Hashes known without reading the files, ``(hash, path)`` per file of ``root_id``
+    (a bucket run diff's private index: an ETag that is the MD5 of the bytes)."""
+    conn.executemany(
+        "UPDATE artifacts SET hash = ?, hash_state = 'done' WHERE root_id = ? AND path = ?",
+        [(digest, root_id, path) for digest, path in rows],
+    )
+
+
 def assign_runs(conn: sqlite3.Connection, updates: Iterable[tuple[int | None, int]]) -> None:
     """(run id, artifact id): files that moved to another run, or to none."""
     conn.executemany("UPDATE artifacts SET run_id = ? WHERE id = ?", updates)

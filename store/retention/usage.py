@@ -69,7 +69,12 @@ def _on_disk(
     db: sqlite_utils.Database, root_id: int, root: str
 ) -> tuple[int, dict[int | None, int]] | None:
     """Bytes on disk of a root's indexed files, in all and per run id (lstat, never
-    following links; each inode counted once); None for a root too large to measure."""
+    following links; each inode counted once); None for a root too large to measure, and
+    for a bucket's (an object takes its size; its URL is no path of this machine)."""
+    from store.root import is_url
+
+    if is_url(root):
+        return None
     count = db.conn.execute(
         "SELECT count(*) FROM artifacts WHERE root_id = ?", (root_id,)
     ).fetchone()[0]

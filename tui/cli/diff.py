@@ -14,7 +14,15 @@ from typing import TYPE_CHECKING
 import click
 
 from store import paths
-from store.diff import FileDiff, TextDiff, diff_files, diff_files_text
+from store.diff import (
+    FetchBudget,
+    FetchPlan,
+    FileDiff,
+    FileRef,
+    TextDiff,
+    diff_files,
+    diff_files_text,
+)
 from store.errors import ArtlensError
 from tui.cli.common import (
     EXIT_ERROR,
@@ -61,13 +69,31 @@ def _regular_file(path: str) -> str | None:
     show_default=True,
     help="Lines of context around each change in text diffs.",
 )
+@click.option(
+    "--max-fetch",
+    metavar="SIZE",
+    default="1G",
+    show_default=True,
+    help="Bytes of tensors a diff may fetch from a bucket (both sides; 'none': no bound).",
+)
 @db_option
 @json_option
-def diff_cmd(a: str, b: str, context: int, db_path: Path | None, as_json: bool) -> None:
+def diff_cmd(
+    a: str, b: str, context: int, max_fetch: str, db_path: Path | None, as_json: bool
+) -> None:
     """Compare two runs (name, id or path) or two files.
+
+    A side may be an s3:// URL: an object, or a prefix that is a run (read through ranged
+    GETs).
 
     Exit status: 0 when equal, 1 when different, 2 on error.
     """
+    from store.root import is_url
+
+    if is_url(a) or is_url(b):
+        from tui.cli.urldiff import diff_urls
+
+        sys.exit(diff_urls(a, b, context, as_json, _fetch_bound(max_fetch)))
     from tui.cli.remote import diff_across_hosts
 
     across = diff_across_hosts(a, b, db_path, as_json, context)
@@ -84,10 +110,35 @@ def diff_cmd(a: str, b: str, context: int, db_path: Path | None, as_json: bool) 
     sys.exit(_diff_runs(a, b, db_path, as_json))
 
 
+def _fetch_bound(text: str) -> int | None:
+    """``--max-fetch``: a size (``500M``, ``2G``, ``1.5GiB``), or ``none``."""
+    from store.retention.policy import parse_size
+
+    if text.strip().lower() in ("none", "unlimited", "inf"):
+        return None
+    try:
+        return parse_size(text.strip())
+    except ValueError as exc:
+        raise ArtlensError(f"--max-fetch: {exc}") from None
+
+
 def _diff_files(
-    path_a: str, path_b: str, name_a: str, name_b: str, context: int, as_json: bool
+    path_a: FileRef,
+    path_b: FileRef,
+    name_a: str,
+    name_b: str,
+    context: int,
+    as_json: bool,
+    max_fetch: int | None = None,
 ) -> int:
-    result = diff_files(path_a, path_b)
+    """Diff two files; a tensor diff with a side on a bucket says first (on stderr) what it
+    will fetch, and refuses over ``max_fetch``."""
+
+    def said(plan: FetchPlan) -> None:
+        click.echo(f"artlens: {plan.line()}", err=True)
+
+    budget = FetchBudget(max_fetch, said)
+    result = diff_files(path_a, path_b, budget=budget)
     if result.kind == "text" and context != 3 and result.error is None:
         try:
             text = diff_files_text(path_a, path_b, context=context)
@@ -108,6 +159,9 @@ def _diff_files(
                 "size_b": result.size_new,
                 "error": result.error,
                 "notes": result.notes,
+                "fetch": None
+                if budget.plan is None
+                else {**budget.plan.to_json(), "max": max_fetch},
                 "result": result.result.to_json() if result.result is not None else None,
             }
         )

@@ -694,15 +694,25 @@ def trash_log_cmd(roots: tuple[str, ...], db_path: Path | None, as_json: bool) -
 
 
 @click.command("du")
-@click.argument("roots", nargs=-1, type=click.Path(path_type=Path))
+@click.argument("roots", nargs=-1)
 @click.option("--top", default=10, show_default=True, help="Runs and duplicates to list.")
 @db_option
 @json_option
-def du_cmd(roots: tuple[Path, ...], top: int, db_path: Path | None, as_json: bool) -> None:
-    """Disk usage per root, experiment and run (largest first), and duplicate files."""
-    from store.index.db import open_db
+def du_cmd(roots: tuple[str, ...], top: int, db_path: Path | None, as_json: bool) -> None:
+    """Disk usage per root, experiment and run (largest first), and duplicate files.
 
-    db = open_db(need_db(db_path, roots), readonly=True)
+    A root may be an indexed s3://bucket/prefix (its index is the one `artlens index URL`
+    wrote): sizes from its listing, no "on disk" figure, objects not hashed."""
+    from store.index.db import open_db
+    from store.root import is_url
+
+    urls = [r for r in roots if is_url(r)]
+    if urls and db_path is None:
+        from tui.cli.objstore import object_db
+
+        db_path = object_db(None, urls)
+    local = [Path(r) for r in roots if not is_url(r)]
+    db = open_db(need_db(db_path, local), readonly=True)
     try:
         chosen = resolve_roots(db, roots)
         usage = disk_usage(db, chosen)
@@ -720,6 +730,8 @@ def du_cmd(roots: tuple[Path, ...], top: int, db_path: Path | None, as_json: boo
             click.echo(f"{human_size(r.size):>8}    {_text(r.label)}{_disk(r.disk, r.size)}")
         if u.outside_runs:
             click.echo(f"{human_size(u.outside_runs):>8}    (outside any run)")
+        if is_url(u.root):
+            click.echo(f"          objects are not hashed: `artlens bucket dups {_text(u.root)}`")
     if groups:
         click.echo(f"duplicates: {human_size(sum(g.reclaimable for g in groups))} reclaimable")
         for g in groups[:top]:

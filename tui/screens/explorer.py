@@ -367,8 +367,9 @@ class ExplorerScreen(Screen[None]):
 
     def index_moved(self) -> None:
         """The app saw another commit: read the change feed (after the first load; a
-        commit between the first load and now is news too)."""
-        if self.loaded:
+        commit between the first load and now is news too).  Not while the screen is torn
+        down (its widgets gone): a watcher or a poller can still commit as the app quits."""
+        if self.loaded and self.query(FilesPane):
             self._start_reading_changes()
 
     def _start_reading_changes(self) -> None:

@@ -21,13 +21,25 @@ from textual.widgets import Footer, Static
 from textual.worker import get_current_worker
 
 from store import paths
-from store.diff import FileDiff, TextDiff, diff_files
+from store.diff import FetchBudget, FetchPlan, FileDiff, FileRef, TextDiff, diff_files
 from tui.commands import PaletteEntry
 from tui.diff_render import clean, file_summary, lexer_for, text_notes
 from tui.format import human_size
 from tui.hosts import PREVIEW_FETCH as FETCH_NOTE
 from tui.hosts import RemoteFile, fetch_for_diff
 from tui.widgets.diff_view import DiffView, Rows, side_rows, summary_rows, unified_rows
+
+
+def _file_ref(path: bytes) -> FileRef:
+    """A local path, or ``(bucket root, rel)`` for an indexed object's ``s3://`` path."""
+    from store.root import is_url, open_root
+    from store.root.objstore import parse_url
+
+    text = os.fsdecode(path)
+    if not is_url(text):
+        return text
+    scheme, bucket, rel = parse_url(text)
+    return open_root(f"{scheme}://{bucket}"), rel
 
 
 @dataclass
@@ -126,7 +138,7 @@ class FileDiffScreen(Screen[None]):
                 else:
                     result = diff_files(os.fsdecode(local[0]), os.fsdecode(local[1]))
         else:
-            result = diff_files(os.fsdecode(path_a), os.fsdecode(path_b))
+            result = self._diff_in_place(path_a, path_b)
         side: Rows | None = None
         if isinstance(result.result, TextDiff):
             unified = unified_rows(result.result)
@@ -136,6 +148,25 @@ class FileDiffScreen(Screen[None]):
         if get_current_worker().is_cancelled:
             return
         self.post_message(FileDiffReady(token, result, unified, side))
+
+    def _diff_in_place(self, path_a: bytes, path_b: bytes) -> FileDiff:
+        """On the worker: local files, or objects of a bucket read in ranges, where a
+        tensor diff says what it fetches before it starts (and keeps to the default bound)."""
+        from store.errors import ArtlensError
+
+        def said(plan: FetchPlan) -> None:
+            self.app.call_from_thread(self._say_fetch, plan.line())
+
+        try:
+            ref_a, ref_b = _file_ref(path_a), _file_ref(path_b)
+        except ArtlensError as exc:
+            return FileDiff("binary", False, None, None, None, error=str(exc))
+        return diff_files(ref_a, ref_b, budget=FetchBudget(on_plan=said))
+
+    def _say_fetch(self, line: str) -> None:
+        """What the tensor diff under way fetches, before it does."""
+        if self.diff is None:
+            self.query_one("#file-diff-notes", Static).update(Text(f"{line} …", style="italic dim"))
 
     def on_file_diff_ready(self, message: FileDiffReady) -> None:
         if message.token != self._token:
@@ -151,12 +182,17 @@ class FileDiffScreen(Screen[None]):
 
     def _notes(self, diff: FileDiff) -> Text:
         text = Text(no_wrap=False)
+        fetched = [n for n in diff.notes[:1] if n.startswith("fetching ")]
         if diff.error:
             text.append(f"cannot diff: {clean(diff.error)}", style="bold red")
+            for note in fetched:
+                text.append("\n" + clean(note), style="italic dim")
             return text
         verdict = "equal" if diff.equal else "different"
         text.append(f"{diff.kind} diff · {verdict}", style="bold")
         text.append(f" · {human_size(diff.size_old)} → {human_size(diff.size_new)}", style="dim")
+        for note in fetched if not isinstance(diff.result, TextDiff) else []:
+            text.append("\n" + clean(note), style="italic dim")
         result = diff.result
         if isinstance(result, TextDiff):
             text.append(f" · +{result.added} -{result.removed} lines", style="dim")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import partial
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from rich.text import Text
 from textual import on, work
@@ -23,6 +23,9 @@ from store import paths
 from store.diff import RunDiff
 from store.index.query import RunRow
 from store.index.views import ReaderPool
+
+if TYPE_CHECKING:
+    from store.root.objstore import ObjectRoot
 from store.rundiff import diff_run_rows
 from tui.commands import PaletteEntry
 from tui.diff_render import (
@@ -51,6 +54,21 @@ def cut_keeping_end(text: Text, width: int) -> Text:
         return text
     cut = Text(keep_end(text.plain, width), style=text.style, no_wrap=True)
     return cut
+
+
+def _bucket_side(run: RunRow) -> tuple[ObjectRoot, str] | None:
+    """A bucket's run as ``(its root, its prefix)``: a run diff of two such runs lists and
+    reads them as ``artlens diff URL URL`` does (ETags that are MD5s stand for hashes)."""
+    import os
+
+    from store.root import is_url, open_root
+    from store.root.objstore import ObjectRoot
+
+    url = os.fsdecode(run.root)
+    if not is_url(url):
+        return None
+    root = open_root(url)
+    return (root, paths.unkey(run.path)) if isinstance(root, ObjectRoot) else None
 
 
 @dataclass
@@ -141,8 +159,13 @@ class RunDiffScreen(Screen[None]):
     @work(thread=True, exclusive=True, group="run-diff", exit_on_error=False)
     def _compute(self, run_a: RunRow, run_b: RunRow) -> None:
         warnings: list[str] = []
+        buckets = (_bucket_side(run_a), _bucket_side(run_b))
         if any(self.mirrored):
             result = self._compute_across_hosts(run_a, run_b, warnings)
+        elif buckets[0] is not None and buckets[1] is not None:
+            from store.objrundiff import diff_bucket_runs
+
+            _, _, result = diff_bucket_runs(buckets[0], buckets[1], warnings)
         else:
             with self.pool.connection() as db:
                 result = diff_run_rows(db, run_a, run_b, warnings)
