@@ -599,9 +599,27 @@ class ExplorerScreen(Screen[None]):
         self._preview_token += 1
         width = self.preview_pane.line_width
         dark = self.app.current_theme.dark
-        self._preview_worker(
-            self._preview_token, root_id, root, artifact, name, width, dark, reread
-        )
+        # The key that asked comes first: the older preview stops now, and the new one
+        # starts once the screen shows the moved cursor (its worker competes for the GIL).
+        self.workers.cancel_group(self, "preview")
+        self.call_after_refresh(
+            self._start_preview, self._preview_token, root_id, root, artifact, name, width,
+            dark, reread,
+        )  # fmt: skip
+
+    def _start_preview(
+        self,
+        token: int,
+        root_id: int,
+        root: bytes,
+        artifact: ArtifactRow,
+        name: str,
+        width: int,
+        dark: bool,
+        reread: bool,
+    ) -> None:
+        if token == self._preview_token:  # not superseded while the screen was drawn
+            self._preview_worker(token, root_id, root, artifact, name, width, dark, reread)
 
     @work(thread=True, exclusive=True, group="preview", exit_on_error=False)
     def _preview_worker(

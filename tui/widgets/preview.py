@@ -46,6 +46,8 @@ CHUNK_LINES = 40
 """Lines highlighted in one piece (see ``_code``)."""
 YIELD_EVERY = 32
 """Lines a worker lays out before it lets the UI thread take the GIL."""
+YIELD_SECONDS = 0.002
+"""Work a worker does between two pauses at most (a piece of text may be few lines)."""
 VERDICT_STYLE = {
     "safe": "bold green",
     "unknown": "bold yellow",
@@ -126,6 +128,7 @@ def layout(
     options = console.options.update_width(max(1, width))
     worker = get_current_worker() if share_gil else None
     strips: list[Strip] = []
+    began = time.perf_counter()
     for section in sections:
         pieces = section.renderables if isinstance(section, Group) else [section]
         for piece in pieces:
@@ -135,6 +138,12 @@ def layout(
                     if worker.is_cancelled:
                         return tuple(strips)
                     time.sleep(0.0005)
+                    began = time.perf_counter()
+            if worker is not None and time.perf_counter() - began > YIELD_SECONDS:
+                if worker.is_cancelled:
+                    return tuple(strips)
+                time.sleep(0.0005)
+                began = time.perf_counter()
         strips.append(Strip([]))
     return tuple(strips)
 
