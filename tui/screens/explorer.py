@@ -100,10 +100,23 @@ them all, pausing the UI thread for 100-250 ms while a preview was being built. 
 handed back (``gc.unfreeze``) when the explorer goes, so nothing frozen is kept for good."""
 QUICK_CHARS = 16_000
 """Text above this many characters gets a quick first view (a few screens of it)."""
+REST_SECONDS = 0.25
+"""The whole view of a big text is laid out once the cursor rests on it this long: its
+seconds of work would compete with every key of someone moving through the files."""
 GROUPS: tuple[str | None, ...] = (None, "experiment", "root")
 PANES = ("runs", "tree", "preview")
 MIN_SIZE = (40, 14)
 """Below this the panes cannot be drawn: a notice says so instead of panes vanishing."""
+
+
+def _rested(worker: Worker[None]) -> bool:
+    """Wait ``REST_SECONDS`` on a worker; False when it was cancelled meanwhile."""
+    deadline = time.monotonic() + REST_SECONDS
+    while time.monotonic() < deadline:
+        if worker.is_cancelled:
+            return False
+        time.sleep(0.01)
+    return not worker.is_cancelled
 
 
 class RunsPane(Vertical):
@@ -690,6 +703,8 @@ class ExplorerScreen(Screen[None]):
         if preview_weight(result) > QUICK_CHARS:
             stages.insert(0, QUICK_LINES)
         for stage in stages:
+            if stage != stages[0] and not _rested(worker):
+                return
             if worker.is_cancelled:
                 return
             sections = build(stage) + extras

@@ -107,6 +107,26 @@ def preview_weight(preview: Preview) -> int:
     return len(preview.text) + len(preview.tail_text)
 
 
+PAUSE = 0.0005
+"""Seconds a worker sleeps between two pieces of work when nobody else wants the GIL."""
+MAX_PAUSE = 0.016
+"""The longest sleep of a worker giving way to a busy UI thread (about a frame)."""
+
+
+def give_way() -> None:
+    """Let the UI thread take the GIL: a short sleep, longer while another thread keeps the
+    interpreter busy (the GIL came back late).  Pausing every few milliseconds is not
+    enough on its own: each handover can cost the UI thread a switch interval (5 ms), and a
+    key takes a dozen of them (every turn of the event loop gives the GIL up)."""
+    pause = PAUSE
+    while True:
+        start = time.perf_counter()
+        time.sleep(pause)
+        if time.perf_counter() - start - pause < 0.001 or pause >= MAX_PAUSE:
+            return
+        pause *= 2
+
+
 def layout(
     sections: Sequence[RenderableType], width: int, *, share_gil: bool = False
 ) -> tuple[Strip, ...]:
@@ -137,12 +157,12 @@ def layout(
                 if worker is not None and len(strips) % YIELD_EVERY == 0:
                     if worker.is_cancelled:
                         return tuple(strips)
-                    time.sleep(0.0005)
+                    give_way()
                     began = time.perf_counter()
             if worker is not None and time.perf_counter() - began > YIELD_SECONDS:
                 if worker.is_cancelled:
                     return tuple(strips)
-                time.sleep(0.0005)
+                give_way()
                 began = time.perf_counter()
         strips.append(Strip([]))
     return tuple(strips)
