@@ -287,7 +287,7 @@ def reindent_json(text: str, *, indent: int = 2, max_lines: int | None = None) -
 def _reindent_tail(text: str, lines: int = REINDENT_LINES) -> str:
     """The last ``lines`` lines of the tail of a big JSON, re-indented: only the end of
     the text is visited (a longer piece each time while it makes too few lines)."""
-    size = 64 * lines
+    size = 24 * lines  # a tokenizer's vocabulary: about 18 characters a line
     while True:
         piece = text[-size:]
         cut = piece.find(', "')  # the piece starts anywhere: begin at a key or string
@@ -295,7 +295,7 @@ def _reindent_tail(text: str, lines: int = REINDENT_LINES) -> str:
         out = reindent_json(piece)
         if size >= len(text) or out.count("\n") >= lines:
             return "\n".join(out.split("\n")[-lines:]) if size < len(text) else out
-        size *= 4
+        size *= 2
 
 
 def _long_lines(text: str) -> bool:
