@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from rich import box
 from rich.console import Group, RenderableType
+from rich.segment import Segment
 from rich.table import Table
 from rich.text import Text
 from textual import events, work
@@ -53,6 +54,10 @@ CHUNK_LINES = 40
 """Lines highlighted in one piece (see ``_code``)."""
 YIELD_EVERY = 32
 """Lines a worker lays out before it lets the UI thread take the GIL."""
+Line = list[Segment]
+"""One laid-out line.  Not a ``Strip``: a strip carries seven caches, and the thousands a
+preview laid out this way used to make were what set off the full garbage collections
+(100 ms of held GIL each on a busy machine); the pane makes strips of the visible lines."""
 YIELD_SECONDS = 0.002
 """Work a worker does between two pauses at most (a piece of text may be few lines)."""
 QUICK_CHARS = 16_000
@@ -141,7 +146,7 @@ def give_way() -> None:
 
 def layout(
     sections: Sequence[RenderableType], width: int, *, share_gil: bool = False
-) -> tuple[Strip, ...]:
+) -> tuple[Line, ...]:
     """The sections as lines of ``width`` cells, a blank line after each.
 
     Safe on a worker thread (a private console); ``share_gil`` sleeps a moment every
@@ -159,13 +164,13 @@ def layout(
     )
     options = console.options.update_width(max(1, width))
     worker = get_current_worker() if share_gil else None
-    strips: list[Strip] = []
+    strips: list[Line] = []
     began = time.perf_counter()
     for section in sections:
         pieces = section.renderables if isinstance(section, Group) else [section]
         for piece in pieces:
             for segments in console.render_lines(piece, options, pad=False):
-                strips.append(Strip(segments))
+                strips.append(segments)
                 if worker is not None and len(strips) % YIELD_EVERY == 0:
                     if worker.is_cancelled:
                         return tuple(strips)
@@ -176,7 +181,7 @@ def layout(
                     return tuple(strips)
                 give_way()
                 began = time.perf_counter()
-        strips.append(Strip([]))
+        strips.append([])
     return tuple(strips)
 
 
@@ -440,7 +445,7 @@ class PreviewLines(Widget):
     """Lines laid out beforehand (``layout``): drawing is per visible line, so a preview of
     thousands of lines costs the UI thread no more than one screenful."""
 
-    def __init__(self, strips: tuple[Strip, ...], **kwargs: Any) -> None:
+    def __init__(self, strips: tuple[Line, ...], **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.strips = strips
 
@@ -452,7 +457,7 @@ class PreviewLines(Widget):
         width = self.size.width
         if y >= len(self.strips):
             return Strip.blank(width, style)
-        return self.strips[y].apply_style(style).crop_extend(0, width, style)
+        return Strip(self.strips[y]).apply_style(style).crop_extend(0, width, style)
 
 
 class PreviewPane(VerticalScroll):
@@ -505,7 +510,7 @@ class PreviewPane(VerticalScroll):
         *,
         scroll_end: bool = False,
         key: bytes | None = None,
-        lines: tuple[Strip, ...] | None = None,
+        lines: tuple[Line, ...] | None = None,
         width: int | None = None,
     ) -> None:
         """Replace the sections (a preview still being built is dropped).  The same
@@ -523,7 +528,7 @@ class PreviewPane(VerticalScroll):
         *,
         scroll_end: bool = False,
         key: bytes | None = None,
-        lines: tuple[Strip, ...] | None = None,
+        lines: tuple[Line, ...] | None = None,
         width: int | None = None,
     ) -> None:
         refresh = key is not None and key == self.shown_key
@@ -552,7 +557,7 @@ class PreviewPane(VerticalScroll):
         else:
             self.scroll_home(animate=False)
 
-    def _set_lines(self, lines: tuple[Strip, ...]) -> None:
+    def _set_lines(self, lines: tuple[Line, ...]) -> None:
         """Show ``lines``: in the widget already mounted when there is one (a new widget
         per preview costs the UI thread a removal, a mount and their styling each time)."""
         shown = self.children[0] if len(self.children) == 1 else None
@@ -829,7 +834,7 @@ class PreviewPane(VerticalScroll):
         self.run_worker(work, thread=True, group="reflow", exclusive=True, exit_on_error=False)
 
     def _reflowed(
-        self, sections: tuple[RenderableType, ...], width: int, lines: tuple[Strip, ...]
+        self, sections: tuple[RenderableType, ...], width: int, lines: tuple[Line, ...]
     ) -> None:
         if sections is not self.sections or width != self.line_width:
             return
