@@ -198,12 +198,21 @@ def hex_dump(data: bytes, *, width: int = 16) -> str:
     return "\n".join(lines)
 
 
+TEXT_PIECE = 32 * 1024
+"""Characters escaped in one call: a regex over 256 KiB holds the GIL for milliseconds,
+and the preview's worker shares it with the keys (between pieces the UI thread can run)."""
+
+
 def _text_of(data: bytes, *, cut_start: bool = False) -> str:
     if cut_start:
         cut = data.find(b"\n")
         if 0 <= cut < 4096:
             data = data[cut + 1 :]
-    return visible(decode(data), keep_newlines=True)
+    text = decode(data)
+    return "".join(
+        visible(text[start : start + TEXT_PIECE], keep_newlines=True)
+        for start in range(0, len(text), TEXT_PIECE)
+    )
 
 
 def _pretty(data: bytes, fmt: str) -> str:
@@ -613,7 +622,7 @@ def _preview_open(
         return Preview(
             "text",
             size=size,
-            text=_text_of(read.tail, cut_start=True) if read.tail else _text_of(read.head),
+            text=tail_text if read.tail else head_text,
             lexer=lexer_for(name),
             from_end=True,
             head_bytes=len(read.head),
