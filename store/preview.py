@@ -198,12 +198,21 @@ def hex_dump(data: bytes, *, width: int = 16) -> str:
     return "\n".join(lines)
 
 
+TEXT_PIECE = 32 * 1024
+"""Characters escaped in one call: a regex over 256 KiB holds the GIL for milliseconds,
+and the preview's worker shares it with the keys (between pieces the UI thread can run)."""
+
+
 def _text_of(data: bytes, *, cut_start: bool = False) -> str:
     if cut_start:
         cut = data.find(b"\n")
         if 0 <= cut < 4096:
             data = data[cut + 1 :]
-    return visible(decode(data), keep_newlines=True)
+    text = decode(data)
+    return "".join(
+        visible(text[start : start + TEXT_PIECE], keep_newlines=True)
+        for start in range(0, len(text), TEXT_PIECE)
+    )
 
 
 def _pretty(data: bytes, fmt: str) -> str:
@@ -237,26 +246,35 @@ def _pretty(data: bytes, fmt: str) -> str:
 
 LONG_LINE = 2000
 """A JSON text with lines longer than this is re-indented for the preview."""
+REINDENT_LINES = 3000
+"""Lines of re-indented JSON made per section: the pane shows no more."""
 
 
 _JSON_TOKEN = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"?|[{}\[\],:]', re.DOTALL)
 """A string (to step over whole, cut or not) or a character that shapes the layout."""
 
 
-def reindent_json(text: str, *, indent: int = 2) -> str:
+def reindent_json(text: str, *, indent: int = 2, max_lines: int | None = None) -> str:
     """A piece of JSON (the head or tail of a big file, so usually not a whole document)
     with one value per line, without parsing it: strings are stepped over whole by a regex
     (the characters between tokens are never visited in Python) while nesting is tracked.
-    Cut pieces come out as readable as whole ones."""
+    Cut pieces come out as readable as whole ones.  With ``max_lines`` it stops there, the
+    last line an ellipsis, when there is more (it would not be shown: a loop in Python per
+    value is slow, and a preview's worker shares the GIL with the keys)."""
     out: list[str] = []
     depth = 0
     start = 0
     pad = " " * indent
+    room = len(text) + 1 if max_lines is None else max_lines - 2
     for match in _JSON_TOKEN.finditer(text):
         char = match.group()
         if char[0] == '"':
             continue
         i = match.start()
+        if char != ":":
+            room -= 1
+            if room < 0:  # one line for the ellipsis
+                return "".join(out) + text[start:i].strip() + "\n…"
         if char in "{[":
             out.append(text[start : i + 1].strip())
             depth += 1
@@ -273,6 +291,20 @@ def reindent_json(text: str, *, indent: int = 2) -> str:
         start = i + 1
     out.append(text[start:].strip())
     return "".join(out)
+
+
+def _reindent_tail(text: str, lines: int = REINDENT_LINES) -> str:
+    """The last ``lines`` lines of the tail of a big JSON, re-indented: only the end of
+    the text is visited (a longer piece each time while it makes too few lines)."""
+    size = 24 * lines  # a tokenizer's vocabulary: about 18 characters a line
+    while True:
+        piece = text[-size:]
+        cut = piece.find(', "')  # the piece starts anywhere: begin at a key or string
+        piece = piece[cut + 2 :] if 0 <= cut < 4096 else piece
+        out = reindent_json(piece)
+        if size >= len(text) or out.count("\n") >= lines:
+            return "\n".join(out.split("\n")[-lines:]) if size < len(text) else out
+        size *= 2
 
 
 def _long_lines(text: str) -> bool:
@@ -583,15 +615,14 @@ def _preview_open(
     tail_text = _text_of(read.tail, cut_start=True) if read.tail else ""
     if fmt == "json" and not from_end and (_long_lines(head_text) or _long_lines(tail_text)):
         # One line of megabytes (a tokenizer, a dumped config): shown as values, one a line.
-        cut = tail_text.find(', "')  # the tail starts anywhere: begin at a key or string
-        tail_text = tail_text[cut + 2 :] if 0 <= cut < 4096 else tail_text
-        head_text, tail_text = reindent_json(head_text), reindent_json(tail_text)
+        head_text = reindent_json(head_text, max_lines=REINDENT_LINES)
+        tail_text = _reindent_tail(tail_text)
         notes.append("too large to parse for the preview: shown re-indented, head and tail")
     if from_end:
         return Preview(
             "text",
             size=size,
-            text=_text_of(read.tail, cut_start=True) if read.tail else _text_of(read.head),
+            text=tail_text if read.tail else head_text,
             lexer=lexer_for(name),
             from_end=True,
             head_bytes=len(read.head),

@@ -224,6 +224,27 @@ def test_a_large_table_says_what_it_did_not_read(tmp_path: Path) -> None:
     assert f"the first {len(result.rows)} and the last {len(result.tail_rows)} rows" in notes[0]
 
 
+def test_a_big_one_line_json_is_re_indented_only_as_far_as_the_pane_shows(
+    tmp_path: Path,
+) -> None:
+    """Re-indenting is a Python loop per value on the preview's worker: past the lines the
+    pane shows (head, and the end of the tail) it is not done at all."""
+    from store.preview import REINDENT_LINES, reindent_json
+
+    assert reindent_json('{"a": [1, 2, 3]}', max_lines=4) == '{\n  "a": [\n    1\n…'
+    assert reindent_json('{"a": [1, 2, 3]}', max_lines=40) == reindent_json('{"a": [1, 2, 3]}')
+    big = tmp_path / "tokenizer.json"
+    big.write_text(json.dumps({"vocab": {f"tok{i}": i for i in range(100_000)}}))
+    result = preview_file(big)
+    head, tail = result.text.split("\n"), result.tail_text.split("\n")
+    assert len(head) == REINDENT_LINES and head[-1] == "…"
+    assert head[:3] == ["{", '  "vocab": {', '    "tok0": 0,']
+    assert len(tail) == REINDENT_LINES
+    assert tail[-3:] == ['"tok99999": 99999', "}", "}"]  # a cut piece: nesting unknown
+    numbers = [int(line.rpartition(": ")[2].rstrip(",")) for line in tail[:-3]]
+    assert numbers == list(range(numbers[0], 99_999))  # the last lines, none lost
+
+
 def test_a_big_one_line_json_is_shown_re_indented_head_and_tail(tmp_path: Path) -> None:
     from store.preview import reindent_json
 

@@ -600,6 +600,36 @@ async def test_a_huge_single_line_json_never_holds_up_the_next_key(tmp_path: Pat
         assert took < 1.0, f"the key after the preview took {took:.2f} s"
 
 
+@sync
+async def test_a_folder_shown_is_not_replaced_by_the_preview_of_the_file_left(
+    tmp_path: Path,
+) -> None:
+    """The cursor leaves a file for a folder before the file's preview is built: the
+    folder's totals stay (the late preview used to replace them)."""
+    import json
+
+    run = "lightning_logs/version_0/"
+    big = json.dumps({"vocab": {f"tok{i}": i for i in range(100_000)}}).encode()
+    files = {run + "hparams.yaml": b"lr: 0.1\n", run + "a-big.json": big}
+    files[run + "b-folder/x.txt"] = b"x\n"
+    root, db_path = index_tree(tmp_path, files)
+    app = ArtlensApp(db_path, [root], watch=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        screen = explorer(app)
+        await pilot.press("2")
+        await settle(pilot)
+        tree, pane = screen.file_tree, screen.preview_pane
+        assert tree.jump_to("a-big")
+        assert tree.jump_to("b-folder")  # at once: the file's preview is not built yet
+        await settle(pilot)
+        await app.workers.wait_for_complete()
+        await settle(pilot)
+        assert pane.shown_key is None
+        text = pane.plain_text()
+        assert "b-folder/" in text and "tok1" not in text
+
+
 def index_tree(tmp_path: Path, files: dict[str, bytes]) -> tuple[Path, Path]:
     """A small tree of ``files`` (relative path -> content), indexed: (root, index path)."""
     root = tmp_path / "tree"

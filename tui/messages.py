@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from rich.console import RenderableType
+from rich.segment import Segment
 from textual.message import Message
-from textual.strip import Strip
 
 from store.index.query import ArtifactRow, RunRow
 from store.index.views import ChildPage, IndexCounts
@@ -97,7 +97,7 @@ class PreviewReady(Message):
     sections: tuple[RenderableType, ...]
     artifact: ArtifactRow | None = None
     scroll_end: bool = False
-    lines: tuple[Strip, ...] | None = None
+    lines: tuple[list[Segment], ...] | None = None
     """The sections laid out at ``width`` on the worker (the UI thread only draws them)."""
     width: int = 0
     final: bool = True

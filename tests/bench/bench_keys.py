@@ -6,7 +6,10 @@ One run holds an 8 MB single-line JSON, a 50 MB log and a 1 GiB (sparse) checkpo
 ``j``/``k`` in the tree moves between them, so every key cancels one preview and starts
 the next: a preview is always being read, rendered or laid out on a worker.  The anchor is
 the same keys in a run of empty files (the preview has nothing to build), in the same
-process, at the same terminal size (80x24).  A third line scrolls the preview of the JSON.
+process, at the same terminal size (80x24).  A big text's whole view (3,000 lines) is laid
+out only once the cursor rests on it (``tui.widgets.preview.REST_SECONDS``): the "resting"
+line leaves that long and a bit more between keys, so each key lands while the whole view
+of the file left is being laid out.  A last line scrolls the preview of the JSON.
 
 Latency is from posting the key to the end of the first screen update that shows the
 moved cursor (the compositor's frame, which draws the visible lines; headless, so the
@@ -34,6 +37,7 @@ from store.lock import WriterLock
 from store.scan import Indexer
 from tui.app import ArtlensApp
 from tui.screens.explorer import ExplorerScreen
+from tui.widgets.preview import REST_SECONDS
 
 
 class TimedApp(ArtlensApp):
@@ -98,7 +102,13 @@ async def measure(db_path: Path, keys: int, gap: float) -> dict[str, list[float]
         await pilot.pause(0.3)
         runs = {run.name: run.id for run in screen.runs.values()}
         tree = screen.file_tree
-        for label, run in (("empty preview", "version_1"), ("previews loading", "version_0")):
+        phases = (
+            ("empty preview", "version_1", keys, gap),
+            ("previews loading", "version_0", keys, gap),
+            (f"loading, resting {REST_SECONDS + 0.05:.2f} s", "version_0", keys // 4,
+             REST_SECONDS + 0.05),
+        )  # fmt: skip
+        for label, run, count, pause in phases:
             screen.jump_to_run(runs[run])
             await pilot.pause(0.3)
             await pilot.press("2")
@@ -108,11 +118,11 @@ async def measure(db_path: Path, keys: int, gap: float) -> dict[str, list[float]
             await app.workers.wait_for_complete()
             await pilot.pause(0.2)
             app.latencies = []
-            for number in range(keys):
+            for number in range(count):
                 # 1 -> 2 -> 3 -> 2 -> 1 ...: the JSON, the log, the checkpoint
                 key = "j" if number % 4 in (0, 1) else "k"
                 want = tree.cursor_line + (1 if key == "j" else -1)
-                await press(pilot, app, key, lambda w=want: tree.cursor_line == w, gap)
+                await press(pilot, app, key, lambda w=want: tree.cursor_line == w, pause)
             found[label] = list(app.latencies)
         # Scrolling the preview of the JSON once it is shown.
         tree.cursor_line = 1

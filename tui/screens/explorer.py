@@ -4,9 +4,10 @@ Threading rule: every database and disk read runs in a thread worker of a named 
 (exclusive where a newer request makes an older one pointless); workers never touch
 widgets, they post a message from ``tui.messages``; the handlers own the state.
 
-The runs and files panes (``tui.panes``) own their state and workers; this screen keeps the
-layout, focus and zoom, the actions that span panes, and the wiring: their messages come up
-here, and it calls their methods (a delta of the change feed goes to each in turn).
+The panes own their state and workers: the runs and files panes (``tui.panes``) and the
+preview (``PreviewPane.show_file``, ``show_run_detail``).  This screen keeps the layout,
+focus and zoom, the actions that span panes, and the wiring: their messages come up here,
+and it calls their methods (a delta of the change feed goes to each in turn).
 """
 
 from __future__ import annotations
@@ -15,12 +16,10 @@ import gc
 import os
 import time
 from collections.abc import Callable
-from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
-from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -43,7 +42,6 @@ from tui.messages import (
     ChecklistsLoaded,
     IndexChanged,
     IndexCounted,
-    PreviewReady,
     RunsLoaded,
     UserStateLoaded,
 )
@@ -51,14 +49,10 @@ from tui.panes.files import FilesPane, ShownFolders, run_label
 from tui.panes.runs import RunsPane
 from tui.widgets.artifact_tree import NodeInfo
 from tui.widgets.preview import (
-    MAX_LINES,
-    QUICK_LINES,
     PreviewPane,
+    PreviewSource,
     folder_sections,
-    layout,
-    preview_weight,
     problem_sections,
-    render_preview,
     symlink_sections,
 )
 from tui.widgets.runs_table import COLUMNS, RunsTable
@@ -81,8 +75,6 @@ FREEZE_DELAY = 1.0
 moved out of the garbage collector's sight (``gc.freeze``): a full collection traversed
 them all, pausing the UI thread for 100-250 ms while a preview was being built.  They are
 handed back (``gc.unfreeze``) when the explorer goes, so nothing frozen is kept for good."""
-QUICK_CHARS = 16_000
-"""Text above this many characters gets a quick first view (a few screens of it)."""
 PANES = {"runs": "#runs", "tree": "#tree", "preview": "#preview"}
 """Pane name (as the bindings say it) -> the widget that takes the focus, in ``tab`` order."""
 MIN_SIZE = (40, 14)
@@ -234,7 +226,6 @@ class ExplorerScreen(Screen[None]):
         self._reading_changes = False
         self._changes_again = False
         """A commit arrived while changes were being read: read again when that ends."""
-        self._preview_token = 0
         self._preview_key: tuple[int, bytes] | None = None
         self._preview_node: NodeInfo | None = None
         self.user_pins: frozenset[tuple[bytes, str]] = frozenset()
@@ -252,7 +243,7 @@ class ExplorerScreen(Screen[None]):
         yield self._runs_pane
         with Horizontal(id="lower"):
             yield self._files_pane
-            yield PreviewPane(id="preview")
+            yield PreviewPane(PreviewSource(self.pool, self.hosts, self.clock), id="preview")
         yield Static("", id="too-small", markup=False)
         yield Footer(compact=True)
 
@@ -538,110 +529,17 @@ class ExplorerScreen(Screen[None]):
         root = self.root_paths.get(root_id)
         if root is None:
             return
-        self._preview_token += 1
-        width = self.preview_pane.line_width
-        dark = self.app.current_theme.dark
-        self._preview_worker(
-            self._preview_token, root_id, root, artifact, name, width, dark, reread
+        where = (root, paths.unkey(artifact.path))
+        self.preview_pane.show_file(
+            root_id,
+            root,
+            artifact,
+            name,
+            problem=self.file_tree.problem_for(artifact.path),
+            pinned=where in self.user_pins,
+            note=self.user_notes.get(where),
+            reread=reread,
         )
-
-    @work(thread=True, exclusive=True, group="preview", exit_on_error=False)
-    def _preview_worker(
-        self,
-        token: int,
-        root_id: int,
-        root: bytes,
-        artifact: ArtifactRow,
-        name: str,
-        width: int,
-        dark: bool,
-        reread: bool,
-    ) -> None:
-        """Read, render and lay out off the UI thread.  A big text shows a quick view of
-        its first and last lines at once; the whole view replaces it when laid out."""
-        from store.index.views import artifact_at
-        from store.preview import preview_at, preview_file
-        from store.root import is_url
-        from store.root.shared import shared_root
-
-        worker = get_current_worker()
-        remote = self.hosts.remote_of(root_id)
-        if remote is not None:  # a mirrored file: its bytes come from its host
-            if reread:
-                with remote[1].connection() as db:
-                    artifact = artifact_at(db, remote[2], artifact.path) or artifact
-            with self.hosts.fetching:
-                if worker.is_cancelled:
-                    return
-                result = self.hosts.preview(remote[0], root, artifact)
-        else:
-            if reread:
-                with self.pool.connection() as db:
-                    artifact = artifact_at(db, root_id, artifact.path) or artifact
-            url = os.fsdecode(root)
-            if is_url(url):  # a bucket: head and tail range reads, never the whole object
-                result = preview_at(shared_root(url), paths.unkey(artifact.path))
-            else:
-                result = preview_file(os.path.join(root, artifact.path))
-        if worker.is_cancelled:  # the cursor moved on: leave the GIL to the keys
-            return
-        problem = self.file_tree.problem_for(artifact.path)
-        extras = self._artifact_extras(root, artifact, root_id)
-        now = self.clock()
-
-        def build(max_lines: int) -> tuple[RenderableType, ...]:
-            sections = render_preview(
-                result,
-                name=name,
-                artifact=artifact,
-                now=now,
-                width=width,
-                dark=dark,
-                max_lines=max_lines,
-            )
-            return sections[:1] + problem_sections([problem] if problem else []) + sections[1:]
-
-        from store.runs import LIVE_SECONDS
-
-        # A metrics table being written: its newest rows matter (an old one opens at the top).
-        growing_metrics = (
-            result.kind == "table"
-            and artifact.kind == "metrics"
-            and artifact.mtime is not None
-            and now - artifact.mtime < LIVE_SECONDS
-        )
-        stages = [MAX_LINES]
-        if preview_weight(result) > QUICK_CHARS:
-            stages.insert(0, QUICK_LINES)
-        for stage in stages:
-            if worker.is_cancelled:
-                return
-            sections = build(stage) + extras
-            lines = layout(sections, width, share_gil=True)
-            if worker.is_cancelled:
-                return
-            self.post_message(
-                PreviewReady(
-                    token,
-                    artifact.path,
-                    sections,
-                    artifact,
-                    scroll_end=result.from_end or growing_metrics,
-                    lines=lines,
-                    width=width,
-                    final=stage == stages[-1],
-                )
-            )
-
-    def on_preview_ready(self, message: PreviewReady) -> None:
-        if message.token == self._preview_token:
-            self.preview_pane.show(
-                message.sections,
-                scroll_end=message.scroll_end,
-                key=message.key,
-                lines=message.lines,
-                width=message.width,
-            )
 
     # -- checklists, run detail, pins and notes -----------------------------------------
 
@@ -659,75 +557,12 @@ class ExplorerScreen(Screen[None]):
         run = self.runs.get(run_id)
         if run is None:
             return
-        self._preview_token += 1
         self._detail_run = run_id
         self._detail_base = self.preview_pane.sections if shown is None else shown
         where = (run.root, paths.unkey(run.path))
-        self._run_detail_worker(
-            self._preview_token,
-            run,
-            self._detail_base,
-            self.user_notes.get(where),
-            where in self.user_pins,
-            self.preview_pane.line_width,
+        self.preview_pane.show_run_detail(
+            run, self._detail_base, note=self.user_notes.get(where), pinned=where in self.user_pins
         )
-
-    @work(thread=True, exclusive=True, group="preview", exit_on_error=False)
-    def _run_detail_worker(
-        self,
-        token: int,
-        run: RunRow,
-        shown: tuple[RenderableType, ...],
-        note: str | None,
-        pinned: bool,
-        width: int,
-    ) -> None:
-        from tui.widgets.run_detail import load_run_detail, run_detail_sections
-
-        remote = self.hosts.remote_of(run.id)
-        if remote is not None:
-            from tui.hosts import remote_run_detail
-
-            with remote[1].connection() as db:
-                detail = remote_run_detail(db, self.hosts.own_run(run), remote[0].name)
-            detail = replace(detail, run=run)
-        else:
-            with self.pool.connection() as db:
-                detail = load_run_detail(db, run, note=note, pinned=pinned)
-        sections = shown + run_detail_sections(detail, self.clock())
-        lines = layout(sections, width, share_gil=True)
-        if get_current_worker().is_cancelled:
-            return
-        self.post_message(PreviewReady(token, run.path, sections, lines=lines, width=width))
-
-    def _artifact_extras(
-        self, root: bytes, artifact: ArtifactRow, root_id: int
-    ) -> tuple[RenderableType, ...]:
-        """Pin, note and identical copies of one file (called on the preview worker)."""
-        from store.lineage import copies_of
-        from tui.hosts import same_bytes_sections
-        from tui.widgets.run_detail import copies_sections
-
-        extras: list[RenderableType] = []
-        elsewhere = same_bytes_sections(
-            self.hosts.same_bytes_elsewhere(self.pool, root_id, artifact)
-        )
-        remote = self.hosts.remote_of(root_id)
-        if remote is not None:  # copies within its host's mirror; no local pins or notes
-            if artifact.run_id is not None:
-                with remote[1].connection() as db:
-                    extras += copies_sections(copies_of(db, artifact))
-            return tuple(extras) + elsewhere
-        where = (root, paths.unkey(artifact.path))
-        if where in self.user_pins:
-            extras.append(Text("◆ pinned: retention keeps it", style="bold yellow"))
-        note = self.user_notes.get(where)
-        if note:
-            extras.append(Text("✎ " + visible(note), style="italic"))
-        if artifact.run_id is not None:
-            with self.pool.connection() as db:
-                extras += copies_sections(copies_of(db, artifact))
-        return tuple(extras) + elsewhere
 
     def _target(self) -> tuple[bytes, str, str] | None:
         """(root, root-relative path, label) that ``n`` acts on: the file or folder

@@ -1,6 +1,8 @@
 """The preview pane and the rendering of a ``store.preview.Preview`` into Rich renderables.
 
-``render_preview`` and ``layout`` run on a worker thread: highlighting and wrapping 256 KiB
+The pane owns its workers: ``show_file`` and ``show_run_detail`` read, render and lay out
+on a thread, and only the newest request's result is shown.  ``render_preview`` and
+``layout`` run on that worker thread: highlighting and wrapping 256 KiB
 of text takes a second, and on the UI thread that second is a frozen screen.  The pane
 only holds the finished lines and draws the few that are visible.  Everything from disk
 reaches the screen as ``Text``/``Syntax``/``Table`` built from already-escaped strings,
@@ -10,30 +12,36 @@ never as markup.
 from __future__ import annotations
 
 import io
+import os
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from rich import box
 from rich.console import Group, RenderableType
+from rich.segment import Segment
 from rich.table import Table
 from rich.text import Text
-from textual import events
+from textual import events, work
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.geometry import Size
 from textual.scrollbar import ScrollTo, ScrollUp
 from textual.strip import Strip
 from textual.widget import Widget
-from textual.worker import get_current_worker
+from textual.worker import Worker, get_current_worker
 
 from store import paths
-from store.index.query import ArtifactRow, FolderEntry
+from store.index.query import ArtifactRow, FolderEntry, RunRow
 from store.safetext import visible
 from tui.format import DANGER, human_age, human_size
+from tui.messages import PreviewReady
 
 if TYPE_CHECKING:
+    from store.index.views import ReaderPool
     from store.preview import ImageData, Preview
+    from tui.hosts import Hosts
 
 MAX_LINES = 3000
 """Lines of text shown per section: more is slow to lay out and nobody scrolls that far."""
@@ -46,6 +54,17 @@ CHUNK_LINES = 40
 """Lines highlighted in one piece (see ``_code``)."""
 YIELD_EVERY = 32
 """Lines a worker lays out before it lets the UI thread take the GIL."""
+Line = list[Segment]
+"""One laid-out line.  Not a ``Strip``: a strip carries seven caches, and the thousands a
+preview laid out this way used to make were what set off the full garbage collections
+(100 ms of held GIL each on a busy machine); the pane makes strips of the visible lines."""
+YIELD_SECONDS = 0.002
+"""Work a worker does between two pauses at most (a piece of text may be few lines)."""
+QUICK_CHARS = 16_000
+"""Text above this many characters gets a quick first view (a few screens of it)."""
+REST_SECONDS = 0.25
+"""The whole view of a big text is laid out once the cursor rests on it this long: its
+seconds of work would compete with every key of someone moving through the files."""
 VERDICT_STYLE = {
     "safe": "bold green",
     "unknown": "bold yellow",
@@ -105,9 +124,29 @@ def preview_weight(preview: Preview) -> int:
     return len(preview.text) + len(preview.tail_text)
 
 
+PAUSE = 0.0005
+"""Seconds a worker sleeps between two pieces of work when nobody else wants the GIL."""
+MAX_PAUSE = 0.016
+"""The longest sleep of a worker giving way to a busy UI thread (about a frame)."""
+
+
+def give_way() -> None:
+    """Let the UI thread take the GIL: a short sleep, longer while another thread keeps the
+    interpreter busy (the GIL came back late).  Pausing every few milliseconds is not
+    enough on its own: each handover can cost the UI thread a switch interval (5 ms), and a
+    key takes a dozen of them (every turn of the event loop gives the GIL up)."""
+    pause = PAUSE
+    while True:
+        start = time.perf_counter()
+        time.sleep(pause)
+        if time.perf_counter() - start - pause < 0.001 or pause >= MAX_PAUSE:
+            return
+        pause *= 2
+
+
 def layout(
     sections: Sequence[RenderableType], width: int, *, share_gil: bool = False
-) -> tuple[Strip, ...]:
+) -> tuple[Line, ...]:
     """The sections as lines of ``width`` cells, a blank line after each.
 
     Safe on a worker thread (a private console); ``share_gil`` sleeps a moment every
@@ -125,17 +164,24 @@ def layout(
     )
     options = console.options.update_width(max(1, width))
     worker = get_current_worker() if share_gil else None
-    strips: list[Strip] = []
+    strips: list[Line] = []
+    began = time.perf_counter()
     for section in sections:
         pieces = section.renderables if isinstance(section, Group) else [section]
         for piece in pieces:
             for segments in console.render_lines(piece, options, pad=False):
-                strips.append(Strip(segments))
+                strips.append(segments)
                 if worker is not None and len(strips) % YIELD_EVERY == 0:
                     if worker.is_cancelled:
                         return tuple(strips)
-                    time.sleep(0.0005)
-        strips.append(Strip([]))
+                    give_way()
+                    began = time.perf_counter()
+            if worker is not None and time.perf_counter() - began > YIELD_SECONDS:
+                if worker.is_cancelled:
+                    return tuple(strips)
+                give_way()
+                began = time.perf_counter()
+        strips.append([])
     return tuple(strips)
 
 
@@ -359,11 +405,47 @@ def symlink_sections(artifact: ArtifactRow, name: str, now: float) -> tuple[Rend
     )
 
 
+@dataclass(frozen=True)
+class PreviewSource:
+    """Where the pane's workers read: the index's readers, the followed hosts, the clock."""
+
+    pool: ReaderPool
+    hosts: Hosts
+    clock: Callable[[], float] = time.time
+
+
+@dataclass(frozen=True)
+class _FileRequest:
+    """One file preview asked for (see ``PreviewPane.show_file``)."""
+
+    token: int
+    root_id: int
+    root: bytes
+    artifact: ArtifactRow
+    name: str
+    problem: str | None
+    pinned: bool
+    note: str | None
+    reread: bool
+    width: int
+    dark: bool
+
+
+def _rested(worker: Worker[None]) -> bool:
+    """Wait ``REST_SECONDS`` on a worker; False when it was cancelled meanwhile."""
+    deadline = time.monotonic() + REST_SECONDS
+    while time.monotonic() < deadline:
+        if worker.is_cancelled:
+            return False
+        time.sleep(0.01)
+    return not worker.is_cancelled
+
+
 class PreviewLines(Widget):
     """Lines laid out beforehand (``layout``): drawing is per visible line, so a preview of
     thousands of lines costs the UI thread no more than one screenful."""
 
-    def __init__(self, strips: tuple[Strip, ...], **kwargs: Any) -> None:
+    def __init__(self, strips: tuple[Line, ...], **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.strips = strips
 
@@ -375,7 +457,7 @@ class PreviewLines(Widget):
         width = self.size.width
         if y >= len(self.strips):
             return Strip.blank(width, style)
-        return self.strips[y].apply_style(style).crop_extend(0, width, style)
+        return Strip(self.strips[y]).apply_style(style).crop_extend(0, width, style)
 
 
 class PreviewPane(VerticalScroll):
@@ -391,8 +473,12 @@ class PreviewPane(VerticalScroll):
         Binding("F,end", "follow", "Follow", show=False, id="preview.follow"),
     ]
 
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(self, source: PreviewSource | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        self.source = source
+        """What the workers read from (``show_file``, ``show_run_detail`` need it)."""
+        self._token = 0
+        """Numbers the requests: only the newest one's result is shown."""
         self.sections: tuple[RenderableType, ...] = ()
         """What the pane shows now (tests and screenshots read it)."""
         self.shown_key: bytes | None = None
@@ -424,14 +510,27 @@ class PreviewPane(VerticalScroll):
         *,
         scroll_end: bool = False,
         key: bytes | None = None,
-        lines: tuple[Strip, ...] | None = None,
+        lines: tuple[Line, ...] | None = None,
         width: int | None = None,
     ) -> None:
-        """Replace the sections.  The same ``key`` again is a live refresh of what is shown:
-        the reader's place is kept, and a tail (``scroll_end``) is followed only from the end.
+        """Replace the sections (a preview still being built is dropped).  The same
+        ``key`` again is a live refresh of what is shown: the reader's place is kept, and a
+        tail (``scroll_end``) is followed only from the end.
 
-        ``lines`` are the sections already laid out at ``width`` by a worker; without them
-        the sections are laid out here (callers pass only small ones)."""
+        ``lines`` are the sections already laid out at ``width``; without them the sections
+        are laid out here (callers pass only small ones)."""
+        self._supersede()
+        self._show(sections, scroll_end=scroll_end, key=key, lines=lines, width=width)
+
+    def _show(
+        self,
+        sections: Iterable[RenderableType],
+        *,
+        scroll_end: bool = False,
+        key: bytes | None = None,
+        lines: tuple[Line, ...] | None = None,
+        width: int | None = None,
+    ) -> None:
         refresh = key is not None and key == self.shown_key
         at_end, place = self.scroll_y >= self.max_scroll_y, self.scroll_y
         self.shown_key = key
@@ -458,7 +557,7 @@ class PreviewPane(VerticalScroll):
         else:
             self.scroll_home(animate=False)
 
-    def _set_lines(self, lines: tuple[Strip, ...]) -> None:
+    def _set_lines(self, lines: tuple[Line, ...]) -> None:
         """Show ``lines``: in the widget already mounted when there is one (a new widget
         per preview costs the UI thread a removal, a mount and their styling each time)."""
         shown = self.children[0] if len(self.children) == 1 else None
@@ -472,6 +571,206 @@ class PreviewPane(VerticalScroll):
 
     def show_message(self, message: str) -> None:
         self.show([_note(message)])
+
+    # -- previews and run details, built on workers --------------------------------------
+
+    def _supersede(self) -> int:
+        """A new request: what older ones still build is dropped (their workers stop)."""
+        self._token += 1
+        self.workers.cancel_group(self, "preview")
+        return self._token
+
+    def show_file(
+        self,
+        root_id: int,
+        root: bytes,
+        artifact: ArtifactRow,
+        name: str,
+        *,
+        problem: str | None = None,
+        pinned: bool = False,
+        note: str | None = None,
+        reread: bool = False,
+    ) -> None:
+        """Preview one file of the root ``root`` (its index id ``root_id``): read, rendered
+        and laid out on a worker, with ``problem`` (integrity), the pin and the note.
+        ``reread`` takes the file's row from the index again (it changed on disk).
+
+        The worker starts once the screen shows what asked for it (a moved cursor): its
+        work competes with the UI thread for the GIL, and the key comes first."""
+        if self.source is None:
+            return
+        token = self._supersede()
+        request = _FileRequest(
+            token, root_id, root, artifact, name, problem, pinned, note, reread,
+            self.line_width, self.app.current_theme.dark,
+        )  # fmt: skip
+        self.call_after_refresh(self._start_file, request)
+
+    def _start_file(self, request: _FileRequest) -> None:
+        if request.token == self._token:  # not superseded while the screen was drawn
+            self._file_worker(request)
+
+    @work(thread=True, exclusive=True, group="preview", exit_on_error=False)
+    def _file_worker(self, request: _FileRequest) -> None:
+        """Read, render and lay out off the UI thread.  A big text shows a quick view of
+        its first and last lines at once; the whole view replaces it when the cursor rests."""
+        from store.index.views import artifact_at
+        from store.preview import preview_at, preview_file
+        from store.root import is_url
+        from store.root.shared import shared_root
+        from store.runs import LIVE_SECONDS
+
+        assert self.source is not None
+        pool, hosts = self.source.pool, self.source.hosts
+        worker = get_current_worker()
+        artifact, root, root_id = request.artifact, request.root, request.root_id
+        remote = hosts.remote_of(root_id)
+        if remote is not None:  # a mirrored file: its bytes come from its host
+            if request.reread:
+                with remote[1].connection() as db:
+                    artifact = artifact_at(db, remote[2], artifact.path) or artifact
+            with hosts.fetching:
+                if worker.is_cancelled:
+                    return
+                result = hosts.preview(remote[0], root, artifact)
+        else:
+            if request.reread:
+                with pool.connection() as db:
+                    artifact = artifact_at(db, root_id, artifact.path) or artifact
+            url = os.fsdecode(root)
+            if is_url(url):  # a bucket: head and tail range reads, never the whole object
+                result = preview_at(shared_root(url), paths.unkey(artifact.path))
+            else:
+                result = preview_file(os.path.join(root, artifact.path))
+        if worker.is_cancelled:  # the cursor moved on: leave the GIL to the keys
+            return
+        extras = self._artifact_extras(request, artifact)
+        now = self.source.clock()
+        problem = problem_sections([request.problem] if request.problem else [])
+        # A metrics table being written: its newest rows matter (an old one opens at the top).
+        growing_metrics = (
+            result.kind == "table"
+            and artifact.kind == "metrics"
+            and artifact.mtime is not None
+            and now - artifact.mtime < LIVE_SECONDS
+        )
+        stages = [MAX_LINES]
+        if preview_weight(result) > QUICK_CHARS:
+            stages.insert(0, QUICK_LINES)
+        for stage in stages:
+            if stage != stages[0] and not _rested(worker):
+                return
+            if worker.is_cancelled:
+                return
+            sections = render_preview(
+                result,
+                name=request.name,
+                artifact=artifact,
+                now=now,
+                width=request.width,
+                dark=request.dark,
+                max_lines=stage,
+            )
+            sections = sections[:1] + problem + sections[1:] + extras
+            lines = layout(sections, request.width, share_gil=True)
+            if worker.is_cancelled:
+                return
+            self.post_message(
+                PreviewReady(
+                    request.token,
+                    artifact.path,
+                    sections,
+                    artifact,
+                    scroll_end=result.from_end or growing_metrics,
+                    lines=lines,
+                    width=request.width,
+                    final=stage == stages[-1],
+                )
+            )
+
+    def _artifact_extras(
+        self, request: _FileRequest, artifact: ArtifactRow
+    ) -> tuple[RenderableType, ...]:
+        """Pin, note and identical copies of one file (called on the preview worker)."""
+        from store.lineage import copies_of
+        from tui.hosts import same_bytes_sections
+        from tui.widgets.run_detail import copies_sections
+
+        assert self.source is not None
+        pool, hosts = self.source.pool, self.source.hosts
+        extras: list[RenderableType] = []
+        elsewhere = same_bytes_sections(hosts.same_bytes_elsewhere(pool, request.root_id, artifact))
+        remote = hosts.remote_of(request.root_id)
+        if remote is not None:  # copies within its host's mirror; no local pins or notes
+            if artifact.run_id is not None:
+                with remote[1].connection() as db:
+                    extras += copies_sections(copies_of(db, artifact))
+            return tuple(extras) + elsewhere
+        if request.pinned:
+            extras.append(Text("◆ pinned: retention keeps it", style="bold yellow"))
+        if request.note:
+            extras.append(Text("✎ " + visible(request.note), style="italic"))
+        if artifact.run_id is not None:
+            with pool.connection() as db:
+                extras += copies_sections(copies_of(db, artifact))
+        return tuple(extras) + elsewhere
+
+    def show_run_detail(
+        self,
+        run: RunRow,
+        shown: tuple[RenderableType, ...],
+        *,
+        note: str | None = None,
+        pinned: bool = False,
+    ) -> None:
+        """Show the run's detail (params, metrics, checklist, copies) below ``shown``,
+        read and laid out on a worker."""
+        if self.source is None:
+            return
+        token = self._supersede()
+        self._run_detail_worker(token, run, shown, note, pinned, self.line_width)
+
+    @work(thread=True, exclusive=True, group="preview", exit_on_error=False)
+    def _run_detail_worker(
+        self,
+        token: int,
+        run: RunRow,
+        shown: tuple[RenderableType, ...],
+        note: str | None,
+        pinned: bool,
+        width: int,
+    ) -> None:
+        from tui.widgets.run_detail import load_run_detail, run_detail_sections
+
+        assert self.source is not None
+        hosts = self.source.hosts
+        remote = hosts.remote_of(run.id)
+        if remote is not None:
+            from tui.hosts import remote_run_detail
+
+            with remote[1].connection() as db:
+                detail = remote_run_detail(db, hosts.own_run(run), remote[0].name)
+            detail = replace(detail, run=run)
+        else:
+            with self.source.pool.connection() as db:
+                detail = load_run_detail(db, run, note=note, pinned=pinned)
+        sections = shown + run_detail_sections(detail, self.source.clock())
+        lines = layout(sections, width, share_gil=True)
+        if get_current_worker().is_cancelled:
+            return
+        self.post_message(PreviewReady(token, run.path, sections, lines=lines, width=width))
+
+    def on_preview_ready(self, message: PreviewReady) -> None:
+        message.stop()
+        if message.token == self._token:
+            self._show(
+                message.sections,
+                scroll_end=message.scroll_end,
+                key=message.key,
+                lines=message.lines,
+                width=message.width,
+            )
 
     # Without animation: a key moves the text at once, and the next key starts from there.
     def action_line(self, step: int) -> None:
@@ -535,7 +834,7 @@ class PreviewPane(VerticalScroll):
         self.run_worker(work, thread=True, group="reflow", exclusive=True, exit_on_error=False)
 
     def _reflowed(
-        self, sections: tuple[RenderableType, ...], width: int, lines: tuple[Strip, ...]
+        self, sections: tuple[RenderableType, ...], width: int, lines: tuple[Line, ...]
     ) -> None:
         if sections is not self.sections or width != self.line_width:
             return
