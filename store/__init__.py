@@ -4,3 +4,7 @@ This package never imports Textual or Rich, so the CLI, the TUI and scripts shar
 """
 
 __version__ = "0.1.0"
+
+from store import _lean_imports
+
+_lean_imports.install()
