@@ -41,6 +41,12 @@ def test_plan_apply_restore_a_bucket(
     removed = sorted(i["path"] for i in plan["items"] if not i["keep"])
     assert len(removed) == 6 and all(p.endswith(".ckpt") for p in removed)
     assert plan["filesystems"] == []  # a bucket frees no local disk
+    (root_totals,) = plan["roots"]
+    freed = root_totals["bytes_removed"]
+    assert freed > 0
+    assert root_totals["storage_usd_per_month"] == round(freed / 1e9 * 0.023, 6)
+    text = CliRunner().invoke(main, ["retention", "plan", url, "--keep-last", "1", "--db", db])
+    assert "a month to store (S3 Standard list price)" in text.output, text.output
 
     dry = _json("retention", "apply", plan["id"], "--db", db, "--json")
     assert dry["applied"] is False and len(dry["would_remove"]) == 6

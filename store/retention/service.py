@@ -369,6 +369,16 @@ def item_json(item: Candidate) -> dict[str, Any]:
     }
 
 
+def storage_cost(root: str, nbytes: int) -> float | None:
+    """What ``nbytes`` cost to store a month in a bucket root, at the S3 Standard list price
+    (GCS Standard and Azure Hot are within a few per cent); None for a folder, whose disk
+    has no such price.  A trash in a bucket frees it only once purged."""
+    from store.retention.bucket import STORAGE_PER_GB_MONTH
+    from store.root import is_url
+
+    return round(nbytes / 1e9 * STORAGE_PER_GB_MONTH, 6) if is_url(root) else None
+
+
 def plan_json(plan: Plan, policies: dict[str, Policy]) -> dict[str, Any]:
     """The ``retention plan --json`` shape."""
     return {
@@ -388,6 +398,7 @@ def plan_json(plan: Plan, policies: dict[str, Policy]) -> dict[str, Any]:
                 "total_bytes": r.total_bytes,
                 "budget_bytes": r.budget,
                 "over_budget_after": r.over_budget_after,
+                "storage_usd_per_month": storage_cost(r.root, r.bytes_removed),
             }
             for r in plan.roots
         ],

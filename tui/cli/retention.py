@@ -36,6 +36,7 @@ from store.retention.service import (
     plan_json,
     report_json,
     resolve_roots,
+    storage_cost,
     usage_json,
 )
 from store.retention.trash import (
@@ -234,6 +235,13 @@ def plan_cmd(roots: tuple[str, ...], db_path: Path | None, as_json: bool, **flag
         emit_json(plan_json(plan, policies))
         return
     print_plan(plan, policies)
+    for totals in plan.roots:
+        cost = storage_cost(totals.root, totals.bytes_removed)
+        if cost is not None and totals.bytes_removed:
+            click.echo(
+                f"{paths.display(totals.root)}: what it removes costs about ${cost:,.2f} a month"
+                " to store (S3 Standard list price); a trash frees it once purged"
+            )
 
 
 def _plan_path(plan_id: str) -> Path:
