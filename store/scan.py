@@ -436,7 +436,7 @@ class Indexer:
         )
         if first:
             existing: set[tuple[Any, ...]] = set()
-            entries: list[_Identity] = walk.entries  # names, not paths: see _insert_walk
+            entries: list[_Identity] = walk.entries  # names, not paths: see _insert_rows
         else:
             existing, entries = self._rows_to_compare(start, walk, existing_dirs, set(clean))
         self._reconcile(
@@ -790,10 +790,10 @@ class Indexer:
         dirty: set[int | None] = set()
         rebuild = self._drop_secondary_indexes(len(added))
         if walk is not None:
-            self._insert_walk(walk, cache, links, now, dirty, counted)
+            self._insert_rows(_in_key_order(walk), cache, links, now, dirty, counted)
         else:
             added.sort(key=_path_of)  # in key order, the B-tree indexes grow at their ends
-            self._insert_new(added, cache, links, now, dirty, counted)
+            self._insert_rows(_by_folder(added), cache, links, now, dirty, counted)
         if self._read_ahead:
             # from here on SQLite works long without the GIL (index builds, the commit);
             # a helper started earlier would slow the row-by-row inserts above instead
@@ -854,109 +854,22 @@ class Indexer:
             return []
         return drop_indexes_and_triggers(c, "artifacts")
 
-    def _insert_new(
+    def _insert_rows(
         self,
-        added: list[_Identity],
-        cache: dict[tuple[int, int, int, int], str],
-        links: dict[bytes, str],
-        now: float,
-        dirty: set[int | None],
-        counted: dict[int, list[int]] | None = None,
-    ) -> None:
-        """Insert rows for new files.  The common row (a regular file not hashed yet) binds
-        only what varies; links and files whose hash is cached take the full statement.
-        ``counted`` (when given) sums each run's rows as they are built."""
-        c = self.db.conn
-        runs = self.runs
-        owned = runs.owned_paths()
-        cache_get = cache.get if cache else None
-        root_id = self.root_id
-        special: list[tuple[object, ...]] = []
-        run_here: dict[bytes, int | None] = {}
-        settled = SETTLED_EXT_BYTES.get
-        tfevents = TFEVENTS
-
-        def rows() -> Iterator[tuple[object, ...]]:
-            """Rows built as SQLite takes them, so a million files never sit in a list."""
-            last_parent = None
-            last_run = None
-            for path, inode, size, mtime_ns, dev, ftype in added:
-                cut = path.rfind(b"/")
-                parent = path[:cut] if cut > 0 else b""
-                if parent != last_parent:
-                    last_parent = parent
-                    last_run = run_here.get(parent, -1)
-                    if last_run == -1:
-                        last_run = run_here[parent] = runs.run_of_folder(parent)
-                        dirty.add(last_run)
-                run_id = last_run
-                if path in owned:
-                    run_id = runs.run_of_entry(path, parent)
-                    dirty.add(run_id)
-                if counted is not None and run_id is not None:
-                    sums = counted.get(run_id)
-                    if sums is None:
-                        counted[run_id] = [size, 1, mtime_ns, mtime_ns]
-                    else:
-                        sums[0] += size
-                        sums[1] += 1
-                        if mtime_ns > sums[2]:
-                            sums[2] = mtime_ns
-                        if mtime_ns < sums[3]:
-                            sums[3] = mtime_ns
-                raw = path[cut + 1 :]
-                if raw.isascii():
-                    name = raw.decode("ascii")
-                    if not name.isprintable():
-                        name = visible(name)
-                else:
-                    name = paths.display(raw)
-                # classify_key inlined (the scan's hottest line): a deciding extension
-                dot = raw.rfind(b".")
-                kind = settled(raw[dot:]) if dot > 0 else None
-                if kind is None or raw[:19].lower() == tfevents:
-                    kind = classify_key(path)
-                digest = cache_get((dev, inode, size, mtime_ns)) if cache_get else None
-                if ftype != "file" or digest:
-                    state = "done" if digest else ("pending" if ftype == "file" else "skipped")
-                    special.append(
-                        (
-                            root_id,
-                            run_id,
-                            path,
-                            parent,
-                            name,
-                            kind,
-                            ftype,
-                            links.get(path),
-                            size,
-                            mtime_ns,
-                            inode,
-                            dev,
-                            digest,
-                            state,
-                            now,
-                            now,
-                        )
-                    )
-                    continue
-                yield (run_id, path, parent, name, kind, size, mtime_ns, inode, dev)
-
-        write.insert_new_files(c, root_id, now, rows())
-        write.insert_artifacts(c, special)
-
-    def _insert_walk(
-        self,
-        walk: _Walk,
+        groups: Iterable[tuple[bytes, list[_Identity]]],
         cache: dict[tuple[int, int, int, int], str],
         links: dict[bytes, str],
         now: float,
         dirty: set[int | None],
         counted: dict[int, list[int]] | None,
     ) -> None:
-        """``_insert_new`` of every file a first load walked, the same rows in the same
-        order, built from the walk's per-folder lists (``_in_key_order``): no path is cut
-        into folder and name again, no list of every path is built and sorted."""
+        """Insert rows for new files, given as (folder, entries named within it) in key
+        order: from a first load's per-folder lists (``_in_key_order``, no list of every
+        path built and sorted) or from sorted paths (``_by_folder``).  The common row (a
+        regular file not hashed yet) binds only what varies; links and files whose hash is
+        cached take the full statement.  ``counted`` (when given) sums each run's rows as
+        they are built; rows are made as SQLite takes them, so a million never sit in a
+        list."""
         c = self.db.conn
         runs = self.runs
         owned = runs.owned_paths()
@@ -967,7 +880,7 @@ class Indexer:
         tfevents = TFEVENTS
 
         def rows() -> Iterator[tuple[object, ...]]:
-            for parent, files in _in_key_order(walk):
+            for parent, files in groups:
                 folder_run = runs.run_of_folder(parent)
                 dirty.add(folder_run)
                 prefix = parent + b"/" if parent else b""
@@ -1124,12 +1037,29 @@ class Indexer:
         return (result.digest, "done", refined, verdict, reason)
 
 
+def _by_folder(added: list[_Identity]) -> Iterator[tuple[bytes, list[_Identity]]]:
+    """Entries named by their paths, sorted, as (folder, entries named within it) runs:
+    the shape ``_in_key_order`` gives, for ``_insert_rows``."""
+    folder = b""
+    names: list[_Identity] = []
+    for path, inode, size, mtime_ns, dev, ftype in added:
+        cut = path.rfind(b"/")
+        parent = path[:cut] if cut > 0 else b""
+        if parent != folder and names:
+            yield folder, names
+            names = []
+        folder = parent
+        names.append((path[cut + 1 :], inode, size, mtime_ns, dev, ftype))
+    if names:
+        yield folder, names
+
+
 def _in_key_order(walk: _Walk) -> Iterator[tuple[bytes, list[_Identity]]]:
     """The walk's files as (folder, files) pieces, in the order of their paths.
 
     A folder's files and subfolders are merged by name, a subfolder's as its name + "/":
     every path below it starts so, and no file name holds a "/", so this is the bytewise
-    order of the paths themselves (``sort`` of them all, as ``_insert_new`` does)."""
+    order of the paths themselves (``sort`` of them all, as ``_by_folder`` is given)."""
     entries, slices, subdirs = walk.entries, walk.slices, walk.subdirs
     stack: list[bytes | tuple[bytes, list[_Identity]]] = [b""]
     while stack:
