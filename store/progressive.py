@@ -260,7 +260,8 @@ def _fill_in(
             found,
             part,
             listing=lambda: listing,
-            event_path=b"",
+            # the first chunk holds the folders above the pieces too: the whole root
+            event_path=tuple(held) if held and not top else b"",
             full=False,
             unique=True,
         )
