@@ -55,8 +55,9 @@ CHUNK_SECONDS = 0.5
 CHUNK_SHARE = 0.3
 """``fill_in`` commits what it walked once it walked ``CHUNK_SECONDS``, and at least this
 share of the time since it started, since its last commit: each commit makes an explorer
-in the same process read the root's runs and totals again, a cost that grows with them,
-so commits space out as the scan goes on (a 10 s scan commits about 9 times)."""
+in the same process read the runs the chunk covered (its 'scan' event names its pieces)
+and the index's totals again, a cost that grows with them, so commits space out as the
+scan goes on (a 10 s scan commits about 9 times)."""
 
 
 def is_fresh(indexer: Indexer) -> bool:
@@ -260,7 +261,8 @@ def _fill_in(
             found,
             part,
             listing=lambda: listing,
-            event_path=b"",
+            # the first chunk holds the folders above the pieces too: the whole root
+            event_path=tuple(held) if held and not top else b"",
             full=False,
             unique=True,
         )

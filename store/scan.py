@@ -544,7 +544,7 @@ class Indexer:
         report: ScanReport,
         *,
         listing: Callable[[], Listing],
-        event_path: bytes,
+        event_path: bytes | tuple[bytes, ...],
         full: bool,
         detect_after_write: bool = False,
         unique: bool = False,
@@ -555,7 +555,8 @@ class Indexer:
         digest matched).  ``unique`` says each path is walked once, so "every row was
         seen unchanged" follows from counting.  ``first_load``: the root holds no rows
         and ``entries`` are the walk's own (names in place of paths, more of them than
-        get an event each), all of them new."""
+        get an event each), all of them new.  ``event_path``: the folder the walk covered
+        (or folders), named by the 'scan' event of a pass with too many changes."""
         report.files = walk.count()
         report.dirs = len(walk.dirs)
         vouched = report.files - len(entries)
@@ -942,7 +943,7 @@ class Indexer:
 
     def _write_events(
         self,
-        start: bytes,
+        start: bytes | tuple[bytes, ...],
         added: list[_Identity],
         changed: list[tuple[int, _Entry, tuple[object, ...]]],
         removed: list[tuple[object, ...]],
@@ -950,8 +951,9 @@ class Indexer:
     ) -> None:
         c = self.db.conn
         total = len(added) + len(changed) + len(removed)
-        if total > EVENT_FLOOD:
-            write.add_events(c, now, [(EventKind.SCAN, self.root_id, None, start)])
+        if total > EVENT_FLOOD:  # one per folder covered: a reader rereads what they hold
+            starts = start if isinstance(start, tuple) else (start,)
+            write.add_events(c, now, [(EventKind.SCAN, self.root_id, None, k) for k in starts])
             return
         run_for, rid = self.runs.run_for, self.root_id
         rows: list[write.EventRow] = [(EventKind.ADDED, rid, run_for(e[0]), e[0]) for e in added]

@@ -10,7 +10,7 @@ import pytest
 import sqlite_utils
 
 from store.index.db import last_event_id, open_db
-from store.index.events import Event, EventKind, events_since, fold
+from store.index.events import Event, EventKind, events_since, fold, in_scope
 from store.index.views import children_page
 from store.scan import Indexer
 
@@ -120,3 +120,21 @@ def test_every_folder_whose_listing_changed_is_in_the_delta(
         now = _listings(db, rid)
         stale = {k for k in before.keys() & now.keys() if before[k] != now[k]}
         assert stale and stale <= {key for r, key in delta.folders if r == rid}
+
+
+def test_a_scan_below_its_root_covers_that_folder_and_the_folders_above_it() -> None:
+    """A chunk of a first scan names the folders it covered: a reader rereads those, not
+    the whole root; a scan of the whole root in the same batch still wins."""
+    below = Event(1, 0.0, EventKind.SCAN, 4, None, b"logs/v1")
+    delta = fold([below, Event(2, 0.0, EventKind.SCAN, 4, None, b"logs/v2")])
+    assert not delta.rescanned_roots
+    assert delta.rescanned_folders == {(4, b"logs/v1"), (4, b"logs/v2")}
+    assert {(4, b"logs"), (4, b"")} <= delta.folders
+    covered = in_scope(delta.rescanned_folders)
+    assert covered(4, b"logs/v1") and covered(4, b"logs/v1/ckpt")  # at and below
+    assert covered(4, b"logs") and covered(4, b"")  # above: totals and listings show it
+    assert not covered(4, b"logs/v10") and not covered(4, b"logs/v3/x")  # siblings
+    assert not covered(5, b"logs/v1")  # another root
+    assert not in_scope(frozenset())(4, b"")
+    whole = fold([below, Event(3, 0.0, EventKind.SCAN, 4, None, b"")])
+    assert whole.rescanned_roots == {4} and not whole.rescanned_folders

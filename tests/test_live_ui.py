@@ -28,6 +28,7 @@ from textual.widgets.tree import TreeNode
 from textual.worker import Worker, WorkerState
 
 import store.runs
+import store.scan
 import store.watch.watcher as watcher_module
 from store.index.db import open_db
 from store.lock import WriterLock, holder
@@ -673,3 +674,41 @@ async def test_a_live_metrics_csv_is_followed_and_f_resumes(live_tree: tuple[Pat
         append(csv_path, "0,81,0.0081,,\n")
         await until(pilot, lambda: "0.0081" in pane.plain_text(), "one more row")
         await until(pilot, lambda: pane.scroll_y == pane.max_scroll_y, "following again")
+
+
+@sync
+async def test_the_tree_follows_a_scan_event_below_the_root(
+    live_tree: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A scan of a run's folder writes one 'scan' event naming it (as a chunk of a first
+    scan does): the open folder below it shows each file come and go, the runs stay."""
+    monkeypatch.setattr(store.scan, "EVENT_FLOOD", 0)
+    root, db_path = live_tree
+    app = ArtlensApp(db_path, [root], watch=False)  # the scans below are the only writer
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = app.screen
+        assert isinstance(screen, ExplorerScreen)
+        await until(pilot, lambda: screen.loaded and screen.table.row_count == RUNS, "the runs")
+        key = await open_run(pilot, screen, "version_3")
+        run_dir = root / "lightning_logs" / "version_3"
+
+        def scan() -> None:
+            db = open_db(db_path)
+            try:
+                Indexer(db, root).scan(key)
+            finally:
+                db.close()
+
+        new = key + b"/checkpoints/epoch=1-step=20.ckpt"
+        atomic_write(run_dir / "checkpoints" / "epoch=1-step=20.ckpt", b"\1" * 8192)
+        (run_dir / "checkpoints" / "epoch=0-step=10.ckpt").unlink()
+        await asyncio.to_thread(scan)
+        old = key + b"/checkpoints/epoch=0-step=10.ckpt"
+        await until(pilot, lambda: node_at(screen, new) is not None, "the new checkpoint")
+        await until(pilot, lambda: node_at(screen, old) is None, "the deleted checkpoint to go")
+        assert len(screen.runs) == RUNS
+        db = open_db(db_path)
+        found = db.conn.execute("SELECT path FROM events WHERE kind = 'scan'")
+        scans = [bytes(p) for (p,) in found]
+        db.close()
+        assert scans == [key]  # the run, above the open folder

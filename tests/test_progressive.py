@@ -14,15 +14,18 @@ from typing import Any
 
 import pytest
 
+import store.scan
 import tui.app
 from store import progressive
 from store.index.db import open_db
+from store.index.events import in_scope
 from store.lock import WriterLock
 from store.progressive import ScanStopped, first_scan, is_fresh, pieces
 from store.scan import Indexer
 from store.watch import Watcher
 from tui.app import ArtlensApp
 from tui.cli.index import index_roots
+from tui.messages import IndexChanged
 from tui.screens.explorer import ExplorerScreen
 from tui.widgets.runs_table import RunsTable
 from tui.widgets.status import StatusLine
@@ -418,3 +421,89 @@ def test_a_first_scan_stopped_while_it_writes_rolls_back_whole(tmp_path: Path) -
         first_scan(Indexer(db, root), budget=0.0, should_stop=lambda: False)
         db.close()
     assert snapshot(live) == snapshot(plain)
+
+
+class DeltaApp(ArtlensApp):
+    """Keeps every change-feed delta the explorer read, as the app hands it on."""
+
+    CSS_PATH = str(Path(tui.app.__file__).with_name("app.tcss"))
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.deltas: list[IndexChanged] = []
+
+    def on_index_changed(self, message: IndexChanged) -> None:
+        self.deltas.append(message)
+        super().on_index_changed(message)
+
+    def _index_committed(self) -> None:
+        """On the watcher's thread: the next chunk waits until the explorer read this one
+        (each chunk is then a delta of its own, however fast the machine)."""
+        super()._index_committed()
+        conn = sqlite3.connect(self.db_path)
+        (newest,) = conn.execute("SELECT coalesce(max(id), 0) FROM events").fetchone()
+        conn.close()
+        deadline = time.monotonic() + 10
+        while not any(d.last_event >= newest for d in list(self.deltas)):
+            if time.monotonic() > deadline:
+                return
+            time.sleep(0.005)
+
+
+def test_during_a_first_scan_the_explorer_reads_only_the_runs_a_chunk_covered(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each chunk's 'scan' event names its pieces: the explorer rereads the runs there
+    (and above), not every run of the root, and ends showing every run."""
+    monkeypatch.setattr(progressive, "PIECE_BUDGET", 0.0)
+    monkeypatch.setattr(progressive, "CHUNK_SECONDS", 0.0)  # a commit after every piece
+    monkeypatch.setattr(progressive, "CHUNK_SHARE", 0.0)
+    monkeypatch.setattr(store.scan, "EVENT_FLOOD", 1)  # each chunk's events: one 'scan'
+    root = tmp_path / "root"
+    make_runs(root, runs=40, folders=1)
+    db_path = tmp_path / "index.db"
+    with WriterLock(db_path):
+        open_db(db_path).close()
+
+    async def scenario() -> None:
+        app = DeltaApp(db_path, [root], watch=True)
+        async with app.run_test(size=(120, 40)) as pilot:
+            screen = app.screen
+            assert isinstance(screen, ExplorerScreen)
+            table = screen.query_one(RunsTable)
+            status = screen.query_one(StatusLine)
+            deadline = time.monotonic() + 60
+            while status.info.watcher != "watching" or table.row_count < 40:
+                assert time.monotonic() < deadline, (status.info.watcher, table.row_count)
+                await pilot.pause(0.02)
+            conn = sqlite3.connect(db_path)
+            ids = {rid for (rid,) in conn.execute("SELECT id FROM runs")}
+            scoped = 0
+            after = 0
+            for delta in app.deltas:
+                assert not delta.full
+                # the runs read: those the chunks' scans covered, and those named by an
+                # event of the batch (a run's summary read at the end), no other
+                named = {
+                    rid
+                    for (rid,) in conn.execute(
+                        "SELECT run_id FROM events WHERE id > ? AND id <= ?",
+                        [after, delta.last_event],
+                    )
+                }
+                covered = in_scope(delta.rescanned_folders)
+                for run in delta.updated:
+                    assert (
+                        run.id in named
+                        or run.root_id in delta.rescanned_roots
+                        or covered(run.root_id, run.path)
+                    ), run.path
+                scoped += bool(delta.rescanned_folders)
+                after = delta.last_event
+            conn.close()
+            # the whole root once: the first chunk holds the folders above the pieces
+            assert sum(bool(d.rescanned_roots) for d in app.deltas) <= 1
+            assert scoped >= 20, [len(d.updated) for d in app.deltas]
+            assert set(screen.runs) == ids and len(ids) == 40
+
+    asyncio.run(scenario())

@@ -68,6 +68,9 @@ class IndexChanged(Message, bubble=False):
     """New pages of the tree's open folders that changed (the rest the tree asks for)."""
     trash_roots: frozenset[int] = frozenset()
     """Roots whose trash changed: a view of the trash reloads."""
+    rescanned_folders: frozenset[tuple[int, bytes]] = frozenset()
+    """(root id, key) of folders a 'scan' event covered: their runs, and those above them,
+    were re-read (``events.in_scope``; absent ones are gone)."""
 
 
 @dataclass

@@ -9,7 +9,7 @@ is the enum's value: the feed JSON and mirrors carry the same strings as before.
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -34,7 +34,8 @@ class EventKind(str, enum.Enum):
     RUN_CHANGED = "run_changed"
     RUN_REMOVED = "run_removed"
     SCAN = "scan"
-    """Too many changes in one pass: everything at and below ``path`` may have changed."""
+    """Too many changes in one pass: everything at and below ``path`` may have changed
+    (the whole root for ``b""``; below a folder, the runs there or above it)."""
     TRASH = "trash"
     """A root's trash changed: the item at ``path`` went in, came back or was purged (its
     files' rows come and go with ``removed`` and ``added`` events of their own)."""
@@ -93,11 +94,15 @@ class Delta:
     previewed file to refresh.  Moves to and from the trash arrive here too (as
     ``removed`` and ``added`` file events)."""
     rescanned_roots: frozenset[int]
-    """Roots a ``scan`` event covered: all their runs and open folders."""
+    """Roots a ``scan`` event of the whole root covered: all their runs and open folders."""
     trash_roots: frozenset[int]
     """Roots whose trash changed (what a view of the trash reloads)."""
     full: bool
     """Reload everything: more events than a reader should fold, or a kind it does not know."""
+    rescanned_folders: frozenset[tuple[int, bytes]] = frozenset()
+    """(root id, key) of the folders a ``scan`` event below its root covered (not in a
+    root of ``rescanned_roots``): what ``in_scope`` says, not the whole root.  A first
+    scan commits chunk by chunk; each one costs a reader what it covered."""
 
     @property
     def empty(self) -> bool:
@@ -110,6 +115,7 @@ def fold(events: Iterable[Event], *, max_events: int | None = None) -> Delta:
     removed: set[int] = set()
     folders: set[tuple[int, bytes]] = set()
     rescanned: set[int] = set()
+    scoped: set[tuple[int, bytes]] = set()
     trash: set[int] = set()
     last, count, unknown = 0, 0, False
     for event in events:
@@ -126,7 +132,10 @@ def fold(events: Iterable[Event], *, max_events: int | None = None) -> Delta:
             runs.add(event.run_id)
             removed.discard(event.run_id)
         if event.kind is EventKind.SCAN and event.root_id is not None:
-            rescanned.add(event.root_id)
+            if event.path:
+                scoped.add((event.root_id, event.path))
+            else:
+                rescanned.add(event.root_id)
         if event.kind is EventKind.TRASH and event.root_id is not None:
             trash.add(event.root_id)
         if event.path is not None and event.root_id is not None:
@@ -149,4 +158,33 @@ def fold(events: Iterable[Event], *, max_events: int | None = None) -> Delta:
         frozenset(rescanned),
         frozenset(trash),
         full,
+        frozenset((rid, key) for rid, key in scoped if rid not in rescanned),
     )
+
+
+def in_scope(scopes: Iterable[tuple[int, bytes]]) -> Callable[[int, bytes], bool]:
+    """Whether a scan of the folders ``scopes`` may have changed the run or the open
+    folder at (root id, key): it lies at or below one of them (its rows were rewritten),
+    or above one (its totals and listing show theirs).  Answered in the depth of the
+    key, whatever the number of folders (a chunk of a first scan covers hundreds)."""
+    folders = set(scopes)
+    if not folders:
+        return lambda _root_id, _key: False
+    above: set[tuple[int, bytes]] = set()
+    for root_id, key in folders:
+        while (root_id, key) not in above:
+            above.add((root_id, key))
+            if not key:
+                break
+            key = paths.parent_key(key)
+
+    def covered(root_id: int, key: bytes) -> bool:
+        if (root_id, key) in above:
+            return True
+        while key:
+            key = paths.parent_key(key)
+            if (root_id, key) in folders:
+                return True
+        return False
+
+    return covered

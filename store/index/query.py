@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -122,6 +122,29 @@ def list_runs(db: sqlite_utils.Database, *, root_id: int | None = None) -> list[
         args.append(root_id)
     sql += " ORDER BY coalesce(runs.started, runs.last_write, 0) DESC, runs.id"
     return [_run_from(r) for r in db.conn.execute(sql, args)]
+
+
+def list_runs_where(
+    db: sqlite_utils.Database, root_id: int, keep: Callable[[bytes], bool]
+) -> list[RunRow]:
+    """The root's runs whose folder ``keep`` accepts, read whole (their JSON parsed) only
+    for those: a reader of a scan event below the root (``events.in_scope``) does not
+    pay for the root's other runs."""
+    conn = db.conn
+    ids = [
+        rid
+        for rid, path in conn.execute("SELECT id, path FROM runs WHERE root_id = ?", [root_id])
+        if keep(bytes(path))
+    ]
+    found: list[RunRow] = []
+    for start in range(0, len(ids), 500):
+        part = ids[start : start + 500]
+        sql = (
+            f"SELECT {_RUN_COLUMNS} FROM runs JOIN roots ON roots.id = runs.root_id"
+            f" WHERE runs.id IN ({', '.join('?' * len(part))})"
+        )
+        found += [_run_from(r) for r in conn.execute(sql, part)]
+    return found
 
 
 _encode_string = json.encoder.encode_basestring

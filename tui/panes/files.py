@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from rich.text import Text
 
 from store import paths
+from store.index.events import in_scope
 from store.index.views import ChildPage, ReaderPool, children_page
 from store.integrity import problems_of
 from store.safetext import visible
@@ -107,6 +108,8 @@ class FilesPane(ArtifactTree):
             keys = set(limits)
         else:
             keys = {key for rid, key in delta.folders if rid == root_id and key in limits}
+            covered = in_scope(delta.rescanned_folders)
+            keys |= {k for k in limits if covered(root_id, k)}
         if len(keys) > MAX_PAGES_WITH_CHANGES:
             return ()
         return tuple(
@@ -126,6 +129,8 @@ class FilesPane(ArtifactTree):
             self.refresh_folders(set(self.open_folders()), message.pages)
         else:
             changed = {k for r, k in message.changed_paths if r == self.root_id}
+            covered = in_scope(message.rescanned_folders)
+            changed |= {k for k in self.open_folders() if covered(self.root_id, k)}
             self.refresh_folders(changed, message.pages)
 
     def refresh_open(self) -> None:

@@ -23,6 +23,7 @@ from textual.worker import get_current_worker
 
 from store import paths
 from store.index import query
+from store.index.events import in_scope
 from store.index.views import ReaderPool, counts
 from tui.hosts import Hosts, MirrorsLoaded
 from tui.messages import ChecklistsLoaded, IndexChanged, RunsLoaded
@@ -182,10 +183,12 @@ class RunsPane(Vertical):
             gone = {rid for rid in set(self.runs) - fresh if not self.hosts.is_remote(rid)}
         else:
             gone = set(message.removed)
+            covered = in_scope(message.rescanned_folders)
             gone |= {
                 rid
                 for rid, run in self.runs.items()
-                if run.root_id in message.rescanned_roots and rid not in fresh
+                if rid not in fresh
+                and (run.root_id in message.rescanned_roots or covered(run.root_id, run.path))
             }
         for run_id in gone:
             self.runs.pop(run_id, None)

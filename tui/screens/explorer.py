@@ -12,6 +12,7 @@ and it calls their methods (a delta of the change feed goes to each in turn).
 
 from __future__ import annotations
 
+import functools
 import gc
 import os
 import time
@@ -32,7 +33,7 @@ from textual.worker import Worker, get_current_worker
 
 from store import paths
 from store.index import query
-from store.index.events import Event, events_since, fold
+from store.index.events import Event, events_since, fold, in_scope
 from store.index.views import ReaderPool, counts
 from store.safetext import visible
 from tui.commands import PaletteEntry
@@ -405,7 +406,12 @@ class ExplorerScreen(Screen[None]):
             else:
                 for root_id in delta.rescanned_roots:
                     updated += query.list_runs(db, root_id=root_id)
+                covered = in_scope(delta.rescanned_folders)
+                for root_id in sorted({rid for rid, _ in delta.rescanned_folders}):
+                    keep = functools.partial(covered, root_id)
+                    updated += query.list_runs_where(db, root_id, keep)
                 seen = {r.id for r in updated}
+                updated = list({r.id: r for r in updated}.values())
                 for run_id in sorted(delta.runs - seen):
                     row = query.get_run(db, run_id)
                     if row is None:
@@ -429,6 +435,7 @@ class ExplorerScreen(Screen[None]):
                 roots,
                 pages,
                 trash_roots=delta.trash_roots,
+                rescanned_folders=delta.rescanned_folders,
             )
         )
         with self.pool.connection() as db:  # count(*) and sum(size): after the change is out
@@ -454,6 +461,7 @@ class ExplorerScreen(Screen[None]):
         if self._preview_key is not None and (
             self._preview_key in message.changed_paths
             or self._preview_key[0] in message.rescanned_roots
+            or in_scope(message.rescanned_folders)(*self._preview_key)
         ):
             self._refresh_preview()
 

@@ -22,6 +22,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 from textual.worker import get_current_worker
 
+from store.index.events import in_scope
 from store.index.query import RunRow
 from store.metrics_series import MetricLine, RunSeries, read_run_series
 from store.safetext import visible
@@ -163,10 +164,16 @@ class MetricsScreen(Screen[None]):
     def on_index_changed(self, message: IndexChanged) -> None:
         """The app hands every change-feed delta to each screen: reread when one of ours moved."""
         fresh = {run.id: run for run in message.updated}
+        covered = in_scope(message.rescanned_folders)
         gone = set(message.removed) | {
             run.id
             for run in self.runs
-            if run.id not in fresh and (message.full or run.root_id in message.rescanned_roots)
+            if run.id not in fresh
+            and (
+                message.full
+                or run.root_id in message.rescanned_roots
+                or covered(run.root_id, run.path)
+            )
         }
         mine = {run.id for run in self.runs}
         if not (mine & (set(fresh) | gone)):
