@@ -19,15 +19,14 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import subprocess
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.emulator import accepts, emulator, free_port
 
 pytest.importorskip(
     "azure.storage.blob", reason="azure-storage-blob is not installed (pip install '.[azure]')"
@@ -106,13 +105,6 @@ class AzureServer:
         }
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 _SHARED: dict[str, Any] = {}
 
 
@@ -123,45 +115,21 @@ def azure_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AzureServ
         yield _SHARED["server"]
         return
     binary = _azurite()
-    port = _free_port()
+    port = free_port()
     where = tmp_path_factory.mktemp("azurite")
     args = [binary, "--blobHost", "127.0.0.1", "--blobPort", str(port), "--inMemoryPersistence"]
     args += ["--silent", "--skipApiVersionCheck", "--loose", "--disableTelemetry"]
-    process = subprocess.Popen(args, cwd=where, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     connection = (
         f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={KEY};"
         f"BlobEndpoint=http://127.0.0.1:{port}/{ACCOUNT};"
     )
-    deadline = time.monotonic() + 60
-    while True:
+    variable = ("AZURE_STORAGE_CONNECTION_STRING", connection)
+    with emulator("Azurite", args, lambda: accepts(port), variable, cwd=where):
+        _SHARED["server"] = AzureServer(connection)
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                break
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                err = process.stderr.read().decode(errors="replace") if process.stderr else ""
-                pytest.fail(f"Azurite did not start: {err.strip()[:300]}")
-            time.sleep(0.05)
-    saved = os.environ.get("AZURE_STORAGE_CONNECTION_STRING")
-    os.environ["AZURE_STORAGE_CONNECTION_STRING"] = connection
-    _SHARED["server"] = AzureServer(connection)
-    try:
-        yield _SHARED["server"]
-    finally:
-        _SHARED.clear()
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        if process.stderr:
-            process.stderr.close()
-        if saved is None:
-            os.environ.pop("AZURE_STORAGE_CONNECTION_STRING", None)
-        else:
-            os.environ["AZURE_STORAGE_CONNECTION_STRING"] = saved
+            yield _SHARED["server"]
+        finally:
+            _SHARED.clear()
 
 
 @pytest.fixture(scope="session")

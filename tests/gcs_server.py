@@ -16,9 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
-import subprocess
-import time
 import urllib.error
 import urllib.request
 import uuid
@@ -28,6 +25,8 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
+
+from tests.emulator import emulator, free_port
 
 pytest.importorskip("gcsfs", reason="gcsfs is not installed (pip install '.[gcs]' or '.[dev]')")
 
@@ -130,13 +129,6 @@ class GCSServer:
             token = f"&pageToken={quote(page['nextPageToken'], safe='')}"
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 _SHARED: dict[str, Any] = {}
 """The one emulator and seed of the session (each importing module gets its own fixture
 instance; they all hand out the same server)."""
@@ -149,42 +141,25 @@ def gcs_server() -> Iterator[GCSServer]:
         yield _SHARED["server"]
         return
     binary = _binary()
-    port = _free_port()
+    port = free_port()
     endpoint = f"http://127.0.0.1:{port}"
     args = [str(binary), "-scheme", "http", "-backend", "memory", "-host", "127.0.0.1"]
     args += ["-port", str(port), "-external-url", endpoint, "-log-level", "error"]
-    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     server = GCSServer(endpoint)
-    deadline = time.monotonic() + 60
-    while True:
+
+    def ready() -> bool:
         try:
             server.request("GET", "/storage/v1/b?project=test")
-            break
         except (urllib.error.URLError, OSError):
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                err = process.stderr.read().decode(errors="replace") if process.stderr else ""
-                pytest.fail(f"fake-gcs-server did not start: {err.strip()[:300]}")
-            time.sleep(0.05)
-    saved = os.environ.get("STORAGE_EMULATOR_HOST")
-    os.environ["STORAGE_EMULATOR_HOST"] = endpoint
-    _SHARED["server"] = server
-    try:
-        yield server
-    finally:
-        _SHARED.clear()
-        process.terminate()
+            return False
+        return True
+
+    with emulator("fake-gcs-server", args, ready, ("STORAGE_EMULATOR_HOST", endpoint)):
+        _SHARED["server"] = server
         try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        if process.stderr:
-            process.stderr.close()
-        if saved is None:
-            os.environ.pop("STORAGE_EMULATOR_HOST", None)
-        else:
-            os.environ["STORAGE_EMULATOR_HOST"] = saved
+            yield server
+        finally:
+            _SHARED.clear()
 
 
 @pytest.fixture(scope="session")
