@@ -21,18 +21,26 @@ if TYPE_CHECKING:
 
     import sqlite_utils
 
+_TIME = "CASE WHEN typeof({0}) IN ('integer', 'real') THEN {0} END"
+"""A time column as a number or NULL: an index written by something else may hold text."""
+_STARTED, _LAST_WRITE = _TIME.format("runs.started"), _TIME.format("runs.last_write")
 _RUN_COLUMNS = (
     "runs.id, runs.root_id, roots.path, runs.path, runs.name, runs.framework, runs.experiment,"
-    " runs.started, runs.last_write, runs.status, runs.params, runs.metrics, runs.meta,"
+    f" {_STARTED}, {_LAST_WRITE}, runs.status, runs.params, runs.metrics, runs.meta,"
     " runs.size_bytes, runs.n_artifacts"
 )
 
 
 def iso(ts: float | None) -> str | None:
-    """A unix time as ISO 8601 in UTC (the --json convention), None stays None."""
-    if ts is None:
+    """A unix time as ISO 8601 in UTC (the --json convention); None stays None, and so
+    becomes what is no time (text, a bool, a year out of range) in an index something else
+    wrote: unknown, never a traceback."""
+    if ts is None or isinstance(ts, bool) or not isinstance(ts, (int, float)):
         return None
-    return dt.datetime.fromtimestamp(ts, dt.timezone.utc).isoformat(timespec="seconds")
+    try:
+        return dt.datetime.fromtimestamp(ts, dt.timezone.utc).isoformat(timespec="seconds")
+    except (OverflowError, OSError, ValueError):
+        return None
 
 
 def _json(text: str | None) -> dict[str, Any]:
@@ -159,7 +167,7 @@ _META_OK = (
 )
 _RUN_JSON_COLUMNS = (
     "runs.id, runs.root_id, roots.path, runs.path, runs.name, runs.framework, runs.experiment,"
-    " runs.started, runs.last_write, runs.status, runs.size_bytes, runs.n_artifacts,"
+    f" {_STARTED}, {_LAST_WRITE}, runs.status, runs.size_bytes, runs.n_artifacts,"
     f" {_JSON_OBJECT.format('runs.params')}, {_JSON_OBJECT.format('runs.metrics')},"
     f" CASE WHEN {_META_OK} THEN json_extract(runs.meta, '$.run_key') END,"
     f" CASE WHEN {_META_OK} THEN coalesce(json_extract(runs.meta, '$.warnings'), '[]') END"
