@@ -13,15 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from bucket_checks import index_matches_the_local_index
 from click.testing import CliRunner
-from gcs_server import SEED_TREES, GCSServer, gcs_fresh, gcs_seeded, gcs_server
+from gcs_server import GCSServer, gcs_fresh, gcs_seeded, gcs_server
 
 from store.index.db import open_db
-from store.objscan import ObjectIndexer
 from store.retention.bucket import TRASH, BucketTrash
 from store.root import ChangedError, NotFound, RootError, open_root
 from store.root.objstore import BLOCK_SIZE, ObjectRoot, encode_part, key_to_rel
-from store.scan import Indexer
 from tui.cli import main
 
 pytestmark = [pytest.mark.objstore, pytest.mark.usefixtures("isolated_cache")]
@@ -78,51 +77,11 @@ def test_missing_bucket_and_other_schemes_are_one_line(gcs_server: GCSServer) ->
         ObjectRoot("ftp://host/prefix")
 
 
-def _runs(db_path: Path) -> dict[str, tuple[str, Any]]:
-    db = open_db(db_path, readonly=True)
-    try:
-        rows = db.conn.execute("SELECT path, framework, params FROM runs").fetchall()
-        return {bytes(p).decode(): (f, json.loads(params)) for p, f, params in rows}
-    finally:
-        db.close()
-
-
 def test_index_matches_the_local_index(gcs_seeded: dict[str, Any], tmp_path: Path) -> None:
-    local = tmp_path / "local"
-    for key, body in gcs_seeded["files"].items():
-        if key.split("/")[0] in SEED_TREES or key == "models/evil.pkl":
-            target = local / key
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(body)
-    local_db = open_db(tmp_path / "local.db")
-    try:
-        Indexer(local_db, local).scan()
-    finally:
-        local_db.close()
-    root = ObjectRoot(f"gs://{gcs_seeded['bucket']}")
-    db = open_db(tmp_path / "bucket.db")
-    try:
-        indexer = ObjectIndexer(db, root)
-        report = indexer.scan()
-        indexer.hash_pending()
-        verdicts = dict(
-            db.conn.execute(
-                "SELECT CAST(path AS TEXT), verdict FROM artifacts WHERE verdict IS NOT NULL"
-            ).fetchall()
-        )
-        rescan = indexer.scan()
-    finally:
-        db.close()
-    assert report.files == len(gcs_seeded["files"]) and report.warning_count == 0
+    url = f"gs://{gcs_seeded['bucket']}"
+    root = index_matches_the_local_index(url, gcs_seeded["files"], tmp_path)
     ops = {"objects.list", "objects.get_media", "objects.get"}
     assert root.stats.ops["objects.list"] >= 1 and set(root.stats.ops) <= ops
-    local_runs = {p: r for p, r in _runs(tmp_path / "local.db").items() if r[0] != "tensorboard"}
-    bucket_runs = _runs(tmp_path / "bucket.db")
-    for path, (framework, params) in local_runs.items():
-        if framework in ("mlflow", "lightning"):
-            assert bucket_runs[path] == (framework, params), path
-    assert verdicts["models/evil.pkl"] == "dangerous"
-    assert (rescan.added, rescan.changed, rescan.removed) == (0, 0, 0)
 
 
 def test_cli_index_runs_ls_and_scan(gcs_seeded: dict[str, Any], tmp_path: Path) -> None:
