@@ -66,7 +66,7 @@ class ReaderStream(io.RawIOBase):
 
     def close(self) -> None:
         reader = getattr(self, "_reader", None)  # None when a subclass failed to open
-        if not self.closed and self._owns and reader is not None:
+        if reader is not None and self._owns and not self.closed:  # nothing else is set then
             reader.close()
         super().close()
 
