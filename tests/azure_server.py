@@ -21,11 +21,11 @@ import os
 import shutil
 import uuid
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests import seed
 from tests.emulator import accepts, emulator, free_port
 
 pytest.importorskip(
@@ -34,12 +34,6 @@ pytest.importorskip(
 
 from azure.storage.blob import BlobServiceClient
 
-FIXTURES = Path(__file__).parent / "fixtures"
-SEED_TREES = {
-    "mlflow": FIXTURES / "frameworks" / "mlflow-file",
-    "lightning": FIXTURES / "frameworks" / "lightning",
-}
-MALICIOUS = FIXTURES / "pickles" / "builtins_eval_global.pkl"
 HOSTILE_KEYS = {
     "hostile/[bold]x.txt": b"markup in a key\n",
     "hostile//double.txt": b"an empty part\n",
@@ -62,14 +56,7 @@ def _azurite() -> str:
 
 
 def seed_files() -> dict[str, bytes]:
-    files: dict[str, bytes] = {}
-    for prefix, folder in SEED_TREES.items():
-        for path in sorted(folder.rglob("*")):
-            if path.is_file() and not path.is_symlink():
-                files[f"{prefix}/{path.relative_to(folder).as_posix()}"] = path.read_bytes()
-    files["models/evil.pkl"] = MALICIOUS.read_bytes()
-    files.update(HOSTILE_KEYS)
-    return files
+    return seed.seed_files(HOSTILE_KEYS)
 
 
 class AzureServer:

@@ -7,12 +7,11 @@ import json
 from pathlib import Path
 from typing import Any
 
-from objstore_server import SEED_TREES
-
 from store.index.db import open_db
 from store.objscan import ObjectIndexer
 from store.root.objstore import ObjectRoot
 from store.scan import Indexer
+from tests.seed import SEED_TREES
 
 
 def _runs(db_path: Path) -> dict[str, tuple[str, Any]]:

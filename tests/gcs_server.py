@@ -26,16 +26,11 @@ from urllib.parse import quote
 
 import pytest
 
+from tests import seed
 from tests.emulator import emulator, free_port
 
 pytest.importorskip("gcsfs", reason="gcsfs is not installed (pip install '.[gcs]' or '.[dev]')")
 
-FIXTURES = Path(__file__).parent / "fixtures"
-SEED_TREES = {
-    "mlflow": FIXTURES / "frameworks" / "mlflow-file",
-    "lightning": FIXTURES / "frameworks" / "lightning",
-}
-MALICIOUS = FIXTURES / "pickles" / "builtins_eval_global.pkl"
 HOSTILE_KEYS = {
     "hostile/ctl\x1b[31mred.txt": b"escape codes in a key\n",
     "hostile/[bold]x.txt": b"markup in a key\n",
@@ -66,14 +61,7 @@ def _binary() -> Path:
 
 def seed_files() -> dict[str, bytes]:
     """Every key the seeded buckets hold, with its bytes."""
-    files: dict[str, bytes] = {}
-    for prefix, folder in SEED_TREES.items():
-        for path in sorted(folder.rglob("*")):
-            if path.is_file() and not path.is_symlink():
-                files[f"{prefix}/{path.relative_to(folder).as_posix()}"] = path.read_bytes()
-    files["models/evil.pkl"] = MALICIOUS.read_bytes()
-    files.update(HOSTILE_KEYS)
-    return files
+    return seed.seed_files(HOSTILE_KEYS)
 
 
 class GCSServer:

@@ -17,7 +17,6 @@ import logging
 import os
 import uuid
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,16 +26,8 @@ pytest.importorskip("s3fs", reason="s3fs is not installed (pip install '.[s3]' o
 
 from moto.server import ThreadedMotoServer
 
-FIXTURES = Path(__file__).parent / "fixtures"
-FRAMEWORKS = FIXTURES / "frameworks"
-
-SEED_TREES = {
-    "mlflow": FRAMEWORKS / "mlflow-file",
-    "lightning": FRAMEWORKS / "lightning",
-}
-"""Key prefix -> local fixture folder uploaded under it, file by file."""
-
-MALICIOUS = FIXTURES / "pickles" / "builtins_eval_global.pkl"
+from tests import seed
+from tests.seed import SEED_TREES as SEED_TREES
 
 HOSTILE_KEYS = {
     "hostile/ctl\x1b[31mred.txt": b"escape codes in a key\n",
@@ -66,14 +57,7 @@ def multipart_body() -> bytes:
 
 def seed_files() -> dict[str, bytes]:
     """Every key the seeded buckets hold, with its bytes."""
-    files: dict[str, bytes] = {}
-    for prefix, folder in SEED_TREES.items():
-        for path in sorted(folder.rglob("*")):
-            if path.is_file() and not path.is_symlink():
-                files[f"{prefix}/{path.relative_to(folder).as_posix()}"] = path.read_bytes()
-    files["models/evil.pkl"] = MALICIOUS.read_bytes()
-    files.update(HOSTILE_KEYS)
-    return files
+    return seed.seed_files(HOSTILE_KEYS)
 
 
 class S3Server:
