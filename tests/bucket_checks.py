@@ -4,6 +4,9 @@ index must be the local index of the same files."""
 from __future__ import annotations
 
 import json
+import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -64,3 +67,46 @@ def index_matches_the_local_index(url: str, files: dict[str, bytes], tmp_path: P
     assert verdicts["models/evil.pkl"] == "dangerous"
     assert (rescan.added, rescan.changed, rescan.removed) == (0, 0, 0)
     return root
+
+
+def _paths(db_path: Path) -> set[str]:
+    db = open_db(db_path, readonly=True)
+    try:
+        rows = db.conn.execute("SELECT path FROM artifacts").fetchall()
+        return {bytes(p).decode("utf-8", "replace") for (p,) in rows}
+    finally:
+        db.close()
+
+
+def _wait(check: Callable[[], bool], what: str, seconds: float = 60.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)  # polling the condition, with the deadline above
+
+
+def polling_finds_a_new_object_and_prices_its_listings(
+    url: str, put: Callable[[str, bytes], None], list_op: str, tmp_path: Path
+) -> None:
+    """A poller on ``url`` indexes an object put while it runs (``put(key, body)``), and
+    prices the schedule from at least the listings (``list_op``) it made."""
+    from store.objpoll import LIST_PRICE, MONTH, BucketPoller, PollReport
+
+    db_path = tmp_path / "bucket.db"
+    passes: list[PollReport] = []
+    poller = BucketPoller(
+        db_path, [url], live_every=0.1, reconcile_every=0.3, on_pass=passes.append
+    )
+    thread = threading.Thread(target=poller.run)
+    thread.start()
+    try:
+        _wait(lambda: any(p.kind == "full" for p in passes), "the first pass")
+        put("lightning/new/notes.txt", b"added while polling\n")
+        _wait(lambda: "lightning/new/notes.txt" in _paths(db_path), "the new object")
+    finally:
+        poller.stop()
+        thread.join(60)
+    assert not thread.is_alive()
+    assert all(p.error is None for p in passes), [p.error for p in passes if p.error]
+    listings = poller.full.ops.get(list_op, 0)
+    assert listings >= 1 and poller.monthly_cost() >= listings * LIST_PRICE * MONTH / 0.3 > 0

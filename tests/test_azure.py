@@ -6,18 +6,20 @@ retention apply + restore round-tripping every byte."""
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pytest
 from azure_server import AzureServer, azure_fresh, azure_seeded, azure_server
-from bucket_checks import index_matches_the_local_index
+from bucket_checks import (
+    index_matches_the_local_index,
+    polling_finds_a_new_object_and_prices_its_listings,
+)
 from click.testing import CliRunner
 
-from store.index.db import open_db
 from store.retention.bucket import TRASH, BucketTrash
 from store.root import ChangedError, NotFound, RootError, open_root
 from store.root.objstore import BLOCK_SIZE, ObjectRoot, encode_part, key_to_rel
@@ -139,36 +141,10 @@ def test_retention_leaves_a_blob_rewritten_after_the_plan(azure_server: AzureSer
 def test_polling_a_container_prices_its_listings(
     azure_server: AzureServer, azure_fresh: Callable[[], str], tmp_path: Path
 ) -> None:
-    from store.objpoll import LIST_PRICE, MONTH, BucketPoller, PollReport
-
     container = azure_fresh()
-    db_path = tmp_path / "bucket.db"
-    passes: list[PollReport] = []
-    poller = BucketPoller(
-        db_path, [f"az://{container}"], live_every=0.1, reconcile_every=0.3, on_pass=passes.append
+    polling_finds_a_new_object_and_prices_its_listings(
+        f"az://{container}", partial(azure_server.put, container), "list_blobs", tmp_path
     )
-    thread = threading.Thread(target=poller.run)
-    thread.start()
-    try:
-        _wait(lambda: any(p.kind == "full" for p in passes), "the first pass")
-        azure_server.put(container, "lightning/new/notes.txt", b"added while polling\n")
-        _wait(lambda: "lightning/new/notes.txt" in _paths(db_path), "the new object")
-    finally:
-        poller.stop()
-        thread.join(60)
-    assert not thread.is_alive()
-    assert all(p.error is None for p in passes), [p.error for p in passes if p.error]
-    listings = poller.full.ops.get("list_blobs", 0)
-    assert listings >= 1 and poller.monthly_cost() >= listings * LIST_PRICE * MONTH / 0.3 > 0
-
-
-def _paths(db_path: Path) -> set[str]:
-    db = open_db(db_path, readonly=True)
-    try:
-        rows = db.conn.execute("SELECT path FROM artifacts").fetchall()
-        return {bytes(p).decode("utf-8", "replace") for (p,) in rows}
-    finally:
-        db.close()
 
 
 def _wait(check: Callable[[], bool], what: str, seconds: float = 60.0) -> None:

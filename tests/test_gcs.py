@@ -6,18 +6,20 @@ apply + restore round-tripping every byte."""
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pytest
-from bucket_checks import index_matches_the_local_index
+from bucket_checks import (
+    index_matches_the_local_index,
+    polling_finds_a_new_object_and_prices_its_listings,
+)
 from click.testing import CliRunner
 from gcs_server import GCSServer, gcs_fresh, gcs_seeded, gcs_server
 
-from store.index.db import open_db
 from store.retention.bucket import TRASH, BucketTrash
 from store.root import ChangedError, NotFound, RootError, open_root
 from store.root.objstore import BLOCK_SIZE, ObjectRoot, encode_part, key_to_rel
@@ -188,38 +190,10 @@ def test_cli_retention_apply_then_trash_restore(
 def test_polling_a_gcs_bucket_prices_its_listings(
     gcs_server: GCSServer, gcs_fresh: Callable[..., str], tmp_path: Path
 ) -> None:
-    from store.objpoll import LIST_PRICE, MONTH, BucketPoller, PollReport
-
     bucket = gcs_fresh()
-    db_path = tmp_path / "bucket.db"
-    passes: list[PollReport] = []
-    poller = BucketPoller(
-        db_path, [f"gs://{bucket}"], live_every=0.1, reconcile_every=0.3, on_pass=passes.append
+    polling_finds_a_new_object_and_prices_its_listings(
+        f"gs://{bucket}", partial(gcs_server.put, bucket), "objects.list", tmp_path
     )
-    thread = threading.Thread(target=poller.run)
-    thread.start()
-    try:
-        _wait(lambda: any(p.kind == "full" for p in passes), "the first pass")
-        gcs_server.put(bucket, "lightning/new/notes.txt", b"added while polling\n")
-        _wait(lambda: "lightning/new/notes.txt" in _paths(db_path), "the new object")
-    finally:
-        poller.stop()
-        thread.join(60)
-    assert not thread.is_alive()
-    assert all(p.error is None for p in passes), [p.error for p in passes if p.error]
-    listings = poller.full.ops.get("objects.list", 0)
-    assert listings >= 1 and poller.monthly_cost() >= listings * LIST_PRICE * MONTH / 0.3 > 0
-
-
-def _paths(db_path: Path) -> set[str]:
-    db = open_db(db_path, readonly=True)
-    try:
-        return {
-            bytes(p).decode("utf-8", "replace")
-            for (p,) in db.conn.execute("SELECT path FROM artifacts")
-        }
-    finally:
-        db.close()
 
 
 def _wait(check: Callable[[], bool], what: str, seconds: float = 60.0) -> None:
