@@ -124,6 +124,8 @@ class ArtlensApp(App[None]):
         self.watch_state: tuple[str, bool] = ("not watching", False)
         """What the status line says about the watcher, and whether that is healthy."""
         self.theme = DARK_THEME
+        self._saved_theme: str | None = None
+        """The theme the settings file holds, as far as this app knows."""
         self._wake_posted = threading.Event()
         self._watcher_guard = threading.Lock()
         """Between the watcher thread handing over a started watcher and quitting."""
@@ -445,6 +447,7 @@ class ArtlensApp(App[None]):
             self.notify(warning, title="config", severity="warning", markup=False, timeout=8)
         if theme is not None:
             if theme in self.available_themes:
+                self._saved_theme = theme
                 self.theme = theme
             else:
                 self.notify(
@@ -458,8 +461,9 @@ class ArtlensApp(App[None]):
 
     def _theme_changed(self, theme: Any) -> None:
         settings = self.settings
-        if settings is None:
-            return
+        if settings is None or theme.name == self._saved_theme:
+            return  # the restored theme's own signal, maybe late: nothing new to write
+        self._saved_theme = theme.name
         from store.uiconfig import save_theme
 
         self.run_worker(
