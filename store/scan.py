@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import bisect
 import gc
+import marshal
 import operator
 import os
 import sqlite3
@@ -26,7 +27,7 @@ from typing import Any, NamedTuple
 
 import sqlite_utils
 
-from store import paths
+from store import forked, paths
 from store.hashing import Identity, hash_file
 from store.index import write
 from store.index.db import write_transaction
@@ -55,6 +56,11 @@ BULK_ROWS = 5000
 """A load of at least this many new rows into a table holding fewer rows than that drops
 the artifacts table's secondary indexes and builds them again after the load, inside the
 same transaction: building an index from sorted data beats growing it row by row."""
+
+SPLIT_AFTER = 20_000
+"""A whole-tree walk shares the rest with a forked helper once it has walked this many
+files (where forking is safe, see ``store.forked``): below it a fork costs more than the
+walk it saves."""
 
 DIRTY_SHARE = 0.25
 """When more than this share of a scan's folders changed, read every row back at once
@@ -86,6 +92,13 @@ class ScanReport:
         bucket = self.samples.setdefault(what, [])
         if len(bucket) < SAMPLES_PER_WARNING:
             bucket.append(paths.display(rel) or ".")
+
+    def absorb(self, warnings: dict[str, int], samples: dict[str, list[str]]) -> None:
+        """Add another walk's warnings (a helper's) to these."""
+        self.warnings.update(warnings)
+        for what, found in samples.items():
+            bucket = self.samples.setdefault(what, [])
+            bucket += found[: max(0, SAMPLES_PER_WARNING - len(bucket))]
 
     @property
     def warning_count(self) -> int:
@@ -152,6 +165,8 @@ class _Walk:
     slices: dict[bytes, tuple[int, int]] = field(default_factory=dict)
     """folder key -> where its files lie in ``entries`` (start, stop)"""
     unreadable: list[bytes] = field(default_factory=list)
+    helped: bool = False
+    """True when a forked helper walked part of the tree (see ``Indexer._walk``)."""
 
     def listing(self) -> dict[bytes, tuple[list[bytes], list[bytes]]]:
         """folder key -> (subfolder names, file names): what run detection reads."""
@@ -179,6 +194,27 @@ class _Walk:
             {k: (start + offset, stop + offset) for k, (start, stop) in other.slices.items()}
         )
         self.unreadable += other.unreadable
+
+    def without(self, folders: Iterable[bytes]) -> _Walk:
+        """This walk less ``folders`` and everything below them, as if never reached."""
+        gone = tuple(folders)
+
+        def kept(key: bytes) -> bool:
+            return not any(paths.under(key, g) for g in gone)
+
+        out = _Walk(unreadable=[k for k in self.unreadable if kept(k)])
+        out.links = {k: v for k, v in self.links.items() if kept(k)}
+        out.dirs = {k: v for k, v in self.dirs.items() if kept(k)}
+        for folder, (start, stop) in self.slices.items():
+            if kept(folder):
+                first = len(out.entries)
+                out.entries += self.entries[start:stop]
+                out.slices[folder] = (first, len(out.entries))
+        for folder, names in self.subdirs.items():
+            if kept(folder):
+                prefix = folder + b"/" if folder else b""
+                out.subdirs[folder] = [n for n in names if kept(prefix + n)]
+        return out
 
     def entries_of(self, folders: Iterable[bytes]) -> list[_Identity]:
         """The files of ``folders`` as identity tuples, keyed by their path."""
@@ -283,9 +319,13 @@ class Indexer:
         progress: ProgressFn | None,
         descend: Callable[[bytes], bool] | None = None,
     ) -> _Walk:
-        """Walk ``start``; ``descend(child)`` False lists a subfolder without entering it."""
+        """Walk ``start``; ``descend(child)`` False lists a subfolder without entering it.
+
+        A walk of a whole tree that grows past ``SPLIT_AFTER`` files hands half of the
+        folders still to list to a forked child (``store.forked``), which walks them at the
+        same time on another core: the walk is most of a cold index's time."""
         walk = _Walk()
-        seen_dirs: set[tuple[int, int]] = set()
+        seen_dirs: dict[tuple[int, int], bytes] = {}
         try:
             # the root itself may be a symlink (~/outputs -> /data/outputs): follow that one
             st = os.stat(self._abs(start)) if not start else os.lstat(self._abs(start))
@@ -294,14 +334,104 @@ class Indexer:
             return walk
         if not stat.S_ISDIR(st.st_mode):
             return walk
-        seen_dirs.add((st.st_dev, st.st_ino))
-        ignore = self._ignore_abs
-        ignore_names = {paths.name_of(p) for p in ignore}
+        seen_dirs[(st.st_dev, st.st_ino)] = start
         walk.dirs[start] = (paths.parent_key(start), st.st_mtime_ns)
         stack = [start]
+        split_at = SPLIT_AFTER if descend is None and forked.can_fork() else None
+        self._walk_stack(stack, walk, seen_dirs, report, progress, descend, split_at)
+        if stack:  # stopped to share what is left with a helper
+            self._walk_shared(stack, walk, seen_dirs, report, progress)
+        return walk
+
+    def _walk_shared(
+        self,
+        stack: list[bytes],
+        walk: _Walk,
+        seen_dirs: dict[tuple[int, int], bytes],
+        report: ScanReport,
+        progress: ProgressFn | None,
+    ) -> None:
+        """Walk ``stack`` with a forked helper taking every other folder; if the helper
+        fails in any way, its folders are walked here after all."""
+        theirs = stack[0::2]
+        del stack[0::2]
+        known = len(seen_dirs)
+
+        def job(counter: Callable[[int], None]) -> bytes:
+            sub, sub_report = _Walk(), ScanReport(root="")
+            self._walk_stack(
+                theirs, sub, seen_dirs, sub_report, lambda done, _total: counter(done), None, None
+            )
+            found = list(seen_dirs.items())[known:]
+            return marshal.dumps(
+                (
+                    sub.entries,
+                    sub.links,
+                    sub.dirs,
+                    sub.subdirs,
+                    sub.slices,
+                    sub.unreadable,
+                    dict(sub_report.warnings),
+                    sub_report.samples,
+                    found,
+                )
+            )
+
+        try:
+            helper: forked.Helper | None = forked.Helper(job)
+        except OSError:
+            helper = None
+        if helper is None:
+            stack += theirs
+            self._walk_stack(stack, walk, seen_dirs, report, progress, None, None)
+            return
+        try:
+            mine = progress
+            if progress is not None:
+                mine = lambda done, total: progress(done + helper.progress(), total)  # noqa: E731
+            self._walk_stack(stack, walk, seen_dirs, report, mine, None, None)
+            data = helper.result()
+        finally:
+            helper.abandon()
+        if data is None:
+            stack += theirs
+            self._walk_stack(stack, walk, seen_dirs, report, progress, None, None)
+            return
+        entries, links, dirs, subdirs, slices, unreadable, warnings, samples, found = marshal.loads(
+            data
+        )
+        sub = _Walk(entries, links, dirs, subdirs, slices, unreadable)
+        twice = [key for ident, key in found if ident in seen_dirs]
+        for ident, key in found:
+            seen_dirs.setdefault(ident, key)
+        if twice:  # reached by both walks (a bind mount): kept where this one found it
+            sub = sub.without(twice)
+            for key in twice:
+                report.warn("folder loop", key)
+        walk.merge(sub)
+        walk.helped = True
+        report.absorb(warnings, samples)
+
+    def _walk_stack(
+        self,
+        stack: list[bytes],
+        walk: _Walk,
+        seen_dirs: dict[tuple[int, int], bytes],
+        report: ScanReport,
+        progress: ProgressFn | None,
+        descend: Callable[[bytes], bool] | None,
+        split_at: int | None,
+    ) -> None:
+        """List the folders on ``stack`` (and those found below them) into ``walk``.
+        Returns early, folders left on ``stack``, once ``split_at`` files were walked and
+        at least two folders are waiting."""
+        ignore = self._ignore_abs
+        ignore_names = {paths.name_of(p) for p in ignore}
         entries = walk.entries
         append = entries.append
         while stack:
+            if split_at is not None and len(entries) >= split_at and len(stack) > 1:
+                return
             rel = stack.pop()
             prefix = rel + b"/" if rel else b""
             subdirs: list[bytes] = []
@@ -351,7 +481,7 @@ class Indexer:
                         if ident in seen_dirs:
                             report.warn("folder loop", child)
                             continue
-                        seen_dirs.add(ident)
+                        seen_dirs[ident] = child
                         walk.dirs[child] = (rel, est.st_mtime_ns)
                         subdirs.append(name)
                         if descend is None or descend(child):
@@ -372,7 +502,6 @@ class Indexer:
             walk.slices[rel] = (first, len(entries))
             if progress is not None and len(walk.slices) % 256 == 0:
                 progress(len(entries), 0)
-        return walk
 
     # -- scanning ------------------------------------------------------------------------
 

@@ -1,0 +1,131 @@
+"""Run a pure-Python job in a forked child while this process does something else.
+
+A cold index spends most of its time in Python holding the GIL, on a machine with at least
+two cores: a thread would only take turns with it.  A forked child shares nothing but what
+it was given at the fork, runs ``job`` and sends back the bytes it returns through a pipe.
+
+The child never touches what the parent holds open (SQLite connections, locks): it runs
+``job``, writes, and leaves with ``os._exit`` (no atexit, no finalisers, no stdio flush).
+Fork is used only where it is safe: Linux, and a process with one thread (another thread
+might hold a lock the child would inherit locked).  Any failure of the child, however it
+ends, makes ``result`` return None: the caller then does the work itself, so a child can
+make the work faster, never its answer different.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import mmap
+import os
+import signal
+import struct
+import sys
+import threading
+from collections.abc import Callable
+
+_COUNTER = struct.Struct("=q")
+
+
+def can_fork() -> bool:
+    """True where forking a helper is safe: Linux, a single-threaded process, not disabled
+    with ``ARTLENS_NO_FORK=1``."""
+    return (
+        sys.platform.startswith("linux")
+        and hasattr(os, "fork")
+        and threading.active_count() == 1
+        and os.environ.get("ARTLENS_NO_FORK", "") in ("", "0")
+        and (os.cpu_count() or 1) > 1
+    )
+
+
+class Helper:
+    """One forked child running ``job(counter)``; ``counter(n)`` publishes progress the
+    parent reads with ``progress()`` (a shared page, no syscall)."""
+
+    def __init__(self, job: Callable[[Callable[[int], None]], bytes]) -> None:
+        self._shared = mmap.mmap(-1, _COUNTER.size)
+        read_fd, write_fd = os.pipe()
+        try:
+            pid = os.fork()
+        except OSError:
+            os.close(read_fd)
+            os.close(write_fd)
+            self._shared.close()
+            raise
+        if pid == 0:  # the child: never returns
+            os.close(read_fd)
+            _child(job, write_fd, self._shared)
+        os.close(write_fd)
+        self.pid = pid
+        self._read_fd = read_fd
+        self._done = False
+
+    def progress(self) -> int:
+        """What the child last published with its ``counter``."""
+        if self._done:
+            return 0
+        return int(_COUNTER.unpack_from(self._shared, 0)[0])
+
+    def result(self) -> bytes | None:
+        """The child's bytes once it ended well, else None (it failed, was killed, or sent
+        a truncated answer).  Blocks until the child ends."""
+        if self._done:
+            return None
+        chunks = []
+        try:
+            while True:
+                chunk = os.read(self._read_fd, 1 << 20)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+        except OSError:
+            chunks = []
+        finally:
+            status = self._reap()
+        data = b"".join(chunks)
+        if status != 0 or len(data) < 8:
+            return None
+        (size,) = _COUNTER.unpack_from(data, 0)
+        if size != len(data) - 8:
+            return None
+        return data[8:]
+
+    def abandon(self) -> None:
+        """Stop the child and reap it (the caller no longer wants its answer)."""
+        if self._done:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.pid, signal.SIGKILL)
+        self._reap()
+
+    def _reap(self) -> int:
+        self._done = True
+        os.close(self._read_fd)
+        self._shared.close()
+        while True:
+            try:
+                _pid, status = os.waitpid(self.pid, 0)
+            except InterruptedError:
+                continue
+            except ChildProcessError:
+                return -1
+            return os.waitstatus_to_exitcode(status)
+
+
+def _child(job: Callable[[Callable[[int], None]], bytes], write_fd: int, shared: mmap.mmap) -> None:
+    code = 1
+    try:
+        signal.signal(signal.SIGINT, signal.SIG_DFL)  # a Ctrl-C ends the child at once
+
+        def counter(n: int) -> None:
+            _COUNTER.pack_into(shared, 0, n)
+
+        data = job(counter)
+        view = memoryview(_COUNTER.pack(len(data)) + data)
+        while view:
+            view = view[os.write(write_fd, view) :]
+        code = 0
+    except BaseException:  # the parent redoes the work: nothing to report
+        code = 1
+    finally:
+        os._exit(code)

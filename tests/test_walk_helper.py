@@ -1,0 +1,186 @@
+"""The walk shared with a forked helper: the same walk as one process makes, or none.
+
+Real trees on disk, a real fork: ``SPLIT_AFTER`` is lowered so a small tree is shared.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import stat
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from store import forked, scan
+from store.index.db import open_db
+from store.scan import Indexer, ScanReport, _Walk
+from tests.conftest import ground_truth, make_hostile_tree
+from tests.test_scan_fastpaths import dump, make_interleaved, make_runs
+
+needs_fork = pytest.mark.skipif(not forked.can_fork(), reason="forking a helper is not safe here")
+
+
+def walk_of(root: Path, tmp_path: Path, name: str) -> tuple[_Walk, ScanReport]:
+    db = open_db(tmp_path / name)
+    report = ScanReport(root="")
+    try:
+        return Indexer(db, root)._walk(b"", report, None), report
+    finally:
+        db.close()
+
+
+def shape(walk: _Walk) -> dict[str, object]:
+    """What a walk found, whatever order the folders were listed in."""
+    return {
+        "files": {folder: sorted(walk.entries[a:b]) for folder, (a, b) in walk.slices.items()},
+        "count": walk.count(),
+        "dirs": walk.dirs,
+        "subdirs": {k: sorted(v) for k, v in walk.subdirs.items()},
+        "links": walk.links,
+        "unreadable": sorted(walk.unreadable),
+    }
+
+
+def make_wide(root: Path) -> None:
+    make_interleaved(root)
+    make_hostile_tree(root / "hostile")
+    make_runs(root / "more", runs=12, files=9)
+    os.mkfifo(root / "more" / "a-fifo")
+
+
+@needs_fork
+def test_a_shared_walk_finds_what_one_process_finds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = tmp_path / "root"
+    make_wide(root)
+    monkeypatch.setattr(scan, "SPLIT_AFTER", 10**9)
+    alone, alone_report = walk_of(root, tmp_path, "alone.db")
+    monkeypatch.setattr(scan, "SPLIT_AFTER", 5)
+    shared, shared_report = walk_of(root, tmp_path, "shared.db")
+    assert not alone.helped and shared.helped
+    assert shape(shared) == shape(alone)
+    assert shared.reaches_every_folder()
+    assert shared_report.warnings == alone_report.warnings
+    assert shared_report.warnings["skipped FIFO"] >= 2
+    assert {k: sorted(v) for k, v in shared_report.samples.items()} == {
+        k: sorted(v) for k, v in alone_report.samples.items()
+    }
+
+
+@needs_fork
+def test_an_index_built_by_a_shared_walk_is_the_same_index(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = tmp_path / "root"
+    make_wide(root)
+    monkeypatch.setattr(scan, "EVENT_FLOOD", 10)  # the cold-load path, as on a big tree
+    dumps = []
+    for name, split in (("alone.db", 10**9), ("shared.db", 5)):
+        monkeypatch.setattr(scan, "SPLIT_AFTER", split)
+        db = open_db(tmp_path / name)
+        indexer = Indexer(db, root, clock=lambda: 2_000_000_000.0)
+        report = indexer.scan(defer_summaries=True)
+        indexer.fill_summaries()
+        dumps.append(dump(db))
+        db.close()
+    assert report.added == len(ground_truth(root)) > 300
+    for table in ("roots", "artifacts", "runs", "dirs"):
+        assert dumps[0][table] == dumps[1][table], table
+
+
+@needs_fork
+def test_a_shared_walk_reports_progress_of_both_walkers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = tmp_path / "root"
+    for i in range(600):
+        (root / f"d{i:03}").mkdir(parents=True)
+        (root / f"d{i:03}" / "f").write_bytes(b"x")
+    monkeypatch.setattr(scan, "SPLIT_AFTER", 1)
+    seen: list[int] = []
+    db = open_db(tmp_path / "i.db")
+    walk = Indexer(db, root)._walk(b"", ScanReport(root=""), lambda done, _t: seen.append(done))
+    db.close()
+    assert walk.helped and walk.count() == 600
+    assert seen and max(seen) <= 600 and seen == sorted(seen)
+
+
+def test_without_drops_a_folder_and_all_below_it() -> None:
+    walk = _Walk()
+    for folder, names in ((b"", [b"a", b"ab"]), (b"a", [b"b"]), (b"a/b", []), (b"ab", [])):
+        first = len(walk.entries)
+        walk.entries.append((b"f", 1, 1, 1, 1, "file"))
+        walk.slices[folder] = (first, len(walk.entries))
+        walk.subdirs[folder] = names
+        if folder:
+            walk.dirs[folder] = (folder.rpartition(b"/")[0], 1)
+    walk.links[b"a/b/link"] = "x"
+    walk.unreadable.append(b"a/b/c")
+    left = walk.without([b"a"])
+    assert set(left.slices) == {b"", b"ab"} and left.count() == 2
+    assert left.subdirs[b""] == [b"ab"] and set(left.dirs) == {b"ab"}
+    assert not left.links and not left.unreadable
+    assert left.reaches_every_folder()
+
+
+def run_helper(job: Callable[[Callable[[int], None]], bytes]) -> bytes | None:
+    helper = forked.Helper(job)
+    try:
+        return helper.result()
+    finally:
+        helper.abandon()
+
+
+@needs_fork
+def test_a_helper_returns_its_bytes_and_any_failure_as_none() -> None:
+    big = os.urandom(3 << 20)  # more than a pipe holds
+    assert run_helper(lambda counter: big) == big
+
+    def raises(counter: Callable[[int], None]) -> bytes:
+        raise ValueError("boom")
+
+    def exits(counter: Callable[[int], None]) -> bytes:
+        os._exit(0)  # ends well, but says nothing
+
+    def killed(counter: Callable[[int], None]) -> bytes:
+        os.kill(os.getpid(), signal.SIGKILL)
+        return b"never"
+
+    for job in (raises, exits, killed):
+        assert run_helper(job) is None, job.__name__
+
+
+@needs_fork
+def test_an_abandoned_helper_is_killed_and_reaped(tmp_path: Path) -> None:
+    fifo = tmp_path / "block"
+    os.mkfifo(fifo)
+
+    def blocks(counter: Callable[[int], None]) -> bytes:
+        counter(7)
+        with open(fifo, "rb") as f:  # no writer ever comes
+            return f.read()
+
+    helper = forked.Helper(blocks)
+    pid = helper.pid
+    helper.abandon()
+    with pytest.raises(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode)
+
+
+def test_no_helper_where_another_thread_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    stop = threading.Event()
+    thread = threading.Thread(target=stop.wait)
+    thread.start()
+    try:
+        assert not forked.can_fork()
+    finally:
+        stop.set()
+        thread.join()
+    monkeypatch.setenv("ARTLENS_NO_FORK", "1")
+    assert not forked.can_fork()
