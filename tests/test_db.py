@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from pathlib import Path
 
@@ -158,3 +159,50 @@ def test_an_older_index_gains_readable_path_views(tmp_path: Path) -> None:
         assert columns == set(db["artifacts"].columns_dict) | {"path_text", "parent_text"}
     finally:
         db.close()
+
+
+def test_a_new_index_is_built_aside_and_published_whole(tmp_path: Path) -> None:
+    """``artlens index`` into a path with nothing there builds beside it and renames the
+    file into place in WAL mode; an index already there is written where it is."""
+    from store.index.db import BUILDING_SUFFIX, open_new, publish
+    from tui.cli.index import index_roots
+
+    root = tmp_path / "root"
+    (root / "run").mkdir(parents=True)
+    (root / "run" / "hparams.yaml").write_text("lr: 1\n")
+    os.utime(root / "run" / "hparams.yaml", (1e9, 1e9))  # settled: hashed at once
+    path = tmp_path / "idx" / "index.db"
+    side = path.with_name(path.name + BUILDING_SUFFIX)
+    side.parent.mkdir()
+    side.write_bytes(b"what a crashed build left")
+    new = open_new(path)
+    assert new is not None and not path.exists()
+    with pytest.raises(sqlite3.OperationalError):  # nobody can read it as the index yet
+        sqlite3.connect(f"file:{path}?mode=ro", uri=True).execute("SELECT 1 FROM meta")
+    publish(new, path)
+    assert not side.exists()
+    reader = sqlite3.connect(path)
+    assert reader.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    reader.close()
+    assert open_new(path) is None  # something is there now
+    path.unlink()
+    index_roots([root], path, hash_files=True, remember_db=False)
+    inode = path.stat().st_ino
+    assert not side.exists()
+    db = open_db(path, readonly=True)
+    assert db.execute("SELECT hash_state FROM artifacts").fetchall() == [("done",)]
+    db.close()
+    (root / "run" / "more.txt").write_text("x")
+    index_roots([root], path, hash_files=False, remember_db=False)
+    assert path.stat().st_ino == inode
+    db = open_db(path, readonly=True)
+    assert db.execute("SELECT count(*) FROM artifacts").fetchone()[0] == 2
+    db.close()
+
+
+def test_a_dangling_link_at_the_index_path_is_not_replaced(tmp_path: Path) -> None:
+    from store.index.db import open_new
+
+    path = tmp_path / "index.db"
+    path.symlink_to(tmp_path / "elsewhere.db")
+    assert open_new(path) is None

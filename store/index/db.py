@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import sqlite3
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import sqlite_utils
@@ -198,9 +198,12 @@ def m004_path_text_views(db: sqlite_utils.Database) -> None:
         db.execute(f"CREATE VIEW IF NOT EXISTS {table}_text AS SELECT *, {texts} FROM {table}")
 
 
-def _configure(conn: sqlite3.Connection, *, readonly: bool) -> None:
+def _configure(conn: sqlite3.Connection, *, readonly: bool, bulk: bool = False) -> None:
     conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-    if not readonly:
+    if bulk:  # a file no one else opens until ``publish``: no WAL to copy twice, no syncs
+        conn.execute("PRAGMA journal_mode = MEMORY")
+        conn.execute("PRAGMA synchronous = OFF")
+    elif not readonly:
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = NORMAL")
     conn.execute("PRAGMA foreign_keys = OFF")
@@ -230,6 +233,64 @@ def open_db(path: Path | str, *, readonly: bool = False) -> sqlite_utils.Databas
     db = sqlite_utils.Database(conn)
     migrate(db)
     return db
+
+
+BUILDING_SUFFIX = ".building"
+"""Beside the index's path: a new index while ``artlens index`` builds it (see
+``open_new``)."""
+
+
+def open_new(path: Path | str) -> sqlite_utils.Database | None:
+    """A new index for ``path`` built in a side file, or None when anything is at ``path``.
+
+    The first load of a large root writes hundreds of MB: in WAL mode every page is
+    written twice (log, then checkpoint).  Nobody reads an index that does not exist yet,
+    so it is built beside its path without WAL or syncs, and ``publish`` syncs it, turns
+    WAL on and renames it into place: readers see no index, then a whole one.  The caller
+    holds the writer lock, so a side file already there is a build that died: dropped.
+    """
+    path = Path(path)
+    if os.path.lexists(path) or os.path.lexists(f"{path}-wal"):
+        return None
+    side = path.with_name(path.name + BUILDING_SUFFIX)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for leftover in (side, side.with_name(side.name + "-journal")):
+        with suppress(FileNotFoundError):
+            leftover.unlink()
+    conn = sqlite3.connect(str(side), check_same_thread=False, isolation_level=None)
+    _configure(conn, readonly=False, bulk=True)
+    db = sqlite_utils.Database(conn)
+    migrate(db)
+    return db
+
+
+def publish(db: sqlite_utils.Database, path: Path | str) -> None:
+    """Close a database from ``open_new`` and move it to ``path``, durable and in WAL mode."""
+    path = Path(path)
+    side = path.with_name(path.name + BUILDING_SUFFIX)
+    db.conn.execute("PRAGMA journal_mode = WAL")
+    db.close()
+    fd = os.open(side, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(side, path)
+    fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def discard_new(db: sqlite_utils.Database, path: Path | str) -> None:
+    """Close and remove an ``open_new`` database that will not be published."""
+    path = Path(path)
+    db.close()
+    side = path.with_name(path.name + BUILDING_SUFFIX)
+    for leftover in (side, side.with_name(side.name + "-journal")):
+        with suppress(FileNotFoundError):
+            leftover.unlink()
 
 
 def migrate(db: sqlite_utils.Database) -> None:

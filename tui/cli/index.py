@@ -38,7 +38,10 @@ if TYPE_CHECKING:
 
 def index_files(db_path: Path) -> list[Path]:
     """The index's own files, which a root that holds them must not index."""
-    return [db_path.with_name(db_path.name + suffix) for suffix in ("", "-wal", "-shm", ".lock")]
+    from store.index.db import BUILDING_SUFFIX
+
+    suffixes = ("", "-wal", "-shm", ".lock", BUILDING_SUFFIX, BUILDING_SUFFIX + "-journal")
+    return [db_path.with_name(db_path.name + suffix) for suffix in suffixes]
 
 
 def index_roots(
@@ -56,7 +59,7 @@ def index_roots(
     ``remember_db`` records ``db_path`` as the index of these roots, for commands run
     later without ``--db``; an index the user named with ``--db`` is a one-off and is not.
     """
-    from store.index.db import is_network_fs, open_db
+    from store.index.db import discard_new, is_network_fs, open_db, open_new, publish
     from store.scan import Indexer
 
     for root in roots:
@@ -71,8 +74,10 @@ def index_roots(
         )
     reports = []
     with WriterLock(db_path, role="index"):
-        db = open_db(db_path)
+        new = open_new(db_path)
+        db = new if new is not None else open_db(db_path)
         try:
+            indexers = []
             for root in roots:
                 indexer = Indexer(db, root, ignore_paths=index_files(db_path))
                 with _progress(progress, f"indexing {paths.display(str(root))}") as update:
@@ -80,12 +85,22 @@ def index_roots(
                     report = indexer.scan(progress=update, defer_summaries=True, read_ahead=True)
                 with _progress(progress, "reading runs"):
                     indexer.fill_summaries()
-                if hash_files:
+                indexers.append(indexer)
+                reports.append(report)
+            if new is not None:  # readers may look now: hashing takes long
+                publish(new, db_path)
+                new = None
+                db = open_db(db_path)
+                indexers = [Indexer(db, root, ignore_paths=index_files(db_path)) for root in roots]
+            if hash_files:
+                for indexer in indexers:
                     with _progress(progress, "hashing") as update:
                         indexer.hash_pending(progress=update, max_bytes=hash_max_bytes)
-                reports.append(report)
         finally:
-            db.close()
+            if new is not None:
+                discard_new(new, db_path)
+            else:
+                db.close()
     if remember_db:
         remember(db_path, roots)
     return reports
