@@ -9,6 +9,7 @@ metrics, status, size) re-read only for runs whose files changed.
 from __future__ import annotations
 
 import json
+import marshal
 import os
 import re
 import sqlite3
@@ -17,12 +18,13 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import astuple
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import sqlite_utils
 
-from store import integrity, paths
+from store import forked, integrity, paths
 from store.frameworks import registry
 from store.index import write
 from store.index.events import EventKind
@@ -105,7 +107,10 @@ class RunSync:
         self._removed: list[tuple[int, bytes]] = []
         self._specs_are_the_index = False
         """The specs were read back from the runs table: its rows need no update."""
-        self._ahead: tuple[threading.Thread, dict[bytes, tuple[RunSpec, RunInfo]]] | None = None
+        self._ahead: tuple[threading.Thread | None, dict[bytes, tuple[RunSpec, RunInfo]]] | None
+        self._ahead = None
+        self._helper: tuple[forked.Helper, dict[bytes, RunSpec]] | None = None
+        """A forked child reading the runs' files (``read_ahead_forked``)."""
         self._kept_totals: tuple[tuple[int, int], dict[int, Totals]] | None = None
         """Totals a cold load counted while writing the rows, and the connection's
         ``change_token`` once they were committed: they stand in for the ``GROUP BY``
@@ -473,7 +478,7 @@ class RunSync:
         pending = self._pending(self.db.conn)
         if pending:
             self._read_pending(pending, workers)
-            assert self._ahead is not None
+            assert self._ahead is not None and self._ahead[0] is not None
             self._ahead[0].join()
 
     def _pending(self, conn: sqlite3.Connection) -> list[int]:
@@ -534,11 +539,74 @@ class RunSync:
         thread.start()
         self._ahead = (thread, done)
 
+    def read_ahead_forked(self) -> bool:
+        """Like ``read_ahead``, in a forked child (``store.forked``) where that is safe:
+        reading thousands of runs' YAML and CSV is Python work a thread would only take
+        turns with under the GIL.  True if the child started.  Its answers come back in
+        ``marshal`` (plain values, never pickle); a run whose summary ``marshal`` cannot
+        carry, or any failure of the child, is read here after all."""
+        if not forked.can_fork():
+            return False
+        specs = list(self._specs.items())[:READ_AHEAD_RUNS]
+
+        def job(_counter: Callable[[int], None]) -> bytes:
+            packed = {}
+            for key, spec in specs:
+                info = self._read(spec)
+                fields = (
+                    info.params,
+                    {name: astuple(m) for name, m in info.metrics.items()},
+                    info.started,
+                    info.ended,
+                    info.status,
+                    info.meta,
+                )
+                try:
+                    marshal.dumps(fields)
+                except ValueError:  # a value marshal does not know (a YAML date)
+                    continue
+                packed[key] = fields
+            return marshal.dumps(packed)
+
+        try:
+            self._helper = (forked.Helper(job), dict(specs))
+        except OSError:
+            return False
+        return True
+
+    def drop_read_ahead(self) -> None:
+        """Stop a forked reader whose answers will not be wanted (the scan failed)."""
+        if self._helper is not None:
+            self._helper[0].abandon()
+            self._helper = None
+
+    def _collect_helper(self) -> None:
+        """Wait for the forked reader and keep what it read, as a read-ahead thread's."""
+        from store.frameworks import MetricSummary, RunInfo
+
+        assert self._helper is not None
+        helper, specs = self._helper
+        self._helper = None
+        try:
+            data = helper.result()
+        finally:
+            helper.abandon()
+        done: dict[bytes, tuple[RunSpec, RunInfo]] = {}
+        if data is not None:
+            for key, (params, metrics, started, ended, status, meta) in marshal.loads(data).items():
+                summaries = {name: MetricSummary(*m) for name, m in metrics.items()}
+                info = RunInfo(params, summaries, started, ended, status, meta)
+                done[key] = (specs[key], info)
+        self._ahead = (None, done)
+
     def _summary_of(self, key: bytes, spec: RunSpec) -> RunInfo:
         """What the run's files say: read ahead if it was (for this very spec), else now."""
+        if self._helper is not None:
+            self._collect_helper()
         if self._ahead is not None:
             thread, done = self._ahead
-            thread.join()
+            if thread is not None:
+                thread.join()
             got = done.pop(key, None)
             if got is not None and got[0] is spec:
                 return got[1]

@@ -184,3 +184,36 @@ def test_no_helper_where_another_thread_runs(monkeypatch: pytest.MonkeyPatch) ->
         thread.join()
     monkeypatch.setenv("ARTLENS_NO_FORK", "1")
     assert not forked.can_fork()
+
+
+@needs_fork
+def test_runs_read_by_a_forked_reader_are_the_runs_read_here(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``artlens index`` reads the runs' own files in a forked child while it writes the
+    rows; a summary marshal cannot carry (a YAML date) is read here instead."""
+    from tui.cli.index import index_roots
+
+    root = tmp_path / "root"
+    make_wide(root)
+    odd = root / "more" / "lightning_logs" / "version_3" / "hparams.yaml"
+    odd.write_text("lr: 0.1\nwhen: 2024-01-02\nnested: {a: [1, 2.5, null, true]}\n")
+    monkeypatch.setattr(scan, "BULK_ROWS", 10)  # the bulk path, as on a big tree
+    monkeypatch.setattr(scan, "EVENT_FLOOD", 10)
+    dumps = []
+    for name, no_fork in (("here.db", "1"), ("forked.db", "0")):
+        monkeypatch.setenv("ARTLENS_NO_FORK", no_fork)
+        path = tmp_path / name
+        index_roots([root], path, hash_files=False, remember_db=False)
+        db = open_db(path)
+        dumps.append(dump(db))
+        db.close()
+    here, there = dumps
+    assert len(here["runs"]) > 12
+    assert [row[:14] for row in there["runs"]] == [row[:14] for row in here["runs"]]
+    params = {row[2]: str(row[9]) for row in here["runs"]}
+    assert "2024-01-02" in params[b"more/lightning_logs/version_3"]
+    assert '"lr": 0.01' in params[b"more/lightning_logs/version_1"]
+    # less first_seen and last_seen: when each was indexed
+    assert [row[:17] for row in there["artifacts"]] == [row[:17] for row in here["artifacts"]]
+    assert there["dirs"] == here["dirs"]
