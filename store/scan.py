@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import bisect
 import gc
+import itertools
 import marshal
 import operator
 import os
@@ -56,6 +57,9 @@ BULK_ROWS = 5000
 """A load of at least this many new rows into a table holding fewer rows than that drops
 the artifacts table's secondary indexes and builds them again after the load, inside the
 same transaction: building an index from sorted data beats growing it row by row."""
+
+NAME_CACHE = 100_000
+"""File names whose printable form and kind a bulk insert keeps (see ``_insert_rows``)."""
 
 SPLIT_AFTER = 20_000
 """A whole-tree walk shares the rest with a forked helper once it has walked this many
@@ -251,6 +255,10 @@ class _Walk:
 
 
 _NAME, _INODE, _SIZE, _MTIME = (operator.itemgetter(i) for i in range(4))
+
+
+def _is_file(entry: _Identity) -> bool:
+    return entry[5] == "file"
 
 
 def folder_digest(entries: Sequence[_Identity]) -> int:
@@ -529,6 +537,9 @@ class Indexer:
         try:
             with _no_cyclic_gc():
                 self._scan(start, report, progress)
+        except BaseException:
+            self.runs.drop_read_ahead()
+            raise
         finally:
             self._summaries = True
             self._read_ahead = False
@@ -919,12 +930,14 @@ class Indexer:
         run_of = self.runs.run_of_entry
         dirty: set[int | None] = set()
         rebuild = self._drop_secondary_indexes(len(added))
+        # a forked reader runs beside the inserts on another core; a thread would slow them
+        forked_reader = self._read_ahead and bool(rebuild) and self.runs.read_ahead_forked()
         if walk is not None:
             self._insert_rows(_in_key_order(walk), cache, links, now, dirty, counted)
         else:
             added.sort(key=_path_of)  # in key order, the B-tree indexes grow at their ends
             self._insert_rows(_by_folder(added), cache, links, now, dirty, counted)
-        if self._read_ahead:
+        if self._read_ahead and not forked_reader:
             # from here on SQLite works long without the GIL (index builds, the commit);
             # a helper started earlier would slow the row-by-row inserts above instead
             self.runs.read_ahead()
@@ -1009,65 +1022,109 @@ class Indexer:
         settled = SETTLED_EXT_BYTES.get
         tfevents = TFEVENTS
 
-        def rows() -> Iterator[tuple[object, ...]]:
+        named: dict[bytes, tuple[str, str]] = {}
+        """file name -> (printable name, kind) for names whose kind the name alone decides:
+        the same names recur in every run (hparams.yaml, f12.png)"""
+
+        def name_and_kind(raw: bytes, path: bytes) -> tuple[str, str]:
+            if raw.isascii():
+                name = raw.decode("ascii")
+                if not name.isprintable():
+                    name = visible(name)
+            else:
+                name = paths.display(raw)
+            dot = raw.rfind(b".")
+            kind = settled(raw[dot:]) if dot > 0 else None
+            if kind is None or raw[:19].lower() == tfevents:
+                return name, classify_key(path)
+            if len(named) < NAME_CACHE:
+                named[raw] = (name, kind)
+            return name, kind
+
+        def row(
+            raw: bytes, inode: int, size: int, mtime_ns: int, dev: int, ftype: str, parent: bytes
+        ) -> tuple[object, ...] | None:
+            """A file off the common path: owned by another run, a link, or hashed."""
+            path = parent + b"/" + raw if parent else raw
+            run_id = runs.run_of_folder(parent)
+            if path in owned:
+                run_id = runs.run_of_entry(path, parent)
+                dirty.add(run_id)
+            if counted is not None and run_id is not None:
+                sums = counted.get(run_id)
+                if sums is None:
+                    counted[run_id] = [size, 1, mtime_ns, mtime_ns]
+                else:
+                    sums[0] += size
+                    sums[1] += 1
+                    sums[2] = max(sums[2], mtime_ns)
+                    sums[3] = min(sums[3], mtime_ns)
+            name, kind = named.get(raw) or name_and_kind(raw, path)
+            digest = cache_get((dev, inode, size, mtime_ns)) if cache_get else None
+            if ftype != "file" or digest:
+                state = "done" if digest else ("pending" if ftype == "file" else "skipped")
+                special.append(
+                    (
+                        root_id,
+                        run_id,
+                        path,
+                        parent,
+                        name,
+                        kind,
+                        ftype,
+                        links.get(path),
+                        size,
+                        mtime_ns,
+                        inode,
+                        dev,
+                        digest,
+                        state,
+                        now,
+                        now,
+                    )
+                )
+                return None
+            return (run_id, path, parent, name, kind, size, mtime_ns, inode, dev)
+
+        owned_folders = {paths.parent_key(p) for p in owned}
+        get = named.get
+
+        def folder_rows() -> Iterator[list[tuple[object, ...]]]:
             for parent, files in groups:
                 folder_run = runs.run_of_folder(parent)
                 dirty.add(folder_run)
-                prefix = parent + b"/" if parent else b""
-                for raw, inode, size, mtime_ns, dev, ftype in files:
-                    path = prefix + raw
-                    run_id = folder_run
-                    if path in owned:
-                        run_id = runs.run_of_entry(path, parent)
-                        dirty.add(run_id)
-                    if counted is not None and run_id is not None:
-                        sums = counted.get(run_id)
-                        if sums is None:
-                            counted[run_id] = [size, 1, mtime_ns, mtime_ns]
-                        else:
-                            sums[0] += size
-                            sums[1] += 1
-                            if mtime_ns > sums[2]:
-                                sums[2] = mtime_ns
-                            if mtime_ns < sums[3]:
-                                sums[3] = mtime_ns
-                    if raw.isascii():
-                        name = raw.decode("ascii")
-                        if not name.isprintable():
-                            name = visible(name)
+                if cache_get or parent in owned_folders or not all(map(_is_file, files)):
+                    picked = [row(*f[:6], parent) for f in files]
+                    yield [r for r in picked if r is not None]
+                    continue
+                if counted is not None and folder_run is not None and files:
+                    sizes = sum(map(_SIZE, files))
+                    newest, oldest = max(map(_MTIME, files)), min(map(_MTIME, files))
+                    sums = counted.get(folder_run)
+                    if sums is None:
+                        counted[folder_run] = [sizes, len(files), newest, oldest]
                     else:
-                        name = paths.display(raw)
-                    dot = raw.rfind(b".")
-                    kind = settled(raw[dot:]) if dot > 0 else None
-                    if kind is None or raw[:19].lower() == tfevents:
-                        kind = classify_key(path)
-                    digest = cache_get((dev, inode, size, mtime_ns)) if cache_get else None
-                    if ftype != "file" or digest:
-                        state = "done" if digest else ("pending" if ftype == "file" else "skipped")
-                        special.append(
-                            (
-                                root_id,
-                                run_id,
-                                path,
-                                parent,
-                                name,
-                                kind,
-                                ftype,
-                                links.get(path),
-                                size,
-                                mtime_ns,
-                                inode,
-                                dev,
-                                digest,
-                                state,
-                                now,
-                                now,
-                            )
-                        )
-                        continue
-                    yield (run_id, path, parent, name, kind, size, mtime_ns, inode, dev)
+                        sums[0] += sizes
+                        sums[1] += len(files)
+                        sums[2] = max(sums[2], newest)
+                        sums[3] = min(sums[3], oldest)
+                prefix = parent + b"/" if parent else b""
+                yield [
+                    (
+                        folder_run,
+                        prefix + raw,
+                        parent,
+                        *(get(raw) or name_and_kind(raw, prefix + raw)),
+                        size,
+                        mtime_ns,
+                        inode,
+                        dev,
+                    )
+                    for raw, inode, size, mtime_ns, dev, _ftype in files
+                ]
 
-        write.insert_new_files(c, root_id, now, rows())
+        rows = itertools.chain.from_iterable(folder_rows())
+        write.insert_new_files(c, root_id, now, rows)
         write.insert_artifacts(c, special)
 
     def _write_events(
