@@ -44,7 +44,7 @@ class ScanStopped(BaseException):
 
 PIECE_BUDGET = 1.0
 """Seconds spent on pieces before the full scan takes over."""
-STOP_CHECK_OPS = 10_000
+STOP_CHECK_OPS = 1_000
 """SQLite steps between two questions to ``should_stop`` while the full scan writes."""
 MIN_PIECES = 16
 """Descend until a level holds this many folders (or ``MAX_DEPTH`` is reached)."""
