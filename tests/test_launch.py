@@ -1,0 +1,79 @@
+"""The console script keeps compiled bytecode in a folder of artlens's where Python was told
+not to write it beside the sources, and only in a folder no one else can write."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PROBE = "import sys, tui.launch as l; print(l.keep_bytecode(), sys.pycache_prefix)"
+
+
+@pytest.fixture
+def python(tmp_path: Path) -> Path:
+    """A Python of its own environment (its ``sys.prefix`` is the first folder tried)."""
+    subprocess.run(
+        [sys.executable, "-m", "venv", "--without-pip", str(tmp_path / "env")],
+        check=True,
+        timeout=120,
+    )
+    return tmp_path / "env" / "bin" / "python"
+
+
+def probe(python: Path, **env: str) -> str:
+    run = subprocess.run(
+        [str(python), "-c", PROBE],
+        env={**os.environ, "PYTHONPATH": str(ROOT), "PYTHONDONTWRITEBYTECODE": "1", **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    return run.stdout.strip()
+
+
+def test_bytecode_goes_beside_the_environment_else_to_the_cache(
+    tmp_path: Path, python: Path
+) -> None:
+    cache = tmp_path / "cache"
+    beside = tmp_path / "env" / "share" / "artlens" / "pycache"
+    assert probe(python, ARTLENS_CACHE=str(cache)) == f"True {beside}"
+    assert oct(beside.stat().st_mode & 0o777) == "0o700"
+    beside.parent.chmod(0o777)  # others may write there: not used
+    assert probe(python, ARTLENS_CACHE=str(cache)) == f"True {cache / 'pycache'}"
+    (cache / "pycache").chmod(0o770)
+    assert probe(python, ARTLENS_CACHE=str(cache)) == "False None"
+    (cache / "pycache").rmdir()
+    (cache / "pycache").symlink_to(tmp_path, target_is_directory=True)
+    assert probe(python, ARTLENS_CACHE=str(cache)) == "False None"
+
+
+def test_python_is_left_alone_when_it_writes_bytecode_or_is_told_so(
+    tmp_path: Path, python: Path
+) -> None:
+    cache = str(tmp_path / "cache")
+    assert probe(python, ARTLENS_CACHE=cache, ARTLENS_NO_PYCACHE="1") == "False None"
+    assert probe(python, ARTLENS_CACHE=cache, PYTHONDONTWRITEBYTECODE="") == "False None"
+    assert not (tmp_path / "env" / "share" / "artlens").exists()
+
+
+def test_the_command_runs_from_compiled_modules_the_second_time(tmp_path: Path) -> None:
+    artlens = Path(sys.executable).with_name("artlens")
+    if not artlens.exists():
+        pytest.skip("the console script is not installed beside this Python")
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "ARTLENS_CACHE": str(tmp_path)}
+    for _ in range(2):
+        run = subprocess.run(
+            [str(artlens), "--version"], env=env, capture_output=True, text=True, timeout=120
+        )
+        assert run.returncode == 0 and "artlens" in run.stdout
+    folder = Path(sys.prefix) / "share" / "artlens" / "pycache"
+    if not folder.is_dir():  # the environment is not ours to write: the cache folder is
+        folder = tmp_path / "pycache"
+    compiled = list(folder.rglob("group.*.pyc"))  # tui/cli/group.py
+    assert compiled and not any(p.is_relative_to(ROOT / "tui") for p in compiled)
