@@ -526,14 +526,15 @@ class Indexer:
         With ``defer_summaries`` the runs' own files (params, metrics, status) are not
         read: the runs are marked pending for ``fill_summaries``, as hashing is for
         ``hash_pending``, so the files and runs are committed sooner.  With ``read_ahead``
-        too (a caller that calls ``fill_summaries`` right after), a helper thread reads
-        them while the rows are written (SQLite releases the GIL), for that call to use.
+        (a caller that reads the summaries right after, or in this scan), a helper reads
+        them while the rows are written: a forked child where that is safe, else a thread
+        while SQLite builds indexes and commits without the GIL.
         """
         started = time.perf_counter()
         start = paths.key(subtree)
         report = ScanReport(root=paths.display(self.root_b))
         self._summaries = not defer_summaries
-        self._read_ahead = defer_summaries and read_ahead
+        self._read_ahead = read_ahead
         try:
             with _no_cyclic_gc():
                 self._scan(start, report, progress)

@@ -81,8 +81,11 @@ def index_roots(
             for root in roots:
                 indexer = Indexer(db, root, ignore_paths=index_files(db_path))
                 with _progress(progress, f"indexing {paths.display(str(root))}") as update:
-                    # files and runs land in one commit; the runs' own files are read after
-                    report = indexer.scan(progress=update, defer_summaries=True, read_ahead=True)
+                    # files and runs land in one commit; the runs' own files are read after,
+                    # unless no reader can see the index before it is published anyway
+                    report = indexer.scan(
+                        progress=update, defer_summaries=new is None, read_ahead=True
+                    )
                 with _progress(progress, "reading runs"):
                     indexer.fill_summaries()
                 indexers.append(indexer)
