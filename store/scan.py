@@ -61,7 +61,7 @@ same transaction: building an index from sorted data beats growing it row by row
 NAME_CACHE = 100_000
 """File names whose printable form and kind a bulk insert keeps (see ``_insert_rows``)."""
 
-SPLIT_AFTER = 20_000
+SPLIT_AFTER = 10_000
 """A whole-tree walk shares the rest with a forked helper once it has walked this many
 files (where forking is safe, see ``store.forked``): below it a fork costs more than the
 walk it saves."""
