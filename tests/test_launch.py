@@ -11,7 +11,11 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PROBE = "import sys, tui.launch as l; print(l.keep_bytecode(), sys.pycache_prefix)"
+PROBE = (
+    "import sys, tui.launch as l; kept = l.keep_bytecode(); import store.paths, elsewhere;"
+    " where = [f.folder for f in sys.meta_path if hasattr(f, 'folder')];"
+    " print(kept, where[0] if where else None, sys.pycache_prefix, sys.dont_write_bytecode)"
+)
 
 
 @pytest.fixture
@@ -26,9 +30,17 @@ def python(tmp_path: Path) -> Path:
 
 
 def probe(python: Path, **env: str) -> str:
+    other = python.parents[2] / "other"  # a module of someone else's, never compiled yet
+    other.mkdir(exist_ok=True)
+    (other / "elsewhere.py").write_text("VALUE = 1\n")
     run = subprocess.run(
         [str(python), "-c", PROBE],
-        env={**os.environ, "PYTHONPATH": str(ROOT), "PYTHONDONTWRITEBYTECODE": "1", **env},
+        env={
+            **os.environ,
+            "PYTHONPATH": f"{ROOT}{os.pathsep}{other}",
+            "PYTHONDONTWRITEBYTECODE": "1",
+            **env,
+        },
         capture_output=True,
         text=True,
         timeout=120,
@@ -42,23 +54,34 @@ def test_bytecode_goes_beside_the_environment_else_to_the_cache(
 ) -> None:
     cache = tmp_path / "cache"
     beside = tmp_path / "env" / "share" / "artlens" / "pycache"
-    assert probe(python, ARTLENS_CACHE=str(cache)) == f"True {beside}"
+    # Python's own settings stay as they were: only artlens's modules are redirected
+    assert probe(python, ARTLENS_CACHE=str(cache)) == f"True {beside} None True"
     assert oct(beside.stat().st_mode & 0o777) == "0o700"
+    compiled = [p.name for p in beside.rglob("*.pyc")]
+    assert any(n.startswith("paths.") for n in compiled)  # store/paths.py
+    assert not any(n.startswith("elsewhere.") for n in compiled)
     beside.parent.chmod(0o777)  # others may write there: not used
-    assert probe(python, ARTLENS_CACHE=str(cache)) == f"True {cache / 'pycache'}"
+    assert probe(python, ARTLENS_CACHE=str(cache)) == f"True {cache / 'pycache'} None True"
     (cache / "pycache").chmod(0o770)
-    assert probe(python, ARTLENS_CACHE=str(cache)) == "False None"
+    assert probe(python, ARTLENS_CACHE=str(cache)) == "False None None True"
+    for leftover in (cache / "pycache").rglob("*"):
+        if leftover.is_file():
+            leftover.unlink()
+    for folder in sorted((cache / "pycache").rglob("*"), reverse=True):
+        folder.rmdir()
     (cache / "pycache").rmdir()
     (cache / "pycache").symlink_to(tmp_path, target_is_directory=True)
-    assert probe(python, ARTLENS_CACHE=str(cache)) == "False None"
+    assert probe(python, ARTLENS_CACHE=str(cache)) == "False None None True"
 
 
 def test_python_is_left_alone_when_it_writes_bytecode_or_is_told_so(
     tmp_path: Path, python: Path
 ) -> None:
     cache = str(tmp_path / "cache")
-    assert probe(python, ARTLENS_CACHE=cache, ARTLENS_NO_PYCACHE="1") == "False None"
-    assert probe(python, ARTLENS_CACHE=cache, PYTHONDONTWRITEBYTECODE="") == "False None"
+    assert probe(python, ARTLENS_CACHE=cache, ARTLENS_NO_PYCACHE="1") == "False None None True"
+    assert probe(python, ARTLENS_CACHE=cache, PYTHONDONTWRITEBYTECODE="") == (
+        "False None None False"
+    )
     assert not (tmp_path / "env" / "share" / "artlens").exists()
 
 
@@ -77,3 +100,4 @@ def test_the_command_runs_from_compiled_modules_the_second_time(tmp_path: Path) 
         folder = tmp_path / "pycache"
     compiled = list(folder.rglob("group.*.pyc"))  # tui/cli/group.py
     assert compiled and not any(p.is_relative_to(ROOT / "tui") for p in compiled)
+    assert not list(folder.rglob("core.*.pyc"))  # click/core.py: pip compiled it already

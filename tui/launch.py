@@ -3,17 +3,25 @@
 Container images for ML often set ``PYTHONDONTWRITEBYTECODE`` to keep ``.pyc`` files out of
 the image.  An editable install (README's) then has no compiled modules at all, and every
 command would compile a hundred of them again from source: 0.15 to 0.2 s before it does
-anything.  Here, where bytecode is not written, it is written instead under a folder of artlens's
-(``sys.pycache_prefix``), never beside the sources; ``ARTLENS_NO_PYCACHE=1`` leaves Python
-as it was.  The folder must be the user's own and writable by nobody else: a
-planted ``.pyc`` there would run as artlens.
+anything.  Here, where bytecode is not written, artlens's own modules (``store``, ``tui``)
+keep theirs under a folder of artlens's, never beside the sources; other packages are left
+alone (pip compiled theirs when it installed them).  ``ARTLENS_NO_PYCACHE=1`` leaves Python
+as it was.  The folder must be the user's own and writable by nobody else: a planted
+``.pyc`` there would run as artlens.
 """
 
 from __future__ import annotations
 
+import importlib.abc
+import importlib.machinery
 import os
 import stat
 import sys
+from collections.abc import Sequence
+from types import ModuleType
+from typing import Any
+
+OWN_PACKAGES = ("store", "tui")
 
 
 def main() -> None:
@@ -40,8 +48,8 @@ def bytecode_folders() -> list[str]:
 
 
 def keep_bytecode() -> bool:
-    """Write bytecode under the first usable of ``bytecode_folders()`` where Python was told
-    not to write it beside the sources; True if it now will."""
+    """Keep artlens's bytecode under the first usable of ``bytecode_folders()`` where Python
+    was told not to write it beside the sources; True if it now will."""
     if not sys.dont_write_bytecode or sys.pycache_prefix is not None:
         return False
     if os.environ.get("ARTLENS_NO_PYCACHE", "") not in ("", "0"):
@@ -54,10 +62,50 @@ def keep_bytecode() -> bool:
                 continue
         except OSError:
             continue
-        sys.pycache_prefix = folder
-        sys.dont_write_bytecode = False
+        sys.meta_path.insert(0, _OwnBytecode(folder))
         return True
     return False
+
+
+class _CachedLoader(importlib.machinery.SourceFileLoader):
+    """A source loader that reads and writes its bytecode under ``folder``."""
+
+    def __init__(self, fullname: str, path: str, folder: str) -> None:
+        super().__init__(fullname, path)
+        self.folder = folder
+
+    def get_code(self, fullname: str) -> Any:
+        saved = sys.pycache_prefix, sys.dont_write_bytecode
+        sys.pycache_prefix, sys.dont_write_bytecode = self.folder, False
+        try:
+            return super().get_code(fullname)
+        finally:  # the module's own imports run later (exec), with Python's own settings
+            sys.pycache_prefix, sys.dont_write_bytecode = saved
+
+
+class _OwnBytecode(importlib.abc.MetaPathFinder):
+    """Finds artlens's modules as the other finders do, with ``_CachedLoader``."""
+
+    def __init__(self, folder: str) -> None:
+        self.folder = folder
+
+    def find_spec(
+        self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
+    ) -> importlib.machinery.ModuleSpec | None:
+        if fullname.partition(".")[0] not in OWN_PACKAGES:
+            return None
+        for finder in sys.meta_path:
+            find = getattr(finder, "find_spec", None)
+            if finder is self or find is None:
+                continue
+            spec = find(fullname, path, target)
+            if spec is not None:
+                break
+        else:
+            return None
+        if type(spec.loader) is importlib.machinery.SourceFileLoader and spec.origin:
+            spec.loader = _CachedLoader(fullname, spec.origin, self.folder)
+        return spec  # type: ignore[no-any-return]
 
 
 def _private(st: os.stat_result) -> bool:
