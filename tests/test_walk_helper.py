@@ -1,6 +1,9 @@
 """The walk shared with a forked helper: the same walk as one process makes, or none.
 
 Real trees on disk, a real fork: ``SPLIT_AFTER`` is lowered so a small tree is shared.
+A scan forks only in a process with one thread, and a test suite may have others alive
+(another test's observer winding down): each check that needs the fork runs in a new
+Python (``in_fresh_python``), which must then have forked.
 """
 
 from __future__ import annotations
@@ -8,6 +11,8 @@ from __future__ import annotations
 import os
 import signal
 import stat
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -19,7 +24,25 @@ from store.scan import Indexer, ScanReport, _Walk
 from tests.conftest import ground_truth, make_hostile_tree
 from tests.test_scan_fastpaths import dump, make_interleaved, make_runs
 
-needs_fork = pytest.mark.skipif(not forked.can_fork(), reason="forking a helper is not safe here")
+needs_fork = pytest.mark.skipif(
+    not sys.platform.startswith("linux") or (os.cpu_count() or 1) < 2,
+    reason="scans fork helpers on Linux with two cores or more",
+)
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def in_fresh_python(check: str, tmp_path: Path) -> None:
+    """Run ``check(tmp_path)`` of this module in a new single-threaded Python."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("ARTLENS_NO_FORK", None)
+    run = subprocess.run(
+        [sys.executable, "-c", f"import tests.test_walk_helper as t; t.{check}({str(tmp_path)!r})"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
 
 
 def walk_of(root: Path, tmp_path: Path, name: str) -> tuple[_Walk, ScanReport]:
@@ -50,15 +73,14 @@ def make_wide(root: Path) -> None:
     os.mkfifo(root / "more" / "a-fifo")
 
 
-@needs_fork
-def test_a_shared_walk_finds_what_one_process_finds(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def check_shared_walk(tmp: str) -> None:
+    assert forked.can_fork()
+    tmp_path = Path(tmp)
     root = tmp_path / "root"
     make_wide(root)
-    monkeypatch.setattr(scan, "SPLIT_AFTER", 10**9)
+    scan.SPLIT_AFTER = 10**9
     alone, alone_report = walk_of(root, tmp_path, "alone.db")
-    monkeypatch.setattr(scan, "SPLIT_AFTER", 5)
+    scan.SPLIT_AFTER = 5
     shared, shared_report = walk_of(root, tmp_path, "shared.db")
     assert not alone.helped and shared.helped
     assert shape(shared) == shape(alone)
@@ -71,15 +93,19 @@ def test_a_shared_walk_finds_what_one_process_finds(
 
 
 @needs_fork
-def test_an_index_built_by_a_shared_walk_is_the_same_index(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_shared_walk_finds_what_one_process_finds(tmp_path: Path) -> None:
+    in_fresh_python("check_shared_walk", tmp_path)
+
+
+def check_shared_index(tmp: str) -> None:
+    assert forked.can_fork()
+    tmp_path = Path(tmp)
     root = tmp_path / "root"
     make_wide(root)
-    monkeypatch.setattr(scan, "EVENT_FLOOD", 10)  # the cold-load path, as on a big tree
+    scan.EVENT_FLOOD = 10  # the cold-load path, as on a big tree
     dumps = []
     for name, split in (("alone.db", 10**9), ("shared.db", 5)):
-        monkeypatch.setattr(scan, "SPLIT_AFTER", split)
+        scan.SPLIT_AFTER = split
         db = open_db(tmp_path / name)
         indexer = Indexer(db, root, clock=lambda: 2_000_000_000.0)
         report = indexer.scan(defer_summaries=True)
@@ -92,20 +118,29 @@ def test_an_index_built_by_a_shared_walk_is_the_same_index(
 
 
 @needs_fork
-def test_a_shared_walk_reports_progress_of_both_walkers(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_an_index_built_by_a_shared_walk_is_the_same_index(tmp_path: Path) -> None:
+    in_fresh_python("check_shared_index", tmp_path)
+
+
+def check_shared_progress(tmp: str) -> None:
+    assert forked.can_fork()
+    tmp_path = Path(tmp)
     root = tmp_path / "root"
     for i in range(600):
         (root / f"d{i:03}").mkdir(parents=True)
         (root / f"d{i:03}" / "f").write_bytes(b"x")
-    monkeypatch.setattr(scan, "SPLIT_AFTER", 1)
+    scan.SPLIT_AFTER = 1
     seen: list[int] = []
     db = open_db(tmp_path / "i.db")
     walk = Indexer(db, root)._walk(b"", ScanReport(root=""), lambda done, _t: seen.append(done))
     db.close()
     assert walk.helped and walk.count() == 600
     assert seen and max(seen) <= 600 and seen == sorted(seen)
+
+
+@needs_fork
+def test_a_shared_walk_reports_progress_of_both_walkers(tmp_path: Path) -> None:
+    in_fresh_python("check_shared_progress", tmp_path)
 
 
 def test_without_drops_a_folder_and_all_below_it() -> None:
@@ -186,23 +221,22 @@ def test_no_helper_where_another_thread_runs(monkeypatch: pytest.MonkeyPatch) ->
     assert not forked.can_fork()
 
 
-@needs_fork
-def test_runs_read_by_a_forked_reader_are_the_runs_read_here(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def check_forked_reader(tmp: str) -> None:
     """``artlens index`` reads the runs' own files in a forked child while it writes the
     rows; a summary marshal cannot carry (a YAML date) is read here instead."""
     from tui.cli.index import index_roots
 
+    assert forked.can_fork()
+    tmp_path = Path(tmp)
     root = tmp_path / "root"
     make_wide(root)
     odd = root / "more" / "lightning_logs" / "version_3" / "hparams.yaml"
     odd.write_text("lr: 0.1\nwhen: 2024-01-02\nnested: {a: [1, 2.5, null, true]}\n")
-    monkeypatch.setattr(scan, "BULK_ROWS", 10)  # the bulk path, as on a big tree
-    monkeypatch.setattr(scan, "EVENT_FLOOD", 10)
+    scan.BULK_ROWS = 10  # the bulk path, as on a big tree
+    scan.EVENT_FLOOD = 10
     dumps = []
     for name, no_fork in (("here.db", "1"), ("forked.db", "0")):
-        monkeypatch.setenv("ARTLENS_NO_FORK", no_fork)
+        os.environ["ARTLENS_NO_FORK"] = no_fork
         path = tmp_path / name
         index_roots([root], path, hash_files=False, remember_db=False)
         db = open_db(path)
@@ -217,3 +251,8 @@ def test_runs_read_by_a_forked_reader_are_the_runs_read_here(
     # less first_seen and last_seen: when each was indexed
     assert [row[:17] for row in there["artifacts"]] == [row[:17] for row in here["artifacts"]]
     assert there["dirs"] == here["dirs"]
+
+
+@needs_fork
+def test_runs_read_by_a_forked_reader_are_the_runs_read_here(tmp_path: Path) -> None:
+    in_fresh_python("check_forked_reader", tmp_path)
