@@ -22,7 +22,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import pytest
 
 HOLD_MESSAGE = (
-    "Object '{bucket}/{name}' is under active Temporary hold and cannot be deleted, "
+    "Object '{bucket}/{name}' is under active {kind} hold and cannot be deleted, "
     "overwritten or archived until hold is removed."
 )
 RETENTION_MESSAGE = (
@@ -73,9 +73,10 @@ class FakeGCS:
         name = resource["name"]
         if name in self.refuse_delete:
             return self.refuse_delete[name]
-        if resource.get("temporaryHold"):
-            message = HOLD_MESSAGE.format(bucket=self.bucket, name=name)
-            return error_body(403, message, "retentionPolicyNotMet")
+        for field_name, kind in (("temporaryHold", "Temporary"), ("eventBasedHold", "Event-Based")):
+            if resource.get(field_name):
+                message = HOLD_MESSAGE.format(bucket=self.bucket, name=name, kind=kind)
+                return error_body(403, message, "retentionPolicyNotMet")
         until = resource.get("retentionExpirationTime")
         if until:
             message = RETENTION_MESSAGE.format(bucket=self.bucket, name=name, until=until)

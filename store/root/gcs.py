@@ -32,7 +32,7 @@ import time
 from datetime import datetime, timezone
 from typing import Any
 
-from store.root.backend import ObjectInfo, Page, Stats, range_total, size_field
+from store.root.backend import LockedError, ObjectInfo, Page, Stats, range_total, size_field
 from store.root.base import ChangedError, NotFound, RootError
 
 REWRITE_ROUNDS = 1000
@@ -64,6 +64,10 @@ TRANSIENT = frozenset({408, 429, 500, 502, 503, 504})
 MAX_BODY = 65 * 1024 * 1024
 """The longest answer read: a ranged GET asks for at most 64 MiB, a listing page of
 1,000 objects is about 1 MiB; a server sending more is refused, not buffered."""
+
+LOCK_REASONS = ("retentionPolicyNotMet", "objectUnderActiveHold")
+"""The ``reason`` of a 403 that a hold or a retention period answered (not a missing
+permission)."""
 
 
 def _mtime_ns(value: object) -> int:
@@ -120,8 +124,8 @@ class GCSBackend:
         self, op: str, method: str, path: str, *args: str, **kwargs: Any
     ) -> tuple[Any, bytes]:
         """One JSON API request, counted (each attempt): ``(headers, body)``.  A 404 is
-        ``NotFound``, a failed precondition (412) ``ChangedError``, anything else one-line
-        ``RootError``.
+        ``NotFound``, a failed precondition (412) ``ChangedError``, a hold or retention
+        refusal ``LockedError``, anything else one-line ``RootError``.
 
         Retries are ours, not gcsfs's (six tries over half a minute, whatever failed): a
         connection refused or not made within ``CONNECT_SECONDS`` is tried
@@ -281,7 +285,14 @@ class GCSBackend:
 
     def copy(self, source: str, target: str, size: int, *, pin: str) -> str:
         """``rewriteTo`` of exactly generation ``pin`` while it is the live one, resumed
-        until done (large objects take several calls); the copy's generation."""
+        until done (large objects take several calls); the copy's generation.
+
+        Retention copies only to delete the source next, which a hold or a retention period
+        refuses: such a source raises ``LockedError`` naming it before anything is copied
+        (one metadata GET), so a held object comes out ``locked``, not a copy left behind."""
+        lock = _lock_reason(self.head(source, version=pin).raw)
+        if lock:
+            raise LockedError(f"gs://{self.bucket}/{source!r}: {lock}")
         params: dict[str, Any] = {"sourceGeneration": pin, "ifSourceGenerationMatch": pin}
         for _ in range(REWRITE_ROUNDS):
             answer = self._json(
@@ -319,16 +330,26 @@ class GCSBackend:
             obj = self.head(key, version=version).raw
         except RootError:
             return ""
-        if obj.get("temporaryHold") or obj.get("eventBasedHold"):
-            return "object hold: not purged"
-        until = obj.get("retentionExpirationTime") or (obj.get("retention") or {}).get(
-            "retainUntilTime"
-        )
-        if isinstance(until, str) and _mtime_ns(until) > int(
-            datetime.now(timezone.utc).timestamp() * 1e9
-        ):
-            return f"retention until {until}: not purged"
-        return ""
+        lock = _lock_reason(obj)
+        return f"{lock}: not purged" if lock else ""
+
+
+def _lock_reason(obj: Any) -> str:
+    """Why GCS would refuse to delete this object now (its resource's temporary or
+    event-based hold, a retention time still ahead: the bucket's policy or the object's
+    own), or ``""``."""
+    if obj.get("temporaryHold"):
+        return "temporary hold"
+    if obj.get("eventBasedHold"):
+        return "event-based hold"
+    retention = obj.get("retention")
+    until = obj.get("retentionExpirationTime") or (
+        retention.get("retainUntilTime") if isinstance(retention, dict) else None
+    )
+    now = int(datetime.now(timezone.utc).timestamp() * 1e9)
+    if isinstance(until, str) and _mtime_ns(until) > now:
+        return f"retention until {until}"
+    return ""
 
 
 class _EmptyRange(RootError):
@@ -390,15 +411,17 @@ class _BodyTooLarge(Exception):
 
 def _status_error(status: int, body: bytes, what: str) -> RootError:
     """The error an HTTP error answer means, its message from the JSON error body (one
-    line): 404 ``NotFound``, 412 ``ChangedError``, 416 ``_EmptyRange``, else ``RootError``
-    with the status."""
-    message, _reasons = _error_body(body)
+    line): 404 ``NotFound``, 412 ``ChangedError``, 416 ``_EmptyRange``, a 403 of a hold or
+    a retention period ``LockedError`` naming it, else ``RootError`` with the status."""
+    message, reasons = _error_body(body)
     if status == 404:
         return NotFound(f"{what} failed: not found")
     if status == 412:
         return ChangedError(f"{what} failed: precondition failed")
     if status == 416:
         return _EmptyRange(what)
+    if status == 403 and (set(reasons) & set(LOCK_REASONS) or _held(message)):
+        return LockedError(f"{what} refused: {message or 'a hold or retention period'}")
     return RootError(f"{what} failed: {status} {message}".rstrip())
 
 
@@ -426,6 +449,16 @@ def _error_body(body: bytes) -> tuple[str, list[str]]:
 def _first_line(text: str) -> str:
     lines = text.strip().splitlines()
     return lines[0][:200] if lines else ""
+
+
+def _held(message: str) -> bool:
+    """Whether a 403's message is GCS's for a hold or a retention period (``Object 'b/o'
+    is under active Temporary hold ...``, ``... is subject to bucket's retention policy and
+    cannot be deleted ...``), for answers whose reason says only ``forbidden``."""
+    text = message.lower()
+    held = "under active" in text and "hold" in text
+    retained = "retention" in text and "cannot be deleted" in text
+    return held or retained
 
 
 _CLIENT_ENV = ("STORAGE_EMULATOR_HOST", "GOOGLE_APPLICATION_CREDENTIALS", "GOOGLE_CLOUD_PROJECT")
