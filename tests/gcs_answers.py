@@ -47,6 +47,9 @@ class FakeGCS:
     fail_next: list[int] = field(default_factory=list)
     refuse_delete: dict[str, bytes] = field(default_factory=dict)
     """Names whose DELETE is answered 403 with this body, whatever their metadata says."""
+    drop_answers: int = 0
+    """The next requests are carried out but answered by closing the connection (an answer
+    lost on the way back)."""
     seen: list[tuple[str, str]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     _generation: int = 1000
@@ -91,6 +94,12 @@ class _Handler(BaseHTTPRequestHandler):
         """Quiet: the test reads ``FakeGCS.seen``."""
 
     def _answer(self, status: int, body: bytes = b"", kind: str = "application/json") -> None:
+        with self.server.fake.lock:
+            drop = self.server.fake.drop_answers > 0
+            self.server.fake.drop_answers -= drop
+        if drop:
+            self.close_connection = True
+            return
         self.send_response(status)
         self.send_header("Content-Type", kind)
         self.send_header("Content-Length", str(len(body)))

@@ -5,14 +5,16 @@ the reason, and GCS's 403 for one is told from a missing permission."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
 from gcs_answers import HOLD_MESSAGE, RETENTION_MESSAGE, FakeGCS, error_body, fake_gcs
 
 from store.retention.bucket import TRASH, BucketTrash
-from store.root import RootError
+from store.root import NotFound, RootError
 from store.root.backend import LockedError
+from store.root.gcs import RETRY_SECONDS
 from store.root.objstore import ObjectRoot
 
 pytestmark = [pytest.mark.objstore, pytest.mark.usefixtures("isolated_cache")]
@@ -26,6 +28,23 @@ def test_transient_answers_are_retried(fake_gcs: FakeGCS) -> None:
     assert root.stat("ckpt.pt").size == len(b"weights")
     assert fake_gcs.seen == [("GET", f"/storage/v1/b/{fake_gcs.bucket}/o/p%2Fckpt.pt")] * 3
     assert root.stats.ops["objects.get"] == 3  # each attempt is a request paid for
+
+
+def test_a_delete_whose_answer_was_lost_is_done(fake_gcs: FakeGCS) -> None:
+    """The first DELETE removed the object but its answer never came: the DELETE is sent
+    again and answered 404, which means done (bucket trash would otherwise take it for an
+    object gone since the plan and remove the copy it had just made).  A read's 404 after a
+    lost answer is still ``NotFound``."""
+    resource = fake_gcs.put("p/ckpt.pt", b"weights")
+    fake_gcs.drop_answers = 1
+    backend = ObjectRoot(f"gs://{fake_gcs.bucket}/p").backend
+    assert backend.delete("p/ckpt.pt", pin=resource["generation"]) is None
+    assert "p/ckpt.pt" not in fake_gcs.objects
+    assert [method for method, _ in fake_gcs.seen] == ["DELETE", "DELETE"]
+    fake_gcs.drop_answers = 1
+    with pytest.raises(NotFound):
+        backend.head("p/ckpt.pt")
+    assert [method for method, _ in fake_gcs.seen[2:]] == ["GET", "GET"]
 
 
 def test_a_client_error_is_one_line_and_not_retried(fake_gcs: FakeGCS) -> None:
@@ -126,3 +145,18 @@ def test_a_forbidden_delete_is_failed_not_locked(fake_gcs: FakeGCS) -> None:
     batch = trash.apply(trash.plan(["ckpt.pt"]))
     assert batch.counts() == {"failed": 1} and denied in batch.items[0].note
     assert set(fake_gcs.objects) == {"p/ckpt.pt", f"p/{TRASH}/{batch.batch}.json"}
+
+
+@pytest.mark.slow
+def test_a_server_that_keeps_failing_is_given_up_on_within_the_budget(fake_gcs: FakeGCS) -> None:
+    """Transient answers are retried for ``RETRY_SECONDS`` at most, then one line."""
+    fake_gcs.put("p/ckpt.pt", b"weights")
+    fake_gcs.fail_next = [503] * 1000
+    root = ObjectRoot(f"gs://{fake_gcs.bucket}/p")
+    started = time.monotonic()
+    with pytest.raises(RootError) as caught:
+        root.stat("ckpt.pt")
+    took = time.monotonic() - started
+    assert "503" in str(caught.value) and "\n" not in str(caught.value)
+    assert RETRY_SECONDS / 4 < took < RETRY_SECONDS + 10, took
+    assert 4 <= len(fake_gcs.seen) <= 12, len(fake_gcs.seen)
