@@ -154,8 +154,8 @@ class GCSBackend:
                     raise error from None
             except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
                 error = RootError(f"{where}: {op} failed: {_one_line(exc)}")
-            except RootError:
-                raise
+            except _BodyTooLarge:
+                raise RootError(f"{where}: {op}: an answer over {MAX_BODY} bytes") from None
             except Exception as exc:  # google-auth refreshing a token, gcsfs building the URL
                 raise RootError(f"{where}: {op} failed: {_one_line(exc)}") from None
             else:
@@ -370,11 +370,8 @@ def _sync(
     """One attempt of a request on gcsfs's event loop: ``(status, headers, body)``."""
     from fsspec.asyn import sync
 
-    try:
-        answer: tuple[int, Any, bytes] = sync(fs.loop, _send, fs, method, path, args, kwargs)
-        return answer
-    except _BodyTooLarge:
-        raise RootError(f"gs://: {method} answer longer than {MAX_BODY} bytes") from None
+    answer: tuple[int, Any, bytes] = sync(fs.loop, _send, fs, method, path, args, kwargs)
+    return answer
 
 
 async def _send(
