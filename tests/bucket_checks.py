@@ -1,5 +1,6 @@
-"""Checks every object-store backend passes the same way (GCS, Azure): the seeded bucket's
-index must be the local index of the same files."""
+"""Checks every object-store backend passes the same way (S3, GCS, Azure): the seeded
+bucket's index must be the local index of the same files, and a poller must find an object
+put while it runs."""
 
 from __future__ import annotations
 
@@ -88,8 +89,10 @@ def _wait(check: Callable[[], bool], what: str, seconds: float = 60.0) -> None:
 def polling_finds_a_new_object_and_prices_its_listings(
     url: str, put: Callable[[str, bytes], None], list_op: str, tmp_path: Path
 ) -> None:
-    """A poller on ``url`` indexes an object put while it runs (``put(key, body)``), and
-    prices the schedule from at least the listings (``list_op``) it made."""
+    """A poller on ``url`` (a freshly seeded bucket) indexes an object put while it runs
+    (``put(key, body)``) without a restart, lists the just-written run prefixes between its
+    whole-root passes, and prices the schedule from at least the listings (``list_op``) its
+    whole-root passes made."""
     from store.objpoll import LIST_PRICE, MONTH, BucketPoller, PollReport
 
     db_path = tmp_path / "bucket.db"
@@ -101,12 +104,19 @@ def polling_finds_a_new_object_and_prices_its_listings(
     thread.start()
     try:
         _wait(lambda: any(p.kind == "full" for p in passes), "the first pass")
+        first = next(p for p in passes if p.kind == "full")
+        assert first.added > 0 and first.error is None
+        assert "lightning/new/notes.txt" not in _paths(db_path)
         put("lightning/new/notes.txt", b"added while polling\n")
         _wait(lambda: "lightning/new/notes.txt" in _paths(db_path), "the new object")
     finally:
         poller.stop()
         thread.join(60)
     assert not thread.is_alive()
+    # the seeded runs were written just now: their prefixes are listed between full passes
+    assert any(p.kind == "live" and p.requests for p in passes), passes
     assert all(p.error is None for p in passes), [p.error for p in passes if p.error]
+    assert poller.requests > 0 and poller.nbytes > 0
+    # an unchanged whole-root pass is its listing pages: one page of under 1000 keys
     listings = poller.full.ops.get(list_op, 0)
     assert listings >= 1 and poller.monthly_cost() >= listings * LIST_PRICE * MONTH / 0.3 > 0

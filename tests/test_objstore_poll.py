@@ -3,16 +3,17 @@ without a restart, and the schedule's monthly request cost comes from measured p
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import pytest
+from bucket_checks import polling_finds_a_new_object_and_prices_its_listings
 from objstore_server import S3Server, fresh_bucket, s3_server
 
 from store.index.db import open_db
-from store.objpoll import LIST_PRICE, MONTH, BucketPoller, PollReport
+from store.objpoll import BucketPoller
 
 pytestmark = pytest.mark.objstore
 __all__ = ["fresh_bucket", "s3_server"]
@@ -40,33 +41,9 @@ def test_an_object_put_while_polling_reaches_the_index(
     s3_server: S3Server, fresh_bucket: Callable[..., str], tmp_path: Path
 ) -> None:
     bucket = fresh_bucket(versioned=False)
-    url = f"s3://{bucket}"
-    db_path = tmp_path / "bucket.db"
-    passes: list[PollReport] = []
-    poller = BucketPoller(
-        db_path, [url], live_every=0.1, reconcile_every=0.3, on_pass=passes.append
+    polling_finds_a_new_object_and_prices_its_listings(
+        f"s3://{bucket}", partial(s3_server.put, bucket), "list_objects_v2", tmp_path
     )
-    thread = threading.Thread(target=poller.run)
-    thread.start()
-    try:
-        wait_for(lambda: any(p.kind == "full" for p in passes), "the first pass")
-        first = next(p for p in passes if p.kind == "full")
-        assert first.added > 0 and first.error is None
-        assert "lightning/new/notes.txt" not in paths_in(db_path)
-        s3_server.put(bucket, "lightning/new/notes.txt", b"added while polling\n")
-        wait_for(lambda: "lightning/new/notes.txt" in paths_in(db_path), "the new object")
-    finally:
-        poller.stop()
-        thread.join(60)
-    assert not thread.is_alive()
-    # the seeded runs were written just now: their prefixes are listed between full passes
-    assert any(p.kind == "live" and p.requests for p in passes), passes
-    assert all(p.error is None for p in passes), [p.error for p in passes if p.error]
-    assert poller.requests > 0 and poller.nbytes > 0
-    # an unchanged whole-root pass is its listing pages: one page of under 1000 keys
-    assert poller.full.ops.get("list_objects_v2", 0) >= 1
-    floor = poller.full.ops["list_objects_v2"] * LIST_PRICE * MONTH / 0.3
-    assert poller.monthly_cost() >= floor > 0
 
 
 def test_bad_intervals_are_refused(tmp_path: Path) -> None:

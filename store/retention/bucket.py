@@ -180,7 +180,7 @@ class BucketTrash:
                 else:
                     self._trash_copy(batch, item)
             except RootError as exc:
-                item.state, item.note = "failed", str(exc)[:300]
+                item.state, item.note = getattr(exc, "outcome", "failed"), str(exc)[:300]
         self._save(batch)
         return batch
 

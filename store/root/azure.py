@@ -27,7 +27,7 @@ import time
 from datetime import datetime, timezone
 from typing import Any
 
-from store.root.backend import ObjectInfo, Page, Stats, range_total, size_field
+from store.root.backend import LockedError, ObjectInfo, Page, Stats, range_total, size_field
 from store.root.base import ChangedError, NotFound, RootError
 
 COPY_WAIT = 600.0
@@ -36,6 +36,23 @@ finish at once)."""
 
 MAX_GET = 64 * 1024 * 1024 + 1
 """The SDK fetches a range up to this in one request (ObjectRoot reads at most 64 MiB)."""
+
+CONNECT_SECONDS = 5.0
+"""A connection not made in this long failed (the SDK waits 20 s)."""
+
+READ_SECONDS = 30.0
+"""A server silent this long in the middle of an answer has dropped the request."""
+
+RETRIES = 3
+"""Retries of a reachable server's transient answers (408, 429, 5xx) and dropped
+connections, after 1, 3 and 5 s (jittered by half a second); a connection refused or not
+made is retried once.  The SDK's default, 15 s then 18 and 24 s, took 86 s to say that
+nothing listens at the endpoint."""
+
+
+LOCK_CODES = frozenset({"BlobImmutableDueToPolicy", "BlobImmutableDueToLegalHold"})
+"""The error codes (409) of a delete or overwrite that an immutability policy or a legal
+hold refused."""
 
 
 def _mtime_ns(value: object) -> int:
@@ -90,8 +107,11 @@ class AzureBackend:
         except ResourceModifiedError as exc:
             raise ChangedError(f"{place}: {op} failed: the blob changed (412)") from exc
         except HttpResponseError as exc:
-            if exc.status_code == 416 or str(getattr(exc, "error_code", "")) == "InvalidRange":
+            code = str(getattr(exc, "error_code", "") or "")
+            if exc.status_code == 416 or code == "InvalidRange":
                 raise _EmptyRange(place) from exc
+            if code in LOCK_CODES:
+                raise LockedError(f"{place}: {op} refused: {_one_line(exc)}") from exc
             raise RootError(f"{place}: {op} failed: {_one_line(exc)}") from exc
         except (AzureError, OSError, ValueError) as exc:
             raise RootError(f"{place}: {op} failed: {_one_line(exc)}") from exc
@@ -195,9 +215,18 @@ class AzureBackend:
 
     def copy(self, source: str, target: str, size: int, *, pin: str) -> str:
         """A server-side copy of ``source`` while its ETag is ``pin``, waited for; the
-        copy's ETag."""
+        copy's ETag.
+
+        Retention copies only to delete the source next, which a legal hold or an
+        immutability policy on the blob refuses: such a source raises ``LockedError``
+        naming it before anything is copied (one properties request).  A container-wide
+        policy does not show in a blob's properties: there the delete's 409 says it."""
         from azure.core import MatchConditions
 
+        now = self.head(source)
+        lock = _lock_reason(now.raw) if now.pin == pin else ""  # else the copy says changed
+        if lock:
+            raise LockedError(f"az://{self.bucket}/{source!r}: {lock}")
         src = self.client.get_blob_client(source)
         dst = self.client.get_blob_client(target)
         answer = self._call(
@@ -240,12 +269,19 @@ class AzureBackend:
             raw = self.head(key, version=version).raw
         except RootError:
             return ""
-        if raw.get("legal_hold"):
-            return "legal hold: not purged"
-        until = raw.get("retain_until")
-        if isinstance(until, datetime) and until > datetime.now(timezone.utc):
-            return f"immutability policy until {until.isoformat()}: not purged"
-        return ""
+        lock = _lock_reason(raw)
+        return f"{lock}: not purged" if lock else ""
+
+
+def _lock_reason(raw: Any) -> str:
+    """Why Azure would refuse to delete this blob now (a legal hold, an immutability
+    policy not yet expired), from its properties, or ``""``."""
+    if raw.get("legal_hold"):
+        return "legal hold"
+    until = raw.get("retain_until")
+    if isinstance(until, datetime) and until > datetime.now(timezone.utc):
+        return f"immutability policy until {until.isoformat()}"
+    return ""
 
 
 class _EmptyRange(RootError):
@@ -265,14 +301,28 @@ _CLIENTS_LOCK = threading.Lock()
 def _service(account: str) -> Any:
     """A ``BlobServiceClient``, one per credentials environment (module docstring)."""
     try:
-        from azure.storage.blob import BlobServiceClient
+        from azure.storage.blob import BlobServiceClient, ExponentialRetry
     except ImportError:
         raise RootError("az:// roots need the azure extra: pip install 'artlens[azure]'") from None
     # the SDK logs each failed request at WARNING: with no handler of the caller's,
     # Python would print it on stderr beside the one-line error
     logging.getLogger("azure").addHandler(logging.NullHandler())
     env = (account, *(os.environ.get(name) for name in _CLIENT_ENV))
-    options: dict[str, Any] = {"max_single_get_size": MAX_GET, "max_chunk_get_size": MAX_GET}
+    options: dict[str, Any] = {
+        "max_single_get_size": MAX_GET,
+        "max_chunk_get_size": MAX_GET,
+        "connection_timeout": CONNECT_SECONDS,
+        "read_timeout": READ_SECONDS,
+        "retry_policy": ExponentialRetry(
+            initial_backoff=1,
+            increment_base=2,
+            retry_total=RETRIES,
+            random_jitter_range=0.5,  # type: ignore[arg-type]  # typed int, used as a float
+            retry_connect=1,
+            retry_read=RETRIES,
+            retry_status=RETRIES,
+        ),
+    }
     with _CLIENTS_LOCK:
         service = _CLIENTS.get(env)
         if service is not None:

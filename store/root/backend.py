@@ -44,6 +44,15 @@ def size_field(value: object, what: str) -> int:
     raise RootError(f"{what}: the store sent no usable size ({str(value)[:40]!r})")
 
 
+class LockedError(RootError):
+    """The store refused to delete or overwrite an object that a hold or a retention
+    period protects (a GCS hold or retention policy, an S3 Object Lock, an Azure
+    immutability policy); the message names the reason.  Retention reports the object
+    ``locked`` (its ``outcome``), not ``failed``."""
+
+    outcome = "locked"
+
+
 @dataclass
 class Stats:
     """Requests made (in all and by operation) and body bytes received through one root,

@@ -22,18 +22,53 @@ remove, so a versioned bucket is trashed the same way.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import json
 import logging
 import os
+import random
 import threading
+import time
 from datetime import datetime, timezone
 from typing import Any
 
-from store.root.backend import ObjectInfo, Page, Stats, range_total, size_field
+from store.root.backend import LockedError, ObjectInfo, Page, Stats, range_total, size_field
 from store.root.base import ChangedError, NotFound, RootError
 
 REWRITE_ROUNDS = 1000
 """A rewrite of a large object may take several calls (each resumes from a token): more
 than this many is refused rather than looped on."""
+
+CONNECT_SECONDS = 5.0
+"""A connection (name lookup included) not made in this long failed: aiohttp waits 30 s
+by default, and an address that drops packets would hold a root for minutes."""
+
+CONNECT_TRIES = 2
+"""Attempts at a connection refused or not made in time: nothing listening at the
+endpoint fails within about a second (gcsfs's own six tries took 34 s)."""
+
+READ_SECONDS = 30.0
+"""A server silent this long in the middle of an answer has dropped the request."""
+
+RETRY_SECONDS = 30.0
+"""The most time a request spends retrying a reachable server's transient answers (408,
+429, 5xx) and dropped connections before its one-line error."""
+
+BACKOFF_FIRST = 0.5
+BACKOFF_CAP = 8.0
+"""Waits between attempts double from the first to the cap, each jittered down to half."""
+
+TRANSIENT = frozenset({408, 429, 500, 502, 503, 504})
+"""Answers that say "try again" (Google's retry guidance for the JSON API)."""
+
+MAX_BODY = 65 * 1024 * 1024
+"""The longest answer read: a ranged GET asks for at most 64 MiB, a listing page of
+1,000 objects is about 1 MiB; a server sending more is refused, not buffered."""
+
+LOCK_REASONS = ("retentionPolicyNotMet", "objectUnderActiveHold")
+"""The ``reason`` of a 403 that a hold or a retention period answered (not a missing
+permission)."""
 
 
 def _mtime_ns(value: object) -> int:
@@ -89,27 +124,53 @@ class GCSBackend:
     def request(
         self, op: str, method: str, path: str, *args: str, **kwargs: Any
     ) -> tuple[Any, bytes]:
-        """One JSON API request, counted: ``(headers, body)``.  A 404 is ``NotFound``, a
-        failed precondition (412) ``ChangedError``, anything else one-line ``RootError``."""
-        self.stats.add(requests=1, op=op)
+        """One JSON API request, counted (each attempt): ``(headers, body)``.  A 404 is
+        ``NotFound``, a failed precondition (412) ``ChangedError``, a hold or retention
+        refusal ``LockedError``, anything else one-line ``RootError``.
+
+        Retries are ours, not gcsfs's (six tries over half a minute, whatever failed): a
+        connection refused or not made within ``CONNECT_SECONDS`` is tried
+        ``CONNECT_TRIES`` times, so an unreachable endpoint fails in seconds; a reachable
+        server's transient answer (408, 429, 5xx) or a dropped connection is retried with
+        backoff for at most ``RETRY_SECONDS``."""
         where = f"gs://{self.bucket}/{args[1] if len(args) > 1 else kwargs.get('prefix', '')}"
-        try:
-            headers, body = self.fs.call(method, path, *args, **kwargs)
-        except FileNotFoundError as exc:
-            raise NotFound(f"{where}: {op} failed: not found") from exc
-        except FileExistsError as exc:  # gcsfs's name for 412 Precondition Failed
-            raise ChangedError(f"{where}: {op} failed: precondition failed") from exc
-        except RootError:
-            raise
-        except Exception as exc:  # the SDK's own errors (aiohttp, google-auth, HttpError)
-            if getattr(exc, "code", None) == 416:
-                raise _EmptyRange from exc
-            raise RootError(f"{where}: {op} failed: {_one_line(exc)}") from exc
-        return headers, bytes(body)
+        fs = self.fs
+        import aiohttp
+
+        connect_errors: tuple[type[BaseException], ...] = (
+            aiohttp.ClientConnectorError,
+            *_connect_timeouts(aiohttp),
+        )
+        deadline = time.monotonic() + RETRY_SECONDS
+        connects = waits = 0
+        while True:
+            self.stats.add(requests=1, op=op)
+            try:
+                status, headers, body = _sync(fs, method, path, args, kwargs)
+            except connect_errors as exc:
+                connects += 1
+                error = RootError(f"{where}: {op} failed: {_one_line(exc)}")
+                if connects >= CONNECT_TRIES:
+                    raise error from None
+            except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+                error = RootError(f"{where}: {op} failed: {_one_line(exc)}")
+            except _BodyTooLarge:
+                raise RootError(f"{where}: {op}: an answer over {MAX_BODY} bytes") from None
+            except Exception as exc:  # google-auth refreshing a token, gcsfs building the URL
+                raise RootError(f"{where}: {op} failed: {_one_line(exc)}") from None
+            else:
+                if status < 300:
+                    return headers, body
+                error = _status_error(status, body, f"{where}: {op}")
+                if status not in TRANSIENT:
+                    raise error from None
+            wait = min(BACKOFF_CAP, BACKOFF_FIRST * 2**waits) * random.uniform(0.5, 1.0)
+            if time.monotonic() + wait > deadline:
+                raise error from None
+            waits += 1
+            time.sleep(wait)
 
     def _json(self, op: str, method: str, path: str, *args: str, **kwargs: Any) -> dict[str, Any]:
-        import json
-
         _, body = self.request(op, method, path, *args, **kwargs)
         try:
             answer = json.loads(body) if body else {}
@@ -221,7 +282,14 @@ class GCSBackend:
 
     def copy(self, source: str, target: str, size: int, *, pin: str) -> str:
         """``rewriteTo`` of exactly generation ``pin`` while it is the live one, resumed
-        until done (large objects take several calls); the copy's generation."""
+        until done (large objects take several calls); the copy's generation.
+
+        Retention copies only to delete the source next, which a hold or a retention period
+        refuses: such a source raises ``LockedError`` naming it before anything is copied
+        (one metadata GET), so a held object comes out ``locked``, not a copy left behind."""
+        lock = _lock_reason(self.head(source, version=pin).raw)
+        if lock:
+            raise LockedError(f"gs://{self.bucket}/{source!r}: {lock}")
         params: dict[str, Any] = {"sourceGeneration": pin, "ifSourceGenerationMatch": pin}
         for _ in range(REWRITE_ROUNDS):
             answer = self._json(
@@ -250,7 +318,11 @@ class GCSBackend:
             params["ifGenerationMatch"] = pin
         if version is not None:
             params["generation"] = version
-        self.request("objects.delete", "DELETE", "b/{}/o/{}", self.bucket, key, **params)
+        # a 404 is done, by this delete or another: a DELETE whose answer was lost is sent
+        # again (aiohttp repeats one whose connection dropped, unseen here) and answered 404;
+        # taking that for "gone since the plan" would have bucket trash remove its copy
+        with contextlib.suppress(NotFound):
+            self.request("objects.delete", "DELETE", "b/{}/o/{}", self.bucket, key, **params)
         return None
 
     def lock_of(self, key: str, version: str) -> str:
@@ -259,20 +331,132 @@ class GCSBackend:
             obj = self.head(key, version=version).raw
         except RootError:
             return ""
-        if obj.get("temporaryHold") or obj.get("eventBasedHold"):
-            return "object hold: not purged"
-        until = obj.get("retentionExpirationTime") or (obj.get("retention") or {}).get(
-            "retainUntilTime"
-        )
-        if isinstance(until, str) and _mtime_ns(until) > int(
-            datetime.now(timezone.utc).timestamp() * 1e9
-        ):
-            return f"retention until {until}: not purged"
-        return ""
+        lock = _lock_reason(obj)
+        return f"{lock}: not purged" if lock else ""
+
+
+def _lock_reason(obj: Any) -> str:
+    """Why GCS would refuse to delete this object now (its resource's temporary or
+    event-based hold, a retention time still ahead: the bucket's policy or the object's
+    own), or ``""``."""
+    if obj.get("temporaryHold"):
+        return "temporary hold"
+    if obj.get("eventBasedHold"):
+        return "event-based hold"
+    retention = obj.get("retention")
+    until = obj.get("retentionExpirationTime") or (
+        retention.get("retainUntilTime") if isinstance(retention, dict) else None
+    )
+    now = int(datetime.now(timezone.utc).timestamp() * 1e9)
+    if isinstance(until, str) and _mtime_ns(until) > now:
+        return f"retention until {until}"
+    return ""
 
 
 class _EmptyRange(RootError):
     """416: the object is empty, so no range of it exists."""
+
+
+def _connect_timeouts(aiohttp: Any) -> tuple[type[BaseException], ...]:
+    """aiohttp's connect timeout (3.10 on; before, a connect and a read timeout were one
+    ``ServerTimeoutError`` and such a timeout is retried as a dropped connection)."""
+    kind = getattr(aiohttp, "ConnectionTimeoutError", None)
+    return (kind,) if isinstance(kind, type) else ()
+
+
+def _sync(
+    fs: Any, method: str, path: str, args: tuple[str, ...], kwargs: dict[str, Any]
+) -> tuple[int, Any, bytes]:
+    """One attempt of a request on gcsfs's event loop: ``(status, headers, body)``."""
+    from fsspec.asyn import sync
+
+    answer: tuple[int, Any, bytes] = sync(fs.loop, _send, fs, method, path, args, kwargs)
+    return answer
+
+
+async def _send(
+    fs: Any, method: str, path: str, args: tuple[str, ...], kwargs: dict[str, Any]
+) -> tuple[int, Any, bytes]:
+    """One request through gcsfs's session, URL building and credentials, without its
+    retries (``request`` has its own) and with a connect timeout; the body is read up to
+    ``MAX_BODY``."""
+    import aiohttp
+
+    kwargs = dict(kwargs)
+    headers = kwargs.pop("headers", None)
+    data = kwargs.pop("data", None)
+    await fs._set_session()
+    timeout = aiohttp.ClientTimeout(total=None, connect=CONNECT_SECONDS, sock_read=READ_SECONDS)
+    async with fs.session.request(
+        method=method,
+        url=fs._format_path(path, args),
+        params=fs._get_params(kwargs),
+        headers=fs._get_headers(headers),
+        data=data,
+        timeout=timeout,
+    ) as answer:
+        body = bytearray()
+        while chunk := await answer.content.read(1024 * 1024):
+            body += chunk
+            if len(body) > MAX_BODY:
+                raise _BodyTooLarge
+        return answer.status, answer.headers, bytes(body)
+
+
+class _BodyTooLarge(Exception):
+    """The answer went past ``MAX_BODY``."""
+
+
+def _status_error(status: int, body: bytes, what: str) -> RootError:
+    """The error an HTTP error answer means, its message from the JSON error body (one
+    line): 404 ``NotFound``, 412 ``ChangedError``, 416 ``_EmptyRange``, a 403 of a hold or
+    a retention period ``LockedError`` naming it, else ``RootError`` with the status."""
+    message, reasons = _error_body(body)
+    if status == 404:
+        return NotFound(f"{what} failed: not found")
+    if status == 412:
+        return ChangedError(f"{what} failed: precondition failed")
+    if status == 416:
+        return _EmptyRange(what)
+    if status == 403 and (set(reasons) & set(LOCK_REASONS) or _held(message)):
+        return LockedError(f"{what} refused: {message or 'a hold or retention period'}")
+    return RootError(f"{what} failed: {status} {message}".rstrip())
+
+
+def _error_body(body: bytes) -> tuple[str, list[str]]:
+    """``(message, reasons)`` of a JSON API error answer (``{"error": {"message": ...,
+    "errors": [{"reason": ...}]}}``); a body that is not one gives its first line."""
+    text = body[:4096].decode("utf-8", "replace")
+    try:
+        error = json.loads(body).get("error") if len(body) <= 65536 else None
+    except (ValueError, AttributeError):
+        error = None
+    if isinstance(error, str):
+        return _first_line(error), []
+    if not isinstance(error, dict):
+        return _first_line(text), []
+    items = error.get("errors")
+    reasons = (
+        [str(e.get("reason")) for e in items if isinstance(e, dict)]
+        if isinstance(items, list)
+        else []
+    )
+    return _first_line(str(error.get("message", ""))), reasons
+
+
+def _first_line(text: str) -> str:
+    lines = text.strip().splitlines()
+    return lines[0][:200] if lines else ""
+
+
+def _held(message: str) -> bool:
+    """Whether a 403's message is GCS's for a hold or a retention period (``Object 'b/o'
+    is under active Temporary hold ...``, ``... is subject to bucket's retention policy and
+    cannot be deleted ...``), for answers whose reason says only ``forbidden``."""
+    text = message.lower()
+    held = "under active" in text and "hold" in text
+    retained = "retention" in text and "cannot be deleted" in text
+    return held or retained
 
 
 _CLIENT_ENV = ("STORAGE_EMULATOR_HOST", "GOOGLE_APPLICATION_CREDENTIALS", "GOOGLE_CLOUD_PROJECT")

@@ -26,6 +26,18 @@ COPY_PART = 5 * 1024**3
 PART_SIZE = 1024**3
 """Part size of a multipart server-side copy."""
 
+CONNECT_SECONDS = 5.0
+"""A connection not made in this long failed (botocore's connect timeout)."""
+
+READ_SECONDS = 30.0
+"""A server silent this long in the middle of an answer has dropped the request."""
+
+ATTEMPTS = 3
+"""Attempts per request, retries by botocore's ``standard`` mode (connection failures,
+throttling, 5xx) with its jittered backoff of at most 1 s, then 2 s: an endpoint nothing
+listens on fails in about 3 s, with s3fs's own retry loop (five more rounds of those)
+turned off.  ``AWS_MAX_ATTEMPTS`` or ``AWS_RETRY_MODE`` in the environment win."""
+
 
 def is_content_hash(etag: str) -> bool:
     """Whether an ETag is the MD5 of the bytes: a multipart ETag (``…-N``) is not, so two
@@ -74,6 +86,16 @@ def _total_size(response: dict[str, Any], got: int) -> int:
     return size_field(response.get("ContentLength", got), "ContentLength")
 
 
+def _failures() -> tuple[type[BaseException], ...]:
+    """What a failed request raises: s3fs's translations (``OSError``, ``ValueError``) and
+    botocore's own errors, which s3fs passes on as they are (``EndpointConnectionError``
+    is neither: it was a traceback).  Called only once something was raised, so importing
+    this module does not import botocore."""
+    from botocore.exceptions import BotoCoreError
+
+    return (OSError, ValueError, BotoCoreError)
+
+
 def _root_error(op: str, kwargs: dict[str, Any], exc: BaseException) -> RootError:
     where = kwargs.get("Key") or kwargs.get("Prefix") or ""
     bucket = kwargs.get("Bucket", "")
@@ -103,7 +125,7 @@ class S3Backend:
         self.stats.add(requests=1, op=op)
         try:
             result: dict[str, Any] = self.fs.call_s3(op, **kwargs)
-        except (OSError, ValueError) as exc:
+        except _failures() as exc:
             raise _root_error(op, kwargs, exc) from exc
         return result
 
@@ -123,7 +145,7 @@ class S3Backend:
         self.stats.add(requests=1, op="get_object")
         try:
             response, data = sync(self.fs.loop, fetch)
-        except (OSError, ValueError) as exc:
+        except _failures() as exc:
             raise _root_error("get_object", kwargs, exc) from exc
         self.stats.add(nbytes=len(data))
         return response, data
@@ -294,6 +316,8 @@ class S3Backend:
 
 
 _CLIENT_ENV = (
+    "AWS_MAX_ATTEMPTS",
+    "AWS_RETRY_MODE",
     "AWS_ENDPOINT_URL",
     "AWS_ENDPOINT_URL_S3",
     "AWS_PROFILE",
@@ -317,5 +341,13 @@ def _s3fs() -> Any:
     with _CLIENTS_LOCK:
         fs = _CLIENTS.get(env)
         if fs is None:
-            fs = _CLIENTS[env] = s3fs.S3FileSystem(skip_instance_cache=True)
+            config: dict[str, Any] = {
+                "connect_timeout": CONNECT_SECONDS,
+                "read_timeout": READ_SECONDS,
+            }
+            if not (os.environ.get("AWS_MAX_ATTEMPTS") or os.environ.get("AWS_RETRY_MODE")):
+                config["retries"] = {"mode": "standard", "total_max_attempts": ATTEMPTS}
+            fs = s3fs.S3FileSystem(skip_instance_cache=True, config_kwargs=config)
+            fs.retries = 1  # botocore retries (above); s3fs would repeat its rounds 5 times
+            _CLIENTS[env] = fs
         return fs

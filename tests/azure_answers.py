@@ -1,0 +1,175 @@
+"""A tiny Azure Blob endpoint on loopback, for the answers Azurite never gives: a blob
+under a legal hold or an immutability policy (Azurite answers "Current API is not
+implemented yet" to setting a legal hold, and deletes the blob), and the 409 a delete of
+one gets.
+
+It keeps blobs in memory, answers the few requests bucket retention makes through
+azure-storage-blob (get properties, put, copy from URL, delete), ignores the shared-key
+signature, and logs each request.  Error answers carry ``x-ms-error-code`` and the XML
+body Azure sends.  Clients find it through ``AZURE_STORAGE_CONNECTION_STRING``.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from email.utils import formatdate, parsedate_to_datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import pytest
+
+ACCOUNT = "devstoreaccount1"
+KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+"""Azurite's well-known development account (the fake checks no signature)."""
+
+LEGAL_HOLD_MESSAGE = (
+    "This operation is not permitted as the blob is immutable due to one or more legal holds."
+)
+POLICY_MESSAGE = "This operation is not permitted as the blob is immutable due to a policy."
+
+
+@dataclass
+class Blob:
+    body: bytes
+    etag: str
+    headers: dict[str, str] = field(default_factory=dict)
+    """Extra property headers (``x-ms-legal-hold``, ``x-ms-immutability-policy-until-date``)."""
+
+
+@dataclass
+class FakeAzure:
+    """The endpoint's state: blobs of one container by name, the deletes refused with an
+    ``(status, code, message)`` for every blob or for some, and each request seen as
+    ``(method, blob name)``."""
+
+    container: str = "held"
+    blobs: dict[str, Blob] = field(default_factory=dict)
+    refuse_every_delete: tuple[int, str, str] | None = None
+    """A container-wide policy: every delete, new blobs' too, refused so."""
+    refuse_delete: dict[str, tuple[int, str, str]] = field(default_factory=dict)
+    seen: list[tuple[str, str]] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    _etag: int = 0
+
+    def put(self, name: str, body: bytes, **headers: str) -> Blob:
+        with self.lock:
+            self._etag += 1
+            blob = Blob(body, f'"0x8DD{self._etag:012X}"', dict(headers))
+            self.blobs[name] = blob
+            return blob
+
+
+def error_xml(code: str, message: str) -> bytes:
+    return (
+        '<?xml version="1.0" encoding="utf-8"?>'
+        f"<Error><Code>{code}</Code><Message>{message}</Message></Error>"
+    ).encode()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet: the test reads ``FakeAzure.seen``."""
+
+    def _answer(self, status: int, headers: dict[str, str], body: bytes = b"") -> None:
+        self.send_response(status)
+        for name, value in headers.items():
+            self.send_header(name, value)
+        if "Content-Length" not in headers:
+            self.send_header("Content-Length", str(len(body)))
+        self.send_header("x-ms-version", "2025-01-05")
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _error(self, status: int, code: str, message: str) -> None:
+        headers = {"x-ms-error-code": code, "Content-Type": "application/xml"}
+        self._answer(status, headers, error_xml(code, message))
+
+    def _handle(self) -> None:
+        fake = self.server.fake
+        url = urlsplit(self.path)
+        length = int(self.headers.get("Content-Length") or 0)
+        data = self.rfile.read(length) if length else b""
+        prefix = f"/{ACCOUNT}/{fake.container}/"
+        name = unquote(url.path[len(prefix) :]) if url.path.startswith(prefix) else ""
+        with fake.lock:
+            fake.seen.append((self.command, name))
+        if not name:
+            self._error(400, "InvalidUri", "not a request this fake knows")
+            return
+        stamp = formatdate(usegmt=True)
+        if self.command == "PUT":
+            source = self.headers.get("x-ms-copy-source")
+            if source:
+                copied = fake.blobs[unquote(urlsplit(source).path[len(prefix) :])]
+                blob = fake.put(name, copied.body)
+                headers = {"ETag": blob.etag, "Last-Modified": stamp, "x-ms-copy-id": "c1"}
+                self._answer(202, {**headers, "x-ms-copy-status": "success"})
+            else:
+                blob = fake.put(name, data)
+                self._answer(201, {"ETag": blob.etag, "Last-Modified": stamp})
+            return
+        found = fake.blobs.get(name)
+        if found is None:
+            self._error(404, "BlobNotFound", "The specified blob does not exist.")
+        elif self.command == "HEAD":
+            headers = {"Content-Length": str(len(found.body)), "ETag": found.etag}
+            headers |= {"Last-Modified": stamp, "x-ms-blob-type": "BlockBlob", **found.headers}
+            self._answer(200, headers)
+        elif self.command == "DELETE":
+            refusal = fake.refuse_delete.get(name) or fake.refuse_every_delete or _held(found)
+            if refusal is not None:
+                self._error(*refusal)
+                return
+            with fake.lock:
+                del fake.blobs[name]
+            self._answer(202, {})
+        else:
+            self._error(400, "UnsupportedHttpVerb", "not a request this fake knows")
+
+    do_HEAD = do_PUT = do_DELETE = do_GET = _handle
+
+
+def _held(blob: Blob) -> tuple[int, str, str] | None:
+    """The 409 Azure answers a delete of this blob with, from its own hold or policy."""
+    if blob.headers.get("x-ms-legal-hold") == "true":
+        return 409, "BlobImmutableDueToLegalHold", LEGAL_HOLD_MESSAGE
+    until = blob.headers.get("x-ms-immutability-policy-until-date")
+    if until and parsedate_to_datetime(until) > datetime.now(timezone.utc):
+        return 409, "BlobImmutableDueToPolicy", POLICY_MESSAGE
+    return None
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    fake: FakeAzure
+
+
+@pytest.fixture
+def fake_azure(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeAzure]:
+    """A ``FakeAzure`` on 127.0.0.1:<free port>, ``AZURE_STORAGE_CONNECTION_STRING``
+    pointing at it."""
+    pytest.importorskip("azure.storage.blob", reason="pip install '.[azure]'")
+    server = _Server(("127.0.0.1", 0), _Handler)
+    server.fake = FakeAzure()
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    endpoint = f"http://127.0.0.1:{server.server_port}/{ACCOUNT}"
+    connection = (
+        f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={KEY};"
+        f"BlobEndpoint={endpoint};"
+    )
+    monkeypatch.setenv("AZURE_STORAGE_CONNECTION_STRING", connection)
+    try:
+        yield server.fake
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
