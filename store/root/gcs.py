@@ -79,8 +79,8 @@ def _mtime_ns(value: object) -> int:
     text = value.strip().replace("Z", "+00:00")
     head, dot, rest = text.partition(".")
     if dot:
-        digits = "".join(c for c in rest if c.isdigit())
-        zone = rest[len(digits) :]
+        zone = rest.lstrip("0123456789")  # the fraction's digits, then +00:00 or nothing
+        digits = rest[: len(rest) - len(zone)]
         text = f"{head}.{(digits + '000000')[:6]}{zone}"
     try:
         when = datetime.fromisoformat(text)
