@@ -387,10 +387,27 @@ def make_plan(
     try:
         return _make_plan(db, roots, policy, now, pins)
     finally:
+        _age_young_objects()
         if collecting:
             gc.enable()
         if own_transaction and conn.in_transaction:
             conn.execute("COMMIT")
+
+
+def _age_young_objects() -> None:
+    """Hand what the plan allocated straight to the oldest generation.
+
+    With the collector paused, every unit, list and string of the plan is still counted as
+    young: the first allocation after ``gc.enable()`` ran a young collection through all of
+    them (a tenth of a plan over 1M artifacts) to find nothing cyclic.  ``freeze`` then
+    ``unfreeze`` moves them to the oldest generation in O(1); they stay collectable and
+    are looked at by the next full collection, as any long-lived object is.  When something
+    else froze the heap (the explorer does), the plan joins it and is handed back with it.
+    """
+    frozen_before = gc.get_freeze_count()
+    gc.freeze()
+    if not frozen_before:
+        gc.unfreeze()
 
 
 def _make_plan(
