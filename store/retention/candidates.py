@@ -11,11 +11,12 @@ logs outside such units are never candidates.
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import math
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from operator import attrgetter
 from pathlib import Path
@@ -356,21 +357,24 @@ def candidates_for_root(
             del by_run[run_id]
     by_run = dict(sorted(by_run.items()))  # runs in id order, as SQLite's grouping gave them
     # Links are never units (see checkpoint_links): SQLite drops them, and sends NULL for
-    # the usual ftype 'file' rather than a new string per row.
-    file_rows = conn.execute(
-        "SELECT run_id, path, size, mtime_ns, inode, nullif(ftype, 'file'), hash "
-        "FROM artifacts WHERE root_id = ? AND run_id IS NOT NULL "
+    # the usual ftype 'file' rather than a new string per row.  Rows are taken as they
+    # come, not fetched whole first: each is freed before the next, and memory is reused.
+    columns = "run_id, path, size, mtime_ns, inode, nullif(ftype, 'file'), hash"
+    file_rows: Iterable[tuple[Any, ...]] = conn.execute(
+        f"SELECT {columns} FROM artifacts WHERE root_id = ? AND run_id IS NOT NULL "
         f"AND kind IN ('checkpoint', 'model') AND ftype != 'symlink' AND NOT {_IN_CKPT_FOLDER}",
         (root_id,),
-    ).fetchall()
+    )
     if loose_parents:
         marks = ",".join("?" * len(loose_parents))
-        file_rows += conn.execute(
-            "SELECT run_id, path, size, mtime_ns, inode, nullif(ftype, 'file'), hash "
-            "FROM artifacts WHERE root_id = ? AND kind IN ('checkpoint', 'model') "
-            f"AND ftype != 'symlink' AND parent IN ({marks})",
-            (root_id, *loose_parents),
-        ).fetchall()
+        file_rows = itertools.chain(
+            file_rows,
+            conn.execute(
+                f"SELECT {columns} FROM artifacts WHERE root_id = ? AND kind IN "
+                f"('checkpoint', 'model') AND ftype != 'symlink' AND parent IN ({marks})",
+                (root_id, *loose_parents),
+            ),
+        )
     rules = _rules()
     verdicts: dict[tuple[str, str | None], dict[str, _Verdict | None]] = {}
     """What a file name makes of a unit, by (framework, metric): names repeat across runs."""

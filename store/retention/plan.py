@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gc
 import json
+import math
 import os
 import time
 import uuid
@@ -324,32 +325,37 @@ def decide_run(
         for _score, negative_index in order[: rules.keep_best]:
             unit = scored[-negative_index]
             unit.reasons.append(f"best {rules.metric} {unit.metric:.6g}")
+    # One pass for the rest; reasons keep their order (younger, live newest, trainer's
+    # best, and pinned first of all).
+    keep_within, horizon_ns, within = 0.0, math.inf, ""  # nothing is younger than never
     if rules.keep_within is not None:
-        horizon_ns = (now - rules.keep_within) * 1e9
-        reason = f"younger than {format_age(rules.keep_within)}"
-        for unit in units:
-            if unit.mtime_ns > horizon_ns:
-                unit.reasons.append(reason)
-                unit.expires = unit.mtime_ns / 1e9 + rules.keep_within
-    if protect_live_newest and count and units[-1].live:
-        units[-1].reasons.append(LIVE_NEWEST)
+        keep_within = rules.keep_within
+        horizon_ns = (now - keep_within) * 1e9
+        within = f"younger than {format_age(keep_within)}"
+    live_newest = units[-1] if protect_live_newest and count and units[-1].live else None
     pool: list[Candidate] = []
     for unit in units:
+        reasons = unit.reasons
+        if unit.mtime_ns > horizon_ns:
+            reasons.append(within)
+            unit.expires = unit.mtime_ns / 1e9 + keep_within
+        if unit is live_newest:
+            reasons.append(LIVE_NEWEST)
         if unit.trainer_best:
-            unit.reasons.append(TRAINER_BEST)
+            reasons.append(TRAINER_BEST)
         if pinned(unit):
-            unit.reasons.insert(0, PINNED)
-        if unit.reasons:
+            reasons.insert(0, PINNED)
+        if reasons:
             unit.keep = True
         elif has_rules:
             unit.keep = False
-            unit.reasons.append("kept by no rule")
+            reasons.append("kept by no rule")
         elif budget_set:
             unit.keep = True
             pool.append(unit)
         else:
             unit.keep = True
-            unit.reasons.append(NO_RULE)
+            reasons.append(NO_RULE)
     return pool
 
 
@@ -485,15 +491,17 @@ def _make_plan(
                 )
         removed: list[Candidate] = []
         for run_id, units in by_run.items():
-            run_totals = RunTotals(root, runs[run_id].path)
-            for unit in units:
-                if unit.keep:
-                    run_totals.kept += 1
-                    run_totals.bytes_kept += unit.size
-                else:
-                    run_totals.removed += 1
-                    run_totals.bytes_removed += unit.size
-                    removed.append(unit)
+            gone = [unit for unit in units if not unit.keep]
+            removed += gone
+            bytes_removed = sum([unit.size for unit in gone])
+            run_totals = RunTotals(
+                root,
+                runs[run_id].path,
+                len(units) - len(gone),
+                len(gone),
+                sum([unit.size for unit in units]) - bytes_removed,
+                bytes_removed,
+            )
             plan.runs.append(run_totals)
             plan.items.extend(units)
             totals.kept += run_totals.kept
