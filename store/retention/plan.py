@@ -8,6 +8,7 @@ anything that changed since.
 from __future__ import annotations
 
 import gc
+import heapq
 import json
 import math
 import os
@@ -320,9 +321,11 @@ def decide_run(
         scored = [u for u in units if u.metric is not None]
         sign = 1.0 if rules.mode != "max" else -1.0
         # Ties go to the newer unit: it saw more training for the same score.  Plain tuples
-        # sort without a Python call per unit.
-        order = sorted([(sign * (u.metric or 0.0), -i) for i, u in enumerate(scored)])
-        for _score, negative_index in order[: rules.keep_best]:
+        # compare without a Python call per unit; nsmallest is sorted()[:n] without the sort.
+        order = heapq.nsmallest(
+            rules.keep_best, [(sign * (u.metric or 0.0), -i) for i, u in enumerate(scored)]
+        )
+        for _score, negative_index in order:
             unit = scored[-negative_index]
             unit.reasons.append(f"best {rules.metric} {unit.metric:.6g}")
     # One pass for the rest; reasons keep their order (younger, live newest, trainer's
