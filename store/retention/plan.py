@@ -122,47 +122,9 @@ class Plan:
         collecting = gc.isenabled()
         gc.disable()
         try:
-            root_index: dict[str, int] = {}
-            rows = []
-            for item in self.items:
-                if item.keep:
-                    continue
-                index = root_index.setdefault(item.root, len(root_index))
-                rows.append(
-                    [
-                        index,
-                        item.run_id,
-                        item.run_path,
-                        item.path,
-                        item.is_dir,
-                        item.size,
-                        item.mtime_ns,
-                        item.inode,
-                        item.ftype,
-                        item.hash,
-                        item.reasons,
-                        [
-                            [m.path, m.size, m.mtime_ns, m.inode, m.ftype, m.hash]
-                            for m in item.members
-                        ],
-                    ]
-                )
-            payload = {
-                "version": PLAN_VERSION,
-                "id": self.id,
-                "created": self.created,
-                "now": self.now,
-                "kept": sum(1 for item in self.items if item.keep),
-                "item_roots": list(root_index),
-                "item_columns": list(_ITEM_COLUMNS),
-                "removals": rows,
-                "runs": [_fields(r) for r in self.runs],
-                "roots": [_fields(r) for r in self.roots],
-                "filesystems": [_fields(f) for f in self.filesystems],
-                "warnings": self.warnings,
-                "links": self.links,
-            }
-            data = json.dumps(payload, separators=(",", ":")).encode("utf-8", "surrogatepass")
+            # built in a function of its own: its lists are freed when it returns, before
+            # the collector runs again (alive, they made the next allocation walk them all)
+            data = self._encoded()
         finally:
             if collecting:
                 gc.enable()
@@ -178,6 +140,47 @@ class Plan:
             raise PlanError(f"cannot save plan to {target}: {exc.strerror or exc}") from None
         self.path = target
         return target
+
+    def _encoded(self) -> bytes:
+        """The plan as JSON bytes (see ``save``)."""
+        root_index: dict[str, int] = {}
+        rows = []
+        for item in self.items:
+            if item.keep:
+                continue
+            index = root_index.setdefault(item.root, len(root_index))
+            rows.append(
+                [
+                    index,
+                    item.run_id,
+                    item.run_path,
+                    item.path,
+                    item.is_dir,
+                    item.size,
+                    item.mtime_ns,
+                    item.inode,
+                    item.ftype,
+                    item.hash,
+                    item.reasons,
+                    [[m.path, m.size, m.mtime_ns, m.inode, m.ftype, m.hash] for m in item.members],
+                ]
+            )
+        payload = {
+            "version": PLAN_VERSION,
+            "id": self.id,
+            "created": self.created,
+            "now": self.now,
+            "kept": sum(1 for item in self.items if item.keep),
+            "item_roots": list(root_index),
+            "item_columns": list(_ITEM_COLUMNS),
+            "removals": rows,
+            "runs": [_fields(r) for r in self.runs],
+            "roots": [_fields(r) for r in self.roots],
+            "filesystems": [_fields(f) for f in self.filesystems],
+            "warnings": self.warnings,
+            "links": self.links,
+        }
+        return json.dumps(payload, separators=(",", ":")).encode("utf-8", "surrogatepass")
 
 
 _ITEM_COLUMNS = (
