@@ -484,3 +484,34 @@ def test_plan_over_many_artifacts_is_fast(tmp_path: Path) -> None:
     assert len(plan.items) == 20_000 and len(plan.removals) == 200 * 97
     assert elapsed < 2.0
     db.conn.close()
+
+
+def test_a_plan_leaves_the_collector_as_it_found_it(tmp_path: Path) -> None:
+    """What a plan allocates is handed to the oldest generation (no young collection walks
+    it on the next allocation), the collector runs again afterwards, and a heap someone
+    froze (the explorer does) stays frozen, with the plan in it."""
+    import gc
+
+    root = tmp_path / "root"
+    for e in range(5):
+        write(root / "run" / f"epoch={e}.ckpt", b"c" * (e + 1), age=DAY * (e + 1))
+    db = new_db(tmp_path)
+    index_tree(db, root, {"run": ("lightning", "finished")})
+    gc.unfreeze()
+    try:
+        plan = make_plan(db, [root], from_flags(keep_last=2), time.time())
+        assert gc.isenabled() and gc.get_freeze_count() == 0
+        oldest = {id(o) for o in gc.get_objects(generation=2)}
+        assert all(id(item) in oldest and id(item.reasons) in oldest for item in plan.items)
+        assert [i.keep for i in plan.items] == [False, False, False, True, True]
+        gc.disable()
+        gc.freeze()
+        frozen = gc.get_freeze_count()
+        again = make_plan(db, [root], from_flags(keep_last=2), time.time())
+        assert not gc.isenabled()  # as the caller left it
+        assert gc.get_freeze_count() > frozen
+        assert [i.keep for i in again.items] == [i.keep for i in plan.items]
+    finally:
+        gc.unfreeze()
+        gc.enable()
+        db.conn.close()

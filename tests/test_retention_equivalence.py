@@ -270,3 +270,63 @@ def test_fast_planner_matches_the_oracle_on_ties_nulls_links_and_max(tmp_path: P
     assert [i.path for i in before.items if i.keep] == [
         p for p in (i.path for i in after.items if i.keep) if p != "exp2/hf/checkpoint-100"
     ]
+
+
+def test_a_name_means_in_each_run_what_its_framework_and_metric_make_of_it(
+    tmp_path: Path,
+) -> None:
+    """The planner reads each file name once per framework and metric: the same names in
+    runs of five frameworks, two of them judged by another metric, give each run exactly
+    what that run alone in its own index gives (timm counts epochs, MMEngine's ``best_``,
+    Keras' numbered names, the last and best names, a metric per framework)."""
+    root = tmp_path / "root"
+    names = [
+        "checkpoint-12.pth.tar",
+        "checkpoint-3.pth.tar",
+        "best_epoch_3-val_loss=0.5.pth",
+        "epoch_4-val_loss=0.25-val_acc=0.75.pth",
+        "weights.07-0.30.h5",
+        "model_best.pth.tar",
+        "last.pth.tar",
+        "epoch=3-val_loss=0.2-val_acc=0.9.ckpt",
+    ]
+    frameworks = ["timm", "mmengine", "keras", "lightning", "generic"]
+    runs = {f"exp/{fw}": (fw, "finished") for fw in frameworks}
+    runs["other/lightning"] = ("lightning", "finished")  # a run glob picks its metric
+    for run in runs:
+        for age, name in enumerate(names):
+            write(root / run / name, b"w" * (age + 1), age=86400.0 * (age + 1))
+    from store.retention.globs import compile_globs
+    from store.retention.policy import KeepRules, Policy, Rule
+
+    policy = Policy(
+        rules=KeepRules(keep_last=1, keep_best=1, metric="val_acc", mode="max"),
+        overrides=(
+            Rule(KeepRules(metric="val_loss", mode="min"), framework="timm"),
+            Rule(KeepRules(metric="val_loss", mode="min"), framework="generic"),
+            Rule(
+                KeepRules(metric="val_loss", mode="min"),
+                "other/*",
+                None,
+                compile_globs(["other/*"]),
+            ),
+        ),
+    )
+    now = time.time()
+    together = new_db(tmp_path / "together")
+    index_tree(together, root, runs)
+    plan = make_plan(together, [root], policy, now)
+    together.conn.close()
+    by_run: dict[str, list[tuple[Any, ...]]] = {}
+    for fields, item in zip(_item_fields(plan), plan.items, strict=True):
+        by_run.setdefault(item.run_path, []).append(fields[:1] + fields[2:])
+    seen = set()
+    for run, info in runs.items():
+        alone = new_db(tmp_path / run.replace("/", "-"))
+        index_tree(alone, root, {run: info})
+        own = make_plan(alone, [root], policy, now)
+        alone.conn.close()
+        assert by_run[run] == [f[:1] + f[2:] for f in _item_fields(own)]
+        seen.add(tuple((i.name, i.step, i.epoch, i.metric, i.trainer_best) for i in own.items))
+    assert len(seen) == len(runs) - 1  # each run read the names its own way (lightning
+    # judged by val_loss is generic judged by it)

@@ -3,8 +3,10 @@
 Builds a synthetic index (10,000 runs of 100 artifacts: Lightning ``epoch=..-val_loss=..``
 files, HF ``checkpoint-N/`` folders, generic ``step_N.pt``, plus configs, logs and images)
 in two mixes, then times ``make_plan`` with every rule on (keep_last, keep_best by metric,
-keep_within, pins, budget) and the saving of the plan.
-Run: ``python tests/bench/bench_retention.py [N_ARTIFACTS] [typical|worst ...]``.
+keep_within, pins, budget) and the saving of the plan.  Both mixes repeat one run's names in
+every run (each name is read once); ``worst-distinct`` is the worst mix with each run's own
+metric values in its Lightning names, as real runs have.
+Run: ``python tests/bench/bench_retention.py [N_ARTIFACTS] [typical|worst|worst-distinct ...]``.
 """
 
 from __future__ import annotations
@@ -18,19 +20,22 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from store.index.db import open_db
-from store.retention.plan import make_plan
+from store.retention.plan import Plan, make_plan
 from store.retention.policy import from_flags
 
 PER_RUN = 100
 
 
-def _run_files(framework: str, mix: str) -> list[tuple[str, str]]:
+def _run_files(framework: str, mix: str, run_id: int) -> list[tuple[str, str]]:
     """One run's artifacts (path inside the run, kind)."""
-    worst = mix == "worst"
+    worst = mix.startswith("worst")
     files: list[tuple[str, str]] = []
     if framework == "lightning":
         for e in range(90 if worst else 5):
-            name = f"epoch={e}-step={e * 100}-val_loss={1 / (e + 1):.4f}.ckpt"
+            loss = f"{1 / (e + 1):.4f}"
+            if mix == "worst-distinct":
+                loss = f"{1 / (e + 1) + run_id * 1e-7:.7f}"
+            name = f"epoch={e}-step={e * 100}-val_loss={loss}.ckpt"
             files.append((f"checkpoints/{name}", "checkpoint"))
         files += [(f"media/img{i}.png", "image") for i in range(0 if worst else 60)]
     elif framework == "hf-trainer":
@@ -66,7 +71,7 @@ def build(db_path: Path, root: str, total: int, mix: str) -> None:
         path = f"exp{run_id % 50}/run{run_id}"
         framework = "lightning" if style < 4 else "hf-trainer" if style < 7 else "generic"
         runs.append((run_id, path.encode(), framework, "live" if run_id % 97 == 0 else "finished"))
-        for i, (rel, kind) in enumerate(_run_files(framework, mix)):
+        for i, (rel, kind) in enumerate(_run_files(framework, mix, run_id)):
             full = f"{path}/{rel}".encode()
             rows.append(
                 (
@@ -125,11 +130,14 @@ def measure(total: int, mix: str) -> None:
             pin=("**/final/**", "exp1/*"),
         )
         best = best_cpu = float("inf")
+        plan: Plan | None = None
         for _ in range(3):
+            plan = None  # the last plan is freed before the clock starts, not inside it
             started, cpu = time.perf_counter(), time.process_time()
             plan = make_plan(db, [root], policy, time.time())
             best = min(best, time.perf_counter() - started)
             best_cpu = min(best_cpu, time.process_time() - cpu)
+        assert plan is not None
         started = time.perf_counter()
         plan.save(Path(tmp) / "plan.json")
         saved = time.perf_counter() - started
