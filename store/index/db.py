@@ -203,7 +203,6 @@ def _configure(conn: sqlite3.Connection, *, readonly: bool, bulk: bool = False) 
     if bulk:  # a file no one else opens until ``publish``: no WAL to copy twice, no syncs
         conn.execute("PRAGMA journal_mode = MEMORY")
         conn.execute("PRAGMA synchronous = OFF")
-        conn.execute("PRAGMA threads = 2")  # index builds sort on helper threads of SQLite's
     elif not readonly:
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = NORMAL")
