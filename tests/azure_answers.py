@@ -22,6 +22,8 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 
+from tests.loopback import serving
+
 ACCOUNT = "devstoreaccount1"
 KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 """Azurite's well-known development account (the fake checks no signature)."""
@@ -159,17 +161,11 @@ def fake_azure(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeAzure]:
     pytest.importorskip("azure.storage.blob", reason="pip install '.[azure]'")
     server = _Server(("127.0.0.1", 0), _Handler)
     server.fake = FakeAzure()
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    endpoint = f"http://127.0.0.1:{server.server_port}/{ACCOUNT}"
-    connection = (
-        f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={KEY};"
-        f"BlobEndpoint={endpoint};"
-    )
-    monkeypatch.setenv("AZURE_STORAGE_CONNECTION_STRING", connection)
-    try:
+    with serving(server) as port:
+        endpoint = f"http://127.0.0.1:{port}/{ACCOUNT}"
+        connection = (
+            f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={KEY};"
+            f"BlobEndpoint={endpoint};"
+        )
+        monkeypatch.setenv("AZURE_STORAGE_CONNECTION_STRING", connection)
         yield server.fake
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)

@@ -21,6 +21,8 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import pytest
 
+from tests.loopback import serving
+
 HOLD_MESSAGE = (
     "Object '{bucket}/{name}' is under active {kind} hold and cannot be deleted, "
     "overwritten or archived until hold is removed."
@@ -170,12 +172,6 @@ def fake_gcs(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeGCS]:
     pytest.importorskip("gcsfs", reason="gcsfs is not installed (pip install '.[gcs]')")
     server = _Server(("127.0.0.1", 0), _Handler)
     server.fake = FakeGCS()
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    monkeypatch.setenv("STORAGE_EMULATOR_HOST", f"http://127.0.0.1:{server.server_port}")
-    try:
+    with serving(server) as port:
+        monkeypatch.setenv("STORAGE_EMULATOR_HOST", f"http://127.0.0.1:{port}")
         yield server.fake
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
