@@ -30,6 +30,7 @@ import os
 import random
 import threading
 import time
+import warnings
 from datetime import datetime, timezone
 from typing import Any
 
@@ -467,7 +468,11 @@ _CLIENTS_LOCK = threading.Lock()
 def _gcsfs() -> Any:
     """A gcsfs filesystem, one per credentials environment (see the module docstring)."""
     try:
-        import gcsfs
+        with warnings.catch_warnings():
+            # google-api-core warns at import, on stderr, that this Python (3.10) will get
+            # no more updates of theirs: a note for the user's pip, not for each command
+            warnings.filterwarnings("ignore", category=FutureWarning, module=r"google\.")
+            import gcsfs
     except ImportError:
         raise RootError("gs:// roots need the gcs extra: pip install 'artlens[gcs]'") from None
     # gcsfs logs a traceback for every error answer it does not retry (a 416 on an empty
