@@ -80,6 +80,8 @@ class _CachedLoader(importlib.machinery.SourceFileLoader):
         try:
             return super().get_code(fullname)
         finally:  # the module's own imports run later (exec), with Python's own settings
+            # (another thread importing in this window writes its bytecode here too: the
+            # folder is private, so that costs a file, never a wrong module)
             sys.pycache_prefix, sys.dont_write_bytecode = saved
 
 
