@@ -592,11 +592,14 @@ class RunSync:
         finally:
             helper.abandon()
         done: dict[bytes, tuple[RunSpec, RunInfo]] = {}
-        if data is not None:
-            for key, (params, metrics, started, ended, status, meta) in marshal.loads(data).items():
+        try:
+            for key, fields in (marshal.loads(data) if data is not None else {}).items():
+                params, metrics, started, ended, status, meta = fields
                 summaries = {name: MetricSummary(*m) for name, m in metrics.items()}
                 info = RunInfo(params, summaries, started, ended, status, meta)
                 done[key] = (specs[key], info)
+        except (ValueError, TypeError, EOFError, KeyError):  # not the answer sent: read here
+            done = {}
         self._ahead = (None, done)
 
     def _summary_of(self, key: bytes, spec: RunSpec) -> RunInfo:

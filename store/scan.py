@@ -401,13 +401,13 @@ class Indexer:
             data = helper.result()
         finally:
             helper.abandon()
-        if data is None:
+        try:
+            answer: Any = marshal.loads(data) if data is not None else ()
+            entries, links, dirs, subdirs, slices, unreadable, warnings, samples, found = answer
+        except (ValueError, TypeError, EOFError):  # no answer, or not the one sent
             stack += theirs
             self._walk_stack(stack, walk, seen_dirs, report, progress, None, None)
             return
-        entries, links, dirs, subdirs, slices, unreadable, warnings, samples, found = marshal.loads(
-            data
-        )
         sub = _Walk(entries, links, dirs, subdirs, slices, unreadable)
         twice = [key for ident, key in found if ident in seen_dirs]
         for ident, key in found:
