@@ -23,6 +23,16 @@ def free_port() -> int:
         return port
 
 
+def stop(process: subprocess.Popen[bytes] | subprocess.Popen[str]) -> None:
+    """End a server the test started: politely, then not."""
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 def accepts(port: int) -> bool:
     """Something listens on 127.0.0.1:``port``."""
     try:
@@ -56,12 +66,7 @@ def emulator(
     try:
         yield
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)
         if process.stderr:
             process.stderr.close()
         if saved is None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -24,6 +23,7 @@ import pytest
 from store.index.db import open_db
 from store.lock import WriterLock
 from store.scan import Indexer
+from tests.emulator import free_port, stop
 
 FIXTURES = Path(__file__).parent / "fixtures" / "frameworks"
 DEADLINE = 90.0
@@ -48,12 +48,6 @@ def _chromium() -> str:
         f"no Chromium: Playwright's ({bundled}) is not downloaded (playwright install "
         "chromium) and none is on PATH (chromium, chromium-browser, google-chrome)"
     )
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _wait_for(check: object, what: str) -> None:
@@ -81,7 +75,7 @@ def served(tmp_path: Path) -> Iterator[tuple[str, Path, dict[str, str]]]:
         XDG_CONFIG_HOME=str(tmp_path / "xdg-config"),
     )
     env.pop("NO_COLOR", None)
-    port = _free_port()
+    port = free_port()
     command = f"{sys.executable} -m tui.cli open --no-watch --db {db_path} {root}"
     script = (
         "import sys; from textual_serve.server import Server; "
@@ -108,12 +102,7 @@ def served(tmp_path: Path) -> Iterator[tuple[str, Path, dict[str, str]]]:
         _wait_for(up, "textual serve to answer")
         yield url, root, env
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        stop(server)
 
 
 @pytest.mark.slow  # a browser and a server start: about 20 s
