@@ -81,7 +81,7 @@ def sqlite_floor(source: Path, target: Path) -> float:
     conn.execute("ATTACH DATABASE ? AS src", [str(source)])
     t = time.perf_counter()
     with write_transaction(db):
-        rebuild = drop_indexes_and_triggers(conn, "artifacts")
+        rebuild = drop_indexes_and_triggers(conn, "artifacts", keep_indexes=True)
         conn.execute("INSERT INTO main.artifacts SELECT * FROM src.artifacts ORDER BY path")
         for sql in rebuild:
             conn.execute(sql)
