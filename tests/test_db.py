@@ -7,6 +7,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+import sqlite_utils
 
 from store.errors import ArtlensError
 from store.index.db import data_version, open_db, schema_version, write_transaction
@@ -206,3 +207,35 @@ def test_a_dangling_link_at_the_index_path_is_not_replaced(tmp_path: Path) -> No
     path = tmp_path / "index.db"
     path.symlink_to(tmp_path / "elsewhere.db")
     assert open_new(path) is None
+
+
+class _Plugin:
+    """A sqlite-utils plugin as an installed package would register it."""
+
+    def __init__(self) -> None:
+        self.called: list[sqlite3.Connection] = []
+
+    @sqlite_utils.hookimpl
+    def prepare_connection(self, conn: sqlite3.Connection) -> None:
+        self.called.append(conn)
+
+
+def test_sqlite_utils_plugins_never_run_on_the_index(tmp_path: Path) -> None:
+    """A plugin in the user's environment would run its own code on our connection."""
+    from sqlite_utils.plugins import pm
+
+    from store.index.db import discard_new, open_new
+
+    plugin = _Plugin()
+    pm.register(plugin, name="artlens-test-plugin")
+    try:
+        sqlite_utils.Database(memory=True)  # the check: a plain Database does call it
+        assert len(plugin.called) == 1
+        open_db(tmp_path / "i.db").close()
+        open_db(tmp_path / "i.db", readonly=True).close()
+        new = open_new(tmp_path / "n.db")
+        assert new is not None
+        discard_new(new, tmp_path / "n.db")
+        assert len(plugin.called) == 1
+    finally:
+        pm.unregister(name="artlens-test-plugin")
