@@ -25,9 +25,25 @@ writer's batch, short enough that a wedged writer is reported."""
 migrations = Migrations("artlens")
 
 
+def _run_script(db: sqlite_utils.Database, script: str) -> None:
+    """A migration's statements, inside its transaction.  ``Database.executescript`` finds
+    where statements end by testing every prefix of the script, one character longer each
+    time (16 ms for the schema of a new index); here only at each ``;``."""
+    pending = ""
+    for piece in script.split(";"):
+        pending += piece + ";"
+        if sqlite3.complete_statement(pending):
+            if pending.strip() != ";":
+                db.conn.execute(pending)
+            pending = ""
+    if pending.strip(" \n;"):
+        raise ValueError(f"an incomplete statement ends the script: {pending.strip()[:60]}")
+
+
 @migrations()
 def m001_initial(db: sqlite_utils.Database) -> None:
-    db.executescript(
+    _run_script(
+        db,
         """
         CREATE TABLE roots (
             id INTEGER PRIMARY KEY,
@@ -132,7 +148,7 @@ def m001_initial(db: sqlite_utils.Database) -> None:
             key TEXT PRIMARY KEY,
             value TEXT
         );
-        """
+        """,
     )
 
 
@@ -152,7 +168,8 @@ def m003_folder_digests(db: sqlite_utils.Database) -> None:
     folder instead of reading every row back.  Any write to a folder's rows forgets the
     folder's digest (the triggers), so a digest that matches the disk vouches for the rows;
     the scanner writes it afresh after its own writes."""
-    db.executescript(
+    _run_script(
+        db,
         """
         ALTER TABLE dirs ADD COLUMN digest INTEGER;
         CREATE TRIGGER IF NOT EXISTS artifacts_forget_digest_ins AFTER INSERT ON artifacts
@@ -172,7 +189,7 @@ def m003_folder_digests(db: sqlite_utils.Database) -> None:
             WHERE root_id IN (OLD.root_id, NEW.root_id) AND path IN (OLD.parent, NEW.parent)
             AND digest IS NOT NULL;
         END;
-        """
+        """,
     )
 
 
