@@ -202,7 +202,16 @@ def classify_key(key: bytes) -> str:
 def classify(relpath: str) -> str:
     """The kind of a file from its root-relative path alone."""
     slash = relpath.rfind("/")
-    name = relpath[slash + 1 :]
+    kind = kind_by_name(relpath[slash + 1 :])
+    if kind is not None:
+        return kind
+    return _kind_in_folder(relpath[slash + 1 :].lower(), relpath[:slash] if slash >= 0 else "")
+
+
+def kind_by_name(name: str) -> str | None:
+    """``classify`` of a file called ``name`` in any folder, or None when its folder decides
+    (weights in a checkpoint folder, a CSV under ``metrics/``): a scan classifies each name
+    once, since the same names recur in every run."""
     lower = name.lower()
     kind = _BY_NAME.get(lower)
     if kind is not None:
@@ -218,24 +227,35 @@ def classify(relpath: str) -> str:
         return kind
     if lower.startswith("requirements") and _REQUIREMENTS.match(lower):
         return "env"
-    folder = relpath[:slash] if slash >= 0 else ""
     if kind in _WEIGHT_KINDS or ext == ".bin":
-        if kind == "checkpoint" or _CHECKPOINT_NAME.search(lower) or _CHECKPOINT_DIR.search(folder):
+        if kind == "checkpoint" or _CHECKPOINT_NAME.search(lower):
             return "checkpoint"
-        return "model"
+        return None
     if kind in ("data", "other") and ext in (".csv", ".tsv", ".json", ".jsonl"):
-        if _METRIC_NAME.search(lower) or "/metrics/" in f"/{folder}/" or "/plots/" in f"/{folder}/":
-            return "metrics"
-        if ext == ".json" and _CONFIG_NAME.search(lower):
-            return "config"
-        if ext == ".json":
-            return "other"
+        return "metrics" if _METRIC_NAME.search(lower) else None
     if kind == "other" and not ext:
-        wrapped = f"/{folder}/"
-        if "/metrics/" in wrapped:
+        return None
+    return kind
+
+
+def _kind_in_folder(lower: str, folder: str) -> str:
+    """The rest of ``classify`` for a name ``kind_by_name`` leaves to its folder."""
+    dot = lower.rfind(".")
+    ext = lower[dot:] if dot > 0 else ""
+    kind = _BY_EXT.get(ext, "other")
+    if kind in _WEIGHT_KINDS or ext == ".bin":
+        return "checkpoint" if _CHECKPOINT_DIR.search(folder) else "model"
+    wrapped = f"/{folder}/"
+    if ext:  # a CSV, TSV or JSON whose name says no metrics
+        if "/metrics/" in wrapped or "/plots/" in wrapped:
             return "metrics"
-        if "/params/" in wrapped or "/tags/" in wrapped:
-            return "config"
+        if ext == ".json":
+            return "config" if _CONFIG_NAME.search(lower) else "other"
+        return kind
+    if "/metrics/" in wrapped:
+        return "metrics"
+    if "/params/" in wrapped or "/tags/" in wrapped:
+        return "config"
     return kind
 
 

@@ -50,3 +50,63 @@ def test_classify_by_name(path: str, kind: str) -> None:
 )
 def test_refine_by_magic(path: str, head: bytes, kind: str) -> None:
     assert refine(classify(path), path, head) == kind
+
+
+_STEMS = (
+    "model",
+    "epoch=3-step=40",
+    "checkpoint",
+    "metrics",
+    "results_x",
+    "config",
+    "hparams",
+    "data",
+    "best",
+    "pytorch_model",
+    "events.out.tfevents.1.host",
+    "requirements",
+    "requirements-dev",
+    "[red]x[/red]",
+    "caf\udce9",
+    "x.pth",
+)
+_FOLDERS = (
+    "",
+    "run",
+    "run/checkpoints",
+    "hf/checkpoint-500",
+    "a/ckpt",
+    "metrics",
+    "mlruns/0/r/metrics",
+    "x/plots/y",
+    "mlruns/0/r/params",
+    "mlruns/0/r/tags",
+    "Checkpoints",
+    "logs",
+)
+
+
+def _names() -> list[str]:
+    from store import kinds
+
+    names = set(kinds._BY_NAME) | {"README", "noext", "METRICS", ".bin", "weird.", "a.pt.tar"}
+    for ext in kinds._BY_EXT:
+        names.update(stem + ext for stem in _STEMS)
+        names.update((stem + ext).upper() for stem in _STEMS)
+    return sorted(names)
+
+
+def test_a_kind_by_name_alone_is_the_kind_in_every_folder() -> None:
+    """The scan keeps a name's kind for every file of that name: only right if no folder
+    could change it."""
+    from store.kinds import kind_by_name
+
+    left_to_folder = 0
+    for name in _names():
+        alone = kind_by_name(name)
+        in_folders = {classify(f"{folder}/{name}" if folder else name) for folder in _FOLDERS}
+        if alone is not None:
+            assert in_folders == {alone}, name
+        else:
+            left_to_folder += 1
+    assert left_to_folder > 50  # weights, CSVs and JSON files, files without an extension
