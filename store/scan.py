@@ -34,7 +34,7 @@ from store.index import write
 from store.index.db import write_transaction
 from store.index.events import EventKind
 from store.index.query import FLAGGED_VERDICTS
-from store.kinds import SETTLED_EXT_BYTES, TFEVENTS, classify, classify_key, refine
+from store.kinds import SETTLED_EXT_BYTES, TFEVENTS, classify, classify_key, kind_by_name, refine
 from store.runs import Listing, RunSync, Totals, is_marker
 from store.safetext import visible
 
@@ -1043,7 +1043,11 @@ class Indexer:
             dot = raw.rfind(b".")
             kind = settled(raw[dot:]) if dot > 0 else None
             if kind is None or raw[:19].lower() == tfevents:
-                return name, classify_key(path)
+                kind = kind_by_name(os.fsdecode(raw))
+                if kind is None:  # its folder decides
+                    return name, classify_key(path)
+                if raw[:19].lower() == tfevents:  # a name of its own: not worth keeping
+                    return name, kind
             if len(named) < NAME_CACHE:
                 named[raw] = (name, kind)
             return name, kind
