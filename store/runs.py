@@ -111,6 +111,8 @@ class RunSync:
         self._ahead = None
         self._helper: tuple[forked.Helper, dict[bytes, RunSpec]] | None = None
         """A forked child reading the runs' files (``read_ahead_forked``)."""
+        self._waiting: forked.Helper | None = None
+        """A forked reader waiting for its runs (``fork_reader``)."""
         self._kept_totals: tuple[tuple[int, int], dict[int, Totals]] | None = None
         """Totals a cold load counted while writing the rows, and the connection's
         ``change_token`` once they were committed: they stand in for the ``GROUP BY``
@@ -539,34 +541,49 @@ class RunSync:
         thread.start()
         self._ahead = (thread, done)
 
+    def fork_reader(self) -> None:
+        """Fork the child ``read_ahead_forked`` will use now, while this process is small,
+        where that is safe; it waits for the runs to read.  A reader never given them is
+        stopped by ``drop_unused_reader``."""
+        if self._waiting is not None or self._helper is not None or not forked.can_fork():
+            return
+        from store.frameworks import RunSpec
+
+        def job(_counter: Callable[[int], None]) -> bytes:
+            asked = marshal.loads(forked.request())
+            return self._read_packed([(item[0], RunSpec(*item[1])) for item in asked])
+
+        try:
+            self._waiting = forked.Helper(job, waits=True)
+        except OSError:
+            self._waiting = None
+
+    def drop_unused_reader(self) -> None:
+        """Stop a reader ``fork_reader`` started that was never given its runs."""
+        if self._waiting is not None:
+            self._waiting.abandon()
+            self._waiting = None
+
     def read_ahead_forked(self) -> bool:
         """Like ``read_ahead``, in a forked child (``store.forked``) where that is safe:
         reading thousands of runs' YAML and CSV is Python work a thread would only take
         turns with under the GIL.  True if the child started.  Its answers come back in
         ``marshal`` (plain values, never pickle); a run whose summary ``marshal`` cannot
-        carry, or any failure of the child, is read here after all."""
+        carry, or any failure of the child, is read here after all.  A child forked
+        earlier (``fork_reader``) is sent the runs instead of forking one now."""
+        specs = list(self._specs.items())[:READ_AHEAD_RUNS]
+        waiting, self._waiting = self._waiting, None
+        if waiting is not None:
+            asked = [(key, astuple(spec)) for key, spec in specs]
+            if waiting.send(marshal.dumps(asked)):
+                self._helper = (waiting, dict(specs))
+                return True
+            waiting.abandon()
         if not forked.can_fork():
             return False
-        specs = list(self._specs.items())[:READ_AHEAD_RUNS]
 
         def job(_counter: Callable[[int], None]) -> bytes:
-            packed = {}
-            for key, spec in specs:
-                info = self._read(spec)
-                fields = (
-                    info.params,
-                    {name: astuple(m) for name, m in info.metrics.items()},
-                    info.started,
-                    info.ended,
-                    info.status,
-                    info.meta,
-                )
-                try:
-                    marshal.dumps(fields)
-                except ValueError:  # a value marshal does not know (a YAML date)
-                    continue
-                packed[key] = fields
-            return marshal.dumps(packed)
+            return self._read_packed(specs)
 
         try:
             self._helper = (forked.Helper(job), dict(specs))
@@ -574,8 +591,29 @@ class RunSync:
             return False
         return True
 
+    def _read_packed(self, specs: list[tuple[bytes, RunSpec]]) -> bytes:
+        """In a forked reader: the runs' summaries as plain values, in ``marshal``."""
+        packed = {}
+        for key, spec in specs:
+            info = self._read(spec)
+            fields = (
+                info.params,
+                {name: astuple(m) for name, m in info.metrics.items()},
+                info.started,
+                info.ended,
+                info.status,
+                info.meta,
+            )
+            try:
+                marshal.dumps(fields)
+            except ValueError:  # a value marshal does not know (a YAML date)
+                continue
+            packed[key] = fields
+        return marshal.dumps(packed)
+
     def drop_read_ahead(self) -> None:
         """Stop a forked reader whose answers will not be wanted (the scan failed)."""
+        self.drop_unused_reader()
         if self._helper is not None:
             self._helper[0].abandon()
             self._helper = None

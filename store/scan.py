@@ -349,8 +349,16 @@ class Indexer:
         split_at = SPLIT_AFTER if descend is None and forked.can_fork() else None
         self._walk_stack(stack, walk, seen_dirs, report, progress, descend, split_at)
         if stack:  # stopped to share what is left with a helper
+            if self._read_ahead and not start and not self._holds_rows():
+                # a first load will want its runs read beside its inserts: the reader
+                # is forked now, while this process is a tenth of its size then
+                self.runs.fork_reader()
             self._walk_shared(stack, walk, seen_dirs, report, progress)
         return walk
+
+    def _holds_rows(self) -> bool:
+        sql = "SELECT 1 FROM artifacts WHERE root_id = ? LIMIT 1"
+        return self.db.conn.execute(sql, [self.root_id]).fetchone() is not None
 
     def _walk_shared(
         self,
@@ -543,6 +551,7 @@ class Indexer:
             self.runs.drop_read_ahead()
             raise
         finally:
+            self.runs.drop_unused_reader()
             self._summaries = True
             self._read_ahead = False
         report.seconds = time.perf_counter() - started

@@ -187,6 +187,18 @@ def check_helper_answers(_tmp: str) -> None:
     for job in (raises, exits, killed):
         assert run_helper(job) is None, job.__name__
 
+    # a helper forked early that waits for its work
+    waiting = forked.Helper(lambda counter: forked.request()[::-1], waits=True)
+    assert waiting.send(big)
+    assert not waiting.send(b"twice")
+    assert waiting.result() == big[::-1]
+    never_asked = forked.Helper(lambda counter: forked.request(), waits=True)
+    assert never_asked.result() is None  # not a wait for ever
+    gone = forked.Helper(lambda counter: forked.request(), waits=True)
+    os.kill(gone.pid, signal.SIGKILL)
+    gone.send(big)  # into a pipe nobody reads: no hang, no exception
+    assert gone.result() is None
+
 
 @needs_fork
 def test_a_helper_returns_its_bytes_and_any_failure_as_none(tmp_path: Path) -> None:
@@ -248,23 +260,40 @@ def check_forked_reader(tmp: str) -> None:
     odd.write_text("lr: 0.1\nwhen: 2024-01-02\nnested: {a: [1, 2.5, null, true]}\n")
     scan.BULK_ROWS = 10  # the bulk path, as on a big tree
     scan.EVENT_FLOOD = 10
+    forks: list[bool] = []
+    fork = forked.Helper.__init__
+
+    def counted(self: forked.Helper, job: Callable[..., bytes], *, waits: bool = False) -> None:
+        forks.append(waits)
+        fork(self, job, waits=waits)
+
+    forked.Helper.__init__ = counted  # type: ignore[method-assign]
     dumps = []
-    for name, no_fork in (("here.db", "1"), ("forked.db", "0")):
+    # here; a reader forked once the rows are built; one forked early (a shared walk)
+    for name, no_fork, split in (
+        ("here.db", "1", 10**9),
+        ("late.db", "0", 10**9),
+        ("early.db", "0", 5),
+    ):
         os.environ["ARTLENS_NO_FORK"] = no_fork
+        scan.SPLIT_AFTER = split
+        forks.clear()
         path = tmp_path / name
         index_roots([root], path, hash_files=False, remember_db=False)
         db = open_db(path)
         dumps.append(dump(db))
         db.close()
-    here, there = dumps
+    assert forks == [True, False]  # the early reader, then the walk's helper
+    here = dumps[0]
     assert len(here["runs"]) > 12
-    assert [row[:14] for row in there["runs"]] == [row[:14] for row in here["runs"]]
     params = {row[2]: str(row[9]) for row in here["runs"]}
     assert "2024-01-02" in params[b"more/lightning_logs/version_3"]
     assert '"lr": 0.01' in params[b"more/lightning_logs/version_1"]
-    # less first_seen and last_seen: when each was indexed
-    assert [row[:17] for row in there["artifacts"]] == [row[:17] for row in here["artifacts"]]
-    assert there["dirs"] == here["dirs"]
+    for there in dumps[1:]:
+        assert [row[:14] for row in there["runs"]] == [row[:14] for row in here["runs"]]
+        # less first_seen and last_seen: when each was indexed
+        assert [row[:17] for row in there["artifacts"]] == [row[:17] for row in here["artifacts"]]
+        assert there["dirs"] == here["dirs"]
 
 
 @needs_fork
