@@ -165,7 +165,8 @@ def index_cmd(
     folders = [Path(t) for t in roots]
     target = resolve_db(db_path, folders)
     assert target is not None
-    cap = _hash_cap(hash_max_size)
+    # without hashing the config's cap is not read (a flag given is still checked)
+    cap = None if no_hash and hash_max_size is None else _hash_cap(hash_max_size)
     try:
         reports = index_roots(
             folders,
