@@ -13,19 +13,24 @@ get an ImportError, so with more threads the import is left as it is.
 
 from __future__ import annotations
 
-import importlib.abc
 import importlib.machinery
 import sys
 import threading
 from collections.abc import Sequence
 from types import ModuleType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from importlib.abc import Loader
 
 TARGET = "sqlite_utils.db"
 HIDDEN = ("numpy", "pandas")
 
 
-class _HidingLoader(importlib.abc.Loader):
-    def __init__(self, real: importlib.abc.Loader) -> None:
+class _HidingLoader:
+    """A loader wrapped (a plain class: ``importlib.abc`` costs 8 ms of every start)."""
+
+    def __init__(self, real: Loader) -> None:
         self.real = real
 
     def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType | None:
@@ -43,7 +48,7 @@ class _HidingLoader(importlib.abc.Loader):
                     del sys.modules[name]
 
 
-class _Finder(importlib.abc.MetaPathFinder):
+class _Finder:
     def find_spec(
         self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
     ) -> importlib.machinery.ModuleSpec | None:
@@ -52,7 +57,7 @@ class _Finder(importlib.abc.MetaPathFinder):
         uninstall()
         spec = importlib.machinery.PathFinder.find_spec(fullname, path)
         if spec is not None and spec.loader is not None:
-            spec.loader = _HidingLoader(spec.loader)
+            spec.loader = _HidingLoader(spec.loader)  # type: ignore[assignment]
         return spec
 
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 import os
 import re
 import sqlite3
-import tempfile
 import urllib.parse
 import weakref
 from collections.abc import Callable, Iterator
@@ -177,6 +176,8 @@ def connect(root: RootLike, db_rel: str) -> sqlite3.Connection:
 
 def _connect_copy(root: RootLike, db_rel: str) -> sqlite3.Connection:
     """A connection to a private copy of a database on a root that is not local."""
+    import tempfile  # here: every command imports this module, few copy a database
+
     folder = tempfile.mkdtemp(prefix="artlens-mlflow-")
     try:
         for suffix in ("", "-wal"):
