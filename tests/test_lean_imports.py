@@ -43,3 +43,17 @@ def test_with_another_thread_alive_nothing_is_hidden() -> None:
         "print('NUMPY', 'numpy' in sys.modules)"
     )
     assert done.stdout.strip() == "NUMPY True", done.stderr
+
+
+def test_commands_load_without_yaml_and_read_yaml_after() -> None:
+    """PyYAML is imported by the first YAML read, not by every command's start."""
+    done = _run(
+        "import sys, store.scan, store.frameworks, tui.cli.index\n"
+        "print('YAML', 'yaml' in sys.modules)\n"
+        "from store.yamlsafe import YamlError, load_yaml\n"
+        "print('READ', load_yaml('a: !!python/tuple [1, 2]'))\n"
+        "try:\n    load_yaml('a: [1')\nexcept YamlError as exc:\n    print('BAD', exc)"
+    )
+    lines = done.stdout.strip().splitlines()
+    assert lines[:2] == ["YAML False", "READ {'a': [1, 2]}"], done.stderr
+    assert lines[2].startswith("BAD invalid YAML"), done.stdout
