@@ -75,6 +75,9 @@ def error_xml(code: str, message: str) -> bytes:
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
     protocol_version = "HTTP/1.1"
+    timeout = 2.0
+    """An idle kept-alive connection ends: its thread would otherwise outlive the test
+    (the client pools it), and a process with a second thread alive never forks."""
 
     def log_message(self, format: str, *args: Any) -> None:
         """Quiet: the test reads ``FakeAzure.seen``."""
