@@ -52,6 +52,24 @@ def request() -> bytes:
     return _read_exactly(_request_fd, size)
 
 
+_answer_fd: int | None = None
+"""In a child: where its answers go (see ``tell``)."""
+
+
+def tell(data: bytes) -> None:
+    """In a child: send ``data`` to the parent ahead of the job's result; the parent takes
+    it with ``message`` (one call each, in order)."""
+    if _answer_fd is None:
+        raise RuntimeError("not a helper")
+    _write_all(_answer_fd, _COUNTER.pack(len(data)) + data)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
 def _read_exactly(fd: int, size: int) -> bytes:
     chunks: list[bytes] = []
     while size > 0:
@@ -108,9 +126,7 @@ class Helper:
             return False
         fd, self._ask_fd = self._ask_fd, -1
         try:
-            view = memoryview(_COUNTER.pack(len(data)) + data)
-            while view:
-                view = view[os.write(fd, view) :]
+            _write_all(fd, _COUNTER.pack(len(data)) + data)
         except OSError:  # the child is gone (EPIPE): result() tells the caller
             return False
         finally:
@@ -122,6 +138,18 @@ class Helper:
         if self._done:
             return 0
         return int(_COUNTER.unpack_from(self._shared, 0)[0])
+
+    def message(self) -> bytes | None:
+        """The next thing the child ``tell``s, blocking until it does; None if the child
+        ended first (or failed): the helper is then finished, its ``result`` None."""
+        if self._done or self._ask_fd >= 0:
+            return None
+        try:
+            (size,) = _COUNTER.unpack(_read_exactly(self._read_fd, _COUNTER.size))
+            return _read_exactly(self._read_fd, size)
+        except (OSError, EOFError):
+            self.abandon()
+            return None
 
     def result(self) -> bytes | None:
         """The child's bytes once it ended well, else None (it failed, was killed, or sent
@@ -183,10 +211,10 @@ def _child(job: Callable[[Callable[[int], None]], bytes], write_fd: int, shared:
         def counter(n: int) -> None:
             _COUNTER.pack_into(shared, 0, n)
 
+        global _answer_fd
+        _answer_fd = write_fd
         data = job(counter)
-        view = memoryview(_COUNTER.pack(len(data)) + data)
-        while view:
-            view = view[os.write(write_fd, view) :]
+        _write_all(write_fd, _COUNTER.pack(len(data)) + data)
         code = 0
     except BaseException:  # the parent redoes the work: nothing to report
         code = 1

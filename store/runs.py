@@ -113,6 +113,8 @@ class RunSync:
         """A forked child reading the runs' files (``read_ahead_forked``)."""
         self._waiting: forked.Helper | None = None
         """A forked reader waiting for its runs (``fork_reader``)."""
+        self._detecting: forked.Helper | None = None
+        """That reader once given a listing to detect runs in (``detect_ahead``)."""
         self._kept_totals: tuple[tuple[int, int], dict[int, Totals]] | None = None
         """Totals a cold load counted while writing the rows, and the connection's
         ``change_token`` once they were committed: they stand in for the ``GROUP BY``
@@ -130,11 +132,18 @@ class RunSync:
     # -- detection -----------------------------------------------------------------------
 
     def prepare(self, listing: Listing | Callable[[], Listing], *, structural: bool) -> None:
-        """Decide the set of runs: re-detect on structural change, else keep the index's."""
+        """Decide the set of runs: re-detect on structural change, else keep the index's.
+        Runs a forked reader was asked to detect (``detect_ahead``) are taken from it."""
         if structural or not self._ids:
-            listing_now = listing() if callable(listing) else listing
-            self._set_specs(self._detect(listing_now))
+            detected = self._take_detected()
+            if detected is None:
+                listing_now = listing() if callable(listing) else listing
+                detected = self._detect(listing_now)
+            self._set_specs(detected)
             self._specs_are_the_index = False
+            if self._detecting is not None:  # it reads these very runs next
+                self._helper = (self._detecting, dict(self._ahead_specs()))
+                self._detecting = None
         else:
             self._set_specs(self._specs_from_index())
             self._specs_are_the_index = True
@@ -550,7 +559,12 @@ class RunSync:
         from store.frameworks import RunSpec
 
         def job(_counter: Callable[[int], None]) -> bytes:
-            asked = marshal.loads(forked.request())
+            what, asked = marshal.loads(forked.request())
+            if what == "detect":  # detect first, tell the parent, then read those runs
+                specs = self._detect(asked)
+                forked.tell(marshal.dumps([astuple(spec) for spec in specs]))
+                self._set_specs(specs)
+                return self._read_packed(self._ahead_specs())
             return self._read_packed([(item[0], RunSpec(*item[1])) for item in asked])
 
         try:
@@ -558,11 +572,47 @@ class RunSync:
         except OSError:
             self._waiting = None
 
+    def detect_ahead(self, listing: Callable[[], Listing]) -> bool:
+        """Hand a whole root's ``listing`` to the reader ``fork_reader`` started: it detects
+        the runs (Python work of a tenth of a second per 2,000 runs) while this process
+        gets its rows ready, tells them back for ``prepare``, then reads them.  True if
+        it took the listing; if it fails in any way, ``prepare`` detects here."""
+        waiting, self._waiting = self._waiting, None
+        if waiting is None:
+            return False
+        if not waiting.send(marshal.dumps(("detect", dict(listing())))):
+            waiting.abandon()
+            return False
+        self._detecting = waiting
+        return True
+
+    def _take_detected(self) -> list[RunSpec] | None:
+        """The runs the reader detected (``detect_ahead``), or None (then it is stopped)."""
+        from store.frameworks import RunSpec
+
+        helper = self._detecting
+        if helper is None:
+            return None
+        data = helper.message()
+        try:
+            if data is None:
+                raise ValueError("no answer")
+            return [RunSpec(*fields) for fields in marshal.loads(data)]
+        except (ValueError, TypeError, EOFError):  # not the answer sent: detect here
+            helper.abandon()
+            self._detecting = None
+            return None
+
+    def _ahead_specs(self) -> list[tuple[bytes, RunSpec]]:
+        """The runs a reader reads ahead, in order."""
+        return list(self._specs.items())[:READ_AHEAD_RUNS]
+
     def drop_unused_reader(self) -> None:
         """Stop a reader ``fork_reader`` started that was never given its runs."""
-        if self._waiting is not None:
-            self._waiting.abandon()
-            self._waiting = None
+        for helper in (self._waiting, self._detecting):
+            if helper is not None:
+                helper.abandon()
+        self._waiting = self._detecting = None
 
     def read_ahead_forked(self) -> bool:
         """Like ``read_ahead``, in a forked child (``store.forked``) where that is safe:
@@ -571,11 +621,13 @@ class RunSync:
         ``marshal`` (plain values, never pickle); a run whose summary ``marshal`` cannot
         carry, or any failure of the child, is read here after all.  A child forked
         earlier (``fork_reader``) is sent the runs instead of forking one now."""
-        specs = list(self._specs.items())[:READ_AHEAD_RUNS]
+        if self._helper is not None:  # the reader that detected the runs reads them
+            return True
+        specs = self._ahead_specs()
         waiting, self._waiting = self._waiting, None
         if waiting is not None:
             asked = [(key, astuple(spec)) for key, spec in specs]
-            if waiting.send(marshal.dumps(asked)):
+            if waiting.send(marshal.dumps(("runs", asked))):
                 self._helper = (waiting, dict(specs))
                 return True
             waiting.abandon()

@@ -570,12 +570,6 @@ class Indexer:
         """Reconcile the index under ``start`` with a walk of it (its folders' ``digests``
         when the caller holds them already): a first scan walks in pieces, then ends here."""
         existing_dirs = self._existing_dirs(start)
-        digests = walk.digests() if digests is None else digests
-        clean = [
-            folder
-            for folder, digest in digests.items()
-            if (known := existing_dirs.get(folder)) is not None and known[1] == digest
-        ]
         # a first load of a whole root, too large for an event per file: every walked
         # file is new, and its rows are built straight from the walk's per-folder lists
         first = (
@@ -585,6 +579,14 @@ class Indexer:
             and not self._count_artifacts(start)
             and walk.reaches_every_folder()
         )
+        if first:  # a forked reader, if one waits, detects the runs while this goes on
+            self.runs.detect_ahead(lambda: self._listing_for_detection(start, walk))
+        digests = walk.digests() if digests is None else digests
+        clean = [
+            folder
+            for folder, digest in digests.items()
+            if (known := existing_dirs.get(folder)) is not None and known[1] == digest
+        ]
         if first:
             existing: set[tuple[Any, ...]] = set()
             entries: list[_Identity] = walk.entries  # names, not paths: see _insert_rows
@@ -761,6 +763,8 @@ class Indexer:
             or any(is_marker(paths.name_of(e[0])) for e in added)
             or any(is_marker(paths.name_of(r[1])) for r in removed)
         )
+        # put in key order before the runs are known: a forked reader may be detecting them
+        ordered = list(_in_key_order(walk)) if first_load else None
         self.runs.prepare(listing, structural=structural and not detect_after_write)
 
         report.added, report.changed, report.removed = len(added), len(changed), len(removed)
@@ -770,8 +774,7 @@ class Indexer:
         counted: dict[int, list[int]] | None = {} if full and not had_rows else None
         with write_transaction(self.db) as conn:
             self.runs.upsert(conn, now)
-            loaded = walk if first_load else None
-            self._write_artifacts(added, changed, removed, cache, walk.links, now, counted, loaded)
+            self._write_artifacts(added, changed, removed, cache, walk.links, now, counted, ordered)
             # after the rows: their writes made the triggers forget these digests
             self._write_dirs(dirs_written, dirs_removed)
             if structural and detect_after_write:
@@ -932,19 +935,20 @@ class Indexer:
         links: dict[bytes, str],
         now: float,
         counted: dict[int, list[int]] | None = None,
-        walk: _Walk | None = None,
+        ordered: list[tuple[bytes, list[_Identity]]] | None = None,
     ) -> None:
         """``counted``: filled with each run's [size, files, newest mtime_ns, oldest
-        mtime_ns] over the rows inserted (see ``_run_totals``).  ``walk``: a first load,
-        whose ``added`` are the walk's entries, inserted from its per-folder lists."""
+        mtime_ns] over the rows inserted (see ``_run_totals``).  ``ordered``: a first load,
+        whose ``added`` are the walk's entries, inserted from its per-folder lists in key
+        order (``_in_key_order``)."""
         c = self.db.conn
         run_of = self.runs.run_of_entry
         dirty: set[int | None] = set()
         bulk, rebuild = self._drop_secondary_indexes(len(added))
         # a forked reader runs beside the inserts on another core; a thread would slow them
         forked_reader = self._read_ahead and bulk and self.runs.read_ahead_forked()
-        if walk is not None:
-            self._insert_rows(_in_key_order(walk), cache, links, now, dirty, counted)
+        if ordered is not None:
+            self._insert_rows(ordered, cache, links, now, dirty, counted)
         else:
             added.sort(key=_path_of)  # in key order, the B-tree indexes grow at their ends
             self._insert_rows(_by_folder(added), cache, links, now, dirty, counted)
