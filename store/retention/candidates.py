@@ -137,8 +137,9 @@ class RunInfo:
     """The run's metric summaries as the index keeps them (JSON text)."""
 
 
-FolderRow = tuple[int | None, bytes, bytes, int, int, int, str, str | None]
-"""run_id, parent, path, size, mtime_ns, inode, ftype, hash of a row in a checkpoint folder."""
+FolderRow = tuple[int | None, bytes, int, int, int, str | None, str | None, bytes]
+"""run_id, path, size, mtime_ns, inode, ftype (None for 'file'), hash and parent of a row in
+a checkpoint folder: a row of ``_ROWS`` whose parent is not NULL."""
 
 
 def parse_numbers(name: str) -> tuple[int | None, int | None]:
@@ -241,14 +242,15 @@ def candidates_for_root(
     *,
     metric: str | Callable[[RunInfo], str | None] | None = None,
     runs: dict[int, RunInfo] | None = None,
-    folder_rows: list[FolderRow] | None = None,
+    folder_rows_out: list[FolderRow] | None = None,
 ) -> dict[int, list[Candidate]]:
     """Every run's checkpoint units under one root, oldest first, metrics attached.
 
-    ``metric`` is one name for all runs, or a function giving each run's own.  A checkpoint
-    folder's size and newest mtime add up its rows (``checkpoint_folder_rows``, read here
-    unless given); the same rows list its files in ``attach_members``, only for the
-    folders a plan removes.
+    ``metric`` is one name for all runs, or a function giving each run's own.  One pass
+    over the root's rows (``_ROWS``) reads the checkpoint files and every row inside a
+    checkpoint folder: a folder's size and newest mtime add up its rows; the same rows,
+    appended to ``folder_rows_out`` when given, list its files in ``attach_members``, only
+    for the folders a plan removes.
     """
     runs = runs if runs is not None else load_runs(db, root_id, root)
     by_run: dict[int, dict[str, Candidate]] = {}
@@ -276,8 +278,7 @@ def candidates_for_root(
         value = known[name] = name_readers[run_metric](name)
         return value
 
-    if folder_rows is None:
-        folder_rows = checkpoint_folder_rows(db, root_id)
+    folder_rows: list[FolderRow] = [] if folder_rows_out is None else folder_rows_out
     loose_parents: list[bytes] = []
     folder_numbers: dict[str, tuple[int | None, int | None]] = {}
     holds_bytes: set[tuple[int, str]] = set()
@@ -327,70 +328,12 @@ def candidates_for_root(
                 unit.metric, unit.metric_source = value, "file name"
         return unit
 
-    # Rows come folder by folder: a folder's unit is looked up once per run of its rows,
-    # and its size and newest mtime are added up in locals until the next folder.
-    group_units: dict[tuple[int, bytes], Candidate | None] = {}
-    last_run_id: int | None = None
-    last_parent = b""
-    folder: Candidate | None = None
-    folder_size = folder_mtime = 0
-    folder_holds = False
-    for run_id, parent_blob, _path, size, mtime_ns, _inode, ftype, _hash in folder_rows:
-        if run_id is None:
-            continue
-        if run_id != last_run_id or parent_blob != last_parent:
-            if folder is not None:
-                _add_to_folder(folder, folder_size, folder_mtime, folder_holds, holds_bytes)
-            last_run_id, last_parent = run_id, parent_blob
-            group = (run_id, parent_blob)
-            if group in group_units:
-                folder = group_units[group]
-            else:
-                folder = group_units[group] = folder_unit(run_id, parent_blob, mtime_ns)
-            folder_size, folder_mtime, folder_holds = 0, mtime_ns, False
-        if folder is not None:
-            folder_size += size
-            if mtime_ns > folder_mtime:
-                folder_mtime = mtime_ns
-            if not folder_holds and ftype != "symlink":
-                folder_holds = True
-    if folder is not None:
-        _add_to_folder(folder, folder_size, folder_mtime, folder_holds, holds_bytes)
-    for run_id, units in list(by_run.items()):
-        # a folder of links only (checkpoint-2/ linking checkpoint-1's weights) is a link,
-        # as a file link is: no unit of its own, never taking a keep-last slot
-        for unit_path in [p for p in units if (run_id, p) not in holds_bytes]:
-            del units[unit_path]
-        if not units:
-            del by_run[run_id]
-    # runs in id order, as SQLite's grouping gave them; then each run first met among
-    # the files, at its first checkpoint file
-    run_units: dict[int, list[Candidate]] = {
-        run_id: list(units.values()) for run_id, units in sorted(by_run.items())
-    }
-    with_folders = len(run_units)
-    # Links are never units (see checkpoint_links): SQLite drops them, and sends NULL for
-    # the usual ftype 'file' rather than a new string per row.  Rows are taken as they
-    # come, a run's consecutive rows at a time, not fetched whole first.
-    columns = "run_id, path, size, mtime_ns, inode, nullif(ftype, 'file'), hash"
-    file_rows: Iterable[tuple[Any, ...]] = conn.execute(
-        f"SELECT {columns} FROM artifacts WHERE root_id = ? AND run_id IS NOT NULL "
-        f"AND kind IN ('checkpoint', 'model') AND ftype != 'symlink' AND NOT {_IN_CKPT_FOLDER}",
-        (root_id,),
-    )
-    if loose_parents:
-        marks = ",".join("?" * len(loose_parents))
-        file_rows = itertools.chain(
-            file_rows,
-            conn.execute(
-                f"SELECT {columns} FROM artifacts WHERE root_id = ? AND kind IN "
-                f"('checkpoint', 'model') AND ftype != 'symlink' AND parent IN ({marks})",
-                (root_id, *loose_parents),
-            ),
-        )
     rules = _rules()
     verdicts: dict[tuple[str, str | None], dict[str, _Verdict | None]] = {}
     """What a file name makes of a unit, by (framework, metric): names repeat across runs."""
+
+    file_made: dict[int, list[Candidate]] = {}
+    """Each run's file units, the runs in the order their first one came."""
 
     def file_units(run_id: int, rows: list[tuple[Any, ...]]) -> None:
         """Make the units of consecutive file rows of one run, a column at a time: the
@@ -402,7 +345,7 @@ def candidates_for_root(
         framework = run.framework
         verdict_of = verdicts.setdefault((framework, run_metric), {})
         columns: list[Sequence[Any]] = list(zip(*rows, strict=True))
-        _, blobs, sizes, mtimes, inodes, ftypes, digests = columns
+        _, blobs, sizes, mtimes, inodes, ftypes, digests, _ = columns
         paths: list[Any] = list(
             map(bytes.decode, blobs, _repeat("utf-8"), _repeat("surrogateescape"))
         )
@@ -457,23 +400,92 @@ def candidates_for_root(
                 bests,
             )
         )
-        units = run_units.get(run_id)
+        units = file_made.get(run_id)
         if units is None:
-            run_units[run_id] = made
+            file_made[run_id] = made
         else:
             units += made
 
-    segment: list[tuple[Any, ...]] = []
-    last_run_id = None
-    for row in file_rows:
-        if row[0] != last_run_id:
-            if segment:
-                file_units(last_run_id, segment)  # type: ignore[arg-type]
-            segment = []
-            last_run_id = row[0]
-        segment.append(row)
-    if segment:
-        file_units(last_run_id, segment)  # type: ignore[arg-type]
+    def read_files(rows: Iterable[tuple[Any, ...]], folder_rows: list[FolderRow]) -> None:
+        """Hand a run's consecutive file rows to ``file_units``; keep the folder rows."""
+        keep_folder_row = folder_rows.append
+        segment: list[tuple[Any, ...]] = []
+        last_run_id = None
+        for row in rows:
+            if row[7] is not None:  # inside a checkpoint folder (the row's parent)
+                keep_folder_row(row)
+                continue
+            if row[0] != last_run_id:
+                if segment:
+                    file_units(last_run_id, segment)  # type: ignore[arg-type]
+                segment = []
+                last_run_id = row[0]
+            segment.append(row)
+        if segment:
+            file_units(last_run_id, segment)  # type: ignore[arg-type]
+
+    # Links are never units (see checkpoint_links): SQLite drops them, and sends NULL for
+    # the usual ftype 'file' rather than a new string per row.  Rows are taken as they
+    # come, a run's consecutive file rows at a time, not fetched whole first.
+    read_files(conn.execute(_ROWS, (root_id,)), folder_rows)
+    # Rows come folder by folder: a folder's unit is looked up once per run of its rows,
+    # and its size and newest mtime are added up in locals until the next folder.
+    group_units: dict[tuple[int, bytes], Candidate | None] = {}
+    last_run_id: int | None = None
+    last_parent = b""
+    folder: Candidate | None = None
+    folder_size = folder_mtime = 0
+    folder_holds = False
+    for run_id, _path, size, mtime_ns, _inode, ftype, _hash, parent_blob in folder_rows:
+        if run_id is None:
+            continue
+        if run_id != last_run_id or parent_blob != last_parent:
+            if folder is not None:
+                _add_to_folder(folder, folder_size, folder_mtime, folder_holds, holds_bytes)
+            last_run_id, last_parent = run_id, parent_blob
+            group = (run_id, parent_blob)
+            if group in group_units:
+                folder = group_units[group]
+            else:
+                folder = group_units[group] = folder_unit(run_id, parent_blob, mtime_ns)
+            folder_size, folder_mtime, folder_holds = 0, mtime_ns, False
+        if folder is not None:
+            folder_size += size
+            if mtime_ns > folder_mtime:
+                folder_mtime = mtime_ns
+            if not folder_holds and ftype != "symlink":
+                folder_holds = True
+    if folder is not None:
+        _add_to_folder(folder, folder_size, folder_mtime, folder_holds, holds_bytes)
+    for run_id, units in list(by_run.items()):
+        # a folder of links only (checkpoint-2/ linking checkpoint-1's weights) is a link,
+        # as a file link is: no unit of its own, never taking a keep-last slot
+        for unit_path in [p for p in units if (run_id, p) not in holds_bytes]:
+            del units[unit_path]
+        if not units:
+            del by_run[run_id]
+    # runs in id order, as SQLite's grouping gave them; then each run first met among
+    # the files, at its first checkpoint file
+    run_units: dict[int, list[Candidate]] = {
+        run_id: list(units.values()) for run_id, units in sorted(by_run.items())
+    }
+    with_folders = len(run_units)
+    if loose_parents:  # files in folders SQLite's glob took for checkpoint folders
+        marks = ",".join("?" * len(loose_parents))
+        read_files(
+            conn.execute(
+                f"SELECT {_COLUMNS}, NULL FROM artifacts WHERE root_id = ? AND kind IN "
+                f"('checkpoint', 'model') AND ftype != 'symlink' AND parent IN ({marks})",
+                (root_id, *loose_parents),
+            ),
+            [],
+        )
+    for run_id, made in file_made.items():
+        before = run_units.get(run_id)
+        if before is None:
+            run_units[run_id] = made
+        else:
+            before += made
     ordered: dict[int, list[Candidate]] = {}
     for position, (run_id, made) in enumerate(run_units.items()):
         if position < with_folders and len(made) > 1:
@@ -518,6 +530,17 @@ def _one_unit_per_path(units: list[Candidate]) -> list[Candidate]:
     for unit in units:
         by_path[unit.path] = unit
     return list(by_path.values())
+
+
+_COLUMNS = "run_id, path, size, mtime_ns, inode, nullif(ftype, 'file'), hash"
+_ROWS = (
+    f"SELECT {_COLUMNS}, CASE WHEN {_IN_CKPT_FOLDER} THEN parent END FROM artifacts "
+    "WHERE root_id = ? AND ((run_id IS NOT NULL AND kind IN ('checkpoint', 'model') "
+    f"AND ftype != 'symlink') OR {_IN_CKPT_FOLDER})"
+)
+"""In one pass over a root (through its index, folder by folder: the order ties keep), the
+checkpoint files outside checkpoint folders, with NULL for a parent, and every row inside
+one (a ``FolderRow``, its parent given)."""
 
 
 def checkpoint_links(db: sqlite_utils.Database, root_id: int) -> list[tuple[int, str, str | None]]:
@@ -589,11 +612,10 @@ def _parse_file_name(
 
 
 def checkpoint_folder_rows(db: sqlite_utils.Database, root_id: int) -> list[FolderRow]:
-    """Every row inside some ``checkpoint-N`` folder of the root, folder by folder: read
-    once, they give the folder units' sizes and the removed ones' members."""
+    """Every row inside some ``checkpoint-N`` folder of the root, folder by folder (the
+    rows ``candidates_for_root`` hands its ``folder_rows_out``)."""
     return db.conn.execute(
-        f"SELECT run_id, parent, path, size, mtime_ns, inode, ftype, hash FROM artifacts "
-        f"WHERE root_id = ? AND {_IN_CKPT_FOLDER}",
+        f"SELECT {_COLUMNS}, parent FROM artifacts WHERE root_id = ? AND {_IN_CKPT_FOLDER}",
         (root_id,),
     ).fetchall()
 
@@ -615,7 +637,7 @@ def attach_members(
     if folder_rows is None:
         folder_rows = checkpoint_folder_rows(db, root_id)
     owner_of: dict[bytes, Candidate | None] = {}
-    for _run_id, parent_blob, path_blob, size, mtime_ns, inode, ftype, digest in folder_rows:
+    for _run_id, path_blob, size, mtime_ns, inode, ftype, digest, parent_blob in folder_rows:
         parent_key = bytes(parent_blob)
         if parent_key in owner_of:
             unit = owner_of[parent_key]
@@ -623,7 +645,9 @@ def attach_members(
             unit = owner_of[parent_key] = _outermost_unit(folders, _decode(parent_key))
         if unit is not None:
             path = _decode(path_blob)
-            unit.members.append(Member(path, size, mtime_ns, inode, ftype, digest))
+            unit.members.append(
+                Member(path, size, mtime_ns, inode, "file" if ftype is None else ftype, digest)
+            )
 
 
 def _outermost_unit(folders: dict[str, Candidate], parent: str) -> Candidate | None:

@@ -27,12 +27,12 @@ from store.errors import ArtlensError
 from store.paths import key
 from store.retention.candidates import (
     Candidate,
+    FolderRow,
     Member,
     RunInfo,
     artifacts_source,
     attach_members,
     candidates_for_root,
-    checkpoint_folder_rows,
     checkpoint_links,
     load_runs,
 )
@@ -468,9 +468,14 @@ def _make_plan(
             continue
         root_id = int(row[0])
         runs = load_runs(db, root_id, root)
-        folder_rows = checkpoint_folder_rows(db, root_id)
+        folder_rows: list[FolderRow] = []
         by_run = candidates_for_root(
-            db, root_id, root, runs=runs, metric=_run_metric(root_policy), folder_rows=folder_rows
+            db,
+            root_id,
+            root,
+            runs=runs,
+            metric=_run_metric(root_policy),
+            folder_rows_out=folder_rows,
         )
         root_pins = _pins_for(root, pins, root_policy)
         pinned = _pinned_check(root_pins)
