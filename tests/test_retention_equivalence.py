@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import os
 import random
 import time
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from retention_oracle import decide_run as oracle_decide_run
 from retention_oracle import plan_oracle
 from test_retention_support import index_tree, new_db, write
 
@@ -439,3 +441,30 @@ def test_a_runs_pins_found_at_once_are_each_units_pins(seed: int) -> None:
         )
         decided.append(([(u.keep, u.reasons, u.expires) for u in copies], [u.path for u in pool]))
     assert decided[0] == decided[1]
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_keep_best_picks_what_the_oracle_picks_on_ties(seed: int) -> None:
+    """Keep-best of one (found in C when every unit is scored) and of more, on values
+    that tie (0.0 and -0.0 among them), with a None or an infinity now and then."""
+    rng = random.Random(seed)
+    pool = [0.5, 0.25, 0.0, -0.0, 1.0, 0.25]
+    values: list[float | None] = [rng.choice(pool) for _ in range(rng.randint(1, 9))]
+    if rng.random() < 0.3:
+        values[rng.randrange(len(values))] = rng.choice([None, math.inf, -math.inf])
+    rules = KeepRules(
+        keep_best=rng.choice([1, 1, 2]), metric="val_loss", mode=rng.choice(["min", "max"])
+    )
+    picked = []
+    for decide in (decide_run, oracle_decide_run):
+        units = [
+            Candidate(
+                "/r", 1, "run", "generic", False, f"run/s{i}.pt", False, 1, i, 1, "file", None
+            )
+            for i in range(len(values))
+        ]
+        for unit, value in zip(units, values, strict=True):
+            unit.metric = value
+        decide(units, rules, now=0.0, pinned=lambda unit: False)
+        picked.append([(u.keep, u.reasons) for u in units])
+    assert picked[0] == picked[1]

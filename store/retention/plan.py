@@ -16,6 +16,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from math import isfinite
 from operator import attrgetter
 from pathlib import Path
 from typing import Any, Protocol
@@ -327,16 +328,25 @@ def decide_run(
         for unit in units[max(0, count - rules.keep_last) :]:
             unit.reasons.append(reason)
     if rules.keep_best and rules.metric:
-        scored = [u for u in units if u.metric is not None]
-        sign = 1.0 if rules.mode != "max" else -1.0
-        # Ties go to the newer unit: it saw more training for the same score.  Plain tuples
-        # compare without a Python call per unit; nsmallest is sorted()[:n] without the sort.
-        order = heapq.nsmallest(
-            rules.keep_best, [(sign * (u.metric or 0.0), -i) for i, u in enumerate(scored)]
-        )
-        for _score, negative_index in order:
-            unit = scored[-negative_index]
+        values = list(map(_METRIC, units))
+        # Ties go to the newer unit: it saw more training for the same score.
+        if rules.keep_best == 1 and values and None not in values and isfinite(sum(values)):
+            # the usual keep_best = 1, every unit scored, no NaN: the best value and its
+            # last place, found in C
+            best = min(values) if rules.mode != "max" else max(values)
+            unit = units[len(values) - 1 - values[::-1].index(best)]
             unit.reasons.append(f"best {rules.metric} {unit.metric:.6g}")
+        else:
+            scored = [u for u in units if u.metric is not None]
+            sign = 1.0 if rules.mode != "max" else -1.0
+            # Plain tuples compare without a Python call per unit; nsmallest is
+            # sorted()[:n] without the sort.
+            order = heapq.nsmallest(
+                rules.keep_best, [(sign * (u.metric or 0.0), -i) for i, u in enumerate(scored)]
+            )
+            for _score, negative_index in order:
+                unit = scored[-negative_index]
+                unit.reasons.append(f"best {rules.metric} {unit.metric:.6g}")
     # Then, in each unit's reasons in this order: younger, live newest, trainer's best;
     # pinned goes first of all.
     if rules.keep_within is not None and count:
@@ -384,6 +394,9 @@ def decide_run(
 
 
 _MTIME = attrgetter("mtime_ns")
+_METRIC = attrgetter("metric")
+
+
 _TRAINER_BEST = attrgetter("trainer_best")
 
 
