@@ -637,17 +637,21 @@ def attach_members(
     if folder_rows is None:
         folder_rows = checkpoint_folder_rows(db, root_id)
     owner_of: dict[bytes, Candidate | None] = {}
+    last_parent: bytes | None = None
+    add: Callable[[Member], None] | None = None
+    # rows come folder by folder: the owner is looked up when the folder changes
     for _run_id, path_blob, size, mtime_ns, inode, ftype, digest, parent_blob in folder_rows:
-        parent_key = bytes(parent_blob)
-        if parent_key in owner_of:
-            unit = owner_of[parent_key]
-        else:
-            unit = owner_of[parent_key] = _outermost_unit(folders, _decode(parent_key))
-        if unit is not None:
-            path = _decode(path_blob)
-            unit.members.append(
-                Member(path, size, mtime_ns, inode, "file" if ftype is None else ftype, digest)
-            )
+        if parent_blob != last_parent:
+            last_parent = parent_blob
+            parent_key = bytes(parent_blob)
+            if parent_key in owner_of:
+                unit = owner_of[parent_key]
+            else:
+                unit = owner_of[parent_key] = _outermost_unit(folders, _decode(parent_key))
+            add = None if unit is None else unit.members.append
+        if add is not None:
+            path = path_blob.decode("utf-8", "surrogateescape")
+            add(Member(path, size, mtime_ns, inode, "file" if ftype is None else ftype, digest))
 
 
 def _outermost_unit(folders: dict[str, Candidate], parent: str) -> Candidate | None:
