@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import gc
 import heapq
-import itertools
 import json
 import os
 import time
@@ -319,7 +318,7 @@ def decide_run(
     with only a budget they wait for the root's budget pass; with neither they stay.
     ``pinned_among`` (``_pins_among``), when given, answers ``pinned`` for the whole run
     at once.  Each rule finds the few units it keeps (by index, or a pass in C over the
-    run), so the only statement per unit is the last pass that settles the rest.
+    run) before the one Python pass over every unit that settles it.
     """
     has_rules = rules.any_rule()
     count = len(units)
@@ -395,8 +394,6 @@ def decide_run(
 
 _MTIME = attrgetter("mtime_ns")
 _METRIC = attrgetter("metric")
-
-
 _TRAINER_BEST = attrgetter("trainer_best")
 
 
@@ -721,7 +718,6 @@ _FEW_EXACT_PINS = 32
 """Up to this many exact pins are looked for one by one in a run's joined paths; more are
 looked up by each folder of the run."""
 _PATH = attrgetter("path")
-_repeat = itertools.repeat
 
 
 def _account_fs(fs_by_dev: dict[int, FsTotals], root: str, freed: int) -> None:
