@@ -145,13 +145,16 @@ def measure(total: int, mix: str) -> None:
             pin=("**/final/**", "exp1/*"),
         )
         best = best_cpu = float("inf")
+        first: tuple[float, float] | None = None
         plan: Plan | None = None
         for _ in range(3):
             plan = None  # the last plan is freed before the clock starts, not inside it
             started, cpu = time.perf_counter(), time.process_time()
             plan = make_plan(db, [root], policy, time.time())
-            best = min(best, time.perf_counter() - started)
-            best_cpu = min(best_cpu, time.process_time() - cpu)
+            wall, cpu = time.perf_counter() - started, time.process_time() - cpu
+            first = first or (wall, cpu)
+            best, best_cpu = min(best, wall), min(best_cpu, cpu)
+        assert first is not None
         assert plan is not None
         started = time.perf_counter()
         plan.save(Path(tmp) / "plan.json")
@@ -164,6 +167,10 @@ def measure(total: int, mix: str) -> None:
             f"[{mix}] make_plan over {total:,} artifacts: {best:.2f}s (best of 3; target < 2 s; "
             f"CPU {best_cpu:.2f}s, the figure to trust on a shared machine); "
             f"saving the plan: {saved:.2f}s"
+        )
+        print(
+            f"[{mix}] the first make_plan of the process (the one a command makes, its memory "
+            f"new from the system): {first[0]:.2f}s (CPU {first[1]:.2f}s)"
         )
         db.conn.close()
         plan = None
