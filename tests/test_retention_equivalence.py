@@ -8,7 +8,9 @@ total and warning must agree with ``retention_oracle.plan_oracle``.
 
 from __future__ import annotations
 
+import copy
 import json
+import math
 import os
 import random
 import time
@@ -16,11 +18,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from retention_oracle import decide_run as oracle_decide_run
 from retention_oracle import plan_oracle
 from test_retention_support import index_tree, new_db, write
 
-from store.retention.plan import Plan, make_plan
-from store.retention.policy import from_flags
+from store.retention.candidates import Candidate
+from store.retention.plan import Pins, Plan, _pinned_check, _pins_among, decide_run, make_plan
+from store.retention.policy import KeepRules, from_flags
 
 
 def _make_tree(root: Path, rng: random.Random) -> dict[str, tuple[str, str]]:
@@ -330,3 +334,137 @@ def test_a_name_means_in_each_run_what_its_framework_and_metric_make_of_it(
         seen.add(tuple((i.name, i.step, i.epoch, i.metric, i.trainer_best) for i in own.items))
     assert len(seen) == len(runs) - 1  # each run read the names its own way (lightning
     # judged by val_loss is generic judged by it)
+
+
+def _insert_row(db: Any, root_id: int, run_id: int, rel: str, kind: str, size: int) -> None:
+    """One more row, as an index caught between two states of the tree might hold it."""
+    parent = rel.rpartition("/")[0]
+    db.conn.execute(
+        "INSERT INTO artifacts (root_id, run_id, path, parent, name, kind, size, mtime_ns, "
+        "inode, dev, first_seen, last_seen) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 1, 0, 0)",
+        (root_id, run_id, rel.encode(), parent.encode(), rel, kind, size, 10**18, 1),
+    )
+    db.conn.commit()
+
+
+def test_runs_whose_rows_interleave_come_in_the_order_the_oracle_gives(tmp_path: Path) -> None:
+    """Rows come folder by folder, so one run's files can come in several stretches with
+    another run's between (``run1/``, then ``run1-b/``, then ``run1/checkpoints/``), a
+    run's first file can be no checkpoint's, and a file can sit at a checkpoint folder's
+    own path: runs, units and ties come as the oracle gives them."""
+    root = tmp_path / "root"
+    ns = (time.time_ns() // 10**9 - 30 * 86400) * 10**9
+    same = [
+        write(root / "exp/run1/model_final.pt", b"a"),
+        write(root / "exp/run1/checkpoints/step_20.pt", b"b" * 2),
+        write(root / "exp/run1-b/step_10.pt", b"c" * 3),
+        write(root / "exp/run1-b/checkpoints/epoch=1.ckpt", b"d" * 4),
+        write(root / "exp/run1/checkpoints/epoch=1-step=20.ckpt", b"e" * 5),
+        write(root / "exp/run1/checkpoints/epoch=0-step=20.ckpt", b"f" * 6),
+        write(root / "exp/run0/model_final.pt", b"g"),
+        write(root / "exp/run2/checkpoint-5/model.safetensors", b"h" * 7),
+        write(root / "exp/run2/checkpoint-9/model.safetensors", b"i" * 8),
+        write(root / "exp/run2/step_5.pt", b"j" * 9),
+    ]
+    _same_mtime(same, ns)
+    runs = {
+        "exp/run2": ("hf-trainer", "finished"),
+        "exp/run1": ("generic", "live"),
+        "exp/run1-b": ("lightning", "finished"),
+        "exp/run0": ("generic", "finished"),
+    }
+    db = new_db(tmp_path)
+    root_id = index_tree(db, root, runs)
+    (run2,) = db.conn.execute("SELECT id FROM runs WHERE path = ?", (b"exp/run2",)).fetchone()
+    _insert_row(db, root_id, run2, "exp/run2/checkpoint-9", "checkpoint", 11)
+    now = time.time()
+    policies = [
+        from_flags(keep_last=1),
+        from_flags(keep_within_budget="12"),
+        from_flags(keep_last=1, pin=("exp/run1/**",)),
+    ]
+    for policy in policies:
+        fast = make_plan(db, [root], policy, now)
+        slow = plan_oracle(db, [root], policy, now)
+        assert _item_fields(fast) == _item_fields(slow)
+        assert _totals(fast) == _totals(slow)
+        assert fast.warnings == slow.warnings
+    fast = make_plan(db, [root], policies[0], now)
+    # the run with folders first, then each at its first checkpoint (run1's first row
+    # is no checkpoint's, and run1-b's rows come before run1's next ones)
+    assert [r.run_path for r in fast.runs] == ["exp/run2", "exp/run1-b", "exp/run1"]
+    assert "exp/run2/checkpoint-9" in [i.path for i in fast.items if not i.is_dir]
+    db.conn.close()
+
+
+def _random_pins(rng: random.Random, paths: list[str]) -> Pins:
+    folders = sorted({p.rpartition("/")[0] for p in paths} - {""})
+    exact = rng.sample(paths + folders, min(len(paths + folders), rng.randint(0, 3)))
+    if rng.random() < 0.3:  # more exact pins than the joined paths are searched for
+        exact += [f"elsewhere/{i}" for i in range(40)] + rng.sample(folders, min(1, len(folders)))
+    globs = rng.sample(
+        ["**/final/**", "exp1/*", "a*/b?/**", "**/*.ckpt", "*", "[ab]/**", "x/[!y]*"],
+        rng.randint(0, 2),
+    )
+    return Pins(exact, globs)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_a_runs_pins_found_at_once_are_each_units_pins(seed: int) -> None:
+    """``_pins_among`` (a run's paths looked through at once) pins exactly the units the
+    check of each unit alone pins, and ``decide_run`` decides the same either way."""
+    rng = random.Random(seed)
+    parts = ["a", "b", "exp1", "exp10", "final", "x", "y", "run", "checkpoints"]
+    paths = sorted(
+        {
+            "/".join(rng.choice(parts) for _ in range(rng.randint(1, 4)))
+            + rng.choice(["", ".ckpt", "/step_1.pt"])
+            for _ in range(rng.randint(1, 12))
+        }
+    )
+    pins = _random_pins(rng, paths)
+    units = [
+        Candidate("/r", 1, "run", "generic", False, p, False, 1, i, 1, "file", None, step=i)
+        for i, p in enumerate(paths)
+    ]
+    one_by_one = _pinned_check(pins)
+    expected = [index for index, unit in enumerate(units) if one_by_one(unit)]
+    assert _pins_among(pins)(units) == expected
+    rules = KeepRules(keep_last=rng.choice([None, 1]), keep_within=rng.choice([None, 5e-9]))
+    decided = []
+    for among in (None, _pins_among(pins)):
+        copies = [copy.copy(u) for u in units]
+        for u in copies:
+            u.reasons = []
+        pool = decide_run(
+            copies, rules, now=1e-8, pinned=one_by_one, budget_set=True, pinned_among=among
+        )
+        decided.append(([(u.keep, u.reasons, u.expires) for u in copies], [u.path for u in pool]))
+    assert decided[0] == decided[1]
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_keep_best_picks_what_the_oracle_picks_on_ties(seed: int) -> None:
+    """Keep-best of one (found in C when every unit is scored) and of more, on values
+    that tie (0.0 and -0.0 among them), with a None or an infinity now and then."""
+    rng = random.Random(seed)
+    pool = [0.5, 0.25, 0.0, -0.0, 1.0, 0.25]
+    values: list[float | None] = [rng.choice(pool) for _ in range(rng.randint(1, 9))]
+    if rng.random() < 0.3:
+        values[rng.randrange(len(values))] = rng.choice([None, math.inf, -math.inf])
+    rules = KeepRules(
+        keep_best=rng.choice([1, 1, 2]), metric="val_loss", mode=rng.choice(["min", "max"])
+    )
+    picked = []
+    for decide in (decide_run, oracle_decide_run):
+        units = [
+            Candidate(
+                "/r", 1, "run", "generic", False, f"run/s{i}.pt", False, 1, i, 1, "file", None
+            )
+            for i in range(len(values))
+        ]
+        for unit, value in zip(units, values, strict=True):
+            unit.metric = value
+        decide(units, rules, now=0.0, pinned=lambda unit: False)
+        picked.append([(u.keep, u.reasons) for u in units])
+    assert picked[0] == picked[1]

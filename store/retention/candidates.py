@@ -16,7 +16,7 @@ import json
 import math
 import os
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from operator import attrgetter
 from pathlib import Path
@@ -137,8 +137,9 @@ class RunInfo:
     """The run's metric summaries as the index keeps them (JSON text)."""
 
 
-FolderRow = tuple[int | None, bytes, bytes, int, int, int, str, str | None]
-"""run_id, parent, path, size, mtime_ns, inode, ftype, hash of a row in a checkpoint folder."""
+FolderRow = tuple[int | None, bytes, int, int, int, str | None, str | None, bytes]
+"""run_id, path, size, mtime_ns, inode, ftype (None for 'file'), hash and parent of a row in
+a checkpoint folder: a row of ``_ROWS`` whose parent is not NULL."""
 
 
 def parse_numbers(name: str) -> tuple[int | None, int | None]:
@@ -241,14 +242,15 @@ def candidates_for_root(
     *,
     metric: str | Callable[[RunInfo], str | None] | None = None,
     runs: dict[int, RunInfo] | None = None,
-    folder_rows: list[FolderRow] | None = None,
+    folder_rows_out: list[FolderRow] | None = None,
 ) -> dict[int, list[Candidate]]:
     """Every run's checkpoint units under one root, oldest first, metrics attached.
 
-    ``metric`` is one name for all runs, or a function giving each run's own.  A checkpoint
-    folder's size and newest mtime add up its rows (``checkpoint_folder_rows``, read here
-    unless given); the same rows list its files in ``attach_members``, only for the
-    folders a plan removes.
+    ``metric`` is one name for all runs, or a function giving each run's own.  One pass
+    over the root's rows (``_ROWS``) reads the checkpoint files and every row inside a
+    checkpoint folder: a folder's size and newest mtime add up its rows; the same rows,
+    appended to ``folder_rows_out`` when given, list its files in ``attach_members``, only
+    for the folders a plan removes.
     """
     runs = runs if runs is not None else load_runs(db, root_id, root)
     by_run: dict[int, dict[str, Candidate]] = {}
@@ -276,8 +278,7 @@ def candidates_for_root(
         value = known[name] = name_readers[run_metric](name)
         return value
 
-    if folder_rows is None:
-        folder_rows = checkpoint_folder_rows(db, root_id)
+    folder_rows: list[FolderRow] = [] if folder_rows_out is None else folder_rows_out
     loose_parents: list[bytes] = []
     folder_numbers: dict[str, tuple[int | None, int | None]] = {}
     holds_bytes: set[tuple[int, str]] = set()
@@ -327,27 +328,135 @@ def candidates_for_root(
                 unit.metric, unit.metric_source = value, "file name"
         return unit
 
-    # Rows come folder by folder: a folder's unit is looked up once per run of its rows.
+    rules = _rules()
+    verdicts: dict[tuple[str, str | None], dict[str, _Verdict | None]] = {}
+    """What a file name makes of a unit, by (framework, metric): names repeat across runs."""
+
+    file_made: dict[int, list[Candidate]] = {}
+    """Each run's file units, the runs in the order their first one came."""
+
+    def file_units(run_id: int, rows: list[tuple[Any, ...]]) -> None:
+        """Make the units of consecutive file rows of one run, a column at a time: the
+        loop over rows is in C (``map``), not a Python statement per row."""
+        run = runs.get(run_id)
+        if run is None:
+            return
+        run_metric = metric_of(run_id)
+        framework = run.framework
+        verdict_of = verdicts.setdefault((framework, run_metric), {})
+        columns: list[Sequence[Any]] = list(zip(*rows, strict=True))
+        _, blobs, sizes, mtimes, inodes, ftypes, digests, _ = columns
+        paths: list[Any] = list(
+            map(bytes.decode, blobs, _repeat("utf-8"), _repeat("surrogateescape"))
+        )
+        names = [path[path.rfind("/") + 1 :] for path in paths]
+        found: list[Any] = list(map(verdict_of.get, names, _repeat(_UNREAD)))
+        if _UNREAD in found:
+            entry = registry.get(framework)
+            own = entry.checkpoints if entry is not None else None
+            reader = name_readers[run_metric] if run_metric else None
+            for index, name in enumerate(names):
+                if found[index] is _UNREAD:
+                    verdict = verdict_of.get(name, _UNREAD)
+                    if verdict is _UNREAD:
+                        verdict = verdict_of[name] = _file_verdict(
+                            name, framework, rules, own, reader
+                        )
+                    found[index] = verdict
+        if None in found:  # not a checkpoint's name: no unit
+            keep = [index for index, verdict in enumerate(found) if verdict is not None]
+            if not keep:
+                return
+            paths, sizes, mtimes, inodes, ftypes, digests, found = (
+                [column[index] for index in keep]
+                for column in (paths, sizes, mtimes, inodes, ftypes, digests, found)
+            )
+        count = len(paths)
+        if ftypes.count(None) == count:
+            kinds: Iterable[str] = _repeat("file", count)
+        else:
+            kinds = ["file" if ftype is None else ftype for ftype in ftypes]
+        steps, epochs, lasts, values, sources, bests = zip(*found, strict=True)
+        made = list(
+            map(
+                Candidate,
+                _repeat(root, count),
+                _repeat(run_id, count),
+                _repeat(run.path, count),
+                _repeat(framework, count),
+                _repeat(run.live, count),
+                paths,
+                _repeat(False, count),
+                sizes,
+                mtimes,
+                inodes,
+                kinds,
+                digests,
+                steps,
+                epochs,
+                lasts,
+                values,
+                sources,
+                bests,
+            )
+        )
+        units = file_made.get(run_id)
+        if units is None:
+            file_made[run_id] = made
+        else:
+            units += made
+
+    def read_files(rows: Iterable[tuple[Any, ...]], folder_rows: list[FolderRow]) -> None:
+        """Hand a run's consecutive file rows to ``file_units``; keep the folder rows."""
+        keep_folder_row = folder_rows.append
+        segment: list[tuple[Any, ...]] = []
+        last_run_id = None
+        for row in rows:
+            if row[7] is not None:  # inside a checkpoint folder (the row's parent)
+                keep_folder_row(row)
+                continue
+            if row[0] != last_run_id:
+                if segment:
+                    file_units(last_run_id, segment)  # type: ignore[arg-type]
+                segment = []
+                last_run_id = row[0]
+            segment.append(row)
+        if segment:
+            file_units(last_run_id, segment)  # type: ignore[arg-type]
+
+    # Links are never units (see checkpoint_links): SQLite drops them, and sends NULL for
+    # the usual ftype 'file' rather than a new string per row.  Rows are taken as they
+    # come, a run's consecutive file rows at a time, not fetched whole first.
+    read_files(conn.execute(_ROWS, (root_id,)), folder_rows)
+    # Rows come folder by folder: a folder's unit is looked up once per run of its rows,
+    # and its size and newest mtime are added up in locals until the next folder.
     group_units: dict[tuple[int, bytes], Candidate | None] = {}
     last_run_id: int | None = None
     last_parent = b""
     folder: Candidate | None = None
-    for run_id, parent_blob, _path, size, mtime_ns, _inode, ftype, _hash in folder_rows:
+    folder_size = folder_mtime = 0
+    folder_holds = False
+    for run_id, _path, size, mtime_ns, _inode, ftype, _hash, parent_blob in folder_rows:
         if run_id is None:
             continue
         if run_id != last_run_id or parent_blob != last_parent:
+            if folder is not None:
+                _add_to_folder(folder, folder_size, folder_mtime, folder_holds, holds_bytes)
             last_run_id, last_parent = run_id, parent_blob
             group = (run_id, parent_blob)
             if group in group_units:
                 folder = group_units[group]
             else:
                 folder = group_units[group] = folder_unit(run_id, parent_blob, mtime_ns)
+            folder_size, folder_mtime, folder_holds = 0, mtime_ns, False
         if folder is not None:
-            if ftype != "symlink":
-                holds_bytes.add((run_id, folder.path))
-            folder.size += size
-            if mtime_ns > folder.mtime_ns:
-                folder.mtime_ns = mtime_ns
+            folder_size += size
+            if mtime_ns > folder_mtime:
+                folder_mtime = mtime_ns
+            if not folder_holds and ftype != "symlink":
+                folder_holds = True
+    if folder is not None:
+        _add_to_folder(folder, folder_size, folder_mtime, folder_holds, holds_bytes)
     for run_id, units in list(by_run.items()):
         # a folder of links only (checkpoint-2/ linking checkpoint-1's weights) is a link,
         # as a file link is: no unit of its own, never taking a keep-last slot
@@ -355,88 +464,83 @@ def candidates_for_root(
             del units[unit_path]
         if not units:
             del by_run[run_id]
-    by_run = dict(sorted(by_run.items()))  # runs in id order, as SQLite's grouping gave them
-    # Links are never units (see checkpoint_links): SQLite drops them, and sends NULL for
-    # the usual ftype 'file' rather than a new string per row.  Rows are taken as they
-    # come, not fetched whole first: each is freed before the next, and memory is reused.
-    columns = "run_id, path, size, mtime_ns, inode, nullif(ftype, 'file'), hash"
-    file_rows: Iterable[tuple[Any, ...]] = conn.execute(
-        f"SELECT {columns} FROM artifacts WHERE root_id = ? AND run_id IS NOT NULL "
-        f"AND kind IN ('checkpoint', 'model') AND ftype != 'symlink' AND NOT {_IN_CKPT_FOLDER}",
-        (root_id,),
-    )
-    if loose_parents:
+    # runs in id order, as SQLite's grouping gave them; then each run first met among
+    # the files, at its first checkpoint file
+    run_units: dict[int, list[Candidate]] = {
+        run_id: list(units.values()) for run_id, units in sorted(by_run.items())
+    }
+    with_folders = len(run_units)
+    if loose_parents:  # files in folders SQLite's glob took for checkpoint folders
         marks = ",".join("?" * len(loose_parents))
-        file_rows = itertools.chain(
-            file_rows,
+        read_files(
             conn.execute(
-                f"SELECT {columns} FROM artifacts WHERE root_id = ? AND kind IN "
+                f"SELECT {_COLUMNS}, NULL FROM artifacts WHERE root_id = ? AND kind IN "
                 f"('checkpoint', 'model') AND ftype != 'symlink' AND parent IN ({marks})",
                 (root_id, *loose_parents),
             ),
+            [],
         )
-    rules = _rules()
-    verdicts: dict[tuple[str, str | None], dict[str, _Verdict | None]] = {}
-    """What a file name makes of a unit, by (framework, metric): names repeat across runs."""
-    # Rows come folder by folder, so the run of a row is mostly the previous row's.
-    last_run_id = None
-    row_run: RunInfo | None = None
-    units = {}
-    verdict_of: dict[str, _Verdict | None] = {}
-    framework = ""
-    reader: Callable[[str], float | None] | None = None
-    own: Checkpoints | None = None
-    for run_id, path_blob, size, mtime_ns, inode, ftype, digest in file_rows:
-        if run_id != last_run_id:
-            row_run = runs.get(run_id)
-            last_run_id = run_id
-            if row_run is not None:
-                run_metric = metric_of(run_id)
-                framework = row_run.framework
-                verdict_of = verdicts.setdefault((framework, run_metric), {})
-                reader = name_readers[run_metric] if run_metric else None
-                units = by_run.get(run_id) or {}
-                entry = registry.get(framework)
-                own = entry.checkpoints if entry is not None else None
-        if row_run is None:
-            continue
-        path = path_blob.decode("utf-8", "surrogateescape")
-        name = path[path.rfind("/") + 1 :]
-        if name in verdict_of:
-            verdict = verdict_of[name]
+    for run_id, made in file_made.items():
+        before = run_units.get(run_id)
+        if before is None:
+            run_units[run_id] = made
         else:
-            verdict = verdict_of[name] = _file_verdict(name, framework, rules, own, reader)
-        if verdict is None:
-            continue
-        if not units:
-            units = by_run.setdefault(run_id, units)
-        units[path] = Candidate(
-            root,
-            run_id,
-            row_run.path,
-            framework,
-            row_run.live,
-            path,
-            False,
-            size,
-            mtime_ns,
-            inode,
-            "file" if ftype is None else ftype,
-            digest,
-            *verdict,
-        )
+            before += made
     ordered: dict[int, list[Candidate]] = {}
-    for run_id, units in by_run.items():
+    for position, (run_id, made) in enumerate(run_units.items()):
+        if position < with_folders and len(made) > 1:
+            made = _one_unit_per_path(made)
         run_metric = metric_of(run_id)
-        run_units = order_units(list(units.values()))
-        _attach_trainer_state(runs[run_id], run_units, run_metric)
-        if run_metric is not None:
-            _attach_metrics_csv(runs[run_id], run_units, run_metric)
-            _attach_logged_series(runs[run_id], run_units, run_metric)
-            _attach_framework_series(runs[run_id], run_units, run_metric)
-            _attach_run_metrics(runs[run_id], run_units, run_metric)
-        ordered[run_id] = run_units
+        made = order_units(made)
+        _attach_trainer_state(runs[run_id], made, run_metric)
+        if run_metric is not None and None in [unit.metric for unit in made]:
+            # each of these reads only when some unit has no value yet
+            _attach_metrics_csv(runs[run_id], made, run_metric)
+            _attach_logged_series(runs[run_id], made, run_metric)
+            _attach_framework_series(runs[run_id], made, run_metric)
+            _attach_run_metrics(runs[run_id], made, run_metric)
+        ordered[run_id] = made
     return ordered
+
+
+_UNREAD: Any = object()
+"""A name not read yet (None is a name read and found no checkpoint's)."""
+_repeat = itertools.repeat
+
+
+def _add_to_folder(
+    folder: Candidate, size: int, mtime_ns: int, holds: bool, holds_bytes: set[tuple[int, str]]
+) -> None:
+    """Add one folder's rows (their bytes, newest mtime, whether one is no link) to the
+    checkpoint folder unit holding it."""
+    folder.size += size
+    if mtime_ns > folder.mtime_ns:
+        folder.mtime_ns = mtime_ns
+    if holds:
+        holds_bytes.add((folder.run_id, folder.path))
+
+
+def _one_unit_per_path(units: list[Candidate]) -> list[Candidate]:
+    """A run's folder units then its file units, one per path: a file row at a folder
+    unit's own path (an index caught between a file and a folder of that name) takes the
+    folder's place, as assigning it by path in a dict would."""
+    if len({unit.path for unit in units}) == len(units):
+        return units
+    by_path: dict[str, Candidate] = {}
+    for unit in units:
+        by_path[unit.path] = unit
+    return list(by_path.values())
+
+
+_COLUMNS = "run_id, path, size, mtime_ns, inode, nullif(ftype, 'file'), hash"
+_ROWS = (
+    f"SELECT {_COLUMNS}, CASE WHEN {_IN_CKPT_FOLDER} THEN parent END FROM artifacts "
+    "WHERE root_id = ? AND ((run_id IS NOT NULL AND kind IN ('checkpoint', 'model') "
+    f"AND ftype != 'symlink') OR {_IN_CKPT_FOLDER})"
+)
+"""In one pass over a root (through its index, folder by folder: the order ties keep), the
+checkpoint files outside checkpoint folders, with NULL for a parent, and every row inside
+one (a ``FolderRow``, its parent given)."""
 
 
 def checkpoint_links(db: sqlite_utils.Database, root_id: int) -> list[tuple[int, str, str | None]]:
@@ -508,11 +612,10 @@ def _parse_file_name(
 
 
 def checkpoint_folder_rows(db: sqlite_utils.Database, root_id: int) -> list[FolderRow]:
-    """Every row inside some ``checkpoint-N`` folder of the root, folder by folder: read
-    once, they give the folder units' sizes and the removed ones' members."""
+    """Every row inside some ``checkpoint-N`` folder of the root, folder by folder (the
+    rows ``candidates_for_root`` hands its ``folder_rows_out``)."""
     return db.conn.execute(
-        f"SELECT run_id, parent, path, size, mtime_ns, inode, ftype, hash FROM artifacts "
-        f"WHERE root_id = ? AND {_IN_CKPT_FOLDER}",
+        f"SELECT {_COLUMNS}, parent FROM artifacts WHERE root_id = ? AND {_IN_CKPT_FOLDER}",
         (root_id,),
     ).fetchall()
 
@@ -534,15 +637,21 @@ def attach_members(
     if folder_rows is None:
         folder_rows = checkpoint_folder_rows(db, root_id)
     owner_of: dict[bytes, Candidate | None] = {}
-    for _run_id, parent_blob, path_blob, size, mtime_ns, inode, ftype, digest in folder_rows:
-        parent_key = bytes(parent_blob)
-        if parent_key in owner_of:
-            unit = owner_of[parent_key]
-        else:
-            unit = owner_of[parent_key] = _outermost_unit(folders, _decode(parent_key))
-        if unit is not None:
-            path = _decode(path_blob)
-            unit.members.append(Member(path, size, mtime_ns, inode, ftype, digest))
+    last_parent: bytes | None = None
+    add: Callable[[Member], None] | None = None
+    # rows come folder by folder: the owner is looked up when the folder changes
+    for _run_id, path_blob, size, mtime_ns, inode, ftype, digest, parent_blob in folder_rows:
+        if parent_blob != last_parent:
+            last_parent = parent_blob
+            parent_key = bytes(parent_blob)
+            if parent_key in owner_of:
+                unit = owner_of[parent_key]
+            else:
+                unit = owner_of[parent_key] = _outermost_unit(folders, _decode(parent_key))
+            add = None if unit is None else unit.members.append
+        if add is not None:
+            path = path_blob.decode("utf-8", "surrogateescape")
+            add(Member(path, size, mtime_ns, inode, "file" if ftype is None else ftype, digest))
 
 
 def _outermost_unit(folders: dict[str, Candidate], parent: str) -> Candidate | None:

@@ -10,12 +10,13 @@ from __future__ import annotations
 import gc
 import heapq
 import json
-import math
 import os
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from math import isfinite
+from operator import attrgetter
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -26,12 +27,12 @@ from store.errors import ArtlensError
 from store.paths import key
 from store.retention.candidates import (
     Candidate,
+    FolderRow,
     Member,
     RunInfo,
     artifacts_source,
     attach_members,
     candidates_for_root,
-    checkpoint_folder_rows,
     checkpoint_links,
     load_runs,
 )
@@ -46,6 +47,7 @@ LIVE_NEWEST = "live run's newest"
 TRAINER_BEST = "trainer's best_model_checkpoint"
 OVER_BUDGET = "over budget"
 NO_RULE = "no retention rule applies"
+KEPT_BY_NO_RULE = "kept by no rule"
 
 
 class PlanError(ArtlensError):
@@ -308,11 +310,15 @@ def decide_run(
     pinned: Callable[[Candidate], bool],
     protect_live_newest: bool = True,
     budget_set: bool = False,
+    pinned_among: Callable[[list[Candidate]], list[int]] | None = None,
 ) -> list[Candidate]:
     """Decide one run's units (oldest first) in place; return those left for the budget.
 
     Keep rules are a union.  Units no rule keeps are removed when the run has a keep rule;
     with only a budget they wait for the root's budget pass; with neither they stay.
+    ``pinned_among`` (``_pins_among``), when given, answers ``pinned`` for the whole run
+    at once.  Each rule finds the few units it keeps (by index, or a pass in C over the
+    run) before the one Python pass over every unit that settles it.
     """
     has_rules = rules.any_rule()
     count = len(units)
@@ -321,48 +327,74 @@ def decide_run(
         for unit in units[max(0, count - rules.keep_last) :]:
             unit.reasons.append(reason)
     if rules.keep_best and rules.metric:
-        scored = [u for u in units if u.metric is not None]
-        sign = 1.0 if rules.mode != "max" else -1.0
-        # Ties go to the newer unit: it saw more training for the same score.  Plain tuples
-        # compare without a Python call per unit; nsmallest is sorted()[:n] without the sort.
-        order = heapq.nsmallest(
-            rules.keep_best, [(sign * (u.metric or 0.0), -i) for i, u in enumerate(scored)]
-        )
-        for _score, negative_index in order:
-            unit = scored[-negative_index]
+        values = list(map(_METRIC, units))
+        # Ties go to the newer unit: it saw more training for the same score.
+        if rules.keep_best == 1 and values and None not in values and isfinite(sum(values)):
+            # the usual keep_best = 1, every unit scored, no NaN: the best value and its
+            # last place, found in C
+            best = min(values) if rules.mode != "max" else max(values)
+            unit = units[len(values) - 1 - values[::-1].index(best)]
             unit.reasons.append(f"best {rules.metric} {unit.metric:.6g}")
-    # One pass for the rest; reasons keep their order (younger, live newest, trainer's
-    # best, and pinned first of all).
-    keep_within, horizon_ns, within = 0.0, math.inf, ""  # nothing is younger than never
-    if rules.keep_within is not None:
+        else:
+            scored = [u for u in units if u.metric is not None]
+            sign = 1.0 if rules.mode != "max" else -1.0
+            # Plain tuples compare without a Python call per unit; nsmallest is
+            # sorted()[:n] without the sort.
+            order = heapq.nsmallest(
+                rules.keep_best, [(sign * (u.metric or 0.0), -i) for i, u in enumerate(scored)]
+            )
+            for _score, negative_index in order:
+                unit = scored[-negative_index]
+                unit.reasons.append(f"best {rules.metric} {unit.metric:.6g}")
+    # Then, in each unit's reasons in this order: younger, live newest, trainer's best;
+    # pinned goes first of all.
+    if rules.keep_within is not None and count:
         keep_within = rules.keep_within
         horizon_ns = (now - keep_within) * 1e9
-        within = f"younger than {format_age(keep_within)}"
-    live_newest = units[-1] if protect_live_newest and count and units[-1].live else None
+        if max(map(_MTIME, units)) > horizon_ns:  # else none is young enough
+            within = f"younger than {format_age(keep_within)}"
+            for unit in units:
+                if unit.mtime_ns > horizon_ns:
+                    unit.reasons.append(within)
+                    unit.expires = unit.mtime_ns / 1e9 + keep_within
+    if protect_live_newest and count and units[-1].live:
+        units[-1].reasons.append(LIVE_NEWEST)
+    if any(map(_TRAINER_BEST, units)):
+        for unit in units:
+            if unit.trainer_best:
+                unit.reasons.append(TRAINER_BEST)
+    if pinned_among is not None:
+        for index in pinned_among(units):
+            units[index].reasons.insert(0, PINNED)
+    else:
+        for unit in units:
+            if pinned(unit):
+                unit.reasons.insert(0, PINNED)
     pool: list[Candidate] = []
+    if has_rules:
+        for unit in units:
+            reasons = unit.reasons
+            if reasons:
+                unit.keep = True
+            else:
+                unit.keep = False
+                reasons.append(KEPT_BY_NO_RULE)
+        return pool
     for unit in units:
         reasons = unit.reasons
-        if unit.mtime_ns > horizon_ns:
-            reasons.append(within)
-            unit.expires = unit.mtime_ns / 1e9 + keep_within
-        if unit is live_newest:
-            reasons.append(LIVE_NEWEST)
-        if unit.trainer_best:
-            reasons.append(TRAINER_BEST)
-        if pinned(unit):
-            reasons.insert(0, PINNED)
+        unit.keep = True
         if reasons:
-            unit.keep = True
-        elif has_rules:
-            unit.keep = False
-            reasons.append("kept by no rule")
-        elif budget_set:
-            unit.keep = True
+            continue
+        if budget_set:
             pool.append(unit)
         else:
-            unit.keep = True
             reasons.append(NO_RULE)
     return pool
+
+
+_MTIME = attrgetter("mtime_ns")
+_METRIC = attrgetter("metric")
+_TRAINER_BEST = attrgetter("trainer_best")
 
 
 def apply_budget(pool: list[Candidate], budget: int, total_after_rules: int) -> int:
@@ -446,12 +478,18 @@ def _make_plan(
             continue
         root_id = int(row[0])
         runs = load_runs(db, root_id, root)
-        folder_rows = checkpoint_folder_rows(db, root_id)
+        folder_rows: list[FolderRow] = []
         by_run = candidates_for_root(
-            db, root_id, root, runs=runs, metric=_run_metric(root_policy), folder_rows=folder_rows
+            db,
+            root_id,
+            root,
+            runs=runs,
+            metric=_run_metric(root_policy),
+            folder_rows_out=folder_rows,
         )
         root_pins = _pins_for(root, pins, root_policy)
         pinned = _pinned_check(root_pins)
+        pinned_among = _pins_among(root_pins)
         totals = RootTotals(root, root_policy.describe(), budget=root_policy.budget)
         pool: list[Candidate] = []
         for run_id, units in by_run.items():
@@ -465,6 +503,7 @@ def _make_plan(
                     pinned=pinned,
                     protect_live_newest=root_policy.protect_live_newest,
                     budget_set=root_policy.budget is not None,
+                    pinned_among=pinned_among,
                 )
             )
             if rules.keep_best and not any(u.metric is not None for u in units):
@@ -566,7 +605,7 @@ def _keep_link_targets(
                 continue
             del removable[unit.path]
             unit.keep = True
-            unit.reasons = [r for r in unit.reasons if r != "kept by no rule"]
+            unit.reasons = [r for r in unit.reasons if r != KEPT_BY_NO_RULE]
             unit.reasons.append(f"a link in {holder.path} points into it")
             protected.append(unit)
             if unit.path in links:
@@ -643,6 +682,42 @@ def _pinned_check(pins: Pins) -> Callable[[Candidate], bool]:
         return folder_pinned(folder) if known is None else known
 
     return pinned
+
+
+def _pins_among(pins: Pins) -> Callable[[list[Candidate]], list[int]]:
+    """Which units of one run are pinned (their indices, in order): what ``_pinned_check``
+    says of each, asked of a whole run.  Every path of the run is looked through once, in
+    C, for what could pin one (a glob's literal, an exact pin as the path or a folder
+    above it); a unit is checked alone only when its run holds such a thing."""
+    if not pins:
+        return lambda units: []
+    exact, globs = pins.exact, pins.globs
+    needles = (globs.needles if globs is not None else None) or ("",)
+    few = len(exact) <= _FEW_EXACT_PINS
+    marks = [("\0" + e + "/", "\0" + e + "\0") for e in exact] if few else []
+
+    def among(units: list[Candidate]) -> list[int]:
+        paths = list(map(_PATH, units))
+        joined = "\0" + "\0".join(paths) + "\0"  # no path holds a NUL
+        maybe = globs is not None and any(needle in joined for needle in needles)
+        if not maybe and exact:
+            if few:
+                maybe = any(inside in joined or whole in joined for inside, whole in marks)
+            else:
+                folders = {path[:cut] for path in paths if (cut := path.rfind("/")) > 0}
+                maybe = not exact.isdisjoint(paths) or any(map(pins._folder_pinned, folders))
+        if not maybe:
+            return []
+        check = _pinned_check(pins)
+        return [index for index, unit in enumerate(units) if check(unit)]
+
+    return among
+
+
+_FEW_EXACT_PINS = 32
+"""Up to this many exact pins are looked for one by one in a run's joined paths; more are
+looked up by each folder of the run."""
+_PATH = attrgetter("path")
 
 
 def _account_fs(fs_by_dev: dict[int, FsTotals], root: str, freed: int) -> None:

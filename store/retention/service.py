@@ -352,10 +352,17 @@ def _text(value: str) -> str:
     return paths.display(value)
 
 
-def item_json(item: Candidate) -> dict[str, Any]:
+def item_json(item: Candidate, shown: dict[str, str] | None = None) -> dict[str, Any]:
+    """One item of a plan; ``shown`` remembers the printable roots and runs across the
+    items of one plan (a run's many checkpoints name it once each)."""
+    if shown is None:
+        root, run = _text(item.root), _text(item.run_path)
+    else:
+        root = shown.get(item.root) or shown.setdefault(item.root, _text(item.root))
+        run = shown.get(item.run_path) or shown.setdefault(item.run_path, _text(item.run_path))
     return {
-        "root": _text(item.root),
-        "run": _text(item.run_path),
+        "root": root,
+        "run": run,
         "path": _text(item.path),
         "is_dir": item.is_dir,
         "size_bytes": item.size,
@@ -381,6 +388,7 @@ def storage_cost(root: str, nbytes: int) -> float | None:
 
 def plan_json(plan: Plan, policies: dict[str, Policy]) -> dict[str, Any]:
     """The ``retention plan --json`` shape."""
+    shown: dict[str, str] = {}
     return {
         "id": plan.id,
         "saved_to": str(plan.path) if plan.path else None,
@@ -413,8 +421,8 @@ def plan_json(plan: Plan, policies: dict[str, Policy]) -> dict[str, Any]:
             }
             for r in plan.runs
         ],
-        "items": [item_json(item) for item in plan.items],
-        "expiring_soon": [item_json(item) for item in expiring(plan)],
+        "items": [item_json(item, shown) for item in plan.items],
+        "expiring_soon": [item_json(item, shown) for item in expiring(plan)],
         "filesystems": [
             {
                 "roots": [_text(r) for r in fs.roots],
