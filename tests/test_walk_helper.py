@@ -199,6 +199,16 @@ def check_helper_answers(_tmp: str) -> None:
     gone.send(big)  # into a pipe nobody reads: no hang, no exception
     assert gone.result() is None
 
+    def tells(counter: Callable[[int], None]) -> bytes:
+        forked.tell(b"first")
+        forked.tell(big)
+        return b"done"
+
+    talker = forked.Helper(tells)
+    assert (talker.message(), talker.message(), talker.result()) == (b"first", big, b"done")
+    quiet = forked.Helper(killed)
+    assert quiet.message() is None and quiet.result() is None
+
 
 @needs_fork
 def test_a_helper_returns_its_bytes_and_any_failure_as_none(tmp_path: Path) -> None:
@@ -299,3 +309,44 @@ def check_forked_reader(tmp: str) -> None:
 @needs_fork
 def test_runs_read_by_a_forked_reader_are_the_runs_read_here(tmp_path: Path) -> None:
     in_fresh_python("check_forked_reader", tmp_path)
+
+
+def check_reader_killed_while_detecting(tmp: str) -> None:
+    """The forked reader detects a first load's runs; killed right then (the OOM killer),
+    the scan detects and reads them itself: the same index."""
+    from store.runs import RunSync
+    from tui.cli.index import index_roots
+
+    assert forked.can_fork()
+    tmp_path = Path(tmp)
+    root = tmp_path / "root"
+    make_wide(root)
+    scan.BULK_ROWS = scan.EVENT_FLOOD = 10
+    handed = RunSync.detect_ahead
+    killed: list[int] = []
+
+    def then_killed(self: RunSync, listing: Callable[[], object]) -> bool:
+        took = handed(self, listing)  # type: ignore[arg-type]
+        if took and self._detecting is not None:
+            os.kill(self._detecting.pid, signal.SIGKILL)
+            killed.append(self._detecting.pid)
+        return took
+
+    dumps = []
+    for name, split, detect in (("here.db", 10**9, handed), ("killed.db", 5, then_killed)):
+        scan.SPLIT_AFTER = split
+        RunSync.detect_ahead = detect  # type: ignore[method-assign]
+        index_roots([root], tmp_path / name, hash_files=False, remember_db=False)
+        db = open_db(tmp_path / name)
+        dumps.append(dump(db))
+        db.close()
+    assert killed  # the reader was detecting when it died
+    here, there = dumps
+    assert len(here["runs"]) > 12
+    assert [row[:14] for row in there["runs"]] == [row[:14] for row in here["runs"]]
+    assert [row[:17] for row in there["artifacts"]] == [row[:17] for row in here["artifacts"]]
+
+
+@needs_fork
+def test_a_reader_killed_while_detecting_leaves_the_same_index(tmp_path: Path) -> None:
+    in_fresh_python("check_reader_killed_while_detecting", tmp_path)
