@@ -71,6 +71,8 @@ def display(name: str | bytes) -> str:
             text = name.decode("ascii")
             return text if text.isprintable() else visible(text)
         text = name.decode("utf-8", "backslashreplace")
+    elif name.isascii():  # the usual name: no round trip through bytes
+        return name if name.isprintable() else visible(name)
     else:
         text = name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
     return visible(text)
