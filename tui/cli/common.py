@@ -134,6 +134,10 @@ def plain_reader(db_path: Path | None) -> Iterator[sqlite3.Connection]:
         conn.close()
 
 
+_ENCODER = json.JSONEncoder(ensure_ascii=False, default=str)
+"""``json.dumps(item, ensure_ascii=False, default=str)`` without a new encoder per item."""
+
+
 def emit_json(value: object) -> None:
     """Print ``value`` as JSON whose text holds no control character.
 
@@ -141,9 +145,29 @@ def emit_json(value: object) -> None:
     are written as ``\\uXXXX`` escapes, so the output is safe on a terminal too.
     """
     if isinstance(value, list):
-        emit_json_lines(json.dumps(item, ensure_ascii=False, default=str) for item in value)
+        emit_json_lines(map(_ENCODER.encode, value))
+        return
+    if isinstance(value, dict) and any(
+        isinstance(v, list) and len(v) > 100 for v in value.values()
+    ):
+        _echo_json(_object_with_long_lists(value))
         return
     _echo_json(json.dumps(value, indent=2, ensure_ascii=False, default=str))
+
+
+def _object_with_long_lists(value: dict[str, object]) -> str:
+    """An object one key per line, a list's items one per line: the indenting encoder is
+    Python, and ten times slower than the C one on a plan of 500,000 items."""
+
+    encode = _ENCODER.encode
+    fields = []
+    for key, item in value.items():
+        if isinstance(item, list) and item:
+            body = "[\n    " + ",\n    ".join(map(encode, item)) + "\n  ]"
+        else:
+            body = encode(item)
+        fields.append(f"  {encode(str(key))}: {body}")
+    return "{\n" + ",\n".join(fields) + "\n}" if fields else "{}"
 
 
 def emit_json_lines(items: Iterable[str]) -> None:
