@@ -75,7 +75,7 @@ def _read_exactly(fd: int, size: int) -> bytes:
     while size > 0:
         chunk = os.read(fd, min(size, 1 << 20))
         if not chunk:
-            raise EOFError("the parent sent no whole request")
+            raise EOFError("the pipe ended within a message")
         chunks.append(chunk)
         size -= len(chunk)
     return b"".join(chunks)
@@ -142,7 +142,10 @@ class Helper:
     def message(self) -> bytes | None:
         """The next thing the child ``tell``s, blocking until it does; None if the child
         ended first (or failed): the helper is then finished, its ``result`` None."""
-        if self._done or self._ask_fd >= 0:
+        if self._done:
+            return None
+        if self._ask_fd >= 0:  # never sent its request: it would wait for ever
+            self.abandon()
             return None
         try:
             (size,) = _COUNTER.unpack(_read_exactly(self._read_fd, _COUNTER.size))
