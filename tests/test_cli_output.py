@@ -6,8 +6,8 @@ import json
 
 import pytest
 
+from store.retention.plan import GROUPED_AFTER, grouped_warnings
 from tui.cli.common import emit_json
-from tui.cli.retention import GROUPED_AFTER, grouped_warnings
 
 HOSTILE = "[red]x[/red]\x1b[31m\nname\udce9"
 
@@ -47,8 +47,7 @@ def test_warnings_naming_many_runs_share_a_line() -> None:
     plain = ["not indexed: /data", "still 5 bytes over budget"]
     lines = grouped_warnings([*many[:10], *few, *plain, *many[10:]])
     assert lines[0] == (
-        "exp/run0, exp/run1, exp/run2 and 5997 more (see --json): "
-        "no val_loss value for any checkpoint"
+        "exp/run0, exp/run1, exp/run2 and 5997 more: no val_loss value for any checkpoint"
     )
     assert lines[1:] == [*few, *plain]
 

@@ -13,7 +13,7 @@ import json
 import os
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from math import isfinite
 from operator import attrgetter
@@ -734,3 +734,24 @@ def _account_fs(fs_by_dev: dict[int, FsTotals], root: str, freed: int) -> None:
     fs.bytes_freed += freed
     if fs.free_now is not None:
         fs.free_after_purge = fs.free_now + fs.bytes_freed
+
+
+GROUPED_AFTER = 3
+"""More runs than this with the same warning share one line (``plan.warnings`` lists each)."""
+
+
+def grouped_warnings(warnings: Sequence[str]) -> list[str]:
+    """The plan's warnings, those that differ only in the run they name (``run: what``)
+    as one line naming the first few: 6,000 runs without a metric are one warning."""
+    by_text: dict[str, list[str]] = {}
+    for warning in warnings:
+        where, colon, what = warning.partition(": ")
+        by_text.setdefault(what if colon else warning, []).append(where if colon else "")
+    lines = []
+    for what, wheres in by_text.items():
+        if len(wheres) <= GROUPED_AFTER or "" in wheres:
+            lines += [f"{where}: {what}" if where else what for where in wheres]
+            continue
+        shown = ", ".join(wheres[:GROUPED_AFTER])
+        lines.append(f"{shown} and {len(wheres) - GROUPED_AFTER} more: {what}")
+    return lines

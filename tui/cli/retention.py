@@ -27,7 +27,7 @@ from store.lock import WriterBusyError
 from store.retention import service
 from store.retention.audit import AuditRecord
 from store.retention.candidates import Candidate
-from store.retention.plan import Plan, default_plan_dir, load_plan
+from store.retention.plan import Plan, default_plan_dir, grouped_warnings, load_plan
 from store.retention.policy import Policy, from_flags, parse_age
 from store.retention.service import (
     entry_json,
@@ -166,27 +166,6 @@ def print_plan(plan: Plan, policies: dict[str, Policy]) -> None:
         f"plan {plan.id}: remove {len(removals)} item(s), {human_size(plan.bytes_freed)}"
         + (f"; apply with `artlens retention apply {plan.id} --yes`" if removals else "")
     )
-
-
-GROUPED_AFTER = 3
-"""More runs than this with the same warning share one line (``--json`` lists each)."""
-
-
-def grouped_warnings(warnings: Sequence[str]) -> list[str]:
-    """The plan's warnings, those that differ only in the run they name (``run: what``)
-    as one line naming the first few: 6,000 runs without a metric are one warning."""
-    by_text: dict[str, list[str]] = {}
-    for warning in warnings:
-        where, colon, what = warning.partition(": ")
-        by_text.setdefault(what if colon else warning, []).append(where if colon else "")
-    lines = []
-    for what, wheres in by_text.items():
-        if len(wheres) <= GROUPED_AFTER or "" in wheres:
-            lines += [f"{where}: {what}" if where else what for where in wheres]
-            continue
-        shown = ", ".join(wheres[:GROUPED_AFTER])
-        lines.append(f"{shown} and {len(wheres) - GROUPED_AFTER} more (see --json): {what}")
-    return lines
 
 
 def _interactive() -> bool:

@@ -35,6 +35,7 @@ from store.retention.plan import (
     PINNED,
     TRAINER_BEST,
     Plan,
+    grouped_warnings,
 )
 from store.retention.policy import Policy
 from store.retention.service import Planned
@@ -389,7 +390,7 @@ class RetentionScreen(Screen[None]):
         soon = message.expiring()
         if soon:
             text.append(f" · {len(soon)} expiring soon", style="yellow")
-        for warning in plan.warnings[:2]:
+        for warning in grouped_warnings(plan.warnings)[:2]:
             text.append(f"\n{paths.display(warning)}", style="yellow")
         for link in plan.links[:2]:  # e.g. last.ckpt: never counted, and what it points at
             text.append(f"\n{paths.display(link)}", style="yellow" if "dangle" in link else "dim")
