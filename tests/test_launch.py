@@ -101,3 +101,46 @@ def test_the_command_runs_from_compiled_modules_the_second_time(tmp_path: Path) 
     compiled = list(folder.rglob("group.*.pyc"))  # tui/cli/group.py
     assert compiled and not any(p.is_relative_to(ROOT / "tui") for p in compiled)
     assert not list(folder.rglob("core.*.pyc"))  # click/core.py: pip compiled it already
+
+
+def artlens(*args: str, thread: bool = False) -> subprocess.CompletedProcess[str]:
+    """The console script's ``main`` in a new Python; "TEARDOWN" on stderr says Python's
+    own exit ran (an atexit function)."""
+    code = (
+        "import atexit, sys, threading\n"
+        "atexit.register(lambda: sys.stderr.write('TEARDOWN\\n'))\n"
+        + (
+            "stop = threading.Event(); threading.Thread(target=stop.wait, daemon=True).start()\n"
+            if thread
+            else ""
+        )
+        + f"sys.argv = ['artlens', *{list(args)!r}]\n"
+        "import tui.launch; tui.launch.main()\n"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        env={**os.environ, "PYTHONPATH": str(ROOT), "ARTLENS_NO_FORK": "1"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_index_ends_without_teardown_and_says_everything(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    (root / "run").mkdir(parents=True)
+    (root / "run" / "metrics.json").write_text('{"loss": 0.5}')
+    db = tmp_path / "index.db"
+    done = artlens("index", "--no-hash", "--db", str(db), str(root))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == f"index: {db}"  # flushed before the end
+    assert "TEARDOWN" not in done.stderr
+    as_json = artlens("index", "--no-hash", "--json", "--db", str(db), str(root))
+    assert as_json.returncode == 0 and '"db"' in as_json.stdout and "TEARDOWN" not in as_json.stderr
+    # with another thread alive, or a command that failed, Python ends as usual
+    threaded = artlens("index", "--no-hash", "--db", str(db), str(root), thread=True)
+    assert threaded.returncode == 0 and "TEARDOWN" in threaded.stderr
+    failed = artlens("index", "--no-hash", "--db", str(db), str(tmp_path / "missing"))
+    assert failed.returncode != 0 and "TEARDOWN" in failed.stderr
+    other = artlens("runs", "--db", str(db))
+    assert other.returncode == 0 and "TEARDOWN" in other.stderr  # only index asks for it

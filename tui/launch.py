@@ -26,8 +26,31 @@ OWN_PACKAGES = ("store", "tui")
 def main() -> None:
     keep_bytecode()
     from tui.cli import main as cli
+    from tui.cli.common import ends_at_once
 
-    cli(prog_name="artlens")
+    try:
+        cli(prog_name="artlens")
+    except SystemExit as exc:
+        code = exc.code
+        if (code is None or isinstance(code, int)) and ends_at_once():
+            _end_now(code or 0)
+        raise
+
+
+def _end_now(code: int) -> None:
+    """End the process without Python's teardown, once a command said it may: only with
+    no other thread alive (it could be writing) and once the output is flushed (a flush
+    that fails, a closed pipe, leaves it to Python to report)."""
+    import threading
+
+    if threading.active_count() > 1:
+        return
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        return
+    os._exit(code)
 
 
 def bytecode_folders() -> list[str]:

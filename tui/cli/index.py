@@ -24,6 +24,7 @@ from tui.cli.common import (
     emit_json_lines,
     is_terminal,
     json_option,
+    may_end_at_once,
     plain_reader,
     reader,
 )
@@ -184,12 +185,13 @@ def index_cmd(
         return
     if as_json:
         emit_json({"db": str(target), "roots": [r.to_json() for r in reports]})
-        return
-    for report in reports:
-        click.echo(_summary(report))
-        for what, samples in sorted(report.samples.items()):
-            click.echo(f"  {what}: {', '.join(samples)}")
-    click.echo(f"index: {target}")
+    else:
+        for report in reports:
+            click.echo(_summary(report))
+            for what, samples in sorted(report.samples.items()):
+                click.echo(f"  {what}: {', '.join(samples)}")
+        click.echo(f"index: {target}")
+    may_end_at_once()  # the index is published and closed, the lock released
 
 
 def _ask_watcher(target: Path, roots: list[Path], info: dict[str, Any], as_json: bool) -> None:
