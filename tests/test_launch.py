@@ -3,6 +3,7 @@ not to write it beside the sources, and only in a folder no one else can write."
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -142,5 +143,8 @@ def test_index_ends_without_teardown_and_says_everything(tmp_path: Path) -> None
     assert threaded.returncode == 0 and "TEARDOWN" in threaded.stderr
     failed = artlens("index", "--no-hash", "--db", str(db), str(tmp_path / "missing"))
     assert failed.returncode != 0 and "TEARDOWN" in failed.stderr
+    listed = artlens("runs", "--json", "--db", str(db))
+    assert listed.returncode == 0 and "TEARDOWN" not in listed.stderr
+    assert [run["path"] for run in json.loads(listed.stdout)] == [str(root / "run")]
     other = artlens("runs", "--db", str(db))
-    assert other.returncode == 0 and "TEARDOWN" in other.stderr  # only index asks for it
+    assert other.returncode == 0 and "TEARDOWN" in other.stderr  # only those that ask for it

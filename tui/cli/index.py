@@ -280,6 +280,7 @@ def runs_cmd(
     if as_json:
         with plain_reader(db_path) as conn:
             emit_json_lines(runs_json(conn))
+        may_end_at_once()  # a script's call: printed, and the index closed
         return
     with reader(db_path) as db:
         runs = list_runs(db)
