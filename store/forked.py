@@ -2,7 +2,8 @@
 
 A cold index spends most of its time in Python holding the GIL, on a machine with at least
 two cores: a thread would only take turns with it.  A forked child shares nothing but what
-it was given at the fork, runs ``job`` and sends back the bytes it returns through a pipe.
+it was given at the fork (and, forked ``waits=True``, one ``request`` sent later), runs
+``job`` and sends back the bytes it returns through a pipe, after any ``tell`` it made.
 
 The child never touches what the parent holds open (SQLite connections, locks): it runs
 ``job``, writes, and leaves with ``os._exit`` (no atexit, no finalisers, no stdio flush).

@@ -608,7 +608,8 @@ class RunSync:
         return list(self._specs.items())[:READ_AHEAD_RUNS]
 
     def drop_unused_reader(self) -> None:
-        """Stop a reader ``fork_reader`` started that was never given its runs."""
+        """Stop a reader ``fork_reader`` started whose work was never taken: never given
+        its runs, or given a listing whose runs ``prepare`` did not ask for."""
         for helper in (self._waiting, self._detecting):
             if helper is not None:
                 helper.abandon()
