@@ -249,7 +249,7 @@ def attach_members(db: sqlite_utils.Database, root_id: int, units: list[Candidat
         while cut >= 0:
             unit = folders.get(path[:cut])
             if unit is not None:
-                unit.members.append(Member(path, size, mtime_ns, inode, ftype, digest))
+                unit.members = [*unit.members, Member(path, size, mtime_ns, inode, ftype, digest)]
                 break
             cut = path.find("/", cut + 1)
 

@@ -164,7 +164,9 @@ class Plan:
                     item.ftype,
                     item.hash,
                     item.reasons,
-                    [[m.path, m.size, m.mtime_ns, m.inode, m.ftype, m.hash] for m in item.members],
+                    [[m.path, m.size, m.mtime_ns, m.inode, m.ftype, m.hash] for m in item.members]
+                    if item.members
+                    else [],
                 ]
             )
         payload = {
