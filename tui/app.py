@@ -23,6 +23,7 @@ from textual.message import Message
 from textual.widgets import Input
 from textual.worker import Worker, WorkerState
 
+from store.index.db import data_version, open_db
 from store.index.views import ReaderPool
 from store.remote import live
 from store.remote.config import Remote
@@ -346,9 +347,9 @@ class ArtlensApp(App[None]):
         self._poll()
 
     def _poll(self) -> None:
-        """Cheap on the UI thread: one PRAGMA on an idle connection."""
-        from store.index.db import data_version, open_db
-
+        """Cheap on the UI thread: one PRAGMA on an idle connection.  Its module is imported
+        with the app's: imported here, the first poll waited on the import lock for as long
+        as a worker took to import the index's modules (150 ms before the first frame)."""
         self._last_poll = time.monotonic()
         try:
             if self._poll_db is None:
