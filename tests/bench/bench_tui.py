@@ -73,10 +73,14 @@ BareApp().run()
 ARTLENS_SCRIPT = """
 import sys
 sys.path.insert(0, sys.argv[2])
+from tui.launch import keep_bytecode
+keep_bytecode()
 from tui.app import run_app
 run_app(sys.argv[1], [], watch=False)
 """
-"""The explorer exactly as ``artlens`` opens it (minus the CLI's argument parsing)."""
+"""The explorer exactly as ``artlens`` opens it (minus the CLI's argument parsing): the
+console script keeps artlens's compiled modules first (``tui.launch``), so where
+``PYTHONDONTWRITEBYTECODE`` is set they are not compiled again at every start."""
 _ESCAPES = re.compile(
     rb"\x1b\[[0-9;?<>=$]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[()][0-9A-Za-z]"
 )
