@@ -91,17 +91,22 @@ def test_the_command_runs_from_compiled_modules_the_second_time(tmp_path: Path) 
     if not artlens.exists():
         pytest.skip("the console script is not installed beside this Python")
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "ARTLENS_CACHE": str(tmp_path)}
+    venv_folder = Path(sys.prefix) / "share" / "artlens" / "pycache"
+    # what other runs left there: an explorer's worker importing while the UI thread
+    # compiles one of artlens's modules writes its bytecode there too (launch.py says so)
+    before = set(venv_folder.rglob("core.*.pyc"))
     for _ in range(2):
         run = subprocess.run(
             [str(artlens), "--version"], env=env, capture_output=True, text=True, timeout=120
         )
         assert run.returncode == 0 and "artlens" in run.stdout
-    folder = Path(sys.prefix) / "share" / "artlens" / "pycache"
+    folder = venv_folder
     if not folder.is_dir():  # the environment is not ours to write: the cache folder is
         folder = tmp_path / "pycache"
     compiled = list(folder.rglob("group.*.pyc"))  # tui/cli/group.py
     assert compiled and not any(p.is_relative_to(ROOT / "tui") for p in compiled)
-    assert not list(folder.rglob("core.*.pyc"))  # click/core.py: pip compiled it already
+    # click/core.py: pip compiled it already, and this single-threaded command leaves it so
+    assert set(folder.rglob("core.*.pyc")) <= before
 
 
 def artlens(*args: str, thread: bool = False) -> subprocess.CompletedProcess[str]:
