@@ -35,6 +35,7 @@ from store.lock import WriterLock, holder
 from store.scan import Indexer
 from tests.conftest import ground_truth
 from tui.app import ArtlensApp
+from tui.cli.open_app import open_first
 from tui.format import human_size
 from tui.screens.explorer import ExplorerScreen
 from tui.screens.metrics import MetricsScreen
@@ -712,3 +713,43 @@ async def test_the_tree_follows_a_scan_event_below_the_root(
         scans = [bytes(p) for (p,) in found]
         db.close()
         assert scans == [key]  # the run, above the open folder
+
+
+@sync
+async def test_checklists_wait_for_a_first_scan_then_every_run_has_one(tmp_path: Path) -> None:
+    """A root never indexed: its runs come in while the scan goes on, their checklists
+    are held meanwhile (a run's summaries come last) and made for every run after."""
+    root = tmp_path / "root"
+    for number in range(RUNS):
+        write_run(root / "lightning_logs" / f"version_{number}")
+    age_everything(root, OLD)
+    db_path = tmp_path / "index.db"
+    assert open_first([root], db_path, remember_db=False)  # as `artlens ROOT` opens it
+    app = live_app(db_path, root)
+    async with app.run_test(size=(120, 30)) as pilot:
+        screen = await start(pilot)
+        shown = {str(run_id) for run_id in screen.runs}
+        await until(pilot, lambda: set(map(str, screen.checklists)) >= shown, "checklists")
+        assert screen.runs_pane._checklists_held is None
+        assert all(cell(screen, run_id, "check") for run_id in screen.runs)
+
+
+@sync
+async def test_a_held_checklist_is_made_once_released(live_tree: tuple[Path, Path]) -> None:
+    root, db_path = live_tree
+    app = live_app(db_path, root)
+    async with app.run_test(size=(120, 30)) as pilot:
+        screen = await start(pilot)
+        await until(pilot, lambda: len(screen.checklists) == RUNS, "the first checklists")
+        screen.first_scan_running(True)
+        write_run(root / "lightning_logs" / "version_new")
+        await until(pilot, lambda: len(screen.runs) == RUNS + 1, "the new run")
+        new = run_id_of(screen, "version_new")
+        await until(pilot, lambda: str(new) in screen.table.rows, "its row")
+        held = screen.runs_pane._checklists_held
+        assert held is not None and new in held  # asked for, not made
+        assert new not in screen.checklists and cell(screen, new, "check") == ""
+        screen.first_scan_running(False)
+        await until(pilot, lambda: new in screen.checklists, "its checklist")
+        await until(pilot, lambda: cell(screen, new, "check") != "", "its check cell")
+        assert screen.runs_pane._checklists_held is None

@@ -58,6 +58,11 @@ class IndexProgress(Message):
         self.text = text
 
 
+class FirstScanOver(Message):
+    """The in-process watcher's start (a new root's first scan) ended, whichever way
+    (posted from its thread, after its last ``IndexProgress``)."""
+
+
 PROGRESS_EVERY = 0.25
 """Seconds between two progress lines of a first scan."""
 POLL_SECONDS = 0.25
@@ -251,6 +256,7 @@ class ArtlensApp(App[None]):
             return  # quitting stopped the first scan: the root stays fresh for next time
         finally:
             self._starting = None
+            self.post_message(FirstScanOver())
         with self._watcher_guard:
             if self._closing:  # quit while it started: nobody else will stop it
                 watcher.stop()
@@ -329,6 +335,12 @@ class ArtlensApp(App[None]):
     def on_index_progress(self, message: IndexProgress) -> None:
         if self.watcher is None:  # the watcher started: "watching" is already said
             self._watch_status(message.text, ok=False)
+            if self.explorer is not None:
+                self.explorer.first_scan_running(True)
+
+    def on_first_scan_over(self) -> None:
+        if self.explorer is not None:
+            self.explorer.first_scan_running(False)
 
     def _index_committed(self) -> None:
         """On the watcher's thread, after each commit: wake the screens, once per wait."""

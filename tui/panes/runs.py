@@ -46,6 +46,8 @@ AGE_REFRESH_SECONDS = 30.0
 """Ages ("5m") in the table drift; re-render changed cells this often."""
 MAX_TABLE_ROWS = 1000
 """Rows the runs table holds; beyond this the filter narrows (the index may hold more)."""
+ALL_RUNS = -1
+"""Held in place of the run ids when every run's checklist was asked for."""
 CHECKLIST_SLICE = 50
 """Runs whose checklists one worker step evaluates before it posts them and pauses."""
 CHECKLIST_PAUSE = 0.02
@@ -103,6 +105,8 @@ class RunsPane(Vertical):
         self._checklist_errors: set[str] = set()
         self._checklist_asked: set[int] = set()
         """Runs whose checklist is current or requested since the last full load."""
+        self._checklists_held: set[int] | None = None
+        """Runs whose checklist was asked for while held (``hold_checklists``), or None."""
         self.user_pins: frozenset[tuple[bytes, str]] = frozenset()
         """Exact pins from the user state: (root path, root-relative path)."""
         self.user_notes: dict[tuple[bytes, str], str] = {}
@@ -286,9 +290,27 @@ class RunsPane(Vertical):
     # -- checklists ----------------------------------------------------------------------
 
     def _load_checklists(self, run_ids: tuple[int, ...]) -> None:
-        """Checklist results of ``run_ids`` (every run when empty), read in a worker."""
+        """Checklist results of ``run_ids`` (every run when empty), read in a worker; kept
+        for later while checklists are held (``hold_checklists``)."""
+        held = self._checklists_held
+        if held is not None:
+            held.update(run_ids or {ALL_RUNS})
+            return
         self._checklist_request += 1
         self._checklist_worker(self._checklist_request, run_ids)
+
+    def hold_checklists(self, hold: bool) -> None:
+        """Hold checklists back while a new root's first scan writes its runs, then check
+        every run asked for meanwhile.  A run comes in before its summaries are read (and
+        its files in chunks): checked then, it would show what it misses so far as what it
+        misses, and each chunk would check it again, on the GIL the scan needs."""
+        if hold:
+            if self._checklists_held is None:
+                self._checklists_held = set()
+            return
+        held, self._checklists_held = self._checklists_held, None
+        if held:
+            self._load_checklists(() if ALL_RUNS in held else tuple(sorted(held)))
 
     @work(thread=True, group="checklist", exit_on_error=False)
     def _checklist_worker(self, request: int, run_ids: tuple[int, ...]) -> None:

@@ -278,6 +278,10 @@ class ExplorerScreen(Screen[None]):
     def runs_pane(self) -> RunsPane:
         return self._runs_pane
 
+    def first_scan_running(self, running: bool) -> None:
+        """A new root's first scan is writing its runs (or has ended): checklists wait."""
+        self.runs_pane.hold_checklists(running)
+
     @property
     def table(self) -> RunsTable:
         return self.query_one(RunsTable)
