@@ -748,7 +748,15 @@ async def test_a_held_checklist_is_made_once_released(live_tree: tuple[Path, Pat
         held = screen.runs_pane._checklists_held
         assert held is not None and new in held  # asked for, not made
         assert new not in screen.checklists and cell(screen, new, "check") == ""
+        screen.jump_to_run(new)  # its detail in the preview says so too
+
+        def detail() -> str:
+            return screen.preview_pane.plain_text(width=120)
+
+        await until(pilot, lambda: "checklist after the first scan" in detail(), "the detail")
         screen.first_scan_running(False)
         await until(pilot, lambda: new in screen.checklists, "its checklist")
         await until(pilot, lambda: cell(screen, new, "check") != "", "its check cell")
+        await until(pilot, lambda: "checklist 3/3" in detail(), "the detail's checklist")
+        assert "after the first scan" not in detail()
         assert screen.runs_pane._checklists_held is None

@@ -299,6 +299,10 @@ class RunsPane(Vertical):
         self._checklist_request += 1
         self._checklist_worker(self._checklist_request, run_ids)
 
+    @property
+    def checklists_held(self) -> bool:
+        return self._checklists_held is not None
+
     def hold_checklists(self, hold: bool) -> None:
         """Hold checklists back while a new root's first scan writes its runs, then check
         every run asked for meanwhile.  A run comes in before its summaries are read (and

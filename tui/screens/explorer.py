@@ -279,8 +279,12 @@ class ExplorerScreen(Screen[None]):
         return self._runs_pane
 
     def first_scan_running(self, running: bool) -> None:
-        """A new root's first scan is writing its runs (or has ended): checklists wait."""
+        """A new root's first scan is writing its runs (or has ended): checklists wait,
+        the run detail's too; once it ends, the run detail shown gets its checklist."""
+        held = self.runs_pane.checklists_held
         self.runs_pane.hold_checklists(running)
+        if held and not running:
+            self._refresh_run_detail()
 
     @property
     def table(self) -> RunsTable:
@@ -573,8 +577,19 @@ class ExplorerScreen(Screen[None]):
         self._detail_base = self.preview_pane.sections if shown is None else shown
         where = (run.root, paths.unkey(run.path))
         self.preview_pane.show_run_detail(
-            run, self._detail_base, note=self.user_notes.get(where), pinned=where in self.user_pins
+            run,
+            self._detail_base,
+            note=self.user_notes.get(where),
+            pinned=where in self.user_pins,
+            checklist=not self.runs_pane.checklists_held,
         )
+
+    def _refresh_run_detail(self) -> None:
+        """Read the run detail the preview shows again (when it shows one)."""
+        tree = self.file_tree
+        showing_run = not tree.has_focus or tree.cursor_node is tree.root
+        if self._detail_run is not None and self._preview_key is None and showing_run:
+            self._request_run_detail(self._detail_run, shown=self._detail_base)
 
     def _target(self) -> tuple[bytes, str, str] | None:
         """(root, root-relative path, label) that ``n`` acts on: the file or folder
@@ -629,11 +644,10 @@ class ExplorerScreen(Screen[None]):
         tree = self.file_tree
         if tree.root_id is not None:
             tree.show_pins(self.user_pins, self.root_paths.get(tree.root_id))
-        showing_run = not tree.has_focus or tree.cursor_node is tree.root
-        if self._detail_run is not None and self._preview_key is None and showing_run:
-            self._request_run_detail(self._detail_run, shown=self._detail_base)
-        elif self._preview_key is not None:
+        if self._preview_key is not None:
             self._refresh_preview()
+        else:
+            self._refresh_run_detail()
 
     def action_note(self) -> None:
         from tui.screens.note import NoteScreen

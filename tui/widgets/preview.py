@@ -723,13 +723,14 @@ class PreviewPane(VerticalScroll):
         *,
         note: str | None = None,
         pinned: bool = False,
+        checklist: bool = True,
     ) -> None:
-        """Show the run's detail (params, metrics, checklist, copies) below ``shown``,
-        read and laid out on a worker."""
+        """Show the run's detail (params, metrics, checklist unless ``checklist`` is False,
+        copies) below ``shown``, read and laid out on a worker."""
         if self.source is None:
             return
         token = self._supersede()
-        self._run_detail_worker(token, run, shown, note, pinned, self.line_width)
+        self._run_detail_worker(token, run, shown, note, pinned, checklist, self.line_width)
 
     @work(thread=True, exclusive=True, group="preview", exit_on_error=False)
     def _run_detail_worker(
@@ -739,6 +740,7 @@ class PreviewPane(VerticalScroll):
         shown: tuple[RenderableType, ...],
         note: str | None,
         pinned: bool,
+        checklist: bool,
         width: int,
     ) -> None:
         from tui.widgets.run_detail import load_run_detail, run_detail_sections
@@ -754,7 +756,7 @@ class PreviewPane(VerticalScroll):
             detail = replace(detail, run=run)
         else:
             with self.source.pool.connection() as db:
-                detail = load_run_detail(db, run, note=note, pinned=pinned)
+                detail = load_run_detail(db, run, note=note, pinned=pinned, checklist=checklist)
         sections = shown + run_detail_sections(detail, self.source.clock())
         lines = layout(sections, width, share_gil=True)
         if get_current_worker().is_cancelled:

@@ -36,18 +36,38 @@ class RunDetail:
     duplicates: Duplicates
     note: str | None = None
     pinned: bool = False
+    checklist_pending: bool = False
+    """Not evaluated: a new root's first scan is still writing the run (its summaries come
+    last), so what it misses so far is not what it misses."""
 
 
 def load_run_detail(
-    db: sqlite_utils.Database, run: RunRow, *, note: str | None, pinned: bool
+    db: sqlite_utils.Database,
+    run: RunRow,
+    *,
+    note: str | None,
+    pinned: bool,
+    checklist: bool = True,
 ) -> RunDetail:
-    """Checklist, code and environment, and duplicated files of one run."""
+    """Checklist (unless ``checklist`` is False: see ``RunDetail.checklist_pending``), code
+    and environment, and duplicated files of one run."""
     error = None
-    try:
-        result: ChecklistResult | None = evaluate(db, run, load_checklist(run.root))
-    except ChecklistError as exc:
-        result, error = None, str(exc)
-    return RunDetail(run, result, error, provenance(db, run), duplicates(db, run), note, pinned)
+    result: ChecklistResult | None = None
+    if checklist:
+        try:
+            result = evaluate(db, run, load_checklist(run.root))
+        except ChecklistError as exc:
+            error = str(exc)
+    return RunDetail(
+        run,
+        result,
+        error,
+        provenance(db, run),
+        duplicates(db, run),
+        note,
+        pinned,
+        checklist_pending=not checklist,
+    )
 
 
 KEY_PARAMS = 8
@@ -128,6 +148,8 @@ def run_detail_sections(detail: RunDetail, now: float) -> tuple[RenderableType, 
         sections.append(checklist_text(detail.checklist))
     elif detail.checklist_error:
         sections.append(Text(visible(detail.checklist_error), style="red"))
+    elif detail.checklist_pending:
+        sections.append(Text("checklist after the first scan", style="dim"))
     warnings = run.meta.get("warnings")
     if isinstance(warnings, list) and warnings:
         shown = Text()
