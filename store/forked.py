@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import mmap
 import os
+import select
 import signal
 import struct
 import sys
@@ -139,6 +140,15 @@ class Helper:
         if self._done:
             return 0
         return int(_COUNTER.unpack_from(self._shared, 0)[0])
+
+    def ready(self) -> bool:
+        """True when ``message`` or ``result`` would not block: the child told something,
+        or ended (or this helper is finished)."""
+        if self._done:
+            return True
+        poller = select.poll()
+        poller.register(self._read_fd, select.POLLIN)
+        return bool(poller.poll(0))
 
     def message(self) -> bytes | None:
         """The next thing the child ``tell``s, blocking until it does; None if the child

@@ -586,6 +586,12 @@ class RunSync:
         self._detecting = waiting
         return True
 
+    def detecting(self) -> bool:
+        """True while the reader ``detect_ahead`` gave a listing has not answered yet:
+        ``prepare`` would wait for it now."""
+        helper = self._detecting
+        return helper is not None and not helper.ready()
+
     def _take_detected(self) -> list[RunSpec] | None:
         """The runs the reader detected (``detect_ahead``), or None (then it is stopped)."""
         from store.frameworks import RunSpec

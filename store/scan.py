@@ -62,6 +62,10 @@ data beats growing it row by row in its middle (see ``_drop_secondary_indexes``)
 NAME_CACHE = 100_000
 """File names whose printable form and kind a bulk insert keeps (see ``_insert_rows``)."""
 
+AHEAD_ROWS = 250_000
+"""Rows a first load makes at most while its runs are being detected (``_rows_ahead``):
+some 50 MB, waiting in memory for the insert."""
+
 SPLIT_AFTER = 10_000
 """A whole-tree walk shares the rest with a forked helper once it has walked this many
 files (where forking is safe, see ``store.forked``): below it a fork costs more than the
@@ -258,8 +262,12 @@ class _Walk:
 _NAME, _INODE, _SIZE, _MTIME = (operator.itemgetter(i) for i in range(4))
 
 
-def _is_file(entry: _Identity) -> bool:
-    return entry[5] == "file"
+_FTYPE = operator.itemgetter(5)
+
+
+def _all_files(entries: list[_Identity]) -> bool:
+    """No link among ``entries`` (counted in C: this is asked of every folder)."""
+    return list(map(_FTYPE, entries)).count("file") == len(entries)
 
 
 def folder_digest(entries: Sequence[_Identity]) -> int:
@@ -765,6 +773,8 @@ class Indexer:
         )
         # put in key order before the runs are known: a forked reader may be detecting them
         ordered = list(_in_key_order(walk)) if first_load else None
+        names = _FileNames()
+        ahead = self._rows_ahead(ordered, names) if ordered is not None else None
         self.runs.prepare(listing, structural=structural and not detect_after_write)
 
         report.added, report.changed, report.removed = len(added), len(changed), len(removed)
@@ -774,7 +784,9 @@ class Indexer:
         counted: dict[int, list[int]] | None = {} if full and not had_rows else None
         with write_transaction(self.db) as conn:
             self.runs.upsert(conn, now)
-            self._write_artifacts(added, changed, removed, cache, walk.links, now, counted, ordered)
+            self._write_artifacts(
+                added, changed, removed, cache, walk.links, now, counted, ordered, names, ahead
+            )
             # after the rows: their writes made the triggers forget these digests
             self._write_dirs(dirs_written, dirs_removed)
             if structural and detect_after_write:
@@ -921,6 +933,40 @@ class Indexer:
                 found[(e.dev, e.inode, e.size, e.mtime_ns)] = row[0]
         return found
 
+    def _rows_ahead(
+        self, ordered: list[tuple[bytes, list[_Identity]]], names: _FileNames
+    ) -> list[_Ahead | None]:
+        """While a forked reader detects the runs (``RunSync.detecting``), make the rows of
+        the first pieces of a first load, all but their run: ``_insert_rows`` then puts each
+        folder's run in front.  Stops once the runs are known, or at ``AHEAD_ROWS`` (these
+        rows wait in memory); a piece holding links is left for the insert."""
+        made: list[_Ahead | None] = []
+        detecting = self.runs.detecting
+        get, name_and_kind = names.get, names.name_and_kind
+        count = 0
+        for parent, files in ordered:
+            if count >= AHEAD_ROWS or not detecting():
+                break
+            if not _all_files(files):
+                made.append(None)
+                continue
+            prefix = parent + b"/" if parent else b""
+            rows: list[tuple[object, ...]] = [
+                (
+                    prefix + raw,
+                    parent,
+                    *(get(raw) or name_and_kind(raw, prefix + raw)),
+                    size,
+                    mtime_ns,
+                    inode,
+                    dev,
+                )
+                for raw, inode, size, mtime_ns, dev, _ftype in files
+            ]
+            made.append((rows, *_sums(files)))
+            count += len(files)
+        return made
+
     def _write_dirs(
         self, written: list[tuple[bytes, bytes, int, int | None]], removed: list[bytes]
     ) -> None:
@@ -936,11 +982,13 @@ class Indexer:
         now: float,
         counted: dict[int, list[int]] | None = None,
         ordered: list[tuple[bytes, list[_Identity]]] | None = None,
+        names: _FileNames | None = None,
+        ahead: list[_Ahead | None] | None = None,
     ) -> None:
         """``counted``: filled with each run's [size, files, newest mtime_ns, oldest
         mtime_ns] over the rows inserted (see ``_run_totals``).  ``ordered``: a first load,
         whose ``added`` are the walk's entries, inserted from its per-folder lists in key
-        order (``_in_key_order``)."""
+        order (``_in_key_order``), ``ahead`` the rows made while the runs were detected."""
         c = self.db.conn
         run_of = self.runs.run_of_entry
         dirty: set[int | None] = set()
@@ -948,7 +996,7 @@ class Indexer:
         # a forked reader runs beside the inserts on another core; a thread would slow them
         forked_reader = self._read_ahead and bulk and self.runs.read_ahead_forked()
         if ordered is not None:
-            self._insert_rows(ordered, cache, links, now, dirty, counted)
+            self._insert_rows(ordered, cache, links, now, dirty, counted, names, ahead)
         else:
             added.sort(key=_path_of)  # in key order, the B-tree indexes grow at their ends
             self._insert_rows(_by_folder(added), cache, links, now, dirty, counted)
@@ -1025,6 +1073,8 @@ class Indexer:
         now: float,
         dirty: set[int | None],
         counted: dict[int, list[int]] | None,
+        names: _FileNames | None = None,
+        ahead: list[_Ahead | None] | None = None,
     ) -> None:
         """Insert rows for new files, given as (folder, entries named within it) in key
         order: from a first load's per-folder lists (``_in_key_order``, no list of every
@@ -1032,38 +1082,17 @@ class Indexer:
         regular file not hashed yet) binds only what varies; links and files whose hash is
         cached take the full statement.  ``counted`` (when given) sums each run's rows as
         they are built; rows are made as SQLite takes them, so a million never sit in a
-        list."""
+        list.  ``ahead``: the first pieces' rows but their run, as ``_rows_ahead`` made them
+        (with ``names``), taken where the common row applies.
+        """
         c = self.db.conn
         runs = self.runs
         owned = runs.owned_paths()
         cache_get = cache.get if cache else None
         root_id = self.root_id
         special: list[tuple[object, ...]] = []
-        settled = SETTLED_EXT_BYTES.get
-        tfevents = TFEVENTS
-
-        named: dict[bytes, tuple[str, str]] = {}
-        """file name -> (printable name, kind) for names whose kind the name alone decides:
-        the same names recur in every run (hparams.yaml, f12.png)"""
-
-        def name_and_kind(raw: bytes, path: bytes) -> tuple[str, str]:
-            if raw.isascii():
-                name = raw.decode("ascii")
-                if not name.isprintable():
-                    name = visible(name)
-            else:
-                name = paths.display(raw)
-            dot = raw.rfind(b".")
-            kind = settled(raw[dot:]) if dot > 0 else None
-            if kind is None or raw[:19].lower() == tfevents:
-                kind = kind_by_name(os.fsdecode(raw))
-                if kind is None:  # its folder decides
-                    return name, classify_key(path)
-                if raw[:19].lower() == tfevents:  # a name of its own: not worth keeping
-                    return name, kind
-            if len(named) < NAME_CACHE:
-                named[raw] = (name, kind)
-            return name, kind
+        names = names if names is not None else _FileNames()
+        name_and_kind = names.name_and_kind
 
         def row(
             raw: bytes, inode: int, size: int, mtime_ns: int, dev: int, ftype: str, parent: bytes
@@ -1083,7 +1112,7 @@ class Indexer:
                     sums[1] += 1
                     sums[2] = max(sums[2], mtime_ns)
                     sums[3] = min(sums[3], mtime_ns)
-            name, kind = named.get(raw) or name_and_kind(raw, path)
+            name, kind = names.get(raw) or name_and_kind(raw, path)
             digest = cache_get((dev, inode, size, mtime_ns)) if cache_get else None
             if ftype != "file" or digest:
                 state = "done" if digest else ("pending" if ftype == "file" else "skipped")
@@ -1111,27 +1140,37 @@ class Indexer:
             return (run_id, path, parent, name, kind, size, mtime_ns, inode, dev)
 
         owned_folders = {paths.parent_key(p) for p in owned}
-        get = named.get
+        get = names.get
+        made_ahead = ahead if ahead is not None else []
+
+        def count(run_id: int | None, files: int, sizes: int, newest: int, oldest: int) -> None:
+            if counted is None or run_id is None or not files:
+                return
+            sums = counted.get(run_id)
+            if sums is None:
+                counted[run_id] = [sizes, files, newest, oldest]
+            else:
+                sums[0] += sizes
+                sums[1] += files
+                sums[2] = max(sums[2], newest)
+                sums[3] = min(sums[3], oldest)
 
         def folder_rows() -> Iterator[list[tuple[object, ...]]]:
-            for parent, files in groups:
+            for index, (parent, files) in enumerate(groups):
                 folder_run = runs.run_of_folder(parent)
                 dirty.add(folder_run)
-                if cache_get or parent in owned_folders or not all(map(_is_file, files)):
+                made = None
+                if index < len(made_ahead):  # made while the runs were detected
+                    made, made_ahead[index] = made_ahead[index], None
+                if cache_get or parent in owned_folders or (made is None and not _all_files(files)):
                     picked = [row(*f[:6], parent) for f in files]
                     yield [r for r in picked if r is not None]
                     continue
-                if counted is not None and folder_run is not None and files:
-                    sizes = sum(map(_SIZE, files))
-                    newest, oldest = max(map(_MTIME, files)), min(map(_MTIME, files))
-                    sums = counted.get(folder_run)
-                    if sums is None:
-                        counted[folder_run] = [sizes, len(files), newest, oldest]
-                    else:
-                        sums[0] += sizes
-                        sums[1] += len(files)
-                        sums[2] = max(sums[2], newest)
-                        sums[3] = min(sums[3], oldest)
+                if made is not None:
+                    count(folder_run, len(files), *made[1:])
+                    yield list(map((folder_run,).__add__, made[0]))
+                    continue
+                count(folder_run, len(files), *_sums(files))
                 prefix = parent + b"/" if parent else b""
                 yield [
                     (
@@ -1264,6 +1303,47 @@ def _by_folder(added: list[_Identity]) -> Iterator[tuple[bytes, list[_Identity]]
         names.append((path[cut + 1 :], inode, size, mtime_ns, dev, ftype))
     if names:
         yield folder, names
+
+
+_Ahead = tuple[list[tuple[object, ...]], int, int, int]
+"""A piece's rows made ahead (all but their run), and its files' bytes, newest and oldest
+mtime_ns (``_sums``)."""
+
+
+def _sums(files: list[_Identity]) -> tuple[int, int, int]:
+    """The files' bytes, newest and oldest mtime_ns, each summed in C."""
+    if not files:
+        return 0, 0, 0
+    mtimes = list(map(_MTIME, files))
+    return sum(map(_SIZE, files)), max(mtimes), min(mtimes)
+
+
+class _FileNames:
+    """A file name's printable form and kind, kept for names whose kind the name alone
+    decides: the same names recur in every run (hparams.yaml, f12.png)."""
+
+    def __init__(self) -> None:
+        self.named: dict[bytes, tuple[str, str]] = {}
+        self.get = self.named.get
+
+    def name_and_kind(self, raw: bytes, path: bytes) -> tuple[str, str]:
+        if raw.isascii():
+            name = raw.decode("ascii")
+            if not name.isprintable():
+                name = visible(name)
+        else:
+            name = paths.display(raw)
+        dot = raw.rfind(b".")
+        kind = SETTLED_EXT_BYTES.get(raw[dot:]) if dot > 0 else None
+        if kind is None or raw[:19].lower() == TFEVENTS:
+            kind = kind_by_name(os.fsdecode(raw))
+            if kind is None:  # its folder decides
+                return name, classify_key(path)
+            if raw[:19].lower() == TFEVENTS:  # a name of its own: not worth keeping
+                return name, kind
+        if len(self.named) < NAME_CACHE:
+            self.named[raw] = (name, kind)
+        return name, kind
 
 
 def _in_key_order(walk: _Walk) -> Iterator[tuple[bytes, list[_Identity]]]:

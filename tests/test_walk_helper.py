@@ -350,3 +350,68 @@ def check_reader_killed_while_detecting(tmp: str) -> None:
 @needs_fork
 def test_a_reader_killed_while_detecting_leaves_the_same_index(tmp_path: Path) -> None:
     in_fresh_python("check_reader_killed_while_detecting", tmp_path)
+
+
+def check_rows_made_while_detecting(tmp: str) -> None:
+    """A first load makes rows while the forked reader detects its runs; with every piece
+    made so (the reader answers only then), or a few of them (``AHEAD_ROWS`` reached),
+    the index is the one a single process writes."""
+    import time
+
+    from store.runs import RunSync
+    from tui.cli.index import index_roots
+
+    assert forked.can_fork()
+    tmp_path = Path(tmp)
+    root = tmp_path / "root"
+    make_wide(root)
+    scan.BULK_ROWS = scan.EVENT_FLOOD = 10
+    go_on = tmp_path / "rows made"
+    detect = RunSync._detect
+    rows_ahead = scan.Indexer._rows_ahead
+    made: list[tuple[int, int]] = []
+
+    def detect_when_told(self: RunSync, listing: object) -> object:
+        """In the reader: answer once the parent made its rows (or after a minute)."""
+        deadline = time.monotonic() + 60
+        while not go_on.exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return detect(self, listing)  # type: ignore[arg-type]
+
+    def counted(self: scan.Indexer, *args: object) -> list[object]:
+        pieces = rows_ahead(self, *args)  # type: ignore[arg-type]
+        made.append((sum(1 for p in pieces if p is not None), len(args[0])))  # type: ignore[arg-type]
+        go_on.touch()
+        return pieces  # type: ignore[return-value]
+
+    RunSync._detect = detect_when_told  # type: ignore[method-assign,assignment]
+    scan.Indexer._rows_ahead = counted  # type: ignore[method-assign,assignment]
+    dumps = []
+    for name, no_fork, split, ahead in (
+        ("here.db", "1", 10**9, scan.AHEAD_ROWS),
+        ("ahead.db", "0", 5, scan.AHEAD_ROWS),
+        ("capped.db", "0", 5, 40),
+    ):
+        os.environ["ARTLENS_NO_FORK"] = no_fork
+        scan.SPLIT_AFTER, scan.AHEAD_ROWS = split, ahead
+        go_on.unlink(missing_ok=True)
+        index_roots([root], tmp_path / name, hash_files=False, remember_db=False)
+        db = open_db(tmp_path / name)
+        dumps.append(dump(db))
+        db.close()
+    here, every, capped = made
+    assert here[0] == 0  # no reader: nothing to wait for
+    # every piece but the few holding links; with the cap, some made ahead and not all
+    assert every[1] > every[0] > every[1] - 10
+    assert 0 < capped[0] < every[0]
+    for there in dumps[1:]:
+        assert [row[:14] for row in there["runs"]] == [row[:14] for row in dumps[0]["runs"]]
+        assert [row[:17] for row in there["artifacts"]] == [
+            row[:17] for row in dumps[0]["artifacts"]
+        ]
+        assert there["dirs"] == dumps[0]["dirs"]
+
+
+@needs_fork
+def test_rows_made_while_the_runs_are_detected_are_the_rows_written(tmp_path: Path) -> None:
+    in_fresh_python("check_rows_made_while_detecting", tmp_path)
