@@ -115,6 +115,8 @@ class RunSync:
         """A forked reader waiting for its runs (``fork_reader``)."""
         self._detecting: forked.Helper | None = None
         """That reader once given a listing to detect runs in (``detect_ahead``)."""
+        self._reader_reads = True
+        """That reader reads the runs it detected (else it only detects them)."""
         self._kept_totals: tuple[tuple[int, int], dict[int, Totals]] | None = None
         """Totals a cold load counted while writing the rows, and the connection's
         ``change_token`` once they were committed: they stand in for the ``GROUP BY``
@@ -141,8 +143,11 @@ class RunSync:
                 detected = self._detect(listing_now)
             self._set_specs(detected)
             self._specs_are_the_index = False
-            if self._detecting is not None:  # it reads these very runs next
-                self._helper = (self._detecting, dict(self._ahead_specs()))
+            if self._detecting is not None:
+                if self._reader_reads:  # it reads these very runs next
+                    self._helper = (self._detecting, dict(self._ahead_specs()))
+                else:
+                    self._detecting.abandon()
                 self._detecting = None
         else:
             self._set_specs(self._specs_from_index())
@@ -550,10 +555,11 @@ class RunSync:
         thread.start()
         self._ahead = (thread, done)
 
-    def fork_reader(self) -> None:
+    def fork_reader(self, *, reads: bool = True) -> None:
         """Fork the child ``read_ahead_forked`` will use now, while this process is small,
         where that is safe; it waits for the runs to read.  A reader never given them is
-        stopped by ``drop_unused_reader``."""
+        stopped by ``drop_unused_reader``.  Without ``reads`` it only detects a first
+        load's runs (``detect_ahead``): their summaries are read later (deferred)."""
         if self._waiting is not None or self._helper is not None or not forked.can_fork():
             return
         from store.frameworks import RunSpec
@@ -563,6 +569,8 @@ class RunSync:
             if what == "detect":  # detect first, tell the parent, then read those runs
                 specs = self._detect(asked)
                 forked.tell(marshal.dumps([astuple(spec) for spec in specs]))
+                if not reads:
+                    return b""
                 self._set_specs(specs)
                 return self._read_packed(self._ahead_specs())
             return self._read_packed([(item[0], RunSpec(*item[1])) for item in asked])
@@ -571,6 +579,7 @@ class RunSync:
             self._waiting = forked.Helper(job, waits=True)
         except OSError:
             self._waiting = None
+        self._reader_reads = reads
 
     def detect_ahead(self, listing: Callable[[], Listing]) -> bool:
         """Hand a whole root's ``listing`` to the reader ``fork_reader`` started: it detects

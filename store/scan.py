@@ -357,10 +357,11 @@ class Indexer:
         split_at = SPLIT_AFTER if descend is None and forked.can_fork() else None
         self._walk_stack(stack, walk, seen_dirs, report, progress, descend, split_at)
         if stack:  # stopped to share what is left with a helper
-            if self._read_ahead and not start and not self._holds_rows():
-                # a first load will want its runs read beside its inserts: the reader
-                # is forked now, while this process is a tenth of its size then
-                self.runs.fork_reader()
+            if not start and not self._holds_rows():
+                # a first load will want its runs detected while it makes its rows (and
+                # read beside its inserts, unless deferred): the child is forked now,
+                # while this process is a tenth of its size then
+                self.runs.fork_reader(reads=self._read_ahead)
             self._walk_shared(stack, walk, seen_dirs, report, progress)
         return walk
 

@@ -103,6 +103,14 @@ def check_shared_index(tmp: str) -> None:
     root = tmp_path / "root"
     make_wide(root)
     scan.EVENT_FLOOD = 10  # the cold-load path, as on a big tree
+    forks: list[bool] = []
+    fork = forked.Helper.__init__
+
+    def counted(self: forked.Helper, job: Callable[..., bytes], *, waits: bool = False) -> None:
+        forks.append(waits)
+        fork(self, job, waits=waits)
+
+    forked.Helper.__init__ = counted  # type: ignore[method-assign]
     dumps = []
     for name, split in (("alone.db", 10**9), ("shared.db", 5)):
         scan.SPLIT_AFTER = split
@@ -112,6 +120,8 @@ def check_shared_index(tmp: str) -> None:
         indexer.fill_summaries()
         dumps.append(dump(db))
         db.close()
+    # summaries deferred: a child that only detects the runs, then the walk's helper
+    assert forks == [True, False]
     assert report.added == len(ground_truth(root)) > 300
     for table in ("roots", "artifacts", "runs", "dirs"):
         assert dumps[0][table] == dumps[1][table], table
