@@ -451,3 +451,51 @@ def test_a_folder_deleted_for_good_keeps_the_other_watches(root: Path, db_path: 
         assert state.rewatches == 0
         (root / "out" / "checkpoint-1" / "optimizer.pt").write_bytes(b"o")
         wait_for(converged(root, db_path), what="a write next to the deleted folder")
+
+
+def test_a_killed_watchers_canary_folder_is_reclaimed_by_the_next(
+    root: Path, db_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A watcher killed before its teardown leaves its canary folder in the temporary
+    folder; the next watcher removes it, and leaves alone what is no dead watcher's canary:
+    a live process's, one holding other files, one named the old way, a link."""
+    import tempfile
+
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    env = {**os.environ, "TMPDIR": str(temp)}
+    child = subprocess.Popen(
+        [sys.executable, "-c", RUNNER, str(root), "--db", str(db_path), "-q"],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    mine = f"artlens-canary-{child.pid}-"
+    try:
+        wait_for(
+            lambda: any(p.name.startswith(mine) for p in temp.iterdir()),
+            60,
+            "the watcher's canary folder",
+        )
+    finally:
+        child.kill()
+        child.wait()
+    (left,) = [p for p in temp.iterdir() if p.name.startswith(mine)]  # no teardown ran
+    kept = [temp / f"artlens-canary-{os.getpid()}-alive", temp / "artlens-canary-k3x9q2ab"]
+    full = temp / f"artlens-canary-{child.pid}-full"
+    for folder in (*kept, full):
+        folder.mkdir()
+    (full / "notes.txt").write_text("not a canary's\n")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    link = temp / f"artlens-canary-{child.pid}-link"
+    link.symlink_to(outside, target_is_directory=True)
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
+    with watching(db_path, root) as watcher:
+        own = Path(watcher._canary_dir or "")
+        assert own.parent == temp and own.name.startswith(f"artlens-canary-{os.getpid()}-")
+        assert not left.exists()
+        assert all(folder.is_dir() for folder in kept)
+        assert (full / "notes.txt").exists() and link.is_symlink() and outside.is_dir()
+    assert not own.exists()

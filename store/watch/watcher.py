@@ -18,7 +18,6 @@ import functools
 import json
 import logging
 import os
-import tempfile
 import threading
 import time
 import warnings
@@ -49,7 +48,7 @@ from store.index import write
 from store.index.db import is_network_fs, open_db, write_transaction
 from store.lock import WriterLock
 from store.scan import IGNORED_DIR_NAMES, Indexer, ScanReport
-from store.watch import rescan
+from store.watch import canary, rescan
 
 log = logging.getLogger("artlens.watch")
 
@@ -436,7 +435,7 @@ class Watcher:
         observer = Observer()
         observer.start()
         self._observer = observer
-        self._canary_dir = tempfile.mkdtemp(prefix="artlens-canary-")
+        self._canary_dir = canary.new_dir()
         try:
             observer.schedule(
                 _CanaryHandler(self._canary_arrived),
