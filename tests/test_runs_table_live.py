@@ -179,3 +179,61 @@ def test_a_row_changed_off_screen_shows_its_new_text_when_scrolled_to() -> None:
             assert "failed" not in line_text(table, "150")
 
     asyncio.run(scenario())
+
+
+class TwoTablesApp(App[None]):
+    def compose(self) -> ComposeResult:
+        yield RunsTable(id="bulk", clock=lambda: NOW)
+        yield RunsTable(id="one-by-one", clock=lambda: NOW)
+
+
+def test_many_rows_removed_at_once_leave_what_removing_each_leaves() -> None:
+    """A sync that drops most rows (a filter typed) removes them in one pass
+    (``RunsTable._remove_rows``); the table must be left as DataTable's own ``remove_row``,
+    one row at a time, leaves it: same rows, order, indexes, cursor and lines on screen."""
+
+    async def scenario() -> None:
+        app = TwoTablesApp()
+        async with app.run_test(size=(140, 60)) as pilot:
+            bulk = app.query_one("#bulk", RunsTable)
+            single = app.query_one("#one-by-one", RunsTable)
+            runs = {run_id: make_run(run_id) for run_id in range(1, 301)}
+            order = sorted(runs)
+            for table in (bulk, single):
+                table.sync(runs, order, set())
+                table.flush()
+                table.move_cursor(row=20)
+            await until(pilot, lambda: bulk.row_count == single.row_count == 300)
+            kept = [run_id for run_id in order if run_id % 7 == 0 or run_id in (1, 300)]
+            gone = [str(run_id) for run_id in order if run_id not in kept]
+            bulk._remove_rows(gone)
+            for key in gone:
+                single.remove_row(key)
+            await pilot.pause()
+            await pilot.pause()
+            for table in (bulk, single):
+                assert [row.key.value for row in table.ordered_rows] == [str(i) for i in kept]
+            assert {k.value: bulk.get_row_index(k) for k in bulk.rows} == {
+                k.value: single.get_row_index(k) for k in single.rows
+            }
+            assert bulk.cursor_coordinate == single.cursor_coordinate
+            assert bulk.current_run_id == single.current_run_id
+            for run_id in kept:
+                assert line_text(bulk, str(run_id)) == line_text(single, str(run_id))
+
+            # through sync: the cursor's run stays under the cursor; then every row goes
+            bulk.sync(runs, order, set())
+            bulk.flush()
+            await until(pilot, lambda: bulk.row_count == 300)
+            bulk.move_cursor(row=bulk.get_row_index("201"))
+            bulk.sync(runs, [i for i in order if i % 5 == 0 or i == 201], set())
+            await pilot.pause()
+            assert bulk.row_count == 61 and bulk.current_run_id == 201
+            bulk.sync(runs, [], set())
+            await pilot.pause()
+            assert bulk.row_count == 0 and not list(bulk.ordered_rows)
+            bulk.sync(runs, order[:5], set())
+            await until(pilot, lambda: bulk.row_count == 5)
+            assert "version_3" in line_text(bulk, "3")
+
+    asyncio.run(scenario())

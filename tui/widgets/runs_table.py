@@ -23,11 +23,12 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from rich.text import Text
+from textual._two_way_dict import TwoWayDict
 from textual.binding import Binding, BindingType
 from textual.fuzzy import Matcher
 from textual.render import measure
 from textual.widgets import DataTable
-from textual.widgets.data_table import ColumnKey, RowKey
+from textual.widgets.data_table import CellKey, ColumnKey, RowDoesNotExist, RowKey
 
 from store import paths
 from store.index.query import RunRow
@@ -549,14 +550,12 @@ class RunsTable(DataTable[Cell]):
             self.call_later(self._fill_slice, self._backlog_turn)
             return
         with self.app.batch_update():
-            moved = False
+            gone = [str(run_id) for run_id in present - wanted]
+            gone += shown_headers - {f"{HEADER_PREFIX}{i}" for i in headers}
             for run_id in present - wanted:
-                self.remove_row(str(run_id))
                 self._shown_as.pop(run_id, None)
-                moved = True
-            for header_key in shown_headers - {f"{HEADER_PREFIX}{i}" for i in headers}:
-                self.remove_row(header_key)
-                moved = True
+            self._remove_rows(gone)
+            moved = bool(gone)
             for run_id, label in headers.items():
                 header_key = f"{HEADER_PREFIX}{run_id}"
                 header = header_cells(run_id, label, self.columns_shown)
@@ -580,6 +579,34 @@ class RunsTable(DataTable[Cell]):
             self._laid_out = (list(order), dict(headers))
             if keep is not None and keep in wanted:
                 self.move_cursor(row=self.get_row_index(str(keep)), scroll=False)
+
+    def _remove_rows(self, row_keys: list[str]) -> None:
+        """``remove_row`` of many rows at once.  DataTable's re-indexes every row after the
+        one it removes: a filter that left 32 of 1,000 rows took a second of the UI thread.
+        Here the rows left are re-indexed once; the rest is what ``remove_row`` does
+        (textual 8.2.8, pinned: the tests compare the two)."""
+        keys = [RowKey(key) for key in row_keys]
+        if len(keys) <= 1:
+            for key in keys:
+                self.remove_row(key)
+            return
+        locations = self._row_locations
+        gone = set(keys)
+        if not gone <= set(locations):
+            raise RowDoesNotExist(f"Row keys {sorted(k.value or '' for k in gone)!r} not all valid")
+        left = sorted((locations.get(key), key) for key in locations if key not in gone)
+        self._row_locations = TwoWayDict({key: index for index, (_, key) in enumerate(left)})
+        self._require_update_dimensions = True
+        self.check_idle()
+        for key in keys:
+            for column_key in self._data.get(key, {}):
+                self._updated_cells.discard(CellKey(key, column_key))
+            del self.rows[key]
+            del self._data[key]
+        self.cursor_coordinate = self.cursor_coordinate
+        self.hover_coordinate = self.hover_coordinate
+        self._update_count += 1
+        self.refresh(layout=True)
 
     def _put_in_order(self, order: list[int], headers: Mapping[int, str]) -> None:
         """Sort the rows into ``order`` (each header before its run), unless they are."""
