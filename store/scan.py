@@ -943,7 +943,6 @@ class Indexer:
         rows wait in memory); a piece holding links is left for the insert."""
         made: list[_Ahead | None] = []
         detecting = self.runs.detecting
-        get, name_and_kind = names.get, names.name_and_kind
         count = 0
         for parent, files in ordered:
             if count >= AHEAD_ROWS or not detecting():
@@ -951,20 +950,7 @@ class Indexer:
             if not _all_files(files):
                 made.append(None)
                 continue
-            prefix = parent + b"/" if parent else b""
-            rows: list[tuple[object, ...]] = [
-                (
-                    prefix + raw,
-                    parent,
-                    *(get(raw) or name_and_kind(raw, prefix + raw)),
-                    size,
-                    mtime_ns,
-                    inode,
-                    dev,
-                )
-                for raw, inode, size, mtime_ns, dev, _ftype in files
-            ]
-            made.append((rows, *_sums(files)))
+            made.append((_plain_rows(parent, files, names), *_sums(files)))
             count += len(files)
         return made
 
@@ -1141,7 +1127,6 @@ class Indexer:
             return (run_id, path, parent, name, kind, size, mtime_ns, inode, dev)
 
         owned_folders = {paths.parent_key(p) for p in owned}
-        get = names.get
         made_ahead = ahead if ahead is not None else []
 
         def count(run_id: int | None, files: int, sizes: int, newest: int, oldest: int) -> None:
@@ -1167,25 +1152,10 @@ class Indexer:
                     picked = [row(*f[:6], parent) for f in files]
                     yield [r for r in picked if r is not None]
                     continue
-                if made is not None:
-                    count(folder_run, len(files), *made[1:])
-                    yield list(map((folder_run,).__add__, made[0]))
-                    continue
-                count(folder_run, len(files), *_sums(files))
-                prefix = parent + b"/" if parent else b""
-                yield [
-                    (
-                        folder_run,
-                        prefix + raw,
-                        parent,
-                        *(get(raw) or name_and_kind(raw, prefix + raw)),
-                        size,
-                        mtime_ns,
-                        inode,
-                        dev,
-                    )
-                    for raw, inode, size, mtime_ns, dev, _ftype in files
-                ]
+                if made is None:
+                    made = (_plain_rows(parent, files, names), *_sums(files))
+                count(folder_run, len(files), *made[1:])
+                yield list(map((folder_run,).__add__, made[0]))
 
         rows = itertools.chain.from_iterable(folder_rows())
         write.insert_new_files(c, root_id, now, rows)
@@ -1317,6 +1287,27 @@ def _sums(files: list[_Identity]) -> tuple[int, int, int]:
         return 0, 0, 0
     mtimes = list(map(_MTIME, files))
     return sum(map(_SIZE, files)), max(mtimes), min(mtimes)
+
+
+def _plain_rows(
+    parent: bytes, files: list[_Identity], names: _FileNames
+) -> list[tuple[object, ...]]:
+    """The common rows of a folder's plain files, all but their run (``_insert_rows``
+    puts it in front): path, parent, printable name, kind, size, mtime_ns, inode, dev."""
+    get, name_and_kind = names.get, names.name_and_kind
+    prefix = parent + b"/" if parent else b""
+    return [
+        (
+            prefix + raw,
+            parent,
+            *(get(raw) or name_and_kind(raw, prefix + raw)),
+            size,
+            mtime_ns,
+            inode,
+            dev,
+        )
+        for raw, inode, size, mtime_ns, dev, _ftype in files
+    ]
 
 
 class _FileNames:

@@ -73,6 +73,19 @@ def make_wide(root: Path) -> None:
     os.mkfifo(root / "more" / "a-fifo")
 
 
+def count_forks() -> list[bool]:
+    """Each ``forked.Helper`` made from now on in this (fresh) Python: whether it waits."""
+    forks: list[bool] = []
+    fork = forked.Helper.__init__
+
+    def counted(self: forked.Helper, job: Callable[..., bytes], *, waits: bool = False) -> None:
+        forks.append(waits)
+        fork(self, job, waits=waits)
+
+    forked.Helper.__init__ = counted  # type: ignore[method-assign]
+    return forks
+
+
 def check_shared_walk(tmp: str) -> None:
     assert forked.can_fork()
     tmp_path = Path(tmp)
@@ -103,14 +116,7 @@ def check_shared_index(tmp: str) -> None:
     root = tmp_path / "root"
     make_wide(root)
     scan.EVENT_FLOOD = 10  # the cold-load path, as on a big tree
-    forks: list[bool] = []
-    fork = forked.Helper.__init__
-
-    def counted(self: forked.Helper, job: Callable[..., bytes], *, waits: bool = False) -> None:
-        forks.append(waits)
-        fork(self, job, waits=waits)
-
-    forked.Helper.__init__ = counted  # type: ignore[method-assign]
+    forks = count_forks()
     dumps = []
     for name, split in (("alone.db", 10**9), ("shared.db", 5)):
         scan.SPLIT_AFTER = split
@@ -280,14 +286,7 @@ def check_forked_reader(tmp: str) -> None:
     odd.write_text("lr: 0.1\nwhen: 2024-01-02\nnested: {a: [1, 2.5, null, true]}\n")
     scan.BULK_ROWS = 10  # the bulk path, as on a big tree
     scan.EVENT_FLOOD = 10
-    forks: list[bool] = []
-    fork = forked.Helper.__init__
-
-    def counted(self: forked.Helper, job: Callable[..., bytes], *, waits: bool = False) -> None:
-        forks.append(waits)
-        fork(self, job, waits=waits)
-
-    forked.Helper.__init__ = counted  # type: ignore[method-assign]
+    forks = count_forks()
     dumps = []
     # here; a reader forked once the rows are built; one forked early (a shared walk)
     for name, no_fork, split in (
