@@ -760,3 +760,29 @@ async def test_a_held_checklist_is_made_once_released(live_tree: tuple[Path, Pat
         await until(pilot, lambda: "checklist 3/3" in detail(), "the detail's checklist")
         assert "after the first scan" not in detail()
         assert screen.runs_pane._checklists_held is None
+
+
+@sync
+async def test_a_first_scans_end_told_once_the_screen_is_taken_down_is_ignored(
+    live_tree: tuple[Path, Path],
+) -> None:
+    """Quitting during a first scan: the watcher's thread tells its end (``FirstScanOver``)
+    while the app takes the explorer's widgets down; that must not raise (no traceback
+    on the way out)."""
+    from tui.app import FirstScanOver
+
+    root, db_path = live_tree
+    app = live_app(db_path, root)
+    async with app.run_test(size=(120, 30)) as pilot:
+        screen = await start(pilot)
+        await until(pilot, lambda: len(screen.checklists) == RUNS, "the first checklists")
+        screen.first_scan_running(True)
+        screen.jump_to_run(next(iter(screen.runs)))  # the preview shows a run's detail
+        await until(
+            pilot, lambda: "checklist after" in screen.preview_pane.plain_text(120), "the detail"
+        )
+        await screen.preview_pane.remove()
+        app.post_message(FirstScanOver())
+        await until(pilot, lambda: screen.runs_pane._checklists_held is None, "the release")
+        await pilot.pause()
+    # leaving run_test re-raises whatever a handler raised

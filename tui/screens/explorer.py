@@ -586,6 +586,8 @@ class ExplorerScreen(Screen[None]):
 
     def _refresh_run_detail(self) -> None:
         """Read the run detail the preview shows again (when it shows one)."""
+        if not self.query(PreviewPane):  # taken down: the app quits (a scan's end told late)
+            return
         tree = self.file_tree
         showing_run = not tree.has_focus or tree.cursor_node is tree.root
         if self._detail_run is not None and self._preview_key is None and showing_run:
