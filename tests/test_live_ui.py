@@ -728,8 +728,16 @@ async def test_checklists_wait_for_a_first_scan_then_every_run_has_one(tmp_path:
     app = live_app(db_path, root)
     async with app.run_test(size=(120, 30)) as pilot:
         screen = await start(pilot)
-        await until(pilot, lambda: set(screen.checklists) >= set(screen.runs), "checklists")
-        assert screen.runs_pane._checklists_held is None
+        # the watcher is set before the end of the first scan is told: wait for both
+        await until(
+            pilot,
+            lambda: (
+                screen.runs_pane._checklists_held is None
+                and len(screen.runs) == RUNS
+                and set(screen.checklists) >= set(screen.runs)
+            ),
+            "the first scan over and every run checked",
+        )
         assert all(cell(screen, run_id, "check") for run_id in screen.runs)
 
 
