@@ -986,7 +986,7 @@ class Indexer:
             self._insert_rows(ordered, cache, links, now, dirty, counted, names, ahead)
         else:
             added.sort(key=_path_of)  # in key order, the B-tree indexes grow at their ends
-            self._insert_rows(_by_folder(added), cache, links, now, dirty, counted)
+            self._insert_rows(_by_folder(added), cache, links, now, dirty, counted, names)
         if self._read_ahead and not forked_reader:
             # from here on SQLite works long without the GIL (index builds where the table
             # held rows, the commit);
@@ -1282,7 +1282,7 @@ mtime_ns (``_sums``)."""
 
 
 def _sums(files: list[_Identity]) -> tuple[int, int, int]:
-    """The files' bytes, newest and oldest mtime_ns, each summed in C."""
+    """The files' bytes, newest and oldest mtime_ns, each found in C."""
     if not files:
         return 0, 0, 0
     mtimes = list(map(_MTIME, files))

@@ -550,10 +550,11 @@ class RunsTable(DataTable[Cell]):
             self.call_later(self._fill_slice, self._backlog_turn)
             return
         with self.app.batch_update():
-            gone = [str(run_id) for run_id in present - wanted]
-            gone += shown_headers - {f"{HEADER_PREFIX}{i}" for i in headers}
-            for run_id in present - wanted:
+            leaving = present - wanted
+            for run_id in leaving:
                 self._shown_as.pop(run_id, None)
+            gone = [str(run_id) for run_id in leaving]
+            gone += shown_headers - {f"{HEADER_PREFIX}{i}" for i in headers}
             self._remove_rows(gone)
             moved = bool(gone)
             for run_id, label in headers.items():
