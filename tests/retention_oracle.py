@@ -59,13 +59,15 @@ def order_units(units: list[Candidate]) -> list[Candidate]:
     numbered = [u for u in units if not u.is_last and not _unnumbered_best(u)]
     if numbered and all(u.step is not None for u in numbered):
         return sorted(
-            units, key=lambda u: (u.is_last, u.step if u.step is not None else -1, u.mtime_ns)
+            units,
+            key=lambda u: (u.is_last, u.step if u.step is not None else -1, u.mtime_ns, u.path),
         )
     if numbered and all(u.epoch is not None for u in numbered):
         return sorted(
-            units, key=lambda u: (u.is_last, u.epoch if u.epoch is not None else -1, u.mtime_ns)
+            units,
+            key=lambda u: (u.is_last, u.epoch if u.epoch is not None else -1, u.mtime_ns, u.path),
         )
-    return sorted(units, key=lambda u: (u.is_last, u.mtime_ns, u.step or u.epoch or -1))
+    return sorted(units, key=lambda u: (u.is_last, u.mtime_ns, u.step or u.epoch or -1, u.path))
 
 
 def _plain_pinned(pins: Pins) -> Callable[[Candidate], bool]:
@@ -213,7 +215,7 @@ def candidates_for_root(
         unit.is_last = is_last
         unit.step, unit.epoch = step, epoch
     ordered: dict[int, list[Candidate]] = {}
-    for run_id, units in by_run.items():
+    for run_id, units in sorted(by_run.items(), key=lambda item: runs[item[0]].path):
         run_metric = metric(runs[run_id]) if callable(metric) else metric
         from_name = _name_metric_reader(run_metric) if run_metric else None
         for unit in units.values():

@@ -22,6 +22,7 @@ from retention_oracle import decide_run as oracle_decide_run
 from retention_oracle import plan_oracle
 from test_retention_support import index_tree, new_db, write
 
+from store.retention import candidates
 from store.retention.candidates import Candidate
 from store.retention.plan import Pins, Plan, _pinned_check, _pins_among, decide_run, make_plan
 from store.retention.policy import KeepRules, from_flags
@@ -264,9 +265,9 @@ def test_fast_planner_matches_the_oracle_on_ties_nulls_links_and_max(tmp_path: P
         ["a link in exp2/hf/checkpoint-200 points into it"],
     )  # out of the budget's pool, though the budget takes everything else
     assert reasons["exp1/plain/b.ckpt"] == (True, ["live run's newest"])
-    assert [p for p, (keep, _r) in reasons.items() if keep] == [
-        "exp2/hf/checkpoint-100",
+    assert [p for p, (keep, _r) in reasons.items() if keep] == [  # runs by path
         "exp1/plain/b.ckpt",
+        "exp2/hf/checkpoint-100",
     ]
     assert len(after.links) == 1 and "last.ckpt is a symlink" in after.links[0]
     kept = {i.path: i.reasons for i in after.items if i.keep}
@@ -348,10 +349,11 @@ def _insert_row(db: Any, root_id: int, run_id: int, rel: str, kind: str, size: i
 
 
 def test_runs_whose_rows_interleave_come_in_the_order_the_oracle_gives(tmp_path: Path) -> None:
-    """Rows come folder by folder, so one run's files can come in several stretches with
-    another run's between (``run1/``, then ``run1-b/``, then ``run1/checkpoints/``), a
-    run's first file can be no checkpoint's, and a file can sit at a checkpoint folder's
-    own path: runs, units and ties come as the oracle gives them."""
+    """One run's files can come in several stretches with another run's between
+    (``run1/``, then ``run1-b/``, then ``run1/checkpoints/``), a run's first file can be
+    no checkpoint's, and a file can sit at a checkpoint folder's own path: runs, units and
+    ties come as the oracle gives them, runs by path.  The same index with its rows stored
+    the other way round gives the same plan: the order never depends on storage."""
     root = tmp_path / "root"
     ns = (time.time_ns() // 10**9 - 30 * 86400) * 10**9
     same = [
@@ -390,10 +392,62 @@ def test_runs_whose_rows_interleave_come_in_the_order_the_oracle_gives(tmp_path:
         assert _totals(fast) == _totals(slow)
         assert fast.warnings == slow.warnings
     fast = make_plan(db, [root], policies[0], now)
-    # the run with folders first, then each at its first checkpoint (run1's first row
-    # is no checkpoint's, and run1-b's rows come before run1's next ones)
-    assert [r.run_path for r in fast.runs] == ["exp/run2", "exp/run1-b", "exp/run1"]
+    assert [r.run_path for r in fast.runs] == ["exp/run1", "exp/run1-b", "exp/run2"]
     assert "exp/run2/checkpoint-9" in [i.path for i in fast.items if not i.is_dir]
+    # every row's place in the table turned round: ties, folders and runs come as before
+    with db.conn:
+        db.conn.execute("UPDATE artifacts SET id = -id")
+    assert db.conn.execute("SELECT min(id) FROM artifacts").fetchone()[0] < 0
+    for policy in policies:
+        assert _item_fields(make_plan(db, [root], policy, now)) == _item_fields(
+            plan_oracle(db, [root], policy, now)
+        )
+    reversed_plan = make_plan(db, [root], policies[0], now)
+    assert _item_fields(reversed_plan) == _item_fields(fast)
+    assert _totals(reversed_plan) == _totals(fast)
+    db.conn.close()
+
+
+def test_folders_named_like_checkpoint_folders_hold_file_units(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``checkpoint-best/``, ``checkpoint_logs/`` and ``my-checkpoint-7-old/`` pass
+    SQLite's first filter for checkpoint folders but are none: their checkpoint files are
+    units of their own, read again a few folders a query, as the oracle finds them."""
+    monkeypatch.setattr(candidates, "_LOOSE_PARENTS_A_QUERY", 2)
+    root = tmp_path / "root"
+    for index, folder in enumerate(
+        ["checkpoint-best", "checkpoint_logs", "my-checkpoint-7-old", "x/checkpoint-", "ckpts"]
+    ):
+        write(root / "run" / folder / f"epoch={index}-step={index * 10}.ckpt", b"a" * (index + 1))
+        write(root / "run" / folder / "notes.txt", b"n")
+    write(root / "run/checkpoint-100/model.safetensors", b"m" * 30)
+    write(root / "run/checkpoint-100/checkpoint_logs/step_3.pt", b"s" * 3)
+    db = new_db(tmp_path)
+    index_tree(db, root, {"run": ("lightning", "finished")})
+    now = time.time()
+    for policy in (from_flags(keep_last=2), from_flags(keep_within_budget="40")):
+        fast = make_plan(db, [root], policy, now)
+        assert _item_fields(fast) == _item_fields(plan_oracle(db, [root], policy, now))
+    units = {item.path: item for item in make_plan(db, [root], from_flags(keep_last=1), now).items}
+    assert sorted(units) == sorted(
+        [
+            "run/checkpoint-best/epoch=0-step=0.ckpt",
+            "run/checkpoint_logs/epoch=1-step=10.ckpt",
+            "run/my-checkpoint-7-old/epoch=2-step=20.ckpt",
+            "run/x/checkpoint-/epoch=3-step=30.ckpt",
+            "run/ckpts/epoch=4-step=40.ckpt",
+            "run/checkpoint-100",
+        ]
+    )
+    assert units["run/checkpoint-100"].size == 33  # its nested folder is part of it
+    emptied = make_plan(db, [root], from_flags(keep_within_budget="0"), now)
+    (unit,) = [item for item in emptied.items if item.is_dir]
+    assert not unit.keep
+    assert sorted(m.path for m in unit.members) == [
+        "run/checkpoint-100/checkpoint_logs/step_3.pt",
+        "run/checkpoint-100/model.safetensors",
+    ]
     db.conn.close()
 
 

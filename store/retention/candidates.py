@@ -180,18 +180,19 @@ def _aliases(metric: str) -> list[str]:
 
 def sort_key_factory(units: list[Candidate]) -> Any:
     """How to order one run's units oldest first: by step if all have one, else by epoch if
-    all have one, else by mtime; ``last.ckpt`` always last."""
+    all have one, else by mtime; ``last.ckpt`` always last.  The path settles what is left
+    tied, so the order never depends on how the index happens to store its rows."""
     steps = [u.step for u in units]
     if None not in steps:  # the usual run: the key is read in C, no call per unit
-        return attrgetter("is_last", "step", "mtime_ns")
+        return attrgetter("is_last", "step", "mtime_ns", "path")
     numbered = [u for u in units if not u.is_last and not _unnumbered_best(u)]
     if numbered and all(u.step is not None for u in numbered):
-        return lambda u: (u.is_last, u.step if u.step is not None else -1, u.mtime_ns)
+        return lambda u: (u.is_last, u.step if u.step is not None else -1, u.mtime_ns, u.path)
     if numbered and all(u.epoch is not None for u in numbered):
         if None not in [u.epoch for u in units]:
-            return attrgetter("is_last", "epoch", "mtime_ns")
-        return lambda u: (u.is_last, u.epoch if u.epoch is not None else -1, u.mtime_ns)
-    return lambda u: (u.is_last, u.mtime_ns, u.step or u.epoch or -1)
+            return attrgetter("is_last", "epoch", "mtime_ns", "path")
+        return lambda u: (u.is_last, u.epoch if u.epoch is not None else -1, u.mtime_ns, u.path)
+    return lambda u: (u.is_last, u.mtime_ns, u.step or u.epoch or -1, u.path)
 
 
 def _unnumbered_best(unit: Candidate) -> bool:
@@ -222,6 +223,15 @@ _IN_CKPT_FOLDER = (
 """Rows inside some ``checkpoint-N`` folder (SQLite filters; Python confirms the component).
 The byte search for ``checkpoint`` comes first: it is what the globs need anyway, and it
 spares most rows the text cast."""
+
+_MAYBE_IN_CKPT_FOLDER = (
+    "(instr(parent, X'636865636b706f696e742d') > 0 OR instr(parent, X'636865636b706f696e745f') > 0)"
+)
+"""Rows that may be inside a ``checkpoint-N`` folder: ``checkpoint-`` or ``checkpoint_``
+somewhere in their folder.  It takes in every row ``_IN_CKPT_FOLDER`` does and some more
+(``checkpoint_logs/``); where Python then finds no checkpoint folder, the files are read
+again as loose ones.  Two byte searches cost a third less than the globs, which Lightning's
+``checkpoints/`` folders, every one, would reach."""
 
 
 def artifacts_source(conn: Any) -> str:
@@ -429,7 +439,7 @@ def candidates_for_root(
     # Links are never units (see checkpoint_links): SQLite drops them, and sends NULL for
     # the usual ftype 'file' rather than a new string per row.  Rows are taken as they
     # come, a run's consecutive file rows at a time, not fetched whole first.
-    read_files(conn.execute(_ROWS, (root_id,)), folder_rows)
+    read_files(conn.execute(_rows_query(conn), (root_id,)), folder_rows)
     # Rows come folder by folder: a folder's unit is looked up once per run of its rows,
     # and its size and newest mtime are added up in locals until the next folder.
     group_units: dict[tuple[int, bytes], Candidate | None] = {}
@@ -472,13 +482,16 @@ def candidates_for_root(
         run_id: list(units.values()) for run_id, units in sorted(by_run.items())
     }
     with_folders = len(run_units)
-    if loose_parents:  # files in folders SQLite's glob took for checkpoint folders
-        marks = ",".join("?" * len(loose_parents))
+    # files in folders SQLite's filter took for checkpoint folders, a bounded number of
+    # folders a query (SQLite caps a statement's parameters)
+    for start in range(0, len(loose_parents), _LOOSE_PARENTS_A_QUERY):
+        chunk = loose_parents[start : start + _LOOSE_PARENTS_A_QUERY]
+        marks = ",".join("?" * len(chunk))
         read_files(
             conn.execute(
                 f"SELECT {_COLUMNS}, NULL FROM artifacts WHERE root_id = ? AND kind IN "
                 f"('checkpoint', 'model') AND ftype != 'symlink' AND parent IN ({marks})",
-                (root_id, *loose_parents),
+                (root_id, *chunk),
             ),
             [],
         )
@@ -489,8 +502,11 @@ def candidates_for_root(
         else:
             before += made
     ordered: dict[int, list[Candidate]] = {}
-    for position, (run_id, made) in enumerate(run_units.items()):
-        if position < with_folders and len(made) > 1:
+    with_folder_ids = set(list(run_units)[:with_folders])
+    # runs by path: the order a plan lists them in, and how the budget settles ties
+    for run_id in sorted(run_units, key=lambda run_id: (runs[run_id].path, run_id)):
+        made = run_units[run_id]
+        if run_id in with_folder_ids and len(made) > 1:
             made = _one_unit_per_path(made)
         run_metric = metric_of(run_id)
         made = order_units(made)
@@ -536,13 +552,19 @@ def _one_unit_per_path(units: list[Candidate]) -> list[Candidate]:
 
 _COLUMNS = "run_id, path, size, mtime_ns, inode, nullif(ftype, 'file'), hash"
 _ROWS = (
-    f"SELECT {_COLUMNS}, CASE WHEN {_IN_CKPT_FOLDER} THEN parent END FROM artifacts "
+    f"SELECT {_COLUMNS}, CASE WHEN {_MAYBE_IN_CKPT_FOLDER} THEN parent END FROM {{source}} "
     "WHERE root_id = ? AND ((run_id IS NOT NULL AND kind IN ('checkpoint', 'model') "
-    f"AND ftype != 'symlink') OR {_IN_CKPT_FOLDER})"
+    f"AND ftype != 'symlink') OR {_MAYBE_IN_CKPT_FOLDER})"
 )
-"""In one pass over a root (through its index, folder by folder: the order ties keep), the
-checkpoint files outside checkpoint folders, with NULL for a parent, and every row inside
-one (a ``FolderRow``, its parent given)."""
+"""In one pass over a root, the checkpoint files outside checkpoint folders, with NULL for a
+parent, and every row that may be inside one (a ``FolderRow``, its parent given).  Rows
+come in the order of ``artifacts_source``: a plan's order does not follow it (runs go by
+path, and ``sort_key_factory`` settles ties by path)."""
+_LOOSE_PARENTS_A_QUERY = 500
+
+
+def _rows_query(conn: Any) -> str:
+    return _ROWS.format(source=artifacts_source(conn))
 
 
 def checkpoint_links(db: sqlite_utils.Database, root_id: int) -> list[tuple[int, str, str | None]]:
@@ -617,7 +639,7 @@ def checkpoint_folder_rows(db: sqlite_utils.Database, root_id: int) -> list[Fold
     """Every row inside some ``checkpoint-N`` folder of the root, folder by folder (the
     rows ``candidates_for_root`` hands its ``folder_rows_out``)."""
     return db.conn.execute(
-        f"SELECT {_COLUMNS}, parent FROM artifacts WHERE root_id = ? AND {_IN_CKPT_FOLDER}",
+        f"SELECT {_COLUMNS}, parent FROM artifacts WHERE root_id = ? AND {_MAYBE_IN_CKPT_FOLDER}",
         (root_id,),
     ).fetchall()
 
