@@ -233,7 +233,7 @@ def plan_cmd(roots: tuple[str, ...], db_path: Path | None, as_json: bool, **flag
     )
     plan.save()
     if as_json:
-        emit_json(plan_json(plan, policies))
+        emit_json(plan_json(plan, policies, encoded=True))
         return
     print_plan(plan, policies)
     for totals in plan.roots:
