@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from json.encoder import encode_basestring
 from math import isfinite
@@ -25,7 +26,7 @@ class EncodedItems:
 
 def number(value: object) -> str:
     """``None``, a bool, an int or a float as ``json.dumps`` writes it (``NaN`` and
-    ``Infinity`` too, as it does by default)."""
+    ``Infinity`` too, as it does by default); anything else as ``json.dumps`` writes it."""
     if value is None:
         return "null"
     if value is True:
@@ -38,4 +39,4 @@ def number(value: object) -> str:
         return "NaN" if value != value else "Infinity" if value > 0 else "-Infinity"
     if isinstance(value, int):
         return int.__repr__(value)
-    raise TypeError(f"not a JSON number: {type(value).__name__}")
+    return json.dumps(value, ensure_ascii=False, default=str)  # what no field should hold
