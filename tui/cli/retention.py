@@ -121,6 +121,22 @@ def print_plan(plan: Plan, policies: dict[str, Policy]) -> None:
     for item in plan.items:
         items_by_run.setdefault((item.root, item.run_path), []).append(item)
     words = {True: _style("keep  ", fg="green"), False: _style("remove", fg="red")}
+    # checkpoints of a run often share a size, and most share their reasons: each is
+    # written once (half a million lines took a second)
+    sizes: dict[int, str] = {}
+    reasons_seen: dict[tuple[str, ...], str] = {}
+
+    def size_text(size: int) -> str:
+        text = sizes[size] = human_size(size)
+        return text
+
+    def reasons_text(reasons: list[str]) -> str:
+        key = tuple(reasons)
+        text = reasons_seen.get(key)
+        if text is None:
+            text = reasons_seen[key] = _text("; ".join(reasons))
+        return text
+
     for root in plan.roots:
         click.echo(_style(_text(root.root), bold=True) + f"  policy: {root.policy}")
         if not policies.get(root.root, Policy()).removes_anything():
@@ -137,7 +153,7 @@ def print_plan(plan: Plan, policies: dict[str, Policy]) -> None:
             cut = len(run.run_path) + 1 if run.run_path else 0
             lines += [
                 f"    {words[item.keep]} {_text(item.path[cut:])}{'/' if item.is_dir else ''}  "
-                f"{human_size(item.size)}  {_text('; '.join(item.reasons))}"
+                f"{sizes.get(item.size) or size_text(item.size)}  {reasons_text(item.reasons)}"
                 for item in items_by_run.get((run.root, run.run_path), [])
             ]
             click.echo("\n".join(lines))  # a run at a time: an echo per line cost 7 us each
