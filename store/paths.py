@@ -60,6 +60,21 @@ def prefix_range(folder: bytes) -> tuple[bytes, bytes]:
     return folder + b"/", folder + b"0"  # '0' is the byte after '/'
 
 
+def at_and_below(
+    select: str, where: str, args: list[object], start: bytes
+) -> tuple[str, list[object]]:
+    """``select`` (``SELECT ... FROM t``) of the rows meeting ``where`` whose ``path`` is
+    ``start`` or below it, and the arguments: two searches of the path key joined by
+    ``UNION ALL``.  ``(path >= lo AND path < hi) OR path = start`` reads the same rows, but
+    SQLite answers that OR by walking every row of the root (120 ms on 1M files)."""
+    lo, hi = prefix_range(start)
+    sql = (
+        f"{select} WHERE {where} AND path >= ? AND path < ? "
+        f"UNION ALL {select} WHERE {where} AND path = ?"
+    )
+    return sql, [*args, lo, hi, *args, start]
+
+
 def display(name: str | bytes) -> str:
     """A printable, single-line rendering of a file name or path.
 

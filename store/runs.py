@@ -291,12 +291,9 @@ class RunSync:
             ranges.extend(paths.key(extra) for extra in spec.extra_paths)
         selects: list[tuple[str, list[object]]] = []
         for folder in ranges:
-            lo, hi = paths.prefix_range(folder)
             selects.append(
-                (
-                    "SELECT id, path, run_id FROM artifacts WHERE root_id = ?"
-                    " AND ((path >= ? AND path < ?) OR path = ?)",
-                    [self.root_id, lo, hi, folder],
+                paths.at_and_below(
+                    "SELECT id, path, run_id FROM artifacts", "root_id = ?", [self.root_id], folder
                 )
             )
         if self._removed:

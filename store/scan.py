@@ -33,7 +33,7 @@ from store.hashing import Identity, hash_file
 from store.index import write
 from store.index.db import write_transaction
 from store.index.events import EventKind
-from store.index.query import FLAGGED_VERDICTS
+from store.index.query import BY_PARENT_DIRS, FLAGGED_VERDICTS
 from store.kinds import SETTLED_EXT_BYTES, TFEVENTS, classify, classify_key, kind_by_name, refine
 from store.runs import Listing, RunSync, Totals, is_marker
 from store.safetext import visible
@@ -642,9 +642,8 @@ class Indexer:
         sql = "SELECT count(*) FROM artifacts WHERE root_id = ?"
         args: list[object] = [self.root_id]
         if start:
-            lo, hi = paths.prefix_range(start)
-            sql += " AND ((path >= ? AND path < ?) OR path = ?)"
-            args += [lo, hi, start]
+            below, args = paths.at_and_below("SELECT 1 FROM artifacts", "root_id = ?", args, start)
+            sql = f"SELECT count(*) FROM ({below})"
         return int(self.db.conn.execute(sql, args).fetchone()[0])
 
     def scan_folders(self, folders: Iterable[str | bytes]) -> ScanReport:
@@ -666,8 +665,8 @@ class Indexer:
             known = {
                 bytes(k): m
                 for k, m in conn.execute(
-                    "SELECT path, mtime_ns FROM dirs WHERE root_id = ? AND parent = ?"
-                    " AND path != ?",
+                    f"SELECT path, mtime_ns FROM dirs {BY_PARENT_DIRS} WHERE root_id = ?"
+                    " AND parent = ? AND path != ?",
                     [self.root_id, folder, folder],
                 )
             }
@@ -818,9 +817,8 @@ class Indexer:
             sql += " AND parent = ?"
             args.append(start)
         elif start:
-            lo, hi = paths.prefix_range(start)
-            sql += " AND ((path >= ? AND path < ?) OR path = ?)"
-            args += [lo, hi, start]
+            select = f"SELECT {_IDENTITY} FROM artifacts"
+            sql, args = paths.at_and_below(select, "root_id = ?", args, start)
         return set(self.db.conn.execute(sql, args))
 
     def _old_rows(self, keys: set[bytes]) -> dict[bytes, tuple[Any, ...]]:
@@ -853,13 +851,15 @@ class Indexer:
         """Folder key -> (mtime_ns, digest) for the folders under ``start``."""
         sql = "SELECT path, mtime_ns, digest FROM dirs WHERE root_id = ?"
         args: list[object] = [self.root_id]
-        if shallow:
-            sql += " AND (parent = ? OR path = ?)"
-            args += [start, start]
+        if shallow:  # the folder's own row, then its folders' by their parent
+            sql += (
+                " AND path = ? UNION ALL SELECT path, mtime_ns, digest FROM dirs "
+                f"{BY_PARENT_DIRS} WHERE root_id = ? AND parent = ? AND path != ?"
+            )
+            args += [start, self.root_id, start, start]
         elif start:
-            lo, hi = paths.prefix_range(start)
-            sql += " AND ((path >= ? AND path < ?) OR path = ?)"
-            args += [lo, hi, start]
+            select = "SELECT path, mtime_ns, digest FROM dirs"
+            sql, args = paths.at_and_below(select, "root_id = ?", args, start)
         return {path: (m, d) for path, m, d in self.db.conn.execute(sql, args)}
 
     def _listing_for_detection(

@@ -440,6 +440,13 @@ class FolderEntry:
     artifact: ArtifactRow | None = None
 
 
+BY_PARENT = "INDEXED BY artifacts_parent"
+BY_PARENT_DIRS = "INDEXED BY dirs_parent"
+"""For a folder's rows in name order.  With no statistics (no ANALYZE), SQLite reads
+those by the (root, path) key to skip a sort, walking every row of the root: 260 ms a
+page of a run's folder on an index of 1M files, against 0.4 ms by the folder."""
+
+
 def folder_total(db: sqlite_utils.Database, root_id: int, folder: bytes) -> tuple[int, int]:
     """(bytes, files) below a folder: an index range scan, no disk access."""
     lo, hi = paths.prefix_range(folder)
@@ -457,8 +464,8 @@ def children(
     """Folders first (with totals), then files, each sorted by name."""
     entries: list[FolderEntry] = []
     for key, mtime_ns in db.conn.execute(
-        "SELECT path, mtime_ns FROM dirs WHERE root_id = ? AND parent = ? AND path != ?"
-        " ORDER BY path LIMIT ?",
+        f"SELECT path, mtime_ns FROM dirs {BY_PARENT_DIRS} WHERE root_id = ? AND parent = ?"
+        " AND path != ? ORDER BY path LIMIT ?",
         [root_id, folder, folder, limit],
     ):
         key = bytes(key)
@@ -474,7 +481,7 @@ def children(
             )
         )
     for row in db.conn.execute(
-        f"SELECT {_ART_COLUMNS} FROM artifacts WHERE root_id = ? AND parent = ?"
+        f"SELECT {_ART_COLUMNS} FROM artifacts {BY_PARENT} WHERE root_id = ? AND parent = ?"
         " ORDER BY path LIMIT ?",
         [root_id, folder, limit],
     ):

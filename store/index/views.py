@@ -107,8 +107,8 @@ def children_page(
     entries: list[query.FolderEntry] = []
     if offset < n_dirs:
         for key, mtime_ns in db.conn.execute(
-            "SELECT path, mtime_ns FROM dirs WHERE root_id = ? AND parent = ? AND path != ?"
-            " ORDER BY path LIMIT ? OFFSET ?",
+            f"SELECT path, mtime_ns FROM dirs {query.BY_PARENT_DIRS} WHERE root_id = ?"
+            " AND parent = ? AND path != ? ORDER BY path LIMIT ? OFFSET ?",
             [root_id, folder, folder, limit, offset],
         ):
             key = bytes(key)
@@ -119,8 +119,8 @@ def children_page(
     if room > 0:
         file_offset = max(0, offset - n_dirs)
         for row in db.conn.execute(
-            f"SELECT {query._ART_COLUMNS} FROM artifacts WHERE root_id = ? AND parent = ?"
-            " ORDER BY path LIMIT ? OFFSET ?",
+            f"SELECT {query._ART_COLUMNS} FROM artifacts {query.BY_PARENT} WHERE root_id = ?"
+            " AND parent = ? ORDER BY path LIMIT ? OFFSET ?",
             [root_id, folder, room, file_offset],
         ):
             art = query._artifact_from(row)
