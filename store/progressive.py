@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 from store import paths
 from store.index import write
 from store.index.db import write_transaction
-from store.runs import Listing, RunSync
+from store.runs import Listing, RunSync, totals_of
 from store.scan import IGNORED_DIR_NAMES, Indexer, ProgressFn, ScanReport, _no_cyclic_gc, _Walk
 
 if TYPE_CHECKING:
@@ -183,16 +183,7 @@ class _ChunkRuns(RunSync):
     def _totals(
         self, conn: sqlite3.Connection, dirty: set[int]
     ) -> dict[int, tuple[int, int, float, float]]:
-        totals: dict[int, tuple[int, int, float, float]] = {}
-        for run_id in dirty:
-            size, count, last_ns, first_ns = conn.execute(
-                "SELECT sum(size), count(*), max(mtime_ns), min(mtime_ns) FROM artifacts"
-                " WHERE run_id = ?",
-                [run_id],
-            ).fetchone()
-            if count:
-                totals[run_id] = (size or 0, count, (last_ns or 0) / 1e9, (first_ns or 0) / 1e9)
-        return totals
+        return totals_of(conn, dirty)
 
 
 def _fill_in(

@@ -45,6 +45,10 @@ BATCH_RUNS = 64
 """Above this many runs read at once, which of them hold references is asked in one query
 rather than one probe per run."""
 
+FEW_DIRTY_RUNS = 256
+"""Up to this many runs changed in a write, their totals are summed run by run; above,
+the whole root is summed in one pass."""
+
 Listing = Mapping[bytes, tuple[list[bytes], list[bytes]]]
 
 Totals = tuple[int, int, float, float]
@@ -80,6 +84,21 @@ def status_of(framework_status: str, last_write: float | None, now: float) -> st
     if framework_status in ("failed", "killed"):
         return "failed"
     return "live" if recent else "unknown"
+
+
+def totals_of(conn: sqlite3.Connection, run_ids: Iterable[int]) -> dict[int, Totals]:
+    """run id -> (size, files, last write, first write) of each run that has rows, each
+    summed over its own rows (the run_id index)."""
+    counted: dict[int, Totals] = {}
+    for run_id in run_ids:
+        size, count, last_ns, first_ns = conn.execute(
+            "SELECT sum(size), count(*), max(mtime_ns), min(mtime_ns) FROM artifacts"
+            " WHERE run_id = ?",
+            [run_id],
+        ).fetchone()
+        if count:
+            counted[run_id] = (size or 0, count, (last_ns or 0) / 1e9, (first_ns or 0) / 1e9)
+    return counted
 
 
 class RunSync:
@@ -330,7 +349,8 @@ class RunSync:
         summaries: bool = True,
         totals: Mapping[int, Totals] | None = None,
     ) -> int:
-        """Re-read the summaries of dirty runs and refresh every run's totals.
+        """Re-read the summaries of dirty runs and refresh the totals of runs whose rows
+        changed (``_totals``).
 
         Without ``summaries`` the framework files are not read: dirty runs get their
         totals and are marked ``summary_pending`` in meta, for ``fill_pending`` to finish.
@@ -455,8 +475,14 @@ class RunSync:
         return self._totals(conn, dirty)
 
     def _totals(self, conn: sqlite3.Connection, dirty: set[int]) -> Mapping[int, Totals]:
-        """run id -> (size, files, last write, first write) of every run with files, from
-        its rows (a subclass that knows only ``dirty`` runs changed may count only those)."""
+        """run id -> (size, files, last write, first write) from its rows: of the ``dirty``
+        runs, by their own rows, when they are few; else of every run with files.
+
+        Every write of a row marks its runs, old and new, dirty (``mark_dirty``,
+        ``reassign``), so no other run's totals can have moved.  Summing the whole root
+        instead took 0.1 s of each live batch at 200k files and 0.5 s at 1M."""
+        if len(dirty) <= FEW_DIRTY_RUNS:
+            return totals_of(conn, dirty)
         return {
             run_id: (size or 0, count, (last_ns or 0) / 1e9, (first_ns or 0) / 1e9)
             for run_id, size, count, last_ns, first_ns in conn.execute(

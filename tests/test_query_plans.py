@@ -74,3 +74,39 @@ def test_a_folders_page_is_read_by_its_folder(
     for folder in (b"exp/run1", b"exp/run1/logs", b"exp"):
         assert _whole_root_reads(db, partial(children_page, db, root_id, folder)) == []
         assert _whole_root_reads(db, partial(query.children, db, root_id, folder)) == []
+
+
+def test_a_folders_rescan_and_a_new_run_read_that_folder(
+    indexed: tuple[sqlite_utils.Database, Indexer, Path],
+) -> None:
+    db, indexer, root = indexed
+
+    def totals() -> dict[bytes, tuple[int, int]]:
+        rows = db.conn.execute("SELECT path, n_artifacts, size_bytes FROM runs")
+        return {bytes(p): (n, size) for p, n, size in rows}
+
+    before = totals()
+    (root / "exp" / "run2" / "logs" / "new.txt").write_text("four")
+    (root / "exp" / "run3" / "logs" / "f1.txt").unlink()
+    changed = [b"exp/run2/logs", b"exp/run3/logs"]
+    assert _whole_root_reads(db, lambda: indexer.scan_folders(changed)) == []
+    after = totals()
+    assert after[b"exp/run2"] == (before[b"exp/run2"][0] + 1, before[b"exp/run2"][1] + 4)
+    assert after[b"exp/run3"] == (before[b"exp/run3"][0] - 1, before[b"exp/run3"][1] - 1)
+    assert {k: v for k, v in after.items() if k not in (b"exp/run2", b"exp/run3")} == {
+        k: v for k, v in before.items() if k not in (b"exp/run2", b"exp/run3")
+    }
+    new_run = root / "exp" / "run2" / "logs" / "lightning_logs" / "version_0"
+    new_run.mkdir(parents=True)
+    (new_run / "hparams.yaml").write_text("lr: 1\n")
+    (new_run / "metrics.csv").write_text("step,loss\n1,0.5\n")
+    reads = _whole_root_reads(db, lambda: indexer.scan_folders([b"exp/run2/logs"]))
+    # a new folder: runs are detected again over the root's listing (folders and names,
+    # read once each), and nothing else reads the whole root
+    assert sorted(read.split(": ", 1)[1].split(" WHERE")[0] for read in reads) == [
+        "SELECT path, parent FROM artifacts",
+        "SELECT path, parent FROM dirs",
+    ]
+    paths = {bytes(p) for (p,) in db.conn.execute("SELECT path FROM artifacts")}
+    assert b"exp/run2/logs/new.txt" in paths
+    assert b"exp/run2/logs/lightning_logs/version_0/metrics.csv" in paths
