@@ -73,6 +73,11 @@ class IndexChanged(Message, bubble=False):
     were re-read (``events.in_scope``; absent ones are gone)."""
 
 
+class CountWanted(Message):
+    """A change went out: the index's totals are to be read again (when is the screen's
+    choice, ``ExplorerScreen._count_soon``)."""
+
+
 @dataclass
 class IndexCounted(Message):
     """The index's totals, read after an ``IndexChanged`` went out without them: over a

@@ -41,6 +41,7 @@ from tui.hosts import Hosts, MirrorsLoaded
 from tui.keys import titled, titled_entries
 from tui.messages import (
     ChecklistsLoaded,
+    CountWanted,
     IndexChanged,
     IndexCounted,
     RunsLoaded,
@@ -69,6 +70,9 @@ FOLLOW_DELAY = 0.06
 """Seconds the runs cursor must rest before the tree and preview follow it: a held key
 moves the cursor at once but loads only the run it stops on."""
 
+COUNT_SPACING = 10.0
+"""The status line's totals are read again no sooner than this many times as long as the
+last read took (``_count_soon``): at most a tenth of a core on any index."""
 MAX_EVENTS = 20_000
 """Beyond this many pending events, reread every run instead of following them one by one."""
 FREEZE_DELAY = 1.0
@@ -227,6 +231,12 @@ class ExplorerScreen(Screen[None]):
         self._reading_changes = False
         self._changes_again = False
         """A commit arrived while changes were being read: read again when that ends."""
+        self._counting = False
+        self._count_again = False
+        self._count_timer: Timer | None = None
+        self._counted_at = -1e9
+        self._count_cost = 0.0
+        """When the index's totals were last read (monotonic), and how long that took."""
         self._preview_key: tuple[int, bytes] | None = None
         self._preview_node: NodeInfo | None = None
         self.user_pins: frozenset[tuple[bytes, str]] = frozenset()
@@ -384,11 +394,49 @@ class ExplorerScreen(Screen[None]):
 
     @on(Worker.StateChanged)
     def _changes_read(self, event: Worker.StateChanged) -> None:
-        if event.worker.group != "changes" or not event.worker.is_finished:
+        if not event.worker.is_finished:
             return
-        self._reading_changes = False
-        if self._changes_again:
-            self._start_reading_changes()
+        if event.worker.group == "changes":
+            self._reading_changes = False
+            if self._changes_again:
+                self._start_reading_changes()
+        elif event.worker.group == "counts":
+            self._counting = False
+            if self._count_again:
+                self._count_soon()
+
+    def _count_soon(self) -> None:
+        """Read the index's totals for the status line, at most one read at a time and
+        with idle time ``COUNT_SPACING`` times as long as the last read took between two:
+        over 1M files a read is a pass over every row (0.1-0.2 s), and live training
+        commits several times a second.  The last change is always counted."""
+        self._count_again = False
+        if self._counting:
+            self._count_again = True
+            return
+        wait = self._counted_at + COUNT_SPACING * self._count_cost - time.monotonic()
+        if wait > 0:
+            if self._count_timer is None:
+                self._count_timer = self.set_timer(wait, self._count_after_wait)
+            return
+        self._counting = True
+        self._count_index()
+
+    def on_count_wanted(self, _message: CountWanted) -> None:
+        self._count_soon()
+
+    def _count_after_wait(self) -> None:
+        self._count_timer = None
+        self._count_soon()
+
+    @work(thread=True, group="counts", exit_on_error=False)
+    def _count_index(self) -> None:
+        started = time.monotonic()
+        with self.pool.connection() as db:
+            totals = counts(db)
+        self._counted_at = time.monotonic()
+        self._count_cost = self._counted_at - started
+        self.post_message(IndexCounted(totals))
 
     @work(thread=True, exclusive=True, group="changes", exit_on_error=False)
     def _read_changes(self, after: int, shown: ShownFolders | None = None) -> None:
@@ -446,10 +494,7 @@ class ExplorerScreen(Screen[None]):
                 rescanned_folders=delta.rescanned_folders,
             )
         )
-        with self.pool.connection() as db:  # count(*) and sum(size): after the change is out
-            totals = counts(db)
-        if not worker.is_cancelled:
-            self.post_message(IndexCounted(totals))
+        self.post_message(CountWanted())  # the totals: after the change is out
 
     def on_index_counted(self, message: IndexCounted) -> None:
         self.query_one(StatusLine).change(counts=message.counts)
