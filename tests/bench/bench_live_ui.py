@@ -1,6 +1,6 @@
 """Benchmark of the live view in the headless app: file close to screen, keys in a storm.
 
-    cd /work/main && /work/venv/bin/python tests/bench/bench_live_ui.py [--storm 10000]
+    cd /work/main && /work/venv/bin/python tests/bench/bench_live_ui.py [--storm 10000] [--files 0]
 
 A real explorer (``ArtlensApp.run_test``) follows a real in-process watcher over real files.
 
@@ -52,12 +52,21 @@ KEY_REPEAT = 1 / 30
 """Seconds between keys: a held key's auto-repeat rate."""
 
 
-def build(root: Path, db_path: Path) -> None:
+def build(root: Path, db_path: Path, files: int = 0) -> None:
+    """The runs the writer writes into, and ``files`` more in runs of 100 files beside
+    them: what every write of a live run costs on a big root."""
     for number in range(RUNS):
         run = root / "lightning_logs" / f"version_{number}"
         (run / "checkpoints").mkdir(parents=True)
         (run / "hparams.yaml").write_text("lr: 0.001\n")
         (run / "metrics.csv").write_text("epoch,step,train_loss\n")
+    for number in range(files // 100):
+        run = root / "old" / f"version_{number}"
+        (run / "checkpoints").mkdir(parents=True)
+        (run / "hparams.yaml").write_text("lr: 0.001\n")
+        (run / "metrics.csv").write_text("epoch,step,train_loss\n")
+        for epoch in range(98):
+            (run / "checkpoints" / f"epoch={epoch}.ckpt").write_bytes(b"c")
     with WriterLock(db_path):
         db = open_db(db_path)
         try:
@@ -234,12 +243,14 @@ def inotify_anchor() -> None:
     print(f"anchor, inotify delivery (close to a bare watchdog handler): {figures(latencies)}")
 
 
-async def main(storm: int) -> None:
+async def main(storm: int, files: int) -> None:
     print(f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}")
     inotify_anchor()
     with tempfile.TemporaryDirectory(prefix="artlens-bench-live-") as tmp:
         root, db_path = Path(tmp) / "root", Path(tmp) / "index.db"
-        build(root, db_path)
+        build(root, db_path, files)
+        if files:
+            print(f"{files // 100 * 100} more files, in {files // 100} runs beside the live one")
         app = ArtlensApp(db_path, [root], watch=True)
         async with app.run_test(size=(140, 40)) as pilot:
             screen = app.screen
@@ -262,4 +273,8 @@ async def main(storm: int) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--storm", type=int, default=10_000)
-    asyncio.run(main(parser.parse_args().storm))
+    parser.add_argument(
+        "--files", type=int, default=0, help="files in other runs beside the live one"
+    )
+    arguments = parser.parse_args()
+    asyncio.run(main(arguments.storm, arguments.files))
