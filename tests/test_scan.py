@@ -385,3 +385,70 @@ def test_runs_read_ahead_match_runs_read_in_the_scan(tmp_path: Path) -> None:
     assert len(plain) == 4
     assert ahead == plain
     assert '"lr": 0.2' in str(ahead[1][3]) and "last.ckpt" in str(ahead[0][5])
+
+
+def test_a_file_changed_while_its_batch_was_hashed_keeps_waiting(
+    tmp_path: Path, db: sqlite_utils.Database
+) -> None:
+    """Between hashing's read of a row and its write, the watcher indexed a new version
+    of the file (and the file went back to the bytes and mtime hashed): the row keeps its
+    new size and stays pending, and nothing is cached for it."""
+    root = tmp_path / "root"
+    root.mkdir()
+    small, target = root / "a.bin", root / "b.bin"
+    small.write_bytes(b"a" * 10)
+    target.write_bytes(b"b" * 20)
+    old_ns = time.time_ns() - 60 * 10**9
+    for path in (small, target):
+        os.utime(path, ns=(old_ns, old_ns))
+    indexer = Indexer(db, root)
+    indexer.scan()
+    hashed = os.stat(target)
+    watcher_db = open_db(tmp_path / "index.db")
+    calls = []
+
+    def meanwhile() -> bool:
+        calls.append(1)
+        if len(calls) == 2:  # a.bin is settled, b.bin read but not hashed yet
+            target.write_bytes(b"c" * 30)
+            os.utime(target, ns=(old_ns + 10**9, old_ns + 10**9))
+            Indexer(watcher_db, root).scan_folders([b""])
+            target.write_bytes(b"b" * 20)
+            os.utime(target, ns=(hashed.st_atime_ns, hashed.st_mtime_ns))
+        return False
+
+    try:
+        assert indexer.hash_pending(batch=1, should_stop=meanwhile) == 2
+    finally:
+        watcher_db.close()
+    assert len(calls) == 2
+    rows = {
+        bytes(p): (size, state, digest)
+        for p, size, state, digest in db.execute(
+            "SELECT path, size, hash_state, hash FROM artifacts"
+        )
+    }
+    assert rows[b"b.bin"] == (30, "pending", None)
+    assert rows[b"a.bin"][:2] == (10, "done")
+    cached = {size for (size,) in db.execute("SELECT size FROM hash_cache")}
+    assert cached == {10}
+
+
+def test_pending_files_are_read_a_window_at_a_time_and_hashed_a_batch_at_a_time(
+    tmp_path: Path, db: sqlite_utils.Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from store import scan
+
+    monkeypatch.setattr(scan, "HASH_WINDOW", 3)
+    root = tmp_path / "root"
+    root.mkdir()
+    old = time.time() - 60
+    for size in range(1, 8):
+        (root / f"f{size}.bin").write_bytes(b"x" * size)
+        os.utime(root / f"f{size}.bin", (old, old))
+    indexer = Indexer(db, root)
+    indexer.scan()
+    seen: list[int] = []
+    assert indexer.hash_pending(batch=2, progress=lambda done, _total: seen.append(done)) == 7
+    assert seen == [2, 3, 5, 6, 7]
+    assert {s for (s,) in db.execute("SELECT DISTINCT hash_state FROM artifacts")} == {"done"}

@@ -17,11 +17,14 @@ from typing import TYPE_CHECKING
 
 from store.index.db import write_transaction
 from store.index.events import EventKind
+from store.index.query import FLAGGED_VERDICTS
 
 if TYPE_CHECKING:
     import sqlite3
 
     import sqlite_utils
+
+    from store.hashing import Identity
 
 EventRow = tuple[EventKind, int | None, int | None, bytes | None]
 """(kind, root id, run id, path) of one event to write."""
@@ -146,31 +149,42 @@ def delete_artifacts(conn: sqlite3.Connection, ids: Iterable[int]) -> None:
     conn.executemany("DELETE FROM artifacts WHERE id = ?", [(i,) for i in ids])
 
 
-def settle_hashes(
-    conn: sqlite3.Connection,
-    settled: Iterable[tuple[object, ...]],
-    cached: Iterable[int],
-    flagged: Iterable[int],
-    now: float,
-) -> None:
-    """Hashing's results: (hash, hash_state, kind, verdict, verdict_reason, id) per file;
-    the ids whose hash goes to the hash cache; the ids found dangerous or corrupt, which
-    are news for open views (safe verdicts are not, and would only flood the feed)."""
-    conn.executemany(
-        "UPDATE artifacts SET hash = ?, hash_state = ?, kind = ?, verdict = ?,"
-        " verdict_reason = ? WHERE id = ?",
-        settled,
-    )
-    conn.executemany(
-        "INSERT OR REPLACE INTO hash_cache (dev, inode, size, mtime_ns, hash)"
-        " SELECT dev, inode, size, mtime_ns, hash FROM artifacts WHERE id = ?",
-        [(i,) for i in cached],
-    )
-    conn.executemany(
-        "INSERT INTO events (ts, kind, root_id, run_id, path)"
-        " SELECT ?, ?, root_id, run_id, path FROM artifacts WHERE id = ?",
-        [(now, EventKind.VERDICT.value, i) for i in flagged],
-    )
+Settled = tuple[int, "Identity", str | None, str, str, str | None, str | None]
+"""One file's hashing: its id, the version hashed, and (hash, hash_state, kind, verdict,
+verdict_reason)."""
+
+
+def _fields(version: Identity) -> tuple[int, int, int, int]:
+    return version.dev, version.inode, version.size, version.mtime_ns
+
+
+def settle_hashes(conn: sqlite3.Connection, settled: Iterable[Settled], now: float) -> None:
+    """Write hashing's results, each to its row only while the row still holds the version
+    hashed and is pending: a file changed since (the watcher wrote its new size and mtime)
+    keeps waiting for its own hash, rather than taking the old content's.  A hash goes to
+    the hash cache under the version hashed; a dangerous or corrupt verdict is news for
+    open views (safe ones are not, and would only flood the feed)."""
+    for art_id, version, digest, state, kind, verdict, reason in settled:
+        written = conn.execute(
+            "UPDATE artifacts SET hash = ?, hash_state = ?, kind = ?, verdict = ?,"
+            " verdict_reason = ? WHERE id = ? AND hash_state = 'pending' AND dev = ?"
+            " AND inode = ? AND size = ? AND mtime_ns = ?",
+            [digest, state, kind, verdict, reason, art_id, *_fields(version)],
+        ).rowcount
+        if not written:
+            continue
+        if digest is not None:
+            conn.execute(
+                "INSERT OR REPLACE INTO hash_cache (dev, inode, size, mtime_ns, hash)"
+                " VALUES (?, ?, ?, ?, ?)",
+                [*_fields(version), digest],
+            )
+        if verdict in FLAGGED_VERDICTS:
+            conn.execute(
+                "INSERT INTO events (ts, kind, root_id, run_id, path)"
+                " SELECT ?, ?, root_id, run_id, path FROM artifacts WHERE id = ?",
+                [now, EventKind.VERDICT.value, art_id],
+            )
 
 
 def set_known_hashes(
