@@ -499,3 +499,50 @@ def test_a_killed_watchers_canary_folder_is_reclaimed_by_the_next(
         assert all(folder.is_dir() for folder in kept)
         assert (full / "notes.txt").exists() and link.is_symlink() and outside.is_dir()
     assert not own.exists()
+
+
+def test_hashing_at_a_share_of_the_time_rests_between_batches_and_finishes(
+    tmp_path: Path,
+) -> None:
+    """The explorer's watcher hashes a quarter of the time: it rests between batches
+    about three times as long as each worked, stops at once when asked, and still hashes
+    every file."""
+    stopping = threading.Event()
+    rest = watcher_module._Rest(0.25, stopping)
+    busy_until = time.monotonic() + 0.1
+    while time.monotonic() < busy_until:
+        pass
+    started = time.monotonic()
+    assert rest.after_work() is False
+    assert time.monotonic() - started >= 0.25  # three times the 0.1 s worked, less slack
+    stopping.set()
+    started = time.monotonic()
+    busy_until = time.monotonic() + 0.1
+    while time.monotonic() < busy_until:
+        pass
+    assert rest.after_work() is True
+    assert time.monotonic() - started < 10
+    assert watcher_module._Rest(1.0, threading.Event()).after_work() is False
+
+    root = tmp_path / "root"
+    root.mkdir()
+    old = time.time() - 60
+    for index in range(80):
+        (root / f"f{index}.bin").write_bytes(os.urandom(64) * (index + 1))
+        os.utime(root / f"f{index}.bin", (old, old))
+    db_path = tmp_path / "index.db"
+    watcher = Watcher(db_path, [root], hash_share=0.25)
+    watcher.start()
+    try:
+
+        def all_hashed() -> bool:
+            db = open_db(db_path, readonly=True)
+            try:
+                states = db.execute("SELECT hash_state, count(*) FROM artifacts GROUP BY 1")
+                return dict(states.fetchall()) == {"done": 80}
+            finally:
+                db.close()
+
+        wait_for(all_hashed, timeout=60, what="every file hashed")
+    finally:
+        watcher.stop()

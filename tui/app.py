@@ -65,6 +65,9 @@ class FirstScanOver(Message):
 
 PROGRESS_EVERY = 0.25
 """Seconds between two progress lines of a first scan."""
+HASH_SHARE = 0.25
+"""The share of its time the in-process watcher's background hashing works (``Watcher``'s
+``hash_share``): the UI keeps the interpreter lock the rest."""
 POLL_SECONDS = 0.25
 """How often the read connection is asked whether another connection committed, when the
 writer is this process's watcher (which also wakes the app after each commit)."""
@@ -243,6 +246,7 @@ class ArtlensApp(App[None]):
             on_commit=self._index_committed,
             progressive=True,
             on_progress=self._scan_progress,
+            hash_share=HASH_SHARE,
         )
         with self._watcher_guard:
             if self._closing:

@@ -99,6 +99,8 @@ RETRY_SECONDS = 5.0
 HASH_BATCH = 16
 HASH_IDLE_WAIT = 30.0
 HASH_PENDING_WAIT = 2.5
+HASH_REST_AFTER = 0.02
+"""Hashing rests (``Watcher.hash_share``) once it has worked this long since it last did."""
 STOP_JOIN_SECONDS = 10.0
 
 
@@ -197,6 +199,25 @@ class _OverflowLog(logging.Handler):
 _OVERFLOW_LOGGERS = ("watchdog.observers.inotify_c", "watchdog.observers.inotify")
 
 
+class _Rest:
+    """Asked between hashing's batches (as its ``should_stop``): rests so that work takes
+    ``share`` of the time, and says whether the watcher is stopping."""
+
+    def __init__(self, share: float, stopping: threading.Event) -> None:
+        self.share = share
+        self.stopping = stopping
+        self.since = time.monotonic()
+
+    def after_work(self) -> bool:
+        if self.share < 1.0:
+            worked = time.monotonic() - self.since
+            if worked < HASH_REST_AFTER:  # a pass that found nothing, or just began
+                return self.stopping.is_set()
+            self.stopping.wait(worked * (1.0 / self.share - 1.0))
+            self.since = time.monotonic()
+        return self.stopping.is_set()
+
+
 class Watcher:
     """Keeps the index of ``roots`` current while files change; the index's only writer.
 
@@ -221,6 +242,7 @@ class Watcher:
         fallback_poll: float = DEFAULT_POLL_SECONDS,
         progressive: bool = False,
         on_progress: Callable[[int, int], None] | None = None,
+        hash_share: float = 1.0,
     ) -> None:
         if not roots:
             raise WatchError("nothing to watch: give at least one root folder")
@@ -237,6 +259,10 @@ class Watcher:
         this process can look now instead of at its next poll; it must return at once."""
         self.hash_files = hash_files
         self.hash_max_bytes = hash_max_bytes
+        self.hash_share = min(1.0, max(0.05, hash_share))
+        """The share of its time background hashing works, resting the rest between
+        batches: in the explorer's process its Python work takes the interpreter lock from
+        the UI (a 200k-file backlog doubled the time from a file's close to the screen)."""
         self.fallback_poll = fallback_poll
         self.progressive = progressive
         """A root never indexed is scanned piece by piece on start (``store.progressive``),
@@ -861,13 +887,14 @@ class Watcher:
         try:
             ignore = [Path(os.fsdecode(p)) for p in self._ignored]
             indexers = [Indexer(db, r.path, ignore_paths=ignore) for r in self._roots]
+            rest = _Rest(self.hash_share, self._stopping)
             while not self._stopping.is_set():
                 pending = 0
                 for indexer in indexers:
                     try:
                         indexer.hash_pending(
                             batch=HASH_BATCH,
-                            should_stop=self._stopping.is_set,
+                            should_stop=rest.after_work,
                             max_bytes=self.hash_max_bytes,
                         )
                         pending += db.conn.execute(
