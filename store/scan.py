@@ -53,7 +53,7 @@ SAMPLES_PER_WARNING = 5
 _S_IFMT, _S_IFREG, _S_IFDIR, _S_IFLNK = 0o170000, stat.S_IFREG, stat.S_IFDIR, stat.S_IFLNK
 """File-type bits of st_mode, compared inline: the walk does this once per file."""
 
-HASH_WINDOW = 4096
+HASH_WINDOW = 16_384
 """Pending files read at once, smallest first, then hashed a batch at a time: no index
 orders them by size, so each read sorts every pending file of the root (one read per 256
 files kept a core busy for minutes after indexing 200k files)."""

@@ -162,29 +162,33 @@ def settle_hashes(conn: sqlite3.Connection, settled: Iterable[Settled], now: flo
     """Write hashing's results, each to its row only while the row still holds the version
     hashed and is pending: a file changed since (the watcher wrote its new size and mtime)
     keeps waiting for its own hash, rather than taking the old content's.  A hash goes to
-    the hash cache under the version hashed; a dangerous or corrupt verdict is news for
-    open views (safe ones are not, and would only flood the feed)."""
-    for art_id, version, digest, state, kind, verdict, reason in settled:
-        written = conn.execute(
-            "UPDATE artifacts SET hash = ?, hash_state = ?, kind = ?, verdict = ?,"
-            " verdict_reason = ? WHERE id = ? AND hash_state = 'pending' AND dev = ?"
-            " AND inode = ? AND size = ? AND mtime_ns = ?",
-            [digest, state, kind, verdict, reason, art_id, *_fields(version)],
-        ).rowcount
-        if not written:
-            continue
-        if digest is not None:
-            conn.execute(
-                "INSERT OR REPLACE INTO hash_cache (dev, inode, size, mtime_ns, hash)"
-                " VALUES (?, ?, ?, ?, ?)",
-                [*_fields(version), digest],
-            )
-        if verdict in FLAGGED_VERDICTS:
-            conn.execute(
-                "INSERT INTO events (ts, kind, root_id, run_id, path)"
-                " SELECT ?, ?, root_id, run_id, path FROM artifacts WHERE id = ?",
-                [now, EventKind.VERDICT.value, art_id],
-            )
+    the hash cache, and a dangerous or corrupt verdict is news for open views (safe ones
+    are not, and would only flood the feed), only from a row that took the result."""
+    rows = [(art_id, *_fields(version), *result) for art_id, version, *result in settled]
+    conn.executemany(
+        "UPDATE artifacts SET hash = ?6, hash_state = ?7, kind = ?8, verdict = ?9,"
+        " verdict_reason = ?10 WHERE id = ?1 AND hash_state = 'pending' AND dev = ?2"
+        " AND inode = ?3 AND size = ?4 AND mtime_ns = ?5",
+        rows,
+    )
+    took = (
+        "FROM artifacts WHERE id = ?1 AND dev = ?2 AND inode = ?3 AND size = ?4"
+        " AND mtime_ns = ?5 AND hash IS ?6 AND hash_state = ?7"
+    )
+    conn.executemany(
+        "INSERT OR REPLACE INTO hash_cache (dev, inode, size, mtime_ns, hash)"
+        f" SELECT dev, inode, size, mtime_ns, hash {took}",
+        [row[:7] for row in rows if row[5] is not None],
+    )
+    conn.executemany(
+        f"INSERT INTO events (ts, kind, root_id, run_id, path) SELECT ?8, ?9, root_id, run_id,"
+        f" path {took} AND verdict IS ?10",
+        [
+            (*row[:7], now, EventKind.VERDICT.value, row[8])
+            for row in rows
+            if row[8] in FLAGGED_VERDICTS
+        ],
+    )
 
 
 def set_known_hashes(
