@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 import sqlite_utils
 import xxhash
@@ -153,53 +153,18 @@ class ObjectIndexer(Indexer):
         finally:
             self.object_root.release_listing()
 
-    def hash_pending(
-        self,
-        *,
-        limit: int | None = None,
-        should_stop: Callable[[], bool] | None = None,
-        progress: ProgressFn | None = None,
-        batch: int = 256,
-        max_bytes: int | None = None,
-    ) -> int:
-        """As ``Indexer.hash_pending`` (the same rows, order and writes), with each batch's
-        sniffs and inspections made ``READ_WORKERS`` objects at a time first: one at a
-        time, the pass waits a round trip per object."""
-        total = self.db.conn.execute(
-            "SELECT count(*) FROM artifacts WHERE root_id = ? AND hash_state = 'pending'",
-            [self.root_id],
-        ).fetchone()[0]
-        if limit is not None:
-            total = min(total, limit)
-        done = 0
-        while done < total:
-            if should_stop is not None and should_stop():
-                break
-            rows = self.db.conn.execute(
-                "SELECT path, kind, inode FROM artifacts WHERE root_id = ?"
-                " AND hash_state = 'pending' ORDER BY size, id LIMIT ?",
-                [self.root_id, min(batch, total - done)],
-            ).fetchall()
-            if not rows:
-                break
+    def _before_hashing(self, rows: list[tuple[Any, ...]]) -> None:
+        """Sniff and inspect a batch ``READ_WORKERS`` objects at a time, for ``_hash_one``:
+        one at a time, the pass would wait a round trip per object."""
+        self._settled.clear()
 
-            def settle(row: tuple[bytes, str, int]) -> None:
-                key, kind, inode = bytes(row[0]), row[1], int(row[2])
-                self._settled[(key, inode)] = self._verdict_of(key, kind)
+        def settle(row: tuple[Any, ...]) -> None:
+            key, kind, inode = bytes(row[1]), row[2], int(row[4])
+            self._settled[(key, inode)] = self._verdict_of(key, kind)
 
-            with ThreadPoolExecutor(READ_WORKERS, thread_name_prefix="artlens-sniff") as pool:
-                for _ in pool.map(settle, rows):
-                    pass
-            try:
-                got = super().hash_pending(limit=len(rows), batch=batch, max_bytes=max_bytes)
-            finally:
-                self._settled.clear()
-            done += got
-            if progress is not None:
-                progress(done, total)
-            if got == 0:
-                break
-        return done
+        with ThreadPoolExecutor(READ_WORKERS, thread_name_prefix="artlens-sniff") as pool:
+            for _ in pool.map(settle, rows):
+                pass
 
     def _hash_one(
         self, key: bytes, kind: str, expect: Identity, max_bytes: int | None

@@ -1232,6 +1232,7 @@ class Indexer:
                 if start and should_stop is not None and should_stop():
                     return done
                 rows = window[start : start + batch]
+                self._before_hashing(rows)
                 results: list[write.Settled] = []
                 for art_id, key, kind, dev, inode, size, mtime_ns in rows:
                     last_id, last_size = art_id, size
@@ -1245,6 +1246,10 @@ class Indexer:
                 if progress is not None:
                     progress(done, total)
         return done
+
+    def _before_hashing(self, rows: list[tuple[Any, ...]]) -> None:
+        """Called with each batch of pending rows (id, path, kind, dev, inode, size,
+        mtime_ns) before ``_hash_one`` is asked about them one by one."""
 
     def _hash_one(
         self, key: bytes, kind: str, expect: Identity, max_bytes: int | None
