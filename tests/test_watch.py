@@ -523,6 +523,12 @@ def test_hashing_at_a_share_of_the_time_rests_between_batches_and_finishes(
     assert rest.after_work() is True
     assert time.monotonic() - started < 10
     assert watcher_module._Rest(1.0, threading.Event()).after_work() is False
+    waited = watcher_module._Rest(0.25, threading.Event())
+    waited.since -= 10  # ten seconds spent waiting for work: no rest is owed for them
+    waited.begin()
+    started = time.monotonic()
+    assert waited.after_work() is False
+    assert time.monotonic() - started < 5  # not the 30 s it would rest for 10 s of work
 
     root = tmp_path / "root"
     root.mkdir()

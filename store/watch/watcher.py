@@ -201,11 +201,15 @@ _OVERFLOW_LOGGERS = ("watchdog.observers.inotify_c", "watchdog.observers.inotify
 
 class _Rest:
     """Asked between hashing's batches (as its ``should_stop``): rests so that work takes
-    ``share`` of the time, and says whether the watcher is stopping."""
+    ``share`` of the time, and says whether the watcher is stopping.  ``begin`` starts
+    the clock of a pass: the wait for work before it is no work."""
 
     def __init__(self, share: float, stopping: threading.Event) -> None:
         self.share = share
         self.stopping = stopping
+        self.since = time.monotonic()
+
+    def begin(self) -> None:
         self.since = time.monotonic()
 
     def after_work(self) -> bool:
@@ -892,6 +896,7 @@ class Watcher:
                 pending = 0
                 for indexer in indexers:
                     try:
+                        rest.begin()
                         indexer.hash_pending(
                             batch=HASH_BATCH,
                             should_stop=rest.after_work,
