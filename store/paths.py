@@ -50,13 +50,20 @@ def under(k: bytes, folder: bytes) -> bool:
     return not folder or k == folder or k.startswith(folder + b"/")
 
 
+ROOT_HI = b"\xff" * 4096
+"""Above every key: a file name holds at most 255 bytes (NAME_MAX; 4,032 on the most lenient
+filesystems), so a key's first 4,096 bytes cannot all be 0xff before a '/' (0x2f) or its
+end; object keys are UTF-8, which holds no 0xff at all."""
+
+
 def prefix_range(folder: bytes) -> tuple[bytes, bytes]:
     """BLOB bounds (lo, hi) such that every key strictly below ``folder`` has lo <= key < hi.
 
-    Lets SQLite answer "everything under this folder" with an index range scan.
+    Lets SQLite answer "everything under this folder" with an index range scan.  Below the
+    root the bound is ``ROOT_HI``: a name of nine 0xff bytes passed the old one.
     """
     if not folder:
-        return b"", b"\xff" * 8 + b"\xff"
+        return b"", ROOT_HI
     return folder + b"/", folder + b"0"  # '0' is the byte after '/'
 
 

@@ -5,6 +5,7 @@ index of 1M files.  Each statement run is checked by ``EXPLAIN QUERY PLAN``."""
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable, Iterator
 from functools import partial
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 import sqlite_utils
 
+from store import paths
 from store.index import query
 from store.index.db import open_db
 from store.index.views import children_page
@@ -110,3 +112,25 @@ def test_a_folders_rescan_and_a_new_run_read_that_folder(
     paths = {bytes(p) for (p,) in db.conn.execute("SELECT path FROM artifacts")}
     assert b"exp/run2/logs/new.txt" in paths
     assert b"exp/run2/logs/lightning_logs/version_0/metrics.csv" in paths
+
+
+def test_a_name_of_0xff_bytes_at_the_root_is_below_the_root(tmp_path: Path) -> None:
+    """``paths.prefix_range(b"")`` bounded the root by nine 0xff bytes: a file whose name
+    began with more was left out of the root's total and of every read of "all below the
+    root" (the feed's resync, a mirror's cleanup, the retention drill)."""
+    root = tmp_path / "root"
+    root.mkdir()
+    names = [b"\xff" * 12 + b".ckpt", b"\xff" * 255, b"plain.txt"]
+    for name in names:
+        with open(os.path.join(os.fsencode(root), name), "wb") as out:
+            out.write(b"x" * 10)
+    db = open_db(tmp_path / "index.db")
+    try:
+        indexer = Indexer(db, root)
+        indexer.scan()
+        assert query.folder_total(db, indexer.root_id, b"") == (30, 3)
+        lo, hi = paths.prefix_range(b"")
+        assert all(lo <= name < hi for name in names)
+        assert hi > b"\xff" * 255 + b"/" + b"\xff" * 255  # a folder of such names
+    finally:
+        db.conn.close()
