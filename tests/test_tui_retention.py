@@ -186,3 +186,52 @@ async def test_another_process_trashing_reloads_the_trash_tab(
             await pilot.pause(0.05)
         trash = screen.query_one("#ret-trash", DataTable)
         assert trash.row_count == moved
+
+
+@sync
+async def test_a_plan_larger_than_the_table_ends_in_a_row_counting_the_rest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The plan table holds ``MAX_PLAN_ROWS`` rows in the plan's order, then one saying
+    how many checkpoints, in how many runs, it leaves out; the summary counts them all."""
+    from store.scan import Indexer
+    from tui.screens import retention as retention_module
+
+    monkeypatch.setattr(retention_module, "MAX_PLAN_ROWS", 15)
+    root = tmp_path / "root"
+    for run in range(3):
+        folder = root / "lightning_logs" / f"version_{run}"
+        (folder / "checkpoints").mkdir(parents=True)
+        (folder / "hparams.yaml").write_text("lr: 0.1\n")
+        (folder / "metrics.csv").write_text("epoch,step,val_loss\n0,1,0.5\n")
+        for epoch in range(10):
+            (folder / "checkpoints" / f"epoch={epoch}-step={epoch * 10}.ckpt").write_bytes(b"c")
+    (root / ".artlens.toml").write_text("[retention]\nkeep_last = 2\n")
+    db_path = tmp_path / "index.db"
+    db = open_db(db_path)
+    try:
+        Indexer(db, root).scan()
+    finally:
+        db.close()
+    app = ArtlensApp(db_path, [root], watch=False)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        await pilot.press("r")
+        await settle(pilot)
+        screen = retention(app)
+        table = screen.query_one("#ret-plan", DataTable)
+        deadline = time.monotonic() + 30
+        while table.row_count != 16 and time.monotonic() < deadline:
+            await settle(pilot)
+        keys = [row.key.value for row in table.ordered_rows]
+        assert len(keys) == 16, keys
+        assert keys[0] == f"run\0{root}\0lightning_logs/version_0"
+        assert keys[11] == f"run\0{root}\0lightning_logs/version_1"
+        assert keys[12:15] == [
+            item_key(root, f"lightning_logs/version_1/checkpoints/epoch={e}-step={e * 10}.ckpt")
+            for e in range(3)
+        ]
+        assert keys[-1] == "more"
+        assert "17 more checkpoint(s), in 2 run(s) not shown whole" in row_text(table, "more")
+        summary = str(screen.query_one("#ret-summary", Static).render())
+        assert "remove 24" in summary and "keep 6" in summary

@@ -35,6 +35,7 @@ from store.retention.plan import (
     PINNED,
     TRAINER_BEST,
     Plan,
+    RunTotals,
     grouped_warnings,
 )
 from store.retention.policy import Policy
@@ -57,9 +58,13 @@ FOLLOW_UP_SECONDS = 60.0
 for this long (the moves reach the index in one or more of its commits, which on a loaded
 machine can come well after the files moved; a replan per change is cheap beside that)."""
 MAX_USAGE_ROWS = 200
+"""Runs and duplicate groups listed in the usage tab (largest first)."""
+MAX_PLAN_ROWS = 2000
+"""Rows of the plan table (runs and their checkpoints, in the plan's order); a last row
+says how many more there are.  A plan over a big root holds hundreds of thousands of
+checkpoints: a row each took half a minute of the UI thread and hundreds of MB."""
 PLAN_NAME_WIDTH = 28
 """Cells of the plan's checkpoint column (the reasons take the rest)."""
-"""Runs and duplicate groups listed in the usage tab (largest first)."""
 TABS = ("plan-tab", "usage-tab", "trash-tab")
 
 REASON_STYLES: tuple[tuple[str, str, str], ...] = (
@@ -96,11 +101,18 @@ def reasons_text(reasons: list[str]) -> Text:
 # -- messages --------------------------------------------------------------------------------
 
 
+PlanRow = tuple[str, tuple[Any, ...]]
+"""A row of the plan table: its key and its cells."""
+
+
 @dataclass
 class PlanReady(Message):
-    """A fresh plan, with the policy of every root and its usage (replaces older ones)."""
+    """A fresh plan, with the policy of every root and its usage (replaces older ones), and
+    what shows it: its summary and the plan table's rows, made on the worker's thread."""
 
     planned: Planned
+    summary: Text
+    rows: list[PlanRow]
 
     def can_replace(self, message: Message) -> bool:
         return isinstance(message, PlanReady)
@@ -177,7 +189,6 @@ class RetentionScreen(Screen[None]):
         self.policies: dict[str, Policy] = {}
         self.adhoc: Policy | None = None
         """A policy picked in this view; None means each root's own policy."""
-        self.items: dict[str, Candidate] = {}
         self.trash: dict[str, TrashEntry] = {}
         self.applying = False
         self._plan_keys: list[str] = []
@@ -228,7 +239,8 @@ class RetentionScreen(Screen[None]):
     def _plan_worker(self, adhoc: Policy | None) -> None:
         with self.pool.connection() as db:
             planned = service.make(db, adhoc=adhoc, with_usage=True)
-        self.post_message(PlanReady(planned))
+        rows = plan_rows(planned.plan, MAX_PLAN_ROWS)
+        self.post_message(PlanReady(planned, summary_text(planned), rows))
 
     @work(thread=True, exclusive=True, group="retention-trash", exit_on_error=False)
     def _trash_worker(self) -> None:
@@ -274,8 +286,8 @@ class RetentionScreen(Screen[None]):
         planned = message.planned
         self.plan = planned.plan
         self.policies = planned.policies
-        self._show_summary(planned)
-        self._fill_plan(planned.plan)
+        self.query_one("#ret-summary", Static).update(message.summary)
+        self._fill_plan(message.rows)
         self._fill_usage(planned.usage, planned.dups)
 
     def on_index_changed(self, message: IndexChanged) -> None:
@@ -357,99 +369,9 @@ class RetentionScreen(Screen[None]):
             text.append(label, style=style)
         return text
 
-    def _show_summary(self, message: Planned) -> None:
-        plan = message.plan
-        text = Text()
-        for error in message.errors:
-            text.append(f"policy error: {paths.display(error)}\n", style="bold red")
-        ruled = [r for r in plan.roots if message.policies.get(r.root, Policy()).removes_anything()]
-        if not plan.roots:
-            text.append("no roots indexed\n", style="dim")
-        elif not ruled:
-            text.append("no policy: keeping everything", style="bold")
-            text.append(
-                "  (o: a quick keep-last / keep-best policy; or add [retention] to "
-                "ROOT/.artlens.toml)\n",
-                style="dim",
-            )
-        else:
-            source = "ad-hoc (c: back to the file policy)" if message.adhoc else "policy"
-            for root in plan.roots:
-                text.append(f"{source}: ", style="dim")
-                text.append(paths.display(root.policy))
-                text.append(f"  {paths.display(root.root)}\n", style="dim")
-        removals = plan.removals
-        text.append(f"remove {len(removals)}", style="bold red" if removals else "")
-        text.append(f" ({human_size(plan.bytes_freed)} reclaimable)")
-        kept = sum(1 for item in plan.items if item.keep)
-        text.append(f" · keep {kept}", style="green")
-        for fs in plan.filesystems:
-            text.append(
-                f" · free {human_size(fs.free_now)} → {human_size(fs.free_after_purge)} after purge"
-            )
-        soon = message.expiring()
-        if soon:
-            text.append(f" · {len(soon)} expiring soon", style="yellow")
-        for warning in grouped_warnings(plan.warnings)[:2]:
-            text.append(f"\n{paths.display(warning)}", style="yellow")
-        for link in plan.links[:2]:  # e.g. last.ckpt: never counted, and what it points at
-            text.append(f"\n{paths.display(link)}", style="yellow" if "dangle" in link else "dim")
-        self.query_one("#ret-summary", Static).update(text)
-
-    def _fill_plan(self, plan: Plan) -> None:
+    def _fill_plan(self, rows: list[PlanRow]) -> None:
         table = self.query_one("#ret-plan", DataTable)
         current = self._current_key(table)
-        rows: list[tuple[str, tuple[Any, ...]]] = []
-        self.items = {}
-        by_run: dict[tuple[str, str], list[Candidate]] = {}
-        for item in plan.items:
-            by_run.setdefault((item.root, item.run_path), []).append(item)
-        now = plan.now
-        for run in plan.runs:
-            units = by_run.get((run.root, run.run_path), [])
-            run_key = f"run\0{run.root}\0{run.run_path}"
-            label = Text(no_wrap=True, overflow="ellipsis")
-            label.append(paths.display(run.run_path) or ".", style="bold")
-            summary = Text(no_wrap=True)
-            summary.append(f"keep {run.kept}", style="green")
-            summary.append(" · ")
-            summary.append(f"remove {run.removed}", style="red" if run.removed else "dim")
-            summary.append(f" ({human_size(run.bytes_removed)})")
-            rows.append(
-                (run_key, (label, human_size(run.bytes_kept + run.bytes_removed), "", summary, ""))
-            )
-            for unit in units:
-                key = f"item\0{unit.root}\0{unit.path}"
-                self.items[key] = unit
-                name = unit.path[len(run.run_path) + 1 :] if run.run_path else unit.path
-                decision = (
-                    Text("keep", style="bold green")
-                    if unit.keep
-                    else Text("remove", style="bold red")
-                )
-                expires = ""
-                if unit.keep and unit.expires is not None:
-                    left = max(0.0, unit.expires - now)
-                    expires = f"in {human_age(now, now + left)}"
-                rows.append(
-                    (
-                        key,
-                        (
-                            Text(
-                                "  "
-                                + keep_end(
-                                    paths.display(name) + ("/" if unit.is_dir else ""),
-                                    PLAN_NAME_WIDTH - 2,
-                                ),
-                                no_wrap=True,
-                            ),
-                            human_size(unit.size),
-                            decision,
-                            reasons_text(unit.reasons),
-                            Text(expires, style="yellow" if expires else ""),
-                        ),
-                    )
-                )
         keys = [key for key, _ in rows]
         columns = ("checkpoint", "size", "decision", "why", "expires")
         if keys == self._plan_keys:
@@ -639,6 +561,104 @@ class RetentionScreen(Screen[None]):
             ("trash: restore all", self.action_restore_all, "Restore everything trashed"),
             ("view: back to the explorer", self.action_back, ""),
         ]
+
+
+def summary_text(message: Planned) -> Text:
+    """The plan tab's summary: policies, what goes and what is freed, warnings, links."""
+    plan = message.plan
+    text = Text()
+    for error in message.errors:
+        text.append(f"policy error: {paths.display(error)}\n", style="bold red")
+    ruled = [r for r in plan.roots if message.policies.get(r.root, Policy()).removes_anything()]
+    if not plan.roots:
+        text.append("no roots indexed\n", style="dim")
+    elif not ruled:
+        text.append("no policy: keeping everything", style="bold")
+        text.append(
+            "  (o: a quick keep-last / keep-best policy; or add [retention] to "
+            "ROOT/.artlens.toml)\n",
+            style="dim",
+        )
+    else:
+        source = "ad-hoc (c: back to the file policy)" if message.adhoc else "policy"
+        for root in plan.roots:
+            text.append(f"{source}: ", style="dim")
+            text.append(paths.display(root.policy))
+            text.append(f"  {paths.display(root.root)}\n", style="dim")
+    removals = plan.removals
+    text.append(f"remove {len(removals)}", style="bold red" if removals else "")
+    text.append(f" ({human_size(plan.bytes_freed)} reclaimable)")
+    kept = sum(1 for item in plan.items if item.keep)
+    text.append(f" · keep {kept}", style="green")
+    for fs in plan.filesystems:
+        text.append(
+            f" · free {human_size(fs.free_now)} → {human_size(fs.free_after_purge)} after purge"
+        )
+    soon = message.expiring()
+    if soon:
+        text.append(f" · {len(soon)} expiring soon", style="yellow")
+    for warning in grouped_warnings(plan.warnings)[:2]:
+        text.append(f"\n{paths.display(warning)}", style="yellow")
+    for link in plan.links[:2]:  # e.g. last.ckpt: never counted, and what it points at
+        text.append(f"\n{paths.display(link)}", style="yellow" if "dangle" in link else "dim")
+    return text
+
+
+def plan_rows(plan: Plan, limit: int = MAX_PLAN_ROWS) -> list[PlanRow]:
+    """The plan table's rows: each run, then its checkpoints, in the plan's order, at most
+    ``limit`` of them; a last row counts the checkpoints, and the runs, left out."""
+    by_run: dict[tuple[str, str], list[Candidate]] = {}
+    for item in plan.items:
+        by_run.setdefault((item.root, item.run_path), []).append(item)
+    now = plan.now
+    rows: list[PlanRow] = []
+    hidden_units = hidden_runs = 0
+    for run in plan.runs:
+        units = by_run.get((run.root, run.run_path), [])
+        room = limit - len(rows)
+        if room <= 0:
+            hidden_units += len(units)
+            hidden_runs += 1
+            continue
+        label = Text(no_wrap=True, overflow="ellipsis")
+        label.append(paths.display(run.run_path) or ".", style="bold")
+        summary = Text(no_wrap=True)
+        summary.append(f"keep {run.kept}", style="green")
+        summary.append(" · ")
+        summary.append(f"remove {run.removed}", style="red" if run.removed else "dim")
+        summary.append(f" ({human_size(run.bytes_removed)})")
+        size = human_size(run.bytes_kept + run.bytes_removed)
+        rows.append((f"run\0{run.root}\0{run.run_path}", (label, size, "", summary, "")))
+        shown = units[: room - 1]
+        rows += [(f"item\0{u.root}\0{u.path}", _unit_cells(u, run, now)) for u in shown]
+        if len(shown) < len(units):
+            hidden_units += len(units) - len(shown)
+            hidden_runs += 1
+    if hidden_units or hidden_runs:
+        note = f"… {hidden_units} more checkpoint(s), in {hidden_runs} run(s) not shown whole"
+        where = "`artlens retention plan` lists every one"
+        rows.append(("more", (Text(note, style="dim"), "", "", Text(where, style="dim"), "")))
+    return rows
+
+
+def _unit_cells(unit: Candidate, run: RunTotals, now: float) -> tuple[Any, ...]:
+    name = unit.path[len(run.run_path) + 1 :] if run.run_path else unit.path
+    decision = Text("keep", style="bold green") if unit.keep else Text("remove", style="bold red")
+    expires = ""
+    if unit.keep and unit.expires is not None:
+        left = max(0.0, unit.expires - now)
+        expires = f"in {human_age(now, now + left)}"
+    return (
+        Text(
+            "  "
+            + keep_end(paths.display(name) + ("/" if unit.is_dir else ""), PLAN_NAME_WIDTH - 2),
+            no_wrap=True,
+        ),
+        human_size(unit.size),
+        decision,
+        reasons_text(unit.reasons),
+        Text(expires, style="yellow" if expires else ""),
+    )
 
 
 def _on_disk(disk: int | None, size: int) -> str:
