@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from test_retention_support import snapshot
+from textual.pilot import Pilot
 from textual.widgets import DataTable, Static
 
 from store.index.db import open_db
@@ -44,6 +45,17 @@ def item_key(root: Path, rel: str) -> str:
     return f"item\0{root}\0{rel}"
 
 
+async def open_plan(
+    app: ArtlensApp, pilot: Pilot[None]
+) -> tuple[RetentionScreen, DataTable[object]]:
+    """From the explorer, ``r``: the retention view and its plan table, once planned."""
+    await settle(pilot)
+    await pilot.press("r")
+    await settle(pilot)
+    screen = retention(app)
+    return screen, screen.query_one("#ret-plan", DataTable)
+
+
 @sync
 async def test_no_policy_keeps_everything_and_picker_plans(lightning: tuple[Path, Path]) -> None:
     root, db_path = lightning
@@ -75,11 +87,7 @@ async def test_pin_flips_to_keep_apply_then_restore(lightning: tuple[Path, Path]
     before = snapshot(root)
     app = ArtlensApp(db_path, [root], watch=False)
     async with app.run_test(size=(100, 30)) as pilot:
-        await settle(pilot)
-        await pilot.press("r")
-        await settle(pilot)
-        screen = retention(app)
-        table = screen.query_one("#ret-plan", DataTable)
+        screen, table = await open_plan(app, pilot)
         key = item_key(root, EPOCH2)
         assert "remove" in row_text(table, key) and "kept by no rule" in row_text(table, key)
         # a long name keeps its end (step and metric), not its folder
@@ -215,11 +223,7 @@ async def test_a_plan_larger_than_the_table_ends_in_a_row_counting_the_rest(
         db.close()
     app = ArtlensApp(db_path, [root], watch=False)
     async with app.run_test(size=(100, 30)) as pilot:
-        await settle(pilot)
-        await pilot.press("r")
-        await settle(pilot)
-        screen = retention(app)
-        table = screen.query_one("#ret-plan", DataTable)
+        screen, table = await open_plan(app, pilot)
         deadline = time.monotonic() + 30
         while table.row_count != 16 and time.monotonic() < deadline:
             await settle(pilot)
