@@ -239,3 +239,8 @@ async def test_a_plan_larger_than_the_table_ends_in_a_row_counting_the_rest(
         assert "17 more checkpoint(s), in 2 run(s) not shown whole" in row_text(table, "more")
         summary = str(screen.query_one("#ret-summary", Static).render())
         assert "remove 24" in summary and "keep 6" in summary
+        table.move_cursor(row=len(keys) - 1)
+        await pilot.press("p")  # the last row is no checkpoint: nothing to pin, no error
+        await settle(pilot)
+        assert isinstance(app.screen, RetentionScreen)
+        assert any("lists the checkpoints left out" in str(n.message) for n in app._notifications)

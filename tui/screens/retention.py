@@ -63,6 +63,9 @@ MAX_PLAN_ROWS = 2000
 """Rows of the plan table (runs and their checkpoints, in the plan's order); a last row
 says how many more there are.  A plan over a big root holds hundreds of thousands of
 checkpoints: a row each took half a minute of the UI thread and hundreds of MB."""
+MORE_KEY = "more"
+"""The key of the plan table's last row when rows were left out (no run's or item's key
+is without a NUL)."""
 PLAN_NAME_WIDTH = 28
 """Cells of the plan's checkpoint column (the reasons take the rest)."""
 TABS = ("plan-tab", "usage-tab", "trash-tab")
@@ -472,6 +475,9 @@ class RetentionScreen(Screen[None]):
         key = self._current_key(self.query_one("#ret-plan", DataTable))
         if not key:
             return
+        if key == MORE_KEY:
+            self.notify("`artlens retention plan` lists the checkpoints left out here", timeout=4)
+            return
         kind, root, rel = key.split("\0", 2)
         if kind == "run" and not rel:
             self.notify("a run at the root itself cannot be pinned; pin its checkpoints", timeout=4)
@@ -637,7 +643,7 @@ def plan_rows(plan: Plan, limit: int = MAX_PLAN_ROWS) -> list[PlanRow]:
     if hidden_units or hidden_runs:
         note = f"… {hidden_units} more checkpoint(s), in {hidden_runs} run(s) not shown whole"
         where = "`artlens retention plan` lists every one"
-        rows.append(("more", (Text(note, style="dim"), "", "", Text(where, style="dim"), "")))
+        rows.append((MORE_KEY, (Text(note, style="dim"), "", "", Text(where, style="dim"), "")))
     return rows
 
 
