@@ -383,6 +383,7 @@ def item_json_writer() -> Callable[[Candidate], str]:
     ``json.dumps(item_json(item), ensure_ascii=False)`` gives, to the byte."""
     written: dict[str, str] = {}
     reasons_written: dict[tuple[str, ...], str] = {}
+    number = jsontext.number
 
     def shown(value: str) -> str:
         text = written.get(value)
@@ -410,7 +411,6 @@ def item_json_writer() -> Callable[[Candidate], str]:
             f'"expires": {"null" if expires is None else jsontext.quote(expires)}}}'
         )
 
-    number = jsontext.number
     return write
 
 
