@@ -255,6 +255,7 @@ def candidates_for_root(
     metric: str | Callable[[RunInfo], str | None] | None = None,
     runs: dict[int, RunInfo] | None = None,
     folder_rows_out: list[FolderRow] | None = None,
+    rows: Iterable[tuple[Any, ...]] | None = None,
 ) -> dict[int, list[Candidate]]:
     """Every run's checkpoint units under one root, oldest first, metrics attached.
 
@@ -262,7 +263,8 @@ def candidates_for_root(
     over the root's rows (``_ROWS``) reads the checkpoint files and every row inside a
     checkpoint folder: a folder's size and newest mtime add up its rows; the same rows,
     appended to ``folder_rows_out`` when given, list its files in ``attach_members``, only
-    for the folders a plan removes.
+    for the folders a plan removes.  ``rows``, when given, are that pass's rows, read
+    elsewhere from the same snapshot (``rowpump``).
     """
     runs = runs if runs is not None else load_runs(db, root_id, root)
     by_run: dict[int, dict[str, Candidate]] = {}
@@ -439,7 +441,7 @@ def candidates_for_root(
     # Links are never units (see checkpoint_links): SQLite drops them, and sends NULL for
     # the usual ftype 'file' rather than a new string per row.  Rows are taken as they
     # come, a run's consecutive file rows at a time, not fetched whole first.
-    read_files(conn.execute(_rows_query(conn), (root_id,)), folder_rows)
+    read_files(conn.execute(rows_query(conn), (root_id,)) if rows is None else rows, folder_rows)
     # Rows come folder by folder: a folder's unit is looked up once per run of its rows,
     # and its size and newest mtime are added up in locals until the next folder.
     group_units: dict[tuple[int, bytes], Candidate | None] = {}
@@ -563,7 +565,8 @@ path, and ``sort_key_factory`` settles ties by path)."""
 _LOOSE_PARENTS_A_QUERY = 500
 
 
-def _rows_query(conn: Any) -> str:
+def rows_query(conn: Any) -> str:
+    """The row pass's statement (``_ROWS``) for this index; its one parameter is the root."""
     return _ROWS.format(source=artifacts_source(conn))
 
 

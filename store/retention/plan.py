@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gc
 import heapq
+import itertools
 import json
 import os
 import time
@@ -25,6 +26,7 @@ import sqlite_utils
 
 from store.errors import ArtlensError
 from store.paths import key
+from store.retention import rowpump
 from store.retention.candidates import (
     Candidate,
     FolderRow,
@@ -35,6 +37,7 @@ from store.retention.candidates import (
     candidates_for_root,
     checkpoint_links,
     load_runs,
+    rows_query,
 )
 from store.retention.globs import GlobSet, compile_globs
 from store.retention.policy import KeepRules, Policy, format_age
@@ -109,6 +112,8 @@ class Plan:
     """Checkpoint-named symlinks (never counted) and what each points at; raw text."""
     path: Path | None = None
     """Where the plan was saved, once saved."""
+    helper_roots: list[str] = field(default_factory=list)
+    """Roots whose rows a helper process read (``rowpump``); the others were read here."""
 
     @property
     def removals(self) -> list[Candidate]:
@@ -418,26 +423,34 @@ def make_plan(
     policy: Policy | Mapping[str, Policy] | Callable[[str], Policy],
     now: float | None = None,
     pins: PinSource | Mapping[str, Iterable[str]] | None = None,
+    *,
+    pump_after: int | None = rowpump.PUMP_AFTER,
 ) -> Plan:
     """Decide every checkpoint under ``roots`` (absolute paths of indexed roots).
 
     ``policy`` is one policy for all roots, a mapping by root path, or a function of it.
+    An index of at least ``pump_after`` artifacts has its rows read by a helper process
+    (``rowpump``); None never starts one.
     """
     now = time.time() if now is None else now
     conn = db.conn
+    # made before this connection's snapshot starts, to tell a helper's from a later one
+    probe = rowpump.probe_for(conn, after=pump_after) if pump_after is not None else None
     own_transaction = not conn.in_transaction
     if own_transaction:
         conn.execute("BEGIN")  # one snapshot: folders and their files agree
     collecting = gc.isenabled()
     gc.disable()  # a million small objects would trigger collections that find nothing
     try:
-        return _make_plan(db, roots, policy, now, pins)
+        return _make_plan(db, roots, policy, now, pins, probe)
     finally:
         _age_young_objects()
         if collecting:
             gc.enable()
         if own_transaction and conn.in_transaction:
             conn.execute("COMMIT")
+        if probe is not None:
+            probe.close()
 
 
 def _age_young_objects() -> None:
@@ -462,6 +475,7 @@ def _make_plan(
     policy: Policy | Mapping[str, Policy] | Callable[[str], Policy],
     now: float,
     pins: PinSource | Mapping[str, Iterable[str]] | None,
+    probe: rowpump.Probe | None = None,
 ) -> Plan:
     plan = Plan(
         f"{time.strftime('%Y%m%d-%H%M%S', time.gmtime(now))}-{uuid.uuid4().hex[:8]}",
@@ -479,16 +493,14 @@ def _make_plan(
             plan.warnings.append(f"not indexed: {root}")
             continue
         root_id = int(row[0])
+        pump = _start_pump(db, probe, root_id)  # it starts up while the runs load
         runs = load_runs(db, root_id, root)
         folder_rows: list[FolderRow] = []
-        by_run = candidates_for_root(
-            db,
-            root_id,
-            root,
-            runs=runs,
-            metric=_run_metric(root_policy),
-            folder_rows_out=folder_rows,
+        by_run, total_row = _units_and_totals(
+            db, pump, root_id, root, runs, _run_metric(root_policy), folder_rows
         )
+        if pump is not None and pump.helped:
+            plan.helper_roots.append(root)
         root_pins = _pins_for(root, pins, root_policy)
         pinned = _pinned_check(root_pins)
         pinned_among = _pins_among(root_pins)
@@ -513,13 +525,6 @@ def _make_plan(
                     f"{run.path or '.'}: no {rules.metric} value for any checkpoint "
                     "(keep_best idle)"
                 )
-        # one pass for the root's bytes and whether it holds a link at all: without one,
-        # neither link query below needs to read the table again
-        total_row = db.conn.execute(
-            "SELECT coalesce(sum(size), 0), count(*) FILTER (WHERE ftype = 'symlink') "
-            f"FROM {artifacts_source(db.conn)} WHERE root_id = ?",
-            (root_id,),
-        ).fetchone()
         totals.total_bytes = int(total_row[0])
         has_links = bool(total_row[1])
         if has_links:
@@ -564,6 +569,68 @@ def _make_plan(
             _account_fs(fs_by_dev, root, totals.bytes_removed)
     plan.filesystems = list(fs_by_dev.values())
     return plan
+
+
+_TOTAL_SQL = (
+    "SELECT coalesce(sum(size), 0), count(*) FILTER (WHERE ftype = 'symlink') "
+    "FROM {source} WHERE root_id = ?"
+)
+"""One pass for a root's bytes and whether it holds a link at all: without one, neither
+link query of a plan needs to read the table again."""
+
+
+def _start_pump(
+    db: sqlite_utils.Database, probe: rowpump.Probe | None, root_id: int
+) -> rowpump.RowPump | None:
+    """A helper reading the root's row pass and totals, or None (no probe, or it cannot
+    start)."""
+    if probe is None:
+        return None
+    source = artifacts_source(db.conn)
+    try:
+        return rowpump.RowPump(
+            probe, rows_query(db.conn), [_TOTAL_SQL.format(source=source)], root_id
+        )
+    except (OSError, ValueError):
+        return None
+
+
+def _units_and_totals(
+    db: sqlite_utils.Database,
+    pump: rowpump.RowPump | None,
+    root_id: int,
+    root: str,
+    runs: dict[int, RunInfo],
+    metric: Callable[[RunInfo], str | None],
+    folder_rows: list[FolderRow],
+) -> tuple[dict[int, list[Candidate]], tuple[int, int]]:
+    """The root's units by run, and its bytes and link count: from the helper's rows when
+    it reads this plan's snapshot and sends them all, else read here."""
+    if pump is not None:
+        with pump:
+            if pump.same_snapshot():
+                try:
+                    by_run = candidates_for_root(
+                        db,
+                        root_id,
+                        root,
+                        runs=runs,
+                        metric=metric,
+                        folder_rows_out=folder_rows,
+                        rows=itertools.chain.from_iterable(pump.chunks()),
+                    )
+                    (total_bytes, links), *_ = pump.ones()
+                    pump.helped = True
+                    return by_run, (int(total_bytes), int(links))
+                except rowpump.PumpFailed:
+                    folder_rows.clear()  # start again, reading the rows here
+    by_run = candidates_for_root(
+        db, root_id, root, runs=runs, metric=metric, folder_rows_out=folder_rows
+    )
+    total_bytes, links = db.conn.execute(
+        _TOTAL_SQL.format(source=artifacts_source(db.conn)), (root_id,)
+    ).fetchone()
+    return by_run, (int(total_bytes), int(links))
 
 
 def _keep_link_targets(
