@@ -72,10 +72,13 @@ class Probe:
 
 def probe_for(conn: sqlite3.Connection, *, after: int = PUMP_AFTER) -> Probe | None:
     """A probe for a plan's connection when a helper could pay: the index is a file with
-    at least ``after`` artifacts and the connection is in no transaction yet (its snapshot
-    must start after the probe).  None otherwise, or when anything fails."""
+    at least ``after`` artifacts on a machine with another core (``after=0`` asks for a
+    helper anyway), and the connection is in no transaction yet (its snapshot must start
+    after the probe).  None otherwise, or when anything fails."""
     if conn.in_transaction:
-        return None
+        return None  # its snapshot began already
+    if after > 0 and (os.cpu_count() or 1) < 2:
+        return None  # no other core to read on
     try:
         path = next(
             (row[2] for row in conn.execute("PRAGMA database_list") if row[1] == "main"), ""
