@@ -35,7 +35,7 @@ CHUNK_ROWS = 20_000
 the caller starts before the helper is done."""
 MAX_FRAME = 256 << 20
 """A frame bigger than this is no helper's: the pump fails (and the caller reads)."""
-FRAME_TIMEOUT = 120.0
+FRAME_TIMEOUT = 30.0
 """Seconds to wait for one frame before giving up on the helper."""
 PUMP_AFTER = 150_000
 """Artifacts an index holds (its largest id) before a plan starts a helper: below, the
