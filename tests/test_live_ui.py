@@ -444,12 +444,19 @@ async def main():
         from store.index.db import open_db
         conn = open_db(db, readonly=True)
         last = conn.execute("SELECT max(id) FROM events").fetchone()[0]
+        count = conn.execute("SELECT count(*) FROM artifacts").fetchone()[0]
         conn.close()
         screen = app.screen
         deadline = time.monotonic() + 15
         while screen.last_event < last and time.monotonic() < deadline:
             await pilot.pause(0.05)
+        # the status line's totals are read after the change, in a worker of their own
         status = screen.query_one("#status").info
+        while time.monotonic() < deadline and (
+            status.counts is None or status.counts.artifacts != count
+        ):
+            await pilot.pause(0.05)
+            status = screen.query_one("#status").info
         errors.extend(n.message for n in app._notifications if n.severity == "error")
         print(json.dumps({
             "errors": errors, "keys": keys, "runs": len(screen.runs),

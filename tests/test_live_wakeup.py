@@ -56,7 +56,10 @@ def test_a_commit_of_the_apps_watcher_wakes_the_explorer(tmp_path: Path) -> None
             while not woken or screen.last_event <= before:
                 assert time.monotonic() < deadline + 20, "the new file never reached the screen"
                 await pilot.pause(0.02)
+            # the status line's totals are read after the change, in a worker of their own
             status = screen.query_one(StatusLine)
-            assert status.info.counts is not None and status.info.counts.artifacts == 2
+            while status.info.counts is None or status.info.counts.artifacts != 2:
+                assert time.monotonic() < deadline + 40, f"totals stayed {status.info.counts}"
+                await pilot.pause(0.02)
 
     asyncio.run(scenario())
