@@ -1,12 +1,16 @@
-"""A plan whose rows a helper process read (``rowpump``) is the plan read in one process.
+"""A plan whose rows a helper process read in part (``rowpump``) is the plan read here.
 
 Every test runs the real helper: a new interpreter reading the index on disk.  Where it
-must fail or read another snapshot, the interpreter it starts is a small shell script that
-does so before or after running the real one.
+must fail, lie or read another snapshot, the interpreter it starts is a small script that
+does so before or instead of running the real one.  A plan never waits for its helper;
+these tests make it wait (``WAIT_FOR_HELPER``), so that the helper's blocks are surely the
+ones used, and cut the ids into blocks of a few (``BLOCK_IDS``), so that a run's rows and
+a folder's rows cross blocks.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 import random
 import sqlite3
@@ -25,6 +29,14 @@ from store.retention.candidates import rows_query
 from store.retention.plan import Plan, make_plan
 from store.retention.policy import from_flags
 
+ROWS_SQL_TAIL = " AND id BETWEEN ? AND ?"
+TOTAL_SQL = "SELECT count(*), coalesce(sum(size), 0) FROM artifacts WHERE root_id = ?"
+
+
+@pytest.fixture(autouse=True)
+def small_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(rowpump, "BLOCK_IDS", 4)
+
 
 def _same(one: Plan, other: Plan) -> None:
     assert _item_fields(one) == _item_fields(other)
@@ -33,17 +45,18 @@ def _same(one: Plan, other: Plan) -> None:
     assert one.links == other.links
 
 
-def _two_roots(tmp_path: Path, seed: int) -> tuple[sqlite_utils.Database, list[Path]]:
+def _indexed(tmp_path: Path, seed: int, roots: int = 1) -> tuple[sqlite_utils.Database, list[Path]]:
+    """Random trees of every layout, with a checkpoint-named link, in one index."""
     rng = random.Random(seed)
     db = new_db(tmp_path)
-    roots = [tmp_path / "a", tmp_path / "b"]
-    for root in roots:
+    made = [tmp_path / name for name in "ab"[:roots]]
+    for root in made:
         runs = _make_tree(root, rng)
         run = sorted(r for r in runs if not r.startswith("exp9"))[0]
         (root / run / "checkpoints").mkdir(parents=True, exist_ok=True)
         os.symlink("epoch=0-step=0.ckpt", root / run / "checkpoints" / "best-link.ckpt")
         index_tree(db, root, runs)
-    return db, roots
+    return db, made
 
 
 def _interpreter(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, script: str) -> None:
@@ -54,86 +67,132 @@ def _interpreter(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, script: str) -
     monkeypatch.setattr(sys, "executable", str(wrapper))
 
 
+def _database_path(db: sqlite_utils.Database) -> str:
+    return str(next(row[2] for row in db.conn.execute("PRAGMA database_list")))
+
+
+POLICIES = [
+    from_flags(keep_last=1, keep_best=1, metric="val_loss", pin=("**/checkpoint-100/**",)),
+    from_flags(keep_within_budget="150"),
+    from_flags(keep_last=2, older_than="5d"),
+]
+
+
 @pytest.mark.parametrize("seed", range(3))
-def test_a_plan_from_the_helpers_rows_is_the_plan_read_here(tmp_path: Path, seed: int) -> None:
-    """Two roots of one index, small chunks (a run's rows and a folder's rows cross them):
-    every item, total, warning and link is the same as the plan read in one process."""
-    db, roots = _two_roots(tmp_path, seed)
+def test_a_plan_from_the_helpers_rows_is_the_plan_read_here(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seed: int
+) -> None:
+    """Every block from the helper: every item, total, warning and link is the same as
+    the plan read in one process."""
+    monkeypatch.setattr(rowpump, "WAIT_FOR_HELPER", 60.0)
+    db, (root,) = _indexed(tmp_path, seed)
     now = time.time()
-    pins = {str(roots[0]): ["exp1"]}
-    policies = [
-        from_flags(keep_last=1, keep_best=1, metric="val_loss", pin=("**/checkpoint-100/**",)),
-        from_flags(keep_within_budget="150"),
-        from_flags(keep_last=2, older_than="5d"),
-    ]
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(rowpump, "CHUNK_ROWS", 3)
-        for policy in policies:
-            helped = make_plan(db, roots, policy, now, pins, pump_after=0)
-            alone = make_plan(db, roots, policy, now, pins, pump_after=None)
-            assert helped.helper_roots == [str(r) for r in roots]
-            assert alone.helper_roots == []
-            _same(helped, alone)
-            assert any(not item.keep and item.members for item in helped.items)
-            assert helped.links  # the link count came from the helper too
+    pins = {str(root): ["exp1"]}
+    removed_folders = 0
+    for policy in POLICIES:
+        helped = make_plan(db, [root], policy, now, pins, pump_after=0)
+        alone = make_plan(db, [root], policy, now, pins, pump_after=None)
+        assert helped.helper_roots == [str(root)]
+        assert alone.helper_roots == []
+        _same(helped, alone)
+        removed_folders += sum(1 for item in helped.items if not item.keep and item.members)
+        assert helped.links  # the link count came from the helper too
+    assert removed_folders  # folders' files crossed blocks and came back whole
     # a small index is read here: an interpreter costs more than its rows
-    assert make_plan(db, roots, policies[0], now, pins).helper_roots == []
+    assert make_plan(db, [root], POLICIES[0], now, pins).helper_roots == []
 
 
-def test_the_helper_sends_the_rows_and_totals_the_plan_would_read(tmp_path: Path) -> None:
-    db, _ = _two_roots(tmp_path, 7)
+def test_an_index_of_two_roots_is_read_here(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With other roots' rows, a root's pass goes through its index, not in id order."""
+    monkeypatch.setattr(rowpump, "WAIT_FOR_HELPER", 60.0)
+    db, roots = _indexed(tmp_path, 4, roots=2)
+    now = time.time()
+    helped = make_plan(db, roots, POLICIES[1], now, pump_after=0)
+    assert helped.helper_roots == []
+    _same(helped, make_plan(db, roots, POLICIES[1], now, pump_after=None))
+
+
+def _pump(db: sqlite_utils.Database, probe: rowpump.Probe, root_id: int) -> rowpump.RowPump:
+    return rowpump.RowPump(
+        db.conn, probe, rows_query(db.conn) + ROWS_SQL_TAIL, [TOTAL_SQL, "SELECT ?"], root_id
+    )
+
+
+@pytest.mark.parametrize("cut", [None, 3000])
+def test_the_rows_are_one_passs_whoever_read_each_block(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cut: int | None
+) -> None:
+    """Every block from the helper, or (its output cut short) its last few and the rest
+    read here: the rows come as one pass gives them, and the totals are the root's."""
+    db, _ = _indexed(tmp_path, 7)
     conn = db.conn
-    (root_id,) = conn.execute("SELECT min(id) FROM roots").fetchone()
+    if cut is not None:
+        _interpreter(tmp_path, monkeypatch, f'exec "$PY" "$@" | head -c {cut}')
     probe = rowpump.probe_for(conn, after=0)
     assert probe is not None
-    total = "SELECT count(*), coalesce(sum(size), 0) FROM artifacts WHERE root_id = ?"
+    (largest,) = conn.execute("SELECT max(id) FROM artifacts").fetchone()
+    blocks = len(rowpump.blocks(1, largest, rowpump.BLOCK_IDS))
     try:
-        with rowpump.RowPump(probe, rows_query(conn), [total, "SELECT ?"], root_id) as pump:
-            assert pump.same_snapshot()
-            rows = [row for chunk in pump.chunks() for row in chunk]
+        with _pump(db, probe, 1) as pump:
+            sent = pump.wait_sent(60.0)
+            rows = list(itertools.chain.from_iterable(pump.row_blocks()))
             ones = pump.ones()
+            taken = pump.taken
     finally:
         probe.close()
-    assert rows == conn.execute(rows_query(conn), (root_id,)).fetchall()
+    assert rows == conn.execute(rows_query(conn), (1,)).fetchall()
     assert any(isinstance(row[1], bytes) and b"\xff" in row[1] for row in rows)
-    assert ones == [conn.execute(total, (root_id,)).fetchone(), (root_id,)]
+    assert ones == [conn.execute(TOTAL_SQL, (1,)).fetchone(), (1,)]
+    assert taken == sent
+    assert taken == blocks if cut is None else 0 < taken < blocks
 
 
 def test_a_commit_after_the_probe_sends_the_helper_away(tmp_path: Path) -> None:
-    """The helper's snapshot would hold a change the plan's does not: its rows are refused."""
-    db, _ = _two_roots(tmp_path, 3)
-    conn = db.conn
-    probe = rowpump.Probe(next(row[2] for row in conn.execute("PRAGMA database_list")))
+    """The helper's snapshot holds a change the plan's does not: its rows are refused, and
+    the rows are those of the plan's snapshot."""
+    db, _ = _indexed(tmp_path, 3)
+    reader = sqlite3.connect(_database_path(db), isolation_level=None)
+    probe = rowpump.Probe(_database_path(db))
     try:
-        with rowpump.RowPump(probe, rows_query(conn), [], 1) as pump:
-            assert pump.same_snapshot()
+        reader.execute("BEGIN")
+        before = reader.execute(rows_query(reader), (1,)).fetchall()
         with db.conn:
             db.conn.execute("UPDATE artifacts SET size = size + 1")
-        with rowpump.RowPump(probe, rows_query(conn), [], 1) as pump:
-            assert not pump.same_snapshot()
+        pump = rowpump.RowPump(reader, probe, rows_query(reader) + ROWS_SQL_TAIL, [TOTAL_SQL], 1)
+        with pump:
+            assert pump.wait_sent(60.0) == 0
+            rows = list(itertools.chain.from_iterable(pump.row_blocks()))
+            assert pump.taken == 0
+        assert rows == before
+        reader.execute("COMMIT")
+        assert reader.execute(rows_query(reader), (1,)).fetchall() != before
     finally:
         probe.close()
+        reader.close()
 
 
 def test_the_plan_keeps_its_snapshot_when_the_index_changes_before_the_helper_reads(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A writer commits after the plan's snapshot began, before the helper's did: the
-    plan is read here, from its own snapshot, and holds none of the change."""
-    db, roots = _two_roots(tmp_path, 11)
-    path = next(row[2] for row in db.conn.execute("PRAGMA database_list"))
+    plan reads its rows itself, from its own snapshot, and holds none of the change."""
+    monkeypatch.setattr(rowpump, "WAIT_FOR_HELPER", 60.0)
+    python = sys.executable
+    db, roots = _indexed(tmp_path, 11)
     now = time.time()
     policy = from_flags(keep_within_budget="150")
     before = make_plan(db, roots, policy, now, pump_after=None)
     commit = (
-        f"import sqlite3; c = sqlite3.connect({path!r}); "
+        f"import sqlite3; c = sqlite3.connect({_database_path(db)!r}); "
         "c.execute('UPDATE artifacts SET size = size + 1000'); c.commit()"
     )
     _interpreter(tmp_path, monkeypatch, f'"$PY" -c "{commit}"\nexec "$PY" "$@"')
     changed = make_plan(db, roots, policy, now, pump_after=0)
     assert changed.helper_roots == []
     _same(changed, before)
-    monkeypatch.undo()
+    monkeypatch.setattr(sys, "executable", python)
     after = make_plan(db, roots, policy, now, pump_after=0)
     assert after.helper_roots == [str(r) for r in roots]
     assert after.roots[0].total_bytes > before.roots[0].total_bytes + 1000
@@ -144,27 +203,62 @@ def test_the_plan_keeps_its_snapshot_when_the_index_changes_before_the_helper_re
     "script",
     [
         "exit 1",  # no helper at all
-        'exec "$PY" "$@" | head -c 40',  # ends within the first rows
-        'exec "$PY" "$@" | head -c 3000',  # ends after some of them
+        'exec "$PY" "$@" | head -c 40',  # ends within its first frames
+        'exec "$PY" "$@" | head -c 3000',  # ends within its blocks
         '"$PY" "$@" >/dev/null; printf "garbage and more garbage"',  # no frame at all
     ],
 )
 def test_a_helper_that_fails_leaves_the_plan_read_here(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, script: str
 ) -> None:
-    db, roots = _two_roots(tmp_path, 5)
+    monkeypatch.setattr(rowpump, "WAIT_FOR_HELPER", 60.0)
+    db, roots = _indexed(tmp_path, 5)
     now = time.time()
     policy = from_flags(keep_last=1, keep_within_budget="150")
     alone = make_plan(db, roots, policy, now, pump_after=None)
-    monkeypatch.setattr(rowpump, "CHUNK_ROWS", 2)
     _interpreter(tmp_path, monkeypatch, script)
+    helped = make_plan(db, roots, policy, now, pump_after=0)
+    _same(helped, alone)
+
+
+FAKE_HELPER = """
+import marshal, struct, sys
+out = sys.stdout.buffer
+for what, payload in ({frames}):
+    data = marshal.dumps(payload)
+    out.write(struct.pack("=Qq", len(data), what) + data)
+"""
+
+
+@pytest.mark.parametrize(
+    "frames",
+    [
+        "(-1, None), (-2, [(0, 0)]), (0, [(1,)])",  # a row too short
+        "(-1, None), (-2, [(None,)])",  # totals of another shape
+        "(-1, None), (-2, [(0, 0)]), (0, 'not rows'), (1, [3])",  # no list of rows
+        "(-2, [(0, 0)]), (0, [])",  # no snapshot first
+        "(-1, None), (99999, [])",  # no such block
+    ],
+)
+def test_a_helper_that_sends_no_such_rows_leaves_the_plan_read_here(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, frames: str
+) -> None:
+    """Frames well made, holding what the plan's rows are not: they are read here."""
+    monkeypatch.setattr(rowpump, "WAIT_FOR_HELPER", 60.0)
+    db, roots = _indexed(tmp_path, 13)
+    now = time.time()
+    policy = from_flags(keep_last=1, keep_within_budget="150")
+    alone = make_plan(db, roots, policy, now, pump_after=None)
+    fake = tmp_path / "fake_helper.py"
+    fake.write_text(FAKE_HELPER.format(frames=frames))
+    _interpreter(tmp_path, monkeypatch, f'exec "$PY" "{fake}"')
     helped = make_plan(db, roots, policy, now, pump_after=0)
     assert helped.helper_roots == []
     _same(helped, alone)
 
 
 def test_no_probe_where_the_plan_cannot_use_a_helper(tmp_path: Path) -> None:
-    db, _ = _two_roots(tmp_path, 2)
+    db, _ = _indexed(tmp_path, 2)
     assert rowpump.probe_for(db.conn, after=10**9) is None  # too few artifacts to pay
     db.conn.execute("BEGIN")
     db.conn.execute("SELECT 1 FROM roots").fetchone()
@@ -173,3 +267,11 @@ def test_no_probe_where_the_plan_cannot_use_a_helper(tmp_path: Path) -> None:
     memory = sqlite3.connect(":memory:")
     assert rowpump.probe_for(memory, after=0) is None
     memory.close()
+
+
+def test_blocks_hold_every_id_once() -> None:
+    for low, high, width in [(1, 1, 4), (1, 100, 4), (5, 5000, 16384), (-7, 9, 3), (0, 0, 1)]:
+        spans = rowpump.blocks(low, high, width)
+        assert spans[0][0] == -(1 << 63) and spans[-1][1] == (1 << 63) - 1
+        assert all(a[1] + 1 == b[0] for a, b in itertools.pairwise(spans))
+        assert all(first <= last for first, last in spans)

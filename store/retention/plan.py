@@ -113,7 +113,7 @@ class Plan:
     path: Path | None = None
     """Where the plan was saved, once saved."""
     helper_roots: list[str] = field(default_factory=list)
-    """Roots whose rows a helper process read (``rowpump``); the others were read here."""
+    """Roots some of whose rows a helper process read (``rowpump``)."""
 
     @property
     def removals(self) -> list[Candidate]:
@@ -499,7 +499,7 @@ def _make_plan(
         by_run, total_row = _units_and_totals(
             db, pump, root_id, root, runs, _run_metric(root_policy), folder_rows
         )
-        if pump is not None and pump.helped:
+        if pump is not None and pump.taken:
             plan.helper_roots.append(root)
         root_pins = _pins_for(root, pins, root_policy)
         pinned = _pinned_check(root_pins)
@@ -582,17 +582,24 @@ link query of a plan needs to read the table again."""
 def _start_pump(
     db: sqlite_utils.Database, probe: rowpump.Probe | None, root_id: int
 ) -> rowpump.RowPump | None:
-    """A helper reading the root's row pass and totals, or None (no probe, or it cannot
-    start)."""
-    if probe is None:
+    """A helper reading the root's row pass from its last rows, and its totals; None
+    without a probe, when it cannot start, or when the index holds other roots (the pass
+    then goes through the root's index, in another order than a block's)."""
+    if probe is None or artifacts_source(db.conn) != _STRAIGHT_THROUGH:
         return None
-    source = artifacts_source(db.conn)
     try:
         return rowpump.RowPump(
-            probe, rows_query(db.conn), [_TOTAL_SQL.format(source=source)], root_id
+            db.conn,
+            probe,
+            rows_query(db.conn) + " AND id BETWEEN ? AND ?",
+            [_TOTAL_SQL.format(source=_STRAIGHT_THROUGH)],
+            root_id,
         )
     except (OSError, ValueError):
         return None
+
+
+_STRAIGHT_THROUGH = "artifacts NOT INDEXED"
 
 
 def _units_and_totals(
@@ -604,26 +611,26 @@ def _units_and_totals(
     metric: Callable[[RunInfo], str | None],
     folder_rows: list[FolderRow],
 ) -> tuple[dict[int, list[Candidate]], tuple[int, int]]:
-    """The root's units by run, and its bytes and link count: from the helper's rows when
-    it reads this plan's snapshot and sends them all, else read here."""
+    """The root's units by run, and its bytes and link count: the rows read here and by
+    the helper when there is one (``rowpump``), else read here in one pass."""
     if pump is not None:
         with pump:
-            if pump.same_snapshot():
-                try:
-                    by_run = candidates_for_root(
-                        db,
-                        root_id,
-                        root,
-                        runs=runs,
-                        metric=metric,
-                        folder_rows_out=folder_rows,
-                        rows=itertools.chain.from_iterable(pump.chunks()),
-                    )
-                    (total_bytes, links), *_ = pump.ones()
-                    pump.helped = True
-                    return by_run, (int(total_bytes), int(links))
-                except rowpump.PumpFailed:
-                    folder_rows.clear()  # start again, reading the rows here
+            try:
+                by_run = candidates_for_root(
+                    db,
+                    root_id,
+                    root,
+                    runs=runs,
+                    metric=metric,
+                    folder_rows_out=folder_rows,
+                    rows=itertools.chain.from_iterable(pump.row_blocks()),
+                )
+                (total_bytes, links), *_ = pump.ones()
+                return by_run, (int(total_bytes), int(links))
+            except (ValueError, TypeError, IndexError):
+                # the helper sent what is not such rows: start again, reading them here
+                pump.taken = 0
+                folder_rows.clear()
     by_run = candidates_for_root(
         db, root_id, root, runs=runs, metric=metric, folder_rows_out=folder_rows
     )

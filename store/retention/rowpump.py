@@ -1,17 +1,20 @@
-"""Read a plan's rows in a second process while this one makes units of them.
+"""Read a plan's rows from both ends: this process from the first ids, a helper from the last.
 
 A plan over a million artifacts spent a third of its time in the sqlite3 module, turning
-rows into Python objects on the one core the plan's own work needs.  A helper process reads
-them on another core and sends them down a pipe as ``marshal`` chunks, which this process
-loads in a quarter of the time.  The helper is a fresh interpreter (``-I -S``: the standard
-library only), never a fork: SQLite must not be carried across ``fork()``.
+rows into Python objects on the one core the plan's own work needs.  The row pass is cut
+into blocks of ids.  This process reads them in order, first to last; a helper process
+reads them on another core from the last backwards and sends each down a pipe as
+``marshal`` bytes, which load in a quarter of the time.  When this process reaches a block
+the helper sent, it takes it instead of reading it: where they meet depends on how fast
+each goes, so a helper on a busy core costs little (this process reads more itself), and
+the rows come in the order one pass would give them whoever read each block.
 
-Its rows are used only when they come from the plan's own snapshot of the index.  The
-caller reads ``PRAGMA data_version`` on a probe connection before its own read transaction
-starts (``Probe``), and again once the helper's has (``RowPump.same_snapshot``): equal
-values mean no commit came between, so both read the same index.  Otherwise, or when the
-helper fails in any way, the caller reads the rows itself: the helper can make a plan
-faster, never its answer different.
+The helper is a fresh interpreter (``-I -S``: the standard library only), never a fork:
+SQLite must not be carried across ``fork()``.  Its blocks are used only when they come
+from the plan's own snapshot of the index: the caller reads ``PRAGMA data_version`` on a
+probe connection before its own read transaction starts (``Probe``), and again once the
+helper's has begun; equal values mean no commit came between, so both read the same index.
+Otherwise, or when the helper fails in any way, this process reads every block itself.
 
 This file runs as the helper too (``python -I -S rowpump.py``): it imports only the
 standard library at the top.
@@ -19,6 +22,7 @@ standard library at the top.
 
 from __future__ import annotations
 
+import gc
 import marshal
 import os
 import select
@@ -26,27 +30,28 @@ import sqlite3
 import struct
 import subprocess
 import sys
-from collections.abc import Iterator, Sequence
+import threading
+from collections.abc import Iterable, Iterator
 from typing import Any
 from urllib.parse import quote
 
-CHUNK_ROWS = 20_000
-"""Rows a chunk: big enough that the pipe's cost per chunk is nothing, small enough that
-the caller starts before the helper is done."""
+BLOCK_IDS = 16_384
+"""Ids a block: small enough that the two readers meet close to the middle, big enough
+that a query per block costs nothing."""
 MAX_FRAME = 256 << 20
-"""A frame bigger than this is no helper's: the pump fails (and the caller reads)."""
+"""A frame bigger than this is no helper's: the helper is dropped (this process reads)."""
 FRAME_TIMEOUT = 30.0
-"""Seconds to wait for one frame before giving up on the helper."""
+"""Seconds of a silent helper before it is dropped."""
+WAIT_FOR_HELPER = 0.0
+"""Seconds a plan waits, before its first block, for the helper to send every block: 0,
+never (tests wait, to be sure which blocks the helper's rows make)."""
 PUMP_AFTER = 300_000
 """Artifacts an index holds (its largest id) before a plan starts a helper: at 200,000
-(138,000 rows to read) the helper's start and the pipe ate what it saved; at 1M it
-saves a seventh of the plan."""
+(138,000 rows to read) the helper's start and the pipe ate what it saved."""
 
-_HEAD = struct.Struct("=Q")
-
-
-class PumpFailed(Exception):
-    """The helper stopped before sending everything: read the rows in this process."""
+_HEAD = struct.Struct("=Qq")
+"""A frame's size and what it is: a block's index, or one of the two below."""
+_SNAPSHOT, _ONES = -1, -2
 
 
 class Probe:
@@ -95,23 +100,55 @@ def probe_for(conn: sqlite3.Connection, *, after: int = PUMP_AFTER) -> Probe | N
         return None
 
 
+def blocks(low: int, high: int, width: int) -> list[tuple[int, int]]:
+    """Ids ``low`` to ``high`` as consecutive blocks of ``width``; the first starts and the
+    last ends at SQLite's limits, so that the blocks hold every id, whatever the table's
+    ends were when ``low`` and ``high`` were read."""
+    edges = list(range(low, high + 1, max(1, width))) or [low]
+    spans = [(start, start + width - 1) for start in edges]
+    spans[0] = (_MIN_ID, spans[0][1])
+    spans[-1] = (spans[-1][0], _MAX_ID)
+    return spans
+
+
+_MIN_ID, _MAX_ID = -(1 << 63), (1 << 63) - 1
+
+
 class RowPump:
-    """One helper reading ``rows_sql`` (then each of ``one_sql``'s single rows) with one
-    ``param``, in one transaction of its own."""
+    """The rows of ``rows_sql`` (which takes ``param`` and a block's first and last id)
+    block by block, first to last, each read here or taken from a helper reading from the
+    last; and the single row of each of ``one_sql`` (which take ``param``), from the helper
+    when it sent them."""
 
-    helped = False
-    """Set by the caller once it used the helper's rows."""
-
-    def __init__(self, probe: Probe, rows_sql: str, one_sql: Sequence[str], param: int) -> None:
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        probe: Probe,
+        rows_sql: str,
+        one_sql: list[str],
+        param: int,
+    ) -> None:
+        self._conn = conn
         self._probe = probe
+        self._rows_sql = rows_sql
+        self._one_sql = one_sql
+        self._param = param
+        low, high = conn.execute(
+            "SELECT coalesce(min(id), 0), coalesce(max(id), 0) FROM artifacts"
+        ).fetchone()
+        self._spans = blocks(low, high, BLOCK_IDS)
+        self._sent: dict[int, bytearray] = {}
+        self._ones: bytearray | None = None
+        self._verified = False
+        self._ended = False
+        self._lock = threading.Condition()
+        self.taken = 0
+        """Blocks taken from the helper rather than read here."""
         if not sys.executable:
             raise OSError("no interpreter to start a helper with")
-        self._ones: list[tuple[Any, ...]] | None = None
-        self._count = len(one_sql)
-        args = [sys.executable, "-I", "-S", os.path.abspath(__file__), probe.path, str(param)]
-        args += [str(CHUNK_ROWS), rows_sql, *one_sql]
+        args = [probe.path, str(param), str(low), str(high), str(BLOCK_IDS)]
         self._proc: subprocess.Popen[bytes] | None = subprocess.Popen(
-            args,
+            [sys.executable, "-I", "-S", os.path.abspath(__file__), *args, rows_sql, *one_sql],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
@@ -119,52 +156,69 @@ class RowPump:
             bufsize=0,  # read by fd, with select: nothing may wait in a buffer
         )
         _widen_pipe(self._proc.stdout)
+        self._reader = threading.Thread(
+            target=self._drain, args=(self._proc,), name="plan row helper", daemon=True
+        )
+        self._reader.start()
 
-    def same_snapshot(self) -> bool:
-        """Wait for the helper's transaction to start; True when it reads what the caller
-        does (nothing committed since the probe, which was made before the caller's
-        transaction started).  False ends the helper."""
-        try:
-            if self._frame() != ("snapshot",) or not self._probe.unchanged():
-                self.close()
-                return False
-        except PumpFailed:
-            self.close()
-            return False
-        return True
-
-    def chunks(self) -> Iterator[list[tuple[Any, ...]]]:
-        """The rows of ``rows_sql`` in the helper's order, a chunk at a time (flatten with
-        ``itertools.chain.from_iterable``: no Python frame per row); ``PumpFailed`` when
-        the helper stops before the end."""
-        while True:
-            frame = self._frame()
-            if frame[0] == "rows" and len(frame) == 2 and isinstance(frame[1], list):
-                yield frame[1]
-            elif frame[0] == "ones" and len(frame) == 2 and isinstance(frame[1], list):
-                if len(frame[1]) != self._count:
-                    raise self._fail()
-                self._ones = frame[1]
-                return
-            else:
-                raise self._fail()
+    def row_blocks(self) -> Iterator[Iterable[tuple[Any, ...]]]:
+        """Each block's rows, first to last (flatten with ``itertools.chain``: no Python
+        frame per row)."""
+        if WAIT_FOR_HELPER:
+            self.wait_sent(WAIT_FOR_HELPER)
+        for index, (first, last) in enumerate(self._spans):
+            with self._lock:
+                data = self._sent.pop(index, None) if self._verified else None
+            if data is not None:
+                try:
+                    rows = marshal.loads(data)
+                except (ValueError, EOFError, TypeError):
+                    rows = None
+                if isinstance(rows, list):
+                    self.taken += 1
+                    yield rows
+                    continue
+            yield self._conn.execute(self._rows_sql, (self._param, first, last))
+        self.close()
 
     def ones(self) -> list[tuple[Any, ...]]:
-        """The single row of each of ``one_sql``, once ``chunks`` ran out."""
-        if self._ones is None:
-            raise self._fail()
-        return self._ones
+        """The single row of each of ``one_sql``: the helper's, or read here."""
+        with self._lock:
+            data = self._ones if self._verified else None
+        if data is not None:
+            try:
+                found = marshal.loads(data)
+            except (ValueError, EOFError, TypeError):
+                found = None
+            if (
+                isinstance(found, list)
+                and len(found) == len(self._one_sql)
+                and all(isinstance(row, tuple) for row in found)
+            ):
+                return found
+        return [tuple(self._conn.execute(sql, (self._param,)).fetchone()) for sql in self._one_sql]
+
+    def wait_sent(self, timeout: float, blocks: int | None = None) -> int:
+        """Wait until the helper sent ``blocks`` blocks (every one by default), ended or
+        was refused, or ``timeout`` seconds passed; return how many it sent."""
+        wanted = len(self._spans) if blocks is None else blocks
+        with self._lock:
+            self._lock.wait_for(lambda: self._ended or len(self._sent) >= wanted, timeout)
+            return len(self._sent) if self._verified else 0
 
     def close(self) -> None:
-        """End the helper (it may still be writing) and reap it."""
+        """End the helper (it may still be reading) and its reader thread."""
         proc, self._proc = self._proc, None
         if proc is None:
             return
         if proc.poll() is None:
             proc.kill()
+        proc.wait()
+        self._reader.join(FRAME_TIMEOUT)
         if proc.stdout is not None:
             proc.stdout.close()
-        proc.wait()
+        with self._lock:
+            self._sent.clear()
 
     def __enter__(self) -> RowPump:
         return self
@@ -172,40 +226,54 @@ class RowPump:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _fail(self) -> PumpFailed:
-        self.close()
-        return PumpFailed("the plan's row helper stopped")
-
-    def _frame(self) -> tuple[Any, ...]:
-        head = self._read(_HEAD.size)
-        (size,) = _HEAD.unpack(head)
-        if size > MAX_FRAME:
-            raise self._fail()
+    def _drain(self, proc: subprocess.Popen[bytes]) -> None:
+        """The reader thread: take the helper's frames off the pipe as they come, so that
+        it never waits for this process to be ready for them.  Anything unexpected ends
+        the taking (what was taken stays good: each frame is whole)."""
         try:
-            frame = marshal.loads(self._read(size))
-        except (ValueError, EOFError, TypeError):
-            raise self._fail() from None
-        if not isinstance(frame, tuple) or not frame:
-            raise self._fail()
-        return frame
+            self._take_frames(proc.stdout.fileno() if proc.stdout is not None else -1)
+        except (OSError, EOFError, ValueError):
+            pass
+        finally:
+            with self._lock:
+                self._ended = True
+                self._lock.notify_all()
 
-    def _read(self, size: int) -> bytearray:
-        proc = self._proc
-        if proc is None or proc.stdout is None:
-            raise PumpFailed("the plan's row helper is closed")
-        fd = proc.stdout.fileno()
-        data = bytearray(size)
-        view = memoryview(data)
-        done = 0
-        while done < size:
-            ready, _, _ = select.select([fd], [], [], FRAME_TIMEOUT)
-            if not ready:
-                raise self._fail()
-            got = os.readv(fd, [view[done:]])
-            if not got:
-                raise self._fail()
-            done += got
-        return data
+    def _take_frames(self, fd: int) -> None:
+        while True:
+            size, what = _HEAD.unpack(_read_exactly(fd, _HEAD.size))
+            if size > MAX_FRAME:
+                return
+            data = _read_exactly(fd, size)
+            with self._lock:
+                if what == _SNAPSHOT:
+                    self._verified = self._probe.unchanged()
+                    if not self._verified:
+                        return
+                elif not self._verified:
+                    return  # no frame before the snapshot's
+                elif what == _ONES:
+                    self._ones = data
+                elif 0 <= what < len(self._spans):
+                    self._sent[what] = data
+                else:
+                    return
+                self._lock.notify_all()
+
+
+def _read_exactly(fd: int, size: int) -> bytearray:
+    data = bytearray(size)
+    view = memoryview(data)
+    done = 0
+    while done < size:
+        ready, _, _ = select.select([fd], [], [], FRAME_TIMEOUT)
+        if not ready:
+            raise EOFError("the helper went silent")
+        got = os.readv(fd, [view[done:]])
+        if not got:
+            raise EOFError("the helper ended")
+        done += got
+    return data
 
 
 def _widen_pipe(pipe: Any) -> None:
@@ -225,17 +293,20 @@ def _ro_uri(path: str) -> str:
 
 
 def _serve(argv: list[str]) -> None:
-    """The helper: one transaction, ``snapshot`` once it has begun, the rows in chunks,
-    then every single row; each frame a length and a
-    ``marshal`` payload on stdout."""
-    path, param_text, chunk_text, rows_sql, *one_sql = argv
-    param, chunk = int(param_text), int(chunk_text)
+    """The helper: one transaction; ``snapshot`` once it has begun, then the single rows,
+    then the blocks from the last to the first (until it is stopped), each frame a head
+    (size, what) and a ``marshal`` payload on stdout."""
+    path, param_text, low, high, width, rows_sql, *one_sql = argv
+    param = int(param_text)
+    spans = blocks(int(low), int(high), int(width))
+    gc.disable()  # rows make no cycles: a collection per 700 of them would find nothing
     out = sys.stdout.buffer
 
-    def send(frame: tuple[Any, ...]) -> None:
-        data = marshal.dumps(frame)
-        out.write(_HEAD.pack(len(data)))
+    def send(what: int, payload: Any) -> None:
+        data = marshal.dumps(payload)
+        out.write(_HEAD.pack(len(data), what))
         out.write(data)
+        out.flush()
 
     conn = sqlite3.connect(_ro_uri(path), uri=True, isolation_level=None)
     conn.execute("PRAGMA busy_timeout = 5000")
@@ -243,20 +314,15 @@ def _serve(argv: list[str]) -> None:
     conn.execute("PRAGMA cache_size = -32768")
     conn.execute("BEGIN")
     conn.execute("SELECT count(*) FROM roots").fetchone()  # the snapshot starts here
-    send(("snapshot",))
-    out.flush()
-    cursor = conn.execute(rows_sql, (param,))
-    while True:
-        rows = cursor.fetchmany(chunk)
-        if not rows:
-            break
-        send(("rows", rows))
-    send(("ones", [tuple(conn.execute(sql, (param,)).fetchone()) for sql in one_sql]))
-    out.flush()
+    send(_SNAPSHOT, None)
+    send(_ONES, [tuple(conn.execute(sql, (param,)).fetchone()) for sql in one_sql])
+    for index in range(len(spans) - 1, -1, -1):
+        first, last = spans[index]
+        send(index, conn.execute(rows_sql, (param, first, last)).fetchall())
 
 
 if __name__ == "__main__":
     try:
         _serve(sys.argv[1:])
-    except BaseException:  # the caller reads the rows itself: nothing to report
+    except BaseException:  # this process reads the rows itself: nothing to report
         sys.exit(1)
