@@ -275,3 +275,11 @@ def test_blocks_hold_every_id_once() -> None:
         assert spans[0][0] == -(1 << 63) and spans[-1][1] == (1 << 63) - 1
         assert all(a[1] + 1 == b[0] for a, b in itertools.pairwise(spans))
         assert all(first <= last for first, last in spans)
+
+
+def test_a_block_is_read_by_its_ids_not_by_a_pass_over_the_table(tmp_path: Path) -> None:
+    """A pass read in a few hundred blocks must not read the table a few hundred times."""
+    db, _ = _indexed(tmp_path, 1)
+    sql = rows_query(db.conn) + ROWS_SQL_TAIL
+    steps = [row[3] for row in db.conn.execute("EXPLAIN QUERY PLAN " + sql, (1, 5, 9))]
+    assert len(steps) == 1 and "USING INTEGER PRIMARY KEY (rowid>" in steps[0], steps
