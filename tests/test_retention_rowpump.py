@@ -211,14 +211,21 @@ def test_the_plan_keeps_its_snapshot_when_the_index_changes_before_the_helper_re
 def test_a_helper_that_fails_leaves_the_plan_read_here(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, script: str
 ) -> None:
+    helped, alone = _helped_and_alone(tmp_path, monkeypatch, 5, script)
+    _same(helped, alone)
+
+
+def _helped_and_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seed: int, script: str
+) -> tuple[Plan, Plan]:
+    """A plan whose helper is started through ``script``, and the plan read here."""
     monkeypatch.setattr(rowpump, "WAIT_FOR_HELPER", 60.0)
-    db, roots = _indexed(tmp_path, 5)
+    db, roots = _indexed(tmp_path, seed)
     now = time.time()
     policy = from_flags(keep_last=1, keep_within_budget="150")
     alone = make_plan(db, roots, policy, now, pump_after=None)
     _interpreter(tmp_path, monkeypatch, script)
-    helped = make_plan(db, roots, policy, now, pump_after=0)
-    _same(helped, alone)
+    return make_plan(db, roots, policy, now, pump_after=0), alone
 
 
 FAKE_HELPER = """
@@ -244,15 +251,9 @@ def test_a_helper_that_sends_no_such_rows_leaves_the_plan_read_here(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, frames: str
 ) -> None:
     """Frames well made, holding what the plan's rows are not: they are read here."""
-    monkeypatch.setattr(rowpump, "WAIT_FOR_HELPER", 60.0)
-    db, roots = _indexed(tmp_path, 13)
-    now = time.time()
-    policy = from_flags(keep_last=1, keep_within_budget="150")
-    alone = make_plan(db, roots, policy, now, pump_after=None)
     fake = tmp_path / "fake_helper.py"
     fake.write_text(FAKE_HELPER.format(frames=frames))
-    _interpreter(tmp_path, monkeypatch, f'exec "$PY" "{fake}"')
-    helped = make_plan(db, roots, policy, now, pump_after=0)
+    helped, alone = _helped_and_alone(tmp_path, monkeypatch, 13, f'exec "$PY" "{fake}"')
     assert helped.helper_roots == []
     _same(helped, alone)
 
