@@ -24,6 +24,7 @@ import sqlite_utils
 from test_retention_equivalence import _item_fields, _make_tree, _totals
 from test_retention_support import index_tree, new_db
 
+from store.index.db import open_db
 from store.retention import rowpump
 from store.retention.candidates import rows_query
 from store.retention.plan import Plan, make_plan
@@ -284,3 +285,25 @@ def test_a_block_is_read_by_its_ids_not_by_a_pass_over_the_table(tmp_path: Path)
     sql = rows_query(db.conn) + ROWS_SQL_TAIL
     steps = [row[3] for row in db.conn.execute("EXPLAIN QUERY PLAN " + sql, (1, 5, 9))]
     assert len(steps) == 1 and "USING INTEGER PRIMARY KEY (rowid>" in steps[0], steps
+
+
+def test_a_helper_opens_an_index_whose_path_has_uri_characters(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``?``, ``#``, ``%``, spaces and non-ASCII in the index's folder: the probe and the
+    helper open the very file the plan reads."""
+    monkeypatch.setattr(rowpump, "WAIT_FOR_HELPER", 60.0)
+    odd = tmp_path / "a ?b#c %41 é"
+    odd.mkdir()
+    db, (root,) = _indexed(odd, 6)
+    now = time.time()
+    helped = make_plan(db, [root], POLICIES[1], now, pump_after=0)
+    assert helped.helper_roots == [str(root)]
+    _same(helped, make_plan(db, [root], POLICIES[1], now, pump_after=None))
+    reader = open_db(odd / "index.db", readonly=True)  # as the explorer and the CLI open it
+    try:
+        read_only = make_plan(reader, [root], POLICIES[1], now, pump_after=0)
+    finally:
+        reader.conn.close()
+    assert read_only.helper_roots == [str(root)]
+    _same(read_only, helped)
