@@ -595,7 +595,7 @@ def _start_pump(
             [_TOTAL_SQL.format(source=_STRAIGHT_THROUGH)],
             root_id,
         )
-    except (OSError, ValueError):
+    except (OSError, ValueError, RuntimeError):
         return None
 
 

@@ -159,7 +159,12 @@ class RowPump:
         self._reader = threading.Thread(
             target=self._drain, args=(self._proc,), name="plan row helper", daemon=True
         )
-        self._reader.start()
+        try:
+            self._reader.start()
+        except RuntimeError:  # no thread to be had: no helper either
+            self._proc.kill()
+            self._proc.wait()
+            raise
 
     def row_blocks(self) -> Iterator[Iterable[tuple[Any, ...]]]:
         """Each block's rows, first to last (flatten with ``itertools.chain``: no Python
