@@ -429,8 +429,8 @@ def make_plan(
     """Decide every checkpoint under ``roots`` (absolute paths of indexed roots).
 
     ``policy`` is one policy for all roots, a mapping by root path, or a function of it.
-    An index of at least ``pump_after`` artifacts has its rows read by a helper process
-    (``rowpump``); None never starts one.
+    On an index of one root and at least ``pump_after`` artifacts, a helper process reads
+    the rows from the other end of the table (``rowpump``); None never starts one.
     """
     now = time.time() if now is None else now
     conn = db.conn
