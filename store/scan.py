@@ -21,7 +21,7 @@ import time
 import zlib
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -31,7 +31,7 @@ import sqlite_utils
 from store import forked, paths
 from store.hashing import Identity, hash_file
 from store.index import write
-from store.index.db import write_transaction
+from store.index.db import checkpoint_apart, wait_for_checkpoints, write_transaction
 from store.index.events import EventKind
 from store.index.query import BY_PARENT_DIRS
 from store.kinds import SETTLED_EXT_BYTES, TFEVENTS, classify, classify_key, kind_by_name, refine
@@ -553,6 +553,7 @@ class Indexer:
         while SQLite builds indexes and commits without the GIL.
         """
         started = time.perf_counter()
+        wait_for_checkpoints()  # a walk forks its helper only in a process of one thread
         start = paths.key(subtree)
         report = ScanReport(root=paths.display(self.root_b))
         self._summaries = not defer_summaries
@@ -786,7 +787,10 @@ class Indexer:
         # a first load of the whole root: every row of the root is one this scan writes,
         # so the runs' totals are counted as the rows are built, not summed again after
         counted: dict[int, list[int]] | None = {} if full and not had_rows else None
-        with write_transaction(self.db) as conn:
+        with (
+            checkpoint_apart(self.db) if first_load else nullcontext(),
+            write_transaction(self.db) as conn,
+        ):
             self.runs.upsert(conn, now)
             self._write_artifacts(
                 added, changed, removed, cache, walk.links, now, counted, ordered, names, ahead

@@ -138,6 +138,43 @@ def test_an_index_built_by_a_shared_walk_is_the_same_index(tmp_path: Path) -> No
     in_fresh_python("check_shared_index", tmp_path)
 
 
+def check_walk_after_a_first_load(tmp: str) -> None:
+    """A first load leaves its log to a checkpoint on a thread of its own; the next scan
+    waits for it, or it could not fork its walk's helper (one thread only)."""
+    import time
+
+    from store.index import db as index_db
+
+    assert forked.can_fork()
+    tmp_path = Path(tmp)
+    root = tmp_path / "root"
+    make_wide(root)
+    scan.EVENT_FLOOD = 10
+    scan.SPLIT_AFTER = 10**9
+    copy = index_db._checkpoint
+
+    def slow_copy(path: str) -> None:  # a slow disk: still copying when the next scan starts
+        time.sleep(2)
+        copy(path)
+
+    index_db._checkpoint = slow_copy
+    db = open_db(tmp_path / "index.db")
+    first = Indexer(db, root).scan(defer_summaries=True)
+    assert first.added == len(ground_truth(root)) > 300
+    (root / "more" / "new.txt").write_text("new")
+    scan.SPLIT_AFTER = 5
+    forks = count_forks()
+    again = Indexer(db, root).scan()
+    db.close()
+    assert forks == [False]  # the walk's helper
+    assert again.added == 1 and again.removed == again.changed == 0
+
+
+@needs_fork
+def test_a_scan_after_a_first_load_still_shares_its_walk(tmp_path: Path) -> None:
+    in_fresh_python("check_walk_after_a_first_load", tmp_path)
+
+
 def check_shared_progress(tmp: str) -> None:
     assert forked.can_fork()
     tmp_path = Path(tmp)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -351,6 +352,77 @@ def write_transaction(db: sqlite_utils.Database) -> Iterator[sqlite3.Connection]
         raise
     else:
         conn.execute("COMMIT")
+
+
+_checkpoints: list[threading.Thread] = []
+"""Checkpoints ``checkpoint_apart`` started in this process that may still run."""
+
+
+@contextmanager
+def checkpoint_apart(db: sqlite_utils.Database) -> Iterator[None]:
+    """Commit the transactions inside without their checkpoint, then copy the WAL into
+    the database file on a connection and thread of its own.
+
+    A first load of a large root commits hundreds of MB of log at once; copying it into
+    the file costs about a fifth of the load, and the committing connection would do it
+    before it returns.  Readers see the rows once they are committed; the copy can go on
+    beside whatever the writer does next (SQLite releases the GIL while it copies).
+    Without WAL (a side file from ``open_new``, a memory database) there is no log."""
+    conn = db.conn
+    path = _wal_database_file(conn)
+    if path is None:
+        yield
+        return
+    (before,) = conn.execute("PRAGMA wal_autocheckpoint").fetchone()
+    conn.execute("PRAGMA wal_autocheckpoint = 0")
+    try:
+        yield
+    finally:
+        conn.execute(f"PRAGMA wal_autocheckpoint = {int(before)}")
+    thread = threading.Thread(target=_checkpoint, args=(path,), name="artlens-checkpoint")
+    try:
+        thread.start()
+    except RuntimeError:  # no new thread (interpreter shutdown): the next commit's does it
+        return
+    _checkpoints.append(thread)
+
+
+def wait_for_checkpoints() -> None:
+    """Wait for the checkpoints ``checkpoint_apart`` started: a process that forks helpers
+    must be single-threaded first (``store.forked``)."""
+    while _checkpoints:
+        _checkpoints.pop().join()
+
+
+def _wal_database_file(conn: sqlite3.Connection) -> str | None:
+    """The file of ``conn``'s main database when it is in WAL mode, else None (also when
+    SQLite cannot give its name as text)."""
+    try:
+        if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+            return None
+        listed = conn.execute("PRAGMA database_list").fetchall()
+    except sqlite3.Error:
+        return None
+    return next((str(file) for _seq, name, file in listed if name == "main" and file), None)
+
+
+def _checkpoint(path: str) -> None:
+    """Copy what the WAL holds into the database file (``PASSIVE``: it waits for no reader
+    and no writer).  Any failure leaves the log to the next commit's own checkpoint."""
+    from urllib.parse import quote
+
+    try:
+        conn = sqlite3.connect(
+            f"file:{quote(os.fsencode(path))}?mode=rw", uri=True, isolation_level=None
+        )
+    except sqlite3.Error:
+        return
+    try:
+        conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+    except sqlite3.Error:
+        pass
+    finally:
+        conn.close()
 
 
 def data_version(db: sqlite_utils.Database) -> int:
