@@ -389,9 +389,13 @@ def checkpoint_apart(db: sqlite_utils.Database) -> Iterator[None]:
 
 def wait_for_checkpoints() -> None:
     """Wait for the checkpoints ``checkpoint_apart`` started: a process that forks helpers
-    must be single-threaded first (``store.forked``)."""
-    while _checkpoints:
-        _checkpoints.pop().join()
+    must be single-threaded first (``store.forked``).  Safe from several threads at once."""
+    while True:
+        try:
+            thread = _checkpoints.pop()
+        except IndexError:
+            return
+        thread.join()
 
 
 def _wal_database_file(conn: sqlite3.Connection) -> str | None:
