@@ -7,6 +7,7 @@ settings are ``store.index.db``'s for readers (a test keeps the two the same).
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from pathlib import Path
 
@@ -14,12 +15,21 @@ BUSY_TIMEOUT_MS = 10_000
 """As ``store.index.db.BUSY_TIMEOUT_MS``: ride out a writer's batch, report a wedged one."""
 
 
+def sqlite_uri(path: Path | str, mode: str) -> str:
+    """A ``file:`` URI that opens ``path`` with ``mode`` (``ro``, ``rw``): a ``?``, ``#``
+    or ``%`` in a folder's name is escaped (unescaped, SQLite would open another file, and
+    create it), and bytes that are not UTF-8 are kept."""
+    from urllib.parse import quote
+
+    return f"file:{quote(os.fsencode(path))}?mode={mode}"
+
+
 def connect_readonly(path: Path | str) -> sqlite3.Connection:
     """Open the index at ``path`` with ``mode=ro``: it never writes, never creates."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no index at {path}")
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+    conn = sqlite3.connect(sqlite_uri(path, "ro"), uri=True, check_same_thread=False)
     conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
     conn.execute("PRAGMA foreign_keys = OFF")
     conn.execute("PRAGMA temp_store = MEMORY")

@@ -133,6 +133,27 @@ def test_plain_readers_are_configured_like_the_index_readers(tmp_path: Path) -> 
         connect_readonly(tmp_path / "missing.db")
 
 
+def test_plain_readers_open_an_index_in_a_folder_named_like_a_uri(tmp_path: Path) -> None:
+    """``?``, ``#`` and ``%`` mean something in a SQLite URI: unescaped, the plain reader
+    opened (and created) another file, read-write."""
+    from store.readonly import connect_readonly
+
+    folder = tmp_path / "a ?b#c %41 é"
+    folder.mkdir()
+    db = open_db(folder / "i.db")
+    db.execute("INSERT INTO meta (key, value) VALUES ('here', 'yes')")
+    db.close()
+    before = sorted(p.name for p in tmp_path.iterdir())
+    plain = connect_readonly(folder / "i.db")
+    try:
+        assert plain.execute("SELECT value FROM meta WHERE key = 'here'").fetchone() == ("yes",)
+        with pytest.raises(sqlite3.OperationalError, match="readonly"):
+            plain.execute("CREATE TABLE x (a)")
+    finally:
+        plain.close()
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
 def test_an_older_index_gains_readable_path_views(tmp_path: Path) -> None:
     from store.index.db import TEXT_VIEWS
 
