@@ -31,6 +31,7 @@ from store.frameworks._io import RootLike
 from store.frameworks._metrics import add_point
 from store.frameworks.model import Loaded, RunSpec
 from store.frameworks.registry import Framework
+from store.readonly import sqlite_uri
 from store.root import RootError
 
 FRAMEWORK = "mlflow"
@@ -158,9 +159,8 @@ def connect(root: RootLike, db_rel: str) -> sqlite3.Connection:
     """A read-only connection to an MLflow database under the root (``ReadError`` if not)."""
     if _io.local_path(root) is not None:
         real = _io.regular_file(root, db_rel)
-        uri = "file:" + urllib.parse.quote(os.fsencode(real)) + "?mode=ro"
         try:
-            conn = sqlite3.connect(uri, uri=True, timeout=1.0)
+            conn = sqlite3.connect(sqlite_uri(real, "ro"), uri=True, timeout=1.0)
         except sqlite3.Error as exc:
             raise _io.ReadError(f"{db_rel}: not a readable MLflow database ({exc})") from None
     else:

@@ -18,6 +18,7 @@ import sqlite_utils
 from sqlite_utils.migrations import Migrations
 
 from store.errors import ArtlensError
+from store.readonly import sqlite_uri
 
 BUSY_TIMEOUT_MS = 10_000
 """How long a statement waits for a lock before SQLITE_BUSY: long enough to ride out a
@@ -239,10 +240,7 @@ def open_db(path: Path | str, *, readonly: bool = False) -> sqlite_utils.Databas
     if readonly:
         if not path.exists():
             raise FileNotFoundError(f"no index at {path}")
-        from urllib.parse import quote  # only readers pay for it
-
-        uri = f"file:{quote(os.fsencode(path))}?mode=ro"  # a "?", "#" or "%" in a folder name
-        conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
+        conn = sqlite3.connect(sqlite_uri(path, "ro"), uri=True, check_same_thread=False)
         _configure(conn, readonly=True)
         return _database(conn)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -413,12 +411,8 @@ def _wal_database_file(conn: sqlite3.Connection) -> str | None:
 def _checkpoint(path: str) -> None:
     """Copy what the WAL holds into the database file (``PASSIVE``: it waits for no reader
     and no writer).  Any failure leaves the log to the next commit's own checkpoint."""
-    from urllib.parse import quote
-
     try:
-        conn = sqlite3.connect(
-            f"file:{quote(os.fsencode(path))}?mode=rw", uri=True, isolation_level=None
-        )
+        conn = sqlite3.connect(sqlite_uri(path, "rw"), uri=True, isolation_level=None)
     except sqlite3.Error:
         return
     try:
