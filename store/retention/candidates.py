@@ -234,13 +234,17 @@ again as loose ones.  Two byte searches cost a third less than the globs, which 
 ``checkpoints/`` folders, every one, would reach."""
 
 
+STRAIGHT_THROUGH = "artifacts NOT INDEXED"
+"""``artifacts_source`` of an index holding one root: the table read in rowid order."""
+
+
 def artifacts_source(conn: Any) -> str:
     """``artifacts`` for a query that aggregates or orders its own rows: read straight
     through the table when the index holds one root (a lookup per row through the root_id
     index costs twice a plain pass); through the index when other roots' rows would be read
     for nothing."""
     (roots,) = conn.execute("SELECT count(*) FROM roots").fetchone()
-    return "artifacts NOT INDEXED" if roots <= 1 else "artifacts"
+    return STRAIGHT_THROUGH if roots <= 1 else "artifacts"
 
 
 def _decode(blob: bytes) -> str:

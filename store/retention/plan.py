@@ -28,6 +28,7 @@ from store.errors import ArtlensError
 from store.paths import key
 from store.retention import rowpump
 from store.retention.candidates import (
+    STRAIGHT_THROUGH,
     Candidate,
     FolderRow,
     Member,
@@ -585,21 +586,18 @@ def _start_pump(
     """A helper reading the root's row pass from its last rows, and its totals; None
     without a probe, when it cannot start, or when the index holds other roots (the pass
     then goes through the root's index, in another order than a block's)."""
-    if probe is None or artifacts_source(db.conn) != _STRAIGHT_THROUGH:
+    if probe is None or artifacts_source(db.conn) != STRAIGHT_THROUGH:
         return None
     try:
         return rowpump.RowPump(
             db.conn,
             probe,
             rows_query(db.conn) + " AND id BETWEEN ? AND ?",
-            [_TOTAL_SQL.format(source=_STRAIGHT_THROUGH)],
+            [_TOTAL_SQL.format(source=STRAIGHT_THROUGH)],
             root_id,
         )
     except (OSError, ValueError, RuntimeError):
         return None
-
-
-_STRAIGHT_THROUGH = "artifacts NOT INDEXED"
 
 
 def _units_and_totals(
