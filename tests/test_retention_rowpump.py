@@ -287,6 +287,16 @@ def test_a_block_is_read_by_its_ids_not_by_a_pass_over_the_table(tmp_path: Path)
     assert len(steps) == 1 and "USING INTEGER PRIMARY KEY (rowid>" in steps[0], steps
 
 
+def test_the_table_ends_are_looked_up_not_scanned(tmp_path: Path) -> None:
+    """Both ends in one aggregate made SQLite read a whole index before every plan."""
+    db, _ = _indexed(tmp_path, 1)
+    steps = [row[3] for row in db.conn.execute("EXPLAIN QUERY PLAN " + rowpump.ENDS_SQL)]
+    assert not [step for step in steps if step.startswith("SCAN ") and "CONSTANT ROW" not in step]
+    assert steps.count("SEARCH artifacts") == 2, steps
+    low, high = db.conn.execute(rowpump.ENDS_SQL).fetchone()
+    assert (low, high) == db.conn.execute("SELECT min(id), max(id) FROM artifacts").fetchone()
+
+
 def test_a_helper_opens_an_index_whose_path_has_uri_characters(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

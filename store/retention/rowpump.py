@@ -49,6 +49,13 @@ PUMP_AFTER = 300_000
 """Artifacts an index holds (its largest id) before a plan starts a helper: at 200,000
 (138,000 rows to read) the helper's start and the pipe ate what it saved."""
 
+ENDS_SQL = (
+    "SELECT coalesce((SELECT min(id) FROM artifacts), 0), "
+    "coalesce((SELECT max(id) FROM artifacts), 0)"
+)
+"""The table's first and last ids, each looked up on its own: asked for both in one
+aggregate, SQLite reads a whole index (0.1 s at a million artifacts)."""
+
 _HEAD = struct.Struct("=Qq")
 """A frame's size and what it is: a block's index, or one of the two below."""
 _SNAPSHOT, _ONES = -1, -2
@@ -133,9 +140,7 @@ class RowPump:
         self._rows_sql = rows_sql
         self._one_sql = one_sql
         self._param = param
-        low, high = conn.execute(
-            "SELECT coalesce(min(id), 0), coalesce(max(id), 0) FROM artifacts"
-        ).fetchone()
+        low, high = conn.execute(ENDS_SQL).fetchone()
         self._spans = blocks(low, high, BLOCK_IDS)
         self._sent: dict[int, bytearray] = {}
         self._ones: bytearray | None = None
