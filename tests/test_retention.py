@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import time
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from store.retention.candidates import (
     metric_from_name,
     order_units,
     parse_numbers,
+    sort_key_factory,
 )
 from store.retention.plan import Plan, decide_run, load_plan, make_plan
 from store.retention.policy import (
@@ -184,6 +186,28 @@ def test_checkpoint_100_is_newer_than_checkpoint_20(tmp_path: Path) -> None:
     assert all(u.is_dir for u in units)
     assert units[-1].size == 100
     db.conn.close()
+
+
+def test_order_by_step_alone_is_the_full_keys_order() -> None:
+    """``order_units`` orders by the step alone only when that cannot differ from
+    ``sort_key_factory``'s key: random runs, some with a last unit or steps that repeat."""
+    rng = random.Random(7)
+    for _ in range(300):
+        count = rng.randint(1, 12)
+        steps = (
+            rng.sample(range(50), count)
+            if rng.random() < 0.6
+            else [rng.randint(0, 4) for _ in range(count)]
+        )
+        units = [
+            _unit(f"run/{rng.choice('abc')}{i}.ckpt", rng.randint(0, 3), step=step)
+            for i, step in enumerate(steps)
+        ]
+        if rng.random() < 0.3:
+            units[rng.randrange(count)].is_last = True
+        rng.shuffle(units)
+        expected = sorted(units, key=sort_key_factory(units))
+        assert list(map(id, order_units(units))) == list(map(id, expected))
 
 
 def test_last_ckpt_is_newest_and_ties_break_by_mtime() -> None:

@@ -202,7 +202,16 @@ def _unnumbered_best(unit: Candidate) -> bool:
 
 def order_units(units: list[Candidate]) -> list[Candidate]:
     """The units of one run, oldest first."""
+    steps = list(map(_STEP, units))
+    if None not in steps and len(set(steps)) == len(steps) and True not in map(_IS_LAST, units):
+        # the usual run: distinct steps and no last, so ``sort_key_factory``'s key never
+        # looks past the step; ordering by it alone compares ints, not tuples
+        return sorted(units, key=_STEP)
     return sorted(units, key=sort_key_factory(units))
+
+
+_STEP = attrgetter("step")
+_IS_LAST = attrgetter("is_last")
 
 
 def load_runs(db: sqlite_utils.Database, root_id: int, root: str) -> dict[int, RunInfo]:
