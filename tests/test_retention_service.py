@@ -29,11 +29,12 @@ def test_broken_policy_is_an_error_line_or_raises_when_strict(
     (root / ".artlens.toml").write_text("[retention]\nkeep_last = 'many'\n")
     db = open_db(db_path, readonly=True)
     try:
-        planned = service.make(db, with_usage=True)
+        planned = service.make(db)
         assert len(planned.errors) == 1 and ".artlens.toml" in planned.errors[0]
         assert planned.policies[str(root)].source == service.INVALID_POLICY
         assert all(item.keep for item in planned.plan.items)  # a broken file keeps everything
-        assert planned.usage and planned.usage[0].root == str(root)
+        usage, _dups = service.usage(db)
+        assert usage and usage[0].root == str(root)
         assert planned.to_json()["roots"][0]["has_rules"] is False
         with pytest.raises(PolicyError):
             service.make(db, [str(root)], strict=True)

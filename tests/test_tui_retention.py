@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from pathlib import Path
 
@@ -160,6 +161,47 @@ async def test_usage_tab_and_help(lightning: tuple[Path, Path]) -> None:
         await pilot.pause()
         body = str(app.screen.query_one(Static).render())
         assert "Apply" in body and "Pin" in body  # the retention view's own keys
+
+
+@sync
+async def test_the_plan_shows_before_the_disk_usage_is_measured(
+    lightning: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An lstat per file takes seconds at a million files: the plan tab must not wait for
+    it.  The real measure runs, held until the plan has shown."""
+    root, db_path = lightning
+    (root / ".artlens.toml").write_text(POLICY)
+    gate = threading.Event()
+    calls: list[str] = []
+    measure = service.usage
+
+    def held_usage(*args: object, **kwargs: object) -> object:
+        calls.append("usage")
+        assert gate.wait(60), "the test never opened the gate"
+        return measure(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(service, "usage", held_usage)
+    app = ArtlensApp(db_path, [root], watch=False)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        await pilot.press("r")
+        screen = retention(app)
+        summary = screen.query_one("#ret-summary", Static)
+        usage = screen.query_one("#ret-usage", DataTable)
+        deadline = time.monotonic() + 60
+        while "remove" not in str(summary.render()) and time.monotonic() < deadline:
+            await pilot.pause(0.05)
+        assert "remove 3" in str(summary.render()), summary.render()
+        assert screen.plan is not None and EPOCH2 in {u.path for u in screen.plan.removals}
+        assert "measuring" in " ".join(str(c) for c in usage.get_row_at(0))
+        gate.set()
+        await settle(pilot)
+        texts = [" ".join(str(c) for c in usage.get_row_at(i)) for i in range(usage.row_count)]
+        assert str(root) in texts[0] and not any("measuring" in t for t in texts)
+        assert calls == ["usage"]  # once per plan that asked for it: ctrl+r asks again
+        await pilot.press("ctrl+r")
+        await settle(pilot)
+        assert calls == ["usage", "usage"]
 
 
 @sync

@@ -119,13 +119,11 @@ def expiring(plan: Plan, within: float = EXPIRING_SECONDS) -> list[Candidate]:
 
 @dataclass(frozen=True)
 class Planned:
-    """A plan with the policy of every root, the broken policy files, usage and duplicates."""
+    """A plan with the policy of every root and the broken policy files."""
 
     plan: Plan
     policies: dict[str, Policy]
     errors: tuple[str, ...] = ()
-    usage: tuple[RootUsage, ...] = ()
-    dups: tuple[DuplicateGroup, ...] = ()
     adhoc: bool = False
 
     def expiring(self, within: float = EXPIRING_SECONDS) -> list[Candidate]:
@@ -141,24 +139,28 @@ def make(
     *,
     adhoc: Policy | None = None,
     strict: bool = False,
-    with_usage: bool = False,
     now: float | None = None,
 ) -> Planned:
     """Plan ``roots`` (default: every indexed root) under their policies, with the pins.
 
     ``strict`` (the CLI) stops at a broken policy file; otherwise it is an error line and
-    that root keeps everything.  ``with_usage`` adds disk usage and duplicates.
+    that root keeps everything.
     """
     chosen = indexed_roots(db) if roots is None else list(roots)
     policies, errors = load_policies(chosen, adhoc, strict=strict)
     with UserState() as state:
         plan = make_plan(db, chosen, policies, now=time.time() if now is None else now, pins=state)
-    usage: tuple[RootUsage, ...] = ()
-    dups: tuple[DuplicateGroup, ...] = ()
-    if with_usage:
-        usage = tuple(disk_usage(db, chosen))
-        dups = tuple(duplicates(db, chosen))
-    return Planned(plan, policies, tuple(errors), usage, dups, adhoc is not None)
+    return Planned(plan, policies, tuple(errors), adhoc is not None)
+
+
+def usage(
+    db: sqlite_utils.Database, roots: Sequence[str] | None = None
+) -> tuple[tuple[RootUsage, ...], tuple[DuplicateGroup, ...]]:
+    """Disk usage (on disk too: an lstat per file) and duplicates of ``roots`` (default:
+    every indexed root).  Apart from ``make``: at a million files it takes seconds more
+    than the plan, and a plan need not wait for it."""
+    chosen = indexed_roots(db) if roots is None else list(roots)
+    return tuple(disk_usage(db, chosen)), tuple(duplicates(db, chosen))
 
 
 # --- acting as the index's writer, or through the filesystem only ---------------------------

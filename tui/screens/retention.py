@@ -110,8 +110,8 @@ PlanRow = tuple[str, tuple[Any, ...]]
 
 @dataclass
 class PlanReady(Message):
-    """A fresh plan, with the policy of every root and its usage (replaces older ones), and
-    what shows it: its summary and the plan table's rows, made on the worker's thread."""
+    """A fresh plan, with the policy of every root (replaces older ones), and what shows
+    it: its summary and the plan table's rows, made on the worker's thread."""
 
     planned: Planned
     summary: Text
@@ -119,6 +119,17 @@ class PlanReady(Message):
 
     def can_replace(self, message: Message) -> bool:
         return isinstance(message, PlanReady)
+
+
+@dataclass
+class UsageMeasured(Message):
+    """Disk usage and duplicates, measured after the plan showed (replaces older ones)."""
+
+    usage: tuple[RootUsage, ...]
+    dups: tuple[DuplicateGroup, ...]
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, UsageMeasured)
 
 
 @dataclass
@@ -197,6 +208,8 @@ class RetentionScreen(Screen[None]):
         self._plan_keys: list[str] = []
         self._follow_until = 0.0
         """Until then, each index change plans again (another writer records an apply)."""
+        self._usage_stale = True
+        """Measure the disk usage again once the next plan shows (a refresh, an apply)."""
 
     def compose(self) -> ComposeResult:
         yield Static(Text("planning…", style="dim"), id="ret-summary", markup=False)
@@ -225,6 +238,7 @@ class RetentionScreen(Screen[None]):
         usage = self.query_one("#ret-usage", DataTable)
         for label in ("size", "share", "what"):
             usage.add_column(label, key=label)
+        usage.add_row("", "", Text("measuring… (after the plan)", style="dim"))
         trash = self.query_one("#ret-trash", DataTable)
         for label in ("id", "trashed", "size", "path", "why"):
             trash.add_column(label, key=label)
@@ -235,15 +249,24 @@ class RetentionScreen(Screen[None]):
 
     def action_refresh(self) -> None:
         self.query_one("#ret-summary", Static).update(Text("planning…", style="dim"))
+        self._usage_stale = True
         self._plan_worker(self.adhoc)
         self._trash_worker()
 
     @work(thread=True, exclusive=True, group="retention-plan", exit_on_error=False)
     def _plan_worker(self, adhoc: Policy | None) -> None:
         with self.pool.connection() as db:
-            planned = service.make(db, adhoc=adhoc, with_usage=True)
+            planned = service.make(db, adhoc=adhoc)
         rows = plan_rows(planned.plan, MAX_PLAN_ROWS)
         self.post_message(PlanReady(planned, summary_text(planned), rows))
+
+    @work(thread=True, exclusive=True, group="retention-usage", exit_on_error=False)
+    def _usage_worker(self) -> None:
+        """Started once a plan shows: an lstat per file takes seconds at a million files,
+        which the plan tab never waits for, nor shares its core with."""
+        with self.pool.connection() as db:
+            usage, dups = service.usage(db)
+        self.post_message(UsageMeasured(usage, dups))
 
     @work(thread=True, exclusive=True, group="retention-trash", exit_on_error=False)
     def _trash_worker(self) -> None:
@@ -291,7 +314,12 @@ class RetentionScreen(Screen[None]):
         self.policies = planned.policies
         self.query_one("#ret-summary", Static).update(message.summary)
         self._fill_plan(message.rows)
-        self._fill_usage(planned.usage, planned.dups)
+        if self._usage_stale:
+            self._usage_stale = False
+            self._usage_worker()
+
+    def on_usage_measured(self, message: UsageMeasured) -> None:
+        self._fill_usage(message.usage, message.dups)
 
     def on_index_changed(self, message: IndexChanged) -> None:
         """The app hands every change-feed delta to each screen: while another writer
