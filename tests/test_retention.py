@@ -21,7 +21,7 @@ from store.retention.candidates import (
     parse_numbers,
     sort_key_factory,
 )
-from store.retention.plan import Plan, decide_run, load_plan, make_plan
+from store.retention.plan import Plan, PlanError, decide_run, load_plan, make_plan
 from store.retention.policy import (
     KeepRules,
     Policy,
@@ -508,6 +508,37 @@ def test_plan_over_many_artifacts_is_fast(tmp_path: Path) -> None:
     assert len(plan.items) == 20_000 and len(plan.removals) == 200 * 97
     assert elapsed < 2.0
     db.conn.close()
+
+
+def test_loading_a_plan_leaves_the_collector_as_it_found_it(tmp_path: Path) -> None:
+    """A saved plan of 500,000 removals loads with the collector paused (it took twice
+    as long with it running); afterwards it runs as before, a load that fails included,
+    and the loaded items are in the oldest generation."""
+    import gc
+
+    root = tmp_path / "root"
+    for e in range(5):
+        write(root / "run" / f"epoch={e}.ckpt", b"c" * (e + 1), age=DAY * (e + 1))
+    db = new_db(tmp_path)
+    index_tree(db, root, {"run": ("lightning", "finished")})
+    saved = make_plan(db, [root], from_flags(keep_last=2), time.time()).save(tmp_path / "p.json")
+    db.conn.close()
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"version": 1, "removals": [')
+    gc.unfreeze()
+    try:
+        for collecting in (True, False):
+            (gc.enable if collecting else gc.disable)()
+            loaded = load_plan(saved)
+            assert gc.isenabled() is collecting and gc.get_freeze_count() == 0
+            assert [i.path for i in loaded.items] == [f"run/epoch={e}.ckpt" for e in range(3)]
+            oldest = {id(o) for o in gc.get_objects(generation=2)}
+            assert all(id(item) in oldest for item in loaded.items)
+            with pytest.raises(PlanError):
+                load_plan(broken)
+            assert gc.isenabled() is collecting and gc.get_freeze_count() == 0
+    finally:
+        gc.enable()
 
 
 def test_a_plan_leaves_the_collector_as_it_found_it(tmp_path: Path) -> None:

@@ -219,6 +219,17 @@ def default_plan_dir() -> Path:
 
 def load_plan(path: Path | str) -> Plan:
     """A saved plan, holding its removals only (what ``apply`` needs)."""
+    collecting = gc.isenabled()
+    gc.disable()  # JSON and items of 500,000 removals: collections would find nothing
+    try:
+        return _load_plan(path)
+    finally:
+        _age_young_objects()
+        if collecting:
+            gc.enable()
+
+
+def _load_plan(path: Path | str) -> Plan:
     try:
         with open(path, "rb") as src:
             data = json.loads(src.read(1 << 30).decode("utf-8", "surrogatepass"))
