@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -101,19 +100,18 @@ def test_artifacts_added_removed_changed_moved() -> None:
     assert result.unverified == ["nohash.bin"]
 
 
-def test_ten_thousand_artifacts_per_side_is_fast() -> None:
+def test_ten_thousand_artifacts_per_side() -> None:
+    """Moves, changes, additions and removals among 10,000 artifacts a side (how fast is
+    ``tests/bench/bench_diff.py``'s to say, not a timed test's)."""
     old = [(f"ckpt/{i:05d}.pt", i, f"hash{i}") for i in range(10_000)]
     new = [(f"ckpt/{i:05d}.pt", i, f"hash{i}") for i in range(2_000, 10_000)]
     new += [(f"moved/{i:05d}.pt", i, f"hash{i}") for i in range(1_000)]
     new += [(f"new/{i:05d}.pt", i, f"fresh{i}") for i in range(1_000)]
     new[0] = ("ckpt/02000.pt", 1, "different")
-    started = time.perf_counter()
     result = diff_runs(RunSide(artifacts=old), RunSide(artifacts=new)).artifacts
-    elapsed = time.perf_counter() - started
     assert len(result.moved) == 1_000 and len(result.added) == 1_000
     assert len(result.removed) == 1_000 and len(result.changed) == 1
     assert len(result.unchanged) == 7_999
-    assert elapsed < 0.3
 
 
 def test_parse_requirements() -> None:

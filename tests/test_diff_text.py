@@ -5,7 +5,6 @@ from __future__ import annotations
 import difflib
 import os
 import random
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -244,7 +243,8 @@ def test_files_refuse_non_regular(tmp_path: Path) -> None:
             diff_files_text(regular, bad)
 
 
-def test_large_file_diff_is_fast(tmp_path: Path) -> None:
+def test_large_file_diff(tmp_path: Path) -> None:
+    """1,000 edited lines of 100,000 (its speed is ``tests/bench/bench_diff.py``'s to say)."""
     rng = random.Random(5)
     lines = [f"2026 INFO step={i} loss={rng.random():.5f}" for i in range(100_000)]
     edited = list(lines)
@@ -252,8 +252,5 @@ def test_large_file_diff_is_fast(tmp_path: Path) -> None:
         edited[pos] = edited[pos].replace("loss", "LOSS")
     (tmp_path / "a").write_text("\n".join(lines) + "\n")
     (tmp_path / "b").write_text("\n".join(edited) + "\n")
-    started = time.perf_counter()
     diff = diff_files_text(tmp_path / "a", tmp_path / "b")
-    elapsed = time.perf_counter() - started
     assert (diff.added, diff.removed) == (1000, 1000)
-    assert elapsed < 2.0

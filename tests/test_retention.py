@@ -470,8 +470,8 @@ def test_planner_properties(
         assert all(u.keep for u in units)
 
 
-def test_plan_over_many_artifacts_is_fast(tmp_path: Path) -> None:
-    """A smaller cousin of tests/bench/bench_retention.py, to catch accidental O(n^2)."""
+def test_plan_over_many_artifacts(tmp_path: Path) -> None:
+    """A smaller cousin of tests/bench/bench_retention.py (which times it)."""
     db = new_db(tmp_path)
     root = tmp_path / "root"
     root.mkdir()
@@ -502,11 +502,8 @@ def test_plan_over_many_artifacts_is_fast(tmp_path: Path) -> None:
                 for e in range(100)
             ],
         )
-    started = time.perf_counter()
     plan: Plan = make_plan(db, [root], from_flags(keep_last=3), now)
-    elapsed = time.perf_counter() - started
     assert len(plan.items) == 20_000 and len(plan.removals) == 200 * 97
-    assert elapsed < 2.0
     db.conn.close()
 
 
