@@ -190,3 +190,49 @@ async def test_trash_goes_through_confirm_and_pins_refuse(indexed: tuple[Path, P
         await settle(pilot)
         assert usage(app) is screen
         assert (root / RUN / "checkpoints").is_dir()
+
+
+@sync
+async def test_a_listing_overtaken_by_a_newer_one_never_shows(
+    indexed: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Into an experiment whose listing is slow, then straight back up: the root's listing
+    stays on screen when the experiment's arrives late."""
+    import threading
+
+    import tui.screens.disk_usage as screen_module
+
+    root, db_path = indexed
+    app = ArtlensApp(db_path, [root], watch=False)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        await pilot.press("U")
+        await settle(pilot, rounds=5)
+        screen = usage(app)
+        assert screen.level.kind == "root"
+        held, gate = threading.Event(), threading.Event()
+        list_level = drill.list_level
+
+        def slow_for_experiments(db: object, level: Level) -> object:
+            if level.kind == "experiment":
+                held.set()
+                assert gate.wait(60), "the test never opened the gate"
+            return list_level(db, level)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(screen_module, "list_level", slow_for_experiments)
+        await move_to(pilot, screen, "lightning_logs")
+        await pilot.press("enter")
+        for _ in range(1200):
+            if held.is_set():
+                break
+            await pilot.pause(0.05)
+        assert held.is_set()
+        await pilot.press("h")  # back up before the experiment was listed
+        for _ in range(1200):
+            await pilot.pause(0.05)
+            if "lightning_logs" in rows(screen) and screen.level.kind == "root":
+                break
+        gate.set()
+        await settle(pilot, rounds=5)
+        assert screen.level.kind == "root", screen.level
+        assert "lightning_logs" in rows(screen)

@@ -205,6 +205,50 @@ async def test_the_plan_shows_before_the_disk_usage_is_measured(
 
 
 @sync
+async def test_a_plan_overtaken_by_a_newer_one_never_shows(
+    lightning: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A slow plan under one policy finishing after a quick one under another: the view
+    (and ``a``, which applies what it shows) keeps the newer plan."""
+    root, db_path = lightning
+    (root / ".artlens.toml").write_text(POLICY)
+    first_done = threading.Event()
+    gate = threading.Event()
+    plans: list[str] = []
+    make = service.make
+
+    def held_make(*args: object, **kwargs: object) -> object:
+        planned = make(*args, **kwargs)  # type: ignore[arg-type]
+        if not plans:
+            plans.append(planned.plan.id)
+            first_done.set()
+            assert gate.wait(60), "the test never opened the gate"
+        else:
+            plans.append(planned.plan.id)
+        return planned
+
+    monkeypatch.setattr(service, "make", held_make)
+    app = ArtlensApp(db_path, [root], watch=False)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        await pilot.press("r")
+        screen = retention(app)
+        deadline = time.monotonic() + 60
+        while not first_done.is_set() and time.monotonic() < deadline:
+            await pilot.pause(0.05)
+        assert first_done.is_set()
+        screen.adhoc = from_flags(keep_last=2)
+        await pilot.press("ctrl+r")  # a newer plan, under another policy
+        while len(plans) < 2 and time.monotonic() < deadline:
+            await pilot.pause(0.05)
+        gate.set()
+        await settle(pilot)
+        assert len(plans) == 2 and screen.plan is not None
+        assert screen.plan.id == plans[1], (screen.plan.id, plans)
+        assert "keep_last=2" in str(screen.query_one("#ret-summary", Static).render())
+
+
+@sync
 async def test_another_process_trashing_reloads_the_trash_tab(
     lightning: tuple[Path, Path],
 ) -> None:

@@ -21,6 +21,7 @@ from textual.binding import Binding, BindingType
 from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
+from textual.worker import get_current_worker
 
 from store import paths
 from store.errors import ArtlensError
@@ -156,7 +157,8 @@ class DiskUsageScreen(Screen[None]):
                     entries = list_level(db, level)
             else:
                 entries = list_level(db, level)
-        self.post_message(LevelListed(level, entries))
+        if not get_current_worker().is_cancelled:  # the user moved on: never show this level
+            self.post_message(LevelListed(level, entries))
 
     @work(thread=True, exclusive=True, group="usage-measure", exit_on_error=False)
     def _measure_worker(self, level: Level, entries: list[Entry], known: dict[str, Any]) -> None:
@@ -184,7 +186,8 @@ class DiskUsageScreen(Screen[None]):
         except RemovalRefused as exc:
             self.post_message(RemovalPlanned(None, str(exc)))
             return
-        self.post_message(RemovalPlanned(plan))
+        if not get_current_worker().is_cancelled:
+            self.post_message(RemovalPlanned(plan))
 
     @work(thread=True, exclusive=True, group="usage-apply", exit_on_error=False)
     def _apply_worker(self, plan: Plan) -> None:

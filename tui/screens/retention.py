@@ -21,6 +21,7 @@ from textual.binding import Binding, BindingType
 from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, ProgressBar, Static, TabbedContent, TabPane
+from textual.worker import get_current_worker
 
 from store import paths
 from store.errors import ArtlensError
@@ -258,7 +259,8 @@ class RetentionScreen(Screen[None]):
         with self.pool.connection() as db:
             planned = service.make(db, adhoc=adhoc)
         rows = plan_rows(planned.plan, MAX_PLAN_ROWS)
-        self.post_message(PlanReady(planned, summary_text(planned), rows))
+        if not get_current_worker().is_cancelled:  # a newer plan asked for: never show this
+            self.post_message(PlanReady(planned, summary_text(planned), rows))
 
     @work(thread=True, exclusive=True, group="retention-usage", exit_on_error=False)
     def _usage_worker(self) -> None:
@@ -266,7 +268,8 @@ class RetentionScreen(Screen[None]):
         which the plan tab never waits for, nor shares its core with."""
         with self.pool.connection() as db:
             usage, dups = service.usage(db)
-        self.post_message(UsageMeasured(usage, dups))
+        if not get_current_worker().is_cancelled:
+            self.post_message(UsageMeasured(usage, dups))
 
     @work(thread=True, exclusive=True, group="retention-trash", exit_on_error=False)
     def _trash_worker(self) -> None:
