@@ -145,6 +145,8 @@ class RunsPane(Vertical):
             runs = query.with_flags(db, query.list_runs(db))
             roots = tuple((rid, path) for rid, path, _ in query.roots(db))
         mirrored = self.hosts.load_runs()
+        if get_current_worker().is_cancelled:
+            return  # a newer load read a later index: an older one must not replace it
         self.post_message(RunsLoaded(tuple(runs) + mirrored.runs, totals, roots + mirrored.roots))
 
     def on_runs_loaded(self, message: RunsLoaded) -> None:
@@ -159,7 +161,9 @@ class RunsPane(Vertical):
 
     @work(thread=True, exclusive=True, group="mirrors", exit_on_error=False)
     def load_mirrors(self) -> None:
-        self.post_message(MirrorsLoaded(self.hosts.load_runs()))
+        loaded = self.hosts.load_runs()
+        if not get_current_worker().is_cancelled:
+            self.post_message(MirrorsLoaded(loaded))
 
     def on_mirrors_loaded(self, message: MirrorsLoaded) -> None:
         """Replace the mirrors' runs (the local index's stay as they are)."""

@@ -277,7 +277,8 @@ class RetentionScreen(Screen[None]):
             roots = service.indexed_roots(db)
         trashes = service.read_trashes(roots, audit=True)
         entries = tuple(entry for _, entry in trashes.entries)
-        self.post_message(TrashLoaded(entries, trashes.audit, trashes.problems))
+        if not get_current_worker().is_cancelled:  # a newer read of the trashes was asked for
+            self.post_message(TrashLoaded(entries, trashes.audit, trashes.problems))
 
     @work(thread=True, group="retention-pin", exit_on_error=False)
     def _pin_worker(self, root: str, rel: str) -> None:

@@ -18,6 +18,7 @@ from textual.binding import Binding, BindingType
 from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
+from textual.worker import get_current_worker
 
 from store import paths
 from store.diff import RunDiff
@@ -169,7 +170,8 @@ class RunDiffScreen(Screen[None]):
         else:
             with self.pool.connection() as db:
                 result = diff_run_rows(db, run_a, run_b, warnings)
-        self.post_message(RunDiffReady(result, tuple(run_rows(result)), tuple(warnings)))
+        if not get_current_worker().is_cancelled:  # a newer pair or read was asked for
+            self.post_message(RunDiffReady(result, tuple(run_rows(result)), tuple(warnings)))
 
     def _compute_across_hosts(self, run_a: RunRow, run_b: RunRow, warnings: list[str]) -> RunDiff:
         """``store.rundiff.diff_sides``: each side from its own index, read by its reader."""
