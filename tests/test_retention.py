@@ -407,6 +407,51 @@ def test_usage_and_duplicates(tmp_path: Path) -> None:
     db.conn.close()
 
 
+def test_usage_sums_each_root_by_run_with_one_root_or_many(tmp_path: Path) -> None:
+    """Totals, what no run owns, each run (an empty one too) and each experiment, against
+    sums over the artifacts table: on an index of one root (read straight through) and
+    after a second root joins it (read through the root's index)."""
+    roots = [tmp_path / "one", tmp_path / "two"]
+    for n, root in enumerate(roots, 1):
+        write(root / "exp" / "a" / "w.pt", b"a" * 10 * n)
+        write(root / "exp" / "a" / "logs" / "x.txt", b"l" * 3)
+        write(root / "b" / "big.pt", b"b" * 100 * n)
+        write(root / "loose.txt", b"o" * 7 * n)
+        (root / "empty").mkdir()
+    db = new_db(tmp_path)
+
+    def expected(root_id: int) -> tuple[int, int, int, dict[str, tuple[int, int]]]:
+        rows = db.conn.execute(
+            "SELECT run_id, size FROM artifacts WHERE root_id = ?", (root_id,)
+        ).fetchall()
+        runs = dict(db.conn.execute("SELECT id, path FROM runs WHERE root_id = ?", (root_id,)))
+        per_run = {
+            (bytes(path).decode() or "."): (
+                sum(size for run, size in rows if run == run_id),
+                sum(1 for run, _ in rows if run == run_id),
+            )
+            for run_id, path in runs.items()
+        }
+        outside = sum(size for run, size in rows if run is None)
+        return sum(size for _, size in rows), len(rows), outside, per_run
+
+    ids: list[int] = []
+    for count, root in enumerate(roots, 1):
+        runs = {"exp/a": ("generic", "finished"), "b": ("generic", "finished")}
+        ids.append(index_tree(db, root, {**runs, "empty": ("generic", "finished")}))
+        for usage in disk_usage(db, [str(root) for root in roots[:count]]):
+            root_id = ids[[str(r) for r in roots].index(usage.root)]
+            size, files, outside, per_run = expected(root_id)
+            assert (usage.size, usage.files, usage.outside_runs) == (size, files, outside)
+            assert {r.label: (r.size, r.files) for r in usage.runs} == per_run
+            assert per_run["empty"] == (0, 0) and outside > 0
+            assert [(e.label, e.size) for e in usage.experiments] == [
+                ("(no experiment)", sum(s for s, _ in per_run.values()))
+            ]
+            assert usage.disk is not None and usage.disk >= 0
+    db.conn.close()
+
+
 # --- properties of the planner ---------------------------------------------------------------
 
 _metric_values = st.one_of(st.none(), st.floats(-10, 10, allow_nan=False))

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import sqlite_utils
 
 from store.paths import key, unkey
+from store.retention.candidates import artifacts_source
 
 
 @dataclass
@@ -66,7 +67,7 @@ def _root_ids(db: sqlite_utils.Database, roots: Iterable[str] | None) -> list[tu
 
 
 def _on_disk(
-    db: sqlite_utils.Database, root_id: int, root: str
+    db: sqlite_utils.Database, root_id: int, root: str, count: int | None = None
 ) -> tuple[int, dict[int | None, int]] | None:
     """Bytes on disk of a root's indexed files, in all and per run id (lstat, never
     following links; each inode counted once); None for a root too large to measure, and
@@ -75,16 +76,19 @@ def _on_disk(
 
     if is_url(root):
         return None
-    count = db.conn.execute(
-        "SELECT count(*) FROM artifacts WHERE root_id = ?", (root_id,)
-    ).fetchone()[0]
+    if count is None:  # the root's file count, unless the caller has it already
+        count = db.conn.execute(
+            "SELECT count(*) FROM artifacts WHERE root_id = ?", (root_id,)
+        ).fetchone()[0]
     if count > MAX_DISK_FILES:
         return None
     base = os.fsencode(root)
     seen: set[tuple[int, int]] = set()
     total = 0
     per_run: dict[int | None, int] = {}
-    rows = db.conn.execute("SELECT run_id, path FROM artifacts WHERE root_id = ?", (root_id,))
+    rows = db.conn.execute(
+        f"SELECT run_id, path FROM {artifacts_source(db.conn)} WHERE root_id = ?", (root_id,)
+    )
     for run_id, path in rows:
         try:
             st = os.lstat(base + b"/" + bytes(path))
@@ -106,20 +110,28 @@ def disk_usage(
     """Sizes from the index per root, per experiment and per run, largest first; with
     ``on_disk``, also what they take on disk (an lstat per file)."""
     result: list[RootUsage] = []
+    source = artifacts_source(db.conn)
     for root_id, root in _root_ids(db, roots):
-        size, files = db.conn.execute(
-            "SELECT coalesce(sum(size), 0), count(*) FROM artifacts WHERE root_id = ?", (root_id,)
-        ).fetchone()
-        outside = db.conn.execute(
-            "SELECT coalesce(sum(size), 0) FROM artifacts WHERE root_id = ? AND run_id IS NULL",
-            (root_id,),
-        ).fetchone()[0]
-        measured = _on_disk(db, root_id, root) if on_disk else None
-        per_run = db.conn.execute(
-            "SELECT r.id, r.path, r.experiment, coalesce(sum(a.size), 0), count(a.id) FROM runs r "
-            "LEFT JOIN artifacts a ON a.run_id = r.id WHERE r.root_id = ? GROUP BY r.id",
-            (root_id,),
-        ).fetchall()
+        # one pass for the root's bytes and files, by run: the totals, what no run owns
+        # and each run's share (three passes and a join per run took 1.1 s at 1M files)
+        by_run: dict[int | None, tuple[int, int]] = {
+            run_id: (int(run_size), int(run_files))
+            for run_id, run_size, run_files in db.conn.execute(
+                f"SELECT run_id, coalesce(sum(size), 0), count(*) FROM {source} "
+                "WHERE root_id = ? GROUP BY run_id",
+                (root_id,),
+            )
+        }
+        size = sum(run_size for run_size, _ in by_run.values())
+        files = sum(run_files for _, run_files in by_run.values())
+        outside = by_run.get(None, (0, 0))[0]
+        measured = _on_disk(db, root_id, root, files) if on_disk else None
+        per_run = [
+            (run_id, path, experiment, *by_run.get(run_id, (0, 0)))
+            for run_id, path, experiment in db.conn.execute(
+                "SELECT id, path, experiment FROM runs WHERE root_id = ?", (root_id,)
+            )
+        ]
         usage = RootUsage(root, int(size), int(files), int(outside))
         if measured is not None:
             usage.disk = measured[0]
