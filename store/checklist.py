@@ -28,7 +28,7 @@ import stat
 import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from functools import partial
+from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any
 
@@ -303,7 +303,9 @@ class _Item:
     pseudo: frozenset[str]
 
 
+@lru_cache(maxsize=512)
 def _compile(item: str) -> _Item:
+    """One checklist item as regexes; cached: ``check`` asks the same few for every run."""
     names, full, pseudo = [], [], set()
     for alternative in item.split("|"):
         alternative = alternative.strip()
