@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from textual.pilot import Pilot
 from textual.widgets import DataTable, Static
 
 from store.index.db import open_db
@@ -52,6 +53,14 @@ def usage(app: ArtlensApp) -> DiskUsageScreen:
     return screen
 
 
+async def open_usage(app: ArtlensApp, pilot: Pilot[None]) -> DiskUsageScreen:
+    """From the explorer, ``U``: the disk usage view, once listed and measured."""
+    await settle(pilot)
+    await pilot.press("U")
+    await settle(pilot, rounds=5)
+    return usage(app)
+
+
 def rows(screen: DiskUsageScreen) -> dict[str, list[str]]:
     """Each row's cells by the name shown (its first word)."""
     table = screen.query_one("#du-table", DataTable)
@@ -83,9 +92,7 @@ async def test_drill_down_sizes_sparse_and_back(indexed: tuple[Path, Path]) -> N
     async with app.run_test(size=(100, 30)) as pilot:
         await settle(pilot)
         assert "usage.open" in {row[2] for row in help_rows(app, app.screen)}  # listed in help
-        await pilot.press("U")
-        await settle(pilot, rounds=5)
-        screen = usage(app)
+        screen = await open_usage(app, pilot)
         # one root: the view starts inside it, at its experiments
         assert screen.level.kind == "root"
         assert "lightning_logs" in rows(screen)
@@ -149,10 +156,7 @@ async def test_trash_goes_through_confirm_and_pins_refuse(indexed: tuple[Path, P
         state.pin(str(root), f"{RUN}/checkpoints/last.ckpt", glob=False)
     app = ArtlensApp(db_path, [root], watch=False)
     async with app.run_test(size=(100, 30)) as pilot:
-        await settle(pilot)
-        await pilot.press("U")
-        await settle(pilot, rounds=5)
-        screen = usage(app)
+        screen = await open_usage(app, pilot)
         for name in ("lightning_logs", f"{RUN}/", "checkpoints/"):
             await move_to(pilot, screen, name)
             await pilot.press("enter")
@@ -205,10 +209,7 @@ async def test_a_listing_overtaken_by_a_newer_one_never_shows(
     root, db_path = indexed
     app = ArtlensApp(db_path, [root], watch=False)
     async with app.run_test(size=(100, 30)) as pilot:
-        await settle(pilot)
-        await pilot.press("U")
-        await settle(pilot, rounds=5)
-        screen = usage(app)
+        screen = await open_usage(app, pilot)
         assert screen.level.kind == "root"
         held, gate = threading.Event(), threading.Event()
         list_level = drill.list_level
