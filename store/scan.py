@@ -995,10 +995,16 @@ class Indexer:
         else:
             added.sort(key=_path_of)  # in key order, the B-tree indexes grow at their ends
             self._insert_rows(_by_folder(added), cache, links, now, dirty, counted, names)
-        if self._read_ahead and not forked_reader:
+        if (
+            self._read_ahead
+            and not forked_reader
+            and (added or changed or removed or self.runs.has_dirty())
+        ):
             # from here on SQLite works long without the GIL (index builds where the table
             # held rows, the commit);
-            # a helper started earlier would slow the row-by-row inserts above instead
+            # a helper started earlier would slow the row-by-row inserts above instead.
+            # Only when some run's summary will be read: a rescan that found nothing new
+            # read every run's files on a thread nobody asked (and could not end at once)
             self.runs.read_ahead()
         for sql in rebuild:
             c.execute(sql)

@@ -387,6 +387,51 @@ def test_runs_read_ahead_match_runs_read_in_the_scan(tmp_path: Path) -> None:
     assert '"lr": 0.2' in str(ahead[1][3]) and "last.ckpt" in str(ahead[0][5])
 
 
+def test_a_rescan_that_finds_nothing_reads_no_run_ahead(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``artlens index`` again over an unchanged root: no run's summary will be read, so
+    no thread reads every run's files (it did, in vain, and kept the process from ending
+    at once); a rescan that finds a new file still reads ahead, and its runs are right."""
+    from store.runs import RunSync
+
+    root = tmp_path / "root"
+    for r in range(3):
+        run = root / "lightning_logs" / f"version_{r}"
+        run.mkdir(parents=True)
+        (run / "hparams.yaml").write_text(f"lr: 0.{r + 1}\n")
+        (run / "metrics.csv").write_text(f"epoch,step,loss\n0,1,0.{r + 5}\n")
+    started: list[int] = []
+    read_ahead = RunSync.read_ahead
+
+    def counted(self: RunSync, **kwargs: object) -> None:
+        started.append(len(self._specs))
+        read_ahead(self, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(RunSync, "read_ahead", counted)
+    db = open_db(tmp_path / "index.db")
+    try:
+        Indexer(db, root).scan()
+        for _ in range(2):
+            indexer = Indexer(db, root)
+            indexer.scan(defer_summaries=True, read_ahead=True)
+            indexer.fill_summaries()
+        assert started == []
+        (root / "lightning_logs" / "version_1" / "metrics.csv").write_text(
+            "epoch,step,loss\n0,1,0.5\n1,2,0.125\n"
+        )
+        indexer = Indexer(db, root)
+        report = indexer.scan(defer_summaries=True, read_ahead=True)
+        indexer.fill_summaries()
+        assert report.changed == 1 and started == [3]
+        (metrics,) = db.conn.execute(
+            "SELECT metrics FROM runs WHERE path = ?", (b"lightning_logs/version_1",)
+        ).fetchone()
+        assert "0.125" in metrics
+    finally:
+        db.close()
+
+
 def test_a_file_changed_while_its_batch_was_hashed_keeps_waiting(
     tmp_path: Path, db: sqlite_utils.Database
 ) -> None:
