@@ -578,6 +578,13 @@ class RunSync:
         thread.start()
         self._ahead = (thread, done)
 
+    def read_ahead_dirty(self) -> None:
+        """``read_ahead`` of the runs the next ``refresh`` will read (those marked dirty),
+        none when no run is."""
+        keys = [k for k, run_id in self._ids.items() if run_id in self._dirty]
+        if keys:
+            self.read_ahead(keys=keys)
+
     def fork_reader(self, *, reads: bool = True) -> None:
         """Fork the child ``read_ahead_forked`` will use now, while this process is small,
         where that is safe; it waits for the runs to read.  A reader never given them is

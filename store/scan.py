@@ -995,19 +995,6 @@ class Indexer:
         else:
             added.sort(key=_path_of)  # in key order, the B-tree indexes grow at their ends
             self._insert_rows(_by_folder(added), cache, links, now, dirty, counted, names)
-        if (
-            self._read_ahead
-            and not forked_reader
-            and (added or changed or removed or self.runs.has_dirty())
-        ):
-            # from here on SQLite works long without the GIL (index builds where the table
-            # held rows, the commit);
-            # a helper started earlier would slow the row-by-row inserts above instead.
-            # Only when some run's summary will be read: a rescan that found nothing new
-            # read every run's files on a thread nobody asked (and could not end at once)
-            self.runs.read_ahead()
-        for sql in rebuild:
-            c.execute(sql)
         history = []
         updates = []
         for art_id, e, old in changed:
@@ -1035,6 +1022,17 @@ class Indexer:
                     art_id,
                 )
             )
+        dirty.update(r[2] for r in removed)  # type: ignore[misc]
+        self.runs.mark_dirty(dirty)
+        if self._read_ahead and not forked_reader:
+            # From here on SQLite works long without the GIL (index builds where the table
+            # held rows, the writes, the commit); a helper started earlier would slow the
+            # row-by-row inserts above instead.  Only the runs whose summaries the refresh
+            # will read: all of them, read ahead after one changed file, made the command
+            # wait for every run's files (15 s over 2,000 runs for one metrics.csv).
+            self.runs.read_ahead_dirty()
+        for sql in rebuild:
+            c.execute(sql)
         write.update_artifacts(c, updates)
         write.add_history(
             c,
@@ -1046,8 +1044,6 @@ class Indexer:
             ],
         )
         write.delete_artifacts(c, [r[0] for r in removed])  # type: ignore[misc]
-        dirty.update(r[2] for r in removed)  # type: ignore[misc]
-        self.runs.mark_dirty(dirty)
 
     def _drop_secondary_indexes(self, incoming: int) -> tuple[bool, list[str]]:
         """Drop the artifacts table's triggers, and its secondary indexes unless the table is

@@ -387,12 +387,14 @@ def test_runs_read_ahead_match_runs_read_in_the_scan(tmp_path: Path) -> None:
     assert '"lr": 0.2' in str(ahead[1][3]) and "last.ckpt" in str(ahead[0][5])
 
 
-def test_a_rescan_that_finds_nothing_reads_no_run_ahead(
+def test_a_rescan_reads_ahead_only_the_runs_it_will_refresh(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """``artlens index`` again over an unchanged root: no run's summary will be read, so
-    no thread reads every run's files (it did, in vain, and kept the process from ending
-    at once); a rescan that finds a new file still reads ahead, and its runs are right."""
+    """``artlens index`` reads the runs' files ahead on a thread, for the summaries it
+    refreshes.  Again over an unchanged root it reads none (it read every run's, in vain,
+    and kept the process from ending at once); after one changed metrics.csv it reads that
+    run alone (it read them all, and the refresh waited for every one), and the run's
+    metrics are the new ones."""
     from store.runs import RunSync
 
     root = tmp_path / "root"
@@ -401,14 +403,14 @@ def test_a_rescan_that_finds_nothing_reads_no_run_ahead(
         run.mkdir(parents=True)
         (run / "hparams.yaml").write_text(f"lr: 0.{r + 1}\n")
         (run / "metrics.csv").write_text(f"epoch,step,loss\n0,1,0.{r + 5}\n")
-    started: list[int] = []
+    read: list[list[bytes]] = []
     read_ahead = RunSync.read_ahead
 
-    def counted(self: RunSync, **kwargs: object) -> None:
-        started.append(len(self._specs))
-        read_ahead(self, **kwargs)  # type: ignore[arg-type]
+    def recorded(self: RunSync, *, keys: list[bytes] | None = None, workers: int = 1) -> None:
+        read.append(sorted(self._specs) if keys is None else sorted(keys))
+        read_ahead(self, keys=keys, workers=workers)
 
-    monkeypatch.setattr(RunSync, "read_ahead", counted)
+    monkeypatch.setattr(RunSync, "read_ahead", recorded)
     db = open_db(tmp_path / "index.db")
     try:
         Indexer(db, root).scan()
@@ -416,14 +418,14 @@ def test_a_rescan_that_finds_nothing_reads_no_run_ahead(
             indexer = Indexer(db, root)
             indexer.scan(defer_summaries=True, read_ahead=True)
             indexer.fill_summaries()
-        assert started == []
+        assert read == []
         (root / "lightning_logs" / "version_1" / "metrics.csv").write_text(
             "epoch,step,loss\n0,1,0.5\n1,2,0.125\n"
         )
         indexer = Indexer(db, root)
         report = indexer.scan(defer_summaries=True, read_ahead=True)
-        indexer.fill_summaries()
-        assert report.changed == 1 and started == [3]
+        assert indexer.fill_summaries() == 1
+        assert report.changed == 1 and read == [[b"lightning_logs/version_1"]]
         (metrics,) = db.conn.execute(
             "SELECT metrics FROM runs WHERE path = ?", (b"lightning_logs/version_1",)
         ).fetchone()
