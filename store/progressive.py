@@ -26,10 +26,11 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from store import paths
+from store.gcpause import collector_paused
 from store.index import write
 from store.index.db import write_transaction
 from store.runs import Listing, RunSync, totals_of
-from store.scan import IGNORED_DIR_NAMES, Indexer, ProgressFn, ScanReport, _no_cyclic_gc, _Walk
+from store.scan import IGNORED_DIR_NAMES, Indexer, ProgressFn, ScanReport, _Walk
 
 if TYPE_CHECKING:
     from store.frameworks import RunSpec
@@ -154,7 +155,7 @@ def fill_in(
     report = ScanReport(root=paths.display(indexer.root_b))
     indexer._summaries = False
     try:
-        with _no_cyclic_gc():
+        with collector_paused():
             _fill_in(indexer, depth, report, on_commit, progress, clock)
     finally:
         indexer._summaries = True

@@ -10,7 +10,6 @@ write at all, so a warm rescan is about the price of the walk.  Hashing is separ
 from __future__ import annotations
 
 import bisect
-import gc
 import itertools
 import marshal
 import operator
@@ -21,7 +20,7 @@ import time
 import zlib
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -29,6 +28,7 @@ from typing import Any, NamedTuple
 import sqlite_utils
 
 from store import forked, paths
+from store.gcpause import collector_paused
 from store.hashing import Identity, hash_file
 from store.index import write
 from store.index.db import checkpoint_apart, wait_for_checkpoints, write_transaction
@@ -559,7 +559,7 @@ class Indexer:
         self._summaries = not defer_summaries
         self._read_ahead = read_ahead
         try:
-            with _no_cyclic_gc():
+            with collector_paused():
                 self._scan(start, report, progress)
         except BaseException:
             self.runs.drop_read_ahead()
@@ -1413,22 +1413,6 @@ def drop_indexes_and_triggers(
     for kind, name, _sql in ddl:
         conn.execute(f"DROP {kind.upper()} {sqlite_utils.db.quote_identifier(name)}")
     return [sql for _kind, _name, sql in ddl]
-
-
-@contextmanager
-def _no_cyclic_gc() -> Iterator[None]:
-    """Pause the cycle collector while a scan allocates millions of tuples.
-
-    Nothing a scan builds is cyclic, yet each generation-2 pass walks all of it: on a
-    million files that is a tenth of the scan.  Reference counting still frees everything.
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def _verdict_for(path: bytes, head: bytes) -> tuple[str | None, str | None]:

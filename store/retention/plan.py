@@ -7,7 +7,6 @@ anything that changed since.
 
 from __future__ import annotations
 
-import gc
 import heapq
 import itertools
 import json
@@ -25,6 +24,7 @@ import platformdirs
 import sqlite_utils
 
 from store.errors import ArtlensError
+from store.gcpause import collector_paused
 from store.paths import key
 from store.retention import rowpump
 from store.retention.candidates import (
@@ -127,15 +127,10 @@ class Plan:
     def save(self, path: Path | str | None = None) -> Path:
         """Write the plan (removals with their identities, and the totals) as JSON."""
         target = Path(path) if path is not None else default_plan_dir() / f"{self.id}.json"
-        collecting = gc.isenabled()
-        gc.disable()
-        try:
+        with collector_paused():
             # built in a function of its own: its lists are freed when it returns, before
             # the collector runs again (alive, they made the next allocation walk them all)
             data = self._encoded()
-        finally:
-            if collecting:
-                gc.enable()
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
             tmp = target.with_name(target.name + ".tmp")
@@ -219,14 +214,8 @@ def default_plan_dir() -> Path:
 
 def load_plan(path: Path | str) -> Plan:
     """A saved plan, holding its removals only (what ``apply`` needs)."""
-    collecting = gc.isenabled()
-    gc.disable()  # JSON and items of 500,000 removals: collections would find nothing
-    try:
+    with collector_paused(kept=True):  # JSON and items of 500,000 removals, no cycle
         return _load_plan(path)
-    finally:
-        _age_young_objects()
-        if collecting:
-            gc.enable()
 
 
 def _load_plan(path: Path | str) -> Plan:
@@ -451,34 +440,14 @@ def make_plan(
     own_transaction = not conn.in_transaction
     if own_transaction:
         conn.execute("BEGIN")  # one snapshot: folders and their files agree
-    collecting = gc.isenabled()
-    gc.disable()  # a million small objects would trigger collections that find nothing
     try:
-        return _make_plan(db, roots, policy, now, pins, probe)
+        with collector_paused(kept=True):  # a million small objects, none cyclic
+            return _make_plan(db, roots, policy, now, pins, probe)
     finally:
-        _age_young_objects()
-        if collecting:
-            gc.enable()
         if own_transaction and conn.in_transaction:
             conn.execute("COMMIT")
         if probe is not None:
             probe.close()
-
-
-def _age_young_objects() -> None:
-    """Hand what the plan allocated straight to the oldest generation.
-
-    With the collector paused, every unit, list and string of the plan is still counted as
-    young: the first allocation after ``gc.enable()`` ran a young collection through all of
-    them (a tenth of a plan over 1M artifacts) to find nothing cyclic.  ``freeze`` then
-    ``unfreeze`` moves them to the oldest generation in O(1); they stay collectable and
-    are looked at by the next full collection, as any long-lived object is.  When something
-    else froze the heap (the explorer does), the plan joins it and is handed back with it.
-    """
-    frozen_before = gc.get_freeze_count()
-    gc.freeze()
-    if not frozen_before:
-        gc.unfreeze()
 
 
 def _make_plan(
