@@ -219,12 +219,10 @@ async def test_a_plan_overtaken_by_a_newer_one_never_shows(
 
     def held_make(*args: object, **kwargs: object) -> object:
         planned = make(*args, **kwargs)  # type: ignore[arg-type]
-        if not plans:
-            plans.append(planned.plan.id)
+        plans.append(planned.plan.id)
+        if len(plans) == 1:  # the first plan: held until the newer one has shown
             first_done.set()
             assert gate.wait(60), "the test never opened the gate"
-        else:
-            plans.append(planned.plan.id)
         return planned
 
     monkeypatch.setattr(service, "make", held_make)
