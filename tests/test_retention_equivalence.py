@@ -119,8 +119,15 @@ def _totals(plan: Plan) -> list[Any]:
     ] + [[(fs.dev, fs.roots, fs.bytes_freed) for fs in plan.filesystems]]
 
 
+@pytest.mark.parametrize("fetch_rows", [None, 3])
 @pytest.mark.parametrize("seed", range(6))
-def test_fast_planner_matches_the_oracle(tmp_path: Path, seed: int) -> None:
+def test_fast_planner_matches_the_oracle(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seed: int, fetch_rows: int | None
+) -> None:
+    """``fetch_rows``: the rows digested a few at a time, so that a run's files and a
+    folder's rows cross the edges of what is digested at once (``plan_block``)."""
+    if fetch_rows is not None:
+        monkeypatch.setattr(candidates, "_FETCH_ROWS", fetch_rows)
     rng = random.Random(seed)
     root = tmp_path / "root"
     runs = _make_tree(root, rng)

@@ -317,3 +317,47 @@ def test_a_helper_opens_an_index_whose_path_has_uri_characters(
         reader.conn.close()
     assert read_only.helper_roots == [str(root)]
     _same(read_only, helped)
+
+
+def _random_rows(rng: random.Random, count: int) -> list[tuple[object, ...]]:
+    """Plan rows in stretches: runs (some None), folders (some None: loose files), links,
+    paths that are no UTF-8."""
+    rows: list[tuple[object, ...]] = []
+    while len(rows) < count:
+        run_id = rng.choice([None, 1, 2, 3])
+        parent = rng.choice([None, b"r/checkpoint-1", b"r/checkpoint-2/sub", b"r/checkpoint_\xff"])
+        for _ in range(rng.randint(1, 5)):
+            name = rng.choice([b"epoch=1.ckpt", b"model.safetensors", b"\xfe\xff.pt", b"[b]x"])
+            path = (parent or b"r/checkpoints") + b"/" + name
+            ftype = rng.choice([None, None, "symlink", "fifo"])
+            digest = rng.choice([None, "ab" * 32])
+            size, mtime = rng.randint(0, 9), rng.randint(0, 9)
+            rows.append((run_id, path, size, mtime, 7, ftype, digest, parent))
+    return rows
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_a_plan_block_holds_every_row_once_as_the_plan_takes_them(seed: int) -> None:
+    """The files' columns, read back row by row, are the rows without a folder (paths
+    decoded, names their last component) in order, each stretch one run's; the folder
+    rows are the others, whole and in order; and each folder stretch adds up its rows."""
+    rows = _random_rows(random.Random(seed), 300)
+    files, folder_rows, folders = rowpump.plan_block(rows)
+    loose = [row for row in rows if row[7] is None]
+    again = [
+        (run_id, path.encode("utf-8", "surrogateescape"), *rest, None)
+        for run_id, paths, names, *columns in files
+        for path, name, *rest in zip(paths, names, *columns, strict=True)
+        if name == path.rsplit("/", 1)[-1]
+    ]
+    assert again == loose
+    assert all(a[0] != b[0] for a, b in itertools.pairwise(files))
+    assert folder_rows == [row for row in rows if row[7] is not None]
+    expected = [
+        (run_id, parent, sum(r[2] for r in group), max(r[3] for r in group),
+         any(r[5] != "symlink" for r in group))
+        for (run_id, parent), stretch in itertools.groupby(folder_rows, lambda r: (r[0], r[7]))
+        for group in [list(stretch)]
+    ]  # fmt: skip
+    assert folders == expected
+    assert rowpump.plan_block([]) == ([], [], [])

@@ -16,8 +16,9 @@ import json
 import math
 import os
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from operator import attrgetter, itemgetter
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from store.csvrows import csv_reader
 from store.frameworks import registry
 from store.frameworks.registry import Checkpoints, NumberedName, SeriesSource
 from store.paths import unkey
+from store.retention.rowpump import PlanBlock, plan_block
 from store.safefile import read_capped
 
 CANDIDATE_KINDS = ("checkpoint", "model")
@@ -268,7 +270,7 @@ def candidates_for_root(
     metric: str | Callable[[RunInfo], str | None] | None = None,
     runs: dict[int, RunInfo] | None = None,
     folder_rows_out: list[FolderRow] | None = None,
-    rows: Iterable[tuple[Any, ...]] | None = None,
+    blocks: Iterable[PlanBlock] | None = None,
 ) -> dict[int, list[Candidate]]:
     """Every run's checkpoint units under one root, oldest first, metrics attached.
 
@@ -276,8 +278,8 @@ def candidates_for_root(
     over the root's rows (``_ROWS``) reads the checkpoint files and every row inside a
     checkpoint folder: a folder's size and newest mtime add up its rows; the same rows,
     appended to ``folder_rows_out`` when given, list its files in ``attach_members``, only
-    for the folders a plan removes.  ``rows``, when given, are that pass's rows, read
-    elsewhere from the same snapshot (``rowpump``).
+    for the folders a plan removes.  ``blocks``, when given, are that pass's rows, read
+    and digested elsewhere from the same snapshot (``rowpump``).
     """
     runs = runs if runs is not None else load_runs(db, root_id, root)
     by_run: dict[int, dict[str, Candidate]] = {}
@@ -362,21 +364,24 @@ def candidates_for_root(
     file_made: dict[int, list[Candidate]] = {}
     """Each run's file units, the runs in the order their first one came."""
 
-    def file_units(run_id: int, rows: list[tuple[Any, ...]]) -> None:
-        """Make the units of consecutive file rows of one run, a column at a time: the
-        loop over rows is in C (``map``), not a Python statement per row."""
+    def file_units(
+        run_id: int,
+        paths: Sequence[Any],
+        names: Sequence[str],
+        sizes: Sequence[Any],
+        mtimes: Sequence[Any],
+        inodes: Sequence[Any],
+        ftypes: Sequence[Any],
+        digests: Sequence[Any],
+    ) -> None:
+        """Make the units of a stretch of one run's file rows (``plan_block``'s columns):
+        the loop over rows is in C (``map``), not a Python statement per row."""
         run = runs.get(run_id)
         if run is None:
             return
         run_metric = metric_of(run_id)
         framework = run.framework
         verdict_of = verdicts.setdefault((framework, run_metric), {})
-        columns: list[Sequence[Any]] = list(zip(*rows, strict=True))
-        _, blobs, sizes, mtimes, inodes, ftypes, digests, _ = columns
-        paths: list[Any] = list(
-            map(bytes.decode, blobs, _repeat("utf-8"), _repeat("surrogateescape"))
-        )
-        names = [path[path.rfind("/") + 1 :] for path in paths]
         found: list[Any] = list(map(verdict_of.get, names, _repeat(_UNREAD)))
         if _UNREAD in found:
             entry = registry.get(framework)
@@ -433,57 +438,33 @@ def candidates_for_root(
         else:
             units += made
 
-    def read_files(rows: Iterable[tuple[Any, ...]], folder_rows: list[FolderRow]) -> None:
-        """Hand a run's consecutive file rows to ``file_units``; keep the folder rows."""
-        keep_folder_row = folder_rows.append
-        segment: list[tuple[Any, ...]] = []
-        last_run_id = None
-        for row in rows:
-            if row[7] is not None:  # inside a checkpoint folder (the row's parent)
-                keep_folder_row(row)
-                continue
-            if row[0] != last_run_id:
-                if segment:
-                    file_units(last_run_id, segment)  # type: ignore[arg-type]
-                segment = []
-                last_run_id = row[0]
-            segment.append(row)
-        if segment:
-            file_units(last_run_id, segment)  # type: ignore[arg-type]
+    group_units: dict[tuple[int, bytes], Candidate | None] = {}
+
+    def take(blocks: Iterable[PlanBlock], folder_rows: list[FolderRow]) -> None:
+        """Make the file units of each block's file stretches; keep its folder rows; add
+        each folder stretch's bytes and newest mtime to the unit of its checkpoint folder
+        (looked up once per run and folder)."""
+        for files, rows, folders in blocks:
+            for stretch in files:
+                file_units(*stretch)
+            folder_rows += rows
+            for run_id, parent_blob, size, mtime_ns, holds in folders:
+                if run_id is None:
+                    continue
+                group = (run_id, parent_blob)
+                if group in group_units:
+                    folder = group_units[group]
+                else:
+                    folder = group_units[group] = folder_unit(run_id, parent_blob, mtime_ns)
+                if folder is not None:
+                    _add_to_folder(folder, size, mtime_ns, holds, holds_bytes)
 
     # Links are never units (see checkpoint_links): SQLite drops them, and sends NULL for
-    # the usual ftype 'file' rather than a new string per row.  Rows are taken as they
-    # come, a run's consecutive file rows at a time, not fetched whole first.
-    read_files(conn.execute(rows_query(conn), (root_id,)) if rows is None else rows, folder_rows)
-    # Rows come folder by folder: a folder's unit is looked up once per run of its rows,
-    # and its size and newest mtime are added up in locals until the next folder.
-    group_units: dict[tuple[int, bytes], Candidate | None] = {}
-    last_run_id: int | None = None
-    last_parent = b""
-    folder: Candidate | None = None
-    folder_size = folder_mtime = 0
-    folder_holds = False
-    for run_id, _path, size, mtime_ns, _inode, ftype, _hash, parent_blob in folder_rows:
-        if run_id is None:
-            continue
-        if run_id != last_run_id or parent_blob != last_parent:
-            if folder is not None:
-                _add_to_folder(folder, folder_size, folder_mtime, folder_holds, holds_bytes)
-            last_run_id, last_parent = run_id, parent_blob
-            group = (run_id, parent_blob)
-            if group in group_units:
-                folder = group_units[group]
-            else:
-                folder = group_units[group] = folder_unit(run_id, parent_blob, mtime_ns)
-            folder_size, folder_mtime, folder_holds = 0, mtime_ns, False
-        if folder is not None:
-            folder_size += size
-            if mtime_ns > folder_mtime:
-                folder_mtime = mtime_ns
-            if not folder_holds and ftype != "symlink":
-                folder_holds = True
-    if folder is not None:
-        _add_to_folder(folder, folder_size, folder_mtime, folder_holds, holds_bytes)
+    # the usual ftype 'file' rather than a new string per row.  Rows are taken a block
+    # at a time (``plan_block``), not fetched whole first.
+    if blocks is None:
+        blocks = map(plan_block, _fetched(conn.execute(rows_query(conn), (root_id,))))
+    take(blocks, folder_rows)
     for run_id, units in list(by_run.items()):
         # a folder of links only (checkpoint-2/ linking checkpoint-1's weights) is a link,
         # as a file link is: no unit of its own, never taking a keep-last slot
@@ -502,14 +483,12 @@ def candidates_for_root(
     for start in range(0, len(loose_parents), _LOOSE_PARENTS_A_QUERY):
         chunk = loose_parents[start : start + _LOOSE_PARENTS_A_QUERY]
         marks = ",".join("?" * len(chunk))
-        read_files(
-            conn.execute(
-                f"SELECT {_COLUMNS}, NULL FROM artifacts WHERE root_id = ? AND kind IN "
-                f"('checkpoint', 'model') AND ftype != 'symlink' AND parent IN ({marks})",
-                (root_id, *chunk),
-            ),
-            [],
+        loose = conn.execute(
+            f"SELECT {_COLUMNS}, NULL FROM artifacts WHERE root_id = ? AND kind IN "
+            f"('checkpoint', 'model') AND ftype != 'symlink' AND parent IN ({marks})",
+            (root_id, *chunk),
         )
+        take(map(plan_block, _fetched(loose)), [])
     for run_id, made in file_made.items():
         before = run_units.get(run_id)
         if before is None:
@@ -534,6 +513,15 @@ def candidates_for_root(
             _attach_run_metrics(runs[run_id], made, run_metric)
         ordered[run_id] = made
     return ordered
+
+
+_FETCH_ROWS = 4096
+"""Rows a plan read in one process digests at a time (``plan_block``)."""
+
+
+def _fetched(cursor: Any) -> Iterator[list[tuple[Any, ...]]]:
+    """A cursor's rows, ``_FETCH_ROWS`` at a time."""
+    return iter(partial(cursor.fetchmany, _FETCH_ROWS), [])
 
 
 _UNREAD: Any = object()

@@ -8,7 +8,6 @@ anything that changed since.
 from __future__ import annotations
 
 import heapq
-import itertools
 import json
 import os
 import time
@@ -575,6 +574,7 @@ def _start_pump(
             rows_query(db.conn) + " AND id BETWEEN ? AND ?",
             [_TOTAL_SQL.format(source=STRAIGHT_THROUGH)],
             root_id,
+            shape="plan",
         )
     except (OSError, ValueError, RuntimeError):
         return None
@@ -601,7 +601,7 @@ def _units_and_totals(
                     runs=runs,
                     metric=metric,
                     folder_rows_out=folder_rows,
-                    rows=itertools.chain.from_iterable(pump.row_blocks()),
+                    blocks=pump.row_blocks(),
                 )
                 (total_bytes, links), *_ = pump.ones()
                 return by_run, (int(total_bytes), int(links))

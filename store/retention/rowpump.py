@@ -23,6 +23,7 @@ standard library at the top.
 from __future__ import annotations
 
 import gc
+import itertools
 import marshal
 import os
 import select
@@ -31,7 +32,8 @@ import struct
 import subprocess
 import sys
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterator
+from operator import is_, is_not, itemgetter
 from typing import Any
 from urllib.parse import quote
 
@@ -118,6 +120,71 @@ def blocks(low: int, high: int, width: int) -> list[tuple[int, int]]:
     return spans
 
 
+PlanBlock = tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], list[tuple[Any, ...]]]
+"""A block of a plan's row pass, digested by ``plan_block``: file stretches, folder rows,
+folder stretches."""
+
+
+def plan_block(rows: list[tuple[Any, ...]]) -> PlanBlock:
+    """The rows of a plan's pass (``candidates._ROWS``: run_id, path, size, mtime_ns,
+    inode, ftype, hash, parent) as the plan takes them, worked out where they were read:
+    in the helper, on its own core, for the blocks it sends.
+
+    - each stretch of one run's consecutive rows outside checkpoint folders (no parent),
+      as columns: ``(run_id, paths, names, sizes, mtimes, inodes, ftypes, hashes)``, the
+      paths decoded (``surrogateescape``) and their last components;
+    - the rows that may be inside a checkpoint folder, unchanged;
+    - each stretch of those rows of one (run, folder): ``(run_id, parent, bytes, newest
+      mtime, whether one is no link)``.
+
+    Stretches are consecutive rows, so a plan reading the blocks in order sees what one
+    pass would, cut at the blocks' edges.
+    """
+    parents = list(map(_PARENT, rows))
+    loose = parents.count(None)
+    if loose == len(rows):
+        file_rows, folder_rows = rows, []
+    elif not loose:
+        file_rows, folder_rows = [], rows
+    else:
+        file_rows = list(itertools.compress(rows, map(is_, parents, _repeat(None))))
+        folder_rows = list(itertools.compress(rows, map(is_not, parents, _repeat(None))))
+    files: list[tuple[Any, ...]] = []
+    for run_id, stretch in itertools.groupby(file_rows, _RUN):
+        _, blobs, sizes, mtimes, inodes, ftypes, hashes, _ = zip(*stretch, strict=True)
+        paths = list(map(bytes.decode, blobs, _repeat("utf-8"), _repeat("surrogateescape")))
+        names = [path[path.rfind("/") + 1 :] for path in paths]
+        files.append((run_id, paths, names, sizes, mtimes, inodes, ftypes, hashes))
+    folders: list[tuple[Any, ...]] = []
+    for (run_id, parent), stretch in itertools.groupby(folder_rows, _RUN_PARENT):
+        _, _, sizes, mtimes, _, ftypes, _, _ = zip(*stretch, strict=True)
+        holds = ftypes.count("symlink") < len(ftypes)
+        folders.append((run_id, parent, sum(sizes), max(mtimes), holds))
+    return files, folder_rows, folders
+
+
+def _plan_block_like(data: Any) -> bool:
+    return isinstance(data, tuple) and len(data) == 3 and all(isinstance(p, list) for p in data)
+
+
+_PARENT = itemgetter(7)
+_RUN = itemgetter(0)
+_RUN_PARENT = itemgetter(0, 7)
+_repeat = itertools.repeat
+
+
+def _as_read(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    return rows
+
+
+SHAPES: dict[str, tuple[Callable[[list[tuple[Any, ...]]], Any], Callable[[Any], bool]]] = {
+    "rows": (_as_read, lambda data: isinstance(data, list)),
+    "plan": (plan_block, _plan_block_like),
+}
+"""What a block is handed on as: its rows, or a plan's digest of them; and what a
+helper's block of that shape must look like to be taken."""
+
+
 _MIN_ID, _MAX_ID = -(1 << 63), (1 << 63) - 1
 
 
@@ -134,8 +201,10 @@ class RowPump:
         rows_sql: str,
         one_sql: list[str],
         param: int,
+        shape: str = "rows",
     ) -> None:
         self._conn = conn
+        self._shape, self._shaped_like = SHAPES[shape]
         self._probe = probe
         self._rows_sql = rows_sql
         self._one_sql = one_sql
@@ -151,7 +220,7 @@ class RowPump:
         """Blocks taken from the helper rather than read here."""
         if not sys.executable:
             raise OSError("no interpreter to start a helper with")
-        args = [probe.path, str(param), str(low), str(high), str(BLOCK_IDS)]
+        args = [probe.path, str(param), str(low), str(high), str(BLOCK_IDS), shape]
         self._proc: subprocess.Popen[bytes] | None = subprocess.Popen(
             [sys.executable, "-I", "-S", os.path.abspath(__file__), *args, rows_sql, *one_sql],
             stdin=subprocess.DEVNULL,
@@ -171,25 +240,43 @@ class RowPump:
             self._proc.wait()
             raise
 
-    def row_blocks(self) -> Iterator[Iterable[tuple[Any, ...]]]:
-        """Each block's rows, first to last (flatten with ``itertools.chain``: no Python
-        frame per row)."""
+    def row_blocks(self) -> Iterator[Any]:
+        """Each block, first to last, in the pump's shape: its rows (flatten with
+        ``itertools.chain``: no Python frame per row) or a ``plan_block``.
+
+        Once this process reaches a block the helper sent, the helper has sent every
+        later one (it reads from the last): it is stopped then, not left reading blocks
+        read here already."""
         if WAIT_FOR_HELPER:
             self.wait_sent(WAIT_FOR_HELPER)
+        met = False
         for index, (first, last) in enumerate(self._spans):
             with self._lock:
                 data = self._sent.pop(index, None) if self._verified else None
             if data is not None:
+                if not met:
+                    met = True
+                    self._stop_helper()
                 try:
-                    rows = marshal.loads(data)
-                except (ValueError, EOFError, TypeError):
-                    rows = None
-                if isinstance(rows, list):
-                    self.taken += 1
-                    yield rows
-                    continue
-            yield self._conn.execute(self._rows_sql, (self._param, first, last))
+                    block = marshal.loads(data)
+                except (EOFError, TypeError):
+                    block = None
+                if not self._shaped_like(block):
+                    # a frame whole but holding no such block: nothing it sent is trusted,
+                    # the caller reads again (``make_plan`` does, every block itself)
+                    raise ValueError("the plan's row helper sent no such block")
+                self.taken += 1
+                yield block
+                continue
+            rows = self._conn.execute(self._rows_sql, (self._param, first, last))
+            yield rows if self._shape is _as_read else self._shape(rows.fetchall())
         self.close()
+
+    def _stop_helper(self) -> None:
+        """Stop the helper's reading; what it sent stays to be taken."""
+        proc = self._proc
+        if proc is not None and proc.poll() is None:
+            proc.kill()
 
     def ones(self) -> list[tuple[Any, ...]]:
         """The single row of each of ``one_sql``: the helper's, or read here."""
@@ -306,8 +393,9 @@ def _serve(argv: list[str]) -> None:
     """The helper: one transaction; ``snapshot`` once it has begun, then the single rows,
     then the blocks from the last to the first (until it is stopped), each frame a head
     (size, what) and a ``marshal`` payload on stdout."""
-    path, param_text, low, high, width, rows_sql, *one_sql = argv
+    path, param_text, low, high, width, shape_name, rows_sql, *one_sql = argv
     param = int(param_text)
+    shape = SHAPES[shape_name][0]
     spans = blocks(int(low), int(high), int(width))
     gc.disable()  # rows make no cycles: a collection per 700 of them would find nothing
     out = sys.stdout.buffer
@@ -328,7 +416,7 @@ def _serve(argv: list[str]) -> None:
     send(_ONES, [tuple(conn.execute(sql, (param,)).fetchone()) for sql in one_sql])
     for index in range(len(spans) - 1, -1, -1):
         first, last = spans[index]
-        send(index, conn.execute(rows_sql, (param, first, last)).fetchall())
+        send(index, shape(conn.execute(rows_sql, (param, first, last)).fetchall()))
 
 
 if __name__ == "__main__":
