@@ -23,8 +23,16 @@ from retention_oracle import plan_oracle
 from test_retention_support import index_tree, new_db, write
 
 from store.retention import candidates
-from store.retention.candidates import Candidate
-from store.retention.plan import Pins, Plan, _pinned_check, _pins_among, decide_run, make_plan
+from store.retention.candidates import Candidate, Member, MemberRows
+from store.retention.plan import (
+    Pins,
+    Plan,
+    _pinned_check,
+    _pins_among,
+    decide_run,
+    load_plan,
+    make_plan,
+)
 from store.retention.policy import KeepRules, from_flags
 
 
@@ -163,7 +171,17 @@ def test_fast_planner_matches_the_oracle(
         assert _totals(fast) == _totals(slow)
         assert fast.warnings == slow.warnings
         assert any(item.is_dir for item in fast.items)
+        saved = load_plan(fast.save(tmp_path / "plan.json"))  # members saved from their rows
+        assert _removed_members(saved) == _removed_members(slow)
     db.conn.close()
+
+
+def _removed_members(plan: Plan) -> list[Any]:
+    return [
+        (c.path, [(m.path, m.size, m.mtime_ns, m.inode, m.ftype, m.hash) for m in c.members])
+        for c in plan.items
+        if not c.keep
+    ]
 
 
 @pytest.mark.parametrize("seed", range(2))
@@ -529,3 +547,34 @@ def test_keep_best_picks_what_the_oracle_picks_on_ties(seed: int) -> None:
         decide(units, rules, now=0.0, pinned=lambda unit: False)
         picked.append([(u.keep, u.reasons) for u in units])
     assert picked[0] == picked[1]
+
+
+def test_a_folders_members_are_its_rows_made_members_when_asked() -> None:
+    """``MemberRows``: its length before any member is made; then each row as a
+    ``Member`` (the path decoded as the index stored it, NULL ftype a plain file), rows
+    added before and after the members were made alike."""
+    rows = [
+        (1, b"r/checkpoint-1/model.safetensors", 10, 5, 7, None, "ab", b"r/checkpoint-1"),
+        (1, b"r/checkpoint-1/\xff[b]", 2, 6, 8, "symlink", None, b"r/checkpoint-1"),
+    ]
+    more = [(1, b"r/checkpoint-1/sub/x", 3, 9, 9, None, None, b"r/checkpoint-1/sub")]
+    expected = [
+        Member("r/checkpoint-1/model.safetensors", 10, 5, 7, "file", "ab"),
+        Member("r/checkpoint-1/\udcff[b]", 2, 6, 8, "symlink", None),
+        Member("r/checkpoint-1/sub/x", 3, 9, 9, "file", None),
+    ]
+    members = MemberRows(list(rows))
+    assert len(members) == 2 and members
+    members.add(iter(more))
+    assert list(members) == expected and len(members) == 3
+    assert members[1] == expected[1] and members[-1:] == expected[-1:]
+    made = MemberRows(list(rows))
+    assert list(made) == expected[:2]
+    made.add(iter(more))
+    assert list(made) == expected and len(made) == 3
+    assert not MemberRows([]) and list(MemberRows([])) == []
+    assert MemberRows(list(rows)).fields() == [
+        ["r/checkpoint-1/model.safetensors", 10, 5, 7, "file", "ab"],
+        ["r/checkpoint-1/\udcff[b]", 2, 6, 8, "symlink", None],
+    ]
+    assert made.fields()[-1] == ["r/checkpoint-1/sub/x", 3, 9, 9, "file", None]

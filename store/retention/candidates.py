@@ -92,6 +92,67 @@ class Member:
     hash: str | None
 
 
+class MemberRows(Sequence[Member]):
+    """A removed checkpoint folder's files, kept as the index rows (``FolderRow``) they came
+    in and made ``Member``s when first asked for: a plan lists hundreds of thousands, and
+    a plan shown, printed or counted asks for none."""
+
+    __slots__ = ("_made", "_rows")
+
+    def __init__(self, rows: list[FolderRow]) -> None:
+        self._rows = rows
+        self._made: list[Member] | None = None
+
+    def _members(self) -> list[Member]:
+        if self._made is None:
+            rows = self._rows
+            if not rows:
+                self._made = []
+                return self._made
+            _, blobs, sizes, mtimes, inodes, ftypes, digests, _ = zip(*rows, strict=True)
+            self._made = list(
+                map(
+                    Member,
+                    map(bytes.decode, blobs, _repeat("utf-8"), _repeat("surrogateescape")),
+                    sizes,
+                    mtimes,
+                    inodes,
+                    ["file" if ftype is None else ftype for ftype in ftypes],
+                    digests,
+                )
+            )
+            self._rows = []
+        return self._made
+
+    def fields(self) -> list[list[Any]]:
+        """Each member's fields, in ``Member``'s order (what a saved plan lists), made
+        from the rows without making the members."""
+        if self._made is not None:
+            return [[m.path, m.size, m.mtime_ns, m.inode, m.ftype, m.hash] for m in self._made]
+        return [
+            [_decode(blob), size, mtime_ns, inode, "file" if ftype is None else ftype, digest]
+            for _, blob, size, mtime_ns, inode, ftype, digest, _ in self._rows
+        ]
+
+    def add(self, rows: Iterable[FolderRow]) -> None:
+        if self._made is None:
+            self._rows += rows
+        else:
+            self._made += MemberRows(list(rows))
+
+    def __len__(self) -> int:
+        return len(self._rows) if self._made is None else len(self._made)
+
+    def __getitem__(self, index: Any) -> Any:
+        return self._members()[index]
+
+    def __iter__(self) -> Iterator[Member]:
+        return iter(self._members())
+
+    def __repr__(self) -> str:
+        return repr(self._members())
+
+
 @dataclass(slots=True)
 class Candidate:
     """One unit that retention may keep or remove."""
@@ -666,7 +727,7 @@ def attach_members(
         folder_rows = checkpoint_folder_rows(db, root_id)
     owner_of: dict[bytes, Candidate | None] = {}
     # rows come folder by folder: the owner is looked up once per stretch of a folder's
-    # rows, and a stretch's members are made a column at a time
+    # rows, and a stretch's rows are handed to it whole (``MemberRows``)
     for parent_blob, stretch in itertools.groupby(folder_rows, _PARENT):
         parent_key = bytes(parent_blob)
         if parent_key in owner_of:
@@ -675,25 +736,13 @@ def attach_members(
             unit = owner_of[parent_key] = _outermost_unit(folders, _decode(parent_key))
         if unit is None:
             continue
-        _, blobs, sizes, mtimes, inodes, ftypes, digests, _ = zip(*stretch, strict=True)
-        count = len(blobs)
-        made = list(
-            map(
-                Member,
-                map(bytes.decode, blobs, _repeat("utf-8"), _repeat("surrogateescape")),
-                sizes,
-                mtimes,
-                inodes,
-                _repeat("file", count)
-                if ftypes.count(None) == count
-                else ["file" if ftype is None else ftype for ftype in ftypes],
-                digests,
-            )
-        )
-        if isinstance(unit.members, list):
-            unit.members += made
+        members = unit.members
+        if isinstance(members, MemberRows):
+            members.add(stretch)
+        elif members:
+            unit.members = [*members, *MemberRows(list(stretch))]
         else:
-            unit.members = made
+            unit.members = MemberRows(list(stretch))
 
 
 _PARENT = itemgetter(7)

@@ -31,6 +31,7 @@ from store.retention.candidates import (
     Candidate,
     FolderRow,
     Member,
+    MemberRows,
     RunInfo,
     artifacts_source,
     attach_members,
@@ -164,9 +165,7 @@ class Plan:
                     item.ftype,
                     item.hash,
                     item.reasons,
-                    [[m.path, m.size, m.mtime_ns, m.inode, m.ftype, m.hash] for m in item.members]
-                    if item.members
-                    else [],
+                    _member_fields(item.members),
                 ]
             )
         payload = {
@@ -201,6 +200,12 @@ _ITEM_COLUMNS = (
     "reasons",
     "members",
 )
+
+
+def _member_fields(members: Sequence[Member]) -> list[list[Any]]:
+    if isinstance(members, MemberRows):
+        return members.fields()
+    return [[m.path, m.size, m.mtime_ns, m.inode, m.ftype, m.hash] for m in members]
 
 
 def _fields(obj: Any) -> dict[str, Any]:
