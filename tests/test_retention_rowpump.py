@@ -246,6 +246,8 @@ for what, payload in ({frames}):
         "(-1, None), (-2, [(0, 0)]), (0, 'not rows'), (1, [3])",  # no list of rows
         "(-2, [(0, 0)]), (0, [])",  # no snapshot first
         "(-1, None), (99999, [])",  # no such block
+        "(-1, None), (-2, [(0, 0)]), (0, ([], [], [(1, 5, 1, 1, True)]))",  # a folder no path
+        "(-1, None), (-2, [(0, 0)]), (0, ([(1, [], [])], [], []))",  # a stretch cut short
     ],
 )
 def test_a_helper_that_sends_no_such_rows_leaves_the_plan_read_here(

@@ -610,7 +610,7 @@ def _units_and_totals(
                 )
                 (total_bytes, links), *_ = pump.ones()
                 return by_run, (int(total_bytes), int(links))
-            except (ValueError, TypeError, IndexError):
+            except (ValueError, TypeError, IndexError, AttributeError):
                 # the helper sent what is not such rows: start again, reading them here
                 pump.taken = 0
                 folder_rows.clear()
