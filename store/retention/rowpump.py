@@ -5,9 +5,12 @@ rows into Python objects on the one core the plan's own work needs.  The row pas
 into blocks of ids.  This process reads them in order, first to last; a helper process
 reads them on another core from the last backwards and sends each down a pipe as
 ``marshal`` bytes, which load in a quarter of the time.  When this process reaches a block
-the helper sent, it takes it instead of reading it: where they meet depends on how fast
-each goes, so a helper on a busy core costs little (this process reads more itself), and
-the rows come in the order one pass would give them whoever read each block.
+the helper sent, it takes it instead of reading it, and stops the helper (every later
+block is sent): where they meet depends on how fast each goes, so a helper on a busy core
+costs little (this process reads more itself), and the rows come in the order one pass
+would give them whoever read each block.  A pump of the "plan" shape hands on each block
+worked out where it was read (``plan_block``), so that the helper's core does that work
+for its blocks too.
 
 The helper is a fresh interpreter (``-I -S``: the standard library only), never a fork:
 SQLite must not be carried across ``fork()``.  Its blocks are used only when they come
