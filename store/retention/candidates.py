@@ -128,7 +128,7 @@ class MemberRows(Sequence[Member]):
         """Each member's fields, in ``Member``'s order (what a saved plan lists), made
         from the rows without making the members."""
         if self._made is not None:
-            return [[m.path, m.size, m.mtime_ns, m.inode, m.ftype, m.hash] for m in self._made]
+            return member_fields(self._made)
         return [
             [_decode(blob), size, mtime_ns, inode, "file" if ftype is None else ftype, digest]
             for _, blob, size, mtime_ns, inode, ftype, digest, _ in self._rows
@@ -151,6 +151,13 @@ class MemberRows(Sequence[Member]):
 
     def __repr__(self) -> str:
         return repr(self._members())
+
+
+def member_fields(members: Sequence[Member]) -> list[list[Any]]:
+    """Each member's fields in ``Member``'s order: what a saved plan lists of a folder."""
+    if isinstance(members, MemberRows):
+        return members.fields()
+    return [[m.path, m.size, m.mtime_ns, m.inode, m.ftype, m.hash] for m in members]
 
 
 @dataclass(slots=True)

@@ -31,13 +31,13 @@ from store.retention.candidates import (
     Candidate,
     FolderRow,
     Member,
-    MemberRows,
     RunInfo,
     artifacts_source,
     attach_members,
     candidates_for_root,
     checkpoint_links,
     load_runs,
+    member_fields,
     rows_query,
 )
 from store.retention.globs import GlobSet, compile_globs
@@ -165,7 +165,7 @@ class Plan:
                     item.ftype,
                     item.hash,
                     item.reasons,
-                    _member_fields(item.members),
+                    member_fields(item.members),
                 ]
             )
         payload = {
@@ -200,12 +200,6 @@ _ITEM_COLUMNS = (
     "reasons",
     "members",
 )
-
-
-def _member_fields(members: Sequence[Member]) -> list[list[Any]]:
-    if isinstance(members, MemberRows):
-        return members.fields()
-    return [[m.path, m.size, m.mtime_ns, m.inode, m.ftype, m.hash] for m in members]
 
 
 def _fields(obj: Any) -> dict[str, Any]:
