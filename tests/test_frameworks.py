@@ -358,7 +358,8 @@ def test_lightning_ragged_csv_warns(tmp_path: Path) -> None:
         tmp_path,
         {
             "lightning_logs/version_3/metrics.csv": (
-                "step,loss,acc\n0,1.0,0.1\n1,oops,0.2,extra\n2,0.5\n\x00\xff,\n3,0.25,0.4\n"
+                "step,loss,acc\n0,1.0,0.1\n1,oops,0.2\n2,9.0,0.9,extra\n3,0.5\n\x00\xff,\n"
+                "4,0.25,0.4\n"
             ),
             "lightning_logs/version_3/hparams.yaml": "lr: [1, 2\n",
         },
@@ -368,6 +369,9 @@ def test_lightning_ragged_csv_warns(tmp_path: Path) -> None:
     assert "different number of fields" in text and "non-numeric" in text
     assert "hparams.yaml" in text
     assert info.metrics["loss"].last == 0.25 and info.metrics["acc"].best == 0.4
+    # the rows of 4, 2 and 2 cells are left out: a value there may be another column's
+    assert "3 row(s) with a different number of fields" in text
+    assert info.metrics["loss"].n == 2 and info.metrics["acc"].n == 3
 
 
 # --- Hugging Face Trainer -------------------------------------------------------------------
@@ -476,7 +480,9 @@ def test_dvclive(tmp_path: Path) -> None:
             "proj/dvclive/plots/metrics/train/loss.tsv": (
                 "timestamp\tstep\tloss\n1\t0\t1.0\n2\t1\t0.5\n3\t2\t0.25\n"
             ),
-            "proj/dvclive/plots/metrics/val/acc.tsv": "step\tacc\n0\t0.5\n1\tbad\n2\t0.9\n",
+            "proj/dvclive/plots/metrics/val/acc.tsv": (
+                "step\tacc\n0\t0.5\n1\tbad\n2\t0.9\n3\t0.99\t7\n"
+            ),
             "proj/dvclive/report.md": "# report\n",
         },
     )
@@ -487,7 +493,7 @@ def test_dvclive(tmp_path: Path) -> None:
     info = read_run(tmp_path, spec)
     assert info.params == {"lr": 0.01, "model.depth": 2}
     assert info.metrics["train/loss"].n == 3 and info.metrics["train/loss"].last == 0.25
-    assert info.metrics["val/acc"].best == 0.9
+    assert info.metrics["val/acc"].best == 0.9  # not the row of three cells
     assert any("malformed" in w for w in warnings_of(info))
 
 

@@ -301,6 +301,28 @@ def test_best_by_metric_that_is_also_the_oldest_is_kept(tmp_path: Path) -> None:
     db.conn.close()
 
 
+def test_a_ragged_metrics_csv_row_judges_no_checkpoint(tmp_path: Path) -> None:
+    """A row with a cell more than the header may hold any column's value under val_loss:
+    its checkpoint gets no value from it (and keep_best never picks it by that value)."""
+    root = tmp_path / "root"
+    version = root / "lightning_logs" / "version_0"
+    for epoch in range(3):
+        write(version / "checkpoints" / f"epoch={epoch}.ckpt", b"c", age=(10 - epoch) * DAY)
+    write(version / "hparams.yaml", b"lr: 1")
+    write(version / "metrics.csv", b"epoch,step,val_loss\n0,10,0.5\n1,20,0.01,0.9\n2,30,0.4\n")
+    db = new_db(tmp_path)
+    root_id = index_tree(db, root, {"lightning_logs/version_0": ("lightning", "finished")})
+    (units,) = candidates_for_root(db, root_id, str(root), metric="val_loss").values()
+    assert [(u.name, u.metric) for u in units] == [
+        ("epoch=0.ckpt", 0.5),
+        ("epoch=1.ckpt", None),
+        ("epoch=2.ckpt", 0.4),
+    ]
+    plan = make_plan(db, [root], from_flags(keep_best=1, metric="val_loss"), time.time())
+    assert {u.name for u in plan.items if u.keep} == {"epoch=2.ckpt"}
+    db.conn.close()
+
+
 def test_live_runs_newest_checkpoint_is_kept(tmp_path: Path) -> None:
     root, _ = _lightning_tree(tmp_path)
     db = new_db(tmp_path)

@@ -40,7 +40,9 @@ def read_wide_csv(root: RootLike, rel: str, out: Loaded, step_column: str | None
 
     Empty cells are skipped (Lightning leaves most cells of a row empty); the step comes
     from ``step_column`` when the file has it (``epoch`` for per-epoch logs), else a step
-    column, else the row number.  Returns False when the file was not read.
+    column, else the row number.  A row with more or fewer cells than the header is skipped
+    and counted in a warning: which cell went missing or came extra cannot be told, so its
+    values could land in the wrong metric.  Returns False when the file was not read.
     """
     data = _io.read_log(root, rel, out.warn)
     if data is None:
@@ -62,14 +64,15 @@ def read_wide_csv(root: RootLike, rel: str, out: Loaded, step_column: str | None
         for row_no, row in enumerate(reader):
             if not row:
                 continue
-            if len(row) != len(names):
+            if len(row) != len(names):  # a cell lost or added: which one is not known
                 ragged += 1
+                continue
             step = (
                 _io.to_int(row[step_col]) if step_col is not None and step_col < len(row) else None
             )
             if step is None:
                 step = row_no
-            for col, cell in enumerate(row[: len(names)]):
+            for col, cell in enumerate(row):
                 if col == step_col or lower[col] in INDEX_COLUMNS or not cell.strip():
                     continue
                 value = _io.to_float(cell)
@@ -80,7 +83,9 @@ def read_wide_csv(root: RootLike, rel: str, out: Loaded, step_column: str | None
     except csv.Error as exc:
         out.warn(f"{rel}: CSV error at row {row_no + 2}: {exc}")
     if ragged:
-        out.warn(f"{rel}: {ragged} row(s) with a different number of fields than the header")
+        out.warn(
+            f"{rel}: {ragged} row(s) with a different number of fields than the header skipped"
+        )
     if bad:
         out.warn(f"{rel}: {bad} non-numeric cell(s) skipped")
     return True

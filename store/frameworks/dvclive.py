@@ -71,7 +71,7 @@ def _read_tsv(root: RootLike, rel: str, name: str, out: Loaded) -> None:
     bad = 0
     try:
         for index, row in enumerate(rows):
-            if len(row) <= value_col:
+            if len(row) != len(header):  # a cell lost or added: its value may be another's
                 bad += bool(row)
                 continue
             step = (

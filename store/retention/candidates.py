@@ -905,16 +905,16 @@ def _attach_metrics_csv(run: RunInfo, units: list[Candidate], metric: str) -> No
     by_step: dict[int, float] = {}
     try:
         for row in rows:
-            if column >= len(row):
+            if len(row) != len(header):  # a cell lost or added: the value may be another's
                 continue
             value = _float(row[column])
             if value is None:
                 continue
-            if epoch_col is not None and epoch_col < len(row):
+            if epoch_col is not None:
                 epoch = _whole(row[epoch_col])
                 if epoch is not None:
                     by_epoch[epoch] = value
-            if step_col is not None and step_col < len(row):
+            if step_col is not None:
                 step = _whole(row[step_col])
                 if step is not None:
                     by_step[step] = value
