@@ -10,8 +10,16 @@ from __future__ import annotations
 
 import re
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
-_CONTROL_OR_NEWLINE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+_INVISIBLE = r"\u061c\u180e\u200b\u200e\u200f\u2060-\u2064\ufeff"
+"""Characters that draw nothing (zero-width space, word joiner, byte order mark, direction
+marks): ``model.pt`` and ``mod\\u200bel.pt`` would look alike.  The zero-width (non-)joiners
+stay: scripts such as Persian need them to draw words right."""
+_CONTROL = re.compile(
+    rf"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069{_INVISIBLE}]"
+)
+_CONTROL_OR_NEWLINE = re.compile(
+    rf"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069{_INVISIBLE}]"
+)
 _SURROGATE = re.compile("[\udc80-\udcff]")
 """Lone surrogates: the bytes ``surrogateescape`` could not decode."""
 _NAMED = {"\n": "\\n", "\t": "\\t", "\r": "\\r", "\x1b": "\\e"}

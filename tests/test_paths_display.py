@@ -20,6 +20,8 @@ NAMES = [
     "café",
     "bad\udce9byte",
     "\u202eevil",
+    "mod\u200bel.pt",
+    "\ufeffbom\u2060joined\u200eltr",
     "nul\x00",
     "",
 ]
@@ -32,3 +34,13 @@ def test_a_name_displays_the_same_from_text_or_bytes(name: str) -> None:
     slow = visible(name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace"))
     assert shown == slow
     assert shown.isprintable() or shown == ""
+
+
+def test_characters_that_draw_nothing_are_shown() -> None:
+    """Two names that differ only by a zero-width character must not look alike."""
+    assert display("mod\u200bel.pt") == "mod\\u200bel.pt"
+    assert display("\ufeffa\u2060b\u200fc") == "\\ufeffa\\u2060b\\u200fc"
+    assert (
+        display("\u0645\u06cc\u200c\u062e\u0648\u0627\u0645")
+        == "\u0645\u06cc\u200c\u062e\u0648\u0627\u0645"
+    )
