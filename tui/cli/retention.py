@@ -29,6 +29,7 @@ from store.retention.audit import AuditRecord
 from store.retention.candidates import Candidate
 from store.retention.plan import Plan, default_plan_dir, grouped_warnings, load_plan
 from store.retention.policy import Policy, from_flags, parse_age
+from store.retention.saving import saved_meanwhile
 from store.retention.service import (
     entry_json,
     expiring,
@@ -247,11 +248,11 @@ def plan_cmd(roots: tuple[str, ...], db_path: Path | None, as_json: bool, **flag
     plan, policies = build_plan(
         db_path, [r if is_url(r) else Path(r) for r in roots], _flag_values(flags)
     )
-    plan.save()
-    if as_json:
-        emit_json(plan_json(plan, policies, encoded=True))
-        return
-    print_plan(plan, policies)
+    with saved_meanwhile(plan):  # written on another core while this prints it
+        if as_json:
+            emit_json(plan_json(plan, policies, encoded=True))
+            return
+        print_plan(plan, policies)
     for totals in plan.roots:
         cost = storage_cost(totals.root, totals.bytes_removed)
         if cost is not None and totals.bytes_removed:
