@@ -792,6 +792,9 @@ class Indexer:
             write_transaction(self.db) as conn,
         ):
             self.runs.upsert(conn, now)
+            # a run 'live' at the last pass whose files went quiet since is read again (the
+            # watcher does this on a timer; a pass that finds nothing changed must too)
+            self.runs.refresh_status(conn, now)
             self._write_artifacts(
                 added, changed, removed, cache, walk.links, now, counted, ordered, names, ahead
             )

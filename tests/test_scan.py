@@ -161,6 +161,25 @@ def test_overwritten_file_keeps_its_history(tmp_path: Path, db: sqlite_utils.Dat
     assert len(set(hashes)) == 3
 
 
+def test_a_run_live_at_one_pass_is_not_live_at_a_later_quiet_one(
+    tmp_path: Path, db: sqlite_utils.Database
+) -> None:
+    """'live' means written in the last two minutes: a later pass over an unchanged tree
+    (``artlens index`` again, no watcher) must not keep saying it."""
+    root = tmp_path / "root"
+    run = root / "lightning_logs" / "version_0"
+    run.mkdir(parents=True)
+    (run / "hparams.yaml").write_text("lr: 1\n")
+    (run / "metrics.csv").write_text("step,loss\n1,0.5\n")
+    written = time.time()
+    Indexer(db, root, clock=lambda: written + 5).scan()
+    status = "SELECT status FROM runs"
+    assert db.conn.execute(status).fetchall() == [("live",)]
+    report = Indexer(db, root, clock=lambda: written + 3600).scan()
+    assert report.added == report.changed == report.removed == 0
+    assert db.conn.execute(status).fetchall() == [("unknown",)]
+
+
 def test_recent_files_stay_pending_until_quiet(tmp_path: Path, db: sqlite_utils.Database) -> None:
     root = tmp_path / "root"
     root.mkdir()
