@@ -4,15 +4,19 @@
 params, metrics and artifact hashes from SQLite, its package list from the environment
 files it holds (bounded reads of regular files only), and lists every version of one
 run-relative file across runs, plus the earlier hashes of files overwritten in place.
+A run of this machine is checked against its disk first (``store.diff.ondisk``): the
+index may be behind it, and a diff must compare what is there now.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import stat
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import Any, Literal
 
 import sqlite_utils
 
@@ -20,6 +24,7 @@ from store import paths
 from store.diff import (
     RunDiff,
     RunSide,
+    StaleFile,
     diff_runs,
     metric_direction,
     parse_conda_env,
@@ -27,6 +32,7 @@ from store.diff import (
 )
 from store.diff._io import DiffError, read_capped
 from store.diff.checkpoints import Folder, summarize_checkpoints
+from store.diff.ondisk import Indexed, Moved, Rehash, disk_state
 from store.index.query import RunRow, iso, list_runs
 
 MAX_ENV_BYTES = 1 << 20
@@ -39,6 +45,7 @@ MAX_CONFIG_FILES = 200
 _REQUIREMENTS = re.compile(r"^requirements([-_.][\w.-]*)?\.txt$", re.I)
 _CONDA = frozenset({"conda.yaml", "conda.yml", "environment.yml", "environment.yaml"})
 
+Side = Literal["a", "b"]
 Reader = Callable[[str, int], tuple[bytes, bool]]
 """Reads at most N bytes of a run's file (and whether it holds more); raises DiffError.
 Local runs read the disk; a remote host's runs read over its transport."""
@@ -87,43 +94,73 @@ def _read_env(
     return packages
 
 
+def indexed_files(db: sqlite_utils.Database, run: RunRow) -> list[Indexed]:
+    """The run's files as the index recorded them, by path."""
+    return [
+        Indexed(
+            bytes(key),
+            int(size),
+            int(mtime_ns),
+            int(inode),
+            str(ftype),
+            target,
+            digest if state == "done" else None,
+        )
+        for key, size, mtime_ns, inode, digest, state, ftype, target in db.conn.execute(
+            "SELECT path, size, mtime_ns, inode, hash, hash_state, ftype, link_target"
+            " FROM artifacts WHERE run_id = ? ORDER BY path",
+            [run.id],
+        )
+    ]
+
+
+def _as_indexed(rows: list[Indexed]) -> dict[bytes, tuple[int, str | None]]:
+    return {
+        r.key: (r.size, f"symlink:{r.target or ''}" if r.ftype == "symlink" else r.digest)
+        for r in rows
+    }
+
+
 def run_side(
     db: sqlite_utils.Database,
     run: RunRow,
     warnings: list[str] | None = None,
     read: Reader = read_capped,
 ) -> RunSide:
-    """What ``store.diff.diff_runs`` needs about one run, from the index and its env files.
+    """What ``store.diff.diff_runs`` needs about one run, as the index holds it, and its
+    env files.
 
     Artifacts are (path relative to the run folder, size, hash); a file not hashed yet has
     no hash, so the engine never calls it unchanged on its size alone.  A symlink compares
     by its target.  Problems (unreadable env files, pending hashes) go to ``warnings``.
     """
     notes = warnings if warnings is not None else []
-    artifacts: list[tuple[str, int, str | None]] = []
-    env_files: list[tuple[bytes, str]] = []
-    pending = 0
-    for key, size, digest, state, ftype, target in db.conn.execute(
-        "SELECT path, size, hash, hash_state, ftype, link_target FROM artifacts"
-        " WHERE run_id = ? ORDER BY path",
-        [run.id],
-    ):
-        key = bytes(key)
-        rel = paths.unkey(relative_key(run, key))
-        if ftype == "symlink":
-            artifacts.append((rel, int(size), f"symlink:{target or ''}"))
-            continue
-        artifacts.append((rel, int(size), digest if state == "done" else None))
-        if state != "done":
-            pending += 1
-        parser = _env_parser(paths.unkey(paths.name_of(key)))
-        if parser is not None:
-            env_files.append((key, parser))
+    rows = indexed_files(db, run)
+    _note_pending(run, sum(1 for r in rows if r.ftype != "symlink" and r.digest is None), notes)
+    return _side(run, _as_indexed(rows), notes, read)
+
+
+def _note_pending(run: RunRow, pending: int, notes: list[str]) -> None:
     if pending:
         notes.append(
             f"{run.name}: {pending} file(s) not hashed yet; those compare by size only "
             "and are never reported unchanged"
         )
+
+
+def _side(
+    run: RunRow, files: dict[bytes, tuple[int, str | None]], notes: list[str], read: Reader
+) -> RunSide:
+    artifacts: list[tuple[str, int, str | None]] = []
+    env_files: list[tuple[bytes, str]] = []
+    for key in sorted(files):
+        size, digest = files[key]
+        artifacts.append((paths.unkey(relative_key(run, key)), size, digest))
+        if digest is not None and digest.startswith("symlink:"):
+            continue
+        parser = _env_parser(paths.unkey(paths.name_of(key)))
+        if parser is not None:
+            env_files.append((key, parser))
     return RunSide(
         params=dict(run.params),
         metrics={k: v for k, v in run.metrics.items() if isinstance(v, dict)},
@@ -132,10 +169,242 @@ def run_side(
     )
 
 
+# --- the disk as it is now, for a run of this machine ------------------------------------
+
+
+@dataclass
+class _DiskSide:
+    side: RunSide
+    run: RunRow
+    """The run with params, metrics and meta read again from its files when they moved on."""
+    stale: list[StaleFile]
+    incomplete: bool
+    """Files may exist on disk that were not listed: the diff cannot be called equal."""
+
+
+def _disk_side(
+    db: sqlite_utils.Database, run: RunRow, label: Side, budget: Rehash
+) -> tuple[_DiskSide, list[str]]:
+    """One run as it is on disk now: the index's hashes where lstat agrees with them, the
+    disk's where it does not; params and metrics read again when any of its files moved on
+    (they were parsed from its files at index time).  Returns the side and its notes."""
+    from store.scan import IGNORED_DIR_NAMES
+
+    notes: list[str] = []
+    rows = indexed_files(db, run)
+    state = disk_state(
+        run.root,
+        _run_folders(run),
+        rows,
+        skip_folders=_other_run_folders(db, run),
+        skip_paths=_index_files(db),
+        skip_dir_names=IGNORED_DIR_NAMES,
+        elsewhere=lambda keys: _owned_elsewhere(db, run, keys),
+        budget=budget,
+    )
+    moved = state.moved + _summary_sources(db, run)
+    drifted = {m.key for m in moved}
+    fresh = run
+    if moved and rows and not state.files:
+        notes.append(f"{run.name}: its files are gone from disk; params and metrics as indexed")
+    elif moved:
+        fresh = _read_again(run)
+        if (fresh.params, fresh.metrics) != (run.params, run.metrics):
+            notes.append(f"{run.name}: params and metrics read again from its files")
+    pending = sum(
+        1 for r in rows if r.ftype != "symlink" and r.digest is None and r.key not in drifted
+    )
+    _note_pending(run, pending, notes)
+    unhashed = [m for m in moved if m.unhashed is not None and m.key in state.files]
+    if unhashed:
+        notes.append(
+            f"{run.name}: {len(unhashed)} file(s) changed since indexed not hashed again "
+            f"({unhashed[0].unhashed}); those compare by size only and are never reported "
+            "unchanged"
+        )
+    notes.extend(f"{run.name}: not listed whole: {why}" for why in state.incomplete[:5])
+    stale = [
+        StaleFile(
+            label,
+            paths.unkey(relative_key(run, m.key)),
+            m.change,
+            m.indexed_size,
+            m.disk_size,
+            m.unhashed is None and m.change in ("modified", "new"),
+            m.unhashed,
+        )
+        for m in moved
+    ]
+    side = _side(fresh, state.files, notes, read_capped)
+    return _DiskSide(side, fresh, stale, bool(state.incomplete)), notes
+
+
+def _run_folders(run: RunRow) -> list[bytes]:
+    """The run's folder and its extra paths (an MLflow logged model), as root keys."""
+    folders = [run.path]
+    extra = run.meta.get("extra_paths")
+    if isinstance(extra, list):
+        folders += [paths.key(p).strip(b"/") for p in extra[:100] if isinstance(p, str) and p]
+    return folders
+
+
+def _other_run_folders(db: sqlite_utils.Database, run: RunRow) -> set[bytes]:
+    """Folders of other runs inside this run's folder: their files are theirs."""
+    if run.path:
+        sql = "SELECT path FROM runs WHERE root_id = ? AND id != ? AND path > ? AND path < ?"
+        args: list[object] = [run.root_id, run.id, run.path + b"/", run.path + b"0"]
+    else:
+        sql, args = "SELECT path FROM runs WHERE root_id = ? AND id != ?", [run.root_id, run.id]
+    return {bytes(p) for (p,) in db.conn.execute(sql, args)}
+
+
+def _owned_elsewhere(db: sqlite_utils.Database, run: RunRow, keys: list[bytes]) -> set[bytes]:
+    """Which of ``keys`` the index holds for another run (or none): not this run's files."""
+    found: set[bytes] = set()
+    for start in range(0, len(keys), 500):
+        chunk = keys[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        found.update(
+            bytes(p)
+            for (p,) in db.conn.execute(
+                f"SELECT path FROM artifacts WHERE root_id = ? AND path IN ({marks})"
+                " AND (run_id IS NULL OR run_id != ?)",
+                [run.root_id, *chunk, run.id],
+            )
+        )
+    return found
+
+
+def _index_files(db: sqlite_utils.Database) -> set[bytes]:
+    """The index's own files (never indexed), as absolute paths."""
+    from store.index.db import BUILDING_SUFFIX
+
+    found: set[bytes] = set()
+    for row in db.conn.execute("PRAGMA database_list"):
+        if row[2]:
+            base = os.fsencode(os.path.abspath(row[2]))
+            for suffix in ("", "-wal", "-shm", ".lock", BUILDING_SUFFIX):
+                found |= {base + os.fsencode(suffix), base + os.fsencode(suffix) + b"-journal"}
+    return found
+
+
+def _summary_sources(db: sqlite_utils.Database, run: RunRow) -> list[Moved]:
+    """Files outside the run's folders its params and metrics were read from that moved on
+    since indexed: an MLflow run of the SQLite backend reads ``mlflow.db`` above its folder."""
+    if run.framework != "mlflow":
+        return []
+    from store.frameworks.mlflow import DB_NAME, PSEUDO
+
+    root_abs = run.root
+    database: bytes | None = None
+    pseudo = os.fsencode(PSEUDO)
+    if pseudo in run.path and not os.path.isdir(root_abs + b"/" + run.path):
+        database = run.path.split(pseudo, 1)[0]
+    elif not _is_regular(root_abs + b"/" + paths.join_key(run.path, b"meta.yaml")):
+        folder = run.path
+        while True:
+            candidate = paths.join_key(folder, os.fsencode(DB_NAME))
+            if _is_regular(root_abs + b"/" + candidate):
+                database = candidate
+                break
+            if not folder:
+                break
+            folder = paths.parent_key(folder)
+    if database is None:
+        return []
+    moved: list[Moved] = []
+    why = "the run's params and metrics are read from it: read again"
+    for key in (database, database + b"-wal"):
+        row = db.conn.execute(
+            "SELECT size, mtime_ns, inode FROM artifacts WHERE root_id = ? AND path = ?",
+            [run.root_id, key],
+        ).fetchone()
+        try:
+            st = os.lstat(root_abs + b"/" + key)
+        except OSError:
+            if row is not None:
+                moved.append(Moved(key, "vanished", int(row[0]), None, None))
+            continue
+        if row is None:
+            moved.append(Moved(key, "new", None, st.st_size, why))
+        elif (st.st_size, st.st_mtime_ns, st.st_ino) != (row[0], row[1], row[2]):
+            moved.append(Moved(key, "modified", int(row[0]), st.st_size, why))
+    return moved
+
+
+def _is_regular(path: bytes) -> bool:
+    try:
+        return stat.S_ISREG(os.lstat(path).st_mode)
+    except OSError:
+        return False
+
+
+def _read_again(run: RunRow) -> RunRow:
+    """The run with params, metrics and meta as its files say now, in the shape the index
+    stores them (``store.runs``: JSON of the reader's values)."""
+    from pathlib import Path
+
+    from store.frameworks import RunSpec, read_run
+
+    extra = run.meta.get("extra_paths")
+    run_key = run.meta.get("run_key")
+    spec = RunSpec(
+        path=os.fsdecode(run.path),
+        framework=run.framework,
+        name=run.name,
+        experiment=run.experiment,
+        extra_paths=tuple(p for p in extra if isinstance(p, str))
+        if isinstance(extra, list)
+        else (),
+        run_key=run_key if isinstance(run_key, str) else None,
+    )
+    try:
+        info = read_run(Path(os.fsdecode(run.root)), spec)
+        params = json.loads(json.dumps(info.params, default=str))
+        metrics = json.loads(json.dumps({n: vars(m) for n, m in info.metrics.items()}, default=str))
+    except Exception as exc:  # a reader's bug: the index's values, and say so
+        warning = f"could not read the run again: {type(exc).__name__}"
+        return replace(run, meta={**run.meta, "warnings": [warning]})
+    meta = {**run.meta, **info.meta}
+    return replace(run, params=params, metrics=metrics, meta=meta)
+
+
+def _hash_cap(notes: list[str]) -> int | None:
+    from store.hashing import configured_max_bytes
+
+    try:
+        return configured_max_bytes()
+    except ValueError as exc:
+        notes.append(f"user config: {exc}; files changed since indexed hashed without a cap")
+        return None
+
+
+def stale_line(a: RunRow, b: RunRow, stale: list[StaleFile]) -> str | None:
+    """One line saying the index is behind the disk for these runs, or None."""
+    if not stale:
+        return None
+    counts = {
+        change: n
+        for change in ("modified", "new", "vanished", "unreadable")
+        if (n := sum(1 for entry in stale if entry.change == change))
+    }
+    how = ", ".join(f"{n} {change}" for change, n in counts.items())
+    sides = {entry.side for entry in stale}
+    runs = " and ".join(
+        f"{run.name} (#{run.id})" for run, side in ((a, "a"), (b, "b")) if side in sides
+    )
+    return (
+        f"the index is stale for {runs}: {len(stale)} file(s) changed since indexed ({how}),"
+        " compared as they are on disk now; run `artlens index` to update it"
+    )
+
+
 def diff_run_rows(
     db: sqlite_utils.Database, a: RunRow, b: RunRow, warnings: list[str] | None = None
 ) -> RunDiff:
-    """Everything that differs between two indexed runs (``a`` is the old side).
+    """Everything that differs between two indexed runs (``a`` is the old side), as their
+    files are on disk now: a file changed since indexed is compared from disk and listed in
+    ``stale`` (see ``store.diff.ondisk``).
 
     ``equal`` is False while a same-size file is unhashed on either side: unknown is not
     equal.  Those paths are listed in ``artifacts.unverified``.
@@ -156,16 +425,41 @@ def diff_sides(
 ) -> RunDiff:
     """``diff_run_rows`` for runs of two indexes (another host's mirror), each side's
     files read with its own reader; ``folders`` (each run's folder on its root) lets the
-    changed checkpoints be compared where the readers are not the local disk."""
+    changed checkpoints be compared where the readers are not the local disk.  A side
+    read from the local disk (no reader, no ``folders``) is checked against the disk."""
     notes = warnings if warnings is not None else []
+    start = len(notes)
+    side_notes: list[str] = []
+    budget: Rehash | None = None
+    stale: list[StaleFile] = []
+    incomplete = False
+    sides: list[RunSide] = []
+    runs: list[RunRow] = []
+    labelled: list[tuple[Side, sqlite_utils.Database, RunRow, Reader | None]] = [
+        ("a", db_a, a, read_a),
+        ("b", db_b, b, read_b),
+    ]
+    for label, db, run, read in labelled:
+        if read is None and folders is None:
+            if budget is None:
+                budget = Rehash(max_file_bytes=_hash_cap(side_notes))
+            disk, found = _disk_side(db, run, label, budget)
+            side_notes += found
+            sides.append(disk.side)
+            runs.append(disk.run)
+            stale += disk.stale
+            incomplete = incomplete or disk.incomplete
+        else:
+            sides.append(run_side(db, run, side_notes, read or read_capped))
+            runs.append(run)
+    a, b = runs
     for run in (a, b):  # what each run's reader met (sources that disagree): never hidden
         own = run.meta.get("warnings")
         if isinstance(own, list):
             notes.extend(f"{run.name}: {w}" for w in own[:20] if isinstance(w, str))
-    result = diff_runs(
-        run_side(db_a, a, notes, read_a or read_capped),
-        run_side(db_b, b, notes, read_b or read_capped),
-    )
+    notes.extend(side_notes)
+    result = diff_runs(sides[0], sides[1])
+    result.stale = stale
     _settle_configs(a, b, result, notes, read_a or read_capped, read_b or read_capped)
     if folders is not None:
         result.artifacts.changed = summarize_checkpoints(result.artifacts.changed, *folders)
@@ -178,8 +472,11 @@ def diff_sides(
             "files on another host: tensors not compared here "
             "(artlens diff HOST:/path HOST:/path compares two files)"
         )
-    if result.artifacts.unverified:
+    if result.artifacts.unverified or incomplete:
         result.equal = False
+    line = stale_line(a, b, stale)
+    if line is not None:
+        notes.insert(start, line)
     return result
 
 
@@ -326,6 +623,18 @@ def run_diff_json(a: RunRow, b: RunRow, result: RunDiff, warnings: list[str]) ->
             "unchanged": len(artifacts.unchanged),
             "unverified": [paths.json_text(p) for p in artifacts.unverified],
         },
+        "stale": [
+            {
+                "side": f.side,
+                "path": paths.json_text(f.path),
+                "change": f.change,
+                "indexed_size": f.indexed_size,
+                "disk_size": f.disk_size,
+                "hashed": f.hashed,
+                "note": f.note,
+            }
+            for f in result.stale
+        ],
         "warnings": list(warnings),
     }
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from tests.test_rundiff import CONFIG_A, CONFIG_B, Pair, make_pair
+from tests.test_rundiff import CONFIG_A, CONFIG_B, Pair, age, make_pair
 from tui.cli import main
 
 pytestmark = pytest.mark.usefixtures("isolated_cache")
@@ -38,9 +38,11 @@ def test_runs_differ_json_shape(pair: Pair) -> None:
         "metrics",
         "env",
         "artifacts",
+        "stale",
         "warnings",
     }
     assert data["kind"] == "runs" and data["equal"] is False
+    assert data["stale"] == []  # indexed after the last write: nothing compared from disk
     assert data["a"]["name"] == "version_0" and data["b"]["name"] == "version_1"
     assert data["params"] == [{"key": "lr", "change": "changed", "old": 0.001, "new": 0.002}]
     assert data["configs"] == [
@@ -113,3 +115,163 @@ def test_errors_exit_two_with_one_line(pair: Pair, tmp_path: Path) -> None:
     os.mkfifo(fifo)
     code, _, err = run(str(unreadable), str(fifo))
     assert code == 2 and "Traceback" not in err
+
+
+# --- an index behind the disk ------------------------------------------------------------
+
+MODEL = bytes(range(256)) * 4
+
+
+def generic_runs(tmp_path: Path) -> tuple[Path, Path]:
+    """Two equal generic runs, ``base`` and ``edited``, indexed and hashed by the CLI."""
+    root = tmp_path / "rd"
+    for name in ("base", "edited"):
+        (root / name).mkdir(parents=True)
+        (root / name / "config.yaml").write_text("lr: 0.1\n")
+        (root / name / "model.bin").write_bytes(MODEL)
+    age(root)
+    db = tmp_path / "rd.db"
+    done = CliRunner().invoke(main, ["index", str(root), "--db", str(db)])
+    assert done.exit_code == 0, done.output
+    return root, db
+
+
+def test_stale_index_is_compared_from_disk_and_says_so(tmp_path: Path) -> None:
+    """A config, a model and a new file written after indexing: never 'runs are equal'."""
+    root, db = generic_runs(tmp_path)
+    (root / "edited" / "config.yaml").write_text("lr: 0.5\n")
+    (root / "edited" / "model.bin").write_bytes(MODEL[::-1])  # same size, other bytes
+    (root / "edited" / "new.txt").write_text("x\n")
+    code, out, err = run("base", "edited", "--db", str(db))
+    assert code == 1, err
+    lines = out.splitlines()
+    assert lines[2] == "runs differ"
+    assert lines[3].startswith("warning: the index is stale for edited (#")
+    assert "3 file(s) changed since indexed (2 modified, 1 new)" in lines[3]
+    assert "run `artlens index`" in lines[3]
+    assert "~ param\tlr\t0.1\t0.5\tchanged" in out
+    assert "+ added\tnew.txt" in out
+    assert sum("the index is stale" in line for line in lines) == 1  # said once
+    code, out, err = run("base", "edited", "--db", str(db), "--json")
+    assert code == 1, err
+    data = json.loads(out)
+    assert data["equal"] is False
+    assert data["params"] == [{"key": "lr", "change": "changed", "old": 0.1, "new": 0.5}]
+    assert [c["path"] for c in data["configs"]] == ["config.yaml"]
+    artifacts = data["artifacts"]
+    assert [c["path"] for c in artifacts["changed"]] == ["config.yaml", "model.bin"]
+    assert [c["path"] for c in artifacts["added"]] == ["new.txt"]
+    assert artifacts["unchanged"] == 0 and artifacts["unverified"] == []
+    assert [(s["side"], s["path"], s["change"], s["hashed"]) for s in data["stale"]] == [
+        ("b", "config.yaml", "modified", True),
+        ("b", "model.bin", "modified", True),
+        ("b", "new.txt", "new", True),
+    ]
+    assert data["warnings"][0].startswith("the index is stale for edited")
+
+
+def test_stale_but_the_same_on_disk_is_equal_with_the_warning(tmp_path: Path) -> None:
+    """Both runs edited alike since indexing: equal as they are now, and said to be stale."""
+    root, db = generic_runs(tmp_path)
+    for name in ("base", "edited"):
+        (root / name / "config.yaml").write_text("lr: 0.7\n")
+    code, out, err = run("base", "edited", "--db", str(db))
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[2] == "runs are equal"
+    assert lines[3].startswith("warning: the index is stale for base (#")
+    assert "and edited (#" in lines[3]
+    code, out, _ = run("base", "edited", "--db", str(db), "--json")
+    data = json.loads(out)
+    assert code == 0 and data["equal"] is True and data["params"] == []
+    assert sorted((s["side"], s["path"]) for s in data["stale"]) == [
+        ("a", "config.yaml"),
+        ("b", "config.yaml"),
+    ]
+
+
+def test_a_file_removed_since_indexing_is_removed(tmp_path: Path) -> None:
+    root, db = generic_runs(tmp_path)
+    (root / "edited" / "model.bin").unlink()
+    code, out, err = run("base", "edited", "--db", str(db), "--json")
+    assert code == 1, err
+    data = json.loads(out)
+    assert [c["path"] for c in data["artifacts"]["removed"]] == ["model.bin"]
+    assert [(s["path"], s["change"], s["disk_size"]) for s in data["stale"]] == [
+        ("model.bin", "vanished", None)
+    ]
+
+
+def test_a_changed_file_not_hashed_again_is_never_equal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Over the user's hash size cap, a same-size file changed since indexing is unknown."""
+    root, db = generic_runs(tmp_path)
+    config_home = tmp_path / "xdg"
+    (config_home / "artlens").mkdir(parents=True)
+    (config_home / "artlens" / "config.toml").write_text('[index]\nhash_max_size = "100"\n')
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(config_home))
+    (root / "edited" / "model.bin").write_bytes(MODEL[::-1])
+    code, out, err = run("base", "edited", "--db", str(db), "--json")
+    assert code == 1, err
+    data = json.loads(out)
+    assert data["equal"] is False
+    assert data["artifacts"]["unverified"] == ["model.bin"]
+    [stale] = data["stale"]
+    assert stale["path"] == "model.bin" and stale["hashed"] is False
+    assert "hash size cap" in stale["note"]
+    assert any("not hashed again" in w for w in data["warnings"])
+
+
+def test_a_fresh_index_finds_nothing_stale_around_nested_runs(tmp_path: Path) -> None:
+    """The index's own files, a nested run, a .git folder and a FIFO in the run folders are
+    none of the runs' files: nothing is stale and the runs are equal."""
+    import os
+
+    root = tmp_path / "hy"
+    for name in ("r1", "r2"):
+        run_dir = root / name
+        (run_dir / ".hydra").mkdir(parents=True)
+        (run_dir / ".hydra" / "config.yaml").write_text("lr: 0.1\n")
+        (run_dir / ".hydra" / "overrides.yaml").write_text("- lr=0.1\n")
+        (run_dir / "model.pt").write_bytes(MODEL)
+        nested = run_dir / "lightning_logs" / "version_0"
+        nested.mkdir(parents=True)
+        (nested / "hparams.yaml").write_text(f"run: {name}\n")
+        (nested / "metrics.csv").write_text("epoch,step,val_loss\n0,1,0.5\n")
+        (run_dir / ".git").mkdir()
+        (run_dir / ".git" / "HEAD").write_text("ref\n")
+    os.mkfifo(root / "r1" / "fifo")
+    age(root)
+    db = root / "r1" / "index.db"
+    done = CliRunner().invoke(main, ["index", str(root), "--db", str(db)])
+    assert done.exit_code == 0, done.output
+    ids = {
+        r["path"]: str(r["id"])
+        for r in json.loads(CliRunner().invoke(main, ["runs", "--db", str(db), "--json"]).stdout)
+    }
+    first, second = ids[str(root / "r1")], ids[str(root / "r2")]
+    code, out, err = run(first, second, "--db", str(db), "--json")
+    data = json.loads(out)
+    assert (code, data["equal"], data["stale"]) == (0, True, []), (data, err)
+    assert data["artifacts"]["unchanged"] == 3
+
+
+def test_files_of_different_sizes_differ_without_being_read_whole(tmp_path: Path) -> None:
+    """A sparse 8 GiB file against a small one: different by size, not hashed (which read
+    every byte of both); the output still says how they differ."""
+    big, small = tmp_path / "big.dat", tmp_path / "small.dat"
+    with open(big, "wb") as handle:
+        handle.truncate(8 << 30)
+    small.write_bytes(b"\0\0\0hello")
+    code, out, err = run(str(big), str(small), "--json")
+    assert code == 1, err
+    data = json.loads(out)
+    assert data["engine"] == "binary" and (data["size_a"], data["size_b"]) == (8 << 30, 8)
+    result = data["result"]
+    assert (result["hash_old"], result["hash_new"]) == (None, None)
+    assert result["first_difference"] == 3 and result["equal"] is False
+    assert any("sizes differ" in note for note in result["notes"])
+    code, out, _ = run(str(big), str(small))
+    assert code == 1
+    assert "first difference at byte 3" in out and "sizes differ" in out

@@ -252,3 +252,29 @@ def test_config_rows_show_hostile_keys_escaped() -> None:
     assert rows[0].cells[2].plain == "[/]"
     assert "\x1b" not in rows[1].cells[4].plain
     assert section_titles(result)["configs"] == "configs: 2 file(s) changed, 1 value(s)"
+
+
+def test_disk_state_past_its_listing_bound_says_what_it_missed(tmp_path: Path) -> None:
+    """A run folder with more files than the listing bound: the listing says it is not
+    whole (a new file may hide in what it missed), and indexed files it did not reach are
+    still checked one by one."""
+    import os
+
+    from store.diff.ondisk import Indexed, disk_state
+
+    run = tmp_path / "run"
+    for folder in ("a", "b"):
+        (run / folder).mkdir(parents=True)
+        for i in range(4):
+            (run / folder / f"f{i}").write_bytes(b"x" * i)
+    rows = []
+    for folder in ("a", "b"):
+        for i in range(4):
+            st = os.lstat(run / folder / f"f{i}")
+            key = f"run/{folder}/f{i}".encode()
+            rows.append(Indexed(key, st.st_size, st.st_mtime_ns, st.st_ino, "file", None, "h"))
+    whole = disk_state(os.fsencode(tmp_path), [b"run"], rows)
+    assert (whole.moved, whole.incomplete) == ([], [])
+    cut = disk_state(os.fsencode(tmp_path), [b"run"], rows, max_listed=2)
+    assert cut.incomplete == ["more than 2 files on disk; the rest not listed"]
+    assert cut.moved == [] and len(cut.files) == 8  # each indexed file found, unchanged

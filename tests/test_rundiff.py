@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import struct
 import time
 from dataclasses import dataclass
@@ -389,3 +390,75 @@ def test_python_configs_are_diffed_by_value_never_run(tmp_path: Path) -> None:
     assert [(c.path, c.old, c.new) for c in configs[vis_config].changes] == [
         ("optim_wrapper.optimizer.lr", 0.01, 0.02)
     ]
+
+
+# --- an index behind the disk ------------------------------------------------------------
+
+
+def test_params_and_metrics_are_read_again_when_their_files_changed(pair: Pair) -> None:
+    """b's hparams and metrics edited back to a's after indexing: no param or metric
+    differs as the files are now, and the diff lists the files it found stale."""
+    (pair.b / "hparams.yaml").write_text(HPARAMS_A)
+    (pair.b / "metrics.csv").write_text(metrics_csv(0.4))
+    result, warnings = diff_by_name(pair.db_path, "version_0", "version_1")
+    assert result.params == [] and result.configs == []
+    assert changed_metrics(result) == []
+    assert sorted((s.side, s.path, s.change, s.hashed) for s in result.stale) == [
+        ("b", "hparams.yaml", "modified", True),
+        ("b", "metrics.csv", "modified", True),
+    ]
+    assert [c.path for c in result.artifacts.changed] == ["checkpoints/last.safetensors"]
+    assert warnings[0].startswith("the index is stale for version_1 (#")
+    assert "version_1: params and metrics read again from its files" in warnings
+
+
+def test_a_folder_swapped_for_a_symlink_is_not_followed(pair: Pair, tmp_path: Path) -> None:
+    """The scan never follows a symlink: a run folder replaced by one holds no files now."""
+    elsewhere = tmp_path / "elsewhere"
+    (pair.b / "checkpoints").rename(elsewhere)
+    (pair.b / "checkpoints").symlink_to(elsewhere)
+    result, _ = diff_by_name(pair.db_path, "version_0", "version_1")
+    assert sorted((s.path, s.change) for s in result.stale) == [
+        ("checkpoints", "new"),
+        ("checkpoints/last.safetensors", "vanished"),
+    ]
+    assert [c.path for c in result.artifacts.removed] == ["checkpoints/last.safetensors"]
+    assert not result.equal
+
+
+def test_a_tampered_run_path_is_never_listed_outside_the_root(pair: Pair, tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.txt").write_text("x")
+    conn = sqlite3.connect(pair.db_path)
+    conn.execute("UPDATE runs SET path = ? WHERE name = 'version_1'", [b"../outside"])
+    conn.commit()
+    conn.close()
+    result, _ = diff_by_name(pair.db_path, "version_0", "version_1")
+    assert result.stale == []
+    assert not any("secret" in c.path for c in result.artifacts.added)
+
+
+def test_mlflow_params_read_again_when_the_database_changed(tmp_path: Path) -> None:
+    """An MLflow run of the SQLite backend takes its params from mlflow.db, outside its
+    folder: a param logged since indexing is compared, and the database named stale."""
+    from tests.test_frameworks import mlflow_db
+
+    root = tmp_path / "root"
+    mlflow_db(root)
+    age(root)
+    db_path = tmp_path / "index.db"
+    index(root, db_path)
+    before, _ = diff_by_name(db_path, "first", "second")
+    assert [(c.path, c.kind) for c in before.params] == [("lr", "removed")]
+    conn = sqlite3.connect(root / "mlflow.db")
+    conn.execute("INSERT INTO params VALUES ('lr', '0.001', 'bbb2')")
+    conn.commit()
+    conn.close()
+    result, warnings = diff_by_name(db_path, "first", "second")
+    assert result.params == []
+    assert sorted((s.side, s.path, s.change) for s in result.stale) == [
+        ("a", "mlflow.db", "modified"),
+        ("b", "mlflow.db", "modified"),
+    ]
+    assert warnings[0].startswith("the index is stale for first (#")

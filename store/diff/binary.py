@@ -17,6 +17,9 @@ import xxhash
 from store.diff._io import DiffError, FileRef, RegularFile, ref_basename
 
 CHUNK = 1 << 20
+SEARCH_WHEN_SIZES_DIFFER = 64 << 20
+"""Bytes searched for the first difference of two files whose sizes already tell them
+apart: a 50 GB file against a small one is not read whole to say what its size says."""
 IMAGE_HEAD = 65536
 MAX_IMAGE_BYTES = 64 * 1024 * 1024
 MAX_IMAGE_PIXELS = 50_000_000
@@ -58,9 +61,14 @@ def diff_binary(
     *,
     max_bytes: int | None = None,
 ) -> BinaryDiff:
-    """Compare two files byte by byte; hashes cover at most ``max_bytes`` when given."""
+    """Compare two files byte by byte; hashes cover at most ``max_bytes`` when given.
+
+    Files of different sizes differ: they are not hashed, and their first differing byte is
+    searched for in the first ``SEARCH_WHEN_SIZES_DIFFER`` bytes only."""
     notes: list[str] = []
     with RegularFile(path_a) as old, RegularFile(path_b) as new:
+        if old.size != new.size:
+            return _sizes_differ(old, new, max_bytes)
         limit = max(old.size, new.size)
         if max_bytes is not None and limit > max_bytes:
             limit = max_bytes
@@ -91,6 +99,31 @@ def diff_binary(
             first_difference=first,
             notes=notes,
         )
+
+
+def _sizes_differ(old: RegularFile, new: RegularFile, max_bytes: int | None) -> BinaryDiff:
+    shorter = min(old.size, new.size)
+    bound = (
+        SEARCH_WHEN_SIZES_DIFFER if max_bytes is None else min(max_bytes, SEARCH_WHEN_SIZES_DIFFER)
+    )
+    limit = min(shorter, bound)
+    first: int | None = None
+    offset = 0
+    while offset < limit:
+        step = min(CHUNK, limit - offset)
+        chunk_a, chunk_b = old.read_at(offset, step), new.read_at(offset, step)
+        if chunk_a != chunk_b:
+            first = offset + _first_mismatch(chunk_a, chunk_b)
+            break
+        offset += step
+    notes = [f"sizes differ ({old.size} and {new.size} bytes): different without hashing"]
+    if first is None and limit == shorter:
+        first = shorter  # one is a prefix of the other
+    elif first is None:
+        notes.append(
+            f"the first {limit} bytes are the same; the first difference not searched further"
+        )
+    return BinaryDiff(old.size, new.size, None, None, False, first, notes)
 
 
 @dataclass(frozen=True)

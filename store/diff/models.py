@@ -81,10 +81,11 @@ def _inspect(path: FileRef) -> tuple[Inspection | None, str | None]:
 def diff_model_files(a: FileRef, b: FileRef) -> ModelDiff:
     """Compare what two model files hold and whether loading them would run code."""
     notes: list[str] = []
+    binary: BinaryDiff | None = None
     try:
-        binary: BinaryDiff | None = diff_binary(a, b)
+        binary = diff_binary(a, b)
+        notes.extend(binary.notes)
     except DiffError as exc:
-        binary = None
         notes.append(str(exc))
     old, error_old = _inspect(a)
     new, error_new = _inspect(b)

@@ -89,6 +89,20 @@ class ArtifactDiff:
     """Same path and size but no hash on one side: probably unchanged."""
 
 
+@dataclass(frozen=True)
+class StaleFile:
+    """A run's file whose disk state is not what the index recorded: the diff compared the
+    disk's version (``hashed``), or only its size (``note`` says why)."""
+
+    side: Literal["a", "b"]
+    path: str
+    change: Literal["modified", "new", "vanished", "unreadable"]
+    indexed_size: int | None
+    disk_size: int | None
+    hashed: bool
+    note: str | None
+
+
 @dataclass
 class RunDiff:
     params: list[Change]
@@ -98,6 +112,8 @@ class RunDiff:
     equal: bool
     configs: list[ConfigDiff] = field(default_factory=list)
     """Every config file both runs hold whose values differ, key by key."""
+    stale: list[StaleFile] = field(default_factory=list)
+    """Files changed on disk since they were indexed (compared as they are on disk)."""
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

@@ -1,6 +1,7 @@
-"""``artlens diff A B``: two runs (from the index) or two files (from disk).
+"""``artlens diff A B``: two runs (from the index, checked against the disk) or two files
+(from disk).
 
-Exit status follows diff(1): 0 when equal, 1 when different, 2 on error.
+Exit status follows diff(1): 0 when equal, 1 when different (or not known equal), 2 on error.
 """
 
 from __future__ import annotations
@@ -222,7 +223,7 @@ def print_run_diff(
     from rich.table import Table
     from rich.text import Text
 
-    from store.rundiff import run_diff_json
+    from store.rundiff import run_diff_json, stale_line
     from tui.diff_render import RUN_COLUMNS, RUN_SECTIONS, run_rows, section_titles
 
     if as_json:
@@ -240,6 +241,10 @@ def print_run_diff(
     header.append("\nB ", style="bold")
     header.append(f"{host_b}{paths.display(run_b.name)} (#{run_b.id}, {run_b.display_path})")
     header.append("\n" + ("runs are equal" if result.equal else "runs differ"), style="bold")
+    stale = stale_line(run_a, run_b, result.stale)
+    if stale is not None:  # said once, under the verdict it qualifies, not among the notes
+        header.append(f"\nwarning: {paths.display(stale)}", style="yellow")
+        warnings = [w for w in warnings if w != stale]
     if is_terminal():
         console = Console(highlight=False)
         console.print(header)
