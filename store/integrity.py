@@ -13,6 +13,7 @@ every model file under some paths, from static inspection only.
 
 from __future__ import annotations
 
+import errno
 import os
 import sqlite3
 import stat
@@ -22,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from store import paths
-from store.safefile import open_regular
+from store.safefile import NotRegularFileError, open_regular
 from store.safetext import visible
 
 META_KEY = "integrity"
@@ -168,15 +169,11 @@ class _Deadline:
 
 def _has_model_magic(path: bytes) -> bool:
     """Whether the first bytes of a regular file say model, whatever its name: a pickle of
-    any protocol, an archive, a compressed stream (never follows a link)."""
-    try:
-        fd, _ = open_regular(path)
-    except OSError:
-        return False
+    any protocol, an archive, a compressed stream (never follows a link).  Raises
+    ``OSError`` when the file cannot be read: then nobody knows."""
+    fd, _ = open_regular(path)
     try:
         head = os.pread(fd, SNIFF_BYTES, 0)
-    except OSError:
-        return False
     finally:
         os.close(fd)
     return model_by_content(head)
@@ -208,8 +205,14 @@ def _check_file(
 
     shown = paths.display(shown_as or path)
     by_name = named or is_model_candidate(os.fsdecode(paths.name_of(shown_as or path)))
-    if not by_name and not _has_model_magic(path):
-        return None
+    try:
+        if not by_name and not _has_model_magic(path):
+            return None
+    except NotRegularFileError:
+        return None  # replaced by a FIFO or a link since the walk saw it
+    except OSError as exc:  # unreadable: it may hold a model that nobody vetted
+        why = f"cannot open: {exc.strerror or exc}"
+        return FileCheck(shown, "-", "unknown", ((note,) if note else ()) + (why,), size=size)
     if deadline.passed():
         why = f"not inspected: the scan's time budget ({deadline.seconds:g} s) ran out"
         return FileCheck(shown, "-", "unknown", ((note,) if note else ()) + (why,), size=size)
@@ -240,6 +243,8 @@ def _check_link(link: bytes, *, named: bool, deadline: _Deadline) -> FileCheck |
         target = os.path.realpath(link)
     except (OSError, ValueError) as exc:
         why = getattr(exc, "strerror", None) or "cannot resolve"
+        if isinstance(exc, OSError) and not _nothing_there(exc):
+            return _unreadable(link, f"symlink to {where}: {why}, not read")
         return _skipped(link, f"symlink to {where}: {why}, not read") if named else None
     if stat.S_ISDIR(st.st_mode):
         return _skipped(link, f"symlink to {where}: a folder, not followed") if named else None
@@ -258,6 +263,22 @@ def _skipped(path: bytes, why: str) -> FileCheck:
     return FileCheck(paths.display(path), "-", "skipped", (why,))
 
 
+def _unreadable(path: bytes, why: str) -> FileCheck:
+    """Something that could not be read and may hold model files: unknown, never skipped,
+    so a strict gate (``--fail-on unknown``) fails on it."""
+    return FileCheck(paths.display(path), "-", "unknown", (why,))
+
+
+def _not_read(path: bytes, why: str, exc: OSError) -> FileCheck:
+    """Skipped when ``exc`` says nothing is there, else unknown (see ``_unreadable``)."""
+    return (_skipped if _nothing_there(exc) else _unreadable)(path, why)
+
+
+def _nothing_there(exc: OSError) -> bool:
+    """Whether ``exc`` says there is nothing to read (gone, a link loop): not unknown."""
+    return exc.errno in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP)
+
+
 def _special(mode: int) -> str:
     for test, what in ((stat.S_ISFIFO, "FIFO"), (stat.S_ISSOCK, "socket")):
         if test(mode):
@@ -274,7 +295,8 @@ def check_paths(
     inspected when its name looks like a model (``is_model_candidate``) or its content
     does (``looks_like_model``).  A file named directly is always inspected.  A symlinked
     file is read through its target and reported with where it points.  FIFOs, sockets,
-    devices, links to folders and unreadable folders are yielded as "skipped", with why.
+    devices and links to folders are yielded as "skipped", with why; what could not be read
+    (a folder, a file, a link's target) may hold a model and is yielded as "unknown".
     Model files reached after ``max_seconds`` are yielded "unknown", not inspected.
     """
     deadline = _Deadline(max_seconds)
@@ -284,7 +306,7 @@ def check_paths(
         try:
             st = os.lstat(start)
         except OSError as exc:
-            yield _skipped(start, exc.strerror or "cannot stat")
+            yield _not_read(start, f"cannot stat: {exc.strerror or exc}", exc)
             continue
         if stat.S_ISLNK(st.st_mode):
             linked = _check_link(start, named=True, deadline=deadline)
@@ -299,7 +321,7 @@ def check_paths(
                     if found is not None:
                         yield found
             else:
-                yield _skipped(start, f"{_special(st.st_mode)}: not read")
+                yield _skipped(start, f"{_special(st.st_mode)}: not a regular file, not read")
             continue
         yield from _walk_checks(start, seen, deadline)
 
@@ -313,8 +335,8 @@ def _walk_checks(
         try:
             with os.scandir(folder) as listing:
                 entries = sorted(listing, key=lambda e: e.name)
-        except OSError as exc:
-            yield _skipped(folder, f"unreadable folder: {exc.strerror or exc}")
+        except OSError as exc:  # it may hold model files: unknown, not skipped
+            yield _not_read(folder, f"unreadable folder: {exc.strerror or exc}", exc)
             continue
         subfolders: list[bytes] = []
         for entry in entries:
@@ -322,7 +344,7 @@ def _walk_checks(
             try:
                 st = entry.stat(follow_symlinks=False)
             except OSError as exc:  # gone, or no permission: said, never silently left out
-                yield _skipped(child, f"cannot stat: {exc.strerror or exc}")
+                yield _not_read(child, f"cannot stat: {exc.strerror or exc}", exc)
                 continue
             if stat.S_ISDIR(st.st_mode):
                 subfolders.append(child)
@@ -337,4 +359,6 @@ def _walk_checks(
                 linked = _check_link(child, named=False, deadline=deadline)
                 if linked is not None:
                     yield linked
+            else:  # listed, so the counts add up; never opened (a FIFO would block)
+                yield _skipped(child, f"{_special(st.st_mode)}: not a regular file, not read")
         pending.extend(reversed(subfolders))

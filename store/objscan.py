@@ -30,7 +30,7 @@ from store.hashing import Identity
 from store.index.db import write_transaction
 from store.integrity import FileCheck
 from store.kinds import refine
-from store.root import RootError
+from store.root import NotAFile, NotFound, RootError
 from store.root.objstore import ObjectRoot
 from store.runs import RunSync
 from store.safetext import visible
@@ -213,8 +213,11 @@ def check_objects(root: ObjectRoot, *, max_seconds: float | None = 600.0) -> Ite
             if not is_model_candidate(entry.name):
                 try:
                     head, _ = root.read_capped(rel, SNIFF_BYTES)
-                except RootError:
-                    head = b""
+                except (NotFound, NotAFile):
+                    continue
+                except RootError as exc:  # unread, it may be a model: unknown, not left out
+                    yield FileCheck(shown, "-", "unknown", (visible(str(exc)),), size=entry.size)
+                    continue
                 if not model_by_content(head):
                     continue
             if stop_at is not None and time.monotonic() >= stop_at:

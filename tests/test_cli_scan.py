@@ -7,14 +7,18 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from store.integrity import check_paths, problem_for, run_problems
+from tests.conftest import unprivileged_python
 from tui.cli import main
 
+REPO = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).parent / "fixtures"
 PICKLES = FIXTURES / "pickles"
 MODELS = FIXTURES / "models"
@@ -91,8 +95,12 @@ def test_walk_finds_models_by_content_and_reads_linked_files_through_them(
     found = entries(report)
     assert set(found) == {
         "weights_no_extension", "ok.safetensors", "cut.safetensors", "linked.pkl", "readme.txt",
-        "loop.pkl",
+        "loop.pkl", "pipe.pkl",
     }  # fmt: skip
+    # the FIFO is listed (never opened), so the counts add up to what the walk met
+    assert found["pipe.pkl"]["verdict"] == "skipped"
+    assert found["pipe.pkl"]["reasons"] == ["FIFO: not a regular file, not read"]
+    assert sum(report["counts"].values()) == len(found)  # type: ignore[attr-defined]
     assert found["readme.txt"]["verdict"] == "dangerous"
     assert found["loop.pkl"]["verdict"] == "skipped"
     assert found["weights_no_extension"]["verdict"] == "safe"
@@ -192,7 +200,99 @@ def test_unreadable_folder_is_reported_not_raised(tmp_path: Path) -> None:
     finally:
         locked.chmod(0o755)
     assert code == 0
-    assert entries(report)["locked"]["verdict"] == "skipped"
+    assert entries(report)["locked"]["verdict"] == "unknown"  # it may hold model files
+
+
+def _scan_as_nobody(base: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """``artlens scan`` as an unprivileged user (root reads everything, so a permission
+    test run as root would pass vacuously); skips where no such user can be had."""
+    python = unprivileged_python() if os.geteuid() == 0 else [sys.executable]
+    return subprocess.run(
+        [*python, "-m", "tui.cli", "scan", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
+        env={
+            **os.environ,
+            "PYTHONPATH": str(REPO),
+            "HOME": str(base),
+            "ARTLENS_CACHE": str(base / "cache"),
+            "ARTLENS_STATE": str(base / "state.db"),
+            "ARTLENS_CONFIG": str(base / "config"),
+        },
+        check=False,
+    )
+
+
+def test_what_cannot_be_read_is_unknown_and_fails_a_strict_gate() -> None:
+    """A model file that cannot be opened, a file whose content cannot be sniffed and a
+    folder that cannot be listed may all hold something dangerous: unknown, in JSON and in
+    plain output alike, and ``--fail-on unknown`` fails; a FIFO holds no model: skipped."""
+    base = Path(tempfile.mkdtemp(prefix="artlens-scan-"))
+    tree = base / "tree"
+    try:
+        base.chmod(0o755)
+        (tree / "runC").mkdir(parents=True)
+        (tree / "locked").mkdir()
+        shutil.copy(PICKLES / "os_system_proto0.pkl", tree / "runC" / "model.pkl")
+        shutil.copy(PICKLES / "os_system_proto0.pkl", tree / "runC" / "weights")
+        shutil.copy(PICKLES / "os_system_proto0.pkl", tree / "locked" / "inner.pkl")
+        shutil.copy(MODELS / "plain.pkl", tree / "ok.pkl")
+        os.mkfifo(tree / "pipe")
+        for path in (tree / "runC" / "model.pkl", tree / "runC" / "weights", tree / "locked"):
+            path.chmod(0)
+        relaxed = _scan_as_nobody(base, "--json", str(tree))
+        assert relaxed.returncode == 0, relaxed.stderr
+        report = json.loads(relaxed.stdout)
+        found = entries(report)
+        verdicts = {name: (e["verdict"], e["reasons"]) for name, e in found.items()}
+        assert verdicts == {
+            "model.pkl": ("unknown", ["cannot open: Permission denied"]),
+            "weights": ("unknown", ["cannot open: Permission denied"]),
+            "locked": ("unknown", ["unreadable folder: Permission denied"]),
+            "ok.pkl": ("safe", []),
+            "pipe": ("skipped", ["FIFO: not a regular file, not read"]),
+        }
+        assert report["counts"] == {
+            "dangerous": 0, "corrupt": 0, "unknown": 3, "safe": 1, "n/a": 0, "skipped": 1,
+        }  # fmt: skip
+        strict = _scan_as_nobody(base, "--fail-on", "unknown", str(tree))
+        assert strict.returncode == 1, strict.stderr
+        rows = [line.split("\t") for line in strict.stdout.splitlines()]
+        plain = {Path(row[2]).name: row[0] for row in rows}
+        assert plain == {name: verdict for name, (verdict, _) in verdicts.items()}
+    finally:
+        for path in (tree / "runC" / "model.pkl", tree / "runC" / "weights", tree / "locked"):
+            if path.exists():
+                path.chmod(0o755)
+        shutil.rmtree(base)
+
+
+def test_a_container_with_a_partly_read_member_is_unknown_everywhere(tmp_path: Path) -> None:
+    """A torch zip whose data.pkl has bytes after its pickle that do not parse is unknown,
+    as the same bytes are in a bare .pkl: in ``scan`` (plain and JSON, failing a strict
+    gate) and in the index's verdict column, which the hasher fills the same way."""
+    import zipfile
+
+    evil = b"\x80\x02cos\nsystem\nU\x02id\x85R."
+    root = tmp_path / "root"
+    root.mkdir()
+    with zipfile.ZipFile(root / "tz.pt", "w") as archive:
+        archive.writestr("archive/data.pkl", b"\x80\x02}." + b"\x00" + evil)
+        archive.writestr("archive/version", b"3\n")
+    code, out, _ = scan(str(root / "tz.pt"))
+    assert code == 0 and out.split("\t")[:2] == ["unknown", "torch-zip"]
+    code, report = scan_json("--fail-on", "unknown", str(root / "tz.pt"))
+    assert code == 1
+    assert entries(report)["tz.pt"]["verdict"] == "unknown"
+    hour_ago = time.time() - 3600  # older than the hasher's quiet time: hashed now
+    os.utime(root / "tz.pt", (hour_ago, hour_ago))
+    db = tmp_path / "i.db"
+    runner = CliRunner()
+    assert runner.invoke(main, ["index", str(root), "--db", str(db)]).exit_code == 0
+    listed = json.loads(runner.invoke(main, ["ls", "--json", "--db", str(db)]).stdout)
+    assert [(a["relpath"], a["verdict"]) for a in listed] == [("tz.pt", "unknown")]
 
 
 # -- run integrity -------------------------------------------------------------------------

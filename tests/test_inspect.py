@@ -292,7 +292,9 @@ def test_non_regular_files_are_not_opened(tmp_path: Path) -> None:
     assert inspect_file(fifo).verdict == "n/a"
     link = tmp_path / "link.pt"
     link.symlink_to(MODELS / "state_dict.pt")
-    assert inspect_file(link).verdict == "n/a"
+    unfollowed = inspect_file(link)  # it may point at a model: not read, so not vetted
+    assert unfollowed.verdict == "unknown" and unfollowed.reasons == ("a symlink, not followed",)
+    assert unfollowed.bytes_read == 0
     assert inspect_file(tmp_path).verdict == "n/a"
     assert inspect_file(tmp_path / "gone.pt").verdict == "n/a"
 

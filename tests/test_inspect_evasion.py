@@ -12,6 +12,7 @@ import pickletools
 import struct
 import sys
 import time
+import zipfile
 import zlib
 from pathlib import Path
 
@@ -299,3 +300,139 @@ def test_a_dtype_size_int_cannot_read_is_unreadable_not_a_python_error(code: str
     result = scan_bytes(b"\x80\x02]" + wrapper + bytes(32) + b"0.")
     assert result.verdict == "unknown"
     assert any("unreadable dtype" in r and len(r) < 200 for r in result.reasons), result.reasons
+
+
+def _zip_of(entries: list[tuple[str, bytes]], method: int = zipfile.ZIP_STORED) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", method) as archive:
+        for name, data in entries:
+            archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+_EVIL = corpus.p2(corpus.call(corpus.glob0("os", "system"), corpus.ustr("id")))
+_TRAILING = b"\x80\x02}." + b"\x00" + _EVIL
+"""A complete empty dict, then bytes the unpickler of a single pickle never reads but a
+reader of several (torch's legacy format, joblib) trips over: unknown, as a bare file."""
+
+
+@pytest.mark.parametrize(
+    ("entries", "verdict"),
+    [
+        ([("archive/data.pkl", _TRAILING), ("archive/version", b"3\n")], "unknown"),
+        ([("archive/data.pkl", b"\x80\x02}."), ("archive/extra.pkl", _TRAILING)], "unknown"),
+        ([("weights", _TRAILING)], "unknown"),
+        ([("archive/data.pkl", b"\x80\x04]]\x93."), ("archive/version", b"3\n")], "dangerous"),
+        ([("archive/data.pkl", b"\x80\x02}."), ("archive/version", b"3\n")], "safe"),
+    ],
+    ids=["torch-data-pkl", "torch-other-pkl", "zip-member", "torch-computed-global", "clean"],
+)
+def test_a_container_is_as_bad_as_its_worst_member(
+    tmp_path: Path, entries: list[tuple[str, bytes]], verdict: str
+) -> None:
+    """A member's own verdict folds into the container's, worst first (its reasons carry
+    the member's name in front, which once hid their "unknown:"/"dangerous:" from the fold);
+    the worst member, as a bare file, says the same."""
+    path = tmp_path / "model.pt"
+    path.write_bytes(_zip_of(entries))
+    found = inspect_file(path)
+    assert found.verdict == verdict, found.reasons
+    worst_member = max((data for name, data in entries if name != "archive/version"), key=len)
+    (tmp_path / "bare.pkl").write_bytes(worst_member)
+    assert inspect_file(tmp_path / "bare.pkl").verdict == verdict
+
+
+def _tar_of(name: str, data: bytes) -> bytes:
+    import tarfile
+
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as archive:
+        info = tarfile.TarInfo(name)
+        info.size = len(data)
+        archive.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def test_archives_inside_archives_are_inspected_as_files(tmp_path: Path) -> None:
+    """A TorchServe .mar holds a model.pt, a .nemo tar a checkpoint: the member is inspected
+    as a file of its own (in place when stored, decompressed within a budget when not), and
+    what could not be inspected is unknown, never left out."""
+    torch_evil = _zip_of([("archive/data.pkl", _EVIL), ("archive/version", b"3\n")])
+    torch_ok = _zip_of([("archive/data.pkl", pickle.dumps({"w": 1.0}, protocol=2))])
+    deep = _EVIL
+    for level in range(5):
+        deep = _zip_of([(f"level{level}.zip" if level else "x.pkl", deep)])
+    cases = {
+        "stored.mar": (_zip_of([("model.pt", torch_evil)]), "dangerous"),
+        "deflated.mar": (_zip_of([("model.pt", torch_evil)], zipfile.ZIP_DEFLATED), "dangerous"),
+        "clean.mar": (_zip_of([("model.pt", torch_ok)], zipfile.ZIP_DEFLATED), "safe"),
+        "gzipped.zip": (_zip_of([("model.pkl.gz", zlib.compress(_EVIL))]), "dangerous"),
+        "model.nemo": (_tar_of("model_weights.ckpt", torch_evil), "dangerous"),
+        "deep.zip": (deep, "unknown"),
+        "big.zip": (
+            _zip_of([("inner", b"PK\x03\x04" + bytes(65 << 20))], zipfile.ZIP_DEFLATED),
+            "unknown",
+        ),
+    }
+    for name, (data, verdict) in cases.items():
+        (tmp_path / name).write_bytes(data)
+        found = inspect_file(tmp_path / name)
+        assert found.verdict == verdict, (name, found.reasons)
+        assert found.verdict == "safe" or any("nested" in r for r in found.reasons), name
+    assert "nested over 3 deep" in inspect_file(tmp_path / "deep.zip").reasons[0]
+
+
+def test_a_pickle_ending_at_the_decompression_cap_is_unknown(tmp_path: Path) -> None:
+    """Whatever follows the decompressed-bytes budget is unread, even where a pickle ends
+    exactly there: a multi-pickle loader would read the dangerous one after it."""
+    from store.inspect import DECOMPRESS_LIMIT
+
+    skipped = DECOMPRESS_LIMIT - 12  # PROTO, BINBYTES8 and its length, then STOP at the cap
+    packer = zlib.compressobj(1, zlib.DEFLATED, 31)
+    parts = [packer.compress(b"\x80\x02\x8e" + struct.pack("<Q", skipped))]
+    zeros = bytes(1 << 20)
+    for start in range(0, skipped, len(zeros)):
+        parts.append(packer.compress(zeros[: min(len(zeros), skipped - start)]))
+    parts += [packer.compress(b"." + _EVIL), packer.flush()]
+    path = tmp_path / "model.pkl.gz"
+    path.write_bytes(b"".join(parts))
+    found = inspect_file(path)
+    assert found.verdict == "unknown", found.reasons
+    assert any("decompressed bytes" in r for r in found.reasons)
+
+
+def test_a_polyglot_that_outruns_the_pickle_sniff_is_unknown(tmp_path: Path) -> None:
+    """A valid safetensors file whose bytes are also a pickle that pushes 1 MB of harmless
+    byte strings (past the sniff's budget) before it imports os.system: the format reading
+    alone says safe, so the sniff stopping by budget must make it unknown."""
+    payload = corpus.p0(corpus.call(corpus.glob0("os", "system"), corpus.str0("id")))
+    tail = b'"},"w":{"dtype":"U8","shape":[%d],"data_offsets":[0,%d]}}' % (
+        len(payload),
+        len(payload),
+    )
+    # The header length's low bytes are SHORT_BINBYTES of 30 bytes (up to the pad's start);
+    # the pad is more SHORT_BINBYTES; the last one swallows the end of the JSON.
+    length = 17 * 65536 + 0x1E43
+    chunks, rest = divmod(length - 24 - 2 - len(tail) - 2 - 32, 64)
+    last = 32 + rest
+    pad = b"C>" + b"a" * 62
+    header = (
+        b'{"__metadata__":{"pad":"' + pad * chunks + b"C" + bytes([last]) + b"b" * last
+        + b"C" + bytes([len(tail)]) + tail
+    )  # fmt: skip
+    assert len(header) == length and 0x20 <= last <= 0x7E
+    data = struct.pack("<Q", length) + header + payload
+    imported: list[tuple[str, str]] = []
+
+    class Recorder(pickle.Unpickler):
+        def find_class(self, module: str, name: str) -> object:
+            imported.append((module, name))
+            return print  # never os.system: the proof only needs the import reached
+
+    Recorder(io.BytesIO(data)).load()
+    assert imported == [("os", "system")]
+    path = tmp_path / "model.safetensors"
+    path.write_bytes(data)
+    found = inspect_file(path)
+    assert found.format == "safetensors"
+    assert found.verdict == "unknown", found.reasons

@@ -3,8 +3,10 @@
 ``inspect_file`` picks the format from magic bytes (extension second), reads only bounded
 headers and pickle streams, never tensor data, and never unpickles: pickles are judged by
 the globals they import (see ``policy``).  Verdicts: "safe" (parsed fully, nothing that
-runs code), "unknown" (not fully vetted), "dangerous" (imports something that runs code or
-touches the system), "corrupt" (does not parse), "n/a" (not a model format).
+runs code), "unknown" (not fully vetted, or could not be read), "dangerous" (imports
+something that runs code or touches the system), "corrupt" (does not parse), "n/a" (not a
+model format, or not a regular file).  A container is as bad as its worst member, and a
+member not fully read or parsed is at least unknown (see ``worst_verdict``).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import time
 import zipfile
 import zlib
 from collections import Counter
+from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from pathlib import PurePath
 from typing import IO, Union
@@ -29,11 +32,10 @@ from store.inspect import gguf as _gguf
 from store.inspect import numpy_format as _npy
 from store.inspect import safetensors as _st
 from store.inspect._io import BoundedFile
-from store.inspect.errors import InspectError
+from store.inspect.errors import InspectError, MissingError, NotRegularError
 from store.inspect.pickle_ops import OPCODE_BYTES
 from store.inspect.pickle_scan import SCAN_LIMIT, PickleScan, scan_bytes, scan_stream
-from store.inspect.policy import worst
-from store.root import Root, RootError
+from store.root import NotAFile, NotFound, Reader, Root, RootError
 
 __all__ = [
     "FORMATS",
@@ -43,6 +45,7 @@ __all__ = [
     "inspect_file",
     "is_model_candidate",
     "looks_like_model",
+    "worst_verdict",
 ]
 
 FORMATS = (
@@ -78,6 +81,24 @@ _ONLY_MODELS = {".ckpt", ".pt", ".pth", ".pkl", ".pickle", ".joblib", ".safetens
 """Extensions that name nothing but a model or checkpoint: empty, such a file is broken
 (``.bin``, ``.model``, ``.tar`` and the like also name other things, and stay n/a)."""
 _COMPRESSED_EXT = {".gz", ".z", ".bz2", ".xz", ".lzma", ".lz4", ".zlib"}
+NESTING_LIMIT = 3
+"""Archives inside archives followed this deep; deeper ones are unknown."""
+NESTED_IN_MEMORY = 64 * 1024 * 1024
+"""Bytes of a compressed archive member read into memory to inspect what it holds; a
+bigger one is unknown (a stored member is read in place, whatever its size)."""
+_NESTING: ContextVar[int] = ContextVar("artlens_inspect_nesting", default=0)
+"""How deep inside archives the current inspection is (per thread)."""
+
+_SEVERITY = {"n/a": 0, "safe": 1, "unknown": 2, "corrupt": 3, "dangerous": 4}
+"""How bad a verdict is when several are folded into one: "corrupt" ranks above "unknown"
+(both fail a strict gate), anything unrecognised counts as "unknown"."""
+
+
+def worst_verdict(*verdicts: str) -> str:
+    """The worst of ``verdicts`` (n/a < safe < unknown < corrupt < dangerous); a verdict
+    this module does not know folds as "unknown", never as something milder."""
+    known = [v if v in _SEVERITY else "unknown" for v in verdicts]
+    return max(known, key=_SEVERITY.__getitem__, default="n/a")
 
 
 @dataclass(frozen=True)
@@ -112,8 +133,13 @@ def inspect_file(path: str | os.PathLike[str]) -> Inspection:
     name = os.fspath(path)
     try:
         handle = BoundedFile(path)
-    except InspectError as exc:
+    except NotRegularError as exc:
+        # a FIFO or device holds no model file; a symlink may point at one, unread
+        return Inspection("unknown", "unknown" if exc.symlink else "n/a", (str(exc),))
+    except MissingError as exc:
         return Inspection("unknown", "n/a", (str(exc),))
+    except InspectError as exc:  # there but unreadable: whatever it holds went unread
+        return Inspection("unknown", "unknown", (str(exc),))
     return _inspect(handle, name)
 
 
@@ -122,8 +148,10 @@ def inspect_at(root: Root, rel: str) -> Inspection:
     never raises for bad or hostile input."""
     try:
         reader = root.open(rel)
-    except RootError as exc:
+    except (NotAFile, NotFound) as exc:
         return Inspection("unknown", "n/a", (str(exc),))
+    except RootError as exc:  # cannot open: whatever it holds went unread
+        return Inspection("unknown", "unknown", (str(exc),))
     return _inspect(BoundedFile(reader, rel), rel)
 
 
@@ -177,6 +205,8 @@ def _sniff_pickle(handle: BoundedFile) -> PickleScan | None:
         scan = first
     else:
         scan = scan_stream(handle.reader(0, 1 << 12), limit=SNIFF_LIMIT, max_pickles=1)
+    if scan.capped:
+        return scan  # still a pickle where the budget stopped: what follows went unread
     if scan.imports or scan.pickles or any(r.startswith("dangerous") for r in scan.reasons):
         if scan.error is not None and not scan.dangerous:
             return None
@@ -283,17 +313,18 @@ def _verdict_inspection(
     summary: dict[str, object],
     extra_reasons: tuple[str, ...] = (),
     integrity: str | None = None,
+    members: str = "n/a",
 ) -> Inspection:
+    """The inspection of ``scan``, no better than ``members`` (the worst verdict of a
+    container's members) nor than what ``extra_reasons`` start with: a container trick
+    (dangerous), a budget that left entries unread or TorchScript code (unknown)."""
     reasons = list(extra_reasons) + scan.counted_reasons()
     if scan.error is not None:
         reasons.append(f"corrupt: {scan.error}")
         if scan.truncated and integrity is None:
             integrity = f"truncated: {scan.error}"
-    verdict = scan.verdict
-    if any(r.startswith("dangerous") for r in extra_reasons):
-        verdict = "dangerous"  # a container trick (duplicate or mismatched zip names)
-    elif verdict == "safe" and any(r.startswith("unknown") for r in extra_reasons):
-        verdict = "unknown"  # a budget left entries unread, or TorchScript code
+    flagged = [r.split(":", 1)[0] for r in extra_reasons if r.startswith(("dangerous", "unknown"))]
+    verdict = worst_verdict(scan.verdict, members, *flagged)
     if integrity is not None and verdict == "safe":
         verdict = "corrupt"
     return Inspection(
@@ -482,9 +513,9 @@ def _compressed(handle: BoundedFile, kind: str, *, named: bool = True) -> Inspec
         raise
     if not named and not scan.pickles and not scan.imports and scan.verdict != "dangerous":
         return Inspection("unknown", "n/a", (f"{kind} data that is not a pickle",))
-    if raw.capped and scan.error is not None:
+    if raw.capped:  # what follows the cap went unread, even where a pickle ended there
         scan.error, scan.truncated, scan.capped = None, False, True
-        scan.reasons.append(f"unknown: stopped after {DECOMPRESS_LIMIT} decompressed bytes")
+        scan.note(f"unknown: stopped after {DECOMPRESS_LIMIT} decompressed bytes")
     if raw.trailing_garbage:
         scan.note(f"unknown: data after {kind} member {raw.members - 1} does not decompress")
     fmt = "joblib" if any(i.startswith("joblib.") for i in scan.imports) else "pickle"
@@ -505,6 +536,7 @@ def _tar(handle: BoundedFile) -> Inspection:
     started = time.monotonic()
     budget = FILE_BYTES_LIMIT
     reasons: list[str] = []
+    pickled = False
     try:
         with tarfile.open(fileobj=handle, mode="r:") as archive:
             for member in archive:
@@ -516,19 +548,125 @@ def _tar(handle: BoundedFile) -> Inspection:
                 stream = archive.extractfile(member)
                 if stream is None:
                     continue
+                head = stream.read(512)
                 scan = scan_stream(
-                    stream, limit=min(SCAN_LIMIT, budget), skip_limit=budget, started=started
+                    io.BufferedReader(_Prefixed(head, stream), buffer_size=1 << 16),
+                    limit=min(SCAN_LIMIT, budget),
+                    skip_limit=budget,
+                    started=started,
                 )
+                nested = None
+                if not _is_pickle(scan) and looks_like_model(head):
+                    nested = _nested_scan(_tar_window(handle, member), member.name)
+                    scan = nested or scan
+                pickled = pickled or (nested is None and _is_pickle(scan))
                 budget -= scan.bytes_scanned + scan.bytes_skipped
-                if scan.pickles or scan.imports or scan.verdict == "dangerous":
-                    scans.append((member.name, scan))
+                if nested is not None or _is_pickle(scan) or scan.capped:
+                    scans.append((member.name, scan))  # a member cut short is unknown
     except (tarfile.TarError, OSError, EOFError, ValueError) as exc:
         reasons.append(f"unknown: tar archive unreadable: {' '.join(str(exc).split())[:120]}")
     summary: dict[str, object] = {}
     if not scans:
         verdict = "unknown" if reasons else "n/a"
         return Inspection("unknown", verdict, tuple(reasons), (), summary)
-    return _merge_scans("torch-legacy", scans, summary, None, tuple(reasons))
+    fmt = "torch-legacy" if pickled else "unknown"  # else only nested files were found
+    return _merge_scans(fmt, scans, summary, None, tuple(reasons))
+
+
+def _is_pickle(scan: PickleScan) -> bool:
+    """Whether a scan found a pickle: a whole one, a global, or something dangerous."""
+    return bool(scan.pickles or scan.imports or scan.verdict == "dangerous")
+
+
+def _tar_window(handle: BoundedFile, member: tarfile.TarInfo) -> Reader | str:
+    """The bytes of a tar member in place, or why they cannot be read that way."""
+    end = member.offset_data + member.size
+    if member.issparse() or end > handle.size:
+        return f"{'sparse' if member.issparse() else 'truncated'} tar member"
+    return _Window(handle, member.offset_data, member.size, member.name)
+
+
+class _MemberReader:
+    """A ``Reader`` over one archive member, inspected as a file of its own; closing it
+    leaves the archive open."""
+
+    size: int
+    identity: str
+
+    def read_at(self, offset: int, n: int) -> bytes:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> _MemberReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+
+class _Window(_MemberReader):
+    """``size`` bytes of ``parent`` from ``offset``: a member stored uncompressed, read in
+    place whatever its size."""
+
+    def __init__(self, parent: BoundedFile, offset: int, size: int, name: str) -> None:
+        self._parent = parent
+        self._offset = offset
+        self.size = size
+        self.identity = f"{parent.identity}!{name}"
+
+    def read_at(self, offset: int, n: int) -> bytes:
+        if offset < 0 or n <= 0 or offset >= self.size:
+            return b""
+        return self._parent.read_at(self._offset + offset, min(n, self.size - offset))
+
+
+class _InMemory(_MemberReader):
+    """Bytes decompressed from a member (within ``NESTED_IN_MEMORY``)."""
+
+    def __init__(self, data: bytes, identity: str) -> None:
+        self._data = data
+        self.size = len(data)
+        self.identity = identity
+
+    def read_at(self, offset: int, n: int) -> bytes:
+        if offset < 0 or n <= 0:
+            return b""
+        return self._data[offset : offset + n]
+
+
+def _nested_scan(where: Reader | str, name: str) -> PickleScan | None:
+    """An archive member that is itself a model file (a zip, tar or compressed stream, as a
+    TorchServe ``.mar`` holds a ``model.pt``), inspected as one and told as a scan that
+    carries its verdict; None when it is no model file.  ``where`` is its bytes, or why
+    they could not be read (then it is unknown)."""
+    scan = PickleScan()
+    depth = _NESTING.get()
+    if isinstance(where, str):
+        scan.note(f"unknown: nested file not inspected ({where})")
+        return scan
+    if depth >= NESTING_LIMIT:
+        scan.note(f"unknown: archives nested over {NESTING_LIMIT} deep, not inspected")
+        return scan
+    token = _NESTING.set(depth + 1)
+    try:
+        found = _inspect(BoundedFile(where, name), name)
+    finally:
+        _NESTING.reset(token)
+    # the parent's budget pays for the nested reads, and for what was decompressed for them
+    scan.bytes_skipped = found.bytes_read + (where.size if isinstance(where, _InMemory) else 0)
+    if found.verdict == "n/a":
+        return None
+    why = next((r for r in found.reasons if r.startswith(found.verdict)), None)
+    why = why or (found.reasons[0] if found.reasons else found.integrity or "")
+    if found.verdict in ("dangerous", "unknown"):
+        scan.note(f"{found.verdict}: nested {found.format}: {why}"[:400])
+    elif found.verdict != "safe":  # corrupt: what a loader makes of it is anyone's guess
+        scan.note(f"unknown: nested {found.format} is {found.verdict}: {why}"[:400])
+    for dotted in found.imports:
+        scan.imports.setdefault(dotted, "safe" if found.verdict == "safe" else "unknown")
+    return scan
 
 
 def _safetensors(handle: BoundedFile) -> Inspection:
@@ -664,33 +802,41 @@ def _zip(handle: BoundedFile) -> Inspection:
         problems = tuple(_zip_name_problems(handle, infos))
         is_torch = any(re.search(r"(^|/)(data|constants)\.pkl$", n) for n in names)
         if is_torch:
-            return _torch_zip(archive, infos, integrity, problems)
+            return _torch_zip(handle, archive, infos, integrity, problems)
         if names and all(n.endswith(".npy") for n in names if not n.endswith("/")):
-            return _npz(archive, infos, integrity, problems)
+            return _npz(handle, archive, infos, integrity, problems)
         summary: dict[str, object] = {"entries": len(names), "names": names[:SHOWN_TENSORS]}
-        scans, headers, extra = _scan_entries(archive, infos)
+        scans, headers, extra = _scan_entries(handle, archive, infos)
         if headers:
             shown = list(headers.items())[:SHOWN_TENSORS]
             summary["arrays"] = {name: _npy_summary(header) for name, header in shown}
+        keras = "config.json" in names and any(n.endswith(".weights.h5") for n in names)
         if scans:
+            if keras:
+                extra += ("unknown: Keras archive: config may name Lambda-layer code",)
             return _merge_scans("zip", scans, summary, integrity, problems + extra)
-        if "config.json" in names and any(n.endswith(".weights.h5") for n in names):
+        if keras:
             return Inspection(
                 "zip", "unknown", ("Keras archive: config may name Lambda-layer code",),
                 (), summary, integrity,
             )  # fmt: skip
         if problems or extra:
-            verdict = worst(*(r.split(":", 1)[0] for r in problems + extra))
+            verdict = worst_verdict(*(r.split(":", 1)[0] for r in problems + extra))
             return Inspection("zip", verdict, problems + extra, (), summary, integrity)
         verdict = "corrupt" if integrity else "n/a"
         return Inspection("zip", verdict, (), (), summary, integrity)
 
 
 def _scan_entries(
-    archive: zipfile.ZipFile, infos: list[zipfile.ZipInfo], first: tuple[str, ...] = ()
+    handle: BoundedFile,
+    archive: zipfile.ZipFile,
+    infos: list[zipfile.ZipInfo],
+    first: tuple[str, ...] = (),
 ) -> tuple[list[tuple[str, PickleScan]], dict[str, _npy.NpyHeader], tuple[str, ...]]:
     """Scan every entry that is a pickle by name or by content, and every ``.npy`` by its
-    magic (an object array's data is a pickle), within one file's byte and time budget.
+    magic (an object array's data is a pickle), within one file's byte and time budget;
+    an entry that is a model file of another kind (a nested archive) is inspected as one,
+    and an entry that looked like a model but whose reading a budget stopped is unknown.
 
     Returns the scans, the arrays' headers and reasons (budget hits, unreadable entries).
     """
@@ -724,9 +870,13 @@ def _scan_entries(
                     )
                     if scan.bytes_scanned >= SCAN_LIMIT and not scan.capped:
                         scan.capped = True
-                    is_pickle = scan.pickles or scan.imports or scan.verdict == "dangerous"
-                    if not info.filename.endswith(".pkl") and not is_pickle:
-                        continue  # a nested archive or other data no loader unpickles
+                    if not info.filename.endswith(".pkl") and not _is_pickle(scan):
+                        where = _zip_member(handle, archive, info, budget)
+                        nested = _nested_scan(where, info.filename)
+                        if nested is not None:
+                            scan = nested
+                        elif not scan.capped:  # a member cut short is unknown
+                            continue  # data no loader unpickles
                 else:
                     continue
         except zipfile.BadZipFile as exc:
@@ -745,6 +895,28 @@ def _scan_entries(
             scan.note(f"unknown: entry larger than {SCAN_LIMIT} bytes, scan capped")
         scans.append((info.filename, scan))
     return scans, arrays, tuple(extra)
+
+
+def _zip_member(
+    handle: BoundedFile, archive: zipfile.ZipFile, info: zipfile.ZipInfo, budget: int
+) -> Reader | str:
+    """The bytes of a zip member: in place when stored uncompressed, else decompressed into
+    memory within ``NESTED_IN_MEMORY`` and ``budget``; or why they cannot be had."""
+    if info.compress_type == zipfile.ZIP_STORED and not info.flag_bits & 0x1:
+        local = handle.read_at(info.header_offset, 30)
+        if len(local) == 30 and local.startswith(b"PK\x03\x04"):
+            name_len = int.from_bytes(local[26:28], "little")
+            start = info.header_offset + 30 + name_len + int.from_bytes(local[28:30], "little")
+            if start + info.compress_size <= handle.size:
+                return _Window(handle, start, info.compress_size, info.filename)
+    cap = min(NESTED_IN_MEMORY, budget)
+    if info.file_size > cap:
+        return f"{info.file_size} bytes compressed in the archive, over the {cap}-byte budget"
+    with archive.open(info) as member:
+        data = member.read(cap + 1)
+    if len(data) > cap:
+        return f"over the {cap}-byte budget"
+    return _InMemory(data, f"{handle.identity}!{info.filename}")
 
 
 class _Prefixed(io.RawIOBase):
@@ -820,10 +992,14 @@ def _merge_scans(
             merged.top_keys = scan.top_keys
     summary.update(_scan_summary(merged))
     summary["pickle_entries"] = [entry for entry, _ in scans]
-    return _verdict_inspection(fmt, merged, summary, extra, integrity)
+    # each member's own verdict, not the merged reasons: those carry the entry's name in
+    # front, so an entry's "unknown: ..." no longer reads as one once merged
+    members = worst_verdict(*(scan.verdict for _, scan in scans))
+    return _verdict_inspection(fmt, merged, summary, extra, integrity, members)
 
 
 def _torch_zip(
+    handle: BoundedFile,
     archive: zipfile.ZipFile,
     infos: list[zipfile.ZipInfo],
     integrity: str | None,
@@ -833,7 +1009,7 @@ def _torch_zip(
     main = tuple(n for n in names if re.search(r"(^|/)data\.pkl$", n))
     storage = [i for i in infos if re.search(r"(^|/)data/[^/]+$", i.filename)]
     others = [i for i in infos if i not in storage]  # tensor bytes are never unpickled
-    scans, _, budget_notes = _scan_entries(archive, others, main)
+    scans, _, budget_notes = _scan_entries(handle, archive, others, main)
     summary: dict[str, object] = {
         "entries": len(names),
         "storage_entries": len(storage),
@@ -880,12 +1056,13 @@ def _broken_zip(handle: BoundedFile, exc: BaseException) -> Inspection:
 
 
 def _npz(
+    handle: BoundedFile,
     archive: zipfile.ZipFile,
     infos: list[zipfile.ZipInfo],
     integrity: str | None,
     problems: tuple[str, ...] = (),
 ) -> Inspection:
-    scans, headers, extra = _scan_entries(archive, infos)
+    scans, headers, extra = _scan_entries(handle, archive, infos)
     reasons = problems + extra
     arrays: dict[str, object] = {}
     for name, header in headers.items():
@@ -901,7 +1078,7 @@ def _npz(
     if scans:
         return _merge_scans("npz", scans, summary, integrity, reasons)
     if reasons:
-        verdict = worst(*(r.split(":", 1)[0] for r in reasons))
+        verdict = worst_verdict(*(r.split(":", 1)[0] for r in reasons))
         return Inspection("npz", verdict, reasons, (), summary, integrity)
     verdict = "corrupt" if integrity else "safe"
     return Inspection("npz", verdict, (), (), summary, integrity)

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import io
 import os
+import stat
 from pathlib import Path
 
-from store.inspect.errors import InspectError
+from store.inspect.errors import InspectError, MissingError, NotRegularError
 from store.root import Reader
 from store.root.local import LocalReader
 from store.root.stream import ReaderStream
@@ -31,8 +32,10 @@ class BoundedFile(ReaderStream):
         if isinstance(source, (str, os.PathLike)):
             try:
                 fd, st = open_regular(source)
-            except NotRegularFileError:
-                raise InspectError("not a regular file") from None
+            except NotRegularFileError as exc:
+                raise NotRegularError(symlink=stat.S_ISLNK(exc.mode)) from None
+            except (FileNotFoundError, NotADirectoryError) as exc:
+                raise MissingError(f"cannot open: {exc.strerror or exc}") from None
             except OSError as exc:
                 raise InspectError(f"cannot open: {exc.strerror or exc}") from None
             reader: Reader = LocalReader(fd, st, os.fspath(source))

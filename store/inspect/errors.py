@@ -15,3 +15,16 @@ class InspectError(ArtlensError):
     def __init__(self, message: str, *, truncated: bool = False) -> None:
         super().__init__(" ".join(message.split()))
         self.truncated = truncated
+
+
+class MissingError(InspectError):
+    """Nothing is at the path: there is no file to judge (or to load)."""
+
+
+class NotRegularError(InspectError):
+    """The path is a FIFO, socket, device or folder (``symlink`` False), or a symlink that
+    was not followed (``symlink`` True): nothing was read from it."""
+
+    def __init__(self, *, symlink: bool) -> None:
+        super().__init__("a symlink, not followed" if symlink else "not a regular file")
+        self.symlink = symlink

@@ -2,7 +2,7 @@
 
 It needs no index: files are inspected statically (``store.integrity.check_paths``), never
 unpickled.  Exit status 1 when anything is dangerous (with ``--fail-on unknown``, also
-unknown or corrupt), 2 on error, else 0.
+unknown or corrupt, which includes whatever could not be read), 2 on error, else 0.
 """
 
 from __future__ import annotations
@@ -20,6 +20,11 @@ from tui.cli.common import emit_json, is_terminal, json_option
 
 EXIT_DANGEROUS = 1
 VERDICT_ORDER = ("dangerous", "corrupt", "unknown", "safe", "n/a", "skipped")
+SEVERITY = {"skipped": 0, "n/a": 0, "safe": 0, "unknown": 1, "corrupt": 1, "dangerous": 2}
+"""What each verdict weighs against ``--fail-on`` (safe < unknown < dangerous); a verdict
+not listed here weighs as unknown, so nothing unforeseen passes a strict gate."""
+FAIL_ON = {"dangerous": 2, "unknown": 1}
+"""The weight from which each ``--fail-on`` level fails the scan."""
 VERDICT_STYLE = {
     "safe": "green",
     "unknown": "yellow",
@@ -42,8 +47,13 @@ def _reason(check: FileCheck) -> str:
 
 
 def _counts(checks: list[FileCheck]) -> dict[str, int]:
-    found = Counter(c.verdict for c in checks)
+    found = Counter(c.verdict if c.verdict in SEVERITY else "unknown" for c in checks)
     return {verdict: found.get(verdict, 0) for verdict in VERDICT_ORDER}
+
+
+def _fails(checks: list[FileCheck], fail_on: str) -> bool:
+    """Whether any check weighs at least what ``fail_on`` fails from."""
+    return any(SEVERITY.get(c.verdict, SEVERITY["unknown"]) >= FAIL_ON[fail_on] for c in checks)
 
 
 def _summary(counts: dict[str, int]) -> str:
@@ -76,10 +86,13 @@ def _print_table(checks: list[FileCheck]) -> None:
 @click.argument("targets", nargs=-1, required=True)
 @click.option(
     "--fail-on",
-    type=click.Choice(["dangerous", "unknown"]),
+    type=click.Choice(list(FAIL_ON)),
     default="dangerous",
     show_default=True,
-    help="Exit 1 on dangerous files only, or also on unknown and corrupt ones (a strict CI gate).",
+    help=(
+        "Exit 1 on dangerous files only, or also on unknown and corrupt ones and on anything "
+        "that could not be read (a strict CI gate)."
+    ),
 )
 @click.option(
     "--max-time",
@@ -123,8 +136,7 @@ def scan_cmd(targets: tuple[str, ...], fail_on: str, max_time: float, as_json: b
         for check in checks:
             click.echo("\t".join([check.verdict, check.format, check.path, _reason(check)]))
         click.echo(_summary(counts), err=True)
-    failing = ("dangerous",) if fail_on == "dangerous" else ("dangerous", "unknown", "corrupt")
-    if any(counts[verdict] for verdict in failing):
+    if _fails(checks, fail_on):
         sys.exit(EXIT_DANGEROUS)
 
 
