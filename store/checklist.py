@@ -45,7 +45,8 @@ from store.errors import ArtlensError
 from store.frameworks import generic, registry
 from store.index.query import RunRow
 from store.retention.globs import glob_to_regex
-from store.safefile import NotRegularFileError, read_capped
+from store.safefile import NotRegularFileError, absent, read_capped
+from store.safeparse import NestingError, load_toml
 
 CONFIG_FILE = ".artlens.toml"
 MAX_CONFIG_BYTES = 1 << 20
@@ -161,7 +162,9 @@ def _line_of(text: str, key: str, table: str) -> int | None:
 def parse_checklist(text: str, source: str) -> Checklist | None:
     """The ``[checklist]`` table of a TOML text; None when it has none."""
     try:
-        data = tomllib.loads(text)
+        data = load_toml(text)
+    except NestingError as exc:
+        raise ChecklistError(f"{source}: {exc}") from None
     except tomllib.TOMLDecodeError as exc:
         message = " ".join(str(exc).split())
         where = re.search(r"\s*\(at line (\d+), column (\d+)\)$", message)
@@ -285,7 +288,7 @@ def load_checklist(root: Path | str | bytes, *, user_config: Path | None = None)
             return found
         local = ()
     for path in (*local, user_config or user_config_path()):
-        if _is_regular(path):
+        if not absent(path):  # a FIFO or a link there is an error, not the defaults
             found = load_file(path)
             if found is not None:
                 return found

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from store import paths
 from store.index.events import REMOVALS, kind_of
+from store.safeparse import load_json
 
 if TYPE_CHECKING:
     import sqlite_utils
@@ -62,7 +63,7 @@ def put_path(obj: dict[str, Any], name: str, value: bytes | None) -> None:
 
 def _loads(text: str | None) -> Any:
     try:
-        return json.loads(text or "{}")
+        return load_json(text or "{}")
     except ValueError:
         return {}
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import errno
 import os
 import stat
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -243,11 +242,7 @@ def configured_max_bytes(config: str | os.PathLike[str] | None = None) -> int | 
     import platformdirs
 
     from store.retention.policy import parse_size
-
-    if sys.version_info >= (3, 11):
-        import tomllib
-    else:  # pragma: no cover - exercised on 3.10 only
-        import tomli as tomllib
+    from store.safeparse import load_toml
 
     path = config or os.path.join(platformdirs.user_config_dir("artlens"), "config.toml")
     try:
@@ -259,9 +254,9 @@ def configured_max_bytes(config: str | os.PathLike[str] | None = None) -> int | 
     finally:
         os.close(fd)
     try:
-        table = tomllib.loads(data.decode("utf-8")).get("index", {})
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError):
-        return None  # the config's own readers report its errors
+        table = load_toml(data.decode("utf-8")).get("index", {})
+    except ValueError:  # not UTF-8, not TOML, nested too deeply: its own readers report it
+        return None
     value = table.get("hash_max_size") if isinstance(table, dict) else None
     if value is None:
         return None

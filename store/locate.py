@@ -16,6 +16,8 @@ from pathlib import Path
 
 import platformdirs
 
+from store.safeparse import load_json
+
 ENV_DB = "ARTLENS_DB"
 ENV_CACHE = "ARTLENS_CACHE"
 
@@ -43,7 +45,7 @@ def default_db(roots: Sequence[Path | str]) -> Path:
 
 def _load_registry() -> dict[str, dict[str, object]]:
     try:
-        data = json.loads(_registry_path().read_text(encoding="utf-8"))
+        data = load_json(_registry_path().read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}

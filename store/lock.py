@@ -22,6 +22,7 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from store.errors import ArtlensError
+from store.safeparse import load_json
 
 _T = TypeVar("_T")
 
@@ -118,7 +119,7 @@ class WriterLock:
 
 def _read_info(fd: int) -> dict[str, Any]:
     try:
-        info = json.loads(os.pread(fd, 4096, 0) or b"{}")
+        info = load_json(os.pread(fd, 4096, 0) or b"{}")
     except (OSError, ValueError):
         return {}
     return info if isinstance(info, dict) else {}

@@ -24,6 +24,7 @@ from store.csvrows import csv_reader
 from store.root import ChangedError, NotAFile, Reader, Root, RootError
 from store.root.local import LocalReader
 from store.safefile import NotRegularFileError, open_regular
+from store.safeparse import load_json, load_toml
 from store.safetext import decode, visible
 
 MAX_READ = 256 * 1024
@@ -223,7 +224,7 @@ def _pretty(data: bytes, fmt: str) -> str:
     """
     text = data.decode("utf-8", "replace")
     if fmt == "json":
-        value = json.loads(text)
+        value = load_json(text)
         return json.dumps(value, indent=2, ensure_ascii=False, default=str)
     if fmt == "yaml":
         from store.yamlsafe import YamlError, load_yaml
@@ -233,14 +234,7 @@ def _pretty(data: bytes, fmt: str) -> str:
         except YamlError as exc:
             raise ValueError(str(exc)) from exc
         return text
-    try:
-        import tomllib
-    except ModuleNotFoundError:  # Python 3.10
-        import tomli as tomllib
-    try:
-        tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ValueError(str(exc)) from exc
+    load_toml(text)
     return text
 
 

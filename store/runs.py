@@ -28,6 +28,7 @@ from store import forked, integrity, paths
 from store.frameworks import registry
 from store.index import write
 from store.index.events import EventKind
+from store.safeparse import load_json
 from store.safetext import visible
 
 if TYPE_CHECKING:
@@ -800,7 +801,7 @@ def _decoded_names(names: list[bytes]) -> frozenset[str]:
 
 def _loads(text: str | None) -> dict[str, object]:
     try:
-        value = json.loads(text or "{}")
+        value = load_json(text or "{}")
     except ValueError:
         return {}
     return value if isinstance(value, dict) else {}

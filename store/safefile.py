@@ -27,6 +27,18 @@ class NotRegularFileError(OSError):
         self.mode = mode
 
 
+def absent(path: str | bytes | os.PathLike[str]) -> bool:
+    """Nothing is at ``path``, not even a link.  A FIFO, a folder or a path that cannot be
+    looked at is there: a config reader reads it and fails, naming it, not a silent default."""
+    try:
+        os.lstat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return True
+    except OSError:
+        return False
+    return False
+
+
 def open_regular(path: str | bytes | os.PathLike[str]) -> tuple[int, os.stat_result]:
     """A read-only descriptor on a regular file and its ``fstat``; the caller closes it.
 

@@ -11,18 +11,13 @@ import contextlib
 import json
 import os
 import re
-import sys
 import tempfile
 from pathlib import Path
 
 import platformdirs
 
 from store.safefile import NotRegularFileError, read_capped
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on 3.10 only
-    import tomli as tomllib
+from store.safeparse import load_json, load_toml
 
 MAX_CONFIG_BYTES = 1 << 20
 MAX_SETTINGS_BYTES = 64 << 10
@@ -76,8 +71,8 @@ def load_keymap(path: Path) -> tuple[dict[str, str], list[str]]:
         data = _read(path, MAX_CONFIG_BYTES)
         if data is None:
             return {}, []
-        table = tomllib.loads(data.decode("utf-8")).get("keys", {})
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        table = load_toml(data.decode("utf-8")).get("keys", {})
+    except (OSError, ValueError) as exc:  # ValueError: not UTF-8, not TOML, nested too deeply
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         return {}, [f"{shown}: [keys] not read: {' '.join(reason.split())[:200]}"]
     if not isinstance(table, dict):
@@ -102,7 +97,7 @@ def load_theme(path: Path) -> str | None:
     """The theme name saved last, None when there is none (or it is unreadable)."""
     try:
         data = _read(path, MAX_SETTINGS_BYTES)
-        value = json.loads(data) if data is not None else None
+        value = load_json(data) if data is not None else None
     except (OSError, ValueError):
         return None
     theme = value.get("theme") if isinstance(value, dict) else None

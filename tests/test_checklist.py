@@ -149,14 +149,29 @@ def test_invalid_config_is_one_line_naming_the_line(text: str, line: int, words:
 
 
 def test_a_fifo_config_is_an_error_not_a_hang(tmp_path: Path) -> None:
-    import os
-
-    os.mkfifo(tmp_path / ".artlens.toml")
-    assert load_checklist(tmp_path, user_config=tmp_path / "none.toml") == Checklist()
+    fifo = tmp_path / ".artlens.toml"
+    os.mkfifo(fifo)
     link = tmp_path / "link"
     link.mkdir()
     (link / ".artlens.toml").symlink_to("/etc/passwd")
-    assert load_checklist(link, user_config=tmp_path / "none.toml") == Checklist()
+    user = tmp_path / "user-fifo.toml"
+    os.mkfifo(user)
+    for root, config, named in (
+        (tmp_path, tmp_path / "none.toml", fifo),
+        (link, tmp_path / "none.toml", link / ".artlens.toml"),
+        (tmp_path / "no-config-here", user, user),
+    ):
+        with pytest.raises(ChecklistError) as caught:  # not the defaults: the rules are unknown
+            load_checklist(root, user_config=config)
+        assert str(caught.value) == f"{named}: cannot read (not a regular file)"
+
+
+def test_a_config_nested_too_deeply_is_one_line_naming_it(tmp_path: Path) -> None:
+    config = tmp_path / ".artlens.toml"
+    config.write_text("a = " + "[" * 100_000 + "]" * 100_000 + "\n")
+    with pytest.raises(ChecklistError) as caught:
+        load_checklist(tmp_path, user_config=tmp_path / "none.toml")
+    assert str(caught.value) == f"{config}: nested too deeply"
 
 
 def test_matching_rules() -> None:

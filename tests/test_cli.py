@@ -152,6 +152,24 @@ def test_second_writer_is_refused_naming_the_holder(tmp_path: Path) -> None:
         pass
 
 
+def test_a_lock_file_nested_too_deeply_names_an_unknown_holder(tmp_path: Path) -> None:
+    import fcntl
+
+    from store.lock import lock_path
+
+    root = make_runs(tmp_path / "root")
+    db = tmp_path / "i.db"
+    fd = os.open(lock_path(db), os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # another open file: the CLI's own lock conflicts
+        os.write(fd, b"[" * 2048 + b"]" * 2048)  # all the 4 KiB read: past 3.11's limit
+        result = CliRunner().invoke(main, ["index", str(root), "--db", str(db)])
+    finally:
+        os.close(fd)
+    assert result.exit_code == 2 and result.stderr.count("\n") == 1
+    assert "already being written by another process" in result.stderr
+
+
 def test_sigkilled_writer_leaves_no_stale_lock(tmp_path: Path) -> None:
     db = tmp_path / "i.db"
     proc = subprocess.Popen(

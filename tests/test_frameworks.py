@@ -750,3 +750,50 @@ def test_reads_follow_a_retargeted_root_and_never_leave_it(tmp_path: Path) -> No
         _io.read_text(root, "run/away/secret.txt")
     with pytest.raises(_io.ReadError, match="out of the root"):
         _io.read_text(root, "run/../../outside/secret.txt")
+
+
+DEEP = "[" * 100_000 + "]" * 100_000
+"""Nested past the recursion limit of every Python: json and tomllib recurse once a level."""
+
+
+def test_files_nested_too_deeply_are_malformed_files_the_index_still_builds(
+    tmp_path: Path, isolated_cache: Path
+) -> None:
+    from click.testing import CliRunner
+
+    from tui.cli import main
+
+    root = tmp_path / "root"
+    good = '{"iteration": 1, "total_loss": 0.5}\n'
+    write(
+        root,
+        {
+            ".artlens.toml": f"a = {DEEP}\n",  # the [runs] rules: unreadable, so the defaults
+            "det/config.yaml": "SOLVER:\n  BASE_LR: 0.1\n",
+            "det/metrics.json": good + DEEP + "\n" + good.replace("1", "2").replace("0.5", "0.4"),
+            "det/model_final.pth": b"x",
+            "plain/config.json": DEEP,
+            "plain/model.safetensors": b"x",
+        },
+    )
+    comet = root / ".cometml-runs" / f"{'a' * 32}.zip"
+    comet.parent.mkdir()
+    with zipfile.ZipFile(comet, "w") as archive:
+        archive.writestr("experiment.json", DEEP)
+        archive.writestr("messages.json", '{"x": 1}\n')
+    runner = CliRunner()
+    db = str(tmp_path / "index.db")
+    indexed = runner.invoke(main, ["index", str(root), "--db", db], catch_exceptions=False)
+    assert indexed.exit_code == 0, indexed.output
+    listed = runner.invoke(main, ["runs", "--json", "--db", db], catch_exceptions=False)
+    runs = {r["name"]: r for r in json.loads(listed.stdout)}
+    det = runs["det"]
+    assert det["params"] == {"SOLVER.BASE_LR": 0.1}
+    assert det["metrics"]["total_loss"]["last"] == 0.4 and det["metrics"]["total_loss"]["n"] == 2
+    assert det["warnings"] == ["det/metrics.json: 1 malformed line(s) skipped"]
+    assert runs["plain"]["params"] == {}
+    assert runs["plain"]["warnings"] == ["plain/config.json: invalid JSON (nested too deeply)"]
+    (comet_run,) = [r for r in runs.values() if r["framework"] == "comet"]
+    assert comet_run["metrics"] == {} and any(
+        "experiment.json is not valid JSON" in w for w in comet_run["warnings"]
+    )

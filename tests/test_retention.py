@@ -118,6 +118,50 @@ def test_invalid_policy_is_one_line_with_the_line(
     assert needle in message
 
 
+DEEP_TOML = "a = " + "[" * 100_000 + "]" * 100_000 + "\n"
+"""Nested past the recursion limit of every Python: tomllib recurses once a level."""
+
+
+def test_a_policy_nested_too_deeply_is_one_line_naming_the_file(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    root.mkdir()
+    policy_file = root / ".artlens.toml"
+    policy_file.write_text(DEEP_TOML)
+    with pytest.raises(PolicyError) as caught:
+        load_policy_file(policy_file)
+    assert str(caught.value) == f"{policy_file}: nested too deeply"
+    with pytest.raises(PolicyError) as caught:
+        load_policy(root, user_config=tmp_path / "absent.toml")
+    assert str(caught.value) == f"{policy_file}: nested too deeply"
+    user = tmp_path / "config.toml"
+    user.write_text(DEEP_TOML)
+    with pytest.raises(PolicyError) as caught:
+        load_policy(tmp_path / "no-config-here", user_config=user)
+    assert str(caught.value) == f"{user}: nested too deeply"
+
+
+@pytest.mark.parametrize("kind", ["fifo", "symlink", "folder"])
+def test_a_policy_that_is_no_regular_file_is_one_line_not_the_defaults(
+    tmp_path: Path, kind: str
+) -> None:
+    root = tmp_path / "root"
+    root.mkdir()
+    real = tmp_path / "real.toml"
+    real.write_text("[retention]\nkeep_last = 1\n")
+    user = tmp_path / "config.toml"
+    for path, where in ((root / ".artlens.toml", root), (user, tmp_path / "no-config-here")):
+        if kind == "fifo":
+            os.mkfifo(path)  # a read would block: it must be refused, not opened
+        elif kind == "symlink":
+            path.symlink_to(real)
+        else:
+            path.mkdir()
+        with pytest.raises(PolicyError) as caught:
+            load_policy(where, user_config=user)
+        assert str(caught.value) == f"{path}: cannot read (not a regular file)"
+        (path.rmdir if kind == "folder" else path.unlink)()
+
+
 def test_user_config_per_root(tmp_path: Path) -> None:
     root = tmp_path / "data"
     root.mkdir()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,6 +14,7 @@ import sqlite_utils
 from click.testing import CliRunner
 from test_retention_support import snapshot, write
 
+from store.errors import ArtlensError
 from store.retention.audit import NotAnOwner, current_user
 from store.retention.plan import make_plan
 from store.retention.policy import from_flags
@@ -61,6 +63,34 @@ def test_only_the_owners_may_apply_and_purge_anyone_may_restore(tree: Path, tmp_
         (tree / ".artlens.toml").write_text(f'owners = ["{current_user()}"]\n')
         assert [d.path for d in apply_plan(plan, db).done] == ["run/step_2.pt"]
         assert len(purge(tree, 0, db, now=time.time() + 10).done) == 1
+    finally:
+        db.conn.close()
+
+
+@pytest.mark.parametrize("config", ["deep", "fifo", "symlink"])
+def test_owners_that_cannot_be_read_refuse_a_purge_never_allow_it(
+    tree: Path, tmp_path: Path, config: str
+) -> None:
+    db_path = tmp_path / "i.db"
+    db = _index(tree, db_path)
+    try:
+        assert len(apply_plan(make_plan(db, [tree], from_flags(keep_last=2), time.time()), db).done)
+        owners = tree / ".artlens.toml"
+        if config == "deep":
+            owners.write_text("owners = " + "[" * 100_000 + "]" * 100_000 + "\n")
+            why = "nested too deeply"
+        else:
+            (tmp_path / "real.toml").write_text(f'owners = ["{current_user()}"]\n')
+            if config == "fifo":
+                os.mkfifo(owners)
+            else:
+                owners.symlink_to(tmp_path / "real.toml")
+            why = "not a regular file"
+        with pytest.raises(ArtlensError) as caught:  # "no owners" would let anyone delete
+            purge(tree, 0, db, now=time.time() + 10)
+        assert str(caught.value) == f".artlens.toml: cannot read owners ({why})"
+        (entry,) = list_trash(tree)
+        assert entry.path == f"{RUN}/step_1.pt" and (tree / entry.trash_path).exists()
     finally:
         db.conn.close()
 

@@ -29,7 +29,9 @@ def test_missing_broken_huge_or_special_config_is_at_most_one_warning(tmp_path: 
     table.write_text('keys = "ctrl+f"\n')
     fifo = tmp_path / "fifo.toml"
     os.mkfifo(fifo)  # a read would block forever
-    for path in (broken, huge, table, fifo):
+    deep = tmp_path / "deep.toml"
+    deep.write_text("[keys]\na = " + "[" * 100_000 + "]" * 100_000 + "\n")
+    for path in (broken, huge, table, fifo, deep):
         keymap, warnings = load_keymap(path)
         assert keymap == {} and len(warnings) == 1 and "\n" not in warnings[0], path
 
@@ -39,6 +41,6 @@ def test_theme_round_trips_and_garbage_reads_as_none(tmp_path: Path) -> None:
     assert load_theme(path) is None
     save_theme(path, "nord")
     assert load_theme(path) == "nord"
-    for text in ("{", "[]", '{"theme": 3}', '{"theme": "[bold]x"}'):
+    for text in ("{", "[]", '{"theme": 3}', '{"theme": "[bold]x"}', "[" * 30_000 + "]" * 30_000):
         path.write_text(text)
         assert load_theme(path) is None, text

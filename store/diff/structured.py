@@ -9,17 +9,12 @@ from __future__ import annotations
 import json
 import math
 import os
-import sys
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from store.diff._io import DiffError, FileRef, read_capped, ref_name
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on 3.10 only
-    import tomli as tomllib
+from store.safeparse import NestingError, load_json, load_toml
 
 ChangeKind = Literal["added", "removed", "changed", "type_changed"]
 MAX_CONFIG_BYTES = 32 * 1024 * 1024
@@ -148,14 +143,10 @@ def _load_yaml(text: str) -> object:
     return load_yaml(text)
 
 
-def _load_toml(text: str) -> object:
-    return tomllib.loads(text)
-
-
 _LOADERS: dict[str, Callable[[str], object]] = {
-    "json": json.loads,
+    "json": load_json,
     "yaml": _load_yaml,
-    "toml": _load_toml,
+    "toml": load_toml,
 }
 
 
@@ -171,8 +162,8 @@ def parse_structured(data: bytes, fmt: str) -> object:
         text = text[1:]
     try:
         return _LOADERS[fmt](text)
-    except RecursionError:
-        raise DiffError(f"{fmt} nests too deeply") from None
+    except NestingError as exc:
+        raise DiffError(f"{fmt} {exc}") from None
     except Exception as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DiffError(f"invalid {fmt}: {first}") from None

@@ -10,7 +10,6 @@ wherever it lives; a local folder given as a ``Path`` is wrapped in a ``LocalRoo
 from __future__ import annotations
 
 import io
-import json
 import os
 import re
 from collections.abc import Callable, Iterator
@@ -22,6 +21,7 @@ from store.root import NotAFile, NotFound, Reader, Root, RootError, UnsafeRelPat
 from store.root import join as join  # the frameworks call it _io.join: one join for all
 from store.root.local import LocalRoot
 from store.root.stream import buffered
+from store.safeparse import load_json
 from store.yamlsafe import YamlError, load_yaml
 
 SMALL = 4 * 1024 * 1024
@@ -194,8 +194,8 @@ def json_objects(
         if not line.strip():
             continue
         try:
-            row = json.loads(line)
-        except ValueError:
+            row = load_json(line)
+        except ValueError:  # not JSON, or nested too deeply
             row = None
         if isinstance(row, dict):
             yield row
@@ -217,8 +217,8 @@ def read_json(root: RootLike, rel: str, cap: int = SMALL) -> object:
     if cut:
         raise ReadError(f"{rel}: larger than {cap} bytes, not parsed")
     try:
-        return json.loads(data.decode("utf-8", "replace"))
-    except (ValueError, RecursionError) as exc:
+        return load_json(data.decode("utf-8", "replace"))
+    except ValueError as exc:
         raise ReadError(f"{rel}: invalid JSON ({_first_line(exc)})") from None
 
 

@@ -16,7 +16,6 @@ Comet's step counter, logged as a param at every step: it is not a hyperparamete
 
 from __future__ import annotations
 
-import json
 import re
 import zipfile
 
@@ -27,6 +26,7 @@ from store.frameworks._metrics import add_point
 from store.frameworks.flatten import MAX_KEYS
 from store.frameworks.model import Loaded, RunSpec
 from store.frameworks.registry import Framework
+from store.safeparse import load_json
 
 FRAMEWORK = "comet"
 DEFAULT_DIR = ".cometml-runs"
@@ -92,7 +92,7 @@ def load(root: RootLike, spec: RunSpec) -> Loaded:
 
 def _apply_experiment(data: bytes, spec: RunSpec, out: Loaded) -> None:
     try:
-        info = json.loads(data.decode("utf-8", "replace").splitlines()[0] if data else "")
+        info = load_json(data.decode("utf-8", "replace").splitlines()[0] if data else "")
     except (ValueError, IndexError):
         out.warn(f"{spec.path}: experiment.json is not valid JSON")
         return

@@ -11,18 +11,13 @@ it neither contains nor lies inside a run another framework detected.
 from __future__ import annotations
 
 import fnmatch
-import sys
 
 from store.frameworks import _common, _io
 from store.frameworks._context import DetectContext
 from store.frameworks._io import RootLike
 from store.frameworks.model import Loaded, RunSpec
 from store.frameworks.registry import Checkpoints, Framework
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - 3.10
-    import tomli as tomllib
+from store.safeparse import load_toml
 
 FRAMEWORK = "generic"
 CONFIG_NAME = ".artlens.toml"
@@ -74,8 +69,8 @@ def rules(root: RootLike) -> tuple[int, tuple[str, ...]]:
     """(depth, globs) from the root's ``.artlens.toml``; (1, ()) when absent or invalid."""
     try:
         text, _ = _io.read_text(root, CONFIG_NAME, 256 * 1024)
-        config = tomllib.loads(text)
-    except (_io.ReadError, tomllib.TOMLDecodeError, ValueError):
+        config = load_toml(text)
+    except (_io.ReadError, ValueError):  # ValueError: not TOML, or nested too deeply
         return 1, ()
     runs = config.get("runs")
     if not isinstance(runs, dict):

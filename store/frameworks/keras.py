@@ -13,7 +13,6 @@ read from the zip without loading the model.
 
 from __future__ import annotations
 
-import json
 import re
 import zipfile
 
@@ -23,6 +22,7 @@ from store.frameworks._io import RootLike
 from store.frameworks.flatten import flatten
 from store.frameworks.model import Loaded, RunSpec
 from store.frameworks.registry import Checkpoints, Framework, NumberedName, SeriesSource
+from store.safeparse import load_json
 
 FRAMEWORK = "keras"
 MODEL_SUFFIXES = (".keras", ".h5")
@@ -111,8 +111,8 @@ def _read_archive_config(root: RootLike, rel: str, out: Loaded) -> None:
                 out.warn(f"{rel}: config.json larger than {_MAX_CONFIG} bytes, not read")
                 return
             with archive.open(info) as member:
-                config = json.loads(member.read(_MAX_CONFIG).decode("utf-8", "replace"))
-    except (KeyError, zipfile.BadZipFile, OSError, ValueError, EOFError, RecursionError) as exc:
+                config = load_json(member.read(_MAX_CONFIG).decode("utf-8", "replace"))
+    except (KeyError, zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
         out.warn(f"{rel}: no readable config.json ({type(exc).__name__})")
         return
     if not isinstance(config, dict):

@@ -15,7 +15,6 @@ out of ``read_wandb_file``.
 
 from __future__ import annotations
 
-import json
 import os
 import struct
 import zlib
@@ -34,6 +33,7 @@ from store.frameworks.tfevents import (
     read_capped_at,
 )
 from store.root import Root
+from store.safeparse import load_json
 
 DEFAULT_MAX_BYTES = 256 * 1024 * 1024
 MAX_HISTORY = 100_000
@@ -160,7 +160,7 @@ def _json_value(text: str, out: WandbRecords) -> object:
         out.warn(f"JSON value of {len(text)} characters kept as text")
         return text
     try:
-        value: object = json.loads(text)
+        value: object = load_json(text)
     except ValueError:
         return text
     return value

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from store import paths
 from store.errors import ArtlensError
+from store.safeparse import load_json
 
 if TYPE_CHECKING:
     import sqlite3
@@ -45,7 +46,7 @@ def iso(ts: float | None) -> str | None:
 
 def _json(text: str | None) -> dict[str, Any]:
     try:
-        value = json.loads(text or "{}")
+        value = load_json(text or "{}")
     except ValueError:
         return {}
     return value if isinstance(value, dict) else {}

@@ -19,6 +19,7 @@ import platformdirs
 
 from store.errors import ArtlensError
 from store.locate import cache_dir
+from store.safeparse import load_json
 
 ENV_CONFIG = "ARTLENS_CONFIG"
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$")
@@ -110,7 +111,7 @@ def load() -> list[Remote]:
     except FileNotFoundError:
         return []
     try:
-        data = json.loads(text)
+        data = load_json(text)
         entries = data["remotes"]
         remotes = [
             Remote(check_name(name), e.get("url"), e.get("command")) for name, e in entries.items()

@@ -11,18 +11,19 @@ nothing in it drives a file operation.
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
 import pwd
 import stat
-import sys
 import time
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from store.errors import ArtlensError
 from store.retention.jsonl import TORN, json_lines
+from store.safeparse import load_toml
 
 AUDIT = "audit.jsonl"
 OWNERS_FILE = ".artlens.toml"
@@ -71,30 +72,32 @@ def current_user() -> str:
 
 
 def owners_of(root_fd: int) -> list[str]:
-    """The ``owners`` a root's ``.artlens.toml`` names, read by fd (never through a link)."""
-    if sys.version_info >= (3, 11):
-        import tomllib
-    else:  # pragma: no cover - exercised on 3.10 only
-        import tomli as tomllib
+    """The ``owners`` a root's ``.artlens.toml`` names, read by fd (never through a link).
 
+    Only a missing file names none: one that cannot be read (a link, a FIFO) is an error,
+    since "no owners" would let anyone delete."""
     try:
         fd = os.open(
             OWNERS_FILE, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, dir_fd=root_fd
         )
-    except OSError:
+    except FileNotFoundError:
         return []
+    except OSError as exc:
+        why = "not a regular file" if exc.errno == errno.ELOOP else exc.strerror or str(exc)
+        raise ArtlensError(f"{OWNERS_FILE}: cannot read owners ({why})") from None
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return []
+            raise ArtlensError(f"{OWNERS_FILE}: cannot read owners (not a regular file)")
         data = os.pread(fd, MAX_CONFIG_BYTES + 1, 0)
     finally:
         os.close(fd)
     if len(data) > MAX_CONFIG_BYTES:
         raise ArtlensError(f"{OWNERS_FILE} is larger than {MAX_CONFIG_BYTES} bytes")
     try:
-        parsed = tomllib.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise ArtlensError(f"{OWNERS_FILE}: cannot read owners ({exc})") from None
+        parsed = load_toml(data.decode("utf-8"))
+    except ValueError as exc:  # not UTF-8, not TOML, or nested too deeply
+        message = " ".join(str(exc).split())[:200]
+        raise ArtlensError(f"{OWNERS_FILE}: cannot read owners ({message})") from None
     owners = parsed.get("owners")
     if owners is None:
         return []

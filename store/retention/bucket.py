@@ -33,6 +33,7 @@ from store.errors import ArtlensError
 from store.root import ChangedError, NotFound, RootError
 from store.root.backend import ObjectInfo
 from store.root.objstore import ObjectRoot
+from store.safeparse import load_json
 
 if TYPE_CHECKING:
     from store.retention.candidates import Candidate
@@ -289,7 +290,7 @@ class BucketTrash:
         if more:
             raise BucketRetentionError(f"batch {batch_id}: manifest too large")
         try:
-            raw = json.loads(data)
+            raw = load_json(data)
         except ValueError as exc:
             raise BucketRetentionError(f"batch {batch_id}: manifest unreadable: {exc}") from None
         if not isinstance(raw, dict):

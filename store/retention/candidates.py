@@ -31,6 +31,7 @@ from store.frameworks.registry import Checkpoints, NumberedName, SeriesSource
 from store.paths import unkey
 from store.retention.rowpump import PlanBlock, plan_block
 from store.safefile import read_capped
+from store.safeparse import load_json
 
 CANDIDATE_KINDS = ("checkpoint", "model")
 MAX_TRAINER_STATE_BYTES = 64 << 20
@@ -1055,6 +1056,6 @@ def read_json_capped(path: str | Path, limit: int = MAX_TRAINER_STATE_BYTES) -> 
         data, cut = read_capped(path, limit)
         if cut:
             return None
-        return json.loads(data.decode("utf-8", "replace"))
-    except (OSError, ValueError, RecursionError):
+        return load_json(data.decode("utf-8", "replace"))
+    except (OSError, ValueError):
         return None

@@ -6,8 +6,9 @@ anything another user of a shared root wrote; the reader reports such a line and
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
+
+from store.safeparse import load_json
 
 TORN = object()
 """Stands for a line that is not JSON (a torn write, or not ours)."""
@@ -23,6 +24,6 @@ def json_lines(data: bytes) -> Iterator[tuple[int, object]]:
         if not raw.strip():
             continue
         try:
-            yield number, json.loads(raw.decode("utf-8", "surrogatepass"))
-        except (ValueError, UnicodeDecodeError):
+            yield number, load_json(raw.decode("utf-8", "surrogatepass"))
+        except ValueError:  # not UTF-8, not JSON, or nested too deeply
             yield number, TORN

@@ -28,7 +28,8 @@ else:  # pragma: no cover - exercised on 3.10 only
 
 from store.metric_direction import direction_of
 from store.retention.globs import GlobSet, compile_globs
-from store.safefile import NotRegularFileError, read_capped
+from store.safefile import NotRegularFileError, absent, read_capped
+from store.safeparse import NestingError, load_toml
 
 POLICY_FILE = ".artlens.toml"
 Mode = Literal["min", "max"]
@@ -220,9 +221,11 @@ def load_policy_file(path: Path, *, table_path: tuple[str, ...] = ("retention",)
     try:
         text = ""
         text = _read_capped(path).decode("utf-8")
-        data = tomllib.loads(text)
+        data = load_toml(text)
     except UnicodeDecodeError as exc:
         raise PolicyError(f"{path}: not UTF-8 text ({exc.reason})") from None
+    except NestingError as exc:
+        raise PolicyError(f"{path}: {exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise PolicyError(_toml_error(path, str(exc), text)) from None
     except OSError as exc:
@@ -246,17 +249,17 @@ def load_policy(root: Path, *, user_config: Path | None = None) -> Policy:
     """The policy for ``root``: its ``.artlens.toml``, else the user config's
     ``[root."<path>"]`` section, else the user config's ``[retention]``, else no rules."""
     root_file = root / POLICY_FILE
-    if _is_regular(root_file):
+    if not absent(root_file):  # a FIFO or a link there is an error, not "no policy"
         policy = load_policy_file(root_file)
         if policy.source == str(root_file) and policy != Policy(source=str(root_file)):
             return policy
     config = user_config or Path(platformdirs.user_config_dir("artlens")) / "config.toml"
-    if not _is_regular(config):
+    if absent(config):
         return Policy()
     absolute = os.path.abspath(root)
     try:
-        data = tomllib.loads(_read_capped(config).decode("utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        data = load_toml(_read_capped(config).decode("utf-8"))
+    except (OSError, ValueError):
         data = None  # load_policy_file below reports the precise error
     roots = data.get("root", {}) if isinstance(data, dict) else {}
     if isinstance(roots, dict):
@@ -270,15 +273,6 @@ def load_policy(root: Path, *, user_config: Path | None = None) -> Policy:
 
 
 MAX_POLICY_BYTES = 1 << 20
-
-
-def _is_regular(path: Path) -> bool:
-    import stat
-
-    try:
-        return stat.S_ISREG(os.lstat(path).st_mode)
-    except OSError:
-        return False
 
 
 def _read_capped(path: Path) -> bytes:

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import random
@@ -36,6 +35,7 @@ from typing import Any
 
 from store.root.backend import LockedError, ObjectInfo, Page, Stats, range_total, size_field
 from store.root.base import ChangedError, NotFound, RootError
+from store.safeparse import load_json
 
 REWRITE_ROUNDS = 1000
 """A rewrite of a large object may take several calls (each resumes from a token): more
@@ -174,7 +174,7 @@ class GCSBackend:
     def _json(self, op: str, method: str, path: str, *args: str, **kwargs: Any) -> dict[str, Any]:
         _, body = self.request(op, method, path, *args, **kwargs)
         try:
-            answer = json.loads(body) if body else {}
+            answer = load_json(body) if body else {}
         except ValueError:
             raise RootError(f"gs://{self.bucket}: {op}: the answer is not JSON") from None
         if not isinstance(answer, dict):
@@ -429,7 +429,7 @@ def _error_body(body: bytes) -> tuple[str, list[str]]:
     "errors": [{"reason": ...}]}}``); a body that is not one gives its first line."""
     text = body[:4096].decode("utf-8", "replace")
     try:
-        error = json.loads(body).get("error") if len(body) <= 65536 else None
+        error = load_json(body).get("error") if len(body) <= 65536 else None
     except (ValueError, AttributeError):
         error = None
     if isinstance(error, str):

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from store.safeparse import load_json
+
 MAX_REQUEST_BYTES = 1 << 20
 _ID = re.compile(r"[0-9a-f]{32}")
 
@@ -60,7 +62,7 @@ def _read(path: Path) -> dict[str, Any] | None:
     except OSError:
         return None
     try:
-        data = json.loads(os.read(fd, MAX_REQUEST_BYTES))
+        data = load_json(os.read(fd, MAX_REQUEST_BYTES))
     except (OSError, ValueError):
         return None
     finally:
