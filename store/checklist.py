@@ -45,7 +45,7 @@ from store.errors import ArtlensError
 from store.frameworks import generic, registry
 from store.index.query import RunRow
 from store.retention.globs import glob_to_regex
-from store.safefile import NotRegularFileError, absent, read_capped
+from store.safefile import NotRegularFileError, absent, read_capped, users_own
 from store.safeparse import NestingError, load_toml
 
 CONFIG_FILE = ".artlens.toml"
@@ -287,7 +287,7 @@ def load_checklist(root: Path | str | bytes, *, user_config: Path | None = None)
         if found is not None:
             return found
         local = ()
-    for path in (*local, user_config or user_config_path()):
+    for path in (*local, Path(users_own(user_config or user_config_path()))):
         if not absent(path):  # a FIFO or a link there is an error, not the defaults
             found = load_file(path)
             if found is not None:

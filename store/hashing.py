@@ -18,7 +18,7 @@ import xxhash
 
 from store.root import ChangedError, Reader, Root, RootError
 from store.root.local import LocalReader
-from store.safefile import NotRegularFileError, open_regular
+from store.safefile import NotRegularFileError, open_regular, users_own
 
 ALGORITHM = "xxh3-128"
 CHUNK = 1 << 20
@@ -244,7 +244,7 @@ def configured_max_bytes(config: str | os.PathLike[str] | None = None) -> int | 
     from store.retention.policy import parse_size
     from store.safeparse import load_toml
 
-    path = config or os.path.join(platformdirs.user_config_dir("artlens"), "config.toml")
+    path = users_own(config or os.path.join(platformdirs.user_config_dir("artlens"), "config.toml"))
     try:
         fd, _ = open_regular(path)
     except OSError:

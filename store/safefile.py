@@ -39,6 +39,15 @@ def absent(path: str | bytes | os.PathLike[str]) -> bool:
     return False
 
 
+def users_own(path: str | os.PathLike[str]) -> str:
+    """The user's own config file as the user means it: a symlink there (a dotfiles
+    manager's) is followed, since only the user writes their config folder.  Files in a
+    root, which others may write, are read with ``open_regular`` and never followed."""
+    if os.path.islink(path):
+        return os.path.realpath(path)
+    return os.fspath(path)
+
+
 def open_regular(path: str | bytes | os.PathLike[str]) -> tuple[int, os.stat_result]:
     """A read-only descriptor on a regular file and its ``fstat``; the caller closes it.
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import platformdirs
 
-from store.safefile import NotRegularFileError, read_capped
+from store.safefile import NotRegularFileError, read_capped, users_own
 from store.safeparse import load_json, load_toml
 
 MAX_CONFIG_BYTES = 1 << 20
@@ -68,7 +68,7 @@ def load_keymap(path: Path) -> tuple[dict[str, str], list[str]]:
     line per thing skipped (an unreadable file, a value that is no key)."""
     shown = os.fsdecode(path).encode("unicode_escape").decode("ascii")
     try:
-        data = _read(path, MAX_CONFIG_BYTES)
+        data = _read(Path(users_own(path)), MAX_CONFIG_BYTES)
         if data is None:
             return {}, []
         table = load_toml(data.decode("utf-8")).get("keys", {})

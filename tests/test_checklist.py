@@ -166,6 +166,32 @@ def test_a_fifo_config_is_an_error_not_a_hang(tmp_path: Path) -> None:
         assert str(caught.value) == f"{named}: cannot read (not a regular file)"
 
 
+def test_a_user_config_linked_from_dotfiles_is_followed(tmp_path: Path) -> None:
+    """The user's own config folder is theirs: a link there (stow, chezmoi) is their file.
+    A root's .artlens.toml, which others may write, is never followed (above)."""
+    from store.hashing import configured_max_bytes
+    from store.retention.policy import load_policy
+
+    dotfiles = tmp_path / "dotfiles" / "artlens.toml"
+    dotfiles.parent.mkdir()
+    dotfiles.write_text(
+        '[checklist]\nrequired = ["model.ckpt"]\n'
+        "[retention]\nkeep_last = 2\n"
+        '[index]\nhash_max_size = "1G"\n'
+    )
+    user = tmp_path / "config" / "config.toml"
+    user.parent.mkdir()
+    user.symlink_to(dotfiles)
+    root = tmp_path / "root"
+    root.mkdir()
+    assert load_checklist(root, user_config=user).required == ("model.ckpt",)
+    assert load_policy(root, user_config=user).for_run("run", "generic").keep_last == 2
+    assert configured_max_bytes(user) == 1 << 30
+    user.unlink()
+    user.symlink_to(tmp_path / "nothing.toml")  # dangling: as if there were none
+    assert load_checklist(root, user_config=user) == Checklist()
+
+
 def test_a_config_nested_too_deeply_is_one_line_naming_it(tmp_path: Path) -> None:
     config = tmp_path / ".artlens.toml"
     config.write_text("a = " + "[" * 100_000 + "]" * 100_000 + "\n")

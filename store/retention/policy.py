@@ -28,7 +28,7 @@ else:  # pragma: no cover - exercised on 3.10 only
 
 from store.metric_direction import direction_of
 from store.retention.globs import GlobSet, compile_globs
-from store.safefile import NotRegularFileError, absent, read_capped
+from store.safefile import NotRegularFileError, absent, read_capped, users_own
 from store.safeparse import NestingError, load_toml
 
 POLICY_FILE = ".artlens.toml"
@@ -253,7 +253,9 @@ def load_policy(root: Path, *, user_config: Path | None = None) -> Policy:
         policy = load_policy_file(root_file)
         if policy.source == str(root_file) and policy != Policy(source=str(root_file)):
             return policy
-    config = user_config or Path(platformdirs.user_config_dir("artlens")) / "config.toml"
+    config = Path(
+        users_own(user_config or Path(platformdirs.user_config_dir("artlens")) / "config.toml")
+    )
     if absent(config):
         return Policy()
     absolute = os.path.abspath(root)
