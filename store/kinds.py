@@ -64,6 +64,7 @@ _BASE_EXTS: dict[str, str] = {
     ".tflite": "model",
     ".pb": "model",
     ".mar": "model",
+    ".pt2": "model",
     ".msgpack": "model",
     ".engine": "model",
     ".parquet": "data",

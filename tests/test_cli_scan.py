@@ -423,3 +423,66 @@ def test_problems_found_when_many_runs_are_read_at_once(tmp_path: Path) -> None:
     )
     assert any("best_model_checkpoint" in w for w in warnings["hf-out"])
     assert all(not warnings[f"version_{i}"] for i in range(1, BATCH_RUNS + 2))
+
+
+def _with_member(source: Path, target: Path, suffix: str, data: bytes) -> None:
+    """``source`` (a zip) copied to ``target`` with the member ending in ``suffix`` replaced."""
+    import zipfile
+
+    with zipfile.ZipFile(source) as old, zipfile.ZipFile(target, "w") as new:
+        for info in old.infolist():
+            new.writestr(info, data if info.filename.endswith(suffix) else old.read(info))
+
+
+def test_exports_torchscript_and_torchserve_archives_hold_code(tmp_path: Path) -> None:
+    """A torch.export archive (MLflow 3 logs models so), a TorchScript module and a
+    TorchServe .mar hold code their loader runs: unknown, never safe or n/a, so they pass
+    the default gate and fail a strict one; the same export with os.system in its sample
+    inputs is dangerous; the index stores each verdict artlens scan gives."""
+    import zipfile
+
+    if MARKER.exists():
+        MARKER.unlink()
+    benign = FIXTURES / "benign"
+    run = tmp_path / "root" / "run" / "artifacts"
+    run.mkdir(parents=True)
+    shutil.copy(benign / "torch_export.pt2", run / "model.pt2")
+    shutil.copy(benign / "torchscript_scripted.pt", run / "scripted.pt")
+    with zipfile.ZipFile(run / "handler.mar", "w") as mar:
+        mar.writestr("MAR-INF/MANIFEST.json", '{"model": {"handler": "handler.py"}}')
+        mar.writestr("handler.py", "from ts.torch_handler.base_handler import BaseHandler\n")
+        mar.write(MODELS / "state_dict.pt", "state_dict.pt")
+    code, report = scan_json(str(tmp_path / "root"))
+    assert code == 0
+    found = {name: (e["format"], e["verdict"]) for name, e in entries(report).items()}
+    assert found == {
+        "model.pt2": ("pt2", "unknown"),
+        "scripted.pt": ("torch-zip", "unknown"),
+        "handler.mar": ("mar", "unknown"),
+    }
+    assert scan("--fail-on", "unknown", str(tmp_path / "root"))[0] == 1
+
+    evil_inputs = tmp_path / "inputs.pt"
+    with zipfile.ZipFile(evil_inputs, "w") as inputs:
+        inputs.write(PICKLES / "posix_system_proto2.pkl", "inputs/data.pkl")
+        inputs.writestr("inputs/version", "3\n")
+    evil = run / "evil.pt2"
+    _with_member(
+        benign / "torch_export.pt2", evil, "/sample_inputs/model.pt", evil_inputs.read_bytes()
+    )
+    evil_inputs.unlink()
+    code, report = scan_json(str(tmp_path / "root"))
+    assert code == 1
+    assert entries(report)["evil.pt2"]["verdict"] == "dangerous"
+    found["evil.pt2"] = ("pt2", "dangerous")
+
+    for path in run.iterdir():
+        past = time.time() - 60
+        os.utime(path, (past, past))  # settled: the indexer hashes it now
+    db = tmp_path / "i.db"
+    runner = CliRunner()
+    assert runner.invoke(main, ["index", str(tmp_path / "root"), "--db", str(db)]).exit_code == 0
+    listed = runner.invoke(main, ["ls", "--json", "--db", str(db)])
+    indexed = {Path(a["relpath"]).name: a["verdict"] for a in json.loads(listed.output)}
+    assert indexed == {name: verdict for name, (_, verdict) in found.items()}
+    assert not MARKER.exists()

@@ -14,8 +14,13 @@ from store.inspect.pickle_scan import scan_bytes
 BENIGN = Path(__file__).parent / "fixtures" / "benign"
 FILES = sorted(p for p in BENIGN.iterdir() if p.suffix not in (".py", ".md", ".txt"))
 
-EXPECTED_UNKNOWN: dict[str, str] = {}
-"""File name -> why a proof of safety is out of reach for it (none today)."""
+EXPECTED_UNKNOWN: dict[str, str] = {
+    "torchscript_scripted.pt": "TorchScript archive: holds code that torch.jit.load compiles",
+    "torchscript_traced.pt": "TorchScript archive: holds code that torch.jit.load compiles",
+    "torch_export.pt2": "PyTorch 2 export: torch.export.load evaluates its graph's sympy",
+}
+"""File name -> why a proof of safety is out of reach for it (the start of the reason
+given): formats that hold code."""
 
 
 def test_the_set_covers_every_library() -> None:
@@ -33,6 +38,8 @@ def test_the_set_covers_every_library() -> None:
         "arrays.npz",
         "range_p0.pkl",
         "range_p5.pkl",
+        "torchscript_scripted.pt",
+        "torch_export.pt2",
     ):
         assert expected in names
 
@@ -43,6 +50,33 @@ def test_real_benign_file_is_not_a_false_alarm(path: Path) -> None:
     assert found.verdict != "dangerous", found.reasons
     expected = "unknown" if path.name in EXPECTED_UNKNOWN else "safe"
     assert found.verdict == expected, (found.verdict, found.reasons[:3], found.imports)
+    if expected == "unknown":
+        assert found.reasons[0].startswith("unknown: " + EXPECTED_UNKNOWN[path.name])
+
+
+def test_torchscript_tags_its_lists_with_harmless_identity_functions() -> None:
+    """TorchScript's pickles (data.pkl and code/*.debug_pkl) call torch.jit._pickle's list
+    taggers, which return their argument: vetted safe, so only the archive's own classes
+    (compiled from its code) leave it unknown, never dangerous."""
+    found = inspect_file(BENIGN / "torchscript_scripted.pt")
+    tags = {i for i in found.imports if i.startswith("torch.jit._pickle.")}
+    assert {"torch.jit._pickle.build_intlist", "torch.jit._pickle.build_tensorlist"} <= tags
+    assert (
+        "torch.jit._pickle.restore_type_tag"
+        in inspect_file(BENIGN / "torchscript_traced.pt").imports
+    )
+    assert not any(r.startswith("dangerous") or ": dangerous" in r for r in found.reasons)
+    unvetted = {r.split("imports ", 1)[1] for r in found.reasons if "unknown: imports" in r}
+    assert unvetted and all(name.startswith("__torch__.") for name in unvetted), unvetted
+
+
+def test_a_pytorch2_export_is_recognised_with_its_sample_inputs_vetted() -> None:
+    """torch.export.save's archive is a "pt2" (by content), its sample inputs (a torch.save)
+    are read and proved harmless, and it stays unknown for its graph alone."""
+    found = inspect_file(BENIGN / "torch_export.pt2")
+    assert (found.format, found.verdict) == ("pt2", "unknown")
+    assert "torch._utils._rebuild_tensor_v2" in found.imports
+    assert len(found.reasons) == 1, found.reasons
 
 
 def test_lightning_partial_hparams_are_vetted() -> None:

@@ -7,6 +7,7 @@ proves it on a payload that only creates a file in ``tmp_path``.
 from __future__ import annotations
 
 import io
+import json
 import pickle
 import pickletools
 import struct
@@ -436,3 +437,164 @@ def test_a_polyglot_that_outruns_the_pickle_sniff_is_unknown(tmp_path: Path) -> 
     found = inspect_file(path)
     assert found.format == "safetensors"
     assert found.verdict == "unknown", found.reasons
+
+
+_LONG_FIRST = corpus.p2(
+    corpus.ustr("x" * 2000) + b"0" + corpus.call(corpus.glob0("os", "system"), corpus.ustr("id"))
+)
+"""A pickle that pushes (and pops) a 2 kB string before it imports os.system: its first
+kilobyte names nothing, yet ``pickle.loads`` runs it."""
+
+
+def test_a_zip_entry_whose_pickle_starts_past_the_sniff_is_read(tmp_path: Path) -> None:
+    """An entry without a pickle name is read to its end when an unpickler gets past its
+    first bytes; words that read as a global (``cat\\ndog``) and prose stay data."""
+    evil = _zip_of([("payload", _LONG_FIRST), ("readme.txt", b"hello\n")])
+    (tmp_path / "bundle.zip").write_bytes(evil)
+    found = inspect_file(tmp_path / "bundle.zip")
+    assert found.verdict == "dangerous", found.reasons
+    assert "os.system" in found.imports
+    text = [("vocab.txt", b"cat\ndog\n" * 50), ("notes.md", b"(a parenthesis)\n" * 100)]
+    (tmp_path / "text.zip").write_bytes(_zip_of(text))
+    assert inspect_file(tmp_path / "text.zip").verdict == "n/a"
+
+
+def _graph(expr: str = "Symbol('s0', positive=True, integer=True)", guard: str = "") -> bytes:
+    """The parts of a torch.export graph JSON that carry code (``expr_str``, guards)."""
+    sym = {"as_expr": {"expr_str": expr, "hint": {"as_int": 4}}}
+    graph = {"graph": {"sym_int_values": {"s0": sym}, "nodes": []}}
+    document = {"graph_module": graph, "guards_code": [guard] if guard else [],
+                "range_constraints": {"s0": {"min_val": 2, "max_val": None}}}  # fmt: skip
+    return json.dumps(document).encode()
+
+
+def _export(
+    sample: bytes, *more: tuple[str, bytes], graph: bytes | None = None, root: str = "model"
+) -> bytes:
+    """A PyTorch 2 export's layout (as torch.export.save 2.13 writes it)."""
+    raw = struct.pack("<4f", 0.5, -1.0, 2.0, 0.25)
+    return _zip_of(
+        [
+            (f"{root}/data/weights/weight_0", raw),
+            (f"{root}/data/weights/model_weights_config.json", b'{"config": {}}'),
+            (f"{root}/models/model.json", graph or _graph()),
+            (f"{root}/data/sample_inputs/model.pt", sample),
+            *[(f"{root}/{name}", data) for name, data in more],
+            (f"{root}/archive_format", b"pt2"),
+            (f"{root}/archive_version", b"0"),
+        ]
+    )
+
+
+def test_a_pytorch2_export_is_as_bad_as_its_worst_member_and_never_safe(tmp_path: Path) -> None:
+    """torch.export.load torch.loads the sample inputs (weights_only=False when the safe
+    load fails) and pickled weights, pickle.loads opaque constants, sympify-evals the
+    graph's expressions; ExportedProgram.module() execs its guards.  So a .pt2 is found by
+    content, every entry an unpickler reads is scanned, plain escapes in the graph are
+    dangerous, and a clean one is unknown, with the reason first."""
+    inputs = _zip_of([("model/data.pkl", pickle.dumps(((), {}), protocol=2))])
+    evil_torch = _zip_of([("evil/data.pkl", _EVIL), ("evil/version", b"3\n")])
+    escape = "Symbol('s0') + 0*__import__('os').system('id')"
+    old_layout = [
+        ("serialized_exported_program.json", _graph()),
+        ("serialized_example_inputs.pt", evil_torch),
+        ("version", b"1"),
+    ]
+    cases = {
+        "clean.pt2": (_export(inputs), "unknown"),
+        "named_anyhow.bin": (_export(inputs), "unknown"),
+        "sample_inputs.pt2": (_export(evil_torch), "dangerous"),
+        "pickled_weight.pt2": (_export(inputs, ("data/weights/weight_1", evil_torch)), "dangerous"),
+        "opaque.pt2": (_export(inputs, ("data/constants/opaque_obj_0", _LONG_FIRST)), "dangerous"),
+        "sympy.pt2": (_export(inputs, graph=_graph(expr=escape)), "dangerous"),
+        "guard.pt2": (
+            _export(inputs, graph=_graph(guard="__import__('os').getpid() > 0")),
+            "dangerous",
+        ),
+        "aoti.pt2": (_export(inputs, ("data/aotinductor/model/model.so", b"\x7fELF")), "unknown"),
+        "torch25.pt2": (_zip_of(old_layout), "dangerous"),
+    }
+    for name, (data, verdict) in cases.items():
+        (tmp_path / name).write_bytes(data)
+        found = inspect_file(tmp_path / name)
+        assert (found.format, found.verdict) == ("pt2", verdict), (name, found.reasons)
+        assert found.reasons[0].startswith("unknown: PyTorch 2 export"), name
+    aoti = inspect_file(tmp_path / "aoti.pt2").reasons
+    assert any("AOTInductor" in r for r in aoti)
+    sympy = inspect_file(tmp_path / "sympy.pt2").reasons
+    assert any("expr_str reaches Python internals" in r for r in sympy), sympy
+
+
+def _torchscript(data_pkl: bytes) -> bytes:
+    """A TorchScript archive as ScriptModule.save writes it: the module's pickle, its code
+    and the code's debug pickles (source ranges tagged by torch.jit._pickle.build_intlist)."""
+    intlist = corpus.glob0("torch.jit._pickle", "build_intlist") + b"](K\x01K\x02e\x85R"
+    debug = b"\x80\x02(" + corpus.ustr("FORMAT_WITH_STRING_TABLE") + intlist + b"t."
+    return _zip_of(
+        [
+            ("net/data.pkl", data_pkl),
+            ("net/code/__torch__.py", b"class Net(Module):\n  __parameters__ = []\n"),
+            ("net/code/__torch__.py.debug_pkl", debug),
+            ("net/constants.pkl", b"\x80\x02)."),
+            ("net/version", b"3\n"),
+        ]
+    )
+
+
+def test_torchscript_list_tags_are_not_an_alarm_but_an_os_system_is(tmp_path: Path) -> None:
+    """build_intlist and its siblings return their argument: a TorchScript archive that
+    uses them is unknown (its code), never dangerous for them; os.system in its data.pkl
+    is dangerous all the same."""
+    tagged = corpus.glob0("torch.jit._pickle", "restore_type_tag")
+    state = (
+        b"}" + corpus.ustr("sizes") + tagged + b"](K\x02e" + corpus.ustr("List[int]") + b"\x86Rs"
+    )
+    module = b"\x80\x02" + corpus.glob0("__torch__", "Net") + b")\x81" + state + b"b."
+    (tmp_path / "scripted.pt").write_bytes(_torchscript(module))
+    found = inspect_file(tmp_path / "scripted.pt")
+    assert (found.format, found.verdict) == ("torch-zip", "unknown"), found.reasons
+    assert found.reasons[0].startswith("unknown: TorchScript archive")
+    assert {"torch.jit._pickle.build_intlist", "torch.jit._pickle.restore_type_tag"} <= set(
+        found.imports
+    )
+    (tmp_path / "evil.pt").write_bytes(_torchscript(_EVIL))
+    assert inspect_file(tmp_path / "evil.pt").verdict == "dangerous"
+
+
+def test_archives_holding_python_are_at_least_unknown(tmp_path: Path) -> None:
+    """TorchServe runs a .mar's handler and torch.package imports its modules: a zip that
+    holds Python source or bytecode, or a MAR-INF/MANIFEST.json, is never safe nor n/a."""
+    plain = pickle.dumps({"w": 1.0}, protocol=2)
+    model = _zip_of([("archive/data.pkl", plain)])
+    evil_model = _zip_of([("archive/data.pkl", _EVIL), ("archive/version", b"3\n")])
+    manifest = ("MAR-INF/MANIFEST.json", b'{"model": {"handler": "handler.py"}}')
+    handler = ("handler.py", b"import os\nos.system('id')\n")
+    cases = {
+        "model.mar": ([manifest, handler, ("model.pt", model)], "mar", "unknown"),
+        "weights.mar": ([manifest, ("model.safetensors", b"\x08\x00")], "mar", "unknown"),
+        "bundle.zip": ([("pkg/handler.pyc", b"\xa7\r\r\n"), ("w.pkl", plain)], "zip", "unknown"),
+        "code.zip": ([handler], "zip", "unknown"),
+        "evil.mar": ([manifest, handler, ("model.pt", evil_model)], "mar", "dangerous"),
+    }
+    for name, (entries, fmt, verdict) in cases.items():
+        (tmp_path / name).write_bytes(_zip_of(entries))
+        found = inspect_file(tmp_path / name)
+        assert (found.format, found.verdict) == (fmt, verdict), (name, found.reasons)
+    reasons = inspect_file(tmp_path / "model.mar").reasons
+    assert any("Python code that the loader runs" in r for r in reasons), reasons
+    assert any("TorchServe" in r for r in reasons), reasons
+
+
+def test_a_keras_archive_keeps_its_container_tricks(tmp_path: Path) -> None:
+    """A Keras zip is unknown for its config, and a duplicated entry name still makes it
+    dangerous (which of the two a loader reads is its choice)."""
+    import warnings
+
+    entries = [("config.json", b"{}"), ("model.weights.h5", b"a"), ("model.weights.h5", b"b")]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # zipfile warns about the duplicate it writes
+        data = _zip_of(entries)
+    (tmp_path / "model.keras").write_bytes(data)
+    found = inspect_file(tmp_path / "model.keras")
+    assert found.verdict == "dangerous", found.reasons
+    assert any("Keras" in r for r in found.reasons)

@@ -30,6 +30,7 @@ from typing import IO, Union
 
 from store.inspect import gguf as _gguf
 from store.inspect import numpy_format as _npy
+from store.inspect import pt2 as _pt2
 from store.inspect import safetensors as _st
 from store.inspect._io import BoundedFile
 from store.inspect.errors import InspectError, MissingError, NotRegularError
@@ -50,7 +51,7 @@ __all__ = [
 
 FORMATS = (
     "pickle", "torch-zip", "torch-legacy", "joblib", "npy", "npz", "safetensors", "gguf",
-    "hdf5", "onnx", "zip", "tflite", "unknown",
+    "hdf5", "onnx", "zip", "tflite", "pt2", "mar", "unknown",
 )  # fmt: skip
 VERDICTS = ("safe", "unknown", "dangerous", "corrupt", "n/a")
 SHOWN_TENSORS = 20
@@ -75,9 +76,9 @@ FILE_TIME_LIMIT = 3.0
 _PICKLE_EXT = {".pkl", ".pickle", ".pt", ".pth", ".ckpt", ".bin", ".joblib", ".sav", ".dill",
                ".p", ".pk", ".model", ".tar"}  # fmt: skip
 _MODEL_EXT = _PICKLE_EXT | {".npy", ".npz", ".safetensors", ".gguf", ".h5", ".hdf5", ".keras",
-                            ".onnx", ".tflite", ".ggml", ".mar", ".pb"}  # fmt: skip
+                            ".onnx", ".tflite", ".ggml", ".mar", ".pb", ".pt2"}  # fmt: skip
 _ONLY_MODELS = {".ckpt", ".pt", ".pth", ".pkl", ".pickle", ".joblib", ".safetensors", ".npy",
-                ".npz", ".gguf", ".h5", ".hdf5", ".keras", ".onnx", ".tflite"}  # fmt: skip
+                ".npz", ".gguf", ".h5", ".hdf5", ".keras", ".onnx", ".tflite", ".pt2"}  # fmt: skip
 """Extensions that name nothing but a model or checkpoint: empty, such a file is broken
 (``.bin``, ``.model``, ``.tar`` and the like also name other things, and stay n/a)."""
 _COMPRESSED_EXT = {".gz", ".z", ".bz2", ".xz", ".lzma", ".lz4", ".zlib"}
@@ -800,31 +801,85 @@ def _zip(handle: BoundedFile) -> Inspection:
                 integrity = f"truncated: zip entry {info.filename!r} runs past end of file"
                 break
         problems = tuple(_zip_name_problems(handle, infos))
+        if _pt2.is_pt2(names):
+            return _export_archive(handle, archive, infos, integrity, problems)
         is_torch = any(re.search(r"(^|/)(data|constants)\.pkl$", n) for n in names)
+        problems += _python_code(names, torchscript=is_torch)
         if is_torch:
             return _torch_zip(handle, archive, infos, integrity, problems)
         if names and all(n.endswith(".npy") for n in names if not n.endswith("/")):
             return _npz(handle, archive, infos, integrity, problems)
+        fmt = "mar" if any(_MAR_MANIFEST.search(n) for n in names) else "zip"
         summary: dict[str, object] = {"entries": len(names), "names": names[:SHOWN_TENSORS]}
         scans, headers, extra = _scan_entries(handle, archive, infos)
         if headers:
             shown = list(headers.items())[:SHOWN_TENSORS]
             summary["arrays"] = {name: _npy_summary(header) for name, header in shown}
-        keras = "config.json" in names and any(n.endswith(".weights.h5") for n in names)
+        notes = problems + extra
+        if "config.json" in names and any(n.endswith(".weights.h5") for n in names):
+            notes += ("unknown: Keras archive: config may name Lambda-layer code",)
         if scans:
-            if keras:
-                extra += ("unknown: Keras archive: config may name Lambda-layer code",)
-            return _merge_scans("zip", scans, summary, integrity, problems + extra)
-        if keras:
-            return Inspection(
-                "zip", "unknown", ("Keras archive: config may name Lambda-layer code",),
-                (), summary, integrity,
-            )  # fmt: skip
-        if problems or extra:
-            verdict = worst_verdict(*(r.split(":", 1)[0] for r in problems + extra))
-            return Inspection("zip", verdict, problems + extra, (), summary, integrity)
+            return _merge_scans(fmt, scans, summary, integrity, notes)
+        if notes:
+            verdict = worst_verdict(*(r.split(":", 1)[0] for r in notes))
+            return Inspection(fmt, verdict, notes, (), summary, integrity)
         verdict = "corrupt" if integrity else "n/a"
-        return Inspection("zip", verdict, (), (), summary, integrity)
+        return Inspection(fmt, verdict, (), (), summary, integrity)
+
+
+_MAR_MANIFEST = re.compile(r"(^|/)MAR-INF/MANIFEST\.json$")
+_PYTHON_CODE = (".py", ".pyc", ".pyo")
+_TORCHSCRIPT_CODE = re.compile(r"(^|/)code/")
+
+
+def _python_code(names: list[str], *, torchscript: bool = False) -> tuple[str, ...]:
+    """Why an archive holding Python is at least unknown: TorchServe runs a ``.mar``'s
+    handler, ``torch.package`` imports its modules (``torchscript``: a torch zip's
+    ``code/`` folder is TorchScript, which ``_torch_zip`` reports as such)."""
+    notes: list[str] = []
+    if any(_MAR_MANIFEST.search(n) for n in names):
+        notes.append("unknown: TorchServe archive (MAR-INF/MANIFEST.json): TorchServe runs its "
+                     "handler, Python code")  # fmt: skip
+    code = [n for n in names if n.lower().endswith(_PYTHON_CODE)]
+    if torchscript:
+        code = [n for n in code if not _TORCHSCRIPT_CODE.search(n)]
+    if code:
+        shown = PurePath(code[0]).name
+        notes.append(f"unknown: holds Python code that the loader runs ({len(code)} file(s), "
+                     f"e.g. {shown})")  # fmt: skip
+    return tuple(notes)
+
+
+def _export_archive(
+    handle: BoundedFile,
+    archive: zipfile.ZipFile,
+    infos: list[zipfile.ZipInfo],
+    integrity: str | None,
+    problems: tuple[str, ...],
+) -> Inspection:
+    """A PyTorch 2 export (see ``store.inspect.pt2``): every entry an unpickler gets past is
+    scanned (sample inputs, pickled weights and constants, raw pickles), the graph is
+    searched for escapes, and the verdict is never better than unknown."""
+    names = [info.filename for info in infos]
+    first = tuple(n for n in names if _pt2.SAMPLE_INPUTS.search(n))
+    scans, _, budget_notes = _scan_entries(handle, archive, infos, first)
+    graphs = _pt2.graph_members(infos)
+    notes = [
+        "unknown: PyTorch 2 export: torch.export.load evaluates its graph's sympy expressions "
+        "and ExportedProgram.module() runs its guards code (not vetted)"
+    ]
+    if any(_pt2.AOTI.search(n) for n in names):
+        notes.append("unknown: holds AOTInductor compiled code (data/aotinductor/) the loader runs")
+    for info in graphs[: _pt2.GRAPHS_READ]:
+        notes += _pt2.graph_notes(archive, info)
+    if len(graphs) > _pt2.GRAPHS_READ:
+        notes.append(f"unknown: {len(graphs) - _pt2.GRAPHS_READ} more graphs not read for escapes")
+    summary: dict[str, object] = {
+        "entries": len(names),
+        "graphs": [i.filename for i in graphs][:SHOWN_TENSORS],
+    }
+    extra = (*notes, *_python_code(names), *problems, *budget_notes)
+    return _merge_scans("pt2", scans, summary, integrity, extra)
 
 
 def _scan_entries(
@@ -837,6 +892,8 @@ def _scan_entries(
     magic (an object array's data is a pickle), within one file's byte and time budget;
     an entry that is a model file of another kind (a nested archive) is inspected as one,
     and an entry that looked like a model but whose reading a budget stopped is unknown.
+    An entry whose first bytes an unpickler gets past is read to its end: a pickle that
+    opens with a long string shows nothing in its first kilobyte.
 
     Returns the scans, the arrays' headers and reasons (budget hits, unreadable entries).
     """
@@ -856,23 +913,29 @@ def _scan_entries(
             break
         try:
             with archive.open(info) as member:
-                head = member.read(512)
+                head = member.read(SNIFF_HEAD)
+                named = info.filename.endswith(".pkl")
+                modelish = looks_like_model(head)
                 if head.startswith(_npy.MAGIC):
                     found = _npz_member(member, head, info, budget)
                     if isinstance(found, _npy.NpyHeader):
                         arrays[info.filename] = found
                         continue
                     scan = found
-                elif info.filename.endswith(".pkl") or looks_like_model(head):
+                elif named or modelish or _unpickler_gets_past(head):
                     stream = io.BufferedReader(_Prefixed(head, member), buffer_size=1 << 16)
                     scan = scan_stream(
                         stream, limit=min(SCAN_LIMIT, budget), skip_limit=budget, started=started
                     )
                     if scan.bytes_scanned >= SCAN_LIMIT and not scan.capped:
                         scan.capped = True
-                    if not info.filename.endswith(".pkl") and not _is_pickle(scan):
-                        where = _zip_member(handle, archive, info, budget)
-                        nested = _nested_scan(where, info.filename)
+                    if not named and not modelish and not _loads_something(scan):
+                        continue  # text or data the unpickler stops in without running
+                    if not named and not _is_pickle(scan):
+                        nested = None
+                        if modelish:
+                            where = _zip_member(handle, archive, info, budget)
+                            nested = _nested_scan(where, info.filename)
                         if nested is not None:
                             scan = nested
                         elif not scan.capped:  # a member cut short is unknown
@@ -895,6 +958,25 @@ def _scan_entries(
             scan.note(f"unknown: entry larger than {SCAN_LIMIT} bytes, scan capped")
         scans.append((info.filename, scan))
     return scans, arrays, tuple(extra)
+
+
+def _unpickler_gets_past(head: bytes) -> bool:
+    """Whether an unpickler reading ``head`` (an entry's first bytes) would not stop in it
+    with an error: it completes a pickle, names a global, or is still reading at its end."""
+    if not head or head[0] not in OPCODE_BYTES:
+        return False
+    scan = scan_bytes(head, limit=len(head) + 1, max_pickles=1)
+    return scan.truncated or _is_pickle(scan)
+
+
+def _loads_something(scan: PickleScan) -> bool:
+    """Whether an entry the sniff did not take for a model is a pickle after all: it
+    completes, is dangerous, calls what it imports, or a budget stopped it (``cat\ndog``
+    in a vocabulary file names a global, and the unpickler stops right after)."""
+    called = sum(n for op, n in scan.calls.items() if op != "BUILD")
+    return bool(
+        scan.pickles or scan.capped or scan.verdict == "dangerous" or (scan.imports and called)
+    )
 
 
 def _zip_member(

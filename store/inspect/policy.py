@@ -33,7 +33,10 @@ _TORCH_DTYPES = set(
         "bool complex32 complex64 complex128 float float8_e4m3fn float8_e5m2 float8_e4m3fnuz "
         "float8_e5m2fnuz double half long int short cfloat cdouble chalf qint8 quint8 qint32 "
         "quint4x2 strided sparse_coo sparse_csr sparse_csc sparse_bsr sparse_bsc "
-        "contiguous_format channels_last channels_last_3d preserve_format"
+        "contiguous_format channels_last channels_last_3d preserve_format "
+        # quantisation schemes (``torch.qscheme`` values, not callable)
+        "per_tensor_affine per_channel_affine per_tensor_symmetric per_channel_symmetric "
+        "per_channel_affine_float_qparams"
     )
 )
 _NUMPY_DTYPE_CLASSES = {
@@ -216,6 +219,15 @@ SAFE_GLOBALS: dict[str, set[str]] = {
         )
     ),
     "torch._tensor": {"_rebuild_from_type_v2"},
+    # TorchScript's pickles (data.pkl, code/*.debug_pkl) tag lists and containers with
+    # these; each returns its argument (build_tensor_from_id: an int or None) and does
+    # nothing else (torch/jit/_pickle.py, in 2.13 as in older releases)
+    "torch.jit._pickle": set(
+        _words(
+            "build_intlist build_tensorlist build_doublelist build_boollist "
+            "build_tensor_from_id restore_type_tag"
+        )
+    ),
     "torch.nn.parameter": {"Parameter", "UninitializedParameter", "Buffer"},
     "torch.optim": {"AdamW", "Adam", "SGD"},
     "functools": {"partial"},

@@ -105,10 +105,10 @@ def _print_table(checks: list[FileCheck]) -> None:
 def scan_cmd(targets: tuple[str, ...], fail_on: str, max_time: float, as_json: bool) -> None:
     """Say whether loading each model file under TARGETS would run code (exit 1 if so).
 
-    Pickles, torch checkpoints, joblib, NumPy, safetensors and GGUF files are inspected
-    statically and never loaded; a symlinked file is read through its target, symlinked
-    folders are never followed.  An s3://bucket/prefix is read through ranged reads, never
-    downloaded.  Needs no index.
+    Pickles, torch checkpoints and exports (.pt2), joblib, NumPy, safetensors and GGUF
+    files are inspected statically and never loaded; a symlinked file is read through its
+    target, symlinked folders are never followed.  An s3://bucket/prefix is read through
+    ranged reads, never downloaded.  Needs no index.
     """
     from store.root import is_url
 
