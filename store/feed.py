@@ -26,6 +26,8 @@ from typing import TYPE_CHECKING, Any
 
 from store import paths
 from store.index.events import REMOVALS, kind_of
+from store.index.query import path_bytes
+from store.jsonstrict import finite
 from store.safeparse import load_json
 
 if TYPE_CHECKING:
@@ -73,7 +75,7 @@ def index_id(db: sqlite_utils.Database) -> str:
     starts its mirror afresh instead of applying event ids of another index."""
     h = hashlib.sha256()
     for rid, path, added in db.conn.execute("SELECT id, path, added_at FROM roots ORDER BY id"):
-        h.update(f"{rid}:{added!r}:".encode() + bytes(path) + b"\0")
+        h.update(f"{rid}:{added!r}:".encode() + path_bytes(path, "roots.path") + b"\0")
     return h.hexdigest()[:24]
 
 
@@ -152,7 +154,7 @@ class Feed:
         ).fetchall():
             root_ids.append(int(rid))
             line: dict[str, Any] = {"t": "root", "id": rid}
-            put_path(line, "path", bytes(path))
+            put_path(line, "path", path_bytes(path, "roots.path"))
             line.update(added_at=added_at, last_full_scan=last_full_scan)
             yield line
         root_set = set(root_ids)
@@ -176,7 +178,7 @@ class Feed:
                     break
                 for eid, ts, kind, root_id, run_id, path in rows:
                     last, sent = int(eid), sent + 1
-                    key = bytes(path) if path is not None else None
+                    key = path_bytes(path, "events.path") if path is not None else None
                     event: dict[str, Any] = {
                         "t": "event",
                         "id": eid,
@@ -214,7 +216,7 @@ class Feed:
             for row in rows:
                 last = int(row[0])
                 line: dict[str, Any] = {"t": "run", "id": row[0], "root_id": row[1]}
-                put_path(line, "path", bytes(row[2]))
+                put_path(line, "path", path_bytes(row[2], "runs.path"))
                 line.update(
                     name=row[3],
                     framework=row[4],
@@ -323,14 +325,14 @@ def _ancestors(key: bytes) -> Iterator[bytes]:
 
 def _dir_line(row: tuple[Any, ...]) -> dict[str, Any]:
     line: dict[str, Any] = {"t": "dir"}
-    put_path(line, "path", bytes(row[0]))
+    put_path(line, "path", path_bytes(row[0], "dirs.path"))
     line["mtime_ns"] = row[2]
     return line
 
 
 def _art_line(row: tuple[Any, ...]) -> dict[str, Any]:
     line: dict[str, Any] = {"t": "artifact", "id": row[0], "root_id": row[1], "run_id": row[2]}
-    put_path(line, "path", bytes(row[3]))
+    put_path(line, "path", path_bytes(row[3], "artifacts.path"))
     line.update(
         kind=row[6],
         ftype=row[7],
@@ -349,12 +351,19 @@ def _art_line(row: tuple[Any, ...]) -> dict[str, Any]:
     return line
 
 
-_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True)
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True, allow_nan=False)
 
 
 def encode(obj: dict[str, Any]) -> bytes:
-    """One feed line: compact JSON, ASCII only (no byte in it can be a newline)."""
-    return _ENCODER.encode(obj).encode() + b"\n"
+    """One feed line: compact JSON, ASCII only (no byte in it can be a newline), strict: a
+    non-finite float is the string ``"NaN"``, ``"Infinity"`` or ``"-Infinity"``
+    (``store.jsonstrict``).  Lone surrogates stay escaped: the client is artlens, and a
+    run's ``extra_paths`` must come back byte for byte."""
+    try:
+        text = _ENCODER.encode(obj)
+    except ValueError:
+        text = _ENCODER.encode(finite(obj))
+    return text.encode() + b"\n"
 
 
 MAX_RANGE = 64 << 20
@@ -396,7 +405,7 @@ def locate(db: sqlite_utils.Database, path: bytes) -> tuple[bytes, bytes]:
     first; raises ValueError when no root holds it."""
     best: tuple[bytes, bytes] | None = None
     for (root,) in db.conn.execute("SELECT path FROM roots"):
-        root = bytes(root)
+        root = path_bytes(root, "roots.path")
         if path.startswith(root.rstrip(b"/") + b"/"):
             rel = path[len(root.rstrip(b"/")) + 1 :]
             if best is None or len(root) > len(best[0]):

@@ -38,6 +38,23 @@ def _escape_surrogate(match: re.Match[str]) -> str:
     return f"\\x{ord(match.group(0)) - 0xDC00:02x}"
 
 
+_ANY_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def printable_surrogate(code: int) -> str:
+    """The printable text of a lone surrogate: ``\\xNN`` for an undecodable byte (as
+    ``visible`` writes it), ``\\uXXXX`` for any other."""
+    return f"\\x{code - 0xDC00:02x}" if 0xDC80 <= code <= 0xDCFF else f"\\u{code:04x}"
+
+
+def printable_surrogates(text: str) -> str:
+    """``text`` with every lone surrogate as printable text, the rest as it is: for text
+    bound for JSON or SQLite, where a surrogate is no character and fails to encode."""
+    if text.isascii() or _ANY_SURROGATE.search(text) is None:
+        return text
+    return _ANY_SURROGATE.sub(lambda m: printable_surrogate(ord(m.group(0))), text)
+
+
 def visible(text: str, *, keep_newlines: bool = False) -> str:
     """``text`` with control characters (and newlines unless kept) as visible escapes.
 

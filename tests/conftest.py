@@ -28,6 +28,20 @@ def _private_user_dirs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Non
             os.environ[name] = value
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _bugs_keep_their_traceback() -> Iterator[None]:
+    """``ARTLENS_DEBUG=1``: a bug in a command raises (CliRunner keeps the exception, a
+    subprocess prints the traceback) instead of the one-line internal error users get.
+    A test of that line removes the variable with ``monkeypatch``."""
+    saved = os.environ.get("ARTLENS_DEBUG")
+    os.environ["ARTLENS_DEBUG"] = "1"
+    yield
+    if saved is None:
+        os.environ.pop("ARTLENS_DEBUG", None)
+    else:
+        os.environ["ARTLENS_DEBUG"] = saved
+
+
 HOSTILE_NAMES = [
     "lr[0.1].yaml",
     "[bold]x.txt",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -13,6 +14,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
+from store.jsonstrict import finite
 from store.lock import WriterLock
 from tui.cli import main
 
@@ -433,10 +435,16 @@ def test_runs_json_fast_path_prints_what_to_json_gives(tmp_path: Path) -> None:
         db.close()
     result = CliRunner().invoke(main, ["runs", "--json", "--db", str(db_path)])
     assert result.exit_code == 0, result.output
-    printed = json.loads(result.stdout)
+    printed = json.loads(result.stdout, parse_constant=refuse_constant)
     assert [r["id"] for r in printed] == [r["id"] for r in expected]
-    assert json.dumps(printed) == json.dumps(expected)  # NaN != NaN, but prints the same
+    assert printed == finite(expected)  # the stored NaN as the string "NaN": strict JSON
+    assert {"last": "NaN", "best": "-Infinity"} in [r["metrics"].get("loss") for r in printed]
     assert any(r["run_key"] == "abc" for r in printed)
+
+
+def refuse_constant(token: str) -> object:
+    """``parse_constant`` of a strict parser (jq's, RFC 8259's): NaN is no JSON."""
+    raise AssertionError(f"not strict JSON: {token}")
 
 
 def _on_a_terminal(args: list[str], env: dict[str, str]) -> str:
@@ -645,3 +653,29 @@ def test_runs_json_text_stays_what_it_was_on_hostile_rows(tmp_path: Path) -> Non
     assert [r["name"] for r in json.loads(result.stdout)] == [
         json.loads(e)["name"] for e in expected
     ]
+
+
+def test_runs_csv_prints_any_surrogate_as_text(tmp_path: Path) -> None:
+    """A param holding a surrogate that is no undecodable byte (a JSON file's "\\ud800")
+    ended the CSV in a UnicodeEncodeError; every one is printable text now."""
+    import sqlite3
+
+    root = make_runs(tmp_path / "root")
+    db = tmp_path / "i.db"
+    assert CliRunner().invoke(main, ["index", str(root), "--db", str(db)]).exit_code == 0
+    conn = sqlite3.connect(db)
+    with conn:
+        params = {"k\udcffey": ["v\ud800al"], "lone": "x\udfffy", "nan": [math.nan]}
+        conn.execute("UPDATE runs SET params = ?", (json.dumps(params),))
+    conn.close()
+    result = subprocess.run(
+        [sys.executable, "-m", "tui.cli", "runs", "--csv", "--db", str(db)],
+        capture_output=True,
+        env={**os.environ, "PYTHONIOENCODING": "utf-8"},
+        cwd=tmp_path,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr.decode(errors="replace")
+    text = result.stdout.decode("utf-8")  # strict: any surrogate written would fail here
+    assert "param.k\\xffey" in text and '[""v\\ud800al""]' in text and "x\\udfffy" in text
+    assert '[""NaN""]' in text

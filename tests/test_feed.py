@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -111,3 +112,49 @@ def test_digits_int_cannot_read_are_a_one_line_error(tmp_path: Path) -> None:
             main, ["feed", "--json", "--db", str(db_path), "--recheck", ranges]
         )
         assert result.exit_code == 2 and "bad id range" in result.stderr, ranges
+
+
+def _refuse_constant(token: str) -> object:
+    raise AssertionError(f"not strict JSON: {token}")
+
+
+def test_the_feed_is_strict_json_and_a_mirror_keeps_the_numbers(tmp_path: Path) -> None:
+    """A metric that went to inf is sent as "Infinity" (jq reads every line), and the
+    mirror holds it as the number again, as the host's own index does."""
+    import shlex
+    import sqlite3
+    import sys
+
+    root = tmp_path / "host" / "root"
+    for run, rows in (("runB", "0,1.0,nan\n1,-inf,inf\n"), ("runC", "0,nan,0.1\n")):
+        (root / run).mkdir(parents=True)
+        (root / run / "metrics.csv").write_text("step,val_loss,acc\n" + rows)
+    db = tmp_path / "host" / "index.db"
+    index_tree(root, db)
+    text = CliRunner().invoke(main, ["feed", "--json", "--db", str(db)]).stdout
+    lines = [json.loads(line, parse_constant=_refuse_constant) for line in text.splitlines()]
+    metrics = {line["name"]: line["metrics"] for line in lines if line["t"] == "run"}
+    assert metrics["runB"]["acc"]["last"] == "Infinity"
+    assert metrics["runB"]["val_loss"]["last"] == "-Infinity"
+    assert metrics["runC"]["val_loss"]["last"] == "NaN"
+
+    command = f"env ARTLENS_DB={shlex.quote(str(db))} {shlex.quote(sys.executable)} -m tui.cli"
+    runner = CliRunner()
+    added = runner.invoke(main, ["remote", "add", "h", "--command", command])
+    assert added.exit_code == 0, added.output
+    pulled = runner.invoke(main, ["remote", "pull", "h"])
+    assert pulled.exit_code == 0, pulled.output
+    from store.remote import config
+
+    conn = sqlite3.connect(config.get("h").mirror_path)
+    try:
+        stored = dict(conn.execute("SELECT name, metrics FROM runs").fetchall())
+    finally:
+        conn.close()
+    runb = json.loads(stored["runB"])
+    assert runb["acc"]["last"] == math.inf and runb["val_loss"]["best"] == -math.inf
+    assert math.isnan(json.loads(stored["runC"])["val_loss"]["last"])
+    shown = runner.invoke(main, ["runs", "--host", "h", "--json"])
+    assert shown.exit_code == 0, shown.output
+    hosts = json.loads(shown.stdout, parse_constant=_refuse_constant)
+    assert {r["name"]: r["metrics"]["acc"]["last"] for r in hosts}["runB"] == "Infinity"

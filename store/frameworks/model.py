@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from store.safetext import printable_surrogates
+
 STATUSES = ("running", "finished", "failed", "killed", "unknown")
 
 
@@ -73,8 +75,9 @@ class Loaded:
     warnings: list[str] = field(default_factory=list)
 
     def warn(self, message: str) -> None:
-        """Record a one-line problem (newlines folded, length capped)."""
-        line = " ".join(message.split())
+        """Record a one-line problem (newlines folded, length capped, an undecodable byte of
+        a path in it as ``\\xNN``: warnings are printed and sent as JSON, as text)."""
+        line = printable_surrogates(" ".join(message.split()))
         if len(line) > 300:
             line = line[:297] + "..."
         if line not in self.warnings and len(self.warnings) < 100:

@@ -44,6 +44,52 @@ def iso(ts: float | None) -> str | None:
         return None
 
 
+class DamagedRow(ArtlensError):
+    """A row of the index that artlens did not write (it is a cache, rebuilt in minutes)."""
+
+
+def path_bytes(value: object, column: str = "path") -> bytes:
+    """A path column's value as the path's bytes.  artlens writes BLOBs; a TEXT value (an
+    index another tool touched) is its UTF-8 bytes; anything else is a damaged row, said
+    in one line rather than read as some other path (``bytes(5)`` is five zero bytes)."""
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, str):
+        return value.encode("utf-8", "surrogateescape")
+    what = {int: "integer", float: "real"}.get(type(value), "null")  # SQLite's typeof
+    raise DamagedRow(damaged_row_message(f"{column} holds {what}"))
+
+
+def damaged_row_message(what: str) -> str:
+    return f"index database: damaged row ({what}) (rebuild: artlens index ROOT --db NEW)"
+
+
+PATH_COLUMNS = (
+    ("roots", "path"),
+    ("runs", "path"),
+    ("dirs", "path"),
+    ("dirs", "parent"),
+    ("artifacts", "path"),
+    ("artifacts", "parent"),
+    ("events", "path"),
+)
+"""The columns artlens writes as a path's raw bytes (BLOB; an event's may be null)."""
+
+
+def damaged_path_column(conn: sqlite3.Connection) -> str | None:
+    """``artifacts.path holds text`` for the first path column holding anything but a
+    path's bytes, else None: why a command failed on an index something else wrote.
+    Reads every row of those tables: for after a failure, never before each command."""
+    for table, column in PATH_COLUMNS:
+        allowed = "('blob', 'null')" if table == "events" else "('blob')"
+        row = conn.execute(
+            f"SELECT typeof({column}) FROM {table} WHERE typeof({column}) NOT IN {allowed} LIMIT 1"
+        ).fetchone()
+        if row is not None:
+            return f"{table}.{column} holds {row[0]}"
+    return None
+
+
 def _json(text: str | None) -> dict[str, Any]:
     try:
         value = load_json(text or "{}")
@@ -107,8 +153,8 @@ def _run_from(row: tuple[Any, ...]) -> RunRow:
     return RunRow(
         id=row[0],
         root_id=row[1],
-        root=bytes(row[2]),
-        path=bytes(row[3]),
+        root=path_bytes(row[2], "roots.path"),
+        path=path_bytes(row[3], "runs.path"),
         name=row[4],
         framework=row[5],
         experiment=row[6],
@@ -143,7 +189,7 @@ def list_runs_where(
     ids = [
         rid
         for rid, path in conn.execute("SELECT id, path FROM runs WHERE root_id = ?", [root_id])
-        if keep(bytes(path))
+        if keep(path_bytes(path, "runs.path"))
     ]
     found: list[RunRow] = []
     for start in range(0, len(ids), 500):
@@ -247,7 +293,7 @@ def runs_json(conn: sqlite3.Connection) -> Iterator[str]:
             ).fetchone()
             yield dumps(_run_from(whole).to_json())
             continue
-        root, rel = bytes(root_blob), bytes(rel_blob)
+        root, rel = path_bytes(root_blob, "roots.path"), path_bytes(rel_blob, "runs.path")
         path, path_b64 = json_path(root + b"/" + rel if rel else root)
         root_text = roots.get(root)
         if root_text is None:
@@ -388,7 +434,7 @@ def _artifact_from(row: tuple[Any, ...]) -> ArtifactRow:
         row[0],
         row[1],
         row[2],
-        bytes(row[3]),
+        path_bytes(row[3], "artifacts.path"),
         row[4],
         row[5],
         row[6],
@@ -469,7 +515,7 @@ def children(
         " AND path != ? ORDER BY path LIMIT ?",
         [root_id, folder, folder, limit],
     ):
-        key = bytes(key)
+        key = path_bytes(key, "dirs.path")
         size, count = folder_total(db, root_id, key)
         entries.append(
             FolderEntry(
@@ -496,6 +542,6 @@ def children(
 def roots(db: sqlite_utils.Database) -> list[tuple[int, bytes, str | None]]:
     """(id, path, watch health) of every root."""
     return [
-        (r[0], bytes(r[1]), r[2])
+        (r[0], path_bytes(r[1], "roots.path"), r[2])
         for r in db.conn.execute("SELECT id, path, watch_health FROM roots ORDER BY id")
     ]

@@ -27,6 +27,7 @@ import sqlite_utils
 from store import paths
 from store.feed import PROTOCOL
 from store.index.db import open_db, write_transaction
+from store.jsonstrict import NON_FINITE_NAMES
 from store.kinds import KINDS
 from store.lock import WriterLock
 from store.remote.config import Remote
@@ -146,6 +147,8 @@ def _metrics(obj: dict[str, Any]) -> str:
         if not isinstance(m, dict):
             raise BadLine("metrics: a metric is not an object")
         for k in ("last", "best"):
+            if m.get(k) in NON_FINITE_NAMES:  # how a strict feed writes inf and nan
+                m[k] = float(m[k])
             if m.get(k) is not None and type(m[k]) not in (int, float):
                 raise BadLine(f"metrics.{k}: not a number")
         for k in ("last_step", "best_step", "n"):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import errno
 import json
-import math
 import os
 import re
 import sqlite3
@@ -19,8 +18,10 @@ import click
 
 from store import paths
 from store.errors import ArtlensError
+from store.jsonstrict import finite, needs_strict, strict_text
 from store.jsontext import EncodedItems
 from store.locate import ENV_DB, resolve_db
+from store.safetext import printable_surrogate, printable_surrogates, visible
 
 if TYPE_CHECKING:
     import sqlite_utils
@@ -28,6 +29,20 @@ if TYPE_CHECKING:
 F = TypeVar("F", bound=Callable[..., Any])
 
 EXIT_ERROR = 2
+EXIT_INTERNAL = 70
+"""A bug of artlens, not of the input (``EX_SOFTWARE`` of sysexits.h)."""
+ENV_DEBUG = "ARTLENS_DEBUG"
+"""Set to 1 for the traceback of an internal error instead of its one line."""
+
+
+SQLITE_INT_MAX = (1 << 63) - 1
+"""The largest integer SQLite stores: a count or id option past it cannot be bound."""
+
+
+def count_type(minimum: int = 0) -> click.IntRange:
+    """An integer option's type, from ``minimum`` up to what SQLite can hold: a bigger one
+    would end in an OverflowError wherever it meets SQL."""
+    return click.IntRange(minimum, SQLITE_INT_MAX)
 
 
 def db_option(func: F) -> F:
@@ -45,8 +60,9 @@ def json_option(func: F) -> F:
 
 
 def fail(message: str) -> None:
-    """Print one line to stderr and exit with status 2."""
-    click.echo(f"artlens: error: {message}", err=True)
+    """Print one line to stderr and exit with status 2 (escaped: a message may quote a
+    name or a line of a file)."""
+    click.echo(f"artlens: error: {_printable(message)}", err=True)
     sys.exit(EXIT_ERROR)
 
 
@@ -61,7 +77,10 @@ def one_line_errors() -> Iterator[None]:
 
     The one place the CLI maps errors: the command group runs every command inside it.
     Every ``ArtlensError`` (the whole family, see ``store.errors``) is the user's message.
+    Any other exception is a bug: one line naming it and exit 70, or its traceback with
+    ``ARTLENS_DEBUG=1`` (the tests set it, so a bug still fails them loudly).
     """
+    _INDEXES_USED.clear()  # this command's, not an earlier one's in the same process
     try:
         yield
     except ArtlensError as exc:
@@ -71,11 +90,71 @@ def one_line_errors() -> Iterator[None]:
     except BrokenPipeError:
         raise  # the reader of stdout went away: the group exits quietly
     except OSError as exc:
-        where = f" ({exc.filename})" if exc.filename else ""
+        name = exc.filename
+        where = f" ({os.fsdecode(name) if isinstance(name, bytes) else name})" if name else ""
         fail(f"{exc.strerror or one_line(exc)}{where}")
     except KeyboardInterrupt:
         click.echo("artlens: interrupted", err=True)
         sys.exit(130)
+    except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+        raise  # click's own: usage errors, ctx.exit(), a declined prompt
+    except Exception as exc:
+        if os.environ.get(ENV_DEBUG, "") not in ("", "0"):
+            raise
+        damage = _damaged_index()
+        if damage is not None:
+            fail(damage)
+        click.echo(
+            f"artlens: internal error: {type(exc).__name__}: {_printable(one_line(exc))}"
+            f" (set {ENV_DEBUG}=1 for the traceback)",
+            err=True,
+        )
+        sys.exit(EXIT_INTERNAL)
+
+
+_INDEXES_USED: list[Path] = []
+"""The indexes this command opened: where to look for damage when it fails."""
+
+
+def index_used(path: Path) -> Path:
+    """Note that this command reads or writes the index at ``path``; returns it."""
+    _INDEXES_USED.append(path)
+    return path
+
+
+def _damaged_index() -> str | None:
+    """The one-line message for a failure on an index whose path columns hold something
+    artlens never writes there (another tool edited it), or None: the failure is a bug."""
+    from store.index.query import damaged_path_column, damaged_row_message
+    from store.readonly import connect_readonly
+
+    for path in _INDEXES_USED:
+        try:
+            conn = connect_readonly(path)
+        except (OSError, sqlite3.Error):
+            continue
+        try:
+            what = damaged_path_column(conn)
+        except sqlite3.Error:
+            continue
+        finally:
+            conn.close()
+        if what is not None:
+            return damaged_row_message(what)
+    return None
+
+
+def _printable(text: str) -> str:
+    """Any text, of any origin, as one printable line (``paths.display`` refuses a
+    surrogate that is not an undecodable byte)."""
+    return visible(printable_surrogates(text))
+
+
+def no_empty(values: Iterable[str | None], name: str, hint: str) -> None:
+    """Refuse an empty argument: ``Path("")`` is the current folder, and ``""`` would be
+    read as no argument at all, so ``index ""`` indexed the folder it was run in."""
+    if any(value == "" for value in values):
+        raise ArtlensError(f"{name} is empty ({hint})")
 
 
 def given_file(path: Path | None, flag: str) -> Path | None:
@@ -104,7 +183,7 @@ def need_db(db_path: Path | None, roots: Sequence[Path] = ()) -> Path:
             if path is None
             else f"no index at {path}: run `artlens index ROOT --db {path}`"
         )
-    return path
+    return index_used(path)
 
 
 @contextmanager
@@ -121,7 +200,8 @@ def reader(db_path: Path | None, roots: Sequence[Path] = ()) -> Iterator[sqlite_
 
 _UNSAFE_IN_JSON = re.compile("[\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
 """What ``json.dumps(ensure_ascii=False)`` leaves raw but a terminal (or a reader) must not
-see: DEL, C1 controls (CSI, OSC), line separators, bidi overrides, lone surrogates."""
+see: DEL, C1 controls (CSI, OSC), line separators, bidi overrides (as ``\\uXXXX``), lone
+surrogates (as their printable text: no parser can give a surrogate back)."""
 
 
 @contextmanager
@@ -152,8 +232,10 @@ def ends_at_once() -> bool:
     return _ENDS_AT_ONCE
 
 
-_ENCODER = json.JSONEncoder(ensure_ascii=False, default=str)
-"""``json.dumps(item, ensure_ascii=False, default=str)`` without a new encoder per item."""
+_ENCODER = json.JSONEncoder(ensure_ascii=False, default=str, allow_nan=False)
+"""``json.dumps(item, ensure_ascii=False, default=str, allow_nan=False)`` without a new
+encoder per item.  ``allow_nan=False`` is the guard: a non-finite float raises, and
+``store.jsonstrict.finite`` names it, instead of a bare ``NaN`` no parser takes."""
 
 
 def _item_encoder() -> Callable[[object], str]:
@@ -167,13 +249,13 @@ def _item_encoder() -> Callable[[object], str]:
         return _ENCODER.encode
     try:
         # no circular check (``markers`` None): what is printed is made of fresh lists
-        once = make(None, str, encoder.encode_basestring, None, ": ", ", ", False, False, True)
+        once = make(None, str, encoder.encode_basestring, None, ": ", ", ", False, False, False)
 
         def encode(value: object) -> str:
             return "".join(once(value, 0))
 
         sample: dict[str, object] = {
-            "a": [1, 2.5, math.nan, -math.inf, None, True, "\x00\u00e9\n"],
+            "a": [1, 2.5, -1e300, None, True, "\x00\u00e9\n"],
             "b": {},
             "c": Path("/"),
         }
@@ -184,14 +266,34 @@ def _item_encoder() -> Callable[[object], str]:
     return encode
 
 
-_encode_item = _item_encoder()
+_encode_finite = _item_encoder()
+
+
+def _encode_item(value: object) -> str:
+    """One item as strict JSON: non-finite floats named (the rare case pays the copy)."""
+    try:
+        return _encode_finite(value)
+    except ValueError:
+        return _encode_finite(finite(value))
+
+
+def _dumps_indented(value: object) -> str:
+    def dumps(v: object) -> str:
+        return json.dumps(v, indent=2, ensure_ascii=False, default=str, allow_nan=False)
+
+    try:
+        return dumps(value)
+    except ValueError:
+        return dumps(finite(value))
 
 
 def emit_json(value: object) -> None:
     """Print ``value`` as JSON whose text holds no control character.
 
     Strings keep their real value (a parser gets the name back exactly); control characters
-    are written as ``\\uXXXX`` escapes, so the output is safe on a terminal too.
+    are written as ``\\uXXXX`` escapes, so the output is safe on a terminal too.  Strict
+    JSON (``store.jsonstrict``): a non-finite float is the string ``"NaN"``, ``"Infinity"``
+    or ``"-Infinity"``, and a lone surrogate the printable ``\\xNN``.
     """
     if isinstance(value, list):
         emit_json_lines(map(_encode_item, value))
@@ -202,7 +304,7 @@ def emit_json(value: object) -> None:
     ):
         _echo_json(_object_with_long_lists(value))
         return
-    _echo_json(json.dumps(value, indent=2, ensure_ascii=False, default=str))
+    _echo_json(_dumps_indented(value))
 
 
 def _object_with_long_lists(value: dict[str, object]) -> str:
@@ -213,7 +315,8 @@ def _object_with_long_lists(value: dict[str, object]) -> str:
     fields = []
     for key, item in value.items():
         if isinstance(item, EncodedItems):
-            body = "[\n    " + ",\n    ".join(item.texts) + "\n  ]" if item.texts else "[]"
+            body = _strict_join(",\n    ", item.texts)  # written ahead, maybe with NaN
+            body = "[\n    " + body + "\n  ]" if item.texts else "[]"
         elif isinstance(item, list) and item:
             body = "[\n    " + ",\n    ".join(map(encode, item)) + "\n  ]"
         else:
@@ -222,19 +325,36 @@ def _object_with_long_lists(value: dict[str, object]) -> str:
     return "{\n" + ",\n".join(fields) + "\n}" if fields else "{}"
 
 
+def _strict_join(separator: str, texts: list[str]) -> str:
+    """JSON texts of another writer joined, made strict (``store.jsonstrict``): the joined
+    text is checked once, and only when something needs it is each text looked at."""
+    joined = separator.join(texts)
+    if needs_strict(joined):
+        joined = separator.join(map(strict_text, texts))
+    return joined
+
+
 def emit_json_lines(items: Iterable[str]) -> None:
     """Print a JSON list of already encoded items, one per line.
 
     One record per line is as easy to read and grep as an indented list, and lets the C
-    encoder work: the indenting one is ten times slower on 10,000 runs.
+    encoder work: the indenting one is ten times slower on 10,000 runs.  Items made by
+    another writer (the index's stored params and metrics) are made strict here.
     """
-    lines = ",\n  ".join(items)
+    lines = _strict_join(",\n  ", list(items))
     _echo_json(f"[\n  {lines}\n]" if lines else "[]")
+
+
+def _escape_unsafe(match: re.Match[str]) -> str:
+    code = ord(match.group(0))
+    if 0xD800 <= code <= 0xDFFF:  # no character: its printable text, backslash escaped
+        return "\\" + printable_surrogate(code)
+    return f"\\u{code:04x}"
 
 
 def _echo_json(text: str) -> None:
     if not text.isascii() or "\x7f" in text:  # the check is fast; the escaping is not
-        text = _UNSAFE_IN_JSON.sub(lambda m: f"\\u{ord(m.group(0)):04x}", text)
+        text = _UNSAFE_IN_JSON.sub(_escape_unsafe, text)
     click.echo(text)
 
 

@@ -12,7 +12,8 @@ from __future__ import annotations
 import json
 import re
 
-from store.safetext import visible
+from store.jsonstrict import finite
+from store.safetext import printable_surrogates, visible
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
@@ -23,7 +24,8 @@ def spreadsheet_cell(value: object) -> str:
     if value is None:
         return ""
     structured = isinstance(value, (dict, list))
-    text = json.dumps(value, ensure_ascii=False) if structured else str(value)
+    # structured values as strict JSON, as --json writes them (a NaN inside as "NaN")
+    text = json.dumps(finite(value), ensure_ascii=False) if structured else str(value)
     if text.startswith(FORMULA_START) and not _NUMBER.fullmatch(text):
         text = "'" + text
-    return visible(text)
+    return visible(printable_surrogates(text))

@@ -13,11 +13,11 @@ from pathlib import Path
 import click
 
 from store.errors import ArtlensError
-from tui.cli.common import db_option, reader
+from tui.cli.common import count_type, db_option, reader
 
 
 @click.command("feed")
-@click.option("--after", type=click.IntRange(0), default=0, show_default=True,
+@click.option("--after", type=count_type(0), default=0, show_default=True,
               help="Last event id the client applied (0: a full snapshot).")  # fmt: skip
 @click.option("--recheck", default="", help="Artifact id ranges (a-b,c-d) the client holds "
               "unhashed: sent again once hashed.")  # fmt: skip

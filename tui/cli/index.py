@@ -22,9 +22,11 @@ from tui.cli.common import (
     db_option,
     emit_json,
     emit_json_lines,
+    index_used,
     is_terminal,
     json_option,
     may_end_at_once,
+    no_empty,
     plain_reader,
     reader,
 )
@@ -155,6 +157,7 @@ def index_cmd(
     reads; --json adds the requests and bytes it cost)."""
     from store.root import is_url
 
+    no_empty(roots, "ROOT", "name a folder; . for the current one")
     urls = [t for t in roots if is_url(t)]
     if urls:
         if len(urls) != len(roots):
@@ -166,6 +169,7 @@ def index_cmd(
     folders = [Path(t) for t in roots]
     target = resolve_db(db_path, folders)
     assert target is not None
+    index_used(target)
     # without hashing the config's cap is not read (a flag given is still checked)
     cap = None if no_hash and hash_max_size is None else _hash_cap(hash_max_size)
     try:
@@ -341,6 +345,7 @@ def _runs_csv(runs: list[Any]) -> None:
 @json_option
 def ls_cmd(run: str | None, db_path: Path | None, as_json: bool) -> None:
     """List the artifacts of RUN (name, id or path), or every artifact."""
+    no_empty([run], "RUN", "name a run by name, id or path; give none for every artifact")
     with reader(db_path) as db:
         root_paths = {r[0]: bytes(r[1]) for r in db.conn.execute("SELECT id, path FROM roots")}
         run_id = resolve_run(db, run).id if run else None

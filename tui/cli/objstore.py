@@ -14,7 +14,7 @@ import click
 from store.errors import ArtlensError
 from store.locate import ENV_DB, cache_dir, remember
 from store.lock import WriterLock
-from tui.cli.common import emit_json, json_option
+from tui.cli.common import count_type, emit_json, json_option
 
 if TYPE_CHECKING:
     from store.retention.bucket import Batch, BucketTrash
@@ -170,9 +170,9 @@ def bucket_purge_cmd(url: str, batch_id: str, yes: bool, as_json: bool) -> None:
 @click.argument("url")
 @click.option("--hash", "full_hash", is_flag=True,
               help="SHA-256 every object sharing its size with another (exact).")  # fmt: skip
-@click.option("--min-size", type=click.IntRange(1), default=1, show_default=True,
+@click.option("--min-size", type=count_type(1), default=1, show_default=True,
               help="Ignore objects smaller than this many bytes.")  # fmt: skip
-@click.option("--top", type=click.IntRange(1), default=20, show_default=True,
+@click.option("--top", type=count_type(1), default=20, show_default=True,
               help="Groups listed (without --json).")  # fmt: skip
 @json_option
 def bucket_dups_cmd(url: str, full_hash: bool, min_size: int, top: int, as_json: bool) -> None:

@@ -12,7 +12,7 @@ import click
 
 from store.errors import ArtlensError
 from store.safetext import visible
-from tui.cli.common import db_option, emit_json, json_option, one_line
+from tui.cli.common import count_type, db_option, emit_json, json_option, one_line
 
 if TYPE_CHECKING:
     from store.remote.config import Remote
@@ -254,9 +254,9 @@ def diff_across_hosts(
 
 @remote_group.command("dups")
 @click.argument("names", nargs=-1)
-@click.option("--min-size", type=click.IntRange(1), default=1, show_default=True,
+@click.option("--min-size", type=count_type(1), default=1, show_default=True,
               help="Ignore files smaller than this many bytes.")  # fmt: skip
-@click.option("--top", type=click.IntRange(1), default=20, show_default=True,
+@click.option("--top", type=count_type(1), default=20, show_default=True,
               help="Contents listed (without --json).")  # fmt: skip
 @db_option
 @json_option
