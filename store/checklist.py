@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import os
 import re
-import stat
 import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -43,7 +42,7 @@ else:  # pragma: no cover - exercised on 3.10 only
 from store import paths
 from store.errors import ArtlensError
 from store.frameworks import generic, registry
-from store.index.query import RunRow
+from store.index.query import RunRow, UnreadableIndex, UnreadableRow, unreadable_places
 from store.retention.globs import glob_to_regex
 from store.safefile import NotRegularFileError, absent, read_capped, users_own
 from store.safeparse import NestingError, load_toml
@@ -108,24 +107,27 @@ class ChecklistResult:
     passed: int
     total: int
     missing: list[str]
+    unknown: tuple[tuple[str, str], ...] = ()
+    """(item, why) of items not found that may lie where the last scan could not read:
+    neither met nor missing."""
 
     @property
     def complete(self) -> bool:
         return self.passed == self.total
 
     def label(self) -> str:
-        """``4/5`` for the runs table; ``-`` when there is nothing to check."""
-        return f"{self.passed}/{self.total}" if self.total else "-"
+        """``4/5`` for the runs table (``3/5?`` when some are unknown); ``-`` when there is
+        nothing to check."""
+        if not self.total:
+            return "-"
+        return f"{self.passed}/{self.total}{'?' if self.unknown else ''}"
+
+    def short_items(self) -> list[str]:
+        """The items not met: the missing ones, then the unknown ones with why."""
+        return [*self.missing, *(f"{item} (unknown: {why})" for item, why in self.unknown)]
 
 
 # -- loading -------------------------------------------------------------------------------
-
-
-def _is_regular(path: Path) -> bool:
-    try:
-        return stat.S_ISREG(os.lstat(path).st_mode)
-    except OSError:
-        return False
 
 
 def _read_capped(path: Path) -> str:
@@ -334,8 +336,11 @@ def evaluate_files(
     *,
     has_params: bool = False,
     has_metrics: bool = False,
+    unread: Iterable[Unread] = (),
 ) -> ChecklistResult:
-    """Which ``items`` the files (paths relative to the run folder) meet."""
+    """Which ``items`` the files (paths relative to the run folder) meet.  An item not met
+    that could lie in one of the places ``unread`` could not be read is unknown, not
+    missing."""
     compiled = [_compile(item) for item in items]
     met = [False] * len(compiled)
     for index, item in enumerate(compiled):
@@ -352,15 +357,63 @@ def evaluate_files(
                 met[index] = True
         if all(met):
             break
-    missing = [item.text for item, ok in zip(compiled, met, strict=True) if not ok]
-    return ChecklistResult(len(compiled) - len(missing), len(compiled), missing)
+    short = [item.text for item, ok in zip(compiled, met, strict=True) if not ok]
+    places = list(unread)
+    unknown: list[tuple[str, str]] = []
+    for text in short:
+        hiding = [p for p in places if any(_could_hide(a, p) for a in text.split("|"))]
+        if hiding:
+            more = f" (+{len(hiding) - 1} more)" if len(hiding) > 1 else ""
+            unknown.append((text, hiding[0].why + more))
+    unsure = {text for text, _ in unknown}
+    missing = [text for text in short if text not in unsure]
+    passed = len(compiled) - len(short)
+    return ChecklistResult(passed, len(compiled), missing, tuple(unknown))
+
+
+@dataclass(frozen=True)
+class Unread:
+    """A place in a run that the last scan could not read, for ``evaluate_files``."""
+
+    rel: str
+    """Relative to the run's folder ('' when the whole folder was not read)."""
+    entry: bool
+    """True for an entry that could not be examined (it may be a file itself), False for a
+    folder that could not be listed."""
+    why: str
+    """``folder out could not be read (permission denied)``."""
+
+
+def _could_hide(alternative: str, place: Unread) -> bool:
+    """True when a file that ``alternative`` matches could lie at ``place`` or below it."""
+    alternative = alternative.strip()
+    if alternative in _PSEUDO:
+        return False
+    if not place.rel or "/" not in alternative:  # a name at any depth: any folder may hold it
+        return True
+    below = alternative.endswith("/")
+    segments = alternative.strip("/").split("/")
+    parts = place.rel.split("/")
+    for index, segment in enumerate(segments):
+        if "**" in segment or index == len(parts):
+            return True  # the glob reaches below the place
+        if not re.fullmatch(glob_to_regex(segment), parts[index], re.DOTALL):
+            return False
+    # every segment matched the place or a folder above it
+    return below or (len(segments) == len(parts) and place.entry)
+
+
+def _bases(run: RunRow) -> list[bytes]:
+    """The run's folder, then the extra folders it owns."""
+    extra = run.meta.get("extra_paths")
+    return [run.path] + [
+        paths.key(str(p)) for p in (extra if isinstance(extra, list) else []) if isinstance(p, str)
+    ]
 
 
 def run_files(db: sqlite_utils.Database, run: RunRow, *, limit: int = MAX_FILES) -> list[str]:
     """The run's files relative to its folder (or to an extra folder it owns)."""
-    bases = [run.path] + [
-        paths.key(str(p)) for p in run.meta.get("extra_paths") or [] if isinstance(p, str)
-    ]
+    bases = _bases(run)
     out = []
     for (blob,) in db.conn.execute(
         "SELECT path FROM artifacts WHERE run_id = ? LIMIT ?", [run.id, limit]
@@ -381,16 +434,38 @@ def run_files(db: sqlite_utils.Database, run: RunRow, *, limit: int = MAX_FILES)
 
 
 def evaluate(
-    db: sqlite_utils.Database, run: RunRow, checklist: Checklist | None = None
+    db: sqlite_utils.Database,
+    run: RunRow,
+    checklist: Checklist | None = None,
+    places: list[UnreadableRow] | UnreadableIndex | None = None,
 ) -> ChecklistResult:
-    """How complete ``run`` is against the rules of its root (loaded when not given)."""
+    """How complete ``run`` is against the rules of its root (loaded when not given).
+    ``places``: what the root's scans could not read (read from the index when not given)."""
     rules = checklist if checklist is not None else load_checklist(run.root)
+    if places is None:
+        places = (unreadable_places(db.conn, run.root_id) or {}).get(run.root_id, [])
     return evaluate_files(
         run_files(db, run),
         rules.items_for(run.framework),
         has_params=bool(run.params),
         has_metrics=bool(run.metrics),
+        unread=run_unread(run, places),
     )
+
+
+def run_unread(run: RunRow, places: list[UnreadableRow] | UnreadableIndex) -> list[Unread]:
+    """The places of a root that could hide files of ``run``, relative to its folders."""
+    bases = _bases(run)
+    found = []
+    index = places if isinstance(places, UnreadableIndex) else UnreadableIndex(places)
+    for place in index.touching(bases):
+        rel = ""
+        for base in bases:
+            if place.path != base and paths.under(place.path, base):
+                rel = paths.unkey(place.path[len(base) + 1 :] if base else place.path)
+                break
+        found.append(Unread(rel, place.kind != "folder", place.sentence(run.path)))
+    return found
 
 
 def evaluate_runs(
@@ -408,6 +483,7 @@ def evaluate_runs(
     rules: dict[bytes, Checklist] = {}
     errors: list[str] = []
     results: dict[int, ChecklistResult] = {}
+    unread = {rid: UnreadableIndex(p) for rid, p in (unreadable_places(db.conn) or {}).items()}
     for run in runs:
         checklist = rules.get(run.root)
         if checklist is None:
@@ -419,5 +495,5 @@ def evaluate_runs(
                 errors.append(str(exc))
                 checklist = Checklist()
             rules[run.root] = checklist
-        results[run.id] = evaluate(db, run, checklist)
+        results[run.id] = evaluate(db, run, checklist, unread.get(run.root_id) or [])
     return results, errors

@@ -8,6 +8,7 @@ metrics, status, size) re-read only for runs whose files changed.
 
 from __future__ import annotations
 
+import bisect
 import json
 import marshal
 import os
@@ -28,6 +29,7 @@ from store import forked, integrity, paths
 from store.frameworks import registry
 from store.index import write
 from store.index.events import EventKind
+from store.index.query import UnreadableIndex, unreadable_places
 from store.safeparse import load_json
 from store.safetext import visible
 
@@ -342,6 +344,16 @@ class RunSync:
     def mark_dirty(self, run_ids: Iterable[int | None]) -> None:
         self._dirty.update(r for r in run_ids if r is not None)
 
+    def mark_dirty_around(self, keys: Iterable[bytes]) -> None:
+        """Dirty the runs whose warnings name one of ``keys`` (places that became, or
+        stopped being, unreadable): the run holding each, and every run below one."""
+        ordered = sorted(self._ids)
+        for key in keys:
+            self.mark_dirty([self.run_for(key)])
+            lo, hi = paths.prefix_range(key)
+            below = ordered[bisect.bisect_left(ordered, lo) : bisect.bisect_left(ordered, hi)]
+            self.mark_dirty(self._ids[path] for path in below)
+
     def refresh(
         self,
         conn: sqlite3.Connection,
@@ -379,6 +391,9 @@ class RunSync:
             integrity.runs_with_refs(conn, self.root_id)
             if summaries and len(dirty) > BATCH_RUNS
             else None
+        )
+        unread = UnreadableIndex(
+            (unreadable_places(conn, self.root_id) or {}).get(self.root_id, [])
         )
         for run_id in dirty:
             key = by_id[run_id]
@@ -422,6 +437,7 @@ class RunSync:
                 run_id,
                 has_refs=None if with_refs is None else run_id in with_refs,
             )
+            note_unreadable(meta, unread, key, self._specs[key].extra_paths)
             updates.append(
                 [
                     logged or self._specs[key].name,
@@ -766,6 +782,33 @@ class RunSync:
                 status="unknown",
                 meta={"warnings": [f"could not read run: {type(exc).__name__}: {exc}"[:300]]},
             )
+
+
+NAMED_UNREADABLE = 5
+"""Places a run's warnings name at most; the rest are counted."""
+
+
+def note_unreadable(
+    meta: dict[str, object], places: UnreadableIndex, run_path: bytes, extra: Iterable[str]
+) -> None:
+    """Add to a run's warnings what its size and file count cannot hold: the places in (or
+    above) its folders that the last scan could not read."""
+    touching = places.touching([run_path, *(paths.key(e) for e in extra)])
+    if not touching:
+        return
+    found = meta.get("warnings")
+    notes = [
+        f"{place.sentence(run_path)}: "
+        + (
+            "size_bytes and n_artifacts count what it holds as last seen, or not at all"
+            if place.path != run_path and paths.under(place.path, run_path)
+            else "the run's files are as last seen"
+        )
+        for place in touching[:NAMED_UNREADABLE]
+    ]
+    if len(touching) > NAMED_UNREADABLE:
+        notes.append(f"{len(touching) - NAMED_UNREADABLE} more places could not be read")
+    meta["warnings"] = [*(found if isinstance(found, list) else []), *notes]
 
 
 def change_token(conn: sqlite3.Connection) -> tuple[int, int]:

@@ -178,6 +178,8 @@ class _Walk:
     slices: dict[bytes, tuple[int, int]] = field(default_factory=dict)
     """folder key -> where its files lie in ``entries`` (start, stop)"""
     unreadable: list[bytes] = field(default_factory=list)
+    why: dict[bytes, tuple[str, str]] = field(default_factory=dict)
+    """unreadable key -> (kind, reason): ``folder`` not listed, ``entry`` not examined"""
     helped: bool = False
     """True when a forked helper walked part of the tree (see ``Indexer._walk``)."""
 
@@ -207,6 +209,7 @@ class _Walk:
             {k: (start + offset, stop + offset) for k, (start, stop) in other.slices.items()}
         )
         self.unreadable += other.unreadable
+        self.why.update(other.why)
 
     def without(self, folders: Iterable[bytes]) -> _Walk:
         """This walk less ``folders`` and everything below them, as if never reached."""
@@ -216,6 +219,7 @@ class _Walk:
             return not any(paths.under(key, g) for g in gone)
 
         out = _Walk(unreadable=[k for k in self.unreadable if kept(k)])
+        out.why = {k: v for k, v in self.why.items() if kept(k)}
         out.links = {k: v for k, v in self.links.items() if kept(k)}
         out.dirs = {k: v for k, v in self.dirs.items() if kept(k)}
         for folder, (start, stop) in self.slices.items():
@@ -401,6 +405,7 @@ class Indexer:
                     sub.subdirs,
                     sub.slices,
                     sub.unreadable,
+                    sub.why,
                     dict(sub_report.warnings),
                     sub_report.samples,
                     found,
@@ -425,12 +430,13 @@ class Indexer:
             helper.abandon()
         try:
             answer: Any = marshal.loads(data) if data is not None else ()
-            entries, links, dirs, subdirs, slices, unreadable, warnings, samples, found = answer
+            (entries, links, dirs, subdirs, slices, unreadable, why) = answer[:7]
+            warnings, samples, found = answer[7:]
         except (ValueError, TypeError, EOFError):  # no answer, or not the one sent
             stack += theirs
             self._walk_stack(stack, walk, seen_dirs, report, progress, None, None)
             return
-        sub = _Walk(entries, links, dirs, subdirs, slices, unreadable)
+        sub = _Walk(entries, links, dirs, subdirs, slices, unreadable, why)
         twice = [key for ident, key in found if ident in seen_dirs]
         for ident, key in found:
             seen_dirs.setdefault(ident, key)
@@ -471,13 +477,15 @@ class Indexer:
             except FileNotFoundError:
                 report.warn("vanished", rel)
                 continue
-            except PermissionError:
+            except PermissionError as exc:
                 report.warn("unreadable folder", rel)
                 walk.unreadable.append(rel)
+                walk.why[rel] = ("folder", _unread(exc))
                 continue
             except OSError as exc:
                 report.warn(_os_reason(exc), rel)
                 walk.unreadable.append(rel)
+                walk.why[rel] = ("folder", _unread(exc))
                 continue
             with scanner:
                 try:
@@ -487,6 +495,7 @@ class Indexer:
                     # keep the folder's rows rather than take them for deleted
                     report.warn(_os_reason(exc), rel)
                     walk.unreadable.append(rel)
+                    walk.why[rel] = ("folder", _unread(exc))
                     continue
                 for entry in listed:
                     name = entry.name
@@ -497,8 +506,10 @@ class Indexer:
                     except FileNotFoundError:
                         report.warn("vanished", prefix + name)
                         continue
-                    except OSError as exc:
+                    except OSError as exc:  # kept as it was, not taken for deleted
                         report.warn(_os_reason(exc), prefix + name)
+                        walk.unreadable.append(prefix + name)
+                        walk.why[prefix + name] = ("entry", _unread(exc))
                         continue
                     fmt = est.st_mode & _S_IFMT
                     if fmt == _S_IFREG:
@@ -728,6 +739,7 @@ class Indexer:
         vouched = report.files - len(entries)
         had_rows = bool(existing) or vouched > 0
         protected = walk.unreadable
+        shielded = _below_any(protected)
         now = self.clock()
 
         if not unique:
@@ -751,7 +763,7 @@ class Indexer:
         removed: list[tuple[Any, ...]] = [
             (row[1], key, row[2], row[3], row[5], row[6])
             for key, row in old_rows.items()
-            if key not in changed_paths and not any(paths.under(key, p) for p in protected)
+            if key not in changed_paths and not shielded(key)
         ]
         touched: set[bytes] = set()
         if existing_dirs:  # else every folder is new and written anyway
@@ -765,11 +777,7 @@ class Indexer:
             if known is None or known != (mtime_ns, digest) or key in touched:
                 dirs_written.append((key, parent, mtime_ns, digest))
         dirs_added = [k for k in walk.dirs if k not in existing_dirs]
-        dirs_removed = [
-            k
-            for k in existing_dirs
-            if k not in walk.dirs and not any(paths.under(k, p) for p in protected)
-        ]
+        dirs_removed = [k for k in existing_dirs if k not in walk.dirs and not shielded(k)]
         structural = bool(
             dirs_added
             or dirs_removed
@@ -806,6 +814,12 @@ class Indexer:
             if structural and (had_rows or detect_after_write):
                 # rows written before the runs were known, or that an old run held
                 self.runs.reassign(conn)
+            unread = {k: walk.why.get(k, ("folder", "not listed")) for k in protected}
+            self.runs.mark_dirty_around(
+                write.record_unreadable(
+                    conn, self.root_id, unread, walk.slices, walk.dirs, dirs_removed, now
+                )
+            )
             totals = None if counted is None else _run_totals(counted)
             if added or changed or removed or self.runs.has_dirty():
                 report.runs_changed = self.runs.refresh(
@@ -1449,6 +1463,32 @@ def _os_reason(exc: OSError) -> str:
         errno.ENOTDIR: "vanished",
         errno.EIO: "I/O error",
     }.get(exc.errno or 0, "error")
+
+
+def _below_any(places: Iterable[bytes]) -> Callable[[bytes], bool]:
+    """A test of "``key`` is one of ``places`` or lies below one", walking up from the key:
+    a folder its reader may list but not enter names every entry in it, and a pass over
+    them all per row would make a scan quadratic."""
+    marked = set(places)
+    if not marked:
+        return lambda key: False
+    if b"" in marked:
+        return lambda key: True
+
+    def shielded(key: bytes) -> bool:
+        while key:
+            if key in marked:
+                return True
+            cut = key.rfind(b"/")
+            key = key[:cut] if cut > 0 else b""
+        return False
+
+    return shielded
+
+
+def _unread(exc: OSError) -> str:
+    """Why a folder or entry could not be read, as the system says it: permission denied."""
+    return (exc.strerror or type(exc).__name__).lower()
 
 
 def _special_kind(mode: int) -> str:

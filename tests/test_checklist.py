@@ -233,3 +233,49 @@ def test_evaluate_loads_the_rules_of_the_runs_root(tmp_path: Path) -> None:
         db.conn.close()
     assert result.missing == ["nothing-like-this"]
     assert not result.complete
+
+
+def test_an_item_that_may_lie_where_the_scan_could_not_read_is_unknown() -> None:
+    from store.checklist import Unread
+
+    items = [
+        "requirements.txt",  # a name at any depth
+        "checkpoints/*.ckpt",
+        "params/",
+        "**/final.pt",
+        "logs/train/*.log",
+        "@params",
+    ]
+
+    def judged(*places: Unread) -> tuple[list[str], list[str]]:
+        result = evaluate_files([], items, unread=places)
+        assert result.passed == 0 and result.total == len(items)
+        assert not result.complete
+        return result.missing, [item for item, _ in result.unknown]
+
+    everything = judged(Unread("", False, "folder . could not be read (permission denied)"))
+    assert everything == (["@params"], items[:-1])
+    assert judged(Unread("logs", False, "folder logs could not be read (permission denied)")) == (
+        ["checkpoints/*.ckpt", "params/", "@params"],
+        ["requirements.txt", "**/final.pt", "logs/train/*.log"],
+    )
+    assert judged(Unread("checkpoints", False, "folder checkpoints could not be read (x)"))[1] == [
+        "requirements.txt",
+        "checkpoints/*.ckpt",
+        "**/final.pt",
+    ]
+    assert judged(Unread("params/deep", False, "folder params/deep could not be read (x)"))[1] == [
+        "requirements.txt",
+        "params/",
+        "**/final.pt",
+    ]
+    # a folder named like the file it should hold is no such file; an entry could be
+    assert "checkpoints/*.ckpt" not in judged(Unread("checkpoints/a.ckpt", False, "x"))[1]
+    assert "checkpoints/*.ckpt" in judged(Unread("checkpoints/a.ckpt", True, "x"))[1]
+    assert "logs/train/*.log" not in judged(Unread("logs/eval", False, "x"))[1]
+    result = evaluate_files(["checkpoints/a.ckpt"], items[1:2], unread=[Unread("", False, "x")])
+    assert result.complete and not result.unknown  # found is found
+    short = evaluate_files([], ["a.txt", "b.txt"], unread=[Unread("out", False, "why")])
+    assert short.label() == "0/2?"
+    assert short.missing == []
+    assert short.short_items() == ["a.txt (unknown: why)", "b.txt (unknown: why)"]

@@ -43,8 +43,10 @@ def test_check_passes_then_fails_when_requirements_go(indexed: tuple[Path, Path]
     assert [r["name"] for r in short] == ["finished-run"]
     assert short[0]["missing"] == ["requirements.txt|conda-environment.yaml"]
     assert set(rows[0]) == {
-        "id", "name", "path", "path_b64", "framework", "complete", "passed", "total", "missing"
+        "id", "name", "path", "path_b64", "framework", "complete", "passed", "total", "missing",
+        "unknown",
     }  # fmt: skip
+    assert short[0]["unknown"] == []
 
 
 def test_invalid_config_exits_2_with_one_line(indexed: tuple[Path, Path]) -> None:
@@ -116,3 +118,113 @@ def test_config_flag_through_a_symlink_is_used(indexed: tuple[Path, Path], tmp_p
     code, out, _ = check(db_path, "--config", str(link))
     assert code == 1
     assert {line.split("\t")[2] for line in out.strip().splitlines()} == {"hydra"}
+
+
+def test_an_item_in_a_folder_that_could_not_be_read_is_unknown_not_missing(
+    tmp_path: Path, isolated_cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.test_scan import deny_listing, run_tree
+
+    root = tmp_path / "root"
+    run = run_tree(root)
+    db_path = tmp_path / "index.db"
+    with monkeypatch.context() as denied:
+        deny_listing(denied, run / "out")
+        index_tree(root, db_path)
+    code, out, err = check(db_path)
+    assert code == 1  # not known to pass
+    (line,) = out.strip().splitlines()
+    assert line.startswith("2/4?\trunD\tgeneric\t")
+    assert "missing" not in line
+    assert line.endswith(
+        "\tunknown: requirements.txt|conda.yaml|conda.yml|environment.yml|environment.yaml"
+        "|python_env.yaml: folder out could not be read (permission denied);"
+        " *.safetensors|*.ckpt|*.pt|*.pth|*.bin|model.pkl|*.onnx|*.gguf:"
+        " folder out could not be read (permission denied)"
+    )
+    assert "unknown items" in err
+    code, out, _ = check(db_path, "--json")
+    assert code == 1
+    (row,) = json.loads(out)
+    assert (row["complete"], row["passed"], row["missing"]) == (False, 2, [])
+    assert [u["reason"] for u in row["unknown"]] == [
+        "folder out could not be read (permission denied)"
+    ] * 2
+    runs = CliRunner().invoke(main, ["runs", "--json", "--db", str(db_path)])
+    (listed,) = json.loads(runs.stdout)
+    assert listed["warnings"] == [
+        "folder out could not be read (permission denied): size_bytes and n_artifacts"
+        " count what it holds as last seen, or not at all"
+    ]
+    index_tree(root, db_path)  # readable again
+    code, out, _ = check(db_path)
+    assert code == 0, out
+    runs = CliRunner().invoke(main, ["runs", "--json", "--db", str(db_path)])
+    assert json.loads(runs.stdout)[0]["warnings"] == []
+
+
+def test_as_a_user_who_cannot_read_a_folder_every_count_says_so() -> None:
+    """The commands as an unprivileged user (root reads everything): index, check, du and
+    runs each name the folder the index could not read."""
+    import shutil
+    import subprocess
+    import tempfile
+
+    from tests.conftest import unprivileged_python
+    from tests.test_scan import run_tree
+
+    python = unprivileged_python()
+    base = Path(tempfile.mkdtemp(prefix="artlens-unread-"))
+    try:
+        base.chmod(0o777)
+        run = run_tree(base / "pc")
+        for path in (base / "pc", run, run / "out"):
+            path.chmod(0o755)
+        (run / "out").chmod(0o000)
+        db_path = base / "pc.db"
+
+        def artlens(*args: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                [*python, "-c", "from tui.cli import main; main()", *args, "--db", str(db_path)],
+                capture_output=True,
+                text=True,
+                cwd=Path(__file__).resolve().parent.parent,
+                env={"HOME": str(base), "PATH": "/usr/bin:/bin", "ARTLENS_CACHE": str(base)},
+                timeout=120,
+            )
+
+        assert artlens("index", str(base / "pc"), "--no-hash").returncode == 0
+        checked = artlens("check")
+        assert checked.returncode == 1
+        assert "unknown: requirements.txt" in checked.stdout
+        assert "missing" not in checked.stdout
+        usage = artlens("du")
+        assert "1 folder could not be read: runD/out (permission denied)" in usage.stdout
+        listed = json.loads(artlens("runs", "--json").stdout)
+        assert "folder out could not be read (permission denied)" in listed[0]["warnings"][0]
+    finally:
+        (base / "pc" / "runD" / "out").chmod(0o755)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_check_on_an_index_that_does_not_record_unreadable_folders_warns(
+    tmp_path: Path, isolated_cache: Path
+) -> None:
+    from store.index.db import open_db
+    from tests.test_scan import run_tree
+
+    root = tmp_path / "root"
+    run_tree(root)
+    db_path = tmp_path / "index.db"
+    index_tree(root, db_path)
+    older = open_db(db_path)
+    older.execute("DROP VIEW unreadable_text")
+    older.execute("DROP TABLE unreadable")
+    older.execute("DELETE FROM _sqlite_migrations WHERE name = 'm005_unreadable'")
+    older.close()
+    code, out, err = check(db_path)
+    assert code == 0, out
+    assert "does not record the folders its scans could not read" in err
+    index_tree(root, db_path)  # a writer migrates it
+    code, _, err = check(db_path)
+    assert (code, err) == (0, "")

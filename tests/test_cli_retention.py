@@ -255,3 +255,117 @@ def test_du_json(tmp_path: Path) -> None:
     assert lightning["runs"][0]["run"] == "lightning_logs/version_2"
     dup = next(g for g in usage["duplicates"] if len(g["copies"]) == 3)
     assert dup["reclaimable_bytes"] == 2 * dup["size_bytes"]
+
+
+@pytest.mark.parametrize("config", ["deep", "fifo"])
+def test_a_policy_nested_too_deeply_or_no_regular_file_is_one_line(
+    tmp_path: Path, config: str
+) -> None:
+    root = tmp_path / "root"
+    for step in (1, 2):
+        write(root / "run" / f"step_{step}.pt", os.urandom(64), age=5000.0 - step)
+    db = tmp_path / "index.db"
+    ok("index", str(root), db=db)
+    policy_file = root / ".artlens.toml"
+    if config == "deep":
+        policy_file.write_text("a = " + "[" * 100_000 + "]" * 100_000 + "\n")
+        why = "nested too deeply"
+    else:
+        os.mkfifo(policy_file)  # read as a file, this would block the command
+        why = "cannot read (not a regular file)"
+    for args in (["retention", "plan"], ["retention", "apply", "--yes"], ["check"]):
+        result = run(*args, db=db)
+        assert result.exit_code == 2, args
+        assert result.stderr == f"artlens: error: {policy_file}: {why}\n", args
+    assert sorted(p.name for p in (root / "run").iterdir()) == ["step_1.pt", "step_2.pt"]
+    assert not (root / TRASH_DIR).exists()
+
+
+def test_du_names_what_the_index_could_not_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.test_checklist import index_tree
+    from tests.test_scan import deny_listing, run_tree
+
+    root = tmp_path / "pc"
+    run_tree(root)
+    db = tmp_path / "index.db"
+    with monkeypatch.context() as denied:
+        deny_listing(denied, root / "runD" / "out")
+        index_tree(root, db)
+    text = ok("du", db=db).stdout
+    assert (
+        "          1 folder could not be read: runD/out (permission denied);"
+        " what they hold counts as last seen, or not at all\n"
+    ) in text
+    assert "    runD  (1 place could not be read)\n" in text
+    usage = ok_json("du", db=db)
+    (shown,) = usage["roots"]
+    assert shown["unreadable"] == [
+        {"path": "runD/out", "kind": "folder", "reason": "permission denied"}
+    ]
+    assert shown["runs"][0]["unreadable"] == 1
+    assert shown["experiments"][0]["unreadable"] == 1
+    index_tree(root, db)  # readable again
+    assert "could not be read" not in ok("du", db=db).stdout
+    assert ok_json("du", db=db)["roots"][0]["unreadable"] == []
+
+
+def test_du_on_an_index_that_does_not_record_what_it_could_not_read(tmp_path: Path) -> None:
+    write(tmp_path / "root" / "run" / "step_1.pt", b"x", age=5000.0)
+    db = tmp_path / "index.db"
+    ok("index", str(tmp_path / "root"), db=db)
+    older = open_db(db)
+    older.execute("DROP VIEW unreadable_text")
+    older.execute("DROP TABLE unreadable")
+    older.execute("DELETE FROM _sqlite_migrations WHERE name = 'm005_unreadable'")
+    older.close()
+    assert "is not recorded in this index yet" in ok("du", db=db).stdout
+    assert ok_json("du", db=db)["roots"][0]["unreadable"] is None
+
+
+def test_du_counts_a_file_under_two_roots_once(tmp_path: Path) -> None:
+    outer = tmp_path / "r1"
+    write(outer / "runA" / "epoch=1.ckpt", b"a\n", age=5000.0)
+    write(tmp_path / "r2" / "runB" / "epoch=1.ckpt", b"b\n", age=5000.0)
+    db = tmp_path / "index.db"
+    ok("index", str(outer), str(outer / "runA"), str(tmp_path / "r2"), db=db)
+    text = ok("du", db=db).stdout
+    assert (
+        f"roots overlap: {outer / 'runA'} lies inside {outer}: 1 file (2B) counted under both"
+    ) in text
+    assert "      4B  in all (2 files, each counted once)\n" in text
+    assert "duplicates" not in text  # one file under two roots is no copy of itself
+    usage = ok_json("du", db=db)
+    inner = next(r for r in usage["roots"] if r["root"] == str(outer / "runA"))
+    assert inner["shared"] == [{"root": str(outer), "files": 1, "size_bytes": 2}]
+    assert usage["all_roots"] == {"size_bytes": 4, "files": 2, "unchecked": []}
+    assert usage["duplicates"] == []
+
+
+def test_du_hard_links_are_one_file_not_copies(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    write(root / "runA" / "e.ckpt", b"abc\n", age=5000.0)
+    write(root / "runB" / "copy.ckpt", b"abc\n", age=5000.0)
+    os.link(root / "runA" / "e.ckpt", root / "runB" / "e.ckpt")
+    db = tmp_path / "index.db"
+    ok("index", str(root), db=db)
+    text = ok("du", db=db).stdout
+    assert "duplicates: 4B reclaimable\n" in text
+    assert "2 copies: runA/e.ckpt, runB/copy.ckpt (+1 other name of these files)" in text
+    assert "in all" not in text  # one root: its own total is the total
+    (group,) = ok_json("du", db=db)["duplicates"]
+    assert group["reclaimable_bytes"] == 4
+    assert group["links"] == [{"root": str(root), "path": "runB/e.ckpt"}]
+
+
+def test_du_says_how_many_files_it_could_not_measure_on_disk(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    for step in (1, 2):
+        write(root / "run" / f"step_{step}.pt", b"x" * 100, age=5000.0)
+    db = tmp_path / "index.db"
+    ok("index", str(root), db=db)
+    (root / "run" / "step_2.pt").unlink()  # gone since the scan: lstat fails
+    (line,) = [t for t in ok("du", db=db).stdout.splitlines() if str(root) in t]
+    assert line.startswith(f"    200B  {root}  (2 files") and line.endswith(", 1 not measured)")
+    assert ok_json("du", db=db)["roots"][0]["disk_unmeasured_files"] == 1

@@ -85,3 +85,37 @@ def test_a_purge_tells_views_of_the_trash(tmp_path: Path, db: sqlite_utils.Datab
     assert purge(root, older_than=3600, db=db, now=time.time() + 7200).done
     purged = fold(events_since(db, before))
     assert purged.trash_roots and not purged.runs and not purged.removed_runs
+
+
+def test_an_index_from_before_the_unreadable_record_gains_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The record of what scans could not read arrives by migration; until a writer opens
+    the older index, readers say it holds no such record (None), never "nothing"."""
+    from store.index.query import UnreadableRow, unreadable_places
+    from tests.test_scan import deny_listing
+
+    root = tmp_path / "root"
+    write(root / "run" / "closed" / "model.pt", b"x")
+    path = tmp_path / "index.db"
+    db = open_db(path)
+    Indexer(db, root).scan()
+    db.execute("DROP VIEW unreadable_text")
+    db.execute("DROP TABLE unreadable")
+    db.execute("DELETE FROM _sqlite_migrations WHERE name = 'm005_unreadable'")
+    db.close()
+    reader = open_db(path, readonly=True)
+    try:
+        assert unreadable_places(reader.conn) is None
+    finally:
+        reader.close()
+    db = open_db(path)
+    try:
+        deny_listing(monkeypatch, root / "run" / "closed")
+        Indexer(db, root).scan()
+        assert unreadable_places(db.conn) == {
+            1: [UnreadableRow(b"run/closed", "folder", "permission denied")]
+        }
+        assert db.execute("SELECT path_text FROM unreadable_text").fetchall() == [("run/closed",)]
+    finally:
+        db.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -518,3 +519,160 @@ def test_pending_files_are_read_a_window_at_a_time_and_hashed_a_batch_at_a_time(
     assert indexer.hash_pending(batch=2, progress=lambda done, _total: seen.append(done)) == 7
     assert seen == [2, 3, 5, 6, 7]
     assert {s for (s,) in db.execute("SELECT DISTINCT hash_state FROM artifacts")} == {"done"}
+
+
+def deny_listing(monkeypatch: pytest.MonkeyPatch, *folders: Path) -> None:
+    """``os.scandir`` refuses ``folders`` as it does a user without read permission on
+    them (tests run as root, who reads everything)."""
+    real_scandir = os.scandir
+    denied = {os.fsencode(f) for f in folders}
+
+    def scandir(path: bytes) -> object:
+        if path in denied:
+            raise PermissionError(13, "Permission denied", path)
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+
+
+def unreadable_rows(db: sqlite_utils.Database) -> list[tuple[bytes, str, str]]:
+    return [
+        (bytes(p), k, r)
+        for p, k, r in db.execute("SELECT path, kind, reason FROM unreadable ORDER BY path")
+    ]
+
+
+def run_tree(root: Path) -> Path:
+    """A generic run whose ``out`` folder holds its requirements and model."""
+    run = root / "runD"
+    (run / "out").mkdir(parents=True)
+    (run / "out" / "requirements.txt").write_text("torch\n")
+    (run / "out" / "model.ckpt").write_bytes(b"x")
+    (run / "config.yaml").write_text("lr: 1\n")
+    (run / "metrics.csv").write_text("step,loss\n0,1\n")
+    return run
+
+
+def run_warnings(db: sqlite_utils.Database) -> list[str]:
+    (text,) = db.execute("SELECT json_extract(meta, '$.warnings') FROM runs").fetchone()
+    return list(json.loads(text or "[]"))
+
+
+def test_an_unreadable_folder_is_recorded_until_a_scan_reads_it(
+    tmp_path: Path, db: sqlite_utils.Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run = run_tree(tmp_path / "root")
+    indexer = Indexer(db, tmp_path / "root")
+    with monkeypatch.context() as denied:
+        deny_listing(denied, run / "out")
+        indexer.scan()
+    assert unreadable_rows(db) == [(b"runD/out", "folder", "permission denied")]
+    assert run_warnings(db) == [
+        "folder out could not be read (permission denied): size_bytes and n_artifacts"
+        " count what it holds as last seen, or not at all"
+    ]
+    indexer.scan()
+    assert unreadable_rows(db) == []
+    assert run_warnings(db) == []
+    assert b"runD/out/model.ckpt" in index_rows(db)
+
+
+def test_every_scan_path_keeps_the_unreadable_record_current(
+    tmp_path: Path, db: sqlite_utils.Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run = run_tree(tmp_path / "root")
+    indexer = Indexer(db, tmp_path / "root")
+    indexer.scan()
+    out = [(b"runD/out", "folder", "permission denied")]
+    with monkeypatch.context() as denied:
+        deny_listing(denied, run / "out")
+        indexer.scan("runD")  # a subtree scan
+        assert unreadable_rows(db) == out
+        indexer.scan_folders(["runD"])  # the watcher: lists runD, does not enter out
+        assert unreadable_rows(db) == out
+        indexer.scan_folders(["runD/out"])  # enters it, refused again
+        assert unreadable_rows(db) == out
+        assert any("folder out could not be read" in w for w in run_warnings(db))
+    indexer.scan_folders(["runD/out"])
+    assert unreadable_rows(db) == []
+    assert run_warnings(db) == []
+    with monkeypatch.context() as denied:
+        deny_listing(denied, run / "out")
+        indexer.scan_folders(["runD/out"])
+    assert unreadable_rows(db) == out
+    shutil.rmtree(run / "out")
+    indexer.scan_folders(["runD"])  # gone: nothing left to read
+    assert unreadable_rows(db) == []
+    assert run_warnings(db) == []
+
+
+def test_a_first_scan_in_pieces_records_what_it_could_not_read(
+    tmp_path: Path, db: sqlite_utils.Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from store.progressive import first_scan
+
+    root = tmp_path / "root"
+    run = run_tree(root)
+    for i in range(20):
+        (root / f"other{i}").mkdir()
+        (root / f"other{i}" / "f.txt").write_text("x")
+    deny_listing(monkeypatch, run / "out", root / "other3")
+    first_scan(Indexer(db, root), budget=60.0)
+    assert unreadable_rows(db) == [
+        (b"other3", "folder", "permission denied"),
+        (b"runD/out", "folder", "permission denied"),
+    ]
+    assert any("folder out could not be read" in w for w in run_warnings(db))
+
+
+def test_an_entry_that_cannot_be_examined_is_kept_and_recorded() -> None:
+    """As an unprivileged user: a folder it may list but not search (r--) names entries
+    it cannot stat; their rows stay, and the index says they could not be examined."""
+    tmp_path = Path(tempfile.mkdtemp(prefix="artlens-perm-"))
+    tmp_path.chmod(0o755)
+    try:
+        _check_unexaminable_entry(tmp_path)
+    finally:
+        for folder in (tmp_path / "root" / "closed", tmp_path / "root" / "listed"):
+            if folder.exists():
+                folder.chmod(0o755)
+        shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+def _check_unexaminable_entry(tmp_path: Path) -> None:
+    unprivileged = unprivileged_python()
+    root = tmp_path / "root"
+    for folder in ("open", "closed", "listed"):
+        (root / folder).mkdir(parents=True)
+        (root / folder / "a.txt").write_text("a")
+    db_path = tmp_path / "db" / "index.db"
+    db = open_db(db_path)
+    Indexer(db, root).scan()
+    db.close()
+    (root / "closed").chmod(0o000)
+    (root / "listed").chmod(0o644)  # names readable, entries not
+    for p in (tmp_path, root, root / "open", db_path.parent):
+        p.chmod(0o777)
+    for f in db_path.parent.iterdir():
+        f.chmod(0o666)
+    script = (
+        "from store.index.db import open_db; from store.scan import Indexer;"
+        f"Indexer(open_db({str(db_path)!r}), {str(root)!r}).scan()"
+    )
+    out = subprocess.run(
+        [*unprivileged, "-c", script],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parent.parent,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    db = open_db(db_path, readonly=True)
+    try:
+        assert unreadable_rows(db) == [
+            (b"closed", "folder", "permission denied"),
+            (b"listed/a.txt", "entry", "permission denied"),
+        ]
+        assert {b"closed/a.txt", b"listed/a.txt", b"open/a.txt"} <= set(index_rows(db))
+    finally:
+        db.close()

@@ -217,6 +217,28 @@ def m004_path_text_views(db: sqlite_utils.Database) -> None:
         db.execute(f"CREATE VIEW IF NOT EXISTS {table}_text AS SELECT *, {texts} FROM {table}")
 
 
+@migrations()
+def m005_unreadable(db: sqlite_utils.Database) -> None:
+    """What the last scan of each place could not read: a folder it could not list, an
+    entry it could not examine (stat).  Every total the index gives leaves out what lies
+    there, so the readers say so; a scan that reads the place again forgets the row."""
+    _run_script(
+        db,
+        """
+        CREATE TABLE IF NOT EXISTS unreadable (
+            root_id INTEGER NOT NULL REFERENCES roots(id),
+            path BLOB NOT NULL,                 -- relative to the root
+            kind TEXT NOT NULL,                 -- folder (not listed) | entry (not examined)
+            reason TEXT NOT NULL,               -- e.g. permission denied
+            since REAL NOT NULL,                -- first found unreadable
+            PRIMARY KEY (root_id, path)
+        ) WITHOUT ROWID;
+        CREATE VIEW IF NOT EXISTS unreadable_text AS
+            SELECT *, CAST(path AS TEXT) AS path_text FROM unreadable;
+        """,
+    )
+
+
 def _configure(conn: sqlite3.Connection, *, readonly: bool, bulk: bool = False) -> None:
     conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
     if bulk:  # a file no one else opens until ``publish``: no WAL to copy twice, no syncs

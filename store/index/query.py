@@ -6,6 +6,7 @@ stay BLOB keys inside rows; ``display`` fields are safe to print.
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import json
 import os
@@ -545,3 +546,91 @@ def roots(db: sqlite_utils.Database) -> list[tuple[int, bytes, str | None]]:
         (r[0], path_bytes(r[1], "roots.path"), r[2])
         for r in db.conn.execute("SELECT id, path, watch_health FROM roots ORDER BY id")
     ]
+
+
+@dataclass(frozen=True)
+class UnreadableRow:
+    """A place the last scan of it could not read: every total leaves out what it holds."""
+
+    path: bytes
+    """Relative to the root (b'' for the root itself)."""
+    kind: str
+    """``folder`` (could not be listed) or ``entry`` (could not be examined: a file or a
+    folder, its size unknown)."""
+    reason: str
+    """What the system said, e.g. ``permission denied``."""
+
+    def shown(self, base: bytes = b"") -> str:
+        """The printable path, relative to ``base`` when it lies below it, else to the
+        root (``.`` for the root itself)."""
+        below = bool(base) and self.path.startswith(base + b"/")
+        return paths.display(self.path[len(base) + 1 :] if below else self.path) or "."
+
+    def describe(self, base: bytes = b"") -> str:
+        """``out (permission denied)``."""
+        return f"{self.shown(base)} ({self.reason})"
+
+    def sentence(self, base: bytes = b"") -> str:
+        """``folder out could not be read (permission denied)``."""
+        if self.kind == "folder":
+            return f"folder {self.shown(base)} could not be read ({self.reason})"
+        return f"{self.shown(base)} could not be examined ({self.reason})"
+
+
+def unreadable_places(
+    conn: sqlite3.Connection, root_id: int | None = None
+) -> dict[int, list[UnreadableRow]] | None:
+    """root id -> what its last scans could not read, in path order (roots with nothing are
+    absent); None for an index written before artlens recorded it (not yet migrated)."""
+    sql = "SELECT root_id, path, kind, reason FROM unreadable"
+    args: list[object] = []
+    if root_id is not None:
+        sql += " WHERE root_id = ?"
+        args.append(root_id)
+    known = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'unreadable'"
+    ).fetchone()
+    if known is None:
+        return None
+    found: dict[int, list[UnreadableRow]] = {}
+    for rid, path, kind, reason in conn.execute(sql + " ORDER BY root_id, path", args):
+        if not isinstance(rid, int):  # no root's row: not ours
+            continue
+        place = UnreadableRow(
+            path_bytes(path, "unreadable.path"),
+            paths.display(str(kind))[:20],
+            paths.display(str(reason))[:200],
+        )
+        found.setdefault(rid, []).append(place)
+    return found
+
+
+class UnreadableIndex:
+    """A root's unreadable places, sorted, for ``touching`` asked once per run: a range
+    search and an ancestor walk, not a pass over every place (a folder its reader may list
+    but not enter names every entry in it)."""
+
+    def __init__(self, places: list[UnreadableRow]) -> None:
+        self.places = sorted(places, key=lambda p: p.path)
+        self.keys = [p.path for p in self.places]
+        self.by_path = {p.path: p for p in self.places}
+
+    def touching(self, folders: list[bytes]) -> list[UnreadableRow]:
+        """The places that can hide files of ``folders`` (a run's folder and the extra
+        folders it owns), in path order: those below one, and those at or above one (the
+        whole folder unread)."""
+        if not self.places:
+            return []
+        found: dict[bytes, UnreadableRow] = {}
+        for folder in folders:
+            up = folder
+            while True:  # the folder itself or one above it
+                if up in self.by_path:
+                    found[up] = self.by_path[up]
+                if not up:
+                    break
+                up = paths.parent_key(up)
+            lo, hi = paths.prefix_range(folder)
+            first, last = bisect.bisect_left(self.keys, lo), bisect.bisect_left(self.keys, hi)
+            found.update((p.path, p) for p in self.places[first:last])
+        return [found[k] for k in sorted(found)]

@@ -12,9 +12,10 @@ is a transaction of its own.  Mirror databases of other hosts are written by
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable
+from collections.abc import Container, Iterable, Mapping
 from typing import TYPE_CHECKING
 
+from store import paths
 from store.index.db import write_transaction
 from store.index.events import EventKind
 from store.index.query import FLAGGED_VERDICTS
@@ -81,6 +82,57 @@ def write_dirs(
     conn.executemany(
         "DELETE FROM dirs WHERE root_id = ? AND path = ?", [(root_id, k) for k in removed]
     )
+
+
+def record_unreadable(
+    conn: sqlite3.Connection,
+    root_id: int,
+    found: Mapping[bytes, tuple[str, str]],
+    listed: Container[bytes],
+    walked_dirs: Container[bytes],
+    gone: Iterable[bytes],
+    now: float,
+) -> set[bytes]:
+    """What a walk could not read, ``found`` (path -> (kind, reason)), kept per root; what
+    it read again forgotten: a folder it ``listed``, an entry of a listed folder that is no
+    folder it walked now (gone, or a file examined), anything below a folder ``gone``.  A
+    folder listed without being entered keeps its record.  Returns the paths whose record
+    changed, so the runs holding them can say so again."""
+    gone_set = set(gone)
+
+    def read_again(key: bytes) -> bool:
+        if key in listed:
+            return True
+        if key and paths.parent_key(key) in listed and key not in walked_dirs:
+            return True
+        up = key
+        while gone_set:  # the key, or a folder above it, is gone
+            if up in gone_set:
+                return True
+            if not up:
+                break
+            up = paths.parent_key(up)
+        return False
+
+    held = {
+        bytes(path): (str(kind), str(reason))
+        for path, kind, reason in conn.execute(
+            "SELECT path, kind, reason FROM unreadable WHERE root_id = ?", [root_id]
+        )
+        if isinstance(path, bytes)
+    }
+    cleared = [k for k in held if k not in found and read_again(k)]
+    fresh = [(k, v) for k, v in found.items() if held.get(k) != v]
+    conn.executemany(
+        "DELETE FROM unreadable WHERE root_id = ? AND path = ?", [(root_id, k) for k in cleared]
+    )
+    conn.executemany(
+        "INSERT INTO unreadable (root_id, path, kind, reason, since) VALUES (?, ?, ?, ?, ?)"
+        " ON CONFLICT (root_id, path) DO UPDATE SET kind = excluded.kind,"
+        " reason = excluded.reason",
+        [(root_id, k, kind, reason, now) for k, (kind, reason) in fresh],
+    )
+    return {*cleared, *(k for k, _ in fresh)}
 
 
 ROWS_PER_INSERT = 100

@@ -1,7 +1,9 @@
 """``artlens check``: which runs fall short of their checklist (for CI).
 
-Exit status: 0 when every run passes, 1 when any falls short, 2 on an error (an invalid
-checklist config names its file and line).
+Exit status: 0 when every run passes, 1 when any falls short or cannot be confirmed (an
+item not found that may lie in a folder the last scan could not read is ``unknown``,
+neither met nor missing), 2 on an error (an invalid checklist config names its file and
+line).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from pathlib import Path
 import click
 
 from store.checklist import ChecklistResult, evaluate_runs
-from store.index.query import RunRow, list_runs
+from store.index.query import RunRow, list_runs, unreadable_places
 from store.paths import json_path
 from store.safetext import visible
 from tui.cli.common import db_option, emit_json, given_file, json_option, reader
@@ -32,7 +34,16 @@ def _row(run: RunRow, result: ChecklistResult) -> dict[str, object]:
         "passed": result.passed,
         "total": result.total,
         "missing": list(result.missing),
+        "unknown": [{"item": item, "reason": why} for item, why in result.unknown],
     }
+
+
+def _shortfall(result: ChecklistResult) -> str:
+    """``\tmissing: a, b`` and ``\tunknown: c: folder out could not be read (...)``."""
+    out = f"\tmissing: {visible(', '.join(result.missing))}" if result.missing else ""
+    if result.unknown:
+        out += "\tunknown: " + "; ".join(visible(f"{i}: {why}") for i, why in result.unknown)
+    return out
 
 
 @click.command("check")
@@ -45,11 +56,21 @@ def _row(run: RunRow, result: ChecklistResult) -> dict[str, object]:
     help="Checklist config to use when a root has no .artlens.toml [checklist].",
 )
 def check_cmd(db_path: Path | None, as_json: bool, user_config: Path | None) -> None:
-    """List runs missing required files (exit 1 when any does)."""
+    """List runs missing required files (exit 1 when any does).
+
+    An item not found that may lie in a folder the last scan could not read is unknown,
+    neither met nor missing: it fails the check too (exit 1)."""
     user_config = given_file(user_config, "--config")
     with reader(db_path) as db:
         runs = list_runs(db)
         results, _ = evaluate_runs(db, runs, user_config=user_config, strict=True)
+        recorded = unreadable_places(db.conn) is not None
+    if not recorded:
+        click.echo(
+            "artlens: warning: this index does not record the folders its scans could not"
+            " read (`artlens index ROOT` records them): an item in one counts as missing",
+            err=True,
+        )
     short = [r for r in runs if not results[r.id].complete]
     if as_json:
         emit_json([_row(r, results[r.id]) for r in runs])
@@ -60,11 +81,11 @@ def check_cmd(db_path: Path | None, as_json: bool, user_config: Path | None) -> 
     else:
         for run in short:
             result = results[run.id]
-            click.echo(
-                f"{result.label()}\t{visible(run.name)}\t{run.framework}\t"
-                f"{run.display_path}\tmissing: {visible(', '.join(result.missing))}"
-            )
-        click.echo(f"{len(short)} of {len(runs)} runs fall short", err=True)
+            head = f"{result.label()}\t{visible(run.name)}\t{run.framework}\t{run.display_path}"
+            click.echo(head + _shortfall(result))
+        unsure = sum(1 for r in short if results[r.id].unknown)
+        note = f" ({unsure} with unknown items, in places that could not be read)" if unsure else ""
+        click.echo(f"{len(short)} of {len(runs)} runs fall short{note}", err=True)
     if short:
         sys.exit(EXIT_SHORT)
 

@@ -45,7 +45,15 @@ from store.retention.trash import (
     TrashEntry,
     audit_log,
 )
-from store.retention.usage import disk_usage, duplicates
+from store.retention.usage import (
+    DuplicateGroup,
+    RootUsage,
+    UsageRow,
+    across_roots,
+    disk_usage,
+    duplicates,
+    overlap_note,
+)
 from tui.cli.common import (
     db_option,
     emit_json,
@@ -728,7 +736,9 @@ def du_cmd(roots: tuple[str, ...], top: int, db_path: Path | None, as_json: bool
     """Disk usage per root, experiment and run (largest first), and duplicate files.
 
     A root may be an indexed s3://bucket/prefix (its index is the one `artlens index URL`
-    wrote): sizes from its listing, no "on disk" figure, objects not hashed."""
+    wrote): sizes from its listing, no "on disk" figure, objects not hashed.  What the
+    scans could not read is named under each total that leaves it out; a file under two
+    roots (one inside the other) counts once in all and is no duplicate of itself."""
     from store.index.db import open_db
     from store.root import is_url
 
@@ -746,24 +756,121 @@ def du_cmd(roots: tuple[str, ...], top: int, db_path: Path | None, as_json: bool
     finally:
         db.close()
     if as_json:
-        emit_json(usage_json(usage, groups))
+        emit_json(_du_json(usage, groups))
         return
     for u in usage:
-        click.echo(f"{human_size(u.size):>8}  {_text(u.root)}  ({u.files} files{_disk(u.disk)})")
+        unmeasured = f", {u.unmeasured} not measured" if u.unmeasured else ""
+        disk = f"{_disk(u.disk)}{unmeasured}"
+        click.echo(f"{human_size(u.size):>8}  {_text(u.root)}  ({u.files} files{disk})")
+        for line in _du_notes(u):
+            click.echo(f"          {line}")
         for e in u.experiments[:top]:
-            click.echo(f"{human_size(e.size):>8}    experiment {_text(e.label)}")
+            click.echo(f"{human_size(e.size):>8}    experiment {_text(e.label)}{_hidden(e)}")
         for r in u.runs[:top]:
-            click.echo(f"{human_size(r.size):>8}    {_text(r.label)}{_disk(r.disk, r.size)}")
+            click.echo(
+                f"{human_size(r.size):>8}    {_text(r.label)}{_disk(r.disk, r.size)}{_hidden(r)}"
+            )
         if u.outside_runs:
             click.echo(f"{human_size(u.outside_runs):>8}    (outside any run)")
         if is_url(u.root):
             click.echo(f"          objects are not hashed: `artlens bucket dups {_text(u.root)}`")
+    if len(usage) > 1:
+        every = across_roots(usage)
+        counted = _count(every.files, "file")
+        click.echo(f"{human_size(every.size):>8}  in all ({counted}, each counted once)")
+        if every.unchecked:
+            names = ", ".join(_text(r) for r in every.unchecked)
+            click.echo(f"          files shared with {names} not checked: may count twice")
     if groups:
         click.echo(f"duplicates: {human_size(sum(g.reclaimable for g in groups))} reclaimable")
         for g in groups[:top]:
             where = ", ".join(_text(p) for _, p in g.copies[:3])
             more = f" +{len(g.copies) - 3}" if len(g.copies) > 3 else ""
-            click.echo(f"{human_size(g.reclaimable):>8}  {len(g.copies)} copies: {where}{more}")
+            links = f" (+{_count(len(g.links), 'other name')} of these files)" if g.links else ""
+            click.echo(
+                f"{human_size(g.reclaimable):>8}  {len(g.copies)} copies: {where}{more}{links}"
+            )
+
+
+SHOWN_UNREADABLE = 3
+"""Places that could not be read named under a root's total; ``--json`` lists them all."""
+
+
+def _du_notes(u: RootUsage) -> list[str]:
+    """What a root's total leaves out (places not read) or shares with another root."""
+    notes = []
+    if u.unreadable is None:
+        notes.append(
+            "what the scans could not read is not recorded in this index yet: "
+            f"`artlens index {_text(u.root)}` records it"
+        )
+    elif u.unreadable:
+        folders = sum(1 for p in u.unreadable if p.kind == "folder")
+        entries = len(u.unreadable) - folders
+        counted = " and ".join(
+            [_count(folders, "folder")] * bool(folders) + [_count(entries, "entry")] * bool(entries)
+        )
+        named = ", ".join(p.describe() for p in u.unreadable[:SHOWN_UNREADABLE])
+        more = len(u.unreadable) - SHOWN_UNREADABLE
+        named += f" +{more} more" if more > 0 else ""
+        notes.append(
+            f"{counted} could not be read: {named};"
+            " what they hold counts as last seen, or not at all"
+        )
+    for other, (files, size) in u.shared.items():
+        notes.append(
+            f"roots overlap: {overlap_note(u.root, other)}: {_count(files, 'file')}"
+            f" ({human_size(size)}) counted under both"
+        )
+    return notes
+
+
+def _hidden(row: UsageRow) -> str:
+    """`` (2 places could not be read)`` beside a run or experiment that holds them."""
+    if not row.unreadable:
+        return ""
+    return f"  ({_count(row.unreadable, 'place')} could not be read)"
+
+
+def _count(n: int, noun: str) -> str:
+    """``1 folder``, ``2 folders``, ``2 entries``."""
+    if n == 1:
+        return f"1 {noun}"
+    return f"{n} {noun[:-1]}ies" if noun.endswith("y") else f"{n} {noun}s"
+
+
+def _du_json(usage: Sequence[RootUsage], groups: Sequence[DuplicateGroup]) -> dict[str, Any]:
+    """``usage_json``, and what it leaves out: per root the places not read (null for an
+    index that does not record them) and the files shared with another root, per run and
+    experiment how many places not read, the other names of duplicate files, and with
+    several roots every file counted once (``all_roots``)."""
+    data = usage_json(usage, groups)
+    for shown, u in zip(data["roots"], usage, strict=True):
+        shown["unreadable"] = (
+            None
+            if u.unreadable is None
+            else [
+                {"path": _text(paths.unkey(p.path)), "kind": p.kind, "reason": p.reason}
+                for p in u.unreadable
+            ]
+        )
+        shown["disk_unmeasured_files"] = u.unmeasured
+        shown["shared"] = [
+            {"root": _text(other), "files": files, "size_bytes": size}
+            for other, (files, size) in u.shared.items()
+        ]
+        for rows, key in ((u.experiments, "experiments"), (u.runs, "runs")):
+            for shown_row, row in zip(shown[key], rows, strict=True):
+                shown_row["unreadable"] = row.unreadable
+    for shown_group, group in zip(data["duplicates"], groups, strict=True):
+        shown_group["links"] = [{"root": _text(r), "path": _text(p)} for r, p in group.links]
+    every = across_roots(usage)
+    data["all_roots"] = {
+        "size_bytes": every.size,
+        "files": every.files,
+        "unchecked": [_text(r) for r in every.unchecked],
+    }
+    return data
 
 
 def _disk(disk: int | None, size: int | None = None) -> str:

@@ -41,7 +41,7 @@ def run_label(run: RunRow, checklist: ChecklistResult | None) -> Text:
     label.append(visible(run.name), style="bold")
     if checklist is not None and not checklist.complete:
         label.append("  ")
-        label.append(f"✗ missing {visible(', '.join(checklist.missing))}", style=WARNING)
+        label.append(f"✗ missing {visible(', '.join(checklist.short_items()))}", style=WARNING)
     label.append(f"  {paths.display(run.path) or '.'} · {run.framework}", style="dim")
     return label
 

@@ -125,7 +125,7 @@ def checklist_text(result: ChecklistResult) -> Text:
         return text
     text.append(result.label(), style="bold red")
     text.append(" · missing: ", style="red")
-    text.append(", ".join(visible(item) for item in result.missing), style="red")
+    text.append(", ".join(visible(item) for item in result.short_items()), style="red")
     return text
 
 
