@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -244,6 +246,154 @@ def test_errors_are_one_line(tmp_path: Path) -> None:
         result = run(*args, db=db)
         assert result.exit_code == 2, args
         assert result.stderr.startswith("artlens: error: ") and result.stderr.count("\n") == 1
+
+
+def _stale_setup(tmp_path: Path) -> tuple[Path, Path]:
+    """A run of four checkpoints indexed, then its newest deleted: the index is stale."""
+    root = tmp_path / "r2"
+    for epoch in (1, 2, 3, 4):
+        write(root / "runA" / f"epoch={epoch}.ckpt", f"a{epoch}\n".encode(), age=2 * 86400.0)
+    db = tmp_path / "index.db"
+    ok("index", str(root), db=db)
+    (root / "runA" / "epoch=4.ckpt").unlink()
+    return root, db
+
+
+def _saved(plan_id: str, tmp_path: Path) -> dict[str, Any]:
+    path = tmp_path / "xdg-state" / "artlens" / "plans" / f"{plan_id}.json"
+    data: dict[str, Any] = json.loads(path.read_text())
+    return data
+
+
+def _one_line_error(result: Result, *parts: str) -> None:
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith("artlens: error: ") and result.stderr.count("\n") == 1
+    assert all(part in result.stderr for part in parts), result.stderr
+
+
+def test_a_stale_index_never_empties_a_run(tmp_path: Path) -> None:
+    """keep-last 1 on a stale index keeps epoch=4, which is gone: applying a saved plan, or
+    one made on the spot, skips the whole run instead of trashing epochs 1 to 3."""
+    root, db = _stale_setup(tmp_path)
+    plan_id = ok_json("retention", "plan", "--keep-last", "1", db=db)["id"]
+    assert [row[3] for row in _saved(plan_id, tmp_path)["kept_units"]] == ["runA/epoch=4.ckpt"]
+    for args in ([plan_id], ["--keep-last", "1"]):
+        report = ok_json("retention", "apply", *args, "--yes", db=db)
+        assert report["done"] == [] and len(report["skipped"]) == 3
+        assert {s["reason"] for s in report["skipped"]} == {
+            "kept runA/epoch=4.ckpt is gone since the plan: run skipped; re-index and plan again"
+        }
+    assert sorted(p.name for p in (root / "runA").iterdir()) == [
+        "epoch=1.ckpt",
+        "epoch=2.ckpt",
+        "epoch=3.ckpt",
+    ]
+    ok("index", str(root), db=db)  # fresh again: the plan keeps epoch=3 and goes ahead
+    report = ok_json("retention", "apply", "--keep-last", "1", "--yes", db=db)
+    assert sorted(d["path"] for d in report["done"]) == ["runA/epoch=1.ckpt", "runA/epoch=2.ckpt"]
+
+
+def test_a_plan_naming_a_folder_outside_the_index_is_refused(tmp_path: Path) -> None:
+    """A hand-edited plan that names a folder the index does not hold as a root moves
+    nothing, not even in a dry run: one line names the root."""
+    root = tmp_path / "r1"
+    for epoch in (1, 2):
+        write(root / "runA" / f"epoch={epoch}.ckpt", f"a{epoch}\n".encode(), age=2 * 86400.0)
+    canary = tmp_path / "canary"
+    write(canary / "c.ckpt", b"CANARY\n", age=2 * 86400.0)
+    db = tmp_path / "index.db"
+    ok("index", str(root), db=db)
+    data = _saved(ok_json("retention", "plan", "--keep-last", "1", db=db)["id"], tmp_path)
+    st = os.stat(canary / "c.ckpt")
+    data["item_roots"] = [str(canary)]
+    data["kept_units"] = []
+    identity = [st.st_size, st.st_mtime_ns, st.st_ino]
+    data["removals"] = [[0, 1, "runA", "c.ckpt", False, *identity, "file", "x", ["r"], []]]
+    evil = tmp_path / "evil.json"
+    evil.write_text(json.dumps(data))
+    for yes in ([], ["--yes"]):
+        result = run("retention", "apply", str(evil), *yes, db=db)
+        _one_line_error(result, f"names {canary}, which is not a root of this index")
+    assert (canary / "c.ckpt").read_bytes() == b"CANARY\n" and not (canary / TRASH_DIR).exists()
+
+
+def _mutations() -> dict[str, Any]:
+    """What a hand-edited plan may hold, and the field its one-line error names."""
+
+    def removal(index: int, value: Any) -> Any:
+        return lambda d: d["removals"][0].__setitem__(index, value)
+
+    return {
+        "root out of range": (removal(0, 99), "removals row 1, root"),
+        "a short row": (lambda d: d["removals"][0].pop(), "removals row 1 does not have 12"),
+        "a bool size": (removal(5, True), "removals row 1, size"),
+        "a lone surrogate": (removal(3, "run/\ud800"), "removals row 1, path is not text"),
+        "a NUL": (removal(2, "r\0"), "removals row 1, run_path is not text"),
+        "a path up": (removal(3, "../x"), "removals row 1, path is not a normalised"),
+        "a member outside": (
+            lambda d: d["removals"][0].__setitem__(11, [["x", 1, 1, 1, "file", None]]),
+            "removals row 1, members are listed for a file",
+        ),
+        "no removals": (lambda d: d.pop("removals"), "removals is missing"),
+        "a kept row of 3": (lambda d: d["kept_units"].append([0, 1, 2]), "kept_units row 2"),
+        "a NaN time": (lambda d: d.__setitem__("created", float("nan")), "created is not a time"),
+        "a run field more": (lambda d: d["runs"][0].__setitem__("x", 1), "runs entry 1"),
+        "an older version": (
+            lambda d: d.__setitem__("version", 1),
+            "a plan from an older artlens (version 1): plan again",
+        ),
+    }
+
+
+@pytest.mark.parametrize("case", sorted(_mutations()))
+def test_a_saved_plan_out_of_shape_is_one_line(tmp_path: Path, case: str) -> None:
+    """Every field of a saved plan is checked: one line naming the plan and the field."""
+    root, db = _stale_setup(tmp_path)
+    plan_id = ok_json("retention", "plan", "--keep-last", "1", db=db)["id"]
+    data = _saved(plan_id, tmp_path)
+    mutate, named = _mutations()[case]
+    mutate(data)
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(data))
+    result = run("retention", "apply", str(bad), "--yes", db=db)
+    _one_line_error(result, f"cannot load plan {bad}: ", named)
+    assert "'removals'" not in result.stderr and "unpack" not in result.stderr
+    assert len(list((root / "runA").iterdir())) == 3
+
+
+@pytest.mark.parametrize("kind", ["fifo", "folder", "device", "deep", "planted link"])
+def test_a_plan_path_that_is_no_regular_file_is_one_line(tmp_path: Path, kind: str) -> None:
+    """A FIFO would block the open for ever, a device could be endless, JSON nested
+    100,000 deep overflows the parser, and the plans folder holds no links artlens made:
+    each is one line, fast (a subprocess, so a hang fails the test instead of stalling)."""
+    _, db = _stale_setup(tmp_path)
+    plans = tmp_path / "xdg-state" / "artlens" / "plans"
+    plans.mkdir(parents=True)
+    target = tmp_path / f"{kind.replace(' ', '-')}.json"
+    why = "not a regular file"
+    if kind == "fifo":
+        os.mkfifo(target)
+    elif kind == "folder":
+        target.mkdir()
+    elif kind == "device":
+        target.symlink_to("/dev/zero")
+    elif kind == "deep":
+        target.write_text("[" * 100_000)
+        why = "not a plan (JSON nested too deeply)"
+    else:
+        os.mkfifo(tmp_path / "elsewhere")
+        (plans / "20260101-000000-0123abcd.json").symlink_to(tmp_path / "elsewhere")
+        target = plans / "20260101-000000-0123abcd.json"
+        why = "it is a symlink; give the file it points to"
+    name = target.stem if kind == "planted link" else str(target)
+    result = subprocess.run(
+        [sys.executable, "-m", "tui.cli", "retention", "apply", name, "--yes", "--db", str(db)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2, result.stderr
+    assert result.stderr == f"artlens: error: cannot load plan {target}: {why}\n"
 
 
 def test_du_json(tmp_path: Path) -> None:

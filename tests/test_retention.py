@@ -642,7 +642,9 @@ def test_loading_a_plan_leaves_the_collector_as_it_found_it(tmp_path: Path) -> N
             (gc.enable if collecting else gc.disable)()
             loaded = load_plan(saved)
             assert gc.isenabled() is collecting and gc.get_freeze_count() == 0
-            assert [i.path for i in loaded.items] == [f"run/epoch={e}.ckpt" for e in range(3)]
+            assert [i.path for i in loaded.removals] == [f"run/epoch={e}.ckpt" for e in range(3)]
+            kept = [i.path for i in loaded.items if i.keep]
+            assert kept == ["run/epoch=3.ckpt", "run/epoch=4.ckpt"]
             oldest = {id(o) for o in gc.get_objects(generation=2)}
             assert all(id(item) in oldest for item in loaded.items)
             with pytest.raises(PlanError):

@@ -354,3 +354,26 @@ def test_a_trash_folder_of_another_user_is_refused(
     with pytest.raises(TrashRefused):
         list_trash(root)
     assert snapshot(root) == before
+
+
+def test_a_hand_added_restored_or_purged_line_hides_no_trashed_file(
+    tmp_path: Path, db: sqlite_utils.Database
+) -> None:
+    """Restore and purge say so only once the item has left the trash: a line claiming it
+    for a file still there is a problem line, and the file stays listed, restorable and
+    purgeable.  An honest restore still leaves its entry out of the list."""
+    root = _trashed_root(tmp_path, db)
+    first, second = list_trash(root)
+    restore(root, [first.id], db)
+    assert [e.id for e in list_trash(root)] == [second.id]
+    _plant(root, {"op": "restored", "id": second.id, "ts": 1.0})
+    assert [e.id for e in list_trash(root)] == [second.id]
+    _, problems = read_manifest_checked(str(root))
+    assert problems == [
+        f"{TRASH_DIR}/manifest.jsonl: {second.path} is said to be restored but is still "
+        "in the trash; listed as trashed"
+    ]
+    _plant(root, {"op": "purged", "id": second.id, "ts": 1.0})
+    report = purge(root, 0, db, now=time.time() + 10)
+    assert [d.path for d in report.done] == [second.path]
+    assert not (root / second.trash_path).exists() and list_trash(root) == []

@@ -22,7 +22,7 @@ from test_retention_support import index_tree, new_db, snapshot, write
 from store import fsops
 from store.retention import trash as trash_mod
 from store.retention.candidates import Candidate
-from store.retention.plan import Plan, load_plan, make_plan
+from store.retention.plan import Plan, PlanError, load_plan, make_plan
 from store.retention.policy import from_flags
 from store.retention.trash import (
     TRASH_DIR,
@@ -555,3 +555,81 @@ def test_a_kept_checkpoint_keeps_the_one_its_links_point_into(
     assert any("run/checkpoint-2" in r and "link" in r for r in kept["run/checkpoint-1"])
     apply_plan(plan, db)
     assert link.read_bytes()
+
+
+@pytest.mark.parametrize("saved", [False, True], ids=["in-memory", "saved"])
+def test_a_run_whose_kept_checkpoint_is_gone_or_changed_keeps_everything(
+    tmp_path: Path, db: sqlite_utils.Database, saved: bool
+) -> None:
+    """A stale index plans to keep what is no longer there, or no longer as planned: every
+    removal of that run then waits, so the run is never left with nothing.  A run whose
+    kept units are intact goes ahead.  A saved plan carries its kept units to apply."""
+    root = tmp_path / "root"
+    for run in ("gone", "changed", "intact"):
+        _steps(root, 3, run=run)
+    for step, age in ((1, 7200.0), (2, 3600.0)):
+        write(root / "folder" / f"checkpoint-{step}" / "model.bin", b"w" * step, age=age)
+    runs = {run: ("generic", "finished") for run in ("gone", "changed", "intact", "folder")}
+    plan = _plan(db, root, runs=runs)
+    if saved:
+        plan = load_plan(plan.save(tmp_path / "plan.json"))
+    (root / "gone" / "step_3.pt").unlink()
+    write(root / "changed" / "step_3.pt", b"rewritten", age=3600.0)
+    (root / "folder" / "checkpoint-2" / "model.bin").unlink()
+    report = apply_plan(plan, db)
+    assert sorted(d.path for d in report.done) == ["intact/step_1.pt", "intact/step_2.pt"]
+    skipped = {s.path: s.reason for s in report.skipped}
+    assert skipped == {
+        "gone/step_1.pt": "kept gone/step_3.pt is gone since the plan: run skipped; "
+        "re-index and plan again",
+        "gone/step_2.pt": skipped["gone/step_1.pt"],
+        "changed/step_1.pt": "kept changed/step_3.pt changed since the plan (size, mtime or "
+        "inode): run skipped; re-index and plan again",
+        "changed/step_2.pt": skipped["changed/step_1.pt"],
+        "folder/checkpoint-1": "kept folder/checkpoint-2 is empty now: run skipped; "
+        "re-index and plan again",
+    }
+    for run in ("gone", "changed"):
+        assert (root / run / "step_1.pt").exists() and (root / run / "step_2.pt").exists()
+    assert (root / "folder" / "checkpoint-1" / "model.bin").exists()
+
+
+def test_a_root_or_a_removal_the_index_does_not_hold(
+    tmp_path: Path, db: sqlite_utils.Database
+) -> None:
+    """A plan is checked against the index: a root it does not hold (compared as it stores
+    roots, absolute and normalised) refuses the whole plan before anything moves; a removal
+    it does not hold, or holds with another identity, is skipped with the reason."""
+    root = tmp_path / "root"
+    _steps(root, 3)
+    canary = tmp_path / "canary"
+    write(canary / RUN / "c.ckpt", b"CANARY", age=7200.0)
+    plan = _plan(db, root)
+    write(root / RUN / "step_0.pt", b"never indexed", age=7200.0)
+
+    def unit(where: Path, rel: str) -> Candidate:
+        st = os.stat(where / rel)
+        item = plan.removals[0]
+        return Candidate(
+            str(where), item.run_id, RUN, "", False, rel, False,
+            st.st_size, st.st_mtime_ns, st.st_ino, "file", None, keep=False, reasons=["x"],
+        )  # fmt: skip
+
+    for root_text in (str(canary), f"{root}/../canary", f"{root}/."):
+        evil = unit(canary, "run/c.ckpt")
+        evil.root = root_text
+        with pytest.raises(PlanError, match="is not a root of this index: nothing moved"):
+            apply_plan(Plan(plan.id, plan.created, plan.now, [*plan.items, evil]), db)
+    assert not (canary / TRASH_DIR).exists() and not (root / TRASH_DIR).exists()
+    db.conn.execute(
+        "UPDATE artifacts SET size = size + 1 WHERE path = ?", (b"run/step_2.pt",)
+    ).connection.commit()
+    unheld = unit(root, "run/step_0.pt")
+    report = apply_plan(Plan(plan.id, plan.created, plan.now, [*plan.items, unheld]), db)
+    assert [d.path for d in report.done] == ["run/step_1.pt"]
+    assert {s.path: s.reason.split(";")[0] for s in report.skipped} == {
+        "run/step_2.pt": "the index holds it with another size, mtime, inode or type than "
+        "the plan says",
+        "run/step_0.pt": "not in the index (never indexed, or gone from it since the plan)",
+    }
+    assert (root / RUN / "step_0.pt").exists() and (canary / RUN / "c.ckpt").exists()

@@ -2,14 +2,20 @@
 
 Planning never touches the files.  A plan is saved as JSON with each removal's identity
 (size, mtime_ns, inode, hash), so ``apply`` acts on exactly what was previewed and skips
-anything that changed since.
+anything that changed since, and with the identity of every unit it keeps in a run it
+removes from, so ``apply`` can tell that the run still has what the plan left it.
+A saved plan is read as hostile input: every field is checked before anything uses it.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import heapq
 import json
 import os
+import re
+import stat
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -22,9 +28,10 @@ from typing import Any, Protocol
 import platformdirs
 import sqlite_utils
 
+from store import fsops
 from store.errors import ArtlensError
 from store.gcpause import collector_paused
-from store.paths import key
+from store.paths import display, key
 from store.retention import rowpump
 from store.retention.candidates import (
     STRAIGHT_THROUGH,
@@ -44,7 +51,11 @@ from store.retention.globs import GlobSet, compile_globs
 from store.retention.policy import KeepRules, Policy, format_age
 from store.root import is_url
 
-PLAN_VERSION = 1
+PLAN_VERSION = 2
+"""Version 2 lists the units a plan keeps in each run it removes from (``kept_units``);
+apply re-checks them, so a plan of version 1 is refused rather than applied unchecked."""
+MAX_PLAN_BYTES = 1 << 30
+"""A saved plan larger than this is refused, never read in part."""
 
 PINNED = "pinned"
 LIVE_NEWEST = "live run's newest"
@@ -125,22 +136,31 @@ class Plan:
         return sum(item.size for item in self.items if not item.keep)
 
     def save(self, path: Path | str | None = None) -> Path:
-        """Write the plan (removals with their identities, and the totals) as JSON."""
+        """Write the plan (removals with their identities, the units kept in the runs it
+        removes from, and the totals) as JSON, through a fresh temporary file of its own:
+        a link or file planted at a temporary name is never written through."""
         target = Path(path) if path is not None else default_plan_dir() / f"{self.id}.json"
         with collector_paused():
             # built in a function of its own: its lists are freed when it returns, before
             # the collector runs again (alive, they made the next allocation walk them all)
             data = self._encoded()
+        tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:12]}.tmp")
         try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            tmp = target.with_name(target.name + ".tmp")
-            with open(tmp, "wb") as out:
-                out.write(data)
-                out.flush()
-                os.fsync(out.fileno())
+            target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            fd = os.open(tmp, _NEW_FILE, 0o600)
+            try:
+                with open(fd, "wb", closefd=False) as out:
+                    out.write(data)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
             os.replace(tmp, target)
         except OSError as exc:
-            raise PlanError(f"cannot save plan to {target}: {exc.strerror or exc}") from None
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise PlanError(
+                f"cannot save plan to {display(str(target))}: {exc.strerror or exc}"
+            ) from None
         self.path = target
         return target
 
@@ -148,10 +168,12 @@ class Plan:
         """The plan as JSON bytes (see ``save``)."""
         root_index: dict[str, int] = {}
         rows = []
+        runs_removed_from: set[tuple[str, int, str]] = set()
         for item in self.items:
             if item.keep:
                 continue
             index = root_index.setdefault(item.root, len(root_index))
+            runs_removed_from.add((item.root, item.run_id, item.run_path))
             rows.append(
                 [
                     index,
@@ -168,6 +190,23 @@ class Plan:
                     member_fields(item.members),
                 ]
             )
+        kept_rows = []
+        if runs_removed_from:
+            for item in self.items:
+                if item.keep and (item.root, item.run_id, item.run_path) in runs_removed_from:
+                    kept_rows.append(
+                        [
+                            root_index[item.root],
+                            item.run_id,
+                            item.run_path,
+                            item.path,
+                            item.is_dir,
+                            item.size,
+                            item.mtime_ns,
+                            item.inode,
+                            item.ftype,
+                        ]
+                    )
         payload = {
             "version": PLAN_VERSION,
             "id": self.id,
@@ -177,6 +216,8 @@ class Plan:
             "item_roots": list(root_index),
             "item_columns": list(_ITEM_COLUMNS),
             "removals": rows,
+            "kept_columns": list(_KEPT_COLUMNS),
+            "kept_units": kept_rows,
             "runs": [_fields(r) for r in self.runs],
             "roots": [_fields(r) for r in self.roots],
             "filesystems": [_fields(f) for f in self.filesystems],
@@ -185,6 +226,8 @@ class Plan:
         }
         return json.dumps(payload, separators=(",", ":")).encode("utf-8", "surrogatepass")
 
+
+_NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
 _ITEM_COLUMNS = (
     "root",
@@ -200,6 +243,8 @@ _ITEM_COLUMNS = (
     "reasons",
     "members",
 )
+_KEPT_COLUMNS = _ITEM_COLUMNS[:9]
+"""A kept unit's row: what apply needs to tell it is still there as planned."""
 
 
 def _fields(obj: Any) -> dict[str, Any]:
@@ -210,59 +255,398 @@ def default_plan_dir() -> Path:
     return Path(platformdirs.user_state_dir("artlens")) / "plans"
 
 
-def load_plan(path: Path | str) -> Plan:
-    """A saved plan, holding its removals only (what ``apply`` needs)."""
+def load_plan(path: Path | str, *, follow_symlinks: bool = False) -> Plan:
+    """A saved plan: its removals and the units it keeps in the runs it removes from
+    (what ``apply`` needs), every field checked; ``PlanError`` (one line naming the plan
+    and the field) otherwise.  A symlink is refused unless ``follow_symlinks`` (a path
+    the user named, rather than one in artlens's own plans folder)."""
     with collector_paused(kept=True):  # JSON and items of 500,000 removals, no cycle
-        return _load_plan(path)
+        return _load_plan(path, follow_symlinks=follow_symlinks)
 
 
-def _load_plan(path: Path | str) -> Plan:
+class _Bad(Exception):
+    """A saved plan not in the shape artlens writes; the message names the field."""
+
+
+def _load_plan(path: Path | str, *, follow_symlinks: bool = False) -> Plan:
     try:
-        with open(path, "rb") as src:
-            data = json.loads(src.read(1 << 30).decode("utf-8", "surrogatepass"))
-        if not isinstance(data, dict) or data.get("version") != PLAN_VERSION:
-            raise ValueError("not an artlens plan of this version")
-        roots = [str(r) for r in data["item_roots"]]
-        items = []
-        for row in data["removals"]:
-            root, run_id, run_path, rel, is_dir, size, mtime_ns, inode, ftype, digest = row[:10]
-            members = [
-                Member(str(p), int(sz), int(m), int(i), str(f), h) for p, sz, m, i, f, h in row[11]
-            ]
-            items.append(
-                Candidate(
-                    roots[root],
-                    int(run_id),
-                    str(run_path),
+        data = _parsed(_read_plan_file(os.fspath(path), follow_symlinks))
+        plan = _plan_of(data)
+    except _Bad as exc:
+        raise PlanError(f"cannot load plan {display(os.fspath(path))}: {exc}") from None
+    plan.path = Path(path)
+    return plan
+
+
+def _read_plan_file(path: str, follow_symlinks: bool) -> bytes:
+    """The bytes of a plan file: a regular file only, opened without blocking (a FIFO or
+    a device never stalls or wakes anything) and no larger than ``MAX_PLAN_BYTES``."""
+    try:
+        st = os.stat(path) if follow_symlinks else os.lstat(path)
+        if stat.S_ISLNK(st.st_mode):
+            raise _Bad("it is a symlink; give the file it points to")
+        if not stat.S_ISREG(st.st_mode):
+            raise _Bad("not a regular file")
+        flags = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
+        fd = os.open(path, flags if follow_symlinks else flags | os.O_NOFOLLOW)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP and not follow_symlinks:
+            raise _Bad("it is a symlink; give the file it points to") from None
+        raise _Bad(exc.strerror or "cannot be opened") from None
+    try:
+        st = os.fstat(fd)  # what was opened, whatever the path holds by now
+        if not stat.S_ISREG(st.st_mode):
+            raise _Bad("not a regular file")
+        if st.st_size > MAX_PLAN_BYTES:
+            raise _Bad(f"larger than {MAX_PLAN_BYTES} bytes")
+        chunks = []
+        left = MAX_PLAN_BYTES + 1
+        while left > 0:
+            chunk = os.read(fd, min(left, 1 << 24))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            left -= len(chunk)
+    except OSError as exc:
+        raise _Bad(exc.strerror or "cannot be read") from None
+    finally:
+        os.close(fd)
+    if left <= 0:
+        raise _Bad(f"larger than {MAX_PLAN_BYTES} bytes")
+    return b"".join(chunks)
+
+
+def _parsed(raw: bytes) -> dict[str, Any]:
+    """The plan's JSON object; a plan of another version says so."""
+    try:
+        data = json.loads(raw.decode("utf-8", "surrogatepass"))
+    except UnicodeDecodeError:
+        raise _Bad("not UTF-8 text") from None
+    except json.JSONDecodeError as exc:
+        raise _Bad(f"not JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
+    except RecursionError:
+        raise _Bad("not a plan (JSON nested too deeply)") from None
+    except ValueError:  # a number of thousands of digits
+        raise _Bad("not a plan (a number too long)") from None
+    if not isinstance(data, dict) or "version" not in data:
+        raise _Bad("not an artlens plan")
+    version = data["version"]
+    if type(version) is int and 0 < version < PLAN_VERSION:
+        raise _Bad(f"a plan from an older artlens (version {version}): plan again")
+    if version != PLAN_VERSION or type(version) is not int:
+        raise _Bad("not a plan this artlens can read (an unknown version)")
+    return data
+
+
+_PLAN_ID = re.compile(r"[0-9A-Za-z][0-9A-Za-z_-]{0,80}")
+_I64 = 1 << 63
+_TEXT_LIMIT = 1 << 16
+_FUTURE_SLACK = 300.0
+"""Seconds a plan's creation time may lie ahead of the clock (apply re-checks ctimes
+against it)."""
+
+
+def _field(data: dict[str, Any], name: str) -> Any:
+    if name not in data:
+        raise _Bad(f"{name} is missing")
+    return data[name]
+
+
+def _int(value: Any, what: str, low: int = 0, high: int = _I64 - 1) -> int:
+    if type(value) is not int or not low <= value <= high:
+        raise _Bad(f"{what} is not a whole number from {low} to {high}")
+    return value
+
+
+def _number(value: Any, what: str) -> float:
+    if type(value) not in (int, float) or not isfinite(value) or value < 0:
+        raise _Bad(f"{what} is not a time")
+    return float(value)
+
+
+def _text(value: Any, what: str) -> str:
+    """A string artlens could have written: no NUL, bounded, and every character one a
+    file name can hold (a lone surrogate outside ``surrogateescape``'s is refused)."""
+    if type(value) is not str or "\0" in value or len(value) > _TEXT_LIMIT:
+        raise _Bad(f"{what} is not text")
+    if not value.isascii():
+        try:
+            value.encode("utf-8", "surrogateescape")
+        except UnicodeEncodeError:
+            raise _Bad(f"{what} is not text") from None
+    return value
+
+
+def _texts(value: Any, what: str) -> list[str]:
+    if type(value) is not list:
+        raise _Bad(f"{what} is not a list")
+    return [_text(v, f"{what} entry {n}") for n, v in enumerate(value, 1)]
+
+
+def _rows(value: Any, what: str) -> list[Any]:
+    if type(value) is not list:
+        raise _Bad(f"{what} is not a list")
+    return value
+
+
+_CLEAN_PATH = re.compile(r"(?:(?!\.\.?/)[^/\0]+/)*(?!\.\.?\Z)[^/\0]+")
+"""What ``fsops.parts_of`` accepts, in one C pass: parts neither empty, '.' nor '..'."""
+
+
+def _rel(value: Any, what: str, *, empty: bool = False) -> str:
+    """A clean relative path (``empty`` allows '', the root's own run)."""
+    if _clean(value):
+        return str(value)
+    text = _text(value, what)
+    if empty and text == "":
+        return text
+    try:
+        fsops.parts_of(text)
+    except fsops.UnsafePath as exc:
+        raise _Bad(f"{what} is {exc}") from None
+    return text
+
+
+def _root(value: Any, what: str) -> str:
+    """An absolute, normalised path (as the index stores a root) or a bucket URL."""
+    text = _text(value, what)
+    if is_url(text):
+        return text
+    if not text.startswith("/") or os.path.normpath(text) != text:
+        raise _Bad(f"{what} is not an absolute, normalised path")
+    return text
+
+
+class _Rows:
+    """Checks the rows of ``removals`` and ``kept_units``.  Messages are made only for a
+    row that fails, and text that repeats (run paths, reasons) is checked once: checked,
+    half a million rows load in about a third more time than they did unchecked."""
+
+    def __init__(self, roots: list[str]) -> None:
+        self.roots = roots
+        self.texts: set[str] = set()
+        self.run_paths: set[str] = set()
+
+    def unit(self, row: Any, what: str, number: int, width: int) -> Candidate:
+        """The first nine fields of a row, as a unit (the caller sets the rest): at once
+        when every field is as artlens writes it, else through ``_checked``, which names
+        the field that is not (or, for a run path not seen yet, checks and takes it)."""
+        if type(row) is list and len(row) == width:
+            root, run_id, run_path, path, is_dir, size, mtime_ns, inode, ftype = row[:9]
+            if (
+                type(root) is int
+                and 0 <= root < len(self.roots)
+                and type(run_id) is int
+                and 0 <= run_id < _I64
+                and type(size) is int
+                and 0 <= size < _I64
+                and type(mtime_ns) is int
+                and -_I64 <= mtime_ns < _I64
+                and type(inode) is int
+                and 0 <= inode < 1 << 64
+                and (
+                    ftype == "dir"
+                    if is_dir is True
+                    else is_dir is False and (ftype == "file" or ftype == "symlink")
+                )
+                and type(run_path) is str
+                and run_path in self.run_paths
+                and _clean(path)
+            ):
+                return Candidate(
+                    self.roots[root],
+                    run_id,
+                    run_path,
                     "",
                     False,
-                    str(rel),
-                    bool(is_dir),
-                    int(size),
-                    int(mtime_ns),
-                    int(inode),
-                    str(ftype),
-                    digest,
-                    members=members,
-                    keep=False,
-                    reasons=[str(r) for r in row[10]],
+                    path,
+                    is_dir,
+                    size,
+                    mtime_ns,
+                    inode,
+                    ftype,
+                    None,
                 )
-            )
-        plan = Plan(
-            str(data["id"]),
-            float(data["created"]),
-            float(data["now"]),
-            items,
-            runs=[RunTotals(**r) for r in data["runs"]],
-            roots=[RootTotals(**r) for r in data["roots"]],
-            filesystems=[FsTotals(**f) for f in data["filesystems"]],
-            warnings=[str(w) for w in data["warnings"]],
-            links=[str(w) for w in data.get("links", [])],
-            path=Path(path),
+        return self._checked(row, what, number, width)
+
+    def _checked(self, row: Any, what: str, number: int, width: int) -> Candidate:
+        if type(row) is not list or len(row) != width:
+            raise _Bad(f"{what} row {number} does not have {width} fields")
+        root, run_id, run_path, path, is_dir, size, mtime_ns, inode, ftype = row[:9]
+        where = f"{what} row {number}"
+        if type(root) is not int or not 0 <= root < len(self.roots):
+            raise _Bad(f"{where}, root is not the number of an entry of item_roots")
+        if type(run_path) is not str or run_path not in self.run_paths:
+            self.run_paths.add(_rel(run_path, f"{where}, run_path", empty=True))
+        if type(is_dir) is not bool:
+            raise _Bad(f"{where}, is_dir is not true or false")
+        if ftype != ("dir" if is_dir else "file") and (is_dir or ftype != "symlink"):
+            raise _Bad(f"{where}, ftype is not {'dir' if is_dir else 'file or symlink'}")
+        _numbers(where, run_id, size, mtime_ns, inode)
+        return Candidate(
+            self.roots[root],
+            run_id,
+            run_path,
+            "",
+            False,
+            _rel(path, f"{where}, path"),
+            is_dir,
+            size,
+            mtime_ns,
+            inode,
+            ftype,
+            None,
         )
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise PlanError(f"cannot load plan {path}: {exc}") from None
-    return plan
+
+    def removal(self, row: Any, number: int) -> Candidate:
+        item = self.unit(row, "removals", number, len(_ITEM_COLUMNS))
+        digest, reasons, members = row[9:]
+        where = f"removals row {number}"
+        if digest is not None and not _short_ascii(digest):
+            _text(digest, f"{where}, hash")
+        item.hash = digest
+        if type(reasons) is not list:
+            raise _Bad(f"{where}, reasons is not a list")
+        for reason in reasons:
+            if type(reason) is not str or reason not in self.texts:
+                self.texts.add(_text(reason, f"{where}, reasons"))
+        item.reasons = reasons
+        item.keep = False
+        if type(members) is not list:
+            raise _Bad(f"{where}, members is not a list")
+        if members and not item.is_dir:
+            raise _Bad(f"{where}, members are listed for a file")
+        inside = item.path + "/"
+        listed = []
+        for count, member in enumerate(members, 1):
+            if type(member) is not list or len(member) != 6:
+                raise _Bad(f"{where} member {count} does not have 6 fields")
+            path, size, mtime_ns, inode, ftype, digest = member
+            if (
+                type(size) is int
+                and 0 <= size < _I64
+                and type(mtime_ns) is int
+                and -_I64 <= mtime_ns < _I64
+                and type(inode) is int
+                and 0 <= inode < 1 << 64
+                and (ftype == "file" or ftype == "symlink")
+                and _clean(path)
+                and path.startswith(inside)
+                and (digest is None or _short_ascii(digest))
+            ):
+                listed.append(Member(path, size, mtime_ns, inode, ftype, digest))
+                continue
+            if ftype != "file" and ftype != "symlink":
+                raise _Bad(f"{where} member {count}, ftype is not file or symlink")
+            _numbers(f"{where} member {count}", 0, size, mtime_ns, inode)
+            if type(path) is not str or not path.startswith(inside):
+                raise _Bad(f"{where} member {count}, path is not inside {display(item.path)}")
+            _rel(path, f"{where} member {count}, path")
+            if digest is not None:
+                _text(digest, f"{where} member {count}, hash")
+            listed.append(Member(path, size, mtime_ns, inode, ftype, digest))
+        item.members = listed
+        return item
+
+
+def _clean(path: Any) -> bool:
+    """A clean relative path in ASCII (what nearly every path is), checked in C."""
+    return (
+        type(path) is str
+        and len(path) <= 4096
+        and path.isascii()
+        and _CLEAN_PATH.fullmatch(path) is not None
+    )
+
+
+def _short_ascii(text: Any) -> bool:
+    """A hash as artlens writes one: short ASCII text without a NUL."""
+    return type(text) is str and len(text) <= 256 and text.isascii() and "\0" not in text
+
+
+def _numbers(where: str, run_id: Any, size: Any, mtime_ns: Any, inode: Any) -> None:
+    """A row's run id, size, mtime_ns and inode: whole numbers in their ranges."""
+    for name, value, low, high in (
+        ("run_id", run_id, 0, _I64 - 1),
+        ("size", size, 0, _I64 - 1),
+        ("mtime_ns", mtime_ns, -_I64, _I64 - 1),
+        ("inode", inode, 0, (1 << 64) - 1),
+    ):
+        if type(value) is not int or not low <= value <= high:
+            raise _Bad(f"{where}, {name} is not a whole number from {low} to {high}")
+
+
+def _totals(value: Any, what: str, kind: type[Any]) -> list[Any]:
+    """``runs``, ``roots`` or ``filesystems``: objects with exactly ``kind``'s fields."""
+    made = []
+    for number, entry in enumerate(_rows(value, what), 1):
+        where = f"{what} entry {number}"
+        if type(entry) is not dict or set(entry) != set(kind.__slots__):
+            raise _Bad(f"{where} does not have the fields {', '.join(kind.__slots__)}")
+        fields: dict[str, Any] = {}
+        for name in kind.__slots__:
+            value = entry[name]
+            label = f"{where}, {name}"
+            if name == "roots":
+                fields[name] = [_root(r, label) for r in _texts(value, label)]
+            elif name == "root":
+                fields[name] = _root(value, label)
+            elif name == "run_path":
+                fields[name] = _rel(value, label, empty=True)
+            elif name == "policy":
+                fields[name] = _text(value, label)
+            elif name == "dev":
+                fields[name] = _int(value, label, -1, (1 << 64) - 1)
+            elif name in ("budget", "free_now", "free_after_purge") and value is None:
+                fields[name] = None
+            else:
+                fields[name] = _int(value, label)
+        made.append(kind(**fields))
+    return made
+
+
+def _plan_of(data: dict[str, Any]) -> Plan:
+    """A plan of this version from its JSON object, every field checked."""
+    plan_id = _text(_field(data, "id"), "id")
+    if not _PLAN_ID.fullmatch(plan_id):
+        raise _Bad("id is not a plan id")
+    created = _number(_field(data, "created"), "created")
+    if created > time.time() + _FUTURE_SLACK:
+        raise _Bad("created is in the future")
+    now = _number(_field(data, "now"), "now")
+    if _field(data, "item_columns") != list(_ITEM_COLUMNS):
+        raise _Bad("item_columns are not this version's")
+    if _field(data, "kept_columns") != list(_KEPT_COLUMNS):
+        raise _Bad("kept_columns are not this version's")
+    roots = [
+        _root(r, f"item_roots entry {n}")
+        for n, r in enumerate(_rows(_field(data, "item_roots"), "item_roots"), 1)
+    ]
+    rows = _Rows(roots)
+    removal = rows.removal
+    items = [
+        removal(row, number)
+        for number, row in enumerate(_rows(_field(data, "removals"), "removals"), 1)
+    ]
+    kept_rows = _rows(_field(data, "kept_units"), "kept_units")
+    if kept_rows:
+        removed = {(item.root, item.path) for item in items}
+        for number, row in enumerate(kept_rows, 1):
+            unit = rows.unit(row, "kept_units", number, len(_KEPT_COLUMNS))
+            if (unit.root, unit.path) in removed:
+                raise _Bad(f"kept_units row {number} is also a removal")
+            items.append(unit)
+    return Plan(
+        plan_id,
+        created,
+        now,
+        items,
+        runs=_totals(_field(data, "runs"), "runs", RunTotals),
+        roots=_totals(_field(data, "roots"), "roots", RootTotals),
+        filesystems=_totals(_field(data, "filesystems"), "filesystems", FsTotals),
+        warnings=_texts(_field(data, "warnings"), "warnings"),
+        links=_texts(data.get("links", []), "links"),
+    )
 
 
 class Pins:

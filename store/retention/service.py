@@ -214,9 +214,20 @@ def apply(
     progress: Progress | None = None,
     on_busy: OnBusy | None = None,
 ) -> Outcome:
-    """Move what ``plan`` removes to each root's trash (every item re-checked first)."""
+    """Move what ``plan`` removes to each root's trash (every item re-checked first).
+
+    The plan is checked against the index at ``db_path`` (read-only when another process
+    writes it): a root it does not hold refuses the plan, a removal it does not hold as
+    planned is skipped (``apply_plan``)."""
+    from store.index.db import open_db
+
     with as_writer(db_path, role, on_busy) as db:
-        report = apply_plan(plan, db, progress=progress, policy=f"plan {plan.id}")
+        index = db if db is not None else open_db(db_path, readonly=True)
+        try:
+            report = apply_plan(plan, db, progress=progress, policy=f"plan {plan.id}", index=index)
+        finally:
+            if index is not db:
+                index.close()
     return Outcome(report, db is not None)
 
 

@@ -45,11 +45,11 @@ from store.errors import ArtlensError
 from store.index import write
 from store.index.db import write_transaction
 from store.kinds import classify
-from store.paths import key, prefix_range
+from store.paths import display, key, prefix_range
 from store.retention import audit
 from store.retention.candidates import Candidate
 from store.retention.jsonl import TORN, json_lines
-from store.retention.plan import Plan
+from store.retention.plan import Plan, PlanError
 from store.root import is_url
 
 TRASH_DIR = ".artlens-trash"
@@ -273,6 +273,7 @@ class Manifest:
 
     def entries(self) -> dict[str, TrashEntry]:
         entries, self.warnings = parse_manifest(_read_capped_fd(self.fd), self.root)
+        self.warnings += still_in_trash(self.trash_fd, entries)
         return entries
 
 
@@ -308,6 +309,8 @@ def read_manifest_checked(root: str) -> tuple[dict[str, TrashEntry], list[str]]:
                 data = _read_capped_fd(fd)
             finally:
                 os.close(fd)
+            entries, problems = parse_manifest(data, real)
+            problems += still_in_trash(trash_fd, entries)
         finally:
             os.close(trash_fd)
     except TrashRefused:
@@ -316,7 +319,36 @@ def read_manifest_checked(root: str) -> tuple[dict[str, TrashEntry], list[str]]:
         return {}, []
     finally:
         os.close(root_fd)
-    return parse_manifest(data, real)
+    return entries, problems
+
+
+def still_in_trash(trash_fd: int, entries: dict[str, TrashEntry]) -> list[str]:
+    """Entries the manifest says were restored or purged whose item is still in its place
+    in the trash (the very file, for a rename) are trashed after all; one line each.
+
+    Restore and purge write those lines only once the item has left the trash, so a line
+    that says otherwise was added by hand, and would hide a file no one could list, restore
+    or purge.  Presence is all it takes: a hand-made intent line can name any file in the
+    trash already, so this trusts nothing more than the manifest did.
+    """
+    problems = []
+    for entry in entries.values():
+        if entry.state not in ("restored", "purged"):
+            continue
+        parts = [entry.batch, *entry.path.split("/")]
+        try:
+            with fsops.opened_dir(trash_fd, parts[:-1]) as folder:
+                st = fsops.lstat_at(folder, parts[-1])
+        except OSError:
+            continue  # gone, as the manifest says
+        if entry.method == "rename" and entry.inode is not None and st.st_ino != entry.inode:
+            continue
+        problems.append(
+            f"{TRASH_DIR}/{MANIFEST}: {display(entry.path)} is said to be {entry.state} but is "
+            "still in the trash; listed as trashed"
+        )
+        entry.state = "trashed"
+    return problems
 
 
 _NEXT_STATE: dict[str, State] = {
@@ -630,11 +662,20 @@ def apply_plan(
     settle_seconds: float = SETTLE_SECONDS,
     clock: Callable[[], float] = time.time,
     policy: str | None = None,
+    index: sqlite_utils.Database | None = None,
 ) -> Report:
     """Move every removal of ``plan`` to its root's trash, re-checking each one first.
 
-    Refused as a whole (``TrashRefused``, ``audit.NotAnOwner``) before anything moves when
-    a root's trash is unsafe or the root names owners and this user is not one of them.
+    ``index`` (default ``db``, the writer's connection) is the index the plan is checked
+    against: a root it does not hold refuses the whole plan (``PlanError``), and a removal
+    it does not hold as planned is skipped.  With neither, nothing is checked against an
+    index: only for a plan this process just made from it.  Before a run's first move,
+    every unit the plan keeps in that run is checked on disk: when one is gone or changed
+    the run's removals are all skipped, so a stale plan never leaves a run with nothing.
+
+    Refused as a whole (``TrashRefused``, ``audit.NotAnOwner``, ``PlanError``) before
+    anything moves when a root's trash is unsafe, the root names owners and this user is
+    not one of them, or the index does not hold a root the plan names.
     """
     report = Report()
     removals = plan.removals
@@ -647,8 +688,15 @@ def apply_plan(
             report.skipped.append(ItemResult(item.root, item.path, "skipped", reason))
             continue
         by_root.setdefault(item.root, []).append(item)
+    index = db if index is None else index
+    unheld: dict[int, str] = {}
+    if index is not None:
+        root_ids = check_plan_roots(plan, index)
+        for root_arg, items in by_root.items():
+            unheld.update(_unheld(index, root_ids[root_arg], items))
     for root_arg in by_root:
         _precheck(root_arg, owners_only=True)
+    kept = _kept_by_run(plan, removals)
     done_count = 0
     for root_arg, items in by_root.items():
         try:
@@ -669,10 +717,18 @@ def apply_plan(
             report.warnings += manifest.warnings
             batch = _batch_name(plan, clock())
             root_report = Report()
+            run_verdicts: dict[tuple[str, int, str], str | None] = {}
             for item in items:
-                result = _trash_one(
-                    manifest, root_arg, batch, item, plan, db, settle_seconds, clock, policy
-                )
+                run = (item.root, item.run_id, item.run_path)
+                if run not in run_verdicts:  # just before the run's first move
+                    run_verdicts[run] = _kept_changed(manifest.root_fd, kept.get(run, ()))
+                why = unheld.get(id(item)) or run_verdicts[run]
+                if why is not None:
+                    result = ItemResult(root_arg, item.path, "skipped", why)
+                else:
+                    result = _trash_one(
+                        manifest, root_arg, batch, item, plan, db, settle_seconds, clock, policy
+                    )
                 (root_report.done if result.outcome == "trashed" else root_report.skipped).append(
                     result
                 )
@@ -685,6 +741,185 @@ def apply_plan(
         finally:
             context.__exit__(None, None, None)
     return report
+
+
+def check_plan_roots(plan: Plan, index: sqlite_utils.Database) -> dict[str, int]:
+    """The index's id of every folder root ``plan`` names; ``PlanError`` (one line naming
+    the root) when ``index`` does not hold one, compared as the index stores a root: its
+    absolute, normalised path.  A hand-edited plan can name any folder; only the roots of
+    this index are ever acted on.  Bucket roots are checked by their own apply."""
+    indexed = {
+        bytes(path): int(root_id)
+        for root_id, path in index.conn.execute("SELECT id, path FROM roots")
+    }
+    found: dict[str, int] = {}
+    for root in dict.fromkeys(item.root for item in plan.items):
+        if root in found or is_url(root):
+            continue
+        try:
+            root_key = key(root) if os.path.normpath(root) == root else None
+        except UnicodeEncodeError:
+            root_key = None
+        root_id = indexed.get(root_key) if root_key and root.startswith("/") else None
+        if root_id is None:
+            raise PlanError(
+                f"plan {display(plan.id)} names {display(root)}, which is not a root of "
+                "this index: nothing moved"
+            )
+        found[root] = root_id
+    return found
+
+
+_PATHS_A_QUERY = 500
+"""Removals looked up in the index by one query (SQLite takes 32,766 parameters)."""
+_UNHELD = (
+    "not in the index (never indexed, or gone from it since the plan); re-index and plan again"
+)
+_OTHER_ROW = (
+    "the index holds {what} with another size, mtime, inode or type than the plan says; "
+    "re-index and plan again"
+)
+
+
+def _unheld(index: sqlite_utils.Database, root_id: int, items: list[Candidate]) -> dict[int, str]:
+    """Why each removal the index does not hold exactly as planned is skipped, by
+    ``id(item)``: a file's row (same path, size, mtime_ns, inode and type), a folder's
+    rows (every member, and no other row below it).  A stale plan is skipped item by item
+    like anything else that changed since; only a root the index lacks refuses it all."""
+    conn = index.conn
+    why: dict[int, str] = {}
+    files: dict[bytes, Candidate] = {}
+    folders: list[tuple[bytes, Candidate]] = []
+    for item in items:
+        try:
+            item_key = key(item.path)
+        except UnicodeEncodeError:
+            why[id(item)] = _UNHELD
+            continue
+        if item.is_dir:
+            folders.append((item_key, item))
+        elif item_key in files:
+            why[id(item)] = "listed twice in the plan"
+        else:
+            files[item_key] = item
+    keys = list(files)
+    for start in range(0, len(keys), _PATHS_A_QUERY):  # a query per chunk, not per file
+        chunk = keys[start : start + _PATHS_A_QUERY]
+        for path, *identity in conn.execute(
+            "SELECT path, size, mtime_ns, inode, ftype FROM artifacts WHERE root_id = ? "
+            f"AND path IN ({', '.join('?' * len(chunk))})",
+            (root_id, *chunk),
+        ):
+            item = files.pop(bytes(path))
+            if tuple(identity) != (item.size, item.mtime_ns, item.inode, item.ftype):
+                why[id(item)] = _OTHER_ROW.format(what="it")
+    for item in files.values():  # those no row answered
+        why[id(item)] = _UNHELD
+    for item_key, item in folders:
+        low, high = prefix_range(item_key)
+        rows = {
+            bytes(path): (size, mtime_ns, inode, ftype)
+            for path, size, mtime_ns, inode, ftype in conn.execute(
+                "SELECT path, size, mtime_ns, inode, ftype FROM artifacts "
+                "WHERE root_id = ? AND path >= ? AND path < ?",
+                (root_id, low, high),
+            )
+        }
+        if not item.members or not rows:
+            why[id(item)] = _UNHELD
+            continue
+        for member in item.members:
+            try:
+                found = rows.pop(key(member.path), None)
+            except UnicodeEncodeError:
+                found = None
+            if found is None:
+                why[id(item)] = f"{_UNHELD} ({display(member.path)} in it)"
+                break
+            if found != (member.size, member.mtime_ns, member.inode, member.ftype):
+                why[id(item)] = _OTHER_ROW.format(what=display(member.path))
+                break
+        else:
+            if rows:
+                extra = display(os.fsdecode(min(rows)))
+                why[id(item)] = (
+                    f"the index holds files in it the plan does not list (e.g. {extra}); "
+                    "re-index and plan again"
+                )
+    return why
+
+
+def _kept_by_run(
+    plan: Plan, removals: list[Candidate]
+) -> dict[tuple[str, int, str], list[Candidate]]:
+    """The units ``plan`` keeps in each run it removes from."""
+    runs = {(item.root, item.run_id, item.run_path) for item in removals}
+    kept: dict[tuple[str, int, str], list[Candidate]] = {}
+    for item in plan.items:
+        if item.keep:
+            run = (item.root, item.run_id, item.run_path)
+            if run in runs:
+                kept.setdefault(run, []).append(item)
+    return kept
+
+
+_RUN_SKIPPED = "run skipped; re-index and plan again"
+
+
+def _kept_changed(root_fd: int, kept: Iterable[Candidate]) -> str | None:
+    """Why a run's removals must wait, or None: a unit the plan keeps in it is gone or
+    changed since the plan (a file: same type, size, mtime_ns and inode; a checkpoint
+    folder: still a folder, not a link, and not empty).  A stat per kept unit, their
+    folders opened once each, by fd from the root down."""
+    by_folder: dict[tuple[str, ...], list[tuple[str, Candidate]]] = {}
+    for unit in kept:
+        try:
+            parts = check_item_path(unit.path)
+        except BadLine:
+            return f"kept {display(unit.path)} is not a clean relative path: {_RUN_SKIPPED}"
+        by_folder.setdefault(tuple(parts[:-1]), []).append((parts[-1], unit))
+    for folder, units in by_folder.items():
+        try:
+            folder_fd = fsops.open_dir(root_fd, list(folder))
+        except FileNotFoundError:
+            return f"kept {display(units[0][1].path)} is gone since the plan: {_RUN_SKIPPED}"
+        except OSError as exc:
+            return (
+                f"kept {display(units[0][1].path)} cannot be checked ({_why(exc)}): {_RUN_SKIPPED}"
+            )
+        try:
+            for name, unit in units:
+                why = _kept_unit_changed(folder_fd, name, unit)
+                if why is not None:
+                    return f"kept {display(unit.path)} {why}: {_RUN_SKIPPED}"
+        finally:
+            os.close(folder_fd)
+    return None
+
+
+def _kept_unit_changed(folder_fd: int, name: str, unit: Candidate) -> str | None:
+    """What is wrong with one kept unit now, or None when it is as planned."""
+    try:
+        st = fsops.lstat_at(folder_fd, name)
+    except FileNotFoundError:
+        return "is gone since the plan"
+    except OSError as exc:
+        return f"cannot be checked ({_why(exc)})"
+    if unit.is_dir:
+        if not stat.S_ISDIR(st.st_mode):
+            return "is no longer a folder"
+        try:
+            with fsops.opened_dir(folder_fd, [name]) as fd, os.scandir(fd) as entries:
+                if next(entries, None) is None:
+                    return "is empty now"
+        except OSError as exc:
+            return f"cannot be checked ({_why(exc)})"
+        return None
+    if not (stat.S_ISLNK if unit.ftype == "symlink" else stat.S_ISREG)(st.st_mode):
+        return "changed type since the plan"
+    if not _same(st, unit.size, unit.mtime_ns, unit.inode):
+        return "changed since the plan (size, mtime or inode)"
+    return None
 
 
 def _precheck(root_arg: str, *, owners_only: bool) -> None:

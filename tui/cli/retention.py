@@ -270,15 +270,30 @@ def plan_cmd(roots: tuple[str, ...], db_path: Path | None, as_json: bool, **flag
             )
 
 
-def _plan_path(plan_id: str) -> Path:
+def _plan_path(plan_id: str) -> tuple[Path, bool]:
+    """Where the plan is, and whether a symlink there is followed: a path the user names
+    is, one in artlens's own plans folder (which only artlens writes) is not."""
     if plan_id.endswith(".json") and os.path.sep in plan_id:
-        return Path(plan_id)
+        return Path(plan_id), True
     if not _PLAN_ID.match(plan_id):
         raise ArtlensError(f"not a plan id: {paths.display(plan_id)!r}")
     path = default_plan_dir() / f"{plan_id}.json"
-    if not path.is_file():
+    if not os.path.lexists(path):
         raise ArtlensError(f"no saved plan {plan_id} (run `artlens retention plan` first)")
-    return path
+    return path, False
+
+
+def _check_roots(plan: Plan, target: Path) -> None:
+    """Refuse, before even a dry run, a plan naming a folder that is no root of the index
+    (``apply_plan`` checks again, and each removal, when it moves anything)."""
+    from store.index.db import open_db
+    from store.retention.trash import check_plan_roots
+
+    db = open_db(target, readonly=True)
+    try:
+        check_plan_roots(plan, db)
+    finally:
+        db.close()
 
 
 @retention_group.command("apply")
@@ -296,16 +311,21 @@ def apply_cmd(
 ) -> None:
     """Move what a plan removes to each root's trash (a dry run unless --yes or confirmed).
 
-    PLAN_ID is a plan saved by `retention plan`; without it the policy (flags, or the
-    roots' .artlens.toml) is planned now.  Each item is re-checked first: anything changed
-    since the plan, or still being written, is skipped.
+    PLAN_ID is a plan saved by `retention plan` (or the path of its .json file); without
+    it the policy (flags, or the roots' .artlens.toml) is planned now.  A plan naming a
+    folder that is no root of the index is refused.  Each item is re-checked first:
+    anything changed since the plan, still being written, or not in the index as planned
+    is skipped, and so is every removal of a run when a checkpoint the plan keeps in it
+    is gone or changed.
     """
     values = _flag_values(flags)
     if plan_id is not None and values:
         raise ArtlensError("give a PLAN_ID or policy flags, not both")
     target = need_db(db_path)
     if plan_id is not None:
-        plan = load_plan(_plan_path(plan_id))
+        path, follow = _plan_path(plan_id)
+        plan = load_plan(path, follow_symlinks=follow)
+        _check_roots(plan, target)
     else:
         plan, _ = build_plan(db_path, (), values)
         plan.save()
