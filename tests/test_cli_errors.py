@@ -177,11 +177,50 @@ def test_an_empty_root_or_run_is_a_one_line_error(
         (["index", "", "--db", str(tmp_path / "new.db")], "ROOT is empty"),
         (["index", str(here), "", "--db", str(tmp_path / "new.db")], "ROOT is empty"),
         (["ls", "", "--db", str(db)], "RUN is empty"),
+        (["du", "", "--db", str(db)], "ROOT is empty"),
+        (["retention", "plan", "", "--db", str(db)], "ROOT is empty"),
+        (["scan", ""], "TARGET is empty"),
+        (["watch", "", "--db", str(tmp_path / "new.db")], "ROOT is empty"),
     ):
         result = runner.invoke(main, args)
         assert result.exit_code == 2, (args, result.output)
         assert _one_line(result).startswith(f"artlens: error: {message}"), args
     assert not (tmp_path / "new.db").exists()
+
+
+def test_the_explorer_refuses_an_empty_root(tmp_path: Path) -> None:
+    """``artlens ""`` opened the folder it was run in; it is a usage error before any
+    index or screen is touched."""
+    result = CliRunner().invoke(main, ["", "--db", str(tmp_path / "new.db")])
+    assert result.exit_code == 2 and "is empty" in result.stderr
+    assert not (tmp_path / "new.db").exists()
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["scan", "--max-time", "nan", "."],
+        ["scan", "--max-time", "inf", "."],
+        ["scan", "--max-time", "0", "."],
+        ["watch", "--poll", "nan", "."],
+        ["watch", "--poll", "0", "."],
+        ["demo", "--duration", "nan", "--no-open"],
+        ["du", "--top", "-1"],
+        ["retention", "plan", "--keep-last", "-1"],
+        ["retention", "plan", "--keep-best", str(1 << 70), "--metric", "loss"],
+    ],
+)
+def test_numbers_that_are_no_count_or_time_are_usage_errors(
+    tmp_path: Path, args: list[str]
+) -> None:
+    """nan passes ``FloatRange`` (every comparison with it is false), -1 meant 'all' to
+    nobody, 2**70 overflowed SQL: each is refused where it is parsed."""
+    result = CliRunner().invoke(
+        main, [*args, "--db", str(tmp_path / "x.db")] if args[0] != "scan" else args
+    )
+    assert result.exit_code == 2, (args, result.output)
+    assert "Invalid value" in result.stderr and "Traceback" not in result.output
+    assert not (tmp_path / "x.db").exists()
 
 
 def test_integer_options_stop_at_what_sqlite_holds(tmp_path: Path) -> None:

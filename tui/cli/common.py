@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import json
+import math
 import os
 import re
 import sqlite3
@@ -43,6 +44,31 @@ def count_type(minimum: int = 0) -> click.IntRange:
     """An integer option's type, from ``minimum`` up to what SQLite can hold: a bigger one
     would end in an OverflowError wherever it meets SQL."""
     return click.IntRange(minimum, SQLITE_INT_MAX)
+
+
+class Seconds(click.FloatRange):
+    """A time in seconds: a finite number above ``minimum`` (``click.FloatRange`` alone lets
+    ``nan`` through, as every comparison with it is false)."""
+
+    name = "seconds"
+
+    def __init__(self, minimum: float = 0.0) -> None:
+        super().__init__(min=minimum, min_open=True)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number of seconds", param, ctx)
+        return number
+
+
+class NonEmptyPath(click.Path):
+    """``click.Path`` refusing ``""``, which ``Path`` reads as the current folder."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if value == "":
+            self.fail("is empty (name a folder; . for the current one)", param, ctx)
+        return super().convert(value, param, ctx)
 
 
 def db_option(func: F) -> F:

@@ -10,7 +10,7 @@ import click
 from store import paths
 from store.errors import ArtlensError
 from store.locate import cache_dir, resolve_db
-from tui.cli.common import db_option, is_terminal
+from tui.cli.common import NonEmptyPath, Seconds, db_option, is_terminal
 from tui.cli.index import index_roots
 
 
@@ -88,7 +88,7 @@ def open_first(roots: list[Path], db_path: Path, *, remember_db: bool = True) ->
 
 
 @click.command("open")
-@click.argument("roots", nargs=-1, type=click.Path(path_type=Path))
+@click.argument("roots", nargs=-1, type=NonEmptyPath(path_type=Path))
 @click.option("--no-watch", is_flag=True, help="Do not start a watcher when none runs.")
 @db_option
 def open_cmd(roots: tuple[Path, ...], no_watch: bool, db_path: Path | None) -> None:
@@ -116,7 +116,13 @@ def open_cmd(roots: tuple[Path, ...], no_watch: bool, db_path: Path | None) -> N
 @click.option(
     "--live/--no-live", default=True, help="Keep a simulated training run writing (default on)."
 )
-@click.option("--duration", default=180.0, show_default=True, help="Seconds the live run writes.")
+@click.option(
+    "--duration",
+    type=Seconds(),
+    default=180.0,
+    show_default=True,
+    help="Seconds the live run writes.",
+)
 @db_option
 def demo_cmd(
     dest: Path | None, no_open: bool, live: bool, duration: float, db_path: Path | None

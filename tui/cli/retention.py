@@ -55,11 +55,13 @@ from store.retention.usage import (
     overlap_note,
 )
 from tui.cli.common import (
+    count_type,
     db_option,
     emit_json,
     is_terminal,
     json_option,
     need_db,
+    no_empty,
     one_line,
 )
 from tui.format import human_age, human_size
@@ -75,10 +77,8 @@ _PLAN_ID = re.compile(r"^[0-9A-Za-z][0-9A-Za-z_-]{0,80}$")
 def policy_flags(func: F) -> F:
     """The ad-hoc policy flags of ``retention plan`` and ``retention apply``."""
     options = [
-        click.option("--keep-last", type=click.IntRange(min=0), help="Keep the newest N."),
-        click.option(
-            "--keep-best", type=click.IntRange(min=0), help="Keep the best K by --metric."
-        ),
+        click.option("--keep-last", type=count_type(0), help="Keep the newest N."),
+        click.option("--keep-best", type=count_type(0), help="Keep the best K by --metric."),
         click.option("--metric", help="Metric for --keep-best (e.g. val_loss)."),
         click.option(
             "--mode",
@@ -246,6 +246,7 @@ def plan_cmd(roots: tuple[str, ...], db_path: Path | None, as_json: bool, **flag
     """
     from store.root import is_url
 
+    no_empty(roots, "ROOT", "name an indexed folder; . for the current one")
     urls = [r for r in roots if is_url(r)]
     if urls and len(urls) != len(roots):
         raise ArtlensError("folders and URLs are planned in separate commands")
@@ -749,7 +750,9 @@ def trash_log_cmd(roots: tuple[str, ...], db_path: Path | None, as_json: bool) -
 
 @click.command("du")
 @click.argument("roots", nargs=-1)
-@click.option("--top", default=10, show_default=True, help="Runs and duplicates to list.")
+@click.option(
+    "--top", type=count_type(0), default=10, show_default=True, help="Runs and duplicates to list."
+)
 @db_option
 @json_option
 def du_cmd(roots: tuple[str, ...], top: int, db_path: Path | None, as_json: bool) -> None:
@@ -762,6 +765,7 @@ def du_cmd(roots: tuple[str, ...], top: int, db_path: Path | None, as_json: bool
     from store.index.db import open_db
     from store.root import is_url
 
+    no_empty(roots, "ROOT", "name an indexed folder; . for the current one")
     urls = [r for r in roots if is_url(r)]
     if urls and db_path is None:
         from tui.cli.objstore import object_db

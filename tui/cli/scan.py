@@ -16,7 +16,7 @@ import click
 from store.errors import ArtlensError
 from store.integrity import FileCheck, check_paths
 from store.paths import display
-from tui.cli.common import emit_json, is_terminal, json_option
+from tui.cli.common import Seconds, emit_json, is_terminal, json_option, no_empty
 
 EXIT_DANGEROUS = 1
 VERDICT_ORDER = ("dangerous", "corrupt", "unknown", "safe", "n/a", "skipped")
@@ -96,7 +96,7 @@ def _print_table(checks: list[FileCheck]) -> None:
 )
 @click.option(
     "--max-time",
-    type=click.FloatRange(min=0, min_open=True),
+    type=Seconds(),
     default=600.0,
     show_default=True,
     help="Time budget of the whole scan, in seconds: files reached after it are unknown.",
@@ -112,6 +112,7 @@ def scan_cmd(targets: tuple[str, ...], fail_on: str, max_time: float, as_json: b
     """
     from store.root import is_url
 
+    no_empty(targets, "TARGET", "name a file or folder; . for the current one")
     folders = [Path(t) for t in targets if not is_url(t)]
     for target in folders:
         if not target.exists() and not target.is_symlink():

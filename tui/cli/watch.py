@@ -17,7 +17,7 @@ from store.errors import ArtlensError
 from store.locate import remember, resolve_db
 from store.watch import BatchReport, Watcher
 from store.watch.watcher import DEFAULT_POLL_SECONDS
-from tui.cli.common import db_option
+from tui.cli.common import Seconds, db_option, no_empty
 
 if TYPE_CHECKING:
     from store.objpoll import PollReport
@@ -45,7 +45,7 @@ class _StderrNotices(logging.Handler):
 @db_option
 @click.option(
     "--poll",
-    type=float,
+    type=Seconds(),
     is_flag=False,
     flag_value=DEFAULT_POLL_SECONDS,
     default=None,
@@ -75,6 +75,7 @@ def watch_cmd(
     watcher."""
     from store.root import is_url
 
+    no_empty(roots, "ROOT", "name a folder; . for the current one")
     urls = [r for r in roots if is_url(r)]
     folders = tuple(Path(r) for r in roots if not is_url(r))
     if not folders:
