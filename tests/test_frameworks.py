@@ -306,6 +306,54 @@ def test_wandb_files(tmp_path: Path) -> None:
     assert info.started == 1704164645.0 and info.ended == 1704164655.0
 
 
+WANDB_PL = "wandb_logger/wandb/offline-run-20261207_060344-adu3lghz"
+
+
+def test_wandb_owns_lightning_wandblogger_checkpoints(tmp_path: Path) -> None:
+    """Lightning 2.6.6's WandbLogger + ModelCheckpoint (wandb 0.31 offline) write the
+    checkpoints to ``<save_dir>/<project>/<run id>/checkpoints``: the W&B run's."""
+    write(
+        tmp_path,
+        {
+            f"{WANDB_PL}/run-adu3lghz.wandb": b"",
+            f"{WANDB_PL}/files/output.log": "",
+            "wandb_logger/wandb/debug.log": "",
+            "wandb_logger/pl-tiny/adu3lghz/checkpoints/epoch=4-step=20.ckpt": b"",
+            "wandb_logger/pl-tiny/adu3lghz/checkpoints/last.ckpt": b"",
+            "wandb_logger/pl-tiny/adu3lghzz/checkpoints/last.ckpt": b"",  # another id
+            "wandb_logger/pl-other/zzzzzzzz/checkpoints/last.ckpt": b"",
+        },
+    )
+    (tmp_path / "wandb_logger/wandb/latest-run").symlink_to("offline-run-20261207_060344-adu3lghz")
+    spec = only(tmp_path, "wandb")
+    assert spec.extra_paths == ("wandb_logger/pl-tiny/adu3lghz",)
+
+
+def test_wandb_checkpoint_folder_claimed_only_when_unambiguous(tmp_path: Path) -> None:
+    online = "s/wandb/run-20261207_060344-abc123xy"
+    files: dict[str, str | bytes] = {
+        f"{online}/run-abc123xy.wandb": b"",
+        "s/p1/abc123xy/checkpoints/last.ckpt": b"",  # the id in two projects: whose?
+        "s/p2/abc123xy/checkpoints/last.ckpt": b"",
+        "t/wandb/run-20261207_060344-zz9/run-zz9.wandb": b"",
+        "t/proj/zz9/checkpoints/notes.txt": "",  # no checkpoint in it
+        "u/wandb/run-20261207_060344-q1/run-q1.wandb": b"",
+        "u/proj/q1/checkpoints/last.ckpt": b"",
+        "u/proj/q1/lightning_logs/version_0/metrics.csv": "step,loss\n0,1\n",  # another run
+    }
+    write(tmp_path, files)
+    runs = runs_of(tmp_path)
+    assert [runs[p].extra_paths for p in sorted(runs) if runs[p].framework == "wandb"] == [
+        (),
+        (),
+        (),
+    ]
+    assert runs["u/proj/q1/lightning_logs/version_0"].framework == "lightning"
+    write(tmp_path, {"s/p2/abc123xy/checkpoints/last.ckpt": b""})
+    (tmp_path / "s/p2/abc123xy/checkpoints/last.ckpt").unlink()
+    assert runs_of(tmp_path)[online].extra_paths == ("s/p1/abc123xy",)
+
+
 def test_wandb_truncated_summary_warns(tmp_path: Path) -> None:
     wandb_run(tmp_path, "wandb/offline-run-20240102_030405-zz9")
     summary = tmp_path / "wandb/offline-run-20240102_030405-zz9/files/wandb-summary.json"
@@ -440,7 +488,10 @@ def test_hydra_runs_and_nesting(tmp_path: Path) -> None:
     files = hydra_files("outputs/2024-01-02/10-11-12", 0.1)
     files.update(hydra_files("multirun/2024-01-02/10-11-12/3", 0.2, job="sweep"))
     files["multirun/2024-01-02/10-11-12/multirun.yaml"] = "hydra: {}\n"
-    files["outputs/2024-01-02/10-11-12/lightning_logs/version_0/metrics.csv"] = "step,loss\n0,1\n"
+    for version in (0, 1):  # two runs inside: the Hydra folder stays a run of its own
+        files[f"outputs/2024-01-02/10-11-12/lightning_logs/version_{version}/metrics.csv"] = (
+            "step,loss\n0,1\n"
+        )
     write(tmp_path, files)
     runs = runs_of(tmp_path)
     outer = runs["outputs/2024-01-02/10-11-12"]
@@ -450,11 +501,58 @@ def test_hydra_runs_and_nesting(tmp_path: Path) -> None:
         "train",
     )
     assert runs["multirun/2024-01-02/10-11-12/3"].name == "2024-01-02/10-11-12/3"
-    assert runs["outputs/2024-01-02/10-11-12/lightning_logs/version_0"].framework == "lightning"
+    inner = runs["outputs/2024-01-02/10-11-12/lightning_logs/version_0"]
+    assert (inner.framework, inner.name, inner.extra_paths) == ("lightning", "version_0", ())
     info = read_run(tmp_path, outer)
     assert info.params == {"optim.lr": 0.1, "model.name": "mlp"}
     assert info.meta["overrides"] == ["optim.lr=0.1"]
     assert info.started is not None
+
+
+def test_hydra_sweep_job_around_one_lightning_run_is_one_run(tmp_path: Path) -> None:
+    """A multirun job folder with Lightning's CSVLogger inside (Hydra 1.3.8, Lightning
+    2.6.6: names and contents as they wrote them) is one run: the Lightning run, named
+    after the job, owning the job folder, with the job's config and override."""
+    job = "multirun/2026-12-07/06-04-02/0"
+    files: dict[str, str | bytes] = {
+        f"{job}/.hydra/config.yaml": "lr: 0.3\nhidden: 64\nepochs: 6\n",
+        f"{job}/.hydra/overrides.yaml": "- lr=0.3\n",
+        f"{job}/.hydra/hydra.yaml": "hydra:\n  mode: MULTIRUN\n  job:\n    name: train\n",
+        f"{job}/train.log": "",
+        f"{job}/lightning_logs/version_0/hparams.yaml": "lr: 0.3\nhidden: 32\n",
+        f"{job}/lightning_logs/version_0/metrics.csv": (
+            "epoch,step,train_loss,val_loss\n0,1,0.93,\n0,3,0.5,0.4\n"
+        ),
+        f"{job}/lightning_logs/version_0/checkpoints/epoch=0-step=4.ckpt": b"",
+        f"{job}/lightning_logs/version_0/checkpoints/last.ckpt": b"",
+        "multirun/2026-12-07/06-04-02/multirun.yaml": "hydra: {}\n",
+    }
+    write(tmp_path, files)
+    runs = runs_of(tmp_path)
+    assert list(runs) == [f"{job}/lightning_logs/version_0"]
+    spec = runs[f"{job}/lightning_logs/version_0"]
+    assert (spec.framework, spec.name, spec.experiment, spec.extra_paths) == (
+        "lightning",
+        "2026-12-07/06-04-02/0",
+        "train",
+        (job,),
+    )
+    info = read_run(tmp_path, spec)
+    assert info.params == {"lr": 0.3, "hidden": 32, "epochs": 6}  # the trainer's record wins
+    assert any("hidden is 64" in w and "32" in w for w in warnings_of(info))
+    assert info.meta["overrides"] == ["lr=0.3"] and info.metrics["val_loss"].last == 0.4
+    assert info.meta["checkpoints"] == ["epoch=0-step=4.ckpt", "last.ckpt"]
+
+
+def test_hydra_job_keeps_an_inner_run_that_has_its_own_name(tmp_path: Path) -> None:
+    """A W&B run in a job folder is named by W&B: it takes the folder, not the name."""
+    job = "outputs/2026-12-07/06-04-02"
+    files = hydra_files(job, 0.1)
+    files[f"{job}/wandb/offline-run-20261207_060344-adu3lghz/run-adu3lghz.wandb"] = b""
+    write(tmp_path, files)
+    spec = only(tmp_path, "wandb")
+    assert (spec.name, spec.extra_paths) == ("adu3lghz", (job,))
+    assert "hydra" not in {s.framework for s in runs_of(tmp_path).values()}
 
 
 def test_hydra_folder_that_is_an_hf_output_dir(tmp_path: Path) -> None:
@@ -495,6 +593,42 @@ def test_dvclive(tmp_path: Path) -> None:
     assert info.metrics["train/loss"].n == 3 and info.metrics["train/loss"].last == 0.25
     assert info.metrics["val/acc"].best == 0.9  # not the row of three cells
     assert any("malformed" in w for w in warnings_of(info))
+
+
+DVCLIVE_YAML = """\
+params:
+- dvclive/params.yaml
+metrics:
+- dvclive/metrics.json
+plots:
+- dvclive/plots/metrics:
+    x: step
+"""
+"""What DVCLive 3.49 wrote beside ``dvclive/`` (outside a DVC repo)."""
+
+
+def test_dvclive_owns_its_project_folder(tmp_path: Path) -> None:
+    """``exp_a/dvc.yaml`` (DVCLive's own) names ``dvclive/``: ``exp_a`` is the experiment,
+    its ``model.pt`` the run's; not so in a repo root, a pipeline or beside another run."""
+    for project in ("exp_a", "repo", "pipe", "shared"):
+        write(
+            tmp_path,
+            {
+                f"{project}/dvc.yaml": DVCLIVE_YAML,
+                f"{project}/model.pt": b"",
+                f"{project}/dvclive/metrics.json": '{"val_loss": 0.5, "step": 3}',
+                f"{project}/dvclive/params.yaml": "lr: 0.01\n",
+            },
+        )
+    (tmp_path / "repo/.git").mkdir()
+    write(tmp_path, {"pipe/dvc.yaml": "stages:\n  train: {cmd: python t.py}\n" + DVCLIVE_YAML})
+    write(tmp_path, {"shared/lightning_logs/version_0/metrics.csv": "step,loss\n0,1\n"})
+    runs = runs_of(tmp_path)
+    assert runs["exp_a/dvclive"].extra_paths == ("exp_a",)
+    assert runs["exp_a/dvclive"].name == "exp_a"
+    for project in ("repo", "pipe", "shared"):
+        assert runs[f"{project}/dvclive"].extra_paths == (), project
+    assert runs["shared/lightning_logs/version_0"].framework == "lightning"
 
 
 def comet_zip(path: Path, *, broken_messages: bool = False) -> None:

@@ -208,3 +208,18 @@ def test_runs_are_listed_by_the_name_their_files_give(
     # a run whose files give no name keeps its folder's
     assert by_path["lightning/lightning_logs/version_0"].name == "version_0"
     db.close()
+
+
+def test_tensorboard_add_hparams(
+    expected: dict[str, list[dict[str, Any]]], runs: dict[str, RunSpec]
+) -> None:
+    """add_hparams' sub-folder: its hparams are the run's params, its metric_dict scalars
+    the run's metrics, and the sub-folder is no run of its own."""
+    wants = expected["tensorboard_hparams"]
+    assert wants
+    for want in wants:
+        info = info_of(runs, want["path"], "tensorboard")
+        assert info.params == want["params"]
+        for name, point in want["scalars"].items():
+            assert_last(info, name, point["value"], point["step"])
+        assert [p for p in runs if p.startswith(want["path"] + "/")] == []

@@ -18,7 +18,8 @@ Overlap rules, so every file has one owning run:
 * bare TensorBoard folders inside any other run (HF ``runs/``, an MLflow artifact) belong
   to that run, except inside a Hydra run;
 * a Hydra run stays the outer run of more specific runs inside it (files go to the
-  innermost run);
+  innermost run), except around exactly one: that run takes the Hydra folder;
+* a run's ``extra_paths`` never take a folder another candidate run is, holds or sits in;
 * generic runs (see ``store.frameworks.generic``) never overlap a detected run.
 
 Each framework declares these rules in its module's ``ENTRY`` (``store.frameworks.registry``).
@@ -26,7 +27,9 @@ Each framework declares these rules in its module's ``ENTRY`` (``store.framework
 
 from __future__ import annotations
 
+import bisect
 import contextlib
+import dataclasses
 import importlib
 import pkgutil
 from collections.abc import Mapping
@@ -89,7 +92,7 @@ def detect_runs(root: RootLike, listing: Mapping[str, DirListing]) -> list[RunSp
             candidates.extend(entry.detect(ctx))
         except Exception:  # a detector bug must not hide the other frameworks' runs
             continue
-    kept = _resolve(candidates)
+    kept = _hand_to_inner(_resolve(candidates))
     taken = [s.path for s in kept] + [p for s in kept for p in s.extra_paths]
     for entry in entries:
         if entry.fallback is not None:
@@ -104,11 +107,74 @@ def _resolve(candidates: list[RunSpec]) -> list[RunSpec]:
         current = by_path.get(spec.path)
         if current is None or _priority(spec) < _priority(current):
             by_path[spec.path] = spec
+    paths = sorted(by_path)
+    for path, spec in by_path.items():
+        if spec.extra_paths:
+            claimable = tuple(p for p in spec.extra_paths if _claimable(spec, p, by_path, paths))
+            if claimable != spec.extra_paths:
+                by_path[path] = dataclasses.replace(spec, extra_paths=claimable)
     owners: dict[str, RunSpec] = dict(by_path)
     for spec in by_path.values():
         for extra in spec.extra_paths:
             owners.setdefault(extra, spec)
     return [spec for spec in by_path.values() if not _swallowed(spec, owners)]
+
+
+def _claimable(spec: RunSpec, extra: str, by_path: Mapping[str, RunSpec], paths: list[str]) -> bool:
+    """An extra folder never takes another candidate run's folder: not one that is that
+    run, holds it (outside the claiming run's own folder) or lies inside it (unless that
+    run holds the claiming run too)."""
+    if extra == spec.path or extra in by_path:
+        return False
+    own = spec.path + "/" if spec.path else ""
+    prefix = extra + "/" if extra else ""
+    start = bisect.bisect_left(paths, prefix)
+    for path in paths[start:]:
+        if not path.startswith(prefix):
+            break
+        if path != spec.path and not (own and path.startswith(own)):
+            return False
+    folder = extra
+    while folder:
+        folder = _io.parent(folder)
+        if folder in by_path and not _inside(spec.path, folder):
+            return False
+    return True
+
+
+def _inside(path: str, folder: str) -> bool:
+    return not folder or path == folder or path.startswith(folder + "/")
+
+
+def _hand_to_inner(kept: list[RunSpec]) -> list[RunSpec]:
+    """Runs of ``hands_to_inner`` frameworks (Hydra) with exactly one run inside become
+    part of it: its folder an extra path, its name and experiment when the inner run is only
+    named after its folder (``version_0``), so a sweep shows one run per job."""
+    ordered = sorted(kept, key=lambda s: s.path)
+    paths = [s.path for s in ordered]
+    handed: dict[str, RunSpec] = {}
+    gone: set[str] = set()
+    for outer in ordered:
+        entry = registry.get(outer.framework)
+        if entry is None or not entry.hands_to_inner or outer.path in handed:
+            continue
+        prefix = outer.path + "/" if outer.path else ""
+        start = bisect.bisect_left(paths, prefix)
+        inner = [s for s in ordered[start:] if s.path.startswith(prefix) and s is not outer]
+        if len(inner) != 1 or inner[0].framework == outer.framework:
+            continue
+        run = inner[0]
+        if outer.path in run.extra_paths or any(_inside(outer.path, p) for p in run.extra_paths):
+            continue
+        named_by_folder = run.name == _io.display_name(_io.basename(run.path))
+        gone.add(outer.path)
+        handed[run.path] = dataclasses.replace(
+            run,
+            extra_paths=(*run.extra_paths, outer.path),
+            name=outer.name if named_by_folder else run.name,
+            experiment=outer.experiment if named_by_folder else run.experiment,
+        )
+    return [handed.get(s.path, s) for s in kept if s.path not in gone]
 
 
 def _priority(spec: RunSpec) -> int:

@@ -91,18 +91,23 @@ def read_wide_csv(root: RootLike, rel: str, out: Loaded, step_column: str | None
     return True
 
 
-def read_tensorboard(root: RootLike, folder: str, out: Loaded) -> None:
-    """Scalars of the ``events.out.tfevents.*`` files directly in one folder."""
+def read_tensorboard(
+    root: RootLike, folder: str, out: Loaded, max_bytes: int | None = None
+) -> dict[str, object]:
+    """Scalars of the ``events.out.tfevents.*`` files directly in one folder; returns the
+    hparams ``SummaryWriter.add_hparams`` recorded there (for the caller to place)."""
     try:
-        from store.frameworks.tfevents import read_scalars_dir
+        from store.frameworks.tfevents import DEFAULT_MAX_BYTES, read_scalars_dir
     except ImportError:
         out.warn(f"{folder}: TensorBoard reader not available")
-        return
+        return {}
     try:
-        scalars = read_scalars_dir(folder, root=_io.as_root(root))
+        scalars = read_scalars_dir(
+            folder, root=_io.as_root(root), max_bytes=max_bytes or DEFAULT_MAX_BYTES
+        )
     except Exception as exc:  # a foreign reader must not break the run
         out.warn(f"{folder}: unreadable event files ({type(exc).__name__}: {exc})")
-        return
+        return {}
     for message in scalars.warnings:
         out.warn(f"{folder}: {message}")
     for tag, points in scalars.series.items():
@@ -113,6 +118,7 @@ def read_tensorboard(root: RootLike, folder: str, out: Loaded) -> None:
                 out.started = float(wall)
             if out.ended is None or wall > out.ended:
                 out.ended = float(wall)
+    return dict(scalars.hparams)
 
 
 def event_files(root: RootLike, folder: str) -> list[str]:

@@ -2,7 +2,10 @@
 
 ``metrics.json`` holds the latest values (nested by ``/`` in metric names), ``params.yaml``
 the logged params, ``plots/metrics/<name>.tsv`` one series per metric (``step`` and the
-value; newer versions add ``timestamp``).
+value; newer versions add ``timestamp``).  When the folder DVCLive ran in holds the
+``dvc.yaml`` DVCLive wrote for it, that project folder belongs to the run too
+(``extra_paths``): ``exp_a/model.pt`` beside ``exp_a/dvclive/`` is the run's artifact.
+The run stays the ``dvclive/`` folder; a project that holds another run is not claimed.
 """
 
 from __future__ import annotations
@@ -39,9 +42,38 @@ def detect(ctx: DetectContext) -> list[RunSpec]:
                 framework=FRAMEWORK,
                 name=_io.display_name(owner if named else _io.basename(rel) or owner),
                 experiment=None,
+                extra_paths=(parent,) if rel and _is_project_of(ctx, parent, rel) else (),
             )
         )
     return specs
+
+
+_OWN_KEYS = frozenset({"params", "metrics", "plots", "artifacts"})
+"""The only top-level keys of the ``dvc.yaml`` DVCLive writes (a pipeline adds ``stages``)."""
+
+
+def _is_project_of(ctx: DetectContext, project: str, rel: str) -> bool:
+    """True when ``project`` is the experiment folder DVCLive ran in: it holds the
+    ``dvc.yaml`` DVCLive wrote, naming this very folder's metrics or params, and is no
+    repository root (a DVC pipeline's ``dvc.yaml`` has stages; a repo root holds far more
+    than one experiment).  The run then owns the project folder: the model saved beside
+    ``dvclive/`` is its artifact."""
+    entry = ctx.entry(project)
+    if "dvc.yaml" not in entry.files or entry.dirs & {".git", ".dvc"}:
+        return False
+    try:
+        data = _io.read_yaml(ctx.root, _io.join(project, "dvc.yaml"), 64 * 1024)
+    except _io.ReadError:
+        return False
+    if not isinstance(data, dict) or not data or not set(data) <= _OWN_KEYS:
+        return False
+    folder = _io.basename(rel)
+    own = {f"{folder}/metrics.json", f"{folder}/params.yaml"}
+    named = [data.get("metrics"), data.get("params")]
+    return any(
+        isinstance(items, list) and own & {i for i in items if isinstance(i, str)}
+        for items in named
+    )
 
 
 def load(root: RootLike, spec: RunSpec) -> Loaded:

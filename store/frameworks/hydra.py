@@ -2,11 +2,13 @@
 
 ``outputs/YYYY-MM-DD/HH-MM-SS/`` for single runs, ``multirun/YYYY-MM-DD/HH-MM-SS/<N>/`` for
 sweep jobs.  ``config.yaml`` is the composed config (the params), ``overrides.yaml`` the
-command-line overrides, ``hydra.yaml`` the job name.  Nesting rule: a Hydra folder stays a
-run of its own even when a more specific run (``lightning_logs/version_0``, a W&B run) sits
-inside it; files go to the innermost run.  When the Hydra folder *is* another framework's
-run folder (an HF output dir), the other framework wins and Hydra's config is merged into
-its params (see ``merge_into``).
+command-line overrides, ``hydra.yaml`` the job name.  Nesting rule: a Hydra job folder around
+exactly one more specific run (``lightning_logs/version_0``, a W&B run) is part of that run
+(``hands_to_inner``): the run owns the job folder, takes its config and overrides, and its
+name and experiment when it is only named after its folder, so a sweep is one run per job.
+Around several runs the Hydra folder stays a run of its own; files go to the innermost run.
+When the Hydra folder *is* another framework's run folder (an HF output dir), the other
+framework wins and Hydra's config is merged into its params (see ``merge_into``).
 """
 
 from __future__ import annotations
@@ -70,18 +72,34 @@ def _job_name(root: RootLike, rel: str) -> str | None:
 
 
 def add_to_run(root: RootLike, spec: RunSpec, out: Loaded) -> None:
-    """A Hydra config in another framework's run folder: merged into that run's params."""
-    if not _io.is_file(root, _io.join(spec.path, ".hydra", "config.yaml")):
+    """A Hydra config in another framework's run folder, or in the job folder it was handed
+    (``hands_to_inner``): merged into that run's params."""
+    for folder in (spec.path, *spec.extra_paths):
+        if not _io.is_file(root, _io.join(folder, ".hydra", "config.yaml")):
+            continue
+        try:
+            merge_into(root, folder, out)
+        except Exception as exc:
+            out.warn(f"{folder}/.hydra: {type(exc).__name__}: {exc}")
         return
-    try:
-        merge_into(root, spec.path, out)
-    except Exception as exc:
-        out.warn(f"{spec.path}/.hydra: {type(exc).__name__}: {exc}")
 
 
 def merge_into(root: RootLike, folder: str, out: Loaded) -> None:
-    """Add a Hydra folder's config (params the framework lacks) and overrides to ``out``."""
-    _common.read_params(root, _io.join(folder, ".hydra", "config.yaml"), out)
+    """Add a Hydra folder's config (params the framework lacks) and overrides to ``out``.
+    Where both give a key, the framework's own record of what it ran with wins, and a
+    different value is named in a warning."""
+    config = Loaded()
+    _common.read_params(root, _io.join(folder, ".hydra", "config.yaml"), config)
+    for message in config.warnings:
+        out.warn(message)
+    for key, value in config.params.items():
+        if key not in out.params:
+            out.params[key] = value
+        elif out.params[key] != value:
+            out.warn(
+                f"{folder}/.hydra/config.yaml: {key} is {value!r} but the run's own params"
+                f" say {out.params[key]!r}; the run's are used"
+            )
     try:
         overrides = _io.read_yaml(root, _io.join(folder, ".hydra", "overrides.yaml"))
     except _io.ReadError as exc:
@@ -141,6 +159,7 @@ ENTRY = Framework(
     load=load,
     adds_to_runs=add_to_run,
     keeps_inner=True,
+    hands_to_inner=True,
     markers=frozenset({"config.yaml", "overrides.yaml"}),
     checklist=(".hydra/config.yaml", ".hydra/overrides.yaml"),
 )

@@ -89,6 +89,10 @@ class Framework:
     """Its runs inside another run belong to that run (bare TensorBoard folders)."""
     keeps_inner: bool = False
     """Runs inside its runs stay their own even where ``joins_outer`` says otherwise (Hydra)."""
+    hands_to_inner: bool = False
+    """A run of it with exactly one other run inside gives that run its folder (and its name
+    and experiment when the inner run is named after its own folder), and is no run itself:
+    a Hydra job folder around one trainer run is one run (Hydra)."""
     markers: frozenset[str] = frozenset()
     """File names whose arrival or removal can make or unmake one of its runs."""
     marker_patterns: tuple[str, ...] = ()

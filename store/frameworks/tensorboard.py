@@ -1,9 +1,15 @@
 """Bare TensorBoard log folders: any folder holding ``events.out.tfevents.*`` files that
-is not part of another detected run (Lightning versions, HF ``runs/``)."""
+is not part of another detected run (Lightning versions, HF ``runs/``).
+
+``SummaryWriter.add_hparams`` writes a sub-folder (``<run>/<time.time()>/`` or its
+``run_name``) whose event file holds the hparams plugin's data and the ``metric_dict``
+scalars; TensorBoard shows it as a session of the run, so its hparams become the run's
+params and its scalars the run's metrics (a tag the run logged itself keeps the run's).
+"""
 
 from __future__ import annotations
 
-from store.frameworks import _common
+from store.frameworks import _common, _io
 from store.frameworks._context import DetectContext
 from store.frameworks._io import RootLike
 from store.frameworks.model import Loaded, RunSpec
@@ -21,9 +27,41 @@ def detect(ctx: DetectContext) -> list[RunSpec]:
     return specs
 
 
+HPARAMS_FOLDERS = 16
+"""Sub-folders looked into for ``add_hparams`` data (one per call; name order)."""
+HPARAMS_BYTES = 1024 * 1024
+"""Bytes read per sub-folder: add_hparams writes a few hundred; a bigger one is another log."""
+
+
 def load(root: RootLike, spec: RunSpec) -> Loaded:
     out = Loaded()
-    _common.read_tensorboard(root, spec.path, out)
+    params = _common.read_tensorboard(root, spec.path, out)
+    sources = dict.fromkeys(params, spec.path)
+    dirs, _ = _io.list_dir(root, spec.path)
+    children = [d for d in sorted(dirs) if _common.event_files(root, _io.join(spec.path, d))]
+    for child in children[:HPARAMS_FOLDERS]:
+        folder = _io.join(spec.path, child)
+        session = Loaded()
+        hparams = _common.read_tensorboard(root, folder, session, HPARAMS_BYTES)
+        if not hparams:
+            continue  # another writer's log (add_scalars' sub-runs): not read here
+        for message in session.warnings:
+            out.warn(message)
+        for key, value in hparams.items():
+            if key in params and params[key] != value:
+                out.warn(
+                    f"{folder}: hparam {key} is {value!r} here but {params[key]!r} in"
+                    f" {sources[key]}; the later is used"
+                )
+            params[key] = value
+            sources[key] = folder
+        for name, points in session.series.items():
+            out.series.setdefault(name, points)
+        for stamp in (session.started, session.ended):
+            if stamp is not None:
+                out.started = stamp if out.started is None else min(out.started, stamp)
+                out.ended = stamp if out.ended is None else max(out.ended, stamp)
+    out.params = params
     return out
 
 

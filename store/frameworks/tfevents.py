@@ -27,6 +27,7 @@ from store.safetext import decode
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
 MAX_FILES = 256
 MAX_WARNINGS = 50
+MAX_HPARAMS = 10_000
 _MAX_RECORD = 256 * 1024 * 1024
 
 Series = dict[str, list[tuple[int, float, float]]]
@@ -41,6 +42,8 @@ class Scalars(dict[str, list[tuple[int, float, float]]]):
     def __init__(self) -> None:
         super().__init__()
         self.warnings: list[str] = []
+        self.hparams: dict[str, int | float | str | bool | None] = {}
+        """``SummaryWriter.add_hparams`` values (the hparams plugin's session start info)."""
 
     @property
     def series(self) -> Series:
@@ -283,16 +286,76 @@ def tensor_scalar(data: bytes) -> float | None:
     return values[0] if len(values) == 1 else None
 
 
-def _plugin_name(metadata: bytes) -> str:
+def _plugin_data(metadata: bytes) -> tuple[str, bytes]:
+    """``SummaryMetadata.plugin_data``: the plugin's name and its opaque content."""
+    name, content = "", b""
     for number, _, value in iter_fields(metadata):
         if number == 1 and isinstance(value, bytes):
             for sub_number, _, sub in iter_fields(value):
                 if sub_number == 1:
-                    return as_text(sub)
-    return ""
+                    name = as_text(sub)
+                elif sub_number == 2 and isinstance(sub, bytes):
+                    content = sub
+    return name, content
 
 
-def _summary_values(summary: bytes, plugins: dict[str, str]) -> Iterator[tuple[str, float]]:
+_HPARAMS_PLUGIN = "hparams"
+_SESSION_START_TAG = "_hparams_/session_start_info"
+
+
+def _hparams_of(content: bytes, result: Scalars) -> None:
+    """``HParamsPluginData.session_start_info.hparams`` (a ``map<string, Value>``) into
+    ``result.hparams``: numbers, strings, booleans and nulls; other kinds are skipped."""
+    skipped = 0
+    for number, _, value in iter_fields(content):
+        if number != 3 or not isinstance(value, bytes):  # session_start_info
+            continue
+        for field, _, entry in iter_fields(value):
+            if field != 1 or not isinstance(entry, bytes):  # the hparams map
+                continue
+            if len(result.hparams) >= MAX_HPARAMS:
+                result.warn(f"more than {MAX_HPARAMS} hparams; the rest skipped")
+                return
+            key: str | None = None
+            parsed: tuple[bool, int | float | str | bool | None] = (False, None)
+            for entry_field, _, item in iter_fields(entry):
+                if entry_field == 1:
+                    key = as_text(item)
+                elif entry_field == 2 and isinstance(item, bytes):
+                    parsed = _proto_value(item)
+            if key is None or not parsed[0]:
+                skipped += 1
+                continue
+            result.hparams[key] = parsed[1]
+    if skipped:
+        result.warn(f"{skipped} hparam(s) of an unsupported kind skipped")
+
+
+def _proto_value(data: bytes) -> tuple[bool, int | float | str | bool | None]:
+    """A ``google.protobuf.Value`` as (understood, value); the last kind given wins, as
+    protobuf's oneof reads it."""
+    found: tuple[bool, int | float | str | bool | None] = (False, None)
+    for number, _, value in iter_fields(data):
+        if number == 1:
+            found = (True, None)
+        elif number == 2:  # a double: whole numbers were ints when logged, as far as known
+            number_value = as_double(value)
+            if number_value is not None and number_value.is_integer() and abs(number_value) < 2**53:
+                found = (True, int(number_value))
+            else:
+                found = (number_value is not None, number_value)
+        elif number == 3 and isinstance(value, bytes):
+            found = (True, as_text(value))
+        elif number == 4 and isinstance(value, int):
+            found = (True, bool(value))
+        elif number in (5, 6):  # struct_value, list_value: never written by add_hparams
+            found = (False, None)
+    return found
+
+
+def _summary_values(
+    summary: bytes, plugins: dict[str, str], result: Scalars
+) -> Iterator[tuple[str, float]]:
     for number, _, value in iter_fields(summary):
         if number != 1 or not isinstance(value, bytes):
             continue
@@ -308,7 +371,9 @@ def _summary_values(summary: bytes, plugins: dict[str, str]) -> Iterator[tuple[s
             elif sub_number == 8 and isinstance(sub, bytes):
                 tensor = sub
             elif sub_number == 9 and isinstance(sub, bytes):
-                plugin = _plugin_name(sub)
+                plugin, content = _plugin_data(sub)
+                if plugin == _HPARAMS_PLUGIN and tag == _SESSION_START_TAG:
+                    _hparams_of(content, result)
         if plugin is not None:
             plugins.setdefault(tag, plugin)
         if simple is not None:
@@ -335,7 +400,7 @@ def _decode_events(
                 elif number == 5 and isinstance(value, bytes):
                     summary = value
             if summary is not None:
-                for tag, scalar in _summary_values(summary, plugins):
+                for tag, scalar in _summary_values(summary, plugins, result):
                     result.setdefault(tag, []).append((step, wall_time, scalar))
         except (ProtoError, struct.error) as exc:
             result.warn(f"{label}: undecodable event skipped ({exc})")

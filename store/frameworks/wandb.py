@@ -5,7 +5,9 @@
 ``files/wandb-metadata.json`` (git, host, startedAt) and ``run-<id>.wandb``, the binary
 record log.  Recent offline runs write only the ``.wandb`` file, so config and summary fall
 back to the binary reader (``store.frameworks.wandb_records``); the history (every logged
-step) only ever lives there.  ``latest-run`` is a symlink, not a run.
+step) only ever lives there.  ``latest-run`` is a symlink, not a run.  Lightning's
+``WandbLogger`` puts its checkpoints in ``<save_dir>/<project>/<run id>/checkpoints/``,
+which the run owns (``extra_paths``).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import re
+from dataclasses import replace
 from typing import Any
 
 from store.frameworks import _io
@@ -61,6 +64,35 @@ def detect(ctx: DetectContext) -> list[RunSpec]:
                 run_key=run_id,
             )
         )
+    return _with_checkpoint_folders(ctx, specs)
+
+
+def _with_checkpoint_folders(ctx: DetectContext, specs: list[RunSpec]) -> list[RunSpec]:
+    """Lightning's ``WandbLogger`` runs own their ``ModelCheckpoint`` folder.
+
+    W&B writes ``<save_dir>/wandb/<run folder>``; ModelCheckpoint writes beside it, to
+    ``<save_dir>/<project>/<run id>/checkpoints/*.ckpt``.  The folder is claimed only by
+    the one W&B run of ``<save_dir>/wandb`` with exactly that id, and only when exactly one
+    project folder holds it (the project itself is in the record log, not read here).
+    """
+    by_id: dict[tuple[str, str], list[int]] = {}
+    for index, spec in enumerate(specs):
+        parent = _io.parent(spec.path)
+        if spec.run_key and spec.path and _io.basename(parent) == "wandb":
+            by_id.setdefault((_io.parent(parent), spec.run_key), []).append(index)
+    for (save_dir, run_id), indexes in by_id.items():
+        if len(indexes) != 1:  # a resumed or reused id: whose checkpoints they are is unknown
+            continue
+        found = [
+            _io.join(save_dir, project, run_id)
+            for project in sorted(ctx.entry(save_dir).dirs)
+            if project != "wandb"
+            and run_id in ctx.entry(_io.join(save_dir, project)).dirs
+            and ctx.has_file_ending(_io.join(save_dir, project, run_id, "checkpoints"), ".ckpt")
+        ]
+        if len(found) == 1:
+            spec = specs[indexes[0]]
+            specs[indexes[0]] = replace(spec, extra_paths=(*spec.extra_paths, found[0]))
     return specs
 
 
