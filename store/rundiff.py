@@ -11,10 +11,11 @@ index may be behind it, and a diff must compare what is there now.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
@@ -30,7 +31,7 @@ from store.diff import (
     parse_conda_env,
     parse_requirements,
 )
-from store.diff._io import DiffError, read_capped
+from store.diff._io import DiffError, FileRef, read_capped
 from store.diff.checkpoints import Folder, summarize_checkpoints
 from store.diff.ondisk import Indexed, Moved, Rehash, disk_state
 from store.index.query import RunRow, iso, list_runs
@@ -69,14 +70,18 @@ def _env_parser(name: str) -> str | None:
 
 
 def _read_env(
-    run: RunRow, found: list[tuple[bytes, str]], warnings: list[str], read: Reader = read_capped
+    run: RunRow,
+    found: list[tuple[bytes, str]],
+    warnings: list[str],
+    read: Reader = read_capped,
+    names: _Names | None = None,
 ) -> dict[str, str]:
     """Packages from the run's environment files; shallower files win on conflicts."""
     packages: dict[str, str] = {}
     ordered = sorted(found, key=lambda item: (-item[0].count(b"/"), item[0]))
     for key, parser in ordered[-MAX_ENV_FILES:]:
         full = run.root + b"/" + key
-        shown = paths.display(relative_key(run, key))
+        shown = paths.display(names.shown(key) if names else relative_key(run, key))
         try:
             data, capped = read(os.fsdecode(full), MAX_ENV_BYTES)
         except DiffError as exc:
@@ -133,11 +138,19 @@ def run_side(
     Artifacts are (path relative to the run folder, size, hash); a file not hashed yet has
     no hash, so the engine never calls it unchanged on its size alone.  A symlink compares
     by its target.  Problems (unreadable env files, pending hashes) go to ``warnings``.
+    A logged model's files are named ``models/<name>/...`` (see ``_Names``).
     """
-    notes = warnings if warnings is not None else []
+    return _indexed_side(db, run, warnings if warnings is not None else [], read)[0]
+
+
+def _indexed_side(
+    db: sqlite_utils.Database, run: RunRow, notes: list[str], read: Reader
+) -> tuple[RunSide, dict[str, str]]:
+    """``run_side`` and its ``RunDiff.sources``."""
     rows = indexed_files(db, run)
     _note_pending(run, sum(1 for r in rows if r.ftype != "symlink" and r.digest is None), notes)
-    return _side(run, _as_indexed(rows), notes, read)
+    names = _Names(run, [r.key for r in rows], read, notes)
+    return _side(run, _as_indexed(rows), notes, read, names), names.sources()
 
 
 def _note_pending(run: RunRow, pending: int, notes: list[str]) -> None:
@@ -149,24 +162,221 @@ def _note_pending(run: RunRow, pending: int, notes: list[str]) -> None:
 
 
 def _side(
-    run: RunRow, files: dict[bytes, tuple[int, str | None]], notes: list[str], read: Reader
+    run: RunRow,
+    files: dict[bytes, tuple[int, str | None]],
+    notes: list[str],
+    read: Reader,
+    names: _Names,
 ) -> RunSide:
     artifacts: list[tuple[str, int, str | None]] = []
     env_files: list[tuple[bytes, str]] = []
     for key in sorted(files):
         size, digest = files[key]
-        artifacts.append((paths.unkey(relative_key(run, key)), size, digest))
+        artifacts.append((names.shown(key), size, digest))
         if digest is not None and digest.startswith("symlink:"):
             continue
         parser = _env_parser(paths.unkey(paths.name_of(key)))
         if parser is not None:
             env_files.append((key, parser))
+    artifacts.sort(key=lambda item: paths.key(item[0]))
     return RunSide(
         params=dict(run.params),
         metrics={k: v for k, v in run.metrics.items() if isinstance(v, dict)},
-        env=_read_env(run, env_files, notes, read),
+        env=_read_env(run, env_files, notes, read, names),
         artifacts=artifacts,
     )
+
+
+# --- how a run's files are named in a diff -----------------------------------------------
+
+MAX_EXTRA_FOLDERS = 100
+"""Extra folders of one run (logged models) named in a diff; the rest keep their paths."""
+MAX_MODEL_META = 256 * 1024
+"""Bytes of a logged model's meta.yaml read for its name (as the MLflow reader reads it)."""
+_MAX_NAME = 255
+
+
+@dataclass(frozen=True)
+class _Extra:
+    """A folder of a run outside its own folder, as its framework names it."""
+
+    folder: bytes
+    """Its path relative to the root."""
+    group: str
+    name: str
+    content: bytes
+    """Its subfolder whose files are named without it (``artifacts``), or b''."""
+    order: float
+    """Folders of one run with the same name are numbered in this order (then by path)."""
+
+
+ExtraNamer = Callable[[RunRow, bytes, Reader, list[str]], _Extra]
+"""Names one extra folder of a run (the run, the folder's root key, a reader, notes)."""
+
+
+def _valid_name(value: object) -> str | None:
+    """A logged name usable as one path component, else None (hostile meta.yaml)."""
+    if not isinstance(value, str) or not 0 < len(value) <= _MAX_NAME:
+        return None
+    if "/" in value or value in (".", "..") or not value.isprintable():
+        return None
+    return value
+
+
+def _mlflow_model(run: RunRow, folder: bytes, read: Reader, notes: list[str]) -> _Extra:
+    """An MLflow 3 logged model (``<exp>/models/m-<id>/``): ``models/<name>`` from the
+    ``name`` of its meta.yaml, files under ``artifacts/`` named without that folder."""
+    from store.yamlsafe import YamlError, load_yaml
+
+    meta_key = folder + b"/meta.yaml"
+    why = ""
+    meta: object = None
+    try:
+        data, capped = read(os.fsdecode(run.root + b"/" + meta_key), MAX_MODEL_META)
+        if capped:
+            why = f"larger than {MAX_MODEL_META} bytes"
+        else:
+            meta = load_yaml(data)
+    except (DiffError, YamlError) as exc:
+        why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    fields = meta if isinstance(meta, dict) else {}
+    name = _valid_name(fields.get("name"))
+    if name is None:
+        base = paths.unkey(paths.name_of(folder))
+        name = base
+        if not why:
+            why = "no usable name" if "name" in fields else "unnamed"
+        notes.append(
+            f"{run.name}: logged model {paths.display(folder)}: {why}; "
+            f"compared as models/{paths.display(base)}"
+        )
+    created = fields.get("creation_timestamp")
+    order = float(created) if isinstance(created, int) and not isinstance(created, bool) else 0.0
+    return _Extra(folder, "models", name, b"artifacts", order if math.isfinite(order) else 0.0)
+
+
+EXTRA_NAMERS: dict[str, ExtraNamer] = {"mlflow": _mlflow_model}
+"""Frameworks whose runs' extra folders have a stable name; other frameworks' extra files
+keep their path relative to the root."""
+
+
+class _Names:
+    """How one run's files are shown and paired in a diff: relative to the run folder, and
+    the files of a folder outside it that its framework names (an MLflow logged model) as
+    ``models/<name>/<path inside artifacts>``, so two runs' models pair by name rather
+    than by their folders' random ids."""
+
+    def __init__(self, run: RunRow, keys: Iterable[bytes], read: Reader, notes: list[str]):
+        self.run = run
+        self._shown: dict[bytes, str] = {}
+        extras = _named_extras(run, read, notes)
+        owned: dict[bytes, list[bytes]] = {extra.folder: [] for extra, _ in extras}
+        taken: set[str] = set()
+        for key in sorted(set(keys)):
+            owner = _owner(key, [extra.folder for extra, _ in extras], run.path)
+            if owner is None:
+                taken.add(self._plain(key))
+            else:
+                owned[owner].append(key)
+        for extra, prefix in extras:
+            shown = {key: _inside(extra, prefix, key) for key in owned[extra.folder]}
+            if len(set(shown.values())) < len(shown) or taken & set(shown.values()):
+                notes.append(
+                    f"{self.run.name}: logged model {paths.display(extra.folder)}: its files'"
+                    f" names as {extra.group}/{paths.display(prefix)}/... clash with others;"
+                    " compared by their paths from the root"
+                )
+                shown = {key: self._plain(key) for key in shown}
+            taken.update(shown.values())
+            self._shown.update(shown)
+
+    def _plain(self, key: bytes) -> str:
+        return self._shown.setdefault(key, paths.unkey(relative_key(self.run, key)))
+
+    def shown(self, key: bytes) -> str:
+        """The path a run diff shows and pairs ``key`` (relative to the root) by."""
+        found = self._shown.get(key)
+        return found if found is not None else paths.unkey(relative_key(self.run, key))
+
+    def sources(self) -> dict[str, str]:
+        """Shown paths that are not the file's path in the run folder -> its root path."""
+        return {
+            shown: paths.unkey(key)
+            for key, shown in self._shown.items()
+            if paths.join_key(self.run.path, paths.key(shown)) != key
+        }
+
+
+def _extra_folders(run: RunRow) -> list[bytes]:
+    """The run's extra paths outside its folder, as clean root keys (hostile meta)."""
+    extra = run.meta.get("extra_paths")
+    if not isinstance(extra, list):
+        return []
+    found: set[bytes] = set()
+    for item in extra[:MAX_EXTRA_FOLDERS]:
+        if not isinstance(item, str):
+            continue
+        key = paths.key(item).strip(b"/")
+        parts = key.split(b"/")
+        if not key or any(p in (b"", b".", b"..") or b"\0" in p for p in parts):
+            continue
+        if not paths.under(key, run.path):
+            found.add(key)
+    return sorted(found)
+
+
+def _named_extras(run: RunRow, read: Reader, notes: list[str]) -> list[tuple[_Extra, str]]:
+    """The run's extra folders its framework names, each with the name it is shown under;
+    same-named folders are told apart as ``name~2``, ``name~3`` in the framework's order."""
+    namer = EXTRA_NAMERS.get(run.framework or "")
+    if namer is None:
+        return []
+    extras = sorted(
+        (namer(run, folder, read, notes) for folder in _extra_folders(run)),
+        key=lambda e: (e.group, e.name, e.order, e.folder),
+    )
+    taken = {(e.group, e.name) for e in extras}
+    named: list[tuple[_Extra, str]] = []
+    for index, extra in enumerate(extras):
+        same = [e for e in extras[:index] if (e.group, e.name) == (extra.group, extra.name)]
+        prefix = extra.name
+        if same:
+            number = 2
+            while (extra.group, f"{extra.name}~{number}") in taken:
+                number += 1
+            prefix = f"{extra.name}~{number}"
+            taken.add((extra.group, prefix))
+            if len(same) == 1:
+                notes.append(
+                    f"{run.name}: more than one logged model named"
+                    f" {paths.display(extra.name)!r}: compared as"
+                    f" {extra.group}/{paths.display(extra.name)}, ~2, ~3... in the order"
+                    " they were created"
+                )
+        named.append((extra, prefix))
+    return named
+
+
+def _owner(key: bytes, folders: list[bytes], run_folder: bytes) -> bytes | None:
+    """The deepest extra folder holding ``key``, unless the run's own folder holds it."""
+    if not folders or (run_folder and paths.under(key, run_folder)):
+        return None
+    holding = [f for f in folders if key.startswith(f + b"/")]
+    return max(holding, key=len) if holding else None
+
+
+def _inside(extra: _Extra, prefix: str, key: bytes) -> str:
+    inner = key[len(extra.folder) + 1 :]
+    if extra.content and inner.startswith(extra.content + b"/"):
+        inner = inner[len(extra.content) + 1 :]
+    return f"{extra.group}/{prefix}/{paths.unkey(inner)}"
+
+
+def artifact_key(run: RunRow, sources: Mapping[str, str], path: str) -> bytes:
+    """The root-relative key of the file a run diff shows as ``path`` for ``run``
+    (``sources`` is that side's ``RunDiff.sources``)."""
+    real = sources.get(path)
+    return paths.key(real) if real is not None else paths.join_key(run.path, paths.key(path))
 
 
 # --- the disk as it is now, for a run of this machine ------------------------------------
@@ -178,6 +388,7 @@ class _DiskSide:
     run: RunRow
     """The run with params, metrics and meta read again from its files when they moved on."""
     stale: list[StaleFile]
+    sources: dict[str, str]
     incomplete: bool
     """Files may exist on disk that were not listed: the diff cannot be called equal."""
 
@@ -223,10 +434,13 @@ def _disk_side(
             "unchanged"
         )
     notes.extend(f"{run.name}: not listed whole: {why}" for why in state.incomplete[:5])
+    names = _Names(
+        fresh, [*(r.key for r in rows), *state.files, *(m.key for m in moved)], read_capped, notes
+    )
     stale = [
         StaleFile(
             label,
-            paths.unkey(relative_key(run, m.key)),
+            names.shown(m.key),
             m.change,
             m.indexed_size,
             m.disk_size,
@@ -235,8 +449,8 @@ def _disk_side(
         )
         for m in moved
     ]
-    side = _side(fresh, state.files, notes, read_capped)
-    return _DiskSide(side, fresh, stale, bool(state.incomplete)), notes
+    side = _side(fresh, state.files, notes, read_capped, names)
+    return _DiskSide(side, fresh, stale, names.sources(), bool(state.incomplete)), notes
 
 
 def _run_folders(run: RunRow) -> list[bytes]:
@@ -434,6 +648,7 @@ def diff_sides(
     stale: list[StaleFile] = []
     incomplete = False
     sides: list[RunSide] = []
+    sources: list[dict[str, str]] = []
     runs: list[RunRow] = []
     labelled: list[tuple[Side, sqlite_utils.Database, RunRow, Reader | None]] = [
         ("a", db_a, a, read_a),
@@ -446,11 +661,14 @@ def diff_sides(
             disk, found = _disk_side(db, run, label, budget)
             side_notes += found
             sides.append(disk.side)
+            sources.append(disk.sources)
             runs.append(disk.run)
             stale += disk.stale
             incomplete = incomplete or disk.incomplete
         else:
-            sides.append(run_side(db, run, side_notes, read or read_capped))
+            side, found_sources = _indexed_side(db, run, side_notes, read or read_capped)
+            sides.append(side)
+            sources.append(found_sources)
             runs.append(run)
     a, b = runs
     for run in (a, b):  # what each run's reader met (sources that disagree): never hidden
@@ -460,12 +678,18 @@ def diff_sides(
     notes.extend(side_notes)
     result = diff_runs(sides[0], sides[1])
     result.stale = stale
+    result.sources = (sources[0], sources[1])
     _settle_configs(a, b, result, notes, read_a or read_capped, read_b or read_capped)
     if folders is not None:
-        result.artifacts.changed = summarize_checkpoints(result.artifacts.changed, *folders)
+        result.artifacts.changed = summarize_checkpoints(
+            result.artifacts.changed, *folders, files=_moved_files(result, a, b, folders)
+        )
     elif read_a is None and read_b is None:  # tensors are compared only where both files are
         result.artifacts.changed = summarize_checkpoints(
-            result.artifacts.changed, a.abs_path, b.abs_path
+            result.artifacts.changed,
+            a.abs_path,
+            b.abs_path,
+            files=_moved_files(result, a, b, (a.root, b.root)),
         )
     elif result.artifacts.changed:
         notes.append(
@@ -478,6 +702,27 @@ def diff_sides(
     if line is not None:
         notes.insert(start, line)
     return result
+
+
+def _moved_files(
+    result: RunDiff, a: RunRow, b: RunRow, roots: tuple[Folder, Folder]
+) -> dict[str, tuple[FileRef, FileRef]]:
+    """The two files of each changed artifact that is not at its shown path in its run
+    folder (a logged model's), from each side's root (``roots``: a local root, or a
+    run folder on any root, whose root is used)."""
+
+    def ref(run: RunRow, where: Folder, sources: Mapping[str, str], path: str) -> FileRef:
+        key = artifact_key(run, sources, path)
+        if isinstance(where, tuple):
+            return where[0], paths.unkey(key)
+        return os.fsdecode(run.root + b"/" + key)
+
+    src_a, src_b = result.sources
+    return {
+        c.path: (ref(a, roots[0], src_a, c.path), ref(b, roots[1], src_b, c.path))
+        for c in result.artifacts.changed
+        if c.path in src_a or c.path in src_b
+    }
 
 
 def _settle_configs(
@@ -509,9 +754,9 @@ def _settle_configs(
         if max(change.old_size or 0, change.new_size or 0) > MAX_CONFIG_COMPARE:
             config.error = f"larger than {MAX_CONFIG_COMPARE} bytes, not compared by value"
         else:
-            rel = os.fsencode(change.path)
-            path_a = os.fsdecode(a.abs_path + b"/" + rel)
-            path_b = os.fsdecode(b.abs_path + b"/" + rel)
+            src_a, src_b = result.sources
+            path_a = os.fsdecode(a.root + b"/" + artifact_key(a, src_a, change.path))
+            path_b = os.fsdecode(b.root + b"/" + artifact_key(b, src_b, change.path))
             try:
                 found = diff_config_files(path_a, path_b, fmt, read_a, read_b)
             except DiffError as exc:

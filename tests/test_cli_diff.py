@@ -235,10 +235,11 @@ def test_a_fresh_index_finds_nothing_stale_around_nested_runs(tmp_path: Path) ->
         (run_dir / ".hydra" / "config.yaml").write_text("lr: 0.1\n")
         (run_dir / ".hydra" / "overrides.yaml").write_text("- lr=0.1\n")
         (run_dir / "model.pt").write_bytes(MODEL)
-        nested = run_dir / "lightning_logs" / "version_0"
-        nested.mkdir(parents=True)
-        (nested / "hparams.yaml").write_text(f"run: {name}\n")
-        (nested / "metrics.csv").write_text("epoch,step,val_loss\n0,1,0.5\n")
+        for version in ("version_0", "version_1"):  # two: the Hydra job stays a run
+            nested = run_dir / "lightning_logs" / version
+            nested.mkdir(parents=True)
+            (nested / "hparams.yaml").write_text(f"run: {name}\n")
+            (nested / "metrics.csv").write_text("epoch,step,val_loss\n0,1,0.5\n")
         (run_dir / ".git").mkdir()
         (run_dir / ".git" / "HEAD").write_text("ref\n")
     os.mkfifo(root / "r1" / "fifo")
@@ -275,3 +276,29 @@ def test_files_of_different_sizes_differ_without_being_read_whole(tmp_path: Path
     code, out, _ = run(str(big), str(small))
     assert code == 1
     assert "first difference at byte 3" in out and "sizes differ" in out
+
+
+def test_mlflow3_logged_models_pair_by_name_in_text_and_json(tmp_path: Path) -> None:
+    """Two MLflow 3 runs' logged models: every artifact path is run-relative or
+    ``models/<name>/...`` (never a path from the root), and nothing is called moved."""
+    from tests.test_rundiff import mlflow3_pair
+
+    db = str(mlflow3_pair(tmp_path))
+    code, out, err = run("lr-high", "lr-low", "--db", db)
+    assert code == 1, err
+    rows = [line.split("\t") for line in out.splitlines() if "\t" in line]
+    artifact_rows = [row for row in rows if row[0] in ("~ changed", "+ added", "- removed")]
+    assert ["~ changed", "models/model/MLmodel"] in [row[:2] for row in artifact_rows]
+    assert ["- removed", "models/model/data/model.pth"] in [row[:2] for row in artifact_rows]
+    assert ["+ added", "models/model/data/model.pt2"] in [row[:2] for row in artifact_rows]
+    assert not any(row[0] == "→ moved" or "mlruns" in row[1] for row in rows), out
+    code, out, err = run("lr-high", "lr-low", "--db", db, "--json")
+    assert code == 1, err
+    artifacts = json.loads(out)["artifacts"]
+    shown = [c["path"] for kind in ("added", "removed", "changed") for c in artifacts[kind]]
+    assert all(
+        p.startswith(("models/model/", "outputs/", "params/", "meta.yaml", "tags/")) for p in shown
+    ), shown
+    assert artifacts["moved"] == []
+    assert artifacts["unchanged"] == 3
+    assert "models/model/MLmodel" in [c["path"] for c in artifacts["changed"]]

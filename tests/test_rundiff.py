@@ -462,3 +462,175 @@ def test_mlflow_params_read_again_when_the_database_changed(tmp_path: Path) -> N
         ("b", "mlflow.db", "modified"),
     ]
     assert warnings[0].startswith("the index is stale for first (#")
+
+
+MLFLOW_EXP = "mlruns/825911118266908910"
+MLMODEL = (
+    "artifact_path: {uri}\nflavors:\n  pytorch:\n    pytorch_version: {torch}\nmodel_id: {mid}\n"
+)
+CONDA = "channels:\n- conda-forge\ndependencies:\n- python=3.11.7\n- pip:\n  - torch==2.13.0\n"
+
+
+def write_mlflow3_run(
+    root: Path,
+    run_id: str,
+    name: str,
+    lr: str,
+    models: list[tuple[str, object, dict[str, bytes]]],
+) -> None:
+    """An MLflow 3 file-store run as MLflow 3.17 writes it: its logged models live in
+    ``<exp>/models/m-<id>/`` (``artifacts/`` plus a meta.yaml naming them), outside the run
+    folder, which holds ``outputs/m-<id>/meta.yaml``.  ``models``: (id, name, artifacts)."""
+    exp = root / MLFLOW_EXP
+    exp.mkdir(parents=True, exist_ok=True)
+    (exp / "meta.yaml").write_text(f"experiment_id: '{exp.name}'\nname: demo\n")
+    run = exp / run_id
+    for folder in ("params", "metrics", "tags", "artifacts"):
+        (run / folder).mkdir(parents=True)
+    (run / "meta.yaml").write_text(
+        f"run_id: {run_id}\nrun_name: {name}\nexperiment_id: '{exp.name}'\nstatus: 3\n"
+    )
+    (run / "params" / "lr").write_text(lr)
+    (run / "metrics" / "train_loss").write_text("1796623127000 0.5 0\n")
+    (run / "tags" / "mlflow.runName").write_text(name)
+    for created, (model_id, model_name, files) in enumerate(models):
+        model = exp / "models" / model_id
+        (model / "params").mkdir(parents=True)
+        (model / "params" / "lr").write_text(lr)
+        meta = f"model_id: {model_id}\nsource_run_id: {run_id}\ncreation_timestamp: {created}\n"
+        if model_name is not None:
+            meta += f"name: {json.dumps(model_name)}\n"
+        (model / "meta.yaml").write_text(meta)
+        for rel, data in files.items():
+            (model / "artifacts" / rel).parent.mkdir(parents=True, exist_ok=True)
+            (model / "artifacts" / rel).write_bytes(data)
+        (run / "outputs" / model_id).mkdir(parents=True)
+        (run / "outputs" / model_id / "meta.yaml").write_text(
+            f"destination_id: {model_id}\nsource_type: RUN_OUTPUT\n"
+        )
+
+
+def model_files(model_id: str, torch: str, weights: str, data: bytes) -> dict[str, bytes]:
+    uri = f"file:///x/{MLFLOW_EXP}/models/{model_id}/artifacts"
+    return {
+        "MLmodel": MLMODEL.format(uri=uri, torch=torch, mid=model_id).encode(),
+        "conda.yaml": CONDA.encode(),
+        "requirements.txt": b"torch==2.13.0\n",
+        f"data/{weights}": data,
+    }
+
+
+def mlflow3_pair(base: Path) -> Path:
+    """Two runs of one experiment, each with a logged model named ``model``: the first
+    saved ``data/model.pth``, the second ``data/model.pt2``; the rest the same."""
+    root = base / "root"
+    first, second = "m-19bf1b233c964c13973e55b7089fb717", "m-fc39934525cc45d182b31710e81e3a5f"
+    write_mlflow3_run(
+        root, "1c31eb911b394cc5968ca62752220d0d", "lr-high", "0.1",
+        [(first, "model", model_files(first, "2.12.0", "model.pth", b"\x80\x02weights-a"))],
+    )  # fmt: skip
+    write_mlflow3_run(
+        root, "67f447cb6134424ab0d5b5aa4839688d", "lr-low", "0.01",
+        [(second, "model", model_files(second, "2.13.0", "model.pt2", b"PK\x03\x04weights-b"))],
+    )  # fmt: skip
+    age(root)
+    index(root, base / "index.db")
+    return base / "index.db"
+
+
+def artifact_paths(result: RunDiff) -> dict[str, list[str]]:
+    found = result.artifacts
+    return {
+        "added": [c.path for c in found.added],
+        "removed": [c.path for c in found.removed],
+        "changed": [c.path for c in found.changed],
+        "moved": [m.old_path for m in found.moved],
+    }
+
+
+def test_mlflow3_logged_models_pair_by_their_logged_name(tmp_path: Path) -> None:
+    """Two runs' logged models (folders with random ids outside the run folders) are
+    compared file by file under ``models/<name>/<path inside artifacts>``: the MLmodel
+    changed, the weights renamed, the rest unchanged, every path on one base."""
+    db_path = mlflow3_pair(tmp_path)
+    result, warnings = diff_by_name(db_path, "lr-high", "lr-low")
+    found = artifact_paths(result)
+    assert found["moved"] == []
+    assert found["added"] == [
+        "models/model/data/model.pt2",
+        "outputs/m-fc39934525cc45d182b31710e81e3a5f/meta.yaml",
+    ]
+    assert found["removed"] == [
+        "models/model/data/model.pth",
+        "outputs/m-19bf1b233c964c13973e55b7089fb717/meta.yaml",
+    ]
+    assert found["changed"] == [
+        "meta.yaml",
+        "models/model/MLmodel",
+        "models/model/meta.yaml",
+        "models/model/params/lr",
+        "params/lr",
+        "tags/mlflow.runName",
+    ]
+    assert sorted(result.artifacts.unchanged) == [
+        "metrics/train_loss",
+        "models/model/conda.yaml",
+        "models/model/requirements.txt",
+    ]
+    # The model's meta.yaml is compared by value, read from each model's own folder.
+    config = next(c for c in result.configs if c.path == "models/model/meta.yaml")
+    assert config.error is None
+    assert {c.path for c in config.changes} == {"model_id", "source_run_id"}
+    assert result.sources[0]["models/model/MLmodel"] == (
+        f"{MLFLOW_EXP}/models/m-19bf1b233c964c13973e55b7089fb717/artifacts/MLmodel"
+    )
+    assert not any("mlruns" in line for line in warnings), warnings
+
+
+def test_mlflow3_models_with_one_name_are_kept_apart_and_said(tmp_path: Path) -> None:
+    """Two logged models of one run with the same name are numbered in the order they were
+    created (``model``, ``model~2``), with a note; a model whose meta.yaml names it with a
+    path is named by its folder instead, and says so."""
+    root = tmp_path / "root"
+    first, second, third = "m-0001", "m-0002", "m-0003"
+    for run_id, run_name in (("aaa1", "one"), ("bbb2", "two")):
+        write_mlflow3_run(
+            root, run_id, run_name, "0.1",
+            [
+                (f"{first}{run_id}", "model", {"MLmodel": b"first\n"}),
+                (f"{second}{run_id}", "model", {"MLmodel": b"second\n"}),
+                (f"{third}{run_id}", "../../evil", {"MLmodel": b"third\n"}),
+            ],
+        )  # fmt: skip
+    age(root)
+    index(root, tmp_path / "index.db")
+    result, warnings = diff_by_name(tmp_path / "index.db", "one", "two")
+    unchanged = set(result.artifacts.unchanged)
+    assert {"models/model/MLmodel", "models/model~2/MLmodel"} <= unchanged
+    moved = [(m.old_path, m.new_path) for m in result.artifacts.moved]
+    assert ("models/m-0003aaa1/MLmodel", "models/m-0003bbb2/MLmodel") in moved, moved
+    assert not any("evil" in path for pair in moved for path in pair)
+    assert any("more than one logged model named 'model'" in w for w in warnings), warnings
+    assert any("no usable name; compared as models/m-0003aaa1" in w for w in warnings), warnings
+
+
+def test_mlflow3_logged_model_checkpoints_are_compared_from_their_folders(
+    tmp_path: Path,
+) -> None:
+    """A changed checkpoint of two logged models gets its tensor summary, read from each
+    model's own folder (not from a path under the run folder)."""
+    root = tmp_path / "root"
+    for run_id, name, bias in (("aaa1", "one", 0.5), ("bbb2", "two", 0.75)):
+        weights = safetensors_bytes({"w": [1.0, 2.0], "b": [bias]})
+        write_mlflow3_run(
+            root, run_id, name, "0.1",
+            [(f"m-00{run_id}", "net", {"data/model.safetensors": weights})],
+        )  # fmt: skip
+    age(root)
+    index(root, tmp_path / "index.db")
+    result, _ = diff_by_name(tmp_path / "index.db", "one", "two")
+    change = next(
+        c for c in result.artifacts.changed if c.path == "models/net/data/model.safetensors"
+    )
+    assert change.tensors is not None and change.tensors.skipped is None
+    assert (change.tensors.changed, change.tensors.total, change.tensors.largest) == (1, 2, "b")

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
@@ -118,9 +118,14 @@ def _tensor_kind(path: FileRef) -> str | None:
 
 
 def summarize_checkpoints(
-    changed: Sequence[ArtifactChange], folder_a: Folder, folder_b: Folder
+    changed: Sequence[ArtifactChange],
+    folder_a: Folder,
+    folder_b: Folder,
+    *,
+    files: Mapping[str, tuple[FileRef, FileRef]] | None = None,
 ) -> list[ArtifactChange]:
-    """``changed`` with a ``tensors`` summary on every checkpoint, within the budgets."""
+    """``changed`` with a ``tensors`` summary on every checkpoint, within the budgets.
+    ``files`` gives the two files of a path that is not in the run folders (a logged model)."""
     result: list[ArtifactChange] = []
     spent = 0
     compared = 0
@@ -130,7 +135,10 @@ def summarize_checkpoints(
         if any(h.startswith("symlink:") for h in hashes):
             result.append(change)
             continue
-        path_a, path_b = _file(folder_a, change.path), _file(folder_b, change.path)
+        path_a, path_b = (files or {}).get(change.path) or (
+            _file(folder_a, change.path),
+            _file(folder_b, change.path),
+        )
         kind = _tensor_kind(path_a)
         if kind is None or kind != _tensor_kind(path_b):
             result.append(change)

@@ -114,6 +114,10 @@ class RunDiff:
     """Every config file both runs hold whose values differ, key by key."""
     stale: list[StaleFile] = field(default_factory=list)
     """Files changed on disk since they were indexed (compared as they are on disk)."""
+    sources: tuple[dict[str, str], dict[str, str]] = field(default_factory=lambda: ({}, {}))
+    """Per side, artifact paths that are not the file's path in its run folder (an MLflow
+    logged model's ``models/<name>/...``) -> the file's path relative to the run's root,
+    so a reader of the diff opens the right file."""
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

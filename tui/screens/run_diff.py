@@ -27,7 +27,7 @@ from store.index.views import ReaderPool
 
 if TYPE_CHECKING:
     from store.root.objstore import ObjectRoot
-from store.rundiff import diff_run_rows
+from store.rundiff import artifact_key, diff_run_rows
 from tui.commands import PaletteEntry
 from tui.diff_render import (
     RUN_COLUMNS,
@@ -265,13 +265,19 @@ class RunDiffScreen(Screen[None]):
             if key.startswith(("added:", "removed:")):
                 self.notify("that file exists in one run only", markup=False, timeout=3)
             return
-        rel_a, rel_b = (paths.key(p) for p in row.files)
-        full_a = self.run_a.abs_path + b"/" + rel_a
-        full_b = self.run_b.abs_path + b"/" + rel_b
-        label_a = f"{self.run_a.name}: {paths.display(rel_a)}"
-        label_b = f"{self.run_b.name}: {paths.display(rel_b)}"
+        sources = self.result.sources if self.result is not None else ({}, {})
+        run_a, run_b = (
+            side.run if side is not None else run
+            for side, run in zip(self.mirrored, (self.run_a, self.run_b), strict=True)
+        )  # the runs the diff was made from: a mirror's run on its host
+        key_a = artifact_key(run_a, sources[0], row.files[0])
+        key_b = artifact_key(run_b, sources[1], row.files[1])
+        full_a = run_a.root + b"/" + key_a
+        full_b = run_b.root + b"/" + key_b
+        label_a = f"{self.run_a.name}: {paths.display(row.files[0])}"
+        label_b = f"{self.run_b.name}: {paths.display(row.files[1])}"
         if any(self.mirrored):
-            self._open_across_hosts((rel_a, full_a, label_a), (rel_b, full_b, label_b))
+            self._open_across_hosts((key_a, full_a, label_a), (key_b, full_b, label_b))
             return
         self.app.push_screen(FileDiffScreen(full_a, full_b, label_a=label_a, label_b=label_b))
 
@@ -281,11 +287,10 @@ class RunDiffScreen(Screen[None]):
         from store.index.views import artifact_at
 
         remotes: list[RemoteFile | None] = []
-        for side, (rel, full, _label) in zip(self.mirrored, files, strict=True):
+        for side, (key, full, _label) in zip(self.mirrored, files, strict=True):
             if side is None:
                 remotes.append(None)
                 continue
-            key = side.run.path + b"/" + rel if side.run.path else rel
             with side.pool.connection() as db:
                 found = artifact_at(db, side.run.root_id, key)
             if found is None or found.ftype != "file":
