@@ -786,6 +786,9 @@ class RunSync:
 
 NAMED_UNREADABLE = 5
 """Places a run's warnings name at most; the rest are counted."""
+UNREAD_KEY = "unreadable_places"
+"""Meta key: how many places the run's size and file count leave out (its warnings name
+them), so a table can mark the size without reading the warnings' text."""
 
 
 def note_unreadable(
@@ -794,8 +797,10 @@ def note_unreadable(
     """Add to a run's warnings what its size and file count cannot hold: the places in (or
     above) its folders that the last scan could not read."""
     touching = places.touching([run_path, *(paths.key(e) for e in extra)])
+    meta.pop(UNREAD_KEY, None)  # only ours counts, never a framework's meta
     if not touching:
         return
+    meta[UNREAD_KEY] = len(touching)
     found = meta.get("warnings")
     notes = [
         f"{place.sentence(run_path)}: "

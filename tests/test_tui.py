@@ -927,3 +927,26 @@ async def test_a_filter_typed_in_one_burst_goes_to_the_filter(demo: Demo) -> Non
         await pilot.press("escape")
         await settle(pilot)
         assert not box.has_class("-shown") and box.region.height == 0  # hidden again
+
+
+@sync
+async def test_a_run_size_that_leaves_out_an_unreadable_folder_is_marked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The runs table's size ends in ``?`` for the run whose folder the scan could not
+    read whole (its detail names the folder); the run read whole shows its size plain."""
+    from tests.test_tui_disk_usage import unreadable_tree
+
+    root, db_path = unreadable_tree(tmp_path, monkeypatch)
+    app = ArtlensApp(db_path, [root], watch=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        screen = explorer(app)
+        table = screen.table
+        size_at = [c.key for c in table.columns_shown].index("size")
+        sizes = {
+            screen.runs[run_id].name: str(table.get_row(str(run_id))[size_at])
+            for run_id in table_ids(screen)
+        }
+        assert sizes["runD"].endswith("?") and not sizes["runE"].endswith("?"), sizes
+        assert sizes["runD"][:-1] == sizes["runE"]  # the same files, less what went unread

@@ -47,6 +47,25 @@ def indexed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path
     return root, db_path
 
 
+def unreadable_tree(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]:
+    """Two runs, ``runD`` whose ``out`` folder the scan could not list (as a user without
+    read permission on it) and ``runE`` read whole, indexed: (root, index path)."""
+    from tests.test_scan import deny_listing, run_tree
+
+    for name in ("ARTLENS_STATE", "XDG_STATE_HOME", "XDG_CONFIG_HOME"):
+        monkeypatch.setenv(name, str(tmp_path / name.lower()))
+    root = tmp_path / "root"
+    run = run_tree(root)
+    shutil.copytree(run, root / "runE", ignore=shutil.ignore_patterns("out"))
+    db_path = tmp_path / "index.db"
+    with WriterLock(db_path), monkeypatch.context() as denied:
+        deny_listing(denied, run / "out")
+        db = open_db(db_path)
+        Indexer(db, root).scan()
+        db.conn.close()
+    return root, db_path
+
+
 def usage(app: ArtlensApp) -> DiskUsageScreen:
     screen = app.screen
     assert isinstance(screen, DiskUsageScreen), screen
@@ -69,6 +88,12 @@ def rows(screen: DiskUsageScreen) -> dict[str, list[str]]:
         cells = [str(cell) for cell in table.get_row_at(index)]
         found[cells[-1].split()[0] if cells[-1].split() else ""] = cells
     return found
+
+
+def unread_note(screen: DiskUsageScreen) -> str:
+    """The note under the totals, '' when it is hidden."""
+    note = screen.query_one("#du-unread", Static)
+    return str(note.render()) if note.display else ""
 
 
 def cursor_name(screen: DiskUsageScreen) -> str:
@@ -111,6 +136,8 @@ async def test_drill_down_sizes_sparse_and_back(indexed: tuple[Path, Path]) -> N
         assert on_disk.endswith(("B", "K")), on_disk  # a sparse file takes next to nothing
         where = str(screen.query_one("#du-where", Static).render())
         assert "5.0G apparent" in where and "on disk" in where
+        assert unread_note(screen) == ""  # the scan read everything: no note, no mark
+        assert not any(cells[0].endswith("?") for cells in rows(screen).values())
         await move_to(pilot, screen, "hparams.yaml")
         await pilot.press("a")  # by on-disk size: the sparse file goes down, the cursor stays
         assert screen.by_disk and cursor_name(screen) == "hparams.yaml"
@@ -237,3 +264,39 @@ async def test_a_listing_overtaken_by_a_newer_one_never_shows(
         await settle(pilot, rounds=5)
         assert screen.level.kind == "root", screen.level
         assert "lightning_logs" in rows(screen)
+
+
+@sync
+async def test_totals_that_leave_out_an_unreadable_folder_say_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each level's totals that hold the folder the scan could not read end in ``?``, and
+    a note under them names it as ``artlens du`` does; totals that do not, stay plain."""
+    root, db_path = unreadable_tree(tmp_path, monkeypatch)
+    app = ArtlensApp(db_path, [root], watch=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_usage(app, pilot)
+        assert screen.level.kind == "root"
+        said = "1 folder could not be read: runD/out (permission denied)"
+        assert said in unread_note(screen)
+        assert "? apparent" in str(screen.query_one("#du-where", Static).render())
+        assert rows(screen)["(no"][0].endswith("?")
+        await pilot.press("enter")
+        await settle(pilot, rounds=5)
+        assert screen.level.kind == "experiment"
+        assert rows(screen)["runD/"][0].endswith("?")
+        assert not rows(screen)["runE/"][0].endswith("?")
+        assert said in unread_note(screen)
+        await move_to(pilot, screen, "runE/")
+        await pilot.press("enter")
+        await settle(pilot, rounds=5)
+        assert screen.level.folder == "runE" and unread_note(screen) == ""
+        assert "? apparent" not in str(screen.query_one("#du-where", Static).render())
+        await pilot.press("h")
+        await settle(pilot, rounds=5)
+        await move_to(pilot, screen, "runD/")
+        await pilot.press("enter")
+        await settle(pilot, rounds=5)
+        assert screen.level.folder == "runD"
+        assert "1 folder could not be read: out (permission denied)" in unread_note(screen)
+        assert not any(cells[0].endswith("?") for cells in rows(screen).values())

@@ -157,6 +157,8 @@ async def test_usage_tab_and_help(lightning: tuple[Path, Path]) -> None:
         assert str(root) in texts[0]
         assert any("duplicates by content hash" in t for t in texts)
         assert any("2 copies" in t for t in texts)
+        assert not retention(app).query_one("#ret-usage-note", Static).display  # all read
+        assert not any(str(usage.get_row_at(i)[0]).endswith("?") for i in range(usage.row_count))
         await pilot.press("question_mark")
         await pilot.pause()
         body = str(app.screen.query_one(Static).render())
@@ -328,3 +330,35 @@ async def test_a_plan_larger_than_the_table_ends_in_a_row_counting_the_rest(
         await settle(pilot)
         assert isinstance(app.screen, RetentionScreen)
         assert any("lists the checkpoints left out" in str(n.message) for n in app._notifications)
+
+
+@sync
+async def test_usage_totals_that_leave_out_an_unreadable_folder_say_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The usage tab marks with ``?`` the root's, the experiment's and the run's totals
+    that leave out the folder the scan could not read, and names it as ``artlens du``
+    does; the run read whole stays plain."""
+    from tests.test_tui_disk_usage import unreadable_tree
+
+    root, db_path = unreadable_tree(tmp_path, monkeypatch)
+    app = ArtlensApp(db_path, [root], watch=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await pilot.press("r")
+        await settle(pilot)
+        await pilot.press("2")
+        await settle(pilot)
+        screen = retention(app)
+        usage = screen.query_one("#ret-usage", DataTable)
+        sizes = {
+            str(usage.get_row_at(i)[2]).strip(): str(usage.get_row_at(i)[0])
+            for i in range(usage.row_count)
+        }
+        marked = {what for what, size in sizes.items() if size.endswith("?")}
+        assert marked == {str(root), "experiment (no experiment)", "runD"}, sizes
+        assert "runE" in sizes
+        note = screen.query_one("#ret-usage-note", Static)
+        assert note.display
+        said = "1 folder could not be read: runD/out (permission denied)"
+        assert said in str(note.render())

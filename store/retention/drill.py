@@ -15,12 +15,14 @@ from __future__ import annotations
 import os
 import time
 import uuid
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import sqlite_utils
 
+from store import paths
+from store.index.query import UnreadableIndex, UnreadableRow, unreadable_places
 from store.paths import key, prefix_range, unkey
 from store.retention.candidates import Candidate, Member
 from store.retention.plan import (
@@ -74,6 +76,9 @@ class Entry:
     """Root-relative path of a run, folder or file."""
     run_id: int | None = None
     live: bool = False
+    unreadable: int = 0
+    """Places in (or above) it the scans could not read: its totals leave out what they
+    hold (``note_unread``)."""
 
     @property
     def target(self) -> Level | None:
@@ -203,6 +208,118 @@ def _folder_entries(db: sqlite_utils.Database, root_id: int, level: Level) -> li
             )
         )
     return _largest_first(entries)
+
+
+# -- what the totals leave out -------------------------------------------------------------
+
+SHOWN_UNREAD = 3
+"""Places a level's note names; the rest are counted."""
+NOT_RECORDED = (
+    "what the scans could not read is not recorded in this index yet: "
+    "`artlens index ROOT` records it"
+)
+
+
+def unread_note(places: Sequence[UnreadableRow], base: bytes = b"") -> str:
+    """What a total leaves out, worded as ``artlens du`` words it (``1 folder could not be
+    read: out (permission denied); what they hold counts as last seen, or not at all``),
+    the places named relative to ``base``; '' when there is none."""
+    if not places:
+        return ""
+    folders = sum(1 for p in places if p.kind == "folder")
+    entries = len(places) - folders
+    counted = " and ".join(
+        [_count(folders, "folder")] * bool(folders) + [_count(entries, "entry")] * bool(entries)
+    )
+    named = ", ".join(p.describe(base) for p in places[:SHOWN_UNREAD])
+    more = len(places) - SHOWN_UNREAD
+    named += f" +{more} more" if more > 0 else ""
+    return (
+        f"{counted} could not be read: {named}; what they hold counts as last seen, or not at all"
+    )
+
+
+def _count(n: int, noun: str) -> str:
+    if n == 1:
+        return f"1 {noun}"
+    return f"{n} {noun[:-1]}ies" if noun.endswith("y") else f"{n} {noun}s"
+
+
+def note_unread(db: sqlite_utils.Database, level: Level, entries: Sequence[Entry]) -> str:
+    """Set each entry's ``unreadable`` (the places its total leaves out) and return the
+    note for the level's total ('' when it leaves nothing out, ``NOT_RECORDED`` for an
+    index that does not record it).  One read of the unreadable places per level."""
+    if level.kind == "roots":
+        every = unreadable_places(db.conn)
+        if every is None:
+            return NOT_RECORDED
+        ids = {unkey(bytes(p)): int(i) for i, p in db.conn.execute("SELECT id, path FROM roots")}
+        found: list[UnreadableRow] = []
+        for entry in entries:
+            places = every.get(ids.get(entry.root, -1), [])
+            entry.unreadable = len(places)
+            prefix = key(entry.root)  # named from the root: the level holds several
+            found += [replace(p, path=prefix + b"/" + p.path if p.path else prefix) for p in places]
+        return unread_note(found)
+    root_id = _root_id(db, level.root)
+    if root_id is None:
+        return ""
+    recorded = unreadable_places(db.conn, root_id)
+    if recorded is None:
+        return NOT_RECORDED
+    index = UnreadableIndex(recorded.get(root_id, []))
+    if not index.places:
+        return ""
+    if level.kind == "root":
+        _note_experiments(db, root_id, index, entries)
+        return unread_note(index.places)
+    if level.kind == "experiment":
+        touched: dict[bytes, UnreadableRow] = {}
+        for entry in entries:
+            if entry.kind == "run" and entry.rel is not None:
+                hidden = index.touching([key(entry.rel)])
+                entry.unreadable = len(hidden)
+                touched.update((p.path, p) for p in hidden)
+        return unread_note([touched[k] for k in sorted(touched)])
+    folder = key(level.folder)
+    for entry in entries:
+        if entry.kind in ("folder", "file") and entry.rel is not None:
+            entry.unreadable = len(index.touching([key(entry.rel)]))
+    return unread_note(index.touching([folder]), folder)
+
+
+def _note_experiments(
+    db: sqlite_utils.Database, root_id: int, index: UnreadableIndex, entries: Sequence[Entry]
+) -> None:
+    """A root level's entries: per experiment the places its runs' totals leave out, and
+    for the files outside any run the places no run folder holds."""
+    run_paths: dict[str, list[bytes]] = {}
+    for path, experiment in db.conn.execute(
+        "SELECT path, experiment FROM runs WHERE root_id = ?", (root_id,)
+    ):
+        label = experiment if experiment is not None else NO_EXPERIMENT
+        run_paths.setdefault(label, []).append(bytes(path))
+    every_run = {p for found in run_paths.values() for p in found}
+    for entry in entries:
+        if entry.kind == "experiment":
+            entry.unreadable = len(index.touching(run_paths.get(entry.label, [])))
+        elif entry.kind == "outside":
+            entry.unreadable = outside_runs(index.places, every_run)
+
+
+def outside_runs(places: Iterable[UnreadableRow], run_paths: set[bytes]) -> int:
+    """How many of ``places`` can hide files no run owns: those in no run's folder."""
+
+    def in_a_run(place: bytes) -> bool:
+        up = place
+        while True:
+            if up in run_paths:
+                return True
+            if not up:
+                return False
+            up = paths.parent_key(up)
+
+    return sum(1 for p in places if not in_a_run(p.path))
 
 
 # -- on disk -------------------------------------------------------------------------------

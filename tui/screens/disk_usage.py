@@ -34,6 +34,7 @@ from store.retention.drill import (
     list_level,
     measure_folder,
     measure_root,
+    note_unread,
     pins_of,
     plan_removal,
     run_experiments,
@@ -49,6 +50,9 @@ NAME_WIDTH = 60
 FOLLOW_UP_SECONDS = (1.5, 5.0)
 """When the watcher records a trash, list the level again after these delays."""
 ROOTS = Level("roots")
+UNREAD_MARK = "?"
+"""After a total that leaves out what the scans could not read (the note says what)."""
+UNREAD_STYLE = "bold yellow"
 
 
 @dataclass
@@ -57,6 +61,8 @@ class LevelListed(Message):
 
     level: Level
     entries: list[Entry]
+    unread: str = ""
+    """What the level's total leaves out (``note_unread``); '' when nothing."""
 
     def can_replace(self, message: Message) -> bool:
         return isinstance(message, LevelListed)
@@ -118,9 +124,12 @@ class DiskUsageScreen(Screen[None]):
         self.measured = False
         """The on-disk sizes of the entries shown were measured (None then means too many
         files to measure, shown as "-"; before, as "…")."""
+        self.unread = ""
+        """What the level's total leaves out, as the note under the totals says it."""
 
     def compose(self) -> ComposeResult:
         yield Static(id="du-where", markup=False)
+        yield Static(id="du-unread", markup=False)
         yield DataTable(id="du-table", cursor_type="row", zebra_stripes=False)
         yield Footer()
 
@@ -157,8 +166,9 @@ class DiskUsageScreen(Screen[None]):
                     entries = list_level(db, level)
             else:
                 entries = list_level(db, level)
+            unread = note_unread(db, level, entries)
         if not get_current_worker().is_cancelled:  # the user moved on: never show this level
-            self.post_message(LevelListed(level, entries))
+            self.post_message(LevelListed(level, entries, unread))
 
     @work(thread=True, exclusive=True, group="usage-measure", exit_on_error=False)
     def _measure_worker(self, level: Level, entries: list[Entry], known: dict[str, Any]) -> None:
@@ -224,6 +234,7 @@ class DiskUsageScreen(Screen[None]):
     def on_level_listed(self, message: LevelListed) -> None:
         self.level = message.level
         self.entries = message.entries
+        self.unread = message.unread
         self.measured = False
         self._fill()
         self._measure_worker(message.level, [*message.entries], self._per_root)
@@ -310,7 +321,10 @@ class DiskUsageScreen(Screen[None]):
             text.append(keep_end(paths.display(crumb), 50))
         size = sum(e.size for e in self.entries)
         disks = [e.disk for e in self.entries if e.kind != "more"]
-        text.append(f"\n{human_size(size)} apparent", style="bold")
+        text.append(f"\n{human_size(size)}", style="bold")
+        if self.unread:
+            text.append(UNREAD_MARK, style=UNREAD_STYLE)
+        text.append(" apparent", style="bold")
         if self.entries and all(d is not None for d in disks):
             text.append(f" · {human_size(sum(d or 0 for d in disks))} on disk", style="bold")
         elif self.entries and not self.measured:
@@ -342,6 +356,18 @@ class DiskUsageScreen(Screen[None]):
                 table.move_cursor(row=index)
                 break
         self.query_one("#du-where", Static).update(self._where())
+        note = self.query_one("#du-unread", Static)
+        note.update(self._unread_text())
+        note.tooltip = Text(self.unread) if self.unread else None
+        note.set_class(bool(self.unread), "-shown")
+
+    def _unread_text(self) -> Text:
+        """``? 1 folder could not be read: …``: what the totals marked ``?`` leave out."""
+        text = Text()
+        if self.unread:
+            text.append(UNREAD_MARK + " ", style=UNREAD_STYLE)
+            text.append(self.unread, style="yellow")
+        return text
 
     def _cells(self, entry: Entry, whole: int) -> tuple[Text, ...]:
         share = entry.size / whole if whole else 0.0
@@ -365,8 +391,11 @@ class DiskUsageScreen(Screen[None]):
             name.append(paths.display(entry.label), style="dim italic")
         else:
             name.append(keep_end(paths.display(entry.label), NAME_WIDTH))
+        size = Text(human_size(entry.size), justify="right")
+        if entry.unreadable:
+            size.append(UNREAD_MARK, style=UNREAD_STYLE)
         return (
-            Text(human_size(entry.size), justify="right"),
+            size,
             disk,
             bar,
             Text(str(entry.files), justify="right"),

@@ -29,6 +29,7 @@ from store.index.views import ReaderPool
 from store.retention import service
 from store.retention.audit import AuditRecord
 from store.retention.candidates import Candidate
+from store.retention.drill import NOT_RECORDED, outside_runs, unread_note
 from store.retention.plan import (
     LIVE_NEWEST,
     NO_RULE,
@@ -45,7 +46,7 @@ from store.retention.trash import (
     Report,
     TrashEntry,
 )
-from store.retention.usage import DuplicateGroup, RootUsage
+from store.retention.usage import DuplicateGroup, RootUsage, overlap_note
 from store.safetext import visible
 from tui.commands import PaletteEntry
 from tui.format import human_age, human_size, keep_end
@@ -70,6 +71,9 @@ is without a NUL)."""
 PLAN_NAME_WIDTH = 28
 """Cells of the plan's checkpoint column (the reasons take the rest)."""
 TABS = ("plan-tab", "usage-tab", "trash-tab")
+UNREAD_MARK = "?"
+"""After a total that leaves out what the scans could not read (the note says what)."""
+UNREAD_STYLE = "bold yellow"
 
 REASON_STYLES: tuple[tuple[str, str, str], ...] = (
     (PINNED, "bold magenta", "pinned"),
@@ -219,6 +223,7 @@ class RetentionScreen(Screen[None]):
                 yield Static(self._legend(), id="ret-legend", markup=False)
                 yield DataTable(id="ret-plan", cursor_type="row", zebra_stripes=False)
             with TabPane("Disk usage", id="usage-tab"):
+                yield Static(id="ret-usage-note", markup=False)
                 yield DataTable(id="ret-usage", cursor_type="row")
             with TabPane("Trash", id="trash-tab"):
                 yield DataTable(id="ret-trash", cursor_type="row")
@@ -443,28 +448,33 @@ class RetentionScreen(Screen[None]):
 
         for root in usage:
             table.add_row(
-                human_size(root.size),
+                _size(root.size, root.unreadable is None or bool(root.unreadable)),
                 bar(root.size, total),
                 Text(paths.display(root.root) + _on_disk(root.disk, root.size), style="bold"),
             )
             for experiment in root.experiments[:MAX_USAGE_ROWS]:
                 table.add_row(
-                    human_size(experiment.size),
+                    _size(experiment.size, bool(experiment.unreadable)),
                     bar(experiment.size, root.size),
                     Text("  experiment " + paths.display(experiment.label)),
                 )
             for run in root.runs[:MAX_USAGE_ROWS]:
                 table.add_row(
-                    human_size(run.size),
+                    _size(run.size, bool(run.unreadable)),
                     bar(run.size, root.size),
                     Text("    " + paths.display(run.label) + _on_disk(run.disk, run.size)),
                 )
             if root.outside_runs:
                 table.add_row(
-                    human_size(root.outside_runs),
+                    _size(root.outside_runs, bool(_outside_unread(root))),
                     bar(root.outside_runs, root.size),
                     Text("    (outside any run)", style="dim"),
                 )
+        note = self.query_one("#ret-usage-note", Static)
+        text = usage_note(usage)
+        note.update(text)
+        note.tooltip = Text(text.plain) if text.plain else None
+        note.set_class(bool(text.plain), "-shown")
         reclaimable = sum(g.reclaimable for g in dups)
         header = Text(
             f"duplicates by content hash: {human_size(reclaimable)} reclaimable", style="bold"
@@ -697,6 +707,43 @@ def _unit_cells(unit: Candidate, run: RunTotals, now: float) -> tuple[Any, ...]:
         reasons_text(unit.reasons),
         Text(expires, style="yellow" if expires else ""),
     )
+
+
+def _size(size: int, leaves_out: bool) -> Text:
+    """A total, marked ``?`` when it leaves out places the scans could not read."""
+    text = Text(human_size(size))
+    if leaves_out:
+        text.append(UNREAD_MARK, style=UNREAD_STYLE)
+    return text
+
+
+def _outside_unread(root: RootUsage) -> int:
+    """Places that can hide files of the root no run owns (in no run's folder)."""
+    runs = {b"" if run.label == "." else paths.key(run.label) for run in root.runs}
+    return outside_runs(root.unreadable or [], runs)
+
+
+def usage_note(usage: tuple[RootUsage, ...]) -> Text:
+    """What the totals marked ``?`` leave out, per root, worded as ``artlens du`` words it;
+    and roots that share files (counted under both)."""
+    text = Text()
+    several = len(usage) > 1
+    for root in usage:
+        said = NOT_RECORDED if root.unreadable is None else unread_note(root.unreadable)
+        if said:
+            text.append("\n" if text else "")
+            text.append(UNREAD_MARK + " ", style=UNREAD_STYLE)
+            if several:
+                text.append(paths.display(root.root) + ": ", style="yellow")
+            text.append(said, style="yellow")
+        for other, (files, size) in root.shared.items():
+            text.append("\n" if text else "")
+            text.append(
+                f"roots overlap: {overlap_note(root.root, other)}: {files} file(s)"
+                f" ({human_size(size)}) counted under both",
+                style="dim",
+            )
+    return text
 
 
 def _on_disk(disk: int | None, size: int) -> str:

@@ -33,6 +33,7 @@ from textual.widgets.data_table import CellKey, ColumnKey, RowDoesNotExist, RowK
 from store import paths
 from store.index.query import RunRow
 from store.integrity import problems_of
+from store.runs import UNREAD_KEY
 from store.safetext import visible
 from tui.format import DANGER, WARNING, human_age, human_size, metric_value
 
@@ -403,13 +404,31 @@ def run_cells(
         "status": cell(status, _STATUS_STYLE.get(run.status, "")),
         "check": check,
         **age_cells(run, now),
-        "size": cell(human_size(run.size_bytes), "", "right"),
+        "size": size_cell(run, cell(human_size(run.size_bytes), "", "right")),
         "artifacts": cell(str(run.n_artifacts), "", "right"),
         "loss": metric("loss"),
         "val_loss": metric("val_loss"),
         "acc": metric("acc"),
         "experiment": cell(visible((run.experiment or "-")[:40]), "" if run.experiment else "dim"),
     }
+
+
+UNREAD_MARK = "?"
+"""After a size that leaves out places the scans could not read (the run's warnings name
+them, in its detail)."""
+
+
+def unread_count(run: RunRow) -> int:
+    """Places the run's size and file count leave out, as its scan recorded them."""
+    found = run.meta.get(UNREAD_KEY)
+    return found if isinstance(found, int) and not isinstance(found, bool) and found > 0 else 0
+
+
+def size_cell(run: RunRow, size: Cell) -> Cell:
+    """The size, marked ``?`` when it leaves something out."""
+    if unread_count(run):
+        size.append(UNREAD_MARK, style="bold yellow")
+    return size
 
 
 @dataclass(frozen=True)
