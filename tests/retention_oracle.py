@@ -222,9 +222,10 @@ def candidates_for_root(
             if unit.is_dir:
                 unit.step, unit.epoch = parse_numbers(unit.name)
             if from_name is not None:
-                value = from_name(unit.name)
-                if value is not None:
-                    unit.metric, unit.metric_source = value, "file name"
+                found = from_name(unit.name)
+                if found is not None:
+                    unit.metric, unit.metric_name = found
+                    unit.metric_source = "file name"
         run_units = order_units(list(units.values()))
         _attach_trainer_state(runs[run_id], run_units, run_metric)
         if run_metric is not None:
@@ -283,7 +284,12 @@ def decide_run(
         order = sorted(range(len(scored)), key=lambda i: (sign * (scored[i].metric or 0.0), -i))
         for index in order[: rules.keep_best]:
             unit = scored[index]
-            unit.reasons.append(f"best {rules.metric} {unit.metric:.6g}")
+            if unit.metric_name is None:  # read under the asked name
+                unit.reasons.append(f"best {rules.metric} {unit.metric:.6g}")
+            else:
+                unit.reasons.append(
+                    f"best {unit.metric_name} {unit.metric:.6g} (for {rules.metric})"
+                )
     if rules.keep_within is not None:
         horizon_ns = (now - rules.keep_within) * 1e9
         reason = f"younger than {format_age(rules.keep_within)}"

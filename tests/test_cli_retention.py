@@ -123,7 +123,8 @@ def test_real_outputs_keep_last_and_best_then_restore_byte_identical(tmp_path: P
     assert reasons["lightning_logs/version_0/checkpoints/epoch3-val0.0592.ckpt"] == [
         "best val_loss 0.0591995"
     ]
-    assert reasons["out/checkpoint-6"] == ["latest 1", "best val_loss 0.693798"]
+    # the Trainer logged eval_loss, not the val_loss asked: the reason names what was read
+    assert reasons["out/checkpoint-6"] == ["latest 1", "best eval_loss 0.693798 (for val_loss)"]
     removed = sorted(i["path"] for i in plan["items"] if not i["keep"])
     assert removed == [
         f"lightning_logs/version_{v}/checkpoints/epoch2-val{x}.ckpt"
@@ -148,6 +149,25 @@ def test_real_outputs_keep_last_and_best_then_restore_byte_identical(tmp_path: P
     assert sorted(d["path"] for d in restored["done"]) == removed
     assert {root: files_outside_trash(root) for root in roots} == before
     assert ok_json("trash", "list", db=db) == []
+
+
+def test_the_printed_plan_names_the_metric_keep_best_read(tmp_path: Path) -> None:
+    """Each framework logs its own twin of the loss (HF eval_loss, Lightning val_loss):
+    the plan names the one whose value it used and, after it, the one asked for."""
+    roots, db = real_outputs(tmp_path)
+    hf = ok("retention", "plan", str(roots[1]), *KEEP_LAST_BEST, db=db).output
+    assert "checkpoint-6/  " in hf
+    assert hf.count("latest 1; best eval_loss 0.693798 (for val_loss)\n") == 1
+    assert "best val_loss" not in hf
+    for asked, reason in (
+        ("eval_loss", "best val_loss 0.0591995 (for eval_loss)"),  # from metrics.csv
+        ("val_loss", "best val_loss 0.0591995"),
+    ):
+        lines = ok(
+            "retention", "plan", str(roots[0]), "--keep-best", "1", "--metric", asked, db=db
+        ).output.splitlines()
+        (line,) = [x for x in lines if "checkpoints/epoch3-val0.0592.ckpt" in x]
+        assert line.startswith("    keep ") and line.endswith(f"  {reason}"), line
 
 
 def test_apply_without_yes_changes_nothing(tmp_path: Path) -> None:

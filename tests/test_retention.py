@@ -204,6 +204,11 @@ def test_numbers_from_names() -> None:
     assert metric_from_name("epoch=3-val_loss=0.213.ckpt", "val_loss") == pytest.approx(0.213)
     assert metric_from_name("epoch=3-val_loss=2e-3.ckpt", "val_loss") == pytest.approx(0.002)
     assert metric_from_name("epoch=3.ckpt", "val_loss") is None
+    # the asked name when the file name holds it, wherever its twin stands
+    both = "epoch=3-eval_loss=0.3-val_loss=0.2.ckpt"
+    assert metric_from_name(both, "val_loss") == pytest.approx(0.2)
+    assert metric_from_name(both, "eval_loss") == pytest.approx(0.3)
+    assert metric_from_name("epoch=3-eval_loss=0.3.ckpt", "val_loss") == pytest.approx(0.3)
 
 
 def _unit(path: str, mtime: int, **kw: object) -> Candidate:
@@ -301,16 +306,64 @@ def test_trainer_state_gives_metrics_and_best(tmp_path: Path) -> None:
     root_id = index_tree(db, root, {"out": ("hf-trainer", "finished")})
     (units,) = candidates_for_root(db, root_id, str(root), metric="val_loss").values()
     assert [u.metric for u in units] == [0.9, 0.4, 0.6, 0.7]
+    assert [u.metric_name for u in units] == ["eval_loss"] * 4  # what the Trainer logged
     assert [u.trainer_best for u in units] == [True, False, False, False]
-    plan = make_plan(
-        db, [root], from_flags(keep_last=1, keep_best=1, metric="val_loss"), time.time()
-    )
-    kept = {u.path.rsplit("/", 1)[-1]: u.reasons for u in plan.items if u.keep}
-    assert kept == {
-        "checkpoint-100": ["trainer's best_model_checkpoint"],
-        "checkpoint-200": ["best val_loss 0.4"],
-        "checkpoint-400": ["latest 1"],
+    for asked, best in (
+        ("val_loss", "best eval_loss 0.4 (for val_loss)"),
+        ("eval_loss", "best eval_loss 0.4"),
+    ):
+        plan = make_plan(
+            db, [root], from_flags(keep_last=1, keep_best=1, metric=asked), time.time()
+        )
+        kept = {u.path.rsplit("/", 1)[-1]: u.reasons for u in plan.items if u.keep}
+        assert kept == {
+            "checkpoint-100": ["trainer's best_model_checkpoint"],
+            "checkpoint-200": [best],
+            "checkpoint-400": ["latest 1"],
+        }
+    db.conn.close()
+
+
+def test_keep_best_names_the_metric_it_read_and_the_one_asked(tmp_path: Path) -> None:
+    """Asked for eval_loss, keep-best reads Lightning's and Keras' val_loss (from a file
+    name, metrics.csv, the Keras log, the run's summary): each reason names val_loss,
+    then the metric asked.  Asked for val_loss, the reasons are as before."""
+    root = tmp_path / "root"
+    for epoch, loss in enumerate([0.9, 0.5, 0.7]):
+        write(root / "named" / "checkpoints" / f"epoch={epoch}-val_loss={loss}.ckpt")
+    for epoch in range(2):
+        write(root / "csv" / "checkpoints" / f"epoch={epoch}.ckpt")
+    write(root / "csv" / "metrics.csv", b"epoch,step,val_loss\n0,10,0.4\n1,20,0.3\n")
+    keras = Path(__file__).parent / "fixtures" / "frameworks" / "keras" / "mnist_mlp"
+    for rel in (
+        "training.log",
+        "checkpoints/model.01-0.66.keras",
+        "checkpoints/model.02-0.58.keras",
+    ):
+        write(root / "keras" / rel, (keras / rel).read_bytes())
+    for step in (100, 200):
+        write(root / "summary" / f"step_{step}.pt")
+    db = new_db(tmp_path)
+    runs = {
+        "named": ("lightning", "finished"),
+        "csv": ("lightning", "finished"),
+        "keras": ("keras", "finished"),
+        "summary": ("generic", "finished"),
     }
+    summary = json.dumps({"val_loss": {"step": 200, "last": 0.25}})
+    index_tree(db, root, runs, metrics={"summary": summary})
+    best = {
+        "named/checkpoints/epoch=1-val_loss=0.5.ckpt": "val_loss 0.5",
+        "csv/checkpoints/epoch=1.ckpt": "val_loss 0.3",
+        "keras/checkpoints/model.02-0.58.keras": "val_loss 0.58",
+        "summary/step_200.pt": "val_loss 0.25",
+    }
+    for asked, after in (("eval_loss", " (for eval_loss)"), ("val_loss", "")):
+        plan = make_plan(db, [root], from_flags(keep_best=1, metric=asked), time.time())
+        kept = {u.path: u.reasons for u in plan.items if u.keep}
+        assert kept == {path: [f"best {value}{after}"] for path, value in best.items()}
+        named = {u.metric_name for u in plan.items if u.metric is not None}
+        assert named == ({"val_loss"} if after else {None})
     db.conn.close()
 
 

@@ -55,8 +55,11 @@ def _make_tree(root: Path, rng: random.Random) -> dict[str, tuple[str, str]]:
             state = {
                 "global_step": max(steps) * 100,
                 "best_model_checkpoint": f"out/checkpoint-{best}",
-                "log_history": [
-                    {"step": s * 100, "eval_loss": rng.random()}
+                "log_history": [  # the Trainer's name, now and then Lightning's
+                    {
+                        "step": s * 100,
+                        rng.choice(["eval_loss", "eval_loss", "val_loss"]): rng.random(),
+                    }
                     for s in steps
                     if rng.random() < 0.7
                 ],
@@ -71,7 +74,8 @@ def _make_tree(root: Path, rng: random.Random) -> dict[str, tuple[str, str]]:
                 write(root / run / "checkpoints" / rng.choice(["last.ckpt", "last-v1.ckpt"]))
             if rng.random() < 0.5:
                 rows = "\n".join(f"{e},{e * 10},{rng.random():.4f}" for e in range(30))
-                write(root / run / "metrics.csv", f"epoch,step,val_loss\n{rows}\n".encode())
+                column = rng.choice(["val_loss", "eval_loss", "Val_Loss"])
+                write(root / run / "metrics.csv", f"epoch,step,{column}\n{rows}\n".encode())
         if style in ("generic", "mixed"):
             for step in rng.sample(range(1, 50), rng.randint(1, 5)):
                 write(root / run / f"step_{step * 1000}.pt", b"s" * step, age=age + step)
@@ -114,6 +118,7 @@ def _item_fields(plan: Plan) -> list[tuple[Any, ...]]:
             c.keep,
             c.reasons,
             c.expires,
+            c.metric_name,
         )
         for c in plan.items
     ]

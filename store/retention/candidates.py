@@ -193,6 +193,10 @@ class Candidate:
     """Every rule that kept it, or why it goes."""
     expires: float | None = None
     """When ``keep_within`` stops protecting it (epoch seconds), if that rule applies."""
+    metric_name: str | None = None
+    """The name ``metric`` was read under when it is not the asked metric's own (asked for
+    val_loss, the Trainer logged eval_loss): a reason must name what was read.  None when
+    it is the asked name, or there is no value."""
 
     @property
     def name(self) -> str:
@@ -235,7 +239,18 @@ _VALUE = r"([-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?)"
 
 def metric_from_name(name: str, metric: str) -> float | None:
     """``val_loss=0.213`` inside a file name (Lightning's ``filename`` templates)."""
-    return _name_metric_reader(metric)(name)
+    found = _name_metric_reader(metric)(name)
+    return None if found is None else found[0]
+
+
+NameMetric = tuple[float, str | None]
+"""A value read from a file name, and the name it was read under when that is not the
+asked metric's own (``Candidate.metric_name``)."""
+
+
+def _read_as(name: str, metric: str) -> str | None:
+    """``Candidate.metric_name`` of a value read under ``name`` for ``metric``."""
+    return None if name == metric else name
 
 
 def _aliases(metric: str) -> list[str]:
@@ -354,8 +369,8 @@ def candidates_for_root(
     by_run: dict[int, dict[str, Candidate]] = {}
     conn = db.conn
     run_metrics: dict[int, str | None] = {}
-    name_readers: dict[str, Callable[[str], float | None]] = {}
-    by_name: dict[str | None, dict[str, float | None]] = {None: {}}
+    name_readers: dict[str, Callable[[str], NameMetric | None]] = {}
+    by_name: dict[str | None, dict[str, NameMetric | None]] = {None: {}}
 
     def metric_of(run_id: int) -> str | None:
         """The run's metric (asked once per run), with a cache of its values by name."""
@@ -367,14 +382,14 @@ def candidates_for_root(
             by_name[name] = {}
         return name
 
-    def metric_from(run_metric: str | None, name: str) -> float | None:
+    def metric_from(run_metric: str | None, name: str) -> NameMetric | None:
         if not run_metric:
             return None
         known = by_name[run_metric]
         if name in known:
             return known[name]
-        value = known[name] = name_readers[run_metric](name)
-        return value
+        found = known[name] = name_readers[run_metric](name)
+        return found
 
     folder_rows: list[FolderRow] = [] if folder_rows_out is None else folder_rows_out
     loose_parents: list[bytes] = []
@@ -421,9 +436,10 @@ def candidates_for_root(
                 numbers[0],
                 numbers[1],
             )
-            value = metric_from(metric_of(run_id), name)
-            if value is not None:
-                unit.metric, unit.metric_source = value, "file name"
+            found = metric_from(metric_of(run_id), name)
+            if found is not None:
+                unit.metric, unit.metric_name = found
+                unit.metric_source = "file name"
         return unit
 
     rules = _rules()
@@ -477,7 +493,7 @@ def candidates_for_root(
             kinds: Iterable[str] = _repeat("file", count)
         else:
             kinds = ["file" if ftype is None else ftype for ftype in ftypes]
-        steps, epochs, lasts, values, sources, bests = zip(*found, strict=True)
+        steps, epochs, lasts, values, sources, bests, read_as = zip(*found, strict=True)
         made = list(
             map(
                 Candidate,
@@ -501,6 +517,9 @@ def candidates_for_root(
                 bests,
             )
         )
+        if read_as.count(None) != count:  # a value read under another name than asked
+            for unit, name_read in zip(made, read_as, strict=True):
+                unit.metric_name = name_read
         units = file_made.get(run_id)
         if units is None:
             file_made[run_id] = made
@@ -652,9 +671,10 @@ def checkpoint_links(db: sqlite_utils.Database, root_id: int) -> list[tuple[int,
     return [(int(r), _decode(bytes(p)), None if t is None else str(t)) for r, p, t in rows]
 
 
-_Verdict = tuple[int | None, int | None, bool, float | None, str | None, bool]
-"""A checkpoint file's step, epoch, is_last, metric, metric_source and trainer_best: the
-trailing fields of its ``Candidate``, in their order."""
+_Verdict = tuple[int | None, int | None, bool, float | None, str | None, bool, str | None]
+"""A checkpoint file's step, epoch, is_last, metric, metric_source and trainer_best (the
+trailing fields of its ``Candidate`` in their order, made positionally), then its
+``metric_name``."""
 
 
 def _file_verdict(
@@ -662,7 +682,7 @@ def _file_verdict(
     framework: str,
     rules: _NameRules,
     own: Checkpoints | None,
-    reader: Callable[[str], float | None] | None,
+    reader: Callable[[str], NameMetric | None] | None,
 ) -> _Verdict | None:
     """All a file's name says of it in a run of ``framework`` with the metric ``reader``
     reads; None when the name is no checkpoint's.  It depends on these alone, so one
@@ -676,8 +696,10 @@ def _file_verdict(
     trainer_best = is_best or (
         own is not None and own.best_prefix is not None and name.lower().startswith(own.best_prefix)
     )
-    value = reader(name) if reader is not None else None
-    return step, epoch, is_last, value, None if value is None else "file name", trainer_best
+    found = reader(name) if reader is not None else None
+    if found is None:
+        return step, epoch, is_last, None, None, trainer_best, None
+    return step, epoch, is_last, found[0], "file name", trainer_best, found[1]
 
 
 def _parse_file_name(
@@ -784,30 +806,39 @@ def _numbers_of(found: list[tuple[str, str]]) -> tuple[int | None, int | None, b
     return step, epoch, step is not None or epoch is not None
 
 
-_NAME_READERS: dict[str, Callable[[str], float | None]] = {}
+_NAME_READERS: dict[str, Callable[[str], NameMetric | None]] = {}
 
 
-def _name_metric_reader(metric: str) -> Callable[[str], float | None]:
-    """A fast ``metric_from_name`` for one metric: one compiled pattern, a substring test."""
+def _name_metric_reader(metric: str) -> Callable[[str], NameMetric | None]:
+    """A fast ``metric_from_name`` for one metric, saying which name it read: the asked
+    name when the file name holds it, else the first alias it holds (``val_loss`` in
+    ``eval_loss=0.3-val_loss=0.2`` is 0.2).  One compiled pattern a name, searched only
+    where a substring test finds the name."""
     reader = _NAME_READERS.get(metric)
     if reader is not None:
         return reader
-    aliases = _aliases(metric)
-    pattern = re.compile(
-        r"(?:^|[-_/ ])(?:" + "|".join(re.escape(a) for a in aliases) + r")[=_]?" + _VALUE
-    )
+    patterns = [
+        (
+            alias,
+            re.compile(r"(?:^|[-_/ ])" + re.escape(alias) + r"[=_]?" + _VALUE).search,
+            _read_as(alias, metric),
+        )
+        for alias in _aliases(metric)
+    ]
 
-    def read(name: str) -> float | None:
-        for alias in aliases:  # a loop, not any() over a generator: a third of the cost
-            if alias in name:
-                break
-        else:
-            return None
-        match = pattern.search(name)
-        if match is None:
-            return None
-        value = float(match.group(1).rstrip("."))
-        return value if math.isfinite(value) else None
+    asked, search_asked, _ = patterns[0]
+    twins = patterns[1:]
+
+    def read(name: str) -> NameMetric | None:
+        # the asked name, then its twins; a substring test before each search
+        if asked in name and (match := search_asked(name)) is not None:
+            value = float(match.group(1).rstrip("."))
+            return (value, None) if math.isfinite(value) else None
+        for alias, search, read_as in twins:  # a loop, not a generator: a third the cost
+            if alias in name and (match := search(name)) is not None:
+                value = float(match.group(1).rstrip("."))
+                return (value, read_as) if math.isfinite(value) else None
+        return None
 
     _NAME_READERS[metric] = read
     return read
@@ -853,23 +884,24 @@ def _attach_trainer_state(run: RunInfo, units: list[Candidate], metric: str | No
     history = state.get("log_history")
     if metric is None or not isinstance(history, list):
         return
-    names = _aliases(metric)
-    at_step: dict[int, float] = {}
+    names = [(name, _read_as(name, metric)) for name in _aliases(metric)]
+    at_step: dict[int, NameMetric] = {}
     for entry in history:
         if not isinstance(entry, dict):
             continue
         step = entry.get("step")
         if not isinstance(step, int):
             continue
-        for name in names:
+        for name, read_as in names:
             value = entry.get(name)
             if isinstance(value, (int, float)) and not isinstance(value, bool):
                 if math.isfinite(value):
-                    at_step[step] = float(value)
+                    at_step[step] = (float(value), read_as)
                 break
     for unit in folders:
         if unit.metric is None and unit.step is not None and unit.step in at_step:
-            unit.metric, unit.metric_source = at_step[unit.step], "trainer_state.json"
+            unit.metric, unit.metric_name = at_step[unit.step]
+            unit.metric_source = "trainer_state.json"
 
 
 MAX_METRICS_CSV_BYTES = 64 << 20
@@ -893,13 +925,15 @@ def _attach_metrics_csv(run: RunInfo, units: list[Candidate], metric: str) -> No
         return
     rows = csv_reader(data.decode("utf-8", "replace"))
     try:
-        header = [h.strip().lower() for h in next(rows)]
+        logged = [h.strip() for h in next(rows)]
     except (StopIteration, csv.Error):
         return
+    header = [h.lower() for h in logged]
     aliases = [a.lower() for a in _aliases(metric)]
     column = next((header.index(a) for a in aliases if a in header), None)
     if column is None:
         return
+    read_as = _read_as(logged[column], metric)
     epoch_col = header.index("epoch") if "epoch" in header else None
     step_col = header.index("step") if "step" in header else None
     by_epoch: dict[int, float] = {}
@@ -928,6 +962,9 @@ def _attach_metrics_csv(run: RunInfo, units: list[Candidate], metric: str) -> No
             unit.metric, unit.metric_source = by_epoch[unit.epoch], "metrics.csv"
         elif unit.epoch is None and unit.step is not None and unit.step in by_step:
             unit.metric, unit.metric_source = by_step[unit.step], "metrics.csv"
+        else:
+            continue
+        unit.metric_name = read_as
 
 
 def _series_source(run: RunInfo) -> SeriesSource | None:
@@ -937,15 +974,18 @@ def _series_source(run: RunInfo) -> SeriesSource | None:
 
 def _logged_metric(
     run: RunInfo, metric: str
-) -> tuple[dict[str, list[tuple[int, float]]], list[tuple[int, float]]] | None:
-    """The run's series as its framework's reader logs them, and the metric's points."""
+) -> tuple[dict[str, list[tuple[int, float]]], list[tuple[int, float]], str | None] | None:
+    """The run's series as its framework's reader logs them, the metric's points, and
+    the name they were logged under when it is not ``metric`` (``Candidate.metric_name``)."""
     from store.frameworks import read_metric_series
     from store.frameworks.model import RunSpec
 
     spec = RunSpec(path=run.path, framework=run.framework, name=run.path, experiment=None)
     series = read_metric_series(Path(run.root), spec)
-    points = next((series[a] for a in _aliases(metric) if a in series), None)
-    return (series, points) if points else None
+    name = next((a for a in _aliases(metric) if a in series), None)
+    if name is None or not series[name]:
+        return None
+    return series, series[name], _read_as(name, metric)
 
 
 def _attach_logged_series(run: RunInfo, units: list[Candidate], metric: str) -> None:
@@ -961,7 +1001,7 @@ def _attach_logged_series(run: RunInfo, units: list[Candidate], metric: str) -> 
     logged = _logged_metric(run, metric)
     if logged is None:
         return
-    series, points = logged
+    series, points, read_as = logged
     epochs = sorted(series.get("epoch", []))
     by_epoch: dict[int, float] = {}
     by_step: dict[int, float] = {}
@@ -980,6 +1020,9 @@ def _attach_logged_series(run: RunInfo, units: list[Candidate], metric: str) -> 
             unit.metric, unit.metric_source = by_epoch[unit.epoch], source.label
         elif unit.epoch is None and unit.step is not None and unit.step in by_step:
             unit.metric, unit.metric_source = by_step[unit.step], source.label
+        else:
+            continue
+        unit.metric_name = read_as
 
 
 def _attach_framework_series(run: RunInfo, units: list[Candidate], metric: str) -> None:
@@ -997,6 +1040,7 @@ def _attach_framework_series(run: RunInfo, units: list[Candidate], metric: str) 
         return
     which, offset = source.counts, source.offset
     at = {step: value for step, value in logged[1] if math.isfinite(value)}
+    read_as = logged[2]
     for unit in units:
         if unit.metric is not None:
             continue
@@ -1006,6 +1050,7 @@ def _attach_framework_series(run: RunInfo, units: list[Candidate], metric: str) 
             number = unit.step
         if number is not None and number + offset in at:
             unit.metric, unit.metric_source = at[number + offset], source.label
+            unit.metric_name = read_as
 
 
 def _float(cell: str) -> float | None:
@@ -1040,9 +1085,11 @@ def _attach_run_metrics(run: RunInfo, units: list[Candidate], metric: str) -> No
             continue
         if isinstance(value, bool) or not math.isfinite(value):
             continue
+        read_as = _read_as(name, metric)
         for unit in units:
             if unit.metric is None and unit.step == step:
                 unit.metric, unit.metric_source = float(value), "run metrics"
+                unit.metric_name = read_as
         return
 
 

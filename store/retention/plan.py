@@ -724,7 +724,7 @@ def decide_run(
             # last place, found in C
             best = min(values) if rules.mode != "max" else max(values)
             unit = units[len(values) - 1 - values[::-1].index(best)]
-            unit.reasons.append(f"best {rules.metric} {unit.metric:.6g}")
+            unit.reasons.append(best_reason(rules.metric, unit))
         else:
             scored = [u for u in units if u.metric is not None]
             sign = 1.0 if rules.mode != "max" else -1.0
@@ -735,7 +735,7 @@ def decide_run(
             )
             for _score, negative_index in order:
                 unit = scored[-negative_index]
-                unit.reasons.append(f"best {rules.metric} {unit.metric:.6g}")
+                unit.reasons.append(best_reason(rules.metric, unit))
     # Then, in each unit's reasons in this order: younger, live newest, trainer's best;
     # pinned goes first of all.
     if rules.keep_within is not None and count:
@@ -780,6 +780,15 @@ def decide_run(
         else:
             reasons.append(NO_RULE)
     return pool
+
+
+def best_reason(metric: str, unit: Candidate) -> str:
+    """Why keep-best kept ``unit``, naming the metric whose value was read: its
+    val_/eval_ twin, when that is what was logged, with the asked one after it."""
+    read_as = unit.metric_name
+    if read_as is None:
+        return f"best {metric} {unit.metric:.6g}"
+    return f"best {read_as} {unit.metric:.6g} (for {metric})"
 
 
 _MTIME = attrgetter("mtime_ns")
