@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -68,6 +71,50 @@ def test_the_plan_is_saved_while_the_body_runs_and_waited_for(
     plan.save(copy)
     assert json.loads(path.read_bytes()) == json.loads(copy.read_bytes())
     db.conn.close()
+
+
+_IN_A_FRESH_PROCESS = """
+import json, sys, time
+from pathlib import Path
+sys.path[:0] = [sys.argv[2], sys.argv[3]]
+from test_plan_saving import _plan, _saved_fields
+from store import forked
+from store.retention.saving import saved_meanwhile
+tmp = Path(sys.argv[1])
+assert forked.can_fork(), "a fresh process of one thread forks"
+db, plan = _plan(tmp)
+with saved_meanwhile(plan) as path:
+    deadline = time.monotonic() + 60
+    while not path.exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    during = path.exists()
+fields = _saved_fields(plan, path)
+copy = tmp / "copy.json"
+plan.save(copy)
+same = json.loads(path.read_bytes()) == json.loads(copy.read_bytes())
+print(json.dumps({"during": during, "same": same, "removed": len(fields["removed"]),
+                  "match": fields["removed"] == fields["wanted"]}))
+"""
+
+
+def test_a_fresh_process_saves_in_its_child_while_the_body_runs(tmp_path: Path) -> None:
+    """The forked save, where the suite's own threads (object-store servers) would stop a
+    fork in this process: a new interpreter of one thread, as a command is."""
+    if not sys.platform.startswith("linux") or (os.cpu_count() or 1) < 2:
+        pytest.skip("forked helpers run on Linux with two cores or more")
+    tests = Path(__file__).resolve().parent
+    env = {k: v for k, v in os.environ.items() if k != "ARTLENS_NO_FORK"}
+    done = subprocess.run(
+        [sys.executable, "-c", _IN_A_FRESH_PROCESS, str(tmp_path), str(tests), str(tests.parent)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    answer = json.loads(done.stdout.strip().splitlines()[-1])
+    assert answer == {"during": True, "same": True, "removed": 6, "match": True}
 
 
 def test_a_body_that_fails_still_leaves_the_plan_saved(tmp_path: Path) -> None:
