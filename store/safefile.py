@@ -75,15 +75,21 @@ def read_capped(path: str | bytes | os.PathLike[str], cap: int) -> tuple[bytes, 
     """
     fd, _ = open_regular(path)
     try:
-        chunks: list[bytes] = []
-        left = cap + 1
-        while left > 0:
-            chunk = os.read(fd, min(left, 1 << 20))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            left -= len(chunk)
+        return read_fd(fd, cap)
     finally:
         os.close(fd)
+
+
+def read_fd(fd: int, cap: int, *, block: int = 1 << 20) -> tuple[bytes, bool]:
+    """At most ``cap`` bytes from an open descriptor, ``block`` at a time, and whether it
+    holds more (one byte past ``cap`` is read to tell)."""
+    chunks: list[bytes] = []
+    left = cap + 1
+    while left > 0:
+        chunk = os.read(fd, min(left, block))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        left -= len(chunk)
     data = b"".join(chunks)
     return (data[:cap], True) if len(data) > cap else (data, False)

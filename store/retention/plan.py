@@ -50,6 +50,7 @@ from store.retention.candidates import (
 from store.retention.globs import GlobSet, compile_globs
 from store.retention.policy import KeepRules, Policy, format_age
 from store.root import is_url
+from store.safefile import read_fd
 
 PLAN_VERSION = 2
 """Version 2 lists the units a plan keeps in each run it removes from (``kept_units``);
@@ -299,21 +300,14 @@ def _read_plan_file(path: str, follow_symlinks: bool) -> bytes:
             raise _Bad("not a regular file")
         if st.st_size > MAX_PLAN_BYTES:
             raise _Bad(f"larger than {MAX_PLAN_BYTES} bytes")
-        chunks = []
-        left = MAX_PLAN_BYTES + 1
-        while left > 0:
-            chunk = os.read(fd, min(left, 1 << 24))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            left -= len(chunk)
+        data, more = read_fd(fd, MAX_PLAN_BYTES, block=1 << 24)
     except OSError as exc:
         raise _Bad(exc.strerror or "cannot be read") from None
     finally:
         os.close(fd)
-    if left <= 0:
+    if more:
         raise _Bad(f"larger than {MAX_PLAN_BYTES} bytes")
-    return b"".join(chunks)
+    return data
 
 
 def _parsed(raw: bytes) -> dict[str, Any]:
