@@ -39,6 +39,8 @@ def test_an_index_from_a_newer_artlens_is_refused_not_rewritten(tmp_path: Path) 
     db.close()
     with pytest.raises(ArtlensError, match="newer artlens"):
         open_db(tmp_path / "i.db")
+    with pytest.raises(ArtlensError, match="newer artlens"):  # nor read as if complete
+        open_db(tmp_path / "i.db", readonly=True)
 
 
 def test_readers_see_commits_through_data_version(tmp_path: Path) -> None:

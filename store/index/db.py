@@ -264,7 +264,13 @@ def open_db(path: Path | str, *, readonly: bool = False) -> sqlite_utils.Databas
             raise FileNotFoundError(f"no index at {path}")
         conn = sqlite3.connect(sqlite_uri(path, "ro"), uri=True, check_same_thread=False)
         _configure(conn, readonly=True)
-        return _database(conn)
+        db = _database(conn)
+        try:
+            refuse_newer(db)
+        except BaseException:
+            db.close()
+            raise
+        return db
     path.parent.mkdir(parents=True, exist_ok=True)
     conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
     _configure(conn, readonly=False)
@@ -344,6 +350,14 @@ def migrate(db: sqlite_utils.Database) -> None:
     An index written by a newer artlens (migrations we do not know) is refused rather than
     written with an older idea of the schema.
     """
+    refuse_newer(db)
+    migrations.apply(db)
+
+
+def refuse_newer(db: sqlite_utils.Database) -> None:
+    """Refuse an index written by a newer artlens (migrations we do not know): a writer
+    would write it with an older idea of the schema, and a reader would miss what the
+    newer one records (what its scans could not read, say) and answer as if complete."""
     known = {m.name for m in migrations._migrations}
     unknown = sorted({m.name for m in migrations.applied(db)} - known)
     if unknown:
@@ -351,7 +365,6 @@ def migrate(db: sqlite_utils.Database) -> None:
             f"the index was written by a newer artlens (schema {', '.join(unknown)}): "
             "upgrade artlens, or rebuild the index with another --db"
         )
-    migrations.apply(db)
 
 
 def schema_version(db: sqlite_utils.Database) -> int:
