@@ -34,6 +34,7 @@ from store.root.base import (
     check_rel,
     join,
 )
+from store.safefile import read_fd
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
@@ -357,20 +358,10 @@ class LocalRoot:
         the end as it is now, not pinned: a log growing under the read gives its start (the
         caller cuts back to whole lines), never an error."""
         with self.open(rel) as reader:
-            fd = reader.fileno()
-            chunks: list[bytes] = []
-            left = cap + 1
             try:
-                while left > 0:
-                    chunk = os.read(fd, min(left, CHUNK))
-                    if not chunk:
-                        break
-                    chunks.append(chunk)
-                    left -= len(chunk)
+                return read_fd(reader.fileno(), cap, block=CHUNK)
             except OSError as exc:
                 raise _error(rel, exc) from None
-        data = b"".join(chunks)
-        return (data[:cap], True) if len(data) > cap else (data, False)
 
     def real_path(self, rel: str) -> str:
         """The real absolute path of a regular file below the root, every link on the way
