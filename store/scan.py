@@ -1287,7 +1287,8 @@ class Indexer:
         verdict, reason = _verdict_for(self._abs(key), result.head)
         if result.digest is None:
             state = "skipped" if result.skipped else "error"
-            return (None, state, refined, verdict, reason or result.error)
+            why = "; ".join(filter(None, (result.error, reason)))  # neither hides the other
+            return (None, state, refined, verdict, why or None)
         return (result.digest, "done", refined, verdict, reason)
 
 

@@ -139,7 +139,7 @@ def test_a_size_cap_marks_big_files_skipped(tmp_path: Path, isolated_cache: Path
     root = tmp_path / "root"
     (root / "run").mkdir(parents=True)
     big = root / "run" / "big.bin"
-    big.write_bytes(os.urandom(200_000))
+    big.write_bytes(b"\x00not a pickle" * 20_000)
     (root / "run" / "small.bin").write_bytes(b"small")
     past = time.time() - 3600
     for name in ("big.bin", "small.bin"):
@@ -151,9 +151,33 @@ def test_a_size_cap_marks_big_files_skipped(tmp_path: Path, isolated_cache: Path
     assert result.exit_code == 0, result.output
     states = _state(db)
     assert states["run/small.bin"][0] == "done"
-    assert states["run/big.bin"] == ("skipped", "larger than the hash size cap (102400 bytes)")
+    state, reason = states["run/big.bin"]
+    assert state == "skipped" and reason is not None
+    assert reason.startswith("larger than the hash size cap (102400 bytes)")
     bad = CliRunner().invoke(main, ["index", str(root), "--db", str(db), "--hash-max-size", "x"])
     assert bad.exit_code == 2 and "hash size cap" in bad.stderr
+
+
+def test_a_skipped_file_keeps_its_reason_beside_what_the_scan_found(
+    tmp_path: Path, isolated_cache: Path
+) -> None:
+    """Bytes that look like a pickle gave a scan reason that hid why the hash was skipped
+    (random bytes did so now and then in CI)."""
+    root = tmp_path / "root"
+    (root / "run").mkdir(parents=True)
+    looks_like_a_pickle = b"\x80\x04" + bytes(200_000)
+    (root / "run" / "big.bin").write_bytes(looks_like_a_pickle)
+    past = time.time() - 3600
+    os.utime(root / "run" / "big.bin", (past, past))
+    db = tmp_path / "i.db"
+    args = ["index", str(root), "--db", str(db), "--hash-max-size", "100K"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    state, reason = _state(db)["run/big.bin"]
+    assert state == "skipped" and reason is not None
+    cap, _, scan = reason.partition("; ")
+    assert cap == "larger than the hash size cap (102400 bytes)"
+    assert scan.startswith("corrupt: "), reason  # what the scan says, kept
 
 
 def test_the_cap_comes_from_the_user_config(
