@@ -224,6 +224,44 @@ async def test_trash_goes_through_confirm_and_pins_refuse(indexed: tuple[Path, P
 
 
 @sync
+async def test_a_trash_while_a_watcher_writes_is_checked_against_the_index(
+    indexed: tuple[Path, Path],
+) -> None:
+    """With the lock held elsewhere (a watcher) the pane once applied its plan unchecked:
+    a file the index no longer holds as planned was moved all the same."""
+    root, db_path = indexed
+    app = ArtlensApp(db_path, [root], watch=False)
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = await open_usage(app, pilot)
+        for name in ("lightning_logs", f"{RUN}/", "checkpoints/"):
+            await move_to(pilot, screen, name)
+            await pilot.press("enter")
+            await settle(pilot, rounds=5)
+        await move_to(pilot, screen, "epoch2-val0.0854.ckpt")
+        await pilot.press("d")
+        await settle(pilot)
+        assert isinstance(app.screen, ConfirmApply)
+        with WriterLock(db_path, role="watcher (test)"):
+            writer = open_db(db_path)
+            try:  # the watcher records a change the plan has not seen
+                with writer.conn:
+                    writer.conn.execute(
+                        "UPDATE artifacts SET mtime_ns = mtime_ns + 1 WHERE path = ?",
+                        (CKPT.encode(),),
+                    )
+            finally:
+                writer.conn.close()
+            await pilot.press("y")
+            for _ in range(40):
+                await settle(pilot)
+                if not screen.busy:
+                    break
+        assert not screen.busy
+        assert (root / CKPT).exists()
+        assert not list((root / TRASH_DIR).rglob("epoch2-val0.0854.ckpt"))
+
+
+@sync
 async def test_a_listing_overtaken_by_a_newer_one_never_shows(
     indexed: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:

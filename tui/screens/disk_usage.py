@@ -4,7 +4,7 @@ files), largest first, with the apparent size and what it takes on disk.
 Threading rule as in the explorer: listing a level (SQL), measuring it on disk (an lstat
 per file) and trashing each run in a thread worker of their own group and post a message;
 the handlers here own the state and the table.  Nothing is deleted here: ``d`` builds a
-plan of one removal and goes through retention's confirm and ``apply_plan``.
+plan of one removal and goes through retention's confirm and ``service.apply``.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from textual.worker import get_current_worker
 from store import paths
 from store.errors import ArtlensError
 from store.index.views import ReaderPool
+from store.retention import service
 from store.retention.drill import (
     Entry,
     Level,
@@ -40,7 +41,7 @@ from store.retention.drill import (
     run_experiments,
 )
 from store.retention.plan import Plan
-from store.retention.trash import Report, apply_plan
+from store.retention.trash import Report
 from tui.commands import PaletteEntry
 from tui.format import human_size, keep_end
 from tui.screens.retention_dialogs import ConfirmApply
@@ -201,28 +202,15 @@ class DiskUsageScreen(Screen[None]):
 
     @work(thread=True, exclusive=True, group="usage-apply", exit_on_error=False)
     def _apply_worker(self, plan: Plan) -> None:
-        from store.index.db import open_db
-        from store.lock import WriterBusyError, WriterLock
-
+        """Through ``service.apply``, as the retention view does: the plan is checked
+        against the index even while a watcher writes it (read-only then)."""
         plan.save()
-        lock = WriterLock(self.db_path, role="retention (artlens)")
         try:
-            lock.acquire()
-            held = True
-        except WriterBusyError:
-            held = False  # the watcher owns the index: it records the move
-        db = open_db(self.db_path) if held else None
-        try:
-            report = apply_plan(plan, db, policy=f"plan {plan.id}")
+            done = service.apply(plan, self.db_path, role="retention (artlens)")
         except ArtlensError as exc:
-            self.post_message(RemovalDone(Report(), db is not None, str(exc)))
+            self.post_message(RemovalDone(Report(), False, str(exc)))
             return
-        finally:
-            if db is not None:
-                db.close()
-            if held:
-                lock.release()
-        self.post_message(RemovalDone(report, db is not None))
+        self.post_message(RemovalDone(done.report, done.index_updated))
 
     # -- handlers --------------------------------------------------------------------------
 
