@@ -165,6 +165,27 @@ async def test_runs_listed_with_metrics(demo: Demo) -> None:
 
 
 @sync
+async def test_the_status_line_counts_the_index_once_the_runs_are_shown(demo: Demo) -> None:
+    """The totals are read apart from the runs (they pass over every artifact), yet come."""
+    from tui.widgets.status import StatusLine
+
+    db = open_db(demo.db_path, readonly=True)
+    try:
+        runs, files, size = db.conn.execute(
+            "SELECT (SELECT count(*) FROM runs), count(*), sum(size) FROM artifacts"
+        ).fetchone()
+    finally:
+        db.conn.close()
+    app = make_app(demo)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        info = explorer(app).query_one(StatusLine).info
+        assert info.counts is not None
+        assert (info.counts.runs, info.counts.artifacts, info.counts.bytes) == (runs, files, size)
+        assert info.shown == runs > 0
+
+
+@sync
 async def test_pane_cycling_and_number_keys(demo: Demo) -> None:
     app = make_app(demo)
     async with app.run_test(size=(100, 30)) as pilot:

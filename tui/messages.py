@@ -26,7 +26,8 @@ class RunsLoaded(Message):
     """The whole run list (first load): replaces an older one still in the queue."""
 
     runs: tuple[RunRow, ...]
-    counts: IndexCounts
+    last_event: int
+    """The change feed's newest event when the runs were read (read before them)."""
     roots: tuple[tuple[int, bytes], ...] = ()
 
     def can_replace(self, message: Message) -> bool:

@@ -152,8 +152,13 @@ class IndexCounts:
 def counts(db: sqlite_utils.Database) -> IndexCounts:
     runs = db.conn.execute("SELECT count(*) FROM runs").fetchone()[0]
     n, size = db.conn.execute("SELECT count(*), coalesce(sum(size), 0) FROM artifacts").fetchone()
-    last = db.conn.execute("SELECT coalesce(max(id), 0) FROM events").fetchone()[0]
-    return IndexCounts(int(runs), int(n), int(size), int(last))
+    return IndexCounts(int(runs), int(n), int(size), last_event(db))
+
+
+def last_event(db: sqlite_utils.Database) -> int:
+    """The newest change feed event's id: one index lookup, where ``counts`` passes over
+    every artifact (0.1 s at a million)."""
+    return int(db.conn.execute("SELECT coalesce(max(id), 0) FROM events").fetchone()[0])
 
 
 def largest_run(db: sqlite_utils.Database) -> int | None:

@@ -24,7 +24,7 @@ from textual.worker import get_current_worker
 from store import paths
 from store.index import query
 from store.index.events import in_scope
-from store.index.views import ReaderPool, counts
+from store.index.views import ReaderPool, last_event
 from tui.hosts import Hosts, MirrorsLoaded
 from tui.messages import ChecklistsLoaded, IndexChanged, RunsLoaded
 from tui.widgets.runs_table import (
@@ -141,19 +141,19 @@ class RunsPane(Vertical):
     def load_runs(self) -> None:
         """Every run of the index and of the followed remotes' mirrors."""
         with self.pool.connection() as db:
-            totals = counts(db)
+            last = last_event(db)  # the totals come apart: they pass over every artifact
             runs = query.with_flags(db, query.list_runs(db))
             roots = tuple((rid, path) for rid, path, _ in query.roots(db))
         mirrored = self.hosts.load_runs()
         if get_current_worker().is_cancelled:
             return  # a newer load read a later index: an older one must not replace it
-        self.post_message(RunsLoaded(tuple(runs) + mirrored.runs, totals, roots + mirrored.roots))
+        self.post_message(RunsLoaded(tuple(runs) + mirrored.runs, last, roots + mirrored.roots))
 
     def on_runs_loaded(self, message: RunsLoaded) -> None:
         """Replace the runs, then let the message up: the screen moves the other panes."""
         self.runs = {run.id: run for run in message.runs}
         self.root_paths.update(message.roots)
-        self.last_event = max(self.last_event, message.counts.last_event)
+        self.last_event = max(self.last_event, message.last_event)
         self.marked &= set(self.runs)
         self.loaded = True
         self._checklist_asked.clear()  # a reload re-evaluates every run as it is shown

@@ -357,7 +357,7 @@ class ExplorerScreen(Screen[None]):
         if not self._frozen:
             self._frozen = True
             self.set_timer(FREEZE_DELAY, gc.freeze, name="freeze the heap")
-        self.query_one(StatusLine).change(counts=message.counts)
+        self._count_soon()  # the totals, read apart so that the runs show sooner
         self._follow_cursor()
         self._load_user_state(tuple(self.root_paths.values()))
 
