@@ -914,7 +914,7 @@ def _scan_entries(
         try:
             with archive.open(info) as member:
                 head = member.read(SNIFF_HEAD)
-                named = info.filename.endswith(".pkl")
+                named = info.filename.lower().endswith(".pkl")
                 modelish = looks_like_model(head)
                 if head.startswith(_npy.MAGIC):
                     found = _npz_member(member, head, info, budget)
@@ -1089,8 +1089,15 @@ def _torch_zip(
 ) -> Inspection:
     names = [info.filename for info in infos]
     main = tuple(n for n in names if re.search(r"(^|/)data\.pkl$", n))
-    storage = [i for i in infos if re.search(r"(^|/)data/[^/]+$", i.filename)]
-    others = [i for i in infos if i not in storage]  # tensor bytes are never unpickled
+    # tensor bytes are never unpickled; but torch names the archive folder after the file
+    # (torch.save(obj, "data.pt") writes data/data.pkl) and finds records case-blind, so
+    # nothing named like a pickle is ever taken for a storage
+    storage = [
+        i
+        for i in infos
+        if re.search(r"(^|/)data/[^/]+$", i.filename) and not i.filename.lower().endswith(".pkl")
+    ]
+    others = [i for i in infos if i not in storage]
     scans, _, budget_notes = _scan_entries(handle, archive, others, main)
     summary: dict[str, object] = {
         "entries": len(names),
