@@ -782,6 +782,32 @@ def _zip_name_problems(handle: BoundedFile, infos: list[zipfile.ZipInfo]) -> lis
     return problems[:20]
 
 
+def _moved_directory(handle: BoundedFile, archive: zipfile.ZipFile) -> tuple[str, ...]:
+    """Python's ``zipfile`` reads the central directory that ends at the end record and
+    shifts every offset by how far it is from where the record says it starts (data put in
+    front of the zip); torch's reader (miniz) reads it where the record says.  A zip that
+    starts at byte 0 with a local header has nothing in front: when the two differ, each
+    reader can see a different directory, so a different ``data.pkl``.  Unknown, not
+    dangerous: data put in front of an ordinary zip does the same."""
+    end_record = getattr(zipfile, "_EndRecData", None)  # what ZipFile itself just read
+    if end_record is None:
+        return ()
+    try:
+        endrec = end_record(handle)
+    except (OSError, ValueError, struct.error):
+        return ()
+    if endrec is None:
+        return ()
+    declared = endrec[getattr(zipfile, "_ECD_OFFSET", 6)]
+    if declared == archive.start_dir:
+        return ()
+    return (
+        f"unknown: the zip's central directory is read at byte {archive.start_dir} but its "
+        f"end record puts it at byte {declared}: zip readers (torch's among them) can see "
+        "other entries than those inspected",
+    )
+
+
 def _zip(handle: BoundedFile) -> Inspection:
     handle.seek(0)
     try:
@@ -800,7 +826,7 @@ def _zip(handle: BoundedFile) -> Inspection:
             if end > handle.size:
                 integrity = f"truncated: zip entry {info.filename!r} runs past end of file"
                 break
-        problems = tuple(_zip_name_problems(handle, infos))
+        problems = tuple(_zip_name_problems(handle, infos)) + _moved_directory(handle, archive)
         if _pt2.is_pt2(names):
             return _export_archive(handle, archive, infos, integrity, problems)
         is_torch = any(re.search(r"(^|/)(data|constants)\.pkl$", n) for n in names)
