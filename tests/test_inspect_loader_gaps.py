@@ -20,6 +20,15 @@ _EVIL = b"\x80\x02cos\nsystem\nX\x07\x00\x00\x00touch x\x85R."
 _GOOD = b"\x80\x02}q\x00X\x01\x00\x00\x00aK\x01s."
 
 
+def _u(text: str) -> bytes:
+    raw = text.encode()
+    return b"X" + struct.pack("<I", len(raw)) + raw
+
+
+def _g(module: str, name: str) -> bytes:
+    return b"c" + module.encode() + b"\n" + name.encode() + b"\n"
+
+
 # torch names a checkpoint's archive folder after the file: ``torch.save(obj, "data.pt")``
 # writes ``data/data.pkl`` and ``data/data/0``, and torch's reader finds ``data.pkl`` in the
 # first entry's folder, whatever the case of its name.  That pickle is what loads, so it is
@@ -133,3 +142,61 @@ def test_an_ordinary_zip64_archive_is_not_taken_for_a_moved_directory(tmp_path: 
             archive.writestr(f"archive/data/{index}", b"")
     assert b"PK\x06\x06" in path.read_bytes()[-200:]
     assert inspect_file(path).verdict == "safe"
+
+
+# numpy's ``dtype.__setstate__`` takes ``hasobject`` from the pickled flags, whatever the
+# type code: a joblib array whose dtype reads ``f8`` but whose state sets the object flag
+# (or a real structured dtype with an object field, pickled as ``V8`` plus fields) is
+# followed by a nested pickle that joblib loads, not by raw bytes to skip.
+
+
+def _joblib(nested: bytes, code: str = "f8", flags: int = 63) -> bytes:
+    """A list holding one NumpyArrayWrapper of 16 elements; after it, ``nested`` (what
+    joblib unpickles when the dtype has objects) padded so that a reader that instead
+    skips 16 * 8 raw bytes lands on the same APPEND."""
+    dtype = _g("numpy", "dtype") + _u(code) + b"\x89\x88\x87R"
+    dtype += b"(K\x03" + _u("<") + b"NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xff"
+    dtype += b"K" + bytes([flags]) + b"tb"
+    state = b"}(" + _u("subclass") + _g("numpy", "ndarray") + _u("shape") + b"K\x10\x85"
+    state += _u("order") + _u("C") + _u("dtype") + dtype + _u("allow_mmap") + b"\x89u"
+    wrapper = _g("joblib.numpy_pickle", "NumpyArrayWrapper") + b")\x81" + state + b"b"
+    pad = 16 * 8 - len(nested) - 3
+    hidden = nested + b"C" + bytes([pad]) + b"F" * pad + b"0"
+    return b"\x80\x02]" + wrapper + hidden + b"a."
+
+
+def test_an_object_flag_on_a_float_dtype_means_a_nested_pickle(tmp_path: Path) -> None:
+    evil = b"\x80\x02" + _g("os", "system") + _u("touch x") + b"\x85R0]."
+    path = tmp_path / "model.joblib"
+    path.write_bytes(_joblib(evil))
+    found = inspect_file(path)
+    assert found.verdict == "dangerous", found.reasons
+    assert "os.system" in found.imports
+
+
+def test_a_float_dtype_without_the_flag_is_raw_data(tmp_path: Path) -> None:
+    path = tmp_path / "model.joblib"
+    raw = b"\x80\x02" + _g("os", "system") + _u("touch x") + b"\x85R0]."  # just bytes here
+    path.write_bytes(_joblib(raw, flags=0))
+    assert inspect_file(path).verdict == "safe"
+
+
+def test_a_real_structured_object_array_is_read_as_joblib_writes_it(tmp_path: Path) -> None:
+    """``np.dtype([('a', 'f8'), ('b', 'O')])`` pickles as ``V16`` + fields + flags 27;
+    joblib.dump follows it with a pickle of the objects (written here as it does)."""
+    fields = (
+        b"(K\x03" + _u("|") + b"N(" + _u("a") + _u("b") + b"t}(" + _u("a")
+        + _g("numpy", "dtype") + _u("f8") + b"\x89\x88\x87R(K\x03" + _u("<")
+        + b"NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00tbK\x00\x86" + _u("b")
+        + _g("numpy", "dtype") + _u("O8") + b"\x89\x88\x87R(K\x03" + _u("|")
+        + b"NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK?tbK\x08\x86uK\x10K\x08K\x1btb"
+    )  # fmt: skip
+    dtype = _g("numpy", "dtype") + _u("V16") + b"\x89\x88\x87R" + fields
+    state = b"}(" + _u("subclass") + _g("numpy", "ndarray") + _u("shape") + b"K\x01\x85"
+    state += _u("order") + _u("C") + _u("dtype") + dtype + _u("allow_mmap") + b"\x89u"
+    wrapper = _g("joblib.numpy_pickle", "NumpyArrayWrapper") + b")\x81" + state + b"b"
+    objects = b"\x80\x02" + _g("builtins", "list") + b"]\x85R."  # a harmless nested pickle
+    path = tmp_path / "model.joblib"
+    path.write_bytes(b"\x80\x02]" + wrapper + objects + b"a.")
+    found = inspect_file(path)
+    assert found.verdict == "safe", found.reasons

@@ -249,6 +249,18 @@ def _itemsize(dtype: object) -> tuple[str, int | None]:
         return "?", None
     state = dtype.state
     kind, digits = code[:1], code[1:]
+    if isinstance(state, tuple) and state:
+        # numpy's dtype.__setstate__ takes ``hasobject`` from the state's flags (version 3+)
+        # or from any non-zero flags (older versions), whatever the type code says, and
+        # joblib unpickles the data of a dtype that has objects
+        version = state[0]
+        flags = state[7] if len(state) > 7 else 0
+        if not isinstance(version, int) or not isinstance(flags, int):
+            return code, None
+        if flags & 1 or (version < 3 and flags):
+            return code, 0
+        if version < 3 and len(state) > 4 and (state[2] is not None or state[4] is not None):
+            return code, None  # flags computed from fields this reader does not follow
     if isinstance(state, tuple) and len(state) > 5 and kind in ("V", "S", "U", "a"):
         # numpy takes the state's element size only for flexible types; for others a
         # different size here would skip a different number of bytes than joblib does.
