@@ -200,3 +200,24 @@ def test_a_real_structured_object_array_is_read_as_joblib_writes_it(tmp_path: Pa
     path.write_bytes(b"\x80\x02]" + wrapper + objects + b"a.")
     found = inspect_file(path)
     assert found.verdict == "safe", found.reasons
+
+
+# joblib <= 0.9 kept each array in a file beside the pickle; joblib.load still honours
+# such a wrapper: it joins the file name from the pickle to the pickle's folder (an absolute
+# name wins) and ``numpy.load``s it with ``allow_pickle=True``, so whatever pickle sits there
+# runs.  Neither spelling of the wrapper is safe: unknown, as that file was not read.
+
+
+@pytest.mark.parametrize("module", ["joblib.numpy_pickle_compat", "joblib.numpy_pickle"])
+@pytest.mark.parametrize("name", ["NDArrayWrapper", "ZNDArrayWrapper"])
+def test_a_wrapper_that_loads_another_file_is_not_safe(
+    tmp_path: Path, module: str, name: str
+) -> None:
+    state = b"}(" + _u("filename") + _u("/tmp/anything.npy") + _u("subclass")
+    state += b"cnumpy\nndarray\n" + _u("allow_mmap") + b"\x89u"
+    wrapper = b"c" + module.encode() + b"\n" + name.encode() + b"\n)\x81" + state + b"b"
+    path = tmp_path / "model.joblib"
+    path.write_bytes(b"\x80\x02" + wrapper + b".")
+    found = inspect_file(path)
+    assert found.verdict == "unknown", found.reasons  # what that file holds is not known
+    assert f"{module}.{name}" in found.imports

@@ -243,7 +243,8 @@ SAFE_GLOBALS: dict[str, set[str]] = {
     "numpy.random._pcg64": {"PCG64"},
     "numpy.random._generator": {"Generator"},
     "joblib.numpy_pickle": {"NumpyArrayWrapper"},
-    "joblib.numpy_pickle_compat": {"NDArrayWrapper", "ZNDArrayWrapper"},
+    # not joblib.numpy_pickle_compat's NDArrayWrapper/ZNDArrayWrapper (joblib <= 0.9): its
+    # state names a file (any path) that joblib.load reads with numpy.load(allow_pickle=True)
     "lightning.fabric.utilities.data": {"AttributeDict"},
     "pytorch_lightning.utilities.parsing": {"AttributeDict"},
     "lightning.pytorch.utilities.parsing": {"AttributeDict"},
