@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import struct
+import tarfile
 import zipfile
 import zlib
 from pathlib import Path
@@ -221,3 +222,73 @@ def test_a_wrapper_that_loads_another_file_is_not_safe(
     found = inspect_file(path)
     assert found.verdict == "unknown", found.reasons  # what that file holds is not known
     assert f"{module}.{name}" in found.imports
+
+
+# torch.load opens any file that is not a zip with ``tarfile`` first (its oldest format:
+# members storages, tensors, pickle) and Python's tarfile reads any header whose checksum
+# holds, with or without the "ustar" magic.  And pickle.load reads the same file from byte
+# 0, where a tar header starts with its first member's name.
+
+
+_LEGACY = [("storages", b"\x80\x02K\x00.\x80\x02]."), ("tensors", b"\x80\x02K\x00.")]
+
+
+def _tar(members: list[tuple[str, bytes]]) -> bytearray:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.USTAR_FORMAT) as archive:
+        for name, data in members:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    return bytearray(buffer.getvalue())
+
+
+def _reseal(raw: bytearray, *, v7: bool) -> bytes:
+    """Recompute every header's checksum; ``v7``: drop the ustar magic first."""
+    pos = 0
+    while pos + 512 <= len(raw) and any(raw[pos : pos + 512]):
+        if v7:
+            raw[pos + 257 : pos + 345] = bytes(88)
+        raw[pos + 148 : pos + 156] = b" " * 8
+        raw[pos + 148 : pos + 156] = b"%06o\x00 " % sum(raw[pos : pos + 512])
+        size = int(raw[pos + 124 : pos + 136].strip(b"\x00 ") or b"0", 8)
+        pos += 512 + (size + 511) // 512 * 512
+    return bytes(raw)
+
+
+def test_a_tar_without_the_ustar_magic_is_read(tmp_path: Path) -> None:
+    path = tmp_path / "model.pt"
+    path.write_bytes(_reseal(_tar([*_LEGACY, ("pickle", _EVIL)]), v7=True))
+    with tarfile.open(path, "r:") as archive:  # what torch reads
+        assert archive.extractfile("pickle").read() == _EVIL  # type: ignore[union-attr]
+    found = inspect_file(path)
+    assert found.verdict == "dangerous", found.reasons
+
+
+def test_a_v7_tar_that_is_also_a_benign_pickle_is_read_as_a_tar(tmp_path: Path) -> None:
+    """The first member's name opens a BINBYTES that swallows the whole tar; "0}." after
+    the tar's end makes the file a complete, harmless pickle."""
+    raw = _tar([("FIRST", b"x"), *_LEGACY, ("pickle", _EVIL)])
+    raw[0:7] = b"\x80\x02B" + struct.pack("<I", len(raw) - 7)
+    path = tmp_path / "model.pt"
+    path.write_bytes(_reseal(raw, v7=True) + b"0}.")
+    found = inspect_file(path)
+    assert found.verdict == "dangerous", found.reasons
+
+
+def test_a_tar_whose_first_name_is_a_pickle_is_read_as_a_pickle_too(tmp_path: Path) -> None:
+    raw = _tar([*_LEGACY, ("pickle", _GOOD)])
+    name = b"cos\nsystem\n(S'touch x'\ntR."
+    raw[:100] = name + bytes(100 - len(name))
+    path = tmp_path / "model.pkl"
+    path.write_bytes(_reseal(raw, v7=False))
+    found = inspect_file(path)
+    assert found.verdict == "dangerous", found.reasons
+
+
+def test_a_plain_legacy_tar_stays_safe(tmp_path: Path) -> None:
+    for v7 in (False, True):
+        path = tmp_path / f"model{v7}.pt"
+        path.write_bytes(_reseal(_tar([*_LEGACY, ("pickle", _GOOD)]), v7=v7))
+        found = inspect_file(path)
+        assert (found.format, found.verdict) == ("torch-legacy", "safe"), found.reasons

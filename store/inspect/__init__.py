@@ -174,7 +174,10 @@ def _dispatch(handle: BoundedFile, name: str) -> Inspection:
     pickle, also as a pickle from byte 0: a polyglot cannot steer the verdict away from what
     ``pickle.load`` would run."""
     result = _by_format(handle, name)
-    if result.format in _PICKLE_FORMATS and result.format != "zip":
+    # a tar (read member by member) whose first member's name is a pickle is the one
+    # reading here that did not read the file from byte 0 as a pickle
+    read_as_pickle = result.format != "torch-legacy" or not _is_tar(handle.read_at(0, 512))
+    if result.format in _PICKLE_FORMATS and result.format != "zip" and read_as_pickle:
         return result
     sniffed = _sniff_pickle(handle)
     if sniffed is None:
@@ -222,7 +225,7 @@ def looks_like_model(head: bytes) -> bool:
     the bytes end; a text file fails within a few opcodes)."""
     if head.startswith((b"PK\x03\x04", b"PK\x05\x06", _npy.MAGIC, _HDF5, _gguf.MAGIC)):
         return True
-    if _compression(head) or head[257:262] == b"ustar":
+    if _compression(head) or _is_tar(head[:512]):
         return True
     if not head or head[0] not in OPCODE_BYTES:
         return False  # the unpickler stops at the first byte (the indexer's fast path)
@@ -237,7 +240,7 @@ SNIFF_HEAD = 1024
 
 
 def _by_format(handle: BoundedFile, name: str) -> Inspection:
-    head = handle.read_at(0, 64)
+    head = handle.read_at(0, 512)
     suffixes = _suffixes(name)
     ext = suffixes[-1] if suffixes else ""
     if head[:4] in (b"PK\x03\x04", b"PK\x05\x06"):
@@ -248,7 +251,7 @@ def _by_format(handle: BoundedFile, name: str) -> Inspection:
         return _gguf_file(handle)
     if head.startswith(_HDF5) or handle.read_at(512, 8) == _HDF5:
         return _recognised("hdf5", "HDF5/Keras file: Keras Lambda layers can hold code")
-    if handle.read_at(257, 5) == b"ustar":
+    if _is_tar(head):
         return _tar(handle)
     if head[4:8] == b"TFL3":
         return _recognised("tflite", "TFLite flatbuffer")
@@ -272,6 +275,19 @@ def _by_format(handle: BoundedFile, name: str) -> Inspection:
     if ext in _ONLY_MODELS:
         return Inspection("unknown", "corrupt", ("empty file",), integrity="empty file")
     return Inspection("unknown", "n/a", ("empty file",))
+
+
+def _is_tar(block: bytes) -> bool:
+    """Whether ``block`` (a file's first 512 bytes) is a tar header ``tarfile.open`` reads:
+    torch.load opens every file that is not a zip with tarfile first, and tarfile takes
+    any header whose checksum holds (a V7 header has no "ustar" magic)."""
+    if len(block) < tarfile.BLOCKSIZE:
+        return False
+    try:
+        tarfile.TarInfo.frombuf(block[: tarfile.BLOCKSIZE], "utf-8", "surrogateescape")
+    except (tarfile.TarError, ValueError, OverflowError):
+        return False
+    return True
 
 
 def _recognised(fmt: str, what: str) -> Inspection:
