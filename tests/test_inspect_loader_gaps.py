@@ -6,6 +6,7 @@ benign twin must stay safe."""
 from __future__ import annotations
 
 import io
+import lzma
 import struct
 import tarfile
 import zipfile
@@ -292,3 +293,24 @@ def test_a_plain_legacy_tar_stays_safe(tmp_path: Path) -> None:
         path.write_bytes(_reseal(_tar([*_LEGACY, ("pickle", _GOOD)]), v7=v7))
         found = inspect_file(path)
         assert (found.format, found.verdict) == ("torch-legacy", "safe"), found.reasons
+
+
+# joblib takes any file starting 5d 00 for an .lzma stream (``joblib.compressor``), and
+# the dictionary size that follows need not end in 00: ``lzma.compress`` with a 4 KiB
+# dictionary writes 5d 00 10 00 00.  Such a file is a compressed pickle, not "no model".
+
+
+def _alone(data: bytes) -> bytes:
+    filters = [{"id": lzma.FILTER_LZMA1, "dict_size": 4096}]
+    return lzma.compress(data, format=lzma.FORMAT_ALONE, filters=filters)
+
+
+def test_an_lzma_stream_with_a_small_dictionary_is_decompressed(tmp_path: Path) -> None:
+    assert _alone(_EVIL)[:3] == b"\x5d\x00\x10"
+    path = tmp_path / "model.joblib"
+    path.write_bytes(_alone(_EVIL))
+    found = inspect_file(path)
+    assert found.verdict == "dangerous", found.reasons
+    path.write_bytes(_alone(_GOOD))
+    found = inspect_file(path)
+    assert (found.format, found.verdict) == ("pickle", "safe"), found.reasons

@@ -313,8 +313,8 @@ def _compression(head: bytes) -> str | None:
         return "gzip"
     if head.startswith(b"BZh"):
         return "bz2"
-    if head.startswith(b"\xfd7zXZ\x00") or head.startswith(b"\x5d\x00\x00"):
-        return "lzma"
+    if head.startswith(b"\xfd7zXZ\x00") or head.startswith(b"\x5d\x00"):
+        return "lzma"  # joblib's .lzma prefix: lc/lp/pb 0x5d, then a 4 KiB+ dictionary size
     if head.startswith(b"\x04\x22\x4d\x18"):
         return "lz4"
     if head.startswith(b"ZF"):
