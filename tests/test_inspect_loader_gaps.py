@@ -6,6 +6,7 @@ benign twin must stay safe."""
 from __future__ import annotations
 
 import io
+import json
 import lzma
 import struct
 import tarfile
@@ -314,3 +315,40 @@ def test_an_lzma_stream_with_a_small_dictionary_is_decompressed(tmp_path: Path) 
     path.write_bytes(_alone(_GOOD))
     found = inspect_file(path)
     assert (found.format, found.verdict) == ("pickle", "safe"), found.reasons
+
+
+# Keras 3 reads a .keras archive's weights from model.weights.h5 or, as
+# ``save_model(..., weights_format="npz")`` writes them, model.weights.npz (with
+# ``allow_pickle=True``); either way it first builds the model from config.json, which may
+# name Lambda-layer code.  So the archive is never safe, whatever its weights hold.
+
+
+def _npz_of_floats() -> bytes:
+    header = b"{'descr': '<f4', 'fortran_order': False, 'shape': (1,), }"
+    header += b" " * (64 - (10 + len(header) + 1) % 64) + b"\n"
+    npy = b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header + b"\x00" * 4
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("layers/dense/vars/0.npy", npy)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("weights", "name"),
+    [("model.weights.npz", "model.keras"), (None, "model.keras")],
+    ids=["npz-weights", "config-only"],
+)
+def test_a_keras_archive_is_unknown_whatever_its_weights(
+    tmp_path: Path, weights: str | None, name: str
+) -> None:
+    config = {"class_name": "Sequential", "config": {"layers": [{"class_name": "Lambda"}]}}
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("metadata.json", json.dumps({"keras_version": "3.8.0"}))
+        archive.writestr("config.json", json.dumps(config))
+        if weights:
+            archive.writestr(weights, _npz_of_floats())
+    (tmp_path / name).write_bytes(buffer.getvalue())
+    found = inspect_file(tmp_path / name)
+    assert found.verdict == "unknown", found.reasons
+    assert any("Keras" in r for r in found.reasons)

@@ -858,7 +858,10 @@ def _zip(handle: BoundedFile) -> Inspection:
             shown = list(headers.items())[:SHOWN_TENSORS]
             summary["arrays"] = {name: _npy_summary(header) for name, header in shown}
         notes = problems + extra
-        if "config.json" in names and any(n.endswith(".weights.h5") for n in names):
+        # keras.saving.load_model builds the model from config.json before it looks for
+        # the weights, which may be model.weights.h5 or model.weights.npz
+        weights = any(n.endswith((".weights.h5", ".weights.npz")) for n in names)
+        if "config.json" in names and (weights or handle.name.lower().endswith(".keras")):
             notes += ("unknown: Keras archive: config may name Lambda-layer code",)
         if scans:
             return _merge_scans(fmt, scans, summary, integrity, notes)
