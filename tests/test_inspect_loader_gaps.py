@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from store.inspect import inspect_file
+from store.inspect import inspect_file, looks_like_model
+from store.integrity import check_paths
 
 _EVIL = b"\x80\x02cos\nsystem\nX\x07\x00\x00\x00touch x\x85R."
 
@@ -352,3 +353,25 @@ def test_a_keras_archive_is_unknown_whatever_its_weights(
     found = inspect_file(tmp_path / name)
     assert found.verdict == "unknown", found.reasons
     assert any("Keras" in r for r in found.reasons)
+
+
+# A folder walk inspects a file with no model name when its first kilobyte reads as a
+# pickle.  A protocol 2+ pickle that pushes a 2 kB string before it imports os.system is
+# still a pickle where that kilobyte ends (PROTO, then a string cut short); the walk must
+# not skip it, and text still is.
+
+
+def _long_first(protocol: int) -> bytes:
+    filler = b"X" + struct.pack("<I", 2000) + b"x" * 2000
+    call = b"cos\nsystem\nX\x07\x00\x00\x00touch x\x85R."
+    return b"\x80" + bytes([protocol]) + filler + b"0" + call
+
+
+def test_a_pickle_that_opens_with_a_long_string_is_not_skipped(tmp_path: Path) -> None:
+    for protocol in (2, 3, 4, 5):
+        assert looks_like_model(_long_first(protocol)[:1024])
+    (tmp_path / "notes.txt").write_bytes(_long_first(2))
+    (tmp_path / "prose.md").write_text("X marks the spot. " * 200)
+    (tmp_path / "blob.bin.txt").write_bytes(b"\x80" + bytes(range(256)) * 8)
+    found = {Path(c.path).name: c.verdict for c in check_paths([tmp_path])}
+    assert found == {"notes.txt": "dangerous"}

@@ -232,7 +232,11 @@ def looks_like_model(head: bytes) -> bool:
     scan = scan_bytes(head, limit=len(head) + 1, max_pickles=1)
     if scan.pickles or scan.verdict == "dangerous":
         return True
-    return scan.truncated and scan.opcodes >= 4 and len(head) >= SNIFF_HEAD
+    if not scan.truncated or len(head) < SNIFF_HEAD:
+        return False
+    # a protocol 2+ pickle opens with PROTO, and may then push a string longer than the
+    # head (its imports come after it); text never starts with byte 0x80
+    return scan.opcodes >= 4 or (head[0] == 0x80 and scan.protocol is not None)
 
 
 SNIFF_HEAD = 1024
