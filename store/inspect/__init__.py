@@ -453,6 +453,8 @@ class _Decompressed(io.RawIOBase):
         self.capped = False
         self.ended_early = False
         self.trailing_garbage = False
+        self.timed_out = False
+        self._started = time.monotonic()
 
     def _new(self) -> _Engine:
         if self._kind in ("zlib", "gzip"):
@@ -480,6 +482,10 @@ class _Decompressed(io.RawIOBase):
             rest = self._input()
         if not rest.strip(b"\x00"):
             return False  # end of input (tar-style zero padding included)
+        if not self.members % 1024 and time.monotonic() - self._started > FILE_TIME_LIMIT:
+            # millions of empty members cost time but no output: the byte cap never trips
+            self.timed_out = self.capped = True
+            return False
         self._leftover = rest
         self._engine = self._new()
         self.members += 1
@@ -536,7 +542,11 @@ def _compressed(handle: BoundedFile, kind: str, *, named: bool = True) -> Inspec
         return Inspection("unknown", "n/a", (f"{kind} data that is not a pickle",))
     if raw.capped:  # what follows the cap went unread, even where a pickle ended there
         scan.error, scan.truncated, scan.capped = None, False, True
-        scan.note(f"unknown: stopped after {DECOMPRESS_LIMIT} decompressed bytes")
+        if raw.timed_out:
+            why = f"stopped after {raw.members} {kind} members ({FILE_TIME_LIMIT:g} s)"
+            scan.note(f"unknown: {why}")
+        else:
+            scan.note(f"unknown: stopped after {DECOMPRESS_LIMIT} decompressed bytes")
     if raw.trailing_garbage:
         scan.note(f"unknown: data after {kind} member {raw.members - 1} does not decompress")
     fmt = "joblib" if any(i.startswith("joblib.") for i in scan.imports) else "pickle"
