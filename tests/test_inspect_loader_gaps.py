@@ -405,3 +405,49 @@ def test_a_few_members_are_all_read(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     path.write_bytes(gzip.compress(b"") * 3 + gzip.compress(_EVIL))
     monkeypatch.setattr(inspect_module, "FILE_TIME_LIMIT", 0.0)
     assert inspect_file(path).verdict == "dangerous"
+
+
+# numpy.random._pickle's constructors call what they are given: __bit_generator_ctor(x)
+# calls x() when x is a class, __randomstate_ctor(name, ctor) and __generator_ctor call
+# ctor(name).  Through them a class artlens only allows created bare was constructed in
+# full, and came out safe; numpy's own pickles of every generator stay safe.
+
+
+def test_a_numpy_random_ctor_does_not_launder_a_constructor(tmp_path: Path) -> None:
+    args = _g("transformers.training_args", "TrainingArguments")
+    for ctor, call in (
+        ("__randomstate_ctor", _u("out") + args + b"\x86R"),
+        ("__generator_ctor", _u("out") + args + b"\x86R"),
+        ("__bit_generator_ctor", args + b"\x85R"),
+    ):
+        path = tmp_path / f"{ctor}.pkl"
+        path.write_bytes(b"\x80\x02" + _g("numpy.random._pickle", ctor) + call + b".")
+        found = inspect_file(path)
+        assert found.verdict == "unknown", (ctor, found.reasons)
+    path.write_bytes(
+        b"\x80\x02" + _g("numpy.random._pickle", "__bit_generator_ctor") + _g("os", "system")
+        + b"\x85R."
+    )  # fmt: skip
+    assert inspect_file(path).verdict == "dangerous"
+
+
+def test_numpy_generators_pickled_by_numpy_are_safe(tmp_path: Path) -> None:
+    import pickle
+
+    import numpy as np
+
+    made = {
+        "default_rng": np.random.default_rng(0),
+        "RandomState": np.random.RandomState(0),
+        "Generator(MT19937)": np.random.Generator(np.random.MT19937(1)),
+        "PCG64DXSM": np.random.PCG64DXSM(2),
+        "Philox": np.random.Philox(3),
+        "SFC64": np.random.SFC64(4),
+        "SeedSequence": np.random.SeedSequence(5),
+    }
+    for name, generator in made.items():
+        for protocol in (2, 4):
+            path = tmp_path / f"{name}-{protocol}.pkl"
+            path.write_bytes(pickle.dumps({"rng": generator}, protocol=protocol))
+            found = inspect_file(path)
+            assert found.verdict == "safe", (name, protocol, found.reasons)

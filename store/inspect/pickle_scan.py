@@ -24,6 +24,8 @@ from store.inspect.policy import (
     CALLS_ARGUMENT,
     NESTED_LOADERS,
     NEW_ONLY,
+    NUMPY_BIT_CTOR,
+    NUMPY_RANDOM_CTORS,
     classify,
     compat_name,
     worst,
@@ -624,6 +626,24 @@ class _Walker:
             result.note(f"dangerous: {wrapper} calls {shown}, not an imported global")
         return inner
 
+    def _vet_numpy_random(self, dotted: str, args: object) -> str:
+        """A numpy generator constructor (``NUMPY_RANDOM_CTORS``): what it ends up calling
+        must be a safe global; a name is looked up in numpy's own table."""
+        if not isinstance(args, tuple):
+            self.result.note(f"unknown: {dotted} gets arguments that cannot be read")
+            return "unknown"
+        first = args[0] if args else None
+        if dotted != NUMPY_BIT_CTOR:
+            ctor = args[1] if len(args) > 1 else None
+            if ctor is not None and not (
+                isinstance(ctor, Global) and ctor.dotted == NUMPY_BIT_CTOR
+            ):
+                return self.vet(dotted, ctor)  # called with the first argument
+        if isinstance(first, Global):
+            return self.vet(dotted, first)  # a class: called, so constructed in full
+        # a name is looked up, a BitGenerator is kept; any other value was vetted as made
+        return "safe"
+
     def call(self, func: object, args: object, opcode: str) -> object:
         result = self.result
         result.calls[opcode] += 1
@@ -637,6 +657,8 @@ class _Walker:
                 result.note(f"dangerous: {opcode} calls a computed {type(func).__name__}")
         elif func.dotted in NEW_ONLY and opcode in ("REDUCE", "INST", "OBJ"):
             result.note(f"unknown: calls {func.dotted}(...), which runs its constructor")
+        elif func.dotted in NUMPY_RANDOM_CTORS:
+            vetted = self._vet_numpy_random(func.dotted, args)
         elif func.dotted in CALLS_ARGUMENT:
             if isinstance(args, tuple):
                 positions = CALLS_ARGUMENT[func.dotted]

@@ -240,7 +240,10 @@ SAFE_GLOBALS: dict[str, set[str]] = {
     "numpy.random._pickle": {"__randomstate_ctor", "__bit_generator_ctor", "__generator_ctor"},
     "numpy.random.mtrand": {"RandomState"},
     "numpy.random._mt19937": {"MT19937"},
-    "numpy.random._pcg64": {"PCG64"},
+    "numpy.random._pcg64": {"PCG64", "PCG64DXSM"},
+    "numpy.random._philox": {"Philox"},
+    "numpy.random._sfc64": {"SFC64"},
+    "numpy.random.bit_generator": {"SeedSequence", "__pyx_unpickle_SeedSequence"},
     "numpy.random._generator": {"Generator"},
     "joblib.numpy_pickle": {"NumpyArrayWrapper"},
     # not joblib.numpy_pickle_compat's NDArrayWrapper/ZNDArrayWrapper (joblib <= 0.9): its
@@ -275,9 +278,22 @@ CALLS_ARGUMENT: dict[str, tuple[int, ...]] = {
     "pandas.core.indexes.base._new_Index": (0,),
     "torch._utils._rebuild_wrapper_subclass": (0,),
     "pandas._libs.arrays.__pyx_unpickle_NDArrayBacked": (0,),
+    "numpy.random.bit_generator.__pyx_unpickle_SeedSequence": (0,),
 }
 """Safe callables that call (or construct) the arguments at these positions: each must be
 a safe global itself, else the call is as dangerous as what it wraps."""
+
+NUMPY_BIT_CTOR = "numpy.random._pickle.__bit_generator_ctor"
+NUMPY_RANDOM_CTORS = frozenset(
+    {
+        NUMPY_BIT_CTOR,
+        "numpy.random._pickle.__generator_ctor",
+        "numpy.random._pickle.__randomstate_ctor",
+    }
+)
+"""numpy's pickled random generators.  ``__bit_generator_ctor(x)`` calls ``x()`` when x is a
+class (else looks a name up); the other two call their second argument (by default
+``__bit_generator_ctor``) with their first, unless the first is a BitGenerator already."""
 
 BARE_POSITIONS = frozenset(
     {
@@ -287,6 +303,7 @@ BARE_POSITIONS = frozenset(
         ("pandas.core.indexes.base._new_Index", 0),
         ("torch._utils._rebuild_wrapper_subclass", 0),
         ("pandas._libs.arrays.__pyx_unpickle_NDArrayBacked", 0),
+        ("numpy.random.bit_generator.__pyx_unpickle_SeedSequence", 0),
     }
 )
 """Positions whose class is only created bare (``cls.__new__``), never ``__init__``-ed."""
