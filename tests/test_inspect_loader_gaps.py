@@ -451,3 +451,18 @@ def test_numpy_generators_pickled_by_numpy_are_safe(tmp_path: Path) -> None:
             path.write_bytes(pickle.dumps({"rng": generator}, protocol=protocol))
             found = inspect_file(path)
             assert found.verdict == "safe", (name, protocol, found.reasons)
+
+
+# numpy.load refuses an .npy header over its limit unless allow_pickle=True, which lifts
+# the limit: an object array behind a 2 MB header loads (and unpickles) then.  Over what
+# is read here, the file is unknown, not corrupt.
+
+
+def test_an_npy_header_over_the_read_limit_is_unknown(tmp_path: Path) -> None:
+    fields = "{'descr': '|O', 'fortran_order': False, 'shape': (1,), }"
+    header = (fields + " " * (2 << 20) + "\n").encode("latin-1")
+    npy = b"\x93NUMPY\x02\x00" + struct.pack("<I", len(header)) + header + _EVIL
+    (tmp_path / "array.npy").write_bytes(npy)
+    found = inspect_file(tmp_path / "array.npy")
+    assert found.verdict == "unknown", found.reasons
+    assert any("npy header" in r for r in found.reasons)

@@ -33,7 +33,7 @@ from store.inspect import numpy_format as _npy
 from store.inspect import pt2 as _pt2
 from store.inspect import safetensors as _st
 from store.inspect._io import BoundedFile
-from store.inspect.errors import InspectError, MissingError, NotRegularError
+from store.inspect.errors import InspectError, MissingError, NotRegularError, OverBudgetError
 from store.inspect.pickle_ops import OPCODE_BYTES
 from store.inspect.pickle_scan import SCAN_LIMIT, PickleScan, scan_bytes, scan_stream
 from store.root import NotAFile, NotFound, Reader, Root, RootError
@@ -764,7 +764,10 @@ def _npy_summary(header: _npy.NpyHeader) -> dict[str, object]:
 
 def _npy_file(handle: BoundedFile) -> Inspection:
     handle.seek(0)
-    header = _npy_header(handle, handle.size)
+    try:
+        header = _npy_header(handle, handle.size)
+    except OverBudgetError as exc:
+        return Inspection("npy", "unknown", (f"unknown: {exc}",))
     summary = _npy_summary(header)
     if header.has_object or not header.understood:
         stream = handle.reader(header.data_offset)

@@ -17,6 +17,11 @@ class InspectError(ArtlensError):
         self.truncated = truncated
 
 
+class OverBudgetError(InspectError):
+    """The file may well be sound, but reading it would take more than the inspection
+    allows: what it holds went unread (unknown, not corrupt)."""
+
+
 class MissingError(InspectError):
     """Nothing is at the path: there is no file to judge (or to load)."""
 
