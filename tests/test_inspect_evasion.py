@@ -238,6 +238,47 @@ def test_gguf_chat_template_that_escapes_jinja_is_dangerous(tmp_path: Path) -> N
     assert inspect_file(tmp_path / "good.gguf").verdict == "safe"
 
 
+@pytest.mark.parametrize(
+    "template",
+    [
+        "{{ ((cycler|attr('__in'~'it__')|attr('__glo'~'bals__'))['o'~'s']|attr('po'~'pen'))"
+        "('id')|attr('read')() }}",
+        "{{ request|attr('\\x5f\\x5fclass\\x5f\\x5f') }}",
+        "{{ lipsum['_'*2~'glo'~'bals'~'_'*2] }}",
+        "{% set u = (()|select|string)[24] %}{{ cycler[u~u~'init'~u~u] }}",
+        "{{ cycler[('%c'|format(95))*2 ~ 'init' ~ ('%c'|format(95))*2] }}",
+        "{{ cycler[dict(_init_=1)|first] }}",
+    ],
+)
+def test_gguf_chat_template_that_builds_names_is_never_safe(tmp_path: Path, template: str) -> None:
+    """No dunder name is written out whole, so no probe matches: the names are built."""
+    (tmp_path / "built.gguf").write_bytes(_gguf_with_template(template))
+    found = inspect_file(tmp_path / "built.gguf")
+    assert found.verdict in ("unknown", "dangerous"), found.reasons
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        "{{ bos_token }}{% for message in messages %}{% if (message['role'] == 'user') != "
+        "(loop.index0 % 2 == 0) %}{{ raise_exception('Roles must alternate') }}{% endif %}"
+        "{% if message['role'] == 'user' %}{{ '[INST] ' + message['content'] + ' [/INST]' }}"
+        "{% elif message['role'] == 'assistant' %}{{ message['content'] + eos_token }}{% endif %}"
+        "{% endfor %}",
+        "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + "
+        "message['content'] + '<|im_end|>' + '\\n' }}{% endfor %}",
+        "{%- set ns = namespace(found=false) -%}{% if tools is not none %}"
+        "{{ tools | tojson(indent=4) }}{% endif %}"
+        "{{ (messages|selectattr('role', 'equalto', 'system')|list)[0]['content'] }}"
+        "{{ strftime_now('%d %b %Y') }}",
+    ],
+)
+def test_real_gguf_chat_templates_stay_safe(tmp_path: Path, template: str) -> None:
+    (tmp_path / "real.gguf").write_bytes(_gguf_with_template(template))
+    found = inspect_file(tmp_path / "real.gguf")
+    assert found.verdict == "safe", found.reasons
+
+
 def test_old_joblib_zlib_and_a_lying_dtype_size(tmp_path: Path) -> None:
     evil = corpus.evil_pickle(tmp_path / "MARKER")
     (tmp_path / "old.joblib").write_bytes(

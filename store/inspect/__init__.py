@@ -1268,6 +1268,13 @@ def _gguf_file(handle: BoundedFile) -> Inspection:
                 f"dangerous: tokenizer.chat_template reaches Python internals ({', '.join(probes)})"
             )
             return Inspection("gguf", "dangerous", (why,), (), summary)
+        built = sorted({m.group(0) for m in _BUILT_NAMES.finditer(template)})[:5]
+        if built:
+            why = (
+                "unknown: tokenizer.chat_template builds names at render time "
+                f"({', '.join(repr(b) for b in built)}): what it reaches cannot be read off it"
+            )
+            return Inspection("gguf", "unknown", (why,), (), summary)
         reasons = ("has tokenizer.chat_template (a Jinja template some loaders render)",)
     return Inspection("gguf", "safe", reasons, (), summary)
 
@@ -1278,3 +1285,15 @@ _SSTI = re.compile(
 )
 """What a Jinja chat template needs to escape its sandbox-less renderer (llama-cpp-python
 rendered them unsandboxed); real templates use none of it."""
+
+_BUILT_NAMES = re.compile(
+    r"\battr\b"  # the attr filter: an attribute named by any expression
+    r"|__"  # a piece of a dunder name, joined up with ~ or + (or in any string)
+    r"|(['\"])_+\1"  # a literal of underscores only
+    r"|\\(?:x[0-9a-fA-F]{2}|u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8}|N\{|[0-7]{1,3})"  # escapes
+    r"|%c"  # characters from numbers, by |format
+    r"|\bdict\s*\([^)]*\b_\w*\s*="  # dict(_x=...) keys as strings
+    r"|\|\s*string\s*(?:\|\s*list\s*)?\)\s*\["  # characters picked out of a stringified object
+)
+"""How a chat template can spell a name the probes above would catch without writing it:
+such a template is unknown (a real one builds no names)."""
