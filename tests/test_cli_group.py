@@ -165,3 +165,25 @@ def test_help_marks_the_default_command() -> None:
     result = CliRunner().invoke(main, ["--help"])
     assert result.exit_code == 0
     assert "  open*" in result.output
+
+
+def test_the_explorer_without_a_terminal_is_a_one_line_error_before_any_work(
+    tmp_path: Path,
+) -> None:
+    """With stdin or stdout redirected the app drew into the pipe and waited for keys that
+    never came, a core busy until killed; nothing is indexed for it now."""
+    root = tmp_path / "root"
+    (root / "run").mkdir(parents=True)
+    (root / "run" / "metrics.csv").write_text("step,loss\n0,1.0\n")
+    db = tmp_path / "i.db"
+    out = artlens(str(root), f"--db={db}")
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.strip() == (
+        "artlens: error: the explorer needs a terminal (standard input is not a terminal): "
+        "`artlens index`, `runs`, `ls` and `diff` work without one"
+    )
+    assert not db.exists()
+    demo = artlens("demo", str(tmp_path / "demo"), f"--db={db}", "--no-live")
+    assert demo.returncode == 2, demo.stderr
+    assert "not opened: the explorer needs a terminal" in demo.stderr
+    assert "demo written to" in demo.stdout and db.exists()

@@ -20,6 +20,21 @@ def _launch(db_path: Path, roots: list[Path], *, watch: bool, writer: str | None
     run_app(db_path, roots, watch=watch, writer=writer)
 
 
+def no_terminal() -> str | None:
+    """Why the explorer cannot run here, or None: it draws on standard output and reads
+    keys from standard input, and with either redirected it drew into a file and waited
+    for keys that never came, a core busy all the while."""
+    import sys
+
+    for name, stream in (("standard input", sys.stdin), ("standard output", sys.stdout)):
+        if stream is None or not stream.isatty():
+            return f"{name} is not a terminal"
+    return None
+
+
+NO_TERMINAL_HINT = "`artlens index`, `runs`, `ls` and `diff` work without one"
+
+
 def index_or_follow(roots: list[Path], db_path: Path, *, remember_db: bool = True) -> str | None:
     """Index ``roots`` as the writer, or, when another process already writes the index
     (``artlens watch ROOT`` beside ``artlens ROOT``), return who it is: the explorer then
@@ -99,6 +114,12 @@ def open_cmd(roots: tuple[Path, ...], no_watch: bool, db_path: Path | None) -> N
             "nothing to show yet: run `artlens ROOT` on a training output folder, "
             "or `artlens demo` to try it on a generated tree"
         )
+    for root in roots:
+        if not root.is_dir():
+            raise ArtlensError(f"not a folder: {paths.display(str(root))}")
+    missing = no_terminal()
+    if missing is not None:  # before any indexing: it would be done for nothing
+        raise ArtlensError(f"the explorer needs a terminal ({missing}): {NO_TERMINAL_HINT}")
     writer = None
     if roots:
         remember_db = db_path is None
@@ -146,9 +167,14 @@ def demo_cmd(
         for suffix in ("", "-wal", "-shm"):
             Path(str(target) + suffix).unlink(missing_ok=True)
     reports = index_roots([dest], target, progress=is_terminal(), remember_db=db_path is None)
-    if no_open:
+    missing = None if no_open else no_terminal()
+    if no_open or missing is not None:
         click.echo(f"demo written to {dest}: {reports[0].files} files, {reports[0].runs} runs")
         click.echo(f"index: {target}")
+        if missing is not None:
+            raise ArtlensError(
+                f"not opened: the explorer needs a terminal ({missing}); pass --no-open in scripts"
+            )
         return
     stop = threading.Event()
     writer = None
