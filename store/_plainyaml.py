@@ -11,6 +11,13 @@ from store.yamlsafe import YamlError
 
 _STD_PREFIX = "tag:yaml.org,2002:"
 
+MAX_ALIAS_EXPANSION = 1_000_000
+"""Values that aliases may add to a document beyond those it spells out.  Aliases share one
+object, so a 400-byte "billion laughs" file (``b: &b [*a, *a, ...]``, nine levels) loads
+instantly, but names 9**10 strings: whoever then calls ``str``, ``json.dumps`` or walks it
+(a run's overrides, an MLflow ``meta.yaml`` field, a config diff) never returns and grows
+its memory without end.  Such a document is malformed input: a ``YamlError``."""
+
 
 class _PlainLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
     """SafeLoader that maps unknown tags to lists, dicts and ``<tag>`` strings."""
@@ -69,13 +76,53 @@ def _pairs_to_dict(value: object) -> dict[str, object] | None:
 _PlainLoader.add_multi_constructor("", _construct_unknown)
 
 
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    if isinstance(node, yaml.MappingNode):
+        return [part for pair in node.value for part in pair]
+    return []
+
+
+def _check_aliases(root: yaml.Node) -> None:
+    """Raise ``YamlError`` when the document's aliases expand it by more than
+    ``MAX_ALIAS_EXPANSION`` values.  Each distinct node is sized once (its expanded size
+    memoised), so the check costs what composing did; a recursive alias counts once."""
+    sizes: dict[int, int] = {}
+    open_nodes: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, finished = stack.pop()
+        key = id(node)
+        if finished:
+            open_nodes.discard(key)
+            sizes[key] = 1 + sum(sizes.get(id(child), 1) for child in _children(node))
+            continue
+        if key in sizes or key in open_nodes:
+            continue
+        open_nodes.add(key)
+        stack.append((node, True))
+        stack.extend((child, False) for child in _children(node) if id(child) not in sizes)
+    if sizes[id(root)] - len(sizes) > MAX_ALIAS_EXPANSION:
+        raise YamlError(
+            f"invalid YAML: its aliases expand it past {MAX_ALIAS_EXPANSION} values "
+            "(an alias bomb?)"
+        )
+
+
 def load(text: str | bytes) -> Any:
     """``store.yamlsafe.load_yaml``."""
     if isinstance(text, bytes):
         text = text.decode("utf-8", "replace")
     loader = _PlainLoader(text)  # safe constructors only: never yaml's full Loader
     try:
-        return loader.get_single_data()
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _check_aliases(node)
+        return loader.construct_document(node)
+    except YamlError:
+        raise
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

@@ -302,3 +302,53 @@ def test_mlflow3_logged_models_pair_by_name_in_text_and_json(tmp_path: Path) -> 
     assert artifacts["moved"] == []
     assert artifacts["unchanged"] == 3
     assert "models/model/MLmodel" in [c["path"] for c in artifacts["changed"]]
+
+
+# --- a YAML alias bomb ---------------------------------------------------------------------
+
+ALIAS_BOMB = 'a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]\n' + "".join(
+    f"{name}: &{name} [{', '.join(['*' + below] * 9)}]\n"
+    for below, name in zip("abcdefghi", "bcdefghij", strict=True)
+)
+"""400 bytes naming 9**10 strings: a config diff that copies, prints or renders a value
+whole never ends (nor does its memory stop growing)."""
+
+
+def run_bounded(*args: str) -> tuple[int, str, str]:
+    """``run`` in a child with a deadline: a hang sits in C (json.dumps) holding the GIL,
+    where neither a signal nor pytest-timeout's thread gets in."""
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-m", "tui.cli", "diff", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    return done.returncode, done.stdout, done.stderr
+
+
+def test_a_yaml_alias_bomb_is_a_config_that_does_not_parse(pair: Pair) -> None:
+    """The bomb as a run's hparams.yaml and its conda environment, and as a file: the diff
+    ends, says the config does not parse and why, in text and JSON (it printed a value
+    of 9**10 strings, and never ended)."""
+    bomb = pair.b / "hparams.yaml"
+    bomb.write_text(ALIAS_BOMB)
+    (pair.b / "environment.yml").write_text(ALIAS_BOMB + "dependencies: [*i, python=3.11]\n")
+    sides = (str(pair.a / "hparams.yaml"), str(bomb))
+    code, out, err = run_bounded(*sides)
+    assert code == 1, err
+    assert "structured diff failed: " in out and "alias bomb" in out
+    code, out, err = run_bounded(*sides, "--json")
+    assert code == 1, err
+    data = json.loads(out)
+    assert data["engine"] == "text" and "alias bomb" in data["notes"][0]
+    code, out, err = run_bounded("version_0", "version_1", "--db", str(pair.db_path))
+    assert code == 1, err
+    assert "environment.yml: invalid yaml" in out and "alias bomb" in out
+    code, out, err = run_bounded("version_0", "version_1", "--db", str(pair.db_path), "--json")
+    assert code == 1, err
+    config = next(c for c in json.loads(out)["configs"] if c["path"] == "hparams.yaml")
+    assert "alias bomb" in config["error"]
