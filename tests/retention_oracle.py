@@ -50,6 +50,7 @@ from store.retention.plan import (
     _policy_for,
     _run_metric,
     apply_budget,
+    disk_freed,
 )
 from store.retention.policy import KeepRules, Policy, format_age
 
@@ -394,8 +395,9 @@ def _make_plan(
             totals.removed += run_totals.removed
             totals.bytes_kept += run_totals.bytes_kept
             totals.bytes_removed += run_totals.bytes_removed
-        attach_members(db, root_id, [u for u in plan.items if u.root == root and not u.keep])
+        removed = [u for u in plan.items if u.root == root and not u.keep]
+        attach_members(db, root_id, removed)
         plan.roots.append(totals)
-        _account_fs(fs_by_dev, root, totals.bytes_removed)
+        _account_fs(fs_by_dev, root, totals.bytes_removed, disk_freed(root, removed))
     plan.filesystems = list(fs_by_dev.values())
     return plan

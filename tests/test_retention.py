@@ -477,7 +477,64 @@ def test_budget_removes_oldest_unprotected_until_under(tmp_path: Path) -> None:
     assert all(u.reasons == ["over budget"] for u in plan.items if not u.keep)
     assert plan.roots[0].total_bytes == 550 and plan.roots[0].over_budget_after == 0
     fs = plan.filesystems[0]
-    assert fs.free_now is not None and fs.free_after_purge == fs.free_now + 300
+    blocks = sum(os.lstat(root / "run" / f"step_{n}.pt").st_blocks * 512 for n in (1, 2, 3))
+    assert fs.bytes_freed == 300
+    assert fs.free_now is not None and fs.free_after_purge == fs.free_now + blocks
+    db.conn.close()
+
+
+def test_free_space_after_purge_counts_blocks_not_sizes(tmp_path: Path) -> None:
+    """A sparse 1 TiB checkpoint takes nothing on disk, and one hard-linked from outside the
+    plan frees nothing: purging them gives back what they take, not 1 TiB (the plan said
+    "disk free: 72G now, 1.1T after" on a 270G disk).  A checkpoint gone since the scan
+    cannot be measured: the free space after is unknown, never the sizes' sum."""
+    root = tmp_path / "root"
+    sparse = write(root / "run" / "step_1.pt", b"", age=3 * DAY)
+    with open(sparse, "r+b") as handle:
+        handle.truncate(1 << 40)
+    os.utime(sparse, (time.time() - 3 * DAY,) * 2)
+    linked = write(root / "run" / "step_2.pt", b"w" * 20_000, age=2 * DAY)
+    os.link(linked, tmp_path / "backup.pt")
+    real = write(root / "run" / "step_3.pt", b"r" * 20_000, age=DAY)
+    write(root / "run" / "step_4.pt", b"k" * 100)
+    db = new_db(tmp_path)
+    index_tree(db, root, {"run": ("generic", "finished")})
+    plan = make_plan(db, [root], from_flags(keep_last=1), time.time())
+    assert sorted(u.name for u in plan.removals) == ["step_1.pt", "step_2.pt", "step_3.pt"]
+    fs = plan.filesystems[0]
+    assert fs.bytes_freed == (1 << 40) + 40_000  # the sizes, as the plan's totals say
+    on_disk = os.lstat(sparse).st_blocks * 512 + os.lstat(real).st_blocks * 512
+    assert on_disk < 1 << 20
+    assert fs.free_now is not None and fs.free_after_purge == fs.free_now + on_disk
+    assert load_plan(plan.save(tmp_path / "plan.json")).filesystems[0].free_after_purge == (
+        fs.free_after_purge
+    )
+    real.unlink()
+    plan = make_plan(db, [root], from_flags(keep_last=1), time.time())
+    assert plan.filesystems[0].free_now is not None
+    assert plan.filesystems[0].free_after_purge is None
+    db.conn.close()
+
+
+def test_free_space_after_purge_is_unknown_when_measuring_runs_out_of_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An lstat per removed file costs about a second per 500,000: past its time the plan
+    says unknown rather than wait (or guess from sizes)."""
+    from store.retention import plan as plan_module
+
+    root = tmp_path / "root"
+    for step in range(1100):
+        write(root / "run" / f"step_{step}.pt", b"x", age=DAY + 1100 - step)
+    db = new_db(tmp_path)
+    index_tree(db, root, {"run": ("generic", "finished")})
+    plan = make_plan(db, [root], from_flags(keep_last=1), time.time())
+    assert plan.filesystems[0].free_after_purge is not None
+    monkeypatch.setattr(plan_module, "DISK_FREED_SECONDS", 0.0)
+    plan = make_plan(db, [root], from_flags(keep_last=1), time.time())
+    assert len(plan.removals) == 1099
+    assert plan.filesystems[0].free_now is not None
+    assert plan.filesystems[0].free_after_purge is None
     db.conn.close()
 
 

@@ -34,6 +34,7 @@ from store.retention.plan import (
     RunTotals,
     _account_fs,
     _pins_for,
+    disk_freed,
 )
 from store.retention.policy import Policy, PolicyError, load_policy
 from store.retention.usage import MAX_DISK_FILES, _on_disk
@@ -501,7 +502,7 @@ def plan_removal(db: sqlite_utils.Database, root: str, rel: str, pins: Pins | No
     plan.runs.append(RunTotals(root, unit.run_path, removed=1, bytes_removed=unit.size))
     plan.roots.append(RootTotals(root, CHOSEN, removed=1, bytes_removed=unit.size))
     fs_by_dev: dict[int, FsTotals] = {}
-    _account_fs(fs_by_dev, root, unit.size)
+    _account_fs(fs_by_dev, root, unit.size, disk_freed(root, [unit]))
     plan.filesystems = list(fs_by_dev.values())
     return plan
 

@@ -107,7 +107,9 @@ class FsTotals:
     roots: list[str]
     free_now: int | None
     free_after_purge: int | None
-    """Moving to the trash frees nothing; this is after ``purge`` of these items."""
+    """Moving to the trash frees nothing; this is after ``purge`` of these items: what they
+    take on disk now (``disk_freed``), not their sizes (a sparse 1 TiB file may take
+    nothing).  None when that could not be measured."""
     bytes_freed: int = 0
 
 
@@ -932,7 +934,7 @@ def _make_plan(
             plan.links += _describe_links(db, root_id, root, removed)
         plan.roots.append(totals)
         if not is_url(root):  # a bucket frees no disk here
-            _account_fs(fs_by_dev, root, totals.bytes_removed)
+            _account_fs(fs_by_dev, root, totals.bytes_removed, disk_freed(root, removed))
     plan.filesystems = list(fs_by_dev.values())
     return plan
 
@@ -1160,7 +1162,9 @@ looked up by each folder of the run."""
 _PATH = attrgetter("path")
 
 
-def _account_fs(fs_by_dev: dict[int, FsTotals], root: str, freed: int) -> None:
+def _account_fs(fs_by_dev: dict[int, FsTotals], root: str, freed: int, on_disk: int | None) -> None:
+    """Add a root's removals to its filesystem's totals: ``freed`` bytes of files, which
+    give back ``on_disk`` bytes once purged (None: not known, nor is the free space after)."""
     try:
         dev = os.stat(root).st_dev
         vfs = os.statvfs(root)
@@ -1172,8 +1176,37 @@ def _account_fs(fs_by_dev: dict[int, FsTotals], root: str, freed: int) -> None:
         fs = fs_by_dev[dev] = FsTotals(dev, [], free, free)
     fs.roots.append(root)
     fs.bytes_freed += freed
-    if fs.free_now is not None:
-        fs.free_after_purge = fs.free_now + fs.bytes_freed
+    if fs.free_after_purge is not None:
+        fs.free_after_purge = None if on_disk is None else fs.free_after_purge + on_disk
+
+
+DISK_FREED_SECONDS = 0.5
+"""Time a plan spends measuring what its removals take on disk, per root."""
+
+
+def disk_freed(root: str, units: Iterable[Candidate]) -> int | None:
+    """What purging ``units`` (removed files and checkpoint folders of ``root``) gives back
+    to the filesystem, measured now with an lstat per file: its blocks (``st_blocks *
+    512``), not its size, so a sparse 1 TiB checkpoint frees what it takes, maybe nothing;
+    a file hard-linked from elsewhere frees nothing.  None when a file cannot be measured
+    (gone since the scan, not readable) or measuring takes over ``DISK_FREED_SECONDS``
+    (some 300,000 files; the plan must not wait on it): never a guess."""
+    base = os.fsencode(root)
+    inodes: dict[tuple[int, int], list[int]] = {}  # (dev, ino) -> [blocks, links, met]
+    deadline = time.monotonic() + DISK_FREED_SECONDS
+    measured = 0
+    for unit in units:
+        for rel in [member.path for member in unit.members] if unit.is_dir else [unit.path]:
+            measured += 1
+            if not measured % 1024 and time.monotonic() > deadline:
+                return None
+            try:
+                st = os.lstat(base + b"/" + os.fsencode(rel))
+            except OSError:
+                return None
+            found = inodes.setdefault((st.st_dev, st.st_ino), [st.st_blocks * 512, st.st_nlink, 0])
+            found[2] += 1
+    return sum(blocks for blocks, links, met in inodes.values() if met >= links)
 
 
 GROUPED_AFTER = 3

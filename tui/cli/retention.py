@@ -178,9 +178,9 @@ def print_plan(plan: Plan, policies: dict[str, Policy]) -> None:
             click.echo(f"  in {left}: {_text(item.path)}")
     for fs in plan.filesystems:
         where = ", ".join(_text(r) for r in fs.roots)
+        after = "unknown" if fs.free_after_purge is None else human_size(fs.free_after_purge)
         click.echo(
-            f"disk free: {human_size(fs.free_now)} now, {human_size(fs.free_after_purge)} "
-            f"after apply + purge ({where})"
+            f"disk free: {human_size(fs.free_now)} now, {after} after apply + purge ({where})"
         )
     for note in plan.links:
         click.echo(f"link: {_text(note)}")

@@ -639,9 +639,8 @@ def summary_text(message: Planned) -> Text:
     kept = sum(1 for item in plan.items if item.keep)
     text.append(f" · keep {kept}", style="green")
     for fs in plan.filesystems:
-        text.append(
-            f" · free {human_size(fs.free_now)} → {human_size(fs.free_after_purge)} after purge"
-        )
+        after = "unknown" if fs.free_after_purge is None else human_size(fs.free_after_purge)
+        text.append(f" · free {human_size(fs.free_now)} → {after} after purge")
     soon = message.expiring()
     if soon:
         text.append(f" · {len(soon)} expiring soon", style="yellow")
