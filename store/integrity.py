@@ -228,9 +228,13 @@ def _check_file(
     )
 
 
-def _check_link(link: bytes, *, named: bool, deadline: _Deadline) -> FileCheck | None:
+def _check_link(
+    link: bytes, *, named: bool, deadline: _Deadline, within: tuple[bytes, ...] = ()
+) -> FileCheck | None:
     """A symlinked file is read through its target (read-only), reported under the link's
-    name with where it points; links to folders, FIFOs or nothing are not read."""
+    name with where it points; links to folders, FIFOs or nothing are not read.  A link to
+    a folder is always listed: skipped when the folder is inside ``within`` (the walked
+    targets, so read anyway), else unknown, as what it holds went unread."""
     from store.inspect import is_model_candidate
 
     named = named or is_model_candidate(os.fsdecode(paths.name_of(link)))
@@ -247,7 +251,12 @@ def _check_link(link: bytes, *, named: bool, deadline: _Deadline) -> FileCheck |
             return _unreadable(link, f"symlink to {where}: {why}, not read")
         return _skipped(link, f"symlink to {where}: {why}, not read") if named else None
     if stat.S_ISDIR(st.st_mode):
-        return _skipped(link, f"symlink to {where}: a folder, not followed") if named else None
+        real = os.fsencode(target)
+        if any(paths.under(real, top) for top in within):
+            return _skipped(link, f"symlink to {where}: a folder scanned where it is")
+        return _unreadable(
+            link, f"symlink to {where}: a folder outside what is scanned, not followed"
+        )
     if not stat.S_ISREG(st.st_mode):
         return (
             _skipped(link, f"symlink to {where}: {_special(st.st_mode)}, not read")
@@ -293,20 +302,26 @@ def check_paths(
 
     Folders are walked without following symlinked folders; inside them, a file is
     inspected when its name looks like a model (``is_model_candidate``) or its content
-    does (``looks_like_model``).  A file named directly is always inspected.  A symlinked
-    file is read through its target and reported with where it points.  FIFOs, sockets,
-    devices and links to folders are yielded as "skipped", with why; what could not be read
-    (a folder, a file, a link's target) may hold a model and is yielded as "unknown".
+    does (``looks_like_model``).  A file named directly is always inspected, a folder
+    named through a symlink is walked.  A symlinked file is read through its target and
+    reported with where it points.  FIFOs, sockets, devices and links to folders inside the
+    targets are yielded as "skipped", with why; what could not be read (a folder, a file, a
+    link's target, a linked folder outside the targets) may hold a model: "unknown".
     Model files reached after ``max_seconds`` are yielded "unknown", not inspected.
     """
     deadline = _Deadline(max_seconds)
     seen: set[tuple[int, int]] = set()
-    for target in targets:
-        start = os.fsencode(target)
+    starts = [os.fsencode(target) for target in targets]
+    within = tuple(os.fsencode(os.path.realpath(s)) for s in starts if os.path.isdir(s))
+    for start in starts:
         try:
             st = os.lstat(start)
         except OSError as exc:
             yield _not_read(start, f"cannot stat: {exc.strerror or exc}", exc)
+            continue
+        if stat.S_ISLNK(st.st_mode) and os.path.isdir(start):
+            # named, so walked (``models -> /data/models``); the links met inside are not
+            yield from _walk_checks(start, seen, deadline, within)
             continue
         if stat.S_ISLNK(st.st_mode):
             linked = _check_link(start, named=True, deadline=deadline)
@@ -323,11 +338,11 @@ def check_paths(
             else:
                 yield _skipped(start, f"{_special(st.st_mode)}: not a regular file, not read")
             continue
-        yield from _walk_checks(start, seen, deadline)
+        yield from _walk_checks(start, seen, deadline, within)
 
 
 def _walk_checks(
-    top: bytes, seen: set[tuple[int, int]], deadline: _Deadline
+    top: bytes, seen: set[tuple[int, int]], deadline: _Deadline, within: tuple[bytes, ...]
 ) -> Iterator[FileCheck]:
     pending = [top]
     while pending:
@@ -356,7 +371,7 @@ def _walk_checks(
                 if found is not None:
                     yield found
             elif stat.S_ISLNK(st.st_mode):
-                linked = _check_link(child, named=False, deadline=deadline)
+                linked = _check_link(child, named=False, deadline=deadline, within=within)
                 if linked is not None:
                     yield linked
             else:  # listed, so the counts add up; never opened (a FIFO would block)

@@ -95,8 +95,12 @@ def test_walk_finds_models_by_content_and_reads_linked_files_through_them(
     found = entries(report)
     assert set(found) == {
         "weights_no_extension", "ok.safetensors", "cut.safetensors", "linked.pkl", "readme.txt",
-        "loop.pkl", "pipe.pkl",
+        "loop.pkl", "pipe.pkl", "outdir",
     }  # fmt: skip
+    # a linked folder outside the targets is not followed, but what it holds went unread:
+    # unknown (it was left out of the list, so a strict gate passed over evil.pkl)
+    assert found["outdir"]["verdict"] == "unknown"
+    assert "a folder outside what is scanned" in str(found["outdir"]["reasons"])
     # the FIFO is listed (never opened), so the counts add up to what the walk met
     assert found["pipe.pkl"]["verdict"] == "skipped"
     assert found["pipe.pkl"]["reasons"] == ["FIFO: not a regular file, not read"]
@@ -111,10 +115,17 @@ def test_walk_finds_models_by_content_and_reads_linked_files_through_them(
     assert found["linked.pkl"]["verdict"] == "dangerous"
     reasons = found["linked.pkl"]["reasons"]
     assert isinstance(reasons, list) and str(outside / "evil.pkl") in reasons[0]
-    # Named directly, the FIFO is reported and never opened (opening it would block).
+    # Named directly, the FIFO is reported and never opened (opening it would block), and
+    # a linked folder is walked (``models -> /data/models``): its pickle is found
     code, report = scan_json(str(tree / "pipe.pkl"), str(tree / "outdir"))
-    assert code == 0
-    assert [e["verdict"] for e in entries(report).values()] == ["skipped", "skipped"]
+    assert code == 1
+    assert {k: e["verdict"] for k, e in entries(report).items()} == {
+        "pipe.pkl": "skipped",
+        "evil.pkl": "dangerous",
+    }
+    # named beside it, the folder a link points to is scanned where it is: the link skipped
+    code, report = scan_json(str(tree), str(outside))
+    assert entries(report)["outdir"]["verdict"] == "skipped"
 
 
 def test_fail_on_unknown_fails_unknown_and_corrupt(tmp_path: Path) -> None:
