@@ -24,7 +24,7 @@ from store.csvrows import csv_reader
 from store.root import ChangedError, NotAFile, Reader, Root, RootError
 from store.root.local import LocalReader
 from store.safefile import NotRegularFileError, open_regular
-from store.safeparse import load_json, load_toml
+from store.safeparse import NestingError, load_json, load_toml
 from store.safetext import decode, visible
 
 MAX_READ = 256 * 1024
@@ -596,7 +596,12 @@ def _preview_open(
             pretty = _pretty(read.head, fmt)
         except (ValueError, RecursionError) as exc:
             message = " ".join(str(exc).split())[:160]
-            notes.append(f"invalid {fmt.upper()} (written mid-way?): {visible(message)}")
+            if isinstance(exc, (NestingError, RecursionError)):  # sound, maybe: too deep here
+                notes.append(f"{fmt.upper()} not shown parsed: {visible(message)}")
+            else:
+                if message.lower().startswith(f"invalid {fmt}"):
+                    message = message[len(f"invalid {fmt}") :].lstrip(": ")
+                notes.append(f"invalid {fmt.upper()} (written mid-way?): {visible(message)}")
         else:
             return Preview(
                 "structured",

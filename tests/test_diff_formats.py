@@ -79,6 +79,11 @@ def test_broken_json_is_an_error_and_falls_back_to_text(tmp_path: Path) -> None:
     (tmp_path / "b.json").write_text('{"a": 1, "b": [1, \n')
     with pytest.raises(DiffError, match="invalid json"):
         diff_structured_files(tmp_path / "a.json", tmp_path / "b.json")
+    (tmp_path / "a.yaml").write_text("a: 1\n")
+    (tmp_path / "b.yaml").write_text("a: [1\n")
+    with pytest.raises(DiffError) as raised:
+        diff_structured_files(tmp_path / "a.yaml", tmp_path / "b.yaml")
+    assert str(raised.value).lower().count("invalid yaml") == 1, raised.value
     result = diff_files(tmp_path / "a.json", tmp_path / "b.json")
     assert result.kind == "text" and not result.equal
     assert any("structured diff failed" in note for note in result.notes)

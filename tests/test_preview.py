@@ -118,6 +118,19 @@ def test_yaml_with_python_tags_and_toml(tmp_path: Path) -> None:
     assert any("invalid TOML" in n for n in preview_file(broken).notes)
 
 
+def test_a_config_too_deep_to_show_parsed_is_not_called_invalid(tmp_path: Path) -> None:
+    """5,000-deep JSON is valid: it was shown as 'invalid JSON (written mid-way?)'."""
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 5000 + "]" * 5000)
+    notes = preview_file(deep).notes
+    assert any(n.startswith("JSON not shown parsed: ") for n in notes), notes
+    assert not any("invalid" in n.lower() for n in notes)
+    broken = tmp_path / "bad.yaml"
+    broken.write_text("a: [1\n")
+    (note,) = [n for n in preview_file(broken).notes if "YAML" in n]
+    assert note.lower().count("invalid yaml") == 1, note
+
+
 def test_csv_head_tail_and_ragged_rows(tmp_path: Path) -> None:
     path = tmp_path / "metrics.csv"
     rows = ["step,loss"] + [f"{i},{1 / (i + 1):.4f}" for i in range(200)] + ["200"]

@@ -166,7 +166,9 @@ def parse_structured(data: bytes, fmt: str) -> object:
         raise DiffError(f"{fmt} {exc}") from None
     except Exception as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise DiffError(f"invalid {fmt}: {first}") from None
+        if not first.lower().startswith(f"invalid {fmt}"):  # the YAML loader says so itself
+            first = f"invalid {fmt}: {first}"
+        raise DiffError(first) from None
 
 
 def load_structured(path: FileRef, fmt: str | None = None) -> object:
