@@ -124,6 +124,10 @@ def test_unknown_run_is_one_line(tmp_path: Path) -> None:
     result = runner.invoke(main, ["ls", "no-such-run", "--db", str(db)])
     assert result.exit_code == 2
     assert "no run matches 'no-such-run'" in result.output
+    odd = os.fsdecode(b"v_\xff\xfe")  # escaped once for the terminal, not again by repr
+    result = runner.invoke(main, ["ls", odd, "--db", str(db)])
+    assert result.exit_code == 2
+    assert "no run matches 'v_\\xff\\xfe' (see" in result.output, result.output
 
 
 def test_second_writer_is_refused_naming_the_holder(tmp_path: Path) -> None:

@@ -380,7 +380,7 @@ def resolve_run(db: sqlite_utils.Database, ref: str) -> RunRow:
         matches.sort(key=lambda r: len(r.abs_path), reverse=True)
         matches = matches[:1]
     if not matches:
-        raise ArtlensError(f"no run matches {paths.display(ref)!r} (see `artlens runs`)")
+        raise ArtlensError(f"no run matches '{paths.display(ref)}' (see `artlens runs`)")
     if len(matches) > 1:
         options = ", ".join(f"{m.id} ({paths.display(m.path)})" for m in matches[:5])
         raise ArtlensError(f"{paths.display(ref)!r} matches {len(matches)} runs: {options}")

@@ -635,7 +635,7 @@ def trash_restore_cmd(
             raise ArtlensError(f"trash ID too short: {paths.display(prefix)!r} (6+ characters)")
         matches = [(root, e) for root, e in entries if e.id.startswith(prefix)]
         if not matches:
-            raise ArtlensError(f"no trash item {paths.display(prefix)!r} (see `trash list`)")
+            raise ArtlensError(f"no trash item '{paths.display(prefix)}' (see `trash list`)")
         if len(matches) > 1:
             raise ArtlensError(f"trash ID {paths.display(prefix)!r} is ambiguous")
         root, entry = matches[0]
