@@ -53,6 +53,38 @@ def test_structured_changes_by_path() -> None:
     assert diff_structured({"x": math.nan}, {"x": math.nan}) == []
 
 
+def test_int_and_float_and_colliding_keys_are_not_the_same_value(tmp_path: Path) -> None:
+    """``10`` and ``10.0``, or keys ``true`` and ``1``, are equal to Python, not to a config."""
+    (tmp_path / "a.yaml").write_text("epochs: 10\ntrue: x\n")
+    (tmp_path / "b.yaml").write_text("epochs: 10.0\n1: x\n")
+    result = diff_structured_files(tmp_path / "a.yaml", tmp_path / "b.yaml")
+    got = {(c.path, c.kind) for c in result.changes}
+    assert got == {("epochs", "type_changed"), ("True", "removed"), ("1", "added")}
+    assert not result.equal
+    (tmp_path / "a.toml").write_text("a = 1\n")
+    (tmp_path / "b.toml").write_text("a = 1.0\n")
+    assert not diff_files(tmp_path / "a.toml", tmp_path / "b.toml").equal
+
+
+def test_a_config_too_big_to_walk_whole_is_never_equal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The walk stops after MAX_VISITS values (2 million: an 8 MB JSON); a change after
+    that point must not come back as 'equal'.  The bound is lowered here, not the file
+    made that large."""
+    from store.diff import structured
+    from store.diff.configs import diff_config_files
+
+    monkeypatch.setattr(structured, "MAX_VISITS", 100)
+    for name, last in (("a.json", 1), ("b.json", 2)):
+        (tmp_path / name).write_text(json.dumps({"rows": [0.5] * 300, "last": last}))
+    result = diff_structured_files(tmp_path / "a.json", tmp_path / "b.json")
+    assert not result.equal and any("stopped" in note for note in result.notes)
+    assert not diff_files(tmp_path / "a.json", tmp_path / "b.json").equal
+    with pytest.raises(DiffError, match="not compared whole"):
+        diff_config_files(str(tmp_path / "a.json"), str(tmp_path / "b.json"), "json")
+
+
 def test_yaml_python_tags_are_data_not_code(tmp_path: Path) -> None:
     (tmp_path / "a.yaml").write_text("size: !!python/tuple [1, 2]\n")
     (tmp_path / "b.yaml").write_text("size: !!python/tuple [1, 3]\nf: !!python/name:os.system ''\n")

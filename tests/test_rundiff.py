@@ -285,6 +285,31 @@ def test_every_changed_config_is_diffed_by_value(tmp_path: Path) -> None:
     }
 
 
+def test_a_config_whose_change_is_past_the_walk_is_not_same_values(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A config holding more values than the walk compares (its bound lowered here) is
+    listed with an error, never counted unchanged with 'same values'."""
+    from store.diff import structured
+
+    monkeypatch.setattr(structured, "MAX_VISITS", 100)
+    pair = make_pair(tmp_path)
+    row = "[" + ",".join(["0.5"] * 300) + "]"
+    for folder, last in ((pair.a, 1), (pair.b, 2)):
+        (folder / "extra.yaml").write_text(f"x: {row}\nlast: {last}\n")
+        (folder / "more.yaml").write_text(f"epochs: {10 if folder == pair.a else 10.0}\n")
+    age(pair.root)
+    index(pair.root, pair.db_path)
+    result, warnings = diff_by_name(pair.db_path, "version_0", "version_1")
+    configs = {c.path: c for c in result.configs}
+    assert configs["extra.yaml"].error is not None
+    assert "not compared whole" in configs["extra.yaml"].error
+    assert [(c.path, c.kind) for c in configs["more.yaml"].changes] == [("epochs", "type_changed")]
+    assert not any(w.startswith(("extra.yaml", "more.yaml")) for w in warnings)
+    assert {"extra.yaml", "more.yaml"} <= {c.path for c in result.artifacts.changed}
+    assert not result.equal
+
+
 def runs_pair(db_path: Path) -> tuple[query.RunRow, query.RunRow]:
     runs = runs_by_name(db_path)
     return runs["version_0"], runs["version_1"]

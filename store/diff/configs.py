@@ -20,7 +20,7 @@ from store.diff._io import DiffError, read_capped
 from store.diff.structured import (
     Change,
     StructuredDiff,
-    diff_structured,
+    diff_structured_whole,
     parse_structured,
     structured_format,
 )
@@ -188,5 +188,5 @@ def diff_config_files(
 ) -> StructuredDiff:
     """Key-path changes between two versions of a config, each read by its side's reader
     (the local disk, or another host); raises ``DiffError``."""
-    changes = diff_structured(_load(path_a, fmt, read_a), _load(path_b, fmt, read_b))
+    changes = diff_structured_whole(_load(path_a, fmt, read_a), _load(path_b, fmt, read_b))
     return StructuredDiff(fmt, changes, not changes)

@@ -59,10 +59,14 @@ def _join(path: str, key: object) -> str:
 
 
 def _kind_of(value: object) -> str:
+    """The type a change compares: ``10`` and ``10.0`` are equal numbers but not the same
+    value in a config (``range(10.0)`` fails), so int and float are kinds of their own."""
     if isinstance(value, bool) or value is None:
         return type(value).__name__
-    if isinstance(value, (int, float)):
-        return "number"
+    if isinstance(value, int):
+        return "int"
+    if isinstance(value, float):
+        return "float"
     if isinstance(value, dict):
         return "mapping"
     if isinstance(value, (list, tuple)):
@@ -85,6 +89,8 @@ class _Walker:
         self.limit = limit
         self.notes: list[str] = []
         self.visits = 0
+        self.stopped = False
+        """The walk gave up before comparing everything: equal is then unknown."""
 
     def add(self, change: Change) -> None:
         if len(self.changes) < self.limit:
@@ -99,7 +105,10 @@ class _Walker:
         self.visits += 1
         if self.visits > MAX_VISITS:
             if self.visits == MAX_VISITS + 1:
-                self.notes.append(f"stopped after comparing {MAX_VISITS} values")
+                self.stopped = True
+                self.notes.append(
+                    f"stopped after comparing {MAX_VISITS} values; the rest not compared"
+                )
             return
         if depth > MAX_DEPTH:
             if not _same_scalar(a, b):
@@ -109,13 +118,16 @@ class _Walker:
         if kind_a != kind_b:
             self.add(Change(path, "type_changed", a, b))
         elif isinstance(a, dict) and isinstance(b, dict):
+            # ``True``, ``1`` and ``1.0`` are one dict key to Python but three YAML keys
+            types_a = {key: type(key) for key in a}
+            types_b = {key: type(key) for key in b}
             for key in a:
-                if key in b:
+                if key in b and types_b[key] is type(key):
                     self.walk(a[key], b[key], _join(path, key), depth + 1)
                 else:
                     self.add(Change(_join(path, key), "removed", a[key], None))
             for key in b:
-                if key not in a:
+                if key not in a or types_a[key] is not type(key):
                     self.add(Change(_join(path, key), "added", None, b[key]))
         elif isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
             for index in range(max(len(a), len(b))):
@@ -134,6 +146,16 @@ def diff_structured(a: object, b: object, *, max_changes: int = MAX_CHANGES) -> 
     """Changes turning parsed value ``a`` into ``b``, by key path; key order is ignored."""
     walker = _Walker(max_changes)
     walker.walk(a, b, "", 0)
+    return walker.changes
+
+
+def diff_structured_whole(a: object, b: object) -> list[Change]:
+    """``diff_structured`` that raises ``DiffError`` when the values are too many to
+    compare whole (an empty list then would not mean equal)."""
+    walker = _Walker(MAX_CHANGES)
+    walker.walk(a, b, "", 0)
+    if walker.stopped:
+        raise DiffError(f"more than {MAX_VISITS} values, not compared whole")
     return walker.changes
 
 
@@ -197,4 +219,5 @@ def diff_structured_files(
     walker = _Walker(MAX_CHANGES)
     walker.walk(load_structured(path_a, fmt_a), load_structured(path_b, fmt_b), "", 0)
     label = fmt_a if fmt_a == fmt_b else f"{fmt_a}/{fmt_b}"
-    return StructuredDiff(label, walker.changes, not walker.changes, walker.notes)
+    equal = not walker.changes and not walker.stopped
+    return StructuredDiff(label, walker.changes, equal, walker.notes)
