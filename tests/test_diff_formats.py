@@ -153,6 +153,23 @@ def test_csv_without_key_matches_by_index(tmp_path: Path) -> None:
     assert by_value.equal and by_value.cells == []  # 1 and 1.0 are the same number
 
 
+def test_files_equal_up_to_the_read_cap_but_not_after_are_not_equal(tmp_path: Path) -> None:
+    """A log or metrics table bigger than what is parsed, differing only past that point,
+    is not 'equal'; byte-identical ones still are."""
+    from store.diff import diff_files_text
+
+    body = "".join(f"{i},0.{i % 1000:03d}\n" for i in range(2000))
+    (tmp_path / "a.csv").write_text("step,loss\n" + body + "2000,0.5\n")
+    (tmp_path / "b.csv").write_text("step,loss\n" + body + "2000,0.9\n")
+    (tmp_path / "c.csv").write_text("step,loss\n" + body + "2000,0.5\n")
+    table = diff_csv(tmp_path / "a.csv", tmp_path / "b.csv", max_bytes=4096)
+    assert not table.equal and any("differ past the first 4096" in w for w in table.warnings)
+    assert diff_csv(tmp_path / "a.csv", tmp_path / "c.csv", max_bytes=4096).equal
+    text = diff_files_text(tmp_path / "a.csv", tmp_path / "b.csv", max_bytes=4096)
+    assert not text.equal and any("differ past the first 4096" in n for n in text.notes)
+    assert diff_files_text(tmp_path / "a.csv", tmp_path / "c.csv", max_bytes=4096).equal
+
+
 # --- safetensors --------------------------------------------------------------------
 
 

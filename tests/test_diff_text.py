@@ -226,8 +226,9 @@ def test_files_capped_read_is_reported(tmp_path: Path) -> None:
     old.write_bytes(b"".join(b"line %d\n" % i for i in range(1000)))
     new.write_bytes(b"".join(b"line %d\n" % i for i in range(1000)) + b"extra\n")
     diff = diff_files_text(old, new, max_bytes=100)
-    assert diff.equal
+    assert not diff.equal  # equal as far as read, but "extra" is past the cap
     assert any("100 bytes" in note for note in diff.notes)
+    assert any("differ past the first 100 bytes" in note for note in diff.notes)
     assert diff.old_count == diff.new_count < 20
 
 

@@ -101,6 +101,29 @@ def diff_binary(
         )
 
 
+def differ_past_cap(path_a: FileRef, path_b: FileRef, cap: int) -> str | None:
+    """For two files an engine read only up to ``cap`` bytes and found equal there: None
+    when they are byte-identical, else a note saying they differ past what was compared
+    (a capped read that found nothing is not 'equal')."""
+    where: int | None = None
+    with RegularFile(path_a) as old, RegularFile(path_b) as new:
+        offset, size = 0, max(old.size, new.size)
+        while offset < size:  # stops at the first difference: these files are large
+            chunk_a = old.read_at(offset, CHUNK)
+            chunk_b = new.read_at(offset, CHUNK)
+            if chunk_a != chunk_b:
+                where = offset + _first_mismatch(chunk_a, chunk_b)
+                break
+            if not chunk_a:
+                break
+            offset += len(chunk_a)
+    if where is None:
+        return None
+    return (
+        f"the files differ past the first {cap} bytes compared (first difference at byte {where})"
+    )
+
+
 def _sizes_differ(old: RegularFile, new: RegularFile, max_bytes: int | None) -> BinaryDiff:
     shorter = min(old.size, new.size)
     bound = (

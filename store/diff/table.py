@@ -204,16 +204,27 @@ def diff_tables(old: Table, new: Table) -> TableDiff:
     )
 
 
-def diff_csv(path_a: FileRef, path_b: FileRef) -> TableDiff:
-    """Diff two CSV/TSV files (delimiter sniffed); raises ``DiffError`` if unreadable."""
+def diff_csv(path_a: FileRef, path_b: FileRef, *, max_bytes: int = MAX_TABLE_BYTES) -> TableDiff:
+    """Diff two CSV/TSV files (delimiter sniffed), each parsed up to ``max_bytes``; raises
+    ``DiffError`` if unreadable."""
     tables: list[Table] = []
+    any_capped = False
     for path in (path_a, path_b):
-        data, capped = read_capped(path, MAX_TABLE_BYTES)
+        data, capped = read_capped(path, max_bytes)
         name = ref_basename(path)
         if capped:
+            any_capped = True
             data = data[: data.rfind(b"\n") + 1]
         table = parse_table(data, name)
         if capped:
-            table.warnings.append(f"{name}: only the first {MAX_TABLE_BYTES} bytes were read")
+            table.warnings.append(f"{name}: only the first {max_bytes} bytes were read")
         tables.append(table)
-    return diff_tables(tables[0], tables[1])
+    result = diff_tables(tables[0], tables[1])
+    if any_capped and result.equal:
+        from store.diff.binary import differ_past_cap
+
+        past = differ_past_cap(path_a, path_b, max_bytes)
+        if past is not None:
+            result.equal = False
+            result.warnings.append(past)
+    return result

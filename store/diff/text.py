@@ -559,6 +559,13 @@ def diff_files_text(
     for name, capped in (("old", capped_a), ("new", capped_b)):
         if capped:
             result.notes.append(f"{name} file read only up to {max_bytes} bytes")
+    if (capped_a or capped_b) and result.equal:
+        from store.diff.binary import differ_past_cap
+
+        past = differ_past_cap(path_a, path_b, max_bytes)
+        if past is not None:
+            result.equal = False
+            result.notes.append(past)
     if newline_a != newline_b and result.truncated_at is None:
         side = "old" if not newline_a else "new"
         result.notes.append(f"{side} file has no newline at end of file")
