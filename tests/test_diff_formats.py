@@ -23,6 +23,7 @@ from store.diff import (
     diff_structured,
     diff_structured_files,
 )
+from store.diff.table import TableDiff
 from store.diff.tensors import TensorChange
 
 # --- structured ---------------------------------------------------------------------
@@ -168,6 +169,29 @@ def test_files_equal_up_to_the_read_cap_but_not_after_are_not_equal(tmp_path: Pa
     text = diff_files_text(tmp_path / "a.csv", tmp_path / "b.csv", max_bytes=4096)
     assert not text.equal and any("differ past the first 4096" in n for n in text.notes)
     assert diff_files_text(tmp_path / "a.csv", tmp_path / "c.csv", max_bytes=4096).equal
+
+
+def test_csv_cells_a_diff_could_skip_are_compared(tmp_path: Path) -> None:
+    """Integers past float precision, a repeated column name, cells past the header and
+    rows in another order: each differs, and none may come back 'equal'."""
+
+    def diff(old: str, new: str) -> TableDiff:
+        (tmp_path / "a.csv").write_text(old)
+        (tmp_path / "b.csv").write_text(new)
+        return diff_csv(tmp_path / "a.csv", tmp_path / "b.csv")
+
+    seeds = diff("step,seed\n1,9007199254740993\n", "step,seed\n1,9007199254740992\n")
+    assert not seeds.equal
+    assert [(c.column, c.old, c.new, c.delta) for c in seeds.cells] == [
+        ("seed", "9007199254740993", "9007199254740992", -1.0)
+    ]
+    repeated = diff("step,loss,loss\n1,0.5,0.7\n", "step,loss,loss\n1,0.5,0.9\n")
+    assert not repeated.equal and [c.column for c in repeated.cells] == ["loss#2"]
+    ragged = diff("step,loss\n1,0.5,x\n2,0.4\n", "step,loss\n1,0.5,y\n2,0.4\n")
+    assert not ragged.equal and [(c.old, c.new) for c in ragged.cells] == [("x", "y")]
+    reordered = diff("step,loss\n1,0.5\n2,0.4\n", "step,loss\n2,0.4\n1,0.5\n")
+    assert not reordered.equal and any("different order" in w for w in reordered.warnings)
+    assert diff("step,loss\n1,1\n", "step,loss\n1,1.0\n").equal  # the same number
 
 
 # --- safetensors --------------------------------------------------------------------

@@ -91,15 +91,13 @@ def parse_table(data: bytes, name: str = "") -> Table:
         return Table([], [], warnings)
     header = rows[0]
     width = len(header)
-    ragged = 0
-    body: list[list[str]] = []
-    for row in rows[1:]:
-        if len(row) != width:
-            ragged += 1
-            row = (row + [""] * width)[:width]
-        body.append(row)
+    ragged = sum(1 for row in rows[1:] if len(row) != width)
     if ragged:
         warnings.append(f"{name or 'table'}: {ragged} rows do not have {width} columns")
+    # cells past the header are compared too (as "(column N)"), never cut off unseen
+    wide = max(len(row) for row in rows)
+    header = header + [f"(column {i + 1})" for i in range(width, wide)]
+    body = [(row + [""] * wide)[:wide] for row in rows[1:]]
     return Table(header, body, warnings)
 
 
@@ -109,6 +107,41 @@ def _number(text: str) -> float | None:
     except ValueError:
         return None
     return value
+
+
+def _integer(text: str) -> int | None:
+    stripped = text.strip()
+    digits = stripped[1:] if stripped[:1] in "+-" else stripped
+    return int(stripped) if digits.isascii() and digits.isdigit() else None
+
+
+def _same_number(before: str, after: str, a: float, b: float) -> bool:
+    """Two cells that read as the same number: floats compare as floats (``1`` is
+    ``1.0``), but two integers past float precision (seeds, ids) compare exactly."""
+    if math.isnan(a) and math.isnan(b):
+        return True
+    if a != b:
+        return False
+    int_a, int_b = _integer(before), _integer(after)
+    return int_a is None or int_b is None or int_a == int_b
+
+
+def _unique_names(header: list[str]) -> list[str]:
+    """Column names with a repeated name's later columns as ``name#2``, ``name#3``..."""
+    seen: dict[str, int] = {}
+    taken = set(header)
+    names: list[str] = []
+    for name in header:
+        seen[name] = seen.get(name, 0) + 1
+        if seen[name] == 1:
+            names.append(name)
+            continue
+        number = seen[name]
+        while f"{name}#{number}" in taken:
+            number += 1
+        names.append(f"{name}#{number}")
+        taken.add(names[-1])
+    return names
 
 
 def _unique_column(table: Table, index: int) -> bool:
@@ -141,9 +174,16 @@ def diff_tables(old: Table, new: Table) -> TableDiff:
     warnings = old.warnings + new.warnings
     for table, side in ((old, "old"), (new, "new")):
         if len(set(table.header)) != len(table.header):
-            warnings.append(f"{side} table repeats column names; the first of each is used")
-    old_cols = {name: i for i, name in reversed(list(enumerate(old.header)))}
-    new_cols = {name: i for i, name in reversed(list(enumerate(new.header)))}
+            warnings.append(
+                f"{side} table repeats column names; the later ones are compared as NAME#2..."
+            )
+            table = Table(_unique_names(table.header), table.rows, table.warnings)
+            if side == "old":
+                old = table
+            else:
+                new = table
+    old_cols = {name: i for i, name in enumerate(old.header)}
+    new_cols = {name: i for i, name in enumerate(new.header)}
     shared = [name for name in old_cols if name in new_cols]
     key = _key_column(old, new, shared)
     if key is not None:
@@ -164,11 +204,14 @@ def diff_tables(old: Table, new: Table) -> TableDiff:
             if before == after:
                 continue
             a, b = _number(before), _number(after)
-            if a is not None and b is not None and (a == b or (math.isnan(a) and math.isnan(b))):
+            if a is not None and b is not None and _same_number(before, after, a, b):
                 continue
             changed = True
             if len(cells) < MAX_CELLS:
                 delta = b - a if a is not None and b is not None else None
+                int_a, int_b = _integer(before), _integer(after)
+                if int_a is not None and int_b is not None:
+                    delta = float(int_b - int_a)  # exact where floats round both alike
                 cells.append(CellChange(row_key, name, before, after, delta))
         rows_changed += changed
     if rows_changed and len(cells) >= MAX_CELLS:
@@ -188,6 +231,13 @@ def diff_tables(old: Table, new: Table) -> TableDiff:
     rows_added = [k for k in new_rows if k not in old_rows]
     rows_removed = [k for k in old_rows if k not in new_rows]
     equal = not (added_cols or removed_cols or rows_added or rows_removed or rows_changed)
+    if key is not None and [k for k in old_rows if k in new_rows] != [
+        k for k in new_rows if k in old_rows
+    ]:
+        equal = False  # the same rows in another order: the last values differ
+        warnings.append(f"rows are in a different order (by {key})")
+    if not (added_cols or removed_cols) and old.header != new.header:
+        warnings.append("the same columns in a different order")
     return TableDiff(
         columns_added=added_cols,
         columns_removed=removed_cols,
