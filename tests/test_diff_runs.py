@@ -63,6 +63,23 @@ def test_params_metrics_env() -> None:
     assert diff_runs(old, old).equal
 
 
+def test_a_metric_that_became_nan_is_never_the_better_one() -> None:
+    """0.87 -> NaN accuracy is no improvement; two NaN losses are the same value."""
+    nan = float("nan")
+    old = RunSide(
+        metrics={"val_acc": {"last": 0.87}, "val_loss": {"last": nan}, "f1": {"last": nan}}
+    )
+    new = RunSide(
+        metrics={"val_acc": {"last": nan}, "val_loss": {"last": nan}, "f1": {"last": 0.5}}
+    )
+    metrics = {m.name: m for m in diff_runs(old, new).metrics}
+    assert metrics["val_acc"].direction == "max" and metrics["val_acc"].better is None
+    assert metrics["f1"].direction == "max" and metrics["f1"].better is None
+    assert metrics["val_loss"].delta == 0.0 and metrics["val_loss"].better == "same"
+    assert not diff_runs(old, new).equal
+    assert diff_runs(old, RunSide(metrics={**old.metrics})).equal
+
+
 def test_metric_direction_from_names() -> None:
     assert metric_direction("train/loss") == "min"
     assert metric_direction("val_accuracy") == "max"

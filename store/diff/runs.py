@@ -7,6 +7,7 @@ which run did better.  It never touches the disk, so the lead can feed it from S
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -161,10 +162,18 @@ def diff_metrics(
         last_b = b.last if b else None
         direction = (a.direction if a else None) or (b.direction if b else None)
         direction = direction or metric_direction(name)
-        delta = last_b - last_a if last_a is not None and last_b is not None else None
-        percent = delta / abs(last_a) * 100 if delta is not None and last_a else None
+        delta: float | None = None
+        if last_a is not None and last_b is not None:
+            both_nan = math.isnan(last_a) and math.isnan(last_b)
+            delta = 0.0 if last_a == last_b or both_nan else last_b - last_a
+        percent = (
+            delta / abs(last_a) * 100
+            if delta is not None and last_a and math.isfinite(last_a)
+            else None
+        )
         better: Better | None = None
-        if delta is not None and direction is not None:
+        # a side that became NaN is no number to rank by: which run did better is unknown
+        if delta is not None and direction is not None and not math.isnan(delta):
             if delta == 0:
                 better = "same"
             elif (delta < 0) == (direction == "min"):
