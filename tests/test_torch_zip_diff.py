@@ -228,6 +228,35 @@ def test_non_contiguous_bf16_and_untyped_storage(tmp_path: Path) -> None:
     assert [c.path for c in result.metadata] == []
 
 
+def test_values_a_checkpoint_diff_could_skip_are_compared(tmp_path: Path) -> None:
+    """A long string differing past its first 500 characters, one of more than 20,000
+    values, an empty list against no key: each is a change, never 'equal'."""
+    tensor = {"w": _tensor("0", 4, (4,), (1,))}
+    storage = {"0": np.ones(4, dtype=np.float32).tobytes()}
+
+    def write(path: Path, text: str, count: int, last_id: int, empty: bool) -> None:
+        ids = b"(" + b"".join(_int(i) for i in range(count)) + _int(last_id) + b"l"
+        values = _str("text") + _str(text) + (_str("milestones") + b"]" if empty else b"")
+        values += _str("ids") + ids
+        body = b"".join(_str(name) + pickled for name, pickled in tensor.items())
+        pickle = b"\x80\x02}(" + values + _str("state_dict") + b"}(" + body + b"uu."
+        with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as archive:
+            archive.writestr("archive/data.pkl", pickle)
+            archive.writestr("archive/byteorder", "little")
+            archive.writestr("archive/data/0", storage["0"])
+
+    text = "model:\n" + "  # a dumped config\n" * 40 + "  lr: 0.1\n"
+    write(tmp_path / "a.pt", text, 10, 1, True)
+    write(tmp_path / "b.pt", text.replace("lr: 0.1", "lr: 0.9"), 10, 1, False)
+    result = diff_torch_zips(tmp_path / "a.pt", tmp_path / "b.pt")
+    assert {c.path for c in result.metadata} == {"text", "milestones"} and not result.equal
+    write(tmp_path / "c.pt", text, 20_000, 1, True)
+    write(tmp_path / "d.pt", text, 20_000, 2, True)
+    cut = diff_torch_zips(tmp_path / "c.pt", tmp_path / "d.pt")
+    assert not cut.equal and any("not compared" in note for note in cut.notes)
+    assert diff_torch_zips(tmp_path / "c.pt", tmp_path / "c.pt").equal
+
+
 def test_unmappable_checkpoints_are_refused_with_one_line(tmp_path: Path) -> None:
     data = {"0": np.ones(4, dtype=np.float32).tobytes()}
     cases = {

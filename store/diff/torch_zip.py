@@ -18,7 +18,10 @@ import re
 import struct
 from dataclasses import dataclass, field
 
+import xxhash
+
 from store.diff._io import DiffError, FileRef, RegularFile, ref_basename
+from store.diff.binary import diff_binary
 from store.diff.structured import Change
 from store.diff.tensors import ITEMSIZE, FetchBudget, TensorDiff, TensorRef, compare_tensors
 from store.inspect import inspect_at, inspect_file
@@ -31,6 +34,8 @@ MAX_NODES = 2_000_000
 MAX_DEPTH = 64
 MAX_VALUES = 20_000
 """Non-tensor values (epoch, hyper-parameters) kept for the metadata diff."""
+MAX_TEXT = 500
+"""Characters of a string value kept whole; a longer one keeps its head, length and hash."""
 _TORCH_ZIP_MAGIC = b"PK\x03\x04"
 
 _STORAGE_DTYPES = {
@@ -65,6 +70,8 @@ class TorchCheckpoint:
     values: dict[str, object] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     verdict: str = "unknown"
+    values_cut: bool = False
+    """More than ``MAX_VALUES`` values: the rest were not kept (not compared)."""
 
 
 def looks_like_torch_zip(head: bytes) -> bool:
@@ -154,10 +161,14 @@ class _Mapper:
                 self.value(prefix, f"<same object as {self._seen[id(value)] or '<root>'}>")
                 return
             self._seen[id(value)] = prefix
-        if isinstance(value, dict):
+        if isinstance(value, (dict, list, tuple)) and not value:
+            self.value(prefix, f"<empty {type(value).__name__}>")  # not the same as absent
+        elif isinstance(value, dict):
             self.items(list(value.items()), prefix, depth)
         elif isinstance(value, (list, tuple)):
             self.items(list(enumerate(value)), prefix, depth)
+        elif isinstance(value, (set, frozenset)):
+            self.items(list(enumerate(sorted(value, key=repr))), prefix, depth)
         elif isinstance(value, Call):
             func = value.func.dotted if isinstance(value.func, Global) else "?"
             if value.items:
@@ -171,10 +182,15 @@ class _Mapper:
                     self.walk(value.args, f"{prefix}.<args>" if prefix else "<args>", depth + 1)
         elif isinstance(value, Persistent):
             raise _Unmappable(f"a storage outside a tensor at {prefix!r}")
-        elif value is None or isinstance(value, (bool, int, float, str)):
-            self.value(prefix, value if not isinstance(value, str) else value[:500])
+        elif value is None or isinstance(value, (bool, int, float)):
+            self.value(prefix, value)
+        elif isinstance(value, str):
+            if len(value) > MAX_TEXT:  # two long strings that differ past the head still differ
+                digest = xxhash.xxh3_64_hexdigest(value.encode("utf-8", "surrogatepass"))
+                value = f"{value[:MAX_TEXT]}… ({len(value)} characters, xxh3 {digest})"
+            self.value(prefix, value)
         elif isinstance(value, (bytes, bytearray)):
-            self.value(prefix, f"<{len(value)} bytes>")
+            self.value(prefix, f"<{len(value)} bytes, xxh3 {xxhash.xxh3_64_hexdigest(value)}>")
         elif isinstance(value, Global):
             self.value(prefix, f"<{value.dotted}>")
         else:
@@ -191,6 +207,8 @@ class _Mapper:
     def value(self, name: str, value: object) -> None:
         if len(self.result.values) < MAX_VALUES:
             self.result.values.setdefault(name or "<root>", value)
+        else:
+            self.result.values_cut = True
 
     def tensor(self, name: str, dotted: str, args: tuple[object, ...]) -> None:
         if name in self.result.tensors:
@@ -313,6 +331,9 @@ def diff_torch_zips(
     metadata = _diff_values(ck_a.values, ck_b.values)
     notes = sorted({c.note for c in changes if c.note})
     equal = not metadata and all(change.status == "unchanged" for change in changes)
+    if ck_a.values_cut or ck_b.values_cut:
+        notes.append(f"more than {MAX_VALUES} non-tensor values: the rest not compared")
+        equal = equal and diff_binary(path_a, path_b).equal  # unknown is not equal
     return TensorDiff(changes, metadata, equal, notes, format="torch-zip")
 
 
