@@ -203,6 +203,11 @@ def test_args_and_ini_parsing() -> None:
         "_positional": ["data", "a b"],
     }
     assert parse_args("--name 'unterminated") == {"name": "'unterminated"}
+    # what argparse or configparser hands the program is a string: one spelled otherwise
+    # than a number is spelled stays one, so '007' against '7' is a change
+    assert parse_args("--run_id 007 --seed 7 --n 1_000 --w 01.5 --v nan --u .5") == {
+        "run_id": "007", "seed": 7, "n": "1_000", "w": "01.5", "v": "nan", "u": 0.5,
+    }  # fmt: skip
     assert parse_ini("; c\n[a]\nk = 1\nflag\n[a]\nk: two\n") == {
         "a": {"k": 1, "flag": True},
         "a#2": {"k": "two"},

@@ -65,20 +65,24 @@ def config_format(path: str, python_configs: frozenset[str] = frozenset()) -> st
     return None
 
 
+_INT = re.compile(r"[-+]?(?:0|[1-9][0-9]*)")
+_FLOAT = re.compile(r"[-+]?(?:(?:0|[1-9][0-9]*)(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?")
+
+
 def _value(text: str) -> object:
+    """A flag's or INI value's text as the number or boolean it spells; a number spelled
+    otherwise (``007``, ``1_000``, ``01.5``, ``nan``) stays text: the program gets the
+    string, and ``007`` against ``7`` is a change to it."""
     stripped = text.strip()
     lower = stripped.lower()
     if lower in ("true", "false"):
         return lower == "true"
-    try:
+    if _INT.fullmatch(stripped):
         return int(stripped)
-    except ValueError:
-        pass
-    try:
+    if _FLOAT.fullmatch(stripped):
         number = float(stripped)
-    except ValueError:
-        return stripped
-    return number if number == number and abs(number) != float("inf") else stripped
+        return number if abs(number) != float("inf") else stripped
+    return stripped
 
 
 def parse_args(text: str) -> dict[str, object]:
