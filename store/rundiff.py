@@ -34,6 +34,7 @@ from store.diff import (
 from store.diff._io import DiffError, FileRef, read_capped
 from store.diff.checkpoints import Folder, summarize_checkpoints
 from store.diff.ondisk import Indexed, Moved, Rehash, disk_state
+from store.frameworks.model import UNREAD_PARTS
 from store.index.query import RunRow, iso, list_runs
 
 MAX_ENV_BYTES = 1 << 20
@@ -75,8 +76,10 @@ def _read_env(
     warnings: list[str],
     read: Reader = read_capped,
     names: _Names | None = None,
+    unread: set[str] | None = None,
 ) -> dict[str, str]:
-    """Packages from the run's environment files; shallower files win on conflicts."""
+    """Packages from the run's environment files; shallower files win on conflicts.  A
+    file not read whole adds "env" to ``unread``."""
     packages: dict[str, str] = {}
     ordered = sorted(found, key=lambda item: (-item[0].count(b"/"), item[0]))
     for key, parser in ordered[-MAX_ENV_FILES:]:
@@ -86,14 +89,20 @@ def _read_env(
             data, capped = read(os.fsdecode(full), MAX_ENV_BYTES)
         except DiffError as exc:
             warnings.append(f"{run.name}: {shown}: {exc}")
+            if unread is not None:
+                unread.add("env")
             continue
         if capped:
             warnings.append(f"{run.name}: {shown}: only the first {MAX_ENV_BYTES} bytes read")
+            if unread is not None:
+                unread.add("env")
         text = data.decode("utf-8", "surrogateescape")
         try:
             parsed = parse_requirements(text) if parser == "requirements" else parse_conda_env(text)
         except DiffError as exc:
             warnings.append(f"{run.name}: {shown}: {exc}")
+            if unread is not None:
+                unread.add("env")
             continue
         packages.update(parsed)
     return packages
@@ -179,11 +188,15 @@ def _side(
         if parser is not None:
             env_files.append((key, parser))
     artifacts.sort(key=lambda item: paths.key(item[0]))
+    parts = run.meta.get(UNREAD_PARTS)
+    unread = {p for p in parts if p in ("params", "metrics")} if isinstance(parts, list) else set()
+    env = _read_env(run, env_files, notes, read, names, unread)
     return RunSide(
         params=dict(run.params),
         metrics={k: v for k, v in run.metrics.items() if isinstance(v, dict)},
-        env=_read_env(run, env_files, notes, read, names),
+        env=env,
         artifacts=artifacts,
+        unread=frozenset(unread),
     )
 
 
@@ -677,6 +690,7 @@ def diff_sides(
             notes.extend(f"{run.name}: {w}" for w in own[:20] if isinstance(w, str))
     notes.extend(side_notes)
     result = diff_runs(sides[0], sides[1])
+    notes.extend(result.unknown)
     result.stale = stale
     result.sources = (sources[0], sources[1])
     _settle_configs(a, b, result, notes, read_a or read_capped, read_b or read_capped)
@@ -852,6 +866,7 @@ def run_diff_json(a: RunRow, b: RunRow, result: RunDiff, warnings: list[str]) ->
         "env": [
             {"package": p.name, "change": p.kind, "old": p.old, "new": p.new} for p in result.env
         ],
+        "unknown": list(result.unknown),
         "artifacts": {
             "added": [change(c) for c in artifacts.added],
             "removed": [change(c) for c in artifacts.removed],

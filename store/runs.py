@@ -27,6 +27,7 @@ import sqlite_utils
 
 from store import forked, integrity, paths
 from store.frameworks import registry
+from store.frameworks.model import UNREAD_PARTS
 from store.index import write
 from store.index.events import EventKind
 from store.index.query import UnreadableIndex, unreadable_places
@@ -780,7 +781,10 @@ class RunSync:
                 started=None,
                 ended=None,
                 status="unknown",
-                meta={"warnings": [f"could not read run: {type(exc).__name__}: {exc}"[:300]]},
+                meta={
+                    "warnings": [f"could not read run: {type(exc).__name__}: {exc}"[:300]],
+                    UNREAD_PARTS: ["metrics", "params"],
+                },
             )
 
 

@@ -37,11 +37,13 @@ def test_runs_differ_json_shape(pair: Pair) -> None:
         "configs",
         "metrics",
         "env",
+        "unknown",
         "artifacts",
         "stale",
         "warnings",
     }
     assert data["kind"] == "runs" and data["equal"] is False
+    assert data["unknown"] == []  # every part of both runs was read whole
     assert data["stale"] == []  # indexed after the last write: nothing compared from disk
     assert data["a"]["name"] == "version_0" and data["b"]["name"] == "version_1"
     assert data["params"] == [{"key": "lr", "change": "changed", "old": 0.001, "new": 0.002}]

@@ -659,3 +659,26 @@ def test_mlflow3_logged_model_checkpoints_are_compared_from_their_folders(
     )
     assert change.tensors is not None and change.tensors.skipped is None
     assert (change.tensors.changed, change.tensors.total, change.tensors.largest) == (1, 2, "b")
+
+
+def test_what_a_side_could_not_read_is_unknown_not_removed(tmp_path: Path) -> None:
+    """B's hparams.yaml does not parse, its metrics.csv is ragged and its requirements file
+    is cut: A's params, metrics and packages were listed as 'removed' beside a warning.
+    Now what only A holds there is left out and said once, and the runs are not equal; a
+    part both sides read whole is compared as ever."""
+    pair = make_pair(tmp_path)
+    (pair.b / "hparams.yaml").write_text("lr: [0.001\n")
+    (pair.b / "metrics.csv").write_text("epoch,step,val_loss\n0,10,0.5,extra\n")
+    (pair.b / "environment.yml").write_text("dependencies: [python=3.11\n")
+    age(pair.root)
+    index(pair.root, pair.db_path)
+    result, warnings = diff_by_name(pair.db_path, "version_0", "version_1")
+    assert not [c for c in result.params if c.kind == "removed"], result.params
+    assert not [m for m in result.metrics if m.new is None and m.old is not None]
+    assert not [p for p in result.env if p.kind == "removed"], result.env
+    assert any(u.startswith("params of B could not all be read; ") for u in result.unknown)
+    assert any(u.startswith("metrics of B could not all be read") for u in result.unknown)
+    assert any(u.startswith("env of B could not all be read") for u in result.unknown)
+    assert set(result.unknown) <= set(warnings) and not result.equal
+    same, _ = diff_by_name(pair.db_path, "version_0", "version_0")
+    assert same.unknown == [] and same.equal

@@ -11,7 +11,7 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from store.diff._io import DiffError
 from store.diff.configs import ConfigDiff
@@ -38,6 +38,9 @@ class RunSide:
     metrics: Mapping[str, MetricSummary | Mapping[str, Any]] = field(default_factory=dict)
     env: dict[str, str] = field(default_factory=dict)
     artifacts: Sequence[tuple[str, int, str | None]] = field(default_factory=list)
+    unread: frozenset[str] = frozenset()
+    """Parts ("params", "metrics", "env") a file that could not be read whole leaves out:
+    what this side lacks there is unknown, not removed."""
 
 
 @dataclass(frozen=True)
@@ -115,6 +118,9 @@ class RunDiff:
     """Every config file both runs hold whose values differ, key by key."""
     stale: list[StaleFile] = field(default_factory=list)
     """Files changed on disk since they were indexed (compared as they are on disk)."""
+    unknown: list[str] = field(default_factory=list)
+    """What was not compared because a side's files could not be read whole: one line each,
+    naming the side and how many entries of the other side went uncompared."""
     sources: tuple[dict[str, str], dict[str, str]] = field(default_factory=lambda: ({}, {}))
     """Per side, artifact paths that are not the file's path in its run folder (an MLflow
     logged model's ``models/<name>/...``) -> the file's path relative to the run's root,
@@ -250,17 +256,57 @@ def diff_artifacts(
 
 def diff_runs(a: RunSide, b: RunSide) -> RunDiff:
     """Everything that differs between two runs; see the module docstring."""
-    params = diff_params(a.params, b.params)
-    metrics = diff_metrics(a.metrics, b.metrics)
-    env = diff_env(a.env, b.env)
+    unknown: list[str] = []
+    params = _known(diff_params(a.params, b.params), "params", a, b, unknown)
+    metrics = _known(diff_metrics(a.metrics, b.metrics), "metrics", a, b, unknown)
+    env = _known(diff_env(a.env, b.env), "env", a, b, unknown)
     artifacts = diff_artifacts(a.artifacts, b.artifacts)
     equal = (
         not params
         and not env
+        and not unknown
         and all(m.delta == 0 or (m.old is None and m.new is None) for m in metrics)
         and not (artifacts.added or artifacts.removed or artifacts.changed or artifacts.moved)
     )
-    return RunDiff(params, metrics, env, artifacts, equal)
+    return RunDiff(params, metrics, env, artifacts, equal, unknown=unknown)
+
+
+_Entry = TypeVar("_Entry", Change, MetricDelta, PackageChange)
+
+
+def _only_one_side(entry: Change | MetricDelta | PackageChange) -> str | None:
+    """ "a" for an entry only the old side has, "b" for one only the new side has."""
+    if isinstance(entry, MetricDelta):
+        if entry.new is None and entry.old is not None:
+            return "a"
+        return "b" if entry.old is None and entry.new is not None else None
+    return {"removed": "a", "added": "b"}.get(entry.kind)
+
+
+def _known(
+    entries: list[_Entry], part: str, a: RunSide, b: RunSide, unknown: list[str]
+) -> list[_Entry]:
+    """``entries`` less those only one side has where the other could not read ``part``
+    whole: said once in ``unknown`` instead ("removed" would be a guess)."""
+    blind = {side for side, run in (("a", a), ("b", b)) if part in run.unread}
+    if not blind:
+        return entries
+    kept: list[_Entry] = []
+    dropped = {"a": 0, "b": 0}
+    for entry in entries:
+        only = _only_one_side(entry)
+        if only is not None and ("b" if only == "a" else "a") in blind:
+            dropped[only] += 1
+            continue
+        kept.append(entry)
+    for side in sorted(blind):
+        other = "b" if side == "a" else "a"
+        label = "A" if side == "a" else "B"
+        uncompared = (
+            f"; {dropped[other]} of {other.upper()}'s not compared" if dropped[other] else ""
+        )
+        unknown.append(f"{part} of {label} could not all be read{uncompared}")
+    return kept
 
 
 def diff_params(old: Mapping[str, object], new: Mapping[str, object]) -> list[Change]:

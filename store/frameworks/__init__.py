@@ -41,6 +41,7 @@ from store.frameworks._metrics import direction_of, summarize_all
 from store.frameworks.flatten import flatten, jsonable
 from store.frameworks.model import (
     STATUSES,
+    UNREAD_PARTS,
     DirListing,
     Loaded,
     MetricSummary,
@@ -239,6 +240,8 @@ def read_run(root: RootLike, spec: RunSpec) -> RunInfo:
         metrics = {}
     meta = {str(k): jsonable(v) for k, v in loaded.meta.items()}
     meta["warnings"] = list(loaded.warnings)
+    if loaded.unread:
+        meta[UNREAD_PARTS] = sorted(loaded.unread)
     params = {str(k): jsonable(v) for k, v in loaded.params.items()}
     status = loaded.status if loaded.status in STATUSES else "unknown"
     return RunInfo(

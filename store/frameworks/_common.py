@@ -44,8 +44,11 @@ def read_wide_csv(root: RootLike, rel: str, out: Loaded, step_column: str | None
     and counted in a warning: which cell went missing or came extra cannot be told, so its
     values could land in the wrong metric.  Returns False when the file was not read.
     """
+    warned = len(out.warnings)
     data = _io.read_log(root, rel, out.warn)
     if data is None:
+        if len(out.warnings) > warned:  # there, but not read
+            out.unread.add("metrics")
         return False
     text = data.decode("utf-8", "replace")
     reader = csv_reader(text)
@@ -53,6 +56,7 @@ def read_wide_csv(root: RootLike, rel: str, out: Loaded, step_column: str | None
         header = next(reader)
     except (StopIteration, csv.Error):
         out.warn(f"{rel}: empty or unreadable CSV")
+        out.unread.add("metrics")
         return False
     names = [h.strip() for h in header]
     lower = [n.lower() for n in names]
@@ -82,7 +86,9 @@ def read_wide_csv(root: RootLike, rel: str, out: Loaded, step_column: str | None
                 add_point(out.series, names[col], step, value)
     except csv.Error as exc:
         out.warn(f"{rel}: CSV error at row {row_no + 2}: {exc}")
+        out.unread.add("metrics")
     if ragged:
+        out.unread.add("metrics")
         out.warn(
             f"{rel}: {ragged} row(s) with a different number of fields than the header skipped"
         )
@@ -107,6 +113,7 @@ def read_tensorboard(
         )
     except Exception as exc:  # a foreign reader must not break the run
         out.warn(f"{folder}: unreadable event files ({type(exc).__name__}: {exc})")
+        out.unread.add("metrics")
         return {}
     for message in scalars.warnings:
         out.warn(f"{folder}: {message}")
@@ -135,9 +142,11 @@ def read_json_finals(
     except _io.ReadError as exc:
         if not _missing(exc):
             out.warn(str(exc))
+            out.unread.add("metrics")
         return False
     if not isinstance(data, dict):
         out.warn(f"{rel}: not a JSON object")
+        out.unread.add("metrics")
         return False
     flat = flatten(data, sep=sep)
     if step is None:
@@ -158,6 +167,7 @@ def read_params(root: RootLike, rel: str, out: Loaded, prefix: str = "") -> bool
     except _io.ReadError as exc:
         if not _missing(exc):
             out.warn(str(exc))
+            out.unread.add("params")
         return False
     if isinstance(data, dict):
         flat = flatten(data)
@@ -165,6 +175,7 @@ def read_params(root: RootLike, rel: str, out: Loaded, prefix: str = "") -> bool
             out.params.setdefault(f"{prefix}{key}", value)
     elif data is not None:
         out.warn(f"{rel}: not a mapping")
+        out.unread.add("params")
     return True
 
 

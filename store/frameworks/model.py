@@ -46,6 +46,10 @@ class MetricSummary:
     direction: str | None  # 'min' | 'max' | None
 
 
+UNREAD_PARTS = "unread_parts"
+"""Meta key: the parts of a run (params, metrics) that a file not read whole leaves out."""
+
+
 @dataclass
 class RunInfo:
     """What a run's own files say about it."""
@@ -73,6 +77,9 @@ class Loaded:
     status: str = "unknown"
     meta: dict[str, object] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    unread: set[str] = field(default_factory=set)
+    """What a file that could not be read (whole) leaves out: "params", "metrics".  A diff
+    then does not take what is missing on this side for removed (``store.rundiff``)."""
 
     def warn(self, message: str) -> None:
         """Record a one-line problem (newlines folded, length capped, an undecodable byte of
