@@ -165,8 +165,9 @@ def _indexed_side(
 def _note_pending(run: RunRow, pending: int, notes: list[str]) -> None:
     if pending:
         notes.append(
-            f"{run.name}: {pending} file(s) not hashed yet; those compare by size only "
-            "and are never reported unchanged"
+            f"{run.name}: {pending} file(s) without a hash (not hashed yet, or skipped: "
+            "`artlens ls` says why); those compare by size only and are never reported "
+            "unchanged, unless both sides are the one file"
         )
 
 
@@ -710,12 +711,35 @@ def diff_sides(
             "files on another host: tensors not compared here "
             "(artlens diff HOST:/path HOST:/path compares two files)"
         )
+    if read_a is None and read_b is None and folders is None:
+        _one_file_both_sides(result, a, b)
     if result.artifacts.unverified or incomplete:
         result.equal = False
     line = stale_line(a, b, stale)
     if line is not None:
         notes.insert(start, line)
+    notes[start:] = dict.fromkeys(notes[start:])  # a run against itself says each once
     return result
+
+
+def _one_file_both_sides(result: RunDiff, a: RunRow, b: RunRow) -> None:
+    """A file without a hash that both sides name and that is one file on disk (a run
+    against itself, a hard link) is unchanged: the same inode holds the same bytes."""
+    artifacts = result.artifacts
+    still: list[str] = []
+    for path in artifacts.unverified:
+        try:
+            st_a = os.lstat(a.root + b"/" + artifact_key(a, result.sources[0], path))
+            st_b = os.lstat(b.root + b"/" + artifact_key(b, result.sources[1], path))
+        except OSError:
+            still.append(path)
+            continue
+        one = (st_a.st_dev, st_a.st_ino) == (st_b.st_dev, st_b.st_ino)
+        if one and stat.S_ISREG(st_a.st_mode):
+            artifacts.unchanged.append(path)
+        else:
+            still.append(path)
+    artifacts.unverified = still
 
 
 def _moved_files(

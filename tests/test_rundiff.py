@@ -173,7 +173,9 @@ def test_pending_hashes_are_never_equal_by_size(tmp_path: Path) -> None:
     warnings: list[str] = []
     db = open_db(pair.db_path, readonly=True)
     try:
-        result = diff_run_rows(db, runs["version_0"], runs["version_0"], warnings)
+        # two runs' train.log: the same size, separate files (a run against itself holds
+        # one file on both sides: unchanged, see below)
+        result = diff_run_rows(db, runs["version_0"], runs["version_1"], warnings)
     finally:
         db.conn.close()
     assert not result.equal
@@ -682,3 +684,24 @@ def test_what_a_side_could_not_read_is_unknown_not_removed(tmp_path: Path) -> No
     assert set(result.unknown) <= set(warnings) and not result.equal
     same, _ = diff_by_name(pair.db_path, "version_0", "version_0")
     assert same.unknown == [] and same.equal
+
+
+def test_a_file_without_a_hash_that_is_one_file_on_both_sides_is_unchanged(
+    tmp_path: Path,
+) -> None:
+    """Unhashed files compare by size and are never called unchanged, unless both sides
+    are the one file: a run against itself said 'runs differ' (its note twice), and a
+    checkpoint hard-linked into two runs was 'unverified'; a same-size copy still is."""
+    pair = make_pair(tmp_path, hash_files=False)
+    (pair.a / "shared.bin").write_bytes(b"w" * 64)
+    os.link(pair.a / "shared.bin", pair.b / "shared.bin")
+    (pair.a / "copy.bin").write_bytes(b"c" * 64)
+    (pair.b / "copy.bin").write_bytes(b"d" * 64)
+    age(pair.root)
+    index(pair.root, pair.db_path, hash_files=False)
+    itself, warnings = diff_by_name(pair.db_path, "version_0", "version_0")
+    assert itself.equal and itself.artifacts.unverified == []
+    assert len(warnings) == len(set(warnings)), warnings
+    result, _ = diff_by_name(pair.db_path, "version_0", "version_1")
+    assert "shared.bin" in result.artifacts.unchanged
+    assert "copy.bin" in result.artifacts.unverified and not result.equal

@@ -506,7 +506,7 @@ def run_rows(result: RunDiff) -> list[RunDiffRow]:
                 Text(paths.display(path), style="bold"),
                 "",
                 "",
-                "same size, hash pending",
+                "same size, no hash to compare",
                 files=(path, path),
             )
         )
