@@ -793,3 +793,27 @@ def test_a_plan_leaves_the_collector_as_it_found_it(tmp_path: Path) -> None:
         gc.unfreeze()
         gc.enable()
         db.conn.close()
+
+
+def test_a_plan_says_what_the_scans_could_not_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run's checkpoint folder that cannot be listed holds checkpoints no plan sees: the
+    plan left that run out without a word; it names the place now."""
+    from store.scan import Indexer
+    from tests.test_scan import deny_listing, run_tree
+
+    root = tmp_path / "root"
+    run = run_tree(root)
+    db = new_db(tmp_path)
+    with monkeypatch.context() as denied:
+        deny_listing(denied, run / "out")
+        Indexer(db, root).scan()
+    plan = make_plan(db, [root], from_flags(keep_last=1), time.time())
+    assert any("runD/out could not be read (" in w and "in no plan" in w for w in plan.warnings), (
+        plan.warnings
+    )
+    Indexer(db, root).scan()  # readable again: nothing to say
+    plan = make_plan(db, [root], from_flags(keep_last=1), time.time())
+    assert not any("could not be read" in w for w in plan.warnings), plan.warnings
+    db.conn.close()

@@ -861,6 +861,7 @@ def _make_plan(
             plan.warnings.append(f"not indexed: {root}")
             continue
         root_id = int(row[0])
+        _warn_unread(db, root_id, root, plan.warnings)
         pump = _start_pump(db, probe, root_id)  # it starts up while the runs load
         runs = load_runs(db, root_id, root)
         folder_rows: list[FolderRow] = []
@@ -1160,6 +1161,21 @@ _FEW_EXACT_PINS = 32
 """Up to this many exact pins are looked for one by one in a run's joined paths; more are
 looked up by each folder of the run."""
 _PATH = attrgetter("path")
+
+
+def _warn_unread(db: sqlite_utils.Database, root_id: int, root: str, warnings: list[str]) -> None:
+    """Say what the scans of ``root`` could not read: checkpoints there are in no plan, kept
+    or removed (a run whose checkpoint folder cannot be listed was left out unsaid)."""
+    from store.index.query import unreadable_places
+
+    places = (unreadable_places(db.conn, root_id) or {}).get(root_id, [])
+    if places:
+        first = places[0]
+        more = f" and {len(places) - 1} more" if len(places) > 1 else ""
+        warnings.append(
+            f"{display(root)}: {display(first.path) or '.'}{more} could not be read "
+            f"({first.reason}): what they hold is in no plan"
+        )
 
 
 def _account_fs(fs_by_dev: dict[int, FsTotals], root: str, freed: int, on_disk: int | None) -> None:
