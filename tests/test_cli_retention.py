@@ -268,6 +268,28 @@ def test_errors_are_one_line(tmp_path: Path) -> None:
         assert result.stderr.startswith("artlens: error: ") and result.stderr.count("\n") == 1
 
 
+@pytest.mark.parametrize("where", ["flag", "policy text", "policy number"])
+def test_a_budget_too_large_to_save_is_one_line(tmp_path: Path, where: str) -> None:
+    """A budget is saved in the plan, which holds sizes below 8 EiB: a larger one (or one
+    of hundreds of digits, infinite as a float) is refused when read, never a plan that
+    cannot be applied afterwards, nor an OverflowError."""
+    roots, db = real_outputs(tmp_path)
+    huge = "1" + "0" * 400
+    for size in ("99999999999P", f"{huge}G"):
+        if where == "flag":
+            args = ["--keep-last", "1", "--keep-within-budget", size]
+        else:
+            value = f'"{size}"' if where == "policy text" else huge
+            (roots[0] / ".artlens.toml").write_text(
+                f"[retention]\nkeep_last = 1\nbudget = {value}\n"
+            )
+            args = []
+        result = run("retention", "plan", str(roots[0]), *args, db=db)
+        _one_line_error(result, "too large")
+        if where != "flag":
+            assert ".artlens.toml:3:" in result.stderr
+
+
 def _stale_setup(tmp_path: Path) -> tuple[Path, Path]:
     """A run of four checkpoints indexed, then its newest deleted: the index is stale."""
     root = tmp_path / "r2"

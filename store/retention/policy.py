@@ -34,6 +34,8 @@ from store.safeparse import NestingError, load_toml
 POLICY_FILE = ".artlens.toml"
 Mode = Literal["min", "max"]
 
+_MAX_SIZE = (1 << 63) - 1
+"""The largest size a saved plan (and the index) can hold: 8 EiB."""
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgtpe]?)(i?b?)\s*$", re.I)
 _AGE_PART = re.compile(r"(\d+(?:\.\d+)?)\s*(w|d|h|m|s)", re.I)
 _AGE_UNITS = {"w": 7 * 86400.0, "d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0}
@@ -56,6 +58,8 @@ def parse_size(text: str | int) -> int:
     if isinstance(text, int):
         if text < 0:
             raise ValueError(f"negative size: {text}")
+        if text > _MAX_SIZE:
+            raise ValueError(f"not a size: {str(text)[:40]} is too large (below 8 EiB)")
         return text
     match = _SIZE.match(str(text))
     if match is None:
@@ -63,7 +67,10 @@ def parse_size(text: str | int) -> int:
     number, unit, suffix = float(match.group(1)), match.group(2).lower(), match.group(3).lower()
     power = "kmgtpe".find(unit) + 1 if unit else 0
     base = 1000 if suffix == "b" and unit else 1024
-    return int(number * base**power)
+    size = number * base**power
+    if not math.isfinite(size) or size > _MAX_SIZE:
+        raise ValueError(f"not a size: {str(text).strip()[:40]!r} is too large (below 8 EiB)")
+    return int(size)
 
 
 def parse_age(text: str | int | float) -> float:
