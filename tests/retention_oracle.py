@@ -73,11 +73,14 @@ def order_units(units: list[Candidate]) -> list[Candidate]:
 
 def _plain_pinned(pins: Pins) -> Callable[[Candidate], bool]:
     """The pin check as it reads: the path or a folder above it is pinned exactly or
-    matches a glob's regex (no literal pre-check, no cache)."""
+    matches a glob's regex, or an exact pin lies inside it (no literal pre-check, no
+    cache)."""
     regex = pins.globs.regex if pins.globs is not None else None
 
     def pinned(unit: Candidate) -> bool:
         path = unit.path
+        if any(pin.startswith(path + "/") for pin in pins.exact):
+            return True
         while path:
             if path in pins.exact or (regex is not None and regex.fullmatch(path) is not None):
                 return True

@@ -204,6 +204,61 @@ def test_pinned_checkpoint_is_kept(tmp_path: Path) -> None:
     assert not item["keep"]
 
 
+def _run_of_folders_and_files(tmp_path: Path) -> tuple[Path, Path]:
+    """runB: checkpoint-1..3/ folders and epoch=1..3.ckpt files, oldest first, indexed."""
+    root = tmp_path / "root"
+    for step in (1, 2, 3):
+        age = (10 - step) * 3600.0
+        write(root / "runB" / f"checkpoint-{step}" / "model.safetensors", os.urandom(64), age=age)
+        write(root / "runB" / f"checkpoint-{step}" / "optimizer.pt", os.urandom(32), age=age)
+        write(root / "runB" / f"epoch={step}.ckpt", os.urandom(16), age=age - 60.0)
+    db = tmp_path / "index.db"
+    ok("index", str(root), db=db)
+    return root, db
+
+
+def test_a_pin_made_after_the_plan_still_keeps_what_it_names(tmp_path: Path) -> None:
+    """Retention never removes a pin: a saved plan applied after `retention pin` skips the
+    pinned checkpoint, and the checkpoint folder a pinned file lies in."""
+    root, db = _run_of_folders_and_files(tmp_path)
+    plan = ok_json("retention", "plan", "--keep-last", "1", db=db)
+    assert {i["path"] for i in plan["items"] if not i["keep"]} == {
+        "runB/checkpoint-1",
+        "runB/checkpoint-2",
+        "runB/checkpoint-3",
+        "runB/epoch=1.ckpt",
+        "runB/epoch=2.ckpt",
+    }
+    before = snapshot(root)
+    pinned_file = root / "runB" / "checkpoint-2" / "optimizer.pt"
+    ok("retention", "pin", str(root / "runB" / "epoch=1.ckpt"), str(pinned_file), db=db)
+    report = ok_json("retention", "apply", plan["id"], "--yes", db=db)
+    skipped = {s["path"]: s["reason"] for s in report["skipped"]}
+    assert skipped == {
+        "runB/epoch=1.ckpt": "pinned; retention never removes it",
+        "runB/checkpoint-2": (
+            "runB/checkpoint-2/optimizer.pt inside it is pinned; retention never removes it"
+        ),
+    }
+    assert sorted(d["path"] for d in report["done"]) == [
+        "runB/checkpoint-1",
+        "runB/checkpoint-3",
+        "runB/epoch=2.ckpt",
+    ]
+    after = files_outside_trash(root)
+    for rel in ("runB/epoch=1.ckpt", "runB/checkpoint-2/optimizer.pt"):
+        assert after[rel] == before[rel]
+
+
+def test_a_file_pinned_inside_a_checkpoint_folder_keeps_the_folder(tmp_path: Path) -> None:
+    """Removing the folder would remove the pinned file: the plan keeps it, as pinned."""
+    root, db = _run_of_folders_and_files(tmp_path)
+    ok("retention", "pin", str(root / "runB" / "checkpoint-2" / "model.safetensors"), db=db)
+    plan = ok_json("retention", "plan", "--keep-last", "1", db=db)
+    kept = {i["path"]: i["reasons"] for i in plan["items"] if i["keep"]}
+    assert kept == {"runB/checkpoint-2": ["pinned"], "runB/epoch=3.ckpt": ["latest 1"]}
+
+
 def test_policy_file_and_no_policy(tmp_path: Path) -> None:
     roots, db = real_outputs(tmp_path)
     text = ok("retention", "plan", str(roots[1]), db=db).output

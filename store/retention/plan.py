@@ -18,7 +18,7 @@ import re
 import stat
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from math import isfinite
 from operator import attrgetter
@@ -646,10 +646,13 @@ def _plan_of(data: dict[str, Any]) -> Plan:
 
 
 class Pins:
-    """Pinned paths and globs of one root: a pinned run pins all its checkpoints."""
+    """Pinned paths and globs of one root: a pinned run pins all its checkpoints, and a
+    pinned file pins the checkpoint folder that holds it (``holders``)."""
 
     def __init__(self, exact: Iterable[str], globs: Iterable[str]) -> None:
         self.exact = frozenset(p.strip("/") for p in exact)
+        self.holders = frozenset(pin[:cut] for pin in self.exact for cut in _cuts(pin))
+        """The folders above each exact pin: removing one would remove the pinned path."""
         self.globs: GlobSet | None = compile_globs(globs)
         self._folders: dict[str, bool] = {}
 
@@ -671,6 +674,14 @@ class Pins:
 
     def _matches(self, relpath: str) -> bool:
         return relpath in self.exact or (self.globs is not None and self.globs.matches(relpath))
+
+
+def _cuts(path: str) -> Iterator[int]:
+    """Where each folder above ``path`` ends (``a/b/c``: 1, 3)."""
+    cut = path.find("/")
+    while cut > 0:
+        yield cut
+        cut = path.find("/", cut + 1)
 
 
 def _pins_for(
@@ -1100,6 +1111,7 @@ def _pinned_check(pins: Pins) -> Callable[[Candidate], bool]:
     if not pins:
         return lambda unit: False
     exact, globs, folder_pinned = pins.exact, pins.globs, pins._folder_pinned
+    holders = pins.holders
     folders = pins._folders
     fullmatch = globs.regex.fullmatch if globs is not None else None
     needles = (globs.needles if globs is not None else None) or ("",)
@@ -1109,7 +1121,7 @@ def _pinned_check(pins: Pins) -> Callable[[Candidate], bool]:
         literals come first (a substring test costs a fraction of the regex), then the
         folder's cached answer."""
         path = unit.path
-        if path in exact:
+        if path in exact or path in holders:
             return True
         if fullmatch is not None:
             for needle in needles:
@@ -1138,6 +1150,8 @@ def _pins_among(pins: Pins) -> Callable[[list[Candidate]], list[int]]:
     needles = (globs.needles if globs is not None else None) or ("",)
     few = len(exact) <= _FEW_EXACT_PINS
     marks = [("\0" + e + "/", "\0" + e + "\0") for e in exact] if few else []
+    marks += [("\0" + h + "\0", "\0" + h + "\0") for h in pins.holders] if few else []
+    pinned_or_holding = exact | pins.holders
 
     def among(units: list[Candidate]) -> list[int]:
         paths = list(map(_PATH, units))
@@ -1148,7 +1162,9 @@ def _pins_among(pins: Pins) -> Callable[[list[Candidate]], list[int]]:
                 maybe = any(inside in joined or whole in joined for inside, whole in marks)
             else:
                 folders = {path[:cut] for path in paths if (cut := path.rfind("/")) > 0}
-                maybe = not exact.isdisjoint(paths) or any(map(pins._folder_pinned, folders))
+                maybe = not pinned_or_holding.isdisjoint(paths) or any(
+                    map(pins._folder_pinned, folders)
+                )
         if not maybe:
             return []
         check = _pinned_check(pins)

@@ -224,7 +224,10 @@ def apply(
     with as_writer(db_path, role, on_busy) as db:
         index = db if db is not None else open_db(db_path, readonly=True)
         try:
-            report = apply_plan(plan, db, progress=progress, policy=f"plan {plan.id}", index=index)
+            with UserState() as state:
+                report = apply_plan(
+                    plan, db, progress=progress, policy=f"plan {plan.id}", index=index, pins=state
+                )
         finally:
             if index is not db:
                 index.close()

@@ -49,7 +49,8 @@ from store.paths import display, key, prefix_range
 from store.retention import audit
 from store.retention.candidates import Candidate
 from store.retention.jsonl import TORN, json_lines
-from store.retention.plan import Plan, PlanError
+from store.retention.plan import Pins, PinSource, Plan, PlanError, _pins_for
+from store.retention.policy import Policy
 from store.root import is_url
 
 TRASH_DIR = ".artlens-trash"
@@ -663,6 +664,7 @@ def apply_plan(
     clock: Callable[[], float] = time.time,
     policy: str | None = None,
     index: sqlite_utils.Database | None = None,
+    pins: PinSource | None = None,
 ) -> Report:
     """Move every removal of ``plan`` to its root's trash, re-checking each one first.
 
@@ -672,6 +674,8 @@ def apply_plan(
     index: only for a plan this process just made from it.  Before a run's first move,
     every unit the plan keeps in that run is checked on disk: when one is gone or changed
     the run's removals are all skipped, so a stale plan never leaves a run with nothing.
+    With ``pins`` (the user's), a removal pinned now (itself, a folder above it, or a file
+    inside it) is skipped: a pin made after the plan still keeps what it names.
 
     Refused as a whole (``TrashRefused``, ``audit.NotAnOwner``, ``PlanError``) before
     anything moves when a root's trash is unsafe, the root names owners and this user is
@@ -717,12 +721,13 @@ def apply_plan(
             report.warnings += manifest.warnings
             batch = _batch_name(plan, clock())
             root_report = Report()
+            root_pins = _pins_for(root_arg, pins, Policy()) if pins is not None else None
             run_verdicts: dict[tuple[str, int, str], str | None] = {}
             for item in items:
                 run = (item.root, item.run_id, item.run_path)
                 if run not in run_verdicts:  # just before the run's first move
                     run_verdicts[run] = _kept_changed(manifest.root_fd, kept.get(run, ()))
-                why = unheld.get(id(item)) or run_verdicts[run]
+                why = unheld.get(id(item)) or run_verdicts[run] or _pinned_now(root_pins, item)
                 if why is not None:
                     result = ItemResult(root_arg, item.path, "skipped", why)
                 else:
@@ -741,6 +746,18 @@ def apply_plan(
         finally:
             context.__exit__(None, None, None)
     return report
+
+
+def _pinned_now(pins: Pins | None, item: Candidate) -> str | None:
+    """Why a removal is kept after all: it is pinned now, or a file inside it is."""
+    if not pins:
+        return None
+    if pins.covers(item.path):
+        return "pinned; retention never removes it"
+    for member in item.members if item.is_dir else ():
+        if pins.covers(member.path):
+            return f"{display(member.path)} inside it is pinned; retention never removes it"
+    return None
 
 
 def check_plan_roots(plan: Plan, index: sqlite_utils.Database) -> dict[str, int]:
