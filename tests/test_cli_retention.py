@@ -306,6 +306,29 @@ def test_restore_by_id_and_purge(tmp_path: Path) -> None:
     assert not (root / "run" / "step_2.pt").exists()
 
 
+def test_a_purge_that_did_not_finish_is_said_and_finished_by_the_next(tmp_path: Path) -> None:
+    """A purge killed half-way (its intent line written, part of the folder deleted) left
+    the item listed as if whole, and every later purge said "nothing in the trash is that
+    old": the list says so, and the next purge finishes it whatever its age."""
+    root, db = _run_of_folders_and_files(tmp_path)
+    ok("retention", "apply", "--keep-last", "1", "--yes", db=db)
+    entry = next(e for e in ok_json("trash", "list", db=db) if e["path"] == "runB/checkpoint-1")
+    (root / entry["trash_path"] / "model.safetensors").unlink()  # what the purge deleted
+    with open(root / TRASH_DIR / "manifest.jsonl", "a") as manifest:
+        manifest.write(json.dumps({"op": "purge-intent", "id": entry["id"], "ts": 1.0}) + "\n")
+    listed = ok("trash", "list", db=db).output
+    line = next(x for x in listed.splitlines() if "runB/checkpoint-1/" in x)
+    assert "[purge not finished" in line
+    assert (
+        "would purge runB/checkpoint-1 "
+        in ok("trash", "purge", "--older-than", "30d", db=db).output
+    )
+    purged = ok_json("trash", "purge", "--older-than", "30d", "--yes", db=db)
+    assert [d["path"] for d in purged["done"]] == ["runB/checkpoint-1"] and not purged["skipped"]
+    assert not (root / entry["trash_path"]).exists()
+    assert "runB/checkpoint-1" not in {e["path"] for e in ok_json("trash", "list", db=db)}
+
+
 def test_errors_are_one_line(tmp_path: Path) -> None:
     _, db = real_outputs(tmp_path)
     for args in (

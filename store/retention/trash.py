@@ -1411,14 +1411,39 @@ def purge(
     if not read_manifest_checked(real)[0]:
         return report
     with _manifest(real) as manifest:
-        _recover_open(manifest, db, root_arg)
+        settled = _recover_open(manifest, db, root_arg)
+        # An earlier purge that did not finish (killed, or a file it could not delete) is
+        # finished now whatever its age: part of the item may be gone already.
         due = [
             e
             for e in manifest.entries().values()
-            if e.state == "trashed" and e.trashed_at <= now - older_than
+            if e.state == "purging" or (e.state == "trashed" and e.trashed_at <= now - older_than)
         ]
         report.warnings += manifest.warnings
         root_id = _root_id(db, root_arg) if db is not None else None
+        for entry in settled:
+            if entry.state == "purged":  # recovery finished an earlier purge
+                report.done.append(
+                    ItemResult(
+                        root_arg,
+                        entry.path,
+                        "purged",
+                        "an earlier purge finished",
+                        entry.size,
+                        entry.id,
+                    )
+                )
+                if db is not None and root_id is not None:
+                    with write_transaction(db) as conn:
+                        write.record_purge(
+                            conn,
+                            root_id,
+                            key(entry.path),
+                            entry.size,
+                            key(entry.trash_path),
+                            time.time(),
+                            "an earlier purge finished",
+                        )
         for count, entry in enumerate(due, 1):
             try:
                 _purge_one(manifest, entry)

@@ -567,6 +567,19 @@ def _entries(roots: Sequence[str]) -> list[tuple[str, TrashEntry]]:
     return list(trashes.entries)
 
 
+_UNFINISHED = {
+    "pending": "move to the trash not finished",
+    "restoring": "restore not finished",
+    "purging": "purge not finished: part of it may be gone; `trash purge` finishes it",
+}
+
+
+def _unfinished(entry: TrashEntry) -> str:
+    """What an entry an operation left half-done is, for its line; '' for the others."""
+    why = _UNFINISHED.get(entry.state)
+    return f"  [{why}]" if why else ""
+
+
 @click.group("trash")
 def trash_group() -> None:
     """What retention moved aside: list it, restore it, or purge it for good."""
@@ -590,6 +603,7 @@ def trash_list_cmd(roots: tuple[str, ...], db_path: Path | None, as_json: bool) 
         click.echo(
             f"{entry.id[:12]}  {human_age(entry.trashed_at):>4} ago  {human_size(entry.size):>7}"
             f"  {_text(entry.path)}{'/' if entry.is_dir else ''}  ({_text(entry.root)})"
+            f"{_unfinished(entry)}"
         )
     total = sum(e.size for _, e in entries)
     click.echo(f"{len(entries)} item(s), {human_size(total)}; restore with `trash restore ID`")
@@ -671,7 +685,9 @@ def trash_purge_cmd(
     target, chosen = trash_roots(db_path, roots)
     now = time.time()
     due = [
-        (r, e) for r, e in _entries(chosen) if e.state == "trashed" and e.trashed_at <= now - age
+        (r, e)
+        for r, e in _entries(chosen)
+        if e.state == "purging" or (e.state == "trashed" and e.trashed_at <= now - age)
     ]
     size = sum(e.size for _, e in due)
     if not due:
@@ -690,7 +706,9 @@ def trash_purge_cmd(
             emit_json(report_json(Report(), purged=False) | {"would_purge": len(due)})
             return
         for _, entry in due:
-            click.echo(f"would purge {_text(entry.path)}  {human_size(entry.size)}")
+            click.echo(
+                f"would purge {_text(entry.path)}  {human_size(entry.size)}{_unfinished(entry)}"
+            )
         click.echo(f"dry run: would delete {len(due)} item(s), {human_size(size)}; add --yes")
         return
     due_roots = sorted({r for r, _ in due})
