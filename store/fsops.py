@@ -167,8 +167,9 @@ def walk_at(dir_fd: int, prefix: str, *, limit: int = 10_000_000) -> dict[str, o
 def remove_at(dir_fd: int, name: str) -> None:
     """Delete ``name`` in ``dir_fd`` (file, link or whole folder) without following links.
 
-    A folder is walked by fd and never left for another device; a read-only folder inside
-    it is made writable for its owner first.  Absent is fine.
+    A folder is walked by fd and never left for another device or mount (a bind mount of
+    a folder outside is not emptied); a read-only folder inside it is made writable for
+    its owner first.  Absent is fine.
     """
     try:
         st = lstat_at(dir_fd, name)
@@ -182,14 +183,37 @@ def remove_at(dir_fd: int, name: str) -> None:
         top_st = os.fstat(top)
         if (top_st.st_dev, top_st.st_ino) != (st.st_dev, st.st_ino):
             raise OSError(errno.EAGAIN, f"{name!r} changed while being removed")
-        _empty_tree(top, st.st_dev)
+        mount = mount_id(dir_fd)
+        _same_mount(top, mount, name)
+        _empty_tree(top, st.st_dev, mount)
     finally:
         os.close(top)
     os.rmdir(name, dir_fd=dir_fd)
 
 
-def _empty_tree(top: int, dev: int) -> None:
-    """Remove everything inside the folder ``top`` (iteratively: deep trees are fine)."""
+def mount_id(fd: int) -> int | None:
+    """The id of the mount ``fd`` was opened on (Linux ``/proc/self/fdinfo``), or None
+    where that cannot be read.  A bind mount of the same filesystem has the same
+    ``st_dev``: only this tells that a folder is another place mounted here."""
+    try:
+        with open(f"/proc/self/fdinfo/{fd}", "rb") as info:
+            for line in info.read(4096).splitlines():
+                if line.startswith(b"mnt_id:"):
+                    return int(line.split(b":", 1)[1])
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+def _same_mount(fd: int, mount: int | None, name: str) -> None:
+    """Raise ``EXDEV`` when the folder ``fd`` is on another mount than ``mount``."""
+    if mount is not None and mount_id(fd) not in (mount, None):
+        raise OSError(errno.EXDEV, f"{name!r} is another mount (a bind mount?): not entered")
+
+
+def _empty_tree(top: int, dev: int, mount: int | None = None) -> None:
+    """Remove everything inside the folder ``top`` (iteratively: deep trees are fine),
+    never entering another filesystem or mount (``mount``: the mount id of ``top``)."""
     stack: list[tuple[int, str]] = [(top, "")]
     try:
         while stack:
@@ -207,6 +231,11 @@ def _empty_tree(top: int, dev: int) -> None:
                         if os.fstat(child[0]).st_ino != st.st_ino:
                             os.close(child[0])
                             raise OSError(errno.EAGAIN, f"{entry.name!r} changed while removed")
+                        try:
+                            _same_mount(child[0], mount, entry.name)
+                        except OSError:
+                            os.close(child[0])
+                            raise
                         break
                     _unlink_writable(fd, entry.name)
             if child is not None:

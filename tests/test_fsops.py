@@ -96,3 +96,45 @@ def test_rename_noreplace_never_replaces_and_moves_otherwise(tmp_path: Path) -> 
     finally:
         os.close(root)
     assert not (src / "a.ckpt").exists() and (dst / "b.ckpt").read_bytes() == b"trashed"
+
+
+@pytest.fixture
+def bind_mount(tmp_path: Path):  # type: ignore[no-untyped-def]
+    """``outside`` bind-mounted at ``inside`` (same filesystem, same st_dev); skipped where
+    this user cannot mount."""
+    import shutil
+    import subprocess
+
+    outside, inside = tmp_path / "outside", tmp_path / "root" / "run" / "ckpt" / "extra"
+    outside.mkdir()
+    (outside / "precious.bin").write_bytes(b"keep me")
+    inside.mkdir(parents=True)
+    (inside.parent / "w.bin").write_bytes(b"w")
+    mount = shutil.which("mount")
+    if os.geteuid() != 0 or mount is None:
+        pytest.skip("needs root and mount(8) for a bind mount")
+    done = subprocess.run([mount, "--bind", str(outside), str(inside)], capture_output=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot bind-mount here: {done.stderr.decode(errors='replace').strip()}")
+    try:
+        yield outside, inside
+    finally:
+        subprocess.run(["umount", str(inside)], check=False)
+
+
+def test_remove_at_never_empties_a_bind_mount_of_a_folder_outside(bind_mount) -> None:  # type: ignore[no-untyped-def]
+    """A bind mount of the same filesystem has the same st_dev: a purge emptied the folder
+    mounted there, outside the root."""
+    outside, inside = bind_mount
+    assert os.stat(outside).st_dev == os.stat(inside).st_dev
+    run = inside.parent.parent
+    fd = os.open(run, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        with pytest.raises(OSError, match="another mount"):
+            fsops.remove_at(fd, "ckpt")
+        # the mount named itself
+        with pytest.raises(OSError, match="another mount"), fsops.opened_dir(fd, ["ckpt"]) as ckpt:
+            fsops.remove_at(ckpt, "extra")
+    finally:
+        os.close(fd)
+    assert (outside / "precious.bin").read_bytes() == b"keep me"
