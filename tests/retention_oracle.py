@@ -281,7 +281,17 @@ def decide_run(
         reason = f"latest {rules.keep_last}"
         for unit in units[max(0, count - rules.keep_last) :]:
             unit.reasons.append(reason)
-    if rules.keep_best and rules.metric:
+    if (
+        rules.keep_best
+        and rules.metric
+        and units
+        and all(u.metric is None for u in units)
+        and not rules.keep_last
+        and rules.keep_within is None
+    ):
+        for unit in units:
+            unit.reasons.append(f"no {rules.metric} value to tell the best (keep_best idle)")
+    elif rules.keep_best and rules.metric:
         scored = [u for u in units if u.metric is not None]
         sign = 1.0 if rules.mode != "max" else -1.0
         # Ties go to the newer unit: it saw more training for the same score.
@@ -365,9 +375,10 @@ def _make_plan(
                 )
             )
             if rules.keep_best and not any(u.metric is not None for u in units):
+                alone = not rules.keep_last and rules.keep_within is None
                 plan.warnings.append(
                     f"{run.path or '.'}: no {rules.metric} value for any checkpoint "
-                    "(keep_best idle)"
+                    f"(keep_best idle{': all kept' if alone else ''})"
                 )
         total_row = db.conn.execute(
             "SELECT coalesce(sum(size), 0) FROM artifacts WHERE root_id = ?", (root_id,)

@@ -817,3 +817,24 @@ def test_a_plan_says_what_the_scans_could_not_read(
     plan = make_plan(db, [root], from_flags(keep_last=1), time.time())
     assert not any("could not be read" in w for w in plan.warnings), plan.warnings
     db.conn.close()
+
+
+def test_keep_best_with_no_value_to_rank_by_keeps_every_checkpoint(tmp_path: Path) -> None:
+    """``--keep-best 1 --metric val_loss`` alone, on a run that never logged val_loss,
+    removed every checkpoint, with a warning: which is best cannot be told, so none goes
+    for it."""
+    root = tmp_path / "root"
+    for step in (1, 2, 3):
+        write(root / "run" / f"step_{step}.pt", b"x" * step, age=DAY * (4 - step))
+    db = new_db(tmp_path)
+    index_tree(db, root, {"run": ("generic", "finished")})
+    plan = make_plan(db, [root], from_flags(keep_best=1, metric="val_loss"), time.time())
+    assert plan.removals == []
+    assert all("keep_best idle" in " ".join(u.reasons) for u in plan.items)
+    assert any("(keep_best idle: all kept)" in w for w in plan.warnings)
+    # beside keep-last, that rule says what goes, as asked (the warning says keep-best idled)
+    policy = from_flags(keep_best=1, metric="val_loss", keep_last=1)
+    plan = make_plan(db, [root], policy, time.time())
+    assert [u.name for u in plan.removals] == ["step_1.pt", "step_2.pt"]
+    assert any(w.endswith("(keep_best idle)") for w in plan.warnings)
+    db.conn.close()

@@ -726,7 +726,14 @@ def decide_run(
     if rules.keep_best and rules.metric:
         values = list(map(_METRIC, units))
         # Ties go to the newer unit: it saw more training for the same score.
-        if rules.keep_best == 1 and values and None not in values and isfinite(sum(values)):
+        if values.count(None) == count and not rules.keep_last and rules.keep_within is None:
+            # no unit has a value and keep-best is the run's only rule: which is best is
+            # unknown, so none is removed for it (beside keep-last or keep-within, those
+            # rules say what goes, as the user asked)
+            idle = f"no {rules.metric} value to tell the best (keep_best idle)"
+            for unit in units:
+                unit.reasons.append(idle)
+        elif rules.keep_best == 1 and values and None not in values and isfinite(sum(values)):
             # the usual keep_best = 1, every unit scored, no NaN: the best value and its
             # last place, found in C
             best = min(values) if rules.mode != "max" else max(values)
@@ -901,9 +908,10 @@ def _make_plan(
                 )
             )
             if rules.keep_best and not any(u.metric is not None for u in units):
+                alone = not rules.keep_last and rules.keep_within is None
                 plan.warnings.append(
                     f"{run.path or '.'}: no {rules.metric} value for any checkpoint "
-                    "(keep_best idle)"
+                    f"(keep_best idle{': all kept' if alone else ''})"
                 )
         totals.total_bytes = int(total_row[0])
         has_links = bool(total_row[1])
