@@ -148,7 +148,7 @@ class ObjectIndexer(Indexer):
         bucket's poller never waits on the bucket's round trips."""
         try:
             self.runs.read_pending(workers=READ_WORKERS)
-            with write_transaction(self.db) as conn:
+            with self.runs.in_step(), write_transaction(self.db) as conn:
                 return self.runs.fill_pending(conn, self.clock())
         finally:
             self.object_root.release_listing()

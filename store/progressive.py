@@ -303,7 +303,7 @@ def _settle_runs(indexer: Indexer, listing: Listing, moved: bool) -> None:
     they had written)."""
     runs = indexer.runs
     runs.prepare(listing, structural=True)
-    with write_transaction(indexer.db) as conn:
+    with runs.in_step(), write_transaction(indexer.db) as conn:
         now = indexer.clock()
         runs.upsert(conn, now)
         runs.reassign(conn)

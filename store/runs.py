@@ -9,6 +9,7 @@ metrics, status, size) re-read only for runs whose files changed.
 from __future__ import annotations
 
 import bisect
+import contextlib
 import json
 import marshal
 import os
@@ -17,7 +18,7 @@ import sqlite3
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import astuple
 from pathlib import Path
@@ -147,6 +148,7 @@ class RunSync:
         self._load_ids()
 
     def _load_ids(self) -> None:
+        self._ids_stale = False
         self._ids = {
             bytes(path): int(run_id)
             for run_id, path in self.db.conn.execute(
@@ -154,11 +156,38 @@ class RunSync:
             )
         }
 
+    def _ids_again_if_stale(self) -> None:
+        if self._ids_stale:
+            self._load_ids()
+
+    @contextlib.contextmanager
+    def in_step(self) -> Iterator[None]:
+        """Around a write transaction that writes runs: if it rolls back (a full disk, an
+        I/O error), what this object holds of the runs table is read back from the table.
+        ``upsert`` notes the ids of the runs it inserts and forgets those it deletes, and
+        ``refresh`` forgets which runs were dirty: kept past a rollback, a deleted run would
+        stay in the table for good, a new one would own files under an id no row has, and
+        the next write that re-detects either fails on the runs' unique path, every time."""
+        dirty = set(self._dirty)
+        try:
+            yield
+        except BaseException:
+            self._dirty |= dirty
+            self._new = set()
+            self._removed = []
+            self._kept_totals = None
+            self._folder_cache = {}
+            self._ids_stale = True
+            with contextlib.suppress(sqlite3.Error):
+                self._load_ids()
+            raise
+
     # -- detection -----------------------------------------------------------------------
 
     def prepare(self, listing: Listing | Callable[[], Listing], *, structural: bool) -> None:
         """Decide the set of runs: re-detect on structural change, else keep the index's.
         Runs a forked reader was asked to detect (``detect_ahead``) are taken from it."""
+        self._ids_again_if_stale()
         if structural or not self._ids:
             detected = self._take_detected()
             if detected is None:
@@ -268,6 +297,7 @@ class RunSync:
 
     def upsert(self, conn: sqlite3.Connection, now: float) -> None:
         """Create rows for new runs and drop rows of runs that no longer exist."""
+        self._ids_again_if_stale()
         existing = dict(self._ids)
         self._new = set()
         for key, spec in self._specs.items():
@@ -372,6 +402,7 @@ class RunSync:
         row of the root (a cold load), in place of summing the rows again.
         Returns how many runs changed (including added and removed ones).
         """
+        self._ids_again_if_stale()
         changed = 0
         dirty = self._dirty & set(self._ids.values())
         by_id = {rid: key for key, rid in self._ids.items()}

@@ -797,6 +797,7 @@ class Indexer:
         counted: dict[int, list[int]] | None = {} if full and not had_rows else None
         with (
             checkpoint_apart(self.db) if first_load else nullcontext(),
+            self.runs.in_step(),
             write_transaction(self.db) as conn,
         ):
             self.runs.upsert(conn, now)
@@ -1211,7 +1212,7 @@ class Indexer:
     def fill_summaries(self) -> int:
         """Read the run summaries a ``defer_summaries`` scan left pending, in one
         transaction; returns how many runs were filled."""
-        with write_transaction(self.db) as conn:
+        with self.runs.in_step(), write_transaction(self.db) as conn:
             return self.runs.fill_pending(conn, self.clock())
 
     # -- hashing -------------------------------------------------------------------------

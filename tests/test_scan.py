@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sqlite3
 import subprocess
 import tempfile
 import time
@@ -676,3 +677,46 @@ def _check_unexaminable_entry(tmp_path: Path) -> None:
         assert {b"closed/a.txt", b"listed/a.txt", b"open/a.txt"} <= set(index_rows(db))
     finally:
         db.close()
+
+
+def _lightning_run(root: Path, version: int, checkpoints: int = 1) -> None:
+    run = root / "lightning_logs" / f"version_{version}"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "hparams.yaml").write_text("lr: 0.1\n")
+    (run / "metrics.csv").write_text("epoch,loss\n0,1.0\n")
+    for i in range(checkpoints):
+        (run / "checkpoints" / f"epoch={i}.ckpt").write_bytes(b"x" * 100)
+
+
+def test_a_write_that_rolls_back_leaves_the_runs_to_the_next(
+    tmp_path: Path, db: sqlite_utils.Database
+) -> None:
+    """A full disk fails the transaction that drops a run and adds another: the scan after
+    it must still drop and add them, and later writes must not fail on the runs' paths."""
+    root = tmp_path / "root"
+    for version in range(3):
+        _lightning_run(root, version)
+    indexer = Indexer(db, root)
+    indexer.scan()
+    shutil.rmtree(root / "lightning_logs" / "version_0")
+    _lightning_run(root, 3, checkpoints=300)
+    pages = db.execute("PRAGMA page_count").fetchone()[0]
+    db.execute(f"PRAGMA max_page_count = {pages}")  # SQLite's own "database or disk is full"
+    with pytest.raises(sqlite3.OperationalError, match="full"):
+        indexer.scan()
+    db.execute("PRAGMA max_page_count = 1073741823")
+    indexer.scan()
+    runs = {
+        bytes(p): (n, s) for p, n, s in db.execute("SELECT path, n_artifacts, size_bytes FROM runs")
+    }
+    assert set(runs) == {
+        b"lightning_logs/version_1",
+        b"lightning_logs/version_2",
+        b"lightning_logs/version_3",
+    }
+    assert runs[b"lightning_logs/version_3"][0] == 302
+    orphans = "SELECT count(*) FROM artifacts WHERE run_id NOT IN (SELECT id FROM runs)"
+    assert db.execute(orphans).fetchone()[0] == 0
+    (root / "lightning_logs" / "version_1" / "metrics.csv").write_text("epoch,loss\n0,1.0\n1,0.5\n")
+    indexer.scan_folders([b"lightning_logs/version_1"])
+    assert index_rows(db) == ground_truth(root)

@@ -876,7 +876,7 @@ class Watcher:
             runs = root.indexer.runs
             try:
                 if runs.refresh_status(self._db.conn, now):
-                    with write_transaction(self._db) as conn:
+                    with runs.in_step(), write_transaction(self._db) as conn:
                         runs.refresh(conn, now)
             except Exception as exc:
                 log.warning("%s: run status refresh failed: %s", root.display, exc)
