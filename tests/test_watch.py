@@ -205,6 +205,50 @@ def test_mkdir_p_and_touch_is_seen_in_full(root: Path, db_path: Path) -> None:
         assert b"a/b/c/x" in index_rows(db_path)
 
 
+def test_a_root_that_is_a_symlink_sees_what_is_made_directly_in_it(
+    root: Path, db_path: Path, tmp_path: Path
+) -> None:
+    """~/outputs -> /data/outputs: inotify must watch the folder, not the link (which never
+    reports a thing), or new runs made at the top are missed, and every file in them."""
+    link = tmp_path / "outputs"
+    link.symlink_to(root)
+    with watching(db_path, link, reconcile_every=3600.0) as watcher:
+        (link / "top.txt").write_text("top\n")
+        run = link / "run2" / "checkpoints"
+        run.mkdir(parents=True)
+        (run / "epoch=0.ckpt").write_bytes(b"w" * 10)
+        wait_for(converged(link, db_path), what="files made at the top of a linked root")
+        time.sleep(0.5)  # a write after the new folder's watch is in place
+        (run / "epoch=1.ckpt").write_bytes(b"w" * 20)
+        wait_for(converged(link, db_path), what="a file in a new folder of a linked root")
+        assert health_of(watcher)["problems"] == []
+
+
+def test_a_root_inside_another_is_kept_current_in_both(root: Path, db_path: Path) -> None:
+    inner = root / "run1"
+    with watching(db_path, root, inner, reconcile_every=3600.0):
+        (inner / "new.txt").write_text("new\n")
+        (root / "top.txt").write_text("top\n")
+
+        def both() -> bool:
+            db = open_db(db_path, readonly=True)
+            try:
+                rows = db.execute(
+                    "SELECT r.path, a.path, a.size FROM artifacts a"
+                    " JOIN roots r ON r.id = a.root_id"
+                ).fetchall()
+            finally:
+                db.close()
+            by_root: dict[bytes, dict[bytes, int]] = {}
+            for where, path, size in rows:
+                by_root.setdefault(bytes(where), {})[bytes(path)] = size
+            return by_root.get(os.fsencode(root)) == ground_truth(root) and by_root.get(
+                os.fsencode(inner)
+            ) == ground_truth(inner)
+
+        wait_for(both, what="a file of the inner root in both roots' rows")
+
+
 def test_burst_of_2000_files_converges(root: Path, db_path: Path) -> None:
     with watching(db_path, root):
         for folder in range(20):

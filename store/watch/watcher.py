@@ -133,6 +133,10 @@ class _Root:
     path_b: bytes
     display: str
     indexer: Indexer
+    watched_b: bytes = b""
+    """The folder inotify watches, as its events name it: the root with symlinks resolved
+    (watchdog never follows a symlink it is given, so a root that is one would be watched
+    as the link itself, blind to the files and folders made directly in it)."""
     mode: str = "inotify"
     watch: ObservedWatch | None = None
     identity: tuple[int, int] | None = None
@@ -155,13 +159,16 @@ class _Root:
 
 
 class _Handler(FileSystemEventHandler):
-    """Maps every event to (root, folder) and returns: nothing slow on the dispatch thread."""
+    """Maps every event of one root's watch to its folder and returns: nothing slow on the
+    dispatch thread.  One per root, so a root inside another (or reached through a
+    symlink) has its events noted for each of them, never only for the deeper one."""
 
-    def __init__(self, watcher: Watcher) -> None:
+    def __init__(self, watcher: Watcher, root: _Root) -> None:
         self._watcher = watcher
+        self._root = root
 
     def dispatch(self, event: FileSystemEvent) -> None:
-        note = self._watcher._note
+        note = functools.partial(self._watcher._note, self._root)
         note(
             event.src_path,
             event.is_directory,
@@ -281,7 +288,6 @@ class Watcher:
         self._lock = WriterLock(self.db_path, role="watch")
         self._db: sqlite_utils.Database | None = None
         self._roots: list[_Root] = []
-        self._by_prefix: list[tuple[bytes, _Root]] = []
         self._state = threading.Lock()
         self._stopping = threading.Event()
         self._cancelled = threading.Event()
@@ -289,15 +295,15 @@ class Watcher:
         self._worker: threading.Thread | None = None
         self._hasher: threading.Thread | None = None
         self._observer: BaseObserver | None = None
-        self._handler = _Handler(self)
         self._canary_dir: str | None = None
         self._canary_sent = 0.0
         self._canary_seen = 0.0
         self._canary_due = 0.0
         self._overflow_log = _OverflowLog(self._overflowed)
         self._ignored = {
-            os.fsencode(self.db_path.with_name(self.db_path.name + suffix).absolute())
+            os.fsencode(where(self.db_path.with_name(self.db_path.name + suffix)))
             for suffix in ("", "-wal", "-shm", "-journal", ".lock")
+            for where in (os.path.abspath, os.path.realpath)
         }
         self._started = False
 
@@ -335,9 +341,6 @@ class Watcher:
                 )
                 for number, path in enumerate(self.root_paths)
             ]
-            self._by_prefix = sorted(
-                ((r.path_b, r) for r in self._roots), key=lambda item: -len(item[0])
-            )
             if self.progressive:  # first runs on screen before watching the whole tree
                 for root in self._roots:
                     self._scan_pieces(root)
@@ -534,9 +537,11 @@ class Watcher:
                 self._observer.unschedule(root.watch)
             root.watch = None
         root.identity = root.indexer.root_identity()
+        real = os.path.realpath(root.path)
+        root.watched_b = os.fsencode(real)
         try:
             root.watch = self._observer.schedule(
-                self._handler, str(root.path), recursive=True, event_filter=EVENT_FILTER
+                _Handler(self, root), real, recursive=True, event_filter=EVENT_FILTER
             )
         except OSError as exc:
             if exc.errno in (errno.ENOSPC, errno.EMFILE):
@@ -589,7 +594,7 @@ class Watcher:
         rows = self._db.conn.execute(
             "SELECT path FROM dirs WHERE root_id = ?", [root.indexer.root_id]
         )
-        base = root.path_b
+        base = root.watched_b or root.path_b
         return any((base + b"/" + bytes(rel) if rel else base) not in watched for (rel,) in rows)
 
     def _check_watch_coverage(self, root: _Root) -> None:
@@ -612,34 +617,41 @@ class Watcher:
     # -- events (dispatch thread) -------------------------------------------------------
 
     def _note(
-        self, path: str | bytes, is_directory: bool, *, closed: bool = False, gone: bool = False
+        self,
+        root: _Root,
+        path: str | bytes,
+        is_directory: bool,
+        *,
+        closed: bool = False,
+        gone: bool = False,
     ) -> None:
-        """One event path: map it to its root and folder, and queue the folder."""
+        """One event path of ``root``'s watch: map it to its folder, and queue the folder."""
         abs_b = path if isinstance(path, bytes) else os.fsencode(path)
         if abs_b in self._ignored:
             return
-        for prefix, root in self._by_prefix:
-            if abs_b == prefix:
-                root.rescan_reason = root.rescan_reason or "root changed"
-                self._batcher.wake()
+        prefix = root.watched_b or root.path_b
+        if abs_b == prefix:
+            root.rescan_reason = root.rescan_reason or "root changed"
+            self._batcher.wake()
+            return
+        if abs_b.startswith(prefix) and abs_b[len(prefix) : len(prefix) + 1] == b"/":
+            rel = abs_b[len(prefix) + 1 :]
+            if any(part in IGNORED_DIR_NAMES for part in rel.split(b"/")):
                 return
-            if abs_b.startswith(prefix) and abs_b[len(prefix) : len(prefix) + 1] == b"/":
-                rel = abs_b[len(prefix) + 1 :]
-                if any(part in IGNORED_DIR_NAMES for part in rel.split(b"/")):
-                    return
-                root.last_event = time.time()
-                root.events += 1
-                if gone and root.rewatch_at is None:
-                    root.rewatch_at = time.monotonic() + REWATCH_DELAY
-                self._batcher.add(root.number, paths.parent_key(rel), closed=closed)
-                return
+            root.last_event = time.time()
+            root.events += 1
+            if gone and root.rewatch_at is None:
+                root.rewatch_at = time.monotonic() + REWATCH_DELAY
+            self._batcher.add(root.number, paths.parent_key(rel), closed=closed)
 
     def _canary_arrived(self) -> None:
         self._canary_seen = time.monotonic()
 
     def _overflowed(self, where: bytes | None) -> None:
         for root in self._roots:
-            if root.mode == "inotify" and (where is None or paths.under(where, root.path_b)):
+            if root.mode == "inotify" and (
+                where is None or paths.under(where, root.watched_b or root.path_b)
+            ):
                 root.rescan_reason = "inotify queue overflow: events were lost"
         self._batcher.wake()
 
