@@ -1394,6 +1394,25 @@ def _restore_one(
     return ItemResult(root_arg, entry.path, "restored", "restored", entry.size, entry.id)
 
 
+def _purged(
+    report: Report,
+    db: sqlite_utils.Database | None,
+    root_id: int | None,
+    root_arg: str,
+    entry: TrashEntry,
+    why: str,
+    said: str = "purged",
+) -> None:
+    """Report ``entry`` purged (saying ``said``), and record it in the index, with ``why``,
+    when this process writes it."""
+    report.done.append(ItemResult(root_arg, entry.path, "purged", said, entry.size, entry.id))
+    if db is not None and root_id is not None:
+        with write_transaction(db) as conn:
+            write.record_purge(
+                conn, root_id, key(entry.path), entry.size, key(entry.trash_path), time.time(), why
+            )
+
+
 def purge(
     root: str | os.PathLike[str],
     older_than: float,
@@ -1423,27 +1442,8 @@ def purge(
         root_id = _root_id(db, root_arg) if db is not None else None
         for entry in settled:
             if entry.state == "purged":  # recovery finished an earlier purge
-                report.done.append(
-                    ItemResult(
-                        root_arg,
-                        entry.path,
-                        "purged",
-                        "an earlier purge finished",
-                        entry.size,
-                        entry.id,
-                    )
-                )
-                if db is not None and root_id is not None:
-                    with write_transaction(db) as conn:
-                        write.record_purge(
-                            conn,
-                            root_id,
-                            key(entry.path),
-                            entry.size,
-                            key(entry.trash_path),
-                            time.time(),
-                            "an earlier purge finished",
-                        )
+                finished = "an earlier purge finished"
+                _purged(report, db, root_id, root_arg, entry, finished, finished)
         for count, entry in enumerate(due, 1):
             try:
                 _purge_one(manifest, entry)
@@ -1452,20 +1452,9 @@ def purge(
                     ItemResult(root_arg, entry.path, "skipped", str(exc), entry.size, entry.id)
                 )
                 continue
-            report.done.append(
-                ItemResult(root_arg, entry.path, "purged", "purged", entry.size, entry.id)
+            _purged(
+                report, db, root_id, root_arg, entry, f"in the trash longer than {older_than:g}s"
             )
-            if db is not None and root_id is not None:
-                with write_transaction(db) as conn:
-                    write.record_purge(
-                        conn,
-                        root_id,
-                        key(entry.path),
-                        entry.size,
-                        key(entry.trash_path),
-                        time.time(),
-                        f"in the trash longer than {older_than:g}s",
-                    )
             if progress:
                 progress(count, len(due), entry.path)
         _prune_empty_batches(manifest.trash_fd)
