@@ -110,6 +110,14 @@ async def move_to(pilot: object, screen: DiskUsageScreen, name: str) -> None:
     raise AssertionError(f"{name} not listed: {list(rows(screen))}")
 
 
+async def into_checkpoints(pilot: Pilot[None], screen: DiskUsageScreen) -> None:
+    """Down from the roots to the run's checkpoints folder, level by level."""
+    for name in ("lightning_logs", f"{RUN}/", "checkpoints/"):
+        await move_to(pilot, screen, name)
+        await pilot.press("enter")
+        await settle(pilot, rounds=5)
+
+
 @sync
 async def test_drill_down_sizes_sparse_and_back(indexed: tuple[Path, Path]) -> None:
     root, db_path = indexed
@@ -184,10 +192,7 @@ async def test_trash_goes_through_confirm_and_pins_refuse(indexed: tuple[Path, P
     app = ArtlensApp(db_path, [root], watch=False)
     async with app.run_test(size=(100, 30)) as pilot:
         screen = await open_usage(app, pilot)
-        for name in ("lightning_logs", f"{RUN}/", "checkpoints/"):
-            await move_to(pilot, screen, name)
-            await pilot.press("enter")
-            await settle(pilot, rounds=5)
+        await into_checkpoints(pilot, screen)
         assert screen.level.folder == f"{RUN}/checkpoints"
 
         await move_to(pilot, screen, "epoch2-val0.0854.ckpt")
@@ -233,10 +238,7 @@ async def test_a_trash_while_a_watcher_writes_is_checked_against_the_index(
     app = ArtlensApp(db_path, [root], watch=False)
     async with app.run_test(size=(100, 30)) as pilot:
         screen = await open_usage(app, pilot)
-        for name in ("lightning_logs", f"{RUN}/", "checkpoints/"):
-            await move_to(pilot, screen, name)
-            await pilot.press("enter")
-            await settle(pilot, rounds=5)
+        await into_checkpoints(pilot, screen)
         await move_to(pilot, screen, "epoch2-val0.0854.ckpt")
         await pilot.press("d")
         await settle(pilot)
