@@ -218,9 +218,15 @@ def test_a_root_that_is_a_symlink_sees_what_is_made_directly_in_it(
         run.mkdir(parents=True)
         (run / "epoch=0.ckpt").write_bytes(b"w" * 10)
         wait_for(converged(link, db_path), what="files made at the top of a linked root")
-        time.sleep(0.5)  # a write after the new folder's watch is in place
-        (run / "epoch=1.ckpt").write_bytes(b"w" * 20)
-        wait_for(converged(link, db_path), what="a file in a new folder of a linked root")
+        matches = converged(link, db_path)
+
+        def written_and_seen() -> bool:
+            # written again until seen: the first write can come before the new folder's
+            # watch is in place (no sleep guesses how long that takes on a busy machine)
+            (run / "epoch=1.ckpt").write_bytes(b"w" * 20)
+            return matches()
+
+        wait_for(written_and_seen, what="a file in a new folder of a linked root")
         assert health_of(watcher)["problems"] == []
 
 
