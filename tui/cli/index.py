@@ -36,6 +36,8 @@ RESCAN_TIMEOUT = 600.0
 """How long ``index`` waits for a running watcher to rescan a root for it."""
 
 if TYPE_CHECKING:
+    import sqlite_utils
+
     from store.scan import ScanReport
 
 
@@ -78,11 +80,12 @@ def index_roots(
     reports = []
     with WriterLock(db_path, role="index"):
         new = open_new(db_path)
-        db = new if new is not None else open_db(db_path)
+        writing = new if new is not None else open_db(db_path)
+        db: sqlite_utils.Database | None = writing  # None once published and closed
         try:
             indexers = []
             for root in roots:
-                indexer = Indexer(db, root, ignore_paths=index_files(db_path))
+                indexer = Indexer(writing, root, ignore_paths=index_files(db_path))
                 with _progress(progress, f"indexing {paths.display(str(root))}") as update:
                     # files and runs land in one commit; the runs' own files are read after,
                     # unless no reader can see the index before it is published anyway
@@ -95,17 +98,18 @@ def index_roots(
                 reports.append(report)
             if new is not None:  # readers may look now: hashing takes long
                 publish(new, db_path)
-                new = None
-                db = open_db(db_path)
-                indexers = [Indexer(db, root, ignore_paths=index_files(db_path)) for root in roots]
+                new = db = None
             if hash_files:
+                if db is None:  # reopened published, in WAL mode: readers may look
+                    db = open_db(db_path)
+                    indexers = [Indexer(db, r, ignore_paths=index_files(db_path)) for r in roots]
                 for indexer in indexers:
                     with _progress(progress, "hashing") as update:
                         indexer.hash_pending(progress=update, max_bytes=hash_max_bytes)
         finally:
             if new is not None:
                 discard_new(new, db_path)
-            else:
+            elif db is not None:
                 db.close()
     if remember_db:
         remember(db_path, roots)
