@@ -392,6 +392,7 @@ class RunSync:
         *,
         summaries: bool = True,
         totals: Mapping[int, Totals] | None = None,
+        with_refs: set[int] | None = None,
     ) -> int:
         """Re-read the summaries of dirty runs and refresh the totals of runs whose rows
         changed (``_totals``).
@@ -399,7 +400,9 @@ class RunSync:
         Without ``summaries`` the framework files are not read: dirty runs get their
         totals and are marked ``summary_pending`` in meta, for ``fill_pending`` to finish.
         ``totals``: every run's totals when the caller counted them while writing every
-        row of the root (a cold load), in place of summing the rows again.
+        row of the root (a cold load), in place of summing the rows again; ``with_refs``,
+        the runs holding a link or a ``trainer_state.json`` (``integrity.runs_with_refs``)
+        when the caller found them as it wrote every row.
         Returns how many runs changed (including added and removed ones).
         """
         self._ids_again_if_stale()
@@ -419,11 +422,8 @@ class RunSync:
         events: list[write.EventRow] = []
         updates: list[list[object]] = []
         pending: list[list[object]] = []
-        with_refs = (
-            integrity.runs_with_refs(conn, self.root_id)
-            if summaries and len(dirty) > BATCH_RUNS
-            else None
-        )
+        if with_refs is None and summaries and len(dirty) > BATCH_RUNS:
+            with_refs = integrity.runs_with_refs(conn, self.root_id)
         unread = UnreadableIndex(
             (unreadable_places(conn, self.root_id) or {}).get(self.root_id, [])
         )

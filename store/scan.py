@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import sqlite_utils
 
@@ -268,6 +268,7 @@ class _Walk:
 
 
 _NAME, _INODE, _SIZE, _MTIME = (operator.itemgetter(i) for i in range(4))
+TRAINER_STATE = b"trainer_state.json"
 
 
 _FTYPE = operator.itemgetter(5)
@@ -822,9 +823,12 @@ class Indexer:
                 )
             )
             totals = None if counted is None else _run_totals(counted)
+            # every row of the root is one written here: the runs holding references are
+            # found in the walk, not by a pass over every row
+            refs = self._runs_with_refs(walk) if counted is not None and first_load else None
             if added or changed or removed or self.runs.has_dirty():
                 report.runs_changed = self.runs.refresh(
-                    conn, now, summaries=self._summaries, totals=totals
+                    conn, now, summaries=self._summaries, totals=totals, with_refs=refs
                 )
             self._write_events(event_path, added, changed, removed, now)
             if full:
@@ -834,6 +838,25 @@ class Indexer:
         if totals is not None:
             self.runs.keep_totals(self.db.conn, totals)
         report.runs = self.runs.count()
+
+    def _runs_with_refs(self, walk: _Walk) -> set[int]:
+        """The runs a first load gives a link or a ``trainer_state.json`` (what
+        ``integrity.runs_with_refs`` would find in the rows just written)."""
+        run_of = self.runs.run_of_entry
+        found = {run_of(key, paths.parent_key(key)) for key in walk.links}
+        names = list(map(_NAME, walk.entries))
+        spans = sorted((start, f) for f, (start, stop) in walk.slices.items() if stop > start)
+        starts = [start for start, _folder in spans]
+        at = -1
+        while True:
+            try:
+                at = names.index(TRAINER_STATE, at + 1)
+            except ValueError:
+                break
+            folder = spans[bisect.bisect_right(starts, at) - 1][1]
+            found.add(run_of(folder + b"/" + TRAINER_STATE if folder else TRAINER_STATE, folder))
+        found.discard(None)
+        return cast(set[int], found)
 
     def _existing_artifacts(self, start: bytes, *, shallow: bool = False) -> set[tuple[Any, ...]]:
         """The identity tuples of the rows under ``start`` (or directly in it)."""

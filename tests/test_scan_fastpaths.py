@@ -312,3 +312,60 @@ def test_a_walk_with_a_folder_no_listing_reaches_is_not_a_first_load() -> None:
         (b"a", [b"f"]),
         (b"lost", [b"g"]),
     ]
+
+
+def test_a_first_load_finds_the_runs_holding_references_as_a_pass_over_the_rows_would(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A first load that reads the summaries at once takes the runs holding a link or a
+    ``trainer_state.json`` from its walk, not from a pass over every row: each run's
+    integrity problems must be the ones the general path finds."""
+    from store import runs as runs_module
+
+    monkeypatch.setattr(runs_module, "BATCH_RUNS", 2)  # the batch path, as over many runs
+    root = tmp_path / "root"
+    make_runs(root, runs=6, files=3)
+    logs = root / "lightning_logs"
+    (logs / "version_1" / "last.ckpt").symlink_to("checkpoints/epoch=9.ckpt")  # dangling
+    (logs / "version_3" / "checkpoints" / "nested").mkdir()
+    (logs / "version_3" / "checkpoints" / "nested" / "best.ckpt").symlink_to("gone")
+    state = {"best_model_checkpoint": "out/checkpoint-50"}  # rotated away
+    (logs / "version_4" / "aaa-empty").mkdir()  # folders of no files, sorted first
+    (logs / "version_4" / "checkpoints" / "a").mkdir()
+    (logs / "version_4" / "checkpoints" / "trainer_state.json").write_text(json.dumps(state))
+    (logs / "version_5" / "trainer_state.json").write_text(json.dumps(state))
+    dumps = []
+    for name, flood in (("general.db", 10**9), ("first.db", 10)):
+        monkeypatch.setattr(scan, "EVENT_FLOOD", flood)
+        db = open_db(tmp_path / name)
+        Indexer(db, root, clock=lambda: 2_000_000_000.0).scan()
+        dumps.append(dump(db))
+        flagged = {
+            bytes(path).decode()
+            for path, meta in db.execute("SELECT path, meta FROM runs")
+            if json.loads(meta or "{}").get("integrity")
+        }
+        assert flagged == {f"lightning_logs/version_{r}" for r in (1, 3, 4, 5)}, name
+        db.close()
+    general, first = dumps
+    assert first["runs"] == general["runs"]
+
+
+def test_an_empty_folder_listed_just_before_another_does_not_take_its_references(
+    tmp_path: Path,
+) -> None:
+    """Folders of no files share where their files would start with the folder listed
+    next: a ``trainer_state.json`` must still count for the run of the folder holding it."""
+    root = tmp_path / "root"
+    make_runs(root, runs=2, files=1)
+    indexer = Indexer(open_db(tmp_path / "index.db"), root)
+    indexer.scan()
+    run = b"lightning_logs/version_0"
+    entry = (b"trainer_state.json", 1, 2, 3, 4, "file")
+    walk = scan._Walk(
+        entries=[entry],
+        slices={run: (0, 1), b"lightning_logs/zz": (0, 0), b"zz": (0, 0)},
+    )
+    (run_id,) = indexer.db.execute("SELECT id FROM runs WHERE path = ?", [run]).fetchone()
+    assert indexer._runs_with_refs(walk) == {run_id}
+    indexer.db.close()
