@@ -182,25 +182,44 @@ class _Walk:
     """unreadable key -> (kind, reason): ``folder`` not listed, ``entry`` not examined"""
     helped: bool = False
     """True when a forked helper walked part of the tree (see ``Indexer._walk``)."""
+    named: dict[bytes, list[bytes]] = field(default_factory=dict)
+    """folder key -> its file names, where ``digest_ahead`` found them already"""
+    digested: dict[bytes, int] = field(default_factory=dict)
+    """folder key -> its digest, where ``digest_ahead`` found it already"""
 
     def listing(self) -> dict[bytes, tuple[list[bytes], list[bytes]]]:
         """folder key -> (subfolder names, file names): what run detection reads."""
-        entries = self.entries
+        entries, named = self.entries, self.named
         return {
-            folder: (self.subdirs[folder], list(map(_NAME, entries[start:stop])))
+            folder: (
+                self.subdirs[folder],
+                named[folder] if folder in named else list(map(_NAME, entries[start:stop])),
+            )
             for folder, (start, stop) in self.slices.items()
         }
 
     def digests(self) -> dict[bytes, int]:
         """The digest of every folder listed in full (see ``folder_digest``)."""
-        entries = self.entries
+        entries, digested = self.entries, self.digested
         return {
-            folder: folder_digest(entries[start:stop])
+            folder: digested[folder] if folder in digested else folder_digest(entries[start:stop])
             for folder, (start, stop) in self.slices.items()
         }
 
+    def digest_ahead(self) -> None:
+        """Find every listed folder's names and digest now: a walk shared with a helper
+        does it for its own part while the other part is still being walked.  A folder's
+        files never change once it is listed, so what is found now stays true."""
+        entries = self.entries
+        for folder, (start, stop) in self.slices.items():
+            files = entries[start:stop]
+            self.named[folder] = list(map(_NAME, files))
+            self.digested[folder] = folder_digest(files)
+
     def merge(self, other: _Walk) -> None:
         offset = len(self.entries)
+        self.named.update(other.named)
+        self.digested.update(other.digested)
         self.entries += other.entries
         self.links.update(other.links)
         self.dirs.update(other.dirs)
@@ -397,6 +416,7 @@ class Indexer:
             self._walk_stack(
                 theirs, sub, seen_dirs, sub_report, lambda done, _total: counter(done), None, None
             )
+            sub.digest_ahead()
             found = list(seen_dirs.items())[known:]
             return marshal.dumps(
                 (
@@ -410,6 +430,8 @@ class Indexer:
                     dict(sub_report.warnings),
                     sub_report.samples,
                     found,
+                    sub.named,
+                    sub.digested,
                 )
             )
 
@@ -426,18 +448,20 @@ class Indexer:
             if progress is not None:
                 mine = lambda done, total: progress(done + helper.progress(), total)  # noqa: E731
             self._walk_stack(stack, walk, seen_dirs, report, mine, None, None)
+            walk.digest_ahead()  # while the helper walks on: it mostly ends later
             data = helper.result()
         finally:
             helper.abandon()
         try:
             answer: Any = marshal.loads(data) if data is not None else ()
             (entries, links, dirs, subdirs, slices, unreadable, why) = answer[:7]
-            warnings, samples, found = answer[7:]
+            warnings, samples, found, named, digested = answer[7:]
         except (ValueError, TypeError, EOFError):  # no answer, or not the one sent
             stack += theirs
             self._walk_stack(stack, walk, seen_dirs, report, progress, None, None)
             return
         sub = _Walk(entries, links, dirs, subdirs, slices, unreadable, why)
+        sub.named, sub.digested = named, digested
         twice = [key for ident, key in found if ident in seen_dirs]
         for ident, key in found:
             seen_dirs.setdefault(ident, key)

@@ -63,6 +63,8 @@ def shape(walk: _Walk) -> dict[str, object]:
         "subdirs": {k: sorted(v) for k, v in walk.subdirs.items()},
         "links": walk.links,
         "unreadable": sorted(walk.unreadable),
+        "digests": walk.digests(),  # each part's found where it was walked
+        "listing": {k: (sorted(d), sorted(f)) for k, (d, f) in walk.listing().items()},
     }
 
 
