@@ -40,6 +40,16 @@ def can_fork() -> bool:
     )
 
 
+def spare_cores() -> int:
+    """Cores this process may run on (its affinity, as a container or ``taskset`` sets
+    it) besides the one it runs on."""
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        usable = os.cpu_count() or 1
+    return max(0, usable - 1)
+
+
 _request_fd: int | None = None
 """In a child forked ``waits=True``: where its request comes from (see ``request``)."""
 

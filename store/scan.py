@@ -71,9 +71,12 @@ AHEAD_ROWS = 250_000
 some 50 MB, waiting in memory for the insert."""
 
 SPLIT_AFTER = 10_000
-"""A whole-tree walk shares the rest with a forked helper once it has walked this many
+"""A whole-tree walk shares the rest with forked helpers once it has walked this many
 files (where forking is safe, see ``store.forked``): below it a fork costs more than the
 walk it saves."""
+WALK_HELPERS = 3
+"""Helpers a shared walk forks at most, one per spare core: past four walkers the merge and
+the filesystem's own locks take back what another would save."""
 
 DIRTY_SHARE = 0.25
 """When more than this share of a scan's folders changed, read every row back at once
@@ -181,7 +184,7 @@ class _Walk:
     why: dict[bytes, tuple[str, str]] = field(default_factory=dict)
     """unreadable key -> (kind, reason): ``folder`` not listed, ``entry`` not examined"""
     helped: bool = False
-    """True when a forked helper walked part of the tree (see ``Indexer._walk``)."""
+    """True when forked helpers walked part of the tree (see ``Indexer._walk``)."""
     named: dict[bytes, list[bytes]] = field(default_factory=dict)
     """folder key -> its file names, where ``digest_ahead`` found them already"""
     digested: dict[bytes, int] = field(default_factory=dict)
@@ -366,9 +369,9 @@ class Indexer:
     ) -> _Walk:
         """Walk ``start``; ``descend(child)`` False lists a subfolder without entering it.
 
-        A walk of a whole tree that grows past ``SPLIT_AFTER`` files hands half of the
-        folders still to list to a forked child (``store.forked``), which walks them at the
-        same time on another core: the walk is most of a cold index's time."""
+        A walk of a whole tree that grows past ``SPLIT_AFTER`` files shares the folders
+        still to list with forked children (``store.forked``), one per spare core, which
+        walk them at the same time: the walk is most of a cold index's time."""
         walk = _Walk()
         seen_dirs: dict[tuple[int, int], bytes] = {}
         try:
@@ -405,67 +408,86 @@ class Indexer:
         report: ScanReport,
         progress: ProgressFn | None,
     ) -> None:
-        """Walk ``stack`` with a forked helper taking every other folder; if the helper
-        fails in any way, its folders are walked here after all."""
-        theirs = stack[0::2]
-        del stack[0::2]
+        """Walk ``stack`` with forked helpers, one per spare core (``WALK_HELPERS`` at
+        most), each taking every k-th folder; the folders of a helper that fails in any
+        way are walked here after all."""
+        ways = 1 + min(forked.spare_cores(), WALK_HELPERS, len(stack) - 1)
+        shares = [stack[i::ways] for i in range(ways - 1)]
+        stack[:] = stack[ways - 1 :: ways]
         known = len(seen_dirs)
 
-        def job(counter: Callable[[int], None]) -> bytes:
-            sub, sub_report = _Walk(), ScanReport(root="")
-            self._walk_stack(
-                theirs, sub, seen_dirs, sub_report, lambda done, _total: counter(done), None, None
-            )
-            sub.digest_ahead()
-            found = list(seen_dirs.items())[known:]
-            return marshal.dumps(
-                (
-                    sub.entries,
-                    sub.links,
-                    sub.dirs,
-                    sub.subdirs,
-                    sub.slices,
-                    sub.unreadable,
-                    sub.why,
-                    dict(sub_report.warnings),
-                    sub_report.samples,
-                    found,
-                    sub.named,
-                    sub.digested,
+        def job_for(theirs: list[bytes]) -> Callable[[Callable[[int], None]], bytes]:
+            def job(counter: Callable[[int], None]) -> bytes:
+                sub, sub_report = _Walk(), ScanReport(root="")
+                self._walk_stack(
+                    theirs, sub, seen_dirs, sub_report, lambda done, _t: counter(done), None, None
                 )
-            )
+                sub.digest_ahead()
+                found = list(seen_dirs.items())[known:]
+                return marshal.dumps(
+                    (
+                        sub.entries,
+                        sub.links,
+                        sub.dirs,
+                        sub.subdirs,
+                        sub.slices,
+                        sub.unreadable,
+                        sub.why,
+                        dict(sub_report.warnings),
+                        sub_report.samples,
+                        found,
+                        sub.named,
+                        sub.digested,
+                    )
+                )
 
+            return job
+
+        helpers: list[tuple[forked.Helper, list[bytes]]] = []
         try:
-            helper: forked.Helper | None = forked.Helper(job)
-        except OSError:
-            helper = None
-        if helper is None:
-            stack += theirs
-            self._walk_stack(stack, walk, seen_dirs, report, progress, None, None)
-            return
-        try:
+            for theirs in shares:
+                try:
+                    helpers.append((forked.Helper(job_for(theirs)), theirs))
+                except OSError:
+                    stack += theirs
             mine = progress
-            if progress is not None:
-                mine = lambda done, total: progress(done + helper.progress(), total)  # noqa: E731
+            if progress is not None and helpers:
+                mine = lambda done, total: progress(  # noqa: E731
+                    done + sum(helper.progress() for helper, _ in helpers), total
+                )
             self._walk_stack(stack, walk, seen_dirs, report, mine, None, None)
-            walk.digest_ahead()  # while the helper walks on: it mostly ends later
-            data = helper.result()
+            walk.digest_ahead()  # while the helpers walk on: they mostly end later
+            answers = [(helper.result(), theirs) for helper, theirs in helpers]
         finally:
-            helper.abandon()
+            for helper, _ in helpers:
+                helper.abandon()
+        for data, theirs in answers:
+            self._take_share(data, theirs, walk, seen_dirs, report, progress)
+
+    def _take_share(
+        self,
+        data: bytes | None,
+        theirs: list[bytes],
+        walk: _Walk,
+        seen_dirs: dict[tuple[int, int], bytes],
+        report: ScanReport,
+        progress: ProgressFn | None,
+    ) -> None:
+        """Merge what a helper of ``_walk_shared`` found into ``walk``, or walk its share
+        ``theirs`` here if it sent no answer (or not the one sent)."""
         try:
             answer: Any = marshal.loads(data) if data is not None else ()
             (entries, links, dirs, subdirs, slices, unreadable, why) = answer[:7]
             warnings, samples, found, named, digested = answer[7:]
-        except (ValueError, TypeError, EOFError):  # no answer, or not the one sent
-            stack += theirs
-            self._walk_stack(stack, walk, seen_dirs, report, progress, None, None)
+        except (ValueError, TypeError, EOFError):
+            self._walk_stack(theirs, walk, seen_dirs, report, progress, None, None)
             return
         sub = _Walk(entries, links, dirs, subdirs, slices, unreadable, why)
         sub.named, sub.digested = named, digested
         twice = [key for ident, key in found if ident in seen_dirs]
         for ident, key in found:
             seen_dirs.setdefault(ident, key)
-        if twice:  # reached by both walks (a bind mount): kept where this one found it
+        if twice:  # reached by two walks (a bind mount): kept where the first found it
             sub = sub.without(twice)
             for key in twice:
                 report.warn("folder loop", key)

@@ -140,6 +140,54 @@ def test_an_index_built_by_a_shared_walk_is_the_same_index(tmp_path: Path) -> No
     in_fresh_python("check_shared_index", tmp_path)
 
 
+def check_walk_shared_four_ways(tmp: str) -> None:
+    """A machine of four cores: three helpers, each its every third folder; one of them
+    dies, so its folders are walked by the parent after all."""
+    assert forked.can_fork()
+    tmp_path = Path(tmp)
+    root = tmp_path / "root"
+    make_wide(root)
+    scan.SPLIT_AFTER = 10**9
+    alone, alone_report = walk_of(root, tmp_path, "alone.db")
+    forked.spare_cores = lambda: 3  # what this machine cannot have
+    scan.SPLIT_AFTER = 5
+    forks = count_forks()
+    shared, shared_report = walk_of(root, tmp_path, "shared.db")
+    assert forks == [True, False, False, False]  # the runs' reader, then three walkers
+    assert shared.helped and shape(shared) == shape(alone)
+    assert shared_report.warnings == alone_report.warnings
+    fork = forked.Helper.__init__
+    made: list[int] = []
+
+    def second_dies(self: forked.Helper, job: Callable[..., bytes], *, waits: bool = False) -> None:
+        made.append(1)
+        if len(made) == 3:  # the second walker
+            job = lambda _counter: os._exit(3)  # noqa: E731
+        fork(self, job, waits=waits)
+
+    forked.Helper.__init__ = second_dies  # type: ignore[method-assign]
+    again, again_report = walk_of(root, tmp_path, "again.db")
+    assert len(made) == 4
+    assert shape(again) == shape(alone)
+    assert again_report.warnings == alone_report.warnings
+    scan.EVENT_FLOOD = 10  # the cold-load path: the same index as one walker writes
+    dumps = []
+    for name, split in (("alone-index.db", 10**9), ("shared-index.db", 5)):
+        scan.SPLIT_AFTER = split
+        db = open_db(tmp_path / name)
+        indexer = Indexer(db, root, clock=lambda: 2_000_000_000.0)
+        indexer.scan()
+        dumps.append(dump(db))
+        db.close()
+    for table in ("roots", "artifacts", "runs", "dirs"):
+        assert dumps[0][table] == dumps[1][table], table
+
+
+@needs_fork
+def test_a_walk_shared_four_ways_finds_what_one_process_finds(tmp_path: Path) -> None:
+    in_fresh_python("check_walk_shared_four_ways", tmp_path)
+
+
 def check_walk_after_a_first_load(tmp: str) -> None:
     """A first load leaves its log to a checkpoint on a thread of its own; the next scan
     waits for it, or it could not fork its walk's helper (one thread only)."""

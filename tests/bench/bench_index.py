@@ -20,10 +20,10 @@ its own, beside what the writer does next: the cold figure is the scan's, and th
 wait after it is printed apart.  A generated tree is synced to disk before anything is
 timed, as a tree of finished runs is: its write-back would otherwise run beside the index.
 
-Where forking is safe (Linux, one thread) a scan shares the walk with a forked helper and
-a bulk load reads the runs' files in another, so on two idle cores the walk costs about
-half its time; their CPU is counted in the CPU figures ("all processes"), and their peak
-memory is printed apart (the largest helper's).
+Where forking is safe (Linux, one thread) a scan shares the walk with forked helpers (one
+per spare core, three at most) and a bulk load reads the runs' files in another, so on two
+idle cores the walk costs about half its time; their CPU is counted in the CPU figures
+("all processes"), and their peak memory is printed apart (the largest helper's).
 """
 
 from __future__ import annotations
