@@ -304,6 +304,10 @@ def decide_run(
                 unit.reasons.append(
                     f"best {unit.metric_name} {unit.metric:.6g} (for {rules.metric})"
                 )
+        if not rules.keep_last and rules.keep_within is None:
+            for unit in units:
+                if unit.metric is None:
+                    unit.reasons.append(f"no {rules.metric} value to rank it (keep_best keeps it)")
     if rules.keep_within is not None:
         horizon_ns = (now - rules.keep_within) * 1e9
         reason = f"younger than {format_age(rules.keep_within)}"
@@ -374,6 +378,17 @@ def _make_plan(
                     budget_set=root_policy.budget is not None,
                 )
             )
+            if (
+                rules.keep_best
+                and not rules.keep_last
+                and rules.keep_within is None
+                and any(u.metric is None for u in units)
+                and any(u.metric is not None for u in units)
+            ):
+                plan.warnings.append(
+                    f"{run.path or '.'}: some checkpoints have no {rules.metric} value "
+                    "(keep_best keeps those)"
+                )
             if rules.keep_best and not any(u.metric is not None for u in units):
                 alone = not rules.keep_last and rules.keep_within is None
                 plan.warnings.append(

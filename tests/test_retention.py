@@ -361,7 +361,11 @@ def test_keep_best_names_the_metric_it_read_and_the_one_asked(tmp_path: Path) ->
     for asked, after in (("eval_loss", " (for eval_loss)"), ("val_loss", "")):
         plan = make_plan(db, [root], from_flags(keep_best=1, metric=asked), time.time())
         kept = {u.path: u.reasons for u in plan.items if u.keep}
-        assert kept == {path: [f"best {value}{after}"] for path, value in best.items()}
+        assert kept == {
+            **{path: [f"best {value}{after}"] for path, value in best.items()},
+            # the summary holds the last value only: keep-best cannot rank the older one
+            "summary/step_100.pt": [f"no {asked} value to rank it (keep_best keeps it)"],
+        }
         named = {u.metric_name for u in plan.items if u.metric is not None}
         assert named == ({"val_loss"} if after else {None})
     db.conn.close()
@@ -419,7 +423,10 @@ def test_a_ragged_metrics_csv_row_judges_no_checkpoint(tmp_path: Path) -> None:
         ("epoch=2.ckpt", 0.4),
     ]
     plan = make_plan(db, [root], from_flags(keep_best=1, metric="val_loss"), time.time())
-    assert {u.name for u in plan.items if u.keep} == {"epoch=2.ckpt"}
+    decided = {u.name: (u.keep, u.reasons) for u in plan.items}
+    assert decided["epoch=2.ckpt"] == (True, ["best val_loss 0.4"])
+    assert decided["epoch=1.ckpt"] == (True, ["no val_loss value to rank it (keep_best keeps it)"])
+    assert decided["epoch=0.ckpt"] == (False, ["kept by no rule"])
     db.conn.close()
 
 
@@ -816,6 +823,46 @@ def test_a_plan_says_what_the_scans_could_not_read(
     Indexer(db, root).scan()  # readable again: nothing to say
     plan = make_plan(db, [root], from_flags(keep_last=1), time.time())
     assert not any("could not be read" in w for w in plan.warnings), plan.warnings
+    db.conn.close()
+
+
+def test_keep_best_alone_never_removes_a_checkpoint_it_cannot_rank(tmp_path: Path) -> None:
+    """``--keep-best 1 --metric val_loss`` alone, on a run where some checkpoints have a
+    val_loss and others none: keep-best ranked the scored ones only and removed every
+    unscored one, though nothing says it is worse.  They are kept now, saying why, as when
+    no checkpoint has a value; beside keep-last or keep-within those rules say what goes
+    (the contract of the run with no value at all), and the best is still kept."""
+    root = tmp_path / "root"
+    checkpoints = root / "lightning_logs" / "version_0" / "checkpoints"
+    names = ["epoch=0-val_loss=0.50.ckpt", "epoch=1.ckpt", "epoch=2-val_loss=0.40.ckpt"]
+    names += ["epoch=3.ckpt", "epoch=4-val_loss=0.45.ckpt"]
+    for age, name in enumerate(reversed(names), 1):
+        write(checkpoints / name, b"x", age=age * DAY)
+    db = new_db(tmp_path)
+    index_tree(db, root, {"lightning_logs/version_0": ("lightning", "finished")})
+    plan = make_plan(db, [root], from_flags(keep_best=1, metric="val_loss"), time.time())
+    unranked = ["no val_loss value to rank it (keep_best keeps it)"]
+    assert {u.name: (u.keep, u.reasons) for u in plan.items} == {
+        "epoch=0-val_loss=0.50.ckpt": (False, ["kept by no rule"]),
+        "epoch=1.ckpt": (True, unranked),
+        "epoch=2-val_loss=0.40.ckpt": (True, ["best val_loss 0.4"]),
+        "epoch=3.ckpt": (True, unranked),
+        "epoch=4-val_loss=0.45.ckpt": (False, ["kept by no rule"]),
+    }
+    assert any(
+        w.endswith("some checkpoints have no val_loss value (keep_best keeps those)")
+        for w in plan.warnings
+    ), plan.warnings
+    # beside keep-last, keep-best keeps its best and keep-last the newest, as before
+    policy = from_flags(keep_best=1, metric="val_loss", keep_last=1)
+    plan = make_plan(db, [root], policy, time.time())
+    assert [u.name for u in plan.items if u.keep] == names[2:3] + names[4:]
+    assert not any("keep_best keeps" in w for w in plan.warnings)
+    # and keep-within the same: the unscored young checkpoint stays by it, the old goes
+    plan = make_plan(
+        db, [root], from_flags(keep_best=1, metric="val_loss", older_than="2.5d"), time.time()
+    )
+    assert [u.name for u in plan.removals] == names[:2]
     db.conn.close()
 
 

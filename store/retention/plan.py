@@ -725,8 +725,9 @@ def decide_run(
             unit.reasons.append(reason)
     if rules.keep_best and rules.metric:
         values = list(map(_METRIC, units))
+        alone = not rules.keep_last and rules.keep_within is None
         # Ties go to the newer unit: it saw more training for the same score.
-        if values.count(None) == count and not rules.keep_last and rules.keep_within is None:
+        if values.count(None) == count and alone:
             # no unit has a value and keep-best is the run's only rule: which is best is
             # unknown, so none is removed for it (beside keep-last or keep-within, those
             # rules say what goes, as the user asked)
@@ -750,6 +751,13 @@ def decide_run(
             for _score, negative_index in order:
                 unit = scored[-negative_index]
                 unit.reasons.append(best_reason(rules.metric, unit))
+            if alone and len(scored) < count:
+                # keep-best alone, some units unscored: nothing says those are worse than
+                # the best, so none goes for it (as when no unit has a value)
+                unranked = unranked_reason(rules.metric)
+                for unit in units:
+                    if unit.metric is None:
+                        unit.reasons.append(unranked)
     # Then, in each unit's reasons in this order: younger, live newest, trainer's best;
     # pinned goes first of all.
     if rules.keep_within is not None and count:
@@ -794,6 +802,11 @@ def decide_run(
         else:
             reasons.append(NO_RULE)
     return pool
+
+
+def unranked_reason(metric: str) -> str:
+    """Why keep-best alone kept a unit it cannot rank: it has no value of ``metric``."""
+    return f"no {metric} value to rank it (keep_best keeps it)"
 
 
 def best_reason(metric: str, unit: Candidate) -> str:
@@ -907,6 +920,17 @@ def _make_plan(
                     pinned_among=pinned_among,
                 )
             )
+            if (
+                rules.keep_best
+                and not rules.keep_last
+                and rules.keep_within is None
+                and any(u.metric is None for u in units)
+                and any(u.metric is not None for u in units)
+            ):
+                plan.warnings.append(
+                    f"{run.path or '.'}: some checkpoints have no {rules.metric} value "
+                    "(keep_best keeps those)"
+                )
             if rules.keep_best and not any(u.metric is not None for u in units):
                 alone = not rules.keep_last and rules.keep_within is None
                 plan.warnings.append(
