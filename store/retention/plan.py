@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import heapq
 import json
 import os
@@ -31,7 +32,7 @@ import sqlite_utils
 from store import fsops
 from store.errors import ArtlensError
 from store.gcpause import collector_paused
-from store.paths import display, key
+from store.paths import display, key, prefix_range, unkey
 from store.retention import rowpump
 from store.retention.candidates import (
     STRAIGHT_THROUGH,
@@ -647,7 +648,10 @@ def _plan_of(data: dict[str, Any]) -> Plan:
 
 class Pins:
     """Pinned paths and globs of one root: a pinned run pins all its checkpoints, and a
-    pinned file pins the checkpoint folder that holds it (``holders``)."""
+    pinned file pins the checkpoint folder that holds it (``holders``).  ``others``: the
+    pins of other indexed roots that hold the same files (a root around this one, inside
+    it, or the same folder under another name), each with how a path of this root reads
+    in that root (None: not one of its paths)."""
 
     def __init__(self, exact: Iterable[str], globs: Iterable[str]) -> None:
         self.exact = frozenset(p.strip("/") for p in exact)
@@ -655,14 +659,31 @@ class Pins:
         """The folders above each exact pin: removing one would remove the pinned path."""
         self.globs: GlobSet | None = compile_globs(globs)
         self._folders: dict[str, bool] = {}
+        self.others: list[tuple[Callable[[str], str | None], Pins]] = []
 
     def __bool__(self) -> bool:
-        return bool(self.exact) or self.globs is not None
+        return bool(self.exact) or self.globs is not None or bool(self.others)
 
     def covers(self, relpath: str) -> bool:
-        """True when the path, or a folder holding it, is pinned."""
+        """True when the path, or a folder holding it, is pinned (here or in a root that
+        holds the same file)."""
         cut = relpath.rfind("/")
-        return self._matches(relpath) or (cut > 0 and self._folder_pinned(relpath[:cut]))
+        return (
+            self._matches(relpath)
+            or (cut > 0 and self._folder_pinned(relpath[:cut]))
+            or self._others_pin(relpath, holders=False)
+        )
+
+    def _others_pin(self, relpath: str, *, holders: bool) -> bool:
+        """Whether another root's pins cover ``relpath`` (with ``holders``: or a pinned
+        path lies inside it)."""
+        for read, pins in self.others:
+            there = read(relpath)
+            if there is not None and (
+                pins.covers(there) or (holders and (there in pins.exact or there in pins.holders))
+            ):
+                return True
+        return False
 
     def _folder_pinned(self, folder: str) -> bool:
         known = self._folders.get(folder)
@@ -676,6 +697,18 @@ class Pins:
         return relpath in self.exact or (self.globs is not None and self.globs.matches(relpath))
 
 
+def _own_pins(pins: Pins) -> Pins:
+    """``pins`` without the other roots'."""
+    own = Pins((), ())
+    own.exact, own.holders, own.globs, own._folders = (
+        pins.exact,
+        pins.holders,
+        pins.globs,
+        pins._folders,
+    )
+    return own
+
+
 def _cuts(path: str) -> Iterator[int]:
     """Where each folder above ``path`` ends (``a/b/c``: 1, 3)."""
     cut = path.find("/")
@@ -685,8 +718,15 @@ def _cuts(path: str) -> Iterator[int]:
 
 
 def _pins_for(
-    root: str, pins: PinSource | Mapping[str, Iterable[str]] | None, policy: Policy
+    root: str,
+    pins: PinSource | Mapping[str, Iterable[str]] | None,
+    policy: Policy,
+    nesting: _Nesting | None = None,
+    policy_of: Callable[[str], Policy] | None = None,
 ) -> Pins:
+    """The pins of ``root``: the user's and its policy's globs; with ``nesting``, also
+    those of every indexed root that holds the same files (with ``policy_of``, their
+    policies' globs too): a pin protects a file whichever root it was made in."""
     exact: list[str] = []
     globs: list[str] = list(policy.pin)
     if pins is None:
@@ -696,7 +736,12 @@ def _pins_for(
     else:
         for entry in pins.pin_entries(root):
             (globs if getattr(entry, "is_glob", False) else exact).append(str(entry.path))
-    return Pins(exact, globs)
+    found = Pins(exact, globs)
+    for other, read in nesting.related(root) if nesting is not None else ():
+        theirs = _pins_for(other, pins, policy_of(other) if policy_of else Policy())
+        if theirs:
+            found.others.append((read, theirs))
+    return found
 
 
 def decide_run(
@@ -883,15 +928,31 @@ def _make_plan(
         [],
     )
     fs_by_dev: dict[int, FsTotals] = {}
-    for root_arg in roots:
-        root = os.fspath(root_arg)
-        root = root.rstrip("/") if is_url(root) else os.path.abspath(root)
+    planned = [_planned_root(root_arg) for root_arg in roots]
+    nesting: _Nesting | None = None  # read once a root is found in the index
+    for root in planned:
         root_policy = _policy_for(policy, root)
         row = db.conn.execute("SELECT id FROM roots WHERE path = ?", (key(root),)).fetchone()
         if row is None:
             plan.warnings.append(f"not indexed: {root}")
             continue
         root_id = int(row[0])
+        if nesting is None:
+            nesting = _Nesting(db)
+        owner = nesting.same_folder_owner(root)
+        if owner is not None:
+            plan.warnings.append(
+                f"{display(root)}: the same folder as the indexed root {display(owner)}: "
+                f"its files are planned under {display(owner)} only"
+            )
+            continue
+        inner = nesting.inner(root)
+        for inner_root, _rel in inner:
+            plan.warnings.append(
+                f"{display(root)}: holds the indexed root {display(inner_root)}: its files are "
+                f"planned under {display(inner_root)} only, by its policy"
+                + ("" if inner_root in planned else " (not in this plan)")
+            )
         _warn_unread(db, root_id, root, plan.warnings)
         pump = _start_pump(db, probe, root_id)  # it starts up while the runs load
         runs = load_runs(db, root_id, root)
@@ -901,7 +962,11 @@ def _make_plan(
         )
         if pump is not None and pump.taken:
             plan.helper_roots.append(root)
-        root_pins = _pins_for(root, pins, root_policy)
+        if inner:
+            _leave_inner(by_run, runs, inner)
+        root_pins = _pins_for(
+            root, pins, root_policy, nesting, lambda other: _policy_for(policy, other)
+        )
         pinned = _pinned_check(root_pins)
         pinned_among = _pins_among(root_pins)
         totals = RootTotals(root, root_policy.describe(), budget=root_policy.budget)
@@ -937,7 +1002,7 @@ def _make_plan(
                     f"{run.path or '.'}: no {rules.metric} value for any checkpoint "
                     f"(keep_best idle{': all kept' if alone else ''})"
                 )
-        totals.total_bytes = int(total_row[0])
+        totals.total_bytes = int(total_row[0]) - _inner_bytes(db, root_id, inner)
         has_links = bool(total_row[1])
         if has_links:
             targets = {id(u) for u in _keep_link_targets(db, root_id, root, by_run)}
@@ -975,7 +1040,7 @@ def _make_plan(
         attach_members(db, root_id, removed, folder_rows)
         del folder_rows
         if has_links:
-            plan.links += _describe_links(db, root_id, root, removed)
+            plan.links += _describe_links(db, root_id, root, removed, inner)
         plan.roots.append(totals)
         if not is_url(root):  # a bucket frees no disk here
             _account_fs(fs_by_dev, root, totals.bytes_removed, disk_freed(root, removed))
@@ -1100,11 +1165,18 @@ def _keep_link_targets(
 
 
 def _describe_links(
-    db: sqlite_utils.Database, root_id: int, root: str, removals: list[Candidate]
+    db: sqlite_utils.Database,
+    root_id: int,
+    root: str,
+    removals: list[Candidate],
+    inner: Sequence[tuple[str, str]] = (),
 ) -> list[str]:
     """One line per checkpoint-named symlink: what it points at, and whether this plan
-    removes its target (the link would then dangle).  ``removals`` are the root's."""
+    removes its target (the link would then dangle).  ``removals`` are the root's; links
+    inside an ``inner`` root are that root's to describe."""
     links = checkpoint_links(db, root_id)
+    if inner:
+        links = [link for link in links if _inner_of(link[1], inner) is None]
     if not links:
         return []  # the usual case: no set of every removal's path to build
     removed = {os.path.join(root, u.path) for u in removals}
@@ -1120,6 +1192,155 @@ def _describe_links(
             note += "; it points outside the root"
         lines.append(note)
     return lines
+
+
+def _planned_root(root_arg: Path | str) -> str:
+    """A root as the index stores it: a bucket URL without a trailing slash, else an
+    absolute path."""
+    root = os.fspath(root_arg)
+    return root.rstrip("/") if is_url(root) else os.path.abspath(root)
+
+
+NESTED_KEPT = "holds the indexed root {}"
+"""The reason a checkpoint folder that holds another indexed root is kept: it is not
+this root's alone to remove."""
+
+
+class _Nesting:
+    """Which indexed roots lie inside which, and which are one folder under two names.
+
+    Each file is planned once, under the innermost indexed root that holds it: an outer
+    root's plan leaves out what an inner root holds (its policy and trash govern those
+    files), and of two roots that are the same folder (a link to it, or a path through
+    one) only the one named by its real path (else the first by path) is planned.  Pins
+    are the exception: a file's pins are those of every root that holds it.  Compared by
+    real path, so a root reached through a link nests where it leads; buckets by URL."""
+
+    def __init__(self, db: sqlite_utils.Database) -> None:
+        found = [unkey(bytes(path)) for (path,) in db.conn.execute("SELECT path FROM roots")]
+        self.real = {root: _real_or_url(root) for root in found}
+        # a root named by its own real path first, then by path: the one that plans a
+        # folder indexed under two names
+        self.roots = sorted(found, key=lambda root: (self.real[root] != root, root))
+
+    def same_folder_owner(self, root: str) -> str | None:
+        """The indexed root that is the same folder as ``root`` and plans it (the one
+        named by its real path, else the first by path), when that is another root; None
+        otherwise."""
+        real = self.real.get(root, _real_or_url(root))
+        for other in self.roots:
+            if self.real[other] == real and is_url(other) == is_url(root):
+                return None if other == root else other
+        return None
+
+    def inner(self, root: str) -> list[tuple[str, str]]:
+        """(inner root, its path relative to ``root``) of every indexed root strictly
+        inside ``root``, one of each folder (the one that plans it)."""
+        real = self.real.get(root, _real_or_url(root))
+        base = real.rstrip("/") + "/"
+        found: dict[str, tuple[str, str]] = {}
+        for other in self.roots:
+            there = self.real[other]
+            if is_url(other) != is_url(root) or not there.startswith(base):
+                continue
+            rel = there[len(base) :].strip("/")
+            if rel and rel not in found:
+                found[rel] = (other, rel)
+        return list(found.values())
+
+    def related(self, root: str) -> list[tuple[str, Callable[[str], str | None]]]:
+        """Every other indexed root that holds files of ``root`` (around it, inside it,
+        or the same folder), with how a path of ``root`` reads in it."""
+        real = self.real.get(root, _real_or_url(root))
+        base = real.rstrip("/") + "/"
+        found: list[tuple[str, Callable[[str], str | None]]] = []
+        for other in self.roots:
+            if other == root or is_url(other) != is_url(root):
+                continue
+            there = self.real[other]
+            around = there.rstrip("/") + "/"
+            if there == real:
+                found.append((other, _same_path))
+            elif real.startswith(around):
+                found.append((other, functools.partial(_below, real[len(around) :])))
+            elif there.startswith(base):
+                found.append((other, functools.partial(_inside, there[len(base) :])))
+        return found
+
+
+def _same_path(path: str) -> str | None:
+    return path
+
+
+def _below(prefix: str, path: str) -> str | None:
+    """A path of a root at ``prefix`` in the root around it."""
+    return f"{prefix}/{path}"
+
+
+def _inside(rel: str, path: str) -> str | None:
+    """A path in the root at ``rel`` inside this one, or None when not inside it."""
+    return path[len(rel) + 1 :] if path.startswith(rel + "/") else None
+
+
+def _real_or_url(root: str) -> str:
+    if is_url(root):
+        return root.rstrip("/")
+    return os.path.realpath(root)
+
+
+def _inner_of(path: str, inner: Sequence[tuple[str, str]]) -> str | None:
+    """The inner root that holds ``path`` (root-relative), or None."""
+    for inner_root, rel in inner:
+        if path == rel or path.startswith(rel + "/"):
+            return inner_root
+    return None
+
+
+def _leave_inner(
+    by_run: dict[int, list[Candidate]],
+    runs: Mapping[int, RunInfo],
+    inner: Sequence[tuple[str, str]],
+) -> None:
+    """Take out of ``by_run`` (in place) every unit an inner root holds: that root plans
+    it.  A checkpoint folder that holds an inner root stays, kept (``NESTED_KEPT``).  Only
+    the runs at or above an inner root are looked through unit by unit."""
+    for run_id in list(by_run):
+        run_path = runs[run_id].path
+        if _inner_of(run_path, inner) is not None:
+            del by_run[run_id]
+            continue
+        if not any(run_path == "" or rel.startswith(run_path + "/") for _, rel in inner):
+            continue
+        units = []
+        for unit in by_run[run_id]:
+            if _inner_of(unit.path, inner) is not None:
+                continue
+            if unit.is_dir:
+                held = [r for r, rel in inner if rel.startswith(unit.path + "/")]
+                if held:
+                    unit.reasons.append(NESTED_KEPT.format(display(held[0])))
+            units.append(unit)
+        if units:
+            by_run[run_id] = units
+        else:
+            del by_run[run_id]
+
+
+def _inner_bytes(db: sqlite_utils.Database, root_id: int, inner: Sequence[tuple[str, str]]) -> int:
+    """The bytes the root's index holds inside its inner roots (counted under those)."""
+    rels = [rel for _, rel in inner]
+    total = 0
+    for rel in rels:
+        if any(rel.startswith(other + "/") for other in rels):
+            continue  # inside another inner root: counted with it
+        low, high = prefix_range(key(rel))
+        (size,) = db.conn.execute(
+            f"SELECT coalesce(sum(size), 0) FROM {artifacts_source(db.conn)} "
+            "WHERE root_id = ? AND path >= ? AND path < ?",
+            (root_id, low, high),
+        ).fetchone()
+        total += int(size)
+    return total
 
 
 def _policy_for(
@@ -1142,6 +1363,9 @@ def _run_metric(policy: Policy) -> Callable[[RunInfo], str | None]:
 def _pinned_check(pins: Pins) -> Callable[[Candidate], bool]:
     if not pins:
         return lambda unit: False
+    if pins.others:  # roots that nest, some pinning: each unit asked in full
+        own = _pinned_check(_own_pins(pins))
+        return lambda unit: own(unit) or pins._others_pin(unit.path, holders=True)
     exact, globs, folder_pinned = pins.exact, pins.globs, pins._folder_pinned
     holders = pins.holders
     folders = pins._folders
@@ -1178,6 +1402,9 @@ def _pins_among(pins: Pins) -> Callable[[list[Candidate]], list[int]]:
     above it); a unit is checked alone only when its run holds such a thing."""
     if not pins:
         return lambda units: []
+    if pins.others:
+        check = _pinned_check(pins)
+        return lambda units: [index for index, unit in enumerate(units) if check(unit)]
     exact, globs = pins.exact, pins.globs
     needles = (globs.needles if globs is not None else None) or ("",)
     few = len(exact) <= _FEW_EXACT_PINS

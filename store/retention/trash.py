@@ -49,7 +49,7 @@ from store.paths import display, key, prefix_range
 from store.retention import audit
 from store.retention.candidates import Candidate
 from store.retention.jsonl import TORN, json_lines
-from store.retention.plan import Pins, PinSource, Plan, PlanError, _pins_for
+from store.retention.plan import Pins, PinSource, Plan, PlanError, _Nesting, _pins_for
 from store.retention.policy import Policy
 from store.root import is_url
 
@@ -701,6 +701,8 @@ def apply_plan(
     for root_arg in by_root:
         _precheck(root_arg, owners_only=True)
     kept = _kept_by_run(plan, removals)
+    # a pin protects a file whichever indexed root it was made in (roots that nest)
+    nesting = _Nesting(index) if index is not None and pins is not None else None
     done_count = 0
     for root_arg, items in by_root.items():
         try:
@@ -721,7 +723,7 @@ def apply_plan(
             report.warnings += manifest.warnings
             batch = _batch_name(plan, clock())
             root_report = Report()
-            root_pins = _pins_for(root_arg, pins, Policy()) if pins is not None else None
+            root_pins = _pins_for(root_arg, pins, Policy(), nesting) if pins is not None else None
             run_verdicts: dict[tuple[str, int, str], str | None] = {}
             for item in items:
                 run = (item.root, item.run_id, item.run_path)

@@ -1,0 +1,165 @@
+"""Retention on roots that nest (one indexed root inside another, or one folder indexed
+under two names): every file is planned once, under the innermost root, by its policy,
+and apply and restore move each file once."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import sqlite_utils
+from test_retention_support import new_db, snapshot, write
+
+from store.retention.drill import plan_removal
+from store.retention.plan import make_plan
+from store.retention.policy import from_flags
+from store.retention.trash import TRASH_DIR, apply_plan, list_trash, restore
+from store.scan import Indexer
+from store.userstate import UserState
+
+DAY = 86400.0
+CKPTS = "lightning_logs/version_0/checkpoints"
+
+
+def _run(folder: Path, size: int) -> None:
+    """A Lightning run of four checkpoints, ``size`` bytes each, a day apart."""
+    for epoch in range(4):
+        write(folder / CKPTS / f"epoch={epoch}.ckpt", b"c" * size, age=(10 - epoch) * DAY)
+
+
+def _nested(tmp_path: Path) -> tuple[Path, Path, sqlite_utils.Database]:
+    outer = tmp_path / "x"
+    inner = outer / "sub"
+    _run(outer / "other", 100)
+    _run(inner, 1000)
+    db = new_db(tmp_path)
+    Indexer(db, outer).scan()
+    Indexer(db, inner).scan()
+    return outer, inner, db
+
+
+def test_an_inner_roots_files_are_planned_once_by_its_policy(tmp_path: Path) -> None:
+    """Root /x and root /x/sub in one index: the files under /x/sub were planned under
+    both, each root's policy deciding them again, their bytes and removals counted twice."""
+    outer, inner, db = _nested(tmp_path)
+    policies = {str(outer): from_flags(keep_last=3), str(inner): from_flags(keep_last=1)}
+    plan = make_plan(db, [outer, inner], policies, time.time())
+    removed = [(u.root, u.path) for u in plan.removals]
+    assert sorted(removed) == [
+        (str(outer), f"other/{CKPTS}/epoch=0.ckpt"),
+        (str(inner), f"{CKPTS}/epoch=0.ckpt"),
+        (str(inner), f"{CKPTS}/epoch=1.ckpt"),
+        (str(inner), f"{CKPTS}/epoch=2.ckpt"),
+    ]
+    assert not any(u.root == str(outer) and u.path.startswith("sub/") for u in plan.items)
+    assert plan.bytes_freed == 100 + 3 * 1000
+    totals = {r.root: r for r in plan.roots}
+    assert (totals[str(outer)].removed, totals[str(outer)].kept) == (1, 3)
+    assert totals[str(outer)].total_bytes == 400  # what /x/sub holds is counted there
+    assert (totals[str(inner)].removed, totals[str(inner)].bytes_removed) == (3, 3000)
+    assert sum(fs.bytes_freed for fs in plan.filesystems) == 3100
+    assert any(w.startswith(f"{outer}: holds the indexed root {inner}") for w in plan.warnings), (
+        plan.warnings
+    )
+    # planned alone, the outer root still leaves the inner root's files to it, and says so
+    plan = make_plan(db, [outer], policies, time.time())
+    assert {u.path for u in plan.items} == {f"other/{CKPTS}/epoch={e}.ckpt" for e in range(4)}
+    assert any(w.endswith("(not in this plan)") for w in plan.warnings), plan.warnings
+    db.conn.close()
+
+
+def test_apply_and_restore_on_nested_roots_move_each_file_once(tmp_path: Path) -> None:
+    outer, inner, db = _nested(tmp_path)
+    before = snapshot(outer)
+    plan = make_plan(db, [outer, inner], from_flags(keep_last=1), time.time())
+    assert len(plan.removals) == 6
+    report = apply_plan(plan, db, settle_seconds=0)
+    assert len(report.done) == 6 and not report.skipped, report.skipped
+    assert sorted(e.path for e in list_trash(inner)) == [
+        f"{CKPTS}/epoch={e}.ckpt" for e in range(3)
+    ]
+    assert sorted(e.path for e in list_trash(outer)) == [
+        f"other/{CKPTS}/epoch={e}.ckpt" for e in range(3)
+    ]
+    assert len(restore(outer, "all", db).done) == 3
+    assert len(restore(inner, "all", db).done) == 3
+    after = snapshot(outer)
+    assert {k: v for k, v in after.items() if TRASH_DIR not in k} == before
+    db.conn.close()
+
+
+def test_one_folder_indexed_under_two_names_is_planned_once(tmp_path: Path) -> None:
+    """A root that is a link to another root's folder (or to a folder inside one) holds
+    the same files: they are planned under the root named by the real path only."""
+    outer, inner, db = _nested(tmp_path)
+    link = tmp_path / "linked"
+    os.symlink(inner, link)
+    Indexer(db, link).scan()
+    also_outer = tmp_path / "x-again"
+    os.symlink(outer, also_outer)
+    Indexer(db, also_outer).scan()
+    plan = make_plan(db, [outer, inner, link, also_outer], from_flags(keep_last=1), time.time())
+    assert sorted((u.root, u.path) for u in plan.removals) == sorted(
+        [(str(outer), f"other/{CKPTS}/epoch={e}.ckpt") for e in range(3)]
+        + [(str(inner), f"{CKPTS}/epoch={e}.ckpt") for e in range(3)]
+    )
+    assert plan.bytes_freed == 3300
+    assert any(w.startswith(f"{link}: the same folder as") for w in plan.warnings)
+    assert any(w.startswith(f"{also_outer}: the same folder as") for w in plan.warnings)
+    db.conn.close()
+
+
+def test_a_checkpoint_folder_holding_an_inner_root_is_kept(tmp_path: Path) -> None:
+    """Removing a checkpoint folder that holds another indexed root would carry that root,
+    its trash and manifest with it: the outer root keeps it, saying why.  A checkpoint
+    folder that is an indexed root itself is that root's to plan."""
+    outer = tmp_path / "x"
+    run = outer / "hf"
+    for step in (1, 2, 3, 4):
+        write(run / f"checkpoint-{step}" / "model.safetensors", b"m" * step, age=(6 - step) * DAY)
+        write(run / f"checkpoint-{step}" / "trainer_state.json", b"{}", age=(6 - step) * DAY)
+    write(run / "checkpoint-1" / "samples" / "out.txt", b"s", age=6 * DAY)
+    write(run / "config.json", b"{}", age=DAY)
+    db = new_db(tmp_path)
+    Indexer(db, outer).scan()
+    Indexer(db, run / "checkpoint-1" / "samples").scan()
+    Indexer(db, run / "checkpoint-2").scan()
+    plan = make_plan(db, [outer], from_flags(keep_last=1), time.time())
+    decided = {u.path: (u.keep, u.reasons) for u in plan.items}
+    assert decided == {
+        "hf/checkpoint-1": (True, [f"holds the indexed root {run / 'checkpoint-1' / 'samples'}"]),
+        "hf/checkpoint-3": (False, ["kept by no rule"]),
+        "hf/checkpoint-4": (True, ["latest 1"]),
+    }
+    db.conn.close()
+
+
+def test_a_pin_made_in_one_root_keeps_the_file_in_a_root_that_nests(tmp_path: Path) -> None:
+    """A file pinned while only /x was indexed (the pin is /x's) was removed by the plan
+    of /x/sub once that was indexed too, and apply trashed it: a pin protects the file
+    whichever root holds it, in the plan and again when the plan is applied."""
+    outer, inner, db = _nested(tmp_path)
+    pinned = f"{CKPTS}/epoch=0.ckpt"
+    with UserState(tmp_path / "state.db") as state:
+        state.pin(outer, f"sub/{pinned}")
+        plan = make_plan(db, [outer, inner], from_flags(keep_last=1), time.time(), state)
+        decided = {(u.root, u.path): (u.keep, u.reasons) for u in plan.items}
+        assert decided[(str(inner), pinned)] == (True, ["pinned"])
+        # a plan made before the pin is applied after it: the pin still keeps the file
+        stale = make_plan(db, [outer, inner], from_flags(keep_last=1), time.time())
+        assert (str(inner), pinned) in {(u.root, u.path) for u in stale.removals}
+        report = apply_plan(stale, db, settle_seconds=0, pins=state)
+        assert [(r.path, r.reason) for r in report.skipped] == [
+            (pinned, "pinned; retention never removes it")
+        ]
+        assert (inner / pinned).exists()
+        # and the other way round: a pin made in the inner root keeps its folder in the
+        # outer root (trashing sub/ from /x, as the disk-usage view can)
+        state.unpin(outer, f"sub/{pinned}")
+        state.pin(inner, pinned)
+        whole = plan_removal(db, str(outer), "sub")
+        report = apply_plan(whole, db, settle_seconds=0, pins=state)
+        assert not report.done and "is pinned" in report.skipped[0].reason
+        assert (inner / pinned).exists()
+    db.conn.close()
