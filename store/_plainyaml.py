@@ -7,9 +7,12 @@ from typing import Any
 
 import yaml
 
+from store.safeparse import MAX_REPEATS, Index, Repeat
 from store.yamlsafe import YamlError
 
 _STD_PREFIX = "tag:yaml.org,2002:"
+_MERGE = "tag:yaml.org,2002:merge"
+_STR = "tag:yaml.org,2002:str"
 
 MAX_ALIAS_EXPANSION = 1_000_000
 """Values that aliases may add to a document beyond those it spells out.  Aliases share one
@@ -84,7 +87,7 @@ def _children(node: yaml.Node) -> list[yaml.Node]:
     return []
 
 
-def _check_aliases(root: yaml.Node) -> None:
+def _check_aliases(root: yaml.Node) -> dict[int, int]:
     """Raise ``YamlError`` when the document's aliases expand it by more than
     ``MAX_ALIAS_EXPANSION`` values.  Each distinct node is sized once (its expanded size
     memoised), so the check costs what composing did; a recursive alias counts once."""
@@ -108,10 +111,77 @@ def _check_aliases(root: yaml.Node) -> None:
             f"invalid YAML: its aliases expand it past {MAX_ALIAS_EXPANSION} values "
             "(an alias bomb?)"
         )
+    return sizes
+
+
+_UNHASHABLE = object()
+
+
+def _key(loader: _PlainLoader, node: yaml.Node) -> object:
+    """A mapping key as the loader makes it (``1``, ``1.0`` and ``true`` are then one key,
+    as they are in the dict it builds); ``_UNHASHABLE`` for a key that is a list or map."""
+    if not isinstance(node, yaml.ScalarNode):
+        return _UNHASHABLE
+    if node.tag == _STR:
+        return node.value  # the constructor's own answer for a plain string, cheaply
+    key = loader.construct_object(node, deep=True)
+    try:
+        hash(key)
+    except TypeError:
+        return _UNHASHABLE
+    return key
+
+
+def _find_repeats(
+    loader: _PlainLoader, root: yaml.Node
+) -> list[tuple[tuple[object, ...], object, list[yaml.Node]]]:
+    """Keys a mapping of the composed document repeats, as ``(path, key, value nodes)``,
+    in document order.  A merge (``<<: *base``) is not a repeat: keys the mapping sets
+    itself override merged ones by the YAML spec.  Each node is visited once, where it
+    first appears, and only a key's last value (the one loaded) is walked into."""
+    found: list[tuple[tuple[object, ...], object, list[yaml.Node]]] = []
+    seen: set[int] = set()
+    stack: list[tuple[yaml.Node, tuple[object, ...]]] = [(root, ())]
+    while stack:
+        node, path = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        children: list[tuple[yaml.Node, tuple[object, ...]]] = []
+        if isinstance(node, yaml.SequenceNode):
+            children = [(child, (*path, Index(i))) for i, child in enumerate(node.value)]
+        elif isinstance(node, yaml.MappingNode):
+            values: dict[object, list[yaml.Node]] = {}
+            for key_node, value_node in node.value:
+                if key_node.tag == _MERGE:
+                    many = isinstance(value_node, yaml.SequenceNode)
+                    merged = value_node.value if many else [value_node]
+                    children += [(m, path) for m in merged if isinstance(m, yaml.MappingNode)]
+                    continue
+                key = _key(loader, key_node)
+                if key is not _UNHASHABLE:
+                    values.setdefault(key, []).append(value_node)
+            for key, nodes in values.items():
+                if len(nodes) > 1:
+                    found.append((path, key, nodes))
+                children.append((nodes[-1], (*path, key)))
+        stack.extend(reversed(children))
+    return found
 
 
 def load(text: str | bytes) -> Any:
     """``store.yamlsafe.load_yaml``."""
+    return _load(text, None)
+
+
+def load_with_repeats(text: str | bytes) -> tuple[Any, list[Repeat], int]:
+    """``store.yamlsafe.load_yaml_repeats``."""
+    repeats: list[Repeat] = []
+    data = _load(text, repeats)
+    return data, repeats[:MAX_REPEATS], max(0, len(repeats) - MAX_REPEATS)
+
+
+def _load(text: str | bytes, repeats: list[Repeat] | None) -> Any:
     if isinstance(text, bytes):
         text = text.decode("utf-8", "replace")
     loader = _PlainLoader(text)  # safe constructors only: never yaml's full Loader
@@ -119,8 +189,22 @@ def load(text: str | bytes) -> Any:
         node = loader.get_single_node()
         if node is None:
             return None
-        _check_aliases(node)
-        return loader.construct_document(node)
+        sizes = _check_aliases(node)
+        if repeats is None:
+            return loader.construct_document(node)
+        found = _find_repeats(loader, node)
+        data = loader.construct_document(node)
+        budget = MAX_ALIAS_EXPANSION  # each value is built again: bounded like the document
+        for path, key, nodes in found:
+            cost = sizes.get(id(nodes[0]), 1) + sizes.get(id(nodes[-1]), 1)
+            if len(repeats) >= MAX_REPEATS or cost > budget:
+                repeats.append(Repeat(path, key, len(nodes), None, None))  # counted only
+                continue
+            budget -= cost
+            first = loader.construct_document(nodes[0])
+            last = loader.construct_document(nodes[-1])
+            repeats.append(Repeat(path, key, len(nodes), first, last))
+        return data
     except YamlError:
         raise
     except yaml.MarkedYAMLError as exc:

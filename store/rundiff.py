@@ -795,11 +795,15 @@ def _settle_configs(
             src_a, src_b = result.sources
             path_a = os.fsdecode(a.root + b"/" + artifact_key(a, src_a, change.path))
             path_b = os.fsdecode(b.root + b"/" + artifact_key(b, src_b, change.path))
+            shown = paths.display(change.path)
+            names = (f"{a.name}: {shown}", f"{b.name}: {shown}")
             try:
-                found = diff_config_files(path_a, path_b, fmt, read_a, read_b)
+                found = diff_config_files(path_a, path_b, fmt, read_a, read_b, names)
             except DiffError as exc:
                 config.error = str(exc)
             else:
+                # a repeated key is said among the run's warnings, equal values or not
+                warnings.extend(found.warnings)
                 if found.equal:
                     artifacts.unchanged.append(change.path)
                     warnings.append(
@@ -808,6 +812,7 @@ def _settle_configs(
                     continue
                 config.changes = found.changes
                 config.notes = found.notes
+                config.warnings = found.warnings
         result.configs.append(config)
         kept.append(change)
     artifacts.changed = kept
@@ -884,6 +889,7 @@ def run_diff_json(a: RunRow, b: RunRow, result: RunDiff, warnings: list[str]) ->
                     for ch in c.changes
                 ],
                 "error": c.error,
+                "warnings": c.warnings,
             }
             for c in result.configs
         ],

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -31,9 +32,87 @@ def _parsed(loads: Callable[[str], T], text: Any) -> T:
         raise NestingError("too large to parse") from None
 
 
+MAX_REPEATS = 1000
+"""Repeated keys a loader reports with their values; past this they are only counted."""
+
+
+class Index(int):
+    """A list index in a ``Repeat`` path (an ``int`` there is a mapping key)."""
+
+
+@dataclass(frozen=True)
+class Repeat:
+    """A key one mapping holds more than once (``lr: 0.1`` ... ``lr: 0.2``).
+
+    PyYAML and ``json`` keep the last value without a word; other loaders (ruamel,
+    OmegaConf, strict JSON parsers) refuse the file, and some keep the first: which value
+    the training code read is not known from the file."""
+
+    path: tuple[object, ...]
+    """Keys (and list indexes, as ``Index``) from the document's root to the mapping."""
+    key: object
+    count: int
+    first: object
+    last: object
+    """The value a last-wins loader (PyYAML, ``json``) kept."""
+
+
+def repeats_of(path: tuple[object, ...], pairs: list[tuple[Any, Any]]) -> list[Repeat]:
+    """The repeated keys among one mapping's ``(key, value)`` pairs, in document order."""
+    values: dict[Any, list[Any]] = {}
+    for key, value in pairs:
+        values.setdefault(key, []).append(value)
+    return [
+        Repeat(path, key, len(found), found[0], found[-1])
+        for key, found in values.items()
+        if len(found) > 1
+    ]
+
+
 def load_json(text: str | bytes) -> Any:
     """``json.loads``; any malformed input, a nesting bomb included, raises ``ValueError``."""
     return _parsed(json.loads, text)
+
+
+def load_json_repeats(text: str | bytes) -> tuple[Any, list[Repeat], int]:
+    """``load_json``, and the keys an object repeats (at most ``MAX_REPEATS``, then the
+    number past those): ``{"lr": 1, "lr": 2}`` loads as ``{"lr": 2}`` in ``json``, but a
+    strict parser refuses it."""
+    found: list[tuple[dict[str, Any], list[tuple[str, Any]]]] = []
+
+    def hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        mapping = dict(pairs)
+        if len(mapping) != len(pairs):
+            found.append((mapping, pairs))
+        return mapping
+
+    data = _parsed(lambda t: json.loads(t, object_pairs_hook=hook), text)
+    if not found:
+        return data, [], 0
+    # where each object with a repeated key sits: a walk with parent links (no path
+    # tuple per value), in document order
+    where = {id(mapping): pairs for mapping, pairs in found}
+    repeats: list[Repeat] = []
+    Link = tuple[Any, object] | None
+    stack: list[tuple[Any, Link]] = [(data, None)]
+    while stack and where:
+        value, link = stack.pop()
+        if isinstance(value, dict):
+            pairs = where.pop(id(value), None)
+            if pairs is not None:
+                repeats += repeats_of(_unwind(link), pairs)
+            stack.extend((v, (link, k)) for k, v in reversed(list(value.items())))
+        elif isinstance(value, list):
+            stack.extend((v, (link, Index(i))) for i, v in reversed(list(enumerate(value))))
+    return data, repeats[:MAX_REPEATS], max(0, len(repeats) - MAX_REPEATS)
+
+
+def _unwind(link: tuple[Any, object] | None) -> tuple[object, ...]:
+    parts: list[object] = []
+    while link is not None:
+        link, part = link
+        parts.append(part)
+    return tuple(reversed(parts))
 
 
 def load_toml(text: str) -> dict[str, Any]:

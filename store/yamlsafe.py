@@ -9,7 +9,10 @@ importing (let alone executing) what it names.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from store.safeparse import Repeat
 
 
 class YamlError(ValueError):
@@ -24,3 +27,12 @@ def load_yaml(text: str | bytes) -> Any:
     from store._plainyaml import load  # PyYAML is imported by the first read
 
     return load(text)
+
+
+def load_yaml_repeats(text: str | bytes) -> tuple[Any, list[Repeat], int]:
+    """``load_yaml``, and the keys a mapping repeats (at most ``safeparse.MAX_REPEATS``
+    with their values, then the number past those): PyYAML keeps a repeated key's last
+    value without a word, where ruamel and OmegaConf refuse the file."""
+    from store._plainyaml import load_with_repeats
+
+    return load_with_repeats(text)

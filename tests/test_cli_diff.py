@@ -53,6 +53,7 @@ def test_runs_differ_json_shape(pair: Pair) -> None:
             "format": "yaml",
             "changes": [{"key": "lr", "change": "changed", "old": 0.001, "new": 0.002}],
             "error": None,
+            "warnings": [],
         }
     ]
     changed_metrics = [m["name"] for m in data["metrics"] if m["delta"]]
@@ -354,3 +355,43 @@ def test_a_yaml_alias_bomb_is_a_config_that_does_not_parse(pair: Pair) -> None:
     assert code == 1, err
     config = next(c for c in json.loads(out)["configs"] if c["path"] == "hparams.yaml")
     assert "alias bomb" in config["error"]
+
+
+def test_a_repeated_key_is_said_and_never_equal_in_text_and_json(pair: Pair) -> None:
+    """Run A's hparams.yaml gives lr twice (0.001, then 0.002), run B once (0.002):
+    PyYAML keeps 0.002 and the runs looked equal there, though a loader keeping the first
+    value, or refusing the file, gives another answer.  The file diff and the run diff
+    name the file and the key, and call the key ambiguous."""
+    (pair.a / "hparams.yaml").write_text("lr: 0.001\nbatch_size: 32\nlr: 0.002\n")
+    (pair.b / "hparams.yaml").write_text("batch_size: 32\nlr: 0.002\n")
+    for name in ("config.yaml", "metrics.csv", "checkpoints/last.safetensors"):
+        (pair.b / name).write_bytes((pair.a / name).read_bytes())
+    age(pair.root)
+    from tests.test_rundiff import index
+
+    index(pair.root, pair.db_path)
+    sides = (str(pair.a / "hparams.yaml"), str(pair.b / "hparams.yaml"))
+    code, out, err = run(*sides)
+    assert code == 1, err
+    assert "hparams.yaml: key lr appears 2 times in one mapping (first 0.001, last 0.002)" in out
+    assert "? lr: 0.002 → 0.002  (repeated key:" in out
+    code, out, err = run(*sides, "--json")
+    assert code == 1, err
+    data = json.loads(out)
+    assert data["equal"] is False
+    assert data["result"]["changes"] == [
+        {"path": "lr", "kind": "ambiguous", "old": 0.002, "new": 0.002}
+    ]
+    assert "key lr appears 2 times" in data["result"]["warnings"][0]
+    code, out, err = run("version_0", "version_1", "--db", str(pair.db_path))
+    assert code == 1, err
+    assert "runs differ" in out and "? config\thparams.yaml: lr\t0.002\t0.002" in out
+    assert "note: version_0: hparams.yaml: key lr appears 2 times" in out
+    code, out, err = run("version_0", "version_1", "--db", str(pair.db_path), "--json")
+    assert code == 1, err
+    data = json.loads(out)
+    assert data["equal"] is False
+    config = next(c for c in data["configs"] if c["path"] == "hparams.yaml")
+    assert config["changes"] == [{"key": "lr", "change": "ambiguous", "old": 0.002, "new": 0.002}]
+    assert config["warnings"][0].startswith("version_0: hparams.yaml: key lr appears 2 times")
+    assert config["warnings"][0] in data["warnings"]

@@ -107,6 +107,84 @@ def test_json_and_toml(tmp_path: Path) -> None:
     assert mixed.equal and mixed.format == "json/yaml"
 
 
+def test_a_repeated_key_is_ambiguous_where_it_decides_and_always_warned(tmp_path: Path) -> None:
+    """``lr: 0.1`` then ``lr: 0.2`` loads as 0.2 in PyYAML and json, but other loaders
+    refuse the file or keep the first: against ``lr: 0.2`` that is neither equal nor
+    changed for sure.  Each repeat is a warning naming the file and the key's path."""
+    files = {
+        "a.yaml": "opt:\n  lr: 0.1\n  wd: 0\n  lr: 0.2\nlayers: [{k: 1, k: 1}]\nseed: 1\n",
+        "b.yaml": "opt: {lr: 0.2, wd: 0}\nlayers: [{k: 1}]\nseed: 2\n",
+        "a.json": '{"acc": 0.5, "acc": 0.9, "m": {"x": [1], "x": [2]}}',
+        "b.json": '{"acc": 0.9, "m": {"x": [3]}}',
+    }
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    result = diff_structured_files(tmp_path / "a.yaml", tmp_path / "b.yaml")
+    assert [(c.path, c.kind, c.old, c.new) for c in result.changes] == [
+        ("seed", "changed", 1, 2),
+        ("opt.lr", "ambiguous", 0.2, 0.2),
+    ]
+    assert not result.equal and len(result.warnings) == 2
+    assert result.warnings[0].startswith(f"{tmp_path / 'a.yaml'}: key opt.lr appears 2 times")
+    assert "first 0.1, last 0.2" in result.warnings[0]
+    # the same value twice decides nothing, but is still said: a strict loader refuses it
+    assert "layers[0].k appears 2 times" in result.warnings[1]
+    result = diff_structured_files(tmp_path / "a.json", tmp_path / "b.json")
+    # changed whichever value counts: said as changed, with both values in the warning
+    assert [(c.path, c.kind) for c in result.changes] == [
+        ("m.x[0]", "changed"),
+        ("acc", "ambiguous"),
+    ]
+    assert [w.split(": ", 1)[1] for w in result.warnings] == [
+        "key acc appears 2 times in one mapping (first 0.5, last 0.9); "
+        "loaders disagree on which value counts",
+        "key m.x appears 2 times in one mapping (first [1], last [2]); "
+        "loaders disagree on which value counts",
+    ]
+    (tmp_path / "c.json").write_text('{"acc": 0.9, "acc": 0.9}')
+    same = diff_structured_files(tmp_path / "b.json", tmp_path / "c.json")
+    assert [(c.path, c.kind) for c in same.changes] == [("m", "removed")]
+    assert same.warnings and "c.json: key acc appears 2 times" in same.warnings[0]
+
+
+def test_what_is_not_a_repeated_key(tmp_path: Path) -> None:
+    """A merge overridden (``<<: *base`` then ``lr``), a section of a Darknet ``.cfg``
+    given twice and a TOML file (it refuses repeats) are no repeats."""
+    from store.diff.configs import diff_config_files
+
+    (tmp_path / "a.yaml").write_text("base: &b {lr: 0.1}\nrun:\n  <<: *b\n  lr: 0.2\n")
+    (tmp_path / "b.yaml").write_text("base: {lr: 0.1}\nrun: {lr: 0.2}\n")
+    merged = diff_structured_files(tmp_path / "a.yaml", tmp_path / "b.yaml")
+    assert merged.equal and merged.warnings == []
+    (tmp_path / "a.cfg").write_text("[conv]\nsize=3\n[conv]\nsize=3\n")
+    (tmp_path / "b.cfg").write_text("[conv]\nsize=3\n[conv]\nsize=1\n")
+    cfg = diff_config_files(str(tmp_path / "a.cfg"), str(tmp_path / "b.cfg"), "ini")
+    assert cfg.warnings == [] and [c.kind for c in cfg.changes] == ["changed"]
+    (tmp_path / "a.toml").write_text("lr = 0.1\nlr = 0.2\n")
+    (tmp_path / "b.toml").write_text("lr = 0.2\n")
+    with pytest.raises(DiffError, match="invalid toml"):
+        diff_structured_files(tmp_path / "a.toml", tmp_path / "b.toml")
+
+
+def test_repeated_keys_in_ini_and_argument_files(tmp_path: Path) -> None:
+    """configparser refuses a key a section repeats and Darknet reads the first; argparse
+    keeps a flag's last value, or both with ``append``: ambiguous where it decides."""
+    from store.diff.configs import diff_config_files
+
+    (tmp_path / "a.cfg").write_text("[train]\nlr = 0.1\nlr = 0.2\n")
+    (tmp_path / "b.cfg").write_text("[train]\nlr = 0.2\n")
+    cfg = diff_config_files(
+        str(tmp_path / "a.cfg"), str(tmp_path / "b.cfg"), "ini", names=("run A", "run B")
+    )
+    assert [(c.path, c.kind) for c in cfg.changes] == [("train.lr", "ambiguous")]
+    assert cfg.warnings[0].startswith("run A: key train.lr appears 2 times")
+    (tmp_path / "a.args").write_text("--lr 0.1 --epochs 3 --lr=0.2\n")
+    (tmp_path / "b.args").write_text("--lr 0.2 --epochs 3\n")
+    args = diff_config_files(str(tmp_path / "a.args"), str(tmp_path / "b.args"), "args")
+    assert [(c.path, c.kind) for c in args.changes] == [("lr", "ambiguous")]
+    assert not args.equal and "key lr appears 2 times" in args.warnings[0]
+
+
 def test_broken_json_is_an_error_and_falls_back_to_text(tmp_path: Path) -> None:
     (tmp_path / "a.json").write_text('{"a": 1, "b": [1, 2]}\n')
     (tmp_path / "b.json").write_text('{"a": 1, "b": [1, \n')

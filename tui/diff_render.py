@@ -185,12 +185,22 @@ def text_notes(result: TextDiff) -> list[str]:
 # --- non-text file diffs ---------------------------------------------------------------
 
 
+MARKS = {"added": ("+", "green"), "removed": ("-", "red"), "ambiguous": ("?", "magenta")}
+AMBIGUOUS = "repeated key: equal or not depends on which value the loader keeps"
+
+
 def _change_line(path: str, kind: str, old: object, new: object) -> Text:
     line = Text(no_wrap=True, end="")
-    mark, style = {"added": ("+", "green"), "removed": ("-", "red")}.get(kind, ("~", "yellow"))
+    mark, style = MARKS.get(kind, ("~", "yellow"))
     line.append(f"{mark} ", style=style)
     line.append(clean(path) or "(root)", style="bold")
-    if kind == "added":
+    if kind == "ambiguous":
+        line.append(": ")
+        line.append(short(old), style="red")
+        line.append(" → ")
+        line.append(short(new), style="green")
+        line.append(f"  ({AMBIGUOUS})", style="magenta")
+    elif kind == "added":
         line.append(f": {short(new)}", style="green")
     elif kind == "removed":
         line.append(f": {short(old)}", style="red")
@@ -207,7 +217,8 @@ def _change_line(path: str, kind: str, old: object, new: object) -> Text:
 def _structured(result: StructuredDiff) -> list[Text]:
     head = Text(f"{result.format}: ", style="bold")
     head.append("equal after parsing" if result.equal else f"{len(result.changes)} change(s)")
-    return [head] + [_change_line(c.path, c.kind, c.old, c.new) for c in result.changes]
+    lines = [Text(f"warning: {clean(w)}", style="yellow") for w in result.warnings]
+    return [head, *lines] + [_change_line(c.path, c.kind, c.old, c.new) for c in result.changes]
 
 
 def _number(value: float | None) -> str:
@@ -530,10 +541,9 @@ def _config_rows(config: ConfigDiff) -> list[RunDiffRow]:
                 files=files,
             )
         ]
-    marks = {"added": ("+", "green"), "removed": ("-", "red")}
     rows = []
     for change in config.changes[:MAX_CONFIG_ROWS]:
-        mark, style = marks.get(change.kind, ("~", "yellow"))
+        mark, style = MARKS.get(change.kind, ("~", "yellow"))
         name = Text(shown + ": ", style="dim")
         name.append(clean(change.path or "(whole file)"), style="bold")
         rows.append(
@@ -544,7 +554,9 @@ def _config_rows(config: ConfigDiff) -> list[RunDiffRow]:
                 name,
                 Text(short(change.old) if change.kind != "added" else "", style="red"),
                 Text(short(change.new) if change.kind != "removed" else "", style="green"),
-                change.kind.replace("_", " "),
+                Text(AMBIGUOUS, style="magenta")
+                if change.kind == "ambiguous"
+                else change.kind.replace("_", " "),
                 files=files,
             )
         )

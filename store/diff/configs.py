@@ -19,11 +19,14 @@ from typing import Any
 from store.diff._io import DiffError, read_capped
 from store.diff.structured import (
     Change,
+    Parsed,
     StructuredDiff,
     diff_structured_whole,
-    parse_structured,
+    parse_structured_repeats,
+    settle_repeats,
     structured_format,
 )
+from store.safeparse import Repeat, repeats_of
 
 MAX_CONFIG_BYTES = 4 << 20
 """A config file bigger than this is not parsed (it is reported as too large)."""
@@ -44,6 +47,8 @@ class ConfigDiff:
     error: str | None = None
     """Why the two versions could not be compared value by value."""
     notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    """Keys a version repeats (loaders disagree on which value counts), by file and path."""
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -85,14 +90,16 @@ def _value(text: str) -> object:
     return stripped
 
 
-def parse_args(text: str) -> dict[str, object]:
+def parse_args(text: str, repeats: list[Repeat] | None = None) -> dict[str, object]:
     """``--lr 0.1 --amp --name=x pos`` as ``{"lr": 0.1, "amp": True, "name": "x",
-    "_positional": ["pos"]}``; one argument per line works the same."""
+    "_positional": ["pos"]}``; one argument per line works the same.  A flag given twice
+    keeps its last value (argparse's ``store``), and is added to ``repeats`` (``append``
+    would keep both)."""
     try:
         tokens = shlex.split(text, comments=True)
     except ValueError:
         tokens = text.split()
-    out: dict[str, object] = {}
+    pairs: list[tuple[str, object]] = []
     positional: list[object] = []
     index = 0
     while index < len(tokens) and index < MAX_LINES:
@@ -102,16 +109,19 @@ def parse_args(text: str) -> dict[str, object]:
             key = token.lstrip("-")
             if "=" in key:
                 key, _, raw = key.partition("=")
-                out[key] = _value(raw)
+                pairs.append((key, _value(raw)))
             elif index < len(tokens) and not (
                 tokens[index].startswith("-") and not _is_number(tokens[index])
             ):
-                out[key] = _value(tokens[index])
+                pairs.append((key, _value(tokens[index])))
                 index += 1
             else:
-                out[key] = True
+                pairs.append((key, True))
         else:
             positional.append(_value(token))
+    out: dict[str, object] = dict(pairs)
+    if repeats is not None and len(out) != len(pairs):
+        repeats += repeats_of((), pairs)
     if positional:
         out["_positional"] = positional
     return out
@@ -125,12 +135,15 @@ def _is_number(token: str) -> bool:
     return True
 
 
-def parse_ini(text: str) -> dict[str, object]:
+def parse_ini(text: str, repeats: list[Repeat] | None = None) -> dict[str, object]:
     """``[section]`` headers and ``key = value`` / ``key: value`` lines.  A repeated section
-    (Darknet's ``[convolutional]``) gets ``#2``, ``#3``... so every block is compared."""
+    (Darknet's ``[convolutional]``) gets ``#2``, ``#3``... so every block is compared.  A
+    key a section repeats keeps its last value and is added to ``repeats``: configparser
+    refuses such a file, Darknet reads the first."""
     out: dict[str, object] = {}
     current: dict[str, object] = out
     seen: dict[str, int] = {}
+    sections: list[tuple[tuple[object, ...], list[tuple[str, object]]]] = [((), [])]
     for number, line in enumerate(text.splitlines()):
         if number >= MAX_LINES:
             break
@@ -144,29 +157,43 @@ def parse_ini(text: str) -> dict[str, object]:
             key = name if seen[name] == 1 else f"{name}#{seen[name]}"
             current = {}
             out[key] = current
+            sections.append(((key,), []))
             continue
         cut = min((i for i in (stripped.find("="), stripped.find(":")) if i > 0), default=-1)
-        if cut < 0:
-            current[stripped] = True
-            continue
-        current[stripped[:cut].strip()] = _value(stripped[cut + 1 :])
+        value: object = True
+        name = stripped
+        if cut >= 0:
+            name, value = stripped[:cut].strip(), _value(stripped[cut + 1 :])
+        current[name] = value
+        sections[-1][1].append((name, value))
+    if repeats is not None:
+        for path, pairs in sections:
+            if len({name for name, _ in pairs}) != len(pairs):
+                repeats += repeats_of(path, pairs)
     return out
 
 
 def parse_config(data: bytes, fmt: str) -> object:
     """The values of one config file; raises ``DiffError`` (one line) when it is malformed."""
+    return parse_config_repeats(data, fmt).value
+
+
+def parse_config_repeats(data: bytes, fmt: str) -> Parsed:
+    """``parse_config``, with the keys the file repeats (a Python config's second
+    assignment is no repeat: Python runs both, the last wins)."""
     if fmt in ("json", "yaml", "toml"):
-        return parse_structured(data, fmt)
+        return parse_structured_repeats(data, fmt)
     text = data.decode("utf-8", "replace")
+    repeats: list[Repeat] = []
     if fmt == "args":
-        return parse_args(text)
+        return Parsed(parse_args(text, repeats), repeats)
     if fmt == "ini":
-        return parse_ini(text)
+        return Parsed(parse_ini(text, repeats), repeats)
     if fmt == "py":
         from store.frameworks._pyconfig import parse_py_config
 
         try:
-            return parse_py_config(text)
+            return Parsed(parse_py_config(text))
         except ValueError as exc:
             raise DiffError(f"invalid Python config: {exc}") from None
     raise DiffError(f"unknown config format {fmt!r}")
@@ -176,11 +203,11 @@ Reader = Callable[[str, int], tuple[bytes, bool]]
 """Reads at most N bytes of a file and says whether it holds more (a local or remote side)."""
 
 
-def _load(path: str, fmt: str, read: Reader) -> object:
+def _load(path: str, fmt: str, read: Reader) -> Parsed:
     data, capped = read(path, MAX_CONFIG_BYTES)
     if capped:
         raise DiffError(f"larger than {MAX_CONFIG_BYTES} bytes, not compared by value")
-    return parse_config(data, fmt)
+    return parse_config_repeats(data, fmt)
 
 
 def diff_config_files(
@@ -189,8 +216,14 @@ def diff_config_files(
     fmt: str,
     read_a: Reader = read_capped,
     read_b: Reader = read_capped,
+    names: tuple[str, str] | None = None,
 ) -> StructuredDiff:
     """Key-path changes between two versions of a config, each read by its side's reader
-    (the local disk, or another host); raises ``DiffError``."""
-    changes = diff_structured_whole(_load(path_a, fmt, read_a), _load(path_b, fmt, read_b))
-    return StructuredDiff(fmt, changes, not changes)
+    (the local disk, or another host); raises ``DiffError``.  A key a version repeats is
+    warned of by ``names`` (default: the paths), and is ``ambiguous`` where the value
+    kept decides whether it changed."""
+    parsed_a, parsed_b = _load(path_a, fmt, read_a), _load(path_b, fmt, read_b)
+    changes = diff_structured_whole(parsed_a.value, parsed_b.value)
+    name_a, name_b = names or (path_a, path_b)
+    changes, warnings = settle_repeats(changes, parsed_a, parsed_b, name_a, name_b)
+    return StructuredDiff(fmt, changes, not changes, warnings=warnings)

@@ -14,9 +14,11 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from store.diff._io import DiffError, FileRef, read_capped, ref_name
-from store.safeparse import NestingError, load_json, load_toml
+from store.safeparse import Index, NestingError, Repeat, load_json_repeats, load_toml
 
-ChangeKind = Literal["added", "removed", "changed", "type_changed"]
+ChangeKind = Literal["added", "removed", "changed", "type_changed", "ambiguous"]
+"""``ambiguous``: a key a file repeats, equal or changed depending on which of its values
+the loader keeps (``old``/``new`` are the last ones, what PyYAML and ``json`` keep)."""
 MAX_CONFIG_BYTES = 32 * 1024 * 1024
 MAX_DEPTH = 200
 MAX_CHANGES = 100_000
@@ -39,9 +41,20 @@ class StructuredDiff:
     changes: list[Change]
     equal: bool
     notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    """Keys a file repeats (loaders disagree on which value counts), by file and path."""
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class Parsed:
+    """A config's values and the keys it repeats (``more``: repeats past those listed)."""
+
+    value: object
+    repeats: list[Repeat] = field(default_factory=list)
+    more: int = 0
 
 
 def _key_part(key: object) -> str:
@@ -159,17 +172,130 @@ def diff_structured_whole(a: object, b: object) -> list[Change]:
     return walker.changes
 
 
-def _load_yaml(text: str) -> object:
-    from store.yamlsafe import load_yaml
+def _load_yaml(text: str) -> Parsed:
+    from store.yamlsafe import load_yaml_repeats
 
-    return load_yaml(text)
+    return Parsed(*load_yaml_repeats(text))
 
 
-_LOADERS: dict[str, Callable[[str], object]] = {
-    "json": load_json,
+def _load_json(text: str) -> Parsed:
+    return Parsed(*load_json_repeats(text))
+
+
+def _load_toml(text: str) -> Parsed:
+    return Parsed(load_toml(text))  # TOML refuses a repeated key: nothing to report
+
+
+_LOADERS: dict[str, Callable[[str], Parsed]] = {
+    "json": _load_json,
     "yaml": _load_yaml,
-    "toml": load_toml,
+    "toml": _load_toml,
 }
+
+
+def repeat_path(repeat: Repeat) -> str:
+    """The repeated key's path as a change names it (``opt.lr``, ``layers[0].a``)."""
+    path = ""
+    for part in (*repeat.path, repeat.key):
+        path = f"{path}[{int(part)}]" if isinstance(part, Index) else _join(path, part)
+    return path
+
+
+_MISSING = object()
+
+
+def _at(value: object, parts: tuple[object, ...]) -> object:
+    for part in parts:
+        if isinstance(part, Index):
+            if not isinstance(value, (list, tuple)) or part >= len(value):
+                return _MISSING
+            value = value[part]
+        elif isinstance(value, dict) and part in value:
+            value = value[part]
+        else:
+            return _MISSING
+    return value
+
+
+def _same(a: object, b: object) -> bool:
+    if a is _MISSING or b is _MISSING:
+        return a is b
+    walker = _Walker(1)
+    walker.walk(a, b, "", 0)
+    return not walker.changes and not walker.stopped
+
+
+def _shown(value: object) -> str:
+    try:
+        text = json.dumps(value, ensure_ascii=False, default=str)
+    except (TypeError, ValueError):
+        text = repr(value)
+    return text if len(text) <= 60 else text[:59] + "…"
+
+
+def settle_repeats(
+    changes: list[Change], a: Parsed, b: Parsed, name_a: str, name_b: str
+) -> tuple[list[Change], list[str]]:
+    """``changes`` with every key a side repeats, whose comparison depends on which of its
+    values the loader keeps (the first, or the last as PyYAML and ``json`` do), as one
+    ``ambiguous`` change in place of what the walk said there; and a warning per repeated
+    key naming the file and the key's path."""
+    warnings: list[str] = []
+    repeated: dict[str, tuple[tuple[object, ...], Repeat | None, Repeat | None]] = {}
+    for side, parsed, name in ((0, a, name_a), (1, b, name_b)):
+        for repeat in parsed.repeats:
+            path = repeat_path(repeat)
+            if repeat.first is None and repeat.last is None and repeat.count:
+                counted = "values not read"
+            else:
+                counted = f"first {_shown(repeat.first)}, last {_shown(repeat.last)}"
+            warnings.append(
+                f"{name}: key {path or '(root)'} appears {repeat.count} times in one mapping "
+                f"({counted}); loaders disagree on which value counts"
+            )
+            parts = (*repeat.path, repeat.key)
+            entry = repeated.setdefault(path, (parts, None, None))
+            repeated[path] = (parts, repeat, entry[2]) if side == 0 else (parts, entry[1], repeat)
+        if parsed.more:
+            warnings.append(
+                f"{name}: {parsed.more} more repeated keys not examined; their values are unknown"
+            )
+    ambiguous: list[str] = []
+    for path in sorted(repeated, key=len):
+        if any(path == p or path.startswith((p + ".", p + "[")) for p in ambiguous):
+            continue
+        parts, rep_a, rep_b = repeated[path]
+        last_a, last_b = _at(a.value, parts), _at(b.value, parts)
+        # a repeat whose values were not read, or whose key is not where the loaded
+        # values have it (under a Python tag turned into data): unknown, never equal
+        lost = any(
+            rep is not None and (last is _MISSING or (rep.first is None and rep.last is None))
+            for rep, last in ((rep_a, last_a), (rep_b, last_b))
+        )
+        first_a = rep_a.first if rep_a is not None else last_a
+        first_b = rep_b.first if rep_b is not None else last_b
+        if lost or _same(first_a, first_b) != _same(last_a, last_b):
+            ambiguous.append(path)
+    if a.more or b.more:  # repeats not examined: which keys they are is not known either
+        return [Change("", "ambiguous")], warnings
+    if not ambiguous:
+        return changes, warnings
+
+    def under(path: str) -> bool:
+        return any(path == p or path.startswith((p + ".", p + "[")) for p in ambiguous)
+
+    kept = [change for change in changes if not under(change.path)]
+    for path in ambiguous:
+        old, new = _at(a.value, repeated[path][0]), _at(b.value, repeated[path][0])
+        kept.append(
+            Change(
+                path,
+                "ambiguous",
+                None if old is _MISSING else old,
+                None if new is _MISSING else new,
+            )
+        )
+    return kept, warnings
 
 
 def structured_format(path: FileRef) -> str | None:
@@ -179,6 +305,11 @@ def structured_format(path: FileRef) -> str | None:
 
 def parse_structured(data: bytes, fmt: str) -> object:
     """Parse config bytes; malformed input raises ``DiffError`` with a one-line message."""
+    return parse_structured_repeats(data, fmt).value
+
+
+def parse_structured_repeats(data: bytes, fmt: str) -> Parsed:
+    """``parse_structured``, with the keys the document repeats."""
     text = data.decode("utf-8", "replace")
     if text.startswith("\ufeff"):
         text = text[1:]
@@ -195,13 +326,17 @@ def parse_structured(data: bytes, fmt: str) -> object:
 
 def load_structured(path: FileRef, fmt: str | None = None) -> object:
     """Parse a JSON/YAML/TOML file (at most ``MAX_CONFIG_BYTES``); raises ``DiffError``."""
+    return _load_structured(path, fmt).value
+
+
+def _load_structured(path: FileRef, fmt: str | None = None) -> Parsed:
     fmt = fmt or structured_format(path)
     if fmt is None:
         raise DiffError(f"{ref_name(path)!r} is not JSON, YAML or TOML by name")
     data, capped = read_capped(path, MAX_CONFIG_BYTES)
     if capped:
         raise DiffError(f"config larger than {MAX_CONFIG_BYTES} bytes")
-    return parse_structured(data, fmt)
+    return parse_structured_repeats(data, fmt)
 
 
 def diff_structured_files(
@@ -216,8 +351,12 @@ def diff_structured_files(
     fmt_b = fmt or structured_format(path_b) or fmt_a
     if fmt_a is None or fmt_b is None:
         raise DiffError("cannot tell the config format from the file names")
+    parsed_a, parsed_b = _load_structured(path_a, fmt_a), _load_structured(path_b, fmt_b)
     walker = _Walker(MAX_CHANGES)
-    walker.walk(load_structured(path_a, fmt_a), load_structured(path_b, fmt_b), "", 0)
+    walker.walk(parsed_a.value, parsed_b.value, "", 0)
+    changes, warnings = settle_repeats(
+        walker.changes, parsed_a, parsed_b, ref_name(path_a), ref_name(path_b)
+    )
     label = fmt_a if fmt_a == fmt_b else f"{fmt_a}/{fmt_b}"
-    equal = not walker.changes and not walker.stopped
-    return StructuredDiff(label, walker.changes, equal, walker.notes)
+    equal = not changes and not walker.stopped
+    return StructuredDiff(label, changes, equal, walker.notes, warnings)

@@ -62,7 +62,7 @@ def _changed(row: Row) -> bool:
     if row.kind == "pair":
         return any(side is not None and side.tag != "equal" for side in (row.left, row.right))
     if row.kind == "text" and row.text is not None:
-        return row.text.plain[:1] in ("~", "+", "-") or row.text.plain.startswith("values_")
+        return row.text.plain[:1] in ("~", "+", "-", "?") or row.text.plain.startswith("values_")
     return False
 
 
