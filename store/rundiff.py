@@ -813,6 +813,7 @@ def _settle_configs(
                 config.changes = found.changes
                 config.notes = found.notes
                 config.warnings = found.warnings
+                config.more = found.more
         result.configs.append(config)
         kept.append(change)
     artifacts.changed = kept
@@ -888,6 +889,8 @@ def run_diff_json(a: RunRow, b: RunRow, result: RunDiff, warnings: list[str]) ->
                     {"key": ch.path, "change": ch.kind, "old": ch.old, "new": ch.new}
                     for ch in c.changes
                 ],
+                "more": c.more,
+                "notes": c.notes,
                 "error": c.error,
                 "warnings": c.warnings,
             }

@@ -52,6 +52,8 @@ def test_runs_differ_json_shape(pair: Pair) -> None:
             "path": "hparams.yaml",
             "format": "yaml",
             "changes": [{"key": "lr", "change": "changed", "old": 0.001, "new": 0.002}],
+            "more": 0,
+            "notes": [],
             "error": None,
             "warnings": [],
         }
@@ -395,3 +397,63 @@ def test_a_repeated_key_is_said_and_never_equal_in_text_and_json(pair: Pair) -> 
     assert config["changes"] == [{"key": "lr", "change": "ambiguous", "old": 0.002, "new": 0.002}]
     assert config["warnings"][0].startswith("version_0: hparams.yaml: key lr appears 2 times")
     assert config["warnings"][0] in data["warnings"]
+
+
+def test_every_cap_on_a_listing_says_how_many_it_left_out(tmp_path: Path) -> None:
+    """12,000 changed cells: the engine lists 10,000 and the text 2,000; both say how many
+    more there are, and the counts count them all (the text stopped at 2,000 without a
+    word, and the JSON could not tell 10,000 changed cells from 12,000)."""
+    for name, shift in (("a.csv", 0), ("b.csv", 1)):
+        rows = "".join(f"{i},{i + shift},{i + shift}\n" for i in range(6000))
+        (tmp_path / name).write_text("step,x,y\n" + rows)
+    sides = (str(tmp_path / "a.csv"), str(tmp_path / "b.csv"))
+    code, out, err = run(*sides)
+    assert code == 1, err
+    assert "6000 changed row(s), 12000 changed cell(s)" in out
+    assert out.count("~ row ") == 2000
+    assert "… 10000 more changed cell(s) not shown" in out
+    assert "2000 more changed cell(s) not listed: only the first 10000 are" in out
+    code, out, err = run(*sides, "--json")
+    result = json.loads(out)["result"]
+    assert len(result["cells"]) == 10_000
+    assert (result["cells_changed"], result["cells_more"]) == (12_000, 2_000)
+    # safetensors metadata past the 2,000 rows the text lists
+    header = {"w": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}
+    for name, value in (("a.safetensors", "x"), ("b.safetensors", "y")):
+        meta = {"__metadata__": {f"k{i}": value for i in range(2500)}}
+        raw = json.dumps({**header, **meta}).encode()
+        (tmp_path / name).write_bytes(len(raw).to_bytes(8, "little") + raw + bytes(4))
+    code, out, err = run(str(tmp_path / "a.safetensors"), str(tmp_path / "b.safetensors"))
+    assert code == 1, err
+    assert out.count("~ metadata.") == 2000
+    assert out.splitlines()[-1] == "… 500 more metadata change(s) not shown"
+
+
+def test_a_config_with_more_changes_than_listed_counts_them_all(
+    pair: Pair, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A config diff lists MAX_CHANGES changes (100,000; lowered here): the file diff, the
+    run diff's rows, its heading and its JSON count every change, not the listed ones."""
+    from store.diff import structured
+
+    monkeypatch.setattr(structured, "MAX_CHANGES", 250)
+    for folder, value in ((pair.a, 0), (pair.b, 1)):
+        (folder / "big.json").write_text(json.dumps({f"k{i}": value for i in range(300)}))
+    age(pair.root)
+    from tests.test_rundiff import index
+
+    index(pair.root, pair.db_path)
+    code, out, err = run(str(pair.a / "big.json"), str(pair.b / "big.json"))
+    assert code == 1, err
+    assert out.startswith("json: 300 change(s)\n")
+    assert "50 more change(s) not listed: only the first 250 are" in out
+    code, out, err = run(str(pair.a / "big.json"), str(pair.b / "big.json"), "--json")
+    assert json.loads(out)["result"]["more"] == 50
+    code, out, err = run("version_0", "version_1", "--db", str(pair.db_path))
+    assert code == 1, err
+    assert "configs: 2 file(s) changed, 301 value(s)" in out
+    assert "big.json: … 100 more change(s)" in out  # 200 rows shown of 300
+    code, out, err = run("version_0", "version_1", "--db", str(pair.db_path), "--json")
+    config = next(c for c in json.loads(out)["configs"] if c["path"] == "big.json")
+    assert len(config["changes"]) == 250 and config["more"] == 50
+    assert config["notes"] == ["50 more change(s) not listed: only the first 250 are"]

@@ -216,7 +216,8 @@ def _change_line(path: str, kind: str, old: object, new: object) -> Text:
 
 def _structured(result: StructuredDiff) -> list[Text]:
     head = Text(f"{result.format}: ", style="bold")
-    head.append("equal after parsing" if result.equal else f"{len(result.changes)} change(s)")
+    count = len(result.changes) + result.more  # all of them, listed or not
+    head.append("equal after parsing" if result.equal else f"{count} change(s)")
     lines = [Text(f"warning: {clean(w)}", style="yellow") for w in result.warnings]
     return [head, *lines] + [_change_line(c.path, c.kind, c.old, c.new) for c in result.changes]
 
@@ -258,7 +259,10 @@ def _table(result: TableDiff) -> list[Text]:
                 line.append(f"  {_delta(value.delta, value.percent)}", style="yellow")
             lines.append(line)
     if result.cells:
-        lines.append(Text(f"{result.rows_changed} changed row(s)", style="bold"))
+        total = max(result.cells_changed, len(result.cells))
+        lines.append(
+            Text(f"{result.rows_changed} changed row(s), {total} changed cell(s)", style="bold")
+        )
         for cell in result.cells[:MAX_ROWS]:
             line = Text(f"~ row {clean(cell.row)}, {clean(cell.column)}: ", style="yellow")
             line.append(short(cell.old), style="red")
@@ -267,6 +271,7 @@ def _table(result: TableDiff) -> list[Text]:
             if cell.delta is not None:
                 line.append(f"  {_delta(cell.delta)}", style="dim")
             lines.append(line)
+        lines += _more(total - min(len(result.cells), MAX_ROWS), "changed cell(s)")
     lines += [Text(clean(w), style="italic dim") for w in result.warnings]
     return lines
 
@@ -298,12 +303,18 @@ def _tensors(result: TensorDiff) -> list[Text]:
         if tensor.note:
             line.append(f"  ({clean(tensor.note)})", style="italic dim")
         lines.append(line)
-    if len(changed) > MAX_ROWS:
-        lines.append(Text(f"… {len(changed) - MAX_ROWS} more changed tensors", style="dim"))
+    lines += _more(len(changed) - MAX_ROWS, "changed tensors")
     label = "metadata." if result.format == "safetensors" else "value "
     for change in result.metadata[:MAX_ROWS]:
         lines.append(_change_line(f"{label}{change.path}", change.kind, change.old, change.new))
+    hidden = len(result.metadata) - min(len(result.metadata), MAX_ROWS) + result.metadata_more
+    lines += _more(hidden, "metadata change(s)" if label == "metadata." else "value change(s)")
     return lines
+
+
+def _more(count: int, what: str) -> list[Text]:
+    """The line that says how many rows a listing left out (none when it left none)."""
+    return [Text(f"… {count} more {what} not shown", style="dim")] if count > 0 else []
 
 
 def _binary(result: BinaryDiff) -> list[Text]:
@@ -334,6 +345,7 @@ def _model(result: ModelDiff) -> list[Text]:
     lines += [Text(f"+ import: {clean(i)}", style="bold red") for i in result.imports_added]
     lines += [Text(f"- import: {clean(i)}", style="green") for i in result.imports_removed]
     lines += [_change_line(c.path, c.kind, c.old, c.new) for c in result.summary[:MAX_ROWS]]
+    lines += _more(len(result.summary) - MAX_ROWS, "summary change(s)")
     if result.binary is not None:
         lines += _binary(result.binary)
     return lines
@@ -560,7 +572,7 @@ def _config_rows(config: ConfigDiff) -> list[RunDiffRow]:
                 files=files,
             )
         )
-    more = len(config.changes) - MAX_CONFIG_ROWS
+    more = len(config.changes) - min(len(config.changes), MAX_CONFIG_ROWS) + config.more
     if more > 0:
         rows.append(
             _row(
@@ -606,7 +618,7 @@ def section_titles(result: RunDiff) -> dict[str, str]:
         for m in result.metrics
         if (m.delta not in (None, 0)) or ((m.old is None) != (m.new is None))
     )
-    values = sum(len(c.changes) for c in result.configs)
+    values = sum(len(c.changes) + c.more for c in result.configs)
     return {
         "params": f"params: {len(result.params)} changed",
         "configs": f"configs: {len(result.configs)} file(s) changed, {values} value(s)",

@@ -49,6 +49,8 @@ class ConfigDiff:
     notes: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     """Keys a version repeats (loaders disagree on which value counts), by file and path."""
+    more: int = 0
+    """Changes found past those listed in ``changes``: counted, not listed."""
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -223,7 +225,8 @@ def diff_config_files(
     warned of by ``names`` (default: the paths), and is ``ambiguous`` where the value
     kept decides whether it changed."""
     parsed_a, parsed_b = _load(path_a, fmt, read_a), _load(path_b, fmt, read_b)
-    changes = diff_structured_whole(parsed_a.value, parsed_b.value)
+    changes, more = diff_structured_whole(parsed_a.value, parsed_b.value)
     name_a, name_b = names or (path_a, path_b)
     changes, warnings = settle_repeats(changes, parsed_a, parsed_b, name_a, name_b)
-    return StructuredDiff(fmt, changes, not changes, warnings=warnings)
+    notes = [f"{more} more change(s) not listed: only the first {len(changes)} are"] if more else []
+    return StructuredDiff(fmt, changes, not changes, notes, warnings, more)

@@ -43,6 +43,8 @@ class StructuredDiff:
     notes: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     """Keys a file repeats (loaders disagree on which value counts), by file and path."""
+    more: int = 0
+    """Changes found past ``MAX_CHANGES``: counted, not in ``changes``."""
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -100,17 +102,26 @@ class _Walker:
     def __init__(self, limit: int) -> None:
         self.changes: list[Change] = []
         self.limit = limit
+        self.found = 0
         self.notes: list[str] = []
         self.visits = 0
         self.stopped = False
         """The walk gave up before comparing everything: equal is then unknown."""
 
     def add(self, change: Change) -> None:
+        self.found += 1
         if len(self.changes) < self.limit:
             self.changes.append(change)
-        elif len(self.changes) == self.limit:
-            self.notes.append(f"more than {self.limit} changes; list cut short")
-            self.limit = -1
+
+    @property
+    def more(self) -> int:
+        """Changes found past ``limit``: counted, not listed."""
+        return self.found - len(self.changes)
+
+    def cut_note(self) -> list[str]:
+        if not self.more:
+            return []
+        return [f"{self.more} more change(s) not listed: only the first {self.limit} are"]
 
     def walk(self, a: object, b: object, path: str, depth: int) -> None:
         if a is b:
@@ -162,14 +173,23 @@ def diff_structured(a: object, b: object, *, max_changes: int = MAX_CHANGES) -> 
     return walker.changes
 
 
-def diff_structured_whole(a: object, b: object) -> list[Change]:
-    """``diff_structured`` that raises ``DiffError`` when the values are too many to
-    compare whole (an empty list then would not mean equal)."""
+def diff_structured_counted(
+    a: object, b: object, *, max_changes: int = MAX_CHANGES
+) -> tuple[list[Change], int]:
+    """``diff_structured``, and how many changes past ``max_changes`` were not listed."""
+    walker = _Walker(max_changes)
+    walker.walk(a, b, "", 0)
+    return walker.changes, walker.more
+
+
+def diff_structured_whole(a: object, b: object) -> tuple[list[Change], int]:
+    """``diff_structured_counted`` that raises ``DiffError`` when the values are too many
+    to compare whole (an empty list then would not mean equal)."""
     walker = _Walker(MAX_CHANGES)
     walker.walk(a, b, "", 0)
     if walker.stopped:
         raise DiffError(f"more than {MAX_VISITS} values, not compared whole")
-    return walker.changes
+    return walker.changes, walker.more
 
 
 def _load_yaml(text: str) -> Parsed:
@@ -359,4 +379,5 @@ def diff_structured_files(
     )
     label = fmt_a if fmt_a == fmt_b else f"{fmt_a}/{fmt_b}"
     equal = not changes and not walker.stopped
-    return StructuredDiff(label, changes, equal, walker.notes, warnings)
+    notes = walker.cut_note() + walker.notes
+    return StructuredDiff(label, changes, equal, notes, warnings, walker.more)

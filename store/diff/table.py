@@ -54,6 +54,10 @@ class TableDiff:
     last_values: list[LastValue]
     equal: bool
     warnings: list[str] = field(default_factory=list)
+    cells_changed: int = 0
+    """Changed cells in all, listed in ``cells`` or not."""
+    cells_more: int = 0
+    """Changed cells past ``MAX_CELLS``: counted, not in ``cells``."""
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -193,6 +197,7 @@ def diff_tables(old: Table, new: Table) -> TableDiff:
         old_rows = {str(i): row for i, row in enumerate(old.rows)}
         new_rows = {str(i): row for i, row in enumerate(new.rows)}
     cells: list[CellChange] = []
+    cells_changed = 0
     rows_changed = 0
     for row_key, old_row in old_rows.items():
         new_row = new_rows.get(row_key)
@@ -207,6 +212,7 @@ def diff_tables(old: Table, new: Table) -> TableDiff:
             if a is not None and b is not None and _same_number(before, after, a, b):
                 continue
             changed = True
+            cells_changed += 1
             if len(cells) < MAX_CELLS:
                 delta = b - a if a is not None and b is not None else None
                 int_a, int_b = _integer(before), _integer(after)
@@ -214,8 +220,11 @@ def diff_tables(old: Table, new: Table) -> TableDiff:
                     delta = float(int_b - int_a)  # exact where floats round both alike
                 cells.append(CellChange(row_key, name, before, after, delta))
         rows_changed += changed
-    if rows_changed and len(cells) >= MAX_CELLS:
-        warnings.append(f"only the first {MAX_CELLS} changed cells are listed")
+    if cells_changed > len(cells):
+        warnings.append(
+            f"{cells_changed - len(cells)} more changed cell(s) not listed: "
+            f"only the first {len(cells)} are"
+        )
     last_values: list[LastValue] = []
     for name in shared:
         if name == key:
@@ -251,6 +260,8 @@ def diff_tables(old: Table, new: Table) -> TableDiff:
         last_values=last_values,
         equal=equal and old.header == new.header,
         warnings=warnings,
+        cells_changed=cells_changed,
+        cells_more=cells_changed - len(cells),
     )
 
 

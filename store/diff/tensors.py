@@ -23,7 +23,7 @@ from typing import Any, Literal
 import numpy as np
 
 from store.diff._io import DiffError, FileRef, RegularFile, ref_basename
-from store.diff.structured import Change, diff_structured
+from store.diff.structured import Change, diff_structured_counted
 
 TensorStatus = Literal[
     "added", "removed", "dtype_changed", "shape_changed", "values_changed", "unchanged", "unknown"
@@ -97,6 +97,8 @@ class TensorDiff:
     format: str = "safetensors"
     """``safetensors`` or ``torch-zip``; ``metadata`` is the header's, or a checkpoint's
     non-tensor values (epoch, hyper-parameters) by dotted key."""
+    metadata_more: int = 0
+    """Metadata changes found past those listed in ``metadata``: counted, not listed."""
 
     def counts(self) -> dict[str, int]:
         result: dict[str, int] = {}
@@ -575,9 +577,14 @@ def diff_safetensors(
         if budget is not None:
             budget.check(old, new, refs_a, refs_b)
         changes = compare_tensors(old, new, refs_a, refs_b)
-    metadata = diff_structured(head_a.metadata, head_b.metadata)
+    metadata, more = diff_structured_counted(head_a.metadata, head_b.metadata)
     equal = not metadata and all(change.status == "unchanged" for change in changes)
-    return TensorDiff(changes, metadata, equal, _notes(changes))
+    notes = _notes(changes)
+    if more:
+        notes.append(
+            f"{more} more metadata change(s) not listed: only the first {len(metadata)} are"
+        )
+    return TensorDiff(changes, metadata, equal, notes, metadata_more=more)
 
 
 def _notes(changes: list[TensorChange]) -> list[str]:
