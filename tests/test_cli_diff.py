@@ -457,3 +457,39 @@ def test_a_config_with_more_changes_than_listed_counts_them_all(
     config = next(c for c in json.loads(out)["configs"] if c["path"] == "big.json")
     assert len(config["changes"]) == 250 and config["more"] == 50
     assert config["notes"] == ["50 more change(s) not listed: only the first 250 are"]
+
+
+def test_files_that_differ_only_in_unicode_normalisation_say_so(tmp_path: Path) -> None:
+    """NFC ``café`` against NFD ``café``: a config, a table and a text file whose change
+    printed as ``café → café`` (or ``-café`` ``+café``), a change that reads as none."""
+    nfc, nfd = "caf\u00e9", "cafe\u0301"
+    (tmp_path / "a.yaml").write_text(f"{nfc}: 1\nname: {nfc}\n")
+    (tmp_path / "b.yaml").write_text(f"{nfd}: 1\nname: {nfd}\n")
+    code, out, err = run(str(tmp_path / "a.yaml"), str(tmp_path / "b.yaml"))
+    assert code == 1, err
+    assert out.splitlines()[1:] == [
+        "- caf\\u00e9: 1  (key differs only in Unicode normalisation from an added one)",
+        "~ name: caf\\u00e9 → cafe\\u0301  (differs only in Unicode normalisation)",
+        "+ cafe\\u0301: 1  (key differs only in Unicode normalisation from a removed one)",
+    ]
+    (tmp_path / "a.csv").write_text(f"step,{nfc}\n0,{nfc}\n")
+    (tmp_path / "b.csv").write_text(f"step,{nfd}\n0,{nfd}\n")
+    code, out, err = run(str(tmp_path / "a.csv"), str(tmp_path / "b.csv"))
+    assert code == 1, err
+    assert "+ column cafe\\u0301  (name differs only in Unicode normalisation" in out
+    assert "- column caf\\u00e9  (name differs only in Unicode normalisation" in out
+    (tmp_path / "c.csv").write_text(f"step,x\n0,{nfd}\n")
+    (tmp_path / "d.csv").write_text(f"step,x\n0,{nfc}\n")
+    code, out, err = run(str(tmp_path / "c.csv"), str(tmp_path / "d.csv"))
+    assert "~ row 0, x: cafe\\u0301 → caf\\u00e9  (differs only in Unicode normalisation)" in out
+    (tmp_path / "a.txt").write_text(f"x\n{nfc}\n")
+    (tmp_path / "b.txt").write_text(f"x\n{nfd}\n")
+    code, out, err = run(str(tmp_path / "a.txt"), str(tmp_path / "b.txt"))
+    assert code == 1, err
+    assert out.splitlines()[-1].startswith(
+        "old line 2 and new line 2 look alike but differ only in Unicode normalisation"
+    )
+    (tmp_path / "c.txt").write_text(f"{nfc}\nx\n")
+    (tmp_path / "d.txt").write_text(f"x\n{nfc}\n")  # the same line moved: no twin
+    code, out, err = run(str(tmp_path / "c.txt"), str(tmp_path / "d.txt"))
+    assert "normalisation" not in out

@@ -276,6 +276,54 @@ def test_config_rows_show_hostile_keys_escaped() -> None:
     assert section_titles(result)["configs"] == "configs: 2 file(s) changed, 1 value(s)"
 
 
+def test_names_and_values_that_differ_only_in_unicode_normalisation_look_different() -> None:
+    """``café`` written NFC (é) in one run and NFD (e + U+0301) in the other prints the
+    same: a change ``café → café``, a file moved from ``café.pt`` to ``café.pt``.  Such
+    twins are spelled with escapes and said to differ only in normalisation."""
+    from store.diff.configs import ConfigDiff
+    from store.diff.runs import ArtifactChange, ArtifactDiff, ArtifactMove, RunDiff
+    from store.diff.structured import Change
+    from tui.diff_render import run_rows
+
+    nfc, nfd = "caf\u00e9", "cafe\u0301"
+    artifacts = ArtifactDiff(
+        [ArtifactChange(f"{nfd}/x.pt", None, 2, None, "b")],
+        [
+            ArtifactChange(f"{nfc}/x.pt", 1, None, "a", None),
+            ArtifactChange("n\u00e9.pt", 1, None, "c", None),
+        ],
+        [],
+        [ArtifactMove(f"{nfc}.pt", f"{nfd}.pt", 3, "h")],
+        [],
+        [],
+    )
+    result = RunDiff(
+        [
+            Change("name", "changed", nfc, nfd),
+            Change(nfc, "removed", 1),
+            Change(nfd, "added", None, 1),
+        ],
+        [],
+        [],
+        artifacts,
+        False,
+        [ConfigDiff("c.yaml", "yaml", [Change("tag", "changed", nfc, nfd)])],
+    )
+    rows = {r.key: [c.plain for c in r.cells] for r in run_rows(result)}
+    assert rows["param:name"][2:] == [
+        "caf\\u00e9", "cafe\\u0301", "changed (differs only in Unicode normalisation)",
+    ]  # fmt: skip
+    assert rows[f"param:{nfc}"][1] == "caf\\u00e9" and rows[f"param:{nfd}"][1] == "cafe\\u0301"
+    assert "from another" in rows[f"param:{nfc}"][4]
+    assert rows["config:c.yaml:tag"][2:4] == ["caf\\u00e9", "cafe\\u0301"]
+    assert rows[f"moved:{nfc}.pt"][1:3] == ["cafe\\u0301.pt", "caf\\u00e9.pt"]
+    assert rows[f"moved:{nfc}.pt"][4] == "same content, name differs only in Unicode normalisation"
+    assert rows[f"added:{nfd}/x.pt"][1] == "cafe\\u0301/x.pt"
+    assert rows[f"removed:{nfc}/x.pt"][1] == "caf\\u00e9/x.pt"
+    assert rows["removed:n\u00e9.pt"][1] == "n\u00e9.pt"  # no twin: shown as it is
+    assert rows["removed:n\u00e9.pt"][4] == "only in A"
+
+
 def test_disk_state_past_its_listing_bound_says_what_it_missed(tmp_path: Path) -> None:
     """A run folder with more files than the listing bound: the listing says it is not
     whole (a new file may hide in what it missed), and indexed files it did not reach are

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+import unicodedata
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -58,10 +59,46 @@ def clean(text: str) -> str:
     return visible(text.replace("\t", "    "))
 
 
-def short(value: object, limit: int = MAX_VALUE) -> str:
-    """A param or config value as one short safe line (JSON for containers)."""
+TWIN = "differs only in Unicode normalisation"
+
+
+def twins(a: object, b: object) -> bool:
+    """Two different strings that normalise alike (NFC ``é`` against NFD ``e`` + U+0301,
+    ``ﬁ`` against ``fi``): on screen they look the same."""
+    return (
+        isinstance(a, str)
+        and isinstance(b, str)
+        and a != b
+        and unicodedata.normalize("NFKC", a) == unicodedata.normalize("NFKC", b)
+    )
+
+
+def spelled(text: str) -> str:
+    """``text`` with each non-ASCII character as its ``\\uXXXX`` escape: how two twins
+    differ."""
+    if text.isascii():
+        return text
+    return "".join(
+        ch if ch.isascii() else f"\\u{ord(ch):04x}" if ord(ch) <= 0xFFFF else f"\\U{ord(ch):08x}"
+        for ch in text
+    )
+
+
+def twin_names(names: Iterable[str]) -> set[str]:
+    """The names (added and removed keys, columns, paths) that another name of the set
+    differs from only in Unicode normalisation."""
+    groups: dict[str, set[str]] = {}
+    for name in names:
+        if not name.isascii():
+            groups.setdefault(unicodedata.normalize("NFKC", name), set()).add(name)
+    return {name for group in groups.values() if len(group) > 1 for name in group}
+
+
+def short(value: object, limit: int = MAX_VALUE, *, spell: bool = False) -> str:
+    """A param or config value as one short safe line (JSON for containers); ``spell``:
+    a string with its non-ASCII characters as escapes (``spelled``)."""
     if isinstance(value, str):
-        text = value
+        text = spelled(value) if spell else value
     else:
         try:
             text = json.dumps(value, ensure_ascii=False, default=str)
@@ -179,7 +216,34 @@ def text_notes(result: TextDiff) -> list[str]:
         notes.insert(0, f"capped at old line {old + 1}, new line {new + 1}: the rest is not shown")
     if result.approximate and not any("align" in n for n in notes):
         notes.append("approximate: some regions are shown as whole replaced blocks")
+    alike = _twin_lines(result)
+    if alike:
+        (old_no, new_no), count = alike[0], len(alike)
+        more = f" and {count - 1} more pair(s)" if count > 1 else ""
+        notes.append(
+            f"old line {old_no} and new line {new_no}{more} look alike but differ only in "
+            "Unicode normalisation (such as é as one character against e and an accent)"
+        )
     return notes
+
+
+def _twin_lines(result: TextDiff) -> list[tuple[int, int]]:
+    """(old, new) line numbers of a removed and an added line of one hunk that differ only
+    in Unicode normalisation: shown as ``-café`` ``+café``, the change looks like none."""
+    pairs: list[tuple[int, int]] = []
+    for hunk in result.hunks:
+        removed: dict[str, tuple[int, str]] = {}
+        for line in hunk.lines:
+            if line.tag == "equal":
+                continue
+            key = unicodedata.normalize("NFKC", line.text)
+            if line.tag == "delete" and line.old_no is not None:
+                removed.setdefault(key, (line.old_no, line.text))
+            elif line.tag == "insert" and line.new_no is not None and key in removed:
+                old_no, text = removed.pop(key)
+                if text != line.text:  # the same line moved is no twin
+                    pairs.append((old_no, line.new_no))
+    return pairs
 
 
 # --- non-text file diffs ---------------------------------------------------------------
@@ -189,29 +253,41 @@ MARKS = {"added": ("+", "green"), "removed": ("-", "red"), "ambiguous": ("?", "m
 AMBIGUOUS = "repeated key: equal or not depends on which value the loader keeps"
 
 
-def _change_line(path: str, kind: str, old: object, new: object) -> Text:
+def _change_line(path: str, kind: str, old: object, new: object, *, twin_key: bool = False) -> Text:
     line = Text(no_wrap=True, end="")
     mark, style = MARKS.get(kind, ("~", "yellow"))
     line.append(f"{mark} ", style=style)
-    line.append(clean(path) or "(root)", style="bold")
-    if kind == "ambiguous":
-        line.append(": ")
-        line.append(short(old), style="red")
-        line.append(" → ")
-        line.append(short(new), style="green")
-        line.append(f"  ({AMBIGUOUS})", style="magenta")
-    elif kind == "added":
+    line.append(clean(spelled(path) if twin_key else path) or "(root)", style="bold")
+    spell = twins(old, new)
+    if kind == "added":
         line.append(f": {short(new)}", style="green")
     elif kind == "removed":
         line.append(f": {short(old)}", style="red")
     else:
         line.append(": ")
-        line.append(short(old), style="red")
+        line.append(short(old, spell=spell), style="red")
         line.append(" → ")
-        line.append(short(new), style="green")
-        if kind == "type_changed":
+        line.append(short(new, spell=spell), style="green")
+        if kind == "ambiguous":
+            line.append(f"  ({AMBIGUOUS})", style="magenta")
+        elif kind == "type_changed":
             line.append("  (type changed)", style="dim")
+    if spell and kind != "ambiguous":
+        line.append(f"  ({TWIN})", style="magenta")
+    if twin_key:
+        other = "a removed" if kind == "added" else "an added"
+        line.append(f"  (key {TWIN} from {other} one)", style="magenta")
     return line
+
+
+def _change_lines(changes: Sequence[Any], prefix: str = "") -> list[Text]:
+    """``_change_line`` for each change, an added key and a removed one that differ only
+    in Unicode normalisation spelled out (they look alike)."""
+    moved = twin_names(c.path for c in changes if c.kind in ("added", "removed"))
+    return [
+        _change_line(prefix + c.path, c.kind, c.old, c.new, twin_key=c.path in moved)
+        for c in changes
+    ]
 
 
 def _structured(result: StructuredDiff) -> list[Text]:
@@ -219,7 +295,7 @@ def _structured(result: StructuredDiff) -> list[Text]:
     count = len(result.changes) + result.more  # all of them, listed or not
     head.append("equal after parsing" if result.equal else f"{count} change(s)")
     lines = [Text(f"warning: {clean(w)}", style="yellow") for w in result.warnings]
-    return [head, *lines] + [_change_line(c.path, c.kind, c.old, c.new) for c in result.changes]
+    return [head, *lines, *_change_lines(result.changes)]
 
 
 def _number(value: float | None) -> str:
@@ -242,10 +318,16 @@ def _table(result: TableDiff) -> list[Text]:
     if result.key_column:
         head.append(f", rows matched by {clean(result.key_column)!s}")
     lines.append(head)
-    for name in result.columns_added:
-        lines.append(Text(f"+ column {clean(name)}", style="green"))
-    for name in result.columns_removed:
-        lines.append(Text(f"- column {clean(name)}", style="red"))
+    moved = twin_names([*result.columns_added, *result.columns_removed])
+    for mark, names, style in (
+        ("+", result.columns_added, "green"),
+        ("-", result.columns_removed, "red"),
+    ):
+        for name in names:
+            line = Text(f"{mark} column {clean(spelled(name) if name in moved else name)}", style)
+            if name in moved:
+                line.append(f"  (name {TWIN} from another column)", style="magenta")
+            lines.append(line)
     if result.rows_added:
         lines.append(Text(f"+ {len(result.rows_added)} row(s) added", style="green"))
     if result.rows_removed:
@@ -265,11 +347,14 @@ def _table(result: TableDiff) -> list[Text]:
         )
         for cell in result.cells[:MAX_ROWS]:
             line = Text(f"~ row {clean(cell.row)}, {clean(cell.column)}: ", style="yellow")
-            line.append(short(cell.old), style="red")
+            spell = twins(cell.old, cell.new)
+            line.append(short(cell.old, spell=spell), style="red")
             line.append(" → ")
-            line.append(short(cell.new), style="green")
+            line.append(short(cell.new, spell=spell), style="green")
             if cell.delta is not None:
                 line.append(f"  {_delta(cell.delta)}", style="dim")
+            if spell:
+                line.append(f"  ({TWIN})", style="magenta")
             lines.append(line)
         lines += _more(total - min(len(result.cells), MAX_ROWS), "changed cell(s)")
     lines += [Text(clean(w), style="italic dim") for w in result.warnings]
@@ -305,8 +390,7 @@ def _tensors(result: TensorDiff) -> list[Text]:
         lines.append(line)
     lines += _more(len(changed) - MAX_ROWS, "changed tensors")
     label = "metadata." if result.format == "safetensors" else "value "
-    for change in result.metadata[:MAX_ROWS]:
-        lines.append(_change_line(f"{label}{change.path}", change.kind, change.old, change.new))
+    lines += _change_lines(result.metadata[:MAX_ROWS], label)
     hidden = len(result.metadata) - min(len(result.metadata), MAX_ROWS) + result.metadata_more
     lines += _more(hidden, "metadata change(s)" if label == "metadata." else "value change(s)")
     return lines
@@ -344,7 +428,7 @@ def _model(result: ModelDiff) -> list[Text]:
     lines += [Text(f"- reason: {clean(r)}", style="green") for r in result.reasons_removed]
     lines += [Text(f"+ import: {clean(i)}", style="bold red") for i in result.imports_added]
     lines += [Text(f"- import: {clean(i)}", style="green") for i in result.imports_removed]
-    lines += [_change_line(c.path, c.kind, c.old, c.new) for c in result.summary[:MAX_ROWS]]
+    lines += _change_lines(result.summary[:MAX_ROWS])
     lines += _more(len(result.summary) - MAX_ROWS, "summary change(s)")
     if result.binary is not None:
         lines += _binary(result.binary)
@@ -424,17 +508,19 @@ def run_rows(result: RunDiff) -> list[RunDiffRow]:
     """Params, metrics, env packages and artifacts that differ, as table rows."""
     rows: list[RunDiffRow] = []
     marks = {"added": ("+", "green"), "removed": ("-", "red")}
+    moved = twin_names(c.path for c in result.params if c.kind in ("added", "removed"))
     for change in result.params:
         mark, style = marks.get(change.kind, ("~", "yellow"))
+        old, new, what = _change_cells(change, change.path in moved)
         rows.append(
             _row(
                 "params",
                 f"param:{change.path}",
                 Text(f"{mark} param", style=style),
-                Text(clean(change.path), style="bold"),
-                Text(short(change.old) if change.kind != "added" else "", style="red"),
-                Text(short(change.new) if change.kind != "removed" else "", style="green"),
-                change.kind.replace("_", " "),
+                Text(clean(spelled(change.path) if change.path in moved else change.path), "bold"),
+                old,
+                new,
+                what,
             )
         )
     for config in result.configs:
@@ -485,39 +571,35 @@ def run_rows(result: RunDiff) -> list[RunDiffRow]:
             )
         )
     for move in art.moved:
+        shown_old, shown_new = paths.display(move.old_path), paths.display(move.new_path)
+        spell = twins(shown_old, shown_new)  # a name in NFC on one side, NFD on the other
         rows.append(
             _row(
                 "artifacts",
                 f"moved:{move.old_path}",
                 Text("→ moved", style="cyan"),
-                Text(paths.display(move.new_path), style="bold"),
-                paths.display(move.old_path),
+                Text(spelled(shown_new) if spell else shown_new, style="bold"),
+                spelled(shown_old) if spell else shown_old,
                 human_size(move.size),
-                "same content",
+                Text(f"same content, name {TWIN}" if spell else "same content"),
             )
         )
-    for item in art.added:
+    moved = twin_names(paths.display(i.path) for i in (*art.added, *art.removed))
+    for item, mark, only in [(i, "+ added", "B") for i in art.added] + [
+        (i, "- removed", "A") for i in art.removed
+    ]:
+        shown = paths.display(item.path)
+        added = mark.startswith("+")
+        size = _size_hash(item.new_size, item.new_hash) if added else ""
         rows.append(
             _row(
                 "artifacts",
-                f"added:{item.path}",
-                Text("+ added", style="green"),
-                Text(paths.display(item.path), style="bold"),
-                "",
-                _size_hash(item.new_size, item.new_hash),
-                "only in B",
-            )
-        )
-    for item in art.removed:
-        rows.append(
-            _row(
-                "artifacts",
-                f"removed:{item.path}",
-                Text("- removed", style="red"),
-                Text(paths.display(item.path), style="bold"),
-                _size_hash(item.old_size, item.old_hash),
-                "",
-                "only in A",
+                f"{'added' if added else 'removed'}:{item.path}",
+                Text(mark, style="green" if added else "red"),
+                Text(spelled(shown) if shown in moved else shown, style="bold"),
+                "" if added else _size_hash(item.old_size, item.old_hash),
+                size,
+                f"only in {only}" + (f" (name {TWIN} from another)" if shown in moved else ""),
             )
         )
     for path in art.unverified:
@@ -534,6 +616,21 @@ def run_rows(result: RunDiff) -> list[RunDiffRow]:
             )
         )
     return rows
+
+
+def _change_cells(change: Any, twin_key: bool) -> tuple[Text, Text, Text]:
+    """The old, new and change cells of a param or config change row."""
+    spell = twins(change.old, change.new)
+    old = Text(short(change.old, spell=spell) if change.kind != "added" else "", style="red")
+    new = Text(short(change.new, spell=spell) if change.kind != "removed" else "", style="green")
+    if change.kind == "ambiguous":
+        return old, new, Text(AMBIGUOUS, style="magenta")
+    what = Text(change.kind.replace("_", " "))
+    if spell:
+        what.append(f" ({TWIN})", style="magenta")
+    elif twin_key:
+        what.append(f" (key {TWIN} from another)", style="magenta")
+    return old, new, what
 
 
 def _config_rows(config: ConfigDiff) -> list[RunDiffRow]:
@@ -554,21 +651,23 @@ def _config_rows(config: ConfigDiff) -> list[RunDiffRow]:
             )
         ]
     rows = []
-    for change in config.changes[:MAX_CONFIG_ROWS]:
+    changes = config.changes[:MAX_CONFIG_ROWS]
+    moved = twin_names(c.path for c in changes if c.kind in ("added", "removed"))
+    for change in changes:
         mark, style = MARKS.get(change.kind, ("~", "yellow"))
         name = Text(shown + ": ", style="dim")
-        name.append(clean(change.path or "(whole file)"), style="bold")
+        key = spelled(change.path) if change.path in moved else change.path
+        name.append(clean(key or "(whole file)"), style="bold")
+        old, new, what = _change_cells(change, change.path in moved)
         rows.append(
             _row(
                 "configs",
                 f"config:{config.path}:{change.path}",
                 Text(f"{mark} config", style=style),
                 name,
-                Text(short(change.old) if change.kind != "added" else "", style="red"),
-                Text(short(change.new) if change.kind != "removed" else "", style="green"),
-                Text(AMBIGUOUS, style="magenta")
-                if change.kind == "ambiguous"
-                else change.kind.replace("_", " "),
+                old,
+                new,
+                what,
                 files=files,
             )
         )
