@@ -132,6 +132,33 @@ def _key(loader: _PlainLoader, node: yaml.Node) -> object:
     return key
 
 
+def _may_repeat(root: yaml.Node) -> bool:
+    """False when no mapping of the document can repeat a key: every key of every mapping
+    is a plain string (no merge, no other type that loads equal to another spelling) and
+    no two are the same.  The cheap test of the common case, before ``_find_repeats``."""
+    seen: set[int] = set()
+    stack = [root]
+    mapping, scalar, string = yaml.MappingNode, yaml.ScalarNode, _STR
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, mapping):
+            keys = set()
+            for key_node, value_node in node.value:
+                if key_node.__class__ is not scalar or key_node.tag != string:
+                    return True
+                keys.add(key_node.value)
+                if not isinstance(value_node, scalar):
+                    stack.append(value_node)
+            if len(keys) != len(node.value):
+                return True
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend(child for child in node.value if not isinstance(child, scalar))
+    return False
+
+
 def _find_repeats(
     loader: _PlainLoader, root: yaml.Node
 ) -> list[tuple[tuple[object, ...], object, list[yaml.Node]]]:
@@ -192,13 +219,15 @@ def _load(text: str | bytes, repeats: list[Repeat] | None) -> Any:
         sizes = _check_aliases(node)
         if repeats is None:
             return loader.construct_document(node)
+        if not _may_repeat(node):
+            return loader.construct_document(node)
         found = _find_repeats(loader, node)
         data = loader.construct_document(node)
         budget = MAX_ALIAS_EXPANSION  # each value is built again: bounded like the document
         for path, key, nodes in found:
             cost = sizes.get(id(nodes[0]), 1) + sizes.get(id(nodes[-1]), 1)
             if len(repeats) >= MAX_REPEATS or cost > budget:
-                repeats.append(Repeat(path, key, len(nodes), None, None))  # counted only
+                repeats.append(Repeat(path, key, len(nodes), None, None, read=False))
                 continue
             budget -= cost
             first = loader.construct_document(nodes[0])

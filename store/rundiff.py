@@ -34,7 +34,7 @@ from store.diff import (
 from store.diff._io import DiffError, FileRef, read_capped
 from store.diff.checkpoints import Folder, summarize_checkpoints
 from store.diff.ondisk import Indexed, Moved, Rehash, disk_state
-from store.frameworks.model import UNREAD_PARTS
+from store.frameworks.model import REPEATED_KEYS, UNREAD_PARTS
 from store.index.query import RunRow, iso, list_runs
 
 MAX_ENV_BYTES = 1 << 20
@@ -192,12 +192,15 @@ def _side(
     parts = run.meta.get(UNREAD_PARTS)
     unread = {p for p in parts if p in ("params", "metrics")} if isinstance(parts, list) else set()
     env = _read_env(run, env_files, notes, read, names, unread)
+    repeated = run.meta.get(REPEATED_KEYS)
     return RunSide(
         params=dict(run.params),
         metrics={k: v for k, v in run.metrics.items() if isinstance(v, dict)},
         env=env,
         artifacts=artifacts,
         unread=frozenset(unread),
+        repeated=repeated if isinstance(repeated, dict) else {},
+        name=run.name,
     )
 
 
@@ -593,7 +596,9 @@ def _read_again(run: RunRow) -> RunRow:
     except Exception as exc:  # a reader's bug: the index's values, and say so
         warning = f"could not read the run again: {type(exc).__name__}"
         return replace(run, meta={**run.meta, "warnings": [warning]})
-    meta = {**run.meta, **info.meta}
+    # what the reader says afresh replaces what it said at index time, absent or not
+    kept = {k: v for k, v in run.meta.items() if k not in (UNREAD_PARTS, REPEATED_KEYS)}
+    meta = {**kept, **info.meta}
     return replace(run, params=params, metrics=metrics, meta=meta)
 
 
@@ -692,6 +697,7 @@ def diff_sides(
     notes.extend(side_notes)
     result = diff_runs(sides[0], sides[1])
     notes.extend(result.unknown)
+    notes.extend(result.ambiguous)
     result.stale = stale
     result.sources = (sources[0], sources[1])
     _settle_configs(a, b, result, notes, read_a or read_capped, read_b or read_capped)
@@ -821,6 +827,7 @@ def _settle_configs(
         result.params
         or result.env
         or changed_metrics(result)
+        or any(m.ambiguous for m in result.metrics)
         or artifacts.added
         or artifacts.removed
         or artifacts.changed
@@ -843,7 +850,8 @@ def changed_metrics(result: RunDiff) -> list[str]:
     return [
         m.name
         for m in result.metrics
-        if (m.delta is not None and m.delta != 0) or ((m.old is None) != (m.new is None))
+        if not m.ambiguous
+        and ((m.delta is not None and m.delta != 0) or ((m.old is None) != (m.new is None)))
     ]
 
 
@@ -878,6 +886,7 @@ def run_diff_json(a: RunRow, b: RunRow, result: RunDiff, warnings: list[str]) ->
                 "percent": m.percent,
                 "direction": m.direction,
                 "better": m.better,
+                "ambiguous": m.ambiguous,
             }
             for m in result.metrics
         ],

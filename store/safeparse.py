@@ -11,6 +11,7 @@ torn or invalid document then covers a nesting bomb too.
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -55,6 +56,9 @@ class Repeat:
     first: object
     last: object
     """The value a last-wins loader (PyYAML, ``json``) kept."""
+    read: bool = True
+    """False when the values were not built (past the loader's budgets): ``first`` and
+    ``last`` are then None, which a key given ``null`` twice also has."""
 
 
 def repeats_of(path: tuple[object, ...], pairs: list[tuple[Any, Any]]) -> list[Repeat]:
@@ -74,10 +78,31 @@ def load_json(text: str | bytes) -> Any:
     return _parsed(json.loads, text)
 
 
+_KEY_COLON = re.compile(r'"[ \t\n\r]*:')
+"""A quote, JSON blanks and a colon: every key's colon is one (a string may hold more)."""
+
+
 def load_json_repeats(text: str | bytes) -> tuple[Any, list[Repeat], int]:
     """``load_json``, and the keys an object repeats (at most ``MAX_REPEATS``, then the
     number past those): ``{"lr": 1, "lr": 2}`` loads as ``{"lr": 2}`` in ``json``, but a
     strict parser refuses it."""
+    # The common case first, at little more than ``json.loads``: each pair of the text has
+    # one ':' outside strings, right after its key's closing quote (and blanks), so a text
+    # with no more ':' (or no more quote-colons) than the loaded objects hold pairs
+    # repeats no key.  Only a text that may is parsed again, pair by pair.
+    pairs_loaded = 0
+
+    def count(mapping: dict[str, Any]) -> dict[str, Any]:
+        nonlocal pairs_loaded
+        pairs_loaded += len(mapping)
+        return mapping
+
+    data = _parsed(lambda t: json.loads(t, object_hook=count), text)
+    if isinstance(text, str):
+        if text.count(":") <= pairs_loaded or len(_KEY_COLON.findall(text)) <= pairs_loaded:
+            return data, [], 0
+    elif text.count(b":") <= pairs_loaded:
+        return data, [], 0
     found: list[tuple[dict[str, Any], list[tuple[str, Any]]]] = []
 
     def hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

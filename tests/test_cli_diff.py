@@ -61,7 +61,7 @@ def test_runs_differ_json_shape(pair: Pair) -> None:
     changed_metrics = [m["name"] for m in data["metrics"] if m["delta"]]
     assert changed_metrics == ["val_loss"]
     assert set(data["metrics"][0]) == {
-        "name", "old", "new", "delta", "percent", "direction", "better",
+        "name", "old", "new", "delta", "percent", "direction", "better", "ambiguous",
     }  # fmt: skip
     artifacts = data["artifacts"]
     assert set(artifacts) == {"added", "removed", "changed", "moved", "unchanged", "unverified"}

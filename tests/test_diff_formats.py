@@ -147,6 +147,17 @@ def test_a_repeated_key_is_ambiguous_where_it_decides_and_always_warned(tmp_path
     assert same.warnings and "c.json: key acc appears 2 times" in same.warnings[0]
 
 
+def test_a_key_given_null_twice_is_read_and_decides_nothing(tmp_path: Path) -> None:
+    """``x: null`` twice: both values were read (null), so the repeat is said with them and
+    decides nothing; it was said as "values not read" and made ``x`` ambiguous."""
+    (tmp_path / "a.yaml").write_text("x: null\nx: null\ny: 1\n")
+    (tmp_path / "b.yaml").write_text("x: null\ny: 2\n")
+    result = diff_structured_files(tmp_path / "a.yaml", tmp_path / "b.yaml")
+    assert [(c.path, c.kind) for c in result.changes] == [("y", "changed")]
+    assert len(result.warnings) == 1
+    assert "key x appears 2 times in one mapping (first null, last null)" in result.warnings[0]
+
+
 def test_what_is_not_a_repeated_key(tmp_path: Path) -> None:
     """A merge overridden (``<<: *base`` then ``lr``), a section of a Darknet ``.cfg``
     given twice and a TOML file (it refuses repeats) are no repeats."""

@@ -510,7 +510,7 @@ def run_rows(result: RunDiff) -> list[RunDiffRow]:
     marks = {"added": ("+", "green"), "removed": ("-", "red")}
     moved = twin_names(c.path for c in result.params if c.kind in ("added", "removed"))
     for change in result.params:
-        mark, style = marks.get(change.kind, ("~", "yellow"))
+        mark, style = MARKS.get(change.kind, ("~", "yellow"))
         old, new, what = _change_cells(change, change.path in moved)
         rows.append(
             _row(
@@ -526,6 +526,19 @@ def run_rows(result: RunDiff) -> list[RunDiffRow]:
     for config in result.configs:
         rows.extend(_config_rows(config))
     for metric in result.metrics:
+        if metric.ambiguous:
+            rows.append(
+                _row(
+                    "metrics",
+                    f"metric:{metric.name}",
+                    Text("? metric", style="magenta"),
+                    Text(clean(metric.name), style="bold"),
+                    _number(metric.old),
+                    _number(metric.new),
+                    Text(AMBIGUOUS, style="magenta"),
+                )
+            )
+            continue
         changed = (metric.delta not in (None, 0)) or ((metric.old is None) != (metric.new is None))
         note = Text(_delta(metric.delta, metric.percent) if changed else "")
         if metric.better in ("old", "new"):
@@ -715,13 +728,17 @@ def section_titles(result: RunDiff) -> dict[str, str]:
     changed = sum(
         1
         for m in result.metrics
-        if (m.delta not in (None, 0)) or ((m.old is None) != (m.new is None))
+        if not m.ambiguous and ((m.delta not in (None, 0)) or ((m.old is None) != (m.new is None)))
     )
     values = sum(len(c.changes) + c.more for c in result.configs)
+    odd_params = sum(1 for c in result.params if c.kind == "ambiguous")
+    odd_metrics = sum(1 for m in result.metrics if m.ambiguous)
     return {
-        "params": f"params: {len(result.params)} changed",
+        "params": f"params: {len(result.params) - odd_params} changed"
+        + (f", {odd_params} ambiguous" if odd_params else ""),
         "configs": f"configs: {len(result.configs)} file(s) changed, {values} value(s)",
-        "metrics": f"metrics: {changed} of {len(result.metrics)} changed",
+        "metrics": f"metrics: {changed} of {len(result.metrics)} changed"
+        + (f", {odd_metrics} ambiguous" if odd_metrics else ""),
         "env": f"environment: {len(result.env)} package(s) differ",
         "artifacts": f"artifacts: {artifact_counts(result)}",
     }

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
@@ -41,6 +41,11 @@ class RunSide:
     unread: frozenset[str] = frozenset()
     """Parts ("params", "metrics", "env") a file that could not be read whole leaves out:
     what this side lacks there is unknown, not removed."""
+    repeated: Mapping[str, Any] = field(default_factory=dict)
+    """The run's params and metrics that depend on which value of a key its file repeats
+    counts (``store.frameworks._repeats.REPEATED_KEYS`` of its meta)."""
+    name: str = ""
+    """The run's name, for the warnings (``A``/``B`` when empty)."""
 
 
 @dataclass(frozen=True)
@@ -53,6 +58,10 @@ class MetricDelta:
     direction: Direction | None
     better: Better | None
     """Which side is better by ``last`` value; None without a direction or a value."""
+    ambiguous: bool = False
+    """A side's file repeats a key this metric is read from, and the delta depends on which
+    of its values counts: ``old``/``new`` are the last values (what was shown), ``delta``,
+    ``percent`` and ``better`` are None."""
 
 
 @dataclass(frozen=True)
@@ -121,6 +130,9 @@ class RunDiff:
     unknown: list[str] = field(default_factory=list)
     """What was not compared because a side's files could not be read whole: one line each,
     naming the side and how many entries of the other side went uncompared."""
+    ambiguous: list[str] = field(default_factory=list)
+    """One line per param and metric called ``ambiguous`` (a repeated key's value decides
+    whether it changed), naming the run, its file and the key."""
     sources: tuple[dict[str, str], dict[str, str]] = field(default_factory=lambda: ({}, {}))
     """Per side, artifact paths that are not the file's path in its run folder (an MLflow
     logged model's ``models/<name>/...``) -> the file's path relative to the run's root,
@@ -160,34 +172,47 @@ def _float(value: object) -> float | None:
 def diff_metrics(
     old: Mapping[str, MetricSummary | Mapping[str, Any]],
     new: Mapping[str, MetricSummary | Mapping[str, Any]],
+    ambiguous: Collection[str] = (),
 ) -> list[MetricDelta]:
+    """Metric by metric; those named in ``ambiguous`` without a delta (``MetricDelta``)."""
     result: list[MetricDelta] = []
-    for name in sorted(set(old) | set(new)):
+    for name in sorted(set(old) | set(new) | set(ambiguous)):
         a, b = _summary(old.get(name)), _summary(new.get(name))
         last_a = a.last if a else None
         last_b = b.last if b else None
         direction = (a.direction if a else None) or (b.direction if b else None)
         direction = direction or metric_direction(name)
-        delta: float | None = None
-        if last_a is not None and last_b is not None:
-            both_nan = math.isnan(last_a) and math.isnan(last_b)
-            delta = 0.0 if last_a == last_b or both_nan else last_b - last_a
-        percent = (
-            delta / abs(last_a) * 100
-            if delta is not None and last_a and math.isfinite(last_a)
-            else None
-        )
-        better: Better | None = None
-        # a side that became NaN is no number to rank by: which run did better is unknown
-        if delta is not None and direction is not None and not math.isnan(delta):
-            if delta == 0:
-                better = "same"
-            elif (delta < 0) == (direction == "min"):
-                better = "new"
-            else:
-                better = "old"
+        if name in ambiguous:
+            result.append(MetricDelta(name, last_a, last_b, None, None, direction, None, True))
+            continue
+        delta, percent, better = _compare(last_a, last_b, direction)
         result.append(MetricDelta(name, last_a, last_b, delta, percent, direction, better))
     return result
+
+
+def _compare(
+    last_a: float | None, last_b: float | None, direction: Direction | None
+) -> tuple[float | None, float | None, Better | None]:
+    """Delta, percent and which side is better, of two last values."""
+    delta: float | None = None
+    if last_a is not None and last_b is not None:
+        both_nan = math.isnan(last_a) and math.isnan(last_b)
+        delta = 0.0 if last_a == last_b or both_nan else last_b - last_a
+    percent = (
+        delta / abs(last_a) * 100
+        if delta is not None and last_a and math.isfinite(last_a)
+        else None
+    )
+    better: Better | None = None
+    # a side that became NaN is no number to rank by: which run did better is unknown
+    if delta is not None and direction is not None and not math.isnan(delta):
+        if delta == 0:
+            better = "same"
+        elif (delta < 0) == (direction == "min"):
+            better = "new"
+        else:
+            better = "old"
+    return delta, percent, better
 
 
 def diff_env(old: Mapping[str, str], new: Mapping[str, str]) -> list[PackageChange]:
@@ -257,8 +282,11 @@ def diff_artifacts(
 def diff_runs(a: RunSide, b: RunSide) -> RunDiff:
     """Everything that differs between two runs; see the module docstring."""
     unknown: list[str] = []
-    params = _known(diff_params(a.params, b.params), "params", a, b, unknown)
-    metrics = _known(diff_metrics(a.metrics, b.metrics), "metrics", a, b, unknown)
+    ambiguous: list[str] = []
+    odd_params = _ambiguous_params(a, b, ambiguous)
+    odd_metrics = _ambiguous_metrics(a, b, ambiguous)
+    params = _known(diff_params(a.params, b.params, odd_params), "params", a, b, unknown)
+    metrics = _known(diff_metrics(a.metrics, b.metrics, odd_metrics), "metrics", a, b, unknown)
     env = _known(diff_env(a.env, b.env), "env", a, b, unknown)
     artifacts = diff_artifacts(a.artifacts, b.artifacts)
     equal = (
@@ -266,9 +294,105 @@ def diff_runs(a: RunSide, b: RunSide) -> RunDiff:
         and not env
         and not unknown
         and all(m.delta == 0 or (m.old is None and m.new is None) for m in metrics)
+        and not any(m.ambiguous for m in metrics)
         and not (artifacts.added or artifacts.removed or artifacts.changed or artifacts.moved)
     )
-    return RunDiff(params, metrics, env, artifacts, equal, unknown=unknown)
+    return RunDiff(params, metrics, env, artifacts, equal, unknown=unknown, ambiguous=ambiguous)
+
+
+# --- keys a run's file repeats -------------------------------------------------------------
+
+_ABSENT = object()
+
+
+def _repeated(side: RunSide, part: str) -> dict[str, Mapping[str, Any]]:
+    """The side's ``REPEATED_KEYS`` entries of ``part`` (params or metrics), well formed."""
+    found = side.repeated.get(part) if isinstance(side.repeated, Mapping) else None
+    if not isinstance(found, Mapping):
+        return {}
+    return {str(k): v for k, v in found.items() if isinstance(v, Mapping)}
+
+
+def _first(entry: Mapping[str, Any] | None, last: object) -> object:
+    """A param's (or metric summary's) value when a repeated key's first value counts:
+    the entry's ``first``, absent without one; ``last`` when the side has no entry."""
+    return last if entry is None else entry.get("first", _ABSENT)
+
+
+def _same_value(a: object, b: object) -> bool:
+    if a is _ABSENT or b is _ABSENT:
+        return a is b
+    return not diff_structured(a, b)
+
+
+def _ambiguity(
+    part: str,
+    name: str,
+    a: RunSide,
+    b: RunSide,
+    entries: tuple[Mapping[str, Any] | None, Mapping[str, Any] | None],
+    lines: list[str],
+) -> None:
+    """A warning per side whose file repeats a key ``name`` is read from."""
+    for label, side, entry in (("A", a, entries[0]), ("B", b, entries[1])):
+        if entry is None:
+            continue
+        files = entry.get("files")
+        keys = entry.get("keys")
+        named = ", ".join(str(f) for f in files[:3]) if isinstance(files, list) else "a file"
+        repeats = "; ".join(str(k) for k in keys[:3]) if isinstance(keys, list) else ""
+        lines.append(
+            f"{side.name or label}: {part} {name} is ambiguous: {named} repeats the key "
+            f"{repeats or 'it is read from'}; which value counts decides whether it changed"
+        )
+
+
+def _ambiguous_params(a: RunSide, b: RunSide, lines: list[str]) -> set[str]:
+    """Params a side's repeated key makes ambiguous: a loader keeping the first value and
+    one keeping the last compare them differently (or the first value is not known)."""
+    rep_a, rep_b = _repeated(a, "params"), _repeated(b, "params")
+    odd: set[str] = set()
+    for name in sorted(set(rep_a) | set(rep_b)):
+        entry_a, entry_b = rep_a.get(name), rep_b.get(name)
+        last_a, last_b = a.params.get(name, _ABSENT), b.params.get(name, _ABSENT)
+        first_a, first_b = _first(entry_a, last_a), _first(entry_b, last_b)
+        unknown = any(e is not None and e.get("unknown") for e in (entry_a, entry_b))
+        if unknown or _same_value(first_a, first_b) != _same_value(last_a, last_b):
+            odd.add(name)
+            _ambiguity("param", name, a, b, (entry_a, entry_b), lines)
+    return odd
+
+
+def _last_of(value: object) -> float | None:
+    summary = _summary(value) if isinstance(value, (MetricSummary, Mapping)) else None
+    return summary.last if summary is not None else None
+
+
+def _ambiguous_metrics(a: RunSide, b: RunSide, lines: list[str]) -> set[str]:
+    """Metrics whose delta (or which run did better) depends on which value of a key a
+    side's file repeats counts."""
+    rep_a, rep_b = _repeated(a, "metrics"), _repeated(b, "metrics")
+    odd: set[str] = set()
+    for name in sorted(set(rep_a) | set(rep_b)):
+        entry_a, entry_b = rep_a.get(name), rep_b.get(name)
+        last_a, last_b = _last_of(a.metrics.get(name)), _last_of(b.metrics.get(name))
+        first_a = _last_of(_first(entry_a, None)) if entry_a is not None else last_a
+        first_b = _last_of(_first(entry_b, None)) if entry_b is not None else last_b
+        summary = _summary(a.metrics.get(name)) or _summary(b.metrics.get(name))
+        direction = (summary.direction if summary else None) or metric_direction(name)
+        unknown = any(e is not None and e.get("unknown") for e in (entry_a, entry_b))
+        by_last = _compare(last_a, last_b, direction)
+        by_first = _compare(first_a, first_b, direction)
+        if unknown or not _same_value(_comparable(by_first), _comparable(by_last)):
+            odd.add(name)
+            _ambiguity("metric", name, a, b, (entry_a, entry_b), lines)
+    return odd
+
+
+def _comparable(found: tuple[float | None, float | None, Better | None]) -> object:
+    """Delta and verdict of one reading, NaN spelled (NaN is no equal of itself)."""
+    delta, _, better = found
+    return [None if delta is None else "nan" if math.isnan(delta) else delta, better]
 
 
 _Entry = TypeVar("_Entry", Change, MetricDelta, PackageChange)
@@ -309,11 +433,16 @@ def _known(
     return kept
 
 
-def diff_params(old: Mapping[str, object], new: Mapping[str, object]) -> list[Change]:
-    """Changes between flattened params; keys are already full dotted paths."""
+def diff_params(
+    old: Mapping[str, object], new: Mapping[str, object], ambiguous: Collection[str] = ()
+) -> list[Change]:
+    """Changes between flattened params; keys are already full dotted paths.  A key in
+    ``ambiguous`` is one ``ambiguous`` change (the last values as ``old``/``new``)."""
     changes: list[Change] = []
-    for key in sorted(set(old) | set(new), key=str):
-        if key not in new:
+    for key in sorted(set(old) | set(new) | set(ambiguous), key=str):
+        if key in ambiguous:
+            changes.append(Change(key, "ambiguous", old.get(key), new.get(key)))
+        elif key not in new:
             changes.append(Change(key, "removed", old[key], None))
         elif key not in old:
             changes.append(Change(key, "added", None, new[key]))

@@ -265,7 +265,7 @@ def settle_repeats(
     for side, parsed, name in ((0, a, name_a), (1, b, name_b)):
         for repeat in parsed.repeats:
             path = repeat_path(repeat)
-            if repeat.first is None and repeat.last is None and repeat.count:
+            if not repeat.read:
                 counted = "values not read"
             else:
                 counted = f"first {_shown(repeat.first)}, last {_shown(repeat.last)}"
@@ -289,7 +289,7 @@ def settle_repeats(
         # a repeat whose values were not read, or whose key is not where the loaded
         # values have it (under a Python tag turned into data): unknown, never equal
         lost = any(
-            rep is not None and (last is _MISSING or (rep.first is None and rep.last is None))
+            rep is not None and (last is _MISSING or not rep.read)
             for rep, last in ((rep_a, last_a), (rep_b, last_b))
         )
         first_a = rep_a.first if rep_a is not None else last_a

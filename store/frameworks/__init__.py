@@ -34,7 +34,7 @@ import importlib
 import pkgutil
 from collections.abc import Mapping
 
-from store.frameworks import _io, registry
+from store.frameworks import _io, _repeats, registry
 from store.frameworks._context import DetectContext
 from store.frameworks._io import RootLike
 from store.frameworks._metrics import direction_of, summarize_all
@@ -231,8 +231,30 @@ def _load(root: RootLike, spec: RunSpec) -> Loaded:
 
 
 def read_run(root: RootLike, spec: RunSpec) -> RunInfo:
-    """Params, metric summaries, times, status and metadata of one run; never raises."""
-    loaded = _load(root, spec)
+    """Params, metric summaries, times, status and metadata of one run; never raises.
+
+    A key one of its files repeats is said in its warnings; where the repeat's values
+    differ, the run is read again as a loader keeping the first value would, and each
+    param and metric that then differs is named (``_repeats.REPEATED_KEYS``)."""
+    with _repeats.watch() as seen:
+        info = _info(_load(root, spec), spec)
+    if seen.files:
+
+        def read_again() -> tuple[RunInfo, _repeats.Watch]:
+            with _repeats.watch(first_wins=True) as again:
+                other = _info(_load(root, spec), spec)
+            return other, again
+
+        try:
+            _repeats.settle(info, seen, read_again)
+        except Exception as exc:  # a bug here must not lose the run
+            warnings = info.meta.setdefault("warnings", [])
+            if isinstance(warnings, list):
+                warnings.append(f"repeated keys not weighed ({type(exc).__name__}: {exc})"[:300])
+    return info
+
+
+def _info(loaded: Loaded, spec: RunSpec) -> RunInfo:
     try:
         metrics = summarize_all(loaded.series, loaded.finals)
     except Exception as exc:

@@ -17,12 +17,13 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
 
+from store.frameworks import _repeats
 from store.root import NotAFile, NotFound, Reader, Root, RootError, UnsafeRelPath
 from store.root import join as join  # the frameworks call it _io.join: one join for all
 from store.root.local import LocalRoot
 from store.root.stream import buffered
-from store.safeparse import load_json
-from store.yamlsafe import YamlError, load_yaml
+from store.safeparse import Repeat, load_json, load_json_repeats
+from store.yamlsafe import YamlError, load_yaml, load_yaml_repeats
 
 SMALL = 4 * 1024 * 1024
 """Cap for configs and JSON documents."""
@@ -216,10 +217,14 @@ def read_json(root: RootLike, rel: str, cap: int = SMALL) -> object:
     data, cut = read_bytes(root, rel, cap)
     if cut:
         raise ReadError(f"{rel}: larger than {cap} bytes, not parsed")
+    text = data.decode("utf-8", "replace")
     try:
-        return load_json(data.decode("utf-8", "replace"))
+        if not _repeats.watching():
+            return load_json(text)
+        value, repeats, more = load_json_repeats(text)
     except ValueError as exc:
         raise ReadError(f"{rel}: invalid JSON ({_first_line(exc)})") from None
+    return _seen(rel, value, repeats, more)
 
 
 def read_yaml(root: RootLike, rel: str, cap: int = SMALL) -> object:
@@ -228,9 +233,20 @@ def read_yaml(root: RootLike, rel: str, cap: int = SMALL) -> object:
     if cut:
         raise ReadError(f"{rel}: larger than {cap} bytes, not parsed")
     try:
-        return load_yaml(data)
+        if not _repeats.watching():
+            return load_yaml(data)
+        value, repeats, more = load_yaml_repeats(data)
     except YamlError as exc:
         raise ReadError(f"{rel}: {exc}") from None
+    return _seen(rel, value, repeats, more)
+
+
+def _seen(rel: str, value: object, repeats: list[Repeat], more: int) -> object:
+    """A document read while a run is read: its repeated keys reported (``_repeats``)."""
+    try:
+        return _repeats.seen(rel, value, repeats, more)
+    except _repeats.NotKnown as exc:
+        raise ReadError(f"{rel}: repeats a key; its first value cannot be placed ({exc})") from None
 
 
 def _first_line(exc: BaseException) -> str:

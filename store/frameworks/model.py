@@ -48,6 +48,9 @@ class MetricSummary:
 
 UNREAD_PARTS = "unread_parts"
 """Meta key: the parts of a run (params, metrics) that a file not read whole leaves out."""
+REPEATED_KEYS = "repeated_keys"
+"""Meta key: the run's params and metrics that depend on which value of a key one of its
+files repeats counts (see ``store.frameworks._repeats``)."""
 
 
 @dataclass

@@ -85,10 +85,23 @@ def _flat(params: dict[str, Any], prefix: str = "") -> list[tuple[str, object]]:
     return items
 
 
+REPEATED = "  ? repeated key (see warnings)"
+"""After a param or metric whose file repeats a key it is read from (the warnings say more)."""
+
+
+def _repeated(run: RunRow, part: str) -> frozenset[str]:
+    """Names of ``part`` (params, metrics) that depend on which value of a repeated key
+    counts (``store.frameworks.model.REPEATED_KEYS``)."""
+    found = run.meta.get("repeated_keys")
+    names = found.get(part) if isinstance(found, dict) else None
+    return frozenset(str(n) for n in names) if isinstance(names, dict) else frozenset()
+
+
 def params_and_metrics(run: RunRow) -> list[RenderableType]:
     """The run's first params (flattened ``a.b``) and its metrics' last values."""
     sections: list[RenderableType] = []
     params = _flat(run.params) if isinstance(run.params, dict) else []
+    repeated = _repeated(run, "params")
     if params:
         text = Text()
         text.append(f"params ({len(params)})", style="bold")
@@ -96,6 +109,8 @@ def params_and_metrics(run: RunRow) -> list[RenderableType]:
             shown = visible(str(value))
             text.append(f"\n  {visible(name)}: ", style="dim")
             text.append(shown if len(shown) <= 60 else shown[:59] + "…")
+            if name in repeated:
+                text.append(REPEATED, style="magenta")
         if len(params) > KEY_PARAMS:
             text.append(f"\n  … {len(params) - KEY_PARAMS} more (d diffs two runs)", style="dim")
         sections.append(text)
@@ -107,9 +122,12 @@ def params_and_metrics(run: RunRow) -> list[RenderableType]:
     if last:
         text = Text()
         text.append(f"last metrics ({len(last)})", style="bold")
+        repeated = _repeated(run, "metrics")
         for name, value in last[:KEY_PARAMS]:
             text.append(f"\n  {visible(name)}: ", style="dim")
             text.append(metric_value(value))
+            if name in repeated:
+                text.append(REPEATED, style="magenta")
         if len(last) > KEY_PARAMS:
             text.append(f"\n  … {len(last) - KEY_PARAMS} more (m: metrics view)", style="dim")
         sections.append(text)
