@@ -148,7 +148,7 @@ def read_json_finals(
         out.warn(f"{rel}: not a JSON object")
         out.unread.add("metrics")
         return False
-    flat = flatten(data, sep=sep)
+    flat = flatten(data, sep=sep, numbers=True)
     if step is None:
         step = _io.to_int(flat.get("step"))
     for name, value in flat.items():

@@ -53,10 +53,14 @@ def jsonable(value: object, *, _budget: _Budget | None = None, _depth: int = 0) 
     return str(value)[:MAX_STR]
 
 
-def flatten(mapping: Mapping[Any, Any], *, sep: str = ".") -> dict[str, object]:
+def flatten(
+    mapping: Mapping[Any, Any], *, sep: str = ".", numbers: bool = False
+) -> dict[str, object]:
     """Nested mappings as ``{"optimizer.lr": 0.001}``; lists stay (JSON-able) lists.
 
-    Empty nested mappings are kept as ``{}`` so the key does not vanish.
+    Empty nested mappings are kept as ``{}`` so the key does not vanish.  With
+    ``numbers`` a float leaf stays a float, NaN and infinities too (for metrics: a loss
+    that became NaN is the run's last value, not a string to skip).
     """
     out: dict[str, object] = {}
     budget = _Budget(MAX_KEYS * 4)
@@ -71,6 +75,8 @@ def flatten(mapping: Mapping[Any, Any], *, sep: str = ".") -> dict[str, object]:
                     out[name] = "<cycle>"
                     continue
                 walk(value, name, depth + 1, seen | {id(value)})
+            elif numbers and isinstance(value, float):
+                out[name] = value
             else:
                 out[name] = jsonable(value, _budget=budget)
 

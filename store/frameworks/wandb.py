@@ -141,7 +141,7 @@ def load(root: RootLike, spec: RunSpec) -> Loaded:
         out.params = flatten(_config_values(config))
     if isinstance(summary, dict):
         step = _io.to_int(summary.get("_step"))
-        for name, value in flatten(summary).items():
+        for name, value in flatten(summary, numbers=True).items():
             number = _io.to_float(value) if not isinstance(value, str) else None
             if number is not None and not name.startswith("_"):
                 out.finals[name] = (step, number)
@@ -192,7 +192,7 @@ def _history_row(row: object, out: Loaded) -> None:
     step = _io.to_int(row.get("_step"))
     if step is None:
         step = max((len(p) for p in out.series.values()), default=0)
-    for name, value in flatten(row).items():
+    for name, value in flatten(row, numbers=True).items():
         if name.startswith("_") or isinstance(value, str):
             continue
         number = _io.to_float(value)
