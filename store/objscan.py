@@ -167,7 +167,12 @@ class ObjectIndexer(Indexer):
                 pass
 
     def _hash_one(
-        self, key: bytes, kind: str, expect: Identity, max_bytes: int | None
+        self,
+        key: bytes,
+        kind: str,
+        expect: Identity,
+        max_bytes: int | None,
+        seen: object = None,
     ) -> tuple[str | None, str, str, str | None, str | None]:
         """No hash (it would download the object); a model file's verdict by inspection
         through ranged reads (made ahead by ``hash_pending`` where it could)."""

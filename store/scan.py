@@ -46,7 +46,12 @@ EVENT_FLOOD = 2000
 change feed stays small and the UI reloads the affected root once."""
 
 QUIET_SECONDS = 2.0
-"""A file written more recently than this is still being written: do not hash it yet."""
+"""A file written more recently than this is still being written: do not hash it yet.
+Quiet is proved by either clock: its mtime this long ago, or this version (size, mtime,
+inode) recorded by the index this long ago and still what is on disk.  The second alone
+holds when the mtime cannot be trusted: one in the future (a skewed NFS server, ``touch
+-d tomorrow``, a tar from another machine) would otherwise keep the file pending for
+ever."""
 
 SAMPLES_PER_WARNING = 5
 
@@ -1297,9 +1302,10 @@ class Indexer:
     ) -> int:
         """Hash files still 'pending', smallest first, in batches of short transactions.
 
-        Files written in the last ``QUIET_SECONDS`` are left pending for a later pass.  A
-        result is written only to a row that still holds the version hashed: one the
-        watcher changed meanwhile stays pending.  Returns how many rows were settled.
+        Files written in the last ``QUIET_SECONDS`` (``_quiet``) are left pending for a
+        later pass.  A result is written only to a row that still holds the version
+        hashed: one the watcher changed meanwhile stays pending.  Returns how many rows
+        were settled.
         """
         total = self.db.conn.execute(
             "SELECT count(*) FROM artifacts WHERE root_id = ? AND hash_state = 'pending'",
@@ -1314,7 +1320,7 @@ class Indexer:
             if should_stop is not None and should_stop():
                 break
             window = self.db.conn.execute(
-                "SELECT id, path, kind, dev, inode, size, mtime_ns FROM artifacts"
+                "SELECT id, path, kind, dev, inode, size, mtime_ns, last_seen FROM artifacts"
                 " WHERE root_id = ? AND hash_state = 'pending' AND (size, id) > (?, ?)"
                 " ORDER BY size, id LIMIT ?",
                 [self.root_id, last_size, last_id, min(max(batch, HASH_WINDOW), total - done)],
@@ -1327,10 +1333,10 @@ class Indexer:
                 rows = window[start : start + batch]
                 self._before_hashing(rows)
                 results: list[write.Settled] = []
-                for art_id, key, kind, dev, inode, size, mtime_ns in rows:
+                for art_id, key, kind, dev, inode, size, mtime_ns, seen in rows:
                     last_id, last_size = art_id, size
                     identity = Identity(dev, inode, size, mtime_ns)
-                    hashed = self._hash_one(bytes(key), kind, identity, max_bytes)
+                    hashed = self._hash_one(bytes(key), kind, identity, max_bytes, seen)
                     if hashed[1] != "pending":
                         results.append((art_id, identity, *hashed))
                 with write_transaction(self.db) as c:
@@ -1342,13 +1348,29 @@ class Indexer:
 
     def _before_hashing(self, rows: list[tuple[Any, ...]]) -> None:
         """Called with each batch of pending rows (id, path, kind, dev, inode, size,
-        mtime_ns) before ``_hash_one`` is asked about them one by one."""
+        mtime_ns, last_seen) before ``_hash_one`` is asked about them one by one."""
+
+    def _quiet(self, expect: Identity, seen: object) -> bool:
+        """Whether the version ``expect`` has rested ``QUIET_SECONDS``: by its mtime, or by
+        when the index recorded it (``last_seen``, written with each new version).  The
+        second needs no trust in the mtime: ``hash_file`` checks the file is still that
+        version, so it has not changed since then."""
+        now = self.clock()
+        if now - expect.mtime_ns / 1e9 >= QUIET_SECONDS:
+            return True
+        return isinstance(seen, (int, float)) and now - seen >= QUIET_SECONDS
 
     def _hash_one(
-        self, key: bytes, kind: str, expect: Identity, max_bytes: int | None
+        self,
+        key: bytes,
+        kind: str,
+        expect: Identity,
+        max_bytes: int | None,
+        seen: object = None,
     ) -> tuple[str | None, str, str, str | None, str | None]:
-        """(hash, hash_state, kind, verdict, verdict_reason) for one file."""
-        if self.clock() - expect.mtime_ns / 1e9 < QUIET_SECONDS:
+        """(hash, hash_state, kind, verdict, verdict_reason) for one file; ``seen`` is when
+        the index recorded this version (``_quiet``)."""
+        if not self._quiet(expect, seen):
             return (None, "pending", kind, None, None)
         result = hash_file(self._abs(key), expect=expect, max_bytes=max_bytes)
         if result.error == "changed":

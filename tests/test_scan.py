@@ -16,6 +16,7 @@ import pytest
 import sqlite_utils
 
 from store import paths
+from store.hashing import hash_file
 from store.index.db import open_db
 from store.scan import Indexer
 from tests.conftest import HOSTILE_NAMES, ground_truth, unprivileged_python
@@ -193,6 +194,35 @@ def test_recent_files_stay_pending_until_quiet(tmp_path: Path, db: sqlite_utils.
     later = Indexer(db, root, clock=lambda: time.time() + 10)
     later.hash_pending()
     assert db.execute("SELECT hash_state FROM artifacts").fetchone()[0] == "done"
+
+
+def test_a_file_dated_in_the_future_is_hashed_once_its_version_rested(
+    tmp_path: Path, db: sqlite_utils.Database
+) -> None:
+    """A future mtime (a skewed NFS server, ``touch -d tomorrow``, a tar from elsewhere)
+    is 'just written' for as long as the clock is behind it: quiet is proved by when the
+    index recorded the version instead, and never for a version that changed since."""
+    root = tmp_path / "root"
+    root.mkdir()
+    target = root / "model.pt"
+    target.write_bytes(b"first" * 100)
+    tomorrow = time.time() + 86400
+    os.utime(target, (tomorrow, tomorrow))
+    Indexer(db, root).scan()
+    state = "SELECT hash_state FROM artifacts"
+    Indexer(db, root).hash_pending()
+    assert db.execute(state).fetchone()[0] == "pending"  # just recorded: not quiet yet
+    target.write_bytes(b"second" * 100)  # written again, still in the future
+    os.utime(target, (tomorrow + 5, tomorrow + 5))
+    Indexer(db, root, clock=lambda: time.time() + 10).hash_pending()
+    assert db.execute(state).fetchone()[0] == "pending"  # not the version recorded
+    seen = time.time() + 20
+    Indexer(db, root, clock=lambda: seen).scan()
+    Indexer(db, root, clock=lambda: seen + 1).hash_pending()
+    assert db.execute(state).fetchone()[0] == "pending"
+    Indexer(db, root, clock=lambda: seen + 10).hash_pending()
+    row = db.execute("SELECT hash_state, hash FROM artifacts").fetchone()
+    assert row == ("done", hash_file(str(target)).digest)
 
 
 def test_sparse_huge_file_is_not_read_beyond_the_cap(

@@ -602,3 +602,25 @@ def test_hashing_at_a_share_of_the_time_rests_between_batches_and_finishes(
         wait_for(all_hashed, timeout=60, what="every file hashed")
     finally:
         watcher.stop()
+
+
+def hash_states(db_path: Path) -> dict[bytes, str]:
+    db = open_db(db_path, readonly=True)
+    try:
+        return {bytes(p): s for p, s in db.execute("SELECT path, hash_state FROM artifacts")}
+    finally:
+        db.close()
+
+
+def test_a_file_dated_in_the_future_is_hashed_while_watched(root: Path, db_path: Path) -> None:
+    """An mtime ahead of the clock (``touch -d tomorrow``, clock skew) never 'rests' by the
+    clock: the watcher hashes it once the version it recorded has stayed."""
+    with watching(db_path, root):
+        target = root / "run1" / "model.safetensors"
+        target.write_bytes(b"\x00" * 64)
+        tomorrow = time.time() + 86400
+        os.utime(target, (tomorrow, tomorrow))
+        wait_for(
+            lambda: hash_states(db_path).get(b"run1/model.safetensors") == "done",
+            what="the future-dated file hashed",
+        )
