@@ -23,7 +23,9 @@ from pathlib import Path
 import pytest
 import watchdog.observers.inotify_c as inotify_c
 
+import store.index.db
 import store.runs
+import store.scan
 import store.watch.watcher as watcher_module
 from store.index.db import open_db
 from store.lock import WriterBusyError
@@ -624,3 +626,78 @@ def test_a_file_dated_in_the_future_is_hashed_while_watched(root: Path, db_path:
             lambda: hash_states(db_path).get(b"run1/model.safetensors") == "done",
             what="the future-dated file hashed",
         )
+
+
+def test_hashing_that_cannot_write_retries_less_often_and_logs_once(
+    root: Path, db_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Another program holding the index's write lock (a ``sqlite3`` shell left inside a
+    transaction; a full disk fails the same writes) fails every hashing pass: the passes
+    come less and less often, up to a cap, the error is logged once, and once more the
+    line that hashing works again, after which the file is hashed."""
+    monkeypatch.setattr(store.index.db, "BUSY_TIMEOUT_MS", 50)
+    monkeypatch.setattr(watcher_module, "HASH_PENDING_WAIT", 0.05)
+    monkeypatch.setattr(watcher_module, "HASH_RETRY_MAX", 0.4)
+    monkeypatch.setattr(store.scan, "QUIET_SECONDS", 3600.0)  # not hashed before the lock
+    (root / "run1" / "model.bin").write_bytes(os.urandom(4096))
+    caplog.set_level(logging.WARNING, logger="artlens.watch")
+    with watching(db_path, root) as watcher:
+        holder = sqlite3.connect(db_path, isolation_level=None)
+        try:
+            holder.execute("BEGIN IMMEDIATE")
+            monkeypatch.setattr(store.scan, "QUIET_SECONDS", 0.0)
+            wait_for(
+                lambda: int(health_of(watcher)["hash_failures"]) >= 6,  # type: ignore[call-overload]
+                what="six failed hashing passes",
+            )
+            health = health_of(watcher)
+            failures = int(health["hash_failures"])  # type: ignore[call-overload]
+            assert health["hash_retry_in"] == min(0.4, 0.05 * 2 ** (failures - 1)) == 0.4
+            assert any("database is locked" in p for p in health["problems"])  # type: ignore[attr-defined]
+            assert hash_states(db_path)[b"run1/model.bin"] == "pending"
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+        wait_for(
+            lambda: hash_states(db_path)[b"run1/model.bin"] == "done",
+            what="the file hashed once the index can be written",
+        )
+        wait_for(lambda: health_of(watcher)["hash_failures"] == 0, what="failures cleared")
+        assert health_of(watcher)["problems"] == []
+    said = [r.getMessage() for r in caplog.records if r.name == "artlens.watch"]
+    failed = [m for m in said if "hashing failed" in m]
+    assert len(failed) == 1 and "database is locked" in failed[0], said
+    assert len([m for m in said if "hashing works again" in m]) == 1, said
+
+
+def test_index_updates_that_cannot_write_retry_less_often_and_log_once(
+    root: Path, db_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The same for the watcher's own updates: a failed batch is followed by reconciles of
+    the whole root, less and less often (not one every five seconds for as long as the
+    disk is full), logged once, and once more when they work again."""
+    monkeypatch.setattr(store.index.db, "BUSY_TIMEOUT_MS", 50)
+    monkeypatch.setattr(watcher_module, "RETRY_SECONDS", 0.05)
+    monkeypatch.setattr(watcher_module, "RETRY_MAX", 0.4)
+    caplog.set_level(logging.WARNING, logger="artlens.watch")
+    with watching(db_path, root, hash_files=False) as watcher:
+        holder = sqlite3.connect(db_path, isolation_level=None)
+        try:
+            holder.execute("BEGIN IMMEDIATE")
+            (root / "run1" / "metrics.csv").write_text("step,loss\n1,0.5\n")
+            wait_for(
+                lambda: int(health_of(watcher)["update_failures"]) >= 6,  # type: ignore[call-overload]
+                what="six failed updates",
+            )
+            health = health_of(watcher)
+            failures = int(health["update_failures"])  # type: ignore[call-overload]
+            assert health["update_retry_in"] == min(0.4, 0.05 * 2 ** (failures - 1)) == 0.4
+            assert b"run1/metrics.csv" not in index_rows(db_path)
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+        wait_for(converged(root, db_path), what="the file indexed once the index can be written")
+        wait_for(lambda: health_of(watcher)["update_failures"] == 0, what="failures cleared")
+    said = [r.getMessage() for r in caplog.records if r.name == "artlens.watch"]
+    assert len([m for m in said if "index update failed" in m]) == 1, said
+    assert len([m for m in said if "index updates work again" in m]) == 1, said

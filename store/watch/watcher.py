@@ -96,9 +96,16 @@ MAX_FOLDERS_PER_BATCH = 2000
 """More folders than this in one batch: one reconcile of the root is cheaper."""
 
 RETRY_SECONDS = 5.0
+RETRY_MAX = 60.0
+"""A root whose index update failed (a full disk, a locked or damaged index) is rescanned
+after ``RETRY_SECONDS``, twice as long after each further failure, at most this long: a
+whole-root reconcile every few seconds would keep a core busy while nothing can be written."""
 HASH_BATCH = 16
 HASH_IDLE_WAIT = 30.0
 HASH_PENDING_WAIT = 2.5
+HASH_RETRY_MAX = 60.0
+"""Hashing that failed is tried again after ``HASH_PENDING_WAIT``, then twice as long
+after each further failure, at most this long."""
 HASH_REST_AFTER = 0.02
 """Hashing rests (``Watcher.hash_share``) once it has worked this long since it last did."""
 STOP_JOIN_SECONDS = 10.0
@@ -156,6 +163,10 @@ class _Root:
     events: int = 0
     batches: int = 0
     errors: int = 0
+    failures: int = 0
+    """Index updates that failed in a row (reset by one that succeeds)."""
+    retry_at: float = 0.0
+    """No rescan after a failure before this (monotonic): see ``RETRY_MAX``."""
 
 
 class _Handler(FileSystemEventHandler):
@@ -229,6 +240,11 @@ class _Rest:
         return self.stopping.is_set()
 
 
+def backoff(first: float, most: float, failures: int) -> float:
+    """The wait after ``failures`` failures in a row: ``first``, doubling, at most ``most``."""
+    return min(most, first * 2.0 ** min(max(failures - 1, 0), 64))
+
+
 class Watcher:
     """Keeps the index of ``roots`` current while files change; the index's only writer.
 
@@ -292,6 +308,10 @@ class Watcher:
         self._stopping = threading.Event()
         self._cancelled = threading.Event()
         self._hash_wake = threading.Event()
+        self._hash_failures = 0
+        """Hashing passes that failed in a row (reset by one that succeeds)."""
+        self._hash_logged: set[str] = set()
+        """The hashing errors logged since hashing last worked: each is logged once."""
         self._worker: threading.Thread | None = None
         self._hasher: threading.Thread | None = None
         self._observer: BaseObserver | None = None
@@ -432,6 +452,16 @@ class Watcher:
             "batches": root.batches,
             "errors": root.errors,
             "problems": list(root.problems.values()),
+            "update_failures": root.failures,
+            "update_retry_in": (
+                backoff(RETRY_SECONDS, RETRY_MAX, root.failures) if root.failures else None
+            ),
+            "hash_failures": self._hash_failures,
+            "hash_retry_in": (
+                backoff(HASH_PENDING_WAIT, HASH_RETRY_MAX, self._hash_failures)
+                if self._hash_failures
+                else None
+            ),
             "pid": os.getpid(),
         }
 
@@ -701,15 +731,23 @@ class Watcher:
         folders: int = 0,
         reason: str = "",
     ) -> bool:
-        """Run one scan transaction; an error is recorded, retried later, never raised."""
+        """Run one scan transaction; an error is recorded, retried later (less often while
+        they go on: ``RETRY_MAX``), never raised.  Each distinct error is logged once, and
+        the first success after them once."""
         try:
             report = scan()
         except Exception as exc:
-            root.errors += 1
+            with self._state:
+                root.errors += 1
+                root.failures += 1
+                root.retry_at = time.monotonic() + backoff(RETRY_SECONDS, RETRY_MAX, root.failures)
             root.rescan_reason = f"after an error: {type(exc).__name__}"
             self._problem(root, "error", f"index update failed, retrying: {exc}"[:300])
-            self._stopping.wait(RETRY_SECONDS)
             return False
+        if root.failures:
+            with self._state:
+                failed, root.failures = root.failures, 0
+            log.warning("%s: index updates work again (after %d failed)", root.display, failed)
         if "error" in root.problems:
             self._problem(root, "error", None)
         with self._state:
@@ -827,7 +865,8 @@ class Watcher:
                 root.rewatches += 1
                 root.rescan_reason = root.rescan_reason or "watches lost after a folder moved"
         if root.rescan_reason is not None:
-            self._reconcile(root, root.rescan_reason)
+            if now >= root.retry_at:
+                self._reconcile(root, root.rescan_reason)
         elif root.mode == "polling" and now >= root.next_poll:
             started = time.monotonic()
             self._reconcile(root, "poll", kind="poll")
@@ -890,8 +929,17 @@ class Watcher:
                 if runs.refresh_status(self._db.conn, now):
                     with runs.in_step(), write_transaction(self._db) as conn:
                         runs.refresh(conn, now)
-            except Exception as exc:
-                log.warning("%s: run status refresh failed: %s", root.display, exc)
+            except Exception as exc:  # logged once while it lasts, not every STATUS_EVERY
+                message = f"run status refresh failed: {exc}"[:300]
+                if root.problems.get("status") != message:
+                    log.warning("%s: %s", root.display, message)
+                with self._state:
+                    root.problems["status"] = message
+                continue
+            if "status" in root.problems:
+                with self._state:
+                    root.problems.pop("status", None)
+                log.warning("%s: run status refresh works again", root.display)
 
     # -- hashing -------------------------------------------------------------------------
 
@@ -906,6 +954,7 @@ class Watcher:
             rest = _Rest(self.hash_share, self._stopping)
             while not self._stopping.is_set():
                 pending = 0
+                errors: list[str] = []
                 for indexer in indexers:
                     try:
                         rest.begin()
@@ -920,9 +969,42 @@ class Watcher:
                             [indexer.root_id],
                         ).fetchone()[0]
                     except Exception as exc:
-                        log.warning("hashing failed, retrying later: %s", exc)
-                        pending += 1
+                        errors.append(str(exc) or type(exc).__name__)
+                if errors:  # a full disk, a locked index: try again, less often each time
+                    self._stopping.wait(self._hash_failed(errors))
+                    self._hash_wake.clear()
+                    continue
+                self._hash_worked()
                 self._hash_wake.wait(HASH_PENDING_WAIT if pending else HASH_IDLE_WAIT)
                 self._hash_wake.clear()
         finally:
             db.close()
+
+    def _hash_failed(self, errors: list[str]) -> float:
+        """A hashing pass failed: log each error not logged since hashing last worked, note
+        the failure in every root's health, and return how long to wait before the next."""
+        with self._state:
+            self._hash_failures += 1
+            wait = backoff(HASH_PENDING_WAIT, HASH_RETRY_MAX, self._hash_failures)
+            for root in self._roots:
+                root.problems["hashing"] = f"hashing failed, retrying: {errors[0]}"[:300]
+        for error in dict.fromkeys(errors):
+            if error not in self._hash_logged:
+                self._hash_logged.add(error)
+                log.warning(
+                    "hashing failed, retrying less often while it fails (at most every %ds): %s",
+                    HASH_RETRY_MAX,
+                    error,
+                )
+        return wait
+
+    def _hash_worked(self) -> None:
+        """A hashing pass succeeded: after failures, say so once and clear them."""
+        if not self._hash_failures:
+            return
+        with self._state:
+            failed, self._hash_failures = self._hash_failures, 0
+            for root in self._roots:
+                root.problems.pop("hashing", None)
+        self._hash_logged.clear()
+        log.warning("hashing works again (after %d failed passes)", failed)
