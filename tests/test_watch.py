@@ -5,6 +5,7 @@ Every scenario ends with the convergence oracle: a fresh walk of the disk equals
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
 import logging
@@ -14,6 +15,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -31,7 +33,7 @@ from store.index.db import open_db
 from store.lock import WriterBusyError
 from store.scan import Indexer
 from store.watch import FolderBatcher, Watcher
-from tests.conftest import ground_truth
+from tests.conftest import ground_truth, unprivileged_python
 
 pytestmark = pytest.mark.filterwarnings("ignore:Callback with id:RuntimeWarning")
 
@@ -701,3 +703,113 @@ def test_index_updates_that_cannot_write_retry_less_often_and_log_once(
     said = [r.getMessage() for r in caplog.records if r.name == "artlens.watch"]
     assert len([m for m in said if "index update failed" in m]) == 1, said
     assert len([m for m in said if "index updates work again" in m]) == 1, said
+
+
+# -- permissions, as an unprivileged watcher (as root they would pass vacuously) -----------
+
+
+@pytest.fixture
+def open_tmp() -> Iterator[Path]:
+    """A folder the unprivileged user may enter (pytest's tmp_path sits below a 0700 one)."""
+    path = Path(tempfile.mkdtemp(prefix="artlens-perm-"))
+    path.chmod(0o755)
+    try:
+        yield path
+    finally:
+        for folder, _, _ in os.walk(path):
+            with contextlib.suppress(OSError):
+                os.chmod(folder, 0o755)
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@contextmanager
+def unprivileged_watcher(root: Path, db_path: Path, out: Path) -> Iterator[Path]:
+    """``artlens watch root`` as nobody, its output to ``out``; yields ``out`` once it
+    says it is watching.  Every folder and file below ``root`` that is not closed
+    (mode 000) is opened to everyone first."""
+    unprivileged = unprivileged_python()
+    db_path.parent.mkdir(parents=True, exist_ok=True)
+    for folder in [db_path.parent, root.parent, *(p for p in root.rglob("*") if p.is_dir())]:
+        if folder.stat().st_mode & 0o777:
+            folder.chmod(0o777)
+    root.chmod(0o777)
+    for file in (p for p in root.rglob("*") if p.is_file()):
+        file.chmod(0o666)
+    with out.open("w") as sink, (out.parent / "stderr.txt").open("w") as errors:
+        child = subprocess.Popen(
+            [*unprivileged, "-c", RUNNER, str(root), "--db", str(db_path)],
+            cwd=REPO,
+            stdout=sink,
+            stderr=errors,
+        )
+    try:
+        wait_for(lambda: "watching" in out.read_text(), what="the watcher started")
+        yield out
+    finally:
+        child.terminate()
+        child.wait(timeout=30)
+        said = (out.parent / "stderr.txt").read_text()
+        assert "Traceback" not in said, said
+
+
+def unreadable_paths(db_path: Path) -> set[bytes]:
+    db = open_db(db_path, readonly=True)
+    try:
+        return {bytes(p) for (p,) in db.execute("SELECT path FROM unreadable")}
+    finally:
+        db.close()
+
+
+def test_a_folder_made_readable_again_is_indexed_and_watched(open_tmp: Path) -> None:
+    """``chmod 000`` then back raises no event the watcher follows, and a folder closed
+    when the root was watched got no watch: the records of what could not be read are
+    tried again, so its files come in (and later writes there are seen) within seconds,
+    not at the next full reconcile."""
+    root = open_tmp / "root"
+    closed = root / "run1" / "closed"
+    (closed / "inner").mkdir(parents=True)
+    (closed / "secret.txt").write_text("s")
+    (closed / "inner" / "deep.txt").write_text("d")
+    (root / "run1" / "open.txt").write_text("o")
+    db_path = open_tmp / "db" / "index.db"
+    closed.chmod(0o000)
+    with unprivileged_watcher(root, db_path, open_tmp / "out.txt"):
+        wait_for(
+            lambda: db_path.exists() and b"run1/closed" in unreadable_paths(db_path),
+            what="the closed folder recorded",
+        )
+        assert b"run1/closed/secret.txt" not in index_rows(db_path)
+        closed.chmod(0o777)
+        wait_for(
+            lambda: (
+                {b"run1/closed/secret.txt", b"run1/closed/inner/deep.txt"}
+                <= set(index_rows(db_path))
+            ),
+            what="the files of the folder made readable",
+        )
+        wait_for(lambda: not unreadable_paths(db_path), what="the record forgotten")
+        (closed / "inner" / "later.txt").write_text("written after")
+        wait_for(
+            lambda: b"run1/closed/inner/later.txt" in index_rows(db_path),
+            what="a file written in it afterwards (its watch)",
+        )
+
+
+def test_folders_no_one_may_read_are_not_a_watch_limit(open_tmp: Path) -> None:
+    """Twelve private folders cannot be watched by anyone: that is no sign the inotify
+    watch limit ran out, and the root stays watched by events, not polled."""
+    root = open_tmp / "root"
+    (root / "run1").mkdir(parents=True)
+    (root / "run1" / "a.txt").write_text("a")
+    for i in range(12):
+        (root / f"private{i}").mkdir()
+        (root / f"private{i}" / "p.txt").write_text("p")
+    db_path = open_tmp / "db" / "index.db"
+    for i in range(12):
+        (root / f"private{i}").chmod(0o000)
+    with unprivileged_watcher(root, db_path, open_tmp / "out.txt") as out:
+        assert "(inotify)" in out.read_text(), out.read_text()
+        (root / "run1" / "b.txt").write_text("b")
+        wait_for(lambda: b"run1/b.txt" in index_rows(db_path), what="an event-driven batch")
+    said = (open_tmp / "stderr.txt").read_text()
+    assert "watch limit" not in said, said

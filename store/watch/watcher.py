@@ -18,6 +18,7 @@ import functools
 import json
 import logging
 import os
+import stat
 import threading
 import time
 import warnings
@@ -87,6 +88,16 @@ a folder moved elsewhere in the tree as deleted, half a second late, and then dr
 watches its new place shares with the old one: events there would be lost, so the root is
 watched afresh and reconciled.  A folder really deleted leaves every watch in place."""
 IDENTITY_EVERY = 1.0
+UNREADABLE_EVERY = 2.0
+"""How often the places the index records as unreadable for want of permission are tried
+again: a ``chmod`` back raises no event the watcher subscribes to (attribute changes
+are not), and a folder unreadable when its root was watched has no watch of its own."""
+UNREADABLE_CHECKS = 64
+"""Records tried per root and pass, in turn: a tree of many private folders costs a few
+``open`` calls a pass, not one per folder."""
+PERMISSION_REASONS = frozenset({"permission denied", "operation not permitted"})
+"""The reasons (``unreadable.reason``) a ``chmod`` can take away; others (an I/O error)
+wait for the next reconcile."""
 STATUS_EVERY = 15.0
 """How often runs that went quiet are turned from live to finished/unknown."""
 
@@ -167,6 +178,14 @@ class _Root:
     """Index updates that failed in a row (reset by one that succeeds)."""
     retry_at: float = 0.0
     """No rescan after a failure before this (monotonic): see ``RETRY_MAX``."""
+    unreadable_after: bytes = b""
+    """Where the next pass over the unreadable records starts (``UNREADABLE_CHECKS``)."""
+    unreadable_tried: dict[bytes, object] = field(default_factory=dict)
+    """Records found readable and rescanned, by path -> their ``since``: one still there
+    after it (a race, a reason the test missed) is not tried again until it is recorded
+    anew, so nothing is rescanned every pass."""
+    unreadable_seen: set[bytes] = field(default_factory=set)
+    """The records met since the pass over them began again (prunes ``unreadable_tried``)."""
 
 
 class _Handler(FileSystemEventHandler):
@@ -243,6 +262,25 @@ class _Rest:
 def backoff(first: float, most: float, failures: int) -> float:
     """The wait after ``failures`` failures in a row: ``first``, doubling, at most ``most``."""
     return min(most, first * 2.0 ** min(max(failures - 1, 0), 64))
+
+
+def _failed_watch(wd: object) -> bool:
+    """A watch descriptor watchdog keeps for a folder it could not watch (-1)."""
+    return isinstance(wd, int) and wd < 0
+
+
+def _readable(where: bytes, kind: str) -> bool | None:
+    """Whether a place recorded unreadable can be read now as the scan reads it (a folder
+    opened for listing, an entry examined): None if not, else whether it is a folder."""
+    try:
+        if kind == "folder":
+            fd = os.open(where, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            os.close(fd)
+            return True
+        mode = os.lstat(where).st_mode
+    except OSError:
+        return None
+    return stat.S_ISDIR(mode)
 
 
 class Watcher:
@@ -610,14 +648,17 @@ class Watcher:
                     watched = getattr(getattr(group, "_inotify", None), "_wd_for_path", None)
                 if not isinstance(watched, dict):
                     return None
-                try:
-                    return set(watched)
+                try:  # a folder it could not read is kept with the descriptor -1: no watch
+                    return {p for p, wd in list(watched.items()) if not _failed_watch(wd)}
                 except RuntimeError:  # changed under us by the emitter's thread: unknown
                     return None
         return None
 
     def _watches_lost(self, root: _Root) -> bool:
-        """Some indexed folder has no watch (True too when watchdog's state is unreadable)."""
+        """Some indexed folder has no watch (True too when watchdog's state is unreadable).
+        A folder the index records as unreadable, and what lies below it, cannot be
+        watched: renewing the watches would not change that (``_retry_unreadable`` does
+        once it is readable)."""
         watched = self._watched_paths(root)
         if watched is None or self._db is None:
             return True
@@ -625,16 +666,49 @@ class Watcher:
             "SELECT path FROM dirs WHERE root_id = ?", [root.indexer.root_id]
         )
         base = root.watched_b or root.path_b
-        return any((base + b"/" + bytes(rel) if rel else base) not in watched for (rel,) in rows)
+        shut = self._unreadable_test(root)
+        return any(
+            (base + b"/" + bytes(rel) if rel else base) not in watched and not shut(bytes(rel))
+            for (rel,) in rows
+        )
+
+    def _unreadable_test(self, root: _Root) -> Callable[[bytes], bool]:
+        """A test of "this key is, or lies below, a place recorded unreadable"."""
+        assert self._db is not None
+        marked = {
+            bytes(p)
+            for (p,) in self._db.conn.execute(
+                "SELECT path FROM unreadable WHERE root_id = ?", [root.indexer.root_id]
+            )
+            if isinstance(p, bytes)
+        }
+        if not marked:
+            return lambda key: False
+        if b"" in marked:
+            return lambda key: True
+
+        def shut(key: bytes) -> bool:
+            while key:
+                if key in marked:
+                    return True
+                key = paths.parent_key(key)
+            return False
+
+        return shut
 
     def _check_watch_coverage(self, root: _Root) -> None:
-        """Watches missing on indexed folders mean the watch limit ran out mid-tree."""
+        """Watches missing on indexed folders mean the watch limit ran out mid-tree (those
+        the index records as unreadable could not be watched by anyone: not counted)."""
         watched = self._watched_folders(root)
         if watched is None or self._db is None:
             return
-        indexed = self._db.conn.execute(
-            "SELECT count(*) FROM dirs WHERE root_id = ?", [root.indexer.root_id]
-        ).fetchone()[0]
+        shut = self._unreadable_test(root)
+        indexed = sum(
+            not shut(bytes(rel))
+            for (rel,) in self._db.conn.execute(
+                "SELECT path FROM dirs WHERE root_id = ?", [root.indexer.root_id]
+            )
+        )
         missing = indexed - watched
         if missing > max(10, indexed // 100):
             self._use_polling(
@@ -689,6 +763,7 @@ class Watcher:
 
     def _run(self) -> None:
         next_identity = next_status = next_health = time.monotonic()
+        next_unreadable = next_identity + UNREADABLE_EVERY
         while not self._stopping.is_set():
             batch, events = self._batcher.take(TICK_SECONDS)
             if self._stopping.is_set():
@@ -702,6 +777,10 @@ class Watcher:
                 self._check_canary(now)
             for root in self._roots:
                 self._due_scans(root, now)
+            if now >= next_unreadable:
+                next_unreadable = now + UNREADABLE_EVERY
+                for root in self._roots:
+                    self._retry_unreadable(root)
             self._serve_rescans()
             if now >= next_status:
                 next_status = now + STATUS_EVERY
@@ -875,6 +954,79 @@ class Watcher:
             root.next_poll = time.monotonic() + interval
         elif now - root.last_reconcile_mono >= self.reconcile_every:
             self._reconcile(root, "periodic")
+
+    def _retry_unreadable(self, root: _Root) -> None:
+        """Rescan what the index records as unreadable for want of permission and can be
+        read now (``UNREADABLE_EVERY``): a folder's whole subtree, a file's folder.  A
+        folder that has no watch (it could not be watched when its root was) makes the
+        root watched afresh and reconciled."""
+        if root.mode != "inotify" or root.rescan_reason is not None or self._db is None:
+            return
+        try:
+            rows = self._db.conn.execute(
+                "SELECT path, kind, reason, since FROM unreadable WHERE root_id = ?"
+                " AND path > ? ORDER BY path LIMIT ?",
+                [root.indexer.root_id, root.unreadable_after, UNREADABLE_CHECKS],
+            ).fetchall()
+        except Exception as exc:  # the next reconcile reads them anyway
+            log.debug("%s: unreadable records not read: %s", root.display, exc)
+            return
+        records = [(bytes(r[0]), r[1], r[2], r[3]) for r in rows if isinstance(r[0], bytes)]
+        root.unreadable_seen.update(r[0] for r in records)
+        if len(rows) == UNREADABLE_CHECKS and records:
+            root.unreadable_after = records[-1][0]
+        else:  # a whole pass made: forget the tries of records gone since
+            root.unreadable_after = b""
+            seen, root.unreadable_seen = root.unreadable_seen, set()
+            root.unreadable_tried = {k: v for k, v in root.unreadable_tried.items() if k in seen}
+        subtrees: list[bytes] = []
+        folders: list[bytes] = []
+        tried: dict[bytes, object] = {}
+        for key, kind, reason, since in records:
+            if reason not in PERMISSION_REASONS or root.unreadable_tried.get(key) == since:
+                continue
+            is_dir = _readable(os.path.join(root.path_b, key) if key else root.path_b, kind)
+            if is_dir is None:
+                continue
+            tried[key] = since
+            if is_dir or not key:
+                subtrees.append(key)
+            else:
+                folders.append(paths.parent_key(key))
+        for key in subtrees:
+            scan = functools.partial(root.indexer.scan, key)
+            why = f"{paths.display(key) or '.'} readable again"
+            if not self._run_scan(root, "reconcile", scan, folders=1, reason=why):
+                return
+        if folders and not self._run_scan(
+            root,
+            "reconcile",
+            functools.partial(root.indexer.scan_folders, folders),
+            folders=len(folders),
+            reason="files readable again",
+        ):
+            return
+        root.unreadable_tried.update(tried)  # rescanned: not again while still recorded
+        if any(self._unwatched(root, key) for key in subtrees) and self._schedule(root):
+            root.rewatches += 1
+            root.rescan_reason = "a folder that could not be watched is readable again"
+
+    def _unwatched(self, root: _Root, key: bytes) -> bool:
+        """Some indexed folder at or below ``key`` has no watch (True when unknown)."""
+        if not key:
+            return self._watches_lost(root)
+        watched = self._watched_paths(root)
+        if watched is None or self._db is None:
+            return True
+        base = root.watched_b or root.path_b
+        rows = self._db.conn.execute(  # the folder, and the keys that start with it + "/"
+            "SELECT path FROM dirs WHERE root_id = ? AND (path = ? OR (path > ? AND path < ?))",
+            [root.indexer.root_id, key, key + b"/", key + b"0"],
+        )
+        shut = self._unreadable_test(root)
+        return any(
+            base + b"/" + bytes(rel) not in watched and not shut(bytes(rel)) for (rel,) in rows
+        )
 
     def _check_roots(self) -> None:
         """A root deleted and recreated, or an emitter that died, leaves inotify blind."""
