@@ -450,7 +450,7 @@ def _disk_side(
             f"({unhashed[0].unhashed}); those compare by size only and are never reported "
             "unchanged"
         )
-    notes.extend(f"{run.name}: not listed whole: {why}" for why in state.incomplete[:5])
+    notes.extend(_first(state.incomplete, 5, f"{run.name}: not listed whole: "))
     names = _Names(
         fresh, [*(r.key for r in rows), *state.files, *(m.key for m in moved)], read_capped, notes
     )
@@ -693,7 +693,7 @@ def diff_sides(
     for run in (a, b):  # what each run's reader met (sources that disagree): never hidden
         own = run.meta.get("warnings")
         if isinstance(own, list):
-            notes.extend(f"{run.name}: {w}" for w in own[:20] if isinstance(w, str))
+            notes.extend(_first([w for w in own if isinstance(w, str)], 20, f"{run.name}: "))
     notes.extend(side_notes)
     result = diff_runs(sides[0], sides[1])
     notes.extend(result.unknown)
@@ -1089,3 +1089,12 @@ def file_exists(path: bytes) -> bool:
         return stat.S_ISREG(os.lstat(path).st_mode)
     except OSError:
         return False
+
+
+def _first(lines: list[str], most: int, prefix: str) -> list[str]:
+    """At most ``most`` of ``lines``, each after ``prefix``, and how many were left out:
+    a list cut short says so."""
+    shown = [prefix + line for line in lines[:most]]
+    if len(lines) > most:
+        shown.append(f"{prefix}{len(lines) - most} more not shown")
+    return shown

@@ -493,3 +493,32 @@ def test_files_that_differ_only_in_unicode_normalisation_say_so(tmp_path: Path) 
     (tmp_path / "d.txt").write_text(f"x\n{nfc}\n")  # the same line moved: no twin
     code, out, err = run(str(tmp_path / "c.txt"), str(tmp_path / "d.txt"))
     assert "normalisation" not in out
+
+
+def test_a_run_with_more_warnings_than_a_diff_lists_says_how_many_it_left_out(
+    pair: Pair,
+) -> None:
+    """The run diff names the first 20 of a run's own warnings: the rest are counted."""
+    (pair.a / "hparams.yaml").write_text(
+        "".join(f"k{i}: 1\n" for i in range(30)) + "".join(f"k{i}: 2\n" for i in range(30))
+    )
+    age(pair.root)
+    from tests.test_rundiff import index
+
+    index(pair.root, pair.db_path)
+    meta = json.loads(next(r for r in run_rows(pair.db_path) if r[0] == "version_0")[1] or "{}")
+    warnings = [w for w in meta.get("warnings", []) if isinstance(w, str)]
+    assert len(warnings) > 20
+    code, out, err = run("version_0", "version_1", "--db", str(pair.db_path), "--json")
+    assert code == 1, err
+    own = [w for w in json.loads(out)["warnings"] if w.startswith("version_0: ")]
+    assert own[:20] == [f"version_0: {w}" for w in warnings[:20]]
+    assert f"version_0: {len(warnings) - 20} more not shown" in own
+
+
+def run_rows(db_path: Path) -> list[tuple[str, str]]:
+    import contextlib
+    import sqlite3
+
+    with contextlib.closing(sqlite3.connect(db_path)) as conn:
+        return conn.execute("SELECT name, meta FROM runs").fetchall()
