@@ -8,6 +8,7 @@ import os
 import time
 from pathlib import Path
 
+import pytest
 import sqlite_utils
 from test_retention_support import new_db, snapshot, write
 
@@ -162,4 +163,108 @@ def test_a_pin_made_in_one_root_keeps_the_file_in_a_root_that_nests(tmp_path: Pa
         report = apply_plan(whole, db, settle_seconds=0, pins=state)
         assert not report.done and "is pinned" in report.skipped[0].reason
         assert (inner / pinned).exists()
+    db.conn.close()
+
+
+def _cli(db: Path, *args: str) -> str:
+    from click.testing import CliRunner
+
+    from tui.cli import main
+
+    out = CliRunner().invoke(main, [*args, "--db", str(db)], catch_exceptions=False)
+    assert out.exit_code == 0, (args, out.output)
+    return out.output
+
+
+def _index_rows(
+    db_path: Path,
+) -> dict[str, tuple[list[tuple[object, ...]], list[tuple[object, ...]]]]:
+    """Each root's artifact rows (path, size, mtime_ns, inode, ftype, kind, its run's path)
+    and runs (path, size, files), as a fresh index would compare."""
+    db = sqlite_utils.Database(db_path)
+    found = {}
+    for root_id, root in db.conn.execute("SELECT id, path FROM roots"):
+        rows = db.conn.execute(
+            "SELECT a.path, a.size, a.mtime_ns, a.inode, a.ftype, a.kind, r.path FROM artifacts a"
+            " LEFT JOIN runs r ON r.id = a.run_id WHERE a.root_id = ? ORDER BY a.path",
+            (root_id,),
+        ).fetchall()
+        runs = db.conn.execute(
+            "SELECT path, size_bytes, n_artifacts FROM runs WHERE root_id = ? ORDER BY path",
+            (root_id,),
+        ).fetchall()
+        found[os.fsdecode(bytes(root))] = ([tuple(r) for r in rows], [tuple(r) for r in runs])
+    db.conn.close()
+    return found
+
+
+def _as_fresh(tmp_path: Path, db: Path, roots: list[Path], name: str) -> None:
+    """The index ``db`` holds what a fresh ``artlens index`` of ``roots`` finds, root by
+    root: rows, sizes, runs and their totals."""
+    fresh = tmp_path / f"fresh-{name}.db"
+    _cli(fresh, "index", *map(str, roots))
+    assert _index_rows(db) == _index_rows(fresh)
+
+
+@pytest.mark.parametrize("linked", [None, "x/sub", "x"])
+def test_apply_and_restore_keep_every_root_that_holds_the_files_as_fresh(
+    tmp_path: Path, isolated_cache: Path, linked: str | None
+) -> None:
+    """Apply moved files of /x/sub to its trash and took them out of /x/sub's index
+    only: /x (and a root that is a link to /x/sub) still held their rows, so `du` and
+    the runs of /x counted the trashed files until the next index; restore put them back
+    in /x/sub's rows only.  Every root that holds them follows, as a fresh index would."""
+    outer = tmp_path / "x"
+    inner = outer / "sub"
+    _run(outer / "other", 100)
+    _run(inner, 1000)
+    roots = [outer, inner]
+    if linked is not None:  # one folder indexed under two names
+        os.symlink(tmp_path / linked, tmp_path / "linked")
+        roots.append(tmp_path / "linked")
+    db = tmp_path / "i.db"
+    _cli(db, "index", *map(str, roots))
+    _as_fresh(tmp_path, db, roots, "before")
+    _cli(db, "retention", "apply", "--keep-last", "1", "--yes")
+    assert sorted(e.path for e in list_trash(inner)) == [
+        f"{CKPTS}/epoch={e}.ckpt" for e in range(3)
+    ]
+    rows = _index_rows(db)
+    assert [r[0] for r in rows[str(outer)][0]] == [
+        f"other/{CKPTS}/epoch=3.ckpt".encode(),
+        f"sub/{CKPTS}/epoch=3.ckpt".encode(),
+    ]
+    _as_fresh(tmp_path, db, roots, "applied")
+    _cli(db, "trash", "restore", "--all")
+    assert not list_trash(inner) and not list_trash(outer)
+    _as_fresh(tmp_path, db, roots, "restored")
+
+
+def test_a_file_of_an_inner_root_trashed_from_the_outer_root_leaves_both(
+    tmp_path: Path,
+) -> None:
+    """The disk-usage view trashes a file of /x/sub from /x: /x/sub's rows follow."""
+    outer, inner, db = _nested(tmp_path)
+    apply_plan(plan_removal(db, str(outer), f"sub/{CKPTS}"), db, settle_seconds=0)
+    held = {
+        bytes(p)
+        for (p,) in db.conn.execute(
+            "SELECT a.path FROM artifacts a JOIN roots r ON r.id = a.root_id WHERE r.path = ?",
+            (os.fsencode(str(inner)),),
+        )
+    }
+    assert held == set()
+    assert restore(outer, "all", db).done
+    held = db.conn.execute(
+        "SELECT count(*), sum(a.size) FROM artifacts a JOIN roots r ON r.id = a.root_id"
+        " WHERE r.path = ?",
+        (os.fsencode(str(inner)),),
+    ).fetchone()
+    assert tuple(held) == (4, 4000)
+    sizes = db.conn.execute(
+        "SELECT n.n_artifacts, n.size_bytes FROM runs n JOIN roots r ON r.id = n.root_id"
+        " WHERE r.path = ?",
+        (os.fsencode(str(inner)),),
+    ).fetchall()
+    assert [tuple(s) for s in sizes] == [(4, 4000)]
     db.conn.close()

@@ -456,6 +456,53 @@ def record_restore(
     return True
 
 
+def forget_moved(
+    conn: sqlite3.Connection,
+    root_id: int,
+    path: bytes,
+    prefix: tuple[bytes, bytes] | None,
+    ts: float,
+) -> None:
+    """A file or folder another indexed root moved to its trash, in a root that holds the
+    same files (roots that nest, or one folder under two names): its rows gone, one
+    ``removed`` event per row, its runs' totals recounted, as a scan would find it.  The
+    action and its ``trash`` event are the acting root's alone.  Idempotent."""
+    lo, hi = prefix if prefix is not None else (b"", b"")
+    rows = conn.execute(
+        "SELECT id, run_id, path FROM artifacts WHERE root_id = ? AND "
+        "(path = ? OR (? AND path >= ? AND path < ?))",
+        (root_id, path, int(prefix is not None), lo, hi),
+    ).fetchall()
+    if not rows:
+        return
+    delete_artifacts(conn, (r[0] for r in rows))
+    add_events(conn, ts, [(EventKind.REMOVED, root_id, r[1], r[2]) for r in rows])
+    rebuild_run_totals(conn, (r[1] for r in rows))
+
+
+def came_back(
+    conn: sqlite3.Connection,
+    root_id: int,
+    files: Iterable[tuple[int | None, bytes, bytes, str, str, str, str | None, int, int, int, int]],
+    ts: float,
+) -> None:
+    """Files another indexed root restored from its trash, in a root that holds the same
+    files: their rows (run_id, path, parent, name, kind, ftype, link_target, size,
+    mtime_ns, inode, dev), one ``added`` event each, their runs' totals recounted.  The
+    hasher refills their hashes."""
+    events: list[EventRow] = []
+    for row in files:
+        conn.execute(
+            "INSERT OR REPLACE INTO artifacts (root_id, run_id, path, parent, name, kind, "
+            "ftype, link_target, size, mtime_ns, inode, dev, first_seen, last_seen) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (root_id, *row, ts, ts),
+        )
+        events.append((EventKind.ADDED, root_id, row[0], row[1]))
+    add_events(conn, ts, events)
+    rebuild_run_totals(conn, (e[2] for e in events))
+
+
 def record_purge(
     conn: sqlite3.Connection,
     root_id: int,

@@ -1090,6 +1090,7 @@ def _record_trash(
     if root_id is None:
         return
     rel_key = key(rel)
+    related = _related_roots(db, root)
     with write_transaction(db) as conn:
         write.record_trash(
             conn,
@@ -1102,6 +1103,49 @@ def _record_trash(
             reason,
             policy,
         )
+        # the same files in every other root that holds them (roots that nest, or one
+        # folder under two names) went too: a fresh index of those roots has no rows for
+        # them, whether or not this move was recorded before (a replayed manifest)
+        for _, other_id, mapping in related:
+            there = mapping(rel)
+            if there is None:
+                continue
+            there_key = key(there)
+            write.forget_moved(
+                conn, other_id, there_key, prefix_range(there_key) if is_dir else None, ts
+            )
+
+
+def _related_roots(
+    db: sqlite_utils.Database, root: str
+) -> list[tuple[str, int, Callable[[str], str | None]]]:
+    """(root, its id, how a path of ``root`` reads in it) of every other indexed root that
+    holds files of ``root``: around it, inside it, or the same folder under another name.
+    A path that root does not hold maps to None (a file outside an inner root, or a folder
+    that holds the inner root itself, which a fresh index would not find either way)."""
+    (roots,) = db.conn.execute("SELECT count(*) FROM roots").fetchone()
+    if roots < 2:  # the common index of one root: no real path to resolve per move
+        return []
+    found = []
+    for other, mapping in _Nesting(db).related(root):
+        other_id = _root_id(db, other)
+        if other_id is not None:
+            found.append((other, other_id, mapping))
+    return found
+
+
+def _runs_of(db: sqlite_utils.Database, root: str, root_id: int) -> Callable[[bytes], int | None]:
+    """The run id a scan of ``root`` gives a file (by its key), from the runs the index
+    holds for that root."""
+    if db.conn.execute("SELECT 1 FROM runs WHERE root_id = ? LIMIT 1", (root_id,)).fetchone():
+        from pathlib import Path
+
+        from store.runs import RunSync
+
+        sync = RunSync(db, Path(root), root_id)
+        sync.prepare({}, structural=False)  # the index's runs, as they stand
+        return sync.run_for
+    return lambda _key: None
 
 
 Files = dict[str, tuple[os.stat_result, str | None]]
@@ -1133,24 +1177,10 @@ def _record_restore(
     root_id = _root_id(db, root)
     if root_id is None:
         return
-    rows = []
-    for rel, (fst, link) in files.items():
-        rows.append(
-            (
-                key(rel),
-                key(rel.rsplit("/", 1)[0] if "/" in rel else ""),
-                _display(rel.rsplit("/", 1)[-1]),
-                classify(rel),
-                "symlink" if stat.S_ISLNK(fst.st_mode) else "file",
-                _display(link) if link is not None else None,
-                fst.st_size,
-                fst.st_mtime_ns,
-                fst.st_ino,
-                fst.st_dev,
-            )
-        )
+    rows = [_restored_row(rel, fst, link) for rel, (fst, link) in files.items()]
+    related = _related_roots(db, root)
     with write_transaction(db) as conn:
-        write.record_restore(
+        recorded = write.record_restore(
             conn,
             root_id,
             key(entry.path),
@@ -1160,6 +1190,45 @@ def _record_restore(
             entry.run_id,
             rows,
         )
+        if not recorded:
+            return  # recorded before, with the roots that hold the same files
+        # the same files are back in every other root that holds them, in its own runs
+        for other, other_id, mapping in related:
+            there = {}
+            for rel, (fst, link) in files.items():
+                mapped = mapping(rel)
+                if mapped is not None:
+                    there[mapped] = (fst, link)
+            if not there:
+                continue
+            run_of = _runs_of(db, other, other_id)
+            write.came_back(
+                conn,
+                other_id,
+                [
+                    (run_of(row[0]), *row)
+                    for row in (_restored_row(p, fst, link) for p, (fst, link) in there.items())
+                ],
+                ts,
+            )
+
+
+def _restored_row(
+    rel: str, fst: os.stat_result, link: str | None
+) -> tuple[bytes, bytes, str, str, str, str | None, int, int, int, int]:
+    """The index row of a file back from the trash at ``rel`` (root-relative)."""
+    return (
+        key(rel),
+        key(rel.rsplit("/", 1)[0] if "/" in rel else ""),
+        _display(rel.rsplit("/", 1)[-1]),
+        classify(rel),
+        "symlink" if stat.S_ISLNK(fst.st_mode) else "file",
+        _display(link) if link is not None else None,
+        fst.st_size,
+        fst.st_mtime_ns,
+        fst.st_ino,
+        fst.st_dev,
+    )
 
 
 def _display(name: str) -> str:
