@@ -12,7 +12,7 @@ import pytest
 import sqlite_utils
 from test_retention_support import new_db, snapshot, write
 
-from store.retention.drill import plan_removal
+from store.retention.drill import RemovalRefused, plan_removal
 from store.retention.plan import make_plan
 from store.retention.policy import from_flags
 from store.retention.trash import TRASH_DIR, apply_plan, list_trash, restore
@@ -156,10 +156,10 @@ def test_a_pin_made_in_one_root_keeps_the_file_in_a_root_that_nests(tmp_path: Pa
         ]
         assert (inner / pinned).exists()
         # and the other way round: a pin made in the inner root keeps its folder in the
-        # outer root (trashing sub/ from /x, as the disk-usage view can)
+        # outer root (trashing sub/lightning_logs from /x, as the disk-usage view can)
         state.unpin(outer, f"sub/{pinned}")
         state.pin(inner, pinned)
-        whole = plan_removal(db, str(outer), "sub")
+        whole = plan_removal(db, str(outer), "sub/lightning_logs")
         report = apply_plan(whole, db, settle_seconds=0, pins=state)
         assert not report.done and "is pinned" in report.skipped[0].reason
         assert (inner / pinned).exists()
@@ -268,3 +268,22 @@ def test_a_file_of_an_inner_root_trashed_from_the_outer_root_leaves_both(
     ).fetchall()
     assert [tuple(s) for s in sizes] == [(4, 4000)]
     db.conn.close()
+
+
+def test_the_disk_usage_view_never_trashes_another_indexed_root(tmp_path: Path) -> None:
+    """A folder that is, or holds, another indexed root is that root's: trashing it whole
+    from the outer root would move the other root (and its own trash) away under it."""
+    outer, inner, db = _nested(tmp_path)
+    with pytest.raises(RemovalRefused, match="sub is or holds the indexed root"):
+        plan_removal(db, str(outer), "sub")
+    (outer / "deeper").mkdir()
+    os.rename(inner, outer / "deeper" / "sub")
+    (tmp_path / "two").mkdir()
+    other = new_db(tmp_path / "two")
+    Indexer(other, outer).scan()
+    Indexer(other, outer / "deeper" / "sub").scan()
+    with pytest.raises(RemovalRefused, match="deeper is or holds the indexed root"):
+        plan_removal(other, str(outer), "deeper")
+    # what lies inside the inner root may still be chosen from the outer one
+    chosen = f"deeper/sub/{CKPTS}/epoch=0.ckpt"
+    assert [u.path for u in plan_removal(other, str(outer), chosen).removals] == [chosen]

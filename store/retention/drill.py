@@ -33,6 +33,7 @@ from store.retention.plan import (
     RootTotals,
     RunTotals,
     _account_fs,
+    _Nesting,
     _pins_for,
     disk_freed,
 )
@@ -430,6 +431,12 @@ def plan_removal(db: sqlite_utils.Database, root: str, rel: str, pins: Pins | No
         raise RemovalRefused(f"not indexed: {root}")
     if pins is not None and pins.covers(rel):
         raise RemovalRefused(f"{rel} is pinned (or a folder holding it is)")
+    for inner_root, inner_rel in _Nesting(db).inner(root):
+        if inner_rel == rel or inner_rel.startswith(rel.rstrip("/") + "/"):
+            raise RemovalRefused(
+                f"{rel} is or holds the indexed root {paths.display(inner_root)}: "
+                "choose what to trash inside that root"
+            )
     rel_key = key(rel)
     lo, hi = prefix_range(rel_key)
     rows = db.conn.execute(
