@@ -159,41 +159,98 @@ def _may_repeat(root: yaml.Node) -> bool:
     return False
 
 
+MAX_REPEAT_STEPS = 1_000_000
+"""Mappings ``_find_repeats`` visits (by path: an aliased mapping once per place it sits);
+past this the rest of its repeats are not examined, so not known."""
+
+
+def _own_repeats(
+    loader: _PlainLoader, node: yaml.MappingNode
+) -> tuple[dict[object, list[yaml.Node]], list[yaml.Node]]:
+    """A mapping's own keys (merges left out) with their value nodes, and its merged
+    mappings in the order they take precedence (the first of ``<<: [*a, *b]`` wins)."""
+    values: dict[object, list[yaml.Node]] = {}
+    merged: list[yaml.Node] = []
+    for key_node, value_node in node.value:
+        if key_node.tag == _MERGE:
+            many = isinstance(value_node, yaml.SequenceNode)
+            parts = value_node.value if many else [value_node]
+            merged += [m for m in parts if isinstance(m, yaml.MappingNode)]
+            continue
+        key = _key(loader, key_node)
+        if key is not _UNHASHABLE:
+            values.setdefault(key, []).append(value_node)
+    return values, merged
+
+
 def _find_repeats(
     loader: _PlainLoader, root: yaml.Node
-) -> list[tuple[tuple[object, ...], object, list[yaml.Node]]]:
+) -> tuple[list[tuple[tuple[object, ...], object, list[yaml.Node]]], bool]:
     """Keys a mapping of the composed document repeats, as ``(path, key, value nodes)``,
-    in document order.  A merge (``<<: *base``) is not a repeat: keys the mapping sets
-    itself override merged ones by the YAML spec.  Each node is visited once, where it
-    first appears, and only a key's last value (the one loaded) is walked into."""
-    found: list[tuple[tuple[object, ...], object, list[yaml.Node]]] = []
-    seen: set[int] = set()
-    stack: list[tuple[yaml.Node, tuple[object, ...]]] = [(root, ())]
-    while stack:
-        node, path = stack.pop()
-        if id(node) in seen:
+    in document order, and whether some were left unexamined (past ``MAX_REPEAT_STEPS``
+    or ``MAX_REPEATS``).  A merge (``<<: *base``) is not a repeat: keys the mapping sets
+    itself override merged ones by the YAML spec; a key a merged mapping repeats is one of
+    the merging mapping, unless it sets that key itself.  A mapping an alias names again
+    (``model: *defaults``) repeats its keys in each place it sits: a loader keeping the
+    first value reads it there too.  Only a key's last value (the one loaded) is walked
+    into, and only where a repeat lies below."""
+    # pass 1: each node once; which hold a repeat (their own, or below them)
+    own: dict[int, tuple[dict[object, list[yaml.Node]], list[yaml.Node]]] = {}
+    hot: dict[int, bool] = {}
+    open_nodes: set[int] = set()
+    stack1: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack1:
+        node, finished = stack1.pop()
+        key_id = id(node)
+        if isinstance(node, yaml.MappingNode):
+            if key_id not in own:
+                own[key_id] = _own_repeats(loader, node)
+            values, merged = own[key_id]
+            below = [nodes[-1] for nodes in values.values()] + merged
+            repeats_here = any(len(nodes) > 1 for nodes in values.values())
+        elif isinstance(node, yaml.SequenceNode):
+            below, repeats_here = list(node.value), False
+        else:
+            hot[key_id] = False
             continue
-        seen.add(id(node))
-        children: list[tuple[yaml.Node, tuple[object, ...]]] = []
+        if finished:
+            open_nodes.discard(key_id)
+            hot[key_id] = repeats_here or any(hot.get(id(c), False) for c in below)
+            continue
+        if key_id in hot or key_id in open_nodes:
+            continue
+        open_nodes.add(key_id)
+        stack1.append((node, True))
+        stack1.extend((c, False) for c in below if id(c) not in hot)
+    # pass 2: every place a node holding a repeat sits, by path
+    found: list[tuple[tuple[object, ...], object, list[yaml.Node]]] = []
+    steps = 0
+    Item = tuple[yaml.Node, tuple[object, ...], frozenset[object]]
+    stack: list[Item] = [(root, (), frozenset())]
+    while stack:
+        node, path, shadow = stack.pop()
+        if not hot.get(id(node)):
+            continue
+        steps += 1
+        if steps > MAX_REPEAT_STEPS or len(found) > MAX_REPEATS:
+            return found, True
+        children: list[Item] = []
         if isinstance(node, yaml.SequenceNode):
-            children = [(child, (*path, Index(i))) for i, child in enumerate(node.value)]
+            children = [(c, (*path, Index(i)), frozenset()) for i, c in enumerate(node.value)]
         elif isinstance(node, yaml.MappingNode):
-            values: dict[object, list[yaml.Node]] = {}
-            for key_node, value_node in node.value:
-                if key_node.tag == _MERGE:
-                    many = isinstance(value_node, yaml.SequenceNode)
-                    merged = value_node.value if many else [value_node]
-                    children += [(m, path) for m in merged if isinstance(m, yaml.MappingNode)]
-                    continue
-                key = _key(loader, key_node)
-                if key is not _UNHASHABLE:
-                    values.setdefault(key, []).append(value_node)
+            values, merged = own[id(node)]
+            taken = set(shadow) | set(values)
+            for merged_node in merged:
+                children.append((merged_node, path, frozenset(taken)))
+                taken |= set(own[id(merged_node)][0]) if id(merged_node) in own else set()
             for key, nodes in values.items():
+                if key in shadow:
+                    continue  # the merging mapping (or a merge before) sets it
                 if len(nodes) > 1:
                     found.append((path, key, nodes))
-                children.append((nodes[-1], (*path, key)))
+                children.append((nodes[-1], (*path, key), frozenset()))
         stack.extend(reversed(children))
-    return found
+    return found, False
 
 
 def load(text: str | bytes) -> Any:
@@ -204,11 +261,15 @@ def load(text: str | bytes) -> Any:
 def load_with_repeats(text: str | bytes) -> tuple[Any, list[Repeat], int]:
     """``store.yamlsafe.load_yaml_repeats``."""
     repeats: list[Repeat] = []
-    data = _load(text, repeats)
-    return data, repeats[:MAX_REPEATS], max(0, len(repeats) - MAX_REPEATS)
+    unexamined: list[int] = []
+    data = _load(text, repeats, unexamined)
+    more = max(0, len(repeats) - MAX_REPEATS) + sum(unexamined)
+    return data, repeats[:MAX_REPEATS], more
 
 
-def _load(text: str | bytes, repeats: list[Repeat] | None) -> Any:
+def _load(
+    text: str | bytes, repeats: list[Repeat] | None, unexamined: list[int] | None = None
+) -> Any:
     if isinstance(text, bytes):
         text = text.decode("utf-8", "replace")
     loader = _PlainLoader(text)  # safe constructors only: never yaml's full Loader
@@ -221,7 +282,7 @@ def _load(text: str | bytes, repeats: list[Repeat] | None) -> Any:
             return loader.construct_document(node)
         if not _may_repeat(node):
             return loader.construct_document(node)
-        found = _find_repeats(loader, node)
+        found, cut = _find_repeats(loader, node)
         data = loader.construct_document(node)
         budget = MAX_ALIAS_EXPANSION  # each value is built again: bounded like the document
         for path, key, nodes in found:
@@ -233,6 +294,8 @@ def _load(text: str | bytes, repeats: list[Repeat] | None) -> Any:
             first = loader.construct_document(nodes[0])
             last = loader.construct_document(nodes[-1])
             repeats.append(Repeat(path, key, len(nodes), first, last))
+        if cut and unexamined is not None:  # past the walk's budget: repeats not known
+            unexamined.append(1)
         return data
     except YamlError:
         raise

@@ -496,3 +496,24 @@ def test_lightning_hparams_with_python_tags_diff_structurally(tmp_path: Path) ->
     assert result.kind == "structured" and not result.equal
     changes = [(c.path, c.old, c.new) for c in result.result.changes]  # type: ignore[union-attr]
     assert changes == [("betas[1]", 0.99, 0.999)]
+
+
+def test_a_repeated_key_under_an_alias_or_merge_is_ambiguous_where_it_is_used(
+    tmp_path: Path,
+) -> None:
+    """``model: *d`` (or ``<<: *d``) where ``d`` repeats ``lr``: a loader keeping the first
+    value reads ``model.lr`` as 0.1, so against ``model: {lr: 0.2}`` it is ambiguous, not
+    equal (the repeat was said only where the anchor sits, and there both files agree)."""
+    (tmp_path / "b.yaml").write_text("_d:\n  lr: 0.1\n  lr: 0.2\nmodel:\n  lr: 0.2\n")
+    for name, use in (("alias.yaml", "model: *d\n"), ("merge.yaml", "model:\n  <<: *d\n")):
+        (tmp_path / name).write_text("_d: &d\n  lr: 0.1\n  lr: 0.2\n" + use)
+        result = diff_structured_files(tmp_path / name, tmp_path / "b.yaml")
+        assert not result.equal, name
+        assert [(c.path, c.kind) for c in result.changes] == [("model.lr", "ambiguous")]
+        assert any("key model.lr appears 2 times" in w for w in result.warnings)
+    # a key the merging mapping sets itself is no repeat there
+    (tmp_path / "own.yaml").write_text(
+        "_d: &d\n  lr: 0.1\n  lr: 0.2\nmodel:\n  <<: *d\n  lr: 0.2\n"
+    )
+    result = diff_structured_files(tmp_path / "own.yaml", tmp_path / "b.yaml")
+    assert result.equal and not any("model.lr" in w for w in result.warnings)
