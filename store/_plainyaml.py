@@ -183,6 +183,25 @@ def _own_repeats(
     return values, merged
 
 
+def _holds_repeat(loader: _PlainLoader, node: yaml.Node) -> bool:
+    """Whether a mapping at or below ``node`` repeats a key (each node once)."""
+    seen: set[int] = set()
+    stack = [node]
+    while stack:
+        item = stack.pop()
+        if id(item) in seen:
+            continue
+        seen.add(id(item))
+        if isinstance(item, yaml.MappingNode):
+            values, merged = _own_repeats(loader, item)
+            if any(len(nodes) > 1 for nodes in values.values()):
+                return True
+            stack += [n for nodes in values.values() for n in nodes] + merged
+        elif isinstance(item, yaml.SequenceNode):
+            stack += item.value
+    return False
+
+
 def _find_repeats(
     loader: _PlainLoader, root: yaml.Node
 ) -> tuple[list[tuple[tuple[object, ...], object, list[yaml.Node]]], bool]:
@@ -291,6 +310,9 @@ def _load(
                 repeats.append(Repeat(path, key, len(nodes), None, None, read=False))
                 continue
             budget -= cost
+            if _holds_repeat(loader, nodes[0]):  # built last-wins inside: not its first
+                repeats.append(Repeat(path, key, len(nodes), None, None, read=False))
+                continue
             first = loader.construct_document(nodes[0])
             last = loader.construct_document(nodes[-1])
             repeats.append(Repeat(path, key, len(nodes), first, last))

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -129,6 +129,8 @@ def load_json_repeats(text: str | bytes) -> tuple[Any, list[Repeat], int]:
             stack.extend((v, (link, k)) for k, v in reversed(list(value.items())))
         elif isinstance(value, list):
             stack.extend((v, (link, Index(i))) for i, v in reversed(list(enumerate(value))))
+    if where:  # objects with a repeat inside a value a later key replaced
+        repeats = [_unread_if_holding(r, where.keys()) for r in repeats]
     return data, repeats[:MAX_REPEATS], max(0, len(repeats) - MAX_REPEATS)
 
 
@@ -148,3 +150,19 @@ def load_toml(text: str) -> dict[str, Any]:
         import tomli as tomllib
 
     return _parsed(tomllib.loads, text)
+
+
+def _unread_if_holding(repeat: Repeat, ids: Collection[int]) -> Repeat:
+    """``repeat``, its values marked not read when its first value holds one of the
+    objects ``ids`` (a repeat of its own: a first-wins loader reads that value otherwise
+    than ``json`` built it)."""
+    stack: list[Any] = [repeat.first]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, dict):
+            if id(value) in ids:
+                return Repeat(repeat.path, repeat.key, repeat.count, None, None, read=False)
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
+    return repeat

@@ -517,3 +517,24 @@ def test_a_repeated_key_under_an_alias_or_merge_is_ambiguous_where_it_is_used(
     )
     result = diff_structured_files(tmp_path / "own.yaml", tmp_path / "b.yaml")
     assert result.equal and not any("model.lr" in w for w in result.warnings)
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "other"),
+    [
+        ("a.json", '{"a": {"lr": 1, "lr": 2}, "a": {"lr": 2}}', '{"a": {"lr": 2}}'),
+        ("a.yaml", "a:\n  lr: 1\n  lr: 2\na:\n  lr: 2\n", "a:\n  lr: 2\n"),
+        ("b.yaml", "a:\n  x:\n    - {lr: 1, lr: 2}\na:\n  x: [{lr: 2}]\n", "a:\n  x: [{lr: 2}]\n"),
+    ],
+)
+def test_a_repeat_inside_a_replaced_value_leaves_the_first_value_unknown(
+    tmp_path: Path, name: str, text: str, other: str
+) -> None:
+    """``a`` given twice, its first value repeating ``lr`` itself: a loader keeping first
+    values reads ``a.lr`` as 1, so against ``a: {lr: 2}`` this is not equal.  The first
+    value was built last-wins inside, as if it were ``{lr: 2}``."""
+    (tmp_path / name).write_text(text)
+    (tmp_path / f"other{Path(name).suffix}").write_text(other)
+    result = diff_structured_files(tmp_path / name, tmp_path / f"other{Path(name).suffix}")
+    assert not result.equal
+    assert [(c.path, c.kind) for c in result.changes] == [("a", "ambiguous")]
