@@ -397,21 +397,13 @@ def record_trash(
     totals recounted.  False when this move was recorded already (a replayed manifest)."""
     if _already_recorded(conn, root_id, "trash", trash_path):
         return False
-    lo, hi = prefix if prefix is not None else (b"", b"")
-    rows = conn.execute(
-        "SELECT id, run_id, path FROM artifacts WHERE root_id = ? AND "
-        "(path = ? OR (? AND path >= ? AND path < ?))",
-        (root_id, path, int(prefix is not None), lo, hi),
-    ).fetchall()
     conn.execute(
         "INSERT INTO retention_actions (ts, root_id, path, size, action, policy, reason, "
         "trash_path) VALUES (?, ?, ?, ?, 'trash', ?, ?, ?)",
         (ts, root_id, path, size, policy, reason, trash_path),
     )
-    delete_artifacts(conn, (r[0] for r in rows))
-    events: list[EventRow] = [(EventKind.REMOVED, root_id, r[1], r[2]) for r in rows]
-    add_events(conn, ts, [*events, (EventKind.TRASH, root_id, None, path)])
-    rebuild_run_totals(conn, (r[1] for r in rows))
+    forget_moved(conn, root_id, path, prefix, ts)
+    add_events(conn, ts, [(EventKind.TRASH, root_id, None, path)])
     return True
 
 
@@ -463,10 +455,10 @@ def forget_moved(
     prefix: tuple[bytes, bytes] | None,
     ts: float,
 ) -> None:
-    """A file or folder another indexed root moved to its trash, in a root that holds the
-    same files (roots that nest, or one folder under two names): its rows gone, one
-    ``removed`` event per row, its runs' totals recounted, as a scan would find it.  The
-    action and its ``trash`` event are the acting root's alone.  Idempotent."""
+    """A file or folder gone to a trash (``record_trash``'s, or another indexed root's
+    that holds the same files: roots that nest, one folder under two names): its rows
+    gone, one ``removed`` event per row, its runs' totals recounted, as a scan would find
+    it.  The action and its ``trash`` event are the acting root's alone.  Idempotent."""
     lo, hi = prefix if prefix is not None else (b"", b"")
     rows = conn.execute(
         "SELECT id, run_id, path FROM artifacts WHERE root_id = ? AND "
