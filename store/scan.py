@@ -791,7 +791,7 @@ class Indexer:
         vouched = report.files - len(entries)
         had_rows = bool(existing) or vouched > 0
         protected = walk.unreadable
-        shielded = _below_any(protected)
+        shielded = below_any(protected)
         now = self.clock()
 
         if not unique:
@@ -1558,7 +1558,7 @@ def _os_reason(exc: OSError) -> str:
     }.get(exc.errno or 0, "error")
 
 
-def _below_any(places: Iterable[bytes]) -> Callable[[bytes], bool]:
+def below_any(places: Iterable[bytes]) -> Callable[[bytes], bool]:
     """A test of "``key`` is one of ``places`` or lies below one", walking up from the key:
     a folder its reader may list but not enter names every entry in it, and a pass over
     them all per row would make a scan quadratic."""

@@ -48,7 +48,7 @@ from store.errors import ArtlensError
 from store.index import write
 from store.index.db import is_network_fs, open_db, write_transaction
 from store.lock import WriterLock
-from store.scan import IGNORED_DIR_NAMES, Indexer, ScanReport
+from store.scan import IGNORED_DIR_NAMES, Indexer, ScanReport, below_any
 from store.watch import canary, rescan
 
 log = logging.getLogger("artlens.watch")
@@ -675,26 +675,13 @@ class Watcher:
     def _unreadable_test(self, root: _Root) -> Callable[[bytes], bool]:
         """A test of "this key is, or lies below, a place recorded unreadable"."""
         assert self._db is not None
-        marked = {
+        return below_any(
             bytes(p)
             for (p,) in self._db.conn.execute(
                 "SELECT path FROM unreadable WHERE root_id = ?", [root.indexer.root_id]
             )
             if isinstance(p, bytes)
-        }
-        if not marked:
-            return lambda key: False
-        if b"" in marked:
-            return lambda key: True
-
-        def shut(key: bytes) -> bool:
-            while key:
-                if key in marked:
-                    return True
-                key = paths.parent_key(key)
-            return False
-
-        return shut
+        )
 
     def _check_watch_coverage(self, root: _Root) -> None:
         """Watches missing on indexed folders mean the watch limit ran out mid-tree (those
