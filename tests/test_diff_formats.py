@@ -196,6 +196,25 @@ def test_repeated_keys_in_ini_and_argument_files(tmp_path: Path) -> None:
     assert not args.equal and "key lr appears 2 times" in args.warnings[0]
 
 
+def test_thousands_of_repeated_keys_are_each_settled(tmp_path: Path) -> None:
+    """Thousands of repeats, each change under an ambiguous key replaced by it and the rest
+    kept (their lookup is by the path's own cut points, not a pass over every key: an INI
+    of 30,000 such blocks took over a minute to compare)."""
+    from store.diff.configs import diff_config_files
+
+    blocks = 3_000
+    (tmp_path / "a.cfg").write_text(
+        "".join(f"[s]\nk = {i}\nk = {i + 1}\nx = {i}\n" for i in range(blocks))
+    )
+    (tmp_path / "b.cfg").write_text(
+        "".join(f"[s]\nk = {i + 1}\nx = {i + 1}\n" for i in range(blocks))
+    )
+    cfg = diff_config_files(str(tmp_path / "a.cfg"), str(tmp_path / "b.cfg"), "ini")
+    kinds = sorted({(c.path.rpartition(".")[2], c.kind) for c in cfg.changes})
+    assert kinds == [("k", "ambiguous"), ("x", "changed")]
+    assert len(cfg.changes) == 2 * blocks and len(cfg.warnings) == blocks
+
+
 def test_broken_json_is_an_error_and_falls_back_to_text(tmp_path: Path) -> None:
     (tmp_path / "a.json").write_text('{"a": 1, "b": [1, 2]}\n')
     (tmp_path / "b.json").write_text('{"a": 1, "b": [1, \n')

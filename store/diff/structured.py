@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
@@ -253,6 +254,34 @@ def _shown(value: object) -> str:
     return text if len(text) <= 60 else text[:59] + "…"
 
 
+_SEPARATOR = re.compile(r"[.\[]")
+
+
+class _Paths:
+    """Key paths, and whether a path is one of them or lies under one (``a`` holds
+    ``a.b`` and ``a[0]``), in time linear in the path, not in how many are held: a file
+    repeating thousands of keys is compared against a hundred thousand changes."""
+
+    def __init__(self) -> None:
+        self.paths: set[str] = set()
+        self.lengths: set[int] = set()
+        self.longest = -1
+
+    def add(self, path: str) -> None:
+        self.paths.add(path)
+        self.lengths.add(len(path))
+        self.longest = max(self.longest, len(path))
+
+    def hold(self, path: str) -> bool:
+        if path in self.paths:
+            return True
+        for found in _SEPARATOR.finditer(path, 0, self.longest + 1):
+            cut = found.start()
+            if cut in self.lengths and path[:cut] in self.paths:
+                return True
+        return False
+
+
 def settle_repeats(
     changes: list[Change], a: Parsed, b: Parsed, name_a: str, name_b: str
 ) -> tuple[list[Change], list[str]]:
@@ -281,8 +310,9 @@ def settle_repeats(
                 f"{name}: {parsed.more} more repeated keys not examined; their values are unknown"
             )
     ambiguous: list[str] = []
+    held = _Paths()
     for path in sorted(repeated, key=len):
-        if any(path == p or path.startswith((p + ".", p + "[")) for p in ambiguous):
+        if held.hold(path):
             continue
         parts, rep_a, rep_b = repeated[path]
         last_a, last_b = _at(a.value, parts), _at(b.value, parts)
@@ -296,15 +326,13 @@ def settle_repeats(
         first_b = rep_b.first if rep_b is not None else last_b
         if lost or _same(first_a, first_b) != _same(last_a, last_b):
             ambiguous.append(path)
+            held.add(path)
     if a.more or b.more:  # repeats not examined: which keys they are is not known either
         return [Change("", "ambiguous")], warnings
     if not ambiguous:
         return changes, warnings
 
-    def under(path: str) -> bool:
-        return any(path == p or path.startswith((p + ".", p + "[")) for p in ambiguous)
-
-    kept = [change for change in changes if not under(change.path)]
+    kept = [change for change in changes if not held.hold(change.path)]
     for path in ambiguous:
         old, new = _at(a.value, repeated[path][0]), _at(b.value, repeated[path][0])
         kept.append(
