@@ -215,6 +215,24 @@ def test_thousands_of_repeated_keys_are_each_settled(tmp_path: Path) -> None:
     assert len(cfg.changes) == 2 * blocks and len(cfg.warnings) == blocks
 
 
+def test_ini_and_argument_files_past_the_line_cap_are_not_compared_on_their_start(
+    tmp_path: Path,
+) -> None:
+    """The parsers stopped at 100,000 lines (arguments) without a word: two 1 MB files
+    that differ only past that line were equal."""
+    from store.diff.configs import diff_config_files
+
+    head = "[s]\n" + "".join(f"k{i} = 1\n" for i in range(100_000))
+    (tmp_path / "a.cfg").write_text(head + "[late]\nlr = 0.1\n")
+    (tmp_path / "b.cfg").write_text(head + "[late]\nlr = 0.2\n")
+    with pytest.raises(DiffError, match="more than 100000 lines"):
+        diff_config_files(str(tmp_path / "a.cfg"), str(tmp_path / "b.cfg"), "ini")
+    (tmp_path / "a.args").write_text("--x 1\n" * 50_000 + "--lr 0.1\n")
+    (tmp_path / "b.args").write_text("--x 1\n" * 50_000 + "--lr 0.2\n")
+    with pytest.raises(DiffError, match="more than 100000 arguments"):
+        diff_config_files(str(tmp_path / "a.args"), str(tmp_path / "b.args"), "args")
+
+
 def test_broken_json_is_an_error_and_falls_back_to_text(tmp_path: Path) -> None:
     (tmp_path / "a.json").write_text('{"a": 1, "b": [1, 2]}\n')
     (tmp_path / "b.json").write_text('{"a": 1, "b": [1, \n')

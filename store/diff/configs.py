@@ -31,6 +31,8 @@ from store.safeparse import Repeat, repeats_of
 MAX_CONFIG_BYTES = 4 << 20
 """A config file bigger than this is not parsed (it is reported as too large)."""
 MAX_LINES = 100_000
+"""Lines of an INI file (arguments of an argument file) compared by value; past this the
+file is not compared by value (an error), never compared on its first lines alone."""
 _ARGS_NAMES = frozenset({"args.txt", "cmd.txt", "command.txt", "cmdline.txt"})
 _INI_SUFFIXES = frozenset({".cfg", ".ini", ".conf"})
 _SECTION = re.compile(r"^\[([^\]]*)\]\s*$")
@@ -103,8 +105,10 @@ def parse_args(text: str, repeats: list[Repeat] | None = None) -> dict[str, obje
         tokens = text.split()
     pairs: list[tuple[str, object]] = []
     positional: list[object] = []
+    if len(tokens) > MAX_LINES:
+        raise DiffError(f"more than {MAX_LINES} arguments, not compared by value")
     index = 0
-    while index < len(tokens) and index < MAX_LINES:
+    while index < len(tokens):
         token = tokens[index]
         index += 1
         if token.startswith("-") and len(token) > 1 and not _is_number(token):
@@ -148,7 +152,7 @@ def parse_ini(text: str, repeats: list[Repeat] | None = None) -> dict[str, objec
     sections: list[tuple[tuple[object, ...], list[tuple[str, object]]]] = [((), [])]
     for number, line in enumerate(text.splitlines()):
         if number >= MAX_LINES:
-            break
+            raise DiffError(f"more than {MAX_LINES} lines, not compared by value")
         stripped = line.strip()
         if not stripped or stripped.startswith(("#", ";")):
             continue
