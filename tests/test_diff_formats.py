@@ -233,6 +233,29 @@ def test_ini_and_argument_files_past_the_line_cap_are_not_compared_on_their_star
         diff_config_files(str(tmp_path / "a.args"), str(tmp_path / "b.args"), "args")
 
 
+def test_an_ini_value_continued_on_indented_lines_is_one_value(tmp_path: Path) -> None:
+    """configparser (setup.cfg, tox.ini) reads an indented line as more of the value above
+    it; each was a key of its own, so moving ``torch`` from one list to the other was
+    "same values, different layout" and the runs equal."""
+    from store.diff.configs import diff_config_files, parse_ini
+
+    (tmp_path / "a.cfg").write_text(
+        "[options]\ninstall_requires =\n    numpy\n    torch\nextras_require =\n"
+    )
+    (tmp_path / "b.cfg").write_text(
+        "[options]\ninstall_requires =\n    numpy\nextras_require =\n    torch\n"
+    )
+    cfg = diff_config_files(str(tmp_path / "a.cfg"), str(tmp_path / "b.cfg"), "ini")
+    assert not cfg.equal
+    assert [(c.path, c.kind, c.old, c.new) for c in cfg.changes] == [
+        ("options.install_requires", "changed", "\nnumpy\ntorch", "\nnumpy"),
+        ("options.extras_require", "changed", "", "\ntorch"),
+    ]
+    assert cfg.warnings == []  # two lists naming one package repeat no key
+    text = "[s]\nx = 1\n  y = 2\n\n  # note\n  [z]\nflag\n  w = 3\n"
+    assert parse_ini(text) == {"s": {"x": "1\ny = 2\n\n[z]", "flag": True, "w": 3}}
+
+
 def test_broken_json_is_an_error_and_falls_back_to_text(tmp_path: Path) -> None:
     (tmp_path / "a.json").write_text('{"a": 1, "b": [1, 2]}\n')
     (tmp_path / "b.json").write_text('{"a": 1, "b": [1, \n')

@@ -145,17 +145,45 @@ def parse_ini(text: str, repeats: list[Repeat] | None = None) -> dict[str, objec
     """``[section]`` headers and ``key = value`` / ``key: value`` lines.  A repeated section
     (Darknet's ``[convolutional]``) gets ``#2``, ``#3``... so every block is compared.  A
     key a section repeats keeps its last value and is added to ``repeats``: configparser
-    refuses such a file, Darknet reads the first."""
+    refuses such a file, Darknet reads the first.  A line indented deeper than the key
+    line before it continues that key's value, as configparser (setup.cfg, tox.ini) reads
+    it: ``install_requires =`` then ``    numpy`` is one value, ``"\nnumpy"``."""
     out: dict[str, object] = {}
     current: dict[str, object] = out
     seen: dict[str, int] = {}
     sections: list[tuple[tuple[object, ...], list[tuple[str, object]]]] = [((), [])]
+    key_indent = -1
+    """Indentation of the key line a deeper line continues; -1 when none may."""
+    value_lines: list[str] = []
+    blanks = 0
+
+    def finish() -> None:
+        """The key before: its value with the lines that continued it, one text."""
+        if len(value_lines) > 1:
+            name = sections[-1][1][-1][0]
+            joined = "\n".join(value_lines)
+            current[name] = joined
+            sections[-1][1][-1] = (name, joined)
+        value_lines.clear()
+
     for number, line in enumerate(text.splitlines()):
         if number >= MAX_LINES:
             raise DiffError(f"more than {MAX_LINES} lines, not compared by value")
         stripped = line.strip()
-        if not stripped or stripped.startswith(("#", ";")):
+        if not stripped:
+            blanks += 1
             continue
+        if stripped.startswith(("#", ";")):
+            continue
+        indent = len(line) - len(line.lstrip())
+        if key_indent >= 0 and indent > key_indent:
+            value_lines.extend([""] * blanks)
+            value_lines.append(stripped)
+            blanks = 0
+            continue
+        finish()
+        blanks = 0
+        key_indent = -1
         header = _SECTION.match(stripped)
         if header:
             name = header.group(1).strip()
@@ -169,9 +197,13 @@ def parse_ini(text: str, repeats: list[Repeat] | None = None) -> dict[str, objec
         value: object = True
         name = stripped
         if cut >= 0:
-            name, value = stripped[:cut].strip(), _value(stripped[cut + 1 :])
+            raw = stripped[cut + 1 :].strip()
+            name, value = stripped[:cut].strip(), _value(raw)
+            key_indent = indent
+            value_lines.append(raw)
         current[name] = value
         sections[-1][1].append((name, value))
+    finish()
     if repeats is not None:
         for path, pairs in sections:
             if len({name for name, _ in pairs}) != len(pairs):
