@@ -617,7 +617,7 @@ class Indexer:
         """
         started = time.perf_counter()
         wait_for_checkpoints()  # a walk forks its helper only in a process of one thread
-        start = paths.key(subtree)
+        start = self._through_folders(paths.key(subtree))
         report = ScanReport(root=paths.display(self.root_b))
         self._summaries = not defer_summaries
         self._read_ahead = read_ahead
@@ -633,6 +633,22 @@ class Indexer:
             self._read_ahead = False
         report.seconds = time.perf_counter() - started
         return report
+
+    def _through_folders(self, start: bytes) -> bytes:
+        """``start``, or the folder holding the first of its parents that is no longer a
+        real folder (a link to ``/etc``, a file, a FIFO): a walk from ``start`` would go
+        through that link and index what lies outside the root under the root's names.
+        The folder holding it is walked instead, which sees the link as a link."""
+        parts = start.split(b"/") if start else []
+        for depth in range(1, len(parts)):
+            above = b"/".join(parts[:depth])
+            try:
+                mode = os.lstat(os.path.join(self.root_b, above)).st_mode
+            except OSError:  # gone or not to be looked at: the walk says which
+                return start
+            if not stat.S_ISDIR(mode):
+                return b"/".join(parts[: depth - 1])
+        return start
 
     def _scan(self, start: bytes, report: ScanReport, progress: ProgressFn | None) -> None:
         self._scan_walked(start, self._walk(start, report, progress), report)
@@ -727,7 +743,7 @@ class Indexer:
         existing: set[tuple[Any, ...]] = set()
         existing_dirs: dict[bytes, tuple[int, int | None]] = {}
         conn = self.db.conn
-        for folder in sorted({paths.key(f) for f in folders}):
+        for folder in sorted({self._through_folders(paths.key(f)) for f in folders}):
             if folder in walk.dirs and folder in walk.slices:
                 continue  # already walked as part of a new parent
             known = {

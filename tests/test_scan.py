@@ -750,3 +750,28 @@ def test_a_write_that_rolls_back_leaves_the_runs_to_the_next(
     (root / "lightning_logs" / "version_1" / "metrics.csv").write_text("epoch,loss\n0,1.0\n1,0.5\n")
     indexer.scan_folders([b"lightning_logs/version_1"])
     assert index_rows(db) == ground_truth(root)
+
+
+@pytest.mark.parametrize("how", ["scan", "scan_folders"])
+def test_a_subtree_whose_parent_became_a_link_is_not_walked_through_it(
+    tmp_path: Path, db: sqlite_utils.Database, how: str
+) -> None:
+    """A rescan of ``run/a/b`` (the watcher's retry of a place once unreadable, an event
+    under it) after ``run/a`` was replaced by a link to a folder outside the root indexed
+    that folder's files as the root's own (``run/a/b/secret.txt``)."""
+    root = tmp_path / "root"
+    (root / "run" / "a" / "b").mkdir(parents=True)
+    (root / "run" / "a" / "b" / "f.txt").write_text("1")
+    outside = tmp_path / "outside"
+    (outside / "b").mkdir(parents=True)
+    (outside / "b" / "secret.txt").write_text("not the root's")
+    indexer = Indexer(db, root)
+    indexer.scan()
+    shutil.rmtree(root / "run" / "a")
+    (root / "run" / "a").symlink_to(outside)
+    if how == "scan":
+        indexer.scan(b"run/a/b")
+    else:
+        indexer.scan_folders([b"run/a/b"])
+    assert b"run/a/b/secret.txt" not in index_rows(db)
+    assert index_rows(db) == ground_truth(root)
