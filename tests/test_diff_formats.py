@@ -598,3 +598,23 @@ def test_a_repeat_inside_a_replaced_value_leaves_the_first_value_unknown(
     result = diff_structured_files(tmp_path / name, tmp_path / f"other{Path(name).suffix}")
     assert not result.equal
     assert [(c.path, c.kind) for c in result.changes] == [("a", "ambiguous")]
+
+
+def test_ini_sections_and_keys_that_collide_keep_every_value(tmp_path: Path) -> None:
+    """A literal ``[s#2]`` beside a repeated ``[s]``, and a top-level key later named as a
+    section, each overwrote a block without a word; keys spelled alike but for case are
+    one key to configparser (the last kept): ambiguous against a file that orders them
+    otherwise, not equal."""
+    from store.diff.configs import diff_config_files, parse_ini
+
+    parsed = parse_ini("x = 1\n[s]\na = 1\n[s#2]\nb = 2\n[s]\nc = 3\n[x]\nd = 4\n")
+    assert parsed == {"x": 1, "s": {"a": 1}, "s#2": {"b": 2}, "s#3": {"c": 3}, "x#2": {"d": 4}}
+    (tmp_path / "a.cfg").write_text("[train]\nLR = 1\nlr = 2\n")
+    (tmp_path / "b.cfg").write_text("[train]\nlr = 2\nLR = 1\n")
+    cfg = diff_config_files(str(tmp_path / "a.cfg"), str(tmp_path / "b.cfg"), "ini")
+    assert not cfg.equal
+    assert sorted((c.path, c.kind) for c in cfg.changes) == [
+        ("train.LR", "ambiguous"),
+        ("train.lr", "ambiguous"),
+    ]
+    assert any("key train.lr appears 2 times" in w for w in cfg.warnings), cfg.warnings

@@ -150,7 +150,6 @@ def parse_ini(text: str, repeats: list[Repeat] | None = None) -> dict[str, objec
     it: ``install_requires =`` then ``    numpy`` is one value, ``"\nnumpy"``."""
     out: dict[str, object] = {}
     current: dict[str, object] = out
-    seen: dict[str, int] = {}
     sections: list[tuple[tuple[object, ...], list[tuple[str, object]]]] = [((), [])]
     key_indent = -1
     """Indentation of the key line a deeper line continues; -1 when none may."""
@@ -187,8 +186,10 @@ def parse_ini(text: str, repeats: list[Repeat] | None = None) -> dict[str, objec
         header = _SECTION.match(stripped)
         if header:
             name = header.group(1).strip()
-            seen[name] = seen.get(name, 0) + 1
-            key = name if seen[name] == 1 else f"{name}#{seen[name]}"
+            key, count = name, 1
+            while key in out:  # a name a section, a key or an earlier #N already took
+                count += 1
+                key = f"{name}#{count}"
             current = {}
             out[key] = current
             sections.append(((key,), []))
@@ -206,9 +207,25 @@ def parse_ini(text: str, repeats: list[Repeat] | None = None) -> dict[str, objec
     finish()
     if repeats is not None:
         for path, pairs in sections:
-            if len({name for name, _ in pairs}) != len(pairs):
+            names = {name for name, _ in pairs}
+            if len(names) != len(pairs):
                 repeats += repeats_of(path, pairs)
+            if len({name.lower() for name in names}) != len(names):
+                repeats += _case_repeats(path, pairs)
     return out
+
+
+def _case_repeats(path: tuple[object, ...], pairs: list[tuple[str, object]]) -> list[Repeat]:
+    """Keys of one section spelled alike but for case (``LR``, ``lr``): configparser folds
+    them into one key, the last kept, where a case-keeping reader has two."""
+    groups: dict[str, list[tuple[str, object]]] = {}
+    for name, value in pairs:
+        groups.setdefault(name.lower(), []).append((name, value))
+    return [
+        Repeat(path, group[-1][0], len(group), group[0][1], group[-1][1])
+        for group in groups.values()
+        if len({name for name, _ in group}) > 1
+    ]
 
 
 def parse_config(data: bytes, fmt: str) -> object:
