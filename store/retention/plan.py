@@ -985,23 +985,19 @@ def _make_plan(
                     pinned_among=pinned_among,
                 )
             )
-            if (
-                rules.keep_best
-                and not rules.keep_last
-                and rules.keep_within is None
-                and any(u.metric is None for u in units)
-                and any(u.metric is not None for u in units)
-            ):
-                plan.warnings.append(
-                    f"{run.path or '.'}: some checkpoints have no {rules.metric} value "
-                    "(keep_best keeps those)"
-                )
-            if rules.keep_best and not any(u.metric is not None for u in units):
+            if rules.keep_best:
+                unscored = sum(u.metric is None for u in units)
                 alone = not rules.keep_last and rules.keep_within is None
-                plan.warnings.append(
-                    f"{run.path or '.'}: no {rules.metric} value for any checkpoint "
-                    f"(keep_best idle{': all kept' if alone else ''})"
-                )
+                if unscored == len(units):
+                    plan.warnings.append(
+                        f"{run.path or '.'}: no {rules.metric} value for any checkpoint "
+                        f"(keep_best idle{': all kept' if alone else ''})"
+                    )
+                elif unscored and alone:
+                    plan.warnings.append(
+                        f"{run.path or '.'}: some checkpoints have no {rules.metric} value "
+                        "(keep_best keeps those)"
+                    )
         totals.total_bytes = int(total_row[0]) - _inner_bytes(db, root_id, inner)
         has_links = bool(total_row[1])
         if has_links:
