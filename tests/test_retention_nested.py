@@ -287,3 +287,35 @@ def test_the_disk_usage_view_never_trashes_another_indexed_root(tmp_path: Path) 
     # what lies inside the inner root may still be chosen from the outer one
     chosen = f"deeper/sub/{CKPTS}/epoch=0.ckpt"
     assert [u.path for u in plan_removal(other, str(outer), chosen).removals] == [chosen]
+
+
+@pytest.mark.parametrize("outer_policy", ["pins", "broken"])
+def test_an_outer_roots_policy_pins_keep_its_files_when_only_the_inner_root_is_planned(
+    tmp_path: Path, outer_policy: str
+) -> None:
+    """/x's ``.artlens.toml`` pins ``sub/**/epoch=0.ckpt``: planned with /x, /x/sub keeps
+    that file; planned alone (``artlens retention plan /x/sub``), the outer root's policy
+    was never read and the pinned checkpoint was removed.  An outer policy file that
+    cannot be read leaves its pins unknown: the files it holds are kept, with a warning."""
+    from store.retention import service
+
+    outer, inner, db = _nested(tmp_path)
+    (inner / ".artlens.toml").write_text("[retention]\nkeep_last = 1\n")
+    (outer / ".artlens.toml").write_text(
+        '[retention]\nkeep_last = 1\npin = ["sub/**/epoch=0.ckpt"]\n'
+        if outer_policy == "pins"
+        else "[retention\nkeep_last = 1\n"
+    )
+    pinned = f"{CKPTS}/epoch=0.ckpt"
+    for chosen in ([str(outer), str(inner)], [str(inner)]):
+        planned = service.make(db, chosen)
+        decided = {(u.root, u.path): u.keep for u in planned.plan.items}
+        if outer_policy == "pins":
+            assert decided[(str(inner), pinned)] is True, chosen
+            assert decided[(str(inner), f"{CKPTS}/epoch=1.ckpt")] is False, chosen
+        else:
+            assert all(keep for (root, _), keep in decided.items() if root == str(inner))
+            assert any(str(outer) in w and "kept" in w for w in planned.plan.warnings), (
+                planned.plan.warnings
+            )
+    db.conn.close()

@@ -49,7 +49,7 @@ from store.retention.candidates import (
     rows_query,
 )
 from store.retention.globs import GlobSet, compile_globs
-from store.retention.policy import KeepRules, Policy, format_age
+from store.retention.policy import INVALID_POLICY, KeepRules, Policy, format_age
 from store.root import is_url
 from store.safefile import read_fd
 
@@ -653,7 +653,11 @@ class Pins:
     it, or the same folder under another name), each with how a path of this root reads
     in that root (None: not one of its paths)."""
 
-    def __init__(self, exact: Iterable[str], globs: Iterable[str]) -> None:
+    def __init__(
+        self, exact: Iterable[str], globs: Iterable[str], *, unknown: bool = False
+    ) -> None:
+        self.unknown = unknown
+        """Its policy file could not be read: any path may be pinned, so every one is."""
         self.exact = frozenset(p.strip("/") for p in exact)
         self.holders = frozenset(pin[:cut] for pin in self.exact for cut in _cuts(pin))
         """The folders above each exact pin: removing one would remove the pinned path."""
@@ -662,14 +666,15 @@ class Pins:
         self.others: list[tuple[Callable[[str], str | None], Pins]] = []
 
     def __bool__(self) -> bool:
-        return bool(self.exact) or self.globs is not None or bool(self.others)
+        return self.unknown or bool(self.exact) or self.globs is not None or bool(self.others)
 
     def covers(self, relpath: str) -> bool:
         """True when the path, or a folder holding it, is pinned (here or in a root that
         holds the same file)."""
         cut = relpath.rfind("/")
         return (
-            self._matches(relpath)
+            self.unknown
+            or self._matches(relpath)
             or (cut > 0 and self._folder_pinned(relpath[:cut]))
             or self._others_pin(relpath, holders=False)
         )
@@ -699,7 +704,7 @@ class Pins:
 
 def _own_pins(pins: Pins) -> Pins:
     """``pins`` without the other roots'."""
-    own = Pins((), ())
+    own = Pins((), (), unknown=pins.unknown)
     own.exact, own.holders, own.globs, own._folders = (
         pins.exact,
         pins.holders,
@@ -723,10 +728,13 @@ def _pins_for(
     policy: Policy,
     nesting: _Nesting | None = None,
     policy_of: Callable[[str], Policy] | None = None,
+    warnings: list[str] | None = None,
 ) -> Pins:
     """The pins of ``root``: the user's and its policy's globs; with ``nesting``, also
     those of every indexed root that holds the same files (with ``policy_of``, their
-    policies' globs too): a pin protects a file whichever root it was made in."""
+    policies' globs too): a pin protects a file whichever root it was made in.  A related
+    root whose policy file is broken may pin anything: the files it holds are all kept
+    (said in ``warnings``)."""
     exact: list[str] = []
     globs: list[str] = list(policy.pin)
     if pins is None:
@@ -738,7 +746,14 @@ def _pins_for(
             (globs if getattr(entry, "is_glob", False) else exact).append(str(entry.path))
     found = Pins(exact, globs)
     for other, read in nesting.related(root) if nesting is not None else ():
-        theirs = _pins_for(other, pins, policy_of(other) if policy_of else Policy())
+        their_policy = policy_of(other) if policy_of else Policy()
+        theirs = _pins_for(other, pins, their_policy)
+        theirs.unknown = their_policy.source == INVALID_POLICY
+        if theirs.unknown and warnings is not None:
+            warnings.append(
+                f"{display(root)}: the indexed root {display(other)} holds these files and "
+                "its policy file is broken (its pins are unknown): what it holds is kept"
+            )
         if theirs:
             found.others.append((read, theirs))
     return found
@@ -965,7 +980,12 @@ def _make_plan(
         if inner:
             _leave_inner(by_run, runs, inner)
         root_pins = _pins_for(
-            root, pins, root_policy, nesting, lambda other: _policy_for(policy, other)
+            root,
+            pins,
+            root_policy,
+            nesting,
+            lambda other: _policy_for(policy, other),
+            plan.warnings,
         )
         pinned = _pinned_check(root_pins)
         pinned_among = _pins_among(root_pins)

@@ -32,6 +32,9 @@ from store.safefile import NotRegularFileError, absent, read_capped, users_own
 from store.safeparse import NestingError, load_toml
 
 POLICY_FILE = ".artlens.toml"
+INVALID_POLICY = "invalid policy file"
+"""The source of a policy whose file could not be used: it keeps everything, and its pins
+are unknown, so the files it holds are kept in every root that holds them too."""
 Mode = Literal["min", "max"]
 
 _MAX_SIZE = (1 << 63) - 1

@@ -27,6 +27,7 @@ from store.lock import WriterBusyError, WriterLock
 from store.retention.audit import AuditRecord
 from store.retention.candidates import Candidate
 from store.retention.plan import Plan, make_plan
+from store.retention.policy import INVALID_POLICY as INVALID_POLICY
 from store.retention.policy import Policy, PolicyError, load_policy
 from store.retention.trash import (
     Progress,
@@ -47,7 +48,6 @@ from store.userstate import Pin, UserState
 
 EXPIRING_SECONDS = 7 * 86400.0
 """Kept items whose ``keep_within`` protection ends sooner than this are "expiring soon"."""
-INVALID_POLICY = "invalid policy file"
 """The source shown for a root whose policy file is broken (it keeps everything)."""
 
 
@@ -148,8 +148,21 @@ def make(
     """
     chosen = indexed_roots(db) if roots is None else list(roots)
     policies, errors = load_policies(chosen, adhoc, strict=strict)
+    related: dict[str, Policy] = {}
+
+    def policy_of(root: str) -> Policy:
+        """A chosen root's policy, or that of an indexed root holding the same files (its
+        pin globs protect them here too): read when the plan meets it, never strict."""
+        if root in policies:
+            return policies[root]
+        if root not in related:
+            found, broken = load_policies([root], adhoc)
+            related[root] = found[root]
+            errors.extend(broken)
+        return related[root]
+
     with UserState() as state:
-        plan = make_plan(db, chosen, policies, now=time.time() if now is None else now, pins=state)
+        plan = make_plan(db, chosen, policy_of, now=time.time() if now is None else now, pins=state)
     return Planned(plan, policies, tuple(errors), adhoc is not None)
 
 
