@@ -141,3 +141,53 @@ def test_folder_trash_commands_never_read_a_bucket_root_as_a_path(
     assert "keeps its trash in the bucket" in listed.output
     CliRunner().invoke(main, ["trash", "purge", "--older-than", "0s", "--yes", "--db", db])
     assert decoy.read_bytes() == b"local"
+
+
+def _rows(db: str) -> dict[str, list[tuple[object, ...]]]:
+    """Each root's artifacts (path, size) and runs (path, bytes, files)."""
+    import sqlite3
+
+    conn = sqlite3.connect(db)
+    try:
+        found: dict[str, list[tuple[object, ...]]] = {}
+        for root_id, root in conn.execute("SELECT id, path FROM roots"):
+            found[bytes(root).decode()] = [
+                *conn.execute(
+                    "SELECT path, size FROM artifacts WHERE root_id = ? ORDER BY path", (root_id,)
+                ),
+                *conn.execute(
+                    "SELECT path, size_bytes, n_artifacts FROM runs WHERE root_id = ?"
+                    " ORDER BY path",
+                    (root_id,),
+                ),
+            ]
+        return found
+    finally:
+        conn.close()
+
+
+def test_apply_and_restore_refresh_every_bucket_root_that_holds_the_objects(
+    s3_server: S3Server, fresh_bucket: Callable[..., str], tmp_path: Path
+) -> None:
+    """``s3://b`` and ``s3://b/lightning`` both indexed: apply trashed the checkpoints of
+    the inner prefix and re-listed it alone, so the outer root still listed them (and its
+    runs counted them) until the next index.  Both follow, as a fresh index would."""
+    bucket = fresh_bucket(versioned=False)
+    outer, inner = f"s3://{bucket}", f"s3://{bucket}/lightning"
+    db = str(tmp_path / "bucket.db")
+
+    def as_fresh(name: str) -> None:
+        fresh = str(tmp_path / f"fresh-{name}.db")
+        _json("index", outer, inner, "--db", fresh, "--json")
+        assert _rows(db) == _rows(fresh)
+
+    _json("index", outer, inner, "--db", db, "--json")
+    done = _json("retention", "apply", "--keep-last", "1", "--yes", "--db", db, "--json")
+    trashed = [i["path"] for i in done["done"]]
+    assert len(trashed) == 6 and all(i["root"] == inner for i in done["done"])
+    assert done["index_updated"] is True
+    as_fresh("applied")
+    batch = done["done"][0]["id"]
+    restored = _json("trash", "restore", batch, "--root", inner, "--db", db, "--json")
+    assert sorted(i["path"] for i in restored["done"]) == sorted(trashed)
+    as_fresh("restored")

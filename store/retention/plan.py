@@ -1284,6 +1284,12 @@ class _Nesting:
         return found
 
 
+def roots_sharing_files(db: sqlite_utils.Database, root: str) -> list[str]:
+    """Every other indexed root that holds files of ``root`` (around it, inside it, or the
+    same folder or prefix): a change ``root`` makes is theirs too."""
+    return [other for other, _ in _Nesting(db).related(_planned_root(root))]
+
+
 def _same_path(path: str) -> str | None:
     return path
 

@@ -406,8 +406,10 @@ def _split_buckets(plan: Plan) -> tuple[Plan, dict[str, list[Candidate]]]:
 
 def _refresh_buckets(target: Path, urls: list[str]) -> bool:
     """Re-list each bucket indexed in ``target`` (a page per 1000 keys) so the index drops
-    what was trashed; False when another process writes the index."""
+    what was trashed, and every indexed prefix around or inside one (it held the same
+    objects); False when another process writes the index."""
     from store.objscan import ObjectIndexer
+    from store.retention.plan import roots_sharing_files
     from store.root import open_root
     from store.root.objstore import ObjectRoot
 
@@ -416,7 +418,8 @@ def _refresh_buckets(target: Path, urls: list[str]) -> bool:
     with service.as_writer(target, "retention apply", busy) as db:
         if db is None:
             return False
-        for url in urls:
+        sharing = [other for url in urls for other in roots_sharing_files(db, url)]
+        for url in dict.fromkeys([*urls, *sharing]):
             root = open_root(url)
             indexed = db.conn.execute(
                 "SELECT 1 FROM roots WHERE path = ?", [root.url.encode()]
