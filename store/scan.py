@@ -378,7 +378,7 @@ class Indexer:
         still to list with forked children (``store.forked``), one per spare core, which
         walk them at the same time: the walk is most of a cold index's time."""
         walk = _Walk()
-        seen_dirs: dict[tuple[int, int], bytes] = {}
+        seen_dirs = self._folders_above(start) if start else {}
         try:
             # the root itself may be a symlink (~/outputs -> /data/outputs): follow that one
             st = os.stat(self._abs(start)) if not start else os.lstat(self._abs(start))
@@ -386,6 +386,9 @@ class Indexer:
             report.warn("vanished", start)
             return walk
         if not stat.S_ISDIR(st.st_mode):
+            return walk
+        if (st.st_dev, st.st_ino) in seen_dirs:  # a loop: a walk of the root never enters it
+            report.warn("folder loop", start)
             return walk
         seen_dirs[(st.st_dev, st.st_ino)] = start
         walk.dirs[start] = (paths.parent_key(start), st.st_mtime_ns)
@@ -635,20 +638,51 @@ class Indexer:
         return report
 
     def _through_folders(self, start: bytes) -> bytes:
-        """``start``, or the folder holding the first of its parents that is no longer a
-        real folder (a link to ``/etc``, a file, a FIFO): a walk from ``start`` would go
-        through that link and index what lies outside the root under the root's names.
-        The folder holding it is walked instead, which sees the link as a link."""
+        """``start`` as a walk of the whole root reaches it.
+
+        Where one of its parents is no longer a real folder (a link to ``/etc``, a file, a
+        FIFO), the folder holding that parent: a walk from ``start`` would go through the
+        link and index what lies outside the root under the root's names; the folder
+        holding it sees the link as a link.  Where a folder on the way is one of the
+        folders above it (a bind mount of a parent: a folder loop, which a whole walk
+        never enters), the path from that parent on: inotify reports a folder's events
+        under either name."""
+        for _ in range(64):  # each turn drops a loop from the path: bounded by its depth
+            parts = start.split(b"/") if start else []
+            try:
+                root = os.stat(self.root_b)
+            except OSError:
+                return start
+            above = {(root.st_dev, root.st_ino): 0}
+            for depth in range(1, len(parts) + 1):
+                try:
+                    st = os.lstat(os.path.join(self.root_b, b"/".join(parts[:depth])))
+                except OSError:  # gone or not to be looked at: the walk says which
+                    return start
+                if not stat.S_ISDIR(st.st_mode):
+                    return start if depth == len(parts) else b"/".join(parts[: depth - 1])
+                looped = above.get((st.st_dev, st.st_ino))
+                if looped is not None:
+                    start = b"/".join(parts[:looped] + parts[depth:])
+                    break
+                above[(st.st_dev, st.st_ino)] = depth
+            else:
+                return start
+        return start
+
+    def _folders_above(self, start: bytes) -> dict[tuple[int, int], bytes]:
+        """(device, inode) of the root and each folder above ``start``: a folder below it
+        that is one of them is a loop (as a walk of the whole root finds it)."""
+        found: dict[tuple[int, int], bytes] = {}
         parts = start.split(b"/") if start else []
-        for depth in range(1, len(parts)):
+        for depth in range(len(parts)):
             above = b"/".join(parts[:depth])
             try:
-                mode = os.lstat(os.path.join(self.root_b, above)).st_mode
-            except OSError:  # gone or not to be looked at: the walk says which
-                return start
-            if not stat.S_ISDIR(mode):
-                return b"/".join(parts[: depth - 1])
-        return start
+                st = os.lstat(self._abs(above)) if depth else os.stat(self.root_b)
+            except OSError:
+                continue
+            found.setdefault((st.st_dev, st.st_ino), above)
+        return found
 
     def _scan(self, start: bytes, report: ScanReport, progress: ProgressFn | None) -> None:
         self._scan_walked(start, self._walk(start, report, progress), report)

@@ -813,3 +813,54 @@ def test_folders_no_one_may_read_are_not_a_watch_limit(open_tmp: Path) -> None:
         wait_for(lambda: b"run1/b.txt" in index_rows(db_path), what="an event-driven batch")
     said = (open_tmp / "stderr.txt").read_text()
     assert "watch limit" not in said, said
+
+
+@contextmanager
+def bound(source: Path, target: Path) -> Iterator[None]:
+    """``source`` mounted again at ``target`` (a bind mount), when the machine allows it."""
+    target.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run(["mount", "--bind", str(source), str(target)], capture_output=True)
+    if done.returncode:
+        pytest.skip(f"no bind mounts here: {done.stderr.decode(errors='replace').strip()}")
+    try:
+        yield
+    finally:
+        subprocess.run(["umount", "-l", str(target)], check=True)
+
+
+def fresh_rows(tmp_path: Path, root: Path) -> dict[bytes, int]:
+    """What a fresh index of ``root`` holds."""
+    fresh = tmp_path / "fresh" / f"{time.monotonic_ns()}.db"
+    fresh.parent.mkdir(exist_ok=True)
+    db = open_db(fresh)
+    try:
+        Indexer(db, root).scan()
+    finally:
+        db.close()
+    return index_rows(fresh)
+
+
+def test_a_bind_mount_of_a_parent_is_a_loop_live_as_in_a_fresh_index(
+    root: Path, db_path: Path, tmp_path: Path
+) -> None:
+    """The root mounted again inside itself (run1/loop): a fresh index skips the loop,
+    but inotify reported the root's events under the loop's name (one watch per folder,
+    named by the last path that added it), and the watcher indexed run1/loop/... as
+    files of its own and never the new file where it is.  Live, the index is what a fresh
+    index of the same tree holds."""
+    (root / "before.txt").write_text("x")
+    with bound(root, root / "run1" / "loop"):
+        expected = fresh_rows(tmp_path, root)
+        assert not any(k.startswith(b"run1/loop/") for k in expected)
+        with watching(db_path, root):
+            assert index_rows(db_path) == expected
+            (root / "new.txt").write_text("new")
+            (root / "run1" / "deep").mkdir()
+            (root / "run1" / "deep" / "file.txt").write_text("deep")
+            wait_for(
+                lambda: index_rows(db_path) == fresh_rows(tmp_path, root),
+                what="the files made, where they are, and nothing through the loop",
+            )
+            assert b"new.txt" in index_rows(db_path)
+            (root / "before.txt").unlink()
+            wait_for(lambda: index_rows(db_path) == fresh_rows(tmp_path, root), what="a delete")
