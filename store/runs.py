@@ -31,6 +31,7 @@ from store.frameworks import registry
 from store.frameworks.model import UNREAD_PARTS
 from store.index import write
 from store.index.events import EventKind
+from store.index.query import UNREAD_KEY as UNREAD_KEY
 from store.index.query import UnreadableIndex, unreadable_places
 from store.safeparse import load_json
 from store.safetext import visible
@@ -821,9 +822,6 @@ class RunSync:
 
 NAMED_UNREADABLE = 5
 """Places a run's warnings name at most; the rest are counted."""
-UNREAD_KEY = "unreadable_places"
-"""Meta key: how many places the run's size and file count leave out (its warnings name
-them), so a table can mark the size without reading the warnings' text."""
 
 
 def note_unreadable(

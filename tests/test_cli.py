@@ -510,6 +510,33 @@ def test_listings_print_a_header_row_on_a_terminal_only(tmp_path: Path) -> None:
         assert piped.split()[0] != words[0], (args, piped)  # scripts get bare rows
 
 
+def test_a_size_that_leaves_out_unread_folders_is_marked_on_a_terminal(tmp_path: Path) -> None:
+    """A run whose last scan could not read a folder in it: the terminal table marked
+    nothing (its size looked whole); the size now ends in ``?`` and a line says why."""
+    import re
+
+    from store.index.db import open_db, write_transaction
+
+    root = make_runs(tmp_path / "root")
+    db_path = tmp_path / "i.db"
+    assert CliRunner().invoke(main, ["index", str(root), "--db", str(db_path)]).exit_code == 0
+    db = open_db(db_path)
+    try:
+        with write_transaction(db) as conn:
+            run_id = conn.execute("SELECT min(id) FROM runs").fetchone()[0]
+            conn.execute(
+                "UPDATE runs SET meta = json_set(meta, '$.unreadable_places', 1) WHERE id = ?",
+                (run_id,),
+            )
+    finally:
+        db.close()
+    env = {**os.environ, "ARTLENS_CACHE": str(tmp_path / "c")}
+    shown = re.sub(r"\x1b\[[0-9;]*m", "", _on_a_terminal(["runs", "--db", str(db_path)], env))
+    marked = [line for line in shown.splitlines() if re.search(r"\dB\? ", line)]
+    assert len(marked) == 1 and marked[0].split()[0] == str(run_id), shown
+    assert "? size and files leave out folders the last scan could not read (1 run;" in shown
+
+
 def test_a_one_off_db_does_not_become_the_default_index(tmp_path: Path) -> None:
     usual = make_runs(tmp_path / "usual")
     other = tmp_path / "other"
@@ -571,7 +598,7 @@ def _runs_json_before(conn: Any) -> list[str]:
     dumps = json.JSONEncoder(ensure_ascii=False, default=str).encode
     out = []
     for row in rows:
-        params, metrics, run_key, warnings = row[12:16]
+        params, metrics, run_key, warnings, unread = row[12:17]
         texts = (row[4], row[5], row[6], row[9], run_key)
         if (
             params is None
@@ -596,8 +623,9 @@ def _runs_json_before(conn: Any) -> list[str]:
             f' "framework": {_string(row[5])}, "experiment": {_string(row[6])},'
             f' "status": {_string(row[9])}, "started": {_string(iso(row[7]))},'
             f' "last_write": {_string(iso(row[8]))}, "size_bytes": {row[10]},'
-            f' "n_artifacts": {row[11]}, "params": {params}, "metrics": {metrics},'
-            f' "warnings": {warnings}}}'
+            f' "n_artifacts": {row[11]},'
+            f' "size_complete": {"false" if isinstance(unread, int) and unread > 0 else "true"},'
+            f' "params": {params}, "metrics": {metrics}, "warnings": {warnings}}}'
         )
     return out
 
@@ -635,7 +663,14 @@ def test_runs_json_text_stays_what_it_was_on_hostile_rows(tmp_path: Path) -> Non
                         ts,
                         json.dumps({"lr": 0.1 * i, "name": name}),
                         json.dumps({"loss": {"last": 1 / (i + 1), "step": i}}),
-                        json.dumps({"run_key": f"k{i}" if i % 2 else None, "warnings": [name]}),
+                        json.dumps(
+                            {
+                                "run_key": f"k{i}" if i % 2 else None,
+                                "warnings": [name],
+                                # how many folders its size leaves out, right or odd
+                                "unreadable_places": [2, True, "3", 0, -1, 1.5, None][i % 7],
+                            }
+                        ),
                         i << 20,
                         i,
                     ),

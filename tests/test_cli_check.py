@@ -202,6 +202,10 @@ def test_as_a_user_who_cannot_read_a_folder_every_count_says_so() -> None:
         assert "1 folder could not be read: runD/out (permission denied)" in usage.stdout
         listed = json.loads(artlens("runs", "--json").stdout)
         assert "folder out could not be read (permission denied)" in listed[0]["warnings"][0]
+        assert listed[0]["size_complete"] is False
+        # the table a script reads marks the size that leaves the folder out
+        (row,) = artlens("runs").stdout.splitlines()
+        assert row.split("\t")[5].endswith("?"), row
     finally:
         (base / "pc" / "runD" / "out").chmod(0o755)
         shutil.rmtree(base, ignore_errors=True)

@@ -56,3 +56,8 @@ def keep_end(text: str, width: int) -> str:
     while cut and cell_len(cut) > width - 1:
         cut = cut[1:]
     return "…" + cut
+
+
+UNREAD_MARK = "?"
+"""After a size that leaves out places the scans could not read (the run's warnings name
+them, in its detail)."""

@@ -99,6 +99,11 @@ def _json(text: str | None) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
+UNREAD_KEY = "unreadable_places"
+"""Meta key: how many places the run's size and file count leave out (its warnings name
+them), so a table can mark the size without reading the warnings' text."""
+
+
 @dataclass
 class RunRow:
     id: int
@@ -124,6 +129,13 @@ class RunRow:
         return self.root + b"/" + self.path if self.path else self.root
 
     @property
+    def unread_places(self) -> int:
+        """Places the run's size and file count leave out (folders its last scan could not
+        read; its warnings name them)."""
+        found = self.meta.get(UNREAD_KEY)
+        return found if isinstance(found, int) and not isinstance(found, bool) and found > 0 else 0
+
+    @property
     def display_path(self) -> str:
         return paths.display(self.abs_path)
 
@@ -144,6 +156,7 @@ class RunRow:
             "last_write": iso(self.last_write),
             "size_bytes": self.size_bytes,
             "n_artifacts": self.n_artifacts,
+            "size_complete": not self.unread_places,
             "params": self.params,
             "metrics": self.metrics,
             "warnings": self.meta.get("warnings", []),
@@ -218,7 +231,9 @@ _RUN_JSON_COLUMNS = (
     f" {_STARTED}, {_LAST_WRITE}, runs.status, runs.size_bytes, runs.n_artifacts,"
     f" {_JSON_OBJECT.format('runs.params')}, {_JSON_OBJECT.format('runs.metrics')},"
     f" CASE WHEN {_META_OK} THEN json_extract(runs.meta, '$.run_key') END,"
-    f" CASE WHEN {_META_OK} THEN coalesce(json_extract(runs.meta, '$.warnings'), '[]') END"
+    f" CASE WHEN {_META_OK} THEN coalesce(json_extract(runs.meta, '$.warnings'), '[]') END,"
+    f" CASE WHEN {_META_OK} AND json_type(runs.meta, '$.{UNREAD_KEY}') = 'integer'"
+    f" THEN json_extract(runs.meta, '$.{UNREAD_KEY}') END"
 )
 
 
@@ -271,6 +286,7 @@ def runs_json(conn: sqlite3.Connection) -> Iterator[str]:
             metrics,
             run_key,
             warnings,
+            unread,
             started_iso,
             last_iso,
         ) = row
@@ -314,6 +330,7 @@ def runs_json(conn: sqlite3.Connection) -> Iterator[str]:
             f' "started": {"null" if started_iso is None else enc(started_iso)},'
             f' "last_write": {"null" if last_iso is None else enc(last_iso)},'
             f' "size_bytes": {size_bytes}, "n_artifacts": {n_artifacts},'
+            f' "size_complete": {"false" if unread is not None and unread > 0 else "true"},'
             f' "params": {params}, "metrics": {metrics}, "warnings": {warnings}}}'
         )
 

@@ -30,7 +30,7 @@ from tui.cli.common import (
     plain_reader,
     reader,
 )
-from tui.format import human_age, human_size, metric_value
+from tui.format import UNREAD_MARK, human_age, human_size, metric_value
 
 RESCAN_TIMEOUT = 600.0
 """How long ``index`` waits for a running watcher to rescan a root for it."""
@@ -312,7 +312,7 @@ def runs_cmd(
                     r.framework,
                     r.status,
                     human_age(r.last_write),
-                    human_size(r.size_bytes),
+                    human_size(r.size_bytes) + (UNREAD_MARK if r.unread_places else ""),
                     str(r.n_artifacts),
                     _key_metrics(r.metrics),
                     r.display_path,

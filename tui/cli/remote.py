@@ -472,7 +472,7 @@ def print_host_runs(db_path: Path | None, names: list[str] | None, as_json: bool
         click.echo("no runs found")
         return
     from tui.cli.common import is_terminal
-    from tui.format import human_size
+    from tui.format import UNREAD_MARK, human_size
 
     if is_terminal():
         _print_host_table(rows)
@@ -488,7 +488,7 @@ def print_host_runs(db_path: Path | None, names: list[str] | None, as_json: bool
                     visible(r.framework),
                     r.status,
                     _age(r.last_write),
-                    human_size(r.size_bytes),
+                    human_size(r.size_bytes) + (UNREAD_MARK if r.unread_places else ""),
                     str(r.n_artifacts),
                     r.display_path,
                 ]
@@ -503,7 +503,7 @@ def _print_host_table(rows: list[tuple[str, Any]]) -> None:
     from rich.text import Text
 
     from tui.cli.tables import STATUS_STYLE
-    from tui.format import human_age, human_size
+    from tui.format import UNREAD_MARK, human_age, human_size
 
     table = Table(box=None, header_style="bold")
     for column in ("host", "id", "name", "framework", "status", "last write", "size", "files"):
@@ -516,7 +516,9 @@ def _print_host_table(rows: list[tuple[str, Any]]) -> None:
             Text(visible(r.framework)),
             Text(r.status, style=STATUS_STYLE.get(r.status, "")),
             human_age(r.last_write),
-            human_size(r.size_bytes),
+            Text.assemble(
+                human_size(r.size_bytes), (UNREAD_MARK, "bold yellow") if r.unread_places else ""
+            ),
             str(r.n_artifacts),
         )
     Console().print(table)

@@ -10,7 +10,7 @@ from rich.text import Text
 
 from store.index.query import RunRow
 from store.safetext import visible
-from tui.format import human_age, human_size, metric_value
+from tui.format import UNREAD_MARK, human_age, human_size, metric_value
 
 STATUS_STYLE = {"live": "bold green", "finished": "blue", "failed": "red", "unknown": "dim"}
 
@@ -29,8 +29,20 @@ def print_runs(runs: Sequence[RunRow]) -> None:
             Text(r.framework),
             Text(r.status, style=STATUS_STYLE.get(r.status, "")),
             human_age(r.last_write),
-            human_size(r.size_bytes),
+            Text.assemble(
+                human_size(r.size_bytes), (UNREAD_MARK, "bold yellow") if r.unread_places else ""
+            ),
             str(r.n_artifacts),
             Text(metrics),
         )
-    Console().print(table)
+    console = Console()
+    console.print(table)
+    partial = sum(1 for r in runs if r.unread_places)
+    if partial:
+        console.print(
+            f"{UNREAD_MARK} size and files leave out folders the last scan could not read"
+            f" ({partial} run{'s' if partial > 1 else ''}; `artlens runs --json` names them)",
+            style="yellow",
+            markup=False,
+            highlight=False,
+        )

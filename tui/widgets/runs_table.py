@@ -33,9 +33,8 @@ from textual.widgets.data_table import CellKey, ColumnKey, RowDoesNotExist, RowK
 from store import paths
 from store.index.query import RunRow
 from store.integrity import problems_of
-from store.runs import UNREAD_KEY
 from store.safetext import visible
-from tui.format import DANGER, WARNING, human_age, human_size, metric_value
+from tui.format import DANGER, UNREAD_MARK, WARNING, human_age, human_size, metric_value
 
 
 class Cell(Text):
@@ -413,15 +412,9 @@ def run_cells(
     }
 
 
-UNREAD_MARK = "?"
-"""After a size that leaves out places the scans could not read (the run's warnings name
-them, in its detail)."""
-
-
 def unread_count(run: RunRow) -> int:
     """Places the run's size and file count leave out, as its scan recorded them."""
-    found = run.meta.get(UNREAD_KEY)
-    return found if isinstance(found, int) and not isinstance(found, bool) and found > 0 else 0
+    return run.unread_places
 
 
 def size_cell(run: RunRow, size: Cell) -> Cell:
