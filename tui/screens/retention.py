@@ -18,6 +18,7 @@ from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
+from textual.containers import VerticalScroll
 from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, ProgressBar, Static, TabbedContent, TabPane
@@ -68,6 +69,9 @@ checkpoints: a row each took half a minute of the UI thread and hundreds of MB."
 MORE_KEY = "more"
 """The key of the plan table's last row when rows were left out (no run's or item's key
 is without a NUL)."""
+MAX_SUMMARY_NOTES = 50
+"""Warnings, and link notes, listed in the summary each; past it one line counts the rest
+(``artlens retention plan`` prints every one)."""
 PLAN_NAME_WIDTH = 28
 """Cells of the plan's checkpoint column (the reasons take the rest)."""
 TABS = ("plan-tab", "usage-tab", "trash-tab")
@@ -217,7 +221,9 @@ class RetentionScreen(Screen[None]):
         """Measure the disk usage again once the next plan shows (a refresh, an apply)."""
 
     def compose(self) -> ComposeResult:
-        yield Static(Text("planning…", style="dim"), id="ret-summary", markup=False)
+        # Scrolls (tab to it): every warning of the plan can be read, whatever its length.
+        with VerticalScroll(id="ret-summary-box"):
+            yield Static(Text("planning…", style="dim"), id="ret-summary", markup=False)
         with TabbedContent(initial="plan-tab", id="ret-tabs"):
             with TabPane("Plan", id="plan-tab"):
                 yield Static(self._legend(), id="ret-legend", markup=False)
@@ -612,27 +618,14 @@ class RetentionScreen(Screen[None]):
 
 
 def summary_text(message: Planned) -> Text:
-    """The plan tab's summary: policies, what goes and what is freed, warnings, links."""
+    """The plan tab's summary: policy errors, what goes and what is freed with the count of
+    warnings, the policies, then every warning and link note.  What the plan does and that
+    it has warnings come first: at 80x24 the box shows five lines (it scrolls for the rest),
+    and a warning cut off there must not read as a plan without one."""
     plan = message.plan
     text = Text()
     for error in message.errors:
         text.append(f"policy error: {paths.display(error)}\n", style="bold red")
-    ruled = [r for r in plan.roots if message.policies.get(r.root, Policy()).removes_anything()]
-    if not plan.roots:
-        text.append("no roots indexed\n", style="dim")
-    elif not ruled:
-        text.append("no policy: keeping everything", style="bold")
-        text.append(
-            "  (o: a quick keep-last / keep-best policy; or add [retention] to "
-            "ROOT/.artlens.toml)\n",
-            style="dim",
-        )
-    else:
-        source = "ad-hoc (c: back to the file policy)" if message.adhoc else "policy"
-        for root in plan.roots:
-            text.append(f"{source}: ", style="dim")
-            text.append(paths.display(root.policy))
-            text.append(f"  {paths.display(root.root)}\n", style="dim")
     removals = plan.removals
     text.append(f"remove {len(removals)}", style="bold red" if removals else "")
     text.append(f" ({human_size(plan.bytes_freed)} reclaimable)")
@@ -644,10 +637,36 @@ def summary_text(message: Planned) -> Text:
     soon = message.expiring()
     if soon:
         text.append(f" · {len(soon)} expiring soon", style="yellow")
-    for warning in grouped_warnings(plan.warnings)[:2]:
+    warnings = grouped_warnings(plan.warnings)
+    notes = len(warnings) + len(plan.links)
+    if notes:
+        text.append(f" · ⚠ {notes} warning{'s' if notes != 1 else ''}", style="bold yellow")
+        text.append(" (below)", style="dim")
+    ruled = [r for r in plan.roots if message.policies.get(r.root, Policy()).removes_anything()]
+    if not plan.roots:
+        text.append("\nno roots indexed", style="dim")
+    elif not ruled:
+        text.append("\nno policy: keeping everything", style="bold")
+        text.append(
+            "  (o: a quick keep-last / keep-best policy; or add [retention] to ROOT/.artlens.toml)",
+            style="dim",
+        )
+    else:
+        source = "ad-hoc (c: back to the file policy)" if message.adhoc else "policy"
+        for root in plan.roots:
+            text.append(f"\n{source}: ", style="dim")
+            text.append(paths.display(root.policy))
+            text.append(f"  {paths.display(root.root)}", style="dim")
+    for warning in warnings[:MAX_SUMMARY_NOTES]:
         text.append(f"\n{paths.display(warning)}", style="yellow")
-    for link in plan.links[:2]:  # e.g. last.ckpt: never counted, and what it points at
+    for link in plan.links[:MAX_SUMMARY_NOTES]:  # e.g. last.ckpt: never counted, and its target
         text.append(f"\n{paths.display(link)}", style="yellow" if "dangle" in link else "dim")
+    left = max(0, len(warnings) - MAX_SUMMARY_NOTES) + max(0, len(plan.links) - MAX_SUMMARY_NOTES)
+    if left:
+        text.append(
+            f"\n… {left} more warning(s) not listed here: `artlens retention plan` prints all",
+            style="yellow",
+        )
     return text
 
 
