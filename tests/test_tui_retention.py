@@ -362,3 +362,80 @@ async def test_usage_totals_that_leave_out_an_unreadable_folder_say_so(
         assert note.display
         said = "1 folder could not be read: runD/out (permission denied)"
         assert said in str(note.render())
+
+
+@sync
+async def test_apply_waits_for_the_plan_of_the_policy_just_picked(
+    lightning: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``a`` while the plan of a newly picked policy is still being made does not offer the
+    older plan's removals (made under the policy just replaced): it says to wait, and once
+    the new plan shows, ``a`` offers what that plan removes."""
+    root, db_path = lightning
+    (root / ".artlens.toml").write_text(POLICY)  # keep last 1 + best 1: removes 3
+    started = threading.Event()
+    gate = threading.Event()
+    plans: list[int] = []
+    make = service.make
+
+    def held_make(*args: object, **kwargs: object) -> object:
+        plans.append(len(plans))
+        if len(plans) == 2:  # the plan of the picked policy: held until the test says
+            started.set()
+            assert gate.wait(60), "the test never opened the gate"
+        return make(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(service, "make", held_make)
+    app = ArtlensApp(db_path, [root], watch=False)
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen, _table = await open_plan(app, pilot)
+        assert screen.plan is not None and len(screen.plan.removals) == 3
+        await pilot.press("o")
+        await pilot.pause()
+        await pilot.press("9", "enter")  # keep last 9: removes nothing
+        deadline = time.monotonic() + 60
+        while not started.is_set() and time.monotonic() < deadline:
+            await pilot.pause(0.05)
+        assert started.is_set()
+        await pilot.press("a")
+        await pilot.pause()
+        offered = not isinstance(app.screen, RetentionScreen)
+        gate.set()
+        assert not offered, "a offered the removals of the plan of the replaced policy"
+        assert any("planning" in str(n.message) for n in app._notifications)
+        await settle(pilot)
+        assert screen.plan is not None and not screen.plan.removals
+        await pilot.press("a")
+        await pilot.pause()
+        assert isinstance(app.screen, RetentionScreen)  # nothing to remove: no dialog
+        assert any("nothing to remove" in str(n.message) for n in app._notifications)
+
+
+@sync
+async def test_a_plan_that_fails_says_so_and_apply_offers_nothing(
+    lightning: tuple[Path, Path],
+) -> None:
+    """A replan that fails (here the index lost its runs table under the app) left the
+    older plan's rows under "planning…" for good, and ``a`` applied that older plan: the
+    summary says the plan failed, and ``a`` offers nothing."""
+    import sqlite3
+
+    root, db_path = lightning
+    (root / ".artlens.toml").write_text(POLICY)
+    app = ArtlensApp(db_path, [root], watch=False)
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen, _table = await open_plan(app, pilot)
+        assert screen.plan is not None and len(screen.plan.removals) == 3
+        broken = sqlite3.connect(db_path)
+        try:
+            broken.execute("ALTER TABLE runs RENAME TO runs_gone")
+            broken.commit()
+        finally:
+            broken.close()
+        await pilot.press("ctrl+r")
+        await settle(pilot)
+        summary = str(screen.query_one("#ret-summary", Static).render())
+        assert "could not plan:" in summary and "runs" in summary, summary
+        await pilot.press("a")
+        await pilot.pause()
+        assert isinstance(app.screen, RetentionScreen)

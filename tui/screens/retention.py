@@ -22,7 +22,7 @@ from textual.containers import VerticalScroll
 from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, ProgressBar, Static, TabbedContent, TabPane
-from textual.worker import get_current_worker
+from textual.worker import Worker, WorkerState, get_current_worker
 
 from store import paths
 from store.errors import ArtlensError
@@ -125,6 +125,8 @@ class PlanReady(Message):
     planned: Planned
     summary: Text
     rows: list[PlanRow]
+    generation: int = 0
+    """The request it answers: one older than the latest asked for is never shown."""
 
     def can_replace(self, message: Message) -> bool:
         return isinstance(message, PlanReady)
@@ -215,6 +217,11 @@ class RetentionScreen(Screen[None]):
         self.trash: dict[str, TrashEntry] = {}
         self.applying = False
         self._plan_keys: list[str] = []
+        self._plan_asked = 0
+        """Plans asked for (a refresh, a policy picked, a pin): the newest's number."""
+        self._plan_shown = -1
+        """The number of the plan shown; below ``_plan_asked`` while a newer one is made,
+        when ``a`` must not apply the older plan (under the policy or pins just replaced)."""
         self._follow_until = 0.0
         """Until then, each index change plans again (another writer records an apply)."""
         self._usage_stale = True
@@ -262,16 +269,21 @@ class RetentionScreen(Screen[None]):
     def action_refresh(self) -> None:
         self.query_one("#ret-summary", Static).update(Text("planning…", style="dim"))
         self._usage_stale = True
-        self._plan_worker(self.adhoc)
+        self._replan()
         self._trash_worker()
 
+    def _replan(self) -> None:
+        """Plan again under the current policy; until it shows, ``a`` applies nothing."""
+        self._plan_asked += 1
+        self._plan_worker(self.adhoc, self._plan_asked)
+
     @work(thread=True, exclusive=True, group="retention-plan", exit_on_error=False)
-    def _plan_worker(self, adhoc: Policy | None) -> None:
+    def _plan_worker(self, adhoc: Policy | None, generation: int) -> None:
         with self.pool.connection() as db:
             planned = service.make(db, adhoc=adhoc)
         rows = plan_rows(planned.plan, MAX_PLAN_ROWS)
         if not get_current_worker().is_cancelled:  # a newer plan asked for: never show this
-            self.post_message(PlanReady(planned, summary_text(planned), rows))
+            self.post_message(PlanReady(planned, summary_text(planned), rows, generation))
 
     @work(thread=True, exclusive=True, group="retention-usage", exit_on_error=False)
     def _usage_worker(self) -> None:
@@ -324,6 +336,9 @@ class RetentionScreen(Screen[None]):
     # -- handlers --------------------------------------------------------------------------
 
     def on_plan_ready(self, message: PlanReady) -> None:
+        if message.generation != self._plan_asked:
+            return  # finished as a newer plan was asked for: that one shows
+        self._plan_shown = message.generation
         planned = message.planned
         self.plan = planned.plan
         self.policies = planned.policies
@@ -332,6 +347,15 @@ class RetentionScreen(Screen[None]):
         if self._usage_stale:
             self._usage_stale = False
             self._usage_worker()
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """A plan that failed leaves no plan shown: the summary says so (the app notifies
+        the error), rather than "planning…" over the older plan's rows."""
+        if event.worker.group == "retention-plan" and event.state == WorkerState.ERROR:
+            error = " ".join(str(event.worker.error).split())[:200]
+            text = Text(f"could not plan: {visible(error)}", style="bold red")
+            text.append("  (ctrl+r: plan again; the rows below are an older plan)", style="dim")
+            self.query_one("#ret-summary", Static).update(text)
 
     def on_usage_measured(self, message: UsageMeasured) -> None:
         self._fill_usage(message.usage, message.dups)
@@ -368,7 +392,7 @@ class RetentionScreen(Screen[None]):
     def on_pin_toggled(self, message: PinToggled) -> None:
         self.notify(message.text, markup=False, timeout=3)
         if message.changed:
-            self._plan_worker(self.adhoc)
+            self._replan()
 
     def on_apply_progress(self, message: ApplyProgress) -> None:
         bar = self.query_one("#ret-progress", ProgressBar)
@@ -535,6 +559,10 @@ class RetentionScreen(Screen[None]):
     def action_apply(self) -> None:
         plan = self.plan
         if plan is None or self.applying:
+            return
+        if self._plan_shown != self._plan_asked:
+            # The plan shown was made under the policy or pins just replaced.
+            self.notify("planning…: apply once the new plan shows", markup=False, timeout=4)
             return
         removals = plan.removals
         if not removals:
