@@ -196,6 +196,46 @@ def test_repeated_keys_in_ini_and_argument_files(tmp_path: Path) -> None:
     assert not args.equal and "key lr appears 2 times" in args.warnings[0]
 
 
+def test_a_json_lines_metrics_file_is_compared_by_value_and_its_repeats_said(
+    tmp_path: Path,
+) -> None:
+    """Detectron2's ``metrics.json`` is JSON lines: it was "invalid json: Extra data", and
+    a key a line's object repeats (``total_loss`` 0.5, then 0.7) went unchecked.  Each
+    line is now a value ``[n]``; the repeat is ambiguous against 0.7 and warned of, in a
+    file diff and in a run's config diff alike; a line that is not JSON is still an
+    error, never a shorter list."""
+    from store.diff.configs import diff_config_files
+
+    (tmp_path / "a.json").write_text(
+        '{"iteration": 10, "total_loss": 0.9}\n\n'
+        '{"iteration": 20, "total_loss": 0.5, "total_loss": 0.7}\n'
+    )
+    (tmp_path / "b.json").write_text(
+        '{"iteration": 10, "total_loss": 0.9}\n{"iteration": 20, "total_loss": 0.7}\n'
+    )
+    (tmp_path / "c.json").write_text(
+        '{"iteration": 10, "total_loss": 0.8}\r\n{"iteration": 20, "total_loss": 0.7}\r\n'
+    )
+    result = diff_structured_files(tmp_path / "a.json", tmp_path / "b.json")
+    assert [(c.path, c.kind, c.old, c.new) for c in result.changes] == [
+        ("[1].total_loss", "ambiguous", 0.7, 0.7)
+    ]
+    assert not result.equal and result.warnings == [
+        f"{tmp_path / 'a.json'}: key [1].total_loss appears 2 times in one mapping "
+        "(first 0.5, last 0.7); loaders disagree on which value counts"
+    ]
+    assert "both files read as JSON lines" in result.notes[0]
+    plain = diff_structured_files(tmp_path / "b.json", tmp_path / "c.json")
+    assert [(c.path, c.old, c.new) for c in plain.changes] == [("[0].total_loss", 0.9, 0.8)]
+    assert plain.warnings == []
+    cfg = diff_config_files(str(tmp_path / "a.json"), str(tmp_path / "b.json"), "json")
+    assert [(c.path, c.kind) for c in cfg.changes] == [("[1].total_loss", "ambiguous")]
+    assert not cfg.equal and "key [1].total_loss appears 2 times" in cfg.warnings[0]
+    (tmp_path / "d.json").write_text('{"iteration": 10}\n{"iteration": 20, "tot\n')
+    with pytest.raises(DiffError, match="invalid json: Extra data"):
+        diff_structured_files(tmp_path / "b.json", tmp_path / "d.json")
+
+
 def test_thousands_of_repeated_keys_are_each_settled(tmp_path: Path) -> None:
     """Thousands of repeats, each change under an ambiguous key replaced by it and the rest
     kept (their lookup is by the path's own cut points, not a pass over every key: an INI

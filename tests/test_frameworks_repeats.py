@@ -268,3 +268,45 @@ def test_a_repeat_fixed_after_indexing_is_read_again(tmp_path: Path) -> None:
     assert data["equal"] is True and data["params"] == []
     assert data["warnings"][0].startswith("the index is stale for version_0")
     assert not any("ambiguous" in w or "appears 2 times" in w for w in data["warnings"])
+
+
+def test_a_key_repeated_in_a_json_lines_metrics_log_makes_the_metric_ambiguous(
+    tmp_path: Path,
+) -> None:
+    """Detectron2's metrics.json is JSON lines; A's last line gives total_loss twice (0.5,
+    then 0.7), B's once (0.7).  The index kept 0.7 without a word and the diff said
+    "same": a loader keeping the first value reads 0.5 there."""
+    root = tmp_path / "root"
+    for name, last in (
+        ("a", '{"iteration": 20, "total_loss": 0.5, "lr": 0.1, "total_loss": 0.7}'),
+        ("b", '{"iteration": 20, "total_loss": 0.7, "lr": 0.1}'),
+    ):
+        (root / name).mkdir(parents=True)
+        (root / name / "config.yaml").write_text("SOLVER:\n  BASE_LR: 0.1\n")
+        (root / name / "log.txt").write_text("log\n")
+        (root / name / "metrics.json").write_text(
+            f'{{"iteration": 10, "total_loss": 0.9, "lr": 0.1}}\n\n{last}\n'
+        )
+    db_path = indexed(root)
+
+    runs = runs_json(db_path)
+    assert runs["a"]["framework"] == "detectron2"
+    assert runs["a"]["metrics"]["total_loss"]["last"] == 0.7
+    assert runs["a"]["warnings"] == [
+        "a/metrics.json: key [1].total_loss appears 2 times in one mapping (first 0.5, "
+        "last 0.7); loaders disagree on which value counts",
+        "a/metrics.json: metric total_loss depends on which value of a repeated key "
+        "counts: 0.7 with the last (shown), 0.5 with the first",
+    ]
+    assert runs["b"]["warnings"] == []
+    data = diff_json(db_path, "a", "b")
+    metrics = {m["name"]: m for m in data["metrics"]}
+    assert metrics["total_loss"]["ambiguous"] is True and metrics["total_loss"]["delta"] is None
+    assert metrics["lr"]["ambiguous"] is False and metrics["lr"]["delta"] == 0
+    assert (
+        "a: metric total_loss is ambiguous: a/metrics.json repeats the key "
+        "[1].total_loss (first 0.5, last 0.7); which value counts decides whether it changed"
+    ) in data["warnings"]
+    code, out, err = cli("diff", "a", "b", "--db", str(db_path))
+    assert code == 1, err
+    assert "metrics: 0 of 2 changed, 1 ambiguous" in out

@@ -22,6 +22,7 @@ from store.diff.structured import (
     Parsed,
     StructuredDiff,
     diff_structured_whole,
+    lines_note,
     parse_structured_repeats,
     settle_repeats,
     structured_format,
@@ -282,4 +283,5 @@ def diff_config_files(
     name_a, name_b = names or (path_a, path_b)
     changes, warnings = settle_repeats(changes, parsed_a, parsed_b, name_a, name_b)
     notes = [f"{more} more change(s) not listed: only the first {len(changes)} are"] if more else []
+    notes += lines_note(parsed_a, parsed_b)
     return StructuredDiff(fmt, changes, not changes, notes, warnings, more)

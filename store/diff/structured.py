@@ -15,7 +15,15 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from store.diff._io import DiffError, FileRef, read_capped, ref_name
-from store.safeparse import Index, NestingError, Repeat, load_json_repeats, load_toml
+from store.safeparse import (
+    MAX_REPEATS,
+    Index,
+    NestingError,
+    Repeat,
+    load_json_line_repeats,
+    load_json_repeats,
+    load_toml,
+)
 
 ChangeKind = Literal["added", "removed", "changed", "type_changed", "ambiguous"]
 """``ambiguous``: a key a file repeats, equal or changed depending on which of its values
@@ -58,6 +66,8 @@ class Parsed:
     value: object
     repeats: list[Repeat] = field(default_factory=list)
     more: int = 0
+    lines: bool = False
+    """A JSON-lines file: ``value`` is the list of its lines' values."""
 
 
 def _key_part(key: object) -> str:
@@ -200,7 +210,41 @@ def _load_yaml(text: str) -> Parsed:
 
 
 def _load_json(text: str) -> Parsed:
-    return Parsed(*load_json_repeats(text))
+    try:
+        return Parsed(*load_json_repeats(text))
+    except json.JSONDecodeError as exc:
+        if not exc.msg.startswith("Extra data"):
+            raise
+        lines = _load_json_lines(text)
+        if lines is None:
+            raise
+        return lines
+
+
+def _load_json_lines(text: str) -> Parsed | None:
+    """A JSON-lines file (a metrics log named ``.json``: Detectron2's ``metrics.json``,
+    MMEngine's ``scalars.json``) as the list of its non-blank lines' values, a key a
+    line's object repeats at ``[n].key``; None when a line is not JSON."""
+    values: list[object] = []
+    repeats: list[Repeat] = []
+    more = 0
+    for line in text.split("\n"):  # not splitlines(): U+2028 may sit inside a string
+        if not line.strip():
+            continue
+        try:
+            value, found, past = load_json_line_repeats(line)
+        except NestingError:
+            raise
+        except ValueError:
+            return None
+        at = Index(len(values))
+        room = max(0, MAX_REPEATS - len(repeats))
+        repeats += [
+            Repeat((at, *r.path), r.key, r.count, r.first, r.last, r.read) for r in found[:room]
+        ]
+        more += past + len(found) - len(found[:room])
+        values.append(value)
+    return Parsed(values, repeats, more, lines=True)
 
 
 def _load_toml(text: str) -> Parsed:
@@ -346,6 +390,14 @@ def settle_repeats(
     return kept, warnings
 
 
+def lines_note(a: Parsed, b: Parsed) -> list[str]:
+    """What a diff of a JSON-lines file says of it: its values are its lines'."""
+    if not (a.lines or b.lines):
+        return []
+    which = "both files" if a.lines and b.lines else "the old file" if a.lines else "the new file"
+    return [f"{which} read as JSON lines: [n] is the n-th non-blank line, counted from 0"]
+
+
 def structured_format(path: FileRef) -> str | None:
     """``json``/``yaml``/``toml`` from the file name, or None."""
     return STRUCTURED_SUFFIXES.get(os.path.splitext(ref_name(path))[1].lower())
@@ -407,5 +459,5 @@ def diff_structured_files(
     )
     label = fmt_a if fmt_a == fmt_b else f"{fmt_a}/{fmt_b}"
     equal = not changes and not walker.stopped
-    notes = walker.cut_note() + walker.notes
+    notes = walker.cut_note() + walker.notes + lines_note(parsed_a, parsed_b)
     return StructuredDiff(label, changes, equal, notes, warnings, walker.more)

@@ -22,7 +22,7 @@ from store.root import NotAFile, NotFound, Reader, Root, RootError, UnsafeRelPat
 from store.root import join as join  # the frameworks call it _io.join: one join for all
 from store.root.local import LocalRoot
 from store.root.stream import buffered
-from store.safeparse import Repeat, load_json, load_json_repeats
+from store.safeparse import Index, Repeat, load_json, load_json_line_repeats, load_json_repeats
 from store.yamlsafe import YamlError, load_yaml, load_yaml_repeats
 
 SMALL = 4 * 1024 * 1024
@@ -189,13 +189,29 @@ def json_objects(
 ) -> Iterator[dict[str, object]]:
     """The JSON objects of a JSON-lines log, one per non-blank line.  A line that is not a
     JSON object is skipped and counted, and ``warn`` is told the count once at the end:
-    a metric series that silently lost rows would be a wrong answer."""
+    a metric series that silently lost rows would be a wrong answer.
+
+    While a run is read, a key a line's object repeats (``{"loss": 0.5, "loss": 0.7}``)
+    is reported as ``label``'s, at ``[n].loss`` (``n`` counts the file's non-blank lines
+    from 0, as a config diff of a JSON-lines file names them), as ``read_json`` reports a
+    JSON document's; a first-wins reading gets each such line as that loader builds it,
+    and skips a line it cannot build."""
     bad = 0
-    for line in data.decode("utf-8", "replace").splitlines():
+    watching = _repeats.watching()
+    number = -1
+    for line in data.decode("utf-8", "replace").split("\n"):  # U+2028 may sit in a string
         if not line.strip():
             continue
+        number += 1
         try:
-            row = load_json(line)
+            if watching:
+                row, repeats, more = load_json_line_repeats(line)
+                if (repeats or more) and isinstance(row, dict):
+                    row = _repeats.seen(label, row, repeats, more, (Index(number),))
+            else:
+                row = load_json(line)
+        except _repeats.NotKnown:
+            continue  # the first-wins reading cannot build this line: its rows differ
         except ValueError:  # not JSON, or nested too deeply
             row = None
         if isinstance(row, dict):

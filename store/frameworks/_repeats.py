@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from store.frameworks import model
-from store.safeparse import Index, Repeat
+from store.safeparse import MAX_REPEATS, Index, Repeat
 
 if TYPE_CHECKING:
     from store.frameworks.model import RunInfo
@@ -99,21 +99,32 @@ def watch(*, first_wins: bool = False) -> Iterator[Watch]:
         _watch.reset(token)
 
 
-def seen(rel: str, value: Any, repeats: list[Repeat], more: int) -> Any:
+def seen(
+    rel: str, value: Any, repeats: list[Repeat], more: int, at: tuple[object, ...] = ()
+) -> Any:
     """A document ``_io`` loaded: recorded when it repeats a key, and in a first-wins
     reading returned as such a loader builds it; raises ``NotKnown`` when that cannot be
-    built."""
+    built.  ``at``: where ``value`` sits in the file when it is one part of it (a
+    JSON-lines log's line ``Index(n)``): its repeats are recorded under that path, with
+    those of the file's other parts."""
     state = _watch.get()
     if state is None or not (repeats or more):
         return value
-    if len(state.files) < 100 and not any(f.rel == rel for f in state.files):
-        state.files.append(FileRepeats(rel, list(repeats), more))
+    placed = [Repeat((*at, *r.path), r.key, r.count, r.first, r.last, r.read) for r in repeats]
+    known = next((f for f in state.files if f.rel == rel), None)
+    if known is None and len(state.files) < 100:
+        state.files.append(FileRepeats(rel, placed, more))
+    elif known is not None and at:  # another part of a file already seen
+        room = max(0, MAX_REPEATS - len(known.repeats))
+        known.repeats += placed[:room]
+        known.more += more + len(placed) - len(placed[:room])
     if not state.first_wins:
         return value
     try:
         return _first_wins(value, repeats, more)
     except NotKnown:
-        state.unknown.append(rel)
+        if rel not in state.unknown:
+            state.unknown.append(rel)
         raise
 
 
