@@ -257,6 +257,35 @@ def test_values_a_checkpoint_diff_could_skip_are_compared(tmp_path: Path) -> Non
     assert diff_torch_zips(tmp_path / "c.pt", tmp_path / "c.pt").equal
 
 
+def test_values_whose_names_collide_are_each_compared(tmp_path: Path) -> None:
+    """A key ``"a.b"`` beside ``a -> b``, an int key 0 beside ``"0"``: one dotted name
+    each, and the later value was dropped, so checkpoints whose ``a -> b`` (or ``"0"``)
+    differ were "equal" (exit 0)."""
+    storage = np.ones(4, dtype=np.float32).tobytes()
+
+    def write(path: Path, nested: int, text_zero: int) -> None:
+        values = _str("a.b") + _int(1) + _str("a") + b"}(" + _str("b") + _int(nested) + b"u"
+        values += _str("k") + b"}(" + _int(0) + _int(1) + _str("0") + _int(text_zero) + b"u"
+        body = _str("w") + _tensor("0", 4, (4,), (1,))
+        pickle = b"\x80\x02}(" + values + _str("state_dict") + b"}(" + body + b"uu."
+        with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as archive:
+            archive.writestr("archive/data.pkl", pickle)
+            archive.writestr("archive/byteorder", "little")
+            archive.writestr("archive/data/0", storage)
+
+    write(tmp_path / "a.pt", 2, 5)
+    write(tmp_path / "b.pt", 3, 6)
+    result = diff_torch_zips(tmp_path / "a.pt", tmp_path / "b.pt")
+    assert not result.equal
+    assert [(c.path, c.old, c.new) for c in result.metadata] == [
+        ("a.b (#2)", 2, 3),
+        ("k.0 (#2)", 5, 6),
+    ]
+    assert diff_torch_zips(tmp_path / "a.pt", tmp_path / "a.pt").equal
+    code = CliRunner().invoke(main, ["diff", str(tmp_path / "a.pt"), str(tmp_path / "b.pt")])
+    assert code.exit_code == 1, code.output
+
+
 def test_unmappable_checkpoints_are_refused_with_one_line(tmp_path: Path) -> None:
     data = {"0": np.ones(4, dtype=np.float32).tobytes()}
     cases = {

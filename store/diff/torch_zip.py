@@ -138,6 +138,8 @@ class _Mapper:
         self.result = TorchCheckpoint()
         self.nodes = 0
         self._seen: dict[int, str] = {}
+        self._named: dict[str, int] = {}
+        """A name two values took -> the last number given to a later one."""
 
     def walk(self, value: object, prefix: str, depth: int) -> None:
         self.nodes += 1
@@ -205,10 +207,19 @@ class _Mapper:
             self.walk(item, name, depth + 1)
 
     def value(self, name: str, value: object) -> None:
-        if len(self.result.values) < MAX_VALUES:
-            self.result.values.setdefault(name or "<root>", value)
-        else:
+        if len(self.result.values) >= MAX_VALUES:
             self.result.values_cut = True
+            return
+        name = name or "<root>"
+        if name in self.result.values:
+            # two values one name (key "a.b" beside a -> b, key 0 beside "0"): each is
+            # kept, the later ones as "name (#2)"..., never dropped unseen
+            number = self._named.get(name, 1)
+            while f"{name} (#{number})" in self.result.values or number == 1:
+                number += 1
+            self._named[name] = number
+            name = f"{name} (#{number})"
+        self.result.values[name] = value
 
     def tensor(self, name: str, dotted: str, args: tuple[object, ...]) -> None:
         if name in self.result.tensors:
