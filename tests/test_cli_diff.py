@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from tests.test_rundiff import CONFIG_A, CONFIG_B, Pair, age, make_pair
+from tests.test_rundiff import CONFIG_A, CONFIG_B, Pair, age, index, make_pair
 from tui.cli import main
 
 pytestmark = pytest.mark.usefixtures("isolated_cache")
@@ -522,3 +522,29 @@ def run_rows(db_path: Path) -> list[tuple[str, str]]:
 
     with contextlib.closing(sqlite3.connect(db_path)) as conn:
         return conn.execute("SELECT name, meta FROM runs").fetchall()
+
+
+def test_a_changed_value_that_prints_alike_is_shown_with_its_type(pair: Pair) -> None:
+    """``seed: !!str 1`` against ``seed: 1`` said ``1 → 1 (type changed)``; a YAML date
+    against the same text quoted the date and not the string; ``"a "`` against ``"a"``
+    read ``a  → a``.  Strings are quoted there and a date says it is one, in a file diff
+    and in a run diff's config rows."""
+    a, b = pair.a / "extra.yaml", pair.b / "extra.yaml"
+    a.write_text('seed: !!str 1\nday: 2024-01-01\nname: "a "\nlr: 0.1\n')
+    b.write_text('seed: 1\nday: "2024-01-01"\nname: "a"\nlr: 0.2\n')
+    code, out, err = run(str(a), str(b))
+    assert code == 1, err
+    assert out.splitlines()[1:] == [
+        '~ seed: "1" → 1  (type changed)',
+        '~ day: 2024-01-01 (date) → "2024-01-01"  (type changed)',
+        '~ name: "a " → "a"',
+        "~ lr: 0.1 → 0.2",
+    ]
+    age(pair.root)
+    index(pair.root, pair.db_path)
+    code, out, err = run("version_0", "version_1", "--db", str(pair.db_path))
+    assert code == 1, err
+    assert '~ config\textra.yaml: seed\t"1"\t1\ttype changed' in out
+    assert '~ config\textra.yaml: day\t2024-01-01 (date)\t"2024-01-01"\ttype changed' in out
+    assert '~ config\textra.yaml: name\t"a "\t"a"\tchanged' in out
+    assert "~ config\textra.yaml: lr\t0.1\t0.2\tchanged" in out

@@ -108,6 +108,33 @@ def short(value: object, limit: int = MAX_VALUE, *, spell: bool = False) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def typed(value: object, limit: int = MAX_VALUE) -> str:
+    """``short`` that tells types apart: a string quoted (its blanks and escapes shown),
+    a value JSON has no type for (a date) with its type, so ``"1" → 1`` and a YAML date
+    against the same text never read ``1 → 1``."""
+    if isinstance(value, str):
+        text = json.dumps(value, ensure_ascii=False)
+    elif value is None or isinstance(value, (bool, int, float, list, dict)):
+        try:
+            text = json.dumps(value, ensure_ascii=False, default=str)
+        except (TypeError, ValueError):
+            text = repr(value)
+    else:
+        text = f"{value} ({type(value).__name__})"
+    text = clean(text)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def shown_pair(kind: str, old: object, new: object, *, spell: bool = False) -> tuple[str, str]:
+    """The old and new value of a change as text; typed (``typed``) where the plain
+    spelling would not show what changed (a type change, or two values that print alike
+    but for blanks at their ends)."""
+    plain = short(old, spell=spell), short(new, spell=spell)
+    if kind == "type_changed" or (kind == "changed" and plain[0].strip() == plain[1].strip()):
+        return typed(old), typed(new)
+    return plain
+
+
 @lru_cache(maxsize=64)
 def _lexer(name: str) -> Any:
     from pygments.lexers import get_lexer_for_filename
@@ -264,10 +291,11 @@ def _change_line(path: str, kind: str, old: object, new: object, *, twin_key: bo
     elif kind == "removed":
         line.append(f": {short(old)}", style="red")
     else:
+        old_text, new_text = shown_pair(kind, old, new, spell=spell)
         line.append(": ")
-        line.append(short(old, spell=spell), style="red")
+        line.append(old_text, style="red")
         line.append(" → ")
-        line.append(short(new, spell=spell), style="green")
+        line.append(new_text, style="green")
         if kind == "ambiguous":
             line.append(f"  ({AMBIGUOUS})", style="magenta")
         elif kind == "type_changed":
@@ -634,8 +662,9 @@ def run_rows(result: RunDiff) -> list[RunDiffRow]:
 def _change_cells(change: Any, twin_key: bool) -> tuple[Text, Text, Text]:
     """The old, new and change cells of a param or config change row."""
     spell = twins(change.old, change.new)
-    old = Text(short(change.old, spell=spell) if change.kind != "added" else "", style="red")
-    new = Text(short(change.new, spell=spell) if change.kind != "removed" else "", style="green")
+    old_text, new_text = shown_pair(change.kind, change.old, change.new, spell=spell)
+    old = Text(old_text if change.kind != "added" else "", style="red")
+    new = Text(new_text if change.kind != "removed" else "", style="green")
     if change.kind == "ambiguous":
         return old, new, Text(AMBIGUOUS, style="magenta")
     what = Text(change.kind.replace("_", " "))
