@@ -698,6 +698,7 @@ def diff_sides(
     result = diff_runs(sides[0], sides[1])
     notes.extend(result.unknown)
     notes.extend(result.ambiguous)
+    notes.extend(result.nonfinite)
     result.stale = stale
     result.sources = (sources[0], sources[1])
     _settle_configs(a, b, result, notes, read_a or read_capped, read_b or read_capped)

@@ -548,3 +548,46 @@ def test_a_changed_value_that_prints_alike_is_shown_with_its_type(pair: Pair) ->
     assert '~ config\textra.yaml: day\t2024-01-01 (date)\t"2024-01-01"\ttype changed' in out
     assert '~ config\textra.yaml: name\t"a "\t"a"\tchanged' in out
     assert "~ config\textra.yaml: lr\t0.1\t0.2\tchanged" in out
+
+
+def test_a_metric_nan_in_both_runs_is_said_not_called_the_same(tmp_path: Path) -> None:
+    """Two Lightning runs whose val_loss diverged to NaN: the diff said "runs are equal"
+    with val_loss "same" (delta 0, better "same"), as if the loss were fine.  The runs
+    are still equal, but the row, a note and --json say the NaN, with no delta and no
+    better run."""
+    root = tmp_path / "root"
+    for version in ("version_0", "version_1"):
+        folder = root / "logs" / version
+        folder.mkdir(parents=True)
+        (folder / "hparams.yaml").write_text("lr: 0.1\n")
+        (folder / "metrics.csv").write_text("epoch,step,val_loss\n0,10,0.5\n1,20,nan\n")
+    age(root)
+    db_path = tmp_path / "index.db"
+    index(root, db_path)
+    code, out, err = run("version_0", "version_1", "--db", str(db_path))
+    assert code == 0, err
+    assert "runs are equal" in out
+    assert "  metric\tval_loss\tnan\tnan\tNaN in both runs" in out
+    assert "same" not in out
+    line = (
+        "metric val_loss is NaN in both runs (its last value): unchanged, but no run is "
+        "better by it"
+    )
+    assert f"note: {line}" in out
+    code, out, err = run("version_0", "version_1", "--db", str(db_path), "--json")
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["equal"] is True
+    assert data["metrics"] == [
+        {
+            "name": "val_loss",
+            "old": "NaN",
+            "new": "NaN",
+            "delta": None,
+            "percent": None,
+            "direction": "min",
+            "better": None,
+            "ambiguous": False,
+        }
+    ]
+    assert line in data["warnings"]

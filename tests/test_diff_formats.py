@@ -332,6 +332,23 @@ def test_csv_keyed_by_step_with_ragged_rows(tmp_path: Path) -> None:
     assert not result.equal
 
 
+def test_a_nan_or_inf_last_value_is_the_last_value(tmp_path: Path) -> None:
+    """A's val_loss ends in NaN: the last values said 0.5 -> 0.4 (-20%), the finite value
+    before the NaN, and two logs both ending in NaN said 0.5 -> 0.5.  A blank cell (not
+    logged that step) is still skipped; no delta is made to or from NaN or inf."""
+    (tmp_path / "a.csv").write_text("step,val_loss,acc,lr\n10,0.5,0.1,1\n20,nan,inf,\n")
+    (tmp_path / "b.csv").write_text("step,val_loss,acc,lr\n10,0.5,0.1,1\n20,0.4,0.2,\n")
+    result = diff_csv(tmp_path / "a.csv", tmp_path / "b.csv")
+    last = {v.column: v for v in result.last_values}
+    assert math.isnan(last["val_loss"].old or 0) and last["val_loss"].new == 0.4
+    assert (last["val_loss"].delta, last["val_loss"].percent) == (None, None)
+    assert last["acc"].old == math.inf and last["acc"].delta is None
+    assert (last["lr"].old, last["lr"].new, last["lr"].delta) == (1, 1, 0)
+    assert {(c.column, c.delta) for c in result.cells} == {("val_loss", None), ("acc", None)}
+    both = diff_csv(tmp_path / "a.csv", tmp_path / "a.csv")
+    assert both.equal and math.isnan(both.last_values[0].old or 0)
+
+
 def test_csv_without_key_matches_by_index(tmp_path: Path) -> None:
     (tmp_path / "a.csv").write_text("name;score\nx;1\nx;2\n")
     (tmp_path / "b.csv").write_text("name;score\nx;1\nx;5\n")

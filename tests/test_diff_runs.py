@@ -64,20 +64,45 @@ def test_params_metrics_env() -> None:
 
 
 def test_a_metric_that_became_nan_is_never_the_better_one() -> None:
-    """0.87 -> NaN accuracy is no improvement; two NaN losses are the same value."""
-    nan = float("nan")
+    """0.87 -> NaN accuracy is no improvement, nor 0.2 -> inf; two NaN losses are the
+    same value but no number: no delta (``NaN - NaN`` is no 0), no "same" verdict, and a
+    line saying so (two diverged runs are equal, never silently fine)."""
+    nan, inf = float("nan"), float("inf")
     old = RunSide(
-        metrics={"val_acc": {"last": 0.87}, "val_loss": {"last": nan}, "f1": {"last": nan}}
+        metrics={
+            "val_acc": {"last": 0.87},
+            "val_loss": {"last": nan},
+            "f1": {"last": nan},
+            "top5_acc": {"last": 0.2},
+            "grad_norm": {"last": inf},
+        }
     )
     new = RunSide(
-        metrics={"val_acc": {"last": nan}, "val_loss": {"last": nan}, "f1": {"last": 0.5}}
+        metrics={
+            "val_acc": {"last": nan},
+            "val_loss": {"last": nan},
+            "f1": {"last": 0.5},
+            "top5_acc": {"last": inf},
+            "grad_norm": {"last": inf},
+        }
     )
-    metrics = {m.name: m for m in diff_runs(old, new).metrics}
+    result = diff_runs(old, new)
+    metrics = {m.name: m for m in result.metrics}
     assert metrics["val_acc"].direction == "max" and metrics["val_acc"].better is None
     assert metrics["f1"].direction == "max" and metrics["f1"].better is None
-    assert metrics["val_loss"].delta == 0.0 and metrics["val_loss"].better == "same"
-    assert not diff_runs(old, new).equal
-    assert diff_runs(old, RunSide(metrics={**old.metrics})).equal
+    assert metrics["top5_acc"].better is None and metrics["top5_acc"].percent is None
+    loss = metrics["val_loss"]
+    assert (loss.delta, loss.percent, loss.better) == (None, None, None)
+    assert metrics["grad_norm"].delta is None
+    assert not result.equal
+    assert result.nonfinite == [
+        "metric grad_norm is Infinity in both runs (its last value): unchanged, but no run "
+        "is better by it",
+        "metric val_loss is NaN in both runs (its last value): unchanged, but no run is "
+        "better by it",
+    ]
+    same = diff_runs(old, RunSide(metrics={**old.metrics}))
+    assert same.equal and len(same.nonfinite) == 3  # f1 too
 
 
 def test_metric_direction_from_names() -> None:

@@ -310,3 +310,22 @@ def test_a_key_repeated_in_a_json_lines_metrics_log_makes_the_metric_ambiguous(
     code, out, err = cli("diff", "a", "b", "--db", str(db_path))
     assert code == 1, err
     assert "metrics: 0 of 2 changed, 1 ambiguous" in out
+
+
+def test_a_nan_value_of_a_repeated_key_is_spelled_as_the_key_line_spells_it(
+    tmp_path: Path,
+) -> None:
+    """A's loss is NaN then 0.7 in one log_history entry: the key's line said "first
+    NaN", the metric's line '"nan" with the first' (the text meta keeps)."""
+    root = tmp_path / "root"
+    (root / "out_a").mkdir(parents=True)
+    (root / "out_a" / "trainer_state.json").write_text(
+        hf_state('{"loss": NaN, "loss": 0.7, "step": 20}')
+    )
+    db_path = indexed(root)
+    assert runs_json(db_path)["out_a"]["warnings"] == [
+        "out_a/trainer_state.json: key log_history[1].loss appears 2 times in one mapping "
+        "(first NaN, last 0.7); loaders disagree on which value counts",
+        "out_a/trainer_state.json: metric loss depends on which value of a repeated key "
+        "counts: 0.7 with the last (shown), NaN with the first",
+    ]

@@ -31,6 +31,7 @@ from store.diff import (
     TextDiff,
 )
 from store.diff.configs import ConfigDiff
+from store.diff.runs import nonfinite_name, same_nonfinite
 from store.safetext import visible
 from tui.format import human_size, metric_value
 
@@ -569,8 +570,11 @@ def run_rows(result: RunDiff) -> list[RunDiffRow]:
             continue
         changed = (metric.delta not in (None, 0)) or ((metric.old is None) != (metric.new is None))
         note = Text(_delta(metric.delta, metric.percent) if changed else "")
+        nonfinite = same_nonfinite(metric.old, metric.new)
         if metric.better in ("old", "new"):
             note.append(f"  {'A' if metric.better == 'old' else 'B'} better", style="bold")
+        elif nonfinite:
+            note.append(f"{nonfinite_name(metric.old)} in both runs", style="yellow")
         elif not changed:
             note.append("same", style="dim")
         rows.append(

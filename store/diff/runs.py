@@ -133,6 +133,9 @@ class RunDiff:
     ambiguous: list[str] = field(default_factory=list)
     """One line per param and metric called ``ambiguous`` (a repeated key's value decides
     whether it changed), naming the run, its file and the key."""
+    nonfinite: list[str] = field(default_factory=list)
+    """One line per metric NaN (or the same infinity) in both runs: unchanged, with no
+    delta and no better run, said so that an equal diff does not hide two diverged runs."""
     sources: tuple[dict[str, str], dict[str, str]] = field(default_factory=lambda: ({}, {}))
     """Per side, artifact paths that are not the file's path in its run folder (an MLflow
     logged model's ``models/<name>/...``) -> the file's path relative to the run's root,
@@ -193,19 +196,19 @@ def diff_metrics(
 def _compare(
     last_a: float | None, last_b: float | None, direction: Direction | None
 ) -> tuple[float | None, float | None, Better | None]:
-    """Delta, percent and which side is better, of two last values."""
+    """Delta, percent and which side is better, of two last values.  A side that is no
+    finite number (NaN, inf: a diverged run) is not ranked: which run did better is
+    unknown; two sides NaN alike (or the same inf) have no delta (``NaN - NaN`` is no
+    0), and are unchanged (``same_nonfinite``), not "same" as two equal numbers."""
     delta: float | None = None
+    if same_nonfinite(last_a, last_b):
+        return None, None, None
     if last_a is not None and last_b is not None:
-        both_nan = math.isnan(last_a) and math.isnan(last_b)
-        delta = 0.0 if last_a == last_b or both_nan else last_b - last_a
-    percent = (
-        delta / abs(last_a) * 100
-        if delta is not None and last_a and math.isfinite(last_a)
-        else None
-    )
+        delta = 0.0 if last_a == last_b else last_b - last_a
+    finite = delta is not None and math.isfinite(delta)
+    percent = delta / abs(last_a) * 100 if delta is not None and finite and last_a else None
     better: Better | None = None
-    # a side that became NaN is no number to rank by: which run did better is unknown
-    if delta is not None and direction is not None and not math.isnan(delta):
+    if delta is not None and finite and direction is not None:
         if delta == 0:
             better = "same"
         elif (delta < 0) == (direction == "min"):
@@ -213,6 +216,13 @@ def _compare(
         else:
             better = "old"
     return delta, percent, better
+
+
+def same_nonfinite(old: float | None, new: float | None) -> bool:
+    """Both values NaN, or the same infinity: unchanged, and no number to rank by."""
+    if old is None or new is None or math.isfinite(old) or math.isfinite(new):
+        return False
+    return (math.isnan(old) and math.isnan(new)) or old == new
 
 
 def diff_env(old: Mapping[str, str], new: Mapping[str, str]) -> list[PackageChange]:
@@ -293,11 +303,36 @@ def diff_runs(a: RunSide, b: RunSide) -> RunDiff:
         not params
         and not env
         and not unknown
-        and all(m.delta == 0 or (m.old is None and m.new is None) for m in metrics)
+        and all(
+            m.delta == 0 or (m.old is None and m.new is None) or same_nonfinite(m.old, m.new)
+            for m in metrics
+        )
         and not any(m.ambiguous for m in metrics)
         and not (artifacts.added or artifacts.removed or artifacts.changed or artifacts.moved)
     )
-    return RunDiff(params, metrics, env, artifacts, equal, unknown=unknown, ambiguous=ambiguous)
+    nonfinite = [
+        f"metric {m.name} is {nonfinite_name(m.old)} in both runs (its last value): "
+        "unchanged, but no run is better by it"
+        for m in metrics
+        if not m.ambiguous and same_nonfinite(m.old, m.new)
+    ]
+    return RunDiff(
+        params,
+        metrics,
+        env,
+        artifacts,
+        equal,
+        unknown=unknown,
+        ambiguous=ambiguous,
+        nonfinite=nonfinite,
+    )
+
+
+def nonfinite_name(value: float | None) -> str:
+    """NaN, inf, -inf as ``artlens runs --json`` writes them."""
+    if value is None or math.isnan(value):
+        return "NaN"
+    return "Infinity" if value > 0 else "-Infinity"
 
 
 # --- keys a run's file repeats -------------------------------------------------------------

@@ -166,9 +166,12 @@ def _key_column(old: Table, new: Table, shared: list[str]) -> str | None:
 
 
 def _last_number(table: Table, index: int) -> float | None:
+    """The column's last number: a NaN or inf there (a run that diverged) is the last
+    value, never skipped for the finite one before it; a blank cell (a metric not
+    logged that step) or text is."""
     for row in reversed(table.rows):
         value = _number(row[index])
-        if value is not None and not math.isnan(value):
+        if value is not None:
             return value
     return None
 
@@ -215,6 +218,8 @@ def diff_tables(old: Table, new: Table) -> TableDiff:
             cells_changed += 1
             if len(cells) < MAX_CELLS:
                 delta = b - a if a is not None and b is not None else None
+                if delta is not None and not math.isfinite(delta):
+                    delta = None  # to or from NaN or inf: no number of a change
                 int_a, int_b = _integer(before), _integer(after)
                 if int_a is not None and int_b is not None:
                     delta = float(int_b - int_a)  # exact where floats round both alike
@@ -232,7 +237,9 @@ def diff_tables(old: Table, new: Table) -> TableDiff:
         a, b = _last_number(old, old_cols[name]), _last_number(new, new_cols[name])
         if a is None and b is None:
             continue
-        delta = b - a if a is not None and b is not None else None
+        # no delta to or from NaN or inf: ``nan - nan`` is no change, ``inf - 1`` no size
+        finite = a is not None and b is not None and math.isfinite(a) and math.isfinite(b)
+        delta = b - a if finite and a is not None and b is not None else None
         percent = delta / abs(a) * 100 if delta is not None and a else None
         last_values.append(LastValue(name, a, b, delta, percent))
     added_cols = [name for name in new_cols if name not in old_cols]

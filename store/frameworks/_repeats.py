@@ -327,7 +327,11 @@ def settle(info: RunInfo, pass_one: Watch, read_again: Callable[[], tuple[RunInf
             sources.of(name), differing, unknown, first_v, budget, len(recorded["metrics"])
         )
         recorded["metrics"][name] = entry
-        metric_lines.append(_line("metric", name, last_v, first_v, entry))
+        # said by the metrics' own last values: NaN as the key's line and the run say it,
+        # not as the text ``"nan"`` meta keeps
+        said_last = _MISSING if last_m is None else last_m.last
+        said_first = _MISSING if first_m is None else first_m.last
+        metric_lines.append(_line("metric", name, said_last, said_first, entry))
     for what, lines in (("param", param_lines), ("metric", metric_lines)):
         added += lines[:MAX_NAMED]
         if len(lines) > MAX_NAMED:
@@ -368,9 +372,6 @@ def _entry(
 
 def _line(what: str, name: str, last: object, first: object, entry: dict[str, object]) -> str:
     files = ", ".join(str(f) for f in entry["files"])  # type: ignore[attr-defined]
-    if what == "metric":
-        last = last if last is _MISSING else last["last"]  # type: ignore[index]
-        first = first if first is _MISSING else first["last"]  # type: ignore[index]
     now = "absent" if last is _MISSING else shown(last)
     unknown = entry.get("unknown")
     then = "unknown" if unknown else "absent" if first is _MISSING else shown(first)
