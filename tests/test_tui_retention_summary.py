@@ -74,3 +74,32 @@ async def test_every_plan_warning_is_reachable_at_80x24(
         drawn = " ".join(" ".join(drawn_lines(app)).split())
         tail = " ".join(plan.links[-1].split())[-40:]
         assert tail in drawn, (tail, drawn)
+
+
+@sync
+async def test_the_apply_dialog_says_the_plan_has_warnings(
+    lightning: tuple[Path, Path],
+) -> None:
+    """The dialog that confirms an apply stated what moves, and nothing of the plan's
+    warnings (a folder no one could read, a keep_best with no metric): it counts them and
+    shows the first."""
+    from tui.screens.retention_dialogs import ConfirmApply
+
+    root, db_path = lightning
+    (root / ".artlens.toml").write_text(
+        '[retention]\nkeep_last = 1\nkeep_best = 1\nmetric = "nope"\nmode = "min"\n'
+    )
+    app = ArtlensApp(db_path, [root], watch=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen, _table = await open_plan(app, pilot)
+        plan = screen.plan
+        assert plan is not None and plan.removals
+        notes = [*grouped_warnings(plan.warnings), *plan.links]
+        assert notes
+        await pilot.press("a")
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmApply)
+        said = " ".join(str(app.screen.query_one("#confirm-text", Static).render()).split())
+        assert f"⚠ {len(notes)} warning" in said, said
+        assert " ".join(notes[0].split())[:60] in said
+        await pilot.press("n")

@@ -578,6 +578,14 @@ class RetentionScreen(Screen[None]):
         text.append(f", from {len(runs)} run(s) under\n")
         for root in roots:
             text.append(f"  {paths.display(root)}\n")
+        notes = [*grouped_warnings(plan.warnings), *plan.links]
+        if notes:  # e.g. folders no one could read: what they hold is in no plan
+            first = " ".join(visible(notes[0]).split())
+            text.append(
+                f"\n⚠ {len(notes)} warning{'s' if len(notes) != 1 else ''} (the plan tab lists "
+                f"them), the first: {first if len(first) <= 160 else first[:159] + '…'}\n",
+                style="yellow",
+            )
         text.append(
             "\nEach is re-checked first; anything changed since the plan or still being "
             "written is skipped.  Nothing is deleted: restore from the Trash tab; the space "
