@@ -61,11 +61,13 @@ Totals = tuple[int, int, float, float]
 """A run's (size, file count, last write, first write) as its rows sum up, in seconds."""
 
 _markers: tuple[frozenset[str], re.Pattern[bytes]] | None = None
+_counted: dict[str, tuple[bytes, ...]] | None = None
 
 
 def _forget_markers() -> None:
-    global _markers
+    global _markers, _counted
     _markers = None
+    _counted = None
 
 
 registry.on_change(_forget_markers)
@@ -80,6 +82,24 @@ def is_marker(name: bytes) -> bool:
         _markers = (names, registry.marker_pattern())
     names, pattern = _markers
     return os.fsdecode(name) in names or bool(pattern.match(name))
+
+
+def _holds_a_run(ordered: list[bytes], prefix: bytes) -> bool:
+    """Whether a run path in ``ordered`` (sorted) starts with ``prefix``."""
+    at = bisect.bisect_left(ordered, prefix)
+    return at < len(ordered) and ordered[at].startswith(prefix)
+
+
+def _counted_suffixes() -> dict[str, tuple[bytes, ...]]:
+    """framework name -> the name endings its detection counts (``counted_suffixes``)."""
+    global _counted
+    if _counted is None:
+        _counted = {
+            e.name: tuple(os.fsencode(s.lower()) for s in e.counted_suffixes)
+            for e in registry.entries()
+            if e.counted_suffixes
+        }
+    return _counted
 
 
 def status_of(framework_status: str, last_write: float | None, now: float) -> str:
@@ -205,6 +225,50 @@ class RunSync:
         else:
             self._set_specs(self._specs_from_index())
             self._specs_are_the_index = True
+
+    def counted_files_moved(
+        self, added: Iterable[bytes], removed: Iterable[tuple[bytes, int | None]]
+    ) -> bool:
+        """Whether files a framework's detection counts, though they are no markers
+        (``counted_suffixes``), arrived outside every run of the index (``added`` keys) or
+        left one of that framework's runs (``removed`` keys with their old run ids): either
+        can make or unmake a run (a first model.pt in a folder makes it a generic run), so
+        the runs must be detected again."""
+        counted = _counted_suffixes()
+        if not counted:
+            return False
+        endings = tuple({s for suffixes in counted.values() for s in suffixes})
+        arrived = [k for k in added if paths.name_of(k).lower().endswith(endings)]
+        left = [
+            (run_id, paths.name_of(k).lower())
+            for k, run_id in removed
+            if run_id is not None and paths.name_of(k).lower().endswith(endings)
+        ]
+        if not arrived and not left:
+            return False
+        held = {
+            bytes(path): (int(run_id), str(framework))
+            for run_id, path, framework in self.db.conn.execute(
+                "SELECT id, path, framework FROM runs WHERE root_id = ?", [self.root_id]
+            )
+        }
+        framework_of = {run_id: framework for run_id, framework in held.values()}
+        for run_id, name in left:
+            if name.endswith(counted.get(framework_of.get(run_id, ""), ())):
+                return True
+        ordered = sorted(held)
+        for key in arrived:
+            # a run holds no other run: only a folder with no run in it, or one above it,
+            # can become one (a status.json rewritten in a root of runs makes none)
+            folder = paths.parent_key(key)
+            if folder and not _holds_a_run(ordered, folder + b"/"):
+                while folder not in held:
+                    if not folder:
+                        return True
+                    folder = paths.parent_key(folder)
+            elif not folder and not held:
+                return True
+        return False
 
     def _detect(self, listing: Listing) -> list[RunSpec]:
         from store.frameworks import DirListing, detect_runs

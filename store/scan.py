@@ -885,6 +885,7 @@ class Indexer:
             or dirs_removed
             or any(is_marker(paths.name_of(e[0])) for e in added)
             or any(is_marker(paths.name_of(r[1])) for r in removed)
+            or self.runs.counted_files_moved((e[0] for e in added), [(r[1], r[2]) for r in removed])
         )
         # put in key order before the runs are known: a forked reader may be detecting them
         ordered = list(_in_key_order(walk)) if first_load else None

@@ -775,3 +775,63 @@ def test_a_subtree_whose_parent_became_a_link_is_not_walked_through_it(
         indexer.scan_folders([b"run/a/b"])
     assert b"run/a/b/secret.txt" not in index_rows(db)
     assert index_rows(db) == ground_truth(root)
+
+
+def runs_and_owners(
+    db: sqlite_utils.Database,
+) -> tuple[set[tuple[bytes, str, int]], dict[bytes, bytes | None]]:
+    """Every run (path, framework, files) and the run path each file belongs to."""
+    runs = {
+        (bytes(p), f, n) for p, f, n in db.execute("SELECT path, framework, n_artifacts FROM runs")
+    }
+    owners = {
+        bytes(p): None if r is None else bytes(r)
+        for p, r in db.execute(
+            "SELECT a.path, r.path FROM artifacts a LEFT JOIN runs r ON r.id = a.run_id"
+        )
+    }
+    return runs, owners
+
+
+def fresh_runs(
+    root: Path, where: Path
+) -> tuple[set[tuple[bytes, str, int]], dict[bytes, bytes | None]]:
+    """What a fresh index of ``root`` says of its runs."""
+    fresh = open_db(where)
+    try:
+        Indexer(fresh, root).scan()
+        return runs_and_owners(fresh)
+    finally:
+        fresh.close()
+
+
+@pytest.mark.parametrize("how", ["scan", "scan_folders"])
+def test_a_first_artifact_in_a_folder_makes_it_a_run_and_its_last_unmakes_it(
+    tmp_path: Path, db: sqlite_utils.Database, how: str
+) -> None:
+    """A generic run is a top folder holding an artifact-looking file (model.pt,
+    config.yaml): no marker file.  A folder made first and given its model later (the way
+    training writes) became a run in a fresh index only: a rescan, or the watcher's
+    folder rescan, kept the runs it had, since no marker came or went.  So did taking the
+    last artifact away (renamed to .txt)."""
+    root = tmp_path / "root"
+    (root / "exp").mkdir(parents=True)
+    (root / "exp" / "notes.txt").write_text("started\n")
+    indexer = Indexer(db, root)
+    indexer.scan()
+    assert runs_and_owners(db)[0] == set()
+
+    def rescan() -> None:
+        if how == "scan":
+            indexer.scan()
+        else:
+            indexer.scan_folders([b"exp"])
+
+    (root / "exp" / "model.pt").write_bytes(b"w" * 10)
+    rescan()
+    assert runs_and_owners(db) == fresh_runs(root, tmp_path / "fresh1.db")
+    assert runs_and_owners(db)[0] == {(b"exp", "generic", 2)}
+    os.rename(root / "exp" / "model.pt", root / "exp" / "model.txt")
+    rescan()
+    assert runs_and_owners(db) == fresh_runs(root, tmp_path / "fresh2.db")
+    assert runs_and_owners(db)[0] == set()

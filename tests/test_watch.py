@@ -196,6 +196,30 @@ def test_run_folders_moved_and_removed_whole(root: Path, db_path: Path) -> None:
         assert not any(k.startswith(b"archive") for k in index_rows(db_path))
 
 
+def runs_of(db_path: Path) -> dict[bytes, str]:
+    db = open_db(db_path, readonly=True)
+    try:
+        return {bytes(p): f for p, f in db.execute("SELECT path, framework FROM runs")}
+    finally:
+        db.close()
+
+
+def test_a_folder_given_its_first_model_becomes_a_run_while_watched(
+    root: Path, db_path: Path
+) -> None:
+    """Training makes its folder, then writes its model: the folder is a generic run from
+    the model on (no marker file says so), and is none again once the model is gone."""
+    with watching(db_path, root, hash_files=False):
+        (root / "exp").mkdir()
+        (root / "exp" / "train.txt").write_text("step 1\n")
+        wait_for(converged(root, db_path), what="the folder indexed")
+        assert b"exp" not in runs_of(db_path)
+        (root / "exp" / "model.safetensors").write_bytes(b"\x00" * 8)
+        wait_for(lambda: runs_of(db_path).get(b"exp") == "generic", what="exp a run")
+        (root / "exp" / "model.safetensors").unlink()
+        wait_for(lambda: b"exp" not in runs_of(db_path), what="exp no run")
+
+
 def test_mkdir_p_and_touch_is_seen_in_full(root: Path, db_path: Path) -> None:
     with watching(db_path, root):
         deep = root / "a" / "b" / "c"

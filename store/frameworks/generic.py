@@ -158,6 +158,7 @@ ENTRY = Framework(
     fallback=detect,
     load=load,
     markers=frozenset({CONFIG_NAME}),
+    counted_suffixes=ARTIFACT_SUFFIXES,
     checklist=(
         ENV,
         "*.yaml|*.yml|config.json|*.toml",

@@ -97,6 +97,10 @@ class Framework:
     """File names whose arrival or removal can make or unmake one of its runs."""
     marker_patterns: tuple[str, ...] = ()
     """Regular expressions (whole name) for the same, where names vary."""
+    counted_suffixes: tuple[str, ...] = ()
+    """Lower-cased name endings its detection counts without their being markers: such a
+    file arriving outside every run, or leaving one of its runs, can make or unmake one
+    of its runs (a generic run is a folder holding any artifact-looking file)."""
     checklist: tuple[str, ...] = ()
     """What a complete run of it leaves behind (see ``store.checklist``)."""
     kinds: Mapping[str, str] = field(default_factory=dict)
