@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 import watchdog.observers.inotify_c as inotify_c
@@ -693,6 +694,48 @@ def test_hashing_that_cannot_write_retries_less_often_and_logs_once(
     said = [r.getMessage() for r in caplog.records if r.name == "artlens.watch"]
     failed = [m for m in said if "hashing failed" in m]
     assert len(failed) == 1 and "database is locked" in failed[0], said
+    assert len([m for m in said if "hashing works again" in m]) == 1, said
+
+
+def test_hashing_whose_index_cannot_be_opened_retries_and_says_so(
+    root: Path, db_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The hashing thread opens its own connection to the index.  When that fails (too
+    many open files, the index unreadable for a moment) the thread ended silently and no
+    file was ever hashed again, with the watcher reporting itself healthy: it now retries,
+    less often while it fails, and says so in health and the log once."""
+    monkeypatch.setattr(watcher_module, "HASH_PENDING_WAIT", 0.05)
+    monkeypatch.setattr(watcher_module, "HASH_RETRY_MAX", 0.2)
+    real_connect = sqlite3.connect
+    failures = threading.Event()
+    refused: list[int] = []
+
+    def connect(*args: Any, **kwargs: Any) -> sqlite3.Connection:
+        if threading.current_thread().name == "artlens-watch-hash" and not failures.is_set():
+            refused.append(1)
+            raise sqlite3.OperationalError("unable to open database file")
+        connection: sqlite3.Connection = real_connect(*args, **kwargs)
+        return connection
+
+    monkeypatch.setattr(sqlite3, "connect", connect)
+    (root / "run1" / "model.bin").write_bytes(os.urandom(4096))
+    old = time.time() - 60
+    os.utime(root / "run1" / "model.bin", (old, old))
+    caplog.set_level(logging.WARNING, logger="artlens.watch")
+    with watching(db_path, root) as watcher:
+        wait_for(lambda: len(refused) >= 3, what="three refused opens")
+        health = health_of(watcher)
+        assert int(health["hash_failures"]) >= 1  # type: ignore[call-overload]
+        assert any("cannot open the index" in p for p in health["problems"])  # type: ignore[attr-defined]
+        assert hash_states(db_path)[b"run1/model.bin"] == "pending"
+        failures.set()
+        wait_for(
+            lambda: hash_states(db_path)[b"run1/model.bin"] == "done",
+            what="the file hashed once the index opens",
+        )
+        wait_for(lambda: health_of(watcher)["hash_failures"] == 0, what="failures cleared")
+    said = [r.getMessage() for r in caplog.records if r.name == "artlens.watch"]
+    assert len([m for m in said if "cannot open the index" in m]) == 1, said
     assert len([m for m in said if "hashing works again" in m]) == 1, said
 
 

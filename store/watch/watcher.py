@@ -1083,15 +1083,32 @@ class Watcher:
     # -- hashing -------------------------------------------------------------------------
 
     def _hash_loop(self) -> None:
-        """Hash pending files in small batches, at low priority, with its own connection."""
+        """Hash pending files in small batches, at low priority, with its own connection.
+
+        The connection is opened here, and again after a failure to open it (too many open
+        files, an index gone unreadable), as any other failure: retried less often while it
+        fails and shown in health, never a thread that ends and leaves every file pending."""
         with contextlib.suppress(OSError, AttributeError):
             os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
-        db = open_db(self.db_path)
+        db: sqlite_utils.Database | None = None
+        indexers: list[Indexer] = []
+        rest = _Rest(self.hash_share, self._stopping)
         try:
-            ignore = [Path(os.fsdecode(p)) for p in self._ignored]
-            indexers = [Indexer(db, r.path, ignore_paths=ignore) for r in self._roots]
-            rest = _Rest(self.hash_share, self._stopping)
             while not self._stopping.is_set():
+                if db is None:
+                    try:
+                        db = open_db(self.db_path)
+                        ignore = [Path(os.fsdecode(p)) for p in self._ignored]
+                        indexers = [Indexer(db, r.path, ignore_paths=ignore) for r in self._roots]
+                    except Exception as exc:
+                        if db is not None:
+                            with contextlib.suppress(Exception):
+                                db.close()
+                            db = None
+                        why = f"cannot open the index: {str(exc) or type(exc).__name__}"
+                        self._stopping.wait(self._hash_failed([why]))
+                        self._hash_wake.clear()
+                        continue
                 pending = 0
                 errors: list[str] = []
                 for indexer in indexers:
@@ -1117,7 +1134,8 @@ class Watcher:
                 self._hash_wake.wait(HASH_PENDING_WAIT if pending else HASH_IDLE_WAIT)
                 self._hash_wake.clear()
         finally:
-            db.close()
+            if db is not None:
+                db.close()
 
     def _hash_failed(self, errors: list[str]) -> float:
         """A hashing pass failed: log each error not logged since hashing last worked, note
