@@ -50,7 +50,8 @@ from store.safeparse import NestingError, load_toml
 CONFIG_FILE = ".artlens.toml"
 MAX_CONFIG_BYTES = 1 << 20
 MAX_FILES = 200_000
-"""Files of one run looked at; a run with more is judged on the first ones."""
+"""Files of one run looked at; in a run with more, an item none of them meets is unknown
+(it may be among the rest), never missing."""
 
 ENV = generic.ENV
 
@@ -337,10 +338,11 @@ def evaluate_files(
     has_params: bool = False,
     has_metrics: bool = False,
     unread: Iterable[Unread] = (),
+    files_left: int = 0,
 ) -> ChecklistResult:
     """Which ``items`` the files (paths relative to the run folder) meet.  An item not met
     that could lie in one of the places ``unread`` could not be read is unknown, not
-    missing."""
+    missing; so is every item not met when ``files_left`` files were not looked at."""
     compiled = [_compile(item) for item in items]
     met = [False] * len(compiled)
     for index, item in enumerate(compiled):
@@ -361,6 +363,9 @@ def evaluate_files(
     places = list(unread)
     unknown: list[tuple[str, str]] = []
     for text in short:
+        if files_left:
+            unknown.append((text, f"the run holds more files than the {MAX_FILES:,} looked at"))
+            continue
         hiding = [p for p in places if any(_could_hide(a, p) for a in text.split("|"))]
         if hiding:
             more = f" (+{len(hiding) - 1} more)" if len(hiding) > 1 else ""
@@ -412,11 +417,12 @@ def _bases(run: RunRow) -> list[bytes]:
 
 
 def run_files(db: sqlite_utils.Database, run: RunRow, *, limit: int = MAX_FILES) -> list[str]:
-    """The run's files relative to its folder (or to an extra folder it owns)."""
+    """The run's files relative to its folder (or to an extra folder it owns): ``limit``
+    of them, and one more when it holds more (a caller can tell it was cut)."""
     bases = _bases(run)
     out = []
     for (blob,) in db.conn.execute(
-        "SELECT path FROM artifacts WHERE run_id = ? LIMIT ?", [run.id, limit]
+        "SELECT path FROM artifacts WHERE run_id = ? LIMIT ?", [run.id, limit + 1]
     ):
         key = bytes(blob)
         rel = key
@@ -444,12 +450,14 @@ def evaluate(
     rules = checklist if checklist is not None else load_checklist(run.root)
     if places is None:
         places = (unreadable_places(db.conn, run.root_id) or {}).get(run.root_id, [])
+    files = run_files(db, run, limit=MAX_FILES)
     return evaluate_files(
-        run_files(db, run),
+        files[:MAX_FILES],
         rules.items_for(run.framework),
         has_params=bool(run.params),
         has_metrics=bool(run.metrics),
         unread=run_unread(run, places),
+        files_left=max(0, len(files) - MAX_FILES),
     )
 
 

@@ -279,3 +279,39 @@ def test_an_item_that_may_lie_where_the_scan_could_not_read_is_unknown() -> None
     assert short.label() == "0/2?"
     assert short.missing == []
     assert short.short_items() == ["a.txt (unknown: why)", "b.txt (unknown: why)"]
+
+
+def test_an_item_past_the_files_looked_at_is_unknown_not_missing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run holding more files than the checklist looks at (200,000; 3 here): an item none
+    of the first meets was "missing", though it may be among the rest."""
+    import store.checklist
+
+    root = tmp_path / "root"
+    run = root / "exp"
+    run.mkdir(parents=True)
+    for i in range(5):
+        (run / f"out-{i}.log").write_text("x")
+    (run / "requirements.txt").write_text("torch\n")  # indexed after the logs
+    (root / ".artlens.toml").write_text(
+        '[checklist]\nrequired = ["requirements.txt", "nothing-like-this"]\n'
+    )
+    db_path = tmp_path / "i.db"
+    with WriterLock(db_path):
+        db = open_db(db_path)
+        try:
+            Indexer(db, root).scan()
+        finally:
+            db.close()
+    db = open_db(db_path, readonly=True)
+    try:
+        (found,) = query.list_runs(db)
+        assert evaluate(db, found).missing == ["nothing-like-this"]  # every file looked at
+        monkeypatch.setattr(store.checklist, "MAX_FILES", 3)
+        result = evaluate(db, found)
+    finally:
+        db.conn.close()
+    assert "requirements.txt" not in result.missing and "nothing-like-this" not in result.missing
+    assert [text for text, _ in result.unknown] == ["requirements.txt", "nothing-like-this"]
+    assert "more files than the 3 looked at" in result.unknown[0][1]
