@@ -82,6 +82,13 @@ def _read_env(
     file not read whole adds "env" to ``unread``."""
     packages: dict[str, str] = {}
     ordered = sorted(found, key=lambda item: (-item[0].count(b"/"), item[0]))
+    if len(ordered) > MAX_ENV_FILES:  # its packages are known in part: never "unchanged"
+        warnings.append(
+            f"{run.name}: {len(ordered)} environment files; the {MAX_ENV_FILES} shallowest "
+            f"read, {len(ordered) - MAX_ENV_FILES} not"
+        )
+        if unread is not None:
+            unread.add("env")
     for key, parser in ordered[-MAX_ENV_FILES:]:
         full = run.root + b"/" + key
         shown = paths.display(names.shown(key) if names else relative_key(run, key))

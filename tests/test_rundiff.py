@@ -205,6 +205,31 @@ def test_env_packages_from_requirements_and_conda(tmp_path: Path) -> None:
     assert "numpy" in env  # requirements.txt (1.26.4) wins over environment.yml in b
 
 
+def test_env_files_past_those_read_make_the_packages_unknown(tmp_path: Path) -> None:
+    """A run with more environment files than a diff reads (the 20 shallowest): the
+    packages of the rest went unread without a word, so a package pinned only there could
+    differ while the diff said nothing of it."""
+    pair = make_pair(tmp_path)
+    for run, pin in ((pair.a, "1.0"), (pair.b, "2.0")):
+        for i in range(21):
+            deep = run / "deps" / f"d{i:02}" / "more"
+            deep.mkdir(parents=True)
+            (deep / "requirements.txt").write_text(f"extra{i}=={pin if i == 0 else '1.0'}\n")
+    age(pair.root)
+    index(pair.root, pair.db_path)
+    runs = runs_by_name(pair.db_path)
+    db = open_db(pair.db_path, readonly=True)
+    warnings: list[str] = []
+    try:
+        result = diff_run_rows(db, runs["version_0"], runs["version_1"], warnings)
+    finally:
+        db.conn.close()
+    assert "extra0" not in {p.name for p in result.env}  # not read on either side
+    assert any("env" in line for line in result.unknown), result.unknown
+    assert any("22 environment files; the 20 shallowest read, 2 not" in w for w in warnings)
+    assert not result.equal
+
+
 def test_versions_across_runs_and_history(tmp_path: Path) -> None:
     pair = make_pair(tmp_path)
     ckpt = pair.b / "checkpoints" / "last.safetensors"
