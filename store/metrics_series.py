@@ -125,7 +125,14 @@ def read_run_series(
             )
         )
     lines.sort(key=lambda line: line.name)
-    return RunSeries(run.id, run.name, tuple(lines))
+    metric_names = set(series) | {n for n, k in run.metrics.items() if isinstance(k, dict)}
+    left = len(metric_names) - len(lines)
+    warnings = (
+        (f"{visible(run.name)}: {left} more metrics not shown (the first {MAX_METRICS} by name)",)
+        if left > 0
+        else ()
+    )
+    return RunSeries(run.id, run.name, tuple(lines), warnings)
 
 
 def _number(value: object) -> float | None:

@@ -265,3 +265,20 @@ def test_series_differ_by_glyph_without_colour() -> None:
     assert sum(row.count(GLYPHS[0]) for row in curve) >= 3
     assert sum(row.count(GLYPHS[1]) for row in curve) >= 3
     assert f"{GLYPHS[0]} a" in legend and f"{GLYPHS[1]} b" in legend
+
+
+def test_metrics_past_those_shown_are_counted(indexed: tuple[Path, Path]) -> None:
+    """A run logging more metrics than the view shows (500): the rest were left out of
+    the view without a word."""
+    from store.metrics_series import MAX_METRICS
+
+    root, db_path = indexed
+    csv = root / LIGHTNING[0] / "metrics.csv"
+    names = [f"m{i:03}" for i in range(MAX_METRICS + 7)]
+    csv.write_text("step," + ",".join(names) + "\n0," + ",".join("0.5" for _ in names) + "\n")
+    index_tree(root, db_path)
+    series = read_run_series(runs_by_path(db_path)[LIGHTNING[0]])
+    assert len(series.metrics) == MAX_METRICS
+    (warning,) = series.warnings
+    assert f"more metrics not shown (the first {MAX_METRICS} by name)" in warning
+    assert int(warning.split(": ", 1)[1].split()[0]) >= 7

@@ -121,11 +121,11 @@ class MetricsScreen(Screen[None]):
     def _title(self, note: str = "") -> Text:
         title = Text(no_wrap=True, overflow="ellipsis")
         title.append("Metrics", style="bold")
+        if note:  # before the run names: a long list must not cut it off
+            title.append(f"  ⚠ {note}", style="yellow")
         names = ", ".join(visible(r.name) for r in self.runs[:6])
         more = f" +{len(self.runs) - 6}" if len(self.runs) > 6 else ""
         title.append(f" · {len(self.runs)} run(s): {names}{more}", style="")
-        if note:
-            title.append(f"  {note}", style="dim italic")
         return title
 
     # -- loading -------------------------------------------------------------------------
@@ -156,7 +156,9 @@ class MetricsScreen(Screen[None]):
         if not self._chosen_by_user:
             first = default_metric(message.series)
             self.chosen = [first] if first else []
-        note = f"unreadable: {', '.join(message.failed)}" if message.failed else ""
+        notes = [f"unreadable: {', '.join(message.failed)}"] if message.failed else []
+        notes += [w for s in message.series for w in s.warnings]
+        note = "; ".join(notes)
         self.query_one("#metrics-title", Static).update(self._title(note))
         self._sync_table()
         self._sync_plots()
