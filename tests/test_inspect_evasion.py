@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from store.inspect import inspect_file, pickle_scan
-from store.inspect.pickle_ops import PickleInvalid, read_ops
+from store.inspect import inspect_file, looks_like_model, pickle_scan
+from store.inspect.pickle_ops import MAX_LINE, PickleInvalid, read_ops
 from store.inspect.pickle_scan import MEMO_LIMIT, scan_bytes, scan_stream
 
 sys.path.insert(0, str(Path(__file__).parent / "fixtures" / "evasion"))
@@ -97,6 +97,10 @@ def _open_payload(marker: Path) -> bytes:
         (b"I 7\n0", "ASCII", False),
         (b"S'\xe9t\xe9'\n0", "latin1", True),  # numpy and joblib load with latin1
         (b"\x80\x04}q\x00(K\x01K\x02u0", "ASCII", False),  # protocols 1 and 4 mixed
+        # _pickle reads INT, LONG, GET and PUT arguments as C strings: a NUL ends them
+        (b"I1\x00junk\n0", "ASCII", True),
+        (b"\x80\x02L5\x00junkL\n0", "ASCII", True),
+        (b"Np1\x00junk\n0g1\x00more\n0", "ASCII", True),
     ],
 )
 def test_streams_genops_rejects_load_and_are_read(
@@ -112,6 +116,29 @@ def test_streams_genops_rejects_load_and_are_read(
     if genops_fails:
         with pytest.raises(ValueError):
             list(pickletools.genops(data))
+
+
+def test_a_nul_in_a_number_does_not_hide_a_pickle(tmp_path: Path) -> None:
+    """``I0\\x00...`` first: artlens called such a file "not a model" (n/a) or corrupt, and
+    a folder walk skipped it, while ``pickle.load`` ran what followed."""
+    marker = tmp_path / "loaded"
+    data = b"I0\x00 not a number\n0" + _open_payload(marker) + b"."
+    for name, head in (("model.pkl", b""), ("proto2.pkl", b"\x80\x02"), ("cache.dat", b"")):
+        (tmp_path / name).write_bytes(head + data)
+        found = inspect_file(tmp_path / name)
+        assert found.verdict == "dangerous", (name, found.verdict, found.reasons)
+    assert looks_like_model(data)
+    pickle.loads(data).close()
+    assert marker.exists()
+
+
+def test_a_line_longer_than_the_reader_keeps_is_unknown_not_corrupt(tmp_path: Path) -> None:
+    """A protocol-0 string over ``MAX_LINE`` bytes loads; it is no truncated file."""
+    path = tmp_path / "model.pkl"
+    path.write_bytes(b"\x80\x02S'" + b"A" * MAX_LINE + b"'\n0N.")
+    found = inspect_file(path)
+    assert found.verdict == "unknown" and found.integrity is None, found.reasons
+    assert pickle.loads(path.read_bytes()) is None
 
 
 def test_reader_rejects_what_the_loader_rejects() -> None:

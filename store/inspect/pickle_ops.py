@@ -110,34 +110,43 @@ def _c_strtol(text: bytes) -> int | None:
     return sign * int(s.decode("ascii"), base)
 
 
+def _c_string(text: bytes) -> bytes:
+    """``text`` as the C string ``_pickle`` hands to ``strtol``/``PyLong_FromString``: it
+    ends at the first NUL byte, so ``I1\x00anything\n`` is the int 1 to the loader."""
+    return text.split(b"\x00", 1)[0]
+
+
 def parse_int_line(text: bytes) -> int | bool:
     """The value ``_pickle``'s INT opcode reads from ``text`` (``strtol`` base 0, then
-    Python's ``int(s, 0)``); raises ``PickleInvalid`` where it would."""
-    value = _c_strtol(text)
+    ``PyLong_FromString`` base 0, both stopping at a NUL byte); raises ``PickleInvalid``
+    where it would."""
+    number = _c_string(text)
+    value = _c_strtol(number)
     if value is not None and -(1 << 63) <= value < (1 << 63):
-        if len(text) == 2 and value in (0, 1):
+        if len(text) == 2 and value in (0, 1):  # the whole line's length, NULs and all
             return bool(value)
         return value
     try:
-        return int(text.decode("ascii"), 0)
+        return int(number.decode("ascii"), 0)
     except (ValueError, UnicodeDecodeError):
         raise PickleInvalid(f"invalid literal for int(): {text[:40]!r}") from None
 
 
 def parse_long_line(text: bytes) -> int:
-    """LONG's argument: an ``int(s, 0)`` literal with an optional trailing ``L``."""
+    """LONG's argument: an ``int(s, 0)`` literal with an optional trailing ``L`` (the last
+    byte of the line, dropped first), read as a C string (up to a NUL byte)."""
     if text.endswith(b"L"):
         text = text[:-1]
     try:
-        return int(text.decode("ascii"), 0)
+        return int(_c_string(text).decode("ascii"), 0)
     except (ValueError, UnicodeDecodeError):
         raise PickleInvalid(f"invalid literal for long: {text[:40]!r}") from None
 
 
 def parse_memo_line(text: bytes) -> int:
-    """GET/PUT's argument: a base-10 ``int`` literal."""
+    """GET/PUT's argument: a base-10 ``int`` literal, read as a C string (up to a NUL)."""
     try:
-        return int(text.decode("ascii"), 10)
+        return int(_c_string(text).decode("ascii"), 10)
     except (ValueError, UnicodeDecodeError):
         raise PickleInvalid(f"invalid memo key {text[:40]!r}") from None
 

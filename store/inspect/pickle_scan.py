@@ -135,14 +135,17 @@ class _Source:
         return self._take(b"".join(chunks))
 
     def readline(self, size: int = -1) -> bytes:
-        cap = min(self._limit - self.consumed + 1, 1 << 20)
+        """One line, of at most ``size`` bytes (1 MiB when not given) and never past the
+        byte budget: a caller asking for ``MAX_LINE + 1`` tells a line too long to keep from
+        one the stream cuts short."""
+        cap = min(self._limit - self.consumed + 1, size if size >= 0 else 1 << 20)
         if self._pending:
             head, self._pending = self._pending, b""
             if b"\n" in head:
                 line, _, rest = head.partition(b"\n")
                 self._pending = rest
                 return self._take(line + b"\n")
-            return self._take(head + self._stream.readline(cap))
+            return self._take(head + self._stream.readline(max(cap - len(head), 0)))
         return self._take(self._stream.readline(cap))
 
     def tell(self) -> int:
