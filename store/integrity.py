@@ -174,22 +174,24 @@ def _has_model_magic(path: bytes) -> bool:
     fd, _ = open_regular(path)
     try:
         head = os.pread(fd, SNIFF_BYTES, 0)
+        size = os.fstat(fd).st_size
     finally:
         os.close(fd)
-    return model_by_content(head)
+    return model_by_content(head, size)
 
 
 SNIFF_BYTES = 1024
 """Bytes read from a file with no model name to tell whether it is one by content."""
 
 
-def model_by_content(head: bytes) -> bool:
+def model_by_content(head: bytes, size: int | None = None) -> bool:
     """Whether a file whose first bytes are ``head`` (at least ``SNIFF_BYTES`` of them, or
-    the whole file) is inspected whatever its name.  ``artlens scan`` and the index both ask
-    this, so a file one of them calls dangerous the other does not skip."""
+    the whole file) is inspected whatever its name; ``size``, the file's size when known,
+    spares the inspection of a text that cannot be a pickle.  ``artlens scan`` and the
+    index both ask this, so a file one of them calls dangerous the other does not skip."""
     from store.inspect import looks_like_model
 
-    return looks_like_model(head[:SNIFF_BYTES])
+    return looks_like_model(head[:SNIFF_BYTES], size)
 
 
 def _check_file(

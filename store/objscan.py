@@ -223,7 +223,7 @@ def check_objects(root: ObjectRoot, *, max_seconds: float | None = 600.0) -> Ite
                 except RootError as exc:  # unread, it may be a model: unknown, not left out
                     yield FileCheck(shown, "-", "unknown", (visible(str(exc)),), size=entry.size)
                     continue
-                if not model_by_content(head):
+                if not model_by_content(head, entry.size):
                     continue
             if stop_at is not None and time.monotonic() >= stop_at:
                 why = f"not inspected: the scan's time budget ({max_seconds:g} s) ran out"

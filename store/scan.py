@@ -1427,7 +1427,7 @@ class Indexer:
         if result.error == "changed":
             return (None, "pending", kind, None, None)
         refined = refine(kind, os.fsdecode(key), result.head) if result.head else kind
-        verdict, reason = _verdict_for(self._abs(key), result.head)
+        verdict, reason = _verdict_for(self._abs(key), result.head, expect.size)
         if result.digest is None:
             state = "skipped" if result.skipped else "error"
             why = "; ".join(filter(None, (result.error, reason)))  # neither hides the other
@@ -1576,7 +1576,9 @@ def drop_indexes_and_triggers(
     return [sql for _kind, _name, sql in ddl]
 
 
-def _verdict_for(path: bytes, head: bytes) -> tuple[str | None, str | None]:
+def _verdict_for(
+    path: bytes, head: bytes, size: int | None = None
+) -> tuple[str | None, str | None]:
     """The safety verdict of a model file, from static inspection (never unpickled): the
     files ``artlens scan`` inspects (a model name, or model content under any name and
     kind, sniffed from the ``head`` the hasher read), with its verdict."""
@@ -1584,7 +1586,7 @@ def _verdict_for(path: bytes, head: bytes) -> tuple[str | None, str | None]:
     from store.integrity import model_by_content
 
     name = os.fsdecode(paths.name_of(path))
-    if not is_model_candidate(name) and not model_by_content(head):
+    if not is_model_candidate(name) and not model_by_content(head, size):
         return None, None
     try:
         found = inspect_file(os.fsdecode(path))

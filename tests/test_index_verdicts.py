@@ -29,8 +29,17 @@ def settled(path: Path) -> None:
         ("notes.txt", b"cposix\nsystem\n(S'touch {marker}'\ntR."),
         ("diagram.png", b"cos\nsystem\n(S'touch {marker}'\ntR."),
         ("old_weights", b"\x80\x01cposix\nsystem\nq\x00(U\x05touchq\x01tR."),
+        # a first string longer than the sniffed kilobyte, imports after it
+        ("cache.dat", b"S'" + b"x" * 2000 + b"'\n0cposix\nsystem\n(S'touch {marker}'\ntR."),
+        ("blob", b"X\xd0\x07\x00\x00" + b"x" * 2000 + b"0cposix\nsystem\n(S'touch {marker}'\ntR."),
     ],
-    ids=["protocol-0-txt", "protocol-0-png", "protocol-1-no-extension"],
+    ids=[
+        "protocol-0-txt",
+        "protocol-0-png",
+        "protocol-1-no-extension",
+        "protocol-0-long-string",
+        "protocol-1-long-string",
+    ],
 )
 def test_index_and_scan_agree_on_a_pickle_under_any_name(
     tmp_path: Path, name: str, payload: bytes

@@ -10,6 +10,7 @@ import gzip
 import io
 import json
 import lzma
+import pickle
 import struct
 import tarfile
 import zipfile
@@ -378,6 +379,58 @@ def test_a_pickle_that_opens_with_a_long_string_is_not_skipped(tmp_path: Path) -
     (tmp_path / "blob.bin.txt").write_bytes(b"\x80" + bytes(range(256)) * 8)
     found = {Path(c.path).name: c.verdict for c in check_paths([tmp_path])}
     assert found == {"notes.txt": "dangerous"}
+
+
+# Protocols 0 and 1 have no PROTO opcode: such a pickle may open with a string (a quoted
+# line, a raw-unicode line, a counted string), a long number or a dotted name that runs
+# past the first kilobyte, and import os.system after it.  The walk skipped those files.
+
+
+def _opener(marker: Path) -> bytes:
+    """``open(marker, "w")`` at protocol 0: harmless, and proof that the stream loads."""
+    return b"cbuiltins\nopen\n(S'" + str(marker).encode() + b"'\nS'w'\ntR"
+
+
+@pytest.mark.parametrize(
+    "first",
+    [
+        b"S'" + b"x" * 2000 + b"'\n",
+        b"V" + b"x" * 2000 + b"\n",
+        b"X" + struct.pack("<I", 2000) + b"x" * 2000,
+        b"T" + struct.pack("<i", 2000) + b"x" * 2000,
+        b"B" + struct.pack("<I", 2000) + b"x" * 2000,
+        b"((S'" + b"x" * 2000 + b"'\n",
+        b"S'" + b"x" * 1016 + b"'\nU\xff" + b"x" * 255,  # cut in the second opcode
+        b"L" + b"7" * 2000 + b"L\n",
+    ],
+    ids=["string", "unicode", "binunicode", "binstring", "binbytes", "marks", "second", "long"],
+)
+def test_a_protocol_0_or_1_pickle_opening_with_a_long_argument_is_not_skipped(
+    tmp_path: Path, first: bytes
+) -> None:
+    marker = tmp_path / "loaded"
+    data = first + b"0" + _opener(marker) + b"."
+    folder = tmp_path / "walked"
+    folder.mkdir()
+    (folder / "cache.dat").write_bytes(data)
+    found = {Path(c.path).name: (c.verdict, c.imports) for c in check_paths([folder])}
+    assert found == {"cache.dat": ("dangerous", ("builtins.open",))}
+    assert looks_like_model(data[:1024], len(data)) and looks_like_model(data[:1024])
+    pickle.loads(data).close()  # what the walk must not skip: it loads, and runs open()
+    assert marker.exists()
+
+
+def test_text_whose_first_line_reads_as_a_long_argument_is_still_skipped(tmp_path: Path) -> None:
+    for name, text in [
+        ("prose.md", b"X marks the spot. " * 200),  # a 4-byte count longer than the file
+        ("lorem.txt", b"Lorem ipsum dolor sit amet " * 100),  # not a number
+        ("cat.txt", b"cat dog bird " * 100),  # not a module path
+        ("persid.txt", b"Please note " * 100),  # PERSID: no plain loader reads it
+        ("quote.txt", b"Some text without quotes " * 100),
+    ]:
+        (tmp_path / name).write_bytes(text)
+        assert not looks_like_model(text[:1024], len(text)), name
+    assert list(check_paths([tmp_path])) == []
 
 
 # gzip, bz2 and xz readers go on through every member of a multi-member stream, and an

@@ -16,6 +16,7 @@ import io
 import lzma
 import math
 import os
+import pickletools
 import re
 import struct
 import tarfile
@@ -218,11 +219,12 @@ def _sniff_pickle(handle: BoundedFile) -> PickleScan | None:
     return None
 
 
-def looks_like_model(head: bytes) -> bool:
+def looks_like_model(head: bytes, size: int | None = None) -> bool:
     """True when the first bytes of a file (``SNIFF_HEAD`` of them) say it may be a model
     file whatever its name: an archive, a compressed stream, an ``.npy`` array, or a pickle
     of any protocol (one that completes, names something dangerous, or still parses where
-    the bytes end; a text file fails within a few opcodes)."""
+    the bytes end; a text file fails within a few opcodes).  ``size``, the file's size
+    when known, rules out a first string longer than the file."""
     if head.startswith((b"PK\x03\x04", b"PK\x05\x06", _npy.MAGIC, _HDF5, _gguf.MAGIC)):
         return True
     if _compression(head) or _is_tar(head[:512]):
@@ -236,11 +238,58 @@ def looks_like_model(head: bytes) -> bool:
         return False
     # a protocol 2+ pickle opens with PROTO, and may then push a string longer than the
     # head (its imports come after it); text never starts with byte 0x80
-    return scan.opcodes >= 4 or (head[0] == 0x80 and scan.protocol is not None)
+    if scan.opcodes >= 4 or (head[0] == 0x80 and scan.protocol is not None):
+        return True
+    # protocols 0 and 1 have no PROTO: a pickle may open with a string (or a number, or a
+    # dotted name) that runs past the head, and put its imports after it
+    return _runs_past_head(head, scan.cut_at, size)
 
 
 SNIFF_HEAD = 1024
 """Bytes of a file ``looks_like_model`` needs to judge it (fewer: the whole file)."""
+
+_OPCODE_NAMES = {ord(op.code): op.name for op in pickletools.opcodes}
+_LENGTH_WIDTH = {"BINSTRING": 4, "BINUNICODE": 4, "BINBYTES": 4, "LONG4": 4, "BINUNICODE8": 8,
+                 "BINBYTES8": 8, "BYTEARRAY8": 8, "SHORT_BINSTRING": 1, "SHORT_BINBYTES": 1,
+                 "SHORT_BINUNICODE": 1, "LONG1": 1}  # fmt: skip
+"""Opcodes whose argument is a byte count (of this many bytes) and that many bytes."""
+_NUMBER_PREFIX = re.compile(rb"[\s+\-]*(?:0[xXoObB])?[0-9a-fA-F_.eE+\-]*")
+"""What the start of an INT, LONG, FLOAT, GET or PUT argument a loader reads looks like."""
+_NAME_PREFIX = re.compile(rb"[A-Za-z0-9_.\x80-\xff]*\n?[A-Za-z0-9_.\x80-\xff]*")
+"""The start of a GLOBAL or INST argument: a module path and a (dotted) name."""
+
+
+def _runs_past_head(head: bytes, start: int, size: int | None) -> bool:
+    """Whether ``head`` (a file's first ``SNIFF_HEAD`` bytes, which parse as pickle opcodes
+    up to the end) stops inside the opcode at ``start`` in a way the rest of the file may
+    well finish: a counted argument that fits in the file, or a line argument whose start
+    a loader reads (text lines rarely do: a quoted string, digits, a dotted name; ``V``
+    takes any line)."""
+    if not 0 <= start < len(head):
+        return False
+    name = _OPCODE_NAMES.get(head[start], "")
+    rest = head[start + 1 :]
+    width = _LENGTH_WIDTH.get(name)
+    if width is not None:
+        if len(rest) < width:
+            return True  # the count itself runs past the head
+        signed = name in ("BINSTRING", "LONG4")
+        count = int.from_bytes(rest[:width], "little", signed=signed)
+        # the loader refuses a negative count, and fails where the argument runs past the
+        # end of the file; a pickle also needs at least a STOP after it
+        return count >= 0 and (size is None or start + 1 + width + count < size)
+    if name == "STRING":
+        return rest[:1] in (b"'", b'"')
+    if name == "UNICODE":
+        return True
+    if name in ("INT", "LONG", "FLOAT", "GET", "PUT"):
+        number = rest.split(b"\x00", 1)[0]  # _pickle reads these as C strings
+        return len(number) < len(rest) or _NUMBER_PREFIX.fullmatch(number) is not None
+    if name in ("GLOBAL", "INST"):
+        return _NAME_PREFIX.fullmatch(rest) is not None
+    # PERSID needs a persistent_load no plain loader has; any other opcode has a short
+    # argument, cut only where earlier opcodes that parsed filled the head
+    return name != "PERSID"
 
 
 def _by_format(handle: BoundedFile, name: str) -> Inspection:

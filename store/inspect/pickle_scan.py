@@ -206,6 +206,8 @@ class PickleScan:
     bytes_skipped: int = 0
     counts: Counter[str] = field(default_factory=Counter)
     started: float = field(default_factory=time.monotonic)
+    cut_at: int = 0
+    """Where the last opcode read started: the one cut short, when ``truncated``."""
 
     @property
     def dangerous(self) -> list[str]:
@@ -380,6 +382,7 @@ class _Walker:
         stack: list[object] = []
         memo: dict[int, object] = {}
         result = self.result
+        result.cut_at = source.tell()
         for name, arg, pos in read_ops(source):
             result.opcodes += 1
             if result.opcodes > OP_LIMIT:
@@ -393,6 +396,7 @@ class _Walker:
             wrapper = self.step(name, arg, pos, stack, memo)
             if wrapper is not None:
                 self.skip_array(source, wrapper)
+            result.cut_at = source.tell()  # where the next opcode starts
         raise _Truncated("pickle ended without STOP")  # pragma: no cover - read_ops raises
 
     def skip_array(self, source: _Source, wrapper: Call) -> None:
