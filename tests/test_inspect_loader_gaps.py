@@ -301,6 +301,81 @@ def test_a_plain_legacy_tar_stays_safe(tmp_path: Path) -> None:
         assert (found.format, found.verdict) == ("torch-legacy", "safe"), found.reasons
 
 
+# torch's tar loader (``legacy_load``) reads ``storages`` as a count, then per storage a
+# pickle (key, location, storage class), an int64 element count and the raw elements,
+# then a pickle of views; ``tensors`` as a count, then per tensor a pickle and raw bytes
+# (int32 ndim, 4 bytes, sizes, strides, offset).  Read as one stream of pickles, the raw
+# bytes can open a byte string that swallows the pickle torch reads next: checked with
+# torch 2.13, ``torch.load(weights_only=False)`` ran it and artlens said safe.
+
+_STORAGE_ARGS = b"\x80\x02(K\x00X\x03\x00\x00\x00cpuctorch\nByteStorage\nt."
+_TENSOR_ARGS = b"\x80\x02(K\x01K\x00N\x87."
+
+
+def _storages(raw_count: bytes, raw: bytes, after: bytes) -> bytes:
+    return b"\x80\x02K\x01." + _STORAGE_ARGS + raw_count + raw + after
+
+
+def test_raw_storage_bytes_cannot_hide_the_next_pickle(tmp_path: Path) -> None:
+    # the int64 element count reads as C 06 <6 bytes>: a byte string ending where the raw
+    # elements start; they open a BINBYTES over the rest of them and the views pickle
+    numel = 0x43 + 6 * 256
+    cover = numel - 6 + len(_EVIL)
+    raw = b"0B" + struct.pack("<I", cover) + bytes(numel - 6)
+    storages = _storages(struct.pack("<q", numel), raw, _EVIL + b"0N.")
+    path = tmp_path / "model.pt"
+    path.write_bytes(bytes(_tar([("storages", storages), ("tensors", b"\x80\x02K\x00."),
+                                  ("pickle", _GOOD)])))  # fmt: skip
+    found = inspect_file(path)
+    assert found.verdict == "dangerous", found.reasons
+    assert "os.system" in found.imports
+
+
+def test_the_pickles_between_raw_tensor_bytes_are_all_read(tmp_path: Path) -> None:
+    # a one-dimensional tensor's raw bytes (ndim 1, 4 bytes, size, stride, offset), then
+    # the second tensor's pickle: torch reads it
+    raw = struct.pack("<i", 1) + bytes(4) + struct.pack("<qqq", 1, 1, 0)
+    tensors = b"\x80\x02K\x02." + _TENSOR_ARGS + raw + _EVIL
+    storages = _storages(struct.pack("<q", 1), b"\x00", b"\x80\x02].")
+    path = tmp_path / "model.pt"
+    path.write_bytes(bytes(_tar([("storages", storages), ("tensors", tensors),
+                                  ("pickle", _GOOD)])))  # fmt: skip
+    found = inspect_file(path)
+    assert found.verdict == "dangerous", found.reasons
+
+
+def test_a_legacy_tar_with_storages_is_read_as_torch_reads_it(tmp_path: Path) -> None:
+    floats = struct.pack("<q", 3) + struct.pack("<3f", 1, 2, 3)
+    storages = b"\x80\x02K\x01." + _STORAGE_ARGS.replace(b"Byte", b"Float") + floats
+    path = tmp_path / "model.pt"
+    path.write_bytes(bytes(_tar([("storages", storages + b"\x80\x02]."),
+                                  ("tensors", b"\x80\x02K\x00."), ("pickle", _GOOD)])))  # fmt: skip
+    found = inspect_file(path)
+    assert (found.format, found.verdict) == ("torch-legacy", "safe"), found.reasons
+    # cut short inside the raw elements: torch stops there, and so does the reading
+    path.write_bytes(bytes(_tar([("storages", storages[:-4]), *_LEGACY[1:], ("pickle", _GOOD)])))
+    assert inspect_file(path).verdict == "corrupt"
+
+
+def test_a_legacy_tar_member_that_is_a_link_is_never_safe(tmp_path: Path) -> None:
+    """torch extracts ``storages`` and opens what it extracted: a symlink is followed to a
+    file outside the archive, which artlens did not read as part of this one."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.USTAR_FORMAT) as archive:
+        link = tarfile.TarInfo("storages")
+        link.type, link.linkname = tarfile.SYMTYPE, "/somewhere/else.pkl"
+        archive.addfile(link)
+        for name, data in [*_LEGACY[1:], ("pickle", _GOOD)]:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    path = tmp_path / "model.pt"
+    path.write_bytes(buffer.getvalue())
+    found = inspect_file(path)
+    assert found.verdict == "unknown", found.reasons
+    assert any("link" in r for r in found.reasons)
+
+
 # joblib takes any file starting 5d 00 for an .lzma stream (``joblib.compressor``), and
 # the dictionary size that follows need not end in 00: ``lzma.compress`` with a 4 KiB
 # dictionary writes 5d 00 10 00 00.  Such a file is a compressed pickle, not "no model".

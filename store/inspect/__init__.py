@@ -37,6 +37,7 @@ from store.inspect._io import BoundedFile
 from store.inspect.errors import InspectError, MissingError, NotRegularError, OverBudgetError
 from store.inspect.pickle_ops import OPCODE_BYTES
 from store.inspect.pickle_scan import SCAN_LIMIT, PickleScan, scan_bytes, scan_stream
+from store.inspect.pickle_scan import Global as _Global
 from store.root import NotAFile, NotFound, Reader, Root, RootError
 
 __all__ = [
@@ -620,6 +621,11 @@ def _tar(handle: BoundedFile) -> Inspection:
     try:
         with tarfile.open(fileobj=handle, mode="r:") as archive:
             for member in archive:
+                if member.name in _TORCH_TAR_MEMBERS and not member.isfile():
+                    reasons.append(
+                        f"unknown: tar member {member.name!r} is a link: torch extracts it "
+                        "and reads what it points to"
+                    )
                 if not member.isfile():
                     continue
                 if budget <= 0 or time.monotonic() - started > FILE_TIME_LIMIT:
@@ -627,6 +633,12 @@ def _tar(handle: BoundedFile) -> Inspection:
                     break
                 stream = archive.extractfile(member)
                 if stream is None:
+                    continue
+                if member.name in _TORCH_TAR_LAYOUT:
+                    for scan in _torch_tar_member(stream, member, budget, started):
+                        budget -= scan.bytes_scanned + scan.bytes_skipped
+                        scans.append((member.name, scan))
+                        pickled = True
                     continue
                 head = stream.read(512)
                 scan = scan_stream(
@@ -651,6 +663,101 @@ def _tar(handle: BoundedFile) -> Inspection:
         return Inspection("unknown", verdict, tuple(reasons), (), summary)
     fmt = "torch-legacy" if pickled else "unknown"  # else only nested files were found
     return _merge_scans(fmt, scans, summary, None, tuple(reasons))
+
+
+_TORCH_TAR_MEMBERS = frozenset({"storages", "tensors", "pickle"})
+"""The members of a tar that ``torch.load`` reads (``legacy_load``), by exact name."""
+_TORCH_TAR_LAYOUT = frozenset({"storages", "tensors"})
+"""Members torch reads as pickles with raw bytes between them (see ``_torch_tar_member``)."""
+TAR_ITEMS_LIMIT = 100_000
+"""Storages or tensors of a legacy tar member read before the verdict becomes unknown."""
+_STORAGE_ELEMENT = {"Float": 4, "Double": 8, "Half": 2, "BFloat16": 2, "Long": 8, "Int": 4,
+                    "Short": 2, "Char": 1, "Byte": 1, "Bool": 1, "ComplexFloat": 8,
+                    "ComplexDouble": 16, "QUInt8": 1, "QInt8": 1, "QInt32": 4}  # fmt: skip
+"""Bytes per element of ``torch.<Kind>Storage`` (its ``_dtype``), as torch reads them."""
+
+
+def _storage_element_size(kind: object) -> int | None:
+    """The element size of a storage class named in a legacy tar's ``storages`` member
+    (``torch.FloatStorage``, ``torch.cuda.FloatStorage``); None for anything else."""
+    if not isinstance(kind, _Global) or kind.module not in ("torch", "torch.cuda"):
+        return None
+    if not kind.name.endswith("Storage"):
+        return None
+    return _STORAGE_ELEMENT.get(kind.name.removesuffix("Storage"))
+
+
+def _torch_tar_member(
+    stream: IO[bytes], member: tarfile.TarInfo, budget: int, started: float
+) -> list[PickleScan]:
+    """The pickles of a legacy tar's ``storages`` or ``tensors`` member, found where
+    ``torch.serialization.legacy_load`` reads them: a count, then per item a pickle and raw
+    bytes (a storage's int64 element count and its elements; a tensor's int32 ndim, 4
+    bytes, its sizes, strides and offset), then (``storages`` only) a pickle of views.
+    Read as one stream of pickles instead, the raw bytes can hide the pickle torch reads
+    next.  Stops where torch would (a value it cannot use, data cut short); a value this
+    reader cannot follow is unknown."""
+    scans: list[PickleScan] = []
+
+    def one() -> PickleScan | None:
+        """The next pickle, or None when torch would not get past it."""
+        left = min(SCAN_LIMIT, budget - sum(s.bytes_scanned for s in scans))
+        scan = scan_stream(stream, limit=max(left, 0), max_pickles=1, started=started)
+        scans.append(scan)
+        clean = scan.pickles and scan.error is None and not scan.capped
+        return scan if clean and scan.verdict != "dangerous" else None
+
+    def stop(why: str, *, corrupt: bool = False) -> list[PickleScan]:
+        end = PickleScan()
+        if corrupt:  # torch fails here: nothing after it is read
+            end.error, end.truncated = why, True
+        else:
+            end.note(f"unknown: {why}")
+        scans.append(end)
+        return scans
+
+    def raw(size: int) -> bool:
+        """Skip ``size`` raw bytes as torch reads them; False when the member ends first."""
+        here = stream.tell()
+        if here + size > member.size:
+            return False
+        stream.seek(here + size)
+        return True
+
+    first = one()
+    if first is None:
+        # data no unpickler gets into (torch fails at once) is no pickle, as in other members
+        return scans if _is_pickle(scans[0]) or scans[0].capped else []
+    count = first.objects[0] if first.objects else None
+    if not isinstance(count, int):
+        return stop(f"{member.name}: the count of items is not a number artlens can read")
+    if count > TAR_ITEMS_LIMIT:
+        return stop(f"{member.name}: {count} items, over the {TAR_ITEMS_LIMIT} read")
+    for _ in range(count):
+        if time.monotonic() - started > FILE_TIME_LIMIT:
+            return stop(f"{member.name}: items left unread ({FILE_TIME_LIMIT:g} s)")
+        item = one()
+        if item is None:
+            return scans
+        args = item.objects[0] if item.objects else None
+        if not isinstance(args, tuple) or len(args) != 3:
+            return stop(f"{member.name}: an item artlens cannot read ({type(args).__name__})")
+        if member.name == "storages":
+            element = _storage_element_size(args[2])
+            if element is None:
+                return stop(f"{member.name}: a storage of a type artlens cannot size")
+            numel = stream.read(8)
+            count_of = int.from_bytes(numel, "little", signed=True) if len(numel) == 8 else -1
+            if count_of < 0 or not raw(count_of * element):
+                return stop(f"{member.name}: storage data cut short", corrupt=True)
+        else:
+            ndim = stream.read(4)
+            dims = int.from_bytes(ndim, "little", signed=True) if len(ndim) == 4 else -1
+            if dims < 0 or not raw(4 + 16 * dims + 8):
+                return stop(f"{member.name}: tensor data cut short", corrupt=True)
+    if member.name == "storages":
+        one()  # the storage views; torch reads nothing of this member after them
+    return scans
 
 
 def _is_pickle(scan: PickleScan) -> bool:
