@@ -272,6 +272,41 @@ def test_a_tar_without_the_ustar_magic_is_read(tmp_path: Path) -> None:
     assert found.verdict == "dangerous", found.reasons
 
 
+# An .npy or GGUF header can be a tar header as well (the name field is free, the numeric
+# fields land in array data or a metadata string): numpy and llama.cpp read the format,
+# torch.load the tar (checked with torch 2.13: it ran the ``pickle`` member).
+
+
+def _as_npy(raw: bytearray) -> bytes:
+    header = b"{'descr':'u1','fortran_order':False,'shape':(%d,)}" % (len(raw) - 64)
+    raw[:64] = b"\x93NUMPY\x01\x00" + struct.pack("<H", 54) + header.ljust(53) + b"\n"
+    return _reseal(raw, v7=False)
+
+
+def _as_gguf(raw: bytearray) -> bytes:
+    key = b"general.name"
+    start = 4 + 4 + 8 + 8 + 8 + len(key) + 4 + 8  # the string value runs to the end
+    raw[: start - 12] = b"GGUF" + struct.pack("<IQQQ", 3, 0, 1, len(key)) + key
+    raw[start - 12 : start] = struct.pack("<IQ", 8, len(raw) - start)
+    return _reseal(raw, v7=False)
+
+
+@pytest.mark.parametrize("dress", [_as_npy, _as_gguf], ids=["npy", "gguf"])
+def test_a_format_header_that_is_also_a_tar_header_is_read_as_a_tar(
+    tmp_path: Path, dress: object
+) -> None:
+    assert callable(dress)
+    path = tmp_path / "model.pt"
+    path.write_bytes(dress(_tar([("FIRST", b"x"), *_LEGACY, ("pickle", _EVIL)])))
+    with tarfile.open(path, "r:") as archive:  # what torch reads
+        assert archive.extractfile("pickle").read() == _EVIL  # type: ignore[union-attr]
+    found = inspect_file(path)
+    assert found.verdict == "dangerous", found.reasons
+    assert found.format in ("npy", "gguf")
+    path.write_bytes(dress(_tar([("FIRST", b"x"), *_LEGACY, ("pickle", _GOOD)])))
+    assert inspect_file(path).verdict == "safe", inspect_file(path).reasons
+
+
 def test_a_v7_tar_that_is_also_a_benign_pickle_is_read_as_a_tar(tmp_path: Path) -> None:
     """The first member's name opens a BINBYTES that swallows the whole tar; "0}." after
     the tar's end makes the file a complete, harmless pickle."""

@@ -176,6 +176,8 @@ def _dispatch(handle: BoundedFile, name: str) -> Inspection:
     pickle, also as a pickle from byte 0: a polyglot cannot steer the verdict away from what
     ``pickle.load`` would run."""
     result = _by_format(handle, name)
+    if result.format in _BEFORE_TAR and handle.size >= 512 and _is_tar(handle.read_at(0, 512)):
+        result = _also_a_tar(handle, result)
     # a tar (read member by member) whose first member's name is a pickle is the one
     # reading here that did not read the file from byte 0 as a pickle
     read_as_pickle = result.format != "torch-legacy" or not _is_tar(handle.read_at(0, 512))
@@ -199,6 +201,29 @@ def _dispatch(handle: BoundedFile, name: str) -> Inspection:
 
 
 _PICKLE_FORMATS = {"pickle", "torch-legacy", "joblib", "torch-zip", "zip", "npz", "npy"}
+_BEFORE_TAR = frozenset({"npy", "gguf", "hdf5"})
+"""Formats ``_by_format`` recognises by magic before it looks for a tar header."""
+
+
+def _also_a_tar(handle: BoundedFile, result: Inspection) -> Inspection:
+    """``result`` no better than the file read as a tar: ``torch.load`` opens every file
+    that is not a zip with ``tarfile`` first, and a tar header only needs its checksum to
+    hold, so an ``.npy`` or GGUF header can be a tar header too, whose members torch
+    unpickles (``storages``, ``tensors``, ``pickle``)."""
+    as_tar = _tar(handle)
+    verdict = worst_verdict(result.verdict, as_tar.verdict)
+    if verdict == worst_verdict(result.verdict) or as_tar.verdict == "n/a":
+        return result
+    if as_tar.verdict == "corrupt":
+        verdict = worst_verdict(result.verdict, "unknown")  # the tar reading may fail
+    reasons = (
+        *result.reasons,
+        f"{verdict}: the file is also a tar archive, which torch.load reads (as "
+        f"{result.format} it reads differently)",
+        *as_tar.reasons,
+    )
+    imports = tuple(dict.fromkeys((*result.imports, *as_tar.imports)))
+    return replace(result, verdict=verdict, reasons=reasons, imports=imports)
 
 
 def _sniff_pickle(handle: BoundedFile) -> PickleScan | None:
