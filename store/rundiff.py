@@ -34,7 +34,7 @@ from store.diff import (
 from store.diff._io import DiffError, FileRef, read_capped
 from store.diff.checkpoints import Folder, summarize_checkpoints
 from store.diff.ondisk import Indexed, Moved, Rehash, disk_state
-from store.frameworks.model import REPEATED_KEYS, UNREAD_PARTS
+from store.frameworks.model import CUT_PARAMS, REPEATED_KEYS, UNREAD_PARTS
 from store.index.query import RunRow, iso, list_runs
 
 MAX_ENV_BYTES = 1 << 20
@@ -200,6 +200,12 @@ def _side(
     unread = {p for p in parts if p in ("params", "metrics")} if isinstance(parts, list) else set()
     env = _read_env(run, env_files, notes, read, names, unread)
     repeated = run.meta.get(REPEATED_KEYS)
+    cut = run.meta.get(CUT_PARAMS)
+    cut_count = cut.get("count") if isinstance(cut, dict) else None
+    if isinstance(cut_count, int) and not isinstance(cut_count, bool) and cut_count > 0:
+        unread.add("params")  # what only the other side holds may be among those cut
+    else:
+        cut_count = 0
     return RunSide(
         params=dict(run.params),
         metrics={k: v for k, v in run.metrics.items() if isinstance(v, dict)},
@@ -208,6 +214,8 @@ def _side(
         unread=frozenset(unread),
         repeated=repeated if isinstance(repeated, dict) else {},
         name=run.name,
+        params_cut=cut_count,
+        params_cut_at_least=isinstance(cut, dict) and cut.get("at_least") is True,
     )
 
 
@@ -604,7 +612,7 @@ def _read_again(run: RunRow) -> RunRow:
         warning = f"could not read the run again: {type(exc).__name__}"
         return replace(run, meta={**run.meta, "warnings": [warning]})
     # what the reader says afresh replaces what it said at index time, absent or not
-    kept = {k: v for k, v in run.meta.items() if k not in (UNREAD_PARTS, REPEATED_KEYS)}
+    kept = {k: v for k, v in run.meta.items() if k not in (UNREAD_PARTS, REPEATED_KEYS, CUT_PARAMS)}
     meta = {**kept, **info.meta}
     return replace(run, params=params, metrics=metrics, meta=meta)
 
@@ -833,6 +841,7 @@ def _settle_configs(
     artifacts.changed = kept
     result.equal = not (
         result.params
+        or result.unknown
         or result.env
         or changed_metrics(result)
         or any(m.ambiguous for m in result.metrics)

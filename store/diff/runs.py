@@ -46,6 +46,11 @@ class RunSide:
     counts (``store.frameworks._repeats.REPEATED_KEYS`` of its meta)."""
     name: str = ""
     """The run's name, for the warnings (``A``/``B`` when empty)."""
+    params_cut: int = 0
+    """Params the run's files hold that its readers did not keep (past their caps):
+    ``params`` is then in ``unread``, and the diff says how many it could not compare."""
+    params_cut_at_least: bool = False
+    """``params_cut`` is a floor (the count stopped at its own budget)."""
 
 
 @dataclass(frozen=True)
@@ -296,6 +301,7 @@ def diff_runs(a: RunSide, b: RunSide) -> RunDiff:
     odd_params = _ambiguous_params(a, b, ambiguous)
     odd_metrics = _ambiguous_metrics(a, b, ambiguous)
     params = _known(diff_params(a.params, b.params, odd_params), "params", a, b, unknown)
+    _cut_values(a, b, params, unknown)
     metrics = _known(diff_metrics(a.metrics, b.metrics, odd_metrics), "metrics", a, b, unknown)
     env = _known(diff_env(a.env, b.env), "env", a, b, unknown)
     artifacts = diff_artifacts(a.artifacts, b.artifacts)
@@ -461,11 +467,47 @@ def _known(
     for side in sorted(blind):
         other = "b" if side == "a" else "a"
         label = "A" if side == "a" else "B"
+        run = a if side == "a" else b
         uncompared = (
             f"; {dropped[other]} of {other.upper()}'s not compared" if dropped[other] else ""
         )
-        unknown.append(f"{part} of {label} could not all be read{uncompared}")
+        cut = ""
+        if part == "params" and run.params_cut:
+            more = " or more" if run.params_cut_at_least else ""
+            cut = f" ({run.params_cut}{more} params past its readers' caps not compared)"
+        unknown.append(f"{part} of {label} could not all be read{cut}{uncompared}")
     return kept
+
+
+def _named(run: RunSide) -> str:
+    return f" ({run.name})" if run.name else ""
+
+
+def _cut_values(a: RunSide, b: RunSide, changes: list[Change], unknown: list[str]) -> None:
+    """A param both sides hold, equal as far as read, whose value a side's reader cut
+    short (``flatten.is_cut``): not known equal, said in ``unknown``."""
+    from store.frameworks.flatten import is_cut
+
+    changed: set[str] = set()
+    for change in changes:  # a change of a key's value is named key, key.sub or key[i]
+        path = change.path
+        changed.add(path)
+        changed.update(path[:i] for i, char in enumerate(path) if char in ".[")
+    cut: dict[str, list[str]] = {"A": [], "B": []}
+    for key in sorted(set(a.params) & set(b.params), key=str):
+        if key in changed:
+            continue
+        for label, side in (("A", a), ("B", b)):
+            if is_cut(side.params[key]):
+                cut[label].append(key)
+    for label, keys in cut.items():
+        if keys:
+            run = a if label == "A" else b
+            named = ", ".join(keys[:5]) + (" ..." if len(keys) > 5 else "")
+            unknown.append(
+                f"params of {label}{_named(run)}: {len(keys)} params not compared, their "
+                f"values cut short when read ({named}): equal as far as read"
+            )
 
 
 def diff_params(

@@ -38,8 +38,10 @@ from store.frameworks import _io, _repeats, registry
 from store.frameworks._context import DetectContext
 from store.frameworks._io import RootLike
 from store.frameworks._metrics import direction_of, summarize_all
-from store.frameworks.flatten import flatten, jsonable
+from store.frameworks.flatten import MAX_KEYS, Note, canonical, collect, flatten, jsonable, numbered
+from store.frameworks.flatten import Budget as _Budget
 from store.frameworks.model import (
+    CUT_PARAMS,
     STATUSES,
     UNREAD_PARTS,
     DirListing,
@@ -206,6 +208,33 @@ def _swallowed(spec: RunSpec, owners: Mapping[str, RunSpec]) -> bool:
 
 
 def _load(root: RootLike, spec: RunSpec) -> Loaded:
+    with collect() as notes:
+        loaded = _load_notes(root, spec)
+    _take_notes(loaded, notes)
+    return loaded
+
+
+def _take_notes(loaded: Loaded, notes: list[Note]) -> None:
+    """What flattening (or a reader's cap) could not keep, in the run's warnings; keys not
+    kept make their part unread, and the params among them are counted in meta
+    (``CUT_PARAMS``) for a diff to say how many it could not compare.  A value cut short
+    carries its own marker (``flatten.is_cut``)."""
+    before = loaded.meta.get(CUT_PARAMS)
+    before = before if isinstance(before, dict) else {}
+    count = int(before.get("count", 0))
+    at_least = bool(before.get("at_least", False))
+    for note in notes:
+        loaded.warn(note.message)
+        if note.cut:
+            loaded.unread.add(note.part)
+        if note.part == "params":
+            count += note.cut
+            at_least = at_least or note.at_least
+    if count:
+        loaded.meta[CUT_PARAMS] = {"count": count, "at_least": at_least}
+
+
+def _load_notes(root: RootLike, spec: RunSpec) -> Loaded:
     entry = registry.get(spec.framework)
     if entry is None:
         loaded = Loaded()
@@ -260,11 +289,11 @@ def _info(loaded: Loaded, spec: RunSpec) -> RunInfo:
     except Exception as exc:
         loaded.warn(f"{spec.path}: could not summarise metrics ({type(exc).__name__})")
         metrics = {}
+    params = _params(loaded)
     meta = {str(k): jsonable(v) for k, v in loaded.meta.items()}
     meta["warnings"] = list(loaded.warnings)
     if loaded.unread:
         meta[UNREAD_PARTS] = sorted(loaded.unread)
-    params = {str(k): jsonable(v) for k, v in loaded.params.items()}
     status = loaded.status if loaded.status in STATUSES else "unknown"
     return RunInfo(
         params=params,
@@ -274,6 +303,41 @@ def _info(loaded: Loaded, spec: RunSpec) -> RunInfo:
         status=status,
         meta=meta,
     )
+
+
+def _params(loaded: Loaded) -> dict[str, object]:
+    """The reader's params as JSON data; keys that are one string once written (``1`` and
+    ``"1"``) kept apart (``1 (#2)``), values cut to their budgets named, each said."""
+    params: dict[str, object] = {}
+    taken = {k for k in loaded.params if isinstance(k, str)}
+    pairs = canonical(loaded.params.items())
+    shared: list[str] = []
+    cut: list[str] = []
+    for key, value in pairs:
+        name = str(key)
+        if name in params:
+            name = numbered(name, taken)
+            shared.append(name)
+        else:
+            taken.add(name)
+        budget = _Budget(MAX_KEYS * 4)
+        params[name] = jsonable(value, _budget=budget)
+        if budget.cut:
+            cut.append(name)
+    notes = []
+    if shared:
+        notes.append(Note("params", f"params named alike kept apart: {', '.join(shared[:5])}"))
+    if cut:
+        notes.append(
+            Note(
+                "params",
+                f"{len(cut)} params with values too large or deep to keep whole "
+                f"({', '.join(cut[:5])}): a difference past the cut is not seen",
+            )
+        )
+    if notes:
+        _take_notes(loaded, notes)
+    return params
 
 
 def read_metric_series(root: RootLike, spec: RunSpec) -> Series:

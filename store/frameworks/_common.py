@@ -9,7 +9,7 @@ from store.csvrows import csv_reader
 from store.frameworks import _io
 from store.frameworks._io import RootLike
 from store.frameworks._metrics import add_point
-from store.frameworks.flatten import flatten
+from store.frameworks.flatten import flatten, numbered
 from store.frameworks.model import Loaded
 
 STEP_COLUMNS = ("step", "global_step", "_step", "iteration", "iter")
@@ -170,13 +170,28 @@ def read_params(root: RootLike, rel: str, out: Loaded, prefix: str = "") -> bool
             out.unread.add("params")
         return False
     if isinstance(data, dict):
-        flat = flatten(data)
+        flat = flatten(data, source=rel)
         for key, value in flat.items():
-            out.params.setdefault(f"{prefix}{key}", value)
+            add_param(out, f"{prefix}{key}", value, rel)
     elif data is not None:
         out.warn(f"{rel}: not a mapping")
         out.unread.add("params")
     return True
+
+
+def add_param(out: Loaded, name: str, value: object, source: str) -> str:
+    """``value`` as param ``name``; where an earlier file gave ``name`` another value, both
+    are kept (this one as ``name (#2)``...) and said: the first file's stays ``name``."""
+    if name not in out.params:
+        out.params[name] = value
+        return name
+    if out.params[name] == value and type(out.params[name]) is type(value):
+        return name
+    taken = {str(k) for k in out.params}
+    kept = numbered(name, taken)
+    out.params[kept] = value
+    out.warn(f"{source}: param {name} is given again with another value, kept as {kept}")
+    return kept
 
 
 def _missing(exc: _io.ReadError) -> bool:

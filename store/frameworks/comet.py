@@ -19,11 +19,11 @@ from __future__ import annotations
 import re
 import zipfile
 
-from store.frameworks import _io
+from store.frameworks import _common, _io
 from store.frameworks._context import DetectContext
 from store.frameworks._io import RootLike
 from store.frameworks._metrics import add_point
-from store.frameworks.flatten import MAX_KEYS
+from store.frameworks.flatten import MAX_COUNT, MAX_KEYS, Note, report
 from store.frameworks.model import Loaded, RunSpec
 from store.frameworks.registry import Framework
 from store.safeparse import load_json
@@ -119,6 +119,8 @@ def _apply_experiment(data: bytes, spec: RunSpec, out: Loaded) -> None:
 def _apply_messages(data: bytes, spec: RunSpec, out: Loaded) -> None:
     counters: dict[str, int] = {}
     params: dict[str, object] = {}
+    dropped: set[str] = set()
+    rel = f"{spec.path}/messages.json"
     nested = False
     for message in _io.json_objects(data, spec.path, out.warn, "message line"):
         payload = message.get("payload")
@@ -139,6 +141,8 @@ def _apply_messages(data: bytes, spec: RunSpec, out: Loaded) -> None:
             name = str(param["paramName"])
             if name != _STEP_PARAM and (name in params or len(params) < MAX_KEYS):
                 params[name] = param.get("paramValue")
+            elif name != _STEP_PARAM and len(dropped) <= MAX_COUNT:
+                dropped.add(name)
         other = _other(message, payload)
         if other is not None:
             key, val = other
@@ -150,7 +154,17 @@ def _apply_messages(data: bytes, spec: RunSpec, out: Loaded) -> None:
             if isinstance(others, dict) and len(others) < 200:
                 others[key] = str(val)[:1000]
     for name, param_value in params.items():
-        out.params[name.replace(_NESTED_SEP, ".") if nested else name] = param_value
+        _common.add_param(out, name.replace(_NESTED_SEP, ".") if nested else name, param_value, rel)
+    if dropped:
+        report(
+            Note(
+                "params",
+                f"{rel}: {len(dropped)}{' or more' if len(dropped) > MAX_COUNT else ''} "
+                f"params past the first {MAX_KEYS} not read (not compared)",
+                cut=len(dropped),
+                at_least=len(dropped) > MAX_COUNT,
+            )
+        )
 
 
 def _other(message: dict[str, object], payload: dict[str, object]) -> tuple[str, object] | None:

@@ -29,6 +29,7 @@ from store.frameworks import _io
 from store.frameworks._context import DetectContext
 from store.frameworks._io import RootLike
 from store.frameworks._metrics import add_point
+from store.frameworks.flatten import Note, report
 from store.frameworks.model import Loaded, RunSpec
 from store.frameworks.registry import Framework
 from store.readonly import sqlite_uri
@@ -382,7 +383,7 @@ def _load_file_store(root: RootLike, spec: RunSpec, out: Loaded) -> None:
     for key in ("user_id", "lifecycle_stage", "experiment_id", "artifact_uri"):
         if meta.get(key) is not None:
             out.meta[key] = str(meta[key])
-    for name, value in _read_kv_dir(root, _io.join(spec.path, "params"), out).items():
+    for name, value in _read_kv_dir(root, _io.join(spec.path, "params"), out, "params").items():
         out.params[name] = _io.param_value(value)
     tags = _read_kv_dir(root, _io.join(spec.path, "tags"), out)
     _apply_tags(tags, out)
@@ -391,9 +392,16 @@ def _load_file_store(root: RootLike, spec: RunSpec, out: Loaded) -> None:
         _read_metric_file(root, _io.join(metrics_dir, name), _io.display_name(name), out)
 
 
-def _read_kv_dir(root: RootLike, folder: str, out: Loaded) -> dict[str, str]:
+MAX_KV = 10_000
+"""Params (and tags) of one run read; past this, params are counted as not read."""
+
+
+def _read_kv_dir(root: RootLike, folder: str, out: Loaded, part: str = "") -> dict[str, str]:
     values: dict[str, str] = {}
-    for name in _io.walk_files(root, folder, 10_000):
+    names = _io.walk_files(root, folder, MAX_KV + 1)
+    if len(names) > MAX_KV and part:
+        _cut_params(folder, 1, at_least=True)
+    for name in names[:MAX_KV]:
         try:
             text, cut = _io.read_text(root, _io.join(folder, name), 64 * 1024)
         except _io.ReadError as exc:
@@ -403,6 +411,18 @@ def _read_kv_dir(root: RootLike, folder: str, out: Loaded) -> dict[str, str]:
             out.warn(f"{folder}/{name}: value longer than 64 KiB, truncated")
         values[_io.display_name(name)] = text
     return values
+
+
+def _cut_params(where: str, count: int, *, at_least: bool = False) -> None:
+    more = f"{count} or more" if at_least else str(count)
+    report(
+        Note(
+            "params",
+            f"{where}: {more} params past the first {MAX_KV} not read (not compared)",
+            cut=count,
+            at_least=at_least,
+        )
+    )
 
 
 def _apply_tags(tags: dict[str, str], out: Loaded) -> None:
@@ -473,10 +493,18 @@ def _load_db(root: RootLike, db_rel: str, spec: RunSpec, out: Loaded) -> None:
             out.started, out.ended = _ms(start), _ms(end)
             out.meta.update(artifact_uri=str(artifact_uri), user_id=str(user))
             out.meta["lifecycle_stage"] = str(stage)
-            for key, value in conn.execute(
-                "SELECT key, value FROM params WHERE run_uuid = ? LIMIT 10000", (spec.run_key,)
-            ):
+            rows = conn.execute(
+                "SELECT key, value FROM params WHERE run_uuid = ? LIMIT ?",
+                (spec.run_key, MAX_KV),
+            ).fetchall()
+            for key, value in rows:
                 out.params[str(key)] = _io.param_value(str(value))
+            if len(rows) >= MAX_KV:
+                (total,) = conn.execute(
+                    "SELECT COUNT(*) FROM params WHERE run_uuid = ?", (spec.run_key,)
+                ).fetchone()
+                if int(total) > MAX_KV:
+                    _cut_params(f"{db_rel} (run {spec.run_key})", int(total) - MAX_KV)
             tags = {
                 str(k): str(v)
                 for k, v in conn.execute(

@@ -48,6 +48,10 @@ class MetricSummary:
 
 UNREAD_PARTS = "unread_parts"
 """Meta key: the parts of a run (params, metrics) that a file not read whole leaves out."""
+CUT_PARAMS = "cut_params"
+"""Meta key: ``{"count": N, "at_least": bool}``: params the run's files hold that were not
+kept (past the readers' caps; ``count`` a floor with ``at_least``): a diff cannot compare
+them.  (A value kept but cut short carries a marker: ``flatten.is_cut``.)"""
 REPEATED_KEYS = "repeated_keys"
 """Meta key: the run's params and metrics that depend on which value of a key one of its
 files repeats counts (see ``store.frameworks._repeats``)."""
