@@ -591,3 +591,22 @@ def test_a_metric_nan_in_both_runs_is_said_not_called_the_same(tmp_path: Path) -
         }
     ]
     assert line in data["warnings"]
+
+
+def test_tables_equal_after_parsing_are_said_so_like_configs(tmp_path: Path) -> None:
+    """Two CSVs with other delimiters, a BOM and CRLF: exit 0 and no word, as if the files
+    were the same.  Equal after parsing is still exit 0 (as for configs: equal values), but
+    the diff says so and what differs, in text and JSON."""
+    (tmp_path / "a.csv").write_bytes(b"step;loss\n1;0.5\n")
+    (tmp_path / "b.csv").write_bytes(b"\xef\xbb\xbfstep,loss\r\n1,0.5\r\n")
+    code, out, err = run(str(tmp_path / "a.csv"), str(tmp_path / "b.csv"))
+    assert code == 0, err
+    assert (
+        "equal after parsing (delimiter ';' vs ','; UTF-8 byte order mark in the new file "
+        "only; line ends LF vs CRLF)"
+    ) in out
+    code, out, err = run(str(tmp_path / "a.csv"), str(tmp_path / "b.csv"), "--json")
+    data = json.loads(out)
+    assert code == 0 and data["equal"] and len(data["result"]["layout"]) == 3
+    code, out, _ = run(str(tmp_path / "a.csv"), str(tmp_path / "a.csv"))
+    assert code == 0 and "equal after parsing" not in out

@@ -675,3 +675,28 @@ def test_ini_sections_and_keys_that_collide_keep_every_value(tmp_path: Path) -> 
         ("train.lr", "ambiguous"),
     ]
     assert any("key train.lr appears 2 times" in w for w in cfg.warnings), cfg.warnings
+
+
+@pytest.mark.parametrize(
+    ("new", "said"),
+    [
+        (b"step,loss\n1,0.5\n", ["delimiter ';' vs ','"]),
+        (b"step;loss\r\n1;0.5\r\n", ["line ends LF vs CRLF"]),
+        (b"\xef\xbb\xbfstep;loss\n1;0.5\n", ["UTF-8 byte order mark in the new file only"]),
+        (
+            b'step;loss\n1;"0.50"\n\n',
+            ["cells written differently (quoting, number spelling, blank lines)"],
+        ),
+    ],
+)
+def test_tables_equal_after_parsing_say_what_their_bytes_differ_in(
+    tmp_path: Path, new: bytes, said: list[str]
+) -> None:
+    """``step;loss`` against ``step,loss`` (or a BOM, CRLF, quoting) parsed to the same
+    cells and the diff said nothing: files that differ were shown as the same."""
+    (tmp_path / "a.csv").write_bytes(b"step;loss\n1;0.5\n")
+    (tmp_path / "b.csv").write_bytes(new)
+    result = diff_csv(tmp_path / "a.csv", tmp_path / "b.csv")
+    assert result.equal and result.layout == said
+    same = diff_csv(tmp_path / "a.csv", tmp_path / "a.csv")
+    assert same.equal and same.layout == []

@@ -347,6 +347,8 @@ def _table(result: TableDiff) -> list[Text]:
     if result.key_column:
         head.append(f", rows matched by {clean(result.key_column)!s}")
     lines.append(head)
+    if result.equal and result.layout:  # never "equal" of different bytes without a word
+        lines.append(Text(f"equal after parsing ({clean('; '.join(result.layout))})"))
     moved = twin_names([*result.columns_added, *result.columns_removed])
     for mark, names, style in (
         ("+", result.columns_added, "green"),

@@ -58,6 +58,10 @@ class TableDiff:
     """Changed cells in all, listed in ``cells`` or not."""
     cells_more: int = 0
     """Changed cells past ``MAX_CELLS``: counted, not in ``cells``."""
+    layout: list[str] = field(default_factory=list)
+    """Tables equal after parsing whose bytes differ: what differs (``delimiter ";" vs
+    ","``, a byte order mark, line ends, cells written otherwise), so equal is never said
+    of files that are not the same bytes without a word."""
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -68,6 +72,7 @@ class Table:
     header: list[str]
     rows: list[list[str]]
     warnings: list[str]
+    delimiter: str = ","
 
 
 def _sniff(sample: str, name: str) -> str:
@@ -92,7 +97,7 @@ def parse_table(data: bytes, name: str = "") -> Table:
         warnings.append(f"{name or 'table'}: CSV error after row {len(rows)}: {exc}")
     rows = [row for row in rows if row]
     if not rows:
-        return Table([], [], warnings)
+        return Table([], [], warnings, delimiter)
     header = rows[0]
     width = len(header)
     ragged = sum(1 for row in rows[1:] if len(row) != width)
@@ -102,7 +107,7 @@ def parse_table(data: bytes, name: str = "") -> Table:
     wide = max(len(row) for row in rows)
     header = header + [f"(column {i + 1})" for i in range(width, wide)]
     body = [(row + [""] * wide)[:wide] for row in rows[1:]]
-    return Table(header, body, warnings)
+    return Table(header, body, warnings, delimiter)
 
 
 def _number(text: str) -> float | None:
@@ -184,7 +189,7 @@ def diff_tables(old: Table, new: Table) -> TableDiff:
             warnings.append(
                 f"{side} table repeats column names; the later ones are compared as NAME#2..."
             )
-            table = Table(_unique_names(table.header), table.rows, table.warnings)
+            table = Table(_unique_names(table.header), table.rows, table.warnings, table.delimiter)
             if side == "old":
                 old = table
             else:
@@ -276,6 +281,7 @@ def diff_csv(path_a: FileRef, path_b: FileRef, *, max_bytes: int = MAX_TABLE_BYT
     """Diff two CSV/TSV files (delimiter sniffed), each parsed up to ``max_bytes``; raises
     ``DiffError`` if unreadable."""
     tables: list[Table] = []
+    raw: list[bytes] = []
     any_capped = False
     for path in (path_a, path_b):
         data, capped = read_capped(path, max_bytes)
@@ -283,6 +289,7 @@ def diff_csv(path_a: FileRef, path_b: FileRef, *, max_bytes: int = MAX_TABLE_BYT
         if capped:
             any_capped = True
             data = data[: data.rfind(b"\n") + 1]
+        raw.append(data)
         table = parse_table(data, name)
         if capped:
             table.warnings.append(f"{name}: only the first {max_bytes} bytes were read")
@@ -295,4 +302,46 @@ def diff_csv(path_a: FileRef, path_b: FileRef, *, max_bytes: int = MAX_TABLE_BYT
         if past is not None:
             result.equal = False
             result.warnings.append(past)
+    if result.equal and raw[0] != raw[1]:
+        result.layout = layout_differences(raw[0], raw[1], tables[0], tables[1])
     return result
+
+
+_BOM = b"\xef\xbb\xbf"
+
+
+def _line_ends(data: bytes) -> str:
+    crlf = data.count(b"\r\n")
+    lf = data.count(b"\n") - crlf
+    cr = data.count(b"\r") - crlf
+    kinds = [name for name, count in (("CRLF", crlf), ("LF", lf), ("CR", cr)) if count]
+    return "mixed " + "/".join(kinds) if len(kinds) > 1 else (kinds[0] if kinds else "none")
+
+
+def _shown_delimiter(delimiter: str) -> str:
+    return {"\t": "tab", " ": "space"}.get(delimiter, repr(delimiter))
+
+
+def layout_differences(old: bytes, new: bytes, table_old: Table, table_new: Table) -> list[str]:
+    """What differs between two tables' bytes that their parsed cells do not show, one
+    phrase each; never empty for bytes that differ."""
+    found: list[str] = []
+    if table_old.delimiter != table_new.delimiter:
+        found.append(
+            f"delimiter {_shown_delimiter(table_old.delimiter)} vs "
+            f"{_shown_delimiter(table_new.delimiter)}"
+        )
+    bom_old, bom_new = old.startswith(_BOM), new.startswith(_BOM)
+    if bom_old != bom_new:
+        found.append(f"UTF-8 byte order mark in the {'old' if bom_old else 'new'} file only")
+    body_old, body_new = old.removeprefix(_BOM), new.removeprefix(_BOM)
+    ends_old, ends_new = _line_ends(body_old), _line_ends(body_new)
+    if ends_old != ends_new:
+        found.append(f"line ends {ends_old} vs {ends_new}")
+    plain_old = body_old.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+    plain_new = body_new.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+    if table_old.delimiter != table_new.delimiter:
+        plain_new = plain_new.replace(table_new.delimiter.encode(), table_old.delimiter.encode())
+    if plain_old != plain_new or not found:
+        found.append("cells written differently (quoting, number spelling, blank lines)")
+    return found
