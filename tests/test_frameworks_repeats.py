@@ -329,3 +329,35 @@ def test_a_nan_value_of_a_repeated_key_is_spelled_as_the_key_line_spells_it(
         "out_a/trainer_state.json: metric loss depends on which value of a repeated key "
         "counts: 0.7 with the last (shown), NaN with the first",
     ]
+
+
+def test_a_non_finite_param_of_a_repeated_key_is_spelled_as_the_key_line_spells_it(
+    tmp_path: Path,
+) -> None:
+    """``lr: 0.1`` then ``lr: .inf`` in hparams.yaml: the key's line said "last Infinity",
+    the param's line '"inf" with the last' (the text a param keeps of the float).  Now
+    both say Infinity; text that was never a float stays quoted text."""
+    root = tmp_path / "root"
+    lightning_run(root / "lightning_logs" / "version_0", "lr: 0.1\nlr: .inf\nwd: [1, -.inf]\n")
+    lightning_run(
+        root / "lightning_logs" / "version_1",
+        'lr: 0.1\nlr: "inf"\nopt: {m: 0.9}\nopt: {m: -.inf}\n',
+    )
+    db_path = indexed(root)
+    runs = runs_json(db_path)
+    assert runs["version_0"]["warnings"] == [
+        "lightning_logs/version_0/hparams.yaml: key lr appears 2 times in one mapping "
+        "(first 0.1, last Infinity); loaders disagree on which value counts",
+        "lightning_logs/version_0/hparams.yaml: param lr depends on which value of a "
+        "repeated key counts: Infinity with the last (shown), 0.1 with the first",
+    ]
+    assert runs["version_1"]["warnings"] == [
+        "lightning_logs/version_1/hparams.yaml: key lr appears 2 times in one mapping "
+        '(first 0.1, last "inf"); loaders disagree on which value counts',
+        "lightning_logs/version_1/hparams.yaml: key opt appears 2 times in one mapping "
+        '(first {"m": 0.9}, last {"m": -Infinity}); loaders disagree on which value counts',
+        "lightning_logs/version_1/hparams.yaml: param lr depends on which value of a "
+        'repeated key counts: "inf" with the last (shown), 0.1 with the first',
+        "lightning_logs/version_1/hparams.yaml: param opt.m depends on which value of a "
+        "repeated key counts: -Infinity with the last (shown), 0.9 with the first",
+    ]

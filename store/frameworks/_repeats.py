@@ -18,6 +18,7 @@ second reading happens only for a run whose files repeat a key with different va
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -264,6 +265,9 @@ class _Sources:
         self.more = sum(f.more for f in differing)
         self.by_key: dict[str, list[tuple[str, str]]] = {}
         self.all_keys: list[str] = []
+        self.floats: dict[str, dict[str, float]] = {}
+        """Key -> the non-finite floats its repeats' values hold, by the text a param
+        keeps of each (``"inf"``)."""
         for found in differing:
             for repeat in found.repeats:
                 if repeat.read and _strict_equal(repeat.first, repeat.last):
@@ -272,6 +276,19 @@ class _Sources:
                 if len(self.all_keys) < 3:
                     self.all_keys.append(said)
                 self.by_key.setdefault(str(repeat.key), []).append((found.rel, said))
+                if repeat.read:
+                    floats = self.floats.setdefault(str(repeat.key), {})
+                    floats.update(_nonfinite([repeat.first, repeat.last]))
+
+    def spelled(self, name: str, value: object) -> object:
+        """A param's value as its repeats' values are said: params keep a non-finite float
+        as text (``"inf"``), the key's line says the float (``Infinity``), and the param's
+        line must say it alike.  Text no repeat of the param holds as a float stays text."""
+        parts = {name, *name.split("."), *name.split("/")}
+        floats: dict[str, float] = {}
+        for part in parts:
+            floats.update(self.floats.get(part, {}))
+        return _respelled(value, floats, 0) if floats else value
 
     def of(self, name: str) -> tuple[list[str], list[str]]:
         """(files, keys) for one param or metric name, at most five files, three keys."""
@@ -286,6 +303,35 @@ class _Sources:
         if self.more:
             keys = [*keys, f"{self.more} more not examined"]
         return files[:5], keys
+
+
+def _nonfinite(values: list[object], nodes: int = 1000) -> dict[str, float]:
+    """The non-finite floats among ``values`` (nested ones too, up to ``nodes`` values),
+    by their text as a param keeps them."""
+    found: dict[str, float] = {}
+    stack = list(values)
+    while stack and nodes > 0:
+        nodes -= 1
+        item = stack.pop()
+        if isinstance(item, float) and not math.isfinite(item):
+            found[str(item)] = item
+        elif isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            stack.extend(item)
+    return found
+
+
+def _respelled(value: object, floats: dict[str, float], depth: int) -> object:
+    if isinstance(value, str):
+        return floats.get(value, value)
+    if depth > MAX_FIRST_DEPTH:
+        return value
+    if isinstance(value, list):
+        return [_respelled(v, floats, depth + 1) for v in value]
+    if isinstance(value, dict):
+        return {k: _respelled(v, floats, depth + 1) for k, v in value.items()}
+    return value
 
 
 def settle(info: RunInfo, pass_one: Watch, read_again: Callable[[], tuple[RunInfo, Watch]]) -> None:
@@ -314,7 +360,10 @@ def settle(info: RunInfo, pass_one: Watch, read_again: Callable[[], tuple[RunInf
             continue
         entry = _entry(sources.of(name), differing, unknown, first, budget, len(recorded["params"]))
         recorded["params"][name] = entry
-        param_lines.append(_line("param", name, last, first, entry))
+        # a non-finite float a param keeps as text said as the key's line says it
+        said_last = last if last is _MISSING else sources.spelled(name, last)
+        said_first = first if first is _MISSING else sources.spelled(name, first)
+        param_lines.append(_line("param", name, said_last, said_first, entry))
     metric_lines: list[str] = []
     for name in sorted(set(info.metrics) | set(other.metrics)):
         last_m = info.metrics.get(name)
