@@ -9,8 +9,9 @@ bytes.  ``key``/``unkey`` convert between the two; ``display`` makes a name safe
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Sequence
 
-from store.safetext import visible
+from store.safetext import look_alike, spelled, visible
 
 ROOT_KEY = b""
 """The key of a root's own folder."""
@@ -98,6 +99,57 @@ def display(name: str | bytes) -> str:
     else:
         text = name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
     return visible(text)
+
+
+def shown_names(names: Iterable[str | bytes]) -> list[str]:
+    """``display`` of each name of one listing (a folder's children, a table's column),
+    but names that would print like another name of the listing are spelled
+    (``safetext.spelled``) so that they differ on screen: ``café`` saved once in NFC and once
+    in NFD, a name with a zero-width joiner or a soft hyphen, ``a\\x01`` typed with a
+    backslash against a name holding byte 0x01.  Of such look-alikes, the one in plain form
+    (NFKC, no invisible character, nothing escaped, no backslash) stays as it is; every
+    other name of the listing, Korean in NFD from macOS included, stays readable."""
+    names = list(names)
+    apart = spelled_apart(names)
+    return [apart.get(i) or display(name) for i, name in enumerate(names)]
+
+
+def spelled_apart(names: Sequence[str | bytes]) -> dict[int, str]:
+    """``shown_names`` of the names that need spelling only, by their place in ``names``
+    (usually none: one pass, and no normalisation of a plain ASCII name)."""
+    raw = [unkey(name) if isinstance(name, bytes) else name for name in names]
+    joined = "/".join(raw)
+    plain = joined.isascii() and joined.isprintable() and "\\" not in joined
+    if plain and " /" not in joined and "/ " not in joined and joined.strip(" ") == joined:
+        return {}  # plain ASCII with no blank at an end: no two names look alike
+    alike: list[str] = []
+    first: dict[str, str] = {}
+    clashes: set[str] = set()
+    for name in raw:
+        plain = name.isascii() and name.isprintable() and "\\" not in name
+        look = name.strip() if plain else look_alike(display(name))
+        alike.append(look)
+        if first.setdefault(look, name) != name:
+            clashes.add(look)
+    if not clashes:
+        return {}
+    apart = {
+        i: spelled(name)
+        for i, (name, look) in enumerate(zip(raw, alike, strict=True))
+        if look in clashes and not (name == look and "\\" not in name and display(name) == name)
+    }
+    # A spelling is printable ASCII: a name that holds a backslash (``cafe\\u0301`` typed
+    # out) can read like it, and is spelled too (its backslash doubled), until none does.
+    while True:
+        taken = set(apart.values())
+        more = {
+            i: spelled(name)
+            for i, name in enumerate(raw)
+            if i not in apart and "\\" in name and display(name) in taken
+        }
+        if not more:
+            return apart
+        apart.update(more)
 
 
 def json_path(name: str | bytes) -> tuple[str, str | None]:

@@ -9,6 +9,7 @@ Markup is a separate concern: the UI renders these strings as plain ``Text``.
 from __future__ import annotations
 
 import re
+import unicodedata
 
 _INVISIBLE = r"\u061c\u180e\u200b\u200e\u200f\u2060-\u2064\ufeff"
 """Characters that draw nothing (zero-width space, word joiner, byte order mark, direction
@@ -71,3 +72,49 @@ def visible(text: str, *, keep_newlines: bool = False) -> str:
 def decode(data: bytes) -> str:
     """Decode bytes read from an artifact: UTF-8, invalid bytes as ``\\xNN``."""
     return data.decode("utf-8", "backslashreplace")
+
+
+_IGNORABLE = re.compile(
+    "[\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u202a-\u202e"
+    "\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff0-\ufff8"
+    "\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0000-\U000e0fff]"
+)
+"""Unicode's default-ignorable code points: drawn as nothing (or nothing of their own), so
+``model.pt`` with a soft hyphen, a variation selector or a zero-width joiner in it looks
+like ``model.pt``.  ``visible`` escapes some of them always; the others (the joiners,
+variation selectors and tags that emoji and scripts need) only tell names apart here."""
+
+
+def look_alike(shown: str) -> str:
+    """What ``shown`` (a name as ``visible`` or ``paths.display`` prints it) looks like:
+    two names with the same answer can print the same on a terminal.  Compatibility forms
+    as their plain letters (NFKC: ``e`` + U+0301 as ``é``, ``ﬁ`` as ``fi``, a no-break
+    space as a space), default-ignorable characters dropped, blanks at the ends dropped."""
+    if shown.isascii():
+        return shown.strip()
+    return unicodedata.normalize("NFKC", _IGNORABLE.sub("", shown)).strip()
+
+
+def spelled(text: str) -> str:
+    """``text`` in printable ASCII that tells any two strings apart: each character outside
+    printable ASCII as its ``\\uXXXX`` (``\\UXXXXXXXX``) escape, an undecodable byte (a lone
+    surrogate of ``surrogateescape``) as ``\\xNN``, a backslash doubled, a blank at either
+    end as ``\\u0020``: how two names (or values) that look alike differ."""
+    if text.isascii() and text.isprintable() and "\\" not in text and text.strip(" ") == text:
+        return text
+    out = []
+    for ch in text:
+        code = ord(ch)
+        if ch == "\\":
+            out.append("\\\\")
+        elif 0x20 <= code < 0x7F:
+            out.append(ch)
+        elif 0xDC80 <= code <= 0xDCFF:
+            out.append(f"\\x{code - 0xDC00:02x}")
+        else:
+            out.append(f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}")
+    start = len(text) - len(text.lstrip(" "))
+    end = len(text.rstrip(" "))
+    if end <= start:
+        return "\\u0020" * len(text) if text else text
+    return "\\u0020" * start + "".join(out[start:end]) + "\\u0020" * (len(text) - end)

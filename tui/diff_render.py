@@ -32,7 +32,7 @@ from store.diff import (
 )
 from store.diff.configs import ConfigDiff
 from store.diff.runs import nonfinite_name, same_nonfinite
-from store.safetext import visible
+from store.safetext import spelled, visible
 from tui.format import human_size, metric_value
 
 MAX_VALUE = 120
@@ -71,17 +71,6 @@ def twins(a: object, b: object) -> bool:
         and isinstance(b, str)
         and a != b
         and unicodedata.normalize("NFKC", a) == unicodedata.normalize("NFKC", b)
-    )
-
-
-def spelled(text: str) -> str:
-    """``text`` with each non-ASCII character as its ``\\uXXXX`` escape: how two twins
-    differ."""
-    if text.isascii():
-        return text
-    return "".join(
-        ch if ch.isascii() else f"\\u{ord(ch):04x}" if ord(ch) <= 0xFFFF else f"\\U{ord(ch):08x}"
-        for ch in text
     )
 
 

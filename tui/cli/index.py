@@ -303,19 +303,21 @@ def runs_cmd(
 
         print_runs(runs)
         return
-    for r in runs:
+    names = paths.shown_names([r.name for r in runs])
+    run_paths = paths.shown_names([r.abs_path for r in runs])
+    for r, name, run_path in zip(runs, names, run_paths, strict=True):
         click.echo(
             "\t".join(
                 [
                     str(r.id),
-                    visible(r.name),
+                    name,
                     r.framework,
                     r.status,
                     human_age(r.last_write),
                     human_size(r.size_bytes) + (UNREAD_MARK if r.unread_places else ""),
                     str(r.n_artifacts),
                     _key_metrics(r.metrics),
-                    r.display_path,
+                    run_path,
                 ]
             )
         )
@@ -359,9 +361,11 @@ def ls_cmd(run: str | None, db_path: Path | None, as_json: bool) -> None:
         return
     if is_terminal() and artifacts:  # a header for people; scripts read bare rows
         click.echo(click.style(f"{'kind':<10}\t{'size':>7}\tpath\t(verdict)", bold=True))
-    for a in artifacts:
+    # look-alike paths (cafe in NFC and in NFD) spelled apart; --json keeps them exact
+    shown = paths.shown_names([a.path for a in artifacts])
+    for a, path in zip(artifacts, shown, strict=True):
         flag = f"\t{a.verdict}" if a.verdict in ("dangerous", "corrupt") else ""
-        click.echo(f"{a.kind:<10}\t{human_size(a.size):>7}\t{paths.display(a.path)}{flag}")
+        click.echo(f"{a.kind:<10}\t{human_size(a.size):>7}\t{path}{flag}")
 
 
 COMMANDS = [index_cmd, runs_cmd, ls_cmd]

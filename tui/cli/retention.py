@@ -153,17 +153,21 @@ def print_plan(plan: Plan, policies: dict[str, Policy]) -> None:
                 "  no policy: keeping everything (add [retention] to "
                 f"{_text(os.path.join(root.root, '.artlens.toml'))} or pass --keep-last N)"
             )
-        for run in (r for r in plan.runs if r.root == root.root):
+        runs = [r for r in plan.runs if r.root == root.root]
+        run_names = paths.shown_names([r.run_path for r in runs])  # look-alikes spelled apart
+        for run, run_name in zip(runs, run_names, strict=True):
+            items = items_by_run.get((run.root, run.run_path), [])
+            cut = len(run.run_path) + 1 if run.run_path else 0
+            names = paths.shown_names([item.path[cut:] for item in items])
             lines = [
-                f"  {_text(run.run_path) or '.'}: keep {run.kept} "
+                f"  {run_name or '.'}: keep {run.kept} "
                 f"({human_size(run.bytes_kept)}), remove {run.removed} "
                 f"({human_size(run.bytes_removed)})"
             ]
-            cut = len(run.run_path) + 1 if run.run_path else 0
             lines += [
-                f"    {words[item.keep]} {_text(item.path[cut:])}{'/' if item.is_dir else ''}  "
+                f"    {words[item.keep]} {name}{'/' if item.is_dir else ''}  "
                 f"{sizes.get(item.size) or size_text(item.size)}  {reasons_text(item.reasons)}"
-                for item in items_by_run.get((run.root, run.run_path), [])
+                for item, name in zip(items, names, strict=True)
             ]
             click.echo("\n".join(lines))  # a run at a time: an echo per line cost 7 us each
         click.echo(
@@ -173,9 +177,9 @@ def print_plan(plan: Plan, policies: dict[str, Policy]) -> None:
     soon = expiring(plan)
     if soon:
         click.echo("expiring soon:")
-        for item in soon:
+        for item, name in zip(soon, paths.shown_names([i.path for i in soon]), strict=True):
             left = human_age(plan.now, item.expires)
-            click.echo(f"  in {left}: {_text(item.path)}")
+            click.echo(f"  in {left}: {name}")
     for fs in plan.filesystems:
         where = ", ".join(_text(r) for r in fs.roots)
         after = "unknown" if fs.free_after_purge is None else human_size(fs.free_after_purge)
@@ -214,10 +218,11 @@ def progress_bar(label: str, enabled: bool) -> Iterator[Callable[[int, int, str]
 
 
 def print_report(report: Report, verb: str) -> None:
-    for item in report.done:
-        click.echo(f"{verb} {_text(item.path)}  {human_size(item.size)}")
-    for item in report.skipped:
-        click.echo(f"skipped {_text(item.path)}: {_text(item.reason)}")
+    shown = paths.shown_names([i.path for i in [*report.done, *report.skipped]])
+    for item, name in zip(report.done, shown, strict=False):
+        click.echo(f"{verb} {name}  {human_size(item.size)}")
+    for item, name in zip(report.skipped, shown[len(report.done) :], strict=True):
+        click.echo(f"skipped {name}: {_text(item.reason)}")
     click.echo(
         f"{verb} {len(report.done)} ({human_size(report.bytes_done)}), "
         f"skipped {len(report.skipped)}"
@@ -602,10 +607,11 @@ def trash_list_cmd(roots: tuple[str, ...], db_path: Path | None, as_json: bool) 
     if not entries:
         click.echo("the trash is empty")
         return
-    for _, entry in entries:
+    shown = paths.shown_names([e.path for _, e in entries])  # look-alikes spelled apart
+    for (_, entry), name in zip(entries, shown, strict=True):
         click.echo(
             f"{entry.id[:12]}  {human_age(entry.trashed_at):>4} ago  {human_size(entry.size):>7}"
-            f"  {_text(entry.path)}{'/' if entry.is_dir else ''}  ({_text(entry.root)})"
+            f"  {name}{'/' if entry.is_dir else ''}  ({_text(entry.root)})"
             f"{_unfinished(entry)}"
         )
     total = sum(e.size for _, e in entries)
@@ -803,18 +809,20 @@ def du_cmd(roots: tuple[str, ...], top: int, db_path: Path | None, as_json: bool
     if as_json:
         emit_json(_du_json(usage, groups))
         return
-    for u in usage:
+    # names that print alike (cafe in NFC and in NFD) spelled apart in each listing
+    for u, root_name in zip(usage, paths.shown_names([u.root for u in usage]), strict=True):
         unmeasured = f", {u.unmeasured} not measured" if u.unmeasured else ""
         disk = f"{_disk(u.disk)}{unmeasured}"
-        click.echo(f"{human_size(u.size):>8}  {_text(u.root)}  ({u.files} files{disk})")
+        click.echo(f"{human_size(u.size):>8}  {root_name}  ({u.files} files{disk})")
         for line in _du_notes(u):
             click.echo(f"          {line}")
-        for e in u.experiments[:top]:
-            click.echo(f"{human_size(e.size):>8}    experiment {_text(e.label)}{_hidden(e)}")
-        for r in u.runs[:top]:
-            click.echo(
-                f"{human_size(r.size):>8}    {_text(r.label)}{_disk(r.disk, r.size)}{_hidden(r)}"
-            )
+        experiments = u.experiments[:top]
+        names = paths.shown_names([e.label for e in experiments])
+        for e, name in zip(experiments, names, strict=True):
+            click.echo(f"{human_size(e.size):>8}    experiment {name}{_hidden(e)}")
+        runs = u.runs[:top]
+        for r, name in zip(runs, paths.shown_names([r.label for r in runs]), strict=True):
+            click.echo(f"{human_size(r.size):>8}    {name}{_disk(r.disk, r.size)}{_hidden(r)}")
         if u.outside_runs:
             click.echo(f"{human_size(u.outside_runs):>8}    (outside any run)")
         if is_url(u.root):
@@ -824,12 +832,12 @@ def du_cmd(roots: tuple[str, ...], top: int, db_path: Path | None, as_json: bool
         counted = _count(every.files, "file")
         click.echo(f"{human_size(every.size):>8}  in all ({counted}, each counted once)")
         if every.unchecked:
-            names = ", ".join(_text(r) for r in every.unchecked)
-            click.echo(f"          files shared with {names} not checked: may count twice")
+            unchecked = ", ".join(_text(r) for r in every.unchecked)
+            click.echo(f"          files shared with {unchecked} not checked: may count twice")
     if groups:
         click.echo(f"duplicates: {human_size(sum(g.reclaimable for g in groups))} reclaimable")
         for g in groups[:top]:
-            where = ", ".join(_text(p) for _, p in g.copies[:3])
+            where = ", ".join(paths.shown_names([p for _, p in g.copies[:3]]))
             more = f" +{len(g.copies) - 3}" if len(g.copies) > 3 else ""
             links = f" (+{_count(len(g.links), 'other name')} of these files)" if g.links else ""
             click.echo(

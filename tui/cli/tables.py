@@ -8,6 +8,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from store import paths
 from store.index.query import RunRow
 from store.safetext import visible
 from tui.format import UNREAD_MARK, human_age, human_size, metric_value
@@ -19,13 +20,14 @@ def print_runs(runs: Sequence[RunRow]) -> None:
     table = Table(box=None, header_style="bold")
     for column in ("id", "name", "framework", "status", "last write", "size", "files", "metrics"):
         table.add_column(column, overflow="fold")
-    for r in runs:
+    names = paths.shown_names([r.name for r in runs])  # look-alikes spelled apart
+    for r, name in zip(runs, names, strict=True):
         metrics = " ".join(
             f"{visible(k)}={metric_value(v.get('last'))}" for k, v in list(r.metrics.items())[:2]
         )
         table.add_row(
             str(r.id),
-            Text(visible(r.name)),
+            Text(name),
             Text(r.framework),
             Text(r.status, style=STATUS_STYLE.get(r.status, "")),
             human_age(r.last_write),

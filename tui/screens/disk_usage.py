@@ -335,8 +335,10 @@ class DiskUsageScreen(Screen[None]):
         entries = self._sorted()
         whole = max((e.size for e in entries), default=0)
         table.clear()
-        for index, entry in enumerate(entries):
-            table.add_row(*self._cells(entry, whole), key=str(index))
+        # labels that print alike (cafe in NFC and in NFD) spelled apart
+        labels = paths.shown_names([e.label for e in entries])
+        for index, (entry, label) in enumerate(zip(entries, labels, strict=True)):
+            table.add_row(*self._cells(entry, whole, label), key=str(index))
         if not entries:
             table.add_row("", "", "", "", Text("nothing indexed here", style="dim"))
         for index, entry in enumerate(entries):
@@ -357,7 +359,8 @@ class DiskUsageScreen(Screen[None]):
             text.append(self.unread, style="yellow")
         return text
 
-    def _cells(self, entry: Entry, whole: int) -> tuple[Text, ...]:
+    def _cells(self, entry: Entry, whole: int, label: str) -> tuple[Text, ...]:
+        """One entry's cells; ``label``: its name as shown (``paths.shown_names``)."""
         share = entry.size / whole if whole else 0.0
         filled = round(share * 10)
         bar = Text("█" * filled + "░" * (10 - filled), style="cyan")
@@ -370,15 +373,15 @@ class DiskUsageScreen(Screen[None]):
         name = Text(no_wrap=True, overflow="ellipsis")
         if entry.kind in ("folder", "run", "root", "experiment"):
             suffix = "/" if entry.kind in ("folder", "run") else ""
-            name.append(keep_end(paths.display(entry.label), NAME_WIDTH) + suffix, style="bold")
+            name.append(keep_end(label, NAME_WIDTH) + suffix, style="bold")
             if entry.kind != "folder":
                 name.append(f"  {entry.kind}", style="dim")
             if entry.live:
                 name.append("  ● live", style="bold green")
         elif entry.kind in ("outside", "more"):
-            name.append(paths.display(entry.label), style="dim italic")
+            name.append(label, style="dim italic")
         else:
-            name.append(keep_end(paths.display(entry.label), NAME_WIDTH))
+            name.append(keep_end(label, NAME_WIDTH))
         size = Text(human_size(entry.size), justify="right")
         if entry.unreadable:
             size.append(UNREAD_MARK, style=UNREAD_STYLE)

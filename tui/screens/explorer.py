@@ -560,7 +560,7 @@ class ExplorerScreen(Screen[None]):
         entry = info.entry
         if info.is_dir:
             self._preview_key = None
-            name = entry.name if entry else paths.display(paths.name_of(info.key)) or "."
+            name = info.shown_name or "."
             run_problems = problem_sections(self.file_tree.problems if event.node.is_root else ())
             self.preview_pane.show(folder_sections(entry, name, now) + run_problems)
             if event.node.is_root and self.file_tree.run_id is not None:
@@ -571,10 +571,10 @@ class ExplorerScreen(Screen[None]):
         self._preview_key = (root_id, info.key)
         if entry.artifact.ftype == "symlink":
             problem = self.file_tree.problem_for(info.key)
-            sections = symlink_sections(entry.artifact, entry.name, now)
+            sections = symlink_sections(entry.artifact, info.shown_name, now)
             self.preview_pane.show(sections + problem_sections([problem] if problem else []))
             return
-        self._request_preview(root_id, entry.artifact, entry.name)
+        self._request_preview(root_id, entry.artifact, info.shown_name)
 
     def _refresh_preview(self) -> None:
         info = self._preview_node
@@ -582,7 +582,7 @@ class ExplorerScreen(Screen[None]):
             return
         if self.file_tree.root_id is None:
             return
-        self._request_preview(self.file_tree.root_id, info.entry.artifact, info.entry.name, True)
+        self._request_preview(self.file_tree.root_id, info.entry.artifact, info.shown_name, True)
 
     def _request_preview(
         self, root_id: int, artifact: ArtifactRow, name: str, reread: bool = False

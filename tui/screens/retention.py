@@ -38,7 +38,6 @@ from store.retention.plan import (
     PINNED,
     TRAINER_BEST,
     Plan,
-    RunTotals,
     grouped_warnings,
 )
 from store.retention.policy import Policy
@@ -375,12 +374,13 @@ class RetentionScreen(Screen[None]):
         self.trash = {entry.id: entry for entry in message.entries}
         table.clear()
         now = time.time()
-        for entry in message.entries:
+        shown = paths.shown_names([e.path for e in message.entries])  # look-alikes apart
+        for entry, name in zip(message.entries, shown, strict=True):
             table.add_row(
                 entry.id[:8],
                 f"{human_age(entry.trashed_at, now)} ago",
                 human_size(entry.size),
-                Text(paths.display(entry.path) + ("/" if entry.is_dir else "")),
+                Text(name + ("/" if entry.is_dir else "")),
                 reasons_text(entry.reasons),
                 key=entry.id,
             )
@@ -476,23 +476,27 @@ class RetentionScreen(Screen[None]):
             filled = round(share * 10)
             return Text("█" * filled + "░" * (10 - filled), style="cyan")
 
-        for root in usage:
+        # names that print alike (cafe in NFC and in NFD) spelled apart in each listing
+        for root, root_name in zip(usage, paths.shown_names([u.root for u in usage]), strict=True):
             table.add_row(
                 _size(root.size, root.unreadable is None or bool(root.unreadable)),
                 bar(root.size, total),
-                Text(paths.display(root.root) + _on_disk(root.disk, root.size), style="bold"),
+                Text(root_name + _on_disk(root.disk, root.size), style="bold"),
             )
-            for experiment in root.experiments[:MAX_USAGE_ROWS]:
+            experiments = root.experiments[:MAX_USAGE_ROWS]
+            names = paths.shown_names([e.label for e in experiments])
+            for experiment, name in zip(experiments, names, strict=True):
                 table.add_row(
                     _size(experiment.size, bool(experiment.unreadable)),
                     bar(experiment.size, root.size),
-                    Text("  experiment " + paths.display(experiment.label)),
+                    Text("  experiment " + name),
                 )
-            for run in root.runs[:MAX_USAGE_ROWS]:
+            runs = root.runs[:MAX_USAGE_ROWS]
+            for run, name in zip(runs, paths.shown_names([r.label for r in runs]), strict=True):
                 table.add_row(
                     _size(run.size, bool(run.unreadable)),
                     bar(run.size, root.size),
-                    Text("    " + paths.display(run.label) + _on_disk(run.disk, run.size)),
+                    Text("    " + name + _on_disk(run.disk, run.size)),
                 )
             if root.outside_runs:
                 table.add_row(
@@ -511,7 +515,7 @@ class RetentionScreen(Screen[None]):
         )
         table.add_row("", "", header)
         for group in dups[:MAX_USAGE_ROWS]:
-            where = ", ".join(paths.display(p) for _, p in group.copies[:3])
+            where = ", ".join(paths.shown_names([p for _, p in group.copies[:3]]))
             more = f" +{len(group.copies) - 3}" if len(group.copies) > 3 else ""
             table.add_row(
                 human_size(group.reclaimable),
@@ -715,7 +719,10 @@ def plan_rows(plan: Plan, limit: int = MAX_PLAN_ROWS) -> list[PlanRow]:
     now = plan.now
     rows: list[PlanRow] = []
     hidden_units = hidden_runs = 0
-    for run in plan.runs:
+    # names that print alike (cafe in NFC and in NFD) spelled apart: among the runs, and
+    # among each run's checkpoints
+    run_names = paths.shown_names([run.run_path for run in plan.runs])
+    for run, run_name in zip(plan.runs, run_names, strict=True):
         units = by_run.get((run.root, run.run_path), [])
         room = limit - len(rows)
         if room <= 0:
@@ -723,7 +730,7 @@ def plan_rows(plan: Plan, limit: int = MAX_PLAN_ROWS) -> list[PlanRow]:
             hidden_runs += 1
             continue
         label = Text(no_wrap=True, overflow="ellipsis")
-        label.append(paths.display(run.run_path) or ".", style="bold")
+        label.append(run_name or ".", style="bold")
         summary = Text(no_wrap=True)
         summary.append(f"keep {run.kept}", style="green")
         summary.append(" · ")
@@ -732,7 +739,12 @@ def plan_rows(plan: Plan, limit: int = MAX_PLAN_ROWS) -> list[PlanRow]:
         size = human_size(run.bytes_kept + run.bytes_removed)
         rows.append((f"run\0{run.root}\0{run.run_path}", (label, size, "", summary, "")))
         shown = units[: room - 1]
-        rows += [(f"item\0{u.root}\0{u.path}", _unit_cells(u, run, now)) for u in shown]
+        cut = len(run.run_path) + 1 if run.run_path else 0
+        names = paths.shown_names([u.path[cut:] for u in units])
+        rows += [
+            (f"item\0{u.root}\0{u.path}", _unit_cells(u, name, now))
+            for u, name in zip(shown, names, strict=False)
+        ]
         if len(shown) < len(units):
             hidden_units += len(units) - len(shown)
             hidden_runs += 1
@@ -743,8 +755,8 @@ def plan_rows(plan: Plan, limit: int = MAX_PLAN_ROWS) -> list[PlanRow]:
     return rows
 
 
-def _unit_cells(unit: Candidate, run: RunTotals, now: float) -> tuple[Any, ...]:
-    name = unit.path[len(run.run_path) + 1 :] if run.run_path else unit.path
+def _unit_cells(unit: Candidate, name: str, now: float) -> tuple[Any, ...]:
+    """One checkpoint's cells; ``name``: its run-relative path as shown (``shown_names``)."""
     decision = Text("keep", style="bold green") if unit.keep else Text("remove", style="bold red")
     expires = ""
     if unit.keep and unit.expires is not None:
@@ -752,8 +764,7 @@ def _unit_cells(unit: Candidate, run: RunTotals, now: float) -> tuple[Any, ...]:
         expires = f"in {human_age(now, now + left)}"
     return (
         Text(
-            "  "
-            + keep_end(paths.display(name) + ("/" if unit.is_dir else ""), PLAN_NAME_WIDTH - 2),
+            "  " + keep_end(name + ("/" if unit.is_dir else ""), PLAN_NAME_WIDTH - 2),
             no_wrap=True,
         ),
         human_size(unit.size),

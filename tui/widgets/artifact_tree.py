@@ -49,6 +49,16 @@ class NodeInfo:
     more_offset: int | None = None
     outside: bool = False
     """A folder of the run that lives outside its folder (an MLflow 3 logged model)."""
+    spelled: str | None = None
+    """The name as shown when a sibling's name looks the same (``paths.shown_names``:
+    ``café`` in NFC and in NFD), else None (the entry's own name)."""
+
+    @property
+    def shown_name(self) -> str:
+        """The name the tree shows for this node's entry."""
+        if self.spelled is not None:
+            return self.spelled
+        return self.entry.name if self.entry is not None else paths.display(paths.name_of(self.key))
 
 
 def outside_folders(run_path: bytes, meta: dict[str, Any]) -> tuple[bytes, ...]:
@@ -86,19 +96,23 @@ def natural_key(name: str) -> list[str | int]:
     return parts
 
 
-def entry_label(entry: FolderEntry, now: float, problem: str | None = None) -> Text:
+def entry_label(
+    entry: FolderEntry, now: float, problem: str | None = None, name: str | None = None
+) -> Text:
     """Name, then size, kind and age, dim; a red "!" when a model file is unsafe or broken,
-    or when it refers to something that is gone (``problem``, from ``store.integrity``)."""
+    or when it refers to something that is gone (``problem``, from ``store.integrity``);
+    ``name``: the name to show instead of the entry's (spelled apart from a look-alike)."""
     label = Text(no_wrap=True, overflow="ellipsis")
+    name = entry.name if name is None else name
     art = entry.artifact
     if (art is not None and art.verdict in FLAGGED) or problem is not None:
         label.append("!", style=DANGER)
         label.append(" ")
     if entry.is_dir:
-        label.append(entry.name + "/", style="bold")
+        label.append(name + "/", style="bold")
         label.append(f"  {human_size(entry.size)} · {entry.count} files", style="dim")
         return label
-    label.append(entry.name)
+    label.append(name)
     if art is not None and art.ftype == "symlink":
         label.append(f" → {paths.display(art.link_target or '?')}", style="dim italic")
     if problem is not None and problem.startswith("symlink"):
@@ -207,8 +221,8 @@ class ArtifactTree(Tree[NodeInfo]):
             return None
         return problem_for(self.problems, key[len(folder) + 1 :] if folder else key)
 
-    def _label(self, entry: FolderEntry, now: float) -> Text:
-        label = entry_label(entry, now, self.problem_for(entry.key))
+    def _label(self, entry: FolderEntry, now: float, spelled: str | None = None) -> Text:
+        label = entry_label(entry, now, self.problem_for(entry.key), spelled)
         if entry.key in self.pinned:
             label = Text("◆ ", style="bold yellow", no_wrap=True, overflow="ellipsis") + label
         return label
@@ -224,7 +238,7 @@ class ArtifactTree(Tree[NodeInfo]):
             for child in folder.children:
                 data = child.data
                 if data is not None and data.entry is not None and data.key in changed:
-                    child.set_label(self._label(data.entry, now))
+                    child.set_label(self._label(data.entry, now, data.spelled))
 
     def show_nothing(self, message: str) -> None:
         self.problems = ()
@@ -364,6 +378,23 @@ class ArtifactTree(Tree[NodeInfo]):
             else:
                 node.add(label, data, allow_expand=entry.is_dir)
         self._place_more(node, page)
+        self._spell_twins(node)
+
+    def _spell_twins(self, node: TreeNode[NodeInfo]) -> None:
+        """Spell apart the loaded children of ``node`` whose names would look the same
+        (``café`` in NFC and in NFD, a zero-width joiner): relabel those whose spelling
+        changed, as a look-alike arrives or goes."""
+        children = [c for c in node.children if c.data is not None and c.data.entry is not None]
+        raw = [paths.name_of(c.data.key) for c in children if c.data is not None]
+        now = self.clock()
+        for child, name, own in zip(children, paths.shown_names(raw), raw, strict=True):
+            data = child.data
+            if data is None or data.entry is None:
+                continue
+            spelled = name if name != paths.display(own) else None
+            if spelled != data.spelled:
+                data.spelled = spelled
+                child.set_label(self._label(data.entry, now, spelled))
 
     def _place_more(self, node: TreeNode[NodeInfo], page: ChildPage) -> None:
         for child in list(node.children):
@@ -412,8 +443,10 @@ class ArtifactTree(Tree[NodeInfo]):
                 if c.data and c.data.more_offset is None and not c.data.outside
             ]
             current = children[index] if index < len(children) else None
-            label = self._label(entry, now)
-            if current is not None and current.data is not None and current.data.key == entry.key:
+            had = current.data if current is not None else None
+            same = had is not None and had.key == entry.key
+            label = self._label(entry, now, had.spelled if had is not None and same else None)
+            if current is not None and current.data is not None and same:
                 current.data.entry = entry
                 if current.label != label:
                     current.set_label(label)
@@ -430,6 +463,7 @@ class ArtifactTree(Tree[NodeInfo]):
             else:
                 node.add(label, data, allow_expand=entry.is_dir)
         self._place_more(node, page)
+        self._spell_twins(node)
 
     def _rehighlight(self) -> None:
         node = self.cursor_node
@@ -478,7 +512,7 @@ class ArtifactTree(Tree[NodeInfo]):
         if mark in self.marked_files:
             del self.marked_files[mark]
         else:
-            self.marked_files[mark] = info.entry.name
+            self.marked_files[mark] = info.shown_name
         node.refresh()
 
     def render_label(self, node: TreeNode[NodeInfo], base_style: Any, style: Any) -> Text:

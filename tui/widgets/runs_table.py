@@ -359,9 +359,15 @@ def age_cells(run: RunRow, now: float) -> dict[str, Cell]:
 
 
 def run_cells(
-    run: RunRow, *, marked: bool, now: float, extras: RowExtras | None = None
+    run: RunRow,
+    *,
+    marked: bool,
+    now: float,
+    extras: RowExtras | None = None,
+    spelled: str | None = None,
 ) -> dict[str, Cell]:
-    """The cells of one run's row, as plain ``Text`` (names are never parsed as markup)."""
+    """The cells of one run's row, as plain ``Text`` (names are never parsed as markup);
+    ``spelled``: the name spelled apart from another run's that looks the same."""
 
     def cell(text: str, style: str = "", justify: str | None = None) -> Cell:
         value = Cell(text, style=style, justify=justify, no_wrap=True, overflow="ellipsis")  # type: ignore[arg-type]
@@ -382,7 +388,7 @@ def run_cells(
         name.append("◆ ", style="bold yellow")
     if extras is not None and extras.note:
         name.append("✎ ", style="bold")
-    name.append(visible(run.name[:60]))
+    name.append(spelled if spelled is not None else visible(run.name[:60]))
     check = cell("", "", "right")
     if extras is not None and extras.checklist is not None and extras.checklist[1]:
         passed, total = extras.checklist
@@ -435,13 +441,23 @@ class RowSource:
     """The clock when the cells were built."""
     stale: float
     """When one of its ages ("5m") next reads differently."""
+    spelled: str | None = None
+    """The name as spelled apart from a look-alike's (``paths.spelled_apart``), if it was."""
 
-    def shows(self, run: RunRow, marked: bool, extras: RowExtras | None, now: float) -> bool:
+    def shows(
+        self,
+        run: RunRow,
+        marked: bool,
+        extras: RowExtras | None,
+        now: float,
+        spelled: str | None = None,
+    ) -> bool:
         """True when the row built from this would look as it does: nothing to build."""
         return (
             self.built <= now < self.stale
             and self.marked == marked
             and self.extras == extras
+            and self.spelled == spelled
             and (self.run is run or self.run == run)
         )
 
@@ -457,9 +473,15 @@ def age_turns(ts: float | None, now: float) -> float:
     return math.inf  # pragma: no cover
 
 
-def row_source(run: RunRow, marked: bool, extras: RowExtras | None, now: float) -> RowSource:
+def row_source(
+    run: RunRow,
+    marked: bool,
+    extras: RowExtras | None,
+    now: float,
+    spelled: str | None = None,
+) -> RowSource:
     stale = min(age_turns(run.started, now), age_turns(run.last_write, now))
-    return RowSource(run, marked, extras, now, stale)
+    return RowSource(run, marked, extras, now, stale, spelled)
 
 
 class RunsTable(DataTable[Cell]):
@@ -490,6 +512,9 @@ class RunsTable(DataTable[Cell]):
         """Runs whose only change is their ages: shown after the frame with the news."""
         self._ages_queued = False
         self._shown_as: dict[int, RowSource] = {}
+        self._spelled: dict[int, str] = {}
+        """Run id -> its name spelled apart from a look-alike's among the rows (``café`` in
+        NFC and in NFD): set by each sync, for every row it shows."""
         """What each run's row was last built from: a run found as it was is skipped."""
         self.fixed_columns = 2
         """The mark and the name stay put when the table scrolls sideways."""
@@ -538,6 +563,8 @@ class RunsTable(DataTable[Cell]):
         of the event loop, so keys pressed meanwhile are answered between slices."""
         self._backlog_turn += 1
         self._backlog = []
+        apart = paths.spelled_apart([runs[run_id].name for run_id in order])
+        self._spelled = {order[i]: name for i, name in apart.items()}
         keep = self.current_run_id
         now = self.clock()
         wanted = set(order)
@@ -648,9 +675,10 @@ class RunsTable(DataTable[Cell]):
         for run_id in run_ids:
             run = runs[run_id]
             extra = extras.get(run_id) if extras is not None else None
-            cells = run_cells(run, marked=run_id in marked, now=now, extras=extra)
+            spelled = self._spelled.get(run_id)
+            cells = run_cells(run, marked=run_id in marked, now=now, extras=extra, spelled=spelled)
             self.add_row(*(cells[c.key] for c in self.columns_shown), key=str(run_id))
-            self._shown_as[run_id] = row_source(run, run_id in marked, extra, now)
+            self._shown_as[run_id] = row_source(run, run_id in marked, extra, now, spelled)
 
     def _rebuild(
         self,
@@ -662,10 +690,11 @@ class RunsTable(DataTable[Cell]):
         """Write the cells of ``run``'s row that changed, in place; False when none did.
         A run found as its row was last built from is not even rendered to cells."""
         extra = extras.get(run.id) if extras is not None else None
+        spelled = self._spelled.get(run.id)
         shown = self._shown_as.get(run.id)
-        if shown is not None and shown.shows(run, run.id in marked, extra, now):
+        if shown is not None and shown.shows(run, run.id in marked, extra, now, spelled):
             return False
-        if shown is not None and shown.shows(run, run.id in marked, extra, shown.built):
+        if shown is not None and shown.shows(run, run.id in marked, extra, shown.built, spelled):
             # only the clock moved (a run written seconds ago): its two ages, and only after
             # the frame that shows what did change (ticking rows must not delay the news)
             self._ages_due.add(run.id)
@@ -675,8 +704,8 @@ class RunsTable(DataTable[Cell]):
             return False
         row_key = str(run.id)
         changed = False
-        self._shown_as[run.id] = row_source(run, run.id in marked, extra, now)
-        cells = run_cells(run, marked=run.id in marked, now=now, extras=extra)
+        self._shown_as[run.id] = row_source(run, run.id in marked, extra, now, spelled)
+        cells = run_cells(run, marked=run.id in marked, now=now, extras=extra, spelled=spelled)
         for column, value in zip(self.columns_shown, self.get_row(row_key), strict=False):
             new = cells[column.key]
             if new != value:
@@ -734,13 +763,15 @@ class RunsTable(DataTable[Cell]):
             row_key = str(run_id)
             if shown is None or row_key not in self.rows:
                 continue
-            if shown.shows(shown.run, shown.marked, shown.extras, now):
+            if shown.shows(shown.run, shown.marked, shown.extras, now, shown.spelled):
                 continue  # rebuilt whole since
             for key, new in age_cells(shown.run, now).items():
                 if new != self.get_cell(row_key, key):
                     self._put(row_key, key, new)
                     changed.add(row_key)
-            self._shown_as[run_id] = row_source(shown.run, shown.marked, shown.extras, now)
+            self._shown_as[run_id] = row_source(
+                shown.run, shown.marked, shown.extras, now, shown.spelled
+            )
         self._repaint(changed)
 
     def _fill_slice(self, turn: int) -> None:
