@@ -598,7 +598,8 @@ def _runs_json_before(conn: Any) -> list[str]:
     dumps = json.JSONEncoder(ensure_ascii=False, default=str).encode
     out = []
     for row in rows:
-        params, metrics, run_key, warnings, unread = row[12:17]
+        params, metrics, run_key, warnings, unread, parts_text = row[12:18]
+        parts = json.loads(parts_text) if parts_text is not None else []
         texts = (row[4], row[5], row[6], row[9], run_key)
         if (
             params is None
@@ -625,6 +626,8 @@ def _runs_json_before(conn: Any) -> list[str]:
             f' "last_write": {_string(iso(row[8]))}, "size_bytes": {row[10]},'
             f' "n_artifacts": {row[11]},'
             f' "size_complete": {"false" if isinstance(unread, int) and unread > 0 else "true"},'
+            f' "metrics_complete": {"false" if "metrics" in parts else "true"},'
+            f' "params_complete": {"false" if "params" in parts else "true"},'
             f' "params": {params}, "metrics": {metrics}, "warnings": {warnings}}}'
         )
     return out
@@ -669,6 +672,17 @@ def test_runs_json_text_stays_what_it_was_on_hostile_rows(tmp_path: Path) -> Non
                                 "warnings": [name],
                                 # how many folders its size leaves out, right or odd
                                 "unreadable_places": [2, True, "3", 0, -1, 1.5, None][i % 7],
+                                # the parts its files were read in part for, right or odd
+                                "unread_parts": [
+                                    ["metrics"],
+                                    ["params", "metrics"],
+                                    "metrics",
+                                    [["metrics"]],
+                                    ["params"],
+                                    None,
+                                    [],
+                                    ["other", 1],
+                                ][i % 8],
                             }
                         ),
                         i << 20,

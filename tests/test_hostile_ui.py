@@ -308,4 +308,5 @@ def test_every_pane_of_the_app(
     assert "[bold]not bold[/bold]" in drawn  # and in a file's contents
     assert "(dangling)" in drawn  # last.ckpt points to nothing: the tree says so
     assert "points to nothing" in drawn  # and so does its preview
-    assert "!1 version_0" in drawn  # and the runs pane counts it
+    # and the runs pane counts it (``?``: a hostile text can make hparams.yaml unreadable)
+    assert re.search(r"!1 (\? )?version_0", drawn)

@@ -102,6 +102,18 @@ def _json(text: str | None) -> dict[str, Any]:
 UNREAD_KEY = "unreadable_places"
 """Meta key: how many places the run's size and file count leave out (its warnings name
 them), so a table can mark the size without reading the warnings' text."""
+UNREAD_PARTS_KEY = "unread_parts"
+"""Meta key (``store.frameworks.model.UNREAD_PARTS``, not imported: that loads every
+reader): the parts of a run a file not read whole leaves out, a list of ``READ_PARTS``."""
+READ_PARTS = ("metrics", "params")
+"""What a run's files are read for, each of which a file not read whole can leave out."""
+
+
+def unread_parts_of(found: object) -> tuple[str, ...]:
+    """The parts (``READ_PARTS``, in that order) a stored ``unread_parts`` list names."""
+    if not isinstance(found, list):
+        return ()
+    return tuple(part for part in READ_PARTS if part in found)
 
 
 @dataclass
@@ -136,6 +148,13 @@ class RunRow:
         return found if isinstance(found, int) and not isinstance(found, bool) and found > 0 else 0
 
     @property
+    def unread_parts(self) -> tuple[str, ...]:
+        """The parts of the run ("metrics", "params") its reader could not read whole: what
+        it shows of them may leave values out, or be older than the file (its warnings say
+        why)."""
+        return unread_parts_of(self.meta.get(UNREAD_PARTS_KEY))
+
+    @property
     def display_path(self) -> str:
         return paths.display(self.abs_path)
 
@@ -157,6 +176,8 @@ class RunRow:
             "size_bytes": self.size_bytes,
             "n_artifacts": self.n_artifacts,
             "size_complete": not self.unread_places,
+            "metrics_complete": "metrics" not in self.unread_parts,
+            "params_complete": "params" not in self.unread_parts,
             "params": self.params,
             "metrics": self.metrics,
             "warnings": self.meta.get("warnings", []),
@@ -233,7 +254,9 @@ _RUN_JSON_COLUMNS = (
     f" CASE WHEN {_META_OK} THEN json_extract(runs.meta, '$.run_key') END,"
     f" CASE WHEN {_META_OK} THEN coalesce(json_extract(runs.meta, '$.warnings'), '[]') END,"
     f" CASE WHEN {_META_OK} AND json_type(runs.meta, '$.{UNREAD_KEY}') = 'integer'"
-    f" THEN json_extract(runs.meta, '$.{UNREAD_KEY}') END"
+    f" THEN json_extract(runs.meta, '$.{UNREAD_KEY}') END,"
+    f" CASE WHEN {_META_OK} AND json_type(runs.meta, '$.{UNREAD_PARTS_KEY}') = 'array'"
+    f" THEN json_extract(runs.meta, '$.{UNREAD_PARTS_KEY}') END"
 )
 
 
@@ -287,6 +310,7 @@ def runs_json(conn: sqlite3.Connection) -> Iterator[str]:
             run_key,
             warnings,
             unread,
+            parts_text,
             started_iso,
             last_iso,
         ) = row
@@ -315,6 +339,7 @@ def runs_json(conn: sqlite3.Connection) -> Iterator[str]:
         root_text = roots.get(root)
         if root_text is None:
             root_text = roots[root] = _string(paths.json_text(root))
+        parts = _unread_parts_text(parts_text)
         if started_iso is None and started is not None:
             started_iso = iso(started)
         if last_iso is None and last_write is not None:
@@ -331,8 +356,20 @@ def runs_json(conn: sqlite3.Connection) -> Iterator[str]:
             f' "last_write": {"null" if last_iso is None else enc(last_iso)},'
             f' "size_bytes": {size_bytes}, "n_artifacts": {n_artifacts},'
             f' "size_complete": {"false" if unread is not None and unread > 0 else "true"},'
+            f' "metrics_complete": {"false" if "metrics" in parts else "true"},'
+            f' "params_complete": {"false" if "params" in parts else "true"},'
             f' "params": {params}, "metrics": {metrics}, "warnings": {warnings}}}'
         )
+
+
+def _unread_parts_text(text: str | None) -> tuple[str, ...]:
+    """``unread_parts_of`` the stored list's JSON text (what ``to_json`` makes of the row)."""
+    if text is None:
+        return ()
+    try:
+        return unread_parts_of(load_json(text))
+    except ValueError:  # as ``_json`` reads it: no meta
+        return ()
 
 
 def _string(text: str | None) -> str:

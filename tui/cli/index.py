@@ -254,14 +254,21 @@ def _hash_cap(flag: str | None) -> int | None:
         raise ArtlensError(f"hash size cap: {exc}") from None
 
 
-def _key_metrics(metrics: dict[str, dict[str, Any]], limit: int = 2) -> str:
+def _key_metrics(
+    metrics: dict[str, dict[str, Any]], limit: int = 2, *, partial: bool = False
+) -> str:
+    """The first ``limit`` metrics' last values, losses first; each ends in ``?`` when the
+    metrics were read in ``partial`` (a lone ``?`` when none was read)."""
     preferred = sorted(
         metrics,
         key=lambda n: (0 if "loss" in n.lower() else 1 if "acc" in n.lower() else 2, n),
     )
-    return " ".join(
-        f"{visible(name)}={metric_value(metrics[name].get('last'))}" for name in preferred[:limit]
+    mark = UNREAD_MARK if partial else ""
+    shown = " ".join(
+        f"{visible(name)}={metric_value(metrics[name].get('last'))}{mark}"
+        for name in preferred[:limit]
     )
+    return shown or mark
 
 
 @click.command("runs")
@@ -316,7 +323,7 @@ def runs_cmd(
                     human_age(r.last_write),
                     human_size(r.size_bytes) + (UNREAD_MARK if r.unread_places else ""),
                     str(r.n_artifacts),
-                    _key_metrics(r.metrics),
+                    _key_metrics(r.metrics, partial="metrics" in r.unread_parts),
                     run_path,
                 ]
             )

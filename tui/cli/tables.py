@@ -22,9 +22,14 @@ def print_runs(runs: Sequence[RunRow]) -> None:
         table.add_column(column, overflow="fold")
     names = paths.shown_names([r.name for r in runs])  # look-alikes spelled apart
     for r, name in zip(runs, names, strict=True):
-        metrics = " ".join(
-            f"{visible(k)}={metric_value(v.get('last'))}" for k, v in list(r.metrics.items())[:2]
-        )
+        partial = "metrics" in r.unread_parts
+        metrics = Text()
+        for k, v in list(r.metrics.items())[:2]:
+            metrics.append(f"{' ' if metrics else ''}{visible(k)}={metric_value(v.get('last'))}")
+            if partial:
+                metrics.append(UNREAD_MARK, style="bold yellow")
+        if partial and not metrics:
+            metrics.append(UNREAD_MARK, style="bold yellow")
         table.add_row(
             str(r.id),
             Text(name),
@@ -35,16 +40,28 @@ def print_runs(runs: Sequence[RunRow]) -> None:
                 human_size(r.size_bytes), (UNREAD_MARK, "bold yellow") if r.unread_places else ""
             ),
             str(r.n_artifacts),
-            Text(metrics),
+            metrics,
         )
     console = Console()
     console.print(table)
-    partial = sum(1 for r in runs if r.unread_places)
-    if partial:
-        console.print(
-            f"{UNREAD_MARK} size and files leave out folders the last scan could not read"
-            f" ({partial} run{'s' if partial > 1 else ''}; `artlens runs --json` names them)",
-            style="yellow",
-            markup=False,
-            highlight=False,
-        )
+    notes = (
+        (
+            sum(1 for r in runs if r.unread_places),
+            "size and files leave out folders the last scan could not read",
+            "names them",
+        ),
+        (
+            sum(1 for r in runs if "metrics" in r.unread_parts),
+            "metrics read in part: a file they come from could not be read whole",
+            "says why",
+        ),
+    )
+    for count, what, why in notes:
+        if count:
+            console.print(
+                f"{UNREAD_MARK} {what} ({count} run{'s' if count > 1 else ''};"
+                f" `artlens runs --json` {why})",
+                style="yellow",
+                markup=False,
+                highlight=False,
+            )

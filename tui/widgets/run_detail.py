@@ -19,7 +19,7 @@ from store.checklist import ChecklistError, ChecklistResult, evaluate, load_chec
 from store.index.query import RunRow
 from store.lineage import MAX_COPIES, Copy, Duplicates, Provenance, duplicates, provenance
 from store.safetext import visible
-from tui.format import human_age, human_size, metric_value
+from tui.format import UNREAD_MARK, human_age, human_size, metric_value
 
 PIN_MARK = "◆"
 NOTE_MARK = "✎"
@@ -97,14 +97,37 @@ def _repeated(run: RunRow, part: str) -> frozenset[str]:
     return frozenset(str(n) for n in names) if isinstance(names, dict) else frozenset()
 
 
+READ_IN_PART = " ? read in part"
+"""After the title of params or metrics a file was not read whole for (the line under the
+run's name says where the warnings are that say why)."""
+
+
+def read_in_part(run: RunRow) -> Text | None:
+    """One line naming the parts of the run its files were not read whole for, and where
+    the warnings that say why are: the values below may leave some out."""
+    parts = run.unread_parts
+    if not parts:
+        return None
+    warnings = run.meta.get("warnings")
+    count = len(warnings) if isinstance(warnings, list) else 0
+    text = Text()
+    text.append(f"{UNREAD_MARK} {' and '.join(parts)} read in part", style="bold yellow")
+    if count:
+        text.append(f" (why: {count} warning{'s' if count > 1 else ''} below)", style="yellow")
+    return text
+
+
 def params_and_metrics(run: RunRow) -> list[RenderableType]:
     """The run's first params (flattened ``a.b``) and its metrics' last values."""
     sections: list[RenderableType] = []
     params = _flat(run.params) if isinstance(run.params, dict) else []
     repeated = _repeated(run, "params")
-    if params:
+    unread = run.unread_parts
+    if params or "params" in unread:
         text = Text()
         text.append(f"params ({len(params)})", style="bold")
+        if "params" in unread:
+            text.append(READ_IN_PART, style="bold yellow")
         for name, value in params[:KEY_PARAMS]:
             shown = visible(str(value))
             text.append(f"\n  {visible(name)}: ", style="dim")
@@ -119,9 +142,11 @@ def params_and_metrics(run: RunRow) -> list[RenderableType]:
         for name, metric in run.metrics.items()
         if isinstance(metric, dict) and metric.get("last") is not None
     ]
-    if last:
+    if last or "metrics" in unread:
         text = Text()
         text.append(f"last metrics ({len(last)})", style="bold")
+        if "metrics" in unread:
+            text.append(READ_IN_PART, style="bold yellow")
         repeated = _repeated(run, "metrics")
         for name, value in last[:KEY_PARAMS]:
             text.append(f"\n  {visible(name)}: ", style="dim")
@@ -156,6 +181,10 @@ def run_detail_sections(detail: RunDetail, now: float) -> tuple[RenderableType, 
     head.append(f"\n{run.framework} · {run.status} · {run.display_path}", style="dim")
     if run.started is not None:
         head.append(f"\nstarted {human_age(run.started, now)} ago", style="dim")
+    partial = read_in_part(run)
+    if partial is not None:
+        head.append("\n")
+        head.append_text(partial)
     sections: list[RenderableType] = [head]
     sections += params_and_metrics(run)
     if detail.note:

@@ -374,9 +374,14 @@ def run_cells(
         value.run_id = run.id
         return value
 
+    partial = "metrics" in run.unread_parts
+
     def metric(which: str) -> Cell:
         picked = key_metric(run, which)
-        return cell(metric_value(picked[1]) if picked else "-", "", "right")
+        value = cell(metric_value(picked[1]) if picked else "-", "", "right")
+        if partial:  # read in part: the value may be older than the file, or missing
+            value.append(UNREAD_MARK, style="bold yellow")
+        return value
 
     status = f"● {run.status}" if run.status == "live" else run.status
     name = cell("")
@@ -384,6 +389,8 @@ def run_cells(
     if problems:
         name.append(f"!{problems}", style=DANGER)
         name.append(" ")
+    if run.unread_parts:  # its metrics or params leave out what a file held unread
+        name.append(f"{UNREAD_MARK} ", style="bold yellow")
     if extras is not None and extras.pinned:
         name.append("◆ ", style="bold yellow")
     if extras is not None and extras.note:
