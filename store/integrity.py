@@ -32,6 +32,25 @@ MAX_PROBLEMS = 50
 """Problems kept per run: enough to act on, small enough for the runs table's JSON."""
 _KINDS = ("symlink to ", "best_model_checkpoint ")
 """How the message about one file continues after ``"<path>: "`` (see ``refs``)."""
+DANGLING = "points to nothing"
+"""How a message about a symlink whose target is gone ends (``refs.link_problem``)."""
+LOOP = "is a link loop (too many levels of links)"
+"""How a message about a symlink that leads back to itself ends (ELOOP): not dangling."""
+UNREACHABLE = "cannot be followed"
+"""How a message about a symlink whose target could not be looked at begins its ending
+(with the reason after it): it may be there."""
+
+
+def link_state(problem: str) -> str | None:
+    """What a problem about a symlink (``problem_for``) says of it, in a word or two for a
+    label: "dangling", "link loop" or "unreachable"; None for any other problem."""
+    if not problem.startswith("symlink to "):
+        return None
+    if problem.endswith(DANGLING):
+        return "dangling"
+    if problem.endswith(LOOP):
+        return "link loop"
+    return "unreachable"
 
 
 def run_problems(root: Path | str | bytes, run_path: str | bytes) -> list[str]:

@@ -8,6 +8,7 @@ gone, which is worth knowing before someone deletes the "other" checkpoints too.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import stat
@@ -70,6 +71,26 @@ def _checkpoint_exists(run_dir: Path, state_dir: Path, target: str) -> bool:
     return any(os.path.lexists(c) for c in candidates if name)
 
 
+def link_problem(path: Path) -> str | None:
+    """How a symlink fails to lead to something: its target gone (``DANGLING``), a loop
+    (``LOOP``: ELOOP, which ``os.path.exists`` took for gone), or not looked at (the
+    reason: it may be there); None when it leads to something."""
+    from store.integrity import DANGLING, LOOP, UNREACHABLE
+
+    try:
+        os.stat(path)
+    except OSError as exc:
+        if exc.errno in (errno.ENOENT, errno.ENOTDIR, errno.ENAMETOOLONG):
+            return DANGLING  # nothing there, or nothing that could be
+        if exc.errno == errno.ELOOP:
+            return LOOP
+        reason = exc.strerror or type(exc).__name__
+        return f"{UNREACHABLE} ({reason.lower()})"
+    except ValueError:  # a name the OS cannot take
+        return f"{UNREACHABLE} (invalid name)"
+    return None
+
+
 def dangling_refs(run_dir: Path) -> list[str]:
     """Messages naming each reference under ``run_dir`` whose target no longer exists."""
     run_dir = Path(run_dir)
@@ -81,8 +102,9 @@ def dangling_refs(run_dir: Path) -> list[str]:
                 target = os.readlink(path)
             except OSError:
                 continue
-            if not os.path.exists(path):
-                problems.append(f"{display(rel)}: symlink to {display(target)} points to nothing")
+            how = link_problem(path)
+            if how is not None:
+                problems.append(f"{display(rel)}: symlink to {display(target)} {how}")
         elif stat.S_ISREG(st.st_mode) and PurePosixPath(rel).name == "trainer_state.json":
             state = _read_state(path)
             best = state.get("best_model_checkpoint") if isinstance(state, dict) else None

@@ -22,7 +22,7 @@ from textual.widgets.tree import TreeNode
 from store import paths
 from store.index.query import FolderEntry
 from store.index.views import PAGE_SIZE, ChildPage
-from store.integrity import problem_for
+from store.integrity import link_state, problem_for
 from tui.format import DANGER, human_age, human_size
 from tui.keys import titled
 from tui.messages import ChildrenLoaded, FolderPage
@@ -115,8 +115,9 @@ def entry_label(
     label.append(name)
     if art is not None and art.ftype == "symlink":
         label.append(f" → {paths.display(art.link_target or '?')}", style="dim italic")
-    if problem is not None and problem.startswith("symlink"):
-        label.append(" (dangling)", style="bold red")
+    state = link_state(problem) if problem is not None else None
+    if state is not None:
+        label.append(f" ({state})", style="bold red")
     label.append(f"  {human_size(entry.size)}", style="dim")
     if entry.kind and entry.kind != "other":
         label.append(f" · {entry.kind}", style="dim")
