@@ -90,6 +90,9 @@ class Preview:
     """A ``store.inspect.Inspection`` for model files."""
     hex_head: str = ""
     notes: tuple[str, ...] = field(default_factory=tuple)
+    warnings: tuple[str, ...] = field(default_factory=tuple)
+    """The ``notes`` that say what is shown may be wrong or left out (ragged rows, a parse
+    that failed): a view that opens at the file's end keeps them in sight."""
 
 
 def lexer_for(name: str) -> str:
@@ -335,8 +338,10 @@ def _table(read: _Read, delimiter: str) -> Preview:
         tail_text = read.tail[read.tail.find(b"\n") + 1 :]
         tail = clean(parse(tail_text)[-TABLE_TAIL_ROWS:])
         omitted = None
+    warnings: list[str] = []
     if any(len(r) != len(header) for r in (*head, *tail)):
-        notes.append("ragged rows: some rows have a different number of fields than the header")
+        warnings.append("ragged rows: some rows have a different number of fields than the header")
+    notes += warnings
     return Preview(
         "table",
         size=read.size,
@@ -348,6 +353,7 @@ def _table(read: _Read, delimiter: str) -> Preview:
         tail_bytes=len(read.tail),
         skipped_bytes=read.skipped,
         notes=tuple(notes),
+        warnings=tuple(warnings),
     )
 
 
@@ -591,6 +597,7 @@ def _preview_open(
     if fmt is None and name in _NAMED_LEXERS and _NAMED_LEXERS[name] == "yaml":
         fmt = "yaml"
     notes: list[str] = []
+    warnings: list[str] = []
     if fmt is not None and read.whole:
         try:
             pretty = _pretty(read.head, fmt)
@@ -601,7 +608,8 @@ def _preview_open(
             else:
                 if message.lower().startswith(f"invalid {fmt}"):
                     message = message[len(f"invalid {fmt}") :].lstrip(": ")
-                notes.append(f"invalid {fmt.upper()} (written mid-way?): {visible(message)}")
+                warnings.append(f"invalid {fmt.upper()} (written mid-way?): {visible(message)}")
+            notes += warnings
         else:
             return Preview(
                 "structured",
@@ -628,6 +636,7 @@ def _preview_open(
             tail_bytes=len(read.tail),
             skipped_bytes=read.skipped,
             notes=tuple(notes),
+            warnings=tuple(warnings),
         )
     return Preview(
         "text",
@@ -639,4 +648,5 @@ def _preview_open(
         tail_bytes=len(read.tail),
         skipped_bytes=read.skipped,
         notes=tuple(notes),
+        warnings=tuple(warnings),
     )

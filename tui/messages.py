@@ -111,6 +111,9 @@ class PreviewReady(Message):
     width: int = 0
     final: bool = True
     """False for the quick first view of a big file: the whole view follows."""
+    warnings: tuple[str, ...] = ()
+    """What the file's preview warns of (``store.preview.Preview.warnings``): kept in the
+    pane's border, in sight wherever the view is scrolled."""
 
 
 @dataclass

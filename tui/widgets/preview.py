@@ -489,6 +489,10 @@ class PreviewPane(VerticalScroll):
         self.following = False
         """Following: each refresh shows the newest lines.  Scrolling up pauses; F or
         End resumes (like ``tail -f`` in a pager)."""
+        self.warnings: tuple[str, ...] = ()
+        """What the shown file's preview warns of (ragged rows, a parse that failed),
+        written at the top of its text and kept in the border: a view that follows the
+        end, or was scrolled down, would hide the top."""
 
     def plain_text(self, width: int = 100) -> str:
         """The sections as plain text, the way a terminal without colour would show them."""
@@ -512,6 +516,7 @@ class PreviewPane(VerticalScroll):
         key: bytes | None = None,
         lines: tuple[Line, ...] | None = None,
         width: int | None = None,
+        warnings: tuple[str, ...] = (),
     ) -> None:
         """Replace the sections (a preview still being built is dropped).  The same
         ``key`` again is a live refresh of what is shown: the reader's place is kept, and a
@@ -520,7 +525,9 @@ class PreviewPane(VerticalScroll):
         ``lines`` are the sections already laid out at ``width``; without them the sections
         are laid out here (callers pass only small ones)."""
         self._supersede()
-        self._show(sections, scroll_end=scroll_end, key=key, lines=lines, width=width)
+        self._show(
+            sections, scroll_end=scroll_end, key=key, lines=lines, width=width, warnings=warnings
+        )
 
     def _show(
         self,
@@ -530,11 +537,13 @@ class PreviewPane(VerticalScroll):
         key: bytes | None = None,
         lines: tuple[Line, ...] | None = None,
         width: int | None = None,
+        warnings: tuple[str, ...] = (),
     ) -> None:
         refresh = key is not None and key == self.shown_key
         at_end, place = self.scroll_y >= self.max_scroll_y, self.scroll_y
         self.shown_key = key
         self.sections = tuple(sections)
+        self.warnings = warnings
         if lines is None or width != self.line_width:
             if lines is not None:
                 self._reflow()
@@ -686,6 +695,7 @@ class PreviewPane(VerticalScroll):
                     lines=lines,
                     width=request.width,
                     final=stage == stages[-1],
+                    warnings=result.warnings,
                 )
             )
 
@@ -772,6 +782,7 @@ class PreviewPane(VerticalScroll):
                 key=message.key,
                 lines=message.lines,
                 width=message.width,
+                warnings=message.warnings,
             )
 
     # Without animation: a key moves the text at once, and the next key starts from there.
@@ -809,12 +820,20 @@ class PreviewPane(VerticalScroll):
             self._follow_subtitle()
 
     def _follow_subtitle(self) -> None:
-        if not self.followable:
-            self.border_subtitle = None
-        elif self.following:
-            self.border_subtitle = "following ▼"
-        else:
-            self.border_subtitle = "paused · F follows"
+        """The border's line: the file's warnings (their full text is at the top), then
+        whether the view follows the file's end."""
+        subtitle = Text()
+        if self.warnings:
+            first = self.warnings[0].split(":", 1)[0][:40]
+            subtitle.append(f"! {first}", style="bold yellow")
+            if len(self.warnings) > 1:
+                subtitle.append(f" +{len(self.warnings) - 1}", style="bold yellow")
+            subtitle.append(" ↑", style="yellow")
+        if self.followable:
+            if subtitle:
+                subtitle.append(" · ")
+            subtitle.append("following ▼" if self.following else "paused · F follows")
+        self.border_subtitle = subtitle or None
 
     def action_bottom(self) -> None:
         self.scroll_end(animate=False)
