@@ -437,9 +437,11 @@ def write_wandb(tree: Tree) -> None:
             f"{iso(start)} INFO    HandlerThread:{PID} [handler.py:handle_run_start()] started\n",
             end_age,
         )
+        for _ in range(512):  # drawn as before, so the rest of the demo stays the same
+            tree.rng.getrandbits(8)
         tree.write(
             f"{rel}/run-{run_id}.wandb",
-            fmt.WANDB_HEADER + bytes(tree.rng.getrandbits(8) for _ in range(512)),
+            fmt.WANDB_HEADER + bytes(512),  # a log with no record yet: zero padding
             end_age,
         )
     tree.symlink("wandb/latest-run", latest, 2 * DAY)
