@@ -246,8 +246,8 @@ def _load_notes(root: RootLike, spec: RunSpec) -> Loaded:
         except Exception as exc:  # never let one bad run break a scan
             loaded = Loaded()
             loaded.warn(f"{spec.path}: could not read run ({type(exc).__name__}: {exc})")
-    for problem in problems:
-        loaded.warn(problem)
+    for problem in problems:  # a file not seen may have held any of the run's values
+        loaded.warn_partial(problem, "params", "metrics")
     # plots and "last" follow the step, as MLflow's latest metric does (ties keep log order)
     loaded.series = {k: sorted(v, key=lambda p: p[0]) for k, v in loaded.series.items()}
     for other in registry.entries():

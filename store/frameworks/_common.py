@@ -44,19 +44,15 @@ def read_wide_csv(root: RootLike, rel: str, out: Loaded, step_column: str | None
     and counted in a warning: which cell went missing or came extra cannot be told, so its
     values could land in the wrong metric.  Returns False when the file was not read.
     """
-    warned = len(out.warnings)
-    data = _io.read_log(root, rel, out.warn)
+    data = _io.read_log(root, rel, out)
     if data is None:
-        if len(out.warnings) > warned:  # there, but not read
-            out.unread.add("metrics")
         return False
     text = data.decode("utf-8", "replace")
     reader = csv_reader(text)
     try:
         header = next(reader)
     except (StopIteration, csv.Error):
-        out.warn(f"{rel}: empty or unreadable CSV")
-        out.unread.add("metrics")
+        out.warn_partial(f"{rel}: empty or unreadable CSV", "metrics")
         return False
     names = [h.strip() for h in header]
     lower = [n.lower() for n in names]
@@ -85,38 +81,46 @@ def read_wide_csv(root: RootLike, rel: str, out: Loaded, step_column: str | None
                     continue
                 add_point(out.series, names[col], step, value)
     except csv.Error as exc:
-        out.warn(f"{rel}: CSV error at row {row_no + 2}: {exc}")
-        out.unread.add("metrics")
+        out.warn_partial(f"{rel}: CSV error at row {row_no + 2}: {exc}", "metrics")
     if ragged:
-        out.unread.add("metrics")
-        out.warn(
-            f"{rel}: {ragged} row(s) with a different number of fields than the header skipped"
+        out.warn_partial(
+            f"{rel}: {ragged} row(s) with a different number of fields than the header skipped",
+            "metrics",
         )
     if bad:
-        out.warn(f"{rel}: {bad} non-numeric cell(s) skipped")
+        out.warn_partial(f"{rel}: {bad} non-numeric cell(s) skipped", "metrics")
     return True
 
 
 def read_tensorboard(
-    root: RootLike, folder: str, out: Loaded, max_bytes: int | None = None
+    root: RootLike,
+    folder: str,
+    out: Loaded,
+    max_bytes: int | None = None,
+    *,
+    hparams_kept: bool = False,
 ) -> dict[str, object]:
     """Scalars of the ``events.out.tfevents.*`` files directly in one folder; returns the
-    hparams ``SummaryWriter.add_hparams`` recorded there (for the caller to place)."""
+    hparams ``SummaryWriter.add_hparams`` recorded there (for the caller to place).  What
+    the files hold and was not read (a record skipped, a file not read whole) marks the
+    metrics read in part, and the params too when the caller keeps the hparams as params
+    (``hparams_kept``)."""
+    parts = ("metrics", "params") if hparams_kept else ("metrics",)
     try:
         from store.frameworks.tfevents import DEFAULT_MAX_BYTES, read_scalars_dir
     except ImportError:
-        out.warn(f"{folder}: TensorBoard reader not available")
+        out.warn_partial(f"{folder}: TensorBoard reader not available", *parts)
         return {}
     try:
         scalars = read_scalars_dir(
             folder, root=_io.as_root(root), max_bytes=max_bytes or DEFAULT_MAX_BYTES
         )
     except Exception as exc:  # a foreign reader must not break the run
-        out.warn(f"{folder}: unreadable event files ({type(exc).__name__}: {exc})")
-        out.unread.add("metrics")
+        out.warn_partial(f"{folder}: unreadable event files ({type(exc).__name__}: {exc})", *parts)
         return {}
     for message in scalars.warnings:
         out.warn(f"{folder}: {message}")
+    out.unread.update(part for part in parts if part in scalars.unread)
     for tag, points in scalars.series.items():
         name = _io.display_name(str(tag))
         for step, wall, value in points:

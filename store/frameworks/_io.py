@@ -18,6 +18,7 @@ from contextvars import ContextVar
 from pathlib import Path
 
 from store.frameworks import _repeats
+from store.frameworks.model import Loaded
 from store.root import NotAFile, NotFound, Reader, Root, RootError, UnsafeRelPath
 from store.root import join as join  # the frameworks call it _io.join: one join for all
 from store.root.local import LocalRoot
@@ -167,29 +168,75 @@ def read_bytes(root: RootLike, rel: str, cap: int = SMALL) -> tuple[bytes, bool]
 
 
 def read_log(
-    root: RootLike, rel: str, warn: Callable[[str], None], *, missing_ok: bool = False
+    root: RootLike,
+    rel: str,
+    out: Loaded,
+    *,
+    missing_ok: bool = False,
+    whole: Callable[[bytes], bool] | None = None,
+    parts: tuple[str, ...] = ("metrics",),
 ) -> bytes | None:
-    """Up to ``LARGE`` bytes of a run's log (metrics CSV/TSV, JSON lines), cut back to whole
-    lines: a partly read last line could parse as a wrong number.  None when the file
-    cannot be read, which ``warn`` is told (a missing file too, unless ``missing_ok``)."""
+    """Up to ``LARGE`` bytes of a run's log (metrics CSV/TSV, JSON lines), whole lines only.
+
+    Training appends to its logs while they are read: a last line without its line end is
+    still being written, and a number cut short parses as another (``0.`` of ``0.53``, a
+    step ``1`` of ``12``).  Such a line is dropped, said, and ``parts`` are marked read in
+    part, unless ``whole`` proves it complete (a JSON object closes itself) or it ends in
+    the ``\r`` of a ``\r\n``.  The same when the cap cuts the file.  None when the file
+    cannot be read, said and marked the same way (a missing file too, unless ``missing_ok``).
+    """
     try:
         data, cut = read_bytes(root, rel, LARGE)
     except ReadError as exc:
         if not (missing_ok and isinstance(exc, MissingFile)):
-            warn(str(exc))
+            out.warn_partial(str(exc), *parts)
         return None
+    end = data.rfind(b"\n") + 1
     if cut:
-        warn(f"{rel}: larger than {LARGE} bytes, only the start was read")
-        data = data[: data.rfind(b"\n") + 1]
+        out.warn_partial(f"{rel}: larger than {LARGE} bytes, only the start was read", *parts)
+        return data[:end]
+    tail = data[end:]
+    if tail.strip() and not tail.endswith(b"\r") and not (whole is not None and whole(tail)):
+        out.warn_partial(f"{rel}: last line still being written (no line end), not read", *parts)
+        return data[:end]
     return data
 
 
+def is_json_object(line: bytes) -> bool:
+    """Whether a line is one whole JSON object (for ``read_log``'s ``whole``: an object
+    ends with its own closing brace, so a line cut short never parses as one)."""
+    try:
+        return isinstance(load_json(line.decode("utf-8", "replace")), dict)
+    except ValueError:
+        return False
+
+
+def read_json_lines(
+    root: RootLike,
+    rel: str,
+    out: Loaded,
+    *,
+    missing_ok: bool = False,
+    parts: tuple[str, ...] = ("metrics",),
+) -> Iterator[dict[str, object]]:
+    """The JSON objects of a JSON-lines log (``read_log`` then ``json_objects``)."""
+    data = read_log(root, rel, out, missing_ok=missing_ok, whole=is_json_object, parts=parts)
+    if data is not None:
+        yield from json_objects(data, rel, out, parts=parts)
+
+
 def json_objects(
-    data: bytes, label: str, warn: Callable[[str], None], what: str = "line"
+    data: bytes,
+    label: str,
+    out: Loaded,
+    what: str = "line",
+    *,
+    parts: tuple[str, ...] = ("metrics",),
 ) -> Iterator[dict[str, object]]:
     """The JSON objects of a JSON-lines log, one per non-blank line.  A line that is not a
-    JSON object is skipped and counted, and ``warn`` is told the count once at the end:
-    a metric series that silently lost rows would be a wrong answer.
+    JSON object is skipped and counted, and ``out`` is told the count once at the end, with
+    ``parts`` marked read in part: a metric series that silently lost rows would be a
+    wrong answer.
 
     While a run is read, a key a line's object repeats (``{"loss": 0.5, "loss": 0.7}``)
     is reported as ``label``'s, at ``[n].loss`` (``n`` counts the file's non-blank lines
@@ -219,7 +266,7 @@ def json_objects(
         else:
             bad += 1
     if bad:
-        warn(f"{label}: {bad} malformed {what}(s) skipped")
+        out.warn_partial(f"{label}: {bad} malformed {what}(s) skipped", *parts)
 
 
 def read_text(root: RootLike, rel: str, cap: int = SMALL) -> tuple[str, bool]:
@@ -332,16 +379,55 @@ def list_dir(root: RootLike, rel: str) -> tuple[list[str], list[str]]:
     return dirs, files
 
 
-def walk_files(root: RootLike, rel: str, limit: int = 20_000) -> list[str]:
-    """Every file below a folder, as paths relative to that folder ('a/b' for nested keys)."""
+WALK_COUNTED = LIST_LIMIT
+"""Files a cut walk goes on counting (not keeping) to say how many it left out."""
+
+
+def walk_counted(root: RootLike, rel: str, limit: int) -> tuple[list[str], int, bool]:
+    """The first ``limit`` files below a folder found (sorted, as paths relative to it:
+    'a/b' for nested keys), how many files there are, and whether that count is a floor
+    (the counting stopped at ``WALK_COUNTED``)."""
     out: list[str] = []
+    total = 0
     stack = [""]
-    while stack and len(out) < limit:
+    while stack:
+        if total >= max(limit, WALK_COUNTED):
+            return sorted(out), total, True
         sub = stack.pop()
         dirs, files = list_dir(root, join(rel, sub))
-        out.extend(join(sub, f) for f in files)
+        total += len(files)
+        out.extend(join(sub, f) for f in files[: max(0, limit - len(out))])
         stack.extend(join(sub, d) for d in reversed(dirs))
-    return sorted(out[:limit])
+    return sorted(out), total, False
+
+
+def walk_files(
+    root: RootLike,
+    rel: str,
+    limit: int = 20_000,
+    *,
+    out: Loaded | None = None,
+    parts: tuple[str, ...] = ("metrics",),
+) -> list[str]:
+    """Every file below a folder, as paths relative to that folder ('a/b' for nested keys),
+    at most ``limit`` of them.  More is said, with their count, and marks ``parts`` of
+    ``out`` read in part (without ``out``, the run being read is told, see
+    ``listing_problems``); so does a sub-folder that could not be listed whole."""
+    if out is None:
+        names, total, floor = walk_counted(root, rel, limit)
+    else:
+        with listing_problems() as problems:
+            names, total, floor = walk_counted(root, rel, limit)
+        for problem in problems:
+            out.warn_partial(problem, *parts)
+    if total > len(names):
+        more = f"at least {total:,}" if floor else f"{total:,}"
+        message = f"{rel or '.'}: {more} files, read the first {len(names):,} found"
+        if out is None:
+            _listing_problem(message)
+        else:
+            out.warn_partial(message, *parts)
+    return names
 
 
 _NUM_SPLIT = re.compile(r"(\d+)")

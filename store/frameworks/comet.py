@@ -77,16 +77,27 @@ def load(root: RootLike, spec: RunSpec) -> Loaded:
             experiment = _member(archive, "experiment.json", 1024 * 1024)
             messages = _member(archive, "messages.json", _MESSAGES_CAP)
     except (_io.ReadError, OSError, zipfile.BadZipFile, RuntimeError, ValueError, EOFError) as exc:
-        out.warn(f"{spec.path}: unreadable Comet archive ({' '.join(str(exc).split())[:160]})")
+        out.warn_partial(
+            f"{spec.path}: unreadable Comet archive ({' '.join(str(exc).split())[:160]})",
+            "params",
+            "metrics",
+        )
         return out
     if experiment is None:
         out.warn(f"{spec.path}: no experiment.json in the archive")
     else:
         _apply_experiment(experiment[0], spec, out)
     if messages is not None:
-        if messages[1]:
-            out.warn(f"{spec.path}: messages.json larger than {_MESSAGES_CAP} bytes, cut")
-        _apply_messages(messages[0], spec, out)
+        data, cut = messages
+        if cut:
+            out.warn_partial(
+                f"{spec.path}: messages.json larger than {_MESSAGES_CAP} bytes, only the"
+                " start was read",
+                "params",
+                "metrics",
+            )
+            data = data[: data.rfind(b"\n") + 1]  # a line the cap cut is no message
+        _apply_messages(data, spec, out)
     return out
 
 
@@ -122,7 +133,8 @@ def _apply_messages(data: bytes, spec: RunSpec, out: Loaded) -> None:
     dropped: set[str] = set()
     rel = f"{spec.path}/messages.json"
     nested = False
-    for message in _io.json_objects(data, spec.path, out.warn, "message line"):
+    parts = ("params", "metrics")
+    for message in _io.json_objects(data, spec.path, out, "message line", parts=parts):
         payload = message.get("payload")
         if not isinstance(payload, dict):
             continue

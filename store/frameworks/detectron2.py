@@ -48,18 +48,15 @@ def load(root: RootLike, spec: RunSpec) -> Loaded:
 
 
 def _read_metrics(root: RootLike, rel: str, out: Loaded) -> None:
-    data = _io.read_log(root, rel, out.warn)
-    if data is None:
-        return
     no_step = 0
-    for row in _io.json_objects(data, rel, out.warn):
+    for row in _io.read_json_lines(root, rel, out):
         step = _io.to_int(row.get("iteration"))
         if step is None:
             no_step += 1
             continue
         _common.add_numbers(out, row, step, _INDEX)
     if no_step:
-        out.warn(f"{rel}: {no_step} line(s) without an iteration skipped")
+        out.warn_partial(f"{rel}: {no_step} line(s) without an iteration skipped", "metrics")
 
 
 ENTRY = Framework(

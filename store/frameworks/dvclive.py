@@ -21,6 +21,8 @@ from store.frameworks.model import Loaded, RunSpec
 from store.frameworks.registry import Framework
 
 FRAMEWORK = "dvclive"
+MAX_PLOTS = 5000
+"""Files under ``plots/metrics`` looked at; more marks the run's metrics read in part."""
 
 
 def detect(ctx: DetectContext) -> list[RunSpec]:
@@ -81,21 +83,21 @@ def load(root: RootLike, spec: RunSpec) -> Loaded:
     _common.read_params(root, _io.join(spec.path, "params.yaml"), out)
     _common.read_json_finals(root, _io.join(spec.path, "metrics.json"), out)
     plots = _io.join(spec.path, "plots", "metrics")
-    for name in _io.walk_files(root, plots, 5000):
+    for name in _io.walk_files(root, plots, MAX_PLOTS, out=out):
         if name.endswith(".tsv"):
             _read_tsv(root, _io.join(plots, name), _io.display_name(name[: -len(".tsv")]), out)
     return out
 
 
 def _read_tsv(root: RootLike, rel: str, name: str, out: Loaded) -> None:
-    data = _io.read_log(root, rel, out.warn)
+    data = _io.read_log(root, rel, out)
     if data is None:
         return
     rows = csv_reader(data.decode("utf-8", "replace"), "\t")
     try:
         header = [h.strip().lower() for h in next(rows)]
     except (StopIteration, csv.Error):
-        out.warn(f"{rel}: empty TSV")
+        out.warn_partial(f"{rel}: empty TSV", "metrics")
         return
     step_col = header.index("step") if "step" in header else None
     short = name.rsplit("/", 1)[-1].lower()
@@ -115,9 +117,9 @@ def _read_tsv(root: RootLike, rel: str, name: str, out: Loaded) -> None:
                 continue
             add_point(out.series, name, step, value)
     except csv.Error as exc:
-        out.warn(f"{rel}: {exc}")
+        out.warn_partial(f"{rel}: {exc}", "metrics")
     if bad:
-        out.warn(f"{rel}: {bad} malformed row(s) skipped")
+        out.warn_partial(f"{rel}: {bad} malformed row(s) skipped", "metrics")
 
 
 ENTRY = Framework(

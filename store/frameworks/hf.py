@@ -106,8 +106,7 @@ def _merge_tensorboard(root: RootLike, folder: str, out: Loaded) -> None:
     tb = Loaded()
     for sub in _io.list_dir(root, runs_dir)[0]:
         _common.read_tensorboard(root, _io.join(runs_dir, sub), tb)
-    for message in tb.warnings:
-        out.warn(message)
+    out.take_problems(tb)
     for tag, points in tb.series.items():
         name = _trainer_name(tag)
         known = out.series.get(name)
@@ -160,11 +159,11 @@ def _best_state(
         try:
             data = _io.read_json(root, rel, 64 * 1024 * 1024)
         except _io.ReadError as exc:
-            if not isinstance(exc, _io.MissingFile):
-                out.warn(str(exc))
+            if not isinstance(exc, _io.MissingFile):  # its log history and trainer.* unread
+                out.warn_partial(str(exc), "params", "metrics")
             continue
         if not isinstance(data, dict):
-            out.warn(f"{rel}: not a JSON object")
+            out.warn_partial(f"{rel}: not a JSON object", "params", "metrics")
             continue
         checkpoint_read = index > 0
         step = _io.to_int(data.get("global_step")) or 0

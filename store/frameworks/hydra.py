@@ -90,8 +90,7 @@ def merge_into(root: RootLike, folder: str, out: Loaded) -> None:
     different value is named in a warning."""
     config = Loaded()
     _common.read_params(root, _io.join(folder, ".hydra", "config.yaml"), config)
-    for message in config.warnings:
-        out.warn(message)
+    out.take_problems(config)
     for key, value in config.params.items():
         if key not in out.params:
             out.params[key] = value

@@ -76,8 +76,7 @@ def _check_events(root: RootLike, folder: str, out: Loaded) -> None:
     """Compare the event files with ``metrics.csv`` (which wins); add what only they hold."""
     events = Loaded()
     _common.read_tensorboard(root, folder, events)
-    for message in events.warnings:
-        out.warn(message)
+    out.take_problems(events)
     for name, points in events.series.items():
         if name in _TB_ONLY or name in _common.INDEX_COLUMNS or not points:
             continue

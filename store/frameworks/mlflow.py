@@ -388,20 +388,26 @@ def _load_file_store(root: RootLike, spec: RunSpec, out: Loaded) -> None:
     tags = _read_kv_dir(root, _io.join(spec.path, "tags"), out)
     _apply_tags(tags, out)
     metrics_dir = _io.join(spec.path, "metrics")
-    for name in _io.walk_files(root, metrics_dir):
+    for name in _io.walk_files(root, metrics_dir, MAX_METRIC_FILES, out=out):
         _read_metric_file(root, _io.join(metrics_dir, name), _io.display_name(name), out)
 
 
+MAX_METRIC_FILES = 20_000
+"""Metric files of one run read; more marks its metrics read in part."""
 MAX_KV = 10_000
 """Params (and tags) of one run read; past this, params are counted as not read."""
 
 
 def _read_kv_dir(root: RootLike, folder: str, out: Loaded, part: str = "") -> dict[str, str]:
     values: dict[str, str] = {}
-    names = _io.walk_files(root, folder, MAX_KV + 1)
-    if len(names) > MAX_KV and part:
-        _cut_params(folder, 1, at_least=True)
-    for name in names[:MAX_KV]:
+    names, total, floor = _io.walk_counted(root, folder, MAX_KV)
+    if total > len(names):
+        if part:
+            _cut_params(folder, total - len(names), at_least=floor)
+        else:
+            more = f"at least {total:,}" if floor else f"{total:,}"
+            out.warn(f"{folder}: {more} files, read the first {len(names):,} found")
+    for name in names:
         try:
             text, cut = _io.read_text(root, _io.join(folder, name), 64 * 1024)
         except _io.ReadError as exc:
@@ -444,7 +450,7 @@ def _apply_tags(tags: dict[str, str], out: Loaded) -> None:
 
 
 def _read_metric_file(root: RootLike, rel: str, name: str, out: Loaded) -> None:
-    data = _io.read_log(root, rel, out.warn)
+    data = _io.read_log(root, rel, out)
     if data is None:
         return
     bad = 0
@@ -462,7 +468,7 @@ def _read_metric_file(root: RootLike, rel: str, name: str, out: Loaded) -> None:
         del timestamp
         add_point(out.series, name, step, value)
     if bad:
-        out.warn(f"{rel}: {bad} malformed line(s) skipped")
+        out.warn_partial(f"{rel}: {bad} malformed line(s) skipped", "metrics")
 
 
 def _ms(value: object) -> float | None:

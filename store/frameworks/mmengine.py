@@ -96,19 +96,20 @@ def _config_rel(spec: RunSpec, files: list[str], logs: list[str], root: RootLike
 
 
 def _read_scalars(root: RootLike, rel: str, out: Loaded) -> None:
-    data = _io.read_log(root, rel, out.warn, missing_ok=True)
-    if data is None:
-        return
-    for row in _io.json_objects(data, rel, out.warn):
+    no_step = 0
+    for row in _io.read_json_lines(root, rel, out, missing_ok=True):
         step = _io.to_int(row.get("step"))
         if step is None:
             step = _io.to_int(row.get("iter"))
         if step is None:
+            no_step += 1
             continue
         _common.add_numbers(out, row, step, _INDEX)
         epoch = _io.to_int(row.get("epoch"))
         if epoch is not None:
             out.meta["epoch"] = max(epoch, _io.to_int(out.meta.get("epoch")) or 0)
+    if no_step:
+        out.warn_partial(f"{rel}: {no_step} line(s) without a step or iter skipped", "metrics")
 
 
 def _status(out: Loaded) -> None:

@@ -96,3 +96,17 @@ class Loaded:
             line = line[:297] + "..."
         if line not in self.warnings and len(self.warnings) < 100:
             self.warnings.append(line)
+
+    def warn_partial(self, message: str, part: str, *more: str) -> None:
+        """``warn``, and mark ``part`` (and ``more``: "params", "metrics") as read in part:
+        what a file holds but a reader skipped or could not read must not pass for the
+        whole (a best, a last value, a diff's "removed" would be wrong answers)."""
+        self.warn(message)
+        self.unread.update((part, *more))
+
+    def take_problems(self, other: Loaded) -> None:
+        """Carry over another reading's warnings and the parts it read in part (a reader
+        that reads a sub-folder into a ``Loaded`` of its own and merges what it keeps)."""
+        for message in other.warnings:
+            self.warn(message)
+        self.unread |= other.unread

@@ -60,10 +60,8 @@ def load(root: RootLike, spec: RunSpec) -> Loaded:
 
 
 def _replay(root: RootLike, rel: str, out: Loaded) -> None:
-    data = _io.read_log(root, rel, out.warn)
-    if data is None:
-        return
-    for record in _io.json_objects(data, rel, out.warn):
+    # an operation the log holds but that was not read may be a param's or a metric's
+    for record in _io.read_json_lines(root, rel, out, parts=("params", "metrics")):
         op = record.get("obj")
         if isinstance(op, dict):
             _apply(op, out)

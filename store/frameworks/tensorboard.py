@@ -35,18 +35,17 @@ HPARAMS_BYTES = 1024 * 1024
 
 def load(root: RootLike, spec: RunSpec) -> Loaded:
     out = Loaded()
-    params = _common.read_tensorboard(root, spec.path, out)
+    params = _common.read_tensorboard(root, spec.path, out, hparams_kept=True)
     sources = dict.fromkeys(params, spec.path)
     dirs, _ = _io.list_dir(root, spec.path)
     children = [d for d in sorted(dirs) if _common.event_files(root, _io.join(spec.path, d))]
     for child in children[:HPARAMS_FOLDERS]:
         folder = _io.join(spec.path, child)
         session = Loaded()
-        hparams = _common.read_tensorboard(root, folder, session, HPARAMS_BYTES)
+        hparams = _common.read_tensorboard(root, folder, session, HPARAMS_BYTES, hparams_kept=True)
         if not hparams:
             continue  # another writer's log (add_scalars' sub-runs): not read here
-        for message in session.warnings:
-            out.warn(message)
+        out.take_problems(session)
         for key, value in hparams.items():
             if key in params and params[key] != value:
                 out.warn(

@@ -44,10 +44,19 @@ class Scalars(dict[str, list[tuple[int, float, float]]]):
         self.warnings: list[str] = []
         self.hparams: dict[str, int | float | str | bool | None] = {}
         """``SummaryWriter.add_hparams`` values (the hparams plugin's session start info)."""
+        self.unread: set[str] = set()
+        """What the files may hold that was not read: "metrics" (scalars), "params"
+        (hparams); a record skipped or a file not read whole may hold either."""
 
     @property
     def series(self) -> Series:
         return self
+
+    def lose(self, message: str, *parts: str) -> None:
+        """``warn`` of something the files hold that was not read, and note what it may
+        have held (``parts``; a record not read may be any: scalars or hparams)."""
+        self.unread.update(parts or ("metrics", "params"))
+        self.warn(message)
 
     def warn(self, message: str) -> None:
         if len(self.warnings) < MAX_WARNINGS:
@@ -195,28 +204,28 @@ def iter_records(data: bytes, result: Scalars, *, label: str, verify: bool) -> I
     end = len(data)
     while pos < end:
         if end - pos < 12:
-            result.warn(f"{label}: truncated record header at byte {pos}")
+            result.lose(f"{label}: truncated record header at byte {pos}")
             return
         header = data[pos : pos + 8]
         (length,) = struct.unpack("<Q", header)
         (length_crc,) = struct.unpack("<I", data[pos + 8 : pos + 12])
         if verify and masked_crc32c(header) != length_crc:
             # Without a trustworthy length the rest of the stream cannot be framed.
-            result.warn(f"{label}: bad length checksum at byte {pos}; stopped")
+            result.lose(f"{label}: bad length checksum at byte {pos}; stopped")
             return
         if length > _MAX_RECORD:
-            result.warn(f"{label}: record of {length} bytes at byte {pos}; stopped")
+            result.lose(f"{label}: record of {length} bytes at byte {pos}; stopped")
             return
         start = pos + 12
         stop = start + length
         if stop + 4 > end:
-            result.warn(f"{label}: truncated record at byte {pos}")
+            result.lose(f"{label}: truncated record at byte {pos}")
             return
         payload = data[start:stop]
         (data_crc,) = struct.unpack("<I", data[stop : stop + 4])
         pos = stop + 4
         if verify and masked_crc32c(payload) != data_crc:
-            result.warn(f"{label}: bad data checksum in record at byte {start - 12}; skipped")
+            result.lose(f"{label}: bad data checksum in record at byte {start - 12}; skipped")
             continue
         yield payload
 
@@ -314,7 +323,7 @@ def _hparams_of(content: bytes, result: Scalars) -> None:
             if field != 1 or not isinstance(entry, bytes):  # the hparams map
                 continue
             if len(result.hparams) >= MAX_HPARAMS:
-                result.warn(f"more than {MAX_HPARAMS} hparams; the rest skipped")
+                result.lose(f"more than {MAX_HPARAMS} hparams; the rest skipped", "params")
                 return
             key: str | None = None
             parsed: tuple[bool, int | float | str | bool | None] = (False, None)
@@ -328,7 +337,7 @@ def _hparams_of(content: bytes, result: Scalars) -> None:
                 continue
             result.hparams[key] = parsed[1]
     if skipped:
-        result.warn(f"{skipped} hparam(s) of an unsupported kind skipped")
+        result.lose(f"{skipped} hparam(s) of an unsupported kind skipped", "params")
 
 
 def _proto_value(data: bytes) -> tuple[bool, int | float | str | bool | None]:
@@ -403,7 +412,7 @@ def _decode_events(
                 for tag, scalar in _summary_values(summary, plugins, result):
                     result.setdefault(tag, []).append((step, wall_time, scalar))
         except (ProtoError, struct.error) as exc:
-            result.warn(f"{label}: undecodable event skipped ({exc})")
+            result.lose(f"{label}: undecodable event skipped ({exc})")
 
 
 # --- public API ----------------------------------------------------------------------------
@@ -441,10 +450,10 @@ def _read_into(
     try:
         data, size = read()
     except OSError as exc:
-        result.warn(f"{label}: cannot read ({exc.strerror or str(exc).rpartition(': ')[2]})")
+        result.lose(f"{label}: cannot read ({exc.strerror or str(exc).rpartition(': ')[2]})")
         return
     if size > len(data):
-        result.warn(f"{label}: read the first {len(data)} of {size} bytes")
+        result.lose(f"{label}: read the first {len(data)} of {size} bytes")
     _decode_events(data, result, plugins, label=label, verify=verify)
 
 
@@ -475,18 +484,18 @@ def read_scalars_dir(
     try:
         entries = root.list_dir(folder, limit=1_000_000)
     except RootError as exc:  # its message names the folder already
-        result.warn(f"cannot list {exc}")
+        result.lose(f"cannot list {exc}")
         return result
     sizes = {e.name: e.size for e in entries if is_event_file(e.name) and e.kind == "file"}
     names = sorted(sizes)
     if len(names) > max_files:
-        result.warn(f"{len(names)} event files; read the first {max_files}")
+        result.lose(f"{len(names)} event files; read the first {max_files}")
         names = names[:max_files]
     budget = max_bytes
     plugins: dict[str, str] = {}
     for name in names:
         if budget <= 0:
-            result.warn(f"byte budget spent; skipped {name} and later files")
+            result.lose(f"byte budget spent; skipped {name} and later files")
             break
         read = functools.partial(read_capped_at, root, join(folder, name), budget)
         _read_into(read, name, result, plugins, verify=verify)

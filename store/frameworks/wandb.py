@@ -96,7 +96,7 @@ def _with_checkpoint_folders(ctx: DetectContext, specs: list[RunSpec]) -> list[R
     return specs
 
 
-def _binary(root: RootLike, spec: RunSpec, out: Loaded) -> Any:
+def _binary(root: RootLike, spec: RunSpec, out: Loaded, parts: tuple[str, ...]) -> Any:
     run_id = spec.run_key
     rel = _io.join(spec.path, f"run-{run_id}.wandb")
     try:
@@ -106,12 +106,12 @@ def _binary(root: RootLike, spec: RunSpec, out: Loaded) -> Any:
     try:
         from store.frameworks.wandb_records import read_wandb_file
     except ImportError:
-        out.warn(f"{rel}: W&B binary reader not available")
+        out.warn_partial(f"{rel}: W&B binary reader not available", *parts)
         return None
     try:
         return read_wandb_file(rel, root=_io.as_root(root))
     except Exception as exc:  # a foreign reader must not break the run
-        out.warn(f"{rel}: unreadable W&B record log ({type(exc).__name__}: {exc})")
+        out.warn_partial(f"{rel}: unreadable W&B record log ({type(exc).__name__}: {exc})", *parts)
         return None
 
 
@@ -122,7 +122,10 @@ def load(root: RootLike, spec: RunSpec) -> Loaded:
     config = _read_optional(root, _io.join(files, "config.yaml"), out, yaml=True)
     summary = _read_optional(root, _io.join(files, "wandb-summary.json"), out, yaml=False)
     metadata = _read_optional(root, _io.join(files, "wandb-metadata.json"), out, yaml=False)
-    records = _binary(root, spec, out)
+    # what the record log holds and was not read leaves out metrics, and params unless
+    # config.yaml gave them
+    parts = ("metrics",) if config is not None else ("metrics", "params")
+    records = _binary(root, spec, out, parts)
     if records is not None:
         rec_meta = getattr(records, "meta", None) or {}
         if config is None:
@@ -132,6 +135,7 @@ def load(root: RootLike, spec: RunSpec) -> Loaded:
         _apply_record_meta(rec_meta, out)
         for message in getattr(records, "warnings", None) or []:
             out.warn(f"{spec.path}: {message}")
+        out.unread.update(p for p in parts if p in (getattr(records, "unread", None) or ()))
         for row in getattr(records, "history", None) or []:
             _history_row(row, out)
     history_rel = _io.join(files, "wandb-history.jsonl")  # written by wandb < 0.10
@@ -204,10 +208,7 @@ def _history_row(row: object, out: Loaded) -> None:
 
 
 def _read_history_jsonl(root: RootLike, rel: str, out: Loaded) -> None:
-    data = _io.read_log(root, rel, out.warn, missing_ok=True)
-    if data is None:
-        return
-    for row in _io.json_objects(data, rel, out.warn):
+    for row in _io.read_json_lines(root, rel, out, missing_ok=True):
         _history_row(row, out)
 
 

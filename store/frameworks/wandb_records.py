@@ -70,6 +70,15 @@ class WandbRecords:
     history: list[dict[str, object]] = field(default_factory=list)
     meta: dict[str, object] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    unread: set[str] = field(default_factory=set)
+    """What the log may hold that was not read: "metrics" (history, summary), "params"
+    (config); a record skipped or a file not read whole may hold either."""
+
+    def lose(self, message: str, *parts: str) -> None:
+        """``warn`` of something the log holds that was not read, noting what it may have
+        held (``parts``; by default anything)."""
+        self.unread.update(parts or ("metrics", "params"))
+        self.warn(message)
 
     def warn(self, message: str) -> None:
         if len(self.warnings) < MAX_WARNINGS:
@@ -94,11 +103,11 @@ def iter_records(data: bytes, out: WandbRecords) -> list[bytes]:
     """Reassembled record payloads; damaged fragments are reported and skipped."""
     records: list[bytes] = []
     if len(data) < HEADER_LEN:
-        out.warn("file shorter than the W&B header")
+        (out.lose if data else out.warn)("file shorter than the W&B header")
         return records
     ident, magic, version = struct.unpack("<4sHB", data[:HEADER_LEN])
     if ident != HEADER or magic != HEADER_MAGIC:
-        out.warn("not a W&B record log (bad header)")
+        out.lose("not a W&B record log (bad header)")
         return records
     out.meta["format_version"] = version
     pos = HEADER_LEN
@@ -110,7 +119,7 @@ def iter_records(data: bytes, out: WandbRecords) -> list[bytes]:
             pos += block_left  # block trailer padding
             continue
         if end - pos < FRAGMENT_HEADER:
-            out.warn(f"truncated fragment header at byte {pos} (file still being written?)")
+            out.lose(f"truncated fragment header at byte {pos} (file still being written?)")
             break
         checksum, length, kind = struct.unpack("<IHB", data[pos : pos + FRAGMENT_HEADER])
         start = pos + FRAGMENT_HEADER
@@ -118,29 +127,29 @@ def iter_records(data: bytes, out: WandbRecords) -> list[bytes]:
             pos += block_left  # zero padding: the rest of this block is unused
             continue
         if FRAGMENT_HEADER + length > block_left or kind not in _TYPE_SEEDS:
-            out.warn(f"corrupt fragment header at byte {pos}; skipped to the next block")
+            out.lose(f"corrupt fragment header at byte {pos}; skipped to the next block")
             pending = None
             pos += block_left
             continue
         if start + length > end:
-            out.warn(f"truncated record at byte {pos} (file still being written?)")
+            out.lose(f"truncated record at byte {pos} (file still being written?)")
             pending = None
             break
         payload = data[start : start + length]
         pos = start + length
         if not _crc_ok(checksum, kind, payload):
-            out.warn(f"bad checksum in fragment at byte {start - FRAGMENT_HEADER}; skipped")
+            out.lose(f"bad checksum in fragment at byte {start - FRAGMENT_HEADER}; skipped")
             pending = None
             continue
         if kind == FULL:
             if pending is not None:
-                out.warn(f"unfinished record before byte {start - FRAGMENT_HEADER}; dropped")
+                out.lose(f"unfinished record before byte {start - FRAGMENT_HEADER}; dropped")
             pending = None
             records.append(payload)
         elif kind == FIRST:
             pending = [payload]
         elif pending is None:
-            out.warn(f"record continuation without a start at byte {start - FRAGMENT_HEADER}")
+            out.lose(f"record continuation without a start at byte {start - FRAGMENT_HEADER}")
         elif kind == MIDDLE:
             pending.append(payload)
         else:
@@ -148,7 +157,7 @@ def iter_records(data: bytes, out: WandbRecords) -> list[bytes]:
             records.append(b"".join(pending))
             pending = None
     if pending is not None:
-        out.warn("the last record is incomplete (file still being written?)")
+        out.lose("the last record is incomplete (file still being written?)")
     return records
 
 
@@ -348,10 +357,10 @@ def _decode(records: list[bytes], out: WandbRecords, max_history: int) -> None:
                 elif number == _REC_PREEMPTING:
                     out.meta["preempting"] = True
         except (ProtoError, struct.error) as exc:
-            out.warn(f"record {index}: undecodable, skipped ({exc})")
+            out.lose(f"record {index}: undecodable, skipped ({exc})")
     out.history = history.result()
     if history.stride > 1:
-        out.warn(f"{history.seen} history rows thinned to {len(out.history)}")
+        out.lose(f"{history.seen} history rows thinned to {len(out.history)}", "metrics")
     out.meta["history_rows"] = history.seen
     out.meta["records"] = len(records)
     out.meta["complete"] = closed
@@ -376,10 +385,10 @@ def read_wandb_file(
             data, size = read_capped_at(root, os.fsdecode(path), max_bytes)
     except OSError as exc:
         reason = exc.strerror or str(exc).rpartition(": ")[2]
-        out.warn(f"cannot read {os.path.basename(os.fsdecode(path))}: {reason}")
+        out.lose(f"cannot read {os.path.basename(os.fsdecode(path))}: {reason}")
         out.meta.setdefault("exit_code", None)
         return out
     if size > len(data):
-        out.warn(f"read the first {len(data)} of {size} bytes")
+        out.lose(f"read the first {len(data)} of {size} bytes")
     _decode(iter_records(data, out), out, max_history)
     return out
