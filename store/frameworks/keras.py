@@ -124,18 +124,17 @@ def _read_archive_config(root: RootLike, rel: str, out: Loaded) -> None:
         if isinstance(optimizer, dict):
             inner = optimizer.get("config")
             if isinstance(inner, dict):
-                for key, value in flatten(inner).items():
-                    out.params[f"optimizer.{key}"] = value
+                for key, value in flatten(inner, source=rel).items():
+                    _common.add_param(out, f"optimizer.{key}", value, rel)
             if optimizer.get("class_name"):
-                out.params["optimizer.class_name"] = str(optimizer["class_name"])
+                _common.add_param(out, "optimizer.class_name", str(optimizer["class_name"]), rel)
         for key in ("loss", "metrics", "loss_weights", "jit_compile", "steps_per_execution"):
             if key in compiled and compiled[key] is not None:
                 value = compiled[key]
-                out.params[key] = (
-                    value if isinstance(value, (int, float, str, bool)) else str(value)
-                )
+                plain = value if isinstance(value, (int, float, str, bool)) else str(value)
+                _common.add_param(out, key, plain, rel)
     if config.get("class_name"):
-        out.params["model.class_name"] = str(config["class_name"])
+        _common.add_param(out, "model.class_name", str(config["class_name"]), rel)
 
 
 ENTRY = Framework(

@@ -25,11 +25,11 @@ from collections.abc import Callable, Iterator
 from contextlib import closing, suppress
 
 from store import fsops
-from store.frameworks import _io
+from store.frameworks import _common, _io
 from store.frameworks._context import DetectContext
 from store.frameworks._io import RootLike
 from store.frameworks._metrics import add_point
-from store.frameworks.flatten import Note, report
+from store.frameworks.flatten import Note, numbered, report
 from store.frameworks.model import Loaded, RunSpec
 from store.frameworks.registry import Framework
 from store.readonly import sqlite_uri
@@ -383,8 +383,9 @@ def _load_file_store(root: RootLike, spec: RunSpec, out: Loaded) -> None:
     for key in ("user_id", "lifecycle_stage", "experiment_id", "artifact_uri"):
         if meta.get(key) is not None:
             out.meta[key] = str(meta[key])
-    for name, value in _read_kv_dir(root, _io.join(spec.path, "params"), out, "params").items():
-        out.params[name] = _io.param_value(value)
+    params_rel = _io.join(spec.path, "params")
+    for name, value in _read_kv_dir(root, params_rel, out, "params").items():
+        _common.add_param(out, name, _io.param_value(value), params_rel)
     tags = _read_kv_dir(root, _io.join(spec.path, "tags"), out)
     _apply_tags(tags, out)
     metrics_dir = _io.join(spec.path, "metrics")
@@ -415,7 +416,12 @@ def _read_kv_dir(root: RootLike, folder: str, out: Loaded, part: str = "") -> di
             continue
         if cut:
             out.warn(f"{folder}/{name}: value longer than 64 KiB, truncated")
-        values[_io.display_name(name)] = text
+        key = _io.display_name(name)
+        if key in values:  # an undecodable byte and its spelling (``a\\x80``) read alike
+            kept = numbered(key, set(values))
+            out.warn(f"{folder}: two files read as {key}; the second kept as {kept}")
+            key = kept
+        values[key] = text
     return values
 
 
@@ -504,7 +510,7 @@ def _load_db(root: RootLike, db_rel: str, spec: RunSpec, out: Loaded) -> None:
                 (spec.run_key, MAX_KV),
             ).fetchall()
             for key, value in rows:
-                out.params[str(key)] = _io.param_value(str(value))
+                _common.add_param(out, str(key), _io.param_value(str(value)), db_rel)
             if len(rows) >= MAX_KV:
                 (total,) = conn.execute(
                     "SELECT COUNT(*) FROM params WHERE run_uuid = ?", (spec.run_key,)

@@ -10,7 +10,7 @@ read statically (``store.frameworks._torchmeta``: the pickle is walked, never lo
 
 from __future__ import annotations
 
-from store.frameworks import _io, _torchmeta
+from store.frameworks import _common, _io, _torchmeta
 from store.frameworks._context import DetectContext
 from store.frameworks._io import RootLike
 from store.frameworks.flatten import flatten
@@ -38,11 +38,12 @@ def load(root: RootLike, spec: RunSpec) -> Loaded:
         return out
     config = values.get("config")
     if isinstance(config, dict):
-        out.params.update(flatten(config))
+        for key, value in flatten(config, source=rel).items():
+            _common.add_param(out, key, value, rel)
     model_args = values.get("model_args")
     if isinstance(model_args, dict):
-        for key, value in flatten(model_args).items():
-            out.params[f"model_args.{key}"] = value
+        for key, value in flatten(model_args, source=rel).items():
+            _common.add_param(out, f"model_args.{key}", value, rel)
     step = _io.to_int(values.get("iter_num"))
     best = _io.to_float(values.get("best_val_loss"))
     if best is not None:

@@ -13,7 +13,7 @@ marks the run failed; a clean stop leaves no mark on disk, so that status stays 
 
 from __future__ import annotations
 
-from store.frameworks import _io
+from store.frameworks import _common, _io
 from store.frameworks._context import DetectContext
 from store.frameworks._io import RootLike
 from store.frameworks._metrics import add_point
@@ -54,17 +54,23 @@ def load(root: RootLike, spec: RunSpec) -> Loaded:
     logs = sorted(
         (f for f in files if f.startswith("data-") and f.endswith(".log")), key=_io.natural_key
     )
+    assigned: dict[tuple[str, ...], object] = {}
     for name in logs:
-        _replay(root, _io.join(spec.path, name), out)
+        _replay(root, _io.join(spec.path, name), out, assigned)
+    # a field assigned again takes its last value; two fields whose paths read as one
+    # dotted name (``a/b.c`` and ``a/b/c``) are both kept, the one of fewer parts as
+    # ``a.b.c`` and the other as ``a.b.c (#2)`` whatever the logs' order, and said
+    for path, value in sorted(assigned.items(), key=lambda item: (len(item[0]), item[0])):
+        _common.add_param(out, ".".join(p.replace("/", ".") for p in path), value, spec.path)
     return out
 
 
-def _replay(root: RootLike, rel: str, out: Loaded) -> None:
+def _replay(root: RootLike, rel: str, out: Loaded, assigned: dict[tuple[str, ...], object]) -> None:
     # an operation the log holds but that was not read may be a param's or a metric's
     for record in _io.read_json_lines(root, rel, out, parts=("params", "metrics")):
         op = record.get("obj")
         if isinstance(op, dict):
-            _apply(op, out)
+            _apply(op, out, assigned)
             _stamp(out, record.get("at"))
 
 
@@ -75,7 +81,7 @@ def _stamp(out: Loaded, value: object) -> None:
         out.ended = stamp if out.ended is None else max(out.ended, stamp)
 
 
-def _apply(op: dict[str, object], out: Loaded) -> None:
+def _apply(op: dict[str, object], out: Loaded, assigned: dict[tuple[str, ...], object]) -> None:
     kind, path = op.get("type"), op.get("path")
     if not isinstance(kind, str) or not isinstance(path, list) or not path:
         return
@@ -92,7 +98,8 @@ def _apply(op: dict[str, object], out: Loaded) -> None:
             elif key == "sys/failed":
                 out.status = "failed" if value is True else "unknown"
         else:
-            out.params[key.replace("/", ".")] = (
+            field = tuple(str(p) for p in path)
+            assigned[field] = (
                 value if isinstance(value, (int, float, str, bool)) or value is None else str(value)
             )
     elif key == "sys/tags" and kind in ("AddStrings", "RemoveStrings", "ClearStringSet"):
