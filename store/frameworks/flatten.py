@@ -65,6 +65,8 @@ def collect() -> Iterator[list[Note]]:
 
 
 _MORE = re.compile(r"<\d+ more (?:items|keys) not read>")
+_MORE_TEXT = re.compile(r"<(?:\d+ )?more bytes not read>\Z")
+"""The end of a text read in part (``cut_text``)."""
 
 
 def is_cut(value: object, nodes: int = MAX_KEYS * 4) -> bool:
@@ -79,6 +81,8 @@ def is_cut(value: object, nodes: int = MAX_KEYS * 4) -> bool:
         item = stack.pop()
         if isinstance(item, str):
             if item == CUT or _MORE.fullmatch(item):
+                return True
+            if item.endswith(" not read>") and _MORE_TEXT.search(item):
                 return True
         elif isinstance(item, dict):
             stack.extend(item.values())
@@ -127,6 +131,19 @@ def _long_text(text: str) -> str:
         return text
     digest = _digest(text.encode("utf-8", "surrogatepass"))
     tail = f"… ({len(text)} characters, blake2b {digest})"
+    return text[: MAX_STR - len(tail)] + tail
+
+
+def cut_text(text: str, more: int | None) -> str:
+    """A text a reader read only in part (a file past its cap; ``more`` bytes left, when
+    known): the text, as its head and a hash of what was read when long, ending in a marker
+    ``is_cut`` finds (``<N more bytes not read>``), at most ``MAX_STR`` characters.  Two
+    texts equal as far as read are then not known equal: they may differ past the cut."""
+    marker = f"<{more} more bytes not read>" if more is not None else "<more bytes not read>"
+    if len(text) + len(marker) + 2 <= MAX_STR:
+        return f"{text}… {marker}"
+    digest = _digest(text.encode("utf-8", "surrogatepass"))
+    tail = f"… ({len(text)} characters read, blake2b {digest}) {marker}"
     return text[: MAX_STR - len(tail)] + tail
 
 

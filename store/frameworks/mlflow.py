@@ -29,7 +29,7 @@ from store.frameworks import _common, _io
 from store.frameworks._context import DetectContext
 from store.frameworks._io import RootLike
 from store.frameworks._metrics import add_point
-from store.frameworks.flatten import Note, numbered, report
+from store.frameworks.flatten import Note, cut_text, numbered, report
 from store.frameworks.model import Loaded, RunSpec
 from store.frameworks.registry import Framework
 from store.readonly import sqlite_uri
@@ -397,6 +397,8 @@ MAX_METRIC_FILES = 20_000
 """Metric files of one run read; more marks its metrics read in part."""
 MAX_KV = 10_000
 """Params (and tags) of one run read; past this, params are counted as not read."""
+MAX_VALUE = 64 * 1024
+"""Bytes of one param (or tag) file read; a longer value is marked cut (``cut_text``)."""
 
 
 def _read_kv_dir(root: RootLike, folder: str, out: Loaded, part: str = "") -> dict[str, str]:
@@ -409,13 +411,15 @@ def _read_kv_dir(root: RootLike, folder: str, out: Loaded, part: str = "") -> di
             more = f"at least {total:,}" if floor else f"{total:,}"
             out.warn(f"{folder}: {more} files, read the first {len(names):,} found")
     for name in names:
+        rel = _io.join(folder, name)
         try:
-            text, cut = _io.read_text(root, _io.join(folder, name), 64 * 1024)
+            text, cut = _io.read_text(root, rel, MAX_VALUE)
         except _io.ReadError as exc:
             out.warn(str(exc))
             continue
-        if cut:
-            out.warn(f"{folder}/{name}: value longer than 64 KiB, truncated")
+        if cut:  # two values alike up to the cap may differ past it: marked, not compared
+            out.warn(f"{rel}: value longer than 64 KiB, only its start read (not compared)")
+            text = cut_text(text, _bytes_past(root, rel, MAX_VALUE))
         key = _io.display_name(name)
         if key in values:  # an undecodable byte and its spelling (``a\\x80``) read alike
             kept = numbered(key, set(values))
@@ -423,6 +427,15 @@ def _read_kv_dir(root: RootLike, folder: str, out: Loaded, part: str = "") -> di
             key = kept
         values[key] = text
     return values
+
+
+def _bytes_past(root: RootLike, rel: str, cap: int) -> int | None:
+    """How many bytes of a file lie past the first ``cap`` (None when it cannot be told)."""
+    try:
+        size = _io.as_root(root).stat(rel).size
+    except (RootError, OSError):
+        return None
+    return size - cap if size > cap else None
 
 
 def _cut_params(where: str, count: int, *, at_least: bool = False) -> None:
