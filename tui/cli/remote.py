@@ -471,33 +471,38 @@ def print_host_runs(db_path: Path | None, names: list[str] | None, as_json: bool
     if not rows:
         click.echo("no runs found")
         return
+    from store import paths
     from tui.cli.common import is_terminal
     from tui.format import UNREAD_MARK, human_size
 
+    # look-alikes of the whole listing (café in NFC on one host, in NFD on another) spelled
+    names = paths.shown_names([r.name for _, r in rows])
     if is_terminal():
-        _print_host_table(rows)
+        _print_host_table(rows, names)
         return
 
-    for host, r in rows:
+    run_paths = paths.shown_names([r.abs_path for _, r in rows])
+    for (host, r), name, run_path in zip(rows, names, run_paths, strict=True):
         click.echo(
             "\t".join(
                 [
                     host,
                     str(r.id),
-                    visible(r.name),
+                    name,
                     visible(r.framework),
                     r.status,
                     _age(r.last_write),
                     human_size(r.size_bytes) + (UNREAD_MARK if r.unread_places else ""),
                     str(r.n_artifacts),
-                    r.display_path,
+                    run_path,
                 ]
             )
         )
 
 
-def _print_host_table(rows: list[tuple[str, Any]]) -> None:
-    """The terminal table of ``runs --all-hosts``: ``runs``' columns after a host column."""
+def _print_host_table(rows: list[tuple[str, Any]], names: list[str]) -> None:
+    """The terminal table of ``runs --all-hosts``: ``runs``' columns after a host column;
+    ``names`` the run names as shown (``paths.shown_names``)."""
     from rich.console import Console
     from rich.table import Table
     from rich.text import Text
@@ -508,11 +513,11 @@ def _print_host_table(rows: list[tuple[str, Any]]) -> None:
     table = Table(box=None, header_style="bold")
     for column in ("host", "id", "name", "framework", "status", "last write", "size", "files"):
         table.add_column(column, overflow="fold")
-    for host, r in rows:
+    for (host, r), name in zip(rows, names, strict=True):
         table.add_row(
             Text(host, style="cyan"),
             str(r.id),
-            Text(visible(r.name)),
+            Text(name),
             Text(visible(r.framework)),
             Text(r.status, style=STATUS_STYLE.get(r.status, "")),
             human_age(r.last_write),
