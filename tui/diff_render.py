@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -32,7 +32,7 @@ from store.diff import (
 )
 from store.diff.configs import ConfigDiff
 from store.diff.runs import nonfinite_name, same_nonfinite
-from store.safetext import spelled, visible
+from store.safetext import look_alike, spelled, visible
 from tui.format import human_size, metric_value
 
 MAX_VALUE = 120
@@ -61,27 +61,47 @@ def clean(text: str) -> str:
 
 
 TWIN = "differs only in Unicode normalisation"
+ALIKE = "differs only in characters that print alike"
+"""Two strings that print the same but do not normalise alike: an invisible character
+against none, a character shown as its escape (``\\u200b``) against that escape typed out."""
 
 
-def twins(a: object, b: object) -> bool:
-    """Two different strings that normalise alike (NFC ``é`` against NFD ``e`` + U+0301,
-    ``ﬁ`` against ``fi``): on screen they look the same."""
-    return (
-        isinstance(a, str)
-        and isinstance(b, str)
-        and a != b
-        and unicodedata.normalize("NFKC", a) == unicodedata.normalize("NFKC", b)
-    )
+def twin_reason(a: object, b: object, shown: Callable[[str], str] = clean) -> str | None:
+    """Why two different strings look the same on screen, once ``shown``: ``TWIN`` when
+    they normalise alike (NFC ``é`` against NFD ``e`` + U+0301, ``ﬁ`` against ``fi``),
+    ``ALIKE`` when only what prints of them is alike (``safetext.look_alike``: a zero-width
+    space, printed as ``\\u200b``, against a name holding those six characters); None when
+    they are the same string, or do not look alike."""
+    if not isinstance(a, str) or not isinstance(b, str) or a == b:
+        return None
+    if unicodedata.normalize("NFKC", a) == unicodedata.normalize("NFKC", b):
+        return TWIN
+    return ALIKE if look_alike(shown(a)) == look_alike(shown(b)) else None
 
 
-def twin_names(names: Iterable[str]) -> set[str]:
-    """The names (added and removed keys, columns, paths) that another name of the set
-    differs from only in Unicode normalisation."""
+def value_twin(old: object, new: object) -> str | None:
+    """``twin_reason`` of two values of a change, but for two that differ only in blanks at
+    their ends: ``shown_pair`` shows those quoted (``"a " → "a"``)."""
+    if isinstance(old, str) and isinstance(new, str) and old.strip() == new.strip():
+        return None
+    return twin_reason(old, new)
+
+
+def twin_names(names: Iterable[str], shown: Callable[[str], str] = clean) -> dict[str, str]:
+    """The names (added and removed keys, columns, paths) that look like another name of
+    the set once ``shown``, each with why (``TWIN`` when all of its look-alikes normalise
+    alike, else ``ALIKE``): to be spelled out (``spelled``) with that said."""
     groups: dict[str, set[str]] = {}
     for name in names:
-        if not name.isascii():
-            groups.setdefault(unicodedata.normalize("NFKC", name), set()).add(name)
-    return {name for group in groups.values() if len(group) > 1 for name in group}
+        groups.setdefault(look_alike(shown(name)), set()).add(name)
+    found: dict[str, str] = {}
+    for group in groups.values():
+        if len(group) < 2:
+            continue
+        forms = {unicodedata.normalize("NFKC", name) for name in group}
+        for name in group:
+            found[name] = TWIN if len(forms) == 1 else ALIKE
+    return found
 
 
 def short(value: object, limit: int = MAX_VALUE, *, spell: bool = False) -> str:
@@ -235,31 +255,38 @@ def text_notes(result: TextDiff) -> list[str]:
         notes.append("approximate: some regions are shown as whole replaced blocks")
     alike = _twin_lines(result)
     if alike:
-        (old_no, new_no), count = alike[0], len(alike)
+        (old_no, new_no, reason), count = alike[0], len(alike)
         more = f" and {count - 1} more pair(s)" if count > 1 else ""
+        example = (
+            "such as é as one character against e and an accent"
+            if reason == TWIN
+            else "such as a blank at an end, or an invisible character shown as its escape"
+            " against that escape typed out"
+        )
         notes.append(
-            f"old line {old_no} and new line {new_no}{more} look alike but differ only in "
-            "Unicode normalisation (such as é as one character against e and an accent)"
+            f"old line {old_no} and new line {new_no}{more} look alike but differ "
+            f"{reason.removeprefix('differs ')} ({example})"
         )
     return notes
 
 
-def _twin_lines(result: TextDiff) -> list[tuple[int, int]]:
-    """(old, new) line numbers of a removed and an added line of one hunk that differ only
-    in Unicode normalisation: shown as ``-café`` ``+café``, the change looks like none."""
-    pairs: list[tuple[int, int]] = []
+def _twin_lines(result: TextDiff) -> list[tuple[int, int, str]]:
+    """(old, new) line numbers of a removed and an added line of one hunk that look alike
+    (``twin_reason``), and why: shown as ``-café`` ``+café``, the change looks like none."""
+    pairs: list[tuple[int, int, str]] = []
     for hunk in result.hunks:
         removed: dict[str, tuple[int, str]] = {}
         for line in hunk.lines:
             if line.tag == "equal":
                 continue
-            key = unicodedata.normalize("NFKC", line.text)
+            key = look_alike(clean(line.text))
             if line.tag == "delete" and line.old_no is not None:
                 removed.setdefault(key, (line.old_no, line.text))
             elif line.tag == "insert" and line.new_no is not None and key in removed:
                 old_no, text = removed.pop(key)
-                if text != line.text:  # the same line moved is no twin
-                    pairs.append((old_no, line.new_no))
+                reason = twin_reason(text, line.text)
+                if reason is not None:  # the same line moved is no twin
+                    pairs.append((old_no, line.new_no, reason))
     return pairs
 
 
@@ -270,12 +297,16 @@ MARKS = {"added": ("+", "green"), "removed": ("-", "red"), "ambiguous": ("?", "m
 AMBIGUOUS = "repeated key: equal or not depends on which value the loader keeps"
 
 
-def _change_line(path: str, kind: str, old: object, new: object, *, twin_key: bool = False) -> Text:
+def _change_line(
+    path: str, kind: str, old: object, new: object, *, twin_key: str | None = None
+) -> Text:
+    """One change; ``twin_key``: why the key looks like another added or removed one."""
     line = Text(no_wrap=True, end="")
     mark, style = MARKS.get(kind, ("~", "yellow"))
     line.append(f"{mark} ", style=style)
     line.append(clean(spelled(path) if twin_key else path) or "(root)", style="bold")
-    spell = twins(old, new)
+    reason = value_twin(old, new)
+    spell = reason is not None
     if kind == "added":
         line.append(f": {short(new)}", style="green")
     elif kind == "removed":
@@ -290,20 +321,20 @@ def _change_line(path: str, kind: str, old: object, new: object, *, twin_key: bo
             line.append(f"  ({AMBIGUOUS})", style="magenta")
         elif kind == "type_changed":
             line.append("  (type changed)", style="dim")
-    if spell and kind != "ambiguous":
-        line.append(f"  ({TWIN})", style="magenta")
+    if reason and kind != "ambiguous":
+        line.append(f"  ({reason})", style="magenta")
     if twin_key:
         other = "a removed" if kind == "added" else "an added"
-        line.append(f"  (key {TWIN} from {other} one)", style="magenta")
+        line.append(f"  (key {twin_key} from {other} one)", style="magenta")
     return line
 
 
 def _change_lines(changes: Sequence[Any], prefix: str = "") -> list[Text]:
-    """``_change_line`` for each change, an added key and a removed one that differ only
-    in Unicode normalisation spelled out (they look alike)."""
+    """``_change_line`` for each change, an added key and a removed one that look alike
+    (``twin_names``) spelled out."""
     moved = twin_names(c.path for c in changes if c.kind in ("added", "removed"))
     return [
-        _change_line(prefix + c.path, c.kind, c.old, c.new, twin_key=c.path in moved)
+        _change_line(prefix + c.path, c.kind, c.old, c.new, twin_key=moved.get(c.path))
         for c in changes
     ]
 
@@ -346,7 +377,7 @@ def _table(result: TableDiff) -> list[Text]:
         for name in names:
             line = Text(f"{mark} column {clean(spelled(name) if name in moved else name)}", style)
             if name in moved:
-                line.append(f"  (name {TWIN} from another column)", style="magenta")
+                line.append(f"  (name {moved[name]} from another column)", style="magenta")
             lines.append(line)
     if result.rows_added:
         lines.append(Text(f"+ {len(result.rows_added)} row(s) added", style="green"))
@@ -367,14 +398,14 @@ def _table(result: TableDiff) -> list[Text]:
         )
         for cell in result.cells[:MAX_ROWS]:
             line = Text(f"~ row {clean(cell.row)}, {clean(cell.column)}: ", style="yellow")
-            spell = twins(cell.old, cell.new)
-            line.append(short(cell.old, spell=spell), style="red")
+            reason = value_twin(cell.old, cell.new)
+            line.append(short(cell.old, spell=reason is not None), style="red")
             line.append(" → ")
-            line.append(short(cell.new, spell=spell), style="green")
+            line.append(short(cell.new, spell=reason is not None), style="green")
             if cell.delta is not None:
                 line.append(f"  {_delta(cell.delta)}", style="dim")
-            if spell:
-                line.append(f"  ({TWIN})", style="magenta")
+            if reason:
+                line.append(f"  ({reason})", style="magenta")
             lines.append(line)
         lines += _more(total - min(len(result.cells), MAX_ROWS), "changed cell(s)")
     lines += [Text(clean(w), style="italic dim") for w in result.warnings]
@@ -531,7 +562,7 @@ def run_rows(result: RunDiff) -> list[RunDiffRow]:
     moved = twin_names(c.path for c in result.params if c.kind in ("added", "removed"))
     for change in result.params:
         mark, style = MARKS.get(change.kind, ("~", "yellow"))
-        old, new, what = _change_cells(change, change.path in moved)
+        old, new, what = _change_cells(change, moved.get(change.path))
         rows.append(
             _row(
                 "params",
@@ -607,24 +638,27 @@ def run_rows(result: RunDiff) -> list[RunDiffRow]:
             )
         )
     for move in art.moved:
-        shown_old, shown_new = paths.display(move.old_path), paths.display(move.new_path)
-        spell = twins(shown_old, shown_new)  # a name in NFC on one side, NFD on the other
+        # a name in NFC on one side and NFD on the other, or a zero-width space against
+        # the six characters \u200b: spelled from the names themselves (their displays
+        # are one)
+        reason = twin_reason(move.old_path, move.new_path, paths.display)
         rows.append(
             _row(
                 "artifacts",
                 f"moved:{move.old_path}",
                 Text("→ moved", style="cyan"),
-                Text(spelled(shown_new) if spell else shown_new, style="bold"),
-                spelled(shown_old) if spell else shown_old,
+                Text(_path_text(move.new_path, reason), style="bold"),
+                _path_text(move.old_path, reason),
                 human_size(move.size),
-                Text(f"same content, name {TWIN}" if spell else "same content"),
+                Text(f"same content, name {reason}" if reason else "same content"),
             )
         )
-    moved = twin_names(paths.display(i.path) for i in (*art.added, *art.removed))
+    moved = twin_names((i.path for i in (*art.added, *art.removed)), paths.display)
     for item, mark, only in [(i, "+ added", "B") for i in art.added] + [
         (i, "- removed", "A") for i in art.removed
     ]:
-        shown = paths.display(item.path)
+        twin = moved.get(item.path)
+        shown = _path_text(item.path, twin)
         added = mark.startswith("+")
         size = _size_hash(item.new_size, item.new_hash) if added else ""
         rows.append(
@@ -632,10 +666,10 @@ def run_rows(result: RunDiff) -> list[RunDiffRow]:
                 "artifacts",
                 f"{'added' if added else 'removed'}:{item.path}",
                 Text(mark, style="green" if added else "red"),
-                Text(spelled(shown) if shown in moved else shown, style="bold"),
+                Text(shown, style="bold"),
                 "" if added else _size_hash(item.old_size, item.old_hash),
                 size,
-                f"only in {only}" + (f" (name {TWIN} from another)" if shown in moved else ""),
+                f"only in {only}" + (f" (name {twin} from another)" if twin else ""),
             )
         )
     for path in art.unverified:
@@ -654,19 +688,28 @@ def run_rows(result: RunDiff) -> list[RunDiffRow]:
     return rows
 
 
-def _change_cells(change: Any, twin_key: bool) -> tuple[Text, Text, Text]:
-    """The old, new and change cells of a param or config change row."""
-    spell = twins(change.old, change.new)
+def _path_text(path: str, twin: str | None) -> str:
+    """A file's path as a row shows it: spelled (``spelled``) when ``twin`` says it looks
+    like another; a name that cannot be told from another by its display is spelled from
+    the name itself (an undecodable byte as ``\\xNN``), never from its display."""
+    return spelled(path) if twin else paths.display(path)
+
+
+def _change_cells(change: Any, twin_key: str | None) -> tuple[Text, Text, Text]:
+    """The old, new and change cells of a param or config change row; ``twin_key``: why
+    the key looks like another added or removed one."""
+    reason = value_twin(change.old, change.new)
+    spell = reason is not None
     old_text, new_text = shown_pair(change.kind, change.old, change.new, spell=spell)
     old = Text(old_text if change.kind != "added" else "", style="red")
     new = Text(new_text if change.kind != "removed" else "", style="green")
     if change.kind == "ambiguous":
         return old, new, Text(AMBIGUOUS, style="magenta")
     what = Text(change.kind.replace("_", " "))
-    if spell:
-        what.append(f" ({TWIN})", style="magenta")
+    if reason:
+        what.append(f" ({reason})", style="magenta")
     elif twin_key:
-        what.append(f" (key {TWIN} from another)", style="magenta")
+        what.append(f" (key {twin_key} from another)", style="magenta")
     return old, new, what
 
 
@@ -695,7 +738,7 @@ def _config_rows(config: ConfigDiff) -> list[RunDiffRow]:
         name = Text(shown + ": ", style="dim")
         key = spelled(change.path) if change.path in moved else change.path
         name.append(clean(key or "(whole file)"), style="bold")
-        old, new, what = _change_cells(change, change.path in moved)
+        old, new, what = _change_cells(change, moved.get(change.path))
         rows.append(
             _row(
                 "configs",
