@@ -62,11 +62,13 @@ def load(root: RootLike, spec: RunSpec) -> Loaded:
             text, cut = _io.read_text(root, config, 4 << 20)
             if cut:
                 out.warn(f"{config}: larger than 4 MiB, not read")
+                out.unread.add("params")  # not "no params": a diff must not call them removed
             else:
                 out.params = flatten(parse_py_config(text))
                 out.meta["config"] = config
         except (_io.ReadError, ValueError) as exc:
             out.warn(f"{config}: {exc}")
+            out.unread.add("params")
     for log in logs:  # oldest first: a resume's values come after the first start's
         _read_scalars(root, _io.join(spec.path, log, "vis_data", "scalars.json"), out)
     _common.note_checkpoints(out, files, lambda f: CHECKPOINT.match(f) is not None)
