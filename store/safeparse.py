@@ -138,6 +138,8 @@ def load_json_line_repeats(line: str) -> tuple[Any, list[Repeat], int]:
     """``load_json_repeats`` of one line of a JSON-lines log, faster for the common flat
     object (a metrics row): every pair of the text has a key colon, so a line with no
     more of them than the object's keys holds no pair but those keys, each once."""
+    if line.count("{") > 1:  # nested objects: one parse that counts their pairs
+        return load_json_repeats(line)
     value = _parsed(json.loads, line)
     if isinstance(value, dict):
         keys = len(value)
