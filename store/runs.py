@@ -62,12 +62,14 @@ Totals = tuple[int, int, float, float]
 
 _markers: tuple[frozenset[str], re.Pattern[bytes]] | None = None
 _counted: dict[str, tuple[bytes, ...]] | None = None
+_counted_folders: list[Callable[[str], bool]] | None = None
 
 
 def _forget_markers() -> None:
-    global _markers, _counted
+    global _markers, _counted, _counted_folders
     _markers = None
     _counted = None
+    _counted_folders = None
 
 
 registry.on_change(_forget_markers)
@@ -100,6 +102,32 @@ def _counted_suffixes() -> dict[str, tuple[bytes, ...]]:
             if e.counted_suffixes
         }
     return _counted
+
+
+def _may_hold_runs() -> list[Callable[[str], bool]]:
+    """What folder names the frameworks that count files allow in their runs' paths
+    (``counted_folder``); empty when one allows any."""
+    global _counted_folders
+    if _counted_folders is None:
+        found = [e.counted_folder for e in registry.entries() if e.counted_suffixes]
+        _counted_folders = [f for f in found if f is not None] if None not in found else []
+    return _counted_folders
+
+
+def _run_prefix(folder: bytes) -> bytes:
+    """The longest part of ``folder`` (a key) a counted file's arrival below it can make a
+    run of: up to its first component no framework allows in a run's path (a hidden
+    folder, a venv, ``node_modules``), where new files are many and make no run."""
+    allowed = _may_hold_runs()
+    if not allowed:
+        return folder
+    kept: list[bytes] = []
+    for part in folder.split(b"/"):
+        name = os.fsdecode(part)
+        if not any(ok(name) for ok in allowed):
+            break
+        kept.append(part)
+    return b"/".join(kept)
 
 
 def status_of(framework_status: str, last_write: float | None, now: float) -> str:
@@ -262,6 +290,11 @@ class RunSync:
             # can become one (a status.json rewritten in a root of runs makes none)
             folder = paths.parent_key(key)
             if folder and not _holds_a_run(ordered, folder + b"/"):
+                folder = _run_prefix(folder)
+                if not folder:  # only the root could become a run: one with none in it
+                    if not held:
+                        return True
+                    continue
                 while folder not in held:
                     if not folder:
                         return True

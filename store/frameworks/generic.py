@@ -106,12 +106,17 @@ def detect(ctx: DetectContext, taken: list[str]) -> list[RunSpec]:
         elif level != depth:
             continue
         parts = rel.split("/") if rel else []
-        if any(p.startswith(".") or p in _SKIP for p in parts):
+        if not all(may_hold_run(p) for p in parts):
             continue
         if _overlaps(rel, taken_set) or not _has_artifact(ctx, rel):
             continue
         specs.append(ctx.folder_run(rel, FRAMEWORK))
     return specs
+
+
+def may_hold_run(name: str) -> bool:
+    """Whether a folder of this name may be part of a generic run's path (``detect``)."""
+    return not (name.startswith(".") or name in _SKIP)
 
 
 def _overlaps(rel: str, taken: set[str]) -> bool:
@@ -159,6 +164,7 @@ ENTRY = Framework(
     load=load,
     markers=frozenset({CONFIG_NAME}),
     counted_suffixes=ARTIFACT_SUFFIXES,
+    counted_folder=may_hold_run,
     checklist=(
         ENV,
         "*.yaml|*.yml|config.json|*.toml",

@@ -101,6 +101,10 @@ class Framework:
     """Lower-cased name endings its detection counts without their being markers: such a
     file arriving outside every run, or leaving one of its runs, can make or unmake one
     of its runs (a generic run is a folder holding any artifact-looking file)."""
+    counted_folder: Callable[[str], bool] | None = None
+    """Whether a folder name may be part of the path of one of its runs (generic: no
+    hidden folder, no ``venv`` or ``node_modules``); None: any.  A counted file arriving
+    below a folder that may not makes none of its runs there, nor anywhere below."""
     checklist: tuple[str, ...] = ()
     """What a complete run of it leaves behind (see ``store.checklist``)."""
     kinds: Mapping[str, str] = field(default_factory=dict)
