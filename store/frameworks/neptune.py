@@ -17,6 +17,7 @@ from store.frameworks import _common, _io
 from store.frameworks._context import DetectContext
 from store.frameworks._io import RootLike
 from store.frameworks._metrics import add_point
+from store.frameworks.flatten import numbered
 from store.frameworks.model import Loaded, RunSpec
 from store.frameworks.registry import Framework
 
@@ -54,24 +55,51 @@ def load(root: RootLike, spec: RunSpec) -> Loaded:
     logs = sorted(
         (f for f in files if f.startswith("data-") and f.endswith(".log")), key=_io.natural_key
     )
-    assigned: dict[tuple[str, ...], object] = {}
+    replay = _Replay()
     for name in logs:
-        _replay(root, _io.join(spec.path, name), out, assigned)
+        _replay(root, _io.join(spec.path, name), out, replay)
+    if replay.bad:  # an operation not read may have been a param's or a metric's
+        out.warn_partial(
+            f"{spec.path}: {replay.bad} operation(s) or logged value(s) that cannot be read"
+            " skipped",
+            "params",
+            "metrics",
+        )
     # a field assigned again takes its last value; two fields whose paths read as one
     # dotted name (``a/b.c`` and ``a/b/c``) are both kept, the one of fewer parts as
     # ``a.b.c`` and the other as ``a.b.c (#2)`` whatever the logs' order, and said
-    for path, value in sorted(assigned.items(), key=lambda item: (len(item[0]), item[0])):
+    for path, value in sorted(replay.assigned.items(), key=lambda item: (len(item[0]), item[0])):
         _common.add_param(out, ".".join(p.replace("/", ".") for p in path), value, spec.path)
+    # likewise two series whose paths read as one name (``["a/b"]`` and ``["a", "b"]``):
+    # merged, one series would hold two fields' points
+    taken: set[str] = set()
+    for path in sorted(replay.logged, key=lambda path: (len(path), path)):
+        name = "/".join(path)
+        kept = numbered(name, taken)
+        if kept != name:
+            out.warn(f"{spec.path}: metric {name} is logged by another field too, kept as {kept}")
+        out.series[kept] = replay.logged[path]
     return out
 
 
-def _replay(root: RootLike, rel: str, out: Loaded, assigned: dict[tuple[str, ...], object]) -> None:
+class _Replay:
+    """What replaying a run's operation logs gathers, by field path (its parts)."""
+
+    def __init__(self) -> None:
+        self.assigned: dict[tuple[str, ...], object] = {}
+        self.logged: dict[tuple[str, ...], list[tuple[int, float]]] = {}
+        self.bad = 0
+        """Operations, and logged values, skipped as unreadable."""
+
+
+def _replay(root: RootLike, rel: str, out: Loaded, replay: _Replay) -> None:
     # an operation the log holds but that was not read may be a param's or a metric's
     for record in _io.read_json_lines(root, rel, out, parts=("params", "metrics")):
         op = record.get("obj")
-        if isinstance(op, dict):
-            _apply(op, out, assigned)
+        if isinstance(op, dict) and _apply(op, out, replay):
             _stamp(out, record.get("at"))
+        else:
+            replay.bad += 1
 
 
 def _stamp(out: Loaded, value: object) -> None:
@@ -81,16 +109,18 @@ def _stamp(out: Loaded, value: object) -> None:
         out.ended = stamp if out.ended is None else max(out.ended, stamp)
 
 
-def _apply(op: dict[str, object], out: Loaded, assigned: dict[tuple[str, ...], object]) -> None:
+def _apply(op: dict[str, object], out: Loaded, replay: _Replay) -> bool:
+    """Replay one operation; False when it cannot be read (no type, no path)."""
     kind, path = op.get("type"), op.get("path")
     if not isinstance(kind, str) or not isinstance(path, list) or not path:
-        return
+        return False
     key = "/".join(str(p) for p in path)
+    field = tuple(str(p) for p in path)
     space = str(path[0])
     if kind.startswith("Assign"):
         value = op.get("value")
         if isinstance(value, (dict, list)) or space == "monitoring":
-            return
+            return True
         if space in _META_SPACES:
             out.meta[key] = value if isinstance(value, (int, float, str)) else str(value)
             if key == "sys/name":
@@ -98,23 +128,25 @@ def _apply(op: dict[str, object], out: Loaded, assigned: dict[tuple[str, ...], o
             elif key == "sys/failed":
                 out.status = "failed" if value is True else "unknown"
         else:
-            field = tuple(str(p) for p in path)
-            assigned[field] = (
+            replay.assigned[field] = (
                 value if isinstance(value, (int, float, str, bool)) or value is None else str(value)
             )
     elif key == "sys/tags" and kind in ("AddStrings", "RemoveStrings", "ClearStringSet"):
         _tags(kind, op.get("values"), out)
-    elif kind in ("LogFloats", "LogSeries") and isinstance(op.get("values"), list):
-        for item in op["values"]:  # type: ignore[attr-defined]
-            if not isinstance(item, dict):
+    elif kind in ("LogFloats", "LogSeries"):
+        values = op.get("values")
+        if not isinstance(values, list):
+            return False
+        for item in values:
+            value = _io.to_float(item.get("value")) if isinstance(item, dict) else None
+            if value is None:
+                replay.bad += 1
                 continue
-            value = _io.to_float(item.get("value"))
+            points = replay.logged.setdefault(field, [])
             step = _io.to_int(item.get("step"))
-            if step is None:
-                step = len(out.series.get(key, ()))
-            if value is not None:
-                add_point(out.series, key, step, value)
+            add_point({key: points}, key, len(points) if step is None else step, value)
             _stamp(out, item.get("ts"))
+    return True
 
 
 def _tags(kind: str, values: object, out: Loaded) -> None:
