@@ -119,8 +119,12 @@ def load(root: RootLike, spec: RunSpec) -> Loaded:
     out = Loaded()
     out.meta["run_id"] = spec.run_key
     files = _io.join(spec.path, "files")
-    config = _read_optional(root, _io.join(files, "config.yaml"), out, yaml=True)
-    summary = _read_optional(root, _io.join(files, "wandb-summary.json"), out, yaml=False)
+    # a config or summary there but not read (cut, invalid, no mapping) leaves params or
+    # final values out, whatever the record log gives in their place
+    config = _read_optional(root, _io.join(files, "config.yaml"), out, yaml=True, part="params")
+    summary = _read_optional(
+        root, _io.join(files, "wandb-summary.json"), out, yaml=False, part="metrics"
+    )
     metadata = _read_optional(root, _io.join(files, "wandb-metadata.json"), out, yaml=False)
     # what the record log holds and was not read leaves out metrics, and params unless
     # config.yaml gave them
@@ -168,13 +172,28 @@ def load(root: RootLike, spec: RunSpec) -> Loaded:
     return out
 
 
-def _read_optional(root: RootLike, rel: str, out: Loaded, *, yaml: bool) -> object:
+def _read_optional(
+    root: RootLike, rel: str, out: Loaded, *, yaml: bool, part: str | None = None
+) -> dict[str, object] | None:
+    """A mapping file of the run, None when absent or not read; one there but not read
+    (or no mapping) is said, and marks ``part`` read in part."""
     try:
-        return _io.read_yaml(root, rel) if yaml else _io.read_json(root, rel)
+        data = _io.read_yaml(root, rel) if yaml else _io.read_json(root, rel)
     except _io.ReadError as exc:
         if not isinstance(exc, _io.MissingFile):
-            out.warn(str(exc))
+            _warn(out, str(exc), part)
         return None
+    if not isinstance(data, dict):  # W&B writes a mapping: an empty file is being written
+        _warn(out, f"{rel}: {'empty' if data is None else 'not a mapping'}", part)
+        return None
+    return data
+
+
+def _warn(out: Loaded, message: str, part: str | None) -> None:
+    if part:
+        out.warn_partial(message, part)
+    else:
+        out.warn(message)
 
 
 def _config_values(config: dict[str, object]) -> dict[str, object]:
