@@ -351,11 +351,14 @@ def to_int(value: object) -> int | None:
     return None
 
 
-def list_dir(root: RootLike, rel: str) -> tuple[list[str], list[str]]:
+def list_dir(
+    root: RootLike, rel: str, others: list[str] | None = None
+) -> tuple[list[str], list[str]]:
     """(sub-folders, files) of a folder under the root; symlinked folders are not entered
-    (a link counts as a file), FIFOs and devices are left out.  A missing folder is empty;
-    an unreadable or oversized one is empty or cut, and says so through
-    ``listing_problems`` (the run being read then carries the warning)."""
+    (a link counts as a file), FIFOs and devices are left out (their names added to
+    ``others`` when given).  A missing folder is empty; an unreadable or oversized one is
+    empty or cut, and says so through ``listing_problems`` (the run being read then
+    carries the warning)."""
     dirs: list[str] = []
     files: list[str] = []
     listed = as_root(root)
@@ -376,6 +379,8 @@ def list_dir(root: RootLike, rel: str) -> tuple[list[str], list[str]]:
             dirs.append(name)
         elif kind in ("file", "symlink"):
             files.append(name)
+        elif others is not None:
+            others.append(name)
     return dirs, files
 
 
@@ -383,10 +388,13 @@ WALK_COUNTED = LIST_LIMIT
 """Files a cut walk goes on counting (not keeping) to say how many it left out."""
 
 
-def walk_counted(root: RootLike, rel: str, limit: int) -> tuple[list[str], int, bool]:
+def walk_counted(
+    root: RootLike, rel: str, limit: int, others: list[str] | None = None
+) -> tuple[list[str], int, bool]:
     """The first ``limit`` files below a folder found (sorted, as paths relative to it:
     'a/b' for nested keys), how many files there are, and whether that count is a floor
-    (the counting stopped at ``WALK_COUNTED``)."""
+    (the counting stopped at ``WALK_COUNTED``).  Entries neither file nor folder (FIFOs,
+    devices, sockets) are added to ``others`` when given, as paths relative to ``rel``."""
     out: list[str] = []
     total = 0
     stack = [""]
@@ -394,7 +402,10 @@ def walk_counted(root: RootLike, rel: str, limit: int) -> tuple[list[str], int, 
         if total >= max(limit, WALK_COUNTED):
             return sorted(out), total, True
         sub = stack.pop()
-        dirs, files = list_dir(root, join(rel, sub))
+        odd: list[str] | None = [] if others is not None else None
+        dirs, files = list_dir(root, join(rel, sub), odd)
+        if others is not None and odd:
+            others.extend(join(sub, name) for name in odd)
         total += len(files)
         out.extend(join(sub, f) for f in files[: max(0, limit - len(out))])
         stack.extend(join(sub, d) for d in reversed(dirs))
@@ -412,14 +423,17 @@ def walk_files(
     """Every file below a folder, as paths relative to that folder ('a/b' for nested keys),
     at most ``limit`` of them.  More is said, with their count, and marks ``parts`` of
     ``out`` read in part (without ``out``, the run being read is told, see
-    ``listing_problems``); so does a sub-folder that could not be listed whole."""
+    ``listing_problems``); so does a sub-folder that could not be listed whole, and, with
+    ``out``, an entry that is no file (a FIFO or a device where a file was written)."""
     if out is None:
         names, total, floor = walk_counted(root, rel, limit)
     else:
+        others: list[str] = []
         with listing_problems() as problems:
-            names, total, floor = walk_counted(root, rel, limit)
+            names, total, floor = walk_counted(root, rel, limit, others)
         for problem in problems:
             out.warn_partial(problem, *parts)
+        warn_not_files(out, rel, others, parts)
     if total > len(names):
         more = f"at least {total:,}" if floor else f"{total:,}"
         message = f"{rel or '.'}: {more} files, read the first {len(names):,} found"
@@ -428,6 +442,20 @@ def walk_files(
         else:
             out.warn_partial(message, *parts)
     return names
+
+
+def warn_not_files(out: Loaded, rel: str, names: list[str], parts: tuple[str, ...]) -> None:
+    """Say that entries of a folder whose files are all read are no regular files (not
+    read), marking ``parts`` read in part (with no ``parts``, only said)."""
+    if not names:
+        return
+    first = display_name(join(rel, sorted(names)[0]))
+    more = f" and {len(names) - 1} more" if len(names) > 1 else ""
+    message = f"{first}{more}: not a regular file, not read"
+    if parts:
+        out.warn_partial(message, *parts)
+    else:
+        out.warn(message)
 
 
 _NUM_SPLIT = re.compile(r"(\d+)")

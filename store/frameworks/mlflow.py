@@ -403,7 +403,11 @@ MAX_VALUE = 64 * 1024
 
 def _read_kv_dir(root: RootLike, folder: str, out: Loaded, part: str = "") -> dict[str, str]:
     values: dict[str, str] = {}
-    names, total, floor = _io.walk_counted(root, folder, MAX_KV)
+    others: list[str] = []
+    names, total, floor = _io.walk_counted(root, folder, MAX_KV, others)
+    # a FIFO or device where a value was written, or a file not read, is a value not seen
+    parts = (part,) if part else ()
+    _io.warn_not_files(out, folder, others, parts)
     if total > len(names):
         if part:
             _cut_params(folder, total - len(names), at_least=floor)
@@ -415,7 +419,10 @@ def _read_kv_dir(root: RootLike, folder: str, out: Loaded, part: str = "") -> di
         try:
             text, cut = _io.read_text(root, rel, MAX_VALUE)
         except _io.ReadError as exc:
-            out.warn(str(exc))
+            if part:
+                out.warn_partial(str(exc), part)
+            else:
+                out.warn(str(exc))
             continue
         if cut:  # two values alike up to the cap may differ past it: marked, not compared
             out.warn(f"{rel}: value longer than 64 KiB, only its start read (not compared)")
@@ -500,8 +507,8 @@ def _load_db(root: RootLike, db_rel: str, spec: RunSpec, out: Loaded) -> None:
     out.meta["backend"] = db_rel
     try:
         conn = connect(root, db_rel)
-    except _io.ReadError as exc:
-        out.warn(str(exc))
+    except _io.ReadError as exc:  # the run's params and metrics are all in it
+        out.warn_partial(str(exc), "params", "metrics")
         return
     with closing(conn):
         try:
@@ -538,17 +545,25 @@ def _load_db(root: RootLike, db_rel: str, spec: RunSpec, out: Loaded) -> None:
                 )
             }
             _apply_tags(tags, out)
-            for key, value, step, is_nan in conn.execute(
+            cursor = conn.execute(
                 "SELECT key, value, step, is_nan FROM metrics WHERE run_uuid = ? "
                 "ORDER BY key, step, timestamp LIMIT ?",
-                (spec.run_key, _MAX_DB_METRIC_ROWS),
-            ):
+                (spec.run_key, _MAX_DB_METRIC_ROWS + 1),
+            )
+            for rows_read, (key, value, step, is_nan) in enumerate(cursor, 1):
+                if rows_read > _MAX_DB_METRIC_ROWS:
+                    out.warn_partial(
+                        f"{db_rel}: run {spec.run_key}: metric rows past the first"
+                        f" {_MAX_DB_METRIC_ROWS:,} not read",
+                        "metrics",
+                    )
+                    break
                 number = _io.to_float(value)
                 if number is None or is_nan:
                     number = float("nan")
                 add_point(out.series, str(key), int(step or 0), number)
-        except (sqlite3.Error, ValueError, TypeError) as exc:
-            out.warn(f"{db_rel}: {' '.join(str(exc).split())}")
+        except (sqlite3.Error, ValueError, TypeError) as exc:  # stopped part way
+            out.warn_partial(f"{db_rel}: {' '.join(str(exc).split())}", "params", "metrics")
 
 
 ENTRY = Framework(
