@@ -82,8 +82,8 @@ def _read_training_args(root: RootLike, folder: str, ckpts: list[str], out: Load
         try:
             values = _torchmeta.read_values(root, rel)
         except _io.ReadError as exc:
-            if not isinstance(exc, _io.MissingFile):
-                out.warn(f"{exc}; its training arguments are not shown")
+            if not isinstance(exc, _io.MissingFile):  # there, and its args.* not shown
+                out.warn_partial(f"{exc}; its training arguments are not shown", "params")
             continue
         for key, value in values.items():
             if not key.startswith("_") and (value is None or not isinstance(value, dict)):
