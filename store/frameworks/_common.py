@@ -99,17 +99,21 @@ def read_tensorboard(
     max_bytes: int | None = None,
     *,
     hparams_kept: bool = False,
+    damaged: set[str] | None = None,
 ) -> dict[str, object]:
     """Scalars of the ``events.out.tfevents.*`` files directly in one folder; returns the
     hparams ``SummaryWriter.add_hparams`` recorded there (for the caller to place).  What
     the files hold and was not read (a record skipped, a file not read whole) marks the
     metrics read in part, and the params too when the caller keeps the hparams as params
-    (``hparams_kept``)."""
+    (``hparams_kept``).  ``damaged`` is given the parts (as ``Scalars.damaged``) the
+    files may have held but that were lost to damage, not to ``max_bytes``."""
     parts = ("metrics", "params") if hparams_kept else ("metrics",)
     try:
         from store.frameworks.tfevents import DEFAULT_MAX_BYTES, read_scalars_dir
     except ImportError:
         out.warn_partial(f"{folder}: TensorBoard reader not available", *parts)
+        if damaged is not None:
+            damaged.update(("metrics", "params"))
         return {}
     try:
         scalars = read_scalars_dir(
@@ -117,10 +121,14 @@ def read_tensorboard(
         )
     except Exception as exc:  # a foreign reader must not break the run
         out.warn_partial(f"{folder}: unreadable event files ({type(exc).__name__}: {exc})", *parts)
+        if damaged is not None:
+            damaged.update(("metrics", "params"))
         return {}
     for message in scalars.warnings:
         out.warn(f"{folder}: {message}")
     out.unread.update(part for part in parts if part in scalars.unread)
+    if damaged is not None:
+        damaged.update(scalars.damaged)
     for tag, points in scalars.series.items():
         name = _io.display_name(str(tag))
         for step, wall, value in points:

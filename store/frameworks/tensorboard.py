@@ -39,12 +39,30 @@ def load(root: RootLike, spec: RunSpec) -> Loaded:
     sources = dict.fromkeys(params, spec.path)
     dirs, _ = _io.list_dir(root, spec.path)
     children = [d for d in sorted(dirs) if _common.event_files(root, _io.join(spec.path, d))]
+    if len(children) > HPARAMS_FOLDERS:  # one not looked into may hold add_hparams data
+        out.warn_partial(
+            f"{spec.path}: {len(children)} sub-folders with event files, the first"
+            f" {HPARAMS_FOLDERS} looked into for hparams",
+            "params",
+        )
     for child in children[:HPARAMS_FOLDERS]:
         folder = _io.join(spec.path, child)
         session = Loaded()
-        hparams = _common.read_tensorboard(root, folder, session, HPARAMS_BYTES, hparams_kept=True)
+        damaged: set[str] = set()
+        hparams = _common.read_tensorboard(
+            root, folder, session, HPARAMS_BYTES, hparams_kept=True, damaged=damaged
+        )
         if not hparams:
-            continue  # another writer's log (add_scalars' sub-runs): not read here
+            # another writer's log (add_scalars' sub-runs): not read here; add_hparams
+            # writes its hparams first, so a start read whole without them is no session,
+            # but a record lost may have been them
+            if "params" in damaged:
+                out.warn_partial(
+                    f"{folder}: event files damaged; add_hparams data they may hold is not shown",
+                    "params",
+                    "metrics",  # its metric_dict scalars would be the run's metrics
+                )
+            continue
         out.take_problems(session)
         for key, value in hparams.items():
             if key in params and params[key] != value:

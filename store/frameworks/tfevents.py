@@ -47,15 +47,22 @@ class Scalars(dict[str, list[tuple[int, float, float]]]):
         self.unread: set[str] = set()
         """What the files may hold that was not read: "metrics" (scalars), "params"
         (hparams); a record skipped or a file not read whole may hold either."""
+        self.damaged: set[str] = set()
+        """The part of ``unread`` lost to damage (a record skipped or cut, a file that
+        cannot be read), not to the byte budget: what was read of a file was not whole."""
 
     @property
     def series(self) -> Series:
         return self
 
-    def lose(self, message: str, *parts: str) -> None:
+    def lose(self, message: str, *parts: str, budget: bool = False) -> None:
         """``warn`` of something the files hold that was not read, and note what it may
-        have held (``parts``; a record not read may be any: scalars or hparams)."""
-        self.unread.update(parts or ("metrics", "params"))
+        have held (``parts``; a record not read may be any: scalars or hparams); ``budget``
+        when only the reader's byte budget left it out (else it counts as ``damaged``)."""
+        lost = parts or ("metrics", "params")
+        self.unread.update(lost)
+        if not budget:
+            self.damaged.update(lost)
         self.warn(message)
 
     def warn(self, message: str) -> None:
@@ -198,13 +205,16 @@ def as_text(value: WireValue) -> str:
 # --- TFRecord framing ----------------------------------------------------------------------
 
 
-def iter_records(data: bytes, result: Scalars, *, label: str, verify: bool) -> Iterator[bytes]:
-    """Payloads of the TFRecords in ``data``; a bad CRC skips one record, a cut tail stops."""
+def iter_records(
+    data: bytes, result: Scalars, *, label: str, verify: bool, cut: bool = False
+) -> Iterator[bytes]:
+    """Payloads of the TFRecords in ``data``; a bad CRC skips one record, a cut tail stops
+    (``cut``: ``data`` is the start of a longer file, so a cut tail is the budget's)."""
     pos = 0
     end = len(data)
     while pos < end:
         if end - pos < 12:
-            result.lose(f"{label}: truncated record header at byte {pos}")
+            result.lose(f"{label}: truncated record header at byte {pos}", budget=cut)
             return
         header = data[pos : pos + 8]
         (length,) = struct.unpack("<Q", header)
@@ -219,7 +229,7 @@ def iter_records(data: bytes, result: Scalars, *, label: str, verify: bool) -> I
         start = pos + 12
         stop = start + length
         if stop + 4 > end:
-            result.lose(f"{label}: truncated record at byte {pos}")
+            result.lose(f"{label}: truncated record at byte {pos}", budget=cut)
             return
         payload = data[start:stop]
         (data_crc,) = struct.unpack("<I", data[stop : stop + 4])
@@ -394,9 +404,15 @@ def _summary_values(
 
 
 def _decode_events(
-    data: bytes, result: Scalars, plugins: dict[str, str], *, label: str, verify: bool
+    data: bytes,
+    result: Scalars,
+    plugins: dict[str, str],
+    *,
+    label: str,
+    verify: bool,
+    cut: bool = False,
 ) -> None:
-    for payload in iter_records(data, result, label=label, verify=verify):
+    for payload in iter_records(data, result, label=label, verify=verify, cut=cut):
         wall_time = 0.0
         step = 0
         summary: bytes | None = None
@@ -452,9 +468,10 @@ def _read_into(
     except OSError as exc:
         result.lose(f"{label}: cannot read ({exc.strerror or str(exc).rpartition(': ')[2]})")
         return
-    if size > len(data):
-        result.lose(f"{label}: read the first {len(data)} of {size} bytes")
-    _decode_events(data, result, plugins, label=label, verify=verify)
+    cut = size > len(data)
+    if cut:
+        result.lose(f"{label}: read the first {len(data)} of {size} bytes", budget=True)
+    _decode_events(data, result, plugins, label=label, verify=verify, cut=cut)
 
 
 def is_event_file(name: str) -> bool:
@@ -495,7 +512,7 @@ def read_scalars_dir(
     plugins: dict[str, str] = {}
     for name in names:
         if budget <= 0:
-            result.lose(f"byte budget spent; skipped {name} and later files")
+            result.lose(f"byte budget spent; skipped {name} and later files", budget=True)
             break
         read = functools.partial(read_capped_at, root, join(folder, name), budget)
         _read_into(read, name, result, plugins, verify=verify)
