@@ -23,8 +23,12 @@ def test_helpers_read_the_same_through_a_root_or_a_path(tmp_path: Path) -> None:
     root = LocalRoot(top)
     for given in (top, root):
         assert _io.read_json(given, "run/cfg.json") == {"lr": 0.1}
-        assert _io.list_dir(given, "run") == (["sub"], ["away.json", "cfg.json", "linked.json"])
-        assert _io.walk_files(given, "run") == ["away.json", "cfg.json", "linked.json", "sub/m.txt"]
+        # a FIFO is listed as a link out of the root is: a reader that reads it is refused
+        files = ["away.json", "cfg.json", "linked.json", "pipe"]
+        assert _io.list_dir(given, "run") == (["sub"], files)
+        others: list[str] = []
+        assert _io.list_dir(given, "run", others) == (["sub"], files[:3]) and others == ["pipe"]
+        assert _io.walk_files(given, "run") == [*files, "sub/m.txt"]
         assert _io.is_file(given, "run/cfg.json") and _io.is_file(given, "run/linked.json")
         assert not _io.is_file(given, "run/away.json")
         assert not _io.is_file(given, "run/pipe") and not _io.is_file(given, "run/sub")

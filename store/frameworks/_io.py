@@ -355,10 +355,13 @@ def list_dir(
     root: RootLike, rel: str, others: list[str] | None = None
 ) -> tuple[list[str], list[str]]:
     """(sub-folders, files) of a folder under the root; symlinked folders are not entered
-    (a link counts as a file), FIFOs and devices are left out (their names added to
-    ``others`` when given).  A missing folder is empty; an unreadable or oversized one is
-    empty or cut, and says so through ``listing_problems`` (the run being read then
-    carries the warning)."""
+    (a link counts as a file).  FIFOs, devices and sockets are added to ``others`` when
+    given; else they count as files: a reader that looks for ``metrics.csv`` and finds a
+    FIFO there then reads it as it reads a link to one, the file layer refuses it ("not
+    a regular file") and the reader says so, marking the part the file holds read in
+    part, where leaving the name out would pass the run for complete.  A missing folder
+    is empty; an unreadable or oversized one is empty or cut, and says so through
+    ``listing_problems`` (the run being read then carries the warning)."""
     dirs: list[str] = []
     files: list[str] = []
     listed = as_root(root)
@@ -377,9 +380,9 @@ def list_dir(
     for name, kind in kinds[:LIST_KEPT]:
         if kind == "dir":
             dirs.append(name)
-        elif kind in ("file", "symlink"):
+        elif kind in ("file", "symlink") or others is None:
             files.append(name)
-        elif others is not None:
+        else:
             others.append(name)
     return dirs, files
 

@@ -504,6 +504,10 @@ def read_scalars_dir(
         result.lose(f"cannot list {exc}")
         return result
     sizes = {e.name: e.size for e in entries if is_event_file(e.name) and e.kind == "file"}
+    odd = sorted(e.name for e in entries if is_event_file(e.name) and e.kind not in ("file", "dir"))
+    if odd:  # a FIFO, device or link where an event file was written: its records unread
+        more = f" and {len(odd) - 1} more" if len(odd) > 1 else ""
+        result.lose(f"{odd[0]}{more}: not a regular file, not read")
     names = sorted(sizes)
     if len(names) > max_files:
         result.lose(f"{len(names)} event files; read the first {max_files}")
