@@ -65,6 +65,13 @@ def load(root: RootLike, spec: RunSpec) -> Loaded:
             "params",
             "metrics",
         )
+    if replay.copied:
+        copied = ", ".join(sorted(set(replay.copied))[:5])
+        out.warn_partial(
+            f"{spec.path}: {copied}: copied from another run or field, its value not in the logs",
+            "params",
+            "metrics",
+        )
     # a field assigned again takes its last value; two fields whose paths read as one
     # dotted name (``a/b.c`` and ``a/b/c``) are both kept, the one of fewer parts as
     # ``a.b.c`` and the other as ``a.b.c (#2)`` whatever the logs' order, and said
@@ -82,6 +89,11 @@ def load(root: RootLike, spec: RunSpec) -> Loaded:
     return out
 
 
+_CLEARS = frozenset({"ClearFloatLog", "ClearStringLog", "ClearImageLog"})
+"""The client's operations (``neptune.internal.operation``, named by their class) that
+empty a series."""
+
+
 class _Replay:
     """What replaying a run's operation logs gathers, by field path (its parts)."""
 
@@ -90,6 +102,24 @@ class _Replay:
         self.logged: dict[tuple[str, ...], list[tuple[int, float]]] = {}
         self.bad = 0
         """Operations, and logged values, skipped as unreadable."""
+        self.copied: list[str] = []
+        """Fields given another run's value (``CopyAttribute``): what it was is not here."""
+
+
+def _delete(field: tuple[str, ...], key: str, out: Loaded, replay: _Replay) -> None:
+    """Forget a field (and any below it: a namespace), as a param, a series or meta."""
+    below = key + "/"
+    for known in (replay.assigned, replay.logged):
+        for gone in [f for f in known if f == field or "/".join(f).startswith(below)]:
+            del known[gone]
+    for meta_key in [k for k in out.meta if k == key or k.startswith(below)]:
+        del out.meta[meta_key]
+    if key in ("sys", "sys/tags"):
+        out.meta.pop("tags", None)
+    if key in ("sys", "sys/name"):
+        out.meta.pop("name", None)
+    if key in ("sys", "sys/failed"):
+        out.status = "unknown"
 
 
 def _replay(root: RootLike, rel: str, out: Loaded, replay: _Replay) -> None:
@@ -133,6 +163,13 @@ def _apply(op: dict[str, object], out: Loaded, replay: _Replay) -> bool:
             )
     elif key == "sys/tags" and kind in ("AddStrings", "RemoveStrings", "ClearStringSet"):
         _tags(kind, op.get("values"), out)
+    elif kind in _CLEARS:  # ``run[path].clear()``: the points before it are gone
+        replay.logged.pop(field, None)
+    elif kind == "DeleteAttribute":  # ``del run[path]``: the field is gone, whatever it was
+        _delete(field, key, out, replay)
+    elif kind == "CopyAttribute":  # ``run[path] = other[...]``: a value not in this log
+        _delete(field, key, out, replay)
+        replay.copied.append(key)
     elif kind in ("LogFloats", "LogSeries"):
         values = op.get("values")
         if not isinstance(values, list):
