@@ -39,6 +39,12 @@ class _Budget:
     def __init__(self) -> None:
         self.nodes = 0
         self.scalars = 0
+        self.lost: list[str] = []
+        """What a budget or cap left out or cut short (once each), for the caller to say."""
+
+    def lose(self, what: str) -> None:
+        if what not in self.lost:
+            self.lost.append(what)
 
 
 @dataclass(frozen=True)
@@ -53,21 +59,27 @@ class _Scalar:
 Reader = Callable[[_Scalar], "float | int | bool | None"]
 
 
-def read_values(root: RootLike, rel: str) -> dict[str, object]:
+def read_values(root: RootLike, rel: str, lost: list[str] | None = None) -> dict[str, object]:
     """The plain values of the checkpoint's top-level object; ``ReadError`` when it cannot
-    be read (not a regular file, not a torch zip or pickle, too large, corrupt)."""
+    be read (not a regular file, not a torch zip or pickle, too large, corrupt).  Values
+    left out or cut short by a cap (a pickle past ``MAX_PICKLE_BYTES``, too many or too
+    deep values, a long string or list, a scalar whose bytes cannot be read) are said in
+    ``lost`` when given, one line each: the caller must not pass what it got for all."""
     from store.inspect.pickle_scan import scan_bytes
     from store.inspect.torch_zip import MAX_PICKLE_BYTES
 
+    budget = _Budget()
     reader = _io.open_file(root, rel)
     try:
         head = reader.read_at(0, 4)
         if head.startswith(b"PK"):
-            return _from_zip(reader, rel)
+            return _from_zip(reader, rel, budget)
         if head[:1] == b"\x80":
+            if reader.size > MAX_PICKLE_BYTES:
+                budget.lose(f"a pickle over {MAX_PICKLE_BYTES} bytes, read in part")
             data = reader.read_at(0, min(reader.size, MAX_PICKLE_BYTES))
-            value = _values(scan_bytes(data, limit=MAX_PICKLE_BYTES, max_pickles=1), rel)
-            resolved = _resolved(value, None)
+            value = _values(scan_bytes(data, limit=MAX_PICKLE_BYTES, max_pickles=1), rel, budget)
+            resolved = _resolved(value, None, budget)
             assert isinstance(resolved, dict)
             return resolved
         raise _io.ReadError(f"{rel}: not a torch checkpoint")
@@ -79,43 +91,49 @@ def read_values(root: RootLike, rel: str) -> dict[str, object]:
         raise _io.ReadError(f"{rel}: {exc.strerror or type(exc).__name__}") from None
     finally:
         reader.close()
+        if lost is not None:
+            lost.extend(budget.lost)
 
 
-def _values(scan: PickleScan, rel: str) -> dict[str, object]:
+def _values(scan: PickleScan, rel: str, budget: _Budget) -> dict[str, object]:
     if not scan.objects:
         raise _io.ReadError(f"{rel}: {scan.error or 'no object in the pickle'}")
-    value = plain(scan.objects[0], 0, _Budget())
+    value = plain(scan.objects[0], 0, budget)
     if not isinstance(value, dict):
         raise _io.ReadError(f"{rel}: the checkpoint is not a mapping")
     return value
 
 
-def _resolved(value: object, read: Reader | None) -> object:
-    """``value`` with every ``_Scalar`` replaced by its number (dropped when unreadable)."""
+def _resolved(value: object, read: Reader | None, budget: _Budget) -> object:
+    """``value`` with every ``_Scalar`` replaced by its number (dropped when unreadable,
+    and said in ``budget.lost``)."""
     if isinstance(value, dict):
         out = {}
         for key, item in value.items():
-            item = _resolved(item, read)
+            item = _resolved(item, read, budget)
             if item is not _SKIP:
                 out[key] = item
         return out
     if isinstance(value, list):
-        items = [_resolved(v, read) for v in value]
+        items = [_resolved(v, read, budget) for v in value]
         return items if all(v is not _SKIP for v in items) else _SKIP
     if isinstance(value, _Scalar):
         number = read(value) if read is not None else None
-        return number if number is not None else _SKIP
+        if number is None:
+            budget.lose("a one-element tensor whose value could not be read")
+            return _SKIP
+        return number
     return value
 
 
-def _from_zip(reader: RootReader, rel: str) -> dict[str, object]:
+def _from_zip(reader: RootReader, rel: str, budget: _Budget) -> dict[str, object]:
     from store.inspect.torch_zip import TorchZipError, read_torch_zip_at
 
     try:
         archive = read_torch_zip_at(reader)
     except TorchZipError as exc:
         raise _io.ReadError(f"{rel}: {exc}") from None
-    value = _values(archive.scan, rel)
+    value = _values(archive.scan, rel, budget)
 
     def read(scalar: _Scalar) -> float | int | bool | None:
         fmt, size = _UNPACK.get(scalar.dtype, ("", 0))
@@ -132,7 +150,7 @@ def _from_zip(reader: RootReader, rel: str) -> dict[str, object]:
             number = struct.unpack(fmt, raw)[0]
         return number
 
-    resolved = _resolved(value, read)
+    resolved = _resolved(value, read, budget)
     assert isinstance(resolved, dict)
     return resolved
 
@@ -142,14 +160,22 @@ def plain(value: object, depth: int, budget: _Budget) -> object:
     from store.inspect.pickle_scan import Call, Global, _tensor_of
 
     budget.nodes += 1
-    if budget.nodes > MAX_NODES or depth > MAX_DEPTH:
+    if budget.nodes > MAX_NODES:
+        budget.lose(f"more than {MAX_NODES} values, the rest left out")
+        return _SKIP
+    if depth > MAX_DEPTH:
+        budget.lose(f"values nested deeper than {MAX_DEPTH} left out")
         return _SKIP
     if value is None or isinstance(value, (bool, int, float)):
         return value
     if isinstance(value, str):
+        if len(value) > 1000:
+            budget.lose("strings longer than 1000 characters cut short")
         return value[:1000]
     if isinstance(value, dict):
         out: dict[str, object] = {}
+        if len(value) > 5000:
+            budget.lose("mappings of more than 5000 keys, the rest left out")
         for key, item in list(value.items())[:5000]:
             if not isinstance(key, (str, int)) or isinstance(key, bool):
                 continue
@@ -158,7 +184,10 @@ def plain(value: object, depth: int, budget: _Budget) -> object:
                 out[str(key)] = converted
         return out
     if isinstance(value, (list, tuple)):
-        items = [plain(v, depth + 1, budget) for v in list(value)[:1000]]
+        if len(value) > 1000:  # a list cut short is another value: left out
+            budget.lose("lists of more than 1000 items left out")
+            return _SKIP
+        items = [plain(v, depth + 1, budget) for v in list(value)]
         kept = [v for v in items if v is not _SKIP]
         return kept if len(kept) == len(items) else _SKIP
     if isinstance(value, Call):
@@ -185,7 +214,10 @@ def _scalar(value: object, tensor: tuple[str, tuple[int, ...]], budget: _Budget)
     from store.inspect.pickle_scan import Call, Global, Persistent
 
     dtype, shape = tensor
-    if any(d != 1 for d in shape) or budget.scalars >= MAX_SCALARS:
+    if any(d != 1 for d in shape):
+        return _SKIP
+    if budget.scalars >= MAX_SCALARS:
+        budget.lose(f"more than {MAX_SCALARS} one-element tensors, the rest left out")
         return _SKIP
     while isinstance(value, Call) and isinstance(value.func, Global):
         args = value.args if isinstance(value.args, tuple) else ()

@@ -14,6 +14,7 @@ import re
 from store.frameworks import _common, _io
 from store.frameworks._context import DetectContext
 from store.frameworks._io import RootLike
+from store.frameworks.flatten import flatten
 from store.frameworks.model import Loaded, RunSpec
 from store.frameworks.registry import Framework
 
@@ -79,15 +80,18 @@ def _read_training_args(root: RootLike, folder: str, ckpts: list[str], out: Load
     candidates = [_io.join(folder, "training_args.bin")]
     candidates += [_io.join(folder, c, "training_args.bin") for c in ckpts[-1:]]
     for rel in candidates:
+        lost: list[str] = []
         try:
-            values = _torchmeta.read_values(root, rel)
+            values = _torchmeta.read_values(root, rel, lost)
         except _io.ReadError as exc:
             if not isinstance(exc, _io.MissingFile):  # there, and its args.* not shown
                 out.warn_partial(f"{exc}; its training arguments are not shown", "params")
             continue
-        for key, value in values.items():
-            if not key.startswith("_") and (value is None or not isinstance(value, dict)):
-                out.params.setdefault(f"args.{key}", value)
+        for what in lost:  # an argument left out or cut short: not all of them are shown
+            out.warn_partial(f"{rel}: {what}", "params")
+        public = {key: value for key, value in values.items() if not key.startswith("_")}
+        for key, value in flatten(public, source=rel).items():
+            _common.add_param(out, f"args.{key}", value, rel)
         out.meta["training_args"] = rel
         return
 

@@ -31,11 +31,14 @@ def load(root: RootLike, spec: RunSpec) -> Loaded:
     out = Loaded()
     rel = _io.join(spec.path, CHECKPOINT)
     out.meta["checkpoints"] = [CHECKPOINT]
+    lost: list[str] = []
     try:
-        values = _torchmeta.read_values(root, rel)
+        values = _torchmeta.read_values(root, rel, lost)
     except _io.ReadError as exc:
         out.warn(str(exc))
         return out
+    for what in lost:  # a value left out or cut short: the params are not all there
+        out.warn_partial(f"{rel}: {what}", "params")
     config = values.get("config")
     if isinstance(config, dict):
         for key, value in flatten(config, source=rel).items():
