@@ -34,7 +34,7 @@ from store.root import NotAFile, NotFound, RootError
 from store.root.objstore import ObjectRoot
 from store.runs import RunSync
 from store.safetext import visible
-from store.scan import IGNORED_DIR_NAMES, Indexer, ProgressFn, ScanReport, _Walk
+from store.scan import IGNORED_DIR_NAMES, Indexer, ProgressFn, ScanReport, _Through, _Walk
 
 READ_WORKERS = 16
 """Runs whose summary files are read at once (GETs in flight: the client's pool is
@@ -84,9 +84,11 @@ class ObjectIndexer(Indexer):
         report: ScanReport,
         progress: ProgressFn | None,
         descend: Callable[[bytes], bool] | None = None,
+        through: _Through | None = None,
     ) -> _Walk:
         """The subtree under ``start`` from prefix pages (``descend`` is not needed: a
-        listing is by prefix, never folder by folder)."""
+        listing is by prefix, never folder by folder; nor ``through``: a bucket has no
+        folder loops)."""
         walk = _Walk()
         rel = os.fsdecode(start)
         self.object_root.release_listing()

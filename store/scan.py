@@ -324,6 +324,109 @@ def folder_digest(entries: Sequence[_Identity]) -> int:
     )
 
 
+class _Through:
+    """Paths below a root as a walk of the whole root reaches them, for one scan: each
+    folder on a path is looked at once (``lstat``), however many paths pass through it,
+    so a batch of the folders of a deep chain costs what a walk of it costs, not a walk
+    of every folder's whole path again.  Nothing is cached past the scan."""
+
+    def __init__(self, root_b: bytes) -> None:
+        self.root_b = root_b
+        self.known: dict[bytes, bytes] = {}
+        """A path resolved before (as asked) -> what it resolved to."""
+        self.folders: dict[bytes, bytes] = {}
+        """Of those, the ones that are a real folder all the way down."""
+        self.identity: dict[bytes, tuple[int, int]] = {}
+        """A real folder on a resolved path -> its (device, inode)."""
+        self.holders: dict[tuple[int, int], list[bytes]] = {}
+        """(device, inode) -> the real folders that are it (a bind mount beside, not above)."""
+        try:
+            st = os.stat(root_b)  # the root itself may be a symlink: followed, as the walk does
+        except OSError:
+            self.root_ok = False
+        else:
+            self.root_ok = True
+            self._note(b"", (st.st_dev, st.st_ino))
+
+    def _note(self, folder: bytes, ident: tuple[int, int]) -> None:
+        self.identity[folder] = ident
+        self.holders.setdefault(ident, []).append(folder)
+
+    def _loop_at(self, here: bytes, ident: tuple[int, int]) -> bytes | None:
+        """The folder at or above ``here`` that ``ident`` is, if any (a loop back to it)."""
+        for folder in self.holders.get(ident, ()):
+            if not folder or folder == here or here.startswith(folder + b"/"):
+                return folder
+        return None
+
+    def resolve(self, start: bytes) -> bytes:
+        """``start`` as a walk of the whole root reaches it.
+
+        Where one of its parents is no longer a real folder (a link to ``/etc``, a file, a
+        FIFO), the folder holding that parent: a walk from ``start`` would go through the
+        link and index what lies outside the root under the root's names; the folder
+        holding it sees the link as a link.  Where a folder on the way is one of the
+        folders above it (a bind mount of a parent: a folder loop, which a whole walk
+        never enters), the path from that parent on, for every loop on the way, however
+        many: inotify reports a folder's events under any of its names.  A part that
+        cannot be looked at (gone, not to be searched) ends the looking: the rest is kept
+        as given, after the loops dropped before it, and the walk says what it finds."""
+        if not start or not self.root_ok:
+            return start
+        done = self.known.get(start)
+        if done is not None:
+            return done
+        cut = start.rfind(b"/")
+        parent = self.folders.get(start[:cut]) if cut > 0 else None
+        if parent is not None:
+            found, whole = self._follow(parent, start[cut + 1 :].split(b"/"))
+        else:
+            found, whole = self._follow(b"", start.split(b"/"))
+        self.known[start] = found
+        if whole:
+            self.folders[start] = found
+        return found
+
+    def _follow(self, here: bytes, rest: list[bytes]) -> tuple[bytes, bool]:
+        """From the real folder ``here``, down the names ``rest``: the path reached, and
+        whether it is a real folder all the way down."""
+        last = len(rest) - 1
+        for at, name in enumerate(rest):
+            below = here + b"/" + name if here else name
+            try:
+                st = os.lstat(self.root_b + b"/" + below)
+            except OSError:  # gone or not to be looked at: the walk says which
+                return b"/".join([below, *rest[at + 1 :]]), False
+            if not stat.S_ISDIR(st.st_mode):
+                return (below if at == last else here), False
+            ident = (st.st_dev, st.st_ino)
+            looped = self._loop_at(here, ident)
+            if looped is not None:
+                here = looped
+                continue
+            if self.identity.get(below) != ident:
+                self._note(below, ident)
+            here = below
+        return here, True
+
+    def above(self, folder: bytes) -> dict[tuple[int, int], bytes]:
+        """(device, inode) of the root and each folder above ``folder`` (as resolved here)
+        that could be looked at."""
+        found: dict[tuple[int, int], bytes] = {}
+        root = self.identity.get(b"")
+        if root is None or not folder:
+            return found
+        found[root] = b""
+        cut = folder.find(b"/")
+        while cut > 0:
+            ident = self.identity.get(folder[:cut])
+            if ident is None:
+                break
+            found.setdefault(ident, folder[:cut])
+            cut = folder.find(b"/", cut + 1)
+        return found
+
+
 class Indexer:
     """Keeps one root's rows in the index equal to the disk.  Only the writer uses it."""
 
@@ -371,14 +474,20 @@ class Indexer:
         report: ScanReport,
         progress: ProgressFn | None,
         descend: Callable[[bytes], bool] | None = None,
+        through: _Through | None = None,
     ) -> _Walk:
         """Walk ``start``; ``descend(child)`` False lists a subfolder without entering it.
+        ``through`` is what resolved ``start``, if anything did (``_Through``): it knows
+        the folders above ``start``, which a walk from it takes for loops.
 
         A walk of a whole tree that grows past ``SPLIT_AFTER`` files shares the folders
         still to list with forked children (``store.forked``), one per spare core, which
         walk them at the same time: the walk is most of a cold index's time."""
         walk = _Walk()
-        seen_dirs = self._folders_above(start) if start else {}
+        if through is None and start:
+            through = _Through(self.root_b)
+            through.resolve(start)  # the folders above it looked at, once each
+        seen_dirs = through.above(start) if through is not None else {}
         try:
             # the root itself may be a symlink (~/outputs -> /data/outputs): follow that one
             st = os.stat(self._abs(start)) if not start else os.lstat(self._abs(start))
@@ -620,13 +729,14 @@ class Indexer:
         """
         started = time.perf_counter()
         wait_for_checkpoints()  # a walk forks its helper only in a process of one thread
-        start = self._through_folders(paths.key(subtree))
+        through = _Through(self.root_b)
+        start = through.resolve(paths.key(subtree))
         report = ScanReport(root=paths.display(self.root_b))
         self._summaries = not defer_summaries
         self._read_ahead = read_ahead
         try:
             with collector_paused():
-                self._scan(start, report, progress)
+                self._scan(start, report, progress, through)
         except BaseException:
             self.runs.drop_read_ahead()
             raise
@@ -637,55 +747,15 @@ class Indexer:
         report.seconds = time.perf_counter() - started
         return report
 
-    def _through_folders(self, start: bytes) -> bytes:
-        """``start`` as a walk of the whole root reaches it.
-
-        Where one of its parents is no longer a real folder (a link to ``/etc``, a file, a
-        FIFO), the folder holding that parent: a walk from ``start`` would go through the
-        link and index what lies outside the root under the root's names; the folder
-        holding it sees the link as a link.  Where a folder on the way is one of the
-        folders above it (a bind mount of a parent: a folder loop, which a whole walk
-        never enters), the path from that parent on: inotify reports a folder's events
-        under either name."""
-        for _ in range(64):  # each turn drops a loop from the path: bounded by its depth
-            parts = start.split(b"/") if start else []
-            try:
-                root = os.stat(self.root_b)
-            except OSError:
-                return start
-            above = {(root.st_dev, root.st_ino): 0}
-            for depth in range(1, len(parts) + 1):
-                try:
-                    st = os.lstat(os.path.join(self.root_b, b"/".join(parts[:depth])))
-                except OSError:  # gone or not to be looked at: the walk says which
-                    return start
-                if not stat.S_ISDIR(st.st_mode):
-                    return start if depth == len(parts) else b"/".join(parts[: depth - 1])
-                looped = above.get((st.st_dev, st.st_ino))
-                if looped is not None:
-                    start = b"/".join(parts[:looped] + parts[depth:])
-                    break
-                above[(st.st_dev, st.st_ino)] = depth
-            else:
-                return start
-        return start
-
-    def _folders_above(self, start: bytes) -> dict[tuple[int, int], bytes]:
-        """(device, inode) of the root and each folder above ``start``: a folder below it
-        that is one of them is a loop (as a walk of the whole root finds it)."""
-        found: dict[tuple[int, int], bytes] = {}
-        parts = start.split(b"/") if start else []
-        for depth in range(len(parts)):
-            above = b"/".join(parts[:depth])
-            try:
-                st = os.lstat(self._abs(above)) if depth else os.stat(self.root_b)
-            except OSError:
-                continue
-            found.setdefault((st.st_dev, st.st_ino), above)
-        return found
-
-    def _scan(self, start: bytes, report: ScanReport, progress: ProgressFn | None) -> None:
-        self._scan_walked(start, self._walk(start, report, progress), report)
+    def _scan(
+        self,
+        start: bytes,
+        report: ScanReport,
+        progress: ProgressFn | None,
+        through: _Through,
+    ) -> None:
+        walk = self._walk(start, report, progress, through=through)
+        self._scan_walked(start, walk, report)
 
     def _scan_walked(
         self,
@@ -777,7 +847,10 @@ class Indexer:
         existing: set[tuple[Any, ...]] = set()
         existing_dirs: dict[bytes, tuple[int, int | None]] = {}
         conn = self.db.conn
-        for folder in sorted({self._through_folders(paths.key(f)) for f in folders}):
+        through = _Through(self.root_b)
+        # parents first: each folder's path is then looked at from its parent's, once
+        asked = sorted({paths.key(f) for f in folders})
+        for folder in sorted({through.resolve(f) for f in asked}):
             if folder in walk.dirs and folder in walk.slices:
                 continue  # already walked as part of a new parent
             known = {
@@ -788,7 +861,13 @@ class Indexer:
                     [self.root_id, folder, folder],
                 )
             }
-            sub = self._walk(folder, report, None, descend=lambda child, k=known: child not in k)  # type: ignore[misc]
+            sub = self._walk(
+                folder,
+                report,
+                None,
+                descend=lambda child, k=known: child not in k,  # type: ignore[misc]
+                through=through,
+            )
             walk.merge(sub)
             existing |= self._existing_artifacts(folder, shallow=True)
             existing_dirs.update(self._existing_dirs(folder, shallow=True))
