@@ -3,11 +3,14 @@ run diff never calls two runs equal where a lost value could hide a difference."
 
 from __future__ import annotations
 
+import json
 import sqlite3
+import zipfile
 from pathlib import Path
 
-from store.frameworks.flatten import MAX_KEYS, MAX_LIST, MAX_STR, flatten
-from tests.test_frameworks import SCHEMA
+from store.frameworks import detect_runs, read_run
+from store.frameworks.flatten import MAX_KEYS, MAX_LIST, MAX_STR, flatten, numbered
+from tests.test_frameworks import SCHEMA, listing_of
 from tests.test_rundiff import age, diff_by_name, index, make_pair, runs_by_name
 
 
@@ -147,3 +150,70 @@ def test_a_param_two_files_give_keeps_both_values(tmp_path: Path) -> None:
     )
     result, _ = diff_by_name(tmp_path / "index.db", "one", "two")
     assert [(c.path, c.old, c.new) for c in result.params] == [("lr (#2)", 0.2, 0.3)]
+
+
+def test_a_real_key_named_like_a_repeat_keeps_its_name_inside_a_list_in_any_order() -> None:
+    """A mapping inside a list (``layers: [{...}]``) numbered its repeats in the file's
+    order: ``{"1 (#2)": v, "1": c, 1: w}`` kept ``1 (#2)`` as v, and the same keys in
+    another order gave ``1 (#2)`` to w (and v became ``1 (#2) (#2)``): two runs with
+    one config read as different, value against value.  Every real key keeps its own
+    name; the repeat takes the first number no key names."""
+    forward = flatten({"layers": [{"1 (#2)": "v", "1": "c", 1: "w"}]})
+    backward = flatten({"layers": [{1: "w", "1": "c", "1 (#2)": "v"}]})
+    assert forward == backward == {"layers": [{"1 (#2)": "v", "1": "c", "1 (#3)": "w"}]}
+
+
+def comet_params(path: Path, params: list[tuple[str, int]]) -> None:
+    """A Comet offline archive logging ``params`` in this order, nested (``a|b``)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    messages = [
+        {"payload": {"param": {"paramName": name, "paramValue": value}}} for name, value in params
+    ]
+    messages.append({"payload": {"log_other": {"key": "hasNestedParams", "val": True}}})
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("experiment.json", json.dumps({"offline_id": path.stem}))
+        archive.writestr("messages.json", "\n".join(json.dumps(m) for m in messages) + "\n")
+
+
+def test_comet_params_that_read_as_one_name_are_named_whatever_the_log_order(
+    tmp_path: Path,
+) -> None:
+    """Comet logs a nested param ``a|b`` (read as ``a.b``) beside a param ``a.b``: the one
+    logged first was named ``a.b``, the other ``a.b (#2)``.  A run that logged a.b=1 and
+    a|b=2 and a run that logged a|b=1 then a.b=2 (other values) read as the same params,
+    so a diff called them equal; the same run logged in another order read different.
+    The key of fewer parts is ``a.b`` in any order."""
+    runs = {
+        "one": [("a.b", 1), ("a|b", 2), ("a.b (#2)", 3)],
+        "one_reordered": [("a|b", 2), ("a.b (#2)", 3), ("a.b", 1)],
+        "swapped": [("a|b", 1), ("a.b", 2), ("a.b (#2)", 3)],
+    }
+    params = {}
+    for name, logged in runs.items():
+        comet_params(tmp_path / name / ".cometml-runs" / f"{'c' * 32}.zip", logged)
+        (spec,) = detect_runs(tmp_path / name, listing_of(tmp_path / name))
+        params[name] = read_run(tmp_path / name, spec).params
+    assert params["one"] == params["one_reordered"] == {"a.b": 1, "a.b (#2)": 3, "a.b (#3)": 2}
+    assert params["swapped"] == {"a.b": 2, "a.b (#2)": 3, "a.b (#3)": 1}
+
+
+class _CountingSet(set[str]):
+    looks = 0
+
+    def __contains__(self, item: object) -> bool:
+        _CountingSet.looks += 1
+        return super().__contains__(item)
+
+
+def test_many_keys_that_join_to_one_name_are_numbered_in_linear_tries() -> None:
+    """A config whose keys join to one name thousands of ways (``a.b.c`` as
+    ``{"a": {"b.c"}}``, ``{"a.b": {"c"}}``... 8,192 ways for 14 parts, a few hundred KB)
+    numbered each repeat from ``(#2)`` up again: 12 million tries, 17 s to read one
+    file.  A name's numbers are tried once each."""
+    taken = _CountingSet({"x"})
+    tried: dict[str, int] = {}
+    names = [numbered("x", taken, tried) for _ in range(5000)]
+    assert names[0] == "x (#2)" and names[-1] == "x (#5001)" and len(set(names)) == 5000
+    assert _CountingSet.looks <= 3 * 5000
+    nested: dict[str, object] = {"a.b.c": 0, "a": {"b.c": 1, "b": {"c": 2}}, "a.b": {"c": 3}}
+    assert flatten(nested) == {"a.b.c": 0, "a.b.c (#2)": 1, "a.b.c (#3)": 3, "a.b.c (#4)": 2}

@@ -165,7 +165,11 @@ def _apply_messages(data: bytes, spec: RunSpec, out: Loaded) -> None:
             others = out.meta.setdefault("log_other", {})
             if isinstance(others, dict) and len(others) < 200:
                 others[key] = str(val)[:1000]
-    for name, param_value in params.items():
+    # nested keys (``a|b``) read as ``a.b``, which a key of its own may be too: both are
+    # kept, the one of fewer parts as ``a.b``, whatever order they were logged in (in the
+    # log's order, two runs that logged the same two values the other way round read alike)
+    ordered = sorted(params.items(), key=lambda item: (item[0].count(_NESTED_SEP), item[0]))
+    for name, param_value in ordered if nested else params.items():
         _common.add_param(out, name.replace(_NESTED_SEP, ".") if nested else name, param_value, rel)
     if dropped:
         report(
