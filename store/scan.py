@@ -491,8 +491,13 @@ class Indexer:
         try:
             # the root itself may be a symlink (~/outputs -> /data/outputs): follow that one
             st = os.stat(self._abs(start)) if not start else os.lstat(self._abs(start))
-        except OSError:
+        except (FileNotFoundError, NotADirectoryError):
             report.warn("vanished", start)
+            return walk
+        except OSError as exc:  # there, maybe, but not to be looked at: its rows are kept
+            report.warn(_os_reason(exc), start)
+            walk.unreadable.append(start)
+            walk.why[start] = ("folder", _unread(exc))
             return walk
         if not stat.S_ISDIR(st.st_mode):
             return walk

@@ -307,6 +307,52 @@ def _check_unreadable_folder(tmp_path: Path) -> None:
         db.close()
 
 
+def test_a_folder_that_cannot_be_looked_at_keeps_its_rows_in_a_rescan() -> None:
+    """``a`` loses its search bit: a rescan of ``a/b`` (what the watcher asks) could not
+    ``lstat`` the folder, took it for vanished and deleted its rows; a scan of the root
+    whose own folder could not be looked at would delete every row.  Both are unknown,
+    not gone: the rows stay, and the scan says why."""
+    tmp_path = Path(tempfile.mkdtemp(prefix="artlens-perm-"))
+    tmp_path.chmod(0o777)
+    try:
+        unprivileged = unprivileged_python()
+        script = (
+            "import json, os, sys\n"
+            "from store.index.db import open_db\n"
+            "from store.scan import Indexer\n"
+            "base = sys.argv[1]; root = os.path.join(base, 'root')\n"
+            "os.makedirs(os.path.join(root, 'a', 'b'))\n"
+            "open(os.path.join(root, 'a', 'b', 'f.txt'), 'w').write('x')\n"
+            "open(os.path.join(root, 'top.txt'), 'w').write('y')\n"
+            "db = open_db(sys.argv[2]); ix = Indexer(db, root); ix.scan()\n"
+            "rows = lambda: sorted(bytes(p).decode() for (p,) in"
+            " db.conn.execute('SELECT path FROM artifacts'))\n"
+            "out = {'before': rows()}\n"
+            "os.chmod(os.path.join(root, 'a'), 0o600)\n"
+            "out['folders'] = dict(ix.scan_folders([b'a/b']).warnings); out['after'] = rows()\n"
+            "os.chmod(os.path.join(root, 'a'), 0o700); os.chmod(base, 0o600)\n"
+            "whole = Indexer(db, root).scan(); os.chmod(base, 0o700)\n"
+            "out['root'] = dict(whole.warnings); out['whole'] = rows()\n"
+            "print(json.dumps(out))\n"
+        )
+        done = subprocess.run(
+            [*unprivileged, "-c", script, str(tmp_path / "base"), str(tmp_path / "i.db")],
+            capture_output=True,
+            text=True,
+            cwd=Path(__file__).resolve().parent.parent,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr
+        found = json.loads(done.stdout)
+        both = ["a/b/f.txt", "top.txt"]
+        assert found["before"] == both
+        assert found["folders"] == {"unreadable folder": 1} and found["after"] == both
+        assert found["root"] == {"unreadable folder": 1} and found["whole"] == both
+    finally:
+        subprocess.run(["chmod", "-R", "u+rwX", str(tmp_path)], check=False)
+        shutil.rmtree(tmp_path, ignore_errors=True)
+
+
 def test_a_root_given_as_a_symlink_is_scanned(tmp_path: Path, db: sqlite_utils.Database) -> None:
     real = tmp_path / "data" / "outputs"
     (real / "run").mkdir(parents=True)
