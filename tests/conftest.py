@@ -177,3 +177,22 @@ def lightning_index(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Pa
         indexer.hash_pending()
         db.conn.close()
     return root, db_path
+
+
+def index_dated(root: Path, db_path: Path, now: float, age: float) -> None:
+    """Date every file and folder under ``root`` ``age`` seconds before ``now`` (links
+    themselves, never followed), then index ``root`` into ``db_path`` with ``now`` as the
+    clock: a tree whose runs are settled or live as the test says."""
+    from store.index.db import open_db
+    from store.lock import WriterLock
+    from store.scan import Indexer
+
+    for folder, dirs, files in os.walk(root):
+        for name in dirs + files:
+            os.utime(os.path.join(folder, name), (now - age, now - age), follow_symlinks=False)
+    with WriterLock(db_path):
+        db = open_db(db_path)
+        try:
+            Indexer(db, root, clock=lambda: now).scan()
+        finally:
+            db.conn.close()

@@ -15,10 +15,8 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from store.index.db import open_db
 from store.inspect.refs import dangling_refs
-from store.lock import WriterLock
-from store.scan import Indexer
+from tests.conftest import index_dated
 from tests.test_tui import settle, sync
 from tui.app import ArtlensApp
 from tui.cli import main
@@ -38,16 +36,8 @@ def linked_run(base: Path) -> tuple[Path, Path]:
     os.symlink("loop_a", run / "loop_b")
     os.symlink("self.ckpt", run / "self.ckpt")
     os.symlink("missing.ckpt", run / "gone.ckpt")
-    for folder, dirs, files in os.walk(root):
-        for name in dirs + files:
-            os.utime(os.path.join(folder, name), (NOW - 7200, NOW - 7200), follow_symlinks=False)
     db_path = base / "index.db"
-    with WriterLock(db_path):
-        db = open_db(db_path)
-        try:
-            Indexer(db, root, clock=lambda: NOW).scan()
-        finally:
-            db.conn.close()
+    index_dated(root, db_path, NOW, 7200)
     return root, db_path
 
 

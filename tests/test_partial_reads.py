@@ -15,9 +15,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from store.index.db import open_db
-from store.lock import WriterLock
-from store.scan import Indexer
+from tests.conftest import index_dated
 from tests.test_tui import settle, sync
 from tui.app import ArtlensApp
 from tui.cli import main
@@ -37,16 +35,8 @@ def partial_tree(base: Path) -> tuple[Path, Path]:
         run.mkdir(parents=True)
         (run / "hparams.yaml").write_text("lr: 0.01\n")
         (run / "metrics.csv").write_text(metrics)
-    for folder, dirs, files in os.walk(root):
-        for name in dirs + files:
-            os.utime(os.path.join(folder, name), (NOW - 7200, NOW - 7200))
     db_path = base / "index.db"
-    with WriterLock(db_path):
-        db = open_db(db_path)
-        try:
-            Indexer(db, root, clock=lambda: NOW).scan()
-        finally:
-            db.conn.close()
+    index_dated(root, db_path, NOW, 7200)
     return root, db_path
 
 

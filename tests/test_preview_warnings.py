@@ -7,13 +7,10 @@ was scrolled out of sight: the rows looked whole.  The pane's border now names i
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-from store.index.db import open_db
-from store.lock import WriterLock
 from store.preview import preview_file
-from store.scan import Indexer
+from tests.conftest import index_dated
 from tests.test_live_ui import until
 from tests.test_tui import open_file, settle, sync
 from tui.app import ArtlensApp
@@ -35,16 +32,8 @@ def growing_run(base: Path, metrics: str) -> tuple[Path, Path]:
     run.mkdir(parents=True)
     (run / "hparams.yaml").write_text("lr: 0.01\n")
     (run / "metrics.csv").write_text(metrics)
-    for folder, dirs, files in os.walk(root):
-        for name in dirs + files:
-            os.utime(os.path.join(folder, name), (NOW - 10, NOW - 10))
     db_path = base / "index.db"
-    with WriterLock(db_path):
-        db = open_db(db_path)
-        try:
-            Indexer(db, root, clock=lambda: NOW).scan()
-        finally:
-            db.conn.close()
+    index_dated(root, db_path, NOW, 10)
     return root, db_path
 
 
