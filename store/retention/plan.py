@@ -33,7 +33,7 @@ from store import fsops
 from store.errors import ArtlensError
 from store.gcpause import collector_paused
 from store.paths import display, key, prefix_range, unkey
-from store.retention import rowpump
+from store.retention import rowpump, saved_plans
 from store.retention.candidates import (
     STRAIGHT_THROUGH,
     Candidate,
@@ -166,6 +166,8 @@ class Plan:
                 f"cannot save plan to {display(str(target))}: {exc.strerror or exc}"
             ) from None
         self.path = target
+        if target.parent == default_plan_dir():  # artlens's own folder: kept bounded
+            saved_plans.prune(target.parent, target.name)
         return target
 
     def _encoded(self) -> bytes:

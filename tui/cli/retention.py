@@ -24,7 +24,7 @@ from store import paths
 from store.errors import ArtlensError
 from store.index import query
 from store.lock import WriterBusyError
-from store.retention import service
+from store.retention import saved_plans, service
 from store.retention.audit import AuditRecord
 from store.retention.candidates import Candidate
 from store.retention.plan import Plan, default_plan_dir, grouped_warnings, load_plan
@@ -285,7 +285,11 @@ def _plan_path(plan_id: str) -> tuple[Path, bool]:
         raise ArtlensError(f"not a plan id: {paths.display(plan_id)!r}")
     path = default_plan_dir() / f"{plan_id}.json"
     if not os.path.lexists(path):
-        raise ArtlensError(f"no saved plan {plan_id} (run `artlens retention plan` first)")
+        raise ArtlensError(
+            f"no saved plan {plan_id} (run `artlens retention plan` first; the "
+            f"{saved_plans.KEEP_PLANS} newest plans are kept, "
+            f"{human_size(saved_plans.KEEP_BYTES)} at most)"
+        )
     return path, False
 
 
