@@ -10,12 +10,14 @@ write at all, so a warm rescan is about the price of the walk.  Hashing is separ
 from __future__ import annotations
 
 import bisect
+import errno
 import itertools
 import marshal
 import operator
 import os
 import sqlite3
 import stat
+import sys
 import time
 import zlib
 from collections import Counter
@@ -56,6 +58,14 @@ ever."""
 SAMPLES_PER_WARNING = 5
 
 _S_IFMT, _S_IFREG, _S_IFDIR, _S_IFLNK = 0o170000, stat.S_IFREG, stat.S_IFDIR, stat.S_IFLNK
+_LIST_ROOT_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+_LIST_FLAGS = _LIST_ROOT_FLAGS | os.O_NOFOLLOW
+"""A folder is listed through a descriptor opened without following a link (the root
+itself excepted), whose identity is checked against what its parent's listing saw."""
+_FS_ENCODING, _FS_ERRORS = sys.getfilesystemencoding(), sys.getfilesystemencodeerrors()
+_REPLACED = "replaced while walked"
+"""A folder that was a link or another folder by the time it was listed: its rows are kept,
+as for one that could not be read, until a later scan sees what is there."""
 """File-type bits of st_mode, compared inline: the walk does this once per file."""
 
 HASH_WINDOW = 16_384
@@ -299,6 +309,21 @@ TRAINER_STATE = b"trainer_state.json"
 
 
 _FTYPE = operator.itemgetter(5)
+
+
+class _closing:
+    """Closes a descriptor: ``os.scandir(fd)`` lists a duplicate of it."""
+
+    __slots__ = ("fd",)
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    def __enter__(self) -> int:
+        return self.fd
+
+    def __exit__(self, *_exc: object) -> None:
+        os.close(self.fd)
 
 
 def _all_files(entries: list[_Identity]) -> bool:
@@ -634,6 +659,9 @@ class Indexer:
         ignore_names = {paths.name_of(p) for p in ignore}
         entries = walk.entries
         append = entries.append
+        # each folder as its parent's listing saw it: a folder swapped for a link to
+        # elsewhere since (or one above it) is not listed through that link
+        expect = {folder: ident for ident, folder in seen_dirs.items()}
         while stack:
             if split_at is not None and len(entries) >= split_at and len(stack) > 1:
                 return
@@ -642,7 +670,8 @@ class Indexer:
             subdirs: list[bytes] = []
             first = len(entries)
             try:
-                scanner = os.scandir(self._abs(rel))
+                # the root itself may be a link (~/outputs -> /data/outputs); nothing below
+                fd = os.open(self._abs(rel), _LIST_FLAGS if rel else _LIST_ROOT_FLAGS)
             except FileNotFoundError:
                 report.warn("vanished", rel)
                 continue
@@ -652,11 +681,27 @@ class Indexer:
                 walk.why[rel] = ("folder", _unread(exc))
                 continue
             except OSError as exc:
+                swapped = exc.errno in (errno.ELOOP, errno.ENOTDIR)
+                report.warn(_REPLACED if swapped else _os_reason(exc), rel)
+                walk.unreadable.append(rel)
+                walk.why[rel] = ("folder", _REPLACED if swapped else _unread(exc))
+                continue
+            try:
+                st = os.fstat(fd)
+                if (st.st_dev, st.st_ino) != expect.get(rel, (st.st_dev, st.st_ino)):
+                    os.close(fd)
+                    report.warn(_REPLACED, rel)
+                    walk.unreadable.append(rel)
+                    walk.why[rel] = ("folder", _REPLACED)
+                    continue
+                scanner = os.scandir(fd)
+            except OSError as exc:
+                os.close(fd)
                 report.warn(_os_reason(exc), rel)
                 walk.unreadable.append(rel)
                 walk.why[rel] = ("folder", _unread(exc))
                 continue
-            with scanner:
+            with scanner, _closing(fd):
                 try:
                     listed = list(scanner)
                 except OSError as exc:
@@ -667,8 +712,9 @@ class Indexer:
                     walk.why[rel] = ("folder", _unread(exc))
                     continue
                 for entry in listed:
-                    name = entry.name
-                    if ignore_names and name in ignore_names and entry.path in ignore:
+                    # listed through a descriptor, names come as str: as a path would give them
+                    name = entry.name.encode(_FS_ENCODING, _FS_ERRORS)
+                    if ignore_names and name in ignore_names and self._abs(prefix + name) in ignore:
                         continue
                     try:
                         est = entry.stat(follow_symlinks=False)
@@ -692,6 +738,7 @@ class Indexer:
                             report.warn("folder loop", child)
                             continue
                         seen_dirs[ident] = child
+                        expect[child] = ident
                         walk.dirs[child] = (rel, est.st_mtime_ns)
                         subdirs.append(name)
                         if descend is None or descend(child):
@@ -699,7 +746,7 @@ class Indexer:
                     elif fmt == _S_IFLNK:
                         child = prefix + name
                         try:
-                            target = os.readlink(entry.path)
+                            target = os.readlink(name, dir_fd=fd)
                         except OSError:
                             target = b""
                         append(

@@ -11,6 +11,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlite_utils
@@ -244,14 +245,14 @@ def test_vanishing_entries_mid_scan_are_counted(
     (root / "a").mkdir(parents=True)
     (root / "a" / "f.txt").write_text("x")
     (root / "b").mkdir()
-    real_scandir = os.scandir
+    real_open = os.open
 
-    def flaky_scandir(path: bytes) -> object:
-        if path.endswith(b"/b"):
+    def flaky_open(path: bytes, flags: int, *args: object, **kwargs: object) -> int:
+        if isinstance(path, bytes) and path.endswith(b"/b") and flags & os.O_DIRECTORY:
             raise FileNotFoundError(2, "No such file or directory", path)
-        return real_scandir(path)
+        return real_open(path, flags, *args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(os, "scandir", flaky_scandir)
+    monkeypatch.setattr(os, "open", flaky_open)
     report = Indexer(db, root).scan()
     assert report.warnings["vanished"] == 1
     assert index_rows(db) == {b"a/f.txt": 1}
@@ -377,27 +378,29 @@ def test_a_listing_cut_short_keeps_the_folders_rows(
     class CutShort:
         """A listing that fails with EIO after its first entry."""
 
-        def __init__(self, path: bytes) -> None:
-            self.inner = real_scandir(path)
+        def __init__(self, path: bytes | int) -> None:
+            self.inner: Iterator[os.DirEntry[Any]] = real_scandir(path)
 
         def __enter__(self) -> CutShort:
             return self
 
         def __exit__(self, *exc: object) -> None:
-            self.inner.close()
+            self.inner.close()  # type: ignore[attr-defined]
 
         def __iter__(self) -> CutShort:
             self.first = True
             return self
 
-        def __next__(self) -> os.DirEntry[bytes]:
+        def __next__(self) -> os.DirEntry[Any]:
             if not self.first:
                 raise OSError(5, "Input/output error")
             self.first = False
             return next(self.inner)
 
     monkeypatch.setattr(
-        os, "scandir", lambda p: CutShort(p) if p.endswith(b"/run") else real_scandir(p)
+        os,
+        "scandir",
+        lambda p: CutShort(p) if listed_path(p).endswith(b"/run") else real_scandir(p),
     )
     report = indexer.scan()
     assert report.warnings["I/O error"] == 1
@@ -598,14 +601,20 @@ def test_pending_files_are_read_a_window_at_a_time_and_hashed_a_batch_at_a_time(
     assert {s for (s,) in db.execute("SELECT DISTINCT hash_state FROM artifacts")} == {"done"}
 
 
+def listed_path(path: bytes | int) -> bytes:
+    """The folder ``os.scandir`` was given: a path, or a descriptor (the walk lists each
+    folder through one)."""
+    return path if isinstance(path, bytes) else os.fsencode(os.readlink(f"/proc/self/fd/{path}"))
+
+
 def deny_listing(monkeypatch: pytest.MonkeyPatch, *folders: Path) -> None:
     """``os.scandir`` refuses ``folders`` as it does a user without read permission on
     them (tests run as root, who reads everything)."""
     real_scandir = os.scandir
     denied = {os.fsencode(f) for f in folders}
 
-    def scandir(path: bytes) -> object:
-        if path in denied:
+    def scandir(path: bytes | int) -> object:
+        if listed_path(path) in denied:
             raise PermissionError(13, "Permission denied", path)
         return real_scandir(path)
 

@@ -1,0 +1,134 @@
+"""A folder swapped for a link (or moved away and replaced) between its parent's listing and
+its own is never listed through that link: what lies outside the root stays out of the
+index, and the folder's rows are kept until a scan sees what is there."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlite_utils
+
+from store.index.db import open_db
+from store.scan import Indexer
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> sqlite_utils.Database:
+    return open_db(tmp_path / "index.db")
+
+
+def _paths(db: sqlite_utils.Database) -> set[bytes]:
+    return {bytes(p) for (p,) in db.execute("SELECT path FROM artifacts")}
+
+
+def swap_before_listing(
+    monkeypatch: pytest.MonkeyPatch, folder: Path, swap: Callable[[], None]
+) -> list[bool]:
+    """Run ``swap`` once, just before the walk lists ``folder`` (after its parent's listing
+    saw it as a folder): the moment a racing writer would have to hit."""
+    done: list[bool] = []
+    target = os.fsencode(folder)
+    real_open, real_scandir = os.open, os.scandir
+
+    def maybe_swap(path: object) -> None:
+        if not done and isinstance(path, bytes) and path == target:
+            done.append(True)
+            swap()
+
+    def opening(path: Any, flags: int, *args: Any, **kwargs: Any) -> int:
+        maybe_swap(path)
+        return real_open(path, flags, *args, **kwargs)
+
+    def listing(path: Any = ".") -> Any:
+        maybe_swap(path)
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "open", opening)
+    monkeypatch.setattr(os, "scandir", listing)
+    return done
+
+
+def test_a_folder_swapped_for_a_link_out_is_not_walked_through(
+    tmp_path: Path, db: sqlite_utils.Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    (root / "run" / "sub").mkdir(parents=True)
+    (root / "run" / "sub" / "mine.ckpt").write_bytes(b"m")
+    (root / "run" / "keep.txt").write_text("k")
+    outside.mkdir()
+    (outside / "secret.key").write_text("s")
+    indexer = Indexer(db, root)
+    indexer.scan()
+    assert _paths(db) == {b"run/keep.txt", b"run/sub/mine.ckpt"}
+
+    def swap() -> None:
+        os.rename(root / "run" / "sub", tmp_path / "moved")
+        os.symlink(outside, root / "run" / "sub")
+
+    with monkeypatch.context() as patch:
+        swapped = swap_before_listing(patch, root / "run" / "sub", swap)
+        report = indexer.scan()
+    assert swapped == [True]
+    assert b"run/sub/secret.key" not in _paths(db)
+    # the folder's rows are kept, as for one that could not be read, and it is said
+    assert _paths(db) == {b"run/keep.txt", b"run/sub/mine.ckpt"}
+    assert report.warnings["replaced while walked"] == 1
+    unread = db.execute("SELECT path, reason FROM unreadable").fetchall()
+    assert [(bytes(p), r) for p, r in unread] == [(b"run/sub", "replaced while walked")]
+    # the next scan sees the link for what it is
+    indexer.scan()
+    assert _paths(db) == {b"run/keep.txt", b"run/sub"}
+    assert db.execute("SELECT count(*) FROM unreadable").fetchone()[0] == 0
+
+
+def test_a_folder_above_swapped_for_a_link_out_is_not_walked_through(
+    tmp_path: Path, db: sqlite_utils.Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``run`` listed, then swapped for a link to a tree holding a ``sub`` of its own:
+    opening ``run/sub`` by its path would list the other tree's ``sub``."""
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    (root / "run" / "sub").mkdir(parents=True)
+    (root / "run" / "sub" / "mine.ckpt").write_bytes(b"m")
+    (outside / "sub").mkdir(parents=True)
+    (outside / "sub" / "secret.key").write_text("s")
+    indexer = Indexer(db, root)
+    indexer.scan()
+
+    def swap() -> None:
+        os.rename(root / "run", tmp_path / "moved")
+        os.symlink(outside, root / "run")
+
+    with monkeypatch.context() as patch:
+        swapped = swap_before_listing(patch, root / "run" / "sub", swap)
+        report = indexer.scan()
+    assert swapped == [True]
+    assert b"run/sub/secret.key" not in _paths(db)
+    assert _paths(db) == {b"run/sub/mine.ckpt"}
+    assert report.warnings["replaced while walked"] == 1
+
+
+def test_the_root_may_be_a_link_and_names_stay_bytes(
+    tmp_path: Path, db: sqlite_utils.Database
+) -> None:
+    """The root itself is followed (~/outputs -> /data/outputs); names that are not UTF-8
+    come back as the same bytes, links read relative to their folder."""
+    real = tmp_path / "data"
+    (real / "run").mkdir(parents=True)
+    odd = os.fsencode(real / "run") + b"/caf\xe9.ckpt"
+    with open(odd, "wb") as f:
+        f.write(b"x")
+    os.symlink("caf\udce9.ckpt", os.fsdecode(os.fsencode(real / "run") + b"/latest"))
+    link = tmp_path / "outputs"
+    os.symlink(real, link)
+    Indexer(db, link).scan()
+    rows = {
+        bytes(p): (ftype, target)
+        for p, ftype, target in db.execute("SELECT path, ftype, link_target FROM artifacts")
+    }
+    assert rows[b"run/caf\xe9.ckpt"] == ("file", None)
+    assert rows[b"run/latest"][0] == "symlink"
+    assert rows[b"run/latest"][1] is not None and "caf" in rows[b"run/latest"][1]
