@@ -104,3 +104,28 @@ def test_copied_field_is_said_and_marks_the_run_partial(tmp_path: Path) -> None:
     assert found["params"] == {}
     assert "parameters/lr" in warnings_of(found)
     assert found["params_complete"] is False
+
+
+def test_an_operation_of_a_type_not_known_makes_the_run_partial(tmp_path: Path) -> None:
+    """A newer client's operation may set a param or log a metric: never passed over as if
+    it held nothing.  The types known to hold neither (files, text series) change nothing."""
+    root = tmp_path / "root"
+    known = [
+        op({"type": "AssignFloat", "path": ["parameters", "lr"], "value": 0.1}),
+        log(["loss"], 1.0, 0),
+        op({"type": "UploadFile", "path": ["model"], "file_path": "m.pt", "ext": "pt"}),
+        op({"type": "LogStrings", "path": ["notes"], "values": [{"value": "hi", "step": 0}]}),
+        op({"type": "AddStrings", "path": ["data", "sets"], "values": ["a"]}),
+    ]
+    rel = neptune_run(root, known)
+    found = indexed_runs(root, tmp_path / "i.db")[rel]
+    assert found["metrics_complete"] is True and found["params_complete"] is True
+    newer = tmp_path / "newer"
+    rel = neptune_run(
+        newer,
+        [*known, op({"type": "IncrementInt", "path": ["parameters", "epochs"], "by": 1})],
+    )
+    found = indexed_runs(newer, tmp_path / "j.db")[rel]
+    assert found["params"]["parameters.lr"] == 0.1
+    assert found["metrics_complete"] is False and found["params_complete"] is False
+    assert "1 operation(s) or logged value(s) that cannot be read skipped" in warnings_of(found)

@@ -92,6 +92,25 @@ def load(root: RootLike, spec: RunSpec) -> Loaded:
 _CLEARS = frozenset({"ClearFloatLog", "ClearStringLog", "ClearImageLog"})
 """The client's operations (``neptune.internal.operation``, named by their class) that
 empty a series."""
+_NO_VALUES = frozenset(
+    {
+        "LogStrings",
+        "LogImages",
+        "UploadFile",
+        "UploadFileContent",
+        "UploadFileSet",
+        "DeleteFiles",
+        "ConfigFloatSeries",
+        "TrackFilesToArtifact",
+        "ClearArtifact",
+        "AddStrings",
+        "RemoveStrings",
+        "ClearStringSet",
+    }
+)
+"""The client's other operations: files, text and image series, string sets, artifacts,
+a series' unit and range; none sets a param or logs a number.  An operation of any type
+not named here (a newer client's) may have, so it is counted as not read."""
 
 
 class _Replay:
@@ -140,7 +159,8 @@ def _stamp(out: Loaded, value: object) -> None:
 
 
 def _apply(op: dict[str, object], out: Loaded, replay: _Replay) -> bool:
-    """Replay one operation; False when it cannot be read (no type, no path)."""
+    """Replay one operation; False when it cannot be read (no type, no path, a type this
+    reader does not know)."""
     kind, path = op.get("type"), op.get("path")
     if not isinstance(kind, str) or not isinstance(path, list) or not path:
         return False
@@ -183,6 +203,8 @@ def _apply(op: dict[str, object], out: Loaded, replay: _Replay) -> bool:
             step = _io.to_int(item.get("step"))
             add_point({key: points}, key, len(points) if step is None else step, value)
             _stamp(out, item.get("ts"))
+    elif kind not in _NO_VALUES:
+        return False
     return True
 
 
