@@ -137,7 +137,7 @@ def test_a_plans_folder_that_is_a_link_is_not_pruned(tmp_path: Path) -> None:
 
 
 def test_applying_a_pruned_plan_says_plans_are_pruned(tmp_path: Path, plans_here: Path) -> None:
-    db, plan = _plan(tmp_path)
+    db, _ = _plan(tmp_path)
     db_path = Path(db.conn.execute("PRAGMA database_list").fetchone()[2])
     db.conn.close()
     result = CliRunner().invoke(
