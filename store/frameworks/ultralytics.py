@@ -6,6 +6,12 @@ The trainer writes ``args.yaml`` (every argument, the params) when it starts,
 ``weights/best.pt`` and, with ``save_period``, ``weights/epoch<N>.pt`` (``N`` counted
 from 0, so ``epoch9.pt`` is the row with epoch 10).  The run is finished when the CSV
 reached ``epochs`` rows.  Checkpoints are listed, never loaded.
+
+The first 8.0 releases (``ultralytics/yolo/engine/trainer.py``) wrote the CSV's ``epoch``
+counted from 0, as their ``epoch<N>.pt`` names are: a file whose epochs start at 0 is
+read one epoch on, so every series step is the number of epochs done, whichever version
+wrote it (the checkpoint ``epoch9.pt`` is then the step 10 of both, and a run's last
+step is its epochs done).
 """
 
 from __future__ import annotations
@@ -40,6 +46,7 @@ def load(root: RootLike, spec: RunSpec) -> Loaded:
     if "results.csv" in files:
         _common.read_wide_csv(root, _io.join(spec.path, "results.csv"), out, step_column="epoch")
         out.series.pop("time", None)
+        _count_from_one(out)
     _, weights = _io.list_dir(root, _io.join(spec.path, "weights"))
     _common.note_checkpoints(out, weights, lambda w: w.endswith(".pt"))
     epochs = _io.to_int(out.params.get("epochs"))
@@ -49,6 +56,16 @@ def load(root: RootLike, spec: RunSpec) -> Loaded:
         if done >= epochs:
             out.status = "finished"
     return out
+
+
+def _count_from_one(out: Loaded) -> None:
+    """Series of a CSV whose epochs count from 0 (8.0's) moved one epoch on (see above);
+    a CSV counting from 1 (every later version) never holds epoch 0."""
+    first = min((step for points in out.series.values() for step, _ in points), default=None)
+    if first != 0:
+        return
+    out.series = {name: [(s + 1, v) for s, v in points] for name, points in out.series.items()}
+    out.meta["csv_epochs_from"] = 0
 
 
 ENTRY = Framework(
