@@ -14,6 +14,10 @@ from store.frameworks.model import Loaded
 
 STEP_COLUMNS = ("step", "global_step", "_step", "iteration", "iter")
 INDEX_COLUMNS = frozenset({*STEP_COLUMNS, "epoch", "timestamp", "time", "wall_time", "created_at"})
+NO_VALUE_CELLS = frozenset({"", "NA"})
+"""CSV cells that say a metric has no value in that row: Lightning's CSVLogger leaves the
+cell empty, Keras' ``CSVLogger`` writes ``NA`` (its ``val_*`` columns in the epochs
+``validation_freq`` skips), and so do R's writers."""
 
 
 def note_checkpoints(out: Loaded, names: Iterable[str], keep: Callable[[str], bool]) -> None:
@@ -38,7 +42,10 @@ def add_numbers(out: Loaded, row: Mapping[str, object], step: int, skip: Contain
 def read_wide_csv(root: RootLike, rel: str, out: Loaded, step_column: str | None = None) -> bool:
     """A CSV with a header and one column per metric (Lightning ``metrics.csv`` and kin).
 
-    Empty cells are skipped (Lightning leaves most cells of a row empty); the step comes
+    Cells with no value (``NO_VALUE_CELLS``) are skipped: Lightning leaves most cells of a
+    row empty, Keras writes ``NA``; any other cell that is no number is counted in a
+    warning, and marks the metrics read in part.  A header written again further down (a
+    resumed run appending to the file) names the columns of the rows after it.  The step comes
     from ``step_column`` when the file has it (``epoch`` for per-epoch logs), else a step
     column, else the row number.  A row with more or fewer cells than the header is skipped
     and counted in a warning: which cell went missing or came extra cannot be told, so its
@@ -54,15 +61,16 @@ def read_wide_csv(root: RootLike, rel: str, out: Loaded, step_column: str | None
     except (StopIteration, csv.Error):
         out.warn_partial(f"{rel}: empty or unreadable CSV", "metrics")
         return False
-    names = [h.strip() for h in header]
-    lower = [n.lower() for n in names]
     columns = (step_column, *STEP_COLUMNS) if step_column else STEP_COLUMNS
-    step_col = next((lower.index(c) for c in columns if c in lower), None)
+    names, lower, step_col = _header(header, columns)
     ragged = bad = 0
     row_no = 0
     try:
         for row_no, row in enumerate(reader):
             if not row:
+                continue
+            if _header_again(row, lower, step_col):  # a resumed run appended its own
+                names, lower, step_col = _header(row, columns)
                 continue
             if len(row) != len(names):  # a cell lost or added: which one is not known
                 ragged += 1
@@ -73,7 +81,7 @@ def read_wide_csv(root: RootLike, rel: str, out: Loaded, step_column: str | None
             if step is None:
                 step = row_no
             for col, cell in enumerate(row):
-                if col == step_col or lower[col] in INDEX_COLUMNS or not cell.strip():
+                if col == step_col or lower[col] in INDEX_COLUMNS or cell.strip() in NO_VALUE_CELLS:
                     continue
                 value = _io.to_float(cell)
                 if value is None:
@@ -90,6 +98,26 @@ def read_wide_csv(root: RootLike, rel: str, out: Loaded, step_column: str | None
     if bad:
         out.warn_partial(f"{rel}: {bad} non-numeric cell(s) skipped", "metrics")
     return True
+
+
+def _header(row: list[str], columns: tuple[str, ...]) -> tuple[list[str], list[str], int | None]:
+    """A header row's names, lower-cased names and step column."""
+    names = [h.strip() for h in row]
+    lower = [n.lower() for n in names]
+    return names, lower, next((lower.index(c) for c in columns if c in lower), None)
+
+
+def _header_again(row: list[str], lower: list[str], step_col: int | None) -> bool:
+    """Whether a row is a header written again: timm's ``update_summary`` writes one at the
+    first epoch of every start, so a resumed run's ``summary.csv`` holds two (its columns
+    may differ).  A row with no number in it that names the step column (or, without
+    one, is the header itself)."""
+    if _io.to_float(row[0]) is not None:  # a row of data, nearly always: told at once
+        return False
+    cells = [c.strip().lower() for c in row]
+    if any(_io.to_float(c) is not None for c in cells):
+        return False
+    return lower[step_col] in cells if step_col is not None else cells == lower
 
 
 def read_tensorboard(
