@@ -140,17 +140,23 @@ def _has_artifact(ctx: DetectContext, rel: str) -> bool:
 
 def load(root: RootLike, spec: RunSpec) -> Loaded:
     out = Loaded()
-    _, files = _io.list_dir(root, spec.path)
+    read_known_files(root, spec.path, out)
+    return out
+
+
+def read_known_files(root: RootLike, folder: str, out: Loaded) -> None:
+    """The folder's config, results and metric-table files of the names above (a training
+    script's own), into ``out``."""
+    _, files = _io.list_dir(root, folder)
     for name in _PARAM_FILES:
         if name in files:
-            _common.read_params(root, _io.join(spec.path, name), out)
+            _common.read_params(root, _io.join(folder, name), out)
     for name in _FINAL_FILES:
         if name in files:
-            _common.read_json_finals(root, _io.join(spec.path, name), out)
+            _common.read_json_finals(root, _io.join(folder, name), out)
     for name in _CSV_FILES:
         if name in files:
-            _common.read_wide_csv(root, _io.join(spec.path, name), out)
-    return out
+            _common.read_wide_csv(root, _io.join(folder, name), out)
 
 
 ENV = "requirements.txt|conda.yaml|conda.yml|environment.yml|environment.yaml|python_env.yaml"

@@ -6,11 +6,15 @@ The checkpoint is a dict: ``model`` and ``optimizer`` state, ``model_args``, ``i
 read statically (``store.frameworks._torchmeta``: the pickle is walked, never loaded):
 ``config`` and ``model_args`` become the params, ``best_val_loss`` a metric at
 ``iter_num``; the run is finished when ``iter_num`` reached ``config.max_iters``.
+
+A ``ckpt.pt`` is what many scripts of their own save too, beside the config and metric
+files they write: those (the names ``store.frameworks.generic`` reads) are read as well,
+after the checkpoint's values, so such a run keeps its params and metrics.
 """
 
 from __future__ import annotations
 
-from store.frameworks import _common, _io, _torchmeta
+from store.frameworks import _common, _io, _torchmeta, generic
 from store.frameworks._context import DetectContext
 from store.frameworks._io import RootLike
 from store.frameworks.flatten import flatten
@@ -34,9 +38,9 @@ def load(root: RootLike, spec: RunSpec) -> Loaded:
     lost: list[str] = []
     try:
         values = _torchmeta.read_values(root, rel, lost)
-    except _io.ReadError as exc:
-        out.warn(str(exc))
-        return out
+    except _io.ReadError as exc:  # its params and best loss are not known
+        out.warn_partial(str(exc), "params", "metrics")
+        values = {}
     for what in lost:  # a value left out or cut short: the params are not all there
         out.warn_partial(f"{rel}: {what}", "params")
     config = values.get("config")
@@ -56,6 +60,7 @@ def load(root: RootLike, spec: RunSpec) -> Loaded:
         max_iters = _io.to_int(out.params.get("max_iters"))
         if max_iters and step >= max_iters:
             out.status = "finished"
+    generic.read_known_files(root, spec.path, out)
     return out
 
 
