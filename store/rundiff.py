@@ -863,13 +863,9 @@ def _python_configs(run: RunRow) -> frozenset[str]:
 
 
 def changed_metrics(result: RunDiff) -> list[str]:
-    """Names of metrics whose last value differs or exists on one side only."""
-    return [
-        m.name
-        for m in result.metrics
-        if not m.ambiguous
-        and ((m.delta is not None and m.delta != 0) or ((m.old is None) != (m.new is None)))
-    ]
+    """Names of metrics that changed: the last value, a side without it, or another part
+    of the series (``MetricDelta.changed``)."""
+    return [m.name for m in result.metrics if m.changed]
 
 
 def run_diff_json(a: RunRow, b: RunRow, result: RunDiff, warnings: list[str]) -> dict[str, Any]:
@@ -904,6 +900,7 @@ def run_diff_json(a: RunRow, b: RunRow, result: RunDiff, warnings: list[str]) ->
                 "direction": m.direction,
                 "better": m.better,
                 "ambiguous": m.ambiguous,
+                "series": [{"field": f, "old": o, "new": n} for f, o, n in m.series],
             }
             for m in result.metrics
         ],

@@ -61,7 +61,7 @@ def test_runs_differ_json_shape(pair: Pair) -> None:
     changed_metrics = [m["name"] for m in data["metrics"] if m["delta"]]
     assert changed_metrics == ["val_loss"]
     assert set(data["metrics"][0]) == {
-        "name", "old", "new", "delta", "percent", "direction", "better", "ambiguous",
+        "name", "old", "new", "delta", "percent", "direction", "better", "ambiguous", "series",
     }  # fmt: skip
     artifacts = data["artifacts"]
     assert set(artifacts) == {"added", "removed", "changed", "moved", "unchanged", "unverified"}
@@ -588,6 +588,7 @@ def test_a_metric_nan_in_both_runs_is_said_not_called_the_same(tmp_path: Path) -
             "direction": "min",
             "better": None,
             "ambiguous": False,
+            "series": [],
         }
     ]
     assert line in data["warnings"]
@@ -610,3 +611,40 @@ def test_tables_equal_after_parsing_are_said_so_like_configs(tmp_path: Path) -> 
     assert code == 0 and data["equal"] and len(data["result"]["layout"]) == 3
     code, out, _ = run(str(tmp_path / "a.csv"), str(tmp_path / "a.csv"))
     assert code == 0 and "equal after parsing" not in out
+
+
+@pytest.mark.parametrize(
+    ("other", "field", "old", "new"),
+    [
+        ("epoch,step,val_acc\n0,10,0.5\n1,20,0.57\n2,30,0.52\n", "best", 0.55, 0.57),
+        ("epoch,step,val_acc\n0,10,0.55\n1,20,0.5\n2,30,0.51\n3,40,0.52\n", "n", 3, 4),
+    ],
+    ids=["another-best", "more-steps"],
+)
+def test_runs_ending_on_the_same_value_with_other_series_are_not_equal(
+    tmp_path: Path, other: str, field: str, old: float, new: float
+) -> None:
+    """Two runs whose val_acc ends on the same value, one with a higher best (its best
+    checkpoint differs) or more epochs: the diff said "runs are equal", val_acc "same"."""
+    root = tmp_path / "root"
+    texts = {"version_0": "epoch,step,val_acc\n0,10,0.5\n1,20,0.55\n2,30,0.52\n"}
+    texts["version_1"] = other
+    for version, text in texts.items():
+        folder = root / "logs" / version
+        folder.mkdir(parents=True)
+        (folder / "hparams.yaml").write_text("lr: 0.1\n")
+        (folder / "metrics.csv").write_text(text)
+    age(root)
+    db_path = tmp_path / "index.db"
+    index(root, db_path)
+    code, out, err = run("version_0", "version_1", "--db", str(db_path), "--json")
+    assert code == 1, err
+    data = json.loads(out)
+    assert data["equal"] is False
+    (metric,) = data["metrics"]
+    assert (metric["old"], metric["new"], metric["delta"]) == (0.52, 0.52, 0)
+    assert {"field": field, "old": old, "new": new} in metric["series"]
+    code, out, err = run("version_0", "version_1", "--db", str(db_path))
+    assert code == 1, err
+    assert "runs are equal" not in out
+    assert "last same; " in out

@@ -351,6 +351,19 @@ def _number(value: float | None) -> str:
     return metric_value(value) if value is not None else "-"
 
 
+_SERIES_FIELDS = {
+    "best": "best",
+    "best_step": "best at step",
+    "last_step": "last at step",
+    "n": "points",
+}
+
+
+def _series_note(field: str, old: float | int, new: float | int) -> str:
+    shown = _number if field == "best" else str
+    return f"{_SERIES_FIELDS.get(field, field)} {shown(old)} → {shown(new)}"
+
+
 def _delta(delta: float | None, percent: float | None = None) -> str:
     if delta is None:
         return ""
@@ -590,8 +603,12 @@ def run_rows(result: RunDiff) -> list[RunDiffRow]:
                 )
             )
             continue
-        changed = (metric.delta not in (None, 0)) or ((metric.old is None) != (metric.new is None))
-        note = Text(_delta(metric.delta, metric.percent) if changed else "")
+        changed = metric.changed
+        last_changed = changed and not (metric.series and metric.delta in (None, 0))
+        note = Text(_delta(metric.delta, metric.percent) if last_changed else "")
+        if metric.series:  # the same last value, or not: the series differ besides
+            note.append("" if last_changed else "last same; ", style="dim")
+            note.append(", ".join(_series_note(*change) for change in metric.series))
         nonfinite = same_nonfinite(metric.old, metric.new)
         if metric.better in ("old", "new"):
             note.append(f"  {'A' if metric.better == 'old' else 'B'} better", style="bold")

@@ -30,6 +30,9 @@ class MetricSummary:
     last: float | None
     best: float | None = None
     direction: Direction | None = None
+    last_step: int | None = None
+    best_step: int | None = None
+    n: int | None = None
 
 
 @dataclass
@@ -67,6 +70,19 @@ class MetricDelta:
     """A side's file repeats a key this metric is read from, and the delta depends on which
     of its values counts: ``old``/``new`` are the last values (what was shown), ``delta``,
     ``percent`` and ``better`` are None."""
+    series: tuple[tuple[str, float | int, float | int], ...] = ()
+    """What else of the two series' summaries differs, as (field, old, new): ``best``,
+    ``best_step``, ``last_step``, ``n``.  Two runs ending on the same value may still have
+    logged different series (another best, more steps): the metric changed all the same."""
+
+    @property
+    def changed(self) -> bool:
+        """The metric differs between the runs: its last value, a side without it, or
+        another part of its series (an ambiguous metric is neither changed nor same)."""
+        if self.ambiguous:
+            return False
+        last_differs = self.delta is not None and self.delta != 0
+        return last_differs or (self.old is None) != (self.new is None) or bool(self.series)
 
 
 @dataclass(frozen=True)
@@ -163,7 +179,33 @@ def _summary(value: MetricSummary | Mapping[str, Any] | None) -> MetricSummary |
         _float(value.get("last")),
         _float(value.get("best")),
         direction if direction in ("min", "max") else None,
+        _int(value.get("last_step")),
+        _int(value.get("best_step")),
+        _int(value.get("n")),
     )
+
+
+def _int(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _series_changes(
+    a: MetricSummary | None, b: MetricSummary | None
+) -> tuple[tuple[str, float | int, float | int], ...]:
+    """The summary fields besides ``last`` that both sides hold and that differ (a best
+    NaN on both sides, or the same infinity, is no difference)."""
+    if a is None or b is None:
+        return ()
+    found: list[tuple[str, float | int, float | int]] = []
+    best_a, best_b = a.best, b.best
+    # NaN != NaN, yet two NaN bests are no difference
+    if best_a is not None and best_b is not None and best_a != best_b:
+        found += [] if same_nonfinite(best_a, best_b) else [("best", best_a, best_b)]
+    for name in ("best_step", "last_step", "n"):
+        old, new = getattr(a, name), getattr(b, name)
+        if old is not None and new is not None and old != new:
+            found.append((name, old, new))
+    return tuple(found)
 
 
 def _float(value: object) -> float | None:
@@ -194,7 +236,10 @@ def diff_metrics(
             result.append(MetricDelta(name, last_a, last_b, None, None, direction, None, True))
             continue
         delta, percent, better = _compare(last_a, last_b, direction)
-        result.append(MetricDelta(name, last_a, last_b, delta, percent, direction, better))
+        series = _series_changes(a, b)
+        result.append(
+            MetricDelta(name, last_a, last_b, delta, percent, direction, better, False, series)
+        )
     return result
 
 
@@ -310,7 +355,8 @@ def diff_runs(a: RunSide, b: RunSide) -> RunDiff:
         and not env
         and not unknown
         and all(
-            m.delta == 0 or (m.old is None and m.new is None) or same_nonfinite(m.old, m.new)
+            not m.series
+            and (m.delta == 0 or (m.old is None and m.new is None) or same_nonfinite(m.old, m.new))
             for m in metrics
         )
         and not any(m.ambiguous for m in metrics)
