@@ -110,7 +110,7 @@ def test_an_operation_of_a_type_not_known_makes_the_run_partial(tmp_path: Path) 
     """A newer client's operation may set a param or log a metric: never passed over as if
     it held nothing.  The types known to hold neither (files, text series) change nothing."""
     root = tmp_path / "root"
-    known = [
+    known: list[object] = [
         op({"type": "AssignFloat", "path": ["parameters", "lr"], "value": 0.1}),
         log(["loss"], 1.0, 0),
         op({"type": "UploadFile", "path": ["model"], "file_path": "m.pt", "ext": "pt"}),
