@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from store import paths
-from store.safefile import NotRegularFileError, open_regular
 from store.safetext import visible
 
 META_KEY = "integrity"
@@ -186,19 +185,6 @@ class _Deadline:
         return self._at is not None and time.monotonic() >= self._at
 
 
-def _has_model_magic(path: bytes) -> bool:
-    """Whether the first bytes of a regular file say model, whatever its name: a pickle of
-    any protocol, an archive, a compressed stream (never follows a link).  Raises
-    ``OSError`` when the file cannot be read: then nobody knows."""
-    fd, _ = open_regular(path)
-    try:
-        head = os.pread(fd, SNIFF_BYTES, 0)
-        size = os.fstat(fd).st_size
-    finally:
-        os.close(fd)
-    return model_by_content(head, size)
-
-
 SNIFF_BYTES = 1024
 """Bytes read from a file with no model name to tell whether it is one by content."""
 
@@ -213,80 +199,162 @@ def model_by_content(head: bytes, size: int | None = None) -> bool:
     return looks_like_model(head[:SNIFF_BYTES], size)
 
 
+_FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+_THROUGH_LINK_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+REPLACED = "replaced while scanned, not read"
+"""Why something the walk listed was not read: by the time it was opened, what stood at its
+name was another file or folder, or a link (a writer racing the walk).  What the listing
+named went unread, so it is unknown, never skipped and never left out."""
+
+
+class _Replaced(Exception):
+    """What is at a name now is not what its listing saw."""
+
+
+def _first(pair: tuple[bytes, os.DirEntry[str]]) -> bytes:
+    return pair[0]
+
+
+def _same(a: os.stat_result, b: os.stat_result) -> bool:
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+
+
+def _open_as_seen(
+    name: bytes, dir_fd: int | None, seen: os.stat_result, *, through_link: bool = False
+) -> tuple[int, os.stat_result]:
+    """A read-only descriptor on the regular file ``name`` (relative to the folder open at
+    ``dir_fd``, or a path) and its ``fstat``, when it is the very file ``seen`` describes
+    (the listing's ``lstat``; the ``stat`` through the link when ``through_link``, else a
+    final link is not followed).  The caller closes it.  Raises ``_Replaced`` when it is
+    something else, ``OSError`` when it cannot be opened."""
+    try:
+        fd = os.open(name, _THROUGH_LINK_FLAGS if through_link else _FILE_FLAGS, dir_fd=dir_fd)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP and not through_link:
+            raise _Replaced from None  # a link now
+        raise
+    try:
+        st = os.fstat(fd)
+    except OSError:
+        os.close(fd)
+        raise
+    if not stat.S_ISREG(st.st_mode) or not _same(st, seen):
+        os.close(fd)
+        raise _Replaced
+    return fd, st
+
+
 def _check_file(
-    path: bytes,
-    size: int,
+    name: bytes,
+    dir_fd: int | None,
+    seen: os.stat_result,
     *,
+    shown: bytes,
     named: bool,
     deadline: _Deadline,
-    shown_as: bytes | None = None,
     note: str = "",
+    through_link: bool = False,
+    read_as: bytes | None = None,
 ) -> FileCheck | None:
-    from store.inspect import inspect_file, is_model_candidate
+    """The verdict on the file ``name`` (see ``_open_as_seen``), reported as ``shown``;
+    every byte of it is read through the one descriptor checked against ``seen``, so the
+    verdict is about the file the listing named or there is none.  ``read_as``, the name
+    the inspector goes by (a link's target), defaults to ``shown``."""
+    from store.inspect import inspect_fd, is_model_candidate
 
-    shown = paths.display(shown_as or path)
-    by_name = named or is_model_candidate(os.fsdecode(paths.name_of(shown_as or path)))
+    label = paths.display(shown)
+    notes = (note,) if note else ()
+    by_name = named or is_model_candidate(os.fsdecode(paths.name_of(shown)))
     try:
-        if not by_name and not _has_model_magic(path):
-            return None
-    except NotRegularFileError:
-        return None  # replaced by a FIFO or a link since the walk saw it
+        fd, st = _open_as_seen(name, dir_fd, seen, through_link=through_link)
+    except _Replaced:
+        return FileCheck(label, "-", "unknown", (*notes, REPLACED), size=seen.st_size)
     except OSError as exc:  # unreadable: it may hold a model that nobody vetted
         why = f"cannot open: {exc.strerror or exc}"
-        return FileCheck(shown, "-", "unknown", ((note,) if note else ()) + (why,), size=size)
-    if deadline.passed():
-        why = f"not inspected: the scan's time budget ({deadline.seconds:g} s) ran out"
-        return FileCheck(shown, "-", "unknown", ((note,) if note else ()) + (why,), size=size)
-    found = inspect_file(os.fsdecode(path))
+        gone = by_name and isinstance(exc, (FileNotFoundError, NotADirectoryError))
+        return FileCheck(label, "unknown" if gone else "-", "n/a" if gone else "unknown",
+                         (*notes, why), size=seen.st_size)  # fmt: skip
+    try:
+        if not by_name:
+            try:
+                head = os.pread(fd, SNIFF_BYTES, 0)
+            except OSError as exc:
+                why = f"cannot read: {exc.strerror or exc}"
+                return FileCheck(label, "-", "unknown", (*notes, why), size=seen.st_size)
+            if not model_by_content(head, st.st_size):
+                return None
+        if deadline.passed():
+            why = f"not inspected: the scan's time budget ({deadline.seconds:g} s) ran out"
+            return FileCheck(label, "-", "unknown", (*notes, why), size=seen.st_size)
+        handed, fd = fd, -1
+        found = inspect_fd(handed, st, os.fsdecode(read_as or shown))
+    finally:
+        if fd >= 0:
+            os.close(fd)
     return FileCheck(
-        shown,
+        label,
         found.format,
         found.verdict,
-        ((note,) if note else ()) + tuple(visible(r) for r in found.reasons),
+        notes + tuple(visible(r) for r in found.reasons),
         visible(found.integrity) if found.integrity else None,
         tuple(visible(i) for i in found.imports),
-        size,
+        seen.st_size,
     )
 
 
 def _check_link(
-    link: bytes, *, named: bool, deadline: _Deadline, within: tuple[bytes, ...] = ()
+    name: bytes,
+    dir_fd: int | None,
+    *,
+    shown: bytes,
+    named: bool,
+    deadline: _Deadline,
+    within: tuple[bytes, ...] = (),
 ) -> FileCheck | None:
     """A symlinked file is read through its target (read-only), reported under the link's
-    name with where it points; links to folders, FIFOs or nothing are not read.  A link to
-    a folder is always listed: skipped when the folder is inside ``within`` (the walked
-    targets, so read anyway), else unknown, as what it holds went unread."""
+    name (``shown``) with where it points; links to folders, FIFOs or nothing are not read.
+    A link to a folder is always listed: skipped when the folder is inside ``within`` (the
+    walked targets, so read anyway), else unknown, as what it holds went unread.  The link
+    is ``name`` in the folder open at ``dir_fd`` (or a path), the one its listing saw."""
     from store.inspect import is_model_candidate
 
-    named = named or is_model_candidate(os.fsdecode(paths.name_of(link)))
+    named = named or is_model_candidate(os.fsdecode(paths.name_of(shown)))
     try:
-        where = paths.display(os.readlink(link))
+        where = paths.display(os.readlink(name, dir_fd=dir_fd))
     except OSError:
         where = "?"
     try:
-        st = os.stat(link)
-        target = os.path.realpath(link)
+        st = os.stat(name, dir_fd=dir_fd)
+        target = os.path.realpath(shown)
     except (OSError, ValueError) as exc:
         why = getattr(exc, "strerror", None) or "cannot resolve"
         if isinstance(exc, OSError) and not _nothing_there(exc):
-            return _unreadable(link, f"symlink to {where}: {why}, not read")
-        return _skipped(link, f"symlink to {where}: {why}, not read") if named else None
+            return _unreadable(shown, f"symlink to {where}: {why}, not read")
+        return _skipped(shown, f"symlink to {where}: {why}, not read") if named else None
+    try:
+        # the name the target is judged (and read) under is where the link leads
+        resolved = _same(os.stat(target), st)
+    except OSError:
+        resolved = False
+    if not resolved:
+        return _unreadable(shown, f"symlink to {where}: {REPLACED}")
     if stat.S_ISDIR(st.st_mode):
         real = os.fsencode(target)
         if any(paths.under(real, top) for top in within):
-            return _skipped(link, f"symlink to {where}: a folder scanned where it is")
+            return _skipped(shown, f"symlink to {where}: a folder scanned where it is")
         return _unreadable(
-            link, f"symlink to {where}: a folder outside what is scanned, not followed"
+            shown, f"symlink to {where}: a folder outside what is scanned, not followed"
         )
     if not stat.S_ISREG(st.st_mode):
         return (
-            _skipped(link, f"symlink to {where}: {_special(st.st_mode)}, not read")
+            _skipped(shown, f"symlink to {where}: {_special(st.st_mode)}, not read")
             if named
             else None
         )
     note = f"symlink to {where}: read through it"
-    return _check_file(target.encode() if isinstance(target, str) else target, st.st_size,
-                       named=named, deadline=deadline, shown_as=link, note=note)  # fmt: skip
+    return _check_file(name, dir_fd, st, shown=shown, named=named, deadline=deadline,
+                       note=note, through_link=True, read_as=os.fsencode(target))  # fmt: skip
 
 
 def _skipped(path: bytes, why: str) -> FileCheck:
@@ -329,6 +397,12 @@ def check_paths(
     targets are yielded as "skipped", with why; what could not be read (a folder, a file, a
     link's target, a linked folder outside the targets) may hold a model: "unknown".
     Model files reached after ``max_seconds`` are yielded "unknown", not inspected.
+
+    Each folder is listed through a descriptor (below a target, opened without following a
+    link and checked to be the folder its parent's listing saw), and what it holds is
+    opened relative to it and checked against its listing: a folder or file swapped by a
+    writer racing the walk (or a folder above it, for a link out) is "unknown"
+    (``REPLACED``), never judged by what now stands at its name.
     """
     deadline = _Deadline(max_seconds)
     seen: set[tuple[int, int]] = set()
@@ -345,7 +419,7 @@ def check_paths(
             yield from _walk_checks(start, seen, deadline, within)
             continue
         if stat.S_ISLNK(st.st_mode):
-            linked = _check_link(start, named=True, deadline=deadline)
+            linked = _check_link(start, None, shown=start, named=True, deadline=deadline)
             if linked is not None:
                 yield linked
             continue
@@ -353,48 +427,76 @@ def check_paths(
             if stat.S_ISREG(st.st_mode):
                 if (st.st_dev, st.st_ino) not in seen:
                     seen.add((st.st_dev, st.st_ino))
-                    found = _check_file(start, st.st_size, named=True, deadline=deadline)
+                    found = _check_file(start, None, st, shown=start, named=True, deadline=deadline)
                     if found is not None:
                         yield found
             else:
                 yield _skipped(start, f"{_special(st.st_mode)}: not a regular file, not read")
             continue
-        yield from _walk_checks(start, seen, deadline, within)
+        yield from _walk_checks(start, seen, deadline, within, expect=st)
 
 
 def _walk_checks(
-    top: bytes, seen: set[tuple[int, int]], deadline: _Deadline, within: tuple[bytes, ...]
+    top: bytes,
+    seen: set[tuple[int, int]],
+    deadline: _Deadline,
+    within: tuple[bytes, ...],
+    *,
+    expect: os.stat_result | None = None,
 ) -> Iterator[FileCheck]:
-    pending = [top]
+    """Checks of what is at or below the folder ``top``, in name order.  ``top`` itself is
+    opened through a link (a target named through one is walked), checked against
+    ``expect`` when given; below it no link is followed.  One folder descriptor is open at
+    a time, and it is closed when the caller stops early."""
+    pending: list[tuple[bytes, os.stat_result | None]] = [(top, expect)]
     while pending:
-        folder = pending.pop()
+        folder, listed = pending.pop()
         try:
-            with os.scandir(folder) as listing:
-                entries = sorted(listing, key=lambda e: e.name)
+            # below the top, a folder swapped for a link is refused here (ELOOP/ENOTDIR)
+            fd = os.open(folder, _DIR_FLAGS | (os.O_NOFOLLOW if folder != top else 0))
         except OSError as exc:  # it may hold model files: unknown, not skipped
-            yield _not_read(folder, f"unreadable folder: {exc.strerror or exc}", exc)
+            if folder != top and exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                yield _unreadable(folder, f"unreadable folder: {REPLACED}")
+            else:
+                yield _not_read(folder, f"unreadable folder: {exc.strerror or exc}", exc)
             continue
-        subfolders: list[bytes] = []
-        for entry in entries:
-            child = os.fsencode(entry.path)
+        try:
             try:
-                st = entry.stat(follow_symlinks=False)
-            except OSError as exc:  # gone, or no permission: said, never silently left out
-                yield _not_read(child, f"cannot stat: {exc.strerror or exc}", exc)
-                continue
-            if stat.S_ISDIR(st.st_mode):
-                subfolders.append(child)
-            elif stat.S_ISREG(st.st_mode):
-                if (st.st_dev, st.st_ino) in seen:
+                if listed is not None and not _same(os.fstat(fd), listed):
+                    # it, or a folder above it, was swapped since its parent's listing
+                    yield _unreadable(folder, f"unreadable folder: {REPLACED}")
                     continue
-                seen.add((st.st_dev, st.st_ino))
-                found = _check_file(child, st.st_size, named=False, deadline=deadline)
-                if found is not None:
-                    yield found
-            elif stat.S_ISLNK(st.st_mode):
-                linked = _check_link(child, named=False, deadline=deadline, within=within)
-                if linked is not None:
-                    yield linked
-            else:  # listed, so the counts add up; never opened (a FIFO would block)
-                yield _skipped(child, f"{_special(st.st_mode)}: not a regular file, not read")
+                with os.scandir(fd) as listing:
+                    # listed through a descriptor, names come as str: back to the bytes
+                    entries = sorted(((os.fsencode(e.name), e) for e in listing), key=_first)
+            except OSError as exc:
+                yield _not_read(folder, f"unreadable folder: {exc.strerror or exc}", exc)
+                continue
+            subfolders: list[tuple[bytes, os.stat_result]] = []
+            for name, entry in entries:
+                child = os.path.join(folder, name)
+                try:
+                    st = entry.stat(follow_symlinks=False)
+                except OSError as exc:  # gone, or no permission: said, never left out
+                    yield _not_read(child, f"cannot stat: {exc.strerror or exc}", exc)
+                    continue
+                if stat.S_ISDIR(st.st_mode):
+                    subfolders.append((child, st))
+                elif stat.S_ISREG(st.st_mode):
+                    if (st.st_dev, st.st_ino) in seen:
+                        continue
+                    seen.add((st.st_dev, st.st_ino))
+                    found = _check_file(name, fd, st, shown=child, named=False, deadline=deadline)
+                    if found is not None:
+                        yield found
+                elif stat.S_ISLNK(st.st_mode):
+                    linked = _check_link(
+                        name, fd, shown=child, named=False, deadline=deadline, within=within
+                    )
+                    if linked is not None:
+                        yield linked
+                else:  # listed, so the counts add up; never opened (a FIFO would block)
+                    yield _skipped(child, f"{_special(st.st_mode)}: not a regular file, not read")
+        finally:
+            os.close(fd)
         pending.extend(reversed(subfolders))

@@ -39,6 +39,7 @@ from store.inspect.pickle_ops import OPCODE_BYTES
 from store.inspect.pickle_scan import SCAN_LIMIT, PickleScan, scan_bytes, scan_stream
 from store.inspect.pickle_scan import Global as _Global
 from store.root import NotAFile, NotFound, Reader, Root, RootError
+from store.root.local import LocalReader
 
 __all__ = [
     "FORMATS",
@@ -144,6 +145,13 @@ def inspect_file(path: str | os.PathLike[str]) -> Inspection:
     except InspectError as exc:  # there but unreadable: whatever it holds went unread
         return Inspection("unknown", "unknown", (str(exc),))
     return _inspect(handle, name)
+
+
+def inspect_fd(fd: int, st: os.stat_result, name: str) -> Inspection:
+    """Inspect the regular file open at ``fd`` (``st``, its ``fstat``, pins what is read:
+    a file changed under the reading is not vetted), dispatching on ``name``; never raises
+    for bad or hostile input.  Takes the descriptor over and closes it."""
+    return _inspect(BoundedFile(LocalReader(fd, st, name), name), name)
 
 
 def inspect_at(root: Root, rel: str) -> Inspection:
