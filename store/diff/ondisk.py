@@ -11,8 +11,10 @@ the index: the caller hands over its rows.
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
+import sys
 import time
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
@@ -28,6 +30,12 @@ REHASH_SECONDS = 5.0
 """Time the hashing again may take in one diff; past it, the rest compare by size only."""
 
 Drift = Literal["modified", "new", "vanished", "unreadable"]
+
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+"""The root itself may be a link (``~/outputs -> /data/outputs``); nothing below it is."""
+_BELOW_FLAGS = _DIR_FLAGS | os.O_NOFOLLOW
+_FS_ENCODING, _FS_ERRORS = sys.getfilesystemencoding(), sys.getfilesystemencodeerrors()
+_REPLACED = "replaced while listed (a link or another folder now)"
 
 
 class Indexed(NamedTuple):
@@ -108,6 +116,7 @@ def disk_state(
     """
     budget = budget if budget is not None else Rehash()
     listed: dict[bytes, os.stat_result] = {}
+    links: dict[bytes, _Link] = {}
     walked: set[bytes] = set()
     incomplete: list[str] = []
     for folder in folders:
@@ -117,6 +126,7 @@ def disk_state(
             root,
             folder,
             listed,
+            links,
             walked,
             incomplete,
             skip_folders,
@@ -136,7 +146,7 @@ def disk_state(
             continue
         if st is None:  # outside the folders listed: looked up on its own
             try:
-                st = _lstat_inside(root, row.key)
+                st = _lstat_inside(root, row.key, links)
             except (FileNotFoundError, NotADirectoryError):
                 moved.append(Moved(row.key, "vanished", row.size, None, None))
                 continue
@@ -157,7 +167,7 @@ def disk_state(
             digest = f"symlink:{row.target or ''}" if row.ftype == "symlink" else row.digest
             files[row.key] = (row.size, digest)
             continue
-        digest, why = _version(root, row.key, st, budget)
+        digest, why = _version(root, row.key, st, budget, links)
         files[row.key] = (st.st_size, digest)
         moved.append(Moved(row.key, "modified", row.size, st.st_size, why))
     fresh = sorted(listed)
@@ -166,7 +176,7 @@ def disk_state(
         if key in owned:
             continue
         st = listed[key]
-        digest, why = _version(root, key, st, budget)
+        digest, why = _version(root, key, st, budget, links)
         files[key] = (st.st_size, digest)
         moved.append(Moved(key, "new", None, st.st_size, why))
     return DiskState(files, moved, incomplete)
@@ -185,20 +195,53 @@ def _inside(key: bytes) -> bool:
     )
 
 
-def _lstat_inside(root: bytes, key: bytes) -> os.stat_result:
+_Link = tuple[str | None, str | None]
+"""A symlink's ``symlink:<target>`` version, or None and why its target could not be read:
+read in the folder its ``lstat`` was made in, as that ``lstat`` was."""
+
+
+def _read_link(name: bytes, dir_fd: int) -> _Link:
+    try:
+        return f"symlink:{paths.display(os.readlink(name, dir_fd=dir_fd))}", None
+    except OSError as exc:
+        return None, exc.strerror or type(exc).__name__
+
+
+def _open_folder(root: bytes, key: bytes) -> int:
+    """A descriptor on the folder ``key`` (a key ``_inside`` accepts), opened from the root
+    down one name at a time without following a link (the root's own excepted): a folder
+    on the way swapped for a link cannot lead out.  Raises ``OSError`` (ELOOP or ENOTDIR
+    for a link or a file on the way); the caller closes it."""
+    fd = os.open(root, _DIR_FLAGS)
+    for part in key.split(b"/") if key else ():
+        try:
+            inner = os.open(part, _BELOW_FLAGS, dir_fd=fd)
+        finally:
+            os.close(fd)
+        fd = inner
+    return fd
+
+
+def _lstat_inside(root: bytes, key: bytes, links: dict[bytes, _Link]) -> os.stat_result:
     """``lstat`` of a file the listing did not reach, when no folder on its way is a
-    symlink (the scan never follows one: a file seen through one is not there)."""
-    if not key or not _inside(key) or not _no_link_above(root, key):
+    symlink (the scan never follows one: a file seen through one is not there); made in
+    its folder opened from the root down, so a folder swapped since cannot lead out."""
+    if not key or not _inside(key):
         raise FileNotFoundError(key)
-    return os.lstat(_abs(root, key))
-
-
-def _no_link_above(root: bytes, key: bytes) -> bool:
-    """No folder between the root and ``key`` is a symlink (or missing)."""
-    parent = paths.parent_key(key)
-    return not parent or os.path.realpath(_abs(root, parent)) == (
-        os.path.realpath(root) + b"/" + parent
-    )
+    try:
+        fd = _open_folder(root, paths.parent_key(key))
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+            raise FileNotFoundError(key) from None
+        raise
+    try:
+        name = paths.name_of(key)
+        st = os.lstat(name, dir_fd=fd)
+        if stat.S_ISLNK(st.st_mode):
+            links[key] = _read_link(name, fd)
+        return st
+    finally:
+        os.close(fd)
 
 
 def _is_file(st: os.stat_result) -> bool:
@@ -210,6 +253,7 @@ def _list(
     root: bytes,
     folder: bytes,
     listed: dict[bytes, os.stat_result],
+    links: dict[bytes, _Link],
     walked: set[bytes],
     incomplete: list[str],
     skip_folders: Collection[bytes],
@@ -217,14 +261,15 @@ def _list(
     skip_dir_names: Collection[bytes],
     limit: int,
 ) -> bool:
-    """Every file below ``folder`` into ``listed``, as the scan walks: no symlink followed
-    (but the root's own), no folder entered twice; each folder listed whole goes into
-    ``walked``.  False when it stopped at ``limit``."""
-    start = _abs(root, folder)
+    """Every file below ``folder`` into ``listed`` (and each link's target into
+    ``links``), as the scan walks: no symlink followed (but the root's own), no folder
+    entered twice; each folder listed whole goes into ``walked``.  Each folder is listed
+    through a descriptor opened without following a link and checked to be the folder its
+    parent's listing saw (one open at a time), and its entries are looked at relative to
+    it: a folder swapped for a link (or one above it) mid-walk is not listed through it.
+    False when it stopped at ``limit``."""
     try:
-        if folder and not _no_link_above(root, folder):
-            raise FileNotFoundError(start)
-        st = os.stat(start) if not folder else os.lstat(start)
+        st = _lstat_inside(root, folder, links) if folder else os.stat(root)
     except OSError:
         return True  # the run's folder is gone: its indexed files come back vanished
     if _is_file(st):
@@ -233,51 +278,69 @@ def _list(
     if not stat.S_ISDIR(st.st_mode):
         return True
     seen = {(st.st_dev, st.st_ino)}
-    stack = [folder]
+    stack = [(folder, (st.st_dev, st.st_ino))]
     while stack:
-        rel = stack.pop()
+        rel, ident = stack.pop()
         prefix = rel + b"/" if rel else b""
+        shown = paths.display(rel) or "."
         try:
-            with os.scandir(_abs(root, rel)) as scanner:
-                entries = list(scanner)
+            fd = os.open(_abs(root, rel), _BELOW_FLAGS if rel else _DIR_FLAGS)
         except FileNotFoundError:
             continue
         except OSError as exc:
-            shown = paths.display(rel) or "."
-            incomplete.append(f"{shown}: {exc.strerror or type(exc).__name__}")
+            swapped = exc.errno in (errno.ELOOP, errno.ENOTDIR)
+            why = _REPLACED if swapped else exc.strerror or type(exc).__name__
+            incomplete.append(f"{shown}: {why}")
             continue
-        walked.add(rel)
-        for entry in entries:
-            if entry.path in skip_paths:
+        try:
+            here = os.fstat(fd)
+            if (here.st_dev, here.st_ino) != ident:
+                # it, or a folder above it, was swapped since its parent's listing
+                incomplete.append(f"{shown}: {_REPLACED}")
                 continue
             try:
-                est = entry.stat(follow_symlinks=False)
-            except OSError:
-                continue  # gone since listed: the same as not there
-            child = prefix + entry.name
-            if stat.S_ISDIR(est.st_mode):
-                ident = (est.st_dev, est.st_ino)
-                if entry.name in skip_dir_names or child in skip_folders or ident in seen:
+                with os.scandir(fd) as scanner:
+                    entries = list(scanner)
+            except OSError as exc:
+                incomplete.append(f"{shown}: {exc.strerror or type(exc).__name__}")
+                continue
+            walked.add(rel)
+            for entry in entries:
+                # listed through a descriptor, names come as str: as a path would give them
+                name = entry.name.encode(_FS_ENCODING, _FS_ERRORS)
+                child = prefix + name
+                if skip_paths and _abs(root, child) in skip_paths:
                     continue
-                seen.add(ident)
-                stack.append(child)
-            elif _is_file(est):
-                listed[child] = est
+                try:
+                    est = entry.stat(follow_symlinks=False)
+                except OSError:
+                    continue  # gone since listed: the same as not there
+                if stat.S_ISDIR(est.st_mode):
+                    dident = (est.st_dev, est.st_ino)
+                    if name in skip_dir_names or child in skip_folders or dident in seen:
+                        continue
+                    seen.add(dident)
+                    stack.append((child, dident))
+                elif _is_file(est):
+                    listed[child] = est
+                    if stat.S_ISLNK(est.st_mode):
+                        links[child] = _read_link(name, fd)
+        finally:
+            os.close(fd)
         if len(listed) > limit:
             return False
     return True
 
 
 def _version(
-    root: bytes, key: bytes, st: os.stat_result, budget: Rehash
+    root: bytes, key: bytes, st: os.stat_result, budget: Rehash, links: dict[bytes, _Link]
 ) -> tuple[str | None, str | None]:
-    """The disk version's hash (``symlink:<target>`` for a link), or None and why not."""
+    """The disk version's hash (``symlink:<target>`` for a link, as read in the folder it
+    was listed in), or None and why not.  A file is hashed only when it is still the
+    version ``st`` (its listing) saw, whatever path leads to it now."""
     path = _abs(root, key)
     if stat.S_ISLNK(st.st_mode):
-        try:
-            return f"symlink:{paths.display(os.readlink(path))}", None
-        except OSError as exc:
-            return None, exc.strerror or type(exc).__name__
+        return links.get(key, (None, "target not read"))
     from store.hashing import Identity, hash_file
 
     if budget.max_file_bytes is not None and st.st_size > budget.max_file_bytes:
