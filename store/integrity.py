@@ -58,18 +58,29 @@ def run_problems(root: Path | str | bytes, run_path: str | bytes) -> list[str]:
     ``run_path`` is root-relative ('' for the root).  Runs that are not a real folder (an
     archive, a SQLite-backed MLflow run) have none; a symlinked run folder is not followed.
     """
+    from store import fsops
     from store.inspect.refs import dangling_refs
 
     base = os.fsencode(root) if not isinstance(root, bytes) else root
     rel = paths.key(run_path)
     folder = base + b"/" + rel if rel else base
     try:
-        if not stat.S_ISDIR(os.lstat(folder).st_mode):
-            return []
-    except OSError:
+        # from the root down, a name at a time: a folder on the way that is a link (or was
+        # swapped for one) is not followed
+        top = os.open(base, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            fd = fsops.open_dir(top, fsops.parts_of(os.fsdecode(rel)) if rel else [])
+        finally:
+            os.close(top)
+        try:
+            st = os.fstat(fd)
+        finally:
+            os.close(fd)
+    except (OSError, fsops.UnsafePath):
         return []
     try:
-        return dangling_refs(Path(os.fsdecode(folder)))[:MAX_PROBLEMS]
+        found = dangling_refs(Path(os.fsdecode(folder)), expect=(st.st_dev, st.st_ino))
+        return found[:MAX_PROBLEMS]
     except Exception as exc:  # a bug in a reader must not stop the index
         return [f"integrity check failed: {type(exc).__name__}"]
 

@@ -12,45 +12,82 @@ import errno
 import json
 import os
 import stat
+from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 
 from store.paths import display
-from store.safefile import read_capped
+from store.safefile import read_fd
 
 MAX_ENTRIES = 200_000
 MAX_STATE_BYTES = 16 * 1024 * 1024
+_TOP_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+_DIR_FLAGS = _TOP_FLAGS | os.O_NOFOLLOW
+_FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 
 
-def _walk(run_dir: Path) -> list[tuple[str, os.stat_result]]:
-    """(relative path, lstat) of every entry under ``run_dir``, not following symlinks."""
-    found: list[tuple[str, os.stat_result]] = []
-    pending = [""]
-    while pending and len(found) < MAX_ENTRIES:
-        rel = pending.pop()
+def _walk(
+    run_dir: Path, expect: tuple[int, int] | None = None
+) -> Iterator[tuple[str, str, os.stat_result, int]]:
+    """(relative path, name, lstat, descriptor of its folder) of every entry under
+    ``run_dir``, not following symlinks; the descriptor is open until the next item.
+
+    Each folder is listed through a descriptor opened without following a link (``run_dir``
+    itself excepted) and checked to be the folder its parent's listing saw (``run_dir``:
+    ``expect``, when given), and its entries are to be looked at relative to it: a folder
+    swapped for a link (or one above it) mid-walk is not listed, never listed through it.
+    """
+    count = 0
+    pending: list[tuple[str, tuple[int, int] | None]] = [("", expect)]
+    while pending and count < MAX_ENTRIES:
+        rel, ident = pending.pop()
         try:
-            with os.scandir(run_dir / rel if rel else run_dir) as entries:
-                for entry in entries:
-                    child = f"{rel}/{entry.name}" if rel else entry.name
-                    try:
-                        st = entry.stat(follow_symlinks=False)
-                    except OSError:
-                        continue
-                    found.append((child, st))
-                    if stat.S_ISDIR(st.st_mode):
-                        pending.append(child)
+            fd = os.open(run_dir / rel if rel else run_dir, _DIR_FLAGS if rel else _TOP_FLAGS)
         except OSError:
             continue
-    return found
+        try:
+            here = os.fstat(fd)
+            if ident is not None and (here.st_dev, here.st_ino) != ident:
+                continue  # swapped since its parent's listing: not what was listed
+            with os.scandir(fd) as entries:
+                listed = list(entries)
+            for entry in listed:
+                child = f"{rel}/{entry.name}" if rel else entry.name
+                try:
+                    st = entry.stat(follow_symlinks=False)
+                except OSError:
+                    continue
+                count += 1
+                yield child, entry.name, st, fd
+                if stat.S_ISDIR(st.st_mode):
+                    pending.append((child, (st.st_dev, st.st_ino)))
+        except OSError:
+            continue
+        finally:
+            os.close(fd)
 
 
-def _read_state(path: Path) -> object:
+def _read_state(name: str, dir_fd: int, listed: os.stat_result) -> object:
+    """The JSON of the file ``name`` in the folder open at ``dir_fd``, when it is still the
+    file its listing saw (``listed``); None when it is not, or is not JSON."""
     try:
-        data, cut = read_capped(path, MAX_STATE_BYTES)
+        fd = os.open(name, _FILE_FLAGS, dir_fd=dir_fd)
+    except OSError:
+        return None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or (st.st_dev, st.st_ino) != (
+            listed.st_dev,
+            listed.st_ino,
+        ):
+            return None
+        data, cut = read_fd(fd, MAX_STATE_BYTES)
         if cut:
             return None
         return json.loads(data.decode("utf-8", "replace"))
     except (OSError, ValueError, RecursionError):
         return None
+    finally:
+        os.close(fd)
 
 
 def _checkpoint_exists(run_dir: Path, state_dir: Path, target: str) -> bool:
@@ -71,14 +108,15 @@ def _checkpoint_exists(run_dir: Path, state_dir: Path, target: str) -> bool:
     return any(os.path.lexists(c) for c in candidates if name)
 
 
-def link_problem(path: Path) -> str | None:
+def link_problem(path: Path | str, *, dir_fd: int | None = None) -> str | None:
     """How a symlink fails to lead to something: its target gone (``DANGLING``), a loop
     (``LOOP``: ELOOP, which ``os.path.exists`` took for gone), or not looked at (the
-    reason: it may be there); None when it leads to something."""
+    reason: it may be there); None when it leads to something.  ``path`` is relative to
+    the folder open at ``dir_fd`` when given."""
     from store.integrity import DANGLING, LOOP, UNREACHABLE
 
     try:
-        os.stat(path)
+        os.stat(path, dir_fd=dir_fd)
     except OSError as exc:
         if exc.errno in (errno.ENOENT, errno.ENOTDIR, errno.ENAMETOOLONG):
             return DANGLING  # nothing there, or nothing that could be
@@ -91,29 +129,32 @@ def link_problem(path: Path) -> str | None:
     return None
 
 
-def dangling_refs(run_dir: Path) -> list[str]:
-    """Messages naming each reference under ``run_dir`` whose target no longer exists."""
+def dangling_refs(run_dir: Path | str, *, expect: tuple[int, int] | None = None) -> list[str]:
+    """Messages naming each reference under ``run_dir`` whose target no longer exists.
+
+    ``expect``, the (device, inode) the caller found the run folder to be, is checked
+    against the folder listed; each link and ``trainer_state.json`` is read in the folder
+    its listing was made in (see ``_walk``), never through a folder swapped since."""
     run_dir = Path(run_dir)
-    problems: list[str] = []
-    for rel, st in sorted(_walk(run_dir)):
-        path = run_dir / rel
+    found: list[tuple[str, str]] = []
+    for rel, name, st, dir_fd in _walk(run_dir, expect):
         if stat.S_ISLNK(st.st_mode):
             try:
-                target = os.readlink(path)
+                target = os.readlink(name, dir_fd=dir_fd)
             except OSError:
                 continue
-            how = link_problem(path)
+            how = link_problem(name, dir_fd=dir_fd)
             if how is not None:
-                problems.append(f"{display(rel)}: symlink to {display(target)} {how}")
-        elif stat.S_ISREG(st.st_mode) and PurePosixPath(rel).name == "trainer_state.json":
-            state = _read_state(path)
+                found.append((rel, f"{display(rel)}: symlink to {display(target)} {how}"))
+        elif stat.S_ISREG(st.st_mode) and name == "trainer_state.json":
+            state = _read_state(name, dir_fd, st)
             best = state.get("best_model_checkpoint") if isinstance(state, dict) else None
             if (
                 isinstance(best, str)
                 and best
-                and not _checkpoint_exists(run_dir, path.parent, best)
+                and not _checkpoint_exists(run_dir, (run_dir / rel).parent, best)
             ):
-                problems.append(
-                    f"{display(rel)}: best_model_checkpoint {display(best)} no longer exists"
+                found.append(
+                    (rel, f"{display(rel)}: best_model_checkpoint {display(best)} no longer exists")
                 )
-    return problems
+    return [message for _, message in sorted(found)]

@@ -1,0 +1,134 @@
+"""A run's references (``store.inspect.refs``, ``run_problems``) under a writer racing the
+walk: a folder of the run (or one above it) swapped for a link out of the root between its
+parent's listing and its own, or between the listing and the reading of a link or a
+``trainer_state.json``.  The links and states judged are the run's, never another tree's
+read through the swap."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from store.integrity import run_problems
+
+
+def _tree(tmp_path: Path) -> tuple[Path, Path]:
+    """``root/run/sub`` holds a sound ``last.ckpt`` link and ``trainer_state.json``;
+    ``outside`` (and ``outside/sub``) the same names, broken."""
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    sub = root / "run" / "sub"
+    sub.mkdir(parents=True)
+    (sub / "epoch=3.ckpt").write_bytes(b"w")
+    (sub / "last.ckpt").symlink_to("epoch=3.ckpt")
+    (root / "run" / "checkpoint-5").mkdir()
+    (sub / "trainer_state.json").write_text(json.dumps({"best_model_checkpoint": "checkpoint-5"}))
+    for folder in (outside, outside / "sub"):
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "last.ckpt").symlink_to("gone.ckpt")
+        state = {"best_model_checkpoint": "checkpoint-9"}
+        (folder / "trainer_state.json").write_text(json.dumps(state))
+    return root, outside
+
+
+def _swap_for_link(folder: Path, target: Path, parked: Path) -> Callable[[], None]:
+    def swap() -> None:
+        os.rename(folder, parked)
+        os.symlink(target, folder)
+
+    return swap
+
+
+def swap_before_listing(
+    monkeypatch: pytest.MonkeyPatch, folder: Path, swap: Callable[[], None]
+) -> list[bool]:
+    """Run ``swap`` once, just before the walk opens or lists ``folder`` by any spelling of
+    its path (after its parent's listing saw it as a folder)."""
+    done: list[bool] = []
+    target = os.fsencode(folder)
+    real_open, real_scandir = os.open, os.scandir
+
+    def maybe_swap(path: object) -> None:
+        spelled = isinstance(path, (str, bytes, os.PathLike))
+        if not done and spelled and os.fsencode(path) == target:  # type: ignore[arg-type]
+            done.append(True)
+            swap()
+
+    def opening(path: Any, flags: int, *args: Any, **kwargs: Any) -> int:
+        maybe_swap(path)
+        return real_open(path, flags, *args, **kwargs)
+
+    def listing(path: Any = ".") -> Any:
+        maybe_swap(path)
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "open", opening)
+    monkeypatch.setattr(os, "scandir", listing)
+    return done
+
+
+def test_sound_references_have_no_problems(tmp_path: Path) -> None:
+    root, _ = _tree(tmp_path)
+    assert run_problems(root, "run") == []
+    os.unlink(root / "run" / "sub" / "epoch=3.ckpt")
+    assert run_problems(root, "run") == ["sub/last.ckpt: symlink to epoch=3.ckpt points to nothing"]
+    (tmp_path / "link").symlink_to(root)
+    # the root itself may be a link; a run folder that is one is not followed
+    assert len(run_problems(tmp_path / "link", "run")) == 1
+    (root / "linked").symlink_to(root / "run")
+    assert run_problems(root, "linked") == []
+
+
+def test_a_folder_swapped_for_a_link_is_not_listed_through_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root, outside = _tree(tmp_path)
+    swap = _swap_for_link(root / "run" / "sub", outside, tmp_path / "parked")
+    with monkeypatch.context() as patch:
+        swapped = swap_before_listing(patch, root / "run" / "sub", swap)
+        problems = run_problems(root, "run")
+    assert swapped == [True]
+    # the other tree's broken link and state were reported as the run's
+    assert problems == []
+
+
+def test_a_folder_above_swapped_for_a_link_is_not_listed_through_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root, outside = _tree(tmp_path)
+    (root / "run" / "top").mkdir()
+    os.rename(root / "run" / "sub", root / "run" / "top" / "sub")
+    swap = _swap_for_link(root / "run" / "top", outside, tmp_path / "parked")
+    with monkeypatch.context() as patch:
+        swapped = swap_before_listing(patch, root / "run" / "top" / "sub", swap)
+        problems = run_problems(root, "run")
+    assert swapped == [True]
+    assert problems == []
+
+
+def test_links_and_states_are_read_in_the_folder_listed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``run/sub`` listed, then swapped for a link out before its link and state are read:
+    read by path, they were the other tree's (a link to nothing, a best checkpoint gone)."""
+    root, outside = _tree(tmp_path)
+    swap = _swap_for_link(root / "run" / "sub", outside / "sub", tmp_path / "parked")
+    done: list[bool] = []
+    real_readlink = os.readlink
+
+    def readlink(path: Any, *args: Any, **kwargs: Any) -> Any:
+        if not done and os.fsencode(path).split(b"/")[-1] == b"last.ckpt":
+            done.append(True)
+            swap()
+        return real_readlink(path, *args, **kwargs)
+
+    (root / "run" / "sub" / "a").mkdir()  # listed before the link: the swap waits for it
+    with monkeypatch.context() as patch:
+        patch.setattr(os, "readlink", readlink)
+        problems = run_problems(root, "run")
+    assert done == [True]
+    assert not any("gone.ckpt" in p or "checkpoint-9" in p for p in problems)
