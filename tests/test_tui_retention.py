@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from test_retention_support import snapshot
 from textual.pilot import Pilot
-from textual.widgets import DataTable, Static
+from textual.widgets import DataTable, Static, TabbedContent
 
 from store.index.db import open_db
 from store.retention import service
@@ -139,6 +139,56 @@ async def test_pin_flips_to_keep_apply_then_restore(lightning: tuple[Path, Path]
         assert screen.trash == {}
     after = {k: v for k, v in snapshot(root).items() if not k.startswith(TRASH_DIR)}
     assert after == before
+
+
+@sync
+async def test_row_keys_act_only_on_the_tab_that_shows_the_rows(
+    lightning: tuple[Path, Path],
+) -> None:
+    """``u`` and ``U`` from the plan tab, or ``p`` from the trash tab, once acted on rows of
+    the other tab that were not on screen: ``u`` restored the trash's first entry and ``U``
+    the whole trash (``U`` is the explorer's disk usage key), ``p`` pinned the plan's row.
+    Now ``u`` only shows the trash, and ``p`` and ``U`` are disabled in another tab."""
+    root, db_path = lightning
+    (root / ".artlens.toml").write_text(POLICY)
+    app = ArtlensApp(db_path, [root], watch=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen, _ = await open_plan(app, pilot)
+        await pilot.press("a")
+        await pilot.pause()
+        await pilot.press("y")
+        await settle(pilot, rounds=5)
+        tabs = screen.query_one("#ret-tabs", TabbedContent)
+        trash = screen.query_one("#ret-trash", DataTable)
+        assert trash.row_count == 3 and not (root / EPOCH2).exists()
+
+        await pilot.press("1")
+        await settle(pilot)
+        assert tabs.active == "plan-tab"
+        await pilot.press("u")
+        await settle(pilot, rounds=5)
+        assert tabs.active == "trash-tab" and trash.has_focus
+        assert trash.row_count == 3 and len(screen.trash) == 3
+
+        await pilot.press("1")
+        await settle(pilot)
+        await pilot.press("U")
+        await settle(pilot, rounds=5)
+        assert len(screen.trash) == 3 and not (root / EPOCH2).exists()
+
+        await pilot.press("3")
+        await settle(pilot)
+        await pilot.press("p")
+        await settle(pilot)
+        with UserState() as state:
+            assert state.pins(str(root)) == set()
+        footer_keys = {b.key for _, b, enabled, _ in screen.active_bindings.values() if enabled}
+        assert "p" not in footer_keys and "u" in footer_keys and "U" in footer_keys
+
+        trash.move_cursor(row=0)
+        await pilot.press("u")  # in the trash tab: restores the row under the cursor
+        await settle(pilot, rounds=5)
+        assert len(screen.trash) == 2
 
 
 @sync

@@ -15,10 +15,11 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 from rich.text import Text
-from textual import work
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
+from textual.css.query import NoMatches
 from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, ProgressBar, Static, TabbedContent, TabPane
@@ -177,6 +178,10 @@ class ApplyDone(Message):
 
 
 # -- the screen ------------------------------------------------------------------------------
+
+
+ACTION_TABS = {"pin": "plan-tab", "restore_all": "trash-tab"}
+"""Actions on rows of one tab, and that tab: disabled while another tab shows."""
 
 
 class RetentionScreen(Screen[None]):
@@ -547,7 +552,29 @@ class RetentionScreen(Screen[None]):
         table_id = {"plan-tab": "#ret-plan", "usage-tab": "#ret-usage", "trash-tab": "#ret-trash"}
         self.query_one(table_id[tab], DataTable).focus()
 
+    def _active_tab(self) -> str | None:
+        try:
+            return self.query_one("#ret-tabs", TabbedContent).active or None
+        except NoMatches:  # not composed yet
+            return None
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """``p`` pins the plan's row under the cursor and ``U`` restores the whole trash:
+        each only from the tab that shows what it acts on (elsewhere shown disabled), so
+        that no key acts on rows the user cannot see."""
+        tab = ACTION_TABS.get(action)
+        if tab is None:
+            return True
+        return True if self._active_tab() == tab else None
+
+    @on(TabbedContent.TabActivated, "#ret-tabs")
+    def _tab_shown(self) -> None:
+        self.refresh_bindings()
+
     def action_pin(self) -> None:
+        if self._active_tab() != "plan-tab":  # e.g. from the palette: show the plan first
+            self.action_tab("plan-tab")
+            return
         key = self._current_key(self.query_one("#ret-plan", DataTable))
         if not key:
             return
@@ -620,7 +647,10 @@ class RetentionScreen(Screen[None]):
             self.action_refresh()
 
     def action_restore(self) -> None:
-        self.action_tab("trash-tab")
+        if self._active_tab() != "trash-tab":
+            # Show the trash: restore what the cursor is on there, never an unseen row.
+            self.action_tab("trash-tab")
+            return
         key = self._current_key(self.query_one("#ret-trash", DataTable))
         entry = self.trash.get(key or "")
         if entry is None or self.applying:
@@ -629,6 +659,9 @@ class RetentionScreen(Screen[None]):
         self._restore_worker({entry.root: [entry.id]})
 
     def action_restore_all(self) -> None:
+        if self._active_tab() != "trash-tab":
+            self.action_tab("trash-tab")
+            return
         if not self.trash or self.applying:
             return
         self.applying = True
