@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
+from functools import partial
 
 DANGER = "bold white on red"
 """Danger markers (``!``, ``!N``): white on red keeps 8:1 contrast when NO_COLOR turns
@@ -56,6 +58,49 @@ def keep_end(text: str, width: int) -> str:
     while cut and cell_len(cut) > width - 1:
         cut = cut[1:]
     return "…" + cut
+
+
+def cut_middle(text: str, width: int) -> str:
+    """``text`` in at most ``width`` cells: its start and its end around an ellipsis (run
+    names differ at their end as often as at their start: a seed, a date, a step)."""
+    from rich.cells import cell_len
+
+    if cell_len(text) <= width:
+        return text
+    head, tail = text[: width // 2], text[len(text) - (width - 1) // 2 :]
+    while head and cell_len(head) + cell_len(tail) > width - 1:
+        head, tail = (head[:-1], tail) if cell_len(head) >= cell_len(tail) else (head, tail[1:])
+    return f"{head}…{tail}"
+
+
+def fit_apart(names: Sequence[str], width: int) -> list[str]:
+    """Each of ``names`` (as shown: escaped) in at most ``width`` cells, such that two
+    different names never show the same text (``run_<150 x b>_1`` and ``..._2`` cut to
+    their first 60 characters did): cut in the middle (``cut_middle``); names whose cuts
+    read alike keep their end, or else their start, where that tells them apart, and are
+    left whole where nothing shorter does."""
+    from rich.cells import cell_len
+
+    def keep_start(text: str) -> str:
+        if cell_len(text) <= width:
+            return text
+        cut = text
+        while cut and cell_len(cut) > width - 1:
+            cut = cut[:-1]
+        return cut + "…"
+
+    shown = [cut_middle(name, width) for name in names]
+    for cutter in (partial(keep_end, width=width), keep_start, lambda text: text):
+        sources: dict[str, set[str]] = {}
+        for name, cut in zip(names, shown, strict=True):
+            sources.setdefault(cut, set()).add(name)
+        alike = {i for i, cut in enumerate(shown) if len(sources[cut]) > 1}
+        if not alike:
+            break
+        retry = {i: cutter(names[i]) for i in alike}
+        for i, cut in retry.items():
+            shown[i] = cut
+    return shown
 
 
 UNREAD_MARK = "?"

@@ -26,7 +26,7 @@ from store.index.events import in_scope
 from store.index.query import RunRow
 from store.metrics_series import MetricLine, RunSeries, read_run_series
 from store.safetext import visible
-from tui.format import metric_value
+from tui.format import fit_apart, metric_value
 from tui.messages import IndexChanged
 from tui.widgets.metrics_plot import COLORS, GLYPHS, MetricsPlot, PlotLine
 from tui.widgets.sparkline import sparkline
@@ -34,6 +34,8 @@ from tui.widgets.sparkline import sparkline
 MAX_PLOTS = 3
 """Chosen metrics plotted side by side; choosing one more drops the oldest."""
 SPARK_WIDTH = 14
+RUN_WIDTH = 30
+"""Cells of a run's name in the table before it is cut (``format.fit_apart``)."""
 _PREFERRED_LOSS = ("loss", "train_loss", "train/loss", "train/loss_epoch", "train_loss_epoch")
 
 
@@ -208,6 +210,13 @@ class MetricsScreen(Screen[None]):
         table: DataTable[Text] = self.query_one("#metrics-table", DataTable)
         rows = self._rows()
         wanted = {f"{run.id}\x1f{name}" for name, run, _ in rows}
+        run_names = dict(
+            zip(
+                (run.id for run in self.runs),
+                fit_apart([visible(run.name) for run in self.runs], RUN_WIDTH),
+                strict=True,
+            )
+        )
         with self.app.batch_update():
             for stale in [k for k in table.rows if k.value not in wanted]:
                 table.remove_row(stale)
@@ -219,7 +228,7 @@ class MetricsScreen(Screen[None]):
                     best += f" @{line.best_step}"
                 cells = [
                     Text(name, no_wrap=True, overflow="ellipsis"),
-                    Text(visible(run.name)[:30], style=color, no_wrap=True, overflow="ellipsis"),
+                    Text(run_names[run.id], style=color, no_wrap=True, overflow="ellipsis"),
                     Text(metric_value(line.last), justify="right"),
                     Text(best, justify="right"),
                     Text(sparkline([y for _, y in line.points], SPARK_WIDTH), style=color),

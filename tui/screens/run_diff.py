@@ -15,6 +15,7 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
+from textual.css.query import NoMatches
 from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
@@ -37,7 +38,7 @@ from tui.diff_render import (
     run_rows,
     section_titles,
 )
-from tui.format import keep_end
+from tui.format import fit_apart, keep_end
 from tui.hosts import MirroredRun, RemoteFile
 from tui.screens.file_diff import FileDiffScreen
 
@@ -138,14 +139,24 @@ class RunDiffScreen(Screen[None]):
     def table(self) -> DataTable[Text]:
         return self.query_one("#run-diff-table", DataTable)
 
+    def _title_width(self) -> int:
+        try:
+            return self.query_one("#run-diff-title", Static).content_size.width
+        except NoMatches:  # composing: the title is made before it is mounted
+            return 0
+
     def _title(self, result: RunDiff | None) -> Text:
         text = Text(no_wrap=True, overflow="ellipsis")
-        for mark, style, run, side in (
-            ("A ", "bold red", self.run_a, self.mirrored[0]),
-            ("\nB ", "bold green", self.run_b, self.mirrored[1]),
+        # The line is cut at the screen's edge: two long names must not be cut alike.
+        # "A " before the name, and room for the ellipsis that cuts what follows it
+        width = max(20, (self._title_width() or 80) - 3)
+        names = fit_apart([clean(self.run_a.name), clean(self.run_b.name)], width)
+        for mark, style, run, side, name in (
+            ("A ", "bold red", self.run_a, self.mirrored[0], names[0]),
+            ("\nB ", "bold green", self.run_b, self.mirrored[1], names[1]),
         ):
             text.append(mark, style=style)
-            text.append(clean(run.name), style="bold")
+            text.append(name, style="bold")
             where = f"{side.remote.name}:" if side is not None else ""
             number = side.run.id if side is not None else run.id
             text.append(f"  {where}#{number} · {run.framework} · {run.display_path}", style="dim")

@@ -16,7 +16,7 @@ from textual.widget import Widget
 
 from store.metrics_series import Point
 from store.safetext import visible
-from tui.format import metric_value
+from tui.format import fit_apart, metric_value
 
 COLORS = ("cyan", "magenta", "yellow", "green", "red", "blue", "bright_white")
 """Series colours: the 16-colour palette, so they work without truecolor."""
@@ -26,6 +26,8 @@ GLYPHS = ("●", "▲", "■", "◆", "✚", "✖", "○")
 MARKS_PER_SERIES = 6
 _DOT_BITS = ((0x01, 0x08), (0x02, 0x10), (0x04, 0x20), (0x40, 0x80))
 """Braille dot bit for (row 0-3, column 0-1) inside one cell."""
+LEGEND_WIDTH = 24
+"""Cells of a run's name in the legend before it is cut (``format.fit_apart``)."""
 Y_LABEL_WIDTH = 8
 
 
@@ -118,9 +120,10 @@ def draw(title: str, lines: tuple[PlotLine, ...], width: int, height: int) -> Te
     out.append(left + right.rjust(max(1, cols - len(left))), style="dim")
     out.append("\n")
     used = 0
-    for line in lines:
+    legend = fit_apart([visible(line.label) for line in lines], LEGEND_WIDTH)
+    for line, label in zip(lines, legend, strict=True):
         last = next((y for _, y in reversed(line.points) if math.isfinite(y)), None)
-        entry = f"{visible(line.label)[:24]} {metric_value(last)}  "
+        entry = f"{label} {metric_value(last)}  "
         if used + len(entry) + 2 > width and used:
             break
         out.append(f"{line.glyph} ", style=line.color)

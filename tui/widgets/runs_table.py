@@ -34,7 +34,16 @@ from store import paths
 from store.index.query import RunRow
 from store.integrity import problems_of
 from store.safetext import visible
-from tui.format import DANGER, UNREAD_MARK, WARNING, human_age, human_size, metric_value
+from tui.format import (
+    DANGER,
+    UNREAD_MARK,
+    WARNING,
+    cut_middle,
+    fit_apart,
+    human_age,
+    human_size,
+    metric_value,
+)
 
 
 class Cell(Text):
@@ -71,6 +80,8 @@ COLUMNS: tuple[Column, ...] = (
 SORT_KEYS: tuple[str, ...] = tuple(c.key for c in COLUMNS if c.sortable)
 HOST_COLUMN = Column("host", "host", sortable=False)
 """Shown after the name when remotes are followed (``store.remote``)."""
+NAME_WIDTH = 60
+"""Cells of a run's name shown before it is cut in the middle (``format.fit_apart``)."""
 NAME_INDEX = [c.key for c in COLUMNS].index("name")
 """Where the name sits in a row of the default columns (no host column)."""
 HEADER_PREFIX = "group:"
@@ -395,7 +406,7 @@ def run_cells(
         name.append("◆ ", style="bold yellow")
     if extras is not None and extras.note:
         name.append("✎ ", style="bold")
-    name.append(spelled if spelled is not None else visible(run.name[:60]))
+    name.append(spelled if spelled is not None else cut_middle(visible(run.name), NAME_WIDTH))
     check = cell("", "", "right")
     if extras is not None and extras.checklist is not None and extras.checklist[1]:
         passed, total = extras.checklist
@@ -521,7 +532,8 @@ class RunsTable(DataTable[Cell]):
         self._shown_as: dict[int, RowSource] = {}
         self._spelled: dict[int, str] = {}
         """Run id -> its name spelled apart from a look-alike's among the rows (``café`` in
-        NFC and in NFD): set by each sync, for every row it shows."""
+        NFC and in NFD), or left whole where its cut would read like another's cut: set by
+        each sync, for every row it shows."""
         """What each run's row was last built from: a run found as it was is skipped."""
         self.fixed_columns = 2
         """The mark and the name stay put when the table scrolls sideways."""
@@ -571,7 +583,12 @@ class RunsTable(DataTable[Cell]):
         self._backlog_turn += 1
         self._backlog = []
         apart = paths.spelled_apart([runs[run_id].name for run_id in order])
-        self._spelled = {order[i]: name for i, name in apart.items()}
+        shown = [apart.get(i) or visible(runs[run_id].name) for i, run_id in enumerate(order)]
+        self._spelled = {
+            run_id: name
+            for run_id, name in zip(order, fit_apart(shown, NAME_WIDTH), strict=True)
+            if name != cut_middle(visible(runs[run_id].name), NAME_WIDTH)
+        }
         keep = self.current_run_id
         now = self.clock()
         wanted = set(order)

@@ -1,0 +1,91 @@
+"""Long run names are cut so that two different names never read the same on screen."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.cells import cell_len
+from textual.widgets import DataTable, Static
+
+from store.index.db import open_db
+from store.lock import WriterLock
+from store.scan import Indexer
+from tests.test_tui import explorer, settle, sync
+from tui.app import ArtlensApp
+from tui.format import fit_apart
+from tui.screens.metrics import MetricsScreen
+from tui.screens.run_diff import RunDiffScreen
+from tui.widgets.metrics_plot import MetricsPlot
+from tui.widgets.runs_table import NAME_INDEX
+
+LONG = "run_" + "b" * 150
+"""Two runs named this with ``_1`` and ``_2`` after it (a sweep's generated names)."""
+
+
+def test_fit_apart_keeps_different_names_different() -> None:
+    ends = [LONG + "_1", LONG + "_2"]
+    starts = ["s1/" + "c" * 60, "s2/" + "c" * 60]
+    middles = ["x" * 40 + "1" + "y" * 40, "x" * 40 + "2" + "y" * 40]
+    for names in (ends, starts, middles, [*ends, *starts, "short", "short"]):
+        for width in (12, 24, 30, 60):
+            shown = fit_apart(names, width)
+            assert len(set(shown)) == len(set(names)), (names, width, shown)
+            for name, text in zip(names, shown, strict=True):
+                assert text == name or cell_len(text) <= width
+    assert fit_apart(ends, 60)[0].endswith("_1") and cell_len(fit_apart(ends, 60)[0]) == 60
+
+
+def two_long_runs(tmp_path: Path) -> tuple[Path, Path]:
+    root = tmp_path / "tree"
+    for suffix, loss in (("_1", "0.5"), ("_2", "0.7")):
+        run = root / (LONG + suffix)
+        run.mkdir(parents=True)
+        (run / "metrics.csv").write_text(f"step,loss\n1,{loss}\n")
+    db_path = tmp_path / "index.db"
+    with WriterLock(db_path):
+        db = open_db(db_path)
+        Indexer(db, root).scan()
+        db.conn.close()
+    return root, db_path
+
+
+@sync
+async def test_runs_metrics_and_run_diff_tell_long_names_apart(tmp_path: Path) -> None:
+    """The runs table cut names at 60 characters, the metrics table at 30, its legend at 24
+    and the run diff's title at the screen's edge: both runs read ``run_bbbb…`` alike."""
+    root, db_path = two_long_runs(tmp_path)
+    app = ArtlensApp(db_path, [root], watch=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        screen = explorer(app)
+        table = screen.table
+        assert table.row_count == 2
+        names = [str(table.get_row_at(i)[NAME_INDEX]).strip() for i in range(2)]
+        assert len(set(names)) == 2, names
+        assert sorted(name[-2:] for name in names) == ["_1", "_2"]
+        assert all(cell_len(name) <= 60 for name in names)
+
+        await pilot.press("1", "g", "space", "j", "space")
+        assert len(screen.marked) == 2
+        await pilot.press("m")
+        await settle(pilot)
+        view = app.screen
+        assert isinstance(view, MetricsScreen)
+        metrics: DataTable[object] = view.query_one("#metrics-table", DataTable)
+        assert metrics.row_count == 2
+        shown = {str(metrics.get_row_at(i)[1]) for i in range(2)}
+        assert len(shown) == 2, shown
+        legend = str(view.query_one(MetricsPlot).render()).splitlines()[-1]
+        assert "_1 0.5" in legend and "_2 0.7" in legend, legend
+
+        await pilot.press("escape")
+        await settle(pilot)
+        await pilot.press("d")
+        await settle(pilot)
+        diff = app.screen
+        assert isinstance(diff, RunDiffScreen)
+        title = diff.query_one("#run-diff-title", Static)
+        lines = [strip.text.rstrip() for strip in title.render_lines(title.region.reset_offset)[:2]]
+        assert lines[0].lstrip().startswith("A ") and lines[1].lstrip().startswith("B ")
+        assert {line.rstrip("…")[-2:] for line in lines} == {"_1", "_2"}, lines
+        assert lines[0].lstrip()[2:] != lines[1].lstrip()[2:], lines
