@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from rich.cells import cell_len
@@ -89,3 +90,57 @@ async def test_runs_metrics_and_run_diff_tell_long_names_apart(tmp_path: Path) -
         assert lines[0].lstrip().startswith("A ") and lines[1].lstrip().startswith("B ")
         assert {line.rstrip("…")[-2:] for line in lines} == {"_1", "_2"}, lines
         assert lines[0].lstrip()[2:] != lines[1].lstrip()[2:], lines
+
+
+def test_plan_rows_tell_apart_paths_that_differ_in_their_middle(tmp_path: Path) -> None:
+    """Two checkpoints of one run whose paths differ only early on: the plan table kept
+    their ends, ``…s/epoch=1-step=100.ckpt`` twice, one row saying keep and the other
+    remove."""
+    from store.retention.plan import make_plan
+    from store.retention.policy import from_flags
+    from tests.test_retention_support import index_tree, new_db, write
+    from tui.screens.retention import PLAN_NAME_WIDTH, plan_rows
+
+    root = tmp_path / "root"
+    names = [f"model_{x}/checkpoints/epoch=1-step=100.ckpt" for x in "ab"]
+    for age, name in enumerate(names):
+        write(root / "run" / name, b"w", age=(age + 1) * 86400.0)
+    db = new_db(tmp_path)
+    index_tree(db, root, {"run": ("generic", "finished")})
+    plan = make_plan(db, [root], from_flags(keep_last=1), time.time())
+    db.conn.close()
+    items = {
+        str(cells[0]).strip(): str(cells[2])
+        for key, cells in plan_rows(plan)
+        if key.startswith("item\0")
+    }
+    assert sorted(items.values()) == ["keep", "remove"]  # two rows, told apart
+    assert all(cell_len(name) <= PLAN_NAME_WIDTH - 2 for name in items)
+    assert {name[-8:] for name in items} == {"100.ckpt"}
+
+
+@sync
+async def test_disk_usage_tells_apart_names_that_differ_in_their_start(tmp_path: Path) -> None:
+    root = tmp_path / "tree"
+    same = "_" + "c" * 80 + ".ckpt"
+    for first in "ab":
+        (root / "run" / "checkpoints").mkdir(parents=True, exist_ok=True)
+        (root / "run" / "checkpoints" / (first + same)).write_bytes(b"x")
+    (root / "run" / "metrics.csv").write_text("step,loss\n1,0.5\n")
+    db_path = tmp_path / "index.db"
+    with WriterLock(db_path):
+        db = open_db(db_path)
+        Indexer(db, root).scan()
+        db.conn.close()
+    app = ArtlensApp(db_path, [root], watch=False)
+    async with app.run_test(size=(120, 30)) as pilot:
+        from tests.test_tui_disk_usage import move_to, open_usage
+
+        screen = await open_usage(app, pilot)
+        for name in ("(no", "run/", "checkpoints/"):
+            await move_to(pilot, screen, name)
+            await pilot.press("enter")
+            await settle(pilot, rounds=5)
+        table = screen.query_one("#du-table", DataTable)
+        shown = [str(table.get_row_at(i)[-1]).strip() for i in range(table.row_count)]
+        assert len(shown) == 2 and len(set(shown)) == 2, shown

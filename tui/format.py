@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import partial
 
 DANGER = "bold white on red"
@@ -73,12 +73,13 @@ def cut_middle(text: str, width: int) -> str:
     return f"{head}…{tail}"
 
 
-def fit_apart(names: Sequence[str], width: int) -> list[str]:
+def fit_apart(names: Sequence[str], width: int, *, keep_ends: bool = False) -> list[str]:
     """Each of ``names`` (as shown: escaped) in at most ``width`` cells, such that two
     different names never show the same text (``run_<150 x b>_1`` and ``..._2`` cut to
     their first 60 characters did): cut in the middle (``cut_middle``); names whose cuts
     read alike keep their end, or else their start, where that tells them apart, and are
-    left whole where nothing shorter does."""
+    left whole where nothing shorter does.  ``keep_ends``: paths, whose end (the file's
+    name) says most, keep their end first, then are cut in the middle."""
     from rich.cells import cell_len
 
     def keep_start(text: str) -> str:
@@ -89,8 +90,11 @@ def fit_apart(names: Sequence[str], width: int) -> list[str]:
             cut = cut[:-1]
         return cut + "…"
 
-    shown = [cut_middle(name, width) for name in names]
-    for cutter in (partial(keep_end, width=width), keep_start, lambda text: text):
+    ending: Callable[[str], str] = partial(keep_end, width=width)
+    middle: Callable[[str], str] = partial(cut_middle, width=width)
+    cutters = [ending, middle] if keep_ends else [middle, ending]
+    shown = [cutters[0](name) for name in names]
+    for cutter in (cutters[1], keep_start, lambda text: text):
         sources: dict[str, set[str]] = {}
         for name, cut in zip(names, shown, strict=True):
             sources.setdefault(cut, set()).add(name)

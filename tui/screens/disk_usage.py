@@ -43,7 +43,7 @@ from store.retention.drill import (
 from store.retention.plan import Plan
 from store.retention.trash import Report
 from tui.commands import PaletteEntry
-from tui.format import human_size, keep_end
+from tui.format import fit_apart, human_size, keep_end
 from tui.screens.retention_dialogs import ConfirmApply
 
 NAME_WIDTH = 60
@@ -337,6 +337,12 @@ class DiskUsageScreen(Screen[None]):
         table.clear()
         # labels that print alike (cafe in NFC and in NFD) spelled apart
         labels = paths.shown_names([e.label for e in entries])
+        # and cut so that two never read alike (``_cells`` keeps them whole)
+        pairs = list(zip(entries, labels, strict=True))
+        cut = iter(
+            fit_apart([label for entry, label in pairs if _cut(entry)], NAME_WIDTH, keep_ends=True)
+        )
+        labels = [next(cut) if _cut(entry) else label for entry, label in pairs]
         for index, (entry, label) in enumerate(zip(entries, labels, strict=True)):
             table.add_row(*self._cells(entry, whole, label), key=str(index))
         if not entries:
@@ -373,7 +379,7 @@ class DiskUsageScreen(Screen[None]):
         name = Text(no_wrap=True, overflow="ellipsis")
         if entry.kind in ("folder", "run", "root", "experiment"):
             suffix = "/" if entry.kind in ("folder", "run") else ""
-            name.append(keep_end(label, NAME_WIDTH) + suffix, style="bold")
+            name.append(label + suffix, style="bold")
             if entry.kind != "folder":
                 name.append(f"  {entry.kind}", style="dim")
             if entry.live:
@@ -381,7 +387,7 @@ class DiskUsageScreen(Screen[None]):
         elif entry.kind in ("outside", "more"):
             name.append(label, style="dim italic")
         else:
-            name.append(keep_end(label, NAME_WIDTH))
+            name.append(label)
         size = Text(human_size(entry.size), justify="right")
         if entry.unreadable:
             size.append(UNREAD_MARK, style=UNREAD_STYLE)
@@ -485,3 +491,9 @@ class DiskUsageScreen(Screen[None]):
             ("usage: refresh", self.action_refresh, "List and measure again"),
             ("view: back to the explorer", self.app.pop_screen, ""),
         ]
+
+
+def _cut(entry: Entry) -> bool:
+    """Whether an entry's label is a name cut to its column (a folder's, a run's, a file's),
+    not a note (what lies outside runs, what is not shown)."""
+    return entry.kind not in ("outside", "more")

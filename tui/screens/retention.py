@@ -50,7 +50,7 @@ from store.retention.trash import (
 from store.retention.usage import DuplicateGroup, RootUsage, overlap_note
 from store.safetext import visible
 from tui.commands import PaletteEntry
-from tui.format import human_age, human_size, keep_end
+from tui.format import fit_apart, human_age, human_size
 from tui.messages import IndexChanged
 from tui.screens.retention_dialogs import ConfirmApply, PolicyPicker
 
@@ -773,7 +773,9 @@ def plan_rows(plan: Plan, limit: int = MAX_PLAN_ROWS) -> list[PlanRow]:
         rows.append((f"run\0{run.root}\0{run.run_path}", (label, size, "", summary, "")))
         shown = units[: room - 1]
         cut = len(run.run_path) + 1 if run.run_path else 0
-        names = paths.shown_names([u.path[cut:] for u in units])
+        names = paths.shown_names([u.path[cut:] + ("/" if u.is_dir else "") for u in units])
+        # cut so that two paths never read alike (one kept, the other removed)
+        names = fit_apart(names, PLAN_NAME_WIDTH - 2, keep_ends=True)
         rows += [
             (f"item\0{u.root}\0{u.path}", _unit_cells(u, name, now))
             for u, name in zip(shown, names, strict=False)
@@ -789,17 +791,15 @@ def plan_rows(plan: Plan, limit: int = MAX_PLAN_ROWS) -> list[PlanRow]:
 
 
 def _unit_cells(unit: Candidate, name: str, now: float) -> tuple[Any, ...]:
-    """One checkpoint's cells; ``name``: its run-relative path as shown (``shown_names``)."""
+    """One checkpoint's cells; ``name``: its run-relative path as shown (``shown_names``),
+    cut to its column (``fit_apart``)."""
     decision = Text("keep", style="bold green") if unit.keep else Text("remove", style="bold red")
     expires = ""
     if unit.keep and unit.expires is not None:
         left = max(0.0, unit.expires - now)
         expires = f"in {human_age(now, now + left)}"
     return (
-        Text(
-            "  " + keep_end(name + ("/" if unit.is_dir else ""), PLAN_NAME_WIDTH - 2),
-            no_wrap=True,
-        ),
+        Text("  " + name, no_wrap=True),
         human_size(unit.size),
         decision,
         reasons_text(unit.reasons),
