@@ -82,3 +82,34 @@ def test_each_checkpoint_is_judged_by_its_own_epoch(tmp_path: Path, results: obj
     judged = {u.name: u.metric for u in units if u.epoch is not None}
     # epoch<N>.pt is saved after the row of epoch N (from 0): MAPS[N]
     assert judged == {f"epoch{n}.pt": MAPS[n] for n in range(1, 5)}
+
+
+def test_a_yolov5_run_is_found_and_read_alike(tmp_path: Path) -> None:
+    """YOLOv5 writes ``opt.yaml`` (its ``hyp`` in it) and ``hyp.yaml`` instead of
+    ``args.yaml``, and ``'%20.5g,' * n % (epoch, ...)`` rows from epoch 0: the whole
+    ``runs`` folder was taken for one generic run, with no params and no metrics."""
+    keys = ["train/box_loss", "metrics/mAP_0.5", "metrics/mAP_0.5:0.95"]
+    n = len(keys) + 1
+    text = ("%20s," * n % ("epoch", *keys)).rstrip(",") + "\n"
+    for epoch, value in enumerate(MAPS):
+        text += ("%20.5g," * n % (epoch, 1 - epoch / 10, value + 0.2, value)).rstrip(",") + "\n"
+    write(
+        tmp_path,
+        {
+            "runs/train/exp/opt.yaml": "weights: yolov5s.pt\nepochs: 5\nbatch_size: 16\n"
+            "hyp:\n  lr0: 0.01\n  momentum: 0.937\n",
+            "runs/train/exp/hyp.yaml": "lr0: 0.01\nmomentum: 0.937\n",
+            "runs/train/exp/results.csv": text,
+            "runs/train/exp/weights/best.pt": b"PK",
+            "runs/train/exp/weights/last.pt": b"PK",
+        },
+    )
+    spec = only(tmp_path, "ultralytics")
+    assert spec.path == "runs/train/exp"
+    info = read_run(tmp_path, spec)
+    assert warnings_of(info) == []
+    assert info.params["epochs"] == 5 and info.params["hyp.lr0"] == 0.01
+    assert not any(name.endswith("(#2)") for name in info.params)  # hyp.yaml repeats opt's
+    mapped = info.metrics["metrics/mAP_0.5:0.95"]
+    assert (mapped.best, mapped.best_step, mapped.last_step) == (0.50, 4, 5)
+    assert info.status == "finished"

@@ -12,6 +12,10 @@ counted from 0, as their ``epoch<N>.pt`` names are: a file whose epochs start at
 read one epoch on, so every series step is the number of epochs done, whichever version
 wrote it (the checkpoint ``epoch9.pt`` is then the step 10 of both, and a run's last
 step is its epochs done).
+
+YOLOv5 (``runs/train/exp*/``, and YOLOv7 after it) writes ``opt.yaml`` (every option, the
+hyperparameters among them as ``hyp``) and ``hyp.yaml`` instead of ``args.yaml``, a padded
+``results.csv`` with epochs from 0, and the same ``weights/``.
 """
 
 from __future__ import annotations
@@ -24,10 +28,13 @@ from store.frameworks.registry import Checkpoints, Framework, SeriesSource
 
 FRAMEWORK = "ultralytics"
 _WEIGHTS = frozenset({"last.pt", "best.pt"})
+_YOLOV5_FILES = frozenset({"opt.yaml", "hyp.yaml"})
 
 
 def is_run_dir(ctx: DetectContext, rel: str) -> bool:
     entry = ctx.entry(rel)
+    if entry.files >= _YOLOV5_FILES:  # YOLOv5 (and v7) write these two when they start
+        return True
     if "args.yaml" not in entry.files:
         return False
     if "results.csv" in entry.files:
@@ -41,8 +48,12 @@ def detect(ctx: DetectContext) -> list[RunSpec]:
 
 def load(root: RootLike, spec: RunSpec) -> Loaded:
     out = Loaded()
-    _common.read_params(root, _io.join(spec.path, "args.yaml"), out)
     _, files = _io.list_dir(root, spec.path)
+    if "args.yaml" in files or not _YOLOV5_FILES.issubset(files):
+        _common.read_params(root, _io.join(spec.path, "args.yaml"), out)
+    else:  # YOLOv5: the options (holding the hyperparameters, as ``hyp``), then those again
+        _common.read_params(root, _io.join(spec.path, "opt.yaml"), out)
+        _common.read_params(root, _io.join(spec.path, "hyp.yaml"), out, prefix="hyp.")
     if "results.csv" in files:
         _common.read_wide_csv(root, _io.join(spec.path, "results.csv"), out, step_column="epoch")
         out.series.pop("time", None)
@@ -75,7 +86,7 @@ ENTRY = Framework(
     detect=detect,
     load=load,
     owns_subtree=True,
-    markers=frozenset({"args.yaml", "results.csv"}),
+    markers=frozenset({"args.yaml", "results.csv", *_YOLOV5_FILES}),
     checklist=("args.yaml", "results.csv", "weights/best.pt", "weights/last.pt"),
     checkpoints=Checkpoints(
         last_names=frozenset({"last.pt"}),
