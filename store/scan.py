@@ -63,6 +63,8 @@ _LIST_FLAGS = _LIST_ROOT_FLAGS | os.O_NOFOLLOW
 """A folder is listed through a descriptor opened without following a link (the root
 itself excepted), whose identity is checked against what its parent's listing saw."""
 _FS_ENCODING, _FS_ERRORS = sys.getfilesystemencoding(), sys.getfilesystemencodeerrors()
+KEEP_OPEN = 64
+"""Folders of the last path a rescan reached that stay open for the next (``_Through``)."""
 _REPLACED = "replaced while walked"
 """A folder that was a link or another folder by the time it was listed: its rows are kept,
 as for one that could not be read, until a later scan sees what is there."""
@@ -365,6 +367,9 @@ class _Through:
         """A real folder on a resolved path -> its (device, inode)."""
         self.holders: dict[tuple[int, int], list[bytes]] = {}
         """(device, inode) -> the real folders that are it (a bind mount beside, not above)."""
+        self._held: list[tuple[int, int]] = []
+        """(depth, descriptor) of the folders on the path ``reach`` reached last."""
+        self._held_names: list[bytes] = []
         try:
             st = os.stat(root_b)  # the root itself may be a symlink: followed, as the walk does
         except OSError:
@@ -433,6 +438,50 @@ class _Through:
                 self._note(below, ident)
             here = below
         return here, True
+
+    def reach(self, rel: bytes) -> tuple[int, int] | None:
+        """(device, inode) of the folder ``rel`` reached from the root one name at a time,
+        each opened without following a link: what the folder is, whatever a path to it
+        leads through now.  None where that way reaches no folder.  Paths asked one after
+        the other share the folders they share (a batch comes parents first): the last
+        path's folders stay open, the deepest ``KEEP_OPEN`` of them, until ``close``."""
+        names = rel.split(b"/") if rel else []
+        held = self._held
+        base = held[0][0] if held else 0
+        common = 0
+        while common < min(len(names), len(self._held_names)):
+            if names[common] != self._held_names[common]:
+                break
+            common += 1
+        if held and base <= common:
+            while held[-1][0] > common:
+                os.close(held.pop()[1])
+        else:
+            self.close()
+            try:
+                held.append((0, os.open(self.root_b, _LIST_ROOT_FLAGS)))
+            except OSError:
+                return None
+        depth, fd = held[-1]
+        try:
+            for name in names[depth:]:
+                fd = os.open(name, _LIST_FLAGS, dir_fd=fd)
+                depth += 1
+                held.append((depth, fd))
+                if len(held) > KEEP_OPEN:
+                    os.close(held.pop(0)[1])
+            st = os.fstat(fd)
+        except OSError:
+            return None
+        finally:
+            self._held_names = names[:depth]
+        return st.st_dev, st.st_ino
+
+    def close(self) -> None:
+        """Close the folders ``reach`` holds open."""
+        while self._held:
+            os.close(self._held.pop()[1])
+        self._held_names = []
 
     def above(self, folder: bytes) -> dict[tuple[int, int], bytes]:
         """(device, inode) of the root and each folder above ``folder`` (as resolved here)
@@ -509,6 +558,7 @@ class Indexer:
         still to list with forked children (``store.forked``), one per spare core, which
         walk them at the same time: the walk is most of a cold index's time."""
         walk = _Walk()
+        own = through is None and bool(start)
         if through is None and start:
             through = _Through(self.root_b)
             through.resolve(start)  # the folders above it looked at, once each
@@ -525,6 +575,16 @@ class Indexer:
             walk.why[start] = ("folder", _unread(exc))
             return walk
         if not stat.S_ISDIR(st.st_mode):
+            return walk
+        reached = through.reach(start) if start and through is not None else None
+        if own and through is not None:
+            through.close()
+        if start and reached != (st.st_dev, st.st_ino):
+            # a folder above it swapped for a link since it was resolved: by its path, the
+            # walk would list what lies elsewhere under the root's names
+            report.warn(_REPLACED, start)
+            walk.unreadable.append(start)
+            walk.why[start] = ("folder", _REPLACED)
             return walk
         if (st.st_dev, st.st_ino) in seen_dirs:  # a loop: a walk of the root never enters it
             report.warn("folder loop", start)
@@ -793,6 +853,7 @@ class Indexer:
             self.runs.drop_read_ahead()
             raise
         finally:
+            through.close()
             self.runs.drop_unused_reader()
             self._summaries = True
             self._read_ahead = False
@@ -902,33 +963,36 @@ class Indexer:
         through = _Through(self.root_b)
         # parents first: each folder's path is then looked at from its parent's, once
         asked = sorted({paths.key(f) for f in folders})
-        for folder in sorted({through.resolve(f) for f in asked}):
-            if folder in walk.dirs and folder in walk.slices:
-                continue  # already walked as part of a new parent
-            known = {
-                bytes(k): m
-                for k, m in conn.execute(
-                    f"SELECT path, mtime_ns FROM dirs {BY_PARENT_DIRS} WHERE root_id = ?"
-                    " AND parent = ? AND path != ?",
-                    [self.root_id, folder, folder],
+        try:
+            for folder in sorted({through.resolve(f) for f in asked}):
+                if folder in walk.dirs and folder in walk.slices:
+                    continue  # already walked as part of a new parent
+                known = {
+                    bytes(k): m
+                    for k, m in conn.execute(
+                        f"SELECT path, mtime_ns FROM dirs {BY_PARENT_DIRS} WHERE root_id = ?"
+                        " AND parent = ? AND path != ?",
+                        [self.root_id, folder, folder],
+                    )
+                }
+                sub = self._walk(
+                    folder,
+                    report,
+                    None,
+                    descend=lambda child, k=known: child not in k,  # type: ignore[misc]
+                    through=through,
                 )
-            }
-            sub = self._walk(
-                folder,
-                report,
-                None,
-                descend=lambda child, k=known: child not in k,  # type: ignore[misc]
-                through=through,
-            )
-            walk.merge(sub)
-            existing |= self._existing_artifacts(folder, shallow=True)
-            existing_dirs.update(self._existing_dirs(folder, shallow=True))
-            gone = [folder] if folder not in sub.dirs else []
-            gone += [k for k in known if k not in sub.dirs]
-            fresh = [k for k in sub.dirs if k != folder and k not in known]
-            for k in gone + fresh:
-                existing |= self._existing_artifacts(k)
-                existing_dirs.update(self._existing_dirs(k))
+                walk.merge(sub)
+                existing |= self._existing_artifacts(folder, shallow=True)
+                existing_dirs.update(self._existing_dirs(folder, shallow=True))
+                gone = [folder] if folder not in sub.dirs else []
+                gone += [k for k in known if k not in sub.dirs]
+                fresh = [k for k in sub.dirs if k != folder and k not in known]
+                for k in gone + fresh:
+                    existing |= self._existing_artifacts(k)
+                    existing_dirs.update(self._existing_dirs(k))
+        finally:
+            through.close()
         self._reconcile(
             walk,
             walk.entries_of(walk.slices),

@@ -132,3 +132,58 @@ def test_the_root_may_be_a_link_and_names_stay_bytes(
     assert rows[b"run/caf\xe9.ckpt"] == ("file", None)
     assert rows[b"run/latest"][0] == "symlink"
     assert rows[b"run/latest"][1] is not None and "caf" in rows[b"run/latest"][1]
+
+
+def test_a_rescan_below_the_root_is_not_led_out_by_a_folder_above_swapped(
+    tmp_path: Path, db: sqlite_utils.Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What the watcher asks: a rescan of ``a/b``.  ``a`` swapped for a link to a tree with
+    a ``b`` of its own after the path was resolved: looked up by its path, ``a/b`` was the
+    other tree's, listed under the root's names, and the root's own rows deleted."""
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    (root / "a" / "b").mkdir(parents=True)
+    (root / "a" / "b" / "mine.ckpt").write_bytes(b"m")
+    (outside / "b").mkdir(parents=True)
+    (outside / "b" / "secret.key").write_text("s")
+    indexer = Indexer(db, root)
+    indexer.scan()
+    target = os.fsencode(root / "a" / "b")
+    real_lstat = os.lstat
+    looks: list[bytes] = []
+
+    def lstat(path: Any, *args: Any, **kwargs: Any) -> os.stat_result:
+        if isinstance(path, bytes) and path == target:
+            looks.append(path)
+            if len(looks) == 2:  # resolved once; looked at again by the walk
+                os.rename(root / "a", tmp_path / "parked")
+                os.symlink(outside, root / "a")
+        return real_lstat(path, *args, **kwargs)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(os, "lstat", lstat)
+        report = indexer.scan(b"a/b")
+    assert len(looks) >= 2
+    assert _paths(db) == {b"a/b/mine.ckpt"}
+    assert report.warnings["replaced while walked"] == 1
+
+
+def test_a_rescan_of_nested_folders_leaves_no_descriptor_open(
+    tmp_path: Path, db: sqlite_utils.Database
+) -> None:
+    """Rescans reach each folder from the root by descriptors, shared along a batch's
+    paths: none stays open after the batch, however deep, nor after a path that fails."""
+    root = tmp_path / "root"
+    deep = root
+    asked = []
+    for depth in range(200):
+        deep = deep / f"d{depth}"
+        asked.append(deep.relative_to(root).as_posix())
+    deep.mkdir(parents=True)
+    (deep / "last.ckpt").write_bytes(b"x")
+    indexer = Indexer(db, root)
+    indexer.scan()
+    before = len(os.listdir("/proc/self/fd"))
+    report = indexer.scan_folders([*asked, "gone/away", "d0/missing"])
+    assert len(os.listdir("/proc/self/fd")) == before
+    assert "replaced while walked" not in report.warnings
+    assert _paths(db) == {os.fsencode(deep.relative_to(root) / "last.ckpt")}
