@@ -14,13 +14,18 @@ Direction = Literal["min", "max"]
 MIN_WORDS = frozenset(
     {"loss", "losses", "error", "err", "errors", "perplexity", "ppl", "mse", "mae", "rmse"}
     | {"wer", "cer", "nll", "bpd", "bpc", "fid", "distance", "regret", "latency"}
+    # Keras' loss-named metrics: binary_crossentropy, squared_hinge, kl_divergence, ...
+    | {"crossentropy", "hinge", "divergence", "kld", "logcosh", "huber"}
 )
 MAX_WORDS = frozenset(
     {"acc", "accuracy", "f1", "auc", "auroc", "roc", "bleu", "precision", "recall", "map"}
     | {"iou", "miou", "reward", "rewards", "return", "rouge", "dice", "r2", "top1", "top5"}
-    | {"score", "psnr", "ssim", "throughput", "exact_match", "em"}
+    | {"score", "psnr", "ssim", "throughput", "exact_match", "em", "similarity"}
 )
 _MAX_PREFIX = re.compile(r"^(acc|map\d|f1|auc|iou|bleu|rouge|top\d|precision|recall)")
+_COCO = re.compile(r"^a[pr](\d+|s|m|l)?$")
+"""COCO's average precision and recall as Detectron2 and MMDetection name them: ``bbox/AP``,
+``segm/AP50``, ``bbox/APs``, ``AR100``."""
 _SPLIT = re.compile(r"[^a-z0-9]+")
 
 
@@ -37,6 +42,6 @@ def direction_of(name: str) -> Direction | None:
         return "max"
     if any(t in MIN_WORDS or t.startswith("loss") for t in tokens):
         return "min"
-    if any(t in MAX_WORDS or _MAX_PREFIX.match(t) for t in tokens):
+    if any(t in MAX_WORDS or _MAX_PREFIX.match(t) or _COCO.match(t) for t in tokens):
         return "max"
     return None

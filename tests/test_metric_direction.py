@@ -23,6 +23,20 @@ from store.retention.policy import metric_mode
         ("perplexity", "min"),
         ("learning_rate", None),
         ("epoch", None),
+        # Detectron2 / MMDetection's COCO results
+        ("bbox/AP", "max"),
+        ("segm/AP50", "max"),
+        ("bbox/APs", "max"),
+        ("coco/bbox_mAP_50", "max"),
+        ("AR100", "max"),
+        ("apple_count", None),
+        # Keras' loss-named metrics
+        ("val_binary_crossentropy", "min"),
+        ("sparse_categorical_crossentropy", "min"),
+        ("squared_hinge", "min"),
+        ("kl_divergence", "min"),
+        ("logcosh", "min"),
+        ("cosine_similarity", "max"),
     ],
 )
 def test_every_part_of_the_store_agrees(name: str, want: str | None) -> None:
