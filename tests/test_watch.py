@@ -24,6 +24,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import watchdog.events
+import watchdog.observers.inotify
 import watchdog.observers.inotify_c as inotify_c
 
 import store.index.db
@@ -354,6 +356,79 @@ def test_reported_overflow_triggers_a_full_reconcile(root: Path, db_path: Path) 
             "Inotify queue overflowed; filesystem events were lost"
         )
         wait_for(converged(root, db_path), what="reconcile after overflow")
+
+
+needs_events_lost = pytest.mark.skipif(
+    not hasattr(watchdog.events, "EventsLostEvent"),
+    reason="this watchdog loses the overflow itself (no EventsLostEvent)",
+)
+
+
+def _kernel_overflow(watcher: Watcher) -> None:
+    """What watchdog's reader does when the kernel reports IN_Q_OVERFLOW (wd -1): log,
+    rebuild every recursive watch, then queue the loss for each watch."""
+    observer = watcher._observer
+    assert observer is not None
+    inotify_fd = observer._inotify_fd  # type: ignore[attr-defined]
+    inotify_fd.handle_event(
+        inotify_c.InotifyEvent(
+            inotify_c.WatchDescriptor(-1), inotify_c.InotifyConstants.IN_Q_OVERFLOW, 0, b""
+        )
+    )
+
+
+@needs_events_lost
+def test_an_overflow_is_noticed_whatever_the_logging_level(root: Path, db_path: Path) -> None:
+    """An application that quiets watchdog's loggers (or all logging below ERROR) must not
+    quiet the overflow with them: a burst then left files missing from the index for good."""
+    (root / "run1" / "lost.txt").write_text("the event for this row was lost")
+    quiet = logging.getLogger("watchdog")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)
+    try:
+        with watching(db_path, root, reconcile_every=3600) as watcher:
+            raw = sqlite3.connect(db_path)
+            with raw:
+                raw.execute("DELETE FROM artifacts WHERE path = ?", [b"run1/lost.txt"])
+            raw.close()
+            _kernel_overflow(watcher)
+            wait_for(converged(root, db_path), timeout=60, what="reconcile after overflow")
+    finally:
+        quiet.setLevel(level)
+
+
+@needs_events_lost
+def test_the_reconcile_after_an_overflow_follows_the_rebuilt_watches(
+    root: Path, db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """watchdog logs the overflow, then drops and re-adds every watch: a file made in a
+    folder after a reconcile listed it and before its watch is back raises no event.  The
+    reconcile that counts is the one after watchdog says the watches are back."""
+    reconciled = threading.Event()
+    made: list[Path] = []
+    rebuilding = threading.Event()
+    real = watchdog.observers.inotify.InotifyWatchGroup._add_all_callbacks
+
+    def add_all(self: Any, path: bytes) -> None:
+        if rebuilding.is_set():  # the watches are down: a write now is seen by no one
+            rebuilding.clear()
+            reconciled.wait(60)  # by a reconcile started on the log line, if any
+            late = root / "run1" / "late.bin"
+            late.write_bytes(b"written while the watches were down")
+            made.append(late)
+        real(self, path)
+
+    monkeypatch.setattr(watchdog.observers.inotify.InotifyWatchGroup, "_add_all_callbacks", add_all)
+
+    def on_batch(report: watcher_module.BatchReport) -> None:
+        if "overflow" in report.reason:
+            reconciled.set()
+
+    with watching(db_path, root, reconcile_every=3600, on_batch=on_batch) as watcher:
+        rebuilding.set()
+        _kernel_overflow(watcher)
+        assert made, "watchdog did not rebuild its watches"
+        wait_for(converged(root, db_path), timeout=60, what="the file made during the rebuild")
 
 
 def _fail_watches(monkeypatch: pytest.MonkeyPatch, under: Path, allow: int) -> None:

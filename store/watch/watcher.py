@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import sqlite_utils
+import watchdog.events
 from watchdog.events import (
     DirCreatedEvent,
     DirDeletedEvent,
@@ -56,6 +57,10 @@ log = logging.getLogger("artlens.watch")
 warnings.filterwarnings("ignore", message="Callback with id", category=RuntimeWarning)
 """watchdog warns when ``mkdir -p`` makes it re-add a watch it already has: harmless."""
 
+_EVENTS_LOST: type[FileSystemEvent] | None = getattr(watchdog.events, "EventsLostEvent", None)
+"""What watchdog 7.1+ queues once it has rebuilt its watches after a kernel queue overflow
+(filtered out unless the event filter lists it); older versions lose the overflow."""
+
 EVENT_FILTER: list[type[FileSystemEvent]] = [
     FileCreatedEvent,
     FileDeletedEvent,
@@ -65,9 +70,13 @@ EVENT_FILTER: list[type[FileSystemEvent]] = [
     DirCreatedEvent,
     DirDeletedEvent,
     DirMovedEvent,
+    *([_EVENTS_LOST] if _EVENTS_LOST is not None else []),
 ]
 """Only changes: watchdog's default subscription also reports opens and reads, and loops
-at 100% of a core on trees of more than ~4,000 folders."""
+at 100% of a core on trees of more than ~4,000 folders.  And the loss of events, which
+watchdog reports otherwise only as a log line: one a logging set-up above WARNING drops,
+and one written before its watches are back, so a reconcile it starts can list a folder
+before events there are seen again."""
 
 WATCH_LIMIT_HINT = (
     "raise the inotify watch limit with `sudo sysctl fs.inotify.max_user_watches=524288`"
@@ -198,6 +207,9 @@ class _Handler(FileSystemEventHandler):
         self._root = root
 
     def dispatch(self, event: FileSystemEvent) -> None:
+        if _EVENTS_LOST is not None and isinstance(event, _EVENTS_LOST):
+            self._watcher._lost(self._root)
+            return
         note = functools.partial(self._watcher._note, self._root)
         note(
             event.src_path,
@@ -737,6 +749,14 @@ class Watcher:
 
     def _canary_arrived(self) -> None:
         self._canary_seen = time.monotonic()
+
+    def _lost(self, root: _Root) -> None:
+        """watchdog lost events of ``root``'s watch and has rebuilt the watch: reconcile,
+        and check that every folder is watched again (a rebuild can fail part way)."""
+        if root.mode == "inotify":
+            root.rescan_reason = "inotify queue overflow: events were lost"
+            root.rewatch_at = time.monotonic()
+        self._batcher.wake()
 
     def _overflowed(self, where: bytes | None) -> None:
         for root in self._roots:
