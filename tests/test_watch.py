@@ -168,6 +168,26 @@ def test_start_reconciles_then_new_append_and_delete_follow(root: Path, db_path:
         assert health_of(watcher)["problems"] == []
 
 
+def test_a_new_mtime_alone_reaches_the_index(root: Path, db_path: Path) -> None:
+    """``touch``, ``os.utime``, ``cp -p`` and ``tar`` change a file's mtime with no write:
+    the index (and retention's age rules over it) kept the old one until a reconcile."""
+    config = root / "run1" / "config.yaml"
+
+    def mtime_in_index() -> int | None:
+        db = open_db(db_path, readonly=True)
+        try:
+            row = db.execute(
+                "SELECT mtime_ns FROM artifacts WHERE path = ?", [b"run1/config.yaml"]
+            ).fetchone()
+        finally:
+            db.close()
+        return None if row is None else int(row[0])
+
+    with watching(db_path, root, reconcile_every=3600):
+        os.utime(config, ns=(1_000_000_000, 1_000_000_000))  # dated 1970, as tar may
+        wait_for(lambda: mtime_in_index() == 1_000_000_000, timeout=60, what="the new mtime")
+
+
 def test_atomic_save_lands_under_the_final_name(root: Path, db_path: Path) -> None:
     with watching(db_path, root):
         tmp = root / "run1" / "last.ckpt.tmp"

@@ -61,6 +61,11 @@ _EVENTS_LOST: type[FileSystemEvent] | None = getattr(watchdog.events, "EventsLos
 """What watchdog 7.1+ queues once it has rebuilt its watches after a kernel queue overflow
 (filtered out unless the event filter lists it); older versions lose the overflow."""
 
+_FILE_ATTRIB: type[FileSystemEvent] | None = getattr(watchdog.events, "FileAttribEvent", None)
+"""A file's metadata changed: ``touch``, ``os.utime``, ``cp -p``/``tar``/``rsync`` setting
+the mtime after the write.  watchdog 6 reported it as modified; 7 has a class of its own,
+which the filter drops unless it lists it (the inotify mask asks for it either way)."""
+
 EVENT_FILTER: list[type[FileSystemEvent]] = [
     FileCreatedEvent,
     FileDeletedEvent,
@@ -71,6 +76,7 @@ EVENT_FILTER: list[type[FileSystemEvent]] = [
     DirDeletedEvent,
     DirMovedEvent,
     *([_EVENTS_LOST] if _EVENTS_LOST is not None else []),
+    *([_FILE_ATTRIB] if _FILE_ATTRIB is not None else []),
 ]
 """Only changes: watchdog's default subscription also reports opens and reads, and loops
 at 100% of a core on trees of more than ~4,000 folders.  And the loss of events, which
