@@ -486,6 +486,28 @@ def test_watch_limit_falls_back_to_polling(
     db.close()
 
 
+def test_the_instance_limit_is_named_for_what_it_is(
+    root: Path, db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """inotify_init's EMFILE (fs.inotify.max_user_instances, used up by the user's other
+    watchers) is not the watch limit: raising max_user_watches, as the health said, does
+    nothing for it."""
+
+    def no_instance() -> int:
+        ctypes.set_errno(errno.EMFILE)
+        return -1
+
+    monkeypatch.setattr(inotify_c, "inotify_init", no_instance)
+    with watching(db_path, root, fallback_poll=0.3) as watcher:
+        health = health_of(watcher)
+        assert health["mode"] == "polling"
+        problems = " ".join(health["problems"])  # type: ignore[arg-type]
+        assert "max_user_instances" in problems
+        assert "max_user_watches" not in problems
+        (root / "run1" / "new.txt").write_text("seen by the poll")
+        wait_for(converged(root, db_path), what="polled change")
+
+
 def test_poll_mode_records_mode_and_health(root: Path, db_path: Path) -> None:
     with watching(db_path, root, poll=0.2) as watcher:
         db = open_db(db_path, readonly=True)

@@ -87,6 +87,12 @@ before events there are seen again."""
 WATCH_LIMIT_HINT = (
     "raise the inotify watch limit with `sudo sysctl fs.inotify.max_user_watches=524288`"
 )
+INSTANCE_LIMIT_HINT = (
+    "raise the inotify instance limit with `sudo sysctl fs.inotify.max_user_instances=512`"
+    " (each watching program of this user takes one or more), or this process's open-file"
+    " limit (`ulimit -n`)"
+)
+"""inotify_init's EMFILE: not the watch limit, which raising would not help."""
 
 DEFAULT_POLL_SECONDS = 30.0
 """Polling interval when events cannot be had and no interval was given."""
@@ -631,9 +637,10 @@ class Watcher:
             )
         except OSError as exc:
             if exc.errno in (errno.ENOSPC, errno.EMFILE):
+                hint = INSTANCE_LIMIT_HINT if exc.errno == errno.EMFILE else WATCH_LIMIT_HINT
                 self._use_polling(
                     root,
-                    f"inotify limit reached ({exc.strerror}): polling instead; " + WATCH_LIMIT_HINT,
+                    f"inotify limit reached ({exc.strerror}): polling instead; " + hint,
                     self.poll or self.fallback_poll,
                 )
                 return False
