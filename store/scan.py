@@ -12,6 +12,7 @@ from __future__ import annotations
 import bisect
 import errno
 import itertools
+import json
 import marshal
 import operator
 import os
@@ -959,38 +960,19 @@ class Indexer:
         walk = _Walk()
         existing: set[tuple[Any, ...]] = set()
         existing_dirs: dict[bytes, tuple[int, int | None]] = {}
-        conn = self.db.conn
         through = _Through(self.root_b)
         # parents first: each folder's path is then looked at from its parent's, once
         asked = sorted({paths.key(f) for f in folders})
+        todo = sorted({through.resolve(f) for f in asked})
+        tried: set[bytes] = set()
         try:
-            for folder in sorted({through.resolve(f) for f in asked}):
-                if folder in walk.dirs and folder in walk.slices:
-                    continue  # already walked as part of a new parent
-                known = {
-                    bytes(k): m
-                    for k, m in conn.execute(
-                        f"SELECT path, mtime_ns FROM dirs {BY_PARENT_DIRS} WHERE root_id = ?"
-                        " AND parent = ? AND path != ?",
-                        [self.root_id, folder, folder],
-                    )
-                }
-                sub = self._walk(
-                    folder,
-                    report,
-                    None,
-                    descend=lambda child, k=known: child not in k,  # type: ignore[misc]
-                    through=through,
-                )
-                walk.merge(sub)
-                existing |= self._existing_artifacts(folder, shallow=True)
-                existing_dirs.update(self._existing_dirs(folder, shallow=True))
-                gone = [folder] if folder not in sub.dirs else []
-                gone += [k for k in known if k not in sub.dirs]
-                fresh = [k for k in sub.dirs if k != folder and k not in known]
-                for k in gone + fresh:
-                    existing |= self._existing_artifacts(k)
-                    existing_dirs.update(self._existing_dirs(k))
+            while todo:
+                for folder in todo:
+                    self._scan_folder(folder, walk, existing, existing_dirs, report, through)
+                tried.update(todo)
+                # a file changed in place through one of its hard links changed at its
+                # other paths too, which no event names: their folders are looked at too
+                todo = sorted(self._linked_folders(walk, existing) - set(walk.slices) - tried)
         finally:
             through.close()
         self._reconcile(
@@ -1007,6 +989,70 @@ class Indexer:
         )
         report.seconds = time.perf_counter() - started
         return report
+
+    def _scan_folder(
+        self,
+        folder: bytes,
+        walk: _Walk,
+        existing: set[tuple[Any, ...]],
+        existing_dirs: dict[bytes, tuple[int, int | None]],
+        report: ScanReport,
+        through: _Through,
+    ) -> None:
+        """One folder of ``scan_folders``: its entries and new subfolders into ``walk``,
+        the index rows they are compared with into ``existing`` and ``existing_dirs``."""
+        conn = self.db.conn
+        if folder in walk.dirs and folder in walk.slices:
+            return  # already walked as part of a new parent
+        known = {
+            bytes(k): m
+            for k, m in conn.execute(
+                f"SELECT path, mtime_ns FROM dirs {BY_PARENT_DIRS} WHERE root_id = ?"
+                " AND parent = ? AND path != ?",
+                [self.root_id, folder, folder],
+            )
+        }
+        sub = self._walk(
+            folder,
+            report,
+            None,
+            descend=lambda child, k=known: child not in k,  # type: ignore[misc]
+            through=through,
+        )
+        walk.merge(sub)
+        existing |= self._existing_artifacts(folder, shallow=True)
+        existing_dirs.update(self._existing_dirs(folder, shallow=True))
+        gone = [folder] if folder not in sub.dirs else []
+        gone += [k for k in known if k not in sub.dirs]
+        fresh = [k for k in sub.dirs if k != folder and k not in known]
+        for k in gone + fresh:
+            existing |= self._existing_artifacts(k)
+            existing_dirs.update(self._existing_dirs(k))
+
+    def _linked_folders(self, walk: _Walk, existing: set[tuple[Any, ...]]) -> set[bytes]:
+        """The folders of the other paths of files ``walk`` found new or changed that have
+        more than one link, where the index holds an older size or mtime for that inode."""
+        current: dict[tuple[int, int], tuple[int, int]] = {}
+        for entry in walk.entries_of(walk.slices):
+            if entry[5] != "file" or entry in existing:
+                continue
+            try:
+                if os.lstat(self._abs(entry[0])).st_nlink > 1:
+                    current[(entry[4], entry[1])] = (entry[2], entry[3])
+            except OSError:
+                continue
+        if not current:
+            return set()
+        rows = self.db.conn.execute(  # one pass, however many: no index on inode
+            "SELECT parent, dev, inode, size, mtime_ns FROM artifacts WHERE root_id = ?"
+            " AND inode IN (SELECT value FROM json_each(?))",
+            [self.root_id, json.dumps(sorted({ino for _dev, ino in current}))],
+        )
+        return {
+            bytes(parent)
+            for parent, dev, ino, size, mtime_ns in rows
+            if current.get((dev, ino), (size, mtime_ns)) != (size, mtime_ns)
+        }
 
     def _reconcile(
         self,

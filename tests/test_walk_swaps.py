@@ -187,3 +187,31 @@ def test_a_rescan_of_nested_folders_leaves_no_descriptor_open(
     assert len(os.listdir("/proc/self/fd")) == before
     assert "replaced while walked" not in report.warnings
     assert _paths(db) == {os.fsencode(deep.relative_to(root) / "last.ckpt")}
+
+
+def test_a_hard_link_whose_other_folder_is_gone_ends_the_rescan(
+    tmp_path: Path, db: sqlite_utils.Database
+) -> None:
+    """A file written through one of its hard links sends the rescan to the folders of its
+    other rows; one of them gone since (its rows stale) is looked at once, its rows
+    removed, and the rescan ends."""
+    import threading
+
+    root = tmp_path / "root"
+    (root / "f1").mkdir(parents=True)
+    (root / "f3").mkdir()
+    (root / "f1" / "a.ckpt").write_bytes(b"x" * 10)
+    os.link(root / "f1" / "a.ckpt", root / "f3" / "b.ckpt")
+    indexer = Indexer(db, root)
+    indexer.scan()
+    os.link(root / "f1" / "a.ckpt", tmp_path / "outside.ckpt")  # nlink stays above 1
+    (root / "f3" / "b.ckpt").unlink()
+    (root / "f3").rmdir()
+    with open(root / "f1" / "a.ckpt", "ab") as f:
+        f.write(b"y" * 90)
+    done: list[object] = []
+    worker = threading.Thread(target=lambda: done.append(indexer.scan_folders(["f1"])))
+    worker.start()
+    worker.join(timeout=120)
+    assert done, "the rescan did not end"
+    assert _paths(db) == {b"f1/a.ckpt"}

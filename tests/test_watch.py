@@ -188,6 +188,28 @@ def test_a_new_mtime_alone_reaches_the_index(root: Path, db_path: Path) -> None:
         wait_for(lambda: mtime_in_index() == 1_000_000_000, timeout=60, what="the new mtime")
 
 
+def test_a_file_written_through_another_hard_link_changes_at_every_path(
+    root: Path, db_path: Path
+) -> None:
+    """A write through one link of a file raises events for that path's folder only; the
+    other paths of the same inode (``cp -al`` snapshots, hard-linked checkpoints) changed
+    as much and kept their old size in the index."""
+    best = root / "run1" / "best.ckpt"
+    best.write_bytes(b"\x00" * 10)
+    (root / "snapshot").mkdir()
+    os.link(best, root / "snapshot" / "best.ckpt")
+    with watching(db_path, root, reconcile_every=3600):
+        with open(root / "snapshot" / "best.ckpt", "ab") as f:
+            f.write(b"\x01" * 90)
+        wait_for(converged(root, db_path), timeout=60, what="both paths at 100 bytes")
+        assert index_rows(db_path)[b"run1/best.ckpt"] == 100
+        # a link made and written through at once: a new path, the old one as changed
+        os.link(best, root / "snapshot" / "again.ckpt")
+        with open(root / "snapshot" / "again.ckpt", "ab") as f:
+            f.write(b"\x02" * 100)
+        wait_for(converged(root, db_path), timeout=60, what="all three paths at 200 bytes")
+
+
 def test_atomic_save_lands_under_the_final_name(root: Path, db_path: Path) -> None:
     with watching(db_path, root):
         tmp = root / "run1" / "last.ckpt.tmp"
