@@ -606,8 +606,8 @@ def run_rows(result: RunDiff) -> list[RunDiffRow]:
         changed = metric.changed
         last_changed = changed and not (metric.series and metric.delta in (None, 0))
         note = Text(_delta(metric.delta, metric.percent) if last_changed else "")
-        if metric.series:  # the same last value, or not: the series differ besides
-            note.append("" if last_changed else "last same; ", style="dim")
+        if metric.series and not last_changed:  # changed all the same: say how
+            note.append("last same; ", style="dim")
             note.append(", ".join(_series_note(*change) for change in metric.series))
         nonfinite = same_nonfinite(metric.old, metric.new)
         if metric.better in ("old", "new"):
