@@ -239,3 +239,7 @@ async def test_run_diff_fits_80_columns_and_names_keep_their_end(tmp_path: Path)
         assert both.startswith("A ") and "\nB " in both
         lr = str(table.get_row("param:lr")[2])
         assert "0.001" in lr and "0.002" in lr
+        # the better run on a line of its own: wrapped in the narrow column, "A better"
+        # was cut to "A"
+        change = str(table.get_row("metric:val_loss")[3]).splitlines()
+        assert len(change) == 2 and change[1] in ("A better", "B better"), change

@@ -50,6 +50,17 @@ STACK_BELOW = 100
 """Narrower than this, A and B are stacked in one column (80 columns fit)."""
 
 
+def _on_two_lines(change: Text) -> Text:
+    """A change note's parts (``+0.36 (+81.7%)``, ``A better``) one per line, as the
+    stacked layout's narrow column shows them: wrapped, the verdict was cut to ``A``."""
+    if "  " not in change.plain:
+        return change
+    parts = change.split("  ", allow_blank=False)
+    joined = Text("\n").join(part for part in parts)
+    joined.no_wrap, joined.overflow = True, "ellipsis"
+    return joined
+
+
 def cut_keeping_end(text: Text, width: int) -> Text:
     """``text`` cut to ``width`` cells from the left, its style kept (see ``keep_end``)."""
     if text.cell_len <= width:
@@ -221,9 +232,9 @@ class RunDiffScreen(Screen[None]):
         table = self.table
         widest = max((row.cells[1].cell_len for row in message.rows), default=8)
         if self._stacked:
-            # what (10) + name + A/B (24) + change (12), each with 2 cells of padding, and
+            # what (10) + name + A/B (20) + change (16), each with 2 cells of padding, and
             # the border and scrollbar: the name gets what is left.
-            name_width = max(12, min(widest, self.size.width - 10 - 24 - 12 - 8 - 4))
+            name_width = max(12, min(widest, self.size.width - 10 - 20 - 16 - 8 - 4))
             columns: tuple[str, ...] = ("", "name", "A / B", "change")
         else:
             name_width = min(max(widest, 8), NAME_WIDTH)
@@ -234,7 +245,7 @@ class RunDiffScreen(Screen[None]):
             for column in columns:
                 width = name_width if column == "name" else None
                 if self._stacked and column in ("", "A / B", "change"):
-                    width = {"": 10, "A / B": 24, "change": 12}[column]
+                    width = {"": 10, "A / B": 20, "change": 16}[column]
                 table.add_column(column or " ", key=column or "what", width=width)
             self.rows = {}
             for section in SECTIONS:
@@ -253,6 +264,7 @@ class RunDiffScreen(Screen[None]):
                         if self._stacked:
                             both = Text.assemble(("A ", "dim"), old, "\n", ("B ", "dim"), new)
                             both.no_wrap, both.overflow = True, "ellipsis"
+                            change = _on_two_lines(change)
                             table.add_row(what, label, both, change, key=row.key, height=2)
                         else:
                             table.add_row(what, label, old, new, change, key=row.key)
