@@ -144,6 +144,9 @@ async def test_two_marked_files_and_versions(pair: Pair) -> None:
         diff = screen_of(app)
         assert isinstance(diff, FileDiffScreen) and diff.diff is not None
         assert diff.diff.kind == "structured" and not diff.diff.equal
+        # side by side is for text diffs: not offered in the footer here
+        offered = {b.key for _, b, enabled, _ in diff.active_bindings.values() if enabled}
+        assert "s" not in offered and "n" in offered
         await pilot.press("escape")
         await settle(pilot)
         tree._typed = ""

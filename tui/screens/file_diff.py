@@ -179,6 +179,13 @@ class FileDiffScreen(Screen[None]):
             self.side = False
         self.query_one("#file-diff-notes", Static).update(self._notes(message.diff))
         self._show()
+        self.refresh_bindings()  # side by side, for a text diff only
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Side by side is offered (in the footer) only where there is one: a text diff."""
+        if action == "toggle_side" and self.diff is not None and True not in self._rows:
+            return None
+        return True
 
     def _notes(self, diff: FileDiff) -> Text:
         text = Text(no_wrap=False)
