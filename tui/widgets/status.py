@@ -49,8 +49,8 @@ class StatusLine(Static):
         self.update(text, layout=not fixed)
 
     def render_info(self) -> Text:
-        """Counts, marks and the filter first: at 80 columns the line is cut from the end,
-        so the watcher's (possibly long) description, the sort and the index path go."""
+        """Counts, marks, the filter and the sort first: at 80 columns the line is cut from
+        the end, so the watcher's (possibly long) description and the index path go."""
         info = self.info
         text = Text(no_wrap=True, overflow="ellipsis")
         text.append("artlens ", style="bold")
@@ -68,12 +68,12 @@ class StatusLine(Static):
             text.append("filter: ")
             text.append(info.filter, style="bold")
             text.append(" │ ")
+        if info.sort:  # short, and what the table's order means: before the watcher's words
+            text.append(f"sort: {info.sort} │ ")
         if info.hosts:
             text.append(info.hosts, style="" if info.hosts_ok else "bold yellow")
             text.append(" │ ")
         text.append(info.watcher)
-        if info.sort:
-            text.append(f" │ sort: {info.sort}")
         text.append(" │ ")
         text.append(info.index, style="dim")
         return text
