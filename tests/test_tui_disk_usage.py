@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from textual.pilot import Pilot
-from textual.widgets import DataTable, Static
+from textual.widgets import DataTable, Input, Static
 
 from store.index.db import open_db
 from store.lock import WriterLock
@@ -340,3 +340,23 @@ async def test_totals_that_leave_out_an_unreadable_folder_say_so(
         assert screen.level.folder == "runD"
         assert "1 folder could not be read: out (permission denied)" in unread_note(screen)
         assert not any(cells[0].endswith("?") for cells in rows(screen).values())
+
+
+@sync
+async def test_help_lists_a_text_box_s_editing_keys_only_while_typing(
+    indexed: tuple[Path, Path],
+) -> None:
+    """The explorer's filter box is always there: help listed its cursor, cut and paste
+    keys among the explorer's own."""
+    root, db_path = indexed
+    app = ArtlensApp(db_path, [root], watch=False)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        described = {row[1] for row in help_rows(app, app.screen)}
+        assert "Paste text from the clipboard" not in described, described
+        assert "Move cursor left a word" not in described
+        await pilot.press("slash")
+        await settle(pilot)
+        assert isinstance(app.focused, Input)
+        described = {row[1] for row in help_rows(app, app.screen)}
+        assert "Paste text from the clipboard" in described

@@ -18,6 +18,7 @@ from textual.app import App
 from textual.binding import Binding, BindingsMap
 from textual.dom import DOMNode
 from textual.screen import Screen
+from textual.widgets import Input
 
 PaletteEntry = tuple[str, Callable[[], object], str]
 """(title, callback, help text)."""
@@ -79,6 +80,8 @@ def help_rows(app: App[Any], screen: Screen[Any]) -> list[HelpRow]:
     nodes: list[DOMNode] = [app, screen]
     seen_types: set[type[DOMNode]] = set()
     for widget in screen.walk_children(with_self=False):
+        if isinstance(widget, Input) and not widget.has_focus:
+            continue  # a text box's editing keys (cursor, cut, paste) only while typing
         if type(widget) not in seen_types:
             seen_types.add(type(widget))
             nodes.append(widget)
