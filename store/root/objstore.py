@@ -335,15 +335,45 @@ class ObjectRoot:
         return result
 
     def _pages(self, prefix: str, *, delimiter: str | None) -> Iterator[Page]:
+        """Every page of the listing of ``prefix``, each checked (``_check_page``); a
+        continuation token that comes back is a ``RootError``: the listing would loop for
+        ever, or list the same keys twice."""
         token: str | None = None
+        tokens: set[str] = set()
         while True:
             page = self.backend.list_page(
                 prefix, delimiter=delimiter, token=token, max_keys=PAGE_KEYS
             )
+            self._check_page(prefix, delimiter, page)
             yield page
             if not page.token:
                 return
+            if page.token in tokens:
+                raise RootError(
+                    f"{self._where(prefix)}: the listing is not whole: a continuation token "
+                    "came back (the store would list the same pages again)"
+                )
+            tokens.add(page.token)
             token = page.token
+
+    def _check_page(self, prefix: str, delimiter: str | None, page: Page) -> None:
+        """Refuse a page naming a key or a common prefix outside ``prefix`` (a server that
+        ignores the prefix): cut to a root-relative path, it would name another key."""
+        for name in (*(o.key for o in page.objects), *page.prefixes):
+            if not name.startswith(prefix):
+                raise RootError(
+                    f"{self._where(prefix)}: the store listed a key outside the prefix "
+                    f"({name[:200]!r}): the listing cannot be trusted"
+                )
+        for common in page.prefixes:
+            if not delimiter or not common.endswith(delimiter) or len(common) <= len(prefix):
+                raise RootError(
+                    f"{self._where(prefix)}: the store listed a common prefix that is no "
+                    f"folder of the prefix ({common[:200]!r}): the listing cannot be trusted"
+                )
+
+    def _where(self, prefix: str) -> str:
+        return f"{self.scheme}://{self.bucket}/{prefix}"
 
     def _entry(self, name: str, obj: ObjectInfo) -> Entry:
         return Entry(name, "file", obj.size, obj.mtime_ns, obj.identity, obj.size)

@@ -178,10 +178,17 @@ class S3Backend:
         if token:
             kwargs["ContinuationToken"] = token
         page = self.call("list_objects_v2", **kwargs)
+        next_token = page.get("NextContinuationToken") if page.get("IsTruncated") else None
+        if page.get("IsTruncated") and not next_token:
+            # taken for the last page, the keys after it would read as deleted
+            raise RootError(
+                f"s3://{self.bucket}/{prefix}: list_objects_v2 failed: the page is truncated "
+                "but carries no continuation token"
+            )
         return Page(
             [self.info(o["Key"], o, int(o["Size"])) for o in page.get("Contents", [])],
             [c["Prefix"] for c in page.get("CommonPrefixes", [])],
-            page.get("NextContinuationToken") if page.get("IsTruncated") else None,
+            next_token,
         )
 
     def head(self, key: str, *, version: str | None = None) -> ObjectInfo:

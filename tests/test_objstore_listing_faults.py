@@ -1,0 +1,100 @@
+"""Listings an S3-compatible server gets wrong, against a tiny S3 endpoint on loopback
+(tests/s3_answers.py): a truncated page without a continuation token, a token that comes
+back (a loop), keys outside the prefix asked for.  Each is an error naming the fault,
+never a shorter, longer or shifted listing: a short one would make the index drop the
+rows of objects that are still there, a looping one never ends, and a key outside the
+prefix would become a path that names another key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from s3_answers import BUCKET, FakeS3, fake_s3
+
+from store.index.db import open_db
+from store.objscan import ObjectIndexer
+from store.root import RootError
+from store.root.objstore import ObjectRoot
+
+pytestmark = [pytest.mark.objstore, pytest.mark.usefixtures("isolated_cache")]
+__all__ = ["fake_s3"]
+
+OBJECTS = {
+    "runs/a.txt": b"a",
+    "runs/b.txt": b"bb",
+    "runs/c/d.txt": b"ddd",
+    "runs/c/e.txt": b"eeee",
+    "runs/f.txt": b"fffff",
+}
+
+
+def _rows(db_path: Path) -> list[str]:
+    db = open_db(db_path, readonly=True)
+    try:
+        return sorted(
+            bytes(path).decode() for (path,) in db.conn.execute("SELECT path FROM artifacts")
+        )
+    finally:
+        db.close()
+
+
+def test_the_fake_pages_a_right_listing_whole(fake_s3: FakeS3) -> None:
+    fake_s3.objects.update(OBJECTS)
+    root = ObjectRoot(f"s3://{BUCKET}/runs")
+    walked = {f"{f}/{e.name}" if f else e.name for f, es in root.walk() for e in es}
+    assert walked == {"a.txt", "b.txt", "c", "c/d.txt", "c/e.txt", "f.txt"}
+    assert sorted(e.name for e in root.list_dir("")) == ["a.txt", "b.txt", "c", "f.txt"]
+    assert fake_s3.lists() > 2  # pages of two keys
+
+
+def test_a_truncated_page_without_a_token_fails_and_the_index_keeps_its_rows(
+    fake_s3: FakeS3, tmp_path: Path
+) -> None:
+    fake_s3.objects.update(OBJECTS)
+    root = ObjectRoot(f"s3://{BUCKET}/runs")
+    db = open_db(tmp_path / "i.db")
+    try:
+        indexer = ObjectIndexer(db, root)
+        assert indexer.scan().files == len(OBJECTS)
+        fake_s3.fault = "no-token"
+        with pytest.raises(RootError, match="no continuation token"):
+            indexer.scan()
+        with pytest.raises(RootError, match="no continuation token"):
+            root.list_dir("")
+    finally:
+        db.close()
+    assert _rows(tmp_path / "i.db") == sorted(k.removeprefix("runs/") for k in OBJECTS)
+
+
+@pytest.mark.parametrize("fault", ["same-token", "cycle"])
+def test_a_token_that_comes_back_fails_instead_of_looping(fake_s3: FakeS3, fault: str) -> None:
+    fake_s3.objects.update(OBJECTS)
+    fake_s3.fault = fault
+    root = ObjectRoot(f"s3://{BUCKET}/runs")
+    with pytest.raises(RootError, match="came back"):
+        list(root.walk())
+    assert fake_s3.lists() <= 3
+    with pytest.raises(RootError, match="came back"):
+        root.list_dir("")
+
+
+def test_keys_outside_the_prefix_fail_the_listing(fake_s3: FakeS3, tmp_path: Path) -> None:
+    fake_s3.objects.update(OBJECTS)
+    fake_s3.outside = {"runs2/other.pt": b"not ours", "runsX": b"nor this"}
+    fake_s3.fault = "outside"
+    fake_s3.page_keys = 100
+    root = ObjectRoot(f"s3://{BUCKET}/runs")
+    with pytest.raises(RootError, match="outside"):
+        list(root.walk())
+    with pytest.raises(RootError, match="outside"):
+        list(root.objects())
+    with pytest.raises(RootError, match="outside"):
+        root.list_dir("")
+    db = open_db(tmp_path / "i.db")
+    try:
+        with pytest.raises(RootError, match="outside"):
+            ObjectIndexer(db, root).scan()
+    finally:
+        db.close()
+    assert _rows(tmp_path / "i.db") == []
