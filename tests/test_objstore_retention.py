@@ -136,3 +136,42 @@ def test_an_object_from_before_versioning_is_kept(s3_server: S3Server) -> None:
     batch = trash.apply(trash.plan(["old.ckpt"]))
     assert batch.counts() == {"kept": 1} and "before versioning" in batch.items[0].note
     assert _keys(s3_server, bucket) == {"old.ckpt"}
+
+
+def _unit(path: str, *, is_dir: bool, size: int = 0, identity: str = "") -> Any:
+    from store.objscan import identity_number
+    from store.retention.candidates import Candidate
+
+    inode = identity_number(identity) if identity else 0
+    ftype = "dir" if is_dir else "file"
+    return Candidate("", 1, "run", "hf", False, path, is_dir, size, 0, inode, ftype, None)
+
+
+def test_a_kept_checkpoint_folder_emptied_since_the_plan_holds_back_its_run(
+    s3_server: S3Server,
+) -> None:
+    """A kept folder unit is there while some object lies below it (its zero-byte folder
+    marker does not count); once it is empty, the run's removals wait."""
+    from store.retention.bucket import apply_candidates
+
+    bucket = s3_server.new_bucket(versioned=False)
+    s3_server.put(bucket, "p/run/checkpoint-1.bin", b"old weights")
+    s3_server.put(bucket, "p/run/checkpoint-2/", b"")
+    s3_server.put(bucket, "p/run/checkpoint-2/model.bin", b"kept weights")
+    root = ObjectRoot(f"s3://{bucket}/p")
+    identity = root.backend.head("p/run/checkpoint-1.bin").identity
+    removal = _unit("run/checkpoint-1.bin", is_dir=False, size=11, identity=identity)
+    kept = _unit("run/checkpoint-2", is_dir=True)
+    s3_server.call("delete_object", Bucket=bucket, Key="p/run/checkpoint-2/model.bin")
+
+    report, _ = apply_candidates(root, [removal], [kept])
+    assert report.done == []
+    assert [(r.path, r.reason.split(":")[0]) for r in report.skipped] == [
+        ("run/checkpoint-1.bin", "kept run/checkpoint-2 is gone since the plan")
+    ]
+    assert "p/run/checkpoint-1.bin" in _keys(s3_server, bucket)
+
+    s3_server.put(bucket, "p/run/checkpoint-2/model.bin", b"kept weights")
+    report, _ = apply_candidates(root, [removal], [kept])
+    assert [r.path for r in report.done] == ["run/checkpoint-1.bin"]
+    assert "p/run/checkpoint-1.bin" not in _keys(s3_server, bucket)

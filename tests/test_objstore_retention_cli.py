@@ -191,3 +191,45 @@ def test_apply_and_restore_refresh_every_bucket_root_that_holds_the_objects(
     restored = _json("trash", "restore", batch, "--root", inner, "--db", db, "--json")
     assert sorted(i["path"] for i in restored["done"]) == sorted(trashed)
     as_fresh("restored")
+
+
+@pytest.mark.parametrize("versioned", [True, False])
+@pytest.mark.parametrize("how", ["deleted", "overwritten"])
+def test_a_kept_checkpoint_gone_since_the_plan_skips_its_runs_removals(
+    s3_server: S3Server,
+    fresh_bucket: Callable[..., str],
+    tmp_path: Path,
+    versioned: bool,
+    how: str,
+) -> None:
+    """As on a folder: when a checkpoint the plan keeps in a run was deleted or rewritten
+    since the plan, none of that run's removals is applied (the plan relied on the kept
+    one: applying it would leave the run with no checkpoint it chose to keep); the other
+    runs' removals are."""
+    bucket = fresh_bucket(versioned=versioned)
+    url = f"s3://{bucket}"
+    db = str(tmp_path / "bucket.db")
+    _json("index", url, "--db", db, "--json")
+    plan = _json("retention", "plan", url, "--keep-last", "1", "--db", db, "--json")
+    removed = {i["path"]: i["run"] for i in plan["items"] if not i["keep"]}
+    kept = sorted(
+        (i["run"], i["path"])
+        for i in plan["items"]
+        if i["keep"] and i["run"] in removed.values() and i["path"].endswith(".ckpt")
+    )
+    assert len(set(removed.values())) > 1 and kept, plan["items"]
+    run, gone = kept[0]
+    waiting = sorted(path for path, of in removed.items() if of == run)
+    others = sorted(path for path, of in removed.items() if of != run)
+    if how == "deleted":
+        s3_server.call("delete_object", Bucket=bucket, Key=gone)
+    else:
+        s3_server.put(bucket, gone, b"rewritten after the plan")
+    before = s3_server.contents(bucket)
+
+    done = _json("retention", "apply", plan["id"], "--yes", "--db", db, "--json")
+    assert sorted(i["path"] for i in done["done"]) == others
+    assert sorted(i["path"] for i in done["skipped"]) == waiting
+    assert all(f"kept {gone}" in i["reason"] for i in done["skipped"]), done["skipped"]
+    after = {k: v for k, v in s3_server.contents(bucket).items() if ".artlens-trash" not in k}
+    assert after == {k: v for k, v in before.items() if k not in others}

@@ -318,14 +318,66 @@ class BucketTrash:
             return None
 
 
-def apply_candidates(root: ObjectRoot, removals: Sequence[Candidate]) -> tuple[Report, Batch]:
+RUN_SKIPPED = "run skipped; re-index and plan again"
+
+
+def kept_changed(root: ObjectRoot, kept: Sequence[Candidate]) -> str | None:
+    """Why a run's removals must wait, or None: a unit the plan keeps in it is gone or
+    changed since the plan (a file: its size or ETag differs, by one HEAD; a checkpoint
+    folder: no object is left below it, by one listing page), as
+    ``store.retention.trash`` checks a folder's kept units."""
+    from store.objscan import identity_number
+    from store.paths import display
+
+    for unit in kept:
+        shown = display(unit.path)
+        try:
+            key = root.key_of(unit.path)
+            if unit.is_dir:
+                page = root.backend.list_page(key + "/", delimiter=None, token=None, max_keys=2)
+                if not any(o.key != key + "/" or o.size for o in page.objects):
+                    return f"kept {shown} is gone since the plan: {RUN_SKIPPED}"
+                continue
+            head = root.backend.head(key)
+        except NotFound:
+            return f"kept {shown} is gone since the plan: {RUN_SKIPPED}"
+        except (RootError, ValueError) as exc:
+            return f"kept {shown} cannot be checked ({str(exc)[:200]}): {RUN_SKIPPED}"
+        if (head.size, identity_number(head.identity)) != (unit.size, unit.inode):
+            return f"kept {shown} changed since the plan (size or ETag): {RUN_SKIPPED}"
+    return None
+
+
+def apply_candidates(
+    root: ObjectRoot, removals: Sequence[Candidate], kept: Sequence[Candidate] = ()
+) -> tuple[Report, Batch]:
     """A retention plan's removals under an object-store root, trashed as one batch.
 
     Each object (a checkpoint folder's members one by one) is re-checked against what the
     index saw when the plan was made: a size or ETag that differs now is ``changed`` and
-    left in place, as a changed local file is skipped."""
+    left in place, as a changed local file is skipped.  ``kept`` are the units the plan
+    keeps in the same runs: when one of a run's is gone or changed (``kept_changed``),
+    none of that run's removals is applied, so a stale plan never leaves a run with
+    nothing it meant to keep."""
     from store.objscan import identity_number
     from store.retention.trash import ItemResult, Report
+
+    kept_by_run: dict[tuple[int, str], list[Candidate]] = {}
+    for unit in kept:
+        kept_by_run.setdefault((unit.run_id, unit.run_path), []).append(unit)
+    run_skipped: dict[tuple[int, str], str | None] = {}
+    waiting: list[tuple[Candidate, str]] = []
+    applied: list[Candidate] = []
+    for candidate in removals:
+        run = (candidate.run_id, candidate.run_path)
+        if run not in run_skipped:
+            run_skipped[run] = kept_changed(root, kept_by_run.get(run, []))
+        why = run_skipped[run]
+        if why is None:
+            applied.append(candidate)
+        else:
+            waiting.append((candidate, why))
+    removals = applied
 
     expected: dict[str, tuple[int, int]] = {}
     for candidate in removals:
@@ -348,6 +400,10 @@ def apply_candidates(root: ObjectRoot, removals: Sequence[Candidate]) -> tuple[R
     if any(item.state == "planned" for item in batch.items):
         batch = trash.apply(batch)
     report = Report()
+    for candidate, why in waiting:
+        report.skipped.append(
+            ItemResult(root.url, candidate.path, "skipped", why, candidate.size, batch.batch)
+        )
     for item in batch.items:
         if item.state == "trashed":
             report.done.append(

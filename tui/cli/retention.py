@@ -371,7 +371,7 @@ def apply_cmd(
     local, buckets = _split_buckets(plan)
     with progress_bar("moving to the trash", is_terminal() and not as_json) as progress:
         done = service.apply(local, target, role="retention apply", progress=progress, on_busy=busy)
-    batches = _apply_buckets(buckets, done.report)
+    batches = _apply_buckets(buckets, done.report, plan)
     refreshed = _refresh_buckets(target, [url for url, _ in batches])
     if as_json:
         emit_json(
@@ -481,9 +481,12 @@ def _restore_buckets(urls: list[str], batches: Sequence[str]) -> Report:
     return report
 
 
-def _apply_buckets(buckets: dict[str, list[Candidate]], report: Report) -> list[tuple[str, str]]:
+def _apply_buckets(
+    buckets: dict[str, list[Candidate]], report: Report, plan: Plan
+) -> list[tuple[str, str]]:
     """Trash each bucket's removals as one batch (re-checked against the plan's sizes and
-    ETags); their results join ``report``.  Returns (url, batch id) of each batch."""
+    ETags, and against the units ``plan`` keeps in the same runs); their results join
+    ``report``.  Returns (url, batch id) of each batch."""
     from store.retention.bucket import apply_candidates
     from store.root import open_root
     from store.root.objstore import ObjectRoot
@@ -493,7 +496,8 @@ def _apply_buckets(buckets: dict[str, list[Candidate]], report: Report) -> list[
         root = open_root(url)
         if not isinstance(root, ObjectRoot):
             raise ArtlensError(f"not an object-store root: {_text(url)}")
-        got, batch = apply_candidates(root, items)
+        kept = [i for i in plan.items if i.keep and i.root == url]
+        got, batch = apply_candidates(root, items, kept)
         report.done += got.done
         report.skipped += got.skipped
         batches.append((url, batch.batch))
