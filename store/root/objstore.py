@@ -107,6 +107,13 @@ def rel_to_key(rel: str) -> str:
     return "/".join(decode_part(p) for p in check_rel(rel))
 
 
+def _marker(below: str, obj: ObjectInfo) -> bool:
+    """Whether a listed key (``below`` the listed prefix) is a zero-byte folder marker,
+    which is no entry.  A key ending in ``/`` with bytes in it is an object: its last part
+    is ``%`` (the prefix's own key, ``below == ""``, is the folder's ``%``)."""
+    return obj.size == 0 and (below == "" or below.endswith("/"))
+
+
 def parse_url(url: str) -> tuple[str, str, str]:
     """``(scheme, bucket, prefix)`` of ``s3://bucket/prefix``; the prefix has no slashes
     at either end."""
@@ -178,7 +185,10 @@ class ObjectRoot:
     def key_of(self, rel: str) -> str:
         """The full key a root-relative path names."""
         below = rel_to_key(rel)
-        return f"{self.prefix}/{below}" if self.prefix and below else (self.prefix or below)
+        if not rel or not self.prefix:
+            return self.prefix or below
+        # "%" (below == "") is the key "<prefix>/" itself, never "<prefix>" beside the root
+        return f"{self.prefix}/{below}"
 
     def _dir_prefix(self, rel: str) -> str:
         key = self.key_of(rel)
@@ -211,7 +221,7 @@ class ObjectRoot:
                     entries.append(Entry(name, "dir", 0, 0, ""))
             for obj in page.objects:
                 part = obj.key[len(prefix) :]
-                if part == "" and obj.size == 0:
+                if _marker(part, obj):
                     continue  # the folder's own marker object
                 entries.append(self._entry(encode_part(part), obj))
             if len(entries) > limit:
@@ -287,8 +297,8 @@ class ObjectRoot:
         for page in self._pages(prefix, delimiter=None):
             for obj in page.objects:
                 below = obj.key[len(prefix) :]
-                if below == "" or (below.endswith("/") and obj.size == 0):
-                    continue  # folder marker objects
+                if _marker(below, obj):
+                    continue
                 parts = [encode_part(p) for p in below.split("/")]
                 folder = rel
                 for part in parts[:-1]:
@@ -318,8 +328,8 @@ class ObjectRoot:
         for page in self._pages(prefix, delimiter=None):
             for obj in page.objects:
                 below = obj.key[len(prefix) :]
-                if below == "" or (below.endswith("/") and obj.size == 0):
-                    continue  # folder marker objects
+                if _marker(below, obj):
+                    continue
                 path = key_to_rel(below)
                 yield (f"{rel}/{path}" if rel else path), obj
 
