@@ -639,3 +639,45 @@ def test_du_says_how_many_files_it_could_not_measure_on_disk(tmp_path: Path) -> 
     (line,) = [t for t in ok("du", db=db).stdout.splitlines() if str(root) in t]
     assert line.startswith(f"    200B  {root}  (2 files") and line.endswith(", 1 not measured)")
     assert ok_json("du", db=db)["roots"][0]["disk_unmeasured_files"] == 1
+
+
+@pytest.mark.parametrize(
+    ("policy", "user_config", "where"),
+    [
+        # a misspelt framework selects no run: the base keep_last = 1 would remove what
+        # the rule was written to keep
+        (
+            '[retention]\nkeep_last = 1\n\n[[retention.rule]]\nframework = "lightnin"\n'
+            "keep_last = 10\n",
+            None,
+            ":5: unknown framework 'lightnin'",
+        ),
+        # [[rule]] outside [retention]: the overrides were silently dropped
+        (
+            '[retention]\nkeep_last = 1\n\n[[rule]]\nframework = "lightning"\nkeep_last = 10\n',
+            None,
+            ":4: 'rule' is outside [retention]",
+        ),
+        # a misspelt table: read as "no policy here", so the user config's policy applied
+        ("[retension]\nkeep_last = 10\n", "[retention]\nkeep_last = 1\n", ":1: unknown key"),
+        ("keep_last = 10\n", "[retention]\nkeep_last = 1\n", ":1: 'keep_last' is outside"),
+    ],
+)
+def test_a_misspelt_policy_is_one_line_never_another_policy(
+    tmp_path: Path, policy: str, user_config: str | None, where: str
+) -> None:
+    roots, db = real_outputs(tmp_path)
+    root = roots[0]
+    if user_config is not None:
+        config = tmp_path / "xdg-config" / "artlens" / "config.toml"
+        config.parent.mkdir(parents=True)
+        config.write_text(user_config)
+    (root / ".artlens.toml").write_text(policy)
+    before = files_outside_trash(root)
+    for args in (["retention", "plan", str(root)], ["retention", "apply", "--yes"]):
+        result = run(*args, db=db)
+        assert result.exit_code == 2, (args, result.output)
+        assert result.stderr.count("\n") == 1, result.stderr
+        assert f"{root / '.artlens.toml'}{where}" in result.stderr
+    assert files_outside_trash(root) == before
+    assert not (root / TRASH_DIR).exists()

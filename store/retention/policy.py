@@ -20,6 +20,7 @@ from typing import Any, Literal
 import platformdirs
 
 from store.errors import ArtlensError
+from store.frameworks import registry
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -226,8 +227,22 @@ def _no_lines(_: str, __: int | None = None) -> int | None:
     return None
 
 
-def load_policy_file(path: Path, *, table_path: tuple[str, ...] = ("retention",)) -> Policy:
-    """The policy in one TOML file; an empty policy when the file has no retention table."""
+ROOT_FILE_KEYS = frozenset({"retention", "checklist", "owners", "runs"})
+"""What a root's ``.artlens.toml`` may hold at its top level: retention, ``artlens check``'s
+checklist, the owners who may delete, and generic run detection."""
+
+
+def load_policy_file(
+    path: Path,
+    *,
+    table_path: tuple[str, ...] = ("retention",),
+    top_keys: frozenset[str] | None = None,
+) -> Policy:
+    """The policy in one TOML file; an empty policy when the file has no retention table.
+
+    ``top_keys``: the only keys the file may hold at its top level (a root's own file): a
+    ``[retension]`` typo, or ``[[rule]]`` and ``keep_last`` written outside ``[retention]``,
+    would otherwise be read as no policy (or another file's) without a word."""
     try:
         text = ""
         text = _read_capped(path).decode("utf-8")
@@ -240,6 +255,8 @@ def load_policy_file(path: Path, *, table_path: tuple[str, ...] = ("retention",)
         raise PolicyError(_toml_error(path, str(exc), text)) from None
     except OSError as exc:
         raise PolicyError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    if top_keys is not None and isinstance(data, dict):
+        _check_top_keys(path, data, text, top_keys)
     table: Any = data
     for part in table_path:
         if not isinstance(table, dict) or part not in table:
@@ -260,7 +277,7 @@ def load_policy(root: Path, *, user_config: Path | None = None) -> Policy:
     ``[root."<path>"]`` section, else the user config's ``[retention]``, else no rules."""
     root_file = root / POLICY_FILE
     if not absent(root_file):  # a FIFO or a link there is an error, not "no policy"
-        policy = load_policy_file(root_file)
+        policy = load_policy_file(root_file, top_keys=ROOT_FILE_KEYS)
         if policy.source == str(root_file) and policy != Policy(source=str(root_file)):
             return policy
     config = Path(
@@ -282,6 +299,35 @@ def load_policy(root: Path, *, user_config: Path | None = None) -> Policy:
                     return load_policy_file(config, table_path=("root", name, "retention"))
                 return load_policy_file(config, table_path=("root", name))
     return load_policy_file(config)
+
+
+def _check_top_keys(path: Path, data: dict[str, Any], text: str, known: frozenset[str]) -> None:
+    for name in data:
+        if name in known:
+            continue
+        line = _top_line(text, name)
+        where = f"{path}:{line if line is not None else '?'}"
+        if name in _TOP_KEYS:
+            table = "[[retention.rule]]" if name == "rule" else "[retention]"
+            raise PolicyError(f"{where}: {name!r} is outside [retention] (write it in {table})")
+        shown = repr(name[:80]) + ("..." if len(name) > 80 else "")
+        raise PolicyError(
+            f"{where}: unknown key {shown} at the top of {POLICY_FILE}"
+            f" (known: {', '.join(sorted(known))})"
+        )
+
+
+def _top_line(text: str, name: str) -> int | None:
+    """The first line that sets the top-level key ``name`` or opens a table under it."""
+    finder = _LineFinder(text, ())
+    line = finder.line_of(name)
+    for number, row in enumerate(finder.lines, 1):
+        if line is not None and number >= line:
+            break
+        match = _LineFinder._HEADER.match(row)
+        if match and finder._header_parts(match.group(2))[:1] == (name,):
+            return number
+    return line
 
 
 MAX_POLICY_BYTES = 1 << 20
@@ -399,6 +445,11 @@ def _build(
             raise fail("match", "match must be a glob string", index)
         if framework is not None and not isinstance(framework, str):
             raise fail("framework", "framework must be a string", index)
+        if framework is not None and registry.get(framework) is None:
+            # a misspelt name selects no run: its rule would silently never apply, and the
+            # base rules (often stricter) would remove what the rule was written to keep
+            known = ", ".join(sorted(registry.names()))
+            raise fail("framework", f"unknown framework {framework!r} (known: {known})", index)
         if match is None and framework is None:
             raise fail("keep_last", "a [[retention.rule]] needs match = GLOB or framework = NAME")
         override = _keep_rules(entry, fail, index)
