@@ -43,7 +43,7 @@ from store import paths
 from store.errors import ArtlensError
 from store.frameworks import generic, registry
 from store.index.query import RunRow, UnreadableIndex, UnreadableRow, unreadable_places
-from store.retention.globs import glob_to_regex
+from store.retention.globs import GlobSet, compile_globs
 from store.safefile import NotRegularFileError, absent, read_capped, users_own
 from store.safeparse import NestingError, load_toml
 
@@ -304,31 +304,28 @@ def load_checklist(root: Path | str | bytes, *, user_config: Path | None = None)
 @dataclass(frozen=True)
 class _Item:
     text: str
-    name_regex: re.Pattern[str] | None
-    path_regex: re.Pattern[str] | None
+    name_globs: GlobSet | None
+    path_globs: GlobSet | None
     pseudo: frozenset[str]
 
 
 @lru_cache(maxsize=512)
 def _compile(item: str) -> _Item:
-    """One checklist item as regexes; cached: ``check`` asks the same few for every run."""
+    """One checklist item as glob sets (bounded, whatever the globs: a config anyone can
+    write must not hang ``check``); cached: ``check`` asks the same few for every run."""
     names, full, pseudo = [], [], set()
     for alternative in item.split("|"):
         alternative = alternative.strip()
         if alternative in _PSEUDO:
             pseudo.add(alternative)
         elif alternative.endswith("/"):
-            full.append(glob_to_regex(alternative.strip("/")) + "/.+")
+            # any file below the folder ("/**" after a folder glob: one folder or more)
+            full.append(alternative.strip("/") + "/**")
         elif "/" in alternative:
-            full.append(glob_to_regex(alternative.strip("/")))
+            full.append(alternative.strip("/"))
         elif alternative:
-            names.append(glob_to_regex(alternative))
-    return _Item(
-        item,
-        re.compile("|".join(names), re.DOTALL) if names else None,
-        re.compile("|".join(full), re.DOTALL) if full else None,
-        frozenset(pseudo),
-    )
+            names.append(alternative)
+    return _Item(item, compile_globs(names), compile_globs(full), frozenset(pseudo))
 
 
 def evaluate_files(
@@ -353,8 +350,8 @@ def evaluate_files(
         for index, item in enumerate(compiled):
             if met[index]:
                 continue
-            if (item.name_regex is not None and item.name_regex.fullmatch(name)) or (
-                item.path_regex is not None and item.path_regex.fullmatch(rel)
+            if (item.name_globs is not None and item.name_globs.matches(name)) or (
+                item.path_globs is not None and item.path_globs.matches(rel)
             ):
                 met[index] = True
         if all(met):
@@ -402,10 +399,21 @@ def _could_hide(alternative: str, place: Unread) -> bool:
     for index, segment in enumerate(segments):
         if "**" in segment or index == len(parts):
             return True  # the glob reaches below the place
-        if not re.fullmatch(glob_to_regex(segment), parts[index], re.DOTALL):
+        if not _segment_matches(segment, parts[index]):
             return False
     # every segment matched the place or a folder above it
     return below or (len(segments) == len(parts) and place.entry)
+
+
+@lru_cache(maxsize=512)
+def _segment_globs(segment: str) -> GlobSet | None:
+    return compile_globs([segment])
+
+
+def _segment_matches(segment: str, name: str) -> bool:
+    """Whether one folder name matches one segment of a glob (no ``/`` in either)."""
+    globs = _segment_globs(segment)
+    return globs.matches(name) if globs is not None else name == segment
 
 
 def _bases(run: RunRow) -> list[bytes]:

@@ -75,14 +75,14 @@ def _plain_pinned(pins: Pins) -> Callable[[Candidate], bool]:
     """The pin check as it reads: the path or a folder above it is pinned exactly or
     matches a glob's regex, or an exact pin lies inside it (no literal pre-check, no
     cache)."""
-    regex = pins.globs.regex if pins.globs is not None else None
+    globs = pins.globs
 
     def pinned(unit: Candidate) -> bool:
         path = unit.path
         if any(pin.startswith(path + "/") for pin in pins.exact):
             return True
         while path:
-            if path in pins.exact or (regex is not None and regex.fullmatch(path) is not None):
+            if path in pins.exact or (globs is not None and globs.matches(path)):
                 return True
             cut = path.rfind("/")
             path = path[:cut] if cut > 0 else ""

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -232,3 +234,31 @@ def test_check_on_an_index_that_does_not_record_unreadable_folders_warns(
     index_tree(root, db_path)  # a writer migrates it
     code, _, err = check(db_path)
     assert (code, err) == (0, "")
+
+
+def test_checklist_globs_with_many_wildcards_never_hang(
+    tmp_path: Path, isolated_cache: Path
+) -> None:
+    """A checklist glob with many ``**/`` is matched in bounded steps, and still right:
+    one item met deep in the run, one missing (a subprocess, so a hang fails the test
+    instead of stalling)."""
+    root = tmp_path / "root"
+    deep = root / "run" / "zzz" / Path(*["a"] * 40)
+    deep.mkdir(parents=True)
+    (deep / "model.bin").write_bytes(b"weights")
+    many = "**/" * 16
+    (root / ".artlens.toml").write_text(
+        f'[checklist]\nrequired = ["{many}zzz", "{many}a/model.bin", "{many}*a*a*a*b"]\n'
+    )
+    db_path = tmp_path / "index.db"
+    index_tree(root, db_path)
+    result = subprocess.run(
+        [sys.executable, "-m", "tui.cli", "check", "--json", "--db", str(db_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 1, result.stderr
+    (row,) = json.loads(result.stdout)
+    assert (row["passed"], row["total"]) == (1, 3)
+    assert row["missing"] == [f"{many}zzz", f"{many}*a*a*a*b"]

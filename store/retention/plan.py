@@ -1395,6 +1395,7 @@ def _pinned_check(pins: Pins) -> Callable[[Candidate], bool]:
     folders = pins._folders
     fullmatch = globs.regex.fullmatch if globs is not None else None
     needles = (globs.needles if globs is not None else None) or ("",)
+    bounded = globs.bounded if globs is not None else ()
 
     def pinned(unit: Candidate) -> bool:
         """``pins.covers(unit.path)``, inlined: it runs once per checkpoint.  The globs'
@@ -1409,6 +1410,8 @@ def _pinned_check(pins: Pins) -> Callable[[Candidate], bool]:
                     if fullmatch(path) is not None:
                         return True
                     break
+        if bounded and any(n in path and m.fullmatch(path) for n, m in bounded):
+            return True
         cut = path.rfind("/")
         if cut <= 0:
             return False
