@@ -427,10 +427,18 @@ def _bases(run: RunRow) -> list[bytes]:
 def run_files(db: sqlite_utils.Database, run: RunRow, *, limit: int = MAX_FILES) -> list[str]:
     """The run's files relative to its folder (or to an extra folder it owns): ``limit``
     of them, and one more when it holds more (a caller can tell it was cut)."""
+    return _run_entries(db, run, limit)[0]
+
+
+def _run_entries(
+    db: sqlite_utils.Database, run: RunRow, limit: int
+) -> tuple[list[str], dict[str, bytes]]:
+    """``run_files``, and the symlinks among them (relative path -> path in the root)."""
     bases = _bases(run)
     out = []
-    for (blob,) in db.conn.execute(
-        "SELECT path FROM artifacts WHERE run_id = ? LIMIT ?", [run.id, limit + 1]
+    links: dict[str, bytes] = {}
+    for blob, ftype in db.conn.execute(
+        "SELECT path, ftype FROM artifacts WHERE run_id = ? LIMIT ?", [run.id, limit + 1]
     ):
         key = bytes(blob)
         rel = key
@@ -444,7 +452,29 @@ def run_files(db: sqlite_utils.Database, run: RunRow, *, limit: int = MAX_FILES)
                 rel = paths.name_of(key)
                 break
         out.append(paths.unkey(rel))
-    return out
+        if ftype == "symlink":
+            links[out[-1]] = key
+    return out, links
+
+
+def _dead_links(root: bytes, links: dict[str, bytes]) -> tuple[set[str], list[Unread]]:
+    """Of a run's symlinks, those that lead nowhere now (they meet no item: a dangling
+    ``requirements.txt`` is no requirements), and those whose target cannot be looked at
+    (unknown).  A bucket root has none; a remote root is looked at on its host."""
+    if not links or paths.display(root).startswith(("s3://", "gs://", "az://")):
+        return set(), []
+    dead: set[str] = set()
+    unsure: list[Unread] = []
+    for rel, key in links.items():
+        try:
+            os.stat(root + b"/" + key if key else root)
+        except (FileNotFoundError, NotADirectoryError):
+            dead.add(rel)
+        except OSError as exc:  # a loop, no permission: there may be something
+            why = f"link {paths.display(rel)}: its target cannot be looked at ({exc.strerror})"
+            unsure.append(Unread(rel, True, why))
+            dead.add(rel)
+    return dead, unsure
 
 
 def evaluate(
@@ -458,13 +488,14 @@ def evaluate(
     rules = checklist if checklist is not None else load_checklist(run.root)
     if places is None:
         places = (unreadable_places(db.conn, run.root_id) or {}).get(run.root_id, [])
-    files = run_files(db, run, limit=MAX_FILES)
+    files, links = _run_entries(db, run, MAX_FILES)
+    dead, unsure = _dead_links(run.root, links)
     return evaluate_files(
-        files[:MAX_FILES],
+        [f for f in files[:MAX_FILES] if f not in dead],
         rules.items_for(run.framework),
         has_params=bool(run.params),
         has_metrics=bool(run.metrics),
-        unread=run_unread(run, places),
+        unread=[*run_unread(run, places), *unsure],
         files_left=max(0, len(files) - MAX_FILES),
     )
 

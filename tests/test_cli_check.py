@@ -262,3 +262,32 @@ def test_checklist_globs_with_many_wildcards_never_hang(
     (row,) = json.loads(result.stdout)
     assert (row["passed"], row["total"]) == (1, 3)
     assert row["missing"] == [f"{many}zzz", f"{many}*a*a*a*b"]
+
+
+def test_a_link_that_leads_nowhere_meets_no_item(indexed: tuple[Path, Path]) -> None:
+    """``requirements.txt -> /nonexistent`` was indexed as a link and counted as the item:
+    "every checklist item", exit 0.  A link that leads nowhere is missing; one whose target
+    cannot be looked at (a loop) is unknown; one to a file meets it."""
+    root, db_path = indexed
+    needed = root / WANDB_RUN / "files" / "requirements.txt"
+    needed.unlink()
+    needed.symlink_to(root / "nowhere" / "requirements.txt")
+    index_tree(root, db_path)
+    code, out, _ = check(db_path, "--json")
+    assert code == 1, out
+    (short,) = [r for r in json.loads(out) if not r["complete"]]
+    assert short["missing"] == ["requirements.txt|conda-environment.yaml"]
+    needed.unlink()
+    needed.symlink_to(needed)  # a loop: looked at, it says nothing
+    index_tree(root, db_path)
+    code, out, _ = check(db_path, "--json")
+    assert code == 1, out
+    (short,) = [r for r in json.loads(out) if not r["complete"]]
+    assert short["missing"] == []
+    assert [u["item"] for u in short["unknown"]] == ["requirements.txt|conda-environment.yaml"]
+    needed.unlink()
+    (needed.parent / "reqs.txt").write_text("torch\n")
+    needed.symlink_to("reqs.txt")
+    index_tree(root, db_path)
+    code, out, _ = check(db_path)
+    assert code == 0, out
