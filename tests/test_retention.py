@@ -49,9 +49,10 @@ def test_sizes_and_ages() -> None:
     assert parse_age("12h") == 12 * 3600
     assert parse_age("2w") == 14 * DAY
     assert parse_age("1d12h") == 1.5 * DAY
-    for bad in ("five", "-3G", "7 parsecs"):
+    for bad in ("five", "-3G", "7 parsecs", "0.5", 0.5):  # a fraction of a byte: 0, all goes
         with pytest.raises(ValueError):
-            parse_size(bad)
+            parse_size(bad)  # type: ignore[arg-type]
+    assert parse_size("12") == parse_size(12) == 12
     for bad in ("7x", "d7", "", "7d-2h"):
         with pytest.raises(ValueError):
             parse_age(bad)
@@ -885,3 +886,11 @@ def test_keep_best_with_no_value_to_rank_by_keeps_every_checkpoint(tmp_path: Pat
     assert [u.name for u in plan.removals] == ["step_1.pt", "step_2.pt"]
     assert any(w.endswith("(keep_best idle)") for w in plan.warnings)
     db.conn.close()
+
+
+def test_a_budget_of_a_fraction_of_a_byte_is_refused(tmp_path: Path) -> None:
+    """``budget = 0.5`` (TOML's float, meant as 0.5 GB) was read as 0 bytes: a budget that
+    removes every checkpoint no other rule protects."""
+    (tmp_path / ".artlens.toml").write_text("[retention]\nkeep_last = 2\nbudget = 0.5\n")
+    with pytest.raises(PolicyError, match="budget"):
+        load_policy_file(tmp_path / ".artlens.toml")

@@ -69,6 +69,10 @@ def parse_size(text: str | int) -> int:
     if match is None:
         raise ValueError(f"not a size: {text!r} (use e.g. 500G, 1.5TiB, 200MB)")
     number, unit, suffix = float(match.group(1)), match.group(2).lower(), match.group(3).lower()
+    if not unit and not number.is_integer():  # 0.5 bytes: 0, a budget that removes all
+        raise ValueError(
+            f"not a size: {str(text).strip()[:40]!r} (bytes are whole: give a unit, e.g. 0.5G)"
+        )
     power = "kmgtpe".find(unit) + 1 if unit else 0
     base = 1000 if suffix == "b" and unit else 1024
     size = number * base**power
