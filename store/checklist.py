@@ -162,8 +162,10 @@ def _line_of(text: str, key: str, table: str) -> int | None:
     return header_line
 
 
-def parse_checklist(text: str, source: str) -> Checklist | None:
-    """The ``[checklist]`` table of a TOML text; None when it has none."""
+def parse_checklist(text: str, source: str, *, root_file: bool = False) -> Checklist | None:
+    """The ``[checklist]`` table of a TOML text; None when it has none.  ``root_file``: a
+    root's ``.artlens.toml``, whose top-level keys are known (``ROOT_FILE_KEYS``): a
+    ``[checklst]`` typo would otherwise mean the defaults without a word."""
     try:
         data = load_toml(text)
     except NestingError as exc:
@@ -180,13 +182,22 @@ def parse_checklist(text: str, source: str) -> Checklist | None:
         else:
             message = f" {message}"
         raise ChecklistError(f"{source}:{message}") from None
-    table = data.get("checklist")
-    if table is None:
-        return None
 
     def fail(key: str, where: str, message: str) -> ChecklistError:
         line = _line_of(text, key, where)
         return ChecklistError(f"{source}:{line if line is not None else '?'}: {message}")
+
+    if root_file:
+        from store.retention.policy import ROOT_FILE_KEYS
+
+        for name in data:
+            if name not in ROOT_FILE_KEYS:
+                shown = repr(name[:80]) + ("..." if len(name) > 80 else "")
+                known = ", ".join(sorted(ROOT_FILE_KEYS))
+                raise fail(name, "", f"unknown key {shown} at the top of the file (known: {known})")
+    table = data.get("checklist")
+    if table is None:
+        return None
 
     if not isinstance(table, dict):
         raise fail("checklist", "", "checklist must be a table: [checklist]")
@@ -241,7 +252,7 @@ def _items(value: Any, fail: Callable[[str], ChecklistError]) -> tuple[str, ...]
     return tuple(items)
 
 
-def load_file(path: Path) -> Checklist | None:
+def load_file(path: Path, *, root_file: bool = False) -> Checklist | None:
     """The checklist in one TOML file; None when it has no ``[checklist]`` table."""
     try:
         text = _read_capped(path)
@@ -249,7 +260,7 @@ def load_file(path: Path) -> Checklist | None:
         raise ChecklistError(f"{path}: not UTF-8 text ({exc.reason})") from None
     except OSError as exc:
         raise ChecklistError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    return parse_checklist(text, str(path))
+    return parse_checklist(text, str(path), root_file=root_file)
 
 
 def _load_from_bucket(url: str) -> Checklist | None:
@@ -272,7 +283,7 @@ def _load_from_bucket(url: str) -> Checklist | None:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ChecklistError(f"{source}: not UTF-8 text ({exc.reason})") from None
-    return parse_checklist(text, source)
+    return parse_checklist(text, source, root_file=True)
 
 
 def user_config_path() -> Path:
@@ -292,7 +303,7 @@ def load_checklist(root: Path | str | bytes, *, user_config: Path | None = None)
         local = ()
     for path in (*local, Path(users_own(user_config or user_config_path()))):
         if not absent(path):  # a FIFO or a link there is an error, not the defaults
-            found = load_file(path)
+            found = load_file(path, root_file=path in local)
             if found is not None:
                 return found
     return Checklist()

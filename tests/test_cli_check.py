@@ -291,3 +291,21 @@ def test_a_link_that_leads_nowhere_meets_no_item(indexed: tuple[Path, Path]) -> 
     index_tree(root, db_path)
     code, out, _ = check(db_path)
     assert code == 0, out
+
+
+def test_a_misspelt_table_in_the_root_file_is_one_line_not_the_defaults(
+    indexed: tuple[Path, Path],
+) -> None:
+    """``[checklst]`` meant the defaults without a word: a run missing what the file
+    requires passed."""
+    root, db_path = indexed
+    (root / ".artlens.toml").write_text('[checklst]\nrequired = ["model.onnx"]\n')
+    code, out, err = check(db_path)
+    assert code == 2, out
+    assert out == "" and err.count("\n") == 1
+    assert ".artlens.toml:1: unknown key 'checklst'" in err
+    (root / ".artlens.toml").write_text(
+        '[checklist]\nrequired = ["model.onnx"]\n[runs]\ndepth = 1\n'
+    )
+    code, out, _ = check(db_path)
+    assert code == 1 and "missing: model.onnx" in out
