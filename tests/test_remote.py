@@ -254,6 +254,12 @@ def _doctor(lines: list[dict[str, Any]], case: str) -> list[bytes]:
         out.append(out[-1])
     elif case == "wrong protocol":
         edit(0, protocol=99)
+    elif case == "unhashable value":
+        edit(first_art, ftype=["file"])
+    elif case == "unhashable status":
+        edit(first_run, status={"a": 1})
+    elif case == "unhashable mode":
+        edit(0, mode=[])
     else:
         raise AssertionError(case)
     return out
@@ -274,6 +280,9 @@ CASES = {
     "bad trailer": "the trailer's last event id does not match",
     "after trailer": "data after the trailer",
     "wrong protocol": "feed protocol '99', expected 1",
+    "unhashable value": "ftype: unexpected value",
+    "unhashable status": "status: unexpected value",
+    "unhashable mode": "mode: unexpected value",
 }
 
 

@@ -100,7 +100,8 @@ def _text(obj: dict[str, Any], name: str, *, limit: int = MAX_TEXT, none: bool =
 
 def _one_of(obj: dict[str, Any], name: str, allowed: frozenset[Any]) -> Any:
     value = obj.get(name)
-    if value not in allowed or (value is not None and not isinstance(value, str)):
+    # the type first: a list or an object is unhashable, and ``in`` a set would raise
+    if (value is not None and not isinstance(value, str)) or value not in allowed:
         raise BadLine(f"{name}: unexpected value")
     return value
 
@@ -257,6 +258,9 @@ class _Apply:
                 raise
             except BadLine as exc:
                 raise BadLine(f"feed line {n}: {exc}") from None
+            except (TypeError, ValueError, AttributeError, KeyError, OverflowError) as exc:
+                # a value of a shape no check above foresaw: refused, never a traceback
+                raise BadLine(f"feed line {n}: unexpected value ({type(exc).__name__})") from None
             self.result.lines = n
             if self.phase == "done":
                 return
