@@ -597,3 +597,34 @@ def test_a_mirror_keeps_only_recent_events(tmp_path: Path, monkeypatch: pytest.M
     dump = mirror_dump("gpu1")
     ids = sorted(e[0] for e in dump["events"])
     assert ids == list(range(int(dump["cursor"][0]) - 4, int(dump["cursor"][0]) + 1))
+
+
+def test_file_diff_refuses_a_remote_file_that_changed_size_since_the_pull(
+    tmp_path: Path,
+) -> None:
+    """The mirror says how many bytes the host's file has; a copy of another length (the
+    first bytes of a file that grew, or a file cut short) is not the file the mirror
+    describes: the diff says so instead of comparing it as if it were."""
+    root_a, db_a = make_host(tmp_path, "gpu1", "lightning")
+    root_b, db_b = make_host(tmp_path, "gpu2", "lightning")
+    file_a, file_b = root_a / RUN / "notes.txt", root_b / RUN / "notes.txt"
+    file_a.write_bytes(b"line one\nline two\n")
+    file_b.write_bytes(b"line one\nline XYZ\n")
+    index_tree(root_a, db_a)
+    index_tree(root_b, db_b)
+    add("gpu1", host_command(db_a))
+    add("gpu2", host_command(db_b))
+    assert cli("remote", "pull")[0] == 0
+    # after the pull gpu1's file grows and gpu2's takes gpu1's old bytes: they differ,
+    # but the first 18 bytes of gpu1's (its size by the mirror) equal gpu2's
+    file_a.write_bytes(b"line one\nline two\nline three\n")
+    file_b.write_bytes(b"line one\nline two\n")
+    code, out, err = cli("diff", f"gpu1:{file_a}", f"gpu2:{file_b}")
+    assert code == 2 and "changed since the last pull" in err, (code, out, err)
+    assert err.startswith("artlens: error: gpu1: ") and len(err.splitlines()) == 1, err
+    # cut short: the copy has fewer bytes than the mirror says
+    file_a.write_bytes(b"line one\nline two\n")
+    file_b.write_bytes(b"line one\n")
+    code, out, err = cli("diff", f"gpu1:{file_a}", f"gpu2:{file_b}")
+    assert code == 2 and "gpu2: the file has 9 bytes there, the mirror says 18" in err, err
+    assert len(err.splitlines()) == 1

@@ -377,12 +377,10 @@ def fetch_for_diff(side: RemoteFile, folder: str, tag: str) -> bytes:
     from store.remote.transport import RemoteError
 
     target = os.path.join(folder, tag + "-" + local_name(side.path))
-    copied = fetch_file(side.remote, os.fsdecode(side.path), side.size, target)
-    if copied != side.size:
-        raise RemoteError(
-            f"{side.remote.name}: the file has {copied} bytes there, the mirror says "
-            f"{side.size}: it changed since the last pull"
-        )
+    try:
+        fetch_file(side.remote, os.fsdecode(side.path), side.size, target)
+    except RemoteError as exc:
+        raise RemoteError(f"{side.remote.name}: {exc}") from None
     return os.fsencode(target)
 
 

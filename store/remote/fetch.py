@@ -43,20 +43,43 @@ MAX_FETCH = 256 << 20
 
 def fetch_file(remote: Remote, path: str, size: int, target: str) -> int:
     """Copy the host's file ``path`` (``size`` bytes by the mirror) into the local file
-    ``target`` in ranges; returns the bytes copied.  The host's answer is bounded by what
-    was asked for, and at most ``MAX_FETCH`` bytes are fetched."""
+    ``target`` in ranges; returns the bytes copied (``size``).  The host's answer is
+    bounded by what was asked for, and at most ``MAX_FETCH`` bytes are fetched.
+
+    A file whose length there is not ``size`` (cut short, or grown: its first ``size``
+    bytes are not the file) changed since the last pull: RemoteError, never a copy that
+    a diff would take for the whole file."""
     if size > MAX_FETCH:
         raise RemoteError(f"{size} bytes is more than the {MAX_FETCH} a diff fetches")
     copied = 0
+    probed = False  # whether a request asked past ``size`` (and got nothing there)
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
     fd = os.open(target, flags, 0o600)
     try:
         while copied < size:
-            chunk = read_range(remote, path, copied, min(MAX_RANGE, size - copied))
+            # one byte more than is left, when a range allows it: a grown file says so
+            want = min(MAX_RANGE, size - copied + 1)
+            chunk = read_range(remote, path, copied, want)
+            if len(chunk) > size - copied:
+                raise RemoteError(_grown(size))
             if not chunk:
                 break
             os.write(fd, chunk)
             copied += len(chunk)
+            probed = want > len(chunk)
     finally:
         os.close(fd)
+    if copied < size:
+        raise RemoteError(
+            f"the file has {copied} bytes there, the mirror says {size}: "
+            "it changed since the last pull"
+        )
+    if not probed and read_range(remote, path, size, 1):
+        raise RemoteError(_grown(size))
     return copied
+
+
+def _grown(size: int) -> str:
+    return (
+        f"the file has more than the {size} bytes the mirror says: it changed since the last pull"
+    )

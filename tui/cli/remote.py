@@ -180,6 +180,7 @@ def _diff_host_files(a: _FileSide, b: _FileSide, context: int, as_json: bool) ->
     import tempfile
 
     from store.remote.fetch import fetch_file
+    from store.remote.transport import RemoteError
     from tui.cli.diff import EXIT_EQUAL, _diff_files
     from tui.format import human_size
 
@@ -205,7 +206,10 @@ def _diff_host_files(a: _FileSide, b: _FileSide, context: int, as_json: bool) ->
                 )
             suffix = "".join(c for c in os.path.splitext(side.path)[1] if c.isalnum() or c == ".")
             target = os.path.join(tmp, tag + suffix[:16])
-            fetch_file(side.remote, side.path, side.size, target)
+            try:
+                fetch_file(side.remote, side.path, side.size, target)
+            except RemoteError as exc:
+                raise RemoteError(f"{side.remote.name}: {exc}") from None
             local_paths.append(target)
         return _diff_files(local_paths[0], local_paths[1], a.label, b.label, context, as_json)
 
