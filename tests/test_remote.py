@@ -628,3 +628,46 @@ def test_file_diff_refuses_a_remote_file_that_changed_size_since_the_pull(
     code, out, err = cli("diff", f"gpu1:{file_a}", f"gpu2:{file_b}")
     assert code == 2 and "gpu2: the file has 9 bytes there, the mirror says 18" in err, err
     assert len(err.splitlines()) == 1
+
+
+def capped_host(db: Path, max_events: int) -> str:
+    """A real host whose feeds carry at most ``max_events`` events each (the host's cap,
+    100,000, made small so that a few files make a host several feeds ahead)."""
+    script = (
+        f"import store.feed as f; from tui.launch import main; f.MAX_EVENTS = {max_events}; main()"
+    )
+    return f"env ARTLENS_DB={shlex.quote(str(db))} {PY} -c {shlex.quote(script)}"
+
+
+def test_a_pull_cut_short_says_the_mirror_is_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pull that stops with events still waiting on the host (its feeds or its time
+    used up) leaves a mirror the host has moved past: said in the pull's output, in
+    ``remote list`` and above the runs it shows, never an "ok" up-to-date mirror."""
+    from store.remote import mirror
+
+    root, db = make_host(tmp_path, "gpu1", "lightning")
+    add("gpu1", capped_host(db, 3))
+    assert cli("remote", "pull", "gpu1")[0] == 0
+    for i in range(40):  # 40 events or more: more than two pulls of two feeds of 3
+        (root / "lightning" / f"new-{i}.bin").write_bytes(b"x" * i)
+    index_tree(root, db)
+    monkeypatch.setattr(mirror, "MAX_ROUNDS", 2)
+    code, out, err = cli("remote", "pull", "gpu1", "--json")
+    assert code == 0, err
+    (got,) = json.loads(out)
+    assert got["ok"] and got["rounds"] == 2 and got["last_event"] < got["newest"]
+    assert got["warnings"] and "behind" in got["warnings"][0]
+    code, out, err = cli("remote", "pull", "gpu1")
+    assert code == 0 and "gpu1: changes to event" in out
+    assert "artlens: gpu1: the mirror is behind the host" in err, err
+    code, out, _ = cli("remote", "list")
+    assert out.split("\t")[1] == "behind", out
+    code, _, err = cli("runs", "--host", "gpu1")
+    assert code == 0 and "gpu1: behind the host" in err, err
+    monkeypatch.setattr(mirror, "MAX_ROUNDS", 50)
+    code, out, err = cli("remote", "pull", "gpu1")
+    assert code == 0 and not err, err
+    assert cli("remote", "list")[1].split("\t")[1] == "ok"
+    assert cli("runs", "--host", "gpu1")[2] == ""

@@ -24,9 +24,10 @@ from store.index.db import open_db
 from store.remote.config import Remote
 from store.rundiff import diff_run_rows
 from tests.test_checklist import FIXTURES, index_tree
-from tests.test_remote import host_command, local_runs, make_host
+from tests.test_remote import capped_host, host_command, local_runs, make_host
 from tests.test_tui import sync
 from tui.app import ArtlensApp
+from tui.hosts import Hosts
 from tui.screens.explorer import ExplorerScreen
 from tui.screens.file_diff import FileDiffScreen
 from tui.screens.metrics import MetricsScreen
@@ -349,3 +350,47 @@ async def test_ctrl_r_pulls_every_host_at_once(tmp_path: Path) -> None:
         assert local_runs(db_b) != before
         await pilot.press("ctrl+r")
         await until(pilot, lambda: names_by_host(screen)["gpu2"] == local_runs(db_b), "the pull")
+
+
+def test_a_follower_behind_its_host_pulls_again_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pull that stops before it caught up (its feeds used up) is not the host's state:
+    the follower says so and goes on at once, not after its quiet interval."""
+    import threading
+
+    from store.remote import live, mirror
+
+    root, db = make_host(tmp_path, "gpu1", "lightning")
+    remote = Remote("gpu1", command=capped_host(db, 3))
+    mirror.pull(remote)
+    for i in range(12):
+        (root / "lightning" / f"new-{i}.bin").write_bytes(b"x" * i)
+    index_tree(root, db)
+    monkeypatch.setattr(mirror, "MAX_ROUNDS", 1)
+    states: list[live.HostState] = []
+    stop, wake = threading.Event(), threading.Event()
+    caught_up = threading.Event()
+
+    def on_state(state: live.HostState, changed: bool) -> None:
+        states.append(state)
+        if state.online and state.last_event >= state.newest:
+            caught_up.set()
+            stop.set()
+
+    follower = threading.Thread(
+        target=live.follow, args=(remote, on_state, stop, wake), kwargs={"every": 3600.0}
+    )
+    follower.start()
+    try:
+        assert caught_up.wait(120), states
+    finally:
+        stop.set()
+        wake.set()
+        follower.join(60)
+    assert states[0].online and states[0].last_event < states[0].newest
+    hosts = Hosts([remote])
+    hosts.states["gpu1"] = states[0]
+    assert hosts.status_text() == ("hosts: gpu1 catching up", False)
+    hosts.states["gpu1"] = states[-1]
+    assert hosts.status_text() == ("hosts: gpu1 ✓", True)

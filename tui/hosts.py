@@ -249,6 +249,9 @@ class Hosts:
                 parts.append(f"{remote.name} offline")
             elif state.online is None:
                 parts.append(f"{remote.name} …")
+            elif state.last_event < state.newest:
+                healthy = False
+                parts.append(f"{remote.name} catching up")
             else:
                 parts.append(f"{remote.name} ✓")
         return "hosts: " + ", ".join(parts), healthy

@@ -74,7 +74,7 @@ def runs_by_host(found: list[Host]) -> list[tuple[str, RunRow]]:
 
 
 def offline_notes(found: list[Host]) -> list[str]:
-    """One line per mirror whose last pull failed."""
+    """One line per mirror whose last pull failed or stopped before it caught up."""
     notes = []
     for host in found:
         if host.remote is None:
@@ -82,6 +82,11 @@ def offline_notes(found: list[Host]) -> list[str]:
         state = mirror.status(host.remote)
         if state.state == "offline":
             notes.append(f"{host.name}: offline, showing the last pull: {state.last_error}")
+        elif state.state == "behind":
+            notes.append(
+                f"{host.name}: behind the host, showing event {state.last_event} of its"
+                f" {state.newest}: the last pull stopped before it caught up"
+            )
     return notes
 
 

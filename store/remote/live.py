@@ -59,6 +59,9 @@ class HostState:
     failures: int = 0
     last_error: str | None = None
     last_event: int = 0
+    newest: int = 0
+    """The host's newest event at the last pull: past ``last_event``, the mirror is behind
+    (that pull stopped before it caught up) and the next pull starts at once."""
     retry_at: float | None = None
     """When the next pull starts, while the host is offline (time.time())."""
     pulls: int = 0
@@ -110,7 +113,8 @@ def follow(
 ) -> None:
     """Pull ``remote`` until ``stop`` is set; after each pull call ``on_state(state,
     changed)``, ``changed`` being True when the mirror's rows may differ from before (new
-    events, rows rechecked, or the host's state changed)."""
+    events, rows rechecked, or the host's state changed).  A pull that stopped behind the
+    host is followed by the next one at once."""
     state = HostState(remote.name)
     while not stop.is_set():
         wake.clear()
@@ -136,7 +140,7 @@ def follow(
                 pulls=state.pulls + 1,
             )
         else:
-            wait = every
+            wait = every if result.last_event >= result.newest else 0.0
             changed = (
                 state.online is not True
                 or result.last_event != state.last_event
@@ -148,6 +152,7 @@ def follow(
                 failures=0,
                 last_error=None,
                 last_event=result.last_event,
+                newest=result.newest,
                 retry_at=None,
                 pulls=state.pulls + 1,
             )

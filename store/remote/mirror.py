@@ -174,6 +174,9 @@ class PullResult:
     mode: str = ""
     host: str = ""
     last_event: int = 0
+    newest: int = 0
+    """The host's newest event id at the last feed: past ``last_event``, the pull stopped
+    before it caught up (its feeds or its time used up) and the mirror is behind."""
     rounds: int = 0
     lines: int = 0
     bytes: int = 0
@@ -551,6 +554,7 @@ def _pull_once(
                 "remote.cursor": apply.last_event,
                 "remote.index_id": apply.header["index_id"],
                 "remote.host": apply.header["host"],
+                "remote.newest": max(apply.last_event, int(apply.header["newest"] or 0)),
                 "remote.last_ok": time.time(),
                 "remote.last_error": None,
                 "remote.failures": 0,
@@ -559,6 +563,7 @@ def _pull_once(
         )
     result.last_event = apply.last_event
     newest = int(apply.header["newest"] or 0)
+    result.newest = max(apply.last_event, newest)
     return apply.header["mode"] == "changes" and apply.last_event < newest
 
 
@@ -586,6 +591,8 @@ def pull(remote: Remote, *, timeout: float = PULL_TIMEOUT) -> PullResult:
                     result.rounds += 1
                     if not more or result.rounds >= MAX_ROUNDS or time.monotonic() > deadline:
                         break
+                if result.last_event < result.newest:
+                    result.warnings.append(behind_note(result.last_event, result.newest))
             except RemoteError as exc:
                 _record_failure(db, str(exc))
                 raise
@@ -597,6 +604,14 @@ def pull(remote: Remote, *, timeout: float = PULL_TIMEOUT) -> PullResult:
             db.close()
     result.seconds = time.monotonic() - start
     return result
+
+
+def behind_note(last_event: int, newest: int) -> str:
+    """Says that a mirror stopped short of the host (one line)."""
+    return (
+        f"the mirror is behind the host: at event {last_event} of its {newest} (the pull"
+        " stopped before it caught up): pull again"
+    )
 
 
 def _record_failure(db: sqlite_utils.Database, message: str) -> None:
@@ -620,7 +635,7 @@ class Status:
 
     name: str
     where: str
-    state: str  # ok, offline, never
+    state: str  # ok, behind, offline, never
     host: str | None
     last_ok: float | None
     last_error: str | None
@@ -628,6 +643,8 @@ class Status:
     runs: int
     artifacts: int
     last_event: int
+    newest: int = 0
+    """The host's newest event id at the last pull (past ``last_event``: ``behind``)."""
 
 
 def _float(text: str | None) -> float | None:
@@ -635,6 +652,13 @@ def _float(text: str | None) -> float | None:
         return float(text) if text is not None else None
     except ValueError:
         return None
+
+
+def _count(text: str | None) -> int:
+    try:
+        return max(0, int(text)) if text is not None else 0
+    except ValueError:
+        return 0
 
 
 def status(remote: Remote) -> Status:
@@ -655,7 +679,11 @@ def status(remote: Remote) -> Status:
         db.close()
     error = meta.get("remote.last_error")
     last_ok = _float(meta.get("remote.last_ok"))
-    state = "offline" if error else "ok" if last_ok else "never"
+    cursor = _count(meta.get("remote.cursor"))
+    newest = max(cursor, _count(meta.get("remote.newest")))
+    state = (
+        "offline" if error else "never" if not last_ok else "behind" if newest > cursor else "ok"
+    )
     return Status(
         remote.name,
         remote.where,
@@ -666,5 +694,6 @@ def status(remote: Remote) -> Status:
         _float(meta.get("remote.retry_at")),
         int(runs),
         int(arts),
-        int(meta.get("remote.cursor") or 0),
+        cursor,
+        newest,
     )

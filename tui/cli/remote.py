@@ -128,6 +128,8 @@ def pull_cmd(names: tuple[str, ...], force: bool, timeout: float, as_json: bool)
             results.append({"name": remote.name, "ok": False, "error": one_line(exc)})
             continue
         results.append({"name": remote.name, "ok": True, **vars(got)})
+        for warning in got.warnings:
+            click.echo(f"artlens: {remote.name}: {visible(warning)}", err=True)
     if as_json:
         emit_json(results)
     else:
