@@ -10,8 +10,10 @@ import json
 import os
 import shlex
 import shutil
+import signal
 import sqlite3
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -671,3 +673,66 @@ def test_a_pull_cut_short_says_the_mirror_is_behind(
     assert code == 0 and not err, err
     assert cli("remote", "list")[1].split("\t")[1] == "ok"
     assert cli("runs", "--host", "gpu1")[2] == ""
+
+
+def test_a_child_left_holding_the_pipe_cannot_hold_the_pull_past_its_time(
+    tmp_path: Path,
+) -> None:
+    """The host's command exits at once but leaves a child with its stdout: one in its
+    process group, and one in a session of its own.  The pull ends at its deadline
+    ("timed out", as a host that hangs) while the children would still hold it; the
+    child in the group is killed."""
+    pids = tmp_path / "pids"
+    escaped = tmp_path / "escaped"
+    setsid = f"import os, time; os.setsid(); open({str(escaped)!r}, 'w').write(str(os.getpid()));"
+    script = (
+        f"sleep 120 & echo $! > {shlex.quote(str(pids))};"
+        f" {PY} -c {shlex.quote(setsid + ' time.sleep(120)')} & exit 0"
+    )
+    add("leaky", f"sh -c {shlex.quote(script)} sh")
+    try:
+        code, _, err = cli("remote", "pull", "leaky", "--timeout", "2")
+        # the pull did not wait for the child that escaped the group: it is still there
+        assert escaped.exists() and _alive(int(escaped.read_text()))
+        assert code == 1 and err.strip() == "leaky: timed out", err
+        pid = int(pids.read_text())
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and _alive(pid):
+            time.sleep(0.05)
+        assert not _alive(pid)
+    finally:
+        if escaped.exists() and _alive(int(escaped.read_text())):
+            os.kill(int(escaped.read_text()), signal.SIGKILL)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split(") ", 1)[1][0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_a_feed_without_end_is_refused_at_the_byte_cap(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Valid lines without end (one file sent again and again) are refused once the
+    feed passes the byte cap, as they arrive, not after the whole exchange's time."""
+    from store.remote import mirror
+
+    _, db = make_host(tmp_path, "gpu1", "lightning")
+    snapshot = feed_lines(db)
+    sync = next(i for i, x in enumerate(snapshot) if x["t"] == "sync")
+    head = b"".join(json.dumps(x).encode() + b"\n" for x in snapshot[: sync + 1])
+    art = json.dumps(next(x for x in snapshot if x["t"] == "artifact")).encode() + b"\n"
+    (tmp_path / "head").write_bytes(head)
+    (tmp_path / "art").write_bytes(art)
+    script = (
+        "import sys; out = sys.stdout.buffer; out.write(open(sys.argv[1], 'rb').read());"
+        " line = open(sys.argv[2], 'rb').read() * 100\nwhile True: out.write(line)"
+    )
+    args = " ".join(shlex.quote(str(tmp_path / n)) for n in ("head", "art"))
+    add("endless", f"{PY} -c {shlex.quote(script)} {args}")
+    monkeypatch.setattr(mirror, "MAX_BYTES", 4 << 20)
+    code, _, err = cli("remote", "pull", "endless", "--timeout", "30")
+    assert code == 1 and err.strip() == f"endless: the host sent more than {4 << 20} bytes", err

@@ -534,7 +534,7 @@ def _pull_once(
     timeout = max(1.0, deadline - time.monotonic())
     with Session(remote.argv(args), timeout=timeout) as session, write_transaction(db) as conn:
         apply = _Apply(conn, cursor, index_id, result)
-        lines = session.lines()
+        lines = session.lines(max_bytes=MAX_BYTES)
         try:
             apply.feed(lines)
             if apply.phase != "done":
@@ -543,8 +543,6 @@ def _pull_once(
                 raise BadLine("data after the trailer")
         finally:
             result.bytes += session.bytes_read
-        if session.bytes_read > MAX_BYTES:
-            raise RemoteError(f"the host sent more than {MAX_BYTES} bytes")
         session.finish()
         assert apply.header is not None
         conn.execute("DELETE FROM events WHERE id <= ?", [apply.last_event - KEEP_EVENTS])

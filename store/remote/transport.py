@@ -2,13 +2,17 @@
 
 The host's command is started in its own session without a shell; its stdout is read in
 bounded lines (or bounded bytes), its stderr kept only as a last line for the error
-message, and the whole exchange has a deadline after which the command is killed.
+message, and the whole exchange has a deadline after which the command is killed.  Every
+read waits at most until that deadline: a process the command left behind that still
+holds the pipe open (a background child, one in a session of its own) cannot hold the
+reader past it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import select
 import signal
 import subprocess
 import threading
@@ -37,6 +41,7 @@ class Session:
         self.bytes_read = 0
         self._stderr = b""
         self._timed_out = False
+        self._closing = threading.Event()
         try:
             self.proc = subprocess.Popen(
                 argv,
@@ -54,8 +59,19 @@ class Session:
         self._timer.start()
 
     def _drain_stderr(self) -> None:
+        """Keeps stderr's last bytes; by ``os.read`` once readable, looking at
+        ``_closing`` in between: a blocking read would hold the pipe's lock, and its
+        ``close``, for as long as a child left behind keeps stderr open."""
         assert self.proc.stderr is not None
-        while chunk := self.proc.stderr.read(65536):
+        fd = self.proc.stderr.fileno()
+        poller = select.poll()
+        poller.register(fd, select.POLLIN | select.POLLHUP | select.POLLERR)
+        while not self._closing.is_set():
+            if not poller.poll(100):
+                continue
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                return
             self._stderr = (self._stderr + chunk)[-STDERR_KEEP:]
 
     def _expire(self) -> None:
@@ -63,12 +79,29 @@ class Session:
         self.kill()
 
     def kill(self) -> None:
-        if self.proc.poll() is None:
-            with contextlib.suppress(OSError):
-                os.killpg(self.proc.pid, signal.SIGKILL)
+        """SIGKILL the command's process group, its leader gone or not: a child it left
+        running (and holding the pipe) is in it.  The group keeps the leader's id while
+        any member lives, so the id names no other process's group then."""
+        with contextlib.suppress(OSError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
 
-    def lines(self, *, max_line: int = MAX_LINE) -> Iterator[bytes]:
-        """stdout line by line (without the newline); a line over ``max_line`` is refused.
+    def _chunk(self, fd: int, size: int) -> bytes:
+        """One ``os.read`` of stdout once it is readable; RemoteError('timed out') when
+        the deadline passes first (the command is killed)."""
+        poller = select.poll()
+        poller.register(fd, select.POLLIN | select.POLLHUP | select.POLLERR)
+        while True:
+            left = self.deadline - time.monotonic()
+            if left <= 0 or self._timed_out:
+                self._timed_out = True
+                self.kill()
+                raise RemoteError("timed out")
+            if poller.poll(min(left, 1.0) * 1000):
+                return os.read(fd, size)
+
+    def lines(self, *, max_line: int = MAX_LINE, max_bytes: int | None = None) -> Iterator[bytes]:
+        """stdout line by line (without the newline); a line over ``max_line``, or a
+        stream over ``max_bytes``, is refused as it arrives.
 
         Split here from 1 MiB reads: ``readline(limit)`` would allocate ``limit`` per call.
         """
@@ -76,12 +109,14 @@ class Session:
         fd = self.proc.stdout.fileno()
         rest = b""
         while True:
-            chunk = os.read(fd, 1 << 20)
+            chunk = self._chunk(fd, 1 << 20)
             if not chunk:
                 if rest:
                     raise RemoteError(self.failure("the stream ended in the middle of a line"))
                 return
             self.bytes_read += len(chunk)
+            if max_bytes is not None and self.bytes_read > max_bytes:
+                raise RemoteError(f"the host sent more than {max_bytes} bytes")
             parts = (rest + chunk).split(b"\n") if rest else chunk.split(b"\n")
             rest = parts.pop()
             if len(rest) > max_line:
@@ -94,11 +129,17 @@ class Session:
     def read(self, limit: int) -> bytes:
         """At most ``limit`` bytes of stdout (more is refused)."""
         assert self.proc.stdout is not None
-        data = self.proc.stdout.read(limit + 1)
-        self.bytes_read += len(data)
+        fd = self.proc.stdout.fileno()
+        data = bytearray()
+        while len(data) <= limit:
+            chunk = self._chunk(fd, min(limit + 1 - len(data), 1 << 20))
+            if not chunk:
+                break
+            data += chunk
+            self.bytes_read += len(chunk)
         if len(data) > limit:
             raise RemoteError(f"the host sent more than the {limit} bytes asked for")
-        return data
+        return bytes(data)
 
     def finish(self) -> None:
         """Wait for the command; a non-zero exit becomes a RemoteError with its last words."""
@@ -143,6 +184,8 @@ class Session:
         self.kill()
         self.proc.wait()
         self._err_thread.join(timeout=2)
+        self._closing.set()
+        self._err_thread.join()  # at most one poll interval: then stderr may be closed
         for stream in (self.proc.stdout, self.proc.stderr):
             if stream is not None:
                 stream.close()
