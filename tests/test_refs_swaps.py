@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from store.integrity import run_problems
+from tests.test_walk_swaps import swap_before_listing
 
 
 def _tree(tmp_path: Path) -> tuple[Path, Path]:
@@ -41,34 +42,6 @@ def _swap_for_link(folder: Path, target: Path, parked: Path) -> Callable[[], Non
         os.symlink(target, folder)
 
     return swap
-
-
-def swap_before_listing(
-    monkeypatch: pytest.MonkeyPatch, folder: Path, swap: Callable[[], None]
-) -> list[bool]:
-    """Run ``swap`` once, just before the walk opens or lists ``folder`` by any spelling of
-    its path (after its parent's listing saw it as a folder)."""
-    done: list[bool] = []
-    target = os.fsencode(folder)
-    real_open, real_scandir = os.open, os.scandir
-
-    def maybe_swap(path: object) -> None:
-        spelled = isinstance(path, (str, bytes, os.PathLike))
-        if not done and spelled and os.fsencode(path) == target:  # type: ignore[arg-type]
-            done.append(True)
-            swap()
-
-    def opening(path: Any, flags: int, *args: Any, **kwargs: Any) -> int:
-        maybe_swap(path)
-        return real_open(path, flags, *args, **kwargs)
-
-    def listing(path: Any = ".") -> Any:
-        maybe_swap(path)
-        return real_scandir(path)
-
-    monkeypatch.setattr(os, "open", opening)
-    monkeypatch.setattr(os, "scandir", listing)
-    return done
 
 
 def test_sound_references_have_no_problems(tmp_path: Path) -> None:

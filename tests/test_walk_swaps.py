@@ -28,14 +28,16 @@ def _paths(db: sqlite_utils.Database) -> set[bytes]:
 def swap_before_listing(
     monkeypatch: pytest.MonkeyPatch, folder: Path, swap: Callable[[], None]
 ) -> list[bool]:
-    """Run ``swap`` once, just before the walk lists ``folder`` (after its parent's listing
-    saw it as a folder): the moment a racing writer would have to hit."""
+    """Run ``swap`` once, just before the walk opens or lists ``folder`` by any spelling of
+    its path (after its parent's listing saw it as a folder): the moment a racing writer
+    would have to hit."""
     done: list[bool] = []
     target = os.fsencode(folder)
     real_open, real_scandir = os.open, os.scandir
 
     def maybe_swap(path: object) -> None:
-        if not done and isinstance(path, bytes) and path == target:
+        spelled = isinstance(path, (str, bytes, os.PathLike))
+        if not done and spelled and os.fsencode(path) == target:  # type: ignore[arg-type]
             done.append(True)
             swap()
 
