@@ -8,10 +8,7 @@ from pathlib import Path
 from rich.cells import cell_len
 from textual.widgets import DataTable, Static
 
-from store.index.db import open_db
-from store.lock import WriterLock
-from store.scan import Indexer
-from tests.test_tui import explorer, settle, sync
+from tests.test_tui import explorer, index_tree, settle, sync
 from tui.app import ArtlensApp
 from tui.format import fit_apart
 from tui.screens.metrics import MetricsScreen
@@ -37,17 +34,13 @@ def test_fit_apart_keeps_different_names_different() -> None:
 
 
 def two_long_runs(tmp_path: Path) -> tuple[Path, Path]:
-    root = tmp_path / "tree"
-    for suffix, loss in (("_1", "0.5"), ("_2", "0.7")):
-        run = root / (LONG + suffix)
-        run.mkdir(parents=True)
-        (run / "metrics.csv").write_text(f"step,loss\n1,{loss}\n")
-    db_path = tmp_path / "index.db"
-    with WriterLock(db_path):
-        db = open_db(db_path)
-        Indexer(db, root).scan()
-        db.conn.close()
-    return root, db_path
+    return index_tree(
+        tmp_path,
+        {
+            f"{LONG}{suffix}/metrics.csv": f"step,loss\n1,{loss}\n".encode()
+            for suffix, loss in (("_1", "0.5"), ("_2", "0.7"))
+        },
+    )
 
 
 @sync
@@ -121,17 +114,9 @@ def test_plan_rows_tell_apart_paths_that_differ_in_their_middle(tmp_path: Path) 
 
 @sync
 async def test_disk_usage_tells_apart_names_that_differ_in_their_start(tmp_path: Path) -> None:
-    root = tmp_path / "tree"
     same = "_" + "c" * 80 + ".ckpt"
-    for first in "ab":
-        (root / "run" / "checkpoints").mkdir(parents=True, exist_ok=True)
-        (root / "run" / "checkpoints" / (first + same)).write_bytes(b"x")
-    (root / "run" / "metrics.csv").write_text("step,loss\n1,0.5\n")
-    db_path = tmp_path / "index.db"
-    with WriterLock(db_path):
-        db = open_db(db_path)
-        Indexer(db, root).scan()
-        db.conn.close()
+    files = {f"run/checkpoints/{first}{same}": b"x" for first in "ab"}
+    root, db_path = index_tree(tmp_path, {**files, "run/metrics.csv": b"step,loss\n1,0.5\n"})
     app = ArtlensApp(db_path, [root], watch=False)
     async with app.run_test(size=(120, 30)) as pilot:
         from tests.test_tui_disk_usage import move_to, open_usage
