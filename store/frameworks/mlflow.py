@@ -383,6 +383,7 @@ def _load_file_store(root: RootLike, spec: RunSpec, out: Loaded) -> None:
     for key in ("user_id", "lifecycle_stage", "experiment_id", "artifact_uri"):
         if meta.get(key) is not None:
             out.meta[key] = str(meta[key])
+    _note_deleted(out, meta.get("lifecycle_stage"), f"{spec.path}/meta.yaml")
     params_rel = _io.join(spec.path, "params")
     for name, value in _read_kv_dir(root, params_rel, out, "params").items():
         _common.add_param(out, name, _io.param_value(value), params_rel)
@@ -497,6 +498,16 @@ def _read_metric_file(root: RootLike, rel: str, name: str, out: Loaded) -> None:
         out.warn_partial(f"{rel}: {bad} malformed line(s) skipped", "metrics")
 
 
+def _note_deleted(out: Loaded, stage: object, where: str) -> None:
+    """A run deleted in MLflow keeps its files (and its status, FINISHED most often) until
+    ``mlflow gc``: the MLflow UI hides it, so it must not pass here for a run like any other."""
+    if isinstance(stage, str) and stage.strip().lower() == "deleted":
+        out.warn(
+            f"{where}: run deleted in MLflow (lifecycle_stage: deleted); its files stay"
+            " until mlflow gc"
+        )
+
+
 def _ms(value: object) -> float | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
@@ -525,6 +536,7 @@ def _load_db(root: RootLike, db_rel: str, spec: RunSpec, out: Loaded) -> None:
             out.started, out.ended = _ms(start), _ms(end)
             out.meta.update(artifact_uri=str(artifact_uri), user_id=str(user))
             out.meta["lifecycle_stage"] = str(stage)
+            _note_deleted(out, stage, f"{db_rel} (run {spec.run_key})")
             rows = conn.execute(
                 "SELECT key, value FROM params WHERE run_uuid = ? LIMIT ?",
                 (spec.run_key, MAX_KV),
