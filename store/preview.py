@@ -24,7 +24,7 @@ from store.csvrows import csv_reader
 from store.root import ChangedError, NotAFile, Reader, Root, RootError
 from store.root.local import LocalReader
 from store.safefile import NotRegularFileError, open_regular
-from store.safeparse import NestingError, load_json, load_toml
+from store.safeparse import NestingError, load_json_with, load_toml
 from store.safetext import decode, visible
 
 MAX_READ = 256 * 1024
@@ -219,16 +219,56 @@ def _text_of(data: bytes, *, cut_start: bool = False) -> str:
     )
 
 
-def _pretty(data: bytes, fmt: str) -> str:
-    """Readable text of a JSON/YAML/TOML document; raises ValueError when it does not parse.
+def _check_json(text: str) -> list[str]:
+    """Raise ValueError when ``text`` is not JSON; otherwise what a reader should know
+    about it: keys an object repeats (loaders differ on which value they keep), the
+    non-standard constants ``NaN`` and ``Infinity``.  Numbers are checked, never converted:
+    a 5,000-digit integer is valid JSON (``int()`` refuses it past 4,300 digits)."""
+    repeated: dict[str, None] = {}
+    constants: dict[str, None] = {}
 
-    JSON is re-indented (it is often written on one line); YAML and TOML are shown as
-    written, comments included, once they are known to parse.
+    def pairs(items: list[tuple[str, Any]]) -> None:
+        if len({key for key, _ in items}) != len(items):
+            seen: set[str] = set()
+            for key, _ in items:
+                if key in seen and len(repeated) < 5:
+                    repeated[key] = None
+                seen.add(key)
+
+    def constant(name: str) -> None:
+        constants[name] = None
+
+    def number(_text: str) -> None:
+        return None
+
+    load_json_with(
+        text, object_pairs_hook=pairs, parse_int=number, parse_float=number,
+        parse_constant=constant,
+    )  # fmt: skip
+    found: list[str] = []
+    if repeated:
+        keys = ", ".join(json.dumps(key, ensure_ascii=False)[:60] for key in repeated)
+        found.append(
+            f"repeated keys in one object: {keys}; loaders differ on which value they keep"
+        )
+    if constants:
+        found.append(f"not standard JSON: {', '.join(constants)} (strict parsers refuse it)")
+    return found
+
+
+def _pretty(data: bytes, fmt: str) -> tuple[str, list[str]]:
+    """Readable text of a JSON/YAML/TOML document and warnings about it; raises ValueError
+    when it does not parse.
+
+    JSON is re-indented (it is often written on one line) from its own text, never dumped
+    from the parsed values: those would show ``1e400`` as ``Infinity``, ``1.00000000000000001``
+    as ``1.0`` and a repeated key once.  YAML and TOML are shown as written, comments
+    included, once they are known to parse.
     """
     text = data.decode("utf-8", "replace")
     if fmt == "json":
-        value = load_json(text)
-        return json.dumps(value, indent=2, ensure_ascii=False, default=str)
+        found = _check_json(text)
+        return reindent_json(text), found
     if fmt == "yaml":
         from store.yamlsafe import YamlError, load_yaml
 
@@ -236,9 +276,9 @@ def _pretty(data: bytes, fmt: str) -> str:
             load_yaml(text)
         except YamlError as exc:
             raise ValueError(str(exc)) from exc
-        return text
+        return text, []
     load_toml(text)
-    return text
+    return text, []
 
 
 LONG_LINE = 2000
@@ -263,6 +303,7 @@ def reindent_json(text: str, *, indent: int = 2, max_lines: int | None = None) -
     start = 0
     pad = " " * indent
     room = len(text) + 1 if max_lines is None else max_lines - 2
+    opened = False
     for match in _JSON_TOKEN.finditer(text):
         char = match.group()
         if char[0] == '"':
@@ -277,14 +318,20 @@ def reindent_json(text: str, *, indent: int = 2, max_lines: int | None = None) -
             depth += 1
             out.append("\n" + pad * depth)
         elif char in "}]":
-            out.append(text[start:i].strip())
+            between = text[start:i].strip()
+            if not between and opened:  # an empty container stays on its line: ``[]``
+                out.pop()
+            else:
+                out.append(between)
+                out.append("\n" + pad * max(0, depth - 1))
             depth = max(0, depth - 1)
-            out.append("\n" + pad * depth + char)
+            out.append(char)
         elif char == ",":
             out.append(text[start : i + 1].strip())
             out.append("\n" + pad * depth)
         else:  # ":"
-            out.append(text[start : i + 1].strip() + " ")
+            out.append(text[start:i].strip() + ": ")
+        opened = char in "{["
         start = i + 1
     out.append(text[start:].strip())
     return "".join(out)
@@ -600,7 +647,7 @@ def _preview_open(
     warnings: list[str] = []
     if fmt is not None and read.whole:
         try:
-            pretty = _pretty(read.head, fmt)
+            pretty, found = _pretty(read.head, fmt)
         except (ValueError, RecursionError) as exc:
             message = " ".join(str(exc).split())[:160]
             if isinstance(exc, (NestingError, RecursionError)):  # sound, maybe: too deep here
@@ -611,12 +658,15 @@ def _preview_open(
                 warnings.append(f"invalid {fmt.upper()} (written mid-way?): {visible(message)}")
             notes += warnings
         else:
+            found = [visible(warning) for warning in found]
             return Preview(
                 "structured",
                 size=size,
                 text=visible(pretty, keep_newlines=True),
                 lexer=fmt,
                 head_bytes=len(read.head),
+                notes=tuple(found),
+                warnings=tuple(found),
             )
     head_text = _text_of(read.head)
     tail_text = _text_of(read.tail, cut_start=True) if read.tail else ""

@@ -78,6 +78,11 @@ def load_json(text: str | bytes) -> Any:
     return _parsed(json.loads, text)
 
 
+def load_json_with(text: str | bytes, **hooks: Any) -> Any:
+    """``load_json`` with ``json.loads``'s hooks (``object_pairs_hook``, ``parse_int``, ...)."""
+    return _parsed(lambda t: json.loads(t, **hooks), text)
+
+
 _KEY_COLON = re.compile(r'"[ \t\n\r]*:')
 """A quote, JSON blanks and a colon: every key's colon is one (a string may hold more)."""
 

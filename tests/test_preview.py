@@ -108,6 +108,33 @@ def test_json_pretty_and_truncated_json_falls_back(tmp_path: Path) -> None:
     assert any("invalid JSON" in note for note in result.notes)
 
 
+def test_json_is_shown_as_written_not_as_python_read_it(tmp_path: Path) -> None:
+    """The preview dumped the parsed values: ``1e400`` showed as ``Infinity``,
+    ``1.00000000000000000001`` as ``1.0``, a repeated key once (with the value of the
+    last), and a valid 5,000-digit integer made the file 'invalid JSON (written mid-way?)'."""
+    big = "1" * 5000
+    config = tmp_path / "config.json"
+    config.write_text(
+        '{"lr": 1e400, "eps": 1.00000000000000000001, "seed": ' + big + ', "lr": 0.2,'
+        ' "tags": [], "extra": {}, "kind": "\\u00e9"}'
+    )
+    result = preview_file(config)
+    assert result.kind == "structured", result.notes
+    assert '\n  "lr": 1e400,' in result.text and "Infinity" not in result.text
+    assert '\n  "eps": 1.00000000000000000001,' in result.text
+    assert f'\n  "seed": {big},' in result.text
+    assert '\n  "lr": 0.2,' in result.text
+    assert '\n  "tags": [],\n  "extra": {},' in result.text
+    assert not any("invalid" in n.lower() for n in result.notes), result.notes
+    (warning,) = result.warnings
+    assert '"lr"' in warning and "repeated" in warning and warning in result.notes
+    odd = tmp_path / "metrics.json"
+    odd.write_text('{"loss": NaN}')
+    result = preview_file(odd)
+    assert result.kind == "structured" and '"loss": NaN' in result.text
+    assert any("NaN" in w for w in result.warnings), result.warnings
+
+
 def test_yaml_with_python_tags_and_toml(tmp_path: Path) -> None:
     hparams = tmp_path / "hparams.yaml"
     hparams.write_text("size: !!python/tuple [1, 2]\nname: x\n")
