@@ -355,16 +355,26 @@ def _long_lines(text: str) -> bool:
     return any(len(line) > LONG_LINE for line in text.split("\n", 200)[:200])
 
 
+TABLE_COLUMNS = 50
+"""Columns a table preview shows; the rest are counted."""
+
+
 def _table(read: _Read, delimiter: str) -> Preview:
+    unparsed: list[str] = []
+    widths: set[int] = set()
+
     def parse(data: bytes) -> list[list[str]]:
         text = data.decode("utf-8", "replace")
         try:
-            return [row for row in csv_reader(text, delimiter) if row]
-        except csv.Error:
-            return [line.split(delimiter) for line in text.splitlines() if line]
+            rows = [row for row in csv_reader(text, delimiter) if row]
+        except csv.Error as exc:  # a field past csv's size limit, say: split by hand, said
+            unparsed.append(" ".join(str(exc).split())[:120])
+            rows = [line.split(delimiter) for line in text.splitlines() if line]
+        widths.update(len(row) for row in rows)
+        return rows
 
     def clean(rows: list[list[str]]) -> list[tuple[str, ...]]:
-        return [tuple(visible(cell)[:200] for cell in row[:50]) for row in rows]
+        return [tuple(visible(cell)[:200] for cell in row[:TABLE_COLUMNS]) for row in rows]
 
     notes: list[str] = []
     if read.whole:
@@ -386,8 +396,15 @@ def _table(read: _Read, delimiter: str) -> Preview:
         tail = clean(parse(tail_text)[-TABLE_TAIL_ROWS:])
         omitted = None
     warnings: list[str] = []
-    if any(len(r) != len(header) for r in (*head, *tail)):
+    if unparsed:
+        warnings.append(
+            f"not read as CSV ({unparsed[0]}): lines split at each delimiter, quotes not"
+            " honoured, so rows and fields are approximate"
+        )
+    if len(widths) > 1:  # before any cut to TABLE_COLUMNS, which would hide it
         warnings.append("ragged rows: some rows have a different number of fields than the header")
+    if max(widths, default=0) > TABLE_COLUMNS:
+        notes.append(f"{max(widths)} columns: the first {TABLE_COLUMNS} shown")
     notes += warnings
     return Preview(
         "table",

@@ -300,3 +300,27 @@ def test_a_big_one_line_json_is_shown_re_indented_head_and_tail(tmp_path: Path) 
     assert result.tail_text.rstrip().endswith('"tok99999": 99999\n}\n}')
     assert max(len(line) for line in (result.text + result.tail_text).split("\n")) < 100
     assert any("re-indented" in note for note in result.notes)
+
+
+def test_a_csv_that_csv_cannot_read_is_said_to_be_split_by_hand(tmp_path: Path) -> None:
+    """A field past csv's size limit: the preview split lines at commas and said "4 rows"
+    of a file of 3, with no word that it was not read as CSV."""
+    path = tmp_path / "q.csv"
+    path.write_text('a,b\n"' + "x" * 140_000 + '",1\n"p,q",2\n"multi\nline",3\n')
+    result = preview_file(path)
+    assert result.kind == "table"
+    assert any(w.startswith("not read as CSV") for w in result.warnings), result.warnings
+
+
+def test_columns_past_the_shown_ones_are_counted_and_raggedness_seen(tmp_path: Path) -> None:
+    """60 columns, a row of 55: cut to 50 first, the rows looked even and the other ten
+    columns went unmentioned."""
+    path = tmp_path / "wide.csv"
+    header = ",".join(f"c{i}" for i in range(60))
+    even = ",".join("1" for _ in range(60))
+    short = ",".join("1" for _ in range(55))
+    path.write_text(f"{header}\n{even}\n{short}\n")
+    result = preview_file(path)
+    assert len(result.header) == 50
+    assert "60 columns: the first 50 shown" in result.notes
+    assert any(w.startswith("ragged rows") for w in result.warnings)
