@@ -8,7 +8,7 @@ from typing import Any
 import yaml
 
 from store.safeparse import MAX_REPEATS, Index, Repeat
-from store.yamlsafe import YamlError
+from store.yamlsafe import YamlError, YamlTooLarge
 
 _STD_PREFIX = "tag:yaml.org,2002:"
 _MERGE = "tag:yaml.org,2002:merge"
@@ -107,7 +107,7 @@ def _check_aliases(root: yaml.Node) -> dict[int, int]:
         stack.append((node, True))
         stack.extend((child, False) for child in _children(node) if id(child) not in sizes)
     if sizes[id(root)] - len(sizes) > MAX_ALIAS_EXPANSION:
-        raise YamlError(
+        raise YamlTooLarge(
             f"invalid YAML: its aliases expand it past {MAX_ALIAS_EXPANSION} values "
             "(an alias bomb?)"
         )

@@ -270,10 +270,12 @@ def _pretty(data: bytes, fmt: str) -> tuple[str, list[str]]:
         found = _check_json(text)
         return reindent_json(text), found
     if fmt == "yaml":
-        from store.yamlsafe import YamlError, load_yaml
+        from store.yamlsafe import YamlError, YamlTooLarge, load_yaml
 
         try:
             load_yaml(text)
+        except YamlTooLarge as exc:  # sound, maybe: past what is built of it here
+            raise NestingError(str(exc).removeprefix("invalid YAML: ")) from exc
         except YamlError as exc:
             raise ValueError(str(exc)) from exc
         return text, []
@@ -691,7 +693,11 @@ def _preview_open(
         # One line of megabytes (a tokenizer, a dumped config): shown as values, one a line.
         head_text = reindent_json(head_text, max_lines=REINDENT_LINES)
         tail_text = _reindent_tail(tail_text)
-        notes.append("too large to parse for the preview: shown re-indented, head and tail")
+        notes.append(
+            "not parsed: shown re-indented, head and tail"
+            if read.whole
+            else "too large to parse for the preview: shown re-indented, head and tail"
+        )
     if from_end:
         return Preview(
             "text",

@@ -19,6 +19,11 @@ class YamlError(ValueError):
     """Malformed YAML; the message is one line."""
 
 
+class YamlTooLarge(YamlError):
+    """YAML that may well be sound but is past what is built of it (an alias bomb): not
+    read, rather than called malformed where that matters (a preview)."""
+
+
 def load_yaml(text: str | bytes) -> Any:
     """Parse one YAML document into plain data (dict, list, str, numbers, ...).
 

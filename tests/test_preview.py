@@ -324,3 +324,22 @@ def test_columns_past_the_shown_ones_are_counted_and_raggedness_seen(tmp_path: P
     assert len(result.header) == 50
     assert "60 columns: the first 50 shown" in result.notes
     assert any(w.startswith("ragged rows") for w in result.warnings)
+
+
+def test_an_alias_bomb_is_not_called_malformed_and_deep_json_not_too_large(
+    tmp_path: Path,
+) -> None:
+    """A YAML alias bomb is sound YAML past what the preview builds: it was "invalid YAML
+    (written mid-way?)".  A small JSON nested too deeply was also "too large to parse"."""
+    bomb = tmp_path / "config.yaml"
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 9)]
+    bomb.write_text("\n".join(lines) + "\n")
+    result = preview_file(bomb)
+    assert not any("written mid-way" in w for w in result.warnings), result.warnings
+    assert any("not shown parsed" in n and "alias" in n for n in result.notes), result.notes
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 5000 + "]" * 5000)
+    result = preview_file(deep)
+    assert any("not shown parsed" in n for n in result.notes), result.notes
+    assert not any("too large" in n for n in result.notes), result.notes
