@@ -357,6 +357,7 @@ def _long_lines(text: str) -> bool:
     return any(len(line) > LONG_LINE for line in text.split("\n", 200)[:200])
 
 
+UTF16_NOTE = "UTF-16 text, by its byte-order mark: shown as bytes (the preview reads UTF-8)"
 TABLE_COLUMNS = 50
 """Columns a table preview shows; the rest are counted."""
 
@@ -656,7 +657,8 @@ def _preview_open(
     read = _read_bounded(fd, size, limit, tail_only=from_end)
     if _looks_binary(read.head or read.tail):
         head = read.head[:HEX_BYTES] if read.head else _pread(fd, HEX_BYTES, 0)
-        return Preview("binary", size=size, hex_head=hex_dump(head))
+        said = (UTF16_NOTE,) if head.startswith((b"\xff\xfe", b"\xfe\xff")) else ()
+        return Preview("binary", size=size, hex_head=hex_dump(head), notes=said)
     if suffix in (".csv", ".tsv"):
         return _table(read, "\t" if suffix == ".tsv" else ",")
     fmt = _STRUCTURED.get(suffix)

@@ -343,3 +343,13 @@ def test_an_alias_bomb_is_not_called_malformed_and_deep_json_not_too_large(
     result = preview_file(deep)
     assert any("not shown parsed" in n for n in result.notes), result.notes
     assert not any("too large" in n for n in result.notes), result.notes
+
+
+def test_utf16_text_shown_as_bytes_says_why(tmp_path: Path) -> None:
+    """Notepad's "Unicode" and PowerShell's redirections write UTF-16: a hex dump with no
+    word looked like a binary file."""
+    path = tmp_path / "notes.txt"
+    path.write_bytes("\ufeffloss went down\n".encode("utf-16-le"))
+    result = preview_file(path)
+    assert result.kind == "binary"
+    assert any("UTF-16" in note for note in result.notes), result.notes
