@@ -93,7 +93,11 @@ def fit_apart(names: Sequence[str], width: int, *, keep_ends: bool = False) -> l
     ending: Callable[[str], str] = partial(keep_end, width=width)
     middle: Callable[[str], str] = partial(cut_middle, width=width)
     cutters = [ending, middle] if keep_ends else [middle, ending]
-    shown = [cutters[0](name) for name in names]
+    # a printable ASCII name is a cell a character: one that fits is shown whole, and two
+    # different whole names never read alike (the runs table asks this of every run)
+    shown = [name if len(name) <= width and name.isascii() else cutters[0](name) for name in names]
+    if all(cut is name for cut, name in zip(shown, names, strict=True)):
+        return shown
     for cutter in (cutters[1], keep_start, lambda text: text):
         sources: dict[str, set[str]] = {}
         for name, cut in zip(names, shown, strict=True):

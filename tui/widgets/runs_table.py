@@ -583,11 +583,12 @@ class RunsTable(DataTable[Cell]):
         self._backlog_turn += 1
         self._backlog = []
         apart = paths.spelled_apart([runs[run_id].name for run_id in order])
-        shown = [apart.get(i) or visible(runs[run_id].name) for i, run_id in enumerate(order)]
+        plain = [visible(runs[run_id].name) for run_id in order]
+        shown = [apart.get(i) or name for i, name in enumerate(plain)]
         self._spelled = {
             run_id: name
-            for run_id, name in zip(order, fit_apart(shown, NAME_WIDTH), strict=True)
-            if name != cut_middle(visible(runs[run_id].name), NAME_WIDTH)
+            for run_id, name, as_is in zip(order, fit_apart(shown, NAME_WIDTH), plain, strict=True)
+            if name != as_is and name != cut_middle(as_is, NAME_WIDTH)
         }
         keep = self.current_run_id
         now = self.clock()
