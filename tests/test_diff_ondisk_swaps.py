@@ -7,14 +7,13 @@ compared as the run's."""
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from store.diff.ondisk import DiskState, Indexed, disk_state
-from tests.test_walk_swaps import swap_before_listing
+from tests.test_walk_swaps import swap_before_listing, swap_for_link
 
 
 def _tree(tmp_path: Path) -> tuple[Path, Path]:
@@ -38,14 +37,6 @@ def _rows(root: Path, *keys: bytes) -> list[Indexed]:
     return rows
 
 
-def _swap_for_link(folder: Path, target: Path, parked: Path) -> Callable[[], None]:
-    def swap() -> None:
-        os.rename(folder, parked)
-        os.symlink(target, folder)
-
-    return swap
-
-
 def _outside_never_listed(state: DiskState) -> None:
     assert not any(key.endswith(b"extra.bin") for key in state.files)
     assert not any(m.key.endswith(b"extra.bin") for m in state.moved)
@@ -57,7 +48,7 @@ def test_a_run_folder_swapped_for_a_link_before_its_listing_is_not_listed_throug
 ) -> None:
     root, outside = _tree(tmp_path)
     rows = _rows(root, b"run/sub/config.yaml")
-    swap = _swap_for_link(root / "run" / "sub", outside, tmp_path / "parked")
+    swap = swap_for_link(root / "run" / "sub", outside, tmp_path / "parked")
     with monkeypatch.context() as patch:
         swapped = swap_before_listing(patch, root / "run" / "sub", swap)
         state = disk_state(os.fsencode(root), [b"run"], rows)
@@ -75,7 +66,7 @@ def test_a_folder_above_swapped_for_a_link_is_not_listed_through_it(
     listing ``run/sub`` by its path lists the other tree's."""
     root, outside = _tree(tmp_path)
     rows = _rows(root, b"run/sub/config.yaml")
-    swap = _swap_for_link(root / "run", outside, tmp_path / "parked")
+    swap = swap_for_link(root / "run", outside, tmp_path / "parked")
     with monkeypatch.context() as patch:
         swapped = swap_before_listing(patch, root / "run" / "sub", swap)
         state = disk_state(os.fsencode(root), [b"run"], rows)
@@ -95,7 +86,7 @@ def test_a_file_looked_up_on_its_own_is_not_looked_up_through_a_link(
     (root / "run" / "empty").mkdir()
     (root / "run" / "other" / "config.yaml").write_text("lr: 0.1\n")
     rows = _rows(root, b"run/other/config.yaml")
-    swap = _swap_for_link(root / "run" / "other", outside, tmp_path / "parked")
+    swap = swap_for_link(root / "run" / "other", outside, tmp_path / "parked")
     done: list[bool] = []
     real_lstat = os.lstat
 
@@ -124,7 +115,7 @@ def test_a_link_target_is_read_in_the_folder_listed(
     (root / "run" / "sub" / "latest").symlink_to("mine")
     (outside / "sub" / "latest").symlink_to("theirs")
     rows = _rows(root, b"run/sub/config.yaml")
-    swap = _swap_for_link(root / "run", outside, tmp_path / "parked")
+    swap = swap_for_link(root / "run", outside, tmp_path / "parked")
     done: list[bool] = []
     real_readlink = os.readlink
 

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from store.integrity import run_problems
-from tests.test_walk_swaps import swap_before_listing
+from tests.test_walk_swaps import swap_before_listing, swap_for_link
 
 
 def _tree(tmp_path: Path) -> tuple[Path, Path]:
@@ -36,14 +35,6 @@ def _tree(tmp_path: Path) -> tuple[Path, Path]:
     return root, outside
 
 
-def _swap_for_link(folder: Path, target: Path, parked: Path) -> Callable[[], None]:
-    def swap() -> None:
-        os.rename(folder, parked)
-        os.symlink(target, folder)
-
-    return swap
-
-
 def test_sound_references_have_no_problems(tmp_path: Path) -> None:
     root, _ = _tree(tmp_path)
     assert run_problems(root, "run") == []
@@ -60,7 +51,7 @@ def test_a_folder_swapped_for_a_link_is_not_listed_through_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     root, outside = _tree(tmp_path)
-    swap = _swap_for_link(root / "run" / "sub", outside, tmp_path / "parked")
+    swap = swap_for_link(root / "run" / "sub", outside, tmp_path / "parked")
     with monkeypatch.context() as patch:
         swapped = swap_before_listing(patch, root / "run" / "sub", swap)
         problems = run_problems(root, "run")
@@ -75,7 +66,7 @@ def test_a_folder_above_swapped_for_a_link_is_not_listed_through_it(
     root, outside = _tree(tmp_path)
     (root / "run" / "top").mkdir()
     os.rename(root / "run" / "sub", root / "run" / "top" / "sub")
-    swap = _swap_for_link(root / "run" / "top", outside, tmp_path / "parked")
+    swap = swap_for_link(root / "run" / "top", outside, tmp_path / "parked")
     with monkeypatch.context() as patch:
         swapped = swap_before_listing(patch, root / "run" / "top" / "sub", swap)
         problems = run_problems(root, "run")
@@ -89,7 +80,7 @@ def test_links_and_states_are_read_in_the_folder_listed(
     """``run/sub`` listed, then swapped for a link out before its link and state are read:
     read by path, they were the other tree's (a link to nothing, a best checkpoint gone)."""
     root, outside = _tree(tmp_path)
-    swap = _swap_for_link(root / "run" / "sub", outside / "sub", tmp_path / "parked")
+    swap = swap_for_link(root / "run" / "sub", outside / "sub", tmp_path / "parked")
     done: list[bool] = []
     real_readlink = os.readlink
 

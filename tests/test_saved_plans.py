@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import sqlite_utils
 from click.testing import CliRunner
+from test_plan_saving import plans_here
 from test_retention_support import index_tree, new_db, write
 
 from store.retention import saved_plans
@@ -18,12 +19,7 @@ from store.retention.policy import from_flags
 from tui.cli import main as cli
 
 DAY = 86400.0
-
-
-@pytest.fixture(autouse=True)
-def plans_here(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg-state"))
-    return tmp_path / "xdg-state" / "artlens" / "plans"
+__all__ = ["plans_here"]  # its fixture: every plan here is saved under tmp_path
 
 
 def _plan(tmp_path: Path) -> tuple[sqlite_utils.Database, Plan]:

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from store.integrity import FileCheck, check_paths
-from tests.test_walk_swaps import swap_before_listing
+from tests.test_walk_swaps import swap_before_listing, swap_for_link
 
 FIXTURES = Path(__file__).parent / "fixtures"
 EVIL = FIXTURES / "pickles" / "os_system_proto0.pkl"
@@ -70,19 +70,11 @@ def _trees(tmp_path: Path) -> tuple[Path, Path]:
     return tree, outside
 
 
-def _swap_for_link(folder: Path, target: Path, parked: Path) -> Callable[[], None]:
-    def swap() -> None:
-        os.rename(folder, parked)
-        os.symlink(target, folder)
-
-    return swap
-
-
 def test_a_folder_swapped_for_a_link_before_its_listing_is_unknown_not_safe(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     tree, outside = _trees(tmp_path)
-    swap = _swap_for_link(tree / "run", outside, tmp_path / "parked")
+    swap = swap_for_link(tree / "run", outside, tmp_path / "parked")
     with monkeypatch.context() as patch:
         swapped = swap_before_listing(patch, tree / "run", swap)
         found = _by_path(list(check_paths([tree])))
@@ -101,7 +93,7 @@ def test_a_folder_above_swapped_for_a_link_is_unknown_not_safe(
     tree, outside = _trees(tmp_path)
     (tree / "top").mkdir()
     os.rename(tree / "run", tree / "top" / "run")
-    swap = _swap_for_link(tree / "top", outside, tmp_path / "parked")
+    swap = swap_for_link(tree / "top", outside, tmp_path / "parked")
     with monkeypatch.context() as patch:
         swapped = swap_before_listing(patch, tree / "top" / "run", swap)
         found = _by_path(list(check_paths([tree])))
@@ -115,7 +107,7 @@ def test_a_folder_swapped_after_its_listing_is_read_where_it_was_listed(
     """``tree/run`` listed, then swapped for a link before its file is read: the file read
     is the one listed (dangerous), not the harmless one the link leads to."""
     tree, outside = _trees(tmp_path)
-    swap = _swap_for_link(tree / "run", outside, tmp_path / "parked")
+    swap = swap_for_link(tree / "run", outside, tmp_path / "parked")
     with monkeypatch.context() as patch:
         swapped = swap_before_reading(patch, b"evil.pkl", swap)
         found = _by_path(list(check_paths([tree])))
@@ -171,7 +163,7 @@ def test_a_link_in_a_folder_swapped_after_its_listing_is_the_listed_link(
     tree, outside = _trees(tmp_path)
     (tree / "run" / "latest.pkl").symlink_to("evil.pkl")
     (outside / "latest.pkl").symlink_to("evil.pkl")
-    swap = _swap_for_link(tree / "run", outside, tmp_path / "parked")
+    swap = swap_for_link(tree / "run", outside, tmp_path / "parked")
     with monkeypatch.context() as patch:
         swapped = swap_before_reading(patch, b"latest.pkl", swap)
         found = _by_path(list(check_paths([tree])))

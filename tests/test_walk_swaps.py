@@ -25,6 +25,17 @@ def _paths(db: sqlite_utils.Database) -> set[bytes]:
     return {bytes(p) for (p,) in db.execute("SELECT path FROM artifacts")}
 
 
+def swap_for_link(folder: Path, target: Path, parked: Path) -> Callable[[], None]:
+    """A swap for ``swap_before_listing``: ``folder`` moved to ``parked`` and a link to
+    ``target`` put in its place, as a writer racing the walk would."""
+
+    def swap() -> None:
+        os.rename(folder, parked)
+        os.symlink(target, folder)
+
+    return swap
+
+
 def swap_before_listing(
     monkeypatch: pytest.MonkeyPatch, folder: Path, swap: Callable[[], None]
 ) -> list[bool]:
@@ -67,10 +78,7 @@ def test_a_folder_swapped_for_a_link_out_is_not_walked_through(
     indexer.scan()
     assert _paths(db) == {b"run/keep.txt", b"run/sub/mine.ckpt"}
 
-    def swap() -> None:
-        os.rename(root / "run" / "sub", tmp_path / "moved")
-        os.symlink(outside, root / "run" / "sub")
-
+    swap = swap_for_link(root / "run" / "sub", outside, tmp_path / "moved")
     with monkeypatch.context() as patch:
         swapped = swap_before_listing(patch, root / "run" / "sub", swap)
         report = indexer.scan()
@@ -100,10 +108,7 @@ def test_a_folder_above_swapped_for_a_link_out_is_not_walked_through(
     indexer = Indexer(db, root)
     indexer.scan()
 
-    def swap() -> None:
-        os.rename(root / "run", tmp_path / "moved")
-        os.symlink(outside, root / "run")
-
+    swap = swap_for_link(root / "run", outside, tmp_path / "moved")
     with monkeypatch.context() as patch:
         swapped = swap_before_listing(patch, root / "run" / "sub", swap)
         report = indexer.scan()
