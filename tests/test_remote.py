@@ -356,6 +356,15 @@ def test_hostile_names_and_errors_are_escaped_when_shown(tmp_path: Path) -> None
     assert "\x1b" not in out and "error: exit status 3" in out
 
 
+def test_a_host_without_artlens_on_its_path_says_how_to_name_it(tmp_path: Path) -> None:
+    # ssh runs the command in a non-interactive shell, whose PATH often lacks artlens's venv
+    add("bare", "sh -c 'exec artlens-not-installed-here \"$@\"' sh")
+    code, _, err = cli("remote", "pull", "bare")
+    assert code == 1 and len(err.strip().splitlines()) == 1, err
+    assert "exit status 127 (no artlens on the PATH there?" in err
+    assert "--command 'ssh HOST /path/to/artlens'" in err
+
+
 def test_ssh_urls_become_one_quoted_remote_command() -> None:
     remote = config.Remote("gpu1", "ssh://me@gpu1.example:2222/data/my%20index.db")
     argv = remote.argv(["feed", "--after", "0", "--json"])

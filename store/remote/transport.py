@@ -150,7 +150,7 @@ class Session:
             self.kill()
             code = self.proc.wait()
         if code != 0:
-            raise RemoteError(self.failure(f"exit status {code}"))
+            raise RemoteError(self.failure(_exit_status(code)))
 
     def ended_early(self) -> str:
         """Why the stream stopped short: the command's exit status and last words."""
@@ -159,7 +159,7 @@ class Session:
         except subprocess.TimeoutExpired:
             return self.failure("the stream ended before its trailer")
         if code != 0:
-            return self.failure(f"exit status {code}")
+            return self.failure(_exit_status(code))
         return self.failure("the stream ended before its trailer")
 
     def failure(self, what: str) -> str:
@@ -191,3 +191,19 @@ class Session:
                 stream.close()
         if self._timed_out and exc_type is not None and not isinstance(exc, RemoteError):
             raise RemoteError("timed out") from None
+
+
+NOT_FOUND = 127
+"""What a shell exits with when it finds no such command."""
+
+
+def _exit_status(code: int) -> str:
+    """The exit status, with what to do when the host's shell found no ``artlens``: ssh
+    runs commands in a non-interactive shell, whose PATH often lacks a venv or ~/.local/bin
+    where artlens was installed."""
+    if code != NOT_FOUND:
+        return f"exit status {code}"
+    return (
+        f"exit status {code} (no artlens on the PATH there? give its path: "
+        "`artlens remote add NAME --command 'ssh HOST /path/to/artlens'`)"
+    )
