@@ -21,6 +21,7 @@ from textual.pilot import Pilot
 from store.diff import diff_files
 from store.index import query
 from store.index.db import open_db
+from store.index.views import counts
 from store.remote.config import Remote
 from store.rundiff import diff_run_rows
 from tests.test_checklist import FIXTURES, index_tree
@@ -86,6 +87,17 @@ def status(screen: ExplorerScreen) -> str:
     return screen.query_one(StatusLine).render_info().plain
 
 
+def totals_of(*dbs: Path) -> str:
+    """What the status line says of every run and file shown, each index counted."""
+    runs = files = 0
+    for path in dbs:
+        db = open_db(path)
+        with closing(db.conn):
+            found = counts(db)
+        runs, files = runs + found.runs, files + found.artifacts
+    return f"{runs}/{runs} runs · {files} files"
+
+
 @sync
 async def test_two_hosts_in_one_explorer_and_a_host_that_goes_away_and_comes_back(
     tmp_path: Path,
@@ -107,6 +119,10 @@ async def test_two_hosts_in_one_explorer_and_a_host_that_goes_away_and_comes_bac
             pilot, lambda: "gpu1 ✓" in status(screen) and "gpu2 ✓" in status(screen), "hosts online"
         )
         assert {"local", "gpu1", "gpu2"} <= set(host_cells(screen))
+        # the totals count what the table shows: the mirrors' runs and files too
+        await until(
+            pilot, lambda: totals_of(local_db, db_a, db_b) in status(screen), "every host's totals"
+        )
 
         screen.set_filter("host:gpu1")
         await until(pilot, lambda: set(host_cells(screen)) == {"gpu1"}, "the host filter")
@@ -140,6 +156,10 @@ async def test_two_hosts_in_one_explorer_and_a_host_that_goes_away_and_comes_bac
             pilot, lambda: names_by_host(screen).get("gpu2") == want["gpu2"], "gpu2's new run"
         )
         assert not any("offline" in c for c in host_cells(screen))
+        screen.set_filter("")
+        await until(
+            pilot, lambda: totals_of(local_db, db_a, db_b) in status(screen), "gpu2's new totals"
+        )
 
 
 async def open_remote_file(

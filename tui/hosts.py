@@ -24,7 +24,7 @@ from rich.text import Text
 from textual.message import Message
 
 from store.index import query
-from store.index.views import ChildPage, ReaderPool, children_page
+from store.index.views import ChildPage, ReaderPool, children_page, counts
 from store.remote import live
 from store.remote.config import Remote
 
@@ -69,6 +69,9 @@ class HostRuns:
     roots: tuple[tuple[int, bytes], ...]
     skipped: int = 0
     """Rows refused because their ids would alias another host's."""
+    totals: tuple[int, int, int] = (0, 0, 0)
+    """The runs, files and bytes of the mirrors read: the status line's totals count them
+    beside the local index's (the runs pane shows their runs)."""
 
 
 class Hosts:
@@ -140,7 +143,7 @@ class Hosts:
     def load_runs(self) -> HostRuns:
         runs: list[RunRow] = []
         roots: list[tuple[int, bytes]] = []
-        skipped = 0
+        skipped = files = size = 0
         for slot, (remote, pool) in enumerate(zip(self.remotes, self.pools, strict=True), 1):
             if not remote.mirror_path.exists():
                 continue
@@ -148,8 +151,11 @@ class Hosts:
                 with pool.connection() as db:
                     found = query.with_flags(db, query.list_runs(db))
                     host_roots = [(rid, path) for rid, path, _ in query.roots(db)]
+                    totals = counts(db)
             except Exception:  # a mirror being created or replaced: its next pull says
                 continue
+            files += totals.artifacts
+            size += totals.bytes
             for rid, path in host_roots:
                 mapped = live.encode(slot, rid)
                 if mapped is None:
@@ -162,7 +168,7 @@ class Hosts:
                     skipped += 1
                     continue
                 runs.append(replace(run, id=run_id, root_id=root_id))
-        return HostRuns(tuple(runs), tuple(roots), skipped)
+        return HostRuns(tuple(runs), tuple(roots), skipped, (len(runs), files, size))
 
     def children(self, root_id: int, folder: bytes, offset: int, limit: int) -> ChildPage | None:
         """A page of a mirror's folder, or None when ``root_id`` is the local index's."""

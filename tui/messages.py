@@ -29,6 +29,8 @@ class RunsLoaded(Message):
     last_event: int
     """The change feed's newest event when the runs were read (read before them)."""
     roots: tuple[tuple[int, bytes], ...] = ()
+    elsewhere: tuple[int, int, int] = (0, 0, 0)
+    """The followed remotes' mirrors' runs, files and bytes, counted with their runs."""
 
     def can_replace(self, message: Message) -> bool:
         return isinstance(message, RunsLoaded)

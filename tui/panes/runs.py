@@ -147,7 +147,9 @@ class RunsPane(Vertical):
         mirrored = self.hosts.load_runs()
         if get_current_worker().is_cancelled:
             return  # a newer load read a later index: an older one must not replace it
-        self.post_message(RunsLoaded(tuple(runs) + mirrored.runs, last, roots + mirrored.roots))
+        self.post_message(
+            RunsLoaded(tuple(runs) + mirrored.runs, last, roots + mirrored.roots, mirrored.totals)
+        )
 
     def on_runs_loaded(self, message: RunsLoaded) -> None:
         """Replace the runs, then let the message up: the screen moves the other panes."""

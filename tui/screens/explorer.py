@@ -358,6 +358,7 @@ class ExplorerScreen(Screen[None]):
             self._frozen = True
             self.set_timer(FREEZE_DELAY, gc.freeze, name="freeze the heap")
         self._count_soon()  # the totals, read apart so that the runs show sooner
+        self.query_one(StatusLine).change(elsewhere=message.elsewhere)
         self._follow_cursor()
         self._load_user_state(tuple(self.root_paths.values()))
 
@@ -913,6 +914,7 @@ class ExplorerScreen(Screen[None]):
 
     def on_mirrors_loaded(self, message: MirrorsLoaded) -> None:
         """After the runs pane replaced the mirrors' runs: the tree follows its run."""
+        self.query_one(StatusLine).change(elsewhere=message.loaded.totals)
         tree = self.file_tree
         fresh = {run.id for run in message.loaded.runs}
         if tree.run_id is not None and tree.run_id not in self.runs:

@@ -25,6 +25,9 @@ class StatusInfo:
     hosts: str = ""
     """Followed remotes and their state (``tui.hosts``); empty without remotes."""
     hosts_ok: bool = True
+    elsewhere: tuple[int, int, int] = (0, 0, 0)
+    """Runs, files and bytes in the followed remotes' mirrors: the table shows their runs,
+    so the totals count them too."""
 
 
 class StatusLine(Static):
@@ -56,10 +59,10 @@ class StatusLine(Static):
         text.append("artlens ", style="bold")
         text.append("● " if info.watcher_ok else "○ ", style="green" if info.watcher_ok else "dim")
         if info.counts is not None:
-            counts = info.counts
+            counts, (runs, files, size) = info.counts, info.elsewhere
             text.append(
-                f"{info.shown}/{counts.runs} runs · {counts.artifacts} files · "
-                f"{human_size(counts.bytes)} │ "
+                f"{info.shown}/{counts.runs + runs} runs · {counts.artifacts + files} files · "
+                f"{human_size(counts.bytes + size)} │ "
             )
         if info.marked:
             text.append(f"{info.marked} marked", style="bold")
