@@ -129,3 +129,54 @@ async def test_disk_usage_tells_apart_names_that_differ_in_their_start(tmp_path:
         table = screen.query_one("#du-table", DataTable)
         shown = [str(table.get_row_at(i)[-1]).strip() for i in range(table.row_count)]
         assert len(shown) == 2 and len(set(shown)) == 2, shown
+
+
+def test_long_values_that_differ_never_read_alike() -> None:
+    """Cut at their first 120 characters, two command lines differing in their last flag
+    read the same on a row that says they changed."""
+    from tui.diff_render import MAX_VALUE, WHOLE_VALUE, shown_pair
+
+    base = "python train.py " + "--flag value " * 20
+    for old, new in (
+        (base + "--seed 1", base + "--seed 2"),  # at the end
+        ("a" * 60 + "1" + "b" * 200, "a" * 60 + "2" + "b" * 200),  # in the middle
+        ({"layers": [64] * 40 + [1]}, {"layers": [64] * 40 + [2]}),  # a container
+    ):
+        shown = shown_pair("changed", old, new)
+        assert shown[0] != shown[1], shown
+        assert all(cell_len(text) <= MAX_VALUE for text in shown), shown
+    # alike as far as they are read: said, never shown as if equal
+    far = ("x" * WHOLE_VALUE + "1", "x" * WHOLE_VALUE + "2")
+    assert all("differs past" in text for text in shown_pair("changed", *far))
+    assert shown_pair("changed", "short", "other") == ("short", "other")
+
+
+@sync
+async def test_stacked_run_diff_tells_apart_values_that_differ_in_their_middle(
+    tmp_path: Path,
+) -> None:
+    """At 80 columns A and B are stacked in 18 cells: two logging dirs that differ only in
+    their middle both read ``hf/bert-tiny-sst2…``."""
+    dirs = {"1": "hf/bert-tiny-sst2/runs/Dec07_00-05-55_gpu-node-07"}
+    dirs["2"] = dirs["1"].replace("05-55", "07-53")
+    files = {}
+    for n, logging_dir in dirs.items():
+        files[f"run{n}/config.yaml"] = f"logging_dir: {logging_dir}\n".encode()
+        files[f"run{n}/metrics.csv"] = b"step,loss\n1,0.5\n"
+    root, db_path = index_tree(tmp_path, files)
+    app = ArtlensApp(db_path, [root], watch=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        for _ in range(2):
+            await pilot.press("space")
+            await pilot.press("down")
+        await pilot.press("d")
+        await settle(pilot)
+        diff = app.screen
+        assert isinstance(diff, RunDiffScreen)
+        table = diff.table
+        key = next(k for k in diff.rows if "logging_dir" in diff.rows[k].cells[1].plain)
+        both = table.get_cell(key, "A / B").plain.split("\n")
+        assert both[0].startswith("A ") and both[1].startswith("B ")
+        assert both[0][2:] != both[1][2:], both
+        assert all(cell_len(line) <= 20 for line in both), both

@@ -33,10 +33,12 @@ from store.diff import (
 from store.diff.configs import ConfigDiff
 from store.diff.runs import nonfinite_name, same_nonfinite
 from store.safetext import look_alike, spelled, visible
-from tui.format import human_size, metric_value
+from tui.format import fit_apart, human_size, metric_value
 
 MAX_VALUE = 120
 """Characters of one param or config value shown before an ellipsis."""
+WHOLE_VALUE = 4096
+"""Characters of a value ``shown_pair`` looks at to tell two apart."""
 MAX_ROWS = 2000
 """Rows of cell or tensor changes listed; the rest are counted."""
 LINE_STYLE = {"delete": "red", "insert": "green", "equal": ""}
@@ -135,14 +137,27 @@ def typed(value: object, limit: int = MAX_VALUE) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def _cut(text: str) -> str:
+    return text if len(text) <= MAX_VALUE else text[: MAX_VALUE - 1] + "…"
+
+
 def shown_pair(kind: str, old: object, new: object, *, spell: bool = False) -> tuple[str, str]:
     """The old and new value of a change as text; typed (``typed``) where the plain
     spelling would not show what changed (a type change, or two values that print alike
-    but for blanks at their ends)."""
-    plain = short(old, spell=spell), short(new, spell=spell)
-    if kind == "type_changed" or (kind == "changed" and plain[0].strip() == plain[1].strip()):
-        return typed(old), typed(new)
-    return plain
+    but for blanks at their ends).  Long values are cut so that two different ones still
+    read differently (``fit_apart``): cut at ``MAX_VALUE`` characters, two command lines
+    differing in their last flag both read the same on a row that says they changed."""
+    pair = short(old, WHOLE_VALUE, spell=spell), short(new, WHOLE_VALUE, spell=spell)
+    if kind == "type_changed" or (kind == "changed" and pair[0].strip() == pair[1].strip()):
+        pair = typed(old, WHOLE_VALUE), typed(new, WHOLE_VALUE)
+    if pair[0] != pair[1]:
+        cut_old, cut_new = fit_apart(list(pair), MAX_VALUE)
+        return cut_old, cut_new
+    shown = _cut(pair[0]), _cut(pair[1])
+    if kind in ("changed", "type_changed"):  # alike in as much as is compared here
+        note = f"  (differs past {WHOLE_VALUE:,} characters)"
+        return shown[0] + note, shown[1] + note
+    return shown
 
 
 @lru_cache(maxsize=64)

@@ -54,7 +54,7 @@ def keep_end(text: str, width: int) -> str:
 
     if cell_len(text) <= width:
         return text
-    cut = text
+    cut = text[-width:]  # a character is a cell or more (bar a few): no more is kept
     while cut and cell_len(cut) > width - 1:
         cut = cut[1:]
     return "…" + cut
@@ -85,7 +85,7 @@ def fit_apart(names: Sequence[str], width: int, *, keep_ends: bool = False) -> l
     def keep_start(text: str) -> str:
         if cell_len(text) <= width:
             return text
-        cut = text
+        cut = text[:width]
         while cut and cell_len(cut) > width - 1:
             cut = cut[:-1]
         return cut + "…"

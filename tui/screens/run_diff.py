@@ -50,6 +50,20 @@ STACK_BELOW = 100
 """Narrower than this, A and B are stacked in one column (80 columns fit)."""
 
 
+STACKED_VALUE_WIDTH = 18
+"""Cells of a value in the stacked A / B column, after its ``A `` or ``B ``."""
+
+
+def _fit_pair(old: Text, new: Text, width: int) -> tuple[Text, Text]:
+    """Two different values cut to ``width`` so that they still read differently
+    (``fit_apart``): two logging dirs cut at their end both read ``hf/bert-tiny-sst2…``
+    on a row that says they changed."""
+    if old.plain == new.plain or max(old.cell_len, new.cell_len) <= width:
+        return old, new
+    cut_old, cut_new = fit_apart([old.plain, new.plain], width)
+    return Text(cut_old, style=old.style), Text(cut_new, style=new.style)
+
+
 def _on_two_lines(change: Text) -> Text:
     """A change note's parts (``+0.36 (+81.7%)``, ``A better``) one per line, as the
     stacked layout's narrow column shows them: wrapped, the verdict was cut to ``A``."""
@@ -245,7 +259,7 @@ class RunDiffScreen(Screen[None]):
             for column in columns:
                 width = name_width if column == "name" else None
                 if self._stacked and column in ("", "A / B", "change"):
-                    width = {"": 10, "A / B": 20, "change": 16}[column]
+                    width = {"": 10, "A / B": STACKED_VALUE_WIDTH + 2, "change": 16}[column]
                 table.add_column(column or " ", key=column or "what", width=width)
             self.rows = {}
             for section in SECTIONS:
@@ -262,6 +276,7 @@ class RunDiffScreen(Screen[None]):
                         what, label, old, new, change = row.cells
                         label = cut_keeping_end(label, name_width)
                         if self._stacked:
+                            old, new = _fit_pair(old, new, STACKED_VALUE_WIDTH)
                             both = Text.assemble(("A ", "dim"), old, "\n", ("B ", "dim"), new)
                             both.no_wrap, both.overflow = True, "ellipsis"
                             change = _on_two_lines(change)
