@@ -745,3 +745,23 @@ def test_a_feed_without_end_is_refused_at_the_byte_cap(
     monkeypatch.setattr(mirror, "MAX_BYTES", 4 << 20)
     code, _, err = cli("remote", "pull", "endless", "--timeout", "30")
     assert code == 1 and err.strip() == f"endless: the host sent more than {4 << 20} bytes", err
+
+
+def test_a_host_whose_shell_greets_says_so_in_one_line(tmp_path: Path) -> None:
+    """A host whose ~/.bashrc echoes a greeting puts it before what artlens sends over ssh:
+    the pull, a fetch and a remote plan each say so, naming the greeting."""
+    root, db = make_host(tmp_path, "gpu1", "lightning")
+    add("gpu1", host_command(db))
+    assert cli("remote", "pull", "gpu1")[0] == 0  # the mirror knows the file's hash
+    greeting = "sh -c 'echo Welcome to gpu-node-07; exec {} \"$@\"' sh"
+    set_command("gpu1", greeting.format(host_command(db)))
+    hint = "(it starts 'Welcome to gpu-node-07'); does the host's shell print something"
+    code, _, err = cli("remote", "pull", "gpu1", "--force")
+    assert code == 1 and len(err.strip().splitlines()) == 1 and hint in err, err
+    hparams = root / RUN / "hparams.yaml"
+    other = tmp_path / "hparams.yaml"
+    other.write_text("lr: 0.5\n")
+    code, _, err = cli("diff", f"gpu1:{hparams}", str(other))
+    assert code == 2 and len(err.strip().splitlines()) == 1 and hint in err, err
+    code, _, err = cli("remote", "retention", "plan", "gpu1")
+    assert code != 0 and hint in err, err

@@ -31,7 +31,7 @@ from store.jsonstrict import NON_FINITE_NAMES
 from store.kinds import KINDS
 from store.lock import WriterLock
 from store.remote.config import Remote
-from store.remote.transport import RemoteError, Session
+from store.remote.transport import RemoteError, Session, shell_noise
 
 MAX_LINES = 20_000_000
 MAX_BYTES = 4 << 30
@@ -253,7 +253,7 @@ class _Apply:
                 try:
                     obj = json.loads(raw)
                 except (ValueError, RecursionError):
-                    raise BadLine("not JSON") from None
+                    raise BadLine("not JSON" + (shell_noise(raw) if n == 1 else "")) from None
                 if not isinstance(obj, dict):
                     raise BadLine("not an object")
                 self.line(obj)

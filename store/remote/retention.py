@@ -19,7 +19,7 @@ from typing import Any
 
 from store.remote import mirror
 from store.remote.config import Remote
-from store.remote.transport import RemoteError, Session
+from store.remote.transport import RemoteError, Session, shell_noise
 
 PLAN_ID = re.compile(r"^[0-9A-Za-z][0-9A-Za-z_-]{0,80}$")
 TRASH_ID = re.compile(r"^[0-9A-Za-z][0-9A-Za-z_-]{5,80}$")
@@ -80,7 +80,7 @@ def _answer(remote: Remote, args: list[str]) -> dict[str, Any]:
     try:
         data = json.loads(raw)
     except (ValueError, RecursionError):
-        raise RemoteError("the host's answer is not JSON") from None
+        raise RemoteError("the host's answer is not JSON" + shell_noise(raw)) from None
     if not isinstance(data, dict):
         raise RemoteError("the host's answer is not a JSON object")
     return data

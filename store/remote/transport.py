@@ -138,7 +138,9 @@ class Session:
             data += chunk
             self.bytes_read += len(chunk)
         if len(data) > limit:
-            raise RemoteError(f"the host sent more than the {limit} bytes asked for")
+            raise RemoteError(
+                f"the host sent more than the {limit} bytes asked for" + shell_noise(bytes(data))
+            )
         return bytes(data)
 
     def finish(self) -> None:
@@ -206,4 +208,16 @@ def _exit_status(code: int) -> str:
     return (
         f"exit status {code} (no artlens on the PATH there? give its path: "
         "`artlens remote add NAME --command 'ssh HOST /path/to/artlens'`)"
+    )
+
+
+def shell_noise(raw: bytes) -> str:
+    """Why an answer may not be what artlens wrote, for an error: a host whose shell prints
+    a greeting (``echo`` in ~/.bashrc) puts it before what artlens sends, over ssh as
+    rsync and scp know ("is your shell clean?")."""
+    start = visible(raw[:60].decode("utf-8", "replace").split("\n", 1)[0].strip())
+    seen = f" (it starts {start!r})" if start else ""
+    return (
+        f"{seen}; does the host's shell print something when it starts? ~/.bashrc must be "
+        "quiet for ssh commands"
     )
