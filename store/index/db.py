@@ -8,6 +8,7 @@ read-only; exactly one writer at a time holds ``store.lock.WriterLock``.
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -472,29 +473,45 @@ def last_event_id(db: sqlite_utils.Database) -> int:
 NETWORK_FILESYSTEMS = frozenset(
     {"nfs", "nfs4", "cifs", "smbfs", "smb3", "lustre", "gpfs", "fuse.sshfs", "beegfs", "ceph"}
     | {"glusterfs", "fuse.glusterfs", "9p", "afs", "fuse.s3fs", "fuse.gcsfuse"}
+    # what GPU clusters and clouds mount too: their files change on other machines
+    | {"wekafs", "panfs", "orangefs", "pvfs2", "gfs2", "ocfs2", "virtiofs", "vboxsf", "davfs"}
+    | {"fuse.rclone", "fuse.juicefs", "fuse.blobfuse", "fuse.blobfuse2", "fuse.goofys"}
+    | {"fuse.geesefs", "fuse.ceph-fuse", "fuse.mfs", "fuse.lizardfs", "fuse.quobyte"}
+    # a FUSE mount that does not name itself (AWS's mountpoint-s3 among them): unsure, so
+    # polled, as a network filesystem is
+    | {"fuse"}
 )
 
 
-def filesystem_type(path: Path) -> str | None:
-    """The type of the filesystem holding ``path`` (longest matching mount point)."""
+def filesystem_type(path: Path, mounts: str | None = None) -> str | None:
+    """The type of the filesystem holding ``path`` (longest matching mount point), read
+    from ``mounts`` (the text of /proc/mounts, read when not given)."""
     target = os.path.realpath(path)
+    if mounts is None:
+        try:
+            with open("/proc/mounts", encoding="utf-8", errors="surrogateescape") as file:
+                mounts = file.read(MOUNTS_MAX)
+        except OSError:
+            return None
     best, best_type = "", None
-    try:
-        with open("/proc/mounts", encoding="utf-8", errors="replace") as mounts:
-            for line in mounts:
-                parts = line.split()
-                if len(parts) < 3:
-                    continue
-                mount_point = parts[1].replace("\\040", " ")
-                inside = target == mount_point or target.startswith(mount_point.rstrip("/") + "/")
-                if inside and len(mount_point) >= len(best):
-                    best, best_type = mount_point, parts[2]
-    except OSError:
-        return None
+    for line in mounts.splitlines():
+        parts = line.split()
+        if len(parts) < 3:
+            continue
+        # the kernel writes a space, tab, newline or backslash in a path as \ooo
+        mount_point = _MOUNT_ESCAPE.sub(lambda m: chr(int(m.group(1), 8)), parts[1])
+        inside = target == mount_point or target.startswith(mount_point.rstrip("/") + "/")
+        if inside and len(mount_point) >= len(best):
+            best, best_type = mount_point, parts[2]
     return best_type
 
 
-def is_network_fs(path: Path) -> str | None:
+MOUNTS_MAX = 16 << 20
+"""Bytes of /proc/mounts read at most (a host with thousands of container mounts)."""
+_MOUNT_ESCAPE = re.compile(r"\\([0-7]{3})")
+
+
+def is_network_fs(path: Path, mounts: str | None = None) -> str | None:
     """The filesystem type when ``path`` lies on a network filesystem, else None."""
-    fs_type = filesystem_type(path)
+    fs_type = filesystem_type(path, mounts)
     return fs_type if fs_type in NETWORK_FILESYSTEMS else None
