@@ -46,3 +46,21 @@ def test_network_and_unnamed_fuse_mounts_are_polled_local_ones_are_not() -> None
 
 def test_this_machines_own_mounts_are_read() -> None:
     assert filesystem_type(Path("/")) is not None
+
+
+def test_network_mounts_below_a_root_are_found_outermost_first() -> None:
+    from store.index.db import network_mounts_below
+
+    mounts = MOUNTS + "\n".join(
+        [
+            "",
+            "server:/a /home/me/outputs/shared nfs rw 0 0",
+            "server:/b /home/me/outputs/shared/inner nfs rw 0 0",  # polled with its outer one
+            "/dev/sdd1 /home/me/outputs/scratch ext4 rw 0 0",
+            "server:/c /home/me/outputs-old nfs rw 0 0",  # beside the root, not below it
+        ]
+    )
+    assert network_mounts_below(Path("/home/me/outputs"), mounts) == [
+        ("/home/me/outputs/shared", "nfs")
+    ]
+    assert network_mounts_below(Path("/data/local"), mounts) == []

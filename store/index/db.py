@@ -483,27 +483,51 @@ NETWORK_FILESYSTEMS = frozenset(
 )
 
 
-def filesystem_type(path: Path, mounts: str | None = None) -> str | None:
-    """The type of the filesystem holding ``path`` (longest matching mount point), read
-    from ``mounts`` (the text of /proc/mounts, read when not given)."""
-    target = os.path.realpath(path)
+def mount_table(mounts: str | None = None) -> list[tuple[str, str]]:
+    """(mount point, filesystem type) of every mount, from ``mounts`` (the text of
+    /proc/mounts, read when not given; none when it cannot be read)."""
     if mounts is None:
         try:
             with open("/proc/mounts", encoding="utf-8", errors="surrogateescape") as file:
                 mounts = file.read(MOUNTS_MAX)
         except OSError:
-            return None
-    best, best_type = "", None
+            return []
+    table = []
     for line in mounts.splitlines():
         parts = line.split()
-        if len(parts) < 3:
-            continue
-        # the kernel writes a space, tab, newline or backslash in a path as \ooo
-        mount_point = _MOUNT_ESCAPE.sub(lambda m: chr(int(m.group(1), 8)), parts[1])
+        if len(parts) >= 3:
+            # the kernel writes a space, tab, newline or backslash in a path as \ooo
+            point = _MOUNT_ESCAPE.sub(lambda m: chr(int(m.group(1), 8)), parts[1])
+            table.append((point, parts[2]))
+    return table
+
+
+def filesystem_type(path: Path, mounts: str | None = None) -> str | None:
+    """The type of the filesystem holding ``path`` (longest matching mount point), read
+    from ``mounts`` (see ``mount_table``)."""
+    target = os.path.realpath(path)
+    best, best_type = "", None
+    for mount_point, fs_type in mount_table(mounts):
         inside = target == mount_point or target.startswith(mount_point.rstrip("/") + "/")
         if inside and len(mount_point) >= len(best):
-            best, best_type = mount_point, parts[2]
+            best, best_type = mount_point, fs_type
     return best_type
+
+
+def network_mounts_below(path: Path, mounts: str | None = None) -> list[tuple[str, str]]:
+    """(mount point, type) of each network filesystem mounted below ``path``, outermost
+    first: a root on a local disk may hold one (``shared/`` on NFS), whose changes on
+    other machines raise no event here either."""
+    top = os.path.realpath(path).rstrip("/") + "/"
+    found = sorted(
+        (point, fs_type)
+        for point, fs_type in mount_table(mounts)
+        if point.startswith(top) and fs_type in NETWORK_FILESYSTEMS
+    )
+    # a mount inside another one found is polled with it
+    return [
+        m for i, m in enumerate(found) if not any(m[0].startswith(o + "/") for o, _ in found[:i])
+    ]
 
 
 MOUNTS_MAX = 16 << 20

@@ -47,7 +47,7 @@ from watchdog.observers.api import BaseObserver, ObservedWatch
 from store import fsops, paths, progressive
 from store.errors import ArtlensError
 from store.index import write
-from store.index.db import is_network_fs, open_db, write_transaction
+from store.index.db import is_network_fs, network_mounts_below, open_db, write_transaction
 from store.lock import WriterLock
 from store.scan import IGNORED_DIR_NAMES, Indexer, ScanReport, below_any
 from store.watch import canary, rescan
@@ -181,6 +181,9 @@ class _Root:
     identity: tuple[int, int] | None = None
     poll_interval: float | None = None
     next_poll: float = 0.0
+    polled_below: tuple[bytes, ...] = ()
+    """Network filesystems mounted below a watched root: inotify reports only this
+    machine's changes there, so they are rescanned every ``poll_interval`` too."""
     last_event: float | None = None
     last_batch: float | None = None
     last_reconcile: float | None = None
@@ -332,6 +335,7 @@ class Watcher:
         progressive: bool = False,
         on_progress: Callable[[int, int], None] | None = None,
         hash_share: float = 1.0,
+        mounts: str | None = None,
     ) -> None:
         if not roots:
             raise WatchError("nothing to watch: give at least one root folder")
@@ -353,6 +357,9 @@ class Watcher:
         batches: in the explorer's process its Python work takes the interpreter lock from
         the UI (a 200k-file backlog doubled the time from a file's close to the screen)."""
         self.fallback_poll = fallback_poll
+        self.mounts = mounts
+        """The text of /proc/mounts to go by, read afresh when None (tests give a network
+        filesystem this machine cannot have)."""
         self.progressive = progressive
         """A root never indexed is scanned piece by piece on start (``store.progressive``),
         ``on_commit`` called after each piece, so a reader shows its first runs at once."""
@@ -598,7 +605,7 @@ class Watcher:
         if self.poll is not None:
             self._use_polling(root, None, self.poll)
             return
-        fs_type = is_network_fs(root.path)
+        fs_type = is_network_fs(root.path, self.mounts)
         if fs_type:
             self._use_polling(
                 root,
@@ -607,7 +614,28 @@ class Watcher:
                 self.fallback_poll,
             )
             return
-        self._schedule(root)
+        if self._schedule(root):
+            self._poll_mounts_below(root)
+
+    def _poll_mounts_below(self, root: _Root) -> None:
+        """Poll the network filesystems mounted below ``root`` beside its events."""
+        below = network_mounts_below(root.path, self.mounts)
+        base = os.path.realpath(root.path)
+        keys = tuple(paths.key(os.path.relpath(point, base)) for point, _ in below)
+        with self._state:
+            root.polled_below = keys
+            if keys:
+                root.poll_interval = self.fallback_poll
+                root.next_poll = time.monotonic() + self.fallback_poll
+        if keys:
+            more = f" and {len(keys) - 1} more" if len(keys) > 1 else ""
+            self._problem(
+                root,
+                "polling",
+                f"a network filesystem ({below[0][1]}) is mounted at {paths.display(keys[0])}"
+                f"{more}: its changes on other machines are found by polling every "
+                f"{self.fallback_poll:g} s",
+            )
 
     def _use_polling(self, root: _Root, why: str | None, interval: float) -> None:
         if root.watch is not None and self._observer is not None:
@@ -969,6 +997,14 @@ class Watcher:
         elif root.mode == "polling" and now >= root.next_poll:
             started = time.monotonic()
             self._reconcile(root, "poll", kind="poll")
+            spent = time.monotonic() - started
+            interval = max(root.poll_interval or DEFAULT_POLL_SECONDS, spent / POLL_DUTY)
+            root.next_poll = time.monotonic() + interval
+        elif root.mode == "inotify" and root.polled_below and now >= root.next_poll:
+            started = time.monotonic()
+            for key in root.polled_below:
+                scan = functools.partial(root.indexer.scan, key)
+                self._run_scan(root, "poll", scan, reason="network mount")
             spent = time.monotonic() - started
             interval = max(root.poll_interval or DEFAULT_POLL_SECONDS, spent / POLL_DUTY)
             root.next_poll = time.monotonic() + interval
