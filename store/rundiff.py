@@ -523,15 +523,9 @@ def _owned_elsewhere(db: sqlite_utils.Database, run: RunRow, keys: list[bytes]) 
 
 def _index_files(db: sqlite_utils.Database) -> set[bytes]:
     """The index's own files (never indexed), as absolute paths."""
-    from store.index.db import BUILDING_SUFFIX
+    from store.index.db import own_files
 
-    found: set[bytes] = set()
-    for row in db.conn.execute("PRAGMA database_list"):
-        if row[2]:
-            base = os.fsencode(os.path.abspath(row[2]))
-            for suffix in ("", "-wal", "-shm", ".lock", BUILDING_SUFFIX):
-                found |= {base + os.fsencode(suffix), base + os.fsencode(suffix) + b"-journal"}
-    return found
+    return own_files(db)
 
 
 def _summary_sources(db: sqlite_utils.Database, run: RunRow) -> list[Moved]:

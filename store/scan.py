@@ -1121,8 +1121,11 @@ class Indexer:
                 dirs_written.append((key, parent, mtime_ns, digest))
         dirs_added = [k for k in walk.dirs if k not in existing_dirs]
         dirs_removed = [k for k in existing_dirs if k not in walk.dirs and not shielded(k)]
+        # files the trash moved (rows written outside a scan) may have made or unmade runs
+        runs_stale = bool(write.stale_folders(self.db.conn, self.root_id))
         structural = bool(
-            dirs_added
+            runs_stale
+            or dirs_added
             or dirs_removed
             or any(is_marker(paths.name_of(e[0])) for e in added)
             or any(is_marker(paths.name_of(r[1])) for r in removed)
@@ -1159,6 +1162,8 @@ class Indexer:
             if structural and (had_rows or detect_after_write):
                 # rows written before the runs were known, or that an old run held
                 self.runs.reassign(conn)
+            if runs_stale:
+                write.clear_runs_stale(conn, self.root_id)
             unread = {k: walk.why.get(k, ("folder", "not listed")) for k in protected}
             self.runs.mark_dirty_around(
                 write.record_unreadable(

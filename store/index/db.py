@@ -292,6 +292,18 @@ BUILDING_SUFFIX = ".building"
 ``open_new``)."""
 
 
+def own_files(db: sqlite_utils.Database) -> set[bytes]:
+    """The index's own files (never indexed), as absolute paths: its database, log,
+    shared memory, lock and a side file being built, with their journals."""
+    found: set[bytes] = set()
+    for row in db.conn.execute("PRAGMA database_list"):
+        if row[2]:
+            base = os.fsencode(os.path.abspath(row[2]))
+            for suffix in ("", "-wal", "-shm", ".lock", BUILDING_SUFFIX):
+                found |= {base + os.fsencode(suffix), base + os.fsencode(suffix) + b"-journal"}
+    return found
+
+
 def open_new(path: Path | str) -> sqlite_utils.Database | None:
     """A new index for ``path`` built in a side file, or None when anything is at ``path``.
 

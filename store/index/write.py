@@ -370,6 +370,52 @@ def add_events(conn: sqlite3.Connection, now: float, rows: Iterable[EventRow]) -
     )
 
 
+# -- runs to detect again ------------------------------------------------------------------
+
+
+def _stale_range(root_id: int) -> tuple[str, str]:
+    """The ``meta`` keys of a root's folders noted by ``note_runs_stale``: one key each
+    (its hex after the prefix), so that noting is one insert, however many moves."""
+    prefix = f"runs_stale:{int(root_id)}:"
+    return prefix, prefix[:-1] + ";"  # ';' follows ':'
+
+
+def note_runs_stale(conn: sqlite3.Connection, root_id: int, folder: bytes) -> None:
+    """Files left or came back outside a scan (the trash) in ``folder`` (a key): which runs
+    exist may have changed (a generic run's last artifact, a run's whole folder), and its
+    rows no longer differ from the disk, so no scan would notice.  Noted in the same
+    transaction as the rows, the next scan of the root detects its runs again and looks
+    at these folders (``stale_folders``); ``settle`` does it at once."""
+    prefix, _ = _stale_range(root_id)
+    conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES (?, '')", (prefix + folder.hex(),))
+
+
+def stale_folders(conn: sqlite3.Connection, root_id: int) -> list[bytes]:
+    """The folders ``note_runs_stale`` named for this root, not yet scanned again."""
+    lo, hi = _stale_range(root_id)
+    found = []
+    for (name,) in conn.execute("SELECT key FROM meta WHERE key >= ? AND key < ?", (lo, hi)):
+        try:
+            found.append(bytes.fromhex(str(name)[len(lo) :]))
+        except ValueError:
+            return [b""]  # damaged: the whole root's runs are detected again
+    return found
+
+
+def clear_runs_stale(conn: sqlite3.Connection, root_id: int) -> None:
+    conn.execute("DELETE FROM meta WHERE key >= ? AND key < ?", _stale_range(root_id))
+
+
+def stale_roots(conn: sqlite3.Connection) -> dict[bytes, list[bytes]]:
+    """root path -> its folders noted by ``note_runs_stale``, of every root noted."""
+    found = {}
+    for root_id, root in conn.execute("SELECT id, path FROM roots").fetchall():
+        folders = stale_folders(conn, int(root_id))
+        if folders:
+            found[bytes(root)] = folders
+    return found
+
+
 # -- the trash ---------------------------------------------------------------------------
 
 
@@ -445,6 +491,7 @@ def record_restore(
     events: list[EventRow] = [(EventKind.ADDED, root_id, run_id, k) for k in keys]
     add_events(conn, ts, [*events, (EventKind.TRASH, root_id, None, path)])
     rebuild_run_totals(conn, [run_id])
+    note_runs_stale(conn, root_id, paths.parent_key(path))
     return True
 
 
@@ -470,6 +517,7 @@ def forget_moved(
     delete_artifacts(conn, (r[0] for r in rows))
     add_events(conn, ts, [(EventKind.REMOVED, root_id, r[1], r[2]) for r in rows])
     rebuild_run_totals(conn, (r[1] for r in rows))
+    note_runs_stale(conn, root_id, paths.parent_key(path))
 
 
 def came_back(

@@ -31,6 +31,7 @@ import json
 import math
 import os
 import re
+import sqlite3
 import stat
 import time
 import uuid
@@ -45,7 +46,7 @@ from store.errors import ArtlensError
 from store.index import write
 from store.index.db import write_transaction
 from store.kinds import classify
-from store.paths import display, key, prefix_range
+from store.paths import display, key, parent_key, prefix_range
 from store.retention import audit
 from store.retention.candidates import Candidate
 from store.retention.jsonl import TORN, json_lines
@@ -747,6 +748,8 @@ def apply_plan(
             audit.append(manifest.trash_fd, "apply", root_report, plan=plan.id)
         finally:
             context.__exit__(None, None, None)
+    if db is not None:
+        settle_runs(db)
     return report
 
 
@@ -1134,6 +1137,26 @@ def _related_roots(
     return found
 
 
+def settle_runs(db: sqlite_utils.Database) -> None:
+    """Bring the runs (and folders) of every root the trash moved files of in line with
+    the disk, as a fresh index would find them: their folders are scanned again and their
+    runs detected again (``write.note_runs_stale``).  Recording a move takes its rows out
+    (or puts them back) without a scan, so a generic run whose last artifact went, or a
+    run whose whole folder went, stayed listed, and a run whose files came back was not
+    listed again, until a change of structure elsewhere.  A root that cannot be scanned
+    now keeps its note: its next scan does it."""
+    from pathlib import Path
+
+    from store.index.db import own_files
+    from store.scan import Indexer
+
+    ignore = [Path(os.fsdecode(p)) for p in own_files(db)]
+    for root, folders in write.stale_roots(db.conn).items():
+        # the moves are done and recorded: a scan that fails leaves the note for the next
+        with contextlib.suppress(OSError, sqlite3.Error):
+            Indexer(db, os.fsdecode(root), ignore_paths=ignore).scan_folders(folders)
+
+
 def _runs_of(db: sqlite_utils.Database, root: str, root_id: int) -> Callable[[bytes], int | None]:
     """The run id a scan of ``root`` gives a file (by its key), from the runs the index
     holds for that root."""
@@ -1211,6 +1234,8 @@ def _record_restore(
                 ],
                 ts,
             )
+            top = mapping(entry.path)
+            write.note_runs_stale(conn, other_id, parent_key(key(top)) if top else b"")
 
 
 def _restored_row(
@@ -1418,6 +1443,8 @@ def restore(
                 progress(count, len(wanted), entry.path)
         if wanted:
             audit.append(manifest.trash_fd, "restore", report)
+    if db is not None:
+        settle_runs(db)
     return report
 
 
@@ -1531,6 +1558,8 @@ def purge(
         _prune_empty_batches(manifest.trash_fd)
         if due:
             audit.append(manifest.trash_fd, "purge", report)
+    if db is not None and settled:
+        settle_runs(db)
     return report
 
 
