@@ -20,12 +20,26 @@ cell empty, Keras' ``CSVLogger`` writes ``NA`` (its ``val_*`` columns in the epo
 ``validation_freq`` skips), and so do R's writers."""
 
 
-def note_checkpoints(out: Loaded, names: Iterable[str], keep: Callable[[str], bool]) -> None:
+def note_checkpoints(
+    out: Loaded,
+    names: Iterable[str],
+    keep: Callable[[str], bool],
+    *,
+    folder: str = "",
+    not_files: Iterable[str] = (),
+) -> None:
     """The run's checkpoint files, in natural order (``epoch=9`` before ``epoch=10``), as the
-    run summary lists them; nothing when none is kept."""
+    run summary lists them; nothing when none is kept.  ``names`` are files (or links)
+    only (``_io.list_apart``); entries of ``folder`` named like a checkpoint that are no
+    file (``not_files``: a FIFO, a socket, a device) are said, never listed."""
     kept = sorted((n for n in names if keep(n)), key=_io.natural_key)
     if kept:
         out.meta["checkpoints"] = [_io.display_name(n) for n in kept]
+    odd = sorted((n for n in not_files if keep(n)), key=_io.natural_key)
+    if odd:
+        first = _io.display_name(_io.join(folder, odd[0]))
+        more = f" and {len(odd) - 1} more" if len(odd) > 1 else ""
+        out.warn(f"{first}{more}: named like a checkpoint but not a regular file; not listed")
 
 
 def add_numbers(out: Loaded, row: Mapping[str, object], step: int, skip: Container[str]) -> None:

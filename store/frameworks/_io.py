@@ -387,6 +387,18 @@ def list_dir(
     return dirs, files
 
 
+def list_apart(root: RootLike, rel: str) -> tuple[list[str], list[str], list[str]]:
+    """(sub-folders, files and links, other entries) of a folder: FIFOs, sockets and
+    devices apart.  A reader lists checkpoints (or takes a name's presence as a fact, a
+    ``model_final.pth`` that says the run finished) from the second list only: a FIFO named
+    ``epoch=3.ckpt`` is no checkpoint, and retention and the index do not hold it.  Files
+    it reads by name it looks for in both, so a FIFO where ``metrics.csv`` belongs is
+    refused and said (see ``list_dir``)."""
+    others: list[str] = []
+    dirs, files = list_dir(root, rel, others)
+    return dirs, files, others
+
+
 WALK_COUNTED = LIST_LIMIT
 """Files a cut walk goes on counting (not keeping) to say how many it left out."""
 

@@ -35,14 +35,18 @@ def detect(ctx: DetectContext) -> list[RunSpec]:
     return [ctx.folder_run(rel, FRAMEWORK) for rel in ctx.paths if is_run_dir(ctx, rel)]
 
 
+def _is_checkpoint(name: str) -> bool:
+    return CHECKPOINT.match(name) is not None
+
+
 def load(root: RootLike, spec: RunSpec) -> Loaded:
     out = Loaded()
     _common.read_params(root, _io.join(spec.path, "config.yaml"), out)
-    _, files = _io.list_dir(root, spec.path)
-    if "metrics.json" in files:
+    _, files, odd = _io.list_apart(root, spec.path)
+    if "metrics.json" in files or "metrics.json" in odd:  # a FIFO there is refused, and said
         _read_metrics(root, _io.join(spec.path, "metrics.json"), out)
-    _common.note_checkpoints(out, files, lambda f: CHECKPOINT.match(f) is not None)
-    if "model_final.pth" in files:
+    _common.note_checkpoints(out, files, _is_checkpoint, folder=spec.path, not_files=odd)
+    if "model_final.pth" in files:  # a FIFO of that name says nothing of the run
         out.status = "finished"
     return out
 

@@ -67,17 +67,23 @@ def detect(ctx: DetectContext) -> list[RunSpec]:
     return specs
 
 
+def _is_model(name: str) -> bool:
+    return name.lower().endswith(MODEL_SUFFIXES)
+
+
 def load(root: RootLike, spec: RunSpec) -> Loaded:
     out = Loaded()
-    dirs, files = _io.list_dir(root, spec.path)
-    log = csv_log(root, spec.path, files)
+    dirs, files, odd = _io.list_apart(root, spec.path)
+    log = csv_log(root, spec.path, files + odd)
     if log is not None:
         out.meta["csv_log"] = _io.display_name(log)
         _common.read_wide_csv(root, _io.join(spec.path, log), out, step_column="epoch")
     models: list[tuple[str, str]] = []
     for folder in (spec.path, *(_io.join(spec.path, d) for d in sorted(dirs))):
-        names = files if folder == spec.path else _io.list_dir(root, folder)[1]
+        names, others = (files, odd) if folder == spec.path else _io.list_apart(root, folder)[1:]
         models += [(folder, n) for n in names if n.lower().endswith(MODEL_SUFFIXES)]
+        # a FIFO named like a model is none: said, never listed nor opened
+        _common.note_checkpoints(out, (), _is_model, folder=folder, not_files=others)
     models.sort(key=lambda item: _io.natural_key(item[1]))
     if models:
         out.meta["checkpoints"] = [

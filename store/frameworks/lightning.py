@@ -67,8 +67,11 @@ def load(root: RootLike, spec: RunSpec) -> Loaded:
             _check_events(root, spec.path, out)
         else:
             _common.read_tensorboard(root, spec.path, out)
-    _, ckpts = _io.list_dir(root, _io.join(spec.path, "checkpoints"))
-    _common.note_checkpoints(out, ckpts, lambda c: c.endswith(".ckpt"))
+    folder = _io.join(spec.path, "checkpoints")
+    _, ckpts, odd = _io.list_apart(root, folder)
+    _common.note_checkpoints(
+        out, ckpts, lambda c: c.endswith(".ckpt"), folder=folder, not_files=odd
+    )
     return out
 
 

@@ -52,11 +52,15 @@ def detect(ctx: DetectContext) -> list[RunSpec]:
     return [ctx.folder_run(rel, FRAMEWORK) for rel in ctx.paths if is_run_dir(ctx, rel)]
 
 
+def _is_checkpoint(name: str) -> bool:
+    return CHECKPOINT.match(name) is not None
+
+
 def load(root: RootLike, spec: RunSpec) -> Loaded:
     out = Loaded()
-    dirs, files = _io.list_dir(root, spec.path)
+    dirs, files, odd = _io.list_apart(root, spec.path)
     logs = sorted(d for d in dirs if TIMESTAMP.match(d))
-    config = _config_rel(spec, files, logs, root)
+    config = _config_rel(spec, files + odd, logs, root)
     if config is not None:
         try:
             text, cut = _io.read_text(root, config, 4 << 20)
@@ -71,7 +75,7 @@ def load(root: RootLike, spec: RunSpec) -> Loaded:
             out.unread.add("params")
     for log in logs:  # oldest first: a resume's values come after the first start's
         _read_scalars(root, _io.join(spec.path, log, "vis_data", "scalars.json"), out)
-    _common.note_checkpoints(out, files, lambda f: CHECKPOINT.match(f) is not None)
+    _common.note_checkpoints(out, files, _is_checkpoint, folder=spec.path, not_files=odd)
     try:
         pointer, _ = _io.read_text(root, _io.join(spec.path, "last_checkpoint"), 4096)
         out.meta["last_checkpoint"] = _io.display_name(pointer.strip().rsplit("/", 1)[-1])

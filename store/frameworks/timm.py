@@ -35,10 +35,12 @@ def detect(ctx: DetectContext) -> list[RunSpec]:
 def load(root: RootLike, spec: RunSpec) -> Loaded:
     out = Loaded()
     _common.read_params(root, _io.join(spec.path, "args.yaml"), out)
-    _, files = _io.list_dir(root, spec.path)
-    if "summary.csv" in files:
+    _, files, odd = _io.list_apart(root, spec.path)
+    if "summary.csv" in files or "summary.csv" in odd:  # a FIFO there is refused, and said
         _common.read_wide_csv(root, _io.join(spec.path, "summary.csv"), out, step_column="epoch")
-    _common.note_checkpoints(out, files, lambda f: f.endswith(".pth.tar"))
+    _common.note_checkpoints(
+        out, files, lambda f: f.endswith(".pth.tar"), folder=spec.path, not_files=odd
+    )
     epochs = _io.to_int(out.params.get("epochs"))
     cooldown = _io.to_int(out.params.get("cooldown_epochs")) or 0
     last = max((step for points in out.series.values() for step, _ in points), default=None)

@@ -58,8 +58,11 @@ def load(root: RootLike, spec: RunSpec) -> Loaded:
         _common.read_wide_csv(root, _io.join(spec.path, "results.csv"), out, step_column="epoch")
         out.series.pop("time", None)
         _count_from_one(out)
-    _, weights = _io.list_dir(root, _io.join(spec.path, "weights"))
-    _common.note_checkpoints(out, weights, lambda w: w.endswith(".pt"))
+    folder = _io.join(spec.path, "weights")
+    _, weights, odd = _io.list_apart(root, folder)
+    _common.note_checkpoints(
+        out, weights, lambda w: w.endswith(".pt"), folder=folder, not_files=odd
+    )
     epochs = _io.to_int(out.params.get("epochs"))
     done = max((step for points in out.series.values() for step, _ in points), default=None)
     if epochs and done is not None:
