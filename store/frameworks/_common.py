@@ -53,6 +53,40 @@ def add_numbers(out: Loaded, row: Mapping[str, object], step: int, skip: Contain
             add_point(out.series, str(name), step, number)
 
 
+_CUT_ENDINGS = (".", "e", "E", "+", "-")
+"""How a number cut mid-write can visibly end (``0.`` of ``0.53``, ``1e`` of ``1e-05``)."""
+
+
+def full_row(head: bytes, tail: bytes, delimiter: str = ",") -> bool:
+    """Whether ``tail`` (a last line without its line end) has the shape of a whole row:
+    what ``_io.read_log`` asks of a quiet file's last line before it reads it.
+
+    One CSV row with as many cells as the header (the first line of ``head``).  Only its
+    last cell can have been cut (every other one was followed by a delimiter), so that one
+    must not end as a number cut short does (``0.``, ``1e-``), nor be shorter than the same
+    cell of the row before (``0.4`` after ``0.53``): a row that fails is dropped, and said.
+    A file whose size is a multiple of 4 KiB was most likely left by a buffer flushed whole
+    (a writer killed mid-row), and its last line is never taken."""
+    if (len(head) + len(tail)) % 4096 == 0:
+        return False
+    lines = head.splitlines()
+    try:
+        header = next(csv_reader(lines[0].decode("utf-8", "replace"), delimiter), None)
+        rows = list(csv_reader(tail.decode("utf-8", "replace"), delimiter))
+        before = next(csv_reader(lines[-1].decode("utf-8", "replace"), delimiter), None)
+    except (csv.Error, IndexError):
+        return False
+    if not header or len(rows) != 1 or len(rows[0]) != len(header):
+        return False
+    last = rows[0][-1].strip()
+    if last.endswith(_CUT_ENDINGS):
+        return False
+    if len(lines) < 2:  # the header alone comes before: nothing to compare with
+        return True
+    previous = before[-1].strip() if before and len(before) == len(header) else ""
+    return len(last) >= len(previous) or previous in NO_VALUE_CELLS
+
+
 def read_wide_csv(root: RootLike, rel: str, out: Loaded, step_column: str | None = None) -> bool:
     """A CSV with a header and one column per metric (Lightning ``metrics.csv`` and kin).
 
@@ -65,7 +99,7 @@ def read_wide_csv(root: RootLike, rel: str, out: Loaded, step_column: str | None
     and counted in a warning: which cell went missing or came extra cannot be told, so its
     values could land in the wrong metric.  Returns False when the file was not read.
     """
-    data = _io.read_log(root, rel, out)
+    data = _io.read_log(root, rel, out, quiet_whole=full_row)
     if data is None:
         return False
     text = data.decode("utf-8", "replace")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import os
 import re
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -30,6 +31,11 @@ SMALL = 4 * 1024 * 1024
 """Cap for configs and JSON documents."""
 LARGE = 64 * 1024 * 1024
 """Cap for metric logs (CSV, MLflow metric files, TSV)."""
+QUIET_SECONDS = 300.0
+"""A log whose last line has no line end is taken whole (``read_log``'s ``quiet_whole``)
+only when nothing in its folder was written for this long: more than a run counts as live
+(``store.runs.LIVE_SECONDS``), and more than a writer takes between the two writes of one
+row."""
 LIST_LIMIT = 1_000_000
 """A folder with more entries than this is read as empty rather than in part."""
 LIST_KEPT = 100_000
@@ -174,7 +180,9 @@ def read_log(
     *,
     missing_ok: bool = False,
     whole: Callable[[bytes], bool] | None = None,
+    quiet_whole: Callable[[bytes, bytes], bool] | None = None,
     parts: tuple[str, ...] = ("metrics",),
+    clock: Callable[[], float] = time.time,
 ) -> bytes | None:
     """Up to ``LARGE`` bytes of a run's log (metrics CSV/TSV, JSON lines), whole lines only.
 
@@ -184,6 +192,18 @@ def read_log(
     part, unless ``whole`` proves it complete (a JSON object closes itself) or it ends in
     the ``\r`` of a ``\r\n``.  The same when the cap cuts the file.  None when the file
     cannot be read, said and marked the same way (a missing file too, unless ``missing_ok``).
+
+    Some writers never end their last line (rows joined with ``\n``, a file saved by an
+    editor): a finished run's log would then lose its last row for good, with a warning
+    on every read.  So ``quiet_whole(head, tail)`` (the text before the last line, and that
+    line) may vouch for a line of the right shape (a CSV row with as many cells as the
+    header), and then the line is read when nothing in the file's folder (the file, its
+    neighbours, its sub-folders) was written for ``QUIET_SECONDS``: a live writer, even one
+    whose buffer was flushed mid-row, writes the rest of that row, or other files beside
+    it, well within that time, and a run quiet that long is no longer live.  A writer
+    killed mid-row is the risk left (a last cell cut short still makes a full row), so the
+    line read this way is said, without marking ``parts`` read in part: every byte was
+    read.  A NUL in the line (a preallocated block) never makes it whole.
     """
     try:
         data, cut = read_bytes(root, rel, LARGE)
@@ -197,9 +217,39 @@ def read_log(
         return data[:end]
     tail = data[end:]
     if tail.strip() and not tail.endswith(b"\r") and not (whole is not None and whole(tail)):
+        if (
+            quiet_whole is not None
+            and b"\x00" not in tail
+            and quiet_whole(data[:end], tail)
+            and _quiet_for(root, rel, clock()) >= QUIET_SECONDS
+        ):
+            out.warn(
+                f"{rel}: last line has no line end; read whole, as nothing beside it was"
+                f" written for over {QUIET_SECONDS / 60:g} minutes"
+            )
+            return data
         out.warn_partial(f"{rel}: last line still being written (no line end), not read", *parts)
         return data[:end]
     return data
+
+
+def _quiet_for(root: RootLike, rel: str, now: float) -> float:
+    """Seconds since anything in the folder of ``rel`` was last written (the folder
+    itself, every entry in it, each sub-folder's own time); 0 when it cannot be told, or
+    when a time lies in the future (a clock that cannot be trusted)."""
+    listed = as_root(root)
+    folder = parent(rel)
+    try:
+        entries = listed.list_dir(folder, limit=LIST_KEPT)
+        times = [e.mtime_ns for e in entries]
+        if folder:
+            times.append(listed.stat(folder).mtime_ns)
+    except RootError:
+        return 0.0
+    if not times:
+        return 0.0
+    newest = max(times) / 1e9
+    return max(0.0, now - newest) if newest <= now else 0.0
 
 
 def is_json_object(line: bytes) -> bool:

@@ -90,7 +90,9 @@ def load(root: RootLike, spec: RunSpec) -> Loaded:
 
 
 def _read_tsv(root: RootLike, rel: str, name: str, out: Loaded) -> None:
-    data = _io.read_log(root, rel, out)
+    data = _io.read_log(
+        root, rel, out, quiet_whole=lambda head, tail: _common.full_row(head, tail, "\t")
+    )
     if data is None:
         return
     rows = csv_reader(data.decode("utf-8", "replace"), "\t")
