@@ -765,3 +765,47 @@ def test_a_host_whose_shell_greets_says_so_in_one_line(tmp_path: Path) -> None:
     assert code == 2 and len(err.strip().splitlines()) == 1 and hint in err, err
     code, _, err = cli("remote", "retention", "plan", "gpu1")
     assert code != 0 and hint in err, err
+
+
+def test_a_host_whose_first_pull_failed_is_never_pulled_not_its_last_pull(
+    tmp_path: Path,
+) -> None:
+    """A first pull that fails leaves an empty mirror file: nothing of the host is in it.
+    Every command says no pull has succeeded yet: never "offline, showing the last pull",
+    a host without runs ("no runs found", exit 0), no duplicates with it, or no such run."""
+    root, db = make_host(tmp_path, "gpu1", "lightning")
+    down = tmp_path / "down"
+    down.touch()
+    refused = 'echo "ssh: connect to host gpu1 port 22: Connection refused" >&2; exit 255'
+    script = f'if [ -e {shlex.quote(str(down))} ]; then {refused}; fi; exec {host_command(db)} "$@"'
+    add("gpu1", f"sh -c {shlex.quote(script)} host")
+    code, _, err = cli("remote", "pull", "gpu1")
+    assert code == 1 and "Connection refused" in err
+    assert config.get("gpu1").mirror_path.exists()  # the empty mirror the failure left
+
+    code, out, _ = cli("remote", "list", "--json")
+    (listed,) = json.loads(out)
+    assert listed["state"] == "never" and listed["last_ok"] is None
+    assert "Connection refused" in listed["last_error"]
+    for args in (["runs", "--all-hosts"], ["runs", "--all-hosts", "--json"]):
+        code, out, err = cli(*args)
+        assert "gpu1: no pull has succeeded yet" in err, err
+        assert "showing the last pull" not in err and "Connection refused" in err
+    code, out, err = cli("runs", "--host", "gpu1", "--json")
+    assert code == 2 and out == "" and "gpu1: no pull has succeeded yet" in err, (out, err)
+    code, _, err = cli("diff", "gpu1:version_0", "gpu1:version_1")
+    assert code == 2 and "gpu1: no pull has succeeded yet" in err and "no run" not in err, err
+    code, _, err = cli("diff", f"gpu1:{root / RUN / 'hparams.yaml'}", f"gpu1:{root / RUN}")
+    assert code == 2 and "gpu1: no pull has succeeded yet" in err, err
+
+    # the host comes back: its runs; then goes away: now it is its last pull that shows
+    down.unlink()
+    assert cli("remote", "pull", "gpu1")[0] == 0
+    code, out, err = cli("runs", "--host", "gpu1", "--json")
+    assert code == 0 and not err and {r["name"] for r in json.loads(out)} == local_runs(db)
+    down.touch()
+    assert cli("remote", "pull", "gpu1")[0] == 1
+    assert json.loads(cli("remote", "list", "--json")[1])[0]["state"] == "offline"
+    code, out, err = cli("runs", "--host", "gpu1", "--json")
+    assert code == 0 and "gpu1: offline, showing the last pull" in err, err
+    assert {r["name"] for r in json.loads(out)} == local_runs(db)

@@ -414,3 +414,30 @@ def test_a_follower_behind_its_host_pulls_again_at_once(
     assert hosts.status_text() == ("hosts: gpu1 catching up", False)
     hosts.states["gpu1"] = states[-1]
     assert hosts.status_text() == ("hosts: gpu1 ✓", True)
+
+
+@sync
+async def test_a_host_never_pulled_is_not_called_offline_with_its_last_pull(
+    tmp_path: Path,
+) -> None:
+    """A host whose every pull failed has nothing in its mirror: the status line says it
+    was never pulled (no rows of it is not "no runs there"); once a pull succeeded and the
+    host goes away again, it is plainly offline, its last pull shown."""
+    local_root, local_db = make_host(tmp_path, "laptop", "keras")
+    _, db_b = make_host(tmp_path, "gpu2", "hydra")
+    down = tmp_path / "gpu2-down"
+    down.touch()
+    remotes = [Remote("gpu2", command=flaky_command(db_b, down, tmp_path / "gpu2.log"))]
+    app = ArtlensApp(local_db, [local_root], watch=False, remotes=remotes, follow=FOLLOW)
+    async with app.run_test(size=(160, 40)) as pilot:
+        screen = screen_of(app)
+        await until(pilot, lambda: "gpu2 offline" in status(screen), "gpu2 offline")
+        assert "gpu2 offline, never pulled" in status(screen)
+        assert "gpu2" not in names_by_host(screen)
+        down.unlink()
+        await until(pilot, lambda: "gpu2 ✓" in status(screen), "gpu2 pulled")
+        await until(pilot, lambda: "gpu2" in names_by_host(screen), "gpu2's runs")
+        down.touch()
+        await until(pilot, lambda: "gpu2 offline" in status(screen), "gpu2 offline again")
+        assert "never pulled" not in status(screen)
+        assert names_by_host(screen)["gpu2"] == local_runs(db_b)

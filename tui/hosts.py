@@ -252,7 +252,8 @@ class Hosts:
             state = self.states[remote.name]
             if state.online is False:
                 healthy = False
-                parts.append(f"{remote.name} offline")
+                never = ", never pulled" if state.never_pulled else ""
+                parts.append(f"{remote.name} offline{never}")
             elif state.online is None:
                 parts.append(f"{remote.name} …")
             elif state.last_event < state.newest:

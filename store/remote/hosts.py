@@ -40,20 +40,46 @@ class Host:
 
 
 def hosts(local_db: Path | None, names: list[str] | None = None) -> list[Host]:
-    """The local index (when it exists) and the mirrors of ``names`` (default: all that
-    were pulled at least once)."""
+    """The local index (when it exists) and the mirrors of ``names`` (default: all) that
+    were pulled at least once: a mirror whose every pull failed holds nothing of its host
+    (``unpulled_notes`` says so), and is never listed as a host without runs."""
     found: list[Host] = []
     if (names is None or LOCAL in names) and local_db is not None and local_db.exists():
         found.append(Host(LOCAL, local_db))
+    for remote in _wanted(names):
+        if pulled(remote):
+            found.append(Host(remote.name, remote.mirror_path, remote))
+    return found
+
+
+def _wanted(names: list[str] | None) -> list[config.Remote]:
     remotes = config.load()
-    wanted = [r for r in remotes if names is None or r.name in names]
     for name in names or []:
         if name != LOCAL and not any(r.name == name for r in remotes):
             raise ArtlensError(f"no remote named {name[:60]!r} (see `artlens remote list`)")
-    for remote in wanted:
-        if remote.mirror_path.exists():
-            found.append(Host(remote.name, remote.mirror_path, remote))
-    return found
+    return [r for r in remotes if names is None or r.name in names]
+
+
+def pulled(remote: config.Remote) -> bool:
+    """Whether a pull of ``remote`` has ever succeeded (its mirror holds the host's state)."""
+    return remote.mirror_path.exists() and mirror.status(remote).last_ok is not None
+
+
+def never_pulled(state: mirror.Status) -> str:
+    """Says that no pull of a remote has succeeded yet (one line, with its last error)."""
+    tried = f" (the last try failed: {state.last_error})" if state.last_error else ""
+    return f"{state.name}: no pull has succeeded yet{tried}: nothing of it is shown"
+
+
+def unpulled_notes(names: list[str] | None = None) -> list[str]:
+    """One line per remote of ``names`` (default: all) that ``hosts`` leaves out because
+    no pull of it has succeeded yet."""
+    notes = []
+    for remote in _wanted(names):
+        state = mirror.status(remote)
+        if state.last_ok is None:
+            notes.append(never_pulled(state))
+    return notes
 
 
 @contextmanager
@@ -109,7 +135,8 @@ def resolve(ref: str, local_db: Path | None) -> tuple[Host, RunRow]:
     if not found:
         if host_name == LOCAL:
             raise ArtlensError("no local index: name runs as HOST:RUN")
-        raise ArtlensError(f"{host_name}: never pulled: run `artlens remote pull {host_name}`")
+        (note,) = unpulled_notes([host_name])
+        raise ArtlensError(f"{note}: run `artlens remote pull {host_name}`")
     host = found[0]
     with opened(host) as db:
         return host, resolve_run(db, run_ref)

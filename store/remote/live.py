@@ -65,6 +65,9 @@ class HostState:
     retry_at: float | None = None
     """When the next pull starts, while the host is offline (time.time())."""
     pulls: int = 0
+    never_pulled: bool = False
+    """Offline, and no pull of this host has ever succeeded: its mirror holds nothing of
+    it (not its state at a last pull)."""
 
 
 def backoff(failures: int, first: float = BACKOFF_FIRST, most: float = BACKOFF_MAX) -> float:
@@ -100,6 +103,16 @@ def _pull_unless_stopped(
     return outcome[0]
 
 
+def _pulled_before(remote: Remote) -> bool:
+    """Whether the mirror holds a pull that succeeded (in this session or an earlier one)."""
+    from store.remote import mirror
+
+    try:
+        return mirror.status(remote).last_ok is not None
+    except Exception:  # an unreadable mirror holds nothing to show either
+        return False
+
+
 def follow(
     remote: Remote,
     on_state: Callable[[HostState, bool], None],
@@ -129,6 +142,7 @@ def follow(
                 wake.wait(first)
                 continue
             failures = state.failures + 1
+            never = not state.online and not _pulled_before(remote)
             wait = backoff(failures, first, most)
             changed = state.online is not False
             state = replace(
@@ -138,6 +152,7 @@ def follow(
                 last_error=" ".join(str(exc).split())[:300] or type(exc).__name__,
                 retry_at=time.time() + wait,
                 pulls=state.pulls + 1,
+                never_pulled=never,
             )
         else:
             wait = every if result.last_event >= result.newest else 0.0
@@ -155,6 +170,7 @@ def follow(
                 newest=result.newest,
                 retry_at=None,
                 pulls=state.pulls + 1,
+                never_pulled=False,
             )
         if stop.is_set():
             return

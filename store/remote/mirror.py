@@ -633,7 +633,7 @@ class Status:
 
     name: str
     where: str
-    state: str  # ok, behind, offline, never
+    state: str  # ok, behind, offline, never (no pull has succeeded yet, failed or not)
     host: str | None
     last_ok: float | None
     last_error: str | None
@@ -679,8 +679,10 @@ def status(remote: Remote) -> Status:
     last_ok = _float(meta.get("remote.last_ok"))
     cursor = _count(meta.get("remote.cursor"))
     newest = max(cursor, _count(meta.get("remote.newest")))
+    # a mirror no pull has filled (its first pull failed) is "never", its error kept: not
+    # "offline", which says the mirror shows what the host had at its last pull
     state = (
-        "offline" if error else "never" if not last_ok else "behind" if newest > cursor else "ok"
+        "never" if not last_ok else "offline" if error else "behind" if newest > cursor else "ok"
     )
     return Status(
         remote.name,

@@ -276,10 +276,12 @@ def dups_cmd(
     from tui.format import human_size
 
     found = hosts.hosts(resolve_db(db_path), list(names) or None)
+    unpulled = hosts.unpulled_notes([n for n in names if n != hosts.LOCAL] or None)
     if len(found) < 2:
-        raise ArtlensError("fewer than two indexes to compare (pull a remote first)")
+        why = "".join(f"; {note}" for note in unpulled)
+        raise ArtlensError(f"fewer than two indexes to compare (pull a remote first){why}")
     result = dups.across_hosts(found, min_size=min_size)
-    notes = hosts.offline_notes(found) + result.warnings
+    notes = unpulled + hosts.offline_notes(found) + result.warnings
     for note in notes:
         click.echo(f"artlens: {visible(note)}", err=True)
     if as_json:
@@ -468,8 +470,11 @@ def print_host_runs(db_path: Path | None, names: list[str] | None, as_json: bool
     from store.remote import hosts
 
     found = hosts.hosts(resolve_db(db_path), names)
+    unpulled = hosts.unpulled_notes([n for n in names if n != hosts.LOCAL] if names else None)
+    if names and not found and unpulled:  # nothing to list: not "no runs found"
+        raise ArtlensError("; ".join(unpulled))
     rows = hosts.runs_by_host(found)
-    for note in hosts.offline_notes(found):
+    for note in unpulled + hosts.offline_notes(found):
         click.echo(f"artlens: {visible(note)}", err=True)
     if as_json:
         emit_json([{"host": host, **run.to_json()} for host, run in rows])
