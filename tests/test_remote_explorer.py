@@ -220,7 +220,10 @@ async def test_a_mirrored_file_is_previewed_from_its_host_and_a_large_one_is_not
         await until(pilot, lambda: "the very last line" in pane.plain_text(), "the log's end")
         assert "fetched its first and last 256.0K" in pane.plain_text(width=400)
         size = (run_dir / "big.log").stat().st_size
-        assert f"cat --range {size - (256 << 10)}:{256 << 10} {run_dir}/big.log" in log.read_text()
+        assert (
+            f"cat --range {size - (256 << 10)}:{(256 << 10) + 1} {run_dir}/big.log"
+            in log.read_text()
+        )
         assert f"cat --range 0:{size}" not in log.read_text()
 
         screen.file_tree._typed = ""

@@ -289,18 +289,14 @@ def remote_preview(remote: Remote, root: bytes, artifact: ArtifactRow) -> Previe
     with tempfile.TemporaryDirectory(prefix="artlens-remote-") as tmp:
         target = os.path.join(tmp, name)
         try:
+            # either raises RemoteError when the host's file has another length than the
+            # mirror says (it changed since the last pull)
             if ranged:
-                copied = _fetch_ends(remote, where, size, target, MAX_READ, read_range)
+                _fetch_ends(remote, where, size, target, MAX_READ, read_range)
             else:
-                copied = fetch_file(remote, where, size, target)
+                fetch_file(remote, where, size, target)
         except (RemoteError, OSError) as exc:
             return Preview("error", size=size, notes=(f"{remote.name}: {exc}",))
-        if copied != size:
-            note = (
-                f"{remote.name}: the file has {copied} bytes there, the mirror says {size}: "
-                "it changed since the last pull"
-            )
-            return Preview("error", size=size, notes=(note,))
         result = preview_file(target)
     if ranged:
         note = (
@@ -322,22 +318,36 @@ def _fetch_ends(
     target: str,
     span: int,
     read_range: Callable[[Remote, str, int, int], bytes],
-) -> int:
+) -> None:
     """Write the first and last ``span`` bytes of the host's file into a sparse local file
-    of ``size`` bytes; returns ``size`` when the host had both ends in full, else the
-    bytes it had (the file changed since the pull)."""
+    of ``size`` bytes, which must be the host's file's length.
+
+    The last read asks for one byte past ``size``: a file that grew since the pull has
+    other bytes at its end than at the mirror's size, and a preview of those would show
+    an end the file no longer has.  A file of another length than the mirror says raises
+    RemoteError (it changed since the last pull), as ``fetch_file`` does."""
+    from store.remote.transport import RemoteError
+
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
     fd = os.open(target, flags, 0o600)
     try:
         os.ftruncate(fd, size)
-        for offset in (0, size - span):
-            chunk = read_range(remote, where, offset, span)
-            if len(chunk) != span:
-                return offset + len(chunk)
+        for offset, want in ((0, span), (size - span, span + 1)):
+            chunk = read_range(remote, where, offset, want)
+            if len(chunk) > span:
+                raise RemoteError(
+                    f"the file has more than the {size} bytes the mirror says: "
+                    "it changed since the last pull"
+                )
+            if len(chunk) < span:
+                had = f"{offset + len(chunk)}" if chunk or not offset else f"at most {offset}"
+                raise RemoteError(
+                    f"the file has {had} bytes there, the mirror says {size}: "
+                    "it changed since the last pull"
+                )
             os.pwrite(fd, chunk, offset)
     finally:
         os.close(fd)
-    return size
 
 
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,63}$")
