@@ -801,3 +801,52 @@ async def test_a_first_scans_end_told_once_the_screen_is_taken_down_is_ignored(
         await until(pilot, lambda: screen.runs_pane._checklists_held is None, "the release")
         await pilot.pause()
     # leaving run_test re-raises whatever a handler raised
+
+
+@sync
+async def test_the_run_detail_follows_a_writing_run(live_tree: tuple[Path, Path]) -> None:
+    root, db_path = live_tree
+    app = live_app(db_path, root)
+    async with app.run_test(size=(160, 48)) as pilot:
+        screen = await start(pilot)
+        run_id = run_id_of(screen, "version_4")
+        screen.jump_to_run(run_id)
+        pane = screen.preview_pane
+        await until(pilot, lambda: "train_loss: 0.4" in pane.plain_text(), "the run detail")
+        assert "unknown" in pane.plain_text()
+        append(root / "lightning_logs" / "version_4" / "metrics.csv", "0,5,0.0123,,\n")
+        await until(
+            pilot,
+            lambda: screen.runs[run_id].metrics["train_loss"]["last"] == 0.0123,
+            "the run's new metrics in the table",
+        )
+        assert cell(screen, run_id, "status") == "● live"
+        await until(pilot, lambda: "train_loss: 0.0123" in pane.plain_text(), "the new detail")
+        assert "live" in pane.plain_text() and "train_loss: 0.4" not in pane.plain_text()
+        assert screen.table.current_run_id == run_id
+
+
+@sync
+async def test_the_run_detail_says_when_its_run_went_quiet(
+    live_tree: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The watcher's status refresh changes a row and no file: the runs table said
+    ``unknown`` while the run detail beside it still said ``live``, for as long as the
+    cursor stayed there."""
+    monkeypatch.setattr(store.runs, "LIVE_SECONDS", 1.5)
+    monkeypatch.setattr(watcher_module, "STATUS_EVERY", 0.25)
+    root, db_path = live_tree
+    app = live_app(db_path, root)
+    async with app.run_test(size=(160, 48)) as pilot:
+        screen = await start(pilot)
+        run_id = run_id_of(screen, "version_7")
+        screen.jump_to_run(run_id)
+        pane = screen.preview_pane
+        await until(pilot, lambda: "lightning · unknown" in pane.plain_text(), "the run detail")
+        append(root / "lightning_logs" / "version_7" / "metrics.csv", "1,5,0.2,,\n")
+        await until(pilot, lambda: cell(screen, run_id, "status") == "● live", "live on")
+        await until(pilot, lambda: "lightning · live" in pane.plain_text(), "live in the detail")
+        await until(pilot, lambda: cell(screen, run_id, "status") == "unknown", "live off")
+        await until(
+            pilot, lambda: "lightning · unknown" in pane.plain_text(), "quiet in the detail"
+        )

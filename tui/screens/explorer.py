@@ -504,7 +504,7 @@ class ExplorerScreen(Screen[None]):
         changed = self.runs_pane.index_changed(message)
         if changed is None:
             return
-        _fresh, gone = changed
+        fresh, gone = changed
         if message.counts is not None:
             self.query_one(StatusLine).change(counts=message.counts)
         tree = self.file_tree
@@ -512,6 +512,10 @@ class ExplorerScreen(Screen[None]):
             self._follow_cursor()
         else:
             tree.index_changed(message)
+            if self._detail_run is not None and self._detail_run in fresh:
+                # its row changed (new metrics, live or quiet): the detail says what the
+                # table says, also when no file of an open folder changed with it
+                self._refresh_run_detail()
         if self._preview_key is not None and (
             self._preview_key in message.changed_paths
             or self._preview_key[0] in message.rescanned_roots
