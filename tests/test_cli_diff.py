@@ -648,3 +648,4 @@ def test_runs_ending_on_the_same_value_with_other_series_are_not_equal(
     assert code == 1, err
     assert "runs are equal" not in out
     assert "last same; " in out
+    assert "metrics: 1 of 1 changed" in out  # the heading counts it too (it read 0 of 1)

@@ -824,11 +824,7 @@ def artifact_counts(result: RunDiff) -> str:
 
 def section_titles(result: RunDiff) -> dict[str, str]:
     """A heading per section with its counts."""
-    changed = sum(
-        1
-        for m in result.metrics
-        if not m.ambiguous and ((m.delta not in (None, 0)) or ((m.old is None) != (m.new is None)))
-    )
+    changed = sum(1 for m in result.metrics if m.changed)  # another best or more steps too
     values = sum(len(c.changes) + c.more for c in result.configs)
     odd_params = sum(1 for c in result.params if c.kind == "ambiguous")
     odd_metrics = sum(1 for m in result.metrics if m.ambiguous)
