@@ -180,3 +180,29 @@ async def test_stacked_run_diff_tells_apart_values_that_differ_in_their_middle(
         assert both[0].startswith("A ") and both[1].startswith("B ")
         assert both[0][2:] != both[1][2:], both
         assert all(cell_len(line) <= 20 for line in both), both
+
+
+@sync
+async def test_stacked_run_diff_headings_keep_their_counts(tmp_path: Path) -> None:
+    """At 80 columns the configs heading read ``1 file(s) changed, 1 v``."""
+    files = {}
+    for n in ("1", "2"):
+        files[f"run{n}/config.yaml"] = f"lr: 0.{n}\n".encode()
+        files[f"run{n}/metrics.csv"] = b"step,loss\n1,0.5\n"
+    root, db_path = index_tree(tmp_path, files)
+    app = ArtlensApp(db_path, [root], watch=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        for _ in range(2):
+            await pilot.press("space")
+            await pilot.press("down")
+        await pilot.press("d")
+        await settle(pilot)
+        diff = app.screen
+        assert isinstance(diff, RunDiffScreen)
+        table = diff.table
+        assert table.get_cell("section:configs", "name").plain == "1 file(s) changed, 1 value(s)"
+        lines = [strip.text for strip in table.render_lines(table.region.reset_offset)]
+        shown = " ".join(" ".join(line.split()) for line in lines)
+        assert "value(s)" in shown, lines  # wrapped in its cell, not cut
+        assert "▸ env " in shown and "environmen" not in shown, lines

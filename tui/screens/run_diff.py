@@ -264,12 +264,18 @@ class RunDiffScreen(Screen[None]):
             self.rows = {}
             for section in SECTIONS:
                 name, _, counts = titles[section].partition(": ")
+                if self._stacked and section == "env":
+                    name = "env"  # "environment" was cut to "environmen" in 10 cells
                 heading = Text(f"▸ {name}", style="bold underline")
                 if section == "artifacts":
                     counts = compact_counts(message.result)
                 summary = Text(counts, style="bold")
                 blank = BLANK[: len(columns) - 2]
-                table.add_row(heading, summary, *blank, key=f"section:{section}")
+                # at 80 columns "1 file(s) changed, 1 value(s)" lost its end: wrapped
+                lines = len(summary.wrap(self.app.console, name_width))
+                table.add_row(
+                    heading, summary, *blank, key=f"section:{section}", height=min(3, lines)
+                )
                 for row in message.rows:
                     if row.section == section:
                         self.rows[row.key] = row
