@@ -833,6 +833,7 @@ def _settle_configs(
         result.configs.append(config)
         kept.append(change)
     artifacts.changed = kept
+    _unhashed_configs(a, b, result, warnings, python_configs, read_a, read_b)
     result.equal = not (
         result.params
         or result.unknown
@@ -844,6 +845,47 @@ def _settle_configs(
         or artifacts.changed
         or artifacts.moved
     )
+
+
+def _unhashed_configs(
+    a: RunRow,
+    b: RunRow,
+    result: RunDiff,
+    warnings: list[str],
+    python_configs: frozenset[str],
+    read_a: Reader,
+    read_b: Reader,
+) -> None:
+    """Diff by value the config files of the same size that a side has no hash for yet
+    (``unverified``): the configs section said "0 file(s) changed" while ``lr: 0.1``
+    became ``lr: 0.2``, a file written a moment ago not being hashed yet.  Their artifact
+    rows stay unverified (their bytes were not compared as a whole)."""
+    from store.diff.configs import ConfigDiff, config_format, diff_config_files
+
+    src_a, src_b = result.sources
+    for path in result.artifacts.unverified:
+        fmt = config_format(path, python_configs)
+        if fmt is None:
+            continue
+        if len(result.configs) >= MAX_CONFIG_FILES:
+            warnings.append(f"more than {MAX_CONFIG_FILES} changed configs; the rest unparsed")
+            return
+        path_a = os.fsdecode(a.root + b"/" + artifact_key(a, src_a, path))
+        path_b = os.fsdecode(b.root + b"/" + artifact_key(b, src_b, path))
+        shown = paths.display(path)
+        names = (f"{a.name}: {shown}", f"{b.name}: {shown}")
+        try:
+            found = diff_config_files(path_a, path_b, fmt, read_a, read_b, names)
+        except DiffError as exc:
+            warnings.append(f"{shown}: not hashed yet, and not compared by value: {exc}")
+            continue
+        warnings.extend(found.warnings)
+        if found.equal:
+            continue
+        config = ConfigDiff(path, fmt)
+        config.changes, config.notes = found.changes, found.notes
+        config.warnings, config.more = found.warnings, found.more
+        result.configs.append(config)
 
 
 def _python_configs(run: RunRow) -> frozenset[str]:

@@ -649,3 +649,27 @@ def test_runs_ending_on_the_same_value_with_other_series_are_not_equal(
     assert "runs are equal" not in out
     assert "last same; " in out
     assert "metrics: 1 of 1 changed" in out  # the heading counts it too (it read 0 of 1)
+
+
+@pytest.mark.parametrize("text_b", ["lr: 0.2\nname: tiny\n", "name: tiny\nlr: 0.1\n"])
+def test_configs_not_hashed_yet_are_compared_by_value(tmp_path: Path, text_b: str) -> None:
+    """Two configs of the same size, just written, so not hashed: the configs section said
+    "0 file(s) changed" while lr went from 0.1 to 0.2 (the params line alone said so)."""
+    root = tmp_path / "root"
+    for run_name, text in (("run1", "lr: 0.1\nname: tiny\n"), ("run2", text_b)):
+        (root / run_name).mkdir(parents=True)
+        (root / run_name / "config.yaml").write_text(text)
+        (root / run_name / "metrics.csv").write_text("step,loss\n1,0.5\n")
+    db_path = tmp_path / "index.db"
+    index(root, db_path, hash_files=False)
+    code, out, err = run("run1", "run2", "--db", str(db_path), "--json")
+    assert code == 1, err
+    configs = json.loads(out)["configs"]
+    if "0.2" in text_b:
+        assert [c["path"] for c in configs] == ["config.yaml"]
+        (change,) = configs[0]["changes"]
+        assert (change["key"], change["old"], change["new"]) == ("lr", 0.1, 0.2)
+        code, out, _ = run("run1", "run2", "--db", str(db_path))
+        assert "configs: 1 file(s) changed, 1 value(s)" in out
+    else:  # the same values in another order: no config change to report
+        assert configs == []
