@@ -477,25 +477,47 @@ def _apply_tags(tags: dict[str, str], out: Loaded) -> None:
 
 
 def _read_metric_file(root: RootLike, rel: str, name: str, out: Loaded) -> None:
+    """One metric's lines ``timestamp value step``, ordered as MLflow reads them.
+
+    MLflow's latest value of a metric is the line with the greatest
+    ``(step, timestamp, value)`` (``FileStore._get_metric_from_file``), not the last line:
+    async logging and resumed runs append out of order.  The points are sorted by
+    ``(step, timestamp)`` (file order on a tie) and MLflow's latest placed last of all, so
+    "last" is MLflow's.  A line without a step is step 0, as MLflow reads it.
+    """
     data = _io.read_log(root, rel, out)
     if data is None:
         return
     bad = 0
-    for index, line in enumerate(data.splitlines()):
+    lines: list[tuple[int, int, float]] = []  # (step, timestamp, value) in file order
+    for line in data.splitlines():
         parts = line.split()
         if not parts:
             continue
         try:
             timestamp = int(parts[0])
             value = float(parts[1])
-            step = int(parts[2]) if len(parts) > 2 else index
+            step = int(parts[2]) if len(parts) > 2 else 0
         except (ValueError, IndexError):
             bad += 1
             continue
-        del timestamp
+        lines.append((step, timestamp, value))
+    for step, _timestamp, value in latest_last(lines):
         add_point(out.series, name, step, value)
     if bad:
         out.warn_partial(f"{rel}: {bad} malformed line(s) skipped", "metrics")
+
+
+def latest_last(lines: list[tuple[int, int, float]]) -> list[tuple[int, int, float]]:
+    """``(step, timestamp, value)`` points sorted by step then timestamp (file order on a
+    tie), with the one MLflow takes as latest last: Python's ``max`` over the file's order
+    by the whole tuple, as ``FileStore`` does (a NaN value never wins a tie it is compared
+    in, so there the earlier line stays latest)."""
+    if not lines:
+        return []
+    latest = max(range(len(lines)), key=lambda i: lines[i])
+    rest = sorted((i for i in range(len(lines)) if i != latest), key=lambda i: lines[i][:2])
+    return [lines[i] for i in rest] + [lines[latest]]
 
 
 def _note_deleted(out: Loaded, stage: object, where: str) -> None:
@@ -558,8 +580,10 @@ def _load_db(root: RootLike, db_rel: str, spec: RunSpec, out: Loaded) -> None:
             }
             _apply_tags(tags, out)
             cursor = conn.execute(
+                # MLflow's latest is the greatest (step, timestamp, value), a NaN stored
+                # as value 0 (SqlAlchemyStore._update_latest_metric_if_necessary)
                 "SELECT key, value, step, is_nan FROM metrics WHERE run_uuid = ? "
-                "ORDER BY key, step, timestamp LIMIT ?",
+                "ORDER BY key, step, timestamp, value LIMIT ?",
                 (spec.run_key, _MAX_DB_METRIC_ROWS + 1),
             )
             for rows_read, (key, value, step, is_nan) in enumerate(cursor, 1):
