@@ -63,11 +63,13 @@ Totals = tuple[int, int, float, float]
 _markers: tuple[frozenset[str], re.Pattern[bytes]] | None = None
 _counted: dict[str, tuple[bytes, ...]] | None = None
 _counted_folders: list[Callable[[str], bool]] | None = None
+_config_markers: frozenset[bytes] | None = None
 
 
 def _forget_markers() -> None:
-    global _markers, _counted, _counted_folders
+    global _markers, _counted, _counted_folders, _config_markers
     _markers = None
+    _config_markers = None
     _counted = None
     _counted_folders = None
 
@@ -84,6 +86,17 @@ def is_marker(name: bytes) -> bool:
         _markers = (names, registry.marker_pattern())
     names, pattern = _markers
     return os.fsdecode(name) in names or bool(pattern.match(name))
+
+
+def is_config_marker(name: bytes) -> bool:
+    """True for file names whose content decides which runs exist: a change to one, not
+    only its arrival or removal, must re-detect the runs (``config_markers``)."""
+    global _config_markers
+    if _config_markers is None:
+        _config_markers = frozenset(
+            os.fsencode(n) for e in registry.entries() for n in e.config_markers
+        )
+    return name in _config_markers
 
 
 def _holds_a_run(ordered: list[bytes], prefix: bytes) -> bool:

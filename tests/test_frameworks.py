@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from store.errors import ArtlensError
 from store.frameworks import (
     DirListing,
     RunInfo,
@@ -741,8 +742,9 @@ def test_generic_first_level_and_config(tmp_path: Path) -> None:
     assert {p for p, s in runs_of(tmp_path).items() if s.framework == "generic"} == {"exps/b"}
     (tmp_path / ".artlens.toml").write_text("[runs]\ndepth = 2\n")
     assert {p for p, s in runs_of(tmp_path).items() if s.framework == "generic"} == {"exps/b"}
-    (tmp_path / ".artlens.toml").write_text("[runs\ndepth = \n")  # invalid: default rule
-    assert "resnet_a" in runs_of(tmp_path)
+    (tmp_path / ".artlens.toml").write_text("[runs\ndepth = \n")  # invalid: an error
+    with pytest.raises(ArtlensError, match=r"\.artlens\.toml:1: "):
+        runs_of(tmp_path)
 
 
 def test_hostile_names_are_data(tmp_path: Path) -> None:
@@ -902,7 +904,6 @@ def test_files_nested_too_deeply_are_malformed_files_the_index_still_builds(
     write(
         root,
         {
-            ".artlens.toml": f"a = {DEEP}\n",  # the [runs] rules: unreadable, so the defaults
             "det/config.yaml": "SOLVER:\n  BASE_LR: 0.1\n",
             "det/metrics.json": good + DEEP + "\n" + good.replace("1", "2").replace("0.5", "0.4"),
             "det/model_final.pth": b"x",
@@ -931,3 +932,11 @@ def test_files_nested_too_deeply_are_malformed_files_the_index_still_builds(
     assert comet_run["metrics"] == {} and any(
         "experiment.json is not valid JSON" in w for w in comet_run["warnings"]
     )
+    # the root's own config nested too deeply: its [runs] rules are unknown, so the scan
+    # stops with one line naming the file (never the default rules), the index as it was
+    (root / ".artlens.toml").write_text(f"a = {DEEP}\n")
+    again = runner.invoke(main, ["index", str(root), "--db", db], catch_exceptions=False)
+    assert again.exit_code == 2 and again.output.count("\n") == 1
+    assert f"{root / '.artlens.toml'}: nested too deeply" in again.output
+    listed = runner.invoke(main, ["runs", "--json", "--db", db], catch_exceptions=False)
+    assert {r["name"] for r in json.loads(listed.stdout)} == set(runs)

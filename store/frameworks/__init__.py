@@ -28,12 +28,12 @@ Each framework declares these rules in its module's ``ENTRY`` (``store.framework
 from __future__ import annotations
 
 import bisect
-import contextlib
 import dataclasses
 import importlib
 import pkgutil
 from collections.abc import Mapping
 
+from store.errors import ArtlensError
 from store.frameworks import _io, _repeats, registry
 from store.frameworks._context import DetectContext
 from store.frameworks._io import RootLike
@@ -99,8 +99,12 @@ def detect_runs(root: RootLike, listing: Mapping[str, DirListing]) -> list[RunSp
     taken = [s.path for s in kept] + [p for s in kept for p in s.extra_paths]
     for entry in entries:
         if entry.fallback is not None:
-            with contextlib.suppress(Exception):
+            try:
                 kept.extend(entry.fallback(ctx, taken))
+            except ArtlensError:  # a config the user must fix: never the default rules
+                raise
+            except Exception:  # a detector bug must not hide the other frameworks' runs
+                continue
     return sorted(kept, key=lambda s: s.path)
 
 

@@ -97,6 +97,9 @@ class Framework:
     """File names whose arrival or removal can make or unmake one of its runs."""
     marker_patterns: tuple[str, ...] = ()
     """Regular expressions (whole name) for the same, where names vary."""
+    config_markers: frozenset[str] = frozenset()
+    """Marker names whose content, not only presence, decides its runs (the root's
+    ``.artlens.toml`` ``[runs]``): a change to one re-detects the runs, as an arrival does."""
     counted_suffixes: tuple[str, ...] = ()
     """Lower-cased name endings its detection counts without their being markers: such a
     file arriving outside every run, or leaving one of its runs, can make or unmake one

@@ -404,15 +404,19 @@ class Watcher:
         """Take the writer lock, reconcile every root, then follow events.
 
         Raises ``WriterBusyError`` (naming the holder) when another writer runs, and
-        ``WatchError`` when a root is not a folder.  With ``wait_for_writer``, a one-shot
+        ``WatchError`` when a root is not a folder (``RunsConfigError`` when its ``[runs]``
+        cannot be used).  With ``wait_for_writer``, a one-shot
         writer (``index``, ``retention apply``) is waited for instead (``give_up`` is asked
         every 0.2 s); another watcher is still refused.
         """
         if self._started:
             raise WatchError("the watcher is already running")
+        from store.frameworks.generic import rules
+
         for path in self.root_paths:
             if not path.is_dir():
                 raise WatchError(f"not a folder: {paths.display(str(path))}")
+            rules(path)  # a root's [runs] that cannot be used: its one line, before a scan
         self._lock.acquire(wait=wait_for_writer, on_wait=log.warning, give_up=give_up)
         self._stopping.clear()
         try:

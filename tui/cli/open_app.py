@@ -114,9 +114,12 @@ def open_cmd(roots: tuple[Path, ...], no_watch: bool, db_path: Path | None) -> N
             "nothing to show yet: run `artlens ROOT` on a training output folder, "
             "or `artlens demo` to try it on a generated tree"
         )
+    from store.frameworks.generic import rules
+
     for root in roots:
         if not root.is_dir():
             raise ArtlensError(f"not a folder: {paths.display(str(root))}")
+        rules(root)  # a [runs] that cannot be used: its one line, not an index of other runs
     missing = no_terminal()
     if missing is not None:  # before any indexing: it would be done for nothing
         raise ArtlensError(f"the explorer needs a terminal ({missing}): {NO_TERMINAL_HINT}")
