@@ -56,20 +56,60 @@ def load(root: RootLike, spec: RunSpec) -> Loaded:
     ckpts = checkpoints(root, spec.path)
     if ckpts:
         out.meta["checkpoints"] = ckpts
+    top_rel = _io.join(spec.path, "trainer_state.json")
     candidates = [_io.join(spec.path, c, "trainer_state.json") for c in reversed(ckpts)]
-    state, state_rel = _best_state(
-        root, [_io.join(spec.path, "trainer_state.json"), *candidates], out
-    )
-    global_step = _io.to_int(state.get("global_step")) if state else None
+    state, state_rel = _best_state(root, [top_rel, *candidates], out)
     if state:
         out.meta["trainer_state"] = state_rel
         _apply_state(state, out)
-    for name in _RESULTS:
-        _common.read_json_finals(root, _io.join(spec.path, name), out, global_step, sep=".")
+    _read_results(root, spec.path, out, state, state_rel == top_rel)
     _common.read_params(root, _io.join(spec.path, "config.json"), out, prefix="model.")
     _read_training_args(root, spec.path, ckpts, out)
     _merge_tensorboard(root, spec.path, out)
     return out
+
+
+def _read_results(
+    root: RootLike, folder: str, out: Loaded, state: dict[str, object] | None, top: bool
+) -> None:
+    """``*_results.json``: what ``Trainer.save_metrics`` wrote after training (or an
+    evaluation), with no step of its own.  Their step is the training's last: the
+    ``global_step`` of the ``trainer_state.json`` beside them (``save_state``, called with
+    them), else of the newest checkpoint when it ended the training (``global_step`` at
+    ``max_steps``: the Trainer saves a checkpoint at its last step); else it is not known,
+    and said: a newer checkpoint was never saved (an early stop, an older Trainer, a save
+    strategy by epochs or none), so the newest one's step would date the results too early.
+    A result logged after the series' last point (the final evaluation, which
+    ``trainer_state.json`` was saved before) is its last point, as the event files have it.
+    """
+    found = [
+        name
+        for name in _RESULTS
+        if _common.read_json_finals(root, _io.join(folder, name), out, None, sep=".")
+    ]
+    if not found:
+        return
+    step = _io.to_int(state.get("global_step")) if state else None
+    max_steps = _io.to_int(state.get("max_steps")) if state else None
+    if not top and not (step is not None and max_steps and step >= max_steps):
+        newest = (
+            f"the newest state is at step {step} of {max_steps}"
+            if step is not None and max_steps
+            else f"the newest state is at step {step}"
+            if step is not None
+            else "no trainer_state.json was read"
+        )
+        out.warn(
+            f"{folder}: {', '.join(found)} give no step, and no trainer_state.json saved"
+            f" with them says where training ended ({newest}): shown with no step"
+        )
+        step = None
+    for name, (own, value) in list(out.finals.items()):
+        at = own if own is not None else step
+        out.finals[name] = (at, value)
+        points = out.series.get(name)
+        if at is not None and points and at > max(p[0] for p in points):
+            points.append((at, value))
 
 
 def _read_training_args(root: RootLike, folder: str, ckpts: list[str], out: Loaded) -> None:
