@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+from store.frameworks.flatten import Note, report
 from store.frameworks.model import MetricSummary, Series
 from store.metric_direction import direction_of
 
@@ -43,8 +44,32 @@ def summarize_all(
     return out
 
 
-def add_point(series: Series, name: str, step: int, value: float, cap: int = 1_000_000) -> None:
-    """Append one point, bounded per metric so a hostile log cannot exhaust memory."""
+MAX_POINTS = 1_000_000
+"""Points of one metric kept per run; past them only the newest logged is kept (as the
+last), the metric's count and best are of the kept ones, and the metrics are marked read
+in part."""
+
+
+def add_point(series: Series, name: str, step: int, value: float, cap: int = MAX_POINTS) -> None:
+    """Append one point, bounded per metric so a hostile log cannot exhaust memory.
+
+    Past ``cap`` points the newest one logged takes the place of the one after the cap, so
+    "last" stays the log's last; the first point dropped is said (a ``Note`` that marks the
+    metrics read in part: a count, best or diff over the kept points is not the file's).
+    """
     points = series.setdefault(name, [])
     if len(points) < cap:
         points.append((step, value))
+        return
+    if len(points) == cap:
+        points.append((step, value))
+        report(
+            Note(
+                "metrics",
+                f"metric {name[:200]}: more than {cap:,} points; only the first {cap:,} and the"
+                " newest are kept",
+                cut=1,
+            )
+        )
+        return
+    points[-1] = (step, value)
