@@ -64,12 +64,13 @@ _markers: tuple[frozenset[str], re.Pattern[bytes]] | None = None
 _counted: dict[str, tuple[bytes, ...]] | None = None
 _counted_folders: list[Callable[[str], bool]] | None = None
 _config_markers: frozenset[bytes] | None = None
+_busy_markers: frozenset[bytes] | None = None
 
 
 def _forget_markers() -> None:
-    global _markers, _counted, _counted_folders, _config_markers
+    global _markers, _counted, _counted_folders, _config_markers, _busy_markers
     _markers = None
-    _config_markers = None
+    _config_markers = _busy_markers = None
     _counted = None
     _counted_folders = None
 
@@ -97,6 +98,15 @@ def is_config_marker(name: bytes) -> bool:
             os.fsencode(n) for e in registry.entries() for n in e.config_markers
         )
     return name in _config_markers
+
+
+def is_busy_marker(name: bytes) -> bool:
+    """``is_config_marker`` for files rewritten all the time (``busy_markers``)."""
+    global _busy_markers
+    if _busy_markers is None:
+        found = (n for e in registry.entries() for n in e.busy_markers)
+        _busy_markers = frozenset(map(os.fsencode, found))
+    return name in _busy_markers
 
 
 def _holds_a_run(ordered: list[bytes], prefix: bytes) -> bool:

@@ -38,7 +38,7 @@ from store.index.db import checkpoint_apart, wait_for_checkpoints, write_transac
 from store.index.events import EventKind
 from store.index.query import BY_PARENT_DIRS
 from store.kinds import SETTLED_EXT_BYTES, TFEVENTS, classify, classify_key, kind_by_name, refine
-from store.runs import Listing, RunSync, Totals, is_config_marker, is_marker
+from store.runs import Listing, RunSync, Totals, is_busy_marker, is_config_marker, is_marker
 from store.safetext import visible
 
 IGNORED_DIR_NAMES = frozenset({b".artlens-trash", b".git", b"__pycache__"})
@@ -1130,6 +1130,7 @@ class Indexer:
             or any(is_marker(paths.name_of(e[0])) for e in added)
             or any(is_marker(paths.name_of(r[1])) for r in removed)
             or any(is_config_marker(paths.name_of(c[1].path)) for c in changed)
+            or (full and any(is_busy_marker(paths.name_of(c[1].path)) for c in changed))
             or self.runs.counted_files_moved((e[0] for e in added), [(r[1], r[2]) for r in removed])
         )
         # put in key order before the runs are known: a forked reader may be detecting them

@@ -612,7 +612,8 @@ ENTRY = Framework(
     markers=frozenset({"meta.yaml", DB_NAME}),
     # a run renamed (run_name in meta.yaml, an experiment's name in its own) or a run
     # written into the database changes what detection finds, not which files exist
-    config_markers=frozenset({"meta.yaml", DB_NAME, f"{DB_NAME}-wal"}),
+    config_markers=frozenset({"meta.yaml"}),
+    busy_markers=frozenset({DB_NAME, f"{DB_NAME}-wal"}),
     checklist=("params/*|@params", "metrics/*|@metrics", "artifacts/**"),
     kinds={"mlmodel": "config", "meta.yaml": "config"},
 )

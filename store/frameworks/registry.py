@@ -100,6 +100,11 @@ class Framework:
     config_markers: frozenset[str] = frozenset()
     """Marker names whose content, not only presence, decides its runs (the root's
     ``.artlens.toml`` ``[runs]``): a change to one re-detects the runs, as an arrival does."""
+    busy_markers: frozenset[str] = frozenset()
+    """The same, for files rewritten all the time (MLflow's database, at every metric
+    logged): a change to one re-detects the runs in a scan of the whole root (``artlens
+    index``, the watcher's reconcile), not in every event batch, where each re-detection
+    would read the whole root's listing."""
     counted_suffixes: tuple[str, ...] = ()
     """Lower-cased name endings its detection counts without their being markers: such a
     file arriving outside every run, or leaving one of its runs, can make or unmake one
