@@ -894,3 +894,24 @@ def test_a_budget_of_a_fraction_of_a_byte_is_refused(tmp_path: Path) -> None:
     (tmp_path / ".artlens.toml").write_text("[retention]\nkeep_last = 2\nbudget = 0.5\n")
     with pytest.raises(PolicyError, match="budget"):
         load_policy_file(tmp_path / ".artlens.toml")
+
+
+def test_user_config_per_root_names_the_folder_whatever_path_reached_it(tmp_path: Path) -> None:
+    """A root opened as /mnt/exp, a link to /data/exp that the user config names: it took
+    the global [retention] (keep_last 1) rather than its own (keep_last 10)."""
+    real = tmp_path / "data" / "exp"
+    real.mkdir(parents=True)
+    link = tmp_path / "mnt-exp"
+    link.symlink_to(real)
+    config = tmp_path / "config.toml"
+    config.write_text(f'[retention]\nkeep_last = 1\n\n[root."{real}"]\nkeep_last = 10\n')
+    assert load_policy(link, user_config=config).rules.keep_last == 10
+    config.write_text(f'[retention]\nkeep_last = 1\n\n[root."{link}"]\nkeep_last = 10\n')
+    assert load_policy(real, user_config=config).rules.keep_last == 10
+    # two sections for one folder: which one holds is not guessed
+    config.write_text(
+        f'[retention]\nkeep_last = 1\n\n[root."{link}"]\nkeep_last = 10\n'
+        f'[root."{real}"]\nkeep_last = 3\n'
+    )
+    with pytest.raises(PolicyError, match="both name"):
+        load_policy(real, user_config=config)

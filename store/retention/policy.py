@@ -289,20 +289,37 @@ def load_policy(root: Path, *, user_config: Path | None = None) -> Policy:
     )
     if absent(config):
         return Policy()
-    absolute = os.path.abspath(root)
     try:
         data = load_toml(_read_capped(config).decode("utf-8"))
     except (OSError, ValueError):
         data = None  # load_policy_file below reports the precise error
     roots = data.get("root", {}) if isinstance(data, dict) else {}
     if isinstance(roots, dict):
-        for name in roots:
-            if os.path.abspath(os.path.expanduser(name)) == absolute:
-                section = roots[name]
-                if isinstance(section, dict) and "retention" in section:
-                    return load_policy_file(config, table_path=("root", name, "retention"))
-                return load_policy_file(config, table_path=("root", name))
+        named = [name for name in roots if _names_root(name, root)]
+        if len(named) > 1:
+            shown = " and ".join(f'[root."{name[:200]}"]' for name in named[:2])
+            raise PolicyError(f"{config}: {shown} both name {root}: keep one")
+        for name in named:
+            section = roots[name]
+            if isinstance(section, dict) and "retention" in section:
+                return load_policy_file(config, table_path=("root", name, "retention"))
+            return load_policy_file(config, table_path=("root", name))
     return load_policy_file(config)
+
+
+def _names_root(name: str, root: Path) -> bool:
+    """Whether a ``[root."<name>"]`` section is about ``root``: the same path, or the same
+    folder by another path (a link to it, or it opened through a link).  By its path
+    alone, a root opened as ``/mnt/exp`` (a link to ``/data/exp``) took the user's global
+    ``[retention]`` (keep_last 1) in place of its own (keep_last 10)."""
+    where = os.path.abspath(os.path.expanduser(name))
+    if where == os.path.abspath(root) or os.path.realpath(where) == os.path.realpath(root):
+        return True
+    try:
+        one, other = os.stat(where), os.stat(root)
+    except (OSError, ValueError):
+        return False
+    return (one.st_dev, one.st_ino) == (other.st_dev, other.st_ino)
 
 
 def _check_top_keys(path: Path, data: dict[str, Any], text: str, known: frozenset[str]) -> None:
