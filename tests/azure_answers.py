@@ -3,8 +3,9 @@ under a legal hold or an immutability policy (Azurite answers "Current API is no
 implemented yet" to setting a legal hold, and deletes the blob), and the 409 a delete of
 one gets.
 
-It keeps blobs in memory, answers the few requests bucket retention makes through
-azure-storage-blob (get properties, put, copy from URL, delete), ignores the shared-key
+It keeps blobs in memory, answers the few requests an ``az://`` root and bucket retention
+make through azure-storage-blob (list blobs in one page, get properties, put, copy from
+URL, delete), lets a test rewrite a listing into one Azure should never send, ignores the shared-key
 signature, and logs each request.  Error answers carry ``x-ms-error-code`` and the XML
 body Azure sends.  Clients find it through ``AZURE_STORAGE_CONNECTION_STRING``.
 """
@@ -12,13 +13,14 @@ body Azure sends.  Clients find it through ``AZURE_STORAGE_CONNECTION_STRING``.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from email.utils import formatdate, parsedate_to_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
+from xml.sax.saxutils import escape
 
 import pytest
 
@@ -53,6 +55,8 @@ class FakeAzure:
     refuse_every_delete: tuple[int, str, str] | None = None
     """A container-wide policy: every delete, new blobs' too, refused so."""
     refuse_delete: dict[str, tuple[int, str, str]] = field(default_factory=dict)
+    rewrite_listing: Callable[[str], str] | None = None
+    """Applied to each List Blobs answer's XML before it is sent (a malformed entry)."""
     seen: list[tuple[str, str]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     _etag: int = 0
@@ -106,6 +110,10 @@ class _Handler(BaseHTTPRequestHandler):
         name = unquote(url.path[len(prefix) :]) if url.path.startswith(prefix) else ""
         with fake.lock:
             fake.seen.append((self.command, name))
+        query = {k: v[0] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
+        if url.path == f"/{ACCOUNT}/{fake.container}" and query.get("comp") == "list":
+            self._answer(200, {"Content-Type": "application/xml"}, _listing(fake, query))
+            return
         if not name:
             self._error(400, "InvalidUri", "not a request this fake knows")
             return
@@ -140,6 +148,41 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(400, "UnsupportedHttpVerb", "not a request this fake knows")
 
     do_HEAD = do_PUT = do_DELETE = do_GET = _handle
+
+
+MODIFIED = "Tue, 01 Dec 2026 10:00:00 GMT"
+
+
+def _listing(fake: FakeAzure, query: dict[str, str]) -> bytes:
+    """A List Blobs answer (one page, whatever ``maxresults`` says)."""
+    prefix, delimiter = query.get("prefix", ""), query.get("delimiter", "")
+    with fake.lock:
+        blobs = dict(fake.blobs)
+        rewrite = fake.rewrite_listing
+    body = [
+        '<?xml version="1.0" encoding="utf-8"?>',
+        f'<EnumerationResults ContainerName="{fake.container}">',
+        f"<Prefix>{escape(prefix)}</Prefix><Blobs>",
+    ]
+    prefixes: set[str] = set()
+    for name in sorted(n for n in blobs if n.startswith(prefix)):
+        below = name[len(prefix) :]
+        if delimiter and delimiter in below:
+            common = prefix + below.split(delimiter)[0] + delimiter
+            if common not in prefixes:
+                prefixes.add(common)
+                body.append(f"<BlobPrefix><Name>{escape(common)}</Name></BlobPrefix>")
+            continue
+        blob = blobs[name]
+        body.append(
+            f"<Blob><Name>{escape(name)}</Name><Properties>"
+            f"<Last-Modified>{MODIFIED}</Last-Modified><Etag>{blob.etag}</Etag>"
+            f"<Content-Length>{len(blob.body)}</Content-Length>"
+            "<BlobType>BlockBlob</BlobType></Properties></Blob>"
+        )
+    body.append("</Blobs><NextMarker /></EnumerationResults>")
+    text = "".join(body)
+    return (rewrite(text) if rewrite is not None else text).encode()
 
 
 def _held(blob: Blob) -> tuple[int, str, str] | None:

@@ -4,7 +4,8 @@ retention period (fake-gcs-server stores neither ``temporaryHold`` nor a retenti
 a PATCH setting one is answered without it, and the object deletes).
 
 It keeps objects in memory, answers the few requests a ``gs://`` root and bucket retention
-make (objects.get and its media, rewriteTo, delete, a media upload) and logs each one.
+make (objects.list, objects.get and its media, rewriteTo, delete, a media upload) and logs
+each one; a test may rewrite a listing page into one GCS should never send.
 Error bodies are shaped as real GCS sends them (``{"error": {"code", "message",
 "errors": [{"reason", ...}]}}``).  Clients find it through ``STORAGE_EMULATOR_HOST``.
 """
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -52,6 +53,10 @@ class FakeGCS:
     drop_answers: int = 0
     """The next requests are carried out but answered by closing the connection (an answer
     lost on the way back)."""
+    page_keys: int = 1000
+    """Objects (and prefixes) per ``objects.list`` page."""
+    rewrite_page: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+    """Applied to each ``objects.list`` answer before it is sent (a malformed item)."""
     seen: list[tuple[str, str]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     _generation: int = 1000
@@ -121,6 +126,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._answer(status, error_body(status, "try again later", "backendError"))
             return
         parts = [unquote(p) for p in url.path.split("/")]
+        if self.command == "GET" and len(parts) == 6 and parts[1:4] == ["storage", "v1", "b"]:
+            self._answer(200, json.dumps(_listing(fake, query)).encode())
+            return
         # /storage/v1/b/{bucket}/o/{name}[/rewriteTo/b/{bucket}/o/{target}]
         if parts[1:3] == ["upload", "storage"] and self.command == "POST":
             self._answer(200, json.dumps(fake.put(query["name"], data)).encode())
@@ -159,6 +167,33 @@ class _Handler(BaseHTTPRequestHandler):
             self._answer(400, error_body(400, "not a request this fake knows", "invalid"))
 
     do_GET = do_POST = do_DELETE = _handle
+
+
+def _listing(fake: FakeGCS, query: dict[str, str]) -> dict[str, Any]:
+    """An ``objects.list`` page: ``page_keys`` items and prefixes, in name order."""
+    prefix, delimiter = query.get("prefix", ""), query.get("delimiter", "")
+    start = int(query.get("pageToken") or 0)
+    with fake.lock:
+        resources = {name: dict(resource) for name, (resource, _) in fake.objects.items()}
+        page_keys, rewrite = fake.page_keys, fake.rewrite_page
+    entries: dict[str, dict[str, Any] | None] = {}  # name -> resource, None for a prefix
+    for name in sorted(n for n in resources if n.startswith(prefix)):
+        below = name[len(prefix) :]
+        if delimiter and delimiter in below:
+            entries.setdefault(prefix + below.split(delimiter)[0] + delimiter, None)
+        else:
+            entries[name] = resources[name]
+    page = list(entries.items())[start : start + page_keys]
+    answer: dict[str, Any] = {"kind": "storage#objects"}
+    items = [resource for _, resource in page if resource is not None]
+    prefixes = [name for name, resource in page if resource is None]
+    if items:
+        answer["items"] = items
+    if prefixes:
+        answer["prefixes"] = prefixes
+    if start + page_keys < len(entries):
+        answer["nextPageToken"] = str(start + page_keys)
+    return rewrite(answer) if rewrite is not None else answer
 
 
 class _Server(ThreadingHTTPServer):

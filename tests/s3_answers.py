@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -44,6 +44,9 @@ class FakeS3:
     fault: str = ""
     loop_pages: int = 20
     outside: dict[str, bytes] = field(default_factory=dict)
+    rewrite: Callable[[str], str] | None = None
+    """Applied to each ``ListObjectsV2`` answer's XML before it is sent (a malformed
+    entry: a missing ``Key`` or ``ETag``, a ``Size`` that is no size)."""
     seen: list[tuple[str, str, dict[str, str]]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -65,6 +68,7 @@ def _listing(fake: FakeS3, query: dict[str, str]) -> bytes:
         if fake.fault == "outside":
             objects.update(fake.outside)
         fault, loop_pages, page_keys = fake.fault, fake.loop_pages, fake.page_keys
+        rewrite = fake.rewrite
         lists = fake.lists()
     keys = sorted(k for k in objects if k.startswith(prefix) or fault == "outside")
     items: list[tuple[str, str]] = []  # ("key" | "prefix", name)
@@ -114,7 +118,8 @@ def _listing(fake: FakeS3, query: dict[str, str]) -> bytes:
                 "<StorageClass>STANDARD</StorageClass></Contents>"
             )
     body.append("</ListBucketResult>")
-    return "".join(body).encode()
+    text = "".join(body)
+    return (rewrite(text) if rewrite is not None else text).encode()
 
 
 class _Handler(BaseHTTPRequestHandler):

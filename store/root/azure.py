@@ -27,7 +27,16 @@ import time
 from datetime import datetime, timezone
 from typing import Any
 
-from store.root.backend import LockedError, ObjectInfo, Page, Stats, range_total, size_field
+from store.root.backend import (
+    LockedError,
+    ObjectInfo,
+    Page,
+    Stats,
+    listed_mtime,
+    range_total,
+    size_field,
+    text_field,
+)
 from store.root.base import ChangedError, NotFound, RootError
 
 COPY_WAIT = 600.0
@@ -116,16 +125,27 @@ class AzureBackend:
         except (AzureError, OSError, ValueError) as exc:
             raise RootError(f"{place}: {op} failed: {_one_line(exc)}") from exc
 
-    def info(self, props: Any, *, size: int | None = None) -> ObjectInfo:
-        """An ``ObjectInfo`` from a listing item's or a GET's ``BlobProperties``."""
-        etag = str(props.etag or "")
+    def info(self, props: Any, *, size: int | None = None, listed: bool = False) -> ObjectInfo:
+        """An ``ObjectInfo`` from a listing item's or a GET's ``BlobProperties``; one
+        without a usable name, size or ETag (or, ``listed``, last-modified time) is a
+        ``RootError``, never a blob named ``None`` or of no identity."""
+        name = text_field(getattr(props, "name", None), f"az://{self.bucket}: name")
+        where = f"az://{self.bucket}/{name!r}"
+        etag = text_field(getattr(props, "etag", None), f"{where}: ETag")
+        if not etag.strip('"'):
+            raise RootError(f"{where}: ETag: the store sent no usable value ({etag!r})")
+        mtime = _mtime_ns(getattr(props, "last_modified", None))
+        if listed:
+            mtime = listed_mtime(
+                mtime, getattr(props, "last_modified", None), f"{where}: Last-Modified"
+            )
         return ObjectInfo(
-            str(props.name),
-            size_field(props.size, f"az://{self.bucket}") if size is None else size,
+            name,
+            size_field(getattr(props, "size", None), f"{where}: size") if size is None else size,
             etag,
             etag.strip('"'),
             etag,
-            _mtime_ns(props.last_modified),
+            mtime,
             getattr(props, "version_id", None) or None,
             False,
             {
@@ -154,16 +174,24 @@ class AzureBackend:
                 pager = self.client.list_blobs(
                     name_starts_with=prefix or None, results_per_page=max_keys
                 ).by_page(continuation_token=token)
-            items = list(next(pager, []))
+            try:
+                items = list(next(pager, []))
+            except (AttributeError, TypeError, KeyError, IndexError) as exc:
+                # the SDK building its items from an answer missing what it assumes (a
+                # blob without a name): a page that cannot be read whole fails the listing
+                raise RootError(
+                    f"az://{self.bucket}/{prefix}: list_blobs: a page the SDK cannot read "
+                    f"({type(exc).__name__}: {_one_line(exc)})"
+                ) from exc
             return items, pager.continuation_token or None
 
         items, next_token = self._call("list_blobs", prefix, page)
         objects, prefixes = [], []
         for item in items:
             if isinstance(item, BlobPrefix):
-                prefixes.append(str(item.name))
+                prefixes.append(text_field(item.name, f"az://{self.bucket}/{prefix}: BlobPrefix"))
             else:
-                objects.append(self.info(item))
+                objects.append(self.info(item, listed=True))
         return Page(objects, prefixes, next_token)
 
     def head(self, key: str, *, version: str | None = None) -> ObjectInfo:

@@ -44,6 +44,35 @@ def size_field(value: object, what: str) -> int:
     raise RootError(f"{what}: the store sent no usable size ({str(value)[:40]!r})")
 
 
+def text_field(value: object, what: str) -> str:
+    """A key, a name, an ETag or a generation the store sent, checked: a missing, empty or
+    non-string one is a ``RootError`` naming ``what``.  An entry a listing cannot read
+    whole fails the listing, never drops out of it (the index would take a shorter listing
+    for deleted objects) nor gets a made-up name or identity."""
+    if isinstance(value, str) and value:
+        return value
+    raise RootError(f"{what}: the store sent no usable value ({str(value)[:40]!r})")
+
+
+def listed_items(value: object, what: str) -> list[Any]:
+    """A listing's list of entries (absent is none), checked: anything but a list is a
+    ``RootError`` naming ``what``, never iterated into something else."""
+    if value is None:
+        return []
+    if isinstance(value, list):
+        return value
+    raise RootError(f"{what}: the store sent no list ({type(value).__name__})")
+
+
+def listed_mtime(mtime_ns: int, value: object, what: str) -> int:
+    """A listed object's modification time, checked: one the store did not send (or sent
+    unreadable) is a ``RootError`` naming ``what``.  Taken for 1970 it would make the
+    object the oldest of its run, the first a retention rule removes."""
+    if mtime_ns > 0:
+        return mtime_ns
+    raise RootError(f"{what}: the store sent no usable modification time ({str(value)[:40]!r})")
+
+
 class LockedError(RootError):
     """The store refused to delete or overwrite an object that a hold or a retention
     period protects (a GCS hold or retention policy, an S3 Object Lock, an Azure

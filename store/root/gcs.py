@@ -33,7 +33,17 @@ import warnings
 from datetime import datetime, timezone
 from typing import Any
 
-from store.root.backend import LockedError, ObjectInfo, Page, Stats, range_total, size_field
+from store.root.backend import (
+    LockedError,
+    ObjectInfo,
+    Page,
+    Stats,
+    listed_items,
+    listed_mtime,
+    range_total,
+    size_field,
+    text_field,
+)
 from store.root.base import ChangedError, NotFound, RootError
 from store.safeparse import load_json
 
@@ -90,6 +100,17 @@ def _mtime_ns(value: object) -> int:
     if when.tzinfo is None:
         when = when.replace(tzinfo=timezone.utc)
     return int(when.timestamp() * 1_000_000_000)
+
+
+def _generation(value: object, what: str) -> str:
+    """An object's generation (a decimal string in the JSON API; an int taken too),
+    checked: it is the identity an index keeps and the pin of every read, so a missing or
+    malformed one is a ``RootError`` naming ``what``."""
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return str(value)
+    if isinstance(value, str) and value.isascii() and value.isdecimal():
+        return value
+    raise RootError(f"{what}: the store sent no usable generation ({str(value)[:40]!r})")
 
 
 def _one_line(exc: BaseException) -> str:
@@ -181,18 +202,27 @@ class GCSBackend:
             raise RootError(f"gs://{self.bucket}: {op}: the answer is not an object")
         return answer
 
-    def info(self, obj: dict[str, Any]) -> ObjectInfo:
-        """An ``ObjectInfo`` from an object resource (a listing item or a metadata GET)."""
-        generation = str(obj.get("generation", ""))
+    def info(self, obj: object, *, listed: bool = False) -> ObjectInfo:
+        """An ``ObjectInfo`` from an object resource (a listing item or a metadata GET);
+        one without a usable name, size or generation (or, ``listed``, ``updated``) is a
+        ``RootError``, never an object of size 0 or of no identity."""
+        if not isinstance(obj, dict):
+            raise RootError(f"gs://{self.bucket}: an object resource that is no object")
+        name = text_field(obj.get("name"), f"gs://{self.bucket}: name")
+        where = f"gs://{self.bucket}/{name!r}"
+        generation = _generation(obj.get("generation"), f"{where}: generation")
+        mtime = _mtime_ns(obj.get("updated"))
+        if listed:
+            mtime = listed_mtime(mtime, obj.get("updated"), f"{where}: updated")
         md5 = obj.get("md5Hash")
         return ObjectInfo(
-            str(obj["name"]),
-            size_field(obj.get("size", 0), f"gs://{self.bucket}/{str(obj['name'])!r}"),
+            name,
+            size_field(obj.get("size"), f"{where}: size"),
             str(md5) if md5 else str(obj.get("etag", "")),
             generation,
             generation,
-            _mtime_ns(obj.get("updated")),
-            generation or None,
+            mtime,
+            generation,
             bool(md5),
             obj,
         )
@@ -208,12 +238,16 @@ class GCSBackend:
         if token:
             params["pageToken"] = token
         page = self._json("objects.list", "GET", "b/{}/o", self.bucket, **params)
-        items = page.get("items") or []
-        prefixes = page.get("prefixes") or []
+        where = f"gs://{self.bucket}/{prefix}: objects.list"
+        items = listed_items(page.get("items"), f"{where}: items")
+        prefixes = listed_items(page.get("prefixes"), f"{where}: prefixes")
+        token = page.get("nextPageToken")
+        if token == "":
+            token = None  # as an absent one: the last page
         return Page(
-            [self.info(o) for o in items if isinstance(o, dict) and "name" in o],
-            [str(p) for p in prefixes],
-            str(page["nextPageToken"]) if page.get("nextPageToken") else None,
+            [self.info(o, listed=True) for o in items],
+            [text_field(p, f"{where}: prefix") for p in prefixes],
+            text_field(token, f"{where}: nextPageToken") if token is not None else None,
         )
 
     def head(self, key: str, *, version: str | None = None) -> ObjectInfo:

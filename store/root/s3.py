@@ -17,7 +17,16 @@ import time
 from datetime import datetime
 from typing import Any
 
-from store.root.backend import ObjectInfo, Page, Stats, range_total, size_field
+from store.root.backend import (
+    ObjectInfo,
+    Page,
+    Stats,
+    listed_items,
+    listed_mtime,
+    range_total,
+    size_field,
+    text_field,
+)
 from store.root.base import ChangedError, NotFound, RootError
 
 COPY_PART = 5 * 1024**3
@@ -150,16 +159,25 @@ class S3Backend:
         self.stats.add(nbytes=len(data))
         return response, data
 
-    def info(self, key: str, response: dict[str, Any], size: int) -> ObjectInfo:
-        """An ``ObjectInfo`` from a listing entry, a HEAD or a GET of ``key``."""
-        etag = str(response["ETag"])
+    def info(
+        self, key: str, response: dict[str, Any], size: int, *, listed: bool = False
+    ) -> ObjectInfo:
+        """An ``ObjectInfo`` from a listing entry, a HEAD or a GET of ``key``; an answer
+        without a usable ETag (or, ``listed``, LastModified) is a ``RootError``."""
+        where = f"s3://{self.bucket}/{key!r}"
+        etag = text_field(response.get("ETag"), f"{where}: ETag")
+        if not etag.strip('"'):
+            raise RootError(f"{where}: ETag: the store sent no usable value ({etag!r})")
+        mtime = _mtime_ns(response.get("LastModified"))
+        if listed:
+            mtime = listed_mtime(mtime, response.get("LastModified"), f"{where}: LastModified")
         return ObjectInfo(
             key,
             size,
             etag,
             etag.strip('"'),
             etag,
-            _mtime_ns(response.get("LastModified")),
+            mtime,
             _version(response),
             is_content_hash(etag),
             response,
@@ -185,18 +203,29 @@ class S3Backend:
                 f"s3://{self.bucket}/{prefix}: list_objects_v2 failed: the page is truncated "
                 "but carries no continuation token"
             )
-        return Page(
-            [self.info(o["Key"], o, int(o["Size"])) for o in page.get("Contents", [])],
-            [c["Prefix"] for c in page.get("CommonPrefixes", [])],
-            next_token,
-        )
+        where = f"s3://{self.bucket}/{prefix}: list_objects_v2"
+        objects = []
+        for entry in listed_items(page.get("Contents"), f"{where}: Contents"):
+            if not isinstance(entry, dict):
+                raise RootError(f"{where}: an entry that is no object")
+            key = text_field(entry.get("Key"), f"{where}: Key")
+            size = size_field(entry.get("Size"), f"s3://{self.bucket}/{key!r}: Size")
+            objects.append(self.info(key, entry, size, listed=True))
+        prefixes = [
+            text_field(
+                common.get("Prefix") if isinstance(common, dict) else None, f"{where}: Prefix"
+            )
+            for common in listed_items(page.get("CommonPrefixes"), f"{where}: CommonPrefixes")
+        ]
+        return Page(objects, prefixes, next_token)
 
     def head(self, key: str, *, version: str | None = None) -> ObjectInfo:
         kwargs: dict[str, Any] = {"Bucket": self.bucket, "Key": key}
         if version:
             kwargs["VersionId"] = version
         head = self.call("head_object", **kwargs)
-        return self.info(key, head, int(head["ContentLength"]))
+        size = size_field(head.get("ContentLength"), f"s3://{self.bucket}/{key!r}: ContentLength")
+        return self.info(key, head, size)
 
     def get_range(
         self, key: str, start: int, end: int, *, pin: ObjectInfo | None
