@@ -36,8 +36,10 @@ class FakeS3:
     ``fault`` is ``""`` (answer right), ``"no-token"`` (a truncated page without
     ``NextContinuationToken``), ``"same-token"`` (every page the first one, with the same
     token, up to ``loop_pages`` pages; then a last page), ``"cycle"`` (tokens ``a``, ``b``,
-    ``a`` ... up to ``loop_pages`` pages) or ``"outside"`` (the keys of ``outside`` listed
-    too, whatever the prefix)."""
+    ``a`` ... up to ``loop_pages`` pages), ``"outside"`` (the keys of ``outside`` listed
+    too, whatever the prefix), ``"empty-first"`` (a listing's first page empty but
+    truncated, as S3-compatible servers and GCS may send, then the right pages) or
+    ``"empty-loop"`` (every page empty, truncated, with the same token)."""
 
     objects: dict[str, bytes] = field(default_factory=dict)
     page_keys: int = 2
@@ -81,12 +83,15 @@ def _listing(fake: FakeS3, query: dict[str, str]) -> bytes:
         else:
             items.append(("key", key))
     start = 0  # a looping fault answers the first page every time
-    if token and fault not in ("same-token", "cycle"):
+    if token and fault not in ("same-token", "cycle", "empty-loop"):
         start = int(token.removeprefix("next-"))
     page = items[start : start + page_keys]
     truncated = start + page_keys < len(items)
     next_token: str | None = f"next-{start + page_keys}" if truncated else None
-    if fault == "no-token" and truncated:
+    if (fault == "empty-first" and not token) or fault == "empty-loop":
+        page, truncated = [], True
+        next_token = "next-0" if fault == "empty-first" else "again"
+    elif fault == "no-token" and truncated:
         next_token = None
     elif fault == "same-token":
         truncated = lists < loop_pages

@@ -14,7 +14,9 @@ from s3_answers import BUCKET, FakeS3, fake_s3
 
 from store.index.db import open_db
 from store.objscan import ObjectIndexer
-from store.root import RootError
+from store.retention.bucket import kept_changed
+from store.retention.candidates import Candidate
+from store.root import NotFound, RootError
 from store.root.objstore import ObjectRoot
 
 pytestmark = [pytest.mark.objstore, pytest.mark.usefixtures("isolated_cache")]
@@ -98,3 +100,58 @@ def test_keys_outside_the_prefix_fail_the_listing(fake_s3: FakeS3, tmp_path: Pat
     finally:
         db.close()
     assert _rows(tmp_path / "i.db") == []
+
+
+def test_a_folder_asked_about_gets_the_same_checked_listing(fake_s3: FakeS3) -> None:
+    """``stat`` of a name with no object asks whether a folder is there (``_require_dir``,
+    ``any_below``): keys outside the prefix are no "yes", and the pages of a looping
+    listing no "no"; each is an error, as it is for a walk."""
+    fake_s3.objects.update(OBJECTS)
+    fake_s3.outside = {"runs/ghost-other/x.pt": b"", "elsewhere/y.pt": b"not ours"}
+    root = ObjectRoot(f"s3://{BUCKET}/runs")
+    with pytest.raises(NotFound):
+        root.stat("ghost")
+    fake_s3.fault = "outside"
+    with pytest.raises(RootError, match="outside"):
+        root.stat("ghost")
+    with pytest.raises(RootError, match="outside"):
+        root.any_below("ghost")
+    fake_s3.fault = "empty-loop"
+    with pytest.raises(RootError, match="came back"):
+        root.stat("c")
+    assert fake_s3.lists() <= 3 + 3
+
+
+def test_an_empty_first_page_with_a_token_is_no_missing_folder(fake_s3: FakeS3) -> None:
+    """A listing page may hold no key and still carry a token (GCS says so; S3-compatible
+    servers send them): the folder below it is there all the same."""
+    fake_s3.objects.update(OBJECTS)
+    fake_s3.fault = "empty-first"
+    root = ObjectRoot(f"s3://{BUCKET}/runs")
+    assert root.stat("c").kind == "dir"
+    assert sorted(e.name for e in root.list_dir("c")) == ["d.txt", "e.txt"]
+    assert root.any_below("c") and not root.any_below("nothing")
+    with pytest.raises(NotFound):
+        root.stat("nothing")
+
+
+def _kept_folder(path: str) -> Candidate:
+    return Candidate("", 1, "run", "hf", False, path, True, 7, 0, 0, "dir", None)
+
+
+def test_a_kept_checkpoint_folder_is_checked_by_the_checked_listing(fake_s3: FakeS3) -> None:
+    """Before a run's removals, bucket retention checks that each checkpoint folder the
+    plan keeps is still there: a server listing keys outside the prefix must not make a
+    deleted kept folder look present (the removals would then leave the run with
+    nothing), and an empty first page must not make a present one look gone."""
+    fake_s3.objects.update(OBJECTS)
+    root = ObjectRoot(f"s3://{BUCKET}/runs")
+    assert kept_changed(root, [_kept_folder("c")]) is None
+    gone = kept_changed(root, [_kept_folder("ckpt-9")])
+    assert gone is not None and "gone" in gone
+    fake_s3.fault = "empty-first"
+    assert kept_changed(root, [_kept_folder("c")]) is None
+    fake_s3.fault = "outside"
+    fake_s3.outside = {"runs/ckpt-90/model.pt": b"another checkpoint"}
+    why = kept_changed(root, [_kept_folder("ckpt-9")])
+    assert why is not None and "cannot be checked" in why and "outside" in why

@@ -324,7 +324,8 @@ RUN_SKIPPED = "run skipped; re-index and plan again"
 def kept_changed(root: ObjectRoot, kept: Sequence[Candidate]) -> str | None:
     """Why a run's removals must wait, or None: a unit the plan keeps in it is gone or
     changed since the plan (a file: its size or ETag differs, by one HEAD; a checkpoint
-    folder: no object is left below it, by one listing page), as
+    folder: no object is left below it, by the first checked pages of its listing,
+    ``ObjectRoot.any_below``), as
     ``store.retention.trash`` checks a folder's kept units."""
     from store.objscan import identity_number
     from store.paths import display
@@ -334,8 +335,7 @@ def kept_changed(root: ObjectRoot, kept: Sequence[Candidate]) -> str | None:
         try:
             key = root.key_of(unit.path)
             if unit.is_dir:
-                page = root.backend.list_page(key + "/", delimiter=None, token=None, max_keys=2)
-                if not any(o.key != key + "/" or o.size for o in page.objects):
+                if not root.any_below(unit.path, markers=False):
                     return f"kept {shown} is gone since the plan: {RUN_SKIPPED}"
                 continue
             head = root.backend.head(key)

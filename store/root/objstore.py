@@ -75,6 +75,9 @@ MAX_READ = 64 * 1024 * 1024
 PAGE_KEYS = 1000
 """Keys per listing page (S3's maximum)."""
 
+BELOW_KEYS = 10
+"""Keys per page of a listing that only asks whether a folder holds anything."""
+
 ESCAPE = "%"
 """Marks a name part that stands for a key part which cannot be a path part."""
 
@@ -344,7 +347,9 @@ class ObjectRoot:
         result: dict[str, Any] = call(op, **kwargs)
         return result
 
-    def _pages(self, prefix: str, *, delimiter: str | None) -> Iterator[Page]:
+    def _pages(
+        self, prefix: str, *, delimiter: str | None, max_keys: int = PAGE_KEYS
+    ) -> Iterator[Page]:
         """Every page of the listing of ``prefix``, each checked (``_check_page``); a
         continuation token that comes back is a ``RootError``: the listing would loop for
         ever, or list the same keys twice."""
@@ -352,7 +357,7 @@ class ObjectRoot:
         tokens: set[str] = set()
         while True:
             page = self.backend.list_page(
-                prefix, delimiter=delimiter, token=token, max_keys=PAGE_KEYS
+                prefix, delimiter=delimiter, token=token, max_keys=max_keys
             )
             self._check_page(prefix, delimiter, page)
             yield page
@@ -388,10 +393,25 @@ class ObjectRoot:
     def _entry(self, name: str, obj: ObjectInfo) -> Entry:
         return Entry(name, "file", obj.size, obj.mtime_ns, obj.identity, obj.size)
 
+    def any_below(self, rel: str, *, markers: bool = True) -> bool:
+        """Whether some key lies below the folder ``rel`` (a zero-byte folder marker counts
+        only with ``markers``), from the first pages of its listing that say so.  They are
+        the pages ``walk`` reads, checked alike (``_pages``): a key outside the prefix, a
+        truncated page without a token or a token that comes back is a ``RootError``,
+        never a yes; an empty page with a token (GCS sends them) is no "no": the next
+        page is read."""
+        prefix = self._dir_prefix(rel)
+        for page in self._pages(prefix, delimiter=None, max_keys=BELOW_KEYS):
+            if page.prefixes:
+                return True
+            for obj in page.objects:
+                if markers or not _marker(obj.key[len(prefix) :], obj):
+                    return True
+        return False
+
     def _require_dir(self, rel: str) -> None:
         """Raise ``NotFound`` unless some key lies below ``rel``."""
-        page = self.backend.list_page(self._dir_prefix(rel), delimiter=None, token=None, max_keys=1)
-        if not page.objects and not page.prefixes:
+        if not self.any_below(rel):
             where = f"{self.url}/{rel}" if rel else self.url
             raise NotFound(f"{where}: no such object or folder")
 
