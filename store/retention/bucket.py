@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -36,8 +36,11 @@ from store.root.objstore import ObjectRoot
 from store.safeparse import load_json
 
 if TYPE_CHECKING:
+    import sqlite_utils
+
     from store.retention.candidates import Candidate
-    from store.retention.trash import Report
+    from store.retention.plan import PinSource, Plan, _Nesting
+    from store.retention.trash import Progress, Report
 
 TRASH = ".artlens-trash"
 
@@ -415,3 +418,148 @@ def apply_candidates(
                 ItemResult(root.url, item.rel, "skipped", reason, item.size, batch.batch)
             )
     return report, batch
+
+
+# --- a retention plan's bucket part: what `retention apply` and the retention view share ---
+
+
+def split_buckets(plan: Plan) -> tuple[Plan, dict[str, list[Candidate]]]:
+    """The plan's part under folder roots, and its removals under each object-store root
+    (by URL)."""
+    from dataclasses import replace
+
+    from store.root import is_url
+
+    buckets: dict[str, list[Candidate]] = {}
+    for item in plan.removals:
+        if is_url(item.root):
+            buckets.setdefault(item.root, []).append(item)
+    if not buckets:
+        return plan, buckets
+    return replace(plan, items=[i for i in plan.items if not is_url(i.root)]), buckets
+
+
+def check_bucket_roots(plan: Plan, index: sqlite_utils.Database) -> None:
+    """``PlanError`` (one line naming it) when ``plan`` names an object-store root that
+    ``index`` does not hold: a saved plan is a file anyone may have edited, and only the
+    roots of this index are ever acted on (``trash.check_plan_roots`` for folders)."""
+    from store.paths import display, key
+    from store.retention.plan import PlanError
+    from store.root import is_url
+
+    indexed = {bytes(path) for (path,) in index.conn.execute("SELECT path FROM roots")}
+    for root in dict.fromkeys(item.root for item in plan.items):
+        if is_url(root) and key(root) not in indexed:
+            raise PlanError(
+                f"plan {display(plan.id)} names {display(root)}, which is not a root of "
+                "this index: nothing moved"
+            )
+
+
+def apply_buckets(
+    buckets: Mapping[str, Sequence[Candidate]],
+    plan: Plan,
+    report: Report,
+    *,
+    pins: PinSource | None = None,
+    nesting: _Nesting | None = None,
+    progress: Progress | None = None,
+    done_before: int = 0,
+) -> list[tuple[str, str]]:
+    """Trash each bucket's removals as one batch (``apply_candidates``: re-checked against
+    the plan's sizes and identities, and against the units ``plan`` keeps in the same
+    runs); their results join ``report``.  With ``pins`` (the user's), a removal pinned
+    now is skipped, as ``trash.apply_plan`` skips a folder's.  ``(url, batch id)`` of each
+    batch that trashed something (its manifest is in the bucket)."""
+    from store.paths import display
+    from store.retention.plan import _pins_for
+    from store.retention.policy import Policy
+    from store.retention.trash import ItemResult, _pinned_now
+    from store.root import open_root
+
+    total = done_before + sum(len(items) for items in buckets.values())
+    done = done_before
+    batches = []
+    for url, items in sorted(buckets.items()):
+        root = open_root(url)
+        if not isinstance(root, ObjectRoot):
+            raise BucketRetentionError(f"not an object-store root: {display(url)}")
+        root_pins = _pins_for(url, pins, Policy(), nesting) if pins is not None else None
+        applied = []
+        for item in items:
+            why = _pinned_now(root_pins, item)
+            if why is None:
+                applied.append(item)
+            else:
+                report.skipped.append(ItemResult(url, item.path, "skipped", why, item.size))
+        kept = [i for i in plan.items if i.keep and i.root == url]
+        if applied:
+            got, batch = apply_candidates(root, applied, kept)
+            report.done += got.done
+            report.skipped += got.skipped
+            if got.done:
+                batches.append((url, batch.batch))
+        done += len(items)
+        if progress:
+            progress(done, total, url)
+    return batches
+
+
+def refresh_buckets(db: sqlite_utils.Database, urls: Sequence[str]) -> None:
+    """Re-list each bucket root at ``urls`` that ``db`` indexes (a page per 1000 keys), so
+    the index drops what was trashed or holds what came back, and every indexed prefix
+    around or inside one (it holds the same objects)."""
+    from store.objscan import ObjectIndexer
+    from store.retention.plan import roots_sharing_files
+    from store.root import open_root
+
+    sharing = [other for url in urls for other in roots_sharing_files(db, url)]
+    for url in dict.fromkeys([*urls, *sharing]):
+        root = open_root(url)
+        indexed = db.conn.execute(
+            "SELECT 1 FROM roots WHERE path = ?", [root.url.encode()]
+        ).fetchone()
+        if isinstance(root, ObjectRoot) and indexed:
+            ObjectIndexer(db, root).scan()
+
+
+def restore_batches(urls: Sequence[str], batches: Sequence[str]) -> Report:
+    """Restore each batch (an id a bucket apply reported) from whichever of the buckets
+    at ``urls`` holds its manifest; a batch none holds is a ``BucketRetentionError``."""
+    from store.paths import display
+    from store.retention.trash import ItemResult, Report
+    from store.root import open_root
+
+    report = Report()
+    trashes = []
+    for url in urls:
+        root = open_root(url)
+        if not isinstance(root, ObjectRoot):
+            raise BucketRetentionError(f"not an object-store root: {display(url)}")
+        trashes.append(BucketTrash(root))
+    for batch_id in batches:
+        for trash in trashes:
+            try:
+                batch = trash.load(batch_id)
+            except (RootError, ArtlensError):
+                continue
+            was = {item.rel for item in batch.items if item.state == "trashed"}
+            batch = trash.restore(batch)
+            for item in batch.items:
+                if item.rel not in was:
+                    continue
+                if item.state == "restored":
+                    report.done.append(
+                        ItemResult(batch.url, item.rel, "restored", "", item.size, batch.batch)
+                    )
+                else:
+                    reason = f"{item.state}: {item.note}" if item.note else item.state
+                    report.skipped.append(
+                        ItemResult(batch.url, item.rel, "skipped", reason, item.size, batch.batch)
+                    )
+            break
+        else:
+            raise BucketRetentionError(
+                f"no batch {display(batch_id)!r} in {', '.join(display(u) for u in urls)}"
+            )
+    return report

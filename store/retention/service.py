@@ -214,6 +214,9 @@ class Outcome:
 
     report: Report = field(default_factory=Report)
     index_updated: bool = False
+    batches: tuple[tuple[str, str], ...] = ()
+    """``(bucket URL, batch id)`` of each batch an apply trashed objects in: a bucket keeps
+    its trash in itself, restored by batch (``restore_buckets``)."""
 
 
 OnBusy = Callable[[WriterBusyError], None]
@@ -231,19 +234,73 @@ def apply(
 
     The plan is checked against the index at ``db_path`` (read-only when another process
     writes it): a root it does not hold refuses the plan, a removal it does not hold as
-    planned is skipped (``apply_plan``)."""
+    planned is skipped (``apply_plan``).  Removals under an object-store root go to that
+    bucket's own trash, one batch per root (``bucket.apply_buckets``: each object
+    re-checked against the plan, a run skipped whose kept units changed, a removal pinned
+    now skipped); as the index's writer this process then re-lists those buckets, so the
+    index drops what left them."""
     from store.index.db import open_db
+    from store.retention.bucket import (
+        apply_buckets,
+        check_bucket_roots,
+        refresh_buckets,
+        split_buckets,
+    )
+    from store.retention.plan import _Nesting
+
+    local, buckets = split_buckets(plan)
+    total = len(plan.removals)
+
+    def local_progress(done: int, _total: int, path: str) -> None:
+        if progress is not None:
+            progress(done, total, path)
 
     with as_writer(db_path, role, on_busy) as db:
         index = db if db is not None else open_db(db_path, readonly=True)
         try:
+            check_bucket_roots(plan, index)  # the folder roots: apply_plan, before a move
             with UserState() as state:
                 report = apply_plan(
-                    plan, db, progress=progress, policy=f"plan {plan.id}", index=index, pins=state
+                    local,
+                    db,
+                    progress=local_progress,
+                    policy=f"plan {plan.id}",
+                    index=index,
+                    pins=state,
                 )
+                batches = apply_buckets(
+                    buckets,
+                    plan,
+                    report,
+                    pins=state,
+                    nesting=_Nesting(index),
+                    progress=progress,
+                    done_before=len(local.removals),
+                )
+            if db is not None and batches:
+                refresh_buckets(db, [url for url, _ in batches])
         finally:
             if index is not db:
                 index.close()
+    return Outcome(report, db is not None, tuple(batches))
+
+
+def restore_buckets(
+    db_path: Path,
+    urls: Sequence[str],
+    batches: Sequence[str],
+    *,
+    role: str,
+    on_busy: OnBusy | None = None,
+) -> Outcome:
+    """Restore bucket trash batches (ids an apply reported) from whichever of the bucket
+    roots at ``urls`` holds each; as the index's writer, re-list those buckets after."""
+    from store.retention.bucket import refresh_buckets, restore_batches
+
+    report = restore_batches(urls, batches)
+    with as_writer(db_path, role, on_busy) as db:
+        if db is not None:
+            refresh_buckets(db, urls)
     return Outcome(report, db is not None)
 
 

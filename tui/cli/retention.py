@@ -368,140 +368,28 @@ def apply_cmd(
             click.echo(f"would trash {_text(item.path)}  {human_size(item.size)}")
         click.echo(f"dry run: would move {what} to the trash; add --yes to do it")
         return
-    local, buckets = _split_buckets(plan)
     with progress_bar("moving to the trash", is_terminal() and not as_json) as progress:
-        done = service.apply(local, target, role="retention apply", progress=progress, on_busy=busy)
-    batches = _apply_buckets(buckets, done.report, plan)
-    refreshed = _refresh_buckets(target, [url for url, _ in batches])
+        done = service.apply(plan, target, role="retention apply", progress=progress, on_busy=busy)
     if as_json:
         emit_json(
-            report_json(
-                done.report,
-                plan=plan.id,
-                applied=True,
-                index_updated=done.index_updated and refreshed,
-            )
+            report_json(done.report, plan=plan.id, applied=True, index_updated=done.index_updated)
         )
         return
+    from store.root import is_url
+
     print_report(done.report, "trashed")
-    if local.removals:
+    if any(not is_url(item.root) for item in removals):
         click.echo(
             "restore with `artlens trash restore ID...` or `--all`; free the space with purge"
         )
-    for url, batch_id in batches:
+    for url, batch_id in done.batches:
         click.echo(
             f"{_text(url)}: batch {batch_id}; restore with `artlens trash restore "
             f"{batch_id} --root URL`, free the space with `artlens bucket purge URL "
             f"{batch_id} --yes`"
         )
-    if batches and not refreshed:
+    if done.batches and not done.index_updated:
         click.echo("the index was not refreshed: run `artlens index URL`", err=True)
-
-
-def _split_buckets(plan: Plan) -> tuple[Plan, dict[str, list[Candidate]]]:
-    """The plan's local part, and its removals under each object-store root."""
-    from dataclasses import replace
-
-    from store.root import is_url
-
-    buckets: dict[str, list[Candidate]] = {}
-    for item in plan.removals:
-        if is_url(item.root):
-            buckets.setdefault(item.root, []).append(item)
-    if not buckets:
-        return plan, buckets
-    return replace(plan, items=[i for i in plan.items if not is_url(i.root)]), buckets
-
-
-def _refresh_buckets(target: Path, urls: list[str]) -> bool:
-    """Re-list each bucket indexed in ``target`` (a page per 1000 keys) so the index drops
-    what was trashed, and every indexed prefix around or inside one (it held the same
-    objects); False when another process writes the index."""
-    from store.objscan import ObjectIndexer
-    from store.retention.plan import roots_sharing_files
-    from store.root import open_root
-    from store.root.objstore import ObjectRoot
-
-    if not urls:
-        return True
-    with service.as_writer(target, "retention apply", busy) as db:
-        if db is None:
-            return False
-        sharing = [other for url in urls for other in roots_sharing_files(db, url)]
-        for url in dict.fromkeys([*urls, *sharing]):
-            root = open_root(url)
-            indexed = db.conn.execute(
-                "SELECT 1 FROM roots WHERE path = ?", [root.url.encode()]
-            ).fetchone()
-            if isinstance(root, ObjectRoot) and indexed:
-                ObjectIndexer(db, root).scan()
-    return True
-
-
-def _restore_buckets(urls: list[str], batches: Sequence[str]) -> Report:
-    """Restore each batch (an id `retention apply` reported) from whichever of the
-    buckets at ``urls`` holds its manifest; a batch none holds is an error."""
-    from store.retention.bucket import BucketTrash
-    from store.retention.trash import ItemResult
-    from store.root import RootError, open_root
-    from store.root.objstore import ObjectRoot
-
-    report = Report()
-    trashes = []
-    for url in urls:
-        root = open_root(url)
-        if not isinstance(root, ObjectRoot):
-            raise ArtlensError(f"not an object-store root: {_text(url)}")
-        trashes.append(BucketTrash(root))
-    for batch_id in batches:
-        for trash in trashes:
-            try:
-                batch = trash.load(batch_id)
-            except (RootError, ArtlensError):
-                continue
-            was = {item.rel for item in batch.items if item.state == "trashed"}
-            batch = trash.restore(batch)
-            for item in batch.items:
-                if item.rel not in was:
-                    continue
-                if item.state == "restored":
-                    report.done.append(
-                        ItemResult(batch.url, item.rel, "restored", "", item.size, batch.batch)
-                    )
-                else:
-                    reason = f"{item.state}: {item.note}" if item.note else item.state
-                    report.skipped.append(
-                        ItemResult(batch.url, item.rel, "skipped", reason, item.size, batch.batch)
-                    )
-            break
-        else:
-            raise ArtlensError(
-                f"no batch {paths.display(batch_id)!r} in {', '.join(_text(u) for u in urls)}"
-            )
-    return report
-
-
-def _apply_buckets(
-    buckets: dict[str, list[Candidate]], report: Report, plan: Plan
-) -> list[tuple[str, str]]:
-    """Trash each bucket's removals as one batch (re-checked against the plan's sizes and
-    ETags, and against the units ``plan`` keeps in the same runs); their results join
-    ``report``.  Returns (url, batch id) of each batch."""
-    from store.retention.bucket import apply_candidates
-    from store.root import open_root
-    from store.root.objstore import ObjectRoot
-
-    batches = []
-    for url, items in sorted(buckets.items()):
-        root = open_root(url)
-        if not isinstance(root, ObjectRoot):
-            raise ArtlensError(f"not an object-store root: {_text(url)}")
-        kept = [i for i in plan.items if i.keep and i.root == url]
-        got, batch = apply_candidates(root, items, kept)
-        report.done += got.done
-        report.skipped += got.skipped
-        batches.append((url, batch.batch))
-    return batches
 
 
 def _indexed(db_path: Path | None) -> list[str]:
@@ -652,12 +540,11 @@ def trash_restore_cmd(
                 "a bucket's trash is restored by batch, apart from folders: "
                 "`artlens trash restore BATCH --root URL`"
             )
-        report = _restore_buckets(urls, ids)
-        refreshed = _refresh_buckets(target, urls)
+        done = service.restore_buckets(target, urls, ids, role="trash restore", on_busy=busy)
         if as_json:
-            emit_json(report_json(report, index_updated=refreshed))
+            emit_json(report_json(done.report, index_updated=done.index_updated))
             return
-        print_report(report, "restored")
+        print_report(done.report, "restored")
         return
     entries = _entries(chosen)
     wanted: dict[str, list[str]] = {}

@@ -175,6 +175,8 @@ class ApplyDone(Message):
     report: Report
     index_updated: bool
     notes: tuple[str, ...] = field(default=())
+    batches: tuple[tuple[str, str], ...] = field(default=())
+    """``(bucket URL, batch id)`` of each bucket trash batch an apply made."""
 
 
 # -- the screen ------------------------------------------------------------------------------
@@ -323,7 +325,9 @@ class RetentionScreen(Screen[None]):
         except ArtlensError as exc:  # not an owner, an unsafe trash: nothing moved
             self.post_message(ApplyDone("trashed", Report(), False, (str(exc),)))
             return
-        self.post_message(ApplyDone("trashed", done.report, done.index_updated))
+        self.post_message(
+            ApplyDone("trashed", done.report, done.index_updated, batches=done.batches)
+        )
 
     @work(thread=True, exclusive=True, group="retention-apply", exit_on_error=False)
     def _restore_worker(self, wanted: dict[str, list[str] | None]) -> None:
@@ -420,6 +424,11 @@ class RetentionScreen(Screen[None]):
             text += f": {paths.display(first.path)}: {paths.display(first.reason)}"
         if not message.index_updated:
             text += " (the index's watcher records the moves)"
+        for url, batch in message.batches:  # a bucket keeps its trash in itself
+            text += (
+                f"; {paths.display(url)}: batch {paths.display(batch)} (restore with "
+                f"`artlens trash restore {paths.display(batch)} --root URL`)"
+            )
         self.notify(
             text, markup=False, timeout=6, severity="warning" if report.skipped else "information"
         )
