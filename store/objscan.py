@@ -94,6 +94,13 @@ class ObjectIndexer(Indexer):
         self.object_root.release_listing()
         try:
             folders = list(self.object_root.walk(rel))
+        except NotFound:
+            if not start:
+                raise  # the bucket or prefix is not there: say so, write nothing
+            # no key below it any more (the listing said so, or the store answered 404):
+            # the subtree is gone, as a local folder that vanished, and so are its rows
+            report.warn("vanished", start)
+            return walk
         except RootError as exc:
             if not start:
                 raise  # the bucket or prefix cannot be listed at all: say so, write nothing
