@@ -169,7 +169,7 @@ class ObjectIndexer(Indexer):
 
         def settle(row: tuple[Any, ...]) -> None:
             key, kind, inode = bytes(row[1]), row[2], int(row[4])
-            self._settled[(key, inode)] = self._verdict_of(key, kind)
+            self._settled[(key, inode)] = self._verdict_of(key, kind, inode)
 
         with ThreadPoolExecutor(READ_WORKERS, thread_name_prefix="artlens-sniff") as pool:
             for _ in pool.map(settle, rows):
@@ -186,12 +186,18 @@ class ObjectIndexer(Indexer):
         """No hash (it would download the object); a model file's verdict by inspection
         through ranged reads (made ahead by ``hash_pending`` where it could)."""
         found = self._settled.pop((key, expect.inode), None)
-        return found if found is not None else self._verdict_of(key, kind)
+        return found if found is not None else self._verdict_of(key, kind, expect.inode)
 
     def _verdict_of(
-        self, key: bytes, kind: str
+        self, key: bytes, kind: str, inode: int
     ) -> tuple[str | None, str, str, str | None, str | None]:
-        from store.inspect import inspect_at, is_model_candidate
+        """The row's kind refined by its first bytes, and a model file's verdict, of the
+        object the listing saw (its identity number ``inode``).  The verdict is of a reader
+        pinned to that identity: an object overwritten since the listing is ``pending``
+        (the next listing brings its new identity), never vetted under the old one, which
+        the bytes may take again (an ETag names the bytes: a verdict kept under it is
+        believed whenever they come back)."""
+        from store.inspect import inspect_reader, is_model_candidate
         from store.integrity import SNIFF_BYTES, model_by_content
 
         rel = os.fsdecode(key)
@@ -203,7 +209,16 @@ class ObjectIndexer(Indexer):
             return (None, "error", kind, None, str(exc)[:300])
         refined = refine(kind, rel, head) if head else kind
         if is_model_candidate(paths.unkey(paths.name_of(key))) or model_by_content(head):
-            found = inspect_at(self.object_root, rel)
+            try:
+                reader = self.object_root.open(rel)
+            except (NotFound, NotAFile):
+                return (None, "pending", kind, None, None)  # gone since the listing
+            except RootError as exc:
+                return (None, "error", kind, None, str(exc)[:300])
+            if identity_number(reader.identity) != inode:
+                reader.close()
+                return (None, "pending", kind, None, None)
+            found = inspect_reader(reader, rel)
             if found.verdict != "n/a":
                 verdict = found.verdict
                 reason = "; ".join(found.reasons[:3]) or found.integrity

@@ -154,6 +154,13 @@ def inspect_fd(fd: int, st: os.stat_result, name: str) -> Inspection:
     return _inspect(BoundedFile(LocalReader(fd, st, name), name), name)
 
 
+def inspect_reader(reader: Reader, name: str) -> Inspection:
+    """Inspect what an open file-layer ``reader`` holds (pinned to the version it opened:
+    a caller that checked its identity vets exactly those bytes), dispatching on ``name``;
+    never raises for bad or hostile input.  Takes the reader over and closes it."""
+    return _inspect(BoundedFile(reader, name), name)
+
+
 def inspect_at(root: Root, rel: str) -> Inspection:
     """Inspect the file ``rel`` of any file-layer root (a local folder, a bucket prefix);
     never raises for bad or hostile input."""
