@@ -52,6 +52,13 @@ class BucketRetentionError(ArtlensError):
     """A batch could not be planned, applied, restored or purged; one line."""
 
 
+STATES = frozenset(
+    {"planned", "trashed", "restored", "purged", "changed", "locked", "missing", "failed"}
+    | {"kept", "refused"}
+)
+"""Every state an item of a batch can be in."""
+
+
 @dataclass
 class Item:
     """One object of a batch, as the plan saw it and as apply left it."""
@@ -68,7 +75,8 @@ class Item:
     trash_key: str | None = None
     """Where apply copied the object (unversioned buckets)."""
     state: str = "planned"
-    """planned, trashed, restored, purged, changed, locked, missing, failed, kept"""
+    """planned, trashed, restored, purged, changed, locked, missing, failed, kept (and
+    refused: a loaded manifest's item not in the shape apply writes)"""
     note: str = ""
     identity: str = ""
     """The object's identity as an index holds it (``Entry.identity``)."""
@@ -204,8 +212,7 @@ class BucketTrash:
         item.state = "trashed"
 
     def _trash_copy(self, batch: Batch, item: Item) -> None:
-        below = item.key[len(self.root.prefix) + 1 :] if self.root.prefix else item.key
-        trash_key = "/".join(p for p in (self.root.prefix, TRASH, batch.batch, below) if p)
+        trash_key = self._trash_key(batch, item.key)
         try:
             copied = self.store.copy(item.key, trash_key, item.size, pin=item.etag)
         except (ChangedError, NotFound):
@@ -270,6 +277,12 @@ class BucketTrash:
                 continue
             try:
                 if batch.versioned:
+                    head = self._head(item.key)
+                    if head is not None and head.version in (item.version, item.marker):
+                        # the version to delete for good is the live object, not one a
+                        # delete marker hides: no trash apply left it so
+                        item.note = "the trashed version is the current one: not purged"
+                        continue
                     lock = self.store.lock_of(item.key, str(item.version))
                     if lock:
                         item.note = lock
@@ -298,7 +311,50 @@ class BucketTrash:
             raise BucketRetentionError(f"batch {batch_id}: manifest unreadable: {exc}") from None
         if not isinstance(raw, dict):
             raise BucketRetentionError(f"batch {batch_id}: not a manifest")
-        return Batch.from_json(raw)
+        batch = Batch.from_json(raw)
+        if batch.batch != batch_id or batch.url != self.root.url:
+            raise BucketRetentionError(
+                f"batch {batch_id}: the manifest is for batch {batch.batch[:80]!r} of "
+                f"{batch.url[:200]!r}, not of {self.root.url}"
+            )
+        for item in batch.items:
+            why = self._refused(batch, item)
+            if why is not None:
+                item.state, item.note = "refused", f"not in the shape apply writes: {why}"
+        return batch
+
+    def _refused(self, batch: Batch, item: Item) -> str | None:
+        """Why a manifest's item cannot be acted on, or None.  The manifest lies in the
+        bucket, where anyone who may write there may edit it: every field is checked
+        against what ``apply`` writes (the key of its path under this root, never in the
+        trash; the trash copy's key under this batch), so a restore or a purge never
+        touches another key than the batch's own."""
+        texts = (item.rel, item.key, item.etag, item.state, item.note, item.identity)
+        if not all(isinstance(v, str) for v in texts):
+            return "a field that is no text"
+        optional = (item.version, item.marker, item.trash_key, item.trash_pin)
+        if not all(v is None or isinstance(v, str) for v in optional):
+            return "a field that is no text"
+        if not isinstance(item.size, int) or isinstance(item.size, bool) or item.size < 0:
+            return "no size"
+        if item.state not in STATES:
+            return f"state {item.state[:40]!r}"
+        try:
+            key = self.root.key_of(item.rel)
+        except (RootError, ValueError):
+            return f"path {item.rel[:200]!r}"
+        if key != item.key:
+            return f"key {item.key[:200]!r} is not that of path {item.rel[:200]!r}"
+        if key.split("/")[len(self._prefix_parts()) :][:1] == [TRASH]:
+            return f"{item.rel[:200]!r} is inside the trash"
+        if item.trash_key is not None and item.trash_key != self._trash_key(batch, key):
+            return f"trash key {item.trash_key[:200]!r} is not this batch's copy of the path"
+        return None
+
+    def _trash_key(self, batch: Batch, key: str) -> str:
+        """Where ``apply`` copies ``key`` in an unversioned bucket."""
+        below = key[len(self.root.prefix) + 1 :] if self.root.prefix else key
+        return "/".join(p for p in (self.root.prefix, TRASH, batch.batch, below) if p)
 
     # -- helpers -------------------------------------------------------------------
 

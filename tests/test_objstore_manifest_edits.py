@@ -1,0 +1,112 @@
+"""A bucket trash manifest lies in the bucket, where anyone who may write there may edit
+it: restore and purge act only on items in the shape apply writes (the key of the item's
+path under this root, the trash copy of that key under this batch, a version a delete
+marker hides), against a real S3 server on loopback.  An edited manifest used to make
+``purge`` delete any key of the bucket, or the live version of an object."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from objstore_server import S3Server, fresh_bucket, s3_server
+
+from store.retention.bucket import TRASH, BucketRetentionError, BucketTrash
+from store.root.objstore import ObjectRoot
+
+pytestmark = pytest.mark.objstore
+__all__ = ["fresh_bucket", "s3_server"]
+
+TRASHED = "lightning/lightning_logs/version_0/checkpoints/last.ckpt"
+LIVE = "lightning/lightning_logs/version_1/checkpoints/last.ckpt"
+
+
+def _edit(
+    server: S3Server, bucket: str, batch: str, change: Callable[[dict[str, Any]], None]
+) -> None:
+    key = f"{TRASH}/{batch}.json"
+    manifest = json.loads(server.fs.cat_file(f"{bucket}/{key}"))
+    change(manifest)
+    server.put(bucket, key, json.dumps(manifest).encode())
+
+
+def _exists(server: S3Server, bucket: str, key: str) -> bool:
+    try:
+        server.call("head_object", Bucket=bucket, Key=key)
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def test_an_edited_trash_key_makes_purge_delete_nothing_else(
+    s3_server: S3Server, fresh_bucket: Callable[..., str]
+) -> None:
+    bucket = fresh_bucket(versioned=False)
+    trash = BucketTrash(ObjectRoot(f"s3://{bucket}"))
+    batch = trash.apply(trash.plan([TRASHED]))
+    assert batch.counts() == {"trashed": 1}
+
+    def point_at_a_live_object(manifest: dict[str, Any]) -> None:
+        manifest["items"][0]["trash_key"] = LIVE
+
+    _edit(s3_server, bucket, batch.batch, point_at_a_live_object)
+    loaded = BucketTrash(ObjectRoot(f"s3://{bucket}")).load(batch.batch)
+    purged = trash.purge(loaded)
+    assert _exists(s3_server, bucket, LIVE)
+    assert "purged" not in purged.counts()
+    assert purged.counts() == {"refused": 1} and "trash key" in purged.items[0].note
+
+
+def test_an_edited_key_or_path_is_refused(
+    s3_server: S3Server, fresh_bucket: Callable[..., str]
+) -> None:
+    bucket = fresh_bucket(versioned=False)
+    trash = BucketTrash(ObjectRoot(f"s3://{bucket}"))
+    batch = trash.apply(trash.plan([TRASHED]))
+
+    def restore_over_elsewhere(manifest: dict[str, Any]) -> None:
+        manifest["items"][0]["key"] = "elsewhere/" + TRASHED
+
+    _edit(s3_server, bucket, batch.batch, restore_over_elsewhere)
+    restored = trash.restore(trash.load(batch.batch))
+    assert not _exists(s3_server, bucket, "elsewhere/" + TRASHED)
+    assert restored.counts() == {"refused": 1}
+
+
+def test_a_manifest_of_another_batch_or_root_is_refused(
+    s3_server: S3Server, fresh_bucket: Callable[..., str]
+) -> None:
+    bucket = fresh_bucket(versioned=False)
+    trash = BucketTrash(ObjectRoot(f"s3://{bucket}"))
+    batch = trash.apply(trash.plan([TRASHED]))
+
+    def another_root(manifest: dict[str, Any]) -> None:
+        manifest["url"] = "s3://someone-else"
+
+    _edit(s3_server, bucket, batch.batch, another_root)
+    with pytest.raises(BucketRetentionError, match="not of"):
+        trash.load(batch.batch)
+
+
+def test_purge_never_deletes_the_live_version(
+    s3_server: S3Server, fresh_bucket: Callable[..., str]
+) -> None:
+    """In a versioned bucket purge deletes the version a delete marker hides: one edited
+    to name the live object's current version is not purged."""
+    bucket = fresh_bucket(versioned=True)
+    trash = BucketTrash(ObjectRoot(f"s3://{bucket}"))
+    live_version = s3_server.call("head_object", Bucket=bucket, Key=LIVE)["VersionId"]
+    batch = trash.apply(trash.plan([TRASHED]))
+    assert batch.counts() == {"trashed": 1}
+
+    def aim_at_the_live_object(manifest: dict[str, Any]) -> None:
+        item = manifest["items"][0]
+        item["rel"], item["key"], item["version"] = LIVE, LIVE, live_version
+
+    _edit(s3_server, bucket, batch.batch, aim_at_the_live_object)
+    purged = trash.purge(trash.load(batch.batch))
+    assert "purged" not in purged.counts()
+    assert "current one" in purged.items[0].note
+    assert s3_server.call("head_object", Bucket=bucket, Key=LIVE)["VersionId"] == live_version
