@@ -21,12 +21,13 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 from store.root import RootError
+from store.root.backend import ObjectInfo
 from store.root.objstore import ObjectRoot, is_content_hash
 from store.scan import IGNORED_DIR_NAMES
 
@@ -124,6 +125,7 @@ def object_duplicates(
     result = ObjectDups()
     by_size: dict[int, list[_Obj]] = defaultdict(list)
     has_sha: set[str] = set()
+    opaque: list[_Obj] = []
     for path, obj in root.objects():
         if any(part in _IGNORED for part in path.split("/")[:-1]):
             continue  # our trash
@@ -131,6 +133,11 @@ def object_duplicates(
         size = obj.size
         if size < min_size:
             continue
+        if not _etag_follows_bytes(root, obj):
+            # Azure's ETag, a GCS composite's: they say nothing of the bytes
+            opaque.append(_Obj(path, size, obj.etag.strip('"')))
+            if not full_hash:
+                continue
         by_size[size].append(_Obj(path, size, obj.etag.strip('"')))
         if "SHA256" in (obj.raw.get("ChecksumAlgorithm") or []):
             has_sha.add(path)
@@ -157,6 +164,16 @@ def object_duplicates(
         for _ in pool.map(settle, candidates):
             pass
 
+    opaque_set = {id(o) for o in opaque}
+    if opaque and not full_hash:
+        sizes = Counter(o.size for o in opaque)
+        unsure = sum(1 for o in opaque if sizes[o.size] + len(by_size.get(o.size, ())) > 1)
+        if unsure:
+            result.warnings.append(
+                f"{unsure} object(s) share a size with another but have no digest of their "
+                "bytes (their ETag follows writes, not content): not compared; "
+                "--full-hash reads and compares them"
+            )
     for size, same in by_size.items():
         if len(same) < 2:
             continue
@@ -173,6 +190,7 @@ def object_duplicates(
                     ObjectDupGroup(basis, value, size, sorted(o.path for o in objs))
                 )
         for etag, objs in by_etag.items():
+            objs = [o for o in objs if id(o) not in opaque_set]
             if len(objs) > 1 and any(o.sha256 is None for o in objs):
                 # some of them have no digest of their bytes: the ETag is all there is
                 result.groups.append(
@@ -181,6 +199,13 @@ def object_duplicates(
     result.groups.sort(key=lambda g: (-g.reclaimable, g.certainty, g.paths))
     result.seconds = time.monotonic() - start
     return result
+
+
+def _etag_follows_bytes(root: ObjectRoot, obj: ObjectInfo) -> bool:
+    """Whether two equal ETags say the bytes are alike: S3's (the MD5 of a plain upload,
+    the parts' MD5s of a multipart one) and a GCS ``md5Hash`` do; Azure's ETag and a GCS
+    composite object's (no md5Hash) change with each write, whatever was written."""
+    return root.scheme == "s3" or obj.content_hash
 
 
 def etag_note(etag: str) -> str:

@@ -144,8 +144,30 @@ class _Handler(BaseHTTPRequestHandler):
             with fake.lock:
                 del fake.blobs[name]
             self._answer(202, {})
+        elif self.command == "GET":
+            self._download(found, stamp)
         else:
             self._error(400, "UnsupportedHttpVerb", "not a request this fake knows")
+
+    def _download(self, found: Blob, stamp: str) -> None:
+        """Get Blob, whole or a ``bytes=lo-hi`` range, matched against ``If-Match``."""
+        pinned = self.headers.get("If-Match")
+        if pinned is not None and pinned not in ("*", found.etag):
+            self._error(412, "ConditionNotMet", "The condition specified was not met.")
+            return
+        body = found.body
+        headers = {"ETag": found.etag, "Last-Modified": stamp, "x-ms-blob-type": "BlockBlob"}
+        wanted = self.headers.get("x-ms-range") or self.headers.get("Range") or ""
+        if not wanted.startswith("bytes="):
+            self._answer(200, headers, body)
+            return
+        first, _, last = wanted[len("bytes=") :].partition("-")
+        lo, hi = int(first), min(int(last) if last else len(body) - 1, len(body) - 1)
+        if lo >= len(body):
+            self._error(416, "InvalidRange", "The range specified is invalid.")
+            return
+        headers["Content-Range"] = f"bytes {lo}-{hi}/{len(body)}"
+        self._answer(206, headers, body[lo : hi + 1])
 
     do_HEAD = do_PUT = do_DELETE = do_GET = _handle
 

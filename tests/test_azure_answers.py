@@ -87,3 +87,26 @@ def test_a_refused_delete_is_locked_only_for_a_hold_or_policy(
     assert isinstance(caught.value, LockedError) is locked
     assert refusal[2] in str(caught.value) and "\n" not in str(caught.value)
     assert "k" in fake_azure.blobs
+
+
+def test_bucket_dups_on_azure_never_take_etags_for_content(fake_azure: FakeAzure) -> None:
+    """Azure's ETag follows writes, not bytes: two copies of one checkpoint never share
+    one, so the dups said nothing of them, silently, and two ETags alike would have been
+    called a "multipart ETag" match.  Now they are said to be uncompared, and
+    ``full_hash`` compares their bytes."""
+    from store.objdups import object_duplicates
+
+    fake_azure.put("a/model.bin", b"same bytes" * 100)
+    fake_azure.put("b/model.bin", b"same bytes" * 100)
+    fake_azure.put("c/model.bin", b"other byte" * 100)
+    fake_azure.put("d/small.bin", b"alone")
+    root = ObjectRoot(f"az://{fake_azure.container}")
+    found = object_duplicates(root)
+    assert found.groups == []
+    (warning,) = found.warnings
+    assert warning.startswith("3 object(s) share a size") and "--full-hash" in warning
+    exact = object_duplicates(root, full_hash=True)
+    assert exact.warnings == []
+    assert [(g.certainty, g.paths) for g in exact.groups] == [
+        ("exact", ["a/model.bin", "b/model.bin"])
+    ]
