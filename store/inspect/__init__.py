@@ -190,9 +190,13 @@ def _dispatch(handle: BoundedFile, name: str) -> Inspection:
     """Read the file as the format its magic says, then, unless that already read it as a
     pickle, also as a pickle from byte 0: a polyglot cannot steer the verdict away from what
     ``pickle.load`` would run."""
-    result = _by_format(handle, name)
+    head = handle.read_at(0, 512)
+    hdf5_at = _hdf5_superblock(handle, head)
+    result = _by_format(handle, name, head, hdf5_at)
     if result.format in _BEFORE_TAR and handle.size >= 512 and _is_tar(handle.read_at(0, 512)):
         result = _also_a_tar(handle, result)
+    if hdf5_at is not None and result.format != "hdf5":
+        result = _also_hdf5(result, hdf5_at)
     # a tar (read member by member) whose first member's name is a pickle is the one
     # reading here that did not read the file from byte 0 as a pickle
     read_as_pickle = result.format != "torch-legacy" or not _is_tar(handle.read_at(0, 512))
@@ -241,6 +245,42 @@ def _also_a_tar(handle: BoundedFile, result: Inspection) -> Inspection:
     return replace(result, verdict=verdict, reasons=reasons, imports=imports)
 
 
+_HDF5_NEAR = 1 << 16
+"""Superblock offsets below this are looked at in every file (on a bucket they lie in the
+block the first read fetched); a file named like an HDF5 file is searched at every one."""
+_HDF5_NAMES = frozenset({".h5", ".hdf5", ".hdf", ".he5", ".keras"})
+
+
+def _hdf5_superblock(handle: BoundedFile, head: bytes) -> int | None:
+    """Where the HDF5 library (so h5py, and Keras's ``load_model``) finds the file's
+    superblock: its signature at byte 0 or at any power of two from 512 below the end of the
+    file, after a user block of any content (``H5FD_locate_signature``); None where it
+    finds none.  Past ``_HDF5_NEAR`` only for a file named like an HDF5 file; ``head`` is
+    the file's first bytes."""
+    if head.startswith(_HDF5):
+        return 0
+    suffixes = _suffixes(handle.name)
+    deep = bool(suffixes) and suffixes[-1] in _HDF5_NAMES
+    offset = 512
+    while offset + len(_HDF5) <= handle.size and (deep or offset < _HDF5_NEAR):
+        if handle.read_at(offset, len(_HDF5)) == _HDF5:
+            return offset
+        offset *= 2
+    return None
+
+
+def _also_hdf5(result: Inspection, offset: int) -> Inspection:
+    """``result`` no better than unknown: the file is also an HDF5 file (``offset``: where
+    its superblock is), which h5py and Keras open whatever else the bytes before it are."""
+    verdict = worst_verdict(result.verdict, "unknown")
+    why = (
+        f"{verdict}: the file is also an HDF5 file (superblock at byte {offset}), which h5py "
+        f"and Keras open: Keras Lambda layers can hold code (as {result.format} it reads "
+        "differently)"
+    )
+    return replace(result, verdict=verdict, reasons=(*result.reasons, why))
+
+
 def _sniff_pickle(handle: BoundedFile) -> PickleScan | None:
     """The scan of the file read as a pickle from byte 0, when that reads like one (it
     names a global or completes a pickle); None for files no unpickler would get far in."""
@@ -268,6 +308,8 @@ def looks_like_model(head: bytes, size: int | None = None) -> bool:
     when known, rules out a first string longer than the file."""
     if head.startswith((b"PK\x03\x04", b"PK\x05\x06", _npy.MAGIC, _HDF5, _gguf.MAGIC)):
         return True
+    if head[512:520] == _HDF5:
+        return True  # an HDF5 file after a 512-byte user block
     if _compression(head) or _is_tar(head[:512]):
         return True
     if not head or head[0] not in OPCODE_BYTES:
@@ -333,8 +375,7 @@ def _runs_past_head(head: bytes, start: int, size: int | None) -> bool:
     return name != "PERSID"
 
 
-def _by_format(handle: BoundedFile, name: str) -> Inspection:
-    head = handle.read_at(0, 512)
+def _by_format(handle: BoundedFile, name: str, head: bytes, hdf5_at: int | None) -> Inspection:
     suffixes = _suffixes(name)
     ext = suffixes[-1] if suffixes else ""
     if head[:4] in (b"PK\x03\x04", b"PK\x05\x06"):
@@ -343,8 +384,9 @@ def _by_format(handle: BoundedFile, name: str) -> Inspection:
         return _npy_file(handle)
     if head.startswith(_gguf.MAGIC):
         return _gguf_file(handle)
-    if head.startswith(_HDF5) or handle.read_at(512, 8) == _HDF5:
-        return _recognised("hdf5", "HDF5/Keras file: Keras Lambda layers can hold code")
+    if hdf5_at is not None:
+        where = f" (superblock at byte {hdf5_at})" if hdf5_at else ""
+        return _recognised("hdf5", f"HDF5/Keras file{where}: Keras Lambda layers can hold code")
     if _is_tar(head):
         return _tar(handle)
     if head[4:8] == b"TFL3":
