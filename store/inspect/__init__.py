@@ -54,7 +54,7 @@ __all__ = [
 
 FORMATS = (
     "pickle", "torch-zip", "torch-legacy", "joblib", "npy", "npz", "safetensors", "gguf",
-    "hdf5", "onnx", "zip", "tflite", "pt2", "mar", "unknown",
+    "hdf5", "onnx", "tensorflow", "zip", "tflite", "pt2", "mar", "unknown",
 )  # fmt: skip
 VERDICTS = ("safe", "unknown", "dangerous", "corrupt", "n/a")
 SHOWN_TENSORS = 20
@@ -400,13 +400,17 @@ def _by_format(handle: BoundedFile, name: str, head: bytes, hdf5_at: int | None)
         return _compressed(handle, compression, named=is_model_candidate(name))
     if _looks_like_safetensors(head, handle.size):
         return _safetensors(handle)
-    if ext == ".onnx" and _plausible_protobuf(head):
-        return _recognised("onnx", "ONNX protobuf")
+    if ext in _PROTOBUF_MODELS and _plausible_protobuf(head):
+        return _recognised(*_PROTOBUF_MODELS[ext])
     if head:
         guessed = _pickle_file(handle, "pickle", guessed=True)
         if ext == ".safetensors" and guessed.verdict == "n/a":
             # the name promises a header: zeros or junk are a broken file, not "no model"
             return _safetensors(handle)
+        if ext in _PROTOBUF_MODELS and guessed.verdict == "n/a":
+            # protobuf has no magic and its fields come in any order: a file named as one
+            # is parsed by its loader whatever its first byte
+            return _recognised(*_PROTOBUF_MODELS[ext])
         return guessed
     if ext in _ONLY_MODELS:
         return Inspection("unknown", "corrupt", ("empty file",), integrity="empty file")
@@ -435,6 +439,17 @@ def _looks_like_safetensors(head: bytes, size: int) -> bool:
         return False
     length = int.from_bytes(head[:8], "little")
     return 2 <= length <= _st.MAX_HEADER and head[8:9] == b"{"
+
+
+_PROTOBUF_MODELS = {
+    ".onnx": ("onnx", "ONNX protobuf"),
+    ".pb": (
+        "tensorflow",
+        "TensorFlow protobuf (a SavedModel's saved_model.pb or keras_metadata.pb, a frozen "
+        "graph): Keras Lambda layers hold code and graph ops read and write files",
+    ),
+}
+"""Model formats that are bare protobuf messages, by extension: (format, what it is)."""
 
 
 def _plausible_protobuf(head: bytes) -> bool:
