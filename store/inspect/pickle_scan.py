@@ -378,9 +378,13 @@ class _Walker:
                 result.objects.append(obj)
 
     def one(self, source: _Source) -> object:
-        """Walk one pickle up to STOP and return its symbolic result."""
+        """Walk one pickle up to STOP and return its symbolic result.  Each pickle starts
+        afresh, as each ``load()`` does: an empty stack and memo, and protocol 0 until its
+        own PROTO (so the Python 2 names of a pickle without one resolve as Python 3 maps
+        them, whatever the pickle before it declared)."""
         stack: list[object] = []
         memo: dict[int, object] = {}
+        self.protocol = 0
         result = self.result
         result.cut_at = source.tell()
         for name, arg, pos in read_ops(source):
