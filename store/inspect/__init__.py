@@ -205,9 +205,11 @@ def _dispatch(handle: BoundedFile, name: str) -> Inspection:
     sniffed = _sniff_pickle(handle)
     if sniffed is None:
         return result
-    if sniffed.verdict == "dangerous" and result.verdict != "dangerous":
+    # a pickle that calls what it imports and then breaks has run that call: unknown
+    sniffed_verdict = "unknown" if sniffed.verdict == "corrupt" else sniffed.verdict
+    if sniffed_verdict == "dangerous" and result.verdict != "dangerous":
         worse = "dangerous"
-    elif sniffed.verdict == "unknown" and result.verdict in ("safe", "n/a"):
+    elif sniffed_verdict == "unknown" and result.verdict in ("safe", "n/a"):
         worse = "unknown"
     else:
         return result  # the pickle reading says nothing worse than the format's
@@ -294,7 +296,7 @@ def _sniff_pickle(handle: BoundedFile) -> PickleScan | None:
     if scan.capped:
         return scan  # still a pickle where the budget stopped: what follows went unread
     if scan.imports or scan.pickles or any(r.startswith("dangerous") for r in scan.reasons):
-        if scan.error is not None and not scan.dangerous:
+        if scan.error is not None and not scan.dangerous and not _calls_import(scan):
             return None
         return scan
     return None
@@ -315,8 +317,8 @@ def looks_like_model(head: bytes, size: int | None = None) -> bool:
     if not head or head[0] not in OPCODE_BYTES:
         return False  # the unpickler stops at the first byte (the indexer's fast path)
     scan = scan_bytes(head, limit=len(head) + 1, max_pickles=1)
-    if scan.pickles or scan.verdict == "dangerous":
-        return True
+    if scan.pickles or scan.verdict == "dangerous" or _calls_import(scan):
+        return True  # it completes, is dangerous, or calls what it imports before it breaks
     if not scan.truncated or len(head) < SNIFF_HEAD:
         return False
     # a protocol 2+ pickle opens with PROTO, and may then push a string longer than the
@@ -544,8 +546,9 @@ def _pickle_file(
         guessed
         and not scan.pickles
         and scan.verdict != "dangerous"
+        and not _calls_import(scan)
         and not (named and scan.imports)
-    ):  # by content alone, only a pickle that completes (or is dangerous) is one
+    ):  # by content alone, a pickle completes, is dangerous, or calls what it imports
         return Inspection("unknown", "n/a", ("not a recognised model format",))
     if fmt == "pickle" and any(i.startswith("joblib.") for i in scan.imports):
         fmt = "joblib"
@@ -1288,10 +1291,14 @@ def _loads_something(scan: PickleScan) -> bool:
     """Whether an entry the sniff did not take for a model is a pickle after all: it
     completes, is dangerous, calls what it imports, or a budget stopped it (``cat\ndog``
     in a vocabulary file names a global, and the unpickler stops right after)."""
+    return bool(scan.pickles or scan.capped or scan.verdict == "dangerous" or _calls_import(scan))
+
+
+def _calls_import(scan: PickleScan) -> bool:
+    """Whether a pickle called (not only BUILT) something it imports: the unpickler runs
+    each opcode as it reads it, so that call ran even where the stream breaks after it."""
     called = sum(n for op, n in scan.calls.items() if op != "BUILD")
-    return bool(
-        scan.pickles or scan.capped or scan.verdict == "dangerous" or (scan.imports and called)
-    )
+    return bool(scan.imports and called)
 
 
 def _zip_member(
