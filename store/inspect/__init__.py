@@ -1519,24 +1519,31 @@ def _gguf_file(handle: BoundedFile) -> Inspection:
     summary["tensors"] = {
         name: [dtype, list(shape)] for name, (dtype, shape) in list(header.tensors.items())[:20]
     }
-    reasons: tuple[str, ...] = ()
-    template = header.metadata.get("tokenizer.chat_template")
-    if isinstance(template, str):
-        probes = sorted({m.group(0) for m in _SSTI.finditer(template)})[:5]
-        if probes:
-            why = (
-                f"dangerous: tokenizer.chat_template reaches Python internals ({', '.join(probes)})"
-            )
-            return Inspection("gguf", "dangerous", (why,), (), summary)
-        built = sorted({m.group(0) for m in _BUILT_NAMES.finditer(template)})[:5]
-        if built:
-            why = (
-                "unknown: tokenizer.chat_template builds names at render time "
-                f"({', '.join(repr(b) for b in built)}): what it reaches cannot be read off it"
-            )
-            return Inspection("gguf", "unknown", (why,), (), summary)
-        reasons = ("has tokenizer.chat_template (a Jinja template some loaders render)",)
-    return Inspection("gguf", "safe", reasons, (), summary)
+    reasons = [_template_verdict(key, value) for key, value in header.templates]
+    verdict = worst_verdict("safe", *(r.split(":", 1)[0] for r in reasons if r))
+    if verdict != "safe":
+        return Inspection("gguf", verdict, tuple(r for r in reasons if r), (), summary)
+    if header.templates:
+        reasons = ["has tokenizer.chat_template (a Jinja template some loaders render)"]
+    return Inspection("gguf", "safe", tuple(reasons), (), summary)
+
+
+def _template_verdict(key: str, value: str | list[str]) -> str:
+    """Why the chat template under ``key`` (a string, or an array of strings, which
+    llama.cpp turns into one text) is dangerous or unknown; "" when it is neither."""
+    text = value if isinstance(value, str) else "\n".join(value)
+    probes = sorted({m.group(0) for m in _SSTI.finditer(text)})[:5]
+    if probes:
+        return f"dangerous: {key} reaches Python internals ({', '.join(probes)})"
+    built = sorted({m.group(0) for m in _BUILT_NAMES.finditer(text)})[:5]
+    if built:
+        return (
+            f"unknown: {key} builds names at render time "
+            f"({', '.join(repr(b) for b in built)}): what it reaches cannot be read off it"
+        )
+    if not isinstance(value, str):
+        return f"unknown: {key} is an array of {len(value)} strings, which loaders render as text"
+    return ""
 
 
 _SSTI = re.compile(

@@ -45,6 +45,9 @@ _GGML_TYPES = {
     30: "BF16",
 }
 MAX_ITEMS = 50_000_000
+TEMPLATE_KEY = "tokenizer.chat_template"
+"""The default chat template; ``tokenizer.chat_template.<name>`` holds named ones (tool use,
+RAG), which loaders such as llama-cpp-python offer and render alike."""
 # ggml type -> (elements per block, bytes per block)
 _BLOCKS = {0: (1, 4), 1: (1, 2), 2: (32, 18), 3: (32, 20), 6: (32, 22), 7: (32, 24),
            8: (32, 34), 9: (32, 36), 10: (256, 84), 11: (256, 110), 12: (256, 144),
@@ -65,6 +68,14 @@ class GgufHeader:
     tensors: dict[str, tuple[str, tuple[int, ...]]] = field(default_factory=dict)
     complete: bool = True
     data_end: int | None = None
+    templates: list[tuple[str, str | list[str]]] = field(default_factory=list)
+    """Every chat template in the header, in file order, repeated keys included: (key, text,
+    or the strings of an array)."""
+
+
+def is_template_key(key: str) -> bool:
+    """Whether a metadata key holds a chat template a loader may render."""
+    return key == TEMPLATE_KEY or key.startswith(TEMPLATE_KEY + ".")
 
 
 class _Cursor:
@@ -91,7 +102,9 @@ class _Cursor:
     def string(self) -> str:
         return self.take(self.count()).decode("utf-8", "backslashreplace")
 
-    def value(self, kind: int) -> object:
+    def value(self, kind: int, *, strings: bool = False) -> object:
+        """The value of type ``kind``; an array is told by its length only, but with
+        ``strings`` an array of strings is kept (a chat template some writer split up)."""
         if kind in _SCALARS:
             return self.unpack(_SCALARS[kind])
         if kind == 8:
@@ -103,6 +116,8 @@ class _Cursor:
                 raise InspectError(f"GGUF array of {length} items is implausible")
             if item_kind in _SCALARS:
                 self.take(length * struct.calcsize(_SCALARS[item_kind]))
+            elif strings and item_kind == 8:
+                return [self.string() for _ in range(length)]
             else:
                 for _ in range(length):
                     self.value(item_kind)
@@ -129,7 +144,12 @@ def parse_gguf(prefix: bytes, file_size: int) -> GgufHeader:
         for _ in range(kv_count):
             key = cur.string()
             kind = cur.uint("<I")
-            header.metadata[key] = cur.value(kind)
+            value = cur.value(kind, strings=is_template_key(key))
+            if is_template_key(key) and isinstance(value, (str, list)):
+                header.templates.append((key, value))
+                if isinstance(value, list):
+                    value = f"<array of {len(value)}>"
+            header.metadata[key] = value
         for _ in range(tensor_count):
             name = cur.string()
             dims_count = cur.uint("<I")
