@@ -197,6 +197,9 @@ def _dispatch(handle: BoundedFile, name: str) -> Inspection:
         result = _also_a_tar(handle, result)
     if hdf5_at is not None and result.format != "hdf5":
         result = _also_hdf5(result, hdf5_at)
+    suffix = "".join(_suffixes(name)[-1:])
+    if result.format not in _ZIP_FORMATS and suffix in _ZIP_BY_END:
+        result = _also_a_zip(handle, result)
     # a tar (read member by member) whose first member's name is a pickle is the one
     # reading here that did not read the file from byte 0 as a pickle
     read_as_pickle = result.format != "torch-legacy" or not _is_tar(handle.read_at(0, 512))
@@ -281,6 +284,40 @@ def _also_hdf5(result: Inspection, offset: int) -> Inspection:
         "differently)"
     )
     return replace(result, verdict=verdict, reasons=(*result.reasons, why))
+
+
+_ZIP_FORMATS = frozenset({"zip", "torch-zip", "npz", "mar", "pt2"})
+"""Formats ``_by_format`` read as a zip archive."""
+_ZIP_BY_END = frozenset({".keras", ".zip", ".mar", ".pt2"})
+"""Suffixes whose loaders open the file with Python's ``zipfile``, which finds an archive
+by its end record wherever it starts (Keras 3's ``load_model`` takes any ``.keras`` file
+``zipfile.is_zipfile`` accepts): data in front of it, even a whole pickle, hides nothing."""
+
+
+def _also_a_zip(handle: BoundedFile, result: Inspection) -> Inspection:
+    """``result`` no better than the file read as the zip archive ``zipfile`` finds in it
+    by its end record, when there is one."""
+    handle.seek(0)
+    try:
+        found = zipfile.is_zipfile(handle)
+    except (OSError, ValueError):
+        found = False
+    if not found:
+        return result
+    as_zip = _zip(handle)
+    verdict = worst_verdict(result.verdict, as_zip.verdict)
+    if as_zip.verdict == "n/a" or verdict == worst_verdict(result.verdict):
+        return result
+    if as_zip.verdict == "corrupt":
+        verdict = worst_verdict(result.verdict, "unknown")  # the zip reading may fail
+    reasons = (
+        *result.reasons,
+        f"{verdict}: the file is also a zip archive (found by its end record), which "
+        f"zipfile-based loaders such as Keras's open (as {result.format} it reads differently)",
+        *as_zip.reasons,
+    )
+    imports = tuple(dict.fromkeys((*result.imports, *as_zip.imports)))
+    return replace(result, verdict=verdict, reasons=reasons, imports=imports)
 
 
 def _sniff_pickle(handle: BoundedFile) -> PickleScan | None:
