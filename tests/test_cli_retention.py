@@ -681,3 +681,28 @@ def test_a_misspelt_policy_is_one_line_never_another_policy(
         assert f"{root / '.artlens.toml'}{where}" in result.stderr
     assert files_outside_trash(root) == before
     assert not (root / TRASH_DIR).exists()
+
+
+def test_a_restore_that_leaves_an_item_in_the_trash_exits_1(tmp_path: Path) -> None:
+    """``trash restore ID`` when something now occupies the item's path: the item stays in
+    the trash ("skipped"), and the command exited 0, so ``restore && train --resume``
+    went on without it.  Exit 1, text and --json alike; restored once the path is free."""
+    root = tmp_path / "root"
+    for step in (1, 2):
+        write(root / "run" / f"step_{step}.pt", os.urandom(64), age=5000.0 - step)
+    db = tmp_path / "index.db"
+    ok("index", str(root), db=db)
+    ok("retention", "apply", "--keep-last", "1", "--yes", db=db)
+    (entry,) = ok_json("trash", "list", db=db)
+    assert entry["path"] == "run/step_1.pt"
+    (root / "run" / "step_1.pt").write_bytes(b"written since")
+    result = run("trash", "restore", entry["id"], db=db)
+    assert result.exit_code == 1, result.output
+    assert "skipped run/step_1.pt: something now occupies the original path" in result.stdout
+    result = run("trash", "restore", "--all", "--json", db=db)
+    assert result.exit_code == 1, result.output
+    report = json.loads(result.stdout)
+    assert (report["done"], [s["path"] for s in report["skipped"]]) == ([], ["run/step_1.pt"])
+    (root / "run" / "step_1.pt").unlink()
+    restored = ok_json("trash", "restore", entry["id"], db=db)
+    assert [d["path"] for d in restored["done"]] == ["run/step_1.pt"]

@@ -229,6 +229,10 @@ def print_report(report: Report, verb: str) -> None:
     )
 
 
+EXIT_NOT_RESTORED = 1
+"""``trash restore`` left an item asked for in the trash."""
+
+
 # --- retention ------------------------------------------------------------------------------
 
 
@@ -527,7 +531,10 @@ def trash_restore_cmd(
     db_path: Path | None,
     as_json: bool,
 ) -> None:
-    """Move trashed items back to where they were, byte-identical (IDs or a prefix of 6+)."""
+    """Move trashed items back to where they were, byte-identical (IDs or a prefix of 6+).
+
+    Exit status 1 when an item could not be restored (skipped, with why: something now
+    occupies its path, its trash copy changed), so a script never goes on as if it had."""
     from store.root import is_url
 
     if bool(ids) == restore_all:
@@ -543,8 +550,9 @@ def trash_restore_cmd(
         done = service.restore_buckets(target, urls, ids, role="trash restore", on_busy=busy)
         if as_json:
             emit_json(report_json(done.report, index_updated=done.index_updated))
-            return
-        print_report(done.report, "restored")
+        else:
+            print_report(done.report, "restored")
+        _exit_if_skipped(done.report)
         return
     entries = _entries(chosen)
     wanted: dict[str, list[str]] = {}
@@ -567,8 +575,15 @@ def trash_restore_cmd(
     done = service.restore_items(target, which, role="trash restore", on_busy=busy)
     if as_json:
         emit_json(report_json(done.report))
-        return
-    print_report(done.report, "restored")
+    else:
+        print_report(done.report, "restored")
+    _exit_if_skipped(done.report)
+
+
+def _exit_if_skipped(report: Report) -> None:
+    """Exit 1 when a restore left items in the trash (its report says which, and why)."""
+    if report.skipped:
+        sys.exit(EXIT_NOT_RESTORED)
 
 
 @trash_group.command("purge")
