@@ -3,9 +3,10 @@
 Each item is a ``|``-alternation of globs matched against the run's files in the index,
 relative to the run's folder.  A glob without ``/`` matches a file name at any depth
 (``requirements.txt`` finds ``files/requirements.txt``); a glob with ``/`` matches the whole
-relative path (``**`` crosses folders); a glob ending in ``/`` asks for any file below a
-folder.  ``@params`` and ``@metrics`` are met when the framework's reader found params or
-metrics (MLflow's SQLite backend keeps them in ``mlflow.db``, not in the run's folder).
+relative path (``**`` crosses folders; ``.`` and empty segments dropped, ``..`` refused); a
+glob ending in ``/`` asks for any file below a folder.  ``@params`` and ``@metrics`` are met
+when the framework's reader found params or metrics (MLflow's SQLite backend keeps them in
+``mlflow.db``, not in the run's folder).
 
 Rules come from ``[checklist]`` in the root's ``.artlens.toml``, else in the user config
 (``platformdirs.user_config_dir('artlens')/config.toml``), else each framework's defaults
@@ -248,6 +249,13 @@ def _items(value: Any, fail: Callable[[str], ChecklistError]) -> tuple[str, ...]
         bad = [a for a in alternatives if a.startswith("@") and a not in _PSEUDO]
         if bad:
             raise fail(f"unknown item {bad[0]!r} (known: @metrics, @params)")
+        for alternative in alternatives:
+            if alternative in _PSEUDO:
+                continue
+            if ".." in alternative.split("/"):
+                raise fail(f"{alternative!r} in checklist item {item!r} leaves the run's folder")
+            if not _shape(alternative)[1]:
+                raise fail(f"{alternative!r} in checklist item {item!r} names no file")
         items.append("|".join(alternatives))
     return tuple(items)
 
@@ -320,22 +328,40 @@ class _Item:
     pseudo: frozenset[str]
 
 
+def _shape(alternative: str) -> tuple[str, str]:
+    """What one alternative asks for, and its glob: ``("pseudo", "@params")``, a file name at
+    any depth (``("name", "*.yaml")``), a path from the run's folder (``("path",
+    "checkpoints/*.ckpt")``) or any file below a folder (``("below", "plots/metrics")``).
+    A path's ``.`` and empty segments are dropped, as the paths it is matched against have
+    none: ``./requirements.txt`` is ``requirements.txt`` at the top of the run's folder,
+    ``files//config.yaml`` is ``files/config.yaml`` (the glob is "" when nothing is left)."""
+    alternative = alternative.strip()
+    if alternative in _PSEUDO:
+        return "pseudo", alternative
+    if "/" not in alternative:
+        return "name", "" if alternative == "." else alternative
+    glob = "/".join(part for part in alternative.split("/") if part not in ("", "."))
+    return ("below" if alternative.endswith("/") else "path"), glob
+
+
 @lru_cache(maxsize=512)
 def _compile(item: str) -> _Item:
     """One checklist item as glob sets (bounded, whatever the globs: a config anyone can
     write must not hang ``check``); cached: ``check`` asks the same few for every run."""
     names, full, pseudo = [], [], set()
     for alternative in item.split("|"):
-        alternative = alternative.strip()
-        if alternative in _PSEUDO:
-            pseudo.add(alternative)
-        elif alternative.endswith("/"):
+        kind, glob = _shape(alternative)
+        if kind == "pseudo":
+            pseudo.add(glob)
+        elif not glob:
+            continue  # names no file (refused in a config): met by none
+        elif kind == "below":
             # any file below the folder ("/**" after a folder glob: one folder or more)
-            full.append(alternative.strip("/") + "/**")
-        elif "/" in alternative:
-            full.append(alternative.strip("/"))
-        elif alternative:
-            names.append(alternative)
+            full.append(glob + "/**")
+        elif kind == "path":
+            full.append(glob)
+        else:
+            names.append(glob)
     return _Item(item, compile_globs(names), compile_globs(full), frozenset(pseudo))
 
 
@@ -347,23 +373,25 @@ def evaluate_files(
     has_metrics: bool = False,
     unread: Iterable[Unread] = (),
     files_left: int = 0,
+    parts_unread: Iterable[str] = (),
+    corrupt: Mapping[str, str] | None = None,
 ) -> ChecklistResult:
     """Which ``items`` the files (paths relative to the run folder) meet.  An item not met
     that could lie in one of the places ``unread`` could not be read is unknown, not
-    missing; so is every item not met when ``files_left`` files were not looked at."""
+    missing; so is every item not met when ``files_left`` files were not looked at, and an
+    ``@params`` (``@metrics``) not met when ``parts_unread`` holds ``params``
+    (``metrics``): the reader found none in what it could read, and the rest may hold
+    them.  ``corrupt`` (relative path -> why) are files the index found cut off or
+    unparsable (a checkpoint cut off mid-write): they meet no item, and an item only they
+    match is unknown with the reason, neither met nor missing."""
     compiled = [_compile(item) for item in items]
     met = [False] * len(compiled)
     for index, item in enumerate(compiled):
         if ("@params" in item.pseudo and has_params) or ("@metrics" in item.pseudo and has_metrics):
             met[index] = True
     for rel in relpaths:
-        name = rel.rsplit("/", 1)[-1]
         for index, item in enumerate(compiled):
-            if met[index]:
-                continue
-            if (item.name_globs is not None and item.name_globs.matches(name)) or (
-                item.path_globs is not None and item.path_globs.matches(rel)
-            ):
+            if not met[index] and _matches(item, rel):
                 met[index] = True
         if all(met):
             break
@@ -378,10 +406,32 @@ def evaluate_files(
         if hiding:
             more = f" (+{len(hiding) - 1} more)" if len(hiding) > 1 else ""
             unknown.append((text, hiding[0].why + more))
+            continue
+        item = _compile(text)
+        broken = [(rel, why) for rel, why in (corrupt or {}).items() if _matches(item, rel)]
+        if broken:
+            more = f" (+{len(broken) - 1} more)" if len(broken) > 1 else ""
+            rel, why = min(broken)
+            unknown.append((text, f"{paths.display(rel)} is corrupt ({why}){more}"))
+    partial = {f"@{part}" for part in parts_unread}
+    for text in short:
+        if any(text == t for t, _ in unknown):
+            continue
+        read_in_part = [a for a in text.split("|") if a.strip() in partial]
+        if read_in_part:
+            part = read_in_part[0].strip()[1:]
+            unknown.append((text, f"its {part} could not be read whole (its warnings say why)"))
     unsure = {text for text, _ in unknown}
     missing = [text for text in short if text not in unsure]
     passed = len(compiled) - len(short)
     return ChecklistResult(passed, len(compiled), missing, tuple(unknown))
+
+
+def _matches(item: _Item, rel: str) -> bool:
+    """Whether the file at ``rel`` (relative to the run's folder) meets ``item``."""
+    if item.name_globs is not None and item.name_globs.matches(rel.rsplit("/", 1)[-1]):
+        return True
+    return item.path_globs is not None and item.path_globs.matches(rel)
 
 
 @dataclass(frozen=True)
@@ -399,13 +449,13 @@ class Unread:
 
 def _could_hide(alternative: str, place: Unread) -> bool:
     """True when a file that ``alternative`` matches could lie at ``place`` or below it."""
-    alternative = alternative.strip()
-    if alternative in _PSEUDO:
+    kind, glob = _shape(alternative)
+    if kind == "pseudo" or not glob:
         return False
-    if not place.rel or "/" not in alternative:  # a name at any depth: any folder may hold it
+    if not place.rel or kind == "name":  # a name at any depth: any folder may hold it
         return True
-    below = alternative.endswith("/")
-    segments = alternative.strip("/").split("/")
+    below = kind == "below"
+    segments = glob.split("/")
     parts = place.rel.split("/")
     for index, segment in enumerate(segments):
         if "**" in segment or index == len(parts):
@@ -443,13 +493,16 @@ def run_files(db: sqlite_utils.Database, run: RunRow, *, limit: int = MAX_FILES)
 
 def _run_entries(
     db: sqlite_utils.Database, run: RunRow, limit: int
-) -> tuple[list[str], dict[str, bytes]]:
-    """``run_files``, and the symlinks among them (relative path -> path in the root)."""
+) -> tuple[list[str], dict[str, bytes], dict[str, str]]:
+    """``run_files``, the symlinks among them (relative path -> path in the root), and the
+    files the index judged corrupt (relative path -> its reason, printable)."""
     bases = _bases(run)
     out = []
     links: dict[str, bytes] = {}
-    for blob, ftype in db.conn.execute(
-        "SELECT path, ftype FROM artifacts WHERE run_id = ? LIMIT ?", [run.id, limit + 1]
+    corrupt: dict[str, str] = {}
+    for blob, ftype, verdict, reason in db.conn.execute(
+        "SELECT path, ftype, verdict, verdict_reason FROM artifacts WHERE run_id = ? LIMIT ?",
+        [run.id, limit + 1],
     ):
         key = bytes(blob)
         rel = key
@@ -465,7 +518,9 @@ def _run_entries(
         out.append(paths.unkey(rel))
         if ftype == "symlink":
             links[out[-1]] = key
-    return out, links
+        elif verdict == "corrupt":
+            corrupt[out[-1]] = " ".join(paths.display(str(reason or "corrupt")).split())[:200]
+    return out, links, corrupt
 
 
 def _dead_links(root: bytes, links: dict[str, bytes]) -> tuple[set[str], list[Unread]]:
@@ -499,15 +554,17 @@ def evaluate(
     rules = checklist if checklist is not None else load_checklist(run.root)
     if places is None:
         places = (unreadable_places(db.conn, run.root_id) or {}).get(run.root_id, [])
-    files, links = _run_entries(db, run, MAX_FILES)
+    files, links, corrupt = _run_entries(db, run, MAX_FILES)
     dead, unsure = _dead_links(run.root, links)
     return evaluate_files(
-        [f for f in files[:MAX_FILES] if f not in dead],
+        [f for f in files[:MAX_FILES] if f not in dead and f not in corrupt],
         rules.items_for(run.framework),
         has_params=bool(run.params),
         has_metrics=bool(run.metrics),
         unread=[*run_unread(run, places), *unsure],
         files_left=max(0, len(files) - MAX_FILES),
+        parts_unread=run.unread_parts,
+        corrupt=corrupt,
     )
 
 
@@ -555,3 +612,25 @@ def evaluate_runs(
             rules[run.root] = checklist
         results[run.id] = evaluate(db, run, checklist, unread.get(run.root_id) or [])
     return results, errors
+
+
+def unchecked_places(
+    runs: Iterable[RunRow], places: Mapping[int, list[UnreadableRow]]
+) -> dict[int, list[UnreadableRow]]:
+    """root id -> the places its last scan could not read that lie in no run's folder (the
+    root itself, a folder above the runs or beside them): runs may lie in them, whose
+    checklists nobody has seen, so "every run passes" cannot be said.  A place inside a
+    run is that run's (its items it may hide are unknown, ``run_unread``)."""
+    bases: dict[int, set[bytes]] = {}
+    for run in runs:
+        bases.setdefault(run.root_id, set()).update(_bases(run))
+    found: dict[int, list[UnreadableRow]] = {}
+    for root_id, rows in places.items():
+        owned = bases.get(root_id, set())
+        for place in rows:
+            up = place.path
+            while up and up not in owned:
+                up = paths.parent_key(up)
+            if not up and b"" not in owned:  # no run's folder holds it
+                found.setdefault(root_id, []).append(place)
+    return found

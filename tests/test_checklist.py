@@ -137,6 +137,10 @@ def test_user_config_applies_when_the_root_has_none(tmp_path: Path) -> None:
         ('[checklist.framework.wandb]\nrequired = ["@tags"]\n', 2, "unknown item '@tags'"),
         ("[checklist\nrequired = 1\n", 1, "Expected"),
         ("[checklist]\nrequired = [\n", 3, ""),
+        ('[checklist]\nrequired = ["a", "../shared/requirements.txt"]\n', 2, "leaves the run"),
+        ('[checklist]\nrequired = ["x|a/../../b"]\n', 2, "'a/../../b' in checklist item"),
+        ('[checklist]\nrequired = ["a|./"]\n', 2, "'./' in checklist item 'a|./' names no file"),
+        ('[checklist]\nrequired = ["."]\n', 2, "names no file"),
     ],
 )
 def test_invalid_config_is_one_line_naming_the_line(text: str, line: int, words: str) -> None:
@@ -315,3 +319,60 @@ def test_an_item_past_the_files_looked_at_is_unknown_not_missing(
     assert "requirements.txt" not in result.missing and "nothing-like-this" not in result.missing
     assert [text for text, _ in result.unknown] == ["requirements.txt", "nothing-like-this"]
     assert "more files than the 3 looked at" in result.unknown[0][1]
+
+
+def test_an_at_item_whose_part_was_read_in_part_is_unknown() -> None:
+    """``@metrics`` (``@params``) not met while the reader could not read its files whole:
+    unknown, never missing; an alternative file or what was found still meets it."""
+    result = evaluate_files(
+        ["config.yaml"],
+        ["metrics/*|@metrics", "@params", "config.yaml|@params"],
+        parts_unread=("metrics",),
+    )
+    assert (result.passed, result.missing) == (1, ["@params"])
+    assert result.unknown == (
+        ("metrics/*|@metrics", "its metrics could not be read whole (its warnings say why)"),
+    )
+    result = evaluate_files([], ["@metrics"], has_metrics=True, parts_unread=("metrics",))
+    assert (result.complete, result.unknown) == (True, ())
+
+
+def test_dot_and_empty_segments_of_a_path_are_the_path_without_them() -> None:
+    """``./requirements.txt`` and ``files//config.yaml`` asked for files the run holds, but
+    were matched as written against paths that never hold ``./`` or ``//``: every such item
+    was missing, and ``check`` failed a complete run.  A path from the run's folder stays
+    one (``./x`` is ``x`` at the top, not at any depth), and unknown places still count."""
+    from store.checklist import Unread
+
+    rules = parse_checklist(
+        '[checklist]\nrequired = ["./requirements.txt", "files//config.yaml",'
+        ' "./*.pt|nothing", ".//checkpoints/./", "./deep.txt", "./out/model.bin"]\n',
+        "/x/.artlens.toml",
+    )
+    assert rules is not None
+    items = rules.items_for("generic")
+    files = ["requirements.txt", "files/config.yaml", "model.pt", "checkpoints/a.ckpt"]
+    files.append("a/deep.txt")
+    result = evaluate_files(files, items)
+    assert result.missing == ["./deep.txt", "./out/model.bin"]
+    assert (result.passed, result.total) == (4, 6)
+    unread = [Unread("out", False, "folder out could not be read (permission denied)")]
+    result = evaluate_files(files, items, unread=unread)
+    assert result.missing == ["./deep.txt"]
+    assert [item for item, _ in result.unknown] == ["./out/model.bin"]
+
+
+def test_a_corrupt_file_meets_no_item() -> None:
+    """Files judged corrupt meet nothing: an item only they match is unknown (with the
+    first and a count), one another file meets is met, one none matches is missing."""
+    result = evaluate_files(
+        ["model.safetensors", "config.yaml"],
+        ["*.ckpt", "*.safetensors", "*.yaml", "*.bin"],
+        corrupt={"b.ckpt": "truncated", "a/a.ckpt": "header past end of file", "c.bin": "x"},
+    )
+    assert (result.passed, result.total, result.label()) == (2, 4, "2/4?")
+    assert result.missing == []
+    assert result.unknown == (
+        ("*.ckpt", "a/a.ckpt is corrupt (header past end of file) (+1 more)"),
+        ("*.bin", "c.bin is corrupt (x)"),
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -309,3 +310,158 @@ def test_a_misspelt_table_in_the_root_file_is_one_line_not_the_defaults(
     )
     code, out, _ = check(db_path)
     assert code == 1 and "missing: model.onnx" in out
+
+
+def test_params_a_reader_could_not_read_are_unknown_not_missing(
+    tmp_path: Path, isolated_cache: Path
+) -> None:
+    """A nanoGPT ``ckpt.pt`` cut off mid-write: its reader found no params in what it could
+    read, and ``@params`` was ``missing`` (the run "has no params"); the params are in the
+    part it could not read, so the item is unknown, with why.  Whole again, it is met."""
+    root = tmp_path / "root"
+    source = Path(__file__).parent / "fixtures" / "frameworks" / "nanogpt"
+    shutil.copytree(source, root)
+    ckpt = root / "out-shakespeare-char" / "ckpt.pt"
+    whole = ckpt.read_bytes()
+    ckpt.write_bytes(whole[: len(whole) // 2])
+    db_path = tmp_path / "index.db"
+    index_tree(root, db_path)
+    code, out, err = check(db_path, "--json")
+    assert code == 1, err
+    (row,) = json.loads(out)
+    # the cut ckpt.pt is corrupt too: it meets no item either
+    assert (row["framework"], row["passed"], row["total"]) == ("nanogpt", 0, 2)
+    assert row["missing"] == []
+    assert row["unknown"][1:] == [
+        {"item": "@params", "reason": "its params could not be read whole (its warnings say why)"}
+    ]
+    assert row["unknown"][0]["reason"].startswith("ckpt.pt is corrupt (")
+    code, out, _ = check(db_path)
+    assert code == 1
+    assert out.startswith("0/2?\tout-shakespeare-char\tnanogpt\t")
+    assert "\tmissing:" not in out
+    ckpt.write_bytes(whole)
+    index_tree(root, db_path)
+    code, out, _ = check(db_path)
+    assert code == 0, out
+
+
+def test_an_item_written_with_dot_segments_is_met_by_the_file(indexed: tuple[Path, Path]) -> None:
+    """``./requirements.txt`` in a root's checklist: the run holds it at its top, and
+    ``check`` said ``missing: ./requirements.txt`` (exit 1); ``..`` is a config error."""
+    root, db_path = indexed
+    run = root / WANDB_RUN
+    (run / "requirements.txt").write_text("torch\n")
+    (root / ".artlens.toml").write_text(
+        "[checklist.framework.wandb]\n"
+        'required = ["./requirements.txt", "files//requirements.txt"]\n'
+    )
+    index_tree(root, db_path)
+    code, out, _ = check(db_path, "--json")
+    rows = {r["path"]: r for r in json.loads(out)}
+    row = rows[str(run)]
+    assert (row["passed"], row["total"], row["missing"]) == (2, 2, []), row
+    (run / "requirements.txt").unlink()
+    index_tree(root, db_path)
+    code, out, _ = check(db_path, "--json")
+    assert code == 1
+    row = {r["path"]: r for r in json.loads(out)}[str(run)]
+    assert row["missing"] == ["./requirements.txt"]  # at the top: files/requirements.txt is not
+    (root / ".artlens.toml").write_text(
+        '[checklist.framework.wandb]\nrequired = ["../requirements.txt"]\n'
+    )
+    code, out, err = check(db_path)
+    assert (code, out) == (2, "")
+    assert err.strip().endswith(
+        ".artlens.toml:2: '../requirements.txt' in checklist item '../requirements.txt'"
+        " leaves the run's folder"
+    )
+
+
+def test_runs_in_a_folder_that_could_not_be_read_are_not_passed(
+    tmp_path: Path, isolated_cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A root whose ``secret`` folder could not be listed: the run in it was never seen, and
+    ``check`` said "all 1 runs have every checklist item", exit 0, though that run lacks
+    its environment and model.  Now the folder is named on stderr and the check fails
+    (exit 1): it cannot say every run passes.  Read again, the hidden run is checked."""
+    from tests.test_scan import deny_listing, run_tree
+
+    root = tmp_path / "root"
+    run_tree(root)  # complete
+    hidden = root / "secret" / "runE"
+    hidden.mkdir(parents=True)
+    (hidden / "config.yaml").write_text("lr: 1\n")
+    (hidden / "metrics.csv").write_text("step,loss\n0,1\n")
+    db_path = tmp_path / "index.db"
+    with monkeypatch.context() as denied:
+        deny_listing(denied, root / "secret")
+        index_tree(root, db_path)
+    code, out, err = check(db_path)
+    assert code == 1, out
+    assert out == "all 1 runs found have every checklist item\n"
+    assert err == (
+        f"artlens: warning: {root}: 1 place could not be read, and runs in it are not"
+        " checked: secret (permission denied)\n"
+    )
+    code, out, err = check(db_path, "--json")
+    assert code == 1
+    (row,) = json.loads(out)
+    assert (row["name"], row["complete"]) == ("runD", True)
+    assert "secret (permission denied)" in err
+    index_tree(root, db_path)  # readable again: the run there falls short
+    code, out, err = check(db_path)
+    assert code == 1
+    (line,) = out.strip().splitlines()
+    assert line.startswith("2/4\tsecret\tgeneric\t")  # the generic run holding runE
+    assert "could not be read" not in err
+
+    other = tmp_path / "other"
+    run_tree(other)
+    other_db = tmp_path / "other.db"
+    with monkeypatch.context() as denied:
+        deny_listing(denied, other)  # the root itself
+        index_tree(other, other_db)
+    code, out, err = check(other_db)
+    assert (code, out) == (1, "no runs found\n")
+    assert err.endswith(
+        "1 place could not be read, and runs in it are not checked: . (permission denied)\n"
+    )
+
+
+def test_a_checkpoint_cut_off_mid_write_does_not_meet_the_item(
+    tmp_path: Path, isolated_cache: Path
+) -> None:
+    """A Lightning run whose only checkpoint was cut off mid-write (the index's verdict:
+    corrupt, truncated) passed "checkpoints/*.ckpt": "all 3 runs have every checklist
+    item", exit 0, for a run that left no usable model.  The item is now unknown, naming
+    the file and why; whole again, the run passes."""
+    root = tmp_path / "root"
+    source = Path(__file__).parent / "fixtures" / "frameworks" / "lightning"
+    shutil.copytree(source, root)
+    folder = root / "lightning_logs" / "version_1" / "checkpoints"
+    ckpts = sorted(folder.glob("*.ckpt"))
+    kept = ckpts[0]
+    for other in ckpts[1:]:
+        other.unlink()
+    whole = kept.read_bytes()
+    kept.write_bytes(whole[: len(whole) // 2])
+    db_path = tmp_path / "index.db"
+    index_tree(root, db_path)
+    code, out, err = check(db_path)
+    assert code == 1, out
+    assert err == "1 of 3 runs fall short (1 with unknown items, neither met nor missing)\n"
+    (line,) = out.strip().splitlines()
+    assert line.startswith("2/3?\tversion_1\tlightning\t")
+    assert line.endswith(
+        f"\tunknown: checkpoints/*.ckpt: checkpoints/{kept.name} is corrupt (truncated:"
+        " zip central directory missing (File is not a zip file))"
+    )
+    code, out, _ = check(db_path, "--json")
+    row = {r["name"]: r for r in json.loads(out)}["version_1"]
+    assert (row["complete"], row["passed"], row["missing"]) == (False, 2, [])
+    assert [u["item"] for u in row["unknown"]] == ["checkpoints/*.ckpt"]
+    kept.write_bytes(whole)
+    index_tree(root, db_path)
+    code, out, _ = check(db_path)
+    assert code == 0, out

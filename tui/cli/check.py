@@ -2,7 +2,9 @@
 
 Exit status: 0 when every run passes, 1 when any falls short or cannot be confirmed (an
 item not found that may lie in a folder the last scan could not read is ``unknown``,
-neither met nor missing), 2 on an error (an invalid checklist config names its file and
+neither met nor missing, as is an ``@params`` or ``@metrics`` whose files could not be read
+whole; a folder outside every run that could not be read may hold runs never checked:
+named on stderr), 2 on an error (an invalid checklist config names its file and
 line).
 """
 
@@ -13,8 +15,9 @@ from pathlib import Path
 
 import click
 
-from store.checklist import ChecklistResult, evaluate_runs
-from store.index.query import RunRow, list_runs, unreadable_places
+from store import paths
+from store.checklist import ChecklistResult, evaluate_runs, unchecked_places
+from store.index.query import RunRow, UnreadableRow, list_runs, roots, unreadable_places
 from store.paths import json_path
 from store.safetext import visible
 from tui.cli.common import db_option, emit_json, given_file, json_option, reader
@@ -59,35 +62,54 @@ def check_cmd(db_path: Path | None, as_json: bool, user_config: Path | None) -> 
     """List runs missing required files (exit 1 when any does).
 
     An item not found that may lie in a folder the last scan could not read is unknown,
-    neither met nor missing: it fails the check too (exit 1)."""
+    neither met nor missing, and so is an @params or @metrics the run's reader could not
+    read whole: it fails the check too (exit 1), as does a folder outside every run that
+    could not be read (runs in it were never checked; named on stderr)."""
     user_config = given_file(user_config, "--config")
     with reader(db_path) as db:
         runs = list_runs(db)
         results, _ = evaluate_runs(db, runs, user_config=user_config, strict=True)
-        recorded = unreadable_places(db.conn) is not None
-    if not recorded:
+        places = unreadable_places(db.conn)
+        root_paths = {rid: path for rid, path, _ in roots(db)}
+    if places is None:
         click.echo(
             "artlens: warning: this index does not record the folders its scans could not"
             " read (`artlens index ROOT` records them): an item in one counts as missing",
             err=True,
         )
+    unchecked = unchecked_places(runs, places or {})
+    for root_id, rows in sorted(unchecked.items()):
+        click.echo(_unchecked_line(root_paths.get(root_id, b"?"), rows), err=True)
     short = [r for r in runs if not results[r.id].complete]
+    found = " found" if unchecked else ""
     if as_json:
         emit_json([_row(r, results[r.id]) for r in runs])
     elif not runs:
         click.echo("no runs found")
     elif not short:
-        click.echo(f"all {len(runs)} runs have every checklist item")
+        click.echo(f"all {len(runs)} runs{found} have every checklist item")
     else:
         for run in short:
             result = results[run.id]
             head = f"{result.label()}\t{visible(run.name)}\t{run.framework}\t{run.display_path}"
             click.echo(head + _shortfall(result))
         unsure = sum(1 for r in short if results[r.id].unknown)
-        note = f" ({unsure} with unknown items, in places that could not be read)" if unsure else ""
+        note = f" ({unsure} with unknown items, neither met nor missing)" if unsure else ""
         click.echo(f"{len(short)} of {len(runs)} runs fall short{note}", err=True)
-    if short:
+    if short or unchecked:
         sys.exit(EXIT_SHORT)
+
+
+def _unchecked_line(root: bytes, rows: list[UnreadableRow]) -> str:
+    """``artlens: warning: ROOT: 2 places could not be read, runs in them are not checked:
+    secret (permission denied), ...``: the first three."""
+    named = ", ".join(visible(r.describe()) for r in rows[:3])
+    more = f" (+{len(rows) - 3} more)" if len(rows) > 3 else ""
+    count, them = ("1 place", "it") if len(rows) == 1 else (f"{len(rows)} places", "them")
+    return (
+        f"artlens: warning: {paths.display(root)}: {count} could not be read, and runs in"
+        f" {them} are not checked: {named}{more}"
+    )
 
 
 COMMANDS = [check_cmd]
