@@ -87,6 +87,10 @@ class _Unmappable(Exception):
     pass
 
 
+def _under(prefix: str, part: str) -> str:
+    return f"{prefix}.{part}" if prefix else part
+
+
 def _dtype_of(storage_type: object, v3_dtype: object) -> str:
     if isinstance(storage_type, Global) and storage_type.module == "torch":
         if storage_type.name in _STORAGE_DTYPES:
@@ -172,16 +176,7 @@ class _Mapper:
         elif isinstance(value, (set, frozenset)):
             self.items(list(enumerate(sorted(value, key=repr))), prefix, depth)
         elif isinstance(value, Call):
-            func = value.func.dotted if isinstance(value.func, Global) else "?"
-            if value.items:
-                self.items(list(value.items.items()), prefix, depth)
-            elif isinstance(value.state, dict):
-                self.value(prefix, f"<{func}>")
-                self.items(list(value.state.items()), prefix, depth)
-            elif func not in ("collections.OrderedDict", "builtins.dict"):
-                self.value(prefix, f"<{func}>")
-                if isinstance(value.args, tuple) and value.args:
-                    self.walk(value.args, f"{prefix}.<args>" if prefix else "<args>", depth + 1)
+            self.call(value, prefix, depth)
         elif isinstance(value, Persistent):
             raise _Unmappable(f"a storage outside a tensor at {prefix!r}")
         elif value is None or isinstance(value, (bool, int, float)):
@@ -197,6 +192,31 @@ class _Mapper:
             self.value(prefix, f"<{value.dotted}>")
         else:
             self.value(prefix, "<unknown>")
+
+    def call(self, value: Call, prefix: str, depth: int) -> None:
+        """An object the pickle builds: every part that decides what loading it gives is
+        compared (what is called, its arguments, its items and the state BUILD sets), so
+        two objects differing in any of them never compare equal.  A dict or OrderedDict
+        is its items alone, and an empty one is a value (not the same as absent)."""
+        func = value.func.dotted if isinstance(value.func, Global) else "?"
+        args = value.args if isinstance(value.args, tuple) else (value.args,)
+        state = value.state
+        plain = func in ("collections.OrderedDict", "builtins.dict")
+        if plain and not value.items and not args and state is None:
+            self.value(prefix, "<empty dict>")
+            return
+        if not plain:
+            self.value(prefix, f"<{func}>")
+        if args:
+            self.walk(args, _under(prefix, "<args>"), depth + 1)
+        if value.items:
+            self.items(list(value.items.items()), prefix, depth)
+            if state is not None:  # the attributes of a dict subclass (a state_dict's _metadata)
+                self.walk(state, _under(prefix, "<state>"), depth + 1)
+        elif isinstance(state, dict):
+            self.items(list(state.items()), prefix, depth)
+        elif state is not None:  # a tuple or list state: a numpy array's bytes, __slots__
+            self.walk(state, _under(prefix, "<state>"), depth + 1)
 
     def items(self, pairs: list[tuple[object, object]], prefix: str, depth: int) -> None:
         for key, item in pairs:
