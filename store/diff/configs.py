@@ -21,6 +21,7 @@ from store.diff.structured import (
     Change,
     Parsed,
     StructuredDiff,
+    decode_config,
     diff_structured_whole,
     lines_note,
     parse_structured_repeats,
@@ -239,7 +240,7 @@ def parse_config_repeats(data: bytes, fmt: str) -> Parsed:
     assignment is no repeat: Python runs both, the last wins)."""
     if fmt in ("json", "yaml", "toml"):
         return parse_structured_repeats(data, fmt)
-    text = data.decode("utf-8", "replace")
+    text = decode_config(data, fmt)
     repeats: list[Repeat] = []
     if fmt == "args":
         return Parsed(parse_args(text, repeats), repeats)

@@ -403,6 +403,16 @@ def structured_format(path: FileRef) -> str | None:
     return STRUCTURED_SUFFIXES.get(os.path.splitext(ref_name(path))[1].lower())
 
 
+def decode_config(data: bytes, fmt: str) -> str:
+    """A config's text; bytes that are not UTF-8 are a ``DiffError``, never replaced: two
+    files differing only there (``caf\\xe9`` against ``caf\\xe8``) would read the same,
+    and the loaders (``json``, PyYAML, ``tomllib``) refuse them too."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DiffError(f"invalid {fmt}: not UTF-8 (byte {exc.start})") from None
+
+
 def parse_structured(data: bytes, fmt: str) -> object:
     """Parse config bytes; malformed input raises ``DiffError`` with a one-line message."""
     return parse_structured_repeats(data, fmt).value
@@ -410,7 +420,7 @@ def parse_structured(data: bytes, fmt: str) -> object:
 
 def parse_structured_repeats(data: bytes, fmt: str) -> Parsed:
     """``parse_structured``, with the keys the document repeats."""
-    text = data.decode("utf-8", "replace")
+    text = decode_config(data, fmt)
     if text.startswith("\ufeff"):
         text = text[1:]
     try:
