@@ -184,6 +184,8 @@ def _last_number(table: Table, index: int) -> float | None:
 def diff_tables(old: Table, new: Table) -> TableDiff:
     """Compare two parsed tables (see ``parse_table``)."""
     warnings = old.warnings + new.warnings
+    # the columns as the files name them: ``a,a`` is not ``a,a#2`` once ``a`` is renamed
+    header_old, header_new = old.header, new.header
     for table, side in ((old, "old"), (new, "new")):
         if len(set(table.header)) != len(table.header):
             warnings.append(
@@ -259,6 +261,13 @@ def diff_tables(old: Table, new: Table) -> TableDiff:
         warnings.append(f"rows are in a different order (by {key})")
     if not (added_cols or removed_cols) and old.header != new.header:
         warnings.append("the same columns in a different order")
+    elif old.header == new.header and header_old != header_new:
+        renamed = [
+            f"column {i + 1} is {a!r} in the old table, {b!r} in the new"
+            for i, (a, b) in enumerate(zip(header_old, header_new, strict=True))
+            if a != b
+        ]
+        warnings.append("; ".join(renamed))
     return TableDiff(
         columns_added=added_cols,
         columns_removed=removed_cols,
@@ -270,7 +279,7 @@ def diff_tables(old: Table, new: Table) -> TableDiff:
         rows_changed=rows_changed,
         cells=cells,
         last_values=last_values,
-        equal=equal and old.header == new.header,
+        equal=equal and header_old == header_new,
         warnings=warnings,
         cells_changed=cells_changed,
         cells_more=cells_changed - len(cells),
