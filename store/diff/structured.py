@@ -134,20 +134,29 @@ class _Walker:
             return []
         return [f"{self.more} more change(s) not listed: only the first {self.limit} are"]
 
-    def walk(self, a: object, b: object, path: str, depth: int) -> None:
-        if a is b:
-            return
+    def _visit(self) -> bool:
+        """Count one value compared; False (``stopped``, said once) past ``MAX_VISITS``."""
         self.visits += 1
         if self.visits > MAX_VISITS:
-            if self.visits == MAX_VISITS + 1:
+            if not self.stopped:
                 self.stopped = True
                 self.notes.append(
                     f"stopped after comparing {MAX_VISITS} values; the rest not compared"
                 )
+            return False
+        return True
+
+    def walk(self, a: object, b: object, path: str, depth: int) -> None:
+        if a is b:
+            return
+        if not self._visit():
             return
         if depth > MAX_DEPTH:
-            if not _same_scalar(a, b):
-                self.add(Change(path, "changed", "<nested too deep>", "<nested too deep>"))
+            found = self._first_deep_difference(a, b)
+            if found is not None:
+                self.add(Change(path, *found))
+                if DEEP_NOTE not in self.notes:
+                    self.notes.append(DEEP_NOTE)
             return
         kind_a, kind_b = _kind_of(a), _kind_of(b)
         if kind_a != kind_b:
@@ -175,6 +184,53 @@ class _Walker:
                     self.walk(a[index], b[index], sub, depth + 1)
         elif not _same_scalar(a, b):
             self.add(Change(path, "changed", a, b))
+
+    def _first_deep_difference(
+        self, a: object, b: object
+    ) -> tuple[ChangeKind, object, object] | None:
+        """The first difference of two values nested past ``MAX_DEPTH``, by the walk's
+        rules (``1``, ``1.0`` and ``true`` are three values, as are keys ``1`` and
+        ``true``; Python's ``==`` calls them equal), found by a loop, not recursion: the
+        kind of change and the two values that differ (a container as its kind and size).
+        None when they are the same, or the visit budget ran out first (``stopped``)."""
+        pending: list[tuple[object, object]] = [(a, b)]
+        while pending:
+            x, y = pending.pop()
+            if x is y:
+                continue
+            if not self._visit():
+                return None
+            if _kind_of(x) != _kind_of(y):
+                return "type_changed", _deep_shown(x), _deep_shown(y)
+            if isinstance(x, dict) and isinstance(y, dict):
+                types_y = {key: type(key) for key in y}
+                if len(x) != len(y) or any(
+                    key not in y or types_y[key] is not type(key) for key in x
+                ):
+                    return "changed", _deep_shown(x), _deep_shown(y)
+                pending.extend((value, y[key]) for key, value in x.items())
+            elif isinstance(x, (list, tuple)) and isinstance(y, (list, tuple)):
+                if len(x) != len(y):
+                    return "changed", _deep_shown(x), _deep_shown(y)
+                pending.extend(zip(x, y, strict=True))
+            elif not _same_scalar(x, y):
+                return "changed", x, y
+        return None
+
+
+DEEP_NOTE = (
+    f"values nested more than {MAX_DEPTH} levels deep are compared whole: a change there "
+    f"is listed at its level-{MAX_DEPTH} path, with the first values found to differ"
+)
+
+
+def _deep_shown(value: object) -> object:
+    """A value past ``MAX_DEPTH`` as a change shows it: a container by kind and size."""
+    if isinstance(value, dict):
+        return f"<mapping of {len(value)} keys>"
+    if isinstance(value, (list, tuple)):
+        return f"<sequence of {len(value)} items>"
+    return value
 
 
 def diff_structured(a: object, b: object, *, max_changes: int = MAX_CHANGES) -> list[Change]:
