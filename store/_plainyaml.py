@@ -79,6 +79,34 @@ def _pairs_to_dict(value: object) -> dict[str, object] | None:
 _PlainLoader.add_multi_constructor("", _construct_unknown)
 
 
+class _TaggedLoader(_PlainLoader):
+    """``_PlainLoader`` that keeps what a tag says, for a diff: values the plain loader
+    makes alike (``!!python/object:a.MSELoss {reduction: mean}`` and ``...:a.L1Loss`` with
+    the same state, ``!foo [1]`` and ``!bar [1]``) stay apart by their ``__tag__``."""
+
+
+_UNTAGGED = ("python/tuple", "python/list", "set")
+"""Tags whose values are the plain sequence they spell (a tuple is a list to a config)."""
+
+
+def _construct_tagged(loader: _PlainLoader, tag: str, node: yaml.Node) -> object:
+    short = _short(tag)
+    if isinstance(node, yaml.ScalarNode) or short in _UNTAGGED or short.endswith(".OrderedDict"):
+        return _construct_unknown(loader, tag, node)  # the tag is in the text, or says nothing
+    if isinstance(node, yaml.SequenceNode):
+        return {"__tag__": short, "args": list(loader.construct_sequence(node, deep=True))}
+    if isinstance(node, yaml.MappingNode):
+        mapping = loader.construct_mapping(node, deep=True)
+        plain = {
+            str(k) if not isinstance(k, (int, float, bool)) else k: v for k, v in mapping.items()
+        }
+        return {"__tag__": short, **plain}  # every field: args, state, dictitems...
+    return f"<{short}>"  # pragma: no cover - yaml has only three node kinds
+
+
+_TaggedLoader.add_multi_constructor("", _construct_tagged)
+
+
 def _children(node: yaml.Node) -> list[yaml.Node]:
     if isinstance(node, yaml.SequenceNode):
         return list(node.value)
@@ -277,21 +305,26 @@ def load(text: str | bytes) -> Any:
     return _load(text, None)
 
 
-def load_with_repeats(text: str | bytes) -> tuple[Any, list[Repeat], int]:
+def load_with_repeats(text: str | bytes, *, tags: bool = False) -> tuple[Any, list[Repeat], int]:
     """``store.yamlsafe.load_yaml_repeats``."""
     repeats: list[Repeat] = []
     unexamined: list[int] = []
-    data = _load(text, repeats, unexamined)
+    data = _load(text, repeats, unexamined, tags=tags)
     more = max(0, len(repeats) - MAX_REPEATS) + sum(unexamined)
     return data, repeats[:MAX_REPEATS], more
 
 
 def _load(
-    text: str | bytes, repeats: list[Repeat] | None, unexamined: list[int] | None = None
+    text: str | bytes,
+    repeats: list[Repeat] | None,
+    unexamined: list[int] | None = None,
+    *,
+    tags: bool = False,
 ) -> Any:
     if isinstance(text, bytes):
         text = text.decode("utf-8", "replace")
-    loader = _PlainLoader(text)  # safe constructors only: never yaml's full Loader
+    # safe constructors only: never yaml's full Loader
+    loader = _TaggedLoader(text) if tags else _PlainLoader(text)
     try:
         node = loader.get_single_node()
         if node is None:

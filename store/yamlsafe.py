@@ -34,10 +34,12 @@ def load_yaml(text: str | bytes) -> Any:
     return load(text)
 
 
-def load_yaml_repeats(text: str | bytes) -> tuple[Any, list[Repeat], int]:
+def load_yaml_repeats(text: str | bytes, *, tags: bool = False) -> tuple[Any, list[Repeat], int]:
     """``load_yaml``, and the keys a mapping repeats (at most ``safeparse.MAX_REPEATS``
     with their values, then the number past those): PyYAML keeps a repeated key's last
-    value without a word, where ruamel and OmegaConf refuse the file."""
+    value without a word, where ruamel and OmegaConf refuse the file.  ``tags``: a value
+    under a tag that names a class or is not YAML's own keeps the tag as its
+    ``__tag__`` key (for a diff, where two classes given one state are not equal)."""
     from store._plainyaml import load_with_repeats
 
-    return load_with_repeats(text)
+    return load_with_repeats(text, tags=tags)

@@ -262,7 +262,7 @@ def diff_structured_whole(a: object, b: object) -> tuple[list[Change], int]:
 def _load_yaml(text: str) -> Parsed:
     from store.yamlsafe import load_yaml_repeats
 
-    return Parsed(*load_yaml_repeats(text))
+    return Parsed(*load_yaml_repeats(text, tags=True))
 
 
 def _load_json(text: str) -> Parsed:
