@@ -45,6 +45,9 @@ class TensorSummary:
     """Metadata or non-tensor values (epoch, hyper-parameters) that changed."""
     skipped: str | None = None
     """Why the tensors were not compared (too large, refused, unreadable)."""
+    unread: str | None = None
+    """What of a compared checkpoint was not (values past the bound), so that a count
+    of changes never reads as all of them."""
 
     def line(self) -> str:
         if self.skipped is not None:
@@ -61,6 +64,8 @@ class TensorSummary:
                 text += f" ({', '.join(figures)})"
         if self.values_changed:
             text += f"; {self.values_changed} other value(s) changed"
+        if self.unread is not None:
+            text += f"; {self.unread}"
         return text
 
     def to_json(self) -> dict[str, Any]:
@@ -76,11 +81,13 @@ def summarize(diff: TensorDiff) -> TensorSummary:
     """The summary of a finished tensor diff."""
     largest = diff.largest()
     changed = diff.changed()
+    values = len(diff.metadata) + diff.metadata_more  # listed or only counted
+    unread = "; ".join(note for note in diff.notes if "not compared" in note) or None
     if largest is None and changed:
         first = changed[0]
         return TensorSummary(
             len(changed), len(diff.tensors), f"{first.name} ({first.status.replace('_', ' ')})",
-            values_changed=len(diff.metadata),
+            values_changed=values, unread=unread,
         )  # fmt: skip
     return TensorSummary(
         len(changed),
@@ -88,7 +95,8 @@ def summarize(diff: TensorDiff) -> TensorSummary:
         largest.name if largest is not None else None,
         largest.rel_l2 if largest is not None else None,
         largest.max_abs_diff if largest is not None else None,
-        len(diff.metadata),
+        values,
+        unread=unread,
     )
 
 
