@@ -73,6 +73,8 @@ class Table:
     rows: list[list[str]]
     warnings: list[str]
     delimiter: str = ","
+    cut: bool = False
+    """A CSV error stopped the reading: rows past it were not read."""
 
 
 def _sniff(sample: str, name: str) -> str:
@@ -90,14 +92,16 @@ def parse_table(data: bytes, name: str = "") -> Table:
     delimiter = _sniff(text[:65536], name)
     warnings: list[str] = []
     rows: list[list[str]] = []
+    cut = False
     try:
         for row in csv_reader(text, delimiter):
             rows.append(row)
     except csv.Error as exc:
+        cut = True
         warnings.append(f"{name or 'table'}: CSV error after row {len(rows)}: {exc}")
     rows = [row for row in rows if row]
     if not rows:
-        return Table([], [], warnings, delimiter)
+        return Table([], [], warnings, delimiter, cut)
     header = rows[0]
     width = len(header)
     ragged = sum(1 for row in rows[1:] if len(row) != width)
@@ -107,7 +111,7 @@ def parse_table(data: bytes, name: str = "") -> Table:
     wide = max(len(row) for row in rows)
     header = header + [f"(column {i + 1})" for i in range(width, wide)]
     body = [(row + [""] * wide)[:wide] for row in rows[1:]]
-    return Table(header, body, warnings, delimiter)
+    return Table(header, body, warnings, delimiter, cut)
 
 
 def _number(text: str) -> float | None:
@@ -311,6 +315,12 @@ def diff_csv(path_a: FileRef, path_b: FileRef, *, max_bytes: int = MAX_TABLE_BYT
         if past is not None:
             result.equal = False
             result.warnings.append(past)
+    if result.equal and raw[0] != raw[1] and (tables[0].cut or tables[1].cut):
+        # the rows past a CSV error were never compared: equal there is not known
+        result.equal = False
+        result.warnings.append(
+            "the rows after a CSV error were not compared: the tables are not known to be equal"
+        )
     if result.equal and raw[0] != raw[1]:
         result.layout = layout_differences(raw[0], raw[1], tables[0], tables[1])
     return result
