@@ -167,7 +167,7 @@ class _Mapper:
                 self.value(prefix, f"<same object as {self._seen[id(value)] or '<root>'}>")
                 return
             self._seen[id(value)] = prefix
-        if isinstance(value, (dict, list, tuple)) and not value:
+        if isinstance(value, (dict, list, tuple, set, frozenset)) and not value:
             self.value(prefix, f"<empty {type(value).__name__}>")  # not the same as absent
         elif isinstance(value, dict):
             self.items(list(value.items()), prefix, depth)

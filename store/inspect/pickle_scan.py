@@ -494,8 +494,14 @@ class _Walker:
             if isinstance(mapping, dict):
                 mapping.update(_pairs_to_dict(items))
         elif name == "ADDITEMS":
-            pop_mark()
-            target((set,))
+            values = pop_mark()
+            into = target((set,))
+            if isinstance(into, set):  # kept, as load() keeps them: a diff compares them
+                for value in values:
+                    try:
+                        into.add(value)
+                    except TypeError:  # load() fails here too
+                        raise ValueError(f"ADDITEMS of an unhashable item (offset {pos})") from None
         elif name == "POP":
             pop()
         elif name == "POP_MARK":
