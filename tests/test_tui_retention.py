@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 import time
 from pathlib import Path
@@ -489,3 +490,63 @@ async def test_a_plan_that_fails_says_so_and_apply_offers_nothing(
         await pilot.press("a")
         await pilot.pause()
         assert isinstance(app.screen, RetentionScreen)
+
+
+@sync
+async def test_the_plan_follows_checkpoints_written_after_it_showed(
+    lightning: tuple[Path, Path],
+) -> None:
+    """A run that writes a checkpoint while the plan shows (another writer indexes it):
+    the plan kept showing the checkpoints of when it was made, its best "keep" now a
+    removal, the new one in no row, its totals not ``artlens retention plan``'s.  The
+    view plans again on each change of the index, and ``a`` is not held up by it."""
+    import shutil
+
+    from store.lock import WriterLock
+    from store.scan import Indexer
+
+    root, db_path = lightning
+    (root / ".artlens.toml").write_text(POLICY)  # keep last 1 + best 1 by val_loss
+    checkpoints = root / "lightning_logs" / "version_0" / "checkpoints"
+    written = "lightning_logs/version_0/checkpoints/epoch4-val0.0100.ckpt"
+    app = ArtlensApp(db_path, [root], watch=False)
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen, table = await open_plan(app, pilot)
+        assert screen.plan is not None
+        before = sorted(u.path for u in screen.plan.removals)
+        assert item_key(root, written) not in table.rows
+
+        def train_and_index() -> None:  # the trainer writes, another process indexes
+            shutil.copyfile(checkpoints / "epoch3-val0.0592.ckpt", root / written)
+            later = time.time() + 60
+            os.utime(root / written, (later, later))
+            with WriterLock(db_path):
+                db = open_db(db_path)
+                try:
+                    Indexer(db, root).scan()
+                finally:
+                    db.conn.close()
+
+        await asyncio.to_thread(train_and_index)
+        deadline = time.monotonic() + 60
+        while item_key(root, written) not in table.rows:
+            assert time.monotonic() < deadline, "the plan never showed the new checkpoint"
+            await pilot.pause(0.05)
+        await settle(pilot)
+        db = open_db(db_path, readonly=True)
+        try:
+            fresh = service.make(db).plan
+        finally:
+            db.close()
+        assert screen.plan is not None
+        now = sorted(u.path for u in screen.plan.removals)
+        assert now == sorted(u.path for u in fresh.removals) and now != before
+        for path in now:
+            assert "remove" in row_text(table, item_key(root, path))
+        summary = str(screen.query_one("#ret-summary", Static).render())
+        assert f"remove {len(fresh.removals)} " in summary, summary
+        await pilot.press("a")  # the replan does not hold up an apply
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmApply)
+        assert f"{len(fresh.removals)} checkpoint(s)" in str(app.screen.summary)
+        await pilot.press("n")

@@ -22,6 +22,7 @@ from textual.containers import VerticalScroll
 from textual.css.query import NoMatches
 from textual.message import Message
 from textual.screen import Screen
+from textual.timer import Timer
 from textual.widgets import DataTable, Footer, ProgressBar, Static, TabbedContent, TabPane
 from textual.worker import Worker, WorkerState, get_current_worker
 
@@ -57,9 +58,14 @@ from tui.screens.retention_dialogs import ConfirmApply, PolicyPicker
 ROLE = "retention (artlens)"
 """How the writer lock names this view while it applies or restores."""
 FOLLOW_UP_SECONDS = 60.0
-"""When another writer (the watcher) records an apply, plan again on each index change
-for this long (the moves reach the index in one or more of its commits, which on a loaded
-machine can come well after the files moved; a replan per change is cheap beside that)."""
+"""When another writer (the watcher) records an apply, read the trash and measure the
+disk usage again on each index change for this long (the moves reach the index in one or
+more of its commits, which on a loaded machine can come well after the files moved).
+The plan follows every index change anyway (``on_index_changed``)."""
+REPLAN_SPACING = 2.0
+"""After a plan, idle this many times as long as it took before planning the index's next
+change: a live run commits several times a second, and a plan over a million artifacts
+takes seconds (the last change is always planned)."""
 MAX_USAGE_ROWS = 200
 """Runs and duplicate groups listed in the usage tab (largest first)."""
 MAX_PLAN_ROWS = 2000
@@ -226,8 +232,18 @@ class RetentionScreen(Screen[None]):
         self._plan_asked = 0
         """Plans asked for (a refresh, a policy picked, a pin): the newest's number."""
         self._plan_shown = -1
-        """The number of the plan shown; below ``_plan_asked`` while a newer one is made,
-        when ``a`` must not apply the older plan (under the policy or pins just replaced)."""
+        """The number of the plan shown; below ``_plan_asked`` while a newer one is made."""
+        self._plan_needed = 0
+        """The number of the plan asked for under the policy or pins just replaced (or a
+        refresh): until it (or a newer one) shows, ``a`` must not apply the older plan.
+        A replan because the index changed does not raise it: the plan shown is still
+        under the same policy and pins, and an apply re-checks every item."""
+        self._plan_failed = -1
+        """The number of the last plan that failed: ``a`` offers nothing after it."""
+        self._replan_pending = False
+        """The index changed while a plan was being made: plan again once it is done."""
+        self._plan_began = self._plan_done_at = self._plan_cost = 0.0
+        self._replan_timer: Timer | None = None
         self._follow_until = 0.0
         """Until then, each index change plans again (another writer records an apply)."""
         self._usage_stale = True
@@ -278,10 +294,46 @@ class RetentionScreen(Screen[None]):
         self._replan()
         self._trash_worker()
 
-    def _replan(self) -> None:
-        """Plan again under the current policy; until it shows, ``a`` applies nothing."""
+    def _replan(self, *, needed: bool = True) -> None:
+        """Plan again under the current policy; until it shows, ``a`` applies nothing
+        (``needed``: the policy or pins changed; else the index did, ``_follow_index``)."""
+        self._replan_pending = False
+        self._plan_began = time.monotonic()
         self._plan_asked += 1
+        if needed:
+            self._plan_needed = self._plan_asked
         self._plan_worker(self.adhoc, self._plan_asked)
+
+    def _planning(self) -> bool:
+        """A plan is being made (the newest asked for neither showed nor failed)."""
+        return self._plan_asked not in (self._plan_shown, self._plan_failed)
+
+    def _follow_index(self) -> None:
+        """The index changed (a run wrote a checkpoint, one was deleted, a scan ended):
+        plan again, so the plan and its totals are what ``artlens retention plan`` says
+        now.  At most one plan is made at a time: changes while one is made ask for one
+        more after it, however many there were."""
+        if self._planning():
+            self._replan_pending = True
+            return
+        wait = self._plan_done_at + REPLAN_SPACING * self._plan_cost - time.monotonic()
+        if wait > 0:  # a live run commits often: the newest change is planned after it
+            if self._replan_timer is None:
+                self._replan_timer = self.set_timer(wait, self._replan_after_wait)
+            return
+        self._replan(needed=False)
+
+    def _replan_after_wait(self) -> None:
+        self._replan_timer = None
+        self._follow_index()
+
+    def _plan_ended(self) -> None:
+        """A plan showed or failed: the index changes meanwhile are planned (spaced)."""
+        self._plan_done_at = time.monotonic()
+        self._plan_cost = self._plan_done_at - self._plan_began
+        if self._replan_pending:
+            self._replan_pending = False
+            self._follow_index()
 
     @work(thread=True, exclusive=True, group="retention-plan", exit_on_error=False)
     def _plan_worker(self, adhoc: Policy | None, generation: int) -> None:
@@ -347,6 +399,7 @@ class RetentionScreen(Screen[None]):
         if message.generation != self._plan_asked:
             return  # finished as a newer plan was asked for: that one shows
         self._plan_shown = message.generation
+        self._plan_ended()  # the index changed while this plan was made: plan it
         planned = message.planned
         self.plan = planned.plan
         self.policies = planned.policies
@@ -360,20 +413,27 @@ class RetentionScreen(Screen[None]):
         """A plan that failed leaves no plan shown: the summary says so (the app notifies
         the error), rather than "planning…" over the older plan's rows."""
         if event.worker.group == "retention-plan" and event.state == WorkerState.ERROR:
+            self._plan_failed = self._plan_asked
             error = " ".join(str(event.worker.error).split())[:200]
             text = Text(f"could not plan: {visible(error)}", style="bold red")
             text.append("  (ctrl+r: plan again; the rows below are an older plan)", style="dim")
             self.query_one("#ret-summary", Static).update(text)
+            self._plan_ended()  # the index changed since: that plan may work
 
     def on_usage_measured(self, message: UsageMeasured) -> None:
         self._fill_usage(message.usage, message.dups)
 
     def on_index_changed(self, message: IndexChanged) -> None:
-        """The app hands every change-feed delta to each screen: while another writer
-        records our apply, plan again with what it recorded; another process's trash,
-        restore or purge reloads the trash tab."""
+        """The app hands every change-feed delta to each screen: the plan follows every
+        change of the index (a plan of checkpoints that are gone, or without those just
+        written, is not the plan); while another writer records our apply, the trash and
+        the disk usage are read again too; another process's trash, restore or purge
+        reloads the trash tab."""
+        if message.last_event or message.full:
+            self._follow_index()
         if time.monotonic() < self._follow_until:
-            self.action_refresh()
+            self._usage_stale = True
+            self._trash_worker()
         elif message.trash_roots or message.full:
             self._trash_worker()
 
@@ -463,7 +523,8 @@ class RetentionScreen(Screen[None]):
             with self.app.batch_update():
                 for key, cells in rows:
                     for column, cell in zip(columns, cells, strict=True):
-                        table.update_cell(key, column, cell)
+                        if table.get_cell(key, column) != cell:  # a replan per change
+                            table.update_cell(key, column, cell)
         else:
             table.clear()
             for key, cells in rows:
@@ -600,8 +661,9 @@ class RetentionScreen(Screen[None]):
         plan = self.plan
         if plan is None or self.applying:
             return
-        if self._plan_shown != self._plan_asked:
-            # The plan shown was made under the policy or pins just replaced.
+        if self._plan_shown < self._plan_needed or self._plan_failed > self._plan_shown:
+            # The plan shown was made under the policy or pins just replaced (or the
+            # newest plan failed: the summary says so).
             self.notify("planning…: apply once the new plan shows", markup=False, timeout=4)
             return
         removals = plan.removals
