@@ -74,25 +74,63 @@ def _grouped(bindings: BindingsMap, keymap: Mapping[str, str]) -> Iterable[tuple
         yield shown(changed or ",".join(keys)), binding
 
 
+def _group_of(binding: Binding) -> object:
+    """What ``_grouped`` joins the keys of: a binding's id, else its action and words."""
+    return binding.id or (binding.action, binding.description)
+
+
+def _raw_groups(bindings: BindingsMap) -> list[tuple[list[str], Binding]]:
+    """(keys, binding) per binding of ``bindings``, the keys as Textual names them."""
+    groups: dict[object, tuple[list[str], Binding]] = {}
+    for key, binding in bindings:
+        keys, _ = groups.setdefault(_group_of(binding), ([], binding))
+        keys.append(key)
+    return list(groups.values())
+
+
 def help_rows(app: App[Any], screen: Screen[Any]) -> list[HelpRow]:
-    """Every described binding of the app, ``screen`` and the widgets on it, first key wins."""
-    keymap = keymap_of(app)
+    """Every described binding of the app, ``screen`` and the widgets on it, each with the
+    keys that run it now.  A key bound twice runs what Textual finds first (its
+    ``active_bindings``, the footer's source too): a priority binding, else the focused
+    widget's, then its containers', then the screen's, then the app's (the metrics view's
+    ``q`` goes back; the app's ``q`` quits only where nothing nearer binds it).  A widget
+    without the focus lists its own keys (its binding ids tell the panes apart): they are
+    its own once it has the focus."""
+    focused = screen.focused
+    chain: list[DOMNode] = list(focused.ancestors_with_self) if focused else [screen, app]
+    in_chain = {id(node) for node in chain}
+    won: dict[tuple[int, object], tuple[Binding, list[str]]] = {}
+    for key, active in screen.active_bindings.items():
+        _, keys = won.setdefault((id(active.node), _group_of(active.binding)), (active.binding, []))
+        keys.append(key)
     nodes: list[DOMNode] = [app, screen]
     seen_types: set[type[DOMNode]] = set()
     for widget in screen.walk_children(with_self=False):
         if isinstance(widget, Input) and not widget.has_focus:
             continue  # a text box's editing keys (cursor, cut, paste) only while typing
-        if type(widget) not in seen_types:
+        if id(widget) in in_chain or type(widget) not in seen_types:
             seen_types.add(type(widget))
             nodes.append(widget)
     rows: list[HelpRow] = []
-    taken: set[str] = set()
+    taken = set(screen.active_bindings)
+    first = {key for key, active in screen.active_bindings.items() if active.binding.priority}
+    keymap = getattr(app, "_keymap", None) or {}  # as Textual applies ``[keys]`` (normalised)
     for node in nodes:
-        for keys, binding in _grouped(node._bindings, keymap):
-            if not binding.description or keys in taken:
-                continue
-            taken.add(keys)
-            rows.append((keys, binding.description, binding.id or ""))
+        if id(node) in in_chain:
+            for (owner, _), (binding, keys) in won.items():
+                if owner == id(node) and binding.description:
+                    rows.append((shown(",".join(keys)), binding.description, binding.id or ""))
+            continue
+        bindings = node._bindings.copy()
+        if keymap:
+            bindings.apply_keymap(keymap)
+        for keys, binding in _raw_groups(bindings):
+            # once the widget has the focus its own keys come first (but for priority
+            # ones); Textual's unnamed ones (cursor keys) are listed once, not per widget
+            own = [k for k in keys if k not in first and (binding.id or k not in taken)]
+            if binding.description and own:
+                taken.update(own)
+                rows.append((shown(",".join(own)), binding.description, binding.id or ""))
     return rows
 
 
