@@ -38,7 +38,8 @@ class EventKind(str, enum.Enum):
     (the whole root for ``b""``; below a folder, the runs there or above it)."""
     TRASH = "trash"
     """A root's trash changed: the item at ``path`` went in, came back or was purged (its
-    files' rows come and go with ``removed`` and ``added`` events of their own)."""
+    files' rows come and go with ``removed`` and ``added`` events of their own); with no
+    ``path``, the watcher saw the trash folder change (another process's work)."""
 
 
 _KINDS = {k.value: k for k in EventKind}

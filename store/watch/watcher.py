@@ -48,6 +48,7 @@ from store import fsops, paths, progressive
 from store.errors import ArtlensError
 from store.index import write
 from store.index.db import is_network_fs, network_mounts_below, open_db, write_transaction
+from store.index.events import EventKind
 from store.lock import WriterLock
 from store.scan import IGNORED_DIR_NAMES, Indexer, ScanReport, below_any
 from store.watch import canary, rescan
@@ -119,6 +120,9 @@ UNREADABLE_CHECKS = 64
 PERMISSION_REASONS = frozenset({"permission denied", "operation not permitted"})
 """The reasons (``unreadable.reason``) a ``chmod`` can take away; others (an I/O error)
 wait for the next reconcile."""
+TRASH_NAME = b".artlens-trash"
+"""A root's trash folder (``store.retention.trash.TRASH_DIR``): its changes are no files
+of the index, but a ``trash`` event."""
 STATUS_EVERY = 15.0
 """How often runs that went quiet are turned from live to finished/unknown."""
 
@@ -210,6 +214,10 @@ class _Root:
     anew, so nothing is rescanned every pass."""
     unreadable_seen: set[bytes] = field(default_factory=set)
     """The records met since the pass over them began again (prunes ``unreadable_tried``)."""
+    trash_changed: bool = False
+    """Something changed in the root's trash (``TRASH_NAME``): another process trashed,
+    restored or purged through the filesystem only, while this watcher writes the index.
+    The worker records a ``trash`` event, so views of the trash read it again."""
 
 
 class _Handler(FileSystemEventHandler):
@@ -784,6 +792,10 @@ class Watcher:
             return
         if abs_b.startswith(prefix) and abs_b[len(prefix) : len(prefix) + 1] == b"/":
             rel = abs_b[len(prefix) + 1 :]
+            if rel.split(b"/", 1)[0] == TRASH_NAME:  # never indexed, but the trash changed
+                root.trash_changed = True
+                self._batcher.wake()
+                return
             if any(part in IGNORED_DIR_NAMES for part in rel.split(b"/")):
                 return
             root.last_event = time.time()
@@ -822,6 +834,7 @@ class Watcher:
                 break
             if batch:
                 self._apply(batch, events)
+            self._record_trash_changes()
             now = time.monotonic()
             if now >= next_identity:
                 next_identity = now + IDENTITY_EVERY
@@ -841,6 +854,26 @@ class Watcher:
                 next_health = now + HEALTH_WRITE_EVERY
                 for root in self._roots:
                     self._safe_write_health(root)
+
+    def _record_trash_changes(self) -> None:
+        """A ``trash`` event for each root whose trash changed since the last tick: an
+        apply, restore or purge by another process, which could not write the index
+        while this watcher does, is in its trash's manifest only.  After the files'
+        batches, so that a view reading the trash again sees the index that follows it."""
+        for root in self._roots:
+            if not root.trash_changed or self._db is None:
+                continue
+            root.trash_changed = False
+            try:
+                with write_transaction(self._db) as conn:
+                    write.add_events(
+                        conn, time.time(), [(EventKind.TRASH, root.indexer.root_id, None, None)]
+                    )
+            except Exception as exc:  # the next change of the trash tries again
+                root.trash_changed = True
+                log.debug("could not record a trash change of %s: %s", root.display, exc)
+                continue
+            self._committed()
 
     def _apply(self, batch: dict[int, set[bytes]], events: int) -> None:
         for number, folders in batch.items():
