@@ -80,6 +80,9 @@ MAX_SUMMARY_NOTES = 50
 (``artlens retention plan`` prints every one)."""
 PLAN_NAME_WIDTH = 28
 """Cells of the plan's checkpoint column (the reasons take the rest)."""
+TRASH_PATH_WIDTH = 40
+"""Cells of the trash's path column: a longer path keeps its end (the checkpoint's name),
+cut so that no two read alike; past the screen's edge, ``…step=95`` read as another step."""
 TABS = ("plan-tab", "usage-tab", "trash-tab")
 UNREAD_MARK = "?"
 """After a total that leaves out what the scans could not read (the note says what)."""
@@ -282,7 +285,7 @@ class RetentionScreen(Screen[None]):
         usage.add_row("", "", Text("measuring… (after the plan)", style="dim"))
         trash = self.query_one("#ret-trash", DataTable)
         for label in ("id", "trashed", "size", "path", "why"):
-            trash.add_column(label, key=label)
+            trash.add_column(label, key=label, width=TRASH_PATH_WIDTH if label == "path" else None)
         plan_table.focus()
         self.action_refresh()
 
@@ -444,12 +447,21 @@ class RetentionScreen(Screen[None]):
         table.clear()
         now = time.time()
         shown = paths.shown_names([e.path for e in message.entries])  # look-alikes apart
-        for entry, name in zip(message.entries, shown, strict=True):
+        # cut to the column keeping the end, so that two never read alike
+        names = fit_apart(
+            [
+                name + ("/" if e.is_dir else "")
+                for e, name in zip(message.entries, shown, strict=True)
+            ],
+            TRASH_PATH_WIDTH,
+            keep_ends=True,
+        )
+        for entry, name in zip(message.entries, names, strict=True):
             table.add_row(
                 entry.id[:8],
                 f"{human_age(entry.trashed_at, now)} ago",
                 human_size(entry.size),
-                Text(name + ("/" if entry.is_dir else "")),
+                Text(name, no_wrap=True),
                 reasons_text(entry.reasons),
                 key=entry.id,
             )
