@@ -431,12 +431,16 @@ class ArtlensApp(App[None]):
         self.pool.close()
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """The app's own workers' failures; those of screens and panes come through
+        ``tui.workers.SaysWorkerFailures``."""
+        if event.state == WorkerState.ERROR:
+            self.worker_failed(event.worker)
+
+    def worker_failed(self, worker: Worker[Any]) -> None:
         """The one place worker failures become a message for the user."""
-        if event.state != WorkerState.ERROR:
-            return
-        error = event.worker.error
+        error = worker.error
         text = " ".join(str(error).split())[:200] or type(error).__name__
-        if event.worker.group == "watcher":
+        if worker.group == "watcher":
             self._watch_status(f"watcher failed: {text}", ok=False)
         self.notify(text, title="error", severity="error", markup=False, timeout=8)
 

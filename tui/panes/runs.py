@@ -37,6 +37,7 @@ from tui.widgets.runs_table import (
     rank,
     why_nothing_matches,
 )
+from tui.workers import SaysWorkerFailures
 
 if TYPE_CHECKING:
     from store.checklist import ChecklistResult
@@ -57,7 +58,7 @@ NEWEST_FIRST = ("started", "last_write", "size", "artifacts", "acc")
 """Columns whose first sort is descending."""
 
 
-class RunsPane(Vertical):
+class RunsPane(SaysWorkerFailures, Vertical):
     """The filter box over the runs table; zooms as one piece."""
 
     ALLOW_MAXIMIZE = True

@@ -21,7 +21,7 @@ from textual.binding import Binding, BindingType
 from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
-from textual.worker import get_current_worker
+from textual.worker import Worker, WorkerState, get_current_worker
 
 from store import paths
 from store.errors import ArtlensError
@@ -45,6 +45,7 @@ from store.retention.trash import Report
 from tui.commands import PaletteEntry
 from tui.format import fit_apart, human_size, keep_end
 from tui.screens.retention_dialogs import ConfirmApply
+from tui.workers import SaysWorkerFailures
 
 NAME_WIDTH = 60
 """Cells a name keeps (its end: the step and the extension tell files apart)."""
@@ -92,7 +93,7 @@ class RemovalDone(Message):
     error: str = ""
 
 
-class DiskUsageScreen(Screen[None]):
+class DiskUsageScreen(SaysWorkerFailures, Screen[None]):
     """Where the bytes are, drilled into level by level; ``d`` trashes through a plan."""
 
     CSS_PATH = "disk_usage.tcss"
@@ -204,8 +205,8 @@ class DiskUsageScreen(Screen[None]):
     def _apply_worker(self, plan: Plan) -> None:
         """Through ``service.apply``, as the retention view does: the plan is checked
         against the index even while a watcher writes it (read-only then)."""
-        plan.save()
         try:
+            plan.save()  # a plans folder that cannot be written: said, nothing moved
             done = service.apply(plan, self.db_path, role="retention (artlens)")
         except ArtlensError as exc:
             self.post_message(RemovalDone(Report(), False, str(exc)))
@@ -218,6 +219,17 @@ class DiskUsageScreen(Screen[None]):
         """Enter on a row (the table takes the key first)."""
         event.stop()
         self.action_enter()
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """A trash's plan or apply that failed (the app says why): ``d`` works again, and
+        the level is listed again (part of an apply may have happened)."""
+        if event.worker.group in ("usage-plan", "usage-apply") and event.state in (
+            WorkerState.ERROR,
+            WorkerState.CANCELLED,
+        ):
+            self.busy = False
+            if event.worker.group == "usage-apply":
+                self.action_refresh()
 
     def on_level_listed(self, message: LevelListed) -> None:
         self.level = message.level

@@ -59,6 +59,7 @@ from tui.widgets.preview import (
 )
 from tui.widgets.runs_table import COLUMNS, RunsTable
 from tui.widgets.status import StatusLine
+from tui.workers import SaysWorkerFailures
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
@@ -86,7 +87,7 @@ MIN_SIZE = (40, 14)
 """Below this the panes cannot be drawn: a notice says so instead of panes vanishing."""
 
 
-class ExplorerScreen(Screen[None]):
+class ExplorerScreen(SaysWorkerFailures, Screen[None]):
     """Runs on top, files bottom-left, preview bottom-right (stacked when narrow)."""
 
     ALLOW_IN_MAXIMIZED_VIEW = "Footer, StatusLine"

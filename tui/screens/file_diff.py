@@ -28,6 +28,7 @@ from tui.format import human_size
 from tui.hosts import PREVIEW_FETCH as FETCH_NOTE
 from tui.hosts import RemoteFile, fetch_for_diff
 from tui.widgets.diff_view import DiffView, Rows, side_rows, summary_rows, unified_rows
+from tui.workers import SaysWorkerFailures
 
 
 def _file_ref(path: bytes) -> FileRef:
@@ -52,7 +53,7 @@ class FileDiffReady(Message):
     side: Rows | None
 
 
-class FileDiffScreen(Screen[None]):
+class FileDiffScreen(SaysWorkerFailures, Screen[None]):
     """Two files, side by side or unified; ``n``/``N`` walk the changes."""
 
     CSS_PATH = "diff.tcss"

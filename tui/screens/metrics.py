@@ -30,6 +30,7 @@ from tui.format import fit_apart, metric_value
 from tui.messages import IndexChanged
 from tui.widgets.metrics_plot import COLORS, GLYPHS, MetricsPlot, PlotLine
 from tui.widgets.sparkline import sparkline
+from tui.workers import SaysWorkerFailures
 
 MAX_PLOTS = 3
 """Chosen metrics plotted side by side; choosing one more drops the oldest."""
@@ -69,7 +70,7 @@ def default_metric(series: Iterable[RunSeries]) -> str | None:
     return (train or losses or names)[0]
 
 
-class MetricsScreen(Screen[None]):
+class MetricsScreen(SaysWorkerFailures, Screen[None]):
     """Metrics of one or several runs: a table with sparklines, then plots."""
 
     CSS_PATH = "metrics.tcss"

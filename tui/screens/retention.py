@@ -54,6 +54,7 @@ from tui.commands import PaletteEntry
 from tui.format import fit_apart, human_age, human_size
 from tui.messages import IndexChanged
 from tui.screens.retention_dialogs import ConfirmApply, PolicyPicker
+from tui.workers import SaysWorkerFailures
 
 ROLE = "retention (artlens)"
 """How the writer lock names this view while it applies or restores."""
@@ -195,7 +196,7 @@ ACTION_TABS = {"pin": "plan-tab", "restore_all": "trash-tab"}
 """Actions on rows of one tab, and that tab: disabled while another tab shows."""
 
 
-class RetentionScreen(Screen[None]):
+class RetentionScreen(SaysWorkerFailures, Screen[None]):
     """Plan (keep/remove and why), disk usage like ncdu, and the trash with restore."""
 
     CSS_PATH = "retention.tcss"

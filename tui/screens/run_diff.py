@@ -41,6 +41,7 @@ from tui.diff_render import (
 from tui.format import fit_apart, keep_end
 from tui.hosts import MirroredRun, RemoteFile
 from tui.screens.file_diff import FileDiffScreen
+from tui.workers import SaysWorkerFailures
 
 SECTIONS = RUN_SECTIONS
 BLANK = (Text(""), Text(""), Text(""))
@@ -115,7 +116,7 @@ def compact_counts(result: RunDiff) -> str:
     return text + (f" ?{len(art.unverified)} unhashed" if art.unverified else "")
 
 
-class RunDiffScreen(Screen[None]):
+class RunDiffScreen(SaysWorkerFailures, Screen[None]):
     """Run A (old) against run B (new)."""
 
     CSS_PATH = "diff.tcss"

@@ -26,6 +26,7 @@ from tui.commands import PaletteEntry
 from tui.diff_render import clean
 from tui.format import human_size, metric_value, short_time
 from tui.screens.file_diff import FileDiffScreen
+from tui.workers import SaysWorkerFailures
 
 COLUMNS = ("", "run", "modified", "size", "hash", "vs previous", "metric")
 
@@ -36,7 +37,7 @@ class VersionsReady(Message):
     versions: tuple[Version, ...]
 
 
-class VersionsScreen(Screen[None]):
+class VersionsScreen(SaysWorkerFailures, Screen[None]):
     """Every version of ``relpath`` (relative to a run folder), oldest first."""
 
     CSS_PATH = "diff.tcss"

@@ -26,6 +26,7 @@ from store.integrity import link_state, problem_for
 from tui.format import DANGER, human_age, human_size
 from tui.keys import titled
 from tui.messages import ChildrenLoaded, FolderPage
+from tui.workers import SaysWorkerFailures
 
 TYPE_AHEAD_SECONDS = 1.0
 """Keys typed within this long of each other extend the jump-to-name prefix."""
@@ -125,7 +126,7 @@ def entry_label(
     return label
 
 
-class ArtifactTree(Tree[NodeInfo]):
+class ArtifactTree(SaysWorkerFailures, Tree[NodeInfo]):
     """A lazy tree of one run's folder."""
 
     BINDINGS: ClassVar[list[BindingType]] = [

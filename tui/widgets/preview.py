@@ -37,6 +37,7 @@ from store.index.query import ArtifactRow, FolderEntry, RunRow
 from store.safetext import visible
 from tui.format import DANGER, human_age, human_size
 from tui.messages import PreviewReady
+from tui.workers import SaysWorkerFailures
 
 if TYPE_CHECKING:
     from store.index.views import ReaderPool
@@ -460,7 +461,7 @@ class PreviewLines(Widget):
         return Strip(self.strips[y]).apply_style(style).crop_extend(0, width, style)
 
 
-class PreviewPane(VerticalScroll):
+class PreviewPane(SaysWorkerFailures, VerticalScroll):
     """A scrollable stack of sections; replaced whole when the selected file changes."""
 
     can_focus = True
