@@ -308,6 +308,12 @@ def decide_run(
             for unit in units:
                 if unit.metric is None:
                     unit.reasons.append(f"no {rules.metric} value to rank it (keep_best keeps it)")
+        elif units and units[-1].live and scored:
+            # a live run's log lags its checkpoints: those after the last scored may be best
+            last = max(i for i, u in enumerate(units) if u.metric is not None)
+            for unit in units[last + 1 :]:
+                if unit.metric is None and not unit.reasons:
+                    unit.reasons.append(f"no {rules.metric} logged for it yet (live run)")
     if rules.keep_within is not None:
         horizon_ns = (now - rules.keep_within) * 1e9
         reason = f"younger than {format_age(rules.keep_within)}"

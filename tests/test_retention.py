@@ -915,3 +915,21 @@ def test_user_config_per_root_names_the_folder_whatever_path_reached_it(tmp_path
     )
     with pytest.raises(PolicyError, match="both name"):
         load_policy(real, user_config=config)
+
+
+@pytest.mark.parametrize("live", [True, False])
+def test_a_live_runs_checkpoints_newer_than_its_metrics_are_kept(live: bool) -> None:
+    """Lightning writes metrics.csv every 100 steps: a live run's newest checkpoints have no
+    val_loss yet.  With keep_last and keep_best they were removed, by no rule, though one
+    may be the best; a finished run's log is all there is, so there they go."""
+    now = 1_800_000_000.0
+    units = [
+        _unit(f"run/step_{i}.pt", int((now - (20 - i) * DAY) * 1e9), step=i, metric=m, live=live)
+        for i, m in enumerate([0.5, 0.3, 0.4, None, None])
+    ]
+    decide_run(units, KeepRules(1, 1, "val_loss", "min", None), now=now, pinned=lambda _u: False)
+    if live:
+        assert [u.keep for u in units] == [False, True, False, True, True]
+        assert units[3].reasons == ["no val_loss logged for it yet (live run)"]
+    else:
+        assert [u.keep for u in units] == [False, True, False, False, True]

@@ -820,6 +820,15 @@ def decide_run(
                 for unit in units:
                     if unit.metric is None:
                         unit.reasons.append(unranked)
+        if not alone and count and units[-1].live:
+            # a live run's metric log lags its checkpoints (Lightning's CSVLogger writes
+            # every 100 steps): a unit newer than every scored one may be the best yet
+            # (a run that logged no value of it at all leaves keep_best idle, as above)
+            after = max((i for i, v in enumerate(values) if v is not None), default=-1) + 1
+            waiting = f"no {rules.metric} logged for it yet (live run)"
+            for unit in units[after:] if after else ():
+                if unit.metric is None and not unit.reasons:
+                    unit.reasons.append(waiting)
     # Then, in each unit's reasons in this order: younger, live newest, trainer's best;
     # pinned goes first of all.
     if rules.keep_within is not None and count:
