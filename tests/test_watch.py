@@ -1180,3 +1180,42 @@ def test_a_batch_of_a_deep_chain_looks_at_each_folder_once(
         assert index_rows(db_path) == fresh_rows(tmp_path, root)
     finally:
         db.close()
+
+
+def test_folders_deleted_while_the_watch_is_set_are_no_watch_limit(
+    root: Path, db_path: Path
+) -> None:
+    """Checkpoint rotation removes a tree while the watcher starts: the start's scan has
+    listed its folders, their watches went with them.  That is no sign the inotify watch
+    limit ran out: the root stays watched by events (not polled every 30 s under a false
+    hint to raise the limit), and the index loses the folders."""
+    for i in range(40):
+        (root / "old" / f"checkpoint-{i}").mkdir(parents=True)
+        (root / "old" / f"checkpoint-{i}" / "model.pt").write_bytes(b"w" * i)
+    removed = threading.Event()
+    holder: list[Watcher] = []
+
+    def watched() -> int:
+        found = holder[0]._watched_paths(holder[0]._roots[0])
+        return len(found) if found is not None else -1
+
+    def rotate_once() -> None:  # after the start's scan committed, before its checks
+        if removed.is_set() or not holder:
+            return
+        removed.set()
+        shutil.rmtree(root / "old")
+        wait_for(lambda: watched() == 2, what="the removed folders' watches dropped")
+
+    watcher = Watcher(db_path, [root], on_commit=rotate_once, reconcile_every=3600.0)
+    holder.append(watcher)
+    watcher.start()
+    try:
+        assert removed.is_set()
+        health = health_of(watcher)
+        assert health["mode"] == "inotify", health
+        assert not any("watch limit" in p for p in health["problems"])  # type: ignore[attr-defined]
+        wait_for(converged(root, db_path), what="the removed tree gone from the index")
+        (root / "run1" / "after.txt").write_text("seen by an event")
+        wait_for(converged(root, db_path), what="a file written after the start")
+    finally:
+        watcher.stop()

@@ -304,6 +304,14 @@ def _failed_watch(wd: object) -> bool:
     return isinstance(wd, int) and wd < 0
 
 
+def _is_folder(where: bytes) -> bool:
+    """A folder (not a link to one) is at ``where`` now."""
+    try:
+        return stat.S_ISDIR(os.lstat(where).st_mode)
+    except OSError:
+        return False
+
+
 def _readable(where: bytes, kind: str) -> bool | None:
     """Whether a place recorded unreadable can be read now as the scan reads it (a folder
     opened for listing, an entry examined): None if not, else whether it is a folder."""
@@ -695,13 +703,9 @@ class Watcher:
             return False
         return any(e.watch == root.watch and e.is_alive() for e in list(observer.emitters))
 
-    def _watched_folders(self, root: _Root) -> int | None:
-        """How many folders watchdog really watches under ``root`` (its internals; None if
-        unreachable).  watchdog silently skips subfolders it could not watch."""
-        watched = self._watched_paths(root)
-        return None if watched is None else len(watched)
-
     def _watched_paths(self, root: _Root) -> set[bytes] | None:
+        """The folders watchdog really watches under ``root`` (its internals; None if
+        unreachable).  watchdog silently skips subfolders it could not watch."""
         observer = self._observer
         if observer is None or root.watch is None:
             return None
@@ -751,22 +755,37 @@ class Watcher:
     def _check_watch_coverage(self, root: _Root) -> None:
         """Watches missing on indexed folders mean the watch limit ran out mid-tree (those
         the index records as unreadable could not be watched by anyone: not counted)."""
-        watched = self._watched_folders(root)
+        watched = self._watched_paths(root)
         if watched is None or self._db is None:
             return
         shut = self._unreadable_test(root)
-        indexed = sum(
-            not shut(bytes(rel))
-            for (rel,) in self._db.conn.execute(
-                "SELECT path FROM dirs WHERE root_id = ?", [root.indexer.root_id]
-            )
-        )
-        missing = indexed - watched
+        base = root.watched_b or root.path_b
+        indexed = 0
+        unwatched: list[bytes] = []
+        for (rel,) in self._db.conn.execute(
+            "SELECT path FROM dirs WHERE root_id = ?", [root.indexer.root_id]
+        ):
+            key = bytes(rel)
+            if shut(key):
+                continue
+            indexed += 1
+            where = base + b"/" + key if key else base
+            if where not in watched:
+                unwatched.append(where)
+        if len(unwatched) <= max(10, indexed // 100):
+            return
+        # a folder removed since the start's scan listed it has lost its watch with it:
+        # no sign of the limit, but a sign that the index lists folders that are gone
+        gone = sum(not _is_folder(where) for where in unwatched)
+        if gone:
+            root.rescan_reason = root.rescan_reason or "folders removed while the watch was set"
+        indexed -= gone
+        missing = len(unwatched) - gone
         if missing > max(10, indexed // 100):
             self._use_polling(
                 root,
-                f"only {watched} of {indexed} folders could be watched (inotify watch limit): "
-                "polling instead; " + WATCH_LIMIT_HINT,
+                f"only {indexed - missing} of {indexed} folders could be watched "
+                "(inotify watch limit): polling instead; " + WATCH_LIMIT_HINT,
                 self.poll or self.fallback_poll,
             )
 
