@@ -78,6 +78,9 @@ class ObjectIndexer(Indexer):
     def root_identity(self) -> tuple[int, int] | None:
         return None
 
+    def _root_kept(self, through: _Through) -> None:
+        """A bucket has no folder identity: its walk raises when the root is not there."""
+
     def _walk(
         self,
         start: bytes,

@@ -31,6 +31,7 @@ from typing import Any, NamedTuple, cast
 import sqlite_utils
 
 from store import forked, paths
+from store.errors import ArtlensError
 from store.gcpause import collector_paused
 from store.hashing import Identity, hash_file
 from store.index import write
@@ -70,6 +71,8 @@ _REPLACED = "replaced while walked"
 """A folder that was a link or another folder by the time it was listed: its rows are kept,
 as for one that could not be read, until a later scan sees what is there."""
 """File-type bits of st_mode, compared inline: the walk does this once per file."""
+_MISSING = frozenset({errno.ENOENT, errno.ENOTDIR})
+"""What ``stat`` of a root that is not there says (not: that cannot be looked at)."""
 
 HASH_WINDOW = 16_384
 """Pending files read at once, smallest first, then hashed a batch at a time: no index
@@ -102,6 +105,12 @@ rather than folder by folder."""
 
 ProgressFn = Callable[[int, int], None]
 """progress(done, total): total is 0 while unknown (during the walk)."""
+
+
+class RootGoneError(ArtlensError):
+    """The root folder was missing, or became another folder, while a scan walked it:
+    nothing is written.  Every folder of a root that is away (unmounted, renamed, its
+    parent moved) reads as deleted, and its rows would go while the files are there."""
 
 
 @dataclass
@@ -371,10 +380,13 @@ class _Through:
         self._held: list[tuple[int, int]] = []
         """(depth, descriptor) of the folders on the path ``reach`` reached last."""
         self._held_names: list[bytes] = []
+        self.root_errno: int | None = None
+        """Why the root could not be looked at, if it could not."""
         try:
             st = os.stat(root_b)  # the root itself may be a symlink: followed, as the walk does
-        except OSError:
+        except OSError as exc:
             self.root_ok = False
+            self.root_errno = exc.errno
         else:
             self.root_ok = True
             self._note(b"", (st.st_dev, st.st_ino))
@@ -537,6 +549,27 @@ class Indexer:
         except OSError:
             return None
         return st.st_dev, st.st_ino
+
+    def _root_kept(self, through: _Through) -> None:
+        """Raise ``RootGoneError`` when the root was missing as ``through`` (made before
+        the walk) looked or is missing now, or is another folder now: a walk of a root
+        that is away finds every folder gone, and a walk across its replacement mixes two
+        trees.  A root that cannot be looked at (no search permission) is not missing:
+        the walk says so and keeps the rows."""
+        try:
+            st = os.stat(self.root_b)
+        except OSError as exc:
+            gone = exc.errno in _MISSING
+        else:
+            before = through.identity.get(b"")
+            gone = through.root_errno in _MISSING or (
+                before is not None and (st.st_dev, st.st_ino) != before
+            )
+        if gone:
+            raise RootGoneError(
+                f"{paths.display(self.root_b)}: the root folder is missing or was replaced"
+                " during the scan; its rows are kept as they were"
+            )
 
     # -- the walk ------------------------------------------------------------------------
 
@@ -869,6 +902,7 @@ class Indexer:
         through: _Through,
     ) -> None:
         walk = self._walk(start, report, progress, through=through)
+        self._root_kept(through)
         self._scan_walked(start, walk, report)
 
     def _scan_walked(
@@ -973,6 +1007,7 @@ class Indexer:
                 # a file changed in place through one of its hard links changed at its
                 # other paths too, which no event names: their folders are looked at too
                 todo = sorted(self._linked_folders(walk, existing) - set(walk.slices) - tried)
+            self._root_kept(through)
         finally:
             through.close()
         self._reconcile(

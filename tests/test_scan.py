@@ -19,7 +19,7 @@ import sqlite_utils
 from store import paths
 from store.hashing import hash_file
 from store.index.db import open_db
-from store.scan import Indexer
+from store.scan import Indexer, RootGoneError
 from tests.conftest import HOSTILE_NAMES, ground_truth, unprivileged_python
 
 
@@ -890,3 +890,31 @@ def test_a_first_artifact_in_a_folder_makes_it_a_run_and_its_last_unmakes_it(
     rescan()
     assert runs_and_owners(db) == fresh_runs(root, tmp_path / "fresh2.db")
     assert runs_and_owners(db)[0] == set()
+
+
+@pytest.mark.parametrize("how", ["scan", "scan_folders"])
+def test_a_root_that_is_away_keeps_its_rows(
+    tmp_path: Path, db: sqlite_utils.Database, how: str
+) -> None:
+    """A root whose parent was renamed (or that was unmounted, or renamed and put back)
+    is away for a while: every folder of it reads as deleted.  A scan then says so and
+    writes nothing; it emptied the index, and nothing brought the rows back."""
+    parent = tmp_path / "team"
+    root = parent / "root"
+    (root / "run1" / "checkpoints").mkdir(parents=True)
+    (root / "run1" / "checkpoints" / "epoch=0.ckpt").write_bytes(b"w" * 9)
+    (root / "top.txt").write_text("top")
+    indexer = Indexer(db, root)
+    indexer.scan()
+    before = index_rows(db)
+    assert before == ground_truth(root)
+    parent.rename(tmp_path / "team2")
+    with pytest.raises(RootGoneError, match="missing or was replaced"):
+        if how == "scan":
+            indexer.scan()
+        else:
+            indexer.scan_folders([b"", b"run1", b"run1/checkpoints"])
+    assert index_rows(db) == before
+    (tmp_path / "team2").rename(parent)
+    indexer.scan()
+    assert index_rows(db) == ground_truth(root) == before

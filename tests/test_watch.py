@@ -1219,3 +1219,37 @@ def test_folders_deleted_while_the_watch_is_set_are_no_watch_limit(
         wait_for(converged(root, db_path), what="a file written after the start")
     finally:
         watcher.stop()
+
+
+def test_a_root_whose_parent_moves_away_and_back_keeps_its_rows(
+    tmp_path: Path, db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The parent of a watched root renamed for a while (a project folder reorganised, a
+    root inside another root whose folder moved): inotify still reports the files made
+    in it, under the root's old name, and a batch of those found every folder gone and
+    removed the root's rows; the root came back as the same folder, so nothing rescanned
+    it and the index stayed empty.  (The root's identity is checked once a second: a
+    root away for less, as here, is never seen missing by that check.)"""
+    monkeypatch.setattr(watcher_module, "IDENTITY_EVERY", 3600.0)
+    parent = tmp_path / "team"
+    root = parent / "root"
+    (root / "run1").mkdir(parents=True)
+    (root / "run1" / "config.yaml").write_text("lr: 0.1\n")
+    for i in range(5):
+        (root / "run1" / f"checkpoint-{i}.pt").write_bytes(b"w" * (i + 1))
+    with watching(db_path, root, reconcile_every=3600.0, hash_files=False) as watcher:
+        wait_for(converged(root, db_path), what="the first scan")
+        batches = int(health_of(watcher)["batches"])  # type: ignore[call-overload]
+        (root / "run1" / "a.txt").write_text("written just before the move")
+        parent.rename(tmp_path / "away")
+        (tmp_path / "away" / "root" / "run1" / "b.txt").write_text("written while away")
+
+        def taken_while_away() -> bool:  # a batch ran, or was put off until the root is back
+            ran = int(health_of(watcher)["batches"]) > batches  # type: ignore[call-overload]
+            return ran or watcher._roots[0].rescan_reason is not None
+
+        wait_for(taken_while_away, what="the events taken while the root is away")
+        (tmp_path / "away").rename(parent)
+        wait_for(converged(root, db_path), what="the root back, as the disk has it")
+        assert b"run1/checkpoint-4.pt" in index_rows(db_path)
+        assert b"run1/b.txt" in index_rows(db_path)

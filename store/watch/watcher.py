@@ -50,7 +50,7 @@ from store.index import write
 from store.index.db import is_network_fs, network_mounts_below, open_db, write_transaction
 from store.index.events import EventKind
 from store.lock import WriterLock
-from store.scan import IGNORED_DIR_NAMES, Indexer, ScanReport, below_any
+from store.scan import IGNORED_DIR_NAMES, Indexer, RootGoneError, ScanReport, below_any
 from store.watch import canary, rescan
 
 log = logging.getLogger("artlens.watch")
@@ -919,6 +919,11 @@ class Watcher:
         the first success after them once."""
         try:
             report = scan()
+        except RootGoneError:
+            # nothing written: reconciled once the root is back (``_check_roots`` says it
+            # is missing meanwhile, and a reconcile waits for it)
+            root.rescan_reason = root.rescan_reason or "the root was away during a scan"
+            return False
         except Exception as exc:
             with self._state:
                 root.errors += 1
