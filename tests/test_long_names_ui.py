@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 from rich.cells import cell_len
+from textual.pilot import Pilot
 from textual.widgets import DataTable, Static
 
 from tests.test_tui import explorer, index_tree, settle, sync
@@ -151,32 +152,42 @@ def test_long_values_that_differ_never_read_alike() -> None:
     assert shown_pair("changed", "short", "other") == ("short", "other")
 
 
+def two_runs(tmp_path: Path, configs: tuple[str, str]) -> tuple[Path, Path]:
+    """Two runs, ``run1`` and ``run2``, that differ only in their config.yaml, indexed."""
+    files = {}
+    for n, config in enumerate(configs, 1):
+        files[f"run{n}/config.yaml"] = config.encode()
+        files[f"run{n}/metrics.csv"] = b"step,loss\n1,0.5\n"
+    return index_tree(tmp_path, files)
+
+
+async def run_diff_of_both(app: ArtlensApp, pilot: Pilot[None]) -> RunDiffScreen:
+    """Mark the two runs in the table and open their run diff (``d``)."""
+    await settle(pilot)
+    for _ in range(2):
+        await pilot.press("space")
+        await pilot.press("down")
+    await pilot.press("d")
+    await settle(pilot)
+    diff = app.screen
+    assert isinstance(diff, RunDiffScreen)
+    return diff
+
+
 @sync
 async def test_stacked_run_diff_tells_apart_values_that_differ_in_their_middle(
     tmp_path: Path,
 ) -> None:
     """At 80 columns A and B are stacked in 18 cells: two logging dirs that differ only in
     their middle both read ``hf/bert-tiny-sst2…``."""
-    dirs = {"1": "hf/bert-tiny-sst2/runs/Dec07_00-05-55_gpu-node-07"}
-    dirs["2"] = dirs["1"].replace("05-55", "07-53")
-    files = {}
-    for n, logging_dir in dirs.items():
-        files[f"run{n}/config.yaml"] = f"logging_dir: {logging_dir}\n".encode()
-        files[f"run{n}/metrics.csv"] = b"step,loss\n1,0.5\n"
-    root, db_path = index_tree(tmp_path, files)
+    logging_dir = "hf/bert-tiny-sst2/runs/Dec07_00-05-55_gpu-node-07"
+    other = logging_dir.replace("05-55", "07-53")
+    root, db_path = two_runs(tmp_path, (f"logging_dir: {logging_dir}\n", f"logging_dir: {other}\n"))
     app = ArtlensApp(db_path, [root], watch=False)
     async with app.run_test(size=(80, 24)) as pilot:
-        await settle(pilot)
-        for _ in range(2):
-            await pilot.press("space")
-            await pilot.press("down")
-        await pilot.press("d")
-        await settle(pilot)
-        diff = app.screen
-        assert isinstance(diff, RunDiffScreen)
-        table = diff.table
+        diff = await run_diff_of_both(app, pilot)
         key = next(k for k in diff.rows if "logging_dir" in diff.rows[k].cells[1].plain)
-        both = table.get_cell(key, "A / B").plain.split("\n")
+        both = diff.table.get_cell(key, "A / B").plain.split("\n")
         assert both[0].startswith("A ") and both[1].startswith("B ")
         assert both[0][2:] != both[1][2:], both
         assert all(cell_len(line) <= 20 for line in both), both
@@ -185,22 +196,10 @@ async def test_stacked_run_diff_tells_apart_values_that_differ_in_their_middle(
 @sync
 async def test_stacked_run_diff_headings_keep_their_counts(tmp_path: Path) -> None:
     """At 80 columns the configs heading read ``1 file(s) changed, 1 v``."""
-    files = {}
-    for n in ("1", "2"):
-        files[f"run{n}/config.yaml"] = f"lr: 0.{n}\n".encode()
-        files[f"run{n}/metrics.csv"] = b"step,loss\n1,0.5\n"
-    root, db_path = index_tree(tmp_path, files)
+    root, db_path = two_runs(tmp_path, ("lr: 0.1\n", "lr: 0.2\n"))
     app = ArtlensApp(db_path, [root], watch=False)
     async with app.run_test(size=(80, 24)) as pilot:
-        await settle(pilot)
-        for _ in range(2):
-            await pilot.press("space")
-            await pilot.press("down")
-        await pilot.press("d")
-        await settle(pilot)
-        diff = app.screen
-        assert isinstance(diff, RunDiffScreen)
-        table = diff.table
+        table = (await run_diff_of_both(app, pilot)).table
         assert table.get_cell("section:configs", "name").plain == "1 file(s) changed, 1 value(s)"
         lines = [strip.text for strip in table.render_lines(table.region.reset_offset)]
         shown = " ".join(" ".join(line.split()) for line in lines)
