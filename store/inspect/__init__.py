@@ -234,19 +234,24 @@ def _also_a_tar(handle: BoundedFile, result: Inspection) -> Inspection:
     that is not a zip with ``tarfile`` first, and a tar header only needs its checksum to
     hold, so an ``.npy`` or GGUF header can be a tar header too, whose members torch
     unpickles (``storages``, ``tensors``, ``pickle``)."""
-    as_tar = _tar(handle)
-    verdict = worst_verdict(result.verdict, as_tar.verdict)
-    if verdict == worst_verdict(result.verdict) or as_tar.verdict == "n/a":
+    return _also_read_as(result, _tar(handle), "a tar archive, which torch.load reads")
+
+
+def _also_read_as(result: Inspection, other: Inspection, as_what: str) -> Inspection:
+    """``result`` with a second reading of the same bytes (``other``, as ``as_what``): the
+    worse verdict wins, one the second reading cannot settle is unknown (that loader may
+    fail on it), and the reasons and imports of both are kept."""
+    verdict = worst_verdict(result.verdict, other.verdict)
+    if other.verdict == "n/a" or verdict == worst_verdict(result.verdict):
         return result
-    if as_tar.verdict == "corrupt":
-        verdict = worst_verdict(result.verdict, "unknown")  # the tar reading may fail
+    if other.verdict == "corrupt":
+        verdict = worst_verdict(result.verdict, "unknown")  # the other reading may fail
     reasons = (
         *result.reasons,
-        f"{verdict}: the file is also a tar archive, which torch.load reads (as "
-        f"{result.format} it reads differently)",
-        *as_tar.reasons,
+        f"{verdict}: the file is also {as_what} (as {result.format} it reads differently)",
+        *other.reasons,
     )
-    imports = tuple(dict.fromkeys((*result.imports, *as_tar.imports)))
+    imports = tuple(dict.fromkeys((*result.imports, *other.imports)))
     return replace(result, verdict=verdict, reasons=reasons, imports=imports)
 
 
@@ -304,20 +309,8 @@ def _also_a_zip(handle: BoundedFile, result: Inspection) -> Inspection:
         found = False
     if not found:
         return result
-    as_zip = _zip(handle)
-    verdict = worst_verdict(result.verdict, as_zip.verdict)
-    if as_zip.verdict == "n/a" or verdict == worst_verdict(result.verdict):
-        return result
-    if as_zip.verdict == "corrupt":
-        verdict = worst_verdict(result.verdict, "unknown")  # the zip reading may fail
-    reasons = (
-        *result.reasons,
-        f"{verdict}: the file is also a zip archive (found by its end record), which "
-        f"zipfile-based loaders such as Keras's open (as {result.format} it reads differently)",
-        *as_zip.reasons,
-    )
-    imports = tuple(dict.fromkeys((*result.imports, *as_zip.imports)))
-    return replace(result, verdict=verdict, reasons=reasons, imports=imports)
+    as_what = "a zip archive (found by its end record), which zipfile-based loaders such as "
+    return _also_read_as(result, _zip(handle), as_what + "Keras's open")
 
 
 def _sniff_pickle(handle: BoundedFile) -> PickleScan | None:
