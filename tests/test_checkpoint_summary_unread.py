@@ -21,23 +21,9 @@ from store.diff.runs import ArtifactChange
 from store.diff.structured import MAX_CHANGES
 from store.diff.tensors import diff_safetensors
 from store.diff.torch_zip import MAX_VALUES, diff_torch_zips
-
-
-def _str(text: str) -> bytes:
-    raw = text.encode()
-    return b"X" + struct.pack("<I", len(raw)) + raw
-
-
-def _int(value: int) -> bytes:
-    return b"J" + struct.pack("<i", value)
-
-
-def _weight() -> bytes:
-    pid = b"(" + _str("storage") + b"ctorch\nFloatStorage\n" + _str("0") + _str("cpu")
-    pid += _int(4) + b"tQ"
-    hooks = b"ccollections\nOrderedDict\n)R"
-    args = b"(" + pid + _int(0) + b"(" + _int(4) + b"t(" + _int(1) + b"t\x89" + hooks
-    return b"ctorch._utils\n_rebuild_tensor_v2\n" + args + b"tR"
+from tests.pickle_bytes import float_tensor as _weight
+from tests.pickle_bytes import integer as _int
+from tests.pickle_bytes import text as _str
 
 
 def write_checkpoint(path: Path, last_id: int) -> None:

@@ -12,7 +12,6 @@ unpickled.
 from __future__ import annotations
 
 import pickle
-import struct
 import zipfile
 from pathlib import Path
 
@@ -22,26 +21,11 @@ from click.testing import CliRunner
 from store.diff import diff_files
 from store.diff.tensors import TensorDiff
 from store.diff.torch_zip import diff_torch_zips
+from tests.pickle_bytes import ORDERED_DICT
+from tests.pickle_bytes import float_tensor as _weight
+from tests.pickle_bytes import integer as _int
+from tests.pickle_bytes import text as _str
 from tui.cli import main
-
-_ORDERED_DICT = b"ccollections\nOrderedDict\n)R"
-
-
-def _str(text: str) -> bytes:
-    raw = text.encode()
-    return b"X" + struct.pack("<I", len(raw)) + raw
-
-
-def _int(value: int) -> bytes:
-    return b"J" + struct.pack("<i", value)
-
-
-def _weight() -> bytes:
-    """``torch._utils._rebuild_tensor_v2`` of a float32 [4] tensor in storage ``0``."""
-    pid = b"(" + _str("storage") + b"ctorch\nFloatStorage\n" + _str("0") + _str("cpu")
-    pid += _int(4) + b"tQ"
-    args = b"(" + pid + _int(0) + b"(" + _int(4) + b"t(" + _int(1) + b"t\x89" + _ORDERED_DICT
-    return b"ctorch._utils\n_rebuild_tensor_v2\n" + args + b"tR"
 
 
 def write_checkpoint(path: Path, values: bytes) -> None:
@@ -65,7 +49,7 @@ def _ordered_dict_with_metadata(version: int) -> bytes:
     as a torch state_dict carries its module versions."""
     items = b"(" + _str("k") + _int(1) + b"u"
     state = b"}(" + _str("_metadata") + b"}(" + _str("version") + _int(version) + b"uu"
-    return _ORDERED_DICT + items + state + b"b"
+    return ORDERED_DICT + items + state + b"b"
 
 
 def _differs(tmp_path: Path, old: bytes, new: bytes) -> TensorDiff:
@@ -81,7 +65,7 @@ def _differs(tmp_path: Path, old: bytes, new: bytes) -> TensorDiff:
 
 
 def test_an_empty_ordered_dict_is_not_a_missing_key(tmp_path: Path) -> None:
-    result = _differs(tmp_path, _str("callbacks") + _ORDERED_DICT, b"")
+    result = _differs(tmp_path, _str("callbacks") + ORDERED_DICT, b"")
     assert [(c.path, c.kind) for c in result.metadata] == [("callbacks", "removed")]
 
 

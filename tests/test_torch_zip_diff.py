@@ -22,6 +22,8 @@ from click.testing import CliRunner
 from store.diff import DiffError, diff_files
 from store.diff.tensors import TensorDiff
 from store.diff.torch_zip import diff_torch_zips, read_torch_zip
+from tests.pickle_bytes import integer as _int
+from tests.pickle_bytes import text as _str
 from tui.cli import main
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -128,15 +130,6 @@ def test_legacy_torch_file_says_tensors_are_not_compared(tmp_path: Path) -> None
 
 
 # --- hand-built torch zips ----------------------------------------------------------------
-
-
-def _str(text: str) -> bytes:
-    raw = text.encode()
-    return b"X" + struct.pack("<I", len(raw)) + raw
-
-
-def _int(value: int) -> bytes:
-    return b"J" + struct.pack("<i", value)
 
 
 def _ints(values: tuple[int, ...]) -> bytes:

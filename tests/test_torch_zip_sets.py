@@ -8,7 +8,6 @@ empty set against no key at all, were "equal" (exit 0).  Nothing is unpickled.
 
 from __future__ import annotations
 
-import struct
 import zipfile
 from pathlib import Path
 
@@ -17,24 +16,10 @@ from click.testing import CliRunner
 
 from store.diff.torch_zip import diff_torch_zips
 from store.inspect import inspect_file
+from tests.pickle_bytes import float_tensor as _weight
+from tests.pickle_bytes import integer as _int
+from tests.pickle_bytes import text as _str
 from tui.cli import main
-
-
-def _str(text: str) -> bytes:
-    raw = text.encode()
-    return b"X" + struct.pack("<I", len(raw)) + raw
-
-
-def _int(value: int) -> bytes:
-    return b"J" + struct.pack("<i", value)
-
-
-def _weight() -> bytes:
-    pid = b"(" + _str("storage") + b"ctorch\nFloatStorage\n" + _str("0") + _str("cpu")
-    pid += _int(4) + b"tQ"
-    hooks = b"ccollections\nOrderedDict\n)R"
-    args = b"(" + pid + _int(0) + b"(" + _int(4) + b"t(" + _int(1) + b"t\x89" + hooks
-    return b"ctorch._utils\n_rebuild_tensor_v2\n" + args + b"tR"
 
 
 def write_checkpoint(path: Path, values: bytes) -> None:
