@@ -98,6 +98,18 @@ def isolated_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[
     yield cache
 
 
+def indexed_paths(db_path: Path) -> list[str]:
+    """Every artifact path the index at ``db_path`` holds, sorted (read-only)."""
+    from store.index.db import open_db
+
+    db = open_db(db_path, readonly=True)
+    try:
+        rows = db.conn.execute("SELECT path FROM artifacts")
+        return sorted(bytes(path).decode() for (path,) in rows)
+    finally:
+        db.close()
+
+
 def ground_truth(root: Path) -> dict[bytes, int]:
     """The convergence oracle: every file and symlink under root with its size, walked with
     os.scandir + lstat, never following links, skipping what the indexer ignores."""

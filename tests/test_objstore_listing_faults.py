@@ -18,6 +18,7 @@ from store.retention.bucket import kept_changed
 from store.retention.candidates import Candidate
 from store.root import NotFound, RootError
 from store.root.objstore import ObjectRoot
+from tests.conftest import indexed_paths
 
 pytestmark = [pytest.mark.objstore, pytest.mark.usefixtures("isolated_cache")]
 __all__ = ["fake_s3"]
@@ -29,16 +30,6 @@ OBJECTS = {
     "runs/c/e.txt": b"eeee",
     "runs/f.txt": b"fffff",
 }
-
-
-def _rows(db_path: Path) -> list[str]:
-    db = open_db(db_path, readonly=True)
-    try:
-        return sorted(
-            bytes(path).decode() for (path,) in db.conn.execute("SELECT path FROM artifacts")
-        )
-    finally:
-        db.close()
 
 
 def test_the_fake_pages_a_right_listing_whole(fake_s3: FakeS3) -> None:
@@ -66,7 +57,7 @@ def test_a_truncated_page_without_a_token_fails_and_the_index_keeps_its_rows(
             root.list_dir("")
     finally:
         db.close()
-    assert _rows(tmp_path / "i.db") == sorted(k.removeprefix("runs/") for k in OBJECTS)
+    assert indexed_paths(tmp_path / "i.db") == sorted(k.removeprefix("runs/") for k in OBJECTS)
 
 
 @pytest.mark.parametrize("fault", ["same-token", "cycle"])
@@ -99,7 +90,7 @@ def test_keys_outside_the_prefix_fail_the_listing(fake_s3: FakeS3, tmp_path: Pat
             ObjectIndexer(db, root).scan()
     finally:
         db.close()
-    assert _rows(tmp_path / "i.db") == []
+    assert indexed_paths(tmp_path / "i.db") == []
 
 
 def test_a_folder_asked_about_gets_the_same_checked_listing(fake_s3: FakeS3) -> None:

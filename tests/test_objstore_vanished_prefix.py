@@ -14,6 +14,7 @@ from store.index.db import open_db
 from store.objscan import ObjectIndexer
 from store.root import NotFound
 from store.root.objstore import ObjectRoot
+from tests.conftest import indexed_paths
 
 pytestmark = [pytest.mark.objstore, pytest.mark.usefixtures("isolated_cache")]
 __all__ = ["fake_s3"]
@@ -24,16 +25,6 @@ OBJECTS = {
     "runs/c/e/f.txt": b"ffff",
     "runs/g/h.txt": b"hhhhh",
 }
-
-
-def _rows(db_path: Path) -> list[str]:
-    db = open_db(db_path, readonly=True)
-    try:
-        return sorted(
-            bytes(path).decode() for (path,) in db.conn.execute("SELECT path FROM artifacts")
-        )
-    finally:
-        db.close()
 
 
 def test_a_subtree_whose_keys_are_gone_loses_its_rows(fake_s3: FakeS3, tmp_path: Path) -> None:
@@ -48,7 +39,7 @@ def test_a_subtree_whose_keys_are_gone_loses_its_rows(fake_s3: FakeS3, tmp_path:
         report = indexer.scan("c")
     finally:
         db.close()
-    assert _rows(tmp_path / "i.db") == ["a.txt", "g/h.txt"]
+    assert indexed_paths(tmp_path / "i.db") == ["a.txt", "g/h.txt"]
     assert not any("listing failed" in w for w in report.warnings), report.warnings
 
 
@@ -68,4 +59,4 @@ def test_a_root_whose_keys_are_gone_is_an_error_and_keeps_its_rows(
             indexer.scan()
     finally:
         db.close()
-    assert _rows(tmp_path / "i.db") == ["a.txt", "c/d.txt", "c/e/f.txt", "g/h.txt"]
+    assert indexed_paths(tmp_path / "i.db") == ["a.txt", "c/d.txt", "c/e/f.txt", "g/h.txt"]
