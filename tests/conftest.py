@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import socket
 from collections.abc import Iterator
@@ -108,6 +109,23 @@ def indexed_paths(db_path: Path) -> list[str]:
         return sorted(bytes(path).decode() for (path,) in rows)
     finally:
         db.close()
+
+
+def descriptors_into(top: Path) -> set[tuple[str, str]]:
+    """The (fd, target) pairs of this process's open descriptors that point at or below
+    ``top``. Leak checks compare these, not a count of every descriptor: the collector may
+    close an earlier test's files at any moment, which a count reads as a change."""
+    gc.collect()
+    prefix = os.path.realpath(top)
+    found = set()
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:  # closed between the listing and the look
+            continue
+        if target == prefix or target.startswith(prefix + os.sep):
+            found.add((fd, target))
+    return found
 
 
 def ground_truth(root: Path) -> dict[bytes, int]:

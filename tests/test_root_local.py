@@ -21,6 +21,7 @@ from store.root import (
     open_root,
 )
 from store.root.local import LocalRoot
+from tests.conftest import descriptors_into
 
 
 def _tree(tmp_path: Path) -> tuple[Path, Path]:
@@ -307,10 +308,6 @@ def test_a_reader_refuses_a_rewrite_that_keeps_size_and_mtime(tmp_path: Path) ->
             reader.read_at(50, 50)
 
 
-def _open_fds() -> int:
-    return len(os.listdir("/proc/self/fd"))
-
-
 @pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc/self/fd")
 def test_no_call_leaks_a_descriptor_even_while_a_folder_on_the_way_flips(
     tmp_path: Path,
@@ -347,7 +344,7 @@ def test_no_call_leaks_a_descriptor_even_while_a_folder_on_the_way_flips(
         lambda: root.stat("a/missing/x"),
         lambda: root.real_path("fifo"),
     ]
-    before = _open_fds()
+    before = descriptors_into(tmp_path)
     seen: set[object] = set()
     thread = threading.Thread(target=flip)
     thread.start()
@@ -366,7 +363,7 @@ def test_no_call_leaks_a_descriptor_even_while_a_folder_on_the_way_flips(
     finally:
         stop.set()
         thread.join()
-    assert _open_fds() == before
+    assert descriptors_into(tmp_path) == before
     assert not any("SECRET" in str(s) for s in seen)
     assert {NotAFile, NotFound} <= seen
 

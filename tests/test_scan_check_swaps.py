@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from store.integrity import FileCheck, check_paths
+from tests.conftest import descriptors_into
 from tests.test_walk_swaps import swap_before_listing, swap_for_link
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -178,10 +179,10 @@ def test_no_descriptor_is_left_open(tmp_path: Path) -> None:
         (tree / f"d{i}").mkdir()
         shutil.copy(PLAIN, tree / f"d{i}" / "m.pkl")
         (tree / f"d{i}" / "l.pkl").symlink_to(outside / "evil.pkl")
-    before = len(os.listdir("/proc/self/fd"))
+    before = descriptors_into(tmp_path)
     assert len(list(check_paths([tree]))) == 41
     walk = check_paths([tree])
     assert isinstance(walk, types.GeneratorType)
     next(walk)
     walk.close()
-    assert len(os.listdir("/proc/self/fd")) == before
+    assert descriptors_into(tmp_path) == before

@@ -14,6 +14,7 @@ import sqlite_utils
 
 from store.index.db import open_db
 from store.scan import Indexer
+from tests.conftest import descriptors_into
 
 
 @pytest.fixture
@@ -189,9 +190,9 @@ def test_a_rescan_of_nested_folders_leaves_no_descriptor_open(
     (deep / "last.ckpt").write_bytes(b"x")
     indexer = Indexer(db, root)
     indexer.scan()
-    before = len(os.listdir("/proc/self/fd"))
+    before = descriptors_into(tmp_path)
     report = indexer.scan_folders([*asked, "gone/away", "d0/missing"])
-    assert len(os.listdir("/proc/self/fd")) == before
+    assert descriptors_into(tmp_path) == before
     assert "replaced while walked" not in report.warnings
     assert _paths(db) == {os.fsencode(deep.relative_to(root) / "last.ckpt")}
 
