@@ -56,6 +56,9 @@ FEW_DIRTY_RUNS = 256
 the whole root is summed in one pass."""
 
 Listing = Mapping[bytes, tuple[list[bytes], list[bytes]]]
+PackedListing = Mapping[bytes, tuple[bytes, bytes]]
+"""A ``Listing`` with each folder's names joined by NUL (no name holds one): what a forked
+reader is sent, one ``bytes`` per folder where a list costs ``marshal`` an object per name."""
 
 Totals = tuple[int, int, float, float]
 """A run's (size, file count, last write, first write) as its rows sum up, in seconds."""
@@ -326,7 +329,7 @@ class RunSync:
                 return True
         return False
 
-    def _detect(self, listing: Listing) -> list[RunSpec]:
+    def _detect(self, listing: Listing | PackedListing) -> list[RunSpec]:
         from store.frameworks import DirListing, detect_runs
 
         # what os.fsdecode does on POSIX, a folder's names at once (no name holds a NUL)
@@ -789,7 +792,11 @@ class RunSync:
         waiting, self._waiting = self._waiting, None
         if waiting is None:
             return False
-        if not waiting.send(marshal.dumps(("detect", dict(listing())))):
+        packed = {
+            folder: (b"\0".join(dirs), b"\0".join(files))
+            for folder, (dirs, files) in listing().items()
+        }
+        if not waiting.send(marshal.dumps(("detect", packed))):
             waiting.abandon()
             return False
         self._detecting = waiting
@@ -994,10 +1001,12 @@ def logged_experiment(meta: Mapping[str, object]) -> str | None:
     return visible(name.strip())[:200]
 
 
-def _decoded_names(names: list[bytes]) -> frozenset[str]:
-    if not names:
+def _decoded_names(names: list[bytes] | bytes) -> frozenset[str]:
+    """A folder's names decoded at once, given as a list or joined by NUL (``PackedListing``)."""
+    joined = names if isinstance(names, bytes) else b"\0".join(names)
+    if not joined:
         return frozenset()
-    return frozenset(b"\0".join(names).decode(_FS_ENCODING, _FS_ERRORS).split("\0"))
+    return frozenset(joined.decode(_FS_ENCODING, _FS_ERRORS).split("\0"))
 
 
 def _loads(text: str | None) -> dict[str, object]:
