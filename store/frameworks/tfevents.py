@@ -10,13 +10,28 @@ Event files are untrusted and may still be being written: reads are capped, a ba
 CRC skips the record (reported), a truncated tail stops cleanly, and nothing raises
 out of the public functions.  The small protobuf wire reader here is shared with
 ``wandb_records``.
+
+A run restarted from a checkpoint logs again from an earlier step, into the same file or a
+new one beside it; what the dead session logged from that step on is orphaned, and
+TensorBoard drops it ("purging orphaned data", its ``EventAccumulator``): at a
+``SessionLog.START`` at step S, every point read before at a step >= S; at a tag going
+back to step s, that tag's points read before at steps >= s.  TensorBoard takes the second
+rule only for files without ``file_version`` ``brain.Event:2``; writers of that version
+(torch, TF2, Keras) write a START only when told (torch's ``purge_step``), so a resumed run
+would keep its orphans, its best and its point count of two sessions.  Here both rules
+hold for every file, with one check of the second: a step going back is a restart only
+when the points it would drop were all logged before it (wall time).  Points logged after
+it are another writer's, alive at the same time (or clocks disagree): that tag's order
+cannot be told, nothing of it is dropped, and its metrics are marked read in part.
 """
 
 from __future__ import annotations
 
 import functools
+import heapq
 import os
 import struct
+from bisect import bisect_left
 from collections.abc import Callable, Iterator
 
 from store.root import Root, RootError, join
@@ -31,6 +46,9 @@ MAX_HPARAMS = 10_000
 _MAX_RECORD = 256 * 1024 * 1024
 
 Series = dict[str, list[tuple[int, float, float]]]
+Entry = tuple[str | None, int, float, float]
+"""One scalar logged, ``(tag, step, wall_time, value)``, or a ``SessionLog.START`` at
+``step`` (tag None), in file order."""
 
 
 class Scalars(dict[str, list[tuple[int, float, float]]]):
@@ -63,6 +81,12 @@ class Scalars(dict[str, list[tuple[int, float, float]]]):
         self.unread.update(lost)
         if not budget:
             self.damaged.update(lost)
+        self.warn(message)
+
+    def doubt(self, message: str) -> None:
+        """``warn`` of scalars read whole whose order cannot be told: the metrics are
+        marked read in part (a last or best among them may not be the run's), not damaged."""
+        self.unread.add("metrics")
         self.warn(message)
 
     def warn(self, message: str) -> None:
@@ -403,19 +427,30 @@ def _summary_values(
                 yield tag, scalar
 
 
+_SESSION_START = 1
+"""``SessionLog.SessionStatus.START``: a (re)started session."""
+
+
+def _is_start(session_log: bytes) -> bool:
+    return any(n == 1 and v == _SESSION_START for n, _, v in iter_fields(session_log))
+
+
 def _decode_events(
     data: bytes,
     result: Scalars,
     plugins: dict[str, str],
+    log: list[Entry],
     *,
     label: str,
     verify: bool,
     cut: bool = False,
 ) -> None:
+    """The scalars and session starts of ``data``'s events, appended to ``log``."""
     for payload in iter_records(data, result, label=label, verify=verify, cut=cut):
         wall_time = 0.0
         step = 0
         summary: bytes | None = None
+        start = False
         try:
             for number, _, value in iter_fields(payload):
                 if number == 1:
@@ -424,11 +459,117 @@ def _decode_events(
                     step = as_int64(value)
                 elif number == 5 and isinstance(value, bytes):
                     summary = value
+                elif number == 7 and isinstance(value, bytes):  # session_log
+                    start = _is_start(value)
+            if start:
+                log.append((None, step, wall_time, 0.0))
             if summary is not None:
                 for tag, scalar in _summary_values(summary, plugins, result):
-                    result.setdefault(tag, []).append((step, wall_time, scalar))
+                    log.append((tag, step, wall_time, scalar))
         except (ProtoError, struct.error) as exc:
             result.lose(f"{label}: undecodable event skipped ({exc})")
+
+
+def _step(point: tuple[int, float, float]) -> int:
+    return point[0]
+
+
+class _Replay:
+    """Event files' logs played into a ``Scalars`` in order, orphaned points dropped (see
+    the module's notes).  A tag's points stay in step order while its order is known (a
+    point is appended at or above its top, or after all at or above it are dropped), so a
+    drop is a cut at a bisection, and a START finds its tags on a heap of their tops: a
+    log read once, whatever its steps."""
+
+    def __init__(self, result: Scalars) -> None:
+        self.result = result
+        self.tops: dict[str, int] = {}
+        """The highest step kept of each tag whose order is known."""
+        self.heap: list[tuple[int, str]] = []
+        """``(-top, tag)``; an entry whose top is no longer the tag's is skipped."""
+        self.tangled: dict[str, str] = {}
+        """Tags logged back in step by a writer alive beside another, and the file."""
+        self.dropped: dict[str, list[int]] = {}
+        """Per file: lowest step it restarted from, points dropped, by a START or not."""
+
+    def play(self, label: str, log: list[Entry]) -> None:
+        for tag, step, wall, value in log:
+            if tag is None:
+                self._start(label, step)
+            else:
+                self._point(label, tag, step, wall, value)
+
+    def _point(self, label: str, tag: str, step: int, wall: float, value: float) -> None:
+        points = self.result.setdefault(tag, [])
+        top = self.tops.get(tag)
+        if tag in self.tangled or top is None or step >= top:
+            points.append((step, wall, value))
+            if tag not in self.tangled and top != step:
+                self._raise(tag, step)
+            return
+        cut = bisect_left(points, step, key=_step)
+        if any(point[1] > wall for point in points[cut:]):
+            # logged after this point: another writer's, not a dead session's
+            self.tangled[tag] = label
+            del self.tops[tag]
+            points.append((step, wall, value))
+            return
+        self._drop(label, step, len(points) - cut, start=False)
+        del points[cut:]
+        points.append((step, wall, value))
+        self._raise(tag, step)
+
+    def _raise(self, tag: str, top: int) -> None:
+        self.tops[tag] = top
+        heapq.heappush(self.heap, (-top, tag))
+        if len(self.heap) > 2 * len(self.tops) + 64:  # mostly stale: one entry per tag
+            self.heap = [(-high, name) for name, high in self.tops.items()]
+            heapq.heapify(self.heap)
+
+    def _start(self, label: str, step: int) -> None:
+        """A ``SessionLog.START`` at ``step``: every point read before at ``step`` or later
+        is orphaned (TensorBoard's purge by a restart; tags of unknown order are kept)."""
+        while self.heap and -self.heap[0][0] >= step:
+            negative, tag = heapq.heappop(self.heap)
+            if self.tops.get(tag) != -negative:
+                continue
+            points = self.result[tag]
+            cut = bisect_left(points, step, key=_step)
+            self._drop(label, step, len(points) - cut, start=True)
+            del points[cut:]
+            if points:
+                self._raise(tag, points[-1][0])
+            else:
+                del self.tops[tag]
+
+    def _drop(self, label: str, step: int, count: int, *, start: bool) -> None:
+        if not count:
+            return
+        drop = self.dropped.setdefault(label, [step, 0, 0])
+        drop[0] = min(drop[0], step)
+        drop[1] += count
+        drop[2] |= start
+
+    def finish(self) -> None:
+        result = self.result
+        for label, (step, count, start) in self.dropped.items():
+            how = "at a SessionLog START" if start else "its steps going back"
+            result.warn(
+                f"{label}: a session restarted from step {step} ({how}): {count} point(s)"
+                " an earlier session logged at that step or later dropped as orphaned"
+            )
+        if self.tangled:
+            tag, label = next(iter(self.tangled.items()))
+            more = f" and {len(self.tangled) - 1} more" if len(self.tangled) > 1 else ""
+            result.doubt(
+                f"{tag}{more}: logged back in step by {label} while an earlier event file"
+                " still logged it (two writers at once, or clocks apart): which points are"
+                " current cannot be told; all kept, in step order"
+            )
+            for tag in self.tangled:
+                result[tag].sort(key=lambda point: (point[0], point[1]))
+        for tag in [tag for tag, points in result.items() if not points]:
+            del result[tag]
 
 
 # --- public API ----------------------------------------------------------------------------
@@ -444,7 +585,11 @@ def read_scalars(
     """
     result = Scalars()
     label = os.path.basename(os.fsdecode(path))
-    _read_into(lambda: read_capped(path, max_bytes), label, result, {}, verify=verify)
+    log: list[Entry] = []
+    _read_into(lambda: read_capped(path, max_bytes), label, result, {}, log, verify=verify)
+    replay = _Replay(result)
+    replay.play(label, log)
+    replay.finish()
     return result
 
 
@@ -460,6 +605,7 @@ def _read_into(
     label: str,
     result: Scalars,
     plugins: dict[str, str],
+    log: list[Entry],
     *,
     verify: bool,
 ) -> None:
@@ -471,7 +617,7 @@ def _read_into(
     cut = size > len(data)
     if cut:
         result.lose(f"{label}: read the first {len(data)} of {size} bytes", budget=True)
-    _decode_events(data, result, plugins, label=label, verify=verify, cut=cut)
+    _decode_events(data, result, plugins, log, label=label, verify=verify, cut=cut)
 
 
 def is_event_file(name: str) -> bool:
@@ -489,10 +635,11 @@ def read_scalars_dir(
     """All event files directly in ``folder`` (not below), merged; never raises.
 
     Files are read in name order (their names start with the creation time) and
-    ``max_bytes`` is the budget for the whole folder.  Each tag's points are then
-    sorted by step, then wall time, so a resumed run's files interleave correctly.
-    With ``root``, ``folder`` is a path in that file-layer root (a link out of it is
-    refused there); without, a local folder.
+    ``max_bytes`` is the budget for the whole folder.  Their logs are then played in
+    the order they were written (the first wall time each holds, then the name): a
+    resumed session's file after the dead one's, whose orphaned points it drops (see the
+    module's notes).  With ``root``, ``folder`` is a path in that file-layer root (a link
+    out of it is refused there); without, a local folder.
     """
     result = Scalars()
     if root is None:
@@ -514,13 +661,21 @@ def read_scalars_dir(
         names = names[:max_files]
     budget = max_bytes
     plugins: dict[str, str] = {}
+    logs: list[tuple[float, str, list[Entry]]] = []
     for name in names:
         if budget <= 0:
             result.lose(f"byte budget spent; skipped {name} and later files", budget=True)
             break
         read = functools.partial(read_capped_at, root, join(folder, name), budget)
-        _read_into(read, name, result, plugins, verify=verify)
+        log: list[Entry] = []
+        _read_into(read, name, result, plugins, log, verify=verify)
         budget -= sizes[name]
-    for points in result.values():
-        points.sort(key=lambda point: (point[0], point[1]))
+        walls = [entry[2] for entry in log if entry[2] > 0]
+        logs.append((min(walls, default=0.0), name, log))
+    logs.sort(key=lambda item: (item[0], item[1]), reverse=True)
+    replay = _Replay(result)
+    while logs:  # each log let go once played: its points live on in ``result``
+        _, name, log = logs.pop()
+        replay.play(name, log)
+    replay.finish()
     return result
