@@ -16,7 +16,7 @@ import pytest
 from click.testing import CliRunner
 
 from store.frameworks import _io
-from tests.test_frameworks_cut_logs import CUT, dvclive_run, lightning, said
+from tests.test_frameworks_cut_logs import CUT, dvclive_run, lightning, mlflow_file, said
 from tests.test_rundiff import age, index
 from tui.cli import main
 
@@ -40,6 +40,8 @@ def _only_run(root: Path) -> dict[str, Any]:
         (lightning, "step,train_loss\r\n0,0.5\r\n1,0.25"),
         (lightning, "step,train_loss\n1,0.25"),  # the header alone before it
         (dvclive_run, "step\ttrain_loss\n0\t0.5\n1\t0.25"),
+        (mlflow_file, "1700000000000 0.5 0\n1700000001000 0.25 1"),
+        (mlflow_file, "1700000001000 0.25 1"),  # the only line
     ],
 )
 def test_a_quiet_files_last_row_without_line_end_is_read(
@@ -116,4 +118,34 @@ def test_a_quiet_file_cut_at_a_buffer_boundary_is_dropped(tmp_path: Path) -> Non
     age(root, QUIET)
     run = _only_run(root)
     assert run["metrics"]["train_loss"]["last_step"] == 999
+    assert run["metrics_complete"] is False and said(run, CUT)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "1700000000000 0.5 0\n1700000001000 0.25",  # cut before its step: read as step 0
+        "1700000000000 0.5 0\n1700000001000 0.",  # cut in its value
+        "1700000000000 0.5 10\n1700000001000 0.25 1",  # a step below the one before: 1 of 11?
+        "1700000000000 0.5 0\n1700000001000 0.25 1 x",  # more fields than MLflow writes
+    ],
+)
+def test_a_quiet_mlflow_metrics_last_line_of_the_wrong_shape_is_dropped(
+    tmp_path: Path, text: str
+) -> None:
+    root = tmp_path / "root"
+    mlflow_file(root, text)
+    age(root, QUIET)
+    run = _only_run(root)
+    loss = run["metrics"]["train_loss"]
+    assert loss["n"] == 1 and loss["last"] == 0.5, run
+    assert run["metrics_complete"] is False and said(run, CUT)
+
+
+def test_a_fresh_mlflow_metrics_last_line_without_line_end_is_dropped(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    mlflow_file(root, "1700000000000 0.5 0\n1700000001000 0.25 1")
+    run = _only_run(root)
+    loss = run["metrics"]["train_loss"]
+    assert (loss["last"], loss["n"]) == (0.5, 1), run
     assert run["metrics_complete"] is False and said(run, CUT)

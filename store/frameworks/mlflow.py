@@ -483,9 +483,11 @@ def _read_metric_file(root: RootLike, rel: str, name: str, out: Loaded) -> None:
     ``(step, timestamp, value)`` (``FileStore._get_metric_from_file``), not the last line:
     async logging and resumed runs append out of order.  The points are sorted by
     ``(step, timestamp)`` (file order on a tie) and MLflow's latest placed last of all, so
-    "last" is MLflow's.  A line without a step is step 0, as MLflow reads it.
+    "last" is MLflow's.  A line without a step is step 0, as MLflow reads it.  A last
+    line without its line end is read once the run is quiet and the line whole
+    (``whole_line``), as a CSV's last row is.
     """
-    data = _io.read_log(root, rel, out)
+    data = _io.read_log(root, rel, out, quiet_whole=whole_line)
     if data is None:
         return
     bad = 0
@@ -506,6 +508,34 @@ def _read_metric_file(root: RootLike, rel: str, name: str, out: Loaded) -> None:
         add_point(out.series, name, step, value)
     if bad:
         out.warn_partial(f"{rel}: {bad} malformed line(s) skipped", "metrics")
+
+
+def whole_line(head: bytes, tail: bytes) -> bool:
+    """Whether ``tail`` (a metric file's last line, without its line end) has the shape of
+    a whole line: what ``_io.read_log`` asks of a quiet file's last line before it reads
+    it (``_common.full_row`` asks the same of a CSV row).
+
+    ``timestamp value step``, the three fields ``FileStore`` writes: a line cut before its
+    step (``1700000001000 0.2``) would be read as step 0 with a value cut short.  The step
+    ends the line, so it alone can have been cut (``1`` of ``12``): one below the step of
+    the line before is not taken.  A file whose size is a multiple of 4 KiB was most
+    likely left by a buffer flushed whole, and its last line is never taken."""
+    if (len(head) + len(tail)) % 4096 == 0:
+        return False
+    fields = tail.split()
+    try:
+        int(fields[0]), float(fields[1])
+        step = int(fields[2])
+    except (ValueError, IndexError):
+        return False
+    if len(fields) != 3:
+        return False
+    body = head.rstrip(b"\r\n")
+    before = body[body.rfind(b"\n") + 1 :].split()
+    try:
+        return len(before) != 3 or step >= int(before[2])
+    except ValueError:
+        return True
 
 
 def latest_last(lines: list[tuple[int, int, float]]) -> list[tuple[int, int, float]]:
