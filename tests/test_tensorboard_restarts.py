@@ -14,6 +14,7 @@ a CRC of their own, as torch's ``SummaryWriter`` writes them.
 
 from __future__ import annotations
 
+import json
 import struct
 from collections.abc import Iterable
 from pathlib import Path
@@ -189,3 +190,26 @@ def test_many_restarts_and_tags_are_read_in_one_pass(tmp_path: Path) -> None:
     read = read_scalars(path)
     assert read["loss"] == [(5, T0 + 4000, -1.0)]
     assert len(read) == 2001
+
+
+def test_a_resumed_hf_trainer_run_drops_the_dead_sessions_logged_steps(tmp_path: Path) -> None:
+    """The Trainer logs each start into ``runs/<%b%d_%H-%M-%S>_<host>/``: the dead session
+    (Nov30) logged to step 1000 after its last save at 600, the resumed one (Dec01, which
+    sorts first) to 900 with no save since.  What trainer_state.json misses comes from the
+    events: the resumed session's 700..900, not the dead one's 700..1000."""
+    out = tmp_path / "root" / "out"
+    history = [{"step": s, "loss": loss_at(s, 0)} for s in range(100, 601, 100)]
+    state = {"global_step": 600, "max_steps": 2000, "log_history": history}
+    (out / "checkpoint-600").mkdir(parents=True)
+    (out / "checkpoint-600" / "trainer_state.json").write_text(json.dumps(state))
+    (out / "checkpoint-600" / "training_args.bin").write_bytes(b"\x80\x04N.")
+    dead = out / "runs" / "Nov30_10-00-00_host"
+    alive = out / "runs" / "Dec01_10-00-00_host"
+    write(dead, f"{int(T0)}.host.1.0", [version(T0), *session(T0, range(100, 1001, 100), 0)])
+    later = T0 + 86_400
+    write(
+        alive, f"{int(later)}.host.2.0", [version(later), *session(later, range(700, 1000, 100), 1)]
+    )
+    run = only_run(tmp_path / "root")
+    assert metric(run) == (900, f32(loss_at(900, 1)), 9, 600), run
+    assert run["metrics_complete"] is True, run["warnings"]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import csv
-from collections.abc import Callable, Container, Iterable, Mapping
+from collections.abc import Callable, Container, Iterable, Mapping, Sequence
 
 from store.csvrows import csv_reader
 from store.frameworks import _io
@@ -176,13 +176,16 @@ def read_tensorboard(
     *,
     hparams_kept: bool = False,
     damaged: set[str] | None = None,
+    sessions: Sequence[str] | None = None,
 ) -> dict[str, object]:
-    """Scalars of the ``events.out.tfevents.*`` files directly in one folder; returns the
-    hparams ``SummaryWriter.add_hparams`` recorded there (for the caller to place).  What
-    the files hold and was not read (a record skipped, a file not read whole) marks the
-    metrics read in part, and the params too when the caller keeps the hparams as params
-    (``hparams_kept``).  ``damaged`` is given the parts (as ``Scalars.damaged``) the
-    files may have held but that were lost to damage, not to ``max_bytes``."""
+    """Scalars of the ``events.out.tfevents.*`` files directly in one folder (or in its
+    sub-folders ``sessions``, each a session of one run: ``tfevents.read_scalars_dir``);
+    returns the hparams ``SummaryWriter.add_hparams`` recorded there (for the caller to
+    place).  What the files hold and was not read (a record skipped, a file not read
+    whole) marks the metrics read in part, and the params too when the caller keeps the
+    hparams as params (``hparams_kept``).  ``damaged`` is given the parts (as
+    ``Scalars.damaged``) the files may have held but that were lost to damage, not to
+    ``max_bytes``."""
     parts = ("metrics", "params") if hparams_kept else ("metrics",)
     try:
         from store.frameworks.tfevents import DEFAULT_MAX_BYTES, read_scalars_dir
@@ -193,7 +196,10 @@ def read_tensorboard(
         return {}
     try:
         scalars = read_scalars_dir(
-            folder, root=_io.as_root(root), max_bytes=max_bytes or DEFAULT_MAX_BYTES
+            folder,
+            root=_io.as_root(root),
+            max_bytes=max_bytes or DEFAULT_MAX_BYTES,
+            sessions=sessions,
         )
     except Exception as exc:  # a foreign reader must not break the run
         out.warn_partial(f"{folder}: unreadable event files ({type(exc).__name__}: {exc})", *parts)

@@ -145,11 +145,17 @@ def _trainer_name(tag: str) -> str:
 
 
 def _merge_tensorboard(root: RootLike, folder: str, out: Loaded) -> None:
-    """Fill in from ``runs/*`` what the newest trainer_state misses (steps after the last save)."""
+    """Fill in from ``runs/*`` what the newest trainer_state misses (steps after the last save).
+
+    Every start of the Trainer logs into a sub-folder of its own: a run resumed from a
+    checkpoint logs again from that step, and the dead session's later steps are orphaned.
+    The sub-folders are read as one run's sessions, so these are dropped, whatever order
+    the folders' names sort in (``Dec01_...`` before ``Nov30_...``)."""
     runs_dir = _io.join(folder, "runs")
     tb = Loaded()
-    for sub in _io.list_dir(root, runs_dir)[0]:
-        _common.read_tensorboard(root, _io.join(runs_dir, sub), tb)
+    sessions = _io.list_dir(root, runs_dir)[0]
+    if sessions:
+        _common.read_tensorboard(root, runs_dir, tb, sessions=sessions)
     out.take_problems(tb)
     for tag, points in tb.series.items():
         name = _trainer_name(tag)

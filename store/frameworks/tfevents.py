@@ -32,7 +32,7 @@ import heapq
 import os
 import struct
 from bisect import bisect_left
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 
 from store.root import Root, RootError, join
 from store.root.local import LocalRoot
@@ -631,6 +631,7 @@ def read_scalars_dir(
     max_files: int = MAX_FILES,
     verify: bool = True,
     root: Root | None = None,
+    sessions: Sequence[str] | None = None,
 ) -> Scalars:
     """All event files directly in ``folder`` (not below), merged; never raises.
 
@@ -640,38 +641,26 @@ def read_scalars_dir(
     resumed session's file after the dead one's, whose orphaned points it drops (see the
     module's notes).  With ``root``, ``folder`` is a path in that file-layer root (a link
     out of it is refused there); without, a local folder.
+
+    ``sessions`` names sub-folders of ``folder`` that each hold sessions of one run (the
+    Hugging Face Trainer's ``runs/<date>_<host>/``, a new one at every start): their
+    files are read instead, each sub-folder on a budget of its own, and played together
+    as one folder's (a file labelled ``<sub-folder>/<name>``).
     """
     result = Scalars()
     if root is None:
         root, folder = LocalRoot(folder), ""
     folder = os.fsdecode(folder)
-    try:
-        entries = root.list_dir(folder, limit=1_000_000)
-    except RootError as exc:  # its message names the folder already
-        result.lose(f"cannot list {exc}")
-        return result
-    sizes = {e.name: e.size for e in entries if is_event_file(e.name) and e.kind == "file"}
-    odd = sorted(e.name for e in entries if is_event_file(e.name) and e.kind not in ("file", "dir"))
-    if odd:  # a FIFO, device or link where an event file was written: its records unread
-        more = f" and {len(odd) - 1} more" if len(odd) > 1 else ""
-        result.lose(f"{odd[0]}{more}: not a regular file, not read")
-    names = sorted(sizes)
-    if len(names) > max_files:
-        result.lose(f"{len(names)} event files; read the first {max_files}")
-        names = names[:max_files]
-    budget = max_bytes
     plugins: dict[str, str] = {}
     logs: list[tuple[float, str, list[Entry]]] = []
-    for name in names:
-        if budget <= 0:
-            result.lose(f"byte budget spent; skipped {name} and later files", budget=True)
-            break
-        read = functools.partial(read_capped_at, root, join(folder, name), budget)
-        log: list[Entry] = []
-        _read_into(read, name, result, plugins, log, verify=verify)
-        budget -= sizes[name]
-        walls = [entry[2] for entry in log if entry[2] > 0]
-        logs.append((min(walls, default=0.0), name, log))
+    for sub in [None] if sessions is None else sessions:
+        where = folder if sub is None else join(folder, sub)
+        label = (lambda name: name) if sub is None else functools.partial(join, sub)
+        for name, log in _read_folder(
+            root, where, label, result, plugins, max_bytes, max_files, verify
+        ):
+            walls = [entry[2] for entry in log if entry[2] > 0]
+            logs.append((min(walls, default=0.0), name, log))
     logs.sort(key=lambda item: (item[0], item[1]), reverse=True)
     replay = _Replay(result)
     while logs:  # each log let go once played: its points live on in ``result``
@@ -679,3 +668,41 @@ def read_scalars_dir(
         replay.play(name, log)
     replay.finish()
     return result
+
+
+def _read_folder(
+    root: Root,
+    folder: str,
+    label: Callable[[str], str],
+    result: Scalars,
+    plugins: dict[str, str],
+    max_bytes: int,
+    max_files: int,
+    verify: bool,
+) -> Iterator[tuple[str, list[Entry]]]:
+    """``(label, log)`` of each event file directly in ``folder``, read in name order on a
+    budget of ``max_bytes``; what is not read is said in ``result``."""
+    try:
+        entries = root.list_dir(folder, limit=1_000_000)
+    except RootError as exc:  # its message names the folder already
+        result.lose(f"cannot list {exc}")
+        return
+    sizes = {e.name: e.size for e in entries if is_event_file(e.name) and e.kind == "file"}
+    odd = sorted(e.name for e in entries if is_event_file(e.name) and e.kind not in ("file", "dir"))
+    if odd:  # a FIFO, device or link where an event file was written: its records unread
+        more = f" and {len(odd) - 1} more" if len(odd) > 1 else ""
+        result.lose(f"{label(odd[0])}{more}: not a regular file, not read")
+    names = sorted(sizes)
+    if len(names) > max_files:
+        result.lose(f"{len(names)} event files; read the first {max_files}")
+        names = names[:max_files]
+    budget = max_bytes
+    for name in names:
+        if budget <= 0:
+            result.lose(f"byte budget spent; skipped {label(name)} and later files", budget=True)
+            break
+        read = functools.partial(read_capped_at, root, join(folder, name), budget)
+        log: list[Entry] = []
+        _read_into(read, label(name), result, plugins, log, verify=verify)
+        budget -= sizes[name]
+        yield label(name), log
