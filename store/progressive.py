@@ -29,7 +29,7 @@ from store import paths
 from store.gcpause import collector_paused
 from store.index import write
 from store.index.db import write_transaction
-from store.runs import Listing, RunSync, totals_of
+from store.runs import Listing, PackedListing, RunSync, totals_of
 from store.scan import IGNORED_DIR_NAMES, Indexer, ProgressFn, ScanReport, _Walk
 
 if TYPE_CHECKING:
@@ -177,7 +177,7 @@ class _ChunkRuns(RunSync):
         self._set_specs(self._specs_from_index())
         self.in_chunk = in_chunk
 
-    def _detect(self, listing: Listing) -> list[RunSpec]:
+    def _detect(self, listing: Listing | PackedListing) -> list[RunSpec]:
         kept = [spec for key, spec in self._specs.items() if not self.in_chunk(key)]
         return kept + super()._detect(listing)
 
