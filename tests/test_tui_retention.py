@@ -551,3 +551,35 @@ async def test_the_plan_follows_checkpoints_written_after_it_showed(
         assert isinstance(app.screen, ConfirmApply)
         assert f"{len(fresh.removals)} checkpoint(s)" in str(app.screen.summary)
         await pilot.press("n")
+
+
+@sync
+async def test_an_apply_that_fails_outside_our_errors_leaves_apply_usable(
+    lightning: tuple[Path, Path],
+) -> None:
+    """An apply that fails with an error of no kind we expect (here the index lost its
+    artifacts table, a sqlite3 error): the screen stayed 'applying' for good, its progress
+    bar up and ``a`` refused in silence. It is usable again, and the plan is read anew."""
+    import sqlite3
+
+    root, db_path = lightning
+    (root / ".artlens.toml").write_text(POLICY)
+    app = ArtlensApp(db_path, [root], watch=False)
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen, _table = await open_plan(app, pilot)
+        assert screen.plan is not None and len(screen.plan.removals) == 3
+        broken = sqlite3.connect(db_path)
+        try:
+            broken.execute("ALTER TABLE artifacts RENAME TO artifacts_gone")
+            broken.commit()
+        finally:
+            broken.close()
+        await pilot.press("a")
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmApply)
+        await pilot.press("y")
+        deadline = time.monotonic() + 60
+        while screen.applying and time.monotonic() < deadline:
+            await pilot.pause(0.05)
+        assert not screen.applying
+        assert "-shown" not in screen.query_one("#ret-progress").classes

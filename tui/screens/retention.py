@@ -415,7 +415,8 @@ class RetentionScreen(SaysWorkerFailures, Screen[None]):
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         """A plan that failed leaves no plan shown: the summary says so (the app notifies
-        the error), rather than "planning…" over the older plan's rows."""
+        the error), rather than "planning…" over the older plan's rows.  An apply or
+        restore that failed ends as one that is done."""
         if event.worker.group == "retention-plan" and event.state == WorkerState.ERROR:
             self._plan_failed = self._plan_asked
             error = " ".join(str(event.worker.error).split())[:200]
@@ -423,6 +424,14 @@ class RetentionScreen(SaysWorkerFailures, Screen[None]):
             text.append("  (ctrl+r: plan again; the rows below are an older plan)", style="dim")
             self.query_one("#ret-summary", Static).update(text)
             self._plan_ended()  # the index changed since: that plan may work
+        elif event.worker.group == "retention-apply" and event.state in (
+            WorkerState.ERROR,
+            WorkerState.CANCELLED,
+        ):
+            # an error of no kind the worker expects (the app says which): no ApplyDone
+            # comes, and what moved before it is read again
+            self._apply_ended()
+            self.action_refresh()
 
     def on_usage_measured(self, message: UsageMeasured) -> None:
         self._fill_usage(message.usage, message.dups)
@@ -480,9 +489,12 @@ class RetentionScreen(SaysWorkerFailures, Screen[None]):
         bar = self.query_one("#ret-progress", ProgressBar)
         bar.update(total=message.total, progress=message.done)
 
-    def on_apply_done(self, message: ApplyDone) -> None:
+    def _apply_ended(self) -> None:
         self.applying = False
         self.query_one("#ret-progress", ProgressBar).remove_class("-shown")
+
+    def on_apply_done(self, message: ApplyDone) -> None:
+        self._apply_ended()
         report = message.report
         if message.notes:
             self.notify(" ".join(message.notes[0].split()), markup=False, severity="error")
