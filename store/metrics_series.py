@@ -1,6 +1,6 @@
 """Metric series of indexed runs, for plots: read from the runs' own files, thinned for drawing.
 
-``read_run_series`` re-reads one run through ``store.frameworks.read_metric_series`` (so
+``read_run_series`` re-reads one run through ``store.frameworks.read_metric_reading`` (so
 TensorBoard scalars, W&B history, MLflow metric files, Lightning ``metrics.csv`` and the
 HF ``log_history`` all work), summarises every series at full resolution, then keeps at
 most ``max_points`` points per metric, with each bucket's lowest and highest value so
@@ -14,7 +14,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from store.frameworks import RunSpec, read_metric_series
+from store.frameworks import RunSpec, read_metric_reading
 from store.frameworks._metrics import summarize
 from store.index.query import RunRow
 from store.safetext import visible
@@ -47,6 +47,9 @@ class RunSeries:
     run_name: str
     metrics: tuple[MetricLine, ...]
     warnings: tuple[str, ...] = ()
+    unread: str | None = None
+    """Why the run's metrics were not read whole (a reader's warning), None when they were:
+    its lines (or their absence) may leave out what its files hold."""
 
     def line(self, name: str) -> MetricLine | None:
         return next((m for m in self.metrics if m.name == name), None)
@@ -92,7 +95,12 @@ def read_run_series(
     """Every metric of ``run``; metrics known only by a final value come from the index.
     ``from_files=False`` (a remote's mirrored run: its files are on its host) reads no
     file: every metric is its index summary, without a curve."""
-    series = read_metric_series(Path(os.fsdecode(run.root)), spec_of(run)) if from_files else {}
+    if from_files:
+        reading = read_metric_reading(Path(os.fsdecode(run.root)), spec_of(run))
+        series = reading.series
+        unread = visible(reading.unread) if reading.unread is not None else None
+    else:
+        series, unread = {}, _index_unread(run)
     lines: list[MetricLine] = []
     for name in sorted(series)[:MAX_METRICS]:
         points = series[name]
@@ -132,7 +140,16 @@ def read_run_series(
         if left > 0
         else ()
     )
-    return RunSeries(run.id, run.name, tuple(lines), warnings)
+    return RunSeries(run.id, run.name, tuple(lines), warnings, unread)
+
+
+def _index_unread(run: RunRow) -> str | None:
+    """Why the index says ``run``'s metrics were read in part (its first warning), or None."""
+    if "metrics" not in run.unread_parts:
+        return None
+    said = run.meta.get("warnings")
+    first = said[0] if isinstance(said, list) and said and isinstance(said[0], str) else None
+    return visible(first) if first else "a file was not read whole"
 
 
 def _number(value: object) -> float | None:

@@ -55,12 +55,14 @@ from store.frameworks.model import (
 __all__ = [
     "FRAMEWORKS",
     "DirListing",
+    "MetricReading",
     "MetricSummary",
     "RunInfo",
     "RunSpec",
     "detect_runs",
     "direction_of",
     "flatten",
+    "read_metric_reading",
     "read_metric_series",
     "read_run",
 ]
@@ -346,4 +348,24 @@ def _params(loaded: Loaded) -> dict[str, object]:
 
 def read_metric_series(root: RootLike, spec: RunSpec) -> Series:
     """Every metric's ``(step, value)`` points in logging order, for plots; never raises."""
-    return {name: list(points) for name, points in _load(root, spec).series.items() if points}
+    return read_metric_reading(root, spec).series
+
+
+@dataclasses.dataclass(frozen=True)
+class MetricReading:
+    """A run's metric series and, when its files were not read whole, why (its reader's
+    first warning about them): a run without series is then not a run that logged none."""
+
+    series: Series
+    unread: str | None
+
+
+def read_metric_reading(root: RootLike, spec: RunSpec) -> MetricReading:
+    """``read_metric_series``, with what its reading left out; never raises."""
+    loaded = _load(root, spec)
+    series = {name: list(points) for name, points in loaded.series.items() if points}
+    unread = None
+    if "metrics" in loaded.unread:
+        first = loaded.warnings[0] if loaded.warnings else "a file was not read whole"
+        unread = loaded.unread_why.get("metrics", first)
+    return MetricReading(series, unread)

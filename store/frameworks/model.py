@@ -87,13 +87,13 @@ class Loaded:
     unread: set[str] = field(default_factory=set)
     """What a file that could not be read (whole) leaves out: "params", "metrics".  A diff
     then does not take what is missing on this side for removed (``store.rundiff``)."""
+    unread_why: dict[str, str] = field(default_factory=dict)
+    """Part -> the first warning that marked it read in part (``warn_partial``), to say why."""
 
     def warn(self, message: str) -> None:
         """Record a one-line problem (newlines folded, length capped, an undecodable byte of
         a path in it as ``\\xNN``: warnings are printed and sent as JSON, as text)."""
-        line = printable_surrogates(" ".join(message.split()))
-        if len(line) > 300:
-            line = line[:297] + "..."
+        line = _one_line(message)
         if line not in self.warnings and len(self.warnings) < 100:
             self.warnings.append(line)
 
@@ -103,6 +103,8 @@ class Loaded:
         whole (a best, a last value, a diff's "removed" would be wrong answers)."""
         self.warn(message)
         self.unread.update((part, *more))
+        for name in (part, *more):
+            self.unread_why.setdefault(name, _one_line(message))
 
     def take_problems(self, other: Loaded) -> None:
         """Carry over another reading's warnings and the parts it read in part (a reader
@@ -110,3 +112,12 @@ class Loaded:
         for message in other.warnings:
             self.warn(message)
         self.unread |= other.unread
+        for part, why in other.unread_why.items():
+            self.unread_why.setdefault(part, why)
+
+
+def _one_line(message: str) -> str:
+    """A warning as it is kept: newlines folded, an undecodable byte as ``\\xNN``, at most
+    300 characters."""
+    line = printable_surrogates(" ".join(message.split()))
+    return line[:297] + "..." if len(line) > 300 else line

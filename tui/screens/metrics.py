@@ -26,7 +26,7 @@ from store.index.events import in_scope
 from store.index.query import RunRow
 from store.metrics_series import MetricLine, RunSeries, read_run_series
 from store.safetext import visible
-from tui.format import fit_apart, metric_value
+from tui.format import cut_middle, fit_apart, metric_value
 from tui.messages import IndexChanged
 from tui.widgets.metrics_plot import COLORS, GLYPHS, MetricsPlot, PlotLine
 from tui.widgets.sparkline import sparkline
@@ -37,6 +37,14 @@ MAX_PLOTS = 3
 SPARK_WIDTH = 14
 RUN_WIDTH = 30
 """Cells of a run's name in the table before it is cut (``format.fit_apart``)."""
+WHY_WIDTH = 40
+"""Cells of a note row's reason (in the trend column), cut in the middle: its start names
+the file, its end the problem; the title and the plot say it whole."""
+COLUMNS = ("metric", "run", "last", "best", "trend")
+NO_METRICS = "no metrics logged"
+"""A run's note when its files were read whole and hold no metric."""
+NOTE_KEY = "\x1e"
+"""After a run's id, the key of its note row (a metric row's key has ``\x1f`` there)."""
 _PREFERRED_LOSS = ("loss", "train_loss", "train/loss", "train/loss_epoch", "train_loss_epoch")
 
 
@@ -46,7 +54,8 @@ class SeriesLoaded(Message):
 
     request: int
     series: tuple[RunSeries, ...]
-    failed: tuple[str, ...] = ()
+    failed: tuple[tuple[int, str], ...] = ()
+    """(run id, why) of the runs whose metrics could not be read at all."""
 
     def can_replace(self, message: Message) -> bool:
         return isinstance(message, SeriesLoaded)
@@ -96,6 +105,8 @@ class MetricsScreen(SaysWorkerFailures, Screen[None]):
         """Runs of a remote's mirror: their summaries only (the files are on the host)."""
         self.series: dict[int, RunSeries] = {}
         """What the view shows, by run id (tests read it)."""
+        self.failed: dict[int, str] = {}
+        """Runs whose metrics could not be read at all: why."""
         self.chosen: list[str] = []
         self._request = 0
         self._chosen_by_user = False
@@ -105,14 +116,8 @@ class MetricsScreen(SaysWorkerFailures, Screen[None]):
         table: DataTable[Text] = DataTable(
             id="metrics-table", cursor_type="row", zebra_stripes=True
         )
-        for key, label in (
-            ("metric", "metric"),
-            ("run", "run"),
-            ("last", "last"),
-            ("best", "best"),
-            ("trend", "trend"),
-        ):
-            table.add_column(Text(label), key=key)
+        for key in COLUMNS:
+            table.add_column(Text(key), key=key)
         yield table
         yield Horizontal(id="metrics-plots")
         yield Footer()
@@ -141,14 +146,14 @@ class MetricsScreen(SaysWorkerFailures, Screen[None]):
     def _load(self, request: int, runs: tuple[RunRow, ...]) -> None:
         worker = get_current_worker()
         loaded: list[RunSeries] = []
-        failed: list[str] = []
+        failed: list[tuple[int, str]] = []
         for run in runs:
             if worker.is_cancelled:
                 return
             try:
                 loaded.append(read_run_series(run, from_files=run.id not in self.mirrored))
             except Exception as exc:  # one unreadable run must not hide the others
-                failed.append(f"{visible(run.name)}: {type(exc).__name__}")
+                failed.append((run.id, visible(f"{type(exc).__name__}: {exc}")))
         if not worker.is_cancelled:
             self.post_message(SeriesLoaded(request, tuple(loaded), tuple(failed)))
 
@@ -156,10 +161,16 @@ class MetricsScreen(SaysWorkerFailures, Screen[None]):
         if message.request != self._request:
             return
         self.series = {s.run_id: s for s in message.series}
+        self.failed = dict(message.failed)
         if not self._chosen_by_user:
             first = default_metric(message.series)
             self.chosen = [first] if first else []
-        notes = [f"unreadable: {', '.join(message.failed)}"] if message.failed else []
+        names = {run.id: visible(run.name) for run in self.runs}
+        notes = [
+            f"{names.get(run_id, run_id)}: {why}"
+            for run_id, why in ((r.id, self.run_note(r.id)) for r in self.runs)
+            if why is not None and why != NO_METRICS
+        ]
         notes += [w for s in message.series for w in s.warnings]
         note = "; ".join(notes)
         self.query_one("#metrics-title", Static).update(self._title(note))
@@ -188,6 +199,19 @@ class MetricsScreen(SaysWorkerFailures, Screen[None]):
 
     # -- table ---------------------------------------------------------------------------
 
+    def run_note(self, run_id: int) -> str | None:
+        """What the table says of a run beside its metrics (or instead of them): none
+        logged, none readable, or read in part (its values may leave some out)."""
+        if run_id in self.failed:
+            return f"metrics unreadable: {self.failed[run_id]}"
+        found = self.series.get(run_id)
+        if found is None:
+            return None  # not read yet
+        if found.unread is not None:
+            lead = "metrics read in part" if found.metrics else "metrics unreadable"
+            return f"{lead}: {found.unread}"
+        return None if found.metrics else NO_METRICS
+
     def _color(self, run_id: int) -> str:
         ids = [run.id for run in self.runs]
         return COLORS[ids.index(run_id) % len(COLORS)] if run_id in ids else "white"
@@ -207,10 +231,23 @@ class MetricsScreen(SaysWorkerFailures, Screen[None]):
                     rows.append((name, run, line))
         return rows
 
+    def _note_cells(self, run: RunRow, name: str, note: str) -> list[Text]:
+        """A run's note row: its kind where a metric's name goes, the reason as its trend."""
+        lead, _, why = note.partition(": ")
+        reason = Text(cut_middle(why, WHY_WIDTH), style="dim", no_wrap=True)
+        return [
+            Text(lead, style="dim italic" if note == NO_METRICS else "yellow", no_wrap=True),
+            Text(name, style=self._color(run.id), no_wrap=True, overflow="ellipsis"),
+            Text("-", justify="right"),
+            Text("-", justify="right"),
+            reason,
+        ]
+
     def _sync_table(self) -> None:
+        """Rows by key: a note for each run that needs one (every marked run shows, with why
+        it has no metrics), then (metric, run) rows; changed cells updated, rows put in
+        that order only when one arrived out of it."""
         table: DataTable[Text] = self.query_one("#metrics-table", DataTable)
-        rows = self._rows()
-        wanted = {f"{run.id}\x1f{name}" for name, run, _ in rows}
         run_names = dict(
             zip(
                 (run.id for run in self.runs),
@@ -218,41 +255,61 @@ class MetricsScreen(SaysWorkerFailures, Screen[None]):
                 strict=True,
             )
         )
+        wanted: dict[str, list[Text]] = {}
+        for run in self.runs:
+            note = self.run_note(run.id)
+            if note is not None:
+                wanted[f"{run.id}{NOTE_KEY}"] = self._note_cells(run, run_names[run.id], note)
+        for name, run, line in self._rows():
+            color = self._color(run.id)
+            best = metric_value(line.best) if line.best is not None else "-"
+            if line.best_step is not None and line.best is not None:
+                best += f" @{line.best_step}"
+            wanted[f"{run.id}\x1f{name}"] = [
+                Text(name, no_wrap=True, overflow="ellipsis"),
+                Text(run_names[run.id], style=color, no_wrap=True, overflow="ellipsis"),
+                Text(metric_value(line.last), justify="right"),
+                Text(best, justify="right"),
+                Text(sparkline([y for _, y in line.points], SPARK_WIDTH), style=color),
+            ]
         with self.app.batch_update():
             for stale in [k for k in table.rows if k.value not in wanted]:
                 table.remove_row(stale)
-            for name, run, line in rows:
-                key = f"{run.id}\x1f{name}"
-                color = self._color(run.id)
-                best = metric_value(line.best) if line.best is not None else "-"
-                if line.best_step is not None and line.best is not None:
-                    best += f" @{line.best_step}"
-                cells = [
-                    Text(name, no_wrap=True, overflow="ellipsis"),
-                    Text(run_names[run.id], style=color, no_wrap=True, overflow="ellipsis"),
-                    Text(metric_value(line.last), justify="right"),
-                    Text(best, justify="right"),
-                    Text(sparkline([y for _, y in line.points], SPARK_WIDTH), style=color),
-                ]
-                if key in table.rows:
-                    for column, cell in zip(
-                        ("metric", "run", "last", "best", "trend"), cells, strict=True
-                    ):
-                        if table.get_cell(key, column) != cell:
-                            table.update_cell(key, column, cell)
-                else:
+            for key, cells in wanted.items():
+                if key not in table.rows:
                     table.add_row(*cells, key=key)
+                    continue
+                for column, cell in zip(COLUMNS, cells, strict=True):
+                    if table.get_cell(key, column) != cell:
+                        table.update_cell(key, column, cell)
+            order = list(wanted)
+            if [row.key.value for row in table.ordered_rows] != order:
+                # DataTable sorts by cell values: each row's own metric cell says its place
+                place = {id(table.get_cell(key, "metric")): i for i, key in enumerate(order)}
+                table.sort("metric", key=lambda cell: place[id(cell)])
 
-    def _cursor_metric(self) -> str | None:
+    def _cursor_key(self) -> str:
         table: DataTable[Text] = self.query_one("#metrics-table", DataTable)
         if not table.row_count:
-            return None
+            return ""
         try:
             row_key, _ = table.coordinate_to_cell_key(table.cursor_coordinate)
         except Exception:  # the cursor can be past the last row for a moment
-            return None
-        value = row_key.value or ""
+            return ""
+        return row_key.value or ""
+
+    def _cursor_metric(self) -> str | None:
+        value = self._cursor_key()
         return value.split("\x1f", 1)[1] if "\x1f" in value else None
+
+    def _nothing_plotted(self) -> str:
+        """What the plot says when no metric is chosen and the cursor is on none."""
+        value = self._cursor_key()
+        if value.endswith(NOTE_KEY):
+            run_id = int(value[: -len(NOTE_KEY)])
+            names = {run.id: visible(run.name) for run in self.runs}
+            return f"{names.get(run_id, run_id)}: {self.run_note(run_id)}"
+        return "no metric series in these runs"
 
     # -- plots ---------------------------------------------------------------------------
 
@@ -278,7 +335,7 @@ class MetricsScreen(SaysWorkerFailures, Screen[None]):
                 plots = [MetricsPlot() for _ in range(max(1, len(shown)))]
                 box.mount_all(plots)
         if not shown:
-            plots[0].show("no metric series in these runs", ())
+            plots[0].show(self._nothing_plotted(), ())
             return
         for plot, metric in zip(plots, shown, strict=True):
             plot.show(metric, self.plot_lines(metric))
