@@ -338,7 +338,8 @@ class MetricsScreen(SaysWorkerFailures, Screen[None]):
             plots[0].show(self._nothing_plotted(), ())
             return
         for plot, metric in zip(plots, shown, strict=True):
-            plot.show(metric, self.plot_lines(metric))
+            lines = self.plot_lines(metric)
+            plot.show(metric, lines, len(self.runs) - len(lines))
 
     @on(DataTable.RowHighlighted, "#metrics-table")
     def _row_highlighted(self) -> None:

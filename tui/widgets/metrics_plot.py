@@ -11,6 +11,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from rich.cells import cell_len
 from rich.text import Text
 from textual.widget import Widget
 
@@ -55,8 +56,12 @@ def _bounds(lines: tuple[PlotLine, ...]) -> tuple[float, float, float, float] | 
     return x0, x1, y0, y1
 
 
-def draw(title: str, lines: tuple[PlotLine, ...], width: int, height: int) -> Text:
-    """The plot as ``Text``: title, ``height - 3`` rows of curve, x axis, legend."""
+def draw(
+    title: str, lines: tuple[PlotLine, ...], width: int, height: int, not_plotted: int = 0
+) -> Text:
+    """The plot as ``Text``: title, ``height - 3`` rows of curve, x axis, legend.
+    ``not_plotted``: runs shown beside the plot that have no curve of this metric; the
+    legend says how many, and how many of its own entries did not fit."""
     out = Text(no_wrap=True, overflow="crop")
     out.append(visible(title)[: max(1, width)], style="bold")
     rows = max(1, height - 3)
@@ -64,7 +69,9 @@ def draw(title: str, lines: tuple[PlotLine, ...], width: int, height: int) -> Te
     bounds = _bounds(lines)
     if bounds is None:
         out.append("\n")
-        out.append("no points to plot" if lines else "choose a metric", style="dim italic")
+        out.append(
+            "no points to plot" if lines or not_plotted else "choose a metric", style="dim italic"
+        )
         return out
     x0, x1, y0, y1 = bounds
     dots_w, dots_h = cols * 2, rows * 4
@@ -119,17 +126,33 @@ def draw(title: str, lines: tuple[PlotLine, ...], width: int, height: int) -> Te
     out.append("\n" + " " * (Y_LABEL_WIDTH + 1), style="dim")
     out.append(left + right.rjust(max(1, cols - len(left))), style="dim")
     out.append("\n")
-    used = 0
     legend = fit_apart([visible(line.label) for line in lines], LEGEND_WIDTH)
+    entries = []
     for line, label in zip(lines, legend, strict=True):
         last = next((y for _, y in reversed(line.points) if math.isfinite(y)), None)
-        entry = f"{label} {metric_value(last)}  "
-        if used + len(entry) + 2 > width and used:
-            break
+        entries.append((line, f"{label} {metric_value(last)}  "))
+    fit = len(entries)
+    while fit > 1 and _legend_width(entries[:fit], len(entries) - fit, not_plotted) > width:
+        fit -= 1  # fewer entries, and a count of the others: never a run silently left out
+    for line, entry in entries[:fit]:
         out.append(f"{line.glyph} ", style=line.color)
         out.append(entry)
-        used += len(entry) + 2
+    out.append(_legend_tail(len(entries) - fit, not_plotted), style="dim")
     return out
+
+
+def _legend_tail(more: int, not_plotted: int) -> str:
+    """After the legend's entries: lines it had no room for, runs without a curve."""
+    parts = [f"+{more} more"] if more else []
+    if not_plotted:
+        parts.append(f"{not_plotted} not plotted")
+    return " · ".join(parts)
+
+
+def _legend_width(entries: list[tuple[PlotLine, str]], more: int, not_plotted: int) -> int:
+    return sum(cell_len(entry) + 2 for _, entry in entries) + cell_len(
+        _legend_tail(more, not_plotted)
+    )
 
 
 def _segment(
@@ -166,11 +189,14 @@ class MetricsPlot(Widget):
         self.title = title
         self.lines = lines
         """What the plot shows now (tests read it)."""
+        self.not_plotted = 0
+        """Runs beside the plot without a curve of its metric (the legend counts them)."""
 
-    def show(self, title: str, lines: tuple[PlotLine, ...]) -> None:
-        if (title, lines) != (self.title, self.lines):
-            self.title, self.lines = title, lines
+    def show(self, title: str, lines: tuple[PlotLine, ...], not_plotted: int = 0) -> None:
+        """Plot ``lines`` under ``title``; ``not_plotted`` runs have no curve of it."""
+        if (title, lines, not_plotted) != (self.title, self.lines, self.not_plotted):
+            self.title, self.lines, self.not_plotted = title, lines, not_plotted
             self.refresh()
 
     def render(self) -> Text:
-        return draw(self.title, self.lines, self.size.width, self.size.height)
+        return draw(self.title, self.lines, self.size.width, self.size.height, self.not_plotted)
