@@ -70,6 +70,7 @@ class RunsPane(SaysWorkerFailures, Vertical):
 
         shown: int
         marked: int
+        marked_hidden: int
         filter: str
         sort: str
         nothing: str | None
@@ -112,6 +113,7 @@ class RunsPane(SaysWorkerFailures, Vertical):
         """Exact pins from the user state: (root path, root-relative path)."""
         self.user_notes: dict[tuple[bytes, str], str] = {}
         self._shown = 0
+        self._marked_hidden = 0
 
     def compose(self) -> ComposeResult:
         hosts = " · host:NAME" if self.hosts else ""
@@ -237,6 +239,13 @@ class RunsPane(SaysWorkerFailures, Vertical):
         wanted = (self.marked | self.pinned) - set(kept)
         return kept + [run_id for run_id in order[MAX_TABLE_ROWS:] if run_id in wanted]
 
+    def marked_shown(self) -> tuple[list[int], int]:
+        """The marked runs the table shows, in its order, and how many more the filter
+        hides: the actions on marks (diff, metrics) act on what the user sees; the hidden
+        ones stay marked for when the filter clears."""
+        shown = [run_id for run_id in self.visible_order() if run_id in self.marked]
+        return shown, len(self.marked) - len(shown)
+
     def why_empty(self) -> str:
         """Why the table shows no run: what left none, or that none is indexed."""
         if not self.runs:
@@ -256,6 +265,7 @@ class RunsPane(SaysWorkerFailures, Vertical):
             self._checklist_asked.update(wanted)
             self._load_checklists(wanted)
         self._shown = len(order)
+        self._marked_hidden = len(self.marked - set(order))
         self._tell(follow=follow, nothing=None if order else self.why_empty())
 
     def _tell(self, *, follow: bool = False, nothing: str | None = None) -> None:
@@ -265,7 +275,15 @@ class RunsPane(SaysWorkerFailures, Vertical):
         sort = f"{label} {arrow}{group}"
         shown = self._shown
         self.post_message(
-            self.Shown(shown, len(self.marked), self.filter_text, sort, nothing, follow)
+            self.Shown(
+                shown,
+                len(self.marked),
+                self._marked_hidden,
+                self.filter_text,
+                sort,
+                nothing,
+                follow,
+            )
         )
 
     def row_extras(self, order: list[int]) -> dict[int, RowExtras]:

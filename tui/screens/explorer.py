@@ -367,7 +367,11 @@ class ExplorerScreen(SaysWorkerFailures, Screen[None]):
         """The runs table changed what it shows: the status line says so; when nothing
         is shown the other panes say why; after a filter change they follow the cursor."""
         self.query_one(StatusLine).change(
-            shown=message.shown, marked=message.marked, filter=message.filter, sort=message.sort
+            shown=message.shown,
+            marked=message.marked,
+            marked_hidden=message.marked_hidden,
+            filter=message.filter,
+            sort=message.sort,
         )
         if message.nothing is not None:
             self.file_tree.show_nothing(message.nothing)
@@ -719,16 +723,26 @@ class ExplorerScreen(SaysWorkerFailures, Screen[None]):
 
         self.app.push_screen(NoteScreen(label, current), save)
 
+    def _say_hidden(self, hidden: int, what: str) -> None:
+        """Tell that ``hidden`` marked runs, hidden by the filter, are left out of ``what``."""
+        if hidden:
+            self.notify(
+                f"{hidden} marked run(s) hidden by the filter left out of the {what} "
+                "(esc clears the filter)",
+                markup=False,
+                timeout=6,
+            )
+
     def action_metrics(self) -> None:
-        """The metrics view for the marked runs (in table order), else the run under the cursor."""
+        """The metrics view for the marked runs the table shows (in its order), else the run
+        under the cursor; marked runs the filter hides are left out, and said to be."""
         from tui.screens.metrics import MetricsScreen
 
-        order = self.runs_pane.visible_order()
-        ids = [i for i in order if i in self.marked]
-        ids += sorted(self.marked - set(ids))
+        ids, hidden = self.runs_pane.marked_shown()
         if not ids and self.table.current_run_id is not None:
             ids = [self.table.current_run_id]
         runs = [self.runs[i] for i in ids if i in self.runs]
+        self._say_hidden(hidden, "metrics")
         if not runs:
             self.notify("no run selected", timeout=3)
             return
@@ -821,7 +835,8 @@ class ExplorerScreen(SaysWorkerFailures, Screen[None]):
     def action_diff(self) -> None:
         """Two marked files (space in the tree) or two marked runs (space in the runs)."""
         files = self.file_tree.marked_files
-        runs = [self.runs[i] for i in sorted(self.marked) if i in self.runs]
+        shown, hidden = self.runs_pane.marked_shown()
+        runs = [self.runs[i] for i in shown if i in self.runs]
         if len(files) == 2 and (self.focused is self.file_tree or len(runs) != 2):
             from tui.screens.file_diff import FileDiffScreen
 
@@ -840,7 +855,16 @@ class ExplorerScreen(SaysWorkerFailures, Screen[None]):
 
             old, new = sorted(runs, key=lambda r: (r.started or 0, r.id))
             mirrored = (self.hosts.mirrored_run(old), self.hosts.mirrored_run(new))
+            self._say_hidden(hidden, "diff")
             self.app.push_screen(RunDiffScreen(self.pool, old, new, mirrored))
+            return
+        if hidden:
+            self.notify(
+                f"{len(runs)} marked run(s) shown and {hidden} hidden by the filter: a diff "
+                "takes two shown runs (esc clears the filter)",
+                markup=False,
+                timeout=6,
+            )
             return
         self.notify(
             "mark two runs (space in the runs list) or two files (space in the file tree)",

@@ -20,6 +20,8 @@ class StatusInfo:
     counts: IndexCounts | None = None
     shown: int = 0
     marked: int = 0
+    marked_hidden: int = 0
+    """Of the marked runs, those the filter hides (the actions on marks leave them out)."""
     filter: str = ""
     sort: str = ""
     hosts: str = ""
@@ -66,6 +68,8 @@ class StatusLine(Static):
             )
         if info.marked:
             text.append(f"{info.marked} marked", style="bold")
+            if info.marked_hidden:
+                text.append(f" ({info.marked_hidden} hidden)", style="bold yellow")
             text.append(" │ ")
         if info.filter:
             text.append("filter: ")
