@@ -73,6 +73,31 @@ def cut_middle(text: str, width: int) -> str:
     return f"{head}…{tail}"
 
 
+def cut_name(name: str, width: int) -> str:
+    """A file's ``name`` in at most ``width`` cells, cut in its middle so that its end (the
+    extension, and a step or shard number before it) stays: ``model-000…00004.safetensors``."""
+    from rich.cells import cell_len
+
+    if cell_len(name) <= width:
+        return name
+    if width <= 1:
+        return "…"[:width]
+    stem, dot, ext = name.rpartition(".")
+    tail_cells = (width - 1) // 2
+    if dot and stem and 0 < len(ext) <= 12:  # an extension and a few characters before it
+        tail_cells = max(tail_cells, min(cell_len(ext) + 5, width - 2))
+    cut, used = len(name), 0
+    while cut > 0 and used + cell_len(name[cut - 1]) <= tail_cells:
+        cut -= 1
+        used += cell_len(name[cut])
+    tail, room = name[cut:], width - 1 - used
+    end = 0
+    while end < cut and cell_len(name[end]) <= room:
+        room -= cell_len(name[end])
+        end += 1
+    return f"{name[:end]}…{tail}"
+
+
 def fit_apart(names: Sequence[str], width: int, *, keep_ends: bool = False) -> list[str]:
     """Each of ``names`` (as shown: escaped) in at most ``width`` cells, such that two
     different names never show the same text (``run_<150 x b>_1`` and ``..._2`` cut to

@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from rich.cells import cell_len
 from rich.text import Text
 from textual import events, work
 from textual.binding import Binding, BindingType
@@ -23,7 +24,7 @@ from store import paths
 from store.index.query import FolderEntry
 from store.index.views import PAGE_SIZE, ChildPage
 from store.integrity import link_state, problem_for
-from tui.format import DANGER, human_age, human_size
+from tui.format import DANGER, cut_name, human_age, human_size
 from tui.keys import titled
 from tui.messages import ChildrenLoaded, FolderPage
 from tui.workers import SaysWorkerFailures
@@ -98,31 +99,54 @@ def natural_key(name: str) -> list[str | int]:
 
 
 def entry_label(
-    entry: FolderEntry, now: float, problem: str | None = None, name: str | None = None
+    entry: FolderEntry,
+    now: float,
+    problem: str | None = None,
+    name: str | None = None,
+    width: int | None = None,
 ) -> Text:
     """Name, then size, kind and age, dim; a red "!" when a model file is unsafe or broken,
     or when it refers to something that is gone (``problem``, from ``store.integrity``);
-    ``name``: the name to show instead of the entry's (spelled apart from a look-alike)."""
-    label = Text(no_wrap=True, overflow="ellipsis")
-    name = entry.name if name is None else name
+    ``name``: the name to show instead of the entry's (spelled apart from a look-alike).
+    ``width``: the cells the label may take; past them the name is cut in its middle
+    (its extension kept, ``cut_name``) and the details after it at their end."""
+    flag = Text()
     art = entry.artifact
     if (art is not None and art.verdict in FLAGGED) or problem is not None:
-        label.append("!", style=DANGER)
-        label.append(" ")
+        flag.append("!", style=DANGER)
+        flag.append(" ")
+    name = entry.name if name is None else name
+    details = Text()
     if entry.is_dir:
-        label.append(name + "/", style="bold")
-        label.append(f"  {human_size(entry.size)} · {entry.count} files", style="dim")
-        return label
-    label.append(name)
-    if art is not None and art.ftype == "symlink":
-        label.append(f" → {paths.display(art.link_target or '?')}", style="dim italic")
-    state = link_state(problem) if problem is not None else None
-    if state is not None:
-        label.append(f" ({state})", style="bold red")
-    label.append(f"  {human_size(entry.size)}", style="dim")
-    if entry.kind and entry.kind != "other":
-        label.append(f" · {entry.kind}", style="dim")
-    label.append(f" · {human_age(entry.mtime, now)}", style="dim")
+        shown, name_style = name + "/", "bold"
+        details.append(f"  {human_size(entry.size)} · {entry.count} files", style="dim")
+    else:
+        shown, name_style = name, ""
+        if art is not None and art.ftype == "symlink":
+            details.append(f" → {paths.display(art.link_target or '?')}", style="dim italic")
+        state = link_state(problem) if problem is not None else None
+        if state is not None:
+            details.append(f" ({state})", style="bold red")
+        details.append(f"  {human_size(entry.size)}", style="dim")
+        if entry.kind and entry.kind != "other":
+            details.append(f" · {entry.kind}", style="dim")
+        details.append(f" · {human_age(entry.mtime, now)}", style="dim")
+    label = Text(no_wrap=True, overflow="ellipsis")
+    room = None if width is None else width - flag.cell_len
+    whole = cell_len(shown) + details.cell_len
+    if room is not None and whole > room:
+        # the name first (whole when it fits with a cell or so of the details to say they
+        # are cut); the details have what is left (the preview shows both whole)
+        name_room = max(room - details.cell_len, min(cell_len(shown), room - 3))
+        if entry.is_dir:
+            shown = cut_name(name, max(0, name_room - 1)) + "/"
+        else:
+            shown = cut_name(name, max(0, name_room))
+    label.append_text(flag)
+    label.append(shown, style=name_style)
+    label.append_text(details)
+    if width is not None:
+        label.truncate(max(0, width), overflow="ellipsis")
     return label
 
 
@@ -223,11 +247,15 @@ class ArtifactTree(SaysWorkerFailures, Tree[NodeInfo]):
             return None
         return problem_for(self.problems, key[len(folder) + 1 :] if folder else key)
 
-    def _label(self, entry: FolderEntry, now: float, spelled: str | None = None) -> Text:
-        label = entry_label(entry, now, self.problem_for(entry.key), spelled)
-        if entry.key in self.pinned:
-            label = Text("◆ ", style="bold yellow", no_wrap=True, overflow="ellipsis") + label
-        return label
+    def _label(
+        self, entry: FolderEntry, now: float, spelled: str | None = None, width: int | None = None
+    ) -> Text:
+        pin = Text("◆ ", style="bold yellow", no_wrap=True, overflow="ellipsis")
+        pinned = entry.key in self.pinned
+        if pinned and width is not None:
+            width -= pin.cell_len
+        label = entry_label(entry, now, self.problem_for(entry.key), spelled, width)
+        return pin + label if pinned else label
 
     def set_pinned(self, keys: frozenset[bytes]) -> None:
         """Mark pinned entries; relabels the loaded nodes whose pin changed."""
@@ -518,11 +546,38 @@ class ArtifactTree(SaysWorkerFailures, Tree[NodeInfo]):
         node.refresh()
 
     def render_label(self, node: TreeNode[NodeInfo], base_style: Any, style: Any) -> Text:
+        """The node's label, fitted to the tree's width: a long name is cut with an
+        ellipsis where the tree would otherwise scroll sideways (the preview shows it
+        whole)."""
         label = super().render_label(node, base_style, style)
         info = node.data
         if info is not None and not info.is_dir and (self.root_id, info.key) in self.marked_files:
-            return Text.assemble(("✓", "bold reverse"), " ", label)  # ● is the live marker
-        return label
+            label = Text.assemble(("✓", "bold reverse"), " ", label)  # ● is the live marker
+        room = self._room(node)
+        if room is None or label.cell_len <= room:
+            return label
+        own = Text(node.label) if isinstance(node.label, str) else node.label
+        fits = max(0, own.cell_len - (label.cell_len - room))
+        if info is not None and info.entry is not None:
+            fitted = self._label(info.entry, self.clock(), info.spelled, fits)
+        else:
+            fitted = own.copy()
+            fitted.truncate(fits, overflow="ellipsis")
+        fitted.stylize(style)
+        return label[: len(label.plain) - len(own.plain)] + fitted
+
+    def _room(self, node: TreeNode[NodeInfo]) -> int | None:
+        """Cells for ``node``'s label: the tree's width less its guides, or None before
+        the tree has a size."""
+        width = self.scrollable_content_region.width
+        if width <= 0:
+            return None
+        depth = 0
+        parent = node.parent
+        while parent is not None:
+            depth += 1
+            parent = parent.parent
+        return max(1, width - depth * self.guide_depth)
 
     def action_first(self) -> None:
         self.cursor_line = 0
