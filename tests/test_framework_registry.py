@@ -219,3 +219,22 @@ def test_a_numbered_checkpoint_name_must_capture_its_number(isolated_cache: Path
                 )
             )
         assert "bad" not in registry.names()
+
+
+def test_a_reader_that_raises_leaves_its_run_unknown_not_empty(toy: None, tmp_path: Path) -> None:
+    """A framework's reader that raises (here the toy's, on a record cut mid-write) left
+    the run with no params and no metrics, said only in a warning: a diff against it
+    called every param and metric of the other run removed.  Its params and metrics are
+    read in part now, so the diff says it cannot compare them."""
+    root, db = toy_root(tmp_path), tmp_path / "index.db"
+    cut = root / "exp-b"
+    cut.mkdir()
+    (cut / TOY_MARKER).write_text('{"params": {"lr": 0.5}, "lo')
+    assert cli("index", str(root), "--db", str(db)).exit_code == 0
+    result = cli("diff", "exp-a", "exp-b", "--json", "--db", str(db))
+    report = json.loads(result.stdout)
+    assert not any(e.get("change") == "removed" for e in report["params"]), report["params"]
+    assert not any(e.get("change") == "removed" for e in report["metrics"]), report["metrics"]
+    said = " ".join(report["unknown"])
+    assert "params of B could not all be read" in said, said
+    assert "metrics of B could not all be read" in said, said

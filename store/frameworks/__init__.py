@@ -242,16 +242,22 @@ def _take_notes(loaded: Loaded, notes: list[Note]) -> None:
 
 def _load_notes(root: RootLike, spec: RunSpec) -> Loaded:
     entry = registry.get(spec.framework)
+    # a run no reader read whole has values unknown, not none: a diff must not call the
+    # other side's removed
     if entry is None:
         loaded = Loaded()
-        loaded.warn(f"unknown framework {spec.framework!r}")
+        loaded.warn_partial(f"unknown framework {spec.framework!r}", "params", "metrics")
         return loaded
     with _io.listing_problems() as problems:
         try:
             loaded = entry.load(root, spec)
         except Exception as exc:  # never let one bad run break a scan
             loaded = Loaded()
-            loaded.warn(f"{spec.path}: could not read run ({type(exc).__name__}: {exc})")
+            loaded.warn_partial(
+                f"{spec.path}: could not read run ({type(exc).__name__}: {exc})",
+                "params",
+                "metrics",
+            )
     for problem in problems:  # a file not seen may have held any of the run's values
         loaded.warn_partial(problem, "params", "metrics")
     # plots and "last" follow the step, as MLflow's latest metric does (ties keep log order)
@@ -260,8 +266,10 @@ def _load_notes(root: RootLike, spec: RunSpec) -> Loaded:
         if other.adds_to_runs is not None and other is not entry:
             try:
                 other.adds_to_runs(root, spec, loaded)
-            except Exception as exc:
-                loaded.warn(f"{spec.path}: {other.name}: {type(exc).__name__}: {exc}")
+            except Exception as exc:  # what it would have added is unknown
+                loaded.warn_partial(
+                    f"{spec.path}: {other.name}: {type(exc).__name__}: {exc}", "params", "metrics"
+                )
     return loaded
 
 
