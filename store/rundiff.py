@@ -936,6 +936,7 @@ def run_diff_json(a: RunRow, b: RunRow, result: RunDiff, warnings: list[str]) ->
                 "direction": m.direction,
                 "better": m.better,
                 "ambiguous": m.ambiguous,
+                "only": m.only,
                 "series": [{"field": f, "old": o, "new": n} for f, o, n in m.series],
             }
             for m in result.metrics

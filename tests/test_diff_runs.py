@@ -373,3 +373,22 @@ def test_disk_state_past_its_listing_bound_says_what_it_missed(tmp_path: Path) -
     cut = disk_state(os.fsencode(tmp_path), [b"run"], rows, max_listed=2)
     assert cut.incomplete == ["more than 2 files on disk; the rest not listed"]
     assert cut.moved == [] and len(cut.files) == 8  # each indexed file found, unchanged
+
+
+def test_a_metric_one_run_alone_logged_says_which() -> None:
+    """A metric in one run only read '~ metric  A -  B 0.787' with an empty change: no
+    telling it from a metric without a last value. It says which run logged it, in rows
+    and in JSON (``only``), as params say added or removed."""
+    from tui.diff_render import run_rows
+
+    old = RunSide(metrics={"eval/acc": {"last": 0.9}, "loss": {"last": 0.5}})
+    new = RunSide(metrics={"Accuracy/test": {"last": 0.787}, "loss": {"last": None}})
+    result = diff_runs(old, new)
+    only = {m.name: m.only for m in result.metrics}
+    assert only == {"Accuracy/test": "new", "eval/acc": "old", "loss": None}
+    rows = {r.key: r for r in run_rows(result) if r.section == "metrics"}
+    cells = [c.plain for c in rows["metric:Accuracy/test"].cells]
+    assert cells[0] == "+ metric" and cells[-1] == "only in B"
+    cells = [c.plain for c in rows["metric:eval/acc"].cells]
+    assert cells[0] == "- metric" and cells[-1] == "only in A"
+    assert not [c.plain for c in rows["metric:loss"].cells][-1].startswith("only")

@@ -618,6 +618,20 @@ def run_rows(result: RunDiff) -> list[RunDiffRow]:
                 )
             )
             continue
+        if metric.only is not None:  # logged by one run alone
+            mark, style = MARKS["added" if metric.only == "new" else "removed"]
+            rows.append(
+                _row(
+                    "metrics",
+                    f"metric:{metric.name}",
+                    Text(f"{mark} metric", style=style),
+                    Text(clean(metric.name), style="bold"),
+                    _number(metric.old),
+                    _number(metric.new),
+                    Text(f"only in {'B' if metric.only == 'new' else 'A'}", style=style),
+                )
+            )
+            continue
         changed = metric.changed
         last_changed = changed and not (metric.series and metric.delta in (None, 0))
         note = Text(_delta(metric.delta, metric.percent) if last_changed else "")

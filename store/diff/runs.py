@@ -74,6 +74,9 @@ class MetricDelta:
     """What else of the two series' summaries differs, as (field, old, new): ``best``,
     ``best_step``, ``last_step``, ``n``.  Two runs ending on the same value may still have
     logged different series (another best, more steps): the metric changed all the same."""
+    only: Literal["old", "new"] | None = None
+    """The side that logged this metric when the other did not (its ``old`` or ``new`` is
+    then None for that reason, not for want of a last value)."""
 
     @property
     def changed(self) -> bool:
@@ -228,6 +231,9 @@ def diff_metrics(
     result: list[MetricDelta] = []
     for name in sorted(set(old) | set(new) | set(ambiguous)):
         a, b = _summary(old.get(name)), _summary(new.get(name))
+        only: Literal["old", "new"] | None = None
+        if (name in old) != (name in new) and name not in ambiguous:
+            only = "old" if name in old else "new"
         last_a = a.last if a else None
         last_b = b.last if b else None
         direction = (a.direction if a else None) or (b.direction if b else None)
@@ -238,7 +244,9 @@ def diff_metrics(
         delta, percent, better = _compare(last_a, last_b, direction)
         series = _series_changes(a, b)
         result.append(
-            MetricDelta(name, last_a, last_b, delta, percent, direction, better, False, series)
+            MetricDelta(
+                name, last_a, last_b, delta, percent, direction, better, False, series, only
+            )
         )
     return result
 
