@@ -23,8 +23,10 @@ A framework's own list wins over ``required``, which wins over the built-in defa
 
 from __future__ import annotations
 
+import errno
 import os
 import re
+import stat
 import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -53,6 +55,9 @@ MAX_CONFIG_BYTES = 1 << 20
 MAX_FILES = 200_000
 """Files of one run looked at; in a run with more, an item none of them meets is unknown
 (it may be among the rest), never missing."""
+MAX_LINKS = 1_000
+"""Links met below links to folders of the root, looked at for one run; what the rest lead
+to is unknown."""
 
 ENV = generic.ENV
 
@@ -445,6 +450,10 @@ class Unread:
     folder that could not be listed."""
     why: str
     """``folder out could not be read (permission denied)``."""
+    loop: bool = False
+    """A link that resolves nowhere (a loop, or too many links in a row): it may be meant as
+    the file an item names, or as the folder a path names, but no folder lies behind it
+    that a name at any depth could be in."""
 
 
 def _could_hide(alternative: str, place: Unread) -> bool:
@@ -452,6 +461,8 @@ def _could_hide(alternative: str, place: Unread) -> bool:
     kind, glob = _shape(alternative)
     if kind == "pseudo" or not glob:
         return False
+    if place.loop and place.rel:
+        return _loop_hides(kind, glob, place.rel)
     if not place.rel or kind == "name":  # a name at any depth: any folder may hold it
         return True
     below = kind == "below"
@@ -464,6 +475,27 @@ def _could_hide(alternative: str, place: Unread) -> bool:
             return False
     # every segment matched the place or a folder above it
     return below or (len(segments) == len(parts) and place.entry)
+
+
+def _loop_hides(kind: str, glob: str, rel: str) -> bool:
+    """Whether a link loop at ``rel`` may be what a ``kind`` glob asks for: the file itself
+    (its name, or its whole path), a file below the folder a ``below`` glob names, or the
+    folder a path glob names on the way to its file, segment by segment (a ``**`` before
+    the loop is reached is a name at any depth, not a path through the loop)."""
+    parts = rel.split("/")
+    if kind == "name":
+        return _segment_matches(glob, parts[-1])
+    whole = _segment_globs(glob)
+    if kind == "path" and whole is not None and whole.matches(rel):
+        return True
+    segments = glob.split("/")
+    for index, part in enumerate(parts):
+        if index == len(segments):
+            return kind == "below"  # the loop lies inside the folder the glob asks for
+        segment = segments[index]
+        if "**" in segment or not _segment_matches(segment, part):
+            return False
+    return len(segments) > len(parts) or kind == "below"
 
 
 @lru_cache(maxsize=512)
@@ -493,15 +525,17 @@ def run_files(db: sqlite_utils.Database, run: RunRow, *, limit: int = MAX_FILES)
 
 def _run_entries(
     db: sqlite_utils.Database, run: RunRow, limit: int
-) -> tuple[list[str], dict[str, bytes], dict[str, str]]:
-    """``run_files``, the symlinks among them (relative path -> path in the root), and the
-    files the index judged corrupt (relative path -> its reason, printable)."""
+) -> tuple[list[str], dict[str, tuple[bytes, str]], dict[str, str]]:
+    """``run_files``, the symlinks among them (relative path -> path in the root and its
+    printable target), and the files the index judged corrupt (relative path -> its reason,
+    printable)."""
     bases = _bases(run)
     out = []
-    links: dict[str, bytes] = {}
+    links: dict[str, tuple[bytes, str]] = {}
     corrupt: dict[str, str] = {}
-    for blob, ftype, verdict, reason in db.conn.execute(
-        "SELECT path, ftype, verdict, verdict_reason FROM artifacts WHERE run_id = ? LIMIT ?",
+    for blob, ftype, verdict, reason, target in db.conn.execute(
+        "SELECT path, ftype, verdict, verdict_reason, link_target FROM artifacts"
+        " WHERE run_id = ? LIMIT ?",
         [run.id, limit + 1],
     ):
         key = bytes(blob)
@@ -517,30 +551,160 @@ def _run_entries(
                 break
         out.append(paths.unkey(rel))
         if ftype == "symlink":
-            links[out[-1]] = key
+            links[out[-1]] = (key, _printable(target))
         elif verdict == "corrupt":
-            corrupt[out[-1]] = " ".join(paths.display(str(reason or "corrupt")).split())[:200]
+            corrupt[out[-1]] = _printable(reason or "corrupt")
     return out, links, corrupt
 
 
-def _dead_links(root: bytes, links: dict[str, bytes]) -> tuple[set[str], list[Unread]]:
-    """Of a run's symlinks, those that lead nowhere now (they meet no item: a dangling
-    ``requirements.txt`` is no requirements), and those whose target cannot be looked at
-    (unknown).  A bucket root has none; a remote root is looked at on its host."""
+def _printable(text: object) -> str:
+    return " ".join(paths.display(str(text or "")).split())[:200]
+
+
+def _look_at_link(root: bytes, root_real: bytes, key: bytes) -> tuple[str, bytes, str]:
+    """What the link at ``key`` leads to, resolved by the kernel's rules but never listed or
+    read: ``("file", ...)`` (a regular file, in the root or out of it), ``("none", ...)``
+    (nothing, or no file nor folder: a FIFO, a device), ``("folder", target)`` (a folder of
+    the root, by its key), ``("outside", ...)`` (a folder out of the root), ``("loop",
+    ..., why)`` or ``("unsure", ..., why)`` (its target cannot be looked at)."""
+    try:
+        real = os.path.realpath(root + b"/" + key)
+        st = os.stat(real)
+    except (FileNotFoundError, NotADirectoryError):
+        return "none", b"", ""
+    except OSError as exc:
+        why = exc.strerror or type(exc).__name__
+        return ("loop" if exc.errno == errno.ELOOP else "unsure"), b"", why
+    if stat.S_ISREG(st.st_mode):
+        return "file", b"", ""
+    if not stat.S_ISDIR(st.st_mode):
+        return "none", b"", ""
+    if real == root_real:
+        return "folder", b"", ""
+    inside = root_real.rstrip(b"/") + b"/"
+    if real.startswith(inside):
+        return "folder", real[len(inside) :], ""
+    return "outside", b"", ""
+
+
+@dataclass
+class _Reached:
+    """What a run's links lead to, for ``evaluate_files``."""
+
+    not_files: set[str] = field(default_factory=set)
+    """The run's own links that are no file: leading nowhere, to a folder, or unresolvable."""
+    files: list[str] = field(default_factory=list)
+    """Files below the run's links to folders of the root, relative to the run's folder."""
+    corrupt: dict[str, str] = field(default_factory=dict)
+    unread: list[Unread] = field(default_factory=list)
+
+
+def _follow_links(
+    db: sqlite_utils.Database,
+    run: RunRow,
+    links: dict[str, tuple[bytes, str]],
+    places: UnreadableIndex,
+    budget: int,
+) -> _Reached:
+    """Where the run's links lead.  A link to a file meets an item as the file (one leading
+    nowhere, or to no regular file, meets none).  A link to a folder out of the root is
+    never followed: an item that could lie below it is unknown.  A link to a folder of the
+    root reads the index's files of that folder as if they lay below the link (links among
+    them likewise, up to ``MAX_LINKS``, the files up to ``budget``): the run holds what a
+    program opening ``run/checkpoints/x.ckpt`` gets.  A link to a folder the walk is already
+    in (the run's folder, one above it, or the folder a link led to) is a cycle: it adds
+    nothing.  A link that resolves nowhere (a loop) is unknown only for the items that name
+    it or a path through it.  A bucket root has no links; a remote root is looked at on its
+    host."""
+    out = _Reached()
+    root = run.root
     if not links or paths.display(root).startswith(("s3://", "gs://", "az://")):
-        return set(), []
-    dead: set[str] = set()
-    unsure: list[Unread] = []
-    for rel, key in links.items():
-        try:
-            os.stat(root + b"/" + key if key else root)
-        except (FileNotFoundError, NotADirectoryError):
-            dead.add(rel)
-        except OSError as exc:  # a loop, no permission: there may be something
-            why = f"link {paths.display(rel)}: its target cannot be looked at ({exc.strerror})"
-            unsure.append(Unread(rel, True, why))
-            dead.add(rel)
-    return dead, unsure
+        return out
+    root_real = os.path.realpath(root)
+    bases = tuple(_bases(run))
+    pending = [(rel, key, shown, True, bases) for rel, (key, shown) in links.items()]
+    pending.reverse()
+    followed = 0
+    while pending:
+        rel, key, shown, own, chain = pending.pop()
+        if not own:
+            followed += 1
+            if followed > MAX_LINKS:
+                why = f"behind link {paths.display(rel)}: past the {MAX_LINKS:,} links looked at"
+                out.unread.append(Unread(rel, True, why))
+                continue
+        kind, target, why = _look_at_link(root, root_real, key)
+        if kind == "file":
+            if not own:
+                out.files.append(rel)
+            continue
+        if own:
+            out.not_files.add(rel)
+        shown_rel = paths.display(rel)
+        if kind == "loop":
+            why = f"link {shown_rel}: its target cannot be looked at ({why})"
+            out.unread.append(Unread(rel, True, why, loop=True))
+        elif kind == "unsure":
+            why = f"link {shown_rel}: its target cannot be looked at ({why})"
+            out.unread.append(Unread(rel, True, why))
+        elif kind == "outside":
+            why = f"behind a link out of the root: {shown_rel} -> {shown}"
+            out.unread.append(Unread(rel, False, why))
+        elif kind == "folder" and not any(paths.under(folder, target) for folder in chain):
+            budget = _read_linked(db, run, rel, target, places, budget, out, pending, chain)
+    return out
+
+
+def _read_linked(
+    db: sqlite_utils.Database,
+    run: RunRow,
+    rel: str,
+    target: bytes,
+    places: UnreadableIndex,
+    budget: int,
+    out: _Reached,
+    pending: list[tuple[str, bytes, str, bool, tuple[bytes, ...]]],
+    chain: tuple[bytes, ...],
+) -> int:
+    """Add the index's files below ``target`` (a folder of the root) to ``out`` as lying
+    below the link ``rel``, and the links among them to ``pending``; the budget left."""
+    shown_rel = paths.display(rel)
+    found = db.conn.execute(
+        "SELECT 1 FROM dirs WHERE root_id = ? AND path = ?", [run.root_id, target]
+    ).fetchone()
+    hidden = places.touching([target])
+    for place in hidden:
+        why = f"{place.sentence()}, behind link {shown_rel}"
+        if paths.under(target, place.path):  # the folder itself, or one above it
+            out.unread.append(Unread(rel, False, why))
+        else:
+            below = paths.unkey(place.path[len(target) + 1 :])
+            out.unread.append(Unread(f"{rel}/{below}", place.kind != "folder", why))
+    if found is None:
+        if not any(paths.under(target, p.path) for p in hidden):
+            why = f"behind link {shown_rel}: the index holds no listing of the folder it leads to"
+            out.unread.append(Unread(rel, False, why))
+        return budget
+    lo, hi = paths.prefix_range(target)
+    rows = db.conn.execute(
+        "SELECT path, ftype, verdict, verdict_reason, link_target FROM artifacts"
+        " WHERE root_id = ? AND path >= ? AND path < ? LIMIT ?",
+        [run.root_id, lo, hi, budget + 1],
+    ).fetchall()
+    if len(rows) > budget:
+        why = f"behind link {shown_rel}: past the {MAX_FILES:,} files looked at"
+        out.unread.append(Unread(rel, False, why))
+        return 0
+    for blob, ftype, verdict, reason, link_target in rows:
+        key = bytes(blob)
+        below = f"{rel}/{paths.unkey(key[len(target) + 1 :])}"
+        if ftype == "symlink":
+            pending.append((below, key, _printable(link_target), False, (*chain, target)))
+        elif verdict == "corrupt":
+            out.corrupt[below] = _printable(reason or "corrupt")
+        else:
+            out.files.append(below)
+    return budget - len(rows)
 
 
 def evaluate(
@@ -554,17 +718,19 @@ def evaluate(
     rules = checklist if checklist is not None else load_checklist(run.root)
     if places is None:
         places = (unreadable_places(db.conn, run.root_id) or {}).get(run.root_id, [])
+    index = places if isinstance(places, UnreadableIndex) else UnreadableIndex(places)
     files, links, corrupt = _run_entries(db, run, MAX_FILES)
-    dead, unsure = _dead_links(run.root, links)
+    reached = _follow_links(db, run, links, index, max(0, MAX_FILES - len(files)))
+    own = [f for f in files[:MAX_FILES] if f not in reached.not_files and f not in corrupt]
     return evaluate_files(
-        [f for f in files[:MAX_FILES] if f not in dead and f not in corrupt],
+        own + reached.files,
         rules.items_for(run.framework),
         has_params=bool(run.params),
         has_metrics=bool(run.metrics),
-        unread=[*run_unread(run, places), *unsure],
+        unread=[*run_unread(run, index), *reached.unread],
         files_left=max(0, len(files) - MAX_FILES),
         parts_unread=run.unread_parts,
-        corrupt=corrupt,
+        corrupt={**corrupt, **reached.corrupt},
     )
 
 

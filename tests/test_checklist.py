@@ -376,3 +376,21 @@ def test_a_corrupt_file_meets_no_item() -> None:
         ("*.ckpt", "a/a.ckpt is corrupt (header past end of file) (+1 more)"),
         ("*.bin", "c.bin is corrupt (x)"),
     )
+
+
+def test_a_link_loop_hides_only_what_names_it_or_a_path_through_it() -> None:
+    from store.checklist import Unread
+
+    items = [
+        "requirements.txt",  # a name at any depth: not behind a loop, which holds nothing
+        "**/final.pt",  # the same, written as a path
+        "loop",  # names the link itself
+        "a/loop/*.ckpt",  # a path through it
+        "a/",  # the loop lies in this folder: it may be a file of it
+        "a/loop/deeper/",  # a folder below it
+        "a/other/*.ckpt",
+        "b/**/x.ckpt",
+    ]
+    result = evaluate_files([], items, unread=[Unread("a/loop", True, "loop", loop=True)])
+    assert result.missing == ["requirements.txt", "**/final.pt", "a/other/*.ckpt", "b/**/x.ckpt"]
+    assert [item for item, _ in result.unknown] == ["loop", "a/loop/*.ckpt", "a/", "a/loop/deeper/"]

@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -465,3 +466,152 @@ def test_a_checkpoint_cut_off_mid_write_does_not_meet_the_item(
     index_tree(root, db_path)
     code, out, _ = check(db_path)
     assert code == 0, out
+
+
+def _check_row(db_path: Path, name: str) -> tuple[int, dict[str, Any]]:
+    code, out, _ = check(db_path, "--json")
+    found = json.loads(out)
+    rows = found["runs"] if isinstance(found, dict) else found  # the object, or the old list
+    return code, next(r for r in rows if r["name"] == name)
+
+
+MODEL = "*.safetensors|*.ckpt|*.pt|*.pth|*.bin|model.pkl|*.onnx|*.gguf"
+
+
+def test_items_behind_a_link_out_of_the_root_are_unknown_not_missing(
+    tmp_path: Path, isolated_cache: Path
+) -> None:
+    """``checkpoints -> /scratch/run1/checkpoints``: artlens never follows a link out of
+    its root, and the model item was ``missing`` (exit 1 saying the run has no model).  It
+    is unknown, naming the link; an item that cannot lie below the link stays missing."""
+    from tests.test_scan import run_tree
+
+    root = tmp_path / "root"
+    run = run_tree(root)
+    (run / "out" / "model.ckpt").unlink()
+    scratch = tmp_path / "scratch" / "run1" / "checkpoints"
+    scratch.mkdir(parents=True)
+    (scratch / "model.ckpt").write_bytes(b"x")
+    (run / "checkpoints").symlink_to(scratch)
+    db_path = tmp_path / "index.db"
+    index_tree(root, db_path)
+    code, row = _check_row(db_path, "runD")
+    assert code == 1
+    assert (row["passed"], row["total"], row["missing"]) == (3, 4, [])
+    assert row["unknown"] == [
+        {"item": MODEL, "reason": f"behind a link out of the root: checkpoints -> {scratch}"}
+    ]
+    code, out, _ = check(db_path)
+    assert "\tmissing" not in out and "behind a link out of the root" in out
+    # a path that cannot lie below the link is still missing
+    (root / ".artlens.toml").write_text(
+        '[checklist]\nrequired = ["out/model.ckpt", "checkpoints/*.ckpt", "out/"]\n'
+    )
+    code, row = _check_row(db_path, "runD")
+    assert code == 1
+    assert row["missing"] == ["out/model.ckpt"]
+    assert [u["item"] for u in row["unknown"]] == ["checkpoints/*.ckpt"]
+
+
+def test_a_link_to_a_folder_inside_the_root_reads_the_index_of_its_target(
+    tmp_path: Path, isolated_cache: Path
+) -> None:
+    """``checkpoints -> ../shared/ckpts`` inside the root: the model was ``missing``, though
+    ``runD/checkpoints/model.ckpt`` opens.  The index's files of the target count as lying
+    below the link (and go when they go); a link back to a folder the run lies in is a
+    cycle: it adds nothing, and makes nothing unknown."""
+    from tests.test_scan import run_tree
+
+    root = tmp_path / "root"
+    run = run_tree(root)
+    (run / "out" / "model.ckpt").unlink()
+    shared = root / "shared" / "ckpts"
+    shared.mkdir(parents=True)
+    (shared / "model.ckpt").write_bytes(b"x")
+    (run / "checkpoints").symlink_to(Path("..") / "shared" / "ckpts")
+    (run / "up").symlink_to("..")
+    (root / ".artlens.toml").write_text(
+        '[checklist]\nrequired = ["requirements.txt", "checkpoints/*.ckpt", "' + MODEL + '"]\n'
+    )
+    db_path = tmp_path / "index.db"
+    index_tree(root, db_path)
+    _, row = _check_row(db_path, "runD")
+    assert (row["complete"], row["missing"], row["unknown"]) == (True, [], [])
+    (shared / "model.ckpt").unlink()
+    index_tree(root, db_path)
+    _, row = _check_row(db_path, "runD")
+    assert row["missing"] == ["checkpoints/*.ckpt", MODEL]
+    assert row["unknown"] == []
+    # a link to a folder the index holds no listing of (a `.git`, never walked)
+    (root / ".git").mkdir()
+    (root / ".git" / "model.ckpt").write_bytes(b"x")
+    (run / "checkpoints").unlink()
+    (run / "checkpoints").symlink_to(Path("..") / ".git")
+    index_tree(root, db_path)
+    _, row = _check_row(db_path, "runD")
+    assert row["missing"] == []
+    assert row["unknown"] == [
+        {
+            "item": item,
+            "reason": "behind link checkpoints: the index holds no listing of the folder it"
+            " leads to",
+        }
+        for item in ("checkpoints/*.ckpt", MODEL)
+    ]
+
+
+def test_a_link_loop_makes_unknown_only_the_items_that_could_lie_there(
+    tmp_path: Path, isolated_cache: Path
+) -> None:
+    """``out/tmp -> tmp`` (a loop) made every name item not met unknown: a run without its
+    requirements was ``2/4?`` instead of missing them.  A loop resolves to nothing: only an
+    item that names the link, or a path through it, is unknown."""
+    from tests.test_scan import run_tree
+
+    root = tmp_path / "root"
+    run = run_tree(root)
+    (run / "out" / "requirements.txt").unlink()
+    (run / "out" / "tmp").symlink_to("tmp")
+    (run / "cache_a").symlink_to("cache_b")
+    (run / "cache_b").symlink_to("cache_a")
+    db_path = tmp_path / "index.db"
+    index_tree(root, db_path)
+    code, row = _check_row(db_path, "runD")
+    assert code == 1
+    assert row["missing"] == [
+        "requirements.txt|conda.yaml|conda.yml|environment.yml|environment.yaml|python_env.yaml"
+    ]
+    assert row["unknown"] == []
+    (run / "checkpoints").symlink_to("checkpoints")
+    (root / ".artlens.toml").write_text(
+        '[checklist]\nrequired = ["requirements.txt", "checkpoints/*.ckpt", "tmp", "cache_*/"]\n'
+    )
+    index_tree(root, db_path)
+    _, row = _check_row(db_path, "runD")
+    assert row["missing"] == ["requirements.txt"]
+    assert [(u["item"], u["reason"]) for u in row["unknown"]] == [
+        ("checkpoints/*.ckpt", "link checkpoints: its target cannot be looked at (Too many"
+         " levels of symbolic links)"),
+        ("tmp", "link out/tmp: its target cannot be looked at (Too many levels of symbolic"
+         " links)"),
+        ("cache_*/", "link cache_a: its target cannot be looked at (Too many levels of"
+         " symbolic links) (+1 more)"),
+    ]  # fmt: skip
+
+
+def test_a_link_to_a_device_meets_no_item(tmp_path: Path, isolated_cache: Path) -> None:
+    """``requirements.txt -> /dev/null`` met the environment item: a device (or a FIFO) is
+    no file of the run, whatever its name."""
+    from tests.test_scan import run_tree
+
+    root = tmp_path / "root"
+    run = run_tree(root)
+    (run / "out" / "requirements.txt").unlink()
+    (run / "out" / "requirements.txt").symlink_to("/dev/null")
+    db_path = tmp_path / "index.db"
+    index_tree(root, db_path)
+    code, row = _check_row(db_path, "runD")
+    assert code == 1
+    assert row["missing"] == [
+        "requirements.txt|conda.yaml|conda.yml|environment.yml|environment.yaml|python_env.yaml"
+    ]
