@@ -232,8 +232,15 @@ def test_a_pin_made_after_the_plan_still_keeps_what_it_names(tmp_path: Path) -> 
     before = snapshot(root)
     pinned_file = root / "runB" / "checkpoint-2" / "optimizer.pt"
     ok("retention", "pin", str(root / "runB" / "epoch=1.ckpt"), str(pinned_file), db=db)
-    report = ok_json("retention", "apply", plan["id"], "--yes", db=db)
+    result = run("retention", "apply", plan["id"], "--yes", "--json", db=db)
+    assert result.exit_code == 1, result.output  # not everything the plan asked for went
+    report = json.loads(result.stdout)
     skipped = {s["path"]: s["reason"] for s in report["skipped"]}
+    assert sorted(result.stderr.splitlines()) == [
+        "artlens: skipped runB/checkpoint-2: runB/checkpoint-2/optimizer.pt inside it is"
+        " pinned; retention never removes it",
+        "artlens: skipped runB/epoch=1.ckpt: pinned; retention never removes it",
+    ]
     assert skipped == {
         "runB/epoch=1.ckpt": "pinned; retention never removes it",
         "runB/checkpoint-2": (
@@ -398,8 +405,11 @@ def test_a_stale_index_never_empties_a_run(tmp_path: Path) -> None:
     plan_id = ok_json("retention", "plan", "--keep-last", "1", db=db)["id"]
     assert [row[3] for row in _saved(plan_id, tmp_path)["kept_units"]] == ["runA/epoch=4.ckpt"]
     for args in ([plan_id], ["--keep-last", "1"]):
-        report = ok_json("retention", "apply", *args, "--yes", db=db)
+        result = run("retention", "apply", *args, "--yes", "--json", db=db)
+        assert result.exit_code == 1, result.output
+        report = json.loads(result.stdout)
         assert report["done"] == [] and len(report["skipped"]) == 3
+        assert len(result.stderr.splitlines()) == 3
         assert {s["reason"] for s in report["skipped"]} == {
             "kept runA/epoch=4.ckpt is gone since the plan: run skipped; re-index and plan again"
         }
@@ -698,7 +708,10 @@ def test_a_restore_that_leaves_an_item_in_the_trash_exits_1(tmp_path: Path) -> N
     (root / "run" / "step_1.pt").write_bytes(b"written since")
     result = run("trash", "restore", entry["id"], db=db)
     assert result.exit_code == 1, result.output
-    assert "skipped run/step_1.pt: something now occupies the original path" in result.stdout
+    assert result.stderr == (
+        "artlens: skipped run/step_1.pt: something now occupies the original path\n"
+    )
+    assert result.stdout == "restored 0 (0B), skipped 1\n"
     result = run("trash", "restore", "--all", "--json", db=db)
     assert result.exit_code == 1, result.output
     report = json.loads(result.stdout)
@@ -706,3 +719,66 @@ def test_a_restore_that_leaves_an_item_in_the_trash_exits_1(tmp_path: Path) -> N
     (root / "run" / "step_1.pt").unlink()
     restored = ok_json("trash", "restore", entry["id"], db=db)
     assert [d["path"] for d in restored["done"]] == ["run/step_1.pt"]
+
+
+def test_an_apply_that_skips_an_item_exits_1(tmp_path: Path) -> None:
+    """``retention apply PLAN --yes`` when a checkpoint changed since the plan: the item is
+    rightly skipped, but the command exited 0 (``trash restore`` exits 1 when it skips),
+    so ``apply && rm -rf backup`` went on as if the space were freed.  Exit 1, text and
+    --json alike, one line on stderr naming the item and why."""
+    root = tmp_path / "root"
+    for step in (1, 2, 3):
+        write(root / "run" / f"step_{step}.pt", os.urandom(64), age=5000.0 - step)
+    db = tmp_path / "index.db"
+    ok("index", str(root), db=db)
+    plan = ok_json("retention", "plan", "--keep-last", "1", db=db)
+    assert sorted(i["path"] for i in plan["items"] if not i["keep"]) == [
+        "run/step_1.pt",
+        "run/step_2.pt",
+    ]
+    write(root / "run" / "step_1.pt", os.urandom(80), age=4000.0)  # rewritten since
+    result = run("retention", "apply", plan["id"], "--yes", db=db)
+    assert result.exit_code == 1, result.output
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("artlens: skipped run/step_1.pt: changed since the plan"), line
+    assert "trashed run/step_2.pt" in result.stdout
+    assert "trashed 1 (64B), skipped 1" in result.stdout
+    result = run("retention", "apply", plan["id"], "--yes", "--json", db=db)
+    assert result.exit_code == 1, result.output
+    report = json.loads(result.stdout)
+    assert [s["path"] for s in report["skipped"]] == ["run/step_1.pt", "run/step_2.pt"]
+    assert len(result.stderr.splitlines()) == 2
+    # nothing skipped: 0
+    plan = ok_json("retention", "plan", "--keep-last", "1", db=db)
+    done = ok_json("retention", "apply", plan["id"], "--yes", db=db)
+    assert ([d["path"] for d in done["done"]], done["skipped"]) == (["run/step_1.pt"], [])
+
+
+def test_a_purge_that_skips_an_item_exits_1(tmp_path: Path) -> None:
+    """``trash purge --older-than 0 --yes`` when an item's trash folder was swapped for a
+    symlink: the item is rightly left alone (never followed), but the command exited 0,
+    so a script took the space as freed.  Exit 1 with one line on stderr per item."""
+    root = tmp_path / "root"
+    for step in (1, 2):
+        write(root / "run" / f"step_{step}.pt", os.urandom(64), age=5000.0 - step)
+    db = tmp_path / "index.db"
+    ok("index", str(root), db=db)
+    ok("retention", "apply", "--keep-last", "1", "--yes", db=db)
+    (entry,) = ok_json("trash", "list", db=db)
+    trashed = root / entry["trash_path"]
+    folder = trashed.parent
+    elsewhere = tmp_path / "elsewhere"
+    folder.rename(elsewhere)
+    folder.symlink_to(elsewhere)
+    for extra in ((), ("--json",)):
+        result = run("trash", "purge", "--older-than", "0", "--yes", *extra, db=db)
+        assert result.exit_code == 1, result.output
+        assert result.stderr == (
+            "artlens: skipped run/step_1.pt: its trash folder is a symlink or not a folder;"
+            " never followed\n"
+        )
+    assert (elsewhere / "step_1.pt").exists()  # never followed
+    folder.unlink()
+    elsewhere.rename(folder)
+    purged = ok_json("trash", "purge", "--older-than", "0", "--yes", db=db)
+    assert ([d["path"] for d in purged["done"]], purged["skipped"]) == (["run/step_1.pt"], [])

@@ -155,10 +155,12 @@ def test_retention_leaves_an_object_rewritten_after_the_plan(gcs_server: GCSServ
     assert not [k for k in left if k.startswith(f"{TRASH}/{plan.batch}/")]
 
 
-def _json(*args: str) -> Any:
+def _json(*args: str, code: int = 0) -> Any:
+    """The command's JSON; ``code`` 1 when it skips an item asked for (each named on
+    stderr)."""
     result = CliRunner().invoke(main, list(args))
-    assert result.exit_code == 0, result.output
-    return json.loads(result.output)
+    assert result.exit_code == code, result.output
+    return json.loads(result.stdout)
 
 
 def test_cli_retention_apply_then_trash_restore(
@@ -174,7 +176,7 @@ def test_cli_retention_apply_then_trash_restore(
     assert len(removed) == 6 and all(p.endswith(".ckpt") for p in removed)
     changed = removed[0]
     gcs_server.put(bucket, changed, b"written after the plan")  # a new generation
-    done = _json("retention", "apply", plan["id"], "--yes", "--db", db, "--json")
+    done = _json("retention", "apply", plan["id"], "--yes", "--db", db, "--json", code=1)
     assert sorted(i["path"] for i in done["done"]) == removed[1:]
     assert [(i["path"], i["reason"].split(":")[0]) for i in done["skipped"]] == [
         (changed, "changed")

@@ -126,3 +126,31 @@ def test_the_explorer_opens_a_bucket_index_and_polls_the_bucket(
         db.close()
     assert roots == [url]
     assert files == len(seeded["files"]) and shown == 7
+
+
+def test_a_bucket_trash_restore_or_purge_that_skips_an_object_exits_1(
+    s3_server: S3Server, tmp_path: Path
+) -> None:
+    """``bucket trash --apply`` asked for an object that is not there, and ``bucket
+    restore`` met a newer object at the key: both left an object as it was and exited 0.
+    Exit 1, text and --json alike, one line on stderr per object with why."""
+    bucket = s3_server.new_bucket(versioned=False)
+    s3_server.put(bucket, "runs/a/ckpt.pt", b"weights")
+    url = f"s3://{bucket}/runs"
+    runner = CliRunner()
+    done = runner.invoke(main, ["bucket", "trash", url, "a/ckpt.pt", "a/nothing.pt", "--apply"])
+    assert done.exit_code == 1, done.output
+    assert done.stderr == "artlens: skipped a/nothing.pt: missing: no such object\n"
+    assert "1 missing, 1 trashed" in done.stdout
+    batch_id = done.stdout.rsplit("batch ", 1)[1].strip()
+    s3_server.put(bucket, "runs/a/ckpt.pt", b"written since")
+    back = runner.invoke(main, ["bucket", "restore", url, batch_id, "--json"])
+    assert back.exit_code == 1, back.output
+    assert back.stderr == (
+        "artlens: skipped a/ckpt.pt: kept: an object appeared at the key: not replaced\n"
+    )
+    assert json.loads(back.stdout)["counts"] == {"kept": 1, "missing": 1}
+    assert s3_server.contents(bucket, "runs/a/") == {"runs/a/ckpt.pt": b"written since"}
+    # nothing asked for is left: 0
+    again = runner.invoke(main, ["bucket", "restore", url, batch_id])
+    assert again.exit_code == 0, again.output

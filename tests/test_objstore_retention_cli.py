@@ -20,10 +20,12 @@ pytestmark = [pytest.mark.objstore, pytest.mark.usefixtures("isolated_cache")]
 __all__ = ["fresh_bucket", "s3_server"]
 
 
-def _json(*args: str) -> Any:
+def _json(*args: str, code: int = 0) -> Any:
+    """The command's JSON; ``code`` 1 when it skips an item asked for (each named on
+    stderr)."""
     result = CliRunner().invoke(main, list(args))
-    assert result.exit_code == 0, result.output
-    return json.loads(result.output)
+    assert result.exit_code == code, result.output
+    return json.loads(result.stdout)
 
 
 @pytest.mark.parametrize("versioned", [True, False])
@@ -55,7 +57,7 @@ def test_plan_apply_restore_a_bucket(
     # one planned checkpoint is rewritten after the plan: it is left alone
     changed = removed[0]
     s3_server.put(bucket, changed, b"written after the plan")
-    done = _json("retention", "apply", plan["id"], "--yes", "--db", db, "--json")
+    done = _json("retention", "apply", plan["id"], "--yes", "--db", db, "--json", code=1)
     assert done["applied"] is True
     assert sorted(i["path"] for i in done["done"]) == removed[1:]
     assert [(i["path"], i["reason"].split(":")[0]) for i in done["skipped"]] == [
@@ -227,7 +229,7 @@ def test_a_kept_checkpoint_gone_since_the_plan_skips_its_runs_removals(
         s3_server.put(bucket, gone, b"rewritten after the plan")
     before = s3_server.contents(bucket)
 
-    done = _json("retention", "apply", plan["id"], "--yes", "--db", db, "--json")
+    done = _json("retention", "apply", plan["id"], "--yes", "--db", db, "--json", code=1)
     assert sorted(i["path"] for i in done["done"]) == others
     assert sorted(i["path"] for i in done["skipped"]) == waiting
     assert all(f"kept {gone}" in i["reason"] for i in done["skipped"]), done["skipped"]

@@ -114,3 +114,33 @@ def test_an_ssh_index_path_goes_after_the_subcommand() -> None:
     assert shlex.split(remote.argv(["feed", "--json"])[-1])[:4] == [
         "artlens", "feed", "--db", "/srv/index.db"
     ]  # fmt: skip
+
+
+def test_a_host_apply_that_skips_items_exits_1_with_its_report(tmp_path: Path) -> None:
+    """A host's ``retention apply --yes`` that skipped checkpoints changed since the plan
+    exited 0 here, so ``remote retention apply ... && ...`` went on as if the space were
+    freed.  The host now exits 1 with its report: here the report is still shown (a host
+    exit 1 is no failure of the transport when it names what it skipped), each skipped
+    item is one line on stderr, and the command exits 1."""
+    root, db = make_host(tmp_path, "gpu1", "lightning")
+    (root / ".artlens.toml").write_text("[retention]\nkeep_last = 1\n")
+    index_tree(root, db)
+    add("gpu1", host_command(db))
+    code, out, err = cli("remote", "retention", "plan", "--json")
+    assert code == 0, err
+    (plan,) = json.loads(out)
+    assert plan["removals"] > 0
+    for ckpt in root.rglob("*.ckpt"):  # every checkpoint rewritten since the plan
+        if not ckpt.is_symlink():
+            ckpt.write_bytes(ckpt.read_bytes() + b"more")
+    code, out, err = cli("remote", "retention", "apply", plan["plan"], "--yes", "--json")
+    assert code == 1, err
+    report = json.loads(out)
+    assert report["done"] == [] and len(report["skipped"]) == plan["removals"]
+    lines = err.splitlines()
+    assert len(lines) == plan["removals"], err
+    assert all(line.startswith("artlens: gpu1: skipped ") for line in lines), err
+    code, out, err = cli("remote", "retention", "apply", plan["plan"], "--yes")
+    assert code == 1, err
+    assert "gpu1: apply: 0 (0B), skipped" in out
+    assert all(line.startswith("artlens: gpu1: skipped ") for line in err.splitlines()), err

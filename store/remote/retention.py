@@ -72,15 +72,21 @@ class HostPlan:
     warnings: tuple[str, ...]
 
 
-def _answer(remote: Remote, args: list[str]) -> dict[str, Any]:
-    """Run ``artlens ARGS`` on the host and read its one JSON object."""
+def _answer(remote: Remote, args: list[str], *, reports: bool = False) -> dict[str, Any]:
+    """Run ``artlens ARGS`` on the host and read its one JSON object.  ``reports``: the
+    command is an apply, restore or purge, which exits 1 when it skipped an item: its
+    report, with the skipped items, is the answer (an exit 1 naming none is a failure)."""
     with Session(remote.argv(args, words=2), timeout=TIMEOUT) as session:
         raw = session.read(MAX_ANSWER)
-        session.finish()
-    try:
-        data = json.loads(raw)
-    except (ValueError, RecursionError):
-        raise RemoteError("the host's answer is not JSON" + shell_noise(raw)) from None
+        code = session.finish(ok=(0, 1) if reports else (0,))
+        try:
+            data = json.loads(raw)
+        except (ValueError, RecursionError):
+            if code:
+                raise RemoteError(session.failure("exit status 1")) from None
+            raise RemoteError("the host's answer is not JSON" + shell_noise(raw)) from None
+        if code and not (isinstance(data, dict) and data.get("skipped")):
+            raise RemoteError(session.failure("exit status 1"))
     if not isinstance(data, dict):
         raise RemoteError("the host's answer is not a JSON object")
     return data
@@ -177,7 +183,7 @@ def apply(remote: Remote, plan_id: str, *, yes: bool) -> HostReport:
     if not PLAN_ID.match(plan_id):
         raise RemoteError(f"not a plan id: {plan_id[:100]!r}")
     args = ["retention", "apply", plan_id, "--json"] + (["--yes"] if yes else [])
-    return _report(remote, "apply", _answer(remote, args), yes)
+    return _report(remote, "apply", _answer(remote, args, reports=True), yes)
 
 
 def restore(remote: Remote, ids: list[str]) -> HostReport:
@@ -189,7 +195,7 @@ def restore(remote: Remote, ids: list[str]) -> HostReport:
         if bad or not ids:
             raise RemoteError(f"not trash ids: {', '.join(repr(b[:80]) for b in bad[:3])}")
         args = ["trash", "restore", *ids, "--json"]
-    return _report(remote, "restore", _answer(remote, args), True)
+    return _report(remote, "restore", _answer(remote, args, reports=True), True)
 
 
 def purge(remote: Remote, older_than: str, *, yes: bool) -> HostReport:
@@ -197,4 +203,4 @@ def purge(remote: Remote, older_than: str, *, yes: bool) -> HostReport:
     if not AGE.match(older_than):
         raise RemoteError(f"not an age: {older_than[:40]!r}")
     args = ["trash", "purge", "--older-than", older_than, "--json"] + (["--yes"] if yes else [])
-    return _report(remote, "purge", _answer(remote, args), yes)
+    return _report(remote, "purge", _answer(remote, args, reports=True), yes)

@@ -143,16 +143,18 @@ class Session:
             )
         return bytes(data)
 
-    def finish(self) -> None:
-        """Wait for the command; a non-zero exit becomes a RemoteError with its last words."""
+    def finish(self, ok: tuple[int, ...] = (0,)) -> int:
+        """Wait for the command and return its exit status; one not in ``ok`` becomes a
+        RemoteError with its last words."""
         try:
             code = self.proc.wait(timeout=max(0.1, self.deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             self._timed_out = True
             self.kill()
             code = self.proc.wait()
-        if code != 0:
+        if code not in ok:
             raise RemoteError(self.failure(_exit_status(code)))
+        return code
 
     def ended_early(self) -> str:
         """Why the stream stopped short: the command's exit status and last words."""

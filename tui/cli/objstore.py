@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -112,6 +113,25 @@ def _print_batch(batch: Batch, verb: str) -> None:
     )
 
 
+def _exit_if_left(batch: Batch, asked: list[int], done: str) -> None:
+    """Name on stderr each item of ``asked`` (indexes into ``batch.items``) that the command
+    did not bring to ``done`` (changed since the plan, locked, no such object, a newer
+    object at the key, a failed request), one line with why, then exit 1: a script never
+    goes on as if it had.  Text and --json alike."""
+    from store.paths import display
+
+    left = [batch.items[i] for i in asked if batch.items[i].state != done]
+    for item in left:
+        why = f"{item.state}: {item.note}" if item.note else item.state
+        click.echo(f"artlens: skipped {display(item.rel)}: {display(why)}", err=True)
+    if left:
+        sys.exit(1)
+
+
+def _in_state(batch: Batch, state: str) -> list[int]:
+    return [i for i, item in enumerate(batch.items) if item.state == state]
+
+
 @click.group("bucket")
 def bucket_group() -> None:
     """Retention on a bucket prefix: trash objects (dry run first), restore, purge; dups."""
@@ -127,12 +147,15 @@ def bucket_trash_cmd(url: str, rels: tuple[str, ...], do_apply: bool, as_json: b
     server-side copy to .artlens-trash/ then a delete.  A dry run unless --apply."""
     trash = _trash_for(url)
     batch = trash.plan(list(rels))
+    asked = list(range(len(batch.items)))
     if do_apply:
         batch = trash.apply(batch)
     if as_json:
         emit_json({"applied": do_apply, **batch.to_json()})
-        return
-    _print_batch(batch, "trashed" if do_apply else "dry run (add --apply)")
+    else:
+        _print_batch(batch, "trashed" if do_apply else "dry run (add --apply)")
+    if do_apply:
+        _exit_if_left(batch, asked, "trashed")
 
 
 @bucket_group.command("restore")
@@ -142,11 +165,14 @@ def bucket_trash_cmd(url: str, rels: tuple[str, ...], do_apply: bool, as_json: b
 def bucket_restore_cmd(url: str, batch_id: str, as_json: bool) -> None:
     """Bring back what BATCH trashed under URL, never over an object written since."""
     trash = _trash_for(url)
-    batch = trash.restore(trash.load(batch_id))
+    batch = trash.load(batch_id)
+    asked = _in_state(batch, "trashed")
+    batch = trash.restore(batch)
     if as_json:
         emit_json(batch.to_json())
-        return
-    _print_batch(batch, "restore")
+    else:
+        _print_batch(batch, "restore")
+    _exit_if_left(batch, asked, "restored")
 
 
 @bucket_group.command("purge")
@@ -158,12 +184,15 @@ def bucket_purge_cmd(url: str, batch_id: str, yes: bool, as_json: bool) -> None:
     """Delete for good what BATCH trashed under URL (locked versions are kept)."""
     trash = _trash_for(url)
     batch = trash.load(batch_id)
+    asked = _in_state(batch, "trashed")
     if yes:
         batch = trash.purge(batch)
     if as_json:
         emit_json({"purged": yes, **batch.to_json()})
-        return
-    _print_batch(batch, "purge" if yes else "dry run (add --yes)")
+    else:
+        _print_batch(batch, "purge" if yes else "dry run (add --yes)")
+    if yes:
+        _exit_if_left(batch, asked, "purged")
 
 
 @bucket_group.command("dups")

@@ -366,7 +366,14 @@ def remote_plan_cmd(names: tuple[str, ...], as_json: bool) -> None:
         raise SystemExit(1)
 
 
-def _show_report(report: Any, as_json: bool) -> None:
+def _show_report(report: Any, as_json: bool) -> int:
+    """Print a host's apply, restore or purge report; each item it skipped is one line on
+    stderr, with why.  Returns how many it skipped (the command then exits 1)."""
+    for row in report.skipped:
+        click.echo(
+            f"artlens: {visible(report.host)}: skipped {visible(row.path)}: {visible(row.reason)}",
+            err=True,
+        )
     if as_json:
         emit_json(
             {
@@ -382,17 +389,15 @@ def _show_report(report: Any, as_json: bool) -> None:
                 "pull_error": report.pull_error,
             }
         )
-        return
+        return len(report.skipped)
     from tui.format import human_size
 
     where = f"{report.host}:"
     for row in report.done:
         click.echo(f"{where} {report.action} {visible(row.path)}  {human_size(row.size)}")
-    for row in report.skipped:
-        click.echo(f"{where} skipped {visible(row.path)}: {visible(row.reason)}")
     if not report.applied:
         click.echo(f"{where} dry run: {report.would} item(s); add --yes to do it there")
-        return
+        return len(report.skipped)
     click.echo(
         f"{where} {report.action}: {len(report.done)} ({human_size(report.bytes_done)}), "
         f"skipped {len(report.skipped)}"
@@ -402,6 +407,7 @@ def _show_report(report: Any, as_json: bool) -> None:
                    err=True)  # fmt: skip
     else:
         click.echo(f"{where} mirror pulled to event {report.pulled}")
+    return len(report.skipped)
 
 
 def _split_host_ref(ref: str, what: str) -> tuple[Remote, str]:
@@ -418,7 +424,8 @@ def _split_host_ref(ref: str, what: str) -> tuple[Remote, str]:
 @click.option("--yes", "-y", is_flag=True, help="Apply there (else a dry run there).")
 @json_option
 def remote_apply_cmd(plans: tuple[str, ...], yes: bool, as_json: bool) -> None:
-    """Apply each HOST:PLAN_ID (from `remote retention plan`) on its own host."""
+    """Apply each HOST:PLAN_ID (from `remote retention plan`) on its own host (exit 1 when
+    a host fails, or skips an item: each named on stderr)."""
     from store.remote import retention as remote_retention
     from store.remote.transport import RemoteError
 
@@ -426,11 +433,11 @@ def remote_apply_cmd(plans: tuple[str, ...], yes: bool, as_json: bool) -> None:
     failed = 0
     for remote, plan_id in targets:
         try:
-            _show_report(remote_retention.apply(remote, plan_id, yes=yes), as_json)
+            failed += _show_report(remote_retention.apply(remote, plan_id, yes=yes), as_json)
         except RemoteError as exc:
             failed += 1
             click.echo(f"artlens: {remote.name}: {one_line(exc)}", err=True)
-    if failed:
+    if failed:  # a host that failed, or an item one skipped
         raise SystemExit(1)
 
 
@@ -440,14 +447,15 @@ def remote_apply_cmd(plans: tuple[str, ...], yes: bool, as_json: bool) -> None:
 @click.option("--all", "restore_all", is_flag=True, help="Restore everything in its trash.")
 @json_option
 def remote_restore_cmd(host: str, ids: tuple[str, ...], restore_all: bool, as_json: bool) -> None:
-    """Restore trash IDS (or --all) on HOST, there."""
+    """Restore trash IDS (or --all) on HOST, there (exit 1 when it skips an item)."""
     from store.remote import config
     from store.remote import retention as remote_retention
 
     if bool(ids) == restore_all:
         raise ArtlensError("give trash IDs (`artlens trash list` on the host) or --all")
     report = remote_retention.restore(config.get(host), ["--all"] if restore_all else list(ids))
-    _show_report(report, as_json)
+    if _show_report(report, as_json):
+        raise SystemExit(1)
 
 
 @remote_retention_group.command("purge")
@@ -456,11 +464,13 @@ def remote_restore_cmd(host: str, ids: tuple[str, ...], restore_all: bool, as_js
 @click.option("--yes", "-y", is_flag=True, help="Delete there (else a dry run there).")
 @json_option
 def remote_purge_cmd(host: str, older_than: str, yes: bool, as_json: bool) -> None:
-    """Delete for good what has been in HOST's trash longer than AGE, there."""
+    """Delete for good what has been in HOST's trash longer than AGE, there (exit 1 when it
+    skips an item)."""
     from store.remote import config
     from store.remote import retention as remote_retention
 
-    _show_report(remote_retention.purge(config.get(host), older_than, yes=yes), as_json)
+    if _show_report(remote_retention.purge(config.get(host), older_than, yes=yes), as_json):
+        raise SystemExit(1)
 
 
 def print_host_runs(db_path: Path | None, names: list[str] | None, as_json: bool) -> None:

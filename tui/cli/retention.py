@@ -218,19 +218,36 @@ def progress_bar(label: str, enabled: bool) -> Iterator[Callable[[int, int, str]
 
 
 def print_report(report: Report, verb: str) -> None:
-    shown = paths.shown_names([i.path for i in [*report.done, *report.skipped]])
-    for item, name in zip(report.done, shown, strict=False):
+    """What was done, on stdout, and the count of what was skipped (``exit_if_skipped``
+    names each on stderr)."""
+    shown = paths.shown_names([i.path for i in report.done])
+    for item, name in zip(report.done, shown, strict=True):
         click.echo(f"{verb} {name}  {human_size(item.size)}")
-    for item, name in zip(report.skipped, shown[len(report.done) :], strict=True):
-        click.echo(f"skipped {name}: {_text(item.reason)}")
     click.echo(
         f"{verb} {len(report.done)} ({human_size(report.bytes_done)}), "
         f"skipped {len(report.skipped)}"
     )
 
 
-EXIT_NOT_RESTORED = 1
-"""``trash restore`` left an item asked for in the trash."""
+EXIT_SKIPPED = 1
+"""``retention apply --yes``, ``trash restore`` or ``trash purge --yes`` left an item it was
+asked to act on as it was (skipped: changed since the plan, gone, its path occupied...)."""
+
+
+def exit_if_skipped(report: Report) -> None:
+    """Name on stderr each item skipped, one line with why (and the trash manifest lines
+    that could not be used), then exit 1 when any was: a script running ``apply && ...``
+    never goes on as if everything asked for were done.  Text and ``--json`` alike."""
+    for warning in report.warnings:
+        click.echo(f"artlens: warning: {_text(warning)}", err=True)
+    if not report.skipped:
+        return
+    shown = paths.shown_names([i.path for i in report.skipped])
+    several = len({i.root for i in report.skipped}) > 1
+    for item, name in zip(report.skipped, shown, strict=True):
+        where = f" (in {_text(item.root)})" if several else ""
+        click.echo(f"artlens: skipped {name}{where}: {_text(item.reason)}", err=True)
+    sys.exit(EXIT_SKIPPED)
 
 
 # --- retention ------------------------------------------------------------------------------
@@ -378,6 +395,7 @@ def apply_cmd(
         emit_json(
             report_json(done.report, plan=plan.id, applied=True, index_updated=done.index_updated)
         )
+        exit_if_skipped(done.report)
         return
     from store.root import is_url
 
@@ -394,6 +412,7 @@ def apply_cmd(
         )
     if done.batches and not done.index_updated:
         click.echo("the index was not refreshed: run `artlens index URL`", err=True)
+    exit_if_skipped(done.report)
 
 
 def _indexed(db_path: Path | None) -> list[str]:
@@ -533,8 +552,9 @@ def trash_restore_cmd(
 ) -> None:
     """Move trashed items back to where they were, byte-identical (IDs or a prefix of 6+).
 
-    Exit status 1 when an item could not be restored (skipped, with why: something now
-    occupies its path, its trash copy changed), so a script never goes on as if it had."""
+    Exit status 1 when an item could not be restored (skipped, named on stderr with why:
+    something now occupies its path, its trash copy changed), so a script never goes on as
+    if it had."""
     from store.root import is_url
 
     if bool(ids) == restore_all:
@@ -552,7 +572,7 @@ def trash_restore_cmd(
             emit_json(report_json(done.report, index_updated=done.index_updated))
         else:
             print_report(done.report, "restored")
-        _exit_if_skipped(done.report)
+        exit_if_skipped(done.report)
         return
     entries = _entries(chosen)
     wanted: dict[str, list[str]] = {}
@@ -577,13 +597,7 @@ def trash_restore_cmd(
         emit_json(report_json(done.report))
     else:
         print_report(done.report, "restored")
-    _exit_if_skipped(done.report)
-
-
-def _exit_if_skipped(report: Report) -> None:
-    """Exit 1 when a restore left items in the trash (its report says which, and why)."""
-    if report.skipped:
-        sys.exit(EXIT_NOT_RESTORED)
+    exit_if_skipped(done.report)
 
 
 @trash_group.command("purge")
@@ -595,7 +609,10 @@ def _exit_if_skipped(report: Report) -> None:
 def trash_purge_cmd(
     older_than: str, yes: bool, roots: tuple[str, ...], db_path: Path | None, as_json: bool
 ) -> None:
-    """Delete for good what has been in the trash longer than AGE (0 for everything)."""
+    """Delete for good what has been in the trash longer than AGE (0 for everything).
+
+    Exit status 1 when an item due could not be deleted (skipped, named on stderr with
+    why)."""
     try:
         number = re.fullmatch(r"\d+(?:\.\d+)?", older_than.strip())
         age = parse_age(float(older_than) if number else older_than)
@@ -634,8 +651,9 @@ def trash_purge_cmd(
     done = service.purge_items(target, due_roots, age, role="trash purge", now=now, on_busy=busy)
     if as_json:
         emit_json(report_json(done.report, purged=True))
-        return
-    print_report(done.report, "purged")
+    else:
+        print_report(done.report, "purged")
+    exit_if_skipped(done.report)
 
 
 @trash_group.command("log")
