@@ -61,7 +61,8 @@ def test_runs_differ_json_shape(pair: Pair) -> None:
     changed_metrics = [m["name"] for m in data["metrics"] if m["delta"]]
     assert changed_metrics == ["val_loss"]
     assert set(data["metrics"][0]) == {
-        "name", "old", "new", "delta", "percent", "direction", "better", "ambiguous", "series",
+        "name", "old", "new", "delta", "percent", "direction", "better", "ambiguous", "only",
+        "series",
     }  # fmt: skip
     artifacts = data["artifacts"]
     assert set(artifacts) == {"added", "removed", "changed", "moved", "unchanged", "unverified"}
@@ -588,6 +589,7 @@ def test_a_metric_nan_in_both_runs_is_said_not_called_the_same(tmp_path: Path) -
             "direction": "min",
             "better": None,
             "ambiguous": False,
+            "only": None,
             "series": [],
         }
     ]
