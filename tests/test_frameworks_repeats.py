@@ -217,6 +217,7 @@ def test_hf_trainer_state_repeating_a_key_in_log_history(tmp_path: Path) -> None
         "direction": "min",
         "better": None,
         "ambiguous": True,
+        "only": None,
         "series": [],
     }
     assert metrics["eval_loss"]["ambiguous"] is False and metrics["eval_loss"]["delta"] == 0
