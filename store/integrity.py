@@ -18,7 +18,7 @@ import os
 import sqlite3
 import stat
 import time
-from collections.abc import Iterable, Iterator, MutableMapping
+from collections.abc import Callable, Iterable, Iterator, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -200,14 +200,22 @@ SNIFF_BYTES = 1024
 """Bytes read from a file with no model name to tell whether it is one by content."""
 
 
-def model_by_content(head: bytes, size: int | None = None) -> bool:
+def model_by_content(
+    head: bytes, size: int | None = None, read_at: Callable[[int, int], bytes] | None = None
+) -> bool:
     """Whether a file whose first bytes are ``head`` (at least ``SNIFF_BYTES`` of them, or
     the whole file) is inspected whatever its name; ``size``, the file's size when known,
-    spares the inspection of a text that cannot be a pickle.  ``artlens scan`` and the
-    index both ask this, so a file one of them calls dangerous the other does not skip."""
-    from store.inspect import looks_like_model
+    spares the inspection of a text that cannot be a pickle.  With ``read_at`` (positioned
+    reads of the file) and ``size``, also a file h5py opens as HDF5 behind a user block
+    past the head (one 8-byte read per power of two of the size).  ``artlens scan`` and
+    the index both ask this, so a file one of them inspects the other does not skip."""
+    from store.inspect import hdf5_superblock_at, looks_like_model
 
-    return looks_like_model(head[:SNIFF_BYTES], size)
+    if looks_like_model(head[:SNIFF_BYTES], size):
+        return True
+    if read_at is None or size is None:
+        return False
+    return hdf5_superblock_at(read_at, size, head) is not None
 
 
 _FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
@@ -288,12 +296,16 @@ def _check_file(
                          (*notes, why), size=seen.st_size)  # fmt: skip
     try:
         if not by_name:
+            reading = fd
             try:
                 head = os.pread(fd, SNIFF_BYTES, 0)
+                modelish = model_by_content(
+                    head, st.st_size, lambda at, count: os.pread(reading, count, at)
+                )
             except OSError as exc:
                 why = f"cannot read: {exc.strerror or exc}"
                 return FileCheck(label, "-", "unknown", (*notes, why), size=seen.st_size)
-            if not model_by_content(head, st.st_size):
+            if not modelish:
                 return None
         if deadline.passed():
             why = f"not inspected: the scan's time budget ({deadline.seconds:g} s) ran out"

@@ -1869,7 +1869,12 @@ def _verdict_for(
     from store.integrity import model_by_content
 
     name = os.fsdecode(paths.name_of(path))
-    if not is_model_candidate(name) and not model_by_content(head, size):
+    # an HDF5 superblock past the head: h5py opens the file whatever its name and first bytes
+    if (
+        not is_model_candidate(name)
+        and not model_by_content(head, size)
+        and not (size is not None and _hdf5_inside(path, head, size))
+    ):
         return None, None
     try:
         found = inspect_file(os.fsdecode(path))
@@ -1879,6 +1884,36 @@ def _verdict_for(
         return None, None
     reason = "; ".join(found.reasons[:3]) or found.integrity
     return found.verdict, reason
+
+
+def _hdf5_inside(path: bytes, head: bytes, size: int) -> bool:
+    """Whether h5py opens the file at ``path`` (``size`` bytes, ``head`` its first ones,
+    as the hasher read them) as HDF5, its superblock behind a user block: what
+    ``artlens scan`` asks ``model_by_content`` with positioned reads.  The file is opened
+    only for offsets past the head; one that cannot be read now is left to the inspection,
+    which says why."""
+    from store.inspect import hdf5_superblock_at
+    from store.safefile import NotRegularFileError, open_regular
+
+    fd = -1
+
+    def read_at(at: int, count: int) -> bytes:
+        nonlocal fd
+        if at + count <= len(head):
+            return head[at : at + count]
+        if fd < 0:
+            fd, _ = open_regular(path)
+        return os.pread(fd, count, at)
+
+    try:
+        return hdf5_superblock_at(read_at, size, head) is not None
+    except NotRegularFileError:
+        return False
+    except OSError:
+        return True
+    finally:
+        if fd >= 0:
+            os.close(fd)
 
 
 def _os_reason(exc: OSError) -> str:

@@ -24,6 +24,7 @@ import time
 import zipfile
 import zlib
 from collections import Counter
+from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from pathlib import PurePath
@@ -46,6 +47,7 @@ __all__ = [
     "VERDICTS",
     "InspectError",
     "Inspection",
+    "hdf5_superblock_at",
     "inspect_file",
     "is_model_candidate",
     "looks_like_model",
@@ -255,25 +257,29 @@ def _also_read_as(result: Inspection, other: Inspection, as_what: str) -> Inspec
     return replace(result, verdict=verdict, reasons=reasons, imports=imports)
 
 
-_HDF5_NEAR = 1 << 16
-"""Superblock offsets below this are looked at in every file (on a bucket they lie in the
-block the first read fetched); a file named like an HDF5 file is searched at every one."""
-_HDF5_NAMES = frozenset({".h5", ".hdf5", ".hdf", ".he5", ".keras"})
-
-
 def _hdf5_superblock(handle: BoundedFile, head: bytes) -> int | None:
-    """Where the HDF5 library (so h5py, and Keras's ``load_model``) finds the file's
-    superblock: its signature at byte 0 or at any power of two from 512 below the end of the
-    file, after a user block of any content (``H5FD_locate_signature``); None where it
-    finds none.  Past ``_HDF5_NEAR`` only for a file named like an HDF5 file; ``head`` is
-    the file's first bytes."""
+    """Where h5py finds the superblock of the file ``handle`` reads (see
+    ``hdf5_superblock_at``); ``head`` is the file's first bytes."""
+    return hdf5_superblock_at(handle.read_at, handle.size, head)
+
+
+def hdf5_superblock_at(
+    read_at: Callable[[int, int], bytes], size: int, head: bytes = b""
+) -> int | None:
+    """Where the HDF5 library (so h5py, and Keras's ``load_model``) finds the superblock
+    of a file of ``size`` bytes that ``read_at(offset, count)`` reads: its signature at
+    byte 0 or at any power of two from 512 below the end of the file, after a user block
+    of any content (``H5FD_locate_signature``); None where it finds none.  Every such
+    offset is looked at, whatever the file's name: ``tf.keras`` opens any file
+    ``h5py.is_hdf5`` accepts, and a user block can be any size.  That is at most one
+    8-byte positioned read per power of two of the size (~40 for a terabyte; on a bucket
+    those below 64 KiB lie in the block the first read fetched); ``head``, the file's
+    first bytes when already read, answers for byte 0."""
     if head.startswith(_HDF5):
         return 0
-    suffixes = _suffixes(handle.name)
-    deep = bool(suffixes) and suffixes[-1] in _HDF5_NAMES
     offset = 512
-    while offset + len(_HDF5) <= handle.size and (deep or offset < _HDF5_NEAR):
-        if handle.read_at(offset, len(_HDF5)) == _HDF5:
+    while offset + len(_HDF5) <= size:
+        if read_at(offset, len(_HDF5)) == _HDF5:
             return offset
         offset *= 2
     return None
