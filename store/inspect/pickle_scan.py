@@ -18,7 +18,15 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from store.inspect.pickle_ops import PickleInvalid, PickleTooLong, PickleTruncated, read_ops
+from store.inspect.interpolation import Interpolations
+from store.inspect.pickle_ops import (
+    BIG_ARGUMENT,
+    Opaque,
+    PickleInvalid,
+    PickleTooLong,
+    PickleTruncated,
+    read_ops,
+)
 from store.inspect.policy import (
     BARE_POSITIONS,
     CALLS_ARGUMENT,
@@ -208,6 +216,8 @@ class PickleScan:
     started: float = field(default_factory=time.monotonic)
     cut_at: int = 0
     """Where the last opcode read started: the one cut short, when ``truncated``."""
+    interpolations: Interpolations = field(default_factory=Interpolations)
+    """The OmegaConf interpolations the pickle's strings hold (see ``interpolation``)."""
 
     @property
     def dangerous(self) -> list[str]:
@@ -457,6 +467,19 @@ class _Walker:
             raise PickleInvalid(f"could not find MARK for {name} (offset {pos})")
 
         if name in _PUSH_ARG:
+            if isinstance(arg, str) and "${" in arg:
+                for reason in result.interpolations.reasons(arg):
+                    result.note(reason)
+            elif isinstance(arg, (bytes, bytearray)) and b"${" in arg:
+                # str() of bytes shows them (its repr, or a decoding by an ASCII codec)
+                for reason in result.interpolations.reasons(arg.decode("latin-1")):
+                    result.note(reason)
+            elif isinstance(arg, Opaque) and name in _TEXT_OPS:
+                # read past unkept: an interpolation padded into a long text hides in it
+                result.note(
+                    f"unknown: a text of {arg.size:,} bytes, over the {BIG_ARGUMENT:,} read, not"
+                    " examined for OmegaConf interpolations"
+                )
             stack.append(arg)
         elif name in _PUSH_CONST:
             stack.append(_PUSH_CONST[name])
@@ -558,11 +581,10 @@ class _Walker:
             func = pop()
             stack.append(self.call(func, reduce_args, name))
         elif name in ("NEWOBJ", "NEWOBJ_EX"):
-            if name == "NEWOBJ_EX":
-                pop()
+            kwargs = pop() if name == "NEWOBJ_EX" else None
             new_args = pop()
             cls = pop()
-            stack.append(self.call(cls, new_args, name))
+            stack.append(self.call(cls, new_args, name, kwargs))
         elif name == "BUILD":
             state = pop()
             result.calls["BUILD"] += 1
@@ -641,7 +663,25 @@ class _Walker:
             result.note_import(f"{wrapper}({shown})", inner)
         if inner == "dangerous" and not isinstance(value, Global):
             result.note(f"dangerous: {wrapper} calls {shown}, not an imported global")
+        if isinstance(value, Global) and value.dotted in BUILDS_STRINGS:
+            result.note(_built_string(f"{wrapper} calls {value.dotted}"))
         return inner
+
+    def vet_string(self, dotted: str, args: object, kwargs: object) -> None:
+        """A call of ``dotted`` (``BUILDS_STRINGS``), which makes a string at load time:
+        readable when its arguments are values the pickle spells out (their strings and
+        bytes are examined as they are pushed) and any codec maps ASCII to itself, so an
+        OmegaConf interpolation in what it makes is in them too; else unknown."""
+        if not isinstance(args, tuple) or not all(_spelled_out(a, 0) for a in args):
+            why = f"{dotted} of values computed when loading"
+        elif kwargs is not None and kwargs != {}:
+            why = f"{dotted} with keyword arguments"
+        elif len(args) > 1 and not _plain_codec(args[1]):
+            shown = repr(args[1])[:40] if isinstance(args[1], str) else "a computed codec"
+            why = f"{dotted} with codec {shown}"
+        else:
+            return
+        self.result.note(_built_string(why))
 
     def _vet_numpy_random(self, dotted: str, args: object) -> str:
         """A numpy generator constructor (``NUMPY_RANDOM_CTORS``): what it ends up calling
@@ -661,10 +701,12 @@ class _Walker:
         # a name is looked up, a BitGenerator is kept; any other value was vetted as made
         return "safe"
 
-    def call(self, func: object, args: object, opcode: str) -> object:
+    def call(self, func: object, args: object, opcode: str, kwargs: object = None) -> object:
         result = self.result
         result.calls[opcode] += 1
         vetted: str | None = None
+        if isinstance(func, Global) and func.dotted in BUILDS_STRINGS:
+            self.vet_string(func.dotted, args, kwargs)
         if not isinstance(func, Global):
             if _is_partial(func) and isinstance(func, Call) and func.vetted == "safe":
                 pass  # calling a partial of a safe global is calling that global
@@ -709,6 +751,44 @@ class _Walker:
         if vetted is not None:
             made.vetted = vetted
         return made
+
+
+_TEXT_OPS = frozenset({"BINUNICODE", "BINUNICODE8"})
+"""Text opcodes whose argument may be too long to keep (``pickle_ops.Opaque``)."""
+BUILDS_STRINGS = frozenset({"builtins.str", "_codecs.encode"})
+"""Allowed callables that make a string (or bytes a string is then made of) at load time,
+by decoding or transcoding: ``str(b"+ACQAew-eval:1}", "utf-7")`` is ``"${eval:1}"``."""
+_PLAIN_CODECS = frozenset(
+    {"utf-8", "utf8", "u8", "latin-1", "latin1", "iso-8859-1", "iso8859-1", "l1", "ascii",
+     "us-ascii", "646"}
+)  # fmt: skip
+"""Codecs that map ASCII (``${``, names, ``:``) to itself and make it from nothing else."""
+
+
+def _plain_codec(codec: object) -> bool:
+    return isinstance(codec, str) and codec.lower().replace("_", "-") in _PLAIN_CODECS
+
+
+def _spelled_out(value: object, depth: int) -> bool:
+    """Whether ``value`` is plain data the pickle spells out (no call's result in it)."""
+    if isinstance(value, (str, bytes, bytearray, int, float, complex, type(None))):
+        return True
+    if depth >= 4:
+        return False
+    if isinstance(value, (tuple, list, set, frozenset)) and len(value) <= 1000:
+        return all(_spelled_out(item, depth + 1) for item in value)
+    if isinstance(value, dict) and len(value) <= 1000:
+        return all(
+            _spelled_out(k, depth + 1) and _spelled_out(v, depth + 1) for k, v in value.items()
+        )
+    return False
+
+
+def _built_string(why: str) -> str:
+    return (
+        f"unknown: builds a string when loaded ({why}): an OmegaConf interpolation in it "
+        "cannot be read off the file"
+    )
 
 
 def _is_partial(value: object) -> bool:
