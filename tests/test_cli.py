@@ -7,6 +7,7 @@ import math
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from click.testing import CliRunner
 
 from store.jsonstrict import finite
 from store.lock import WriterLock
+from store.watch import rescan
 from tui.cli import main
 
 pytestmark = pytest.mark.usefixtures("isolated_cache")
@@ -145,12 +147,29 @@ def test_second_writer_is_refused_naming_the_holder(tmp_path: Path) -> None:
         text=True,
         cwd=Path(__file__).resolve().parent.parent,
     )
+    requests = rescan.folder(db)
+    stop = threading.Event()
+
+    def end_holder_once_asked() -> None:
+        """A watcher that dies with the request unanswered: the command waited out the
+        holder's 30 s sleep, then blamed a 600 s timeout."""
+        while not stop.wait(0.05):
+            if requests.is_dir() and any(n.endswith(".request") for n in os.listdir(requests)):
+                holder.kill()
+                return
+
+    asker = threading.Thread(target=end_holder_once_asked)
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        asker.start()
         result = CliRunner().invoke(main, ["index", str(root), "--db", str(db)])
         assert result.exit_code == 2
-        assert f"pid {holder.pid}" in result.output and "watch" in result.output
+        assert f"watcher (pid {holder.pid})" in result.output
+        assert "ended before it answered" in result.output, result.output
     finally:
+        stop.set()
+        if asker.ident is not None:
+            asker.join()
         holder.kill()
         holder.wait()
     # the kernel released the lock with the process, even though it was killed

@@ -218,6 +218,11 @@ def _ask_watcher(target: Path, roots: list[Path], info: dict[str, Any], as_json:
         return now is not None and now.get("role") == "watch"
 
     answer = rescan.wait(target, request, alive=alive, timeout=RESCAN_TIMEOUT)
+    if answer is None and not alive():
+        raise ArtlensError(
+            f"the watcher (pid {pid}) that writes the index ended before it answered a "
+            "rescan request; run the command again"
+        )
     if answer is None:
         raise ArtlensError(
             f"the index is written by a watcher (pid {pid}) that did not answer a rescan "
