@@ -1438,6 +1438,9 @@ def _merge_scans(
     return _verdict_inspection(fmt, merged, summary, extra, integrity, members)
 
 
+_STORAGE_ENTRY = re.compile(r"(^|/)data/[^/]+$")
+
+
 def _torch_zip(
     handle: BoundedFile,
     archive: zipfile.ZipFile,
@@ -1450,12 +1453,12 @@ def _torch_zip(
     # tensor bytes are never unpickled; but torch names the archive folder after the file
     # (torch.save(obj, "data.pt") writes data/data.pkl) and finds records case-blind, so
     # nothing named like a pickle is ever taken for a storage
-    storage = [
-        i
-        for i in infos
-        if re.search(r"(^|/)data/[^/]+$", i.filename) and not i.filename.lower().endswith(".pkl")
-    ]
-    others = [i for i in infos if i not in storage]
+    storage: list[zipfile.ZipInfo] = []
+    others: list[zipfile.ZipInfo] = []
+    for info in infos:  # one pass: a list test per entry was quadratic (20 s at 65,536)
+        name = info.filename
+        is_storage = _STORAGE_ENTRY.search(name) and not name.lower().endswith(".pkl")
+        (storage if is_storage else others).append(info)
     scans, _, budget_notes = _scan_entries(handle, archive, others, main)
     summary: dict[str, object] = {
         "entries": len(names),
