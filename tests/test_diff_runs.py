@@ -392,3 +392,15 @@ def test_a_metric_one_run_alone_logged_says_which() -> None:
     cells = [c.plain for c in rows["metric:eval/acc"].cells]
     assert cells[0] == "- metric" and cells[-1] == "only in A"
     assert not [c.plain for c in rows["metric:loss"].cells][-1].startswith("only")
+
+
+def test_a_metric_without_a_value_on_the_side_read_whole_is_not_claimed_against_a_blind_side() -> (
+    None
+):
+    """A metric A logged with no last value, where B's metrics could not all be read, was
+    kept as 'only in A': B may well hold it. It is left out and said uncompared."""
+    old = RunSide(metrics={"loss": {"last": None}, "acc": {"last": 0.5}})
+    new = RunSide(metrics={"acc": {"last": 0.5}}, unread=frozenset({"metrics"}))
+    result = diff_runs(old, new)
+    assert [m.name for m in result.metrics] == ["acc"]
+    assert any("1 of A's not compared" in u for u in result.unknown), result.unknown

@@ -496,6 +496,8 @@ _Entry = TypeVar("_Entry", Change, MetricDelta, PackageChange)
 def _only_one_side(entry: Change | MetricDelta | PackageChange) -> str | None:
     """ "a" for an entry only the old side has, "b" for one only the new side has."""
     if isinstance(entry, MetricDelta):
+        if entry.only is not None:  # one run logged it, with or without a last value
+            return "a" if entry.only == "old" else "b"
         if entry.new is None and entry.old is not None:
             return "a"
         return "b" if entry.old is None and entry.new is not None else None
