@@ -8,6 +8,7 @@ from pathlib import Path
 from textual.widgets import DataTable
 
 from tests.test_tui import explorer, index_tree, settle, sync
+from tests.test_tui_metrics import mark
 from tui.app import ArtlensApp
 from tui.screens.metrics import MetricsScreen
 from tui.widgets.metrics_plot import MetricsPlot, PlotLine, draw
@@ -46,9 +47,7 @@ async def test_three_plots_at_80_columns_count_the_runs_they_cannot_name(tmp_pat
         await settle(pilot)
         screen = explorer(app)
         for run_id in screen.runs:
-            screen.jump_to_run(run_id)
-            await pilot.pause()
-            await pilot.press("space")
+            await mark(pilot, screen, run_id)
         await pilot.press("m")
         await settle(pilot)
         view = app.screen

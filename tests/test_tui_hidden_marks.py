@@ -7,6 +7,7 @@ from pathlib import Path
 from textual.pilot import Pilot
 
 from tests.test_tui import explorer, index_tree, settle, sync
+from tests.test_tui_metrics import mark
 from tui.app import ArtlensApp
 from tui.screens.explorer import ExplorerScreen
 from tui.screens.metrics import MetricsScreen
@@ -28,9 +29,7 @@ async def mark_all_then_filter(pilot: Pilot[None], text: str) -> ExplorerScreen:
     await settle(pilot)
     screen = explorer(pilot.app)  # type: ignore[arg-type]
     for run_id in screen.runs:
-        screen.jump_to_run(run_id)
-        await pilot.pause()
-        await pilot.press("space")
+        await mark(pilot, screen, run_id)
     assert len(screen.marked) == 3
     screen.set_filter(text)
     await settle(pilot)

@@ -7,6 +7,7 @@ from pathlib import Path
 from textual.widgets import DataTable
 
 from tests.test_tui import explorer, index_tree, settle, sync
+from tests.test_tui_metrics import mark
 from tui.app import ArtlensApp
 from tui.screens.metrics import MetricsScreen
 from tui.widgets.metrics_plot import MetricsPlot
@@ -43,9 +44,7 @@ async def test_every_marked_run_has_a_row_saying_why_it_has_no_metrics(tmp_path:
         screen = explorer(app)
         assert len(screen.runs) == 4
         for run_id in screen.runs:
-            screen.jump_to_run(run_id)
-            await pilot.pause()
-            await pilot.press("space")
+            await mark(pilot, screen, run_id)
         assert len(screen.marked) == 4
         await pilot.press("m")
         await settle(pilot)
