@@ -47,6 +47,18 @@ def item_key(root: Path, rel: str) -> str:
     return f"item\0{root}\0{rel}"
 
 
+def lose_table(db_path: Path, table: str) -> None:
+    """Rename ``table`` away under a running app: its next read of it fails in SQLite."""
+    import sqlite3
+
+    broken = sqlite3.connect(db_path)
+    try:
+        broken.execute(f"ALTER TABLE {table} RENAME TO {table}_gone")
+        broken.commit()
+    finally:
+        broken.close()
+
+
 async def open_plan(
     app: ArtlensApp, pilot: Pilot[None]
 ) -> tuple[RetentionScreen, DataTable[object]]:
@@ -469,20 +481,13 @@ async def test_a_plan_that_fails_says_so_and_apply_offers_nothing(
     """A replan that fails (here the index lost its runs table under the app) left the
     older plan's rows under "planning…" for good, and ``a`` applied that older plan: the
     summary says the plan failed, and ``a`` offers nothing."""
-    import sqlite3
-
     root, db_path = lightning
     (root / ".artlens.toml").write_text(POLICY)
     app = ArtlensApp(db_path, [root], watch=False)
     async with app.run_test(size=(100, 30)) as pilot:
         screen, _table = await open_plan(app, pilot)
         assert screen.plan is not None and len(screen.plan.removals) == 3
-        broken = sqlite3.connect(db_path)
-        try:
-            broken.execute("ALTER TABLE runs RENAME TO runs_gone")
-            broken.commit()
-        finally:
-            broken.close()
+        lose_table(db_path, "runs")
         await pilot.press("ctrl+r")
         await settle(pilot)
         summary = str(screen.query_one("#ret-summary", Static).render())
@@ -560,20 +565,13 @@ async def test_an_apply_that_fails_outside_our_errors_leaves_apply_usable(
     """An apply that fails with an error of no kind we expect (here the index lost its
     artifacts table, a sqlite3 error): the screen stayed 'applying' for good, its progress
     bar up and ``a`` refused in silence. It is usable again, and the plan is read anew."""
-    import sqlite3
-
     root, db_path = lightning
     (root / ".artlens.toml").write_text(POLICY)
     app = ArtlensApp(db_path, [root], watch=False)
     async with app.run_test(size=(100, 30)) as pilot:
         screen, _table = await open_plan(app, pilot)
         assert screen.plan is not None and len(screen.plan.removals) == 3
-        broken = sqlite3.connect(db_path)
-        try:
-            broken.execute("ALTER TABLE artifacts RENAME TO artifacts_gone")
-            broken.commit()
-        finally:
-            broken.close()
+        lose_table(db_path, "artifacts")
         await pilot.press("a")
         await pilot.pause()
         assert isinstance(app.screen, ConfirmApply)
