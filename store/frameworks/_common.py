@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
-from collections.abc import Callable, Container, Iterable, Mapping, Sequence
+from array import array
+from bisect import bisect_right
+from collections.abc import Callable, Container, Iterable, Iterator, Mapping, Sequence
+from contextvars import ContextVar
 
 from store.csvrows import csv_reader
 from store.frameworks import _io
 from store.frameworks._io import RootLike
-from store.frameworks._metrics import add_point
+from store.frameworks._metrics import MAX_POINTS, add_point
 from store.frameworks.flatten import flatten, numbered
 from store.frameworks.model import Loaded
 
@@ -87,17 +91,34 @@ def full_row(head: bytes, tail: bytes, delimiter: str = ",") -> bool:
     return len(last) >= len(previous) or previous in NO_VALUE_CELLS
 
 
-def read_wide_csv(root: RootLike, rel: str, out: Loaded, step_column: str | None = None) -> bool:
+def read_wide_csv(
+    root: RootLike,
+    rel: str,
+    out: Loaded,
+    step_column: str | None = None,
+    *,
+    one_row_per_step: bool = False,
+) -> bool:
     """A CSV with a header and one column per metric (Lightning ``metrics.csv`` and kin).
 
     Cells with no value (``NO_VALUE_CELLS``) are skipped: Lightning leaves most cells of a
     row empty, Keras writes ``NA``; any other cell that is no number is counted in a
-    warning, and marks the metrics read in part.  A header written again further down (a
-    resumed run appending to the file) names the columns of the rows after it.  The step comes
-    from ``step_column`` when the file has it (``epoch`` for per-epoch logs), else a step
-    column, else the row number.  A row with more or fewer cells than the header is skipped
-    and counted in a warning: which cell went missing or came extra cannot be told, so its
-    values could land in the wrong metric.  Returns False when the file was not read.
+    warning, and marks the metrics read in part.  The step comes from ``step_column`` when
+    the file has it (``epoch`` for per-epoch logs), else a step column, else the row number.
+    A row with more or fewer cells than the header is skipped and counted in a warning:
+    which cell went missing or came extra cannot be told, so its values could land in the
+    wrong metric.  Returns False when the file was not read.
+
+    A run resumed into the same file appends a session of its own, from the step it resumed
+    at; the rows the dead session logged from that step on are orphaned, as TensorBoard
+    purges them from event files (``store.frameworks.tfevents``).  The evidence of a new
+    session: a header written again (timm's ``update_summary`` writes one at the first epoch
+    of every start; its columns may differ, and name the rows after it), or, with
+    ``one_row_per_step`` (writers of one row per epoch: Keras' ``CSVLogger(append=True)``,
+    Ultralytics' ``results.csv``), a row whose step is not above the one before.  Rows
+    before it at its step or later are dropped, and said.  A step going back with no such
+    evidence may be on purpose: nothing is dropped, and the metrics are marked read in part
+    (a last, best or count among them may not be the run's).
     """
     data = _io.read_log(root, rel, out, quiet_whole=full_row)
     if data is None:
@@ -111,6 +132,7 @@ def read_wide_csv(root: RootLike, rel: str, out: Loaded, step_column: str | None
         return False
     columns = (step_column, *STEP_COLUMNS) if step_column else STEP_COLUMNS
     names, lower, step_col = _header(header, columns)
+    sessions = _Sessions(one_row_per_step)
     ragged = bad = 0
     row_no = 0
     try:
@@ -119,6 +141,7 @@ def read_wide_csv(root: RootLike, rel: str, out: Loaded, step_column: str | None
                 continue
             if _header_again(row, lower, step_col):  # a resumed run appended its own
                 names, lower, step_col = _header(row, columns)
+                sessions.header(row_no + 2)
                 continue
             if len(row) != len(names):  # a cell lost or added: which one is not known
                 ragged += 1
@@ -128,6 +151,7 @@ def read_wide_csv(root: RootLike, rel: str, out: Loaded, step_column: str | None
             )
             if step is None:
                 step = row_no
+            at = sessions.row(step, row_no + 2, names[step_col] if step_col is not None else "row")
             for col, cell in enumerate(row):
                 if col == step_col or lower[col] in INDEX_COLUMNS or cell.strip() in NO_VALUE_CELLS:
                     continue
@@ -135,9 +159,10 @@ def read_wide_csv(root: RootLike, rel: str, out: Loaded, step_column: str | None
                 if value is None:
                     bad += 1
                     continue
-                add_point(out.series, names[col], step, value)
+                sessions.point(names[col], step, value, at)
     except csv.Error as exc:
         out.warn_partial(f"{rel}: CSV error at row {row_no + 2}: {exc}", "metrics")
+    sessions.finish(rel, out)
     if ragged:
         out.warn_partial(
             f"{rel}: {ragged} row(s) with a different number of fields than the header skipped",
@@ -146,6 +171,115 @@ def read_wide_csv(root: RootLike, rel: str, out: Loaded, step_column: str | None
     if bad:
         out.warn_partial(f"{rel}: {bad} non-numeric cell(s) skipped", "metrics")
     return True
+
+
+_ORPHANS_KEPT: ContextVar[bool] = ContextVar("orphans_kept", default=False)
+
+
+@contextlib.contextmanager
+def orphans_kept() -> Iterator[None]:
+    """Within it, ``read_wide_csv`` keeps the rows a restart orphaned: retention judges
+    each checkpoint file by the session that saved it, and a dead session's later
+    checkpoints are still on disk, judged by its own rows (a step logged again is judged
+    by the later row, as the series' step order keeps logging order)."""
+    token = _ORPHANS_KEPT.set(True)
+    try:
+        yield
+    finally:
+        _ORPHANS_KEPT.reset(token)
+
+
+class _Sessions:
+    """The rows of one metric CSV, in file order, and the sessions that logged them: the
+    restarts seen (a header again, or a step not going up in a file of one row per step)
+    drop, at the end, every earlier row at or after the step they restarted from.
+
+    Dropping waits for the end, so a file of many restarts costs one pass: each point
+    keeps its row's number, each restart its row number and step, and a point's row is
+    orphaned when its step is at or above the lowest step a later restart started from."""
+
+    def __init__(self, one_row_per_step: bool) -> None:
+        self.one_row_per_step = one_row_per_step
+        self.points: dict[str, tuple[list[tuple[int, float]], array[int]]] = {}
+        self.steps: list[int] = []
+        """The step of every row read, in file order."""
+        self.restarts: list[tuple[int, int]] = []
+        """``(row index, step)`` of every restart that orphans an earlier row."""
+        self.first: str | None = None
+        """The first such restart: its step and evidence, to say."""
+        self.back: tuple[int, str, int, int] | None = None
+        """The first step going back without evidence: line, column, from, to."""
+        self.pending: int | None = None
+        """The line of a header written again, until the row after it."""
+        self.high: int | None = None
+        """The highest step of the rows read so far."""
+
+    def header(self, line: int) -> None:
+        self.pending = line
+
+    def row(self, step: int, line: int, column: str) -> int:
+        """One row at ``step``; returns its index, for its points."""
+        at = len(self.steps)
+        previous = self.steps[-1] if self.steps else None
+        how = None
+        if self.pending is not None:
+            how = f"a header written again at line {self.pending}"
+        elif previous is not None and step <= previous and self.one_row_per_step:
+            how = f"line {line}: the {column} went back from {previous}"
+        elif previous is not None and step < previous and self.back is None:
+            self.back = (line, column, previous, step)
+        self.pending = None
+        if how is not None and self.high is not None and self.high >= step:
+            self.restarts.append((at, step))
+            if self.first is None:
+                self.first = f"{column} {step} ({how})"
+        self.steps.append(step)
+        self.high = step if self.high is None else max(self.high, step)
+        return at
+
+    def point(self, name: str, step: int, value: float, at: int) -> None:
+        points, rows = self.points.setdefault(name, ([], array("q")))
+        points.append((step, value))
+        rows.append(at)
+
+    def finish(self, rel: str, out: Loaded) -> None:
+        """The points kept into ``out.series`` (through ``add_point``'s cap), and what was
+        dropped or is in doubt said."""
+        if _ORPHANS_KEPT.get():
+            self.restarts.clear()
+            self.first = None
+        rows = [restart[0] for restart in self.restarts]
+        floors = [restart[1] for restart in self.restarts]
+        for k in range(len(floors) - 2, -1, -1):  # the lowest step restarted from after each
+            floors[k] = min(floors[k], floors[k + 1])
+
+        def orphaned(at: int, step: int) -> bool:
+            k = bisect_right(rows, at)
+            return k < len(floors) and step >= floors[k]
+
+        for name, (points, where) in self.points.items():
+            if not rows and name not in out.series and len(points) <= MAX_POINTS:
+                out.series[name] = points  # nothing to drop, nothing to cap: as read
+                continue
+            for (step, value), at in zip(points, where, strict=True):
+                if not rows or not orphaned(at, step):
+                    add_point(out.series, name, step, value)
+        if self.first is not None:
+            dropped = sum(orphaned(at, step) for at, step in enumerate(self.steps))
+            more = len(self.restarts) - 1
+            also = f" (and {more} restart(s) more)" if more else ""
+            out.warn(
+                f"{rel}: a session restarted from {self.first}{also}: {dropped} row(s) an earlier"
+                " session logged at that step or later dropped as orphaned"
+            )
+        if self.back is not None:
+            line, column, high, low = self.back
+            out.warn_partial(
+                f"{rel}: line {line}: the {column} goes back from {high} to {low} with no"
+                " header written again (a resumed run appending, or on purpose?): which rows"
+                " are current cannot be told; all kept",
+                "metrics",
+            )
 
 
 def _header(row: list[str], columns: tuple[str, ...]) -> tuple[list[str], list[str], int | None]:

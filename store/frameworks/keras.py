@@ -77,7 +77,9 @@ def load(root: RootLike, spec: RunSpec) -> Loaded:
     log = csv_log(root, spec.path, files + odd)
     if log is not None:
         out.meta["csv_log"] = _io.display_name(log)
-        _common.read_wide_csv(root, _io.join(spec.path, log), out, step_column="epoch")
+        _common.read_wide_csv(
+            root, _io.join(spec.path, log), out, step_column="epoch", one_row_per_step=True
+        )
     models: list[tuple[str, str]] = []
     for folder in (spec.path, *(_io.join(spec.path, d) for d in sorted(dirs))):
         names, others = (files, odd) if folder == spec.path else _io.list_apart(root, folder)[1:]

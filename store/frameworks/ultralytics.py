@@ -55,7 +55,13 @@ def load(root: RootLike, spec: RunSpec) -> Loaded:
         _common.read_params(root, _io.join(spec.path, "opt.yaml"), out)
         _common.read_params(root, _io.join(spec.path, "hyp.yaml"), out, prefix="hyp.")
     if "results.csv" in files:
-        _common.read_wide_csv(root, _io.join(spec.path, "results.csv"), out, step_column="epoch")
+        _common.read_wide_csv(
+            root,
+            _io.join(spec.path, "results.csv"),
+            out,
+            step_column="epoch",
+            one_row_per_step=True,
+        )
         out.series.pop("time", None)
         _count_from_one(out)
     folder = _io.join(spec.path, "weights")

@@ -978,10 +978,12 @@ def _logged_metric(
     """The run's series as its framework's reader logs them, the metric's points, and
     the name they were logged under when it is not ``metric`` (``Candidate.metric_name``)."""
     from store.frameworks import read_metric_series
+    from store.frameworks._common import orphans_kept
     from store.frameworks.model import RunSpec
 
     spec = RunSpec(path=run.path, framework=run.framework, name=run.path, experiment=None)
-    series = read_metric_series(Path(run.root), spec)
+    with orphans_kept():  # a dead session's checkpoints are judged by its own rows
+        series = read_metric_series(Path(run.root), spec)
     name = next((a for a in _aliases(metric) if a in series), None)
     if name is None or not series[name]:
         return None
