@@ -105,6 +105,8 @@ def _read_tsv(root: RootLike, rel: str, name: str, out: Loaded) -> None:
     short = name.rsplit("/", 1)[-1].lower()
     value_col = header.index(short) if short in header else len(header) - 1
     bad = 0
+    previous: int | None = None
+    back: tuple[int, int, int] | None = None
     try:
         for index, row in enumerate(rows):
             if len(row) != len(header):  # a cell lost or added: its value may be another's
@@ -117,11 +119,25 @@ def _read_tsv(root: RootLike, rel: str, name: str, out: Loaded) -> None:
             if value is None or step is None:
                 bad += 1
                 continue
+            if previous is not None and step < previous and back is None:
+                back = (index + 2, previous, step)
+            previous = step
             add_point(out.series, name, step, value)
     except csv.Error as exc:
         out.warn_partial(f"{rel}: {exc}", "metrics")
     if bad:
         out.warn_partial(f"{rel}: {bad} malformed row(s) skipped", "metrics")
+    if back is not None:
+        # ``Live(resume=True)`` appends from the step after the last one logged; a step set
+        # back (``live.step = ...`` after loading an older checkpoint) appends over rows a
+        # dead session logged, with nothing in the file to tell them apart
+        line, high, low = back
+        out.warn_partial(
+            f"{rel}: line {line}: the step goes back from {high} to {low} (a resumed Live"
+            " whose step was set back, or on purpose?): which rows are current cannot be"
+            " told; all kept",
+            "metrics",
+        )
 
 
 ENTRY = Framework(
