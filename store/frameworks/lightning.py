@@ -10,7 +10,9 @@ parent folder.
 ``store.yamlsafe``); ``metrics.csv`` (CSVLogger) is a wide CSV whose rows fill only a few
 columns; ``checkpoints/*.ckpt`` are listed, never loaded; TensorBoardLogger leaves
 ``events.out.tfevents.*`` in the same folder.  With both, the CSV wins and every metric
-whose values disagree is named in a warning.
+whose values disagree is named in a warning.  A run resumed into the same version has no
+CSV of its earlier session (the CSVLogger removes a ``metrics.csv`` it finds) but two event
+files: the points they hold before the CSV's first step are the run's too, and are added.
 """
 
 from __future__ import annotations
@@ -80,6 +82,9 @@ def _check_events(root: RootLike, folder: str, out: Loaded) -> None:
     events = Loaded()
     _common.read_tensorboard(root, folder, events)
     out.take_problems(events)
+    earlier: dict[str, tuple[int, int]] = {}
+    # a TensorBoardLogger started again in this folder writes an event file of its own
+    resumed = len(_common.event_files(root, folder)) > 1
     for name, points in events.series.items():
         if name in _TB_ONLY or name in _common.INDEX_COLUMNS or not points:
             continue
@@ -87,6 +92,11 @@ def _check_events(root: RootLike, folder: str, out: Loaded) -> None:
         if not own:
             out.series[name] = list(points)
             continue
+        first = min(step for step, _ in own)
+        before = [point for point in points if point[0] < first] if resumed else []
+        if before:  # what an earlier session logged, before the CSVLogger removed its file
+            own[:0] = before
+            earlier[name] = (len(before), first)
         csv_at = dict(own)
         common = [(step, value) for step, value in points if step in csv_at]
         if not common:
@@ -98,6 +108,14 @@ def _check_events(root: RootLike, folder: str, out: Loaded) -> None:
                 f"{folder}: {name} at step {step} is {mine:.6g} in metrics.csv but"
                 f" {value:.6g} in the event files; metrics.csv is used"
             )
+    if earlier:
+        name, (count, first) = next(iter(earlier.items()))
+        more = f" (and {len(earlier) - 1} metric(s) more)" if len(earlier) > 1 else ""
+        out.warn(
+            f"{folder}: metrics.csv begins at step {first} for {name}{more}; the {count}"
+            " point(s) the event files hold before it are added (a run resumed into this"
+            " folder: Lightning's CSVLogger removes the metrics.csv an earlier session wrote)"
+        )
     if out.started is None:
         out.started = events.started
     if out.ended is None:
