@@ -58,13 +58,16 @@ def load(root: RootLike, spec: RunSpec) -> Loaded:
         out.meta["checkpoints"] = ckpts
     top_rel = _io.join(spec.path, "trainer_state.json")
     candidates = [_io.join(spec.path, c, "trainer_state.json") for c in reversed(ckpts)]
-    state, state_rel = _best_state(root, [top_rel, *candidates], out)
+    state, highest = _best_state(root, [top_rel, *candidates], out)
+    state, state_rel = _current_state(root, spec.path, [top_rel, *candidates], state, highest, out)
     if state:
         out.meta["trainer_state"] = state_rel
         _apply_state(state, out)
     _read_results(root, spec.path, out, state, state_rel == top_rel)
     _common.read_params(root, _io.join(spec.path, "config.json"), out, prefix="model.")
-    _read_training_args(root, spec.path, ckpts, out)
+    # a dead session's newer checkpoint is not the current one's: its arguments neither
+    current = _io.basename(_io.parent(state_rel)) if state_rel != highest and state_rel else None
+    _read_training_args(root, spec.path, [current] if current in ckpts else ckpts, out)
     _merge_tensorboard(root, spec.path, out)
     return out
 
@@ -180,7 +183,10 @@ def _compare(
     logged: list[tuple[int, float]],
 ) -> None:
     """Warn when the event files disagree with trainer_state.json (which wins) at a step
-    both hold; float32 rounding of the events is not a disagreement."""
+    both hold; float32 rounding of the events is not a disagreement.  A disagreement is
+    two records of one run that cannot both be right (a session resumed from an earlier
+    checkpoint logs the steps after it again, into a ``runs/`` folder of its own, before it
+    saves a state): the metrics are marked read in part."""
     import math
 
     state_at = dict(known)
@@ -189,9 +195,12 @@ def _compare(
         if mine is None:
             continue
         if not math.isclose(mine, value, rel_tol=1e-5, abs_tol=1e-9):
-            out.warn(
+            out.warn_partial(
                 f"{runs_dir}: {name} at step {step} is {mine:.6g} in trainer_state.json but"
-                f" {value:.6g} in the event files; trainer_state.json is used"
+                f" {value:.6g} in the event files (a session resumed from an earlier"
+                " checkpoint that has not saved yet?); trainer_state.json is used, but which"
+                " is current cannot be told",
+                "metrics",
             )
         return
 
@@ -220,6 +229,116 @@ def _best_state(
         if best is None or step > (_io.to_int(best.get("global_step")) or 0):
             best, best_rel = data, rel
     return best, best_rel
+
+
+MAX_STATES_STATTED = 16
+"""The newest checkpoints (by number) whose ``trainer_state.json`` is looked at for the
+newest written (a stat each: a HEAD request on a bucket): a session resumed from an
+earlier checkpoint saves among them, below the dead session's newest few."""
+
+
+def _current_state(
+    root: RootLike,
+    folder: str,
+    rels: list[str],
+    state: dict[str, object] | None,
+    state_rel: str | None,
+    out: Loaded,
+) -> tuple[dict[str, object] | None, str | None]:
+    """The state of the training's current session, given the one of the highest
+    ``global_step`` (``_best_state``).
+
+    A training resumed explicitly from an earlier checkpoint (``resume_from_checkpoint=
+    "checkpoint-600"``) logs and saves again from there, while the dead session's later
+    ``checkpoint-1000`` stays on disk (rotation removes the lowest numbers): its state has
+    the highest step, and a history of steps the current session replaced.  The evidence
+    is both: another state written later (its file's mtime) at a lower step, whose
+    ``log_history`` parts from the highest one's at a step both logged (the same session
+    logs the same values at the same steps).  Then the later one is used, and said.  Written
+    later but with the same history (a copied tree, whose mtimes say nothing), the highest is
+    kept; with no step logged in both to compare, which is current cannot be told: the
+    highest is kept, and the metrics are marked read in part."""
+    if state is None or state_rel is None:
+        return state, state_rel
+    newest = newest_written(root, rels[: MAX_STATES_STATTED + 1])
+    if newest is None or newest == state_rel:
+        return state, state_rel
+    try:
+        other = _io.read_json(root, newest, 64 * 1024 * 1024)
+    except _io.ReadError as exc:
+        out.warn_partial(
+            f"{exc}; written after {state_rel}, so which state is current is not known",
+            "metrics",
+        )
+        return state, state_rel
+    high = _io.to_int(state.get("global_step")) or 0
+    step = _io.to_int(other.get("global_step")) if isinstance(other, dict) else None
+    if not isinstance(other, dict) or step is None or step >= high:
+        return state, state_rel
+    parted, common = history_parting(state.get("log_history"), other.get("log_history"))
+    if parted is not None:
+        out.warn(
+            f"{folder}: {newest} (step {step}) was written after {state_rel} (step {high}),"
+            f" and their log histories part at step {parted}: the training was resumed from"
+            f" an earlier checkpoint, and the steps after {step} there are a dead session's;"
+            f" {newest} is used"
+        )
+        return other, newest
+    if not common:
+        out.warn_partial(
+            f"{folder}: {newest} (step {step}) was written after {state_rel} (step {high}),"
+            " with no logged step in both to compare: the training may have been resumed from"
+            f" an earlier checkpoint, and which state is current cannot be told; {state_rel}"
+            " is used",
+            "metrics",
+        )
+    return state, state_rel
+
+
+def newest_written(root: RootLike, rels: list[str]) -> str | None:
+    """The file of ``rels`` last modified (ties: the first), None when none is there."""
+    found: tuple[int, str] | None = None
+    for rel in rels:
+        try:
+            mtime = _io.as_root(root).stat(rel).mtime_ns
+        except OSError:
+            continue
+        if found is None or mtime > found[0]:
+            found = (mtime, rel)
+    return found[1] if found else None
+
+
+def history_parting(high: object, low: object) -> tuple[int | None, int]:
+    """The first step at which two ``log_history`` lists log another value for the same
+    key (None when they agree everywhere both log), and how many steps both log."""
+    import math
+
+    def by_step(history: object) -> dict[int, dict[str, float]]:
+        steps: dict[int, dict[str, float]] = {}
+        for entry in history if isinstance(history, list) else ():
+            if not isinstance(entry, dict):
+                continue
+            step = _io.to_int(entry.get("step"))
+            if step is None:
+                continue
+            values = steps.setdefault(step, {})
+            for key, value in entry.items():
+                if key in ("step", "epoch") or isinstance(value, (bool, str)):
+                    continue
+                number = _io.to_float(value)
+                if number is not None and not math.isnan(number):
+                    values.setdefault(str(key), number)
+        return steps
+
+    mine, theirs = by_step(high), by_step(low)
+    common = sorted(set(mine) & set(theirs))
+    for step in common:
+        a, b = mine[step], theirs[step]
+        if any(
+            not math.isclose(a[k], b[k], rel_tol=1e-9, abs_tol=0.0) for k in a.keys() & b.keys()
+        ):
+            return step, len(common)
+    return None, len(common)
 
 
 def _apply_state(state: dict[str, object], out: Loaded) -> None:

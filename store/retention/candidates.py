@@ -875,15 +875,59 @@ def _attach_trainer_state(run: RunInfo, units: list[Candidate], metric: str | No
             state = loaded
     if state is None:
         return
-    best = state.get("best_model_checkpoint")
-    if isinstance(best, str) and best:
-        best_name = best.rstrip("/").rsplit("/", 1)[-1]
-        for unit in folders:
-            if unit.name == best_name:
-                unit.trainer_best = True
-    history = state.get("log_history")
-    if metric is None or not isinstance(history, list):
+    current = _current_session_state(run, folders, state)
+    states = [state] if current is None else [state, current]
+    for one in states:  # the dead session's best is a file too: both are protected
+        best = one.get("best_model_checkpoint")
+        if isinstance(best, str) and best:
+            best_name = best.rstrip("/").rsplit("/", 1)[-1]
+            for unit in folders:
+                if unit.name == best_name:
+                    unit.trainer_best = True
+    if metric is None:
         return
+    at_step = _history_metric(state.get("log_history"), metric)
+    if current is not None:  # the steps it reached were logged (and saved) again by it
+        reached = _int(current.get("global_step"))
+        at_step = {step: got for step, got in at_step.items() if step > reached}
+        at_step.update(_history_metric(current.get("log_history"), metric))
+    for unit in folders:
+        if unit.metric is None and unit.step is not None and unit.step in at_step:
+            unit.metric, unit.metric_name = at_step[unit.step]
+            unit.metric_source = "trainer_state.json"
+
+
+_STATES_STATTED = 64
+"""The newest checkpoint folders whose ``trainer_state.json`` mtime is looked at."""
+
+
+def _current_session_state(
+    run: RunInfo, folders: list[Candidate], state: dict[str, Any]
+) -> dict[str, Any] | None:
+    """The state of a session resumed from an earlier checkpoint, when the highest-step
+    ``state`` is a dead session's (``store.frameworks.hf._current_state``): written later at
+    a lower step, with a ``log_history`` that parts from ``state``'s.  Its checkpoints
+    (those up to its step) were saved again by it, and judged by its own evaluations."""
+    from store.frameworks.hf import history_parting, newest_written
+
+    rels = [os.path.join(u.path, "trainer_state.json") for u in folders[-_STATES_STATTED:]]
+    rels.append(os.path.join(run.path, "trainer_state.json"))
+    newest = newest_written(Path(run.root), rels)
+    if newest is None:
+        return None
+    other = read_json_capped(os.path.join(run.root, newest))
+    if not isinstance(other, dict) or _int(other.get("global_step")) >= _int(
+        state.get("global_step")
+    ):
+        return None
+    parted, _ = history_parting(state.get("log_history"), other.get("log_history"))
+    return other if parted is not None else None
+
+
+def _history_metric(history: object, metric: str) -> dict[int, NameMetric]:
+    """The metric's value at each step of a ``log_history``."""
+    if not isinstance(history, list):
+        return {}
     names = [(name, _read_as(name, metric)) for name in _aliases(metric)]
     at_step: dict[int, NameMetric] = {}
     for entry in history:
@@ -898,10 +942,7 @@ def _attach_trainer_state(run: RunInfo, units: list[Candidate], metric: str | No
                 if math.isfinite(value):
                     at_step[step] = (float(value), read_as)
                 break
-    for unit in folders:
-        if unit.metric is None and unit.step is not None and unit.step in at_step:
-            unit.metric, unit.metric_name = at_step[unit.step]
-            unit.metric_source = "trainer_state.json"
+    return at_step
 
 
 MAX_METRICS_CSV_BYTES = 64 << 20
