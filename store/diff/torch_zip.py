@@ -87,6 +87,20 @@ class _Unmappable(Exception):
     pass
 
 
+def _empty_dict(value: object) -> bool:
+    """An empty dict or ``OrderedDict()``, as ``torch.save`` writes a tensor's hooks."""
+    if isinstance(value, dict):
+        return not value
+    return (
+        isinstance(value, Call)
+        and isinstance(value.func, Global)
+        and value.func.dotted in ("collections.OrderedDict", "builtins.dict")
+        and value.args in ((), None)
+        and not value.items
+        and value.state is None
+    )
+
+
 def _under(prefix: str, part: str) -> str:
     return f"{prefix}.{part}" if prefix else part
 
@@ -156,9 +170,11 @@ class _Mapper:
             args = value.args if isinstance(value.args, tuple) else ()
             if dotted in _PARAMETER and args:
                 self.walk(args[0], prefix, depth + 1)
+                self.parameter(prefix or "<tensor>", dotted, args, depth)
                 return
             if dotted in _REBUILD or dotted == _REBUILD_V3:
                 self.tensor(prefix or "<tensor>", dotted, args)
+                self.tensor_extras(prefix or "<tensor>", dotted, args, depth)
                 return
             if "_rebuild" in dotted and dotted.startswith("torch."):
                 raise _Unmappable(f"tensor {prefix!r} is rebuilt by {dotted}, which is not mapped")
@@ -217,6 +233,37 @@ class _Mapper:
             self.items(list(state.items()), prefix, depth)
         elif state is not None:  # a tuple or list state: a numpy array's bytes, __slots__
             self.walk(state, _under(prefix, "<state>"), depth + 1)
+
+    def parameter(self, name: str, dotted: str, args: tuple[object, ...], depth: int) -> None:
+        """What loading a Parameter sets beyond its tensor: that it is a Parameter and its
+        ``requires_grad`` (kept even when True, so that a Parameter never reads as the
+        plain tensor it wraps), any backward hooks and a subclass's state."""
+        grad = args[1] if len(args) > 1 else "<missing>"
+        self.walk(grad, f"{name}.<Parameter requires_grad>", depth + 1)
+        if len(args) > 2 and not _empty_dict(args[2]):
+            self.walk(args[2], f"{name}.<Parameter backward_hooks>", depth + 1)
+        if dotted.endswith("_with_state") and len(args) > 3 and args[3] is not None:
+            self.walk(args[3], f"{name}.<Parameter state>", depth + 1)
+
+    def tensor_extras(self, name: str, dotted: str, args: tuple[object, ...], depth: int) -> None:
+        """A plain tensor's device, ``requires_grad``, backward hooks and metadata, where
+        they are not the defaults ``torch.save`` writes on the CPU (``cpu``, False, an
+        empty dict, none): a tensor saved with ``requires_grad=True``, or from a GPU, loads
+        as another tensor than one saved without."""
+        pid = args[0].pid if args and isinstance(args[0], Persistent) else None
+        location = pid[3] if isinstance(pid, tuple) and len(pid) > 3 else "cpu"
+        if location != "cpu":
+            self.walk(location, f"{name}.<device>", depth + 1)
+        if dotted == "torch._utils._rebuild_tensor":
+            return  # (storage, offset, size, stride) alone
+        grad = args[4] if len(args) > 4 else False
+        if grad is not False:
+            self.walk(grad, f"{name}.<requires_grad>", depth + 1)
+        if len(args) > 5 and not _empty_dict(args[5]):
+            self.walk(args[5], f"{name}.<backward_hooks>", depth + 1)
+        at = 7 if dotted == _REBUILD_V3 else 6
+        if len(args) > at and args[at] is not None and not _empty_dict(args[at]):
+            self.walk(args[at], f"{name}.<metadata>", depth + 1)
 
     def items(self, pairs: list[tuple[object, object]], prefix: str, depth: int) -> None:
         for key, item in pairs:
