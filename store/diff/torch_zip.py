@@ -218,13 +218,19 @@ class _Mapper:
         args = value.args if isinstance(value.args, tuple) else (value.args,)
         state = value.state
         plain = func in ("collections.OrderedDict", "builtins.dict")
-        if plain and not value.items and not args and state is None:
+        built = value.appended or value.added
+        if plain and not value.items and not args and state is None and not built:
             self.value(prefix, "<empty dict>")
             return
         if not plain:
             self.value(prefix, f"<{func}>")
         if args:
             self.walk(args, _under(prefix, "<args>"), depth + 1)
+        if value.appended:  # a list subclass's items, as APPENDS gives them
+            self.walk(tuple(value.appended), _under(prefix, "<items>"), depth + 1)
+        if value.added:  # a set subclass's items: in no order, as a set's
+            members = sorted(value.added, key=repr)
+            self.walk(tuple(members), _under(prefix, "<members>"), depth + 1)
         if value.items:
             self.items(list(value.items.items()), prefix, depth)
             if state is not None:  # the attributes of a dict subclass (a state_dict's _metadata)

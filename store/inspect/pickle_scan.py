@@ -81,6 +81,10 @@ class Call:
     args: object
     state: object = None
     items: dict[Any, object] = field(default_factory=dict)
+    appended: list[object] = field(default_factory=list)
+    """What APPEND/APPENDS add to it (a list subclass's items), in order."""
+    added: list[object] = field(default_factory=list)
+    """What ADDITEMS adds to it (a set subclass's items), in the pickle's order."""
     vetted: str | None = None
     """For a call of a ``CALLS_ARGUMENT`` global: the verdict for what it calls."""
 
@@ -506,6 +510,8 @@ class _Walker:
             into = target((list,))
             if isinstance(into, list):
                 into.extend(values)
+            elif isinstance(into, Call):  # a list subclass: load() calls its extend/append
+                into.appended.extend(values)
         elif name in ("SETITEM", "SETITEMS"):
             if name == "SETITEM":
                 value = pop()
@@ -519,6 +525,8 @@ class _Walker:
         elif name == "ADDITEMS":
             values = pop_mark()
             into = target((set,))
+            if isinstance(into, Call):  # a set subclass: load() calls its add
+                into.added.extend(values)
             if isinstance(into, set):  # kept, as load() keeps them: a diff compares them
                 for value in values:
                     try:
