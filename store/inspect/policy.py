@@ -27,6 +27,14 @@ _STORAGE_KINDS = _words(
     "QUInt8 QInt8 QInt32 QUInt4x2 QUInt2x4 Untyped Typed"
 )
 _TORCH_STORAGES = {f"{kind}Storage" for kind in _STORAGE_KINDS}
+_TORCH_TENSOR_CLASSES = {
+    f"{kind}Tensor" for kind in _words("Float Double Half BFloat16 Long Int Short Char Byte Bool")
+}
+"""The legacy dense tensor types (``torch.FloatTensor``, ``torch.cuda.HalfTensor``): a
+legacy tar names each tensor's type in its ``tensors`` member, and old pickles name them
+as values.  Calling one only builds a tensor (``torch._tensor_classes``, which torch's
+``weights_only`` loader allows); the sparse ones (``torch.sparse.FloatTensor``) take
+indices torch checks only after loading, so they stay unknown."""
 _TORCH_DTYPES = set(
     _words(
         "float32 float64 float16 bfloat16 int64 int32 int16 int8 uint8 uint16 uint32 uint64 "
@@ -205,10 +213,13 @@ SAFE_GLOBALS: dict[str, set[str]] = {
     "uuid": {"UUID"},
     "argparse": {"Namespace"},
     "pathlib": {"Path", "PosixPath", "WindowsPath", "PurePath", "PurePosixPath", "PureWindowsPath"},
-    "torch": _TORCH_STORAGES | _TORCH_DTYPES | {"Size", "device", "dtype", "layout", "Tensor"},
+    "torch": _TORCH_STORAGES
+    | _TORCH_DTYPES
+    | _TORCH_TENSOR_CLASSES
+    | {"Size", "device", "dtype", "layout", "Tensor"},
     "torch.storage": {"UntypedStorage", "TypedStorage"},
     "torch.serialization": {"_get_layout"},
-    "torch.cuda": _TORCH_STORAGES,
+    "torch.cuda": _TORCH_STORAGES | _TORCH_TENSOR_CLASSES,
     "torch._utils": set(
         _words(
             "_rebuild_tensor _rebuild_tensor_v2 _rebuild_tensor_v3 _rebuild_parameter "
