@@ -156,7 +156,7 @@ def _hash(
             why = f"larger than the hash size cap ({max_bytes} bytes)"
             return HashResult(None, head, identity, why, skipped=True, version=version)
         on_disk = os.fstat(fd).st_blocks * 512 if fd is not None else size
-        segments = _data_segments(fd, size) if fd is not None and on_disk < size else [(0, size)]
+        segments = data_segments(fd, size) if fd is not None and on_disk < size else [(0, size)]
         if isinstance(segments, Skipped):
             return HashResult(None, head, identity, segments.reason, skipped=True, version=version)
         holes = size - sum(end - start for start, end in segments)
@@ -189,7 +189,7 @@ def _hash(
         return HashResult(None, b"", None, exc.strerror or str(exc))
 
 
-def _data_segments(fd: int, size: int) -> list[tuple[int, int]] | Skipped:
+def data_segments(fd: int, size: int) -> list[tuple[int, int]] | Skipped:
     """The (start, end) ranges of a file that hold data, by SEEK_DATA/SEEK_HOLE; the whole
     file when the filesystem cannot tell."""
     segments: list[tuple[int, int]] = []

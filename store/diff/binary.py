@@ -8,6 +8,7 @@ GIF, JPEG SOF) so they work without Pillow; the share of differing pixels needs 
 from __future__ import annotations
 
 import io
+import os
 import struct
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -15,11 +16,17 @@ from typing import Any
 import xxhash
 
 from store.diff._io import DiffError, FileRef, RegularFile, ref_basename
+from store.hashing import Skipped, data_segments
 
 CHUNK = 1 << 20
 SEARCH_WHEN_SIZES_DIFFER = 64 << 20
 """Bytes searched for the first difference of two files whose sizes already tell them
 apart: a 50 GB file against a small one is not read whole to say what its size says."""
+MAX_HOLE_HASH = 1 << 30
+"""Bytes of holes (of sparse files) fed to the hashes as the zeros they read as; with more,
+the two files are still compared in full (a hole in both reads as zeros in both) but the
+hashes are left out: hashing 1 TiB of zeros takes minutes and tells nothing."""
+_ZEROS = bytes(CHUNK)
 IMAGE_HEAD = 65536
 MAX_IMAGE_BYTES = 64 * 1024 * 1024
 MAX_IMAGE_PIXELS = 50_000_000
@@ -55,6 +62,39 @@ def _first_mismatch(a: bytes, b: bytes) -> int:
     return lo
 
 
+def data_ranges(old: RegularFile, new: RegularFile, limit: int) -> list[tuple[int, int]]:
+    """The ranges of ``[0, limit)`` that hold data in either of two local files, merged and
+    in order: everywhere else both have holes (``SEEK_HOLE``), which read as zeros in both,
+    so the two are equal there without a read.  The whole range when a side is not a
+    local file, is not sparse, or its filesystem cannot tell."""
+    whole = [(0, limit)] if limit else []
+    if old.fd < 0 or new.fd < 0 or not limit:
+        return whole
+    found: list[tuple[int, int]] = []
+    for handle in (old, new):
+        if os.fstat(handle.fd).st_blocks * 512 >= handle.size:
+            return whole  # no holes worth looking for: this side is read whole anyway
+        segments = data_segments(handle.fd, handle.size)
+        if isinstance(segments, Skipped):
+            return whole
+        found.extend((start, min(end, limit)) for start, end in segments if start < limit)
+    merged: list[tuple[int, int]] = []
+    for start, end in sorted(found):
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((start, end))
+    return merged
+
+
+def _feed_zeros(hashes: tuple[Any, ...], count: int) -> None:
+    while count > 0:
+        step = min(CHUNK, count)
+        for hasher in hashes:
+            hasher.update(_ZEROS if step == CHUNK else _ZEROS[:step])
+        count -= step
+
+
 def diff_binary(
     path_a: FileRef,
     path_b: FileRef,
@@ -64,7 +104,10 @@ def diff_binary(
     """Compare two files byte by byte; hashes cover at most ``max_bytes`` when given.
 
     Files of different sizes differ: they are not hashed, and their first differing byte is
-    searched for in the first ``SEARCH_WHEN_SIZES_DIFFER`` bytes only."""
+    searched for in the first ``SEARCH_WHEN_SIZES_DIFFER`` bytes only.  Of two sparse
+    files only the ranges that hold data in either are read (``data_ranges``); their
+    holes are hashed as zeros up to ``MAX_HOLE_HASH`` bytes, else the hashes are left out
+    and a note says so."""
     notes: list[str] = []
     with RegularFile(path_a) as old, RegularFile(path_b) as new:
         if old.size != new.size:
@@ -73,21 +116,36 @@ def diff_binary(
         if max_bytes is not None and limit > max_bytes:
             limit = max_bytes
             notes.append(f"only the first {max_bytes} bytes were compared; hashes omitted")
+        ranges = data_ranges(old, new, limit)
+        holes = limit - sum(end - start for start, end in ranges)
+        hashed = holes <= MAX_HOLE_HASH
+        if not hashed:
+            notes.append(
+                f"{holes} bytes are holes in both files (they read as zeros in both, "
+                "so they are equal there unread); hashes omitted"
+            )
         hash_a, hash_b = xxhash.xxh3_128(), xxhash.xxh3_128()
         first: int | None = None
         offset = 0
-        while offset < limit:
-            chunk_a = old.read_at(offset, min(CHUNK, limit - offset))
-            chunk_b = new.read_at(offset, min(CHUNK, limit - offset))
-            if not chunk_a and not chunk_b:
-                break
-            hash_a.update(chunk_a)
-            hash_b.update(chunk_b)
-            if first is None and chunk_a != chunk_b:
-                first = offset + _first_mismatch(chunk_a, chunk_b)
-            offset += max(len(chunk_a), len(chunk_b))
-        complete = limit == max(old.size, new.size)
-        equal = first is None and old.size == new.size and complete
+        for start, end in [*ranges, (limit, limit)]:
+            if hashed:
+                _feed_zeros((hash_a, hash_b), start - offset)
+            offset = start
+            while offset < end:
+                chunk_a = old.read_at(offset, min(CHUNK, end - offset))
+                chunk_b = new.read_at(offset, min(CHUNK, end - offset))
+                if len(chunk_a) != min(CHUNK, end - offset) or len(chunk_b) != len(chunk_a):
+                    raise DiffError("a file shrank while it was being compared")
+                if hashed:
+                    hash_a.update(chunk_a)
+                    hash_b.update(chunk_b)
+                if first is None and chunk_a != chunk_b:
+                    first = offset + _first_mismatch(chunk_a, chunk_b)
+                offset += len(chunk_a)
+        old.check()
+        new.check()
+        complete = limit == max(old.size, new.size) and hashed
+        equal = first is None and old.size == new.size and limit == old.size
         if first is None and old.size != new.size and complete:
             first = min(old.size, new.size)
         return BinaryDiff(
@@ -107,16 +165,24 @@ def differ_past_cap(path_a: FileRef, path_b: FileRef, cap: int) -> str | None:
     (a capped read that found nothing is not 'equal')."""
     where: int | None = None
     with RegularFile(path_a) as old, RegularFile(path_b) as new:
-        offset, size = 0, max(old.size, new.size)
-        while offset < size:  # stops at the first difference: these files are large
-            chunk_a = old.read_at(offset, CHUNK)
-            chunk_b = new.read_at(offset, CHUNK)
-            if chunk_a != chunk_b:
-                where = offset + _first_mismatch(chunk_a, chunk_b)
+        shorter = min(old.size, new.size)
+        # stops at the first difference (these files are large), and reads no hole of both
+        for start, end in data_ranges(old, new, shorter):
+            offset = start
+            while where is None and offset < end:
+                step = min(CHUNK, end - offset)
+                chunk_a, chunk_b = old.read_at(offset, step), new.read_at(offset, step)
+                if chunk_a != chunk_b:
+                    where = offset + _first_mismatch(chunk_a, chunk_b)
+                elif len(chunk_a) < step:
+                    raise DiffError("a file shrank while it was being compared")
+                offset += step
+            if where is not None:
                 break
-            if not chunk_a:
-                break
-            offset += len(chunk_a)
+        if where is None and old.size != new.size:
+            where = shorter  # one is a prefix of the other
+        old.check()
+        new.check()
     if where is None:
         return None
     return (

@@ -14,6 +14,7 @@ the bytes are); ``diff_safetensors`` builds them from safetensors headers and
 
 from __future__ import annotations
 
+import bisect
 import math
 import os
 from collections.abc import Callable, Mapping
@@ -24,6 +25,7 @@ import numpy as np
 
 from store.diff._io import DiffError, FileRef, RegularFile, ref_basename
 from store.diff.structured import Change, diff_structured_counted
+from store.hashing import Skipped, data_segments
 
 TensorStatus = Literal[
     "added", "removed", "dtype_changed", "shape_changed", "values_changed", "unchanged", "unknown"
@@ -238,6 +240,42 @@ class _Stats:
     nonfinite: bool = False
 
 
+class _Holes:
+    """Where a sparse local file holds data (``SEEK_DATA``/``SEEK_HOLE``); everywhere else
+    it reads as zeros, so a range that is a hole in both files is equal, and adds nothing
+    to a norm, without a read: two 1 TiB sparse checkpoints are compared by what is on disk."""
+
+    def __init__(self, handle: RegularFile) -> None:
+        self.starts: list[int] = []
+        self.ends: list[int] = []
+        self.dense = True
+        if handle.fd < 0 or os.fstat(handle.fd).st_blocks * 512 >= handle.size:
+            return
+        segments = data_segments(handle.fd, handle.size)
+        if isinstance(segments, Skipped):
+            return
+        self.dense = False
+        self.starts = [start for start, _ in segments]
+        self.ends = [end for _, end in segments]
+
+    def empty(self, start: int, size: int) -> bool:
+        """Whether ``[start, start + size)`` holds no data (reads as zeros)."""
+        if self.dense:
+            return False
+        at = bisect.bisect_right(self.starts, start) - 1
+        if at >= 0 and self.ends[at] > start:
+            return False  # inside a data segment
+        following = at + 1
+        return following >= len(self.starts) or self.starts[following] >= start + size
+
+    def next_data(self, pos: int) -> int:
+        """The first offset at or after ``pos`` that holds data (a huge number if none)."""
+        at = bisect.bisect_right(self.starts, pos) - 1
+        if at >= 0 and self.ends[at] > pos:
+            return pos
+        return self.starts[at + 1] if at + 1 < len(self.starts) else 1 << 62
+
+
 class _Reader:
     """Two files read side by side into two reused buffers."""
 
@@ -248,6 +286,24 @@ class _Reader:
         self._cmp_a = bytearray(COMPARE_CHUNK)
         self._cmp_b = bytearray(COMPARE_CHUNK)
         self.scratch = _Scratch()
+        self.holes_a, self.holes_b = _Holes(old), _Holes(new)
+
+    def skip_holes(self, off_a: int, off_b: int, lo: int, nbytes: int, step: int) -> int:
+        """The first chunk offset from ``lo`` on (``lo`` plus a multiple of ``step``) whose
+        chunk holds data in either file, or ``nbytes``: the chunks skipped read as zeros
+        in both (equal, and nothing to a norm)."""
+        if self.holes_a.dense or self.holes_b.dense:
+            return lo
+        while lo < nbytes:
+            size = min(step, nbytes - lo)
+            if not (self.holes_a.empty(off_a + lo, size) and self.holes_b.empty(off_b + lo, size)):
+                return lo
+            ahead = min(
+                self.holes_a.next_data(off_a + lo) - off_a,
+                self.holes_b.next_data(off_b + lo) - off_b,
+            )
+            lo += max(step, (ahead - lo) // step * step)
+        return nbytes
 
     def _fill(self, handle: RegularFile, buf: bytearray, offset: int, size: int) -> memoryview:
         view = memoryview(buf)[:size]
@@ -367,12 +423,12 @@ def _accumulate(
 
 def _first_difference(reader: _Reader, off_a: int, off_b: int, nbytes: int) -> int | None:
     """Offset (a multiple of COMPARE_CHUNK) of the first differing chunk, or None."""
-    lo = 0
+    lo = reader.skip_holes(off_a, off_b, 0, nbytes, COMPARE_CHUNK)
     while lo < nbytes:
         size = min(COMPARE_CHUNK, nbytes - lo)
         if not reader.same(off_a + lo, off_b + lo, size):
             return lo
-        lo += size
+        lo = reader.skip_holes(off_a, off_b, lo + size, nbytes, COMPARE_CHUNK)
     return None
 
 
@@ -381,10 +437,12 @@ def _count_raw(reader: _Reader, off_a: int, off_b: int, nbytes: int, itemsize: i
     changed = 0
     code = _RAW.get(itemsize, "u1")
     step = VALUE_CHUNK - VALUE_CHUNK % itemsize
-    for lo in range(0, nbytes, step):
+    lo = reader.skip_holes(off_a, off_b, 0, nbytes, step)
+    while lo < nbytes:
         size = min(step, nbytes - lo)
         a, b = reader.pair(off_a + lo, off_b + lo, size)
         changed += int(np.count_nonzero(np.frombuffer(a, code) != np.frombuffer(b, code)))
+        lo = reader.skip_holes(off_a, off_b, lo + size, nbytes, step)
     return changed
 
 
@@ -402,13 +460,15 @@ def _compare_contiguous(
         return _Stats(decoded=False, changed=_count_raw(reader, off_a, off_b, nbytes, itemsize))
     stats = _Stats()
     step = VALUE_ELEMENTS * itemsize
-    for lo in range(0, nbytes, step):
+    lo = reader.skip_holes(off_a, off_b, 0, nbytes, step)  # zeros in both add nothing
+    while lo < nbytes:
         size = min(step, nbytes - lo)
         if lo + size <= first:
             _accumulate(stats, reader.old_only(off_a + lo, size), None, dtype, reader.scratch)
         else:
             a, b = reader.pair(off_a + lo, off_b + lo, size)
             _accumulate(stats, a, b, dtype, reader.scratch)
+        lo = reader.skip_holes(off_a, off_b, lo + size, nbytes, step)
     return stats
 
 
@@ -539,6 +599,8 @@ def compare_tensors(
                 changes.append(TensorChange(name, "unknown", *base, note=note))
                 continue
         changes.append(_change(name, ref_a, ref_b, stats))
+    old.check()  # holes were found at the start: a write into one since is a change
+    new.check()
     return changes
 
 
