@@ -147,10 +147,69 @@ def test_a_bucket_trash_restore_or_purge_that_skips_an_object_exits_1(
     back = runner.invoke(main, ["bucket", "restore", url, batch_id, "--json"])
     assert back.exit_code == 1, back.output
     assert back.stderr == (
-        "artlens: skipped a/ckpt.pt: kept: an object appeared at the key: not replaced\n"
+        "artlens: skipped a/ckpt.pt: trashed: an object was written at the key since: "
+        "not restored, still in the trash\n"
     )
-    assert json.loads(back.stdout)["counts"] == {"kept": 1, "missing": 1}
+    assert json.loads(back.stdout)["counts"] == {"trashed": 1, "missing": 1}
     assert s3_server.contents(bucket, "runs/a/") == {"runs/a/ckpt.pt": b"written since"}
-    # nothing asked for is left: 0
+    # still trashed: asked again, still refused, and said so
     again = runner.invoke(main, ["bucket", "restore", url, batch_id])
-    assert again.exit_code == 0, again.output
+    assert again.exit_code == 1, again.output
+    assert "still in the trash" in again.stderr
+
+
+@pytest.mark.parametrize("versioned", [True, False])
+def test_a_refused_bucket_restore_leaves_the_item_restorable_and_purgeable(
+    s3_server: S3Server, versioned: bool
+) -> None:
+    """``bucket restore`` that met a newer object at the key marked the item ``kept`` and
+    left its trash copy (or its trashed version and marker): ``bucket purge`` acts only on
+    trashed items, so those bytes were never purged and no command said so.  The item stays
+    trashed: a restore once the key is free brings it back, a purge frees its bytes."""
+    bucket = s3_server.new_bucket(versioned=versioned)
+    s3_server.put(bucket, "runs/a/ckpt.pt", b"weights")
+    url = f"s3://{bucket}/runs"
+    runner = CliRunner()
+    done = runner.invoke(main, ["bucket", "trash", url, "a/ckpt.pt", "--apply", "--json"])
+    assert done.exit_code == 0, done.output
+    batch_id = json.loads(done.stdout)["batch"]
+    s3_server.put(bucket, "runs/a/ckpt.pt", b"written since")
+    back = runner.invoke(main, ["bucket", "restore", url, batch_id])
+    assert back.exit_code == 1 and "still in the trash" in back.stderr
+    dry = runner.invoke(main, ["bucket", "purge", url, batch_id, "--json"])
+    assert json.loads(dry.stdout)["counts"] == {"trashed": 1}  # the purge sees it
+    # the key free again: the restore brings the trashed bytes back
+    if versioned:  # the newer version goes for good: the marker is on top again
+        versions = s3_server.call("list_object_versions", Bucket=bucket, Prefix="runs/a/")
+        newer = [v for v in versions["Versions"] if v["Size"] == len(b"written since")]
+        s3_server.call(
+            "delete_object", Bucket=bucket, Key="runs/a/ckpt.pt", VersionId=newer[0]["VersionId"]
+        )
+    else:
+        s3_server.call("delete_object", Bucket=bucket, Key="runs/a/ckpt.pt")
+    restored = runner.invoke(main, ["bucket", "restore", url, batch_id, "--json"])
+    assert restored.exit_code == 0, restored.output
+    assert json.loads(restored.stdout)["counts"] == {"restored": 1}
+    assert s3_server.contents(bucket, "runs/a/") == {"runs/a/ckpt.pt": b"weights"}
+
+
+@pytest.mark.parametrize("versioned", [True, False])
+def test_a_refused_restore_then_purge_frees_the_trashed_bytes(
+    s3_server: S3Server, versioned: bool
+) -> None:
+    bucket = s3_server.new_bucket(versioned=versioned)
+    s3_server.put(bucket, "runs/a/ckpt.pt", b"weights")
+    url = f"s3://{bucket}/runs"
+    runner = CliRunner()
+    done = runner.invoke(main, ["bucket", "trash", url, "a/ckpt.pt", "--apply", "--json"])
+    batch_id = json.loads(done.stdout)["batch"]
+    s3_server.put(bucket, "runs/a/ckpt.pt", b"written since")
+    assert runner.invoke(main, ["bucket", "restore", url, batch_id]).exit_code == 1
+    purged = runner.invoke(main, ["bucket", "purge", url, batch_id, "--yes", "--json"])
+    assert purged.exit_code == 0, purged.output
+    assert json.loads(purged.stdout)["counts"] == {"purged": 1}
+    assert s3_server.contents(bucket, "runs/a/") == {"runs/a/ckpt.pt": b"written since"}
+    assert s3_server.contents(bucket, f"runs/.artlens-trash/{batch_id}/") == {}
+    if versioned:  # the trashed version and its marker are gone for good
+        versions = s3_server.call("list_object_versions", Bucket=bucket, Prefix="runs/a/")
+        assert len(versions.get("Versions", [])) == 1 and not versions.get("DeleteMarkers")

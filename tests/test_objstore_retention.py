@@ -100,7 +100,7 @@ def test_restore_never_replaces_a_newer_object(s3_server: S3Server) -> None:
     trash = BucketTrash(ObjectRoot(f"s3://{bucket}/p"))
     batch = trash.apply(trash.plan(["ckpt.pt"]))
     s3_server.put(bucket, "p/ckpt.pt", b"written since")
-    assert trash.restore(batch).counts() == {"kept": 1}
+    assert trash.restore(batch).counts() == {"trashed": 1}  # still trashed: purgeable
     assert s3_server.contents(bucket, "p/ckpt.pt") == {"p/ckpt.pt": b"written since"}
 
 
@@ -175,3 +175,31 @@ def test_a_kept_checkpoint_folder_emptied_since_the_plan_holds_back_its_run(
     report, _ = apply_candidates(root, [removal], [kept])
     assert [r.path for r in report.done] == ["run/checkpoint-1.bin"]
     assert "p/run/checkpoint-1.bin" not in _keys(s3_server, bucket)
+
+
+@pytest.mark.parametrize("versioned", [True, False])
+def test_a_manifest_an_older_restore_left_kept_is_purged_in_full(
+    s3_server: S3Server, versioned: bool
+) -> None:
+    """An older restore that met a newer object at the key marked the item ``kept`` in the
+    manifest and left its trashed bytes (the copy, or the version under its marker); purge
+    only acted on ``trashed`` items, so those bytes stayed for good.  Loaded, such an item
+    is trashed again, and a purge frees it."""
+    bucket = s3_server.new_bucket(versioned=versioned)
+    s3_server.put(bucket, "p/ckpt.pt", b"old")
+    trash = BucketTrash(ObjectRoot(f"s3://{bucket}/p"))
+    batch = trash.apply(trash.plan(["ckpt.pt"]))
+    s3_server.put(bucket, "p/ckpt.pt", b"written since")
+    batch.items[0].state, batch.items[0].note = "kept", "an object appeared at the key"
+    trash._save(batch)  # the manifest as the older restore wrote it
+    loaded = trash.load(batch.batch)
+    assert loaded.counts() == {"trashed": 1} and "still in the trash" in loaded.items[0].note
+    assert trash.purge(loaded).counts() == {"purged": 1}
+    assert s3_server.contents(bucket, "p/") == {"p/ckpt.pt": b"written since"} | {
+        f"p/{TRASH}/{batch.batch}.json": s3_server.fs.cat_file(
+            f"{bucket}/p/{TRASH}/{batch.batch}.json"
+        )
+    }
+    if versioned:
+        versions = s3_server.call("list_object_versions", Bucket=bucket, Prefix="p/ckpt.pt")
+        assert len(versions["Versions"]) == 1 and not versions.get("DeleteMarkers")

@@ -140,7 +140,7 @@ def test_folder_trash_commands_never_read_a_bucket_root_as_a_path(
     decoy.write_bytes(b"local")
     monkeypatch.chdir(tmp_path / "cwd")
     listed = CliRunner().invoke(main, ["trash", "list", "--db", db])
-    assert "keeps its trash in the bucket" in listed.output
+    assert listed.exit_code == 0 and listed.output == "the trash is empty\n"
     CliRunner().invoke(main, ["trash", "purge", "--older-than", "0s", "--yes", "--db", db])
     assert decoy.read_bytes() == b"local"
 
@@ -235,3 +235,58 @@ def test_a_kept_checkpoint_gone_since_the_plan_skips_its_runs_removals(
     assert all(f"kept {gone}" in i["reason"] for i in done["skipped"]), done["skipped"]
     after = {k: v for k, v in s3_server.contents(bucket).items() if ".artlens-trash" not in k}
     assert after == {k: v for k, v in before.items() if k not in others}
+
+
+@pytest.mark.parametrize("versioned", [True, False])
+def test_trash_list_and_purge_show_and_free_a_buckets_trash(
+    s3_server: S3Server, versioned: bool, tmp_path: Path
+) -> None:
+    """`trash list` on a bucket's index said "the trash is empty" (with a warning that the
+    bucket keeps its trash in itself) while batches sat there, an object a restore could
+    not bring back among them; `trash purge` said "nothing in the trash is that old".  Each
+    trashed object is listed by its batch, with why a restore left it, and purged."""
+    bucket = s3_server.new_bucket(versioned=versioned)
+    s3_server.put(bucket, "runs/a/ckpt.pt", b"weights")
+    s3_server.put(bucket, "runs/a/other.pt", b"other weights")
+    url = f"s3://{bucket}/runs"
+    db = str(tmp_path / "bucket.db")
+    _json("index", url, "--db", db, "--json")
+    batch = _json("bucket", "trash", url, "a/ckpt.pt", "a/other.pt", "--apply", "--json")
+    s3_server.put(bucket, "runs/a/ckpt.pt", b"written since")
+    back = CliRunner().invoke(main, ["bucket", "restore", url, batch["batch"]])
+    assert back.exit_code == 1 and "still in the trash" in back.stderr
+
+    listed = _json("trash", "list", "--root", url, "--db", db, "--json")
+    assert [(e["path"], e["batch"], e["size_bytes"]) for e in listed] == [
+        ("a/ckpt.pt", batch["batch"], len(b"weights"))
+    ]
+    assert "still in the trash" in listed[0]["note"]
+    text = CliRunner().invoke(main, ["trash", "list", "--root", url, "--db", db])
+    assert text.exit_code == 0 and text.stderr == ""
+    assert text.stdout.startswith(batch["batch"]) and "a/ckpt.pt" in text.stdout
+    assert "1 item(s)" in text.stdout
+
+    purged = _json("trash", "purge", "--older-than", "0", "--yes", "--root", url, "--db", db,
+                   "--json")  # fmt: skip
+    assert [i["path"] for i in purged["done"]] == ["a/ckpt.pt"] and purged["skipped"] == []
+    assert s3_server.contents(bucket, "runs/a/") == {
+        "runs/a/ckpt.pt": b"written since",
+        "runs/a/other.pt": b"other weights",  # restored: its key was free
+    }
+    assert s3_server.contents(bucket, f"runs/.artlens-trash/{batch['batch']}/") == {}
+    assert _json("trash", "list", "--root", url, "--db", db, "--json") == []
+
+
+def test_trash_list_says_a_bucket_manifest_it_cannot_read(
+    s3_server: S3Server, tmp_path: Path
+) -> None:
+    bucket = s3_server.new_bucket(versioned=False)
+    s3_server.put(bucket, "a/ckpt.pt", b"weights")
+    url = f"s3://{bucket}"
+    db = str(tmp_path / "bucket.db")
+    _json("index", url, "--db", db, "--json")
+    batch = _json("bucket", "trash", url, "a/ckpt.pt", "--apply", "--json")
+    s3_server.put(bucket, f".artlens-trash/{batch['batch']}.json", b"{not json")
+    listed = CliRunner().invoke(main, ["trash", "list", "--root", url, "--db", db])
+    assert listed.exit_code == 0
+    assert f"batch {batch['batch']}: " in listed.stderr and "unreadable" in listed.stderr

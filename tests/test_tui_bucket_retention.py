@@ -152,3 +152,51 @@ def test_a_bucket_object_pinned_after_the_plan_is_kept(
         (pinned, "pinned; retention never removes it")
     ]
     assert pinned in s3_server.contents(bucket)
+
+
+@sync
+async def test_the_trash_tab_lists_a_buckets_trash_and_restores_a_batch(
+    s3_server: S3Server, tmp_path: Path
+) -> None:
+    """The trash tab said "the trash is empty" for a bucket root whose trash held batches
+    (an object a restore could not bring back among them): it lists each trashed object
+    with its batch and why a restore left it, and restores its batch."""
+    from textual.widgets import DataTable
+
+    bucket = s3_server.new_bucket(versioned=False)
+    s3_server.put(bucket, "runs/a/ckpt.pt", b"weights")
+    s3_server.put(bucket, "runs/a/other.pt", b"other weights")
+    url = f"s3://{bucket}/runs"
+    db = str(tmp_path / "bucket.db")
+    _cli("index", url, "--db", db)
+    batch = _cli("bucket", "trash", url, "a/ckpt.pt", "a/other.pt", "--apply")
+    assert isinstance(batch, dict)
+    s3_server.put(bucket, "runs/a/ckpt.pt", b"written since")
+    _cli("bucket", "restore", url, batch["batch"], code=1)  # other.pt back, ckpt.pt not
+
+    def rows(screen: RetentionScreen) -> list[str]:
+        table = screen.query_one("#ret-trash", DataTable)
+        return [" | ".join(str(c) for c in table.get_row_at(i)) for i in range(table.row_count)]
+
+    app = ArtlensApp(Path(db), [], watch=False)
+    async with app.run_test(size=(160, 36)) as pilot:
+        await settle(pilot)
+        await pilot.press("r")
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, RetentionScreen)
+        await pilot.press("3")
+        await _until(pilot, lambda: bool(screen.trash), "the bucket's trash")
+        shown = rows(screen)
+        assert len(shown) == 1 and "a/ckpt.pt" in shown[0], shown
+        assert f"bucket batch {batch['batch']}" in shown[0] and "still in the trash" in shown[0]
+        # the key free again: `u` restores the row's batch
+        s3_server.call("delete_object", Bucket=bucket, Key="runs/a/ckpt.pt")
+        await pilot.press("u")
+        await _until(pilot, lambda: not screen.applying, "the restore")
+        await _until(pilot, lambda: not screen.trash, "the trash read again")
+        assert "the trash is empty" in rows(screen)[0]
+    assert s3_server.contents(bucket, "runs/a/") == {
+        "runs/a/ckpt.pt": b"weights",
+        "runs/a/other.pt": b"other weights",
+    }

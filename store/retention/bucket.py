@@ -48,6 +48,11 @@ STORAGE_PER_GB_MONTH = 0.023
 """S3 Standard's list price per GB-month, for the plan's "frees about $x a month" line."""
 
 
+NEWER_AT_KEY = "an object was written at the key since: not restored, still in the trash"
+"""Why a restore left an item trashed (its bytes stay in the trash, restorable later or
+purgeable), never ``kept`` with its trashed bytes out of reach of a purge."""
+
+
 class BucketRetentionError(ArtlensError):
     """A batch could not be planned, applied, restored or purged; one line."""
 
@@ -252,23 +257,25 @@ class BucketTrash:
 
     def _restore_versioned(self, item: Item) -> None:
         if self._head(item.key) is not None:
-            item.state, item.note = "kept", "a newer object is at the key: the marker stays"
+            # the item stays trashed: its version is still there, to restore once the
+            # newer object is gone, or to purge
+            item.note = NEWER_AT_KEY
             return
         self.store.delete(item.key, version=str(item.marker))
         head = self._head(item.key)
         if head is None or head.version != item.version:
             item.note = "marker removed, but the trashed version is not the current one"
             return
-        item.state, item.marker = "restored", None
+        item.state, item.marker, item.note = "restored", None, ""
 
     def _restore_copy(self, item: Item) -> None:
         if self._head(item.key) is not None:
-            item.state, item.note = "kept", "an object appeared at the key: not replaced"
+            item.note = NEWER_AT_KEY  # the copy stays in the trash, restorable or purgeable
             return
         assert item.trash_key is not None
         self.store.copy(item.trash_key, item.key, item.size, pin=item.trash_pin or item.etag)
         self.store.delete(item.trash_key)
-        item.state, item.trash_key, item.trash_pin = "restored", None, None
+        item.state, item.trash_key, item.trash_pin, item.note = "restored", None, None, ""
 
     def purge(self, batch: Batch) -> Batch:
         """Delete the trashed bytes for good (locked versions are kept and reported)."""
@@ -294,7 +301,7 @@ class BucketTrash:
             except RootError as exc:
                 item.note = f"purge failed: {str(exc)[:300]}"
                 continue
-            item.state = "purged"
+            item.state, item.note = "purged", ""
         self._save(batch)
         return batch
 
@@ -321,6 +328,10 @@ class BucketTrash:
             why = self._refused(batch, item)
             if why is not None:
                 item.state, item.note = "refused", f"not in the shape apply writes: {why}"
+            elif item.state == "kept" and (item.trash_key or item.marker):
+                # an older restore marked an item it did not restore (a newer object at
+                # the key) ``kept`` and left its trashed bytes: they are still trashed
+                item.state, item.note = "trashed", NEWER_AT_KEY
         return batch
 
     def _refused(self, batch: Batch, item: Item) -> str | None:
@@ -375,6 +386,42 @@ class BucketTrash:
             return self.store.head(key)
         except NotFound:
             return None
+
+
+MAX_TRASH_ENTRIES = 10_000
+"""Names listed in a bucket's trash folder (a batch is a manifest and, unversioned, a
+folder of copies) before its listing is a problem line instead."""
+
+
+def list_batches(root: ObjectRoot) -> tuple[list[Batch], list[str]]:
+    """Every batch in the trash of ``root`` (its manifests, ``<prefix>/.artlens-trash/
+    <batch>.json``, each loaded and checked as restore and purge load it), oldest first,
+    and one printable line per manifest or listing that could not be read: what a bucket's
+    trash holds is never shown as nothing because it could not be read."""
+    from store.paths import display
+    from store.root import TooManyEntries
+
+    trash = BucketTrash(root)
+    problems: list[str] = []
+    try:
+        names = root.list_dir(TRASH, limit=MAX_TRASH_ENTRIES)
+    except NotFound:
+        return [], []
+    except TooManyEntries:
+        return [], [f"its trash holds more than {MAX_TRASH_ENTRIES} names: not listed"]
+    except (RootError, ValueError) as exc:
+        return [], [f"its trash could not be listed: {display(str(exc)[:300])}"]
+    batches = []
+    for entry in names:
+        if entry.kind != "file" or not entry.name.endswith(".json"):
+            continue  # an unversioned batch's folder of copies
+        batch_id = entry.name.removesuffix(".json")
+        try:
+            batches.append(trash.load(batch_id))
+        except (RootError, ArtlensError, ValueError) as exc:
+            problems.append(f"batch {display(batch_id[:80])}: {display(str(exc)[:300])}")
+    batches.sort(key=lambda b: (b.created, b.batch))
+    return batches, problems
 
 
 RUN_SKIPPED = "run skipped; re-index and plan again"
@@ -618,4 +665,33 @@ def restore_batches(urls: Sequence[str], batches: Sequence[str]) -> Report:
             raise BucketRetentionError(
                 f"no batch {display(batch_id)!r} in {', '.join(display(u) for u in urls)}"
             )
+    return report
+
+
+def purge_batches(batches: Sequence[tuple[str, str]]) -> Report:
+    """Purge each ``(bucket URL, batch id)`` (``BucketTrash.purge``: locked versions are
+    kept); each object the batch held trashed is done or skipped, with why."""
+    from store.retention.trash import ItemResult, Report
+    from store.root import open_root
+
+    report = Report()
+    for url in dict.fromkeys(url for url, _ in batches):
+        root = open_root(url)
+        if not isinstance(root, ObjectRoot):
+            raise BucketRetentionError(f"not an object-store root: {url}")
+        trash = BucketTrash(root)
+        for batch_id in dict.fromkeys(b for u, b in batches if u == url):
+            batch = trash.load(batch_id)
+            was = [i for i, item in enumerate(batch.items) if item.state == "trashed"]
+            batch = trash.purge(batch)
+            for item in (batch.items[i] for i in was):
+                if item.state == "purged":
+                    report.done.append(
+                        ItemResult(url, item.rel, "purged", "", item.size, batch.batch)
+                    )
+                else:
+                    reason = f"{item.state}: {item.note}" if item.note else item.state
+                    report.skipped.append(
+                        ItemResult(url, item.rel, "skipped", reason, item.size, batch.batch)
+                    )
     return report

@@ -365,6 +365,11 @@ def read_trashes(roots: Sequence[str], *, audit: bool = False, refuse: bool = Fa
     records: list[tuple[str, AuditRecord]] = []
     problems: list[str] = []
     for root in roots:
+        if is_url(root):  # a bucket keeps its trash in itself, by batch
+            in_bucket, skipped = bucket_entries(root)
+            entries += [(root, entry) for entry in in_bucket]
+            problems += [f"{_text(root)}: {p}" for p in skipped]
+            continue
         try:
             entries += [(root, entry) for entry in list_trash(root)]
             problems += [f"{_text(root)}: {_text(p)}" for p in read_manifest_checked(root)[1]]
@@ -380,6 +385,54 @@ def read_trashes(roots: Sequence[str], *, audit: bool = False, refuse: bool = Fa
             problems.append(f"{_text(root)}: {_line(exc)}")
     records.sort(key=lambda pair: pair[1].ts)
     return Trashes(tuple(entries), tuple(records), tuple(problems))
+
+
+BUCKET_METHOD = "bucket"
+"""``TrashEntry.method`` of an object in a bucket's trash: restored by its batch
+(``restore_buckets``), never by the folder trash."""
+
+
+def bucket_entries(url: str) -> tuple[list[TrashEntry], list[str]]:
+    """What the trash of the bucket root at ``url`` holds, as trash entries (one per
+    object still trashed, its ``batch`` the id a restore or purge takes; ``note`` why a
+    restore left it, if one did), oldest first, and one printable line per problem: a
+    manifest that could not be read, an item refused as not in the shape apply writes."""
+    from store.retention.bucket import list_batches
+    from store.root import RootError, open_root
+    from store.root.objstore import ObjectRoot
+
+    try:
+        root = open_root(url)
+    except (RootError, ValueError) as exc:
+        return [], [_line(exc)]
+    if not isinstance(root, ObjectRoot):
+        return [], [f"not an object-store root: {_text(url)}"]
+    batches, problems = list_batches(root)
+    entries = []
+    for batch in batches:
+        for item in batch.items:
+            if item.state == "refused":
+                problems.append(
+                    f"batch {_text(batch.batch)}: {_text(item.rel[:200])}: {_text(item.note)}"
+                )
+            if item.state != "trashed":
+                continue
+            entries.append(
+                TrashEntry(
+                    f"{batch.batch}:{item.key}",
+                    batch.batch,
+                    root.url,
+                    item.rel,
+                    item.trash_key or f"version {item.version} (under a delete marker)",
+                    False,
+                    item.size,
+                    batch.created,
+                    "trashed",
+                    method=BUCKET_METHOD,
+                    note=item.note or None,
+                )
+            )
+    return entries, [_text(p) for p in problems]
 
 
 def _line(exc: BaseException) -> str:
@@ -605,6 +658,8 @@ def entry_json(entry: TrashEntry) -> dict[str, Any]:
         "state": entry.state,
         "reasons": [_text(r) for r in entry.reasons],
         "plan": entry.plan,
+        "batch": _text(entry.batch),
+        "note": _text(entry.note) if entry.note else None,
     }
 
 

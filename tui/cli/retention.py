@@ -528,13 +528,18 @@ def trash_list_cmd(roots: tuple[str, ...], db_path: Path | None, as_json: bool) 
         return
     shown = paths.shown_names([e.path for _, e in entries])  # look-alikes spelled apart
     for (_, entry), name in zip(entries, shown, strict=True):
+        # a bucket's trash is restored and purged by batch: its id is the batch's
+        ident = _text(entry.batch) if entry.method == service.BUCKET_METHOD else entry.id[:12]
         click.echo(
-            f"{entry.id[:12]}  {human_age(entry.trashed_at):>4} ago  {human_size(entry.size):>7}"
+            f"{ident}  {human_age(entry.trashed_at):>4} ago  {human_size(entry.size):>7}"
             f"  {name}{'/' if entry.is_dir else ''}  ({_text(entry.root)})"
-            f"{_unfinished(entry)}"
+            f"{_unfinished(entry)}{f'  [{_text(entry.note)}]' if entry.note else ''}"
         )
     total = sum(e.size for _, e in entries)
-    click.echo(f"{len(entries)} item(s), {human_size(total)}; restore with `trash restore ID`")
+    how = "restore with `trash restore ID`"
+    if any(e.method == service.BUCKET_METHOD for _, e in entries):
+        how += " (a bucket's by batch: `trash restore BATCH --root URL`)"
+    click.echo(f"{len(entries)} item(s), {human_size(total)}; {how}")
 
 
 @trash_group.command("restore")
@@ -647,8 +652,16 @@ def trash_purge_cmd(
             )
         click.echo(f"dry run: would delete {len(due)} item(s), {human_size(size)}; add --yes")
         return
-    due_roots = sorted({r for r, _ in due})
+    # a bucket's trash is purged by batch, in the bucket; a folder's by its manifest
+    batches = [(r, e.batch) for r, e in due if e.method == service.BUCKET_METHOD]
+    due_roots = sorted({r for r, e in due if e.method != service.BUCKET_METHOD})
     done = service.purge_items(target, due_roots, age, role="trash purge", now=now, on_busy=busy)
+    if batches:
+        from store.retention.bucket import purge_batches
+
+        bucket_report = purge_batches(batches)
+        done.report.done += bucket_report.done
+        done.report.skipped += bucket_report.skipped
     if as_json:
         emit_json(report_json(done.report, purged=True))
     else:

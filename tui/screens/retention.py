@@ -386,12 +386,21 @@ class RetentionScreen(SaysWorkerFailures, Screen[None]):
         )
 
     @work(thread=True, exclusive=True, group="retention-apply", exit_on_error=False)
-    def _restore_worker(self, wanted: dict[str, list[str] | None]) -> None:
+    def _restore_worker(
+        self, wanted: dict[str, list[str] | None], batches: dict[str, list[str]] | None = None
+    ) -> None:
+        """Restore ``wanted`` (a folder root's trash ids, or None: all of it) and
+        ``batches`` (a bucket root's trash batches, restored whole, as
+        `artlens trash restore BATCH --root URL` does)."""
         which: dict[str, list[str] | Literal["all"]] = {
             root: "all" if ids is None else ids for root, ids in wanted.items()
         }
         try:
             done = service.restore_items(self.db_path, which, role=ROLE, progress=self._progress)
+            for url, ids in (batches or {}).items():
+                more = service.restore_buckets(self.db_path, [url], ids, role=ROLE)
+                done.report.done += more.report.done
+                done.report.skipped += more.report.skipped
         except ArtlensError as exc:
             self.post_message(ApplyDone("restored", Report(), False, (str(exc),)))
             return
@@ -467,16 +476,25 @@ class RetentionScreen(SaysWorkerFailures, Screen[None]):
             keep_ends=True,
         )
         for entry, name in zip(message.entries, names, strict=True):
+            bucket = entry.method == service.BUCKET_METHOD
             table.add_row(
-                entry.id[:8],
+                # a bucket's trash is restored by batch: the batch's own part of its id
+                paths.display(entry.batch[-8:]) if bucket else entry.id[:8],
                 f"{human_age(entry.trashed_at, now)} ago",
                 human_size(entry.size),
                 Text(name, no_wrap=True),
-                reasons_text(entry.reasons),
+                _bucket_why(entry) if bucket else reasons_text(entry.reasons),
                 key=entry.id,
             )
         if not message.entries:
-            table.add_row("", "", "", Text("the trash is empty", style="dim"), "", key="")
+            # a trash that could not be read is never shown as an empty one
+            empty = "nothing listed: a trash could not be read (below)"
+            text = (
+                Text(empty, style="yellow")
+                if message.problems
+                else Text("the trash is empty", style="dim")
+            )
+            table.add_row("", "", "", text, "", key="")
         self._restore_cursor(table, current)
         self.query_one("#ret-audit", Static).update(_audit_text(message.audit, message.problems))
 
@@ -752,7 +770,10 @@ class RetentionScreen(SaysWorkerFailures, Screen[None]):
         if entry is None or self.applying:
             return
         self.applying = True
-        self._restore_worker({entry.root: [entry.id]})
+        if entry.method == service.BUCKET_METHOD:  # a bucket's trash comes back by batch
+            self._restore_worker({}, {entry.root: [entry.batch]})
+        else:
+            self._restore_worker({entry.root: [entry.id]})
 
     def action_restore_all(self) -> None:
         if self._active_tab() != "trash-tab":
@@ -762,7 +783,13 @@ class RetentionScreen(SaysWorkerFailures, Screen[None]):
             return
         self.applying = True
         self.query_one("#ret-progress", ProgressBar).add_class("-shown")
-        self._restore_worker(dict.fromkeys({e.root for e in self.trash.values()}))
+        entries = self.trash.values()
+        batches: dict[str, list[str]] = {}
+        for e in entries:
+            if e.method == service.BUCKET_METHOD and e.batch not in batches.get(e.root, []):
+                batches.setdefault(e.root, []).append(e.batch)
+        local = {e.root for e in entries if e.method != service.BUCKET_METHOD}
+        self._restore_worker(dict.fromkeys(local), batches)
 
     def action_help(self) -> None:
         from tui.keys import help_rows
@@ -948,6 +975,15 @@ def _on_disk(disk: int | None, size: int) -> str:
 
 
 AUDIT_LINES = 6
+
+
+def _bucket_why(entry: TrashEntry) -> Text:
+    """The why cell of an object in a bucket's trash: its batch, and why a restore left
+    it there if one did."""
+    text = Text(f"bucket batch {paths.display(entry.batch)}", style="dim")
+    if entry.note:
+        text.append(f"; {paths.display(entry.note)}", style="yellow")
+    return text
 
 
 def _audit_text(records: tuple[tuple[str, AuditRecord], ...], problems: tuple[str, ...]) -> Text:
