@@ -144,3 +144,12 @@ def test_a_host_apply_that_skips_items_exits_1_with_its_report(tmp_path: Path) -
     assert code == 1, err
     assert "gpu1: apply: 0 (0B), skipped" in out
     assert all(line.startswith("artlens: gpu1: skipped ") for line in err.splitlines()), err
+
+
+def test_the_readme_documents_the_remote_skip_line() -> None:
+    """README said every skipped item is `artlens: skipped PATH: why`, while the remote
+    commands write `artlens: HOST: skipped PATH: why` (the test above): a script parsing
+    the documented form missed every one.  The README names both."""
+    readme = " ".join((Path(__file__).parents[1] / "README.md").read_text().split())
+    assert "`artlens: skipped PATH: why`" in readme
+    assert readme.count("`artlens: HOST: skipped PATH: why`") == 2  # the rule and the table
