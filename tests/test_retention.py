@@ -95,6 +95,22 @@ metric = "eval_accuracy"
         ("[retention]\n\nkeep_last = -1\n", 3, "must not be negative"),
         ('[retention]\nkeep_last = 1\nbudget = "lots"\n', 3, "not a size"),
         ('[retention]\nkeep_within = "7 fortnights"\n', 2, "not an age"),
+        # an age that keeps nothing by age: alone, the plan removed every checkpoint
+        ('[retention]\nkeep_within = "0d"\n', 2, "keep_within: '0d' keeps nothing by age"),
+        ('[retention]\nkeep_within = "0h"\n', 2, "keep_within: '0h' keeps nothing by age"),
+        ("[retention]\nkeep_within = 0\n", 2, "keep_within: '0' keeps nothing by age"),
+        ('[retention]\nkeep_within = "0.5s"\n', 2, "keeps nothing by age"),
+        ('[retention]\nkeep_within = "-1d"\n', 2, "not an age"),
+        ('[retention]\nkeep_within = "many"\n', 2, "not an age"),
+        # longer than any plan can show: infinite, or a TOML integer past a float (a crash)
+        ('[retention]\nkeep_within = "' + "9" * 400 + 'd"\n', 2, "too large"),
+        ("[retention]\nkeep_within = 1" + "0" * 400 + "\n", 2, "too large"),
+        ('[retention]\nkeep_within = "5201w"\n', 2, "is too long (at most 5200w"),
+        (
+            '[retention]\nkeep_last = 2\n[[retention.rule]]\nmatch = "a/**"\nkeep_within = "0d"\n',
+            5,
+            "keeps nothing by age",
+        ),
         ('[retention]\nkeep_best = 1\nmetric = "zork"\n', 3, "add mode"),
         ("[retention]\nkeep_last = 3\nkeep_last = 4\n", 3, ""),
         ("[retention]\nkeep_last = [\n", 2, ""),
@@ -180,6 +196,20 @@ def test_user_config_per_root(tmp_path: Path) -> None:
     assert load_policy(other, user_config=config).rules.keep_last == 5
     (root / ".artlens.toml").write_text("[retention]\nkeep_last = 7\n")
     assert load_policy(root, user_config=config).rules.keep_last == 7
+
+
+@pytest.mark.parametrize("age", ["0d", "0", "0.1s", "5201w"])
+def test_an_older_than_flag_that_keeps_nothing_or_forever_is_an_error(age: str) -> None:
+    with pytest.raises(PolicyError, match=r"^invalid flags: --older-than: ") as caught:
+        from_flags(keep_last=1, older_than=age)
+    assert "\n" not in str(caught.value)
+
+
+def test_keep_within_from_a_second_to_5200_weeks_is_a_policy(tmp_path: Path) -> None:
+    for age, seconds in (("1s", 1.0), ("7d", 7 * 86400.0), ("5200w", 5200 * 604800.0)):
+        path = tmp_path / ".artlens.toml"
+        path.write_text(f'[retention]\nkeep_within = "{age}"\n')
+        assert load_policy_file(path).rules.keep_within == seconds
 
 
 def test_flags_build_the_same_policy(tmp_path: Path) -> None:

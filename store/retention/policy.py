@@ -86,14 +86,41 @@ def parse_age(text: str | int | float) -> float:
     if isinstance(text, bool):
         raise ValueError(f"not an age: {text!r}")
     if isinstance(text, (int, float)):
-        if text < 0 or not math.isfinite(text):
+        try:
+            seconds = float(text)
+        except OverflowError:  # a TOML integer has no bound
+            raise ValueError(f"not an age: {str(text)[:40]} is too large") from None
+        if seconds < 0 or not math.isfinite(seconds):
             raise ValueError(f"not an age: {text!r}")
-        return float(text)
+        return seconds
     compact = str(text).strip().replace(" ", "")
     parts = _AGE_PART.findall(compact)
     if not compact or "".join(n + u for n, u in parts) != compact:
         raise ValueError(f"not an age: {text!r} (use e.g. 7d, 12h, 2w, 1d12h)")
-    return sum(float(n) * _AGE_UNITS[u.lower()] for n, u in parts)
+    total = sum(float(n) * _AGE_UNITS[u.lower()] for n, u in parts)
+    if not math.isfinite(total):
+        raise ValueError(f"not an age: {compact[:40]!r} is too large")
+    return total
+
+
+MAX_KEEP_WITHIN = 100 * 52 * 7 * 86400.0
+"""The longest ``keep_within`` (100 years of weeks, 5200w): past it an age says "keep
+forever", which a pin says, and its expiry is no date a plan can show."""
+
+
+def keep_within_problem(seconds: float) -> str | None:
+    """Why ``seconds`` is no ``keep_within`` (one line), or None.  Under a second it keeps
+    nothing by age: alone it would make the plan remove every unit no other rule keeps,
+    and beside ``keep_best`` it turns off keep_best's guard (a run with no metric value
+    keeps all): never the answer to a typo such as ``"0d"``."""
+    if seconds < 1:
+        return (
+            "keeps nothing by age (give 1s or more, e.g. 7d; to keep nothing by age, leave "
+            "keep_within out)"
+        )
+    if seconds > MAX_KEEP_WITHIN:
+        return "is too long (at most 5200w, 100 years; pin what is kept forever)"
+    return None
 
 
 def format_age(seconds: float) -> str:
@@ -224,7 +251,10 @@ def from_flags(
     try:
         return _build(table, "flags", _no_lines)
     except PolicyError as exc:
-        raise PolicyError(f"invalid flags: {str(exc).removeprefix('?: ')}") from None
+        message = str(exc).removeprefix("?: ")
+        if message.startswith("keep_within: "):  # the flag's name, not the file key's
+            message = "--older-than: " + message.removeprefix("keep_within: ")
+        raise PolicyError(f"invalid flags: {message}") from None
 
 
 def _no_lines(_: str, __: int | None = None) -> int | None:
@@ -514,4 +544,8 @@ def _keep_rules(table: Mapping[str, Any], fail: Any, rule_index: int | None) -> 
             keep_within = parse_age(table["keep_within"])
         except ValueError as exc:
             raise fail("keep_within", f"keep_within: {exc}", rule_index) from None
+        problem = keep_within_problem(keep_within)
+        if problem is not None:
+            given = str(table["keep_within"])[:40]
+            raise fail("keep_within", f"keep_within: {given!r} {problem}", rule_index)
     return KeepRules(counts["keep_last"], counts["keep_best"], metric, mode, keep_within)
