@@ -110,3 +110,82 @@ def test_purge_never_deletes_the_live_version(
     assert "purged" not in purged.counts()
     assert "current one" in purged.items[0].note
     assert s3_server.call("head_object", Bucket=bucket, Key=LIVE)["VersionId"] == live_version
+
+
+def _flip_to_versioned(manifest: dict[str, Any]) -> None:
+    manifest["versioned"] = True
+    item = manifest["items"][0]
+    item["version"], item["marker"], item["trash_key"], item["trash_pin"] = (
+        "null",
+        "no-such-marker",
+        None,
+        None,
+    )
+
+
+def _drop_the_trash_key(manifest: dict[str, Any]) -> None:
+    manifest["items"][0]["trash_key"] = None
+
+
+@pytest.mark.parametrize(
+    ("edit", "why"),
+    [
+        (_flip_to_versioned, "version 'null'"),
+        (_drop_the_trash_key, "no trash copy"),
+    ],
+)
+@pytest.mark.parametrize("verb", ["restore", "purge"])
+def test_an_edited_way_of_trashing_deletes_no_live_object(
+    s3_server: S3Server, edit: Callable[[dict[str, Any]], None], why: str, verb: str
+) -> None:
+    """A batch trashed by copy in an unversioned bucket, its manifest edited to say it was
+    trashed by version (version ``null``, S3's name for an unversioned object): purge
+    deleted the live object written at the key since, for good.  Its trash key dropped,
+    purge deleted the object named ``None`` (and restore, the key free, failed on an
+    assertion).  Each
+    such item is refused, and nothing is deleted."""
+    bucket = s3_server.new_bucket(versioned=False)
+    s3_server.put(bucket, "k.pt", b"trashed")
+    s3_server.put(bucket, "None", b"an object named None")
+    trash = BucketTrash(ObjectRoot(f"s3://{bucket}"))
+    batch = trash.apply(trash.plan(["k.pt"]))
+    s3_server.put(bucket, "k.pt", b"live, written since")
+    before = s3_server.contents(bucket)
+    _edit(s3_server, bucket, batch.batch, edit)
+    loaded = trash.load(batch.batch)
+    done = trash.restore(loaded) if verb == "restore" else trash.purge(loaded)
+    assert done.counts() == {"refused": 1} and why in done.items[0].note
+    after = s3_server.contents(bucket)
+    manifest = f"{TRASH}/{batch.batch}.json"
+    assert {k: v for k, v in after.items() if k != manifest} == {
+        k: v for k, v in before.items() if k != manifest
+    }
+
+
+@pytest.mark.parametrize("verb", ["restore", "purge"])
+def test_an_edited_marker_naming_a_version_with_bytes_is_never_deleted(
+    s3_server: S3Server, verb: str
+) -> None:
+    """Restore removes the item's delete marker, and purge deletes it, by version id: for
+    good.  A manifest edited to name as the marker a version with bytes (one written at
+    the key after the trash, then deleted: kept by versioning, recoverable) made restore
+    or purge destroy that version.  The item is refused and the version stays."""
+    bucket = s3_server.new_bucket(versioned=True)
+    s3_server.put(bucket, "k.pt", b"trashed bytes")
+    trash = BucketTrash(ObjectRoot(f"s3://{bucket}"))
+    batch = trash.apply(trash.plan(["k.pt"]))
+    assert batch.counts() == {"trashed": 1}
+    s3_server.put(bucket, "k.pt", b"written since, then deleted")
+    precious = s3_server.call("head_object", Bucket=bucket, Key="k.pt")["VersionId"]
+    s3_server.call("delete_object", Bucket=bucket, Key="k.pt")  # a marker on top
+
+    def aim_at_the_precious_version(manifest: dict[str, Any]) -> None:
+        manifest["items"][0]["marker"] = precious
+
+    _edit(s3_server, bucket, batch.batch, aim_at_the_precious_version)
+    loaded = trash.load(batch.batch)
+    done = trash.restore(loaded) if verb == "restore" else trash.purge(loaded)
+    assert done.counts() == {"refused": 1} and "not a delete marker" in done.items[0].note
+    versions = s3_server.call("list_object_versions", Bucket=bucket, Prefix="k.pt")
+    assert precious in {v["VersionId"] for v in versions.get("Versions", [])}
+    assert len(versions["Versions"]) == 2  # the trashed version is untouched too

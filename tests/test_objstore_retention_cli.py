@@ -290,3 +290,53 @@ def test_trash_list_says_a_bucket_manifest_it_cannot_read(
     listed = CliRunner().invoke(main, ["trash", "list", "--root", url, "--db", db])
     assert listed.exit_code == 0
     assert f"batch {batch['batch']}: " in listed.stderr and "unreadable" in listed.stderr
+
+
+def test_a_bucket_removal_the_index_does_not_hold_is_skipped(
+    s3_server: S3Server, fresh_bucket: Callable[..., str], tmp_path: Path
+) -> None:
+    """A saved plan is a file anyone may edit: a folder root's removal the index does not
+    hold as planned is skipped ("not in the index"), but a bucket's was trashed whenever
+    the object matched the plan's own size and ETag, so an edited plan could trash any
+    object of an indexed bucket, one no plan ever chose.  It is skipped the same way."""
+    import dataclasses
+
+    from store.retention.plan import load_plan
+
+    bucket = fresh_bucket(versioned=False)
+    url = f"s3://{bucket}"
+    db = str(tmp_path / "bucket.db")
+    _json("index", url, "--db", db, "--json")
+    planned = _json("retention", "plan", url, "--keep-last", "1", "--db", db, "--json")
+    plan = load_plan(planned["saved_to"])
+    first = plan.removals[0]
+    # an object nobody indexed, with the same bytes (so the same size and ETag)
+    unindexed = first.path.rsplit("/", 1)[0] + "/never-indexed.ckpt"
+    s3_server.put(bucket, unindexed, s3_server.contents(bucket)[first.path])
+    plan.items = [*plan.items, dataclasses.replace(first, path=unindexed, reasons=[])]
+    edited = plan.save(tmp_path / "edited.json")
+    done = _json("retention", "apply", str(edited), "--yes", "--db", db, "--json", code=1)
+    assert [i["path"] for i in done["skipped"]] == [unindexed]
+    assert "not in the index" in done["skipped"][0]["reason"]
+    assert unindexed in s3_server.contents(bucket)
+    assert len(done["done"]) == len(planned["items"]) - sum(i["keep"] for i in planned["items"])
+
+
+def test_a_batch_whose_manifest_is_unreadable_is_not_called_missing(
+    s3_server: S3Server, tmp_path: Path
+) -> None:
+    """`trash restore BATCH --root URL` said "no batch" when the bucket held the batch but
+    its manifest could not be read (edited, truncated): the user was told there was
+    nothing to restore.  It names the manifest's problem, exit 2."""
+    bucket = s3_server.new_bucket(versioned=False)
+    s3_server.put(bucket, "a/ckpt.pt", b"weights")
+    url = f"s3://{bucket}"
+    db = str(tmp_path / "bucket.db")
+    _json("index", url, "--db", db, "--json")
+    batch = _json("bucket", "trash", url, "a/ckpt.pt", "--apply", "--json")["batch"]
+    s3_server.put(bucket, f".artlens-trash/{batch}.json", b"{not json")
+    result = CliRunner().invoke(main, ["trash", "restore", batch, "--root", url, "--db", db])
+    assert result.exit_code == 2, result.output
+    assert "no batch" not in result.output and "unreadable" in result.output
+    missing = CliRunner().invoke(main, ["trash", "restore", "nope", "--root", url, "--db", db])
+    assert missing.exit_code == 2 and "no batch" in missing.output

@@ -52,6 +52,11 @@ NEWER_AT_KEY = "an object was written at the key since: not restored, still in t
 """Why a restore left an item trashed (its bytes stay in the trash, restorable later or
 purgeable), never ``kept`` with its trashed bytes out of reach of a purge."""
 
+MARKER_IS_OBJECT = (
+    "not in the shape apply writes: its marker is a version with bytes, not a delete "
+    "marker: nothing deleted"
+)
+
 
 class BucketRetentionError(ArtlensError):
     """A batch could not be planned, applied, restored or purged; one line."""
@@ -261,6 +266,9 @@ class BucketTrash:
             # newer object is gone, or to purge
             item.note = NEWER_AT_KEY
             return
+        if self._object_version(item.key, str(item.marker)):
+            item.state, item.note = "refused", MARKER_IS_OBJECT
+            return
         self.store.delete(item.key, version=str(item.marker))
         head = self._head(item.key)
         if head is None or head.version != item.version:
@@ -293,6 +301,9 @@ class BucketTrash:
                     lock = self.store.lock_of(item.key, str(item.version))
                     if lock:
                         item.note = lock
+                        continue
+                    if self._object_version(item.key, str(item.marker)):
+                        item.state, item.note = "refused", MARKER_IS_OBJECT
                         continue
                     self.store.delete(item.key, version=str(item.version))
                     self.store.delete(item.key, version=str(item.marker))
@@ -360,6 +371,29 @@ class BucketTrash:
             return f"{item.rel[:200]!r} is inside the trash"
         if item.trash_key is not None and item.trash_key != self._trash_key(batch, key):
             return f"trash key {item.trash_key[:200]!r} is not this batch's copy of the path"
+        return self._refused_method(batch, item)
+
+    def _refused_method(self, batch: Batch, item: Item) -> str | None:
+        """Why an item's fields do not fit how its batch trashed it, or None: a versioned
+        batch's item hides a version (an id, never S3's ``null``, which names an
+        unversioned bucket's live object) under a marker, with no copy; a copy batch's item
+        has its copy's key once trashed, and no version.  An edited ``versioned`` flag, or
+        a version dropped in, made purge delete the live object at the key for good (or the
+        object named ``None``)."""
+        if batch.versioned:
+            if self.store.scheme != "s3":
+                return f"a {self.store.scheme} bucket is trashed by copy, never by version"
+            if item.trash_key is not None or item.trash_pin is not None:
+                return "a trash copy in a batch trashed by version"
+            if item.state == "trashed" and not (item.version and item.marker):
+                return "no version or marker for an object trashed by version"
+            if "null" in (item.version, item.marker):
+                return "version 'null' (an unversioned object) in a batch trashed by version"
+            return None
+        if item.version is not None or item.marker is not None:
+            return "a version or a marker in a batch trashed by copy"
+        if item.state == "trashed" and item.trash_key is None:
+            return "no trash copy for an object trashed by copy"
         return None
 
     def _trash_key(self, batch: Batch, key: str) -> str:
@@ -380,6 +414,18 @@ class BucketTrash:
     def _multipart(self, head: ObjectInfo) -> bool:
         """An S3 ETag that is no MD5 of the bytes (GCS and Azure never claim one)."""
         return self.store.scheme == "s3" and not head.content_hash
+
+    def _object_version(self, key: str, version: str) -> bool:
+        """Whether ``version`` of ``key`` is an object's version (a HEAD of it answers with
+        the object), not a delete marker (whose HEAD the store refuses) nor gone; a HEAD
+        that fails otherwise raises, so nothing is deleted on a network blip.  The
+        manifest's ``marker`` is deleted by version id, for good: an edited one naming a
+        version with bytes (one written at the key since, then deleted) would destroy it."""
+        try:
+            self.store.head(key, version=version)
+        except NotFound:  # a delete marker's HEAD is refused, and a gone version is gone
+            return False
+        return True  # any other failure is raised: the item is left as it is, and said
 
     def _head(self, key: str) -> ObjectInfo | None:
         try:
@@ -568,16 +614,20 @@ def apply_buckets(
     nesting: _Nesting | None = None,
     progress: Progress | None = None,
     done_before: int = 0,
+    index: sqlite_utils.Database | None = None,
 ) -> list[tuple[str, str]]:
     """Trash each bucket's removals as one batch (``apply_candidates``: re-checked against
     the plan's sizes and identities, and against the units ``plan`` keeps in the same
     runs); their results join ``report``.  With ``pins`` (the user's), a removal pinned
-    now is skipped, as ``trash.apply_plan`` skips a folder's.  ``(url, batch id)`` of each
-    batch that trashed something (its manifest is in the bucket)."""
-    from store.paths import display
+    now is skipped, as ``trash.apply_plan`` skips a folder's.  With ``index``, a removal
+    it does not hold as planned (path, size, ETag; a folder's every member and nothing
+    else) is skipped, as a folder's is: the plan's own sizes and ETags are no proof, a
+    saved plan being a file anyone may edit.  ``(url, batch id)`` of each batch that
+    trashed something (its manifest is in the bucket)."""
+    from store.paths import display, key
     from store.retention.plan import _pins_for
     from store.retention.policy import Policy
-    from store.retention.trash import ItemResult, _pinned_now
+    from store.retention.trash import _UNHELD, ItemResult, _pinned_now, _unheld
     from store.root import open_root
 
     total = done_before + sum(len(items) for items in buckets.values())
@@ -588,9 +638,17 @@ def apply_buckets(
         if not isinstance(root, ObjectRoot):
             raise BucketRetentionError(f"not an object-store root: {display(url)}")
         root_pins = _pins_for(url, pins, Policy(), nesting) if pins is not None else None
+        unheld: dict[int, str] = {}
+        if index is not None:
+            row = index.conn.execute("SELECT id FROM roots WHERE path = ?", [key(url)]).fetchone()
+            unheld = (
+                _unheld(index, int(row[0]), list(items))
+                if row is not None
+                else {id(item): _UNHELD for item in items}
+            )
         applied = []
         for item in items:
-            why = _pinned_now(root_pins, item)
+            why = unheld.get(id(item)) or _pinned_now(root_pins, item)
             if why is None:
                 applied.append(item)
             else:
@@ -641,10 +699,16 @@ def restore_batches(urls: Sequence[str], batches: Sequence[str]) -> Report:
             raise BucketRetentionError(f"not an object-store root: {display(url)}")
         trashes.append(BucketTrash(root))
     for batch_id in batches:
+        problems: list[str] = []
         for trash in trashes:
             try:
                 batch = trash.load(batch_id)
-            except (RootError, ArtlensError):
+            except NotFound:
+                continue  # not this bucket's batch
+            except (RootError, ArtlensError) as exc:
+                # this bucket's manifest of the batch, unreadable or not one: said, never
+                # "no batch" (nor another bucket's batch of the same id taken instead)
+                problems.append(f"{display(trash.root.url)}: {display(str(exc)[:300])}")
                 continue
             was = {item.rel for item in batch.items if item.state == "trashed"}
             batch = trash.restore(batch)
@@ -662,6 +726,10 @@ def restore_batches(urls: Sequence[str], batches: Sequence[str]) -> Report:
                     )
             break
         else:
+            if problems:
+                raise BucketRetentionError(
+                    f"batch {display(batch_id)!r} cannot be restored: {'; '.join(problems)}"
+                )
             raise BucketRetentionError(
                 f"no batch {display(batch_id)!r} in {', '.join(display(u) for u in urls)}"
             )

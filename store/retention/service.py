@@ -276,6 +276,7 @@ def apply(
                     nesting=_Nesting(index),
                     progress=progress,
                     done_before=len(local.removals),
+                    index=index,
                 )
             if db is not None and batches:
                 refresh_buckets(db, [url for url, _ in batches])

@@ -110,6 +110,8 @@ def _root_error(op: str, kwargs: dict[str, Any], exc: BaseException) -> RootErro
     bucket = kwargs.get("Bucket", "")
     code = _error_code(exc)
     kind = NotFound if isinstance(exc, FileNotFoundError) else RootError
+    if op == "head_object" and kwargs.get("VersionId") and code in ("405", "MethodNotAllowed"):
+        kind = NotFound  # that version is a delete marker: no object there
     error = kind(f"s3://{bucket}/{where}: {op} failed: {code or _one_line(exc)}")
     error.__cause__ = exc
     return error
