@@ -12,6 +12,7 @@ from tests.test_tui import settle, sync
 from tui.app import ArtlensApp
 from tui.screens.explorer import ExplorerScreen
 from tui.screens.file_diff import FileDiffScreen
+from tui.screens.help import HelpScreen
 from tui.screens.run_diff import RunDiffScreen
 from tui.screens.versions import VersionsScreen
 
@@ -179,8 +180,11 @@ async def test_diff_without_marks_explains(pair: Pair) -> None:
         assert any("mark two runs" in str(n.message) for n in app._notifications)
         await pilot.press("question_mark")
         await settle(pilot)
-        help_text = str(app.screen.query_one("Static").render())
-        assert "Side by side" in help_text and "Versions (v on a file)" in help_text
+        help_screen = app.screen
+        assert isinstance(help_screen, HelpScreen)
+        titles = [title for title, _ in help_screen.sections]
+        described = {what for _, rows in help_screen.sections for _, what, _ in rows}
+        assert "Side by side" in described and "Versions (v on a file)" in titles
 
 
 @sync

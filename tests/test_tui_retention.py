@@ -20,6 +20,7 @@ from store.retention.trash import TRASH_DIR
 from store.userstate import UserState
 from tests.test_tui import settle, sync
 from tui.app import ArtlensApp
+from tui.screens.help import HelpScreen
 from tui.screens.retention import RetentionScreen
 from tui.screens.retention_dialogs import ConfirmApply
 
@@ -224,7 +225,9 @@ async def test_usage_tab_and_help(lightning: tuple[Path, Path]) -> None:
         assert not any(str(usage.get_row_at(i)[0]).endswith("?") for i in range(usage.row_count))
         await pilot.press("question_mark")
         await pilot.pause()
-        body = str(app.screen.query_one(Static).render())
+        help_screen = app.screen
+        assert isinstance(help_screen, HelpScreen)
+        body = help_screen.shown_text()
         assert "Apply" in body and "Pin" in body  # the retention view's own keys
 
 
