@@ -20,7 +20,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import DataTable, Static
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from store import paths
@@ -45,6 +45,7 @@ from store.retention.trash import Report
 from tui.commands import PaletteEntry
 from tui.format import fit_apart, human_size, keep_end
 from tui.screens.retention_dialogs import ConfirmApply
+from tui.widgets.footer import FittingFooter
 from tui.workers import SaysWorkerFailures
 
 NAME_WIDTH = 60
@@ -133,7 +134,7 @@ class DiskUsageScreen(SaysWorkerFailures, Screen[None]):
         yield Static(id="du-where", markup=False)
         yield Static(id="du-unread", markup=False)
         yield DataTable(id="du-table", cursor_type="row", zebra_stripes=False)
-        yield Footer()
+        yield FittingFooter()
 
     def on_mount(self) -> None:
         table = self.query_one("#du-table", DataTable)

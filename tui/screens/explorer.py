@@ -28,7 +28,7 @@ from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.timer import Timer
 from textual.widget import Widget
-from textual.widgets import DataTable, Footer, Static, Tree
+from textual.widgets import DataTable, Static, Tree
 from textual.worker import Worker, get_current_worker
 
 from store import paths
@@ -50,6 +50,7 @@ from tui.messages import (
 from tui.panes.files import FilesPane, ShownFolders, run_label
 from tui.panes.runs import RunsPane
 from tui.widgets.artifact_tree import NodeInfo
+from tui.widgets.footer import FittingFooter
 from tui.widgets.preview import (
     PreviewPane,
     PreviewSource,
@@ -257,7 +258,7 @@ class ExplorerScreen(SaysWorkerFailures, Screen[None]):
             yield self._files_pane
             yield PreviewPane(PreviewSource(self.pool, self.hosts, self.clock), id="preview")
         yield Static("", id="too-small", markup=False)
-        yield Footer(compact=True)
+        yield FittingFooter(compact=True)
 
     def on_mount(self) -> None:
         self.query_one(PreviewPane).border_title = "Preview"

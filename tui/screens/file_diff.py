@@ -17,7 +17,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 from textual.worker import get_current_worker
 
 from store import paths
@@ -28,6 +28,7 @@ from tui.format import human_size
 from tui.hosts import PREVIEW_FETCH as FETCH_NOTE
 from tui.hosts import RemoteFile, fetch_for_diff
 from tui.widgets.diff_view import DiffView, Rows, side_rows, summary_rows, unified_rows
+from tui.widgets.footer import FittingFooter
 from tui.workers import SaysWorkerFailures
 
 
@@ -92,7 +93,7 @@ class FileDiffScreen(SaysWorkerFailures, Screen[None]):
         yield Static(self._title(), id="file-diff-title", markup=False)
         yield Static(self._fetch_note(), id="file-diff-notes", markup=False)
         yield DiffView(id="file-diff-view")
-        yield Footer()
+        yield FittingFooter()
 
     def on_mount(self) -> None:
         self.query_one(DiffView).focus()

@@ -19,7 +19,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import DataTable, Static
 from textual.worker import get_current_worker
 
 from store.index.events import in_scope
@@ -28,6 +28,7 @@ from store.metrics_series import MetricLine, RunSeries, read_run_series
 from store.safetext import visible
 from tui.format import cut_middle, fit_apart, metric_value
 from tui.messages import IndexChanged
+from tui.widgets.footer import FittingFooter
 from tui.widgets.metrics_plot import COLORS, GLYPHS, MetricsPlot, PlotLine
 from tui.widgets.sparkline import sparkline
 from tui.workers import SaysWorkerFailures
@@ -120,7 +121,7 @@ class MetricsScreen(SaysWorkerFailures, Screen[None]):
             table.add_column(Text(key), key=key)
         yield table
         yield Horizontal(id="metrics-plots")
-        yield Footer()
+        yield FittingFooter()
 
     def on_mount(self) -> None:
         self.query_one("#metrics-table", DataTable).focus()

@@ -23,7 +23,7 @@ from textual.css.query import NoMatches
 from textual.message import Message
 from textual.screen import Screen
 from textual.timer import Timer
-from textual.widgets import DataTable, Footer, ProgressBar, Static, TabbedContent, TabPane
+from textual.widgets import DataTable, ProgressBar, Static, TabbedContent, TabPane
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from store import paths
@@ -54,6 +54,7 @@ from tui.commands import PaletteEntry
 from tui.format import fit_apart, human_age, human_size
 from tui.messages import IndexChanged
 from tui.screens.retention_dialogs import ConfirmApply, PolicyPicker
+from tui.widgets.footer import FittingFooter
 from tui.workers import SaysWorkerFailures
 
 ROLE = "retention (artlens)"
@@ -268,7 +269,7 @@ class RetentionScreen(SaysWorkerFailures, Screen[None]):
                 yield DataTable(id="ret-trash", cursor_type="row")
                 yield Static(id="ret-audit", markup=False)
         yield ProgressBar(id="ret-progress", show_eta=False)
-        yield Footer()
+        yield FittingFooter()
 
     def on_mount(self) -> None:
         plan_table = self.query_one("#ret-plan", DataTable)

@@ -18,7 +18,7 @@ from textual.binding import Binding, BindingType
 from textual.css.query import NoMatches
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import DataTable, Static
 from textual.worker import get_current_worker
 
 from store import paths
@@ -41,6 +41,7 @@ from tui.diff_render import (
 from tui.format import fit_apart, keep_end
 from tui.hosts import MirroredRun, RemoteFile
 from tui.screens.file_diff import FileDiffScreen
+from tui.widgets.footer import FittingFooter
 from tui.workers import SaysWorkerFailures
 
 SECTIONS = RUN_SECTIONS
@@ -155,7 +156,7 @@ class RunDiffScreen(SaysWorkerFailures, Screen[None]):
             id="run-diff-table", cursor_type="row", zebra_stripes=False
         )
         yield table
-        yield Footer()
+        yield FittingFooter()
 
     def on_mount(self) -> None:
         self.table.focus()

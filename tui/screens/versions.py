@@ -17,7 +17,7 @@ from textual.binding import Binding, BindingType
 from textual.coordinate import Coordinate
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import DataTable, Static
 
 from store import paths
 from store.index.views import ReaderPool
@@ -26,6 +26,7 @@ from tui.commands import PaletteEntry
 from tui.diff_render import clean
 from tui.format import human_size, metric_value, short_time
 from tui.screens.file_diff import FileDiffScreen
+from tui.widgets.footer import FittingFooter
 from tui.workers import SaysWorkerFailures
 
 COLUMNS = ("", "run", "modified", "size", "hash", "vs previous", "metric")
@@ -72,7 +73,7 @@ class VersionsScreen(SaysWorkerFailures, Screen[None]):
     def compose(self) -> ComposeResult:
         yield Static(self._title(), id="versions-title", markup=False)
         yield DataTable(id="versions-table", cursor_type="row")
-        yield Footer()
+        yield FittingFooter()
 
     def on_mount(self) -> None:
         table = self.table
