@@ -24,7 +24,7 @@ from store import paths
 from store.index.query import FolderEntry
 from store.index.views import PAGE_SIZE, ChildPage
 from store.integrity import link_state, problem_for
-from tui.format import DANGER, cut_name, human_age, human_size
+from tui.format import DANGER, cut_name_apart, human_age, human_size
 from tui.keys import titled
 from tui.messages import ChildrenLoaded, FolderPage
 from tui.workers import SaysWorkerFailures
@@ -104,12 +104,15 @@ def entry_label(
     problem: str | None = None,
     name: str | None = None,
     width: int | None = None,
+    siblings: Sequence[str] = (),
 ) -> Text:
     """Name, then size, kind and age, dim; a red "!" when a model file is unsafe or broken,
     or when it refers to something that is gone (``problem``, from ``store.integrity``);
     ``name``: the name to show instead of the entry's (spelled apart from a look-alike).
     ``width``: the cells the label may take; past them the name is cut in its middle
-    (its extension kept, ``cut_name``) and the details after it at their end."""
+    (its extension kept, ``cut_name``) and the details after it at their end; a cut that
+    would read as one of the ``siblings``' names (as shown) keeps what tells them apart
+    (``cut_name_apart``)."""
     flag = Text()
     art = entry.artifact
     if (art is not None and art.verdict in FLAGGED) or problem is not None:
@@ -139,9 +142,9 @@ def entry_label(
         # are cut); the details have what is left (the preview shows both whole)
         name_room = max(room - details.cell_len, min(cell_len(shown), room - 3))
         if entry.is_dir:
-            shown = cut_name(name, max(0, name_room - 1)) + "/"
+            shown = cut_name_apart(name, max(0, name_room - 1), siblings) + "/"
         else:
-            shown = cut_name(name, max(0, name_room))
+            shown = cut_name_apart(name, max(0, name_room), siblings)
     label.append_text(flag)
     label.append(shown, style=name_style)
     label.append_text(details)
@@ -203,6 +206,7 @@ class ArtifactTree(SaysWorkerFailures, Tree[NodeInfo]):
         self.show_root = True
         self.guide_depth = 2
         self.marked_files: dict[tuple[int, bytes], str] = {}
+        self._siblings: dict[int, tuple[tuple[int, int, int], list[str]]] = {}
         """(root id, key) -> name of files marked for a diff; kept across runs."""
         self.outside: tuple[bytes, ...] = ()
         """The shown run's folders outside its own (shown after its files)."""
@@ -248,13 +252,19 @@ class ArtifactTree(SaysWorkerFailures, Tree[NodeInfo]):
         return problem_for(self.problems, key[len(folder) + 1 :] if folder else key)
 
     def _label(
-        self, entry: FolderEntry, now: float, spelled: str | None = None, width: int | None = None
+        self,
+        entry: FolderEntry,
+        now: float,
+        spelled: str | None = None,
+        width: int | None = None,
+        siblings: Sequence[str] = (),
     ) -> Text:
         pin = Text("◆ ", style="bold yellow", no_wrap=True, overflow="ellipsis")
         pinned = entry.key in self.pinned
         if pinned and width is not None:
             width -= pin.cell_len
-        label = entry_label(entry, now, self.problem_for(entry.key), spelled, width)
+        problem = self.problem_for(entry.key)
+        label = entry_label(entry, now, problem, spelled, width, siblings)
         return pin + label if pinned else label
 
     def set_pinned(self, keys: frozenset[bytes]) -> None:
@@ -559,12 +569,31 @@ class ArtifactTree(SaysWorkerFailures, Tree[NodeInfo]):
         own = Text(node.label) if isinstance(node.label, str) else node.label
         fits = max(0, own.cell_len - (label.cell_len - room))
         if info is not None and info.entry is not None:
-            fitted = self._label(info.entry, self.clock(), info.spelled, fits)
+            siblings = self._sibling_names(node.parent) if node.parent is not None else []
+            fitted = self._label(info.entry, self.clock(), info.spelled, fits, siblings)
         else:
             fitted = own.copy()
             fitted.truncate(fits, overflow="ellipsis")
         fitted.stylize(style)
         return label[: len(label.plain) - len(own.plain)] + fitted
+
+    def _sibling_names(self, parent: TreeNode[NodeInfo]) -> list[str]:
+        """The shown names of ``parent``'s entries, sorted, kept until its children change:
+        a label is fitted at every render, and a folder may hold 100,000 of them."""
+        children = parent.children
+        version = (len(children), id(children[0]), id(children[-1])) if children else (0, 0, 0)
+        cached = self._siblings.get(id(parent))
+        if cached is not None and cached[0] == version:
+            return cached[1]
+        names = sorted(
+            child.data.shown_name
+            for child in children
+            if child.data is not None and child.data.entry is not None
+        )
+        if len(self._siblings) > 64:
+            self._siblings.clear()
+        self._siblings[id(parent)] = (version, names)
+        return names
 
     def _room(self, node: TreeNode[NodeInfo]) -> int | None:
         """Cells for ``node``'s label: the tree's width less its guides, or None before
