@@ -38,6 +38,7 @@ from store.retention.plan import (
     LIVE_NEWEST,
     NO_RULE,
     PINNED,
+    RESUMED,
     TRAINER_BEST,
     FsTotals,
     Pins,
@@ -50,7 +51,9 @@ from store.retention.plan import (
     _policy_for,
     _run_metric,
     apply_budget,
+    dead_session_reason,
     disk_freed,
+    resumed_session,
 )
 from store.retention.policy import KeepRules, Policy, format_age
 
@@ -230,8 +233,9 @@ def candidates_for_root(
                 if found is not None:
                     unit.metric, unit.metric_name = found
                     unit.metric_source = "file name"
-        run_units = order_units(list(units.values()))
-        _attach_trainer_state(runs[run_id], run_units, run_metric)
+        run_units = _attach_trainer_state(
+            runs[run_id], order_units(list(units.values())), run_metric
+        )
         if run_metric is not None:
             _attach_metrics_csv(runs[run_id], run_units, run_metric)
             _attach_logged_series(runs[run_id], run_units, run_metric)
@@ -281,6 +285,12 @@ def decide_run(
         reason = f"latest {rules.keep_last}"
         for unit in units[max(0, count - rules.keep_last) :]:
             unit.reasons.append(reason)
+    live = protect_live_newest and count > 0 and units[-1].live
+    resumed = resumed_session(units) if rules.keep_last or live else []
+    if rules.keep_last:
+        for unit in resumed[-rules.keep_last :]:
+            if not unit.reasons:
+                unit.reasons.append(f"latest {rules.keep_last} {RESUMED}")
     if (
         rules.keep_best
         and rules.metric
@@ -321,8 +331,10 @@ def decide_run(
             if unit.mtime_ns > horizon_ns:
                 unit.reasons.append(reason)
                 unit.expires = unit.mtime_ns / 1e9 + rules.keep_within
-    if protect_live_newest and count and units[-1].live:
+    if live:
         units[-1].reasons.append(LIVE_NEWEST)
+        if resumed and resumed[-1] is not units[-1]:
+            resumed[-1].reasons.append(LIVE_NEWEST)
     pool: list[Candidate] = []
     for unit in units:
         if unit.trainer_best:
@@ -334,6 +346,8 @@ def decide_run(
         elif has_rules:
             unit.keep = False
             unit.reasons.append("kept by no rule")
+            if unit.dead_after is not None:
+                unit.reasons.append(dead_session_reason(unit.dead_after))
         elif budget_set:
             unit.keep = True
             pool.append(unit)

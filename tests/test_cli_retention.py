@@ -736,7 +736,8 @@ def test_an_apply_that_skips_an_item_exits_1(tmp_path: Path) -> None:
         "run/step_1.pt",
         "run/step_2.pt",
     ]
-    write(root / "run" / "step_1.pt", os.urandom(80), age=4000.0)  # rewritten since
+    # rewritten since (still before step_2: rewritten last, a resumed run's newest is kept)
+    write(root / "run" / "step_1.pt", os.urandom(80), age=4998.5)
     result = run("retention", "apply", plan["id"], "--yes", db=db)
     assert result.exit_code == 1, result.output
     (line,) = result.stderr.splitlines()

@@ -757,7 +757,7 @@ def test_plan_over_many_artifacts(tmp_path: Path) -> None:
                     r,
                     f"run{r}/epoch={e}.ckpt".encode(),
                     f"run{r}".encode(),
-                    int((now - e) * 1e9),
+                    int((now - 100 + e) * 1e9),  # epoch=99 written last, as trained
                     r * 1000 + e,
                 )
                 for r in range(200)
@@ -777,7 +777,7 @@ def test_loading_a_plan_leaves_the_collector_as_it_found_it(tmp_path: Path) -> N
 
     root = tmp_path / "root"
     for e in range(5):
-        write(root / "run" / f"epoch={e}.ckpt", b"c" * (e + 1), age=DAY * (e + 1))
+        write(root / "run" / f"epoch={e}.ckpt", b"c" * (e + 1), age=DAY * (5 - e))
     db = new_db(tmp_path)
     index_tree(db, root, {"run": ("lightning", "finished")})
     saved = make_plan(db, [root], from_flags(keep_last=2), time.time()).save(tmp_path / "p.json")
@@ -810,7 +810,7 @@ def test_a_plan_leaves_the_collector_as_it_found_it(tmp_path: Path) -> None:
 
     root = tmp_path / "root"
     for e in range(5):
-        write(root / "run" / f"epoch={e}.ckpt", b"c" * (e + 1), age=DAY * (e + 1))
+        write(root / "run" / f"epoch={e}.ckpt", b"c" * (e + 1), age=DAY * (5 - e))
     db = new_db(tmp_path)
     index_tree(db, root, {"run": ("lightning", "finished")})
     gc.unfreeze()

@@ -197,6 +197,10 @@ class Candidate:
     """The name ``metric`` was read under when it is not the asked metric's own (asked for
     val_loss, the Trainer logged eval_loss): a reason must name what was read.  None when
     it is the asked name, or there is no value."""
+    dead_after: int | None = None
+    """Set when the run's current session was resumed from an earlier checkpoint and is at
+    this step, below this unit's: it is a dead session's, ordered before the current
+    session's units (``_attach_trainer_state``)."""
 
     @property
     def name(self) -> str:
@@ -591,8 +595,7 @@ def candidates_for_root(
         if run_id in with_folder_ids and len(made) > 1:
             made = _one_unit_per_path(made)
         run_metric = metric_of(run_id)
-        made = order_units(made)
-        _attach_trainer_state(runs[run_id], made, run_metric)
+        made = _attach_trainer_state(runs[run_id], order_units(made), run_metric)
         if run_metric is not None and None in [unit.metric for unit in made]:
             # each of these reads only when some unit has no value yet
             _attach_metrics_csv(runs[run_id], made, run_metric)
@@ -858,11 +861,17 @@ def _checkpoint_folder_end(inner: str) -> int:
         start = cut + 1
 
 
-def _attach_trainer_state(run: RunInfo, units: list[Candidate], metric: str | None) -> None:
-    """HF Trainer: metric values from ``log_history`` and the ``best_model_checkpoint``."""
+def _attach_trainer_state(
+    run: RunInfo, units: list[Candidate], metric: str | None
+) -> list[Candidate]:
+    """HF Trainer: metric values from ``log_history`` and the ``best_model_checkpoint``.
+
+    Returns the units oldest first: when the current session was resumed from an earlier
+    checkpoint (``_current_session_state``), the dead session's checkpoints past its step
+    come first, and the current session's newest last (what a resume continues from)."""
     folders = [u for u in units if u.is_dir]
     if not folders:
-        return
+        return units
     newest = folders[-1]
     sources = [os.path.join(run.root, newest.path, "trainer_state.json")]
     sources.append(os.path.join(run.root, run.path, "trainer_state.json"))
@@ -874,8 +883,15 @@ def _attach_trainer_state(run: RunInfo, units: list[Candidate], metric: str | No
         ):
             state = loaded
     if state is None:
-        return
+        return units
     current = _current_session_state(run, folders, state)
+    if current is not None:
+        reached = _int(current.get("global_step"))
+        dead = [u for u in folders if u.step is not None and u.step > reached]
+        if dead:
+            for unit in dead:
+                unit.dead_after = reached
+            units = [*dead, *(u for u in units if u.dead_after is None)]
     states = [state] if current is None else [state, current]
     for one in states:  # the dead session's best is a file too: both are protected
         best = one.get("best_model_checkpoint")
@@ -885,7 +901,7 @@ def _attach_trainer_state(run: RunInfo, units: list[Candidate], metric: str | No
                 if unit.name == best_name:
                     unit.trainer_best = True
     if metric is None:
-        return
+        return units
     at_step = _history_metric(state.get("log_history"), metric)
     if current is not None:  # the steps it reached were logged (and saved) again by it
         reached = _int(current.get("global_step"))
@@ -895,6 +911,7 @@ def _attach_trainer_state(run: RunInfo, units: list[Candidate], metric: str | No
         if unit.metric is None and unit.step is not None and unit.step in at_step:
             unit.metric, unit.metric_name = at_step[unit.step]
             unit.metric_source = "trainer_state.json"
+    return units
 
 
 _STATES_STATTED = 64

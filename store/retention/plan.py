@@ -785,6 +785,16 @@ def decide_run(
         reason = f"latest {rules.keep_last}"
         for unit in units[max(0, count - rules.keep_last) :]:
             unit.reasons.append(reason)
+    live = protect_live_newest and count > 0 and units[-1].live
+    resumed = resumed_session(units) if rules.keep_last or live else []
+    if rules.keep_last and resumed:
+        # the numbers say the higher-numbered units are newest, the mtimes that a session
+        # resumed from an earlier checkpoint wrote these after them: which is current is
+        # not proven, so keep-last keeps the newest of both
+        again = f"latest {rules.keep_last} {RESUMED}"
+        for unit in resumed[-rules.keep_last :]:
+            if not unit.reasons:
+                unit.reasons.append(again)
     if rules.keep_best and rules.metric:
         values = list(map(_METRIC, units))
         alone = not rules.keep_last and rules.keep_within is None
@@ -840,8 +850,10 @@ def decide_run(
                 if unit.mtime_ns > horizon_ns:
                     unit.reasons.append(within)
                     unit.expires = unit.mtime_ns / 1e9 + keep_within
-    if protect_live_newest and count and units[-1].live:
+    if live:
         units[-1].reasons.append(LIVE_NEWEST)
+        if resumed and resumed[-1] is not units[-1]:  # what the live session wrote last
+            resumed[-1].reasons.append(LIVE_NEWEST)
     if any(map(_TRAINER_BEST, units)):
         for unit in units:
             if unit.trainer_best:
@@ -862,6 +874,8 @@ def decide_run(
             else:
                 unit.keep = False
                 reasons.append(KEPT_BY_NO_RULE)
+                if unit.dead_after is not None:
+                    reasons.append(dead_session_reason(unit.dead_after))
         return pool
     for unit in units:
         reasons = unit.reasons
@@ -873,6 +887,46 @@ def decide_run(
         else:
             reasons.append(NO_RULE)
     return pool
+
+
+RESUMED = "written after higher-numbered ones (resumed from an earlier checkpoint?)"
+"""Why keep-last kept a unit of a run whose mtimes and numbers disagree (``resumed_session``)."""
+
+
+def resumed_session(units: list[Candidate]) -> list[Candidate]:
+    """The units (oldest first) that a session resumed from an earlier checkpoint wrote,
+    when the mtimes say so: the numbered unit written last is not the highest-numbered
+    (``last.ckpt``-like units aside), and these were written after every higher-numbered
+    one.  A resumed training saves again from its starting point while a dead session's
+    later checkpoints stay on disk; by number those look newest, and keep-last kept them
+    and removed what a resume would continue from.  Empty when the newest by number is
+    the one written last (every run that was not resumed from an earlier point), and in a
+    bucket, where an object's time is when it was uploaded (a sync's order, a restore's
+    copy), not when the training wrote it."""
+    if not units or is_url(units[0].root):
+        return []
+    tail = units[-1]
+    numbered_tail = not tail.is_last and (tail.step is not None or tail.epoch is not None)
+    if numbered_tail and tail.mtime_ns >= max(map(_MTIME, units)):  # the usual run, in C
+        return []
+    numbered = [u for u in units if not u.is_last and (u.step is not None or u.epoch is not None)]
+    if len(numbered) < 2:
+        return []
+    mtimes = list(map(_MTIME, numbered))
+    newest = max(mtimes)
+    written_last = len(mtimes) - 1 - mtimes[::-1].index(newest)
+    if written_last == len(numbered) - 1:
+        return []
+    horizon = max(mtimes[written_last + 1 :])
+    return [u for u in numbered[: written_last + 1] if u.mtime_ns > horizon]
+
+
+def dead_session_reason(step: int) -> str:
+    """Why a unit ordered before the others is not the current session's (``dead_after``)."""
+    return (
+        f"a dead session's: the training was resumed from an earlier checkpoint and its"
+        f" current session is at step {step}"
+    )
 
 
 def unranked_reason(metric: str) -> str:
