@@ -189,3 +189,70 @@ def test_an_edited_marker_naming_a_version_with_bytes_is_never_deleted(
     versions = s3_server.call("list_object_versions", Bucket=bucket, Prefix="k.pt")
     assert precious in {v["VersionId"] for v in versions.get("Versions", [])}
     assert len(versions["Versions"]) == 2  # the trashed version is untouched too
+
+
+@pytest.mark.parametrize("verb", ["restore", "purge"])
+def test_an_edited_version_naming_an_older_version_is_never_deleted(
+    s3_server: S3Server, verb: str
+) -> None:
+    """Purge deletes the version the manifest names for good, once it is not the current
+    one: a manifest edited to name another, older version of the key (real bytes, kept by
+    versioning) made purge destroy it, and restore remove the marker for it.  Restore and
+    purge act only on the version whose size and ETag apply recorded: the item is refused,
+    and every version and the marker stay."""
+    bucket = s3_server.new_bucket(versioned=True)
+    s3_server.put(bucket, "k.pt", b"an older version, kept on purpose")
+    older = s3_server.call("head_object", Bucket=bucket, Key="k.pt")["VersionId"]
+    s3_server.put(bucket, "k.pt", b"trashed bytes")
+    trash = BucketTrash(ObjectRoot(f"s3://{bucket}"))
+    batch = trash.apply(trash.plan(["k.pt"]))
+    assert batch.counts() == {"trashed": 1}
+    before = s3_server.call("list_object_versions", Bucket=bucket, Prefix="k.pt")
+
+    def aim_at_the_older_version(manifest: dict[str, Any]) -> None:
+        manifest["items"][0]["version"] = older
+
+    _edit(s3_server, bucket, batch.batch, aim_at_the_older_version)
+    loaded = trash.load(batch.batch)
+    done = trash.restore(loaded) if verb == "restore" else trash.purge(loaded)
+    assert done.counts() == {"refused": 1}
+    assert "not the bytes apply trashed" in done.items[0].note
+    after = s3_server.call("list_object_versions", Bucket=bucket, Prefix="k.pt")
+    assert {v["VersionId"] for v in after["Versions"]} == {
+        v["VersionId"] for v in before["Versions"]
+    }
+    assert {m["VersionId"] for m in after["DeleteMarkers"]} == {
+        m["VersionId"] for m in before["DeleteMarkers"]
+    }
+
+
+@pytest.mark.parametrize("verb", ["restore", "purge"])
+def test_a_trash_copy_that_is_not_the_trashed_bytes_is_left_alone(
+    s3_server: S3Server, verb: str
+) -> None:
+    """A batch trashed by copy whose manifest's size was edited, or whose copy in the
+    trash was rewritten since (anyone who may write the bucket may): purge deleted the copy
+    and restore wrote it back whatever it held.  Both refuse the item; nothing is deleted
+    and nothing is written at the key."""
+    bucket = s3_server.new_bucket(versioned=False)
+    s3_server.put(bucket, "k.pt", b"trashed bytes")
+    s3_server.put(bucket, "j.pt", b"trashed too")
+    trash = BucketTrash(ObjectRoot(f"s3://{bucket}"))
+    batch = trash.apply(trash.plan(["k.pt", "j.pt"]))
+    assert batch.counts() == {"trashed": 2}
+
+    def edit_a_size(manifest: dict[str, Any]) -> None:
+        manifest["items"][0]["size"] = 1
+
+    _edit(s3_server, bucket, batch.batch, edit_a_size)
+    s3_server.put(bucket, str(batch.items[1].trash_key), b"someone else's bytes")
+    before = s3_server.contents(bucket)
+    loaded = trash.load(batch.batch)
+    done = trash.restore(loaded) if verb == "restore" else trash.purge(loaded)
+    assert done.counts() == {"refused": 2}
+    assert all("not the bytes apply trashed" in item.note for item in done.items)
+    manifest = f"{TRASH}/{batch.batch}.json"
+    after = s3_server.contents(bucket)
+    assert {k: v for k, v in after.items() if k != manifest} == {
+        k: v for k, v in before.items() if k != manifest
+    }

@@ -57,6 +57,10 @@ MARKER_IS_OBJECT = (
     "marker: nothing deleted"
 )
 
+NOT_THE_TRASHED_BYTES = "not the bytes apply trashed"
+"""The start of the note of an item whose trashed version or trash copy is not what apply
+recorded (its size and ETag or generation): refused, nothing deleted or restored."""
+
 
 class BucketRetentionError(ArtlensError):
     """A batch could not be planned, applied, restored or purged; one line."""
@@ -266,6 +270,8 @@ class BucketTrash:
             # newer object is gone, or to purge
             item.note = NEWER_AT_KEY
             return
+        if self._refused_bytes(item):
+            return
         if self._object_version(item.key, str(item.marker)):
             item.state, item.note = "refused", MARKER_IS_OBJECT
             return
@@ -281,6 +287,8 @@ class BucketTrash:
             item.note = NEWER_AT_KEY  # the copy stays in the trash, restorable or purgeable
             return
         assert item.trash_key is not None
+        if self._refused_bytes(item):
+            return
         self.store.copy(item.trash_key, item.key, item.size, pin=item.trash_pin or item.etag)
         self.store.delete(item.trash_key)
         item.state, item.trash_key, item.trash_pin, item.note = "restored", None, None, ""
@@ -298,6 +306,8 @@ class BucketTrash:
                         # delete marker hides: no trash apply left it so
                         item.note = "the trashed version is the current one: not purged"
                         continue
+                    if self._refused_bytes(item):
+                        continue
                     lock = self.store.lock_of(item.key, str(item.version))
                     if lock:
                         item.note = lock
@@ -308,7 +318,10 @@ class BucketTrash:
                     self.store.delete(item.key, version=str(item.version))
                     self.store.delete(item.key, version=str(item.marker))
                 else:
-                    self.store.delete(str(item.trash_key))
+                    if self._refused_bytes(item):
+                        continue
+                    # pinned: a copy rewritten since the check is not deleted either
+                    self.store.delete(str(item.trash_key), pin=item.trash_pin or item.etag)
             except RootError as exc:
                 item.note = f"purge failed: {str(exc)[:300]}"
                 continue
@@ -426,6 +439,34 @@ class BucketTrash:
         except NotFound:  # a delete marker's HEAD is refused, and a gone version is gone
             return False
         return True  # any other failure is raised: the item is left as it is, and said
+
+    def _refused_bytes(self, item: Item) -> bool:
+        """Refuse ``item`` (state ``refused``, a note; True) unless what restore or purge
+        would act on is what apply trashed: the trashed version (versioned) or the trash
+        copy has the size and ETag (S3, Azure) or generation (GCS) the item recorded, by
+        one HEAD.  The manifest lies in the bucket, where anyone who may write there may
+        edit it: a ``version`` edited to name another, older version of the key made purge
+        delete those bytes for good.  A version or copy that is not there is refused too;
+        a HEAD that fails otherwise raises (the item is left trashed, and said)."""
+        if item.version is not None:
+            where, version, pin = f"version {item.version[:80]!r}", item.version, item.etag
+        else:
+            where, version, pin = "its trash copy", None, item.trash_pin or item.etag
+        try:
+            head = self.store.head(item.trash_key or item.key, version=version)
+        except NotFound:
+            item.state = "refused"
+            item.note = f"{NOT_THE_TRASHED_BYTES}: {where} is not there: nothing deleted"
+            return True
+        if head.size != item.size or head.pin != pin:
+            item.state = "refused"
+            item.note = (
+                f"{NOT_THE_TRASHED_BYTES}: {where} holds {head.size} bytes, ETag "
+                f"{head.pin[:80]!r}, where apply trashed {item.size} bytes, ETag "
+                f"{pin[:80]!r}: nothing deleted"
+            )
+            return True
+        return False
 
     def _head(self, key: str) -> ObjectInfo | None:
         try:
