@@ -213,3 +213,49 @@ def test_a_refused_restore_then_purge_frees_the_trashed_bytes(
     if versioned:  # the trashed version and its marker are gone for good
         versions = s3_server.call("list_object_versions", Bucket=bucket, Prefix="runs/a/")
         assert len(versions.get("Versions", [])) == 1 and not versions.get("DeleteMarkers")
+
+
+def test_a_restore_that_leaves_its_trash_copy_says_so_and_purge_frees_it(
+    s3_server: S3Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``bucket restore`` copied the object back, then could not delete its copy in the
+    trash (the store refuses, AccessDenied): it said 'restore failed' and kept the item
+    trashed while the object was back, and a second restore said a newer object had been
+    written at the key.  The item is restored, the copy left in the trash is named on
+    stderr (exit 1), and ``bucket purge`` deletes that copy and nothing else."""
+    import s3fs
+
+    bucket = s3_server.new_bucket(versioned=False)
+    s3_server.put(bucket, "runs/a/ckpt.pt", b"weights")
+    url = f"s3://{bucket}/runs"
+    runner = CliRunner()
+    done = runner.invoke(main, ["bucket", "trash", url, "a/ckpt.pt", "--apply", "--json"])
+    batch_id = json.loads(done.stdout)["batch"]
+    copy = f"runs/.artlens-trash/{batch_id}/a/ckpt.pt"
+    real_call = s3fs.S3FileSystem.call_s3
+
+    def refuse_deleting_the_copy(self: Any, op: str, *args: Any, **kwargs: Any) -> Any:
+        if op == "delete_object" and kwargs.get("Key") == copy:
+            raise PermissionError("AccessDenied")
+        return real_call(self, op, *args, **kwargs)
+
+    monkeypatch.setattr(s3fs.S3FileSystem, "call_s3", refuse_deleting_the_copy)
+    back = runner.invoke(main, ["bucket", "restore", url, batch_id, "--json"])
+    monkeypatch.undo()
+    assert back.exit_code == 1, back.output
+    assert back.stderr.startswith(
+        "artlens: skipped a/ckpt.pt: restored: the object is back; its copy"
+    )
+    assert json.loads(back.stdout)["counts"] == {"restored": 1}
+    assert s3_server.contents(bucket, "runs/a/") == {"runs/a/ckpt.pt": b"weights"}
+    again = runner.invoke(main, ["bucket", "restore", url, batch_id])
+    assert "written at the key" not in again.output
+    purged = runner.invoke(main, ["bucket", "purge", url, batch_id, "--yes", "--json"])
+    assert purged.exit_code == 0, purged.output
+    assert json.loads(purged.stdout)["counts"] == {"restored": 1}
+    assert s3_server.contents(bucket, "runs/") == {
+        "runs/a/ckpt.pt": b"weights",
+        f"runs/.artlens-trash/{batch_id}.json": s3_server.contents(bucket, "runs/.artlens-trash/")[
+            f"runs/.artlens-trash/{batch_id}.json"
+        ],
+    }

@@ -256,3 +256,51 @@ def test_a_trash_copy_that_is_not_the_trashed_bytes_is_left_alone(
     assert {k: v for k, v in after.items() if k != manifest} == {
         k: v for k, v in before.items() if k != manifest
     }
+
+
+def test_a_restore_that_cannot_delete_its_trash_copy_says_the_object_is_back(
+    s3_server: S3Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A restore that copied the object back but whose delete of the trash copy failed
+    (here the store refuses it, AccessDenied) left the item ``trashed`` with 'restore
+    failed', while the object was back; a second restore then said a newer object was
+    written at the key.  The item is ``restored``, its copy left in the trash is said and
+    kept for a purge, which deletes it and nothing else."""
+    from store.retention.bucket import purge_batches
+    from store.retention.service import bucket_entries
+
+    bucket = s3_server.new_bucket(versioned=False)
+    s3_server.put(bucket, "k.pt", b"trashed bytes")
+    root = ObjectRoot(f"s3://{bucket}")
+    trash = BucketTrash(root)
+    batch = trash.apply(trash.plan(["k.pt"]))
+    copy = str(batch.items[0].trash_key)
+    fs_class = type(root.fs)  # the class: an instance's attribute would outlive undo()
+    real_call = fs_class.call_s3
+
+    def refuse_deleting_the_copy(self: Any, op: str, *args: Any, **kwargs: Any) -> Any:
+        if op == "delete_object" and kwargs.get("Key") == copy:
+            raise PermissionError("AccessDenied")
+        return real_call(self, op, *args, **kwargs)
+
+    monkeypatch.setattr(fs_class, "call_s3", refuse_deleting_the_copy)
+    restored = trash.restore(trash.load(batch.batch))
+    item = restored.items[0]
+    assert item.state == "restored" and "copy in the trash could not be deleted" in item.note
+    assert s3_server.contents(bucket)["k.pt"] == b"trashed bytes"
+    assert s3_server.contents(bucket)[copy] == b"trashed bytes"
+    monkeypatch.undo()
+
+    again = trash.restore(trash.load(batch.batch))
+    assert again.items[0].state == "restored"
+    assert "newer object" not in again.items[0].note
+    entries, problems = bucket_entries(f"s3://{bucket}")
+    assert [e.path for e in entries] == ["k.pt"] and problems == []
+    assert "a purge deletes it" in str(entries[0].note)
+
+    report = purge_batches([(f"s3://{bucket}", batch.batch)])
+    assert report.skipped == []
+    after = s3_server.contents(bucket)
+    assert after["k.pt"] == b"trashed bytes" and copy not in after
+    final = trash.load(batch.batch).items[0]
+    assert (final.state, final.trash_key, final.note) == ("restored", None, "")

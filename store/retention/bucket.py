@@ -57,6 +57,10 @@ MARKER_IS_OBJECT = (
     "marker: nothing deleted"
 )
 
+LEFT_IN_TRASH = "the object is back; its copy in the trash could not be deleted: a purge deletes it"
+"""The note of a restored item whose trash copy is still there (``Item.trash_key`` kept):
+the object is back at its key, and the copy is what a purge of the batch frees."""
+
 NOT_THE_TRASHED_BYTES = "not the bytes apply trashed"
 """The start of the note of an item whose trashed version or trash copy is not what apply
 recorded (its size and ETag or generation): refused, nothing deleted or restored."""
@@ -148,6 +152,11 @@ class Batch:
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise BucketRetentionError(f"not a batch manifest: {exc}") from None
+
+
+def leftover(item: Item) -> bool:
+    """Whether ``item`` was restored but its copy is still in the trash (a purge frees it)."""
+    return item.state == "restored" and item.trash_key is not None
 
 
 class BucketTrash:
@@ -276,7 +285,13 @@ class BucketTrash:
             item.state, item.note = "refused", MARKER_IS_OBJECT
             return
         self.store.delete(item.key, version=str(item.marker))
-        head = self._head(item.key)
+        try:
+            head = self._head(item.key)
+        except RootError as exc:
+            # the marker is gone: the trashed version is the current one again
+            item.state, item.marker = "restored", None
+            item.note = f"marker removed; the object could not be checked: {str(exc)[:300]}"
+            return
         if head is None or head.version != item.version:
             item.note = "marker removed, but the trashed version is not the current one"
             return
@@ -290,12 +305,28 @@ class BucketTrash:
         if self._refused_bytes(item):
             return
         self.store.copy(item.trash_key, item.key, item.size, pin=item.trash_pin or item.etag)
-        self.store.delete(item.trash_key)
-        item.state, item.trash_key, item.trash_pin, item.note = "restored", None, None, ""
+        # the object is back: whatever happens to the copy now, the item is restored
+        item.state, item.note = "restored", ""
+        self._drop_leftover(item)
+
+    def _drop_leftover(self, item: Item) -> None:
+        """Delete a restored item's copy in the trash (pinned to the copy apply made);
+        one that cannot be deleted is kept in ``trash_key`` and said (``LEFT_IN_TRASH``),
+        for a purge to delete."""
+        try:
+            self.store.delete(str(item.trash_key), pin=item.trash_pin or item.etag)
+        except RootError as exc:
+            item.note = f"{LEFT_IN_TRASH} ({str(exc)[:300]})"
+            return
+        item.trash_key = item.trash_pin = None
+        item.note = ""
 
     def purge(self, batch: Batch) -> Batch:
         """Delete the trashed bytes for good (locked versions are kept and reported)."""
         for item in batch.items:
+            if leftover(item):
+                self._purge_leftover(item)
+                continue
             if item.state != "trashed":
                 continue
             try:
@@ -328,6 +359,16 @@ class BucketTrash:
             item.state, item.note = "purged", ""
         self._save(batch)
         return batch
+
+    def _purge_leftover(self, item: Item) -> None:
+        """The copy a restore left in the trash (the object itself is back), deleted."""
+        try:
+            if self._refused_bytes(item):
+                return
+        except RootError as exc:
+            item.note = f"{LEFT_IN_TRASH} (purge failed: {str(exc)[:300]})"
+            return
+        self._drop_leftover(item)
 
     def load(self, batch_id: str) -> Batch:
         """A batch by its id, from its manifest in the bucket."""
@@ -792,7 +833,14 @@ def purge_batches(batches: Sequence[tuple[str, str]]) -> Report:
         for batch_id in dict.fromkeys(b for u, b in batches if u == url):
             batch = trash.load(batch_id)
             was = [i for i, item in enumerate(batch.items) if item.state == "trashed"]
+            copies = [i for i, item in enumerate(batch.items) if leftover(item)]
             batch = trash.purge(batch)
+            for item in (batch.items[i] for i in copies):
+                if leftover(item):
+                    reason = f"{item.state}: {item.note}" if item.note else item.state
+                    report.skipped.append(
+                        ItemResult(url, item.rel, "skipped", reason, item.size, batch.batch)
+                    )
             for item in (batch.items[i] for i in was):
                 if item.state == "purged":
                     report.done.append(

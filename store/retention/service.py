@@ -398,7 +398,7 @@ def bucket_entries(url: str) -> tuple[list[TrashEntry], list[str]]:
     object still trashed, its ``batch`` the id a restore or purge takes; ``note`` why a
     restore left it, if one did), oldest first, and one printable line per problem: a
     manifest that could not be read, an item refused as not in the shape apply writes."""
-    from store.retention.bucket import list_batches
+    from store.retention.bucket import leftover, list_batches
     from store.root import RootError, open_root
     from store.root.objstore import ObjectRoot
 
@@ -416,8 +416,8 @@ def bucket_entries(url: str) -> tuple[list[TrashEntry], list[str]]:
                 problems.append(
                     f"batch {_text(batch.batch)}: {_text(item.rel[:200])}: {_text(item.note)}"
                 )
-            if item.state != "trashed":
-                continue
+            if item.state != "trashed" and not leftover(item):
+                continue  # a restored item's copy left in the trash is listed, to purge
             entries.append(
                 TrashEntry(
                     f"{batch.batch}:{item.key}",

@@ -116,11 +116,17 @@ def _print_batch(batch: Batch, verb: str) -> None:
 def _exit_if_left(batch: Batch, asked: list[int], done: str) -> None:
     """Name on stderr each item of ``asked`` (indexes into ``batch.items``) that the command
     did not bring to ``done`` (changed since the plan, locked, no such object, a newer
-    object at the key, a failed request), one line with why, then exit 1: a script never
-    goes on as if it had.  Text and --json alike."""
+    object at the key, a failed request), or whose copy a restore left in the trash
+    (``bucket.leftover``: restored, the copy is what a purge deletes), one line with why,
+    then exit 1: a script never goes on as if it had.  Text and --json alike."""
     from store.paths import display
+    from store.retention.bucket import leftover
 
-    left = [batch.items[i] for i in asked if batch.items[i].state != done]
+    # a purge asked to delete a restored item's leftover copy leaves it ``restored``
+    ok = {done, "restored"} if done == "purged" else {done}
+    left = [
+        batch.items[i] for i in asked if leftover(batch.items[i]) or batch.items[i].state not in ok
+    ]
     for item in left:
         why = f"{item.state}: {item.note}" if item.note else item.state
         click.echo(f"artlens: skipped {display(item.rel)}: {display(why)}", err=True)
@@ -182,9 +188,13 @@ def bucket_restore_cmd(url: str, batch_id: str, as_json: bool) -> None:
 @json_option
 def bucket_purge_cmd(url: str, batch_id: str, yes: bool, as_json: bool) -> None:
     """Delete for good what BATCH trashed under URL (locked versions are kept)."""
+    from store.retention.bucket import leftover
+
     trash = _trash_for(url)
     batch = trash.load(batch_id)
-    asked = _in_state(batch, "trashed")
+    asked = _in_state(batch, "trashed") + [
+        i for i, item in enumerate(batch.items) if leftover(item)
+    ]
     if yes:
         batch = trash.purge(batch)
     if as_json:
