@@ -304,3 +304,95 @@ def test_a_restore_that_cannot_delete_its_trash_copy_says_the_object_is_back(
     assert after["k.pt"] == b"trashed bytes" and copy not in after
     final = trash.load(batch.batch).items[0]
     assert (final.state, final.trash_key, final.note) == ("restored", None, "")
+
+
+def test_a_duplicated_item_for_one_key_is_refused(s3_server: S3Server) -> None:
+    """Apply writes one item per key.  A manifest given a second item for the trashed key,
+    naming an older version of it (its own size and ETag copied in, so that version's HEAD
+    matches), made purge delete that older version for good beside the trashed one.
+    Every item acting on a key named twice is refused, and nothing is deleted."""
+    bucket = s3_server.new_bucket(versioned=True)
+    s3_server.put(bucket, "k.pt", b"an older version, kept on purpose")
+    older = s3_server.call("head_object", Bucket=bucket, Key="k.pt")
+    s3_server.put(bucket, "k.pt", b"trashed bytes")
+    trash = BucketTrash(ObjectRoot(f"s3://{bucket}"))
+    batch = trash.apply(trash.plan(["k.pt"]))
+    assert batch.counts() == {"trashed": 1}
+    before = s3_server.call("list_object_versions", Bucket=bucket, Prefix="k.pt")
+
+    def add_an_item_for_the_older_version(manifest: dict[str, Any]) -> None:
+        twin = dict(manifest["items"][0])
+        twin["version"] = older["VersionId"]
+        twin["etag"], twin["size"] = older["ETag"], older["ContentLength"]
+        manifest["items"].insert(0, twin)  # acted on first
+
+    _edit(s3_server, bucket, batch.batch, add_an_item_for_the_older_version)
+    purged = trash.purge(trash.load(batch.batch))
+    assert purged.counts() == {"refused": 2}
+    assert all("2 items of the batch act on its key" in i.note for i in purged.items)
+    after = s3_server.call("list_object_versions", Bucket=bucket, Prefix="k.pt")
+    assert {v["VersionId"] for v in after["Versions"]} == {
+        v["VersionId"] for v in before["Versions"]
+    }
+
+
+@pytest.mark.parametrize("verb", ["restore", "purge"])
+def test_an_item_refused_on_load_is_said_and_exits_1(s3_server: S3Server, verb: str) -> None:
+    """An item refused as the manifest is read (here its trash key edited to name a live
+    object) was left out of what ``bucket restore`` and ``bucket purge --yes`` were asked
+    to do: nothing on stderr, exit 0, as if the batch were done.  It is named on stderr
+    with why, and the command exits 1."""
+    from click.testing import CliRunner
+
+    from tui.cli import main
+
+    bucket = s3_server.new_bucket(versioned=False)
+    s3_server.put(bucket, "runs/a.pt", b"trashed")
+    s3_server.put(bucket, "runs/live.pt", b"live")
+    url = f"s3://{bucket}/runs"
+    trash = BucketTrash(ObjectRoot(url))
+    batch = trash.apply(trash.plan(["a.pt"]))
+    key = f"runs/{TRASH}/{batch.batch}.json"
+    manifest = json.loads(s3_server.fs.cat_file(f"{bucket}/{key}"))
+    manifest["items"][0]["trash_key"] = "runs/live.pt"
+    s3_server.put(bucket, key, json.dumps(manifest).encode())
+    args = ["bucket", verb, url, batch.batch] + (["--yes"] if verb == "purge" else [])
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 1, result.output
+    assert result.stderr.startswith("artlens: skipped a.pt: refused: not in the shape")
+    assert s3_server.contents(bucket, "runs/live.pt") == {"runs/live.pt": b"live"}
+
+
+def test_a_manifest_whose_batch_id_is_not_one_apply_makes_is_refused(
+    s3_server: S3Server,
+) -> None:
+    """A batch id is part of every key of its trash: a manifest put in the trash under
+    another name (path or URL characters, anything) is a problem line of the trash, never
+    a batch restore or purge acts on, and such an id is no batch to restore."""
+    from store.retention.bucket import list_batches, restore_batches
+
+    bucket = s3_server.new_bucket(versioned=False)
+    s3_server.put(bucket, "k.pt", b"trashed")
+    root = ObjectRoot(f"s3://{bucket}")
+    trash = BucketTrash(root)
+    batch = trash.apply(trash.plan(["k.pt"]))
+    manifest = json.loads(s3_server.fs.cat_file(f"{bucket}/{TRASH}/{batch.batch}.json"))
+    odd = "x?y#z\\..%"
+    manifest["batch"] = odd
+    manifest["items"][0]["trash_key"] = f"{TRASH}/{odd}/k.pt"
+    s3_server.put(bucket, f"{TRASH}/{odd}.json", json.dumps(manifest).encode())
+    s3_server.put(bucket, f"{TRASH}/{odd}/k.pt", b"trashed")
+    batches, problems = list_batches(root)
+    assert [b.batch for b in batches] == [batch.batch]
+    assert len(problems) == 1 and "not a batch id" in problems[0]
+    with pytest.raises(BucketRetentionError, match="not a batch id"):
+        restore_batches([root.url], [odd])
+
+
+def test_a_plan_has_one_item_per_key(s3_server: S3Server) -> None:
+    """A path asked twice is one item: two items acting on one key are refused on load."""
+    bucket = s3_server.new_bucket(versioned=True)
+    s3_server.put(bucket, "k.pt", b"bytes")
+    trash = BucketTrash(ObjectRoot(f"s3://{bucket}"))
+    batch = trash.apply(trash.plan(["k.pt", "k.pt"]))
+    assert [(i.rel, i.state) for i in batch.items] == [("k.pt", "trashed")]

@@ -23,6 +23,7 @@ and ``purge`` read, so a batch can be undone from any machine.
 from __future__ import annotations
 
 import json
+import re
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -64,6 +65,15 @@ the object is back at its key, and the copy is what a purge of the batch frees."
 NOT_THE_TRASHED_BYTES = "not the bytes apply trashed"
 """The start of the note of an item whose trashed version or trash copy is not what apply
 recorded (its size and ETag or generation): refused, nothing deleted or restored."""
+
+
+BATCH_ID = re.compile(r"[0-9]{8}T[0-9]{6}-[0-9a-f]{8}")
+"""A batch id as ``plan`` makes it (``20260101T120000-0123abcd``): part of every key of
+its trash, it is never taken from a manifest or a listing in another shape."""
+
+
+def is_batch_id(text: str) -> bool:
+    return BATCH_ID.fullmatch(text) is not None
 
 
 class BucketRetentionError(ArtlensError):
@@ -178,7 +188,7 @@ class BucketTrash:
             self.root.versioned,
             created=time.time(),
         )
-        for rel in rels:
+        for rel in dict.fromkeys(rels):  # one item per key: never two acting on it
             key = self.root.key_of(rel)
             if key.split("/")[len(self._prefix_parts()) :][:1] == [TRASH]:
                 raise BucketRetentionError(f"{rel}: inside the trash")
@@ -372,8 +382,8 @@ class BucketTrash:
 
     def load(self, batch_id: str) -> Batch:
         """A batch by its id, from its manifest in the bucket."""
-        if not batch_id or "/" in batch_id or batch_id.startswith("."):
-            raise BucketRetentionError(f"not a batch id: {batch_id!r}")
+        if not is_batch_id(batch_id):
+            raise BucketRetentionError(f"not a batch id: {batch_id[:80]!r}")
         data, more = self.root.read_capped(f"{TRASH}/{batch_id}.json", 64 * 1024 * 1024)
         if more:
             raise BucketRetentionError(f"batch {batch_id}: manifest too large")
@@ -389,8 +399,16 @@ class BucketTrash:
                 f"batch {batch_id}: the manifest is for batch {batch.batch[:80]!r} of "
                 f"{batch.url[:200]!r}, not of {self.root.url}"
             )
+        acting: dict[str, int] = {}
+        for item in batch.items:
+            if item.state == "trashed" or (item.state == "restored" and item.trash_key):
+                acting[str(item.key)] = acting.get(str(item.key), 0) + 1
         for item in batch.items:
             why = self._refused(batch, item)
+            if why is None and acting.get(str(item.key), 0) > 1 and item.state != "refused":
+                # apply writes one item per key: which of two is the batch's own cannot be
+                # told, and both name the same trashed bytes (or one names others)
+                why = f"{acting[str(item.key)]} items of the batch act on its key"
             if why is not None:
                 item.state, item.note = "refused", f"not in the shape apply writes: {why}"
             elif item.state == "kept" and (item.trash_key or item.marker):
@@ -781,6 +799,8 @@ def restore_batches(urls: Sequence[str], batches: Sequence[str]) -> Report:
             raise BucketRetentionError(f"not an object-store root: {display(url)}")
         trashes.append(BucketTrash(root))
     for batch_id in batches:
+        if not is_batch_id(batch_id):
+            raise BucketRetentionError(f"no batch {display(batch_id)!r}: not a batch id")
         problems: list[str] = []
         for trash in trashes:
             try:
@@ -792,7 +812,8 @@ def restore_batches(urls: Sequence[str], batches: Sequence[str]) -> Report:
                 # "no batch" (nor another bucket's batch of the same id taken instead)
                 problems.append(f"{display(trash.root.url)}: {display(str(exc)[:300])}")
                 continue
-            was = {item.rel for item in batch.items if item.state == "trashed"}
+            # a refused item (edited, not in the shape apply writes) is said, never left out
+            was = {item.rel for item in batch.items if item.state in ("trashed", "refused")}
             batch = trash.restore(batch)
             for item in batch.items:
                 if item.rel not in was:
@@ -832,7 +853,7 @@ def purge_batches(batches: Sequence[tuple[str, str]]) -> Report:
         trash = BucketTrash(root)
         for batch_id in dict.fromkeys(b for u, b in batches if u == url):
             batch = trash.load(batch_id)
-            was = [i for i, item in enumerate(batch.items) if item.state == "trashed"]
+            was = [i for i, item in enumerate(batch.items) if item.state in ("trashed", "refused")]
             copies = [i for i, item in enumerate(batch.items) if leftover(item)]
             batch = trash.purge(batch)
             for item in (batch.items[i] for i in copies):

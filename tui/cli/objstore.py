@@ -172,7 +172,8 @@ def bucket_restore_cmd(url: str, batch_id: str, as_json: bool) -> None:
     """Bring back what BATCH trashed under URL, never over an object written since."""
     trash = _trash_for(url)
     batch = trash.load(batch_id)
-    asked = _in_state(batch, "trashed")
+    # a refused item (not in the shape apply writes) is said on stderr, never left out
+    asked = _in_state(batch, "trashed") + _in_state(batch, "refused")
     batch = trash.restore(batch)
     if as_json:
         emit_json(batch.to_json())
@@ -192,9 +193,11 @@ def bucket_purge_cmd(url: str, batch_id: str, yes: bool, as_json: bool) -> None:
 
     trash = _trash_for(url)
     batch = trash.load(batch_id)
-    asked = _in_state(batch, "trashed") + [
-        i for i, item in enumerate(batch.items) if leftover(item)
-    ]
+    asked = (
+        _in_state(batch, "trashed")
+        + _in_state(batch, "refused")
+        + [i for i, item in enumerate(batch.items) if leftover(item)]
+    )
     if yes:
         batch = trash.purge(batch)
     if as_json:
