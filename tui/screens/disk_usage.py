@@ -45,6 +45,7 @@ from store.retention.trash import Report
 from tui.commands import PaletteEntry
 from tui.format import fit_apart, human_size, keep_end
 from tui.screens.retention_dialogs import ConfirmApply
+from tui.widgets.clamped import ClampedStatic
 from tui.widgets.footer import FittingFooter
 from tui.workers import SaysWorkerFailures
 
@@ -131,8 +132,9 @@ class DiskUsageScreen(SaysWorkerFailures, Screen[None]):
         """What the level's total leaves out, as the note under the totals says it."""
 
     def compose(self) -> ComposeResult:
-        yield Static(id="du-where", markup=False)
-        yield Static(id="du-unread", markup=False)
+        # a few lines each: what does not fit ends in "…" (the warning's tooltip says it whole)
+        yield ClampedStatic(id="du-where", markup=False)
+        yield ClampedStatic(id="du-unread", markup=False)
         yield DataTable(id="du-table", cursor_type="row", zebra_stripes=False)
         yield FittingFooter()
 

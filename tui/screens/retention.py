@@ -54,6 +54,7 @@ from tui.commands import PaletteEntry
 from tui.format import fit_apart, human_age, human_size
 from tui.messages import IndexChanged
 from tui.screens.retention_dialogs import ConfirmApply, PolicyPicker
+from tui.widgets.clamped import ClampedStatic
 from tui.widgets.footer import FittingFooter
 from tui.workers import SaysWorkerFailures
 
@@ -260,14 +261,16 @@ class RetentionScreen(SaysWorkerFailures, Screen[None]):
             yield Static(Text("planning…", style="dim"), id="ret-summary", markup=False)
         with TabbedContent(initial="plan-tab", id="ret-tabs"):
             with TabPane("Plan", id="plan-tab"):
-                yield Static(self._legend(), id="ret-legend", markup=False)
+                legend = ClampedStatic(self._legend(), id="ret-legend", markup=False)
+                legend.tooltip = self._legend().plain  # cut to its lines with a "…"
+                yield legend
                 yield DataTable(id="ret-plan", cursor_type="row", zebra_stripes=False)
             with TabPane("Disk usage", id="usage-tab"):
-                yield Static(id="ret-usage-note", markup=False)
+                yield ClampedStatic(id="ret-usage-note", markup=False)
                 yield DataTable(id="ret-usage", cursor_type="row")
             with TabPane("Trash", id="trash-tab"):
                 yield DataTable(id="ret-trash", cursor_type="row")
-                yield Static(id="ret-audit", markup=False)
+                yield ClampedStatic(id="ret-audit", markup=False)
         yield ProgressBar(id="ret-progress", show_eta=False)
         yield FittingFooter()
 
