@@ -8,7 +8,7 @@ from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Vertical
+from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label, Static
 
@@ -31,9 +31,13 @@ class ConfirmApply(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="confirm-box"):
-            yield Static(self.summary, id="confirm-text", markup=False)
+            # A text taller than the screen (many roots) scrolls; the keys stay in sight.
+            with VerticalScroll(id="confirm-scroll"):
+                yield Static(self.summary, id="confirm-text", markup=False)
             yield Static(
-                Text("y: move to the trash    n / escape: cancel", style="bold"), markup=False
+                Text("y: move to the trash    n / escape: cancel", style="bold"),
+                id="confirm-keys",
+                markup=False,
             )
 
     def action_answer(self, yes: bool) -> None:
