@@ -979,6 +979,10 @@ def _on_disk(disk: int | None, size: int) -> str:
 
 
 AUDIT_LINES = 6
+"""Audit records the trash tab's box lists (newest first)."""
+AUDIT_PROBLEMS = 3
+"""Lines of the trashes and logs that could not be read listed above them; one line counts
+the rest."""
 
 
 def _bucket_why(entry: TrashEntry) -> Text:
@@ -991,17 +995,26 @@ def _bucket_why(entry: TrashEntry) -> Text:
 
 
 def _audit_text(records: tuple[tuple[str, AuditRecord], ...], problems: tuple[str, ...]) -> Text:
-    """The newest audit lines (who did what, when), and any log lines that were skipped."""
-    text = Text("audit log (newest last):", style="bold")
+    """What could not be read, then the newest audit lines (who did what, when), newest
+    first: the box shows ten lines, and what came after six records (two lines each at 80
+    columns) was cut: the problems, and the newest operations."""
+    text = Text()
+    for problem in problems[:AUDIT_PROBLEMS]:
+        text.append(f"{visible(problem)}\n", style="yellow")
+    if len(problems) > AUDIT_PROBLEMS:
+        text.append(
+            f"… {len(problems) - AUDIT_PROBLEMS} more problem(s): `artlens trash list` and "
+            "`artlens trash log` print all\n",
+            style="yellow",
+        )
+    text.append("audit log (newest first):", style="bold")
     if not records:
         text.append("  nothing applied, restored or purged yet", style="dim")
-    for root, record in records[-AUDIT_LINES:]:
+    for root, record in reversed(records[-AUDIT_LINES:]):
         stamp = time.strftime("%Y-%m-%d %H:%M", time.localtime(record.ts))
         plan = f" plan {visible(record.plan)}" if record.plan else ""
         text.append(
             f"\n{stamp}  {visible(record.user)}  {record.op}{plan}: {record.items} item(s), "
             f"{human_size(record.bytes)}, {record.skipped} skipped  ({paths.display(root)})"
         )
-    for problem in problems[:3]:
-        text.append(f"\n{visible(problem)}", style="yellow")
     return text
