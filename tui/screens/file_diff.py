@@ -27,6 +27,7 @@ from tui.diff_render import clean, file_summary, lexer_for, text_notes
 from tui.format import human_size
 from tui.hosts import PREVIEW_FETCH as FETCH_NOTE
 from tui.hosts import RemoteFile, fetch_for_diff
+from tui.widgets.clamped import ClampedStatic
 from tui.widgets.diff_view import DiffView, Rows, side_rows, summary_rows, unified_rows
 from tui.widgets.footer import FittingFooter
 from tui.workers import SaysWorkerFailures
@@ -91,7 +92,8 @@ class FileDiffScreen(SaysWorkerFailures, Screen[None]):
 
     def compose(self) -> ComposeResult:
         yield Static(self._title(), id="file-diff-title", markup=False)
-        yield Static(self._fetch_note(), id="file-diff-notes", markup=False)
+        # four lines at most: what does not fit ends in "…" (the tooltip says it whole)
+        yield ClampedStatic(self._fetch_note(), id="file-diff-notes", markup=False)
         yield DiffView(id="file-diff-view")
         yield FittingFooter()
 
@@ -179,7 +181,10 @@ class FileDiffScreen(SaysWorkerFailures, Screen[None]):
             self._rows[True] = message.side
         else:
             self.side = False
-        self.query_one("#file-diff-notes", Static).update(self._notes(message.diff))
+        notes = self.query_one("#file-diff-notes", Static)
+        said = self._notes(message.diff)
+        notes.update(said)
+        notes.tooltip = said.plain
         self._show()
         self.refresh_bindings()  # side by side, for a text diff only
 
