@@ -261,8 +261,9 @@ class RetentionScreen(SaysWorkerFailures, Screen[None]):
             yield Static(Text("planning…", style="dim"), id="ret-summary", markup=False)
         with TabbedContent(initial="plan-tab", id="ret-tabs"):
             with TabPane("Plan", id="plan-tab"):
-                legend = ClampedStatic(self._legend(), id="ret-legend", markup=False)
-                legend.tooltip = self._legend().plain  # cut to its lines with a "…"
+                said = self._legend()
+                legend = ClampedStatic(said, id="ret-legend", markup=False)
+                legend.tooltip = said.plain  # cut to its lines with a "…"
                 yield legend
                 yield DataTable(id="ret-plan", cursor_type="row", zebra_stripes=False)
             with TabPane("Disk usage", id="usage-tab"):
