@@ -13,13 +13,18 @@ columns; ``checkpoints/*.ckpt`` are listed, never loaded; TensorBoardLogger leav
 whose values disagree is named in a warning.  A run resumed into the same version has no
 CSV of its earlier session (the CSVLogger removes a ``metrics.csv`` it finds) but two event
 files: the points they hold before the CSV's first step are the run's too, and are added.
+Without them (a CSVLogger alone, or a resume into a new version), a ``metrics.csv`` whose
+first row is past epoch 0 holds only the steps from the resume on: said, and the metrics
+marked read in part.
 """
 
 from __future__ import annotations
 
+import csv
 import math
 import re
 
+from store.csvrows import csv_reader
 from store.frameworks import _common, _io
 from store.frameworks._context import DetectContext
 from store.frameworks._io import RootLike
@@ -30,6 +35,7 @@ FRAMEWORK = "lightning"
 VERSION_DIR = re.compile(r"^version_\d+$")
 _MARKERS = frozenset({"hparams.yaml", "metrics.csv"})
 _EVENTS = "events.out.tfevents."
+_FIRST_ROW_BYTES = 64 << 10
 _TB_ONLY = frozenset({"hp_metric"})
 """TensorBoardLogger's placeholder scalar: never a disagreement, never a metric of its own."""
 
@@ -69,12 +75,54 @@ def load(root: RootLike, spec: RunSpec) -> Loaded:
             _check_events(root, spec.path, out)
         else:
             _common.read_tensorboard(root, spec.path, out)
+    if csv_read:
+        _note_resumed_csv(root, _io.join(spec.path, "metrics.csv"), out)
     folder = _io.join(spec.path, "checkpoints")
     _, ckpts, odd = _io.list_apart(root, folder)
     _common.note_checkpoints(
         out, ckpts, lambda c: c.endswith(".ckpt"), folder=folder, not_files=odd
     )
     return out
+
+
+def _first_row(root: RootLike, rel: str) -> tuple[int, int] | None:
+    """The epoch and step of the CSV's first row, when it has both as whole numbers."""
+    try:
+        head, _ = _io.read_bytes(root, rel, _FIRST_ROW_BYTES)
+    except OSError:
+        return None
+    rows = csv_reader(head.decode("utf-8", "replace"))
+    try:
+        header = [cell.strip().lower() for cell in next(rows)]
+        first = next(rows)
+    except (StopIteration, csv.Error):
+        return None
+    if "epoch" not in header or "step" not in header or len(first) != len(header):
+        return None
+    epoch = _io.to_int(first[header.index("epoch")])
+    step = _io.to_int(first[header.index("step")])
+    return None if epoch is None or step is None else (epoch, step)
+
+
+def _note_resumed_csv(root: RootLike, rel: str, out: Loaded) -> None:
+    """Say that a CSV begun past epoch 0 lacks the steps before it, unless found elsewhere.
+
+    ``trainer.fit(ckpt_path=...)`` resumes at the checkpoint's epoch; the CSVLogger of the
+    new session writes from there, into a new version or over the earlier session's file.
+    A count, best or first value from it alone would pass for the whole run's."""
+    first = _first_row(root, rel)
+    if first is None or first[0] <= 0:
+        return
+    epoch, step = first
+    if any(point[0] < step for points in out.series.values() for point in points):
+        return  # the earlier steps came from the event files
+    out.warn_partial(
+        f"{rel}: begins at epoch {epoch} (step {step}): the steps before are not in this"
+        " folder (a training resumed from a checkpoint: in the version it resumed from, or"
+        " removed by Lightning's CSVLogger; or one that logged nothing before), so counts"
+        " and bests may be from there on",
+        "metrics",
+    )
 
 
 def _check_events(root: RootLike, folder: str, out: Loaded) -> None:
