@@ -485,6 +485,8 @@ def _binary(result: BinaryDiff) -> list[Text]:
     line.append(f"{human_size(result.size_old)} → {human_size(result.size_new)}")
     if result.equal:
         line.append("  identical")
+    elif result.unknown:
+        line.append("  equal as far as read: not known equal", style="yellow")
     elif result.first_difference is not None:
         line.append(f"  first difference at byte {result.first_difference:,}", style="yellow")
     lines = [line]

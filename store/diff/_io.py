@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import TypeAlias
 
 from store.errors import ArtlensError
@@ -26,6 +29,55 @@ class DiffError(ArtlensError):
 
     def __init__(self, message: str) -> None:
         super().__init__(" ".join(message.split()))
+
+
+class DiffCancelled(DiffError):
+    """The caller gave up on the diff (a closed diff pane): nothing to fall back to."""
+
+
+COMPARE_MAX_BYTES = 8 << 30
+"""Bytes of each file one comparison reads (byte or tensor) before it stops: two 20 GB
+files equal so far are then `not known equal`, never equal."""
+COMPARE_MAX_SECONDS = 60.0
+"""Seconds one comparison reads for before it stops, as for ``COMPARE_MAX_BYTES``."""
+_cancelled: ContextVar[Callable[[], bool] | None] = ContextVar("diff_cancelled", default=None)
+
+
+@contextmanager
+def cancel_when(cancelled: Callable[[], bool] | None) -> Iterator[None]:
+    """Make every comparison started inside the block (in this thread) stop with
+    ``DiffCancelled`` once ``cancelled()`` is true, between two chunks."""
+    token = _cancelled.set(cancelled)
+    try:
+        yield
+    finally:
+        _cancelled.reset(token)
+
+
+class CompareBudget:
+    """The bytes and seconds one comparison of two files may spend reading them, per
+    ``COMPARE_MAX_BYTES`` and ``COMPARE_MAX_SECONDS`` when it starts."""
+
+    def __init__(self) -> None:
+        self.max_bytes = COMPARE_MAX_BYTES
+        self.seconds = COMPARE_MAX_SECONDS
+        self.spent = 0
+        self._deadline = time.monotonic() + self.seconds
+        self._cancelled = _cancelled.get()
+
+    def spend(self, nbytes: int) -> bool:
+        """Whether ``nbytes`` more of each file may be read (counted if so);
+        ``DiffCancelled`` once the caller gave up."""
+        if self._cancelled is not None and self._cancelled():
+            raise DiffCancelled("the diff was cancelled")
+        if self.spent + nbytes > self.max_bytes or time.monotonic() > self._deadline:
+            return False
+        self.spent += nbytes
+        return True
+
+    def bound(self) -> str:
+        """The bound that stopped a comparison, said for a note."""
+        return f"a comparison reads at most {self.max_bytes} bytes of each file, {self.seconds:g} s"
 
 
 FileRef: TypeAlias = "str | os.PathLike[str] | tuple[Root, str]"

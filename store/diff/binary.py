@@ -15,7 +15,7 @@ from typing import Any
 
 import xxhash
 
-from store.diff._io import DiffError, FileRef, RegularFile, ref_basename
+from store.diff._io import CompareBudget, DiffError, FileRef, RegularFile, ref_basename
 from store.hashing import Skipped, data_segments
 
 CHUNK = 1 << 20
@@ -42,6 +42,8 @@ class BinaryDiff:
     first_difference: int | None
     """Offset of the first differing byte (the shorter length if one is a prefix)."""
     notes: list[str] = field(default_factory=list)
+    unknown: bool = False
+    """Equal as far as read, but not read to the end (``CompareBudget``): not known equal."""
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -95,6 +97,14 @@ def _feed_zeros(hashes: tuple[Any, ...], count: int) -> None:
         count -= step
 
 
+def unread_note(reached: int, size: int, budget: CompareBudget) -> str:
+    """What a comparison that ran out of ``budget`` at byte ``reached`` of ``size`` knows."""
+    return (
+        f"compared the first {reached} of {size} bytes, equal so far; not read further "
+        f"({budget.bound()}): not known equal"
+    )
+
+
 def diff_binary(
     path_a: FileRef,
     path_b: FileRef,
@@ -107,7 +117,8 @@ def diff_binary(
     searched for in the first ``SEARCH_WHEN_SIZES_DIFFER`` bytes only.  Of two sparse
     files only the ranges that hold data in either are read (``data_ranges``); their
     holes are hashed as zeros up to ``MAX_HOLE_HASH`` bytes, else the hashes are left out
-    and a note says so."""
+    and a note says so.  Reading stops where a ``CompareBudget`` runs out: files equal up
+    to there are ``unknown``, a difference found before it is a difference."""
     notes: list[str] = []
     with RegularFile(path_a) as old, RegularFile(path_b) as new:
         if old.size != new.size:
@@ -124,17 +135,23 @@ def diff_binary(
                 f"{holes} bytes are holes in both files (they read as zeros in both, "
                 "so they are equal there unread); hashes omitted"
             )
+        budget = CompareBudget()
         hash_a, hash_b = xxhash.xxh3_128(), xxhash.xxh3_128()
         first: int | None = None
+        stopped_at: int | None = None
         offset = 0
         for start, end in [*ranges, (limit, limit)]:
             if hashed:
                 _feed_zeros((hash_a, hash_b), start - offset)
             offset = start
             while offset < end:
-                chunk_a = old.read_at(offset, min(CHUNK, end - offset))
-                chunk_b = new.read_at(offset, min(CHUNK, end - offset))
-                if len(chunk_a) != min(CHUNK, end - offset) or len(chunk_b) != len(chunk_a):
+                step = min(CHUNK, end - offset)
+                if not budget.spend(step):
+                    stopped_at = offset
+                    break
+                chunk_a = old.read_at(offset, step)
+                chunk_b = new.read_at(offset, step)
+                if len(chunk_a) != step or len(chunk_b) != len(chunk_a):
                     raise DiffError("a file shrank while it was being compared")
                 if hashed:
                     hash_a.update(chunk_a)
@@ -142,12 +159,17 @@ def diff_binary(
                 if first is None and chunk_a != chunk_b:
                     first = offset + _first_mismatch(chunk_a, chunk_b)
                 offset += len(chunk_a)
+            if stopped_at is not None:
+                break
         old.check()
         new.check()
-        complete = limit == max(old.size, new.size) and hashed
-        equal = first is None and old.size == new.size and limit == old.size
-        if first is None and old.size != new.size and complete:
-            first = min(old.size, new.size)
+        if stopped_at is not None:
+            if first is None:
+                notes.append(unread_note(stopped_at, old.size, budget))
+            else:
+                notes.append(f"hashes omitted: not read past byte {stopped_at} ({budget.bound()})")
+        complete = limit == max(old.size, new.size) and hashed and stopped_at is None
+        equal = first is None and limit == old.size and stopped_at is None
         return BinaryDiff(
             size_old=old.size,
             size_new=new.size,
@@ -156,14 +178,18 @@ def diff_binary(
             equal=equal,
             first_difference=first,
             notes=notes,
+            unknown=first is None and stopped_at is not None,
         )
 
 
-def differ_past_cap(path_a: FileRef, path_b: FileRef, cap: int) -> str | None:
+def differ_past_cap(path_a: FileRef, path_b: FileRef, cap: int) -> tuple[str, bool] | None:
     """For two files an engine read only up to ``cap`` bytes and found equal there: None
     when they are byte-identical, else a note saying they differ past what was compared
-    (a capped read that found nothing is not 'equal')."""
+    (a capped read that found nothing is not 'equal'), and whether that is unknown: the
+    files equal as far as a ``CompareBudget`` let them be read."""
     where: int | None = None
+    stopped_at: int | None = None
+    budget = CompareBudget()
     with RegularFile(path_a) as old, RegularFile(path_b) as new:
         shorter = min(old.size, new.size)
         # stops at the first difference (these files are large), and reads no hole of both
@@ -171,22 +197,28 @@ def differ_past_cap(path_a: FileRef, path_b: FileRef, cap: int) -> str | None:
             offset = start
             while where is None and offset < end:
                 step = min(CHUNK, end - offset)
+                if not budget.spend(step):
+                    stopped_at = offset
+                    break
                 chunk_a, chunk_b = old.read_at(offset, step), new.read_at(offset, step)
                 if chunk_a != chunk_b:
                     where = offset + _first_mismatch(chunk_a, chunk_b)
                 elif len(chunk_a) < step:
                     raise DiffError("a file shrank while it was being compared")
                 offset += step
-            if where is not None:
+            if where is not None or stopped_at is not None:
                 break
-        if where is None and old.size != new.size:
+        if where is None and stopped_at is None and old.size != new.size:
             where = shorter  # one is a prefix of the other
         old.check()
         new.check()
+    if stopped_at is not None:
+        return unread_note(stopped_at, max(old.size, new.size), budget), True
     if where is None:
         return None
     return (
-        f"the files differ past the first {cap} bytes compared (first difference at byte {where})"
+        f"the files differ past the first {cap} bytes compared (first difference at byte {where})",
+        False,
     )
 
 

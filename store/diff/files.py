@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from store.diff._io import DiffError, FileRef, RegularFile, ref_name
+from store.diff._io import DiffCancelled, DiffError, FileRef, RegularFile, cancel_when, ref_name
 from store.diff.binary import BinaryDiff, ImageDiff, diff_binary, diff_images, image_info
 from store.diff.models import ModelDiff, diff_model_files
 from store.diff.structured import StructuredDiff, diff_structured_files, structured_format
@@ -36,6 +37,8 @@ class FileDiff:
     result: DiffResult | None
     error: str | None = None
     notes: list[str] = field(default_factory=list)
+    unknown: bool = False
+    """Not equal, but no difference found either: a bounded read stopped first."""
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -111,6 +114,7 @@ def diff_files(
     *,
     kind: DiffKind | None = None,
     budget: FetchBudget | None = None,
+    cancelled: Callable[[], bool] | None = None,
 ) -> FileDiff:
     """Diff two files with the engine their kind calls for; never raises for bad input.
 
@@ -118,6 +122,7 @@ def diff_files(
     a byte diff, a torch zip that is refused or cannot be mapped to the model diff, each
     with a note saying why.  A tensor diff of a side on an object store says what it will
     fetch (``budget.on_plan``, and the first note) and is an error over ``budget``'s bound.
+    Comparisons stop, between two chunks, once ``cancelled()`` is true (an error result).
     """
     heads: list[bytes] = []
     sizes: list[int | None] = []
@@ -137,7 +142,10 @@ def diff_files(
     current: DiffKind | None = kind
     while current is not None:
         try:
-            result = _run(current, path_a, path_b, budget)
+            with cancel_when(cancelled):
+                result = _run(current, path_a, path_b, budget)
+        except DiffCancelled as exc:
+            return FileDiff(current, False, sizes[0], sizes[1], None, str(exc), notes)
         except FetchRefused as exc:
             if budget is not None and budget.plan is not None:
                 notes.insert(0, budget.plan.line())
@@ -153,5 +161,6 @@ def diff_files(
             continue
         if budget is not None and budget.plan is not None:
             notes.insert(0, budget.plan.line())
-        return FileDiff(current, result.equal, sizes[0], sizes[1], result, None, notes)
+        unknown = bool(getattr(result, "unknown", False))
+        return FileDiff(current, result.equal, sizes[0], sizes[1], result, None, notes, unknown)
     raise AssertionError("unreachable")  # pragma: no cover

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from store.diff._io import DiffError, FileRef, ref_basename
+from store.diff._io import DiffCancelled, DiffError, FileRef, ref_basename
 from store.diff.binary import BinaryDiff, diff_binary
 from store.diff.structured import Change, diff_structured
 from store.inspect import Inspection, inspect_at, inspect_file
@@ -35,6 +35,13 @@ class ModelDiff:
     binary: BinaryDiff | None
     equal: bool
     notes: list[str] = field(default_factory=list)
+
+    @property
+    def unknown(self) -> bool:
+        """Bytes equal as far as read, and nothing else seen to differ: not known equal."""
+        seen = (self.reasons_added, self.reasons_removed, self.imports_added)
+        differs = any(seen) or bool(self.imports_removed or self.summary)
+        return self.binary is not None and self.binary.unknown and not differs
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -85,6 +92,8 @@ def diff_model_files(a: FileRef, b: FileRef) -> ModelDiff:
     try:
         binary = diff_binary(a, b)
         notes.extend(binary.notes)
+    except DiffCancelled:
+        raise
     except DiffError as exc:
         notes.append(str(exc))
     old, error_old = _inspect(a)

@@ -62,6 +62,8 @@ class TableDiff:
     """Tables equal after parsing whose bytes differ: what differs (``delimiter ";" vs
     ","``, a byte order mark, line ends, cells written otherwise), so equal is never said
     of files that are not the same bytes without a word."""
+    unknown: bool = False
+    """Equal as far as read, but not read to the end: not known equal."""
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -314,7 +316,8 @@ def diff_csv(path_a: FileRef, path_b: FileRef, *, max_bytes: int = MAX_TABLE_BYT
         past = differ_past_cap(path_a, path_b, max_bytes)
         if past is not None:
             result.equal = False
-            result.warnings.append(past)
+            result.warnings.append(past[0])
+            result.unknown = past[1]
     if result.equal and raw[0] != raw[1] and (tables[0].cut or tables[1].cut):
         # the rows past a CSV error were never compared: equal there is not known
         result.equal = False

@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from store.diff._io import DiffError, FileRef, RegularFile, ref_basename
+from store.diff._io import CompareBudget, DiffError, FileRef, RegularFile, ref_basename
 from store.diff.structured import Change, diff_structured_counted
 from store.hashing import Skipped, data_segments
 
@@ -101,6 +101,12 @@ class TensorDiff:
     non-tensor values (epoch, hyper-parameters) by dotted key."""
     metadata_more: int = 0
     """Metadata changes found past those listed in ``metadata``: counted, not listed."""
+
+    @property
+    def unknown(self) -> bool:
+        """Not equal only by tensors that could not be compared: not known to differ."""
+        statuses = {change.status for change in self.tensors}
+        return not self.equal and not self.metadata and statuses <= {"unchanged", "unknown"}
 
     def counts(self) -> dict[str, int]:
         result: dict[str, int] = {}
@@ -238,6 +244,8 @@ class _Stats:
     changed: int = 0
     decoded: bool = True
     nonfinite: bool = False
+    cut: bool = False
+    """Values differ, but the budget ran out before the rest were read."""
 
 
 class _Holes:
@@ -276,11 +284,16 @@ class _Holes:
         return self.starts[at + 1] if at + 1 < len(self.starts) else 1 << 62
 
 
+class _OutOfBudget(Exception):
+    """The comparison's ``CompareBudget`` ran out: the tensors left are not compared."""
+
+
 class _Reader:
-    """Two files read side by side into two reused buffers."""
+    """Two files read side by side into two reused buffers, within one ``CompareBudget``."""
 
     def __init__(self, old: RegularFile, new: RegularFile) -> None:
         self.old, self.new = old, new
+        self.budget = CompareBudget()
         self._buf_a = bytearray(VALUE_CHUNK)
         self._buf_b = bytearray(VALUE_CHUNK)
         self._cmp_a = bytearray(COMPARE_CHUNK)
@@ -326,17 +339,24 @@ class _Reader:
             raise DiffError("a file shrank while it was being compared")
         return view
 
+    def _spend(self, size: int) -> None:
+        if not self.budget.spend(size):
+            raise _OutOfBudget
+
     def pair(self, off_a: int, off_b: int, size: int) -> tuple[memoryview, memoryview]:
+        self._spend(size)
         return (
             self._fill(self.old, self._buf_a, off_a, size),
             self._fill(self.new, self._buf_b, off_b, size),
         )
 
     def old_only(self, offset: int, size: int) -> memoryview:
+        self._spend(size)
         return self._fill(self.old, self._buf_a, offset, size)
 
     def same(self, off_a: int, off_b: int, size: int) -> bool:
         """Whether ``size`` (at most COMPARE_CHUNK) bytes at the two offsets are equal."""
+        self._spend(size)
         a = self._fill(self.old, self._cmp_a, off_a, size)
         b = self._fill(self.new, self._cmp_b, off_b, size)
         if size == COMPARE_CHUNK:
@@ -456,19 +476,23 @@ def _compare_contiguous(
     itemsize = ITEMSIZE.get(dtype)
     if itemsize is None:
         return _Stats(decoded=False, changed=-1)
-    if dtype not in _DECODE and dtype != "BF16":
-        return _Stats(decoded=False, changed=_count_raw(reader, off_a, off_b, nbytes, itemsize))
-    stats = _Stats()
-    step = VALUE_ELEMENTS * itemsize
-    lo = reader.skip_holes(off_a, off_b, 0, nbytes, step)  # zeros in both add nothing
-    while lo < nbytes:
-        size = min(step, nbytes - lo)
-        if lo + size <= first:
-            _accumulate(stats, reader.old_only(off_a + lo, size), None, dtype, reader.scratch)
-        else:
-            a, b = reader.pair(off_a + lo, off_b + lo, size)
-            _accumulate(stats, a, b, dtype, reader.scratch)
-        lo = reader.skip_holes(off_a, off_b, lo + size, nbytes, step)
+    try:
+        if dtype not in _DECODE and dtype != "BF16":
+            changed = _count_raw(reader, off_a, off_b, nbytes, itemsize)
+            return _Stats(decoded=False, changed=changed)
+        stats = _Stats()
+        step = VALUE_ELEMENTS * itemsize
+        lo = reader.skip_holes(off_a, off_b, 0, nbytes, step)  # zeros in both add nothing
+        while lo < nbytes:
+            size = min(step, nbytes - lo)
+            if lo + size <= first:
+                _accumulate(stats, reader.old_only(off_a + lo, size), None, dtype, reader.scratch)
+            else:
+                a, b = reader.pair(off_a + lo, off_b + lo, size)
+                _accumulate(stats, a, b, dtype, reader.scratch)
+            lo = reader.skip_holes(off_a, off_b, lo + size, nbytes, step)
+    except _OutOfBudget:  # a difference was found: changed, however much is left unread
+        return _Stats(decoded=False, changed=-1, cut=True)
     return stats
 
 
@@ -526,6 +550,9 @@ def _change(name: str, ref_a: TensorRef, ref_b: TensorRef, stats: _Stats | None)
     base = (ref_a.dtype, ref_b.dtype, ref_a.shape, ref_b.shape)
     if stats is None:
         return TensorChange(name, "unchanged", *base)
+    if stats.cut:
+        note = "values differ; the rest not read (the comparison's bound ran out)"
+        return TensorChange(name, "values_changed", *base, note=note)
     if not stats.decoded:
         counted = stats.changed if stats.changed >= 0 else None
         note = f"{ref_a.dtype} values not decoded; compared by bytes"
@@ -546,6 +573,34 @@ def _change(name: str, ref_a: TensorRef, ref_b: TensorRef, stats: _Stats | None)
     )
 
 
+def _compare_pair(reader: _Reader, name: str, ref_a: TensorRef, ref_b: TensorRef) -> TensorChange:
+    """Two tensors of one dtype and shape, by value (``_OutOfBudget`` if the reads run out)."""
+    base = (ref_a.dtype, ref_b.dtype, ref_a.shape, ref_b.shape)
+    if ref_a.strides is None and ref_b.strides is None and ref_a.nbytes == ref_b.nbytes:
+        stats = _compare_contiguous(reader, ref_a.offset, ref_b.offset, ref_a.nbytes, ref_a.dtype)
+    elif _fits_in_memory(ref_a) and _fits_in_memory(ref_b):
+        stats = _compare_strided(reader, ref_a, ref_b)
+    else:
+        # Too big to gather through its strides: equal storage bytes prove it unchanged;
+        # different ones may belong to another view of the same storage.
+        start_a, end_a, strides_a = _layout(ref_a)
+        start_b, end_b, strides_b = _layout(ref_b)
+        same_layout = strides_a == strides_b and (
+            (end_a - start_a, ref_a.offset - start_a) == (end_b - start_b, ref_b.offset - start_b)
+        )
+        same = same_layout and (
+            _first_difference(reader, start_a, start_b, end_a - start_a) is None
+        )
+        if not same:
+            note = (
+                f"non-contiguous and over {MAX_STRIDED_BYTES >> 20} MiB: its storage "
+                "differs; values not compared"
+            )
+            return TensorChange(name, "unknown", *base, note=note)
+        stats = None
+    return _change(name, ref_a, ref_b, stats)
+
+
 def compare_tensors(
     old: RegularFile,
     new: RegularFile,
@@ -555,6 +610,8 @@ def compare_tensors(
     """Per-tensor changes between two maps of tensors held by ``old`` and ``new``."""
     reader = _Reader(old, new)
     changes: list[TensorChange] = []
+    spent: str | None = None
+    """Why the tensors left are not compared, once the reader's budget ran out."""
     for name in sorted(set(refs_a) | set(refs_b)):
         ref_a, ref_b = refs_a.get(name), refs_b.get(name)
         if ref_b is None:
@@ -571,34 +628,14 @@ def compare_tensors(
         if ref_a.shape != ref_b.shape:
             changes.append(TensorChange(name, "shape_changed", *base))
             continue
-        if ref_a.strides is None and ref_b.strides is None and ref_a.nbytes == ref_b.nbytes:
-            stats = _compare_contiguous(
-                reader, ref_a.offset, ref_b.offset, ref_a.nbytes, ref_a.dtype
-            )
-        elif _fits_in_memory(ref_a) and _fits_in_memory(ref_b):
-            stats = _compare_strided(reader, ref_a, ref_b)
-        else:
-            # Too big to gather through its strides: equal storage bytes prove it unchanged;
-            # different ones may belong to another view of the same storage.
-            start_a, end_a, strides_a = _layout(ref_a)
-            start_b, end_b, strides_b = _layout(ref_b)
-            same_layout = strides_a == strides_b and (
-                (end_a - start_a, ref_a.offset - start_a)
-                == (end_b - start_b, ref_b.offset - start_b)
-            )
-            same = same_layout and (
-                _first_difference(reader, start_a, start_b, end_a - start_a) is None
-            )
-            if same:
-                stats = None
-            else:
-                note = (
-                    f"non-contiguous and over {MAX_STRIDED_BYTES >> 20} MiB: its storage "
-                    "differs; values not compared"
-                )
-                changes.append(TensorChange(name, "unknown", *base, note=note))
-                continue
-        changes.append(_change(name, ref_a, ref_b, stats))
+        if spent is not None:
+            changes.append(TensorChange(name, "unknown", *base, note=spent))
+            continue
+        try:
+            changes.append(_compare_pair(reader, name, ref_a, ref_b))
+        except _OutOfBudget:
+            spent = f"values not compared: the comparison's bound ran out ({reader.budget.bound()})"
+            changes.append(TensorChange(name, "unknown", *base, note=spent))
     old.check()  # holes were found at the start: a write into one since is a change
     new.check()
     return changes
@@ -651,7 +688,11 @@ def diff_safetensors(
 
 def _notes(changes: list[TensorChange]) -> list[str]:
     unknown = sorted({c.dtype_old or "?" for c in changes if c.note and "decoded" in c.note})
-    return [f"{dtype} values not decoded; compared by bytes" for dtype in unknown]
+    notes = [f"{dtype} values not decoded; compared by bytes" for dtype in unknown]
+    unread = sum(1 for c in changes if c.status == "unknown" and c.note and "bound" in c.note)
+    if unread:
+        notes.append(f"{unread} tensor(s) not compared: the comparison's bound ran out")
+    return notes
 
 
 __all__ = [

@@ -75,6 +75,8 @@ class TextDiff:
     truncated_at: tuple[int, int] | None = None
     """0-based (old, new) line indices where diffing stopped because of ``max_lines``."""
     notes: list[str] = field(default_factory=list)
+    unknown: bool = False
+    """Equal as far as read, but not read to the end: not known equal."""
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -565,7 +567,8 @@ def diff_files_text(
         past = differ_past_cap(path_a, path_b, max_bytes)
         if past is not None:
             result.equal = False
-            result.notes.append(past)
+            result.notes.append(past[0])
+            result.unknown = past[1]
     if newline_a != newline_b and result.truncated_at is None:
         side = "old" if not newline_a else "new"
         result.notes.append(f"{side} file has no newline at end of file")

@@ -146,7 +146,14 @@ def _diff_files(
         except Exception as exc:  # diff_files already read both files; this is a rerun
             raise ArtlensError(str(exc)) from None
         result = FileDiff(
-            "text", text.equal, result.size_old, result.size_new, text, None, result.notes
+            "text",
+            text.equal,
+            result.size_old,
+            result.size_new,
+            text,
+            None,
+            result.notes,
+            text.unknown,
         )
     if as_json:
         emit_json(
@@ -155,6 +162,7 @@ def _diff_files(
                 "a": paths.display(name_a),
                 "b": paths.display(name_b),
                 "equal": result.equal,
+                "unknown": result.unknown,
                 "engine": result.kind,
                 "size_a": result.size_old,
                 "size_b": result.size_new,

@@ -45,6 +45,11 @@ def _file_ref(path: bytes) -> FileRef:
     return open_root(f"{scheme}://{bucket}"), rel
 
 
+def _worker_cancelled() -> bool:
+    """On a worker: whether it was cancelled (the screen closed), so the diff stops reading."""
+    return get_current_worker().is_cancelled
+
+
 @dataclass
 class FileDiffReady(Message):
     """The finished diff and its rows in both layouts (``side`` is None for non-text)."""
@@ -140,7 +145,9 @@ class FileDiffScreen(SaysWorkerFailures, Screen[None]):
                 except ArtlensError as exc:
                     result = FileDiff("binary", False, None, None, None, error=str(exc))
                 else:
-                    result = diff_files(os.fsdecode(local[0]), os.fsdecode(local[1]))
+                    result = diff_files(
+                        os.fsdecode(local[0]), os.fsdecode(local[1]), cancelled=_worker_cancelled
+                    )
         else:
             result = self._diff_in_place(path_a, path_b)
         side: Rows | None = None
@@ -165,7 +172,9 @@ class FileDiffScreen(SaysWorkerFailures, Screen[None]):
             ref_a, ref_b = _file_ref(path_a), _file_ref(path_b)
         except ArtlensError as exc:
             return FileDiff("binary", False, None, None, None, error=str(exc))
-        return diff_files(ref_a, ref_b, budget=FetchBudget(on_plan=said))
+        return diff_files(
+            ref_a, ref_b, budget=FetchBudget(on_plan=said), cancelled=_worker_cancelled
+        )
 
     def _say_fetch(self, line: str) -> None:
         """What the tensor diff under way fetches, before it does."""
@@ -202,7 +211,7 @@ class FileDiffScreen(SaysWorkerFailures, Screen[None]):
             for note in fetched:
                 text.append("\n" + clean(note), style="italic dim")
             return text
-        verdict = "equal" if diff.equal else "different"
+        verdict = "equal" if diff.equal else "not known equal" if diff.unknown else "different"
         text.append(f"{diff.kind} diff · {verdict}", style="bold")
         text.append(f" · {human_size(diff.size_old)} → {human_size(diff.size_new)}", style="dim")
         for note in fetched if not isinstance(diff.result, TextDiff) else []:
