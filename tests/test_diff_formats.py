@@ -591,12 +591,12 @@ def test_diff_files_never_raises_on_bad_paths(tmp_path: Path) -> None:
     assert diff_files(tmp_path / "blob", tmp_path / "blob2").kind == "binary"
 
 
-def test_csv_with_oversized_field_keeps_rows_before_it(tmp_path: Path) -> None:
-    (tmp_path / "a.csv").write_text("epoch,loss\n1,0.5\n2,0.4\n")
-    (tmp_path / "b.csv").write_text('epoch,loss\n1,0.5\n2,"' + "x" * 200_000 + '"\n')
+def test_csv_with_oversized_field_reads_it_and_the_rows_after_it(tmp_path: Path) -> None:
+    (tmp_path / "a.csv").write_text("epoch,loss\n1,0.5\n2,0.4\n3,0.3\n")
+    (tmp_path / "b.csv").write_text('epoch,loss\n1,0.5\n2,"' + "x" * 200_000 + '"\n3,0.3\n')
     result = diff_csv(tmp_path / "a.csv", tmp_path / "b.csv")
-    assert result.rows_new == 1 and result.rows_removed == ["2"]
-    assert any("CSV error" in warning for warning in result.warnings)
+    assert result.rows_new == 3 and result.rows_removed == [] and result.warnings == []
+    assert [(c.row, c.column, c.new) for c in result.cells] == [("2", "loss", "x" * 200_000)]
 
 
 def test_lightning_hparams_with_python_tags_diff_structurally(tmp_path: Path) -> None:

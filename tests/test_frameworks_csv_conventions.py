@@ -107,3 +107,23 @@ def test_a_cell_that_is_no_number_is_still_said(tmp_path: Path) -> None:
     info = read_run(tmp_path, only(tmp_path, "keras"))
     assert any("1 non-numeric cell(s) skipped" in w for w in warnings_of(info))
     assert info.meta[UNREAD_PARTS] == ["metrics"]
+
+
+def test_a_field_past_csvs_default_limit_does_not_cut_the_metrics(tmp_path: Path) -> None:
+    """A cell over 131,072 characters (csv's default field limit) stopped the reading: the
+    rows after it were dropped, and the loss's last value was one from before it."""
+    long_cell = '"' + "x" * 200_000 + '"'
+    write(
+        tmp_path,
+        {
+            "lightning_logs/version_0/metrics.csv": (
+                f"step,loss\n0,1.0\n1,0.5\n2,{long_cell}\n3,0.3\n4,0.25\n"
+            ),
+        },
+    )
+    info = read_run(tmp_path, only(tmp_path, "lightning"))
+    loss = info.metrics["loss"]
+    assert (loss.last, loss.last_step, loss.n) == (0.25, 4, 4)
+    assert warnings_of(info) == [
+        "lightning_logs/version_0/metrics.csv: 1 non-numeric cell(s) skipped"
+    ]

@@ -302,14 +302,17 @@ def test_a_big_one_line_json_is_shown_re_indented_head_and_tail(tmp_path: Path) 
     assert any("re-indented" in note for note in result.notes)
 
 
-def test_a_csv_that_csv_cannot_read_is_said_to_be_split_by_hand(tmp_path: Path) -> None:
-    """A field past csv's size limit: the preview split lines at commas and said "4 rows"
-    of a file of 3, with no word that it was not read as CSV."""
+def test_a_field_past_csvs_default_limit_is_read_as_csv(tmp_path: Path) -> None:
+    """A field past csv's default size limit (131,072): the preview split lines at commas
+    and said "4 rows" of a file of 3, first with no word that it was not read as CSV, then
+    with one; now the limit is the text's length and the file is read as CSV."""
     path = tmp_path / "q.csv"
     path.write_text('a,b\n"' + "x" * 140_000 + '",1\n"p,q",2\n"multi\nline",3\n')
     result = preview_file(path)
-    assert result.kind == "table"
-    assert any(w.startswith("not read as CSV") for w in result.warnings), result.warnings
+    assert result.kind == "table" and result.warnings == ()
+    assert "3 rows" in result.notes
+    assert [row[1] for row in result.rows] == ["1", "2", "3"]
+    assert result.rows[1][0] == "p,q"
 
 
 def test_columns_past_the_shown_ones_are_counted_and_raggedness_seen(tmp_path: Path) -> None:
