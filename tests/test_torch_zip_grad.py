@@ -13,6 +13,7 @@ from click.testing import CliRunner
 
 from store.diff import diff_files
 from store.diff.torch_zip import diff_torch_zips, read_torch_zip
+from store.inspect import inspect_file
 from tests.pickle_bytes import ORDERED_DICT
 from tests.pickle_bytes import integer as _int
 from tests.pickle_bytes import text as _str
@@ -106,3 +107,25 @@ def test_the_device_a_tensor_loads_onto_is_compared(tmp_path: Path) -> None:
     ]
     a, b = _pair(tmp_path, _tensor(device="cuda:0"), _tensor(device="cuda:1"))
     assert [(c.old, c.new) for c in diff_torch_zips(a, b).metadata] == [("cuda:0", "cuda:1")]
+
+
+def test_a_parameter_saved_with_state_is_in_the_inspectors_tensor_summary(
+    tmp_path: Path,
+) -> None:
+    """``_rebuild_parameter_with_state`` (a Parameter subclass, or one with attributes set)
+    was no tensor to the inspector's summary: the checkpoint showed one tensor fewer, and
+    the framework reader's scalar metadata skipped it."""
+    state = b"}" + _str("scale") + _int(1) + b"s"
+    path = tmp_path / "model.pt"
+    write_torch_zip(
+        path,
+        {"w": _parameter(True, state=state), "plain": _parameter(False), "t": _tensor()},
+        STORAGE,
+    )
+    summary = inspect_file(path).summary
+    assert summary["tensors"] == {
+        "state_dict.w": ["F32", [4]],
+        "state_dict.plain": ["F32", [4]],
+        "state_dict.t": ["F32", [4]],
+    }
+    assert summary["tensor_count"] == 3 and summary["parameter_count"] == 12

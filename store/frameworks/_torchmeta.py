@@ -211,7 +211,7 @@ def plain(value: object, depth: int, budget: _Budget) -> object:
 
 def _scalar(value: object, tensor: tuple[str, tuple[int, ...]], budget: _Budget) -> object:
     """A ``_Scalar`` for a one-element tensor, else ``_SKIP``."""
-    from store.inspect.pickle_scan import Call, Global, Persistent
+    from store.inspect.pickle_scan import PARAMETER_REBUILDS, Call, Global, Persistent
 
     dtype, shape = tensor
     if any(d != 1 for d in shape):
@@ -221,7 +221,7 @@ def _scalar(value: object, tensor: tuple[str, tuple[int, ...]], budget: _Budget)
         return _SKIP
     while isinstance(value, Call) and isinstance(value.func, Global):
         args = value.args if isinstance(value.args, tuple) else ()
-        if value.func.dotted == "torch._utils._rebuild_parameter" and args:
+        if value.func.dotted in PARAMETER_REBUILDS and args:
             value = args[0]
             continue
         storage, offset = (args[0], args[1]) if len(args) >= 2 else (None, None)

@@ -323,12 +323,19 @@ _REBUILD = {
 }
 
 
+PARAMETER_REBUILDS = frozenset(
+    {"torch._utils._rebuild_parameter", "torch._utils._rebuild_parameter_with_state"}
+)
+"""How ``torch.save`` writes a Parameter: its tensor is the first argument (``_with_state``
+for a Parameter subclass or one with attributes set)."""
+
+
 def _tensor_of(value: object) -> tuple[str, tuple[int, ...]] | None:
     if not isinstance(value, Call) or not isinstance(value.func, Global):
         return None
     args = value.args if isinstance(value.args, tuple) else ()
     name = value.func.dotted
-    if name == "torch._utils._rebuild_parameter" and args:
+    if name in PARAMETER_REBUILDS and args:
         return _tensor_of(args[0])
     if name in _REBUILD and len(args) >= 3:
         size = args[2]
