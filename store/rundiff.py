@@ -904,6 +904,35 @@ def changed_metrics(result: RunDiff) -> list[str]:
     return [m.name for m in result.metrics if m.changed]
 
 
+RunVerdict = Literal["equal", "different", "unknown"]
+
+VERDICT_LINES: dict[RunVerdict, str] = {
+    "equal": "runs are equal",
+    "different": "runs differ",
+    "unknown": "runs not known equal: nothing found to differ, but not all could be compared",
+}
+"""The headline of a run diff, CLI and explorer alike."""
+
+
+def run_verdict(result: RunDiff) -> RunVerdict:
+    """Equal, different, or unknown: not equal only because something could not be
+    compared (a file not hashed, a folder or params not read whole, an ambiguous key), with
+    nothing found to differ.  "Runs differ" would then be a guess."""
+    if result.equal:
+        return "equal"
+    artifacts = result.artifacts
+    different = (
+        any(change.kind != "ambiguous" for change in result.params)
+        or result.env
+        or changed_metrics(result)
+        or artifacts.added
+        or artifacts.removed
+        or artifacts.changed
+        or artifacts.moved
+    )
+    return "different" if different else "unknown"
+
+
 def run_diff_json(a: RunRow, b: RunRow, result: RunDiff, warnings: list[str]) -> dict[str, Any]:
     """The stable ``artlens diff --json`` shape of a run diff (documented in README)."""
     artifacts = result.artifacts
@@ -921,6 +950,7 @@ def run_diff_json(a: RunRow, b: RunRow, result: RunDiff, warnings: list[str]) ->
     return {
         "kind": "runs",
         "equal": result.equal,
+        "verdict": run_verdict(result),
         "a": _run_ref(a),
         "b": _run_ref(b),
         "params": [

@@ -31,6 +31,7 @@ def test_runs_differ_json_shape(pair: Pair) -> None:
     assert set(data) == {
         "kind",
         "equal",
+        "verdict",
         "a",
         "b",
         "params",
@@ -176,6 +177,30 @@ def test_stale_index_is_compared_from_disk_and_says_so(tmp_path: Path) -> None:
     assert data["warnings"][0].startswith("the index is stale for edited")
 
 
+def test_nothing_found_to_differ_but_unhashed_is_not_called_different(tmp_path: Path) -> None:
+    """Two runs of the same files, indexed without hashes: nothing is known to differ, and
+    nothing is known equal.  The verdict said "runs differ", a wrong answer; it is unknown,
+    in text and JSON (the exit status stays 1: not known equal)."""
+    root, _ = generic_runs(tmp_path)
+    db = tmp_path / "unhashed.db"
+    done = CliRunner().invoke(main, ["index", str(root), "--no-hash", "--db", str(db)])
+    assert done.exit_code == 0, done.output
+    code, out, err = run("base", "edited", "--db", str(db))
+    assert code == 1, err
+    assert out.splitlines()[2] == (
+        "runs not known equal: nothing found to differ, but not all could be compared"
+    )
+    code, out, err = run("base", "edited", "--db", str(db), "--json")
+    data = json.loads(out)
+    assert code == 1 and data["equal"] is False and data["verdict"] == "unknown"
+    (root / "edited" / "new.txt").write_text("x\n")  # a file only one side has: different
+    code, out, err = run("base", "edited", "--db", str(db))
+    assert code == 1 and out.splitlines()[2] == "runs differ", err
+    assert json.loads(run("base", "edited", "--db", str(db), "--json")[1])["verdict"] == (
+        "different"
+    )
+
+
 def test_stale_but_the_same_on_disk_is_equal_with_the_warning(tmp_path: Path) -> None:
     """Both runs edited alike since indexing: equal as they are now, and said to be stale."""
     root, db = generic_runs(tmp_path)
@@ -190,6 +215,7 @@ def test_stale_but_the_same_on_disk_is_equal_with_the_warning(tmp_path: Path) ->
     code, out, _ = run("base", "edited", "--db", str(db), "--json")
     data = json.loads(out)
     assert code == 0 and data["equal"] is True and data["params"] == []
+    assert data["verdict"] == "equal"
     assert sorted((s["side"], s["path"]) for s in data["stale"]) == [
         ("a", "config.yaml"),
         ("b", "config.yaml"),

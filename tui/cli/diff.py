@@ -231,7 +231,7 @@ def print_run_diff(
     from rich.table import Table
     from rich.text import Text
 
-    from store.rundiff import run_diff_json, stale_line
+    from store.rundiff import VERDICT_LINES, run_diff_json, run_verdict, stale_line
     from tui.diff_render import RUN_COLUMNS, RUN_SECTIONS, run_rows, section_titles
 
     if as_json:
@@ -248,7 +248,7 @@ def print_run_diff(
     header.append(f"{host_a}{paths.display(run_a.name)} (#{run_a.id}, {run_a.display_path})")
     header.append("\nB ", style="bold")
     header.append(f"{host_b}{paths.display(run_b.name)} (#{run_b.id}, {run_b.display_path})")
-    header.append("\n" + ("runs are equal" if result.equal else "runs differ"), style="bold")
+    header.append("\n" + VERDICT_LINES[run_verdict(result)], style="bold")
     stale = stale_line(run_a, run_b, result.stale)
     if stale is not None:  # said once, under the verdict it qualifies, not among the notes
         header.append(f"\nwarning: {paths.display(stale)}", style="yellow")

@@ -28,7 +28,7 @@ from store.index.views import ReaderPool
 
 if TYPE_CHECKING:
     from store.root.objstore import ObjectRoot
-from store.rundiff import artifact_key, diff_run_rows
+from store.rundiff import VERDICT_LINES, artifact_key, diff_run_rows, run_verdict
 from tui.commands import PaletteEntry
 from tui.diff_render import (
     RUN_COLUMNS,
@@ -190,8 +190,7 @@ class RunDiffScreen(SaysWorkerFailures, Screen[None]):
         if result is None:
             text.append("\ncomparing…", style="italic dim")
         else:
-            verdict = "runs are equal" if result.equal else "runs differ"
-            text.append(f"\n{verdict}", style="bold")
+            text.append(f"\n{VERDICT_LINES[run_verdict(result)]}", style="bold")
             text.append("  (enter on a changed file opens its diff)", style="dim")
         return text
 
