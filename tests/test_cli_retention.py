@@ -266,6 +266,20 @@ def test_a_file_pinned_inside_a_checkpoint_folder_keeps_the_folder(tmp_path: Pat
     assert kept == {"runB/checkpoint-2": ["pinned"], "runB/epoch=3.ckpt": ["latest 1"]}
 
 
+def test_the_policy_line_shows_control_characters_escaped(tmp_path: Path) -> None:
+    """A root's .artlens.toml is a file on disk like any other: a metric name or a pin
+    holding ESC or BEL reached the terminal raw in the plan's policy line."""
+    root, db = _run_of_folders_and_files(tmp_path)
+    (root / ".artlens.toml").write_text(
+        '[retention]\nkeep_best = 1\nmode = "min"\nmetric = "\\u001b[31mx\\u0007"\n'
+        'pin = ["\\u001b]0;title\\u0007"]\n'
+    )
+    text = ok("retention", "plan", str(root), db=db).output
+    policy = next(line for line in text.splitlines() if "policy: " in line)
+    assert "\x1b" not in text and "\x07" not in text
+    assert "keep_best=1 \\e[31mx\\x07 (min)" in policy
+
+
 def test_policy_file_and_no_policy(tmp_path: Path) -> None:
     roots, db = real_outputs(tmp_path)
     text = ok("retention", "plan", str(roots[1]), db=db).output

@@ -147,7 +147,7 @@ def print_plan(plan: Plan, policies: dict[str, Policy]) -> None:
         return text
 
     for root in plan.roots:
-        click.echo(_style(_text(root.root), bold=True) + f"  policy: {root.policy}")
+        click.echo(_style(_text(root.root), bold=True) + f"  policy: {_text(root.policy)}")
         if not policies.get(root.root, Policy()).removes_anything():
             click.echo(
                 "  no policy: keeping everything (add [retention] to "
