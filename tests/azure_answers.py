@@ -76,6 +76,22 @@ def error_xml(code: str, message: str) -> bytes:
     ).encode()
 
 
+def blob_name(path: str, prefix: str) -> str:
+    """The blob a request path names as the Blob service reads it, or ``""`` for none of
+    the container's: percent-decoded, ``\\`` read as ``/``, then its ``.`` and ``..``
+    parts resolved (encoded ones too; requests resolved the literal ones already)."""
+    parts = unquote(path).replace("\\", "/").split("/")
+    resolved: list[str] = []
+    for part in parts:
+        if part == "..":
+            if len(resolved) > 1:
+                resolved.pop()
+        elif part != ".":
+            resolved.append(part)
+    full = "/".join(resolved) + ("/" if parts[-1] in (".", "..") else "")
+    return full[len(prefix) :] if full.startswith(prefix) else ""
+
+
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
     protocol_version = "HTTP/1.1"
@@ -107,7 +123,7 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         data = self.rfile.read(length) if length else b""
         prefix = f"/{ACCOUNT}/{fake.container}/"
-        name = unquote(url.path[len(prefix) :]) if url.path.startswith(prefix) else ""
+        name = blob_name(url.path, prefix)
         with fake.lock:
             fake.seen.append((self.command, name))
         query = {k: v[0] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
@@ -121,7 +137,7 @@ class _Handler(BaseHTTPRequestHandler):
         if self.command == "PUT":
             source = self.headers.get("x-ms-copy-source")
             if source:
-                copied = fake.blobs[unquote(urlsplit(source).path[len(prefix) :])]
+                copied = fake.blobs[blob_name(urlsplit(source).path, prefix)]
                 blob = fake.put(name, copied.body)
                 headers = {"ETag": blob.etag, "Last-Modified": stamp, "x-ms-copy-id": "c1"}
                 self._answer(202, {**headers, "x-ms-copy-status": "success"})

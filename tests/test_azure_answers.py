@@ -5,15 +5,17 @@ from a missing permission."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from email.utils import formatdate
 
 import pytest
-from azure_answers import LEGAL_HOLD_MESSAGE, POLICY_MESSAGE, FakeAzure, fake_azure
+from azure_answers import LEGAL_HOLD_MESSAGE, POLICY_MESSAGE, Blob, FakeAzure, fake_azure
 
 from store.retention.bucket import TRASH, BucketTrash
 from store.root import RootError
 from store.root.backend import LockedError
-from store.root.objstore import ObjectRoot
+from store.root.objstore import ObjectRoot, key_to_rel
 
 pytestmark = [pytest.mark.objstore, pytest.mark.usefixtures("isolated_cache")]
 __all__ = ["fake_azure"]
@@ -110,3 +112,96 @@ def test_bucket_dups_on_azure_never_take_etags_for_content(fake_azure: FakeAzure
     assert [(g.certainty, g.paths) for g in exact.groups] == [
         ("exact", ["a/model.bin", "b/model.bin"])
     ]
+
+
+ALIASING_KEYS = [
+    "../other/x",  # requests and the service resolve it: the blob "other/x"
+    "sub\\..\\..\\other\\x",  # the service reads "\" as "/", then resolves the dots
+    "./a.ckpt",  # the blob "p/a.ckpt": two names, one blob
+    "%2e%2e/other/x",  # percent-encoded dots: the service resolves those too
+    "a.ckpt.",  # a part ending in ".": Azure advises against it
+    "sub/",  # a name ending in "/": Azure advises against it
+]
+
+
+def test_names_azure_resolves_are_never_trashed(fake_azure: FakeAzure) -> None:
+    """A name whose blob URL Azure resolves (``..``, ``.``, a backslash) named another
+    blob: ``p/../other/x`` was a HEAD, a copy and a delete of ``other/x``, outside the
+    root's prefix ``p``.  Each is refused, one line, before any request for it."""
+    fake_azure.put("p/a.ckpt", b"inside")
+    fake_azure.put("other/x", b"outside the root")
+    trash = BucketTrash(ObjectRoot(f"az://{fake_azure.container}/p"))
+    batch = trash.apply(trash.plan([key_to_rel(k) for k in ALIASING_KEYS]))
+    assert batch.counts() == {"refused": len(ALIASING_KEYS)}, batch.to_json()
+    assert all("nothing done" in item.note for item in batch.items)
+    assert {k: b.body for k, b in fake_azure.blobs.items() if "/.artlens-trash/" not in k} == {
+        "p/a.ckpt": b"inside",
+        "other/x": b"outside the root",
+    }
+    assert [seen for seen in fake_azure.seen if seen[0] != "PUT"] == []
+
+
+def _add_item(fake: FakeAzure, batch_id: str, below: str, copy: Blob) -> None:
+    """Edit the batch's manifest (in the bucket, where anyone who may write may edit it):
+    one more trashed item, for the key ``p/<below>``, its trash key as apply builds it,
+    its size and ETag those of ``copy``, the blob Azure takes that trash key for."""
+    name = f"p/{TRASH}/{batch_id}.json"
+    manifest = json.loads(fake.blobs[name].body)
+    manifest["items"].append(
+        {
+            **manifest["items"][0],
+            "rel": key_to_rel(below),
+            "key": f"p/{below}",
+            "size": len(copy.body),
+            "etag": copy.etag,
+            "trash_key": f"p/{TRASH}/{batch_id}/{below}",
+            "trash_pin": None,
+        }
+    )
+    fake.put(name, json.dumps(manifest).encode())
+
+
+def test_an_edited_manifest_never_restores_outside_the_prefix(fake_azure: FakeAzure) -> None:
+    """An item for ``p/../other/new`` (its copy ``p/.artlens-trash/B/../other/new`` is
+    ``p/.artlens-trash/other/new`` to Azure, put there by whoever edited the manifest)
+    was restored to the blob ``other/new``: a write outside the root's prefix."""
+    fake_azure.put("p/a.ckpt", b"inside")
+    trash = BucketTrash(ObjectRoot(f"az://{fake_azure.container}/p"))
+    batch = trash.apply(trash.plan(["a.ckpt"]))
+    planted = fake_azure.put(f"p/{TRASH}/other/new", b"planted")
+    _add_item(fake_azure, batch.batch, "../other/new", planted)
+    restored = trash.restore(trash.load(batch.batch))
+    assert restored.counts() == {"restored": 1, "refused": 1}, restored.to_json()
+    assert "other/new" not in fake_azure.blobs
+    assert fake_azure.blobs["p/a.ckpt"].body == b"inside"
+
+
+def test_an_edited_manifest_never_purges_outside_the_prefix(fake_azure: FakeAzure) -> None:
+    """An item whose trash key ``p/.artlens-trash/B/../../../other/x`` is the blob
+    ``other/x`` to Azure (its size and ETag copied from a listing) had purge delete
+    ``other/x``, outside the root's prefix, for good."""
+    fake_azure.put("p/a.ckpt", b"inside")
+    fake_azure.put("other/x", b"outside the root")
+    trash = BucketTrash(ObjectRoot(f"az://{fake_azure.container}/p"))
+    batch = trash.apply(trash.plan(["a.ckpt"]))
+    _add_item(fake_azure, batch.batch, "../../../other/x", fake_azure.blobs["other/x"])
+    purged = trash.purge(trash.load(batch.batch))
+    assert purged.counts() == {"purged": 1, "refused": 1}, purged.to_json()
+    assert fake_azure.blobs["other/x"].body == b"outside the root"
+    assert ("DELETE", "other/x") not in fake_azure.seen
+
+
+def test_the_backend_sends_no_request_for_a_name_azure_resolves(fake_azure: FakeAzure) -> None:
+    backend = ObjectRoot(f"az://{fake_azure.container}").backend
+    etag = fake_azure.put("x", b"bytes").etag
+    calls: list[Callable[[], object]] = [
+        lambda: backend.head("p/../x"),
+        lambda: backend.delete("p/../x"),
+        lambda: backend.put("p/./x", b"new"),
+        lambda: backend.copy("x", "p\\..\\x", 5, pin=etag),
+    ]
+    for call in calls:
+        with pytest.raises(RootError, match="not sent"):
+            call()
+    assert fake_azure.blobs["x"].body == b"bytes"
+    assert [s for s in fake_azure.seen if s[0] != "HEAD" or s[1] != "x"] == []

@@ -5,7 +5,9 @@ the reason, and GCS's 403 for one is told from a missing permission."""
 
 from __future__ import annotations
 
+import json
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -160,3 +162,56 @@ def test_a_server_that_keeps_failing_is_given_up_on_within_the_budget(fake_gcs: 
     assert "503" in str(caught.value) and "\n" not in str(caught.value)
     assert RETRY_SECONDS / 4 < took < RETRY_SECONDS + 10, took
     assert 4 <= len(fake_gcs.seen) <= 12, len(fake_gcs.seen)
+
+
+def test_dot_names_are_refused_before_any_request(fake_gcs: FakeGCS) -> None:
+    """GCS names no object ``.`` or ``..``, and gcsfs leaves such a whole name as a URL
+    dot part that aiohttp resolves: ``b/held/o/..`` is the bucket (a DELETE of it is a
+    bucket delete), ``b/held/o/.`` its listing.  Whole-bucket plans of them are refused,
+    and the backend sends nothing for them."""
+    fake_gcs.put("x", b"bytes")
+    trash = BucketTrash(ObjectRoot(f"gs://{fake_gcs.bucket}"))
+    batch = trash.apply(trash.plan(["%..", "%."]))
+    assert batch.counts() == {"refused": 2}, batch.to_json()
+    assert all("GCS names no object" in item.note for item in batch.items)
+    backend = trash.store
+    generation = fake_gcs.objects["x"][0]["generation"]
+    calls: list[Callable[[], object]] = [
+        lambda: backend.head(".."),
+        lambda: backend.delete(".."),
+        lambda: backend.delete("."),
+        lambda: backend.copy("x", "..", 5, pin=generation),
+    ]
+    for call in calls:
+        with pytest.raises(RootError, match="not sent"):
+            call()
+    assert fake_gcs.seen == [("POST", f"/upload/storage/v1/b/{fake_gcs.bucket}/o")]
+    assert set(fake_gcs.objects) == {"x", f"{TRASH}/{batch.batch}.json"}
+
+
+def test_an_edited_manifest_naming_a_dot_object_is_refused(fake_gcs: FakeGCS) -> None:
+    """A whole-bucket manifest's item for the key ``..`` (its copy in the trash put there
+    by whoever edited the manifest) had restore ask GCS for the bucket itself."""
+    fake_gcs.put("x", b"bytes")
+    trash = BucketTrash(ObjectRoot(f"gs://{fake_gcs.bucket}"))
+    batch = trash.apply(trash.plan(["x"]))
+    copy = fake_gcs.put(f"{TRASH}/{batch.batch}/..", b"planted")
+    name = f"{TRASH}/{batch.batch}.json"
+    manifest = json.loads(fake_gcs.objects[name][1])
+    manifest["items"].append(
+        {
+            **manifest["items"][0],
+            "rel": "%..",
+            "key": "..",
+            "size": len(b"planted"),
+            "etag": copy["generation"],
+            "trash_key": f"{TRASH}/{batch.batch}/..",
+            "trash_pin": None,
+        }
+    )
+    fake_gcs.put(name, json.dumps(manifest).encode())
+    fake_gcs.seen.clear()
+    restored = trash.restore(trash.load(batch.batch))
+    assert restored.counts() == {"restored": 1, "refused": 1}, restored.to_json()
+    bucket_level = {f"/storage/v1/b/{fake_gcs.bucket}/", f"/storage/v1/b/{fake_gcs.bucket}/o/"}
+    assert not [seen for seen in fake_gcs.seen if seen[1] in bucket_level]

@@ -70,3 +70,25 @@ def test_trashing_the_prefix_key_never_touches_the_key_beside_the_root(
     }
     trash.restore(batch)
     assert s3_server.contents(bucket)["runs/"] == b"inside"
+
+
+def test_dot_keys_are_their_own_on_s3_and_the_root_is_no_object(s3_server: S3Server) -> None:
+    """S3 keeps a key's ``..`` as it is (aiobotocore sends the path encoded, unresolved):
+    ``runs/../x.txt`` is the root's ``%../x.txt``, trashed and restored as itself, never
+    ``x.txt`` beside the prefix.  The root's own path (``""``) is refused: its key is the
+    object ``runs`` beside the root, which plan took for the root's and apply trashed."""
+    bucket = _bucket(s3_server)
+    s3_server.put(bucket, "x.txt", b"beside the root")
+    s3_server.put(bucket, "runs/../x.txt", b"a dot-dot key")
+    trash = BucketTrash(ObjectRoot(f"s3://{bucket}/runs"))
+    batch = trash.apply(trash.plan(["", "%../x.txt"]))
+    assert [(i.key, i.state) for i in batch.items] == [
+        ("runs", "refused"),
+        ("runs/../x.txt", "trashed"),
+    ]
+    contents = s3_server.contents(bucket)
+    assert contents[f"runs/{TRASH}/{batch.batch}/../x.txt"] == b"a dot-dot key"
+    assert (contents["runs"], contents["x.txt"]) == (b"outside the root", b"beside the root")
+    assert "runs/../x.txt" not in contents
+    trash.restore(trash.load(batch.batch))
+    assert s3_server.contents(bucket)["runs/../x.txt"] == b"a dot-dot key"

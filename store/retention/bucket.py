@@ -192,6 +192,10 @@ class BucketTrash:
             key = self.root.key_of(rel)
             if key.split("/")[len(self._prefix_parts()) :][:1] == [TRASH]:
                 raise BucketRetentionError(f"{rel}: inside the trash")
+            unsafe = self._unsafe(batch, rel, key)
+            if unsafe is not None:
+                batch.items.append(Item(rel, key, 0, "", state="refused", note=unsafe))
+                continue
             head = self._head(key)
             if head is None:
                 batch.items.append(Item(rel, key, 0, "", state="missing", note="no such object"))
@@ -443,7 +447,24 @@ class BucketTrash:
             return f"{item.rel[:200]!r} is inside the trash"
         if item.trash_key is not None and item.trash_key != self._trash_key(batch, key):
             return f"trash key {item.trash_key[:200]!r} is not this batch's copy of the path"
+        unsafe = self._unsafe(batch, item.rel, key)
+        if unsafe is not None:
+            return unsafe
         return self._refused_method(batch, item)
+
+    def _unsafe(self, batch: Batch, rel: str, key: str) -> str | None:
+        """Why the object at ``rel`` cannot be trashed, restored or purged by its key, or
+        None: the root itself (its key is the object beside the root, outside it), or a
+        key, or its copy's key in the trash, that the store would take for another
+        object's (``Backend.unsafe_key``: Azure resolves ``..`` in a blob's URL, so
+        ``p/../x`` is ``x``, outside the prefix)."""
+        if not rel:
+            return "the root itself is no object of the root: nothing done"
+        for what, name in (("key", key), ("trash key", self._trash_key(batch, key))):
+            why = self.store.unsafe_key(name)
+            if why is not None:
+                return f"{what} {name[:200]!r}: {why}: nothing done"
+        return None
 
     def _refused_method(self, batch: Batch, item: Item) -> str | None:
         """Why an item's fields do not fit how its batch trashed it, or None: a versioned

@@ -26,6 +26,7 @@ import threading
 import time
 from datetime import datetime, timezone
 from typing import Any
+from urllib.parse import unquote
 
 from store.root.backend import (
     LockedError,
@@ -125,6 +126,33 @@ class AzureBackend:
         except (AzureError, OSError, ValueError) as exc:
             raise RootError(f"{place}: {op} failed: {_one_line(exc)}") from exc
 
+    def unsafe_key(self, key: str) -> str | None:
+        """Why Azure would take ``key`` for another blob's name, or None.  The SDK puts a
+        name in the URL with its ``/`` and ``.`` as they are; requests resolves ``.`` and
+        ``..`` parts there, and the Blob service resolves them again (percent-encoded ones
+        too), reads ``\\`` as ``/`` and advises against a part ending in ``.`` or a name
+        ending in ``/``: ``p/../x`` is the blob ``x``, outside the prefix ``p``, and
+        ``p/./x`` is ``p/x``.  Checked as sent and once percent-decoded; ``a//b`` is kept
+        (the service keeps empty parts)."""
+        if not key:
+            return "an empty name"
+        for form in dict.fromkeys((key, unquote(key))):
+            if "\\" in form:
+                return "a backslash in the name (Azure reads it as '/')"
+            if form.endswith("/"):
+                return "a name ending in '/' (Azure advises against it)"
+            if any(part.endswith(".") for part in form.split("/")):
+                return "a '.' or '..' part, or one ending in '.' (Azure resolves or trims those)"
+        return None
+
+    def _blob(self, key: str) -> Any:
+        """The blob client of ``key``; ``RootError`` before any request where
+        ``unsafe_key`` refuses it."""
+        why = self.unsafe_key(key)
+        if why is not None:
+            raise RootError(f"az://{self.bucket}/{key!r}: {why}: not sent")
+        return self.client.get_blob_client(key)
+
     def info(self, props: Any, *, size: int | None = None, listed: bool = False) -> ObjectInfo:
         """An ``ObjectInfo`` from a listing item's or a GET's ``BlobProperties``; one
         without a usable name, size or ETag (or, ``listed``, last-modified time) is a
@@ -195,7 +223,7 @@ class AzureBackend:
         return Page(objects, prefixes, next_token)
 
     def head(self, key: str, *, version: str | None = None) -> ObjectInfo:
-        blob = self.client.get_blob_client(key)
+        blob = self._blob(key)
         props = self._call("get_blob_properties", key, blob.get_blob_properties, version_id=version)
         return self.info(props)
 
@@ -210,7 +238,7 @@ class AzureBackend:
             kwargs["match_condition"] = MatchConditions.IfNotModified
             if pin.version:
                 kwargs["version_id"] = pin.version
-        blob = self.client.get_blob_client(key)
+        blob = self._blob(key)
 
         def fetch() -> tuple[Any, bytes]:
             stream = blob.download_blob(**kwargs)
@@ -238,7 +266,7 @@ class AzureBackend:
         return False
 
     def put(self, key: str, body: bytes) -> None:
-        blob = self.client.get_blob_client(key)
+        blob = self._blob(key)
         self._call("upload_blob", key, blob.upload_blob, body, overwrite=True)
 
     def copy(self, source: str, target: str, size: int, *, pin: str) -> str:
@@ -255,8 +283,8 @@ class AzureBackend:
         lock = _lock_reason(now.raw) if now.pin == pin else ""  # else the copy says changed
         if lock:
             raise LockedError(f"az://{self.bucket}/{source!r}: {lock}")
-        src = self.client.get_blob_client(source)
-        dst = self.client.get_blob_client(target)
+        src = self._blob(source)
+        dst = self._blob(target)
         answer = self._call(
             "start_copy_from_url",
             source,
@@ -287,7 +315,7 @@ class AzureBackend:
             kwargs["match_condition"] = MatchConditions.IfNotModified
         if version is not None:
             kwargs["version_id"] = version
-        blob = self.client.get_blob_client(key)
+        blob = self._blob(key)
         self._call("delete_blob", key, blob.delete_blob, **kwargs)
         return None
 

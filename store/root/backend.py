@@ -183,3 +183,10 @@ class Backend(Protocol):
     def lock_of(self, key: str, version: str) -> str:
         """Why a version may not be deleted (legal hold, retention), or ``""``."""
         ...
+
+    def unsafe_key(self, key: str) -> str | None:
+        """Why ``key`` cannot be sent to this store as itself, or None.  A store that
+        resolves ``.`` and ``..`` parts of the URL that carries a key (or its HTTP client
+        does) would act on another object, maybe outside the root's prefix, or take two
+        keys for one; such keys are refused before any request is made."""
+        ...

@@ -251,12 +251,14 @@ class GCSBackend:
         )
 
     def head(self, key: str, *, version: str | None = None) -> ObjectInfo:
+        self._check(key)
         params = {"generation": version} if version else {}
         return self.info(self._json("objects.get", "GET", "b/{}/o/{}", self.bucket, key, **params))
 
     def get_range(
         self, key: str, start: int, end: int, *, pin: ObjectInfo | None
     ) -> tuple[ObjectInfo | None, int, bytes]:
+        self._check(key)
         params: dict[str, Any] = {"alt": "media"}
         if pin is not None:
             params["generation"] = pin.pin
@@ -304,6 +306,7 @@ class GCSBackend:
         return False
 
     def put(self, key: str, body: bytes) -> None:
+        self._check(key)
         self.request(
             "objects.insert",
             "POST",
@@ -322,6 +325,7 @@ class GCSBackend:
         Retention copies only to delete the source next, which a hold or a retention period
         refuses: such a source raises ``LockedError`` naming it before anything is copied
         (one metadata GET), so a held object comes out ``locked``, not a copy left behind."""
+        self._check(source, target)
         lock = _lock_reason(self.head(source, version=pin).raw)
         if lock:
             raise LockedError(f"gs://{self.bucket}/{source!r}: {lock}")
@@ -348,6 +352,7 @@ class GCSBackend:
         raise RootError(f"gs://{self.bucket}/{source}: rewrite not done after {REWRITE_ROUNDS}")
 
     def delete(self, key: str, *, pin: str | None = None, version: str | None = None) -> str | None:
+        self._check(key)
         params: dict[str, Any] = {}
         if pin is not None:
             params["ifGenerationMatch"] = pin
@@ -359,6 +364,22 @@ class GCSBackend:
         with contextlib.suppress(NotFound):
             self.request("objects.delete", "DELETE", "b/{}/o/{}", self.bucket, key, **params)
         return None
+
+    def unsafe_key(self, key: str) -> str | None:
+        """A name GCS gives no object (empty, ``.`` or ``..``): gcsfs encodes every ``/``
+        of a name in the URL, so only a whole name can be a dot part there, and aiohttp
+        resolves it: ``b/B/o/..`` is the bucket itself (a DELETE of it deletes the
+        bucket), ``b/B/o/.`` its listing."""
+        if key in ("", ".", ".."):
+            return f"GCS names no object {key!r}: its URL would name the bucket or its listing"
+        return None
+
+    def _check(self, *keys: str) -> None:
+        """``RootError`` before any request for a key ``unsafe_key`` refuses."""
+        for key in keys:
+            why = self.unsafe_key(key)
+            if why is not None:
+                raise RootError(f"gs://{self.bucket}/{key!r}: {why}: not sent")
 
     def lock_of(self, key: str, version: str) -> str:
         """Object holds and retention, from the generation's metadata (one request)."""

@@ -337,6 +337,12 @@ class S3Backend:
             raise
         return str(answer.get("VersionId")) if answer.get("DeleteMarker") else None
 
+    def unsafe_key(self, key: str) -> str | None:
+        """Only the empty key: S3 takes a key's ``.`` and ``..`` parts as they are, and
+        aiobotocore sends the request path as botocore encoded it (``URL(...,
+        encoded=True)``), never resolving them, so ``a/../b`` and ``b`` stay two keys."""
+        return "an empty key" if not key else None
+
     def lock_of(self, key: str, version: str) -> str:
         """From the lock headers a HEAD of the version carries (one request, no lock API
         calls)."""
