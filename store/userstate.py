@@ -1,6 +1,8 @@
-"""What users decide, kept apart from the index so a rebuild of the index cannot drop it.
+"""What users decide or did, kept apart from the index so a rebuild of the index cannot
+drop it, where no one else writes.
 
-Pins (a run or an artifact, or a glob, under a root) and notes live in a small SQLite file
+Pins (a run or an artifact, or a glob, under a root), notes and the record of what each
+bucket apply trashed live in a small SQLite file
 of their own: default ``platformdirs.user_data_dir('artlens')/state.db``, overridden by the
 ``ARTLENS_STATE`` environment variable or the ``path`` argument.  Roots are keyed by their
 absolute path, relative paths by their raw bytes (``store.paths.key``).
@@ -37,6 +39,19 @@ CREATE TABLE IF NOT EXISTS notes (
     updated REAL NOT NULL,
     PRIMARY KEY (root, path)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS bucket_trash (
+    url TEXT NOT NULL,
+    batch TEXT NOT NULL,
+    key TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    etag TEXT NOT NULL,
+    version TEXT,
+    marker TEXT,
+    trash_key TEXT,
+    trash_pin TEXT,
+    recorded REAL NOT NULL,
+    PRIMARY KEY (url, batch, key)
+) WITHOUT ROWID;
 """
 
 
@@ -50,6 +65,20 @@ class Pin:
 
     path: str
     is_glob: bool
+
+
+@dataclass(frozen=True)
+class TrashedObject:
+    """What a bucket apply trashed, as it recorded it here: the manifest in the bucket is
+    checked against this before a restore or a purge acts on an item."""
+
+    key: str
+    size: int
+    etag: str
+    version: str | None
+    marker: str | None
+    trash_key: str | None
+    trash_pin: str | None
 
 
 def default_path() -> Path:
@@ -166,3 +195,39 @@ class UserState:
             "SELECT path, text FROM notes WHERE root = ? ORDER BY path", (root_key(root),)
         ).fetchall()
         return {unkey(bytes(path)): str(text) for path, text in rows}
+
+    def record_trashed(self, url: str, batch: str, objects: list[TrashedObject]) -> None:
+        """Keep what the bucket apply of ``batch`` under ``url`` trashed, in one
+        transaction."""
+        rows = [
+            (url, batch, o.key, o.size, o.etag, o.version, o.marker, o.trash_key, o.trash_pin)
+            for o in objects
+        ]
+        now = time.time()
+        try:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                self._conn.executemany(
+                    "INSERT OR REPLACE INTO bucket_trash (url, batch, key, size, etag, version,"
+                    " marker, trash_key, trash_pin, recorded) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                    [(*row, now) for row in rows],
+                )
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+        except (sqlite3.Error, UnicodeEncodeError) as exc:
+            raise UserStateError(f"cannot write user state {self.path}: {exc}") from None
+
+    def trashed(self, url: str, batch: str) -> dict[str, TrashedObject]:
+        """What the bucket apply of ``batch`` under ``url`` recorded here, by key (empty:
+        no apply of it on this machine)."""
+        try:
+            rows = self._conn.execute(
+                "SELECT key, size, etag, version, marker, trash_key, trash_pin FROM bucket_trash"
+                " WHERE url = ? AND batch = ?",
+                (url, batch),
+            ).fetchall()
+        except (sqlite3.Error, UnicodeEncodeError) as exc:
+            raise UserStateError(f"cannot read user state {self.path}: {exc}") from None
+        return {str(row[0]): TrashedObject(*row) for row in rows}

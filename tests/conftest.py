@@ -10,12 +10,13 @@ from pathlib import Path
 
 import pytest
 
-USER_DIR_VARS = ("XDG_STATE_HOME", "XDG_CONFIG_HOME", "XDG_CACHE_HOME")
+USER_DIR_VARS = ("XDG_STATE_HOME", "XDG_CONFIG_HOME", "XDG_CACHE_HOME", "XDG_DATA_HOME")
 
 
 @pytest.fixture(autouse=True, scope="session")
 def _private_user_dirs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """Saved plans, configs and cached indexes go under the session's tmp folder, never
+    """Saved plans, configs, cached indexes and user state (pins, notes, bucket trash
+    records) go under the session's tmp folder, never
     into the home of whoever runs the tests (subprocesses inherit the variables)."""
     base = tmp_path_factory.mktemp("user-dirs")
     saved = {name: os.environ.get(name) for name in USER_DIR_VARS}

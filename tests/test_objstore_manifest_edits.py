@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -396,3 +397,84 @@ def test_a_plan_has_one_item_per_key(s3_server: S3Server) -> None:
     trash = BucketTrash(ObjectRoot(f"s3://{bucket}"))
     batch = trash.apply(trash.plan(["k.pt", "k.pt"]))
     assert [(i.rel, i.state) for i in batch.items] == [("k.pt", "trashed")]
+
+
+def _versions(server: S3Server, bucket: str, key: str) -> tuple[set[str], set[str]]:
+    """The version ids and the delete-marker ids of ``key``."""
+    listed = server.call("list_object_versions", Bucket=bucket, Prefix=key)
+    return (
+        {v["VersionId"] for v in listed.get("Versions", [])},
+        {m["VersionId"] for m in listed.get("DeleteMarkers", [])},
+    )
+
+
+@pytest.mark.parametrize("verb", ["restore", "purge"])
+def test_an_item_edited_whole_to_an_older_version_is_never_deleted(
+    s3_server: S3Server, verb: str
+) -> None:
+    """A manifest whose item's version id, ETag and size were all edited to those of an
+    older version of the key (read from a versions listing) passed every check made
+    against the bucket, and purge destroyed that older version and the marker.  The item
+    is checked against the record apply kept on this machine, which only artlens writes:
+    refused, every version and the marker stay."""
+    bucket = s3_server.new_bucket(versioned=True)
+    older = s3_server.put(bucket, "k.pt", b"an older version, kept on purpose")
+    s3_server.put(bucket, "k.pt", b"trashed bytes")
+    trash = BucketTrash(ObjectRoot(f"s3://{bucket}"))
+    batch = trash.apply(trash.plan(["k.pt"]))
+    assert batch.counts() == {"trashed": 1}
+    before = _versions(s3_server, bucket, "k.pt")
+
+    def aim_at_the_older_version(manifest: dict[str, Any]) -> None:
+        item = manifest["items"][0]
+        item["version"], item["etag"] = older["VersionId"], older["ETag"]
+        item["size"] = len(b"an older version, kept on purpose")
+
+    _edit(s3_server, bucket, batch.batch, aim_at_the_older_version)
+    loaded = trash.load(batch.batch)
+    done = trash.restore(loaded) if verb == "restore" else trash.purge(loaded)
+    assert done.counts() == {"refused": 1}, done.to_json()
+    assert "apply recorded" in done.items[0].note and "version" in done.items[0].note
+    assert _versions(s3_server, bucket, "k.pt") == before
+
+
+def test_a_batch_applied_elsewhere_is_purged_only_when_asked(
+    s3_server: S3Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A versioned batch this machine holds no record of (applied from another one, or
+    the user state lost) is restored as its manifest says, but not purged: its item is
+    skipped saying so, exit 1, unless ``--trust-manifest`` says to go by the manifest.
+    A batch trashed by copy is purged anyway: purge deletes only that batch's own
+    trash copies, pinned to their ETags, which whoever may edit its manifest may delete."""
+    from click.testing import CliRunner
+
+    from tui.cli import main
+
+    bucket = s3_server.new_bucket(versioned=True)
+    s3_server.put(bucket, "runs/a.pt", b"trashed")
+    s3_server.put(bucket, "runs/b.pt", b"trashed too")
+    url = f"s3://{bucket}/runs"
+    trash = BucketTrash(ObjectRoot(url))
+    first = trash.apply(trash.plan(["a.pt"]))
+    second = trash.apply(trash.plan(["b.pt"]))
+    monkeypatch.setenv("ARTLENS_STATE", str(tmp_path / "another-machine.db"))
+    refused = CliRunner().invoke(main, ["bucket", "purge", url, first.batch, "--yes"])
+    assert refused.exit_code == 1, refused.output
+    assert refused.stderr.startswith("artlens: skipped a.pt: trashed: no record of batch")
+    assert "--trust-manifest" in refused.stderr
+    assert len(_versions(s3_server, bucket, "runs/a.pt")[0]) == 1
+    args = ["bucket", "purge", url, first.batch, "--yes", "--trust-manifest"]
+    purged = CliRunner().invoke(main, args)
+    assert purged.exit_code == 0, purged.output
+    assert _versions(s3_server, bucket, "runs/a.pt") == (set(), set())
+    restored = CliRunner().invoke(main, ["bucket", "restore", url, second.batch])
+    assert restored.exit_code == 0, restored.output
+    assert s3_server.contents(bucket, "runs/b.pt") == {"runs/b.pt": b"trashed too"}
+
+    plain = s3_server.new_bucket(versioned=False)
+    s3_server.put(plain, "c.pt", b"copied")
+    monkeypatch.setenv("ARTLENS_STATE", str(tmp_path / "this-machine.db"))
+    copied = BucketTrash(ObjectRoot(f"s3://{plain}"))
+    batch = copied.apply(copied.plan(["c.pt"]))
+    monkeypatch.setenv("ARTLENS_STATE", str(tmp_path / "another-machine.db"))
+    assert copied.purge(copied.load(batch.batch)).counts() == {"purged": 1}

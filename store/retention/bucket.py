@@ -17,7 +17,11 @@ retention and legal holds are respected and reported: a locked version is not pu
 
 Planning is free of side effects (``plan``); ``apply`` is the only call that changes the
 bucket, and writes a manifest (``<prefix>/.artlens-trash/<batch>.json``) that ``restore``
-and ``purge`` read, so a batch can be undone from any machine.
+and ``purge`` read, so a batch can be undone from any machine.  The manifest lies where
+anyone who may write the bucket may edit it: apply also records what it trashed in the
+user state (``store.userstate``), and restore and purge act only on items that match that
+record; a versioned batch with no record here is purged only when the caller trusts its
+manifest (``--trust-manifest``).
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ if TYPE_CHECKING:
     from store.retention.candidates import Candidate
     from store.retention.plan import PinSource, Plan, _Nesting
     from store.retention.trash import Progress, Report
+    from store.userstate import TrashedObject
 
 TRASH = ".artlens-trash"
 
@@ -65,6 +70,22 @@ the object is back at its key, and the copy is what a purge of the batch frees."
 NOT_THE_TRASHED_BYTES = "not the bytes apply trashed"
 """The start of the note of an item whose trashed version or trash copy is not what apply
 recorded (its size and ETag or generation): refused, nothing deleted or restored."""
+
+
+NOT_RECORDED = "not what apply recorded on this machine"
+"""The start of the note of an item whose fields differ from the record its apply kept in
+the user state (``store.userstate``): refused, nothing deleted or restored."""
+
+TRUST_MANIFEST = "--trust-manifest"
+
+
+def no_record(batch: Batch) -> str:
+    """Why purge left a versioned batch's item: this machine holds no record of its apply."""
+    return (
+        f"no record of batch {batch.batch} on this machine (applied from another, or the "
+        f"user state lost): not purged; `artlens bucket purge URL {batch.batch} --yes "
+        f"{TRUST_MANIFEST}` purges it as its manifest in the bucket says"
+    )
 
 
 BATCH_ID = re.compile(r"[0-9]{8}T[0-9]{6}-[0-9a-f]{8}")
@@ -176,6 +197,8 @@ class BucketTrash:
         self.root = root
         self.bucket = root.bucket
         self.store = root.backend
+        self._recorded: Mapping[str, TrashedObject] = {}
+        """What apply recorded here of the batch being restored or purged, by key."""
 
     # -- planning ------------------------------------------------------------------
 
@@ -231,7 +254,74 @@ class BucketTrash:
             except RootError as exc:
                 item.state, item.note = getattr(exc, "outcome", "failed"), str(exc)[:300]
         self._save(batch)
+        self._record(batch)
         return batch
+
+    def _record(self, batch: Batch) -> None:
+        """Keep what ``batch`` trashed in the user state, where only this user writes: the
+        manifest lies in the bucket, where anyone who may write there may edit every field
+        of an item to those of another version of its key (``_unrecorded``).  Kept after
+        the manifest is saved: a batch that could not be recorded is still restorable."""
+        from store.userstate import TrashedObject, UserState, UserStateError
+
+        trashed = [
+            TrashedObject(i.key, i.size, i.etag, i.version, i.marker, i.trash_key, i.trash_pin)
+            for i in batch.items
+            if i.state == "trashed"
+        ]
+        if not trashed:
+            return
+        try:
+            with UserState() as state:
+                state.record_trashed(batch.url, batch.batch, trashed)
+        except UserStateError as exc:
+            raise BucketRetentionError(
+                f"batch {batch.batch} is applied (its manifest is in the bucket) but not "
+                f"recorded on this machine: {exc}; purging it needs {TRUST_MANIFEST}"
+            ) from None
+
+    def _records(self, batch: Batch) -> dict[str, TrashedObject]:
+        """What this machine recorded of ``batch``'s apply, by key (empty: none)."""
+        from store.userstate import UserState, UserStateError
+
+        try:
+            with UserState() as state:
+                return state.trashed(batch.url, batch.batch)
+        except UserStateError as exc:
+            raise BucketRetentionError(f"batch {batch.batch}: {exc}") from None
+
+    def _unrecorded(self, item: Item) -> bool:
+        """Refuse ``item`` (state ``refused``, a note; True) unless its batch recorded
+        nothing here or it is what apply recorded: same key, size, ETag or generation,
+        version, marker and trash copy.  A manifest's item edited whole to name another,
+        older version of its key (its version id, ETag and size, all read from a versions
+        listing) passes every check made against the bucket; purge destroyed that version.
+        Asked last, just before the step that changes the bucket, after the checks against
+        the bucket (whose notes say more)."""
+        if not self._recorded:
+            return False
+        recorded = self._recorded.get(item.key)
+        if recorded is None:
+            item.state = "refused"
+            item.note = f"{NOT_RECORDED}: no item of its key: nothing done"
+            return True
+        fields = (
+            ("version", item.version, recorded.version),
+            ("marker", item.marker, recorded.marker),
+            ("trash key", item.trash_key, recorded.trash_key),
+            ("trash pin", item.trash_pin, recorded.trash_pin),
+            ("ETag", item.etag, recorded.etag),
+            ("size", item.size, recorded.size),
+        )
+        for name, got, kept in fields:
+            if got != kept:
+                item.state = "refused"
+                item.note = (
+                    f"{NOT_RECORDED}: {name} {str(got)[:80]!r} where apply recorded "
+                    f"{str(kept)[:80]!r}: nothing done"
+                )
+                return True
+        return False
 
     def _trash_versioned(self, item: Item) -> None:
         if item.version is None:  # written before versioning: a marker would replace it
@@ -273,7 +363,9 @@ class BucketTrash:
     # -- restore and purge ---------------------------------------------------------
 
     def restore(self, batch: Batch) -> Batch:
-        """Bring every trashed object back where it was, never over a newer object."""
+        """Bring every trashed object back where it was, never over a newer object, nor
+        an item that is not what apply recorded here (``_unrecorded``)."""
+        self._recorded = self._records(batch)
         for item in batch.items:
             if item.state != "trashed":
                 continue
@@ -298,6 +390,8 @@ class BucketTrash:
         if self._object_version(item.key, str(item.marker)):
             item.state, item.note = "refused", MARKER_IS_OBJECT
             return
+        if self._unrecorded(item):
+            return
         self.store.delete(item.key, version=str(item.marker))
         try:
             head = self._head(item.key)
@@ -316,7 +410,7 @@ class BucketTrash:
             item.note = NEWER_AT_KEY  # the copy stays in the trash, restorable or purgeable
             return
         assert item.trash_key is not None
-        if self._refused_bytes(item):
+        if self._refused_bytes(item) or self._unrecorded(item):
             return
         self.store.copy(item.trash_key, item.key, item.size, pin=item.trash_pin or item.etag)
         # the object is back: whatever happens to the copy now, the item is restored
@@ -335,13 +429,22 @@ class BucketTrash:
         item.trash_key = item.trash_pin = None
         item.note = ""
 
-    def purge(self, batch: Batch) -> Batch:
-        """Delete the trashed bytes for good (locked versions are kept and reported)."""
+    def purge(self, batch: Batch, *, trust_manifest: bool = False) -> Batch:
+        """Delete the trashed bytes for good (locked versions are kept and reported), of
+        items that are what apply recorded here (``_unrecorded``).  A versioned batch this
+        machine holds no record of is left (``no_record``) unless ``trust_manifest``: its
+        purge deletes versions by the ids its manifest names.  A batch trashed by copy is
+        purged without one: only its own trash copies are deleted, pinned to their ETags,
+        which whoever may edit its manifest may delete anyway."""
+        self._recorded = self._records(batch)
         for item in batch.items:
+            if not (leftover(item) or item.state == "trashed"):
+                continue
+            if batch.versioned and not self._recorded and not trust_manifest:
+                item.note = no_record(batch)
+                continue
             if leftover(item):
                 self._purge_leftover(item)
-                continue
-            if item.state != "trashed":
                 continue
             try:
                 if batch.versioned:
@@ -360,10 +463,12 @@ class BucketTrash:
                     if self._object_version(item.key, str(item.marker)):
                         item.state, item.note = "refused", MARKER_IS_OBJECT
                         continue
+                    if self._unrecorded(item):
+                        continue
                     self.store.delete(item.key, version=str(item.version))
                     self.store.delete(item.key, version=str(item.marker))
                 else:
-                    if self._refused_bytes(item):
+                    if self._refused_bytes(item) or self._unrecorded(item):
                         continue
                     # pinned: a copy rewritten since the check is not deleted either
                     self.store.delete(str(item.trash_key), pin=item.trash_pin or item.etag)
@@ -377,7 +482,7 @@ class BucketTrash:
     def _purge_leftover(self, item: Item) -> None:
         """The copy a restore left in the trash (the object itself is back), deleted."""
         try:
-            if self._refused_bytes(item):
+            if self._refused_bytes(item) or self._unrecorded(item):
                 return
         except RootError as exc:
             item.note = f"{LEFT_IN_TRASH} (purge failed: {str(exc)[:300]})"
@@ -860,9 +965,10 @@ def restore_batches(urls: Sequence[str], batches: Sequence[str]) -> Report:
     return report
 
 
-def purge_batches(batches: Sequence[tuple[str, str]]) -> Report:
+def purge_batches(batches: Sequence[tuple[str, str]], *, trust_manifest: bool = False) -> Report:
     """Purge each ``(bucket URL, batch id)`` (``BucketTrash.purge``: locked versions are
-    kept); each object the batch held trashed is done or skipped, with why."""
+    kept, and a versioned batch this machine holds no record of only with
+    ``trust_manifest``); each object the batch held trashed is done or skipped, with why."""
     from store.retention.trash import ItemResult, Report
     from store.root import open_root
 
@@ -876,7 +982,7 @@ def purge_batches(batches: Sequence[tuple[str, str]]) -> Report:
             batch = trash.load(batch_id)
             was = [i for i, item in enumerate(batch.items) if item.state in ("trashed", "refused")]
             copies = [i for i, item in enumerate(batch.items) if leftover(item)]
-            batch = trash.purge(batch)
+            batch = trash.purge(batch, trust_manifest=trust_manifest)
             for item in (batch.items[i] for i in copies):
                 if leftover(item):
                     reason = f"{item.state}: {item.note}" if item.note else item.state

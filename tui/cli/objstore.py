@@ -186,9 +186,16 @@ def bucket_restore_cmd(url: str, batch_id: str, as_json: bool) -> None:
 @click.argument("url")
 @click.argument("batch_id", metavar="BATCH")
 @click.option("--yes", "-y", is_flag=True, help="Delete for good (else a dry run).")
+@click.option("--trust-manifest", is_flag=True,
+              help="Purge a versioned batch this machine holds no record of, as its "
+              "manifest in the bucket says.")  # fmt: skip
 @json_option
-def bucket_purge_cmd(url: str, batch_id: str, yes: bool, as_json: bool) -> None:
-    """Delete for good what BATCH trashed under URL (locked versions are kept)."""
+def bucket_purge_cmd(
+    url: str, batch_id: str, yes: bool, trust_manifest: bool, as_json: bool
+) -> None:
+    """Delete for good what BATCH trashed under URL (locked versions are kept).  Each
+    item must be what apply recorded on this machine; a versioned batch applied from
+    another one is purged only with --trust-manifest."""
     from store.retention.bucket import leftover
 
     trash = _trash_for(url)
@@ -199,7 +206,7 @@ def bucket_purge_cmd(url: str, batch_id: str, yes: bool, as_json: bool) -> None:
         + [i for i, item in enumerate(batch.items) if leftover(item)]
     )
     if yes:
-        batch = trash.purge(batch)
+        batch = trash.purge(batch, trust_manifest=trust_manifest)
     if as_json:
         emit_json({"purged": yes, **batch.to_json()})
     else:
