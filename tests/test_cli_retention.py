@@ -121,7 +121,8 @@ def test_real_outputs_keep_last_and_best_then_restore_byte_identical(tmp_path: P
     assert kept == expected_kept
     reasons = {i["path"]: i["reasons"] for i in plan["items"]}
     assert reasons["lightning_logs/version_0/checkpoints/epoch3-val0.0592.ckpt"] == [
-        "best val_loss 0.0591995"
+        "best val_loss 0.0591995",
+        "trainer's best_model_path (ModelCheckpoint monitoring val_loss)",  # its own state's
     ]
     # the Trainer logged eval_loss, not the val_loss asked: the reason names what was read
     assert reasons["out/checkpoint-6"] == ["latest 1", "best eval_loss 0.693798 (for val_loss)"]
@@ -167,7 +168,8 @@ def test_the_printed_plan_names_the_metric_keep_best_read(tmp_path: Path) -> Non
             "retention", "plan", str(roots[0]), "--keep-best", "1", "--metric", asked, db=db
         ).output.splitlines()
         (line,) = [x for x in lines if "checkpoints/epoch3-val0.0592.ckpt" in x]
-        assert line.startswith("    keep ") and line.endswith(f"  {reason}"), line
+        own = "trainer's best_model_path (ModelCheckpoint monitoring val_loss)"
+        assert line.startswith("    keep ") and line.endswith(f"  {reason}; {own}"), line
 
 
 def test_apply_without_yes_changes_nothing(tmp_path: Path) -> None:
@@ -287,7 +289,8 @@ def test_policy_file_and_no_policy(tmp_path: Path) -> None:
     (roots[0] / ".artlens.toml").write_text("[retention]\nkeep_last = 1\n")
     plan = ok_json("retention", "plan", str(roots[0]), db=db)
     assert plan["roots"][0]["policy"].startswith("keep_last=1")
-    assert sum(not i["keep"] for i in plan["items"]) == 6
+    # each run's last.ckpt and ModelCheckpoint's best (its state names it) stay
+    assert sum(not i["keep"] for i in plan["items"]) == 3
     (roots[0] / ".artlens.toml").write_text("[retention]\nkeep_lats = 1\n")
     bad = run("retention", "plan", str(roots[0]), db=db)
     assert bad.exit_code == 2

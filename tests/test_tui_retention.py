@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+from rich.text import Text
 from test_retention_support import snapshot
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Static, TabbedContent
@@ -93,6 +94,28 @@ async def test_no_policy_keeps_everything_and_picker_plans(lightning: tuple[Path
         await pilot.press("escape")
         await pilot.pause()
         assert not isinstance(app.screen, RetentionScreen)
+
+
+@sync
+async def test_lightning_best_shows_as_the_trainers_best(lightning: tuple[Path, Path]) -> None:
+    """Keep-last 1 keeps each run's best too: its ModelCheckpoint state names it, and the
+    reason shows in the trainer's best colour, named by the legend."""
+    root, db_path = lightning
+    (root / ".artlens.toml").write_text("[retention]\nkeep_last = 1\n")
+    app = ArtlensApp(db_path, [root], watch=False)
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen, table = await open_plan(app, pilot)
+        best = item_key(root, "lightning_logs/version_0/checkpoints/epoch3-val0.0592.ckpt")
+        assert "keep" in row_text(table, best)
+        why = table.get_row(best)[3]
+        assert isinstance(why, Text)
+        assert why.plain == "trainer's best_model_path (ModelCheckpoint monitoring val_loss)"
+        assert [(span.start, span.end, span.style) for span in why.spans] == [
+            (0, len(why.plain), "cyan")
+        ]
+        legend = screen.query_one("#ret-legend", Static)
+        assert "trainer's best" in str(legend.tooltip)
+        assert "remove" in row_text(table, item_key(root, EPOCH2))
 
 
 @sync

@@ -59,26 +59,42 @@ class _Scalar:
 Reader = Callable[[_Scalar], "float | int | bool | None"]
 
 
-def read_values(root: RootLike, rel: str, lost: list[str] | None = None) -> dict[str, object]:
+def read_values(
+    root: RootLike,
+    rel: str,
+    lost: list[str] | None = None,
+    *,
+    keys: frozenset[str] | None = None,
+    zip_pickle_limit: int | None = None,
+) -> dict[str, object]:
     """The plain values of the checkpoint's top-level object; ``ReadError`` when it cannot
     be read (not a regular file, not a torch zip or pickle, too large, corrupt).  Values
     left out or cut short by a cap (a pickle past ``MAX_PICKLE_BYTES``, too many or too
     deep values, a long string or list, a scalar whose bytes cannot be read) are said in
-    ``lost`` when given, one line each: the caller must not pass what it got for all."""
-    from store.inspect.pickle_scan import scan_bytes
-    from store.inspect.torch_zip import MAX_PICKLE_BYTES
+    ``lost`` when given, one line each: the caller must not pass what it got for all.
 
+    ``keys``: only these top-level values are made (the whole pickle is still walked, but
+    a state_dict's thousand tensors are not turned into values no one reads).
+    ``zip_pickle_limit``: only a torch zip is read, and refused when its ``data.pkl`` is
+    larger than this (a bare pickle would be read a scan's worth, its whole file)."""
     budget = _Budget()
     reader = _io.open_file(root, rel)
     try:
         head = reader.read_at(0, 4)
         if head.startswith(b"PK"):
-            return _from_zip(reader, rel, budget)
+            return _from_zip(reader, rel, budget, keys, zip_pickle_limit)
+        if zip_pickle_limit is not None:
+            raise _io.ReadError(f"{rel}: not a torch zip checkpoint")
         if head[:1] == b"\x80":
+            # the scanner is imported once a file is there to scan
+            from store.inspect.pickle_scan import scan_bytes
+            from store.inspect.torch_zip import MAX_PICKLE_BYTES
+
             if reader.size > MAX_PICKLE_BYTES:
                 budget.lose(f"a pickle over {MAX_PICKLE_BYTES} bytes, read in part")
             data = reader.read_at(0, min(reader.size, MAX_PICKLE_BYTES))
-            value = _values(scan_bytes(data, limit=MAX_PICKLE_BYTES, max_pickles=1), rel, budget)
+            scan = scan_bytes(data, limit=MAX_PICKLE_BYTES, max_pickles=1)
+            value = _values(scan, rel, budget, keys)
             resolved = _resolved(value, None, budget)
             assert isinstance(resolved, dict)
             return resolved
@@ -95,13 +111,29 @@ def read_values(root: RootLike, rel: str, lost: list[str] | None = None) -> dict
             lost.extend(budget.lost)
 
 
-def _values(scan: PickleScan, rel: str, budget: _Budget) -> dict[str, object]:
+def _values(
+    scan: PickleScan, rel: str, budget: _Budget, keys: frozenset[str] | None = None
+) -> dict[str, object]:
     if not scan.objects:
         raise _io.ReadError(f"{rel}: {scan.error or 'no object in the pickle'}")
-    value = plain(scan.objects[0], 0, budget)
+    top = scan.objects[0]
+    if keys is not None:
+        top = _only(top, keys)
+    value = plain(top, 0, budget)
     if not isinstance(value, dict):
         raise _io.ReadError(f"{rel}: the checkpoint is not a mapping")
     return value
+
+
+def _only(top: object, keys: frozenset[str]) -> object:
+    """The top-level mapping with only ``keys`` (anything else is left as it is: ``plain``
+    says what it is)."""
+    from store.inspect.pickle_scan import Call
+
+    items = top.items if isinstance(top, Call) and top.items else top
+    if not isinstance(items, dict):
+        return top
+    return {key: value for key, value in items.items() if key in keys}
 
 
 def _resolved(value: object, read: Reader | None, budget: _Budget) -> object:
@@ -126,14 +158,20 @@ def _resolved(value: object, read: Reader | None, budget: _Budget) -> object:
     return value
 
 
-def _from_zip(reader: RootReader, rel: str, budget: _Budget) -> dict[str, object]:
-    from store.inspect.torch_zip import TorchZipError, read_torch_zip_at
+def _from_zip(
+    reader: RootReader,
+    rel: str,
+    budget: _Budget,
+    keys: frozenset[str] | None = None,
+    pickle_limit: int | None = None,
+) -> dict[str, object]:
+    from store.inspect.torch_zip import MAX_PICKLE_BYTES, TorchZipError, read_torch_zip_at
 
     try:
-        archive = read_torch_zip_at(reader)
+        archive = read_torch_zip_at(reader, pickle_limit=pickle_limit or MAX_PICKLE_BYTES)
     except TorchZipError as exc:
         raise _io.ReadError(f"{rel}: {exc}") from None
-    value = _values(archive.scan, rel, budget)
+    value = _values(archive.scan, rel, budget, keys)
 
     def read(scalar: _Scalar) -> float | int | bool | None:
         fmt, size = _UNPACK.get(scalar.dtype, ("", 0))

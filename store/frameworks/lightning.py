@@ -22,10 +22,12 @@ from __future__ import annotations
 
 import csv
 import math
+import posixpath
 import re
+from dataclasses import dataclass
 
 from store.csvrows import csv_reader
-from store.frameworks import _common, _io
+from store.frameworks import _common, _io, _torchmeta
 from store.frameworks._context import DetectContext
 from store.frameworks._io import RootLike
 from store.frameworks.model import Loaded, RunSpec
@@ -83,6 +85,90 @@ def load(root: RootLike, spec: RunSpec) -> Loaded:
         out, ckpts, lambda c: c.endswith(".ckpt"), folder=folder, not_files=odd
     )
     return out
+
+
+_CHECKPOINT_STATE = frozenset(
+    {"monitor", "best_model_path", "best_k_models", "dirpath", "last_model_path"}
+)
+"""Keys of ``ModelCheckpoint.state_dict()``: a callback state with them all is one (its key
+in ``checkpoint["callbacks"]`` names its class, a subclass's too)."""
+_MONITOR = re.compile(r"[\w./:@-]{1,100}")
+"""A monitor name shown as it is in a reason; another one is shown as "a metric"."""
+
+
+@dataclass(frozen=True)
+class SavedBest:
+    """A monitored ModelCheckpoint's best checkpoint, as the state saved in a checkpoint
+    beside it names it."""
+
+    name: str
+    """Its file name, in the folder of the checkpoint the state was read from."""
+    monitor: str
+
+
+def saved_bests(root: RootLike, rel: str, state_pickle_limit: int) -> list[SavedBest]:
+    """The best checkpoint of each monitored ModelCheckpoint whose state the checkpoint
+    ``rel`` holds, where that state proves the best lies beside ``rel``; empty when none
+    does or the checkpoint cannot be read whole (``ReadError`` is not raised: a state that
+    cannot be read proves nothing).  Only a torch zip whose ``data.pkl`` is at most
+    ``state_pickle_limit`` bytes is read, statically; its tensors never are.
+
+    Its paths are the training machine's (absolute, or relative to where it ran), so they
+    are matched by name: the folder the state calls its checkpoint's own is the one the
+    state's name for this very file lies in (``last_model_path`` of ``last.ckpt``, which
+    ModelCheckpoint sets before it saves; a top-k file is in ``best_k_models``); a best in
+    another folder (resumed into a new ``dirpath``, Lightning keeps the old best's path;
+    another run's) is no file here."""
+    lost: list[str] = []
+    try:
+        values = _torchmeta.read_values(
+            root,
+            rel,
+            lost,
+            keys=frozenset({"callbacks"}),
+            zip_pickle_limit=state_pickle_limit,
+        )
+    except _io.ReadError:
+        return []
+    callbacks = values.get("callbacks")
+    if lost or not isinstance(callbacks, dict):
+        return []
+    states = [
+        state
+        for state in callbacks.values()
+        if isinstance(state, dict) and state.keys() >= _CHECKPOINT_STATE
+    ]
+    own_name = posixpath.basename(rel)
+    named = [_split(path) for state in states for path in _paths_of(state)]
+    homes = {split[0] for split in named if split is not None and split[1] == own_name}
+    if len(homes) != 1:  # no state names this file, or they disagree where it lies
+        return []
+    (home,) = homes
+    found: list[SavedBest] = []
+    for state in states:
+        monitor, best = state.get("monitor"), _split(state.get("best_model_path"))
+        if not isinstance(monitor, str) or not monitor or best is None or best[0] != home:
+            continue
+        shown = monitor if _MONITOR.fullmatch(monitor) else "a metric"
+        found.append(SavedBest(best[1], shown))
+    return found
+
+
+def _paths_of(state: dict[str, object]) -> list[object]:
+    """Every path a ModelCheckpoint's state names: its last, best and top-k checkpoints."""
+    top_k = state.get("best_k_models")
+    listed = list(top_k) if isinstance(top_k, dict) else []
+    return [state.get("last_model_path"), state.get("best_model_path"), *listed]
+
+
+def _split(path: object) -> tuple[str, str] | None:
+    """(folder, file name) of a checkpoint path as the training machine wrote it; None for
+    anything that is not a path to a ``.ckpt`` file.  Folders are compared as written:
+    ModelCheckpoint joins each name to the one ``dirpath``, so one folder is one string."""
+    if not isinstance(path, str) or "\0" in path or "\\" in path:
+        return None
+    folder, name = posixpath.split(path)
+    return (folder or ".", name) if name.endswith(".ckpt") else None
 
 
 def _first_row(root: RootLike, rel: str) -> tuple[int, int] | None:

@@ -114,17 +114,25 @@ def read_torch_zip(fd: int) -> TorchZip:
     return _read(_fd_pread(fd), os.fstat(fd).st_size, lambda: os.fdopen(os.dup(fd), "rb"))
 
 
-def read_torch_zip_at(reader: Ranged) -> TorchZip:
+def read_torch_zip_at(reader: Ranged, *, pickle_limit: int = MAX_PICKLE_BYTES) -> TorchZip:
     """``read_torch_zip`` through a file-layer reader (any root: no descriptor needed); the
-    archive reads through ``reader``, which the caller keeps open while it uses the result."""
+    archive reads through ``reader``, which the caller keeps open while it uses the result.
+    A ``data.pkl`` over ``pickle_limit`` bytes (its size in the zip directory) is refused
+    unread: a caller with less time to spend than a scan's passes a lower one."""
     return _read(
         _reader_pread(reader),
         reader.size,
         lambda: io.BufferedReader(ReaderStream(reader, owns=False), buffer_size=1 << 16),
+        min(pickle_limit, MAX_PICKLE_BYTES),
     )
 
 
-def _read(pread: Pread, size: int, stream_of: Callable[[], io.BufferedIOBase]) -> TorchZip:
+def _read(
+    pread: Pread,
+    size: int,
+    stream_of: Callable[[], io.BufferedIOBase],
+    pickle_limit: int = MAX_PICKLE_BYTES,
+) -> TorchZip:
     try:
         with stream_of() as stream, zipfile.ZipFile(stream) as archive:
             infos = archive.infolist()
@@ -141,12 +149,12 @@ def _read(pread: Pread, size: int, stream_of: Callable[[], io.BufferedIOBase]) -
             if len(pickles) != 1 or pickles[0].count("/") > 1:
                 raise TorchZipError(f"expected one <archive>/data.pkl, found {len(pickles)}")
             prefix = pickles[0][: -len("data.pkl")]
-            if entries[pickles[0]].file_size > MAX_PICKLE_BYTES:
-                raise TorchZipError(f"data.pkl is larger than {MAX_PICKLE_BYTES} bytes")
+            if entries[pickles[0]].file_size > pickle_limit:
+                raise TorchZipError(f"data.pkl is larger than {pickle_limit} bytes")
             with archive.open(pickles[0]) as member:
-                data = member.read(MAX_PICKLE_BYTES + 1)
-            if len(data) > MAX_PICKLE_BYTES:
-                raise TorchZipError(f"data.pkl is larger than {MAX_PICKLE_BYTES} bytes")
+                data = member.read(pickle_limit + 1)
+            if len(data) > pickle_limit:
+                raise TorchZipError(f"data.pkl is larger than {pickle_limit} bytes")
     except TorchZipError:
         raise
     except Exception as exc:  # zipfile and zlib raise many types on hostile archives

@@ -16,26 +16,38 @@ import json
 import math
 import os
 import re
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from operator import attrgetter, itemgetter
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlite_utils
 
 from store.csvrows import csv_reader
 from store.frameworks import registry
 from store.frameworks.registry import Checkpoints, NumberedName, SeriesSource
-from store.paths import unkey
+from store.paths import display, unkey
 from store.retention.rowpump import PlanBlock, plan_block
+from store.root import is_url
 from store.safefile import read_capped
 from store.safeparse import load_json
+
+if TYPE_CHECKING:
+    from store.frameworks.lightning import SavedBest
 
 CANDIDATE_KINDS = ("checkpoint", "model")
 MAX_TRAINER_STATE_BYTES = 64 << 20
 """trainer_state.json grows with log_history; beyond this it is not read."""
+MAX_STATE_PICKLE_BYTES = 4 << 20
+"""A Lightning checkpoint whose ``data.pkl`` is larger is not read for its ModelCheckpoint
+state (its tensors never are; a real one's pickle is some hundred kB, a scan of 4 MiB
+about a second)."""
+STATE_SECONDS = 2.0
+"""Time one root's plan spends reading Lightning checkpoints for their trainer's best;
+the runs left are planned without it, and a warning counts them."""
 
 _CKPT_DIR = re.compile(r"^checkpoint[-_](\d+)$")
 _NUMBERS = re.compile(r"([a-z]+)[=_\-]?(\d+)")
@@ -201,6 +213,9 @@ class Candidate:
     """Set when the run's current session was resumed from an earlier checkpoint and is at
     this step, below this unit's: it is a dead session's, ordered before the current
     session's units (``_attach_trainer_state``)."""
+    best_monitor: str | None = None
+    """Set (with ``trainer_best``) when a Lightning ModelCheckpoint's ``best_model_path``
+    names this unit: the metric it monitors (``_attach_lightning_best``)."""
 
     @property
     def name(self) -> str:
@@ -359,6 +374,8 @@ def candidates_for_root(
     runs: dict[int, RunInfo] | None = None,
     folder_rows_out: list[FolderRow] | None = None,
     blocks: Iterable[PlanBlock] | None = None,
+    warnings: list[str] | None = None,
+    reads_state: Callable[[RunInfo, int], bool] | None = None,
 ) -> dict[int, list[Candidate]]:
     """Every run's checkpoint units under one root, oldest first, metrics attached.
 
@@ -367,7 +384,10 @@ def candidates_for_root(
     checkpoint folder: a folder's size and newest mtime add up its rows; the same rows,
     appended to ``folder_rows_out`` when given, list its files in ``attach_members``, only
     for the folders a plan removes.  ``blocks``, when given, are that pass's rows, read
-    and digested elsewhere from the same snapshot (``rowpump``).
+    and digested elsewhere from the same snapshot (``rowpump``).  ``warnings`` is told
+    what could not be read in time (Lightning states past ``STATE_SECONDS``).
+    ``reads_state(run, units)``, when given, says which runs' Lightning state to read:
+    those a policy may remove a unit from (a state read for a run kept whole is time lost).
     """
     runs = runs if runs is not None else load_runs(db, root_id, root)
     by_run: dict[int, dict[str, Candidate]] = {}
@@ -588,6 +608,7 @@ def candidates_for_root(
         else:
             before += made
     ordered: dict[int, list[Candidate]] = {}
+    states = _StateReads(time.monotonic() + STATE_SECONDS)
     with_folder_ids = set(list(run_units)[:with_folders])
     # runs by path: the order a plan lists them in, and how the budget settles ties
     for run_id in sorted(run_units, key=lambda run_id: (runs[run_id].path, run_id)):
@@ -596,6 +617,7 @@ def candidates_for_root(
             made = _one_unit_per_path(made)
         run_metric = metric_of(run_id)
         made = _attach_trainer_state(runs[run_id], order_units(made), run_metric)
+        _attach_lightning_best(runs[run_id], made, states, reads_state)
         if run_metric is not None and None in [unit.metric for unit in made]:
             # each of these reads only when some unit has no value yet
             _attach_metrics_csv(runs[run_id], made, run_metric)
@@ -603,6 +625,12 @@ def candidates_for_root(
             _attach_framework_series(runs[run_id], made, run_metric)
             _attach_run_metrics(runs[run_id], made, run_metric)
         ordered[run_id] = made
+    if states.unread and warnings is not None:
+        warnings.append(
+            f"{display(root)}: the ModelCheckpoint state of {states.unread} Lightning run(s)"
+            f" was not read (over {STATE_SECONDS:g} s): their trainer's best_model_path is"
+            " not kept for it"
+        )
     return ordered
 
 
@@ -912,6 +940,67 @@ def _attach_trainer_state(
             unit.metric, unit.metric_name = at_step[unit.step]
             unit.metric_source = "trainer_state.json"
     return units
+
+
+class _StateReads:
+    """The Lightning states read for one root's plan: a deadline, and the runs past it."""
+
+    def __init__(self, deadline: float) -> None:
+        self.deadline = deadline
+        self.unread = 0
+
+
+_SavedBests = tuple["SavedBest", ...]
+_saved_bests: dict[tuple[str, str, int, int, int], _SavedBests] = {}
+"""What a state file held, by its root, path and identity in the index (size, mtime_ns,
+inode): a checkpoint is never written again in place, and last.ckpt's every save is a new
+identity, so a view that plans on each change reads each one once."""
+_SAVED_BESTS_KEPT = 4096
+
+
+def _attach_lightning_best(
+    run: RunInfo,
+    units: list[Candidate],
+    states: _StateReads,
+    reads_state: Callable[[RunInfo, int], bool] | None,
+) -> None:
+    """Lightning: mark the best checkpoint of each monitored ModelCheckpoint, as the state
+    saved in the run's newest ``.ckpt`` names it (``lightning.saved_bests``), as the HF
+    Trainer's ``best_model_checkpoint`` is.  One file a run, only when its newest unit is
+    a ``.ckpt`` file of a local root and ``reads_state`` says so; past the deadline none
+    (said by the caller)."""
+    if not units:
+        return
+    newest = units[-1]
+    if newest.is_dir or not newest.path.lower().endswith(".ckpt") or is_url(run.root):
+        return
+    if reads_state is not None and not reads_state(run, len(units)):
+        return
+    identity = (run.root, newest.path, newest.size, newest.mtime_ns, newest.inode)
+    bests = _saved_bests.get(identity)
+    if bests is None:
+        if time.monotonic() > states.deadline:
+            states.unread += 1
+            return
+        from store.frameworks.lightning import saved_bests
+
+        bests = tuple(saved_bests(Path(run.root), newest.path, MAX_STATE_PICKLE_BYTES))
+        if len(_saved_bests) >= _SAVED_BESTS_KEPT:
+            _saved_bests.clear()
+        _saved_bests[identity] = bests
+    if not bests:
+        return
+    folder = newest.path[: newest.path.rfind("/") + 1]
+    by_path = {unit.path: unit for unit in units if not unit.is_dir}
+    for best in bests:
+        unit = by_path.get(folder + best.name)
+        if unit is None:
+            continue
+        unit.trainer_best = True
+        if unit.best_monitor is None:
+            unit.best_monitor = best.monitor
+        elif best.monitor not in unit.best_monitor.split(", "):
+            unit.best_monitor += f", {best.monitor}"
 
 
 _STATES_STATTED = 64

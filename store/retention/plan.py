@@ -62,6 +62,8 @@ MAX_PLAN_BYTES = 1 << 30
 PINNED = "pinned"
 LIVE_NEWEST = "live run's newest"
 TRAINER_BEST = "trainer's best_model_checkpoint"
+TRAINER_BEST_PREFIX = "trainer's best"
+"""What every reason for a trainer's own record of its best starts with (HF's, Lightning's)."""
 OVER_BUDGET = "over budget"
 NO_RULE = "no retention rule applies"
 KEPT_BY_NO_RULE = "kept by no rule"
@@ -857,7 +859,10 @@ def decide_run(
     if any(map(_TRAINER_BEST, units)):
         for unit in units:
             if unit.trainer_best:
-                unit.reasons.append(TRAINER_BEST)
+                monitor = unit.best_monitor
+                unit.reasons.append(
+                    TRAINER_BEST if monitor is None else lightning_best_reason(monitor)
+                )
     if pinned_among is not None:
         for index in pinned_among(units):
             units[index].reasons.insert(0, PINNED)
@@ -927,6 +932,11 @@ def dead_session_reason(step: int) -> str:
         f"a dead session's: the training was resumed from an earlier checkpoint and its"
         f" current session is at step {step}"
     )
+
+
+def lightning_best_reason(monitor: str) -> str:
+    """Why a unit a Lightning ModelCheckpoint's ``best_model_path`` names is kept."""
+    return f"{TRAINER_BEST_PREFIX}_model_path (ModelCheckpoint monitoring {monitor})"
 
 
 def unranked_reason(metric: str) -> str:
@@ -1038,7 +1048,7 @@ def _make_plan(
         runs = load_runs(db, root_id, root)
         folder_rows: list[FolderRow] = []
         by_run, total_row = _units_and_totals(
-            db, pump, root_id, root, runs, _run_metric(root_policy), folder_rows
+            db, pump, root_id, root, runs, root_policy, folder_rows, plan.warnings
         )
         if pump is not None and pump.taken:
             plan.helper_roots.append(root)
@@ -1164,13 +1174,17 @@ def _units_and_totals(
     root_id: int,
     root: str,
     runs: dict[int, RunInfo],
-    metric: Callable[[RunInfo], str | None],
+    policy: Policy,
     folder_rows: list[FolderRow],
+    warnings: list[str],
 ) -> tuple[dict[int, list[Candidate]], tuple[int, int]]:
     """The root's units by run, and its bytes and link count: the rows read here and by
-    the helper when there is one (``rowpump``), else read here in one pass."""
+    the helper when there is one (``rowpump``), else read here in one pass.  What could
+    not be read in time is said in ``warnings``."""
+    metric, reads_state = _run_metric(policy), _may_remove(policy)
     if pump is not None:
         with pump:
+            said: list[str] = []
             try:
                 by_run = candidates_for_root(
                     db,
@@ -1180,15 +1194,25 @@ def _units_and_totals(
                     metric=metric,
                     folder_rows_out=folder_rows,
                     blocks=pump.row_blocks(),
+                    warnings=said,
+                    reads_state=reads_state,
                 )
                 (total_bytes, links), *_ = pump.ones()
+                warnings += said
                 return by_run, (int(total_bytes), int(links))
             except (ValueError, TypeError, IndexError, AttributeError):
                 # the helper sent what is not such rows: start again, reading them here
                 pump.taken = 0
                 folder_rows.clear()
     by_run = candidates_for_root(
-        db, root_id, root, runs=runs, metric=metric, folder_rows_out=folder_rows
+        db,
+        root_id,
+        root,
+        runs=runs,
+        metric=metric,
+        folder_rows_out=folder_rows,
+        warnings=warnings,
+        reads_state=reads_state,
     )
     total_bytes, links = db.conn.execute(
         _TOTAL_SQL.format(source=artifacts_source(db.conn)), (root_id,)
@@ -1445,6 +1469,20 @@ def _run_metric(policy: Policy) -> Callable[[RunInfo], str | None]:
         return policy.for_run(run.path, run.framework).metric
 
     return metric
+
+
+def _may_remove(policy: Policy) -> Callable[[RunInfo, int], bool]:
+    """Whether ``policy`` may remove any of a run's ``count`` units (a budget may; no rule
+    does not; keep-last alone not when it keeps them all): only then is what a trainer
+    saved of its best worth reading.  A plan with no policy reads none."""
+    if policy.budget is not None:
+        return lambda run, count: True
+
+    def may(run: RunInfo, count: int) -> bool:
+        rules = policy.for_run(run.path, run.framework)
+        return rules.any_rule() and not (rules.keep_last and count <= rules.keep_last)
+
+    return may
 
 
 def _pinned_check(pins: Pins) -> Callable[[Candidate], bool]:

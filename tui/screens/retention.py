@@ -38,7 +38,7 @@ from store.retention.plan import (
     NO_RULE,
     OVER_BUDGET,
     PINNED,
-    TRAINER_BEST,
+    TRAINER_BEST_PREFIX,
     Plan,
     grouped_warnings,
 )
@@ -94,7 +94,7 @@ UNREAD_STYLE = "bold yellow"
 REASON_STYLES: tuple[tuple[str, str, str], ...] = (
     (PINNED, "bold magenta", "pinned"),
     ("best ", "cyan", "best by metric"),
-    (TRAINER_BEST, "cyan", "trainer's best"),
+    (TRAINER_BEST_PREFIX, "cyan", "trainer's best"),
     ("latest ", "green", "latest N"),
     ("younger than", "yellow", "younger than"),
     (LIVE_NEWEST, "bold green", "live run's newest"),
