@@ -110,18 +110,44 @@ def shown_names(names: Iterable[str | bytes]) -> list[str]:
     (NFKC, no invisible character, nothing escaped, no backslash) stays as it is; every
     other name of the listing, Korean in NFD from macOS included, stays readable."""
     names = list(names)
+    plain = _plain_listing(names)
+    if plain is not None:
+        return plain  # each displays as itself, and none looks like another
     apart = spelled_apart(names)
     return [apart.get(i) or display(name) for i, name in enumerate(names)]
+
+
+def _plain_listing(names: list[str | bytes]) -> list[str] | None:
+    """``names`` when each is text in printable ASCII without a backslash, and none starts
+    or ends with a blank: ``display`` leaves each as it is and ``spelled_apart`` finds
+    nothing to spell, so a listing of half a million names (a plan's) is shown without a
+    call each.  None otherwise."""
+    try:
+        joined = "/".join(names)  # type: ignore[arg-type]  # a bytes name: TypeError
+    except TypeError:
+        return None
+    return names if _plain_joined(joined) else None  # type: ignore[return-value]  # text only
+
+
+def _plain_joined(joined: str) -> bool:
+    """Whether names joined by ``/`` are printable ASCII without a backslash and none has
+    a blank at an end: each displays as itself, and no two look alike."""
+    return (
+        joined.isascii()
+        and joined.isprintable()
+        and "\\" not in joined
+        and " /" not in joined
+        and "/ " not in joined
+        and joined.strip(" ") == joined
+    )
 
 
 def spelled_apart(names: Sequence[str | bytes]) -> dict[int, str]:
     """``shown_names`` of the names that need spelling only, by their place in ``names``
     (usually none: one pass, and no normalisation of a plain ASCII name)."""
     raw = [unkey(name) if isinstance(name, bytes) else name for name in names]
-    joined = "/".join(raw)
-    plain = joined.isascii() and joined.isprintable() and "\\" not in joined
-    if plain and " /" not in joined and "/ " not in joined and joined.strip(" ") == joined:
-        return {}  # plain ASCII with no blank at an end: no two names look alike
+    if _plain_joined("/".join(raw)):
+        return {}
     alike: list[str] = []
     first: dict[str, str] = {}
     clashes: set[str] = set()

@@ -54,6 +54,27 @@ def test_look_alikes_are_spelled_and_the_rest_read_as_they_are() -> None:
     ]
 
 
+def test_a_plain_listing_is_shown_as_the_names_are_spelled_apart() -> None:
+    """A listing of printable ASCII names is returned as it is (no call per name): only
+    when ``spelled_apart`` and ``display`` would leave every name alone."""
+    listings: list[list[str | bytes]] = [
+        [],
+        ["model.pt", "a/b c.ckpt", "epoch=1-val_loss=0.2.ckpt"],
+        ["a.pt", "a.pt "],  # a blank at an end: look-alikes
+        [" a.pt", "a.pt"],
+        ["a /b", "a/b"],
+        ["a\\xff", b"a\xff"],  # a backslash; bytes
+        [b"plain", "plain2"],
+        ["tab\there", "ok"],
+        ["del\x7f", "ok"],
+        ["caf\u00e9", "cafe"],
+    ]
+    for names in listings:
+        apart = paths.spelled_apart(names)
+        expected = [apart.get(i) or paths.display(n) for i, n in enumerate(names)]
+        assert paths.shown_names(names) == expected, names
+
+
 def test_spelled_names_never_collide() -> None:
     """However many look-alikes, each reads differently (the spelling is one to one)."""
     group: list[str | bytes] = [
