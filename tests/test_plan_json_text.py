@@ -71,7 +71,7 @@ def test_each_item_is_written_as_its_dict_encodes() -> None:
     odd = _items(rng, 3)  # types an index someone else wrote could hand over
     odd[0].step, odd[0].metric, odd[0].size = "12", "0.5", 2.5  # type: ignore[assignment]
     odd[1].epoch, odd[1].metric_source = [1], None  # type: ignore[assignment]
-    odd[2].is_dir = 1  # type: ignore[assignment]
+    odd[2].is_dir, odd[2].keep, odd[2].step = 1, 0, True  # type: ignore[assignment]
     for item in _items(rng, 3000) + odd:
         expected = json.dumps(item_json(item), ensure_ascii=False, default=str)
         assert write_item(item) == expected

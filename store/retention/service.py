@@ -523,7 +523,7 @@ def item_json_writer() -> Callable[[Candidate], str]:
     ``json.dumps(item_json(item), ensure_ascii=False)`` gives, to the byte."""
     written: dict[str, str] = {}
     reasons_written: dict[tuple[str, ...], str] = {}
-    number = jsontext.number
+    number, quote = jsontext.number, jsontext.quote
 
     def shown(value: str) -> str:
         text = written.get(value)
@@ -531,24 +531,36 @@ def item_json_writer() -> Callable[[Candidate], str]:
             text = written[value] = jsontext.quote(_text(value))
         return text
 
+    def listed(reasons: list[str]) -> str:
+        text = reasons_written[tuple(reasons)] = "[" + ", ".join([quote(r) for r in reasons]) + "]"
+        return text
+
+    def expiry(expires: float) -> str:
+        text = query.iso(expires)
+        return "null" if text is None else quote(text)
+
     def write(item: Candidate) -> str:
-        reasons = tuple(item.reasons)
-        listed = reasons_written.get(reasons)
-        if listed is None:
-            listed = reasons_written[reasons] = (
-                "[" + ", ".join([jsontext.quote(r) for r in reasons]) + "]"
-            )
-        source = item.metric_source
-        expires = query.iso(item.expires) if item.expires is not None else None
+        # each field written in place when it is of its usual type (a call a field cost
+        # more than all the rest of the item); anything else goes through ``number``
+        root, run, path, size = item.root, item.run_path, item.path, item.size
+        is_dir, keep, step, epoch = item.is_dir, item.keep, item.step, item.epoch
+        metric, source, expires = item.metric, item.metric_source, item.expires
+        if not (path.isascii() and path.isprintable()):  # else it is shown as it is
+            path = _text(path)
+        dir_text = "true" if is_dir is True else "false" if is_dir is False else number(is_dir)
+        keep_text = "true" if keep is True else "false" if keep is False else number(keep)
+        step_text = "null" if step is None else step if type(step) is int else number(step)
+        epoch_text = "null" if epoch is None else epoch if type(epoch) is int else number(epoch)
         return (
-            f'{{"root": {shown(item.root)}, "run": {shown(item.run_path)}, '
-            f'"path": {jsontext.quote(_text(item.path))}, '
-            f'"is_dir": {number(item.is_dir)}, "size_bytes": {number(item.size)}, '
-            f'"keep": {number(item.keep)}, "reasons": {listed}, '
-            f'"step": {number(item.step)}, "epoch": {number(item.epoch)}, '
-            f'"metric": {number(item.metric)}, '
-            f'"metric_source": {"null" if source is None else jsontext.quote(source)}, '
-            f'"expires": {"null" if expires is None else jsontext.quote(expires)}}}'
+            f'{{"root": {written.get(root) or shown(root)}, '
+            f'"run": {written.get(run) or shown(run)}, "path": {quote(path)}, '
+            f'"is_dir": {dir_text}, "size_bytes": {size if type(size) is int else number(size)}, '
+            f'"keep": {keep_text}, '
+            f'"reasons": {reasons_written.get(tuple(item.reasons)) or listed(item.reasons)}, '
+            f'"step": {step_text}, "epoch": {epoch_text}, '
+            f'"metric": {"null" if metric is None else number(metric)}, '
+            f'"metric_source": {"null" if source is None else quote(source)}, '
+            f'"expires": {"null" if expires is None else expiry(expires)}}}'
         )
 
     return write
