@@ -166,7 +166,28 @@ def _indexed_side(
     rows = indexed_files(db, run)
     _note_pending(run, sum(1 for r in rows if r.ftype != "symlink" and r.digest is None), notes)
     names = _Names(run, [r.key for r in rows], read, notes)
-    return _side(run, _as_indexed(rows), notes, read, names), names.sources()
+    unlisted = _unlisted_in_index(db, run, names)
+    return _side(run, _as_indexed(rows), notes, read, names, unlisted), names.sources()
+
+
+def _unlisted_in_index(db: sqlite_utils.Database, run: RunRow, names: _Names) -> dict[str, str]:
+    """The run's places its last scan could not list or examine (the index's
+    ``unreadable`` rows at, above or below its folders, other runs' folders left out), as
+    ``RunSide.unlisted``."""
+    from store.index.query import UnreadableIndex, unreadable_places
+
+    recorded = (unreadable_places(db.conn, run.root_id) or {}).get(run.root_id, [])
+    if not recorded:
+        return {}
+    others = _other_run_folders(db, run)
+    found: dict[str, str] = {}
+    for place in UnreadableIndex(recorded).touching(_run_folders(run)):
+        if any(paths.under(place.path, other) for other in others):
+            continue
+        what = "not listed" if place.kind == "folder" else "not examined"
+        for shown in names.places(place.path):
+            found.setdefault(shown, f"{what}: {place.reason}")
+    return found
 
 
 def _note_pending(run: RunRow, pending: int, notes: list[str]) -> None:
@@ -184,6 +205,7 @@ def _side(
     notes: list[str],
     read: Reader,
     names: _Names,
+    unlisted: Mapping[str, str],
 ) -> RunSide:
     artifacts: list[tuple[str, int, str | None]] = []
     env_files: list[tuple[bytes, str]] = []
@@ -216,6 +238,7 @@ def _side(
         name=run.name,
         params_cut=cut_count,
         params_cut_at_least=isinstance(cut, dict) and cut.get("at_least") is True,
+        unlisted=dict(unlisted),
     )
 
 
@@ -301,6 +324,9 @@ class _Names:
     def __init__(self, run: RunRow, keys: Iterable[bytes], read: Reader, notes: list[str]):
         self.run = run
         self._shown: dict[bytes, str] = {}
+        self._extras: dict[bytes, tuple[str, bytes] | None] = {}
+        """Each extra folder -> the shown path of its files' folder and the subfolder
+        named without it, or None when its files keep their paths from the root."""
         extras = _named_extras(run, read, notes)
         owned: dict[bytes, list[bytes]] = {extra.folder: [] for extra, _ in extras}
         taken: set[str] = set()
@@ -319,6 +345,9 @@ class _Names:
                     " compared by their paths from the root"
                 )
                 shown = {key: self._plain(key) for key in shown}
+                self._extras[extra.folder] = None
+            else:
+                self._extras[extra.folder] = (f"{extra.group}/{prefix}", extra.content)
             taken.update(shown.values())
             self._shown.update(shown)
 
@@ -329,6 +358,30 @@ class _Names:
         """The path a run diff shows and pairs ``key`` (relative to the root) by."""
         found = self._shown.get(key)
         return found if found is not None else paths.unkey(relative_key(self.run, key))
+
+    def places(self, key: bytes) -> list[str]:
+        """The shown paths that files at or below ``key`` (relative to the root) would have:
+        ``""`` (every file) for the run folder or a folder above it, a logged model's
+        ``models/<name>`` for its folder or one above it."""
+        run_path = self.run.path
+        if paths.under(run_path, key):
+            return [""]
+        if paths.under(key, run_path):
+            return [paths.unkey(relative_key(self.run, key))]
+        holding = [f for f in self._extras if paths.under(key, f)]
+        if holding:
+            folder = max(holding, key=len)
+            named = self._extras[folder]
+            if named is None:
+                return [paths.unkey(key)]
+            group, content = named
+            inner = key[len(folder) + 1 :]
+            if content and (inner == content or inner.startswith(content + b"/")):
+                inner = inner[len(content) + 1 :]
+            return [f"{group}/{paths.unkey(inner)}" if inner else group]
+        below = [f for f in self._extras if paths.under(f, key)]
+        found = [self.places(f)[0] for f in below]
+        return sorted(set(found)) if found else [paths.unkey(key)]
 
     def sources(self) -> dict[str, str]:
         """Shown paths that are not the file's path in the run folder -> its root path."""
@@ -481,8 +534,13 @@ def _disk_side(
         )
         for m in moved
     ]
-    side = _side(fresh, state.files, notes, read_capped, names)
-    return _DiskSide(side, fresh, stale, names.sources(), bool(state.incomplete)), notes
+    unlisted: dict[str, str] = {}
+    for key, why in sorted(state.unlisted.items()):
+        for shown in names.places(key):
+            unlisted.setdefault(shown, why)
+    side = _side(fresh, state.files, notes, read_capped, names, unlisted)
+    incomplete = bool(state.incomplete or state.unlisted)
+    return _DiskSide(side, fresh, stale, names.sources(), incomplete), notes
 
 
 def _run_folders(run: RunRow) -> list[bytes]:
@@ -1005,6 +1063,7 @@ def run_diff_json(a: RunRow, b: RunRow, result: RunDiff, warnings: list[str]) ->
             ],
             "unchanged": len(artifacts.unchanged),
             "unverified": [paths.json_text(p) for p in artifacts.unverified],
+            "unknown": [paths.json_text(p) for p in artifacts.unknown],
         },
         "stale": [
             {

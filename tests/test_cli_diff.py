@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -11,6 +16,7 @@ from click.testing import CliRunner
 from tests.test_rundiff import CONFIG_A, CONFIG_B, Pair, age, index, make_pair
 from tui.cli import main
 
+REPO = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.usefixtures("isolated_cache")
 
 
@@ -66,7 +72,9 @@ def test_runs_differ_json_shape(pair: Pair) -> None:
         "series",
     }  # fmt: skip
     artifacts = data["artifacts"]
-    assert set(artifacts) == {"added", "removed", "changed", "moved", "unchanged", "unverified"}
+    assert set(artifacts) == {
+        "added", "removed", "changed", "moved", "unchanged", "unverified", "unknown",
+    }  # fmt: skip
     assert [c["path"] for c in artifacts["changed"]] == [
         "checkpoints/last.safetensors",
         "hparams.yaml",
@@ -701,3 +709,91 @@ def test_configs_not_hashed_yet_are_compared_by_value(tmp_path: Path, text_b: st
         assert "configs: 1 file(s) changed, 1 value(s)" in out
     else:  # the same values in another order: no config change to report
         assert configs == []
+
+
+_AS_NOBODY = """
+import json, sys
+from click.testing import CliRunner
+from tui.cli import main
+root, db = sys.argv[1], sys.argv[2]
+done = CliRunner().invoke(main, ["index", root, "--db", db])
+assert done.exit_code == 0, done.output
+found = {}
+for a, b in (("base", "edited"), ("edited", "base"), ("edited", "listed")):
+    ran = CliRunner().invoke(main, ["diff", a, b, "--db", db, "--json"])
+    found[a + "-" + b] = [ran.exit_code, json.loads(ran.stdout)]
+print(json.dumps(found))
+"""
+
+
+def test_files_under_a_folder_one_side_could_not_list_are_unknown_not_added() -> None:
+    """``base/dir`` cannot be listed (mode 000) and ``listed/dir`` can be listed but not
+    entered (0644): the other run's ``dir/model.ckpt`` was "added" (or "removed") and the
+    runs "differ", though the blind run may hold the very file.  It is unknown, with a
+    note naming the side and the folder, and the verdict is unknown: from the disk as from
+    what the index recorded of the scan that could not read them."""
+    from store.diff._io import read_capped
+    from store.index.db import open_db
+    from store.index.query import resolve_run
+    from store.rundiff import diff_sides, run_verdict
+    from tests.conftest import unprivileged_python
+
+    python = unprivileged_python() if os.geteuid() == 0 else [sys.executable]
+    base = Path(tempfile.mkdtemp(prefix="artlens-diff-"))
+    root = base / "rd"
+    closed = (root / "base" / "dir", root / "listed" / "dir")
+    try:
+        base.chmod(0o777)
+        for name in ("base", "edited", "listed"):
+            (root / name / "dir").mkdir(parents=True)
+            (root / name / "config.yaml").write_text("lr: 0.1\n")
+            (root / name / "dir" / "model.ckpt").write_bytes(MODEL)
+        age(root)
+        closed[0].chmod(0)
+        closed[1].chmod(0o644)
+        ran = subprocess.run(
+            [*python, "-c", _AS_NOBODY, str(root), str(base / "index.db")],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=REPO,
+            env={
+                **os.environ,
+                "PYTHONPATH": str(REPO),
+                "HOME": str(base),
+                "ARTLENS_CACHE": str(base / "cache"),
+                "ARTLENS_STATE": str(base / "state.db"),
+                "ARTLENS_CONFIG": str(base / "config"),
+            },
+            check=False,
+        )
+        assert ran.returncode == 0, ran.stderr
+        found = json.loads(ran.stdout)
+        for pair, (side, place, why) in {
+            "base-edited": ("A (base)", "dir", "not listed: Permission denied"),
+            "edited-base": ("B (base)", "dir", "not listed: Permission denied"),
+            "edited-listed": ("B (listed)", "dir/model.ckpt", "not examined: Permission denied"),
+        }.items():
+            code, data = found[pair]
+            artifacts = data["artifacts"]
+            assert (artifacts["added"], artifacts["removed"]) == ([], []), pair
+            assert artifacts["unknown"] == ["dir/model.ckpt"], pair
+            assert (code, data["equal"], data["verdict"]) == (1, False, "unknown"), pair
+            assert any(
+                line.startswith(f"artifacts of {side} could not all be listed: {place} ({why})")
+                for line in data["unknown"]
+            ), (pair, data["unknown"])
+        db = open_db(base / "index.db", readonly=True)
+        try:  # what the index recorded, diffed without the disk (as a mirror is)
+            a, b = resolve_run(db, "base"), resolve_run(db, "edited")
+            notes: list[str] = []
+            result = diff_sides(db, a, db, b, notes, read_capped, read_capped)
+        finally:
+            db.conn.close()
+        assert (result.artifacts.added, result.artifacts.unknown) == ([], ["dir/model.ckpt"])
+        assert run_verdict(result) == "unknown"
+        assert any("artifacts of A (base) could not all be listed: dir (" in n for n in notes)
+    finally:
+        for folder in closed:
+            folder.chmod(0o755)
+        shutil.rmtree(base)

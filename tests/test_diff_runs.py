@@ -373,6 +373,9 @@ def test_disk_state_past_its_listing_bound_says_what_it_missed(tmp_path: Path) -
     cut = disk_state(os.fsencode(tmp_path), [b"run"], rows, max_listed=2)
     assert cut.incomplete == ["more than 2 files on disk; the rest not listed"]
     assert cut.moved == [] and len(cut.files) == 8  # each indexed file found, unchanged
+    # the folder it never reached may hold files the other run has: they are unknown
+    assert list(cut.unlisted.values()) == ["not listed: past the 2 files listed"]
+    assert set(cut.unlisted) < {b"run/a", b"run/b"}
 
 
 def test_a_metric_one_run_alone_logged_says_which() -> None:
@@ -404,3 +407,39 @@ def test_a_metric_without_a_value_on_the_side_read_whole_is_not_claimed_against_
     result = diff_runs(old, new)
     assert [m.name for m in result.metrics] == ["acc"]
     assert any("1 of A's not compared" in u for u in result.unknown), result.unknown
+
+
+def test_files_under_a_place_the_other_side_could_not_list_are_unknown() -> None:
+    """A could not list ``dir``: B's files there were "added" (and one "moved" from a
+    file A holds elsewhere), though A may hold them too.  They are unknown, said once
+    naming the side and the folder; what differs elsewhere still does."""
+    from store.rundiff import run_verdict
+
+    old = RunSide(
+        artifacts=[("a.pt", 3, "h1"), ("keep.txt", 1, "k")],
+        unlisted={"dir": "not listed: Permission denied"},
+        name="base",
+    )
+    new = RunSide(
+        artifacts=[("dir/a.pt", 3, "h1"), ("dir/sub/b.pt", 2, "h2"), ("keep.txt", 1, "k")]
+    )
+    result = diff_runs(old, new)
+    artifacts = result.artifacts
+    assert [c.path for c in artifacts.removed] == ["a.pt"]  # B was listed whole there
+    assert (artifacts.added, artifacts.moved) == ([], [])
+    assert artifacts.unknown == ["dir/a.pt", "dir/sub/b.pt"]
+    assert result.unknown == [
+        "artifacts of A (base) could not all be listed: dir (not listed: Permission denied);"
+        " 2 of B's files there not compared"
+    ]
+    assert run_verdict(result) == "different"
+    blind = diff_runs(
+        RunSide(artifacts=[("keep.txt", 1, "k"), ("x.bin", 1, "x")]),
+        RunSide(artifacts=[("keep.txt", 1, "k")], unlisted={"": "why"}),
+    )
+    assert (blind.artifacts.added, blind.artifacts.removed) == ([], [])
+    assert blind.unknown == [
+        "artifacts of B could not all be listed: the run folder (why); 1 of A's files there"
+        " not compared"
+    ]
+    assert not blind.equal and run_verdict(blind) == "unknown"

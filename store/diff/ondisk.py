@@ -92,6 +92,9 @@ class DiskState:
     moved: list[Moved]
     incomplete: list[str]
     """Why the listing of the run's folders is not whole (files it missed are unknown)."""
+    unlisted: dict[bytes, str] = field(default_factory=dict)
+    """Folders that could not be listed and entries that could not be examined (keys), and
+    why: files there are unknown, neither gone nor absent."""
 
 
 def disk_state(
@@ -119,28 +122,35 @@ def disk_state(
     links: dict[bytes, _Link] = {}
     walked: set[bytes] = set()
     incomplete: list[str] = []
-    for folder in folders:
-        if not _inside(folder):
-            continue
-        whole = _list(
+    unlisted: dict[bytes, str] = {}
+    kept = [folder for folder in folders if _inside(folder)]
+    for index, folder in enumerate(kept):
+        left = _list(
             root,
             folder,
             listed,
             links,
             walked,
             incomplete,
+            unlisted,
             skip_folders,
             skip_paths,
             skip_dir_names,
             max_listed,
         )
-        if not whole:
+        if left is not None:
             incomplete.append(f"more than {max_listed} files on disk; the rest not listed")
+            for rest in [*left, *kept[index + 1 :]]:
+                unlisted.setdefault(rest, f"not listed: past the {max_listed} files listed")
             break
     files: dict[bytes, tuple[int, str | None]] = {}
     moved: list[Moved] = []
     for row in indexed:
         st = listed.pop(row.key, None)
+        if st is None and row.key in unlisted:  # an entry its listing could not examine
+            files[row.key] = (row.size, None)
+            moved.append(Moved(row.key, "unreadable", row.size, None, unlisted[row.key]))
+            continue
         if st is None and paths.parent_key(row.key) in walked:
             moved.append(Moved(row.key, "vanished", row.size, None, None))
             continue
@@ -179,7 +189,7 @@ def disk_state(
         digest, why = _version(root, key, st, budget, links)
         files[key] = (st.st_size, digest)
         moved.append(Moved(key, "new", None, st.st_size, why))
-    return DiskState(files, moved, incomplete)
+    return DiskState(files, moved, incomplete, unlisted)
 
 
 def _abs(root: bytes, key: bytes) -> bytes:
@@ -256,27 +266,33 @@ def _list(
     links: dict[bytes, _Link],
     walked: set[bytes],
     incomplete: list[str],
+    unlisted: dict[bytes, str],
     skip_folders: Collection[bytes],
     skip_paths: Collection[bytes],
     skip_dir_names: Collection[bytes],
     limit: int,
-) -> bool:
+) -> list[bytes] | None:
     """Every file below ``folder`` into ``listed`` (and each link's target into
     ``links``), as the scan walks: no symlink followed (but the root's own), no folder
     entered twice; each folder listed whole goes into ``walked``.  Each folder is listed
     through a descriptor opened without following a link and checked to be the folder its
     parent's listing saw (one open at a time), and its entries are looked at relative to
     it: a folder swapped for a link (or one above it) mid-walk is not listed through it.
-    False when it stopped at ``limit``."""
+    A folder that cannot be listed, or an entry that cannot be examined (permissions, I/O),
+    goes into ``unlisted``.  Returns the folders not listed when it stopped at ``limit``,
+    else None."""
     try:
         st = _lstat_inside(root, folder, links) if folder else os.stat(root)
-    except OSError:
-        return True  # the run's folder is gone: its indexed files come back vanished
+    except (FileNotFoundError, NotADirectoryError):
+        return None  # the run's folder is gone: its indexed files come back vanished
+    except OSError as exc:  # a folder above it cannot be entered: not gone, unknown
+        unlisted[folder] = f"not listed: {exc.strerror or type(exc).__name__}"
+        return None
     if _is_file(st):
         listed[folder] = st
-        return True
+        return None
     if not stat.S_ISDIR(st.st_mode):
-        return True
+        return None
     seen = {(st.st_dev, st.st_ino)}
     stack = [(folder, (st.st_dev, st.st_ino))]
     while stack:
@@ -288,9 +304,10 @@ def _list(
         except FileNotFoundError:
             continue
         except OSError as exc:
-            swapped = exc.errno in (errno.ELOOP, errno.ENOTDIR)
-            why = _REPLACED if swapped else exc.strerror or type(exc).__name__
-            incomplete.append(f"{shown}: {why}")
+            if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                incomplete.append(f"{shown}: {_REPLACED}")
+            else:
+                unlisted[rel] = f"not listed: {exc.strerror or type(exc).__name__}"
             continue
         try:
             here = os.fstat(fd)
@@ -302,7 +319,7 @@ def _list(
                 with os.scandir(fd) as scanner:
                     entries = list(scanner)
             except OSError as exc:
-                incomplete.append(f"{shown}: {exc.strerror or type(exc).__name__}")
+                unlisted[rel] = f"not listed: {exc.strerror or type(exc).__name__}"
                 continue
             walked.add(rel)
             for entry in entries:
@@ -313,8 +330,11 @@ def _list(
                     continue
                 try:
                     est = entry.stat(follow_symlinks=False)
-                except OSError:
+                except FileNotFoundError:
                     continue  # gone since listed: the same as not there
+                except OSError as exc:  # a folder its reader may list but not enter
+                    unlisted[child] = f"not examined: {exc.strerror or type(exc).__name__}"
+                    continue
                 if stat.S_ISDIR(est.st_mode):
                     dident = (est.st_dev, est.st_ino)
                     if name in skip_dir_names or child in skip_folders or dident in seen:
@@ -328,8 +348,8 @@ def _list(
         finally:
             os.close(fd)
         if len(listed) > limit:
-            return False
-    return True
+            return [rel for rel, _ in stack]
+    return None
 
 
 def _version(

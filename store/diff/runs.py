@@ -13,6 +13,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
+from store import paths
 from store.diff._io import DiffError
 from store.diff.configs import ConfigDiff
 from store.diff.structured import Change, diff_structured
@@ -54,6 +55,10 @@ class RunSide:
     ``params`` is then in ``unread``, and the diff says how many it could not compare."""
     params_cut_at_least: bool = False
     """``params_cut`` is a floor (the count stopped at its own budget)."""
+    unlisted: Mapping[str, str] = field(default_factory=dict)
+    """Places of this run, as its artifacts are shown (``""``: the whole run), whose files
+    could not be listed (a folder) or examined (an entry), and why: a file the other side
+    holds there may be here too, so it is unknown, not added or removed."""
 
 
 @dataclass(frozen=True)
@@ -124,6 +129,9 @@ class ArtifactDiff:
     unchanged: list[str]
     unverified: list[str]
     """Same path and size but no hash on one side: probably unchanged."""
+    unknown: list[str] = field(default_factory=list)
+    """Paths one side holds under a place the other could not list (``RunSide.unlisted``):
+    neither added nor removed, as the other side may hold them too."""
 
 
 @dataclass(frozen=True)
@@ -296,9 +304,14 @@ def diff_env(old: Mapping[str, str], new: Mapping[str, str]) -> list[PackageChan
 
 
 def diff_artifacts(
-    old: Sequence[tuple[str, int, str | None]], new: Sequence[tuple[str, int, str | None]]
+    old: Sequence[tuple[str, int, str | None]],
+    new: Sequence[tuple[str, int, str | None]],
+    old_unlisted: Collection[str] = (),
+    new_unlisted: Collection[str] = (),
 ) -> ArtifactDiff:
-    """Artifacts by run-relative path; a removed file whose hash reappears is ``moved``."""
+    """Artifacts by run-relative path; a removed file whose hash reappears is ``moved``.
+    A file only one side holds, under a place the other could not list (``*_unlisted``), is
+    ``unknown``: it is never paired as moved either."""
     old_by_path = {path: (size, digest) for path, size, digest in old}
     new_by_path = {path: (size, digest) for path, size, digest in new}
     changed: list[ArtifactChange] = []
@@ -320,8 +333,18 @@ def diff_artifacts(
             unchanged.append(path)
         else:
             changed.append(ArtifactChange(path, size, new_size, digest, new_digest))
-    gone = [path for path in old_by_path if path not in new_by_path]
-    fresh = [path for path in new_by_path if path not in old_by_path]
+    unknown = [
+        path
+        for by_path, other, blind in (
+            (old_by_path, new_by_path, new_unlisted),
+            (new_by_path, old_by_path, old_unlisted),
+        )
+        for path in by_path
+        if path not in other and blind and _in_place(path, blind)
+    ]
+    known_one_side = set(unknown)
+    gone = [p for p in old_by_path if p not in new_by_path and p not in known_one_side]
+    fresh = [p for p in new_by_path if p not in old_by_path and p not in known_one_side]
     fresh_by_hash: dict[str, list[str]] = {}
     for path in fresh:
         digest = new_by_path[path][1]
@@ -344,7 +367,47 @@ def diff_artifacts(
         for path in fresh
         if path not in moved_to
     ]
-    return ArtifactDiff(added, removed, changed, moved, unchanged, unverified)
+    return ArtifactDiff(added, removed, changed, moved, unchanged, unverified, sorted(unknown))
+
+
+def _in_place(path: str, places: Collection[str]) -> bool:
+    """``path`` is one of ``places`` or lies below one (``""`` holds every path)."""
+    if "" in places or path in places:
+        return True
+    cut = path.rfind("/")
+    while cut > 0:
+        path = path[:cut]
+        if path in places:
+            return True
+        cut = path.rfind("/")
+    return False
+
+
+MAX_PLACES_NAMED = 3
+"""Places a side could not list named in its ``unknown`` line; the rest counted."""
+
+
+def _unlisted_lines(a: RunSide, b: RunSide, artifacts: ArtifactDiff) -> list[str]:
+    """One line per side that could not list all its places: which, why, and how many of
+    the other side's files there were not compared."""
+    lines: list[str] = []
+    for label, side, other, other_label in (("A", a, b, "B"), ("B", b, a, "A")):
+        if not side.unlisted:
+            continue
+        theirs = {path for path, _, _ in other.artifacts}
+        dropped = sum(1 for p in artifacts.unknown if p in theirs and _in_place(p, side.unlisted))
+        places = sorted(side.unlisted.items())
+        named = "; ".join(
+            f"{paths.display(place) if place else 'the run folder'} ({why})"
+            for place, why in places[:MAX_PLACES_NAMED]
+        )
+        if len(places) > MAX_PLACES_NAMED:
+            named += f"; {len(places) - MAX_PLACES_NAMED} more"
+        uncompared = f"; {dropped} of {other_label}'s files there not compared" if dropped else ""
+        lines.append(
+            f"artifacts of {label}{_named(side)} could not all be listed: {named}{uncompared}"
+        )
+    return lines
 
 
 def diff_runs(a: RunSide, b: RunSide) -> RunDiff:
@@ -357,7 +420,8 @@ def diff_runs(a: RunSide, b: RunSide) -> RunDiff:
     _cut_values(a, b, params, unknown)
     metrics = _known(diff_metrics(a.metrics, b.metrics, odd_metrics), "metrics", a, b, unknown)
     env = _known(diff_env(a.env, b.env), "env", a, b, unknown)
-    artifacts = diff_artifacts(a.artifacts, b.artifacts)
+    artifacts = diff_artifacts(a.artifacts, b.artifacts, a.unlisted, b.unlisted)
+    unknown += _unlisted_lines(a, b, artifacts)
     equal = (
         not params
         and not env
