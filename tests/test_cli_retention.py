@@ -268,6 +268,46 @@ def test_a_file_pinned_inside_a_checkpoint_folder_keeps_the_folder(tmp_path: Pat
     assert kept == {"runB/checkpoint-2": ["pinned"], "runB/epoch=3.ckpt": ["latest 1"]}
 
 
+def test_a_pin_names_a_file_as_the_index_does_or_is_refused(tmp_path: Path) -> None:
+    """A mistyped pin said "pinned" and protected nothing; a path through a symlinked
+    folder was pinned under the link, which the index (never following links) never
+    names, so the file stayed unprotected.  A path neither on disk nor in the index is an
+    error; one through a link is pinned where it lies, or refused outside every root."""
+    root, db = _run_of_folders_and_files(tmp_path)
+    (root / "alias").symlink_to(root / "runB")
+    (tmp_path / "via").symlink_to(root / "runB")
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "model.ckpt").write_bytes(b"x")
+    (root / "out").symlink_to(tmp_path / "elsewhere")
+    for wrong, said in (
+        (root / "runB" / "epoch=9.ckpt", "no such file or folder, on disk or in the index"),
+        (root / "runC" / "checkpoint-1", "no such file or folder, on disk or in the index"),
+        (root / "out" / "model.ckpt", "outside every indexed root"),
+    ):
+        refused = run("retention", "pin", str(wrong), db=db)
+        assert refused.exit_code == 2, refused.output
+        assert refused.stderr.count("\n") == 1 and said in refused.stderr, refused.stderr
+    assert ok_json("retention", "pins", db=db) == []
+    (root / "runB" / "epoch=2.ckpt").unlink()  # gone from disk, still in the index
+    ok("retention", "pin", str(root / "runB" / "epoch=2.ckpt"), db=db)
+    said = ok("retention", "pin", str(root / "alias" / "epoch=3.ckpt"), db=db).stdout
+    assert said == f"pinned runB/epoch=3.ckpt in {root}\n"
+    ok("retention", "pin", str(tmp_path / "via" / "checkpoint-1"), db=db)
+    pins = [p["path"] for p in ok_json("retention", "pins", db=db)]
+    assert pins == ["runB/checkpoint-1", "runB/epoch=2.ckpt", "runB/epoch=3.ckpt"]
+    plan = ok_json("retention", "plan", "--keep-last", "1", db=db)
+    kept = {i["path"] for i in plan["items"] if i["keep"] and "pinned" in i["reasons"]}
+    assert kept == {"runB/checkpoint-1", "runB/epoch=2.ckpt", "runB/epoch=3.ckpt"}
+    undone = ok("retention", "unpin", str(root / "alias" / "epoch=3.ckpt"), db=db).stdout
+    assert undone == "unpinned runB/epoch=3.ckpt\n"
+    from store.userstate import UserState
+
+    with UserState() as state:  # a pin made through the link before pins were resolved
+        state.pin(str(root), "alias/epoch=1.ckpt", glob=False)
+    undone = ok("retention", "unpin", str(root / "alias" / "epoch=1.ckpt"), db=db).stdout
+    assert undone == "unpinned alias/epoch=1.ckpt\n"
+
+
 def test_the_policy_line_shows_control_characters_escaped(tmp_path: Path) -> None:
     """A root's .artlens.toml is a file on disk like any other: a metric name or a pin
     holding ESC or BEL reached the terminal raw in the plan's policy line."""

@@ -44,7 +44,7 @@ from store.retention.trash import (
 )
 from store.retention.usage import DuplicateGroup, RootUsage, disk_usage, duplicates
 from store.root import is_url
-from store.userstate import Pin, UserState
+from store.userstate import GLOB_CHARS, Pin, UserState
 
 EXPIRING_SECONDS = 7 * 86400.0
 """Kept items whose ``keep_within`` protection ends sooner than this are "expiring soon"."""
@@ -443,16 +443,81 @@ def _line(exc: BaseException) -> str:
 # --- pins -----------------------------------------------------------------------------------
 
 
-def locate(roots: Sequence[str], path: Path | str) -> tuple[str, str]:
-    """(indexed root, path relative to it) of a path on disk."""
+def locate(roots: Sequence[str], path: Path | str, *, resolve: bool = True) -> tuple[str, str]:
+    """(indexed root, path relative to it) of a path on disk, named as the index names it:
+    the folders on its way resolved, as the index never follows a link (a file seen
+    through a linked folder is indexed, and retained, where it lies), its last name kept (a
+    link is itself a file the index holds).  ``resolve=False`` takes it as written."""
     absolute = os.path.abspath(path)
-    for root in sorted(roots, key=len, reverse=True):
-        if absolute == root or absolute.startswith(root.rstrip("/") + "/"):
-            rel = os.path.relpath(absolute, root)
+    local = [root for root in roots if not is_url(root)]
+    if not resolve:
+        return _in_root(local, absolute, absolute, real=False)
+    head, name = os.path.split(absolute)
+    resolved = os.path.join(os.path.realpath(head), name)
+    try:
+        return _in_root(local, absolute, resolved, real=True)
+    except ArtlensError:
+        if resolved == absolute:
+            raise
+    try:  # written under a root, but a link on its way leads out of every root
+        _in_root(local, absolute, absolute, real=False)
+    except ArtlensError:
+        pass
+    else:
+        raise ArtlensError(
+            f"{paths.display(absolute)} is {paths.display(resolved)} (a symlinked folder on"
+            " its way), outside every indexed root: the index never follows links"
+        )
+    raise ArtlensError(f"not under an indexed root: {paths.display(absolute)}")
+
+
+def _in_root(roots: Sequence[str], asked: str, absolute: str, *, real: bool) -> tuple[str, str]:
+    """The deepest root holding ``absolute`` (``real``: the roots' own links resolved)."""
+    bases = {root: os.path.realpath(root) if real else root for root in roots}
+    for root in sorted(roots, key=lambda r: len(bases[r]), reverse=True):
+        base = bases[root]
+        if absolute == base or absolute.startswith(base.rstrip("/") + "/"):
+            rel = os.path.relpath(absolute, base)
             if rel == ".":
                 raise ArtlensError("pin a run or a file inside a root, not the root itself")
             return root, rel
-    raise ArtlensError(f"not under an indexed root: {paths.display(absolute)}")
+    raise ArtlensError(f"not under an indexed root: {paths.display(asked)}")
+
+
+def pin_target(
+    db: sqlite_utils.Database, roots: Sequence[str], path: Path | str
+) -> tuple[str, str]:
+    """``locate`` for a new pin, refusing a path neither on disk nor in the index: a
+    mistyped pin would protect nothing and say it did."""
+    root, rel = locate(roots, path)
+    try:
+        os.lstat(os.path.join(root, rel))
+    except (FileNotFoundError, NotADirectoryError):
+        if not _indexed_path(db, root, rel):
+            glob = GLOB_CHARS & set(rel)
+            hint = "; glob pins go in a root's .artlens.toml (pin = [...])" if glob else ""
+            raise ArtlensError(
+                "no such file or folder, on disk or in the index: "
+                f"{paths.display(os.path.abspath(path))}{hint}"
+            ) from None
+    except OSError:
+        pass  # it cannot be looked at (a folder on its way unreadable): it may be there
+    return root, rel
+
+
+def _indexed_path(db: sqlite_utils.Database, root: str, rel: str) -> bool:
+    """The index holds ``rel`` under ``root``: a file, a run or a folder."""
+    found = db.conn.execute("SELECT id FROM roots WHERE path = ?", [os.fsencode(root)]).fetchone()
+    if found is None:
+        return False
+    rel_key = paths.key(rel)
+    return any(
+        db.conn.execute(
+            f"SELECT 1 FROM {table} WHERE root_id = ? AND path = ?", [found[0], rel_key]
+        ).fetchone()
+        is not None
+        for table in ("artifacts", "runs", "dirs")
+    )
 
 
 def pin(root: str, rel: str) -> None:
@@ -465,6 +530,29 @@ def unpin(root: str, rel: str) -> bool:
     """Remove the pin of ``rel``; whether there was one."""
     with UserState() as state:
         return state.unpin(root, rel)
+
+
+def unpin_path(roots: Sequence[str], path: Path | str) -> tuple[str, str, bool]:
+    """Remove the pin of a path on disk, named as ``locate`` names it, else as written (a
+    pin made through a linked folder before pins were resolved): (root, path relative to
+    it, whether there was a pin)."""
+    tried: list[tuple[str, str]] = []
+    refused: ArtlensError | None = None
+    for resolve in (True, False):
+        try:
+            found = locate(roots, path, resolve=resolve)
+        except ArtlensError as exc:
+            refused = refused or exc
+            continue
+        if found in tried:
+            continue
+        tried.append(found)
+        if unpin(*found):
+            return (*found, True)
+    if not tried:
+        assert refused is not None
+        raise refused
+    return (*tried[0], False)
 
 
 def toggle_pin(root: str, rel: str) -> tuple[str, bool]:

@@ -434,9 +434,15 @@ def _indexed(db_path: Path | None) -> list[str]:
 @db_option
 def pin_cmd(targets: tuple[Path, ...], db_path: Path | None) -> None:
     """Pin runs or files (paths on disk): retention never removes them."""
-    roots = _indexed(db_path)
-    for target in targets:
-        root, rel = service.locate(roots, target)
+    from store.index.db import open_db
+
+    index, roots = trash_roots(db_path, ())
+    db = open_db(index, readonly=True)
+    try:  # every target checked before any is pinned: a typo pins nothing
+        located = [service.pin_target(db, roots, target) for target in targets]
+    finally:
+        db.close()
+    for root, rel in located:
         service.pin(root, rel)
         click.echo(f"pinned {_text(rel)} in {_text(root)}")
 
@@ -448,8 +454,7 @@ def unpin_cmd(targets: tuple[Path, ...], db_path: Path | None) -> None:
     """Remove the pins of runs or files."""
     roots = _indexed(db_path)
     for target in targets:
-        root, rel = service.locate(roots, target)
-        found = service.unpin(root, rel)
+        _, rel, found = service.unpin_path(roots, target)
         click.echo(f"{'unpinned' if found else 'was not pinned:'} {_text(rel)}")
 
 
