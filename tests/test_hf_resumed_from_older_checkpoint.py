@@ -16,6 +16,8 @@ import json
 import os
 from pathlib import Path
 
+import pytest
+
 from store.frameworks import RunSpec, read_run
 from store.frameworks.model import UNREAD_PARTS
 from tests import test_tensorboard_restarts as tb
@@ -117,3 +119,51 @@ def test_a_resumed_session_that_has_not_saved_yet_is_said_by_its_events(tmp_path
     info = read_run(tmp_path, SPEC)
     assert info.meta[UNREAD_PARTS] == ["metrics"]
     assert any("loss at step 800" in w for w in warnings_of(info)), warnings_of(info)
+
+
+def test_log_history_entries_with_no_step_are_said_and_mark_the_metrics(tmp_path: Path) -> None:
+    history: list[object] = [{"step": 100, "loss": 0.5}, 5, {"loss": 0.3}, {"step": "x"}]
+    text = json.dumps({"global_step": 100, "max_steps": 2000, "log_history": history})
+    put(tmp_path, "out/checkpoint-100/trainer_state.json", text, T0)
+    info = read_run(tmp_path, SPEC)
+    assert info.metrics["loss"].n == 1
+    assert info.meta[UNREAD_PARTS] == ["metrics"]
+    said = [w for w in warnings_of(info) if "log_history" in w]
+    assert len(said) == 1 and "3 of 4" in said[0], warnings_of(info)
+
+
+BOGUS = ("checkpoint-99999999999999999999999", "checkpoint-5000")
+
+
+@pytest.mark.parametrize("folder", BOGUS)
+@pytest.mark.parametrize("text", ["{}", '{"global_step": 5000, "log_history": []}'])
+def test_a_state_with_no_history_does_not_hide_an_older_one(
+    tmp_path: Path, folder: str, text: str
+) -> None:
+    dead_session(tmp_path)
+    put(tmp_path, f"out/{folder}/trainer_state.json", text, T0 + 10)
+    info = read_run(tmp_path, SPEC)
+    assert info.meta["trainer_state"] == "out/checkpoint-1000/trainer_state.json"
+    assert info.metrics["loss"].last_step == 1000
+    assert any(folder in w for w in warnings_of(info)), warnings_of(info)  # passed over, or 64 bits
+
+
+def test_a_checkpoint_number_past_64_bits_is_not_taken_for_the_newest(tmp_path: Path) -> None:
+    dead_session(tmp_path)  # the absurd folder's state is real-looking, but at step 20
+    put(tmp_path, f"out/{BOGUS[0]}/trainer_state.json", state(DEAD[:2], {}), T0 + 10)
+    info = read_run(tmp_path, SPEC)
+    assert info.meta["trainer_state"] == "out/checkpoint-1000/trainer_state.json"
+    assert info.meta["checkpoints"] == [BOGUS[0], "checkpoint-600", "checkpoint-1000"]
+    assert any(BOGUS[0] in w and "64 bits" in w for w in warnings_of(info)), warnings_of(info)
+
+
+def test_a_state_written_last_with_no_step_does_not_hide_a_resumed_session(
+    tmp_path: Path,
+) -> None:
+    dead_session(tmp_path)
+    resumed = [*DEAD[:6], (700, 1), (800, 1)]
+    put(tmp_path, "out/checkpoint-800/trainer_state.json", state(resumed, {}), T0 + 5800)
+    put(tmp_path, "out/checkpoint-900/trainer_state.json", "{}", T0 + 9000)
+    info = read_run(tmp_path, SPEC)
+    assert info.meta["trainer_state"] == "out/checkpoint-800/trainer_state.json"
+    assert info.metrics["loss"].last == loss(800, 1)

@@ -15,6 +15,7 @@ import os
 import time
 from pathlib import Path
 
+import pytest
 from test_retention_support import index_tree, new_db, write
 
 from store.retention.candidates import candidates_for_root
@@ -37,7 +38,12 @@ def state(steps: list[tuple[int, int]], evals: dict[int, float], best: int) -> b
     ).encode()
 
 
-def test_keep_best_judges_each_checkpoint_by_the_session_that_saved_it(tmp_path: Path) -> None:
+@pytest.mark.parametrize("bogus", [None, "checkpoint-5000"])
+def test_keep_best_judges_each_checkpoint_by_the_session_that_saved_it(
+    tmp_path: Path, bogus: str | None
+) -> None:
+    """``bogus``: a newer folder, written last, whose state logs nothing (``{}``): it hides
+    neither the states' values nor which session is current."""
     root = tmp_path / "root"
     dead = [(s, 0) for s in range(100, 1001, 100)]
     dead_evals = {200: 0.9, 600: 0.5, 800: 0.05, 1000: 0.01}
@@ -51,10 +57,12 @@ def test_keep_best_judges_each_checkpoint_by_the_session_that_saved_it(tmp_path:
     for folder, (text, age) in saved.items():
         write(root / "out" / folder / "model.safetensors", b"w", age=age)
         write(root / "out" / folder / "trainer_state.json", text, age=age)
+    if bogus:
+        write(root / "out" / bogus / "trainer_state.json", b"{}", age=10)
     db = new_db(tmp_path)
     root_id = index_tree(db, root, {"out": ("hf-trainer", "finished")})
     (units,) = candidates_for_root(db, root_id, str(root), metric="eval_loss").values()
-    judged = {u.path.rsplit("/", 1)[-1]: u.metric for u in units}
+    judged = {u.path.rsplit("/", 1)[-1]: u.metric for u in units if u.name != bogus}
     assert judged == {
         "checkpoint-200": 0.9,
         "checkpoint-600": 0.5,

@@ -10,6 +10,7 @@ loaded.  Checkpoints sort numerically (``checkpoint-900`` before ``checkpoint-10
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 from store.frameworks import _common, _io
 from store.frameworks._context import DetectContext
@@ -44,11 +45,32 @@ def _is_hf_checkpoint(ctx: DetectContext, rel: str) -> bool:
     return bool(files & {"trainer_state.json", "training_args.bin", "optimizer.pt", "scheduler.pt"})
 
 
+STEP_LIMIT = 1 << 63
+"""A checkpoint number from here up is no step a Trainer saved at (its steps are int64)."""
+
+
 def checkpoints(root: RootLike, folder: str) -> list[str]:
-    """``checkpoint-N`` sub-folders in numeric order."""
+    """``checkpoint-N`` sub-folders in numeric order; those whose number is past 64 bits
+    (``absurd_checkpoints``) come first: their number is not trusted to say they are new."""
     dirs, _ = _io.list_dir(root, folder)
     found = [d for d in dirs if CHECKPOINT_DIR.match(d)]
-    return sorted(found, key=lambda d: int(d.split("-", 1)[1]))
+    return sorted(found, key=_checkpoint_order)
+
+
+def _checkpoint_order(name: str) -> tuple[int, int, str]:
+    number = checkpoint_number(name)
+    return (1, number, name) if number < STEP_LIMIT else (0, 0, name)
+
+
+def checkpoint_number(name: str) -> int:
+    """The N of ``checkpoint-N`` (its digits are checked by ``CHECKPOINT_DIR`` first; a
+    name is at most 255 bytes, far below ``int``'s digit limit)."""
+    return int(name.split("-", 1)[1])
+
+
+def absurd_checkpoints(names: list[str]) -> list[str]:
+    """The ``checkpoint-N`` names whose number does not fit in 64 bits."""
+    return [name for name in names if checkpoint_number(name) >= STEP_LIMIT]
 
 
 def load(root: RootLike, spec: RunSpec) -> Loaded:
@@ -56,13 +78,19 @@ def load(root: RootLike, spec: RunSpec) -> Loaded:
     ckpts = checkpoints(root, spec.path)
     if ckpts:
         out.meta["checkpoints"] = ckpts
+    absurd = absurd_checkpoints(ckpts)
+    if absurd:
+        out.warn(
+            f"{spec.path}: {len(absurd)} checkpoint folder(s) numbered past 64 bits, no step a"
+            f" Trainer saves at ({_io.join(spec.path, absurd[0])}): not taken for the newest"
+        )
     top_rel = _io.join(spec.path, "trainer_state.json")
     candidates = [_io.join(spec.path, c, "trainer_state.json") for c in reversed(ckpts)]
     state, highest = _best_state(root, [top_rel, *candidates], out)
     state, state_rel = _current_state(root, spec.path, [top_rel, *candidates], state, highest, out)
-    if state:
+    if state and state_rel:
         out.meta["trainer_state"] = state_rel
-        _apply_state(state, out)
+        _apply_state(state, state_rel, out)
     _read_results(root, spec.path, out, state, state_rel == top_rel)
     _common.read_params(root, _io.join(spec.path, "config.json"), out, prefix="model.")
     # a dead session's newer checkpoint is not the current one's: its arguments neither
@@ -208,27 +236,76 @@ def _compare(
 def _best_state(
     root: RootLike, rels: list[str], out: Loaded
 ) -> tuple[dict[str, object] | None, str | None]:
-    """The trainer_state.json with the highest global_step (top-level wins ties)."""
-    best: dict[str, object] | None = None
-    best_rel: str | None = None
-    checkpoint_read = False
-    for index, rel in enumerate(rels):
-        if checkpoint_read:
-            break  # the top-level state and the newest readable checkpoint are enough
+    """The trainer_state.json to read (``choose_state``); the newer ones passed over for
+    logging no step are said."""
+
+    def read(rel: str) -> dict[str, object] | None:
         try:
             data = _io.read_json(root, rel, 64 * 1024 * 1024)
         except _io.ReadError as exc:
             if not isinstance(exc, _io.MissingFile):  # its log history and trainer.* unread
                 out.warn_partial(str(exc), "params", "metrics")
-            continue
+            return None
         if not isinstance(data, dict):
             out.warn_partial(f"{rel}: not a JSON object", "params", "metrics")
+            return None
+        return data
+
+    state, state_rel, passed = choose_state(rels, read)
+    if passed:
+        out.warn(
+            f"{', '.join(passed[:3])}{' ...' if len(passed) > 3 else ''}: no step in its"
+            f" log_history (a newer state never loses an older one's): passed over for {state_rel}"
+        )
+    return state, state_rel
+
+
+def logs_a_step(state: dict[str, object]) -> bool:
+    """Whether a state's ``log_history`` holds an entry with a step: a newer state of the
+    same training holds every entry of an older one, so one with none (``{}``, an empty
+    history) is not the training's newest, whatever its folder's number says."""
+    history = state.get("log_history")
+    return isinstance(history, list) and any(
+        isinstance(entry, dict) and _io.to_int(entry.get("step")) is not None for entry in history
+    )
+
+
+def choose_state(
+    rels: list[str], read: Callable[[str], object]
+) -> tuple[dict[str, object] | None, str | None, list[str]]:
+    """Of ``rels`` (the top-level trainer_state.json, then the checkpoints' newest first),
+    the state to read, its file, and the files passed over for it.
+
+    The top-level state and the newest checkpoint's that logs a step (``logs_a_step``;
+    at most ``MAX_STATES_STATTED`` are read): the one of the highest ``global_step``, the
+    top-level one on a tie.  When none logs a step, the same of the top-level state and the
+    newest checkpoint's that is read at all, and nothing is said passed over."""
+    logging: list[tuple[dict[str, object], str]] = []
+    top: tuple[dict[str, object], str] | None = None
+    newest: tuple[dict[str, object], str] | None = None  # the newest checkpoint's read
+    passed: list[str] = []
+    for index, rel in enumerate(rels[: MAX_STATES_STATTED + 1]):
+        data = read(rel)
+        if not isinstance(data, dict):
             continue
-        checkpoint_read = index > 0
-        step = _io.to_int(data.get("global_step")) or 0
-        if best is None or step > (_io.to_int(best.get("global_step")) or 0):
+        if index == 0:
+            top = (data, rel)
+        elif newest is None:
+            newest = (data, rel)
+        if not logs_a_step(data):
+            passed.append(rel)
+            continue
+        logging.append((data, rel))
+        if index > 0:
+            break
+    found = logging or [one for one in (top, newest) if one is not None]
+    if not found:
+        return None, None, []
+    best, best_rel = found[0]
+    for data, rel in found[1:]:
+        if (_io.to_int(data.get("global_step")) or 0) > (_io.to_int(best.get("global_step")) or 0):
             best, best_rel = data, rel
-    return best, best_rel
+    return best, best_rel, passed if logging else []
 
 
 MAX_STATES_STATTED = 16
@@ -257,23 +334,41 @@ def _current_state(
     logs the same values at the same steps).  Then the later one is used, and said.  Written
     later but with the same history (a copied tree, whose mtimes say nothing), the highest is
     kept; with no step logged in both to compare, which is current cannot be told: the
-    highest is kept, and the metrics are marked read in part."""
+    highest is kept, and the metrics are marked read in part.  A state written later that
+    says no step (``{}``) is no evidence either way: the one written before it is looked at."""
     if state is None or state_rel is None:
         return state, state_rel
-    newest = newest_written(root, rels[: MAX_STATES_STATTED + 1])
-    if newest is None or newest == state_rel:
-        return state, state_rel
-    try:
-        other = _io.read_json(root, newest, 64 * 1024 * 1024)
-    except _io.ReadError as exc:
-        out.warn_partial(
-            f"{exc}; written after {state_rel}, so which state is current is not known",
-            "metrics",
-        )
-        return state, state_rel
     high = _io.to_int(state.get("global_step")) or 0
-    step = _io.to_int(other.get("global_step")) if isinstance(other, dict) else None
-    if not isinstance(other, dict) or step is None or step >= high:
+    for newest in by_write_time(root, rels[: MAX_STATES_STATTED + 1]):
+        if newest == state_rel:
+            return state, state_rel
+        try:
+            other = _io.read_json(root, newest, 64 * 1024 * 1024)
+        except _io.ReadError as exc:
+            out.warn_partial(
+                f"{exc}; written after {state_rel}, so which state is current is not known",
+                "metrics",
+            )
+            return state, state_rel
+        step = _io.to_int(other.get("global_step")) if isinstance(other, dict) else None
+        if isinstance(other, dict) and step is not None:
+            return _resumed(folder, state, state_rel, high, other, newest, step, out)
+        out.warn(f"{newest}: written last, but says no global_step: passed over")
+    return state, state_rel
+
+
+def _resumed(
+    folder: str,
+    state: dict[str, object],
+    state_rel: str,
+    high: int,
+    other: dict[str, object],
+    newest: str,
+    step: int,
+    out: Loaded,
+) -> tuple[dict[str, object], str]:
+    """``_current_state`` given the state written last (``other``, at ``step``)."""
+    if step >= high:
         return state, state_rel
     parted, common = history_parting(state.get("log_history"), other.get("log_history"))
     if parted is not None:
@@ -295,17 +390,15 @@ def _current_state(
     return state, state_rel
 
 
-def newest_written(root: RootLike, rels: list[str]) -> str | None:
-    """The file of ``rels`` last modified (ties: the first), None when none is there."""
-    found: tuple[int, str] | None = None
+def by_write_time(root: RootLike, rels: list[str]) -> list[str]:
+    """The files of ``rels`` that are there, last modified first (ties: in ``rels``' order)."""
+    found: list[tuple[int, str]] = []
     for rel in rels:
         try:
-            mtime = _io.as_root(root).stat(rel).mtime_ns
+            found.append((_io.as_root(root).stat(rel).mtime_ns, rel))
         except OSError:
             continue
-        if found is None or mtime > found[0]:
-            found = (mtime, rel)
-    return found[1] if found else None
+    return [rel for _, rel in sorted(found, key=lambda one: -one[0])]
 
 
 def history_parting(high: object, low: object) -> tuple[int | None, int]:
@@ -341,7 +434,7 @@ def history_parting(high: object, low: object) -> tuple[int | None, int]:
     return None, len(common)
 
 
-def _apply_state(state: dict[str, object], out: Loaded) -> None:
+def _apply_state(state: dict[str, object], rel: str, out: Loaded) -> None:
 
     for key in (
         "best_metric",
@@ -367,13 +460,18 @@ def _apply_state(state: dict[str, object], out: Loaded) -> None:
             out.params[f"trainer.{key}"] = value
     history = state.get("log_history")
     if isinstance(history, list):
+        skipped = 0
         for entry in history:
-            if not isinstance(entry, dict):
-                continue
-            step = _io.to_int(entry.get("step"))
-            if step is None:
+            if not isinstance(entry, dict) or (step := _io.to_int(entry.get("step"))) is None:
+                skipped += 1
                 continue
             _common.add_numbers(out, entry, step, ("step", "epoch"))
+        if skipped:
+            out.warn_partial(
+                f"{rel}: {skipped} of {len(history)} log_history entries not an object with"
+                " a step: skipped",
+                "metrics",
+            )
     global_step = _io.to_int(state.get("global_step"))
     max_steps = _io.to_int(state.get("max_steps"))
     if global_step and max_steps and global_step >= max_steps:

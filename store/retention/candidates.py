@@ -900,16 +900,11 @@ def _attach_trainer_state(
     folders = [u for u in units if u.is_dir]
     if not folders:
         return units
-    newest = folders[-1]
-    sources = [os.path.join(run.root, newest.path, "trainer_state.json")]
-    sources.append(os.path.join(run.root, run.path, "trainer_state.json"))
-    state: dict[str, Any] | None = None
-    for source in sources:
-        loaded = read_json_capped(source)
-        if isinstance(loaded, dict) and (
-            state is None or _int(loaded.get("global_step")) > _int(state.get("global_step"))
-        ):
-            state = loaded
+    from store.frameworks.hf import choose_state
+
+    rels = [os.path.join(run.path, "trainer_state.json")]
+    rels += [os.path.join(u.path, "trainer_state.json") for u in reversed(folders)]
+    state, _, _ = choose_state(rels, lambda rel: read_json_capped(os.path.join(run.root, rel)))
     if state is None:
         return units
     current = _current_session_state(run, folders, state)
@@ -1013,21 +1008,23 @@ def _current_session_state(
     """The state of a session resumed from an earlier checkpoint, when the highest-step
     ``state`` is a dead session's (``store.frameworks.hf._current_state``): written later at
     a lower step, with a ``log_history`` that parts from ``state``'s.  Its checkpoints
-    (those up to its step) were saved again by it, and judged by its own evaluations."""
-    from store.frameworks.hf import history_parting, newest_written
+    (those up to its step) were saved again by it, and judged by its own evaluations.  A
+    state written later that says no step (``{}``) is passed over, as there."""
+    from store.frameworks.hf import by_write_time, history_parting
 
     rels = [os.path.join(u.path, "trainer_state.json") for u in folders[-_STATES_STATTED:]]
     rels.append(os.path.join(run.path, "trainer_state.json"))
-    newest = newest_written(Path(run.root), rels)
-    if newest is None:
-        return None
-    other = read_json_capped(os.path.join(run.root, newest))
-    if not isinstance(other, dict) or _int(other.get("global_step")) >= _int(
-        state.get("global_step")
-    ):
-        return None
-    parted, _ = history_parting(state.get("log_history"), other.get("log_history"))
-    return other if parted is not None else None
+    for newest in by_write_time(Path(run.root), rels):
+        other = read_json_capped(os.path.join(run.root, newest))
+        if isinstance(other, dict) and _int(other.get("global_step")) < 0:
+            continue
+        if not isinstance(other, dict) or _int(other.get("global_step")) >= _int(
+            state.get("global_step")
+        ):
+            return None
+        parted, _ = history_parting(state.get("log_history"), other.get("log_history"))
+        return other if parted is not None else None
+    return None
 
 
 def _history_metric(history: object, metric: str) -> dict[int, NameMetric]:
