@@ -335,7 +335,7 @@ def _params(loaded: Loaded) -> dict[str, object]:
         else:
             taken.add(name)
         budget = _Budget(MAX_KEYS * 4)
-        params[name] = jsonable(value, _budget=budget)
+        params[name] = jsonable(value, floats=True, _budget=budget)
         if budget.cut:
             cut.append(name)
     notes = []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import json
 from array import array
 from bisect import bisect_right
 from collections.abc import Callable, Container, Iterable, Iterator, Mapping, Sequence
@@ -413,13 +414,26 @@ def add_param(out: Loaded, name: str, value: object, source: str) -> str:
     if name not in out.params:
         out.params[name] = value
         return name
-    if out.params[name] == value and type(out.params[name]) is type(value):
+    if _same_param(out.params[name], value):
         return name
     taken = {str(k) for k in out.params}
     kept = numbered(name, taken)
     out.params[kept] = value
     out.warn(f"{source}: param {name} is given again with another value, kept as {kept}")
     return kept
+
+
+def _same_param(old: object, new: object) -> bool:
+    """One value given twice: of one type, and equal, or spelled alike as JSON (a NaN param,
+    kept a float, is never ``==`` itself)."""
+    if type(old) is not type(new):
+        return False
+    if old == new:
+        return True
+    try:
+        return json.dumps(old, sort_keys=True) == json.dumps(new, sort_keys=True)
+    except (TypeError, ValueError):
+        return False
 
 
 def _missing(exc: _io.ReadError) -> bool:

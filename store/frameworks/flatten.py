@@ -154,8 +154,16 @@ def cut_text(text: str, more: int | None) -> str:
     return text[: MAX_STR - len(tail)] + tail
 
 
-def jsonable(value: object, *, _budget: Budget | None = None, _depth: int = 0) -> object:
-    """``value`` as plain JSON data: non-finite floats, bytes, dates and others as strings.
+def jsonable(
+    value: object,
+    *,
+    floats: bool = False,
+    _budget: Budget | None = None,
+    _depth: int = 0,
+) -> object:
+    """``value`` as plain JSON data: non-finite floats, bytes, dates and others as strings;
+    with ``floats`` a non-finite float stays one (a param: ``lr: .nan`` is not ``lr: nan``,
+    and the index stores both apart; ``--json`` names it ``"NaN"``).
 
     A long string keeps a hash of its whole text; keys of a mapping that are one string
     (``1`` and ``"1"``) stay apart (``1 (#2)``, or the first number no key of the mapping
@@ -168,7 +176,7 @@ def jsonable(value: object, *, _budget: Budget | None = None, _depth: int = 0) -
     if value is None or isinstance(value, (bool, int)):
         return value
     if isinstance(value, float):
-        return value if math.isfinite(value) else str(value)
+        return value if floats or math.isfinite(value) else str(value)
     if isinstance(value, str):
         return _long_text(value)
     if isinstance(value, bytes):
@@ -190,14 +198,16 @@ def jsonable(value: object, *, _budget: Budget | None = None, _depth: int = 0) -
             name = str(k)
             if name in out:
                 name = numbered(name, taken, tried)
-            out[name] = jsonable(v, _budget=budget, _depth=_depth + 1)
+            out[name] = jsonable(v, floats=floats, _budget=budget, _depth=_depth + 1)
         if len(pairs) > MAX_LIST:
             budget.cut += 1
             out[numbered("<more>", taken)] = f"<{len(pairs) - MAX_LIST} more keys not read>"
         return out
     if isinstance(value, (list, tuple, set, frozenset)):
         items = list(value)
-        shown = [jsonable(v, _budget=budget, _depth=_depth + 1) for v in items[:MAX_LIST]]
+        shown = [
+            jsonable(v, floats=floats, _budget=budget, _depth=_depth + 1) for v in items[:MAX_LIST]
+        ]
         if len(items) > MAX_LIST:
             budget.cut += 1
             shown.append(f"<{len(items) - MAX_LIST} more items not read>")
@@ -262,7 +272,7 @@ def flatten(
             leaves.append(_Leaf(name, rank, value))
             return
         before = budget.cut
-        leaves.append(_Leaf(name, rank, jsonable(value, _budget=budget)))
+        leaves.append(_Leaf(name, rank, jsonable(value, floats=True, _budget=budget)))
         if budget.cut > before:
             cut_values.append(name)
 

@@ -240,6 +240,16 @@ def m005_unreadable(db: sqlite_utils.Database) -> None:
     )
 
 
+@migrations()
+def m006_params_keep_non_finite_floats(db: sqlite_utils.Database) -> None:
+    """A non-finite float param (``lr: .nan``) is stored as the float it is, where it was
+    the text ``"nan"``, the same as a param that is that text: every run's summary is
+    marked pending, and the next scan (``fill_summaries``) reads its files again."""
+    from store.index.write import read_every_run_again
+
+    read_every_run_again(db.conn)
+
+
 def _configure(conn: sqlite3.Connection, *, readonly: bool, bulk: bool = False) -> None:
     conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
     if bulk:  # a file no one else opens until ``publish``: no WAL to copy twice, no syncs

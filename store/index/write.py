@@ -320,6 +320,15 @@ def mark_summaries_pending(conn: sqlite3.Connection, rows: Iterable[list[object]
     )
 
 
+def read_every_run_again(conn: sqlite3.Connection) -> None:
+    """Mark every run's summary pending (a migration that changes how one is stored): the
+    next scan reads each run's files again.  A run whose meta is no JSON object is left."""
+    conn.execute(
+        "UPDATE runs SET meta = json_set(meta, '$.summary_pending', json('true'))"
+        " WHERE CASE WHEN json_valid(meta) THEN json_type(meta) = 'object' ELSE 0 END"
+    )
+
+
 def update_run_summaries(conn: sqlite3.Connection, rows: Iterable[list[object]]) -> None:
     """Runs read again: (name, experiment, started, last_write, status, params, metrics,
     meta, size_bytes, n_artifacts, updated_at, id)."""

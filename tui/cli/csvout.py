@@ -10,9 +10,10 @@ a formula, and a ``'`` would turn a negative metric into text.
 from __future__ import annotations
 
 import json
+import math
 import re
 
-from store.jsonstrict import finite
+from store.jsonstrict import finite, finite_name
 from store.safetext import printable_surrogates, visible
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -26,6 +27,8 @@ def spreadsheet_cell(value: object) -> str:
     structured = isinstance(value, (dict, list))
     # structured values as strict JSON, as --json writes them (a NaN inside as "NaN")
     text = json.dumps(finite(value), ensure_ascii=False) if structured else str(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        text = finite_name(value)  # as --json names it: "nan" is text a param may hold
     if text.startswith(FORMULA_START) and not _NUMBER.fullmatch(text):
         text = "'" + text
     return visible(printable_surrogates(text))

@@ -8,6 +8,7 @@ escaped strings, never markup.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +18,7 @@ from rich.text import Text
 
 from store.checklist import ChecklistError, ChecklistResult, evaluate, load_checklist
 from store.index.query import RunRow
+from store.jsonstrict import finite_name
 from store.lineage import MAX_COPIES, Copy, Duplicates, Provenance, duplicates, provenance
 from store.safetext import visible
 from tui.format import UNREAD_MARK, human_age, human_size, metric_value
@@ -117,6 +119,14 @@ def read_in_part(run: RunRow) -> Text | None:
     return text
 
 
+def param_text(value: object) -> str:
+    """A param's value as one line: a non-finite float by the name ``--json`` gives it
+    (``NaN``), never ``nan``, the text a param may hold."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return finite_name(value)
+    return str(value)
+
+
 def params_and_metrics(run: RunRow) -> list[RenderableType]:
     """The run's first params (flattened ``a.b``) and its metrics' last values."""
     sections: list[RenderableType] = []
@@ -129,7 +139,7 @@ def params_and_metrics(run: RunRow) -> list[RenderableType]:
         if "params" in unread:
             text.append(READ_IN_PART, style="bold yellow")
         for name, value in params[:KEY_PARAMS]:
-            shown = visible(str(value))
+            shown = visible(param_text(value))
             text.append(f"\n  {visible(name)}: ", style="dim")
             text.append(shown if len(shown) <= 60 else shown[:59] + "…")
             if name in repeated:
