@@ -39,7 +39,6 @@ from store.retention.plan import (
     NO_RULE,
     PINNED,
     RESUMED,
-    TRAINER_BEST,
     FsTotals,
     Pins,
     PinSource,
@@ -54,6 +53,7 @@ from store.retention.plan import (
     dead_session_reason,
     disk_freed,
     resumed_session,
+    trainer_best_reason,
 )
 from store.retention.policy import KeepRules, Policy, format_age
 
@@ -338,7 +338,7 @@ def decide_run(
     pool: list[Candidate] = []
     for unit in units:
         if unit.trainer_best:
-            unit.reasons.append(TRAINER_BEST)
+            unit.reasons.append(trainer_best_reason(unit))
         if pinned(unit):
             unit.reasons.insert(0, PINNED)
         if unit.reasons:

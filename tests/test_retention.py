@@ -355,6 +355,20 @@ def test_trainer_state_gives_metrics_and_best(tmp_path: Path) -> None:
     db.conn.close()
 
 
+def test_a_best_known_by_its_name_says_so_not_the_trainers_state(tmp_path: Path) -> None:
+    """``best.pt`` is kept as the trainer's best by its name alone: its reason must not name
+    the HF Trainer's ``best_model_checkpoint``, which no file of this run holds."""
+    root = tmp_path / "root"
+    for name in ("step_10.pt", "step_20.pt", "best.pt"):
+        write(root / "run" / "checkpoints" / name, b"w")
+    db = new_db(tmp_path)
+    index_tree(db, root, {"run": ("generic", "finished")})
+    plan = make_plan(db, [root], from_flags(keep_last=1), time.time())
+    kept = {u.path.rsplit("/", 1)[-1]: u.reasons for u in plan.items if u.keep}
+    assert kept["best.pt"] == ["trainer's best (by its name)"]
+    db.conn.close()
+
+
 def test_keep_best_names_the_metric_it_read_and_the_one_asked(tmp_path: Path) -> None:
     """Asked for eval_loss, keep-best reads Lightning's and Keras' val_loss (from a file
     name, metrics.csv, the Keras log, the run's summary): each reason names val_loss,

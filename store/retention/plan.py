@@ -63,6 +63,9 @@ PINNED = "pinned"
 LIVE_NEWEST = "live run's newest"
 TRAINER_BEST = "trainer's best_model_checkpoint"
 TRAINER_BEST_PREFIX = "trainer's best"
+TRAINER_BEST_NAMED = "trainer's best (by its name)"
+"""A file the trainer names as its best (``best.pt``, ``model_best.pth.tar``, MMEngine's
+``best_*.pth``): no state of the trainer's was read to say so."""
 """What every reason for a trainer's own record of its best starts with (HF's, Lightning's)."""
 OVER_BUDGET = "over budget"
 NO_RULE = "no retention rule applies"
@@ -859,10 +862,7 @@ def decide_run(
     if any(map(_TRAINER_BEST, units)):
         for unit in units:
             if unit.trainer_best:
-                monitor = unit.best_monitor
-                unit.reasons.append(
-                    TRAINER_BEST if monitor is None else lightning_best_reason(monitor)
-                )
+                unit.reasons.append(trainer_best_reason(unit))
     if pinned_among is not None:
         for index in pinned_among(units):
             units[index].reasons.insert(0, PINNED)
@@ -932,6 +932,15 @@ def dead_session_reason(step: int) -> str:
         f"a dead session's: the training was resumed from an earlier checkpoint and its"
         f" current session is at step {step}"
     )
+
+
+def trainer_best_reason(unit: Candidate) -> str:
+    """Why a unit the trainer calls its best is kept: the HF Trainer's state names a
+    ``checkpoint-N/`` folder, a Lightning ModelCheckpoint's a file by its monitor, and a
+    file with no such state is so by its name."""
+    if unit.best_monitor is not None:
+        return lightning_best_reason(unit.best_monitor)
+    return TRAINER_BEST if unit.is_dir else TRAINER_BEST_NAMED
 
 
 def lightning_best_reason(monitor: str) -> str:
