@@ -27,6 +27,7 @@ from store.frameworks.flatten import MAX_COUNT, MAX_KEYS, Note, report
 from store.frameworks.model import Loaded, RunSpec
 from store.frameworks.registry import Framework
 from store.safeparse import load_json
+from store.safezip import open_zip
 
 FRAMEWORK = "comet"
 DEFAULT_DIR = ".cometml-runs"
@@ -73,7 +74,7 @@ def load(root: RootLike, spec: RunSpec) -> Loaded:
     out = Loaded()
     out.meta["run_id"] = spec.run_key
     try:
-        with _io.open_stream(root, spec.path) as stream, zipfile.ZipFile(stream) as archive:
+        with _io.open_stream(root, spec.path) as stream, open_zip(stream) as archive:
             experiment = _member(archive, "experiment.json", 1024 * 1024)
             messages = _member(archive, "messages.json", _MESSAGES_CAP)
     except (_io.ReadError, OSError, zipfile.BadZipFile, RuntimeError, ValueError, EOFError) as exc:

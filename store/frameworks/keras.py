@@ -23,6 +23,7 @@ from store.frameworks.flatten import flatten
 from store.frameworks.model import Loaded, RunSpec
 from store.frameworks.registry import Checkpoints, Framework, NumberedName, SeriesSource
 from store.safeparse import load_json
+from store.safezip import open_zip
 
 FRAMEWORK = "keras"
 MODEL_SUFFIXES = (".keras", ".h5")
@@ -113,7 +114,7 @@ def _read_archive_config(root: RootLike, rel: str, out: Loaded) -> None:
         out.warn(str(exc))
         return
     try:
-        with stream, zipfile.ZipFile(stream) as archive:
+        with stream, open_zip(stream) as archive:
             info = archive.getinfo("config.json")
             if info.file_size > _MAX_CONFIG:
                 out.warn(f"{rel}: config.json larger than {_MAX_CONFIG} bytes, not read")

@@ -41,6 +41,7 @@ from store.inspect.pickle_scan import SCAN_LIMIT, PickleScan, scan_bytes, scan_s
 from store.inspect.pickle_scan import Global as _Global
 from store.root import NotAFile, NotFound, Reader, Root, RootError
 from store.root.local import LocalReader
+from store.safezip import ZipTooLargeError, open_zip
 
 __all__ = [
     "FORMATS",
@@ -1136,7 +1137,9 @@ def _moved_directory(handle: BoundedFile, archive: zipfile.ZipFile) -> tuple[str
 def _zip(handle: BoundedFile) -> Inspection:
     handle.seek(0)
     try:
-        archive = zipfile.ZipFile(handle)
+        archive = open_zip(handle)
+    except ZipTooLargeError as exc:  # not read, so not known to be broken either
+        return _broken_zip(handle, exc, integrity=None)
     except (
         zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError,
         NotImplementedError, struct.error,
@@ -1480,29 +1483,34 @@ def _torch_zip(
     return _merge_scans("torch-zip", scans, summary, integrity, tuple(extra))
 
 
-def _broken_zip(handle: BoundedFile, exc: BaseException) -> Inspection:
-    """A zip without a readable central directory; salvage the first stored pickle entry."""
-    integrity = "truncated: zip central directory missing"
+def _broken_zip(
+    handle: BoundedFile,
+    exc: BaseException,
+    integrity: str | None = "truncated: zip central directory missing",
+) -> Inspection:
+    """A zip without a readable central directory; salvage the first stored pickle entry.
+    ``integrity`` None: the directory went unread (over a cap), so the verdict is at least
+    unknown rather than corrupt."""
+    floor = "corrupt" if integrity else "unknown"
     head = handle.read_at(0, 30)
     if len(head) < 30 or not head.startswith(b"PK\x03\x04"):
-        return Inspection("zip", "corrupt", (str(exc),), integrity=integrity)
+        return Inspection("zip", floor, (str(exc),), integrity=integrity)
     method = int.from_bytes(head[8:10], "little")
     size = int.from_bytes(head[18:22], "little")
     name_len = int.from_bytes(head[26:28], "little")
     extra_len = int.from_bytes(head[28:30], "little")
     name = handle.read_at(30, name_len).decode("utf-8", "backslashreplace")
     fmt = "torch-zip" if re.search(r"(^|/)(data|constants)\.pkl$", name) else "zip"
-    reasons = [f"{integrity} ({' '.join(str(exc).split())[:120]})"]
+    why = " ".join(str(exc).split())[:120]
+    reasons = [f"{integrity} ({why})" if integrity else f"unknown: {why}"]
     if name.endswith(".pkl") and method == 0 and size > 0:
         data = handle.read_at(30 + name_len + extra_len, min(size, SCAN_LIMIT))
         scan = scan_bytes(data)
         summary = _scan_summary(scan)
         summary["salvaged_entry"] = name
         result = _verdict_inspection(fmt, scan, summary, tuple(reasons), integrity)
-        if result.verdict != "dangerous":
-            result = replace(result, verdict="corrupt")
-        return result
-    return Inspection(fmt, "corrupt", tuple(reasons), integrity=integrity)
+        return replace(result, verdict=worst_verdict(result.verdict, floor))
+    return Inspection(fmt, floor, tuple(reasons), integrity=integrity)
 
 
 def _npz(

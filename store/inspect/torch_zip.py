@@ -19,9 +19,8 @@ from dataclasses import dataclass
 
 from store.inspect.pickle_scan import SCAN_LIMIT, PickleScan, scan_bytes
 from store.root.stream import Ranged, ReaderStream
+from store.safezip import open_zip
 
-MAX_ENTRIES = 500_000
-"""Zip entries of one checkpoint; a bigger directory is refused before anything is read."""
 MAX_PICKLE_BYTES = SCAN_LIMIT
 """``data.pkl`` beyond this is refused (weights live in ``data/``, not in the pickle)."""
 ZIP_MAGIC = b"PK\x03\x04"
@@ -134,10 +133,8 @@ def _read(
     pickle_limit: int = MAX_PICKLE_BYTES,
 ) -> TorchZip:
     try:
-        with stream_of() as stream, zipfile.ZipFile(stream) as archive:
+        with stream_of() as stream, open_zip(stream) as archive:
             infos = archive.infolist()
-            if len(infos) > MAX_ENTRIES:
-                raise TorchZipError(f"more than {MAX_ENTRIES} zip entries")
             entries: dict[str, zipfile.ZipInfo] = {}
             for info in infos:
                 if info.filename in entries:
