@@ -29,10 +29,10 @@ from store.retention.candidates import (
     _checkpoint_folder_end,
     _decode,
     _name_metric_reader,
+    _name_numbers,
     _numbers_of,
     _unnumbered_best,
     load_runs,
-    parse_numbers,
 )
 from store.retention.plan import (
     LIVE_NEWEST,
@@ -59,7 +59,11 @@ from store.retention.policy import KeepRules, Policy, format_age
 
 
 def order_units(units: list[Candidate]) -> list[Candidate]:
-    """One run's units oldest first, with a key function per unit as it reads."""
+    """One run's units oldest first, with a key function per unit as it reads; those
+    numbered past 64 bits first, by path."""
+    untrusted = sorted((u for u in units if u.untrusted), key=lambda u: u.path)
+    if untrusted:
+        return [*untrusted, *order_units([u for u in units if not u.untrusted])]
     numbered = [u for u in units if not u.is_last and not _unnumbered_best(u)]
     if numbered and all(u.step is not None for u in numbered):
         return sorted(
@@ -196,7 +200,7 @@ def candidates_for_root(
         path = _decode(path_blob)
         name = path[path.rfind("/") + 1 :]
         lower = name.lower()
-        step, epoch, numbered = _numbers_of(numbers(lower))
+        step, epoch, numbered, untrusted = _numbers_of(numbers(lower))
         is_last = False
         if not numbered:
             if not lower.endswith(".ckpt"):
@@ -220,14 +224,14 @@ def candidates_for_root(
             digest,
         )
         unit.is_last = is_last
-        unit.step, unit.epoch = step, epoch
+        unit.step, unit.epoch, unit.untrusted = step, epoch, untrusted
     ordered: dict[int, list[Candidate]] = {}
     for run_id, units in sorted(by_run.items(), key=lambda item: runs[item[0]].path):
         run_metric = metric(runs[run_id]) if callable(metric) else metric
         from_name = _name_metric_reader(run_metric) if run_metric else None
         for unit in units.values():
             if unit.is_dir:
-                unit.step, unit.epoch = parse_numbers(unit.name)
+                unit.step, unit.epoch, unit.untrusted = _name_numbers(unit.name)
             if from_name is not None:
                 found = from_name(unit.name)
                 if found is not None:

@@ -271,6 +271,39 @@ def test_checkpoint_100_is_newer_than_checkpoint_20(tmp_path: Path) -> None:
     db.conn.close()
 
 
+HUGE = "9" * 23
+"""A checkpoint number past 64 bits: no step or epoch any framework saves at."""
+
+
+@pytest.mark.parametrize(
+    ("framework", "real", "bogus"),
+    [
+        ("hf-trainer", "checkpoint-500/model.safetensors", f"checkpoint-{HUGE}/x.json"),
+        ("generic", "step_500.pt", f"step_{HUGE}.pt"),
+        ("generic", "epoch=3-step=500.ckpt", f"epoch=4-step={HUGE}.ckpt"),
+        ("keras", "weights.05.h5", f"weights.{HUGE}.h5"),
+    ],
+)
+def test_a_number_past_64_bits_is_never_the_newest(
+    tmp_path: Path, framework: str, real: str, bogus: str
+) -> None:
+    """A hostile name's number is not trusted to say it is new: keep-last keeps the real
+    checkpoint, the plan orders the other oldest and says why."""
+    root = tmp_path / "root"
+    write(root / "run" / real, b"real weights", age=2 * DAY)
+    write(root / "run" / bogus, b"{}", age=60.0)  # written last, too
+    db = new_db(tmp_path)
+    index_tree(db, root, {"run": (framework, "finished")})
+    plan = make_plan(db, [root], from_flags(keep_last=1), time.time())
+    by_name = {u.path.split("/")[1]: u for u in plan.items}
+    kept = {name for name, unit in by_name.items() if unit.keep}
+    assert kept == {real.split("/")[0]}
+    (said,) = [w for w in plan.warnings if "past 64 bits" in w]
+    assert said.startswith("run: 1 checkpoint(s) numbered past 64 bits")
+    assert (by_name[bogus.split("/")[0]].step, by_name[bogus.split("/")[0]].epoch) == (None, None)
+    db.conn.close()
+
+
 def test_order_by_step_alone_is_the_full_keys_order() -> None:
     """``order_units`` orders by the step alone only when that cannot differ from
     ``sort_key_factory``'s key: random runs, some with a last unit or steps that repeat."""

@@ -17,7 +17,7 @@ from store.frameworks._context import DetectContext
 from store.frameworks._io import RootLike
 from store.frameworks.flatten import flatten
 from store.frameworks.model import Loaded, RunSpec
-from store.frameworks.registry import Framework
+from store.frameworks.registry import STEP_LIMIT, Framework
 
 FRAMEWORK = "hf-trainer"
 CHECKPOINT_DIR = re.compile(r"^checkpoint-(\d+)$")
@@ -43,10 +43,6 @@ def detect(ctx: DetectContext) -> list[RunSpec]:
 def _is_hf_checkpoint(ctx: DetectContext, rel: str) -> bool:
     files = ctx.entry(rel).files
     return bool(files & {"trainer_state.json", "training_args.bin", "optimizer.pt", "scheduler.pt"})
-
-
-STEP_LIMIT = 1 << 63
-"""A checkpoint number from here up is no step a Trainer saved at (its steps are int64)."""
 
 
 def checkpoints(root: RootLike, folder: str) -> list[str]:

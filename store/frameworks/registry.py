@@ -25,12 +25,24 @@ Load = Callable[[RootLike, RunSpec], Loaded]
 LoadInto = Callable[[RootLike, RunSpec, Loaded], None]
 
 
+STEP_LIMIT = 1 << 63
+"""A checkpoint number from here up is no step or epoch a framework saved at (theirs are
+int64): a name carrying one is not trusted to say it is new."""
+
+
+def untrusted_number(digits: str) -> bool:
+    """Whether a checkpoint name's number is past 64 bits; the usual one, up to 18 digits,
+    costs a length test (retention reads every checkpoint name)."""
+    return len(digits) > 18 and int(digits) >= STEP_LIMIT
+
+
 @dataclass(frozen=True)
 class NumberedName:
     """A checkpoint file name that carries its number in a framework's own way."""
 
     pattern: re.Pattern[str]
-    """Matched on the lower-cased file name; group 1 is the number."""
+    """Matched on the lower-cased file name; group 1 is the number (its digits; one past
+    64 bits is not trusted, ``untrusted_number``)."""
     counts: Literal["step", "epoch"]
     any_run: bool = False
     """Also in other frameworks' runs (a name no other library writes); else only in its own."""

@@ -28,7 +28,7 @@ import sqlite_utils
 
 from store.csvrows import csv_reader
 from store.frameworks import registry
-from store.frameworks.registry import Checkpoints, NumberedName, SeriesSource
+from store.frameworks.registry import Checkpoints, NumberedName, SeriesSource, untrusted_number
 from store.paths import display, unkey
 from store.retention.rowpump import PlanBlock, plan_block
 from store.root import is_url
@@ -216,6 +216,9 @@ class Candidate:
     best_monitor: str | None = None
     """Set (with ``trainer_best``) when a Lightning ModelCheckpoint's ``best_model_path``
     names this unit: the metric it monitors (``_attach_lightning_best``)."""
+    untrusted: bool = False
+    """Its name's number is past 64 bits (``registry.untrusted_number``): no step or epoch a
+    framework saves at, so not one to order by; such units come first (``order_units``)."""
 
     @property
     def name(self) -> str:
@@ -239,12 +242,22 @@ a checkpoint folder: a row of ``_ROWS`` whose parent is not NULL."""
 
 
 def parse_numbers(name: str) -> tuple[int | None, int | None]:
-    """(step, epoch) from a checkpoint's file or folder name; None where absent."""
+    """(step, epoch) from a checkpoint's file or folder name; None where absent, or past
+    64 bits."""
+    step, epoch, _ = _name_numbers(name)
+    return step, epoch
+
+
+def _name_numbers(name: str) -> tuple[int | None, int | None, bool]:
+    """``parse_numbers``, and whether the name's number was past 64 bits (not trusted)."""
     folder = _CKPT_DIR.match(name)
     if folder:
-        return int(folder.group(1)), None
-    step, epoch, _ = _numbers_of(_NUMBERS.findall(name.lower()))
-    return step, epoch
+        digits = folder.group(1)
+        if untrusted_number(digits):
+            return None, None, True
+        return int(digits), None, False
+    step, epoch, _, untrusted = _numbers_of(_NUMBERS.findall(name.lower()))
+    return step, epoch, untrusted
 
 
 def is_checkpoint_name(name: str) -> bool:
@@ -306,17 +319,23 @@ def _unnumbered_best(unit: Candidate) -> bool:
 
 
 def order_units(units: list[Candidate]) -> list[Candidate]:
-    """The units of one run, oldest first."""
+    """The units of one run, oldest first; those whose number is past 64 bits before all
+    (by path): a hostile name must not make a unit the newest, nor its mtime."""
     steps = list(map(_STEP, units))
     if None not in steps and len(set(steps)) == len(steps) and True not in map(_IS_LAST, units):
         # the usual run: distinct steps and no last, so ``sort_key_factory``'s key never
         # looks past the step; ordering by it alone compares ints, not tuples
         return sorted(units, key=_STEP)
+    if True in map(_UNTRUSTED, units):
+        untrusted = sorted([u for u in units if u.untrusted], key=_PATH_OF)
+        return [*untrusted, *order_units([u for u in units if not u.untrusted])]
     return sorted(units, key=sort_key_factory(units))
 
 
 _STEP = attrgetter("step")
 _IS_LAST = attrgetter("is_last")
+_UNTRUSTED = attrgetter("untrusted")
+_PATH_OF = attrgetter("path")
 
 
 def load_runs(db: sqlite_utils.Database, root_id: int, root: str) -> dict[int, RunInfo]:
@@ -417,7 +436,9 @@ def candidates_for_root(
 
     folder_rows: list[FolderRow] = [] if folder_rows_out is None else folder_rows_out
     loose_parents: list[bytes] = []
-    folder_numbers: dict[str, tuple[int | None, int | None]] = {}
+    folder_numbers: dict[str, tuple[int | None, int | None, bool]] = {}
+    untrusted_runs: set[int] = set()
+    """Runs with a unit whose number is past 64 bits (said in ``warnings``)."""
     holds_bytes: set[tuple[int, str]] = set()
     """(run, checkpoint folder) pairs with a file that is no link: a folder of links only
     (checkpoint-2/ linking checkpoint-1's weights) is a link, not a unit."""
@@ -443,7 +464,7 @@ def candidates_for_root(
             name = unit_path[unit_path.rfind("/") + 1 :]
             numbers = folder_numbers.get(name)
             if numbers is None:
-                numbers = folder_numbers[name] = parse_numbers(name)
+                numbers = folder_numbers[name] = _name_numbers(name)
             unit = units[unit_path] = Candidate(
                 root,
                 run_id,
@@ -460,6 +481,9 @@ def candidates_for_root(
                 numbers[0],
                 numbers[1],
             )
+            if numbers[2]:
+                unit.untrusted = True
+                untrusted_runs.add(run_id)
             found = metric_from(metric_of(run_id), name)
             if found is not None:
                 unit.metric, unit.metric_name = found
@@ -517,7 +541,7 @@ def candidates_for_root(
             kinds: Iterable[str] = _repeat("file", count)
         else:
             kinds = ["file" if ftype is None else ftype for ftype in ftypes]
-        steps, epochs, lasts, values, sources, bests, read_as = zip(*found, strict=True)
+        steps, epochs, lasts, values, sources, bests, read_as, untrusted = zip(*found, strict=True)
         made = list(
             map(
                 Candidate,
@@ -544,6 +568,10 @@ def candidates_for_root(
         if read_as.count(None) != count:  # a value read under another name than asked
             for unit, name_read in zip(made, read_as, strict=True):
                 unit.metric_name = name_read
+        if True in untrusted:  # a number past 64 bits: ordered first, said
+            untrusted_runs.add(run_id)
+            for unit, flag in zip(made, untrusted, strict=True):
+                unit.untrusted = flag
         units = file_made.get(run_id)
         if units is None:
             file_made[run_id] = made
@@ -617,6 +645,8 @@ def candidates_for_root(
             made = _one_unit_per_path(made)
         run_metric = metric_of(run_id)
         made = _attach_trainer_state(runs[run_id], order_units(made), run_metric)
+        if run_id in untrusted_runs and warnings is not None:
+            _warn_untrusted(runs[run_id], made, warnings)
         _attach_lightning_best(runs[run_id], made, states, reads_state)
         if run_metric is not None and None in [unit.metric for unit in made]:
             # each of these reads only when some unit has no value yet
@@ -632,6 +662,18 @@ def candidates_for_root(
             " not kept for it"
         )
     return ordered
+
+
+def _warn_untrusted(run: RunInfo, units: list[Candidate], warnings: list[str]) -> None:
+    """Say the units of ``run`` whose number is past 64 bits, which ``order_units`` put first."""
+    untrusted = [unit for unit in units if unit.untrusted]
+    if untrusted:
+        warnings.append(
+            f"{display(run.path) or '.'}: {len(untrusted)} checkpoint(s) numbered past 64"
+            f" bits, no step or epoch a framework saves at ({display(untrusted[0].name)}):"
+            " ordered oldest,"
+            " not taken for the newest"
+        )
 
 
 _FETCH_ROWS = 4096
@@ -702,10 +744,10 @@ def checkpoint_links(db: sqlite_utils.Database, root_id: int) -> list[tuple[int,
     return [(int(r), _decode(bytes(p)), None if t is None else str(t)) for r, p, t in rows]
 
 
-_Verdict = tuple[int | None, int | None, bool, float | None, str | None, bool, str | None]
+_Verdict = tuple[int | None, int | None, bool, float | None, str | None, bool, str | None, bool]
 """A checkpoint file's step, epoch, is_last, metric, metric_source and trainer_best (the
 trailing fields of its ``Candidate`` in their order, made positionally), then its
-``metric_name``."""
+``metric_name`` and ``untrusted``."""
 
 
 def _file_verdict(
@@ -721,7 +763,7 @@ def _file_verdict(
     parsed = _parse_file_name(name, framework, rules)
     if parsed is None:
         return None
-    step, epoch, is_last, is_best = parsed
+    step, epoch, is_last, is_best, untrusted = parsed
     if own is not None and own.counts_epochs and epoch is None and step is not None:
         step, epoch = None, step  # timm's checkpoint-<epoch>.pth.tar
     trainer_best = is_best or (
@@ -729,36 +771,39 @@ def _file_verdict(
     )
     found = reader(name) if reader is not None else None
     if found is None:
-        return step, epoch, is_last, None, None, trainer_best, None
-    return step, epoch, is_last, found[0], "file name", trainer_best, found[1]
+        return step, epoch, is_last, None, None, trainer_best, None, untrusted
+    return step, epoch, is_last, found[0], "file name", trainer_best, found[1], untrusted
 
 
 def _parse_file_name(
     name: str, framework: str, rules: _NameRules
-) -> tuple[int | None, int | None, bool, bool] | None:
-    """(step, epoch, is_last, is_best) of a checkpoint file's name, or None when it is none.
+) -> tuple[int | None, int | None, bool, bool, bool] | None:
+    """(step, epoch, is_last, is_best, untrusted) of a checkpoint file's name, or None when
+    it is none; untrusted: its number is past 64 bits, and neither step nor epoch.
 
     An epoch or step word wins; then every framework's last and best names, then the
     numbered names any run may hold (Detectron2's), then those of the run's own framework
     (Keras' ModelCheckpoint names count epochs from their first number; no other's do).
     """
     lower = name.lower()
-    step, epoch, numbered = _numbers_of(_NUMBERS.findall(lower))
+    step, epoch, numbered, untrusted = _numbers_of(_NUMBERS.findall(lower))
     if numbered:
-        return step, epoch, False, False
+        return step, epoch, False, False, untrusted
     if lower in rules.last:
-        return None, None, True, False
+        return None, None, True, False, False
     if lower in rules.best:
-        return None, None, False, True
+        return None, None, False, True, False
     for named in (*rules.any_run, *rules.own.get(framework, ())):
         if (found := named.pattern.match(lower)) is not None:
-            number = int(found.group(1))
+            digits = found.group(1)
+            if untrusted_number(digits):
+                return None, None, False, False, True
             if named.counts == "step":
-                return number, None, False, False
-            return None, number, False, False
+                return int(digits), None, False, False, False
+            return None, int(digits), False, False, False
     if not lower.endswith(".ckpt"):
         return None
-    return None, None, _LAST.match(name) is not None, False
+    return None, None, _LAST.match(name) is not None, False, False
 
 
 def checkpoint_folder_rows(db: sqlite_utils.Database, root_id: int) -> list[FolderRow]:
@@ -824,17 +869,29 @@ def _outermost_unit(folders: dict[str, Candidate], parent: str) -> Candidate | N
     return None
 
 
-def _numbers_of(found: list[tuple[str, str]]) -> tuple[int | None, int | None, bool]:
-    """(step, epoch, any checkpoint number at all) from ``_NUMBERS`` matches."""
-    step: int | None = None
-    epoch: int | None = None
+def _numbers_of(found: list[tuple[str, str]]) -> tuple[int | None, int | None, bool, bool]:
+    """(step, epoch, any checkpoint number at all, one of them past 64 bits) from
+    ``_NUMBERS`` matches; with one past 64 bits neither: the name orders nothing."""
+    step: str | None = None
+    epoch: str | None = None
     for word, number in found:
         if word in _STEP_WORDS:
             if step is None:
-                step = int(number)
+                step = number
         elif word in _EPOCH_WORDS and epoch is None:
-            epoch = int(number)
-    return step, epoch, step is not None or epoch is not None
+            epoch = number
+    if step is None and epoch is None:
+        return None, None, False, False
+    if (step is not None and untrusted_number(step)) or (
+        epoch is not None and untrusted_number(epoch)
+    ):
+        return None, None, True, True
+    return (
+        None if step is None else int(step),
+        None if epoch is None else int(epoch),
+        True,
+        False,
+    )
 
 
 _NAME_READERS: dict[str, Callable[[str], NameMetric | None]] = {}
