@@ -153,15 +153,15 @@ class ObjectIndexer(Indexer):
             if not defer_summaries:
                 self.object_root.release_listing()
 
-    def fill_summaries(self) -> int:
+    def fill_summaries(self, *, limit: int | None = None) -> int:
         """As ``Indexer.fill_summaries``, with the runs' small files read ``READ_WORKERS``
         runs at a time (one at a time, a cold index waits a round trip per GET), and before
         the write transaction opens: a folder watcher writing the same index beside a
         bucket's poller never waits on the bucket's round trips."""
         try:
-            self.runs.read_pending(workers=READ_WORKERS)
+            self.runs.read_pending(workers=READ_WORKERS, limit=limit)
             with self.runs.in_step(), write_transaction(self.db) as conn:
-                return self.runs.fill_pending(conn, self.clock())
+                return self.runs.fill_pending(conn, self.clock(), limit=limit)
         finally:
             self.object_root.release_listing()
 

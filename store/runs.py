@@ -670,11 +670,14 @@ class RunSync:
         (``fill_pending`` right after the scan) to use while nothing has written since."""
         self._kept_totals = (change_token(conn), dict(totals))
 
-    def fill_pending(self, conn: sqlite3.Connection, now: float, *, workers: int = 1) -> int:
+    def fill_pending(
+        self, conn: sqlite3.Connection, now: float, *, workers: int = 1, limit: int | None = None
+    ) -> int:
         """Read the summaries a deferred refresh left pending; returns how many.  With
         ``workers`` above 1 the pending runs' files are read that many at a time first (an
-        object store answers each small read after a round trip, not from a page cache)."""
-        pending = self._pending(conn)
+        object store answers each small read after a round trip, not from a page cache).
+        ``limit``: read at most that many (the watcher's batches, between its events)."""
+        pending = self._pending(conn, limit)
         if not pending:
             return 0
         self.mark_dirty(pending)
@@ -683,23 +686,24 @@ class RunSync:
         self.refresh(conn, now)
         return len(pending)
 
-    def read_pending(self, *, workers: int) -> None:
-        """Read the pending runs' files now, ``workers`` runs at a time, for the next
-        ``fill_pending`` (with one worker) to use: a caller whose reads are round trips
-        makes them before it opens the write transaction, not while it holds it."""
-        pending = self._pending(self.db.conn)
+    def read_pending(self, *, workers: int, limit: int | None = None) -> None:
+        """Read the pending runs' files now (at most ``limit`` runs'), ``workers`` runs at a
+        time, for the next ``fill_pending`` (with one worker) to use: a caller whose reads
+        are round trips makes them before it opens the write transaction, not while it
+        holds it."""
+        pending = self._pending(self.db.conn, limit)
         if pending:
             self._read_pending(pending, workers)
             assert self._ahead is not None and self._ahead[0] is not None
             self._ahead[0].join()
 
-    def _pending(self, conn: sqlite3.Connection) -> list[int]:
+    def _pending(self, conn: sqlite3.Connection, limit: int | None = None) -> list[int]:
         pending = [
             int(r[0])
             for r in conn.execute(
                 "SELECT id FROM runs WHERE root_id = ?"
-                " AND json_extract(meta, '$.summary_pending') IS NOT NULL",
-                [self.root_id],
+                " AND json_extract(meta, '$.summary_pending') IS NOT NULL ORDER BY id LIMIT ?",
+                [self.root_id, -1 if limit is None else limit],
             )
         ]
         if pending and not self._specs:

@@ -1617,11 +1617,11 @@ class Indexer:
         rows += [(EventKind.REMOVED, rid, r[2], r[1]) for r in removed]  # type: ignore[misc]
         write.add_events(c, now, rows)
 
-    def fill_summaries(self) -> int:
-        """Read the run summaries a ``defer_summaries`` scan left pending, in one
-        transaction; returns how many runs were filled."""
+    def fill_summaries(self, *, limit: int | None = None) -> int:
+        """Read the run summaries a ``defer_summaries`` scan (or a migration) left pending,
+        in one transaction, at most ``limit`` of them; returns how many runs were filled."""
         with self.runs.in_step(), write_transaction(self.db) as conn:
-            return self.runs.fill_pending(conn, self.clock())
+            return self.runs.fill_pending(conn, self.clock(), limit=limit)
 
     # -- hashing -------------------------------------------------------------------------
 

@@ -30,6 +30,7 @@ import watchdog.observers.inotify
 import watchdog.observers.inotify_c as inotify_c
 
 import store.index.db
+import store.index.write
 import store.runs
 import store.scan
 import store.watch.watcher as watcher_module
@@ -608,6 +609,50 @@ def test_runs_turn_from_live_when_quiet(
         (version / "metrics.csv").write_text("step,loss\n1,0.5\n")
         wait_for(lambda: "live" in statuses(), what="a live run")
         wait_for(lambda: "live" not in statuses(), what="run no longer live")
+
+
+def summaries(db_path: Path) -> dict[bytes, tuple[str, bool]]:
+    """Each run's params (JSON) and whether its summary is still pending."""
+    db = open_db(db_path, readonly=True)
+    try:
+        return {
+            bytes(p): (params, pending is not None)
+            for p, params, pending in db.execute(
+                "SELECT path, params, json_extract(meta, '$.summary_pending') FROM runs"
+            )
+        }
+    finally:
+        db.close()
+
+
+def test_summaries_left_pending_are_read_by_the_watcher(
+    root: Path, db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An index whose runs a migration (or a cold load) left pending, and that only the
+    watcher writes from then on: their params were never read, whatever it waited.  It
+    reads them a few at a time, events handled between."""
+    monkeypatch.setattr(watcher_module, "SUMMARY_BATCH", 2)
+    for number in range(5):
+        version = root / "lightning_logs" / f"version_{number}"
+        version.mkdir(parents=True)
+        (version / "hparams.yaml").write_text(f"lr: 0.{number}\n")
+    db = open_db(db_path)
+    try:
+        Indexer(db, root).scan()
+        with db.conn:  # as ``m006`` leaves them, with nothing read yet
+            db.conn.execute("UPDATE runs SET params = '{}'")
+            store.index.write.read_every_run_again(db.conn)
+    finally:
+        db.conn.close()
+    assert set(summaries(db_path).values()) == {("{}", True)}
+    expected = {
+        f"lightning_logs/version_{n}".encode(): (f'{{"lr": 0.{n}}}', False) for n in range(5)
+    }
+    with watching(db_path, root, hash_files=False):
+        (root / "run1" / "model.safetensors").write_bytes(b"\x00" * 8)
+        wait_for(
+            lambda: summaries(db_path) == expected | {b"run1": ('{"lr": 0.1}', False)}, what="read"
+        )
 
 
 # -- one writer, many readers, crashes ---------------------------------------------------

@@ -136,6 +136,9 @@ RETRY_MAX = 60.0
 """A root whose index update failed (a full disk, a locked or damaged index) is rescanned
 after ``RETRY_SECONDS``, twice as long after each further failure, at most this long: a
 whole-root reconcile every few seconds would keep a core busy while nothing can be written."""
+SUMMARY_BATCH = 16
+"""Pending run summaries read in one transaction between event batches: a migration marks
+every run pending, and reading them all at once would hold events back for minutes."""
 HASH_BATCH = 16
 HASH_IDLE_WAIT = 30.0
 HASH_PENDING_WAIT = 2.5
@@ -214,6 +217,11 @@ class _Root:
     anew, so nothing is rescanned every pass."""
     unreadable_seen: set[bytes] = field(default_factory=set)
     """The records met since the pass over them began again (prunes ``unreadable_tried``)."""
+    summaries_pending: bool = False
+    """Run summaries may be pending (a migration, a cold load, a first scan stopped early):
+    the worker reads them a batch at a time (``SUMMARY_BATCH``) after a reconcile, as
+    ``artlens index`` does after its scan; nothing else would, in an index only a watcher
+    writes."""
     trash_changed: bool = False
     """Something changed in the root's trash (``TRASH_NAME``): another process trashed,
     restored or purged through the filesystem only, while this watcher writes the index.
@@ -848,11 +856,14 @@ class Watcher:
         next_identity = next_status = next_health = time.monotonic()
         next_unreadable = next_identity + UNREADABLE_EVERY
         while not self._stopping.is_set():
-            batch, events = self._batcher.take(TICK_SECONDS)
+            filling = any(root.summaries_pending for root in self._roots)
+            batch, events = self._batcher.take(0.0 if filling else TICK_SECONDS)
             if self._stopping.is_set():
                 break
             if batch:
                 self._apply(batch, events)
+            if filling:
+                self._fill_summaries()
             self._record_trash_changes()
             now = time.monotonic()
             if now >= next_identity:
@@ -981,6 +992,7 @@ class Watcher:
                     with self._state:
                         root.last_reconcile = time.time()
                         root.last_reconcile_mono = time.monotonic()
+                    root.summaries_pending = True
                     done = reports[-1]
                     result.rescanned[path] = {
                         "added": done.added,
@@ -1040,6 +1052,28 @@ class Watcher:
             with self._state:
                 root.last_reconcile = time.time()
                 root.last_reconcile_mono = time.monotonic()
+            root.summaries_pending = True
+
+    def _fill_summaries(self) -> None:
+        """Read one batch of pending run summaries (``summaries_pending``) of the first root
+        that has some; a root whose summaries cannot be read now is tried again after its
+        next reconcile, the failure said in its health."""
+        for root in self._roots:
+            if not root.summaries_pending:
+                continue
+            try:
+                filled = root.indexer.fill_summaries(limit=SUMMARY_BATCH)
+            except Exception as exc:
+                root.summaries_pending = False
+                self._problem(root, "summaries", f"run summaries not read: {exc}"[:300])
+                return
+            if "summaries" in root.problems:
+                self._problem(root, "summaries", None)
+            if filled < SUMMARY_BATCH:
+                root.summaries_pending = False
+            if filled:
+                self._committed()
+            return
 
     def _due_scans(self, root: _Root, now: float) -> None:
         if root.rewatch_at is not None and now >= root.rewatch_at:
