@@ -41,6 +41,27 @@ def test_an_object_with_long_lists_prints_as_the_same_json(
     assert len(out.splitlines()) > items
 
 
+def test_an_object_written_in_parts_is_the_text_it_was_as_one(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The parts are escaped one by one as the whole text was, and the keys and lists
+    joined as before: the bytes a script already parses do not change."""
+    value = {
+        "id": "\u00e9\x85\u2028\udce9",
+        "items": EncodedItems(['{"a": "\u2028\u00e9"}', '{"n": NaN}']),
+        "none": EncodedItems([]),
+        "runs": [0] * 101,
+        "x": [],
+    }
+    emit_json(value)
+    runs = ",\n    ".join(["0"] * 101)
+    assert capsys.readouterr().out == (
+        '{\n  "id": "\u00e9\\u0085\\u2028\\\\xe9",\n'
+        '  "items": [\n    {"a": "\\u2028\u00e9"},\n    {"n": "NaN"}\n  ],\n'
+        f'  "none": [],\n  "runs": [\n    {runs}\n  ],\n  "x": []\n}}\n'
+    )
+
+
 def test_a_small_object_is_indented_as_before(capsys: pytest.CaptureFixture[str]) -> None:
     value = {"a": [1, 2], "b": {"c": HOSTILE}}
     emit_json(value)
