@@ -21,6 +21,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from math import isfinite
 from operator import attrgetter
 from pathlib import Path
@@ -1190,22 +1191,21 @@ def _units_and_totals(
     """The root's units by run, and its bytes and link count: the rows read here and by
     the helper when there is one (``rowpump``), else read here in one pass.  What could
     not be read in time is said in ``warnings``."""
-    metric, reads_state = _run_metric(policy), _may_remove(policy)
+    units_of = partial(
+        candidates_for_root,
+        db,
+        root_id,
+        root,
+        runs=runs,
+        metric=_run_metric(policy),
+        folder_rows_out=folder_rows,
+        reads_state=_may_remove(policy),
+    )
     if pump is not None:
         with pump:
             said: list[str] = []
             try:
-                by_run = candidates_for_root(
-                    db,
-                    root_id,
-                    root,
-                    runs=runs,
-                    metric=metric,
-                    folder_rows_out=folder_rows,
-                    blocks=pump.row_blocks(),
-                    warnings=said,
-                    reads_state=reads_state,
-                )
+                by_run = units_of(blocks=pump.row_blocks(), warnings=said)
                 (total_bytes, links), *_ = pump.ones()
                 warnings += said
                 return by_run, (int(total_bytes), int(links))
@@ -1213,16 +1213,7 @@ def _units_and_totals(
                 # the helper sent what is not such rows: start again, reading them here
                 pump.taken = 0
                 folder_rows.clear()
-    by_run = candidates_for_root(
-        db,
-        root_id,
-        root,
-        runs=runs,
-        metric=metric,
-        folder_rows_out=folder_rows,
-        warnings=warnings,
-        reads_state=reads_state,
-    )
+    by_run = units_of(warnings=warnings)
     total_bytes, links = db.conn.execute(
         _TOTAL_SQL.format(source=artifacts_source(db.conn)), (root_id,)
     ).fetchone()
