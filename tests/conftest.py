@@ -185,6 +185,19 @@ def unprivileged_python() -> list[str]:
     return command
 
 
+def unprivileged_env(base: Path) -> dict[str, str]:
+    """The environment of an artlens run as nobody: this checkout importable, and its
+    home, cache, state and config under ``base``, which nobody may write."""
+    return {
+        **os.environ,
+        "PYTHONPATH": str(Path(__file__).resolve().parent.parent),
+        "HOME": str(base),
+        "ARTLENS_CACHE": str(base / "cache"),
+        "ARTLENS_STATE": str(base / "state.db"),
+        "ARTLENS_CONFIG": str(base / "config"),
+    }
+
+
 @pytest.fixture
 def lightning_index(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]:
     """A copy of the real Lightning output, indexed and hashed, with user state, plans and

@@ -736,7 +736,7 @@ def test_files_under_a_folder_one_side_could_not_list_are_unknown_not_added() ->
     from store.index.db import open_db
     from store.index.query import resolve_run
     from store.rundiff import diff_sides, run_verdict
-    from tests.conftest import unprivileged_python
+    from tests.conftest import unprivileged_env, unprivileged_python
 
     python = unprivileged_python() if os.geteuid() == 0 else [sys.executable]
     base = Path(tempfile.mkdtemp(prefix="artlens-diff-"))
@@ -757,14 +757,7 @@ def test_files_under_a_folder_one_side_could_not_list_are_unknown_not_added() ->
             text=True,
             timeout=120,
             cwd=REPO,
-            env={
-                **os.environ,
-                "PYTHONPATH": str(REPO),
-                "HOME": str(base),
-                "ARTLENS_CACHE": str(base / "cache"),
-                "ARTLENS_STATE": str(base / "state.db"),
-                "ARTLENS_CONFIG": str(base / "config"),
-            },
+            env=unprivileged_env(base),
             check=False,
         )
         assert ran.returncode == 0, ran.stderr

@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from store.integrity import check_paths, problem_for, run_problems
-from tests.conftest import unprivileged_python
+from tests.conftest import unprivileged_env, unprivileged_python
 from tui.cli import main
 
 REPO = Path(__file__).resolve().parent.parent
@@ -224,14 +224,7 @@ def _scan_as_nobody(base: Path, *args: str) -> subprocess.CompletedProcess[str]:
         text=True,
         timeout=120,
         cwd=REPO,
-        env={
-            **os.environ,
-            "PYTHONPATH": str(REPO),
-            "HOME": str(base),
-            "ARTLENS_CACHE": str(base / "cache"),
-            "ARTLENS_STATE": str(base / "state.db"),
-            "ARTLENS_CONFIG": str(base / "config"),
-        },
+        env=unprivileged_env(base),
         check=False,
     )
 
