@@ -25,7 +25,7 @@ from store.diff.binary import diff_binary
 from store.diff.structured import Change
 from store.diff.tensors import ITEMSIZE, FetchBudget, TensorDiff, TensorRef, compare_tensors
 from store.inspect import inspect_at, inspect_file
-from store.inspect.pickle_scan import Call, Global, Persistent
+from store.inspect.pickle_scan import PARAMETER_REBUILDS, Call, Global, Persistent
 from store.inspect.torch_zip import TorchZipError, read_torch_zip_at
 from store.inspect.torch_zip import read_torch_zip as read_archive
 
@@ -58,7 +58,6 @@ _TORCH_DTYPES = {
 }  # fmt: skip
 _REBUILD = {"torch._utils._rebuild_tensor", "torch._utils._rebuild_tensor_v2"}
 _REBUILD_V3 = "torch._utils._rebuild_tensor_v3"
-_PARAMETER = {"torch._utils._rebuild_parameter", "torch._utils._rebuild_parameter_with_state"}
 _STORAGE_KEY = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 
@@ -168,7 +167,7 @@ class _Mapper:
         if isinstance(value, Call) and isinstance(value.func, Global):
             dotted = value.func.dotted
             args = value.args if isinstance(value.args, tuple) else ()
-            if dotted in _PARAMETER and args:
+            if dotted in PARAMETER_REBUILDS and args:
                 self.walk(args[0], prefix, depth + 1)
                 self.parameter(prefix or "<tensor>", dotted, args, depth)
                 return
